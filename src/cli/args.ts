@@ -1,0 +1,37 @@
+/**
+ * Thin wrapper over node:util parseArgs that turns its exceptions into
+ * UsageErrors with one-line reasons.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from './io.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Parsed flags and positionals. */
+export interface ParsedArgs {
+  readonly values: Record<string, string | boolean | string[] | undefined>;
+  readonly positionals: string[];
+}
+
+/** Parses argv for `command`; `--help` is always accepted. */
+export function parseCommandArgs(command: string, argv: readonly string[], options: Options): ParsedArgs {
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as ParsedArgs['values'], positionals };
+  } catch (e) {
+    const message = (e as Error).message.replace(/\. To specify.*$/s, '').replace(/\n.*/s, '');
+    throw new UsageError(`${command}: ${message}. See "quantc ${command} --help".`);
+  }
+}
+
+/** Reads a string flag restricted to `choices`. */
+export function choice<T extends string>(command: string, flag: string, value: unknown, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`${command}: --${flag} must be one of ${choices.join(', ')}, not "${String(value)}".`);
+}

@@ -1,0 +1,66 @@
+/**
+ * `quantc` entry point: dispatches to one subcommand, loaded lazily so a
+ * `check` never pays for model or execution code.
+ */
+import { EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
+
+/** Subcommands in help order, each loaded on demand. */
+const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<Command> }>> = {
+};
+
+/** Version printed by `quantc --version` and recorded in saved plans. */
+export const QUANTC_VERSION = '0.1.0';
+
+function topHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    'quantc — a compiler for LLM quantization recipes',
+    '',
+    'Usage: quantc <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run "quantc <command> --help" for a command\'s options.',
+    '',
+  ].join('\n');
+}
+
+/** Default I/O: the process's streams. */
+export function processIo(): CliIo {
+  return {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    cwd: process.cwd(),
+    isTty: Boolean(process.stdout.isTTY),
+  };
+}
+
+/** Runs the CLI and returns the exit code. */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(topHelp());
+    return name === undefined ? EXIT_USAGE : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    io.stdout(`${QUANTC_VERSION}\n`);
+    return 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    io.stderr(`quantc: unknown command "${name}". Run "quantc --help" for the list.\n`);
+    return EXIT_USAGE;
+  }
+  const command = await entry.load();
+  try {
+    return await command.run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`quantc: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+}
