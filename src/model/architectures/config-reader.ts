@@ -1,0 +1,79 @@
+/**
+ * Typed reads of a `config.json` object, falling back to the config class
+ * defaults of transformers when a key is absent (published configs omit
+ * many of them), and collecting a diagnostic instead of throwing when a
+ * value is missing or has the wrong type.
+ */
+import { error, type Diagnostic } from '../../diagnostics.js';
+
+/** A raw config plus the defaults of its transformers config class. */
+export class ConfigReader {
+  readonly diagnostics: Diagnostic[] = [];
+
+  constructor(
+    readonly raw: Readonly<Record<string, unknown>>,
+    private readonly defaults: Readonly<Record<string, unknown>>,
+    private readonly modelType: string,
+  ) {}
+
+  /** The value of `key`: the config's own when present (even `null`), else the default. */
+  get(key: string): unknown {
+    return Object.prototype.hasOwnProperty.call(this.raw, key) ? this.raw[key] : this.defaults[key];
+  }
+
+  /** True when `key` is present with a non-null value (or has a non-null default). */
+  has(key: string): boolean {
+    const v = this.get(key);
+    return v !== undefined && v !== null;
+  }
+
+  /** A required integer; a missing or invalid value is reported and read as 1. */
+  int(key: string): number {
+    const v = this.get(key);
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+    this.diagnostics.push(
+      error(
+        'config-invalid-field',
+        v === undefined || v === null
+          ? `The ${this.modelType} config has no "${key}", which is needed to build the module tree.`
+          : `The ${this.modelType} config field "${key}" must be a non-negative integer, not ${JSON.stringify(v)}.`,
+      ),
+    );
+    return 1;
+  }
+
+  /** An optional integer: `undefined` when absent or null. */
+  optInt(key: string): number | undefined {
+    return this.has(key) ? this.int(key) : undefined;
+  }
+
+  /** A boolean, `fallback` when absent or null. */
+  bool(key: string, fallback: boolean): boolean {
+    const v = this.get(key);
+    return typeof v === 'boolean' ? v : fallback;
+  }
+
+  /** A string, `fallback` when absent or not a string. */
+  str(key: string, fallback: string): string {
+    const v = this.get(key);
+    return typeof v === 'string' ? v : fallback;
+  }
+
+  /** A list of integers, or `undefined` when absent, null or empty-but-invalid. */
+  intList(key: string): number[] | undefined {
+    const v = this.get(key);
+    return Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
+  }
+
+  /** A list of strings, or `undefined` when absent or null. */
+  strList(key: string): string[] | undefined {
+    const v = this.get(key);
+    return Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined;
+  }
+
+  /** The model's parameter dtype: `dtype`, else `torch_dtype`, else float32 (what `from_config` uses). */
+  dtype(): string {
+    const v = this.get('dtype') ?? this.get('torch_dtype');
+    return typeof v === 'string' && v !== 'auto' ? v.replace(/^torch\./, '') : 'float32';
+  }
+}
