@@ -18,8 +18,12 @@ import {
 
 /** Config keys that size a block (as written in `config.json`). */
 export interface MoeConfigKeys {
-  /** Routed experts per block, e.g. `n_routed_experts`. */
-  readonly numExperts: string;
+  /**
+   * Routed experts per block: the key published checkpoints use first, then
+   * the aliases the config class maps onto it (`attribute_map`), e.g.
+   * Qwen3-MoE's `num_experts` is stored as `num_local_experts`.
+   */
+  readonly numExperts: readonly string[];
   /** Experts chosen per token. */
   readonly topK: string;
   /** Intermediate size of one routed expert. */
@@ -93,7 +97,7 @@ const experts = (cls: string, layout: FusedLayout = DEFAULT_FUSED_LAYOUT): Exper
   layout,
 });
 
-const keys = (numExperts: string, intermediate: string): MoeConfigKeys => ({
+const keys = (numExperts: readonly string[], intermediate: string): MoeConfigKeys => ({
   numExperts,
   topK: 'num_experts_per_tok',
   intermediate,
@@ -118,7 +122,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: groupRouter('DeepseekV3TopkRouter'),
     experts: experts('DeepseekV3Experts'),
     sharedExperts: ['shared_experts'],
-    config: keys('n_routed_experts', 'moe_intermediate_size'),
+    config: keys(['n_routed_experts', 'num_local_experts'], 'moe_intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(legacy('CalibrationDeepseekV3MoE', true, false)),
@@ -129,7 +133,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: groupRouter('Glm4MoeTopkRouter'),
     experts: experts('Glm4MoeExperts'),
     sharedExperts: ['shared_experts'],
-    config: keys('n_routed_experts', 'moe_intermediate_size'),
+    config: keys(['n_routed_experts', 'num_local_experts'], 'moe_intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(legacy('CalibrationGlm4MoeMoE', false, false)),
@@ -140,7 +144,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: groupRouter('Glm4MoeLiteTopkRouter'),
     experts: experts('Glm4MoeLiteExperts'),
     sharedExperts: ['shared_experts'],
-    config: keys('n_routed_experts', 'moe_intermediate_size'),
+    config: keys(['n_routed_experts', 'num_local_experts'], 'moe_intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(legacy('CalibrationGlm4MoeLiteMoE', true, true)),
@@ -151,7 +155,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: groupRouter('GlmMoeDsaTopkRouter'),
     experts: experts('GlmMoeDsaExperts'),
     sharedExperts: ['shared_experts'],
-    config: keys('n_routed_experts', 'moe_intermediate_size'),
+    config: keys(['n_routed_experts', 'num_local_experts'], 'moe_intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(legacy('CalibrationGlmMoeDsaMoE', true, true)),
@@ -166,7 +170,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
       unpackedActFn: 'Sigmoid',
     },
     sharedExperts: [],
-    config: keys('num_local_experts', 'intermediate_size'),
+    config: keys(['num_local_experts', 'num_experts'], 'intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(null),
@@ -177,7 +181,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: { ...softmaxRouter('GraniteMoeTopKRouter', 'never', 'router'), kind: 'topk_softmax' },
     experts: experts('GraniteMoeExperts'),
     sharedExperts: [],
-    config: keys('num_local_experts', 'intermediate_size'),
+    config: keys(['num_local_experts'], 'intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(null),
@@ -190,7 +194,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     // `Llama4LinearExperts` for it explicitly with these flags.
     experts: experts('Llama4TextExperts', { kind: 'fused', isConcatenated: false, isTransposed: true, hasBias: false, hasGate: true }),
     sharedExperts: ['shared_expert'],
-    config: keys('num_local_experts', 'intermediate_size'),
+    config: keys(['num_local_experts'], 'intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(legacy('SequentialLlama4TextMoe', true, true), 'Llama4LinearExperts'),
@@ -201,7 +205,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: softmaxRouter('MixtralTopKRouter', 'always'),
     experts: experts('MixtralExperts'),
     sharedExperts: [],
-    config: keys('num_local_experts', 'intermediate_size'),
+    config: keys(['num_local_experts', 'num_experts'], 'intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(null),
@@ -212,7 +216,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: softmaxRouter('OlmoeTopKRouter', 'config:norm_topk_prob'),
     experts: experts('OlmoeExperts'),
     sharedExperts: [],
-    config: keys('num_experts', 'intermediate_size'),
+    config: keys(['num_experts', 'num_local_experts'], 'intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(null),
@@ -223,7 +227,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: { ...softmaxRouter('PhimoeTopKRouter', 'never', 'router'), kind: 'sparsemixer', isLinear: true },
     experts: experts('PhimoeExperts'),
     sharedExperts: [],
-    config: keys('num_local_experts', 'intermediate_size'),
+    config: keys(['num_local_experts'], 'intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(null),
@@ -235,7 +239,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     experts: experts('Qwen2MoeExperts'),
     sharedExperts: ['shared_expert'],
     sharedExpertGate: 'shared_expert_gate',
-    config: keys('num_experts', 'moe_intermediate_size'),
+    config: keys(['num_experts'], 'moe_intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(null),
@@ -246,7 +250,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     router: softmaxRouter('Qwen3MoeTopKRouter', 'config:norm_topk_prob'),
     experts: experts('Qwen3MoeExperts'),
     sharedExperts: [],
-    config: keys('num_experts', 'moe_intermediate_size'),
+    config: keys(['num_experts', 'num_local_experts'], 'moe_intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(legacy('CalibrationQwen3MoeSparseMoeBlock', false, false)),
@@ -258,7 +262,7 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     experts: experts('Qwen3NextExperts'),
     sharedExperts: ['shared_expert'],
     sharedExpertGate: 'shared_expert_gate',
-    config: keys('num_experts', 'moe_intermediate_size'),
+    config: keys(['num_experts'], 'moe_intermediate_size'),
     rewrite: 'unpack-fused-experts',
     permanent: true,
     llmCompressor: linearized(legacy('CalibrationQwen3NextSparseMoeBlock', false, false)),

@@ -40,8 +40,12 @@ export interface ResolvedRewrite {
   readonly rewrite: RewriteKind;
   /** The layout the rewrite assumes (fused flags for unpacking, or a ModuleList). */
   readonly layout: ExpertsLayout;
-  /** Where the rewrite came from. */
-  readonly source: 'declared' | 'builtin';
+  /**
+   * Where the rewrite came from: a recipe declaration, the built-in catalog,
+   * or `generic` for an unknown class whose experts are already Linear MLPs
+   * (routing every token needs no class-specific knowledge then).
+   */
+  readonly source: 'declared' | 'builtin' | 'generic';
   /** Class the unpacked experts module gets (llm-compressor main's name for it). */
   readonly linearExpertsClass: LinearExpertsClass;
   /** What each unpacked expert looks like (present for `unpack-fused-experts`). */
@@ -94,6 +98,7 @@ export function resolveMoeRewrites(tree: ModuleTree, settings: MoeSettings): Res
   const unsupported = new Map<string, string[]>();
   const usedDeclarations = new Set<string>();
   const overridden = new Set<string>();
+  const routedOnly = new Map<string, number>();
   for (const c of candidates) {
     const cls = classOf(tree, c.index).name;
     const declaration = declared.get(cls);
@@ -128,9 +133,26 @@ export function resolveMoeRewrites(tree: ModuleTree, settings: MoeSettings): Res
       );
       continue;
     }
+    if (c.experts?.layout === 'module_list') {
+      rewrites.push(generic(tree, c, c.experts));
+      routedOnly.set(cls, (routedOnly.get(cls) ?? 0) + 1);
+      continue;
+    }
     const list = unsupported.get(cls) ?? [];
     list.push(tree.names[c.index]!);
     unsupported.set(cls, list);
+  }
+
+  for (const [cls, count] of routedOnly) {
+    diagnostics.push(
+      withSeverity(
+        warning(
+          'moe-route-all-tokens',
+          `${count} module${count === 1 ? '' : 's'} of class "${cls}" hold their experts as Linear MLPs: nothing is unpacked, and quantc routes every calibration token through every expert while the block output stays the routed one.`,
+        ),
+        'info',
+      ),
+    );
   }
 
   for (const cls of overridden) {
@@ -232,6 +254,20 @@ function fromEntry(tree: ModuleTree, c: Candidate, experts: DetectedExperts, ent
   };
 }
 
+function generic(tree: ModuleTree, c: Candidate, experts: DetectedExperts): ResolvedRewrite {
+  return {
+    module: tree.names[c.index]!,
+    index: c.index,
+    class: classOf(tree, c.index).name,
+    experts,
+    router: c.router,
+    rewrite: 'route-all-tokens',
+    layout: { kind: 'module_list' },
+    source: 'generic',
+    linearExpertsClass: 'LinearExperts2D',
+  };
+}
+
 function fromDeclaration(
   tree: ModuleTree,
   children: ChildIndex,
@@ -327,13 +363,9 @@ function unsupportedDiagnostic(
   const experts = first.experts!;
   const routerAttr = first.router?.kind === 'module' ? localName(first.router.name) : undefined;
   const count = u.modules.length;
-  const what =
-    experts.layout === 'fused'
-      ? 'its fused experts would not be unpacked into Linear modules (a Linear target would skip them) and would see only routed tokens'
-      : 'its experts would see only routed tokens, so rare experts may get no calibration statistics';
   const d = error(
     'moe-unsupported',
-    `MoE-like class "${u.class}" (${count} module${count === 1 ? '' : 's'}, e.g. "${u.modules[0]}": ${experts.count} experts in "${experts.name}") has no calibration rewrite: ${what}. Declare a rewrite for it in the recipe's moe settings.`,
+    `MoE-like class "${u.class}" (${count} module${count === 1 ? '' : 's'}, e.g. "${u.modules[0]}": ${experts.count} experts in "${experts.name}") has no calibration rewrite: its fused experts would not be unpacked into Linear modules (a Linear target would skip them) and would see only routed tokens. Declare a rewrite for it in the recipe's moe settings.`,
     undefined,
     declarationNotes(u.class, localName(experts.name), routerAttr, experts.layout),
   );
