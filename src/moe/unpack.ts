@@ -11,7 +11,7 @@
  * `down_proj`), then the experts module's original children (`act_fn`),
  * which llm-compressor registers after the list members.
  */
-import { TreeBuilder, classOf, type ModuleTree } from '../model/module-tree.js';
+import type { ClassInfo, ModuleTree, ParamInfo } from '../model/module-tree.js';
 import { catalogEntryForBlock } from './catalog.js';
 import type { MoeResolution, ResolvedRewrite } from './resolve.js';
 import type { RewriteKind } from './types.js';
@@ -28,66 +28,105 @@ const CREATED_CLASSES: Readonly<Record<string, readonly string[]>> = {
 /**
  * Returns a new tree with every `unpack-fused-experts` rewrite applied (the
  * input is not modified; it is returned as is when nothing is unpacked).
- * Linear time in the size of the result; no object per module beyond the
- * builder's columns.
+ *
+ * Writes the result's columns directly, sized up front: one pass over the
+ * input, and the per-expert `weight`/`bias` ParamInfo objects are shared by
+ * every expert of a block (they are immutable), so unpacking 70k Linear
+ * modules allocates little beyond their names.
  */
 export function applyRewrites(tree: ModuleTree, resolution: MoeResolution): ModuleTree {
   const unpack = new Map<number, ResolvedRewrite>();
-  for (const r of resolution.rewrites) if (r.rewrite === 'unpack-fused-experts' && r.expert) unpack.set(r.experts.index, r);
+  let added = 0;
+  for (const r of resolution.rewrites) {
+    if (r.rewrite !== 'unpack-fused-experts' || !r.expert) continue;
+    unpack.set(r.experts.index, r);
+    added += r.experts.count * (1 + r.expert.linears.length) + (r.unpackedActFn !== undefined ? 1 : 0);
+  }
   if (unpack.size === 0) return tree;
 
-  const b = new TreeBuilder();
-  for (const c of tree.classes) b.defineClass(c.name, c.mro.slice(1));
-  const define = (name: string): void => void b.defineClass(name, CREATED_CLASSES[name] ?? ['Module']);
-  define('Linear');
+  const classes: ClassInfo[] = [...tree.classes];
+  const classIndex = new Map(classes.map((c, i) => [c.name, i]));
+  const classId = (name: string): number => {
+    let id = classIndex.get(name);
+    if (id === undefined) {
+      id = classes.length;
+      const bases = CREATED_CLASSES[name] ?? ['Module'];
+      classes.push({ name, mro: [name, ...bases] });
+      classIndex.set(name, id);
+    }
+    return id;
+  };
 
   const n = tree.names.length;
+  const size = n + added;
+  const names: string[] = [];
+  const parents = new Int32Array(size);
+  const classIds = new Uint32Array(size);
+  const paramStart = new Uint32Array(size + 1);
+  const params: ParamInfo[] = [];
   const newIndex = new Int32Array(n);
-  // Experts modules whose subtree still needs an `act_fn` appended once it closes.
-  const pendingActFn: { experts: number; newIndex: number; cls: string }[] = [];
-  for (let i = 0; i < n; i++) {
-    const parent = tree.parents[i]!;
-    while (pendingActFn.length > 0 && !isInside(tree, i, pendingActFn[pendingActFn.length - 1]!.experts)) {
+  let at = 0;
+  const emit = (name: string, cls: number, parent: number): number => {
+    names.push(name);
+    parents[at] = parent;
+    classIds[at] = cls;
+    paramStart[at] = params.length;
+    return at++;
+  };
+  // Experts modules whose subtree gets an `act_fn` appended once it closes.
+  const pendingActFn: { experts: number; at: number; cls: number }[] = [];
+  const closeActFns = (i: number): void => {
+    while (pendingActFn.length > 0 && (i >= n || !isInside(tree, i, pendingActFn[pendingActFn.length - 1]!.experts))) {
       const p = pendingActFn.pop()!;
-      b.child(p.newIndex, 'act_fn', p.cls);
+      emit(`${names[p.at]}.act_fn`, p.cls, p.at);
     }
+  };
+
+  for (let i = 0; i < n; i++) {
+    if (pendingActFn.length > 0) closeActFns(i);
+    const parent = tree.parents[i]!;
     const r = unpack.get(i);
     if (r === undefined) {
-      const at = b.add(tree.names[i]!, classOf(tree, i).name, parent < 0 ? -1 : newIndex[parent]!);
-      newIndex[i] = at;
-      for (let p = tree.paramStart[i]!; p < tree.paramStart[i + 1]!; p++) {
-        const info = tree.params[p]!;
-        b.param(at, info.name, info.shape, info.dtype);
-      }
+      newIndex[i] = emit(tree.names[i]!, tree.classIds[i]!, parent < 0 ? -1 : newIndex[parent]!);
+      for (let p = tree.paramStart[i]!; p < tree.paramStart[i + 1]!; p++) params.push(tree.params[p]!);
       continue;
     }
-    define(r.linearExpertsClass);
     const expert = r.expert!;
-    define(expert.class);
-    const at = b.add(tree.names[i]!, r.linearExpertsClass, newIndex[parent]!);
-    newIndex[i] = at;
     const prefix = tree.names[i]!;
+    const container = emit(prefix, classId(r.linearExpertsClass), newIndex[parent]!);
+    newIndex[i] = container;
+    const memberClass = classId(expert.class);
+    const linearClass = classId('Linear');
+    const suffixes = expert.linears.map((l) => `.${l.name}`);
     for (let e = 0; e < r.experts.count; e++) {
-      const member = b.add(`${prefix}.${e}`, expert.class, at);
-      for (const linear of expert.linears) {
-        const l = b.child(member, linear.name, 'Linear');
-        b.param(l, 'weight', linear.weight.shape, linear.weight.dtype);
-        if (linear.bias) b.param(l, 'bias', linear.bias.shape, linear.bias.dtype);
+      const memberName = `${prefix}.${e}`;
+      const member = emit(memberName, memberClass, container);
+      for (let k = 0; k < expert.linears.length; k++) {
+        const linear = expert.linears[k]!;
+        emit(memberName + suffixes[k]!, linearClass, member);
+        params.push(linear.weight);
+        if (linear.bias) params.push(linear.bias);
       }
     }
     if (r.unpackedActFn !== undefined && !hasChild(tree, i, 'act_fn')) {
-      define(r.unpackedActFn);
-      pendingActFn.push({ experts: i, newIndex: at, cls: r.unpackedActFn });
+      pendingActFn.push({ experts: i, at: container, cls: classId(r.unpackedActFn) });
     }
   }
-  while (pendingActFn.length > 0) {
-    const p = pendingActFn.pop()!;
-    b.child(p.newIndex, 'act_fn', p.cls);
-  }
-  return b.build(tree.modelType, {
-    kind: 'rewrite',
-    description: `${tree.origin.description}, ${unpack.size} fused experts module${unpack.size === 1 ? '' : 's'} unpacked`,
-  });
+  closeActFns(n);
+  paramStart[size] = params.length;
+  return {
+    modelType: tree.modelType,
+    origin: {
+      kind: 'rewrite',
+      description: `${tree.origin.description}, ${unpack.size} fused experts module${unpack.size === 1 ? '' : 's'} unpacked`,
+    },
+    names,
+    parents,
+    classIds,
+    classes,
+    paramStart,
+    params,
+  };
 }
 
 /** True when module i is `ancestor` or inside its subtree. */
@@ -96,6 +135,7 @@ function isInside(tree: ModuleTree, i: number, ancestor: number): boolean {
   return false;
 }
 
+/** True when module i has a direct child named `local`. */
 function hasChild(tree: ModuleTree, i: number, local: string): boolean {
   const name = `${tree.names[i]}.${local}`;
   for (let j = i + 1; j < tree.names.length && isInside(tree, j, i); j++) if (tree.names[j] === name) return true;

@@ -97,3 +97,58 @@ export function toyMoe(t: ToyMoe): ModuleTree {
   b.param(b.child(root, 'lm_head', 'Linear'), 'weight', [1000, t.hidden], 'bfloat16');
   return b.build('acme', { kind: 'module-tree-json', description: 'toy tree' });
 }
+
+/**
+ * A Kimi-K2-sized DeepSeek-V3 tree (61 layers, the first dense, 384 routed
+ * experts of 2048 × 7168 per MoE block, one shared expert), built directly.
+ */
+export function kimiK2Tree(): ModuleTree {
+  const hidden = 7168;
+  const experts = 384;
+  const inter = 2048;
+  const b = new TreeBuilder();
+  b.defineClass('ModuleList');
+  b.defineClass('Linear');
+  const root = b.add('', 'DeepseekV3ForCausalLM', -1);
+  const model = b.child(root, 'model', 'DeepseekV3Model');
+  b.param(b.child(model, 'embed_tokens', 'Embedding'), 'weight', [163840, hidden], 'bfloat16');
+  const layers = b.child(model, 'layers', 'ModuleList');
+  const linear = (parent: number, name: string, out: number, inp: number): void => {
+    b.param(b.child(parent, name, 'Linear'), 'weight', [out, inp], 'bfloat16');
+  };
+  const mlp = (parent: number, name: string, cls: string, size: number): void => {
+    const m = b.child(parent, name, cls);
+    linear(m, 'gate_proj', size, hidden);
+    linear(m, 'up_proj', size, hidden);
+    linear(m, 'down_proj', hidden, size);
+    b.child(m, 'act_fn', 'SiLUActivation');
+  };
+  for (let l = 0; l < 61; l++) {
+    const layer = b.child(layers, String(l), 'DeepseekV3DecoderLayer');
+    const attn = b.child(layer, 'self_attn', 'DeepseekV3Attention');
+    linear(attn, 'q_a_proj', 1536, hidden);
+    b.param(b.child(attn, 'q_a_layernorm', 'DeepseekV3RMSNorm'), 'weight', [1536], 'bfloat16');
+    linear(attn, 'q_b_proj', 64 * 192, 1536);
+    linear(attn, 'kv_a_proj_with_mqa', 576, hidden);
+    b.param(b.child(attn, 'kv_a_layernorm', 'DeepseekV3RMSNorm'), 'weight', [512], 'bfloat16');
+    linear(attn, 'kv_b_proj', 64 * 256, 512);
+    linear(attn, 'o_proj', hidden, 64 * 128);
+    if (l === 0) {
+      mlp(layer, 'mlp', 'DeepseekV3MLP', 18432);
+    } else {
+      const block = b.child(layer, 'mlp', 'DeepseekV3MoE');
+      const ex = b.child(block, 'experts', 'DeepseekV3Experts');
+      b.param(ex, 'gate_up_proj', [experts, 2 * inter, hidden], 'bfloat16');
+      b.param(ex, 'down_proj', [experts, hidden, inter], 'bfloat16');
+      b.child(ex, 'act_fn', 'SiLUActivation');
+      b.param(b.child(block, 'gate', 'DeepseekV3TopkRouter'), 'weight', [experts, hidden], 'bfloat16');
+      mlp(block, 'shared_experts', 'DeepseekV3MLP', inter);
+    }
+    b.param(b.child(layer, 'input_layernorm', 'DeepseekV3RMSNorm'), 'weight', [hidden], 'bfloat16');
+    b.param(b.child(layer, 'post_attention_layernorm', 'DeepseekV3RMSNorm'), 'weight', [hidden], 'bfloat16');
+  }
+  b.param(b.child(model, 'norm', 'DeepseekV3RMSNorm'), 'weight', [hidden], 'bfloat16');
+  b.child(model, 'rotary_emb', 'DeepseekV3RotaryEmbedding');
+  linear(root, 'lm_head', 163840, hidden);
+  return b.build('deepseek_v3', { kind: 'config', description: 'Kimi-K2-sized DeepSeek-V3 tree' });
+}
