@@ -6,6 +6,8 @@ import { EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
 
 /** Subcommands in help order, each loaded on demand. */
 const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<Command> }>> = {
+  check: { summary: 'Check recipes for errors', load: async () => (await import('./commands/check.js')).command },
+  export: { summary: 'Export a recipe as llm-compressor YAML, quantc DSL or IR JSON', load: async () => (await import('./commands/export.js')).command },
 };
 
 /** Version printed by `quantc --version` and recorded in saved plans. */

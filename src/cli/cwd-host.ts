@@ -1,0 +1,17 @@
+/**
+ * A SourceHost that resolves relative paths against the CLI's working
+ * directory but keeps the path as the user typed it, so diagnostics print
+ * `recipes/x.yaml:3:5` rather than an absolute path.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { isDiagnostic, nodeSourceHost, type SourceHost } from '../source-host.js';
+
+/** The disk host relative to `cwd`. */
+export function cwdSourceHost(cwd: string): SourceHost {
+  return {
+    read(path: string) {
+      const result = nodeSourceHost.read(isAbsolute(path) ? path : resolve(cwd, path));
+      return isDiagnostic(result) ? result : { ...result, path };
+    },
+  };
+}

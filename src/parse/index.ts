@@ -1,0 +1,55 @@
+/**
+ * Picks the front end for a recipe file by its extension, as llm-compressor
+ * does: `.qr` → quantc DSL, `.yaml`/`.yml` → YAML, `.json` → JSON, `.md` →
+ * recipe-card front matter, anything else → JSON, then YAML. Front ends are
+ * loaded on demand so checking a `.qr` file never loads the YAML library.
+ */
+import { isDiagnostic, type SourceHost } from '../source-host.js';
+import type { Result } from '../diagnostics.js';
+import type { Source } from '../source.js';
+import type { ParsedRecipe } from './document.js';
+
+/** Which front end reads a file. */
+export type RecipeSyntax = 'dsl' | 'yaml' | 'json' | 'card';
+
+/** The front end for `path`; `undefined` means "try JSON, then YAML". */
+export function syntaxOf(path: string): RecipeSyntax | undefined {
+  const ext = /\.[^./\\]+$/.exec(path)?.[0].toLowerCase();
+  if (ext === '.qr') return 'dsl';
+  if (ext === '.yaml' || ext === '.yml') return 'yaml';
+  if (ext === '.json') return 'json';
+  if (ext === '.md') return 'card';
+  return undefined;
+}
+
+interface DslModule {
+  parseDsl(source: Source, host: SourceHost): Result<ParsedRecipe | null>;
+}
+
+/** Parses one already-read source with the front end its extension selects. */
+export async function parseRecipeSource(source: Source, host: SourceHost): Promise<Result<ParsedRecipe | null>> {
+  switch (syntaxOf(source.path)) {
+    case 'dsl': {
+      const dslPath = './dsl.js';
+      const dsl = (await import(dslPath)) as DslModule;
+      return dsl.parseDsl(source, host);
+    }
+    case 'yaml':
+      return (await import('./yaml.js')).parseYaml(source);
+    case 'json':
+      return (await import('./json.js')).parseJson(source);
+    case 'card':
+      return (await import('./recipe-card.js')).parseRecipeCard(source);
+    default: {
+      const json = await import('./json.js');
+      return json.jsonSyntaxError(source.text) ? (await import('./yaml.js')).parseYaml(source) : json.parseJson(source);
+    }
+  }
+}
+
+/** Reads and parses a recipe file; an unreadable file yields its diagnostic and no value. */
+export async function parseRecipeFile(path: string, host: SourceHost): Promise<Result<ParsedRecipe | null>> {
+  const source = host.read(path);
+  if (isDiagnostic(source)) return { value: null, diagnostics: [source] };
+  return parseRecipeSource(source, host);
+}

@@ -1,0 +1,131 @@
+/**
+ * Turns a parsed YAML document into plain JSON values plus a parallel tree
+ * of spans, the way PyYAML's `safe_load` would see it: YAML 1.1 scalars,
+ * duplicate keys collapsed (last value wins, first position kept), aliases
+ * expanded under a budget, and bounded nesting so hostile input cannot
+ * exhaust the stack.
+ */
+import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { error, warning, type Diagnostic } from '../diagnostics.js';
+import { span, type Span } from '../source.js';
+
+/** Deepest nesting accepted; real recipes nest fewer than ten levels. */
+export const MAX_DEPTH = 64;
+
+/** Most nodes alias expansion may produce before the document is rejected. */
+export const MAX_ALIAS_NODES = 10_000;
+
+/** Spans of one value and, for collections, of its children by key or index. */
+export interface SpanNode {
+  readonly key?: Span;
+  readonly value: Span;
+  readonly children?: ReadonlyMap<string, SpanNode>;
+}
+
+/** A value that PyYAML's safe loader cannot construct (a `!!python/...` tag). */
+export const PYTHON_OBJECT: unique symbol = Symbol('python-object');
+
+/** What conversion produced: the value, its spans, and problems found. */
+export interface YamlTree {
+  readonly value: unknown;
+  readonly spans: SpanNode;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+interface Walk {
+  readonly path: string;
+  readonly text: string;
+  readonly doc: Document;
+  readonly diagnostics: Diagnostic[];
+  aliasNodes: number;
+  tooDeep: boolean;
+  aliasBomb: boolean;
+}
+
+/** Converts `doc.contents` into values and spans. */
+export function yamlTree(doc: Document, path: string, text: string): YamlTree {
+  const walk: Walk = { path, text, doc, diagnostics: [], aliasNodes: 0, tooDeep: false, aliasBomb: false };
+  const root = doc.contents as Node | null;
+  if (!root) return { value: null, spans: { value: span(path, 0, text.length) }, diagnostics: [] };
+  const [value, spans] = convert(root, walk, 0, false, undefined);
+  return { value, spans, diagnostics: walk.diagnostics };
+}
+
+function nodeSpan(node: Node, path: string): Span {
+  const r = node.range;
+  return r ? span(path, r[0], r[1]) : span(path, 0, 0);
+}
+
+function convert(node: Node, walk: Walk, depth: number, viaAlias: boolean, at: Span | undefined): [unknown, SpanNode] {
+  const here = at ?? nodeSpan(node, walk.path);
+  if (depth > MAX_DEPTH) {
+    if (!walk.tooDeep) {
+      walk.tooDeep = true;
+      walk.diagnostics.push(error('yaml-too-deep', `The recipe nests deeper than ${MAX_DEPTH} levels.`, here));
+    }
+    return [null, { value: here }];
+  }
+  if (viaAlias && ++walk.aliasNodes > MAX_ALIAS_NODES) {
+    if (!walk.aliasBomb) {
+      walk.aliasBomb = true;
+      walk.diagnostics.push(error('yaml-alias-limit', `Aliases expand to more than ${MAX_ALIAS_NODES} nodes; the recipe looks like an alias bomb.`, here));
+    }
+    return [null, { value: here }];
+  }
+  if (isAlias(node)) {
+    const target = node.resolve(walk.doc);
+    if (!target) {
+      walk.diagnostics.push(error('yaml-syntax', `The alias "*${node.source}" refers to no anchor.`, here));
+      return [null, { value: here }];
+    }
+    return convert(target, walk, depth + 1, true, here);
+  }
+  if (typeof node.tag === 'string' && node.tag.startsWith('tag:yaml.org,2002:python/')) {
+    const tagStart = walk.text.lastIndexOf('!!python/', here.start);
+    const tagged = tagStart >= 0 ? span(walk.path, tagStart, here.end) : here;
+    walk.diagnostics.push(
+      warning(
+        'yaml-python-tag',
+        `The tag "!!${node.tag.slice('tag:yaml.org,2002:'.length)}" names a Python object that a safe YAML loader cannot read; quantc treats this value as unset.`,
+        tagged,
+      ),
+    );
+    return [PYTHON_OBJECT, { value: tagged }];
+  }
+  if (isScalar(node)) return [node.value ?? null, { value: here }];
+  if (isSeq(node)) {
+    const out: unknown[] = [];
+    const children = new Map<string, SpanNode>();
+    for (const item of node.items) {
+      const [v, s] = convert(item as Node, walk, depth + 1, viaAlias, viaAlias ? here : undefined);
+      children.set(String(out.length), s);
+      out.push(v);
+    }
+    return [out, { value: here, children }];
+  }
+  if (isMap(node)) {
+    const out: Record<string, unknown> = {};
+    const children = new Map<string, SpanNode>();
+    for (const pair of node.items) {
+      if (!isPair(pair)) continue;
+      const keyNode = pair.key as Node | null;
+      const keySpan = viaAlias || !keyNode ? here : nodeSpan(keyNode, walk.path);
+      const key = keyNode ? String(isScalar(keyNode) ? keyNode.value : keyNode.toString()) : '';
+      const valueNode = pair.value as Node | null;
+      const [v, s] = valueNode ? convert(valueNode, walk, depth + 1, viaAlias, viaAlias ? here : undefined) : [null, { value: keySpan }];
+      const first = children.get(key);
+      if (first && !viaAlias) {
+        walk.diagnostics.push(
+          warning('duplicate-key', `The key "${key}" appears more than once; like llm-compressor, quantc keeps the last value.`, keySpan, [
+            { message: `"${key}" first appears here.`, span: first.key ?? first.value },
+          ]),
+        );
+      }
+      if (Object.hasOwn(out, key)) out[key] = v;
+      else Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+      children.set(key, { key: keySpan, value: s.value, ...(s.children ? { children: s.children } : {}) });
+    }
+    return [out, { value: here, children }];
+  }
+  return [null, { value: here }];
+}
