@@ -17,7 +17,7 @@ export interface HeaderCstNode extends CstNode {
 
 export type HeaderCstChildren = {
   Recipe: IToken[];
-  name: IToken[];
+  name?: IToken[];
   Version?: IToken[];
   version?: IToken[];
 };
@@ -139,7 +139,8 @@ export interface ModifierBlockCstNode extends CstNode {
 }
 
 export type ModifierBlockCstChildren = {
-  Identifier: IToken[];
+  Identifier?: IToken[];
+  StringLiteral?: IToken[];
   LCurly: IToken[];
   entry?: EntryCstNode[];
   RCurly: IToken[];

@@ -26,11 +26,11 @@ export class RecipeParser extends CstParser {
     this.MANY(() => this.SUBRULE(this.topItem));
   });
 
-  /** header = "recipe" , string , [ "version" , string ] ; */
+  /** header = "recipe" , [ string ] , [ "version" , string ] ; */
   public header = this.RULE('header', () => {
     this.CONSUME(T.Recipe);
-    this.CONSUME(T.StringLiteral, { LABEL: 'name' });
-    this.OPTION(() => {
+    this.OPTION(() => this.CONSUME(T.StringLiteral, { LABEL: 'name' }));
+    this.OPTION2(() => {
       this.CONSUME(T.Version);
       this.CONSUME2(T.StringLiteral, { LABEL: 'version' });
     });
@@ -119,9 +119,9 @@ export class RecipeParser extends CstParser {
     this.CONSUME(T.RCurly);
   });
 
-  /** modifierBlock = identifier , "{" , { entry } , "}" ; */
+  /** modifierBlock = ( identifier | string ) , "{" , { entry } , "}" ; */
   public modifierBlock = this.RULE('modifierBlock', () => {
-    this.CONSUME(T.Identifier);
+    this.OR([{ ALT: () => this.CONSUME(T.Identifier) }, { ALT: () => this.CONSUME(T.StringLiteral) }]);
     this.CONSUME(T.LCurly);
     this.MANY(() => this.SUBRULE(this.entry));
     this.CONSUME(T.RCurly);

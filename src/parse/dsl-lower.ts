@@ -184,9 +184,9 @@ export function lowerSyntax(file: FileSyntax, imported: Scope, asImport: boolean
       }
       case 'header':
         if (!once('recipe header', item.keyword)) break;
-        recipe = { ...recipe, name: item.name.value, ...(item.version ? { version: item.version.value } : {}) };
+        recipe = { ...recipe, ...(item.name ? { name: item.name.value } : {}), ...(item.version ? { version: item.version.value } : {}) };
         put('/recipe', item.span, item.keyword);
-        put('/recipe/name', item.name.span, item.keyword);
+        if (item.name) put('/recipe/name', item.name.span, item.keyword);
         if (item.version) put('/recipe/version', item.version.span, item.versionKeyword);
         break;
       case 'model':

@@ -47,7 +47,7 @@ export interface EntrySyntax {
 export interface HeaderSyntax {
   readonly kind: 'header';
   readonly keyword: Span;
-  readonly name: StringSyntax;
+  readonly name?: StringSyntax;
   readonly version?: StringSyntax;
   readonly versionKeyword?: Span;
   readonly span: Span;
@@ -170,7 +170,7 @@ export function childrenOf(node: SyntaxNode): readonly SyntaxNode[] {
       return node.items;
     case 'entry':
     case 'let':
-      return childrenOf(node.value);
+      return node.value.kind === 'list' || node.value.kind === 'map' || node.value.kind === 'concat' ? [node.value] : [];
     case 'list':
       return node.elements;
     case 'map':

@@ -35,7 +35,7 @@ export function cstToSyntax(cst: CstNode, path: string): FileSyntax {
 function makeVisitor(): (cst: CstNode, path: string) => FileSyntax {
   const Base = recipeParser().getBaseCstVisitorConstructor() as unknown as Ctor;
   let path = '';
-  const tokSpan = (t: IToken): Span => ({ path, start: t.startOffset, end: t.endOffset! + 1 });
+  const tokSpan = (t: IToken): Span => ({ path, start: t.startOffset, end: t.startOffset + t.image.length });
   const join = (a: Span, b: Span): Span => ({ path, start: a.start, end: b.end });
   const str = (t: IToken): StringSyntax => ({ value: JSON.parse(t.image) as string, span: tokSpan(t) });
   const byOffset = <T extends { span: Span }>(xs: T[]): T[] => xs.sort((a, b) => a.span.start - b.span.start);
@@ -55,14 +55,14 @@ function makeVisitor(): (cst: CstNode, path: string) => FileSyntax {
 
     header(c: C.HeaderCstChildren): ItemSyntax {
       const keyword = tokSpan(c.Recipe[0]!);
-      const name = str(c.name[0]!);
+      const name = c.name ? str(c.name[0]!) : undefined;
       const version = c.version ? str(c.version[0]!) : undefined;
       return {
         kind: 'header',
         keyword,
-        name,
+        ...(name ? { name } : {}),
         ...(version ? { version, versionKeyword: tokSpan(c.Version![0]!) } : {}),
-        span: join(keyword, version?.span ?? name.span),
+        span: join(keyword, version?.span ?? name?.span ?? keyword),
       };
     }
 
@@ -133,7 +133,7 @@ function makeVisitor(): (cst: CstNode, path: string) => FileSyntax {
     }
 
     modifierBlock(c: C.ModifierBlockCstChildren): ModifierSyntax {
-      const n = name(c.Identifier[0]!);
+      const n = c.Identifier ? name(c.Identifier[0]!) : quotedName(c.StringLiteral![0]!);
       return { kind: 'modifier', name: n, entries: this.entries(c.entry), span: join(n.span, tokSpan(c.RCurly[0]!)) };
     }
 

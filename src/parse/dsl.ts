@@ -36,7 +36,7 @@ export function parseDslSyntax(source: Source): Result<ParsedSyntax> {
   );
   const comments = (lexed.groups.comments ?? []).map((t: IToken) => ({
     text: t.image.replace(/\s+$/, ''),
-    span: { path: source.path, start: t.startOffset, end: t.endOffset! + 1 },
+    span: { path: source.path, start: t.startOffset, end: t.startOffset + t.image.length },
   }));
   const parser = recipeParser();
   parser.input = lexed.tokens;
@@ -49,7 +49,7 @@ export function parseDslSyntax(source: Source): Result<ParsedSyntax> {
 function syntaxError(e: IRecognitionException, source: Source): Diagnostic {
   const t = e.token;
   const at: Span = Number.isFinite(t.startOffset)
-    ? { path: source.path, start: t.startOffset, end: (t.endOffset ?? t.startOffset) + 1 }
+    ? { path: source.path, start: t.startOffset, end: t.startOffset + t.image.length }
     : { path: source.path, start: source.text.length, end: source.text.length };
   return error('syntax-error', e.message, at);
 }
