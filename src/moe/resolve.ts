@@ -235,6 +235,12 @@ function childNamed(tree: ModuleTree, children: ChildIndex, i: number, local: st
   return undefined;
 }
 
+function childNames(tree: ModuleTree, children: ChildIndex, i: number): string[] {
+  const out: string[] = [];
+  for (let c = children.start[i]!; c < children.start[i + 1]!; c++) out.push(localName(tree.names[children.list[c]!]!));
+  return out;
+}
+
 function fromEntry(tree: ModuleTree, c: Candidate, experts: DetectedExperts, entry: CatalogEntry): ResolvedRewrite {
   const fused = experts.layout === 'fused';
   const expert = fused ? expertShape(tree, experts.index, entry.experts.layout) : undefined;
@@ -300,14 +306,20 @@ function fromDeclaration(
     );
     return undefined;
   }
-  const routerAttr = decl.router;
-  const router =
-    routerAttr === undefined
-      ? c.router
-      : (() => {
-          const r = childNamed(tree, children, c.index, routerAttr);
-          return r === undefined ? undefined : ({ name: tree.names[r]!, kind: 'module', class: classOf(tree, r).name } as const);
-        })();
+  for (const attr of [decl.router, decl.shared_experts]) {
+    if (attr === undefined || childNamed(tree, children, c.index, attr) !== undefined) continue;
+    diagnostics.push(
+      error(
+        'moe-rewrite-mismatch',
+        `The declared rewrite for "${decl.class}" names "${attr}", but "${name}" has no such submodule.${suggestion(attr, childNames(tree, children, c.index))}`,
+        decl.origin,
+      ),
+    );
+    return undefined;
+  }
+  const routerIndex = decl.router === undefined ? undefined : childNamed(tree, children, c.index, decl.router);
+  const router: DetectedRouter | undefined =
+    routerIndex === undefined ? c.router : { name: tree.names[routerIndex]!, kind: 'module', class: classOf(tree, routerIndex).name };
   const fused = experts.layout === 'fused';
   const layout = declaredLayout(decl);
   const expert = fused ? expertShape(tree, experts.index, layout) : undefined;

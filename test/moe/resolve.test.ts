@@ -175,3 +175,45 @@ describe('recipe settings', () => {
     expect(rewriteCounts(value).linearAdded).toBe(8832);
   });
 });
+
+describe('built-in classes that do not fit', () => {
+  it('a block without usable experts is moe-layout-mismatch', () => {
+    const b = new TreeBuilder();
+    const root = b.add('', 'Glm4MoeLiteForCausalLM', -1);
+    const block = b.child(root, 'mlp', 'Glm4MoeLiteMoE');
+    b.param(b.child(block, 'experts', 'Glm4MoeLiteExperts'), 'down_proj', [4, 16, 8], 'bfloat16');
+    b.param(b.child(block, 'gate', 'Glm4MoeLiteTopkRouter'), 'weight', [4, 16], 'bfloat16');
+    const { value, diagnostics } = resolveMoeRewrites(b.build(undefined, { kind: 'module-tree-json', description: 'toy' }), settings());
+    expect(value.rewrites).toEqual([]);
+    expect(diagnostics.map((d) => [d.code, d.severity, d.message])).toEqual([
+      [
+        'moe-layout-mismatch',
+        'error',
+        'Module "mlp" of class "Glm4MoeLiteMoE" has no experts container "experts" with fused 3-D parameters or Linear expert MLPs, so its calibration rewrite cannot be applied.',
+      ],
+    ]);
+  });
+
+  it('fused parameters of the wrong shape are moe-layout-mismatch', () => {
+    const b = new TreeBuilder();
+    const root = b.add('', 'MixtralForCausalLM', -1);
+    const block = b.child(root, 'mlp', 'MixtralSparseMoeBlock');
+    b.param(b.child(block, 'gate', 'MixtralTopKRouter'), 'weight', [4, 16], 'bfloat16');
+    const experts = b.child(block, 'experts', 'MixtralExperts');
+    b.param(experts, 'gate_up_proj', [4, 16, 16], 'bfloat16');
+    b.param(experts, 'down_proj', [4, 8, 16], 'bfloat16');
+    const { diagnostics } = resolveMoeRewrites(b.build(undefined, { kind: 'module-tree-json', description: 'toy' }), settings());
+    expect(diagnostics.map((d) => d.message)).toEqual([
+      'The fused experts "mlp.experts" of class "MixtralExperts" do not have the parameters quantc\'s rewrite for "MixtralSparseMoeBlock" expects (gate_up_proj and down_proj stored [E, out, in]), so they cannot be unpacked.',
+    ]);
+  });
+});
+
+describe('declared attributes', () => {
+  it('a declared router that does not exist is moe-rewrite-mismatch, with a suggestion', () => {
+    const { diagnostics } = resolveMoeRewrites(fused, settings({ rewrites: [decl({ class: 'AcmeMoE', router: 'gates' })] }));
+    expect(diagnostics[0]!.message).toBe(
+      'The declared rewrite for "AcmeMoE" names "gates", but "model.layers.0.mlp" has no such submodule. Did you mean "gate"?',
+    );
+  });
+});
