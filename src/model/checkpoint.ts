@@ -1,0 +1,206 @@
+/**
+ * Cross-checks the tensors a checkpoint stores (names and shapes from
+ * safetensors headers, or names only from the shard index) against the
+ * parameters of the tree expanded from config.json.
+ *
+ * Checkpoints often differ from the in-memory model in known ways, which
+ * are accepted rather than reported: experts stored per expert
+ * (`experts.<i>.gate_proj.weight`, Mixtral's `w1/w2/w3`) while transformers
+ * 5 fuses them into `experts.gate_up_proj`; checkpoint names transformers
+ * renames on load (`block_sparse_moe` → `mlp`, GraniteMoE's
+ * `input_linear`); quantization side tensors (`weight_scale`, …); extra
+ * multi-token-prediction layers beyond `num_hidden_layers`; buffers.
+ */
+import { error, warning, type Diagnostic } from '../diagnostics.js';
+import { treeSize, type ModuleTree } from './module-tree.js';
+import type { MoeFacts } from './moe-facts.js';
+import type { StoredTensor } from './safetensors.js';
+
+/** How the checkpoint stores routed experts. */
+export type ExpertStorage = 'fused' | 'per-expert' | 'mixed';
+
+/** What the cross-check learned about a checkpoint. */
+export interface CheckpointInfo {
+  /** Files whose headers were read (or the index, when shards are absent). */
+  readonly files: readonly string[];
+  readonly tensors: number;
+  /** Routed-expert storage; undefined for dense models. */
+  readonly expertStorage: ExpertStorage | undefined;
+  /** Tensors stored per safetensors dtype, e.g. `{ BF16: 291 }`. */
+  readonly dtypes: Readonly<Record<string, number>>;
+  /** Quantization side tensors (scales, zero points) seen. */
+  readonly auxiliaryTensors: number;
+  /** Tensors of layers at or beyond `num_hidden_layers` (multi-token prediction), which transformers does not load. */
+  readonly extraLayerTensors: number;
+  /** One line for humans, e.g. `2 safetensors files, 291 tensors, experts stored per expert (transformers fuses them on load)`. */
+  readonly summary: string;
+}
+
+/** Checkpoint-name → in-memory-name rewrites transformers applies on load, per model type. */
+const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> = {
+  mixtral: perExpertW123('mlp'),
+  phimoe: [...perExpertW123('mlp'), [/\.mlp\.gate\.weight$/, '.mlp.router.weight']],
+  granitemoe: [
+    [/\.block_sparse_moe\.input_linear\.weight$/, '.block_sparse_moe.experts.gate_up_proj'],
+    [/\.block_sparse_moe\.output_linear\.weight$/, '.block_sparse_moe.experts.down_proj'],
+    [/\.block_sparse_moe\.router\.layer\.weight$/, '.block_sparse_moe.router.weight'],
+  ],
+  llama4_text: [[/^language_model\./, '']],
+};
+
+function perExpertW123(block: string): (readonly [RegExp, string])[] {
+  return [
+    [/\.block_sparse_moe\./, `.${block}.`],
+    [/\.experts\.(\d+)\.w1\./, '.experts.$1.gate_proj.'],
+    [/\.experts\.(\d+)\.w3\./, '.experts.$1.up_proj.'],
+    [/\.experts\.(\d+)\.w2\./, '.experts.$1.down_proj.'],
+  ];
+}
+
+/** Quantization side tensors: not parameters of the unquantized model. */
+const AUXILIARY = /(?:\.|_)(?:weight_scale|weight_scale_inv|weight_zero_point|weight_global_scale|weight_shape|input_scale|input_global_scale|input_zero_point|output_scale|k_scale|v_scale|scales)$/;
+/** Packed quantized weights stand in for the parameter they encode. */
+const PACKED = /(?:\.weight_packed|_blocks)$/;
+/** Buffers some checkpoints store but named_parameters() does not list. */
+const BUFFER = /\.(?:inv_freq|e_score_correction_bias)$/;
+/** Parts of a multimodal checkpoint the causal-LM tree does not hold. */
+const OTHER_TOWER = /^(?:vision_model|vision_tower|multi_modal_projector|model\.visual|visual)\./;
+const PER_EXPERT = /^(.+\.experts)\.(\d+)\.(\w+)\.(weight|bias)$/;
+const LAYER = /^model\.layers\.(\d+)\./;
+
+/** Most names listed in one diagnostic. */
+const LIST_LIMIT = 5;
+
+/** Inputs of a cross-check. */
+export interface CrossCheckInput {
+  readonly tree: ModuleTree;
+  readonly moe: MoeFacts;
+  readonly modelType: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly tensors: ReadonlyMap<string, StoredTensor>;
+  readonly files: readonly string[];
+  /** Where the check happened, for messages (the model folder). */
+  readonly where: string;
+}
+
+/** Compares stored tensors with the tree's parameters. */
+export function crossCheck(input: CrossCheckInput): { info: CheckpointInfo; diagnostics: Diagnostic[] } {
+  const { tree, moe, tensors, where } = input;
+  const expected = new Map<string, readonly number[]>();
+  for (let i = 0; i < treeSize(tree); i++) {
+    const prefix = tree.names[i] === '' ? '' : `${tree.names[i]}.`;
+    for (let p = tree.paramStart[i]!; p < tree.paramStart[i + 1]!; p++) expected.set(prefix + tree.params[p]!.name, tree.params[p]!.shape);
+  }
+  const experts = new Map<string, { facts: MoeFacts['blocks'][number]; seen: Set<number> }>();
+  for (const b of moe.blocks) experts.set(tree.names[b.experts]!, { facts: b, seen: new Set() });
+
+  const renames = RENAMES[input.modelType] ?? [];
+  const layers = typeof input.config['num_hidden_layers'] === 'number' ? (input.config['num_hidden_layers'] as number) : Infinity;
+  const tied = input.config['tie_word_embeddings'] === true;
+  const found = new Set<string>();
+  const unexpected: string[] = [];
+  const mismatches: string[] = [];
+  const dtypes: Record<string, number> = {};
+  let auxiliary = 0;
+  let extraLayers = 0;
+  let fused = false;
+  let perExpert = false;
+
+  for (const [stored, t] of tensors) {
+    if (t.dtype) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+    let name = stored;
+    if (!expected.has(name)) for (const [re, to] of renames) name = name.replace(re, to);
+    const layer = LAYER.exec(name);
+    if (layer && Number(layer[1]) >= layers) {
+      extraLayers++;
+      continue;
+    }
+    if (AUXILIARY.test(name)) {
+      auxiliary++;
+      continue;
+    }
+    if (BUFFER.test(name) || OTHER_TOWER.test(name) || (tied && name === 'lm_head.weight')) continue;
+    const packed = PACKED.test(name);
+    if (packed) name = name.replace(/\.weight_packed$/, '.weight').replace(/_blocks$/, '');
+    const want = expected.get(name);
+    if (want) {
+      found.add(name);
+      if (experts.has(name.slice(0, name.lastIndexOf('.')))) fused = true;
+      if (!packed && t.shape && !sameShape(t.shape, want)) mismatches.push(`"${stored}" is ${fmt(t.shape)} in the checkpoint but ${fmt(want)} in the model`);
+      continue;
+    }
+    const pe = PER_EXPERT.exec(name);
+    const group = pe ? experts.get(pe[1]!) : undefined;
+    if (pe && group) {
+      const linear = group.facts.expertLinears.find((l) => l.name === pe[3]);
+      if (linear) {
+        perExpert = true;
+        group.seen.add(Number(pe[2]));
+        const want2 = pe[4] === 'weight' ? linear.shape : [linear.shape[0]];
+        if (!packed && t.shape && !sameShape(t.shape, want2)) mismatches.push(`"${stored}" is ${fmt(t.shape)} in the checkpoint but each expert's ${linear.name} is ${fmt(want2)} in the model`);
+        continue;
+      }
+    }
+    unexpected.push(stored);
+  }
+
+  for (const [name, g] of experts) {
+    if (g.seen.size === 0) continue;
+    const max = Math.max(...g.seen) + 1;
+    if (g.seen.size !== g.facts.numExperts || max !== g.facts.numExperts) {
+      mismatches.push(`"${name}" stores ${g.seen.size} experts in the checkpoint but the config says ${g.facts.numExperts}`);
+    }
+    const prefix = `${name}.`;
+    for (const key of expected.keys()) if (key.startsWith(prefix) && key.indexOf('.', prefix.length) < 0) found.add(key);
+  }
+  const missing = [...expected.keys()].filter((k) => !found.has(k));
+
+  const diagnostics: Diagnostic[] = [];
+  if (mismatches.length > 0) {
+    diagnostics.push(error('checkpoint-shape-mismatch', `The checkpoint in "${where}" disagrees with config.json: ${listed(mismatches)}.`));
+  }
+  if (missing.length > 0) {
+    diagnostics.push(
+      warning('checkpoint-missing-tensor', `${missing.length} parameter${missing.length === 1 ? '' : 's'} of the model ${missing.length === 1 ? 'is' : 'are'} not in the checkpoint in "${where}": ${listed(missing.map((m) => `"${m}"`))}.`),
+    );
+  }
+  if (unexpected.length > 0) {
+    diagnostics.push(
+      warning('checkpoint-unexpected-tensor', `${unexpected.length} tensor${unexpected.length === 1 ? '' : 's'} in the checkpoint in "${where}" ${unexpected.length === 1 ? 'matches' : 'match'} no parameter of the model: ${listed(unexpected.map((u) => `"${u}"`))}.`),
+    );
+  }
+  const expertStorage: ExpertStorage | undefined = fused && perExpert ? 'mixed' : fused ? 'fused' : perExpert ? 'per-expert' : undefined;
+  const info: CheckpointInfo = {
+    files: input.files,
+    tensors: tensors.size,
+    expertStorage,
+    dtypes,
+    auxiliaryTensors: auxiliary,
+    extraLayerTensors: extraLayers,
+    summary: summarize(input.files, tensors.size, expertStorage, auxiliary, extraLayers),
+  };
+  return { info, diagnostics };
+}
+
+function summarize(files: readonly string[], tensors: number, storage: ExpertStorage | undefined, aux: number, extra: number): string {
+  const parts = [`${files.length} file${files.length === 1 ? '' : 's'}`, `${tensors} tensors`];
+  if (storage === 'per-expert') parts.push('experts stored per expert (transformers fuses them on load)');
+  else if (storage === 'fused') parts.push('experts stored fused, as in memory');
+  else if (storage === 'mixed') parts.push('experts stored partly fused, partly per expert');
+  if (aux > 0) parts.push(`${aux} quantization side tensors`);
+  if (extra > 0) parts.push(`${extra} tensors of extra layers beyond num_hidden_layers (not loaded by transformers)`);
+  return parts.join(', ');
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function fmt(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+function listed(items: readonly string[]): string {
+  const head = items.slice(0, LIST_LIMIT).join(', ');
+  return items.length > LIST_LIMIT ? `${head} and ${items.length - LIST_LIMIT} more` : head;
+}
