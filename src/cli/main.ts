@@ -7,6 +7,7 @@ import { EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
 /** Subcommands in help order, each loaded on demand. */
 const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<Command> }>> = {
   check: { summary: 'Check recipes for errors', load: async () => (await import('./commands/check.js')).command },
+  fmt: { summary: 'Format a .qr recipe canonically, keeping comments', load: async () => (await import('./commands/fmt.js')).command },
   export: { summary: 'Export a recipe as llm-compressor YAML, quantc DSL or IR JSON', load: async () => (await import('./commands/export.js')).command },
 };
 
