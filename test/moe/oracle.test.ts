@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { classIsA, classOf, paramsOf, treeSize, type ModuleTree } from '../../src/model/module-tree.js';
 import { resolveMoeRewrites } from '../../src/moe/resolve.js';
+import { rewriteModel } from '../../src/moe/rewrite-model.js';
 import { applyRewrites, legacyReplaced, linearizedModules, rewriteCounts, rewriteSummaries } from '../../src/moe/unpack.js';
 import { ORACLE_MODELS, oracleLegacy, oracleLinearized, oracleTree, settings } from './helpers.js';
 
@@ -73,6 +74,17 @@ describe('MoE rewrites against llm-compressor', () => {
       'ExpertMLP',
       'Module',
     ]);
+  });
+
+  it('rewriteModel gathers the rewritten tree and its summaries in one call', () => {
+    const { value, diagnostics } = rewriteModel(oracleTree('Qwen__Qwen3-30B-A3B'), settings());
+    const linearized = oracleLinearized('Qwen__Qwen3-30B-A3B');
+    expect(diagnostics).toEqual([]);
+    expect(value.tree.names).toEqual(linearized.modules.map(([n]) => n));
+    expect(value.linearized).toEqual(linearized.replaced);
+    expect(value.legacyReplaced).toEqual(oracleLegacy('Qwen__Qwen3-30B-A3B').legacy_replaced);
+    expect(value.rewrites).toHaveLength(48);
+    expect(value.counts).toMatchObject({ blocks: 48, expertsUnpacked: 48 * 128, linearAdded: 48 * 128 * 3 });
   });
 
   it('leaves a dense model untouched', () => {
