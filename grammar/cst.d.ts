@@ -6,7 +6,6 @@ export interface RecipeFileCstNode extends CstNode {
 }
 
 export type RecipeFileCstChildren = {
-  header?: HeaderCstNode[];
   topItem?: TopItemCstNode[];
 };
 
@@ -28,6 +27,7 @@ export interface TopItemCstNode extends CstNode {
 }
 
 export type TopItemCstChildren = {
+  header?: HeaderCstNode[];
   modelDecl?: ModelDeclCstNode[];
   importDecl?: ImportDeclCstNode[];
   letDecl?: LetDeclCstNode[];

@@ -7,7 +7,7 @@ import { EOF, tokenLabel, type IParserErrorMessageProvider, type IToken, type To
 /** What a rule expects, for "no viable alternative" messages. */
 const RULE_EXPECTS: Readonly<Record<string, string>> = {
   recipeFile: 'a top-level item (recipe, model, import, let, moe, args or stage)',
-  topItem: 'a top-level item (model, import, let, moe, args or stage)',
+  topItem: 'a top-level item (recipe, model, import, let, moe, args or stage)',
   term: 'a value',
   value: 'a value',
   blockName: 'a name',
@@ -29,7 +29,8 @@ function labels(paths: readonly (readonly TokenType[])[]): string {
 /** The parser's error message provider. */
 export const recipeErrorMessages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual }) {
-    return `Expected ${tokenLabel(expected)} but found ${describe(actual)}.`;
+    const what = expected === EOF ? RULE_EXPECTS.recipeFile! : tokenLabel(expected);
+    return `Expected ${what} but found ${describe(actual)}.`;
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {
     return `Expected ${RULE_EXPECTS.recipeFile} but found ${describe(firstRedundant)}.`;

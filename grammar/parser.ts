@@ -20,9 +20,8 @@ export class RecipeParser extends CstParser {
     this.performSelfAnalysis();
   }
 
-  /** recipeFile = [ header ] , { topItem } ; */
+  /** recipeFile = { topItem } ; */
   public recipeFile = this.RULE('recipeFile', () => {
-    this.OPTION(() => this.SUBRULE(this.header));
     this.MANY(() => this.SUBRULE(this.topItem));
   });
 
@@ -36,9 +35,10 @@ export class RecipeParser extends CstParser {
     });
   });
 
-  /** topItem = modelDecl | importDecl | letDecl | moeBlock | argsBlock | stageBlock ; */
+  /** topItem = header | modelDecl | importDecl | letDecl | moeBlock | argsBlock | stageBlock ; */
   public topItem = this.RULE('topItem', () => {
     this.OR([
+      { ALT: () => this.SUBRULE(this.header) },
       { ALT: () => this.SUBRULE(this.modelDecl) },
       { ALT: () => this.SUBRULE(this.importDecl) },
       { ALT: () => this.SUBRULE(this.letDecl) },

@@ -6,7 +6,7 @@
 import { createToken, Lexer, type TokenType } from 'chevrotain';
 
 /** Any word usable as a name: identifiers and every keyword (so `group = 1` still parses). */
-export const Name = createToken({ name: 'Name', pattern: Lexer.NA });
+export const Name = createToken({ name: 'Name', pattern: Lexer.NA, label: 'a name' });
 
 /** Category of all reserved words. */
 export const Keyword = createToken({ name: 'Keyword', pattern: Lexer.NA });
@@ -16,6 +16,7 @@ export const Identifier = createToken({
   name: 'Identifier',
   pattern: /[A-Za-z_][A-Za-z0-9_]*/,
   categories: [Name],
+  label: 'a name',
 });
 
 /**
@@ -49,26 +50,26 @@ export const False = keyword('false', []);
 export const Null = keyword('null', []);
 
 /** `re"…"`: raw Python regex text, no escape processing; `\"` keeps both characters. */
-export const RegexLiteral = createToken({ name: 'RegexLiteral', pattern: /re"(?:[^"\\\n\r]|\\[^\n\r])*"/, label: 're"…"' });
+export const RegexLiteral = createToken({ name: 'RegexLiteral', pattern: /re"(?:[^"\\\n\r]|\\[^\n\r])*"/, label: 'a regex literal' });
 
 /** JSON-style double-quoted string. */
 export const StringLiteral = createToken({
   name: 'StringLiteral',
   pattern: /"(?:[^"\\\n\r]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/,
-  label: 'string',
+  label: 'a string',
 });
 
 /** A number with a fraction or exponent; kept apart from integers. */
 export const FloatLiteral = createToken({
   name: 'FloatLiteral',
   pattern: /-?(?:\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)/,
-  label: 'float',
+  label: 'a float',
 });
 
 export const IntegerLiteral = createToken({
   name: 'IntegerLiteral',
   pattern: /-?\d+/,
-  label: 'integer',
+  label: 'an integer',
 });
 
 export const LCurly = createToken({ name: 'LCurly', pattern: /\{/, label: '"{"' });

@@ -4,7 +4,7 @@
  * the use site), concatenates lists, checks regex literals, and gathers
  * modifiers written directly in a stage into a group named like the stage.
  */
-import { error, warning, type Diagnostic } from '../diagnostics.js';
+import { didYouMean, error, warning, type Diagnostic } from '../diagnostics.js';
 import { translatePythonRegex } from '../match/python-regex.js';
 import type { Span } from '../source.js';
 import type { GroupDocument, MoeRewriteDocument, ModifierDocument, NodeSpans, RecipeDocument, StageDocument } from './document.js';
@@ -79,6 +79,12 @@ export function lowerSyntax(file: FileSyntax, imported: Scope, asImport: boolean
             error('binding-before-definition', `The binding "${v.name}" is used before its definition.`, v.span, [
               { message: `"${v.name}" is defined here.`, span: later },
             ]),
+          );
+        }
+        const near = v.name[0] === v.name[0]!.toLowerCase() ? didYouMean(v.name, scope.keys()) : undefined;
+        if (near !== undefined && !later) {
+          diagnostics.push(
+            warning('unknown-binding', `No binding is named "${v.name}", so it is the string "${v.name}". Did you mean "${near}"?`, v.span),
           );
         }
         put(ptr, at);

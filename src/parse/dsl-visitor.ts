@@ -47,9 +47,7 @@ function makeVisitor(): (cst: CstNode, path: string) => FileSyntax {
     }
 
     recipeFile(c: C.RecipeFileCstChildren): FileSyntax {
-      const items: ItemSyntax[] = [];
-      if (c.header) items.push(this.visit(c.header) as ItemSyntax);
-      for (const t of c.topItem ?? []) items.push(this.visit(t) as ItemSyntax);
+      const items = (c.topItem ?? []).map((t) => this.visit(t) as ItemSyntax);
       return { kind: 'file', items, span: { path, start: 0, end: items.length ? items[items.length - 1]!.span.end : 0 } };
     }
 
@@ -67,7 +65,7 @@ function makeVisitor(): (cst: CstNode, path: string) => FileSyntax {
     }
 
     topItem(c: C.TopItemCstChildren): ItemSyntax {
-      const child = c.modelDecl ?? c.importDecl ?? c.letDecl ?? c.moeBlock ?? c.argsBlock ?? c.stageBlock;
+      const child = c.header ?? c.modelDecl ?? c.importDecl ?? c.letDecl ?? c.moeBlock ?? c.argsBlock ?? c.stageBlock;
       return this.visit(child![0]!) as ItemSyntax;
     }
 
