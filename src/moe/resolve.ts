@@ -99,21 +99,31 @@ export function resolveMoeRewrites(tree: ModuleTree, settings: MoeSettings): Res
   const usedDeclarations = new Set<string>();
   const overridden = new Set<string>();
   const routedOnly = new Map<string, number>();
+  // One diagnostic per class and code, however many blocks share the problem.
+  const failures = new Map<string, { diagnostic: Diagnostic; count: number }>();
+  const fail = (cls: string, d: Diagnostic): void => {
+    const key = `${d.code} ${cls}`;
+    const seen = failures.get(key);
+    if (seen) seen.count++;
+    else failures.set(key, { diagnostic: d, count: 1 });
+  };
   for (const c of candidates) {
     const cls = classOf(tree, c.index).name;
     const declaration = declared.get(cls);
     if (declaration !== undefined) {
       usedDeclarations.add(cls);
       if (catalogEntryForBlock(cls) !== undefined) overridden.add(cls);
-      const resolved = fromDeclaration(tree, children, c, declaration, diagnostics);
-      if (resolved !== undefined) rewrites.push(resolved);
+      const resolved = fromDeclaration(tree, children, c, declaration);
+      if ('code' in resolved) fail(cls, resolved);
+      else rewrites.push(resolved);
       continue;
     }
     const entry = catalogEntryForBlock(cls) ?? (c.experts ? catalogEntryForExperts(c.experts.class) : undefined);
     if (entry !== undefined && c.experts !== undefined) {
       const resolved = fromEntry(tree, c, c.experts, entry);
       if (resolved.rewrite === 'unpack-fused-experts' && resolved.expert === undefined) {
-        diagnostics.push(
+        fail(
+          cls,
           error(
             'moe-layout-mismatch',
             `The fused experts "${c.experts.name}" of class "${c.experts.class}" do not have the parameters quantc's rewrite for "${entry.blockClass}" expects (${layoutText(entry.experts.layout)}), so they cannot be unpacked.`,
@@ -125,7 +135,8 @@ export function resolveMoeRewrites(tree: ModuleTree, settings: MoeSettings): Res
       continue;
     }
     if (entry !== undefined) {
-      diagnostics.push(
+      fail(
+        cls,
         error(
           'moe-layout-mismatch',
           `Module "${tree.names[c.index]}" of class "${cls}" has no experts container "${entry.experts.attribute}" with fused 3-D parameters or Linear expert MLPs, so its calibration rewrite cannot be applied.`,
@@ -143,6 +154,14 @@ export function resolveMoeRewrites(tree: ModuleTree, settings: MoeSettings): Res
     unsupported.set(cls, list);
   }
 
+  for (const { diagnostic, count } of failures.values()) {
+    const more = count - 1;
+    diagnostics.push(
+      more === 0
+        ? diagnostic
+        : { ...diagnostic, notes: [...(diagnostic.notes ?? []), { message: `The same holds for ${more} more module${more === 1 ? '' : 's'} of this class.` }] },
+    );
+  }
   for (const [cls, count] of routedOnly) {
     diagnostics.push(
       withSeverity(
@@ -279,43 +298,33 @@ function fromDeclaration(
   children: ChildIndex,
   c: Candidate,
   decl: MoeRewriteDecl,
-  diagnostics: Diagnostic[],
-): ResolvedRewrite | undefined {
+): ResolvedRewrite | Diagnostic {
   const name = tree.names[c.index]!;
   const attribute = decl.experts ?? 'experts';
   const expertsIndex = childNamed(tree, children, c.index, attribute);
   const experts = expertsIndex === undefined ? undefined : detectExperts(tree, children, expertsIndex);
   if (experts === undefined) {
-    diagnostics.push(
-      error(
-        'moe-rewrite-mismatch',
-        `The declared rewrite for "${decl.class}" expects experts at "${name}.${attribute}", but that module ${expertsIndex === undefined ? 'does not exist' : 'holds neither fused 3-D expert parameters nor a ModuleList of Linear expert MLPs'}.`,
-        decl.origin,
-      ),
+    return error(
+      'moe-rewrite-mismatch',
+      `The declared rewrite for "${decl.class}" expects experts at "${name}.${attribute}", but that module ${expertsIndex === undefined ? 'does not exist' : 'holds neither fused 3-D expert parameters nor a ModuleList of Linear expert MLPs'}.`,
+      decl.origin,
     );
-    return undefined;
   }
   const wanted = decl.experts_layout ?? experts.layout;
   if (wanted !== experts.layout) {
-    diagnostics.push(
-      error(
-        'moe-rewrite-mismatch',
-        `The declared rewrite for "${decl.class}" says experts_layout = ${wanted}, but "${experts.name}" is ${experts.layout === 'fused' ? 'fused (3-D parameters)' : 'a ModuleList of Linear expert MLPs'}.`,
-        decl.origin,
-      ),
+    return error(
+      'moe-rewrite-mismatch',
+      `The declared rewrite for "${decl.class}" says experts_layout = ${wanted}, but "${experts.name}" is ${experts.layout === 'fused' ? 'fused (3-D parameters)' : 'a ModuleList of Linear expert MLPs'}.`,
+      decl.origin,
     );
-    return undefined;
   }
   for (const attr of [decl.router, decl.shared_experts]) {
     if (attr === undefined || childNamed(tree, children, c.index, attr) !== undefined) continue;
-    diagnostics.push(
-      error(
-        'moe-rewrite-mismatch',
-        `The declared rewrite for "${decl.class}" names "${attr}", but "${name}" has no such submodule.${suggestion(attr, childNames(tree, children, c.index))}`,
-        decl.origin,
-      ),
+    return error(
+      'moe-rewrite-mismatch',
+      `The declared rewrite for "${decl.class}" names "${attr}", but "${name}" has no such submodule.${suggestion(attr, childNames(tree, children, c.index))}`,
+      decl.origin,
     );
-    return undefined;
   }
   const routerIndex = decl.router === undefined ? undefined : childNamed(tree, children, c.index, decl.router);
   const router: DetectedRouter | undefined =
@@ -324,14 +333,11 @@ function fromDeclaration(
   const layout = declaredLayout(decl);
   const expert = fused ? expertShape(tree, experts.index, layout) : undefined;
   if (fused && expert === undefined) {
-    diagnostics.push(
-      error(
-        'moe-rewrite-mismatch',
-        `The declared rewrite for "${decl.class}" describes fused experts as ${layoutText(layout)}, but the parameters of "${experts.name}" do not fit that layout.`,
-        decl.origin,
-      ),
+    return error(
+      'moe-rewrite-mismatch',
+      `The declared rewrite for "${decl.class}" describes fused experts as ${layoutText(layout)}, but the parameters of "${experts.name}" do not fit that layout.`,
+      decl.origin,
     );
-    return undefined;
   }
   return {
     module: name,

@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { treeFromOracleJson } from '../../src/model/from-tree-json.js';
 import { classIsA, classOf, indexByName, localName } from '../../src/model/module-tree.js';
 import { MOE_CATALOG, catalogEntryForBlock } from '../../src/moe/catalog.js';
 import { resolveMoeRewrites } from '../../src/moe/resolve.js';
 import { applyRewrites } from '../../src/moe/unpack.js';
-import { treeFixtures } from '../model/fixtures.js';
-import { settings } from './helpers.js';
+import { architectureTrees, settings } from './helpers.js';
 
 const REQUIRED = [
   'Qwen2MoeSparseMoeBlock',
@@ -43,9 +41,9 @@ describe('MoE catalog', () => {
   });
 
   // Trees transformers built from each architecture's config (see test/fixtures/scripts/dump_trees.py).
-  for (const fx of treeFixtures('trees')) {
+  for (const fx of architectureTrees()) {
     it(`matches the tree of ${fx.id}`, () => {
-      const tree = treeFromOracleJson(fx.tree);
+      const tree = fx.tree;
       const { value, diagnostics } = resolveMoeRewrites(tree, settings());
       expect(diagnostics).toEqual([]);
       const byName = indexByName(tree);

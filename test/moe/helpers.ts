@@ -1,5 +1,5 @@
 /** Shared inputs for the MoE tests: oracle trees, settings, and small hand-built trees. */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { treeFromOracleJson, type OracleTreeJson } from '../../src/model/from-tree-json.js';
 import { TreeBuilder, type ModuleTree } from '../../src/model/module-tree.js';
 import type { MoeRewriteDecl, MoeSettings } from '../../src/ir/types.js';
@@ -151,4 +151,35 @@ export function kimiK2Tree(): ModuleTree {
   b.child(model, 'rotary_emb', 'DeepseekV3RotaryEmbedding');
   linear(root, 'lm_head', 163840, hidden);
   return b.build('deepseek_v3', { kind: 'config', description: 'Kimi-K2-sized DeepSeek-V3 tree' });
+}
+
+/** One architecture tree dumped from transformers: `test/fixtures/trees/<model_type>/<variant>.{config,tree}.json[.gz]`. */
+export interface ArchitectureTree {
+  readonly id: string;
+  readonly config: Record<string, unknown>;
+  readonly tree: ModuleTree;
+}
+
+/** Every architecture tree that has both its config and its tree dump. */
+export function architectureTrees(): ArchitectureTree[] {
+  const root = `${FIXTURES}trees/`;
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .flatMap((d) =>
+      readdirSync(`${root}${d.name}`)
+        .filter((f) => f.endsWith('.config.json'))
+        .flatMap((f) => {
+          const stem = `${root}${d.name}/${f.slice(0, -'.config.json'.length)}`;
+          const treePath = [`${stem}.tree.json.gz`, `${stem}.tree.json`].find((p) => existsSync(p));
+          if (treePath === undefined) return [];
+          return [
+            {
+              id: `${d.name}/${f.slice(0, -'.config.json'.length)}`,
+              config: readJson(`${stem}.config.json`) as Record<string, unknown>,
+              tree: treeFromOracleJson(readJson(treePath) as OracleTreeJson),
+            },
+          ];
+        }),
+    );
 }

@@ -103,7 +103,9 @@ describe('unknown MoE classes', () => {
 
   it('rejects a declaration that does not fit the tree', () => {
     const wrongLayout = resolveMoeRewrites(fused, settings({ rewrites: [decl({ class: 'AcmeMoE', experts_layout: 'module_list' })] }));
-    expect(wrongLayout.diagnostics.map((d) => d.code)).toEqual(['moe-rewrite-mismatch', 'moe-rewrite-mismatch', 'moe-rewrite-mismatch']);
+    expect(wrongLayout.diagnostics.map((d) => [d.code, d.notes])).toEqual([
+      ['moe-rewrite-mismatch', [{ message: 'The same holds for 2 more modules of this class.' }]],
+    ]);
     const wrongAttr = resolveMoeRewrites(fused, settings({ rewrites: [decl({ class: 'AcmeMoE', experts: 'moe_experts' })] }));
     expect(wrongAttr.diagnostics[0]!.message).toBe(
       'The declared rewrite for "AcmeMoE" expects experts at "model.layers.0.mlp.moe_experts", but that module does not exist.',
