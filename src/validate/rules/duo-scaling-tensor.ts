@@ -14,7 +14,7 @@ export function duoScalingTensor(ctx: RuleContext): Diagnostic[] {
     const tensor = resolveQuantization(next.args).groups.find((g) => g.scheme.weights?.strategy === 'tensor');
     if (!tensor) continue;
     out.push(
-      error('duo-scaling-tensor', `AWQ duo_scaling is only supported with group or channel weight strategies, but "${tensor.name}" of ${next.type} uses "tensor"; set "duo_scaling: false".`, argSpan(ctx, m, '/duo_scaling') ?? modifierSpan(ctx, m), [
+      error('duo-scaling-tensor', `AWQ duo_scaling is only supported with group or channel weight strategies, but "${tensor.name}" of ${next.type} uses "tensor"; set "duo_scaling: false".`, m.args.duo_scaling === undefined ? modifierSpan(ctx, m) : argSpan(ctx, m, '/duo_scaling'), [
         { message: `${next.type} is here.`, span: modifierSpan(ctx, next) },
       ]),
     );

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { compileRecipe } from '../src/compile.js';
+import { parseYaml } from '../src/parse/yaml.js';
+import { memorySourceHost } from '../src/source-host.js';
+
+const codes = (text: string): string[] => parseYaml({ path: 'r.yaml', text }).diagnostics.map((d) => d.code);
+
+describe('hostile YAML input', () => {
+  it('rejects an alias bomb without expanding it', () => {
+    const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 12; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+    const result = parseYaml({ path: 'r.yaml', text: `${lines.join('\n')}\n` });
+    expect(result.value).toBeNull();
+    expect(result.diagnostics.map((d) => d.code)).toEqual(['yaml-alias-limit']);
+  });
+
+  it('rejects deeply nested flow collections', () => {
+    expect(codes(`quant_stage: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`)).toEqual(['yaml-too-deep']);
+  });
+
+  it('rejects deeply nested block mappings', () => {
+    const text = Array.from({ length: 200 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n') + ' 1\n';
+    expect(codes(text)).toEqual(['yaml-too-deep']);
+  });
+
+  it('reports a 10 MB recipe as too large', async () => {
+    const big = `quant_stage:\n  quant_modifiers:\n    GPTQModifier: {scheme: W4A16}\n# ${'x'.repeat(10 * 1024 * 1024)}\n`;
+    const result = await compileRecipe('big.yaml', memorySourceHost({ 'big.yaml': big }));
+    expect(result.diagnostics.map((d) => d.code)).toEqual(['file-too-large']);
+  });
+
+  it('reports empty and binary files', async () => {
+    const host = memorySourceHost({ 'empty.yaml': '', 'bin.yaml': 'a\u0000b' });
+    expect((await compileRecipe('empty.yaml', host)).diagnostics.map((d) => d.code)).toEqual(['file-empty']);
+    expect((await compileRecipe('bin.yaml', host)).diagnostics.map((d) => d.code)).toEqual(['file-binary']);
+  });
+
+  it('reports a document that is not a mapping', () => {
+    expect(codes('- GPTQModifier\n')).toEqual(['recipe-not-mapping']);
+  });
+
+  it('warns about a recipe with no modifiers, like a bare modifier at the root', () => {
+    expect(codes('GPTQModifier: {scheme: W4A16}\n')).toEqual(['top-level-key-ignored', 'no-modifiers']);
+  });
+
+  it('reports an alias to nothing', () => {
+    expect(codes('quant_stage: *nothing\n')).toContain('yaml-syntax');
+  });
+});
