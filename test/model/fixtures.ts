@@ -31,9 +31,10 @@ export function treeFixtures(group: 'oracle' | 'trees'): TreeFixture[] {
       const dir = `${root}${d.name}/`;
       return readdirSync(dir)
         .filter((f) => f.endsWith('config.json'))
-        .map((f) => {
+        .flatMap((f) => {
           const stem = f.slice(0, -'config.json'.length);
-          const treePath = existsSync(`${dir}${stem}tree.json.gz`) ? `${dir}${stem}tree.json.gz` : `${dir}${stem}tree.json`;
+          const treePath = [`${dir}${stem}tree.json.gz`, `${dir}${stem}tree.json`].find((p) => existsSync(p));
+          if (!treePath) return [];
           return {
             id: `${d.name}/${stem || 'default'}`.replace(/[.-]$/, ''),
             dir,

@@ -52,7 +52,11 @@ export interface AttentionOptions {
   readonly oBias: boolean;
   /** q_proj output multiplier (Qwen3-Next projects a gate with the query: 2). */
   readonly qMultiplier?: number;
-  /** RMSNorm over each head (`head`, Qwen3) or over all heads (`full`, OLMoE); none when absent. */
+  /**
+   * RMSNorm over each head (`head`, Qwen3), or OLMoE's over whole projections
+   * (`full`: q over `hidden_size`, k over `hidden_size / heads × kv_heads`,
+   * regardless of `head_dim`); none when absent.
+   */
   readonly qkNorm?: 'head' | 'full';
   /** Params held by the attention module itself, registered before its children (gpt-oss `sinks` comes after). */
   readonly ownParams?: readonly (readonly [string, readonly number[]])[];
@@ -169,8 +173,8 @@ export class ModelBuilder {
       this.norm(a, 'q_norm', normCls, o.headDim);
       this.norm(a, 'k_norm', normCls, o.headDim);
     } else if (o.qkNorm === 'full') {
-      this.norm(a, 'q_norm', normCls, o.heads * o.headDim);
-      this.norm(a, 'k_norm', normCls, o.kvHeads * o.headDim);
+      this.norm(a, 'q_norm', normCls, h);
+      this.norm(a, 'k_norm', normCls, Math.floor(h / o.heads) * o.kvHeads);
     }
     return a;
   }

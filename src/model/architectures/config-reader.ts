@@ -9,16 +9,25 @@ import { error, type Diagnostic } from '../../diagnostics.js';
 /** A raw config plus the defaults of its transformers config class. */
 export class ConfigReader {
   readonly diagnostics: Diagnostic[] = [];
+  private readonly reported = new Set<string>();
 
+  /**
+   * `aliases` mirrors the config class's `attribute_map`: a key may be
+   * spelled either way in config.json (`num_experts` / `num_local_experts`).
+   */
   constructor(
     readonly raw: Readonly<Record<string, unknown>>,
     private readonly defaults: Readonly<Record<string, unknown>>,
     private readonly modelType: string,
+    private readonly aliases: Readonly<Record<string, string>> = {},
   ) {}
 
-  /** The value of `key`: the config's own when present (even `null`), else the default. */
+  /** The value of `key` (or its alias): the config's own when present (even `null`), else the default. */
   get(key: string): unknown {
-    return Object.prototype.hasOwnProperty.call(this.raw, key) ? this.raw[key] : this.defaults[key];
+    if (Object.prototype.hasOwnProperty.call(this.raw, key)) return this.raw[key];
+    const alias = this.aliases[key];
+    if (alias !== undefined && Object.prototype.hasOwnProperty.call(this.raw, alias)) return this.raw[alias];
+    return this.defaults[key] ?? (alias === undefined ? undefined : this.defaults[alias]);
   }
 
   /** True when `key` is present with a non-null value (or has a non-null default). */
@@ -31,6 +40,8 @@ export class ConfigReader {
   int(key: string): number {
     const v = this.get(key);
     if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+    if (this.reported.has(key)) return 1;
+    this.reported.add(key);
     this.diagnostics.push(
       error(
         'config-invalid-field',

@@ -13,6 +13,8 @@ export interface ArchitectureDescriptor {
   readonly causalLm: string;
   /** Config class defaults for keys a published config.json may omit. */
   readonly defaults: Readonly<Record<string, unknown>>;
+  /** The config class's `attribute_map`, both directions: a key → the other spelling. */
+  readonly aliases?: Readonly<Record<string, string>>;
   /** Adds every module and parameter, in `named_modules()` order. */
   readonly build: (m: ModelBuilder) => void;
 }

@@ -15,6 +15,7 @@ export const gptOss: ArchitectureDescriptor = {
   modelType: 'gpt_oss',
   causalLm: 'GptOssForCausalLM',
   defaults: { vocab_size: 201088, hidden_size: 2880, intermediate_size: 2880, num_hidden_layers: 36, num_attention_heads: 64, num_key_value_heads: 8, head_dim: 64, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: true, num_local_experts: 128, num_experts_per_tok: 4 },
+  aliases: { num_experts: 'num_local_experts', num_local_experts: 'num_experts' },
   build(m) {
     const c = skeletonClasses('GptOss');
     const heads = m.cfg.int('num_attention_heads');

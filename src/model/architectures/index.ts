@@ -86,7 +86,7 @@ export function expandConfig(config: Readonly<Record<string, unknown>>, source =
       ),
     );
   }
-  const cfg = new ConfigReader(raw, descriptor.defaults, declared);
+  const cfg = new ConfigReader(raw, descriptor.defaults, declared, descriptor.aliases);
   const m = new ModelBuilder(cfg);
   descriptor.build(m);
   const via = type === declared ? declared : `${declared} as ${type}`;

@@ -8,6 +8,7 @@ export const mixtral: ArchitectureDescriptor = {
   modelType: 'mixtral',
   causalLm: 'MixtralForCausalLM',
   defaults: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false, num_local_experts: 8, num_experts_per_tok: 2 },
+  aliases: { num_experts: 'num_local_experts', num_local_experts: 'num_experts' },
   build(m) {
     const c = skeletonClasses('Mixtral');
     const attention = { cls: 'MixtralAttention', heads: m.cfg.int('num_attention_heads'), kvHeads: kvHeads(m.cfg), headDim: headDim(m.cfg), qkvBias: false, oBias: false };

@@ -8,6 +8,7 @@ export const olmoe: ArchitectureDescriptor = {
   modelType: 'olmoe',
   causalLm: 'OlmoeForCausalLM',
   defaults: { vocab_size: 50304, hidden_size: 2048, intermediate_size: 2048, num_hidden_layers: 16, num_attention_heads: 16, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, num_experts: 64, num_experts_per_tok: 8 },
+  aliases: { num_experts: 'num_local_experts', num_local_experts: 'num_experts' },
   build(m) {
     const c = skeletonClasses('Olmoe');
     const bias = m.cfg.bool('attention_bias', false);
