@@ -63,8 +63,10 @@ export function mapAjvError(e: AjvError, base: string, owner: string, spans: Spa
       const where = e.instancePath === '' ? `"${owner}"` : `"${field}"`;
       return error('unknown-argument', `${where} has no argument "${name}".${suggestion(name, known)}`, spanFor(spans, `${at}${pointer(name)}`, 'key'));
     }
-    case 'required':
-      return error('missing-argument', `"${e.instancePath === '' ? owner : field}" requires "${String(e.params.missingProperty)}".`, spanFor(spans, at, 'key'));
+    case 'required': {
+      const node = e.instancePath === '' && base.endsWith('/args') ? base.slice(0, -'/args'.length) : at;
+      return error('missing-argument', `"${e.instancePath === '' ? owner : field}" requires "${String(e.params.missingProperty)}".`, spanFor(spans, node, 'key'));
+    }
     case 'type':
       return error('invalid-type', `"${field}" must be ${typeList(e.params.type)}, not ${describe(e.data)}.`, spanFor(spans, at));
     case 'enum': {
