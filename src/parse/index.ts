@@ -22,18 +22,11 @@ export function syntaxOf(path: string): RecipeSyntax | undefined {
   return undefined;
 }
 
-interface DslModule {
-  parseDsl(source: Source, host: SourceHost): Result<ParsedRecipe | null>;
-}
-
 /** Parses one already-read source with the front end its extension selects. */
 export async function parseRecipeSource(source: Source, host: SourceHost): Promise<Result<ParsedRecipe | null>> {
   switch (syntaxOf(source.path)) {
-    case 'dsl': {
-      const dslPath = './dsl.js';
-      const dsl = (await import(dslPath)) as DslModule;
-      return dsl.parseDsl(source, host);
-    }
+    case 'dsl':
+      return (await import('./dsl.js')).parseDsl(source, host);
     case 'yaml':
       return (await import('./yaml.js')).parseYaml(source);
     case 'json':

@@ -8,7 +8,6 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { compileRecipe } from '../../compile.js';
 import { exportJson } from '../../export/json.js';
 import { exportYaml } from '../../export/yaml.js';
-import type { RecipeDocument } from '../../parse/document.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs } from '../args.js';
 import { cwdSourceHost } from '../cwd-host.js';
@@ -29,10 +28,6 @@ Options:
 
 Exit status: 0 written (warnings allowed), 1 recipe errors, 2 bad usage or unreadable file.
 `;
-
-interface FormatModule {
-  printDsl(doc: RecipeDocument): string;
-}
 
 /** Writes `text` to `path` through a temporary file in the same folder. */
 function writeAtomically(path: string, text: string): void {
@@ -69,11 +64,7 @@ export const command: Command = {
     let text: string;
     if (to === 'yaml') text = exportYaml(result.ir, result.document);
     else if (to === 'json') text = exportJson(result.ir, result.sources);
-    else {
-      const formatPath = '../../format/index.js';
-      const format = (await import(formatPath)) as FormatModule;
-      text = format.printDsl(result.document);
-    }
+    else text = (await import('../../format/print-dsl.js')).printDsl(result.document);
     if (typeof values.out === 'string') {
       const out = isAbsolute(values.out) ? values.out : resolve(io.cwd, values.out);
       if (out === (isAbsolute(file) ? file : resolve(io.cwd, file))) throw new UsageError('export: --out must not overwrite the input recipe.');
