@@ -1,8 +1,10 @@
 /**
  * Decides the calibration rewrite of every MoE block of a tree: a rewrite
  * declared in the recipe, else the built-in catalog (by block class, then by
- * experts class, as llm-compressor main keys linearization), else a
- * `moe-unsupported` diagnostic. Never a silent skip.
+ * experts class), else transformers' table of fused experts classes (which
+ * llm-compressor main linearizes whatever block holds them), else route-all
+ * for experts that are already Linear MLPs, else a `moe-unsupported`
+ * diagnostic. Never a silent skip.
  */
 import { suggestion, warning, error, withSeverity, type Diagnostic, type Result } from '../diagnostics.js';
 import type { MoeRewriteDecl, MoeSettings } from '../ir/types.js';
@@ -19,6 +21,7 @@ import {
   type MoeLikeModule,
 } from './detect.js';
 import { expertShape, type ExpertShape } from './expert-linears.js';
+import { FUSED_EXPERTS_CLASSES, type FusedExpertsClass } from './fused-experts.js';
 import {
   DEFAULT_FUSED_LAYOUT,
   type ExpertsLayout,
@@ -119,14 +122,15 @@ export function resolveMoeRewrites(tree: ModuleTree, settings: MoeSettings): Res
       continue;
     }
     const entry = catalogEntryForBlock(cls) ?? (c.experts ? catalogEntryForExperts(c.experts.class) : undefined);
-    if (entry !== undefined && c.experts !== undefined) {
-      const resolved = fromEntry(tree, c, c.experts, entry);
+    const known = c.experts?.layout === 'fused' ? FUSED_EXPERTS_CLASSES.get(c.experts.class) : undefined;
+    if (c.experts !== undefined && (entry !== undefined || known !== undefined)) {
+      const resolved = entry !== undefined ? fromEntry(tree, c, c.experts, entry) : fromFusedClass(tree, c, c.experts, known!);
       if (resolved.rewrite === 'unpack-fused-experts' && resolved.expert === undefined) {
         fail(
           cls,
           error(
             'moe-layout-mismatch',
-            `The fused experts "${c.experts.name}" of class "${c.experts.class}" do not have the parameters quantc's rewrite for "${entry.blockClass}" expects (${layoutText(entry.experts.layout)}), so they cannot be unpacked.`,
+            `The fused experts "${c.experts.name}" of class "${c.experts.class}" do not have the parameters quantc's rewrite for "${entry?.blockClass ?? c.experts.class}" expects (${layoutText(resolved.layout as FusedLayout)}), so they cannot be unpacked.`,
           ),
         );
         continue;
@@ -276,6 +280,23 @@ function fromEntry(tree: ModuleTree, c: Candidate, experts: DetectedExperts, ent
     linearExpertsClass: entry.llmCompressor.linearizedAs,
     ...(entry.experts.unpackedActFn !== undefined ? { unpackedActFn: entry.experts.unpackedActFn } : {}),
     entry,
+  };
+}
+
+function fromFusedClass(tree: ModuleTree, c: Candidate, experts: DetectedExperts, known: FusedExpertsClass): ResolvedRewrite {
+  const expert = expertShape(tree, experts.index, known.layout);
+  return {
+    module: tree.names[c.index]!,
+    index: c.index,
+    class: classOf(tree, c.index).name,
+    experts,
+    router: c.router,
+    rewrite: 'unpack-fused-experts',
+    layout: known.layout,
+    ...(expert !== undefined ? { expert } : {}),
+    source: 'builtin',
+    linearExpertsClass: 'LinearExperts2D',
+    ...(known.unpackedActFn !== undefined ? { unpackedActFn: known.unpackedActFn } : {}),
   };
 }
 

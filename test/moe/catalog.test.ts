@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { classIsA, classOf, indexByName, localName } from '../../src/model/module-tree.js';
 import { MOE_CATALOG, catalogEntryForBlock } from '../../src/moe/catalog.js';
+import { FUSED_EXPERTS_CLASSES } from '../../src/moe/fused-experts.js';
 import { resolveMoeRewrites } from '../../src/moe/resolve.js';
 import { applyRewrites } from '../../src/moe/unpack.js';
 import { architectureTrees, settings } from './helpers.js';
@@ -75,4 +76,18 @@ describe('MoE catalog', () => {
       expect(sizes.names.length).toBeGreaterThanOrEqual(tree.names.length);
     });
   }
+});
+
+describe('transformers fused experts classes', () => {
+  it('agree with the catalog on every decorated experts class', () => {
+    for (const entry of MOE_CATALOG) {
+      const known = FUSED_EXPERTS_CLASSES.get(entry.experts.class);
+      if (entry.experts.class === 'Llama4TextExperts') {
+        expect(known).toBeUndefined();
+        continue;
+      }
+      expect(known?.layout).toEqual(entry.experts.layout);
+      expect(known?.unpackedActFn).toBe(entry.experts.unpackedActFn);
+    }
+  });
 });

@@ -219,3 +219,52 @@ describe('declared attributes', () => {
     );
   });
 });
+
+describe('fused experts classes transformers knows', () => {
+  const block = (blockClass: string, expertsClass: string, params: [string, number[]][]) => {
+    const b = new TreeBuilder();
+    b.defineClass('Linear');
+    const root = b.add('', 'AnyForCausalLM', -1);
+    const mlp = b.child(root, 'mlp', blockClass);
+    b.param(b.child(mlp, 'gate', 'AnyRouter'), 'weight', [4, 16], 'bfloat16');
+    const experts = b.child(mlp, 'experts', expertsClass);
+    for (const [name, shape] of params) b.param(experts, name, shape, 'bfloat16');
+    b.child(experts, 'act_fn', 'ReLUSquaredActivation');
+    return b.build(undefined, { kind: 'module-tree-json', description: 'toy' });
+  };
+
+  it('resolve by experts class when the block class is not in the catalog', () => {
+    const tree = block('Qwen3VLMoeTextSparseMoeBlock', 'Qwen3VLMoeTextExperts', [
+      ['gate_up_proj', [4, 16, 16]],
+      ['down_proj', [4, 16, 8]],
+    ]);
+    const { value, diagnostics } = resolveMoeRewrites(tree, settings());
+    expect(diagnostics).toEqual([]);
+    expect(value.rewrites.map((r) => [r.class, r.source, r.rewrite, r.linearExpertsClass, r.entry])).toEqual([
+      ['Qwen3VLMoeTextSparseMoeBlock', 'builtin', 'unpack-fused-experts', 'LinearExperts2D', undefined],
+    ]);
+    expect(legacyReplaced(value)).toEqual([]);
+  });
+
+  it('unpack experts without a gate into ExpertMLPWithoutGate (NemotronH)', () => {
+    const tree = block('NemotronHMoE', 'NemotronHExperts', [
+      ['up_proj', [4, 8, 16]],
+      ['down_proj', [4, 16, 8]],
+    ]);
+    const { value, diagnostics } = resolveMoeRewrites(tree, settings());
+    expect(diagnostics).toEqual([]);
+    const after = applyRewrites(tree, value);
+    expect(after.names.map((n, i) => `${n}:${classOf(after, i).name}`).slice(3, 10)).toEqual([
+      'mlp.experts:LinearExperts2D',
+      'mlp.experts.0:ExpertMLPWithoutGate',
+      'mlp.experts.0.up_proj:Linear',
+      'mlp.experts.0.down_proj:Linear',
+      'mlp.experts.1:ExpertMLPWithoutGate',
+      'mlp.experts.1.up_proj:Linear',
+      'mlp.experts.1.down_proj:Linear',
+    ]);
+    expect(after.names.at(-1)).toBe('mlp.experts.act_fn');
+    expect(paramsOf(after, 5)).toEqual([{ name: 'weight', shape: [8, 16], dtype: 'bfloat16' }]);
+    expect(rewriteCounts(value)).toMatchObject({ linearAdded: 8, modulesAdded: 12 });
+  });
+});
