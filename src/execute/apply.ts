@@ -1,0 +1,216 @@
+/**
+ * Data-free execution: streams a checkpoint through round-to-nearest
+ * quantization and writes the compressed-tensors checkpoint llm-compressor
+ * main would write, atomically (temporary folder renamed at the end).
+ */
+import { copyFile, cp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { toFloat32 } from './dtypes.js';
+import { stageOutputDir } from './output-dir.js';
+import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './python-json.js';
+import { quantizationConfig } from './quantization-config.js';
+import { GraphRuntime } from './runtime.js';
+import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight, type WeightStats } from './rtn/quantize-weight.js';
+import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
+import { openCheckpoint, readTensorBytes, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
+import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
+import { ShardedWriter } from './sharded-writer.js';
+import type { ApplyEvent, ApplyJob, ApplySummary } from './types.js';
+import { readWeight, resolveWeight, type WeightSource } from './weight-source.js';
+
+/** A job that cannot run; the message is user-facing. */
+export class ApplyError extends Error {}
+
+/** Sibling sets whose NVFP4 global scale is shared (llm-compressor `FUSED_LAYER_NAMES`). */
+export const FUSED_LAYER_NAMES: readonly (readonly string[])[] = [['gate_proj', 'up_proj'], ['q_proj', 'k_proj', 'v_proj'], ['q_a_proj', 'kv_a_proj_with_mqa'], ['w1', 'w3']];
+
+const DEFAULT_MAX_SHARD_BYTES = 20e9;
+
+interface PlannedModule {
+  readonly name: string;
+  readonly source: WeightSource;
+  readonly kernel: WeightKernel;
+}
+
+/** Modules processed together (NVFP4 fused siblings), written contiguously. */
+interface Unit {
+  readonly modules: readonly PlannedModule[];
+}
+
+type Item = { readonly key: string; readonly copy: TensorEntry } | { readonly key: string; readonly unit: Unit } | { readonly key: string; readonly slice: WeightSource; readonly name: string };
+
+function splitName(name: string): [string, string] {
+  const i = name.lastIndexOf('.');
+  return [name.slice(0, i), name.slice(i + 1)];
+}
+
+function planModules(job: ApplyJob, index: CheckpointIndex): PlannedModule[] {
+  return job.modules.map((m) => {
+    const source = resolveWeight(index, m.name, job.fusedExperts);
+    if (!source) throw new ApplyError(`${m.name}: no 2-D weight in the checkpoint (looked for ${m.name}.weight and fused experts)`);
+    const group = job.groups[m.group];
+    if (!group) throw new ApplyError(`${m.name}: config group ${m.group} does not exist`);
+    try {
+      return { name: m.name, source, kernel: planWeightKernel(group.scheme, source.shape, source.dtype) };
+    } catch (e) {
+      throw new ApplyError(`${m.name}: ${(e as Error).message}`);
+    }
+  });
+}
+
+function formUnits(modules: readonly PlannedModule[], index: CheckpointIndex): Unit[] {
+  const byName = new Map(modules.map((m) => [m.name, m]));
+  const taken = new Set<string>();
+  const units: Unit[] = [];
+  for (const m of modules) {
+    if (taken.has(m.name)) continue;
+    if (m.kernel.kind !== 'nvfp4') {
+      units.push({ modules: [m] });
+      continue;
+    }
+    const [parent, leaf] = splitName(m.name);
+    const set = FUSED_LAYER_NAMES.find((s) => s.includes(leaf));
+    const members: PlannedModule[] = [];
+    for (const sib of set ?? [leaf]) {
+      const name = `${parent}.${sib}`;
+      const pm = byName.get(name);
+      if (pm && pm.kernel.kind === 'nvfp4') members.push(pm);
+      else if (pm || index.tensors.has(`${name}.weight`)) {
+        throw new ApplyError(`fused layers ${(set ?? []).map((s) => `${parent}.${s}`).join(', ')} must all use the same NVFP4 (tensor_group) quantization; ${name} does not`);
+      }
+    }
+    for (const x of members) taken.add(x.name);
+    units.push({ modules: members });
+  }
+  return units;
+}
+
+function outputSpecs(item: Item): OutputTensorSpec[] {
+  if ('copy' in item) return [{ name: item.copy.name, dtype: item.copy.dtype, shape: item.copy.shape, byteLength: item.copy.byteLength }];
+  if ('slice' in item) {
+    const bytes = item.slice.shape[0] * item.slice.shape[1] * (item.slice.entry.byteLength / item.slice.entry.shape.reduce((a, b) => a * b, 1));
+    return [{ name: item.name, dtype: item.slice.dtype, shape: item.slice.shape, byteLength: bytes }];
+  }
+  return item.unit.modules.flatMap((m) => m.kernel.outputs.map((o) => ({ name: `${m.name}.${o.suffix}`, dtype: o.dtype, shape: o.shape, byteLength: o.byteLength })));
+}
+
+/** Lists the per-expert weights of fused params that no module quantizes (written unquantized). */
+function unquantizedSlices(job: ApplyJob, index: CheckpointIndex, quantized: ReadonlySet<string>): Item[] {
+  const items: Item[] = [];
+  for (const param of job.fusedExperts) {
+    const entry = index.tensors.get(param.tensor);
+    if (!entry) continue;
+    for (let e = 0; e < entry.shape[0]; e++) {
+      for (const proj of param.projections) {
+        const name = `${param.expertsModule}.${e}.${proj}`;
+        if (quantized.has(name)) continue;
+        const slice = resolveWeight(index, name, [param]);
+        if (slice) items.push({ key: `${name}.weight`, slice, name: `${name}.weight` });
+      }
+    }
+  }
+  return items;
+}
+
+async function processUnit(rt: GraphRuntime, unit: Unit, write: (name: string, bytes: Uint8Array) => Promise<void>): Promise<number> {
+  let bytesRead = 0;
+  const loaded: { m: PlannedModule; grouped: ReturnType<typeof groupedWeight>; stats: WeightStats }[] = [];
+  for (const m of unit.modules) {
+    const raw = await readWeight(m.source);
+    bytesRead += raw.byteLength;
+    const grouped = groupedWeight(m.kernel, toFloat32(raw, m.source.dtype as 'BF16' | 'F32'));
+    loaded.push({ m, grouped, stats: await observeWeight(rt, m.kernel, grouped) });
+  }
+  const globalScale = unit.modules[0].kernel.kind === 'nvfp4' ? fusedGlobalScale(loaded.map((l) => l.stats), unit.modules[0].kernel) : undefined;
+  for (const { m, grouped, stats } of loaded) {
+    const tensors = await quantizeWeight(rt, m.kernel, grouped, stats, globalScale);
+    for (const o of m.kernel.outputs) await write(`${m.name}.${o.suffix}`, tensors.get(o.suffix)!);
+  }
+  return bytesRead;
+}
+
+async function copyOtherFiles(modelDir: string, outDir: string, weightFiles: ReadonlySet<string>): Promise<void> {
+  for (const ent of await readdir(modelDir, { withFileTypes: true })) {
+    const name = ent.name;
+    if (weightFiles.has(name) || name === 'config.json' || name === 'recipe.yaml' || name === 'model.safetensors.index.json' || name.endsWith('.safetensors')) continue;
+    if (ent.isDirectory()) await cp(join(modelDir, name), join(outDir, name), { recursive: true });
+    else if (ent.isFile()) await copyFile(join(modelDir, name), join(outDir, name));
+  }
+}
+
+/**
+ * Runs a data-free job. Progress goes to `onEvent`; the output folder
+ * appears only when everything has been written.
+ */
+export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void = () => undefined): Promise<ApplySummary> {
+  const started = performance.now();
+  const index = await openCheckpoint(job.modelDir);
+  let config: PyJson;
+  try {
+    config = parsePyJson(await readFile(join(job.modelDir, 'config.json'), 'utf8'));
+  } catch (e) {
+    throw new ApplyError(`${join(job.modelDir, 'config.json')}: ${(e as Error).message}`);
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config) || config instanceof PyNumber) {
+    throw new ApplyError(`${join(job.modelDir, 'config.json')}: not a JSON object`);
+  }
+  const modules = planModules(job, index);
+  const units = formUnits(modules, index);
+  const quantizedNames = new Set(modules.map((m) => m.name));
+  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused).map((m) => m.source.entry.name), ...job.fusedExperts.map((f) => f.tensor)]);
+  const items: Item[] = [
+    ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t })),
+    ...units.map((u) => ({ key: `${u.modules[0].name}.weight`, unit: u })),
+    ...unquantizedSlices(job, index, quantizedNames),
+  ];
+  items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const layout = layoutShards(items.flatMap(outputSpecs), job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  onEvent({ kind: 'start', modules: modules.length, bytesIn: index.totalBytes });
+
+  const stage = await stageOutputDir(job.outDir);
+  const rt = new GraphRuntime(job.device);
+  const writer = new ShardedWriter(stage.path, layout);
+  let weightSeconds = 0;
+  let weightBytes = 0;
+  try {
+    let done = 0;
+    for (const item of items) {
+      if ('copy' in item) await writer.write(item.copy.name, await readTensorBytes(item.copy));
+      else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
+      else {
+        const t0 = performance.now();
+        const read = await processUnit(rt, item.unit, (n, b) => writer.write(n, b));
+        weightSeconds += (performance.now() - t0) / 1000;
+        weightBytes += read;
+        for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: modules.length, name: m.name, bytesRead: read });
+      }
+    }
+    await writer.close();
+    if (layout.shards.length > 1) await writeFile(join(stage.path, 'model.safetensors.index.json'), shardIndexJson(layout));
+    const cfg = { ...(config as Record<string, PyJson>), quantization_config: toPyJson(quantizationConfig(job)) };
+    await writeFile(join(stage.path, 'config.json'), dumpPyJson(cfg));
+    await writeFile(join(stage.path, 'recipe.yaml'), job.recipeYaml);
+    await copyOtherFiles(job.modelDir, stage.path, new Set(index.weightFiles));
+    for (const s of layout.shards) onEvent({ kind: 'write', file: s.file });
+    await stage.commit();
+  } catch (e) {
+    await writer.abort();
+    await stage.discard();
+    throw e;
+  } finally {
+    await rt.dispose();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const summary: ApplySummary = {
+    seconds,
+    bytesIn: index.totalBytes,
+    bytesOut: layout.totalBytes,
+    ratio: layout.totalBytes > 0 ? index.totalBytes / layout.totalBytes : 0,
+    quantized: modules.length,
+    ignored: job.ignore.length,
+    outDir: job.outDir,
+    weightGBps: weightSeconds > 0 ? weightBytes / weightSeconds / 1e9 : 0,
+  };
+  onEvent({ kind: 'done', summary });
+  return summary;
+}

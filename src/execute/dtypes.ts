@@ -1,0 +1,106 @@
+/**
+ * safetensors element types and the exact float conversions the executor
+ * needs (bf16 and fp8 E4M3 have no native JS type, so they are bit-level).
+ */
+
+/** safetensors dtype names the executor reads and writes. */
+export type SafetensorsDtype = 'BF16' | 'F16' | 'F32' | 'F64' | 'F8_E4M3' | 'I8' | 'U8' | 'I16' | 'I32' | 'I64' | 'BOOL';
+
+/** Bytes per element of each dtype. */
+export const DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
+  BF16: 2,
+  F16: 2,
+  F32: 4,
+  F64: 8,
+  F8_E4M3: 1,
+  I8: 1,
+  U8: 1,
+  I16: 2,
+  I32: 4,
+  I64: 8,
+  BOOL: 1,
+};
+
+/** Whether `s` names a dtype in {@link DTYPE_BYTES}. */
+export function isSafetensorsDtype(s: string): s is SafetensorsDtype {
+  return Object.prototype.hasOwnProperty.call(DTYPE_BYTES, s);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** Rounds a float32 value to the nearest bfloat16 (ties to even), returned as a number. */
+export function roundBf16(x: number): number {
+  f32[0] = x;
+  const u = u32[0];
+  if ((u & 0x7f800000) === 0x7f800000) return f32[0];
+  u32[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return f32[0];
+}
+
+/** The bfloat16 bit pattern of a value already representable in bfloat16. */
+export function bf16Bits(x: number): number {
+  f32[0] = x;
+  return u32[0] >>> 16;
+}
+
+/** Widens raw little-endian bf16 or f16 or f32 bytes to float32 values. */
+export function toFloat32(bytes: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): Float32Array {
+  const n = bytes.byteLength / DTYPE_BYTES[dtype];
+  if (dtype === 'F32') {
+    const out = new Float32Array(n);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  const src = new Uint16Array(n);
+  new Uint8Array(src.buffer).set(bytes);
+  const out = new Uint32Array(n);
+  if (dtype === 'BF16') {
+    for (let i = 0; i < n; i++) out[i] = src[i] << 16;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = f16ToF32Bits(src[i]);
+  }
+  return new Float32Array(out.buffer);
+}
+
+function f16ToF32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exp = (h >>> 10) & 0x1f;
+  const man = h & 0x3ff;
+  if (exp === 0x1f) return sign | 0x7f800000 | (man << 13);
+  if (exp !== 0) return sign | ((exp + 112) << 23) | (man << 13);
+  if (man === 0) return sign;
+  f32[0] = man * 2 ** -24;
+  return sign | u32[0];
+}
+
+/** Narrows float32 values (exactly representable in bf16) to raw bf16 bytes. */
+export function bf16Bytes(values: Float32Array): Uint8Array {
+  const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = u[i] >>> 16;
+  return new Uint8Array(out.buffer);
+}
+
+/**
+ * Encodes float32 values that are exactly representable in FP8 E4M3FN
+ * (as produced by an FP8 cast) into their byte codes.
+ */
+export function fp8E4m3Bytes(values: Float32Array): Uint8Array {
+  const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = fp8Code(u[i]);
+  return out;
+}
+
+function fp8Code(bits: number): number {
+  const sign = (bits >>> 24) & 0x80;
+  const exp = ((bits >>> 23) & 0xff) - 127;
+  const man = bits & 0x7fffff;
+  if ((bits & 0x7fffffff) === 0) return sign;
+  if ((bits & 0x7f800000) === 0x7f800000) return sign | 0x7f;
+  if (exp >= -6) return sign | ((exp + 7) << 3) | (man >>> 20);
+  // Subnormal E4M3: value = m * 2^-9, m in 1..7.
+  u32[0] = (bits & 0x7fffffff) >>> 0;
+  return sign | Math.round(f32[0] * 512);
+}

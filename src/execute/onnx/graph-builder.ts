@@ -1,0 +1,123 @@
+/**
+ * Builds ONNX ModelProto bytes for the small element-wise graphs the executor
+ * runs. Only what those graphs need: typed inputs/outputs with symbolic or
+ * fixed dims, constant initializers, nodes with int/float/ints attributes.
+ * Node output names are generated, so graphs read like expressions.
+ */
+import { ProtoWriter } from './proto-writer.js';
+
+/** ONNX TensorProto.DataType codes used by the executor. */
+export const OnnxType = {
+  float: 1,
+  uint8: 2,
+  int8: 3,
+  uint16: 4,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  uint32: 12,
+  bfloat16: 16,
+  float8e4m3fn: 17,
+} as const;
+
+/** One of the ONNX element types in {@link OnnxType}. */
+export type OnnxElemType = (typeof OnnxType)[keyof typeof OnnxType];
+
+/** An attribute value: integer, `{ float }`, or a list of integers. */
+export type AttrValue = number | { readonly float: number } | readonly number[];
+
+/** A dimension: a fixed size or a symbolic name. */
+export type Dim = number | string;
+
+/** Opset the graphs are written for (ORT 1.29 runs it on CPU and CUDA). */
+export const OPSET = 21;
+const IR_VERSION = 10;
+
+function valueInfo(name: string, elemType: OnnxElemType, dims: readonly Dim[]): Uint8Array {
+  const shape = new ProtoWriter();
+  for (const d of dims) {
+    const dim = new ProtoWriter();
+    if (typeof d === 'number') dim.int(1, d);
+    else dim.string(2, d);
+    shape.bytes(1, dim.finish());
+  }
+  const tensorType = new ProtoWriter().int(1, elemType).bytes(2, shape.finish()).finish();
+  const type = new ProtoWriter().bytes(1, tensorType).finish();
+  return new ProtoWriter().string(1, name).bytes(2, type).finish();
+}
+
+function attribute(name: string, value: AttrValue): Uint8Array {
+  const w = new ProtoWriter().string(1, name);
+  if (typeof value === 'number') return w.int(3, value).int(20, 2).finish();
+  if (Array.isArray(value)) return w.packedInts(8, value as number[]).int(20, 7).finish();
+  return w.float(2, (value as { float: number }).float).int(20, 1).finish();
+}
+
+/** Accumulates nodes, inputs, outputs and constants of one ONNX graph. */
+export class GraphBuilder {
+  private nodes: Uint8Array[] = [];
+  private inits: Uint8Array[] = [];
+  private inputs: Uint8Array[] = [];
+  private outputs: Uint8Array[] = [];
+  private counter = 0;
+
+  /** Declares a graph input and returns its name. */
+  input(name: string, elemType: OnnxElemType, dims: readonly Dim[]): string {
+    this.inputs.push(valueInfo(name, elemType, dims));
+    return name;
+  }
+
+  /** Declares `value` as graph output `name` (an Identity node renames it). */
+  output(value: string, name: string, elemType: OnnxElemType, dims: readonly Dim[]): void {
+    this.node('Identity', [value], {}, [name]);
+    this.outputs.push(valueInfo(name, elemType, dims));
+  }
+
+  /** A constant tensor from raw little-endian bytes. */
+  constRaw(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array): string {
+    const name = `c${this.counter++}`;
+    const t = new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw).finish();
+    this.inits.push(t);
+    return name;
+  }
+
+  /** A float32 constant. */
+  f32(values: number | readonly number[], dims?: readonly number[]): string {
+    const arr = Float32Array.from(typeof values === 'number' ? [values] : values);
+    return this.constRaw(OnnxType.float, dims ?? (typeof values === 'number' ? [] : [arr.length]), new Uint8Array(arr.buffer));
+  }
+
+  /** An int64 constant (shapes, axes, pack multipliers). */
+  i64(values: number | readonly number[], dims?: readonly number[]): string {
+    const arr = BigInt64Array.from((typeof values === 'number' ? [values] : values).map((v) => BigInt(v)));
+    return this.constRaw(OnnxType.int64, dims ?? (typeof values === 'number' ? [] : [arr.length]), new Uint8Array(arr.buffer));
+  }
+
+  /** Adds a node; returns its first output name. */
+  op(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, AttrValue>> = {}): string {
+    const out = `v${this.counter++}`;
+    this.node(opType, inputs, attrs, [out]);
+    return out;
+  }
+
+  private node(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, AttrValue>>, outputs: readonly string[]): void {
+    const w = new ProtoWriter();
+    for (const i of inputs) w.string(1, i);
+    for (const o of outputs) w.string(2, o);
+    w.string(3, `n${this.counter++}`).string(4, opType);
+    for (const [k, v] of Object.entries(attrs)) w.bytes(5, attribute(k, v));
+    this.nodes.push(w.finish());
+  }
+
+  /** Serialized ModelProto. */
+  build(name: string): Uint8Array {
+    const g = new ProtoWriter();
+    for (const n of this.nodes) g.bytes(1, n);
+    g.string(2, name);
+    for (const t of this.inits) g.bytes(5, t);
+    for (const i of this.inputs) g.bytes(11, i);
+    for (const o of this.outputs) g.bytes(12, o);
+    const opset = new ProtoWriter().string(1, '').int(2, OPSET).finish();
+    return new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').bytes(7, g.finish()).bytes(8, opset).finish();
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Quantizes one weight through the ONNX graphs: observe per-group min/max,
+ * compute scales (see qparams.ts), quantize and pack, and return the bytes of
+ * every tensor compressed-tensors saves for the module.
+ */
+import { bf16Bytes, fp8E4m3Bytes } from '../dtypes.js';
+import type { GraphRuntime, RawTensor } from '../runtime.js';
+import { observeGraph, quantizeGraph } from './graphs.js';
+import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
+import type { WeightKernel } from './weight-kernel.js';
+
+/** Per-group statistics of one weight. */
+export interface WeightStats {
+  readonly min: Float32Array;
+  readonly max: Float32Array;
+}
+
+function f32(data: Float32Array, dims: readonly number[]): RawTensor {
+  return { type: 'float32', data, dims };
+}
+
+/** The weight as the kernel's group view (zero-padded for blocks). */
+export function groupedWeight(kernel: WeightKernel, weight: Float32Array): RawTensor {
+  const [n, k] = kernel.shape;
+  const [pn, pk] = kernel.view.padded;
+  if (pn === n && pk === k) return f32(weight, kernel.view.dims);
+  const padded = new Float32Array(pn * pk);
+  for (let r = 0; r < n; r++) padded.set(weight.subarray(r * k, (r + 1) * k), r * pk);
+  return f32(padded, kernel.view.dims);
+}
+
+/** Runs the observer graph: min and max per scale group. */
+export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<WeightStats> {
+  const rank = kernel.view.dims.length as 3 | 4;
+  const key = `observe-${rank}`;
+  const out = await rt.run(key, () => observeGraph(rank, kernel.view.reduceAxes), { w: grouped });
+  return { min: out.min.data as Float32Array, max: out.max.data as Float32Array };
+}
+
+/** Absolute maximum over a weight's statistics (for NVFP4 global scales). */
+export function statsAbsMax(stats: WeightStats): number {
+  let m = 0;
+  for (let i = 0; i < stats.min.length; i++) m = Math.max(m, -stats.min[i], stats.max[i]);
+  return m;
+}
+
+/** The NVFP4 global scale shared by a fused group, from each member's statistics. */
+export function fusedGlobalScale(members: readonly WeightStats[], kernel: WeightKernel): number {
+  return nvfp4GlobalScale(Math.max(...members.map(statsAbsMax)), kernel.dtype);
+}
+
+function scaleDims(kernel: WeightKernel): number[] {
+  const d = kernel.view.dims;
+  return d.length === 3 ? [d[0], d[1], 1] : [d[0], 1, d[2], 1];
+}
+
+function crop(values: Float32Array, kernel: WeightKernel): Float32Array {
+  const [n, k] = kernel.shape;
+  const [pn, pk] = kernel.view.padded;
+  if (pn === n && pk === k) return values;
+  const out = new Float32Array(n * k);
+  for (let r = 0; r < n; r++) out.set(values.subarray(r * pk, r * pk + k), r * k);
+  return out;
+}
+
+function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Packs int8 zero points `[N, G]` into int32 along dim 0, as `pack_to_int32(..., packed_dim=0)`. */
+function packZeroPoints(zp: Float32Array, n: number, groups: number, bits: number): Int32Array {
+  const per = 32 / bits;
+  const rows = Math.ceil(n / per);
+  const out = new Int32Array(rows * groups);
+  const offset = 1 << (bits - 1);
+  for (let g = 0; g < groups; g++) {
+    for (let r = 0; r < n; r++) {
+      const v = (zp[r * groups + g] + offset) & ((1 << bits) - 1);
+      const word = Math.floor(r / per);
+      out[word * groups + g] |= v << ((r % per) * bits);
+    }
+  }
+  return out;
+}
+
+/**
+ * Quantizes one weight. `globalScale` is required for NVFP4 (shared across a
+ * fused group). Returns bytes per output suffix, matching `kernel.outputs`.
+ */
+export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor, stats: WeightStats, globalScale?: number): Promise<Map<string, Uint8Array>> {
+  const result = new Map<string, Uint8Array>();
+  const [n, k] = kernel.shape;
+  const rank = kernel.view.dims.length as 3 | 4;
+  const sd = scaleDims(kernel);
+  const args = kernel.args;
+  const base = { kind: kernel.kind, dtype: kernel.dtype, rank, bits: args.num_bits, pack: false, asymmetric: false };
+  const run = async (key: string, opts: typeof base, feeds: Record<string, RawTensor>): Promise<RawTensor> =>
+    (await rt.run(`quantize-${key}-${opts.dtype}-${rank}`, () => quantizeGraph(opts), { w: grouped, ...feeds })).q;
+
+  switch (kernel.kind) {
+    case 'int': {
+      const { scale, zeroPoint } = intQparams(stats.min, stats.max, args.num_bits, args.symmetric, kernel.dtype);
+      const feeds: Record<string, RawTensor> = { s: f32(scale, sd) };
+      if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
+      const asymmetric = zeroPoint !== null;
+      if (kernel.format === 'pack-quantized') {
+        const per = 32 / args.num_bits;
+        feeds.pshape = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / per), BigInt(per)]), dims: [3] };
+        const q = await run(`int${args.num_bits}p${asymmetric ? 'a' : 's'}`, { ...base, pack: true, asymmetric }, feeds);
+        result.set('weight_packed', bytesOf(q.data));
+        result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+        if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
+          result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
+        }
+      } else {
+        const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
+        result.set('weight', bytesOf(q.data));
+        if (zeroPoint) result.set('weight_zero_point', bytesOf(Int8Array.from(zeroPoint)));
+      }
+      result.set('weight_scale', scaleBytes(scale, kernel));
+      break;
+    }
+    case 'fp8': {
+      const scale = fp8Qparams(stats.min, stats.max, kernel.dtype);
+      const q = await run('fp8', base, { s: f32(scale, sd) });
+      result.set('weight', fp8E4m3Bytes(crop(q.data as Float32Array, kernel)));
+      result.set('weight_scale', scaleBytes(scale, kernel));
+      break;
+    }
+    case 'mxfp8':
+    case 'mxfp4': {
+      const { exponent, scale } = mxQparams(stats.min, stats.max, kernel.kind === 'mxfp4' ? 4 : 8, kernel.dtype);
+      if (kernel.kind === 'mxfp8') {
+        const q = await run('mxfp8', base, { s: f32(scale, sd) });
+        result.set('weight', fp8E4m3Bytes(q.data as Float32Array));
+      } else {
+        const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
+        const q = await run('mxfp4', base, { s: f32(scale, sd), pshape });
+        result.set('weight_packed', bytesOf(q.data));
+      }
+      result.set('weight_scale', exponent);
+      break;
+    }
+    case 'nvfp4': {
+      if (globalScale === undefined) throw new Error('NVFP4 needs a global scale');
+      const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
+      const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
+      const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
+      result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
+      result.set('weight_packed', bytesOf(q.data));
+      result.set('weight_scale', fp8E4m3Bytes(scale));
+      break;
+    }
+  }
+  return result;
+}
+
+function scaleBytes(scale: Float32Array, kernel: WeightKernel): Uint8Array {
+  return kernel.dtype === 'BF16' ? bf16Bytes(scale) : bytesOf(scale);
+}

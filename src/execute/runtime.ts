@@ -1,0 +1,76 @@
+/**
+ * The onnxruntime-node session cache. This is the only module that loads
+ * onnxruntime-node, and it does so lazily, so commands that never execute a
+ * graph never pay for the native library.
+ */
+import type * as Ort from 'onnxruntime-node';
+
+/** Where graphs run. */
+export type Device = 'cpu' | 'cuda';
+
+/** A raw tensor handed to or returned from a graph. */
+export interface RawTensor {
+  readonly type: 'float32' | 'int64' | 'int32' | 'int8' | 'uint8';
+  readonly data: Float32Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
+  readonly dims: readonly number[];
+}
+
+/** onnxruntime could not be loaded or the provider is missing; the message says what to do. */
+export class RuntimeUnavailableError extends Error {}
+
+/** Runs graphs by key, building and caching each session once. */
+export class GraphRuntime {
+  private sessions = new Map<string, Promise<Ort.InferenceSession>>();
+  private ort: typeof Ort | null = null;
+
+  constructor(readonly device: Device) {}
+
+  private async load(): Promise<typeof Ort> {
+    if (this.ort) return this.ort;
+    try {
+      this.ort = (await import('onnxruntime-node')) as typeof Ort;
+    } catch (e) {
+      throw new RuntimeUnavailableError(`cannot load onnxruntime-node: ${(e as Error).message}`);
+    }
+    return this.ort;
+  }
+
+  private session(key: string, build: () => Uint8Array): Promise<Ort.InferenceSession> {
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = this.load().then(async (ort) => {
+        const providers = this.device === 'cuda' ? [{ name: 'cuda', use_tf32: 0 } as unknown as string] : ['cpu'];
+        try {
+          return await ort.InferenceSession.create(build(), { executionProviders: providers, graphOptimizationLevel: 'all' });
+        } catch (e) {
+          if (this.device === 'cuda') {
+            throw new RuntimeUnavailableError(
+              `the CUDA execution provider is not available (${(e as Error).message.split('\n')[0]}); run \`npm run setup:cuda\` on a machine with CUDA 13 and cuDNN 9, or use --device cpu`,
+            );
+          }
+          throw e;
+        }
+      });
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  /** Runs graph `key` (built by `build` on first use) and returns its outputs. */
+  async run(key: string, build: () => Uint8Array, feeds: Readonly<Record<string, RawTensor>>): Promise<Record<string, RawTensor>> {
+    const session = await this.session(key, build);
+    const ort = this.ort!;
+    const inputs: Record<string, Ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) inputs[name] = new ort.Tensor(t.type, t.data as never, t.dims as number[]);
+    const result = await session.run(inputs);
+    const out: Record<string, RawTensor> = {};
+    for (const [name, t] of Object.entries(result)) out[name] = { type: t.type as RawTensor['type'], data: t.data as RawTensor['data'], dims: t.dims };
+    return out;
+  }
+
+  /** Releases every session. */
+  async dispose(): Promise<void> {
+    for (const s of this.sessions.values()) await (await s).release();
+    this.sessions.clear();
+  }
+}

@@ -1,0 +1,39 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { applyJob } from '../src/execute/apply.js';
+import { DATAFREE, manifest, parseSafetensors, unpackModel, type RefTensor } from './execute/fixtures.js';
+import { referenceJob } from './execute/job.js';
+
+/** Every tensor equal to llm-compressor's, byte for byte. */
+function expectSameTensors(got: Map<string, RefTensor>, ref: Map<string, RefTensor>): void {
+  expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
+  for (const [name, r] of ref) {
+    const g = got.get(name)!;
+    expect({ name, dtype: g.dtype, shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
+    const same = Buffer.compare(Buffer.from(g.bytes), Buffer.from(r.bytes)) === 0;
+    expect(same, `${name} bytes differ`).toBe(true);
+  }
+}
+
+const models = await manifest();
+
+describe('apply (data-free) reproduces llm-compressor main', () => {
+  for (const [model, spec] of Object.entries(models)) {
+    for (const scheme of spec.schemes) {
+      test(`${model} ${scheme}`, async () => {
+        const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
+        const { job, ref, refDir } = await referenceJob(model, scheme, modelDir);
+        const summary = await applyJob(job);
+        const got = parseSafetensors(new Uint8Array(await readFile(join(job.outDir, 'model.safetensors'))));
+        expectSameTensors(got, ref);
+        expect(await readFile(join(job.outDir, 'config.json'), 'utf8')).toBe(await readFile(join(refDir, 'config.json'), 'utf8'));
+        expect(await readFile(join(job.outDir, 'recipe.yaml'), 'utf8')).toBe(job.recipeYaml);
+        expect(await readFile(join(job.outDir, 'generation_config.json'), 'utf8')).toBe(await readFile(join(modelDir, 'generation_config.json'), 'utf8'));
+        expect((await readdir(job.outDir)).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'recipe.yaml']);
+        expect(summary.quantized).toBe(job.modules.length);
+        expect(summary.bytesOut).toBeLessThan(summary.bytesIn);
+      });
+    }
+  }
+});
