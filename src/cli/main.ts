@@ -2,17 +2,19 @@
  * `quantc` entry point: dispatches to one subcommand, loaded lazily so a
  * `check` never pays for model or execution code.
  */
+import { QUANTC_VERSION } from '../version.js';
 import { EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
 
 /** Subcommands in help order, each loaded on demand. */
 const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<Command> }>> = {
   check: { summary: 'Check recipes for errors', load: async () => (await import('./commands/check.js')).command },
   fmt: { summary: 'Format a .qr recipe canonically, keeping comments', load: async () => (await import('./commands/fmt.js')).command },
+  plan: { summary: 'Dry-run a recipe against a model: rewrites, schemes, ignores, steps', load: async () => (await import('./commands/plan.js')).command },
+  explain: { summary: 'Explain why one module is quantized, ignored, rewritten or untouched', load: async () => (await import('./commands/explain.js')).command },
+  diff: { summary: 'List modules whose treatment changes between two recipes or saved plans', load: async () => (await import('./commands/diff.js')).command },
   export: { summary: 'Export a recipe as llm-compressor YAML, quantc DSL or IR JSON', load: async () => (await import('./commands/export.js')).command },
 };
 
-/** Version printed by `quantc --version` and recorded in saved plans. */
-export const QUANTC_VERSION = '0.1.0';
 
 function topHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));

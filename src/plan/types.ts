@@ -59,7 +59,7 @@ export interface PlanDiagnostic {
 }
 
 /** The kinds of steps, in lifecycle order. */
-export type StepAction = 'load' | 'rewrite' | 'attach' | 'calibrate' | 'quantize' | 'restore' | 'save';
+export type StepAction = 'load' | 'rewrite' | 'attach' | 'transform' | 'calibrate' | 'quantize' | 'restore' | 'save';
 
 /** Size estimates attached to a step. */
 export interface StepEstimate {

@@ -1,0 +1,76 @@
+/**
+ * `quantc plan RECIPE --model PATH|MODEL_ID`: the dry run. Prints what the
+ * recipe will do to the model (text, JSON or Markdown), optionally saves the
+ * plan JSON with the hashes `apply` checks.
+ */
+import { hasErrors } from '../../diagnostics.js';
+import { renderDiagnostics } from '../../report/diagnostics.js';
+import { renderPlanMarkdown } from '../../report/plan-markdown.js';
+import { renderPlanText } from '../../report/plan-text.js';
+import { choice, parseCommandArgs } from '../args.js';
+import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
+import { planFromCli, reportFailedPlan } from '../plan-args.js';
+import { writeFileAtomic } from '../write-output.js';
+
+const HELP = `Usage: quantc plan RECIPE [--model PATH|MODEL_ID] [options]
+
+Compiles RECIPE against a model's module tree and prints the plan: which
+MoE blocks get a calibration rewrite, which modules get which scheme, what
+is ignored and why, the calibration pipeline and size estimates. Reads
+only config.json and safetensors headers; nothing is executed.
+
+--model takes a model folder, a config.json, a module-tree JSON, or a
+bundled model id (e.g. zai-org/GLM-4.7-Flash). Without it, the recipe's
+\`model "…"\` line is used.
+
+Options:
+  --model PATH|ID          The model to plan against.
+  --format text|json|markdown
+                           Output format (default text).
+  --out FILE               Write the output to FILE instead of stdout.
+  --save FILE              Also save the plan JSON (with recipe, config and
+                           quantc hashes) for a later \`quantc apply FILE\`.
+  --fail-on error|warning  Exit 1 on errors (default) or on warnings too.
+  -h, --help               Show this help.
+
+Exit status: 0 plan without errors, 1 errors (or warnings with
+--fail-on warning), 2 bad usage or unreadable input.
+`;
+
+/** The `plan` command. */
+export const command: Command = {
+  name: 'plan',
+  summary: 'Dry-run a recipe against a model',
+  help: HELP,
+  async run(argv: readonly string[], io: CliIo): Promise<number> {
+    const { values, positionals } = parseCommandArgs('plan', argv, {
+      model: { type: 'string' },
+      format: { type: 'string' },
+      out: { type: 'string' },
+      save: { type: 'string' },
+      'fail-on': { type: 'string' },
+    });
+    if (values.help) {
+      io.stdout(HELP);
+      return EXIT_OK;
+    }
+    const format = choice('plan', 'format', values.format, ['text', 'json', 'markdown'] as const, 'text');
+    const failOn = choice('plan', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
+    if (positionals.length !== 1) throw new UsageError('plan: expected exactly one RECIPE. See "quantc plan --help".');
+    const planned = await planFromCli(positionals[0]!, values.model as string | undefined, io);
+    if (!planned.build) return reportFailedPlan(planned, io);
+    const { plan } = planned.build;
+    const rendered =
+      format === 'json'
+        ? `${JSON.stringify(plan, null, 2)}\n`
+        : format === 'markdown'
+          ? renderPlanMarkdown(plan)
+          : renderPlanText(plan, renderDiagnostics(planned.diagnostics, planned.sources));
+    if (values.save) writeFileAtomic(values.save as string, `${JSON.stringify(plan, null, 2)}\n`);
+    if (values.out) writeFileAtomic(values.out as string, rendered);
+    else io.stdout(rendered);
+    if (hasErrors(planned.diagnostics)) return EXIT_ERRORS;
+    if (failOn === 'warning' && planned.diagnostics.some((d) => d.severity === 'warning')) return EXIT_ERRORS;
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,36 @@
+/**
+ * Shared by `plan`, `explain` and `diff`: hosts that resolve paths against
+ * the CLI's working directory, and printing a failed plan's diagnostics.
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { planRecipe, type PlannedRecipe } from '../plan/plan-recipe.js';
+import { renderDiagnostics } from '../report/diagnostics.js';
+import { QUANTC_VERSION } from '../version.js';
+import { cwdSourceHost } from './cwd-host.js';
+import { EXIT_ERRORS, EXIT_USAGE, type CliIo } from './io.js';
+
+/** Plans `recipe` against `model` with the CLI's working directory. */
+export function planFromCli(recipe: string, model: string | undefined, io: CliIo): Promise<PlannedRecipe> {
+  return planRecipe(
+    recipe,
+    model,
+    {
+      source: cwdSourceHost(io.cwd),
+      // A relative path that exists is a path; anything else may be a model id.
+      resolveModel: (arg) => (isAbsolute(arg) || !existsSync(resolve(io.cwd, arg)) ? arg : resolve(io.cwd, arg)),
+    },
+    QUANTC_VERSION,
+  );
+}
+
+/** Prints why no plan could be made and returns the exit code (2 unreadable input, 1 errors). */
+export function reportFailedPlan(planned: PlannedRecipe, io: CliIo): number {
+  if (planned.unreadable) {
+    const first = planned.diagnostics.find((d) => d.severity === 'error');
+    io.stderr(`quantc: ${first?.message ?? 'cannot read the input.'}\n`);
+    return EXIT_USAGE;
+  }
+  io.stderr(renderDiagnostics(planned.diagnostics, planned.sources));
+  return EXIT_ERRORS;
+}

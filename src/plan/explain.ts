@@ -1,0 +1,116 @@
+/**
+ * Why one module is treated the way the plan says: created or replaced by
+ * a calibration rewrite, which modifier's target attached which scheme (and
+ * which other targets lost on precedence), which ignore entry removed it,
+ * or why it is left untouched. Data only; `report/explain-text.ts` prints it.
+ */
+import { suggestion } from '../diagnostics.js';
+import { BY_CLASS, BY_NAME, matchIndex, patternHits } from '../match/match-index.js';
+import { classOf, indexByName } from '../model/module-tree.js';
+import type { Span } from '../source.js';
+import { rows, type PlanBuild } from './lower.js';
+
+/** A pattern and how it hit the module. */
+export interface PatternHit {
+  readonly pattern: string;
+  readonly origin: Span | undefined;
+  /** `name` (exact or regex on the qualified name) or `class` (class name in the MRO). */
+  readonly by: 'name' | 'class';
+}
+
+/** What one quantization modifier does to the module. */
+export interface ModifierVerdict {
+  readonly modifier: number;
+  readonly type: string;
+  readonly stage: string;
+  readonly outcome: 'quantized' | 'attention' | 'ignored' | 'matched-not-quantizable' | 'not-matched' | 'kv-cache';
+  /** The config group whose scheme it gets (quantized/attention). */
+  readonly group?: string;
+  readonly preset?: string | null;
+  /** The target that decided (precedence winner), when matched. */
+  readonly decidedBy?: PatternHit;
+  /** Other targets that match too but lose on precedence. */
+  readonly alsoMatched: readonly PatternHit[];
+  /** The ignore entry that removed it. */
+  readonly ignoredBy?: PatternHit;
+}
+
+/** The whole explanation of one module. */
+export interface Explanation {
+  readonly module: string;
+  /** Class in the rewritten tree (or in the original, for replaced modules). */
+  readonly class: string;
+  readonly mro: readonly string[];
+  /** Set when a calibration rewrite created the module (unpacked experts) or replaced it. */
+  readonly rewrite?: { readonly block: string; readonly class: string; readonly kind: string; readonly replaced: boolean };
+  readonly verdicts: readonly ModifierVerdict[];
+  /** The scheme the saved checkpoint will carry, if any. */
+  readonly final: { readonly scheme: string; readonly preset: string | null; readonly format: string } | null;
+}
+
+/** Explains `name`, or returns a message (with a suggestion) when the module does not exist. */
+export function explainModule(build: PlanBuild, name: string): Explanation | { readonly error: string } {
+  const { tree, original } = build;
+  const byName = indexByName(tree);
+  const m = byName.get(name);
+  if (m === undefined) {
+    const inOriginal = indexByName(original).get(name);
+    if (inOriginal !== undefined) {
+      const rw = build.moe.rewrites.find((r) => r.experts.name === name);
+      const cls = classOf(original, inOriginal);
+      return {
+        module: name,
+        class: cls.name,
+        mro: cls.mro,
+        ...(rw ? { rewrite: { block: rw.module, class: rw.class, kind: rw.rewrite, replaced: true } } : {}),
+        verdicts: [],
+        final: null,
+      };
+    }
+    return { error: `The model has no module "${name}".${suggestion(name, tree.names)}` };
+  }
+  const cls = classOf(tree, m);
+  const rewrite = build.moe.rewrites.find((r) => name.startsWith(`${r.experts.name}.`) && r.rewrite === 'unpack-fused-experts');
+  const index = matchIndex(tree);
+  const verdicts: ModifierVerdict[] = build.matches.map((match) => {
+    const base = { modifier: match.modifier.index, type: match.modifier.type, stage: match.modifier.stage };
+    const hits: PatternHit[] = [];
+    for (const t of match.assignment.targets) {
+      const bits = patternHits(index, t.pattern).bits[m]!;
+      if (bits & BY_NAME) hits.push({ pattern: t.pattern.text, origin: t.pattern.origin, by: 'name' });
+      else if (bits & BY_CLASS) hits.push({ pattern: t.pattern.text, origin: t.pattern.origin, by: 'class' });
+    }
+    if (match.kvCache.includes(m) && hits.length === 0) return { ...base, outcome: 'kv-cache', alsoMatched: [] };
+    if (hits.length === 0) return { ...base, outcome: 'not-matched', alsoMatched: [] };
+    const ignored = match.assignment.match.ignored.find((ig) => ig.module === m);
+    if (ignored) {
+      const p = match.ignore[ignored.ignore]!;
+      const by = (patternHits(index, p).bits[m]! & BY_NAME) !== 0 ? 'name' : 'class';
+      return { ...base, outcome: 'ignored', ignoredBy: { pattern: p.text, origin: p.origin, by }, decidedBy: hits[0]!, alsoMatched: hits.slice(1) };
+    }
+    for (const [outcome, list] of [
+      ['quantized', match.assignment.quantized],
+      ['attention', match.assignment.attention],
+      ['matched-not-quantizable', match.assignment.skipped],
+    ] as const) {
+      const row = rows(list).find((r) => r.module === m);
+      if (!row) continue;
+      const winner = match.assignment.targets[row.target]!.pattern;
+      const decidedBy = hits.find((h) => h.pattern === winner.text)!;
+      const group = match.groups[row.group]!;
+      const preset = match.modifier.quantization?.groups.find((g) => g.name === group.name)?.preset ?? null;
+      return { ...base, outcome, group: group.name, preset, decidedBy, alsoMatched: hits.filter((h) => h !== decidedBy) };
+    }
+    return { ...base, outcome: 'not-matched', alsoMatched: hits };
+  });
+  const fs = build.finalScheme.get(m);
+  const scheme = fs ? build.plan.schemes[fs.key] : undefined;
+  return {
+    module: name,
+    class: cls.name,
+    mro: cls.mro,
+    ...(rewrite ? { rewrite: { block: rewrite.module, class: rewrite.class, kind: rewrite.rewrite, replaced: false } } : {}),
+    verdicts,
+    final: fs && scheme ? { scheme: fs.key, preset: scheme.preset, format: scheme.savedFormat } : null,
+  };
+}

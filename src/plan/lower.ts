@@ -1,0 +1,557 @@
+/**
+ * Lowers a recipe IR and a model into an ordered plan that mirrors
+ * llm-compressor's oneshot lifecycle: load, MoE calibration rewrites, per
+ * modifier the schemes it attaches (and what `ignore` removes), the
+ * calibration pipeline, the quantization algorithm, restore, save.
+ *
+ * Pure: everything it needs is in its arguments, and equal inputs give an
+ * equal plan (module order is `named_modules()` order throughout).
+ */
+import { error, hasErrors, warning, type Diagnostic, type Result } from '../diagnostics.js';
+import type { ModifierIR, QuantizationScheme, RecipeIR } from '../ir/types.js';
+import { kvCacheModules } from '../match/attention.js';
+import { compressNames } from '../match/compress-names.js';
+import { runMatchLints } from '../match/lints/index.js';
+import { assignSchemes, type ModuleSchemes, type SchemeAssignment, type SchemeGroup } from '../match/match.js';
+import { compilePatterns, type CompiledPattern } from '../match/pattern.js';
+import type { LoadedModel } from '../model/load.js';
+import { classOf, type ModuleTree } from '../model/module-tree.js';
+import { resolveMoeRewrites, type MoeResolution } from '../moe/resolve.js';
+import { applyRewrites, rewriteCounts, rewriteSummaries } from '../moe/unpack.js';
+import { lineColAt, type Span } from '../source.js';
+import { checkDivisibility } from './checks/divisibility.js';
+import { checkFusedGroups } from './checks/fused-groups.js';
+import { dtypeBytes, formatBytes, formatInt, numel, quantizedWeightBytes } from './estimate.js';
+import { hashValue } from './hash.js';
+import { calibrationSubgraphs, type Subgraph } from './pipeline.js';
+import { modelFormat, savedFormat } from './saved-format.js';
+import {
+  PLAN_FORMAT_VERSION,
+  type Plan,
+  type PlanDiagnostic,
+  type PlanIgnored,
+  type PlanQuantize,
+  type PlanScheme,
+  type PlanSpan,
+  type PlanStep,
+} from './types.js';
+
+/** What the planner needs. */
+export interface PlanRequest {
+  readonly recipePath: string;
+  readonly ir: RecipeIR;
+  /** Source texts by path (for spans in the plan JSON). */
+  readonly sources: ReadonlyMap<string, string>;
+  /** Diagnostics already reported for the recipe (warnings), carried into the plan. */
+  readonly recipeDiagnostics?: readonly Diagnostic[];
+  readonly model: LoadedModel;
+  /** The `--model` argument as given. */
+  readonly modelId: string;
+  readonly quantcVersion: string;
+}
+
+/** Per quantization modifier: the patterns and what compressed-tensors would do with them. */
+export interface ModifierMatch {
+  readonly modifier: ModifierIR;
+  readonly groups: readonly SchemeGroup[];
+  readonly ignore: readonly CompiledPattern[];
+  readonly assignment: SchemeAssignment;
+  /** Modules that receive the kv-cache scheme (empty without one). */
+  readonly kvCache: readonly number[];
+}
+
+/** The plan plus the intermediate results `explain` and `diff` read. */
+export interface PlanBuild {
+  readonly plan: Plan;
+  /** The tree as loaded. */
+  readonly original: ModuleTree;
+  /** The tree after calibration rewrites: every module name in the plan refers to it. */
+  readonly tree: ModuleTree;
+  readonly moe: MoeResolution;
+  readonly matches: readonly ModifierMatch[];
+  /** Final scheme key per module index of `tree` (absent: not quantized). */
+  readonly finalScheme: ReadonlyMap<number, { readonly key: string; readonly modifier: number }>;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+const QUANTIZATION_MIXINS = new Set(['QuantizationModifier', 'GPTQModifier', 'AutoRoundModifier']);
+
+/** Lowers a recipe and a model into a plan. */
+export function lowerToPlan(request: PlanRequest): Result<PlanBuild> {
+  const { ir, model } = request;
+  const diagnostics: Diagnostic[] = [...(request.recipeDiagnostics ?? [])];
+  const original = model.tree;
+
+  const moeResult = resolveMoeRewrites(original, ir.moe);
+  diagnostics.push(...moeResult.diagnostics);
+  const resolution = moeResult.value;
+  const tree = resolution.rewrites.length > 0 ? applyRewrites(original, resolution) : original;
+
+  const matches: ModifierMatch[] = [];
+  const finalScheme = new Map<number, { key: string; modifier: number; scheme: QuantizationScheme; group: string }>();
+  for (const modifier of ir.modifiers) {
+    if (!modifier.quantization || !QUANTIZATION_MIXINS.has(modifier.type)) continue;
+    const match = matchModifier(tree, modifier, diagnostics);
+    matches.push(match);
+    for (const q of [...rows(match.assignment.quantized), ...rows(match.assignment.attention)]) {
+      const group = match.groups[q.group]!;
+      // A modifier initialized later overwrites schemes on overlapping modules.
+      finalScheme.set(q.module, { key: '', modifier: modifier.index, scheme: group.scheme, group: group.name });
+    }
+  }
+  if (ir.modifiers.some((m) => QUANTIZATION_MIXINS.has(m.type)) && finalScheme.size === 0 && matches.every((m) => m.kvCache.length === 0)) {
+    diagnostics.push(error('plan-nothing-quantized', 'No module of the model receives a quantization scheme: the recipe would run and change nothing.'));
+  }
+
+  const schemes = nameSchemes(tree, finalScheme);
+  diagnostics.push(...checkDivisibility(tree, matches, finalScheme), ...checkFusedGroups(tree, finalScheme));
+  const plan = assemblePlan(request, tree, resolution, matches, finalScheme, schemes, diagnostics);
+  return {
+    value: { plan, original, tree, moe: resolution, matches, finalScheme, diagnostics },
+    diagnostics,
+  };
+}
+
+function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diagnostic[]): ModifierMatch {
+  const q = modifier.quantization!;
+  const groups: SchemeGroup[] = [];
+  for (const g of q.groups) {
+    const compiled = compilePatterns(g.targets);
+    diagnostics.push(...compiled.diagnostics);
+    groups.push({ name: g.name, targets: compiled.value, scheme: g.scheme });
+  }
+  const ignoreCompiled = compilePatterns(q.ignore);
+  diagnostics.push(...ignoreCompiled.diagnostics);
+  // A modifier whose groups carry no quantization args (e.g. a bare
+  // GPTQModifier after a QuantizationModifier) attaches nothing new: it
+  // reuses the schemes already attached.
+  const attaches = groups.some((g) => g.scheme.weights || g.scheme.input_activations || g.scheme.output_activations);
+  const assignment = assignSchemes(tree, attaches ? groups : [], ignoreCompiled.value);
+  if (attaches) diagnostics.push(...runMatchLints(tree, groups, ignoreCompiled.value));
+  const kvCache = q.kvCacheScheme ? kvCacheModules(tree).modules : [];
+  if (q.kvCacheScheme && kvCache.length === 0) {
+    diagnostics.push(
+      warning(
+        'kv-cache-no-attention',
+        `The kv_cache_scheme of ${modifier.type} applies to no module: the model has no attention module with k_proj/v_proj that compressed-tensors would calibrate.`,
+        modifier.origin,
+      ),
+    );
+  }
+  return { modifier, groups, ignore: ignoreCompiled.value, assignment, kvCache };
+}
+
+/**
+ * Names the distinct schemes as compressed-tensors names config groups when
+ * it saves: `group_0…` in order of the first module that carries each.
+ */
+function nameSchemes(
+  tree: ModuleTree,
+  finalScheme: Map<number, { key: string; modifier: number; scheme: QuantizationScheme; group: string }>,
+): Map<string, PlanScheme> {
+  const byJson = new Map<string, string>();
+  const schemes = new Map<string, PlanScheme>();
+  const ordered = [...finalScheme.keys()].sort((a, b) => a - b);
+  for (const m of ordered) {
+    const entry = finalScheme.get(m)!;
+    const json = JSON.stringify(entry.scheme);
+    let key = byJson.get(json);
+    if (key === undefined) {
+      key = `group_${byJson.size}`;
+      byJson.set(json, key);
+      schemes.set(key, { ...entry.scheme, preset: null, savedFormat: savedFormat(entry.scheme), modifier: entry.modifier, group: entry.group });
+    }
+    entry.key = key;
+  }
+  void tree;
+  return schemes;
+}
+
+function assemblePlan(
+  request: PlanRequest,
+  tree: ModuleTree,
+  resolution: MoeResolution,
+  matches: readonly ModifierMatch[],
+  finalScheme: Map<number, { key: string; modifier: number; scheme: QuantizationScheme; group: string }>,
+  schemes: Map<string, PlanScheme>,
+  diagnostics: Diagnostic[],
+): Plan {
+  const { ir, model, sources } = request;
+  const original = model.tree;
+  const presetOf = presetsByGroup(ir);
+  for (const [key, s] of schemes) schemes.set(key, { ...s, preset: presetOf.get(`${s.modifier}/${s.group}`) ?? null });
+
+  const quantize: PlanQuantize[] = [...finalScheme.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([m, e]) => ({ module: tree.names[m]!, scheme: e.key }));
+  const kvModules = new Set(matches.flatMap((m) => m.kvCache));
+  const ignored = ignoredModules(tree, matches, finalScheme);
+
+  const sizes = modelSizes(original);
+  const after = sizesAfter(tree, finalScheme, schemes, sizes.bytes);
+  const subgraphs = calibrationSubgraphs(tree);
+  const perModifier = ir.modifiers.map((m) => ({
+    modifier: m.index,
+    type: m.type,
+    pipeline: (m.requiresCalibrationData ? 'sequential' : 'datafree') as 'sequential' | 'datafree',
+  }));
+
+  const steps: PlanStep[] = [];
+  const push = (s: Omit<PlanStep, 'index'>) => steps.push({ index: steps.length + 1, ...s });
+  const dtype = dominantDtype(original);
+  push({
+    action: 'load',
+    title: `Load ${request.modelId}: ${formatInt(original.names.length)} modules, ${formatInt(sizes.params)} parameters (${dtype})`,
+    details: { source: model.source.kind, path: model.source.path, ...(model.checkpoint ? { checkpoint: model.checkpoint.summary } : {}) },
+    estimate: { params: sizes.params, bytesBefore: sizes.bytes },
+  });
+  for (const group of rewriteGroups(resolution)) {
+    push({
+      action: 'rewrite',
+      title: group.title,
+      modules: compressNames(group.modules).map((g) => g.pattern),
+      count: group.modules.length,
+      details: group.details,
+    });
+  }
+  const summaries = rewriteSummaries(resolution);
+
+  for (const modifier of ir.modifiers) {
+    const match = matches.find((m) => m.modifier.index === modifier.index);
+    const where = `${modifier.type} (stage "${modifier.stage}")`;
+    if (match) {
+      const attached = [...rows(match.assignment.quantized), ...rows(match.assignment.attention)];
+      if (attached.length > 0 || match.groups.length > 0) {
+        for (let gi = 0; gi < match.groups.length; gi++) {
+          const mods = attached.filter((a) => a.group === gi).map((a) => a.module);
+          if (mods.length === 0) continue;
+          const group = match.groups[gi]!;
+          const preset = presetOf.get(`${modifier.index}/${group.name}`);
+          push({
+            action: 'attach',
+            modifier: modifier.index,
+            title: `${where}: attach ${preset ?? group.name} to ${formatInt(mods.length)} modules`,
+            modules: compressNames(mods.map((m) => tree.names[m]!)).map((g) => g.pattern),
+            count: mods.length,
+            details: { group: group.name, preset: preset ?? null, targets: group.targets.map((t) => t.text) },
+            ...(group.targets[0] ? { reason: reasonOf(group.targets[0].text, group.targets[0].origin, sources) } : {}),
+          });
+        }
+      }
+      if (match.kvCache.length > 0) {
+        push({
+          action: 'attach',
+          modifier: modifier.index,
+          title: `${where}: attach kv_cache_scheme (k_scale, v_scale) to ${formatInt(match.kvCache.length)} attention modules`,
+          modules: compressNames(match.kvCache.map((m) => tree.names[m]!)).map((g) => g.pattern),
+          count: match.kvCache.length,
+        });
+      }
+      const skipped = rows(match.assignment.skipped);
+      if (skipped.length > 0) {
+        push({
+          action: 'attach',
+          modifier: modifier.index,
+          title: `${where}: ${formatInt(skipped.length)} matched modules receive no scheme (not Linear, Embedding or attention)`,
+          modules: compressNames(skipped.map((s) => tree.names[s.module]!), (i) => classOf(tree, skipped[i]!.module).name).map((g) => g.pattern),
+          count: skipped.length,
+          details: { classes: [...new Set(skipped.map((s) => classOf(tree, s.module).name))] },
+        });
+      }
+    } else {
+      push({ action: 'transform', modifier: modifier.index, title: transformTitle(modifier), details: { args: modifier.args } });
+    }
+    if (modifier.requiresCalibrationData) {
+      const peak = peakSubgraph(tree, subgraphs, modifier, finalScheme);
+      push({
+        action: 'calibrate',
+        modifier: modifier.index,
+        title: `${where}: sequential pipeline over ${formatInt(subgraphs.list.length)} subgraphs (${subgraphs.targets.join(', ') || 'whole model'})${
+          resolution.rewrites.length > 0 ? (ir.moe.calibrateAllExperts ? ', every expert sees every token' : ', experts see only routed tokens') : ''
+        }`,
+        count: subgraphs.list.length,
+        details: { sequentialTargets: subgraphs.targets, largestSubgraph: peak.name },
+        estimate: { calibrationBytes: peak.bytes },
+      });
+    }
+    if (match && rows(match.assignment.quantized).length + rows(match.assignment.attention).length > 0) {
+      push({
+        action: 'quantize',
+        modifier: modifier.index,
+        title: `${where}: ${algorithmOf(modifier)} on ${formatInt(rows(match.assignment.quantized).length)} modules`,
+        count: rows(match.assignment.quantized).length,
+        details: algorithmDetails(modifier),
+      });
+    } else if (match && modifier.type === 'GPTQModifier') {
+      const reused = [...finalScheme.entries()].filter(([, e]) => e.modifier < modifier.index).length;
+      push({
+        action: 'quantize',
+        modifier: modifier.index,
+        title: `${where}: GPTQ on the ${formatInt(reused)} modules earlier modifiers attached schemes to`,
+        count: reused,
+        details: algorithmDetails(modifier),
+      });
+    }
+  }
+  if (resolution.rewrites.length > 0) {
+    push({
+      action: 'restore',
+      title: 'Nothing is restored: unpacked experts stay Linear modules and are saved per expert (llm-compressor main linearizes permanently)',
+    });
+  }
+  const formats = [...schemes.values()].map((s) => s.savedFormat);
+  push({
+    action: 'save',
+    title: `Save compressed-tensors checkpoint (${modelFormat(formats)}): ≈ ${formatBytes(after.bytes)} from ${formatBytes(sizes.bytes)}`,
+    details: {
+      format: modelFormat(formats),
+      perScheme: Object.fromEntries([...schemes].map(([k, s]) => [k, { format: s.savedFormat, modules: quantize.filter((q) => q.scheme === k).length }])),
+      kvCache: kvModules.size,
+    },
+    estimate: { bytesBefore: sizes.bytes, bytesAfter: after.bytes },
+  });
+
+  const planDiagnostics = diagnostics.map((d) => toPlanDiagnostic(d, sources));
+  const errors = diagnostics.filter((d) => d.severity === 'error').length;
+  const warnings = diagnostics.filter((d) => d.severity === 'warning').length;
+  return {
+    formatVersion: PLAN_FORMAT_VERSION,
+    quantc: request.quantcVersion,
+    recipe: { path: request.recipePath, name: ir.name, version: ir.version, hash: hashValue(ir) },
+    model: {
+      id: request.modelId,
+      modelType: original.modelType ?? null,
+      source: original.origin.description,
+      configHash: hashValue(model.config ?? { modules: original.names, classes: original.classes }),
+      modules: original.names.length,
+      modulesAfterRewrites: tree.names.length,
+    },
+    moe: {
+      calibrateAllExperts: ir.moe.calibrateAllExperts,
+      rewrites: summaries.map((s) => ({
+        module: s.module,
+        class: s.class,
+        rewrite: s.rewrite,
+        experts: s.experts,
+        expertsModule: s.expertsModule,
+        declared: s.declared,
+      })),
+    },
+    pipeline: { perModifier, sequentialTargets: subgraphs.targets, subgraphs: subgraphs.list.length },
+    schemes: Object.fromEntries(schemes),
+    quantize,
+    ignored,
+    steps,
+    diagnostics: planDiagnostics,
+    summary: {
+      rewrites: resolution.rewrites.length,
+      quantized: quantize.length,
+      ignored: ignored.length,
+      matchedNotQuantizable: new Set(matches.flatMap((m) => rows(m.assignment.skipped).map((s) => s.module))).size,
+      errors,
+      warnings,
+      paramsBefore: sizes.params,
+      bytesBefore: sizes.bytes,
+      bytesAfter: after.bytes,
+      compressionRatio: after.bytes > 0 ? Math.round((sizes.bytes / after.bytes) * 100) / 100 : 1,
+      requiresCalibrationData: ir.modifiers.some((m) => m.requiresCalibrationData),
+    },
+  };
+}
+
+/** Modules a target matched and `ignore` removed that would otherwise have received a scheme. */
+function ignoredModules(
+  tree: ModuleTree,
+  matches: readonly ModifierMatch[],
+  finalScheme: ReadonlyMap<number, unknown>,
+): PlanIgnored[] {
+  const out = new Map<number, PlanIgnored>();
+  for (const match of matches) {
+    for (const ig of match.assignment.match.ignored) {
+      if (finalScheme.has(ig.module) || out.has(ig.module)) continue;
+      const cls = classOf(tree, ig.module);
+      if (!cls.mro.includes('Linear') && !cls.mro.includes('Embedding')) continue;
+      out.set(ig.module, { module: tree.names[ig.module]!, pattern: match.ignore[ig.ignore]!.text });
+    }
+  }
+  return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+}
+
+function presetsByGroup(ir: RecipeIR): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of ir.modifiers) {
+    for (const g of m.quantization?.groups ?? []) if (g.preset) out.set(`${m.index}/${g.name}`, g.preset);
+  }
+  return out;
+}
+
+interface RewriteGroup {
+  readonly title: string;
+  readonly modules: string[];
+  readonly details: Record<string, unknown>;
+}
+
+/** One step per (class, rewrite, expert count) so the headline reads "46 Glm4MoeLiteMoE modules …". */
+function rewriteGroups(resolution: MoeResolution): RewriteGroup[] {
+  const groups = new Map<string, RewriteGroup>();
+  for (const r of resolution.rewrites) {
+    const key = `${r.class}/${r.rewrite}/${r.experts.count}/${r.source}`;
+    let g = groups.get(key);
+    if (!g) {
+      const legacy = r.entry?.llmCompressor.legacy;
+      const what =
+        r.rewrite === 'unpack-fused-experts'
+          ? `unpack ${r.experts.count} fused experts (${r.experts.class}) into Linear modules (${r.linearExpertsClass}) and route every calibration token through every expert`
+          : `route every calibration token through all ${r.experts.count} experts (already Linear, nothing to unpack)`;
+      g = {
+        title: `${r.class} modules get calibration rewrite: ${what}`,
+        modules: [],
+        details: {
+          class: r.class,
+          rewrite: r.rewrite,
+          experts: r.experts.count,
+          source: r.source,
+          llmCompressorMain: r.rewrite === 'unpack-fused-experts' ? r.linearExpertsClass : 'no rewrite (experts already Linear)',
+          llmCompressor011: legacy ? legacy.class : 'none (0.11 skipped this class)',
+        },
+      };
+      groups.set(key, g);
+    }
+    g.modules.push(r.module);
+  }
+  return [...groups.values()].map((g) => ({ ...g, title: `${formatInt(g.modules.length)} ${g.title}` }));
+}
+
+function transformTitle(m: ModifierIR): string {
+  const a = m.args;
+  switch (m.type) {
+    case 'SmoothQuantModifier':
+    case 'LogarithmicEqualizationModifier':
+      return `${m.type}: smooth activations into weights (strength ${String(a.smoothing_strength ?? 0.5)}, mappings ${a.mappings ? 'from the recipe' : 'inferred from the model class'})`;
+    case 'AWQModifier':
+      return `AWQModifier: activation-aware scaling (n_grid ${String(a.n_grid ?? 20)}, duo_scaling ${String(a.duo_scaling ?? true)}, mappings ${a.mappings ? 'from the recipe' : 'inferred from the model class'})`;
+    case 'QuIPModifier':
+    case 'SpinQuantModifier':
+      return `${m.type}: rotate weights (${String(a.transform_type ?? 'hadamard')}, rotations ${JSON.stringify(a.rotations ?? [])})`;
+    default:
+      return `${m.type}: sparsity ${String(a.sparsity ?? a.final_sparsity ?? '')}`.trim();
+  }
+}
+
+function algorithmOf(m: ModifierIR): string {
+  if (m.type === 'GPTQModifier') return 'GPTQ';
+  if (m.type === 'AutoRoundModifier') return 'AutoRound';
+  return 'round-to-nearest (observers, no data)'.replace(' (observers, no data)', m.requiresCalibrationData ? ' with calibrated activation scales' : ' (data-free)');
+}
+
+function algorithmDetails(m: ModifierIR): Record<string, unknown> {
+  const pick = (keys: string[]) => Object.fromEntries(keys.filter((k) => m.args[k] !== undefined).map((k) => [k, m.args[k]]));
+  if (m.type === 'GPTQModifier') return { algorithm: 'gptq', ...pick(['block_size', 'dampening_frac', 'actorder', 'offload_hessians']) };
+  if (m.type === 'AutoRoundModifier') return { algorithm: 'autoround', ...pick(['iters', 'batch_size', 'lr']) };
+  return { algorithm: 'rtn' };
+}
+
+function modelSizes(tree: ModuleTree): { params: number; bytes: number } {
+  let params = 0;
+  let bytes = 0;
+  for (const p of tree.params) {
+    const n = numel(p.shape);
+    params += n;
+    bytes += n * dtypeBytes(p.dtype);
+  }
+  return { params, bytes };
+}
+
+function dominantDtype(tree: ModuleTree): string {
+  const count = new Map<string, number>();
+  for (const p of tree.params) count.set(p.dtype, (count.get(p.dtype) ?? 0) + numel(p.shape));
+  return [...count.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'unknown';
+}
+
+function sizesAfter(
+  tree: ModuleTree,
+  finalScheme: ReadonlyMap<number, { key: string }>,
+  schemes: ReadonlyMap<string, PlanScheme>,
+  bytesBefore: number,
+): { bytes: number } {
+  let bytes = bytesBefore;
+  for (const [m, e] of finalScheme) {
+    const scheme = schemes.get(e.key)!;
+    const start = tree.paramStart[m]!;
+    const end = tree.paramStart[m + 1]!;
+    for (let p = start; p < end; p++) {
+      const param = tree.params[p]!;
+      if (param.name !== 'weight') continue;
+      bytes += quantizedWeightBytes(param.shape, param.dtype, scheme, scheme.savedFormat) - numel(param.shape) * dtypeBytes(param.dtype);
+    }
+  }
+  return { bytes };
+}
+
+/** Peak accelerator memory of one subgraph: its weights, GPTQ Hessians, and one batch of activations. */
+function peakSubgraph(
+  tree: ModuleTree,
+  subgraphs: { list: readonly Subgraph[] },
+  modifier: ModifierIR,
+  finalScheme: ReadonlyMap<number, unknown>,
+): { name: string; bytes: number } {
+  let best = { name: '', bytes: 0 };
+  for (const sg of subgraphs.list) {
+    let bytes = sg.paramBytes + sg.activationBytes;
+    if (modifier.type === 'GPTQModifier') {
+      for (const m of sg.modules) {
+        if (!finalScheme.has(m)) continue;
+        const start = tree.paramStart[m]!;
+        const w = tree.params.slice(start, tree.paramStart[m + 1]!).find((p) => p.name === 'weight');
+        if (w && w.shape.length === 2) bytes += w.shape[1]! * w.shape[1]! * 4;
+      }
+    }
+    if (bytes > best.bytes) best = { name: sg.name, bytes };
+  }
+  return best;
+}
+
+function reasonOf(pattern: string, origin: Span | undefined, sources: ReadonlyMap<string, string>): { pattern: string; span?: PlanSpan } {
+  const span = planSpan(origin, sources);
+  return span ? { pattern, span } : { pattern };
+}
+
+/** A span as file/line/column, when its source text is known. */
+export function planSpan(span: Span | undefined, sources: ReadonlyMap<string, string>): PlanSpan | undefined {
+  if (!span) return undefined;
+  const text = sources.get(span.path);
+  if (text === undefined) return { file: span.path, line: 0, column: 0 };
+  const { line, column } = lineColAt(text, span.start);
+  return { file: span.path, line, column };
+}
+
+function toPlanDiagnostic(d: Diagnostic, sources: ReadonlyMap<string, string>): PlanDiagnostic {
+  const span = planSpan(d.span, sources);
+  return { code: d.code, severity: d.severity, message: d.message, ...(span ? { span } : {}) };
+}
+
+/** One matched module and the config group that decided its scheme. */
+export interface ModuleSchemeRow {
+  readonly module: number;
+  readonly group: number;
+  readonly target: number;
+}
+
+/** Row view of the matcher's column-wise result (memoized per result). */
+export function rows(ms: ModuleSchemes): readonly ModuleSchemeRow[] {
+  const cached = rowCache.get(ms);
+  if (cached) return cached;
+  const out: ModuleSchemeRow[] = new Array(ms.modules.length);
+  for (let k = 0; k < ms.modules.length; k++) out[k] = { module: ms.modules[k]!, group: ms.groups[k]!, target: ms.targets[k]! };
+  rowCache.set(ms, out);
+  return out;
+}
+const rowCache = new WeakMap<ModuleSchemes, readonly ModuleSchemeRow[]>();
+
+/** True when the plan can be executed: no error diagnostics. */
+export function planIsClean(build: PlanBuild): boolean {
+  return !hasErrors(build.diagnostics);
+}
+
+/** Re-exported for the renderers: the rewrite totals of a resolution. */
+export { rewriteCounts };

@@ -1,0 +1,71 @@
+/**
+ * The whole dry run as one call: compile the recipe, load the model (the
+ * recipe's own `model` header when none is given), lower to a plan. Stops
+ * after the first stage that reports an error, like `compileRecipe`.
+ */
+import { compileRecipe } from '../compile.js';
+import { error, hasErrors, type Diagnostic } from '../diagnostics.js';
+import { loadModel, type LoadedModel } from '../model/load.js';
+import type { ModelHost } from '../model/model-host.js';
+import type { SourceHost } from '../source-host.js';
+import { lowerToPlan, type PlanBuild } from './lower.js';
+
+/** Everything a plan-producing command needs to print. */
+export interface PlannedRecipe {
+  /** Null when the recipe or the model failed to load, or no model was named. */
+  readonly build: PlanBuild | null;
+  readonly model: LoadedModel | null;
+  readonly sources: ReadonlyMap<string, string>;
+  readonly diagnostics: readonly Diagnostic[];
+  /** True when the failure is unreadable input (CLI exit 2) rather than errors in it. */
+  readonly unreadable: boolean;
+}
+
+/** Hosts for reading recipes and models. */
+export interface PlanHosts {
+  readonly source: SourceHost;
+  readonly model?: ModelHost;
+  /** Resolves a `--model` argument that is a relative path. */
+  readonly resolveModel?: (arg: string) => string;
+}
+
+const UNREADABLE_RECIPE = new Set(['file-unreadable', 'file-empty', 'file-binary', 'file-too-large']);
+const UNREADABLE_MODEL = new Set(['model-not-found', 'model-file-unreadable', 'model-config-missing', 'unknown-model-id']);
+
+/** Compiles `recipePath` and plans it against `modelArg` (or the recipe's `model` header). */
+export async function planRecipe(recipePath: string, modelArg: string | undefined, hosts: PlanHosts, quantcVersion: string): Promise<PlannedRecipe> {
+  const compiled = await compileRecipe(recipePath, hosts.source);
+  const fail = (diagnostics: readonly Diagnostic[], unreadable: boolean, model: LoadedModel | null = null): PlannedRecipe => ({
+    build: null,
+    model,
+    sources: compiled.sources,
+    diagnostics,
+    unreadable,
+  });
+  if (!compiled.ir || hasErrors(compiled.diagnostics)) {
+    return fail(compiled.diagnostics, compiled.diagnostics.some((d) => UNREADABLE_RECIPE.has(d.code) && !d.span));
+  }
+  const target = modelArg ?? compiled.ir.model ?? undefined;
+  if (target === undefined) {
+    return fail(
+      [...compiled.diagnostics, error('plan-no-model', `No model to plan against: pass --model PATH|MODEL_ID or add a \`model "org/name"\` line to the recipe.`)],
+      true,
+    );
+  }
+  const resolved = hosts.resolveModel ? hosts.resolveModel(target) : target;
+  const loaded = loadModel(resolved, hosts.model);
+  const diagnostics = [...compiled.diagnostics, ...loaded.diagnostics];
+  if (!loaded.value || hasErrors(loaded.diagnostics)) {
+    return fail(diagnostics, loaded.diagnostics.some((d) => UNREADABLE_MODEL.has(d.code) || d.code.startsWith('file-')), loaded.value ?? null);
+  }
+  const lowered = lowerToPlan({
+    recipePath,
+    ir: compiled.ir,
+    sources: compiled.sources,
+    recipeDiagnostics: diagnostics,
+    model: loaded.value,
+    modelId: target,
+    quantcVersion,
+  });
+  return { build: lowered.value, model: loaded.value, sources: compiled.sources, diagnostics: lowered.value.diagnostics, unreadable: false };
+}

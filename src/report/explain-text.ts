@@ -1,0 +1,52 @@
+/**
+ * Prints an explanation: one paragraph per modifier naming the rule and the
+ * line that decided the module's treatment.
+ */
+import type { Explanation, PatternHit } from '../plan/explain.js';
+import { formatLocation, type SourceMap } from './diagnostics.js';
+
+/** Renders `quantc explain` output. */
+export function renderExplanation(e: Explanation, sources: SourceMap): string {
+  const out: string[] = [];
+  out.push(`${e.module} (${e.class}${e.mro.length > 2 ? `: ${e.mro.slice(1, -1).join(' → ')}` : ''})`);
+  if (e.rewrite) {
+    out.push(
+      e.rewrite.replaced
+        ? `  replaced: the calibration rewrite of ${e.rewrite.block} (${e.rewrite.class}, ${e.rewrite.kind}) turns it into per-expert Linear modules; targets match those instead.`
+        : `  created by the calibration rewrite of ${e.rewrite.block} (${e.rewrite.class}, ${e.rewrite.kind}).`,
+    );
+  }
+  for (const v of e.verdicts) {
+    const head = `  ${v.type} #${v.modifier} (stage "${v.stage}"):`;
+    switch (v.outcome) {
+      case 'quantized':
+      case 'attention':
+        out.push(`${head} gets ${v.preset ?? v.group}${v.outcome === 'attention' ? ' (attention activations)' : ''} from ${hit(v.decidedBy!, sources)}.`);
+        break;
+      case 'ignored':
+        out.push(`${head} ignored by ${hit(v.ignoredBy!, sources)} (${hit(v.decidedBy!, sources)} matched it).`);
+        break;
+      case 'matched-not-quantizable':
+        out.push(`${head} ${hit(v.decidedBy!, sources)} matches it, but ${e.class} is not a Linear, Embedding or attention module, so it receives no scheme.`);
+        break;
+      case 'kv-cache':
+        out.push(`${head} gets the kv_cache_scheme (k_scale, v_scale) as a cached attention module.`);
+        break;
+      default:
+        out.push(`${head} no target matches it.`);
+    }
+    for (const a of v.alsoMatched) out.push(`      also matched by ${hit(a, sources)}, which loses on precedence (exact name > re: alphabetical > class).`);
+  }
+  if (e.verdicts.length === 0 && !e.rewrite) out.push('  The recipe has no quantization modifier.');
+  out.push(
+    e.final
+      ? `  result: quantized as ${e.final.preset ?? e.final.scheme} (${e.final.scheme}), saved as ${e.final.format}.`
+      : '  result: left as is (not quantized).',
+  );
+  return `${out.join('\n')}\n`;
+}
+
+function hit(h: PatternHit, sources: SourceMap): string {
+  const at = h.origin ? ` at ${formatLocation(h.origin, sources)}` : '';
+  return `${h.by === 'class' ? 'class target' : 'target'} "${h.pattern}"${at}`;
+}
