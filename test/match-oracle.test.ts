@@ -21,11 +21,11 @@ describe.each(oracleModels())('$id', (model) => {
         const ignore = compilePatterns(recipe.ignore.map((t) => patternRef(t)));
         expect([...targets.diagnostics, ...ignore.diagnostics]).toEqual([]);
         const named = matchNamedModules(tree, targets.value, ignore.value);
-        expect(named.modules).toEqual(expected.matched);
+        expect([...named.modules]).toEqual(expected.matched);
         const assigned = assignSchemes(tree, [{ name: 'group_0', targets: targets.value, scheme: SCHEME }], ignore.value);
-        expect(assigned.match.modules).toEqual(expected.matched);
-        expect(assigned.quantized.map((q) => q.module)).toEqual(expected.quantized);
-        expect(assigned.attention.map((q) => q.module)).toEqual(expected.attention_kv);
+        expect([...assigned.match.modules]).toEqual(expected.matched);
+        expect([...assigned.quantized.modules]).toEqual(expected.quantized);
+        expect([...assigned.attention.modules]).toEqual(expected.attention_kv);
         const warnings = named.unmatchedTargets.map((t) => couldNotMatchMessage(tree, recipe.targets[t]!));
         const logged = expected.log.filter((l) => l.includes('Could not match')).map((l) => l.replace(/^.* - /, ''));
         expect(warnings.sort()).toEqual(logged.sort());

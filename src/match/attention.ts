@@ -4,7 +4,6 @@
  * projections they hold, not by the recipe's targets.
  */
 import type { ModuleTree } from '../model/module-tree.js';
-import { matchIndex, type MatchIndex } from './match-index.js';
 import { compilePattern } from './pattern.js';
 
 /** Child names that mark an attention module as holding a KV cache. */
@@ -20,14 +19,15 @@ export const KV_CACHE_TARGETS: readonly string[] = ['re:.*(self_attn|attention)$
  * `past_key_value(s)` argument on `forward`; every transformers attention
  * class with those projections has one.)
  */
-export function isCachedAttention(tree: ModuleTree, index: MatchIndex, m: number): boolean {
+export function isCachedAttention(tree: ModuleTree, m: number): boolean {
   if (!tree.classes[tree.classIds[m]!]!.name.toLowerCase().includes('attention')) return false;
-  const name = tree.names[m]!;
-  const prefix = name === '' ? '' : `${name}.`;
-  return KV_PROJECTIONS.some((p) => {
-    const child = index.byName.get(prefix + p);
-    return child !== undefined && tree.parents[child] === m;
-  });
+  // Children follow their parent in pre-order; the subtree ends at the
+  // first module whose parent precedes m.
+  const prefixLength = tree.names[m]!.length + (m === 0 ? 0 : 1);
+  for (let c = m + 1; c < tree.names.length && tree.parents[c]! >= m; c++) {
+    if (tree.parents[c] === m && (KV_PROJECTIONS as readonly string[]).includes(tree.names[c]!.slice(prefixLength))) return true;
+  }
+  return false;
 }
 
 /** Where a kv-cache scheme lands. */
@@ -44,12 +44,11 @@ export interface KvCacheModules {
 
 /** The modules a `kv_cache_scheme` applies to (c-t `_apply_kv_cache_scheme`). */
 export function kvCacheModules(tree: ModuleTree): KvCacheModules {
-  const index = matchIndex(tree);
   const saved = compilePattern({ text: KV_CACHE_TARGETS[0]!, origin: undefined }).value;
   const modules: number[] = [];
   const outsideSavedTargets: number[] = [];
   for (let m = 0; m < tree.names.length; m++) {
-    if (!isCachedAttention(tree, index, m)) continue;
+    if (!isCachedAttention(tree, m)) continue;
     modules.push(m);
     if (!saved.test!(tree.names[m]!)) outsideSavedTargets.push(m);
   }

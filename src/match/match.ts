@@ -14,9 +14,9 @@ import type { CompiledPattern } from './pattern.js';
 /** What `match_named_modules(model, targets, ignore)` yields and records. */
 export interface NamedModulesMatch {
   /** Yielded modules (matched by a target, not ignored), in `named_modules()` order. */
-  readonly modules: readonly number[];
+  readonly modules: Int32Array;
   /** Per yielded module, the index into `targets` of the first target that matched it. */
-  readonly firstTarget: readonly number[];
+  readonly firstTarget: Int32Array;
   /** Modules a target matched but an ignore entry removed, in order. */
   readonly ignored: readonly IgnoredModule[];
   /** Per target: how many modules it was recorded for (first match only; ignored ones included). */
@@ -46,23 +46,29 @@ export function matchNamedModules(
   ignore: readonly CompiledPattern[],
 ): NamedModulesMatch {
   const index = matchIndex(tree);
-  const targetBits = targets.map((t) => patternHits(index, t).bits);
+  const n = tree.names.length;
+  const first = new Int32Array(n).fill(-1);
+  targets.forEach((t, ti) => {
+    const bits = patternHits(index, t).bits;
+    for (let i = 0; i < n; i++) if (first[i]! < 0 && bits[i] !== 0) first[i] = ti;
+  });
   const firstIgnore = ignoreMask(index, ignore);
   const recorded = targets.map(() => 0);
-  const modules: number[] = [];
-  const firstTarget: number[] = [];
+  let yielded = 0;
   const ignored: IgnoredModule[] = [];
-  const n = tree.names.length;
   for (let i = 0; i < n; i++) {
-    for (let t = 0; t < targetBits.length; t++) {
-      if (targetBits[t]![i] === 0) continue;
-      recorded[t]!++;
-      const ig = firstIgnore[i]!;
-      if (ig === 0) {
-        modules.push(i);
-        firstTarget.push(t);
-      } else ignored.push({ module: i, target: t, ignore: ig - 1 });
-      break;
+    const t = first[i]!;
+    if (t < 0) continue;
+    recorded[t]!++;
+    if (firstIgnore[i] === 0) yielded++;
+    else ignored.push({ module: i, target: t, ignore: firstIgnore[i]! - 1 });
+  }
+  const modules = new Int32Array(yielded);
+  const firstTarget = new Int32Array(yielded);
+  for (let i = 0, k = 0; i < n; i++) {
+    if (first[i]! >= 0 && firstIgnore[i] === 0) {
+      modules[k] = i;
+      firstTarget[k++] = first[i]!;
     }
   }
   const unmatchedTargets = recorded.flatMap((c, t) => (c === 0 ? [t] : []));
@@ -92,13 +98,16 @@ export interface SchemeGroup {
   readonly scheme: QuantizationScheme;
 }
 
-/** A matched module and the config group whose scheme it gets (or would get). */
-export interface ModuleScheme {
-  readonly module: number;
-  /** Index into the `groups` given to `assignSchemes`. */
-  readonly group: number;
-  /** Index into `SchemeAssignment.targets`: the target that decided the scheme. */
-  readonly target: number;
+/**
+ * Matched modules with the config group whose scheme each gets (or would
+ * get), column-wise: entry k is module `modules[k]`, group `groups[k]`
+ * (index into the groups given to `assignSchemes`), decided by target
+ * `targets[k]` (index into `SchemeAssignment.targets`).
+ */
+export interface ModuleSchemes {
+  readonly modules: Int32Array;
+  readonly groups: Int32Array;
+  readonly targets: Int32Array;
 }
 
 /** Where every matched module ends up under `apply_quantization_config`. */
@@ -110,11 +119,11 @@ export interface SchemeAssignment {
   readonly targets: readonly { readonly pattern: CompiledPattern; readonly group: number }[];
   readonly match: NamedModulesMatch;
   /** `nn.Linear` / `nn.Embedding` subclasses: they receive weight quantization. */
-  readonly quantized: readonly ModuleScheme[];
+  readonly quantized: ModuleSchemes;
   /** Cached-attention modules matched narrowly: they receive the scheme's activation (query) quantization. */
-  readonly attention: readonly ModuleScheme[];
+  readonly attention: ModuleSchemes;
   /** Matched, not ignored, yet no scheme attached (MoE blocks, fused experts, non-Linear routers, …). */
-  readonly skipped: readonly ModuleScheme[];
+  readonly skipped: ModuleSchemes;
 }
 
 /**
@@ -137,20 +146,46 @@ export function assignSchemes(tree: ModuleTree, groups: readonly SchemeGroup[], 
   const patterns = targets.map((t) => t.pattern);
   const match = matchNamedModules(tree, patterns, ignore);
   const index = matchIndex(tree);
-  const bits = patterns.map((p) => patternHits(index, p).bits);
-  const precedence = patterns.map((_, i) => i).sort((a, b) => comparePrecedence(patterns[a]!.text, patterns[b]!.text));
+  const winners = winningTargets(index, patterns, match.modules);
   const quantizable = quantizableClasses(tree);
-  const quantized: ModuleScheme[] = [];
-  const attention: ModuleScheme[] = [];
-  const skipped: ModuleScheme[] = [];
-  for (const m of match.modules) {
-    const target = winningTarget(precedence, bits, m);
-    const entry = { module: m, group: targets[target]!.group, target };
-    if (quantizable[tree.classIds[m]!] === 1) quantized.push(entry);
-    else if (isCachedAttention(tree, index, m) && isNarrowMatch(tree, index, groups[entry.group]!.targets, m)) attention.push(entry);
-    else skipped.push(entry);
+  const kind = new Uint8Array(match.modules.length);
+  const counts = [0, 0, 0];
+  match.modules.forEach((m, k) => {
+    const group = targets[winners[k]!]!.group;
+    kind[k] = quantizable[tree.classIds[m]!] === 1 ? 0 : isCachedAttention(tree, m) && isNarrowMatch(tree, index, groups[group]!.targets, m) ? 1 : 2;
+    counts[kind[k]!]!++;
+  });
+  const lists = counts.map((c) => ({ modules: new Int32Array(c), groups: new Int32Array(c), targets: new Int32Array(c) }));
+  const fill = [0, 0, 0];
+  match.modules.forEach((m, k) => {
+    const list = lists[kind[k]!]!;
+    const at = fill[kind[k]!]!++;
+    list.modules[at] = m;
+    list.targets[at] = winners[k]!;
+    list.groups[at] = targets[winners[k]!]!.group;
+  });
+  return { targets, match, quantized: lists[0]!, attention: lists[1]!, skipped: lists[2]! };
+}
+
+/**
+ * Per yielded module, `match_targets(...)[0]`: the first target in
+ * precedence order that matches by name, else the first that matches by
+ * class. Written in reverse precedence so the best target is written last.
+ */
+function winningTargets(index: MatchIndex, patterns: readonly CompiledPattern[], modules: Int32Array): Int32Array {
+  const precedence = patterns.map((_, i) => i).sort((a, b) => comparePrecedence(patterns[a]!.text, patterns[b]!.text));
+  const byName = new Int32Array(modules.length).fill(-1);
+  const byClass = new Int32Array(modules.length).fill(-1);
+  for (let r = precedence.length - 1; r >= 0; r--) {
+    const t = precedence[r]!;
+    const bits = patternHits(index, patterns[t]!).bits;
+    for (let k = 0; k < modules.length; k++) {
+      const b = bits[modules[k]!]!;
+      if ((b & BY_NAME) !== 0) byName[k] = t;
+      if ((b & BY_CLASS) !== 0) byClass[k] = t;
+    }
   }
-  return { targets, match, quantized, attention, skipped };
+  return byName.map((t, k) => (t >= 0 ? t : byClass[k]!));
 }
 
 /** `match_targets`' order: `sorted(targets, key=lambda x: ("re:" in x, x))`, by code point. */
@@ -169,13 +204,6 @@ function compareCodePoints(a: string, b: string): number {
     if (d !== 0) return d;
   }
   return ca.length - cb.length;
-}
-
-/** First target in precedence order that matches by name, else the first that matches by class. */
-function winningTarget(precedence: readonly number[], bits: readonly Uint8Array[], m: number): number {
-  for (const t of precedence) if ((bits[t]![m]! & BY_NAME) !== 0) return t;
-  for (const t of precedence) if ((bits[t]![m]! & BY_CLASS) !== 0) return t;
-  throw new Error(`module ${m} was yielded without a matching target`);
 }
 
 /** Per class id: 1 when the class is an `nn.Linear` or `nn.Embedding` subclass. */

@@ -7,6 +7,7 @@
 import { error, type Diagnostic, type Result } from '../diagnostics.js';
 import type { PatternRef } from '../ir/types.js';
 import type { Span } from '../source.js';
+import { scanPythonRegex } from './lints/regex-scan.js';
 import { translatePythonRegex } from './python-regex.js';
 
 /** One compiled target or ignore entry. */
@@ -24,6 +25,18 @@ export interface CompiledPattern {
    * match nothing and carry an error diagnostic).
    */
   readonly test?: (name: string) => boolean;
+  /**
+   * An equivalent, faster test for names without line breaks: for
+   * `.*REST` an unanchored search for REST, and a redundant trailing `.*`
+   * dropped.
+   */
+  readonly testPlain?: (name: string) => boolean;
+  /**
+   * True when the verdict cannot change if every run of ASCII digits in a
+   * name is replaced by a single `0` (see `isDigitInsensitive`), so one
+   * test per distinct digit-free name shape decides for all of them.
+   */
+  readonly digitInsensitive: boolean;
 }
 
 /** Builds a PatternRef for patterns that come from the command line or tests. */
@@ -37,13 +50,13 @@ export function patternRef(text: string, origin?: Span): PatternRef {
  */
 export function compilePattern(ref: PatternRef): Result<CompiledPattern> {
   if (!ref.text.startsWith('re:')) {
-    return { value: { text: ref.text, origin: ref.origin, kind: 'plain', body: ref.text }, diagnostics: [] };
+    return { value: { text: ref.text, origin: ref.origin, kind: 'plain', body: ref.text, digitInsensitive: false }, diagnostics: [] };
   }
   const body = ref.text.slice(3);
-  const base = { text: ref.text, origin: ref.origin, kind: 'regex' as const, body };
+  const base = { text: ref.text, origin: ref.origin, kind: 'regex' as const, body, digitInsensitive: false };
   const compiled = compileMatcher(body);
-  if (typeof compiled !== 'function') return { value: base, diagnostics: [compiled] };
-  return { value: { ...base, test: compiled }, diagnostics: [] };
+  if ('code' in compiled) return { value: base, diagnostics: [compiled] };
+  return { value: { ...base, ...compiled, digitInsensitive: isDigitInsensitive(body) }, diagnostics: [] };
 }
 
 /** Compiles a list of patterns, keeping their order. */
@@ -58,51 +71,90 @@ export function compilePatterns(refs: readonly PatternRef[]): Result<CompiledPat
 }
 
 /**
- * The `re.match` test for a Python pattern body, or the diagnostic that
- * says why there is none. A body of the form `.*REST` (the most common
- * shape: `re:.*mlp.gate$`) is tested as an unanchored search for REST,
- * which is equivalent for names without line breaks and much faster.
+ * The `re.match` tests for a Python pattern body, or the diagnostic that
+ * says why there are none.
  */
-function compileMatcher(body: string): ((name: string) => boolean) | Diagnostic {
+function compileMatcher(body: string): { test: (name: string) => boolean; testPlain: (name: string) => boolean } | Diagnostic {
   const t = translatePythonRegex(body);
   if (!t.ok) {
     const where = t.offset === undefined ? '' : ` at position ${t.offset + 3}`;
-    const unsupported = 'kind' in t && t.kind === 'unsupported';
-    return unsupported
+    return t.kind === 'unsupported'
       ? error('pattern-regex-unsupported', `The regex in "re:${body}" uses a construct quantc cannot translate${where}: ${t.message}.`)
       : error('pattern-regex-invalid', `The regex in "re:${body}" is not a valid Python regular expression${where}: ${t.message}.`);
   }
   const anchored = new RegExp(`^(?:${t.source})`, t.flags);
-  const rest = leadingDotStarRest(body);
-  if (rest !== undefined) {
-    const r = translatePythonRegex(rest);
-    if (r.ok && r.flags === t.flags) {
-      const search = new RegExp(r.source, r.flags);
-      return (name) => (/[\n\r\u2028\u2029]/.test(name) ? anchored.test(name) : search.test(name));
-    }
-  }
-  return (name) => anchored.test(name);
+  const test = (name: string) => anchored.test(name);
+  return { test, testPlain: plainNameTest(body, t.flags) ?? test };
 }
 
 /**
- * For `.*REST` or `.*?REST` where REST has no top-level `|`, no leading
- * quantifier, no backreference and no inline flags, returns REST.
+ * For names without line breaks (where `.` matches every character):
+ * `re.match(".*REST", name)` is a search for REST anywhere, and a trailing
+ * `.*` can always match the empty string. Only applied when the body has
+ * no top-level `|`, no backreference and no inline flags.
  */
-function leadingDotStarRest(body: string): string | undefined {
-  const m = /^\.\*\??/.exec(body);
-  if (!m) return undefined;
-  const rest = body.slice(m[0].length);
-  if (rest === '' || /^[*+?{]/.test(rest) || /\\[1-9]|\(\?P=|\(\?[a-zA-Z-]/.test(rest)) return undefined;
+function plainNameTest(body: string, flags: string): ((name: string) => boolean) | undefined {
+  const tokens = scanPythonRegex(body);
+  const text = (k: number) => (tokens[k] ? body.slice(tokens[k]!.start, tokens[k]!.end) : '');
+  const isChar = (k: number, c: string) => tokens[k]?.kind === 'char' && text(k) === c;
   let depth = 0;
-  let inClass = false;
-  for (let i = 0; i < rest.length; i++) {
-    const c = rest[i];
-    if (c === '\\') i++;
-    else if (inClass) inClass = c !== ']' || rest[i - 1] === '[' || rest.slice(i - 2, i) === '[^';
-    else if (c === '[') inClass = true;
-    else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === '|' && depth === 0) return undefined;
+  for (let k = 0; k < tokens.length; k++) {
+    const x = text(k);
+    if (tokens[k]!.kind === 'atom' && (/^\\[1-9]/.test(x) || x.startsWith('(?P=') || /^\(\?[aimsuxL-]+[:)]$/.test(x))) return undefined;
+    if (tokens[k]!.kind === 'atom' && x.startsWith('(') && !x.startsWith('(?#')) depth++;
+    else if (isChar(k, '(')) depth++;
+    else if (isChar(k, ')')) depth--;
+    else if (isChar(k, '|') && depth === 0) return undefined;
   }
-  return rest;
+  let start = 0;
+  let end = tokens.length;
+  const leading = isChar(0, '.') && isChar(1, '*');
+  if (leading) start = isChar(2, '?') ? 3 : 2;
+  if (end - start >= 2 && isChar(end - 2, '.') && isChar(end - 1, '*')) end -= 2;
+  else if (end - start >= 3 && isChar(end - 3, '.') && isChar(end - 2, '*') && isChar(end - 1, '?')) end -= 3;
+  if (start === 0 && end === tokens.length) return undefined;
+  if (start >= end) return () => true;
+  const rest = body.slice(tokens[start]!.start, tokens[end - 1]!.end);
+  if (/^[*+?{]/.test(rest)) return undefined;
+  const t = translatePythonRegex(rest);
+  if (!t.ok || t.flags !== flags) return undefined;
+  const re = new RegExp(leading ? t.source : `^(?:${t.source})`, t.flags);
+  return (name) => re.test(name);
+}
+
+/**
+ * True when a pattern's verdict on a name is unchanged by replacing each
+ * run of ASCII digits with one `0`: digits can only be consumed by `.*`
+ * (which can take any part of a run, or none of it) or by `\d+` between
+ * two non-digit literals (which must take a whole run). So no literal
+ * digits, no `\d` otherwise, no classes, counted repeats, `.` on its own,
+ * `.+`, `.?`, lookarounds, backreferences, other class escapes or verbose
+ * mode.
+ */
+export function isDigitInsensitive(body: string): boolean {
+  const tokens = scanPythonRegex(body);
+  const text = (k: number) => (tokens[k] ? body.slice(tokens[k]!.start, tokens[k]!.end) : '');
+  const literal = (k: number) => {
+    const x = text(k);
+    if (tokens[k]?.kind === 'char') return !/[0-9.*+?|()^$]/.test(x);
+    return /^\\[^A-Za-z0-9]$/.test(x);
+  };
+  for (let k = 0; k < tokens.length; k++) {
+    const x = text(k);
+    if (tokens[k]!.kind === 'char') {
+      if (/[0-9]/.test(x)) return false;
+      if (x === '.' && text(k + 1) !== '*') return false;
+      continue;
+    }
+    if (x === '\\d') {
+      if (text(k + 1) !== '+' || !literal(k - 1) || !literal(k + 2) || /^[*+?{]/.test(text(k + 3))) return false;
+      k++;
+      continue;
+    }
+    if (/^\\[^A-Za-z0-9]$/.test(x) || x === '\\A' || x === '\\Z') continue;
+    if (x === '(?:' || /^\(\?P<[^>]*>$/.test(x) || x.startsWith('(?#')) continue;
+    if (/^\(\?[aimsuL]+\)$/.test(x)) continue;
+    return false;
+  }
+  return true;
 }
