@@ -6,6 +6,8 @@ import { irToJson } from '../src/export/json.js';
 import { parseYaml } from '../src/parse/yaml.js';
 import { memorySourceHost, nodeSourceHost } from '../src/source-host.js';
 import type { RecipeIR } from '../src/ir/types.js';
+import { buildIr } from '../src/ir/build.js';
+import type { RecipeDocument } from '../src/parse/document.js';
 
 interface Serialized {
   readonly input: string;
@@ -29,7 +31,7 @@ async function compileText(path: string, text: string) {
 /** Exports to YAML, re-reads, and checks the IR is unchanged. */
 async function roundTrip(path: string, text: string) {
   const first = await compileText(path, text);
-  const exported = exportYaml(first.ir!, first.document!);
+  const exported = exportYaml(first.ir!, first.document!).value;
   const second = await compileText('exported.yaml', exported);
   expect(second.diagnostics).toEqual([]);
   const strip = (ir: RecipeIR) => JSON.parse(JSON.stringify(withoutSpans(ir)).replaceAll(`"${path}`, '"X').replaceAll('"exported.yaml', '"X'));
@@ -58,12 +60,39 @@ describe('export to llm-compressor YAML', () => {
     expect(exported).toMatch(/^quantc:\n/);
     expect(exported).toContain('quant_stage:\n  quant_modifiers:\n');
     const awq = await compileText('awq.yaml', fixtures['awq-w4a16-asym']!.serialized);
-    expect(exportYaml(awq.ir!, awq.document!)).not.toContain('!!python');
+    expect(exportYaml(awq.ir!, awq.document!).value).not.toContain('!!python');
   });
 
   it('quotes strings that YAML 1.1 would read as numbers or booleans', async () => {
     const { exported } = await roundTrip('x.yaml', fixtures['two-stages']!.input);
     expect(exported).toContain("mask_structure: '2:4'");
+  });
+
+  it('renames a repeated modifier or stage instead of collapsing it, keeping the order', async () => {
+    const document: RecipeDocument = {
+      stages: [
+        { name: 'a', groups: [{ name: 'a', modifiers: [
+          { type: 'QuantizationModifier', args: { scheme: 'W4A16', targets: ['re:.*mlp.*'] } },
+          { type: 'GPTQModifier', args: {} },
+          { type: 'QuantizationModifier', args: { scheme: 'FP8', targets: ['re:.*attn.*'] } },
+        ] }] },
+        { name: 'b', groups: [{ name: 'b', modifiers: [{ type: 'SmoothQuantModifier', args: {} }] }] },
+        { name: 'a', groups: [{ name: 'a', modifiers: [{ type: 'GPTQModifier', args: { scheme: 'W8A8' } }] }] },
+      ],
+    };
+    const out = exportYaml(buildIr(document, new Map()), document);
+    expect(out.diagnostics.map((d) => d.message)).toEqual([
+      'The modifier group "a" is written as "a_2" so that "QuantizationModifier" keeps its place in llm-compressor YAML.',
+      'The stage "a" is written as "a_2" so that "GPTQModifier" keeps its place in llm-compressor YAML.',
+    ]);
+    const second = await compileText('exported.yaml', out.value);
+    expect(second.ir!.modifiers.map((m) => [m.stage, m.group, m.type, m.args.scheme])).toEqual([
+      ['a', 'a', 'QuantizationModifier', 'W4A16'],
+      ['a', 'a', 'GPTQModifier', undefined],
+      ['a', 'a_2', 'QuantizationModifier', 'FP8'],
+      ['b', 'b', 'SmoothQuantModifier', undefined],
+      ['a_2', 'a', 'GPTQModifier', 'W8A8'],
+    ]);
   });
 
   const cases = new URL('./cases/yaml/', import.meta.url);

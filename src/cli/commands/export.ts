@@ -59,12 +59,20 @@ export const command: Command = {
     const result = await compileRecipe(file, cwdSourceHost(io.cwd));
     const unreadable = result.diagnostics.find((d) => d.code.startsWith('file-') && !d.span);
     if (unreadable) throw new UsageError(unreadable.message);
-    io.stderr(renderDiagnostics(result.diagnostics, result.sources));
-    if (!result.ir || !result.document) return EXIT_ERRORS;
+    if (!result.ir || !result.document) {
+      io.stderr(renderDiagnostics(result.diagnostics, result.sources));
+      return EXIT_ERRORS;
+    }
     let text: string;
-    if (to === 'yaml') text = exportYaml(result.ir, result.document);
+    const diagnostics = [...result.diagnostics];
+    if (to === 'yaml') {
+      const yaml = exportYaml(result.ir, result.document);
+      diagnostics.push(...yaml.diagnostics);
+      text = yaml.value;
+    }
     else if (to === 'json') text = exportJson(result.ir, result.sources);
     else text = (await import('../../format/print-dsl.js')).printDsl(result.document);
+    io.stderr(renderDiagnostics(diagnostics, result.sources));
     if (typeof values.out === 'string') {
       const out = isAbsolute(values.out) ? values.out : resolve(io.cwd, values.out);
       if (out === (isAbsolute(file) ? file : resolve(io.cwd, file))) throw new UsageError('export: --out must not overwrite the input recipe.');
