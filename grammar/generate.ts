@@ -6,16 +6,16 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSyntaxDiagramsCode } from 'chevrotain';
-import { generateCstDts } from '@chevrotain/cst-dts-gen';
+import { createSyntaxDiagramsCode, generateCstDts } from './chevrotain.js';
 import { RecipeParser } from './parser.js';
 
 /** The generated files' contents, keyed by path relative to the repository root. */
 export function generatedArtefacts(): Record<string, string> {
-  const productions = new RecipeParser().getGAstProductions();
+  const parser = new RecipeParser({ validate: true });
+  const productions = parser.getGAstProductions();
   return {
     'grammar/cst.d.ts': generateCstDts(productions, { visitorInterfaceName: 'RecipeCstVisitor' }),
-    'docs/grammar.html': createSyntaxDiagramsCode(new RecipeParser().getSerializedGastProductions()),
+    'docs/grammar.html': createSyntaxDiagramsCode(parser.getSerializedGastProductions()),
   };
 }
 

@@ -2,7 +2,8 @@
  * Syntax error messages: one sentence each, naming what was expected in the
  * words of the language ("a value", "\"}\"") rather than token type names.
  */
-import { EOF, tokenLabel, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
+import type { IParserErrorMessageProvider, IToken, TokenType } from 'chevrotain';
+import { EOF, tokenLabel } from './chevrotain.js';
 
 /** What a rule expects, for "no viable alternative" messages. */
 const RULE_EXPECTS: Readonly<Record<string, string>> = {

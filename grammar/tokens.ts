@@ -3,7 +3,8 @@
  * lexer's priority order: longer or more specific patterns first, keywords
  * before `Identifier`.
  */
-import { createToken, Lexer, type TokenType } from 'chevrotain';
+import type { TokenType } from 'chevrotain';
+import { createToken, Lexer } from './chevrotain.js';
 
 /** Any word usable as a name: identifiers and every keyword (so `group = 1` still parses). */
 export const Name = createToken({ name: 'Name', pattern: Lexer.NA, label: 'a name' });

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generatedArtefacts } from '../grammar/generate.js';
-import { recipeParser } from '../grammar/parser.js';
+import { Lexer } from '../grammar/chevrotain.js';
+import { RecipeParser, recipeParser } from '../grammar/parser.js';
 import { allTokens } from '../grammar/tokens.js';
 import { parseDsl, parseDslSyntax } from '../src/parse/dsl.js';
 import { memorySourceHost } from '../src/source-host.js';
@@ -14,6 +15,11 @@ describe('grammar self-checks', () => {
     for (const [path, text] of Object.entries(generatedArtefacts())) {
       expect(readFileSync(join(ROOT, path), 'utf8'), path).toBe(text);
     }
+  });
+
+  it('passes the grammar and lexer validations of Chevrotain', () => {
+    expect(() => new RecipeParser({ validate: true })).not.toThrow();
+    expect(() => new Lexer([...allTokens], { positionTracking: 'onlyOffset' })).not.toThrow();
   });
 
   it('uses every token it defines', () => {

@@ -4,7 +4,8 @@
  * shared RecipeDocument.
  */
 import { dirname, join, resolve } from 'node:path';
-import { Lexer, type IRecognitionException, type IToken } from 'chevrotain';
+import type { IRecognitionException, IToken, Lexer as LexerType } from 'chevrotain';
+import { Lexer } from '../../grammar/chevrotain.js';
 import { recipeParser } from '../../grammar/parser.js';
 import { allTokens } from '../../grammar/tokens.js';
 import { error, type Diagnostic, type Result } from '../diagnostics.js';
@@ -21,11 +22,11 @@ export interface ParsedSyntax {
   readonly comments: readonly CommentSyntax[];
 }
 
-let lexer: Lexer | undefined;
+let lexer: LexerType | undefined;
 
 /** Lexes and parses one file into its syntax tree; syntax errors become `syntax-error` diagnostics. */
 export function parseDslSyntax(source: Source): Result<ParsedSyntax> {
-  lexer ??= new Lexer([...allTokens], { positionTracking: 'onlyOffset', ensureOptimizations: false });
+  lexer ??= new Lexer([...allTokens], { positionTracking: 'onlyOffset', skipValidations: true });
   const lexed = lexer.tokenize(source.text);
   const diagnostics: Diagnostic[] = lexed.errors.map((e) =>
     error('syntax-error', `Unexpected character "${source.text.slice(e.offset, e.offset + 1)}".`, {
