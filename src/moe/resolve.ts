@@ -18,7 +18,6 @@ import {
   type ChildIndex,
   type DetectedExperts,
   type DetectedRouter,
-  type MoeLikeModule,
 } from './detect.js';
 import { expertShape, type ExpertShape } from './expert-linears.js';
 import { FUSED_EXPERTS_CLASSES, type FusedExpertsClass } from './fused-experts.js';
@@ -26,7 +25,6 @@ import {
   DEFAULT_FUSED_LAYOUT,
   type ExpertsLayout,
   type FusedLayout,
-  type LegacyWrapper,
   type LinearExpertsClass,
   type RewriteKind,
 } from './types.js';
@@ -237,7 +235,7 @@ function declarationsByClass(decls: readonly MoeRewriteDecl[], diagnostics: Diag
 
 function collectCandidates(tree: ModuleTree, children: ChildIndex, declared: ReadonlyMap<string, MoeRewriteDecl>): Candidate[] {
   const byIndex = new Map<number, Candidate>();
-  for (const m of detectMoeLike(tree, children)) byIndex.set(m.index, m as MoeLikeModule);
+  for (const m of detectMoeLike(tree, children)) byIndex.set(m.index, m);
   for (let i = 0; i < tree.names.length; i++) {
     if (byIndex.has(i)) continue;
     const cls = classOf(tree, i).name;
