@@ -50,7 +50,7 @@ export function loadModel(pathOrId: string, host: ModelHost = nodeModelHost): Re
         ),
       );
     }
-    return fromConfigText(bundled.text, bundled.path, 'hub', `${bundled.id} (bundled config.json)`);
+    return fromConfigText(bundled.text, bundled.path, 'hub', `bundled config of ${bundled.id}`);
   }
   return fail(error('model-not-found', `The model "${pathOrId}" does not exist: expected a model folder, a config.json, a module-tree JSON, or a model id like "org/name".`));
 }

@@ -6,8 +6,9 @@
  * `params`), validated against `schemas/module-tree.schema.json`.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { error, type Diagnostic, type Result } from '../diagnostics.js';
 import { treeFromOracleJson, parentName, type OracleTreeJson } from './from-tree-json.js';
 import { TreeBuilder, classOf, paramsOf, treeSize, type ModuleTree } from './module-tree.js';
@@ -38,10 +39,13 @@ interface Validators {
 
 let validators: Validators | undefined;
 
-/** Compiles the schema once, on first use (most commands never read a tree JSON). */
+/**
+ * Compiles the schema once, on first use. AJV is required lazily: loading it
+ * costs more than expanding any config, and only a tree JSON needs it.
+ */
 function getValidators(): Validators {
   if (validators) return validators;
-  const Ajv = AjvModule as unknown as { default: new (o: object) => { addSchema(s: object): void; compile(s: object): ValidateFunction } };
+  const Ajv = createRequire(import.meta.url)('ajv') as { default: new (o: object) => { addSchema(s: object): void; compile(s: object): ValidateFunction } };
   const ajv = new Ajv.default({ allErrors: false, strict: false });
   ajv.addSchema(JSON.parse(readFileSync(schemaPath(), 'utf8')) as object);
   validators = {

@@ -118,7 +118,7 @@ describe('loadModel: inputs', () => {
     const r = loadModel('ZAI-ORG/glm-4.7-flash');
     expect(r.diagnostics).toEqual([]);
     expect(r.value!.source.kind).toBe('hub');
-    expect(r.value!.tree.origin.description).toBe('zai-org/GLM-4.7-Flash (bundled config.json) (glm4_moe_lite)');
+    expect(r.value!.tree.origin.description).toBe('bundled config of zai-org/GLM-4.7-Flash (glm4_moe_lite)');
     const moe = r.value!.moe.blocks;
     expect(moe).toHaveLength(46);
     const b = moe[0]!;
