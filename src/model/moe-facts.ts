@@ -53,7 +53,10 @@ export interface MoeBlockFacts {
    * has an explicit registration instead).
    */
   readonly decorated: boolean;
-  /** The Linear modules each expert becomes when unpacked, in module order. */
+  /**
+   * The Linear modules each expert becomes when unpacked, in the module order
+   * llm-compressor gives them (`up_proj`, `gate_proj`, `down_proj`).
+   */
   readonly expertLinears: readonly ExpertLinear[];
   /** dtype of the expert weights. */
   readonly dtype: string;

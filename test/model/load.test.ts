@@ -132,8 +132,8 @@ describe('loadModel: inputs', () => {
     expect(b).toMatchObject({ numExperts: 64, topK: 4, hiddenSize: 2048, intermediateSize: 1536, sharedExpertGate: -1, decorated: true, dtype: 'bfloat16' });
     expect(b.layout).toEqual({ isConcatenated: true, isTransposed: false, hasBias: false, hasGate: true });
     expect(b.expertLinears).toEqual([
-      { name: 'gate_proj', shape: [1536, 2048], bias: false },
       { name: 'up_proj', shape: [1536, 2048], bias: false },
+      { name: 'gate_proj', shape: [1536, 2048], bias: false },
       { name: 'down_proj', shape: [2048, 1536], bias: false },
     ]);
   });

@@ -226,9 +226,9 @@ export class ModelBuilder {
   moeBlock(p: MoeBlockParts): void {
     const { intermediate: i, layout } = p;
     const h = this.hidden;
-    const linears: ExpertLinear[] = [];
+    // llm-compressor's ExpertMLPWithGate registers up_proj before gate_proj.
+    const linears: ExpertLinear[] = [{ name: 'up_proj', shape: [i, h], bias: layout.hasBias }];
     if (layout.hasGate) linears.push({ name: 'gate_proj', shape: [i, h], bias: layout.hasBias });
-    linears.push({ name: 'up_proj', shape: [i, h], bias: layout.hasBias });
     linears.push({ name: 'down_proj', shape: [h, i], bias: layout.hasBias });
     this.moe.push({
       block: p.block,
