@@ -5,6 +5,7 @@
 import type { Rule } from '../context.js';
 import { activationActorder } from './activation-actorder.js';
 import { activationStrategy } from './activation-strategy.js';
+import { actorderGroupDeprecated } from './actorder-group-deprecated.js';
 import { actorderStrategy } from './actorder-strategy.js';
 import { awqWithoutQuantization } from './awq-without-quantization.js';
 import { blockStructure } from './block-structure.js';
@@ -12,6 +13,7 @@ import { deprecatedModifier } from './deprecated-modifier.js';
 import { duoScalingTensor } from './duo-scaling-tensor.js';
 import { dynamicStrategy } from './dynamic-strategy.js';
 import { gptqActorderConflict } from './gptq-actorder-conflict.js';
+import { groupSizeMismatch } from './group-size-mismatch.js';
 import { groupSizeStrategy } from './group-size-strategy.js';
 import { kvCacheAsymmetric } from './kv-cache-asymmetric.js';
 import { learnableUnsupported } from './learnable-unsupported.js';
@@ -41,6 +43,8 @@ export const RULES: readonly Rule[] = [
   activationStrategy,
   activationActorder,
   gptqActorderConflict,
+  actorderGroupDeprecated,
+  groupSizeMismatch,
   kvCacheAsymmetric,
   awqWithoutQuantization,
   duoScalingTensor,
