@@ -38,3 +38,27 @@ describe.each([['oracle'], ['trees']] as const)('descriptors reproduce %s dumps'
     });
   }
 });
+
+/** Lists transformers derives in `__post_init__` when config.json omits them, as published configs often do. */
+const DERIVED = ['layer_types', 'mlp_layer_types', 'moe_layers', 'no_rope_layers', 'indexer_types'];
+
+describe('descriptors derive what published configs omit', () => {
+  for (const fx of treeFixtures('trees')) {
+    if (!DERIVED.some((k) => k in fx.config)) continue;
+    it(fx.id, () => {
+      const stripped = Object.fromEntries(Object.entries(fx.config).filter(([k]) => !DERIVED.includes(k)));
+      const { value, diagnostics } = expandConfig(stripped);
+      expect(diagnostics).toEqual([]);
+      const got = dumpOf(value!.tree);
+      expect(firstDifference(got.modules, fx.tree.modules)).toBeUndefined();
+      expect(firstDifference(got.params, fx.tree.params)).toBeUndefined();
+    });
+  }
+
+  it('reads either spelling of an attribute_map key (num_experts / num_local_experts)', () => {
+    const fx = treeFixtures('oracle').find((f) => f.id.startsWith('Qwen__Qwen3-30B-A3B'))!;
+    const { num_local_experts: experts, ...rest } = fx.config;
+    const { value } = expandConfig({ ...rest, num_experts: experts });
+    expect(firstDifference(dumpOf(value!.tree).params, fx.tree.params)).toBeUndefined();
+  });
+});
