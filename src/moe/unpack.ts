@@ -37,10 +37,13 @@ const CREATED_CLASSES: Readonly<Record<string, readonly string[]>> = {
 export function applyRewrites(tree: ModuleTree, resolution: MoeResolution): ModuleTree {
   const unpack = new Map<number, ResolvedRewrite>();
   let added = 0;
+  let paramCount = tree.params.length;
   for (const r of resolution.rewrites) {
     if (r.rewrite !== 'unpack-fused-experts' || !r.expert) continue;
     unpack.set(r.experts.index, r);
     added += r.experts.count * (1 + r.expert.linears.length) + (r.unpackedActFn !== undefined ? 1 : 0);
+    paramCount -= tree.paramStart[r.experts.index + 1]! - tree.paramStart[r.experts.index]!;
+    for (const l of r.expert.linears) paramCount += r.experts.count * (l.bias ? 2 : 1);
   }
   if (unpack.size === 0) return tree;
 
@@ -59,18 +62,20 @@ export function applyRewrites(tree: ModuleTree, resolution: MoeResolution): Modu
 
   const n = tree.names.length;
   const size = n + added;
-  const names: string[] = [];
+  // Sized up front: growing arrays of ~100k entries by doubling is what costs here.
+  const names = new Array<string>(size);
   const parents = new Int32Array(size);
   const classIds = new Uint32Array(size);
   const paramStart = new Uint32Array(size + 1);
-  const params: ParamInfo[] = [];
+  const params = new Array<ParamInfo>(paramCount);
+  let paramAt = 0;
   const newIndex = new Int32Array(n);
   let at = 0;
   const emit = (name: string, cls: number, parent: number): number => {
-    names.push(name);
+    names[at] = name;
     parents[at] = parent;
     classIds[at] = cls;
-    paramStart[at] = params.length;
+    paramStart[at] = paramAt;
     return at++;
   };
   // Experts modules whose subtree gets an `act_fn` appended once it closes.
@@ -88,7 +93,7 @@ export function applyRewrites(tree: ModuleTree, resolution: MoeResolution): Modu
     const r = unpack.get(i);
     if (r === undefined) {
       newIndex[i] = emit(tree.names[i]!, tree.classIds[i]!, parent < 0 ? -1 : newIndex[parent]!);
-      for (let p = tree.paramStart[i]!; p < tree.paramStart[i + 1]!; p++) params.push(tree.params[p]!);
+      for (let p = tree.paramStart[i]!; p < tree.paramStart[i + 1]!; p++) params[paramAt++] = tree.params[p]!;
       continue;
     }
     const expert = r.expert!;
@@ -104,8 +109,8 @@ export function applyRewrites(tree: ModuleTree, resolution: MoeResolution): Modu
       for (let k = 0; k < expert.linears.length; k++) {
         const linear = expert.linears[k]!;
         emit(memberName + suffixes[k]!, linearClass, member);
-        params.push(linear.weight);
-        if (linear.bias) params.push(linear.bias);
+        params[paramAt++] = linear.weight;
+        if (linear.bias) params[paramAt++] = linear.bias;
       }
     }
     if (r.unpackedActFn !== undefined && !hasChild(tree, i, 'act_fn')) {
@@ -113,7 +118,7 @@ export function applyRewrites(tree: ModuleTree, resolution: MoeResolution): Modu
     }
   }
   closeActFns(n);
-  paramStart[size] = params.length;
+  paramStart[size] = paramAt;
   return {
     modelType: tree.modelType,
     origin: {
