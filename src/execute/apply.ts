@@ -165,9 +165,8 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   ];
   items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const layout = layoutShards(items.flatMap(outputSpecs), job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
-  onEvent({ kind: 'start', modules: modules.length, bytesIn: index.totalBytes });
-
   const stage = await stageOutputDir(job.outDir);
+  onEvent({ kind: 'start', modules: modules.length, bytesIn: index.totalBytes });
   const rt = new GraphRuntime(job.device);
   const writer = new ShardedWriter(stage.path, layout);
   let weightSeconds = 0;

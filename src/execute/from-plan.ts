@@ -1,0 +1,98 @@
+/**
+ * Turns a plan build (recipe lowered against a model) into the executor's
+ * {@link ApplyJob}: config groups in first-use order, modules to quantize,
+ * fused experts to unpack, and the `ignore` list compressed-tensors writes.
+ */
+import type { PlanBuild } from '../plan/lower.js';
+import type { QuantizationScheme } from '../ir/types.js';
+import { classOf } from '../model/module-tree.js';
+import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam } from './types.js';
+import type { Device } from './runtime.js';
+
+/** Where and how to run the job (what the plan does not say). */
+export interface JobOptions {
+  readonly modelDir: string;
+  readonly outDir: string;
+  readonly device: Device;
+  readonly recipeYaml: string;
+  readonly maxShardBytes?: number;
+}
+
+/** Why a plan cannot be executed data-free; the message is user-facing. */
+export class PlanNotExecutableError extends Error {}
+
+/** compressed-tensors `get_vllm_module_type`: routers and gates count as Linear. */
+export function vllmModuleType(className: string): string {
+  if (!className.includes('ExpertMLP') && (className.includes('Router') || className.includes('Gate') || className.includes('Gating'))) return 'Linear';
+  return className;
+}
+
+function schemeKey(s: QuantizationScheme): string {
+  return JSON.stringify([s.targets, s.weights, s.input_activations, s.output_activations, s.format]);
+}
+
+/** Builds the job for `build`; throws {@link PlanNotExecutableError} for plans that need calibration or other modifiers. */
+export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
+  const { plan, tree } = build;
+  const needsData = plan.pipeline.perModifier.filter((m) => m.pipeline !== 'datafree');
+  if (needsData.length > 0) {
+    throw new PlanNotExecutableError(
+      `${needsData.map((m) => m.type).join(', ')} needs calibration data, which apply does not support yet; only data-free QuantizationModifier recipes run`,
+    );
+  }
+  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier');
+  if (unsupported.length > 0) throw new PlanNotExecutableError(`${unsupported.map((m) => m.type).join(', ')} is not supported by apply yet`);
+
+  const groups: ApplyGroup[] = [];
+  const groupOf = new Map<string, number>();
+  const modules: ApplyModule[] = [];
+  const quantizedTypes = new Set<string>();
+  const unquantized = new Map<string, string[]>();
+  for (let i = 0; i < tree.names.length; i++) {
+    const name = tree.names[i];
+    const type = vllmModuleType(classOf(tree, i).name);
+    const assigned = build.finalScheme.get(i);
+    if (!assigned) {
+      if (!unquantized.has(type)) unquantized.set(type, []);
+      unquantized.get(type)!.push(name);
+      continue;
+    }
+    const s = plan.schemes[assigned.key];
+    const scheme: QuantizationScheme = { targets: s.targets, weights: s.weights, input_activations: s.input_activations, output_activations: s.output_activations, format: s.format };
+    if (!scheme.weights) throw new PlanNotExecutableError(`${name}: schemes without weight quantization are not supported by apply yet`);
+    const key = schemeKey(scheme);
+    let g = groupOf.get(key);
+    if (g === undefined) {
+      g = groups.length;
+      groupOf.set(key, g);
+      groups.push({ name: `group_${g}`, scheme });
+    }
+    quantizedTypes.add(type);
+    modules.push({ name, group: g });
+  }
+  if (modules.length === 0) throw new PlanNotExecutableError('the plan quantizes no module');
+  const ignore: string[] = [];
+  for (const [type, names] of unquantized) if (quantizedTypes.has(type)) ignore.push(...names);
+
+  const fusedExperts: FusedExpertsParam[] = [];
+  for (const r of build.moe.rewrites) {
+    if (r.rewrite !== 'unpack-fused-experts' || r.layout.kind !== 'fused') continue;
+    const expertsModule = r.experts.name;
+    const transposed = r.layout.isTransposed;
+    if (r.layout.hasGate && r.layout.isConcatenated) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'] });
+    else if (!r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'] });
+    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'] });
+  }
+  return {
+    modelDir: options.modelDir,
+    outDir: options.outDir,
+    device: options.device,
+    groups,
+    modules,
+    fusedExperts,
+    ignore,
+    kvCacheScheme: null,
+    recipeYaml: options.recipeYaml,
+    maxShardBytes: options.maxShardBytes,
+  };
+}

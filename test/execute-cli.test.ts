@@ -1,0 +1,72 @@
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { main } from '../src/cli/main.js';
+import type { CliIo } from '../src/cli/io.js';
+import { DATAFREE, parseSafetensors, readRefTensors, unpackModel } from './execute/fixtures.js';
+
+function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
+}
+
+describe('quantc apply', () => {
+  test('runs llm-compressor\'s own recipe.yaml through the planner and matches its checkpoint', async () => {
+    for (const [model, scheme] of [
+      ['glm4_moe_lite', 'NVFP4A16'],
+      ['llama', 'FP8_BLOCK'],
+    ] as const) {
+      const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
+      const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+      const io = memoryIo(cwd);
+      const refDir = join(DATAFREE, model, scheme);
+      const code = await main(['apply', join(refDir, 'recipe.yaml'), '--model', modelDir, '--out', 'out'], io);
+      expect(io.err.join('')).toMatch(/Quantizing \d+ modules/);
+      expect(code).toBe(0);
+      expect(io.out.join('')).toMatch(/Wrote out in [\d.]+ s\n {2}weights {6}[\d.]+ [kM]B -> [\d.]+ kB \([\d.]+x smaller\)\n {2}modules {6}\d+ quantized, \d+ ignored\n/);
+      const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+      const ref = await readRefTensors(refDir);
+      expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
+      for (const [name, r] of ref) expect(Buffer.compare(Buffer.from(got.get(name)!.bytes), Buffer.from(r.bytes)), name).toBe(0);
+      expect(await readFile(join(cwd, 'out', 'config.json'), 'utf8')).toBe(await readFile(join(refDir, 'config.json'), 'utf8'));
+      expect(await readFile(join(cwd, 'out', 'recipe.yaml'), 'utf8')).toContain('QuantizationModifier:');
+    }
+  });
+
+  test('a saved plan runs, and is refused once the model config changed', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    const recipe = join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml');
+    expect(await main(['plan', recipe, '--model', modelDir, '--save', join(cwd, 'plan.json')], memoryIo(cwd))).toBe(0);
+    expect(await main(['apply', 'plan.json', '--out', 'first'], memoryIo(cwd))).toBe(0);
+    expect(await readdir(join(cwd, 'first'))).toContain('model.safetensors');
+    const config = JSON.parse(await readFile(join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(modelDir, 'config.json'), JSON.stringify({ ...config, rms_norm_eps: 1e-5 }, null, 2));
+    const io = memoryIo(cwd);
+    expect(await main(['apply', 'plan.json', '--out', 'second'], io)).toBe(1);
+    expect(io.err.join('')).toContain("error apply-stale-plan: The saved plan no longer matches: the model's config.json changed");
+    expect(await readdir(cwd)).toEqual(['first', 'plan.json']);
+  });
+
+  test('a recipe that needs calibration data is refused with a diagnostic', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    await writeFile(join(cwd, 'gptq.yaml'), 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
+    const io = memoryIo(cwd);
+    expect(await main(['apply', 'gptq.yaml', '--model', modelDir, '--out', 'out'], io)).toBe(1);
+    expect(io.err.join('')).toContain('error apply-needs-calibration: GPTQModifier needs calibration data');
+    expect(await readdir(cwd)).toEqual(['gptq.yaml']);
+  });
+
+  test('usage errors exit 2 with one line', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    const io = memoryIo(cwd);
+    expect(await main(['apply', 'r.yaml', '--model', 'm'], io)).toBe(2);
+    expect(io.err.join('')).toBe('quantc: apply: --out DIR is required.\n');
+    const help = memoryIo(cwd);
+    expect(await main(['apply', '--help'], help)).toBe(0);
+    expect(help.out.join('')).toContain('Usage: quantc apply RECIPE|PLAN --model DIR --out DIR');
+  });
+});
