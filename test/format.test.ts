@@ -47,6 +47,24 @@ describe('quantc fmt', () => {
     expect(parse(out)).toEqual(parse(input));
   });
 
+  it('keeps a comment placed at the end of any line or on its own line anywhere', () => {
+    const input = readFileSync(join(CASES, 'dsl', 'kitchen-sink', 'input.qr'), 'utf8');
+    const lines = input.split('\n');
+    const meaning = parse(input);
+    for (let i = 0; i < lines.length; i++) {
+      for (const variant of ['trailing', 'own-line'] as const) {
+        const edited = [...lines];
+        if (variant === 'trailing') edited[i] = `${edited[i]}  # note ${i}`;
+        else edited.splice(i, 0, `# note ${i}`);
+        const text = edited.join('\n');
+        const out = format(text);
+        expect(out, `${variant} comment at line ${i + 1}`).toContain(`# note ${i}`);
+        expect(format(out), `${variant} comment at line ${i + 1}`).toBe(out);
+        expect(parse(out)).toEqual(meaning);
+      }
+    }
+  });
+
   it('reports syntax errors instead of formatting', () => {
     const r = formatDsl({ path: 'x.qr', text: 'stage {' });
     expect(r.value).toBeUndefined();

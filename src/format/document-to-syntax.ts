@@ -6,7 +6,7 @@
 import type { RecipeDocument } from '../parse/document.js';
 import type { EntrySyntax, FileSyntax, GroupSyntax, ItemSyntax, ModifierSyntax, NameSyntax, RewriteSyntax, ValueSyntax } from '../parse/dsl-syntax.js';
 import type { Span } from '../source.js';
-import { needsQuotes, stringSyntax } from './names.js';
+import { isBareName, needsQuotes, stringSyntax } from './names.js';
 
 const NOWHERE: Span = { path: '', start: 0, end: 0 };
 
@@ -24,8 +24,16 @@ export function valueSyntax(v: unknown): ValueSyntax {
   return { kind: 'map', entries: entries(v as Record<string, unknown>), span: NOWHERE };
 }
 
-function entries(o: Readonly<Record<string, unknown>>): EntrySyntax[] {
-  return Object.entries(o).map(([k, v]) => ({ kind: 'entry', key: nameOf(k), value: valueSyntax(v), span: NOWHERE }));
+/** MoE settings whose values are enum words, printed bare: `on_unsupported = error`. */
+const MOE_ENUMS = new Set(['on_unsupported', 'experts_layout', 'router_kind']);
+
+function entries(o: Readonly<Record<string, unknown>>, moe = false): EntrySyntax[] {
+  return Object.entries(o).map(([k, v]) => ({
+    kind: 'entry',
+    key: nameOf(k),
+    value: moe && MOE_ENUMS.has(k) && typeof v === 'string' && isBareName(v) ? { kind: 'ident', name: v, span: NOWHERE } : valueSyntax(v),
+    span: NOWHERE,
+  }));
 }
 
 function isRewriteList(v: unknown): v is Record<string, unknown>[] {
@@ -49,10 +57,10 @@ export function documentToSyntax(doc: RecipeDocument): FileSyntax {
   if (doc.args !== undefined) items.push({ kind: 'args', keyword: NOWHERE, entries: entries(doc.args), span: NOWHERE });
   if (doc.moe !== undefined) {
     const { rewrites, ...fields } = doc.moe as Record<string, unknown>;
-    const moeItems: (EntrySyntax | RewriteSyntax)[] = entries(fields);
+    const moeItems: (EntrySyntax | RewriteSyntax)[] = entries(fields, true);
     if (isRewriteList(rewrites)) {
       for (const { class: cls, ...body } of rewrites) {
-        moeItems.push({ kind: 'rewrite', name: nameOf(cls as string), entries: entries(body), span: NOWHERE });
+        moeItems.push({ kind: 'rewrite', name: nameOf(cls as string), entries: entries(body, true), span: NOWHERE });
       }
     } else if (rewrites !== undefined) {
       moeItems.push(...entries({ rewrites }));

@@ -20,7 +20,7 @@ export interface Binding {
 /** Bindings visible in a file, by name. */
 export type Scope = Map<string, Binding>;
 
-/** What lowering produces: the document (absent for an imported fragment), spans and the file's own bindings. */
+/** What lowering produces: the document, its spans, and the bindings the file defines. */
 export interface Lowered {
   readonly document: RecipeDocument;
   readonly spans: Map<string, NodeSpans>;

@@ -43,7 +43,10 @@ export function parseDslSyntax(source: Source): Result<ParsedSyntax> {
   parser.input = lexed.tokens;
   const cst = parser.recipeFile();
   for (const e of parser.errors) diagnostics.push(syntaxError(e, source));
-  if (diagnostics.length > 0) return { value: { comments }, diagnostics };
+  if (diagnostics.length > 0) {
+    diagnostics.sort((a, b) => a.span!.start - b.span!.start);
+    return { value: { comments }, diagnostics };
+  }
   return { value: { file: cstToSyntax(cst, source.path), comments }, diagnostics };
 }
 
