@@ -7,6 +7,7 @@
  */
 import type { QuantizationScheme } from '../ir/types.js';
 import type { ModuleTree } from '../model/module-tree.js';
+import type { Span } from '../source.js';
 import { isCachedAttention } from './attention.js';
 import { BY_CLASS, BY_NAME, matchIndex, patternHits, type MatchIndex } from './match-index.js';
 import type { CompiledPattern } from './pattern.js';
@@ -96,6 +97,8 @@ export interface SchemeGroup {
   readonly name: string;
   readonly targets: readonly CompiledPattern[];
   readonly scheme: QuantizationScheme;
+  /** Where the group was written, for diagnostics about the group as a whole. */
+  readonly origin?: Span | undefined;
 }
 
 /**

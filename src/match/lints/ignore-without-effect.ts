@@ -18,9 +18,13 @@ export function ignoreWithoutEffect(ctx: LintContext): Diagnostic[] {
     const classes = [...new Set(hits.map((m) => ctx.tree.classes[ctx.tree.classIds[m]!]!.name))];
     const targetBits = ctx.targets.map((t) => patternHits(ctx.index, t).bits);
     const targeted = hits.some((m) => targetBits.some((b) => b[m] !== 0));
+    const classList = classes.map((c) => `"${c}"`).join(', ');
+    const notQuantizable = `${hits.length === 1 ? 'it is' : 'they are'} ${classList}, not nn.Linear or nn.Embedding subclasses`;
     const why = targeted
-      ? `none of them would receive a scheme: only nn.Linear and nn.Embedding subclasses (and attention modules) are quantized, and these are ${classes.map((c) => `"${c}"`).join(', ')}`
-      : 'no target matches any of them';
+      ? `none of them would receive a scheme: ${notQuantizable}, and only those (and attention modules) are quantized`
+      : hits.some((m) => ctx.tree.classes[ctx.tree.classIds[m]!]!.mro.some((c) => c === 'Linear' || c === 'Embedding'))
+        ? `no target matches ${hits.length === 1 ? 'it' : 'them'}`
+        : `no target matches ${hits.length === 1 ? 'it' : 'them'} (${notQuantizable})`;
     out.push(
       warning(
         'ignore-without-effect',

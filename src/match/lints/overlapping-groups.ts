@@ -18,7 +18,10 @@ export function overlappingGroups(ctx: LintContext): Diagnostic[] {
   const { assignment, tree } = ctx;
   const ownerBits = assignment.targets.map((t) => patternHits(ctx.index, t.pattern).bits);
   const buckets = new Map<string, { modules: number[]; claimants: number[]; ct: number; vllm: number; ctTarget: number; vllmTarget: number }>();
-  const groupBits = ctx.groups.map((g) => g.targets.map((t) => patternHits(ctx.index, t).bits));
+  // A group claims a module through targets it owns: a string listed again
+  // in a later group belongs to that group only (reported separately).
+  const owned = new Map(assignment.targets.map((t) => [t.pattern.text, t.group]));
+  const groupBits = ctx.groups.map((g, gi) => g.targets.filter((t) => owned.get(t.text) === gi).map((t) => patternHits(ctx.index, t).bits));
   for (const list of [assignment.quantized, assignment.attention]) {
     list.modules.forEach((m, k) => {
       const claimants = groupBits.flatMap((bits, gi) => (bits.some((b) => b[m] !== 0) ? [gi] : []));
@@ -40,13 +43,13 @@ export function overlappingGroups(ctx: LintContext): Diagnostic[] {
     const notes: DiagnosticNote[] = b.claimants
       .filter((g) => g !== b.ct)
       .map((g) => {
-        const t = ctx.groups[g]!.targets.find((p) => patternHits(ctx.index, p).bits[b.modules[0]!] !== 0)!;
+        const t = ctx.groups[g]!.targets.find((p) => owned.get(p.text) === g && patternHits(ctx.index, p).bits[b.modules[0]!] !== 0)!;
         return note(`also matched by "${t.text}" in "${ctx.groups[g]!.name}"`, t);
       });
     out.push(
       warning(
         'module-claimed-by-several-groups',
-        `${b.modules.length} module${b.modules.length === 1 ? ' is' : 's are'} matched by config groups ${groupList} (${names}); compressed-tensors gives them "${ctx.groups[b.ct]!.name}"'s scheme because "${winner.text}" takes precedence (exact names, then re: patterns in alphabetical order, then class names).`,
+        `${b.modules.length} module${b.modules.length === 1 ? ' is' : 's are'} matched by config groups ${groupList} (${names}); compressed-tensors gives ${b.modules.length === 1 ? 'it' : 'them'} "${ctx.groups[b.ct]!.name}"'s scheme because "${winner.text}" takes precedence (exact names, then re: patterns in alphabetical order, then class names).`,
         winner.origin,
         notes,
       ),

@@ -42,7 +42,7 @@ export function unescapedDot(ctx: LintContext): Diagnostic[] {
     out.push(
       warning(
         'regex-unescaped-dot',
-        `The ${role === 'target' ? 'target' : 'ignore entry'} "${pattern.text}" has an unescaped "." (any character), so it also matches ${extra.length} module${extra.length === 1 ? '' : 's'} where no dot stands, e.g. "${extra[0]}" (${summarizeNames(extra)}). Did you mean "re:${escaped}"?`,
+        `The ${role === 'target' ? 'target' : 'ignore entry'} "${pattern.text}" has an unescaped "." (any character), so it also matches ${extra.length} module${extra.length === 1 ? '' : 's'} where no dot stands, e.g. "${extra[0]}"${extra.length > 1 ? ` (${summarizeNames(extra)})` : ''}. Did you mean "re:${escaped}"?`,
         pattern.origin,
       ),
     );
