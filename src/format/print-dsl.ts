@@ -254,10 +254,11 @@ class Printer {
       }
       case 'map': {
         if (v.entries.length === 0) return '{}';
-        if (v.entries.length > 3) return undefined;
-        if (v.entries.some((e) => this.c(e) || e.value.kind === 'map' || (e.value.kind === 'list' && e.value.elements.some((x) => x.kind === 'list' || x.kind === 'map')))) {
-          return undefined;
-        }
+        // Inline: a record of scalars (`{ num_bits = 8, type = int }`) or one key with a flat list (`{ W4A16 = [Linear] }`).
+        const scalar = (x: ValueSyntax): boolean => x.kind !== 'list' && x.kind !== 'map' && x.kind !== 'concat';
+        const flatList = (x: ValueSyntax): boolean => x.kind === 'list' && x.elements.every(scalar);
+        const simple = v.entries.every((e) => scalar(e.value)) || (v.entries.length === 1 && flatList(v.entries[0]!.value));
+        if (!simple || v.entries.some((e) => this.c(e))) return undefined;
         const parts = v.entries.map((e) => {
           const x = this.inline(e.value);
           return x === undefined ? undefined : `${name(e.key)} = ${x}`;
