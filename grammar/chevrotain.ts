@@ -22,4 +22,5 @@ async function load(): Promise<Chevrotain> {
 
 const chevrotain = await load();
 
+/** The parts of Chevrotain's API the grammar and front end use. */
 export const { createToken, createSyntaxDiagramsCode, CstParser, EOF, generateCstDts, Lexer, tokenLabel } = chevrotain;

@@ -35,19 +35,31 @@ function keyword(word: string, categories: readonly TokenType[] = [Name]): Token
   });
 }
 
+/** `recipe`: starts the header. */
 export const Recipe = keyword('recipe');
+/** `version`: the recipe's version in the header. */
 export const Version = keyword('version');
+/** `model`: the model a recipe was written for. */
 export const Model = keyword('model');
+/** `import`: reads bindings from another file. */
 export const Import = keyword('import');
+/** `let`: binds a name to a value. */
 export const Let = keyword('let');
+/** `moe`: MoE calibration settings. */
 export const Moe = keyword('moe');
+/** `rewrite`: a calibration rewrite inside `moe`. */
 export const Rewrite = keyword('rewrite');
+/** `stage`: a stage of modifiers. */
 export const Stage = keyword('stage');
+/** `group`: a named group of modifiers in a stage. */
 export const Group = keyword('group');
+/** `args`: llm-compressor's top-level `args`. */
 export const Args = keyword('args');
-/** Literal keywords are not names: `true` always means the boolean. */
+/** `true`. Literal keywords are not names: `true` always means the boolean. */
 export const True = keyword('true', []);
+/** `false`. */
 export const False = keyword('false', []);
+/** `null`. */
 export const Null = keyword('null', []);
 
 /** `re"…"`: raw Python regex text, no escape processing; `\"` keeps both characters. */
@@ -67,23 +79,32 @@ export const FloatLiteral = createToken({
   label: 'a float',
 });
 
+/** An integer, without fraction or exponent. */
 export const IntegerLiteral = createToken({
   name: 'IntegerLiteral',
   pattern: /-?\d+/,
   label: 'an integer',
 });
 
+/** Punctuation. */
 export const LCurly = createToken({ name: 'LCurly', pattern: /\{/, label: '"{"' });
+/** Punctuation. */
 export const RCurly = createToken({ name: 'RCurly', pattern: /\}/, label: '"}"' });
+/** Punctuation. */
 export const LSquare = createToken({ name: 'LSquare', pattern: /\[/, label: '"["' });
+/** Punctuation. */
 export const RSquare = createToken({ name: 'RSquare', pattern: /\]/, label: '"]"' });
+/** Punctuation. */
 export const Equals = createToken({ name: 'Equals', pattern: /=/, label: '"="' });
+/** Punctuation. */
 export const Comma = createToken({ name: 'Comma', pattern: /,/, label: '","' });
+/** Punctuation. */
 export const Plus = createToken({ name: 'Plus', pattern: /\+/, label: '"+"' });
 
 /** `# …` to end of line; kept in a group so the formatter can re-attach it. */
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, group: 'comments' });
 
+/** Spaces and line breaks: never significant. */
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\uFEFF]+/, group: Lexer.SKIPPED });
 
 /** Every token, in lexer priority order. */

@@ -5,9 +5,10 @@
  * re-formatting: printing a parse of the output gives the output again.
  *
  * Layout: two-space indent; one entry per line; no column alignment (so
- * adding a longer key never re-indents its neighbours in a diff); lists and
- * small maps stay on one line while they fit in 100 columns and hold no
- * comments, otherwise one element per line with a trailing comma.
+ * adding a longer key never re-indents its neighbours in a diff); lists stay
+ * on one line while they fit in 100 columns and hold no comments, otherwise
+ * one element per line with a trailing comma; maps stay on one line only when
+ * they are records of plain values or a single key with a flat list.
  */
 import type { RecipeDocument } from '../parse/document.js';
 import type {
