@@ -123,10 +123,11 @@ function readCheckpoint(dir: string, host: ModelHost): Result<{ tensors: Map<str
     const index = isHostDiagnostic(text) ? { value: undefined, diagnostics: [text] } : parseIndex(path, text);
     diagnostics.push(...index.diagnostics);
     if (index.value) {
+      const present = new Set(shards);
       const absent = new Set<string>();
       for (const [name, shard] of index.value) {
         if (tensors.has(name)) continue;
-        if (!shards.includes(shard)) absent.add(shard);
+        if (!present.has(shard)) absent.add(shard);
         // Only the index names it: its shard is absent, so no shape to check.
         tensors.set(name, { dtype: '', shape: undefined });
       }
