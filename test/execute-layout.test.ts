@@ -114,6 +114,15 @@ describe('apply output layout', () => {
     expect((await openCheckpoint(again.job.modelDir)).tensors.size).toBe(ref.size);
   });
 
+  test('--out inside the model folder is not copied into itself', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const { job, ref } = await referenceJob('llama', 'W4A16', modelDir);
+    const outDir = join(modelDir, 'quantized');
+    await applyJob({ ...job, outDir });
+    expect((await readdir(outDir)).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'recipe.yaml']);
+    expectEqual(await readAll(outDir), ref);
+  });
+
   test('an existing --out is never overwritten', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const { job } = await referenceJob('llama', 'W4A16', modelDir);

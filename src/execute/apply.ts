@@ -4,7 +4,7 @@
  * main would write, atomically (temporary folder renamed at the end).
  */
 import { copyFile, cp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { toFloat32 } from './dtypes.js';
 import { stageOutputDir } from './output-dir.js';
 import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './python-json.js';
@@ -129,9 +129,12 @@ async function processUnit(rt: GraphRuntime, unit: Unit, write: (name: string, b
   return bytesRead;
 }
 
-async function copyOtherFiles(modelDir: string, outDir: string, weightFiles: ReadonlySet<string>): Promise<void> {
+async function copyOtherFiles(modelDir: string, outDir: string, weightFiles: ReadonlySet<string>, finalDir: string): Promise<void> {
+  // The output may be placed inside the model folder: never copy it into itself.
+  const skip = new Set([resolve(outDir), resolve(finalDir)]);
   for (const ent of await readdir(modelDir, { withFileTypes: true })) {
     const name = ent.name;
+    if (skip.has(resolve(modelDir, name))) continue;
     if (weightFiles.has(name) || name === 'config.json' || name === 'recipe.yaml' || name === 'model.safetensors.index.json' || name.endsWith('.safetensors')) continue;
     if (ent.isDirectory()) await cp(join(modelDir, name), join(outDir, name), { recursive: true });
     else if (ent.isFile()) await copyFile(join(modelDir, name), join(outDir, name));
@@ -189,7 +192,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     const cfg = { ...(config as Record<string, PyJson>), quantization_config: toPyJson(quantizationConfig(job)) };
     await writeFile(join(stage.path, 'config.json'), dumpPyJson(cfg));
     await writeFile(join(stage.path, 'recipe.yaml'), job.recipeYaml);
-    await copyOtherFiles(job.modelDir, stage.path, new Set(index.weightFiles));
+    await copyOtherFiles(job.modelDir, stage.path, new Set(index.weightFiles), job.outDir);
     for (const s of layout.shards) onEvent({ kind: 'write', file: s.file });
     await stage.commit();
   } catch (e) {
