@@ -6,6 +6,9 @@
  */
 import { childrenOf, type AttachedComments, type CommentMap, type CommentSyntax, type SyntaxNode } from '../parse/dsl-syntax.js';
 
+/** Nodes with brackets of their own, which can hold comments even when empty. */
+const BLOCKS = new Set<SyntaxNode['kind']>(['file', 'stage', 'group', 'modifier', 'moe', 'rewrite', 'args', 'list', 'map']);
+
 /** Comments by node, plus the nodes the source separated from their predecessor by a blank line. */
 export interface Layout {
   readonly comments: CommentMap;
@@ -40,7 +43,7 @@ export function attachComments(root: SyntaxNode, comments: readonly CommentSynta
       const prev = kids[k - 1];
       if (prev && sameLine(prev.span.end, c.span.start) && !slot(prev).trailing) slot(prev).trailing = c;
       else if (kid) slot(kid).leading.push(c);
-      else if (kids.length === 0 && node.kind !== 'file') slot(node).leading.push(c);
+      else if (!BLOCKS.has(node.kind)) slot(node).leading.push(c);
       else slot(node).inner.push(c);
     }
     for (let i = 0; i < kids.length; i++) {

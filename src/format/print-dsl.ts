@@ -114,6 +114,10 @@ class Printer {
         this.block('args', item.entries, item, '');
         break;
       case 'moe':
+        if (this.empty(item, item.items)) {
+          this.lines.push('moe {}');
+          break;
+        }
         this.lines.push('moe {');
         this.children(item.items, INDENT, (x) =>
           x.kind === 'rewrite' ? this.block(`rewrite ${name(x.name)}`, x.entries, x, INDENT) : this.entry(x, INDENT),
@@ -122,10 +126,17 @@ class Printer {
         this.lines.push('}');
         break;
       case 'stage':
+        if (this.empty(item, item.items)) {
+          this.lines.push(`stage ${name(item.name)} {}`);
+          break;
+        }
         this.lines.push(`stage ${name(item.name)} {`);
         this.children(item.items, INDENT, (x) => {
           if (x.kind === 'modifier') this.block(name(x.name), x.entries, x, INDENT);
-          else {
+          else if (this.empty(x, x.modifiers)) {
+            this.lines.push(`${INDENT}group ${name(x.name)} {}`);
+            this.trailing(x);
+          } else {
             this.lines.push(`${INDENT}group ${name(x.name)} {`);
             this.children(x.modifiers, INDENT + INDENT, (m) => this.block(name(m.name), m.entries, m, INDENT + INDENT), true);
             this.inner(x, INDENT + INDENT);
@@ -151,9 +162,14 @@ class Printer {
     });
   }
 
+  /** True when a block has no children and no comments inside, so it prints as `head {}`. */
+  private empty(node: SyntaxNode, children: readonly unknown[]): boolean {
+    return children.length === 0 && (this.c(node)?.inner.length ?? 0) === 0;
+  }
+
   private block(head: string, entries: readonly EntrySyntax[], node: SyntaxNode, indent: string): void {
     const inner = indent + INDENT;
-    if (entries.length === 0 && (this.c(node)?.inner.length ?? 0) === 0) {
+    if (this.empty(node, entries)) {
       this.lines.push(`${indent}${head} {}`);
     } else {
       this.lines.push(`${indent}${head} {`);
