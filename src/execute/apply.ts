@@ -12,7 +12,7 @@ import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
 import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight, type WeightStats } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
-import { openCheckpoint, readTensorBytes, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
+import { openCheckpoint, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
 import { ShardedWriter } from './sharded-writer.js';
 import type { ApplyEvent, ApplyJob, ApplySummary } from './types.js';
@@ -177,7 +177,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   try {
     let done = 0;
     for (const item of items) {
-      if ('copy' in item) await writer.write(item.copy.name, await readTensorBytes(item.copy));
+      if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
       else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
       else {
         const t0 = performance.now();

@@ -110,3 +110,23 @@ export async function readTensorBytes(entry: TensorEntry): Promise<Uint8Array> {
     await fh.close();
   }
 }
+
+/** Reads one tensor's bytes in chunks of at most `chunkBytes` (for copying large tensors). */
+export async function* readTensorChunks(entry: TensorEntry, chunkBytes = 64 * 1024 * 1024): AsyncGenerator<Uint8Array> {
+  const fh = await open(entry.file, 'r');
+  try {
+    for (let at = 0; at < entry.byteLength; at += chunkBytes) {
+      const len = Math.min(chunkBytes, entry.byteLength - at);
+      const buf = new Uint8Array(len);
+      let done = 0;
+      while (done < len) {
+        const { bytesRead } = await fh.read(buf, done, len - done, entry.offset + at + done);
+        if (bytesRead === 0) throw new CheckpointError(`${entry.file}: unexpected end of file reading ${entry.name}`);
+        done += bytesRead;
+      }
+      yield buf;
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -104,16 +104,26 @@ export class SafetensorsFileWriter {
 
   /** Appends the next tensor; its name and size must match the header. */
   async write(name: string, bytes: Uint8Array): Promise<void> {
+    await this.writeChunks(name, bytes.byteLength, [bytes]);
+  }
+
+  /** Appends the next tensor from consecutive chunks (for tensors too large to hold at once). */
+  async writeChunks(name: string, byteLength: number, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
     const spec = this.tensors[this.next];
-    if (!spec || spec.name !== name || spec.byteLength !== bytes.byteLength) {
-      throw new Error(`safetensors writer: expected ${spec ? `${spec.name} (${spec.byteLength} bytes)` : 'no more tensors'}, got ${name} (${bytes.byteLength} bytes)`);
+    if (!spec || spec.name !== name || spec.byteLength !== byteLength) {
+      throw new Error(`safetensors writer: expected ${spec ? `${spec.name} (${spec.byteLength} bytes)` : 'no more tensors'}, got ${name} (${byteLength} bytes)`);
     }
-    let done = 0;
-    while (done < bytes.byteLength) {
-      const { bytesWritten } = await this.fh.write(bytes, done, bytes.byteLength - done, this.position + done);
-      done += bytesWritten;
+    let total = 0;
+    for await (const bytes of chunks) {
+      let done = 0;
+      while (done < bytes.byteLength) {
+        const { bytesWritten } = await this.fh.write(bytes, done, bytes.byteLength - done, this.position + total + done);
+        done += bytesWritten;
+      }
+      total += bytes.byteLength;
     }
-    this.position += bytes.byteLength;
+    if (total !== byteLength) throw new Error(`safetensors writer: ${name} got ${total} of ${byteLength} bytes`);
+    this.position += byteLength;
     this.next++;
   }
 

@@ -18,6 +18,11 @@ export class ShardedWriter {
 
   /** Writes the next tensor (names must follow the layout order). */
   async write(name: string, bytes: Uint8Array): Promise<void> {
+    await this.writeChunks(name, bytes.byteLength, [bytes]);
+  }
+
+  /** Writes the next tensor from consecutive chunks. */
+  async writeChunks(name: string, byteLength: number, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
     while (!this.current || this.current.expected === null) {
       if (this.current) await this.current.close();
       this.shard++;
@@ -25,8 +30,8 @@ export class ShardedWriter {
       if (!s) throw new Error(`sharded writer: no shard left for ${name}`);
       this.current = await SafetensorsFileWriter.create(join(this.dir, s.file), s.tensors);
     }
-    await this.current.write(name, bytes);
-    this.bytesWritten += bytes.byteLength;
+    await this.current.writeChunks(name, byteLength, chunks);
+    this.bytesWritten += byteLength;
   }
 
   /** Closes the last shard, creating any (empty) shards not reached yet. */
