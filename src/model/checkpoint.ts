@@ -57,15 +57,28 @@ function perExpertW123(block: string): (readonly [RegExp, string])[] {
   ];
 }
 
-/** Quantization side tensors: not parameters of the unquantized model. */
-const AUXILIARY = /(?:\.|_)(?:weight_scale|weight_scale_inv|weight_zero_point|weight_global_scale|weight_shape|input_scale|input_global_scale|input_zero_point|output_scale|k_scale|v_scale|scales)$/;
+/** Quantization side tensors (last name component): not parameters of the unquantized model. */
+const AUXILIARY = new Set([
+  'weight_scale',
+  'weight_scale_inv',
+  'weight_zero_point',
+  'weight_global_scale',
+  'weight_shape',
+  'input_scale',
+  'input_global_scale',
+  'input_zero_point',
+  'output_scale',
+  'k_scale',
+  'v_scale',
+]);
 /** Packed quantized weights stand in for the parameter they encode. */
 const PACKED = /(?:\.weight_packed|_blocks)$/;
 /** Buffers some checkpoints store but named_parameters() does not list. */
 const BUFFER = /\.(?:inv_freq|e_score_correction_bias)$/;
 /** Parts of a multimodal checkpoint the causal-LM tree does not hold. */
 const OTHER_TOWER = /^(?:vision_model|vision_tower|multi_modal_projector|model\.visual|visual)\./;
-const PER_EXPERT = /^(.+\.experts)\.(\d+)\.(\w+)\.(weight|bias)$/;
+/** `<i>.<projection>.<weight|bias>` after an experts container's name. */
+const PER_EXPERT = /^(\d+)\.(\w+)\.(weight|bias)$/;
 const LAYER = /^model\.layers\.(\d+)\./;
 
 /** Most names listed in one diagnostic. */
@@ -115,7 +128,7 @@ export function crossCheck(input: CrossCheckInput): { info: CheckpointInfo; diag
       extraLayers++;
       continue;
     }
-    if (AUXILIARY.test(name)) {
+    if (isAuxiliary(name)) {
       auxiliary++;
       continue;
     }
@@ -129,14 +142,15 @@ export function crossCheck(input: CrossCheckInput): { info: CheckpointInfo; diag
       if (!packed && t.shape && !sameShape(t.shape, want)) mismatches.push(`"${stored}" is ${fmt(t.shape)} in the checkpoint but ${fmt(want)} in the model`);
       continue;
     }
-    const pe = PER_EXPERT.exec(name);
-    const group = pe ? experts.get(pe[1]!) : undefined;
+    const at = name.lastIndexOf('.experts.');
+    const group = at < 0 ? undefined : experts.get(name.slice(0, at + '.experts'.length));
+    const pe = group ? PER_EXPERT.exec(name.slice(at + '.experts.'.length)) : null;
     if (pe && group) {
-      const linear = group.facts.expertLinears.find((l) => l.name === pe[3]);
+      const linear = group.facts.expertLinears.find((l) => l.name === pe[2]);
       if (linear) {
         perExpert = true;
-        group.seen.add(Number(pe[2]));
-        const want2 = pe[4] === 'weight' ? linear.shape : [linear.shape[0]];
+        group.seen.add(Number(pe[1]));
+        const want2 = pe[3] === 'weight' ? linear.shape : [linear.shape[0]];
         if (!packed && t.shape && !sameShape(t.shape, want2)) mismatches.push(`"${stored}" is ${fmt(t.shape)} in the checkpoint but each expert's ${linear.name} is ${fmt(want2)} in the model`);
         continue;
       }
@@ -180,6 +194,11 @@ export function crossCheck(input: CrossCheckInput): { info: CheckpointInfo; diag
     summary: summarize(input.files, tensors.size, expertStorage, auxiliary, extraLayers),
   };
   return { info, diagnostics };
+}
+
+/** A scale or zero point beside a quantized weight (gpt-oss MXFP4: `gate_up_proj_scales`). */
+function isAuxiliary(name: string): boolean {
+  return AUXILIARY.has(name.slice(name.lastIndexOf('.') + 1)) || name.endsWith('_scales');
 }
 
 function summarize(files: readonly string[], tensors: number, storage: ExpertStorage | undefined, aux: number, extra: number): string {

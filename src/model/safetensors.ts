@@ -22,9 +22,10 @@ export function parseSafetensorsHeader(path: string, bytes: Uint8Array, into: Ma
     return badHeader(path, `its header is not JSON (${(e as Error).message})`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return badHeader(path, 'its header is not a JSON object');
-  for (const [name, info] of Object.entries(json as Record<string, unknown>)) {
+  const entries = json as Record<string, unknown>;
+  for (const name in entries) {
     if (name === '__metadata__') continue;
-    const t = info as { dtype?: unknown; shape?: unknown };
+    const t = entries[name] as { dtype?: unknown; shape?: unknown };
     if (typeof t !== 'object' || t === null || typeof t.dtype !== 'string' || !Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d))) {
       return badHeader(path, `tensor "${name}" has no valid dtype and shape`);
     }
