@@ -14,6 +14,8 @@ const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<C
   explain: { summary: 'Explain why one module is quantized, ignored, rewritten or untouched', load: async () => (await import('./commands/explain.js')).command },
   diff: { summary: 'List modules whose treatment changes between two recipes or saved plans', load: async () => (await import('./commands/diff.js')).command },
   export: { summary: 'Export a recipe as llm-compressor YAML, quantc DSL or IR JSON', load: async () => (await import('./commands/export.js')).command },
+  modules: { summary: "Print a model's module tree, compressed into ranges (or every module as JSON)", load: async () => (await import('./commands/modules.js')).command },
+  match: { summary: 'Show what target/ignore patterns match in a model, and why', load: async () => (await import('./commands/match.js')).command },
 };
 
 

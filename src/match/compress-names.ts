@@ -27,17 +27,27 @@ interface Row {
   readonly key: string;
 }
 
+/** How far `compressNames` may merge. */
+export interface CompressOptions {
+  /**
+   * Merge differing non-integer components only in the last position, so
+   * a tree listing never groups `mlp.experts.act_fn` with
+   * `mlp.shared_experts.act_fn`. Default false.
+   */
+  readonly wordsOnlyLast?: boolean;
+}
+
 /**
  * Compresses `names` into brace patterns. `keyOf(i)` separates names that
  * must not share a group (e.g. different classes); default: none.
  */
-export function compressNames(names: readonly string[], keyOf: (i: number) => string = () => ''): NameGroup[] {
+export function compressNames(names: readonly string[], keyOf: (i: number) => string = () => '', options: CompressOptions = {}): NameGroup[] {
   let rows: Row[] = names.map((n, i) => ({ cols: n.split('.').map((c) => [c]), first: i, count: 1, key: keyOf(i) }));
   const maxDepth = rows.reduce((m, r) => Math.max(m, r.cols.length), 0);
   for (let changed = true; changed; ) {
     changed = false;
     for (let c = maxDepth - 1; c >= 0; c--) {
-      const merged = mergeColumn(rows, c);
+      const merged = mergeColumn(rows, c, options.wordsOnlyLast === true);
       if (merged.length < rows.length) changed = true;
       rows = merged;
     }
@@ -48,7 +58,7 @@ export function compressNames(names: readonly string[], keyOf: (i: number) => st
 }
 
 /** Merges rows equal everywhere except column `c` (rows shorter than `c + 1` are kept). */
-function mergeColumn(rows: readonly Row[], c: number): Row[] {
+function mergeColumn(rows: readonly Row[], c: number, wordsOnlyLast: boolean): Row[] {
   const groups = new Map<string, Row[]>();
   const out: Row[] = [];
   for (const r of rows) {
@@ -61,9 +71,15 @@ function mergeColumn(rows: readonly Row[], c: number): Row[] {
     if (g) g.push(r);
     else groups.set(k, [r]);
   }
-  for (const g of groups.values()) {
-    if (g.length === 1) {
-      out.push(g[0]!);
+  for (const all of groups.values()) {
+    const wordsApart = wordsOnlyLast && c < all[0]!.cols.length - 1;
+    const g = wordsApart ? all.filter((r) => r.cols[c]!.every((v) => /^\d+$/.test(v))) : all;
+    if (wordsApart) {
+      const numeric = new Set(g);
+      for (const r of all) if (!numeric.has(r)) out.push(r);
+    }
+    if (g.length <= 1) {
+      for (const r of g) out.push(r);
       continue;
     }
     const values: string[] = [];
@@ -78,11 +94,11 @@ function mergeColumn(rows: readonly Row[], c: number): Row[] {
     }
     // Merging is only exact when the rows' sets in column c are disjoint.
     if (values.length !== g.reduce((s, r) => s + r.cols[c]!.length, 0)) {
-      out.push(...g);
+      for (const r of g) out.push(r);
       continue;
     }
     const cols = g[0]!.cols.map((s, i) => (i === c ? values : s));
-    out.push({ cols, first: Math.min(...g.map((r) => r.first)), count: g.reduce((s, r) => s + r.count, 0), key: g[0]!.key });
+    out.push({ cols, first: g.reduce((m, r) => Math.min(m, r.first), Infinity), count: g.reduce((s, r) => s + r.count, 0), key: g[0]!.key });
   }
   return out;
 }

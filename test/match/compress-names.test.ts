@@ -28,3 +28,9 @@ it('never merges names with different keys, and writes sparse integers as lists'
 it('summarizes long lists', () => {
   expect(summarizeNames(['a.x', 'b.y', 'c.z', 'd.w'], 2)).toBe('a.x, b.y … (2 more)');
 });
+
+it('can keep differing words apart except in the last component', () => {
+  const names = ['m.experts.act_fn', 'm.shared_experts.act_fn', 'm.1.act_fn', 'm.2.act_fn'];
+  expect(compressNames(names).map((g) => g.pattern)).toEqual(['m.{experts,shared_experts,1,2}.act_fn']);
+  expect(compressNames(names, undefined, { wordsOnlyLast: true }).map((g) => g.pattern)).toEqual(['m.experts.act_fn', 'm.shared_experts.act_fn', 'm.{1,2}.act_fn']);
+});
