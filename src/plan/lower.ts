@@ -150,17 +150,24 @@ function nameSchemes(
   finalScheme: Map<number, { key: string; modifier: number; scheme: QuantizationScheme; group: string }>,
 ): Map<string, PlanScheme> {
   const byJson = new Map<string, string>();
+  const byObject = new Map<QuantizationScheme, string>();
   const schemes = new Map<string, PlanScheme>();
   const ordered = [...finalScheme.keys()].sort((a, b) => a - b);
   for (const m of ordered) {
     const entry = finalScheme.get(m)!;
+    let key = byObject.get(entry.scheme);
+    if (key !== undefined) {
+      entry.key = key;
+      continue;
+    }
     const json = JSON.stringify(entry.scheme);
-    let key = byJson.get(json);
+    key = byJson.get(json);
     if (key === undefined) {
       key = `group_${byJson.size}`;
       byJson.set(json, key);
       schemes.set(key, { ...entry.scheme, preset: null, savedFormat: savedFormat(entry.scheme), modifier: entry.modifier, group: entry.group });
     }
+    byObject.set(entry.scheme, key);
     entry.key = key;
   }
   void tree;
@@ -202,7 +209,7 @@ function assemblePlan(
   push({
     action: 'load',
     title: `Load ${request.modelId}: ${formatInt(original.names.length)} modules, ${formatInt(sizes.params)} parameters (${dtype})`,
-    details: { source: model.source.kind, path: model.source.path, ...(model.checkpoint ? { checkpoint: model.checkpoint.summary } : {}) },
+    details: { source: model.source.kind, ...(model.checkpoint ? { checkpoint: model.checkpoint.summary } : {}) },
     estimate: { params: sizes.params, bytesBefore: sizes.bytes },
   });
   for (const group of rewriteGroups(resolution)) {
@@ -321,7 +328,7 @@ function assemblePlan(
     model: {
       id: request.modelId,
       modelType: original.modelType ?? null,
-      source: original.origin.description,
+      source: model.source.kind,
       configHash: hashValue(model.config ?? { modules: original.names, classes: original.classes }),
       modules: original.names.length,
       modulesAfterRewrites: tree.names.length,

@@ -106,6 +106,7 @@ export interface Plan {
   readonly model: {
     readonly id: string;
     readonly modelType: string | null;
+    /** How the model was given: `folder`, `config`, `module-tree-json` or `hub` (a bundled config). */
     readonly source: string;
     readonly configHash: string;
     readonly modules: number;

@@ -1,0 +1,108 @@
+/**
+ * `npm run bench`: the figures quantc promises, measured on this machine.
+ *
+ * - `check` of a built-in recipe, cold CLI wall time (a fresh process each run);
+ * - `plan` of Kimi-K2 (61 layers × 384 experts): compile time in process
+ *   (recipe → IR → tree → rewrites → matching → plan) and CLI wall time;
+ * - matching 10 patterns over the unpacked Kimi-K2 tree; expanding configs;
+ * - with `--apply`: the data-free weight pass (bf16 GB/s), CPU or `--device cuda`.
+ *
+ * Medians over several runs; the first in-process run is reported as cold.
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { cwdSourceHost } from '../src/cli/cwd-host.js';
+import { planRecipe } from '../src/plan/plan-recipe.js';
+import { renderPlanText } from '../src/report/plan-text.js';
+import { QUANTC_VERSION } from '../src/version.js';
+import { benchMatch } from './match.js';
+import { benchModelLoad } from './model.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = `${ROOT}bin/quantc.js`;
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Wall times of `node bin/quantc.js ARGS`, each in a fresh process. */
+function cliWall(args: readonly string[], runs: number): { median: number; min: number; exit: number } {
+  const times: number[] = [];
+  let exit = 0;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'ignore'] });
+    times.push(performance.now() - t0);
+    exit = r.status ?? -1;
+  }
+  return { median: median(times), min: Math.min(...times), exit };
+}
+
+/** In-process compile time of a plan (no rendering), cold then warm median. */
+async function planCompile(recipe: string, runs: number): Promise<{ cold: number; median: number; quantize: number; modules: number; render: number }> {
+  const times: number[] = [];
+  let quantize = 0;
+  let modules = 0;
+  let render = 0;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const planned = await planRecipe(recipe, undefined, { source: cwdSourceHost(ROOT) }, QUANTC_VERSION);
+    times.push(performance.now() - t0);
+    if (!planned.build) throw new Error(`bench: ${recipe} did not plan`);
+    quantize = planned.build.plan.quantize.length;
+    modules = planned.build.plan.model.modulesAfterRewrites;
+    const r0 = performance.now();
+    renderPlanText(planned.build.plan);
+    render = performance.now() - r0;
+  }
+  return { cold: times[0]!, median: median(times.slice(1)), quantize, modules, render };
+}
+
+function ms(x: number): string {
+  return `${x.toFixed(1)} ms`;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const lines: string[] = [`quantc ${QUANTC_VERSION} benchmark (node ${process.version}, ${process.platform}/${process.arch})`, ''];
+  const print = (s: string) => {
+    lines.push(s);
+    console.log(s);
+  };
+
+  const check = cliWall(['check', 'recipes/glm-4.7-flash-nvfp4.qr'], 10);
+  print(`check recipes/glm-4.7-flash-nvfp4.qr   CLI cold wall: median ${ms(check.median)}, min ${ms(check.min)} (budget 150 ms)`);
+  const checkYaml = cliWall(['check', 'recipes/glm-4.7-flash-nvfp4.yaml'], 10);
+  print(`check recipes/glm-4.7-flash-nvfp4.yaml CLI cold wall: median ${ms(checkYaml.median)}, min ${ms(checkYaml.min)}`);
+
+  const kimi = await planCompile('recipes/kimi-k2-w4a16.qr', 6);
+  print(
+    `plan Kimi-K2 (${kimi.modules.toLocaleString('en-US')} modules after rewrites, ${kimi.quantize.toLocaleString('en-US')} to quantize) compile: cold ${ms(kimi.cold)}, warm median ${ms(kimi.median)} (budget 300 ms); text render ${ms(kimi.render)}`,
+  );
+  const kimiCli = cliWall(['plan', 'recipes/kimi-k2-w4a16.qr'], 5);
+  print(`plan Kimi-K2 CLI wall (text): median ${ms(kimiCli.median)}, min ${ms(kimiCli.min)} (budget 1000 ms)`);
+  const kimiJson = cliWall(['plan', 'recipes/kimi-k2-w4a16.qr', '--format', 'json'], 5);
+  print(`plan Kimi-K2 CLI wall (json): median ${ms(kimiJson.median)}, min ${ms(kimiJson.min)}`);
+  const glm = await planCompile('recipes/glm-4.7-flash-nvfp4.qr', 6);
+  print(`plan GLM-4.7-Flash compile: cold ${ms(glm.cold)}, warm median ${ms(glm.median)}`);
+
+  const match = benchMatch();
+  print(
+    `match ${match.patterns} patterns over ${match.modules.toLocaleString('en-US')} modules (Kimi-K2 unpacked): median ${ms(match.medianMs)} (budget 100 ms); lints ${ms(match.lintMedianMs)}`,
+  );
+  for (const m of benchModelLoad()) {
+    print(`expand ${m.name} config → ${m.modules.toLocaleString('en-US')} modules, ${m.moeBlocks} MoE blocks: first ${ms(m.firstMs)}, median ${ms(m.medianMs)} (budget 200 ms)`);
+  }
+
+  if (args.includes('--apply')) {
+    const { benchApply } = await import('./apply.js');
+    const device = args.includes('--device') ? (args[args.indexOf('--device') + 1] as 'cpu' | 'cuda') : 'cpu';
+    for (const r of await benchApply({ device })) {
+      print(`apply ${r.scheme} on ${r.device}: ${r.tensors} × ${r.shape.join('×')} bf16, weight pass ${r.weightGBps.toFixed(2)} GB/s, end to end ${r.endToEndGBps.toFixed(2)} GB/s`);
+    }
+  }
+}
+
+await main();
