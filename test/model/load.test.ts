@@ -38,10 +38,10 @@ describe('loadModel: checkpoints written by transformers save_pretrained', () =>
   }
 });
 
-/** A folder whose safetensors header is `tensors` (name → shape), config from the mixtral fixture. */
-function mixtralFolder(edit: (tensors: Record<string, number[]>) => void, extra: Record<string, string> = {}) {
-  const config = readFileSync(`${CHECKPOINTS}mixtral/config.json`, 'utf8');
-  const bytes = readFileSync(`${CHECKPOINTS}mixtral/model.safetensors`);
+/** The fixture checkpoint of `type` with its header's tensors (name → shape) edited, in memory. */
+function editedFolder(type: string, edit: (tensors: Record<string, number[]>) => void, extra: Record<string, string> = {}) {
+  const config = readFileSync(`${CHECKPOINTS}${type}/config.json`, 'utf8');
+  const bytes = readFileSync(`${CHECKPOINTS}${type}/model.safetensors`);
   const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8')) as Record<string, { shape: number[] }>;
   const tensors: Record<string, number[]> = {};
   for (const [k, v] of Object.entries(header)) if (k !== '__metadata__') tensors[k] = v.shape;
@@ -52,13 +52,13 @@ function mixtralFolder(edit: (tensors: Record<string, number[]>) => void, extra:
 
 describe('loadModel: checkpoint cross-check diagnostics', () => {
   it('reports a shape that disagrees with config.json', () => {
-    const host = mixtralFolder((t) => (t['model.layers.0.self_attn.q_proj.weight'] = [8, 16]));
+    const host = editedFolder('mixtral', (t) => (t['model.layers.0.self_attn.q_proj.weight'] = [8, 16]));
     const r = loadModel('m', host);
     expect(codes(r)).toEqual(['checkpoint-shape-mismatch']);
     expect(r.diagnostics[0]!.message).toContain('"model.layers.0.self_attn.q_proj.weight" is [8, 16] in the checkpoint but [16, 16] in the model');
   });
   it('reports missing and unexpected tensors', () => {
-    const host = mixtralFolder((t) => {
+    const host = editedFolder('mixtral', (t) => {
       delete t['model.norm.weight'];
       t['model.layers.0.mlp.extra.weight'] = [4];
     });
@@ -68,7 +68,7 @@ describe('loadModel: checkpoint cross-check diagnostics', () => {
     expect(r.diagnostics[1]!.message).toContain('"model.layers.0.mlp.extra.weight"');
   });
   it('reports per-expert tensors for fewer experts than the config declares', () => {
-    const host = mixtralFolder((t) => {
+    const host = editedFolder('mixtral', (t) => {
       for (const w of ['w1', 'w2', 'w3']) delete t[`model.layers.1.block_sparse_moe.experts.3.${w}.weight`];
     });
     const r = loadModel('m', host);
@@ -76,7 +76,7 @@ describe('loadModel: checkpoint cross-check diagnostics', () => {
     expect(r.diagnostics[0]!.message).toContain('"model.layers.1.mlp.experts" stores 3 experts in the checkpoint but the config says 4');
   });
   it('ignores quantization side tensors and extra MTP layers, and says so', () => {
-    const host = mixtralFolder((t) => {
+    const host = editedFolder('mixtral', (t) => {
       t['model.layers.0.self_attn.q_proj.weight_scale_inv'] = [1, 1];
       t['model.layers.2.self_attn.q_proj.weight'] = [16, 16];
     });
@@ -85,6 +85,32 @@ describe('loadModel: checkpoint cross-check diagnostics', () => {
     expect(r.value!.checkpoint!.summary).toBe(
       '1 file, 43 tensors, experts stored per expert (transformers fuses them on load), 1 quantization side tensors, 1 tensors of extra layers beyond num_hidden_layers (not loaded by transformers)',
     );
+  });
+  it('accepts quantized checkpoints: MXFP4 blocks and scales, compressed-tensors packed weights', () => {
+    const gptOss = editedFolder('gpt_oss', (t) => {
+      for (const [name, shape] of Object.entries(t)) {
+        if (!name.endsWith('experts.gate_up_proj') && !name.endsWith('experts.down_proj')) continue;
+        delete t[name];
+        t[`${name}_blocks`] = [...shape, 2];
+        t[`${name}_scales`] = shape;
+      }
+    });
+    const r = loadModel('m', gptOss);
+    expect(r.diagnostics).toEqual([]);
+    expect(r.value!.checkpoint!.expertStorage).toBe('fused');
+    const qwen = editedFolder('qwen3_moe', (t) => {
+      for (const [name, shape] of Object.entries(t)) {
+        if (!/experts\.\d+\.\w+\.weight$/.test(name)) continue;
+        delete t[name];
+        t[`${name}_packed`] = [shape[0]!, shape[1]! / 2];
+        t[`${name}_scale`] = [shape[0]!, 1];
+        t[`${name}_global_scale`] = [1];
+      }
+    });
+    const q = loadModel('m', qwen);
+    expect(q.diagnostics).toEqual([]);
+    expect(q.value!.checkpoint!.expertStorage).toBe('per-expert');
+    expect(q.value!.checkpoint!.auxiliaryTensors).toBe(2 * 2 * 4 * 3);
   });
   it('checks names from the index when shards are absent', () => {
     const config = readFileSync(`${CHECKPOINTS}llama/config.json`, 'utf8');
