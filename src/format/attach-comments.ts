@@ -37,7 +37,9 @@ export function attachComments(root: SyntaxNode, comments: readonly CommentSynta
       while (k < kids.length && kids[k]!.span.end <= c.span.start) k++;
       const kid = kids[k];
       if (kid && kid.span.start < c.span.start) {
-        inside.set(kid, [...(inside.get(kid) ?? []), c]);
+        const list = inside.get(kid);
+        if (list) list.push(c);
+        else inside.set(kid, [c]);
         continue;
       }
       const prev = kids[k - 1];

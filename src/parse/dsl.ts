@@ -3,7 +3,7 @@
  * every syntax error), build the syntax tree, read imports and lower to the
  * shared RecipeDocument.
  */
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { IRecognitionException, IToken, Lexer as LexerType } from 'chevrotain';
 import { Lexer } from '../../grammar/chevrotain.js';
 import { recipeParser } from '../../grammar/parser.js';
@@ -89,7 +89,7 @@ function readImports(file: FileSyntax, path: string, ctx: ImportContext): Scope 
   const scope: Scope = new Map();
   for (const item of file.items) {
     if (item.kind !== 'import') continue;
-    const target = join(dirname(path), item.path.value);
+    const target = isAbsolute(item.path.value) ? item.path.value : join(dirname(path), item.path.value);
     const key = resolve(target);
     const open = ctx.stack.findIndex((f) => f.key === key);
     if (open >= 0) {
