@@ -22,4 +22,12 @@ it('unpacks a Kimi-K2-sized model: 60 blocks × 384 experts × 3 Linear', () => 
   for (let i = 0; i < treeSize(after); i++) if (classIsA(classOf(after, i), 'Linear')) linear++;
   expect(linear).toBe(61 * 5 + 61 * 3 + 69120 + 1);
   expect(after.names[treeSize(after) - 1]).toBe('lm_head');
+  let broken = 0;
+  for (let i = 1; i < treeSize(after); i++) {
+    const parent = after.parents[i]!;
+    if (parent >= i || !after.names[i]!.startsWith(`${after.names[parent]}${parent === 0 ? '' : '.'}`)) broken++;
+    if (after.paramStart[i]! < after.paramStart[i - 1]!) broken++;
+  }
+  expect(broken).toBe(0);
+  expect(after.paramStart[treeSize(after)]).toBe(after.params.length);
 });
