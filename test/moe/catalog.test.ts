@@ -91,3 +91,9 @@ describe('transformers fused experts classes', () => {
     }
   });
 });
+
+it('docs/moe.md states the number of transformers fused experts classes', async () => {
+  const { readFileSync } = await import('node:fs');
+  const docs = readFileSync(new URL('../../docs/moe.md', import.meta.url), 'utf8');
+  expect(docs).toContain(`all ${FUSED_EXPERTS_CLASSES.size} fused experts classes`);
+});
