@@ -41,7 +41,10 @@ export interface Explanation {
   /** Class in the rewritten tree (or in the original, for replaced modules). */
   readonly class: string;
   readonly mro: readonly string[];
-  /** Set when a calibration rewrite created the module (unpacked experts) or replaced it. */
+  /**
+   * Set when a calibration rewrite created the module (`kind` is the rewrite,
+   * or `container` for the new experts ModuleList) or replaced it.
+   */
   readonly rewrite?: { readonly block: string; readonly class: string; readonly kind: string; readonly replaced: boolean };
   readonly verdicts: readonly ModifierVerdict[];
   /** The scheme the saved checkpoint will carry, if any. */
@@ -70,7 +73,9 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
     return { error: `The model has no module "${name}".${suggestion(name, tree.names)}` };
   }
   const cls = classOf(tree, m);
-  const rewrite = build.moe.rewrites.find((r) => name.startsWith(`${r.experts.name}.`) && r.rewrite === 'unpack-fused-experts');
+  const unpacked = build.moe.rewrites.filter((r) => r.rewrite === 'unpack-fused-experts');
+  const container = unpacked.find((r) => r.experts.name === name);
+  const inside = unpacked.find((r) => name.startsWith(`${r.experts.name}.`));
   const index = matchIndex(tree);
   const verdicts: ModifierVerdict[] = build.matches.map((match) => {
     const base = { modifier: match.modifier.index, type: match.modifier.type, stage: match.modifier.stage };
@@ -109,7 +114,8 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
     module: name,
     class: cls.name,
     mro: cls.mro,
-    ...(rewrite ? { rewrite: { block: rewrite.module, class: rewrite.class, kind: rewrite.rewrite, replaced: false } } : {}),
+    ...(container ? { rewrite: { block: container.module, class: container.class, kind: 'container', replaced: false } } : {}),
+    ...(inside ? { rewrite: { block: inside.module, class: inside.class, kind: inside.rewrite, replaced: false } } : {}),
     verdicts,
     final: fs && scheme ? { scheme: fs.key, preset: scheme.preset, format: scheme.savedFormat } : null,
   };

@@ -13,7 +13,9 @@ export function renderExplanation(e: Explanation, sources: SourceMap): string {
     out.push(
       e.rewrite.replaced
         ? `  replaced: the calibration rewrite of ${e.rewrite.block} (${e.rewrite.class}, ${e.rewrite.kind}) turns it into per-expert Linear modules; targets match those instead.`
-        : `  created by the calibration rewrite of ${e.rewrite.block} (${e.rewrite.class}, ${e.rewrite.kind}).`,
+        : e.rewrite.kind === 'container'
+          ? `  the calibration rewrite of ${e.rewrite.block} (${e.rewrite.class}) put this container of per-expert Linear modules in place of the fused experts.`
+          : `  created by the calibration rewrite of ${e.rewrite.block} (${e.rewrite.class}, ${e.rewrite.kind}).`,
     );
   }
   for (const v of e.verdicts) {
@@ -24,7 +26,7 @@ export function renderExplanation(e: Explanation, sources: SourceMap): string {
         out.push(`${head} gets ${v.preset ?? v.group}${v.outcome === 'attention' ? ' (attention activations)' : ''} from ${hit(v.decidedBy!, sources)}.`);
         break;
       case 'ignored':
-        out.push(`${head} ignored by ${hit(v.ignoredBy!, sources)} (${hit(v.decidedBy!, sources)} matched it).`);
+        out.push(`${head} ignored by ${hit(v.ignoredBy!, sources, 'ignore entry')} (${hit(v.decidedBy!, sources)} matched it).`);
         break;
       case 'matched-not-quantizable':
         out.push(`${head} ${hit(v.decidedBy!, sources)} matches it, but ${e.class} is not a Linear, Embedding or attention module, so it receives no scheme.`);
@@ -46,7 +48,7 @@ export function renderExplanation(e: Explanation, sources: SourceMap): string {
   return `${out.join('\n')}\n`;
 }
 
-function hit(h: PatternHit, sources: SourceMap): string {
+function hit(h: PatternHit, sources: SourceMap, role = 'target'): string {
   const at = h.origin ? ` at ${formatLocation(h.origin, sources)}` : '';
-  return `${h.by === 'class' ? 'class target' : 'target'} "${h.pattern}"${at}`;
+  return `${role}${h.by === 'class' ? ' (class name)' : ''} "${h.pattern}"${at}`;
 }

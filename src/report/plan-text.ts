@@ -32,9 +32,9 @@ export function planHeadlines(plan: Plan): string[] {
   for (const q of plan.quantize) byScheme.set(q.scheme, (byScheme.get(q.scheme) ?? 0) + 1);
   for (const [key, count] of byScheme) {
     const s = plan.schemes[key]!;
-    lines.push(`${formatInt(count)} modules get ${s.preset ?? key} (${s.savedFormat})`);
+    lines.push(`${formatInt(count)} module${count === 1 ? '' : 's'} get${count === 1 ? 's' : ''} ${s.preset ?? key} (${s.savedFormat})`);
   }
-  if (plan.ignored.length > 0) lines.push(`${formatInt(plan.ignored.length)} modules ignored`);
+  if (plan.ignored.length > 0) lines.push(`${formatInt(plan.ignored.length)} module${plan.ignored.length === 1 ? '' : 's'} ignored`);
   return lines;
 }
 

@@ -1,0 +1,98 @@
+/**
+ * The plan-side commands end to end, in process: an unknown MoE class in a
+ * module-tree JSON stops the plan (`moe-unsupported`), declaring a rewrite
+ * for it in the recipe makes the plan succeed, and `diff` / `explain` say
+ * what changed and why. Outputs are golden files.
+ */
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CASE = 'test/cases/plan-moe';
+const MODEL = `${CASE}/acme-tree.json`;
+
+async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), cwd: ROOT, isTty: false });
+  return { code, stdout, stderr };
+}
+
+describe('quantc plan with an unknown MoE class', () => {
+  it('fails with moe-unsupported when no rewrite is declared', async () => {
+    const r = await run('plan', `${CASE}/undeclared.qr`, '--model', MODEL);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('error moe-unsupported: MoE-like class "AcmeMoE" (2 modules');
+    await expect(r.stdout).toMatchFileSnapshot(`../cases/plan-moe/undeclared.plan.txt`);
+  });
+
+  it('succeeds once the recipe declares a rewrite, and the JSON records it', async () => {
+    const r = await run('plan', `${CASE}/declared.qr`, '--model', MODEL, '--format', 'json');
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan.moe.rewrites).toEqual([
+      { module: 'model.layers.0.mlp', class: 'AcmeMoE', rewrite: 'unpack-fused-experts', experts: 4, expertsModule: 'model.layers.0.mlp.experts', declared: true },
+      { module: 'model.layers.1.mlp', class: 'AcmeMoE', rewrite: 'unpack-fused-experts', experts: 4, expertsModule: 'model.layers.1.mlp.experts', declared: true },
+    ]);
+    expect(plan.quantize).toHaveLength(8 + 24);
+    const text = await run('plan', `${CASE}/declared.qr`, '--model', MODEL);
+    await expect(text.stdout).toMatchFileSnapshot(`../cases/plan-moe/declared.plan.txt`);
+  });
+
+  it('--fail-on warning turns warnings into exit 1', async () => {
+    const r = await run('plan', 'recipes/qwen3-30b-a3b-nvfp4.qr', '--fail-on', 'warning', '--format', 'json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).summary.warnings).toBeGreaterThan(0);
+  });
+
+  it('diff lists the modules whose treatment changes', async () => {
+    const r = await run('diff', `${CASE}/undeclared.qr`, `${CASE}/declared.qr`, '--model', MODEL);
+    expect(r.code).toBe(0);
+    await expect(r.stdout).toMatchFileSnapshot(`../cases/plan-moe/diff.txt`);
+  });
+
+  it('explain names the rule and line for rewritten, ignored and untouched modules', async () => {
+    const r = await run(
+      'explain',
+      `${CASE}/declared.qr`,
+      '--model',
+      MODEL,
+      'model.layers.1.mlp.experts.2.up_proj',
+      'model.layers.0.mlp.gate',
+      'model.layers.0.mlp.experts',
+      'model.layers.0.input_layernorm',
+    );
+    expect(r.code).toBe(0);
+    await expect(r.stdout).toMatchFileSnapshot(`../cases/plan-moe/explain.txt`);
+  });
+
+  it('explain of an unknown module suggests the nearest name', async () => {
+    const r = await run('explain', `${CASE}/declared.qr`, '--model', MODEL, 'model.layers.0.mlp.expert');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('quantc: The model has no module "model.layers.0.mlp.expert". Did you mean "model.layers.0.mlp.experts"?\n');
+  });
+
+  it('bad usage and unreadable input exit 2 with one line', async () => {
+    expect((await run('plan')).code).toBe(2);
+    const missing = await run('plan', `${CASE}/nope.qr`, '--model', MODEL);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.split('\n')).toHaveLength(2);
+    const noModel = await run('plan', `${CASE}/declared.qr`, '--model', `${CASE}/no-such-model`);
+    expect(noModel.code).toBe(2);
+    expect(noModel.stderr).toMatch(/^quantc: /);
+  });
+
+  it('--save writes the plan JSON atomically and diff reads saved plans', async () => {
+    const { mkdtempSync, readFileSync, readdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/quantc-plan-`);
+    expect((await run('plan', `${CASE}/undeclared.qr`, '--model', MODEL, '--save', `${dir}/old.json`)).code).toBe(1);
+    expect((await run('plan', `${CASE}/declared.qr`, '--model', MODEL, '--save', `${dir}/new.json`, '--out', `${dir}/new.txt`)).code).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['new.json', 'new.txt', 'old.json']);
+    expect(JSON.parse(readFileSync(`${dir}/new.json`, 'utf8')).recipe.hash).toMatch(/^sha256:/);
+    const fromSaved = await run('diff', `${dir}/old.json`, `${dir}/new.json`);
+    const fromRecipes = await run('diff', `${CASE}/undeclared.qr`, `${CASE}/declared.qr`, '--model', MODEL);
+    expect(fromSaved.stdout.split('\n').slice(1)).toEqual(fromRecipes.stdout.split('\n').slice(1));
+  });
+});
