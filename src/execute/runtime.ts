@@ -41,7 +41,7 @@ export class GraphRuntime {
       s = this.load().then(async (ort) => {
         const providers = this.device === 'cuda' ? [{ name: 'cuda', use_tf32: 0 } as unknown as string] : ['cpu'];
         try {
-          return await ort.InferenceSession.create(build(), { executionProviders: providers, graphOptimizationLevel: 'all' });
+          return await ort.InferenceSession.create(build(), { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel: 4 });
         } catch (e) {
           if (this.device === 'cuda') {
             throw new RuntimeUnavailableError(
