@@ -41,7 +41,7 @@ describe('quantc check', () => {
   it('exits 2 on unreadable input and bad usage, with one line on stderr', async () => {
     const missing = await run(['check', 'nope.yaml'], dir);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/^quantc: Cannot read ".*nope\.yaml": it does not exist\.\n$/);
+    expect(missing.stderr).toBe('quantc: Cannot read "nope.yaml": it does not exist.\n');
     expect((await run(['check', 'empty.yaml'], dir)).code).toBe(2);
     expect(await run(['check'], dir)).toMatchObject({ code: 2, stderr: 'quantc: check: no recipe file given. See "quantc check --help".\n' });
     expect((await run(['check', '--format', 'xml', 'good.yaml'], dir)).code).toBe(2);

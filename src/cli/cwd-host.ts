@@ -10,8 +10,9 @@ import { isDiagnostic, nodeSourceHost, type SourceHost } from '../source-host.js
 export function cwdSourceHost(cwd: string): SourceHost {
   return {
     read(path: string) {
-      const result = nodeSourceHost.read(isAbsolute(path) ? path : resolve(cwd, path));
-      return isDiagnostic(result) ? result : { ...result, path };
+      const absolute = isAbsolute(path) ? path : resolve(cwd, path);
+      const result = nodeSourceHost.read(absolute);
+      return isDiagnostic(result) ? { ...result, message: result.message.split(absolute).join(path) } : { ...result, path };
     },
   };
 }
