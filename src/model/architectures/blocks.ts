@@ -98,6 +98,19 @@ export interface MoeBlockParts {
   readonly decorated?: boolean;
 }
 
+/** A block holding only a router and fused experts, router first (Mixtral, OLMoE, GraniteMoE, Phi-MoE, gpt-oss). */
+export interface RoutedMoeOptions {
+  /** Attribute of the decoder layer: `mlp` or `block_sparse_moe`. */
+  readonly name: string;
+  readonly blockCls: string;
+  /** Attribute of the router: `gate` or `router`. */
+  readonly routerName: string;
+  readonly routerCls: string;
+  readonly routerBias?: boolean;
+  readonly routerLinear?: boolean;
+  readonly experts: ExpertsOptions;
+}
+
 /** Class names of the causal-LM skeleton. */
 export interface SkeletonClasses {
   readonly causalLm: string;
@@ -220,6 +233,16 @@ export class ModelBuilder {
     const params: [string, number[]][] = [['weight', [numExperts, this.hidden]]];
     if (opts.bias) params.push(['bias', [numExperts]]);
     return this.module(parent, name, cls, params);
+  }
+
+  /** Adds a router-plus-experts block and records it. */
+  routedMoe(parent: number, o: RoutedMoeOptions): number {
+    const block = this.module(parent, o.name, o.blockCls);
+    const e = o.experts.numExperts;
+    const router = this.router(block, o.routerName, o.routerCls, e, { bias: o.routerBias ?? false, linear: o.routerLinear ?? false });
+    const experts = this.experts(block, 'experts', o.experts);
+    this.moeBlock({ block, experts, router, numExperts: e, intermediate: o.experts.intermediate, layout: o.experts.layout });
+    return block;
   }
 
   /** Records an MoE block for the planner. */

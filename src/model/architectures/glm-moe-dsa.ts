@@ -12,7 +12,13 @@ import type { ArchitectureDescriptor } from './descriptor.js';
 export const glmMoeDsa: ArchitectureDescriptor = {
   modelType: 'glm_moe_dsa',
   causalLm: 'GlmMoeDsaForCausalLM',
-  defaults: { vocab_size: 154880, hidden_size: 6144, intermediate_size: 12288, num_hidden_layers: 78, num_attention_heads: 64, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, moe_intermediate_size: 2048, n_routed_experts: 256, n_shared_experts: 1, num_experts_per_tok: 8, first_k_dense_replace: 3, q_lora_rank: 2048, kv_lora_rank: 512, qk_nope_head_dim: 192, qk_rope_head_dim: 64, v_head_dim: 256, index_n_heads: 32, index_head_dim: 128, index_topk_freq: 1, index_skip_topk_offset: 2 },
+  defaults: {
+    vocab_size: 154880, hidden_size: 6144, intermediate_size: 12288, num_hidden_layers: 78,
+    num_attention_heads: 64, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false,
+    moe_intermediate_size: 2048, n_routed_experts: 256, n_shared_experts: 1, num_experts_per_tok: 8,
+    first_k_dense_replace: 3, q_lora_rank: 2048, kv_lora_rank: 512, qk_nope_head_dim: 192, qk_rope_head_dim: 64,
+    v_head_dim: 256, index_n_heads: 32, index_head_dim: 128, index_topk_freq: 1, index_skip_topk_offset: 2,
+  },
   aliases: { n_routed_experts: 'num_local_experts', num_local_experts: 'n_routed_experts' },
   build(m) {
     const cfg = m.cfg;

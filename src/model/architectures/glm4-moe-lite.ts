@@ -11,7 +11,12 @@ import type { ArchitectureDescriptor } from './descriptor.js';
 export const glm4MoeLite: ArchitectureDescriptor = {
   modelType: 'glm4_moe_lite',
   causalLm: 'Glm4MoeLiteForCausalLM',
-  defaults: { vocab_size: 154880, hidden_size: 2048, intermediate_size: 10240, num_hidden_layers: 47, num_attention_heads: 20, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, moe_intermediate_size: 1536, n_routed_experts: 64, n_shared_experts: 1, num_experts_per_tok: 4, q_lora_rank: 768, kv_lora_rank: 512, qk_nope_head_dim: 192, qk_rope_head_dim: 64, v_head_dim: 256 },
+  defaults: {
+    vocab_size: 154880, hidden_size: 2048, intermediate_size: 10240, num_hidden_layers: 47,
+    num_attention_heads: 20, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false,
+    moe_intermediate_size: 1536, n_routed_experts: 64, n_shared_experts: 1, num_experts_per_tok: 4,
+    q_lora_rank: 768, kv_lora_rank: 512, qk_nope_head_dim: 192, qk_rope_head_dim: 64, v_head_dim: 256,
+  },
   aliases: { n_routed_experts: 'num_local_experts', num_local_experts: 'n_routed_experts' },
   build(m) {
     const c = skeletonClasses('Glm4MoeLite');

@@ -11,7 +11,12 @@ import type { ArchitectureDescriptor } from './descriptor.js';
 export const glm4Moe: ArchitectureDescriptor = {
   modelType: 'glm4_moe',
   causalLm: 'Glm4MoeForCausalLM',
-  defaults: { vocab_size: 151552, hidden_size: 4096, intermediate_size: 10944, num_hidden_layers: 46, num_attention_heads: 96, num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, use_qk_norm: false, moe_intermediate_size: 1408, n_routed_experts: 128, n_shared_experts: 1, num_experts_per_tok: 8, first_k_dense_replace: 1 },
+  defaults: {
+    vocab_size: 151552, hidden_size: 4096, intermediate_size: 10944, num_hidden_layers: 46,
+    num_attention_heads: 96, num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
+    attention_bias: false, use_qk_norm: false, moe_intermediate_size: 1408, n_routed_experts: 128,
+    n_shared_experts: 1, num_experts_per_tok: 8, first_k_dense_replace: 1,
+  },
   aliases: { n_routed_experts: 'num_local_experts', num_local_experts: 'n_routed_experts' },
   build(m) {
     const c = skeletonClasses('Glm4Moe');

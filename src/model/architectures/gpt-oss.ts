@@ -14,21 +14,37 @@ const GPT_OSS_LAYOUT: ExpertsLayout = { isConcatenated: false, isTransposed: tru
 export const gptOss: ArchitectureDescriptor = {
   modelType: 'gpt_oss',
   causalLm: 'GptOssForCausalLM',
-  defaults: { vocab_size: 201088, hidden_size: 2880, intermediate_size: 2880, num_hidden_layers: 36, num_attention_heads: 64, num_key_value_heads: 8, head_dim: 64, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: true, num_local_experts: 128, num_experts_per_tok: 4 },
+  defaults: {
+    vocab_size: 201088, hidden_size: 2880, intermediate_size: 2880, num_hidden_layers: 36,
+    num_attention_heads: 64, num_key_value_heads: 8, head_dim: 64, hidden_act: 'silu',
+    tie_word_embeddings: false, attention_bias: true, num_local_experts: 128, num_experts_per_tok: 4,
+  },
   aliases: { num_experts: 'num_local_experts', num_local_experts: 'num_experts' },
   build(m) {
     const c = skeletonClasses('GptOss');
     const heads = m.cfg.int('num_attention_heads');
     const bias = m.cfg.bool('attention_bias', true);
-    const attention = { cls: 'GptOssAttention', heads, kvHeads: kvHeads(m.cfg), headDim: headDim(m.cfg), qkvBias: bias, oBias: bias, ownParams: [['sinks', [heads]]] as const };
+    const attention = {
+      cls: 'GptOssAttention',
+      heads,
+      kvHeads: kvHeads(m.cfg),
+      headDim: headDim(m.cfg),
+      qkvBias: bias,
+      oBias: bias,
+      ownParams: [['sinks', [heads]]] as const,
+    };
     const e = m.cfg.int('num_local_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {
       m.attention(layer, 'self_attn', attention, c.norm);
-      const block = m.module(layer, 'mlp', 'GptOssMLP');
-      const router = m.router(block, 'router', 'GptOssTopKRouter', e, { bias: true });
-      const experts = m.experts(block, 'experts', { cls: 'GptOssExperts', numExperts: e, intermediate: inter, layout: GPT_OSS_LAYOUT, act: false });
-      m.moeBlock({ block, experts, router, numExperts: e, intermediate: inter, layout: GPT_OSS_LAYOUT });
+      m.routedMoe(layer, {
+        name: 'mlp',
+        blockCls: 'GptOssMLP',
+        routerName: 'router',
+        routerCls: 'GptOssTopKRouter',
+        routerBias: true,
+        experts: { cls: 'GptOssExperts', numExperts: e, intermediate: inter, layout: GPT_OSS_LAYOUT, act: false },
+      });
       m.norm(layer, 'input_layernorm', c.norm, m.hidden);
       m.norm(layer, 'post_attention_layernorm', c.norm, m.hidden);
     });

@@ -10,21 +10,35 @@ import type { ArchitectureDescriptor } from './descriptor.js';
 export const granitemoe: ArchitectureDescriptor = {
   modelType: 'granitemoe',
   causalLm: 'GraniteMoeForCausalLM',
-  defaults: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, num_local_experts: 8, num_experts_per_tok: 2 },
+  defaults: {
+    vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32,
+    num_attention_heads: 32, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false,
+    num_local_experts: 8, num_experts_per_tok: 2,
+  },
   build(m) {
     const c = skeletonClasses('GraniteMoe');
     const bias = m.cfg.bool('attention_bias', false);
-    const attention = { cls: 'GraniteMoeAttention', heads: m.cfg.int('num_attention_heads'), kvHeads: kvHeads(m.cfg), headDim: headDim(m.cfg), qkvBias: bias, oBias: bias };
+    const attention = {
+      cls: 'GraniteMoeAttention',
+      heads: m.cfg.int('num_attention_heads'),
+      kvHeads: kvHeads(m.cfg),
+      headDim: headDim(m.cfg),
+      qkvBias: bias,
+      oBias: bias,
+    };
     const e = m.cfg.int('num_local_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {
       m.attention(layer, 'self_attn', attention, c.norm);
       m.norm(layer, 'input_layernorm', c.norm, m.hidden);
       m.norm(layer, 'post_attention_layernorm', c.norm, m.hidden);
-      const block = m.module(layer, 'block_sparse_moe', 'GraniteMoeMoE');
-      const router = m.router(block, 'router', 'GraniteMoeTopKRouter', e);
-      const experts = m.experts(block, 'experts', { cls: 'GraniteMoeExperts', numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT, act: true });
-      m.moeBlock({ block, experts, router, numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT });
+      m.routedMoe(layer, {
+        name: 'block_sparse_moe',
+        blockCls: 'GraniteMoeMoE',
+        routerName: 'router',
+        routerCls: 'GraniteMoeTopKRouter',
+        experts: { cls: 'GraniteMoeExperts', numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT, act: true },
+      });
     });
   },
 };

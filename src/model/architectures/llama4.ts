@@ -16,7 +16,12 @@ const LLAMA4_LAYOUT: ExpertsLayout = { isConcatenated: true, isTransposed: true,
 export const llama4Text: ArchitectureDescriptor = {
   modelType: 'llama4_text',
   causalLm: 'Llama4ForCausalLM',
-  defaults: { vocab_size: 202048, hidden_size: 5120, intermediate_size: 8192, intermediate_size_mlp: 16384, num_hidden_layers: 48, num_attention_heads: 40, num_key_value_heads: 8, head_dim: 128, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, use_qk_norm: true, num_local_experts: 16, num_experts_per_tok: 1, interleave_moe_layer_step: 1, no_rope_layer_interval: 4 },
+  defaults: {
+    vocab_size: 202048, hidden_size: 5120, intermediate_size: 8192, intermediate_size_mlp: 16384,
+    num_hidden_layers: 48, num_attention_heads: 40, num_key_value_heads: 8, head_dim: 128, hidden_act: 'silu',
+    tie_word_embeddings: false, attention_bias: false, use_qk_norm: true, num_local_experts: 16,
+    num_experts_per_tok: 1, interleave_moe_layer_step: 1, no_rope_layer_interval: 4,
+  },
   build(m) {
     const cfg = m.cfg;
     const n = cfg.int('num_hidden_layers');
@@ -27,11 +32,25 @@ export const llama4Text: ArchitectureDescriptor = {
     const useRope = given && given.length > 0 ? given : Array.from({ length: n }, (_, i) => ((i + 1) % interval !== 0 ? 1 : 0));
     const qkNorm = cfg.bool('use_qk_norm', true);
     const bias = cfg.bool('attention_bias', false);
-    const attention = { cls: 'Llama4TextAttention', heads: cfg.int('num_attention_heads'), kvHeads: kvHeads(cfg), headDim: headDim(cfg), qkvBias: bias, oBias: bias };
+    const attention = {
+      cls: 'Llama4TextAttention',
+      heads: cfg.int('num_attention_heads'),
+      kvHeads: kvHeads(cfg),
+      headDim: headDim(cfg),
+      qkvBias: bias,
+      oBias: bias,
+    };
     const e = cfg.int('num_local_experts');
     const inter = cfg.int('intermediate_size');
     const mlpOpts = { cls: 'Llama4TextMLP', actName: 'activation_fn' };
-    const c = { causalLm: 'Llama4ForCausalLM', model: 'Llama4TextModel', pretrained: 'Llama4PreTrainedModel', layer: 'Llama4TextDecoderLayer', norm: 'Llama4TextRMSNorm', rotary: 'Llama4TextRotaryEmbedding' };
+    const c = {
+      causalLm: 'Llama4ForCausalLM',
+      model: 'Llama4TextModel',
+      pretrained: 'Llama4PreTrainedModel',
+      layer: 'Llama4TextDecoderLayer',
+      norm: 'Llama4TextRMSNorm',
+      rotary: 'Llama4TextRotaryEmbedding',
+    };
     m.causalLm(c, (i, layer) => {
       const attn = m.attention(layer, 'self_attn', attention, c.norm);
       if (qkNorm && useRope[i]) m.module(attn, 'qk_norm', 'Llama4TextL2Norm');

@@ -7,19 +7,33 @@ import type { ArchitectureDescriptor } from './descriptor.js';
 export const mixtral: ArchitectureDescriptor = {
   modelType: 'mixtral',
   causalLm: 'MixtralForCausalLM',
-  defaults: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false, num_local_experts: 8, num_experts_per_tok: 2 },
+  defaults: {
+    vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32,
+    num_attention_heads: 32, num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
+    num_local_experts: 8, num_experts_per_tok: 2,
+  },
   aliases: { num_experts: 'num_local_experts', num_local_experts: 'num_experts' },
   build(m) {
     const c = skeletonClasses('Mixtral');
-    const attention = { cls: 'MixtralAttention', heads: m.cfg.int('num_attention_heads'), kvHeads: kvHeads(m.cfg), headDim: headDim(m.cfg), qkvBias: false, oBias: false };
+    const attention = {
+      cls: 'MixtralAttention',
+      heads: m.cfg.int('num_attention_heads'),
+      kvHeads: kvHeads(m.cfg),
+      headDim: headDim(m.cfg),
+      qkvBias: false,
+      oBias: false,
+    };
     const e = m.cfg.int('num_local_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {
       m.attention(layer, 'self_attn', attention, c.norm);
-      const block = m.module(layer, 'mlp', 'MixtralSparseMoeBlock');
-      const router = m.router(block, 'gate', 'MixtralTopKRouter', e);
-      const experts = m.experts(block, 'experts', { cls: 'MixtralExperts', numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT, act: true });
-      m.moeBlock({ block, experts, router, numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT });
+      m.routedMoe(layer, {
+        name: 'mlp',
+        blockCls: 'MixtralSparseMoeBlock',
+        routerName: 'gate',
+        routerCls: 'MixtralTopKRouter',
+        experts: { cls: 'MixtralExperts', numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT, act: true },
+      });
       m.norm(layer, 'input_layernorm', c.norm, m.hidden);
       m.norm(layer, 'post_attention_layernorm', c.norm, m.hidden);
     });

@@ -10,19 +10,34 @@ import type { ArchitectureDescriptor } from './descriptor.js';
 export const phimoe: ArchitectureDescriptor = {
   modelType: 'phimoe',
   causalLm: 'PhimoeForCausalLM',
-  defaults: { vocab_size: 32064, hidden_size: 4096, intermediate_size: 6400, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, num_local_experts: 16, num_experts_per_tok: 2, lm_head_bias: false },
+  defaults: {
+    vocab_size: 32064, hidden_size: 4096, intermediate_size: 6400, num_hidden_layers: 32,
+    num_attention_heads: 32, num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
+    attention_bias: false, num_local_experts: 16, num_experts_per_tok: 2, lm_head_bias: false,
+  },
   build(m) {
     const c = { ...skeletonClasses('Phimoe'), layerNorm: true };
     const bias = m.cfg.bool('attention_bias', false);
-    const attention = { cls: 'PhimoeAttention', heads: m.cfg.int('num_attention_heads'), kvHeads: kvHeads(m.cfg), headDim: headDim(m.cfg), qkvBias: bias, oBias: bias };
+    const attention = {
+      cls: 'PhimoeAttention',
+      heads: m.cfg.int('num_attention_heads'),
+      kvHeads: kvHeads(m.cfg),
+      headDim: headDim(m.cfg),
+      qkvBias: bias,
+      oBias: bias,
+    };
     const e = m.cfg.int('num_local_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {
       m.attention(layer, 'self_attn', attention, c.norm);
-      const block = m.module(layer, 'mlp', 'PhimoeSparseMoeBlock');
-      const router = m.router(block, 'router', 'PhimoeTopKRouter', e, { linear: true });
-      const experts = m.experts(block, 'experts', { cls: 'PhimoeExperts', numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT, act: true });
-      m.moeBlock({ block, experts, router, numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT });
+      m.routedMoe(layer, {
+        name: 'mlp',
+        blockCls: 'PhimoeSparseMoeBlock',
+        routerName: 'router',
+        routerCls: 'PhimoeTopKRouter',
+        routerLinear: true,
+        experts: { cls: 'PhimoeExperts', numExperts: e, intermediate: inter, layout: DEFAULT_EXPERTS_LAYOUT, act: true },
+      });
       m.layerNorm(layer, 'input_layernorm', m.hidden);
       m.layerNorm(layer, 'post_attention_layernorm', m.hidden);
     });

@@ -7,11 +7,23 @@ import { qwenMlp } from './qwen-moe.js';
 export const qwen2Moe: ArchitectureDescriptor = {
   modelType: 'qwen2_moe',
   causalLm: 'Qwen2MoeForCausalLM',
-  defaults: { vocab_size: 151936, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 24, num_attention_heads: 16, hidden_act: 'silu', tie_word_embeddings: false, qkv_bias: true, moe_intermediate_size: 1408, shared_expert_intermediate_size: 5632, num_experts: 60, num_experts_per_tok: 4, decoder_sparse_step: 1, mlp_only_layers: [] },
+  defaults: {
+    vocab_size: 151936, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 24,
+    num_attention_heads: 16, hidden_act: 'silu', tie_word_embeddings: false, qkv_bias: true,
+    moe_intermediate_size: 1408, shared_expert_intermediate_size: 5632, num_experts: 60, num_experts_per_tok: 4,
+    decoder_sparse_step: 1, mlp_only_layers: [],
+  },
   build(m) {
     const c = skeletonClasses('Qwen2Moe');
     const bias = m.cfg.bool('qkv_bias', true);
-    const attention = { cls: 'Qwen2MoeAttention', heads: m.cfg.int('num_attention_heads'), kvHeads: kvHeads(m.cfg), headDim: headDim(m.cfg), qkvBias: bias, oBias: false };
+    const attention = {
+      cls: 'Qwen2MoeAttention',
+      heads: m.cfg.int('num_attention_heads'),
+      kvHeads: kvHeads(m.cfg),
+      headDim: headDim(m.cfg),
+      qkvBias: bias,
+      oBias: false,
+    };
     m.causalLm(c, (i, layer) => {
       m.attention(layer, 'self_attn', attention, c.norm);
       qwenMlp(m, layer, i, { prefix: 'Qwen2Moe', blockCls: 'Qwen2MoeSparseMoeBlock', routerFirst: true, shared: true });

@@ -6,7 +6,10 @@ import { buildDense } from './dense.js';
 export const qwen2: ArchitectureDescriptor = {
   modelType: 'qwen2',
   causalLm: 'Qwen2ForCausalLM',
-  defaults: { vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, hidden_act: 'silu', tie_word_embeddings: false },
+  defaults: {
+    vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32,
+    num_attention_heads: 32, hidden_act: 'silu', tie_word_embeddings: false,
+  },
   build(m) {
     buildDense(m, { prefix: 'Qwen2', qkvBias: true, oBias: false, mlpBias: false, qkNorm: false });
   },

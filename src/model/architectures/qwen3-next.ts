@@ -13,7 +13,14 @@ const LINEAR_TYPES = new Set(['linear_attention', 'mamba', 'conv']);
 export const qwen3Next: ArchitectureDescriptor = {
   modelType: 'qwen3_next',
   causalLm: 'Qwen3NextForCausalLM',
-  defaults: { vocab_size: 151936, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 48, num_attention_heads: 16, num_key_value_heads: 2, head_dim: 256, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, moe_intermediate_size: 512, shared_expert_intermediate_size: 512, num_experts: 512, num_experts_per_tok: 10, decoder_sparse_step: 1, mlp_only_layers: [], linear_num_key_heads: 16, linear_num_value_heads: 32, linear_key_head_dim: 128, linear_value_head_dim: 128, linear_conv_kernel_dim: 4, full_attention_interval: 4 },
+  defaults: {
+    vocab_size: 151936, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 48,
+    num_attention_heads: 16, num_key_value_heads: 2, head_dim: 256, hidden_act: 'silu',
+    tie_word_embeddings: false, attention_bias: false, moe_intermediate_size: 512,
+    shared_expert_intermediate_size: 512, num_experts: 512, num_experts_per_tok: 10, decoder_sparse_step: 1,
+    mlp_only_layers: [], linear_num_key_heads: 16, linear_num_value_heads: 32, linear_key_head_dim: 128,
+    linear_value_head_dim: 128, linear_conv_kernel_dim: 4, full_attention_interval: 4,
+  },
   build(m) {
     const cfg = m.cfg;
     const c = skeletonClasses('Qwen3Next');
@@ -21,7 +28,16 @@ export const qwen3Next: ArchitectureDescriptor = {
     const interval = Math.max(1, cfg.optInt('full_attention_interval') ?? 4);
     const types = cfg.strList('layer_types') ?? Array.from({ length: n }, (_, i) => ((i + 1) % interval ? 'linear_attention' : 'full_attention'));
     const bias = cfg.bool('attention_bias', false);
-    const attention = { cls: 'Qwen3NextAttention', heads: cfg.int('num_attention_heads'), kvHeads: kvHeads(cfg), headDim: headDim(cfg), qkvBias: bias, oBias: bias, qMultiplier: 2, qkNorm: 'head' as const };
+    const attention = {
+      cls: 'Qwen3NextAttention',
+      heads: cfg.int('num_attention_heads'),
+      kvHeads: kvHeads(cfg),
+      headDim: headDim(cfg),
+      qkvBias: bias,
+      oBias: bias,
+      qMultiplier: 2,
+      qkNorm: 'head' as const,
+    };
     const nk = cfg.int('linear_num_key_heads');
     const nv = cfg.int('linear_num_value_heads');
     const keyDim = nk * cfg.int('linear_key_head_dim');
