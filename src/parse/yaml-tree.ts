@@ -51,6 +51,22 @@ export function yamlTree(doc: Document, path: string, text: string): YamlTree {
   return { value, spans, diagnostics: walk.diagnostics };
 }
 
+/**
+ * Warns where PyYAML's YAML 1.1 reads a plain scalar as something other than
+ * the text a reader sees: `2:4` as the base-60 integer 124, `0755` as octal,
+ * `yes`/`no`/`on`/`off` as booleans. quantc keeps PyYAML's reading.
+ */
+function yaml11Surprise(value: unknown, text: string, at: Span, walk: Walk): void {
+  let what: string | undefined;
+  if (typeof value === 'number' && text.includes(':')) what = `the base-60 number ${value}`;
+  else if (typeof value === 'number' && /^[-+]?0[0-7]+$/.test(text)) what = `the octal number ${value}`;
+  else if (typeof value === 'boolean' && !/^(true|false)$/i.test(text)) what = `the boolean ${value ? 'true' : 'false'}`;
+  if (what === undefined) return;
+  walk.diagnostics.push(
+    warning('yaml-1-1-scalar', `PyYAML (YAML 1.1) reads "${text}" as ${what}; quote it if you meant the text "${text}".`, at),
+  );
+}
+
 function nodeSpan(node: Node, path: string): Span {
   const r = node.range;
   return r ? span(path, r[0], r[1]) : span(path, 0, 0);
@@ -92,7 +108,10 @@ function convert(node: Node, walk: Walk, depth: number, viaAlias: boolean, at: S
     );
     return [PYTHON_OBJECT, { value: tagged }];
   }
-  if (isScalar(node)) return [node.value ?? null, { value: here }];
+  if (isScalar(node)) {
+    if (!viaAlias && node.type === 'PLAIN') yaml11Surprise(node.value, walk.text.slice(here.start, here.end), here, walk);
+    return [node.value ?? null, { value: here }];
+  }
   if (isSeq(node)) {
     const out: unknown[] = [];
     const children = new Map<string, SpanNode>();
