@@ -20,6 +20,9 @@ describe('buildIr', () => {
     expect(ir(one('QuantizationModifier: {scheme: W4A16, weight_observer: imatrix_mse}')).ir.modifiers[0]!.requiresCalibrationData).toBe(true);
     expect(ir(one('GPTQModifier: {scheme: W4A16}')).ir.modifiers[0]!.requiresCalibrationData).toBe(true);
     expect(ir(one('QuIPModifier: {}')).ir.modifiers[0]!.requiresCalibrationData).toBe(false);
+    expect(ir(one('QuantizationModifier: {scheme: NVFP4, requires_calibration_data: false}')).ir.modifiers[0]!.requiresCalibrationData).toBe(true);
+    expect(ir(one('QuantizationModifier: {scheme: W4A16, requires_calibration_data: true}')).ir.modifiers[0]!.requiresCalibrationData).toBe(true);
+    expect(ir(one('SmoothQuantModifier: {requires_calibration_data: false}')).ir.modifiers[0]!.requiresCalibrationData).toBe(false);
   });
 
   it('names preset groups group_0… in mapping order and keeps explicit config group names', () => {

@@ -68,10 +68,10 @@ export function buildIr(document: RecipeDocument, spans: SpanTable): RecipeIR {
       group.modifiers.forEach((m, i) => {
         const ptr = pointer('stages', s, 'groups', g, 'modifiers', i);
         const quantization = QUANTIZATION_MODIFIERS.has(m.type) ? resolveQuantization(m.args, { spans, ptr: `${ptr}/args` }) : null;
-        const explicit = m.args.requires_calibration_data;
-        const requiresCalibrationData = CALIBRATED_MODIFIERS.has(m.type)
-          ? true
-          : explicit === true || (quantization !== null && quantizationNeedsCalibration(quantization));
+        const given = m.args.requires_calibration_data;
+        const declared = typeof given === 'boolean' ? given : CALIBRATED_MODIFIERS.has(m.type);
+        // The QuantizationMixin validator keeps a true value and otherwise computes it from the config.
+        const requiresCalibrationData = declared || (quantization !== null && quantizationNeedsCalibration(quantization));
         modifiers.push({
           type: m.type as ModifierType,
           index: modifiers.length,
