@@ -10,6 +10,8 @@
 import { error, hasErrors, warning, type Diagnostic, type Result } from '../diagnostics.js';
 import type { ModifierIR, QuantizationScheme, RecipeIR } from '../ir/types.js';
 import { kvCacheModules } from '../match/attention.js';
+import { checkFusedGroups } from '../match/fused-groups.js';
+import { checkGroupSizeDivisibility } from '../match/group-size.js';
 import { compressNames } from '../match/compress-names.js';
 import { runMatchLints } from '../match/lints/index.js';
 import { assignSchemes, type ModuleSchemes, type SchemeAssignment, type SchemeGroup } from '../match/match.js';
@@ -19,8 +21,6 @@ import { classOf, type ModuleTree } from '../model/module-tree.js';
 import { resolveMoeRewrites, type MoeResolution } from '../moe/resolve.js';
 import { applyRewrites, rewriteCounts, rewriteSummaries } from '../moe/unpack.js';
 import { lineColAt, type Span } from '../source.js';
-import { checkDivisibility } from './checks/divisibility.js';
-import { checkFusedGroups } from './checks/fused-groups.js';
 import { dtypeBytes, formatBytes, formatInt, numel, quantizedWeightBytes } from './estimate.js';
 import { hashValue } from './hash.js';
 import { calibrationSubgraphs, type Subgraph } from './pipeline.js';
@@ -104,7 +104,6 @@ export function lowerToPlan(request: PlanRequest): Result<PlanBuild> {
   }
 
   const schemes = nameSchemes(tree, finalScheme);
-  diagnostics.push(...checkDivisibility(tree, matches, finalScheme), ...checkFusedGroups(tree, finalScheme));
   const plan = assemblePlan(request, tree, resolution, matches, finalScheme, schemes, diagnostics);
   return {
     value: { plan, original, tree, moe: resolution, matches, finalScheme, diagnostics },
@@ -118,7 +117,7 @@ function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diag
   for (const g of q.groups) {
     const compiled = compilePatterns(g.targets);
     diagnostics.push(...compiled.diagnostics);
-    groups.push({ name: g.name, targets: compiled.value, scheme: g.scheme });
+    groups.push({ name: g.name, targets: compiled.value, scheme: g.scheme, origin: g.origin });
   }
   const ignoreCompiled = compilePatterns(q.ignore);
   diagnostics.push(...ignoreCompiled.diagnostics);
@@ -127,7 +126,13 @@ function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diag
   // reuses the schemes already attached.
   const attaches = groups.some((g) => g.scheme.weights || g.scheme.input_activations || g.scheme.output_activations);
   const assignment = assignSchemes(tree, attaches ? groups : [], ignoreCompiled.value);
-  if (attaches) diagnostics.push(...runMatchLints(tree, groups, ignoreCompiled.value));
+  if (attaches) {
+    diagnostics.push(
+      ...runMatchLints(tree, groups, ignoreCompiled.value),
+      ...checkGroupSizeDivisibility(tree, assignment, groups, modifier.args.bypass_divisibility_checks === true),
+      ...checkFusedGroups(tree, assignment, groups),
+    );
+  }
   const kvCache = q.kvCacheScheme ? kvCacheModules(tree).modules : [];
   if (q.kvCacheScheme && kvCache.length === 0) {
     diagnostics.push(
