@@ -43,6 +43,10 @@ describe('hostile YAML input', () => {
     expect(codes('GPTQModifier: {scheme: W4A16}\n')).toEqual(['top-level-key-ignored', 'no-modifiers']);
   });
 
+  it('rejects top-level args that are not a mapping, as pydantic would', () => {
+    expect(codes('args: [1]\nquant_stage:\n  quant_modifiers:\n    GPTQModifier: {scheme: W4A16}\n')).toEqual(['invalid-type']);
+  });
+
   it('reports an alias to nothing', () => {
     expect(codes('quant_stage: *nothing\n')).toContain('yaml-syntax');
   });

@@ -65,7 +65,11 @@ export function fromDict(root: unknown, rootSpans: SpanNode): FromDictResult {
       continue;
     }
     if (key === 'args') {
-      args = isRecord(value) ? (withoutPythonObjects(value) as Record<string, unknown>) : {};
+      if (!isRecord(value)) {
+        diagnostics.push(error('invalid-type', 'Top-level "args" must be a mapping; llm-compressor rejects anything else.', node.value));
+        continue;
+      }
+      args = withoutPythonObjects(value) as Record<string, unknown>;
       place(spans, pointer('args'), node);
       diagnostics.push(warning('recipe-args-unused', 'Top-level "args" is read by llm-compressor but never used; it has no effect.', keySpan));
       continue;
