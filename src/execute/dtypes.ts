@@ -47,20 +47,22 @@ export function bf16Bits(x: number): number {
 /** Widens raw little-endian bf16 or f16 or f32 bytes to float32 values. */
 export function toFloat32(bytes: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): Float32Array {
   const n = bytes.byteLength / DTYPE_BYTES[dtype];
+  const out = new Float32Array(n);
   if (dtype === 'F32') {
-    const out = new Float32Array(n);
     new Uint8Array(out.buffer).set(bytes);
     return out;
   }
   const src = new Uint16Array(n);
   new Uint8Array(src.buffer).set(bytes);
-  const out = new Uint32Array(n);
   if (dtype === 'BF16') {
-    for (let i = 0; i < n; i++) out[i] = src[i] << 16;
-  } else {
-    for (let i = 0; i < n; i++) out[i] = f16ToF32Bits(src[i]);
+    // A bf16 value is the high half of its float32 (little-endian: the odd 16-bit word).
+    const half = new Uint16Array(out.buffer);
+    for (let i = 0; i < n; i++) half[2 * i + 1] = src[i];
+    return out;
   }
-  return new Float32Array(out.buffer);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < n; i++) bits[i] = f16ToF32Bits(src[i]);
+  return out;
 }
 
 function f16ToF32Bits(h: number): number {
@@ -82,6 +84,21 @@ export function bf16Bytes(values: Float32Array): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
+/** FP8 E4M3FN code by the top 12 bits (sign, exponent, 3 mantissa bits) of an exact float32 value. */
+const FP8_CODE_BY_TOP12 = (() => {
+  const table = new Uint8Array(4096);
+  const v = new Float32Array(1);
+  const b = new Uint32Array(v.buffer);
+  for (let code = 0; code < 256; code++) {
+    const e = (code >> 3) & 15;
+    const m = code & 7;
+    if (e === 15 && m === 7) continue;
+    v[0] = (e === 0 ? (m / 8) * 2 ** -6 : (1 + m / 8) * 2 ** (e - 7)) * (code & 0x80 ? -1 : 1);
+    table[b[0] >>> 20] = code;
+  }
+  return table;
+})();
+
 /**
  * Encodes float32 values that are exactly representable in FP8 E4M3FN
  * (as produced by an FP8 cast) into their byte codes.
@@ -89,18 +106,6 @@ export function bf16Bytes(values: Float32Array): Uint8Array {
 export function fp8E4m3Bytes(values: Float32Array): Uint8Array {
   const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
   const out = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = fp8Code(u[i]);
+  for (let i = 0; i < values.length; i++) out[i] = FP8_CODE_BY_TOP12[u[i] >>> 20];
   return out;
-}
-
-function fp8Code(bits: number): number {
-  const sign = (bits >>> 24) & 0x80;
-  const exp = ((bits >>> 23) & 0xff) - 127;
-  const man = bits & 0x7fffff;
-  if ((bits & 0x7fffffff) === 0) return sign;
-  if ((bits & 0x7f800000) === 0x7f800000) return sign | 0x7f;
-  if (exp >= -6) return sign | ((exp + 7) << 3) | (man >>> 20);
-  // Subnormal E4M3: value = m * 2^-9, m in 1..7.
-  u32[0] = (bits & 0x7fffffff) >>> 0;
-  return sign | Math.round(f32[0] * 512);
 }

@@ -23,7 +23,15 @@ export class GraphRuntime {
   private sessions = new Map<string, Promise<Ort.InferenceSession>>();
   private ort: typeof Ort | null = null;
 
-  constructor(readonly device: Device) {}
+  /**
+   * `chunkElements`: largest weight slice per graph run for row-independent
+   * strategies (null: whole weights); defaults to 2^20 on the CPU, where
+   * cache-sized slices are faster, and whole weights on CUDA.
+   */
+  constructor(
+    readonly device: Device,
+    readonly chunkElements: number | null = device === 'cpu' ? 1 << 20 : null,
+  ) {}
 
   private async load(): Promise<typeof Ort> {
     if (this.ort) return this.ort;

@@ -56,6 +56,8 @@ export interface ApplyJob {
   readonly recipeYaml: string;
   /** Largest shard in bytes (llm-compressor's default is 20 GB). */
   readonly maxShardBytes?: number;
+  /** Largest weight slice per graph run (see `GraphRuntime`); a tuning knob, results do not depend on it. */
+  readonly chunkElements?: number | null;
 }
 
 /** Progress events, in order: one `start`, then per-module `module`, then `done`. */

@@ -26,6 +26,9 @@ export function roundHalfEven(v: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
 /** Rounds to the nearest FP8 E4M3FN value (ties to even), saturating at ±448. */
 export function roundFp8E4m3(x: number): number {
   if (Number.isNaN(x)) return x;
@@ -33,10 +36,11 @@ export function roundFp8E4m3(x: number): number {
   let q: number;
   if (a < 2 ** -6) q = roundHalfEven(a * 512) / 512;
   else {
-    const e = Math.floor(Math.log2(a));
-    const exp = 2 ** e > a ? e - 1 : 2 ** (e + 1) <= a ? e + 1 : e;
-    const step = 2 ** (exp - 3);
-    q = roundHalfEven(a / step) * step;
+    // Round the float32 mantissa to 3 bits, ties to even (a carry moves into the exponent).
+    f32[0] = a;
+    const u = u32[0];
+    u32[0] = (u + 0x7ffff + ((u >>> 20) & 1)) & 0xfff00000;
+    q = f32[0];
   }
   return x < 0 ? -q : q;
 }

@@ -29,12 +29,44 @@ export function groupedWeight(kernel: WeightKernel, weight: Float32Array): RawTe
   return f32(padded, kernel.view.dims);
 }
 
+/**
+ * Row ranges of the group view run one at a time. Row-independent strategies
+ * (channel, group, tensor_group) are split into slices of at most
+ * `rt.chunkElements`; tensor and block strategies run whole.
+ */
+export function rowChunks(rt: GraphRuntime, kernel: WeightKernel): [number, number][] {
+  const rows = kernel.view.dims[0];
+  const s = kernel.args.strategy;
+  if (rt.chunkElements === null || (s !== 'channel' && s !== 'group' && s !== 'tensor_group')) return [[0, rows]];
+  const per = Math.max(1, Math.floor(rt.chunkElements / kernel.shape[1]));
+  const out: [number, number][] = [];
+  for (let r = 0; r < rows; r += per) out.push([r, Math.min(rows, r + per)]);
+  return out;
+}
+
+function rowSlice(t: RawTensor, r0: number, r1: number): RawTensor {
+  const perRow = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  return { type: t.type, data: (t.data as Float32Array).subarray(r0 * perRow, r1 * perRow), dims: [r1 - r0, ...t.dims.slice(1)] };
+}
+
 /** Runs the observer graph: min and max per scale group. */
 export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<WeightStats> {
   const rank = kernel.view.dims.length as 3 | 4;
   const key = `observe-${rank}`;
-  const out = await rt.run(key, () => observeGraph(rank, kernel.view.reduceAxes), { w: grouped });
-  return { min: out.min.data as Float32Array, max: out.max.data as Float32Array };
+  const chunks = rowChunks(rt, kernel);
+  if (chunks.length === 1) {
+    const out = await rt.run(key, () => observeGraph(rank, kernel.view.reduceAxes), { w: grouped });
+    return { min: out.min.data as Float32Array, max: out.max.data as Float32Array };
+  }
+  const groups = kernel.view.dims[1];
+  const min = new Float32Array(kernel.view.dims[0] * groups);
+  const max = new Float32Array(min.length);
+  for (const [r0, r1] of chunks) {
+    const out = await rt.run(key, () => observeGraph(rank, kernel.view.reduceAxes), { w: rowSlice(grouped, r0, r1) });
+    min.set(out.min.data as Float32Array, r0 * groups);
+    max.set(out.max.data as Float32Array, r0 * groups);
+  }
+  return { min, max };
 }
 
 /** Absolute maximum over a weight's statistics (for NVFP4 global scales). */
@@ -61,6 +93,19 @@ function crop(values: Float32Array, kernel: WeightKernel): Float32Array {
   const out = new Float32Array(n * k);
   for (let r = 0; r < n; r++) out.set(values.subarray(r * pk, r * pk + k), r * k);
   return out;
+}
+
+function concatRows(parts: readonly RawTensor[]): RawTensor {
+  const first = parts[0];
+  const total = parts.reduce((a, p) => a + p.data.length, 0);
+  const Ctor = first.data.constructor as new (n: number) => Float32Array;
+  const data = new Ctor(total);
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data as Float32Array, at);
+    at += p.data.length;
+  }
+  return { type: first.type, data, dims: [parts.reduce((a, p) => a + p.dims[0], 0), ...first.dims.slice(1)] };
 }
 
 function bytesOf(a: ArrayBufferView): Uint8Array {
@@ -94,8 +139,23 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
   const sd = scaleDims(kernel);
   const args = kernel.args;
   const base = { kind: kernel.kind, dtype: kernel.dtype, rank, bits: args.num_bits, pack: false, asymmetric: false };
-  const run = async (key: string, opts: typeof base, feeds: Record<string, RawTensor>): Promise<RawTensor> =>
-    (await rt.run(`quantize-${key}-${opts.dtype}-${rank}`, () => quantizeGraph(opts), { w: grouped, ...feeds })).q;
+  const chunks = rowChunks(rt, kernel);
+  // Runs the graph per row chunk; `feeds` holds whole-weight tensors (sliced by rows here, except `pshape`).
+  const run = async (key: string, opts: typeof base, feeds: Record<string, RawTensor>): Promise<RawTensor> => {
+    const graphKey = `quantize-${key}-${opts.dtype}-${rank}`;
+    const build = (): Uint8Array => quantizeGraph(opts);
+    if (chunks.length === 1) return (await rt.run(graphKey, build, { w: grouped, ...feeds })).q;
+    const parts: RawTensor[] = [];
+    for (const [r0, r1] of chunks) {
+      const f: Record<string, RawTensor> = { w: rowSlice(grouped, r0, r1) };
+      for (const [name, t] of Object.entries(feeds)) {
+        if (name !== 'pshape') f[name] = name === 'gs' ? t : rowSlice(t, r0, r1);
+        else f[name] = { ...t, data: BigInt64Array.from([BigInt(r1 - r0), ...(t.data as BigInt64Array).slice(1)]) };
+      }
+      parts.push((await rt.run(graphKey, build, f)).q);
+    }
+    return concatRows(parts);
+  };
 
   switch (kernel.kind) {
     case 'int': {
