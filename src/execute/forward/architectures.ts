@@ -1,0 +1,25 @@
+/**
+ * Which decoder-layer graph each `model_type` gets. An architecture not
+ * listed here cannot be run (an error naming the ones that can).
+ */
+import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
+import { llamaLayer } from './llama-layer.js';
+import type { WeightReader } from './weights.js';
+
+/** Builds the ONNX graph of one decoder layer. */
+export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>) => Promise<Uint8Array>;
+
+const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder>([...LLAMA_LIKE].map((t) => [t, (w, cfg, layer) => llamaLayer(w, cfg, layer)]));
+
+/** model_type values the executor runs. */
+export function runnableModelTypes(): string[] {
+  return [...BUILDERS.keys()].sort();
+}
+
+/** The layer builder for a config, or an error naming the supported model types. */
+export function layerBuilderFor(raw: Readonly<Record<string, unknown>>): LayerBuilder {
+  const type = String(raw.model_type ?? '');
+  const b = BUILDERS.get(type);
+  if (!b) throw new UnsupportedModelError(`model_type "${type}" cannot be run by the forward executor yet (supported: ${runnableModelTypes().join(', ')})`);
+  return b;
+}

@@ -1,0 +1,96 @@
+/**
+ * The numbers the forward executor needs from a decoder-only `config.json`,
+ * with the defaults of transformers' config classes where a key is absent.
+ * Reading is strict: an architecture or RoPE variant the executor cannot run
+ * is an error here, before any weight is read.
+ */
+
+/** RoPE as transformers 5 computes it (`rope_parameters`, or legacy `rope_theta` / `rope_scaling`). */
+export interface RopeConfig {
+  readonly type: 'default' | 'linear' | 'llama3';
+  readonly theta: number;
+  readonly factor: number;
+  readonly lowFreqFactor: number;
+  readonly highFreqFactor: number;
+  readonly originalMaxPositions: number;
+  /** Rotated dimensions per head. */
+  readonly dim: number;
+}
+
+/** A decoder-only model the executor can run. */
+export interface DecoderConfig {
+  readonly modelType: string;
+  readonly vocabSize: number;
+  readonly hidden: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly intermediate: number;
+  readonly eps: number;
+  readonly attentionBias: boolean;
+  readonly mlpBias: boolean;
+  readonly tieEmbeddings: boolean;
+  readonly rope: RopeConfig;
+  readonly dtype: 'bfloat16' | 'float16' | 'float32';
+}
+
+/** The config cannot be run; the message says which key and why. */
+export class UnsupportedModelError extends Error {}
+
+/** model_type values with the llama decoder layer (same modules, same math). */
+export const LLAMA_LIKE: ReadonlySet<string> = new Set(['llama', 'mistral', 'qwen2', 'qwen3']);
+
+function num(raw: Record<string, unknown>, key: string, fallback?: number): number {
+  const v = raw[key];
+  if (typeof v === 'number') return v;
+  if ((v === undefined || v === null) && fallback !== undefined) return fallback;
+  throw new UnsupportedModelError(`config.json: "${key}" must be a number${v === undefined ? ' (it is missing)' : `, not ${JSON.stringify(v)}`}`);
+}
+
+/** Reads RoPE parameters (transformers 5 `rope_parameters`, else legacy keys). */
+export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig {
+  const params = (raw.rope_parameters ?? raw.rope_scaling ?? {}) as Record<string, unknown>;
+  const type = String(params.rope_type ?? params.type ?? 'default');
+  const theta = typeof params.rope_theta === 'number' ? params.rope_theta : num(raw, 'rope_theta', 10000);
+  if (type !== 'default' && type !== 'linear' && type !== 'llama3') {
+    throw new UnsupportedModelError(`config.json: rope_type "${type}" is not supported by the forward executor (default, linear, llama3 are)`);
+  }
+  const partial = typeof raw.partial_rotary_factor === 'number' ? raw.partial_rotary_factor : 1;
+  return {
+    type,
+    theta,
+    factor: typeof params.factor === 'number' ? params.factor : 1,
+    lowFreqFactor: typeof params.low_freq_factor === 'number' ? params.low_freq_factor : 1,
+    highFreqFactor: typeof params.high_freq_factor === 'number' ? params.high_freq_factor : 4,
+    originalMaxPositions: typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : num(raw, 'max_position_embeddings', 2048),
+    dim: Math.floor(dim * partial),
+  };
+}
+
+/** Reads a llama-like config (see {@link LLAMA_LIKE}). */
+export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
+  const modelType = String(raw.model_type ?? '');
+  const hidden = num(raw, 'hidden_size');
+  const heads = num(raw, 'num_attention_heads');
+  const headDim = typeof raw.head_dim === 'number' ? raw.head_dim : hidden / heads;
+  const act = raw.hidden_act ?? 'silu';
+  if (act !== 'silu') throw new UnsupportedModelError(`config.json: hidden_act "${String(act)}" is not supported (silu is)`);
+  const dtype = raw.dtype ?? raw.torch_dtype ?? 'bfloat16';
+  return {
+    modelType,
+    vocabSize: num(raw, 'vocab_size'),
+    hidden,
+    layers: num(raw, 'num_hidden_layers'),
+    heads,
+    kvHeads: num(raw, 'num_key_value_heads', heads),
+    headDim,
+    intermediate: num(raw, 'intermediate_size'),
+    eps: num(raw, 'rms_norm_eps', 1e-6),
+    attentionBias: raw.attention_bias === true || modelType === 'qwen2',
+    mlpBias: raw.mlp_bias === true,
+    tieEmbeddings: raw.tie_word_embeddings === true,
+    rope: readRope(raw, headDim),
+    dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16',
+  };
+}

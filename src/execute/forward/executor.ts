@@ -1,0 +1,145 @@
+/**
+ * The layer-by-layer forward executor. Calibration batches move through the
+ * model one decoder layer at a time, as llm-compressor's sequential pipeline
+ * does: a layer's graph (its weights as initializers) is built, run on every
+ * batch, then released before the next layer's weights are read, so only one
+ * layer is resident while hidden states for all batches flow on.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GraphRuntime, type Device, type RawTensor } from '../runtime.js';
+import { openCheckpoint } from '../safetensors-reader.js';
+import { readDecoderConfig, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
+import { headGraph, type HeadOutput } from './head.js';
+import { layerBuilderFor, type LayerBuilder } from './architectures.js';
+import { ropeTables } from './rope.js';
+import { WeightReader } from './weights.js';
+
+/** One batch of equal-length token sequences, `[B][T]`. */
+export type TokenBatch = readonly (readonly number[])[];
+
+/** Hidden states of one batch: `[B, T, H]` row-major. */
+export interface HiddenBatch {
+  readonly data: Float32Array;
+  readonly batch: number;
+  readonly seq: number;
+}
+
+/** Called after a layer ran on a batch (per-layer outputs, layer statistics). */
+export type LayerObserver = (layer: number, batchIndex: number, hidden: HiddenBatch, extra: Readonly<Record<string, RawTensor>>) => void;
+
+/** Options of {@link ForwardModel.run}. */
+export interface RunOptions {
+  readonly onLayer?: LayerObserver;
+  /** Called when a layer's graph is built and about to run (progress). */
+  readonly onLayerStart?: (layer: number, layers: number) => void;
+}
+
+const MASK_MIN = -3.4028234663852886e38;
+
+function causalMask(seq: number): Float32Array {
+  const m = new Float32Array(seq * seq);
+  for (let i = 0; i < seq; i++) for (let j = i + 1; j < seq; j++) m[i * seq + j] = MASK_MIN;
+  return m;
+}
+
+function f32(data: Float32Array, dims: readonly number[]): RawTensor {
+  return { type: 'float32', data, dims };
+}
+
+/** A model folder opened for forward passes. */
+export class ForwardModel {
+  private constructor(
+    readonly config: DecoderConfig,
+    readonly raw: Readonly<Record<string, unknown>>,
+    readonly weights: WeightReader,
+    readonly device: Device,
+    private readonly layerBuilder: LayerBuilder,
+  ) {}
+
+  /** Opens `dir` (config.json + safetensors); throws {@link UnsupportedModelError} for an architecture it cannot run. */
+  static async open(dir: string, device: Device = 'cpu'): Promise<ForwardModel> {
+    const raw = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const layerBuilder = layerBuilderFor(raw);
+    const config = readDecoderConfig(raw);
+    const index = await openCheckpoint(dir);
+    return new ForwardModel(config, raw, new WeightReader(index, config.dtype), device, layerBuilder);
+  }
+
+  /** Token embeddings of each batch. */
+  async embed(batches: readonly TokenBatch[]): Promise<HiddenBatch[]> {
+    const table = await this.weights.matrix('model.embed_tokens.weight');
+    const h = this.config.hidden;
+    return batches.map((b) => {
+      const seq = b[0]?.length ?? 0;
+      const data = new Float32Array(b.length * seq * h);
+      b.forEach((row, i) =>
+        row.forEach((tok, t) => {
+          if (!Number.isInteger(tok) || tok < 0 || tok >= table.rows) throw new RangeError(`token id ${tok} is outside the vocabulary (0..${table.rows - 1})`);
+          data.set(table.data.subarray(tok * h, (tok + 1) * h), (i * seq + t) * h);
+        }),
+      );
+      return { data, batch: b.length, seq };
+    });
+  }
+
+  /** Runs every decoder layer on every batch, layer-major; returns the last layer's outputs. */
+  async layers(hidden: HiddenBatch[], options: RunOptions = {}): Promise<HiddenBatch[]> {
+    const tables = new Map<number, { cos: RawTensor; sin: RawTensor; mask: RawTensor }>();
+    const inputsFor = (seq: number): { cos: RawTensor; sin: RawTensor; mask: RawTensor } => {
+      let t = tables.get(seq);
+      if (!t) {
+        const r = ropeTables(this.config.rope, seq);
+        t = { cos: f32(r.cos, [seq, r.dim]), sin: f32(r.sin, [seq, r.dim]), mask: f32(causalMask(seq), [seq, seq]) };
+        tables.set(seq, t);
+      }
+      return t;
+    };
+    let current = hidden;
+    for (let layer = 0; layer < this.config.layers; layer++) {
+      options.onLayerStart?.(layer, this.config.layers);
+      const bytes = await this.layerBuilder(this.weights, this.config, layer, this.raw);
+      const runtime = new GraphRuntime(this.device);
+      try {
+        const next: HiddenBatch[] = [];
+        for (let i = 0; i < current.length; i++) {
+          const b = current[i]!;
+          const { out, ...extra } = await runtime.run(`layer_${layer}`, () => bytes, {
+            hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]),
+            ...inputsFor(b.seq),
+          });
+          const h = { data: out!.data as Float32Array, batch: b.batch, seq: b.seq };
+          options.onLayer?.(layer, i, h, extra);
+          next.push(h);
+        }
+        current = next;
+      } finally {
+        await runtime.dispose();
+      }
+    }
+    return current;
+  }
+
+  /** Runs the head on each batch: logits `[B, T, V]`, or per-position NLL `[B, T]` of `targets`. */
+  async head(hidden: HiddenBatch[], output: HeadOutput, targets?: readonly TokenBatch[]): Promise<Float32Array[]> {
+    const bytes = await headGraph(this.weights, this.config, output);
+    const runtime = new GraphRuntime(this.device);
+    try {
+      const out: Float32Array[] = [];
+      for (let i = 0; i < hidden.length; i++) {
+        const b = hidden[i]!;
+        const feeds: Record<string, RawTensor> = { hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]) };
+        if (output === 'nll') {
+          const t = targets![i]!;
+          feeds.targets = { type: 'int64', data: BigInt64Array.from(t.flat(), (x) => BigInt(x)), dims: [b.batch, b.seq] };
+        }
+        out.push((await runtime.run(`head_${output}`, () => bytes, feeds))[output]!.data as Float32Array);
+      }
+      return out;
+    } finally {
+      await runtime.dispose();
+    }
+  }
+}
+
+export { UnsupportedModelError };

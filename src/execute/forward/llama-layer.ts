@@ -1,0 +1,85 @@
+/**
+ * The llama decoder layer as one ONNX graph (also mistral, qwen2 with q/k/v
+ * biases, qwen3 with per-head q/k norms): pre-norm attention with RoPE and
+ * grouped KV heads, then a pre-norm SiLU-gated MLP, each with a residual.
+ * Graph inputs: `hidden [B, T, H]`, `cos`/`sin [T, D]`, `mask [T, T]`;
+ * output: `out [B, T, H]`.
+ */
+import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import type { DecoderConfig } from './decoder-config.js';
+import { attention, linear, rmsNorm, rotary, silu, splitHeads } from './ops.js';
+import type { WeightReader } from './weights.js';
+
+/** Names of the standard layer graph inputs, declared on `g`. */
+export interface LayerInputs {
+  readonly hidden: string;
+  readonly cos: string;
+  readonly sin: string;
+  readonly mask: string;
+}
+
+/** Declares the inputs every decoder-layer graph takes. */
+export function layerInputs(g: GraphBuilder, hidden: number, ropeDim: number): LayerInputs {
+  return {
+    hidden: g.input('hidden', OnnxType.float, ['batch', 'seq', hidden]),
+    cos: g.input('cos', OnnxType.float, ['seq', ropeDim]),
+    sin: g.input('sin', OnnxType.float, ['seq', ropeDim]),
+    mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
+  };
+}
+
+/** Self-attention of layer `p` (`model.layers.N`) on normed input `h`; returns the o_proj output. */
+export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, p: string, h: string, inp: LayerInputs): Promise<string> {
+  const a = `${p}.self_attn`;
+  const proj = async (name: string, heads: number): Promise<string> => {
+    const bias = cfg.attentionBias ? await w.optionalVector(`${a}.${name}.bias`) : undefined;
+    return splitHeads(g, linear(g, h, await w.linear(`${a}.${name}`), bias), heads, cfg.headDim);
+  };
+  let q = await proj('q_proj', cfg.heads);
+  let k = await proj('k_proj', cfg.kvHeads);
+  const v = await proj('v_proj', cfg.kvHeads);
+  const qNorm = await w.optionalVector(`${a}.q_norm.weight`);
+  const kNorm = await w.optionalVector(`${a}.k_norm.weight`);
+  if (qNorm) q = rmsNorm(g, q, qNorm, cfg.eps);
+  if (kNorm) k = rmsNorm(g, k, kNorm, cfg.eps);
+  q = rotary(g, q, inp.cos, inp.sin, cfg.rope.dim);
+  k = rotary(g, k, inp.cos, inp.sin, cfg.rope.dim);
+  const out = attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
+  const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
+  return linear(g, out, await w.linear(`${a}.o_proj`), oBias);
+}
+
+/** `down(silu(gate(h)) * up(h))` of the MLP module `m`. */
+export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: string, bias: boolean): Promise<string> {
+  const b = async (name: string): Promise<Float32Array | undefined> => (bias ? w.optionalVector(`${m}.${name}.bias`) : undefined);
+  const gate = linear(g, h, await w.linear(`${m}.gate_proj`), await b('gate_proj'));
+  const up = linear(g, h, await w.linear(`${m}.up_proj`), await b('up_proj'));
+  return linear(g, g.op('Mul', [silu(g, gate), up]), await w.linear(`${m}.down_proj`), await b('down_proj'));
+}
+
+/**
+ * Builds a decoder layer graph around an MLP builder: the attention half is
+ * shared by every llama-style architecture; `mlp` maps the normed hidden
+ * state to the MLP output (dense or MoE) and may declare extra outputs.
+ */
+export async function decoderLayer(
+  w: WeightReader,
+  cfg: DecoderConfig,
+  layer: number,
+  mlp: (g: GraphBuilder, p: string, h: string) => Promise<string>,
+): Promise<Uint8Array> {
+  const p = `model.layers.${layer}`;
+  const g = new GraphBuilder();
+  const inp = layerInputs(g, cfg.hidden, cfg.rope.dim);
+  const h = rmsNorm(g, inp.hidden, await w.vector(`${p}.input_layernorm.weight`), cfg.eps);
+  const x = g.op('Add', [inp.hidden, await llamaAttention(g, w, cfg, p, h, inp)]);
+  const h2 = rmsNorm(g, x, await w.vector(`${p}.post_attention_layernorm.weight`), cfg.eps);
+  const out = g.op('Add', [x, await mlp(g, p, h2)]);
+  g.output(out, 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
+  return g.build(`layer_${layer}`);
+}
+
+/** The llama decoder layer `layer` (dense SiLU-gated MLP). */
+export function llamaLayer(w: WeightReader, cfg: DecoderConfig, layer: number): Promise<Uint8Array> {
+  return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, cfg.mlpBias));
+}

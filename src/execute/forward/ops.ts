@@ -1,0 +1,70 @@
+/**
+ * Building blocks of decoder graphs, written as transformers computes them in
+ * float32: RMSNorm, Linear (weights as initializers), SiLU, rotary embedding
+ * with `rotate_half`, causal attention with grouped KV heads.
+ */
+import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import type { DenseMatrix } from './dequantize.js';
+
+/** Raw bytes of a float32 array (no copy). */
+export function f32Bytes(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** A float32 initializer of the given shape. */
+export function weightConst(g: GraphBuilder, data: Float32Array, dims: readonly number[]): string {
+  return g.constRaw(OnnxType.float, dims, f32Bytes(data));
+}
+
+/** `weight * x / sqrt(mean(x², last axis) + eps)`. */
+export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number): string {
+  const variance = g.op('ReduceMean', [g.op('Mul', [x, x]), g.i64([-1])], { keepdims: 1 });
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.f32(eps)])])]);
+  return g.op('Mul', [weightConst(g, weight, [weight.length]), g.op('Mul', [x, inv])]);
+}
+
+/** `x @ W.T (+ b)` for a `[out, in]` weight, stored transposed as `[in, out]`. */
+export function linear(g: GraphBuilder, x: string, w: DenseMatrix, bias?: Float32Array): string {
+  const t = new Float32Array(w.rows * w.cols);
+  for (let r = 0; r < w.rows; r++) for (let c = 0; c < w.cols; c++) t[c * w.rows + r] = w.data[r * w.cols + c]!;
+  const y = g.op('MatMul', [x, weightConst(g, t, [w.cols, w.rows])]);
+  return bias ? g.op('Add', [y, weightConst(g, bias, [bias.length])]) : y;
+}
+
+/** `x * sigmoid(x)`. */
+export function silu(g: GraphBuilder, x: string): string {
+  return g.op('Mul', [x, g.op('Sigmoid', [x])]);
+}
+
+/** Elements `[start, end)` of the last axis. */
+export function sliceLast(g: GraphBuilder, x: string, start: number, end: number): string {
+  return g.op('Slice', [x, g.i64([start]), g.i64([end]), g.i64([-1])]);
+}
+
+/** `x * cos + rotate_half(x) * sin` on the last axis of `[…, seq, dim]`; cos/sin are `[seq, dim]`. */
+export function rotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
+  const half = dim / 2;
+  const rotated = g.op('Concat', [g.op('Neg', [sliceLast(g, x, half, dim)]), sliceLast(g, x, 0, half)], { axis: -1 });
+  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+}
+
+/** `[B, T, heads·dim]` → `[B, heads, T, dim]`. */
+export function splitHeads(g: GraphBuilder, x: string, heads: number, dim: number): string {
+  return g.op('Transpose', [g.op('Reshape', [x, g.i64([0, 0, heads, dim])])], { perm: [0, 2, 1, 3] });
+}
+
+/**
+ * Scaled dot-product attention over `[B, H, T, D]` queries and `[B, KV, T, D]`
+ * keys/values (KV heads repeated H/KV times, as `repeat_kv` does), plus an
+ * additive `[T, T]` mask; returns `[B, T, H·Dv]`.
+ */
+export function attention(g: GraphBuilder, q: string, k: string, v: string, mask: string, heads: number, kvHeads: number, keyDim: number, valueDim: number, scaling: number): string {
+  const rep = heads / kvHeads;
+  const repeat = (x: string, dim: number): string =>
+    rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);
+  const kt = g.op('Transpose', [repeat(k, keyDim)], { perm: [0, 1, 3, 2] });
+  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kt]), g.f32(scaling)]), mask]);
+  const probs = g.op('Softmax', [scores], { axis: -1 });
+  const out = g.op('MatMul', [probs, repeat(v, valueDim)]);
+  return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, heads * valueDim])]);
+}
