@@ -1,0 +1,92 @@
+"""PyTorch baseline for bench/apply.ts: the same round-to-nearest weight pass
+(W4A16 group 128 with int32 packing, FP8_DYNAMIC per channel, NVFP4A16 with
+FP8 group scales and FP4 packing) on the same synthetic bf16 checkpoint
+(8 x [4096, 4096]), read from safetensors and written back, on one GPU.
+Also reports the card's device-to-device copy bandwidth.
+
+    python bench/torch_rtn.py            # prints one line per scheme
+"""
+
+import os
+import tempfile
+import time
+
+import torch
+from safetensors.torch import load_file, save_file
+
+TENSORS, ROWS, COLS = 8, 4096, 4096
+
+
+def w4a16(w):
+    g = w.unflatten(-1, (-1, 128))
+    amax = torch.maximum(g.amin(-1).clamp(max=0).abs(), g.amax(-1).clamp(min=0))
+    scale = amax / 7.5
+    scale = torch.where(scale == 0, torch.finfo(w.dtype).eps, scale)
+    q = torch.round(torch.clamp(g / scale.unsqueeze(-1), -8, 7)).to(torch.int32) + 8
+    q = q.flatten(-2).view(w.shape[0], -1, 8)
+    shifts = torch.arange(0, 32, 4, device=w.device, dtype=torch.int32)
+    packed = (q << shifts).sum(-1, dtype=torch.int64).to(torch.int32)
+    return {"weight_packed": packed, "weight_scale": scale, "weight_shape": torch.tensor(w.shape)}
+
+
+def fp8_dynamic(w):
+    amax = torch.maximum(w.amin(-1, keepdim=True).clamp(max=0).abs(), w.amax(-1, keepdim=True).clamp(min=0))
+    scale = amax / 448.0
+    scale = torch.where(scale == 0, torch.finfo(w.dtype).eps, scale)
+    q = torch.clamp(w / scale, -448, 448).to(torch.float8_e4m3fn)
+    return {"weight": q, "weight_scale": scale}
+
+
+def nvfp4a16(w):
+    g = w.unflatten(-1, (-1, 16))
+    amax_g = torch.maximum(g.amin(-1).clamp(max=0).abs(), g.amax(-1).clamp(min=0))
+    gs = (2688.0 / amax_g.max().clamp(min=torch.finfo(w.dtype).tiny)).float().reshape(1)
+    scale = (gs * (amax_g / 6.0)).clamp(-448, 448).to(torch.float8_e4m3fn).float()
+    scale = torch.where(scale == 0, 0.125, scale)
+    x = torch.clamp(g / (scale / gs).unsqueeze(-1), -6, 6)
+    a = x.abs()
+    code = ((a > 0.25).int() + (a >= 0.75).int() + (a > 1.25).int() + (a >= 1.75).int()
+            + (a > 2.5).int() + (a >= 3.5).int() + (a > 5).int() + (x < 0).int() * 8)
+    code = code.flatten(-2).view(w.shape[0], -1, 2).to(torch.uint8)
+    packed = code[..., 0] | (code[..., 1] << 4)
+    return {"weight_global_scale": gs, "weight_packed": packed, "weight_scale": scale.to(torch.float8_e4m3fn)}
+
+
+def main():
+    dev = torch.device("cuda")
+    tmp = tempfile.mkdtemp()
+    src = os.path.join(tmp, "model.safetensors")
+    gen = torch.Generator().manual_seed(0)
+    save_file({f"model.layers.{i}.mlp.down_proj.weight": (torch.randn(ROWS, COLS, generator=gen) * 0.02).bfloat16() for i in range(TENSORS)}, src)
+    bytes_in = TENSORS * ROWS * COLS * 2
+    for name, fn in [("W4A16", w4a16), ("FP8_DYNAMIC", fp8_dynamic), ("NVFP4A16", nvfp4a16)]:
+        fn(torch.zeros(128, 128, device=dev, dtype=torch.bfloat16))  # warm up kernels
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        weights = load_file(src)
+        out, gpu = {}, 0.0
+        for k, w in weights.items():
+            w = w.to(dev)
+            torch.cuda.synchronize()
+            g0 = time.perf_counter()
+            res = fn(w)
+            torch.cuda.synchronize()
+            gpu += time.perf_counter() - g0
+            for s, t in res.items():
+                out[k[: -len("weight")] + s] = t.cpu()
+        save_file(out, os.path.join(tmp, f"out-{name}.safetensors"))
+        total = time.perf_counter() - t0
+        print(f"torch {name:12s} cuda  end to end {bytes_in / total / 1e9:.3f} GB/s  quantize only {bytes_in / gpu / 1e9:.1f} GB/s  ({total:.2f} s)")
+    buf = torch.empty(2 * 1024**3, dtype=torch.uint8, device=dev)
+    dst = torch.empty_like(buf)
+    dst.copy_(buf)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(10):
+        dst.copy_(buf)
+    torch.cuda.synchronize()
+    print(f"device copy bandwidth {10 * 2 * buf.numel() / (time.perf_counter() - t0) / 1e9:.0f} GB/s (read + write)")
+
+
+if __name__ == "__main__":
+    main()
