@@ -150,3 +150,30 @@ describe('apply output layout', () => {
     await rm(parent, { recursive: true });
   });
 });
+
+describe('staged output folder', () => {
+  test('Ctrl-C removes the temporary folder and exits 130; commit renames it into place', async () => {
+    const { stageOutputDir } = await import('../src/execute/output-dir.js');
+    const { vi } = await import('vitest');
+    const parent = await mkdtemp(join(tmpdir(), 'quantc-stage-'));
+    const listeners = process.listenerCount('SIGINT');
+    const staged = await stageOutputDir(join(parent, 'out'));
+    await writeFile(join(staged.path, 'model.safetensors'), 'partial');
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    try {
+      process.emit('SIGINT', 'SIGINT');
+      expect(exit).toHaveBeenCalledWith(130);
+    } finally {
+      exit.mockRestore();
+    }
+    expect(await readdir(parent)).toEqual([]);
+    await staged.discard();
+
+    const second = await stageOutputDir(join(parent, 'out'));
+    await writeFile(join(second.path, 'config.json'), '{}');
+    await second.commit();
+    expect(await readdir(parent)).toEqual(['out']);
+    expect(await readdir(join(parent, 'out'))).toEqual(['config.json']);
+    expect(process.listenerCount('SIGINT')).toBe(listeners);
+  });
+});
