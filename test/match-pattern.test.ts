@@ -52,3 +52,17 @@ describe('fast paths', () => {
     }
   });
 });
+
+describe('collapsed-name verdicts', () => {
+  it('give the same hits as testing every name, once enough digit-insensitive regexes ask for them', () => {
+    const model = oracleModels().find((m) => m.id.startsWith('zai-org'))!;
+    const texts = ['experts', 'shared_experts', 'gate_proj', 'up_proj', 'down_proj', 'self_attn', 'mlp', 'layers', 'q_a_proj', 'kv_b_proj'].map((w) => `re:.*${w}.*`);
+    const index = matchIndex(model.afterHead);
+    for (const text of texts) {
+      const p = compilePattern(patternRef(text)).value;
+      expect(p.digitInsensitive).toBe(true);
+      expect([...patternHits(index, p).bits], text).toEqual(model.afterHead.names.map((n) => (p.test!(n) ? 1 : 0)));
+    }
+    expect(index.digitShapes).toBeDefined();
+  });
+});
