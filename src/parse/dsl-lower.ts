@@ -298,6 +298,9 @@ export function lowerSyntax(file: FileSyntax, imported: Scope, asImport: boolean
     stages.push({ name: item.name.text, groups: docGroups });
   }
 
+  // The root and the stage list fall back to the whole file (e.g. "no stages").
+  put('', file.span);
+  put('/stages', file.span);
   // Scratch pointers used while lowering bindings and concatenated parts.
   for (const k of [...spans.keys()]) if (k.startsWith('/#')) spans.delete(k);
   const document: RecipeDocument = {
