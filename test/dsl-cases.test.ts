@@ -19,7 +19,7 @@ function caseFiles(dir: string, base = dir): Record<string, string> {
 }
 
 /** Parses a case folder's input.qr; imports resolve inside the folder. */
-export function parseCase(name: string) {
+function parseCase(name: string) {
   const files = caseFiles(join(ROOT, name));
   const result = parseDsl({ path: 'input.qr', text: files['input.qr']! }, memorySourceHost(files));
   return { result, files };
