@@ -37,10 +37,19 @@ describe('apply (data-free) reproduces llm-compressor main', () => {
       });
     }
   }
-  test('whole-weight graph runs give the same bytes as sliced ones', async () => {
-    const modelDir = await unpackModel(join(DATAFREE, 'glm4_moe_lite', 'base'));
-    const { job, ref } = await referenceJob('glm4_moe_lite', 'NVFP4A16', modelDir);
-    await applyJob({ ...job, chunkElements: null });
-    expectSameTensors(parseSafetensors(new Uint8Array(await readFile(join(job.outDir, 'model.safetensors')))), ref);
-  });
+  // The CUDA configuration (whole weights, bf16 widened inside the graphs) run on the CPU provider.
+  for (const [model, scheme] of [
+    ['llama', 'W4A16_ASYM'],
+    ['llama', 'FP8_DYNAMIC'],
+    ['llama', 'FP8_BLOCK'],
+    ['llama', 'MXFP4'],
+    ['glm4_moe_lite', 'NVFP4A16'],
+  ] as const) {
+    test(`${model} ${scheme} with whole weights decoded from bf16 bits in the graph`, async () => {
+      const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
+      const { job, ref } = await referenceJob(model, scheme, modelDir);
+      await applyJob({ ...job, chunkElements: null, decodeBf16InGraph: true });
+      expectSameTensors(parseSafetensors(new Uint8Array(await readFile(join(job.outDir, 'model.safetensors')))), ref);
+    });
+  }
 });

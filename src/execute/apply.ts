@@ -5,7 +5,6 @@
  */
 import { copyFile, cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { toFloat32 } from './dtypes.js';
 import { stageOutputDir } from './output-dir.js';
 import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './python-json.js';
 import { quantizationConfig } from './quantization-config.js';
@@ -118,7 +117,7 @@ async function processUnit(rt: GraphRuntime, unit: Unit, write: (name: string, b
   for (const m of unit.modules) {
     const raw = await readWeight(m.source);
     bytesRead += raw.byteLength;
-    const grouped = groupedWeight(m.kernel, toFloat32(raw, m.source.dtype as 'BF16' | 'F32'));
+    const grouped = groupedWeight(rt, m.kernel, raw);
     loaded.push({ m, grouped, stats: await observeWeight(rt, m.kernel, grouped) });
   }
   const globalScale = unit.modules[0].kernel.kind === 'nvfp4' ? fusedGlobalScale(loaded.map((l) => l.stats), unit.modules[0].kernel) : undefined;
@@ -170,7 +169,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const layout = layoutShards(items.flatMap(outputSpecs), job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
   const stage = await stageOutputDir(job.outDir);
   onEvent({ kind: 'start', modules: modules.length, bytesIn: index.totalBytes });
-  const rt = job.chunkElements === undefined ? new GraphRuntime(job.device) : new GraphRuntime(job.device, job.chunkElements);
+  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph);
   const writer = new ShardedWriter(stage.path, layout);
   let weightSeconds = 0;
   let weightBytes = 0;

@@ -58,6 +58,8 @@ export interface ApplyJob {
   readonly maxShardBytes?: number;
   /** Largest weight slice per graph run (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly chunkElements?: number | null;
+  /** Widen bf16 weights inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
+  readonly decodeBf16InGraph?: boolean;
 }
 
 /** Progress events, in order: one `start`, then per-module `module`, then `done`. */

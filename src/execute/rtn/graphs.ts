@@ -9,11 +9,35 @@
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { KernelKind, WeightDtype } from './weight-kernel.js';
 
+/** How the weight enters a graph: float32 values, or raw bf16 bit patterns decoded in the graph. */
+export type WeightInput = 'f32' | 'bf16-bits';
+
+/**
+ * Declares input `w` and returns its float32 values. For `bf16-bits` the
+ * uint16 patterns are decoded exactly with arithmetic and two table lookups
+ * (ONNX has no bit cast): value = ±(lead[e] + m) · pow[e], where e is the
+ * exponent field, m the 7 mantissa bits, lead 128 for normal numbers (0 for
+ * subnormals) and pow 2^(e−134) (2^−133 for subnormals).
+ */
+function weightInput(g: GraphBuilder, input: WeightInput, dims: readonly string[]): string {
+  if (input === 'f32') return g.input('w', OnnxType.float, dims);
+  const bits = g.op('Cast', [g.input('w', OnnxType.uint16, dims)], { to: OnnxType.float });
+  const negative = g.op('Cast', [g.op('GreaterOrEqual', [bits, g.f32(32768)])], { to: OnnxType.float });
+  const magnitude = g.op('Sub', [bits, g.op('Mul', [negative, g.f32(32768)])]);
+  const exponent = g.op('Floor', [g.op('Div', [magnitude, g.f32(128)])]);
+  const mantissa = g.op('Sub', [magnitude, g.op('Mul', [exponent, g.f32(128)])]);
+  const index = g.op('Cast', [exponent], { to: OnnxType.int64 });
+  const lead = g.f32(Array.from({ length: 256 }, (_, e) => (e === 0 ? 0 : 128)));
+  const pow = g.f32(Array.from({ length: 256 }, (_, e) => (e === 0 ? 2 ** -133 : 2 ** (e - 134))));
+  const value = g.op('Mul', [g.op('Add', [g.op('Gather', [lead, index]), mantissa]), g.op('Gather', [pow, index])]);
+  return g.op('Mul', [value, g.op('Sub', [g.f32(1), g.op('Mul', [negative, g.f32(2)])])]);
+}
+
 /** Per-group minimum and maximum over `axes` of a 3-D or 4-D input `w`. */
-export function observeGraph(rank: 3 | 4, axes: readonly number[]): Uint8Array {
+export function observeGraph(rank: 3 | 4, axes: readonly number[], input: WeightInput = 'f32'): Uint8Array {
   const g = new GraphBuilder();
   const dims = rank === 3 ? ['a', 'b', 'c'] : ['a', 'b', 'c', 'd'];
-  const w = g.input('w', OnnxType.float, dims);
+  const w = weightInput(g, input, dims);
   const ax = g.i64(axes);
   g.output(g.op('ReduceMin', [w, ax], { keepdims: 0 }), 'min', OnnxType.float, ['p', 'q']);
   g.output(g.op('ReduceMax', [w, ax], { keepdims: 0 }), 'max', OnnxType.float, ['p', 'q']);
@@ -29,6 +53,7 @@ export interface QuantizeGraphOptions {
   readonly bits: number;
   readonly pack: boolean;
   readonly asymmetric: boolean;
+  readonly input: WeightInput;
 }
 
 /**
@@ -43,7 +68,7 @@ export function quantizeGraph(o: QuantizeGraphOptions): Uint8Array {
   const g = new GraphBuilder();
   const dims = o.rank === 3 ? ['a', 'b', 'c'] : ['a', 'b', 'c', 'd'];
   const sdims = o.rank === 3 ? ['a', 'b', 1] : ['a', 1, 'c', 1];
-  const w = g.input('w', OnnxType.float, dims);
+  const w = weightInput(g, o.input, dims);
   const s = g.input('s', OnnxType.float, sdims);
   // Round to the weight dtype where PyTorch's result dtype is the weight dtype.
   const toDtype = (v: string): string => (o.dtype === 'BF16' ? g.op('Cast', [g.op('Cast', [v], { to: OnnxType.bfloat16 })], { to: OnnxType.float }) : v);

@@ -3,9 +3,9 @@
  * compute scales (see qparams.ts), quantize and pack, and return the bytes of
  * every tensor compressed-tensors saves for the module.
  */
-import { bf16Bytes, fp8E4m3Bytes } from '../dtypes.js';
+import { bf16Bytes, fp8E4m3Bytes, toFloat32 } from '../dtypes.js';
 import type { GraphRuntime, RawTensor } from '../runtime.js';
-import { observeGraph, quantizeGraph } from './graphs.js';
+import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
 
@@ -19,10 +19,20 @@ function f32(data: Float32Array, dims: readonly number[]): RawTensor {
   return { type: 'float32', data, dims };
 }
 
-/** The weight as the kernel's group view (zero-padded for blocks). */
-export function groupedWeight(kernel: WeightKernel, weight: Float32Array): RawTensor {
+/**
+ * The weight as the kernel's group view (zero-padded for blocks): raw bf16
+ * bit patterns when the runtime decodes them in the graph and no padding is
+ * needed, float32 values otherwise.
+ */
+export function groupedWeight(rt: GraphRuntime, kernel: WeightKernel, raw: Uint8Array): RawTensor {
   const [n, k] = kernel.shape;
   const [pn, pk] = kernel.view.padded;
+  if (rt.decodeBf16InGraph && kernel.dtype === 'BF16' && pn === n && pk === k) {
+    const bits = new Uint16Array(raw.byteLength / 2);
+    new Uint8Array(bits.buffer).set(raw);
+    return { type: 'uint16', data: bits, dims: kernel.view.dims };
+  }
+  const weight = toFloat32(raw, kernel.dtype);
   if (pn === n && pk === k) return f32(weight, kernel.view.dims);
   const padded = new Float32Array(pn * pk);
   for (let r = 0; r < n; r++) padded.set(weight.subarray(r * k, (r + 1) * k), r * pk);
@@ -52,17 +62,18 @@ function rowSlice(t: RawTensor, r0: number, r1: number): RawTensor {
 /** Runs the observer graph: min and max per scale group. */
 export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<WeightStats> {
   const rank = kernel.view.dims.length as 3 | 4;
-  const key = `observe-${rank}`;
+  const input = grouped.type === 'uint16' ? 'bf16-bits' : 'f32';
+  const key = `observe-${rank}-${input}`;
   const chunks = rowChunks(rt, kernel);
   if (chunks.length === 1) {
-    const out = await rt.run(key, () => observeGraph(rank, kernel.view.reduceAxes), { w: grouped });
+    const out = await rt.run(key, () => observeGraph(rank, kernel.view.reduceAxes, input), { w: grouped });
     return { min: out.min.data as Float32Array, max: out.max.data as Float32Array };
   }
   const groups = kernel.view.dims[1];
   const min = new Float32Array(kernel.view.dims[0] * groups);
   const max = new Float32Array(min.length);
   for (const [r0, r1] of chunks) {
-    const out = await rt.run(key, () => observeGraph(rank, kernel.view.reduceAxes), { w: rowSlice(grouped, r0, r1) });
+    const out = await rt.run(key, () => observeGraph(rank, kernel.view.reduceAxes, input), { w: rowSlice(grouped, r0, r1) });
     min.set(out.min.data as Float32Array, r0 * groups);
     max.set(out.max.data as Float32Array, r0 * groups);
   }
@@ -138,11 +149,12 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
   const rank = kernel.view.dims.length as 3 | 4;
   const sd = scaleDims(kernel);
   const args = kernel.args;
-  const base = { kind: kernel.kind, dtype: kernel.dtype, rank, bits: args.num_bits, pack: false, asymmetric: false };
+  const input = grouped.type === 'uint16' ? 'bf16-bits' : 'f32';
+  const base = { kind: kernel.kind, dtype: kernel.dtype, rank, bits: args.num_bits, pack: false, asymmetric: false, input } as const;
   const chunks = rowChunks(rt, kernel);
   // Runs the graph per row chunk; `feeds` holds whole-weight tensors (sliced by rows here, except `pshape`).
-  const run = async (key: string, opts: typeof base, feeds: Record<string, RawTensor>): Promise<RawTensor> => {
-    const graphKey = `quantize-${key}-${opts.dtype}-${rank}`;
+  const run = async (key: string, opts: QuantizeGraphOptions, feeds: Record<string, RawTensor>): Promise<RawTensor> => {
+    const graphKey = `quantize-${key}-${opts.dtype}-${rank}-${opts.input}`;
     const build = (): Uint8Array => quantizeGraph(opts);
     if (chunks.length === 1) return (await rt.run(graphKey, build, { w: grouped, ...feeds })).q;
     const parts: RawTensor[] = [];

@@ -1,0 +1,48 @@
+/**
+ * Perplexity with the forward executor. Definition: the token ids are cut
+ * into non-overlapping windows of `seqLen` tokens (a trailing partial window
+ * is dropped); perplexity = exp(mean next-token negative log-likelihood over
+ * all predicted positions, i.e. `seqLen - 1` per window).
+ */
+import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.js';
+
+/** Windows of `seqLen` tokens grouped into batches of at most `batchSize`. */
+export function windows(ids: readonly number[], seqLen: number, batchSize: number): TokenBatch[] {
+  const n = Math.floor(ids.length / seqLen);
+  const batches: number[][][] = [];
+  for (let w = 0; w < n; w++) {
+    if (w % batchSize === 0) batches.push([]);
+    batches[batches.length - 1]!.push(ids.slice(w * seqLen, (w + 1) * seqLen));
+  }
+  return batches;
+}
+
+/** The outcome of a perplexity run. */
+export interface PerplexityResult {
+  readonly perplexity: number;
+  /** Mean next-token NLL in nats. */
+  readonly meanNll: number;
+  readonly windows: number;
+  /** Tokens run through the model (windows × seqLen). */
+  readonly tokens: number;
+  /** Tokens whose next token was scored. */
+  readonly predicted: number;
+}
+
+/** Perplexity of `model` on `ids`; throws a RangeError when no full window fits. */
+export async function perplexity(model: ForwardModel, ids: readonly number[], seqLen: number, batchSize: number, options: RunOptions = {}): Promise<PerplexityResult> {
+  const batches = windows(ids, seqLen, batchSize);
+  if (batches.length === 0) throw new RangeError(`the data has ${ids.length} tokens, fewer than one window of ${seqLen}`);
+  const hidden = await model.layers(await model.embed(batches), options);
+  const targets = batches.map((b) => b.map((row) => [...row.slice(1), 0]));
+  const nll = await model.head(hidden, 'nll', targets);
+  let sum = 0;
+  let count = 0;
+  batches.forEach((b, i) => {
+    const values = nll[i]!;
+    for (let r = 0; r < b.length; r++) for (let t = 0; t < seqLen - 1; t++, count++) sum += values[r * seqLen + t]!;
+  });
+  const meanNll = sum / count;
+  const n = batches.reduce((a, b) => a + b.length, 0);
+  return { perplexity: Math.exp(meanNll), meanNll, windows: n, tokens: n * seqLen, predicted: count };
+}
