@@ -33,6 +33,8 @@ export interface DecoderConfig {
   readonly tieEmbeddings: boolean;
   readonly rope: RopeConfig;
   readonly dtype: 'bfloat16' | 'float16' | 'float32';
+  /** Keys attend only to the last `slidingWindow` positions (mistral; qwen2/qwen3 with `use_sliding_window`). */
+  readonly slidingWindow: number | null;
 }
 
 /** The config cannot be run; the message says which key and why. */
@@ -92,5 +94,6 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     tieEmbeddings: raw.tie_word_embeddings === true,
     rope: readRope(raw, headDim),
     dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16',
+    slidingWindow: typeof raw.sliding_window === 'number' && (modelType === 'mistral' || raw.use_sliding_window === true) ? raw.sliding_window : null,
   };
 }

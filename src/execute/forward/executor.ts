@@ -37,9 +37,10 @@ export interface RunOptions {
 
 const MASK_MIN = -3.4028234663852886e38;
 
-function causalMask(seq: number): Float32Array {
+/** Additive mask: position i sees j ≤ i, and only the last `window` of them when set. */
+export function causalMask(seq: number, window: number | null = null): Float32Array {
   const m = new Float32Array(seq * seq);
-  for (let i = 0; i < seq; i++) for (let j = i + 1; j < seq; j++) m[i * seq + j] = MASK_MIN;
+  for (let i = 0; i < seq; i++) for (let j = 0; j < seq; j++) if (j > i || (window !== null && i - j >= window)) m[i * seq + j] = MASK_MIN;
   return m;
 }
 
@@ -90,7 +91,7 @@ export class ForwardModel {
       let t = tables.get(seq);
       if (!t) {
         const r = ropeTables(this.config.rope, seq);
-        t = { cos: f32(r.cos, [seq, r.dim]), sin: f32(r.sin, [seq, r.dim]), mask: f32(causalMask(seq), [seq, seq]) };
+        t = { cos: f32(r.cos, [seq, r.dim]), sin: f32(r.sin, [seq, r.dim]), mask: f32(causalMask(seq, this.config.slidingWindow), [seq, seq]) };
         tables.set(seq, t);
       }
       return t;

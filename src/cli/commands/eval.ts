@@ -1,0 +1,131 @@
+/**
+ * `quantc eval --model DIR --data FILE`: perplexity of a checkpoint (original
+ * or compressed-tensors, dequantized on load) with the layer-by-layer
+ * forward executor, so a user sees what quantization cost.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { error, type Diagnostic } from '../../diagnostics.js';
+import { renderDiagnostics } from '../../report/diagnostics.js';
+import { choice, parseCommandArgs } from '../args.js';
+import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
+
+const HELP = `Usage: quantc eval --model DIR --data FILE [options]
+
+Computes the perplexity of the model in DIR on the text in FILE, running
+the model layer by layer on onnxruntime (one layer's weights in memory at
+a time). Quantized compressed-tensors checkpoints (W4A16, W8A16, W8A8,
+FP8, FP8_BLOCK, NVFP4, MXFP4, MXFP8 weights) are dequantized on load;
+activations are not quantized.
+
+Perplexity: FILE is tokenized with DIR/tokenizer.json without special
+tokens and cut into non-overlapping windows of --seq-len tokens (a
+trailing partial window is dropped); perplexity is exp of the mean
+next-token negative log-likelihood over all predicted positions.
+
+FILE is plain text, or JSON Lines (.jsonl) with a "text" field per line
+(joined with blank lines).
+
+Options:
+  --model DIR              Model folder: config.json, safetensors, tokenizer.json.
+  --data FILE              Text or .jsonl file to evaluate on.
+  --seq-len N              Window length in tokens (default: the smaller of
+                           2048 and the model's max_position_embeddings).
+  --batch-size N           Windows per forward pass (default 1).
+  --device cpu|cuda        Where the graphs run (default cpu).
+  --format text|json       Output format (default text).
+  -h, --help               Show this help.
+
+Exit status: 0 done, 1 the model cannot be run or the data is too short,
+2 bad usage or unreadable input.
+`;
+
+function positiveInt(flag: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`eval: --${flag} must be a positive integer, not "${String(value)}".`);
+  return n;
+}
+
+/** The `eval` command. */
+export const command: Command = {
+  name: 'eval',
+  summary: 'Perplexity of a model or quantized checkpoint on a text file',
+  help: HELP,
+  async run(argv: readonly string[], io: CliIo): Promise<number> {
+    const { values, positionals } = parseCommandArgs('eval', argv, {
+      model: { type: 'string' },
+      data: { type: 'string' },
+      'seq-len': { type: 'string' },
+      'batch-size': { type: 'string' },
+      device: { type: 'string' },
+      format: { type: 'string' },
+    });
+    if (values.help) {
+      io.stdout(HELP);
+      return EXIT_OK;
+    }
+    if (positionals.length > 0) throw new UsageError(`eval: unexpected argument "${positionals[0]}". See "quantc eval --help".`);
+    if (typeof values.model !== 'string') throw new UsageError('eval: --model DIR is required.');
+    if (typeof values.data !== 'string') throw new UsageError('eval: --data FILE is required.');
+    const device = choice('eval', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
+    const format = choice('eval', 'format', values.format, ['text', 'json'] as const, 'text');
+    const batchSize = positiveInt('batch-size', values['batch-size'], 1);
+    const modelDir = resolve(io.cwd, values.model);
+    if (!existsSync(join(modelDir, 'config.json'))) throw new UsageError(`eval: ${values.model} has no config.json.`);
+
+    const { readTextData, DataFileError } = await import('../../execute/calibrate/text-data.js');
+    const { loadTokenizer, TokenizerError } = await import('../../execute/tokenize/tokenizer.js');
+    const { ForwardModel, UnsupportedModelError } = await import('../../execute/forward/executor.js');
+    const { WeightFormatError } = await import('../../execute/forward/dequantize.js');
+    const { CheckpointError } = await import('../../execute/safetensors-reader.js');
+    const { RuntimeUnavailableError } = await import('../../execute/runtime.js');
+    const { perplexity } = await import('../../execute/calibrate/perplexity.js');
+
+    let text: string;
+    try {
+      text = await readTextData(resolve(io.cwd, values.data));
+    } catch (e) {
+      if (e instanceof DataFileError) throw new UsageError(`eval: ${e.message}`);
+      throw e;
+    }
+    const fail = (d: Diagnostic): number => {
+      io.stderr(renderDiagnostics([d], new Map()));
+      return EXIT_ERRORS;
+    };
+    try {
+      const tokenizer = await loadTokenizer(modelDir);
+      const model = await ForwardModel.open(modelDir, device);
+      const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : 2048;
+      const seqLen = positiveInt('seq-len', values['seq-len'], Math.min(2048, maxPositions));
+      const ids = tokenizer.encode(text);
+      if (ids.length < seqLen) {
+        return fail(error('eval-data-too-short', `${values.data} has ${ids.length} tokens, fewer than one window of --seq-len ${seqLen}; use a longer file or a smaller --seq-len.`));
+      }
+      const started = performance.now();
+      const r = await perplexity(model, ids, seqLen, batchSize);
+      const seconds = (performance.now() - started) / 1000;
+      const tokensPerSecond = r.tokens / seconds;
+      if (format === 'json') {
+        io.stdout(`${JSON.stringify({ model: values.model, data: values.data, seqLen, batchSize, device, ...r, seconds, tokensPerSecond }, null, 2)}\n`);
+      } else {
+        io.stdout(
+          [
+            `perplexity: ${r.perplexity.toFixed(4)}`,
+            `  mean NLL     ${r.meanNll.toFixed(6)} nats over ${r.predicted} predicted tokens`,
+            `  windows      ${r.windows} x ${seqLen} tokens (${ids.length - r.tokens} trailing tokens dropped)`,
+            `  speed        ${tokensPerSecond.toFixed(0)} tokens/s on ${device} (${seconds.toFixed(2)} s)`,
+            '',
+          ].join('\n'),
+        );
+      }
+      return EXIT_OK;
+    } catch (e) {
+      if (e instanceof TokenizerError) return fail(error('eval-no-tokenizer', `${e.message}; eval tokenizes --data with the model's tokenizer.json.`));
+      if (e instanceof UnsupportedModelError) return fail(error('forward-unsupported-model', e.message));
+      if (e instanceof WeightFormatError || e instanceof CheckpointError) return fail(error('forward-weight-unreadable', e.message));
+      if (e instanceof RuntimeUnavailableError) return fail(error('forward-runtime-unavailable', e.message));
+      throw e;
+    }
+  },
+};

@@ -1,0 +1,106 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { main } from '../src/cli/main.js';
+import type { CliIo } from '../src/cli/io.js';
+import { perplexity, windows } from '../src/execute/calibrate/perplexity.js';
+import { ForwardModel } from '../src/execute/forward/executor.js';
+import { loadTokenizer } from '../src/execute/tokenize/tokenizer.js';
+import { readFile } from 'node:fs/promises';
+import { CALIBRATION, modelWithTokenizer, textRefs } from './calibrate-refs.js';
+
+function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
+}
+
+const TEXT = join(CALIBRATION, 'text.txt');
+const refs = await textRefs('llama');
+
+describe('tokenizer', () => {
+  test("tokenizer.json encodes the text as transformers' tokenizers does (no special tokens)", async () => {
+    const tok = await loadTokenizer(CALIBRATION);
+    expect(tok.encode(await readFile(TEXT, 'utf8'))).toEqual(refs.text_ids);
+  });
+});
+
+describe('perplexity matches transformers 5.17', () => {
+  test('windows drop the trailing partial window and batch', () => {
+    expect(windows([1, 2, 3, 4, 5, 6, 7], 3, 1)).toEqual([[[1, 2, 3]], [[4, 5, 6]]]);
+    expect(windows([1, 2, 3, 4, 5, 6, 7], 2, 2)).toEqual([[[1, 2], [3, 4]], [[5, 6]]]);
+  });
+
+  for (const [variant, bySeq] of Object.entries(refs.perplexity)) {
+    test(`llama ${variant}`, async () => {
+      const model = await ForwardModel.open(await modelWithTokenizer('llama', variant));
+      for (const [seq, expected] of Object.entries(bySeq)) {
+        const r = await perplexity(model, refs.text_ids, Number(seq), 4);
+        expect(Math.abs(r.perplexity - expected) / expected, `seq ${seq}`).toBeLessThan(1e-5);
+        expect(r.predicted).toBe(Math.floor(refs.text_ids.length / Number(seq)) * (Number(seq) - 1));
+      }
+    });
+  }
+});
+
+describe('quantc eval', () => {
+  test('prints the perplexity on its own line; JSON for tools', async () => {
+    const dir = await modelWithTokenizer('llama', 'W4A16');
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '16'], io)).toBe(0);
+    const line = io.out.join('').split('\n').find((l) => l.startsWith('perplexity: '));
+    expect(Number(line!.slice('perplexity: '.length))).toBeCloseTo(refs.perplexity.W4A16!['16']!, 3);
+    const json = memoryIo(dir);
+    expect(await main(['eval', '--model', dir, '--data', TEXT, '--seq-len', '32', '--batch-size', '3', '--format', 'json'], json)).toBe(0);
+    const parsed = JSON.parse(json.out.join('')) as { perplexity: number; windows: number; seqLen: number };
+    expect(parsed.seqLen).toBe(32);
+    expect(parsed.windows).toBe(Math.floor(refs.text_ids.length / 32));
+    expect(Math.abs(parsed.perplexity - refs.perplexity.W4A16!['32']!) / parsed.perplexity).toBeLessThan(1e-5);
+  });
+
+  test('JSON Lines data: the text fields joined with blank lines', async () => {
+    const dir = await modelWithTokenizer('llama');
+    await writeFile(join(dir, 'data.jsonl'), `${JSON.stringify({ text: 'the river ran past the mill' })}\n\n${JSON.stringify({ text: 'and the bell rang' })}\n`);
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', 'data.jsonl', '--seq-len', '4', '--format', 'json'], io)).toBe(0);
+    const tok = await loadTokenizer(dir);
+    const ids = tok.encode('the river ran past the mill\n\nand the bell rang');
+    expect((JSON.parse(io.out.join('')) as { tokens: number }).tokens).toBe(Math.floor(ids.length / 4) * 4);
+  });
+
+  test('usage errors exit 2 with one line', async () => {
+    const dir = await modelWithTokenizer('llama');
+    for (const [args, message] of [
+      [['--data', TEXT], 'quantc: eval: --model DIR is required.\n'],
+      [['--model', dir], 'quantc: eval: --data FILE is required.\n'],
+      [['--model', dir, '--data', 'missing.txt'], `quantc: eval: cannot read ${join(dir, 'missing.txt')}: it does not exist\n`],
+      [['--model', dir, '--data', TEXT, '--seq-len', '0'], 'quantc: eval: --seq-len must be a positive integer, not "0".\n'],
+      [['--model', join(dir, 'nope'), '--data', TEXT], `quantc: eval: ${join(dir, 'nope')} has no config.json.\n`],
+    ] as const) {
+      const io = memoryIo(dir);
+      expect(await main(['eval', ...args], io)).toBe(2);
+      expect(io.err.join('')).toBe(message);
+    }
+  });
+
+  test('model and data problems are diagnostics (exit 1)', async () => {
+    const dir = await modelWithTokenizer('llama');
+    const short = memoryIo(dir);
+    expect(await main(['eval', '--model', dir, '--data', TEXT, '--seq-len', '100000'], short)).toBe(1);
+    expect(short.err.join('')).toContain('error eval-data-too-short:');
+
+    const other = await mkdtemp(join(tmpdir(), 'quantc-eval-'));
+    await writeFile(join(other, 'config.json'), JSON.stringify({ model_type: 'gpt2', vocab_size: 8 }));
+    await writeFile(join(other, 'tokenizer.json'), await readFile(join(CALIBRATION, 'tokenizer.json')));
+    const io = memoryIo(other);
+    expect(await main(['eval', '--model', other, '--data', TEXT], io)).toBe(1);
+    expect(io.err.join('')).toMatch(/error forward-unsupported-model: model_type "gpt2" cannot be run by the forward executor yet \(supported: .*llama/);
+
+    const noTok = await mkdtemp(join(tmpdir(), 'quantc-eval-'));
+    await writeFile(join(noTok, 'config.json'), '{}');
+    const io2 = memoryIo(noTok);
+    expect(await main(['eval', '--model', noTok, '--data', TEXT], io2)).toBe(1);
+    expect(io2.err.join('')).toContain('error eval-no-tokenizer:');
+  });
+});
