@@ -1,8 +1,10 @@
 /**
- * Matching micro-benchmark: ten realistic patterns against a Kimi-K2-sized
- * tree after expert unpacking (61 layers, 384 experts × 3 Linear each).
+ * Matching micro-benchmark: ten realistic patterns against Kimi-K2 after
+ * expert unpacking (61 layers, 384 experts × 3 Linear each).
  */
-import { TreeBuilder, type ModuleTree } from '../src/model/module-tree.js';
+import { loadModel } from '../src/model/load.js';
+import type { ModuleTree } from '../src/model/module-tree.js';
+import { rewriteModel } from '../src/moe/rewrite-model.js';
 import { assignSchemes } from '../src/match/match.js';
 import { compilePatterns, patternRef } from '../src/match/pattern.js';
 import { runMatchLints } from '../src/match/lints/index.js';
@@ -20,57 +22,15 @@ export interface MatchBenchResult {
   readonly lintMedianMs: number;
 }
 
-/** A DeepSeek-V3-shaped tree with `layers` decoder layers, `experts` routed experts unpacked to Linear. */
-export function kimiK2Tree(layers = 61, experts = 384): ModuleTree {
-  const b = new TreeBuilder();
-  b.defineClass('DeepseekV3ForCausalLM', ['DeepseekV3PreTrainedModel', 'PreTrainedModel']);
-  b.defineClass('Linear');
-  b.defineClass('Embedding');
-  b.defineClass('ModuleList');
-  b.defineClass('LinearExperts2D', ['ModuleList']);
-  const root = b.add('', 'DeepseekV3ForCausalLM', -1);
-  const model = b.child(root, 'model', 'DeepseekV3Model');
-  b.param(b.child(model, 'embed_tokens', 'Embedding'), 'weight', [163840, 7168], 'bfloat16');
-  const list = b.child(model, 'layers', 'ModuleList');
-  const linear = (parent: number, name: string, out: number, inp: number) => b.param(b.child(parent, name, 'Linear'), 'weight', [out, inp], 'bfloat16');
-  for (let l = 0; l < layers; l++) {
-    const layer = b.child(list, String(l), 'DeepseekV3DecoderLayer');
-    const attn = b.child(layer, 'self_attn', 'DeepseekV3Attention');
-    linear(attn, 'q_a_proj', 1536, 7168);
-    b.child(attn, 'q_a_layernorm', 'DeepseekV3RMSNorm');
-    linear(attn, 'q_b_proj', 64 * 192, 1536);
-    linear(attn, 'kv_a_proj_with_mqa', 576, 7168);
-    b.child(attn, 'kv_a_layernorm', 'DeepseekV3RMSNorm');
-    linear(attn, 'kv_b_proj', 64 * 256, 512);
-    linear(attn, 'o_proj', 7168, 64 * 128);
-    if (l === 0) {
-      const mlp = b.child(layer, 'mlp', 'DeepseekV3MLP');
-      linear(mlp, 'gate_proj', 18432, 7168);
-      linear(mlp, 'up_proj', 18432, 7168);
-      linear(mlp, 'down_proj', 7168, 18432);
-      b.child(mlp, 'act_fn', 'SiLUActivation');
-    } else {
-      const moe = b.child(layer, 'mlp', 'DeepseekV3MoE');
-      const ex = b.child(moe, 'experts', 'LinearExperts2D');
-      for (let e = 0; e < experts; e++) {
-        const mlp = b.child(ex, String(e), 'ExpertMLPWithGate');
-        linear(mlp, 'gate_proj', 2048, 7168);
-        linear(mlp, 'up_proj', 2048, 7168);
-        linear(mlp, 'down_proj', 7168, 2048);
-      }
-      b.child(moe, 'gate', 'DeepseekV3TopkRouter');
-      const shared = b.child(moe, 'shared_experts', 'DeepseekV3MLP');
-      linear(shared, 'gate_proj', 2048, 7168);
-      linear(shared, 'up_proj', 2048, 7168);
-      linear(shared, 'down_proj', 7168, 2048);
-    }
-    b.child(layer, 'input_layernorm', 'DeepseekV3RMSNorm');
-    b.child(layer, 'post_attention_layernorm', 'DeepseekV3RMSNorm');
-  }
-  b.child(model, 'norm', 'DeepseekV3RMSNorm');
-  b.child(model, 'rotary_emb', 'DeepseekV3RotaryEmbedding');
-  b.param(b.child(root, 'lm_head', 'Linear'), 'weight', [163840, 7168], 'bfloat16');
-  return b.build('kimi_k2', { kind: 'rewrite', description: 'synthetic Kimi-K2 tree, experts unpacked' });
+/**
+ * Kimi-K2 as llm-compressor quantizes it: the bundled config expanded by
+ * `loadModel`, then the MoE rewrite that unpacks its fused experts
+ * (93,383 modules).
+ */
+export function kimiK2Tree(): ModuleTree {
+  const loaded = loadModel('moonshotai/Kimi-K2-Instruct').value;
+  if (!loaded) throw new Error('the bundled Kimi-K2 config failed to load');
+  return rewriteModel(loaded.tree, { calibrateAllExperts: true, onUnsupported: 'error', rewrites: [], origin: undefined }).value.tree;
 }
 
 const TARGETS = ['Linear', 're:.*self_attn\\.(q_a|q_b|kv_a|kv_b|o)_proj.*', 're:.*experts\\.\\d+\\.down_proj$'];
