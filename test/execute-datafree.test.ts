@@ -37,18 +37,19 @@ describe('apply (data-free) reproduces llm-compressor main', () => {
       });
     }
   }
-  // The CUDA configuration (whole weights, bf16 widened inside the graphs) run on the CPU provider.
+  // The CUDA configuration (whole weights, bf16 widened and FP8 encoded inside the graphs) on the CPU provider.
   for (const [model, scheme] of [
     ['llama', 'W4A16_ASYM'],
     ['llama', 'FP8_DYNAMIC'],
     ['llama', 'FP8_BLOCK'],
     ['llama', 'MXFP4'],
+    ['llama', 'MXFP8'],
     ['glm4_moe_lite', 'NVFP4A16'],
   ] as const) {
-    test(`${model} ${scheme} with whole weights decoded from bf16 bits in the graph`, async () => {
+    test(`${model} ${scheme} with whole weights, bf16 decoding and FP8 encoding in the graph`, async () => {
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const { job, ref } = await referenceJob(model, scheme, modelDir);
-      await applyJob({ ...job, chunkElements: null, decodeBf16InGraph: true });
+      await applyJob({ ...job, chunkElements: null, decodeBf16InGraph: true, encodeFp8InGraph: true });
       expectSameTensors(parseSafetensors(new Uint8Array(await readFile(join(job.outDir, 'model.safetensors')))), ref);
     });
   }

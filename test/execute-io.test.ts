@@ -5,6 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { roundBf16, toFloat32, fp8E4m3Bytes } from '../src/execute/dtypes.js';
 import { dumpPyJson, parsePyJson } from '../src/execute/python-json.js';
 import { roundFp8E4m3 } from '../src/execute/rtn/qparams.js';
+import { quantizeGraph } from '../src/execute/rtn/graphs.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { openCheckpoint, readSafetensorsHeader, readTensorBytes, readTensorChunks } from '../src/execute/safetensors-reader.js';
@@ -119,5 +120,20 @@ describe('float formats', () => {
       const v = (e === 0 ? m / 8 * 2 ** -6 : (1 + m / 8) * 2 ** (e - 7)) * (c & 0x80 ? -1 : 1);
       expect(v).toBe(ort[i] === 0 ? (Object.is(ort[i], -0) ? -0 : 0) : ort[i]);
     }
+  });
+
+  test('FP8 byte codes computed inside the graph equal the TypeScript encoding (zeros, -0, subnormals, saturation)', async () => {
+    const values = Float32Array.from([0, -0, -1e-9, 1e-9, 2 ** -9, -(2 ** -7) * 1.75, 2 ** -6, 0.3, -1.0625, 447, 448, 1e6, -1e6]);
+    const many = new Float32Array(4000);
+    for (let i = 0; i < many.length; i++) many[i] = (i % 2 ? -1 : 1) * 2 ** (((i * 7919) % 2300) / 100 - 12);
+    const all = Float32Array.from([...values, ...many]);
+    const rt = new GraphRuntime('cpu');
+    const graph = () => quantizeGraph({ kind: 'fp8', dtype: 'F32', rank: 3, bits: 8, pack: false, asymmetric: false, input: 'f32', fp8Codes: true });
+    const out = await rt.run('fp8-codes', graph, {
+      w: { type: 'float32', data: all, dims: [1, 1, all.length] },
+      s: { type: 'float32', data: Float32Array.of(1), dims: [1, 1, 1] },
+    });
+    await rt.dispose();
+    expect([...(out.q.data as Uint8Array)]).toEqual([...fp8E4m3Bytes(Float32Array.from([...all].map(roundFp8E4m3)))]);
   });
 });

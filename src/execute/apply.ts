@@ -169,7 +169,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const layout = layoutShards(items.flatMap(outputSpecs), job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
   const stage = await stageOutputDir(job.outDir);
   onEvent({ kind: 'start', modules: modules.length, bytesIn: index.totalBytes });
-  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph);
+  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph);
   const writer = new ShardedWriter(stage.path, layout);
   let weightSeconds = 0;
   let weightBytes = 0;

@@ -60,6 +60,8 @@ export interface ApplyJob {
   readonly chunkElements?: number | null;
   /** Widen bf16 weights inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly decodeBf16InGraph?: boolean;
+  /** Encode FP8 bytes inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
+  readonly encodeFp8InGraph?: boolean;
 }
 
 /** Progress events, in order: one `start`, then per-module `module`, then `done`. */

@@ -54,6 +54,25 @@ export interface QuantizeGraphOptions {
   readonly pack: boolean;
   readonly asymmetric: boolean;
   readonly input: WeightInput;
+  /** FP8 kernels: output E4M3 byte codes (uint8) instead of float32 values. */
+  readonly fp8Codes?: boolean;
+}
+
+/**
+ * The E4M3FN byte of an exact FP8 value v: with a = |v| and E = ⌊log2 a⌋
+ * clamped below at −6 (counted as thresholds passed), the code is
+ * 128·[v<0 or v=−0] + 8·(E+7) + (a·2^−E·8 − 8); for subnormals (E = −6) this is a·512.
+ */
+function fp8Code(g: GraphBuilder, v: string): string {
+  const a = g.op('Abs', [v]);
+  const passed = Array.from({ length: 14 }, (_, i) => g.op('Cast', [g.op('GreaterOrEqual', [a, g.f32(2 ** (i - 5))])], { to: OnnxType.float }));
+  const e = g.op('Sum', passed);
+  const inv = g.op('Gather', [g.f32(Array.from({ length: 15 }, (_, i) => 2 ** (6 - i))), g.op('Cast', [e], { to: OnnxType.int64 })]);
+  const mantissa = g.op('Sub', [g.op('Mul', [g.op('Mul', [a, inv]), g.f32(8)]), g.f32(8)]);
+  // 1/v keeps the sign of −0 (which PyTorch writes as 0x80).
+  const sign = g.op('Mul', [g.op('Cast', [g.op('Less', [g.op('Div', [g.f32(1), v]), g.f32(0)])], { to: OnnxType.float }), g.f32(128)]);
+  const code = g.op('Add', [g.op('Add', [sign, g.op('Mul', [g.op('Add', [e, g.f32(1)]), g.f32(8)])]), mantissa]);
+  return g.op('Cast', [code], { to: OnnxType.uint8 });
 }
 
 /**
@@ -99,8 +118,12 @@ export function quantizeGraph(o: QuantizeGraphOptions): Uint8Array {
   if (o.kind === 'fp8' || o.kind === 'mxfp8') {
     const clipped = g.op('Clip', [scaled, g.f32(-448), g.f32(448)]);
     const fp8 = g.op('Cast', [g.op('Cast', [clipped], { to: OnnxType.float8e4m3fn, saturate: 1 })], { to: OnnxType.float });
-    g.output(fp8, 'q', OnnxType.float, dims);
-    return g.build('quantize_fp8');
+    if (!o.fp8Codes) {
+      g.output(fp8, 'q', OnnxType.float, dims);
+      return g.build('quantize_fp8');
+    }
+    g.output(fp8Code(g, fp8), 'q', OnnxType.uint8, dims);
+    return g.build('quantize_fp8_codes');
   }
   // FP4 E2M1: the magnitude code is the number of rounding thresholds passed
   // (compressed-tensors' cast_to_fp4 ties), plus 8 for negative values.

@@ -42,7 +42,7 @@ export function roundFp8E4m3(x: number): number {
     u32[0] = (u + 0x7ffff + ((u >>> 20) & 1)) & 0xfff00000;
     q = f32[0];
   }
-  return x < 0 ? -q : q;
+  return x < 0 || Object.is(x, -0) ? -q : q;
 }
 
 function absMax(mn: number, mx: number): number {

@@ -119,6 +119,15 @@ function concatRows(parts: readonly RawTensor[]): RawTensor {
   return { type: first.type, data, dims: [parts.reduce((a, p) => a + p.dims[0], 0), ...first.dims.slice(1)] };
 }
 
+function cropBytes(values: Uint8Array, kernel: WeightKernel): Uint8Array {
+  const [n, k] = kernel.shape;
+  const [pn, pk] = kernel.view.padded;
+  if (pn === n && pk === k) return values;
+  const out = new Uint8Array(n * k);
+  for (let r = 0; r < n; r++) out.set(values.subarray(r * pk, r * pk + k), r * k);
+  return out;
+}
+
 function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
@@ -194,8 +203,8 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     }
     case 'fp8': {
       const scale = fp8Qparams(stats.min, stats.max, kernel.dtype);
-      const q = await run('fp8', base, { s: f32(scale, sd) });
-      result.set('weight', fp8E4m3Bytes(crop(q.data as Float32Array, kernel)));
+      const q = await run(rt.encodeFp8InGraph ? 'fp8c' : 'fp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
+      result.set('weight', rt.encodeFp8InGraph ? cropBytes(q.data as Uint8Array, kernel) : fp8E4m3Bytes(crop(q.data as Float32Array, kernel)));
       result.set('weight_scale', scaleBytes(scale, kernel));
       break;
     }
@@ -203,8 +212,8 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'mxfp4': {
       const { exponent, scale } = mxQparams(stats.min, stats.max, kernel.kind === 'mxfp4' ? 4 : 8, kernel.dtype);
       if (kernel.kind === 'mxfp8') {
-        const q = await run('mxfp8', base, { s: f32(scale, sd) });
-        result.set('weight', fp8E4m3Bytes(q.data as Float32Array));
+        const q = await run(rt.encodeFp8InGraph ? 'mxfp8c' : 'mxfp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
+        result.set('weight', rt.encodeFp8InGraph ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));
       } else {
         const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
         const q = await run('mxfp4', base, { s: f32(scale, sd), pshape });
