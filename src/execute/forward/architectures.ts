@@ -4,12 +4,16 @@
  */
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer } from './llama-layer.js';
+import { qwen3MoeLayer } from './qwen3-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
 /** Builds the ONNX graph of one decoder layer. */
 export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>) => Promise<Uint8Array>;
 
-const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder>([...LLAMA_LIKE].map((t) => [t, (w, cfg, layer) => llamaLayer(w, cfg, layer)]));
+const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder>([
+  ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, (w, cfg, layer) => llamaLayer(w, cfg, layer)]),
+  ['qwen3_moe', qwen3MoeLayer],
+]);
 
 /** model_type values the executor runs. */
 export function runnableModelTypes(): string[] {

@@ -87,7 +87,7 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     heads,
     kvHeads: num(raw, 'num_key_value_heads', heads),
     headDim,
-    intermediate: num(raw, 'intermediate_size'),
+    intermediate: num(raw, 'intermediate_size', 0),
     eps: num(raw, 'rms_norm_eps', 1e-6),
     attentionBias: raw.attention_bias === true || modelType === 'qwen2',
     mlpBias: raw.mlp_bias === true,

@@ -100,6 +100,13 @@ export class GraphBuilder {
     return out;
   }
 
+  /** Adds a node with `count` outputs (TopK, Split); returns their names. */
+  opMulti(opType: string, inputs: readonly string[], count: number, attrs: Readonly<Record<string, AttrValue>> = {}): string[] {
+    const outs = Array.from({ length: count }, () => `v${this.counter++}`);
+    this.node(opType, inputs, attrs, outs);
+    return outs;
+  }
+
   private node(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, AttrValue>>, outputs: readonly string[]): void {
     const w = new ProtoWriter();
     for (const i of inputs) w.string(1, i);

@@ -1,0 +1,108 @@
+/**
+ * Mixture-of-experts blocks as graph pieces. Every expert runs on every
+ * token (one batched MatMul over the stacked experts), and the block output
+ * is the routed combination: the per-expert outputs weighted by a dense
+ * `[tokens, experts]` routing matrix that is zero outside each token's
+ * top-k. This is the calibration rewrite llm-compressor applies with
+ * `calibrate_all_experts` (every expert sees every token, the output stays
+ * the routed one), and it needs no data-dependent shapes.
+ */
+import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import { silu, weightConst } from './ops.js';
+import type { WeightReader } from './weights.js';
+
+/** Stacked, transposed expert weights: gate/up `[E, H, I]`, down `[E, I, H]`. */
+export interface ExpertStack {
+  readonly experts: number;
+  readonly hidden: number;
+  readonly inter: number;
+  readonly gate: Float32Array;
+  readonly up: Float32Array;
+  readonly down: Float32Array;
+}
+
+/** Copies a `[rows, cols]` matrix transposed into `out` at `offset`. */
+function transposeInto(src: Float32Array, srcOffset: number, rows: number, cols: number, out: Float32Array, offset: number): void {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[offset + c * rows + r] = src[srcOffset + r * cols + c]!;
+}
+
+/**
+ * Reads the experts of MoE module `m` (`model.layers.N.mlp`): the fused
+ * transformers 5 tensors `experts.gate_up_proj [E, 2I, H]` and
+ * `experts.down_proj [E, H, I]`, or per-expert Linears
+ * `experts.<e>.{gate,up,down}_proj` (as quantized checkpoints store them).
+ */
+export async function readExperts(w: WeightReader, m: string, experts: number, hidden: number, inter: number): Promise<ExpertStack> {
+  const gate = new Float32Array(experts * hidden * inter);
+  const up = new Float32Array(experts * hidden * inter);
+  const down = new Float32Array(experts * inter * hidden);
+  const slab = hidden * inter;
+  if (w.has(`${m}.experts.gate_up_proj`)) {
+    const gu = await w.vector(`${m}.experts.gate_up_proj`);
+    const dn = await w.vector(`${m}.experts.down_proj`);
+    for (let e = 0; e < experts; e++) {
+      transposeInto(gu, e * 2 * slab, inter, hidden, gate, e * slab);
+      transposeInto(gu, e * 2 * slab + slab, inter, hidden, up, e * slab);
+      transposeInto(dn, e * slab, hidden, inter, down, e * slab);
+    }
+  } else {
+    for (let e = 0; e < experts; e++) {
+      const p = `${m}.experts.${e}`;
+      transposeInto((await w.linear(`${p}.gate_proj`)).data, 0, inter, hidden, gate, e * slab);
+      transposeInto((await w.linear(`${p}.up_proj`)).data, 0, inter, hidden, up, e * slab);
+      transposeInto((await w.linear(`${p}.down_proj`)).data, 0, hidden, inter, down, e * slab);
+    }
+  }
+  return { experts, hidden, inter, gate, up, down };
+}
+
+/** Every expert's SiLU-gated MLP on every token: `x [N, H]` → `[E, N, H]`. */
+export function allExperts(g: GraphBuilder, x: string, s: ExpertStack): string {
+  const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
+  const gate = g.op('MatMul', [x3, weightConst(g, s.gate, [s.experts, s.hidden, s.inter])]);
+  const up = g.op('MatMul', [x3, weightConst(g, s.up, [s.experts, s.hidden, s.inter])]);
+  return g.op('MatMul', [g.op('Mul', [silu(g, gate), up]), weightConst(g, s.down, [s.experts, s.inter, s.hidden])]);
+}
+
+/** `Σ_e weights[n, e] · perExpert[e, n, :]`: `[E, N, H]` and `[N, E]` → `[N, H]`. */
+export function combineExperts(g: GraphBuilder, perExpert: string, weights: string): string {
+  const w = g.op('Unsqueeze', [g.op('Transpose', [weights], { perm: [1, 0] }), g.i64([-1])]);
+  return g.op('ReduceSum', [g.op('Mul', [perExpert, w]), g.i64([0])], { keepdims: 0 });
+}
+
+/** Dense routing: `[N, E]` routing weights (zero off the top-k) and the 0/1 selection mask. */
+export interface Routing {
+  readonly weights: string;
+  readonly mask: string;
+}
+
+/** Scatters top-k `values`/`indices` `[N, k]` into dense `[N, E]` matrices shaped like `like`. */
+export function scatterTopK(g: GraphBuilder, like: string, values: string, indices: string): Routing {
+  const zeros = g.op('Mul', [like, g.f32(0)]);
+  const weights = g.op('ScatterElements', [zeros, indices, values], { axis: 1 });
+  const ones = g.op('Add', [g.op('Mul', [values, g.f32(0)]), g.f32(1)]);
+  return { weights, mask: g.op('ScatterElements', [zeros, indices, ones], { axis: 1 }) };
+}
+
+/** Softmax top-k router (qwen3_moe, mixtral style): `softmax(logits)`, top-k, optionally renormalized. */
+export function softmaxTopK(g: GraphBuilder, logits: string, k: number, normalize: boolean): Routing {
+  const probs = g.op('Softmax', [logits], { axis: -1 });
+  const [values, indices] = g.opMulti('TopK', [probs, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
+  const v = normalize ? g.op('Div', [values!, g.op('ReduceSum', [values!, g.i64([-1])], { keepdims: 1 })]) : values!;
+  return scatterTopK(g, probs, v, indices!);
+}
+
+/** Declares graph output `routed_<layer>`: tokens routed to each expert `[E]` (float counts). */
+export function routedCountOutput(g: GraphBuilder, mask: string, experts: number): void {
+  g.output(g.op('ReduceSum', [mask, g.i64([0])], { keepdims: 0 }), 'routed', OnnxType.float, [experts]);
+}
+
+/** `[B, T, H]` → `[B·T, H]`. */
+export function flatten(g: GraphBuilder, x: string, hidden: number): string {
+  return g.op('Reshape', [x, g.i64([-1, hidden])]);
+}
+
+/** Restores `x [N, H]` to the shape of `like` `[B, T, H]`. */
+export function unflatten(g: GraphBuilder, x: string, like: string): string {
+  return g.op('Reshape', [x, g.op('Shape', [like])]);
+}
