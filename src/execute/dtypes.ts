@@ -52,8 +52,7 @@ export function toFloat32(bytes: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): Flo
     new Uint8Array(out.buffer).set(bytes);
     return out;
   }
-  const src = new Uint16Array(n);
-  new Uint8Array(src.buffer).set(bytes);
+  const src = uint16View(bytes);
   if (dtype === 'BF16') {
     // A bf16 value is the high half of its float32 (little-endian: the odd 16-bit word).
     const half = new Uint16Array(out.buffer);
@@ -62,6 +61,14 @@ export function toFloat32(bytes: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): Flo
   }
   const bits = new Uint32Array(out.buffer);
   for (let i = 0; i < n; i++) bits[i] = f16ToF32Bits(src[i]);
+  return out;
+}
+
+/** The bytes as 16-bit words: a view when aligned, else a copy. */
+export function uint16View(bytes: Uint8Array): Uint16Array {
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
+  const out = new Uint16Array(bytes.byteLength >> 1);
+  new Uint8Array(out.buffer).set(bytes);
   return out;
 }
 

@@ -4,6 +4,7 @@
  */
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer } from './llama-layer.js';
+import { glm4MoeLiteLayer } from './mla-layer.js';
 import { qwen3MoeLayer } from './qwen3-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
@@ -13,6 +14,7 @@ export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, 
 const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder>([
   ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, (w, cfg, layer) => llamaLayer(w, cfg, layer)]),
   ['qwen3_moe', qwen3MoeLayer],
+  ['glm4_moe_lite', glm4MoeLiteLayer],
 ]);
 
 /** model_type values the executor runs. */

@@ -15,6 +15,8 @@ export interface RopeConfig {
   readonly originalMaxPositions: number;
   /** Rotated dimensions per head. */
   readonly dim: number;
+  /** Extra mscale keys of yarn-style configs (`mscale_all_dim`), 0 when absent. */
+  readonly mscaleAllDim: number;
 }
 
 /** A decoder-only model the executor can run. */
@@ -58,7 +60,8 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
   if (type !== 'default' && type !== 'linear' && type !== 'llama3') {
     throw new UnsupportedModelError(`config.json: rope_type "${type}" is not supported by the forward executor (default, linear, llama3 are)`);
   }
-  const partial = typeof raw.partial_rotary_factor === 'number' ? raw.partial_rotary_factor : 1;
+  const partialRaw = params.partial_rotary_factor ?? raw.partial_rotary_factor;
+  const partial = typeof partialRaw === 'number' ? partialRaw : 1;
   return {
     type,
     theta,
@@ -67,6 +70,7 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
     highFreqFactor: typeof params.high_freq_factor === 'number' ? params.high_freq_factor : 4,
     originalMaxPositions: typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : num(raw, 'max_position_embeddings', 2048),
     dim: Math.floor(dim * partial),
+    mscaleAllDim: typeof params.mscale_all_dim === 'number' ? params.mscale_all_dim : 0,
   };
 }
 
@@ -92,7 +96,8 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     attentionBias: raw.attention_bias === true || modelType === 'qwen2',
     mlpBias: raw.mlp_bias === true,
     tieEmbeddings: raw.tie_word_embeddings === true,
-    rope: readRope(raw, headDim),
+    // MLA models rotate only qk_rope_head_dim (their config maps head_dim to it).
+    rope: readRope(raw, typeof raw.qk_rope_head_dim === 'number' ? raw.qk_rope_head_dim : headDim),
     dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16',
     slidingWindow: typeof raw.sliding_window === 'number' && (modelType === 'mistral' || raw.use_sliding_window === true) ? raw.sliding_window : null,
   };

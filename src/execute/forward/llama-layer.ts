@@ -58,21 +58,23 @@ export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: s
 }
 
 /**
- * Builds a decoder layer graph around an MLP builder: the attention half is
- * shared by every llama-style architecture; `mlp` maps the normed hidden
- * state to the MLP output (dense or MoE) and may declare extra outputs.
+ * Builds a decoder layer graph (pre-norm attention and MLP, each with a
+ * residual) around an MLP builder and an attention builder (llama's by
+ * default); `mlp` maps the normed hidden state to the MLP output (dense or
+ * MoE) and may declare extra outputs.
  */
 export async function decoderLayer(
   w: WeightReader,
   cfg: DecoderConfig,
   layer: number,
   mlp: (g: GraphBuilder, p: string, h: string) => Promise<string>,
+  attention: (g: GraphBuilder, p: string, h: string, inp: LayerInputs) => Promise<string> = (g, p, h, inp) => llamaAttention(g, w, cfg, p, h, inp),
 ): Promise<Uint8Array> {
   const p = `model.layers.${layer}`;
   const g = new GraphBuilder();
   const inp = layerInputs(g, cfg.hidden, cfg.rope.dim);
   const h = rmsNorm(g, inp.hidden, await w.vector(`${p}.input_layernorm.weight`), cfg.eps);
-  const x = g.op('Add', [inp.hidden, await llamaAttention(g, w, cfg, p, h, inp)]);
+  const x = g.op('Add', [inp.hidden, await attention(g, p, h, inp)]);
   const h2 = rmsNorm(g, x, await w.vector(`${p}.post_attention_layernorm.weight`), cfg.eps);
   const out = g.op('Add', [x, await mlp(g, p, h2)]);
   g.output(out, 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);

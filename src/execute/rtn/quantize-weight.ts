@@ -3,7 +3,7 @@
  * compute scales (see qparams.ts), quantize and pack, and return the bytes of
  * every tensor compressed-tensors saves for the module.
  */
-import { bf16Bytes, fp8E4m3Bytes, toFloat32 } from '../dtypes.js';
+import { bf16Bytes, fp8E4m3Bytes, toFloat32, uint16View } from '../dtypes.js';
 import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
@@ -28,9 +28,7 @@ export function groupedWeight(rt: GraphRuntime, kernel: WeightKernel, raw: Uint8
   const [n, k] = kernel.shape;
   const [pn, pk] = kernel.view.padded;
   if (rt.decodeBf16InGraph && kernel.dtype === 'BF16' && pn === n && pk === k) {
-    const bits = new Uint16Array(raw.byteLength / 2);
-    new Uint8Array(bits.buffer).set(raw);
-    return { type: 'uint16', data: bits, dims: kernel.view.dims };
+    return { type: 'uint16', data: uint16View(raw), dims: kernel.view.dims };
   }
   const weight = toFloat32(raw, kernel.dtype);
   if (pn === n && pk === k) return f32(weight, kernel.view.dims);

@@ -1,0 +1,132 @@
+/**
+ * Multi-head latent attention (MLA, DeepSeek-V2 style, as glm4_moe_lite and
+ * deepseek_v3 use it) and the glm4_moe_lite decoder layer: queries through
+ * an optional low-rank `q_a_proj → q_a_layernorm → q_b_proj`, keys and values
+ * expanded from a compressed latent (`kv_a_proj_with_mqa → kv_a_layernorm →
+ * kv_b_proj`) plus one shared rotary key, RoPE on the `qk_rope_head_dim`
+ * slice (interleaved pairs when `rope_interleave`). Sparse layers use the
+ * sigmoid group-limited top-k router with `e_score_correction_bias`,
+ * `routed_scaling_factor` and shared experts.
+ */
+import type { GraphBuilder } from '../onnx/graph-builder.js';
+import type { DecoderConfig } from './decoder-config.js';
+import { decoderLayer, gatedMlp, type LayerInputs } from './llama-layer.js';
+import { allExperts, combineExperts, flatten, readExperts, routedCountOutput, scatterTopK, unflatten, type Routing } from './moe.js';
+import { attention, linear, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
+import { expertCount } from './qwen3-moe-layer.js';
+import type { WeightReader } from './weights.js';
+
+/** transformers' RMSNorm default eps, used by the MLA latent norms (built without the config's eps). */
+const LATENT_NORM_EPS = 1e-6;
+
+/** Slices `[start, end)` with `step` on the last axis. */
+function strided(g: GraphBuilder, x: string, start: number, end: number, step: number): string {
+  return g.op('Slice', [x, g.i64([start]), g.i64([end]), g.i64([-1]), g.i64([step])]);
+}
+
+/** Interleaved RoPE: pairs `(x0, x1), (x2, x3)…` rotated by one frequency; output laid out as `[evens', odds']`. */
+function rotaryInterleaved(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
+  const c = strided(g, cos, 0, dim / 2, 1);
+  const s = strided(g, sin, 0, dim / 2, 1);
+  const even = strided(g, x, 0, dim, 2);
+  const odd = strided(g, x, 1, dim, 2);
+  const a = g.op('Sub', [g.op('Mul', [even, c]), g.op('Mul', [odd, s])]);
+  const b = g.op('Add', [g.op('Mul', [odd, c]), g.op('Mul', [even, s])]);
+  return g.op('Concat', [a, b], { axis: -1 });
+}
+
+/** `qk_head_dim ** -0.5`, times yarn's mscale² when the rope config asks for it. */
+function mlaScaling(cfg: DecoderConfig, qkDim: number): number {
+  const base = qkDim ** -0.5;
+  if (cfg.rope.type === 'default' || !cfg.rope.mscaleAllDim || cfg.rope.factor <= 1) return base;
+  const m = 0.1 * cfg.rope.mscaleAllDim * Math.log(cfg.rope.factor) + 1;
+  return base * m * m;
+}
+
+/** MLA self-attention of layer `p` on normed input `h`; returns the o_proj output. */
+export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, raw: Readonly<Record<string, unknown>>, p: string, h: string, inp: LayerInputs): Promise<string> {
+  const a = `${p}.self_attn`;
+  const heads = cfg.heads;
+  const nope = Number(raw.qk_nope_head_dim);
+  const rope = Number(raw.qk_rope_head_dim);
+  const vDim = Number(raw.v_head_dim);
+  const kvRank = Number(raw.kv_lora_rank);
+  const qk = nope + rope;
+  const rotate = (x: string): string => (raw.rope_interleave === false ? rotary(g, x, inp.cos, inp.sin, rope) : rotaryInterleaved(g, x, inp.cos, inp.sin, rope));
+
+  const qFlat = w.hasLinear(`${a}.q_proj`)
+    ? linear(g, h, await w.linear(`${a}.q_proj`))
+    : linear(g, rmsNorm(g, linear(g, h, await w.linear(`${a}.q_a_proj`), await w.optionalVector(`${a}.q_a_proj.bias`)), await w.vector(`${a}.q_a_layernorm.weight`), LATENT_NORM_EPS), await w.linear(`${a}.q_b_proj`));
+  const q = splitHeads(g, qFlat, heads, qk);
+  const query = g.op('Concat', [strided(g, q, 0, nope, 1), rotate(strided(g, q, nope, qk, 1))], { axis: -1 });
+
+  const compressed = linear(g, h, await w.linear(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
+  const latent = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
+  const kRot = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
+  const kv = splitHeads(g, linear(g, latent, await w.linear(`${a}.kv_b_proj`)), heads, nope + vDim);
+  const key = g.op('Concat', [strided(g, kv, 0, nope, 1), g.op('Expand', [kRot, g.i64([1, heads, 1, 1])])], { axis: -1 });
+  const value = strided(g, kv, nope, nope + vDim, 1);
+  const out = attention(g, query, key, value, inp.mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
+  return linear(g, out, await w.linear(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
+}
+
+/**
+ * DeepSeek-V3 style router: `sigmoid(logits)`; experts chosen by score +
+ * `e_score_correction_bias` within the `topk_group` best of `n_group` groups
+ * (a group scores the sum of its two best); weights are the plain sigmoid
+ * scores of the chosen experts, optionally renormalized, times
+ * `routed_scaling_factor`.
+ */
+export function sigmoidGroupTopK(g: GraphBuilder, logits: string, bias: Float32Array | undefined, raw: Readonly<Record<string, unknown>>, experts: number): Routing {
+  const k = Number(raw.num_experts_per_tok);
+  const groups = typeof raw.n_group === 'number' ? raw.n_group : 1;
+  const topkGroup = typeof raw.topk_group === 'number' ? raw.topk_group : 1;
+  const scaling = typeof raw.routed_scaling_factor === 'number' ? raw.routed_scaling_factor : 1;
+  const scores = g.op('Sigmoid', [logits]);
+  let choice = bias ? g.op('Add', [scores, weightConst(g, bias, [experts])]) : scores;
+  if (groups > 1) {
+    const perGroup = experts / groups;
+    const grouped = g.op('Reshape', [choice, g.i64([-1, groups, perGroup])]);
+    const [best2] = g.opMulti('TopK', [grouped, g.i64([2])], 2, { axis: -1 });
+    const groupScores = g.op('ReduceSum', [best2!, g.i64([-1])], { keepdims: 0 });
+    const [, groupIdx] = g.opMulti('TopK', [groupScores, g.i64([topkGroup])], 2, { axis: -1 });
+    const groupMask = scatterTopK(g, groupScores, g.op('Add', [g.op('Mul', [g.op('Cast', [groupIdx!], { to: 1 }), g.f32(0)]), g.f32(1)]), groupIdx!).weights;
+    const expertMask = g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [groupMask, g.i64([-1])]), g.i64([1, 1, perGroup])]), g.i64([-1, experts])]);
+    choice = g.op('Where', [g.op('Greater', [expertMask, g.f32(0)]), choice, g.f32(-Infinity)]);
+  }
+  const [, indices] = g.opMulti('TopK', [choice, g.i64([k])], 2, { axis: -1 });
+  let weights = g.op('GatherElements', [scores, indices!], { axis: 1 });
+  if (raw.norm_topk_prob === true) weights = g.op('Div', [weights, g.op('Add', [g.op('ReduceSum', [weights, g.i64([-1])], { keepdims: 1 }), g.f32(1e-20)])]);
+  weights = g.op('Mul', [weights, g.f32(scaling)]);
+  return scatterTopK(g, scores, weights, indices!);
+}
+
+/** Whether layer `layer` of a glm4_moe_lite / deepseek_v3 config is sparse. */
+export function mlaSparseLayer(raw: Readonly<Record<string, unknown>>, layer: number): boolean {
+  if (Array.isArray(raw.mlp_layer_types)) return raw.mlp_layer_types[layer] === 'sparse';
+  const firstDense = typeof raw.first_k_dense_replace === 'number' ? raw.first_k_dense_replace : 1;
+  return layer >= firstDense;
+}
+
+/** Builds glm4_moe_lite layer `layer`. */
+export function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>): Promise<Uint8Array> {
+  const attn = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> => mlaAttention(g, w, cfg, raw, p, h, inp);
+  if (!mlaSparseLayer(raw, layer)) return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), attn);
+  const experts = expertCount(raw);
+  const inter = Number(raw.moe_intermediate_size);
+  return decoderLayer(
+    w,
+    cfg,
+    layer,
+    async (g, p, h) => {
+      const m = `${p}.mlp`;
+      const x = flatten(g, h, cfg.hidden);
+      const routing = sigmoidGroupTopK(g, linear(g, x, await w.linear(`${m}.gate`)), await w.optionalVector(`${m}.gate.e_score_correction_bias`), raw, experts);
+      const routed = combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, cfg.hidden, inter)), routing.weights);
+      routedCountOutput(g, routing.mask, experts);
+      const shared = await gatedMlp(g, w, `${m}.shared_experts`, h, false);
+      return g.op('Add', [unflatten(g, routed, h), shared]);
+    },
+    attn,
+  );
+}
