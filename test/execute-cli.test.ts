@@ -35,6 +35,23 @@ describe('quantc apply', () => {
     }
   });
 
+  test('a .qr recipe gives the same checkpoint as llm-compressor', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'glm4_moe_lite', 'base'));
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    await writeFile(
+      join(cwd, 'r.qr'),
+      'recipe "glm-nvfp4a16" version "1.0.0"\n\nstage quant {\n  QuantizationModifier {\n    targets = [Linear]\n    scheme  = NVFP4A16\n    ignore  = ["lm_head", re".*mlp\\.gate$"]\n  }\n}\n',
+    );
+    const io = memoryIo(cwd);
+    expect(await main(['apply', 'r.qr', '--model', modelDir, '--out', 'out'], io)).toBe(0);
+    const refDir = join(DATAFREE, 'glm4_moe_lite', 'NVFP4A16');
+    const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    const ref = await readRefTensors(refDir);
+    expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
+    for (const [name, r] of ref) expect(Buffer.compare(Buffer.from(got.get(name)!.bytes), Buffer.from(r.bytes)), name).toBe(0);
+    expect(await readFile(join(cwd, 'out', 'config.json'), 'utf8')).toBe(await readFile(join(refDir, 'config.json'), 'utf8'));
+  });
+
   test('a saved plan runs, and is refused once the model config changed', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
