@@ -130,19 +130,38 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Packs int8 zero points `[N, G]` into int32 along dim 0, as `pack_to_int32(..., packed_dim=0)`. */
-function packZeroPoints(zp: Float32Array, n: number, groups: number, bits: number): Int32Array {
-  const per = 32 / bits;
-  const rows = Math.ceil(n / per);
-  const out = new Int32Array(rows * groups);
+/**
+ * Packs `rows × cols` signed `bits`-bit values into int32 words per row as
+ * compressed-tensors `pack_to_int32` does: offset to unsigned, element c at
+ * bit c·bits of the row (a value may straddle two words), ceil(cols·bits/32)
+ * words per row.
+ */
+export function packInt32(values: ArrayLike<number>, rows: number, cols: number, bits: number): Int32Array {
+  const words = Math.ceil((cols * bits) / 32);
+  const out = new Int32Array(rows * words);
   const offset = 1 << (bits - 1);
-  for (let g = 0; g < groups; g++) {
-    for (let r = 0; r < n; r++) {
-      const v = (zp[r * groups + g] + offset) & ((1 << bits) - 1);
-      const word = Math.floor(r / per);
-      out[word * groups + g] |= v << ((r % per) * bits);
+  const mask = (1 << bits) - 1;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const v = (values[r * cols + c] + offset) & mask;
+      const pos = c * bits;
+      const w = r * words + (pos >>> 5);
+      const shift = pos & 31;
+      out[w] |= v << shift;
+      if (shift + bits > 32) out[w + 1] |= v >>> (32 - shift);
     }
   }
+  return out;
+}
+
+/** Packs zero points `[N, G]` into int32 along dim 0, as `pack_to_int32(..., packed_dim=0)`: `[ceil(N·bits/32), G]`. */
+function packZeroPoints(zp: Float32Array, n: number, groups: number, bits: number): Int32Array {
+  const transposed = new Float32Array(n * groups);
+  for (let r = 0; r < n; r++) for (let g = 0; g < groups; g++) transposed[g * n + r] = zp[r * groups + g];
+  const packed = packInt32(transposed, groups, n, bits);
+  const words = packed.length / groups;
+  const out = new Int32Array(packed.length);
+  for (let g = 0; g < groups; g++) for (let w = 0; w < words; w++) out[w * groups + g] = packed[g * words + w];
   return out;
 }
 
@@ -182,7 +201,15 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       const feeds: Record<string, RawTensor> = { s: f32(scale, sd) };
       if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
       const asymmetric = zeroPoint !== null;
-      if (kernel.format === 'pack-quantized') {
+      if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
+        // Widths that straddle words (3, 5, 6, 7 bits): quantize in the graph, pack here.
+        const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
+        result.set('weight_packed', bytesOf(packInt32(q.data as Int8Array, n, k, args.num_bits)));
+        result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+        if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
+          result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
+        }
+      } else if (kernel.format === 'pack-quantized') {
         const per = 32 / args.num_bits;
         feeds.pshape = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / per), BigInt(per)]), dims: [3] };
         const q = await run(`int${args.num_bits}p${asymmetric ? 'a' : 's'}`, { ...base, pack: true, asymmetric }, feeds);

@@ -118,7 +118,6 @@ export function planWeightKernel(scheme: QuantizationScheme, shape: readonly num
   switch (format) {
     case 'pack-quantized': {
       const bits = args.num_bits;
-      if (32 % bits !== 0) throw new UnsupportedSchemeError(`${bits}-bit packing is not supported yet (2, 4 and 8 bits are)`);
       const list = [out('weight_packed', 'I32', [n, Math.ceil((k * bits) / 32)]), out('weight_scale', scaleDtype, view.scaleShape), out('weight_shape', 'I64', [2])];
       if (!args.symmetric && (args.strategy === 'group' || args.strategy === 'channel')) {
         list.push(out('weight_zero_point', 'I32', [Math.ceil((n * bits) / 32), view.scaleShape[1] ?? 1]));
