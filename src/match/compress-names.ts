@@ -22,9 +22,26 @@ export interface NameGroup {
 interface Row {
   /** Per component: the set of values (first-seen order). */
   readonly cols: readonly (readonly string[])[];
+  /** Per component: the interned id of that set, so grouping keys are short. */
+  readonly ids: readonly number[];
   readonly first: number;
   readonly count: number;
   readonly key: string;
+}
+
+/** Interns value sets to small integers for the duration of one `compressNames` call. */
+class SetIds {
+  private readonly ids = new Map<string, number>();
+
+  of(set: readonly string[]): number {
+    const k = set.length === 1 ? set[0]! : set.join('\u0001');
+    let id = this.ids.get(k);
+    if (id === undefined) {
+      id = this.ids.size;
+      this.ids.set(k, id);
+    }
+    return id;
+  }
 }
 
 /** How far `compressNames` may merge. */
@@ -42,12 +59,13 @@ export interface CompressOptions {
  * must not share a group (e.g. different classes); default: none.
  */
 export function compressNames(names: readonly string[], keyOf: (i: number) => string = () => '', options: CompressOptions = {}): NameGroup[] {
-  let rows: Row[] = names.map((n, i) => ({ cols: n.split('.').map((c) => [c]), first: i, count: 1, key: keyOf(i) }));
-  const maxDepth = rows.reduce((m, r) => Math.max(m, r.cols.length), 0);
+  const sets = new SetIds();
+  const maxDepth = names.reduce((m, n) => Math.max(m, depthOf(n)), 0);
+  let rows = firstPass(names, keyOf, maxDepth, sets);
   for (let changed = true; changed; ) {
     changed = false;
     for (let c = maxDepth - 1; c >= 0; c--) {
-      const merged = mergeColumn(rows, c, options.wordsOnlyLast === true);
+      const merged = mergeColumn(rows, c, options.wordsOnlyLast === true, sets);
       if (merged.length < rows.length) changed = true;
       rows = merged;
     }
@@ -57,8 +75,53 @@ export function compressNames(names: readonly string[], keyOf: (i: number) => st
     .map((r) => ({ pattern: r.cols.map(renderSet).join('.'), count: r.count, first: r.first, key: r.key }));
 }
 
+function depthOf(name: string): number {
+  let d = 1;
+  for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) d++;
+  return d;
+}
+
+function rowOf(cols: string[][], first: number, count: number, key: string, sets: SetIds): Row {
+  return { cols, ids: cols.map((c) => sets.of(c)), first, count, key };
+}
+
+/**
+ * The first merge (last column of the deepest names) done on the strings
+ * themselves: names sharing everything before their last dot become one
+ * row. Equivalent to `mergeColumn(rows, maxDepth - 1)` on one row per name,
+ * without allocating those ~100k rows.
+ */
+function firstPass(names: readonly string[], keyOf: (i: number) => string, maxDepth: number, sets: SetIds): Row[] {
+  const shorter: Row[] = [];
+  const groups = new Map<string, { prefix: string; key: string; first: number; lasts: string[] }>();
+  names.forEach((n, i) => {
+    const key = keyOf(i);
+    if (maxDepth < 2 || depthOf(n) < maxDepth) {
+      shorter.push(rowOf(n.split('.').map((c) => [c]), i, 1, key, sets));
+      return;
+    }
+    const dot = n.lastIndexOf('.');
+    const prefix = n.slice(0, dot);
+    const k = `${key}\u0000${prefix}`;
+    const g = groups.get(k);
+    if (g) g.lasts.push(n.slice(dot + 1));
+    else groups.set(k, { prefix, key, first: i, lasts: [n.slice(dot + 1)] });
+  });
+  const out = shorter;
+  for (const g of groups.values()) {
+    const head = g.prefix.split('.').map((c) => [c]);
+    if (g.lasts.length === 1 || new Set(g.lasts).size !== g.lasts.length) {
+      // Duplicate names never merge (their sets would not be disjoint).
+      g.lasts.forEach((last, j) => out.push(rowOf([...head, [last]], j === 0 ? g.first : names.indexOf(`${g.prefix}.${last}`, g.first + 1), 1, g.key, sets)));
+    } else {
+      out.push(rowOf([...head, g.lasts], g.first, g.lasts.length, g.key, sets));
+    }
+  }
+  return out;
+}
+
 /** Merges rows equal everywhere except column `c` (rows shorter than `c + 1` are kept). */
-function mergeColumn(rows: readonly Row[], c: number, wordsOnlyLast: boolean): Row[] {
+function mergeColumn(rows: readonly Row[], c: number, wordsOnlyLast: boolean, sets: SetIds): Row[] {
   const groups = new Map<string, Row[]>();
   const out: Row[] = [];
   for (const r of rows) {
@@ -66,7 +129,8 @@ function mergeColumn(rows: readonly Row[], c: number, wordsOnlyLast: boolean): R
       out.push(r);
       continue;
     }
-    const k = `${r.key}\u0000${r.cols.length}\u0000${r.cols.map((s, i) => (i === c ? '' : s.join('\u0001'))).join('\u0002')}`;
+    let k = `${r.key}\u0000${r.cols.length}`;
+    for (let i = 0; i < r.ids.length; i++) k += i === c ? ',' : `,${r.ids[i]}`;
     const g = groups.get(k);
     if (g) g.push(r);
     else groups.set(k, [r]);
@@ -98,7 +162,8 @@ function mergeColumn(rows: readonly Row[], c: number, wordsOnlyLast: boolean): R
       continue;
     }
     const cols = g[0]!.cols.map((s, i) => (i === c ? values : s));
-    out.push({ cols, first: g.reduce((m, r) => Math.min(m, r.first), Infinity), count: g.reduce((s, r) => s + r.count, 0), key: g[0]!.key });
+    const ids = g[0]!.ids.map((id, i) => (i === c ? sets.of(values) : id));
+    out.push({ cols, ids, first: g.reduce((m, r) => Math.min(m, r.first), Infinity), count: g.reduce((s, r) => s + r.count, 0), key: g[0]!.key });
   }
   return out;
 }
