@@ -2,7 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { roundBf16, toFloat32, fp8E4m3Bytes } from '../src/execute/dtypes.js';
+import { f16Bytes, roundBf16, roundF16, toFloat32, fp8E4m3Bytes } from '../src/execute/dtypes.js';
 import { dumpPyJson, parsePyJson } from '../src/execute/python-json.js';
 import { roundFp8E4m3 } from '../src/execute/rtn/qparams.js';
 import { quantizeGraph } from '../src/execute/rtn/graphs.js';
@@ -97,6 +97,17 @@ describe('float formats', () => {
     expect(roundBf16(-(1 + 2 ** -7 + 2 ** -9))).toBe(-(1 + 2 ** -7));
     expect([...toFloat32(Uint8Array.of(0x80, 0x3f, 0x00, 0xc0), 'BF16')]).toEqual([1, -2]);
     expect([...toFloat32(Uint8Array.of(0x00, 0x3c, 0x01, 0x00), 'F16')]).toEqual([1, 2 ** -24]);
+  });
+
+  test('f16 rounding is round-to-nearest-even with subnormals and overflow', () => {
+    expect(roundF16(1 + 2 ** -11)).toBe(1);
+    expect(roundF16(1 + 3 * 2 ** -11)).toBe(1 + 2 ** -9);
+    expect(roundF16(-(2 ** -25))).toBe(-0);
+    expect(roundF16(3 * 2 ** -26)).toBe(2 ** -24);
+    expect(roundF16(65504)).toBe(65504);
+    expect(roundF16(65519)).toBe(65504);
+    expect(roundF16(65520)).toBe(Infinity);
+    expect([...f16Bytes(Float32Array.of(1, -2, 2 ** -24, 65504))]).toEqual([0x00, 0x3c, 0x00, 0xc0, 0x01, 0x00, 0xff, 0x7b]);
   });
 
   test('TypeScript FP8 E4M3 rounding and encoding agree with onnxruntime\'s Cast', async () => {

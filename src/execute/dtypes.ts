@@ -38,6 +38,39 @@ export function roundBf16(x: number): number {
   return f32[0];
 }
 
+/** Rounds a float32 value to the nearest float16 (ties to even, overflow to ±Infinity, subnormals kept). */
+export function roundF16(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const a = Math.abs(x);
+  if (a >= 65520) return x > 0 ? Infinity : -Infinity;
+  const e = Math.max(Math.floor(Math.log2(a)), -14);
+  // Correct log2's rounding at exact powers of two.
+  const exp = 2 ** e > a && e > -14 ? e - 1 : 2 ** (e + 1) <= a ? e + 1 : e;
+  const step = 2 ** (exp - 10);
+  const q = a / step;
+  const f = Math.floor(q);
+  const d = q - f;
+  const r = (d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f) * step;
+  return x < 0 ? -r : r;
+}
+
+/** Narrows float32 values (exactly representable in float16) to raw f16 bytes. */
+export function f16Bytes(values: Float32Array): Uint8Array {
+  const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const bits = u[i];
+    const sign = (bits >>> 16) & 0x8000;
+    const exp = ((bits >>> 23) & 0xff) - 127;
+    const man = bits & 0x7fffff;
+    if ((bits & 0x7fffffff) === 0) out[i] = sign;
+    else if (exp === 128) out[i] = sign | 0x7c00 | (man ? 0x200 : 0);
+    else if (exp >= -14) out[i] = sign | ((exp + 15) << 10) | (man >>> 13);
+    else out[i] = sign | Math.round(Math.abs(values[i]) * 2 ** 24);
+  }
+  return new Uint8Array(out.buffer);
+}
+
 /** The bfloat16 bit pattern of a value already representable in bfloat16. */
 export function bf16Bits(x: number): number {
   f32[0] = x;

@@ -15,6 +15,7 @@ export const OnnxType = {
   int32: 6,
   int64: 7,
   bool: 9,
+  float16: 10,
   uint32: 12,
   bfloat16: 16,
   float8e4m3fn: 17,

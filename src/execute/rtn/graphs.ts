@@ -90,7 +90,8 @@ export function quantizeGraph(o: QuantizeGraphOptions): Uint8Array {
   const w = weightInput(g, o.input, dims);
   const s = g.input('s', OnnxType.float, sdims);
   // Round to the weight dtype where PyTorch's result dtype is the weight dtype.
-  const toDtype = (v: string): string => (o.dtype === 'BF16' ? g.op('Cast', [g.op('Cast', [v], { to: OnnxType.bfloat16 })], { to: OnnxType.float }) : v);
+  const narrow = o.dtype === 'BF16' ? OnnxType.bfloat16 : o.dtype === 'F16' ? OnnxType.float16 : null;
+  const toDtype = (v: string): string => (narrow === null ? v : g.op('Cast', [g.op('Cast', [v], { to: narrow })], { to: OnnxType.float }));
   let scaled: string;
   if (o.kind === 'nvfp4') {
     const gs = g.input('gs', OnnxType.float, [1]);

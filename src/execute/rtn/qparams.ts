@@ -6,7 +6,7 @@
  * These arrays hold one value per group, so they are computed here rather
  * than in an ONNX graph.
  */
-import { roundBf16 } from '../dtypes.js';
+import { roundBf16, roundF16 } from '../dtypes.js';
 import type { WeightDtype } from './weight-kernel.js';
 
 /** Rounds a float32 result to the weight dtype. */
@@ -14,7 +14,9 @@ export type Rounder = (x: number) => number;
 
 /** The rounding function and `torch.finfo(dtype)` facts for a weight dtype. */
 export function dtypeFacts(dtype: WeightDtype): { round: Rounder; eps: number; tiny: number } {
-  return dtype === 'BF16' ? { round: roundBf16, eps: 2 ** -7, tiny: 2 ** -126 } : { round: Math.fround, eps: 2 ** -23, tiny: 2 ** -126 };
+  if (dtype === 'BF16') return { round: roundBf16, eps: 2 ** -7, tiny: 2 ** -126 };
+  if (dtype === 'F16') return { round: roundF16, eps: 2 ** -10, tiny: 2 ** -14 };
+  return { round: Math.fround, eps: 2 ** -23, tiny: 2 ** -126 };
 }
 
 /** Round half to even, as `torch.round`. */
@@ -93,6 +95,18 @@ function roundToPower2(x: number, dtype: WeightDtype): number {
   buf.setFloat32(0, x, true);
   const bits = buf.getUint32(0, true);
   // Keep sign and exponent after adding half of the bits below FP4's one mantissa bit.
+  if (dtype === 'F16') {
+    // float16: add half of the bits below FP4's one mantissa bit (1 << 8), keep sign and exponent.
+    if (x === 0) return 0;
+    const e = Math.max(Math.floor(Math.log2(x)), -15);
+    const exp = 2 ** e > x ? e - 1 : 2 ** (e + 1) <= x ? e + 1 : e;
+    if (exp < -14) {
+      // Subnormal: the exponent field is zero, so masking leaves zero unless the addition carries into it.
+      return x + 2 ** -16 >= 2 ** -14 ? 2 ** -14 : 0;
+    }
+    const mantissa = Math.round((x / 2 ** exp - 1) * 1024);
+    return mantissa + 256 >= 1024 ? 2 ** (exp + 1) : 2 ** exp;
+  }
   const masked = dtype === 'BF16' ? (((bits >>> 16) + (1 << 5)) & 0xff80) << 16 : ((bits + (1 << 21)) & 0xff800000) >>> 0;
   buf.setUint32(0, masked >>> 0, true);
   return buf.getFloat32(0, true);

@@ -3,7 +3,7 @@
  * compute scales (see qparams.ts), quantize and pack, and return the bytes of
  * every tensor compressed-tensors saves for the module.
  */
-import { bf16Bytes, fp8E4m3Bytes, toFloat32, uint16View } from '../dtypes.js';
+import { bf16Bytes, f16Bytes, fp8E4m3Bytes, toFloat32, uint16View } from '../dtypes.js';
 import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
@@ -262,5 +262,6 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
 }
 
 function scaleBytes(scale: Float32Array, kernel: WeightKernel): Uint8Array {
-  return kernel.dtype === 'BF16' ? bf16Bytes(scale) : bytesOf(scale);
+  if (kernel.dtype === 'BF16') return bf16Bytes(scale);
+  return kernel.dtype === 'F16' ? f16Bytes(scale) : bytesOf(scale);
 }

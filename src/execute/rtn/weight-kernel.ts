@@ -8,7 +8,7 @@ import type { QuantizationArgs, QuantizationScheme } from '../../ir/types.js';
 import { DTYPE_BYTES, type SafetensorsDtype } from '../dtypes.js';
 
 /** The float dtypes a quantized weight may have on input. */
-export type WeightDtype = 'BF16' | 'F32';
+export type WeightDtype = 'BF16' | 'F16' | 'F32';
 
 /** The numeric recipe for one weight. */
 export type KernelKind = 'int' | 'fp8' | 'mxfp4' | 'mxfp8' | 'nvfp4';
@@ -101,7 +101,7 @@ export function planWeightKernel(scheme: QuantizationScheme, shape: readonly num
   const args = scheme.weights;
   if (!args) throw new UnsupportedSchemeError('scheme has no weights quantization');
   if (shape.length !== 2) throw new UnsupportedSchemeError(`expected a 2-D weight, got shape [${shape.join(', ')}]`);
-  if (dtype !== 'BF16' && dtype !== 'F32') throw new UnsupportedSchemeError(`weights of dtype ${dtype} are not supported yet (bf16 and fp32 are)`);
+  if (dtype !== 'BF16' && dtype !== 'F16' && dtype !== 'F32') throw new UnsupportedSchemeError(`weights of dtype ${dtype} cannot be quantized (bf16, fp16 and fp32 can)`);
   if (args.dynamic !== false) throw new UnsupportedSchemeError('dynamic weight quantization is not supported');
   if (args.actorder) throw new UnsupportedSchemeError('activation ordering needs GPTQ calibration');
   for (const a of [scheme.input_activations, scheme.output_activations]) {
