@@ -23,6 +23,8 @@ export interface ForwardRefs {
 export interface TextRefs {
   readonly text_ids: number[];
   readonly input_ids_routed: Record<string, number[]>;
+  /** Router bias the reference set on every MoE layer (glm4_moe_lite_grouped), or null. */
+  readonly e_score_correction_bias?: number[] | null;
   readonly perplexity: Record<string, Record<string, number>>;
 }
 

@@ -18,6 +18,7 @@ function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
 
 const TEXT = join(CALIBRATION, 'text.txt');
 const refs = await textRefs('llama');
+const allRefs = Object.fromEntries(await Promise.all(['llama', 'qwen3_moe', 'glm4_moe_lite'].map(async (m) => [m, await textRefs(m)] as const)));
 
 describe('tokenizer', () => {
   test("tokenizer.json encodes the text as transformers' tokenizers does (no special tokens)", async () => {
@@ -32,15 +33,17 @@ describe('perplexity matches transformers 5.17', () => {
     expect(windows([1, 2, 3, 4, 5, 6, 7], 2, 2)).toEqual([[[1, 2], [3, 4]], [[5, 6]]]);
   });
 
-  for (const [variant, bySeq] of Object.entries(refs.perplexity)) {
-    test(`llama ${variant}`, async () => {
-      const model = await ForwardModel.open(await modelWithTokenizer('llama', variant));
-      for (const [seq, expected] of Object.entries(bySeq)) {
-        const r = await perplexity(model, refs.text_ids, Number(seq), 4);
-        expect(Math.abs(r.perplexity - expected) / expected, `seq ${seq}`).toBeLessThan(1e-5);
-        expect(r.predicted).toBe(Math.floor(refs.text_ids.length / Number(seq)) * (Number(seq) - 1));
-      }
-    });
+  for (const [name, modelRefs] of Object.entries(allRefs)) {
+    for (const [variant, bySeq] of Object.entries(modelRefs.perplexity)) {
+      test(`${name} ${variant}`, async () => {
+        const model = await ForwardModel.open(await modelWithTokenizer(name, variant));
+        for (const [seq, expected] of Object.entries(bySeq)) {
+          const r = await perplexity(model, modelRefs.text_ids, Number(seq), 4);
+          expect(Math.abs(r.perplexity - expected) / expected, `seq ${seq}`).toBeLessThan(1e-5);
+          expect(r.predicted).toBe(Math.floor(modelRefs.text_ids.length / Number(seq)) * (Number(seq) - 1));
+        }
+      });
+    }
   }
 });
 

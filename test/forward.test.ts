@@ -1,7 +1,8 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ForwardModel } from '../src/execute/forward/executor.js';
+import { openCheckpoint } from '../src/execute/safetensors-reader.js';
 import { perplexity } from '../src/execute/calibrate/perplexity.js';
 import { forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
 
@@ -10,7 +11,21 @@ const CASES: Record<string, { model: string; overrides?: Record<string, unknown>
   llama: { model: 'llama' },
   qwen3_moe: { model: 'qwen3_moe' },
   qwen3_moe_norm_topk: { model: 'qwen3_moe', overrides: { norm_topk_prob: true } },
+  glm4_moe_lite: { model: 'glm4_moe_lite' },
+  glm4_moe_lite_grouped: { model: 'glm4_moe_lite', overrides: { n_group: 2, topk_group: 1 } },
 };
+
+/** Writes `values` (float32) into every router's e_score_correction_bias of the checkpoint in `dir`. */
+async function patchBias(dir: string, values: readonly number[]): Promise<void> {
+  const index = await openCheckpoint(dir);
+  for (const entry of index.tensors.values()) {
+    if (!entry.name.endsWith('.e_score_correction_bias')) continue;
+    expect(entry.dtype).toBe('F32');
+    const fh = await open(entry.file, 'r+');
+    await fh.write(new Uint8Array(Float32Array.from(values).buffer), 0, entry.byteLength, entry.offset);
+    await fh.close();
+  }
+}
 
 async function openCase(name: string): Promise<ForwardModel> {
   const { model, overrides } = CASES[name]!;
@@ -19,6 +34,8 @@ async function openCase(name: string): Promise<ForwardModel> {
     const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, ...overrides }));
   }
+  const bias = (await textRefs(name)).e_score_correction_bias;
+  if (bias) await patchBias(dir, bias);
   return ForwardModel.open(dir);
 }
 
