@@ -20,14 +20,14 @@ import { benchMatch } from './match.js';
 import { benchModelLoad } from './model.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = `${ROOT}bin/quantc.js`;
+const BIN = `${ROOT}dist/cli/quantc.js`;
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Wall times of `node bin/quantc.js ARGS`, each in a fresh process. */
+/** Wall times of `node dist/cli/quantc.js ARGS`, each in a fresh process. */
 function cliWall(args: readonly string[], runs: number): { median: number; min: number; exit: number } {
   const times: number[] = [];
   let exit = 0;
