@@ -111,11 +111,18 @@ function unquantizedSlices(job: ApplyJob, index: CheckpointIndex, quantized: Rea
   return items;
 }
 
-async function processUnit(rt: GraphRuntime, unit: Unit, write: (name: string, bytes: Uint8Array) => Promise<void>): Promise<number> {
+function readUnit(unit: Unit): Promise<Uint8Array[]> {
+  const reads = Promise.all(unit.modules.map((m) => readWeight(m.source)));
+  // Awaited later; a failure must not surface as an unhandled rejection meanwhile.
+  reads.catch(() => undefined);
+  return reads;
+}
+
+async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Array[], write: (name: string, bytes: Uint8Array) => Promise<void>): Promise<number> {
   let bytesRead = 0;
   const loaded: { m: PlannedModule; grouped: ReturnType<typeof groupedWeight>; stats: WeightStats }[] = [];
-  for (const m of unit.modules) {
-    const raw = await readWeight(m.source);
+  for (const [i, m] of unit.modules.entries()) {
+    const raw = raws[i];
     bytesRead += raw.byteLength;
     const grouped = groupedWeight(rt, m.kernel, raw);
     loaded.push({ m, grouped, stats: await observeWeight(rt, m.kernel, grouped) });
@@ -175,12 +182,19 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   let weightBytes = 0;
   try {
     let done = 0;
+    // The next unit's weights are read while the current one is quantized.
+    const units = items.flatMap((i) => ('unit' in i ? [i.unit] : []));
+    let nextUnit = 0;
+    let pending = units.length > 0 ? readUnit(units[0]) : null;
     for (const item of items) {
       if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
       else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
       else {
         const t0 = performance.now();
-        const read = await processUnit(rt, item.unit, (n, b) => writer.write(n, b));
+        const raws = await pending!;
+        nextUnit++;
+        pending = nextUnit < units.length ? readUnit(units[nextUnit]) : null;
+        const read = await processUnit(rt, item.unit, raws, (n, b) => writer.write(n, b));
         weightSeconds += (performance.now() - t0) / 1000;
         weightBytes += read;
         for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: modules.length, name: m.name, bytesRead: read });

@@ -71,12 +71,6 @@ export function f16Bytes(values: Float32Array): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-/** The bfloat16 bit pattern of a value already representable in bfloat16. */
-export function bf16Bits(x: number): number {
-  f32[0] = x;
-  return u32[0] >>> 16;
-}
-
 /** Widens raw little-endian bf16 or f16 or f32 bytes to float32 values. */
 export function toFloat32(bytes: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): Float32Array {
   const n = bytes.byteLength / DTYPE_BYTES[dtype];

@@ -3,16 +3,16 @@
  * listed here cannot be run (an error naming the ones that can).
  */
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
-import { llamaLayer } from './llama-layer.js';
+import { llamaLayer, type LayerOptions } from './llama-layer.js';
 import { glm4MoeLiteLayer } from './mla-layer.js';
 import { qwen3MoeLayer } from './qwen3-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
 /** Builds the ONNX graph of one decoder layer. */
-export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>) => Promise<Uint8Array>;
+export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options?: LayerOptions) => Promise<Uint8Array>;
 
 const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder>([
-  ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, (w, cfg, layer) => llamaLayer(w, cfg, layer)]),
+  ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, (w, cfg, layer, _raw, options) => llamaLayer(w, cfg, layer, options)]),
   ['qwen3_moe', qwen3MoeLayer],
   ['glm4_moe_lite', glm4MoeLiteLayer],
 ]);

@@ -12,6 +12,7 @@ import { openCheckpoint } from '../safetensors-reader.js';
 import { readDecoderConfig, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { headGraph, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
+import type { ExpertObservation } from './observe.js';
 import { ropeTables } from './rope.js';
 import { WeightReader } from './weights.js';
 
@@ -33,6 +34,8 @@ export interface RunOptions {
   readonly onLayer?: LayerObserver;
   /** Called when a layer's graph is built and about to run (progress). */
   readonly onLayerStart?: (layer: number, layers: number) => void;
+  /** Build the graphs with input observers (`min:`/`max:` outputs, see observe.ts), experts observing all or routed tokens. */
+  readonly observe?: ExpertObservation;
 }
 
 const MASK_MIN = -3.4028234663852886e38;
@@ -99,7 +102,7 @@ export class ForwardModel {
     let current = hidden;
     for (let layer = 0; layer < this.config.layers; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
-      const bytes = await this.layerBuilder(this.weights, this.config, layer, this.raw);
+      const bytes = await this.layerBuilder(this.weights, this.config, layer, this.raw, { observe: options.observe });
       const runtime = new GraphRuntime(this.device);
       try {
         const next: HiddenBatch[] = [];

@@ -7,8 +7,14 @@
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
+import { enableObservers, observeInput, type ExpertObservation } from './observe.js';
 import { attention, linear, rmsNorm, rotary, silu, splitHeads } from './ops.js';
 import type { WeightReader } from './weights.js';
+
+/** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
+export interface LayerOptions {
+  readonly observe?: ExpertObservation;
+}
 
 /** Names of the standard layer graph inputs, declared on `g`. */
 export interface LayerInputs {
@@ -35,6 +41,7 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
     const bias = cfg.attentionBias ? await w.optionalVector(`${a}.${name}.bias`) : undefined;
     return splitHeads(g, linear(g, h, await w.linear(`${a}.${name}`), bias), heads, cfg.headDim);
   };
+  observeInput(g, [`${a}.q_proj`, `${a}.k_proj`, `${a}.v_proj`], h);
   let q = await proj('q_proj', cfg.heads);
   let k = await proj('k_proj', cfg.kvHeads);
   const v = await proj('v_proj', cfg.kvHeads);
@@ -45,6 +52,7 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   q = rotary(g, q, inp.cos, inp.sin, cfg.rope.dim);
   k = rotary(g, k, inp.cos, inp.sin, cfg.rope.dim);
   const out = attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
+  observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, out, await w.linear(`${a}.o_proj`), oBias);
 }
@@ -52,9 +60,12 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
 /** `down(silu(gate(h)) * up(h))` of the MLP module `m`. */
 export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: string, bias: boolean): Promise<string> {
   const b = async (name: string): Promise<Float32Array | undefined> => (bias ? w.optionalVector(`${m}.${name}.bias`) : undefined);
+  observeInput(g, [`${m}.gate_proj`, `${m}.up_proj`], h);
   const gate = linear(g, h, await w.linear(`${m}.gate_proj`), await b('gate_proj'));
   const up = linear(g, h, await w.linear(`${m}.up_proj`), await b('up_proj'));
-  return linear(g, g.op('Mul', [silu(g, gate), up]), await w.linear(`${m}.down_proj`), await b('down_proj'));
+  const act = g.op('Mul', [silu(g, gate), up]);
+  observeInput(g, [`${m}.down_proj`], act);
+  return linear(g, act, await w.linear(`${m}.down_proj`), await b('down_proj'));
 }
 
 /**
@@ -69,9 +80,11 @@ export async function decoderLayer(
   layer: number,
   mlp: (g: GraphBuilder, p: string, h: string) => Promise<string>,
   attention: (g: GraphBuilder, p: string, h: string, inp: LayerInputs) => Promise<string> = (g, p, h, inp) => llamaAttention(g, w, cfg, p, h, inp),
+  options: LayerOptions = {},
 ): Promise<Uint8Array> {
   const p = `model.layers.${layer}`;
   const g = new GraphBuilder();
+  if (options.observe) enableObservers(g, options.observe);
   const inp = layerInputs(g, cfg.hidden, cfg.rope.dim);
   const h = rmsNorm(g, inp.hidden, await w.vector(`${p}.input_layernorm.weight`), cfg.eps);
   const x = g.op('Add', [inp.hidden, await attention(g, p, h, inp)]);
@@ -82,6 +95,6 @@ export async function decoderLayer(
 }
 
 /** The llama decoder layer `layer` (dense SiLU-gated MLP). */
-export function llamaLayer(w: WeightReader, cfg: DecoderConfig, layer: number): Promise<Uint8Array> {
-  return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, cfg.mlpBias));
+export function llamaLayer(w: WeightReader, cfg: DecoderConfig, layer: number, options: LayerOptions = {}): Promise<Uint8Array> {
+  return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, cfg.mlpBias), undefined, options);
 }

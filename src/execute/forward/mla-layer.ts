@@ -10,8 +10,9 @@
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, gatedMlp, type LayerInputs } from './llama-layer.js';
+import { decoderLayer, gatedMlp, type LayerInputs, type LayerOptions } from './llama-layer.js';
 import { allExperts, combineExperts, flatten, readExperts, routedCountOutput, scatterTopK, unflatten, type Routing } from './moe.js';
+import { observeInput } from './observe.js';
 import { attention, linear, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
 import { expertCount } from './qwen3-moe-layer.js';
 import type { WeightReader } from './weights.js';
@@ -54,19 +55,27 @@ export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: Decode
   const qk = nope + rope;
   const rotate = (x: string): string => (raw.rope_interleave === false ? rotary(g, x, inp.cos, inp.sin, rope) : rotaryInterleaved(g, x, inp.cos, inp.sin, rope));
 
-  const qFlat = w.hasLinear(`${a}.q_proj`)
-    ? linear(g, h, await w.linear(`${a}.q_proj`))
-    : linear(g, rmsNorm(g, linear(g, h, await w.linear(`${a}.q_a_proj`), await w.optionalVector(`${a}.q_a_proj.bias`)), await w.vector(`${a}.q_a_layernorm.weight`), LATENT_NORM_EPS), await w.linear(`${a}.q_b_proj`));
+  const direct = w.hasLinear(`${a}.q_proj`);
+  observeInput(g, [direct ? `${a}.q_proj` : `${a}.q_a_proj`, `${a}.kv_a_proj_with_mqa`], h);
+  let qFlat: string;
+  if (direct) qFlat = linear(g, h, await w.linear(`${a}.q_proj`));
+  else {
+    const qLatent = rmsNorm(g, linear(g, h, await w.linear(`${a}.q_a_proj`), await w.optionalVector(`${a}.q_a_proj.bias`)), await w.vector(`${a}.q_a_layernorm.weight`), LATENT_NORM_EPS);
+    observeInput(g, [`${a}.q_b_proj`], qLatent);
+    qFlat = linear(g, qLatent, await w.linear(`${a}.q_b_proj`));
+  }
   const q = splitHeads(g, qFlat, heads, qk);
   const query = g.op('Concat', [strided(g, q, 0, nope, 1), rotate(strided(g, q, nope, qk, 1))], { axis: -1 });
 
   const compressed = linear(g, h, await w.linear(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
   const latent = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
   const kRot = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
+  observeInput(g, [`${a}.kv_b_proj`], latent);
   const kv = splitHeads(g, linear(g, latent, await w.linear(`${a}.kv_b_proj`)), heads, nope + vDim);
   const key = g.op('Concat', [strided(g, kv, 0, nope, 1), g.op('Expand', [kRot, g.i64([1, heads, 1, 1])])], { axis: -1 });
   const value = strided(g, kv, nope, nope + vDim, 1);
   const out = attention(g, query, key, value, inp.mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
+  observeInput(g, [`${a}.o_proj`], out);
   return linear(g, out, await w.linear(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
 }
 
@@ -109,9 +118,9 @@ export function mlaSparseLayer(raw: Readonly<Record<string, unknown>>, layer: nu
 }
 
 /** Builds glm4_moe_lite layer `layer`. */
-export function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>): Promise<Uint8Array> {
+export function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<Uint8Array> {
   const attn = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> => mlaAttention(g, w, cfg, raw, p, h, inp);
-  if (!mlaSparseLayer(raw, layer)) return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), attn);
+  if (!mlaSparseLayer(raw, layer)) return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), attn, options);
   const experts = expertCount(raw);
   const inter = Number(raw.moe_intermediate_size);
   return decoderLayer(
@@ -122,11 +131,12 @@ export function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: num
       const m = `${p}.mlp`;
       const x = flatten(g, h, cfg.hidden);
       const routing = sigmoidGroupTopK(g, linear(g, x, await w.linear(`${m}.gate`)), await w.optionalVector(`${m}.gate.e_score_correction_bias`), raw, experts);
-      const routed = combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, cfg.hidden, inter)), routing.weights);
+      const routed = combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, cfg.hidden, inter), `${m}.experts`, routing), routing.weights);
       routedCountOutput(g, routing.mask, experts);
       const shared = await gatedMlp(g, w, `${m}.shared_experts`, h, false);
       return g.op('Add', [unflatten(g, routed, h), shared]);
     },
     attn,
+    options,
   );
 }

@@ -8,6 +8,7 @@
  * the routed one), and it needs no data-dependent shapes.
  */
 import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import { observeExperts } from './observe.js';
 import { silu, weightConst } from './ops.js';
 import type { WeightReader } from './weights.js';
 
@@ -56,12 +57,19 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
   return { experts, hidden, inter, gate, up, down };
 }
 
-/** Every expert's SiLU-gated MLP on every token: `x [N, H]` → `[E, N, H]`. */
-export function allExperts(g: GraphBuilder, x: string, s: ExpertStack): string {
+/**
+ * Every expert's SiLU-gated MLP on every token: `x [N, H]` → `[E, N, H]`.
+ * When the graph observes, each expert's gate/up/down inputs are observed
+ * (over all tokens or routed ones, see {@link observeExperts}).
+ */
+export function allExperts(g: GraphBuilder, x: string, s: ExpertStack, expertsModule: string, routing: Routing): string {
   const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
   const gate = g.op('MatMul', [x3, weightConst(g, s.gate, [s.experts, s.hidden, s.inter])]);
   const up = g.op('MatMul', [x3, weightConst(g, s.up, [s.experts, s.hidden, s.inter])]);
-  return g.op('MatMul', [g.op('Mul', [silu(g, gate), up]), weightConst(g, s.down, [s.experts, s.inter, s.hidden])]);
+  const act = g.op('Mul', [silu(g, gate), up]);
+  observeExperts(g, expertsModule, ['gate_proj', 'up_proj'], x, false, routing.mask, s.experts);
+  observeExperts(g, expertsModule, ['down_proj'], act, true, routing.mask, s.experts);
+  return g.op('MatMul', [act, weightConst(g, s.down, [s.experts, s.inter, s.hidden])]);
 }
 
 /** `Σ_e weights[n, e] · perExpert[e, n, :]`: `[E, N, H]` and `[N, E]` → `[N, H]`. */

@@ -5,7 +5,7 @@
  * dense MLP on the others. Sparse layers also return `routed [E]`.
  */
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, gatedMlp } from './llama-layer.js';
+import { decoderLayer, gatedMlp, type LayerOptions } from './llama-layer.js';
 import { allExperts, combineExperts, flatten, readExperts, routedCountOutput, softmaxTopK, unflatten } from './moe.js';
 import { linear } from './ops.js';
 import type { WeightReader } from './weights.js';
@@ -24,17 +24,24 @@ export function expertCount(raw: Readonly<Record<string, unknown>>): number {
 }
 
 /** Builds qwen3_moe layer `layer`. */
-export function qwen3MoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>): Promise<Uint8Array> {
-  if (!qwenSparseLayer(raw, layer)) return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false));
+export function qwen3MoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<Uint8Array> {
+  if (!qwenSparseLayer(raw, layer)) return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), undefined, options);
   const experts = expertCount(raw);
   const k = Number(raw.num_experts_per_tok ?? 2);
   const inter = Number(raw.moe_intermediate_size);
-  return decoderLayer(w, cfg, layer, async (g, p, h) => {
+  return decoderLayer(
+    w,
+    cfg,
+    layer,
+    async (g, p, h) => {
     const m = `${p}.mlp`;
     const x = flatten(g, h, cfg.hidden);
     const routing = softmaxTopK(g, linear(g, x, await w.linear(`${m}.gate`)), k, raw.norm_topk_prob === true);
-    const out = combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, cfg.hidden, inter)), routing.weights);
-    routedCountOutput(g, routing.mask, experts);
-    return unflatten(g, out, h);
-  });
+      const out = combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, cfg.hidden, inter), `${m}.experts`, routing), routing.weights);
+      routedCountOutput(g, routing.mask, experts);
+      return unflatten(g, out, h);
+    },
+    undefined,
+    options,
+  );
 }

@@ -1,0 +1,59 @@
+/**
+ * A calibration run: token windows go through the model layer by layer with
+ * input observers in the graphs; the result is each Linear input's running
+ * min/max and the expert coverage of every MoE layer.
+ */
+import type { ForwardModel, TokenBatch } from '../forward/executor.js';
+import { parseObserverOutput, type ExpertObservation } from '../forward/observe.js';
+import { StaticMinMax, type MinMax } from './observers.js';
+
+/** Tokens per expert of one MoE layer. */
+export interface LayerCoverage {
+  readonly layer: number;
+  /** Tokens the router sent to each expert. */
+  readonly routed: number[];
+  /** Tokens each expert's observers saw: all tokens with the all-experts rewrite, else the routed ones. */
+  readonly seen: number[];
+}
+
+/** The expert coverage report (JSON). */
+export interface ExpertCoverage {
+  readonly formatVersion: 1;
+  /** Calibration tokens run through the model. */
+  readonly tokens: number;
+  readonly calibrateAllExperts: boolean;
+  readonly layers: LayerCoverage[];
+}
+
+/** What a calibration run measured. */
+export interface CalibrationResult {
+  /** Running min/max of each Linear module's input. */
+  readonly inputs: ReadonlyMap<string, MinMax>;
+  readonly coverage: ExpertCoverage;
+}
+
+/** Runs `batches` through `model` with observers; experts see all tokens unless `calibrateAllExperts` is false. */
+export async function calibrate(model: ForwardModel, batches: readonly TokenBatch[], calibrateAllExperts = true): Promise<CalibrationResult> {
+  const observe: ExpertObservation = calibrateAllExperts ? 'all' : 'routed';
+  const stats = new StaticMinMax();
+  const routed = new Map<number, number[]>();
+  const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
+  await model.layers(await model.embed(batches), {
+    observe,
+    onLayer: (layer, _batch, _hidden, extra) => {
+      for (const [name, t] of Object.entries(extra)) {
+        if (name === 'routed') {
+          const counts = Array.from(t.data as Float32Array, Math.round);
+          const prev = routed.get(layer);
+          routed.set(layer, prev ? prev.map((c, e) => c + counts[e]!) : counts);
+        } else {
+          for (const v of parseObserverOutput(name, t.data as Float32Array)) stats.add(v);
+        }
+      }
+    },
+  });
+  const layers = [...routed.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([layer, counts]) => ({ layer, routed: counts, seen: calibrateAllExperts ? counts.map(() => tokens) : counts }));
+  return { inputs: stats.stats, coverage: { formatVersion: 1, tokens, calibrateAllExperts, layers } };
+}

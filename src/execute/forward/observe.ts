@@ -1,0 +1,86 @@
+/**
+ * Observers inside the layer graphs: when a graph is built for calibration,
+ * the inputs of its Linear modules are reduced to min/max statistics in the
+ * graph itself and returned as extra outputs, so calibration moves a few
+ * floats per module out of onnxruntime instead of activations.
+ *
+ * Output naming (read back by {@link parseObserverOutput}):
+ * `min:<m1>,<m2>…` / `max:…` — scalars shared by modules with the same input
+ * (q/k/v, gate/up); `emin:<experts module>|<projection>` / `emax:…` —
+ * `[E]` vectors, one value per expert `<experts module>.<e>.<projection>`.
+ */
+import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+
+/**
+ * Which tokens an expert's observers see: `all` (every token, the
+ * `calibrate_all_experts` rewrite) or `routed` (only tokens routed to it).
+ */
+export type ExpertObservation = 'all' | 'routed';
+
+const enabled = new WeakMap<GraphBuilder, ExpertObservation>();
+
+/** Turns observers on for graph `g`. */
+export function enableObservers(g: GraphBuilder, experts: ExpertObservation): void {
+  enabled.set(g, experts);
+}
+
+/** Observes `x` as the input of `modules` (one min and one max over the whole tensor). */
+export function observeInput(g: GraphBuilder, modules: readonly string[], x: string): void {
+  if (!enabled.has(g)) return;
+  const key = modules.join(',');
+  g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
+  g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
+}
+
+/**
+ * Observes expert inputs. `x` is either shared by all experts (`[N, D]`, the
+ * block input) or per expert (`[E, N, D]`); `mask [N, E]` is 1 where a token
+ * is routed to an expert. In `routed` mode only routed tokens count (an
+ * expert without tokens reports +inf / -inf).
+ */
+export function observeExperts(g: GraphBuilder, expertsModule: string, projections: readonly string[], x: string, perExpert: boolean, mask: string, experts: number): void {
+  const mode = enabled.get(g);
+  if (mode === undefined) return;
+  for (const proj of projections) {
+    const key = `${expertsModule}|${proj}`;
+    if (mode === 'all' && !perExpert) {
+      const ones = g.f32(new Array<number>(experts).fill(1), [experts]);
+      g.output(g.op('Mul', [g.op('ReduceMin', [x], { keepdims: 0 }), ones]), `emin:${key}`, OnnxType.float, [experts]);
+      g.output(g.op('Mul', [g.op('ReduceMax', [x], { keepdims: 0 }), ones]), `emax:${key}`, OnnxType.float, [experts]);
+      continue;
+    }
+    // Per token (and expert): [N] or [E, N]; then per expert over its tokens.
+    const tokMin = g.op('ReduceMin', [x, g.i64([-1])], { keepdims: 0 });
+    const tokMax = g.op('ReduceMax', [x, g.i64([-1])], { keepdims: 0 });
+    const byExpert = (t: string): string => (perExpert ? g.op('Transpose', [t], { perm: [1, 0] }) : g.op('Unsqueeze', [t, g.i64([-1])]));
+    if (mode === 'all') {
+      g.output(g.op('ReduceMin', [byExpert(tokMin), g.i64([0])], { keepdims: 0 }), `emin:${key}`, OnnxType.float, [experts]);
+      g.output(g.op('ReduceMax', [byExpert(tokMax), g.i64([0])], { keepdims: 0 }), `emax:${key}`, OnnxType.float, [experts]);
+      continue;
+    }
+    const routed = g.op('Greater', [mask, g.f32(0)]);
+    g.output(g.op('ReduceMin', [g.op('Where', [routed, byExpert(tokMin), g.f32(Infinity)]), g.i64([0])], { keepdims: 0 }), `emin:${key}`, OnnxType.float, [experts]);
+    g.output(g.op('ReduceMax', [g.op('Where', [routed, byExpert(tokMax), g.f32(-Infinity)]), g.i64([0])], { keepdims: 0 }), `emax:${key}`, OnnxType.float, [experts]);
+  }
+}
+
+/** One statistic read back from a graph output: module → value. */
+export interface ObservedValue {
+  readonly stat: 'min' | 'max';
+  readonly module: string;
+  readonly value: number;
+}
+
+/** Decodes an observer output (see the module comment); [] for other outputs. */
+export function parseObserverOutput(name: string, data: Float32Array): ObservedValue[] {
+  const colon = name.indexOf(':');
+  if (colon < 0) return [];
+  const kind = name.slice(0, colon);
+  const key = name.slice(colon + 1);
+  if (kind === 'min' || kind === 'max') return key.split(',').map((module) => ({ stat: kind, module, value: data[0]! }));
+  if (kind === 'emin' || kind === 'emax') {
+    const [experts, proj] = key.split('|') as [string, string];
+    return Array.from(data, (value, e) => ({ stat: kind === 'emin' ? 'min' : 'max', module: `${experts}.${e}.${proj}`, value }));
+  }
+  return [];
+}
