@@ -1,0 +1,47 @@
+import { describe, expect, test } from 'vitest';
+import { calibrate } from '../src/execute/calibrate/calibrate.js';
+import { fp8InputScale, nvfp4GlobalScale } from '../src/execute/calibrate/observers.js';
+import { windows } from '../src/execute/calibrate/perplexity.js';
+import { ForwardModel } from '../src/execute/forward/executor.js';
+import { modelWithTokenizer, textRefs } from './calibrate-refs.js';
+
+interface CalibratedRefs {
+  readonly calibration_seq_len: number;
+  readonly calibrated: Record<string, Record<string, number>>;
+}
+
+const SCALES = { FP8: fp8InputScale, NVFP4: nvfp4GlobalScale } as const;
+
+describe("static input scales match llm-compressor's oneshot on the same tokens", () => {
+  for (const name of ['llama', 'qwen3_moe', 'glm4_moe_lite']) {
+    for (const allExperts of name === 'llama' ? [true] : [true, false]) {
+      test(`${name}${name === 'llama' ? '' : allExperts ? ' (calibrate_all_experts)' : ' (routed tokens only)'}`, async () => {
+        const refs = (await textRefs(name)) as unknown as CalibratedRefs & Awaited<ReturnType<typeof textRefs>>;
+        const model = await ForwardModel.open(await modelWithTokenizer(name));
+        const result = await calibrate(model, windows(refs.text_ids, refs.calibration_seq_len, 4), allExperts);
+        for (const [scheme, scale] of Object.entries(SCALES)) {
+          const ref = refs.calibrated[name === 'llama' ? scheme : `${scheme}/${allExperts ? 'all' : 'routed'}`]!;
+          const unseen = [...Object.keys(ref)].filter((m) => !result.inputs.has(m));
+          // Only an expert the router never chose has no statistics (llm-compressor keeps its initial scale).
+          for (const m of unseen) {
+            const [, layer, expert] = /layers\.(\d+)\.mlp\.experts\.(\d+)\./.exec(m) ?? [];
+            expect(allExperts || layer === undefined ? m : '', `${m} has no statistics`).toBe('');
+            expect(result.coverage.layers.find((l) => l.layer === Number(layer))!.routed[Number(expert)]).toBe(0);
+          }
+          expect([...result.inputs.keys()].filter((m) => !(m in ref))).toEqual([]);
+          for (const [module, s] of result.inputs) {
+            const got = scale(s);
+            expect(Math.abs(got - ref[module]!) / ref[module]!, `${scheme} ${module}: ${got} vs ${ref[module]}`).toBeLessThan(1e-5);
+          }
+        }
+        const tokens = Math.floor(refs.text_ids.length / refs.calibration_seq_len) * refs.calibration_seq_len;
+        expect(result.coverage.tokens).toBe(tokens);
+        for (const l of result.coverage.layers) {
+          expect(l.routed.reduce((a, b) => a + b, 0)).toBe(tokens * 2);
+          expect(l.seen).toEqual(allExperts ? l.routed.map(() => tokens) : l.routed);
+        }
+        expect(result.coverage.layers.length).toBe(name === 'llama' ? 0 : name === 'qwen3_moe' ? 2 : 1);
+      });
+    }
+  }
+});
