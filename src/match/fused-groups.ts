@@ -66,7 +66,9 @@ export function checkFusedGroups(tree: ModuleTree, assignment: SchemeAssignment,
   const buckets = new Map<string, MixedFusedGroup[]>();
   for (const m of mixed) {
     const key = `${m.members.join(',')}|${m.groups.join(',')}`;
-    buckets.set(key, [...(buckets.get(key) ?? []), m]);
+    const bucket = buckets.get(key);
+    if (bucket) bucket.push(m);
+    else buckets.set(key, [m]);
   }
   const out: Diagnostic[] = [];
   for (const list of buckets.values()) {

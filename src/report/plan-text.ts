@@ -59,7 +59,11 @@ export function renderPlanText(plan: Plan, diagnosticsText = ''): string {
     out.push('');
     out.push(`Ignored (${formatInt(plan.ignored.length)}), matched by a target but removed by ignore:`);
     const byPattern = new Map<string, string[]>();
-    for (const ig of plan.ignored) byPattern.set(ig.pattern, [...(byPattern.get(ig.pattern) ?? []), ig.module]);
+    for (const ig of plan.ignored) {
+      const list = byPattern.get(ig.pattern);
+      if (list) list.push(ig.module);
+      else byPattern.set(ig.pattern, [ig.module]);
+    }
     for (const [pattern, modules] of byPattern) {
       out.push(`  - ${compress(modules).join(', ')}  (ignore "${pattern}")`);
     }

@@ -25,7 +25,11 @@ const validatePlan = new Ajv2020.default({ allErrors: true, strict: false }).com
 /** The plan with quantize[] folded into brace patterns per scheme. */
 function goldenJson(plan: Plan): unknown {
   const byScheme = new Map<string, string[]>();
-  for (const q of plan.quantize) byScheme.set(q.scheme, [...(byScheme.get(q.scheme) ?? []), q.module]);
+  for (const q of plan.quantize) {
+    const list = byScheme.get(q.scheme);
+    if (list) list.push(q.module);
+    else byScheme.set(q.scheme, [q.module]);
+  }
   const quantize = Object.fromEntries([...byScheme].map(([k, names]) => [k, compressNames(names).map((g) => g.pattern)]));
   return { ...plan, quantc: '<version>', quantize };
 }
