@@ -62,6 +62,23 @@ describe('quantc eval', () => {
     expect(Math.abs(parsed.perplexity - refs.perplexity.W4A16!['32']!) / parsed.perplexity).toBeLessThan(1e-5);
   });
 
+  test('--coverage writes the tokens routed to each expert of each MoE layer', async () => {
+    const dir = await modelWithTokenizer('qwen3_moe');
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--coverage', 'coverage.json'], io)).toBe(0);
+    const tokens = Math.floor(refs.text_ids.length / 32) * 32;
+    expect(io.out.join('')).toMatch(new RegExp(`\n {2}experts {6}2 MoE layers; least routed: layer \\d expert \\d \\(\\d+ of ${tokens} tokens\\)\n`));
+    const coverage = JSON.parse(await readFile(join(dir, 'coverage.json'), 'utf8')) as { formatVersion: number; tokens: number; layers: { layer: number; routed: number[]; seen: number[] }[] };
+    expect(coverage.formatVersion).toBe(1);
+    expect(coverage.tokens).toBe(tokens);
+    expect(coverage.layers.map((l) => l.layer)).toEqual([0, 1]);
+    for (const l of coverage.layers) {
+      expect(l.routed).toHaveLength(4);
+      expect(l.routed.reduce((a, b) => a + b, 0)).toBe(2 * tokens);
+      expect(l.seen).toEqual([tokens, tokens, tokens, tokens]);
+    }
+  });
+
   test('JSON Lines data: the text fields joined with blank lines', async () => {
     const dir = await modelWithTokenizer('llama');
     await writeFile(join(dir, 'data.jsonl'), `${JSON.stringify({ text: 'the river ran past the mill' })}\n\n${JSON.stringify({ text: 'and the bell rang' })}\n`);

@@ -4,7 +4,9 @@
  * forward executor, so a user sees what quantization cost.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { ExpertCoverage } from '../../execute/calibrate/calibrate.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs } from '../args.js';
@@ -34,11 +36,33 @@ Options:
   --batch-size N           Windows per forward pass (default 1).
   --device cpu|cuda        Where the graphs run (default cpu).
   --format text|json       Output format (default text).
+  --coverage FILE          Write the expert coverage of MoE models as JSON
+                           (tokens routed to each expert of each MoE layer).
   -h, --help               Show this help.
 
 Exit status: 0 done, 1 the model cannot be run or the data is too short,
 2 bad usage or unreadable input.
 `;
+
+/** One summary line for MoE models: the least-routed expert. */
+function coverageLines(c: ExpertCoverage): string[] {
+  if (c.layers.length === 0) return [];
+  let least = { layer: 0, expert: 0, tokens: Infinity };
+  for (const l of c.layers) l.routed.forEach((n, e) => n < least.tokens && (least = { layer: l.layer, expert: e, tokens: n }));
+  return [`  experts      ${c.layers.length} MoE layers; least routed: layer ${least.layer} expert ${least.expert} (${least.tokens} of ${c.tokens} tokens)`];
+}
+
+/** Writes `value` as JSON to a temporary file beside `path`, then renames it into place. */
+async function writeJsonAtomically(path: string, value: unknown): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw new UsageError(`eval: cannot write ${path}: ${(e as Error).message}`);
+  }
+}
 
 function positiveInt(flag: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -60,6 +84,7 @@ export const command: Command = {
       'batch-size': { type: 'string' },
       device: { type: 'string' },
       format: { type: 'string' },
+      coverage: { type: 'string' },
     });
     if (values.help) {
       io.stdout(HELP);
@@ -106,8 +131,10 @@ export const command: Command = {
       const r = await perplexity(model, ids, seqLen, batchSize);
       const seconds = (performance.now() - started) / 1000;
       const tokensPerSecond = r.tokens / seconds;
+      const { coverage, ...result } = r;
+      if (typeof values.coverage === 'string') await writeJsonAtomically(resolve(io.cwd, values.coverage), coverage);
       if (format === 'json') {
-        io.stdout(`${JSON.stringify({ model: values.model, data: values.data, seqLen, batchSize, device, ...r, seconds, tokensPerSecond }, null, 2)}\n`);
+        io.stdout(`${JSON.stringify({ model: values.model, data: values.data, seqLen, batchSize, device, ...result, seconds, tokensPerSecond }, null, 2)}\n`);
       } else {
         io.stdout(
           [
@@ -115,6 +142,7 @@ export const command: Command = {
             `  mean NLL     ${r.meanNll.toFixed(6)} nats over ${r.predicted} predicted tokens`,
             `  windows      ${r.windows} x ${seqLen} tokens (${ids.length - r.tokens} trailing tokens dropped)`,
             `  speed        ${tokensPerSecond.toFixed(0)} tokens/s on ${device} (${seconds.toFixed(2)} s)`,
+            ...coverageLines(coverage),
             '',
           ].join('\n'),
         );

@@ -4,6 +4,7 @@
  * min/max and the expert coverage of every MoE layer.
  */
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
+import type { RawTensor } from '../runtime.js';
 import { parseObserverOutput, type ExpertObservation } from '../forward/observe.js';
 import { StaticMinMax, type MinMax } from './observers.js';
 
@@ -32,28 +33,42 @@ export interface CalibrationResult {
   readonly coverage: ExpertCoverage;
 }
 
+/** Sums the `routed` outputs of MoE layer graphs over batches. */
+export class CoverageCollector {
+  private readonly routed = new Map<number, number[]>();
+
+  /** Folds in one layer run's `routed` output, if it has one. */
+  add(layer: number, extra: Readonly<Record<string, RawTensor>>): void {
+    const t = extra.routed;
+    if (!t) return;
+    const counts = Array.from(t.data as Float32Array, Math.round);
+    const prev = this.routed.get(layer);
+    this.routed.set(layer, prev ? prev.map((c, e) => c + counts[e]!) : counts);
+  }
+
+  /** The report for `tokens` tokens. */
+  report(tokens: number, calibrateAllExperts: boolean): ExpertCoverage {
+    const layers = [...this.routed.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([layer, counts]) => ({ layer, routed: counts, seen: calibrateAllExperts ? counts.map(() => tokens) : counts }));
+    return { formatVersion: 1, tokens, calibrateAllExperts, layers };
+  }
+}
+
 /** Runs `batches` through `model` with observers; experts see all tokens unless `calibrateAllExperts` is false. */
 export async function calibrate(model: ForwardModel, batches: readonly TokenBatch[], calibrateAllExperts = true): Promise<CalibrationResult> {
   const observe: ExpertObservation = calibrateAllExperts ? 'all' : 'routed';
   const stats = new StaticMinMax();
-  const routed = new Map<number, number[]>();
+  const coverage = new CoverageCollector();
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
   await model.layers(await model.embed(batches), {
     observe,
     onLayer: (layer, _batch, _hidden, extra) => {
       for (const [name, t] of Object.entries(extra)) {
-        if (name === 'routed') {
-          const counts = Array.from(t.data as Float32Array, Math.round);
-          const prev = routed.get(layer);
-          routed.set(layer, prev ? prev.map((c, e) => c + counts[e]!) : counts);
-        } else {
-          for (const v of parseObserverOutput(name, t.data as Float32Array)) stats.add(v);
-        }
+        for (const v of parseObserverOutput(name, t.data as Float32Array)) stats.add(v);
       }
+      coverage.add(layer, extra);
     },
   });
-  const layers = [...routed.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([layer, counts]) => ({ layer, routed: counts, seen: calibrateAllExperts ? counts.map(() => tokens) : counts }));
-  return { inputs: stats.stats, coverage: { formatVersion: 1, tokens, calibrateAllExperts, layers } };
+  return { inputs: stats.stats, coverage: coverage.report(tokens, calibrateAllExperts) };
 }

@@ -5,6 +5,7 @@
  * all predicted positions, i.e. `seqLen - 1` per window).
  */
 import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.js';
+import { CoverageCollector, type ExpertCoverage } from './calibrate.js';
 
 /** Windows of `seqLen` tokens grouped into batches of at most `batchSize`. */
 export function windows(ids: readonly number[], seqLen: number, batchSize: number): TokenBatch[] {
@@ -27,13 +28,22 @@ export interface PerplexityResult {
   readonly tokens: number;
   /** Tokens whose next token was scored. */
   readonly predicted: number;
+  /** Tokens routed to each expert of each MoE layer (empty `layers` for dense models). */
+  readonly coverage: ExpertCoverage;
 }
 
 /** Perplexity of `model` on `ids`; throws a RangeError when no full window fits. */
 export async function perplexity(model: ForwardModel, ids: readonly number[], seqLen: number, batchSize: number, options: RunOptions = {}): Promise<PerplexityResult> {
   const batches = windows(ids, seqLen, batchSize);
   if (batches.length === 0) throw new RangeError(`the data has ${ids.length} tokens, fewer than one window of ${seqLen}`);
-  const hidden = await model.layers(await model.embed(batches), options);
+  const coverage = new CoverageCollector();
+  const hidden = await model.layers(await model.embed(batches), {
+    ...options,
+    onLayer: (layer, b, h, extra) => {
+      coverage.add(layer, extra);
+      options.onLayer?.(layer, b, h, extra);
+    },
+  });
   const targets = batches.map((b) => b.map((row) => [...row.slice(1), 0]));
   const nll = await model.head(hidden, 'nll', targets);
   let sum = 0;
@@ -44,5 +54,5 @@ export async function perplexity(model: ForwardModel, ids: readonly number[], se
   });
   const meanNll = sum / count;
   const n = batches.reduce((a, b) => a + b.length, 0);
-  return { perplexity: Math.exp(meanNll), meanNll, windows: n, tokens: n * seqLen, predicted: count };
+  return { perplexity: Math.exp(meanNll), meanNll, windows: n, tokens: n * seqLen, predicted: count, coverage: coverage.report(n * seqLen, true) };
 }
