@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * Installs onnxruntime's CUDA execution provider next to onnxruntime-node,
  * from the npm registry alone: the package
@@ -6,7 +5,7 @@
  * libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so
  * built for onnxruntime 1.29.0, CUDA 13 and cuDNN 9. They are copied into
  * node_modules/onnxruntime-node/bin/napi-v6/linux/x64/, after which
- * `quantc apply --device cuda` can use the GPU.
+ * `quantc apply --device cuda` can use the GPU. Run as `npm run setup:cuda`.
  *
  * On CUDA 12 machines that can reach onnxruntime's own download host, the
  * official route is preferred: `npm install onnxruntime-node@1.29.0
@@ -22,14 +21,14 @@ const PROVIDER_PACKAGE = 'com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9';
 const ORT_VERSION = '1.29.0';
 const LIBS = ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'];
 
-function fail(message) {
+function fail(message: string): never {
   process.stderr.write(`setup:cuda: ${message}\n`);
   process.exit(1);
 }
 
 if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the CUDA provider package is for linux-x64; this is ${process.platform}-${process.arch}.`);
 const require = createRequire(import.meta.url);
-let ortPackage;
+let ortPackage = '';
 try {
   ortPackage = require.resolve('onnxruntime-node/package.json');
 } catch {

@@ -7,10 +7,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyJob } from '../src/execute/apply.js';
-import type { Device } from '../src/execute/runtime.js';
-import { SafetensorsFileWriter, type OutputTensorSpec } from '../src/execute/safetensors-writer.js';
-import { presetScheme } from '../src/ir/presets.js';
+import { applyJob } from '../../src/execute/apply.js';
+import type { Device } from '../../src/execute/runtime.js';
+import { SafetensorsFileWriter, type OutputTensorSpec } from '../../src/execute/safetensors-writer.js';
+import { presetScheme } from '../../src/ir/presets.js';
 
 /** One benchmark result. */
 export interface ApplyBenchResult {

@@ -2,13 +2,13 @@
  * Matching micro-benchmark: ten realistic patterns against Kimi-K2 after
  * expert unpacking (61 layers, 384 experts × 3 Linear each).
  */
-import { loadModel } from '../src/model/load.js';
-import type { ModuleTree } from '../src/model/module-tree.js';
-import { rewriteModel } from '../src/moe/rewrite-model.js';
-import { assignSchemes } from '../src/match/match.js';
-import { compilePatterns, patternRef } from '../src/match/pattern.js';
-import { runMatchLints } from '../src/match/lints/index.js';
-import type { QuantizationScheme } from '../src/ir/types.js';
+import { loadModel } from '../../src/model/load.js';
+import type { ModuleTree } from '../../src/model/module-tree.js';
+import { rewriteModel } from '../../src/moe/rewrite-model.js';
+import { assignSchemes } from '../../src/match/match.js';
+import { compilePatterns, patternRef } from '../../src/match/pattern.js';
+import { runMatchLints } from '../../src/match/lints/index.js';
+import type { QuantizationScheme } from '../../src/ir/types.js';
 
 /** One timing result. */
 export interface MatchBenchResult {

@@ -3,8 +3,8 @@
  * 61 layers, 384 experts; GLM-4.7-Flash) into the in-memory module tree,
  * through the same `loadModel` path as `--model org/name`.
  */
-import { loadModel } from '../src/model/load.js';
-import { treeSize } from '../src/model/module-tree.js';
+import { loadModel } from '../../src/model/load.js';
+import { treeSize } from '../../src/model/module-tree.js';
 
 /** One timing result. */
 export interface ModelBenchResult {

@@ -12,14 +12,14 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { cwdSourceHost } from '../src/cli/cwd-host.js';
-import { planRecipe } from '../src/plan/plan-recipe.js';
-import { renderPlanText } from '../src/report/plan-text.js';
-import { QUANTC_VERSION } from '../src/version.js';
+import { cwdSourceHost } from '../../src/cli/cwd-host.js';
+import { planRecipe } from '../../src/plan/plan-recipe.js';
+import { renderPlanText } from '../../src/report/plan-text.js';
+import { QUANTC_VERSION } from '../../src/version.js';
 import { benchMatch } from './match.js';
 import { benchModelLoad } from './model.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = `${ROOT}dist/cli/quantc.js`;
 
 function median(xs: readonly number[]): number {

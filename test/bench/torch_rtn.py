@@ -1,10 +1,10 @@
-"""PyTorch baseline for bench/apply.ts: the same round-to-nearest weight pass
+"""PyTorch baseline for test/bench/apply.ts: the same round-to-nearest weight pass
 (W4A16 group 128 with int32 packing, FP8_DYNAMIC per channel, NVFP4A16 with
 FP8 group scales and FP4 packing) on the same synthetic bf16 checkpoint
 (8 x [4096, 4096]), read from safetensors and written back, on one GPU.
 Also reports the card's device-to-device copy bandwidth.
 
-    python bench/torch_rtn.py            # prints one line per scheme
+    python test/bench/torch_rtn.py            # prints one line per scheme
 """
 
 import os
