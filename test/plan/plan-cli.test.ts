@@ -95,4 +95,28 @@ describe('quantc plan with an unknown MoE class', () => {
     const fromRecipes = await run('diff', `${CASE}/undeclared.qr`, `${CASE}/declared.qr`, '--model', MODEL);
     expect(fromSaved.stdout.split('\n').slice(1)).toEqual(fromRecipes.stdout.split('\n').slice(1));
   });
+
+  it('--out and --save never overwrite the recipe or the model, and are relative to the working directory', async () => {
+    const { copyFileSync, mkdtempSync, readFileSync, readdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/quantc-plan-`);
+    copyFileSync(`${ROOT}/${CASE}/declared.qr`, `${dir}/r.qr`);
+    copyFileSync(`${ROOT}/${MODEL}`, `${dir}/tree.json`);
+    const recipe = readFileSync(`${dir}/r.qr`, 'utf8');
+    const inDir = async (...argv: string[]) => {
+      let stderr = '';
+      const code = await main(argv, { stdout: () => undefined, stderr: (t) => (stderr += t), cwd: dir, isTty: false });
+      return { code, stderr };
+    };
+    for (const flag of ['--out', '--save']) {
+      const r = await inDir('plan', 'r.qr', '--model', 'tree.json', flag, 'r.qr');
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('quantc: cannot write "' + dir + '/r.qr": it is an input file.\n');
+      expect((await inDir('plan', 'r.qr', '--model', 'tree.json', flag, 'tree.json')).code).toBe(2);
+    }
+    expect((await inDir('plan', 'r.qr', '--model', 'tree.json', '--out', 'p.json', '--save', 'p.json')).code).toBe(2);
+    expect(readFileSync(`${dir}/r.qr`, 'utf8')).toBe(recipe);
+    expect((await inDir('plan', 'r.qr', '--model', 'tree.json', '--out', 'plan.txt')).code).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['plan.txt', 'r.qr', 'tree.json']);
+  });
 });

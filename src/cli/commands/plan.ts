@@ -3,7 +3,9 @@
  * recipe will do to the model (text, JSON or Markdown), optionally saves the
  * plan JSON with the hashes `apply` checks.
  */
+import { resolve } from 'node:path';
 import { hasErrors } from '../../diagnostics.js';
+import type { PlannedRecipe } from '../../plan/plan-recipe.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { renderPlanMarkdown } from '../../report/plan-markdown.js';
 import { renderPlanText } from '../../report/plan-text.js';
@@ -37,6 +39,18 @@ Exit status: 0 plan without errors, 1 errors (or warnings with
 --fail-on warning), 2 bad usage or unreadable input.
 `;
 
+/** Absolute paths of the files a plan read: the recipe and its imports, and the model's config or module-tree JSON. */
+function planInputs(planned: PlannedRecipe, cwd: string): string[] {
+  const inputs = [...planned.sources.keys()].map((p) => resolve(cwd, p));
+  const model = planned.model?.source;
+  if (model?.kind === 'folder') inputs.push(...MODEL_FOLDER_FILES.map((f) => resolve(cwd, model.path, f)));
+  else if (model && model.kind !== 'hub') inputs.push(resolve(cwd, model.path));
+  return inputs;
+}
+
+/** The files quantc reads from a model folder (safetensors files are binary, never a plan's name). */
+const MODEL_FOLDER_FILES = ['config.json', 'model.safetensors.index.json'];
+
 /** The `plan` command. */
 export const command: Command = {
   name: 'plan',
@@ -66,8 +80,12 @@ export const command: Command = {
         : format === 'markdown'
           ? renderPlanMarkdown(plan)
           : renderPlanText(plan, renderDiagnostics(planned.diagnostics, planned.sources));
-    if (values.save) writeFileAtomic(values.save as string, `${JSON.stringify(plan, null, 2)}\n`);
-    if (values.out) writeFileAtomic(values.out as string, rendered);
+    const save = typeof values.save === 'string' ? resolve(io.cwd, values.save) : undefined;
+    const out = typeof values.out === 'string' ? resolve(io.cwd, values.out) : undefined;
+    if (save !== undefined && save === out) throw new UsageError('plan: --out and --save must name different files.');
+    const inputs = planInputs(planned, io.cwd);
+    if (save !== undefined) writeFileAtomic(save, `${JSON.stringify(plan, null, 2)}\n`, inputs);
+    if (out !== undefined) writeFileAtomic(out, rendered, inputs);
     else io.stdout(rendered);
     if (hasErrors(planned.diagnostics)) return EXIT_ERRORS;
     if (failOn === 'warning' && planned.diagnostics.some((d) => d.severity === 'warning')) return EXIT_ERRORS;
