@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -44,5 +44,22 @@ describe('quantc fmt (CLI)', () => {
     expect((await run(['fmt', 'missing.qr'], dir)).code).toBe(2);
     expect((await run(['fmt', 'bad.qr', '--write', '--check'], dir)).code).toBe(2);
     expect((await run(['fmt', '--help'], dir)).stdout).toContain('Usage: quantc fmt');
+  });
+
+  it('--write follows a symlink, keeps the file mode, and refuses a read-only file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quantc-fmt-'));
+    writeFileSync(join(dir, 'r.qr'), MESSY);
+    chmodSync(join(dir, 'r.qr'), 0o640);
+    symlinkSync('r.qr', join(dir, 'link.qr'));
+    expect((await run(['fmt', 'link.qr', '--write'], dir)).code).toBe(0);
+    expect(lstatSync(join(dir, 'link.qr')).isSymbolicLink()).toBe(true);
+    expect(statSync(join(dir, 'r.qr')).mode & 0o777).toBe(0o640);
+    expect((await run(['fmt', 'r.qr', '--check'], dir)).code).toBe(0);
+    writeFileSync(join(dir, 'ro.qr'), MESSY);
+    chmodSync(join(dir, 'ro.qr'), 0o444);
+    const ro = await run(['fmt', 'ro.qr', '--write'], dir);
+    expect(ro).toEqual({ code: 2, stdout: '', stderr: `quantc: cannot write "${join(dir, 'ro.qr')}": it is read-only.\n` });
+    expect(readFileSync(join(dir, 'ro.qr'), 'utf8')).toBe(MESSY);
+    expect(readdirSync(dir).sort()).toEqual(['link.qr', 'r.qr', 'ro.qr']);
   });
 });

@@ -3,7 +3,7 @@
  * goes to a temporary file in the same folder, which is then renamed over
  * the destination (an atomic replace on the same file system).
  */
-import { realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UsageError } from './io.js';
 
@@ -28,6 +28,31 @@ export function writeFileAtomic(path: string, text: string, inputs: readonly str
   try {
     writeFileSync(temp, text, { flag: 'wx' });
     renameSync(temp, path);
+  } catch (e) {
+    rmSync(temp, { force: true });
+    throw new UsageError(`cannot write "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);
+  }
+}
+
+/**
+ * Replaces the existing file at the absolute `path` with `text` atomically, as `fmt --write` does:
+ * a symlink is followed (the link stays a link), the file's mode is kept, and a read-only file is
+ * refused rather than silently replaced (a rename ignores the file's own permissions).
+ */
+export function replaceFileAtomic(path: string, text: string): void {
+  const target = canonical(path);
+  let mode: number;
+  try {
+    mode = statSync(target).mode & 0o7777;
+  } catch (e) {
+    throw new UsageError(`cannot write "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);
+  }
+  if ((mode & 0o222) === 0) throw new UsageError(`cannot write "${path}": it is read-only.`);
+  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    writeFileSync(temp, text, { flag: 'wx', mode });
+    chmodSync(temp, mode);
+    renameSync(temp, target);
   } catch (e) {
     rmSync(temp, { force: true });
     throw new UsageError(`cannot write "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);

@@ -3,14 +3,14 @@
  * form, keeping its comments. `--write` replaces the file through a
  * temporary file and a rename, so it is never left half-written.
  */
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { formatDsl } from '../../format/print-dsl.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { isDiagnostic } from '../../source-host.js';
 import { parseCommandArgs } from '../args.js';
 import { cwdSourceHost } from '../cwd-host.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
+import { replaceFileAtomic } from '../write-output.js';
 
 const HELP = `Usage: quantc fmt FILE [--write | --check]
 
@@ -57,18 +57,7 @@ export const command: Command = {
       io.stdout(result.value);
       return EXIT_OK;
     }
-    if (result.value !== source.text) writeAtomically(isAbsolute(file) ? file : resolve(io.cwd, file), result.value);
+    if (result.value !== source.text) replaceFileAtomic(resolve(io.cwd, file), result.value);
     return EXIT_OK;
   },
 };
-
-function writeAtomically(path: string, text: string): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(temp, text);
-    renameSync(temp, path);
-  } catch (e) {
-    rmSync(temp, { force: true });
-    throw new UsageError(`fmt: cannot write "${path}": ${(e as Error).message}`);
-  }
-}
