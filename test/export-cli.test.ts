@@ -83,6 +83,16 @@ describe('quantc export', () => {
     expect(readFileSync(join(dir, 'r.yaml'), 'utf8')).toBe(GOOD);
   });
 
+  it('never writes --out over a file the recipe imports', async () => {
+    const shared = 'let ig = ["lm_head"]\n';
+    const main = 'recipe "a" version "1"\nimport "shared.qr"\nstage q {\n  QuantizationModifier {\n    targets = [Linear]\n    scheme = W4A16\n    ignore = ig\n  }\n}\n';
+    const dir = workspace({ 'main.qr': main, 'shared.qr': shared });
+    const clobber = await run(['export', 'main.qr', '--to', 'dsl', '--out', 'shared.qr'], dir);
+    expect(clobber.code).toBe(2);
+    expect(clobber.stderr).toBe(`quantc: cannot write "${join(dir, 'shared.qr')}": it is an input file.\n`);
+    expect(readFileSync(join(dir, 'shared.qr'), 'utf8')).toBe(shared);
+  });
+
   it('refuses recipes with errors and bad usage', async () => {
     const dir = workspace({ 'bad.yaml': BAD, 'r.yaml': GOOD });
     const bad = await run(['export', 'bad.yaml', '--to', 'yaml'], dir);

@@ -3,8 +3,7 @@
  * writes it as llm-compressor YAML, as canonical quantc DSL, or as the IR in
  * JSON. Output files are written to a temporary file and renamed.
  */
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { compileRecipe } from '../../compile.js';
 import { exportJson } from '../../export/json.js';
 import { exportYaml } from '../../export/yaml.js';
@@ -12,6 +11,7 @@ import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs } from '../args.js';
 import { cwdSourceHost } from '../cwd-host.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
+import { writeFileAtomic } from '../write-output.js';
 
 const HELP = `Usage: quantc export FILE --to yaml|dsl|json [--out FILE]
 
@@ -28,18 +28,6 @@ Options:
 
 Exit status: 0 written (warnings allowed), 1 recipe errors, 2 bad usage or unreadable file.
 `;
-
-/** Writes `text` to `path` through a temporary file in the same folder. */
-function writeAtomically(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new UsageError(`export: cannot write "${path}": ${(e as Error).message}`);
-  }
-}
 
 /** The `export` command. */
 export const command: Command = {
@@ -74,9 +62,8 @@ export const command: Command = {
     else text = (await import('../../format/print-dsl.js')).printDsl(result.document);
     io.stderr(renderDiagnostics(diagnostics, result.sources));
     if (typeof values.out === 'string') {
-      const out = isAbsolute(values.out) ? values.out : resolve(io.cwd, values.out);
-      if (out === (isAbsolute(file) ? file : resolve(io.cwd, file))) throw new UsageError('export: --out must not overwrite the input recipe.');
-      writeAtomically(out, text);
+      const inputs = [...result.sources.keys()].map((p) => resolve(io.cwd, p));
+      writeFileAtomic(resolve(io.cwd, values.out), text, inputs);
     } else io.stdout(text);
     return EXIT_OK;
   },
