@@ -58,13 +58,15 @@ export interface CompressOptions {
  * Compresses `names` into brace patterns. `keyOf(i)` separates names that
  * must not share a group (e.g. different classes); default: none.
  */
-export function compressNames(names: readonly string[], keyOf: (i: number) => string = () => '', options: CompressOptions = {}): NameGroup[] {
+export function compressNames(names: readonly string[], keyOf: (i: number) => string = noKey, options: CompressOptions = {}): NameGroup[] {
   const sets = new SetIds();
-  const maxDepth = names.reduce((m, n) => Math.max(m, depthOf(n)), 0);
-  let rows = firstPass(names, keyOf, maxDepth, sets);
-  for (let changed = true; changed; ) {
+  const depths = Int32Array.from(names, depthOf);
+  const maxDepth = depths.reduce((m, d) => Math.max(m, d), 0);
+  let rows = firstPass(names, depths, keyOf, maxDepth, sets);
+  // The first sweep starts one column in: firstPass already merged the last one.
+  for (let changed = true, sweep = 0; changed; sweep++) {
     changed = false;
-    for (let c = maxDepth - 1; c >= 0; c--) {
+    for (let c = sweep === 0 ? maxDepth - 2 : maxDepth - 1; c >= 0; c--) {
       const merged = mergeColumn(rows, c, options.wordsOnlyLast === true, sets);
       if (merged.length < rows.length) changed = true;
       rows = merged;
@@ -73,6 +75,10 @@ export function compressNames(names: readonly string[], keyOf: (i: number) => st
   return rows
     .sort((a, b) => a.first - b.first)
     .map((r) => ({ pattern: r.cols.map(renderSet).join('.'), count: r.count, first: r.first, key: r.key }));
+}
+
+function noKey(): string {
+  return '';
 }
 
 function depthOf(name: string): number {
@@ -91,22 +97,24 @@ function rowOf(cols: string[][], first: number, count: number, key: string, sets
  * row. Equivalent to `mergeColumn(rows, maxDepth - 1)` on one row per name,
  * without allocating those ~100k rows.
  */
-function firstPass(names: readonly string[], keyOf: (i: number) => string, maxDepth: number, sets: SetIds): Row[] {
+function firstPass(names: readonly string[], depths: Int32Array, keyOf: (i: number) => string, maxDepth: number, sets: SetIds): Row[] {
   const shorter: Row[] = [];
   const groups = new Map<string, { prefix: string; key: string; first: number; lasts: string[] }>();
-  names.forEach((n, i) => {
-    const key = keyOf(i);
-    if (maxDepth < 2 || depthOf(n) < maxDepth) {
+  const keyed = keyOf !== noKey;
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i]!;
+    const key = keyed ? keyOf(i) : '';
+    if (maxDepth < 2 || depths[i]! < maxDepth) {
       shorter.push(rowOf(n.split('.').map((c) => [c]), i, 1, key, sets));
-      return;
+      continue;
     }
     const dot = n.lastIndexOf('.');
     const prefix = n.slice(0, dot);
-    const k = `${key}\u0000${prefix}`;
+    const k = keyed ? `${key}\u0000${prefix}` : prefix;
     const g = groups.get(k);
     if (g) g.lasts.push(n.slice(dot + 1));
     else groups.set(k, { prefix, key, first: i, lasts: [n.slice(dot + 1)] });
-  });
+  }
   const out = shorter;
   for (const g of groups.values()) {
     const head = g.prefix.split('.').map((c) => [c]);

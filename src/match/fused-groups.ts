@@ -42,7 +42,8 @@ export function mixedFusedGroups(tree: ModuleTree, assignment: SchemeAssignment,
     if (!map) children.set(p, (map = new Map()));
     map.set(local, i);
   });
-  const schemeKey = (g: number) => (g < 0 ? 'none' : JSON.stringify(groups[g]!.scheme.weights) + JSON.stringify(groups[g]!.scheme.input_activations));
+  const keys = groups.map((g) => JSON.stringify(g.scheme.weights) + JSON.stringify(g.scheme.input_activations));
+  const schemeKey = (g: number) => (g < 0 ? 'none' : keys[g]!);
   const out: MixedFusedGroup[] = [];
   for (const [parent, map] of children) {
     for (const members of FUSED_LAYER_NAMES) {
