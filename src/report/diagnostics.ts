@@ -22,17 +22,32 @@ export function formatHeader(d: Diagnostic, sources: SourceMap): string {
   return `${where}${d.severity} ${d.code}: ${d.message}`;
 }
 
+/** Widest source line a frame shows; a longer one (minified JSON, one-line YAML) is cut around the span. */
+const FRAME_WIDTH = 100;
+
+/** Characters of context kept before the span when a long line is cut. */
+const FRAME_CONTEXT = 30;
+
 /** A caret frame under the span's first line: `  12 | text` / `     |   ^^^`. */
 export function codeFrame(span: Span, sources: SourceMap): string {
   const text = sources.get(span.path);
   if (text === undefined) return '';
   const start = lineColAt(text, span.start);
   const end = lineColAt(text, Math.max(span.start, span.end - 1));
-  const src = lineText(text, start.line);
-  const width = end.line === start.line ? Math.max(1, end.column - start.column + 1) : Math.max(1, src.length - start.column + 1);
+  const line = lineText(text, start.line);
+  let width = end.line === start.line ? Math.max(1, end.column - start.column + 1) : Math.max(1, line.length - start.column + 1);
+  let src = line;
+  let column = start.column;
+  if (line.length > FRAME_WIDTH) {
+    const from = Math.max(0, Math.min(start.column - 1 - FRAME_CONTEXT, line.length - FRAME_WIDTH));
+    const to = from + FRAME_WIDTH;
+    src = `${from > 0 ? '…' : ''}${line.slice(from, to)}${to < line.length ? '…' : ''}`;
+    column = start.column - from + (from > 0 ? 1 : 0);
+    width = Math.max(1, Math.min(width, to - (start.column - 1)));
+  }
   const gutter = String(start.line);
   const pad = ' '.repeat(gutter.length);
-  const lead = src.slice(0, start.column - 1).replace(/[^\t]/g, ' ');
+  const lead = src.slice(0, column - 1).replace(/[^\t]/g, ' ');
   return `${pad} |\n${gutter} | ${src}\n${pad} | ${lead}${'^'.repeat(width)}`;
 }
 
