@@ -5,6 +5,7 @@
  */
 import { copyFile, cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { FUSED_LAYER_NAMES } from '../match/fused-groups.js';
 import { stageOutputDir } from './output-dir.js';
 import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './python-json.js';
 import { quantizationConfig } from './quantization-config.js';
@@ -20,8 +21,6 @@ import { readWeight, resolveWeight, type WeightSource } from './weight-source.js
 /** A job that cannot run; the message is user-facing. */
 export class ApplyError extends Error {}
 
-/** Sibling sets whose NVFP4 global scale is shared (llm-compressor `FUSED_LAYER_NAMES`). */
-export const FUSED_LAYER_NAMES: readonly (readonly string[])[] = [['gate_proj', 'up_proj'], ['q_proj', 'k_proj', 'v_proj'], ['q_a_proj', 'kv_a_proj_with_mqa'], ['w1', 'w3']];
 
 const DEFAULT_MAX_SHARD_BYTES = 20e9;
 

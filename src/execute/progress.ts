@@ -2,19 +2,8 @@
  * Renders apply progress: a redrawn bar on a terminal, plain lines
  * otherwise (at most about a hundred), and the end summary.
  */
+import { formatBytes } from '../plan/estimate.js';
 import type { ApplyEvent, ApplySummary } from './types.js';
-
-/** Human-readable byte count (decimal units, like the checkpoint sizes users see). */
-export function formatSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
-}
 
 /** Returns an event handler writing progress to `write`. */
 export function progressPrinter(write: (text: string) => void, tty: boolean): (e: ApplyEvent) => void {
@@ -24,7 +13,7 @@ export function progressPrinter(write: (text: string) => void, tty: boolean): (e
     switch (e.kind) {
       case 'start':
         every = Math.max(1, Math.ceil(e.modules / 100));
-        write(`Quantizing ${e.modules} modules (${formatSize(e.bytesIn)} of weights in)\n`);
+        write(`Quantizing ${e.modules} modules (${formatBytes(e.bytesIn)} of weights in)\n`);
         break;
       case 'module': {
         if (tty) {
@@ -52,7 +41,7 @@ export function progressPrinter(write: (text: string) => void, tty: boolean): (e
 export function formatSummary(s: ApplySummary, device: string): string {
   return [
     `Wrote ${s.outDir} in ${s.seconds.toFixed(1)} s`,
-    `  weights      ${formatSize(s.bytesIn)} -> ${formatSize(s.bytesOut)} (${s.ratio.toFixed(2)}x smaller)`,
+    `  weights      ${formatBytes(s.bytesIn)} -> ${formatBytes(s.bytesOut)} (${s.ratio.toFixed(2)}x smaller)`,
     `  modules      ${s.quantized} quantized, ${s.ignored} ignored`,
     `  weight pass  ${s.weightGBps.toFixed(2)} GB/s on ${device}`,
     '',
