@@ -32,7 +32,10 @@ export function planHeadlines(plan: Plan): string[] {
   for (const q of plan.quantize) byScheme.set(q.scheme, (byScheme.get(q.scheme) ?? 0) + 1);
   for (const [key, count] of byScheme) {
     const s = plan.schemes[key]!;
-    lines.push(`${formatInt(count)} module${count === 1 ? '' : 's'} get${count === 1 ? 's' : ''} ${s.preset ?? key} (${s.savedFormat})`);
+    // Config groups are saved as group_0… whatever the recipe called them; name both.
+    const label = s.preset ?? `config group "${s.group}"`;
+    const saved = s.preset !== null || s.group === key ? s.savedFormat : `saved as ${key}, ${s.savedFormat}`;
+    lines.push(`${formatInt(count)} module${count === 1 ? '' : 's'} get${count === 1 ? 's' : ''} ${label} (${saved})`);
   }
   if (plan.ignored.length > 0) lines.push(`${formatInt(plan.ignored.length)} module${plan.ignored.length === 1 ? '' : 's'} ignored`);
   return lines;
