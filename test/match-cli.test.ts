@@ -54,24 +54,24 @@ it('match shows the winning pattern, skipped and ignored modules, and lints', as
   const r = await run('match', 'Linear', 're:.*experts.*', '--model', GLM, '--ignore', 'lm_head', '--ignore', 're:.*mlp.gate$');
   expect(r.code).toBe(0);
   expect(r.stdout).toMatchInlineSnapshot(`
-    "Receive a scheme: 9208 modules
-      model.layers.{0..46}.self_attn.{q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj}  Linear   ×235  via "Linear"
-      model.layers.0.mlp.{gate,up,down}_proj                                                  Linear     ×3  via "Linear"
-      model.layers.{1..46}.mlp.experts.{0..63}.{up,gate,down}_proj                            Linear  ×8832  via "re:.*experts.*"
-      model.layers.{1..46}.mlp.shared_experts.{gate,up,down}_proj                             Linear   ×138  via "re:.*experts.*"
+    "Receive a scheme: 9,208 modules
+      model.layers.{0..46}.self_attn.{q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj}  Linear    ×235  via "Linear"
+      model.layers.0.mlp.{gate,up,down}_proj                                                  Linear      ×3  via "Linear"
+      model.layers.{1..46}.mlp.experts.{0..63}.{up,gate,down}_proj                            Linear  ×8,832  via "re:.*experts.*"
+      model.layers.{1..46}.mlp.shared_experts.{gate,up,down}_proj                             Linear    ×138  via "re:.*experts.*"
 
-    Matched but receive no scheme (not Linear, Embedding or attention): 3128 modules
-      model.layers.{1..46}.mlp.experts                          LinearExperts2D      ×46  via "re:.*experts.*"
-      model.layers.{1..46}.mlp.experts.{0..63}                  ExpertMLPWithGate  ×2944  via "re:.*experts.*"
-      model.layers.{1..46}.mlp.{experts,shared_experts}.act_fn  SiLUActivation       ×92  via "re:.*experts.*"
-      model.layers.{1..46}.mlp.shared_experts                   Glm4MoeLiteMLP       ×46  via "re:.*experts.*"
+    Matched but receive no scheme (not Linear, Embedding or attention): 3,128 modules
+      model.layers.{1..46}.mlp.experts                          LinearExperts2D       ×46  via "re:.*experts.*"
+      model.layers.{1..46}.mlp.experts.{0..63}                  ExpertMLPWithGate  ×2,944  via "re:.*experts.*"
+      model.layers.{1..46}.mlp.{experts,shared_experts}.act_fn  SiLUActivation        ×92  via "re:.*experts.*"
+      model.layers.{1..46}.mlp.shared_experts                   Glm4MoeLiteMLP        ×46  via "re:.*experts.*"
 
     Ignored: 1 module
       lm_head  Linear    by "lm_head" (matched "Linear")
 
     Targets (compressed-tensors records each module for its first matching target):
-      Linear  recorded for 9209 modules
-      re:.*experts.*  recorded for 3128 modules
+      Linear  recorded for 9,209 modules
+      re:.*experts.*  recorded for 3,128 modules
     "
   `);
   expect(r.stderr).toMatchInlineSnapshot(`
@@ -91,4 +91,22 @@ it('match exits 1 on an invalid regex and 2 on bad usage', async () => {
   expect((await run('match', '--model', LLAMA)).code).toBe(2);
   expect((await run('modules', '--model', 'does/not/exist.json')).code).toBe(2);
   expect((await run('modules', '--model', LLAMA, '--format', 'yaml')).code).toBe(2);
+});
+
+it('modules --filter that matches nothing says why and suggests the full name', async () => {
+  const r = await run('modules', '--model', GLM, '--filter', 'mlp.gate');
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/^0 of 943 modules /);
+  expect(r.stderr).toBe(
+    'quantc: modules: no module matches "mlp.gate". A plain pattern is a full module name or a class name; use "re:" for a regex. Did you mean "model.layers.1.mlp.gate" or "re:.*\\.mlp\\.gate$"?\n',
+  );
+  const cls = await run('modules', '--model', GLM, '--filter', 'Linaer');
+  expect(cls.stderr).toContain('Did you mean "Linear"?');
+});
+
+it('counts in modules and match use thousands separators', async () => {
+  const r = await run('match', 'Linear', '--model', GLM);
+  expect(r.stdout).toMatch(/^Receive a scheme: 9,209 modules\n/);
+  expect(r.stdout).toContain('×8,832');
+  expect(r.stdout).toContain('Linear  recorded for 9,209 modules');
 });

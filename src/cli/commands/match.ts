@@ -10,6 +10,7 @@ import { runMatchLints } from '../../match/lints/index.js';
 import { assignSchemes, couldNotMatchMessage, type ModuleSchemes, type SchemeAssignment } from '../../match/match.js';
 import { compilePatterns } from '../../match/pattern.js';
 import type { ModuleTree } from '../../model/module-tree.js';
+import { formatInt } from '../../plan/estimate.js';
 import { diagnosticToJson, renderDiagnostics } from '../../report/diagnostics.js';
 import { span, type Span } from '../../source.js';
 import { choice, parseCommandArgs } from '../args.js';
@@ -72,14 +73,14 @@ function table(tree: ModuleTree, modules: readonly number[], detail: (k: number)
   );
   const rows = groups.map((g) => {
     const [cls, why] = g.key.split('\u0000') as [string, string];
-    return [g.pattern === '' ? '(root)' : g.pattern, cls, g.count > 1 ? `×${g.count}` : '', why];
+    return [g.pattern === '' ? '(root)' : g.pattern, cls, g.count > 1 ? `×${formatInt(g.count)}` : '', why];
   });
   const widths = [0, 1, 2].map((c) => Math.max(0, ...rows.map((r) => r[c]!.length)));
   return rows.map((r) => `  ${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padEnd(widths[1]!)}  ${r[2]!.padStart(widths[2]!)}  ${r[3]}`.trimEnd());
 }
 
 function section(title: string, count: number, rows: string[]): string {
-  return `${title}: ${count} module${count === 1 ? '' : 's'}\n${rows.length > 0 ? `${rows.join('\n')}\n` : ''}`;
+  return `${title}: ${formatInt(count)} module${count === 1 ? '' : 's'}\n${rows.length > 0 ? `${rows.join('\n')}\n` : ''}`;
 }
 
 /** The human report of one match. */
@@ -107,7 +108,7 @@ export function renderMatchText(tree: ModuleTree, a: SchemeAssignment, ignoreTex
       ),
     );
   }
-  const targetLines = a.targets.map((t, i) => `  ${t.pattern.text}  recorded for ${a.match.recorded[i]} module${a.match.recorded[i] === 1 ? '' : 's'}`);
+  const targetLines = a.targets.map((t, i) => `  ${t.pattern.text}  recorded for ${formatInt(a.match.recorded[i]!)} module${a.match.recorded[i] === 1 ? '' : 's'}`);
   out.push(`Targets (compressed-tensors records each module for its first matching target):\n${targetLines.join('\n')}\n`);
   if (a.match.unmatchedTargets.length > 0) {
     const lines = a.match.unmatchedTargets.map((t) => `  ${couldNotMatchMessage(tree, a.targets[t]!.pattern.text)}`);

@@ -7,10 +7,13 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Diagnostic } from '../../diagnostics.js';
 import { compressNames } from '../../match/compress-names.js';
 import { matchIndex, patternHits } from '../../match/match-index.js';
+import { nameUnderOtherPrefix } from '../../match/lints/name-under-other-prefix.js';
+import { nearestName } from '../../match/lints/suggest.js';
 import { compilePattern } from '../../match/pattern.js';
 import { loadModel } from '../../model/load.js';
 import { rewriteModel } from '../../moe/rewrite-model.js';
 import { paramsOf, type ModuleTree } from '../../model/module-tree.js';
+import { formatInt } from '../../plan/estimate.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
@@ -106,14 +109,23 @@ export function renderModulesText(tree: ModuleTree, selected: readonly number[])
     const [cls, params] = g.key.split('\u0000') as [string, string];
     const depth = g.pattern === '' ? 0 : g.pattern.replace(/\{[^}]*\}/g, '').split('.').length - 1;
     const label = `${'  '.repeat(depth)}${g.pattern === '' ? '(root)' : g.pattern}`;
-    return { label, cls, count: g.count > 1 ? `×${g.count}` : '', params };
+    return { label, cls, count: g.count > 1 ? `×${formatInt(g.count)}` : '', params };
   });
   const w1 = Math.max(0, ...rows.map((r) => r.label.length));
   const w2 = Math.max(0, ...rows.map((r) => r.cls.length));
   const w3 = Math.max(0, ...rows.map((r) => r.count.length));
   const lines = rows.map((r) => `${r.label.padEnd(w1)}  ${r.cls.padEnd(w2)}  ${r.count.padStart(w3)}${r.params ? `  ${r.params}` : ''}`.trimEnd());
-  const total = `${selected.length} of ${tree.names.length} module${tree.names.length === 1 ? '' : 's'} (${tree.origin.description})`;
-  return `${lines.join('\n')}\n\n${total}\n`;
+  const total = `${formatInt(selected.length)} of ${formatInt(tree.names.length)} module${tree.names.length === 1 ? '' : 's'} (${tree.origin.description})`;
+  return lines.length === 0 ? `${total}\n` : `${lines.join('\n')}\n\n${total}\n`;
+}
+
+/** Why a plain filter matched nothing, when a module or class nearby is plausibly meant. */
+function filterHint(tree: ModuleTree, filter: string): string {
+  if (filter.startsWith('re:')) return '';
+  const under = nameUnderOtherPrefix(tree, filter, 1)[0];
+  const near = under ?? nearestName(tree, filter);
+  const suggestion = under ? ` Did you mean "${under}" or "re:.*\\.${filter.replace(/\./g, '\\.')}$"?` : near ? ` Did you mean "${near}"?` : '';
+  return ` A plain pattern is a full module name or a class name; use "re:" for a regex.${suggestion}`;
 }
 
 /** The `modules` command. */
@@ -146,6 +158,7 @@ export const command: Command = {
       }
       const bits = patternHits(matchIndex(tree), compiled.value).bits;
       selected = selected.filter((i) => bits[i] !== 0);
+      if (selected.length === 0) io.stderr(`quantc: modules: no module matches "${values.filter}".${filterHint(tree, values.filter)}\n`);
     }
     if (format === 'json') {
       const body = selected.map((i) => `  ${JSON.stringify(moduleJson(tree, i))}`).join(',\n');
