@@ -31,7 +31,7 @@ export interface ModifierVerdict {
   readonly decidedBy?: PatternHit;
   /** Other targets that match too but lose on precedence. */
   readonly alsoMatched: readonly PatternHit[];
-  /** The ignore entry that removed it. */
+  /** The ignore entry that removed it (ignored), or that matches it without effect (not-matched). */
   readonly ignoredBy?: PatternHit;
 }
 
@@ -86,7 +86,13 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
       else if (bits & BY_CLASS) hits.push({ pattern: t.pattern.text, origin: t.pattern.origin, by: 'class' });
     }
     if (match.kvCache.includes(m) && hits.length === 0) return { ...base, outcome: 'kv-cache', alsoMatched: [] };
-    if (hits.length === 0) return { ...base, outcome: 'not-matched', alsoMatched: [] };
+    if (hits.length === 0) {
+      // An ignore entry that matches an untargeted module changes nothing; say so, since the user wrote it for this module.
+      const p = match.ignore.find((ig) => patternHits(index, ig).bits[m] !== 0);
+      if (!p) return { ...base, outcome: 'not-matched', alsoMatched: [] };
+      const by = (patternHits(index, p).bits[m]! & BY_NAME) !== 0 ? 'name' : 'class';
+      return { ...base, outcome: 'not-matched', ignoredBy: { pattern: p.text, origin: p.origin, by }, alsoMatched: [] };
+    }
     const ignored = match.assignment.match.ignored.find((ig) => ig.module === m);
     if (ignored) {
       const p = match.ignore[ignored.ignore]!;

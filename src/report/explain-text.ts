@@ -8,7 +8,7 @@ import { formatLocation, type SourceMap } from './diagnostics.js';
 /** Renders `quantc explain` output. */
 export function renderExplanation(e: Explanation, sources: SourceMap): string {
   const out: string[] = [];
-  out.push(`${e.module} (${e.class}${e.mro.length > 2 ? `: ${e.mro.slice(1, -1).join(' → ')}` : ''})`);
+  out.push(`${e.module === '' ? '(root)' : e.module} (${e.class}${e.mro.length > 2 ? `: ${e.mro.slice(1, -1).join(' → ')}` : ''})`);
   if (e.rewrite) {
     out.push(
       e.rewrite.replaced
@@ -35,7 +35,11 @@ export function renderExplanation(e: Explanation, sources: SourceMap): string {
         out.push(`${head} gets the kv_cache_scheme (k_scale, v_scale) as a cached attention module.`);
         break;
       default:
-        out.push(`${head} no target matches it.`);
+        out.push(
+          v.ignoredBy
+            ? `${head} no target matches it; ${hit(v.ignoredBy, sources, 'ignore entry')} matches it too, which changes nothing.`
+            : `${head} no target matches it.`,
+        );
     }
     for (const a of v.alsoMatched) out.push(`      also matched by ${hit(a, sources)}, which loses on precedence (exact name > re: alphabetical > class).`);
   }

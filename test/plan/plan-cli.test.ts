@@ -67,6 +67,20 @@ describe('quantc plan with an unknown MoE class', () => {
     await expect(r.stdout).toMatchFileSnapshot(`../cases/plan-moe/explain.txt`);
   });
 
+  it('explain names an ignore entry that matches an untargeted module without effect, and the root module', async () => {
+    const r = await run('explain', 'recipes/qwen3-30b-a3b-nvfp4.qr', 'model.layers.0.mlp.gate', '');
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')).toEqual([
+      'model.layers.0.mlp.gate (Qwen3MoeTopKRouter)',
+      '  QuantizationModifier #0 (stage "quant"): no target matches it; ignore entry "re:.*mlp\\.gate$" at recipes/qwen3-30b-a3b-nvfp4.qr:20:26 matches it too, which changes nothing.',
+      '  result: left as is (not quantized).',
+      '(root) (Qwen3MoeForCausalLM: Qwen3MoePreTrainedModel → PreTrainedModel)',
+      '  QuantizationModifier #0 (stage "quant"): no target matches it.',
+      '  result: left as is (not quantized).',
+      '',
+    ]);
+  });
+
   it('explain of an unknown module suggests the nearest name', async () => {
     const r = await run('explain', `${CASE}/declared.qr`, '--model', MODEL, 'model.layers.0.mlp.expert');
     expect(r.code).toBe(1);
