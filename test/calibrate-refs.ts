@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { DATAFREE, parseSafetensors, unpackModel } from './execute/fixtures.js';
 
 /** Root of the calibration fixtures. */
@@ -49,9 +50,10 @@ export async function textRefs(model: string): Promise<TextRefs> {
   return JSON.parse(await readFile(join(CALIBRATION, `${model}.json`), 'utf8')) as TextRefs;
 }
 
-/** A temporary model folder: a data-free fixture checkpoint plus the calibration tokenizer. */
+/** A temporary model folder: a data-free fixture checkpoint (or a calibration one under models/) plus the calibration tokenizer. */
 export async function modelWithTokenizer(model: string, variant = 'base'): Promise<string> {
-  const dir = await unpackModel(join(DATAFREE, model, variant));
+  const own = join(CALIBRATION, 'models', model);
+  const dir = await unpackModel(existsSync(own) ? own : join(DATAFREE, model, variant));
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(CALIBRATION, f), join(dir, f));
   return dir;
 }

@@ -13,6 +13,9 @@ const CASES: Record<string, { model: string; overrides?: Record<string, unknown>
   qwen3_moe_norm_topk: { model: 'qwen3_moe', overrides: { norm_topk_prob: true } },
   glm4_moe_lite: { model: 'glm4_moe_lite' },
   glm4_moe_lite_grouped: { model: 'glm4_moe_lite', overrides: { n_group: 2, topk_group: 1 } },
+  qwen2: { model: 'qwen2' },
+  qwen3: { model: 'qwen3' },
+  mistral: { model: 'mistral' },
 };
 
 /** Writes `values` (float32) into every router's e_score_correction_bias of the checkpoint in `dir`. */
