@@ -416,7 +416,7 @@ function rewriteGroups(resolution: MoeResolution): RewriteGroup[] {
           ? `unpack ${r.experts.count} fused experts (${r.experts.class}) into Linear modules (${r.linearExpertsClass}) and route every calibration token through every expert`
           : `route every calibration token through all ${r.experts.count} experts (already Linear, nothing to unpack)`;
       g = {
-        title: `${r.class} modules get calibration rewrite: ${what}`,
+        title: `calibration rewrite: ${what}`,
         modules: [],
         details: {
           class: r.class,
@@ -431,7 +431,10 @@ function rewriteGroups(resolution: MoeResolution): RewriteGroup[] {
     }
     g.modules.push(r.module);
   }
-  return [...groups.values()].map((g) => ({ ...g, title: `${formatInt(g.modules.length)} ${g.title}` }));
+  return [...groups.values()].map((g) => {
+    const n = g.modules.length;
+    return { ...g, title: `${formatInt(n)} ${String(g.details.class)} module${n === 1 ? ' gets' : 's get'} ${g.title}` };
+  });
 }
 
 function transformTitle(m: ModifierIR): string {

@@ -81,6 +81,12 @@ describe('quantc plan with an unknown MoE class', () => {
     ]);
   });
 
+  it('a single rewritten MoE block reads in the singular', async () => {
+    const r = await run('plan', 'recipes/glm-4.7-flash-nvfp4.qr', '--model', 'test/fixtures/trees/glm_moe_dsa/default.config.json');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('\n  1 GlmMoeDsaMoE module gets calibration rewrite: unpack 256 fused experts');
+  });
+
   it('explain of an unknown module suggests the nearest name', async () => {
     const r = await run('explain', `${CASE}/declared.qr`, '--model', MODEL, 'model.layers.0.mlp.expert');
     expect(r.code).toBe(1);

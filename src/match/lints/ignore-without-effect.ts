@@ -19,9 +19,9 @@ export function ignoreWithoutEffect(ctx: LintContext): Diagnostic[] {
     const targetBits = ctx.targets.map((t) => patternHits(ctx.index, t).bits);
     const targeted = hits.some((m) => targetBits.some((b) => b[m] !== 0));
     const classList = classes.map((c) => `"${c}"`).join(', ');
-    const notQuantizable = `${hits.length === 1 ? 'it is' : 'they are'} ${classList}, not nn.Linear or nn.Embedding subclasses`;
+    const notQuantizable = `${hits.length === 1 ? 'it is' : 'they are'} ${classList}, not ${hits.length === 1 ? 'an nn.Linear or nn.Embedding subclass' : 'nn.Linear or nn.Embedding subclasses'}`;
     const why = targeted
-      ? `none of them would receive a scheme: ${notQuantizable}, and only those (and attention modules) are quantized`
+      ? `${hits.length === 1 ? 'it would not' : 'none of them would'} receive a scheme: ${notQuantizable}, and only those (and attention modules) are quantized`
       : hits.some((m) => ctx.tree.classes[ctx.tree.classIds[m]!]!.mro.some((c) => c === 'Linear' || c === 'Embedding'))
         ? `no target matches ${hits.length === 1 ? 'it' : 'them'}`
         : `no target matches ${hits.length === 1 ? 'it' : 'them'} (${notQuantizable})`;

@@ -23,6 +23,15 @@ it('warns when an ignore entry only hits modules that would not be quantized', (
   `);
 });
 
+it('speaks of one module in the singular', () => {
+  expect(runLint(ignoreWithoutEffect, tree, ['Linear'], ['model.layers.1.mlp.gate'])).toEqual([
+    'warning ignore-without-effect: The ignore entry "model.layers.1.mlp.gate" changes nothing: it matches 1 module (model.layers.1.mlp.gate), but no target matches it (it is "TopkRouter", not an nn.Linear or nn.Embedding subclass).',
+  ]);
+  expect(runLint(ignoreWithoutEffect, tree, ['re:.*mlp.*'], ['model.layers.1.mlp.gate'])).toEqual([
+    'warning ignore-without-effect: The ignore entry "model.layers.1.mlp.gate" changes nothing: it matches 1 module (model.layers.1.mlp.gate), but it would not receive a scheme: it is "TopkRouter", not an nn.Linear or nn.Embedding subclass, and only those (and attention modules) are quantized.',
+  ]);
+});
+
 it('is silent when the router is an nn.Linear', () => {
   const linearRouter = tinyTree([['', 'M'], ['mlp', 'MoE'], ['mlp.gate', 'LinearRouter'], ['mlp.up', 'Linear']]);
   expect(runLint(ignoreWithoutEffect, linearRouter, ['Linear'], ['re:.*mlp.gate$'])).toEqual([]);
