@@ -79,6 +79,18 @@ describe('quantc eval', () => {
     }
   });
 
+  test('--coverage FILE.html writes a self-contained heat map', async () => {
+    const dir = await modelWithTokenizer('glm4_moe_lite');
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--coverage', 'coverage.html'], io)).toBe(0);
+    const html = await readFile(join(dir, 'coverage.html'), 'utf8');
+    expect(html.startsWith('<!doctype html>')).toBe(true);
+    expect(html).not.toMatch(/<script|src=|href=/);
+    expect(html.match(/<tr><th>\d+<\/th>/g)).toEqual(['<tr><th>1</th>']);
+    expect(html.match(/<td /g)).toHaveLength(4);
+    expect(html).toContain('title="layer 1, expert 0: ');
+  });
+
   test('JSON Lines data: the text fields joined with blank lines', async () => {
     const dir = await modelWithTokenizer('llama');
     await writeFile(join(dir, 'data.jsonl'), `${JSON.stringify({ text: 'the river ran past the mill' })}\n\n${JSON.stringify({ text: 'and the bell rang' })}\n`);

@@ -36,8 +36,10 @@ Options:
   --batch-size N           Windows per forward pass (default 1).
   --device cpu|cuda        Where the graphs run (default cpu).
   --format text|json       Output format (default text).
-  --coverage FILE          Write the expert coverage of MoE models as JSON
-                           (tokens routed to each expert of each MoE layer).
+  --coverage FILE          Write the expert coverage of MoE models (tokens
+                           routed to each expert of each MoE layer): JSON,
+                           or a self-contained HTML heat map if FILE ends
+                           in .html.
   -h, --help               Show this help.
 
 Exit status: 0 done, 1 the model cannot be run or the data is too short,
@@ -52,11 +54,11 @@ function coverageLines(c: ExpertCoverage): string[] {
   return [`  experts      ${c.layers.length} MoE layers; least routed: layer ${least.layer} expert ${least.expert} (${least.tokens} of ${c.tokens} tokens)`];
 }
 
-/** Writes `value` as JSON to a temporary file beside `path`, then renames it into place. */
-async function writeJsonAtomically(path: string, value: unknown): Promise<void> {
+/** Writes `text` to a temporary file beside `path`, then renames it into place. */
+async function writeAtomically(path: string, text: string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   try {
-    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+    await writeFile(tmp, text);
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
@@ -132,7 +134,11 @@ export const command: Command = {
       const seconds = (performance.now() - started) / 1000;
       const tokensPerSecond = r.tokens / seconds;
       const { coverage, ...result } = r;
-      if (typeof values.coverage === 'string') await writeJsonAtomically(resolve(io.cwd, values.coverage), coverage);
+      if (typeof values.coverage === 'string') {
+        const path = resolve(io.cwd, values.coverage);
+        const { coverageHtml } = await import('../../execute/calibrate/coverage-html.js');
+        await writeAtomically(path, path.endsWith('.html') ? coverageHtml(coverage, basename(modelDir)) : `${JSON.stringify(coverage, null, 2)}\n`);
+      }
       if (format === 'json') {
         io.stdout(`${JSON.stringify({ model: values.model, data: values.data, seqLen, batchSize, device, ...result, seconds, tokensPerSecond }, null, 2)}\n`);
       } else {
