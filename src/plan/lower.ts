@@ -242,7 +242,7 @@ function assemblePlan(
           push({
             action: 'attach',
             modifier: modifier.index,
-            title: `${where}: attach ${preset ?? group.name} to ${formatInt(mods.length)} modules`,
+            title: `${where}: attach ${preset ?? group.name} to ${formatInt(mods.length)} module${mods.length === 1 ? '' : 's'}`,
             modules: compressNames(mods.map((m) => tree.names[m]!)).map((g) => g.pattern),
             count: mods.length,
             details: { group: group.name, preset: preset ?? null, targets: group.targets.map((t) => t.text) },
@@ -290,7 +290,7 @@ function assemblePlan(
       push({
         action: 'quantize',
         modifier: modifier.index,
-        title: `${where}: ${algorithmOf(modifier)} on ${formatInt(rows(match.assignment.quantized).length)} modules`,
+        title: `${where}: ${algorithmOf(modifier)} on ${formatInt(rows(match.assignment.quantized).length)} module${rows(match.assignment.quantized).length === 1 ? '' : 's'}`,
         count: rows(match.assignment.quantized).length,
         details: algorithmDetails(modifier),
       });
@@ -299,7 +299,7 @@ function assemblePlan(
       push({
         action: 'quantize',
         modifier: modifier.index,
-        title: `${where}: GPTQ on the ${formatInt(reused)} modules earlier modifiers attached schemes to`,
+        title: `${where}: GPTQ on the ${formatInt(reused)} module${reused === 1 ? '' : 's'} earlier modifiers attached schemes to`,
         count: reused,
         details: algorithmDetails(modifier),
       });

@@ -52,6 +52,26 @@ describe('quantc plan with an unknown MoE class', () => {
     await expect(r.stdout).toMatchFileSnapshot(`../cases/plan-moe/diff.txt`);
   });
 
+  it('diff speaks of one module in the singular and says when it shows only some patterns', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/quantc-diff-`);
+    // Twelve Linear modules at different depths: no two compress into one pattern.
+    const names = Array.from({ length: 12 }, (_, k) => Array.from({ length: k + 1 }, () => 'm').join('.'));
+    const linear = (name: string) => ({ name, class: 'Linear', bases: ['Module'], params: { weight: { shape: [128, 128], dtype: 'bfloat16' } } });
+    writeFileSync(`${dir}/tree.json`, JSON.stringify({ model_type: 'deep', modules: [{ name: '', class: 'Deep', bases: ['Module'], params: {} }, ...names.map(linear)] }));
+    const recipe = (scheme: string, ignore: string) => `recipe "r" version "1"\nstage q {\n  QuantizationModifier {\n    targets = [Linear]\n    scheme = ${scheme}\n    ignore = ${ignore}\n  }\n}\n`;
+    writeFileSync(`${dir}/a.qr`, recipe('W4A16', '[]'));
+    writeFileSync(`${dir}/b.qr`, recipe('W8A16', '[]'));
+    writeFileSync(`${dir}/c.qr`, recipe('W8A16', '["m"]'));
+    const many = await run('diff', `${dir}/a.qr`, `${dir}/b.qr`, '--model', `${dir}/tree.json`);
+    expect(many.code).toBe(0);
+    expect(many.stdout).toContain('~ 12 modules: scheme W4A16 → W8A16\n');
+    expect(many.stdout).toContain('    m.m.m.m.m.m.m.m.m.m\n    … and 2 more patterns\n');
+    const one = await run('diff', `${dir}/b.qr`, `${dir}/c.qr`, '--model', `${dir}/tree.json`);
+    expect(one.stdout.split('\n').slice(1)).toEqual(['', '- 1 module: no longer quantized (was W8A16)', '    m', '- 1 module: now ignored by "m"', '    m', '', '1 module changes treatment.', '']);
+  });
+
   it('explain names the rule and line for rewritten, ignored and untouched modules', async () => {
     const r = await run(
       'explain',

@@ -27,6 +27,9 @@ Options:
 Exit status: 0 (with or without changes), 1 recipe/model errors, 2 bad usage.
 `;
 
+/** How many compressed module patterns a change shows before "… and N more patterns". */
+const MAX_PATTERNS = 10;
+
 /** The `diff` command. */
 export const command: Command = {
   name: 'diff',
@@ -95,9 +98,11 @@ function renderDiff(diff: PlanDiff, oldName: string, newName: string): string {
             : c.kind === 'now-ignored'
               ? `now ignored by "${c.after}"`
               : `no longer ignored (was "${c.before}")`;
-    out.push(`${symbol[c.kind]} ${formatInt(c.modules.length)} modules: ${what}`);
-    for (const g of compressNames(c.modules).slice(0, 10)) out.push(`    ${g.pattern}`);
+    out.push(`${symbol[c.kind]} ${formatInt(c.modules.length)} module${c.modules.length === 1 ? '' : 's'}: ${what}`);
+    const patterns = compressNames(c.modules);
+    for (const g of patterns.slice(0, MAX_PATTERNS)) out.push(`    ${g.pattern}`);
+    if (patterns.length > MAX_PATTERNS) out.push(`    … and ${formatInt(patterns.length - MAX_PATTERNS)} more patterns`);
   }
-  out.push('', `${formatInt(diff.changed)} modules change treatment.`);
+  out.push('', `${formatInt(diff.changed)} module${diff.changed === 1 ? ' changes' : 's change'} treatment.`);
   return `${out.join('\n')}\n`;
 }
