@@ -33,6 +33,15 @@ describe('perplexity matches transformers 5.17', () => {
     expect(windows([1, 2, 3, 4, 5, 6, 7], 2, 2)).toEqual([[[1, 2], [3, 4]], [[5, 6]]]);
   });
 
+  test('data larger than the activation bound runs in chunks with the same result', async () => {
+    const model = await ForwardModel.open(await modelWithTokenizer('qwen3_moe'));
+    const whole = await perplexity(model, refs.text_ids, 16, 2);
+    const chunked = await perplexity(model, refs.text_ids, 16, 2, {}, 16 * 2 * 128 * 4 * 3);
+    expect(chunked.perplexity).toBeCloseTo(whole.perplexity, 10);
+    expect(chunked.coverage).toEqual(whole.coverage);
+    expect(chunked.predicted).toBe(whole.predicted);
+  });
+
   for (const [name, modelRefs] of Object.entries(allRefs)) {
     for (const [variant, bySeq] of Object.entries(modelRefs.perplexity)) {
       test(`${name} ${variant}`, async () => {

@@ -32,26 +32,45 @@ export interface PerplexityResult {
   readonly coverage: ExpertCoverage;
 }
 
+/**
+ * Hidden states kept between layers, at most (bytes). Longer data is run in
+ * chunks of batches, each chunk through every layer: weights are read once
+ * per chunk, activations never outgrow this bound.
+ */
+export const MAX_RESIDENT_ACTIVATION_BYTES = 1 << 30;
+
 /** Perplexity of `model` on `ids`; throws a RangeError when no full window fits. */
-export async function perplexity(model: ForwardModel, ids: readonly number[], seqLen: number, batchSize: number, options: RunOptions = {}): Promise<PerplexityResult> {
+export async function perplexity(
+  model: ForwardModel,
+  ids: readonly number[],
+  seqLen: number,
+  batchSize: number,
+  options: RunOptions = {},
+  maxResidentBytes = MAX_RESIDENT_ACTIVATION_BYTES,
+): Promise<PerplexityResult> {
   const batches = windows(ids, seqLen, batchSize);
   if (batches.length === 0) throw new RangeError(`the data has ${ids.length} tokens, fewer than one window of ${seqLen}`);
   const coverage = new CoverageCollector();
-  const hidden = await model.layers(await model.embed(batches), {
-    ...options,
-    onLayer: (layer, b, h, extra) => {
-      coverage.add(layer, extra);
-      options.onLayer?.(layer, b, h, extra);
-    },
-  });
-  const targets = batches.map((b) => b.map((row) => [...row.slice(1), 0]));
-  const nll = await model.head(hidden, 'nll', targets);
+  const perBatch = batchSize * seqLen * model.config.hidden * 4;
+  const chunk = Math.max(1, Math.floor(maxResidentBytes / perBatch));
   let sum = 0;
   let count = 0;
-  batches.forEach((b, i) => {
-    const values = nll[i]!;
-    for (let r = 0; r < b.length; r++) for (let t = 0; t < seqLen - 1; t++, count++) sum += values[r * seqLen + t]!;
-  });
+  for (let start = 0; start < batches.length; start += chunk) {
+    const part = batches.slice(start, start + chunk);
+    const hidden = await model.layers(await model.embed(part), {
+      ...options,
+      onLayer: (layer, b, h, extra) => {
+        coverage.add(layer, extra);
+        options.onLayer?.(layer, start + b, h, extra);
+      },
+    });
+    const targets = part.map((b) => b.map((row) => [...row.slice(1), 0]));
+    const nll = await model.head(hidden, 'nll', targets);
+    part.forEach((b, i) => {
+      const values = nll[i]!;
+      for (let r = 0; r < b.length; r++) for (let t = 0; t < seqLen - 1; t++, count++) sum += values[r * seqLen + t]!;
+    });
+  }
   const meanNll = sum / count;
   const n = batches.reduce((a, b) => a + b.length, 0);
   return { perplexity: Math.exp(meanNll), meanNll, windows: n, tokens: n * seqLen, predicted: count, coverage: coverage.report(n * seqLen, true) };
