@@ -216,7 +216,8 @@ function commonAffix(values: readonly string[], suffix: boolean): string {
 /** One line summary: the patterns joined by `, `, at most `limit` of them, then `… (N more)`. */
 export function summarizeNames(names: readonly string[], limit = 3): string {
   const groups = compressNames(names);
-  const shown = groups.slice(0, limit).map((g) => g.pattern);
+  // The root module's name is empty; an empty item would read as a stray comma.
+  const shown = groups.slice(0, limit).map((g) => (g.pattern === '' ? '(root)' : g.pattern));
   const rest = groups.slice(limit).reduce((s, g) => s + g.count, 0);
   return rest > 0 ? `${shown.join(', ')} … (${rest} more)` : shown.join(', ');
 }

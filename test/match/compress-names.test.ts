@@ -27,6 +27,7 @@ it('never merges names with different keys, and writes sparse integers as lists'
 
 it('summarizes long lists', () => {
   expect(summarizeNames(['a.x', 'b.y', 'c.z', 'd.w'], 2)).toBe('a.x, b.y … (2 more)');
+  expect(summarizeNames(['', 'a.x.y'])).toBe('(root), a.x.y');
 });
 
 it('can keep differing words apart except in the last component', () => {
