@@ -7,6 +7,24 @@ import { chmodSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } 
 import { basename, dirname, join } from 'node:path';
 import { UsageError } from './io.js';
 
+/** Plain words for the errors a write usually meets; anything else keeps its code. */
+const WRITE_ERRORS: Readonly<Record<string, string>> = {
+  ENOENT: 'its folder does not exist',
+  ENOTDIR: 'its folder does not exist',
+  EISDIR: 'it is a folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'the disk is full',
+};
+
+/** The UsageError for a failed write of `path`. */
+function writeError(path: string, e: unknown): UsageError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const reason = (code !== undefined ? WRITE_ERRORS[code] : undefined) ?? code ?? (e as Error).message;
+  return new UsageError(`cannot write "${path}": ${reason}.`);
+}
+
 /** `path` with symlinks resolved where it exists, else as given. */
 function canonical(path: string): string {
   try {
@@ -30,7 +48,7 @@ export function writeFileAtomic(path: string, text: string, inputs: readonly str
     renameSync(temp, path);
   } catch (e) {
     rmSync(temp, { force: true });
-    throw new UsageError(`cannot write "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);
+    throw writeError(path, e);
   }
 }
 
@@ -45,7 +63,7 @@ export function replaceFileAtomic(path: string, text: string): void {
   try {
     mode = statSync(target).mode & 0o7777;
   } catch (e) {
-    throw new UsageError(`cannot write "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);
+    throw writeError(path, e);
   }
   if ((mode & 0o222) === 0) throw new UsageError(`cannot write "${path}": it is read-only.`);
   const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`);
@@ -55,6 +73,6 @@ export function replaceFileAtomic(path: string, text: string): void {
     renameSync(temp, target);
   } catch (e) {
     rmSync(temp, { force: true });
-    throw new UsageError(`cannot write "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);
+    throw writeError(path, e);
   }
 }

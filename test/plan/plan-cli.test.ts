@@ -155,6 +155,11 @@ describe('quantc plan with an unknown MoE class', () => {
       expect((await inDir('plan', 'r.qr', '--model', 'tree.json', flag, 'tree.json')).code).toBe(2);
     }
     expect((await inDir('plan', 'r.qr', '--model', 'tree.json', '--out', 'p.json', '--save', 'p.json')).code).toBe(2);
+    expect(await inDir('plan', 'r.qr', '--model', 'tree.json', '--out', 'no/such/folder/plan.txt')).toEqual({
+      code: 2,
+      stderr: `quantc: cannot write "${dir}/no/such/folder/plan.txt": its folder does not exist.\n`,
+    });
+    expect((await inDir('plan', 'r.qr', '--model', 'tree.json', '--out', '.')).stderr).toBe(`quantc: cannot write "${dir}": it is a folder.\n`);
     expect(readFileSync(`${dir}/r.qr`, 'utf8')).toBe(recipe);
     expect((await inDir('plan', 'r.qr', '--model', 'tree.json', '--out', 'plan.txt')).code).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(['plan.txt', 'r.qr', 'tree.json']);
