@@ -163,6 +163,10 @@ function fromConfig(json: unknown, path: string, kind: ModelSourceKind, label: s
 }
 
 function parseJson(text: string, path: string): unknown {
+  // NUL or undecodable bytes: a weights file or other binary passed as --model; JSON.parse would quote its bytes.
+  if (/[\u0000\uFFFD]/.test(text)) {
+    return error('model-config-invalid', `"${path}" is a binary file, not a config.json or module-tree JSON; pass the model folder or its config.json.`);
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {

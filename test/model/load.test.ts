@@ -182,6 +182,12 @@ describe('loadModel: inputs', () => {
     expect(codes(loadModel('d', memoryModelHost({ 'd/README.md': 'x' })))).toEqual(['model-config-missing']);
     expect(codes(loadModel('c.json', memoryModelHost({ 'c.json': '{"model_type": ' })))).toEqual(['model-config-invalid']);
   });
+  it('says a weights file passed as --model is binary instead of quoting its bytes', () => {
+    const r = loadModel('test/fixtures/trees/checkpoints/llama/model.safetensors');
+    expect(r.diagnostics.map((d) => d.message)).toEqual([
+      '"test/fixtures/trees/checkpoints/llama/model.safetensors" is a binary file, not a config.json or module-tree JSON; pass the model folder or its config.json.',
+    ]);
+  });
   it('points an unknown model_type to the module-tree JSON route', () => {
     const r = loadModel('c.json', memoryModelHost({ 'c.json': '{"model_type": "mixtrall"}' }));
     expect(codes(r)).toEqual(['unknown-model-type']);
