@@ -52,7 +52,14 @@ export function loadModel(pathOrId: string, host: ModelHost = nodeModelHost): Re
     }
     return fromConfigText(bundled.text, bundled.path, 'hub', `bundled config of ${bundled.id}`);
   }
-  return fail(error('model-not-found', `The model "${pathOrId}" does not exist: expected a model folder, a config.json, a module-tree JSON, or a model id like "org/name".`));
+  // A bundled id typed without its organisation ("Llama-3.1-8B").
+  const named = bundledModelIds().find((id) => id.slice(id.indexOf('/') + 1).toLowerCase() === pathOrId.toLowerCase());
+  return fail(
+    error(
+      'model-not-found',
+      `The model "${pathOrId}" does not exist: expected a model folder, a config.json, a module-tree JSON, or a model id like "org/name".${named ? ` Did you mean "${named}"?` : ''}`,
+    ),
+  );
 }
 
 function loadJsonFile(path: string, host: ModelHost): Result<LoadedModel | undefined> {

@@ -177,6 +177,7 @@ describe('loadModel: inputs', () => {
   });
   it('reports a path that does not exist', () => {
     expect(codes(loadModel('/nonexistent/model/dir/x'))).toEqual(['model-not-found']);
+    expect(loadModel('llama-3.1-8B').diagnostics[0]!.message).toMatch(/ Did you mean "meta-llama\/Llama-3\.1-8B"\?$/);
   });
   it('reports a folder without config.json, and invalid JSON', () => {
     expect(codes(loadModel('d', memoryModelHost({ 'd/README.md': 'x' })))).toEqual(['model-config-missing']);
