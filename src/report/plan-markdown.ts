@@ -13,7 +13,7 @@ export function renderPlanMarkdown(plan: Plan): string {
   out.push('');
   out.push(`Recipe \`${plan.recipe.path}\`; model \`${plan.model.id}\` (${plan.model.modelType ?? 'module tree'}, ${formatInt(plan.model.modules)} modules).`);
   out.push('');
-  for (const h of planHeadlines(plan)) out.push(`- ${h}`);
+  for (const h of planHeadlines(plan)) out.push(`- ${escapeText(h)}`);
   out.push('');
   out.push('## Steps');
   out.push('');
@@ -21,7 +21,7 @@ export function renderPlanMarkdown(plan: Plan): string {
   out.push('|---|---|---|---|');
   for (const s of plan.steps) {
     const mods = s.modules && s.modules.length > 0 ? s.modules.slice(0, 4).map((m) => `\`${m}\``).join('<br>') + (s.modules.length > 4 ? `<br>… ${s.modules.length - 4} more` : '') : '';
-    out.push(`| ${s.index} | ${s.action} | ${escapeCell(s.title)} | ${mods} |`);
+    out.push(`| ${s.index} | ${s.action} | ${escapeText(s.title)} | ${mods} |`);
   }
   out.push('');
   out.push('## Schemes');
@@ -37,7 +37,7 @@ export function renderPlanMarkdown(plan: Plan): string {
     out.push('');
     out.push('| module | pattern |');
     out.push('|---|---|');
-    for (const ig of plan.ignored.slice(0, 50)) out.push(`| \`${ig.module}\` | \`${ig.pattern}\` |`);
+    for (const ig of plan.ignored.slice(0, 50)) out.push(`| \`${ig.module}\` | \`${escapeCell(ig.pattern)}\` |`);
     if (plan.ignored.length > 50) out.push(`| … ${plan.ignored.length - 50} more | |`);
   }
   if (plan.diagnostics.length > 0) {
@@ -46,7 +46,7 @@ export function renderPlanMarkdown(plan: Plan): string {
     out.push('');
     for (const d of plan.diagnostics) {
       const at = d.span ? ` (${d.span.file}:${d.span.line}:${d.span.column})` : '';
-      out.push(`- **${d.severity}** \`${d.code}\`${at}: ${escapeCell(d.message.split('\n')[0]!)}`);
+      out.push(`- **${d.severity}** \`${d.code}\`${at}: ${escapeText(d.message.split('\n')[0]!)}`);
     }
   }
   out.push('');
@@ -54,6 +54,12 @@ export function renderPlanMarkdown(plan: Plan): string {
   return `${out.join('\n')}\n`;
 }
 
+/** A pipe inside a table cell, even inside a code span, must be escaped or it splits the cell. */
 function escapeCell(text: string): string {
   return text.replace(/\|/g, '\\|');
+}
+
+/** Plain text (messages quote regexes such as `re:.*mlp\.gate$`): escape what Markdown would eat or format. */
+function escapeText(text: string): string {
+  return text.replace(/[\\`*<[\]|]/g, '\\$&');
 }
