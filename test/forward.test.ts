@@ -16,6 +16,9 @@ const CASES: Record<string, { model: string; overrides?: Record<string, unknown>
   qwen2: { model: 'qwen2' },
   qwen3: { model: 'qwen3' },
   mistral: { model: 'mistral' },
+  qwen2_moe: { model: 'qwen2_moe' },
+  mixtral: { model: 'mixtral' },
+  deepseek_v3: { model: 'deepseek_v3' },
 };
 
 /** Writes `values` (float32) into every router's e_score_correction_bias of the checkpoint in `dir`. */

@@ -5,7 +5,7 @@
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer, type LayerOptions } from './llama-layer.js';
 import { glm4MoeLiteLayer } from './mla-layer.js';
-import { qwen3MoeLayer } from './qwen3-moe-layer.js';
+import { softmaxMoeLayer } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
 /** Builds the ONNX graph of one decoder layer. */
@@ -13,8 +13,11 @@ export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, 
 
 const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder>([
   ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, (w, cfg, layer, _raw, options) => llamaLayer(w, cfg, layer, options)]),
-  ['qwen3_moe', qwen3MoeLayer],
+  ['qwen3_moe', softmaxMoeLayer],
+  ['qwen2_moe', softmaxMoeLayer],
+  ['mixtral', softmaxMoeLayer],
   ['glm4_moe_lite', glm4MoeLiteLayer],
+  ['deepseek_v3', glm4MoeLiteLayer],
 ]);
 
 /** model_type values the executor runs. */

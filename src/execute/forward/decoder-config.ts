@@ -35,8 +35,10 @@ export interface DecoderConfig {
   readonly tieEmbeddings: boolean;
   readonly rope: RopeConfig;
   readonly dtype: 'bfloat16' | 'float16' | 'float32';
-  /** Keys attend only to the last `slidingWindow` positions (mistral; qwen2/qwen3 with `use_sliding_window`). */
+  /** Keys attend only to the last `slidingWindow` positions (mistral, mixtral; qwen models with `use_sliding_window`). */
   readonly slidingWindow: number | null;
+  /** Per-layer attention kinds (`layer_types`): the window applies to `sliding_attention` layers only; null = every layer. */
+  readonly layerTypes: readonly string[] | null;
 }
 
 /** The config cannot be run; the message says which key and why. */
@@ -74,6 +76,12 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
   };
 }
 
+/** The attention window of layer `layer`, or null for full causal attention. */
+export function windowOf(cfg: DecoderConfig, layer: number): number | null {
+  if (cfg.slidingWindow === null) return null;
+  return cfg.layerTypes === null || cfg.layerTypes[layer] === 'sliding_attention' ? cfg.slidingWindow : null;
+}
+
 /** Reads a llama-like config (see {@link LLAMA_LIKE}). */
 export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
   const modelType = String(raw.model_type ?? '');
@@ -93,12 +101,13 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     headDim,
     intermediate: num(raw, 'intermediate_size', 0),
     eps: num(raw, 'rms_norm_eps', 1e-6),
-    attentionBias: raw.attention_bias === true || modelType === 'qwen2',
+    attentionBias: raw.attention_bias === true || modelType === 'qwen2' || (modelType === 'qwen2_moe' && raw.qkv_bias !== false),
     mlpBias: raw.mlp_bias === true,
     tieEmbeddings: raw.tie_word_embeddings === true,
     // MLA models rotate only qk_rope_head_dim (their config maps head_dim to it).
     rope: readRope(raw, typeof raw.qk_rope_head_dim === 'number' ? raw.qk_rope_head_dim : headDim),
     dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16',
-    slidingWindow: typeof raw.sliding_window === 'number' && (modelType === 'mistral' || raw.use_sliding_window === true) ? raw.sliding_window : null,
+    slidingWindow: typeof raw.sliding_window === 'number' && raw.sliding_window > 0 && (modelType === 'mistral' || modelType === 'mixtral' || raw.use_sliding_window === true) ? raw.sliding_window : null,
+    layerTypes: Array.isArray(raw.layer_types) ? (raw.layer_types as string[]) : null,
   };
 }

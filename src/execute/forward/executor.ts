@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraphRuntime, type Device, type RawTensor } from '../runtime.js';
 import { openCheckpoint } from '../safetensors-reader.js';
-import { readDecoderConfig, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
+import { readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import type { ExpertObservation } from './observe.js';
@@ -89,13 +89,13 @@ export class ForwardModel {
 
   /** Runs every decoder layer on every batch, layer-major; returns the last layer's outputs. */
   async layers(hidden: HiddenBatch[], options: RunOptions = {}): Promise<HiddenBatch[]> {
-    const tables = new Map<number, { cos: RawTensor; sin: RawTensor; mask: RawTensor }>();
-    const inputsFor = (seq: number): { cos: RawTensor; sin: RawTensor; mask: RawTensor } => {
-      let t = tables.get(seq);
+    const tables = new Map<string, { cos: RawTensor; sin: RawTensor; mask: RawTensor }>();
+    const inputsFor = (seq: number, window: number | null): { cos: RawTensor; sin: RawTensor; mask: RawTensor } => {
+      let t = tables.get(`${seq}/${window}`);
       if (!t) {
         const r = ropeTables(this.config.rope, seq);
-        t = { cos: f32(r.cos, [seq, r.dim]), sin: f32(r.sin, [seq, r.dim]), mask: f32(causalMask(seq, this.config.slidingWindow), [seq, seq]) };
-        tables.set(seq, t);
+        t = { cos: f32(r.cos, [seq, r.dim]), sin: f32(r.sin, [seq, r.dim]), mask: f32(causalMask(seq, window), [seq, seq]) };
+        tables.set(`${seq}/${window}`, t);
       }
       return t;
     };
@@ -110,7 +110,7 @@ export class ForwardModel {
           const b = current[i]!;
           const { out, ...extra } = await runtime.run(`layer_${layer}`, () => bytes, {
             hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]),
-            ...inputsFor(b.seq),
+            ...inputsFor(b.seq, windowOf(this.config, layer)),
           });
           const h = { data: out!.data as Float32Array, batch: b.batch, seq: b.seq };
           options.onLayer?.(layer, i, h, extra);

@@ -14,7 +14,7 @@ import { decoderLayer, gatedMlp, type LayerInputs, type LayerOptions } from './l
 import { allExperts, combineExperts, flatten, readExperts, routedCountOutput, scatterTopK, unflatten, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
 import { attention, linear, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
-import { expertCount } from './qwen3-moe-layer.js';
+import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
 /** transformers' RMSNorm default eps, used by the MLA latent norms (built without the config's eps). */
@@ -117,7 +117,7 @@ export function mlaSparseLayer(raw: Readonly<Record<string, unknown>>, layer: nu
   return layer >= firstDense;
 }
 
-/** Builds glm4_moe_lite layer `layer`. */
+/** Builds layer `layer` of a glm4_moe_lite or deepseek_v3 model (same modules, same math). */
 export function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<Uint8Array> {
   const attn = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> => mlaAttention(g, w, cfg, raw, p, h, inp);
   if (!mlaSparseLayer(raw, layer)) return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), attn, options);

@@ -12,8 +12,20 @@ import { observeExperts } from './observe.js';
 import { silu, weightConst } from './ops.js';
 import type { WeightReader } from './weights.js';
 
+/** Per-expert Linear names: transformers 5's, or mixtral's original `w1`/`w3`/`w2`. */
+export interface ExpertNames {
+  readonly gate: string;
+  readonly up: string;
+  readonly down: string;
+}
+
+const STANDARD_NAMES: ExpertNames = { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
+const MIXTRAL_NAMES: ExpertNames = { gate: 'w1', up: 'w3', down: 'w2' };
+
 /** Stacked, transposed expert weights: gate/up `[E, H, I]`, down `[E, I, H]`. */
 export interface ExpertStack {
+  /** Linear names of each expert (for observers). */
+  readonly names: ExpertNames;
   readonly experts: number;
   readonly hidden: number;
   readonly inter: number;
@@ -31,7 +43,8 @@ function transposeInto(src: Float32Array, srcOffset: number, rows: number, cols:
  * Reads the experts of MoE module `m` (`model.layers.N.mlp`): the fused
  * transformers 5 tensors `experts.gate_up_proj [E, 2I, H]` and
  * `experts.down_proj [E, H, I]`, or per-expert Linears
- * `experts.<e>.{gate,up,down}_proj` (as quantized checkpoints store them).
+ * `experts.<e>.{gate,up,down}_proj` (as quantized checkpoints store them),
+ * or mixtral's `experts.<e>.{w1,w3,w2}`.
  */
 export async function readExperts(w: WeightReader, m: string, experts: number, hidden: number, inter: number): Promise<ExpertStack> {
   const gate = new Float32Array(experts * hidden * inter);
@@ -46,15 +59,16 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
       transposeInto(gu, e * 2 * slab + slab, inter, hidden, up, e * slab);
       transposeInto(dn, e * slab, hidden, inter, down, e * slab);
     }
-  } else {
-    for (let e = 0; e < experts; e++) {
-      const p = `${m}.experts.${e}`;
-      transposeInto((await w.linear(`${p}.gate_proj`)).data, 0, inter, hidden, gate, e * slab);
-      transposeInto((await w.linear(`${p}.up_proj`)).data, 0, inter, hidden, up, e * slab);
-      transposeInto((await w.linear(`${p}.down_proj`)).data, 0, hidden, inter, down, e * slab);
-    }
+    return { names: STANDARD_NAMES, experts, hidden, inter, gate, up, down };
   }
-  return { experts, hidden, inter, gate, up, down };
+  const names = w.hasLinear(`${m}.experts.0.w1`) ? MIXTRAL_NAMES : STANDARD_NAMES;
+  for (let e = 0; e < experts; e++) {
+    const p = `${m}.experts.${e}`;
+    transposeInto((await w.linear(`${p}.${names.gate}`)).data, 0, inter, hidden, gate, e * slab);
+    transposeInto((await w.linear(`${p}.${names.up}`)).data, 0, inter, hidden, up, e * slab);
+    transposeInto((await w.linear(`${p}.${names.down}`)).data, 0, hidden, inter, down, e * slab);
+  }
+  return { names, experts, hidden, inter, gate, up, down };
 }
 
 /**
@@ -67,8 +81,8 @@ export function allExperts(g: GraphBuilder, x: string, s: ExpertStack, expertsMo
   const gate = g.op('MatMul', [x3, weightConst(g, s.gate, [s.experts, s.hidden, s.inter])]);
   const up = g.op('MatMul', [x3, weightConst(g, s.up, [s.experts, s.hidden, s.inter])]);
   const act = g.op('Mul', [silu(g, gate), up]);
-  observeExperts(g, expertsModule, ['gate_proj', 'up_proj'], x, false, routing.mask, s.experts);
-  observeExperts(g, expertsModule, ['down_proj'], act, true, routing.mask, s.experts);
+  observeExperts(g, expertsModule, [s.names.gate, s.names.up], x, false, routing.mask, s.experts);
+  observeExperts(g, expertsModule, [s.names.down], act, true, routing.mask, s.experts);
   return g.op('MatMul', [act, weightConst(g, s.down, [s.experts, s.inter, s.hidden])]);
 }
 
