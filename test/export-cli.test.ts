@@ -22,6 +22,18 @@ const WARN = `${GOOD}notes: hello\n`;
 const BAD = 'quant_stage:\n  quant_modifiers:\n    GPTQModifier: {scheme: W4A17}\n';
 
 describe('quantc check', () => {
+  it('hints at the .qr extension when a DSL recipe has another extension', async () => {
+    const dsl = '# a recipe\nrecipe "x" version "1"\nstage q {\n  QuantizationModifier {\n    targets = [Linear]\n    scheme = W4A16\n  }\n}\n';
+    const dir = workspace({ recipe: dsl, 'recipe.txt': dsl, 'other.txt': 'just: text\n' });
+    for (const file of ['recipe', 'recipe.txt']) {
+      const r = await run(['check', file], dir);
+      expect(r.code).toBe(1);
+      expect(r.stdout + r.stderr).toContain('note: This looks like a quantc DSL recipe; quantc reads the DSL only from files ending in ".qr".');
+    }
+    const other = await run(['check', 'other.txt'], dir);
+    expect(other.stdout + other.stderr).not.toContain('.qr');
+  });
+
   const dir = workspace({ 'good.yaml': GOOD, 'warn.yaml': WARN, 'bad.yaml': BAD, 'empty.yaml': '' });
 
   it('exits 0 on a clean recipe and on warnings only', async () => {

@@ -5,7 +5,7 @@
  * loaded on demand so checking a `.qr` file never loads the YAML library.
  */
 import { isDiagnostic, type SourceHost } from '../source-host.js';
-import type { Result } from '../diagnostics.js';
+import type { Diagnostic, Result } from '../diagnostics.js';
 import type { Source } from '../source.js';
 import type { ParsedRecipe } from './document.js';
 
@@ -35,9 +35,20 @@ export async function parseRecipeSource(source: Source, host: SourceHost): Promi
       return (await import('./recipe-card.js')).parseRecipeCard(source);
     default: {
       const json = await import('./json.js');
-      return json.jsonSyntaxError(source.text) ? (await import('./yaml.js')).parseYaml(source) : json.parseJson(source);
+      const result = json.jsonSyntaxError(source.text) ? await (await import('./yaml.js')).parseYaml(source) : json.parseJson(source);
+      const first = result.diagnostics.findIndex((d) => d.severity === 'error');
+      if (first < 0 || !LOOKS_LIKE_DSL.test(source.text)) return result;
+      return { ...result, diagnostics: result.diagnostics.map((d, i) => (i === first ? withDslHint(d) : d)) };
     }
   }
+}
+
+/** A file whose first statement opens like the quantc DSL (after blank and comment lines). */
+const LOOKS_LIKE_DSL = /^(?:\s*(?:#[^\n]*)?\n)*\s*(?:recipe|stage|import|let|model|moe)\s+["\w{]/;
+
+/** Tells why DSL text read as YAML or JSON fails: the extension, not the text, picks the front end. */
+function withDslHint(d: Diagnostic): Diagnostic {
+  return { ...d, notes: [...(d.notes ?? []), { message: 'This looks like a quantc DSL recipe; quantc reads the DSL only from files ending in ".qr".' }] };
 }
 
 /** Reads and parses a recipe file; an unreadable file yields its diagnostic and no value. */
