@@ -12,6 +12,7 @@ import type { ModifierIR, QuantizationScheme, RecipeIR } from '../ir/types.js';
 import { kvCacheModules } from '../match/attention.js';
 import { checkFusedGroups } from '../match/fused-groups.js';
 import { checkGroupSizeDivisibility } from '../match/group-size.js';
+import { compressModules } from './compress-modules.js';
 import { compressNames } from '../match/compress-names.js';
 import { runMatchLints } from '../match/lints/index.js';
 import { assignSchemes, type ModuleSchemes, type SchemeAssignment, type SchemeGroup } from '../match/match.js';
@@ -128,7 +129,7 @@ function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diag
   const assignment = assignSchemes(tree, attaches ? groups : [], ignoreCompiled.value);
   if (attaches) {
     diagnostics.push(
-      ...runMatchLints(tree, groups, ignoreCompiled.value),
+      ...runMatchLints(tree, groups, ignoreCompiled.value, assignment),
       ...checkGroupSizeDivisibility(tree, assignment, groups, modifier.args.bypass_divisibility_checks === true),
       ...checkFusedGroups(tree, assignment, groups),
     );
@@ -243,7 +244,7 @@ function assemblePlan(
             action: 'attach',
             modifier: modifier.index,
             title: `${where}: attach ${preset ?? group.name} to ${formatInt(mods.length)} module${mods.length === 1 ? '' : 's'}`,
-            modules: compressNames(mods.map((m) => tree.names[m]!)).map((g) => g.pattern),
+            modules: compressModules(tree, mods, resolution),
             count: mods.length,
             details: { group: group.name, preset: preset ?? null, targets: group.targets.map((t) => t.text) },
             ...(group.targets[0] ? { reason: reasonOf(group.targets[0].text, group.targets[0].origin, sources) } : {}),

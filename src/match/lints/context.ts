@@ -28,10 +28,18 @@ export interface LintContext {
 /** A matching lint: a pure function from the context to diagnostics. */
 export type MatchLint = (ctx: LintContext) => Diagnostic[];
 
-/** Builds the lint context for config groups and a global ignore list. */
-export function lintContext(tree: ModuleTree, groups: readonly SchemeGroup[], ignore: readonly CompiledPattern[]): LintContext {
+/**
+ * Builds the lint context for config groups and a global ignore list.
+ * `assignment` may pass in the caller's own `assignSchemes` result for the
+ * same inputs, so large trees are not matched twice.
+ */
+export function lintContext(
+  tree: ModuleTree,
+  groups: readonly SchemeGroup[],
+  ignore: readonly CompiledPattern[],
+  assignment: SchemeAssignment = assignSchemes(tree, groups, ignore),
+): LintContext {
   const index = matchIndex(tree);
-  const assignment = assignSchemes(tree, groups, ignore);
   const targets = assignment.targets.map((t) => t.pattern);
   const quantizable = quantizableClasses(tree);
   const schemeable = new Uint8Array(tree.names.length);

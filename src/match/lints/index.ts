@@ -4,7 +4,7 @@
  */
 import type { Diagnostic } from '../../diagnostics.js';
 import type { ModuleTree } from '../../model/module-tree.js';
-import type { SchemeGroup } from '../match.js';
+import type { SchemeAssignment, SchemeGroup } from '../match.js';
 import type { CompiledPattern } from '../pattern.js';
 import { lintContext, type MatchLint } from './context.js';
 import { ignoreWithoutEffect } from './ignore-without-effect.js';
@@ -29,7 +29,12 @@ export const MATCH_LINTS: readonly MatchLint[] = [
 ];
 
 /** Runs every matching lint over one quantization config (its groups and global ignore list). */
-export function runMatchLints(tree: ModuleTree, groups: readonly SchemeGroup[], ignore: readonly CompiledPattern[]): Diagnostic[] {
-  const ctx = lintContext(tree, groups, ignore);
+export function runMatchLints(
+  tree: ModuleTree,
+  groups: readonly SchemeGroup[],
+  ignore: readonly CompiledPattern[],
+  assignment?: SchemeAssignment,
+): Diagnostic[] {
+  const ctx = lintContext(tree, groups, ignore, assignment);
   return MATCH_LINTS.flatMap((lint) => lint(ctx));
 }
