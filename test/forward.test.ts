@@ -19,6 +19,12 @@ const CASES: Record<string, { model: string; overrides?: Record<string, unknown>
   qwen2_moe: { model: 'qwen2_moe' },
   mixtral: { model: 'mixtral' },
   deepseek_v3: { model: 'deepseek_v3' },
+  deepseek_v3_yarn: {
+    model: 'deepseek_v3',
+    overrides: {
+      rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 40, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1, original_max_position_embeddings: 8 },
+    },
+  },
 };
 
 /** Writes `values` (float32) into every router's e_score_correction_bias of the checkpoint in `dir`. */

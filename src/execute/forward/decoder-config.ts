@@ -7,7 +7,7 @@
 
 /** RoPE as transformers 5 computes it (`rope_parameters`, or legacy `rope_theta` / `rope_scaling`). */
 export interface RopeConfig {
-  readonly type: 'default' | 'linear' | 'llama3';
+  readonly type: 'default' | 'linear' | 'llama3' | 'yarn';
   readonly theta: number;
   readonly factor: number;
   readonly lowFreqFactor: number;
@@ -17,6 +17,12 @@ export interface RopeConfig {
   readonly dim: number;
   /** Extra mscale keys of yarn-style configs (`mscale_all_dim`), 0 when absent. */
   readonly mscaleAllDim: number;
+  /** yarn: `mscale` (0 when absent), `attention_factor` (null: inferred), `beta_fast`, `beta_slow`, `truncate`. */
+  readonly mscale: number;
+  readonly attentionFactor: number | null;
+  readonly betaFast: number;
+  readonly betaSlow: number;
+  readonly truncate: boolean;
 }
 
 /** A decoder-only model the executor can run. */
@@ -59,20 +65,28 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
   const params = (raw.rope_parameters ?? raw.rope_scaling ?? {}) as Record<string, unknown>;
   const type = String(params.rope_type ?? params.type ?? 'default');
   const theta = typeof params.rope_theta === 'number' ? params.rope_theta : num(raw, 'rope_theta', 10000);
-  if (type !== 'default' && type !== 'linear' && type !== 'llama3') {
-    throw new UnsupportedModelError(`config.json: rope_type "${type}" is not supported by the forward executor (default, linear, llama3 are)`);
+  if (type !== 'default' && type !== 'linear' && type !== 'llama3' && type !== 'yarn') {
+    throw new UnsupportedModelError(`config.json: rope_type "${type}" is not supported by the forward executor (default, linear, llama3, yarn are)`);
   }
+  const maxPositions = num(raw, 'max_position_embeddings', 2048);
+  const original = typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : maxPositions;
+  const numOr = (v: unknown, fallback: number): number => (typeof v === 'number' && v !== 0 ? v : fallback);
   const partialRaw = params.partial_rotary_factor ?? raw.partial_rotary_factor;
   const partial = typeof partialRaw === 'number' ? partialRaw : 1;
   return {
     type,
     theta,
-    factor: typeof params.factor === 'number' ? params.factor : 1,
+    factor: typeof params.factor === 'number' ? params.factor : type === 'yarn' ? maxPositions / original : 1,
     lowFreqFactor: typeof params.low_freq_factor === 'number' ? params.low_freq_factor : 1,
     highFreqFactor: typeof params.high_freq_factor === 'number' ? params.high_freq_factor : 4,
-    originalMaxPositions: typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : num(raw, 'max_position_embeddings', 2048),
+    originalMaxPositions: original,
     dim: Math.floor(dim * partial),
     mscaleAllDim: typeof params.mscale_all_dim === 'number' ? params.mscale_all_dim : 0,
+    mscale: typeof params.mscale === 'number' ? params.mscale : 0,
+    attentionFactor: typeof params.attention_factor === 'number' ? params.attention_factor : null,
+    betaFast: numOr(params.beta_fast, 32),
+    betaSlow: numOr(params.beta_slow, 1),
+    truncate: params.truncate !== false,
   };
 }
 
