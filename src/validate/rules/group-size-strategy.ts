@@ -4,13 +4,14 @@ import { argSpan, argsSites, fieldPath, type RuleContext } from '../context.js';
 
 const GROUPED = new Set(['group', 'tensor_group']);
 
-/** group/tensor_group need group_size > 0; group_size > 0 needs one of them; group_size < -1 is invalid. */
+/** group/tensor_group need group_size > 0; group_size > 0 needs one of them; group_size < -1 (or 0 without a strategy) is invalid. */
 export function groupSizeStrategy(ctx: RuleContext): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const m of ctx.modifiers) {
     for (const s of argsSites(m)) {
       const gs = s.args.group_size;
-      if (typeof gs === 'number' && gs < -1) {
+      // c-t rejects group_size < -1 outright, and 0 when it has to infer the strategy from it.
+      if (typeof gs === 'number' && (gs < -1 || (gs === 0 && s.strategy === null))) {
         out.push(error('group-size-strategy', `Invalid group size ${gs} in "${s.role}"; use a positive size, or -1 for channel.`, argSpan(ctx, m, fieldPath(s, 'group_size'))));
       } else if (s.strategy !== null && GROUPED.has(s.strategy) && !(typeof gs === 'number' && gs > 0)) {
         out.push(

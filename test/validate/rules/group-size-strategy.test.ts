@@ -20,6 +20,14 @@ describe('group-size-strategy', () => {
       '6:54 error group-size-strategy Invalid group size -2 in "weights"; use a positive size, or -1 for channel.',
     ]);
   });
+  it('reports group_size 0 when the strategy must be inferred from it', () => {
+    expect(diagnose(recipe(`
+    QuantizationModifier:
+      config_groups:
+        g: {targets: [Linear], weights: {num_bits: 4, group_size: 0}}`))).toEqual([
+      '5:67 error group-size-strategy Invalid group size 0 in "weights"; use a positive size, or -1 for channel.',
+    ]);
+  });
   it('infers group from a positive group_size', () => {
     expect(diagnose(recipe(`
     QuantizationModifier:
