@@ -18,6 +18,8 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   ['mixtral', softmaxMoeLayer],
   ['glm4_moe_lite', glm4MoeLiteLayer],
   ['deepseek_v3', glm4MoeLiteLayer],
+  // Kimi-K2 ships the DeepSeek-V3 architecture under its own model_type (remote code).
+  ['kimi_k2', glm4MoeLiteLayer],
 ]);
 
 /** model_type values the executor runs. */
