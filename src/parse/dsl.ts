@@ -23,11 +23,23 @@ export interface ParsedSyntax {
 }
 
 let lexer: LexerType | undefined;
+let safeLexer: LexerType | undefined;
+
+/**
+ * Chevrotain's first-character optimization costs tens of milliseconds to
+ * set up, more than lexing a recipe of ordinary size takes without it; only
+ * large files get the optimized lexer.
+ */
+const OPTIMIZED_LEXER_FROM = 64 * 1024;
+
+function lexerFor(text: string): LexerType {
+  if (text.length >= OPTIMIZED_LEXER_FROM) return (lexer ??= new Lexer([...allTokens], { positionTracking: 'onlyOffset', skipValidations: true }));
+  return (safeLexer ??= new Lexer([...allTokens], { positionTracking: 'onlyOffset', skipValidations: true, safeMode: true }));
+}
 
 /** Lexes and parses one file into its syntax tree; syntax errors become `syntax-error` diagnostics. */
 export function parseDslSyntax(source: Source): Result<ParsedSyntax> {
-  lexer ??= new Lexer([...allTokens], { positionTracking: 'onlyOffset', skipValidations: true });
-  const lexed = lexer.tokenize(source.text);
+  const lexed = lexerFor(source.text).tokenize(source.text);
   const diagnostics: Diagnostic[] = lexed.errors.map((e) =>
     error('syntax-error', `Unexpected character "${source.text.slice(e.offset, e.offset + 1)}".`, {
       path: source.path,
