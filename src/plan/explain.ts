@@ -6,7 +6,7 @@
  */
 import { suggestion } from '../diagnostics.js';
 import { BY_CLASS, BY_NAME, matchIndex, patternHits } from '../match/match-index.js';
-import { classOf, indexByName } from '../model/module-tree.js';
+import { classOf, indexByName, paramsOf } from '../model/module-tree.js';
 import type { Span } from '../source.js';
 import { rows, type PlanBuild } from './lower.js';
 
@@ -70,7 +70,7 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
         final: null,
       };
     }
-    return { error: `The model has no module "${name}".${suggestion(name, tree.names)}` };
+    return { error: `The model has no module "${name}".${parameterHint(build, name) ?? suggestion(name, tree.names)}` };
   }
   const cls = classOf(tree, m);
   const unpacked = build.moe.rewrites.filter((r) => r.rewrite === 'unpack-fused-experts');
@@ -125,4 +125,21 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
     verdicts,
     final: fs && scheme ? { scheme: fs.key, preset: scheme.preset, format: scheme.savedFormat } : null,
   };
+}
+
+/** When `name` is a parameter (`….experts.gate_up_proj`), the module that holds it and what the rewrite made of it. */
+function parameterHint(build: PlanBuild, name: string): string | undefined {
+  const dot = name.lastIndexOf('.');
+  if (dot < 0) return undefined;
+  const owner = name.slice(0, dot);
+  const param = name.slice(dot + 1);
+  for (const tree of [build.tree, build.original]) {
+    const i = indexByName(tree).get(owner);
+    if (i === undefined || !paramsOf(tree, i).some((p) => p.name === param)) continue;
+    const unpacked = build.moe.rewrites.some((r) => r.rewrite === 'unpack-fused-experts' && r.experts.name === owner);
+    const example = unpacked ? build.tree.names.find((n) => n.startsWith(`${owner}.0.`)) : undefined;
+    const into = example ? ` The calibration rewrite unpacks it into per-expert Linear modules such as "${example}".` : '';
+    return ` "${param}" is a parameter of "${owner}" (${classOf(tree, i).name}), not a module.${into}`;
+  }
+  return undefined;
 }

@@ -107,6 +107,16 @@ describe('quantc plan with an unknown MoE class', () => {
     expect(r.stdout).toContain('\n  1 GlmMoeDsaMoE module gets calibration rewrite: unpack 256 fused experts');
   });
 
+  it('explain of a parameter names the module that holds it and what the rewrite made of it', async () => {
+    const r = await run('explain', 'recipes/glm-4.7-flash-nvfp4.qr', 'model.layers.1.mlp.experts.gate_up_proj', 'lm_head.weight');
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('\n')).toEqual([
+      'quantc: The model has no module "model.layers.1.mlp.experts.gate_up_proj". "gate_up_proj" is a parameter of "model.layers.1.mlp.experts" (Glm4MoeLiteExperts), not a module. The calibration rewrite unpacks it into per-expert Linear modules such as "model.layers.1.mlp.experts.0.up_proj".',
+      'quantc: The model has no module "lm_head.weight". "weight" is a parameter of "lm_head" (Linear), not a module.',
+      '',
+    ]);
+  });
+
   it('explain of an unknown module suggests the nearest name', async () => {
     const r = await run('explain', `${CASE}/declared.qr`, '--model', MODEL, 'model.layers.0.mlp.expert');
     expect(r.code).toBe(1);
