@@ -14,11 +14,12 @@ const SCALES = { FP8: fp8InputScale, NVFP4: nvfp4GlobalScale } as const;
 
 describe("static input scales match llm-compressor's oneshot on the same tokens", () => {
   for (const name of ['llama', 'qwen3_moe', 'glm4_moe_lite']) {
-    for (const allExperts of name === 'llama' ? [true] : [true, false]) {
-      test(`${name}${name === 'llama' ? '' : allExperts ? ' (calibrate_all_experts)' : ' (routed tokens only)'}`, async () => {
+    for (const [allExperts, groupBytes] of name === 'llama' ? [[true, undefined] as const] : ([[true, undefined], [false, undefined], [true, 1], [false, 1]] as const)) {
+      const mode = name === 'llama' ? '' : allExperts ? ' (calibrate_all_experts)' : ' (routed tokens only)';
+      test(`${name}${mode}${groupBytes ? ', one graph per expert' : ''}`, async () => {
         const refs = (await textRefs(name)) as unknown as CalibratedRefs & Awaited<ReturnType<typeof textRefs>>;
         const model = await ForwardModel.open(await modelWithTokenizer(name));
-        const result = await calibrate(model, windows(refs.text_ids, refs.calibration_seq_len, 4), allExperts);
+        const result = await calibrate(model, windows(refs.text_ids, refs.calibration_seq_len, 4), allExperts, groupBytes);
         for (const [scheme, scale] of Object.entries(SCALES)) {
           const ref = refs.calibrated[name === 'llama' ? scheme : `${scheme}/${allExperts ? 'all' : 'routed'}`]!;
           const unseen = [...Object.keys(ref)].filter((m) => !result.inputs.has(m));

@@ -3,7 +3,7 @@
  * input observers in the graphs; the result is each Linear input's running
  * min/max and the expert coverage of every MoE layer.
  */
-import type { ForwardModel, TokenBatch } from '../forward/executor.js';
+import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.js';
 import type { RawTensor } from '../runtime.js';
 import { parseObserverOutput, type ExpertObservation } from '../forward/observe.js';
 import { StaticMinMax, type MinMax } from './observers.js';
@@ -55,14 +55,19 @@ export class CoverageCollector {
   }
 }
 
-/** Runs `batches` through `model` with observers; experts see all tokens unless `calibrateAllExperts` is false. */
-export async function calibrate(model: ForwardModel, batches: readonly TokenBatch[], calibrateAllExperts = true): Promise<CalibrationResult> {
+/**
+ * Runs `batches` through `model` with observers; experts see all tokens
+ * unless `calibrateAllExperts` is false. `expertGroupBytes` bounds the expert
+ * weights of one graph (see {@link RunOptions}).
+ */
+export async function calibrate(model: ForwardModel, batches: readonly TokenBatch[], calibrateAllExperts = true, expertGroupBytes?: number): Promise<CalibrationResult> {
   const observe: ExpertObservation = calibrateAllExperts ? 'all' : 'routed';
   const stats = new StaticMinMax();
   const coverage = new CoverageCollector();
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
   await model.layers(await model.embed(batches), {
     observe,
+    expertGroupBytes,
     onLayer: (layer, _batch, _hidden, extra) => {
       for (const [name, t] of Object.entries(extra)) {
         for (const v of parseObserverOutput(name, t.data as Float32Array)) stats.add(v);

@@ -3,16 +3,16 @@
  * listed here cannot be run (an error naming the ones that can).
  */
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
-import { llamaLayer, type LayerOptions } from './llama-layer.js';
+import { llamaLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { glm4MoeLiteLayer } from './mla-layer.js';
 import { softmaxMoeLayer } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
 /** Builds the ONNX graph of one decoder layer. */
-export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options?: LayerOptions) => Promise<Uint8Array>;
+export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options?: LayerOptions) => Promise<LayerProgram>;
 
 const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder>([
-  ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, (w, cfg, layer, _raw, options) => llamaLayer(w, cfg, layer, options)]),
+  ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, async (w, cfg, layer, _raw, options) => ({ graph: await llamaLayer(w, cfg, layer, options) })]),
   ['qwen3_moe', softmaxMoeLayer],
   ['qwen2_moe', softmaxMoeLayer],
   ['mixtral', softmaxMoeLayer],

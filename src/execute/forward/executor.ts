@@ -12,6 +12,7 @@ import { openCheckpoint } from '../safetensors-reader.js';
 import { readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
+import type { ExpertGroups } from './moe.js';
 import type { ExpertObservation } from './observe.js';
 import { ropeTables } from './rope.js';
 import { WeightReader } from './weights.js';
@@ -36,6 +37,8 @@ export interface RunOptions {
   readonly onLayerStart?: (layer: number, layers: number) => void;
   /** Build the graphs with input observers (`min:`/`max:` outputs, see observe.ts), experts observing all or routed tokens. */
   readonly observe?: ExpertObservation;
+  /** Bound on one graph's expert weights (bytes, float32; default 1 GiB): larger MoE blocks run their experts in groups. */
+  readonly expertGroupBytes?: number;
 }
 
 const MASK_MIN = -3.4028234663852886e38;
@@ -102,26 +105,71 @@ export class ForwardModel {
     let current = hidden;
     for (let layer = 0; layer < this.config.layers; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
-      const bytes = await this.layerBuilder(this.weights, this.config, layer, this.raw, { observe: options.observe });
+      const program = await this.layerBuilder(this.weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes });
+      const next: HiddenBatch[] = [];
+      const extras: Record<string, RawTensor>[] = [];
       const runtime = new GraphRuntime(this.device);
       try {
-        const next: HiddenBatch[] = [];
         for (let i = 0; i < current.length; i++) {
           const b = current[i]!;
-          const { out, ...extra } = await runtime.run(`layer_${layer}`, () => bytes, {
+          const { out, ...extra } = await runtime.run(`layer_${layer}`, () => program.graph, {
             hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]),
             ...inputsFor(b.seq, windowOf(this.config, layer)),
           });
-          const h = { data: out!.data as Float32Array, batch: b.batch, seq: b.seq };
-          options.onLayer?.(layer, i, h, extra);
-          next.push(h);
+          next.push({ data: out!.data as Float32Array, batch: b.batch, seq: b.seq });
+          extras.push(extra);
         }
-        current = next;
+      } finally {
+        await runtime.dispose();
+      }
+      if (program.expertGroups) await this.runExpertGroups(program.expertGroups, next, extras);
+      next.forEach((h, i) => options.onLayer?.(layer, i, h, extras[i]!));
+      current = next;
+    }
+    return current;
+  }
+
+  /**
+   * Runs the expert groups of an MoE layer on every batch, one group's
+   * weights at a time, adding each group's partial output to the layer
+   * output and its observer outputs to the batch's extras.
+   */
+  private async runExpertGroups(groups: ExpertGroups, hidden: HiddenBatch[], extras: Record<string, RawTensor>[]): Promise<void> {
+    for (let start = 0; start < groups.experts; start += groups.groupSize) {
+      const count = Math.min(groups.groupSize, groups.experts - start);
+      const bytes = await groups.build(start, count);
+      const runtime = new GraphRuntime(this.device);
+      try {
+        for (let i = 0; i < hidden.length; i++) {
+          const extra = extras[i]!;
+          const input = extra.moe_in!;
+          const tokens = input.dims[0]!;
+          const columns = (t: RawTensor): RawTensor => {
+            const all = t.dims[1]!;
+            const src = t.data as Float32Array;
+            const data = new Float32Array(tokens * count);
+            for (let n = 0; n < tokens; n++) data.set(src.subarray(n * all + start, n * all + start + count), n * count);
+            return f32(data, [tokens, count]);
+          };
+          const { partial, ...observed } = await runtime.run(`experts_${start}`, () => bytes, {
+            moe_in: input,
+            moe_weights: columns(extra.moe_weights!),
+            moe_mask: columns(extra.moe_mask!),
+          });
+          const out = hidden[i]!.data;
+          const add = partial!.data as Float32Array;
+          for (let j = 0; j < out.length; j++) out[j]! += add[j]!;
+          Object.assign(extra, observed);
+        }
       } finally {
         await runtime.dispose();
       }
     }
-    return current;
+    for (const extra of extras) {
+      delete extra.moe_in;
+      delete extra.moe_weights;
+      delete extra.moe_mask;
+    }
   }
 
   /** Runs the head on each batch: logits `[B, T, V]`, or per-position NLL `[B, T]` of `targets`. */

@@ -7,6 +7,7 @@
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
+import type { ExpertGroups } from './moe.js';
 import { enableObservers, observeInput, type ExpertObservation } from './observe.js';
 import { attention, linear, rmsNorm, rotary, silu, splitHeads } from './ops.js';
 import type { WeightReader } from './weights.js';
@@ -14,6 +15,14 @@ import type { WeightReader } from './weights.js';
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
 export interface LayerOptions {
   readonly observe?: ExpertObservation;
+  /** Bound on the expert weights of one graph (bytes, float32); larger MoE blocks run their experts in groups. */
+  readonly expertGroupBytes?: number;
+}
+
+/** A layer's main graph and, for MoE blocks too large for it, the expert groups that follow it. */
+export interface LayerProgram {
+  readonly graph: Uint8Array;
+  readonly expertGroups?: ExpertGroups;
 }
 
 /** Names of the standard layer graph inputs, declared on `g`. */

@@ -10,8 +10,8 @@
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, gatedMlp, type LayerInputs, type LayerOptions } from './llama-layer.js';
-import { allExperts, combineExperts, flatten, readExperts, routedCountOutput, scatterTopK, unflatten, type Routing } from './moe.js';
+import { decoderLayer, gatedMlp, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
 import { attention, linear, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
 import { expertCount } from './softmax-moe-layer.js';
@@ -118,12 +118,13 @@ export function mlaSparseLayer(raw: Readonly<Record<string, unknown>>, layer: nu
 }
 
 /** Builds layer `layer` of a glm4_moe_lite or deepseek_v3 model (same modules, same math). */
-export function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<Uint8Array> {
+export async function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
   const attn = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> => mlaAttention(g, w, cfg, raw, p, h, inp);
-  if (!mlaSparseLayer(raw, layer)) return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), attn, options);
+  if (!mlaSparseLayer(raw, layer)) return { graph: await decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), attn, options) };
   const experts = expertCount(raw);
   const inter = Number(raw.moe_intermediate_size);
-  return decoderLayer(
+  const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
+  const graph = await decoderLayer(
     w,
     cfg,
     layer,
@@ -131,7 +132,7 @@ export function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: num
       const m = `${p}.mlp`;
       const x = flatten(g, h, cfg.hidden);
       const routing = sigmoidGroupTopK(g, linear(g, x, await w.linear(`${m}.gate`)), await w.optionalVector(`${m}.gate.e_score_correction_bias`), raw, experts);
-      const routed = combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, cfg.hidden, inter), `${m}.experts`, routing), routing.weights);
+      const routed = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
       routedCountOutput(g, routing.mask, experts);
       const shared = await gatedMlp(g, w, `${m}.shared_experts`, h, false);
       return g.op('Add', [unflatten(g, routed, h), shared]);
@@ -139,4 +140,5 @@ export function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: num
     attn,
     options,
   );
+  return { graph, expertGroups: placement.groups };
 }

@@ -7,8 +7,8 @@
  * `calibrate_all_experts` (every expert sees every token, the output stays
  * the routed one), and it needs no data-dependent shapes.
  */
-import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
-import { observeExperts } from './observe.js';
+import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import { enableObservers, observeExperts, type ExpertObservation } from './observe.js';
 import { silu, weightConst } from './ops.js';
 import type { WeightReader } from './weights.js';
 
@@ -46,14 +46,14 @@ function transposeInto(src: Float32Array, srcOffset: number, rows: number, cols:
  * `experts.<e>.{gate,up,down}_proj` (as quantized checkpoints store them),
  * or mixtral's `experts.<e>.{w1,w3,w2}`.
  */
-export async function readExperts(w: WeightReader, m: string, experts: number, hidden: number, inter: number): Promise<ExpertStack> {
+export async function readExperts(w: WeightReader, m: string, experts: number, hidden: number, inter: number, start = 0): Promise<ExpertStack> {
   const gate = new Float32Array(experts * hidden * inter);
   const up = new Float32Array(experts * hidden * inter);
   const down = new Float32Array(experts * inter * hidden);
   const slab = hidden * inter;
   if (w.has(`${m}.experts.gate_up_proj`)) {
-    const gu = await w.vector(`${m}.experts.gate_up_proj`);
-    const dn = await w.vector(`${m}.experts.down_proj`);
+    const gu = await w.slice(`${m}.experts.gate_up_proj`, start, experts);
+    const dn = await w.slice(`${m}.experts.down_proj`, start, experts);
     for (let e = 0; e < experts; e++) {
       transposeInto(gu, e * 2 * slab, inter, hidden, gate, e * slab);
       transposeInto(gu, e * 2 * slab + slab, inter, hidden, up, e * slab);
@@ -63,7 +63,7 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
   }
   const names = w.hasLinear(`${m}.experts.0.w1`) ? MIXTRAL_NAMES : STANDARD_NAMES;
   for (let e = 0; e < experts; e++) {
-    const p = `${m}.experts.${e}`;
+    const p = `${m}.experts.${start + e}`;
     transposeInto((await w.linear(`${p}.${names.gate}`)).data, 0, inter, hidden, gate, e * slab);
     transposeInto((await w.linear(`${p}.${names.up}`)).data, 0, inter, hidden, up, e * slab);
     transposeInto((await w.linear(`${p}.${names.down}`)).data, 0, hidden, inter, down, e * slab);
@@ -76,13 +76,13 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
  * When the graph observes, each expert's gate/up/down inputs are observed
  * (over all tokens or routed ones, see {@link observeExperts}).
  */
-export function allExperts(g: GraphBuilder, x: string, s: ExpertStack, expertsModule: string, routing: Routing): string {
+export function allExperts(g: GraphBuilder, x: string, s: ExpertStack, expertsModule: string, routing: Routing, offset = 0): string {
   const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
   const gate = g.op('MatMul', [x3, weightConst(g, s.gate, [s.experts, s.hidden, s.inter])]);
   const up = g.op('MatMul', [x3, weightConst(g, s.up, [s.experts, s.hidden, s.inter])]);
   const act = g.op('Mul', [silu(g, gate), up]);
-  observeExperts(g, expertsModule, [s.names.gate, s.names.up], x, false, routing.mask, s.experts);
-  observeExperts(g, expertsModule, [s.names.down], act, true, routing.mask, s.experts);
+  observeExperts(g, expertsModule, [s.names.gate, s.names.up], x, false, routing.mask, s.experts, offset);
+  observeExperts(g, expertsModule, [s.names.down], act, true, routing.mask, s.experts, offset);
   return g.op('MatMul', [act, weightConst(g, s.down, [s.experts, s.inter, s.hidden])]);
 }
 
@@ -127,4 +127,69 @@ export function flatten(g: GraphBuilder, x: string, hidden: number): string {
 /** Restores `x [N, H]` to the shape of `like` `[B, T, H]`. */
 export function unflatten(g: GraphBuilder, x: string, like: string): string {
   return g.op('Reshape', [x, g.op('Shape', [like])]);
+}
+
+/** Default bound on one expert group's float32 weights in a graph (well under protobuf's 2 GB). */
+export const EXPERT_GROUP_BYTES = 1 << 30;
+
+/**
+ * Experts that run as separate graphs, a group at a time, after the layer's
+ * main graph: for MoE blocks whose experts do not fit one graph (or memory).
+ * The main graph returns `moe_in [N, H]`, `moe_weights [N, E]` and
+ * `moe_mask [N, E]`; each group graph maps `moe_in` and its columns of the
+ * routing matrices to a partial block output `partial [N, H]`, which the
+ * executor adds to the layer output.
+ */
+export interface ExpertGroups {
+  readonly experts: number;
+  readonly groupSize: number;
+  /** Builds the graph of experts `[start, start + count)`. */
+  build(start: number, count: number): Promise<Uint8Array>;
+}
+
+/** Where the routed experts of an MoE block go, and how big a graph may get. */
+export interface ExpertPlacement {
+  /** Bound on one graph's expert weights in bytes (float32). */
+  readonly groupBytes: number;
+  readonly observe?: ExpertObservation;
+  /** Set when the experts run as separate groups. */
+  groups?: ExpertGroups;
+}
+
+/**
+ * The routed expert output `[N, H]` of MoE module `m` for tokens `x [N, H]`:
+ * inside this graph when the experts fit `placement.groupBytes`, else zero
+ * here, with the inputs of separate expert-group graphs declared as outputs
+ * and the groups recorded in `placement`.
+ */
+export async function routedExperts(
+  g: GraphBuilder,
+  w: WeightReader,
+  m: string,
+  x: string,
+  routing: Routing,
+  experts: number,
+  hidden: number,
+  inter: number,
+  placement: ExpertPlacement,
+): Promise<string> {
+  const perExpert = 3 * hidden * inter * 4;
+  if (experts * perExpert <= placement.groupBytes) return combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, hidden, inter), `${m}.experts`, routing), routing.weights);
+  g.output(x, 'moe_in', OnnxType.float, ['tokens', hidden]);
+  g.output(routing.weights, 'moe_weights', OnnxType.float, ['tokens', experts]);
+  g.output(routing.mask, 'moe_mask', OnnxType.float, ['tokens', experts]);
+  placement.groups = {
+    experts,
+    groupSize: Math.max(1, Math.floor(placement.groupBytes / perExpert)),
+    build: async (start, count) => {
+      const gg = new GraphBuilder();
+      if (placement.observe) enableObservers(gg, placement.observe);
+      const xin = gg.input('moe_in', OnnxType.float, ['tokens', hidden]);
+      const r: Routing = { weights: gg.input('moe_weights', OnnxType.float, ['tokens', count]), mask: gg.input('moe_mask', OnnxType.float, ['tokens', count]) };
+      const out = combineExperts(gg, allExperts(gg, xin, await readExperts(w, m, count, hidden, inter, start), `${m}.experts`, r, start), r.weights);
+      gg.output(out, 'partial', OnnxType.float, ['tokens', hidden]);
+      return gg.build(`experts_${start}`);
+    },
+  };
+  return g.op('Mul', [x, g.f32(0)]);
 }

@@ -6,8 +6,8 @@
  *
  * Output naming (read back by {@link parseObserverOutput}):
  * `min:<m1>,<m2>…` / `max:…` — scalars shared by modules with the same input
- * (q/k/v, gate/up); `emin:<experts module>|<projection>` / `emax:…` —
- * `[E]` vectors, one value per expert `<experts module>.<e>.<projection>`.
+ * (q/k/v, gate/up); `emin:<experts module>|<projection>|<offset>` /
+ * `emax:…` — vectors, one value per expert `<experts module>.<offset + i>.<projection>`.
  */
 import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
 
@@ -38,11 +38,11 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
  * is routed to an expert. In `routed` mode only routed tokens count (an
  * expert without tokens reports +inf / -inf).
  */
-export function observeExperts(g: GraphBuilder, expertsModule: string, projections: readonly string[], x: string, perExpert: boolean, mask: string, experts: number): void {
+export function observeExperts(g: GraphBuilder, expertsModule: string, projections: readonly string[], x: string, perExpert: boolean, mask: string, experts: number, offset = 0): void {
   const mode = enabled.get(g);
   if (mode === undefined) return;
   for (const proj of projections) {
-    const key = `${expertsModule}|${proj}`;
+    const key = `${expertsModule}|${proj}|${offset}`;
     if (mode === 'all' && !perExpert) {
       const ones = g.f32(new Array<number>(experts).fill(1), [experts]);
       g.output(g.op('Mul', [g.op('ReduceMin', [x], { keepdims: 0 }), ones]), `emin:${key}`, OnnxType.float, [experts]);
@@ -79,8 +79,8 @@ export function parseObserverOutput(name: string, data: Float32Array): ObservedV
   const key = name.slice(colon + 1);
   if (kind === 'min' || kind === 'max') return key.split(',').map((module) => ({ stat: kind, module, value: data[0]! }));
   if (kind === 'emin' || kind === 'emax') {
-    const [experts, proj] = key.split('|') as [string, string];
-    return Array.from(data, (value, e) => ({ stat: kind === 'emin' ? 'min' : 'max', module: `${experts}.${e}.${proj}`, value }));
+    const [experts, proj, offset] = key.split('|') as [string, string, string];
+    return Array.from(data, (value, e) => ({ stat: kind === 'emin' ? 'min' : 'max', module: `${experts}.${Number(offset) + e}.${proj}`, value }));
   }
   return [];
 }

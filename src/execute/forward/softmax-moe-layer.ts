@@ -7,8 +7,8 @@
  * sparse everywhere. Sparse layers also return `routed [E]`.
  */
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, gatedMlp, type LayerOptions } from './llama-layer.js';
-import { allExperts, combineExperts, flatten, readExperts, routedCountOutput, softmaxTopK, unflatten } from './moe.js';
+import { decoderLayer, gatedMlp, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
 import { observeInput } from './observe.js';
 import { linear } from './ops.js';
 import type { WeightReader } from './weights.js';
@@ -27,13 +27,14 @@ export function expertCount(raw: Readonly<Record<string, unknown>>): number {
 }
 
 /** Builds layer `layer` of a qwen3_moe, qwen2_moe or mixtral model. */
-export function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<Uint8Array> {
+export async function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
   const mixtral = cfg.modelType === 'mixtral';
-  if (!mixtral && !qwenSparseLayer(raw, layer)) return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), undefined, options);
+  if (!mixtral && !qwenSparseLayer(raw, layer)) return { graph: await decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), undefined, options) };
+  const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
   const experts = expertCount(raw);
   const k = Number(raw.num_experts_per_tok ?? 2);
   const inter = Number(raw.moe_intermediate_size ?? raw.intermediate_size);
-  return decoderLayer(
+  const graph = await decoderLayer(
     w,
     cfg,
     layer,
@@ -42,7 +43,7 @@ export function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: numb
       const m = w.has(`${p}.block_sparse_moe.gate.weight`) ? `${p}.block_sparse_moe` : `${p}.mlp`;
       const x = flatten(g, h, cfg.hidden);
       const routing = softmaxTopK(g, linear(g, x, await w.linear(`${m}.gate`)), k, mixtral || raw.norm_topk_prob === true);
-      let out = combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, cfg.hidden, inter), `${m}.experts`, routing), routing.weights);
+      let out = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
       routedCountOutput(g, routing.mask, experts);
       if (w.hasLinear(`${m}.shared_expert.gate_proj`)) {
         const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
@@ -55,4 +56,5 @@ export function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: numb
     undefined,
     options,
   );
+  return { graph, expertGroups: placement.groups };
 }

@@ -3,6 +3,8 @@
  * tensor (dequantized when compressed), so building a layer's graph holds
  * only that layer's weights.
  */
+import { open } from 'node:fs/promises';
+import { DTYPE_BYTES, toFloat32 } from '../dtypes.js';
 import type { CheckpointIndex } from '../safetensors-reader.js';
 import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequantize.js';
 
@@ -36,6 +38,36 @@ export class WeightReader {
   /** A 1-D tensor, or undefined when absent. */
   async optionalVector(name: string): Promise<Float32Array | undefined> {
     return this.has(name) ? this.vector(name) : undefined;
+  }
+
+  /**
+   * Rows `[start, start + count)` of the first dimension of a bf16/f16/f32
+   * tensor, as float32 (one expert range of a fused experts tensor, without
+   * reading the others).
+   */
+  async slice(name: string, start: number, count: number): Promise<Float32Array> {
+    const entry = this.index.tensors.get(name);
+    if (!entry || (entry.dtype !== 'BF16' && entry.dtype !== 'F16' && entry.dtype !== 'F32')) return (await this.vector(name)).slice();
+    const rowBytes = entry.byteLength / entry.shape[0]!;
+    const buf = new Uint8Array(count * rowBytes);
+    const fh = await open(entry.file, 'r');
+    try {
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesRead } = await fh.read(buf, done, buf.length - done, entry.offset + start * rowBytes + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } finally {
+      await fh.close();
+    }
+    return toFloat32(buf, entry.dtype);
+  }
+
+  /** Bytes per element of tensor `name` as stored (for size estimates), 2 when unknown. */
+  elementBytes(name: string): number {
+    const entry = this.index.tensors.get(name);
+    return entry ? DTYPE_BYTES[entry.dtype] : 2;
   }
 
   /** A dense 2-D matrix stored as a plain tensor (embeddings). */
