@@ -52,6 +52,9 @@ function literal(v: unknown): string {
   return typeof v === 'string' ? `"${v}"` : String(v);
 }
 
+/** Arguments the old AWQModifier factory passed on to a quantization modifier; the YAML AWQModifier (a transform) has none. */
+const QUANTIZATION_ARGS = new Set(['config_groups', 'targets', 'ignore', 'scheme', 'kv_cache_scheme', 'weight_observer', 'input_observer', 'output_observer', 'observer', 'bypass_divisibility_checks']);
+
 /** Maps one AJV error under `base` (the pointer of the validated object) to a diagnostic. */
 export function mapAjvError(e: AjvError, base: string, owner: string, spans: SpanTable): Diagnostic | undefined {
   const at = `${base}${e.instancePath}`;
@@ -61,7 +64,11 @@ export function mapAjvError(e: AjvError, base: string, owner: string, spans: Spa
       const name = String(e.params.additionalProperty);
       const known = Object.keys(e.parentSchema?.properties ?? {});
       const where = e.instancePath === '' ? `"${owner}"` : `"${field}"`;
-      return error('unknown-argument', `${where} has no argument "${name}".${suggestion(name, known)}`, spanFor(spans, `${at}${pointer(name)}`, 'key'));
+      const awq = owner === 'AWQModifier' && e.instancePath === '' && QUANTIZATION_ARGS.has(name);
+      const hint = awq
+        ? ' AWQModifier only rescales weights; put the quantization arguments in a QuantizationModifier or GPTQModifier after it.'
+        : suggestion(name, known);
+      return error('unknown-argument', `${where} has no argument "${name}".${hint}`, spanFor(spans, `${at}${pointer(name)}`, 'key'));
     }
     case 'required': {
       const node = e.instancePath === '' && base.endsWith('/args') ? base.slice(0, -'/args'.length) : at;
