@@ -44,7 +44,7 @@ export function loadModel(pathOrId: string, host: ModelHost = nodeModelHost): Re
       return fail(
         error(
           'unknown-model-id',
-          `"${pathOrId}" is neither a file, a folder, nor a bundled model id.${suggestion(pathOrId, ids)} Download the model's config.json and pass its path instead.`,
+          `"${pathOrId}" is neither a file, a folder, nor a bundled model id.${suggestion(pathOrId, ids.filter((id) => digitsOf(id) === digitsOf(pathOrId)))} Download the model's config.json and pass its path instead.`,
           undefined,
           [{ message: `Bundled model ids: ${ids.join(', ')}.` }],
         ),
@@ -60,6 +60,11 @@ export function loadModel(pathOrId: string, host: ModelHost = nodeModelHost): Re
       `The model "${pathOrId}" does not exist: expected a model folder, a config.json, a module-tree JSON, or a model id like "org/name".${named ? ` Did you mean "${named}"?` : ''}`,
     ),
   );
+}
+
+/** The digits of a model id: its sizes and versions, which a typo suggestion must not change (70B is not 8B). */
+function digitsOf(id: string): string {
+  return id.replace(/\D/g, '');
 }
 
 function loadJsonFile(path: string, host: ModelHost): Result<LoadedModel | undefined> {

@@ -175,6 +175,10 @@ describe('loadModel: inputs', () => {
     expect(r.diagnostics[0]!.message).toContain('Did you mean "zai-org/GLM-4.7-Flash"?');
     expect(r.diagnostics[0]!.notes![0]!.message).toContain('moonshotai/Kimi-K2-Instruct');
   });
+  it('never suggests a bundled model of another size or version', () => {
+    expect(loadModel('meta-llama/Llama-3.1-70B').diagnostics[0]!.message).not.toContain('Did you mean');
+    expect(loadModel('Qwen/Qwen3-30B-A3X').diagnostics[0]!.message).toContain('Did you mean "Qwen/Qwen3-30B-A3B"?');
+  });
   it('reports a path that does not exist', () => {
     expect(codes(loadModel('/nonexistent/model/dir/x'))).toEqual(['model-not-found']);
     expect(loadModel('llama-3.1-8B').diagnostics[0]!.message).toMatch(/ Did you mean "meta-llama\/Llama-3\.1-8B"\?$/);
