@@ -51,6 +51,29 @@ async function openCase(name: string): Promise<ForwardModel> {
   return ForwardModel.open(dir);
 }
 
+describe('the head split over the vocabulary', () => {
+  test('slices of 7 rows give the same logits and the same next-token NLL', async () => {
+    const ref = await forwardRefs('llama');
+    const model = await openCase('llama');
+    const hidden = await model.layers(await model.embed([ref.inputIds]));
+    const slice = 7 * model.config.hidden * 4;
+    const [logits] = await model.head(hidden, 'logits', undefined, slice);
+    expect(relativeError(logits!, ref.logits)).toBeLessThan(1e-5);
+    const targets = [ref.inputIds.map((row) => [...row.slice(1), 0])];
+    const [whole] = await model.head(hidden, 'nll', targets);
+    const [sliced] = await model.head(hidden, 'nll', targets, slice);
+    expect(relativeError(sliced!, whole!)).toBeLessThan(1e-5);
+    // NLL from the reference logits: logsumexp minus the target's logit.
+    const vocab = model.config.vocabSize;
+    const expected = Float32Array.from(targets[0]!.flat(), (t, n) => {
+      const row = ref.logits.subarray(n * vocab, (n + 1) * vocab);
+      const m = Math.max(...row);
+      return m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0)) - row[t]!;
+    });
+    expect(relativeError(sliced!, expected)).toBeLessThan(1e-5);
+  });
+});
+
 describe('forward executor matches transformers 5.17 (fp32)', () => {
   for (const name of Object.keys(CASES)) {
     test(`${name}: every layer output, the logits, routed tokens per expert, perplexity`, async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { GraphRuntime, type Device, type RawTensor } from '../runtime.js';
 import { openCheckpoint } from '../safetensors-reader.js';
 import { readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
-import { headGraph, type HeadOutput } from './head.js';
+import { headGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import type { ExpertGroups } from './moe.js';
 import type { ExpertObservation } from './observe.js';
@@ -172,25 +172,49 @@ export class ForwardModel {
     }
   }
 
-  /** Runs the head on each batch: logits `[B, T, V]`, or per-position NLL `[B, T]` of `targets`. */
-  async head(hidden: HiddenBatch[], output: HeadOutput, targets?: readonly TokenBatch[]): Promise<Float32Array[]> {
-    const bytes = await headGraph(this.weights, this.config, output);
-    const runtime = new GraphRuntime(this.device);
-    try {
-      const out: Float32Array[] = [];
-      for (let i = 0; i < hidden.length; i++) {
-        const b = hidden[i]!;
-        const feeds: Record<string, RawTensor> = { hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]) };
-        if (output === 'nll') {
-          const t = targets![i]!;
-          feeds.targets = { type: 'int64', data: BigInt64Array.from(t.flat(), (x) => BigInt(x)), dims: [b.batch, b.seq] };
+  /**
+   * Runs the head on each batch: logits `[B, T, V]`, or per-position NLL
+   * `[B, T]` of `targets`. The vocabulary is split into slices of at most
+   * `sliceBytes` of float32 `lm_head` rows, one slice resident at a time;
+   * NLL combines the slices' log-sum-exps.
+   */
+  async head(hidden: HiddenBatch[], output: HeadOutput, targets?: readonly TokenBatch[], sliceBytes?: number): Promise<Float32Array[]> {
+    const vocab = this.config.vocabSize;
+    const rows = headSliceRows(this.config, sliceBytes);
+    const sizes = hidden.map((b) => b.batch * b.seq);
+    const logits = output === 'logits' ? sizes.map((n) => new Float32Array(n * vocab)) : [];
+    const lse = sizes.map((n) => new Float64Array(n).fill(-Infinity));
+    const picked = sizes.map((n) => new Float64Array(n));
+    for (let start = 0; start < vocab; start += rows) {
+      const count = Math.min(rows, vocab - start);
+      const bytes = await headGraph(this.weights, this.config, output, start, count);
+      const runtime = new GraphRuntime(this.device);
+      try {
+        for (let i = 0; i < hidden.length; i++) {
+          const b = hidden[i]!;
+          const feeds: Record<string, RawTensor> = { hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]) };
+          if (output === 'nll') feeds.targets = { type: 'int64', data: BigInt64Array.from(targets![i]!.flat(), (x) => BigInt(x)), dims: [b.batch, b.seq] };
+          const result = await runtime.run(`head_${start}`, () => bytes, feeds);
+          if (output === 'logits') {
+            const part = result.logits!.data as Float32Array;
+            for (let n = 0; n < sizes[i]!; n++) logits[i]!.set(part.subarray(n * count, (n + 1) * count), n * vocab + start);
+          } else {
+            const l = result.lse!.data as Float32Array;
+            const p = result.picked!.data as Float32Array;
+            for (let n = 0; n < sizes[i]!; n++) {
+              const a = lse[i]![n]!;
+              const m = Math.max(a, l[n]!);
+              lse[i]![n] = m + Math.log(Math.exp(a - m) + Math.exp(l[n]! - m));
+              picked[i]![n]! += p[n]!;
+            }
+          }
         }
-        out.push((await runtime.run(`head_${output}`, () => bytes, feeds))[output]!.data as Float32Array);
+      } finally {
+        await runtime.dispose();
       }
-      return out;
-    } finally {
-      await runtime.dispose();
     }
+    if (output === 'logits') return logits;
+    return lse.map((l, i) => Float32Array.from(l, (v, n) => v - picked[i]![n]!));
   }
 }
 

@@ -1,30 +1,62 @@
 /**
- * The model head as one graph: final RMSNorm and `lm_head`, returning either
- * the logits or, given next-token targets, each position's negative
- * log-likelihood (so perplexity never moves `[B, T, vocab]` logits out).
+ * The model head: final RMSNorm and `lm_head`, built per vocabulary slice so
+ * a large `lm_head` (vocab 128k × hidden 4096 is over 2 GB in float32) never
+ * has to fit one graph. Each slice graph returns either its logits or, given
+ * next-token targets, its log-sum-exp and the target's logit where the target
+ * falls in the slice; the caller combines slices, so perplexity never moves
+ * `[B, T, vocab]` logits out.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
+import type { DenseMatrix } from './dequantize.js';
 import { linear, rmsNorm } from './ops.js';
 import type { WeightReader } from './weights.js';
 
-/** What the head graph returns. */
+/** What the head returns. */
 export type HeadOutput = 'logits' | 'nll';
 
-/** Builds the head graph: input `hidden [B, T, H]` (+ `targets [B, T]` int64 for `nll`). */
-export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput): Promise<Uint8Array> {
+/** Default bound on one slice's float32 `lm_head` rows. */
+export const HEAD_SLICE_BYTES = 1 << 30;
+
+/** The `lm_head` matrix's source tensor: its own, or the tied embedding. */
+function headTensor(w: WeightReader, cfg: DecoderConfig): string {
+  return cfg.tieEmbeddings || !w.hasLinear('lm_head') ? 'model.embed_tokens' : 'lm_head';
+}
+
+/** Rows `[start, start + count)` of the head matrix. */
+async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, count: number): Promise<DenseMatrix> {
+  const name = headTensor(w, cfg);
+  if (w.has(`${name}.weight`) && !w.has(`${name}.weight_scale`)) return { data: await w.slice(`${name}.weight`, start, count), rows: count, cols: cfg.hidden };
+  const full = name === 'lm_head' ? await w.linear(name) : await w.matrix(`${name}.weight`);
+  return { data: full.data.slice(start * full.cols, (start + count) * full.cols), rows: count, cols: full.cols };
+}
+
+/**
+ * Builds the head graph of vocabulary rows `[start, start + count)`: input
+ * `hidden [B, T, H]`; output `logits [B, T, count]`, or for `nll` (with input
+ * `targets [B, T]` int64) `lse [B, T]` and `picked [B, T]` (the target's
+ * logit, 0 where the target is outside the slice).
+ */
+export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize): Promise<Uint8Array> {
   const g = new GraphBuilder();
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   const h = rmsNorm(g, x, await w.vector('model.norm.weight'), cfg.eps);
-  const lmHead = cfg.tieEmbeddings || !w.hasLinear('lm_head') ? await w.matrix('model.embed_tokens.weight') : await w.linear('lm_head');
-  const logits = linear(g, h, lmHead);
+  const logits = linear(g, h, await headRows(w, cfg, start, count));
   if (output === 'logits') {
-    g.output(logits, 'logits', OnnxType.float, ['batch', 'seq', cfg.vocabSize]);
+    g.output(logits, 'logits', OnnxType.float, ['batch', 'seq', count]);
   } else {
     const targets = g.input('targets', OnnxType.int64, ['batch', 'seq']);
-    const logp = g.op('LogSoftmax', [logits], { axis: -1 });
-    const picked = g.op('GatherElements', [logp, g.op('Unsqueeze', [targets, g.i64([-1])])], { axis: -1 });
-    g.output(g.op('Neg', [g.op('Squeeze', [picked, g.i64([-1])])]), 'nll', OnnxType.float, ['batch', 'seq']);
+    g.output(g.op('ReduceLogSumExp', [logits, g.i64([-1])], { keepdims: 0 }), 'lse', OnnxType.float, ['batch', 'seq']);
+    const local = g.op('Sub', [targets, g.i64(start)]);
+    const inSlice = g.op('And', [g.op('GreaterOrEqual', [local, g.i64(0)]), g.op('Less', [local, g.i64(count)])]);
+    const index = g.op('Clip', [local, g.i64(0), g.i64(count - 1)]);
+    const picked = g.op('Squeeze', [g.op('GatherElements', [logits, g.op('Unsqueeze', [index, g.i64([-1])])], { axis: -1 }), g.i64([-1])]);
+    g.output(g.op('Where', [inSlice, picked, g.f32(0)]), 'picked', OnnxType.float, ['batch', 'seq']);
   }
-  return g.build(`head_${output}`);
+  return g.build(`head_${output}_${start}`);
+}
+
+/** Vocabulary rows per head slice for a bound of `bytes` float32 bytes. */
+export function headSliceRows(cfg: DecoderConfig, bytes = HEAD_SLICE_BYTES): number {
+  return Math.max(1, Math.min(cfg.vocabSize, Math.floor(bytes / (cfg.hidden * 4))));
 }
