@@ -75,7 +75,7 @@ export class ForwardModel {
 
   /** Token embeddings of each batch. */
   async embed(batches: readonly TokenBatch[]): Promise<HiddenBatch[]> {
-    const table = await this.weights.matrix('model.embed_tokens.weight');
+    const table = await this.weights.rowReader('model.embed_tokens.weight');
     const h = this.config.hidden;
     return batches.map((b) => {
       const seq = b[0]?.length ?? 0;
@@ -83,7 +83,7 @@ export class ForwardModel {
       b.forEach((row, i) =>
         row.forEach((tok, t) => {
           if (!Number.isInteger(tok) || tok < 0 || tok >= table.rows) throw new RangeError(`token id ${tok} is outside the vocabulary (0..${table.rows - 1})`);
-          data.set(table.data.subarray(tok * h, (tok + 1) * h), (i * seq + t) * h);
+          data.set(table.row(tok), (i * seq + t) * h);
         }),
       );
       return { data, batch: b.length, seq };

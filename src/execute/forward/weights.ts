@@ -5,7 +5,7 @@
  */
 import { open } from 'node:fs/promises';
 import { DTYPE_BYTES, toFloat32 } from '../dtypes.js';
-import type { CheckpointIndex } from '../safetensors-reader.js';
+import { readTensorBytes, type CheckpointIndex } from '../safetensors-reader.js';
 import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequantize.js';
 
 /** Reads the weights of one model folder. */
@@ -68,6 +68,23 @@ export class WeightReader {
   elementBytes(name: string): number {
     const entry = this.index.tensors.get(name);
     return entry ? DTYPE_BYTES[entry.dtype] : 2;
+  }
+
+  /**
+   * Row lookup into a 2-D tensor kept in its stored form (bf16 embeddings
+   * stay half the size of float32); rows are widened on demand.
+   */
+  async rowReader(name: string): Promise<{ rows: number; cols: number; row: (i: number) => Float32Array }> {
+    const entry = this.index.tensors.get(name);
+    if (!entry || entry.shape.length !== 2 || (entry.dtype !== 'BF16' && entry.dtype !== 'F16' && entry.dtype !== 'F32')) {
+      const m = await this.matrix(name);
+      return { rows: m.rows, cols: m.cols, row: (i) => m.data.subarray(i * m.cols, (i + 1) * m.cols) };
+    }
+    const [rows, cols] = entry.shape as [number, number];
+    const bytes = await readTensorBytes(entry);
+    const rowBytes = cols * DTYPE_BYTES[entry.dtype];
+    const dtype = entry.dtype;
+    return { rows, cols, row: (i) => toFloat32(bytes.subarray(i * rowBytes, (i + 1) * rowBytes), dtype) };
   }
 
   /** A dense 2-D matrix stored as a plain tensor (embeddings). */
