@@ -236,7 +236,8 @@ function assemblePlan(
       const attached = [...rows(match.assignment.quantized), ...rows(match.assignment.attention)];
       if (attached.length > 0 || match.groups.length > 0) {
         for (let gi = 0; gi < match.groups.length; gi++) {
-          const mods = attached.filter((a) => a.group === gi).map((a) => a.module);
+          const inGroup = attached.filter((a) => a.group === gi);
+          const mods = inGroup.map((a) => a.module);
           if (mods.length === 0) continue;
           const group = match.groups[gi]!;
           const preset = presetOf.get(`${modifier.index}/${group.name}`);
@@ -247,7 +248,7 @@ function assemblePlan(
             modules: compressModules(tree, mods, resolution),
             count: mods.length,
             details: { group: group.name, preset: preset ?? null, targets: group.targets.map((t) => t.text) },
-            ...(group.targets[0] ? { reason: reasonOf(group.targets[0].text, group.targets[0].origin, sources) } : {}),
+            ...reasonOfStep(match.assignment, inGroup, sources),
           });
         }
       }
@@ -525,6 +526,20 @@ function peakSubgraph(
     if (bytes > best.bytes) best = { name: sg.name, bytes };
   }
   return best;
+}
+
+/** The reason of an attach step: the target that decided the most of its modules (not merely the group's first target). */
+function reasonOfStep(
+  assignment: SchemeAssignment,
+  attached: readonly { readonly target: number }[],
+  sources: ReadonlyMap<string, string>,
+): { reason?: { pattern: string; span?: PlanSpan } } {
+  const counts = new Map<number, number>();
+  for (const a of attached) counts.set(a.target, (counts.get(a.target) ?? 0) + 1);
+  let best: number | undefined;
+  for (const [t, n] of counts) if (best === undefined || n > counts.get(best)!) best = t;
+  const pattern = best === undefined ? undefined : assignment.targets[best]?.pattern;
+  return pattern ? { reason: reasonOf(pattern.text, pattern.origin, sources) } : {};
 }
 
 function reasonOf(pattern: string, origin: Span | undefined, sources: ReadonlyMap<string, string>): { pattern: string; span?: PlanSpan } {

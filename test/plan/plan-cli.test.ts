@@ -117,6 +117,18 @@ describe('quantc plan with an unknown MoE class', () => {
     ]);
   });
 
+  it('an attach step names the target that decided its modules, not the group\'s first target', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/quantc-reason-`);
+    writeFileSync(`${dir}/e.qr`, 'recipe "e" version "1"\nstage q {\n  QuantizationModifier {\n    targets = [Linear, Embedding]\n    scheme = W8A16\n    ignore = [Linear]\n  }\n}\n');
+    const r = await run('plan', `${dir}/e.qr`, '--model', 'meta-llama/Llama-3.1-8B', '--format', 'json');
+    expect(r.code).toBe(0);
+    const attach = JSON.parse(r.stdout).steps.find((s: { action: string }) => s.action === 'attach');
+    expect(attach.modules).toEqual(['model.embed_tokens']);
+    expect(attach.reason).toEqual({ pattern: 'Embedding', span: { file: `${dir}/e.qr`, line: 4, column: 24 } });
+  });
+
   it('explain of an unknown module suggests the nearest name', async () => {
     const r = await run('explain', `${CASE}/declared.qr`, '--model', MODEL, 'model.layers.0.mlp.expert');
     expect(r.code).toBe(1);
