@@ -2,7 +2,7 @@
  * Reads input files for the front ends and loaders, turning every way a
  * file can be unusable into a diagnostic instead of an exception.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { error, type Diagnostic } from './diagnostics.js';
 import type { Source } from './source.js';
 
@@ -35,6 +35,28 @@ export function textProblem(path: string, bytes: Uint8Array, maxBytes = MAX_SOUR
   return undefined;
 }
 
+/**
+ * Reads at most `limit` bytes. A device or pipe reports size 0 to stat, so the
+ * size check alone would let `/dev/zero` be read until memory runs out.
+ */
+function readAtMost(path: string, limit: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total < limit) {
+      const chunk = Buffer.allocUnsafe(Math.min(1 << 16, limit - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The host that reads from disk. */
 export const nodeSourceHost: SourceHost = {
   read(path: string): Source | Diagnostic {
@@ -45,7 +67,10 @@ export const nodeSourceHost: SourceHost = {
       if (st.size > MAX_SOURCE_BYTES) {
         return error('file-too-large', `The file "${path}" is ${st.size} bytes; recipes are limited to ${MAX_SOURCE_BYTES} bytes.`);
       }
-      bytes = readFileSync(path);
+      bytes = readAtMost(path, MAX_SOURCE_BYTES + 1);
+      if (bytes.length > MAX_SOURCE_BYTES) {
+        return error('file-too-large', `The file "${path}" is larger than ${MAX_SOURCE_BYTES} bytes; recipes are limited to ${MAX_SOURCE_BYTES} bytes.`);
+      }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied' : (e as Error).message;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileRecipe } from '../src/compile.js';
 import { parseYaml } from '../src/parse/yaml.js';
-import { memorySourceHost } from '../src/source-host.js';
+import { isDiagnostic, memorySourceHost, nodeSourceHost } from '../src/source-host.js';
 
 const codes = (text: string): string[] => parseYaml({ path: 'r.yaml', text }).diagnostics.map((d) => d.code);
 
@@ -27,6 +27,11 @@ describe('hostile YAML input', () => {
     const big = `quant_stage:\n  quant_modifiers:\n    GPTQModifier: {scheme: W4A16}\n# ${'x'.repeat(10 * 1024 * 1024)}\n`;
     const result = await compileRecipe('big.yaml', memorySourceHost({ 'big.yaml': big }));
     expect(result.diagnostics.map((d) => d.code)).toEqual(['file-too-large']);
+  });
+
+  it('stops reading an endless device after the size limit', () => {
+    const result = nodeSourceHost.read('/dev/zero');
+    expect(isDiagnostic(result) && result.code).toBe('file-too-large');
   });
 
   it('reports empty and binary files', async () => {
