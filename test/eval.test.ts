@@ -21,6 +21,14 @@ const refs = await textRefs('llama');
 const allRefs = Object.fromEntries(await Promise.all(['llama', 'qwen3_moe', 'glm4_moe_lite'].map(async (m) => [m, await textRefs(m)] as const)));
 
 describe('tokenizer', () => {
+  for (const style of ['bytelevel', 'sentencepiece']) {
+    test(`${style} tokenizer.json: same ids as Python on accents, CJK, emoji, digits and whitespace`, async () => {
+      const expected = JSON.parse(await readFile(join(CALIBRATION, 'tokenizers', 'expected.json'), 'utf8')) as Record<string, unknown>;
+      const tok = await loadTokenizer(join(CALIBRATION, 'tokenizers', style));
+      expect(tok.encode(expected.sample as string)).toEqual(expected[style]);
+    });
+  }
+
   test("tokenizer.json encodes the text as transformers' tokenizers does (no special tokens)", async () => {
     const tok = await loadTokenizer(CALIBRATION);
     expect(tok.encode(await readFile(TEXT, 'utf8'))).toEqual(refs.text_ids);
