@@ -156,6 +156,9 @@ describe('quantc plan with an unknown MoE class', () => {
     const fromSaved = await run('diff', `${dir}/old.json`, `${dir}/new.json`);
     const fromRecipes = await run('diff', `${CASE}/undeclared.qr`, `${CASE}/declared.qr`, '--model', MODEL);
     expect(fromSaved.stdout.split('\n').slice(1)).toEqual(fromRecipes.stdout.split('\n').slice(1));
+    const savedVsRecipe = await run('diff', `${dir}/old.json`, `${CASE}/declared.qr`);
+    expect(savedVsRecipe.code).toBe(0);
+    expect(savedVsRecipe.stdout.split('\n').slice(1)).toEqual(fromRecipes.stdout.split('\n').slice(1));
   });
 
   it('--out and --save never overwrite the recipe or the model, and are relative to the working directory', async () => {

@@ -17,7 +17,9 @@ const HELP = `Usage: quantc diff OLD NEW [--model PATH|MODEL_ID] [--format text|
 Lists the modules whose treatment changes from OLD to NEW: newly quantized,
 no longer quantized, scheme changed, newly ignored or no longer ignored.
 OLD and NEW are recipes (planned against --model, or each recipe's model
-line) or plan JSON files saved with \`quantc plan --save\`.
+line) or plan JSON files saved with \`quantc plan --save\`. A recipe
+diffed against a saved plan is planned against that plan's model unless
+--model is given.
 
 Options:
   --model PATH|ID     The model both recipes are planned against.
@@ -43,14 +45,17 @@ export const command: Command = {
     }
     const format = choice('diff', 'format', values.format, ['text', 'json'] as const, 'text');
     if (positionals.length !== 2) throw new UsageError('diff: expected OLD and NEW. See "quantc diff --help".');
+    const saved = positionals.map((input) => readSavedPlan(input, io));
+    // A recipe compared with a saved plan is planned against that plan's model unless --model says otherwise.
+    const model = (values.model as string | undefined) ?? saved.find((p) => p !== undefined)?.model.id;
     const plans: Plan[] = [];
-    for (const input of positionals) {
-      const saved = readSavedPlan(input!, io);
-      if (saved) {
-        plans.push(saved);
+    for (const [i, input] of positionals.entries()) {
+      const plan = saved[i];
+      if (plan) {
+        plans.push(plan);
         continue;
       }
-      const planned = await planFromCli(input!, values.model as string | undefined, io);
+      const planned = await planFromCli(input, model, io);
       if (!planned.build) return reportFailedPlan(planned, io);
       plans.push(planned.build.plan);
     }
