@@ -19,6 +19,7 @@ const CASES: Record<string, { model: string; overrides?: Record<string, unknown>
   qwen2_moe: { model: 'qwen2_moe' },
   mixtral: { model: 'mixtral' },
   deepseek_v3: { model: 'deepseek_v3' },
+  glm4_moe: { model: 'glm4_moe' },
   deepseek_v3_yarn: {
     model: 'deepseek_v3',
     overrides: {

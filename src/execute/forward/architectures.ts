@@ -4,7 +4,7 @@
  */
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
-import { glm4MoeLiteLayer } from './mla-layer.js';
+import { sigmoidMoeLayer } from './mla-layer.js';
 import { softmaxMoeLayer } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
@@ -16,10 +16,11 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   ['qwen3_moe', softmaxMoeLayer],
   ['qwen2_moe', softmaxMoeLayer],
   ['mixtral', softmaxMoeLayer],
-  ['glm4_moe_lite', glm4MoeLiteLayer],
-  ['deepseek_v3', glm4MoeLiteLayer],
+  ['glm4_moe_lite', sigmoidMoeLayer],
+  ['glm4_moe', sigmoidMoeLayer],
+  ['deepseek_v3', sigmoidMoeLayer],
   // Kimi-K2 ships the DeepSeek-V3 architecture under its own model_type (remote code).
-  ['kimi_k2', glm4MoeLiteLayer],
+  ['kimi_k2', sigmoidMoeLayer],
 ]);
 
 /** model_type values the executor runs. */

@@ -9,7 +9,7 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import type { ExpertGroups } from './moe.js';
 import { enableObservers, observeInput, type ExpertObservation } from './observe.js';
-import { attention, linear, rmsNorm, rotary, silu, splitHeads } from './ops.js';
+import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from './ops.js';
 import type { WeightReader } from './weights.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
@@ -43,6 +43,12 @@ export function layerInputs(g: GraphBuilder, hidden: number, ropeDim: number): L
   };
 }
 
+/** RoPE on the first `dim` of `headDim` channels (partial rotary), the rest passed through. */
+function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number, headDim: number): string {
+  if (dim === headDim) return rotary(g, x, inp.cos, inp.sin, dim);
+  return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), inp.cos, inp.sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
+}
+
 /** Self-attention of layer `p` (`model.layers.N`) on normed input `h`; returns the o_proj output. */
 export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, p: string, h: string, inp: LayerInputs): Promise<string> {
   const a = `${p}.self_attn`;
@@ -58,8 +64,8 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   const kNorm = await w.optionalVector(`${a}.k_norm.weight`);
   if (qNorm) q = rmsNorm(g, q, qNorm, cfg.eps);
   if (kNorm) k = rmsNorm(g, k, kNorm, cfg.eps);
-  q = rotary(g, q, inp.cos, inp.sin, cfg.rope.dim);
-  k = rotary(g, k, inp.cos, inp.sin, cfg.rope.dim);
+  q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
+  k = partialRotary(g, k, inp, cfg.rope.dim, cfg.headDim);
   const out = attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;

@@ -10,7 +10,7 @@
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, gatedMlp, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { decoderLayer, gatedMlp, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
 import { attention, linear, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
@@ -117,9 +117,14 @@ export function mlaSparseLayer(raw: Readonly<Record<string, unknown>>, layer: nu
   return layer >= firstDense;
 }
 
-/** Builds layer `layer` of a glm4_moe_lite or deepseek_v3 model (same modules, same math). */
-export async function glm4MoeLiteLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
-  const attn = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> => mlaAttention(g, w, cfg, raw, p, h, inp);
+/**
+ * Builds layer `layer` of a glm4_moe_lite, deepseek_v3 or kimi_k2 model (MLA
+ * attention), or of a glm4_moe model (llama-style attention with partial
+ * rotary, q/k/v biases, optional q/k norms); the MoE blocks are the same.
+ */
+export async function sigmoidMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
+  const attn = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> =>
+    cfg.modelType === 'glm4_moe' ? llamaAttention(g, w, cfg, p, h, inp) : mlaAttention(g, w, cfg, raw, p, h, inp);
   if (!mlaSparseLayer(raw, layer)) return { graph: await decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), attn, options) };
   const experts = expertCount(raw);
   const inter = Number(raw.moe_intermediate_size);
