@@ -42,6 +42,17 @@ function withoutPythonObjects(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The modifiers inside an ignored key (`depth` 1: a group of modifiers; 2: a
+ * stage of groups), named so the warning says what will not run.
+ */
+function lostModifiers(value: unknown, depth: 1 | 2): string {
+  const groups = depth === 1 ? [value] : isRecord(value) ? Object.values(value) : [];
+  const names = groups.flatMap((g) => (isRecord(g) ? Object.keys(g).filter((k) => k.endsWith('Modifier')) : []));
+  if (names.length === 0) return '';
+  return ` The ${names.length === 1 ? 'modifier' : 'modifiers'} in it (${names.join(', ')}) never ${names.length === 1 ? 'runs' : 'run'}.`;
+}
+
 /** `Recipe.from_dict(d)` with diagnostics. */
 export function fromDict(root: unknown, rootSpans: SpanNode): FromDictResult {
   const spans = new Map<string, NodeSpans>();
@@ -76,7 +87,7 @@ export function fromDict(root: unknown, rootSpans: SpanNode): FromDictResult {
     }
     if (!key.endsWith('_stage')) {
       diagnostics.push(
-        warning('top-level-key-ignored', `The top-level key "${key}" does not end in "_stage"; llm-compressor ignores it.`, keySpan),
+        warning('top-level-key-ignored', `The top-level key "${key}" does not end in "_stage"; llm-compressor ignores it.${lostModifiers(value, 2)}`, keySpan),
       );
       continue;
     }
@@ -115,7 +126,7 @@ function readStage(
     const gkey = gnode.key ?? gnode.value;
     if (!groupKey.endsWith('_modifiers')) {
       diagnostics.push(
-        warning('group-key-ignored', `The key "${groupKey}" in stage "${key}" does not end in "_modifiers"; llm-compressor ignores it.`, gkey),
+        warning('group-key-ignored', `The key "${groupKey}" in stage "${key}" does not end in "_modifiers"; llm-compressor ignores it.${lostModifiers(groupValue, 1)}`, gkey),
       );
       continue;
     }
