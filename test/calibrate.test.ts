@@ -12,6 +12,25 @@ interface CalibratedRefs {
 
 const SCALES = { FP8: fp8InputScale, NVFP4: nvfp4GlobalScale } as const;
 
+describe("FP8 kv-cache scales match llm-compressor's (memoryless: the last batch of one window)", () => {
+  for (const name of ['llama', 'qwen3_moe', 'glm4_moe_lite']) {
+    test(name, async () => {
+      const refs = (await textRefs(name)) as unknown as CalibratedRefs & Awaited<ReturnType<typeof textRefs>>;
+      const model = await ForwardModel.open(await modelWithTokenizer(name));
+      const result = await calibrate(model, windows(refs.text_ids, refs.calibration_seq_len, 1));
+      const ref = refs.calibrated.kv_cache!;
+      expect(Object.keys(ref).length).toBe(2 * model.config.layers);
+      for (const [tensor, want] of Object.entries(ref)) {
+        const states = tensor.replace(/\.k_scale$/, '.key_states').replace(/\.v_scale$/, '.value_states');
+        const got = fp8InputScale(result.lastBatch.get(states)!);
+        expect(Math.abs(got - want) / want, `${tensor}: ${got} vs ${want}`).toBeLessThan(1e-5);
+        // The running statistics differ: llm-compressor's kv observer forgets earlier batches.
+        expect(fp8InputScale(result.inputs.get(states)!)).toBeGreaterThanOrEqual(got);
+      }
+    });
+  }
+});
+
 describe("static input scales match llm-compressor's oneshot on the same tokens", () => {
   for (const name of ['llama', 'qwen3_moe', 'glm4_moe_lite']) {
     for (const [allExperts, groupBytes] of name === 'llama' ? [[true, undefined] as const] : ([[true, undefined], [false, undefined], [true, 1], [false, 1]] as const)) {
@@ -29,8 +48,9 @@ describe("static input scales match llm-compressor's oneshot on the same tokens"
             expect(allExperts || layer === undefined ? m : '', `${m} has no statistics`).toBe('');
             expect(result.coverage.layers.find((l) => l.layer === Number(layer))!.routed[Number(expert)]).toBe(0);
           }
-          expect([...result.inputs.keys()].filter((m) => !(m in ref))).toEqual([]);
-          for (const [module, s] of result.inputs) {
+          const linears = [...result.inputs].filter(([m]) => !m.endsWith('_states'));
+          expect(linears.map(([m]) => m).filter((m) => !(m in ref))).toEqual([]);
+          for (const [module, s] of linears) {
             const got = scale(s);
             expect(Math.abs(got - ref[module]!) / ref[module]!, `${scheme} ${module}: ${got} vs ${ref[module]}`).toBeLessThan(1e-5);
           }

@@ -6,7 +6,7 @@
 import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.js';
 import type { RawTensor } from '../runtime.js';
 import { parseObserverOutput, type ExpertObservation } from '../forward/observe.js';
-import { StaticMinMax, type MinMax } from './observers.js';
+import { LastBatchMinMax, StaticMinMax, type MinMax } from './observers.js';
 
 /** Tokens per expert of one MoE layer. */
 export interface LayerCoverage {
@@ -28,8 +28,14 @@ export interface ExpertCoverage {
 
 /** What a calibration run measured. */
 export interface CalibrationResult {
-  /** Running min/max of each Linear module's input. */
+  /**
+   * Running min/max (`static_minmax`) of each Linear module's input, keyed by
+   * module, and of each attention's cached states, keyed
+   * `<attention>.key_states` / `<attention>.value_states`.
+   */
   readonly inputs: ReadonlyMap<string, MinMax>;
+  /** The same statistics over the last batch only (`memoryless_minmax`). */
+  readonly lastBatch: ReadonlyMap<string, MinMax>;
   readonly coverage: ExpertCoverage;
 }
 
@@ -63,17 +69,21 @@ export class CoverageCollector {
 export async function calibrate(model: ForwardModel, batches: readonly TokenBatch[], calibrateAllExperts = true, expertGroupBytes?: number): Promise<CalibrationResult> {
   const observe: ExpertObservation = calibrateAllExperts ? 'all' : 'routed';
   const stats = new StaticMinMax();
+  const last = new LastBatchMinMax();
   const coverage = new CoverageCollector();
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
   await model.layers(await model.embed(batches), {
     observe,
     expertGroupBytes,
-    onLayer: (layer, _batch, _hidden, extra) => {
+    onLayer: (layer, batch, _hidden, extra) => {
       for (const [name, t] of Object.entries(extra)) {
-        for (const v of parseObserverOutput(name, t.data as Float32Array)) stats.add(v);
+        for (const v of parseObserverOutput(name, t.data as Float32Array)) {
+          stats.add(v);
+          last.add(v, batch);
+        }
       }
       coverage.add(layer, extra);
     },
   });
-  return { inputs: stats.stats, coverage: coverage.report(tokens, calibrateAllExperts) };
+  return { inputs: stats.stats, lastBatch: last.stats, coverage: coverage.report(tokens, calibrateAllExperts) };
 }

@@ -28,6 +28,28 @@ export class StaticMinMax {
   }
 }
 
+/**
+ * Min/max of the last batch only: llm-compressor's `memoryless_minmax`, the
+ * default observer of static arguments that name none (so of
+ * `kv_cache_scheme`): the scale it saves reflects the last calibration batch
+ * alone.
+ */
+export class LastBatchMinMax {
+  readonly stats = new Map<string, MinMax & { batch: number }>();
+
+  /** Folds one observation of batch `batch` in; a later batch replaces earlier ones. */
+  add(v: ObservedValue, batch: number): void {
+    if (!Number.isFinite(v.value)) return;
+    let s = this.stats.get(v.module);
+    if (!s || s.batch !== batch) {
+      s = { batch, min: Infinity, max: -Infinity };
+      this.stats.set(v.module, s);
+    }
+    if (v.stat === 'min') s.min = Math.min(s.min, v.value);
+    else s.max = Math.max(s.max, v.value);
+  }
+}
+
 const FP8_E4M3_MAX = 448;
 const FP4_E2M1_MAX = 6;
 const FLOAT32_EPS = 2 ** -23;

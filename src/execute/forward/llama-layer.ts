@@ -66,6 +66,9 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   if (kNorm) k = rmsNorm(g, k, kNorm, cfg.eps);
   q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
   k = partialRotary(g, k, inp, cfg.rope.dim, cfg.headDim);
+  // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
+  observeInput(g, [`${a}.key_states`], k);
+  observeInput(g, [`${a}.value_states`], v);
   const out = attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;

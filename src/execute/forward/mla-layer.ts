@@ -70,6 +70,9 @@ export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: Decode
   const compressed = linear(g, h, await w.linear(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
   const latent = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
   const kRot = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
+  // What an MLA KV cache stores: the normed latent as keys and the rotated shared key as values.
+  observeInput(g, [`${a}.key_states`], latent);
+  observeInput(g, [`${a}.value_states`], kRot);
   observeInput(g, [`${a}.kv_b_proj`], latent);
   const kv = splitHeads(g, linear(g, latent, await w.linear(`${a}.kv_b_proj`)), heads, nope + vDim);
   const key = g.op('Concat', [strided(g, kv, 0, nope, 1), g.op('Expand', [kRot, g.i64([1, heads, 1, 1])])], { axis: -1 });
