@@ -39,6 +39,7 @@ describe('the quantc executable (run `npm run build` first; `npm test` does)', (
     const unknown = quantc('frobnicate');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toBe('quantc: unknown command "frobnicate". Run "quantc --help" for the list.\n');
+    expect(quantc('plna').stderr).toBe('quantc: unknown command "plna". Did you mean "plan"? Run "quantc --help" for the list.\n');
   });
 
   it('every command answers --help', () => {

@@ -2,6 +2,7 @@
  * `quantc` entry point: dispatches to one subcommand, loaded lazily so a
  * `check` never pays for model or execution code.
  */
+import { suggestion } from '../diagnostics.js';
 import { QUANTC_VERSION } from '../version.js';
 import { EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
 
@@ -59,7 +60,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
   }
   const entry = COMMANDS[name];
   if (!entry) {
-    io.stderr(`quantc: unknown command "${name}". Run "quantc --help" for the list.\n`);
+    io.stderr(`quantc: unknown command "${name}".${suggestion(name, Object.keys(COMMANDS))} Run "quantc --help" for the list.\n`);
     return EXIT_USAGE;
   }
   const command = await entry.load();
