@@ -40,6 +40,7 @@ describe('the quantc executable (run `npm run build` first; `npm test` does)', (
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toBe('quantc: unknown command "frobnicate". Run "quantc --help" for the list.\n');
     expect(quantc('plna').stderr).toBe('quantc: unknown command "plna". Did you mean "plan"? Run "quantc --help" for the list.\n');
+    expect(quantc('plan', 'r.qr', '--modle', 'x').stderr).toBe('quantc: plan: Unknown option \'--modle\'. Did you mean "--model"? See "quantc plan --help".\n');
   });
 
   it('every command answers --help', () => {

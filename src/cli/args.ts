@@ -3,6 +3,7 @@
  * UsageErrors with one-line reasons.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { suggestion } from '../diagnostics.js';
 import { UsageError } from './io.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -25,7 +26,9 @@ export function parseCommandArgs(command: string, argv: readonly string[], optio
     return { values: values as ParsedArgs['values'], positionals };
   } catch (e) {
     const message = (e as Error).message.replace(/\. To specify.*$/s, '').replace(/\n.*/s, '');
-    throw new UsageError(`${command}: ${message}. See "quantc ${command} --help".`);
+    const unknown = /^Unknown option '--([^']+)'/.exec(message)?.[1];
+    const hint = unknown === undefined ? '' : suggestion(unknown, Object.keys(options)).replace(/"([^"]+)"/, '"--$1"');
+    throw new UsageError(`${command}: ${message}.${hint} See "quantc ${command} --help".`);
   }
 }
 
