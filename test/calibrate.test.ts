@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { calibrate } from '../src/execute/calibrate/calibrate.js';
-import { fp8InputScale, nvfp4GlobalScale } from '../src/execute/calibrate/observers.js';
+import { fp8InputScale, intInputQParams, nvfp4GlobalScale } from '../src/execute/calibrate/observers.js';
 import { windows } from '../src/execute/calibrate/perplexity.js';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { modelWithTokenizer, textRefs } from './calibrate-refs.js';
@@ -29,6 +29,21 @@ describe("FP8 kv-cache scales match llm-compressor's (memoryless: the last batch
       }
     });
   }
+});
+
+describe("INT8 static input scales and zero points match llm-compressor's (memoryless: the last window)", () => {
+  test.each([true, false])('llama, symmetric %s', async (symmetric) => {
+    const refs = (await textRefs('llama')) as unknown as CalibratedRefs & Awaited<ReturnType<typeof textRefs>>;
+    const model = await ForwardModel.open(await modelWithTokenizer('llama'));
+    const result = await calibrate(model, windows(refs.text_ids, refs.calibration_seq_len, 1));
+    const ref = refs.calibrated[symmetric ? 'INT8/sym' : 'INT8/asym'] as unknown as Record<string, number[]>;
+    expect(Object.keys(ref)).toHaveLength(14);
+    for (const [module, [scale, zeroPoint]] of Object.entries(ref)) {
+      const got = intInputQParams(result.lastBatch.get(module)!, 8, symmetric);
+      expect(Math.abs(got.scale - scale!) / scale!, `${module} scale ${got.scale} vs ${scale}`).toBeLessThan(1e-5);
+      expect(got.zeroPoint, module).toBe(symmetric ? 0 : zeroPoint);
+    }
+  });
 });
 
 describe("static input scales match llm-compressor's oneshot on the same tokens", () => {

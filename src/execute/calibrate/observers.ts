@@ -78,3 +78,30 @@ export function nvfp4GlobalScale(s: MinMax): number {
   const g = Math.fround((FP8_E4M3_MAX * FP4_E2M1_MAX) / Math.max(Math.fround(absRange(s)), FLOAT32_TINY));
   return Number.isFinite(g) ? g : 1;
 }
+
+/** Rounds half to even, as `torch.round` does. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Static per-tensor integer input quantization parameters, as
+ * compressed-tensors' `calculate_qparams` computes them in float32:
+ * symmetric `absmax / ((qmax - qmin) / 2)` with zero point 0, or asymmetric
+ * `(max - min) / (qmax - qmin)` with zero point
+ * `round(clamp(qmin - min / scale, qmin, qmax))` (range widened to hold 0).
+ */
+export function intInputQParams(s: MinMax, bits: number, symmetric: boolean): { scale: number; zeroPoint: number } {
+  const qmin = -(2 ** (bits - 1));
+  const qmax = 2 ** (bits - 1) - 1;
+  if (symmetric) {
+    const scale = Math.fround(Math.fround(absRange(s)) / ((qmax - qmin) / 2));
+    return { scale: scale === 0 ? FLOAT32_EPS : scale, zeroPoint: 0 };
+  }
+  const min = Math.fround(Math.min(s.min, 0));
+  const max = Math.fround(Math.max(s.max, 0));
+  const scale = Math.fround(Math.fround(max - min) / (qmax - qmin));
+  const zeroPoint = roundHalfEven(Math.min(qmax, Math.max(qmin, Math.fround(qmin - Math.fround(min / scale)))));
+  return { scale: scale === 0 ? FLOAT32_EPS : scale, zeroPoint };
+}
