@@ -8,7 +8,9 @@
 import { error, warning, type Diagnostic } from '../diagnostics.js';
 import type { ModuleTree } from '../model/module-tree.js';
 import { compressNames } from './compress-names.js';
+import type { Span } from '../source.js';
 import type { SchemeAssignment, SchemeGroup } from './match.js';
+import type { CompiledPattern } from './pattern.js';
 
 /** Sibling names that form one fused layer (c-t `FUSED_LAYER_NAMES`). */
 export const FUSED_LAYER_NAMES: readonly (readonly string[])[] = [
@@ -62,7 +64,12 @@ export function mixedFusedGroups(tree: ModuleTree, assignment: SchemeAssignment,
  * assertion), warnings for other mixes (vLLM's load error), one per
  * distinct pattern of treatment, the parents compressed into name patterns.
  */
-export function checkFusedGroups(tree: ModuleTree, assignment: SchemeAssignment, groups: readonly SchemeGroup[]): Diagnostic[] {
+export function checkFusedGroups(
+  tree: ModuleTree,
+  assignment: SchemeAssignment,
+  groups: readonly SchemeGroup[],
+  ignore: readonly CompiledPattern[] = [],
+): Diagnostic[] {
   const mixed = mixedFusedGroups(tree, assignment, groups);
   const buckets = new Map<string, MixedFusedGroup[]>();
   for (const m of mixed) {
@@ -79,6 +86,7 @@ export function checkFusedGroups(tree: ModuleTree, assignment: SchemeAssignment,
       .join(', ');
     const members = `(${first.members.map((m) => `'${m}'`).join(', ')})`;
     const treatment = first.members.map((m, i) => `${m}: ${first.groups[i]! < 0 ? 'not quantized' : `"${groups[first.groups[i]!]!.name}"`}`).join(', ');
+    const span = ignoreSpan(tree, assignment, ignore, first);
     if (first.tensorGroup) {
       const unquantized = first.groups.some((g) => g < 0);
       const why = unquantized ? 'have no weight observer' : 'have non-TENSOR_GROUP quantization';
@@ -86,6 +94,7 @@ export function checkFusedGroups(tree: ModuleTree, assignment: SchemeAssignment,
         error(
           'fused-group-mixed-nvfp4',
           `Some layers in fused group: ${members} ${why}, need all fused layers to have same quantization: under ${where} (${list.length} group${list.length === 1 ? '' : 's'}; ${treatment}). NVFP4 shares one global scale across the fused layers, so quantize all of them alike or ignore all of them.`,
+          span,
         ),
       );
     } else {
@@ -93,9 +102,20 @@ export function checkFusedGroups(tree: ModuleTree, assignment: SchemeAssignment,
         warning(
           'fused-group-mixed-schemes',
           `The fused layers ${members} under ${where} get different quantization (${treatment}); vLLM runs them as one layer and refuses to load shards with different schemes.`,
+          span,
         ),
       );
     }
   }
   return out;
+}
+
+/** Where to point: the ignore entry that removed an unquantized member of the group, when one did. */
+function ignoreSpan(tree: ModuleTree, assignment: SchemeAssignment, ignore: readonly CompiledPattern[], group: MixedFusedGroup): Span | undefined {
+  const prefix = `${tree.names[group.parent]!}.`;
+  for (const ig of assignment.match.ignored) {
+    const name = tree.names[ig.module]!;
+    if (name.startsWith(prefix) && group.members.includes(name.slice(prefix.length))) return ignore[ig.ignore]?.origin;
+  }
+  return undefined;
 }

@@ -131,7 +131,7 @@ function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diag
     diagnostics.push(
       ...runMatchLints(tree, groups, ignoreCompiled.value, assignment),
       ...checkGroupSizeDivisibility(tree, assignment, groups, modifier.args.bypass_divisibility_checks === true),
-      ...checkFusedGroups(tree, assignment, groups),
+      ...checkFusedGroups(tree, assignment, groups, ignoreCompiled.value),
     );
   }
   const kvCache = q.kvCacheScheme ? kvCacheModules(tree).modules : [];

@@ -25,3 +25,10 @@ it('warns for other mixes, which vLLM cannot load', () => {
 it('is silent when fused layers are treated alike', () => {
   expect(run([group('nvfp4', ['Linear'], weightArgs('tensor_group', 16))], ['re:.*self_attn.*'])).toEqual([]);
 });
+
+it('points at the ignore entry that split the group', () => {
+  const ignore = patterns(['lm_head', 're:.*k_proj$']).map((p, i) => ({ ...p, origin: { path: 'r.qr', start: 10 * i, end: 10 * i + 5 } }));
+  const groups = [group('nvfp4', ['Linear'], weightArgs('tensor_group', 16))];
+  const [d] = checkFusedGroups(tree, assignSchemes(tree, groups, ignore), groups, ignore);
+  expect(d!.span).toEqual({ path: 'r.qr', start: 10, end: 15 });
+});
