@@ -42,6 +42,8 @@ describe('quantc fmt (CLI)', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('syntax-error');
     expect((await run(['fmt', 'missing.qr'], dir)).code).toBe(2);
+    writeFileSync(join(dir, 'UPPER.QR'), MESSY);
+    expect((await run(['fmt', 'UPPER.QR'], dir)).stdout).toContain('    targets = [Linear]  # classes\n');
     expect((await run(['fmt', 'bad.qr', '--write', '--check'], dir)).code).toBe(2);
     expect((await run(['fmt', '--help'], dir)).stdout).toContain('Usage: quantc fmt');
   });

@@ -5,6 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { formatDsl } from '../../format/print-dsl.js';
+import { syntaxOf } from '../../parse/index.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { isDiagnostic } from '../../source-host.js';
 import { parseCommandArgs } from '../args.js';
@@ -40,7 +41,7 @@ export const command: Command = {
     if (positionals.length !== 1) throw new UsageError('fmt: give exactly one recipe file. See "quantc fmt --help".');
     if (values.write && values.check) throw new UsageError('fmt: --write and --check cannot be used together.');
     const file = positionals[0]!;
-    if (!file.endsWith('.qr')) throw new UsageError(`fmt: "${file}" is not a .qr recipe; only the quantc DSL is formatted.`);
+    if (syntaxOf(file) !== 'dsl') throw new UsageError(`fmt: "${file}" is not a .qr recipe; only the quantc DSL is formatted.`);
     const source = cwdSourceHost(io.cwd).read(file);
     if (isDiagnostic(source)) throw new UsageError(source.message);
     const result = formatDsl(source);
