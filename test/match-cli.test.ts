@@ -110,3 +110,14 @@ it('counts in modules and match use thousands separators', async () => {
   expect(r.stdout).toContain('×8,832');
   expect(r.stdout).toContain('Linear  recorded for 9,209 modules');
 });
+
+it('a model folder without config.json is unreadable input (exit 2, one line), as in plan', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(`${tmpdir()}/quantc-empty-model-`);
+  for (const command of ['modules', 'match']) {
+    const r = await run(command, ...(command === 'match' ? ['Linear'] : []), '--model', dir);
+    expect(r.code, command).toBe(2);
+    expect(r.stderr, command).toMatch(/^quantc: [a-z]+: The folder "[^"]+" has no config\.json; [^\n]+\n$/);
+  }
+});

@@ -42,7 +42,7 @@ Exit status: 0 ok, 1 model errors, 2 bad usage or unreadable model.
 `;
 
 /** Model errors that mean "cannot read the input" rather than "the input is wrong". */
-const UNREADABLE = new Set(['model-not-found', 'model-file-unreadable', 'unknown-model-id']);
+const UNREADABLE = new Set(['model-not-found', 'model-file-unreadable', 'model-config-missing', 'unknown-model-id']);
 
 /** Which tree a command shows: as loaded, or after the MoE calibration rewrites (fused experts unpacked). */
 export type TreeChoice = 'loaded' | 'rewritten';
