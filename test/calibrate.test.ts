@@ -31,13 +31,20 @@ describe("FP8 kv-cache scales match llm-compressor's (memoryless: the last batch
   }
 });
 
-describe("INT8 static input scales and zero points match llm-compressor's (memoryless: the last window)", () => {
-  test.each([true, false])('llama, symmetric %s', async (symmetric) => {
-    const refs = (await textRefs('llama')) as unknown as CalibratedRefs & Awaited<ReturnType<typeof textRefs>>;
-    const model = await ForwardModel.open(await modelWithTokenizer('llama'));
+describe("INT8 static input scales and zero points match llm-compressor's (memoryless: the last window; experts see every token)", () => {
+  test.each([
+    ['llama', true],
+    ['llama', false],
+    ['qwen3_moe', true],
+    ['qwen3_moe', false],
+    ['glm4_moe_lite', true],
+    ['glm4_moe_lite', false],
+  ] as const)('%s, symmetric %s', async (name, symmetric) => {
+    const refs = (await textRefs(name)) as unknown as CalibratedRefs & Awaited<ReturnType<typeof textRefs>>;
+    const model = await ForwardModel.open(await modelWithTokenizer(name));
     const result = await calibrate(model, windows(refs.text_ids, refs.calibration_seq_len, 1));
     const ref = refs.calibrated[symmetric ? 'INT8/sym' : 'INT8/asym'] as unknown as Record<string, number[]>;
-    expect(Object.keys(ref)).toHaveLength(14);
+    expect(Object.keys(ref).length).toBeGreaterThanOrEqual(14);
     for (const [module, [scale, zeroPoint]] of Object.entries(ref)) {
       const got = intInputQParams(result.lastBatch.get(module)!, 8, symmetric);
       expect(Math.abs(got.scale - scale!) / scale!, `${module} scale ${got.scale} vs ${scale}`).toBeLessThan(1e-5);
