@@ -14,6 +14,7 @@ import type { Source, Span } from '../source.js';
 import type { ParsedRecipe } from './document.js';
 import { lowerSyntax, type Scope } from './dsl-lower.js';
 import type { CommentSyntax, FileSyntax } from './dsl-syntax.js';
+import { syntaxOf } from './index.js';
 import { cstToSyntax } from './dsl-visitor.js';
 
 /** A file's syntax tree with its comments, or nothing when it has syntax errors. */
@@ -107,6 +108,13 @@ function readImports(file: FileSyntax, path: string, ctx: ImportContext): Scope 
     if (open >= 0) {
       const chain = [...ctx.stack.slice(open).map((f) => f.path), target].map((p) => `"${p}"`).join(' → ');
       ctx.diagnostics.push(error('import-cycle', `Importing "${item.path.value}" creates a cycle: ${chain}.`, item.path.span));
+      continue;
+    }
+    const syntax = syntaxOf(target);
+    if (syntax !== undefined && syntax !== 'dsl') {
+      ctx.diagnostics.push(
+        error('import-not-dsl', `Cannot import "${item.path.value}": only .qr recipes can be imported (an import shares their "let" bindings).`, item.path.span),
+      );
       continue;
     }
     let exports = ctx.done.get(key);
