@@ -12,7 +12,7 @@ import type { WeightReader } from './weights.js';
 export type LayerBuilder = (w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options?: LayerOptions) => Promise<LayerProgram>;
 
 const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder>([
-  ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, async (w, cfg, layer, _raw, options) => ({ graph: await llamaLayer(w, cfg, layer, options) })]),
+  ...[...LLAMA_LIKE].map((t): [string, LayerBuilder] => [t, (w, cfg, layer, _raw, options) => llamaLayer(w, cfg, layer, options)]),
   ['qwen3_moe', softmaxMoeLayer],
   ['qwen2_moe', softmaxMoeLayer],
   ['mixtral', softmaxMoeLayer],

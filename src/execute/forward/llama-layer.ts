@@ -7,7 +7,8 @@
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
-import type { ExpertGroups } from './moe.js';
+import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
+import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, type ExpertObservation } from './observe.js';
 import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from './ops.js';
 import type { WeightReader } from './weights.js';
@@ -113,6 +114,8 @@ export async function decoderLayer(
 }
 
 /** The llama decoder layer `layer` (dense SiLU-gated MLP). */
-export function llamaLayer(w: WeightReader, cfg: DecoderConfig, layer: number, options: LayerOptions = {}): Promise<Uint8Array> {
-  return decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, cfg.mlpBias), undefined, options);
+export async function llamaLayer(w: WeightReader, cfg: DecoderConfig, layer: number, options: LayerOptions = {}): Promise<LayerProgram> {
+  const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
+  const graph = await decoderLayer(w, cfg, layer, (g, p, h) => denseMlp(g, w, cfg, `${p}.mlp`, h, placement), undefined, options);
+  return { graph, expertGroups: placement.groups };
 }

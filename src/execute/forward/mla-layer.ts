@@ -13,6 +13,7 @@ import type { DecoderConfig } from './decoder-config.js';
 import { decoderLayer, gatedMlp, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
+import { denseMlp } from './split-mlp.js';
 import { attention, linear, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
@@ -128,10 +129,13 @@ export function mlaSparseLayer(raw: Readonly<Record<string, unknown>>, layer: nu
 export async function sigmoidMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
   const attn = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> =>
     cfg.modelType === 'glm4_moe' ? llamaAttention(g, w, cfg, p, h, inp) : mlaAttention(g, w, cfg, raw, p, h, inp);
-  if (!mlaSparseLayer(raw, layer)) return { graph: await decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), attn, options) };
+  const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
+  if (!mlaSparseLayer(raw, layer)) {
+    const graph = await decoderLayer(w, cfg, layer, (g, p, h) => denseMlp(g, w, cfg, `${p}.mlp`, h, placement), attn, options);
+    return { graph, expertGroups: placement.groups };
+  }
   const experts = expertCount(raw);
   const inter = Number(raw.moe_intermediate_size);
-  const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
   const graph = await decoderLayer(
     w,
     cfg,

@@ -24,10 +24,14 @@ export function enableObservers(g: GraphBuilder, experts: ExpertObservation): vo
   enabled.set(g, experts);
 }
 
-/** Observes `x` as the input of `modules` (one min and one max over the whole tensor). */
-export function observeInput(g: GraphBuilder, modules: readonly string[], x: string): void {
+/**
+ * Observes `x` as the input of `modules` (one min and one max over the whole
+ * tensor). `part` (e.g. `#3`) names one slice of an input observed in
+ * several graphs; the slices' statistics merge into the module's.
+ */
+export function observeInput(g: GraphBuilder, modules: readonly string[], x: string, part = ''): void {
   if (!enabled.has(g)) return;
-  const key = modules.join(',');
+  const key = modules.join(',') + part;
   g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
   g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
 }
@@ -77,7 +81,7 @@ export function parseObserverOutput(name: string, data: Float32Array): ObservedV
   if (colon < 0) return [];
   const kind = name.slice(0, colon);
   const key = name.slice(colon + 1);
-  if (kind === 'min' || kind === 'max') return key.split(',').map((module) => ({ stat: kind, module, value: data[0]! }));
+  if (kind === 'min' || kind === 'max') return key.replace(/#\d+$/, '').split(',').map((module) => ({ stat: kind, module, value: data[0]! }));
   if (kind === 'emin' || kind === 'emax') {
     const [experts, proj, offset] = key.split('|') as [string, string, string];
     return Array.from(data, (value, e) => ({ stat: kind === 'emin' ? 'min' : 'max', module: `${experts}.${Number(offset) + e}.${proj}`, value }));

@@ -10,6 +10,7 @@ import type { DecoderConfig } from './decoder-config.js';
 import { decoderLayer, gatedMlp, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
 import { observeInput } from './observe.js';
+import { denseMlp } from './split-mlp.js';
 import { linear } from './ops.js';
 import type { WeightReader } from './weights.js';
 
@@ -29,8 +30,11 @@ export function expertCount(raw: Readonly<Record<string, unknown>>): number {
 /** Builds layer `layer` of a qwen3_moe, qwen2_moe or mixtral model. */
 export async function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
   const mixtral = cfg.modelType === 'mixtral';
-  if (!mixtral && !qwenSparseLayer(raw, layer)) return { graph: await decoderLayer(w, cfg, layer, (g, p, h) => gatedMlp(g, w, `${p}.mlp`, h, false), undefined, options) };
   const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
+  if (!mixtral && !qwenSparseLayer(raw, layer)) {
+    const graph = await decoderLayer(w, cfg, layer, (g, p, h) => denseMlp(g, w, cfg, `${p}.mlp`, h, placement), undefined, options);
+    return { graph, expertGroups: placement.groups };
+  }
   const experts = expertCount(raw);
   const k = Number(raw.num_experts_per_tok ?? 2);
   const inter = Number(raw.moe_intermediate_size ?? raw.intermediate_size);

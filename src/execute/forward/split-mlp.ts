@@ -1,0 +1,71 @@
+/**
+ * Dense MLPs too large for one graph (70B-class layers, DeepSeek-V3's dense
+ * layers) run as slices of the intermediate dimension after the layer's main
+ * graph, through the same machinery as expert groups: each slice is an
+ * "expert" with routing weight 1, computing `down[:, s](silu(gate[s] x) ·
+ * up[s] x)`; the slices' outputs add up to the MLP output. Observers of the
+ * down projection's input are emitted per slice with a `#<slice>` suffix and
+ * merge into one min/max.
+ */
+import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
+import { gatedMlp } from './llama-layer.js';
+import { flatten, type ExpertPlacement } from './moe.js';
+import { enableObservers, observeInput } from './observe.js';
+import { silu, weightConst } from './ops.js';
+import type { WeightReader } from './weights.js';
+
+/** Rows `[start, start + count)` of `[rows, cols]` row-major `m`, transposed to `[cols, count]`. */
+function rowsTransposed(m: Float32Array, cols: number, start: number, count: number): Float32Array {
+  const out = new Float32Array(cols * count);
+  for (let r = 0; r < count; r++) for (let c = 0; c < cols; c++) out[c * count + r] = m[(start + r) * cols + c]!;
+  return out;
+}
+
+/** Columns `[start, start + count)` of `[rows, cols]` row-major `m`, transposed to `[count, rows]`. */
+function columnsTransposed(m: Float32Array, rows: number, cols: number, start: number, count: number): Float32Array {
+  const out = new Float32Array(count * rows);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < count; c++) out[c * rows + r] = m[r * cols + start + c]!;
+  return out;
+}
+
+/**
+ * The SiLU-gated MLP `m` on normed input `h [B, T, H]`: inside the graph when
+ * its float32 weights fit `placement.groupBytes`, else zero here with its
+ * intermediate slices recorded in `placement` (see the module comment).
+ */
+export async function denseMlp(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, m: string, h: string, placement: ExpertPlacement): Promise<string> {
+  const inter = cfg.intermediate || (await w.linear(`${m}.gate_proj`)).rows;
+  const perRow = 3 * cfg.hidden * 4;
+  if (inter * perRow <= placement.groupBytes) return gatedMlp(g, w, m, h, cfg.mlpBias);
+  if (cfg.mlpBias) throw new UnsupportedModelError(`${m}: an MLP with biases larger than one graph is not supported`);
+  const slice = Math.max(1, Math.floor(placement.groupBytes / perRow));
+  const slices = Math.ceil(inter / slice);
+  const x = flatten(g, h, cfg.hidden);
+  observeInput(g, [`${m}.gate_proj`, `${m}.up_proj`], h);
+  const ones = g.op('Expand', [g.op('Add', [g.op('Mul', [g.op('Slice', [x, g.i64([0]), g.i64([1]), g.i64([1])]), g.f32(0)]), g.f32(1)]), g.i64([1, slices])]);
+  g.output(x, 'moe_in', OnnxType.float, ['tokens', cfg.hidden]);
+  g.output(ones, 'moe_weights', OnnxType.float, ['tokens', slices]);
+  g.output(ones, 'moe_mask', OnnxType.float, ['tokens', slices]);
+  placement.groups = {
+    experts: slices,
+    groupSize: 1,
+    build: async (index) => {
+      const start = index * slice;
+      const count = Math.min(slice, inter - start);
+      const gg = new GraphBuilder();
+      if (placement.observe) enableObservers(gg, placement.observe);
+      const xin = gg.input('moe_in', OnnxType.float, ['tokens', cfg.hidden]);
+      gg.input('moe_weights', OnnxType.float, ['tokens', 1]);
+      gg.input('moe_mask', OnnxType.float, ['tokens', 1]);
+      const gate = gg.op('MatMul', [xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.gate_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count])]);
+      const up = gg.op('MatMul', [xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.up_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count])]);
+      const act = gg.op('Mul', [silu(gg, gate), up]);
+      observeInput(gg, [`${m}.down_proj`], act, `#${index}`);
+      const down = await w.linear(`${m}.down_proj`);
+      gg.output(gg.op('MatMul', [act, weightConst(gg, columnsTransposed(down.data, down.rows, down.cols, start, count), [count, down.rows])]), 'partial', OnnxType.float, ['tokens', cfg.hidden]);
+      return gg.build(`mlp_slice_${index}`);
+    },
+  };
+  return g.op('Mul', [h, g.f32(0)]);
+}
