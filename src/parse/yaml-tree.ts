@@ -125,11 +125,37 @@ function convert(node: Node, walk: Walk, depth: number, viaAlias: boolean, at: S
   if (isMap(node)) {
     const out: Record<string, unknown> = {};
     const children = new Map<string, SpanNode>();
+    const set = (key: string, v: unknown, s: SpanNode) => {
+      if (Object.hasOwn(out, key)) out[key] = v;
+      else Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+      children.set(key, s);
+    };
+    // YAML 1.1 merge keys (`<<: *base`), as PyYAML's safe_load applies them: the mapping's own keys win,
+    // and among merged mappings the earlier one wins.
+    const own = new Set(node.items.filter((p) => isPair(p) && !isMergeKey(p.key)).map((p) => keyText((p as { key: unknown }).key as Node | null)));
+    const merged = new Set<string>();
     for (const pair of node.items) {
-      if (!isPair(pair)) continue;
+      if (!isPair(pair) || !isMergeKey(pair.key)) continue;
+      const [v, s] = pair.value ? convert(pair.value as Node, walk, depth + 1, viaAlias, viaAlias ? here : undefined) : [null, { value: here }];
+      const sources = Array.isArray(v) ? v.map((x, i) => [x, s.children?.get(String(i)) ?? s] as const) : [[v, s] as const];
+      for (const [source, sourceSpans] of sources) {
+        if (typeof source !== 'object' || source === null || Array.isArray(source)) {
+          walk.diagnostics.push(error('yaml-syntax', 'A merge key "<<" takes a mapping or a list of mappings.', sourceSpans.value));
+          continue;
+        }
+        for (const [key, value] of Object.entries(source)) {
+          if (own.has(key) || merged.has(key)) continue;
+          merged.add(key);
+          const child = sourceSpans.children?.get(key) ?? { value: sourceSpans.value };
+          set(key, value, { key: sourceSpans.value, value: child.value, ...(child.children ? { children: child.children } : {}) });
+        }
+      }
+    }
+    for (const pair of node.items) {
+      if (!isPair(pair) || isMergeKey(pair.key)) continue;
       const keyNode = pair.key as Node | null;
       const keySpan = viaAlias || !keyNode ? here : nodeSpan(keyNode, walk.path);
-      const key = keyNode ? String(isScalar(keyNode) ? keyNode.value : keyNode.toString()) : '';
+      const key = keyText(keyNode);
       const valueNode = pair.value as Node | null;
       const [v, s] = valueNode ? convert(valueNode, walk, depth + 1, viaAlias, viaAlias ? here : undefined) : [null, { value: keySpan }];
       const first = children.get(key);
@@ -140,11 +166,19 @@ function convert(node: Node, walk: Walk, depth: number, viaAlias: boolean, at: S
           ]),
         );
       }
-      if (Object.hasOwn(out, key)) out[key] = v;
-      else Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
-      children.set(key, { key: keySpan, value: s.value, ...(s.children ? { children: s.children } : {}) });
+      set(key, v, { key: keySpan, value: s.value, ...(s.children ? { children: s.children } : {}) });
     }
     return [out, { value: here, children }];
   }
   return [null, { value: here }];
+}
+
+/** A mapping key as the text llm-compressor sees. */
+function keyText(keyNode: Node | null): string {
+  return keyNode ? String(isScalar(keyNode) ? keyNode.value : keyNode.toString()) : '';
+}
+
+/** True for YAML 1.1's merge key `<<` (the yaml library resolves it to a symbol). */
+function isMergeKey(key: unknown): boolean {
+  return isScalar(key) && typeof key.value === 'symbol' && key.value.description === '<<';
 }
