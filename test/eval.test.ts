@@ -108,6 +108,16 @@ describe('quantc eval', () => {
     expect(html).toContain('title="layer 1, expert 0: ');
   });
 
+  test('progress goes to stderr on a terminal only, and is cleared', async () => {
+    const dir = await modelWithTokenizer('llama');
+    const tty = { ...memoryIo(dir), isTty: true };
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32'], tty)).toBe(0);
+    expect(tty.err.join('')).toBe('\rlayer 1/2\rlayer 2/2\r\x1b[K');
+    const plain = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32'], plain)).toBe(0);
+    expect(plain.err.join('')).toBe('');
+  });
+
   test('JSON Lines data: the text fields joined with blank lines', async () => {
     const dir = await modelWithTokenizer('llama');
     await writeFile(join(dir, 'data.jsonl'), `${JSON.stringify({ text: 'the river ran past the mill' })}\n\n${JSON.stringify({ text: 'and the bell rang' })}\n`);

@@ -130,7 +130,10 @@ export const command: Command = {
         return fail(error('eval-data-too-short', `${values.data} has ${ids.length} tokens, fewer than one window of --seq-len ${seqLen}; use a longer file or a smaller --seq-len.`));
       }
       const started = performance.now();
-      const r = await perplexity(model, ids, seqLen, batchSize);
+      // On a terminal, one redrawn progress line on stderr (layer by layer); nothing otherwise.
+      const progress = io.isTty ? (layer: number, layers: number): void => io.stderr(`\rlayer ${layer + 1}/${layers}`) : undefined;
+      const r = await perplexity(model, ids, seqLen, batchSize, { onLayerStart: progress });
+      if (progress) io.stderr('\r\x1b[K');
       const seconds = (performance.now() - started) / 1000;
       const tokensPerSecond = r.tokens / seconds;
       const { coverage, ...result } = r;
