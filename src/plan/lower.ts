@@ -94,10 +94,12 @@ export function lowerToPlan(request: PlanRequest): Result<PlanBuild> {
     if (!modifier.quantization || !QUANTIZATION_MIXINS.has(modifier.type)) continue;
     const match = matchModifier(tree, modifier, diagnostics);
     matches.push(match);
-    for (const q of [...rows(match.assignment.quantized), ...rows(match.assignment.attention)]) {
-      const group = match.groups[q.group]!;
-      // A modifier initialized later overwrites schemes on overlapping modules.
-      finalScheme.set(q.module, { key: '', modifier: modifier.index, scheme: group.scheme, group: group.name });
+    // One shared entry per config group: 70k modules of a fine-grained MoE
+    // model need no 70k objects. A modifier initialized later overwrites
+    // schemes on overlapping modules.
+    const entries = match.groups.map((g) => ({ key: '', modifier: modifier.index, scheme: g.scheme, group: g.name }));
+    for (const list of [match.assignment.quantized, match.assignment.attention]) {
+      for (let k = 0; k < list.modules.length; k++) finalScheme.set(list.modules[k]!, entries[list.groups[k]!]!);
     }
   }
   if (ir.modifiers.some((m) => QUANTIZATION_MIXINS.has(m.type)) && finalScheme.size === 0 && matches.every((m) => m.kvCache.length === 0)) {
@@ -492,14 +494,22 @@ function sizesAfter(
   bytesBefore: number,
 ): { bytes: number } {
   let bytes = bytesBefore;
+  // Experts repeat the same few shapes: the delta is computed once per shape and scheme.
+  const deltas = new Map<string, number>();
   for (const [m, e] of finalScheme) {
-    const scheme = schemes.get(e.key)!;
     const start = tree.paramStart[m]!;
     const end = tree.paramStart[m + 1]!;
     for (let p = start; p < end; p++) {
       const param = tree.params[p]!;
       if (param.name !== 'weight') continue;
-      bytes += quantizedWeightBytes(param.shape, param.dtype, scheme, scheme.savedFormat) - numel(param.shape) * dtypeBytes(param.dtype);
+      const key = `${e.key}|${param.dtype}|${param.shape.join('x')}`;
+      let delta = deltas.get(key);
+      if (delta === undefined) {
+        const scheme = schemes.get(e.key)!;
+        delta = quantizedWeightBytes(param.shape, param.dtype, scheme, scheme.savedFormat) - numel(param.shape) * dtypeBytes(param.dtype);
+        deltas.set(key, delta);
+      }
+      bytes += delta;
     }
   }
   return { bytes };
