@@ -107,8 +107,8 @@ export const command: Command = {
       return EXIT_ERRORS;
     }
     const compiled = await compileRecipe(recipePath, cwdSourceHost(io.cwd));
-    const { exportYaml } = await import('../../export/yaml.js');
-    const recipeYaml = exportYaml(compiled.ir!, compiled.document!).value;
+    const { savedRecipeYaml } = await import('../../export/saved-recipe.js');
+    const recipeYaml = savedRecipeYaml(compiled.ir!);
 
     const { jobFromPlan, PlanNotExecutableError } = await import('../../execute/from-plan.js');
     const { applyJob, ApplyError } = await import('../../execute/apply.js');
