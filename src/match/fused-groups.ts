@@ -20,6 +20,21 @@ export const FUSED_LAYER_NAMES: readonly (readonly string[])[] = [
   ['w1', 'w3'],
 ];
 
+const FUSED_LOCALS = FUSED_LAYER_NAMES.flat();
+const DOTTED_LOCALS = FUSED_LOCALS.map((l) => `.${l}`);
+
+/**
+ * The fused-layer name `name` ends with, if any. Suffix tests instead of
+ * slicing keep this cheap on 100k-module trees, where most names end in
+ * something else.
+ */
+function fusedLocalName(name: string): string | undefined {
+  for (let k = 0; k < FUSED_LOCALS.length; k++) {
+    if (name.endsWith(DOTTED_LOCALS[k]!) || name === FUSED_LOCALS[k]) return FUSED_LOCALS[k];
+  }
+  return undefined;
+}
+
 /** One fused group found in a tree whose members are not treated alike. */
 export interface MixedFusedGroup {
   readonly parent: number;
@@ -34,11 +49,10 @@ export interface MixedFusedGroup {
 export function mixedFusedGroups(tree: ModuleTree, assignment: SchemeAssignment, groups: readonly SchemeGroup[]): MixedFusedGroup[] {
   const groupOf = new Int32Array(tree.names.length).fill(-1);
   assignment.quantized.modules.forEach((m, k) => (groupOf[m] = assignment.quantized.groups[k]!));
-  const wanted = new Set(FUSED_LAYER_NAMES.flat());
   const children = new Map<number, Map<string, number>>();
   tree.names.forEach((name, i) => {
-    const local = name.slice(name.lastIndexOf('.') + 1);
-    if (!wanted.has(local)) return;
+    const local = fusedLocalName(name);
+    if (local === undefined) return;
     const p = tree.parents[i]!;
     let map = children.get(p);
     if (!map) children.set(p, (map = new Map()));
