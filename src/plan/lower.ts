@@ -18,7 +18,7 @@ import { runMatchLints } from '../match/lints/index.js';
 import { assignSchemes, type ModuleSchemes, type SchemeAssignment, type SchemeGroup } from '../match/match.js';
 import { compilePatterns, type CompiledPattern } from '../match/pattern.js';
 import type { LoadedModel } from '../model/load.js';
-import { classOf, type ModuleTree } from '../model/module-tree.js';
+import { classOf, type ModuleTree, type ParamInfo } from '../model/module-tree.js';
 import { resolveMoeRewrites, type MoeResolution } from '../moe/resolve.js';
 import { applyRewrites, rewriteCounts, rewriteSummaries } from '../moe/unpack.js';
 import { lineColAt, type Span } from '../source.js';
@@ -494,20 +494,22 @@ function sizesAfter(
   bytesBefore: number,
 ): { bytes: number } {
   let bytes = bytesBefore;
-  // Experts repeat the same few shapes: the delta is computed once per shape and scheme.
-  const deltas = new Map<string, number>();
+  // Unpacked experts share their param records, so the delta is computed
+  // once per record and scheme rather than once per module.
+  const deltas = new Map<string, Map<ParamInfo, number>>();
   for (const [m, e] of finalScheme) {
+    let perParam = deltas.get(e.key);
+    if (!perParam) deltas.set(e.key, (perParam = new Map()));
     const start = tree.paramStart[m]!;
     const end = tree.paramStart[m + 1]!;
     for (let p = start; p < end; p++) {
       const param = tree.params[p]!;
       if (param.name !== 'weight') continue;
-      const key = `${e.key}|${param.dtype}|${param.shape.join('x')}`;
-      let delta = deltas.get(key);
+      let delta = perParam.get(param);
       if (delta === undefined) {
         const scheme = schemes.get(e.key)!;
         delta = quantizedWeightBytes(param.shape, param.dtype, scheme, scheme.savedFormat) - numel(param.shape) * dtypeBytes(param.dtype);
-        deltas.set(key, delta);
+        perParam.set(param, delta);
       }
       bytes += delta;
     }
