@@ -312,6 +312,14 @@ export function skeletonClasses(prefix: string): SkeletonClasses {
   };
 }
 
+/**
+ * The usual attention of a decoder layer: `num_attention_heads` query heads,
+ * grouped KV heads and the config's head size, with or without biases.
+ */
+export function gqaAttention(cfg: ConfigReader, cls: string, qkvBias: boolean, oBias = qkvBias): AttentionOptions {
+  return { cls, heads: cfg.int('num_attention_heads'), kvHeads: kvHeads(cfg), headDim: headDim(cfg), qkvBias, oBias };
+}
+
 /** `head_dim` as most attention classes read it: the config's, else hidden / heads. */
 export function headDim(cfg: ConfigReader): number {
   return cfg.optInt('head_dim') ?? Math.floor(cfg.int('hidden_size') / Math.max(1, cfg.int('num_attention_heads')));

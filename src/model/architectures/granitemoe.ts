@@ -3,7 +3,7 @@
  * `block_sparse_moe` (after both norms), holding `router` then `experts`.
  */
 import { DEFAULT_EXPERTS_LAYOUT } from '../moe-facts.js';
-import { headDim, kvHeads, skeletonClasses } from './blocks.js';
+import { gqaAttention, skeletonClasses } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
 /** Granite 3.0 MoE (1B-A400M, 3B-A800M). */
@@ -17,15 +17,7 @@ export const granitemoe: ArchitectureDescriptor = {
   },
   build(m) {
     const c = skeletonClasses('GraniteMoe');
-    const bias = m.cfg.bool('attention_bias', false);
-    const attention = {
-      cls: 'GraniteMoeAttention',
-      heads: m.cfg.int('num_attention_heads'),
-      kvHeads: kvHeads(m.cfg),
-      headDim: headDim(m.cfg),
-      qkvBias: bias,
-      oBias: bias,
-    };
+    const attention = gqaAttention(m.cfg, 'GraniteMoeAttention', m.cfg.bool('attention_bias', false));
     const e = m.cfg.int('num_local_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {

@@ -1,6 +1,6 @@
 /** `mixtral` → `MixtralForCausalLM`: every layer sparse, router `gate` before fused experts. */
 import { DEFAULT_EXPERTS_LAYOUT } from '../moe-facts.js';
-import { headDim, kvHeads, skeletonClasses } from './blocks.js';
+import { gqaAttention, skeletonClasses } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
 /** Mixtral 8x7B / 8x22B. */
@@ -15,14 +15,7 @@ export const mixtral: ArchitectureDescriptor = {
   aliases: { num_experts: 'num_local_experts', num_local_experts: 'num_experts' },
   build(m) {
     const c = skeletonClasses('Mixtral');
-    const attention = {
-      cls: 'MixtralAttention',
-      heads: m.cfg.int('num_attention_heads'),
-      kvHeads: kvHeads(m.cfg),
-      headDim: headDim(m.cfg),
-      qkvBias: false,
-      oBias: false,
-    };
+    const attention = gqaAttention(m.cfg, 'MixtralAttention', false);
     const e = m.cfg.int('num_local_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {

@@ -3,7 +3,7 @@
  * RMSNorms, a router that subclasses `nn.Linear`, optional lm_head bias.
  */
 import { DEFAULT_EXPERTS_LAYOUT } from '../moe-facts.js';
-import { headDim, kvHeads, skeletonClasses } from './blocks.js';
+import { gqaAttention, skeletonClasses } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
 /** Phi-3.5-MoE. */
@@ -17,15 +17,7 @@ export const phimoe: ArchitectureDescriptor = {
   },
   build(m) {
     const c = { ...skeletonClasses('Phimoe'), layerNorm: true };
-    const bias = m.cfg.bool('attention_bias', false);
-    const attention = {
-      cls: 'PhimoeAttention',
-      heads: m.cfg.int('num_attention_heads'),
-      kvHeads: kvHeads(m.cfg),
-      headDim: headDim(m.cfg),
-      qkvBias: bias,
-      oBias: bias,
-    };
+    const attention = gqaAttention(m.cfg, 'PhimoeAttention', m.cfg.bool('attention_bias', false));
     const e = m.cfg.int('num_local_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {
