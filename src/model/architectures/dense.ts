@@ -3,7 +3,7 @@
  * gated MLP and two RMSNorms per layer. The four dense descriptors differ
  * only in biases and q/k norms.
  */
-import { headDim, kvHeads, skeletonClasses, type ModelBuilder } from './blocks.js';
+import { gqaAttention, skeletonClasses, type ModelBuilder } from './blocks.js';
 
 /** Per-model differences of the dense decoder. */
 export interface DenseOptions {
@@ -17,14 +17,8 @@ export interface DenseOptions {
 /** Builds `<prefix>ForCausalLM` with a dense MLP in every layer. */
 export function buildDense(m: ModelBuilder, o: DenseOptions): void {
   const c = skeletonClasses(o.prefix);
-  const heads = m.cfg.int('num_attention_heads');
   const attention = {
-    cls: `${o.prefix}Attention`,
-    heads,
-    kvHeads: kvHeads(m.cfg),
-    headDim: headDim(m.cfg),
-    qkvBias: o.qkvBias,
-    oBias: o.oBias,
+    ...gqaAttention(m.cfg, `${o.prefix}Attention`, o.qkvBias, o.oBias),
     ...(o.qkNorm ? { qkNorm: 'head' as const } : {}),
   };
   const intermediate = m.cfg.int('intermediate_size');

@@ -3,7 +3,7 @@
  * `attention_bias`, optional per-head q/k norms from `use_qk_norm`) and a
  * DeepSeek-style MoE from `first_k_dense_replace` on.
  */
-import { headDim, kvHeads, skeletonClasses } from './blocks.js';
+import { gqaAttention, skeletonClasses } from './blocks.js';
 import { deepseekMlp } from './deepseek-moe.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
@@ -21,12 +21,7 @@ export const glm4Moe: ArchitectureDescriptor = {
   build(m) {
     const c = skeletonClasses('Glm4Moe');
     const attention = {
-      cls: 'Glm4MoeAttention',
-      heads: m.cfg.int('num_attention_heads'),
-      kvHeads: kvHeads(m.cfg),
-      headDim: headDim(m.cfg),
-      qkvBias: m.cfg.bool('attention_bias', false),
-      oBias: false,
+      ...gqaAttention(m.cfg, 'Glm4MoeAttention', m.cfg.bool('attention_bias', false), false),
       ...(m.cfg.bool('use_qk_norm', false) ? { qkNorm: 'head' as const } : {}),
     };
     const firstDense = m.cfg.int('first_k_dense_replace');

@@ -5,7 +5,7 @@
  * and up interleaved, `down_proj [E, I, H]`, biases for both.
  */
 import type { ExpertsLayout } from '../moe-facts.js';
-import { headDim, kvHeads, skeletonClasses } from './blocks.js';
+import { gqaAttention, skeletonClasses } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
 const GPT_OSS_LAYOUT: ExpertsLayout = { isConcatenated: false, isTransposed: true, hasBias: true, hasGate: true };
@@ -24,15 +24,7 @@ export const gptOss: ArchitectureDescriptor = {
     const c = skeletonClasses('GptOss');
     const heads = m.cfg.int('num_attention_heads');
     const bias = m.cfg.bool('attention_bias', true);
-    const attention = {
-      cls: 'GptOssAttention',
-      heads,
-      kvHeads: kvHeads(m.cfg),
-      headDim: headDim(m.cfg),
-      qkvBias: bias,
-      oBias: bias,
-      ownParams: [['sinks', [heads]]] as const,
-    };
+    const attention = { ...gqaAttention(m.cfg, 'GptOssAttention', bias), ownParams: [['sinks', [heads]]] as const };
     const e = m.cfg.int('num_local_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {

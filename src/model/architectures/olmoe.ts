@@ -1,6 +1,6 @@
 /** `olmoe` → `OlmoeForCausalLM`: q/k RMSNorms over all heads, router then fused experts. */
 import { DEFAULT_EXPERTS_LAYOUT } from '../moe-facts.js';
-import { headDim, kvHeads, skeletonClasses } from './blocks.js';
+import { gqaAttention, skeletonClasses } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
 /** OLMoE-1B-7B. */
@@ -16,15 +16,7 @@ export const olmoe: ArchitectureDescriptor = {
   build(m) {
     const c = skeletonClasses('Olmoe');
     const bias = m.cfg.bool('attention_bias', false);
-    const attention = {
-      cls: 'OlmoeAttention',
-      heads: m.cfg.int('num_attention_heads'),
-      kvHeads: kvHeads(m.cfg),
-      headDim: headDim(m.cfg),
-      qkvBias: bias,
-      oBias: bias,
-      qkNorm: 'full' as const,
-    };
+    const attention = { ...gqaAttention(m.cfg, 'OlmoeAttention', bias), qkNorm: 'full' as const };
     const e = m.cfg.int('num_experts');
     const inter = m.cfg.int('intermediate_size');
     m.causalLm(c, (_, layer) => {

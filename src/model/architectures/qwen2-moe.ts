@@ -1,5 +1,5 @@
 /** `qwen2_moe` → `Qwen2MoeForCausalLM`: q/k/v bias from `qkv_bias`, gated shared expert. */
-import { headDim, kvHeads, skeletonClasses } from './blocks.js';
+import { gqaAttention, skeletonClasses } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 import { qwenMlp } from './qwen-moe.js';
 
@@ -16,14 +16,7 @@ export const qwen2Moe: ArchitectureDescriptor = {
   build(m) {
     const c = skeletonClasses('Qwen2Moe');
     const bias = m.cfg.bool('qkv_bias', true);
-    const attention = {
-      cls: 'Qwen2MoeAttention',
-      heads: m.cfg.int('num_attention_heads'),
-      kvHeads: kvHeads(m.cfg),
-      headDim: headDim(m.cfg),
-      qkvBias: bias,
-      oBias: false,
-    };
+    const attention = gqaAttention(m.cfg, 'Qwen2MoeAttention', bias, false);
     m.causalLm(c, (i, layer) => {
       m.attention(layer, 'self_attn', attention, c.norm);
       qwenMlp(m, layer, i, { prefix: 'Qwen2Moe', blockCls: 'Qwen2MoeSparseMoeBlock', routerFirst: true, shared: true });

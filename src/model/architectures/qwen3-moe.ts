@@ -1,5 +1,5 @@
 /** `qwen3_moe` → `Qwen3MoeForCausalLM`: per-head q/k norms, experts then router, no shared expert. */
-import { headDim, kvHeads, skeletonClasses } from './blocks.js';
+import { gqaAttention, skeletonClasses } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 import { qwenMlp } from './qwen-moe.js';
 
@@ -17,15 +17,7 @@ export const qwen3Moe: ArchitectureDescriptor = {
   build(m) {
     const c = skeletonClasses('Qwen3Moe');
     const bias = m.cfg.bool('attention_bias', false);
-    const attention = {
-      cls: 'Qwen3MoeAttention',
-      heads: m.cfg.int('num_attention_heads'),
-      kvHeads: kvHeads(m.cfg),
-      headDim: headDim(m.cfg),
-      qkvBias: bias,
-      oBias: bias,
-      qkNorm: 'head' as const,
-    };
+    const attention = { ...gqaAttention(m.cfg, 'Qwen3MoeAttention', bias), qkNorm: 'head' as const };
     m.causalLm(c, (i, layer) => {
       m.attention(layer, 'self_attn', attention, c.norm);
       qwenMlp(m, layer, i, { prefix: 'Qwen3Moe', blockCls: 'Qwen3MoeSparseMoeBlock', routerFirst: false, shared: false });
