@@ -120,14 +120,6 @@ export function formatBytes(bytes: number): string {
   return `${u === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
 }
 
-/** Formats a parameter count: `30.5B`, `8.0B`, `135M`. */
-export function formatCount(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e8 ? 0 : 1)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
-  return String(n);
-}
-
 /** Thousands separators: `8,832`. */
 export function formatInt(n: number): string {
   return n.toLocaleString('en-US');

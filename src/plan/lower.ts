@@ -7,7 +7,7 @@
  * Pure: everything it needs is in its arguments, and equal inputs give an
  * equal plan (module order is `named_modules()` order throughout).
  */
-import { error, hasErrors, warning, type Diagnostic, type Result } from '../diagnostics.js';
+import { error, warning, type Diagnostic, type Result } from '../diagnostics.js';
 import type { ModifierIR, QuantizationScheme, RecipeIR } from '../ir/types.js';
 import { kvCacheModules } from '../match/attention.js';
 import { checkFusedGroups } from '../match/fused-groups.js';
@@ -20,7 +20,7 @@ import { compilePatterns, type CompiledPattern } from '../match/pattern.js';
 import type { LoadedModel } from '../model/load.js';
 import { classOf, type ModuleTree, type ParamInfo } from '../model/module-tree.js';
 import { resolveMoeRewrites, type MoeResolution } from '../moe/resolve.js';
-import { applyRewrites, rewriteCounts, rewriteSummaries } from '../moe/unpack.js';
+import { applyRewrites, rewriteSummaries } from '../moe/unpack.js';
 import { lineColAt, type Span } from '../source.js';
 import { dtypeBytes, formatBytes, formatInt, numel, quantizedWeightBytes } from './estimate.js';
 import { hashValue } from './hash.js';
@@ -106,7 +106,7 @@ export function lowerToPlan(request: PlanRequest): Result<PlanBuild> {
     diagnostics.push(error('plan-nothing-quantized', 'No module of the model receives a quantization scheme: the recipe would run and change nothing.'));
   }
 
-  const schemes = nameSchemes(tree, finalScheme);
+  const schemes = nameSchemes(finalScheme);
   const plan = assemblePlan(request, tree, resolution, matches, finalScheme, schemes, diagnostics);
   return {
     value: { plan, original, tree, moe: resolution, matches, finalScheme, diagnostics },
@@ -154,7 +154,6 @@ function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diag
  * it saves: `group_0…` in order of the first module that carries each.
  */
 function nameSchemes(
-  tree: ModuleTree,
   finalScheme: Map<number, { key: string; modifier: number; scheme: QuantizationScheme; group: string }>,
 ): Map<string, PlanScheme> {
   const byJson = new Map<string, string>();
@@ -178,7 +177,6 @@ function nameSchemes(
     byObject.set(entry.scheme, key);
     entry.key = key;
   }
-  void tree;
   return schemes;
 }
 
@@ -236,23 +234,21 @@ function assemblePlan(
     const where = `${modifier.type} (stage "${modifier.stage}")`;
     if (match) {
       const attached = [...rows(match.assignment.quantized), ...rows(match.assignment.attention)];
-      if (attached.length > 0 || match.groups.length > 0) {
-        for (let gi = 0; gi < match.groups.length; gi++) {
-          const inGroup = attached.filter((a) => a.group === gi);
-          const mods = inGroup.map((a) => a.module);
-          if (mods.length === 0) continue;
-          const group = match.groups[gi]!;
-          const preset = presetOf.get(`${modifier.index}/${group.name}`);
-          push({
-            action: 'attach',
-            modifier: modifier.index,
-            title: `${where}: attach ${preset ?? group.name} to ${formatInt(mods.length)} module${mods.length === 1 ? '' : 's'}`,
-            modules: compressModules(tree, mods, resolution),
-            count: mods.length,
-            details: { group: group.name, preset: preset ?? null, targets: group.targets.map((t) => t.text) },
-            ...reasonOfStep(match.assignment, inGroup, sources),
-          });
-        }
+      for (let gi = 0; gi < match.groups.length; gi++) {
+        const inGroup = attached.filter((a) => a.group === gi);
+        const mods = inGroup.map((a) => a.module);
+        if (mods.length === 0) continue;
+        const group = match.groups[gi]!;
+        const preset = presetOf.get(`${modifier.index}/${group.name}`);
+        push({
+          action: 'attach',
+          modifier: modifier.index,
+          title: `${where}: attach ${preset ?? group.name} to ${formatInt(mods.length)} module${mods.length === 1 ? '' : 's'}`,
+          modules: compressModules(tree, mods, resolution),
+          count: mods.length,
+          details: { group: group.name, preset: preset ?? null, targets: group.targets.map((t) => t.text) },
+          ...reasonOfStep(match.assignment, inGroup, sources),
+        });
       }
       if (match.kvCache.length > 0) {
         push({
@@ -290,12 +286,13 @@ function assemblePlan(
         estimate: { calibrationBytes: peak.bytes },
       });
     }
-    if (match && rows(match.assignment.quantized).length + rows(match.assignment.attention).length > 0) {
+    const quantizedCount = match ? match.assignment.quantized.modules.length : 0;
+    if (match && quantizedCount + match.assignment.attention.modules.length > 0) {
       push({
         action: 'quantize',
         modifier: modifier.index,
-        title: `${where}: ${algorithmOf(modifier)} on ${formatInt(rows(match.assignment.quantized).length)} module${rows(match.assignment.quantized).length === 1 ? '' : 's'}`,
-        count: rows(match.assignment.quantized).length,
+        title: `${where}: ${algorithmOf(modifier)} on ${formatInt(quantizedCount)} module${quantizedCount === 1 ? '' : 's'}`,
+        count: quantizedCount,
         details: algorithmDetails(modifier),
       });
     } else if (match && modifier.type === 'GPTQModifier') {
@@ -591,10 +588,3 @@ export function rows(ms: ModuleSchemes): readonly ModuleSchemeRow[] {
 }
 const rowCache = new WeakMap<ModuleSchemes, readonly ModuleSchemeRow[]>();
 
-/** True when the plan can be executed: no error diagnostics. */
-export function planIsClean(build: PlanBuild): boolean {
-  return !hasErrors(build.diagnostics);
-}
-
-/** Re-exported for the renderers: the rewrite totals of a resolution. */
-export { rewriteCounts };

@@ -5,6 +5,7 @@
  */
 import { compressNames } from '../match/compress-names.js';
 import { formatBytes, formatInt } from '../plan/estimate.js';
+import { CALIBRATION_ASSUMPTIONS } from '../plan/pipeline.js';
 import type { Plan, PlanSpan, PlanStep, StepAction } from '../plan/types.js';
 
 /** Display symbol per action. */
@@ -105,7 +106,7 @@ function renderStep(step: PlanStep): string[] {
     lines.push(`${indent}(llm-compressor main: ${String(step.details.llmCompressorMain)}; 0.11: ${String(step.details.llmCompressor011)})`);
   }
   if (step.estimate?.calibrationBytes) {
-    lines.push(`${indent}peak ≈ ${formatBytes(step.estimate.calibrationBytes)} per subgraph (largest: ${String(step.details?.largestSubgraph ?? '')}; batch 1 × 2048 tokens)`);
+    lines.push(`${indent}peak ≈ ${formatBytes(step.estimate.calibrationBytes)} per subgraph (largest: ${String(step.details?.largestSubgraph ?? '')}; batch ${CALIBRATION_ASSUMPTIONS.batchSize} × ${CALIBRATION_ASSUMPTIONS.seqLen} tokens)`);
   }
   if (step.reason) lines.push(`${indent}(because target "${step.reason.pattern}"${where(step.reason.span)})`);
   return lines;

@@ -8,7 +8,6 @@ import { resolve } from 'node:path';
 import { compileRecipe } from '../../compile.js';
 import { error, hasErrors, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
-import { QUANTC_VERSION } from '../../version.js';
 import { choice, parseCommandArgs } from '../args.js';
 import { cwdSourceHost } from '../cwd-host.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
