@@ -5,6 +5,7 @@
  */
 import { compileRecipe } from '../compile.js';
 import { error, hasErrors, type Diagnostic } from '../diagnostics.js';
+import type { RecipeIR } from '../ir/types.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import type { ModelHost } from '../model/model-host.js';
 import type { SourceHost } from '../source-host.js';
@@ -14,6 +15,8 @@ import { lowerToPlan, type PlanBuild } from './lower.js';
 export interface PlannedRecipe {
   /** Null when the recipe or the model failed to load, or no model was named. */
   readonly build: PlanBuild | null;
+  /** The compiled recipe; null when it did not compile. */
+  readonly ir: RecipeIR | null;
   readonly model: LoadedModel | null;
   readonly sources: ReadonlyMap<string, string>;
   readonly diagnostics: readonly Diagnostic[];
@@ -37,6 +40,7 @@ export async function planRecipe(recipePath: string, modelArg: string | undefine
   const compiled = await compileRecipe(recipePath, hosts.source);
   const fail = (diagnostics: readonly Diagnostic[], unreadable: boolean, model: LoadedModel | null = null): PlannedRecipe => ({
     build: null,
+    ir: compiled.ir,
     model,
     sources: compiled.sources,
     diagnostics,
@@ -67,5 +71,5 @@ export async function planRecipe(recipePath: string, modelArg: string | undefine
     modelId: target,
     quantcVersion,
   });
-  return { build: lowered.value, model: loaded.value, sources: compiled.sources, diagnostics: lowered.value.diagnostics, unreadable: false };
+  return { build: lowered.value, ir: compiled.ir, model: loaded.value, sources: compiled.sources, diagnostics: lowered.value.diagnostics, unreadable: false };
 }

@@ -5,11 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { compileRecipe } from '../../compile.js';
 import { error, hasErrors, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs } from '../args.js';
-import { cwdSourceHost } from '../cwd-host.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { planFromCli, reportFailedPlan } from '../plan-args.js';
 
@@ -105,9 +103,8 @@ export const command: Command = {
       io.stderr(renderDiagnostics(diagnostics, planned.sources));
       return EXIT_ERRORS;
     }
-    const compiled = await compileRecipe(recipePath, cwdSourceHost(io.cwd));
     const { savedRecipeYaml } = await import('../../export/saved-recipe.js');
-    const recipeYaml = savedRecipeYaml(compiled.ir!);
+    const recipeYaml = savedRecipeYaml(planned.ir!);
 
     const { jobFromPlan, PlanNotExecutableError } = await import('../../execute/from-plan.js');
     const { applyJob, ApplyError } = await import('../../execute/apply.js');
