@@ -4,13 +4,13 @@
  * forward executor, so a user sees what quantization cost.
  */
 import { existsSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { ExpertCoverage } from '../../execute/calibrate/calibrate.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
+import { writeFileAtomic } from '../write-output.js';
 
 const HELP = `Usage: quantc eval --model DIR --data FILE [options]
 
@@ -52,18 +52,6 @@ function coverageLines(c: ExpertCoverage): string[] {
   let least = { layer: 0, expert: 0, tokens: Infinity };
   for (const l of c.layers) l.routed.forEach((n, e) => n < least.tokens && (least = { layer: l.layer, expert: e, tokens: n }));
   return [`  experts      ${c.layers.length} MoE layers; least routed: layer ${least.layer} expert ${least.expert} (${least.tokens} of ${c.tokens} tokens)`];
-}
-
-/** Writes `text` to a temporary file beside `path`, then renames it into place. */
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw new UsageError(`eval: cannot write ${path}: ${(e as Error).message}`);
-  }
 }
 
 function positiveInt(flag: string, value: unknown, fallback: number): number {
@@ -140,7 +128,7 @@ export const command: Command = {
       if (typeof values.coverage === 'string') {
         const path = resolve(io.cwd, values.coverage);
         const { coverageHtml } = await import('../../execute/calibrate/coverage-html.js');
-        await writeAtomically(path, path.endsWith('.html') ? coverageHtml(coverage, basename(modelDir)) : `${JSON.stringify(coverage, null, 2)}\n`);
+        writeFileAtomic(path, path.endsWith('.html') ? coverageHtml(coverage, basename(modelDir)) : `${JSON.stringify(coverage, null, 2)}\n`, [resolve(io.cwd, values.data)]);
       }
       if (format === 'json') {
         io.stdout(`${JSON.stringify({ model: values.model, data: values.data, seqLen, batchSize, device, ...result, seconds, tokensPerSecond }, null, 2)}\n`);
