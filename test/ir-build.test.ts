@@ -66,6 +66,6 @@ describe('buildIr', () => {
   });
 
   it('applies MoE defaults', () => {
-    expect(ir(one('QuantizationModifier: {scheme: FP8}')).ir.moe).toEqual({ calibrateAllExperts: true, onUnsupported: 'error', rewrites: [], origin: undefined });
+    expect(ir(one('QuantizationModifier: {scheme: FP8}')).ir.moe).toEqual({ calibrateAllExperts: true, onUnsupported: 'error', minExpertTokens: 1, onLowCoverage: 'error', rewrites: [], origin: undefined });
   });
 });

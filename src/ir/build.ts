@@ -55,6 +55,8 @@ function buildMoe(document: RecipeDocument, spans: SpanTable): MoeSettings {
   return {
     calibrateAllExperts: moe.calibrate_all_experts ?? true,
     onUnsupported: moe.on_unsupported ?? 'error',
+    minExpertTokens: moe.min_expert_tokens ?? 1,
+    onLowCoverage: moe.on_low_coverage ?? 'error',
     rewrites: (moe.rewrites ?? []).map((r, i) => ({ ...r, origin: spanFor(spans, pointer('moe', 'rewrites', i)) })),
     origin: spans.get(pointer('moe'))?.key ?? spans.get(pointer('moe'))?.value,
   };

@@ -4,7 +4,7 @@
  * Built by `buildIr` only from a document that passed validation.
  */
 import type { Span } from '../source.js';
-import type { MoeRewriteDocument, UnsupportedMoePolicy } from '../parse/document.js';
+import type { LowCoveragePolicy, MoeRewriteDocument, UnsupportedMoePolicy } from '../parse/document.js';
 
 /** compressed-tensors `QuantizationStrategy`. */
 export type QuantizationStrategy = 'tensor' | 'channel' | 'group' | 'block' | 'token' | 'tensor_group' | 'attn_head';
@@ -103,6 +103,13 @@ export interface MoeRewriteDecl extends MoeRewriteDocument {
 export interface MoeSettings {
   readonly calibrateAllExperts: boolean;
   readonly onUnsupported: UnsupportedMoePolicy;
+  /**
+   * Fewest calibration tokens an expert's observers must see (≥ 1): every
+   * token with `calibrateAllExperts`, else the tokens routed to it.
+   */
+  readonly minExpertTokens: number;
+  /** What happens to an expert that saw fewer than `minExpertTokens`. */
+  readonly onLowCoverage: LowCoveragePolicy;
   readonly rewrites: readonly MoeRewriteDecl[];
   readonly origin: Span | undefined;
 }

@@ -45,12 +45,23 @@ export interface ModifierDocument {
 /** What happens when an MoE-like block has no calibration rewrite. */
 export type UnsupportedMoePolicy = 'error' | 'warning';
 
+/**
+ * What happens to an expert whose observers saw fewer than `min_expert_tokens`
+ * calibration tokens: stop (`error`), report it and keep its statistics
+ * (`warning`), or quantize it data-free (`fallback`). Never silent.
+ */
+export type LowCoveragePolicy = 'error' | 'warning' | 'fallback';
+
 /** MoE calibration settings. */
 export interface MoeDocument {
   /** llm-compressor's `moe_calibrate_all_experts` (default true). */
   readonly calibrate_all_experts?: boolean;
   /** Severity of `moe-unsupported` (default `error`). */
   readonly on_unsupported?: UnsupportedMoePolicy;
+  /** Fewest calibration tokens an expert's observers must see (integer ≥ 1, default 1). */
+  readonly min_expert_tokens?: number;
+  /** What happens to an expert below `min_expert_tokens` (default `error`). */
+  readonly on_low_coverage?: LowCoveragePolicy;
   /** Calibration rewrites declared for MoE classes quantc does not know. */
   readonly rewrites?: readonly MoeRewriteDocument[];
 }

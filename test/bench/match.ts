@@ -30,7 +30,7 @@ export interface MatchBenchResult {
 export function kimiK2Tree(): ModuleTree {
   const loaded = loadModel('moonshotai/Kimi-K2-Instruct').value;
   if (!loaded) throw new Error('the bundled Kimi-K2 config failed to load');
-  return rewriteModel(loaded.tree, { calibrateAllExperts: true, onUnsupported: 'error', rewrites: [], origin: undefined }).value.tree;
+  return rewriteModel(loaded.tree, { calibrateAllExperts: true, onUnsupported: 'error', minExpertTokens: 1, onLowCoverage: 'error', rewrites: [], origin: undefined }).value.tree;
 }
 
 const TARGETS = ['Linear', 're:.*self_attn\\.(q_a|q_b|kv_a|kv_b|o)_proj.*', 're:.*experts\\.\\d+\\.down_proj$'];

@@ -39,7 +39,7 @@ export function oracleLegacy(model: string): { legacy_replaced: [string, string,
 
 /** MoE settings with defaults, as the IR builder produces them. */
 export function settings(overrides: Partial<MoeSettings> = {}): MoeSettings {
-  return { calibrateAllExperts: true, onUnsupported: 'error', rewrites: [], origin: undefined, ...overrides };
+  return { calibrateAllExperts: true, onUnsupported: 'error', minExpertTokens: 1, onLowCoverage: 'error', rewrites: [], origin: undefined, ...overrides };
 }
 
 /** A declared rewrite without a source span. */

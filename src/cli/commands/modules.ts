@@ -67,7 +67,7 @@ export function loadTreeForCli(command: string, model: unknown, io: CliIo, which
     return value.tree;
   }
   // MoE blocks quantc has no rewrite for stay as loaded; say so, but show the tree.
-  const rewritten = rewriteModel(value.tree, { calibrateAllExperts: true, onUnsupported: 'warning', rewrites: [], origin: undefined });
+  const rewritten = rewriteModel(value.tree, { calibrateAllExperts: true, onUnsupported: 'warning', minExpertTokens: 1, onLowCoverage: 'error', rewrites: [], origin: undefined });
   const notes = [...warnings, ...rewritten.diagnostics];
   if (notes.length > 0) io.stderr(renderDiagnostics(notes, new Map()));
   return rewritten.value.tree;
