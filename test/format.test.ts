@@ -113,7 +113,13 @@ describe('printDsl', () => {
     {
       recipe: fc.record({ name: fc.string({ maxLength: 10 }), version: fc.string({ maxLength: 6 }), model: fc.string({ maxLength: 10 }) }, { requiredKeys: [] }),
       moe: fc.record(
-        { calibrate_all_experts: fc.boolean(), on_unsupported: fc.constantFrom('error', 'warning'), rewrites: fc.uniqueArray(rewrite, { minLength: 1, maxLength: 2, selector: (r) => r.class }) },
+        {
+          calibrate_all_experts: fc.boolean(),
+          on_unsupported: fc.constantFrom('error', 'warning'),
+          min_expert_tokens: fc.integer({ min: 1, max: 1_000_000 }),
+          on_low_coverage: fc.constantFrom('error', 'warning', 'fallback'),
+          rewrites: fc.uniqueArray(rewrite, { minLength: 1, maxLength: 2, selector: (r) => r.class }),
+        },
         { requiredKeys: [] },
       ),
       stages: fc.uniqueArray(stage, { maxLength: 3, selector: (s) => s.name }),

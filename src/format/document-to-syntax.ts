@@ -24,8 +24,8 @@ export function valueSyntax(v: unknown): ValueSyntax {
   return { kind: 'map', entries: entries(v as Record<string, unknown>), span: NOWHERE };
 }
 
-/** MoE settings whose values are enum words, printed bare: `on_unsupported = error`. */
-const MOE_ENUMS = new Set(['on_unsupported', 'experts_layout', 'router_kind']);
+/** MoE settings whose values are enum words, printed bare: `on_low_coverage = fallback`. */
+const MOE_ENUMS = new Set(['on_unsupported', 'on_low_coverage', 'experts_layout', 'router_kind']);
 
 function entries(o: Readonly<Record<string, unknown>>, moe = false): EntrySyntax[] {
   return Object.entries(o).map(([k, v]) => ({

@@ -17,6 +17,7 @@ import { groupSizeMismatch } from './group-size-mismatch.js';
 import { groupSizeStrategy } from './group-size-strategy.js';
 import { kvCacheAsymmetric } from './kv-cache-asymmetric.js';
 import { learnableUnsupported } from './learnable-unsupported.js';
+import { moeCoverageUnused } from './moe-coverage-unused.js';
 import { observerConflict } from './observer-conflict.js';
 import { observerDict } from './observer-dict.js';
 import { owlProfile } from './owl-profile.js';
@@ -54,4 +55,5 @@ export const RULES: readonly Rule[] = [
   reapReportPath,
   learnableUnsupported,
   deprecatedModifier,
+  moeCoverageUnused,
 ];
