@@ -349,6 +349,9 @@ function assemblePlan(
         expertsModule: s.expertsModule,
         declared: s.declared,
       })),
+      ...(resolution.rewrites.length > 0 && ir.modifiers.some((m) => m.requiresCalibrationData)
+        ? { coverage: { minExpertTokens: ir.moe.minExpertTokens, onLowCoverage: ir.moe.onLowCoverage } }
+        : {}),
     },
     pipeline: { perModifier, sequentialTargets: subgraphs.targets, subgraphs: subgraphs.list.length },
     schemes: Object.fromEntries(schemes),

@@ -4,6 +4,7 @@
  * for tools and for `apply`; every human rendering is derived from it.
  */
 import type { QuantizationScheme } from '../ir/types.js';
+import type { LowCoveragePolicy } from '../parse/document.js';
 
 /** Bumped on any incompatible change to the plan JSON. */
 export const PLAN_FORMAT_VERSION = 1;
@@ -115,6 +116,8 @@ export interface Plan {
   readonly moe: {
     readonly calibrateAllExperts: boolean;
     readonly rewrites: readonly PlanRewrite[];
+    /** The expert coverage policy; present only when the model has MoE rewrites and a modifier calibrates. */
+    readonly coverage?: PlanExpertCoverage;
   };
   readonly pipeline: {
     /** llm-compressor's default `independent` pipeline: one inferred pipeline per modifier. */
@@ -128,6 +131,16 @@ export interface Plan {
   readonly steps: readonly PlanStep[];
   readonly diagnostics: readonly PlanDiagnostic[];
   readonly summary: PlanSummary;
+}
+
+/**
+ * What calibration does with an expert whose observers saw fewer than
+ * `minExpertTokens` tokens (the recipe's `min_expert_tokens` and
+ * `on_low_coverage`). Optional in the plan JSON, so formatVersion stays 1.
+ */
+export interface PlanExpertCoverage {
+  readonly minExpertTokens: number;
+  readonly onLowCoverage: LowCoveragePolicy;
 }
 
 /** Headline numbers. */

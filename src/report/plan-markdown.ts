@@ -4,7 +4,7 @@
  */
 import { formatBytes, formatInt } from '../plan/estimate.js';
 import type { Plan } from '../plan/types.js';
-import { planHeadlines, summaryLine } from './plan-text.js';
+import { coveragePolicyText, planHeadlines, summaryLine } from './plan-text.js';
 
 /** Renders the plan as Markdown. */
 export function renderPlanMarkdown(plan: Plan): string {
@@ -21,7 +21,8 @@ export function renderPlanMarkdown(plan: Plan): string {
   out.push('|---|---|---|---|');
   for (const s of plan.steps) {
     const mods = s.modules && s.modules.length > 0 ? s.modules.slice(0, 4).map((m) => `\`${m}\``).join('<br>') + (s.modules.length > 4 ? `<br>… ${s.modules.length - 4} more` : '') : '';
-    out.push(`| ${s.index} | ${s.action} | ${escapeText(s.title)} | ${mods} |`);
+    const coverage = s.action === 'calibrate' && plan.moe.coverage ? `<br>${escapeText(coveragePolicyText(plan.moe.coverage))}` : '';
+    out.push(`| ${s.index} | ${s.action} | ${escapeText(s.title)}${coverage} | ${mods} |`);
   }
   out.push('');
   out.push('## Schemes');

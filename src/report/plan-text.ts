@@ -6,7 +6,7 @@
 import { compressNames } from '../match/compress-names.js';
 import { formatBytes, formatInt } from '../plan/estimate.js';
 import { CALIBRATION_ASSUMPTIONS } from '../plan/pipeline.js';
-import type { Plan, PlanSpan, PlanStep, StepAction } from '../plan/types.js';
+import type { Plan, PlanExpertCoverage, PlanSpan, PlanStep, StepAction } from '../plan/types.js';
 
 /** Display symbol per action. */
 export const ACTION_SYMBOLS: Readonly<Record<StepAction, string>> = {
@@ -58,7 +58,7 @@ export function renderPlanText(plan: Plan, diagnosticsText = ''): string {
   for (const h of planHeadlines(plan)) out.push(`  ${h}`);
   out.push('');
   out.push('Steps (> load, ~ rewrite/transform, + attach, * calibrate, # quantize, < restore, = save):');
-  for (const step of plan.steps) out.push(...renderStep(step));
+  for (const step of plan.steps) out.push(...renderStep(step, plan.moe.coverage));
   if (plan.ignored.length > 0) {
     out.push('');
     out.push(`Ignored (${formatInt(plan.ignored.length)}), matched by a target but removed by ignore:`);
@@ -95,7 +95,26 @@ export function summaryLine(plan: Plan): string {
   return `Plan: ${parts.join(', ')}; ${size}; ${s.requiresCalibrationData ? 'needs calibration data' : 'data-free'}; ${diag}.`;
 }
 
-function renderStep(step: PlanStep): string[] {
+/**
+ * The expert coverage policy in one line, as the calibrate step states it:
+ * `experts seeing < 64 calibration tokens: fallback to data-free weight quantization`.
+ */
+export function coveragePolicyText(coverage: PlanExpertCoverage): string {
+  const n = coverage.minExpertTokens;
+  const below = n === 1 ? 'experts that see no calibration token' : `experts seeing < ${formatInt(n)} calibration tokens`;
+  switch (coverage.onLowCoverage) {
+    case 'error':
+      return `${below}: error, apply stops before writing anything`;
+    case 'warning':
+      return n === 1
+        ? `${below}: warning, and they fall back to data-free weight quantization`
+        : `${below}: warning, they keep the statistics they have (one that saw none falls back to data-free weight quantization)`;
+    case 'fallback':
+      return `${below}: fallback to data-free weight quantization`;
+  }
+}
+
+function renderStep(step: PlanStep, coverage: PlanExpertCoverage | undefined): string[] {
   const lines = [`  ${String(step.index).padStart(2)}. ${ACTION_SYMBOLS[step.action]} ${step.action.padEnd(9)} ${step.title}`];
   const indent = ' '.repeat(18);
   if (step.modules && step.modules.length > 0) {
@@ -108,6 +127,7 @@ function renderStep(step: PlanStep): string[] {
   if (step.estimate?.calibrationBytes) {
     lines.push(`${indent}peak ≈ ${formatBytes(step.estimate.calibrationBytes)} per subgraph (largest: ${String(step.details?.largestSubgraph ?? '')}; batch ${CALIBRATION_ASSUMPTIONS.batchSize} × ${CALIBRATION_ASSUMPTIONS.seqLen} tokens)`);
   }
+  if (step.action === 'calibrate' && coverage) lines.push(`${indent}${coveragePolicyText(coverage)}`);
   if (step.reason) lines.push(`${indent}(because target "${step.reason.pattern}"${where(step.reason.span)})`);
   return lines;
 }
