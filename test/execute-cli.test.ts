@@ -67,13 +67,13 @@ describe('quantc apply', () => {
     expect(await readdir(cwd)).toEqual(['first', 'plan.json']);
   });
 
-  test('a recipe that needs calibration data is refused with a diagnostic', async () => {
+  test('a recipe with an algorithm apply does not implement is refused with a diagnostic', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
     await writeFile(join(cwd, 'gptq.yaml'), 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
     const io = memoryIo(cwd);
     expect(await main(['apply', 'gptq.yaml', '--model', modelDir, '--out', 'out'], io)).toBe(1);
-    expect(io.err.join('')).toContain('error apply-needs-calibration: GPTQModifier needs calibration data');
+    expect(io.err.join('')).toContain('error apply-unsupported: GPTQModifier is not supported by apply: it runs only QuantizationModifier recipes');
     expect(await readdir(cwd)).toEqual(['gptq.yaml']);
   });
 

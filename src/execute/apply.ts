@@ -1,7 +1,8 @@
 /**
- * Data-free execution: streams a checkpoint through round-to-nearest
+ * The weight pass: streams a checkpoint through round-to-nearest
  * quantization and writes the compressed-tensors checkpoint llm-compressor
- * main would write, atomically (temporary folder renamed at the end).
+ * main would write, atomically (temporary folder renamed at the end), with
+ * the job's calibrated tensors (if any) next to the weights.
  */
 import { copyFile, cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -15,7 +16,7 @@ import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { openCheckpoint, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
 import { ShardedWriter } from './sharded-writer.js';
-import type { ApplyEvent, ApplyJob, ApplySummary } from './types.js';
+import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor } from './types.js';
 import { readWeight, resolveWeight, type WeightSource } from './weight-source.js';
 
 /** A job that cannot run; the message is user-facing. */
@@ -35,7 +36,11 @@ interface Unit {
   readonly modules: readonly PlannedModule[];
 }
 
-type Item = { readonly key: string; readonly copy: TensorEntry } | { readonly key: string; readonly unit: Unit } | { readonly key: string; readonly slice: WeightSource; readonly name: string };
+type Item =
+  | { readonly key: string; readonly copy: TensorEntry }
+  | { readonly key: string; readonly unit: Unit }
+  | { readonly key: string; readonly slice: WeightSource; readonly name: string }
+  | { readonly key: string; readonly extra: ExtraTensor };
 
 function splitName(name: string): [string, string] {
   const i = name.lastIndexOf('.');
@@ -85,6 +90,7 @@ function formUnits(modules: readonly PlannedModule[], index: CheckpointIndex): U
 
 function outputSpecs(item: Item): OutputTensorSpec[] {
   if ('copy' in item) return [{ name: item.copy.name, dtype: item.copy.dtype, shape: item.copy.shape, byteLength: item.copy.byteLength }];
+  if ('extra' in item) return [{ name: item.extra.name, dtype: item.extra.dtype, shape: item.extra.shape, byteLength: item.extra.bytes.byteLength }];
   if ('slice' in item) {
     const bytes = item.slice.shape[0] * item.slice.shape[1] * (item.slice.entry.byteLength / item.slice.entry.shape.reduce((a, b) => a * b, 1));
     return [{ name: item.name, dtype: item.slice.dtype, shape: item.slice.shape, byteLength: bytes }];
@@ -147,7 +153,8 @@ async function copyOtherFiles(modelDir: string, outDir: string, weightFiles: Rea
 }
 
 /**
- * Runs a data-free job. Progress goes to `onEvent`; the output folder
+ * Runs a job's weight pass (calibration, if the job needs it, has already
+ * filled in `extraTensors`). Progress goes to `onEvent`; the output folder
  * appears only when everything has been written.
  */
 export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void = () => undefined): Promise<ApplySummary> {
@@ -170,7 +177,13 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t })),
     ...units.map((u) => ({ key: `${u.modules[0].name}.weight`, unit: u })),
     ...unquantizedSlices(job, index, quantizedNames),
+    ...(job.extraTensors ?? []).map((extra) => ({ key: extra.name, extra })),
   ];
+  const seen = new Set<string>();
+  for (const spec of items.flatMap(outputSpecs)) {
+    if (seen.has(spec.name)) throw new ApplyError(`${spec.name} would be written twice`);
+    seen.add(spec.name);
+  }
   items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const layout = layoutShards(items.flatMap(outputSpecs), job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
   const stage = await stageOutputDir(job.outDir);
@@ -188,6 +201,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     for (const item of items) {
       if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
       else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
+      else if ('extra' in item) await writer.write(item.extra.name, item.extra.bytes);
       else {
         const t0 = performance.now();
         const raws = await pending!;

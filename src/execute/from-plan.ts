@@ -4,7 +4,8 @@
  * fused experts to unpack, and the `ignore` list compressed-tensors writes.
  */
 import type { PlanBuild } from '../plan/lower.js';
-import type { QuantizationScheme } from '../ir/types.js';
+import type { MoeSettings, QuantizationArgs, QuantizationScheme } from '../ir/types.js';
+import { inputCalibration, kvCacheCalibration, UnsupportedActivationError } from './calibrate/activation-qparams.js';
 import { classOf } from '../model/module-tree.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam } from './types.js';
 import type { Device } from './runtime.js';
@@ -16,9 +17,11 @@ export interface JobOptions {
   readonly device: Device;
   readonly recipeYaml: string;
   readonly maxShardBytes?: number;
+  /** The recipe's MoE settings (expert coverage policy of calibrated jobs). */
+  readonly moe: Pick<MoeSettings, 'minExpertTokens' | 'onLowCoverage'>;
 }
 
-/** Why a plan cannot be executed data-free; the message is user-facing. */
+/** Why a plan cannot be executed; the message is user-facing. */
 export class PlanNotExecutableError extends Error {}
 
 /** compressed-tensors `get_vllm_module_type`: routers and gates count as Linear. */
@@ -31,17 +34,23 @@ function schemeKey(s: QuantizationScheme): string {
   return JSON.stringify([s.targets, s.weights, s.input_activations, s.output_activations, s.format]);
 }
 
-/** Builds the job for `build`; throws {@link PlanNotExecutableError} for plans that need calibration or other modifiers. */
+/**
+ * Builds the job for `build`; throws {@link PlanNotExecutableError} for
+ * modifiers other than QuantizationModifier and for activation arguments
+ * apply cannot calibrate. Jobs whose schemes need calibration carry a
+ * {@link CalibrationSpec}.
+ */
 export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   const { plan, tree } = build;
-  const needsData = plan.pipeline.perModifier.filter((m) => m.pipeline !== 'datafree');
-  if (needsData.length > 0) {
+  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier');
+  if (unsupported.length > 0) {
+    const types = [...new Set(unsupported.map((m) => m.type))].join(', ');
     throw new PlanNotExecutableError(
-      `${needsData.map((m) => m.type).join(', ')} needs calibration data, which apply does not support yet; only data-free QuantizationModifier recipes run`,
+      `${types} is not supported by apply: it runs only QuantizationModifier recipes (data-free weight schemes, and calibrated static input scales, NVFP4 input global scales and kv-cache scales)`,
     );
   }
-  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier');
-  if (unsupported.length > 0) throw new PlanNotExecutableError(`${unsupported.map((m) => m.type).join(', ')} is not supported by apply yet`);
+  const kvCacheScheme = build.matches.reduce<QuantizationArgs | null>((kv, m) => m.modifier.quantization?.kvCacheScheme ?? kv, null);
+  const kvCacheModules = [...new Set(build.matches.flatMap((m) => m.kvCache))].sort((a, b) => a - b).map((m) => tree.names[m]!);
 
   const groups: ApplyGroup[] = [];
   const groupOf = new Map<string, number>();
@@ -71,6 +80,19 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     modules.push({ name, group: g });
   }
   if (modules.length === 0) throw new PlanNotExecutableError('the plan quantizes no module');
+  try {
+    for (const g of groups) {
+      inputCalibration(g.scheme.input_activations, `${g.name} input_activations`);
+      const out = g.scheme.output_activations;
+      if (out && out.dynamic !== true) throw new UnsupportedActivationError(`${g.name}: static output activations are not supported by apply`);
+      if (g.scheme.weights?.observer === 'imatrix_mse') throw new UnsupportedActivationError(`${g.name}: the imatrix_mse weight observer is not supported by apply`);
+    }
+    if (kvCacheScheme) kvCacheCalibration(kvCacheScheme);
+  } catch (e) {
+    if (e instanceof UnsupportedActivationError) throw new PlanNotExecutableError(e.message);
+    throw e;
+  }
+  const calibrated = groups.some((g) => inputCalibration(g.scheme.input_activations, g.name) !== null) || kvCacheScheme !== null;
   const ignore: string[] = [];
   for (const [type, names] of unquantized) if (quantizedTypes.has(type)) ignore.push(...names);
 
@@ -91,7 +113,17 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     modules,
     fusedExperts,
     ignore,
-    kvCacheScheme: null,
+    kvCacheScheme,
+    ...(calibrated
+      ? {
+          calibration: {
+            calibrateAllExperts: build.plan.moe.calibrateAllExperts,
+            minExpertTokens: options.moe.minExpertTokens,
+            onLowCoverage: options.moe.onLowCoverage,
+            kvCacheModules,
+          },
+        }
+      : {}),
     recipeYaml: options.recipeYaml,
     maxShardBytes: options.maxShardBytes,
   };

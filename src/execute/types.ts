@@ -4,6 +4,8 @@
  * checkpoint's terms: per-expert Linear names after unpacking fused experts.
  */
 import type { QuantizationArgs, QuantizationScheme } from '../ir/types.js';
+import type { LowCoveragePolicy } from '../parse/document.js';
+import type { SafetensorsDtype } from './dtypes.js';
 import type { Device } from './runtime.js';
 
 /** One config group as written to `quantization_config.config_groups`. */
@@ -38,6 +40,29 @@ export interface FusedExpertsParam {
   readonly projections: readonly string[];
 }
 
+/**
+ * What a calibrated job must measure before its weight pass: present when a
+ * config group has static (or NVFP4 "local") input activations or the job
+ * has a kv-cache scheme.
+ */
+export interface CalibrationSpec {
+  /** llm-compressor's `moe_calibrate_all_experts`: every expert observes every token. */
+  readonly calibrateAllExperts: boolean;
+  /** Fewest tokens an expert's observers must see. */
+  readonly minExpertTokens: number;
+  readonly onLowCoverage: LowCoveragePolicy;
+  /** Attention modules that receive `k_scale` / `v_scale` (empty without a kv-cache scheme). */
+  readonly kvCacheModules: readonly string[];
+}
+
+/** A tensor written as given (calibrated scales), next to the quantized weights. */
+export interface ExtraTensor {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  readonly bytes: Uint8Array;
+}
+
 /** Everything `apply` needs. */
 export interface ApplyJob {
   /** Input model folder (never modified). */
@@ -52,6 +77,10 @@ export interface ApplyJob {
   /** Module names written verbatim to `quantization_config.ignore`. */
   readonly ignore: readonly string[];
   readonly kvCacheScheme: QuantizationArgs | null;
+  /** Set when the job needs calibration data (see {@link CalibrationSpec}). */
+  readonly calibration?: CalibrationSpec;
+  /** Calibrated tensors to write (filled in by calibration). */
+  readonly extraTensors?: readonly ExtraTensor[];
   /** Text saved as `recipe.yaml`. */
   readonly recipeYaml: string;
   /** Largest shard in bytes (llm-compressor's default is 20 GB). */

@@ -1,9 +1,9 @@
 /**
- * `quantc apply RECIPE|PLAN --model DIR --out DIR`: runs a data-free plan
- * and writes a compressed-tensors checkpoint. With a saved plan, refuses to
+ * `quantc apply RECIPE|PLAN --model DIR --out DIR`: runs a plan (calibrating
+ * first when its schemes need it) and writes a compressed-tensors checkpoint. With a saved plan, refuses to
  * run when the recipe, the model config or quantc changed since it was saved.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { error, hasErrors, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
@@ -14,9 +14,21 @@ import { planFromCli, reportFailedPlan } from '../plan-args.js';
 const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR --out DIR [options]
 
 Runs the plan of RECIPE against the model folder DIR and writes a
-compressed-tensors checkpoint (as llm-compressor would) to --out. Only
-data-free recipes run today: QuantizationModifier with weight schemes
-such as W4A16, W8A8, FP8_DYNAMIC, FP8_BLOCK, NVFP4A16, MXFP4.
+compressed-tensors checkpoint (as llm-compressor would) to --out.
+QuantizationModifier recipes run: data-free weight schemes (W4A16, W8A8,
+FP8_DYNAMIC, FP8_BLOCK, NVFP4A16, MXFP4, ...) and schemes that need
+calibration: NVFP4 (input global scales), FP8 (static input scales),
+static INT8 input activations, and a kv_cache_scheme (k_scale, v_scale).
+GPTQ, AWQ, SmoothQuant and other algorithms are not supported.
+
+Calibration runs the samples through the model layer by layer (one
+layer's weights in memory at a time; architectures of \`quantc eval\`),
+then the weight pass writes the calibrated scales with the weights.
+Data: a plain text FILE is tokenized with DIR/tokenizer.json without
+special tokens and cut into non-overlapping windows of --seq-len tokens;
+a .jsonl FILE gives one sample per record ("text" field), tokenized with
+special tokens and truncated to --seq-len. Without --data, a small
+embedded English text (with some code and other languages) is used.
 
 PLAN is a plan saved with \`quantc plan --save\`; apply re-plans its
 recipe and refuses to run if the recipe, the model's config.json or the
@@ -32,10 +44,23 @@ Options:
   --device cpu|cuda        Where the quantization graphs run (default cpu).
                            cuda needs \`npm run setup:cuda\` first.
   --max-shard-size GB      Largest output shard in GB (default 20).
+  --data FILE              Calibration text or .jsonl (default: the
+                           embedded calibration text).
+  --samples N              Calibration samples, at most (default 512).
+  --seq-len N              Tokens per sample (default 384, at most the
+                           model's max_position_embeddings).
+  --batch-size N           Samples per forward pass (default 1; observers
+                           without memory keep only the last batch).
+  --coverage FILE          Write the expert coverage of the calibration
+                           (JSON, or an HTML heat map if FILE ends in .html).
   -h, --help               Show this help.
 
-Exit status: 0 written, 1 errors in the recipe, plan or model,
-2 bad usage or unreadable input.
+MoE recipes: an expert whose observers saw fewer than the recipe's
+min_expert_tokens stops the run (on_low_coverage error, the default),
+is reported (warning), or is quantized data-free (fallback).
+
+Exit status: 0 written, 1 errors in the recipe, plan, model, data or
+expert coverage, 2 bad usage or unreadable input.
 `;
 
 interface SavedPlan {
@@ -58,10 +83,17 @@ function readSavedPlan(path: string): SavedPlan | null {
   return p as SavedPlan;
 }
 
+function positiveInt(flag: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`apply: --${flag} must be a positive integer, not "${String(value)}".`);
+  return n;
+}
+
 /** The `apply` command. */
 export const command: Command = {
   name: 'apply',
-  summary: 'Run a data-free plan and write a compressed-tensors checkpoint',
+  summary: 'Run a plan (calibrating if needed) and write a compressed-tensors checkpoint',
   help: HELP,
   async run(argv: readonly string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseCommandArgs('apply', argv, {
@@ -69,6 +101,11 @@ export const command: Command = {
       out: { type: 'string' },
       device: { type: 'string' },
       'max-shard-size': { type: 'string' },
+      data: { type: 'string' },
+      samples: { type: 'string' },
+      'seq-len': { type: 'string' },
+      'batch-size': { type: 'string' },
+      coverage: { type: 'string' },
     });
     if (values.help) {
       io.stdout(HELP);
@@ -79,6 +116,10 @@ export const command: Command = {
     const device = choice('apply', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
     if (!(shardGb > 0)) throw new UsageError('apply: --max-shard-size must be a positive number of GB.');
+    const samples = positiveInt('samples', values.samples, 512);
+    const seqLen = values['seq-len'] === undefined ? undefined : positiveInt('seq-len', values['seq-len'], 0);
+    const batchSize = positiveInt('batch-size', values['batch-size'], 1);
+    if (existsSync(resolve(io.cwd, values.out))) throw new UsageError(`apply: ${values.out} already exists; choose a new --out folder`);
 
     const input = resolve(io.cwd, positionals[0]!);
     const saved = readSavedPlan(input);
@@ -112,20 +153,33 @@ export const command: Command = {
     const { RuntimeUnavailableError } = await import('../../execute/runtime.js');
     const { progressPrinter, formatSummary } = await import('../../execute/progress.js');
     try {
-      const job = jobFromPlan(planned.build, {
+      let job = jobFromPlan(planned.build, {
         modelDir: planned.model!.source.path,
         outDir: resolve(io.cwd, values.out),
         device,
         recipeYaml,
         maxShardBytes: shardGb * 1e9,
+        moe: planned.ir!.moe,
       });
+      let lines: readonly string[] = [];
+      let writeReport = (): void => undefined;
+      if (job.calibration) {
+        const { calibrateFromCli } = await import('../apply-calibration.js');
+        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, coverage: values.coverage as string | undefined, device }, io);
+        if (step.diagnostics.length > 0) io.stderr(renderDiagnostics(step.diagnostics, planned.sources));
+        if (!step.ok) return EXIT_ERRORS;
+        ({ job, lines, writeReport } = step);
+      } else if (values.data !== undefined || values.coverage !== undefined) {
+        io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size and --coverage are ignored\n');
+      }
       const summary = await applyJob(job, progressPrinter(io.stderr, io.isTty));
-      io.stdout(formatSummary({ ...summary, outDir: values.out }, device));
+      writeReport();
+      io.stdout(formatSummary({ ...summary, outDir: values.out }, device) + lines.map((l) => `${l}\n`).join(''));
       return EXIT_OK;
     } catch (e) {
       if (e instanceof OutputExistsError) throw new UsageError(`apply: ${e.message}`);
       if (e instanceof PlanNotExecutableError) {
-        io.stderr(renderDiagnostics([error('apply-needs-calibration', e.message)], planned.sources));
+        io.stderr(renderDiagnostics([error('apply-unsupported', e.message)], planned.sources));
         return EXIT_ERRORS;
       }
       if (e instanceof ApplyError || e instanceof RuntimeUnavailableError) {

@@ -7,6 +7,7 @@ import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.j
 import type { RawTensor } from '../runtime.js';
 import { parseObserverOutput, type ExpertObservation } from '../forward/observe.js';
 import { LastBatchMinMax, StaticMinMax, type MinMax } from './observers.js';
+import { MAX_RESIDENT_ACTIVATION_BYTES } from './perplexity.js';
 
 /** Tokens per expert of one MoE layer. */
 export interface LayerCoverage {
@@ -61,29 +62,50 @@ export class CoverageCollector {
   }
 }
 
+/** Progress and memory settings of {@link calibrate}. */
+export interface CalibrateOptions {
+  /** Called when a layer's graph is built and about to run (progress). */
+  readonly onLayerStart?: (layer: number, layers: number) => void;
+  /** Hidden states kept between layers, at most (bytes); longer data runs in chunks of batches (see perplexity.ts). */
+  readonly maxResidentBytes?: number;
+}
+
 /**
  * Runs `batches` through `model` with observers; experts see all tokens
  * unless `calibrateAllExperts` is false. `expertGroupBytes` bounds the expert
- * weights of one graph (see {@link RunOptions}).
+ * weights of one graph (see {@link RunOptions}). Batches beyond the resident
+ * bound run as chunks, each through every layer, in order, so the running
+ * and last-batch statistics are those of one pass over all batches.
  */
-export async function calibrate(model: ForwardModel, batches: readonly TokenBatch[], calibrateAllExperts = true, expertGroupBytes?: number): Promise<CalibrationResult> {
+export async function calibrate(
+  model: ForwardModel,
+  batches: readonly TokenBatch[],
+  calibrateAllExperts = true,
+  expertGroupBytes?: number,
+  options: CalibrateOptions = {},
+): Promise<CalibrationResult> {
   const observe: ExpertObservation = calibrateAllExperts ? 'all' : 'routed';
   const stats = new StaticMinMax();
   const last = new LastBatchMinMax();
   const coverage = new CoverageCollector();
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
-  await model.layers(await model.embed(batches), {
-    observe,
-    expertGroupBytes,
-    onLayer: (layer, batch, _hidden, extra) => {
-      for (const [name, t] of Object.entries(extra)) {
-        for (const v of parseObserverOutput(name, t.data as Float32Array)) {
-          stats.add(v);
-          last.add(v, batch);
+  const largest = Math.max(1, ...batches.map((b) => b.length * (b[0]?.length ?? 0)));
+  const chunk = Math.max(1, Math.floor((options.maxResidentBytes ?? MAX_RESIDENT_ACTIVATION_BYTES) / (largest * model.config.hidden * 4)));
+  for (let start = 0; start < batches.length; start += chunk) {
+    await model.layers(await model.embed(batches.slice(start, start + chunk)), {
+      observe,
+      expertGroupBytes,
+      onLayerStart: options.onLayerStart,
+      onLayer: (layer, batch, _hidden, extra) => {
+        for (const [name, t] of Object.entries(extra)) {
+          for (const v of parseObserverOutput(name, t.data as Float32Array)) {
+            stats.add(v);
+            last.add(v, start + batch);
+          }
         }
-      }
-      coverage.add(layer, extra);
-    },
-  });
+        coverage.add(layer, extra);
+      },
+    });
+  }
   return { inputs: stats.stats, lastBatch: last.stats, coverage: coverage.report(tokens, calibrateAllExperts) };
 }

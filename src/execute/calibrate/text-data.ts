@@ -1,7 +1,7 @@
 /**
  * Reads calibration or evaluation text: a JSON Lines file (`.jsonl`) of
- * objects with a `text` field, joined with blank lines, or any other file
- * as plain UTF-8 text.
+ * objects with a `text` field (kept apart, or joined with blank lines), or
+ * any other file as plain UTF-8 text.
  */
 import { readFile } from 'node:fs/promises';
 
@@ -10,6 +10,15 @@ export class DataFileError extends Error {}
 
 /** The text of `path`. */
 export async function readTextData(path: string): Promise<string> {
+  const data = await readTextRecords(path);
+  return data.kind === 'text' ? data.text : data.records.join('\n\n');
+}
+
+/** A data file as read: one plain text, or the `text` of each JSON Lines record. */
+export type TextRecords = { readonly kind: 'text'; readonly text: string } | { readonly kind: 'records'; readonly records: readonly string[] };
+
+/** The contents of `path`, keeping JSON Lines records apart. */
+export async function readTextRecords(path: string): Promise<TextRecords> {
   let raw: string;
   try {
     raw = await readFile(path, 'utf8');
@@ -17,7 +26,8 @@ export async function readTextData(path: string): Promise<string> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new DataFileError(`cannot read ${path}: ${code === 'ENOENT' ? 'it does not exist' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`);
   }
-  if (!path.endsWith('.jsonl')) return raw;
+  if (raw.includes('\u0000')) throw new DataFileError(`${path} is not a text file (it contains NUL bytes)`);
+  if (!path.endsWith('.jsonl')) return { kind: 'text', text: raw };
   const texts: string[] = [];
   raw.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
@@ -31,5 +41,5 @@ export async function readTextData(path: string): Promise<string> {
     if (typeof text !== 'string') throw new DataFileError(`${path}:${i + 1}: no "text" string field`);
     texts.push(text);
   });
-  return texts.join('\n\n');
+  return { kind: 'records', records: texts };
 }

@@ -94,8 +94,9 @@ function out(suffix: string, dtype: SafetensorsDtype, shape: readonly number[]):
 
 /**
  * Plans the quantization of one weight of `shape` and `dtype` under `scheme`.
- * Throws {@link UnsupportedSchemeError} for schemes that need calibration
- * data or that compressed-tensors cannot save.
+ * Only the weight arguments matter here (calibrated activation tensors are
+ * computed before the weight pass). Throws {@link UnsupportedSchemeError}
+ * for weights that need an algorithm or that compressed-tensors cannot save.
  */
 export function planWeightKernel(scheme: QuantizationScheme, shape: readonly number[], dtype: SafetensorsDtype): WeightKernel {
   const args = scheme.weights;
@@ -104,10 +105,6 @@ export function planWeightKernel(scheme: QuantizationScheme, shape: readonly num
   if (dtype !== 'BF16' && dtype !== 'F16' && dtype !== 'F32') throw new UnsupportedSchemeError(`weights of dtype ${dtype} cannot be quantized (bf16, fp16 and fp32 can)`);
   if (args.dynamic !== false) throw new UnsupportedSchemeError('dynamic weight quantization is not supported');
   if (args.actorder) throw new UnsupportedSchemeError('activation ordering needs GPTQ calibration');
-  for (const a of [scheme.input_activations, scheme.output_activations]) {
-    if (a && a.dynamic === false) throw new UnsupportedSchemeError('static activation quantization needs calibration data');
-    if (a && a.dynamic === 'local') throw new UnsupportedSchemeError('NVFP4 activation global scales need calibration data');
-  }
   const [n, k] = shape as [number, number];
   const format = inferFormat(scheme);
   if (format === 'dense') throw new UnsupportedSchemeError('scheme has no weights quantization');

@@ -3,14 +3,15 @@
  * `tokenizer_config.json` when present), through `@huggingface/tokenizers`:
  * a dependency-free JavaScript implementation of the Hugging Face tokenizers
  * pipeline (normalizers, pre-tokenizers, BPE / WordPiece / Unigram models)
- * that runs offline. Text is always encoded without special tokens.
+ * that runs offline. Text is encoded without special tokens unless asked.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Encodes text to token ids. */
 export interface TextTokenizer {
-  encode(text: string): number[];
+  /** Token ids of `text`, without special tokens unless `addSpecialTokens` (the tokenizer's post-processor, e.g. a BOS token). */
+  encode(text: string, addSpecialTokens?: boolean): number[];
 }
 
 /** The model folder has no usable tokenizer; the message names the file. */
@@ -39,5 +40,5 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   } catch (e) {
     throw new TokenizerError(`${path}: ${(e as Error).message}`);
   }
-  return { encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids };
+  return { encode: (text, addSpecialTokens = false) => tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids };
 }

@@ -1,0 +1,138 @@
+/**
+ * The calibration step of `quantc apply`: reads the data (or the embedded
+ * text), tokenizes it with the model's tokenizer, runs the calibration pass
+ * and turns its failures into one-line usage errors or diagnostics.
+ */
+import { basename, resolve } from 'node:path';
+import { error, warning, type Diagnostic } from '../diagnostics.js';
+import type { ExpertCoverage } from '../execute/calibrate/calibrate.js';
+import type { Device } from '../execute/runtime.js';
+import type { ApplyJob } from '../execute/types.js';
+import { UsageError, type CliIo } from './io.js';
+import { writeFileAtomic } from './write-output.js';
+
+/** The calibration options of `apply` as given on the command line. */
+export interface CalibrationArgs {
+  readonly data: string | undefined;
+  readonly samples: number;
+  /** Undefined: 384, capped by the model's max_position_embeddings. */
+  readonly seqLen: number | undefined;
+  readonly batchSize: number;
+  readonly coverage: string | undefined;
+  readonly device: Device;
+}
+
+/** The outcome: the job ready for its weight pass, or diagnostics that stop the run. */
+export type CalibrationStep =
+  | {
+      readonly ok: true;
+      readonly job: ApplyJob;
+      /** Summary lines (calibration, coverage). */
+      readonly lines: readonly string[];
+      readonly diagnostics: readonly Diagnostic[];
+      /** Writes the --coverage report (called once the checkpoint is written). */
+      readonly writeReport: () => void;
+    }
+  | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
+
+/** llm-compressor examples' calibration length, used when --seq-len is not given. */
+export const DEFAULT_SEQ_LEN = 384;
+
+function writeCoverage(path: string, coverage: ExpertCoverage, title: string, inputs: readonly string[], html: (c: ExpertCoverage, t: string) => string): void {
+  writeFileAtomic(path, path.endsWith('.html') ? html(coverage, title) : `${JSON.stringify(coverage, null, 2)}\n`, inputs);
+}
+
+/** Calibrates `job` (which needs it) as `args` say; progress goes to stderr. */
+export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io: CliIo): Promise<CalibrationStep> {
+  const { readTextRecords, DataFileError } = await import('../execute/calibrate/text-data.js');
+  const { calibrationSamples } = await import('../execute/calibrate/calibration-data.js');
+  const { loadTokenizer, TokenizerError } = await import('../execute/tokenize/tokenizer.js');
+  const { ForwardModel, UnsupportedModelError } = await import('../execute/forward/executor.js');
+  const { WeightFormatError } = await import('../execute/forward/dequantize.js');
+  const { CheckpointError } = await import('../execute/safetensors-reader.js');
+  const { calibrateJob, ExpertCoverageError, MissingStatisticsError } = await import('../execute/calibrate/calibrate-job.js');
+  const { coverageSummary, formatExperts } = await import('../execute/calibrate/expert-coverage.js');
+  const { coverageHtml } = await import('../execute/calibrate/coverage-html.js');
+  const { DEFAULT_CALIBRATION_TEXT } = await import('../execute/calibrate/default-text.js');
+
+  const dataPath = args.data === undefined ? undefined : resolve(io.cwd, args.data);
+  let data: Awaited<ReturnType<typeof readTextRecords>>;
+  try {
+    data = dataPath === undefined ? { kind: 'text', text: DEFAULT_CALIBRATION_TEXT } : await readTextRecords(dataPath);
+  } catch (e) {
+    if (e instanceof DataFileError) throw new UsageError(`apply: --data: ${e.message}`);
+    throw e;
+  }
+  let tokenizer: Awaited<ReturnType<typeof loadTokenizer>>;
+  try {
+    tokenizer = await loadTokenizer(job.modelDir);
+  } catch (e) {
+    if (e instanceof TokenizerError) throw new UsageError(`apply: ${e.message}; calibration tokenizes its data with the model's tokenizer.json.`);
+    throw e;
+  }
+  const fail = (d: Diagnostic): CalibrationStep => ({ ok: false, diagnostics: [d] });
+  let model: Awaited<ReturnType<typeof ForwardModel.open>>;
+  try {
+    model = await ForwardModel.open(job.modelDir, args.device);
+  } catch (e) {
+    if (e instanceof UnsupportedModelError) return fail(error('forward-unsupported-model', `${e.message}; apply calibrates with the forward executor, so this recipe cannot run on this model.`));
+    if (e instanceof WeightFormatError || e instanceof CheckpointError) return fail(error('forward-weight-unreadable', e.message));
+    throw e;
+  }
+  const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : DEFAULT_SEQ_LEN;
+  const seqLen = args.seqLen ?? Math.min(DEFAULT_SEQ_LEN, maxPositions);
+  const source = args.data ?? 'the embedded calibration text';
+  const samples = calibrationSamples(data, tokenizer, { samples: args.samples, seqLen, batchSize: args.batchSize });
+  if (samples.samples === 0) {
+    const what = data.kind === 'text' ? `fewer than one window of --seq-len ${seqLen} tokens` : 'no record with any token';
+    return fail(error('apply-data-too-short', `${source} has ${what}; calibration needs at least one sample. Use a longer file or a smaller --seq-len.`));
+  }
+  const diagnostics: Diagnostic[] = [];
+  if (args.data === undefined) io.stderr(`Calibrating on the embedded calibration text (no --data given): ${samples.samples} samples\n`);
+  else io.stderr(`Calibrating on ${samples.samples} samples of ${args.data}\n`);
+  const progress = io.isTty ? (layer: number, layers: number): void => io.stderr(`\rcalibrating layer ${layer + 1}/${layers}`) : undefined;
+  let calibrated: Awaited<ReturnType<typeof calibrateJob>>;
+  try {
+    calibrated = await calibrateJob(job, model, samples.batches, { onLayerStart: progress });
+  } catch (e) {
+    if (progress) io.stderr('\r\x1b[K');
+    if (e instanceof ExpertCoverageError) {
+      if (args.coverage !== undefined) io.stderr('The coverage report is not written when the run stops.\n');
+      return fail(error('apply-expert-coverage', e.message));
+    }
+    if (e instanceof MissingStatisticsError) return fail(error('apply-failed', e.message));
+    throw e;
+  }
+  if (progress) io.stderr('\r\x1b[K');
+  const spec = job.calibration!;
+  const { lowExperts, fallbackModules, coverage } = calibrated;
+  if (lowExperts.length > 0 && spec.onLowCoverage === 'warning') {
+    const empty = lowExperts.filter((e) => e.tokens === 0);
+    diagnostics.push(
+      warning(
+        'apply-expert-coverage-low',
+        `${lowExperts.length} expert${lowExperts.length === 1 ? '' : 's'} saw fewer than min_expert_tokens = ${spec.minExpertTokens} calibration tokens and keep ${lowExperts.length === 1 ? 'its' : 'their'} statistics: ${formatExperts(lowExperts)}.` +
+          (empty.length > 0 ? ` ${empty.length} of them saw no token and ${empty.length === 1 ? 'is' : 'are'} quantized data-free (weights only).` : ''),
+      ),
+    );
+  }
+  if (lowExperts.length > 0 && spec.onLowCoverage === 'fallback') {
+    diagnostics.push(
+      warning(
+        'apply-expert-fallback',
+        `${lowExperts.length} expert${lowExperts.length === 1 ? '' : 's'} saw fewer than min_expert_tokens = ${spec.minExpertTokens} calibration tokens and ${lowExperts.length === 1 ? 'is' : 'are'} quantized data-free (weights only, ${fallbackModules.length} modules in an extra config group): ${formatExperts(lowExperts)}.`,
+      ),
+    );
+  }
+  const writeReport = (): void => {
+    if (args.coverage === undefined) return;
+    const path = resolve(io.cwd, args.coverage);
+    writeCoverage(path, coverage, basename(job.modelDir), dataPath === undefined ? [] : [dataPath], coverageHtml);
+  };
+  const short = samples.samples < args.samples ? ` (the data gives ${samples.samples} of the ${args.samples} requested)` : '';
+  const lines = [
+    `  calibration  ${samples.samples} samples${short}, ${samples.tokens} tokens (--seq-len ${seqLen}, --batch-size ${args.batchSize}) from ${source}`,
+    `  coverage     ${coverageSummary(coverage, spec.minExpertTokens)}${fallbackModules.length > 0 ? `; ${fallbackModules.length} modules quantized data-free` : ''}`,
+  ];
+  return { ok: true, job: calibrated.job, lines, diagnostics, writeReport };
+}

@@ -1,0 +1,121 @@
+/**
+ * The calibration stage of `apply`: runs the samples through the model
+ * (one layer resident at a time), applies the recipe's expert coverage
+ * policy, and returns the job with its calibrated tensors (and, for
+ * under-covered experts quantized data-free, an extra config group per
+ * scheme naming those modules).
+ */
+import type { ForwardModel, TokenBatch } from '../forward/executor.js';
+import type { WeightDtype } from '../rtn/weight-kernel.js';
+import type { ApplyGroup, ApplyJob, ApplyModule, CalibrationSpec, ExtraTensor } from '../types.js';
+import { inputCalibration, inputTensors, kvCacheCalibration, kvCacheTensors } from './activation-qparams.js';
+import { calibrate, type CalibrateOptions, type ExpertCoverage } from './calibrate.js';
+import { expertKey, expertOf, formatExperts, lowCoverage, type LowExpert } from './expert-coverage.js';
+import type { MinMax } from './observers.js';
+
+/** Experts below `min_expert_tokens` with `on_low_coverage = error`; nothing has been written. */
+export class ExpertCoverageError extends Error {
+  constructor(
+    readonly experts: readonly LowExpert[],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A module whose input the forward pass never observed; the message is user-facing. */
+export class MissingStatisticsError extends Error {}
+
+/** The calibrated job and what calibration saw. */
+export interface CalibratedJob {
+  /** The input job plus `extraTensors`, and fallback groups where the policy moved experts. */
+  readonly job: ApplyJob;
+  readonly coverage: ExpertCoverage;
+  /** Experts below `min_expert_tokens`. */
+  readonly lowExperts: readonly LowExpert[];
+  /** Modules quantized data-free because their expert was under-covered (or saw no token). */
+  readonly fallbackModules: readonly string[];
+}
+
+const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
+
+function errorMessage(low: readonly LowExpert[], spec: CalibrationSpec): string {
+  const fixes = spec.calibrateAllExperts ? '' : 'set calibrate_all_experts = true, ';
+  return (
+    `${low.length} expert${low.length === 1 ? '' : 's'} saw fewer than min_expert_tokens = ${spec.minExpertTokens} calibration tokens: ${formatExperts(low)}. ` +
+    `Calibrate on more (or more varied) data, ${fixes}lower min_expert_tokens, or set on_low_coverage to "warning" or "fallback" in the recipe's moe settings.`
+  );
+}
+
+/** Moves `modules` of every group into a copy of that group without activation quantization, targeting them by name. */
+function withFallbackGroups(job: ApplyJob, modules: ReadonlySet<string>): { groups: ApplyGroup[]; modules: ApplyModule[] } {
+  const groups = [...job.groups];
+  const fallbackOf = new Map<number, number>();
+  const targets = new Map<number, string[]>();
+  const out = job.modules.map((m) => {
+    if (!modules.has(m.name)) return m;
+    let g = fallbackOf.get(m.group);
+    if (g === undefined) {
+      g = groups.length;
+      fallbackOf.set(m.group, g);
+      targets.set(g, []);
+      groups.push(job.groups[m.group]!);
+    }
+    targets.get(g)!.push(m.name);
+    return { name: m.name, group: g };
+  });
+  for (const [g, names] of targets) {
+    const { scheme } = groups[g]!;
+    groups[g] = { name: `group_${g}`, scheme: { ...scheme, targets: [...names].sort(), input_activations: null } };
+  }
+  return { groups, modules: out };
+}
+
+function statistics(stats: ReadonlyMap<string, MinMax>, key: string, what: string): MinMax {
+  const s = stats.get(key);
+  if (!s || s.min > s.max) throw new MissingStatisticsError(`${what}: the calibration pass recorded no statistics for it`);
+  return s;
+}
+
+/**
+ * Calibrates `job` (which must carry a {@link CalibrationSpec}) on
+ * `batches`; throws {@link ExpertCoverageError} when the coverage policy
+ * stops the run.
+ */
+export async function calibrateJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: CalibrateOptions & { readonly expertGroupBytes?: number } = {}): Promise<CalibratedJob> {
+  const spec = job.calibration!;
+  const result = await calibrate(model, batches, spec.calibrateAllExperts, options.expertGroupBytes, options);
+  const low = lowCoverage(result.coverage, spec.minExpertTokens);
+  if (low.length > 0 && spec.onLowCoverage === 'error') throw new ExpertCoverageError(low, errorMessage(low, spec));
+  // With "warning" an expert keeps what it saw; one that saw nothing has no statistics and falls back.
+  const fallbackExperts = new Set((spec.onLowCoverage === 'fallback' ? low : low.filter((e) => e.tokens === 0)).map(expertKey));
+  const fallbackModules = job.modules.filter((m) => {
+    const e = expertOf(m.name);
+    return e !== null && fallbackExperts.has(e) && inputCalibration(job.groups[m.group]!.scheme.input_activations, m.name) !== null;
+  });
+  const moved = fallbackModules.length > 0 ? withFallbackGroups(job, new Set(fallbackModules.map((m) => m.name))) : { groups: [...job.groups], modules: [...job.modules] };
+
+  const dtype = DTYPES[model.config.dtype];
+  const extra: ExtraTensor[] = [];
+  for (const m of moved.modules) {
+    const c = inputCalibration(moved.groups[m.group]!.scheme.input_activations, m.name);
+    if (!c) continue;
+    const stats = c.observer === 'running' ? result.inputs : result.lastBatch;
+    extra.push(...inputTensors(m.name, c, statistics(stats, m.name, `${m.name} input`), dtype));
+  }
+  if (job.kvCacheScheme && spec.kvCacheModules.length > 0) {
+    const c = kvCacheCalibration(job.kvCacheScheme);
+    const stats = c.observer === 'running' ? result.inputs : result.lastBatch;
+    for (const attention of spec.kvCacheModules) {
+      const keys = statistics(stats, `${attention}.key_states`, `${attention} key states`);
+      const values = statistics(stats, `${attention}.value_states`, `${attention} value states`);
+      extra.push(...kvCacheTensors(attention, c, keys, values, dtype));
+    }
+  }
+  return {
+    job: { ...job, groups: moved.groups, modules: moved.modules, extraTensors: extra },
+    coverage: result.coverage,
+    lowExperts: low,
+    fallbackModules: fallbackModules.map((m) => m.name),
+  };
+}
