@@ -207,7 +207,7 @@ export function resolveMoeRewrites(tree: ModuleTree, settings: MoeSettings): Res
     diagnostics.push(
       warning(
         'moe-partial-calibration',
-        `calibrate_all_experts is false: each of the ${rewrites.length} MoE blocks calibrates its experts on routed tokens only, so rarely chosen experts may see no tokens and get no calibration statistics.`,
+        `calibrate_all_experts is false: each of the ${rewrites.length} MoE blocks calibrates its experts on routed tokens only, so rarely chosen experts may see few or no tokens; on_low_coverage (now ${settings.onLowCoverage}, threshold min_expert_tokens = ${settings.minExpertTokens}) decides what apply does with them.`,
         settings.origin,
       ),
     );
