@@ -92,6 +92,17 @@ describe('quantc apply with calibration', () => {
     expect(io.err.join('')).toBe(`quantc: apply: cannot read ${join(model, 'tokenizer.json')}: no such file; calibration tokenizes its data with the model's tokenizer.json.\n`);
   });
 
+  test('a saved plan of a calibrated recipe runs', async () => {
+    const cwd = await workspace(LLAMA_FP8);
+    const model = await modelWithTokenizer('llama');
+    expect(await main(['plan', 'recipe.yaml', '--model', model, '--save', 'plan.json'], memoryIo(cwd))).toBe(0);
+    const io = memoryIo(cwd);
+    expect(await main(['apply', 'plan.json', '--out', 'out', '--data', TEXT, '--seq-len', '32'], io)).toBe(0);
+    expect(io.out.join('')).toContain('  calibration  9 samples');
+    const tensors = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    expect(tensors.has('model.layers.1.mlp.down_proj.input_scale')).toBe(true);
+  });
+
   test('GPTQ and other algorithms stay refused', async () => {
     const cwd = await workspace('quant_stage:\n  quant_modifiers:\n    SmoothQuantModifier: {smoothing_strength: 0.8}\n    QuantizationModifier: {targets: [Linear], scheme: W8A8, ignore: [lm_head]}\n');
     const io = memoryIo(cwd);
