@@ -103,6 +103,15 @@ describe('quantc apply with calibration', () => {
     expect(tensors.has('model.layers.1.mlp.down_proj.input_scale')).toBe(true);
   });
 
+  test('activation arguments apply cannot calibrate are refused before anything runs', async () => {
+    const group = '{targets: [Linear], weights: {num_bits: 8, type: int, strategy: channel}, input_activations: {num_bits: 8, type: int, strategy: group, group_size: 128, dynamic: false}}';
+    const cwd = await workspace(`quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n      ignore: [lm_head]\n      config_groups: {group_0: ${group}}\n`);
+    const io = memoryIo(cwd);
+    expect(await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer('llama'), '--out', 'out'], io)).toBe(1);
+    expect(io.err.join('')).toContain('error apply-unsupported: group_0 input_activations: static input activations with strategy "group" are not supported by apply');
+    expect(await readdir(cwd)).toEqual(['recipe.yaml']);
+  });
+
   test('GPTQ and other algorithms stay refused', async () => {
     const cwd = await workspace('quant_stage:\n  quant_modifiers:\n    SmoothQuantModifier: {smoothing_strength: 0.8}\n    QuantizationModifier: {targets: [Linear], scheme: W8A8, ignore: [lm_head]}\n');
     const io = memoryIo(cwd);

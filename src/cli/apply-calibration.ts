@@ -101,6 +101,8 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
       return fail(error('apply-expert-coverage', e.message));
     }
     if (e instanceof MissingStatisticsError) return fail(error('apply-failed', e.message));
+    // A token id beyond the embedding table: the tokenizer does not belong to this model.
+    if (e instanceof RangeError) return fail(error('apply-failed', `${e.message}; is DIR/tokenizer.json the model's own tokenizer?`));
     throw e;
   }
   if (progress) io.stderr('\r\x1b[K');

@@ -3,7 +3,7 @@
  * tokens and cut into non-overlapping windows of `seqLen` tokens, as `eval`
  * does; JSON Lines records are one sample each, tokenized as
  * llm-compressor's dataset preprocessing does (with the tokenizer's special
- * tokens, truncated to `seqLen`), and a batch of records is cut to its
+ * tokens, truncated to `seqLen`; blank records are skipped), and a batch of records is cut to its
  * shortest record (its `truncation` collator). Samples keep the file's
  * order.
  */
@@ -49,6 +49,7 @@ export function calibrationSamples(data: TextRecords, tokenizer: TextTokenizer, 
     rows = [];
     for (const text of data.records) {
       if (rows.length === o.samples) break;
+      if (text.trim() === '') continue;
       const ids = tokenizer.encode(text, true).slice(0, o.seqLen);
       if (ids.length > 0) rows.push(ids);
     }
