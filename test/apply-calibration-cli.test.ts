@@ -164,6 +164,20 @@ describe('expert coverage policy (qwen3_moe, routed tokens, min_expert_tokens 15
     expect(coverage.layers.map((l) => l.routed.reduce((a, b) => a + b, 0))).toEqual([576, 576]);
   });
 
+  test('warning: an expert that saw no token has no statistics and falls back, and the warning says so', async () => {
+    const cwd = await workspace(moeRecipe('warning'));
+    const io = memoryIo(cwd);
+    const argv = args(await modelWithTokenizer('qwen3_moe')).map((a) => (a === '32' ? '2' : a));
+    expect(await main([...argv, '--samples', '1'], io)).toBe(0);
+    const err = io.err.join('');
+    expect(err).toMatch(/ (\d+) of them saw no token and (is|are) quantized data-free \(weights only\)\./);
+    const coverage = JSON.parse(await readFile(join(cwd, 'coverage.json'), 'utf8')) as { layers: { layer: number; seen: number[] }[] };
+    const empty = coverage.layers.flatMap((l) => l.seen.flatMap((n, e) => (n === 0 ? [`model.layers.${l.layer}.mlp.experts.${e}.`] : [])));
+    expect(empty.length).toBeGreaterThan(0);
+    const config = JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: { config_groups: Record<string, { targets: string[] }> } };
+    expect(config.quantization_config.config_groups.group_1!.targets).toEqual(empty.flatMap((p) => ['down_proj', 'gate_proj', 'up_proj'].map((proj) => `${p}${proj}`)).sort());
+  });
+
   test('fallback: under-covered experts are quantized data-free in an extra config group', async () => {
     const cwd = await workspace(moeRecipe('fallback'));
     const io = memoryIo(cwd);
