@@ -41,7 +41,8 @@ read.
 Options:
   --model DIR              Model folder with config.json and safetensors.
   --out DIR                Output folder (must not exist).
-  --device cpu|cuda        Where the quantization graphs run (default cpu).
+  --device cpu|cuda        Where the calibration and quantization graphs
+                           run (default cpu).
                            cuda needs \`npm run setup:cuda\` first.
   --max-shard-size GB      Largest output shard in GB (default 20).
   --data FILE              Calibration text or .jsonl (default: the
