@@ -15,6 +15,26 @@ export interface RawTensor {
   readonly dims: readonly number[];
 }
 
+/**
+ * Wall-clock milliseconds spent in onnxruntime (profiling): runtimes given
+ * the same object add to it.
+ */
+export interface RuntimeTimings {
+  /** Session creation: parsing the graph, optimising it, placing its weights on the device. */
+  create: number;
+  /** `run` calls: feeds copied in, the graph, outputs copied back. */
+  run: number;
+  /** Releasing sessions (freeing their device memory). */
+  release: number;
+  sessions: number;
+  runs: number;
+}
+
+/** Zeroed {@link RuntimeTimings}. */
+export function emptyRuntimeTimings(): RuntimeTimings {
+  return { create: 0, run: 0, release: 0, sessions: 0, runs: 0 };
+}
+
 /** onnxruntime could not be loaded or the provider is missing; the message says what to do. */
 export class RuntimeUnavailableError extends Error {}
 
@@ -22,6 +42,8 @@ export class RuntimeUnavailableError extends Error {}
 export class GraphRuntime {
   private sessions = new Map<string, Promise<Ort.InferenceSession>>();
   private ort: typeof Ort | null = null;
+  /** Where session creation and run times are added up, when set. */
+  timings?: RuntimeTimings;
 
   /**
    * `chunkElements`: largest weight slice per graph run for row-independent
@@ -42,6 +64,10 @@ export class GraphRuntime {
 
   private async load(): Promise<typeof Ort> {
     if (this.ort) return this.ort;
+    // onnxruntime-node passes no CUDA provider options (use_tf32 included), and
+    // the provider lets cuBLAS round float32 MatMul inputs to TF32 by default;
+    // NVIDIA's override keeps float32 math float32, as the CPU computes it.
+    if (this.device === 'cuda') process.env.NVIDIA_TF32_OVERRIDE ??= '0';
     try {
       this.ort = (await import('onnxruntime-node')) as typeof Ort;
     } catch (e) {
@@ -54,9 +80,16 @@ export class GraphRuntime {
     let s = this.sessions.get(key);
     if (!s) {
       s = this.load().then(async (ort) => {
-        const providers = this.device === 'cuda' ? [{ name: 'cuda', use_tf32: 0 } as unknown as string] : ['cpu'];
+        const providers = this.device === 'cuda' ? ['cuda'] : ['cpu'];
         try {
-          return await ort.InferenceSession.create(build(), { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel: 4 });
+          const bytes = build();
+          const t0 = performance.now();
+          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel: 4 });
+          if (this.timings) {
+            this.timings.create += performance.now() - t0;
+            this.timings.sessions++;
+          }
+          return session;
         } catch (e) {
           if (this.device === 'cuda') {
             throw new RuntimeUnavailableError(
@@ -77,7 +110,12 @@ export class GraphRuntime {
     const ort = this.ort!;
     const inputs: Record<string, Ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) inputs[name] = new ort.Tensor(t.type, t.data as never, t.dims as number[]);
+    const t0 = performance.now();
     const result = await session.run(inputs);
+    if (this.timings) {
+      this.timings.run += performance.now() - t0;
+      this.timings.runs++;
+    }
     const out: Record<string, RawTensor> = {};
     for (const [name, t] of Object.entries(result)) out[name] = { type: t.type as RawTensor['type'], data: t.data as RawTensor['data'], dims: t.dims };
     return out;
@@ -85,7 +123,9 @@ export class GraphRuntime {
 
   /** Releases every session. */
   async dispose(): Promise<void> {
+    const t0 = performance.now();
     for (const s of this.sessions.values()) await (await s).release();
     this.sessions.clear();
+    if (this.timings) this.timings.release += performance.now() - t0;
   }
 }

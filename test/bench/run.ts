@@ -5,7 +5,10 @@
  * - `plan` of Kimi-K2 (61 layers × 384 experts): compile time in process
  *   (recipe → IR → tree → rewrites → matching → plan) and CLI wall time;
  * - matching 10 patterns over the unpacked Kimi-K2 tree; expanding configs;
- * - with `--apply`: the data-free weight pass (bf16 GB/s), CPU or `--device cuda`.
+ * - with `--apply`: the data-free weight pass (bf16 GB/s), CPU or `--device cuda`;
+ * - with `--calibrate`: calibration tokens/s against PyTorch eager forward
+ *   passes (see calibrate.ts for its options: `--model-size tiny|1b`,
+ *   `--tokens`, `--batch-size`, `--seq-len`, `--device cpu,cuda`).
  *
  * Medians over several runs; the first in-process run is reported as cold.
  */
@@ -94,6 +97,13 @@ async function main(): Promise<void> {
   );
   for (const m of benchModelLoad()) {
     print(`expand ${m.name} config → ${m.modules.toLocaleString('en-US')} modules, ${m.moeBlocks} MoE blocks: first ${ms(m.firstMs)}, median ${ms(m.medianMs)} (budget 200 ms)`);
+  }
+
+  if (args.includes('--calibrate')) {
+    const { benchCalibrate, formatRow, parseCalibrateBenchArgs } = await import('./calibrate.js');
+    const options = parseCalibrateBenchArgs(args);
+    print(`calibration throughput, llama ${options.model ?? options.modelSize} (quantc calibrate() vs PyTorch eager forward, same batches):`);
+    await benchCalibrate({ ...options, onRow: (r) => print(formatRow(r)) });
   }
 
   if (args.includes('--apply')) {

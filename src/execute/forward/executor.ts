@@ -7,12 +7,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GraphRuntime, type Device, type RawTensor } from '../runtime.js';
+import { GraphRuntime, type Device, type RawTensor, type RuntimeTimings } from '../runtime.js';
 import { openCheckpoint } from '../safetensors-reader.js';
-import { readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
+import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
-import type { ExpertGroups } from './moe.js';
+import { layerInputs } from './llama-layer.js';
+import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
+import { GraphBuilder } from '../onnx/graph-builder.js';
 import type { ExpertObservation } from './observe.js';
 import { ropeTables } from './rope.js';
 import { WeightReader } from './weights.js';
@@ -30,6 +32,12 @@ export interface HiddenBatch {
 /** Called after a layer ran on a batch (per-layer outputs, layer statistics). */
 export type LayerObserver = (layer: number, batchIndex: number, hidden: HiddenBatch, extra: Readonly<Record<string, RawTensor>>) => void;
 
+/** Where a forward pass spends its time (milliseconds; profiling). */
+export interface ForwardTimings extends RuntimeTimings {
+  /** Building layer graphs: reading and widening weights, writing the ONNX bytes. */
+  build: number;
+}
+
 /** Options of {@link ForwardModel.run}. */
 export interface RunOptions {
   readonly onLayer?: LayerObserver;
@@ -39,6 +47,16 @@ export interface RunOptions {
   readonly observe?: ExpertObservation;
   /** Bound on one graph's expert weights (bytes, float32; default 1 GiB): larger MoE blocks run their experts in groups. */
   readonly expertGroupBytes?: number;
+}
+
+/** Default {@link ForwardModel.graphWeightBytes} on CUDA: 2 GiB of float32 weights (1 GiB as bf16, half the protobuf limit of one graph). */
+export const CUDA_GRAPH_WEIGHT_BYTES = 2 ** 31;
+
+/** Float32 bytes of a dense llama-like layer's Linear weights. */
+function denseLayerBytes(cfg: DecoderConfig): number {
+  const q = cfg.heads * cfg.headDim;
+  const kv = cfg.kvHeads * cfg.headDim;
+  return 4 * cfg.hidden * (2 * q + 2 * kv + 3 * cfg.intermediate);
 }
 
 const MASK_MIN = -3.4028234663852886e38;
@@ -56,13 +74,26 @@ function f32(data: Float32Array, dims: readonly number[]): RawTensor {
 
 /** A model folder opened for forward passes. */
 export class ForwardModel {
+  /** Where layer passes add up their time, when set (profiling). */
+  timings?: ForwardTimings;
+  /**
+   * Float32 weight bytes one graph of several consecutive layers may hold
+   * (see {@link layerRanges}); 0 runs one layer per graph. On CUDA every
+   * session has a fixed cost and hidden states cross the bus at each graph
+   * boundary, so layers are grouped there; on the CPU a graph per layer is
+   * as fast and keeps one layer's weights resident.
+   */
+  graphWeightBytes: number;
+
   private constructor(
     readonly config: DecoderConfig,
     readonly raw: Readonly<Record<string, unknown>>,
     readonly weights: WeightReader,
     readonly device: Device,
     private readonly layerBuilder: LayerBuilder,
-  ) {}
+  ) {
+    this.graphWeightBytes = device === 'cuda' ? CUDA_GRAPH_WEIGHT_BYTES : 0;
+  }
 
   /** Opens `dir` (config.json + safetensors); throws {@link UnsupportedModelError} for an architecture it cannot run. */
   static async open(dir: string, device: Device = 'cpu'): Promise<ForwardModel> {
@@ -103,12 +134,20 @@ export class ForwardModel {
       return t;
     };
     let current = hidden;
-    for (let layer = 0; layer < this.config.layers; layer++) {
+    for (const [first, end] of this.layerRanges(options.expertGroupBytes)) {
+      if (end - first > 1) {
+        current = await this.runLayerRange(first, end, current, options, inputsFor);
+        continue;
+      }
+      const layer = first;
       options.onLayerStart?.(layer, this.config.layers);
+      const built = performance.now();
       const program = await this.layerBuilder(this.weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes });
+      if (this.timings) this.timings.build += performance.now() - built;
       const next: HiddenBatch[] = [];
       const extras: Record<string, RawTensor>[] = [];
       const runtime = new GraphRuntime(this.device);
+      runtime.timings = this.timings;
       try {
         for (let i = 0; i < current.length; i++) {
           const b = current[i]!;
@@ -130,15 +169,93 @@ export class ForwardModel {
   }
 
   /**
+   * Consecutive layers that share one graph, as `[first, end)` ranges.
+   * Layers are grouped only where {@link graphWeightBytes} allows it, for
+   * dense llama-like layers whose MLP fits one graph and that share one
+   * attention window; everything else runs one layer per graph.
+   */
+  layerRanges(expertGroupBytes = EXPERT_GROUP_BYTES): [number, number][] {
+    const cfg = this.config;
+    const perLayer = denseLayerBytes(cfg);
+    const mlp = 3 * cfg.hidden * cfg.intermediate * 4;
+    const groupable = LLAMA_LIKE.has(cfg.modelType) && cfg.intermediate > 0 && mlp <= expertGroupBytes;
+    const size = groupable ? Math.max(1, Math.floor(this.graphWeightBytes / perLayer)) : 1;
+    const ranges: [number, number][] = [];
+    for (let layer = 0; layer < cfg.layers; ) {
+      let end = layer + 1;
+      while (end < cfg.layers && end - layer < size && windowOf(cfg, end) === windowOf(cfg, layer)) end++;
+      ranges.push([layer, end]);
+      layer = end;
+    }
+    return ranges;
+  }
+
+  /**
+   * Runs layers `[first, end)` as one graph on every batch: each layer's
+   * output is a graph output (`out_<layer>`) and the next layer's input, so
+   * hidden states stay on the device between the layers. Observers see the
+   * layers batch by batch (each module's batches still in order).
+   */
+  private async runLayerRange(
+    first: number,
+    end: number,
+    current: HiddenBatch[],
+    options: RunOptions,
+    inputsFor: (seq: number, window: number | null) => Record<'cos' | 'sin' | 'mask', RawTensor>,
+  ): Promise<HiddenBatch[]> {
+    const built = performance.now();
+    const g = new GraphBuilder();
+    const inputs = layerInputs(g, this.config.hidden, this.config.rope.dim);
+    let hidden = inputs.hidden;
+    for (let layer = first; layer < end; layer++) {
+      options.onLayerStart?.(layer, this.config.layers);
+      const output = `out_${layer}`;
+      await this.layerBuilder(this.weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into: { g, inputs: { ...inputs, hidden }, output } });
+      hidden = output;
+    }
+    const bytes = g.build(`layers_${first}_${end}`);
+    if (this.timings) this.timings.build += performance.now() - built;
+    const runtime = new GraphRuntime(this.device);
+    runtime.timings = this.timings;
+    const next: HiddenBatch[] = [];
+    try {
+      for (let i = 0; i < current.length; i++) {
+        const b = current[i]!;
+        const result = await runtime.run(`layers_${first}_${end}`, () => bytes, {
+          hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]),
+          ...inputsFor(b.seq, windowOf(this.config, first)),
+        });
+        const extras = new Map<number, Record<string, RawTensor>>();
+        for (const [name, t] of Object.entries(result)) {
+          if (name.startsWith('out_')) continue;
+          const layer = Number(/model\.layers\.(\d+)\./.exec(name)?.[1] ?? end - 1);
+          extras.set(layer, { ...extras.get(layer), [name]: t });
+        }
+        for (let layer = first; layer < end; layer++) {
+          options.onLayer?.(layer, i, { data: result[`out_${layer}`]!.data as Float32Array, batch: b.batch, seq: b.seq }, extras.get(layer) ?? {});
+        }
+        next.push({ data: result[`out_${end - 1}`]!.data as Float32Array, batch: b.batch, seq: b.seq });
+      }
+    } finally {
+      await runtime.dispose();
+    }
+    return next;
+  }
+
+  /**
    * Runs the expert groups of an MoE layer on every batch, one group's
    * weights at a time, adding each group's partial output to the layer
    * output and its observer outputs to the batch's extras.
    */
   private async runExpertGroups(groups: ExpertGroups, hidden: HiddenBatch[], extras: Record<string, RawTensor>[]): Promise<void> {
+    const timings = this.timings;
     for (let start = 0; start < groups.experts; start += groups.groupSize) {
       const count = Math.min(groups.groupSize, groups.experts - start);
+      const built = performance.now();
       const bytes = await groups.build(start, count);
+      if (timings) timings.build += performance.now() - built;
       const runtime = new GraphRuntime(this.device);
+      runtime.timings = timings;
       try {
         for (let i = 0; i < hidden.length; i++) {
           const extra = extras[i]!;

@@ -18,9 +18,26 @@ export interface LayerOptions {
   readonly observe?: ExpertObservation;
   /** Bound on the expert weights of one graph (bytes, float32); larger MoE blocks run their experts in groups. */
   readonly expertGroupBytes?: number;
+  /** Build the layer into a graph shared with other layers instead of a graph of its own. */
+  readonly into?: LayerSlot;
 }
 
-/** A layer's main graph and, for MoE blocks too large for it, the expert groups that follow it. */
+/**
+ * A place for one layer inside a graph of several consecutive layers: the
+ * builder, its inputs (`hidden` being the previous layer's output), and the
+ * name of the graph output the layer's result gets.
+ */
+export interface LayerSlot {
+  readonly g: GraphBuilder;
+  readonly inputs: LayerInputs;
+  readonly output: string;
+}
+
+/**
+ * A layer's main graph and, for MoE blocks too large for it, the expert
+ * groups that follow it. `graph` is empty when the layer was built into a
+ * shared graph ({@link LayerOptions.into}).
+ */
 export interface LayerProgram {
   readonly graph: Uint8Array;
   readonly expertGroups?: ExpertGroups;
@@ -55,7 +72,7 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   const a = `${p}.self_attn`;
   const proj = async (name: string, heads: number): Promise<string> => {
     const bias = cfg.attentionBias ? await w.optionalVector(`${a}.${name}.bias`) : undefined;
-    return splitHeads(g, linear(g, h, await w.linear(`${a}.${name}`), bias), heads, cfg.headDim);
+    return splitHeads(g, linear(g, h, await w.linearWeight(`${a}.${name}`), bias), heads, cfg.headDim);
   };
   observeInput(g, [`${a}.q_proj`, `${a}.k_proj`, `${a}.v_proj`], h);
   let q = await proj('q_proj', cfg.heads);
@@ -73,18 +90,18 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   const out = attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
-  return linear(g, out, await w.linear(`${a}.o_proj`), oBias);
+  return linear(g, out, await w.linearWeight(`${a}.o_proj`), oBias);
 }
 
 /** `down(silu(gate(h)) * up(h))` of the MLP module `m`. */
 export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: string, bias: boolean): Promise<string> {
   const b = async (name: string): Promise<Float32Array | undefined> => (bias ? w.optionalVector(`${m}.${name}.bias`) : undefined);
   observeInput(g, [`${m}.gate_proj`, `${m}.up_proj`], h);
-  const gate = linear(g, h, await w.linear(`${m}.gate_proj`), await b('gate_proj'));
-  const up = linear(g, h, await w.linear(`${m}.up_proj`), await b('up_proj'));
+  const gate = linear(g, h, await w.linearWeight(`${m}.gate_proj`), await b('gate_proj'));
+  const up = linear(g, h, await w.linearWeight(`${m}.up_proj`), await b('up_proj'));
   const act = g.op('Mul', [silu(g, gate), up]);
   observeInput(g, [`${m}.down_proj`], act);
-  return linear(g, act, await w.linear(`${m}.down_proj`), await b('down_proj'));
+  return linear(g, act, await w.linearWeight(`${m}.down_proj`), await b('down_proj'));
 }
 
 /**
@@ -102,15 +119,15 @@ export async function decoderLayer(
   options: LayerOptions = {},
 ): Promise<Uint8Array> {
   const p = `model.layers.${layer}`;
-  const g = new GraphBuilder();
+  const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
-  const inp = layerInputs(g, cfg.hidden, cfg.rope.dim);
+  const inp = options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim);
   const h = rmsNorm(g, inp.hidden, await w.vector(`${p}.input_layernorm.weight`), cfg.eps);
   const x = g.op('Add', [inp.hidden, await attention(g, p, h, inp)]);
   const h2 = rmsNorm(g, x, await w.vector(`${p}.post_attention_layernorm.weight`), cfg.eps);
   const out = g.op('Add', [x, await mlp(g, p, h2)]);
-  g.output(out, 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  return g.build(`layer_${layer}`);
+  g.output(out, options.into?.output ?? 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
+  return options.into ? new Uint8Array(0) : g.build(`layer_${layer}`);
 }
 
 /** The llama decoder layer `layer` (dense SiLU-gated MLP). */

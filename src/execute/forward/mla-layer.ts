@@ -59,28 +59,28 @@ export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: Decode
   const direct = w.hasLinear(`${a}.q_proj`);
   observeInput(g, [direct ? `${a}.q_proj` : `${a}.q_a_proj`, `${a}.kv_a_proj_with_mqa`], h);
   let qFlat: string;
-  if (direct) qFlat = linear(g, h, await w.linear(`${a}.q_proj`));
+  if (direct) qFlat = linear(g, h, await w.linearWeight(`${a}.q_proj`));
   else {
-    const qLatent = rmsNorm(g, linear(g, h, await w.linear(`${a}.q_a_proj`), await w.optionalVector(`${a}.q_a_proj.bias`)), await w.vector(`${a}.q_a_layernorm.weight`), LATENT_NORM_EPS);
+    const qLatent = rmsNorm(g, linear(g, h, await w.linearWeight(`${a}.q_a_proj`), await w.optionalVector(`${a}.q_a_proj.bias`)), await w.vector(`${a}.q_a_layernorm.weight`), LATENT_NORM_EPS);
     observeInput(g, [`${a}.q_b_proj`], qLatent);
-    qFlat = linear(g, qLatent, await w.linear(`${a}.q_b_proj`));
+    qFlat = linear(g, qLatent, await w.linearWeight(`${a}.q_b_proj`));
   }
   const q = splitHeads(g, qFlat, heads, qk);
   const query = g.op('Concat', [strided(g, q, 0, nope, 1), rotate(strided(g, q, nope, qk, 1))], { axis: -1 });
 
-  const compressed = linear(g, h, await w.linear(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
+  const compressed = linear(g, h, await w.linearWeight(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
   const latent = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
   const kRot = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
   // What an MLA KV cache stores: the normed latent as keys and the rotated shared key as values.
   observeInput(g, [`${a}.key_states`], latent);
   observeInput(g, [`${a}.value_states`], kRot);
   observeInput(g, [`${a}.kv_b_proj`], latent);
-  const kv = splitHeads(g, linear(g, latent, await w.linear(`${a}.kv_b_proj`)), heads, nope + vDim);
+  const kv = splitHeads(g, linear(g, latent, await w.linearWeight(`${a}.kv_b_proj`)), heads, nope + vDim);
   const key = g.op('Concat', [strided(g, kv, 0, nope, 1), g.op('Expand', [kRot, g.i64([1, heads, 1, 1])])], { axis: -1 });
   const value = strided(g, kv, nope, nope + vDim, 1);
   const out = attention(g, query, key, value, inp.mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
   observeInput(g, [`${a}.o_proj`], out);
-  return linear(g, out, await w.linear(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
+  return linear(g, out, await w.linearWeight(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
 }
 
 /**
@@ -143,7 +143,7 @@ export async function sigmoidMoeLayer(w: WeightReader, cfg: DecoderConfig, layer
     async (g, p, h) => {
       const m = `${p}.mlp`;
       const x = flatten(g, h, cfg.hidden);
-      const routing = sigmoidGroupTopK(g, linear(g, x, await w.linear(`${m}.gate`)), await w.optionalVector(`${m}.gate.e_score_correction_bias`), raw, experts);
+      const routing = sigmoidGroupTopK(g, linear(g, x, await w.linearWeight(`${m}.gate`)), await w.optionalVector(`${m}.gate.e_score_correction_bias`), raw, experts);
       const routed = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
       routedCountOutput(g, routing.mask, experts);
       const shared = await gatedMlp(g, w, `${m}.shared_experts`, h, false);

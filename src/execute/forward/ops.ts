@@ -23,11 +23,24 @@ export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: n
   return g.op('Mul', [weightConst(g, weight, [weight.length]), g.op('Mul', [x, inv])]);
 }
 
-/** `x @ W.T (+ b)` for a `[out, in]` weight, stored transposed as `[in, out]`. */
-export function linear(g: GraphBuilder, x: string, w: DenseMatrix, bias?: Float32Array): string {
-  const t = new Float32Array(w.rows * w.cols);
-  for (let r = 0; r < w.rows; r++) for (let c = 0; c < w.cols; c++) t[c * w.rows + r] = w.data[r * w.cols + c]!;
-  const y = g.op('MatMul', [x, weightConst(g, t, [w.cols, w.rows])]);
+/** A `[rows, cols]` bf16 matrix as stored in the checkpoint (raw little-endian bits), widened inside the graph. */
+export interface Bf16Matrix {
+  readonly bf16: Uint8Array;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/**
+ * `x @ W.T (+ b)` for a `[out, in]` weight. The weight goes into the graph as
+ * stored (bf16 bits or float32, `[out, in]`) behind a Cast and a Transpose
+ * that onnxruntime folds into one `[in, out]` float32 initializer when the
+ * session is created: the MatMul sees exactly the values a transposed float32
+ * initializer would give it, and the widening and transposition run in native
+ * code instead of JavaScript.
+ */
+export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, bias?: Float32Array): string {
+  const stored = 'bf16' in w ? g.op('Cast', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { to: OnnxType.float }) : weightConst(g, w.data, [w.rows, w.cols]);
+  const y = g.op('MatMul', [x, g.op('Transpose', [stored], { perm: [1, 0] })]);
   return bias ? g.op('Add', [y, weightConst(g, bias, [bias.length])]) : y;
 }
 

@@ -46,13 +46,13 @@ export async function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer
       // transformers 5 saves mixtral in its original layout (block_sparse_moe, experts.<e>.w1/w3/w2).
       const m = w.has(`${p}.block_sparse_moe.gate.weight`) ? `${p}.block_sparse_moe` : `${p}.mlp`;
       const x = flatten(g, h, cfg.hidden);
-      const routing = softmaxTopK(g, linear(g, x, await w.linear(`${m}.gate`)), k, mixtral || raw.norm_topk_prob === true);
+      const routing = softmaxTopK(g, linear(g, x, await w.linearWeight(`${m}.gate`)), k, mixtral || raw.norm_topk_prob === true);
       let out = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
       routedCountOutput(g, routing.mask, experts);
       if (w.hasLinear(`${m}.shared_expert.gate_proj`)) {
         const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
         observeInput(g, [`${m}.shared_expert_gate`], x);
-        const gate = g.op('Sigmoid', [linear(g, x, await w.linear(`${m}.shared_expert_gate`))]);
+        const gate = g.op('Sigmoid', [linear(g, x, await w.linearWeight(`${m}.shared_expert_gate`))]);
         out = g.op('Add', [out, g.op('Mul', [gate, shared])]);
       }
       return unflatten(g, out, h);

@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 import { DTYPE_BYTES, toFloat32 } from '../dtypes.js';
 import { readTensorBytes, type CheckpointIndex } from '../safetensors-reader.js';
 import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequantize.js';
+import type { Bf16Matrix } from './ops.js';
 
 /** Reads the weights of one model folder. */
 export class WeightReader {
@@ -28,6 +29,19 @@ export class WeightReader {
   /** The dense `[out, in]` weight of Linear `module`. */
   linear(module: string): Promise<DenseMatrix> {
     return readLinear(this.index, module, this.dtype);
+  }
+
+  /**
+   * The `[out, in]` weight of Linear `module` for a graph: a plain bf16
+   * weight as its stored bits (the graph widens it), anything else dense
+   * float32 as {@link linear} reads it.
+   */
+  async linearWeight(module: string): Promise<DenseMatrix | Bf16Matrix> {
+    const plain = this.index.tensors.get(`${module}.weight`);
+    if (plain?.dtype === 'BF16' && plain.shape.length === 2 && !this.has(`${module}.weight_scale`)) {
+      return { bf16: await readTensorBytes(plain), rows: plain.shape[0]!, cols: plain.shape[1]! };
+    }
+    return this.linear(module);
   }
 
   /** A 1-D tensor (norm weight, bias). */

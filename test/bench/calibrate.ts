@@ -1,0 +1,221 @@
+/**
+ * Calibration throughput: tokens per second of quantc's calibration pass
+ * (`calibrate()`: every decoder layer with the input observers of a static
+ * activation recipe) against PyTorch eager forward passes (transformers,
+ * `test/bench/torch_forward.py`) over the same token batches of the same
+ * random llama checkpoint, on the same machine.
+ *
+ *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--model DIR]
+ *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
+ *     [--torch-dtypes float32,bfloat16|none] [--python python3]
+ *     [--graph-weight-bytes N] [--json FILE]
+ *
+ * quantc computes in float32 (bf16 weights widened), so the like-for-like
+ * PyTorch row is float32; bfloat16 is an extra row. quantc's figure is the
+ * whole `calibrate()` call: reading and widening each layer's weights,
+ * building and loading its graph, running every batch, collecting the
+ * statistics. PyTorch's excludes loading the model and one warm-up batch.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { calibrate, type CalibrationResult } from '../../src/execute/calibrate/calibrate.js';
+import { ForwardModel, type ForwardTimings, type TokenBatch } from '../../src/execute/forward/executor.js';
+import { emptyRuntimeTimings, GraphRuntime, type Device } from '../../src/execute/runtime.js';
+import { GraphBuilder, OnnxType } from '../../src/execute/onnx/graph-builder.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const TORCH_SCRIPT = join(ROOT, 'test/bench/torch_forward.py');
+
+/** Sizes torch_forward.py can make. */
+export type ModelSize = 'tiny' | '1b';
+
+/** Options of {@link benchCalibrate}. */
+export interface CalibrateBenchOptions {
+  readonly modelSize?: ModelSize;
+  /** An existing llama folder instead of a generated one. */
+  readonly model?: string;
+  readonly tokens?: number;
+  readonly batchSize?: number;
+  readonly seqLen?: number;
+  readonly devices?: readonly Device[];
+  /** PyTorch rows to run; none skips PyTorch. */
+  readonly torchDtypes?: readonly ('float32' | 'bfloat16')[];
+  readonly python?: string;
+  /** Overrides {@link ForwardModel.graphWeightBytes} (0: one layer per graph). */
+  readonly graphWeightBytes?: number;
+  /** Each row as it is measured. */
+  readonly onRow?: (row: CalibrateBenchRow) => void;
+}
+
+/** One measured row. */
+export interface CalibrateBenchRow {
+  readonly engine: 'quantc' | 'pytorch';
+  readonly device: Device;
+  readonly dtype: 'float32' | 'bfloat16';
+  readonly tokens: number;
+  readonly seconds: number;
+  readonly tokensPerSecond: number;
+  /** quantc only: where the time went (ms). */
+  readonly timings?: ForwardTimings;
+  /** quantc only: layers per graph, as run. */
+  readonly layersPerGraph?: number;
+  /** quantc only: largest relative difference of an observed min or max from the first device's run. */
+  readonly statsDiff?: number;
+  readonly note?: string;
+}
+
+/** Largest relative difference between two calibrations' min/max statistics. */
+function statsDiff(a: CalibrationResult, b: CalibrationResult): number {
+  let worst = 0;
+  for (const [module, s] of a.inputs) {
+    const t = b.inputs.get(module);
+    if (!t) return Infinity;
+    for (const [x, y] of [
+      [s.min, t.min],
+      [s.max, t.max],
+    ] as const) {
+      const scale = Math.max(Math.abs(x), Math.abs(y));
+      if (scale > 0) worst = Math.max(worst, Math.abs(x - y) / scale);
+    }
+  }
+  return worst;
+}
+
+function defaults(size: ModelSize): { tokens: number; batchSize: number; seqLen: number } {
+  return size === 'tiny' ? { tokens: 32768, batchSize: 4, seqLen: 512 } : { tokens: 16384, batchSize: 4, seqLen: 512 };
+}
+
+/** Deterministic token ids (xorshift32), `[batches][B][T]`. */
+export function tokenBatches(count: number, batchSize: number, seqLen: number, vocab: number, seed = 1): TokenBatch[] {
+  let s = seed >>> 0 || 1;
+  const next = (): number => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) % vocab;
+  };
+  return Array.from({ length: count }, () => Array.from({ length: batchSize }, () => Array.from({ length: seqLen }, next)));
+}
+
+function python(py: string, args: readonly string[]): string {
+  const r = spawnSync(py, [TORCH_SCRIPT, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${py} torch_forward.py ${args[0]} failed (${r.status}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
+  return r.stdout.trim().split('\n').at(-1)!;
+}
+
+/** Creates the device's context and loads its libraries once, outside the timed pass. */
+async function warmUp(device: Device): Promise<void> {
+  const g = new GraphBuilder();
+  const x = g.input('x', OnnxType.float, [2, 2]);
+  g.output(g.op('MatMul', [x, x]), 'y', OnnxType.float, [2, 2]);
+  const bytes = g.build('warm_up');
+  const runtime = new GraphRuntime(device);
+  try {
+    await runtime.run('warm_up', () => bytes, { x: { type: 'float32', data: new Float32Array(4), dims: [2, 2] } });
+  } finally {
+    await runtime.dispose();
+  }
+}
+
+/** Runs the benchmark and returns its rows (quantc then PyTorch per device). */
+export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promise<CalibrateBenchRow[]> {
+  const size = options.modelSize ?? 'tiny';
+  const d = defaults(size);
+  const batchSize = options.batchSize ?? d.batchSize;
+  const seqLen = options.seqLen ?? d.seqLen;
+  const count = Math.max(1, Math.round((options.tokens ?? d.tokens) / (batchSize * seqLen)));
+  const py = options.python ?? 'python3';
+  let dir = options.model;
+  if (!dir) {
+    dir = join(tmpdir(), `quantc-bench-llama-${size}`);
+    if (!existsSync(join(dir, 'config.json'))) python(py, ['make', dir, '--size', size]);
+  }
+  const rows: CalibrateBenchRow[] = [];
+  const push = (row: CalibrateBenchRow): void => {
+    rows.push(row);
+    options.onRow?.(row);
+  };
+  const probe = await ForwardModel.open(dir);
+  const batches = tokenBatches(count, batchSize, seqLen, probe.config.vocabSize);
+  const tokens = count * batchSize * seqLen;
+  const tokensFile = join(tmpdir(), `quantc-bench-tokens-${count}x${batchSize}x${seqLen}.json`);
+  await mkdir(tmpdir(), { recursive: true });
+  await writeFile(tokensFile, JSON.stringify(batches));
+  let first: CalibrationResult | undefined;
+  for (const device of options.devices ?? ['cpu']) {
+    await warmUp(device);
+    const model = await ForwardModel.open(dir, device);
+    if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
+    const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
+    model.timings = timings;
+    const t0 = performance.now();
+    const result = await calibrate(model, batches);
+    const seconds = (performance.now() - t0) / 1000;
+    const ranges = model.layerRanges();
+    push({
+      engine: 'quantc',
+      device,
+      dtype: 'float32',
+      tokens,
+      seconds,
+      tokensPerSecond: tokens / seconds,
+      timings,
+      layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
+      statsDiff: first ? statsDiff(first, result) : undefined,
+    });
+    first ??= result;
+    for (const dtype of options.torchDtypes ?? ['float32', 'bfloat16']) {
+      const r = JSON.parse(python(py, ['run', dir, tokensFile, '--device', device, '--dtype', dtype])) as { seconds: number; tokens: number; tokens_per_s: number; torch: string; device_name: string };
+      push({ engine: 'pytorch', device, dtype, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens_per_s, note: `torch ${r.torch}` });
+    }
+  }
+  return rows;
+}
+
+/** One table line for `row`. */
+export function formatRow(row: CalibrateBenchRow): string {
+  const t = row.timings;
+  const diff = row.statsDiff === undefined ? '' : `, min/max vs first device ${row.statsDiff.toExponential(1)}`;
+  const split = t
+    ? `  (${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
+    : row.note
+      ? `  (${row.note})`
+      : '';
+  return `${row.engine.padEnd(8)} ${row.device.padEnd(5)} ${row.dtype.padEnd(9)} ${String(row.tokens).padStart(7)} tokens ${row.seconds.toFixed(2).padStart(8)} s ${row.tokensPerSecond.toFixed(0).padStart(9)} tokens/s${split}`;
+}
+
+function flag(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** Options from command-line arguments (see the module comment). */
+export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBenchOptions {
+  const num = (name: string): number | undefined => (flag(args, name) === undefined ? undefined : Number(flag(args, name)));
+  const list = <T extends string>(name: string): T[] | undefined => flag(args, name)?.split(',').filter(Boolean) as T[] | undefined;
+  return {
+    modelSize: (flag(args, '--model-size') as ModelSize | undefined) ?? 'tiny',
+    model: flag(args, '--model'),
+    tokens: num('--tokens'),
+    batchSize: num('--batch-size'),
+    seqLen: num('--seq-len'),
+    devices: list<Device>('--device'),
+    torchDtypes: flag(args, '--torch-dtypes') === 'none' ? [] : list<'float32' | 'bfloat16'>('--torch-dtypes'),
+    python: flag(args, '--python'),
+    graphWeightBytes: num('--graph-weight-bytes'),
+  };
+}
+
+if (process.argv[1]?.endsWith('calibrate.js')) {
+  const args = process.argv.slice(2);
+  const options = parseCalibrateBenchArgs(args);
+  console.log(`calibration throughput, llama ${options.model ?? options.modelSize} (node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? '?'})`);
+  const rows = await benchCalibrate({ ...options, onRow: (r) => console.log(formatRow(r)) });
+  const out = flag(args, '--json');
+  if (out) await writeFile(out, JSON.stringify({ options: { ...options, onRow: undefined }, rows }, null, 2));
+}

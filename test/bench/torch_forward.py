@@ -1,0 +1,95 @@
+"""PyTorch baseline for test/bench/calibrate.ts: random bf16 llama checkpoints,
+and transformers eager forward passes over the same token batches quantc
+calibrates on.
+
+    python test/bench/torch_forward.py make DIR --size tiny|1b
+        writes config.json + model.safetensors of a random llama (bf16)
+    python test/bench/torch_forward.py run DIR TOKENS.json --device cpu|cuda --dtype float32|bfloat16
+        runs the decoder (model.model: embeddings and layers, no lm_head, as
+        quantc's calibration does) on every batch of TOKENS.json ([[B][T]]
+        batches) and prints one JSON line: {"seconds", "tokens", "tokens_per_s"}
+
+The first batch is run once untimed (kernel selection, allocator warm-up);
+the timed pass covers every batch, with a device synchronisation at the end.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+SIZES = {
+    # a few million parameters: shapes small enough for CI-class CPUs
+    "tiny": dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=8,
+                 num_key_value_heads=4, vocab_size=8192),
+    # TinyLlama-1.1B's shape: 22 layers of hidden 2048, 32 query / 4 KV heads, MLP 5632
+    "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+               num_key_value_heads=4, vocab_size=32000),
+}
+
+
+def make(args):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(**SIZES[args.size], max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
+                      tie_word_embeddings=False, torch_dtype="bfloat16")
+    torch.manual_seed(0)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.device(dev):
+        model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    # Random init leaves the norms at 1; perturb them so RMSNorm weights matter.
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm.weight"):
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(args.dir, safe_serialization=True, max_shard_size="20GB")
+    n = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"dir": args.dir, "size": args.size, "parameters": n}))
+
+
+def run(args):
+    from transformers import AutoModelForCausalLM
+
+    dtype = getattr(torch, args.dtype)
+    dev = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = AutoModelForCausalLM.from_pretrained(args.dir, dtype=dtype, attn_implementation=args.attn).to(dev).eval()
+    decoder = model.model
+    with open(args.tokens) as f:
+        batches = [torch.tensor(b, dtype=torch.long) for b in json.load(f)]
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        decoder(input_ids=batches[0].to(dev), use_cache=False)
+        sync()
+        t0 = time.perf_counter()
+        for b in batches:
+            decoder(input_ids=b.to(dev), use_cache=False)
+        sync()
+        seconds = time.perf_counter() - t0
+    tokens = sum(b.numel() for b in batches)
+    print(json.dumps({"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "threads": torch.get_num_threads(),
+                      "torch": torch.__version__, "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else os.uname().machine}))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make")
+    m.add_argument("dir")
+    m.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    r = sub.add_parser("run")
+    r.add_argument("dir")
+    r.add_argument("tokens")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    r.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    r.add_argument("--threads", type=int, default=0)
+    args = p.parse_args()
+    make(args) if args.cmd == "make" else run(args)
+
+
+if __name__ == "__main__":
+    main()

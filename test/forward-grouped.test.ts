@@ -1,0 +1,33 @@
+import { describe, expect, test } from 'vitest';
+import { calibrate } from '../src/execute/calibrate/calibrate.js';
+import { windows } from '../src/execute/calibrate/perplexity.js';
+import { ForwardModel } from '../src/execute/forward/executor.js';
+import { forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
+
+/** Several consecutive layers in one graph (the CUDA default) give what one graph per layer gives. */
+describe('layers grouped into one graph', () => {
+  for (const name of ['llama', 'qwen2', 'qwen3', 'mistral']) {
+    test(`${name}: every layer output and every observed statistic`, async () => {
+      const ref = await forwardRefs(name);
+      const model = await ForwardModel.open(await modelWithTokenizer(name));
+      expect(model.layerRanges()).toEqual(Array.from({ length: model.config.layers }, (_, l) => [l, l + 1]));
+      const perLayer = 4 * model.config.hidden * (2 * model.config.heads * model.config.headDim + 2 * model.config.kvHeads * model.config.headDim + 3 * model.config.intermediate);
+      model.graphWeightBytes = 2 * perLayer;
+      const ranges = model.layerRanges();
+      expect(ranges.some(([a, b]) => b - a === 2)).toBe(true);
+      expect(ranges.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i))).toEqual(Array.from({ length: model.config.layers }, (_, l) => l));
+      const layers: Float32Array[] = [];
+      await model.layers(await model.embed([ref.inputIds]), { onLayer: (layer, _b, h) => (layers[layer] = h.data) });
+      for (let i = 0; i < ref.layers.length; i++) expect(relativeError(layers[i]!, ref.layers[i]!), `layer ${i}`).toBeLessThan(1e-5);
+
+      const text = await textRefs(name);
+      const batches = windows(text.text_ids, 16, 2);
+      const grouped = await calibrate(model, batches);
+      model.graphWeightBytes = 0;
+      const single = await calibrate(model, batches);
+      expect(grouped.inputs.size).toBe(single.inputs.size);
+      for (const [module, s] of single.inputs) expect(grouped.inputs.get(module), module).toEqual(s);
+      for (const [module, s] of single.lastBatch) expect(grouped.lastBatch.get(module), module).toEqual(s);
+    });
+  }
+});
