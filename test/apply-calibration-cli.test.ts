@@ -31,7 +31,7 @@ describe('quantc apply with calibration', () => {
     expect(await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer('llama'), '--out', 'out', '--data', TEXT, '--seq-len', '32', '--batch-size', '2'], io)).toBe(0);
     expect(io.err.join('')).toContain(`Calibrating on 9 samples of ${TEXT}\n`);
     const out = io.out.join('');
-    expect(out).toContain(`  calibration  9 samples (the data gives 9 of the 512 requested), 288 tokens (--seq-len 32, --batch-size 2) from ${TEXT}\n`);
+    expect(out).toContain(`  calibration  9 samples (the data gives 9 of the 512 requested), 288 tokens (--seq-len 32, --batch-size 2) from ${TEXT}, `);
     expect(out).toContain('  coverage     dense model, 288 tokens (no experts)\n');
     const tensors = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
     expect([...tensors.keys()].filter((k) => k.endsWith('.input_scale'))).toHaveLength(14);
@@ -42,7 +42,7 @@ describe('quantc apply with calibration', () => {
     const io = memoryIo(cwd);
     expect(await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer('llama'), '--out', 'out', '--samples', '4'], io)).toBe(0);
     expect(io.err.join('')).toContain('Calibrating on the embedded calibration text (no --data given): 4 samples\n');
-    expect(io.out.join('')).toMatch(/ {2}calibration {2}4 samples, 1024 tokens \(--seq-len 256, --batch-size 1\) from the embedded calibration text\n/);
+    expect(io.out.join('')).toMatch(/ {2}calibration {2}4 samples, 1024 tokens \(--seq-len 256, --batch-size 1\) from the embedded calibration text, [\d.]+ s \(\d+ tokens\/s on cpu\)\n/);
     const tensors = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
     expect([...tensors.keys()].filter((k) => k.endsWith('.input_global_scale'))).toHaveLength(14);
   });
@@ -53,7 +53,7 @@ describe('quantc apply with calibration', () => {
     await writeFile(join(cwd, 'data.jsonl'), `${JSON.stringify({ text: text.slice(0, 400) })}\n\n${JSON.stringify({ text: text.slice(400, 900) })}\n${JSON.stringify({ text: '' })}\n`);
     const io = memoryIo(cwd);
     expect(await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer('llama'), '--out', 'out', '--data', 'data.jsonl', '--seq-len', '64'], io)).toBe(0);
-    expect(io.out.join('')).toContain('  calibration  2 samples (the data gives 2 of the 512 requested), 128 tokens (--seq-len 64, --batch-size 1) from data.jsonl\n');
+    expect(io.out.join('')).toContain('  calibration  2 samples (the data gives 2 of the 512 requested), 128 tokens (--seq-len 64, --batch-size 1) from data.jsonl, ');
   });
 
   test('an unreadable or malformed --data file exits 2 with one line, writing nothing', async () => {

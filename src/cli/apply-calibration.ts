@@ -92,6 +92,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   else io.stderr(`Calibrating on ${samples.samples} samples of ${args.data}\n`);
   const progress = io.isTty ? (layer: number, layers: number): void => io.stderr(`\rcalibrating layer ${layer + 1}/${layers}`) : undefined;
   let calibrated: Awaited<ReturnType<typeof calibrateJob>>;
+  const started = performance.now();
   try {
     calibrated = await calibrateJob(job, model, samples.batches, { onLayerStart: progress });
   } catch (e) {
@@ -105,6 +106,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     if (e instanceof RangeError) return fail(error('apply-failed', `${e.message}; is DIR/tokenizer.json the model's own tokenizer?`));
     throw e;
   }
+  const seconds = (performance.now() - started) / 1000;
   if (progress) io.stderr('\r\x1b[K');
   const spec = job.calibration!;
   const { lowExperts, fallbackModules, coverage } = calibrated;
@@ -133,7 +135,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   };
   const short = samples.samples < args.samples ? ` (the data gives ${samples.samples} of the ${args.samples} requested)` : '';
   const lines = [
-    `  calibration  ${samples.samples} samples${short}, ${samples.tokens} tokens (--seq-len ${seqLen}, --batch-size ${args.batchSize}) from ${source}`,
+    `  calibration  ${samples.samples} samples${short}, ${samples.tokens} tokens (--seq-len ${seqLen}, --batch-size ${args.batchSize}) from ${source}, ${seconds.toFixed(1)} s (${Math.round(samples.tokens / seconds)} tokens/s on ${args.device})`,
     `  coverage     ${coverageSummary(coverage, spec.minExpertTokens)}${fallbackModules.length > 0 ? `; ${fallbackModules.length} modules quantized data-free` : ''}`,
   ];
   return { ok: true, job: calibrated.job, lines, diagnostics, writeReport };

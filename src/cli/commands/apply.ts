@@ -162,6 +162,8 @@ export const command: Command = {
         maxShardBytes: shardGb * 1e9,
         moe: planned.ir!.moe,
       });
+      // The summary's time covers the whole run, calibration included.
+      const started = performance.now();
       let lines: readonly string[] = [];
       let writeReport = (): void => undefined;
       if (job.calibration) {
@@ -175,7 +177,7 @@ export const command: Command = {
       }
       const summary = await applyJob(job, progressPrinter(io.stderr, io.isTty));
       writeReport();
-      io.stdout(formatSummary({ ...summary, outDir: values.out }, device) + lines.map((l) => `${l}\n`).join(''));
+      io.stdout(formatSummary({ ...summary, outDir: values.out, seconds: (performance.now() - started) / 1000 }, device) + lines.map((l) => `${l}\n`).join(''));
       return EXIT_OK;
     } catch (e) {
       if (e instanceof OutputExistsError) throw new UsageError(`apply: ${e.message}`);
