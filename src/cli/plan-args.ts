@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { planRecipe, type PlannedRecipe } from '../plan/plan-recipe.js';
-import { renderDiagnostics } from '../report/diagnostics.js';
+import { diagnosticToJson, renderDiagnostics } from '../report/diagnostics.js';
 import { QUANTC_VERSION } from '../version.js';
 import { cwdSourceHost } from './cwd-host.js';
 import { EXIT_ERRORS, EXIT_USAGE, type CliIo } from './io.js';
@@ -24,13 +24,19 @@ export function planFromCli(recipe: string, model: string | undefined, io: CliIo
   );
 }
 
-/** Prints why no plan could be made and returns the exit code (2 unreadable input, 1 errors). */
-export function reportFailedPlan(planned: PlannedRecipe, io: CliIo): number {
+/**
+ * Prints why no plan could be made and returns the exit code (2 unreadable
+ * input, 1 errors). With `--format json` the diagnostics go to stdout as
+ * `{"diagnostics": [...]}`, in `check --format json`'s shape, so a tool
+ * reading stdout always gets JSON.
+ */
+export function reportFailedPlan(planned: PlannedRecipe, io: CliIo, format: 'text' | 'json' | 'markdown' = 'text'): number {
   if (planned.unreadable) {
     const first = planned.diagnostics.find((d) => d.severity === 'error');
     io.stderr(`quantc: ${first?.message ?? 'cannot read the input.'}\n`);
     return EXIT_USAGE;
   }
-  io.stderr(renderDiagnostics(planned.diagnostics, planned.sources));
+  if (format === 'json') io.stdout(`${JSON.stringify({ diagnostics: planned.diagnostics.map((d) => diagnosticToJson(d, planned.sources)) }, null, 2)}\n`);
+  else io.stderr(renderDiagnostics(planned.diagnostics, planned.sources));
   return EXIT_ERRORS;
 }

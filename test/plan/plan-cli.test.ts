@@ -27,6 +27,27 @@ describe('quantc plan with an unknown MoE class', () => {
     await expect(r.stdout).toMatchFileSnapshot(`../cases/plan-moe/undeclared.plan.txt`);
   });
 
+  it('with --format json, a recipe that does not compile prints its diagnostics as JSON on stdout', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/quantc-json-errors-`);
+    writeFileSync(`${dir}/bad.qr`, 'recipe "bad" version "1"\nstage q {\n  QuantizationModifer {\n    targets = [Linear]\n  }\n}\n');
+    for (const argv of [
+      ['plan', `${dir}/bad.qr`, '--model', MODEL, '--format', 'json'],
+      ['explain', `${dir}/bad.qr`, 'model.layers.0.mlp', '--model', MODEL, '--format', 'json'],
+      ['diff', `${CASE}/declared.qr`, `${dir}/bad.qr`, '--model', MODEL, '--format', 'json'],
+    ]) {
+      const r = await run(...argv);
+      expect(r.code, argv[0]).toBe(1);
+      expect(r.stderr, argv[0]).toBe('');
+      const { diagnostics } = JSON.parse(r.stdout);
+      expect(diagnostics.map((d: { code: string; span: { start: { line: number } } }) => [d.code, d.span.start.line]), argv[0]).toEqual([['unknown-modifier', 3]]);
+    }
+    const text = await run('plan', `${dir}/bad.qr`, '--model', MODEL);
+    expect([text.code, text.stdout]).toEqual([1, '']);
+    expect(text.stderr).toContain('error unknown-modifier:');
+  });
+
   it('succeeds once the recipe declares a rewrite, and the JSON records it', async () => {
     const r = await run('plan', `${CASE}/declared.qr`, '--model', MODEL, '--format', 'json');
     expect(r.code).toBe(0);

@@ -56,7 +56,7 @@ export const command: Command = {
         continue;
       }
       const planned = await planFromCli(input, model, io);
-      if (!planned.build) return reportFailedPlan(planned, io);
+      if (!planned.build) return reportFailedPlan(planned, io, format);
       plans.push(planned.build.plan);
     }
     const [before, after] = plans as [Plan, Plan];

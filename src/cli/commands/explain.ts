@@ -39,7 +39,7 @@ export const command: Command = {
     if (positionals.length < 2) throw new UsageError('explain: expected RECIPE and at least one MODULE. See "quantc explain --help".');
     const [recipe, ...modules] = positionals;
     const planned = await planFromCli(recipe!, values.model as string | undefined, io);
-    if (!planned.build) return reportFailedPlan(planned, io);
+    if (!planned.build) return reportFailedPlan(planned, io, format);
     let exit = EXIT_OK;
     const json: unknown[] = [];
     for (const name of modules) {

@@ -72,7 +72,7 @@ export const command: Command = {
     const failOn = choice('plan', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
     if (positionals.length !== 1) throw new UsageError('plan: expected exactly one RECIPE. See "quantc plan --help".');
     const planned = await planFromCli(positionals[0]!, values.model as string | undefined, io);
-    if (!planned.build) return reportFailedPlan(planned, io);
+    if (!planned.build) return reportFailedPlan(planned, io, format);
     const { plan } = planned.build;
     const rendered =
       format === 'json'
