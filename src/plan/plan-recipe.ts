@@ -10,6 +10,7 @@ import { loadModel, type LoadedModel } from '../model/load.js';
 import type { ModelHost } from '../model/model-host.js';
 import type { SourceHost } from '../source-host.js';
 import { lowerToPlan, type PlanBuild } from './lower.js';
+import { checkModelHeader } from './model-mismatch.js';
 
 /** Everything a plan-producing command needs to print. */
 export interface PlannedRecipe {
@@ -61,6 +62,9 @@ export async function planRecipe(recipePath: string, modelArg: string | undefine
   const diagnostics = [...compiled.diagnostics, ...loaded.diagnostics];
   if (!loaded.value || hasErrors(loaded.diagnostics)) {
     return fail(diagnostics, loaded.diagnostics.some((d) => UNREADABLE_MODEL.has(d.code) || d.code.startsWith('file-')), loaded.value ?? null);
+  }
+  if (modelArg !== undefined) {
+    diagnostics.push(...checkModelHeader(compiled.ir.model, modelArg, loaded.value.tree.modelType ?? '', compiled.spans.get('/recipe/model')?.value));
   }
   const lowered = lowerToPlan({
     recipePath,
