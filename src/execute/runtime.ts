@@ -44,6 +44,14 @@ export class GraphRuntime {
   private ort: typeof Ort | null = null;
   /** Where session creation and run times are added up, when set. */
   timings?: RuntimeTimings;
+  /**
+   * Whether onnxruntime folds constant subgraphs when a session is created
+   * (default). Off, constant work (widening and transposing stored weights)
+   * runs inside every `run` instead: on CUDA that is a fraction of a
+   * millisecond on the device, while folding copies every weight several
+   * times on the host before it is uploaded.
+   */
+  foldConstants = true;
 
   /**
    * `chunkElements`: largest weight slice per graph run for row-independent
@@ -84,7 +92,8 @@ export class GraphRuntime {
         try {
           const bytes = build();
           const t0 = performance.now();
-          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel: 4 });
+          const extra = this.foldConstants ? {} : { extra: { optimization: { disable_specified_optimizers: 'ConstantFolding' } } };
+          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel: 4, ...extra });
           if (this.timings) {
             this.timings.create += performance.now() - t0;
             this.timings.sessions++;
@@ -104,14 +113,18 @@ export class GraphRuntime {
     return s;
   }
 
-  /** Runs graph `key` (built by `build` on first use) and returns its outputs. */
-  async run(key: string, build: () => Uint8Array, feeds: Readonly<Record<string, RawTensor>>): Promise<Record<string, RawTensor>> {
+  /**
+   * Runs graph `key` (built by `build` on first use) and returns its outputs,
+   * or only those `outputs` names (the others are neither computed for
+   * nothing nor copied back).
+   */
+  async run(key: string, build: () => Uint8Array, feeds: Readonly<Record<string, RawTensor>>, outputs?: (name: string) => boolean): Promise<Record<string, RawTensor>> {
     const session = await this.session(key, build);
     const ort = this.ort!;
     const inputs: Record<string, Ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) inputs[name] = new ort.Tensor(t.type, t.data as never, t.dims as number[]);
     const t0 = performance.now();
-    const result = await session.run(inputs);
+    const result = await (outputs ? session.run(inputs, session.outputNames.filter(outputs)) : session.run(inputs));
     if (this.timings) {
       this.timings.run += performance.now() - t0;
       this.timings.runs++;

@@ -8,7 +8,8 @@
  *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--model DIR]
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
- *     [--graph-weight-bytes N] [--json FILE]
+ *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1]
+ *     [--json FILE]
  *
  * quantc computes in float32 (bf16 weights widened), so the like-for-like
  * PyTorch row is float32; bfloat16 is an extra row. quantc's figure is the
@@ -48,6 +49,10 @@ export interface CalibrateBenchOptions {
   readonly python?: string;
   /** Overrides {@link ForwardModel.graphWeightBytes} (0: one layer per graph). */
   readonly graphWeightBytes?: number;
+  /** Overrides {@link ForwardModel.foldConstants}. */
+  readonly foldConstants?: boolean;
+  /** {@link ForwardModel.layerOutputs} (default false: calibration reads only the statistics). */
+  readonly layerOutputs?: boolean;
   /** Each row as it is measured. */
   readonly onRow?: (row: CalibrateBenchRow) => void;
 }
@@ -151,6 +156,8 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
     await warmUp(device);
     const model = await ForwardModel.open(dir, device);
     if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
+    if (options.foldConstants !== undefined) model.foldConstants = options.foldConstants;
+    model.layerOutputs = options.layerOutputs ?? false;
     const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
     model.timings = timings;
     const t0 = performance.now();
@@ -208,6 +215,8 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     torchDtypes: flag(args, '--torch-dtypes') === 'none' ? [] : list<'float32' | 'bfloat16'>('--torch-dtypes'),
     python: flag(args, '--python'),
     graphWeightBytes: num('--graph-weight-bytes'),
+    foldConstants: flag(args, '--fold-constants') === undefined ? undefined : flag(args, '--fold-constants') === '1',
+    layerOutputs: flag(args, '--layer-outputs') === '1',
   };
 }
 

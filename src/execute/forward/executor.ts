@@ -84,6 +84,15 @@ export class ForwardModel {
    * as fast and keeps one layer's weights resident.
    */
   graphWeightBytes: number;
+  /**
+   * Whether {@link RunOptions.onLayer} receives every layer's hidden states
+   * (default). Set false when it reads only the layer statistics, as
+   * calibration does: a graph of several layers then copies back only its
+   * last layer's states, and the others reach `onLayer` with empty data.
+   */
+  layerOutputs = true;
+  /** Whether weights are widened and transposed once, when a graph is loaded (see {@link GraphRuntime.foldConstants}); on CUDA they are on the device at every run. */
+  foldConstants: boolean;
 
   private constructor(
     readonly config: DecoderConfig,
@@ -93,6 +102,15 @@ export class ForwardModel {
     private readonly layerBuilder: LayerBuilder,
   ) {
     this.graphWeightBytes = device === 'cuda' ? CUDA_GRAPH_WEIGHT_BYTES : 0;
+    this.foldConstants = device !== 'cuda';
+  }
+
+  /** A runtime for this model's graphs, timed when profiling. */
+  private runtime(): GraphRuntime {
+    const runtime = new GraphRuntime(this.device);
+    runtime.timings = this.timings;
+    runtime.foldConstants = this.foldConstants;
+    return runtime;
   }
 
   /** Opens `dir` (config.json + safetensors); throws {@link UnsupportedModelError} for an architecture it cannot run. */
@@ -121,7 +139,11 @@ export class ForwardModel {
     });
   }
 
-  /** Runs every decoder layer on every batch, layer-major; returns the last layer's outputs. */
+  /**
+   * Runs every decoder layer on every batch, layer-major (layers sharing one
+   * graph, see {@link layerRanges}, batch by batch); returns the last layer's
+   * outputs.
+   */
   async layers(hidden: HiddenBatch[], options: RunOptions = {}): Promise<HiddenBatch[]> {
     const tables = new Map<string, { cos: RawTensor; sin: RawTensor; mask: RawTensor }>();
     const inputsFor = (seq: number, window: number | null): { cos: RawTensor; sin: RawTensor; mask: RawTensor } => {
@@ -146,8 +168,7 @@ export class ForwardModel {
       if (this.timings) this.timings.build += performance.now() - built;
       const next: HiddenBatch[] = [];
       const extras: Record<string, RawTensor>[] = [];
-      const runtime = new GraphRuntime(this.device);
-      runtime.timings = this.timings;
+      const runtime = this.runtime();
       try {
         for (let i = 0; i < current.length; i++) {
           const b = current[i]!;
@@ -215,16 +236,18 @@ export class ForwardModel {
     }
     const bytes = g.build(`layers_${first}_${end}`);
     if (this.timings) this.timings.build += performance.now() - built;
-    const runtime = new GraphRuntime(this.device);
-    runtime.timings = this.timings;
+    const runtime = this.runtime();
     const next: HiddenBatch[] = [];
     try {
       for (let i = 0; i < current.length; i++) {
         const b = current[i]!;
-        const result = await runtime.run(`layers_${first}_${end}`, () => bytes, {
-          hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]),
-          ...inputsFor(b.seq, windowOf(this.config, first)),
-        });
+        const last = `out_${end - 1}`;
+        const result = await runtime.run(
+          `layers_${first}_${end}`,
+          () => bytes,
+          { hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]), ...inputsFor(b.seq, windowOf(this.config, first)) },
+          this.layerOutputs ? undefined : (name) => !name.startsWith('out_') || name === last,
+        );
         const extras = new Map<number, Record<string, RawTensor>>();
         for (const [name, t] of Object.entries(result)) {
           if (name.startsWith('out_')) continue;
@@ -232,9 +255,10 @@ export class ForwardModel {
           extras.set(layer, { ...extras.get(layer), [name]: t });
         }
         for (let layer = first; layer < end; layer++) {
-          options.onLayer?.(layer, i, { data: result[`out_${layer}`]!.data as Float32Array, batch: b.batch, seq: b.seq }, extras.get(layer) ?? {});
+          const data = (result[`out_${layer}`]?.data as Float32Array | undefined) ?? new Float32Array(0);
+          options.onLayer?.(layer, i, { data, batch: b.batch, seq: b.seq }, extras.get(layer) ?? {});
         }
-        next.push({ data: result[`out_${end - 1}`]!.data as Float32Array, batch: b.batch, seq: b.seq });
+        next.push({ data: result[last]!.data as Float32Array, batch: b.batch, seq: b.seq });
       }
     } finally {
       await runtime.dispose();
@@ -248,14 +272,12 @@ export class ForwardModel {
    * output and its observer outputs to the batch's extras.
    */
   private async runExpertGroups(groups: ExpertGroups, hidden: HiddenBatch[], extras: Record<string, RawTensor>[]): Promise<void> {
-    const timings = this.timings;
     for (let start = 0; start < groups.experts; start += groups.groupSize) {
       const count = Math.min(groups.groupSize, groups.experts - start);
       const built = performance.now();
       const bytes = await groups.build(start, count);
-      if (timings) timings.build += performance.now() - built;
-      const runtime = new GraphRuntime(this.device);
-      runtime.timings = timings;
+      if (this.timings) this.timings.build += performance.now() - built;
+      const runtime = this.runtime();
       try {
         for (let i = 0; i < hidden.length; i++) {
           const extra = extras[i]!;
@@ -305,7 +327,7 @@ export class ForwardModel {
     for (let start = 0; start < vocab; start += rows) {
       const count = Math.min(rows, vocab - start);
       const bytes = await headGraph(this.weights, this.config, output, start, count);
-      const runtime = new GraphRuntime(this.device);
+      const runtime = this.runtime();
       try {
         for (let i = 0; i < hidden.length; i++) {
           const b = hidden[i]!;
