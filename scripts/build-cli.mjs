@@ -10,9 +10,12 @@
  *   script and no `import`), and `quantc.blob`, the V8 startup snapshot of
  *   that file after its warm-up (src/cli/snapshot.ts).
  * - `dist/cli/snapshot/quantc.blob.node`: the path of the node executable
- *   that built the blob. A blob loads only into the very node binary, with
- *   the very V8 flags, that built it, so the launcher uses it only when the
- *   `node` it would run is that file and is not newer than the blob.
+ *   that built the blob, with that executable's modification time. A blob
+ *   loads only into the very node binary, with the very V8 flags, that built
+ *   it, so the launcher uses it only when the `node` it would run is that
+ *   file (same device and inode) and still has that modification time (not
+ *   replaced or rewritten since, and not another machine's or image's node
+ *   at the same path).
  *
  * A snapshot that cannot be built or fails its trial run is left out with a
  * warning: quantc then works as before, only with a slower start.
@@ -94,8 +97,12 @@ function buildBlob() {
   if (trial.status !== 0 || trial.stdout !== '' || trial.stderr !== '') {
     return `its trial run "quantc ${TRIAL.join(' ')}" exited ${trial.status}:\n${trial.stderr}${trial.stdout}`;
   }
+  const executable = realpathSync(process.execPath);
+  writeFileSync(STAMP, `${executable}\n`);
+  // `touch -r` copies the time to the nanosecond, as the launcher's shell compares it.
+  const touched = spawnSync('touch', ['-r', executable, STAMP], { encoding: 'utf8' });
+  if (touched.status !== 0) return `"touch -r ${executable}" failed: ${touched.stderr || touched.error?.message}`;
   renameSync(tmp, BLOB);
-  writeFileSync(STAMP, `${realpathSync(process.execPath)}\n`);
   return undefined;
 }
 
@@ -106,5 +113,6 @@ await buildSnapshotBundle();
 const problem = buildBlob();
 if (problem) {
   rmSync(`${BLOB}.tmp`, { force: true });
+  rmSync(STAMP, { force: true });
   process.stderr.write(`quantc build: warning: no startup snapshot (quantc check will start slower); ${problem}\n`);
 }

@@ -7,7 +7,7 @@
  * command.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,9 @@ function install(options: { stub: boolean }): string {
   const pkg = join(scratch, `pkg-${++installs}`);
   mkdirSync(join(pkg, 'bin'), { recursive: true });
   copyFileSync(join(ROOT, 'bin/quantc'), join(pkg, 'bin/quantc'));
-  cpSync(join(ROOT, 'dist/cli'), join(pkg, 'dist/cli'), { recursive: true });
+  mkdirSync(join(pkg, 'dist'));
+  // As `cp -p` copies: the snapshot's stamp keeps the modification time it records, to the nanosecond.
+  expect(spawnSync('cp', ['-Rp', join(ROOT, 'dist/cli'), join(pkg, 'dist/cli')]).status).toBe(0);
   for (const shared of ['package.json', 'node_modules', 'schemas', 'recipes', 'src']) symlinkSync(join(ROOT, shared), join(pkg, shared));
   if (options.stub) writeFileSync(join(pkg, 'dist/cli/quantc.js'), STUB);
   return pkg;
@@ -82,9 +84,10 @@ describe('the quantc launcher (run `npm run build` first; `npm test` does)', () 
     const otherNode = install({ stub: true });
     expect(quantc(otherNode, ['check', RECIPE], { node: 'copy' })).toEqual(SERVED_BY_PLAIN);
 
-    const stale = install({ stub: true });
-    utimesSync(join(stale, 'dist/cli/snapshot/quantc.blob'), 0, 0);
-    expect(quantc(stale, ['check', RECIPE])).toEqual(SERVED_BY_PLAIN);
+    // The node at the recorded path has another modification time: rewritten, or another machine's node.
+    const replaced = install({ stub: true });
+    utimesSync(join(replaced, 'dist/cli/snapshot/quantc.blob.node'), 0, 0);
+    expect(quantc(replaced, ['check', RECIPE])).toEqual(SERVED_BY_PLAIN);
 
     const flags = install({ stub: true });
     expect(quantc(flags, ['check', RECIPE], { env: { NODE_OPTIONS: '--max-old-space-size=512' } })).toEqual(SERVED_BY_PLAIN);
