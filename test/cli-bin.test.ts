@@ -1,6 +1,7 @@
 /**
- * The built executable (the bundle `npm run build` writes), run as a user
- * runs it: a fresh process, real exit codes, one-line errors.
+ * The built executable (the launcher and the bundles `npm run build`
+ * writes), run as a user runs it: a fresh process, real exit codes,
+ * one-line errors.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,7 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${ROOT}${pkg.bin.quantc}`;
 
 function quantc(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(BIN, args, { cwd: ROOT, encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -4,7 +4,9 @@
  */
 import { suggestion } from '../diagnostics.js';
 import { QUANTC_VERSION } from '../version.js';
-import { EXIT_USAGE, UsageError, type CliIo, type Command } from './io.js';
+import { EXIT_USAGE, type CliIo, type Command } from './io.js';
+import { runCommand } from './run-command.js';
+import { processIo } from './run-process.js';
 
 /** Subcommands in help order, each loaded on demand. */
 const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<Command> }>> = {
@@ -37,16 +39,6 @@ function topHelp(): string {
   ].join('\n');
 }
 
-/** Default I/O: the process's streams. */
-export function processIo(): CliIo {
-  return {
-    stdout: (t) => process.stdout.write(t),
-    stderr: (t) => process.stderr.write(t),
-    cwd: process.cwd(),
-    isTty: Boolean(process.stdout.isTTY),
-  };
-}
-
 /** Runs the CLI and returns the exit code. */
 export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
   const [name, ...rest] = argv;
@@ -63,14 +55,5 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     io.stderr(`quantc: unknown command "${name}".${suggestion(name, Object.keys(COMMANDS))} Run "quantc --help" for the list.\n`);
     return EXIT_USAGE;
   }
-  const command = await entry.load();
-  try {
-    return await command.run(rest, io);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.stderr(`quantc: ${e.message}\n`);
-      return EXIT_USAGE;
-    }
-    throw e;
-  }
+  return runCommand(await entry.load(), rest, io);
 }

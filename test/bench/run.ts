@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: the figures quantc promises, measured on this machine.
  *
- * - `check` of a built-in recipe, cold CLI wall time (a fresh process each run);
+ * - `check` of a built-in recipe, cold CLI wall time (a fresh process each
+ *   run, started as a user starts it: the `quantc` executable), next to
+ *   `node -e 0` timed in the same loop, and without the startup snapshot;
  * - `plan` of Kimi-K2 (61 layers × 384 experts): compile time in process
  *   (recipe → IR → tree → rewrites → matching → plan) and CLI wall time;
  * - matching 10 patterns over the unpacked Kimi-K2 tree; expanding configs;
@@ -23,24 +25,47 @@ import { benchMatch } from './match.js';
 import { benchModelLoad } from './model.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = `${ROOT}dist/cli/quantc.js`;
+const BIN = `${ROOT}bin/quantc`;
+const PLAIN = `${ROOT}dist/cli/quantc.js`;
+
+/** A command line to time: the executable and its arguments. */
+type CommandLine = readonly [string, ...string[]];
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Wall times of `node dist/cli/quantc.js ARGS`, each in a fresh process. */
-function cliWall(args: readonly string[], runs: number): { median: number; min: number; exit: number } {
-  const times: number[] = [];
-  let exit = 0;
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'ignore'] });
-    times.push(performance.now() - t0);
-    exit = r.status ?? -1;
+interface Wall {
+  readonly median: number;
+  readonly min: number;
+  readonly exit: number;
+}
+
+/**
+ * Wall times of each command line, each run in a fresh process. The lines
+ * take turns within every round, so a busy spell of the machine slows all
+ * of them alike and their difference stays meaningful. One round before
+ * the timed ones brings the files into the page cache, as any earlier use
+ * of quantc would have.
+ */
+function wallTimes(lines: readonly CommandLine[], runs: number): Wall[] {
+  const times = lines.map((): number[] => []);
+  const exits = lines.map(() => 0);
+  for (let i = -1; i < runs; i++) {
+    lines.forEach(([file, ...args], j) => {
+      const t0 = performance.now();
+      const r = spawnSync(file, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'ignore'] });
+      if (i >= 0) times[j]!.push(performance.now() - t0);
+      exits[j] = r.status ?? -1;
+    });
   }
-  return { median: median(times), min: Math.min(...times), exit };
+  return times.map((t, j) => ({ median: median(t), min: Math.min(...t), exit: exits[j]! }));
+}
+
+/** Wall times of `quantc ARGS` through the executable, each in a fresh process. */
+function cliWall(args: readonly string[], runs: number): Wall {
+  return wallTimes([[BIN, ...args]], runs)[0]!;
 }
 
 /** In-process compile time of a plan (no rendering), cold then warm median. */
@@ -75,9 +100,13 @@ async function main(): Promise<void> {
     console.log(s);
   };
 
-  const check = cliWall(['check', 'recipes/glm-4.7-flash-nvfp4.qr'], 10);
-  print(`check recipes/glm-4.7-flash-nvfp4.qr   CLI cold wall: median ${ms(check.median)}, min ${ms(check.min)} (budget 150 ms)`);
-  const checkYaml = cliWall(['check', 'recipes/glm-4.7-flash-nvfp4.yaml'], 10);
+  const glmQr = ['check', 'recipes/glm-4.7-flash-nvfp4.qr'];
+  const [check, nodeAlone, checkPlain] = wallTimes([[BIN, ...glmQr], [process.execPath, '-e', '0'], [process.execPath, PLAIN, ...glmQr]], 31);
+  if (check!.exit !== 0) throw new Error(`bench: quantc ${glmQr.join(' ')} exited ${check!.exit}`);
+  print(`check recipes/glm-4.7-flash-nvfp4.qr   CLI cold wall: median ${ms(check!.median)}, min ${ms(check!.min)} (budget 150 ms)`);
+  print(`  node -e 0 in the same loop:          median ${ms(nodeAlone!.median)}, min ${ms(nodeAlone!.min)}`);
+  print(`  without the startup snapshot:        median ${ms(checkPlain!.median)}, min ${ms(checkPlain!.min)}`);
+  const checkYaml = cliWall(['check', 'recipes/glm-4.7-flash-nvfp4.yaml'], 11);
   print(`check recipes/glm-4.7-flash-nvfp4.yaml CLI cold wall: median ${ms(checkYaml.median)}, min ${ms(checkYaml.min)}`);
 
   const kimi = await planCompile('recipes/kimi-k2-w4a16.qr', 6);
