@@ -1,5 +1,5 @@
 /**
- * The `quantc` launcher (bin/quantc): it runs `check`, `fmt` and `export`
+ * The `quantc` launcher (dist/cli/quantc, from src/cli/quantc.sh): it runs `check`, `fmt` and `export`
  * from the startup snapshot only when the blob was built by the `node` on
  * PATH, and otherwise, or for any other command, from the plain bundle;
  * both give the same output. Each case runs an installed copy of the built
@@ -36,9 +36,7 @@ function nodeDir(how: 'link' | 'copy'): string {
 /** Installs a copy of the built package; `stub` replaces the plain bundle with one that only says it ran. */
 function install(options: { stub: boolean }): string {
   const pkg = join(scratch, `pkg-${++installs}`);
-  mkdirSync(join(pkg, 'bin'), { recursive: true });
-  copyFileSync(join(ROOT, 'bin/quantc'), join(pkg, 'bin/quantc'));
-  mkdirSync(join(pkg, 'dist'));
+  mkdirSync(join(pkg, 'dist'), { recursive: true });
   // As `cp -p` copies: the snapshot's stamp keeps the modification time it records, to the nanosecond.
   expect(spawnSync('cp', ['-Rp', join(ROOT, 'dist/cli'), join(pkg, 'dist/cli')]).status).toBe(0);
   for (const shared of ['package.json', 'node_modules', 'schemas', 'recipes', 'src']) symlinkSync(join(ROOT, shared), join(pkg, shared));
@@ -56,7 +54,7 @@ function run(bin: string, args: readonly string[], options: { cwd: string; node?
 }
 
 function quantc(pkg: string, args: readonly string[], options: { node?: 'link' | 'copy'; env?: Record<string, string> } = {}) {
-  return run(join(pkg, 'bin/quantc'), args, { cwd: pkg, ...options });
+  return run(join(pkg, 'dist/cli/quantc'), args, { cwd: pkg, ...options });
 }
 
 describe('the quantc launcher (run `npm run build` first; `npm test` does)', () => {
@@ -134,7 +132,7 @@ describe('the quantc launcher (run `npm run build` first; `npm test` does)', () 
     const project = join(scratch, 'project');
     mkdirSync(join(project, 'node_modules/.bin'), { recursive: true });
     symlinkSync(pkg, join(project, 'node_modules/quantc'));
-    symlinkSync('../quantc/bin/quantc', join(project, 'node_modules/.bin/quantc'));
+    symlinkSync('../quantc/dist/cli/quantc', join(project, 'node_modules/.bin/quantc'));
     writeFileSync(join(project, 'mine.qr'), 'stage quant {\n  QuantizationModifier {\n    targets = [Linear]\n    scheme = W9A9\n  }\n}\n');
     const r = run('node_modules/.bin/quantc', ['check', 'mine.qr'], { cwd: project });
     expect(r.code).toBe(1);
@@ -146,7 +144,7 @@ describe('the quantc launcher (run `npm run build` first; `npm test` does)', () 
     const pkg = install({ stub: false });
     symlinkSync(join(ROOT, 'test'), join(pkg, 'test'));
     const files = Array.from({ length: 400 }, () => 'test/cases/dsl/syntax-errors/input.qr').join(' ');
-    const r = spawnSync('/bin/sh', ['-c', `bin/quantc check ${files} | head -c 1 >/dev/null`], { cwd: pkg, encoding: 'utf8' });
+    const r = spawnSync('/bin/sh', ['-c', `dist/cli/quantc check ${files} | head -c 1 >/dev/null`], { cwd: pkg, encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
   });

@@ -25,7 +25,7 @@ import { benchMatch } from './match.js';
 import { benchModelLoad } from './model.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = `${ROOT}bin/quantc`;
+const BIN = `${ROOT}dist/cli/quantc`;
 const PLAIN = `${ROOT}dist/cli/quantc.js`;
 
 /** A command line to time: the executable and its arguments. */

@@ -16,7 +16,7 @@ while [ -h "$self" ]; do
   link=$(readlink "$self")
   case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
 done
-cli=${self%/*}/../dist/cli
+cli=${self%/*}
 
 case $1 in
 check | fmt | export)

@@ -1,7 +1,8 @@
 /**
  * The second half of `npm run build` (after `tsc`): bundles the compiled CLI
- * into `dist/cli` and builds the startup snapshot the launcher `bin/quantc`
- * runs the recipe commands from.
+ * into `dist/cli` and builds the startup snapshot the launcher
+ * (`dist/cli/quantc`, installed from src/cli/quantc.sh) runs the recipe
+ * commands from.
  *
  * - `dist/cli/quantc.js` + `chunks/`: every command as ES modules, loaded on
  *   demand. Runs anywhere Node runs; the launcher's fallback.
@@ -21,12 +22,12 @@
  * warning: quantc then works as before, only with a slower start.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const OUT = join(ROOT, 'dist/cli');
 const SNAPSHOT = join(OUT, 'snapshot');
 const BUNDLE = join(SNAPSHOT, 'quantc.cjs');
@@ -108,6 +109,9 @@ function buildBlob() {
 
 rmSync(OUT, { recursive: true, force: true });
 mkdirSync(SNAPSHOT, { recursive: true });
+// The package's executable: the launcher, next to the bundles it starts.
+copyFileSync(join(ROOT, 'src/cli/quantc.sh'), join(OUT, 'quantc'));
+chmodSync(join(OUT, 'quantc'), 0o755);
 await buildModules();
 await buildSnapshotBundle();
 const problem = buildBlob();
