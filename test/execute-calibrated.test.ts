@@ -18,6 +18,8 @@ interface CalibratedRef {
 }
 
 const REFS = join(CALIBRATION, '..', 'calibrated');
+/** Where the graphs run: `QUANTC_TEST_DEVICE=cuda` repeats these runs on a GPU (after `npm run setup:cuda`). */
+const DEVICE = process.env.QUANTC_TEST_DEVICE ?? 'cpu';
 const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', F8_E4M3: 'float8_e4m3fn', U8: 'uint8', I32: 'int32', F16: 'float16' };
 
 /** The first value of a small tensor. */
@@ -61,7 +63,7 @@ describe("calibrated apply reproduces llm-compressor's oneshot (bf16 model, 32-t
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-cal-'));
       await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama'));
       const io = memoryIo(cwd);
-      const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
+      const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
       expect(io.err.join(''), io.err.join('')).not.toMatch(/error/);
       expect(code).toBe(0);
       const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
