@@ -51,7 +51,7 @@ export interface CalibrateBenchOptions {
   readonly graphWeightBytes?: number;
   /** Overrides {@link ForwardModel.foldConstants}. */
   readonly foldConstants?: boolean;
-  /** {@link ForwardModel.layerOutputs} (default false: calibration reads only the statistics). */
+  /** Overrides {@link ForwardModel.layerOutputs}. */
   readonly layerOutputs?: boolean;
   /** Each row as it is measured. */
   readonly onRow?: (row: CalibrateBenchRow) => void;
@@ -157,7 +157,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
     const model = await ForwardModel.open(dir, device);
     if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
     if (options.foldConstants !== undefined) model.foldConstants = options.foldConstants;
-    model.layerOutputs = options.layerOutputs ?? false;
+    if (options.layerOutputs !== undefined) model.layerOutputs = options.layerOutputs;
     const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
     model.timings = timings;
     const t0 = performance.now();
@@ -216,7 +216,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     python: flag(args, '--python'),
     graphWeightBytes: num('--graph-weight-bytes'),
     foldConstants: flag(args, '--fold-constants') === undefined ? undefined : flag(args, '--fold-constants') === '1',
-    layerOutputs: flag(args, '--layer-outputs') === '1',
+    layerOutputs: flag(args, '--layer-outputs') === undefined ? undefined : flag(args, '--layer-outputs') === '1',
   };
 }
 

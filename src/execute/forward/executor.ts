@@ -85,12 +85,14 @@ export class ForwardModel {
    */
   graphWeightBytes: number;
   /**
-   * Whether {@link RunOptions.onLayer} receives every layer's hidden states
-   * (default). Set false when it reads only the layer statistics, as
-   * calibration does: a graph of several layers then copies back only its
-   * last layer's states, and the others reach `onLayer` with empty data.
+   * Whether {@link RunOptions.onLayer} receives every layer's hidden states.
+   * Off, a graph of several layers copies back only its last layer's states
+   * (what the next graph, the head and perplexity need; calibration reads
+   * only the statistics) and the others reach `onLayer` with empty data.
+   * Off on CUDA, where graphs hold several layers; set it to compare
+   * per-layer outputs there.
    */
-  layerOutputs = true;
+  layerOutputs: boolean;
   /** Whether weights are widened and transposed once, when a graph is loaded (see {@link GraphRuntime.foldConstants}); on CUDA they are on the device at every run. */
   foldConstants: boolean;
 
@@ -103,6 +105,7 @@ export class ForwardModel {
   ) {
     this.graphWeightBytes = device === 'cuda' ? CUDA_GRAPH_WEIGHT_BYTES : 0;
     this.foldConstants = device !== 'cuda';
+    this.layerOutputs = device !== 'cuda';
   }
 
   /** A runtime for this model's graphs, timed when profiling. */
