@@ -89,3 +89,19 @@ describe("static input scales match llm-compressor's oneshot on the same tokens"
     }
   }
 });
+
+describe('calibration in chunks of batches (hidden states over the resident bound) measures what one pass does', () => {
+  test.each(['llama', 'qwen3_moe'] as const)('%s', async (name) => {
+    const refs = (await textRefs(name)) as unknown as CalibratedRefs & Awaited<ReturnType<typeof textRefs>>;
+    const model = await ForwardModel.open(await modelWithTokenizer(name));
+    const batches = windows(refs.text_ids, refs.calibration_seq_len, 2);
+    const whole = await calibrate(model, batches, false);
+    // Room for the hidden states of one batch only: every batch is its own chunk.
+    const perBatch = 2 * refs.calibration_seq_len * model.config.hidden * 4;
+    const chunked = await calibrate(model, batches, false, undefined, { maxResidentBytes: perBatch });
+    expect(batches.length).toBeGreaterThan(2);
+    expect([...chunked.inputs]).toEqual([...whole.inputs]);
+    expect([...chunked.lastBatch]).toEqual([...whole.lastBatch]);
+    expect(chunked.coverage).toEqual(whole.coverage);
+  });
+});
