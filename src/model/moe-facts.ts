@@ -9,7 +9,7 @@
  * `@use_experts_implementation(is_concatenated, is_transposed, has_bias,
  * has_gate)` declares it (defaults true/false/false/true).
  */
-export interface ExpertsLayout {
+export interface ExpertsImplementation {
   /** `gate_up_proj` holds gate then up halves; false means interleaved (gpt-oss: gate = `[..., ::2]`). */
   readonly isConcatenated: boolean;
   /** Weights stored `[E, in, out]` (`x @ W`) instead of `[E, out, in]` (`F.linear`). */
@@ -21,7 +21,7 @@ export interface ExpertsLayout {
 }
 
 /** One per-expert Linear after unpacking: `experts.<i>.<name>`. */
-export interface ExpertLinear {
+export interface ExpertLinearShape {
   /** `gate_proj`, `up_proj` or `down_proj`. */
   readonly name: string;
   /** `[out_features, in_features]`, as `nn.Linear.weight`. */
@@ -46,7 +46,7 @@ export interface MoeBlockFacts {
   readonly topK: number | undefined;
   readonly hiddenSize: number;
   readonly intermediateSize: number;
-  readonly layout: ExpertsLayout;
+  readonly layout: ExpertsImplementation;
   /**
    * True when the experts class carries `@use_experts_implementation`, which
    * is how llm-compressor main detects fused experts (Llama-4's does not; it
@@ -57,7 +57,7 @@ export interface MoeBlockFacts {
    * The Linear modules each expert becomes when unpacked, in the module order
    * llm-compressor gives them (`up_proj`, `gate_proj`, `down_proj`).
    */
-  readonly expertLinears: readonly ExpertLinear[];
+  readonly expertLinears: readonly ExpertLinearShape[];
   /** dtype of the expert weights. */
   readonly dtype: string;
 }
@@ -68,7 +68,7 @@ export interface MoeFacts {
 }
 
 /** The default layout of `@use_experts_implementation` without arguments. */
-export const DEFAULT_EXPERTS_LAYOUT: ExpertsLayout = {
+export const DEFAULT_EXPERTS_LAYOUT: ExpertsImplementation = {
   isConcatenated: true,
   isTransposed: false,
   hasBias: false,

@@ -38,7 +38,7 @@ export interface ForwardTimings extends RuntimeTimings {
   build: number;
 }
 
-/** Options of {@link ForwardModel.run}. */
+/** Options of {@link ForwardModel.layers}. */
 export interface RunOptions {
   readonly onLayer?: LayerObserver;
   /** Called when a layer's graph is built and about to run (progress). */
@@ -93,7 +93,7 @@ export class ForwardModel {
    * per-layer outputs there.
    */
   layerOutputs: boolean;
-  /** Whether weights are widened and transposed once, when a graph is loaded (see {@link GraphRuntime.foldConstants}); on CUDA they are on the device at every run. */
+  /** Whether weights are widened and transposed once, when a graph is loaded (onnxruntime constant folding at session creation); on CUDA they are on the device at every run. */
   foldConstants: boolean;
 
   private constructor(

@@ -6,7 +6,7 @@
  * `named_modules()` and `named_parameters()`.
  */
 import { TreeBuilder } from '../module-tree.js';
-import type { ExpertLinear, ExpertsLayout, MoeBlockFacts } from '../moe-facts.js';
+import type { ExpertLinearShape, ExpertsImplementation, MoeBlockFacts } from '../moe-facts.js';
 import type { ConfigReader } from './config-reader.js';
 
 /** transformers' `ACT2CLS`: `hidden_act` → activation module class. */
@@ -80,7 +80,7 @@ export interface ExpertsOptions {
   readonly cls: string;
   readonly numExperts: number;
   readonly intermediate: number;
-  readonly layout: ExpertsLayout;
+  readonly layout: ExpertsImplementation;
   /** Whether the experts module holds an activation child (`act_fn`). */
   readonly act: boolean;
 }
@@ -94,7 +94,7 @@ export interface MoeBlockParts {
   readonly sharedExpertGate?: number;
   readonly numExperts: number;
   readonly intermediate: number;
-  readonly layout: ExpertsLayout;
+  readonly layout: ExpertsImplementation;
   readonly decorated?: boolean;
 }
 
@@ -250,7 +250,7 @@ export class ModelBuilder {
     const { intermediate: i, layout } = p;
     const h = this.hidden;
     // llm-compressor's ExpertMLPWithGate registers up_proj before gate_proj.
-    const linears: ExpertLinear[] = [{ name: 'up_proj', shape: [i, h], bias: layout.hasBias }];
+    const linears: ExpertLinearShape[] = [{ name: 'up_proj', shape: [i, h], bias: layout.hasBias }];
     if (layout.hasGate) linears.push({ name: 'gate_proj', shape: [i, h], bias: layout.hasBias });
     linears.push({ name: 'down_proj', shape: [h, i], bias: layout.hasBias });
     this.moe.push({

@@ -4,11 +4,11 @@
  * is_transposed=True, has_bias=True)`: `gate_up_proj [E, H, 2I]` with gate
  * and up interleaved, `down_proj [E, I, H]`, biases for both.
  */
-import type { ExpertsLayout } from '../moe-facts.js';
+import type { ExpertsImplementation } from '../moe-facts.js';
 import { gqaAttention, skeletonClasses } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
-const GPT_OSS_LAYOUT: ExpertsLayout = { isConcatenated: false, isTransposed: true, hasBias: true, hasGate: true };
+const GPT_OSS_LAYOUT: ExpertsImplementation = { isConcatenated: false, isTransposed: true, hasBias: true, hasGate: true };
 
 /** gpt-oss-20b / gpt-oss-120b. */
 export const gptOss: ArchitectureDescriptor = {

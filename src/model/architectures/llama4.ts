@@ -6,11 +6,11 @@
  * (`gate_up_proj [E, H, 2I]`, `down_proj [E, I, H]`) in a class without
  * `@use_experts_implementation`.
  */
-import type { ExpertsLayout } from '../moe-facts.js';
+import type { ExpertsImplementation } from '../moe-facts.js';
 import { headDim, kvHeads } from './blocks.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
-const LLAMA4_LAYOUT: ExpertsLayout = { isConcatenated: true, isTransposed: true, hasBias: false, hasGate: true };
+const LLAMA4_LAYOUT: ExpertsImplementation = { isConcatenated: true, isTransposed: true, hasBias: false, hasGate: true };
 
 /** Llama 4 Scout / Maverick (text model). */
 export const llama4Text: ArchitectureDescriptor = {
