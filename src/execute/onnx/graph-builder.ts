@@ -34,32 +34,36 @@ export type Dim = number | string;
 export const OPSET = 21;
 const IR_VERSION = 10;
 
-function valueInfo(name: string, elemType: OnnxElemType, dims: readonly Dim[]): Uint8Array {
+function valueInfo(name: string, elemType: OnnxElemType, dims: readonly Dim[]): ProtoWriter {
   const shape = new ProtoWriter();
   for (const d of dims) {
     const dim = new ProtoWriter();
     if (typeof d === 'number') dim.int(1, d);
     else dim.string(2, d);
-    shape.bytes(1, dim.finish());
+    shape.message(1, dim);
   }
-  const tensorType = new ProtoWriter().int(1, elemType).bytes(2, shape.finish()).finish();
-  const type = new ProtoWriter().bytes(1, tensorType).finish();
-  return new ProtoWriter().string(1, name).bytes(2, type).finish();
+  const tensorType = new ProtoWriter().int(1, elemType).message(2, shape);
+  const type = new ProtoWriter().message(1, tensorType);
+  return new ProtoWriter().string(1, name).message(2, type);
 }
 
-function attribute(name: string, value: AttrValue): Uint8Array {
+function attribute(name: string, value: AttrValue): ProtoWriter {
   const w = new ProtoWriter().string(1, name);
-  if (typeof value === 'number') return w.int(3, value).int(20, 2).finish();
-  if (Array.isArray(value)) return w.packedInts(8, value as number[]).int(20, 7).finish();
-  return w.float(2, (value as { float: number }).float).int(20, 1).finish();
+  if (typeof value === 'number') return w.int(3, value).int(20, 2);
+  if (Array.isArray(value)) return w.packedInts(8, value as number[]).int(20, 7);
+  return w.float(2, (value as { float: number }).float).int(20, 1);
 }
 
-/** Accumulates nodes, inputs, outputs and constants of one ONNX graph. */
+/**
+ * Accumulates nodes, inputs, outputs and constants of one ONNX graph. Parts
+ * are kept as unencoded writers and constants by reference, so
+ * {@link build} copies each constant's bytes once, into the model bytes.
+ */
 export class GraphBuilder {
-  private nodes: Uint8Array[] = [];
-  private inits: Uint8Array[] = [];
-  private inputs: Uint8Array[] = [];
-  private outputs: Uint8Array[] = [];
+  private nodes: ProtoWriter[] = [];
+  private inits: ProtoWriter[] = [];
+  private inputs: ProtoWriter[] = [];
+  private outputs: ProtoWriter[] = [];
   private counter = 0;
 
   /** Declares a graph input and returns its name. */
@@ -74,11 +78,13 @@ export class GraphBuilder {
     this.outputs.push(valueInfo(name, elemType, dims));
   }
 
-  /** A constant tensor from raw little-endian bytes. */
+  /**
+   * A constant tensor from raw little-endian bytes. Large `raw` is
+   * referenced, not copied, until {@link build}: it must not change before.
+   */
   constRaw(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array): string {
     const name = `c${this.counter++}`;
-    const t = new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw).finish();
-    this.inits.push(t);
+    this.inits.push(new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw));
     return name;
   }
 
@@ -113,19 +119,19 @@ export class GraphBuilder {
     for (const i of inputs) w.string(1, i);
     for (const o of outputs) w.string(2, o);
     w.string(3, `n${this.counter++}`).string(4, opType);
-    for (const [k, v] of Object.entries(attrs)) w.bytes(5, attribute(k, v));
-    this.nodes.push(w.finish());
+    for (const [k, v] of Object.entries(attrs)) w.message(5, attribute(k, v));
+    this.nodes.push(w);
   }
 
   /** Serialized ModelProto. */
   build(name: string): Uint8Array {
     const g = new ProtoWriter();
-    for (const n of this.nodes) g.bytes(1, n);
+    for (const n of this.nodes) g.message(1, n);
     g.string(2, name);
-    for (const t of this.inits) g.bytes(5, t);
-    for (const i of this.inputs) g.bytes(11, i);
-    for (const o of this.outputs) g.bytes(12, o);
-    const opset = new ProtoWriter().string(1, '').int(2, OPSET).finish();
-    return new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').bytes(7, g.finish()).bytes(8, opset).finish();
+    for (const t of this.inits) g.message(5, t);
+    for (const i of this.inputs) g.message(11, i);
+    for (const o of this.outputs) g.message(12, o);
+    const opset = new ProtoWriter().string(1, '').int(2, OPSET);
+    return new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').message(7, g).message(8, opset).finish();
   }
 }

@@ -1,81 +1,159 @@
 /**
  * A minimal protobuf encoder: just the wire types ONNX ModelProto needs
- * (varint, length-delimited, fixed32). Messages are built bottom-up as byte
- * arrays, so nested lengths are always known when a parent is written.
+ * (varint, length-delimited, fixed32). Messages are built bottom-up, so a
+ * nested message's length is known when its parent writes it; but nothing is
+ * concatenated until the outermost message is finished: a writer keeps its
+ * small fields in one scratch buffer and only references large payloads
+ * (weights) and nested writers. {@link ProtoWriter.finish} then allocates the
+ * output once and copies every payload into it with one `set`, so a weight
+ * crosses memory once however deeply it is nested.
  */
 
-/** Growable byte sink for one protobuf message. */
-export class ProtoWriter {
-  private chunks: Uint8Array[] = [];
-  private size = 0;
+/** Payloads up to this size are copied into the scratch buffer; larger ones are referenced. */
+const INLINE_BYTES = 256;
 
-  /** Bytes written so far, concatenated. */
+const utf8 = new TextEncoder();
+const floatBits = new DataView(new ArrayBuffer(4));
+
+/** A protobuf message being written: fields in order, nested messages by reference. */
+export class ProtoWriter {
+  /** Finished runs of the scratch buffer, referenced payloads and nested writers, in order. */
+  private parts: (Uint8Array | ProtoWriter)[] = [];
+  private scratch = new Uint8Array(64);
+  /** Start of the scratch bytes not yet in `parts`. */
+  private from = 0;
+  private at = 0;
+  /** Encoded size in bytes of everything written so far. */
+  size = 0;
+
+  /**
+   * The encoded message. Referenced payloads and nested writers are read
+   * now: they must not change between being written and this call.
+   */
   finish(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let at = 0;
-    for (const c of this.chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
+    // Every byte is overwritten below, so the allocation need not be zeroed.
+    const buf = Buffer.allocUnsafeSlow(this.size);
+    const out = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+    const end = this.writeTo(out, 0);
+    if (end !== this.size) throw new Error(`protobuf size mismatch: wrote ${end} of ${this.size} bytes`);
     return out;
   }
 
-  private push(bytes: Uint8Array): void {
-    this.chunks.push(bytes);
-    this.size += bytes.length;
+  private writeTo(out: Uint8Array, at: number): number {
+    this.flush();
+    for (const p of this.parts) {
+      if (p instanceof ProtoWriter) at = p.writeTo(out, at);
+      else {
+        out.set(p, at);
+        at += p.length;
+      }
+    }
+    return at;
   }
 
-  private varint(value: bigint): void {
-    // Negative int64 values are encoded as their 64-bit two's complement.
-    let v = BigInt.asUintN(64, value);
-    const bytes: number[] = [];
-    do {
-      let b = Number(v & 0x7fn);
-      v >>= 7n;
-      if (v !== 0n) b |= 0x80;
-      bytes.push(b);
-    } while (v !== 0n);
-    this.push(Uint8Array.from(bytes));
+  /** Moves the pending scratch bytes into `parts`. */
+  private flush(): void {
+    if (this.at > this.from) this.parts.push(this.scratch.subarray(this.from, this.at));
+    this.from = this.at;
+  }
+
+  /** Room for `n` more scratch bytes (a new buffer leaves flushed runs where they are). */
+  private reserve(n: number): void {
+    if (this.at + n <= this.scratch.length) return;
+    const pending = this.scratch.subarray(this.from, this.at);
+    this.scratch = new Uint8Array(Math.max(2 * this.scratch.length, pending.length + n));
+    this.scratch.set(pending);
+    this.at = pending.length;
+    this.from = 0;
+  }
+
+  private byte(b: number): void {
+    this.scratch[this.at++] = b;
+  }
+
+  private varint(value: number | bigint): void {
+    this.reserve(10);
+    const start = this.at;
+    if (typeof value === 'number' && value >= 0 && Number.isSafeInteger(value)) {
+      let v = value;
+      while (v >= 0x80) {
+        this.byte((v % 0x80) | 0x80);
+        v = Math.floor(v / 0x80);
+      }
+      this.byte(v);
+    } else {
+      // Negative int64 values are encoded as their 64-bit two's complement.
+      let v = BigInt.asUintN(64, BigInt(value));
+      do {
+        let b = Number(v & 0x7fn);
+        v >>= 7n;
+        if (v !== 0n) b |= 0x80;
+        this.byte(b);
+      } while (v !== 0n);
+    }
+    this.size += this.at - start;
   }
 
   private tag(field: number, wire: number): void {
-    this.varint(BigInt((field << 3) | wire));
+    this.varint(field * 8 + wire);
   }
 
   /** A varint field (int32, int64, enum). */
   int(field: number, value: number | bigint): this {
     this.tag(field, 0);
-    this.varint(BigInt(value));
+    this.varint(value);
     return this;
   }
 
   /** A fixed32 float field. */
   float(field: number, value: number): this {
     this.tag(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, value, true);
-    this.push(b);
+    floatBits.setFloat32(0, value, true);
+    this.reserve(4);
+    for (let i = 0; i < 4; i++) this.byte(floatBits.getUint8(i));
+    this.size += 4;
     return this;
   }
 
-  /** A length-delimited field: bytes or an already encoded sub-message. */
+  /**
+   * A length-delimited field of raw bytes. Large payloads are referenced,
+   * not copied, until {@link finish}.
+   */
   bytes(field: number, value: Uint8Array): this {
     this.tag(field, 2);
-    this.varint(BigInt(value.length));
-    this.push(value);
+    this.varint(value.length);
+    if (value.length <= INLINE_BYTES) {
+      this.reserve(value.length);
+      this.scratch.set(value, this.at);
+      this.at += value.length;
+    } else {
+      this.flush();
+      this.parts.push(value);
+    }
+    this.size += value.length;
+    return this;
+  }
+
+  /** A nested message field; `message` must be complete (it is encoded by reference). */
+  message(field: number, message: ProtoWriter): this {
+    this.tag(field, 2);
+    this.varint(message.size);
+    this.flush();
+    this.parts.push(message);
+    this.size += message.size;
     return this;
   }
 
   /** A UTF-8 string field. */
   string(field: number, value: string): this {
-    return this.bytes(field, new TextEncoder().encode(value));
+    return this.bytes(field, utf8.encode(value));
   }
 
   /** A packed repeated varint field. */
   packedInts(field: number, values: readonly (number | bigint)[]): this {
     const inner = new ProtoWriter();
-    for (const v of values) inner.varint(BigInt(v));
-    return this.bytes(field, inner.finish());
+    for (const v of values) inner.varint(v);
+    return this.message(field, inner);
   }
 
   /** A packed repeated float field. */
