@@ -3,7 +3,7 @@
  * float32: RMSNorm, Linear (weights as initializers), SiLU, rotary embedding
  * with `rotate_half`, causal attention with grouped KV heads.
  */
-import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { DenseMatrix } from './dequantize.js';
 
 /** Raw bytes of a float32 array (no copy). */
@@ -23,9 +23,13 @@ export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: n
   return g.op('Mul', [weightConst(g, weight, [weight.length]), g.op('Mul', [x, inv])]);
 }
 
-/** A `[rows, cols]` bf16 matrix as stored in the checkpoint (raw little-endian bits), widened inside the graph. */
+/**
+ * A `[rows, cols]` bf16 matrix as stored in the checkpoint (raw little-endian
+ * bits, or where they lie in the checkpoint file: read straight into the
+ * graph bytes when the graph is built), widened inside the graph.
+ */
 export interface Bf16Matrix {
-  readonly bf16: Uint8Array;
+  readonly bf16: Uint8Array | FileBytes;
   readonly rows: number;
   readonly cols: number;
 }

@@ -33,13 +33,14 @@ export class WeightReader {
 
   /**
    * The `[out, in]` weight of Linear `module` for a graph: a plain bf16
-   * weight as its stored bits (the graph widens it), anything else dense
-   * float32 as {@link linear} reads it.
+   * weight as where its stored bits lie in the checkpoint (read straight
+   * into the graph bytes when the graph is built; the graph widens them),
+   * anything else dense float32 as {@link linear} reads it.
    */
   async linearWeight(module: string): Promise<DenseMatrix | Bf16Matrix> {
     const plain = this.index.tensors.get(`${module}.weight`);
     if (plain?.dtype === 'BF16' && plain.shape.length === 2 && !this.has(`${module}.weight_scale`)) {
-      return { bf16: await readTensorBytes(plain), rows: plain.shape[0]!, cols: plain.shape[1]! };
+      return { bf16: { file: plain.file, offset: plain.offset, byteLength: plain.byteLength }, rows: plain.shape[0]!, cols: plain.shape[1]! };
     }
     return this.linear(module);
   }

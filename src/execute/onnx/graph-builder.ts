@@ -4,7 +4,9 @@
  * fixed dims, constant initializers, nodes with int/float/ints attributes.
  * Node output names are generated, so graphs read like expressions.
  */
-import { ProtoWriter } from './proto-writer.js';
+import { ProtoWriter, type FileBytes } from './proto-writer.js';
+
+export type { FileBytes };
 
 /** ONNX TensorProto.DataType codes used by the executor. */
 export const OnnxType = {
@@ -79,10 +81,12 @@ export class GraphBuilder {
   }
 
   /**
-   * A constant tensor from raw little-endian bytes. Large `raw` is
-   * referenced, not copied, until {@link build}: it must not change before.
+   * A constant tensor from raw little-endian bytes, in memory or where they
+   * lie in a file (a checkpoint tensor, then read straight into the model
+   * bytes). Large `raw` is referenced, not copied, and a file not read until
+   * {@link build}: neither may change before.
    */
-  constRaw(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array): string {
+  constRaw(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array | FileBytes): string {
     const name = `c${this.counter++}`;
     this.inits.push(new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw));
     return name;

@@ -5,9 +5,20 @@
  * concatenated until the outermost message is finished: a writer keeps its
  * small fields in one scratch buffer and only references large payloads
  * (weights) and nested writers. {@link ProtoWriter.finish} then allocates the
- * output once and copies every payload into it with one `set`, so a weight
- * crosses memory once however deeply it is nested.
+ * output once and copies every payload into it with one `set`, or reads it
+ * from its file straight into place, so a weight crosses memory once however
+ * deeply it is nested.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
+
+/** A payload still in a file (a checkpoint tensor): read when the message is finished. */
+export interface FileBytes {
+  /** Path of the file. */
+  readonly file: string;
+  /** Byte offset of the payload in the file. */
+  readonly offset: number;
+  readonly byteLength: number;
+}
 
 /** Payloads up to this size are copied into the scratch buffer; larger ones are referenced. */
 const INLINE_BYTES = 256;
@@ -18,7 +29,7 @@ const floatBits = new DataView(new ArrayBuffer(4));
 /** A protobuf message being written: fields in order, nested messages by reference. */
 export class ProtoWriter {
   /** Finished runs of the scratch buffer, referenced payloads and nested writers, in order. */
-  private parts: (Uint8Array | ProtoWriter)[] = [];
+  private parts: (Uint8Array | FileBytes | ProtoWriter)[] = [];
   private scratch = new Uint8Array(64);
   /** Start of the scratch bytes not yet in `parts`. */
   private from = 0;
@@ -27,25 +38,35 @@ export class ProtoWriter {
   size = 0;
 
   /**
-   * The encoded message. Referenced payloads and nested writers are read
-   * now: they must not change between being written and this call.
+   * The encoded message. Referenced payloads, files and nested writers are
+   * read now: they must not change between being written and this call.
+   * File payloads are read synchronously, each straight into its place.
    */
   finish(): Uint8Array {
     // Every byte is overwritten below, so the allocation need not be zeroed.
     const buf = Buffer.allocUnsafeSlow(this.size);
     const out = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
-    const end = this.writeTo(out, 0);
-    if (end !== this.size) throw new Error(`protobuf size mismatch: wrote ${end} of ${this.size} bytes`);
+    const files = new Map<string, number>();
+    try {
+      const end = this.writeTo(out, 0, files);
+      if (end !== this.size) throw new Error(`protobuf size mismatch: wrote ${end} of ${this.size} bytes`);
+    } finally {
+      for (const fd of files.values()) closeSync(fd);
+    }
     return out;
   }
 
-  private writeTo(out: Uint8Array, at: number): number {
+  /** Writes the message at `at`; `files` caches descriptors of the files read. */
+  private writeTo(out: Uint8Array, at: number, files: Map<string, number>): number {
     this.flush();
     for (const p of this.parts) {
-      if (p instanceof ProtoWriter) at = p.writeTo(out, at);
-      else {
+      if (p instanceof ProtoWriter) at = p.writeTo(out, at, files);
+      else if (p instanceof Uint8Array) {
         out.set(p, at);
         at += p.length;
+      } else {
+        readInto(out.subarray(at, at + p.byteLength), p, files);
+        at += p.byteLength;
       }
     }
     return at;
@@ -116,13 +137,14 @@ export class ProtoWriter {
   }
 
   /**
-   * A length-delimited field of raw bytes. Large payloads are referenced,
-   * not copied, until {@link finish}.
+   * A length-delimited field of raw bytes, in memory or in a file. Large
+   * payloads are referenced, not copied, and files not read until
+   * {@link finish}.
    */
-  bytes(field: number, value: Uint8Array): this {
+  bytes(field: number, value: Uint8Array | FileBytes): this {
     this.tag(field, 2);
-    this.varint(value.length);
-    if (value.length <= INLINE_BYTES) {
+    this.varint(value.byteLength);
+    if (value instanceof Uint8Array && value.length <= INLINE_BYTES) {
       this.reserve(value.length);
       this.scratch.set(value, this.at);
       this.at += value.length;
@@ -130,7 +152,7 @@ export class ProtoWriter {
       this.flush();
       this.parts.push(value);
     }
-    this.size += value.length;
+    this.size += value.byteLength;
     return this;
   }
 
@@ -162,5 +184,19 @@ export class ProtoWriter {
     const dv = new DataView(b.buffer);
     values.forEach((v, i) => dv.setFloat32(i * 4, v, true));
     return this.bytes(field, b);
+  }
+}
+
+/** Fills `dest` with the bytes of `src` (opening its file once per message). */
+function readInto(dest: Uint8Array, src: FileBytes, files: Map<string, number>): void {
+  let fd = files.get(src.file);
+  if (fd === undefined) {
+    fd = openSync(src.file, 'r');
+    files.set(src.file, fd);
+  }
+  for (let done = 0; done < dest.length; ) {
+    const n = readSync(fd, dest, done, dest.length - done, src.offset + done);
+    if (n === 0) throw new Error(`${src.file}: unexpected end of file at byte ${src.offset + done}`);
+    done += n;
   }
 }
