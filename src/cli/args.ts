@@ -38,3 +38,11 @@ export function choice<T extends string>(command: string, flag: string, value: u
   if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
   throw new UsageError(`${command}: --${flag} must be one of ${choices.join(', ')}, not "${String(value)}".`);
 }
+
+/** Reads a flag that must be a positive integer; `fallback` when it is absent. */
+export function positiveInt<F extends number | undefined>(command: string, flag: string, value: unknown, fallback: F): number | F {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${command}: --${flag} must be a positive integer, not "${String(value)}".`);
+  return n;
+}

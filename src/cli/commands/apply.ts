@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { error, hasErrors, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
-import { choice, parseCommandArgs } from '../args.js';
+import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { planFromCli, reportFailedPlan } from '../plan-args.js';
 
@@ -84,13 +84,6 @@ function readSavedPlan(path: string): SavedPlan | null {
   return p as SavedPlan;
 }
 
-function positiveInt(flag: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`apply: --${flag} must be a positive integer, not "${String(value)}".`);
-  return n;
-}
-
 /** The `apply` command. */
 export const command: Command = {
   name: 'apply',
@@ -117,9 +110,9 @@ export const command: Command = {
     const device = choice('apply', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
     if (!(shardGb > 0)) throw new UsageError('apply: --max-shard-size must be a positive number of GB.');
-    const samples = positiveInt('samples', values.samples, 512);
-    const seqLen = values['seq-len'] === undefined ? undefined : positiveInt('seq-len', values['seq-len'], 0);
-    const batchSize = positiveInt('batch-size', values['batch-size'], 1);
+    const samples = positiveInt('apply', 'samples', values.samples, 512);
+    const seqLen = positiveInt('apply', 'seq-len', values['seq-len'], undefined);
+    const batchSize = positiveInt('apply', 'batch-size', values['batch-size'], 1);
     if (existsSync(resolve(io.cwd, values.out))) throw new UsageError(`apply: ${values.out} already exists; choose a new --out folder`);
 
     const input = resolve(io.cwd, positionals[0]!);

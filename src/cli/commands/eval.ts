@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import type { ExpertCoverage } from '../../execute/calibrate/calibrate.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
-import { choice, parseCommandArgs } from '../args.js';
+import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { writeFileAtomic } from '../write-output.js';
 
@@ -54,13 +54,6 @@ function coverageLines(c: ExpertCoverage): string[] {
   return [`  experts      ${c.layers.length} MoE layers; least routed: layer ${least.layer} expert ${least.expert} (${least.tokens} of ${c.tokens} tokens)`];
 }
 
-function positiveInt(flag: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`eval: --${flag} must be a positive integer, not "${String(value)}".`);
-  return n;
-}
-
 /** The `eval` command. */
 export const command: Command = {
   name: 'eval',
@@ -85,7 +78,7 @@ export const command: Command = {
     if (typeof values.data !== 'string') throw new UsageError('eval: --data FILE is required.');
     const device = choice('eval', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
     const format = choice('eval', 'format', values.format, ['text', 'json'] as const, 'text');
-    const batchSize = positiveInt('batch-size', values['batch-size'], 1);
+    const batchSize = positiveInt('eval', 'batch-size', values['batch-size'], 1);
     const modelDir = resolve(io.cwd, values.model);
     if (!existsSync(join(modelDir, 'config.json'))) throw new UsageError(`eval: ${values.model} has no config.json.`);
 
@@ -112,7 +105,7 @@ export const command: Command = {
       const tokenizer = await loadTokenizer(modelDir);
       const model = await ForwardModel.open(modelDir, device);
       const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : 2048;
-      const seqLen = positiveInt('seq-len', values['seq-len'], Math.min(2048, maxPositions));
+      const seqLen = positiveInt('eval', 'seq-len', values['seq-len'], Math.min(2048, maxPositions));
       const ids = tokenizer.encode(text);
       if (ids.length < seqLen) {
         return fail(error('eval-data-too-short', `${values.data} has ${ids.length} tokens, fewer than one window of --seq-len ${seqLen}; use a longer file or a smaller --seq-len.`));
