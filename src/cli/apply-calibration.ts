@@ -5,7 +5,6 @@
  */
 import { basename, resolve } from 'node:path';
 import { error, warning, type Diagnostic } from '../diagnostics.js';
-import type { ExpertCoverage } from '../execute/calibrate/calibrate.js';
 import type { Device } from '../execute/runtime.js';
 import type { ApplyJob } from '../execute/types.js';
 import { UsageError, type CliIo } from './io.js';
@@ -38,10 +37,6 @@ export type CalibrationStep =
 /** llm-compressor examples' calibration length, used when --seq-len is not given. */
 export const DEFAULT_SEQ_LEN = 384;
 
-function writeCoverage(path: string, coverage: ExpertCoverage, title: string, inputs: readonly string[], html: (c: ExpertCoverage, t: string) => string): void {
-  writeFileAtomic(path, path.endsWith('.html') ? html(coverage, title) : `${JSON.stringify(coverage, null, 2)}\n`, inputs);
-}
-
 /** Calibrates `job` (which needs it) as `args` say; progress goes to stderr. */
 export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io: CliIo): Promise<CalibrationStep> {
   const { readTextRecords, DataFileError } = await import('../execute/calibrate/text-data.js');
@@ -52,7 +47,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const { CheckpointError } = await import('../execute/safetensors-reader.js');
   const { calibrateJob, ExpertCoverageError, MissingStatisticsError } = await import('../execute/calibrate/calibrate-job.js');
   const { coverageSummary, formatExperts } = await import('../execute/calibrate/expert-coverage.js');
-  const { coverageHtml } = await import('../execute/calibrate/coverage-html.js');
+  const { coverageReport } = await import('../execute/calibrate/coverage-html.js');
   const { DEFAULT_CALIBRATION_TEXT } = await import('../execute/calibrate/default-text.js');
 
   const dataPath = args.data === undefined ? undefined : resolve(io.cwd, args.data);
@@ -131,7 +126,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const writeReport = (): void => {
     if (args.coverage === undefined) return;
     const path = resolve(io.cwd, args.coverage);
-    writeCoverage(path, coverage, basename(job.modelDir), dataPath === undefined ? [] : [dataPath], coverageHtml);
+    writeFileAtomic(path, coverageReport(path, coverage, basename(job.modelDir)), dataPath === undefined ? [] : [dataPath]);
   };
   const short = samples.samples < args.samples ? ` (the data gives ${samples.samples} of the ${args.samples} requested)` : '';
   const lines = [

@@ -120,8 +120,8 @@ export const command: Command = {
       const { coverage, ...result } = r;
       if (typeof values.coverage === 'string') {
         const path = resolve(io.cwd, values.coverage);
-        const { coverageHtml } = await import('../../execute/calibrate/coverage-html.js');
-        writeFileAtomic(path, path.endsWith('.html') ? coverageHtml(coverage, basename(modelDir)) : `${JSON.stringify(coverage, null, 2)}\n`, [resolve(io.cwd, values.data)]);
+        const { coverageReport } = await import('../../execute/calibrate/coverage-html.js');
+        writeFileAtomic(path, coverageReport(path, coverage, basename(modelDir)), [resolve(io.cwd, values.data)]);
       }
       if (format === 'json') {
         io.stdout(`${JSON.stringify({ model: values.model, data: values.data, seqLen, batchSize, device, ...result, seconds, tokensPerSecond }, null, 2)}\n`);

@@ -46,3 +46,8 @@ export function coverageHtml(coverage: ExpertCoverage, title: string): string {
     '',
   ].join('\n');
 }
+
+/** The `--coverage FILE` report: the HTML heat map when `path` ends in `.html`, else the JSON. */
+export function coverageReport(path: string, coverage: ExpertCoverage, title: string): string {
+  return path.endsWith('.html') ? coverageHtml(coverage, title) : `${JSON.stringify(coverage, null, 2)}\n`;
+}
