@@ -179,13 +179,14 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     ...unquantizedSlices(job, index, quantizedNames),
     ...(job.extraTensors ?? []).map((extra) => ({ key: extra.name, extra })),
   ];
+  items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const specs = items.flatMap(outputSpecs);
   const seen = new Set<string>();
-  for (const spec of items.flatMap(outputSpecs)) {
+  for (const spec of specs) {
     if (seen.has(spec.name)) throw new ApplyError(`${spec.name} would be written twice`);
     seen.add(spec.name);
   }
-  items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const layout = layoutShards(items.flatMap(outputSpecs), job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  const layout = layoutShards(specs, job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
   const stage = await stageOutputDir(job.outDir);
   onEvent({ kind: 'start', modules: modules.length, bytesIn: index.totalBytes });
   const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph);

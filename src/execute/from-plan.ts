@@ -80,9 +80,10 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     modules.push({ name, group: g });
   }
   if (modules.length === 0) throw new PlanNotExecutableError('the plan quantizes no module');
+  let calibrated = kvCacheScheme !== null;
   try {
     for (const g of groups) {
-      inputCalibration(g.scheme.input_activations, `${g.name} input_activations`);
+      if (inputCalibration(g.scheme.input_activations, `${g.name} input_activations`) !== null) calibrated = true;
       const out = g.scheme.output_activations;
       if (out && out.dynamic !== true) throw new UnsupportedActivationError(`${g.name}: static output activations are not supported by apply`);
       if (g.scheme.weights?.observer === 'imatrix_mse') throw new UnsupportedActivationError(`${g.name}: the imatrix_mse weight observer is not supported by apply`);
@@ -92,7 +93,6 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     if (e instanceof UnsupportedActivationError) throw new PlanNotExecutableError(e.message);
     throw e;
   }
-  const calibrated = groups.some((g) => inputCalibration(g.scheme.input_activations, g.name) !== null) || kvCacheScheme !== null;
   const ignore: string[] = [];
   for (const [type, names] of unquantized) if (quantizedTypes.has(type)) ignore.push(...names);
 
