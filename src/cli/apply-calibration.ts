@@ -7,6 +7,8 @@ import { basename, resolve } from 'node:path';
 import { error, warning, type Diagnostic } from '../diagnostics.js';
 import type { Device } from '../execute/runtime.js';
 import type { ApplyJob } from '../execute/types.js';
+import type { GptqRun } from '../execute/gptq/gptq-job.js';
+import type { LayerTimings } from '../execute/pipeline/sequential.js';
 import { UsageError, type CliIo } from './io.js';
 import { writeFileAtomic } from './write-output.js';
 
@@ -49,6 +51,8 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const { coverageSummary, formatExperts } = await import('../execute/calibrate/expert-coverage.js');
   const { coverageReport } = await import('../execute/calibrate/coverage-html.js');
   const { DEFAULT_CALIBRATION_TEXT } = await import('../execute/calibrate/default-text.js');
+  const { GptqInputError } = await import('../execute/gptq/gptq-modifier.js');
+  const { HessianUnavailableError } = await import('../execute/forward/observe.js');
 
   const dataPath = args.data === undefined ? undefined : resolve(io.cwd, args.data);
   let data: Awaited<ReturnType<typeof readTextRecords>>;
@@ -87,11 +91,17 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   else io.stderr(`Calibrating on ${samples.samples} samples of ${args.data}\n`);
   const progress = io.isTty ? (layer: number, layers: number): void => io.stderr(`\rcalibrating layer ${layer + 1}/${layers}`) : undefined;
   let calibrated: Awaited<ReturnType<typeof calibrateJob>>;
+  let gptqRun: GptqRun | undefined;
   const started = performance.now();
   try {
-    calibrated = await calibrateJob(job, model, samples.batches, { onLayerStart: progress });
+    if (job.gptq) {
+      const { gptqJob } = await import('../execute/gptq/gptq-job.js');
+      calibrated = gptqRun = await gptqJob(job, model, samples.batches, { onLayerDone: gptqProgress(io, started) });
+    } else calibrated = await calibrateJob(job, model, samples.batches, { onLayerStart: progress });
   } catch (e) {
     if (progress) io.stderr('\r\x1b[K');
+    if (e instanceof GptqInputError) return fail(error('apply-failed', e.message));
+    if (e instanceof HessianUnavailableError) return fail(error('apply-unsupported', `${e.message}; GPTQ cannot run on this model yet.`));
     if (e instanceof ExpertCoverageError) {
       if (args.coverage !== undefined) io.stderr('The coverage report is not written when the run stops.\n');
       return fail(error('apply-expert-coverage', e.message));
@@ -133,5 +143,44 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     `  calibration  ${samples.samples} samples${short}, ${samples.tokens} tokens (--seq-len ${seqLen}, --batch-size ${args.batchSize}) from ${source}, ${seconds.toFixed(1)} s (${Math.round(samples.tokens / seconds)} tokens/s on ${args.device})`,
     `  coverage     ${coverageSummary(coverage, spec.minExpertTokens)}${fallbackModules.length > 0 ? `; ${fallbackModules.length} modules quantized data-free` : ''}`,
   ];
+  if (gptqRun) {
+    lines.push(gptqSummary(gptqRun, job));
+    const fellBack = gptqRun.reports.filter((r) => r.method === 'rtn-fallback').map((r) => r.module);
+    if (fellBack.length > 0) {
+      diagnostics.push(
+        warning(
+          'gptq-fallback',
+          `${fellBack.length} module${fellBack.length === 1 ? '' : 's'} could not be solved (the dampened Hessian is not positive definite) and ${fellBack.length === 1 ? 'was' : 'were'} rounded to nearest instead, as llm-compressor does: ${fellBack.slice(0, 8).join(', ')}${fellBack.length > 8 ? `, and ${fellBack.length - 8} more` : ''}. A larger dampening_frac or more calibration samples may help.`,
+        ),
+      );
+    }
+  }
   return { ok: true, job: calibrated.job, lines, diagnostics, writeReport };
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Prints one line per finished layer on stderr: its time by step and the estimated time left. */
+function gptqProgress(io: CliIo, started: number): (t: LayerTimings, layers: number) => void {
+  return (t, layers) => {
+    const elapsed = performance.now() - started;
+    const left = (elapsed / (t.layer + 1)) * (layers - t.layer - 1);
+    const line = `gptq layer ${t.layer + 1}/${layers}: statistics ${seconds(t.statistics)}, solve ${seconds(t.modify)}, propagation ${seconds(t.propagate)}; ${t.layer + 1 < layers ? `about ${seconds(left)} left` : 'done'}`;
+    io.stderr(io.isTty ? `\r\x1b[K${line}${t.layer + 1 < layers ? '' : '\n'}` : `${line}\n`);
+  };
+}
+
+/** The summary line of a GPTQ run. */
+function gptqSummary(run: GptqRun, job: ApplyJob): string {
+  const count = (m: string): number => run.reports.filter((r) => r.method === m).length;
+  const sum = (k: 'statistics' | 'modify' | 'propagate'): number => run.timings.reduce((a, t) => a + t[k], 0);
+  const loss = run.reports.reduce((a, r) => a + r.loss, 0);
+  return (
+    `  gptq         ${run.reports.length} modules in ${run.timings.length} layers from ${run.hessians} Hessians (one per distinct input); ` +
+    `${count('gptq')} solved, ${count('rtn-fallback')} rounded to nearest after a failed Cholesky, ${count('rtn-coverage')} by the coverage policy; ` +
+    `block_size ${job.gptq!.blockSize}, dampening_frac ${job.gptq!.dampeningFrac}; total loss ${loss.toPrecision(4)}; ` +
+    `statistics ${seconds(sum('statistics'))}, solve ${seconds(sum('modify'))}, propagation ${seconds(sum('propagate'))}`
+  );
 }

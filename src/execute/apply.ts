@@ -16,7 +16,8 @@ import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { openCheckpoint, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
 import { ShardedWriter } from './sharded-writer.js';
-import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor } from './types.js';
+import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor, SolvedWeight } from './types.js';
+import { groupOrderedTensors, withGroupIndex } from './gptq/group-order.js';
 import { readWeight, resolveWeight, type WeightSource } from './weight-source.js';
 
 /** A job that cannot run; the message is user-facing. */
@@ -29,6 +30,8 @@ interface PlannedModule {
   readonly name: string;
   readonly source: WeightSource;
   readonly kernel: WeightKernel;
+  /** The weight an algorithm quantized (GPTQ), written with the scales of the original weight. */
+  readonly solved?: SolvedWeight;
 }
 
 /** Modules processed together (NVFP4 fused siblings), written contiguously. */
@@ -53,8 +56,12 @@ function planModules(job: ApplyJob, index: CheckpointIndex): PlannedModule[] {
     if (!source) throw new ApplyError(`${m.name}: no 2-D weight in the checkpoint (looked for ${m.name}.weight and fused experts)`);
     const group = job.groups[m.group];
     if (!group) throw new ApplyError(`${m.name}: config group ${m.group} does not exist`);
+    const solved = job.solvedWeights?.get(m.name);
     try {
-      return { name: m.name, source, kernel: planWeightKernel(group.scheme, source.shape, source.dtype) };
+      if (!solved) return { name: m.name, source, kernel: planWeightKernel(group.scheme, source.shape, source.dtype) };
+      // Activation ordering was GPTQ's business: static ordering leaves no trace in the layout, group ordering adds weight_g_idx.
+      const kernel = planWeightKernel({ ...group.scheme, weights: { ...group.scheme.weights!, actorder: null } }, source.shape, source.dtype);
+      return { name: m.name, source, kernel: solved.gIdx ? withGroupIndex(kernel) : kernel, solved };
     } catch (e) {
       throw new ApplyError(`${m.name}: ${(e as Error).message}`);
     }
@@ -129,9 +136,16 @@ async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Arr
   for (const [i, m] of unit.modules.entries()) {
     const raw = raws[i];
     bytesRead += raw.byteLength;
-    const grouped = groupedWeight(rt, m.kernel, raw);
-    loaded.push({ m, grouped, stats: await observeWeight(rt, m.kernel, grouped) });
+    if (m.solved?.gIdx) {
+      for (const [suffix, bytes] of groupOrderedTensors(m.kernel, m.solved)) await write(`${m.name}.${suffix}`, bytes);
+      continue;
+    }
+    const original = groupedWeight(rt, m.kernel, raw);
+    const stats = await observeWeight(rt, m.kernel, original);
+    // A solved weight is an exact multiple of the original weight's scales: quantizing it with them recovers its codes.
+    loaded.push({ m, grouped: m.solved ? groupedWeight(rt, m.kernel, m.solved.bytes) : original, stats });
   }
+  if (loaded.length === 0) return bytesRead;
   const globalScale = unit.modules[0].kernel.kind === 'nvfp4' ? fusedGlobalScale(loaded.map((l) => l.stats), unit.modules[0].kernel) : undefined;
   for (const { m, grouped, stats } of loaded) {
     const tensors = await quantizeWeight(rt, m.kernel, grouped, stats, globalScale);

@@ -4,7 +4,8 @@
  * fused experts to unpack, and the `ignore` list compressed-tensors writes.
  */
 import type { PlanBuild } from '../plan/lower.js';
-import type { MoeSettings, QuantizationArgs, QuantizationScheme } from '../ir/types.js';
+import type { ModifierIR, MoeSettings, QuantizationArgs, QuantizationScheme } from '../ir/types.js';
+import { normalizeActorder } from '../ir/quant-args.js';
 import { inputCalibration, kvCacheCalibration, UnsupportedActivationError } from './calibrate/activation-qparams.js';
 import { classOf } from '../model/module-tree.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam } from './types.js';
@@ -42,19 +43,23 @@ function schemeKey(s: QuantizationScheme): string {
  */
 export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   const { plan, tree } = build;
-  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier');
+  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier' && m.type !== 'GPTQModifier');
   if (unsupported.length > 0) {
     const types = [...new Set(unsupported.map((m) => m.type))].join(', ');
     throw new PlanNotExecutableError(
-      `${types} is not supported by apply: it runs only QuantizationModifier recipes (data-free weight schemes, and calibrated static input scales, NVFP4 input global scales and kv-cache scales)`,
+      `${types} is not supported by apply: it runs QuantizationModifier recipes (data-free weight schemes, and calibrated static input scales, NVFP4 input global scales and kv-cache scales) and GPTQModifier`,
     );
   }
+  const gptqModifiers = build.matches.map((m) => m.modifier).filter((m) => m.type === 'GPTQModifier');
+  if (gptqModifiers.length > 1) throw new PlanNotExecutableError('apply runs one GPTQModifier per recipe; this recipe has several');
+  const gptq = gptqModifiers[0];
   const kvCacheScheme = build.matches.reduce<QuantizationArgs | null>((kv, m) => m.modifier.quantization?.kvCacheScheme ?? kv, null);
   const kvCacheModules = [...new Set(build.matches.flatMap((m) => m.kvCache))].sort((a, b) => a - b).map((m) => tree.names[m]!);
 
   const groups: ApplyGroup[] = [];
   const groupOf = new Map<string, number>();
   const modules: ApplyModule[] = [];
+  const gptqModules: string[] = [];
   const quantizedTypes = new Set<string>();
   const unquantized = new Map<string, string[]>();
   for (let i = 0; i < tree.names.length; i++) {
@@ -67,7 +72,9 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
       continue;
     }
     const s = plan.schemes[assigned.key];
-    const scheme: QuantizationScheme = { targets: s.targets, weights: s.weights, input_activations: s.input_activations, output_activations: s.output_activations, format: s.format };
+    const byGptq = gptq !== undefined && isGptqTarget(gptq, build, assigned.modifier, classOf(tree, i).name);
+    const weights = byGptq && gptqAttaches(build, gptq) && s.weights ? resolveActorder(s.weights, gptq.args.actorder) : s.weights;
+    const scheme: QuantizationScheme = { targets: s.targets, weights, input_activations: s.input_activations, output_activations: s.output_activations, format: s.format };
     if (!scheme.weights) throw new PlanNotExecutableError(`${name}: schemes without weight quantization are not supported by apply yet`);
     const key = schemeKey(scheme);
     let g = groupOf.get(key);
@@ -78,9 +85,15 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     }
     quantizedTypes.add(type);
     modules.push({ name, group: g });
+    if (byGptq) {
+      if (!/(?:^|\.)layers\.\d+\./.test(name)) {
+        throw new PlanNotExecutableError(`${name}: apply runs GPTQ on the decoder layers' modules only; add "${name}" to the GPTQModifier's ignore list (llm-compressor's examples ignore lm_head)`);
+      }
+      gptqModules.push(name);
+    }
   }
   if (modules.length === 0) throw new PlanNotExecutableError('the plan quantizes no module');
-  let calibrated = kvCacheScheme !== null;
+  let calibrated = kvCacheScheme !== null || gptq !== undefined;
   try {
     for (const g of groups) {
       if (inputCalibration(g.scheme.input_activations, `${g.name} input_activations`) !== null) calibrated = true;
@@ -124,7 +137,44 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
           },
         }
       : {}),
+    ...(gptq
+      ? {
+          gptq: {
+            blockSize: typeof gptq.args.block_size === 'number' ? gptq.args.block_size : 128,
+            dampeningFrac: typeof gptq.args.dampening_frac === 'number' ? gptq.args.dampening_frac : 0.01,
+            modules: gptqModules,
+          },
+        }
+      : {}),
     recipeYaml: options.recipeYaml,
     maxShardBytes: options.maxShardBytes,
   };
+}
+
+/** Whether the GPTQModifier attaches schemes of its own (else it reuses those of earlier modifiers). */
+function gptqAttaches(build: PlanBuild, gptq: ModifierIR): boolean {
+  const match = build.matches.find((m) => m.modifier === gptq);
+  return match !== undefined && match.groups.some((g) => g.scheme.weights || g.scheme.input_activations || g.scheme.output_activations);
+}
+
+/**
+ * Whether GPTQ quantizes a module whose final scheme came from modifier
+ * `from`: its own schemes, or, for a GPTQModifier without a config, those
+ * earlier modifiers attached. Embeddings are never GPTQ'd (llm-compressor
+ * hooks Linear modules only).
+ */
+function isGptqTarget(gptq: ModifierIR, build: PlanBuild, from: number, className: string): boolean {
+  if (className === 'Embedding') return false;
+  return gptqAttaches(build, gptq) ? from === gptq.index : from < gptq.index;
+}
+
+/**
+ * llm-compressor's actorder resolution for a GPTQ config group: the scheme's
+ * own value wins, else the modifier's (`static` by default); group ordering
+ * on a strategy other than group/tensor_group falls back to none.
+ */
+export function resolveActorder(weights: QuantizationArgs, modifierValue: unknown): QuantizationArgs {
+  const resolved = weights.actorder ?? normalizeActorder(modifierValue === undefined ? 'static' : modifierValue);
+  const ok = resolved !== 'group' || weights.strategy === 'group' || weights.strategy === 'tensor_group';
+  return { ...weights, actorder: ok ? resolved : null };
 }

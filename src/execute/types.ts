@@ -7,6 +7,7 @@ import type { QuantizationArgs, QuantizationScheme } from '../ir/types.js';
 import type { LowCoveragePolicy } from '../parse/document.js';
 import type { SafetensorsDtype } from './dtypes.js';
 import type { Device } from './runtime.js';
+import type { WeightQparams } from './gptq/weight-qparams.js';
 
 /** One config group as written to `quantization_config.config_groups`. */
 export interface ApplyGroup {
@@ -63,6 +64,31 @@ export interface ExtraTensor {
   readonly bytes: Uint8Array;
 }
 
+/** GPTQModifier's settings for a job (see `execute/gptq`). */
+export interface GptqSpec {
+  /** Columns per lazy batch update (`block_size`). */
+  readonly blockSize: number;
+  /** Dampening as a fraction of the mean Hessian diagonal (`dampening_frac`). */
+  readonly dampeningFrac: number;
+  /** Modules GPTQ quantizes (the others of the job are rounded to nearest). */
+  readonly modules: readonly string[];
+}
+
+/**
+ * A weight an algorithm has already quantized (GPTQ): its dequantized values
+ * in the model dtype, exact multiples of the scales observed on the original
+ * weight, so the weight pass recovers the integer codes from them.
+ */
+export interface SolvedWeight {
+  /** `[out, in]` row-major bytes of `dtype`. */
+  readonly bytes: Uint8Array;
+  readonly dtype: 'BF16' | 'F16' | 'F32';
+  /** Group activation ordering: `weight_g_idx`, the scale group of each column. */
+  readonly gIdx: Int32Array | null;
+  /** Group activation ordering: the qparams in permuted grouping (written as they are). */
+  readonly qparams: WeightQparams | null;
+}
+
 /** Everything `apply` needs. */
 export interface ApplyJob {
   /** Input model folder (never modified). */
@@ -79,6 +105,10 @@ export interface ApplyJob {
   readonly kvCacheScheme: QuantizationArgs | null;
   /** Set when the job needs calibration data (see {@link CalibrationSpec}). */
   readonly calibration?: CalibrationSpec;
+  /** Set when a GPTQModifier runs. */
+  readonly gptq?: GptqSpec;
+  /** Weights quantized by an algorithm (filled in by GPTQ), by module. */
+  readonly solvedWeights?: ReadonlyMap<string, SolvedWeight>;
   /** Calibrated tensors to write (filled in by calibration). */
   readonly extraTensors?: readonly ExtraTensor[];
   /** Text saved as `recipe.yaml`. */

@@ -9,7 +9,7 @@ import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, CalibrationSpec, ExtraTensor } from '../types.js';
 import { inputCalibration, inputTensors, kvCacheCalibration, kvCacheTensors } from './activation-qparams.js';
-import { calibrate, type CalibrateOptions, type ExpertCoverage } from './calibrate.js';
+import { calibrate, type CalibrateOptions, type CalibrationResult, type ExpertCoverage } from './calibrate.js';
 import { expertKey, expertOf, formatExperts, lowCoverage, type LowExpert } from './expert-coverage.js';
 import type { MinMax } from './observers.js';
 
@@ -37,9 +37,11 @@ export interface CalibratedJob {
   readonly fallbackModules: readonly string[];
 }
 
-const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
+/** The weight dtype of a model dtype. */
+export const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
 
-function errorMessage(low: readonly LowExpert[], spec: CalibrationSpec): string {
+/** The message of {@link ExpertCoverageError} for experts `low`. */
+export function coverageErrorMessage(low: readonly LowExpert[], spec: CalibrationSpec): string {
   const fixes = spec.calibrateAllExperts ? '' : 'set calibrate_all_experts = true, ';
   return (
     `${low.length} expert${low.length === 1 ? '' : 's'} saw fewer than min_expert_tokens = ${spec.minExpertTokens} calibration tokens: ${formatExperts(low)}. ` +
@@ -83,10 +85,19 @@ function statistics(stats: ReadonlyMap<string, MinMax>, key: string, what: strin
  * stops the run.
  */
 export async function calibrateJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: CalibrateOptions & { readonly expertGroupBytes?: number } = {}): Promise<CalibratedJob> {
+  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, options);
+  return completeCalibration(job, result, DTYPES[model.config.dtype]);
+}
+
+/**
+ * What every calibrated job does with its statistics (from a plain
+ * calibration pass or the sequential pipeline): applies the coverage policy
+ * and computes the calibrated tensors of weight dtype `dtype`.
+ */
+export function completeCalibration(job: ApplyJob, result: CalibrationResult, dtype: WeightDtype): CalibratedJob {
   const spec = job.calibration!;
-  const result = await calibrate(model, batches, spec.calibrateAllExperts, options.expertGroupBytes, options);
   const low = lowCoverage(result.coverage, spec.minExpertTokens);
-  if (low.length > 0 && spec.onLowCoverage === 'error') throw new ExpertCoverageError(low, errorMessage(low, spec));
+  if (low.length > 0 && spec.onLowCoverage === 'error') throw new ExpertCoverageError(low, coverageErrorMessage(low, spec));
   // With "warning" an expert keeps what it saw; one that saw nothing has no statistics and falls back.
   const fallbackExperts = new Set((spec.onLowCoverage === 'fallback' ? low : low.filter((e) => e.tokens === 0)).map(expertKey));
   const fallbackModules = job.modules.filter((m) => {
@@ -95,7 +106,6 @@ export async function calibrateJob(job: ApplyJob, model: ForwardModel, batches: 
   });
   const moved = fallbackModules.length > 0 ? withFallbackGroups(job, new Set(fallbackModules.map((m) => m.name))) : { groups: [...job.groups], modules: [...job.modules] };
 
-  const dtype = DTYPES[model.config.dtype];
   const extra: ExtraTensor[] = [];
   for (const m of moved.modules) {
     const c = inputCalibration(moved.groups[m.group]!.scheme.input_activations, m.name);

@@ -15,7 +15,7 @@ import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { layerInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
-import type { ExpertObservation } from './observe.js';
+import type { ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
 import { WeightReader } from './weights.js';
 
@@ -44,9 +44,30 @@ export interface RunOptions {
   /** Called when a layer's graph is built and about to run (progress). */
   readonly onLayerStart?: (layer: number, layers: number) => void;
   /** Build the graphs with input observers (`min:`/`max:` outputs, see observe.ts), experts observing all or routed tokens. */
-  readonly observe?: ExpertObservation;
+  readonly observe?: ObserveOption;
   /** Bound on one graph's expert weights (bytes, float32; default 1 GiB): larger MoE blocks run their experts in groups. */
   readonly expertGroupBytes?: number;
+}
+
+/** The position inputs of a layer graph for a sequence length and attention window. */
+export type LayerInputsFor = (seq: number, window: number | null) => Record<'cos' | 'sin' | 'mask', RawTensor>;
+
+/**
+ * Receives a layer graph's extra outputs (observer statistics) of batch
+ * `batch` as they come, so that large statistics (Hessians) are folded
+ * batch by batch instead of kept for every batch.
+ */
+export type OutputSink = (batch: number, outputs: Readonly<Record<string, RawTensor>>) => void;
+
+const EXPERT_INPUTS = new Set(['moe_in', 'moe_weights', 'moe_mask']);
+
+/** Hands `extra` to `sink`, keeping only the expert-group inputs the executor still needs. */
+function keepExpertInputs(extra: Record<string, RawTensor>, sink: (outputs: Record<string, RawTensor>) => void): Record<string, RawTensor> {
+  const kept: Record<string, RawTensor> = {};
+  const given: Record<string, RawTensor> = {};
+  for (const [name, t] of Object.entries(extra)) (EXPERT_INPUTS.has(name) ? kept : given)[name] = t;
+  sink(given);
+  return kept;
 }
 
 /** Default {@link ForwardModel.graphWeightBytes} on CUDA: 2 GiB of float32 weights (1 GiB as bf16, half the protobuf limit of one graph). */
@@ -148,8 +169,25 @@ export class ForwardModel {
    * outputs.
    */
   async layers(hidden: HiddenBatch[], options: RunOptions = {}): Promise<HiddenBatch[]> {
-    const tables = new Map<string, { cos: RawTensor; sin: RawTensor; mask: RawTensor }>();
-    const inputsFor = (seq: number, window: number | null): { cos: RawTensor; sin: RawTensor; mask: RawTensor } => {
+    const inputsFor = this.positionTables();
+    let current = hidden;
+    for (const [first, end] of this.layerRanges(options.expertGroupBytes)) {
+      if (end - first > 1) {
+        current = await this.runLayerRange(first, end, current, options, inputsFor);
+        continue;
+      }
+      options.onLayerStart?.(first, this.config.layers);
+      const { hidden: next, extras } = await this.runLayer(first, current, options, inputsFor);
+      next.forEach((h, i) => options.onLayer?.(first, i, h, extras[i]!));
+      current = next;
+    }
+    return current;
+  }
+
+  /** Per sequence length and attention window: RoPE tables and the causal mask, built once each. */
+  positionTables(): LayerInputsFor {
+    const tables = new Map<string, Record<'cos' | 'sin' | 'mask', RawTensor>>();
+    return (seq, window) => {
       let t = tables.get(`${seq}/${window}`);
       if (!t) {
         const r = ropeTables(this.config.rope, seq);
@@ -158,38 +196,42 @@ export class ForwardModel {
       }
       return t;
     };
-    let current = hidden;
-    for (const [first, end] of this.layerRanges(options.expertGroupBytes)) {
-      if (end - first > 1) {
-        current = await this.runLayerRange(first, end, current, options, inputsFor);
-        continue;
+  }
+
+  /**
+   * Runs decoder layer `layer` alone on every batch (its graph built from
+   * `weights`, the checkpoint's by default, then released) and returns its
+   * outputs with each batch's extra graph outputs (observer statistics).
+   */
+  async runLayer(
+    layer: number,
+    current: readonly HiddenBatch[],
+    options: Pick<RunOptions, 'observe' | 'expertGroupBytes'>,
+    inputsFor: LayerInputsFor = this.positionTables(),
+    weights: WeightReader = this.weights,
+    sink?: OutputSink,
+  ): Promise<{ hidden: HiddenBatch[]; extras: Record<string, RawTensor>[] }> {
+    const built = performance.now();
+    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes });
+    if (this.timings) this.timings.build += performance.now() - built;
+    const next: HiddenBatch[] = [];
+    const extras: Record<string, RawTensor>[] = [];
+    const runtime = this.runtime();
+    try {
+      for (let i = 0; i < current.length; i++) {
+        const b = current[i]!;
+        const { out, ...extra } = await runtime.run(`layer_${layer}`, () => program.graph, {
+          hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]),
+          ...inputsFor(b.seq, windowOf(this.config, layer)),
+        });
+        next.push({ data: out!.data as Float32Array, batch: b.batch, seq: b.seq });
+        extras.push(sink ? keepExpertInputs(extra, (outputs) => sink(i, outputs)) : extra);
       }
-      const layer = first;
-      options.onLayerStart?.(layer, this.config.layers);
-      const built = performance.now();
-      const program = await this.layerBuilder(this.weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes });
-      if (this.timings) this.timings.build += performance.now() - built;
-      const next: HiddenBatch[] = [];
-      const extras: Record<string, RawTensor>[] = [];
-      const runtime = this.runtime();
-      try {
-        for (let i = 0; i < current.length; i++) {
-          const b = current[i]!;
-          const { out, ...extra } = await runtime.run(`layer_${layer}`, () => program.graph, {
-            hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]),
-            ...inputsFor(b.seq, windowOf(this.config, layer)),
-          });
-          next.push({ data: out!.data as Float32Array, batch: b.batch, seq: b.seq });
-          extras.push(extra);
-        }
-      } finally {
-        await runtime.dispose();
-      }
-      if (program.expertGroups) await this.runExpertGroups(program.expertGroups, next, extras);
-      next.forEach((h, i) => options.onLayer?.(layer, i, h, extras[i]!));
-      current = next;
+    } finally {
+      await runtime.dispose();
     }
-    return current;
+    if (program.expertGroups) await this.runExpertGroups(program.expertGroups, next, extras, sink);
+    return { hidden: next, extras };
   }
 
   /**
@@ -225,7 +267,7 @@ export class ForwardModel {
     end: number,
     current: HiddenBatch[],
     options: RunOptions,
-    inputsFor: (seq: number, window: number | null) => Record<'cos' | 'sin' | 'mask', RawTensor>,
+    inputsFor: LayerInputsFor,
   ): Promise<HiddenBatch[]> {
     const built = performance.now();
     const g = new GraphBuilder();
@@ -274,7 +316,7 @@ export class ForwardModel {
    * weights at a time, adding each group's partial output to the layer
    * output and its observer outputs to the batch's extras.
    */
-  private async runExpertGroups(groups: ExpertGroups, hidden: HiddenBatch[], extras: Record<string, RawTensor>[]): Promise<void> {
+  private async runExpertGroups(groups: ExpertGroups, hidden: HiddenBatch[], extras: Record<string, RawTensor>[], sink?: OutputSink): Promise<void> {
     for (let start = 0; start < groups.experts; start += groups.groupSize) {
       const count = Math.min(groups.groupSize, groups.experts - start);
       const built = performance.now();
@@ -301,7 +343,8 @@ export class ForwardModel {
           const out = hidden[i]!.data;
           const add = partial!.data as Float32Array;
           for (let j = 0; j < out.length; j++) out[j]! += add[j]!;
-          Object.assign(extra, observed);
+          if (sink) sink(i, observed);
+          else Object.assign(extra, observed);
         }
       } finally {
         await runtime.dispose();

@@ -9,13 +9,13 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
-import { enableObservers, observeInput, type ExpertObservation } from './observe.js';
+import { enableObservers, observeInput, type ObserveOption } from './observe.js';
 import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from './ops.js';
 import type { WeightReader } from './weights.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
 export interface LayerOptions {
-  readonly observe?: ExpertObservation;
+  readonly observe?: ObserveOption;
   /** Bound on the expert weights of one graph (bytes, float32); larger MoE blocks run their experts in groups. */
   readonly expertGroupBytes?: number;
   /** Build the layer into a graph shared with other layers instead of a graph of its own. */

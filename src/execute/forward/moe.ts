@@ -8,7 +8,7 @@
  * the routed one), and it needs no data-dependent shapes.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
-import { enableObservers, observeExperts, type ExpertObservation } from './observe.js';
+import { enableObservers, observeExperts, type ObserveOption } from './observe.js';
 import { silu, weightConst } from './ops.js';
 import type { WeightReader } from './weights.js';
 
@@ -151,7 +151,7 @@ export interface ExpertGroups {
 export interface ExpertPlacement {
   /** Bound on one graph's expert weights in bytes (float32). */
   readonly groupBytes: number;
-  readonly observe?: ExpertObservation;
+  readonly observe?: ObserveOption;
   /** Set when the experts run as separate groups. */
   groups?: ExpertGroups;
 }

@@ -8,6 +8,13 @@
  * `min:<m1>,<m2>…` / `max:…` — scalars shared by modules with the same input
  * (q/k/v, gate/up); `emin:<experts module>|<projection>|<offset>` /
  * `emax:…` — vectors, one value per expert `<experts module>.<offset + i>.<projection>`.
+ *
+ * With Hessians on (GPTQ), each observed input `x` also yields `Σ xxᵀ` over
+ * its tokens, accumulated in float32 inside the graph:
+ * `hess:<m1>,<m2>…` — `[K, K]`, one per distinct input (q/k/v share one);
+ * `ehess:<experts module>|<p1>,<p2>|<offset>` — `[E, K, K]`, one per expert;
+ * `hessall:<experts module>|<p1>,<p2>` — `[K, K]` shared by every expert of
+ * the module (all experts see the same block input).
  */
 import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
 
@@ -17,11 +24,27 @@ import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
  */
 export type ExpertObservation = 'all' | 'routed';
 
-const enabled = new WeakMap<GraphBuilder, ExpertObservation>();
+/** What a calibration graph observes: min/max always, and the inputs' Hessians when `hessians` is set. */
+export interface Observation {
+  readonly experts: ExpertObservation;
+  readonly hessians: boolean;
+}
+
+/** How observers are asked for: the experts' token mode alone (min/max), or a full {@link Observation}. */
+export type ObserveOption = ExpertObservation | Observation;
+
+const enabled = new WeakMap<GraphBuilder, Observation>();
 
 /** Turns observers on for graph `g`. */
-export function enableObservers(g: GraphBuilder, experts: ExpertObservation): void {
-  enabled.set(g, experts);
+export function enableObservers(g: GraphBuilder, option: ObserveOption): void {
+  enabled.set(g, typeof option === 'string' ? { experts: option, hessians: false } : option);
+}
+
+/** `xᵀx` of `x [..., K]` flattened to `[N, K]` (per expert for `[E, N, K]`). */
+function gram(g: GraphBuilder, x: string, perExpert: boolean): string {
+  if (perExpert) return g.op('MatMul', [g.op('Transpose', [x], { perm: [0, 2, 1] }), x]);
+  const flat = g.op('Flatten', [x], { axis: -1 });
+  return g.op('MatMul', [g.op('Transpose', [flat], { perm: [1, 0] }), flat]);
 }
 
 /**
@@ -30,11 +53,19 @@ export function enableObservers(g: GraphBuilder, experts: ExpertObservation): vo
  * several graphs; the slices' statistics merge into the module's.
  */
 export function observeInput(g: GraphBuilder, modules: readonly string[], x: string, part = ''): void {
-  if (!enabled.has(g)) return;
+  const mode = enabled.get(g);
+  if (!mode) return;
   const key = modules.join(',') + part;
   g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
   g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
+  if (!mode.hessians || modules.some((m) => m.endsWith('_states'))) return;
+  // A Hessian needs the whole input; a slice's statistics cannot be merged into one.
+  if (part) throw new HessianUnavailableError(`${modules.join(', ')}: the input is split across graphs (an MLP larger than one graph), so its Hessian cannot be accumulated`);
+  g.output(gram(g, x, false), `hess:${key}`, OnnxType.float, ['k', 'k']);
 }
+
+/** A module whose input Hessian the graphs cannot produce; the message is user-facing. */
+export class HessianUnavailableError extends Error {}
 
 /**
  * Observes expert inputs. `x` is either shared by all experts (`[N, D]`, the
@@ -43,8 +74,10 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
  * expert without tokens reports +inf / -inf).
  */
 export function observeExperts(g: GraphBuilder, expertsModule: string, projections: readonly string[], x: string, perExpert: boolean, mask: string, experts: number, offset = 0): void {
-  const mode = enabled.get(g);
-  if (mode === undefined) return;
+  const observation = enabled.get(g);
+  if (observation === undefined) return;
+  const mode = observation.experts;
+  if (observation.hessians) expertHessians(g, expertsModule, projections, x, perExpert, mask, mode, offset);
   for (const proj of projections) {
     const key = `${expertsModule}|${proj}|${offset}`;
     if (mode === 'all' && !perExpert) {
@@ -66,6 +99,25 @@ export function observeExperts(g: GraphBuilder, expertsModule: string, projectio
     g.output(g.op('ReduceMin', [g.op('Where', [routed, byExpert(tokMin), g.f32(Infinity)]), g.i64([0])], { keepdims: 0 }), `emin:${key}`, OnnxType.float, [experts]);
     g.output(g.op('ReduceMax', [g.op('Where', [routed, byExpert(tokMax), g.f32(-Infinity)]), g.i64([0])], { keepdims: 0 }), `emax:${key}`, OnnxType.float, [experts]);
   }
+}
+
+/**
+ * Hessian outputs of expert inputs (see the module comment): one shared
+ * `[K, K]` when every expert sees the same block input (emitted by the graph
+ * holding expert 0 only), else one per expert, tokens masked to the routed
+ * ones in `routed` mode.
+ */
+function expertHessians(g: GraphBuilder, expertsModule: string, projections: readonly string[], x: string, perExpert: boolean, mask: string, mode: ExpertObservation, offset: number): void {
+  const projs = projections.join(',');
+  if (mode === 'all' && !perExpert) {
+    if (offset === 0) g.output(gram(g, x, false), `hessall:${expertsModule}|${projs}`, OnnxType.float, ['k', 'k']);
+    return;
+  }
+  let xe = x;
+  // [N, E] → [E, N, 1]: zero the tokens not routed to each expert.
+  if (mode === 'routed') xe = g.op('Mul', [x, g.op('Unsqueeze', [g.op('Transpose', [mask], { perm: [1, 0] }), g.i64([-1])])]);
+  else if (!perExpert) xe = g.op('Unsqueeze', [x, g.i64([0])]);
+  g.output(gram(g, xe, true), `ehess:${expertsModule}|${projs}|${offset}`, OnnxType.float, ['e', 'k', 'k']);
 }
 
 /** One statistic read back from a graph output: module → value. */

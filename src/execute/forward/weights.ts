@@ -13,7 +13,7 @@ import type { Bf16Matrix } from './ops.js';
 export class WeightReader {
   constructor(
     readonly index: CheckpointIndex,
-    private readonly dtype: 'bfloat16' | 'float16' | 'float32',
+    readonly dtype: 'bfloat16' | 'float16' | 'float32',
   ) {}
 
   /** Whether tensor `name` exists. */

@@ -155,7 +155,7 @@ export function packInt32(values: ArrayLike<number>, rows: number, cols: number,
 }
 
 /** Packs zero points `[N, G]` into int32 along dim 0, as `pack_to_int32(..., packed_dim=0)`: `[ceil(N·bits/32), G]`. */
-function packZeroPoints(zp: Float32Array, n: number, groups: number, bits: number): Int32Array {
+export function packZeroPoints(zp: Float32Array, n: number, groups: number, bits: number): Int32Array {
   const transposed = new Float32Array(n * groups);
   for (let r = 0; r < n; r++) for (let g = 0; g < groups; g++) transposed[g * n + r] = zp[r * groups + g];
   const packed = packInt32(transposed, groups, n, bits);

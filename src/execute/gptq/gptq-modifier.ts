@@ -1,0 +1,159 @@
+/**
+ * GPTQModifier on the sequential pipeline: pass A accumulates one Hessian
+ * per distinct input of the layer's GPTQ targets (and the min/max and expert
+ * coverage every calibrated job needs); between the passes every target's
+ * scales are observed on its original weight first, then each weight is
+ * solved; pass B propagates the quantized weights.
+ */
+import { FUSED_LAYER_NAMES } from '../../match/fused-groups.js';
+import { bf16Bytes, f16Bytes, toFloat32 } from '../dtypes.js';
+import type { DenseMatrix } from '../forward/dequantize.js';
+import { parseObserverOutput, type Observation } from '../forward/observe.js';
+import type { WeightReader } from '../forward/weights.js';
+import { CoverageCollector } from '../calibrate/calibrate.js';
+import { expertOf } from '../calibrate/expert-coverage.js';
+import { LastBatchMinMax, StaticMinMax } from '../calibrate/observers.js';
+import type { LayerModifier } from '../pipeline/sequential.js';
+import { planWeightKernel, type WeightDtype } from '../rtn/weight-kernel.js';
+import type { RawTensor } from '../runtime.js';
+import type { ApplyJob, SolvedWeight } from '../types.js';
+import { readWeight, resolveWeight } from '../weight-source.js';
+import { HessianStore } from './hessians.js';
+import { solveGptq, type GptqSettings } from './solve.js';
+import { fusedNvfp4GlobalScale, groupStats, scaleLayout, type GroupStats } from './weight-qparams.js';
+
+/** What GPTQ did to one module. */
+export interface GptqModuleReport {
+  readonly module: string;
+  /** llm-compressor's logged loss. */
+  readonly loss: number;
+  /** Samples the Hessian was divided by. */
+  readonly samples: number;
+  /** `gptq`, `rtn-fallback` (Cholesky failed) or `rtn-coverage` (expert under-covered, rounded to nearest by the coverage policy). */
+  readonly method: 'gptq' | 'rtn-fallback' | 'rtn-coverage';
+}
+
+/** A module GPTQ could not quantize; the message is user-facing. */
+export class GptqInputError extends Error {}
+
+const DTYPES: Readonly<Record<WeightReader['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
+
+function dtypeBytes(values: Float32Array, dtype: WeightDtype): Uint8Array {
+  if (dtype === 'BF16') return bf16Bytes(values);
+  if (dtype === 'F16') return f16Bytes(values);
+  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+}
+
+function layerOf(module: string): number | null {
+  const m = /(?:^|\.)layers\.(\d+)\./.exec(module);
+  return m ? Number(m[1]) : null;
+}
+
+/** Settings of a GPTQ run beyond the job. */
+export interface GptqRunOptions extends GptqSettings {
+  /** Experts (`layer/expert`) rounded to nearest instead (coverage policy); decided per layer after pass A. */
+  readonly rtnExperts: (layer: number, coverage: CoverageCollector) => ReadonlySet<string>;
+}
+
+/** The GPTQ {@link LayerModifier} for a job. */
+export class GptqModifier implements LayerModifier {
+  readonly observe: Observation;
+  readonly stats = new StaticMinMax();
+  readonly lastBatch = new LastBatchMinMax();
+  readonly coverage = new CoverageCollector();
+  readonly solved = new Map<string, SolvedWeight>();
+  readonly reports: GptqModuleReport[] = [];
+  /** Distinct Hessians accumulated, summed over layers. */
+  hessians = 0;
+  private store = new HessianStore();
+  private readonly byLayer = new Map<number, string[]>();
+
+  constructor(
+    private readonly job: ApplyJob,
+    private readonly weights: WeightReader,
+    modules: readonly string[],
+    calibrateAllExperts: boolean,
+    private readonly options: GptqRunOptions,
+  ) {
+    this.observe = { experts: calibrateAllExperts ? 'all' : 'routed', hessians: true };
+    for (const m of modules) {
+      const layer = layerOf(m);
+      if (layer === null) throw new GptqInputError(`${m}: GPTQ runs on the decoder layers' modules; this module is outside them (add it to the recipe's ignore list or quantize it with a QuantizationModifier)`);
+      if (!this.byLayer.has(layer)) this.byLayer.set(layer, []);
+      this.byLayer.get(layer)!.push(m);
+    }
+  }
+
+  collect(layer: number, batch: number, rows: number, outputs: Readonly<Record<string, RawTensor>>): void {
+    const rest: Record<string, RawTensor> = {};
+    for (const [name, t] of Object.entries(outputs)) {
+      if (name.startsWith('hess') || name.startsWith('ehess')) rest[name] = t;
+      else if (name === 'routed') this.coverage.add(layer, { routed: t });
+      else
+        for (const v of parseObserverOutput(name, t.data as Float32Array)) {
+          this.stats.add(v);
+          this.lastBatch.add(v, batch);
+        }
+    }
+    this.store.add(rest, rows);
+  }
+
+  /** The original weight of `module` as float32 values of its stored dtype. */
+  private async original(module: string): Promise<{ data: Float32Array; rows: number; cols: number; dtype: WeightDtype }> {
+    const src = resolveWeight(this.weights.index, module, this.job.fusedExperts);
+    if (src && (src.dtype === 'BF16' || src.dtype === 'F16' || src.dtype === 'F32')) return { data: toFloat32(await readWeight(src), src.dtype), rows: src.shape[0], cols: src.shape[1], dtype: src.dtype };
+    const m = await this.weights.linear(module);
+    return { ...m, dtype: DTYPES[this.weights.dtype] };
+  }
+
+  async finishLayer(layer: number): Promise<ReadonlyMap<string, DenseMatrix>> {
+    const modules = this.byLayer.get(layer) ?? [];
+    const changed = new Map<string, DenseMatrix>();
+    const rtn = this.options.rtnExperts(layer, this.coverage);
+    // Every weight is observed before any is modified (fused NVFP4 siblings share a global scale).
+    const loaded = [];
+    for (const module of modules) {
+      const w = await this.original(module);
+      const group = this.job.groups[this.job.modules.find((m) => m.name === module)!.group]!;
+      const args = group.scheme.weights!;
+      const kernel = planWeightKernel({ ...group.scheme, weights: { ...args, actorder: null } }, [w.rows, w.cols], w.dtype);
+      const stats = groupStats(w.data, w.rows, w.cols, scaleLayout(args, w.rows, w.cols));
+      loaded.push({ module, w, args, kind: kernel.kind, stats });
+    }
+    const globals = new Map<string, number>();
+    for (const l of loaded) {
+      if (l.kind !== 'nvfp4' || globals.has(l.module)) continue;
+      const dot = l.module.lastIndexOf('.');
+      const parent = l.module.slice(0, dot);
+      const set = FUSED_LAYER_NAMES.find((s) => s.includes(l.module.slice(dot + 1))) ?? [l.module.slice(dot + 1)];
+      const members = loaded.filter((o) => o.kind === 'nvfp4' && set.some((s) => o.module === `${parent}.${s}`));
+      const g = fusedNvfp4GlobalScale(members.map((o): GroupStats => o.stats), l.w.dtype);
+      for (const o of members) globals.set(o.module, g);
+    }
+    for (const l of loaded) {
+      const expert = expertOf(l.module);
+      const byPolicy = expert !== null && rtn.has(expert);
+      const h = byPolicy ? null : this.store.hessian(l.module);
+      if (!h && !byPolicy) throw new GptqInputError(`${l.module}: the calibration pass never reached this module, so it has no Hessian (llm-compressor would leave it unquantized without a word)`);
+      const k = l.w.cols;
+      const hessian = h ? h.h : identity(k);
+      if (h && h.k !== k) throw new GptqInputError(`${l.module}: its input has ${h.k} features but its weight ${k} columns`);
+      const solution = solveGptq(
+        { weight: l.w.data, rows: l.w.rows, cols: k, hessian, kind: l.kind, args: l.args, dtype: l.w.dtype, stats: l.stats, globalScale: globals.get(l.module) ?? null },
+        byPolicy ? { ...this.options, dampeningFrac: 0 } : this.options,
+      );
+      changed.set(l.module, { data: solution.weight, rows: l.w.rows, cols: k });
+      this.solved.set(l.module, { bytes: dtypeBytes(solution.weight, l.w.dtype), dtype: l.w.dtype, gIdx: solution.gIdx, qparams: solution.gIdx ? solution.qparams : null });
+      this.reports.push({ module: l.module, loss: solution.loss, samples: h?.n ?? 0, method: byPolicy ? 'rtn-coverage' : solution.fellBack ? 'rtn-fallback' : 'gptq' });
+    }
+    this.hessians += this.store.count;
+    this.store = new HessianStore();
+    return changed;
+  }
+}
+
+function identity(k: number): Float64Array {
+  const h = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) h[i * k + i] = 1;
+  return h;
+}

@@ -1,0 +1,80 @@
+/**
+ * Hessians of one layer's GPTQ targets, folded batch by batch from the
+ * layer graphs' `hess:` / `ehess:` / `hessall:` outputs (see observe.ts):
+ * one accumulator per distinct input, so q/k/v share one and, when every
+ * expert sees every token, all experts' gate/up share one. The count `n`
+ * follows llm-compressor: sequences for `[B, T, K]` inputs, forward calls
+ * (batches) for the 2-D inputs experts receive.
+ */
+import type { RawTensor } from '../runtime.js';
+
+/** One accumulated `Σ xxᵀ` and its sample count. */
+export interface HessianSum {
+  readonly k: number;
+  readonly sum: Float64Array;
+  n: number;
+}
+
+/** The Hessians of a layer, keyed by module (experts sharing one are keyed `<experts>.*.<proj>`). */
+export class HessianStore {
+  private readonly sums = new Map<string, HessianSum>();
+  /** Module (or shared key) → accumulator key. */
+  private readonly owners = new Map<string, string>();
+
+  /** Folds one batch's graph outputs in; `rows` is the batch's sequence count. */
+  add(outputs: Readonly<Record<string, RawTensor>>, rows: number): void {
+    for (const [name, t] of Object.entries(outputs)) {
+      const colon = name.indexOf(':');
+      const kind = name.slice(0, colon);
+      const key = name.slice(colon + 1);
+      const data = t.data as Float32Array;
+      if (kind === 'hess') this.fold(key, key.split(','), data, 0, t.dims[0]!, rows);
+      else if (kind === 'hessall') {
+        const [experts, projs] = key.split('|') as [string, string];
+        this.fold(key, projs.split(',').map((p) => `${experts}.*.${p}`), data, 0, t.dims[0]!, 1);
+      } else if (kind === 'ehess') {
+        const [experts, projs, offset] = key.split('|') as [string, string, string];
+        const [e, k] = t.dims as [number, number];
+        for (let i = 0; i < e; i++) {
+          const expert = Number(offset) + i;
+          this.fold(`${experts}|${expert}|${projs}`, projs.split(',').map((p) => `${experts}.${expert}.${p}`), data, i * k * k, k, 1);
+        }
+      }
+    }
+  }
+
+  private fold(key: string, modules: readonly string[], data: Float32Array, offset: number, k: number, n: number): void {
+    let h = this.sums.get(key);
+    if (!h) {
+      h = { k, sum: new Float64Array(k * k), n: 0 };
+      this.sums.set(key, h);
+      for (const m of modules) this.owners.set(m, key);
+    }
+    const sum = h.sum;
+    for (let i = 0; i < k * k; i++) sum[i]! += data[offset + i]!;
+    h.n += n;
+  }
+
+  /** The accumulator of `module`'s input, if the layer observed it. */
+  sumOf(module: string): HessianSum | undefined {
+    let key = this.owners.get(module);
+    if (key === undefined) {
+      const m = /^(.*)\.\d+\.([^.]+)$/.exec(module);
+      if (m) key = this.owners.get(`${m[1]}.*.${m[2]}`);
+    }
+    return key === undefined ? undefined : this.sums.get(key);
+  }
+
+  /** `2·Σxxᵀ/n`, the Hessian GPTQ solves with (null if unobserved). */
+  hessian(module: string): { h: Float64Array; k: number; n: number } | null {
+    const s = this.sumOf(module);
+    if (!s) return null;
+    const scale = s.n > 0 ? 2 / s.n : 0;
+    return { h: Float64Array.from(s.sum, (v) => v * scale), k: s.k, n: s.n };
+  }
+
+  /** Distinct accumulators (for the summary: Hessians computed vs modules served). */
+  get count(): number {
+    return this.sums.size;
+  }
+}
