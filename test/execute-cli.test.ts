@@ -70,11 +70,14 @@ describe('quantc apply', () => {
   test('a recipe with an algorithm apply does not implement is refused with a diagnostic', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
-    await writeFile(join(cwd, 'gptq.yaml'), 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
+    await writeFile(
+      join(cwd, 'sq.yaml'),
+      'quant_stage:\n  quant_modifiers:\n    SmoothQuantModifier:\n      smoothing_strength: 0.8\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W8A8\n      ignore: [lm_head]\n',
+    );
     const io = memoryIo(cwd);
-    expect(await main(['apply', 'gptq.yaml', '--model', modelDir, '--out', 'out'], io)).toBe(1);
-    expect(io.err.join('')).toContain('error apply-unsupported: GPTQModifier is not supported by apply: it runs only QuantizationModifier recipes');
-    expect(await readdir(cwd)).toEqual(['gptq.yaml']);
+    expect(await main(['apply', 'sq.yaml', '--model', modelDir, '--out', 'out'], io)).toBe(1);
+    expect(io.err.join('')).toContain('error apply-unsupported: SmoothQuantModifier is not supported by apply: it runs QuantizationModifier recipes');
+    expect(await readdir(cwd)).toEqual(['sq.yaml']);
   });
 
   test('usage errors exit 2 with one line', async () => {

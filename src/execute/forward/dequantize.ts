@@ -91,12 +91,23 @@ function unpackInt32Dim0(words: Int32Array, rows: number, cols: number, bits: nu
 }
 
 /** Scale of element (r, c) given a scale tensor of shape `[sr, sc]` over a `[rows, cols]` weight (per tensor, channel, group or block). */
-function scaleIndexer(shape: readonly number[], rows: number, cols: number): (r: number, c: number) => number {
+function scaleIndexer(shape: readonly number[], rows: number, cols: number, gIdx: Int32Array | null = null): (r: number, c: number) => number {
   const sr = shape.length === 2 ? shape[0]! : 1;
   const sc = shape.length === 2 ? shape[1]! : 1;
   const rowBlock = Math.ceil(rows / sr);
   const colBlock = Math.ceil(cols / sc);
+  // GPTQ group activation ordering: column c belongs to scale group g_idx[c] (-1 entries mean no reordering).
+  if (gIdx && gIdx.length === cols && gIdx.every((g) => g >= 0 && g < sc)) return (r, c) => Math.floor(r / rowBlock) * sc + gIdx[c]!;
   return (r, c) => Math.floor(r / rowBlock) * sc + Math.floor(c / colBlock);
+}
+
+/** `<module>.weight_g_idx` (GPTQ group activation ordering), if the checkpoint has it. */
+async function readGroupIndex(index: CheckpointIndex, module: string): Promise<Int32Array | null> {
+  const entry = index.tensors.get(`${module}.weight_g_idx`);
+  if (!entry) return null;
+  if (entry.dtype !== 'I32' && entry.dtype !== 'I64') throw new WeightFormatError(`${module}.weight_g_idx: expected int32, got ${entry.dtype}`);
+  const bytes = (await readTensorBytes(entry)).slice();
+  return entry.dtype === 'I32' ? new Int32Array(bytes.buffer) : Int32Array.from(new BigInt64Array(bytes.buffer), Number);
 }
 
 /**
@@ -117,6 +128,7 @@ export async function readLinear(index: CheckpointIndex, module: string, modelDt
   const mx = scaleEntry.dtype === 'U8';
   const scale = await readAsFloat32(scaleEntry, mx);
   const zpEntry = index.tensors.get(`${module}.weight_zero_point`);
+  const gIdx = await readGroupIndex(index, module);
   let rows: number;
   let cols: number;
   let codes: Float32Array | Int32Array;
@@ -124,6 +136,12 @@ export async function readLinear(index: CheckpointIndex, module: string, modelDt
   if (plain) {
     [rows, cols] = plain.shape as [number, number];
     codes = await readAsFloat32(plain);
+    if (zpEntry && plain.dtype === 'I8') {
+      // Asymmetric int-quantized weights: unpacked int8 zero points, one per scale.
+      const zp = await readAsFloat32(zpEntry);
+      const at = scaleIndexer(scaleEntry.shape, rows, cols, gIdx);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) codes[r * cols + c]! -= zp[at(r, c)]!;
+    }
   } else if (packed && packed.dtype === 'I32') {
     const shape = need(index, `${module}.weight_shape`);
     const dims = new BigInt64Array((await readTensorBytes(shape)).slice().buffer);
@@ -135,7 +153,7 @@ export async function readLinear(index: CheckpointIndex, module: string, modelDt
     if (zpEntry) {
       const zpWords = new Int32Array((await readTensorBytes(zpEntry)).slice().buffer);
       const zp = unpackInt32Dim0(zpWords, rows, scaleEntry.shape[1]!, bits);
-      const at = scaleIndexer(scaleEntry.shape, rows, cols);
+      const at = scaleIndexer(scaleEntry.shape, rows, cols, gIdx);
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) codes[r * cols + c]! -= zp[at(r, c)]!;
     }
   } else if (packed && packed.dtype === 'U8') {
@@ -152,7 +170,7 @@ export async function readLinear(index: CheckpointIndex, module: string, modelDt
   } else {
     throw new WeightFormatError(`${module}: unsupported quantized weight layout`);
   }
-  const at = scaleIndexer(scaleEntry.shape, rows, cols);
+  const at = scaleIndexer(scaleEntry.shape, rows, cols, gIdx);
   const data = new Float32Array(rows * cols);
   // float16 models keep the float32 product (one rounding step away at most).
   const round = modelDtype === 'bfloat16' ? roundBf16 : (x: number) => x;

@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import type { QuantizationArgs } from '../../../src/ir/types.js';
+import { layerObjective } from '../../../src/execute/gptq/objective.js';
+import { choleskyInverse, choleskyLower, descendingOrder, inverseHessianFactor, solveGptq, type GptqProblem } from '../../../src/execute/gptq/solve.js';
+import { groupStats, quantizeColumn, scaleLayout, weightQparams } from '../../../src/execute/gptq/weight-qparams.js';
+import { roundBf16 } from '../../../src/execute/dtypes.js';
+
+const W4G16: QuantizationArgs = {
+  num_bits: 4,
+  type: 'int',
+  symmetric: true,
+  group_size: 16,
+  strategy: 'group',
+  block_structure: null,
+  dynamic: false,
+  actorder: null,
+  scale_dtype: null,
+  zp_dtype: null,
+  observer: 'memoryless_minmax',
+  observer_kwargs: {},
+};
+
+/** A deterministic generator (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+/** bf16 weights and a Hessian 2·XᵀX/n from correlated inputs. */
+function problem(rows: number, cols: number, seed: number, args = W4G16, tokens = 4 * cols): GptqProblem {
+  const r = rng(seed);
+  const weight = Float32Array.from({ length: rows * cols }, () => roundBf16(r() * 0.2));
+  const base = Array.from({ length: tokens }, () => r());
+  const x = Float64Array.from({ length: tokens * cols }, (_, i) => base[Math.floor(i / cols)]! + r() * (1 + (i % cols) / cols));
+  const h = new Float64Array(cols * cols);
+  for (let t = 0; t < tokens; t++) for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j]! += (2 * x[t * cols + i]! * x[t * cols + j]!) / tokens;
+  const stats = groupStats(weight, rows, cols, scaleLayout(args, rows, cols));
+  return { weight, rows, cols, hessian: h, kind: 'int', args, dtype: 'BF16', stats, globalScale: null };
+}
+
+function rtn(p: GptqProblem): Float32Array {
+  const layout = scaleLayout(p.args, p.rows, p.cols);
+  const q = weightQparams(p.kind, p.args, layout, p.stats, p.dtype, p.globalScale);
+  const out = new Float32Array(p.rows * p.cols);
+  const col = new Float64Array(p.rows);
+  const res = new Float64Array(p.rows);
+  for (let c = 0; c < p.cols; c++) {
+    for (let r = 0; r < p.rows; r++) col[r] = p.weight[r * p.cols + c]!;
+    quantizeColumn(q, col, p.rows, Math.floor(c / layout.width), res);
+    for (let r = 0; r < p.rows; r++) out[r * p.cols + c] = res[r]!;
+  }
+  return out;
+}
+
+const SETTINGS = { blockSize: 8, dampeningFrac: 0.01 };
+
+describe('GPTQ solve', () => {
+  it('factors the dampened inverse Hessian: UᵀU = (H + λI)⁻¹', () => {
+    const { hessian: h, cols: n } = problem(1, 24, 1);
+    const u = inverseHessianFactor(Float64Array.from(h), n, 0.01)!;
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += h[i * n + i]! / n;
+    const a = Float64Array.from(h, (v, i) => (i % (n + 1) === 0 ? v + 0.01 * mean : v));
+    // (UᵀU)·A = I
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let k = 0; k < n; k++) {
+          let uu = 0;
+          for (let m = 0; m <= Math.min(i, k); m++) uu += u[m * n + i]! * u[m * n + k]!;
+          s += uu * a[k * n + j]!;
+        }
+        expect(s).toBeCloseTo(i === j ? 1 : 0, 8);
+      }
+      for (let j = 0; j < i; j++) expect(u[i * n + j]).toBe(0);
+    }
+  });
+
+  it('inverts through the Cholesky factor', () => {
+    const a = Float64Array.from([4, 2, 2, 3]);
+    const l = Float64Array.from(a);
+    expect(choleskyLower(l, 2)).toBe(true);
+    const inv = choleskyInverse(l, 2);
+    expect([...inv].map((v) => Math.round(v * 1e12) / 1e12)).toEqual([0.375, -0.25, -0.25, 0.5]);
+    expect(choleskyLower(Float64Array.from([1, 2, 2, 1]), 2)).toBe(false);
+  });
+
+  it('is round-to-nearest when the Hessian is the identity', () => {
+    const p = problem(6, 32, 2);
+    const h = new Float64Array(32 * 32);
+    for (let i = 0; i < 32; i++) h[i * 33] = 1;
+    const s = solveGptq({ ...p, hessian: h }, { blockSize: 8, dampeningFrac: 0 });
+    expect([...s.weight]).toEqual([...rtn(p)]);
+    expect(s.fellBack).toBe(false);
+  });
+
+  it('lowers the layer objective well below round-to-nearest', () => {
+    for (const seed of [3, 4, 5]) {
+      const p = problem(16, 48, seed);
+      const s = solveGptq(p, SETTINGS);
+      const g = layerObjective(p.weight, s.weight, p.hessian, p.rows, p.cols);
+      const r = layerObjective(p.weight, rtn(p), p.hessian, p.rows, p.cols);
+      expect(g).toBeLessThan(0.8 * r);
+    }
+  });
+
+  it('writes only values on the scale grid, in column order, whatever the activation ordering', () => {
+    for (const actorder of [null, 'weight', 'group'] as const) {
+      const p = problem(4, 32, 6, { ...W4G16, actorder });
+      const s = solveGptq(p, SETTINGS);
+      const q = s.qparams;
+      for (let r = 0; r < 4; r++) {
+        for (let c = 0; c < 32; c++) {
+          const g = s.gIdx ? s.gIdx[c]! : Math.floor(c / 16);
+          const scale = actorder === 'group' ? roundBf16(q.scale[r * 2 + g]!) : q.scale[r * 2 + g]!;
+          const code = s.weight[r * 32 + c]! / scale;
+          expect(Math.abs(code - Math.round(code))).toBeLessThan(0.05);
+          expect(Math.abs(code)).toBeLessThanOrEqual(8.02);
+        }
+      }
+      if (actorder === 'group') {
+        // Every group holds group_size columns, the ones with the largest Hessian diagonal first.
+        const order = descendingOrder(Float64Array.from({ length: 32 }, (_, i) => (p.hessian as Float64Array)[i * 33]!));
+        expect(order.slice(0, 16).every((c) => s.gIdx![c] === 0)).toBe(true);
+      } else expect(s.gIdx).toBeNull();
+    }
+  });
+
+  it('zeroes dead columns and falls back to round-to-nearest when the Hessian cannot be factored', () => {
+    const p = problem(4, 16, 7);
+    const h = Float64Array.from(p.hessian);
+    for (let j = 0; j < 16; j++) (h[3 * 16 + j] = 0), (h[j * 16 + 3] = 0);
+    const dead = solveGptq({ ...p, hessian: h }, SETTINGS);
+    for (let r = 0; r < 4; r++) expect(dead.weight[r * 16 + 3]).toBe(0);
+    const bad = Float64Array.from(h, (v, i) => (i % 17 === 0 ? -1 : v));
+    const fallback = solveGptq({ ...p, hessian: bad }, SETTINGS);
+    expect(fallback.fellBack).toBe(true);
+    expect([...fallback.weight]).toEqual([...rtn(p)]);
+  });
+});
