@@ -24,6 +24,7 @@ import { applyRewrites, rewriteSummaries } from '../moe/unpack.js';
 import { lineColAt, type Span } from '../source.js';
 import { dtypeBytes, formatBytes, formatInt, numel, quantizedWeightBytes } from './estimate.js';
 import { hashValue } from './hash.js';
+import { gptqCost } from './gptq-cost.js';
 import { calibrationSubgraphs, type Subgraph } from './pipeline.js';
 import { modelFormat, savedFormat } from './saved-format.js';
 import {
@@ -293,7 +294,10 @@ function assemblePlan(
         modifier: modifier.index,
         title: `${where}: ${algorithmOf(modifier)} on ${formatInt(quantizedCount)} module${quantizedCount === 1 ? '' : 's'}`,
         count: quantizedCount,
-        details: algorithmDetails(modifier),
+        details: {
+          ...algorithmDetails(modifier),
+          ...(modifier.type === 'GPTQModifier' ? { gptq: gptqCost(tree, gptqTargets(tree, match.assignment.quantized.modules), ir.moe.calibrateAllExperts) } : {}),
+        },
       });
     } else if (match && modifier.type === 'GPTQModifier') {
       const reused = [...finalScheme.entries()].filter(([, e]) => e.modifier < modifier.index).length;
@@ -302,7 +306,10 @@ function assemblePlan(
         modifier: modifier.index,
         title: `${where}: GPTQ on the ${formatInt(reused)} module${reused === 1 ? '' : 's'} earlier modifiers attached schemes to`,
         count: reused,
-        details: algorithmDetails(modifier),
+        details: {
+          ...algorithmDetails(modifier),
+          gptq: gptqCost(tree, gptqTargets(tree, [...finalScheme.entries()].filter(([, e]) => e.modifier < modifier.index).map(([m]) => m)), ir.moe.calibrateAllExperts),
+        },
       });
     }
   }
@@ -468,6 +475,11 @@ function algorithmDetails(m: ModifierIR): Record<string, unknown> {
   if (m.type === 'GPTQModifier') return { algorithm: 'gptq', ...pick(['block_size', 'dampening_frac', 'actorder', 'offload_hessians']) };
   if (m.type === 'AutoRoundModifier') return { algorithm: 'autoround', ...pick(['iters', 'batch_size', 'lr']) };
   return { algorithm: 'rtn' };
+}
+
+/** GPTQ hooks Linear modules only (never embeddings). */
+function gptqTargets(tree: ModuleTree, modules: ArrayLike<number>): number[] {
+  return Array.from(modules).filter((m) => classOf(tree, m).name !== 'Embedding');
 }
 
 function modelSizes(tree: ModuleTree): { params: number; bytes: number } {

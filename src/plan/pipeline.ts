@@ -8,7 +8,7 @@ import { classOf, type ModuleTree } from '../model/module-tree.js';
 import { dtypeBytes, numel } from './estimate.js';
 
 /** Calibration settings the estimates assume (llm-compressor's usual example values). */
-export const CALIBRATION_ASSUMPTIONS = { batchSize: 1, seqLen: 2048 } as const;
+export const CALIBRATION_ASSUMPTIONS = { batchSize: 1, seqLen: 2048, samples: 512 } as const;
 
 /** One subgraph: a sequential target module and what it holds. */
 export interface Subgraph {

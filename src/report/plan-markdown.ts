@@ -4,7 +4,8 @@
  */
 import { formatBytes, formatInt } from '../plan/estimate.js';
 import type { Plan } from '../plan/types.js';
-import { coveragePolicyText, planHeadlines, summaryLine } from './plan-text.js';
+import type { GptqCost } from '../plan/gptq-cost.js';
+import { coveragePolicyText, gptqCostLines, planHeadlines, summaryLine } from './plan-text.js';
 
 /** Renders the plan as Markdown. */
 export function renderPlanMarkdown(plan: Plan): string {
@@ -22,7 +23,8 @@ export function renderPlanMarkdown(plan: Plan): string {
   for (const s of plan.steps) {
     const mods = s.modules && s.modules.length > 0 ? s.modules.slice(0, 4).map((m) => `\`${m}\``).join('<br>') + (s.modules.length > 4 ? `<br>… ${s.modules.length - 4} more` : '') : '';
     const coverage = s.action === 'calibrate' && plan.moe.coverage ? `<br>${escapeText(coveragePolicyText(plan.moe.coverage))}` : '';
-    out.push(`| ${s.index} | ${s.action} | ${escapeText(s.title)}${coverage} | ${mods} |`);
+    const gptq = s.action === 'quantize' && s.details?.gptq ? gptqCostLines(s.details.gptq as GptqCost, '').map((l) => `<br>${escapeText(l)}`).join('') : '';
+    out.push(`| ${s.index} | ${s.action} | ${escapeText(s.title)}${coverage}${gptq} | ${mods} |`);
   }
   out.push('');
   out.push('## Schemes');

@@ -5,6 +5,7 @@
  */
 import { compressNames } from '../match/compress-names.js';
 import { formatBytes, formatInt } from '../plan/estimate.js';
+import type { GptqCost } from '../plan/gptq-cost.js';
 import { CALIBRATION_ASSUMPTIONS } from '../plan/pipeline.js';
 import type { Plan, PlanExpertCoverage, PlanSpan, PlanStep, StepAction } from '../plan/types.js';
 
@@ -128,8 +129,25 @@ function renderStep(step: PlanStep, coverage: PlanExpertCoverage | undefined): s
     lines.push(`${indent}peak ≈ ${formatBytes(step.estimate.calibrationBytes)} per subgraph (largest: ${String(step.details?.largestSubgraph ?? '')}; batch ${CALIBRATION_ASSUMPTIONS.batchSize} × ${CALIBRATION_ASSUMPTIONS.seqLen} tokens)`);
   }
   if (step.action === 'calibrate' && coverage) lines.push(`${indent}${coveragePolicyText(coverage)}`);
+  const gptq = step.details?.gptq as GptqCost | undefined;
+  if (step.action === 'quantize' && gptq) lines.push(...gptqCostLines(gptq, indent));
   if (step.reason) lines.push(`${indent}(because target "${step.reason.pattern}"${where(step.reason.span)})`);
   return lines;
+}
+
+function flops(n: number): string {
+  return `${n.toExponential(1).replace('e+', 'e')} FLOP`;
+}
+
+/** The GPTQ cost lines of a quantize step. */
+export function gptqCostLines(c: GptqCost, indent: string): string[] {
+  const shared = c.hessians < c.modules ? ` (one per distinct input; llm-compressor accumulates ${formatInt(c.modules)})` : '';
+  return [
+    `${indent}${formatInt(c.hessians)} Hessians for ${formatInt(c.modules)} modules${shared}: ${formatBytes(c.hessianBytes)} in float32, at most ${formatBytes(c.peakLayerHessianBytes)} per layer`,
+    `${indent}for ${formatInt(CALIBRATION_ASSUMPTIONS.samples)} × ${formatInt(CALIBRATION_ASSUMPTIONS.seqLen)} tokens: accumulation ≈ ${flops(c.accumulateFlops)}` +
+      (c.hessians < c.modules ? ` (${flops(c.perModuleAccumulateFlops)} one per module)` : '') +
+      `, solve ≈ ${flops(c.solveFlops)}, ${formatBytes(c.weightBytes)} of weights`,
+  ];
 }
 
 function where(span: PlanSpan | undefined): string {

@@ -1,0 +1,86 @@
+/**
+ * What a GPTQModifier will cost, before anything runs: how many Hessians
+ * (one per distinct input: q/k/v share one, gate/up share one, and every
+ * expert's gate/up share one when all experts see every token), their
+ * memory, the FLOPs of accumulating and solving them for the assumed
+ * calibration set, and the weights read. llm-compressor accumulates one
+ * Hessian per module; its accumulation cost is given for comparison.
+ */
+import { FUSED_LAYER_NAMES } from '../match/fused-groups.js';
+import { paramsOf, type ModuleTree } from '../model/module-tree.js';
+import { dtypeBytes, numel } from './estimate.js';
+import { CALIBRATION_ASSUMPTIONS } from './pipeline.js';
+
+/** The cost estimate of one GPTQModifier (plan JSON: the quantize step's `details.gptq`). */
+export interface GptqCost {
+  readonly modules: number;
+  /** Distinct Hessians accumulated. */
+  readonly hessians: number;
+  /** Float32 bytes of all Hessians, and of the largest decoder layer's. */
+  readonly hessianBytes: number;
+  readonly peakLayerHessianBytes: number;
+  /** Calibration tokens the FLOP figures assume. */
+  readonly tokens: number;
+  /** `2·K²` per token and distinct Hessian. */
+  readonly accumulateFlops: number;
+  /** The same with one Hessian per module, as llm-compressor accumulates them. */
+  readonly perModuleAccumulateFlops: number;
+  /** Cholesky factorizations (≈ 4/3·K³) and the column loop (≈ 2·R·K²) of every module. */
+  readonly solveFlops: number;
+  /** Bytes of the GPTQ targets' weights. */
+  readonly weightBytes: number;
+}
+
+const GATE_UP = new Set(['gate_proj', 'up_proj', 'w1', 'w3']);
+
+/** The key of a module's input: modules with equal keys share one Hessian. */
+function inputKey(name: string, allExperts: boolean): string {
+  const dot = name.lastIndexOf('.');
+  const parent = name.slice(0, dot);
+  const leaf = name.slice(dot + 1);
+  const expert = /^(.*\.experts)\.\d+$/.exec(parent);
+  if (expert && allExperts && GATE_UP.has(leaf)) return `${expert[1]}.*|gate_up`;
+  const set = FUSED_LAYER_NAMES.find((s) => s.includes(leaf));
+  return set ? `${parent}|${set.join(',')}` : name;
+}
+
+/** Estimates the GPTQ cost of `modules` (tree indices) for the assumed calibration set. */
+export function gptqCost(tree: ModuleTree, modules: readonly number[], allExperts: boolean): GptqCost {
+  const tokens = CALIBRATION_ASSUMPTIONS.samples * CALIBRATION_ASSUMPTIONS.seqLen;
+  const distinct = new Map<string, { k: number; layer: string }>();
+  let perModule = 0;
+  let solve = 0;
+  let weightBytes = 0;
+  let count = 0;
+  for (const m of modules) {
+    const w = paramsOf(tree, m).find((p) => p.name === 'weight');
+    if (!w || w.shape.length !== 2) continue;
+    const [rows, k] = w.shape as [number, number];
+    count++;
+    const name = tree.names[m]!;
+    const layer = /^(.*?layers\.\d+)\./.exec(name)?.[1] ?? '';
+    distinct.set(inputKey(name, allExperts), { k, layer });
+    perModule += 2 * k * k * tokens;
+    solve += (4 / 3) * k ** 3 + 2 * rows * k * k;
+    weightBytes += numel(w.shape) * dtypeBytes(w.dtype);
+  }
+  let hessianBytes = 0;
+  let accumulate = 0;
+  const byLayer = new Map<string, number>();
+  for (const { k, layer } of distinct.values()) {
+    hessianBytes += 4 * k * k;
+    accumulate += 2 * k * k * tokens;
+    byLayer.set(layer, (byLayer.get(layer) ?? 0) + 4 * k * k);
+  }
+  return {
+    modules: count,
+    hessians: distinct.size,
+    hessianBytes,
+    peakLayerHessianBytes: Math.max(0, ...byLayer.values()),
+    tokens,
+    accumulateFlops: accumulate,
+    perModuleAccumulateFlops: perModule,
+    solveFlops: Math.round(solve),
+    weightBytes,
+  };
+}
