@@ -5,7 +5,7 @@
  */
 import type { PlanBuild } from '../plan/lower.js';
 import type { ModifierIR, MoeSettings, QuantizationArgs, QuantizationScheme } from '../ir/types.js';
-import { normalizeActorder } from '../ir/quant-args.js';
+import { actorderAsWritten, isGroupOrdering } from '../ir/quant-args.js';
 import { inputCalibration, kvCacheCalibration, UnsupportedActivationError } from './calibrate/activation-qparams.js';
 import { classOf } from '../model/module-tree.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam } from './types.js';
@@ -174,7 +174,7 @@ function isGptqTarget(gptq: ModifierIR, build: PlanBuild, from: number, classNam
  * on a strategy other than group/tensor_group falls back to none.
  */
 export function resolveActorder(weights: QuantizationArgs, modifierValue: unknown): QuantizationArgs {
-  const resolved = weights.actorder ?? normalizeActorder(modifierValue === undefined ? 'static' : modifierValue);
-  const ok = resolved !== 'group' || weights.strategy === 'group' || weights.strategy === 'tensor_group';
+  const resolved = weights.actorder ?? actorderAsWritten(modifierValue === undefined ? 'static' : modifierValue);
+  const ok = !isGroupOrdering(resolved) || weights.strategy === 'group' || weights.strategy === 'tensor_group';
   return { ...weights, actorder: ok ? resolved : null };
 }

@@ -4,7 +4,7 @@
  * default observers), so a partial args mapping becomes the exact object
  * compressed-tensors 0.18 would build. Assumes the args passed validation.
  */
-import type { QuantizationArgs, QuantizationStrategy } from './types.js';
+import type { ActivationOrdering, QuantizationArgs, QuantizationStrategy } from './types.js';
 
 /** Observer used for static args when none is given (c-t ≥ 0.14). */
 export const DEFAULT_STATIC_OBSERVER = 'memoryless_minmax';
@@ -20,6 +20,17 @@ export function normalizeActorder(value: unknown): 'group' | 'weight' | null {
   if (value === true || value === 'group' || value === 'dynamic') return 'group';
   if (value === 'weight' || value === 'static') return 'weight';
   return null;
+}
+
+/** An `actorder` value as compressed-tensors stores it: the enum member it names (`true` is `group`). */
+export function actorderAsWritten(value: unknown): ActivationOrdering | null {
+  if (value === true) return 'group';
+  return value === 'group' || value === 'dynamic' || value === 'weight' || value === 'static' ? value : null;
+}
+
+/** Whether an ordering is group ordering (`group` or its alias `dynamic`). */
+export function isGroupOrdering(value: ActivationOrdering | null): boolean {
+  return value === 'group' || value === 'dynamic';
 }
 
 /** `block_structure` as a list, accepting c-t's `"128x128"` string form. */
@@ -60,7 +71,7 @@ export function resolveQuantArgs(raw: Readonly<Record<string, unknown>>): Quanti
     strategy: inferStrategy(raw.strategy, groupSize),
     block_structure: normalizeBlockStructure(raw.block_structure),
     dynamic,
-    actorder: normalizeActorder(raw.actorder),
+    actorder: actorderAsWritten(raw.actorder),
     scale_dtype: normalizeDtype(raw.scale_dtype),
     zp_dtype: zpDtype,
     observer,

@@ -9,6 +9,9 @@ import type { LowCoveragePolicy, MoeRewriteDocument, UnsupportedMoePolicy } from
 /** compressed-tensors `QuantizationStrategy`. */
 export type QuantizationStrategy = 'tensor' | 'channel' | 'group' | 'block' | 'token' | 'tensor_group' | 'attn_head';
 
+/** compressed-tensors `ActivationOrdering`: `group` (alias `dynamic`) or `weight` (alias `static`). */
+export type ActivationOrdering = 'group' | 'weight' | 'dynamic' | 'static';
+
 /** compressed-tensors `QuantizationArgs`, every field materialized (c-t 0.18 defaults). */
 export interface QuantizationArgs {
   readonly num_bits: number;
@@ -18,7 +21,8 @@ export interface QuantizationArgs {
   readonly strategy: QuantizationStrategy | null;
   readonly block_structure: readonly number[] | null;
   readonly dynamic: boolean | 'local';
-  readonly actorder: 'group' | 'weight' | null;
+  /** As written (compressed-tensors keeps the alias it was given: `static` stays `static`). */
+  readonly actorder: ActivationOrdering | null;
   readonly scale_dtype: string | null;
   readonly zp_dtype: string | null;
   readonly observer: string | null;

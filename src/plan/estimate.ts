@@ -4,6 +4,7 @@
  * after (reference layout: `weight_packed`, `weight_scale`, global scales,
  * zero points). Exact for the tensors' element counts; dtypes as saved.
  */
+import { isGroupOrdering } from '../ir/quant-args.js';
 import type { QuantizationArgs, QuantizationScheme } from '../ir/types.js';
 
 const DTYPE_BYTES: Readonly<Record<string, number>> = {
@@ -76,7 +77,7 @@ export function quantizedWeightBytes(shape: readonly number[], weightDtype: stri
     default:
       bytes += rows * cols * dtypeBytes(weightDtype);
   }
-  if (w.actorder === 'group') bytes += cols * 4;
+  if (isGroupOrdering(w.actorder)) bytes += cols * 4;
   bytes += activationScaleBytes(scheme.input_activations, sb, format);
   return bytes;
 }

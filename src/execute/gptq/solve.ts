@@ -6,6 +6,7 @@
  * runs float32; GPTQ's objective, not its integer codes, is what two valid
  * float orders agree on).
  */
+import { isGroupOrdering } from '../../ir/quant-args.js';
 import type { QuantizationArgs } from '../../ir/types.js';
 import { dtypeFacts } from '../rtn/qparams.js';
 import type { KernelKind, WeightDtype } from '../rtn/weight-kernel.js';
@@ -126,7 +127,8 @@ export function inverseHessianFactor(h: Float64Array, n: number, dampeningFrac: 
 export function solveGptq(p: GptqProblem, settings: GptqSettings): GptqSolution {
   const { rows: R, cols: K, args } = p;
   const layout = scaleLayout(args, R, K);
-  const actorder = args.actorder === 'group' && args.strategy !== 'group' && args.strategy !== 'tensor_group' ? null : args.actorder;
+  const grouped = isGroupOrdering(args.actorder);
+  const actorder = grouped && args.strategy !== 'group' && args.strategy !== 'tensor_group' ? null : args.actorder === null ? null : grouped ? 'group' : 'weight';
   const h = Float64Array.from(p.hessian);
   const diag = Float64Array.from({ length: K }, (_, i) => h[i * K + i]!);
   const perm = actorder ? descendingOrder(diag) : null;

@@ -1,0 +1,82 @@
+/**
+ * `quantc apply` with GPTQModifier recipes end to end on the tiny models:
+ * what the summary and progress say, what is written, and the refusals.
+ * Fidelity against llm-compressor is in gptq-fidelity.test.ts.
+ */
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { main } from '../../../src/cli/main.js';
+import type { CliIo } from '../../../src/cli/io.js';
+import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
+import { parseSafetensors } from '../fixtures.js';
+
+function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
+}
+
+const TEXT = join(CALIBRATION, 'text.txt');
+
+function gptqRecipe(scheme: string, ignore: string, extra = ''): string {
+  return `quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: ${scheme}\n      ignore: ${ignore}\n${extra}`;
+}
+
+async function run(model: string, recipe: string, args: string[] = []): Promise<{ code: number; io: ReturnType<typeof memoryIo>; cwd: string }> {
+  const cwd = await mkdtemp(join(tmpdir(), 'quantc-gptq-'));
+  await writeFile(join(cwd, 'recipe.yaml'), recipe);
+  const io = memoryIo(cwd);
+  const code = await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer(model), '--out', 'out', '--data', TEXT, '--seq-len', '32', ...args], io);
+  return { code, io, cwd };
+}
+
+describe('quantc apply with GPTQ', () => {
+  test('quantizes every decoder Linear, reports the run and writes what the RTN pass writes for the scheme', async () => {
+    const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[lm_head]'));
+    expect(code).toBe(0);
+    const err = io.err.join('');
+    expect(err).toContain('gptq layer 1/2: statistics ');
+    expect(err).toContain('gptq layer 2/2: ');
+    const out = io.out.join('');
+    expect(out).toMatch(/ {2}gptq {9}14 modules in 2 layers from 8 Hessians \(one per distinct input\); 14 solved, 0 rounded to nearest after a failed Cholesky, 0 by the coverage policy; block_size 128, dampening_frac 0.01; total loss [\d.e+-]+; /);
+    const tensors = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    expect([...tensors.keys()].filter((k) => k.endsWith('.weight_packed'))).toHaveLength(14);
+    expect([...tensors.keys()].some((k) => k.endsWith('weight_g_idx'))).toBe(false);
+    const config = JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: { config_groups: { group_0: { weights: { actorder: string } } } } };
+    expect(config.quantization_config.config_groups.group_0.weights.actorder).toBe('static');
+    expect(await readFile(join(cwd, 'out', 'recipe.yaml'), 'utf8')).toContain('GPTQModifier');
+  });
+
+  test('group activation ordering writes weight_g_idx, and eval reads the checkpoint back', async () => {
+    const { code, cwd } = await run('llama', gptqRecipe('W4A16', '[lm_head]', '      actorder: group\n'));
+    expect(code).toBe(0);
+    const tensors = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    const gIdx = tensors.get('model.layers.0.mlp.down_proj.weight_g_idx')!;
+    expect(gIdx.dtype).toBe('I32');
+    expect(gIdx.shape).toEqual([256]);
+    const groups = new Int32Array(gIdx.bytes.slice().buffer);
+    expect([0, 1].map((g) => groups.filter((x) => x === g).length)).toEqual([128, 128]);
+    const io = memoryIo(cwd);
+    expect(await main(['eval', '--model', join(cwd, 'out'), '--data', TEXT, '--seq-len', '32'], io)).toBe(0);
+    expect(io.out.join('')).toMatch(/perplexity/);
+  });
+
+  test('MoE: one Hessian serves every expert gate/up when all experts see all tokens', async () => {
+    const all = await run('qwen3_moe', gptqRecipe('W4A16', '[lm_head, "re:.*mlp.gate$"]'));
+    expect(all.code).toBe(0);
+    // Per layer: q/k/v, o, the experts' shared gate/up, one down per expert (4).
+    expect(all.io.out.join('')).toContain('32 modules in 2 layers from 14 Hessians');
+    const routed = await run('qwen3_moe', `quantc:\n  moe:\n    calibrate_all_experts: false\n${gptqRecipe('W4A16', '[lm_head, "re:.*mlp.gate$"]')}`);
+    expect(routed.code, routed.io.err.join('')).toBe(0);
+    expect(routed.io.out.join('')).toContain('32 modules in 2 layers from 20 Hessians');
+  });
+
+  test('a GPTQ target outside the decoder layers is refused before anything runs', async () => {
+    const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[]'));
+    expect(code).toBe(1);
+    expect(io.err.join('')).toContain("error apply-unsupported: lm_head: apply runs GPTQ on the decoder layers' modules only");
+    expect(await readdir(cwd)).toEqual(['recipe.yaml']);
+  });
+});
