@@ -8,6 +8,7 @@ import type { ModifierIR, MoeSettings, QuantizationArgs, QuantizationScheme } fr
 import { actorderAsWritten, isGroupOrdering } from '../ir/quant-args.js';
 import { inputCalibration, kvCacheCalibration, UnsupportedActivationError } from './calibrate/activation-qparams.js';
 import { classOf } from '../model/module-tree.js';
+import { inferFormat } from './rtn/weight-kernel.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam } from './types.js';
 import type { Device } from './runtime.js';
 
@@ -86,6 +87,8 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     quantizedTypes.add(type);
     modules.push({ name, group: g });
     if (byGptq) {
+      const unsupported = gptqUnsupported(scheme);
+      if (unsupported) throw new PlanNotExecutableError(`${name}: ${unsupported}`);
       if (!/(?:^|\.)layers\.\d+\./.test(name)) {
         throw new PlanNotExecutableError(`${name}: apply runs GPTQ on the decoder layers' modules only; add "${name}" to the GPTQModifier's ignore list (llm-compressor's examples ignore lm_head)`);
       }
@@ -149,6 +152,16 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     recipeYaml: options.recipeYaml,
     maxShardBytes: options.maxShardBytes,
   };
+}
+
+/** Why GPTQ cannot solve weights of `scheme`, or null. */
+function gptqUnsupported(scheme: QuantizationScheme): string | null {
+  const format = inferFormat(scheme);
+  if (format === 'mxfp4-pack-quantized' || format === 'mxfp8-quantized') return `GPTQ of MX weights (${format}) is not supported by apply`;
+  if (format === 'nvfp4-pack-quantized' && isGroupOrdering(scheme.weights?.actorder ?? null)) {
+    return "GPTQ group activation ordering with NVFP4 weights is not supported: compressed-tensors' NVFP4 format cannot save weight_g_idx (use actorder static)";
+  }
+  return null;
 }
 
 /** Whether the GPTQModifier attaches schemes of its own (else it reuses those of earlier modifiers). */

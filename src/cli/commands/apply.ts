@@ -19,7 +19,11 @@ QuantizationModifier recipes run: data-free weight schemes (W4A16, W8A8,
 FP8_DYNAMIC, FP8_BLOCK, NVFP4A16, MXFP4, ...) and schemes that need
 calibration: NVFP4 (input global scales), FP8 (static input scales),
 static INT8 input activations, and a kv_cache_scheme (k_scale, v_scale).
-GPTQ, AWQ, SmoothQuant and other algorithms are not supported.
+GPTQModifier recipes run on the sequential pipeline: per decoder layer,
+one pass collects the Hessians of its Linear inputs, GPTQ solves the
+layer's weights, a second pass feeds the quantized layer's outputs to
+the next layer (one line of progress per layer on stderr).
+AWQ, SmoothQuant and other algorithms are not supported yet.
 
 Calibration runs the samples through the model layer by layer (one
 layer's weights in memory at a time; architectures of \`quantc eval\`),

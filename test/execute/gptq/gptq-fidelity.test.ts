@@ -1,0 +1,137 @@
+/**
+ * GPTQ against llm-compressor's own GPTQ (test/fixtures/gptq, made by
+ * make_gptq_refs.py on the same tiny checkpoints and token windows).
+ * Integer codes are not the test: they are chaotic under float-order
+ * changes. The test is GPTQ's objective tr(ΔW·H·ΔWᵀ) under llm-compressor's
+ * Hessian of each module: quantc's weights must score within a few percent
+ * of llm-compressor's own, where round-to-nearest with the same scales
+ * scores 2-3× worse. Names, dtypes, shapes, quantization_config and the
+ * scales observed on the original weights must match exactly.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+import { main } from '../../../src/cli/main.js';
+import type { CliIo } from '../../../src/cli/io.js';
+import { toFloat32 } from '../../../src/execute/dtypes.js';
+import { readLinear } from '../../../src/execute/forward/dequantize.js';
+import { layerObjective } from '../../../src/execute/gptq/objective.js';
+import { openCheckpoint } from '../../../src/execute/safetensors-reader.js';
+import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
+import { parseSafetensors } from '../fixtures.js';
+
+/** One llm-compressor GPTQ run (see make_gptq_refs.py). */
+interface GptqRef {
+  readonly recipe: Record<string, unknown>;
+  readonly moe_calibrate_all_experts: boolean;
+  readonly quantization_config: Record<string, unknown>;
+  readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string; values?: number[] }>;
+  readonly modules: Record<string, { hessian: string; n: number; objective: number; objective_rtn: number; objective_rerun_cross: number; shape: [number, number] }>;
+}
+
+const REFS = join(CALIBRATION, '..', 'gptq');
+const DEVICE = process.env.QUANTC_TEST_DEVICE ?? 'cpu';
+const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', F8_E4M3: 'float8_e4m3fn', U8: 'uint8', I32: 'int32', I64: 'int64', F16: 'float16' };
+
+function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
+}
+
+function recipeYaml(ref: GptqRef, moe: boolean): string {
+  const ignore = moe ? ['lm_head', 're:.*mlp.gate$'] : ['lm_head'];
+  const modifier = { ...ref.recipe, ignore };
+  return `${JSON.stringify({ ...(moe ? { quantc: { moe: { calibrate_all_experts: ref.moe_calibrate_all_experts } } } : {}), default_stage: { default_modifiers: { GPTQModifier: modifier } } }, null, 1)}\n`;
+}
+
+const CASES = existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).map((variant) => [model, variant] as const)) : [];
+
+/**
+ * How much worse than llm-compressor quantc may score, summed over modules
+ * and per module. llm-compressor's own reruns differ by up to a few percent
+ * (ref.modules[].objective_rerun_cross); a float32 forward instead of bf16
+ * adds as much again; round-to-nearest is 1.8-3× worse and must fail.
+ */
+const TOTAL_TOLERANCE = 1.1;
+const MODULE_TOLERANCE = 1.35;
+
+describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows, batch size 1)", () => {
+  test('has reference cases', () => expect(CASES.length).toBeGreaterThan(0));
+  for (const [model, variant] of CASES) {
+    test(`${model} ${variant}`, async () => {
+      const dir = join(REFS, model, variant);
+      const ref = JSON.parse(gunzipSync(await readFile(join(dir, 'ref.json.gz'))).toString('utf8')) as GptqRef;
+      const hessians = parseSafetensors(gunzipSync(await readFile(join(dir, 'hessians.safetensors.gz'))));
+      const cwd = await mkdtemp(join(tmpdir(), 'quantc-gptq-ref-'));
+      await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama'));
+      const io = memoryIo(cwd);
+      const code = await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer(model), '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
+      expect(io.err.join(''), io.err.join('')).not.toMatch(/error|warning/);
+      expect(code).toBe(0);
+
+      const out = join(cwd, 'out');
+      const got = parseSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
+      expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
+      const groupOrdered = Object.keys(ref.tensors).some((n) => n.endsWith('weight_g_idx'));
+      for (const [name, r] of Object.entries(ref.tensors)) {
+        const g = got.get(name)!;
+        expect({ name, dtype: DTYPES[g.dtype], shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
+        // Scales observed on the original weight are exact; with group ordering they follow a permutation of the Hessian diagonal.
+        if (!groupOrdered && /\.weight_(scale|global_scale|zero_point)$/.test(name)) expect(createHash('sha256').update(g.bytes).digest('hex'), name).toBe(r.sha256);
+        if (!/\.weight_(packed|scale|global_scale|zero_point|shape|g_idx)$|^model\.layers\.\d+\..*\.weight$/.test(name) || name.endsWith('norm.weight')) {
+          expect(createHash('sha256').update(g.bytes).digest('hex'), name).toBe(r.sha256);
+        }
+      }
+      const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization_config: unknown };
+      expect(config.quantization_config).toEqual(ref.quantization_config);
+
+      const index = await openCheckpoint(out);
+      let ours = 0;
+      let theirs = 0;
+      let rtn = 0;
+      let rerun = 0;
+      for (const [module, m] of Object.entries(ref.modules)) {
+        const [rows, cols] = m.shape;
+        const h = hessians.get(m.hessian)!;
+        const hessian = new Float32Array(h.bytes.slice().buffer);
+        const original = toFloat32(hessians.get(`${module}.original`)?.bytes ?? new Uint8Array(0), 'BF16');
+        const w0 = original.length > 0 ? original : await originalWeight(model, module);
+        const q = (await readLinear(index, module, 'bfloat16')).data;
+        const mine = layerObjective(w0, q, hessian, rows, cols);
+        expect(mine / m.objective, module).toBeLessThan(MODULE_TOLERANCE);
+        ours += mine;
+        theirs += m.objective;
+        rtn += m.objective_rtn;
+        rerun += m.objective_rerun_cross;
+      }
+      if (process.env.QUANTC_GPTQ_RATIOS) console.log(`${model} ${variant}: quantc/llm-compressor ${(ours / theirs).toFixed(4)}, rerun ${(rerun / theirs).toFixed(4)}, rtn ${(rtn / theirs).toFixed(3)}`);
+      expect(ours / theirs).toBeLessThan(TOTAL_TOLERANCE);
+      // The bound must be one round-to-nearest cannot meet, and llm-compressor's own rerun can.
+      expect(rtn / theirs).toBeGreaterThan(TOTAL_TOLERANCE * 1.5);
+      expect(rerun / theirs).toBeLessThan(TOTAL_TOLERANCE);
+    });
+  }
+});
+
+const originals = new Map<string, Promise<Awaited<ReturnType<typeof openCheckpoint>>>>();
+
+/** The base checkpoint's weight of `module` (per-expert slices of fused tensors included). */
+async function originalWeight(model: string, module: string): Promise<Float32Array> {
+  if (!originals.has(model)) originals.set(model, modelWithTokenizer(model).then(openCheckpoint));
+  const index = await originals.get(model)!;
+  const direct = index.tensors.get(`${module}.weight`);
+  if (direct) return (await readLinear(index, module, 'bfloat16')).data;
+  const { resolveWeight, readWeight } = await import('../../../src/execute/weight-source.js');
+  const m = /^(.*\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)$/.exec(module)!;
+  const fused = [
+    { tensor: `${m[1]}.gate_up_proj`, expertsModule: m[1]!, transposed: false, projections: ['gate_proj', 'up_proj'] },
+    { tensor: `${m[1]}.down_proj`, expertsModule: m[1]!, transposed: false, projections: ['down_proj'] },
+  ];
+  const src = resolveWeight(index, module, fused)!;
+  return toFloat32(await readWeight(src), 'BF16');
+}
