@@ -10,6 +10,8 @@ import { expertKey, lowCoverage } from '../calibrate/expert-coverage.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import { runSequential, type LayerTimings, type SequentialOptions } from '../pipeline/sequential.js';
 import type { ApplyJob } from '../types.js';
+import { GraphRuntime } from '../runtime.js';
+import { runtimeGemm } from './gemm.js';
 import { GptqModifier, type GptqModuleReport } from './gptq-modifier.js';
 
 /** A GPTQ run's job and what it did. */
@@ -25,7 +27,9 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
   const spec = job.calibration!;
   const gptq = job.gptq!;
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
+  const rt = new GraphRuntime(model.device);
   const modifier = new GptqModifier(job, model.weights, gptq.modules, spec.calibrateAllExperts, {
+    gemm: runtimeGemm(rt),
     blockSize: gptq.blockSize,
     dampeningFrac: gptq.dampeningFrac,
     rtnExperts: (layer, coverage) => {
@@ -35,7 +39,12 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
       return new Set((spec.onLowCoverage === 'fallback' ? low : low.filter((e) => e.tokens === 0)).map(expertKey));
     },
   });
-  const timings = await runSequential(model, batches, modifier, job.fusedExperts, options);
+  let timings: LayerTimings[];
+  try {
+    timings = await runSequential(model, batches, modifier, job.fusedExperts, options);
+  } finally {
+    await rt.dispose();
+  }
   const result = { inputs: modifier.stats.stats, lastBatch: modifier.lastBatch.stats, coverage: modifier.coverage.report(tokens, spec.calibrateAllExperts) };
   const done = completeCalibration({ ...job, solvedWeights: modifier.solved }, result, DTYPES[model.config.dtype]);
   return { ...done, reports: modifier.reports, hessians: modifier.hessians, timings };

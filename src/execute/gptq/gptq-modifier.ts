@@ -19,6 +19,7 @@ import type { RawTensor } from '../runtime.js';
 import type { ApplyJob, SolvedWeight } from '../types.js';
 import { readWeight, resolveWeight } from '../weight-source.js';
 import { HessianStore } from './hessians.js';
+import type { GemmEngine } from './gemm.js';
 import { solveGptq, type GptqSettings } from './solve.js';
 import { fusedNvfp4GlobalScale, groupStats, scaleLayout, type GroupStats } from './weight-qparams.js';
 
@@ -51,6 +52,8 @@ function layerOf(module: string): number | null {
 
 /** Settings of a GPTQ run beyond the job. */
 export interface GptqRunOptions extends GptqSettings {
+  /** Where the solve's dense products run. */
+  readonly gemm: GemmEngine;
   /** Experts (`layer/expert`) rounded to nearest instead (coverage policy); decided per layer after pass A. */
   readonly rtnExperts: (layer: number, coverage: CoverageCollector) => ReadonlySet<string>;
 }
@@ -138,9 +141,10 @@ export class GptqModifier implements LayerModifier {
       const k = l.w.cols;
       const hessian = h ? h.h : identity(k);
       if (h && h.k !== k) throw new GptqInputError(`${l.module}: its input has ${h.k} features but its weight ${k} columns`);
-      const solution = solveGptq(
+      const solution = await solveGptq(
         { weight: l.w.data, rows: l.w.rows, cols: k, hessian, kind: l.kind, args: l.args, dtype: l.w.dtype, stats: l.stats, globalScale: globals.get(l.module) ?? null },
         byPolicy ? { ...this.options, dampeningFrac: 0 } : this.options,
+        this.options.gemm,
       );
       changed.set(l.module, { data: solution.weight, rows: l.w.rows, cols: k });
       this.solved.set(l.module, { bytes: dtypeBytes(solution.weight, l.w.dtype), dtype: l.w.dtype, gIdx: solution.gIdx, qparams: solution.gIdx ? solution.qparams : null });

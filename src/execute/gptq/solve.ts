@@ -2,14 +2,17 @@
  * The GPTQ solve of one weight (llm-compressor `quantize_weight`): dead
  * columns, relative dampening, the upper Cholesky factor of the inverse
  * Hessian, and the blockwise column loop with lazy batch updates, with
- * scales fixed before the loop. Pure TypeScript in float64 (llm-compressor
- * runs float32; GPTQ's objective, not its integer codes, is what two valid
- * float orders agree on).
+ * scales fixed before the loop. Float32 like llm-compressor, blocked so
+ * that the `K³` and `R·K²` products run on a {@link GemmEngine}
+ * (onnxruntime) while JavaScript does the panels and the column loop inside
+ * each block. GPTQ's objective, not its integer codes, is what two valid
+ * float orders agree on.
  */
 import { isGroupOrdering } from '../../ir/quant-args.js';
 import type { QuantizationArgs } from '../../ir/types.js';
 import { dtypeFacts } from '../rtn/qparams.js';
 import type { KernelKind, WeightDtype } from '../rtn/weight-kernel.js';
+import { jsGemm, type GemmEngine } from './gemm.js';
 import { groupStats, quantizeColumn, scaleLayout, weightQparams, type GroupStats, type WeightQparams } from './weight-qparams.js';
 
 /** GPTQModifier's solve settings. */
@@ -27,7 +30,7 @@ export interface GptqProblem {
   readonly rows: number;
   readonly cols: number;
   /** Normalized Hessian `2·Σxxᵀ/n`, `[cols, cols]` row-major. */
-  readonly hessian: Float32Array | Float64Array;
+  readonly hessian: ArrayLike<number>;
   readonly kind: KernelKind;
   /** Weight quantization args; `actorder` already resolved. */
   readonly args: QuantizationArgs;
@@ -80,136 +83,182 @@ export function choleskyLower(a: Float64Array, n: number): boolean {
   return true;
 }
 
-/** `(L·Lᵀ)⁻¹` from a lower Cholesky factor (`torch.cholesky_inverse`), full symmetric `[n, n]`. */
-export function choleskyInverse(l: Float64Array, n: number): Float64Array {
-  // Linv = L⁻¹ (lower), then H⁻¹ = Linvᵀ · Linv.
-  const inv = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    inv[j * n + j] = 1 / l[j * n + j]!;
-    for (let i = j + 1; i < n; i++) {
-      let s = 0;
-      for (let k = j; k < i; k++) s -= l[i * n + k]! * inv[k * n + j]!;
-      inv[i * n + j] = s / l[i * n + i]!;
-    }
-  }
-  const out = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = 0;
-      for (let k = i; k < n; k++) s += inv[k * n + i]! * inv[k * n + j]!;
-      out[i * n + j] = s;
-      out[j * n + i] = s;
-    }
-  }
+/** Rows `[r0, r1)`, columns `[c0, c1)` of row-major `a` (`n` columns), as a contiguous copy. */
+function block(a: Float32Array, n: number, r0: number, r1: number, c0: number, c1: number): Float32Array {
+  const w = c1 - c0;
+  const out = new Float32Array((r1 - r0) * w);
+  for (let r = r0; r < r1; r++) out.set(a.subarray(r * n + c0, r * n + c1), (r - r0) * w);
   return out;
+}
+
+/** Writes contiguous `src` into rows `[r0, …)`, columns `[c0, c0 + w)` of `a`. */
+function putBlock(a: Float32Array, n: number, src: Float32Array, r0: number, c0: number, w: number): void {
+  const rows = src.length / w;
+  for (let r = 0; r < rows; r++) a.set(src.subarray(r * w, (r + 1) * w), (r0 + r) * n + c0);
+}
+
+/**
+ * Blocked in-place lower Cholesky of `a` `[n, n]` (float32 storage, panels
+ * in float64, trailing updates through `gemm`); false if not positive definite.
+ */
+export async function blockedCholesky(a: Float32Array, n: number, b: number, gemm: GemmEngine): Promise<boolean> {
+  for (let k0 = 0; k0 < n; k0 += b) {
+    const k1 = Math.min(k0 + b, n);
+    const w = k1 - k0;
+    const d = Float64Array.from(block(a, n, k0, k1, k0, k1));
+    if (!choleskyLower(d, w)) return false;
+    putBlock(a, n, Float32Array.from(d), k0, k0, w);
+    if (k1 === n) break;
+    // Panel L21 = A21 · L11⁻ᵀ: forward substitution per row.
+    const m = n - k1;
+    const panel = new Float32Array(m * w);
+    const x = new Float64Array(w);
+    for (let i = 0; i < m; i++) {
+      const row = (k1 + i) * n + k0;
+      for (let j = 0; j < w; j++) {
+        let s = a[row + j]!;
+        for (let q = 0; q < j; q++) s -= d[j * w + q]! * x[q]!;
+        x[j] = s / d[j * w + j]!;
+      }
+      for (let j = 0; j < w; j++) panel[i * w + j] = x[j]!;
+    }
+    putBlock(a, n, panel, k1, k0, w);
+    // Trailing A22 −= L21·L21ᵀ.
+    const trailing = await gemm.subtractProduct(block(a, n, k1, n, k1, n), m, m, { data: panel, rows: m, cols: w }, { data: panel, rows: m, cols: w, t: true });
+    putBlock(a, n, trailing, k1, k1, m);
+  }
+  for (let i = 0; i < n; i++) a.fill(0, i * n + i + 1, (i + 1) * n);
+  return true;
+}
+
+/** Blocked inverse of lower-triangular `l` `[n, n]` (row-major), through `gemm` for the off-diagonal products. */
+export async function lowerInverse(l: Float32Array, n: number, b: number, gemm: GemmEngine): Promise<Float32Array> {
+  const x = new Float32Array(n * n);
+  for (let i0 = 0; i0 < n; i0 += b) {
+    const i1 = Math.min(i0 + b, n);
+    const w = i1 - i0;
+    // R = E − L[i0:i1, :i0] · X[:i0, :i1], then X[i0:i1, :i1] = L_ii⁻¹ · R.
+    let r: Float32Array = new Float32Array(w * i1);
+    for (let q = 0; q < w; q++) r[q * i1 + i0 + q] = 1;
+    if (i0 > 0) r = await gemm.subtractProduct(r, w, i1, { data: block(l, n, i0, i1, 0, i0), rows: w, cols: i0 }, { data: block(x, n, 0, i0, 0, i1), rows: i0, cols: i1 });
+    const rows = new Float64Array(w * i1);
+    for (let q = 0; q < w; q++) {
+      const lrow = (i0 + q) * n + i0;
+      for (let j = 0; j < i1; j++) {
+        let s = r[q * i1 + j]!;
+        for (let p = 0; p < q; p++) s -= l[lrow + p]! * rows[p * i1 + j]!;
+        rows[q * i1 + j] = s / l[lrow + q]!;
+      }
+    }
+    putBlock(x, n, Float32Array.from(rows), i0, 0, i1);
+  }
+  return x;
 }
 
 /**
  * The upper Cholesky factor `U` of `H⁻¹` (`UᵀU = H⁻¹`) after dampening, as
- * llm-compressor computes it; null when any factorization fails.
+ * llm-compressor uses it (it computes Cholesky, Cholesky inverse, Cholesky);
+ * null when `H` is not positive definite. Computed with one Cholesky and one
+ * triangular inverse: with `J` the reversal, `JHJ = L·Lᵀ` gives
+ * `H = (JLJ)(JLJ)ᵀ` with `JLJ` upper, so `U = (JLJ)⁻¹ = J·L⁻¹·J`.
  */
-export function inverseHessianFactor(h: Float64Array, n: number, dampeningFrac: number): Float64Array | null {
+export async function inverseHessianFactor(h: ArrayLike<number>, n: number, dampeningFrac: number, gemm: GemmEngine = jsGemm, blockSize = 128): Promise<Float32Array | null> {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += h[i * n + i]!;
   const damp = (dampeningFrac * mean) / n;
-  const a = Float64Array.from(h);
-  for (let i = 0; i < n; i++) a[i * n + i]! += damp;
-  if (!choleskyLower(a, n)) return null;
-  const inv = choleskyInverse(a, n);
-  if (!choleskyLower(inv, n)) return null;
-  // Upper factor = transpose of the lower one.
-  const u = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = inv[i * n + j]!;
+  const a = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[(n - 1 - i) * n + (n - 1 - j)] = h[i * n + j]! + (i === j ? damp : 0);
+  if (!(await blockedCholesky(a, n, blockSize, gemm))) return null;
+  const inv = await lowerInverse(a, n, blockSize, gemm);
+  const u = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) u[i * n + j] = inv[(n - 1 - i) * n + (n - 1 - j)]!;
+  for (const v of u) if (!Number.isFinite(v)) return null;
   return u;
 }
 
-/** Solves one weight (see the module comment and algorithms.md §1.6). */
-export function solveGptq(p: GptqProblem, settings: GptqSettings): GptqSolution {
+/** Solves one weight (see the module comment and algorithms.md §1.6); heavy products run on `gemm`. */
+export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: GemmEngine = jsGemm): Promise<GptqSolution> {
   const { rows: R, cols: K, args } = p;
   const layout = scaleLayout(args, R, K);
   const grouped = isGroupOrdering(args.actorder);
   const actorder = grouped && args.strategy !== 'group' && args.strategy !== 'tensor_group' ? null : args.actorder === null ? null : grouped ? 'group' : 'weight';
-  const h = Float64Array.from(p.hessian);
-  const diag = Float64Array.from({ length: K }, (_, i) => h[i * K + i]!);
-  const perm = actorder ? descendingOrder(diag) : null;
+  const h = p.hessian;
+  const perm = actorder ? descendingOrder(Float64Array.from({ length: K }, (_, i) => h[i * K + i]!)) : null;
+  const col = (j: number): number => (perm ? perm[j]! : j);
 
-  // W in (possibly permuted) column order, row-major, float64.
-  const w = new Float64Array(R * K);
-  for (let r = 0; r < R; r++) for (let j = 0; j < K; j++) w[r * K + j] = p.weight[r * K + (perm ? perm[j]! : j)]!;
-  let hp = h;
-  if (perm) {
-    hp = new Float64Array(K * K);
-    for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[perm[i]! * K + perm[j]!]!;
-  }
+  // Wt[j] = (permuted) column j of W: columns are what the loop walks, and a run of them is one contiguous block.
+  const wt = new Float32Array(K * R);
+  for (let r = 0; r < R; r++) for (let j = 0; j < K; j++) wt[j * R + r] = p.weight[r * K + col(j)]!;
+  const hp = new Float64Array(K * K);
+  for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[col(i) * K + col(j)]!;
 
   // Scale group of each (permuted) column: static ordering keeps original groups; group ordering regroups.
   let qparams: WeightQparams;
   const groupOf = new Int32Array(K);
   if (actorder === 'group') {
-    const stats = groupStats(p.weight, R, K, layout, perm!);
-    qparams = weightQparams(p.kind, args, layout, stats, 'F32', p.globalScale);
+    qparams = weightQparams(p.kind, args, layout, groupStats(p.weight, R, K, layout, perm!), 'F32', p.globalScale);
     for (let j = 0; j < K; j++) groupOf[j] = Math.floor(j / layout.width);
   } else {
     qparams = weightQparams(p.kind, args, layout, p.stats, p.dtype, p.globalScale);
-    for (let j = 0; j < K; j++) groupOf[j] = Math.floor((perm ? perm[j]! : j) / layout.width);
+    for (let j = 0; j < K; j++) groupOf[j] = Math.floor(col(j) / layout.width);
   }
 
   // Dead columns: exactly zero diagonal.
   for (let j = 0; j < K; j++) {
     if (hp[j * K + j] !== 0) continue;
     hp[j * K + j] = 1;
-    for (let r = 0; r < R; r++) w[r * K + j] = 0;
+    wt.fill(0, j * R, (j + 1) * R);
   }
 
-  let hinv = inverseHessianFactor(hp, K, settings.dampeningFrac);
+  let hinv = await inverseHessianFactor(hp, K, settings.dampeningFrac, gemm, settings.blockSize);
   const fellBack = hinv === null;
   if (!hinv) {
-    hinv = new Float64Array(K * K);
+    hinv = new Float32Array(K * K);
     for (let i = 0; i < K; i++) hinv[i * K + i] = 1;
   }
 
   const B = Math.max(1, settings.blockSize);
-  const col = new Float64Array(R);
   const q = new Float64Array(R);
-  const err = new Float64Array(R * B);
   let loss = 0;
   for (let i1 = 0; i1 < K; i1 += B) {
     const i2 = Math.min(i1 + B, K);
     const width = i2 - i1;
+    const err = new Float32Array(width * R);
     for (let i = 0; i < width; i++) {
       const c = i1 + i;
-      for (let r = 0; r < R; r++) col[r] = w[r * K + c]!;
-      quantizeColumn(qparams, col, R, groupOf[c]!, q);
+      const w = wt.subarray(c * R, (c + 1) * R);
+      quantizeColumn(qparams, w, R, groupOf[c]!, q);
       const d = hinv[c * K + c]!;
+      const e = err.subarray(i * R, (i + 1) * R);
       for (let r = 0; r < R; r++) {
-        const diff = col[r]! - q[r]!;
+        const diff = w[r]! - q[r]!;
         loss += (diff * diff) / (d * d) / 2;
-        const e = diff / d;
-        err[r * B + i] = e;
-        const row = r * K;
-        w[row + c] = q[r]!;
-        // Lazy update inside the block: the remaining columns of this block.
-        for (let j = c + 1; j < i2; j++) w[row + j]! -= e * hinv[c * K + j]!;
+        e[r] = diff / d;
+        w[r] = q[r]!;
+      }
+      // Lazy update inside the block: the remaining columns of this block.
+      for (let j = c + 1; j < i2; j++) {
+        const u = hinv[c * K + j]!;
+        if (u === 0) continue;
+        const target = wt.subarray(j * R, (j + 1) * R);
+        for (let r = 0; r < R; r++) target[r] = target[r]! - e[r]! * u;
       }
     }
-    // The columns after the block, once per block.
+    // The columns after the block, once per block: Wt[i2:] −= U[i1:i2, i2:]ᵀ · Err.
     if (i2 < K) {
-      for (let r = 0; r < R; r++) {
-        const row = r * K;
-        for (let i = 0; i < width; i++) {
-          const e = err[r * B + i]!;
-          if (e === 0) continue;
-          const hrow = (i1 + i) * K;
-          for (let j = i2; j < K; j++) w[row + j]! -= e * hinv[hrow + j]!;
-        }
-      }
+      const rest = K - i2;
+      const updated = await gemm.subtractProduct(wt.subarray(i2 * R), rest, R, { data: block(hinv, K, i1, i2, i2, K), rows: width, cols: rest, t: true }, { data: err, rows: width, cols: R });
+      wt.set(updated, i2 * R);
     }
   }
 
   // Cast back to the model dtype (NVFP4's float32 dequantized values round here).
   const { round } = dtypeFacts(p.dtype);
   const out = new Float32Array(R * K);
-  for (let r = 0; r < R; r++) for (let j = 0; j < K; j++) out[r * K + (perm ? perm[j]! : j)] = round(w[r * K + j]!);
+  for (let j = 0; j < K; j++) {
+    const c = col(j);
+    for (let r = 0; r < R; r++) out[r * K + c] = round(wt[j * R + r]!);
+  }
   let gIdx: Int32Array | null = null;
   if (actorder === 'group') {
     gIdx = new Int32Array(K);

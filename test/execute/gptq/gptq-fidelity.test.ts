@@ -30,7 +30,7 @@ interface GptqRef {
   readonly moe_calibrate_all_experts: boolean;
   readonly quantization_config: Record<string, unknown>;
   readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string; values?: number[] }>;
-  readonly modules: Record<string, { hessian: string; n: number; objective: number; objective_rtn: number; objective_rerun_cross: number; shape: [number, number] }>;
+  readonly modules: Record<string, { hessian: string; hessian_variant?: string; n: number; objective: number; objective_rtn: number; objective_rerun_cross: number; shape: [number, number] }>;
 }
 
 const REFS = join(CALIBRATION, '..', 'gptq');
@@ -66,7 +66,13 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
     test(`${model} ${variant}`, async () => {
       const dir = join(REFS, model, variant);
       const ref = JSON.parse(gunzipSync(await readFile(join(dir, 'ref.json.gz'))).toString('utf8')) as GptqRef;
-      const hessians = parseSafetensors(gunzipSync(await readFile(join(dir, 'hessians.safetensors.gz'))));
+      // Variants that see the same inputs share Hessians, stored once under the variant named by `hessian_variant`.
+      const files = new Map<string, ReturnType<typeof parseSafetensors>>();
+      const hessianOf = async (m: GptqRef['modules'][string]): Promise<Float32Array> => {
+        const v = m.hessian_variant ?? variant;
+        if (!files.has(v)) files.set(v, parseSafetensors(gunzipSync(await readFile(join(REFS, model, v, 'hessians.safetensors.gz')))));
+        return new Float32Array(files.get(v)!.get(m.hessian)!.bytes.slice().buffer);
+      };
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-gptq-ref-'));
       await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama'));
       const io = memoryIo(cwd);
@@ -97,10 +103,8 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
       let rerun = 0;
       for (const [module, m] of Object.entries(ref.modules)) {
         const [rows, cols] = m.shape;
-        const h = hessians.get(m.hessian)!;
-        const hessian = new Float32Array(h.bytes.slice().buffer);
-        const original = toFloat32(hessians.get(`${module}.original`)?.bytes ?? new Uint8Array(0), 'BF16');
-        const w0 = original.length > 0 ? original : await originalWeight(model, module);
+        const hessian = await hessianOf(m);
+        const w0 = await originalWeight(model, module);
         const q = (await readLinear(index, module, 'bfloat16')).data;
         const mine = layerObjective(w0, q, hessian, rows, cols);
         expect(mine / m.objective, module).toBeLessThan(MODULE_TOLERANCE);
