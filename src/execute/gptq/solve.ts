@@ -56,6 +56,9 @@ export interface GptqSolution {
   readonly gIdx: Int32Array | null;
 }
 
+/** Columns per inner sub-block of the GPTQ loop (updates within it run in JavaScript). */
+const SUB = 16;
+
 /** Stable argsort of `diag` descending (ties keep column order). */
 export function descendingOrder(diag: ArrayLike<number>): Int32Array {
   const idx = Array.from({ length: diag.length }, (_, i) => i);
@@ -81,6 +84,25 @@ export function choleskyLower(a: Float64Array, n: number): boolean {
   }
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[i * n + j] = 0;
   return true;
+}
+
+/** Inverse of a small lower-triangular `l` `[n, n]` (float64), row by row. */
+function smallLowerInverse(l: Float64Array, n: number): Float64Array {
+  const inv = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const row = inv.subarray(i * n, (i + 1) * n);
+    row[i] = 1;
+    // row_i = (e_i − Σ_{p<i} L[i,p] · row_p) / L[i,i]; row_p is zero beyond p.
+    for (let p = 0; p < i; p++) {
+      const f = l[i * n + p]!;
+      if (f === 0) continue;
+      const other = inv.subarray(p * n, p * n + p + 1);
+      for (let j = 0; j <= p; j++) row[j]! -= f * other[j]!;
+    }
+    const d = l[i * n + i]!;
+    for (let j = 0; j <= i; j++) row[j]! /= d;
+  }
+  return inv;
 }
 
 /** Rows `[r0, r1)`, columns `[c0, c1)` of row-major `a` (`n` columns), as a contiguous copy. */
@@ -109,19 +131,10 @@ export async function blockedCholesky(a: Float32Array, n: number, b: number, gem
     if (!choleskyLower(d, w)) return false;
     putBlock(a, n, Float32Array.from(d), k0, k0, w);
     if (k1 === n) break;
-    // Panel L21 = A21 · L11⁻ᵀ: forward substitution per row.
+    // Panel L21 = A21 · L11⁻ᵀ = 0 − A21 · (−L11⁻¹)ᵀ.
     const m = n - k1;
-    const panel = new Float32Array(m * w);
-    const x = new Float64Array(w);
-    for (let i = 0; i < m; i++) {
-      const row = (k1 + i) * n + k0;
-      for (let j = 0; j < w; j++) {
-        let s = a[row + j]!;
-        for (let q = 0; q < j; q++) s -= d[j * w + q]! * x[q]!;
-        x[j] = s / d[j * w + j]!;
-      }
-      for (let j = 0; j < w; j++) panel[i * w + j] = x[j]!;
-    }
+    const negInv = smallLowerInverse(d, w).map((v) => -v);
+    const panel = await gemm.subtractProduct(new Float32Array(m * w), m, w, { data: block(a, n, k1, n, k0, k1), rows: m, cols: w }, { data: Float32Array.from(negInv), rows: w, cols: w, t: true });
     putBlock(a, n, panel, k1, k0, w);
     // Trailing A22 −= L21·L21ᵀ.
     const trailing = await gemm.subtractProduct(block(a, n, k1, n, k1, n), m, m, { data: panel, rows: m, cols: w }, { data: panel, rows: m, cols: w, t: true });
@@ -141,16 +154,10 @@ export async function lowerInverse(l: Float32Array, n: number, b: number, gemm: 
     let r: Float32Array = new Float32Array(w * i1);
     for (let q = 0; q < w; q++) r[q * i1 + i0 + q] = 1;
     if (i0 > 0) r = await gemm.subtractProduct(r, w, i1, { data: block(l, n, i0, i1, 0, i0), rows: w, cols: i0 }, { data: block(x, n, 0, i0, 0, i1), rows: i0, cols: i1 });
-    const rows = new Float64Array(w * i1);
-    for (let q = 0; q < w; q++) {
-      const lrow = (i0 + q) * n + i0;
-      for (let j = 0; j < i1; j++) {
-        let s = r[q * i1 + j]!;
-        for (let p = 0; p < q; p++) s -= l[lrow + p]! * rows[p * i1 + j]!;
-        rows[q * i1 + j] = s / l[lrow + q]!;
-      }
-    }
-    putBlock(x, n, Float32Array.from(rows), i0, 0, i1);
+    const diag = Float64Array.from(block(l, n, i0, i1, i0, i1));
+    const negInv = Float32Array.from(smallLowerInverse(diag, w), (v) => -v);
+    const rows = await gemm.subtractProduct(new Float32Array(w * i1), w, i1, { data: negInv, rows: w, cols: w }, { data: r, rows: w, cols: i1 });
+    putBlock(x, n, rows, i0, 0, i1);
   }
   return x;
 }
@@ -224,24 +231,32 @@ export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: Ge
     const i2 = Math.min(i1 + B, K);
     const width = i2 - i1;
     const err = new Float32Array(width * R);
-    for (let i = 0; i < width; i++) {
-      const c = i1 + i;
-      const w = wt.subarray(c * R, (c + 1) * R);
-      quantizeColumn(qparams, w, R, groupOf[c]!, q);
-      const d = hinv[c * K + c]!;
-      const e = err.subarray(i * R, (i + 1) * R);
-      for (let r = 0; r < R; r++) {
-        const diff = w[r]! - q[r]!;
-        loss += (diff * diff) / (d * d) / 2;
-        e[r] = diff / d;
-        w[r] = q[r]!;
+    // Sub-blocks of SUB columns: updates inside a sub-block in JavaScript, to the rest of the block through gemm
+    // (the same arithmetic as llm-compressor's loop, in another order).
+    for (let j1 = i1; j1 < i2; j1 += SUB) {
+      const j2 = Math.min(j1 + SUB, i2);
+      for (let c = j1; c < j2; c++) {
+        const w = wt.subarray(c * R, (c + 1) * R);
+        quantizeColumn(qparams, w, R, groupOf[c]!, q);
+        const d = hinv[c * K + c]!;
+        const e = err.subarray((c - i1) * R, (c - i1 + 1) * R);
+        for (let r = 0; r < R; r++) {
+          const diff = w[r]! - q[r]!;
+          loss += (diff * diff) / (d * d) / 2;
+          e[r] = diff / d;
+          w[r] = q[r]!;
+        }
+        for (let j = c + 1; j < j2; j++) {
+          const u = hinv[c * K + j]!;
+          if (u === 0) continue;
+          const target = wt.subarray(j * R, (j + 1) * R);
+          for (let r = 0; r < R; r++) target[r] = target[r]! - e[r]! * u;
+        }
       }
-      // Lazy update inside the block: the remaining columns of this block.
-      for (let j = c + 1; j < i2; j++) {
-        const u = hinv[c * K + j]!;
-        if (u === 0) continue;
-        const target = wt.subarray(j * R, (j + 1) * R);
-        for (let r = 0; r < R; r++) target[r] = target[r]! - e[r]! * u;
+      if (j2 < i2) {
+        const sub = err.subarray((j1 - i1) * R, (j2 - i1) * R);
+        const updated = await gemm.subtractProduct(wt.subarray(j2 * R, i2 * R), i2 - j2, R, { data: block(hinv, K, j1, j2, j2, i2), rows: j2 - j1, cols: i2 - j2, t: true }, { data: sub, rows: j2 - j1, cols: R });
+        wt.set(updated, j2 * R);
       }
     }
     // The columns after the block, once per block: Wt[i2:] −= U[i1:i2, i2:]ᵀ · Err.
