@@ -5,6 +5,7 @@
  * is rounded to nearest), and returns the job with its solved weights and
  * calibrated tensors.
  */
+import { inputCalibration } from '../calibrate/activation-qparams.js';
 import { completeCalibration, coverageErrorMessage, DTYPES, ExpertCoverageError, type CalibratedJob } from '../calibrate/calibrate-job.js';
 import { expertKey, lowCoverage } from '../calibrate/expert-coverage.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
@@ -13,6 +14,9 @@ import type { ApplyJob } from '../types.js';
 import { GraphRuntime } from '../runtime.js';
 import { runtimeGemm } from './gemm.js';
 import { GptqModifier, type GptqModuleReport } from './gptq-modifier.js';
+
+/** Activations one merged graph run may hold (estimated); see `SequentialOptions.runBytes`. */
+const RUN_BYTES = 1 << 30;
 
 /** A GPTQ run's job and what it did. */
 export interface GptqRun extends CalibratedJob {
@@ -41,7 +45,9 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
   });
   let timings: LayerTimings[];
   try {
-    timings = await runSequential(model, batches, modifier, job.fusedExperts, options);
+    // Statistics that read the last batch alone (memoryless observers) need batch-by-batch runs; the rest merge.
+    const lastBatch = job.kvCacheScheme !== null || job.groups.some((g) => inputCalibration(g.scheme.input_activations, g.name)?.observer === 'last-batch');
+    timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: lastBatch ? 0 : RUN_BYTES, ...options });
   } finally {
     await rt.dispose();
   }

@@ -87,7 +87,7 @@ export class GptqModifier implements LayerModifier {
     }
   }
 
-  collect(layer: number, batch: number, rows: number, outputs: Readonly<Record<string, RawTensor>>): void {
+  collect(layer: number, run: number, rows: number, calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
     const rest: Record<string, RawTensor> = {};
     for (const [name, t] of Object.entries(outputs)) {
       if (name.startsWith('hess') || name.startsWith('ehess')) rest[name] = t;
@@ -95,10 +95,10 @@ export class GptqModifier implements LayerModifier {
       else
         for (const v of parseObserverOutput(name, t.data as Float32Array)) {
           this.stats.add(v);
-          this.lastBatch.add(v, batch);
+          this.lastBatch.add(v, run);
         }
     }
-    this.store.add(rest, rows);
+    this.store.add(rest, rows, calls);
   }
 
   /** The original weight of `module` as float32 values of its stored dtype. */

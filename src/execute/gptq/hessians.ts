@@ -21,8 +21,8 @@ export class HessianStore {
   /** Module (or shared key) → accumulator key. */
   private readonly owners = new Map<string, string>();
 
-  /** Folds one batch's graph outputs in; `rows` is the batch's sequence count. */
-  add(outputs: Readonly<Record<string, RawTensor>>, rows: number): void {
+  /** Folds one run's graph outputs in: `rows` sequences from `calls` forward calls (batches). */
+  add(outputs: Readonly<Record<string, RawTensor>>, rows: number, calls = 1): void {
     for (const [name, t] of Object.entries(outputs)) {
       const colon = name.indexOf(':');
       const kind = name.slice(0, colon);
@@ -31,13 +31,13 @@ export class HessianStore {
       if (kind === 'hess') this.fold(key, key.split(','), data, 0, t.dims[0]!, rows);
       else if (kind === 'hessall') {
         const [experts, projs] = key.split('|') as [string, string];
-        this.fold(key, projs.split(',').map((p) => `${experts}.*.${p}`), data, 0, t.dims[0]!, 1);
+        this.fold(key, projs.split(',').map((p) => `${experts}.*.${p}`), data, 0, t.dims[0]!, calls);
       } else if (kind === 'ehess') {
         const [experts, projs, offset] = key.split('|') as [string, string, string];
         const [e, k] = t.dims as [number, number];
         for (let i = 0; i < e; i++) {
           const expert = Number(offset) + i;
-          this.fold(`${experts}|${expert}|${projs}`, projs.split(',').map((p) => `${experts}.${expert}.${p}`), data, i * k * k, k, 1);
+          this.fold(`${experts}|${expert}|${projs}`, projs.split(',').map((p) => `${experts}.${expert}.${p}`), data, i * k * k, k, calls);
         }
       }
     }

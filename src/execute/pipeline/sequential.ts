@@ -23,8 +23,12 @@ import { OverlayWeights } from './overlay-weights.js';
 export interface LayerModifier {
   /** The statistics pass A's graphs compute. */
   readonly observe: Observation;
-  /** Folds the statistics of batch `batch` (with `rows` sequences) of layer `layer`. */
-  collect(layer: number, batch: number, rows: number, outputs: Readonly<Record<string, RawTensor>>): void;
+  /**
+   * Folds the statistics of run `run` of layer `layer`: `rows` sequences
+   * from `calls` calibration batches (several when runs are merged, see
+   * {@link SequentialOptions.runBytes}).
+   */
+  collect(layer: number, run: number, rows: number, calls: number, outputs: Readonly<Record<string, RawTensor>>): void;
   /**
    * Called after pass A of `layer`: modifies the layer and returns the
    * Linear weights it replaced (module → dense `[out, in]` values), which
@@ -50,6 +54,59 @@ export interface SequentialOptions {
   readonly expertGroupBytes?: number;
   readonly onLayerStart?: (layer: number, layers: number) => void;
   readonly onLayerDone?: (timings: LayerTimings, layers: number) => void;
+  /**
+   * Merge consecutive batches of one sequence length into graph runs of at
+   * most this many bytes of activations (estimated): fewer, larger runs,
+   * the same sums. Only for modifiers whose statistics do not depend on
+   * batch boundaries (no last-batch observers); 0 or absent runs batch by batch.
+   */
+  readonly runBytes?: number;
+}
+
+/** Hidden states of consecutive batches merged into runs, and how many batches each run holds. */
+export interface MergedRuns {
+  readonly hidden: HiddenBatch[];
+  readonly calls: number[];
+}
+
+/**
+ * Merges consecutive batches of equal sequence length while a run's
+ * estimated activations (`perSequence(seq)` bytes per sequence) stay
+ * within `budget`; a batch alone may exceed it.
+ */
+export function mergeRuns(hidden: readonly HiddenBatch[], perSequence: (seq: number) => number, budget: number): MergedRuns {
+  const out: HiddenBatch[] = [];
+  const calls: number[] = [];
+  let group: HiddenBatch[] = [];
+  const flush = (): void => {
+    if (group.length === 0) return;
+    const rows = group.reduce((n, b) => n + b.batch, 0);
+    const data = new Float32Array(group.reduce((n, b) => n + b.data.length, 0));
+    let at = 0;
+    for (const b of group) {
+      data.set(b.data, at);
+      at += b.data.length;
+    }
+    out.push({ data, batch: rows, seq: group[0]!.seq });
+    calls.push(group.length);
+    group = [];
+  };
+  for (const b of hidden) {
+    const rows = group.reduce((n, g) => n + g.batch, 0) + b.batch;
+    if (group.length > 0 && (group[0]!.seq !== b.seq || rows * perSequence(b.seq) > budget)) flush();
+    group.push(b);
+  }
+  flush();
+  return { hidden: out, calls };
+}
+
+/** Activation bytes one sequence of `seq` tokens needs in a layer graph (attention scores, MLP or all-experts intermediates), float32. */
+export function sequenceBytes(cfg: { heads: number; hidden: number; intermediate: number }, raw: Readonly<Record<string, unknown>>): (seq: number) => number {
+  const num = (k: string): number => (typeof raw[k] === 'number' ? (raw[k] as number) : 0);
+  const experts = num('num_experts') || num('n_routed_experts') || num('num_local_experts');
+  const moeInter = num('moe_intermediate_size') || cfg.intermediate;
+  const widest = Math.max(3 * cfg.intermediate, 3 * experts * moeInter, 4 * cfg.hidden);
+  return (seq) => 4 * seq * (2 * cfg.heads * seq + widest + 8 * cfg.hidden);
 }
 
 /** Runs `batches` through every decoder layer of `model` with `modifier` (see the module comment); returns the per-layer timings. */
@@ -62,13 +119,15 @@ export async function runSequential(
 ): Promise<LayerTimings[]> {
   const tables = model.positionTables();
   const timings: LayerTimings[] = [];
-  let hidden: HiddenBatch[] = await model.embed(batches);
+  const embedded = await model.embed(batches);
+  const merged = options.runBytes ? mergeRuns(embedded, sequenceBytes(model.config, model.raw), options.runBytes) : { hidden: embedded, calls: embedded.map(() => 1) };
+  let hidden = merged.hidden;
   const layers = model.config.layers;
   for (let layer = 0; layer < layers; layer++) {
     options.onLayerStart?.(layer, layers);
     const t0 = performance.now();
-    const a = await model.runLayer(layer, hidden, { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes }, tables, undefined, (batch, outputs) =>
-      modifier.collect(layer, batch, hidden[batch]!.batch, outputs),
+    const a = await model.runLayer(layer, hidden, { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes }, tables, undefined, (run, outputs) =>
+      modifier.collect(layer, run, hidden[run]!.batch, merged.calls[run]!, outputs),
     );
     const t1 = performance.now();
     const changed = await modifier.finishLayer(layer);
