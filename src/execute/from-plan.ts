@@ -187,7 +187,8 @@ function isGptqTarget(gptq: ModifierIR, build: PlanBuild, from: number, classNam
  * on a strategy other than group/tensor_group falls back to none.
  */
 export function resolveActorder(weights: QuantizationArgs, modifierValue: unknown): QuantizationArgs {
-  const resolved = weights.actorder ?? actorderAsWritten(modifierValue === undefined ? 'static' : modifierValue);
+  // The IR materializes the modifier's default ("static"); an explicit null is dropped, so absent means none.
+  const resolved = weights.actorder ?? actorderAsWritten(modifierValue);
   const ok = !isGroupOrdering(resolved) || weights.strategy === 'group' || weights.strategy === 'tensor_group';
   return { ...weights, actorder: ok ? resolved : null };
 }
