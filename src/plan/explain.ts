@@ -8,6 +8,7 @@ import { suggestion } from '../diagnostics.js';
 import { BY_CLASS, BY_NAME, matchIndex, patternHits } from '../match/match-index.js';
 import { classOf, indexByName, paramsOf } from '../model/module-tree.js';
 import type { Span } from '../source.js';
+import { inputKey } from './gptq-cost.js';
 import { rows, type PlanBuild } from './lower.js';
 
 /** A pattern and how it hit the module. */
@@ -47,6 +48,8 @@ export interface Explanation {
    */
   readonly rewrite?: { readonly block: string; readonly class: string; readonly kind: string; readonly replaced: boolean };
   readonly verdicts: readonly ModifierVerdict[];
+  /** Set when a GPTQModifier solves the module: its decoder layer and the modules sharing its input Hessian. */
+  readonly gptq?: { readonly layer: string; readonly columns: number; readonly sharedWith: readonly string[] };
   /** The scheme the saved checkpoint will carry, if any. */
   readonly final: { readonly scheme: string; readonly preset: string | null; readonly format: string } | null;
 }
@@ -116,6 +119,7 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
   });
   const fs = build.finalScheme.get(m);
   const scheme = fs ? build.plan.schemes[fs.key] : undefined;
+  const gptq = fs ? gptqRole(build, m, fs.modifier) : undefined;
   return {
     module: name,
     class: cls.name,
@@ -123,8 +127,29 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
     ...(container ? { rewrite: { block: container.module, class: container.class, kind: 'container', replaced: false } } : {}),
     ...(inside ? { rewrite: { block: inside.module, class: inside.class, kind: inside.rewrite, replaced: false } } : {}),
     verdicts,
+    ...(gptq ? { gptq } : {}),
     final: fs && scheme ? { scheme: fs.key, preset: scheme.preset, format: scheme.savedFormat } : null,
   };
+}
+
+/** The module's place in a GPTQ run, when a GPTQModifier solves it (see gptq-cost.ts for the Hessian sharing rule). */
+function gptqRole(build: PlanBuild, m: number, from: number): Explanation['gptq'] {
+  const { tree } = build;
+  const gptq = build.matches.find((x) => x.modifier.type === 'GPTQModifier');
+  if (!gptq || classOf(tree, m).name === 'Embedding') return undefined;
+  const attaches = gptq.groups.some((g) => g.scheme.weights || g.scheme.input_activations || g.scheme.output_activations);
+  if (attaches ? from !== gptq.modifier.index : from >= gptq.modifier.index) return undefined;
+  const allExperts = build.plan.moe.calibrateAllExperts;
+  const name = tree.names[m]!;
+  const key = inputKey(name, allExperts);
+  const layer = /^(.*?layers\.\d+)\./.exec(name)?.[1] ?? '';
+  const sharedWith: string[] = [];
+  for (const [other, e] of build.finalScheme) {
+    if (other === m || e.modifier !== from || !tree.names[other]!.startsWith(`${layer}.`)) continue;
+    if (inputKey(tree.names[other]!, allExperts) === key) sharedWith.push(tree.names[other]!);
+  }
+  const weight = paramsOf(tree, m).find((p) => p.name === 'weight');
+  return { layer, columns: weight?.shape[1] ?? 0, sharedWith: sharedWith.sort() };
 }
 
 /** When `name` is a parameter (`….experts.gate_up_proj`), the module that holds it and what the rewrite made of it. */

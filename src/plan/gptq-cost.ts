@@ -33,8 +33,8 @@ export interface GptqCost {
 
 const GATE_UP = new Set(['gate_proj', 'up_proj', 'w1', 'w3']);
 
-/** The key of a module's input: modules with equal keys share one Hessian. */
-function inputKey(name: string, allExperts: boolean): string {
+/** The key of a module's input: GPTQ targets with equal keys share one Hessian. */
+export function inputKey(name: string, allExperts: boolean): string {
   const dot = name.lastIndexOf('.');
   const parent = name.slice(0, dot);
   const leaf = name.slice(dot + 1);

@@ -2,6 +2,7 @@
  * Prints an explanation: one paragraph per modifier naming the rule and the
  * line that decided the module's treatment.
  */
+import { formatBytes } from '../plan/estimate.js';
 import type { Explanation, PatternHit } from '../plan/explain.js';
 import { formatLocation, type SourceMap } from './diagnostics.js';
 
@@ -44,6 +45,12 @@ export function renderExplanation(e: Explanation, sources: SourceMap): string {
     for (const a of v.alsoMatched) out.push(`      also matched by ${hit(a, sources)}, which loses on precedence (exact name > re: alphabetical > class).`);
   }
   if (e.verdicts.length === 0 && !e.rewrite) out.push('  The recipe has no quantization modifier.');
+  if (e.gptq) {
+    const k = e.gptq.columns;
+    const shared = e.gptq.sharedWith;
+    const whose = shared.length === 0 ? 'is its own' : shared.length <= 3 ? `is shared with ${shared.map((s) => `"${s}"`).join(', ')}` : `is shared with ${shared.length} other modules (e.g. "${shared[0]}")`;
+    out.push(`  gptq: solved after the statistics pass of ${e.gptq.layer || 'the model'}; its input Hessian (${k}×${k} float32, ${formatBytes(4 * k * k)}) ${whose}.`);
+  }
   out.push(
     e.final
       ? `  result: quantized as ${e.final.preset ?? e.final.scheme} (${e.final.scheme}), saved as ${e.final.format}.`

@@ -122,6 +122,24 @@ describe('quantc plan with an unknown MoE class', () => {
     ]);
   });
 
+  it('explain says where GPTQ solves a module and which modules share its Hessian', async () => {
+    const r = await run(
+      'explain',
+      'recipes/deepseek-v3-w4a16-gptq.qr',
+      'model.layers.5.mlp.experts.17.up_proj',
+      'model.layers.5.mlp.experts.17.down_proj',
+      'model.layers.5.self_attn.q_a_proj',
+      'lm_head',
+    );
+    expect(r.code).toBe(0);
+    const gptq = r.stdout.split('\n').filter((l) => l.startsWith('  gptq:'));
+    expect(gptq).toEqual([
+      '  gptq: solved after the statistics pass of model.layers.5; its input Hessian (7168×7168 float32, 206 MB) is shared with 511 other modules (e.g. "model.layers.5.mlp.experts.0.gate_proj").',
+      '  gptq: solved after the statistics pass of model.layers.5; its input Hessian (2048×2048 float32, 16.8 MB) is its own.',
+      '  gptq: solved after the statistics pass of model.layers.5; its input Hessian (7168×7168 float32, 206 MB) is shared with "model.layers.5.self_attn.kv_a_proj_with_mqa".',
+    ]);
+  });
+
   it('a single rewritten MoE block reads in the singular', async () => {
     const r = await run('plan', 'recipes/glm-4.7-flash-nvfp4.qr', '--model', 'test/fixtures/trees/glm_moe_dsa/default.config.json');
     expect(r.code).toBe(0);
