@@ -52,13 +52,19 @@ function recipeYaml(ref: GptqRef, moe: boolean): string {
 const CASES = existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).map((variant) => [model, variant] as const)) : [];
 
 /**
- * How much worse than llm-compressor quantc may score, summed over modules
- * and per module. llm-compressor's own reruns differ by up to a few percent
- * (ref.modules[].objective_rerun_cross); a float32 forward instead of bf16
- * adds as much again; round-to-nearest is 1.8-3× worse and must fail.
+ * How much worse than llm-compressor quantc may score. Measured noise
+ * (make_gptq_refs.py): llm-compressor's own reruns (threads, window order,
+ * a float64 solve) move the summed objective by < 1e-4; its bf16 GPTQ fed
+ * the Hessians of a float32 forward — what quantc's float32 forward amounts
+ * to — lands at 0.965–1.062 of the bf16 run summed (qwen3_moe the widest),
+ * and small modules (objectives near 1e-4, layer-1 o_proj and expert
+ * down_proj) swing up to 2.5× alone. Round-to-nearest with the same scales
+ * scores 2.1–3.7× summed and must fail the bound.
  */
 const TOTAL_TOLERANCE = 1.1;
+/** Per module: this factor, or an excess of at most this share of the variant's summed objective (tiny modules). */
 const MODULE_TOLERANCE = 1.35;
+const MODULE_FLOOR = 0.002;
 
 describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows, batch size 1)", () => {
   test('has reference cases', () => expect(CASES.length).toBeGreaterThan(0));
@@ -101,13 +107,15 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
       let theirs = 0;
       let rtn = 0;
       let rerun = 0;
+      const perModule: { module: string; mine: number; theirs: number }[] = [];
       for (const [module, m] of Object.entries(ref.modules)) {
         const [rows, cols] = m.shape;
         const hessian = await hessianOf(m);
         const w0 = await originalWeight(model, module);
         const q = (await readLinear(index, module, 'bfloat16')).data;
         const mine = layerObjective(w0, q, hessian, rows, cols);
-        expect(mine / m.objective, module).toBeLessThan(MODULE_TOLERANCE);
+        if (process.env.QUANTC_GPTQ_RATIOS) console.log(`  ${module}: ${(mine / m.objective).toFixed(3)} (${m.objective.toExponential(2)})`);
+        perModule.push({ module, mine, theirs: m.objective });
         ours += mine;
         theirs += m.objective;
         rtn += m.objective_rtn;
@@ -115,6 +123,7 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
       }
       if (process.env.QUANTC_GPTQ_RATIOS) console.log(`${model} ${variant}: quantc/llm-compressor ${(ours / theirs).toFixed(4)}, rerun ${(rerun / theirs).toFixed(4)}, rtn ${(rtn / theirs).toFixed(3)}`);
       expect(ours / theirs).toBeLessThan(TOTAL_TOLERANCE);
+      for (const p of perModule) expect(p.mine, p.module).toBeLessThan(Math.max(MODULE_TOLERANCE * p.theirs, p.theirs + MODULE_FLOOR * theirs));
       // The bound must be one round-to-nearest cannot meet, and llm-compressor's own rerun can.
       expect(rtn / theirs).toBeGreaterThan(TOTAL_TOLERANCE * 1.5);
       expect(rerun / theirs).toBeLessThan(TOTAL_TOLERANCE);
