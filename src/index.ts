@@ -75,14 +75,15 @@ export { jobFromPlan, PlanNotExecutableError } from './execute/from-plan.js';
 export type { ApplyJob, ApplySummary } from './execute/types.js';
 export { ForwardModel } from './execute/forward/executor.js';
 export { UnsupportedModelError } from './execute/forward/decoder-config.js';
-export { calibrate, type CalibrationResult, type ExpertCoverage } from './execute/calibrate/calibrate.js';
+export { calibrate, type CalibrationResult } from './execute/calibrate/calibrate.js';
+export type { ExpertCoverage, LayerCoverage } from './execute/calibrate/coverage.js';
 export { calibrateJob, ExpertCoverageError, MissingStatisticsError } from './execute/calibrate/calibrate-job.js';
 export { calibrationSamples } from './execute/calibrate/calibration-data.js';
 export { perplexity } from './execute/calibrate/perplexity.js';
 
 // Types the API above refers to.
 export type { CalibratedJob } from './execute/calibrate/calibrate-job.js';
-export type { CalibrateOptions, LayerCoverage } from './execute/calibrate/calibrate.js';
+export type { CalibrateOptions } from './execute/calibrate/calibrate.js';
 export type { CalibrationSamples, SampleOptions } from './execute/calibrate/calibration-data.js';
 export type { LowExpert } from './execute/calibrate/expert-coverage.js';
 export type { MinMax } from './execute/calibrate/observers.js';

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { ExpertCoverage } from '../../execute/calibrate/calibrate.js';
+import type { ExpertCoverage } from '../../execute/calibrate/coverage.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';

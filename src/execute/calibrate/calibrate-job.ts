@@ -9,7 +9,8 @@ import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, CalibrationSpec, ExtraTensor } from '../types.js';
 import { inputCalibration, inputTensors, kvCacheCalibration, kvCacheTensors } from './activation-qparams.js';
-import { calibrate, type CalibrateOptions, type CalibrationResult, type ExpertCoverage } from './calibrate.js';
+import { calibrate, type CalibrateOptions, type CalibrationResult } from './calibrate.js';
+import type { ExpertCoverage } from './coverage.js';
 import { expertKey, expertOf, formatExperts, lowCoverage, type LowExpert } from './expert-coverage.js';
 import type { MinMax } from './observers.js';
 

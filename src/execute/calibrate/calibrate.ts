@@ -4,28 +4,10 @@
  * min/max and the expert coverage of every MoE layer.
  */
 import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.js';
-import type { RawTensor } from '../runtime.js';
 import { parseObserverOutput, type ExpertObservation } from '../forward/observe.js';
 import { LastBatchMinMax, StaticMinMax, type MinMax } from './observers.js';
-import { MAX_RESIDENT_ACTIVATION_BYTES } from './perplexity.js';
-
-/** Tokens per expert of one MoE layer. */
-export interface LayerCoverage {
-  readonly layer: number;
-  /** Tokens the router sent to each expert. */
-  readonly routed: number[];
-  /** Tokens each expert's observers saw: all tokens with the all-experts rewrite, else the routed ones. */
-  readonly seen: number[];
-}
-
-/** The expert coverage report (JSON). */
-export interface ExpertCoverage {
-  readonly formatVersion: 1;
-  /** Calibration tokens run through the model. */
-  readonly tokens: number;
-  readonly calibrateAllExperts: boolean;
-  readonly layers: LayerCoverage[];
-}
+import { CoverageCollector, type ExpertCoverage } from './coverage.js';
+import { MAX_RESIDENT_ACTIVATION_BYTES } from './resident.js';
 
 /** What a calibration run measured. */
 export interface CalibrationResult {
@@ -38,28 +20,6 @@ export interface CalibrationResult {
   /** The same statistics over the last batch only (`memoryless_minmax`). */
   readonly lastBatch: ReadonlyMap<string, MinMax>;
   readonly coverage: ExpertCoverage;
-}
-
-/** Sums the `routed` outputs of MoE layer graphs over batches. */
-export class CoverageCollector {
-  private readonly routed = new Map<number, number[]>();
-
-  /** Folds in one layer run's `routed` output, if it has one. */
-  add(layer: number, extra: Readonly<Record<string, RawTensor>>): void {
-    const t = extra.routed;
-    if (!t) return;
-    const counts = Array.from(t.data as Float32Array, Math.round);
-    const prev = this.routed.get(layer);
-    this.routed.set(layer, prev ? prev.map((c, e) => c + counts[e]!) : counts);
-  }
-
-  /** The report for `tokens` tokens. */
-  report(tokens: number, calibrateAllExperts: boolean): ExpertCoverage {
-    const layers = [...this.routed.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(([layer, counts]) => ({ layer, routed: counts, seen: calibrateAllExperts ? counts.map(() => tokens) : counts }));
-    return { formatVersion: 1, tokens, calibrateAllExperts, layers };
-  }
 }
 
 /** Progress and memory settings of {@link calibrate}. */

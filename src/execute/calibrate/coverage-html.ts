@@ -5,7 +5,7 @@
  * (`tokens × top-k / experts`), with exact counts on hover. No scripts, no
  * external resources, so the file can be attached to a review as is.
  */
-import type { ExpertCoverage } from './calibrate.js';
+import type { ExpertCoverage } from './coverage.js';
 
 function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

@@ -2,7 +2,7 @@
  * The expert coverage policy: which experts saw too few calibration tokens,
  * which modules belong to them, and how they are named in messages.
  */
-import type { ExpertCoverage } from './calibrate.js';
+import type { ExpertCoverage } from './coverage.js';
 
 /** An expert below the recipe's `min_expert_tokens`. */
 export interface LowExpert {

@@ -4,9 +4,9 @@
  * is dropped); perplexity = exp(mean next-token negative log-likelihood over
  * all predicted positions, i.e. `seqLen - 1` per window).
  */
-import { totalmem } from 'node:os';
 import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.js';
-import { CoverageCollector, type ExpertCoverage } from './calibrate.js';
+import { CoverageCollector, type ExpertCoverage } from './coverage.js';
+import { MAX_RESIDENT_ACTIVATION_BYTES } from './resident.js';
 
 /** Windows of `seqLen` tokens grouped into batches of at most `batchSize`. */
 export function windows(ids: readonly number[], seqLen: number, batchSize: number): TokenBatch[] {
@@ -33,16 +33,6 @@ export interface PerplexityResult {
   readonly coverage: ExpertCoverage;
 }
 
-/**
- * Hidden states kept between layers, at most (bytes): a quarter of the
- * machine's memory, between 1 and 16 GiB. Longer data is run in chunks of
- * batches, each chunk through every layer: weights are read once per chunk,
- * activations never outgrow this bound. The bound is generous because each
- * extra chunk reads every weight again, which costs far more than holding
- * activations (llm-compressor's 512 × 384 default samples of a 7168-wide
- * model are 5.6 GB).
- */
-export const MAX_RESIDENT_ACTIVATION_BYTES = Math.min(16 * 2 ** 30, Math.max(2 ** 30, Math.floor(totalmem() / 4)));
 
 /** Perplexity of `model` on `ids`; throws a RangeError when no full window fits. */
 export async function perplexity(

@@ -10,7 +10,7 @@ import type { DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, type ObserveOption } from './observe.js';
-import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from './ops.js';
+import { attention, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
 import type { WeightReader } from './weights.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
@@ -91,17 +91,6 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), oBias);
-}
-
-/** `down(silu(gate(h)) * up(h))` of the MLP module `m`. */
-export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: string, bias: boolean): Promise<string> {
-  const b = async (name: string): Promise<Float32Array | undefined> => (bias ? w.optionalVector(`${m}.${name}.bias`) : undefined);
-  observeInput(g, [`${m}.gate_proj`, `${m}.up_proj`], h);
-  const gate = linear(g, h, await w.linearWeight(`${m}.gate_proj`), await b('gate_proj'));
-  const up = linear(g, h, await w.linearWeight(`${m}.up_proj`), await b('up_proj'));
-  const act = g.op('Mul', [silu(g, gate), up]);
-  observeInput(g, [`${m}.down_proj`], act);
-  return linear(g, act, await w.linearWeight(`${m}.down_proj`), await b('down_proj'));
 }
 
 /**

@@ -10,7 +10,8 @@
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, gatedMlp, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { decoderLayer, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { gatedMlp } from './split-mlp.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
 import { denseMlp } from './split-mlp.js';

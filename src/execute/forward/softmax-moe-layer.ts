@@ -7,7 +7,8 @@
  * sparse everywhere. Sparse layers also return `routed [E]`.
  */
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, gatedMlp, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { decoderLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { gatedMlp } from './split-mlp.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
 import { observeInput } from './observe.js';
 import { denseMlp } from './split-mlp.js';

@@ -9,11 +9,21 @@
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
-import { gatedMlp } from './llama-layer.js';
 import { flatten, type ExpertPlacement } from './moe.js';
 import { enableObservers, observeInput } from './observe.js';
-import { silu, weightConst } from './ops.js';
+import { linear, silu, weightConst } from './ops.js';
 import type { WeightReader } from './weights.js';
+
+/** `down(silu(gate(h)) * up(h))` of the MLP module `m`. */
+export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: string, bias: boolean): Promise<string> {
+  const b = async (name: string): Promise<Float32Array | undefined> => (bias ? w.optionalVector(`${m}.${name}.bias`) : undefined);
+  observeInput(g, [`${m}.gate_proj`, `${m}.up_proj`], h);
+  const gate = linear(g, h, await w.linearWeight(`${m}.gate_proj`), await b('gate_proj'));
+  const up = linear(g, h, await w.linearWeight(`${m}.up_proj`), await b('up_proj'));
+  const act = g.op('Mul', [silu(g, gate), up]);
+  observeInput(g, [`${m}.down_proj`], act);
+  return linear(g, act, await w.linearWeight(`${m}.down_proj`), await b('down_proj'));
+}
 
 /** Rows `[start, start + count)` of `[rows, cols]` row-major `m`, transposed to `[cols, count]`. */
 function rowsTransposed(m: Float32Array, cols: number, start: number, count: number): Float32Array {

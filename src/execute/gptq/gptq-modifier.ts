@@ -10,7 +10,7 @@ import { bf16Bytes, f16Bytes, toFloat32 } from '../dtypes.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import { parseObserverOutput, type Observation } from '../forward/observe.js';
 import type { WeightReader } from '../forward/weights.js';
-import { CoverageCollector } from '../calibrate/calibrate.js';
+import { CoverageCollector } from '../calibrate/coverage.js';
 import { expertOf } from '../calibrate/expert-coverage.js';
 import { LastBatchMinMax, StaticMinMax } from '../calibrate/observers.js';
 import type { LayerModifier } from '../pipeline/sequential.js';
