@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { checkGroupSizeDivisibility, groupSizeLines, groupSizeOffenders } from '../../src/match/group-size.js';
+import { checkGroupSizeDivisibility, groupSizeLines, groupSizeOffenders, narrowGroupLayers } from '../../src/match/group-size.js';
 import { assignSchemes } from '../../src/match/match.js';
 import { group, tinyTree, weightArgs } from './tiny-tree.js';
 
@@ -31,4 +31,15 @@ it('reports one error per group unless bypassed, and never checks block or chann
   expect(checkGroupSizeDivisibility(tree, a, groups, true)).toEqual([]);
   const channel = [group('g', ['Linear'], weightArgs('channel'))];
   expect(checkGroupSizeDivisibility(tree, assignSchemes(tree, channel, []), channel)).toEqual([]);
+});
+
+it('reports layers narrower than their group as an error even when the divisibility check is bypassed', () => {
+  const groups = [group('g', ['Linear'], weightArgs('group', 128))];
+  const a = assignSchemes(tree, groups, []);
+  expect(groupSizeLines(tree, narrowGroupLayers(tree, a, groups))).toEqual(['  - c (columns=100, group_size=128)', '  - d (columns=96, group_size=128)']);
+  for (const bypass of [false, true]) {
+    const ds = checkGroupSizeDivisibility(tree, a, groups, bypass);
+    expect(ds.map((d) => d.code)).toEqual(bypass ? ['group-size-exceeds-columns'] : ['group-size-exceeds-columns', 'group-size-not-divisible']);
+    expect(ds[0]!.notes?.map((n) => n.message)).toEqual(['  - c (columns=100, group_size=128)', '  - d (columns=96, group_size=128)']);
+  }
 });

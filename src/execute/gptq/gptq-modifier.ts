@@ -14,7 +14,7 @@ import { CoverageCollector } from '../calibrate/coverage.js';
 import { expertOf } from '../calibrate/expert-coverage.js';
 import { LastBatchMinMax, StaticMinMax } from '../calibrate/observers.js';
 import type { LayerModifier } from '../pipeline/sequential.js';
-import { planWeightKernel, type WeightDtype } from '../rtn/weight-kernel.js';
+import { planWeightKernel, UnsupportedSchemeError, type WeightDtype } from '../rtn/weight-kernel.js';
 import type { RawTensor } from '../runtime.js';
 import type { ApplyJob, SolvedWeight } from '../types.js';
 import { readWeight, resolveWeight } from '../weight-source.js';
@@ -119,7 +119,13 @@ export class GptqModifier implements LayerModifier {
       const w = await this.original(module);
       const group = this.job.groups[this.job.modules.find((m) => m.name === module)!.group]!;
       const args = group.scheme.weights!;
-      const kernel = planWeightKernel({ ...group.scheme, weights: { ...args, actorder: null } }, [w.rows, w.cols], w.dtype);
+      let kernel: ReturnType<typeof planWeightKernel>;
+      try {
+        kernel = planWeightKernel({ ...group.scheme, weights: { ...args, actorder: null } }, [w.rows, w.cols], w.dtype);
+      } catch (e) {
+        if (e instanceof UnsupportedSchemeError) throw new GptqInputError(`${module}: ${e.message}`);
+        throw e;
+      }
       const stats = groupStats(w.data, w.rows, w.cols, scaleLayout(args, w.rows, w.cols));
       loaded.push({ module, w, args, kind: kernel.kind, stats });
     }
