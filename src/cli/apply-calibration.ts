@@ -8,7 +8,9 @@ import { error, warning, type Diagnostic } from '../diagnostics.js';
 import type { Device } from '../execute/runtime.js';
 import type { ApplyJob } from '../execute/types.js';
 import type { GptqRun } from '../execute/gptq/gptq-job.js';
+import type { SmoothRun } from '../execute/smoothquant/smoothquant-job.js';
 import type { LayerTimings } from '../execute/pipeline/sequential.js';
+import { inputCalibration } from '../execute/calibrate/activation-qparams.js';
 import { UsageError, type CliIo } from './io.js';
 import { writeFileAtomic } from './write-output.js';
 
@@ -53,6 +55,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const { DEFAULT_CALIBRATION_TEXT } = await import('../execute/calibrate/default-text.js');
   const { GptqInputError } = await import('../execute/gptq/gptq-modifier.js');
   const { HessianUnavailableError } = await import('../execute/forward/observe.js');
+  const { SmoothStatisticsError } = await import('../execute/smoothquant/smoothquant-modifier.js');
 
   const dataPath = args.data === undefined ? undefined : resolve(io.cwd, args.data);
   let data: Awaited<ReturnType<typeof readTextRecords>>;
@@ -92,16 +95,26 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const progress = io.isTty ? (layer: number, layers: number): void => io.stderr(`\rcalibrating layer ${layer + 1}/${layers}`) : undefined;
   let calibrated: Awaited<ReturnType<typeof calibrateJob>>;
   let gptqRun: GptqRun | undefined;
+  let smoothRun: SmoothRun | undefined;
   const started = performance.now();
   try {
-    if (job.gptq) {
+    let current = job;
+    let forward = model;
+    if (job.smoothquant) {
+      const { smoothJob } = await import('../execute/smoothquant/smoothquant-job.js');
+      smoothRun = await smoothJob(job, model, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'smoothquant') });
+      ({ job: current, model: forward } = smoothRun);
+    }
+    if (current.gptq) {
       const { gptqJob } = await import('../execute/gptq/gptq-job.js');
-      calibrated = gptqRun = await gptqJob(job, model, samples.batches, { onLayerDone: gptqProgress(io, started) });
-    } else calibrated = await calibrateJob(job, model, samples.batches, { onLayerStart: progress });
+      calibrated = gptqRun = await gptqJob(current, forward, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'gptq') });
+    } else if (needsStatistics(current)) calibrated = await calibrateJob(current, forward, samples.batches, { onLayerStart: progress });
+    else calibrated = { job: current, coverage: smoothRun!.coverage, lowExperts: [], fallbackModules: [] };
   } catch (e) {
     if (progress) io.stderr('\r\x1b[K');
     if (e instanceof GptqInputError) return fail(error('apply-failed', e.message));
     if (e instanceof HessianUnavailableError) return fail(error('apply-unsupported', `${e.message}; GPTQ cannot run on this model yet.`));
+    if (e instanceof SmoothStatisticsError) return fail(error('apply-failed', e.message));
     if (e instanceof ExpertCoverageError) {
       if (args.coverage !== undefined) io.stderr('The coverage report is not written when the run stops.\n');
       return fail(error('apply-expert-coverage', e.message));
@@ -143,6 +156,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     `  calibration  ${samples.samples} samples${short}, ${samples.tokens} tokens (--seq-len ${seqLen}, --batch-size ${args.batchSize}) from ${source}, ${seconds.toFixed(1)} s (${Math.round(samples.tokens / seconds)} tokens/s on ${args.device})`,
     `  coverage     ${coverageSummary(coverage, spec.minExpertTokens)}${fallbackModules.length > 0 ? `; ${fallbackModules.length} modules quantized data-free` : ''}`,
   ];
+  if (smoothRun) lines.push(smoothSummary(smoothRun, job));
   if (gptqRun) {
     lines.push(gptqSummary(gptqRun, job));
     const fellBack = gptqRun.reports.filter((r) => r.method === 'rtn-fallback').map((r) => r.module);
@@ -162,14 +176,30 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** Prints one line per finished layer on stderr: its time by step and the estimated time left. */
-function gptqProgress(io: CliIo, started: number): (t: LayerTimings, layers: number) => void {
+/** Whether a job's calibrated tensors need a statistics pass (static input activations, a kv cache). */
+function needsStatistics(job: ApplyJob): boolean {
+  return job.kvCacheScheme !== null || job.groups.some((g) => inputCalibration(g.scheme.input_activations, g.name) !== null);
+}
+
+/** Prints one line per finished layer of a sequential pass on stderr: its time by step and the estimated time left. */
+function layerProgress(io: CliIo, started: number, what: 'gptq' | 'smoothquant'): (t: LayerTimings, layers: number) => void {
   return (t, layers) => {
     const elapsed = performance.now() - started;
     const left = (elapsed / (t.layer + 1)) * (layers - t.layer - 1);
-    const line = `gptq layer ${t.layer + 1}/${layers}: statistics ${seconds(t.statistics)}, solve ${seconds(t.modify)}, propagation ${seconds(t.propagate)}; ${t.layer + 1 < layers ? `about ${seconds(left)} left` : 'done'}`;
+    const modify = what === 'gptq' ? 'solve' : 'smoothing';
+    const line = `${what} layer ${t.layer + 1}/${layers}: statistics ${seconds(t.statistics)}, ${modify} ${seconds(t.modify)}, propagation ${seconds(t.propagate)}; ${t.layer + 1 < layers ? `about ${seconds(left)} left` : 'done'}`;
     io.stderr(io.isTty ? `\r\x1b[K${line}${t.layer + 1 < layers ? '' : '\n'}` : `${line}\n`);
   };
+}
+
+/** The summary line of a SmoothQuant run. */
+function smoothSummary(run: SmoothRun, job: ApplyJob): string {
+  const balance = run.reports.reduce((n, r) => n + r.balance.length, 0);
+  const sum = (k: 'statistics' | 'modify' | 'propagate'): number => run.timings.reduce((a, t) => a + t[k], 0);
+  return (
+    `  smoothquant  ${run.reports.length} smooth layers balanced against ${balance} Linear layers (smoothing_strength ${job.smoothquant!.strength}); ` +
+    `statistics ${seconds(sum('statistics'))}, smoothing ${seconds(sum('modify'))}, propagation ${seconds(sum('propagate'))}`
+  );
 }
 
 /** The summary line of a GPTQ run. */

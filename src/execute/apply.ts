@@ -123,8 +123,8 @@ function unquantizedSlices(job: ApplyJob, index: CheckpointIndex, quantized: Rea
   return items;
 }
 
-function readUnit(unit: Unit): Promise<Uint8Array[]> {
-  const reads = Promise.all(unit.modules.map((m) => readWeight(m.source)));
+function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefined): Promise<Uint8Array[]> {
+  const reads = Promise.all(unit.modules.map((m) => changed?.get(m.name) ?? readWeight(m.source)));
   // Awaited later; a failure must not surface as an unhandled rejection meanwhile.
   reads.catch(() => undefined);
   return reads;
@@ -212,16 +212,19 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     // The next unit's weights are read while the current one is quantized.
     const units = items.flatMap((i) => ('unit' in i ? [i.unit] : []));
     let nextUnit = 0;
-    let pending = units.length > 0 ? readUnit(units[0]) : null;
+    const changed = job.changedWeights?.linears;
+    let pending = units.length > 0 ? readUnit(units[0], changed) : null;
     for (const item of items) {
-      if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
+      const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
+      if (replaced) await writer.write(item.key, replaced);
+      else if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
       else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
       else if ('extra' in item) await writer.write(item.extra.name, item.extra.bytes);
       else {
         const t0 = performance.now();
         const raws = await pending!;
         nextUnit++;
-        pending = nextUnit < units.length ? readUnit(units[nextUnit]) : null;
+        pending = nextUnit < units.length ? readUnit(units[nextUnit], changed) : null;
         const read = await processUnit(rt, item.unit, raws, (n, b) => writer.write(n, b));
         weightSeconds += (performance.now() - t0) / 1000;
         weightBytes += read;

@@ -7,9 +7,11 @@ import type { PlanBuild } from '../plan/lower.js';
 import type { ModifierIR, MoeSettings, QuantizationArgs, QuantizationScheme } from '../ir/types.js';
 import { actorderAsWritten, isGroupOrdering } from '../ir/quant-args.js';
 import { inputCalibration, kvCacheCalibration, UnsupportedActivationError } from './calibrate/activation-qparams.js';
-import { classOf } from '../model/module-tree.js';
+import { classIsA, classOf } from '../model/module-tree.js';
+import { compilePatterns, patternRef } from '../match/pattern.js';
+import { MappingError, registryMappings, resolveMappings, type MappingSpec } from './smoothquant/mappings.js';
 import { inferFormat } from './rtn/weight-kernel.js';
-import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam } from './types.js';
+import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam, SmoothSpec } from './types.js';
 import type { Device } from './runtime.js';
 
 /** Where and how to run the job (what the plan does not say). */
@@ -21,6 +23,8 @@ export interface JobOptions {
   readonly maxShardBytes?: number;
   /** The recipe's MoE settings (expert coverage policy of calibrated jobs). */
   readonly moe: Pick<MoeSettings, 'minExpertTokens' | 'onLowCoverage'>;
+  /** The recipe's modifiers (transforms that attach no scheme, e.g. SmoothQuant, are read from here). */
+  readonly modifiers?: readonly ModifierIR[];
 }
 
 /** Why a plan cannot be executed; the message is user-facing. */
@@ -44,13 +48,14 @@ function schemeKey(s: QuantizationScheme): string {
  */
 export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   const { plan, tree } = build;
-  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier' && m.type !== 'GPTQModifier');
+  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier' && m.type !== 'GPTQModifier' && m.type !== 'SmoothQuantModifier');
   if (unsupported.length > 0) {
     const types = [...new Set(unsupported.map((m) => m.type))].join(', ');
     throw new PlanNotExecutableError(
-      `${types} is not supported by apply: it runs QuantizationModifier recipes (data-free weight schemes, and calibrated static input scales, NVFP4 input global scales and kv-cache scales) and GPTQModifier`,
+      `${types} is not supported by apply: it runs QuantizationModifier recipes (data-free weight schemes, and calibrated static input scales, NVFP4 input global scales and kv-cache scales), GPTQModifier and SmoothQuantModifier`,
     );
   }
+  const smoothquant = smoothSpec(build, options.modifiers ?? []);
   const gptqModifiers = build.matches.map((m) => m.modifier).filter((m) => m.type === 'GPTQModifier');
   if (gptqModifiers.length > 1) throw new PlanNotExecutableError('apply runs one GPTQModifier per recipe; this recipe has several');
   const gptq = gptqModifiers[0];
@@ -96,7 +101,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     }
   }
   if (modules.length === 0) throw new PlanNotExecutableError('the plan quantizes no module');
-  let calibrated = kvCacheScheme !== null || gptq !== undefined;
+  let calibrated = kvCacheScheme !== null || gptq !== undefined || smoothquant !== undefined;
   try {
     for (const g of groups) {
       if (inputCalibration(g.scheme.input_activations, `${g.name} input_activations`) !== null) calibrated = true;
@@ -140,6 +145,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
           },
         }
       : {}),
+    ...(smoothquant ? { smoothquant } : {}),
     ...(gptq
       ? {
           gptq: {
@@ -152,6 +158,43 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     recipeYaml: options.recipeYaml,
     maxShardBytes: options.maxShardBytes,
   };
+}
+
+/**
+ * The SmoothQuant stage of a recipe, if it has one: the modifier's mappings
+ * (its own, else the registry's for the model class) resolved against the
+ * module tree. It must come before the quantization modifiers.
+ */
+function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothSpec | undefined {
+  const sq = modifiers.filter((m) => m.type === 'SmoothQuantModifier');
+  if (sq.length === 0) return undefined;
+  if (sq.length > 1) throw new PlanNotExecutableError('apply runs one SmoothQuantModifier per recipe; this recipe has several');
+  const m = sq[0]!;
+  if (modifiers.some((q) => q.quantization && q.index < m.index)) throw new PlanNotExecutableError('SmoothQuantModifier must come before the quantization modifiers: it changes the weights they quantize');
+  const args = m.args;
+  if (args.algorithm !== undefined && args.algorithm !== 'smoothquant') throw new PlanNotExecutableError(`SmoothQuantModifier algorithm "${String(args.algorithm)}" is not supported by apply`);
+  const { tree } = build;
+  const specs = Array.isArray(args.mappings) ? (args.mappings as unknown[]).map(toMappingSpec) : registryMappings(classOf(tree, 0).name).mappings;
+  const ignore = compilePatterns((Array.isArray(args.ignore) ? (args.ignore as string[]) : []).map((t) => patternRef(t)));
+  const byName = new Map(tree.names.map((n, i) => [n, i]));
+  const ignored = (name: string): boolean =>
+    ignore.value.some((p) => (p.kind === 'regex' ? (p.test?.(name) ?? false) : p.body === name || classIsA(classOf(tree, byName.get(name)!), p.body)));
+  let resolved: ReturnType<typeof resolveMappings>;
+  try {
+    resolved = resolveMappings(tree.names, specs, ignored);
+  } catch (e) {
+    if (e instanceof MappingError) throw new PlanNotExecutableError(e.message);
+    throw e;
+  }
+  if (resolved.mappings.length === 0) throw new PlanNotExecutableError('SmoothQuantModifier resolves no mapping on this model: it would smooth nothing');
+  return { strength: typeof args.smoothing_strength === 'number' ? args.smoothing_strength : 0.5, mappings: resolved.mappings };
+}
+
+/** A recipe mapping `[[balance…], smooth]` (the registry's order). */
+function toMappingSpec(x: unknown): MappingSpec {
+  if (!Array.isArray(x) || x.length !== 2 || typeof x[1] !== 'string') throw new PlanNotExecutableError(`SmoothQuantModifier mapping ${JSON.stringify(x)} is not [[balance layers…], smooth layer]`);
+  const balance = Array.isArray(x[0]) ? (x[0] as unknown[]).map(String) : [String(x[0])];
+  return [balance, x[1]];
 }
 
 /** Why GPTQ cannot solve weights of `scheme`, or null. */

@@ -8,6 +8,7 @@ import type { LowCoveragePolicy } from '../parse/document.js';
 import type { SafetensorsDtype } from './dtypes.js';
 import type { Device } from './runtime.js';
 import type { WeightQparams } from './gptq/weight-qparams.js';
+import type { SmoothMapping } from './smoothquant/mappings.js';
 
 /** One config group as written to `quantization_config.config_groups`. */
 export interface ApplyGroup {
@@ -89,6 +90,14 @@ export interface SolvedWeight {
   readonly qparams: WeightQparams | null;
 }
 
+/** SmoothQuantModifier's settings for a job (see `execute/smoothquant`). */
+export interface SmoothSpec {
+  /** `smoothing_strength` (α). */
+  readonly strength: number;
+  /** Resolved mappings, in execution order. */
+  readonly mappings: readonly SmoothMapping[];
+}
+
 /** Everything `apply` needs. */
 export interface ApplyJob {
   /** Input model folder (never modified). */
@@ -105,6 +114,14 @@ export interface ApplyJob {
   readonly kvCacheScheme: QuantizationArgs | null;
   /** Set when the job needs calibration data (see {@link CalibrationSpec}). */
   readonly calibration?: CalibrationSpec;
+  /** Set when a SmoothQuantModifier runs (before the quantization modifier). */
+  readonly smoothquant?: SmoothSpec;
+  /**
+   * Weights a transform changed, in their stored dtype: Linear weights by
+   * module (quantized from these bytes instead of the checkpoint's) and
+   * other tensors by name (written instead of the checkpoint's).
+   */
+  readonly changedWeights?: { readonly linears: ReadonlyMap<string, Uint8Array>; readonly tensors: ReadonlyMap<string, Uint8Array> };
   /** Set when a GPTQModifier runs. */
   readonly gptq?: GptqSpec;
   /** Weights quantized by an algorithm (filled in by GPTQ), by module. */

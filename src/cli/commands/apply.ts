@@ -158,6 +158,7 @@ export const command: Command = {
         recipeYaml,
         maxShardBytes: shardGb * 1e9,
         moe: planned.ir!.moe,
+        modifiers: planned.ir!.modifiers,
       });
       // The summary's time covers the whole run, calibration included.
       const started = performance.now();

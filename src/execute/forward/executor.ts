@@ -137,6 +137,16 @@ export class ForwardModel {
     return runtime;
   }
 
+  /** The same model reading `weights` instead (a transform's changed weights over the checkpoint); settings are copied. */
+  withWeights(weights: WeightReader): ForwardModel {
+    const m = new ForwardModel(this.config, this.raw, weights, this.device, this.layerBuilder);
+    m.graphWeightBytes = this.graphWeightBytes;
+    m.layerOutputs = this.layerOutputs;
+    m.foldConstants = this.foldConstants;
+    m.timings = this.timings;
+    return m;
+  }
+
   /** Opens `dir` (config.json + safetensors); throws {@link UnsupportedModelError} for an architecture it cannot run. */
   static async open(dir: string, device: Device = 'cpu'): Promise<ForwardModel> {
     const raw = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;

@@ -15,6 +15,9 @@
  * `ehess:<experts module>|<p1>,<p2>|<offset>` — `[E, K, K]`, one per expert;
  * `hessall:<experts module>|<p1>,<p2>` — `[K, K]` shared by every expert of
  * the module (all experts see the same block input).
+ *
+ * With channels on (SmoothQuant), `cmin:<m1>,<m2>…` / `cmax:…` — `[K]`, the
+ * per-channel min and max of an input over its tokens.
  */
 import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
 
@@ -24,10 +27,15 @@ import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
  */
 export type ExpertObservation = 'all' | 'routed';
 
-/** What a calibration graph observes: min/max always, and the inputs' Hessians when `hessians` is set. */
+/**
+ * What a calibration graph observes: min/max always, the inputs' Hessians
+ * when `hessians` is set (GPTQ), per-channel min/max of the inputs when
+ * `channels` is set (SmoothQuant's activation ranges).
+ */
 export interface Observation {
   readonly experts: ExpertObservation;
   readonly hessians: boolean;
+  readonly channels?: boolean;
 }
 
 /** How observers are asked for: the experts' token mode alone (min/max), or a full {@link Observation}. */
@@ -58,6 +66,11 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
   const key = modules.join(',') + part;
   g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
   g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
+  if (mode.channels && !part && !modules.some((m) => m.endsWith('_states'))) {
+    const flat = g.op('Flatten', [x], { axis: -1 });
+    g.output(g.op('ReduceMin', [flat, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
+    g.output(g.op('ReduceMax', [flat, g.i64([0])], { keepdims: 0 }), `cmax:${key}`, OnnxType.float, ['k']);
+  }
   if (!mode.hessians || modules.some((m) => m.endsWith('_states'))) return;
   // A Hessian needs the whole input; a slice's statistics cannot be merged into one.
   if (part) throw new HessianUnavailableError(`${modules.join(', ')}: the input is split across graphs (an MLP larger than one graph), so its Hessian cannot be accumulated`);

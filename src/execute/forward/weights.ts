@@ -16,6 +16,11 @@ export class WeightReader {
     readonly dtype: 'bfloat16' | 'float16' | 'float32',
   ) {}
 
+  /** The Linear weight of `module` as a modifier replaced it (see `OverlayWeights`); undefined for a checkpoint's own. */
+  replacement(_module: string): DenseMatrix | undefined {
+    return undefined;
+  }
+
   /** Whether tensor `name` exists. */
   has(name: string): boolean {
     return this.index.tensors.has(name);

@@ -13,6 +13,7 @@ import type { WeightReader } from '../forward/weights.js';
 import { CoverageCollector } from '../calibrate/coverage.js';
 import { expertOf } from '../calibrate/expert-coverage.js';
 import { LastBatchMinMax, StaticMinMax } from '../calibrate/observers.js';
+import type { WeightChanges } from '../pipeline/overlay-weights.js';
 import type { LayerModifier } from '../pipeline/sequential.js';
 import { planWeightKernel, UnsupportedSchemeError, type WeightDtype } from '../rtn/weight-kernel.js';
 import type { RawTensor } from '../runtime.js';
@@ -103,13 +104,16 @@ export class GptqModifier implements LayerModifier {
 
   /** The original weight of `module` as float32 values of its stored dtype. */
   private async original(module: string): Promise<{ data: Float32Array; rows: number; cols: number; dtype: WeightDtype }> {
+    // A weight an earlier transform (SmoothQuant) changed is GPTQ's original.
+    const replaced = this.weights.replacement(module);
+    if (replaced) return { ...replaced, dtype: DTYPES[this.weights.dtype] };
     const src = resolveWeight(this.weights.index, module, this.job.fusedExperts);
     if (src && (src.dtype === 'BF16' || src.dtype === 'F16' || src.dtype === 'F32')) return { data: toFloat32(await readWeight(src), src.dtype), rows: src.shape[0], cols: src.shape[1], dtype: src.dtype };
     const m = await this.weights.linear(module);
     return { ...m, dtype: DTYPES[this.weights.dtype] };
   }
 
-  async finishLayer(layer: number): Promise<ReadonlyMap<string, DenseMatrix>> {
+  async finishLayer(layer: number): Promise<WeightChanges> {
     const modules = this.byLayer.get(layer) ?? [];
     const changed = new Map<string, DenseMatrix>();
     const rtn = this.options.rtnExperts(layer, this.coverage);
@@ -158,7 +162,7 @@ export class GptqModifier implements LayerModifier {
     }
     this.hessians += this.store.count;
     this.store = new HessianStore();
-    return changed;
+    return { linears: changed, vectors: new Map() };
   }
 }
 

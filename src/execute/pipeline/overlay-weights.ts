@@ -2,7 +2,8 @@
  * A checkpoint's weights with some Linear weights replaced (the layer a
  * modifier has just quantized or smoothed), for the propagation pass: the
  * layer graph is rebuilt from it so the next layer sees the modified
- * layer's outputs. Fused expert tensors with any replaced expert are hidden,
+ * layer's outputs — and, stacked, a whole model a transform (SmoothQuant)
+ * changed, for the modifiers after it. Fused expert tensors with any replaced expert are hidden,
  * so layer builders read every expert one by one (replaced or sliced from
  * the fused tensor).
  */
@@ -13,37 +14,63 @@ import { WeightReader } from '../forward/weights.js';
 import type { FusedExpertsParam } from '../types.js';
 import { readWeight, resolveWeight } from '../weight-source.js';
 
-/** {@link WeightReader} with replaced Linear weights (see the module comment). */
+/** Weights a modifier changed: Linear weights by module, 1-D tensors (norm weights) by tensor name. */
+export interface WeightChanges {
+  readonly linears: ReadonlyMap<string, DenseMatrix>;
+  readonly vectors: ReadonlyMap<string, Float32Array>;
+}
+
+/** No change. */
+export const NO_CHANGES: WeightChanges = { linears: new Map(), vectors: new Map() };
+
+/** {@link WeightReader} with replaced Linear weights and vectors (see the module comment). */
 export class OverlayWeights extends WeightReader {
   private readonly hidden = new Set<string>();
+  private readonly replaced: ReadonlyMap<string, DenseMatrix>;
+  private readonly vectors: ReadonlyMap<string, Float32Array>;
 
   constructor(
-    base: WeightReader,
-    private readonly replaced: ReadonlyMap<string, DenseMatrix>,
+    private readonly base: WeightReader,
+    changes: WeightChanges,
     private readonly fused: readonly FusedExpertsParam[],
   ) {
     super(base.index, base.dtype);
-    for (const f of fused) if ([...replaced.keys()].some((m) => m.startsWith(`${f.expertsModule}.`))) for (const g of fused) if (g.expertsModule === f.expertsModule) this.hidden.add(g.tensor);
+    this.replaced = changes.linears;
+    this.vectors = changes.vectors;
+    for (const f of fused) if ([...this.replaced.keys()].some((m) => m.startsWith(`${f.expertsModule}.`))) for (const g of fused) if (g.expertsModule === f.expertsModule) this.hidden.add(g.tensor);
   }
 
   override has(name: string): boolean {
-    return !this.hidden.has(name) && super.has(name);
+    return this.vectors.has(name) || (!this.hidden.has(name) && this.base.has(name));
+  }
+
+  override replacement(module: string): DenseMatrix | undefined {
+    return this.replaced.get(module) ?? this.base.replacement(module);
+  }
+
+  override vector(name: string): Promise<Float32Array> {
+    const v = this.vectors.get(name);
+    return v ? Promise.resolve(v) : this.base.vector(name);
+  }
+
+  override async optionalVector(name: string): Promise<Float32Array | undefined> {
+    return this.has(name) ? this.vector(name) : undefined;
   }
 
   override hasLinear(module: string): boolean {
-    return this.replaced.has(module) || super.hasLinear(module) || resolveWeight(this.index, module, this.fused) !== null;
+    return this.replacement(module) !== undefined || this.base.hasLinear(module) || resolveWeight(this.index, module, this.fused) !== null;
   }
 
   override async linear(module: string): Promise<DenseMatrix> {
-    const r = this.replaced.get(module);
+    const r = this.replacement(module);
     if (r) return r;
-    if (super.hasLinear(module)) return super.linear(module);
+    if (this.base.hasLinear(module)) return this.base.linear(module);
     const src = resolveWeight(this.index, module, this.fused);
-    if (!src || (src.dtype !== 'BF16' && src.dtype !== 'F16' && src.dtype !== 'F32')) return super.linear(module);
+    if (!src || (src.dtype !== 'BF16' && src.dtype !== 'F16' && src.dtype !== 'F32')) return this.base.linear(module);
     return { data: toFloat32(await readWeight(src), src.dtype), rows: src.shape[0], cols: src.shape[1] };
   }
 
   override async linearWeight(module: string): Promise<DenseMatrix | Bf16Matrix> {
-    return this.replaced.has(module) || !super.hasLinear(module) ? this.linear(module) : super.linearWeight(module);
+    return this.replacement(module) !== undefined || !this.base.hasLinear(module) ? this.linear(module) : this.base.linearWeight(module);
   }
 }

@@ -8,12 +8,11 @@
  * graph at a time; hidden states for every batch stay in host memory.
  * Activation quantization is never applied during calibration, as there.
  */
-import type { DenseMatrix } from '../forward/dequantize.js';
 import type { ForwardModel, HiddenBatch, TokenBatch } from '../forward/executor.js';
 import type { Observation } from '../forward/observe.js';
 import type { RawTensor } from '../runtime.js';
 import type { FusedExpertsParam } from '../types.js';
-import { OverlayWeights } from './overlay-weights.js';
+import { OverlayWeights, type WeightChanges } from './overlay-weights.js';
 
 /**
  * An algorithm plugged into the pipeline (GPTQ today; AWQ and SmoothQuant
@@ -31,10 +30,10 @@ export interface LayerModifier {
   collect(layer: number, run: number, rows: number, calls: number, outputs: Readonly<Record<string, RawTensor>>): void;
   /**
    * Called after pass A of `layer`: modifies the layer and returns the
-   * Linear weights it replaced (module → dense `[out, in]` values), which
-   * pass B and every later reader of those modules see.
+   * weights it changed (Linear weights as dense `[out, in]` values, norm
+   * weights as vectors), which pass B sees.
    */
-  finishLayer(layer: number): Promise<ReadonlyMap<string, DenseMatrix>>;
+  finishLayer(layer: number): Promise<WeightChanges>;
 }
 
 /** Wall time of one layer, split by pipeline step (milliseconds). */
@@ -132,7 +131,7 @@ export async function runSequential(
     const t1 = performance.now();
     const changed = await modifier.finishLayer(layer);
     const t2 = performance.now();
-    if (changed.size === 0) hidden = a.hidden;
+    if (changed.linears.size === 0 && changed.vectors.size === 0) hidden = a.hidden;
     else {
       const weights = new OverlayWeights(model.weights, changed, fused);
       hidden = (await model.runLayer(layer, hidden, { expertGroupBytes: options.expertGroupBytes }, tables, weights)).hidden;

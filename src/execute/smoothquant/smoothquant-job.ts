@@ -1,0 +1,45 @@
+/**
+ * The SmoothQuant stage of `apply`: its own full sequential pass (as
+ * llm-compressor's independent pipeline runs each modifier), after which
+ * the next stage (GPTQ, calibration, or the weight pass) works on the
+ * smoothed model: the forward model reads the smoothed weights, and the
+ * job carries them in their stored dtype for the weight pass.
+ */
+import { bf16Bytes, f16Bytes } from '../dtypes.js';
+import type { ForwardModel, TokenBatch } from '../forward/executor.js';
+import { OverlayWeights } from '../pipeline/overlay-weights.js';
+import { runSequential, type LayerTimings, type SequentialOptions } from '../pipeline/sequential.js';
+import type { ExpertCoverage } from '../calibrate/coverage.js';
+import type { ApplyJob } from '../types.js';
+import { SmoothQuantModifier, type SmoothReport } from './smoothquant-modifier.js';
+
+/** A SmoothQuant run: the job and model the next stage continues with, and what was smoothed. */
+export interface SmoothRun {
+  readonly job: ApplyJob;
+  readonly model: ForwardModel;
+  readonly reports: readonly SmoothReport[];
+  readonly timings: readonly LayerTimings[];
+  /** Tokens routed to each expert during the pass. */
+  readonly coverage: ExpertCoverage;
+}
+
+function stored(values: Float32Array, dtype: ForwardModel['config']['dtype']): Uint8Array {
+  if (dtype === 'bfloat16') return bf16Bytes(values);
+  if (dtype === 'float16') return f16Bytes(values);
+  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+}
+
+/** Smooths `job`'s model (the job carries `smoothquant`) on `batches`. */
+export async function smoothJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions = {}): Promise<SmoothRun> {
+  const spec = job.smoothquant!;
+  const modifier = new SmoothQuantModifier(model.weights, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true);
+  // Per-channel min/max merge across runs exactly, so batches may share a graph run.
+  const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 30, ...options });
+  const dtype = model.config.dtype;
+  const linears = new Map([...modifier.linears].map(([name, w]) => [name, stored(w.data, dtype)] as const));
+  const tensors = new Map([...modifier.vectors].map(([name, v]) => [name, stored(v, dtype)] as const));
+  const weights = new OverlayWeights(model.weights, { linears: modifier.linears, vectors: modifier.vectors }, job.fusedExperts);
+  const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
+  const coverage = modifier.coverage.report(tokens, job.calibration?.calibrateAllExperts ?? true);
+  return { job: { ...job, changedWeights: { linears, tensors } }, model: model.withWeights(weights), reports: modifier.reports, timings, coverage };
+}
