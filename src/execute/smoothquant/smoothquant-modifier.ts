@@ -39,7 +39,9 @@ function layerOf(name: string): number | null {
  * The smoothing scales of one mapping, as llm-compressor computes them in
  * the model dtype: `A = max − min` of the activations (model-dtype values),
  * `Wm = 2·max |W[:, c]|` over the balance layers, `s = A^α / Wm^(1−α)`
- * (`A` where `Wm` is 0), then `max(s, 1e-5)` in float32.
+ * with the exponents rounded to the model dtype as PyTorch rounds them
+ * (α = 0.8 is 0.80078125 in bf16), `A` where `Wm` is 0, then
+ * `max(s, 1e-5)` in float32.
  */
 export function smoothingScales(min: Float32Array, max: Float32Array, balance: readonly DenseMatrix[], alpha: number, round: (x: number) => number): Float32Array {
   const k = min.length;
@@ -54,11 +56,14 @@ export function smoothingScales(min: Float32Array, max: Float32Array, balance: r
     }
   }
   const f = Math.fround;
+  // PyTorch's power of a bf16/fp16 tensor by a Python float rounds the exponent to the tensor's dtype first.
+  const ea = round(alpha);
+  const ew = round(1 - alpha);
   const s = new Float32Array(k);
   for (let c = 0; c < k; c++) {
     const a = round(f(round(max[c]!) - round(min[c]!)));
     const wm = round(f(2 * wmax[c]!));
-    const scale = wm > 0 ? round(f(round(f(Math.pow(a, alpha))) / round(f(Math.pow(wm, 1 - alpha))))) : a;
+    const scale = wm > 0 ? round(f(round(Math.pow(a, ea)) / round(Math.pow(wm, ew)))) : a;
     s[c] = Math.max(scale, MINIMUM_SMOOTHING_SCALE);
   }
   return s;
