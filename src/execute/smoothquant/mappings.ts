@@ -102,7 +102,8 @@ function parentOf(name: string): string {
 /**
  * Resolves `specs` against `names` (module names in execution order): each
  * smooth-layer match becomes a mapping whose balance layers are the
- * balance-pattern matches under the same parent, in order. A mapping whose
+ * balance-pattern matches under the same parent, in order; mappings are
+ * returned in model order of their smooth layers. A mapping whose
  * smooth and balance layers are all ignored, or that has no balance layer,
  * is skipped (llm-compressor logs a warning for both).
  */
@@ -121,5 +122,8 @@ export function resolveMappings(names: readonly string[], specs: readonly Mappin
       else mappings.push({ smooth: name, balance: members });
     }
   }
+  // In model order: the order the sequential pipeline reaches (and smooths) them.
+  const order = new Map(names.map((n, i) => [n, i]));
+  mappings.sort((a, b) => order.get(a.smooth)! - order.get(b.smooth)!);
   return { mappings, skipped };
 }

@@ -1,0 +1,100 @@
+/**
+ * SmoothQuant against llm-compressor's own (test/fixtures/smoothquant, made
+ * by make_smoothquant_refs.py on the same tiny checkpoints and token
+ * windows): the resolved mappings exactly, the smoothing scales and smoothed
+ * norm weights to a bf16 rounding (llm-compressor observes a bf16 forward,
+ * quantc a float32 one), and the written checkpoint's layout and config.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+import { main } from '../../../src/cli/main.js';
+import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
+import type { CliIo } from '../../../src/cli/io.js';
+import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
+import { jobFromPlan } from '../../../src/execute/from-plan.js';
+import { smoothJob } from '../../../src/execute/smoothquant/smoothquant-job.js';
+import { planRecipe } from '../../../src/plan/plan-recipe.js';
+import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
+import { parseSafetensors } from '../fixtures.js';
+
+interface SmoothRef {
+  readonly recipe: readonly { modifier: string; kwargs: Record<string, unknown> }[];
+  readonly quantization_config: Record<string, unknown>;
+  readonly mappings: readonly { smooth: string; balance: string[]; scales: number[] }[];
+  readonly smoothed: Record<string, { dtype: string; shape: number[]; sha256: string; values?: number[] }>;
+  readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string }>;
+}
+
+const REFS = join(CALIBRATION, '..', 'smoothquant');
+const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', I32: 'int32', I64: 'int64' };
+const CASES = existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).filter((f) => f.endsWith('.json.gz')).map((f) => [model, f.replace('.json.gz', '')] as const)) : [];
+
+function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
+}
+
+function windows(): TokenBatch[] {
+  const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
+  const out: TokenBatch[] = [];
+  for (let i = 0; i + 32 <= ids.length; i += 32) out.push([ids.slice(i, i + 32)]);
+  return out;
+}
+
+/** Largest relative difference, and the share of exactly equal values. */
+function compare(a: ArrayLike<number>, b: ArrayLike<number>): { worst: number; equal: number } {
+  let worst = 0;
+  let equal = 0;
+  for (let i = 0; i < b.length; i++) {
+    if (a[i] === b[i]) equal++;
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), 1e-30));
+  }
+  return { worst, equal: equal / b.length };
+}
+
+describe("SmoothQuant reproduces llm-compressor's (bf16 model, 32-token windows, batch size 1)", () => {
+  test('has reference cases', () => expect(CASES.length).toBeGreaterThan(0));
+  for (const [model, variant] of CASES) {
+    test(`${model} ${variant}`, async () => {
+      const ref = JSON.parse(gunzipSync(await readFile(join(REFS, model, `${variant}.json.gz`))).toString('utf8')) as SmoothRef;
+      const modelDir = await modelWithTokenizer(model);
+      const cwd = await mkdtemp(join(tmpdir(), 'quantc-sq-'));
+      const modifiers = Object.fromEntries(ref.recipe.map((m) => [m.modifier, m.kwargs]));
+      await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: modifiers } }, null, 1)}\n`);
+
+      // The mappings, exactly; the scales to a bf16 rounding.
+      const planned = await planRecipe(join(cwd, 'recipe.yaml'), modelDir, { source: cwdSourceHost('/') }, 'test');
+      const job = jobFromPlan(planned.build!, { modelDir, outDir: join(cwd, 'unused'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+      expect(job.smoothquant!.mappings.map((m) => [m.smooth, m.balance])).toEqual(ref.mappings.map((m) => [m.smooth, m.balance]));
+      const run = await smoothJob(job, await ForwardModel.open(modelDir), windows());
+      for (const [i, r] of ref.mappings.entries()) {
+        const { worst, equal } = compare(run.reports[i]!.scales, r.scales);
+        if (process.env.QUANTC_SQ_RATIOS) console.log(`${model} ${variant} ${r.smooth}: ${(equal * 100).toFixed(0)}% scales equal, worst ${worst.toExponential(1)}`);
+        // A bf16 rounding of the activation range, raised to α, moves a scale by well under 2%.
+        expect(worst, r.smooth).toBeLessThan(0.02);
+        expect(equal, r.smooth).toBeGreaterThan(0.5);
+      }
+
+      const io = memoryIo(cwd);
+      const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
+      expect(io.err.join(''), io.err.join('')).not.toMatch(/error|warning/);
+      expect(code).toBe(0);
+      const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+      expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
+      for (const [name, r] of Object.entries(ref.tensors)) expect({ name, dtype: DTYPES[got.get(name)!.dtype], shape: got.get(name)!.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
+      expect((JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: unknown }).quantization_config).toEqual(ref.quantization_config);
+      // The smoothed norm weights as written.
+      for (const [name, r] of Object.entries(ref.smoothed)) {
+        if (!r.values) continue;
+        const t = got.get(`${name}.weight`)!;
+        const values = Float32Array.from(new Uint16Array(t.bytes.slice().buffer), (b) => new Float32Array(Uint32Array.of(b << 16).buffer)[0]!);
+        expect(compare(values, r.values).worst, name).toBeLessThan(0.02);
+      }
+    });
+  }
+});
