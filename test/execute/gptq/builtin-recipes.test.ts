@@ -1,5 +1,5 @@
 /**
- * The built-in GPTQ recipes apply end to end on tiny checkpoints of their
+ * The built-in GPTQ recipes (one with SmoothQuant first) apply end to end on tiny checkpoints of their
  * own architectures (every quantized layer at least one group wide), and
  * the result evaluates close to the original model.
  */
@@ -37,6 +37,7 @@ async function perplexity(model: string, cwd: string): Promise<number> {
 describe('built-in GPTQ recipes', () => {
   for (const [recipe, model] of [
     ['llama3-8b-w4a16-gptq', () => modelWithTokenizer('llama')],
+    ['llama3-8b-w8a8-smoothquant-gptq', () => modelWithTokenizer('llama')],
     ['deepseek-v3-w4a16-gptq', () => builtinModel('deepseek_v3')],
   ] as const) {
     test(`${recipe} applies to a tiny model of its architecture`, async () => {
@@ -49,7 +50,8 @@ describe('built-in GPTQ recipes', () => {
       expect(io.out.join('')).toMatch(/gptq {9}\d+ modules in 2 layers from \d+ Hessians/);
       const tensors = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
       const quantized = io.out.join('').match(/modules {6}(\d+) quantized/)![1];
-      expect([...tensors.keys()].filter((k) => k.endsWith('.weight_packed'))).toHaveLength(Number(quantized));
+      // W4A16 packs int4 into int32 words; W8A8 stores int8 codes.
+      expect([...tensors.keys()].filter((k) => k.endsWith('.weight_packed') || (k.endsWith('.weight') && tensors.get(k)!.dtype === 'I8'))).toHaveLength(Number(quantized));
       const before = await perplexity(dir, cwd);
       const after = await perplexity(join(cwd, 'out'), cwd);
       expect(Math.abs(after / before - 1)).toBeLessThan(0.05);
