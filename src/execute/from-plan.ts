@@ -7,9 +7,8 @@ import type { PlanBuild } from '../plan/lower.js';
 import type { ModifierIR, MoeSettings, QuantizationArgs, QuantizationScheme } from '../ir/types.js';
 import { actorderAsWritten, isGroupOrdering } from '../ir/quant-args.js';
 import { inputCalibration, kvCacheCalibration, UnsupportedActivationError } from './calibrate/activation-qparams.js';
-import { classIsA, classOf } from '../model/module-tree.js';
-import { compilePatterns, patternRef } from '../match/pattern.js';
-import { MappingError, registryMappings, resolveMappings, type MappingSpec } from './smoothquant/mappings.js';
+import { classOf } from '../model/module-tree.js';
+import { MappingError, resolveSmoothQuant, type ResolvedSmoothQuant } from '../match/smoothquant-mappings.js';
 import { inferFormat } from './rtn/weight-kernel.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam, SmoothSpec } from './types.js';
 import type { Device } from './runtime.js';
@@ -171,30 +170,16 @@ function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothS
   if (sq.length > 1) throw new PlanNotExecutableError('apply runs one SmoothQuantModifier per recipe; this recipe has several');
   const m = sq[0]!;
   if (modifiers.some((q) => q.quantization && q.index < m.index)) throw new PlanNotExecutableError('SmoothQuantModifier must come before the quantization modifiers: it changes the weights they quantize');
-  const args = m.args;
-  if (args.algorithm !== undefined && args.algorithm !== 'smoothquant') throw new PlanNotExecutableError(`SmoothQuantModifier algorithm "${String(args.algorithm)}" is not supported by apply`);
-  const { tree } = build;
-  const specs = Array.isArray(args.mappings) ? (args.mappings as unknown[]).map(toMappingSpec) : registryMappings(classOf(tree, 0).name).mappings;
-  const ignore = compilePatterns((Array.isArray(args.ignore) ? (args.ignore as string[]) : []).map((t) => patternRef(t)));
-  const byName = new Map(tree.names.map((n, i) => [n, i]));
-  const ignored = (name: string): boolean =>
-    ignore.value.some((p) => (p.kind === 'regex' ? (p.test?.(name) ?? false) : p.body === name || classIsA(classOf(tree, byName.get(name)!), p.body)));
-  let resolved: ReturnType<typeof resolveMappings>;
+  if (m.args.algorithm !== undefined && m.args.algorithm !== 'smoothquant') throw new PlanNotExecutableError(`SmoothQuantModifier algorithm "${String(m.args.algorithm)}" is not supported by apply`);
+  let resolved: ResolvedSmoothQuant;
   try {
-    resolved = resolveMappings(tree.names, specs, ignored);
+    resolved = resolveSmoothQuant(build.tree, m.args);
   } catch (e) {
     if (e instanceof MappingError) throw new PlanNotExecutableError(e.message);
     throw e;
   }
   if (resolved.mappings.length === 0) throw new PlanNotExecutableError('SmoothQuantModifier resolves no mapping on this model: it would smooth nothing');
-  return { strength: typeof args.smoothing_strength === 'number' ? args.smoothing_strength : 0.5, mappings: resolved.mappings };
-}
-
-/** A recipe mapping `[[balance…], smooth]` (the registry's order). */
-function toMappingSpec(x: unknown): MappingSpec {
-  if (!Array.isArray(x) || x.length !== 2 || typeof x[1] !== 'string') throw new PlanNotExecutableError(`SmoothQuantModifier mapping ${JSON.stringify(x)} is not [[balance layers…], smooth layer]`);
-  const balance = Array.isArray(x[0]) ? (x[0] as unknown[]).map(String) : [String(x[0])];
-  return [balance, x[1]];
+  return { strength: typeof m.args.smoothing_strength === 'number' ? m.args.smoothing_strength : 0.5, mappings: resolved.mappings };
 }
 
 /** Why GPTQ cannot solve weights of `scheme`, or null. */

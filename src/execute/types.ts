@@ -8,7 +8,7 @@ import type { LowCoveragePolicy } from '../parse/document.js';
 import type { SafetensorsDtype } from './dtypes.js';
 import type { Device } from './runtime.js';
 import type { WeightQparams } from './gptq/weight-qparams.js';
-import type { SmoothMapping } from './smoothquant/mappings.js';
+import type { SmoothMapping } from '../match/smoothquant-mappings.js';
 
 /** One config group as written to `quantization_config.config_groups`. */
 export interface ApplyGroup {

@@ -48,6 +48,8 @@ export interface Explanation {
    */
   readonly rewrite?: { readonly block: string; readonly class: string; readonly kind: string; readonly replaced: boolean };
   readonly verdicts: readonly ModifierVerdict[];
+  /** Set when the recipe smooths (SmoothQuant): the module's role in a mapping, or none. */
+  readonly smoothing?: { readonly role: 'smooth' | 'balance' | 'none'; readonly smooth?: string; readonly balance?: readonly string[] };
   /** Set when a GPTQModifier solves the module: its decoder layer and the modules sharing its input Hessian. */
   readonly gptq?: { readonly layer: string; readonly columns: number; readonly sharedWith: readonly string[] };
   /** The scheme the saved checkpoint will carry, if any. */
@@ -120,6 +122,7 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
   const fs = build.finalScheme.get(m);
   const scheme = fs ? build.plan.schemes[fs.key] : undefined;
   const gptq = fs ? gptqRole(build, m, fs.modifier) : undefined;
+  const smoothing = smoothingRole(build, name, cls.name);
   return {
     module: name,
     class: cls.name,
@@ -128,8 +131,22 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
     ...(inside ? { rewrite: { block: inside.module, class: inside.class, kind: inside.rewrite, replaced: false } } : {}),
     verdicts,
     ...(gptq ? { gptq } : {}),
+    ...(smoothing ? { smoothing } : {}),
     final: fs && scheme ? { scheme: fs.key, preset: scheme.preset, format: scheme.savedFormat } : null,
   };
+}
+
+/** The module's role in the plan's SmoothQuant mappings; undefined without SmoothQuant, or for modules that are neither norms nor Linear. */
+function smoothingRole(build: PlanBuild, name: string, className: string): Explanation['smoothing'] {
+  const steps = build.plan.steps.filter((s) => s.action === 'transform' && Array.isArray(s.details?.mappings));
+  if (steps.length === 0) return undefined;
+  for (const step of steps) {
+    for (const m of step.details!.mappings as { smooth: string; balance: string[] }[]) {
+      if (m.smooth === name) return { role: 'smooth', smooth: m.smooth, balance: m.balance };
+      if (m.balance.includes(name)) return { role: 'balance', smooth: m.smooth, balance: m.balance };
+    }
+  }
+  return className === 'Linear' || /Norm/.test(className) ? { role: 'none' } : undefined;
 }
 
 /** The module's place in a GPTQ run, when a GPTQModifier solves it (see gptq-cost.ts for the Hessian sharing rule). */

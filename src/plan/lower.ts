@@ -14,6 +14,7 @@ import { checkFusedGroups } from '../match/fused-groups.js';
 import { checkGroupSizeDivisibility } from '../match/group-size.js';
 import { compressModules } from './compress-modules.js';
 import { compressNames } from '../match/compress-names.js';
+import { mappingLines, MappingError, resolveSmoothQuant, type ResolvedSmoothQuant } from '../match/smoothquant-mappings.js';
 import { runMatchLints } from '../match/lints/index.js';
 import { assignSchemes, type ModuleSchemes, type SchemeAssignment, type SchemeGroup } from '../match/match.js';
 import { compilePatterns, type CompiledPattern } from '../match/pattern.js';
@@ -91,7 +92,12 @@ export function lowerToPlan(request: PlanRequest): Result<PlanBuild> {
 
   const matches: ModifierMatch[] = [];
   const finalScheme = new Map<number, { key: string; modifier: number; scheme: QuantizationScheme; group: string }>();
+  const smoothing = new Map<number, ResolvedSmoothQuant>();
   for (const modifier of ir.modifiers) {
+    if (modifier.type === 'SmoothQuantModifier') {
+      const resolved = smoothQuantMappings(tree, modifier, diagnostics);
+      if (resolved) smoothing.set(modifier.index, resolved);
+    }
     if (!modifier.quantization || !QUANTIZATION_MIXINS.has(modifier.type)) continue;
     const match = matchModifier(tree, modifier, diagnostics);
     matches.push(match);
@@ -108,11 +114,45 @@ export function lowerToPlan(request: PlanRequest): Result<PlanBuild> {
   }
 
   const schemes = nameSchemes(finalScheme);
-  const plan = assemblePlan(request, tree, resolution, matches, finalScheme, schemes, diagnostics);
+  const plan = assemblePlan(request, tree, resolution, matches, finalScheme, schemes, diagnostics, smoothing);
   return {
     value: { plan, original, tree, moe: resolution, matches, finalScheme, diagnostics },
     diagnostics,
   };
+}
+
+/**
+ * A SmoothQuantModifier's mappings against the tree, with the diagnostics
+ * llm-compressor would only log: default mappings for a class its registry
+ * lacks (warning), mappings that resolve to nothing (error), mappings it
+ * skips (warning).
+ */
+function smoothQuantMappings(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diagnostic[]): ResolvedSmoothQuant | null {
+  let resolved: ResolvedSmoothQuant;
+  try {
+    resolved = resolveSmoothQuant(tree, modifier.args);
+  } catch (e) {
+    if (!(e instanceof MappingError)) throw e;
+    diagnostics.push(error('smoothquant-mapping-invalid', `${e.message}.`, modifier.origin));
+    return null;
+  }
+  if (resolved.source === 'default') {
+    diagnostics.push(
+      warning(
+        'smoothquant-default-mappings',
+        `llm-compressor has no SmoothQuant mappings for "${resolved.architecture}" and uses its default ones (q/k/v_proj ← input_layernorm, gate/up_proj ← post_attention_layernorm); check that every reader of each norm is a balance layer, or give the modifier its own mappings.`,
+        modifier.origin,
+      ),
+    );
+  }
+  if (resolved.mappings.length === 0) diagnostics.push(error('smoothquant-no-mappings', 'SmoothQuantModifier resolves no mapping on this model: it would smooth nothing.', modifier.origin));
+  const byReason = new Map<string, string[]>();
+  for (const skip of resolved.skipped) byReason.set(skip.reason, [...(byReason.get(skip.reason) ?? []), skip.smooth]);
+  for (const [reason, layers] of byReason) {
+    const what = layers.length === 1 ? `"${layers[0]}"` : `${layers.length} smooth layers (${compressNames(layers).map((g) => g.pattern).join(', ')})`;
+    diagnostics.push(warning('smoothquant-mapping-skipped', `SmoothQuant skips ${what}: ${reason}.`, modifier.origin));
+  }
+  return resolved;
 }
 
 function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diagnostic[]): ModifierMatch {
@@ -189,6 +229,7 @@ function assemblePlan(
   finalScheme: Map<number, { key: string; modifier: number; scheme: QuantizationScheme; group: string }>,
   schemes: Map<string, PlanScheme>,
   diagnostics: Diagnostic[],
+  smoothing: ReadonlyMap<number, ResolvedSmoothQuant>,
 ): Plan {
   const { ir, model, sources } = request;
   const original = model.tree;
@@ -272,7 +313,14 @@ function assemblePlan(
         });
       }
     } else {
-      push({ action: 'transform', modifier: modifier.index, title: transformTitle(modifier), details: { args: modifier.args } });
+      const smooth = smoothing.get(modifier.index);
+      push({
+        action: 'transform',
+        modifier: modifier.index,
+        title: transformTitle(modifier),
+        ...(smooth ? { modules: mappingLines(smooth.mappings), count: smooth.mappings.length } : {}),
+        details: { args: modifier.args, ...(smooth ? { mappings: smooth.mappings, skippedMappings: smooth.skipped, mappingSource: smooth.source } : {}) },
+      });
     }
     if (modifier.requiresCalibrationData) {
       const peak = peakSubgraph(tree, subgraphs, modifier, finalScheme);

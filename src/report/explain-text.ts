@@ -45,6 +45,12 @@ export function renderExplanation(e: Explanation, sources: SourceMap): string {
     for (const a of v.alsoMatched) out.push(`      also matched by ${hit(a, sources)}, which loses on precedence (exact name > re: alphabetical > class).`);
   }
   if (e.verdicts.length === 0 && !e.rewrite) out.push('  The recipe has no quantization modifier.');
+  if (e.smoothing) {
+    const sm = e.smoothing;
+    if (sm.role === 'smooth') out.push(`  smoothquant: smooth layer; its weight is divided by the smoothing scales balanced against ${sm.balance!.map((b) => `"${b}"`).join(', ')}.`);
+    else if (sm.role === 'balance') out.push(`  smoothquant: balance layer of "${sm.smooth}"; its input columns are multiplied by that mapping's smoothing scales.`);
+    else out.push('  smoothquant: not smoothed: no mapping names it as a smooth or balance layer.');
+  }
   if (e.gptq) {
     const k = e.gptq.columns;
     const shared = e.gptq.sharedWith;

@@ -14,7 +14,7 @@ import type { WeightReader } from '../forward/weights.js';
 import type { WeightChanges } from '../pipeline/overlay-weights.js';
 import type { LayerModifier } from '../pipeline/sequential.js';
 import type { RawTensor } from '../runtime.js';
-import type { SmoothMapping } from './mappings.js';
+import type { SmoothMapping } from '../../match/smoothquant-mappings.js';
 
 /** llm-compressor's `MINIMUM_SMOOTHING_SCALE`. */
 export const MINIMUM_SMOOTHING_SCALE = 1e-5;

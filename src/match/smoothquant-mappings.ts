@@ -5,7 +5,9 @@
  * resolution against a module tree: one mapping per smooth-layer match, its
  * balance layers the matches inside the same parent (the decoder layer).
  */
-import { compilePattern, patternRef, type CompiledPattern } from '../../match/pattern.js';
+import { classIsA, classOf, type ModuleTree } from '../model/module-tree.js';
+import { compressNames } from './compress-names.js';
+import { compilePattern, compilePatterns, patternRef, type CompiledPattern } from './pattern.js';
 
 /** One mapping as the registry and recipes write it: balance patterns, then the smooth pattern. */
 export type MappingSpec = readonly [readonly string[], string];
@@ -86,7 +88,8 @@ export class MappingError extends Error {}
 
 function compiled(text: string): CompiledPattern {
   const p = compilePattern(patternRef(text));
-  if (!p.value) throw new MappingError(`SmoothQuant mapping pattern "${text}" is not a valid pattern`);
+  const problem = p.diagnostics.find((d) => d.severity === 'error');
+  if (!p.value || problem) throw new MappingError(`SmoothQuant mapping pattern "${text}" does not compile: ${problem?.message ?? 'not a valid pattern'}`);
   return p.value;
 }
 
@@ -113,10 +116,12 @@ export function resolveMappings(names: readonly string[], specs: readonly Mappin
   for (const [balanceTexts, smoothText] of specs) {
     const smooth = compiled(smoothText);
     const balance = balanceTexts.map(compiled);
+    // One pass for the balance candidates, then a prefix filter per smooth layer (fine-grained MoE trees hold ~10⁵ modules).
+    const candidates = names.filter((n) => balance.some((b) => matches(b, n)));
     for (const name of names) {
       if (!matches(smooth, name)) continue;
       const prefix = `${parentOf(name)}.`;
-      const members = names.filter((n) => n !== name && n.startsWith(prefix) && balance.some((b) => matches(b, n)));
+      const members = candidates.filter((n) => n !== name && n.startsWith(prefix));
       if (members.length === 0) skipped.push({ smooth: name, reason: 'no balance layers were found' });
       else if (ignored(name) && members.every(ignored)) skipped.push({ smooth: name, reason: 'all layers in the mapping are in the ignore list' });
       else mappings.push({ smooth: name, balance: members });
@@ -126,4 +131,57 @@ export function resolveMappings(names: readonly string[], specs: readonly Mappin
   const order = new Map(names.map((n, i) => [n, i]));
   mappings.sort((a, b) => order.get(a.smooth)! - order.get(b.smooth)!);
   return { mappings, skipped };
+}
+
+/** Where a SmoothQuantModifier's mappings come from. */
+export type MappingSource = 'recipe' | 'registry' | 'default';
+
+/** A SmoothQuantModifier's mappings resolved against a module tree. */
+export interface ResolvedSmoothQuant {
+  readonly source: MappingSource;
+  /** The model class the registry was asked for. */
+  readonly architecture: string;
+  readonly mappings: readonly SmoothMapping[];
+  readonly skipped: readonly SkippedMapping[];
+}
+
+/** A recipe mapping `[[balance…], smooth]` (the registry's order). */
+function toMappingSpec(x: unknown): MappingSpec {
+  if (!Array.isArray(x) || x.length !== 2 || typeof x[1] !== 'string') throw new MappingError(`SmoothQuantModifier mapping ${JSON.stringify(x)} is not [[balance layers…], smooth layer]`);
+  const balance = Array.isArray(x[0]) ? (x[0] as unknown[]).map(String) : [String(x[0])];
+  return [balance, x[1]];
+}
+
+/**
+ * Resolves a SmoothQuantModifier's arguments (`mappings`, `ignore`) against
+ * `tree`: the recipe's mappings, else the registry's for the tree's root
+ * class, else the default ones. Throws {@link MappingError}.
+ */
+export function resolveSmoothQuant(tree: ModuleTree, args: Readonly<Record<string, unknown>>): ResolvedSmoothQuant {
+  const architecture = classOf(tree, 0).name;
+  const registry = registryMappings(architecture);
+  const specs = Array.isArray(args.mappings) ? (args.mappings as unknown[]).map(toMappingSpec) : registry.mappings;
+  const source: MappingSource = Array.isArray(args.mappings) ? 'recipe' : registry.registered ? 'registry' : 'default';
+  const ignore = compilePatterns((Array.isArray(args.ignore) ? (args.ignore as unknown[]).map(String) : []).map((t) => patternRef(t))).value;
+  const byName = new Map(tree.names.map((n, i) => [n, i]));
+  const ignored = (name: string): boolean =>
+    ignore.some((p) => (p.kind === 'regex' ? (p.test?.(name) ?? false) : p.body === name || classIsA(classOf(tree, byName.get(name)!), p.body)));
+  return { source, architecture, ...resolveMappings(tree.names, specs, ignored) };
+}
+
+/**
+ * Mappings as compressed lines for plans: `model.layers.{0..31}.input_layernorm
+ * → self_attn.{q,k,v}_proj`, balance layers relative to the smooth layer's parent.
+ */
+export function mappingLines(mappings: readonly SmoothMapping[]): string[] {
+  const relative = mappings.map((m) => {
+    const prefix = `${parentOf(m.smooth)}.`;
+    return compressNames(m.balance.map((b) => b.slice(prefix.length)))
+      .map((g) => g.pattern)
+      .join(', ');
+  });
+  return compressNames(
+    mappings.map((m) => m.smooth),
+    (i) => relative[i]!,
+  ).map((g) => `${g.pattern} → ${g.key}`);
 }
