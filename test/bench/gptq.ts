@@ -113,17 +113,21 @@ export function formatGptqRow(r: GptqBenchRow): string {
   return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}`;
 }
 
-if (process.argv[1]?.endsWith('gptq.js')) {
-  const args = process.argv.slice(2);
-  const rows = await benchGptq({
+/** The benchmark's options from command-line flags. */
+export function parseGptqBenchArgs(args: readonly string[]): Parameters<typeof benchGptq>[0] {
+  return {
     sizes: (flag(args, '--size') ?? '1b4,moe64').split(','),
     tokens: Number(flag(args, '--tokens') ?? 128 * 2048),
     seqLen: Number(flag(args, '--seq-len') ?? 2048),
     device: (flag(args, '--device') ?? 'cuda') as Device,
     torch: flag(args, '--torch') !== '0',
     python: flag(args, '--python') ?? 'python3',
-    onRow: (r) => console.log(formatGptqRow(r)),
-  });
+  };
+}
+
+if (process.argv[1]?.endsWith('gptq.js')) {
+  const args = process.argv.slice(2);
+  const rows = await benchGptq({ ...parseGptqBenchArgs(args), onRow: (r) => console.log(formatGptqRow(r)) });
   const out = flag(args, '--json');
   if (out) await writeFile(out, JSON.stringify(rows, null, 2));
 }

@@ -8,6 +8,8 @@
  *   (recipe → IR → tree → rewrites → matching → plan) and CLI wall time;
  * - matching 10 patterns over the unpacked Kimi-K2 tree; expanding configs;
  * - with `--apply`: the data-free weight pass (bf16 GB/s), CPU or `--device cuda`;
+ * - with `--gptq`: GPTQ per layer against a PyTorch eager GPTQ (see gptq.ts:
+ *   `--size 1b4,moe64`, `--tokens`, `--seq-len`, `--device`);
  * - with `--calibrate`: calibration tokens/s against PyTorch eager forward
  *   passes (see calibrate.ts for its options: `--model-size tiny|1b`,
  *   `--tokens`, `--batch-size`, `--seq-len`, `--device cpu,cuda`).
@@ -133,6 +135,12 @@ async function main(): Promise<void> {
     const options = parseCalibrateBenchArgs(args);
     print(`calibration throughput, llama ${options.model ?? options.modelSize} (quantc calibrate() vs PyTorch eager forward, same batches):`);
     await benchCalibrate({ ...options, onRow: (r) => print(formatRow(r)) });
+  }
+
+  if (args.includes('--gptq')) {
+    const { benchGptq, formatGptqRow, parseGptqBenchArgs } = await import('./gptq.js');
+    print('GPTQ W4A16 per layer (quantc sequential pipeline vs PyTorch eager GPTQ, same weights and batches):');
+    await benchGptq({ ...parseGptqBenchArgs(args), onRow: (r) => print(formatGptqRow(r)) });
   }
 
   if (args.includes('--apply')) {
