@@ -64,7 +64,7 @@ describe("calibrated apply reproduces llm-compressor's oneshot (bf16 model, 32-t
       await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama'));
       const io = memoryIo(cwd);
       const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
-      expect(io.err.join(''), io.err.join('')).not.toMatch(/error/);
+      expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:/);
       expect(code).toBe(0);
       const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
       expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());

@@ -32,6 +32,8 @@ export type CalibrationStep =
       readonly job: ApplyJob;
       /** Summary lines (calibration, coverage). */
       readonly lines: readonly string[];
+      /** The same as data, for `--format json`. */
+      readonly report: Readonly<Record<string, unknown>>;
       readonly diagnostics: readonly Diagnostic[];
       /** Writes the --coverage report (called once the checkpoint is written). */
       readonly writeReport: () => void;
@@ -169,7 +171,22 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
       );
     }
   }
-  return { ok: true, job: calibrated.job, lines, diagnostics, writeReport };
+  const report: Record<string, unknown> = {
+    calibration: { samples: samples.samples, tokens: samples.tokens, seqLen, batchSize: args.batchSize, source, seconds, device: args.device },
+    coverage,
+    ...(smoothRun ? { smoothquant: { strength: job.smoothquant!.strength, mappings: smoothRun.reports.map((r) => ({ smooth: r.smooth, balance: r.balance })) } } : {}),
+    ...(gptqRun
+      ? {
+          gptq: {
+            hessians: gptqRun.hessians,
+            modules: gptqRun.reports,
+            fallbacks: gptqRun.reports.filter((r) => r.method !== 'gptq').map((r) => ({ module: r.module, method: r.method })),
+            layers: gptqRun.timings.map((t) => ({ layer: t.layer, statisticsSeconds: t.statistics / 1000, solveSeconds: t.modify / 1000, propagationSeconds: t.propagate / 1000 })),
+          },
+        }
+      : {}),
+  };
+  return { ok: true, job: calibrated.job, lines, report, diagnostics, writeReport };
 }
 
 function seconds(ms: number): string {

@@ -60,6 +60,13 @@ Options:
                            without memory keep only the last batch).
   --coverage FILE          Write the expert coverage of the calibration
                            (JSON, or an HTML heat map if FILE ends in .html).
+  --fail-on error|warning  Stop before running on plan errors (default) or
+                           on warnings too.
+  --format text|json       The summary on stdout as text (default) or JSON:
+                           sizes, time, calibration, coverage, SmoothQuant
+                           mappings, every GPTQ module with its loss and
+                           method (gptq, rtn-fallback, rtn-coverage), and
+                           the warnings.
   -h, --help               Show this help.
 
 MoE recipes: an expert whose observers saw fewer than the recipe's
@@ -106,6 +113,8 @@ export const command: Command = {
       'seq-len': { type: 'string' },
       'batch-size': { type: 'string' },
       coverage: { type: 'string' },
+      format: { type: 'string' },
+      'fail-on': { type: 'string' },
     });
     if (values.help) {
       io.stdout(HELP);
@@ -114,6 +123,8 @@ export const command: Command = {
     if (positionals.length !== 1) throw new UsageError('apply: expected exactly one RECIPE or PLAN. See "quantc apply --help".');
     if (typeof values.out !== 'string') throw new UsageError('apply: --out DIR is required.');
     const device = choice('apply', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
+    const format = choice('apply', 'format', values.format, ['text', 'json'] as const, 'text');
+    const failOn = choice('apply', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
     if (!(shardGb > 0)) throw new UsageError('apply: --max-shard-size must be a positive number of GB.');
     const samples = positiveInt('apply', 'samples', values.samples, 512);
@@ -140,10 +151,9 @@ export const command: Command = {
     if (!hasErrors(diagnostics) && (!planned.model || planned.model.source.kind !== 'folder' || !planned.model.checkpoint)) {
       diagnostics.push(error('apply-needs-weights', `apply needs a model folder with config.json and safetensors weights; ${modelArg} has none.`));
     }
-    if (hasErrors(diagnostics)) {
-      io.stderr(renderDiagnostics(diagnostics, planned.sources));
-      return EXIT_ERRORS;
-    }
+    // Warnings are shown before anything runs; with --fail-on warning they stop the run, as they stop `plan`.
+    if (diagnostics.length > 0) io.stderr(renderDiagnostics(diagnostics, planned.sources));
+    if (hasErrors(diagnostics) || (failOn === 'warning' && diagnostics.some((d) => d.severity === 'warning'))) return EXIT_ERRORS;
     const { savedRecipeYaml } = await import('../../export/saved-recipe.js');
     const recipeYaml = savedRecipeYaml(planned.ir!);
 
@@ -165,19 +175,26 @@ export const command: Command = {
       // The summary's time covers the whole run, calibration included.
       const started = performance.now();
       let lines: readonly string[] = [];
+      let report: Readonly<Record<string, unknown>> = {};
+      let warnings: readonly Diagnostic[] = [];
       let writeReport = (): void => undefined;
       if (job.calibration) {
         const { calibrateFromCli } = await import('../apply-calibration.js');
         const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, coverage: values.coverage as string | undefined, device }, io);
         if (step.diagnostics.length > 0) io.stderr(renderDiagnostics(step.diagnostics, planned.sources));
         if (!step.ok) return EXIT_ERRORS;
-        ({ job, lines, writeReport } = step);
+        ({ job, lines, report, writeReport } = step);
+        warnings = step.diagnostics;
       } else if (values.data !== undefined || values.coverage !== undefined) {
         io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size and --coverage are ignored\n');
       }
       const summary = await applyJob(job, progressPrinter(io.stderr, io.isTty));
       writeReport();
-      io.stdout(formatSummary({ ...summary, outDir: values.out, seconds: (performance.now() - started) / 1000 }, device) + lines.map((l) => `${l}\n`).join(''));
+      const total = { ...summary, outDir: values.out, seconds: (performance.now() - started) / 1000 };
+      if (format === 'json') {
+        const diagnostics = [...planned.diagnostics, ...warnings].map((d) => ({ code: d.code, severity: d.severity, message: d.message }));
+        io.stdout(`${JSON.stringify({ formatVersion: 1, device, ...total, ...report, diagnostics }, null, 2)}\n`);
+      } else io.stdout(formatSummary(total, device) + lines.map((l) => `${l}\n`).join(''));
       return EXIT_OK;
     } catch (e) {
       if (e instanceof OutputExistsError) throw new UsageError(`apply: ${e.message}`);

@@ -73,6 +73,25 @@ describe('quantc apply with GPTQ', () => {
     expect(routed.io.out.join('')).toContain('32 modules in 2 layers from 20 Hessians');
   });
 
+  test('--format json reports every module with its method and loss; plan warnings are shown, and --fail-on warning stops before running', async () => {
+    const recipe = gptqRecipe('W4A16', '[lm_head, "re:.*mlp.gate$"]');
+    const { code, io } = await run('qwen3_moe', recipe, ['--format', 'json']);
+    expect(code).toBe(0);
+    // The router ignore entry matches nothing quantizable: a plan warning, shown before the run.
+    expect(io.err.join('')).toContain('warning ignore-without-effect:');
+    const report = JSON.parse(io.out.join('')) as { quantized: number; gptq: { hessians: number; modules: { module: string; method: string; loss: number; samples: number }[]; fallbacks: unknown[] }; diagnostics: { code: string }[] };
+    expect(report.quantized).toBe(32);
+    expect(report.gptq.hessians).toBe(14);
+    expect(report.gptq.modules).toHaveLength(32);
+    expect(report.gptq.modules.every((m) => m.method === 'gptq' && m.loss > 0 && m.samples === 9)).toBe(true);
+    expect(report.gptq.fallbacks).toEqual([]);
+    expect(report.diagnostics.map((d) => d.code)).toEqual(['ignore-without-effect']);
+    const strict = await run('qwen3_moe', recipe, ['--fail-on', 'warning']);
+    expect(strict.code).toBe(1);
+    expect(strict.io.err.join('')).not.toContain('Calibrating');
+    expect(await readdir(strict.cwd)).toEqual(['recipe.yaml']);
+  });
+
   test('a GPTQ target outside the decoder layers is refused before anything runs', async () => {
     const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[]'));
     expect(code).toBe(1);

@@ -83,7 +83,7 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
       await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama'));
       const io = memoryIo(cwd);
       const code = await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer(model), '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
-      expect(io.err.join(''), io.err.join('')).not.toMatch(/error|warning/);
+      expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:|warning (gptq|apply|smoothquant)-/);
       expect(code).toBe(0);
 
       const out = join(cwd, 'out');

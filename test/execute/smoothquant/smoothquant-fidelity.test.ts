@@ -82,7 +82,7 @@ describe("SmoothQuant reproduces llm-compressor's (bf16 model, 32-token windows,
 
       const io = memoryIo(cwd);
       const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
-      expect(io.err.join(''), io.err.join('')).not.toMatch(/error|warning/);
+      expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:|warning (gptq|apply|smoothquant)-/);
       expect(code).toBe(0);
       const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
       expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
