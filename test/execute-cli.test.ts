@@ -1,6 +1,6 @@
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
 import type { CliIo } from '../src/cli/io.js';
@@ -65,6 +65,26 @@ describe('quantc apply', () => {
     expect(await main(['apply', 'plan.json', '--out', 'second'], io)).toBe(1);
     expect(io.err.join('')).toContain("error apply-stale-plan: The saved plan no longer matches: the model's config.json changed");
     expect(await readdir(cwd)).toEqual(['first', 'plan.json']);
+  });
+
+  test('a saved plan records its recipe and model beside it, so it applies from any folder; a JSON recipe applies as a recipe', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const work = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    await mkdir(join(work, 'plans'));
+    const recipe = join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml');
+    expect(await main(['plan', recipe, '--model', modelDir, '--save', 'plans/plan.json'], memoryIo(work))).toBe(0);
+    const saved = JSON.parse(await readFile(join(work, 'plans', 'plan.json'), 'utf8')) as { recipe: { path: string }; model: { id: string } };
+    expect(saved.recipe.path).toBe(relative(join(work, 'plans'), recipe));
+    expect(saved.model.id).toBe(relative(join(work, 'plans'), modelDir));
+    const elsewhere = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    expect(await main(['apply', join(work, 'plans', 'plan.json'), '--out', 'out'], memoryIo(elsewhere))).toBe(0);
+    expect(await readdir(join(elsewhere, 'out'))).toContain('model.safetensors');
+
+    await writeFile(join(elsewhere, 'recipe.json'), JSON.stringify({ quant_stage: { quant_modifiers: { QuantizationModifier: { targets: ['Linear'], scheme: 'W8A8', ignore: ['lm_head'] } } } }));
+    expect(await main(['apply', 'recipe.json', '--model', modelDir, '--out', 'from-json'], memoryIo(elsewhere))).toBe(0);
+    const a = parseSafetensors(new Uint8Array(await readFile(join(elsewhere, 'out', 'model.safetensors'))));
+    const b = parseSafetensors(new Uint8Array(await readFile(join(elsewhere, 'from-json', 'model.safetensors'))));
+    for (const [name, t] of a) expect(Buffer.compare(Buffer.from(t.bytes), Buffer.from(b.get(name)!.bytes)), name).toBe(0);
   });
 
   test('a recipe with an algorithm apply does not implement is refused with a diagnostic', async () => {

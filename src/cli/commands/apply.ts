@@ -4,7 +4,7 @@
  * run when the recipe, the model config or quantc changed since it was saved.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { error, hasErrors, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
@@ -84,17 +84,27 @@ interface SavedPlan {
   readonly model: { readonly id: string; readonly configHash: string };
 }
 
+/**
+ * The saved plan in `path`, recognised by its own fields (format version,
+ * quantc version, recipe and config hashes, steps), not by its extension:
+ * any other file, a JSON recipe included, is a recipe.
+ */
 function readSavedPlan(path: string): SavedPlan | null {
-  if (!path.endsWith('.json')) return null;
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`apply: cannot read plan ${path}: ${(e as Error).message}`);
+  } catch {
+    return null;
   }
-  const p = parsed as Partial<SavedPlan>;
-  if (typeof p.formatVersion !== 'number' || !p.recipe || !p.model) throw new UsageError(`apply: ${path} is not a saved plan`);
-  return p as SavedPlan;
+  const p = parsed as Partial<SavedPlan> & { steps?: unknown };
+  const isPlan = typeof p === 'object' && p !== null && typeof p.formatVersion === 'number' && typeof p.quantc === 'string' && typeof p.recipe?.hash === 'string' && typeof p.model?.configHash === 'string' && Array.isArray(p.steps);
+  return isPlan ? (p as SavedPlan) : null;
+}
+
+/** A path a saved plan records: relative to the plan's folder (plans saved by this quantc), else to the working directory (older plans). */
+function planPath(planFile: string, recorded: string, cwd: string): string {
+  const beside = resolve(dirname(planFile), recorded);
+  return existsSync(beside) ? beside : resolve(cwd, recorded);
 }
 
 /** The `apply` command. */
@@ -134,8 +144,9 @@ export const command: Command = {
 
     const input = resolve(io.cwd, positionals[0]!);
     const saved = readSavedPlan(input);
-    const recipePath = saved ? resolve(io.cwd, saved.recipe.path) : positionals[0]!;
-    const modelArg = (values.model as string | undefined) ?? saved?.model.id;
+    const recipePath = saved ? planPath(input, saved.recipe.path, io.cwd) : positionals[0]!;
+    const recordedModel = saved && existsSync(resolve(dirname(input), saved.model.id)) ? resolve(dirname(input), saved.model.id) : saved?.model.id;
+    const modelArg = (values.model as string | undefined) ?? recordedModel;
     if (modelArg === undefined) throw new UsageError('apply: --model DIR is required.');
     const planned = await planFromCli(recipePath, modelArg, io);
     if (!planned.build) return reportFailedPlan(planned, io);

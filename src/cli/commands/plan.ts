@@ -3,9 +3,11 @@
  * recipe will do to the model (text, JSON or Markdown), optionally saves the
  * plan JSON with the hashes `apply` checks.
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { hasErrors } from '../../diagnostics.js';
 import type { PlannedRecipe } from '../../plan/plan-recipe.js';
+import type { Plan } from '../../plan/types.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { renderPlanMarkdown } from '../../report/plan-markdown.js';
 import { renderPlanText } from '../../report/plan-text.js';
@@ -51,6 +53,17 @@ function planInputs(planned: PlannedRecipe, cwd: string): string[] {
 /** The files quantc reads from a model folder (safetensors files are binary, never a plan's name). */
 const MODEL_FOLDER_FILES = ['config.json', 'model.safetensors.index.json'];
 
+/**
+ * The plan as saved: the recipe path, and the model when it is a local
+ * path, relative to the plan file's folder, so that `apply plan.json`
+ * finds them from any working directory.
+ */
+function portablePlan(plan: Plan, cwd: string, planDir: string): Plan {
+  const rel = (p: string): string => relative(planDir, resolve(cwd, p)) || '.';
+  const local = plan.model.source !== 'hub' && existsSync(resolve(cwd, plan.model.id));
+  return { ...plan, recipe: { ...plan.recipe, path: rel(plan.recipe.path) }, model: { ...plan.model, id: local ? rel(plan.model.id) : plan.model.id } };
+}
+
 /** The `plan` command. */
 export const command: Command = {
   name: 'plan',
@@ -84,7 +97,7 @@ export const command: Command = {
     const out = typeof values.out === 'string' ? resolve(io.cwd, values.out) : undefined;
     if (save !== undefined && save === out) throw new UsageError('plan: --out and --save must name different files.');
     const inputs = planInputs(planned, io.cwd);
-    if (save !== undefined) writeFileAtomic(save, `${JSON.stringify(plan, null, 2)}\n`, inputs);
+    if (save !== undefined) writeFileAtomic(save, `${JSON.stringify(portablePlan(plan, io.cwd, dirname(save)), null, 2)}\n`, inputs);
     if (out !== undefined) writeFileAtomic(out, rendered, inputs);
     else io.stdout(rendered);
     if (hasErrors(planned.diagnostics)) return EXIT_ERRORS;
