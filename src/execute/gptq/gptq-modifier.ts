@@ -15,13 +15,14 @@ import { expertOf } from '../calibrate/expert-coverage.js';
 import { LastBatchMinMax, StaticMinMax } from '../calibrate/observers.js';
 import type { WeightChanges } from '../pipeline/overlay-weights.js';
 import type { LayerModifier } from '../pipeline/sequential.js';
-import { planWeightKernel, UnsupportedSchemeError, type WeightDtype } from '../rtn/weight-kernel.js';
+import type { QuantizationArgs } from '../../ir/types.js';
+import { planWeightKernel, UnsupportedSchemeError, type KernelKind, type WeightDtype } from '../rtn/weight-kernel.js';
 import type { RawTensor } from '../runtime.js';
 import type { ApplyJob, SolvedWeight } from '../types.js';
 import { readWeight, resolveWeight } from '../weight-source.js';
 import { HessianStore } from './hessians.js';
 import type { GemmEngine } from './gemm.js';
-import { solveGptq, type GptqSettings } from './solve.js';
+import { orderingOf, prepareHessian, solveGptq, type GptqSettings, type PreparedHessian } from './solve.js';
 import { fusedNvfp4GlobalScale, groupStats, scaleLayout, type GroupStats } from './weight-qparams.js';
 
 /** What GPTQ did to one module. */
@@ -59,6 +60,15 @@ export interface GptqRunOptions extends GptqSettings {
   readonly rtnExperts: (layer: number, coverage: CoverageCollector) => ReadonlySet<string>;
 }
 
+/** A target's original weight and what is observed on it before any weight of the layer changes. */
+interface LoadedWeight {
+  readonly module: string;
+  readonly w: { readonly data: Float32Array; readonly rows: number; readonly cols: number; readonly dtype: WeightDtype };
+  readonly args: QuantizationArgs;
+  readonly kind: KernelKind;
+  readonly stats: GroupStats;
+}
+
 /** The GPTQ {@link LayerModifier} for a job. */
 export class GptqModifier implements LayerModifier {
   readonly observe: Observation;
@@ -71,6 +81,7 @@ export class GptqModifier implements LayerModifier {
   hessians = 0;
   private store = new HessianStore();
   private readonly byLayer = new Map<number, string[]>();
+  private readonly groupOf: ReadonlyMap<string, number>;
 
   constructor(
     private readonly job: ApplyJob,
@@ -80,6 +91,7 @@ export class GptqModifier implements LayerModifier {
     private readonly options: GptqRunOptions,
   ) {
     this.observe = { experts: calibrateAllExperts ? 'all' : 'routed', hessians: true };
+    this.groupOf = new Map(job.modules.map((m) => [m.name, m.group]));
     for (const m of modules) {
       const layer = layerOf(m);
       if (layer === null) throw new GptqInputError(`${m}: GPTQ runs on the decoder layers' modules; this module is outside them (add it to the recipe's ignore list or quantize it with a QuantizationModifier)`);
@@ -118,10 +130,10 @@ export class GptqModifier implements LayerModifier {
     const changed = new Map<string, DenseMatrix>();
     const rtn = this.options.rtnExperts(layer, this.coverage);
     // Every weight is observed before any is modified (fused NVFP4 siblings share a global scale).
-    const loaded = [];
+    const loaded: LoadedWeight[] = [];
     for (const module of modules) {
       const w = await this.original(module);
-      const group = this.job.groups[this.job.modules.find((m) => m.name === module)!.group]!;
+      const group = this.job.groups[this.groupOf.get(module)!]!;
       const args = group.scheme.weights!;
       let kernel: ReturnType<typeof planWeightKernel>;
       try {
@@ -143,22 +155,44 @@ export class GptqModifier implements LayerModifier {
       const g = fusedNvfp4GlobalScale(members.map((o): GroupStats => o.stats), l.w.dtype);
       for (const o of members) globals.set(o.module, g);
     }
-    for (const l of loaded) {
+    // Modules reading one input with one ordering share the Hessian's factorization: factor once, drop after its last user.
+    const keyOf = (l: LoadedWeight): string | undefined => {
       const expert = expertOf(l.module);
-      const byPolicy = expert !== null && rtn.has(expert);
-      const h = byPolicy ? null : this.store.hessian(l.module);
-      if (!h && !byPolicy) throw new GptqInputError(`${l.module}: the calibration pass never reached this module, so it has no Hessian (llm-compressor would leave it unquantized without a word)`);
+      if (expert !== null && rtn.has(expert)) return undefined;
+      const key = this.store.keyOf(l.module);
+      return key === undefined ? undefined : `${key}|${orderingOf(l.args)}`;
+    };
+    const users = new Map<string, number>();
+    for (const l of loaded) {
+      const key = keyOf(l);
+      if (key !== undefined) users.set(key, (users.get(key) ?? 0) + 1);
+    }
+    const prepared = new Map<string, PreparedHessian>();
+    for (const l of loaded) {
       const k = l.w.cols;
-      const hessian = h ? h.h : identity(k);
-      if (h && h.k !== k) throw new GptqInputError(`${l.module}: its input has ${h.k} features but its weight ${k} columns`);
-      const solution = await solveGptq(
-        { weight: l.w.data, rows: l.w.rows, cols: k, hessian, kind: l.kind, args: l.args, dtype: l.w.dtype, stats: l.stats, globalScale: globals.get(l.module) ?? null },
-        byPolicy ? { ...this.options, dampeningFrac: 0 } : this.options,
-        this.options.gemm,
-      );
+      const key = keyOf(l);
+      const sum = key === undefined ? undefined : this.store.sumOf(l.module);
+      if (key !== undefined && !sum) throw new GptqInputError(`${l.module}: the calibration pass never reached this module, so it has no Hessian (llm-compressor would leave it unquantized without a word)`);
+      if (sum && sum.k !== k) throw new GptqInputError(`${l.module}: its input has ${sum.k} features but its weight ${k} columns`);
+      const problem = { weight: l.w.data, rows: l.w.rows, cols: k, hessian: identity(k), kind: l.kind, args: l.args, dtype: l.w.dtype, stats: l.stats, globalScale: globals.get(l.module) ?? null };
+      let solution;
+      if (key === undefined) {
+        // Rounded to nearest by the coverage policy: GPTQ with H = I and no dampening is exactly that.
+        solution = await solveGptq(problem, { ...this.options, dampeningFrac: 0 }, this.options.gemm);
+      } else {
+        let prep = prepared.get(key);
+        if (!prep) {
+          prep = await prepareHessian(this.store.hessian(l.module)!.h, k, orderingOf(l.args), this.options, this.options.gemm);
+          prepared.set(key, prep);
+        }
+        solution = await solveGptq(problem, this.options, this.options.gemm, prep);
+        const left = users.get(key)! - 1;
+        users.set(key, left);
+        if (left === 0) prepared.delete(key);
+      }
       changed.set(l.module, { data: solution.weight, rows: l.w.rows, cols: k });
       this.solved.set(l.module, { bytes: dtypeBytes(solution.weight, l.w.dtype), dtype: l.w.dtype, gIdx: solution.gIdx, qparams: solution.gIdx ? solution.qparams : null });
-      this.reports.push({ module: l.module, loss: solution.loss, samples: h?.n ?? 0, method: byPolicy ? 'rtn-coverage' : solution.fellBack ? 'rtn-fallback' : 'gptq' });
+      this.reports.push({ module: l.module, loss: solution.loss, samples: sum?.n ?? 0, method: key === undefined ? 'rtn-coverage' : solution.fellBack ? 'rtn-fallback' : 'gptq' });
     }
     this.hessians += this.store.count;
     this.store = new HessianStore();

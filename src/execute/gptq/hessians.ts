@@ -55,13 +55,17 @@ export class HessianStore {
     h.n += n;
   }
 
+  /** The key of `module`'s accumulator (modules with equal keys share one Hessian), if the layer observed its input. */
+  keyOf(module: string): string | undefined {
+    const key = this.owners.get(module);
+    if (key !== undefined) return key;
+    const m = /^(.*)\.\d+\.([^.]+)$/.exec(module);
+    return m ? this.owners.get(`${m[1]}.*.${m[2]}`) : undefined;
+  }
+
   /** The accumulator of `module`'s input, if the layer observed it. */
   sumOf(module: string): HessianSum | undefined {
-    let key = this.owners.get(module);
-    if (key === undefined) {
-      const m = /^(.*)\.\d+\.([^.]+)$/.exec(module);
-      if (m) key = this.owners.get(`${m[1]}.*.${m[2]}`);
-    }
+    const key = this.keyOf(module);
     return key === undefined ? undefined : this.sums.get(key);
   }
 

@@ -29,7 +29,7 @@ export interface GptqProblem {
   readonly weight: Float32Array;
   readonly rows: number;
   readonly cols: number;
-  /** Normalized Hessian `2·Σxxᵀ/n`, `[cols, cols]` row-major. */
+  /** Normalized Hessian `2·Σxxᵀ/n`, `[cols, cols]` row-major (unused when a {@link PreparedHessian} is given). */
   readonly hessian: ArrayLike<number>;
   readonly kind: KernelKind;
   /** Weight quantization args; `actorder` already resolved. */
@@ -183,21 +183,68 @@ export async function inverseHessianFactor(h: ArrayLike<number>, n: number, damp
   return u;
 }
 
-/** Solves one weight (see the module comment and algorithms.md §1.6); heavy products run on `gemm`. */
-export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: GemmEngine = jsGemm): Promise<GptqSolution> {
+/**
+ * What GPTQ derives from a Hessian alone: the column order (activation
+ * ordering), the dead columns, and the upper Cholesky factor of the
+ * dampened inverse. Modules that read the same input with the same ordering
+ * (q/k/v, gate/up, every expert's gate/up when all experts see all tokens)
+ * share one, so it is factored once.
+ */
+export interface PreparedHessian {
+  readonly k: number;
+  /** `weight` (static) or `group` ordering: permuted column j is original column `perm[j]`; null keeps column order. */
+  readonly ordering: 'weight' | 'group' | null;
+  readonly perm: Int32Array | null;
+  /** Permuted columns whose Hessian diagonal is exactly zero. */
+  readonly dead: readonly number[];
+  /** `U` with `UᵀU = (H + λI)⁻¹` in permuted order, or the identity after a failed factorization. */
+  readonly hinv: Float32Array;
+  readonly fellBack: boolean;
+}
+
+/** The ordering GPTQ applies for `args` (group ordering falls back to none on other strategies). */
+export function orderingOf(args: QuantizationArgs): PreparedHessian['ordering'] {
+  const grouped = isGroupOrdering(args.actorder);
+  if (grouped && args.strategy !== 'group' && args.strategy !== 'tensor_group') return null;
+  return args.actorder === null ? null : grouped ? 'group' : 'weight';
+}
+
+/** Prepares normalized Hessian `h` `[k, k]` for the solve (see {@link PreparedHessian}). */
+export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: PreparedHessian['ordering'], settings: GptqSettings, gemm: GemmEngine = jsGemm): Promise<PreparedHessian> {
+  const perm = ordering ? descendingOrder(Float64Array.from({ length: k }, (_, i) => h[i * k + i]!)) : null;
+  const col = (j: number): number => (perm ? perm[j]! : j);
+  const hp = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) hp[i * k + j] = h[col(i) * k + col(j)]!;
+  const dead: number[] = [];
+  for (let j = 0; j < k; j++) {
+    if (hp[j * k + j] !== 0) continue;
+    hp[j * k + j] = 1;
+    dead.push(j);
+  }
+  let hinv = await inverseHessianFactor(hp, k, settings.dampeningFrac, gemm, settings.blockSize);
+  const fellBack = hinv === null;
+  if (!hinv) {
+    hinv = new Float32Array(k * k);
+    for (let i = 0; i < k; i++) hinv[i * k + i] = 1;
+  }
+  return { k, ordering, perm, dead, hinv, fellBack };
+}
+
+/**
+ * Solves one weight (see the module comment and algorithms.md §1.6); heavy
+ * products run on `gemm`. `prepared` (from {@link prepareHessian} with this
+ * problem's Hessian and ordering) skips the factorization.
+ */
+export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: GemmEngine = jsGemm, prepared?: PreparedHessian): Promise<GptqSolution> {
   const { rows: R, cols: K, args } = p;
   const layout = scaleLayout(args, R, K);
-  const grouped = isGroupOrdering(args.actorder);
-  const actorder = grouped && args.strategy !== 'group' && args.strategy !== 'tensor_group' ? null : args.actorder === null ? null : grouped ? 'group' : 'weight';
-  const h = p.hessian;
-  const perm = actorder ? descendingOrder(Float64Array.from({ length: K }, (_, i) => h[i * K + i]!)) : null;
+  const prep = prepared ?? (await prepareHessian(p.hessian, K, orderingOf(args), settings, gemm));
+  const { perm, hinv, fellBack, ordering: actorder } = prep;
   const col = (j: number): number => (perm ? perm[j]! : j);
 
   // Wt[j] = (permuted) column j of W: columns are what the loop walks, and a run of them is one contiguous block.
   const wt = new Float32Array(K * R);
   for (let r = 0; r < R; r++) for (let j = 0; j < K; j++) wt[j * R + r] = p.weight[r * K + col(j)]!;
-  const hp = new Float64Array(K * K);
-  for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hp[i * K + j] = h[col(i) * K + col(j)]!;
 
   // Scale group of each (permuted) column: static ordering keeps original groups; group ordering regroups.
   let qparams: WeightQparams;
@@ -209,20 +256,8 @@ export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: Ge
     qparams = weightQparams(p.kind, args, layout, p.stats, p.dtype, p.globalScale);
     for (let j = 0; j < K; j++) groupOf[j] = Math.floor(col(j) / layout.width);
   }
-
-  // Dead columns: exactly zero diagonal.
-  for (let j = 0; j < K; j++) {
-    if (hp[j * K + j] !== 0) continue;
-    hp[j * K + j] = 1;
-    wt.fill(0, j * R, (j + 1) * R);
-  }
-
-  let hinv = await inverseHessianFactor(hp, K, settings.dampeningFrac, gemm, settings.blockSize);
-  const fellBack = hinv === null;
-  if (!hinv) {
-    hinv = new Float32Array(K * K);
-    for (let i = 0; i < K; i++) hinv[i * K + i] = 1;
-  }
+  // Dead columns are zeroed (after the scales were observed on them, as llm-compressor does).
+  for (const j of prep.dead) wt.fill(0, j * R, (j + 1) * R);
 
   const B = Math.max(1, settings.blockSize);
   const q = new Float64Array(R);
