@@ -87,6 +87,15 @@ describe('quantc apply', () => {
     for (const [name, t] of a) expect(Buffer.compare(Buffer.from(t.bytes), Buffer.from(b.get(name)!.bytes)), name).toBe(0);
   });
 
+  test('an already quantized checkpoint is refused, naming what it is', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    const recipe = join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml');
+    const io = memoryIo(cwd);
+    expect(await main(['apply', recipe, '--model', await unpackModel(join(DATAFREE, 'llama', 'W4A16')), '--out', 'out'], io)).toBe(1);
+    expect(io.err.join('')).toContain('is already quantized (compressed-tensors, pack-quantized); apply quantizes bf16, fp16 or fp32 weights.');
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
   test('a recipe with an algorithm apply does not implement is refused with a diagnostic', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
