@@ -7,7 +7,7 @@ import { oracleModels } from './match/oracle.js';
 describe('compilePattern', () => {
   it('reports regexes Python rejects', () => {
     const r = compilePattern(patternRef('re:.*mlp.(gate'));
-    expect(r.diagnostics.map((d) => d.code)).toEqual(['pattern-regex-invalid']);
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['regex-invalid']);
     expect(r.value.test).toBeUndefined();
   });
 

@@ -80,8 +80,8 @@ function compileMatcher(body: string): { test: (name: string) => boolean; testPl
     const where = t.offset === undefined ? '' : ` at position ${t.offset + 3}`;
     const why = t.message.replace(/^\/.*\/[a-z]*: /s, '').replace(/\.$/, '');
     return t.kind === 'unsupported'
-      ? error('pattern-regex-unsupported', `The regex in "re:${body}" uses a construct quantc cannot translate${where}: ${why}.`)
-      : error('pattern-regex-invalid', `The regex in "re:${body}" is not a valid Python regular expression${where}: ${why}.`);
+      ? error('regex-unsupported', `The regex in "re:${body}" uses a construct quantc cannot translate${where}: ${why}.`)
+      : error('regex-invalid', `The regex in "re:${body}" is not a valid Python regular expression${where}: ${why}.`);
   }
   const anchored = new RegExp(`^(?:${t.source})`, t.flags);
   const test = (name: string) => anchored.test(name);

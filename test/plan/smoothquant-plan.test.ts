@@ -43,7 +43,7 @@ describe('SmoothQuant in plans', () => {
     expect(none.stdout).toContain('error smoothquant-no-mappings: SmoothQuantModifier resolves no mapping on this model: it would smooth nothing.');
     const invalid = await plan('{mappings: [[["re:.*q_proj("], "re:.*input_layernorm"]]}', 'meta-llama/Llama-3.1-8B');
     expect(invalid.code).toBe(1);
-    expect(invalid.stdout).toContain('error smoothquant-mapping-invalid: SmoothQuant mapping pattern "re:.*q_proj(" does not compile: ');
+    expect(invalid.stdout).toContain('error regex-invalid: Invalid regular expression "re:.*q_proj(": ');
   });
 
   it('skips a mapping whose layers are all ignored, and says so', async () => {

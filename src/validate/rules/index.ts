@@ -27,11 +27,13 @@ import { reapSparsityRange } from './reap-sparsity-range.js';
 import { schemeWithConfigGroups } from './scheme-with-config-groups.js';
 import { smoothquantOneshot } from './smoothquant-oneshot.js';
 import { tokenNeedsDynamic } from './token-needs-dynamic.js';
+import { regexPatterns } from './regex-patterns.js';
 import { unknownPreset } from './unknown-preset.js';
 
 /** Rules in reporting order. */
 export const RULES: readonly Rule[] = [
   unknownPreset,
+  regexPatterns,
   schemeWithConfigGroups,
   quantizationFieldsMissing,
   observerDict,
