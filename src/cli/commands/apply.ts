@@ -4,12 +4,13 @@
  * run when the recipe, the model config or quantc changed since it was saved.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { error, hasErrors, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { planFromCli, reportFailedPlan } from '../plan-args.js';
+import { planModel, planPath } from '../saved-plan-paths.js';
 
 const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR --out DIR [options]
 
@@ -101,12 +102,6 @@ function readSavedPlan(path: string): SavedPlan | null {
   return isPlan ? (p as SavedPlan) : null;
 }
 
-/** A path a saved plan records: relative to the plan's folder (plans saved by this quantc), else to the working directory (older plans). */
-function planPath(planFile: string, recorded: string, cwd: string): string {
-  const beside = resolve(dirname(planFile), recorded);
-  return existsSync(beside) ? beside : resolve(cwd, recorded);
-}
-
 /** What quantization a model folder's config.json declares (`compressed-tensors, pack-quantized`, `fp8`, …), or null. */
 function quantizedCheckpoint(dir: string): string | null {
   let config: { quantization_config?: { quant_method?: unknown; format?: unknown } };
@@ -159,8 +154,7 @@ export const command: Command = {
     const input = resolve(io.cwd, positionals[0]!);
     const saved = readSavedPlan(input);
     const recipePath = saved ? planPath(input, saved.recipe.path, io.cwd) : positionals[0]!;
-    const recordedModel = saved && existsSync(resolve(dirname(input), saved.model.id)) ? resolve(dirname(input), saved.model.id) : saved?.model.id;
-    const modelArg = (values.model as string | undefined) ?? recordedModel;
+    const modelArg = (values.model as string | undefined) ?? (saved ? planModel(input, saved.model.id) : undefined);
     if (modelArg === undefined) throw new UsageError('apply: --model DIR is required.');
     const planned = await planFromCli(recipePath, modelArg, io);
     if (!planned.build) return reportFailedPlan(planned, io);

@@ -2,6 +2,7 @@
  * `quantc diff OLD NEW --model …`: the modules whose treatment changes
  * between two recipe versions, or between two saved plans.
  */
+import { resolve } from 'node:path';
 import { compressNames } from '../../match/compress-names.js';
 import { diffPlans, type PlanDiff } from '../../plan/diff.js';
 import { formatInt } from '../../plan/estimate.js';
@@ -11,6 +12,7 @@ import { choice, parseCommandArgs } from '../args.js';
 import { cwdSourceHost } from '../cwd-host.js';
 import { EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { planFromCli, reportFailedPlan } from '../plan-args.js';
+import { planModel } from '../saved-plan-paths.js';
 
 const HELP = `Usage: quantc diff OLD NEW [--model PATH|MODEL_ID] [--format text|json]
 
@@ -47,7 +49,8 @@ export const command: Command = {
     if (positionals.length !== 2) throw new UsageError('diff: expected OLD and NEW. See "quantc diff --help".');
     const saved = positionals.map((input) => readSavedPlan(input, io));
     // A recipe compared with a saved plan is planned against that plan's model unless --model says otherwise.
-    const model = (values.model as string | undefined) ?? saved.find((p) => p !== undefined)?.model.id;
+    const from = saved.findIndex((p) => p !== undefined);
+    const model = (values.model as string | undefined) ?? (from >= 0 ? planModel(resolve(io.cwd, positionals[from]!), saved[from]!.model.id) : undefined);
     const plans: Plan[] = [];
     for (const [i, input] of positionals.entries()) {
       const plan = saved[i];
