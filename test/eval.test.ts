@@ -3,18 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
-import type { CliIo } from '../src/cli/io.js';
 import { perplexity, windows } from '../src/execute/calibrate/perplexity.js';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { loadTokenizer } from '../src/execute/tokenize/tokenizer.js';
 import { readFile } from 'node:fs/promises';
 import { CALIBRATION, modelWithTokenizer, textRefs } from './calibrate-refs.js';
+import { memoryIo } from './memory-io.js';
 
-function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
-}
 
 const TEXT = join(CALIBRATION, 'text.txt');
 const refs = await textRefs('llama');

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
-import type { CliIo } from '../src/cli/io.js';
 import { CALIBRATION, modelWithTokenizer } from './calibrate-refs.js';
 import { parseSafetensors } from './execute/fixtures.js';
+import { memoryIo } from './memory-io.js';
 
 /** llm-compressor's oneshot output for one recipe (see make_calibrated_refs.py). */
 interface CalibratedRef {
@@ -30,11 +30,6 @@ function value(dtype: string, bytes: Uint8Array): number {
   return new Float32Array(Uint32Array.of(new Uint16Array(b)[0]! << 16).buffer)[0]!;
 }
 
-function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
-}
 
 /** The YAML recipe the reference's QuantizationModifier arguments describe. */
 function recipeYaml(ref: CalibratedRef, moe: boolean): string {

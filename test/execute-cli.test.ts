@@ -3,14 +3,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
-import type { CliIo } from '../src/cli/io.js';
 import { DATAFREE, parseSafetensors, readRefTensors, unpackModel } from './execute/fixtures.js';
+import { memoryIo } from './memory-io.js';
 
-function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
-}
 
 describe('quantc apply', () => {
   test('runs llm-compressor\'s own recipe.yaml through the planner and matches its checkpoint', async () => {

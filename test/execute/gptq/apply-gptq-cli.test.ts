@@ -8,15 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import type { CliIo } from '../../../src/cli/io.js';
 import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
 import { parseSafetensors } from '../fixtures.js';
+import { memoryIo } from '../../memory-io.js';
 
-function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
-}
 
 const TEXT = join(CALIBRATION, 'text.txt');
 

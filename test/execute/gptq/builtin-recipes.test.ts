@@ -9,18 +9,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import type { CliIo } from '../../../src/cli/io.js';
 import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
 import { parseSafetensors, unpackModel } from '../fixtures.js';
+import { memoryIo } from '../../memory-io.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TEXT = join(CALIBRATION, 'text.txt');
 
-function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
-}
 
 async function builtinModel(type: string): Promise<string> {
   const dir = await unpackModel(join(ROOT, 'test/fixtures/builtin-models', type));

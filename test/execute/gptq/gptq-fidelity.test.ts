@@ -16,13 +16,13 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import type { CliIo } from '../../../src/cli/io.js';
 import { toFloat32 } from '../../../src/execute/dtypes.js';
 import { readLinear } from '../../../src/execute/forward/dequantize.js';
 import { layerObjective } from '../../../src/execute/gptq/objective.js';
 import { openCheckpoint } from '../../../src/execute/safetensors-reader.js';
 import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
 import { parseSafetensors } from '../fixtures.js';
+import { memoryIo } from '../../memory-io.js';
 
 /** One llm-compressor GPTQ run (see make_gptq_refs.py). */
 interface GptqRef {
@@ -37,11 +37,6 @@ const REFS = join(CALIBRATION, '..', 'gptq');
 const DEVICE = process.env.QUANTC_TEST_DEVICE ?? 'cpu';
 const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', F8_E4M3: 'float8_e4m3fn', U8: 'uint8', I32: 'int32', I64: 'int64', F16: 'float16' };
 
-function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
-}
 
 function recipeYaml(ref: GptqRef, moe: boolean): string {
   const ignore = moe ? ['lm_head', 're:.*mlp.gate$'] : ['lm_head'];

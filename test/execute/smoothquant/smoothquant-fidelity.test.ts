@@ -13,13 +13,13 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
-import type { CliIo } from '../../../src/cli/io.js';
 import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { smoothJob } from '../../../src/execute/smoothquant/smoothquant-job.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
 import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
 import { parseSafetensors } from '../fixtures.js';
+import { memoryIo } from '../../memory-io.js';
 
 interface SmoothRef {
   readonly recipe: readonly { modifier: string; kwargs: Record<string, unknown> }[];
@@ -33,11 +33,6 @@ const REFS = join(CALIBRATION, '..', 'smoothquant');
 const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', I32: 'int32', I64: 'int64' };
 const CASES = existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).filter((f) => f.endsWith('.json.gz')).map((f) => [model, f.replace('.json.gz', '')] as const)) : [];
 
-function memoryIo(cwd: string): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, cwd, isTty: false, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t) };
-}
 
 function windows(): TokenBatch[] {
   const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
