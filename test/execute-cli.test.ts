@@ -112,5 +112,9 @@ describe('quantc apply', () => {
     const help = memoryIo(cwd);
     expect(await main(['apply', '--help'], help)).toBe(0);
     expect(help.out.join('')).toContain('Usage: quantc apply RECIPE|PLAN --model DIR --out DIR');
+    // A negative number is a value, checked by the flag's own rule.
+    const negative = memoryIo(cwd);
+    expect(await main(['apply', 'r.yaml', '--model', 'm', '--out', 'o', '--samples', '-1'], negative)).toBe(2);
+    expect(negative.err.join('')).toBe('quantc: apply: --samples must be a positive integer, not "-1".\n');
   });
 });

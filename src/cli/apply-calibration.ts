@@ -92,8 +92,9 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     return fail(error('apply-data-too-short', `${source} has ${what}; calibration needs at least one sample. Use a longer file or a smaller --seq-len.`));
   }
   const diagnostics: Diagnostic[] = [];
-  if (args.data === undefined) io.stderr(`Calibrating on the embedded calibration text (no --data given): ${samples.samples} samples\n`);
-  else io.stderr(`Calibrating on ${samples.samples} samples of ${args.data}\n`);
+  const count = `${samples.samples} sample${samples.samples === 1 ? '' : 's'}`;
+  if (args.data === undefined) io.stderr(`Calibrating on the embedded calibration text (no --data given): ${count}\n`);
+  else io.stderr(`Calibrating on ${count} of ${args.data}\n`);
   const progress = io.isTty ? (layer: number, layers: number): void => io.stderr(`\rcalibrating layer ${layer + 1}/${layers}`) : undefined;
   let calibrated: Awaited<ReturnType<typeof calibrateJob>>;
   let gptqRun: GptqRun | undefined;
@@ -155,7 +156,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   };
   const short = samples.samples < args.samples ? ` (the data gives ${samples.samples} of the ${args.samples} requested)` : '';
   const lines = [
-    `  calibration  ${samples.samples} samples${short}, ${samples.tokens} tokens (--seq-len ${seqLen}, --batch-size ${args.batchSize}) from ${source}, ${seconds.toFixed(1)} s (${Math.round(samples.tokens / seconds)} tokens/s on ${args.device})`,
+    `  calibration  ${count}${short}, ${samples.tokens} tokens (--seq-len ${seqLen}, --batch-size ${args.batchSize}) from ${source}, ${seconds.toFixed(1)} s (${Math.round(samples.tokens / seconds)} tokens/s on ${args.device})`,
     `  coverage     ${coverageSummary(coverage, spec.minExpertTokens)}${fallbackModules.length > 0 ? `; ${fallbackModules.length} modules quantized data-free` : ''}`,
   ];
   if (smoothRun) lines.push(smoothSummary(smoothRun, job));

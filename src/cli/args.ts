@@ -14,11 +14,30 @@ export interface ParsedArgs {
   readonly positionals: string[];
 }
 
+/**
+ * `--flag -1` as `--flag=-1` for string options: parseArgs takes a value
+ * that starts with "-" for an option and fails with a garbled message; as
+ * a value it reaches the flag's own check, which says what it must be.
+ */
+function joinNegativeValues(argv: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    const next = argv[i + 1];
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** Parses argv for `command`; `--help` is always accepted. */
 export function parseCommandArgs(command: string, argv: readonly string[], options: Options): ParsedArgs {
   try {
     const { values, positionals } = parseArgs({
-      args: [...argv],
+      args: joinNegativeValues(argv, options),
       options: { ...options, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
