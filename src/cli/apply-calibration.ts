@@ -12,6 +12,7 @@ import type { SmoothRun } from '../execute/smoothquant/smoothquant-job.js';
 import type { LayerTimings } from '../execute/pipeline/sequential.js';
 import { inputCalibration } from '../execute/calibrate/activation-qparams.js';
 import { UsageError, type CliIo } from './io.js';
+import { layerStartProgress } from './layer-progress.js';
 import { writeFileAtomic } from './write-output.js';
 
 /** The calibration options of `apply` as given on the command line. */
@@ -95,7 +96,8 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const count = `${samples.samples} sample${samples.samples === 1 ? '' : 's'}`;
   if (args.data === undefined) io.stderr(`Calibrating on the embedded calibration text (no --data given): ${count}\n`);
   else io.stderr(`Calibrating on ${count} of ${args.data}\n`);
-  const progress = io.isTty ? (layer: number, layers: number): void => io.stderr(`\rcalibrating layer ${layer + 1}/${layers}`) : undefined;
+  const bar = layerStartProgress(io, 'calibrating');
+  const progress = bar.onLayerStart;
   let calibrated: Awaited<ReturnType<typeof calibrateJob>>;
   let gptqRun: GptqRun | undefined;
   let smoothRun: SmoothRun | undefined;
@@ -114,7 +116,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     } else if (needsStatistics(current)) calibrated = await calibrateJob(current, forward, samples.batches, { onLayerStart: progress });
     else calibrated = { job: current, coverage: smoothRun!.coverage, lowExperts: [], fallbackModules: [] };
   } catch (e) {
-    if (progress) io.stderr('\r\x1b[K');
+    bar.done();
     if (e instanceof GptqInputError) return fail(error('apply-failed', e.message));
     if (e instanceof HessianUnavailableError) return fail(error('apply-unsupported', `${e.message}; GPTQ cannot run on this model yet.`));
     if (e instanceof SmoothStatisticsError) return fail(error('apply-failed', e.message));
@@ -128,7 +130,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     throw e;
   }
   const seconds = (performance.now() - started) / 1000;
-  if (progress) io.stderr('\r\x1b[K');
+  bar.done();
   const spec = job.calibration!;
   const { lowExperts, fallbackModules, coverage } = calibrated;
   if (lowExperts.length > 0 && spec.onLowCoverage === 'warning') {

@@ -8,6 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import type { ExpertCoverage } from '../../execute/calibrate/coverage.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
+import { layerStartProgress } from '../layer-progress.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { writeFileAtomic } from '../write-output.js';
@@ -111,10 +112,10 @@ export const command: Command = {
         return fail(error('eval-data-too-short', `${values.data} has ${ids.length} tokens, fewer than one window of --seq-len ${seqLen}; use a longer file or a smaller --seq-len.`));
       }
       const started = performance.now();
-      // On a terminal, one redrawn progress line on stderr (layer by layer); nothing otherwise.
-      const progress = io.isTty ? (layer: number, layers: number): void => io.stderr(`\rlayer ${layer + 1}/${layers}`) : undefined;
-      const r = await perplexity(model, ids, seqLen, batchSize, { onLayerStart: progress });
-      if (progress) io.stderr('\r\x1b[K');
+      // One redrawn line on a terminal, a line per layer otherwise.
+      const bar = layerStartProgress(io, 'evaluating');
+      const r = await perplexity(model, ids, seqLen, batchSize, { onLayerStart: bar.onLayerStart });
+      bar.done();
       const seconds = (performance.now() - started) / 1000;
       const tokensPerSecond = r.tokens / seconds;
       const { coverage, ...result } = r;
