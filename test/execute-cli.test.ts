@@ -112,6 +112,14 @@ describe('quantc apply', () => {
     const help = memoryIo(cwd);
     expect(await main(['apply', '--help'], help)).toBe(0);
     expect(help.out.join('')).toContain('Usage: quantc apply RECIPE|PLAN --model DIR --out DIR');
+    // Output paths are checked before any work: a file where a folder must be, a missing --coverage folder.
+    await writeFile(join(cwd, 'afile'), 'x');
+    const parentIsFile = memoryIo(cwd);
+    expect(await main(['apply', 'r.yaml', '--model', 'm', '--out', 'afile/out'], parentIsFile)).toBe(2);
+    expect(parentIsFile.err.join('')).toBe(`quantc: apply: ${join(cwd, 'afile', 'out')}: ${join(cwd, 'afile')} is a file, not a folder\n`);
+    const coverage = memoryIo(cwd);
+    expect(await main(['apply', 'r.yaml', '--model', 'm', '--out', 'out', '--coverage', 'nowhere/c.json'], coverage)).toBe(2);
+    expect(coverage.err.join('')).toBe(`quantc: apply: --coverage: the folder ${join(cwd, 'nowhere')} does not exist\n`);
     // A negative number is a value, checked by the flag's own rule.
     const negative = memoryIo(cwd);
     expect(await main(['apply', 'r.yaml', '--model', 'm', '--out', 'o', '--samples', '-1'], negative)).toBe(2);

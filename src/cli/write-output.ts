@@ -3,7 +3,7 @@
  * goes to a temporary file in the same folder, which is then renamed over
  * the destination (an atomic replace on the same file system).
  */
-import { chmodSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UsageError } from './io.js';
 
@@ -23,6 +23,24 @@ function writeError(path: string, e: unknown): UsageError {
   const code = (e as NodeJS.ErrnoException).code;
   const reason = (code !== undefined ? WRITE_ERRORS[code] : undefined) ?? code ?? (e as Error).message;
   return new UsageError(`cannot write "${path}": ${reason}.`);
+}
+
+/**
+ * Why a file cannot be written at `path` later (its folder missing, a file,
+ * or read-only; the path a folder), or null: for outputs written after long
+ * work (`--coverage`), checked before the work starts.
+ */
+export function fileOutputProblem(path: string): string | null {
+  const dir = dirname(path);
+  if (existsSync(path) && statSync(path).isDirectory()) return `${path} is a folder`;
+  if (!existsSync(dir)) return `the folder ${dir} does not exist`;
+  if (!statSync(dir).isDirectory()) return `${dir} is not a folder`;
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    return `the folder ${dir} is not writable`;
+  }
+  return null;
 }
 
 /** `path` with symlinks resolved where it exists, else as given. */

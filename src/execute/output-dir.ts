@@ -4,7 +4,7 @@
  * failure or Ctrl-C, so a half-written checkpoint never appears at `--out`.
  */
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 /** A temporary folder that becomes `dest` on commit. */
@@ -19,6 +19,33 @@ export interface StagedDir {
 
 /** The destination already exists; `apply` never overwrites. */
 export class OutputExistsError extends Error {}
+
+/**
+ * Why `dest` cannot receive an output folder of about `bytes` bytes, or
+ * null: checked before any work, so that hours of calibration are never
+ * lost to a path typo, a read-only folder or a full disk. The nearest
+ * existing ancestor must be a writable folder with room for the output.
+ */
+export function outputProblem(dest: string, bytes: number): string | null {
+  const target = resolve(dest);
+  if (existsSync(target)) return `${dest} already exists; choose a new --out folder`;
+  let ancestor = dirname(target);
+  while (!existsSync(ancestor) && dirname(ancestor) !== ancestor) ancestor = dirname(ancestor);
+  if (!statSync(ancestor).isDirectory()) return `${dest}: ${ancestor} is a file, not a folder`;
+  try {
+    accessSync(ancestor, constants.W_OK);
+  } catch {
+    return `${dest}: ${ancestor} is not writable`;
+  }
+  try {
+    const fs = statfsSync(ancestor);
+    const free = fs.bavail * fs.bsize;
+    if (free < bytes) return `${dest}: ${ancestor} has ${(free / 1e9).toFixed(1)} GB free, and the output needs about ${(bytes / 1e9).toFixed(1)} GB`;
+  } catch {
+    // No statfs on this platform: the write itself will tell.
+  }
+  return null;
+}
 
 /** Creates the temporary folder next to `dest` and arms the SIGINT/SIGTERM cleanup. */
 export async function stageOutputDir(dest: string): Promise<StagedDir> {

@@ -11,6 +11,7 @@ import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { planFromCli, reportFailedPlan } from '../plan-args.js';
 import { planModel, planPath } from '../saved-plan-paths.js';
+import { fileOutputProblem } from '../write-output.js';
 
 const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR --out DIR [options]
 
@@ -150,6 +151,13 @@ export const command: Command = {
     const seqLen = positiveInt('apply', 'seq-len', values['seq-len'], undefined);
     const batchSize = positiveInt('apply', 'batch-size', values['batch-size'], 1);
     if (existsSync(resolve(io.cwd, values.out))) throw new UsageError(`apply: ${values.out} already exists; choose a new --out folder`);
+    const { outputProblem } = await import('../../execute/output-dir.js');
+    const pathProblem = outputProblem(resolve(io.cwd, values.out), 0);
+    if (pathProblem) throw new UsageError(`apply: ${pathProblem}`);
+    if (typeof values.coverage === 'string') {
+      const coverageProblem = fileOutputProblem(resolve(io.cwd, values.coverage));
+      if (coverageProblem) throw new UsageError(`apply: --coverage: ${coverageProblem}`);
+    }
 
     const input = resolve(io.cwd, positionals[0]!);
     const saved = readSavedPlan(input);
@@ -180,6 +188,11 @@ export const command: Command = {
           ),
         );
       }
+    }
+    if (!hasErrors(diagnostics)) {
+      const { outputProblem } = await import('../../execute/output-dir.js');
+      const space = outputProblem(resolve(io.cwd, values.out), planned.build.plan.summary.bytesAfter);
+      if (space) diagnostics.push(error('apply-output-space', `${space}; free some space or choose another --out before the run, not after it.`));
     }
     // Warnings are shown before anything runs; with --fail-on warning they stop the run, as they stop `plan`.
     if (diagnostics.length > 0) io.stderr(renderDiagnostics(diagnostics, planned.sources));

@@ -9,6 +9,7 @@ import type { ExpertCoverage } from '../../execute/calibrate/coverage.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { layerStartProgress } from '../layer-progress.js';
+import { fileOutputProblem } from '../write-output.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { writeFileAtomic } from '../write-output.js';
@@ -82,6 +83,10 @@ export const command: Command = {
     const batchSize = positiveInt('eval', 'batch-size', values['batch-size'], 1);
     const modelDir = resolve(io.cwd, values.model);
     if (!existsSync(join(modelDir, 'config.json'))) throw new UsageError(`eval: ${values.model} has no config.json.`);
+    if (typeof values.coverage === 'string') {
+      const problem = fileOutputProblem(resolve(io.cwd, values.coverage));
+      if (problem) throw new UsageError(`eval: --coverage: ${problem}`);
+    }
 
     const { readTextData, DataFileError } = await import('../../execute/calibrate/text-data.js');
     const { loadTokenizer, TokenizerError } = await import('../../execute/tokenize/tokenizer.js');
