@@ -91,6 +91,28 @@ describe('quantc apply', () => {
     expect(await readdir(cwd)).toEqual([]);
   });
 
+  test('a NaN in a weight is an error naming the module, and nothing is written', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const file = join(modelDir, 'model.safetensors');
+    const buf = Buffer.from(await readFile(file));
+    const n = Number(buf.readBigUInt64LE(0));
+    const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    buf.writeUInt16LE(0x7fc0, 8 + n + header['model.layers.1.mlp.down_proj.weight']!.data_offsets[0] + 20);
+    await writeFile(file, buf);
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    const io = memoryIo(cwd);
+    expect(await main(['apply', join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml'), '--model', modelDir, '--out', 'out'], io)).toBe(1);
+    expect(io.err.join('')).toContain('error apply-failed: model.layers.1.mlp.down_proj: the weight holds non-finite values (NaN or infinity)');
+    expect(await readdir(cwd)).toEqual([]);
+    // GPTQ reads the weight before solving it: the same error, before anything is written.
+    await writeFile(join(modelDir, 'tokenizer.json'), await readFile(join(DATAFREE, '..', 'calibration', 'tokenizer.json')));
+    await writeFile(join(cwd, 'gptq.yaml'), 'quant_stage:\n  quant_modifiers:\n    GPTQModifier: {targets: [Linear], scheme: W4A16, ignore: [lm_head]}\n');
+    const gptq = memoryIo(cwd);
+    expect(await main(['apply', 'gptq.yaml', '--model', modelDir, '--out', 'out', '--data', join(DATAFREE, '..', 'calibration', 'text.txt'), '--seq-len', '32'], gptq)).toBe(1);
+    expect(gptq.err.join('')).toMatch(/error apply-failed: model\.layers\.\d\.[a-z_.]+: (the weight holds non-finite values|its calibration inputs overflowed)/);
+    expect(await readdir(cwd)).toEqual(['gptq.yaml']);
+  });
+
   test('a recipe with an algorithm apply does not implement is refused with a diagnostic', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));

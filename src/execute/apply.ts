@@ -123,6 +123,19 @@ function unquantizedSlices(job: ApplyJob, index: CheckpointIndex, quantized: Rea
   return items;
 }
 
+/** Whether raw float weights hold a NaN or an infinity (all exponent bits set). */
+function hasNonFinite(raw: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): boolean {
+  if (dtype === 'F32') {
+    const u = raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, raw.byteLength >>> 2) : new Uint32Array(raw.slice().buffer);
+    for (let i = 0; i < u.length; i++) if ((u[i]! & 0x7f800000) === 0x7f800000) return true;
+    return false;
+  }
+  const mask = dtype === 'BF16' ? 0x7f80 : 0x7c00;
+  const u = raw.byteOffset % 2 === 0 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength >>> 1) : new Uint16Array(raw.slice().buffer);
+  for (let i = 0; i < u.length; i++) if ((u[i]! & mask) === mask) return true;
+  return false;
+}
+
 function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefined): Promise<Uint8Array[]> {
   const reads = Promise.all(unit.modules.map((m) => changed?.get(m.name) ?? readWeight(m.source)));
   // Awaited later; a failure must not surface as an unhandled rejection meanwhile.
@@ -140,6 +153,7 @@ async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Arr
       for (const [suffix, bytes] of groupOrderedTensors(m.kernel, m.solved)) await write(`${m.name}.${suffix}`, bytes);
       continue;
     }
+    if (hasNonFinite(raw, m.kernel.dtype)) throw new ApplyError(`${m.name}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`);
     const original = groupedWeight(rt, m.kernel, raw);
     const stats = await observeWeight(rt, m.kernel, original);
     // A solved weight is an exact multiple of the original weight's scales: quantizing it with them recovers its codes.

@@ -127,6 +127,10 @@ export class GptqModifier implements LayerModifier {
 
   async finishLayer(layer: number): Promise<WeightChanges> {
     const modules = this.byLayer.get(layer) ?? [];
+    for (const m of modules) {
+      const s = this.store.sumOf(m);
+      if (s && !s.sum.every(Number.isFinite)) throw new GptqInputError(`${m}: its calibration inputs overflowed (the Hessian holds NaN or infinity); the layers before it produce non-finite activations on this data`);
+    }
     const changed = new Map<string, DenseMatrix>();
     const rtn = this.options.rtnExperts(layer, this.coverage);
     // Every weight is observed before any is modified (fused NVFP4 siblings share a global scale).
@@ -143,6 +147,7 @@ export class GptqModifier implements LayerModifier {
         throw e;
       }
       const stats = groupStats(w.data, w.rows, w.cols, scaleLayout(args, w.rows, w.cols));
+      if (!w.data.every(Number.isFinite)) throw new GptqInputError(`${module}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`);
       loaded.push({ module, w, args, kind: kernel.kind, stats });
     }
     const globals = new Map<string, number>();

@@ -115,7 +115,10 @@ export class SmoothQuantModifier implements LayerModifier {
       const observed = m.balance.find((b) => this.mins.has(b));
       if (!observed) throw new SmoothStatisticsError(`${m.smooth}: the calibration pass never observed the input of ${m.balance.join(', ')}, so it cannot be smoothed`);
       const balance = await Promise.all(m.balance.map(async (b) => linears.get(b) ?? this.linears.get(b) ?? (await this.weights.linear(b))));
-      const scales = smoothingScales(this.mins.get(observed)!, this.maxs.get(observed)!, balance, this.alpha, this.round);
+      const lo = this.mins.get(observed)!;
+      const hi = this.maxs.get(observed)!;
+      if (![...lo, ...hi].every(Number.isFinite)) throw new SmoothStatisticsError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so its smoothing scales would be non-finite`);
+      const scales = smoothingScales(lo, hi, balance, this.alpha, this.round);
       const f = Math.fround;
       m.balance.forEach((name, i) => {
         const w = balance[i]!;
