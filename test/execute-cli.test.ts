@@ -82,6 +82,18 @@ describe('quantc apply', () => {
     for (const [name, t] of a) expect(Buffer.compare(Buffer.from(t.bytes), Buffer.from(b.get(name)!.bytes)), name).toBe(0);
   });
 
+  test("a killed run's temporary folder is removed by the next run into the same --out, which says so", async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    // A pid that no process has: the run that made it is gone.
+    await mkdir(join(cwd, '.out.quantc-tmp-999999999'));
+    await writeFile(join(cwd, '.out.quantc-tmp-999999999', 'model.safetensors'), 'partial');
+    const io = memoryIo(cwd);
+    expect(await main(['apply', join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml'), '--model', modelDir, '--out', 'out'], io)).toBe(0);
+    expect(io.err.join('')).toContain(`note: removed ${join(cwd, '.out.quantc-tmp-999999999')}, left by an earlier run into out that was killed before it finished`);
+    expect(await readdir(cwd)).toEqual(['out']);
+  });
+
   test('an already quantized checkpoint is refused, naming what it is', async () => {
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
     const recipe = join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml');

@@ -3,7 +3,7 @@
  * the destination, renamed into place only when complete, and removed on
  * failure or Ctrl-C, so a half-written checkpoint never appears at `--out`.
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { accessSync, constants, existsSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
@@ -45,6 +45,41 @@ export function outputProblem(dest: string, bytes: number): string | null {
     // No statfs on this platform: the write itself will tell.
   }
   return null;
+}
+
+/** Whether process `pid` is alive on this machine. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary folders an earlier run into `dest` left behind when
+ * it was killed (SIGKILL, power loss: no cleanup ran) and returns their
+ * names. A folder of a process still running is left alone.
+ */
+export async function removeStaleStages(dest: string): Promise<string[]> {
+  const target = resolve(dest);
+  const prefix = `.${basename(target)}.quantc-tmp-`;
+  let entries: string[];
+  try {
+    entries = await readdir(dirname(target));
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of entries) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    await rm(join(dirname(target), name), { recursive: true, force: true });
+    removed.push(join(dirname(target), name));
+  }
+  return removed;
 }
 
 /** Creates the temporary folder next to `dest` and arms the SIGINT/SIGTERM cleanup. */

@@ -151,9 +151,11 @@ export const command: Command = {
     const seqLen = positiveInt('apply', 'seq-len', values['seq-len'], undefined);
     const batchSize = positiveInt('apply', 'batch-size', values['batch-size'], 1);
     if (existsSync(resolve(io.cwd, values.out))) throw new UsageError(`apply: ${values.out} already exists; choose a new --out folder`);
-    const { outputProblem } = await import('../../execute/output-dir.js');
+    const { outputProblem, removeStaleStages } = await import('../../execute/output-dir.js');
     const pathProblem = outputProblem(resolve(io.cwd, values.out), 0);
     if (pathProblem) throw new UsageError(`apply: ${pathProblem}`);
+    // A run killed without cleanup (SIGKILL, power loss) leaves its temporary folder: remove it and say so.
+    for (const stale of await removeStaleStages(resolve(io.cwd, values.out))) io.stderr(`note: removed ${stale}, left by an earlier run into ${values.out} that was killed before it finished\n`);
     if (typeof values.coverage === 'string') {
       const coverageProblem = fileOutputProblem(resolve(io.cwd, values.coverage));
       if (coverageProblem) throw new UsageError(`apply: --coverage: ${coverageProblem}`);
