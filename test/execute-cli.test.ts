@@ -1,6 +1,8 @@
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { DATAFREE, parseSafetensors, readRefTensors, unpackModel } from './execute/fixtures.js';
@@ -92,6 +94,17 @@ describe('quantc apply', () => {
     expect(await main(['apply', join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml'), '--model', modelDir, '--out', 'out'], io)).toBe(0);
     expect(io.err.join('')).toContain(`note: removed ${join(cwd, '.out.quantc-tmp-999999999')}, left by an earlier run into out that was killed before it finished`);
     expect(await readdir(cwd)).toEqual(['out']);
+  });
+
+  // Where the CUDA provider is installed (the GPU machine), this failure cannot be provoked.
+  const cudaProvider = join(fileURLToPath(new URL('../node_modules/onnxruntime-node/bin/napi-v6/linux/x64/', import.meta.url)), 'libonnxruntime_providers_cuda.so');
+  test.skipIf(existsSync(cudaProvider))('without the CUDA provider, --device cuda gives the diagnostic alone, before any work', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    const io = memoryIo(cwd);
+    expect(await main(['apply', join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml'), '--model', modelDir, '--out', 'out', '--device', 'cuda'], io)).toBe(1);
+    expect(io.err.join('')).toMatch(/^error apply-failed: the CUDA execution provider is not available \(.*\); run `npm run setup:cuda` on a machine with CUDA 13 and cuDNN 9, or use --device cpu\n\n1 error, 0 warnings\n$/);
+    expect(await readdir(cwd)).toEqual([]);
   });
 
   test('an already quantized checkpoint is refused, naming what it is', async () => {

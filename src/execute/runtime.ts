@@ -38,6 +38,23 @@ export function emptyRuntimeTimings(): RuntimeTimings {
 /** onnxruntime could not be loaded or the provider is missing; the message says what to do. */
 export class RuntimeUnavailableError extends Error {}
 
+/**
+ * Checks that `device` can run graphs at all (onnxruntime loads, the CUDA
+ * provider and a GPU are there) with a one-node graph, so that a missing
+ * provider is reported before any work; throws {@link RuntimeUnavailableError}.
+ */
+export async function probeDevice(device: Device): Promise<void> {
+  const { GraphBuilder, OnnxType } = await import('./onnx/graph-builder.js');
+  const g = new GraphBuilder();
+  g.output(g.op('Identity', [g.input('x', OnnxType.float, [1])]), 'y', OnnxType.float, [1]);
+  const rt = new GraphRuntime(device);
+  try {
+    await rt.run('probe', () => g.build('probe'), { x: { type: 'float32', data: Float32Array.of(1), dims: [1] } });
+  } finally {
+    await rt.dispose().catch(() => undefined);
+  }
+}
+
 /** Runs graphs by key, building and caching each session once. */
 export class GraphRuntime {
   private sessions = new Map<string, Promise<Ort.InferenceSession>>();
@@ -81,6 +98,8 @@ export class GraphRuntime {
     } catch (e) {
       throw new RuntimeUnavailableError(`cannot load onnxruntime-node: ${(e as Error).message}`);
     }
+    // onnxruntime's own log lines (a missing provider library, …) would repeat what the diagnostic says.
+    this.ort.env.logLevel = 'fatal';
     return this.ort;
   }
 

@@ -161,6 +161,17 @@ export const command: Command = {
       if (coverageProblem) throw new UsageError(`apply: --coverage: ${coverageProblem}`);
     }
 
+    if (device === 'cuda') {
+      // A missing CUDA provider is said before any planning or calibration.
+      const { probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
+      try {
+        await probeDevice(device);
+      } catch (e) {
+        if (!(e instanceof RuntimeUnavailableError)) throw e;
+        io.stderr(renderDiagnostics([error('apply-failed', e.message)], new Map()));
+        return EXIT_ERRORS;
+      }
+    }
     const input = resolve(io.cwd, positionals[0]!);
     const saved = readSavedPlan(input);
     const recipePath = saved ? planPath(input, saved.recipe.path, io.cwd) : positionals[0]!;

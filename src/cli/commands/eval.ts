@@ -93,7 +93,7 @@ export const command: Command = {
     const { ForwardModel, UnsupportedModelError } = await import('../../execute/forward/executor.js');
     const { WeightFormatError } = await import('../../execute/forward/dequantize.js');
     const { CheckpointError } = await import('../../execute/safetensors-reader.js');
-    const { RuntimeUnavailableError } = await import('../../execute/runtime.js');
+    const { probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
     const { perplexity } = await import('../../execute/calibrate/perplexity.js');
 
     let text: string;
@@ -108,6 +108,8 @@ export const command: Command = {
       return EXIT_ERRORS;
     };
     try {
+      // A missing CUDA provider is said before the model is read.
+      if (device === 'cuda') await probeDevice(device);
       const tokenizer = await loadTokenizer(modelDir);
       const model = await ForwardModel.open(modelDir, device);
       const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : 2048;
