@@ -107,6 +107,18 @@ describe('quantc apply', () => {
     expect(await readdir(cwd)).toEqual([]);
   });
 
+  test('a truncated shard is a diagnostic naming the tensor, not an internal error', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const file = join(modelDir, 'model.safetensors');
+    const bytes = await readFile(file);
+    await writeFile(file, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    const io = memoryIo(cwd);
+    expect(await main(['apply', join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml'), '--model', modelDir, '--out', 'out'], io)).toBe(1);
+    expect(io.err.join('')).toMatch(/^error forward-weight-unreadable: .*model\.safetensors: tensor [a-z_.0-9]+ has inconsistent offsets\n/);
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
   test('an already quantized checkpoint is refused, naming what it is', async () => {
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
     const recipe = join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml');

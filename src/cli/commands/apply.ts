@@ -217,6 +217,8 @@ export const command: Command = {
     const { applyJob, ApplyError } = await import('../../execute/apply.js');
     const { OutputExistsError } = await import('../../execute/output-dir.js');
     const { RuntimeUnavailableError } = await import('../../execute/runtime.js');
+    const { CheckpointError } = await import('../../execute/safetensors-reader.js');
+    const { WeightFormatError } = await import('../../execute/forward/dequantize.js');
     const { progressPrinter, formatSummary } = await import('../../execute/progress.js');
     try {
       let job = jobFromPlan(planned.build, {
@@ -256,6 +258,10 @@ export const command: Command = {
       if (e instanceof OutputExistsError) throw new UsageError(`apply: ${e.message}`);
       if (e instanceof PlanNotExecutableError) {
         io.stderr(renderDiagnostics([error('apply-unsupported', e.message)], planned.sources));
+        return EXIT_ERRORS;
+      }
+      if (e instanceof CheckpointError || e instanceof WeightFormatError) {
+        io.stderr(renderDiagnostics([error('forward-weight-unreadable', e.message)], planned.sources));
         return EXIT_ERRORS;
       }
       if (e instanceof ApplyError || e instanceof RuntimeUnavailableError) {
