@@ -64,6 +64,7 @@ Options:
                            (JSON, or an HTML heat map if FILE ends in .html).
   --fail-on error|warning  Stop before running on plan errors (default) or
                            on warnings too.
+  -q, --quiet              No progress on stderr (diagnostics still).
   --format text|json       The summary on stdout as text (default) or JSON:
                            sizes, time, calibration, coverage, SmoothQuant
                            mappings, every GPTQ module with its loss and
@@ -135,6 +136,7 @@ export const command: Command = {
       coverage: { type: 'string' },
       format: { type: 'string' },
       'fail-on': { type: 'string' },
+      quiet: { type: 'boolean', short: 'q' },
     });
     if (values.help) {
       io.stdout(HELP);
@@ -238,7 +240,9 @@ export const command: Command = {
       let writeReport = (): void => undefined;
       if (job.calibration) {
         const { calibrateFromCli } = await import('../apply-calibration.js');
-        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, coverage: values.coverage as string | undefined, device }, io);
+        // Progress and notes go to stderr; --quiet keeps only the diagnostics (returned, rendered here).
+        const progressIo = values.quiet ? { ...io, stderr: () => undefined } : io;
+        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, coverage: values.coverage as string | undefined, device }, progressIo);
         if (step.diagnostics.length > 0) io.stderr(renderDiagnostics(step.diagnostics, planned.sources));
         if (!step.ok) return EXIT_ERRORS;
         ({ job, lines, report, writeReport } = step);
@@ -246,7 +250,7 @@ export const command: Command = {
       } else if (values.data !== undefined || values.coverage !== undefined) {
         io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size and --coverage are ignored\n');
       }
-      const summary = await applyJob(job, progressPrinter(io.stderr, io.isTty));
+      const summary = await applyJob(job, values.quiet ? () => undefined : progressPrinter(io.stderr, io.isTty));
       writeReport();
       const total = { ...summary, outDir: values.out, seconds: (performance.now() - started) / 1000 };
       if (format === 'json') {

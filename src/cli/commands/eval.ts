@@ -42,6 +42,7 @@ Options:
                            routed to each expert of each MoE layer): JSON,
                            or a self-contained HTML heat map if FILE ends
                            in .html.
+  -q, --quiet              No progress on stderr (diagnostics still).
   -h, --help               Show this help.
 
 Exit status: 0 done, 1 the model cannot be run or the data is too short,
@@ -70,6 +71,7 @@ export const command: Command = {
       device: { type: 'string' },
       format: { type: 'string' },
       coverage: { type: 'string' },
+      quiet: { type: 'boolean', short: 'q' },
     });
     if (values.help) {
       io.stdout(HELP);
@@ -120,7 +122,7 @@ export const command: Command = {
       }
       const started = performance.now();
       // One redrawn line on a terminal, a line per layer otherwise.
-      const bar = layerStartProgress(io, 'evaluating');
+      const bar = layerStartProgress(values.quiet ? { ...io, stderr: () => undefined } : io, 'evaluating');
       const r = await perplexity(model, ids, seqLen, batchSize, { onLayerStart: bar.onLayerStart });
       bar.done();
       const seconds = (performance.now() - started) / 1000;

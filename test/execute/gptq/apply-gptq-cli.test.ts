@@ -87,6 +87,13 @@ describe('quantc apply with GPTQ', () => {
     expect(await readdir(strict.cwd)).toEqual(['recipe.yaml']);
   });
 
+  test('--quiet keeps stderr for diagnostics alone', async () => {
+    const { code, io } = await run('llama', gptqRecipe('W4A16', '[lm_head]'), ['--quiet']);
+    expect(code).toBe(0);
+    expect(io.err.join('')).toBe('');
+    expect(io.out.join('')).toContain('  gptq         14 modules');
+  });
+
   test('a GPTQ target outside the decoder layers is refused before anything runs', async () => {
     const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[]'));
     expect(code).toBe(1);
