@@ -124,7 +124,8 @@ describe('quantc apply', () => {
     const recipe = join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml');
     const io = memoryIo(cwd);
     expect(await main(['apply', recipe, '--model', await unpackModel(join(DATAFREE, 'llama', 'W4A16')), '--out', 'out'], io)).toBe(1);
-    expect(io.err.join('')).toContain('is already quantized (compressed-tensors, pack-quantized); apply quantizes bf16, fp16 or fp32 weights.');
+    expect(io.err.join('')).toContain('error model-already-quantized: ');
+    expect(io.err.join('')).toContain('is already quantized (compressed-tensors, pack-quantized): its safetensors hold quantized codes');
     expect(await readdir(cwd)).toEqual([]);
   });
 

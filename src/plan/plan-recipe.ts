@@ -36,6 +36,19 @@ export interface PlanHosts {
 const UNREADABLE_RECIPE = new Set(['file-unreadable', 'file-empty', 'file-binary', 'file-too-large']);
 const UNREADABLE_MODEL = new Set(['model-not-found', 'model-file-unreadable', 'model-config-missing', 'unknown-model-id']);
 
+/**
+ * What quantization a model folder with weights declares in its config.json
+ * (`compressed-tensors, pack-quantized`, `fp8`, …), or null. A config.json
+ * alone (a dry run of a released config that ships FP8, say) is not checked.
+ */
+function quantizedCheckpoint(model: LoadedModel): string | null {
+  if (model.source.kind !== 'folder' || !model.checkpoint) return null;
+  const q = model.config?.quantization_config as { quant_method?: unknown; format?: unknown } | undefined;
+  if (!q || typeof q !== 'object') return null;
+  const method = typeof q.quant_method === 'string' ? q.quant_method : 'unknown method';
+  return typeof q.format === 'string' ? `${method}, ${q.format}` : method;
+}
+
 /** Compiles `recipePath` and plans it against `modelArg` (or the recipe's `model` header). */
 export async function planRecipe(recipePath: string, modelArg: string | undefined, hosts: PlanHosts, quantcVersion: string): Promise<PlannedRecipe> {
   const compiled = await compileRecipe(recipePath, hosts.source);
@@ -62,6 +75,15 @@ export async function planRecipe(recipePath: string, modelArg: string | undefine
   const diagnostics = [...compiled.diagnostics, ...loaded.diagnostics];
   if (!loaded.value || hasErrors(loaded.diagnostics)) {
     return fail(diagnostics, loaded.diagnostics.some((d) => UNREADABLE_MODEL.has(d.code) || d.code.startsWith('file-')), loaded.value ?? null);
+  }
+  const quantized = quantizedCheckpoint(loaded.value);
+  if (quantized) {
+    diagnostics.push(
+      error(
+        'model-already-quantized',
+        `${target} is already quantized (${quantized}): its safetensors hold quantized codes, not the weights a recipe quantizes. Start from the unquantized checkpoint (or dequantize this one first).`,
+      ),
+    );
   }
   if (modelArg !== undefined) {
     diagnostics.push(...checkModelHeader(compiled.ir.model, modelArg, loaded.value.tree.modelType ?? '', compiled.spans.get('/recipe/model')?.value));

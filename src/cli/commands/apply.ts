@@ -104,20 +104,6 @@ function readSavedPlan(path: string): SavedPlan | null {
   return isPlan ? (p as SavedPlan) : null;
 }
 
-/** What quantization a model folder's config.json declares (`compressed-tensors, pack-quantized`, `fp8`, …), or null. */
-function quantizedCheckpoint(dir: string): string | null {
-  let config: { quantization_config?: { quant_method?: unknown; format?: unknown } };
-  try {
-    config = JSON.parse(readFileSync(resolve(dir, 'config.json'), 'utf8')) as typeof config;
-  } catch {
-    return null;
-  }
-  const q = config.quantization_config;
-  if (!q || typeof q !== 'object') return null;
-  const method = typeof q.quant_method === 'string' ? q.quant_method : 'unknown method';
-  return typeof q.format === 'string' ? `${method}, ${q.format}` : method;
-}
-
 /** The `apply` command. */
 export const command: Command = {
   name: 'apply',
@@ -192,17 +178,6 @@ export const command: Command = {
     }
     if (!hasErrors(diagnostics) && (!planned.model || planned.model.source.kind !== 'folder' || !planned.model.checkpoint)) {
       diagnostics.push(error('apply-needs-weights', `apply needs a model folder with config.json and safetensors weights; ${modelArg} has none.`));
-    }
-    if (!hasErrors(diagnostics) && planned.model?.source.kind === 'folder') {
-      const quantized = quantizedCheckpoint(planned.model.source.path);
-      if (quantized) {
-        diagnostics.push(
-          error(
-            'apply-quantized-input',
-            `${modelArg} is already quantized (${quantized}); apply quantizes bf16, fp16 or fp32 weights. Start from the unquantized checkpoint (or dequantize this one first).`,
-          ),
-        );
-      }
     }
     if (!hasErrors(diagnostics)) {
       const { outputProblem } = await import('../../execute/output-dir.js');
