@@ -80,6 +80,9 @@ export type { ExpertCoverage, LayerCoverage } from './execute/calibrate/coverage
 export { calibrateJob, ExpertCoverageError, MissingStatisticsError } from './execute/calibrate/calibrate-job.js';
 export { calibrationSamples } from './execute/calibrate/calibration-data.js';
 export { perplexity } from './execute/calibrate/perplexity.js';
+export { gptqJob, type GptqRun } from './execute/gptq/gptq-job.js';
+export { smoothJob, type SmoothRun } from './execute/smoothquant/smoothquant-job.js';
+export { runSequential, type LayerModifier, type LayerTimings, type SequentialOptions } from './execute/pipeline/sequential.js';
 
 // Types the API above refers to.
 export type { CalibratedJob } from './execute/calibrate/calibrate-job.js';
@@ -101,7 +104,17 @@ export type { JobOptions } from './execute/from-plan.js';
 export type { Device, RawTensor } from './execute/runtime.js';
 export type { CheckpointIndex, TensorEntry } from './execute/safetensors-reader.js';
 export type { TextTokenizer } from './execute/tokenize/tokenizer.js';
-export type { ApplyEvent, ApplyGroup, ApplyModule, CalibrationSpec, ExtraTensor, FusedExpertsParam } from './execute/types.js';
+export type { ApplyEvent, ApplyGroup, ApplyModule, CalibrationSpec, ExtraTensor, FusedExpertsParam, GptqSpec, SmoothSpec, SolvedWeight } from './execute/types.js';
+export type { FileBytes } from './execute/onnx/graph-builder.js';
+export type { ActivationOrdering } from './ir/types.js';
+export type { Observation, ObserveOption } from './execute/forward/observe.js';
+export type { LayerInputsFor, OutputSink } from './execute/forward/executor.js';
+export type { GptqModuleReport } from './execute/gptq/gptq-modifier.js';
+export type { SmoothReport } from './execute/smoothquant/smoothquant-modifier.js';
+export type { SmoothMapping } from './match/smoothquant-mappings.js';
+export type { ScaleLayout, WeightQparams } from './execute/gptq/weight-qparams.js';
+export type { KernelKind } from './execute/rtn/weight-kernel.js';
+export type { WeightChanges } from './execute/pipeline/overlay-weights.js';
 export type { MoeRewriteDecl } from './ir/types.js';
 export type { IgnoredModule, ModuleSchemes } from './match/match.js';
 export type { ExpertStorage } from './model/checkpoint.js';
