@@ -109,7 +109,19 @@ export async function stageOutputDir(dest: string): Promise<StagedDir> {
     path,
     async commit() {
       if (done) return;
-      await rename(path, target);
+      // Another run into the same --out may have finished first: never replace its output.
+      const taken = await stat(target).then(
+        () => true,
+        () => false,
+      );
+      if (taken) throw new OutputExistsError(`${dest} appeared while this run was writing it (another run into the same --out?); this run's output is discarded`);
+      try {
+        await rename(path, target);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new OutputExistsError(`${dest} appeared while this run was writing it (another run into the same --out?); this run's output is discarded`);
+        throw e;
+      }
       done = true;
       disarm();
     },
