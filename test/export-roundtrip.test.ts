@@ -5,6 +5,7 @@ import { PRESET_NAMES } from '../src/ir/presets.js';
 import { exportJson } from '../src/export/json.js';
 import { exportYaml } from '../src/export/yaml.js';
 import type { ModifierDocument, RecipeDocument } from '../src/parse/document.js';
+import { parseJson } from '../src/parse/json.js';
 import { parseYaml } from '../src/parse/yaml.js';
 import { validateRecipe } from '../src/validate/index.js';
 
@@ -62,6 +63,45 @@ describe('export to YAML, property-based', () => {
         expect(validateRecipe(again.document, again.spans)).toEqual([]);
         const strip = (text: string) => JSON.stringify(JSON.parse(text), (k, v) => (k === 'origin' ? undefined : v));
         expect(strip(exportJson(buildIr(again.document, again.spans), new Map()))).toEqual(strip(exportJson(ir, new Map())));
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe('export to JSON', () => {
+  it('reads every built-in recipe and a declared MoE rewrite back into the same IR', async () => {
+    const { readdirSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const { compileRecipe } = await import('../src/compile.js');
+    const { cwdSourceHost } = await import('../src/cli/cwd-host.js');
+    const root = fileURLToPath(new URL('../', import.meta.url));
+    const host = cwdSourceHost(root);
+    const files = [...readdirSync(`${root}recipes`).filter((f) => f.endsWith('.qr')).map((f) => `recipes/${f}`), 'test/cases/plan-moe/declared.qr'];
+    const strip = (text: string) => JSON.stringify(JSON.parse(text), (k, v) => (k === 'origin' ? undefined : v));
+    for (const file of files) {
+      const first = await compileRecipe(file, host);
+      const json = exportJson(first.ir!, first.sources);
+      const parsed = parseJson({ path: 'x.json', text: json });
+      expect(parsed.diagnostics, file).toEqual([]);
+      const again = buildIr(parsed.value!.document, parsed.value!.spans);
+      expect(strip(exportJson(again, new Map())), file).toEqual(strip(json));
+    }
+  });
+});
+
+describe('export to JSON, property-based', () => {
+  it('reads the exported IR back into the same IR', () => {
+    fc.assert(
+      fc.property(document, (doc) => {
+        const ir = buildIr(doc, new Map());
+        const json = exportJson(ir, new Map());
+        const parsed = parseJson({ path: 'x.json', text: json });
+        expect(parsed.diagnostics).toEqual([]);
+        const again = parsed.value!;
+        expect(validateRecipe(again.document, again.spans)).toEqual([]);
+        const strip = (text: string) => JSON.stringify(JSON.parse(text), (k, v) => (k === 'origin' ? undefined : v));
+        expect(strip(exportJson(buildIr(again.document, again.spans), new Map()))).toEqual(strip(json));
       }),
       { numRuns: 150 },
     );

@@ -7,6 +7,7 @@
 import { error, type Result } from '../diagnostics.js';
 import { span, type Source } from '../source.js';
 import type { ParsedRecipe } from './document.js';
+import { recipeDictOfIr } from './ir-json.js';
 import { parseYamlText } from './yaml.js';
 
 /** The JSON syntax error in `text`, if any, with its offset. */
@@ -28,5 +29,7 @@ export function parseJson(source: Source): Result<ParsedRecipe | null> {
     const at = Math.min(problem.offset, Math.max(0, source.text.length - 1));
     return { value: null, diagnostics: [error('json-syntax', `${problem.message}.`, span(source.path, at, at + 1))] };
   }
-  return parseYamlText(source, source.text, 'json');
+  // An exported IR reads back as the recipe it describes (spans then point into that recipe's JSON form).
+  const dict = recipeDictOfIr(JSON.parse(source.text));
+  return parseYamlText(source, dict ? JSON.stringify(dict, null, 2) : source.text, 'json');
 }
