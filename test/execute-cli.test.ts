@@ -119,6 +119,35 @@ describe('quantc apply', () => {
     expect(await readdir(cwd)).toEqual([]);
   });
 
+  test('quantizing lm_head of a model with tied embeddings unties them, as llm-compressor does', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    // The tiny llama with tie_word_embeddings: lm_head's weight is stored once, as the embedding.
+    const tensors = parseSafetensors(new Uint8Array(await readFile(join(modelDir, 'model.safetensors'))));
+    tensors.delete('lm_head.weight');
+    const header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {};
+    let at = 0;
+    for (const [name, t] of tensors) {
+      header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + t.bytes.length] };
+      at += t.bytes.length;
+    }
+    const json = Buffer.from(JSON.stringify(header));
+    const size = Buffer.alloc(8);
+    size.writeBigUInt64LE(BigInt(json.length));
+    await writeFile(join(modelDir, 'model.safetensors'), Buffer.concat([size, json, ...[...tensors.values()].map((t) => Buffer.from(t.bytes))]));
+    const config = JSON.parse(await readFile(join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(modelDir, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: true }, null, 2));
+
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    await writeFile(join(cwd, 'r.yaml'), 'quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {targets: [Linear], scheme: W8A8}\n');
+    const io = memoryIo(cwd);
+    expect(await main(['apply', 'r.yaml', '--model', modelDir, '--out', 'out'], io)).toBe(0);
+    const out = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    expect(out.get('lm_head.weight')!.dtype).toBe('I8');
+    expect(out.get('lm_head.weight_scale')!.shape).toEqual([128, 1]);
+    expect(Buffer.compare(Buffer.from(out.get('model.embed_tokens.weight')!.bytes), Buffer.from(tensors.get('model.embed_tokens.weight')!.bytes))).toBe(0);
+    expect((JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { tie_word_embeddings: boolean }).tie_word_embeddings).toBe(false);
+  });
+
   test('an already quantized checkpoint is refused, naming what it is', async () => {
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
     const recipe = join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml');

@@ -50,9 +50,24 @@ function splitName(name: string): [string, string] {
   return [name.slice(0, i), name.slice(i + 1)];
 }
 
-function planModules(job: ApplyJob, index: CheckpointIndex): PlannedModule[] {
+/**
+ * The input embedding a tied output embedding (`lm_head` under
+ * `tie_word_embeddings`) shares its weight with: the checkpoint stores that
+ * weight once, under the embedding's name.
+ */
+function tiedEmbedding(index: CheckpointIndex, shape: (name: string) => readonly number[] | undefined): TensorEntry | undefined {
+  const candidates = [...index.tensors.values()].filter((t) => /(?:^|\.)(embed_tokens|wte|word_embeddings)\.weight$/.test(t.name) && t.shape.length === 2);
+  return candidates.length === 1 && shape(candidates[0]!.name) !== undefined ? candidates[0] : undefined;
+}
+
+function planModules(job: ApplyJob, index: CheckpointIndex, tied: boolean): PlannedModule[] {
   return job.modules.map((m) => {
-    const source = resolveWeight(index, m.name, job.fusedExperts);
+    let source = resolveWeight(index, m.name, job.fusedExperts);
+    if (!source && tied && m.name === 'lm_head') {
+      // Quantizing a tied lm_head unties it, as llm-compressor does: its weight starts as the embedding's, the embedding stays as it is.
+      const entry = tiedEmbedding(index, (n) => index.tensors.get(n)?.shape);
+      if (entry) source = { entry, dtype: entry.dtype, shape: [entry.shape[0]!, entry.shape[1]!] };
+    }
     if (!source) throw new ApplyError(`${m.name}: no 2-D weight in the checkpoint (looked for ${m.name}.weight and fused experts)`);
     const group = job.groups[m.group];
     if (!group) throw new ApplyError(`${m.name}: config group ${m.group} does not exist`);
@@ -197,10 +212,13 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   if (config === null || typeof config !== 'object' || Array.isArray(config) || config instanceof PyNumber) {
     throw new ApplyError(`${join(job.modelDir, 'config.json')}: not a JSON object`);
   }
-  const modules = planModules(job, index);
+  const tied = (config as Record<string, PyJson>).tie_word_embeddings === true;
+  const modules = planModules(job, index, tied);
   const units = formUnits(modules, index);
   const quantizedNames = new Set(modules.map((m) => m.name));
-  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused).map((m) => m.source.entry.name), ...job.fusedExperts.map((f) => f.tensor)]);
+  // A module's own weight is replaced by its quantized tensors; a weight it only starts from (a tied embedding) is still written.
+  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && m.source.entry.name === `${m.name}.weight`).map((m) => m.source.entry.name), ...job.fusedExperts.map((f) => f.tensor)]);
+  const untied = modules.some((m) => !m.source.fused && m.source.entry.name !== `${m.name}.weight`);
   const items: Item[] = [
     ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t })),
     ...units.map((u) => ({ key: `${u.modules[0].name}.weight`, unit: u })),
@@ -247,7 +265,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     }
     await writer.close();
     if (layout.shards.length > 1) await writeFile(join(stage.path, 'model.safetensors.index.json'), shardIndexJson(layout));
-    const cfg = { ...(config as Record<string, PyJson>), quantization_config: toPyJson(quantizationConfig(job)) };
+    const cfg = { ...(config as Record<string, PyJson>), ...(untied ? { tie_word_embeddings: false } : {}), quantization_config: toPyJson(quantizationConfig(job)) };
     await writeFile(join(stage.path, 'config.json'), dumpPyJson(cfg));
     await writeFile(join(stage.path, 'recipe.yaml'), job.recipeYaml);
     await copyOtherFiles(job.modelDir, stage.path, new Set(index.weightFiles), job.outDir);
