@@ -23,6 +23,22 @@ import { readWeight, resolveWeight, type WeightSource } from './weight-source.js
 /** A job that cannot run; the message is user-facing. */
 export class ApplyError extends Error {}
 
+/** File-system failures while writing (a full disk, a read-only or vanished folder) as {@link ApplyError}s; anything else unchanged. */
+function asApplyError(e: unknown, outDir: string): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const why: Record<string, string> = {
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'the disk quota is exhausted',
+    EROFS: 'the file system is read-only',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EIO: 'an I/O error',
+    ENOENT: 'the output folder vanished',
+  };
+  if (code && why[code]) return new ApplyError(`writing ${outDir} failed: ${why[code]} (${(e as Error).message}); nothing was written`);
+  return e;
+}
+
 
 const DEFAULT_MAX_SHARD_BYTES = 20e9;
 
@@ -274,7 +290,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   } catch (e) {
     await writer.abort();
     await stage.discard();
-    throw e;
+    throw asApplyError(e, job.outDir);
   } finally {
     await rt.dispose();
   }
