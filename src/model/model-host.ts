@@ -74,6 +74,9 @@ export const nodeModelHost: ModelHost = {
       }
       const header = Buffer.alloc(Number(length));
       if (readSync(fd, header, 0, header.length, 8) < header.length) return badHeader(path, 'its header is truncated');
+      // A header that promises more data than the file holds (a truncated download or copy) fails here, not hours into a run.
+      const end = dataEnd(header);
+      if (end !== undefined && 8 + header.length + end > size) return badHeader(path, `its tensors end at byte ${8 + header.length + end} but the file has ${size} bytes (truncated?)`);
       return header;
     } catch (e) {
       return unreadable(path, e);
@@ -82,6 +85,21 @@ export const nodeModelHost: ModelHost = {
     }
   },
 };
+
+/** The largest `data_offsets` end a safetensors header names, or undefined when it does not parse (reported later). */
+function dataEnd(header: Buffer): number | undefined {
+  try {
+    const json = JSON.parse(header.toString('utf8')) as Record<string, { data_offsets?: unknown }>;
+    let end = 0;
+    for (const [name, t] of Object.entries(json)) {
+      if (name === '__metadata__' || !Array.isArray(t?.data_offsets)) continue;
+      end = Math.max(end, Number(t.data_offsets[1]));
+    }
+    return end;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The diagnostic for a safetensors file whose header cannot be parsed. */
 export function badHeader(path: string, why: string): Diagnostic {
