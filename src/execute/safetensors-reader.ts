@@ -85,7 +85,11 @@ export async function openCheckpoint(dir: string): Promise<CheckpointIndex> {
   const tensors = new Map<string, TensorEntry>();
   let totalBytes = 0;
   for (const f of files) {
-    await stat(join(dir, f));
+    try {
+      await stat(join(dir, f));
+    } catch (e) {
+      throw new CheckpointError(`${join(dir, f)}: the shard ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`}; model.safetensors.index.json lists it`);
+    }
     for (const t of await readSafetensorsHeader(join(dir, f))) {
       tensors.set(t.name, t);
       totalBytes += t.byteLength;

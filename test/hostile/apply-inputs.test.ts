@@ -65,6 +65,27 @@ const CASES: readonly Case[] = [
     message: /error safetensors-invalid-header: .* its header is not JSON/,
   },
   {
+    name: 'a shard the index lists but the folder lacks',
+    setup: async (model) => {
+      const { rename } = await import('node:fs/promises');
+      await rename(join(model, 'model.safetensors'), join(model, 'model-00001-of-00002.safetensors'));
+      const map = { 'model.embed_tokens.weight': 'model-00001-of-00002.safetensors', 'lm_head.weight': 'model-00002-of-00002.safetensors' };
+      await writeFile(join(model, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: map }));
+      return [];
+    },
+    exit: 1,
+    message: /error [a-z-]+: .*model-00002-of-00002\.safetensors/,
+  },
+  {
+    name: 'a tensor missing from the checkpoint',
+    setup: async (model) => {
+      await rewrite(model, (t) => void t.delete('model.layers.1.mlp.down_proj.weight'));
+      return [];
+    },
+    exit: 1,
+    message: /error [a-z-]+: .*model\.layers\.1\.mlp\.down_proj/,
+  },
+  {
     name: 'a Linear weight stored as int32',
     setup: async (model) => {
       await rewrite(model, (t) => {
