@@ -56,3 +56,30 @@ describe('hostile YAML input', () => {
     expect(codes('quant_stage: *nothing\n')).toContain('yaml-syntax');
   });
 });
+
+describe("llm-compressor's own recipe.yaml", () => {
+  it('reads its Python tuples (SmoothQuant mappings) as lists and ActivationOrdering as its value, without warnings', async () => {
+    const text = [
+      'default_stage:',
+      '  default_modifiers:',
+      '    SmoothQuantModifier:',
+      '      smoothing_strength: 0.8',
+      '      mappings:',
+      '      - !!python/tuple',
+      "        - ['re:.*q_proj', 're:.*k_proj', 're:.*v_proj']",
+      '        - re:.*input_layernorm',
+      '    GPTQModifier:',
+      '      config_groups:',
+      '        group_0:',
+      '          targets: [Linear]',
+      '          weights: {num_bits: 4, type: int, symmetric: true, strategy: group, group_size: 32,',
+      '            actorder: !!python/object/apply:compressed_tensors.quantization.quant_args.ActivationOrdering [static]}',
+      '',
+    ].join('\n');
+    const result = await compileRecipe('recipe.yaml', memorySourceHost({ 'recipe.yaml': text }));
+    expect(result.diagnostics).toEqual([]);
+    const [sq, gptq] = result.ir!.modifiers;
+    expect(sq!.args.mappings).toEqual([[['re:.*q_proj', 're:.*k_proj', 're:.*v_proj'], 're:.*input_layernorm']]);
+    expect(gptq!.quantization!.groups[0]!.scheme.weights!.actorder).toBe('static');
+  });
+});

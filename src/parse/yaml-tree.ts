@@ -96,6 +96,12 @@ function convert(node: Node, walk: Walk, depth: number, viaAlias: boolean, at: S
     }
     return convert(target, walk, depth + 1, true, here);
   }
+  // The two Python tags llm-compressor's own recipe.yaml holds read as what they mean: a tuple (SmoothQuant
+  // mappings) as a list, an ActivationOrdering enum (config-group actorder) as its value.
+  if (node.tag === 'tag:yaml.org,2002:python/tuple' && isSeq(node)) return convert(Object.assign(node.clone(), { tag: undefined }) as Node, walk, depth, viaAlias, at);
+  if (typeof node.tag === 'string' && node.tag.endsWith('python/object/apply:compressed_tensors.quantization.quant_args.ActivationOrdering') && isSeq(node) && node.items.length === 1 && isScalar(node.items[0])) {
+    return [(node.items[0] as { value: unknown }).value, { value: here }];
+  }
   if (typeof node.tag === 'string' && node.tag.startsWith('tag:yaml.org,2002:python/')) {
     const tagStart = walk.text.lastIndexOf('!!python/', here.start);
     const tagged = tagStart >= 0 ? span(walk.path, tagStart, here.end) : here;
