@@ -1,17 +1,22 @@
 /**
  * Renders apply progress: a redrawn bar on a terminal, plain lines
- * otherwise (at most about a hundred), and the end summary.
+ * otherwise (at most about a hundred), each with the time left, and the
+ * end summary.
  */
 import { formatBytes } from '../plan/estimate.js';
 import type { ApplyEvent, ApplySummary } from './types.js';
 
 /** Returns an event handler writing progress to `write`. */
-export function progressPrinter(write: (text: string) => void, tty: boolean): (e: ApplyEvent) => void {
+export function progressPrinter(write: (text: string) => void, tty: boolean, now: () => number = () => performance.now()): (e: ApplyEvent) => void {
   let every = 1;
   let lastWidth = 0;
+  let started = 0;
+  // The time left, from the pace so far (weights are processed at a fairly even rate).
+  const left = (index: number, total: number): string => (index < total ? `, about ${Math.round(((now() - started) / 1000 / index) * (total - index))} s left` : '');
   return (e) => {
     switch (e.kind) {
       case 'start':
+        started = now();
         every = Math.max(1, Math.ceil(e.modules / 100));
         write(`Quantizing ${e.modules} modules (${formatBytes(e.bytesIn)} of weights in)\n`);
         break;
@@ -19,12 +24,12 @@ export function progressPrinter(write: (text: string) => void, tty: boolean): (e
         if (tty) {
           const width = 30;
           const filled = Math.round((e.index / e.total) * width);
-          const line = `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${e.index}/${e.total} ${e.name}`;
+          const line = `[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${e.index}/${e.total} ${e.name}${left(e.index, e.total)}`;
           write(`\r${line}${' '.repeat(Math.max(0, lastWidth - line.length))}`);
           lastWidth = line.length;
           if (e.index === e.total) write('\n');
         } else if (e.index % every === 0 || e.index === e.total) {
-          write(`quantized ${e.index}/${e.total} ${e.name}\n`);
+          write(`quantized ${e.index}/${e.total} ${e.name}${left(e.index, e.total)}\n`);
         }
         break;
       }
