@@ -14,6 +14,8 @@ describe('quantc apply', () => {
     for (const [model, scheme] of [
       ['glm4_moe_lite', 'NVFP4A16'],
       ['llama', 'FP8_BLOCK'],
+      // Stored in mixtral's original layout (block_sparse_moe.experts.E.w1/w2/w3), planned with transformers 5's names.
+      ['mixtral', 'W4A16'],
     ] as const) {
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));

@@ -18,7 +18,7 @@ import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetenso
 import { ShardedWriter } from './sharded-writer.js';
 import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor, SolvedWeight } from './types.js';
 import { groupOrderedTensors, withGroupIndex } from './gptq/group-order.js';
-import { readWeight, resolveWeight, type WeightSource } from './weight-source.js';
+import { readWeight, resolveWeight, storedBlockName, type WeightSource } from './weight-source.js';
 
 /** A job that cannot run; the message is user-facing. */
 export class ApplyError extends Error {}
@@ -44,6 +44,8 @@ const DEFAULT_MAX_SHARD_BYTES = 20e9;
 
 interface PlannedModule {
   readonly name: string;
+  /** The name its tensors are written under: its own, or its stored block's (see WeightSource.writeAs). */
+  readonly writeAs: string;
   readonly source: WeightSource;
   readonly kernel: WeightKernel;
   /** The weight an algorithm quantized (GPTQ), written with the scales of the original weight. */
@@ -89,10 +91,10 @@ function planModules(job: ApplyJob, index: CheckpointIndex, tied: boolean): Plan
     if (!group) throw new ApplyError(`${m.name}: config group ${m.group} does not exist`);
     const solved = job.solvedWeights?.get(m.name);
     try {
-      if (!solved) return { name: m.name, source, kernel: planWeightKernel(group.scheme, source.shape, source.dtype) };
+      if (!solved) return { name: m.name, writeAs: source.writeAs ?? m.name, source, kernel: planWeightKernel(group.scheme, source.shape, source.dtype) };
       // Activation ordering was GPTQ's business: static ordering leaves no trace in the layout, group ordering adds weight_g_idx.
       const kernel = planWeightKernel({ ...group.scheme, weights: { ...group.scheme.weights!, actorder: null } }, source.shape, source.dtype);
-      return { name: m.name, source, kernel: solved.gIdx ? withGroupIndex(kernel) : kernel, solved };
+      return { name: m.name, writeAs: source.writeAs ?? m.name, source, kernel: solved.gIdx ? withGroupIndex(kernel) : kernel, solved };
     } catch (e) {
       throw new ApplyError(`${m.name}: ${(e as Error).message}`);
     }
@@ -133,7 +135,7 @@ function outputSpecs(item: Item): OutputTensorSpec[] {
     const bytes = item.slice.shape[0] * item.slice.shape[1] * (item.slice.entry.byteLength / item.slice.entry.shape.reduce((a, b) => a * b, 1));
     return [{ name: item.name, dtype: item.slice.dtype, shape: item.slice.shape, byteLength: bytes }];
   }
-  return item.unit.modules.flatMap((m) => m.kernel.outputs.map((o) => ({ name: `${m.name}.${o.suffix}`, dtype: o.dtype, shape: o.shape, byteLength: o.byteLength })));
+  return item.unit.modules.flatMap((m) => m.kernel.outputs.map((o) => ({ name: `${m.writeAs}.${o.suffix}`, dtype: o.dtype, shape: o.shape, byteLength: o.byteLength })));
 }
 
 /** Lists the per-expert weights of fused params that no module quantizes (written unquantized). */
@@ -181,7 +183,7 @@ async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Arr
     const raw = raws[i];
     bytesRead += raw.byteLength;
     if (m.solved?.gIdx) {
-      for (const [suffix, bytes] of groupOrderedTensors(m.kernel, m.solved)) await write(`${m.name}.${suffix}`, bytes);
+      for (const [suffix, bytes] of groupOrderedTensors(m.kernel, m.solved)) await write(`${m.writeAs}.${suffix}`, bytes);
       continue;
     }
     if (hasNonFinite(raw, m.kernel.dtype)) throw new ApplyError(`${m.name}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`);
@@ -194,7 +196,7 @@ async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Arr
   const globalScale = unit.modules[0].kernel.kind === 'nvfp4' ? fusedGlobalScale(loaded.map((l) => l.stats), unit.modules[0].kernel) : undefined;
   for (const { m, grouped, stats } of loaded) {
     const tensors = await quantizeWeight(rt, m.kernel, grouped, stats, globalScale);
-    for (const o of m.kernel.outputs) await write(`${m.name}.${o.suffix}`, tensors.get(o.suffix)!);
+    for (const o of m.kernel.outputs) await write(`${m.writeAs}.${o.suffix}`, tensors.get(o.suffix)!);
   }
   return bytesRead;
 }
@@ -233,13 +235,14 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const units = formUnits(modules, index);
   const quantizedNames = new Set(modules.map((m) => m.name));
   // A module's own weight is replaced by its quantized tensors; a weight it only starts from (a tied embedding) is still written.
-  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && m.source.entry.name === `${m.name}.weight`).map((m) => m.source.entry.name), ...job.fusedExperts.map((f) => f.tensor)]);
-  const untied = modules.some((m) => !m.source.fused && m.source.entry.name !== `${m.name}.weight`);
+  const own = (m: PlannedModule): boolean => m.source.writeAs !== undefined || m.source.entry.name === `${m.name}.weight`;
+  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && own(m)).map((m) => m.source.entry.name), ...job.fusedExperts.map((f) => f.tensor)]);
+  const untied = modules.some((m) => !m.source.fused && !own(m));
   const items: Item[] = [
     ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t })),
-    ...units.map((u) => ({ key: `${u.modules[0].name}.weight`, unit: u })),
+    ...units.map((u) => ({ key: `${u.modules[0].writeAs}.weight`, unit: u })),
     ...unquantizedSlices(job, index, quantizedNames),
-    ...(job.extraTensors ?? []).map((extra) => ({ key: extra.name, extra })),
+    ...(job.extraTensors ?? []).map((x) => ({ ...x, name: storedBlockName(index, x.name) })).map((extra) => ({ key: extra.name, extra })),
   ];
   items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const specs = items.flatMap(outputSpecs);
@@ -281,7 +284,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     }
     await writer.close();
     if (layout.shards.length > 1) await writeFile(join(stage.path, 'model.safetensors.index.json'), shardIndexJson(layout));
-    const cfg = { ...(config as Record<string, PyJson>), ...(untied ? { tie_word_embeddings: false } : {}), quantization_config: toPyJson(quantizationConfig(job)) };
+    const cfg = { ...(config as Record<string, PyJson>), ...(untied ? { tie_word_embeddings: false } : {}), quantization_config: toPyJson(quantizationConfig({ ...job, ignore: job.ignore.map((n) => storedBlockName(index, n)) })) };
     await writeFile(join(stage.path, 'config.json'), dumpPyJson(cfg));
     await writeFile(join(stage.path, 'recipe.yaml'), job.recipeYaml);
     await copyOtherFiles(job.modelDir, stage.path, new Set(index.weightFiles), job.outDir);

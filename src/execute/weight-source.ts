@@ -16,6 +16,49 @@ export interface WeightSource {
   /** Shape of the Linear weight `[out, in]`. */
   readonly shape: readonly [number, number];
   readonly fused?: { readonly param: FusedExpertsParam; readonly expert: number; readonly projection: number };
+  /** The module name the quantized tensors are written under, when it is not the module's own (Mixtral's original layout). */
+  readonly writeAs?: string;
+}
+
+/** An expert projection as transformers 5 names it in memory. */
+const EXPERT_PROJECTION = /^(.*)\.mlp\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)$/;
+/** Mixtral's original names for the expert projections, which transformers 5 still writes. */
+const ORIGINAL_PROJECTION: Readonly<Record<string, string>> = { gate_proj: 'w1', up_proj: 'w3', down_proj: 'w2' };
+
+/**
+ * A Mixtral-style checkpoint in its original layout stores expert `E` of a
+ * layer as `block_sparse_moe.experts.E.w1/w3/w2`, which transformers 5 loads
+ * as `mlp.experts`. llm-compressor writes the quantized experts back under
+ * the stored block with transformers' projection names
+ * (`block_sparse_moe.experts.E.gate_proj`), and so do we.
+ */
+function originalLayoutWeight(index: CheckpointIndex, module: string): WeightSource | null {
+  const m = EXPERT_PROJECTION.exec(module);
+  if (!m) return null;
+  const [, layer, expert, projection] = m as unknown as [string, string, string, string];
+  const entry = index.tensors.get(`${layer}.block_sparse_moe.experts.${expert}.${ORIGINAL_PROJECTION[projection]}.weight`);
+  if (!entry || entry.shape.length !== 2) return null;
+  return { entry, dtype: entry.dtype, shape: [entry.shape[0]!, entry.shape[1]!], writeAs: `${layer}.block_sparse_moe.experts.${expert}.${projection}` };
+}
+
+/** Mixtral's stored expert projection (`…block_sparse_moe.experts.E.w1`) by the name transformers 5 gives it (`…mlp.experts.E.gate_proj`); other names unchanged. */
+export function inMemoryName(module: string): string {
+  const m = /^(.*)\.block_sparse_moe\.experts\.(\d+)\.(w1|w2|w3)$/.exec(module);
+  if (!m) return module;
+  const projection = Object.keys(ORIGINAL_PROJECTION).find((k) => ORIGINAL_PROJECTION[k] === m[3])!;
+  return `${m[1]}.mlp.experts.${m[2]}.${projection}`;
+}
+
+/**
+ * The name `module` is written under in a checkpoint whose MoE blocks are
+ * stored in Mixtral's original layout: transformers 5's `mlp` becomes the
+ * stored `block_sparse_moe` again, as llm-compressor writes it (its ignore
+ * list included). Other names are returned unchanged.
+ */
+export function storedBlockName(index: CheckpointIndex, module: string): string {
+  const m = /^(.*\.layers\.\d+)\.mlp((?:\..*)?)$/.exec(module);
+  if (!m || !index.tensors.has(`${m[1]}.block_sparse_moe.gate.weight`)) return module;
+  return `${m[1]}.block_sparse_moe${m[2]}`;
 }
 
 /** Finds the weight of `module`, or null when the checkpoint has none. */
@@ -25,6 +68,8 @@ export function resolveWeight(index: CheckpointIndex, module: string, fused: rea
     if (direct.shape.length !== 2) return null;
     return { entry: direct, dtype: direct.dtype, shape: [direct.shape[0], direct.shape[1]] };
   }
+  const original = originalLayoutWeight(index, module);
+  if (original) return original;
   for (const param of fused) {
     if (!module.startsWith(param.expertsModule + '.')) continue;
     const [expertText, proj, ...rest] = module.slice(param.expertsModule.length + 1).split('.');

@@ -24,7 +24,7 @@ const MIXTRAL_NAMES: ExpertNames = { gate: 'w1', up: 'w3', down: 'w2' };
 
 /** Stacked, transposed expert weights: gate/up `[E, H, I]`, down `[E, I, H]`. */
 export interface ExpertStack {
-  /** Linear names of each expert (for observers). */
+  /** Linear names of each expert as transformers 5 names them in memory (for observers), whatever the checkpoint calls them. */
   readonly names: ExpertNames;
   readonly experts: number;
   readonly hidden: number;
@@ -68,7 +68,7 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
     transposeInto((await w.linear(`${p}.${names.up}`)).data, 0, inter, hidden, up, e * slab);
     transposeInto((await w.linear(`${p}.${names.down}`)).data, 0, hidden, inter, down, e * slab);
   }
-  return { names, experts, hidden, inter, gate, up, down };
+  return { names: STANDARD_NAMES, experts, hidden, inter, gate, up, down };
 }
 
 /**
@@ -174,7 +174,9 @@ export async function routedExperts(
   placement: ExpertPlacement,
 ): Promise<string> {
   const perExpert = 3 * hidden * inter * 4;
-  if (experts * perExpert <= placement.groupBytes) return combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, hidden, inter), `${m}.experts`, routing), routing.weights);
+  // Observed under the names the plan uses: transformers 5 loads mixtral's stored block_sparse_moe as mlp.
+  const observedAs = `${m.replace(/\.block_sparse_moe$/, '.mlp')}.experts`;
+  if (experts * perExpert <= placement.groupBytes) return combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, hidden, inter), observedAs, routing), routing.weights);
   g.output(x, 'moe_in', OnnxType.float, ['tokens', hidden]);
   g.output(routing.weights, 'moe_weights', OnnxType.float, ['tokens', experts]);
   g.output(routing.mask, 'moe_mask', OnnxType.float, ['tokens', experts]);
@@ -186,7 +188,7 @@ export async function routedExperts(
       if (placement.observe) enableObservers(gg, placement.observe);
       const xin = gg.input('moe_in', OnnxType.float, ['tokens', hidden]);
       const r: Routing = { weights: gg.input('moe_weights', OnnxType.float, ['tokens', count]), mask: gg.input('moe_mask', OnnxType.float, ['tokens', count]) };
-      const out = combineExperts(gg, allExperts(gg, xin, await readExperts(w, m, count, hidden, inter, start), `${m}.experts`, r, start), r.weights);
+      const out = combineExperts(gg, allExperts(gg, xin, await readExperts(w, m, count, hidden, inter, start), observedAs, r, start), r.weights);
       gg.output(out, 'partial', OnnxType.float, ['tokens', hidden]);
       return gg.build(`experts_${start}`);
     },

@@ -12,7 +12,7 @@ import type { DenseMatrix } from '../forward/dequantize.js';
 import type { Bf16Matrix } from '../forward/ops.js';
 import { WeightReader } from '../forward/weights.js';
 import type { FusedExpertsParam } from '../types.js';
-import { readWeight, resolveWeight } from '../weight-source.js';
+import { inMemoryName, readWeight, resolveWeight } from '../weight-source.js';
 
 /** Weights a modifier changed: Linear weights by module, 1-D tensors (norm weights) by tensor name. */
 export interface WeightChanges {
@@ -45,7 +45,8 @@ export class OverlayWeights extends WeightReader {
   }
 
   override replacement(module: string): DenseMatrix | undefined {
-    return this.replaced.get(module) ?? this.base.replacement(module);
+    // Modifiers key their changes by plan names; a mixtral checkpoint in its original layout is read by stored names.
+    return this.replaced.get(module) ?? this.replaced.get(inMemoryName(module)) ?? this.base.replacement(module);
   }
 
   override vector(name: string): Promise<Float32Array> {
