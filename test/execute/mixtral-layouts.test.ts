@@ -1,7 +1,7 @@
 /**
  * Mixtral checkpoints come in two layouts: the original one transformers 5
  * still writes (`block_sparse_moe.experts.E.w1/w3/w2`) and the fused one it
- * holds in memory (`mlp.experts.gate_up_proj`). Calibrated and GPTQ recipes
+ * holds in memory (`mlp.experts.gate_up_proj`). Calibrated, GPTQ and SmoothQuant recipes
  * must give the same checkpoint from both, up to the block's name: a
  * statistic or a propagated weight looked up under the wrong name would
  * change the numbers.
@@ -63,12 +63,16 @@ async function apply(model: string, recipe: string): Promise<Map<string, RefTens
 }
 
 const recipe = (modifier: string, scheme: string): string =>
-  `quant_stage:\n  quant_modifiers:\n    ${modifier}:\n      targets: [Linear]\n      scheme: ${scheme}\n      ignore: [lm_head]\n`;
+  `quant_stage:\n  quant_modifiers:\n${modifier
+    .split('+')
+    .map((m) => (m === 'SmoothQuantModifier' ? `    ${m}:\n      smoothing_strength: 0.8\n` : `    ${m}:\n      targets: [Linear]\n      scheme: ${scheme}\n      ignore: [lm_head]\n`))
+    .join('')}`;
 
 describe('mixtral in its original layout', () => {
   test.each([
     ['QuantizationModifier', 'FP8'],
     ['GPTQModifier', 'W4A16'],
+    ['SmoothQuantModifier+GPTQModifier', 'W8A8'],
   ])('%s %s gives the fused layout\'s checkpoint under block_sparse_moe', async (modifier, scheme) => {
     const original = await unpackModel(join(DATAFREE, 'mixtral', 'base'));
     await copyFile(join(CALIBRATION, 'tokenizer.json'), join(original, 'tokenizer.json'));
