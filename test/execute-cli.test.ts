@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
-import { DATAFREE, parseSafetensors, readRefTensors, unpackModel } from './execute/fixtures.js';
+import { DATAFREE, parseSafetensors, readRefTensors, serializeSafetensors, unpackModel } from './execute/fixtures.js';
 import { memoryIo } from './memory-io.js';
 
 
@@ -126,16 +126,7 @@ describe('quantc apply', () => {
     // The tiny llama with tie_word_embeddings: lm_head's weight is stored once, as the embedding.
     const tensors = parseSafetensors(new Uint8Array(await readFile(join(modelDir, 'model.safetensors'))));
     tensors.delete('lm_head.weight');
-    const header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {};
-    let at = 0;
-    for (const [name, t] of tensors) {
-      header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + t.bytes.length] };
-      at += t.bytes.length;
-    }
-    const json = Buffer.from(JSON.stringify(header));
-    const size = Buffer.alloc(8);
-    size.writeBigUInt64LE(BigInt(json.length));
-    await writeFile(join(modelDir, 'model.safetensors'), Buffer.concat([size, json, ...[...tensors.values()].map((t) => Buffer.from(t.bytes))]));
+    await writeFile(join(modelDir, 'model.safetensors'), serializeSafetensors(tensors));
     const config = JSON.parse(await readFile(join(modelDir, 'config.json'), 'utf8')) as Record<string, unknown>;
     await writeFile(join(modelDir, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: true }, null, 2));
 

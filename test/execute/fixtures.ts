@@ -37,6 +37,20 @@ export function parseSafetensors(buf: Uint8Array): Map<string, RefTensor> {
   return out;
 }
 
+/** The safetensors bytes of `tensors`, in their order (the inverse of {@link parseSafetensors}). */
+export function serializeSafetensors(tensors: ReadonlyMap<string, RefTensor>): Buffer {
+  const header: Record<string, unknown> = {};
+  let at = 0;
+  for (const [name, t] of tensors) {
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + t.bytes.length] };
+    at += t.bytes.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([size, json, ...[...tensors.values()].map((t) => Buffer.from(t.bytes))]);
+}
+
 /** Reads a fixture folder's (gzipped) weights. */
 export async function readRefTensors(dir: string): Promise<Map<string, RefTensor>> {
   return parseSafetensors(gunzipSync(await readFile(join(dir, 'model.safetensors.gz'))));

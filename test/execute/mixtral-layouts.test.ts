@@ -13,27 +13,7 @@ import { describe, expect, test } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { CALIBRATION } from '../calibrate-refs.js';
 import { memoryIo } from '../memory-io.js';
-import { DATAFREE, parseSafetensors, unpackModel, type RefTensor } from './fixtures.js';
-
-function serialize(tensors: ReadonlyMap<string, RefTensor>): Uint8Array {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, t] of tensors) {
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.byteLength] };
-    offset += t.bytes.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(Buffer.from(json), 8);
-  let at = 8 + json.length;
-  for (const t of tensors.values()) {
-    out.set(t.bytes, at);
-    at += t.bytes.byteLength;
-  }
-  return out;
-}
+import { DATAFREE, parseSafetensors, serializeSafetensors, unpackModel, type RefTensor } from './fixtures.js';
 
 /** The same model with its experts fused as transformers 5 holds them. */
 function fuse(original: ReadonlyMap<string, RefTensor>, layers: number, experts: number): Map<string, RefTensor> {
@@ -78,7 +58,7 @@ describe('mixtral in its original layout', () => {
     await copyFile(join(CALIBRATION, 'tokenizer.json'), join(original, 'tokenizer.json'));
     const fused = await unpackModel(join(DATAFREE, 'mixtral', 'base'));
     await copyFile(join(CALIBRATION, 'tokenizer.json'), join(fused, 'tokenizer.json'));
-    await writeFile(join(fused, 'model.safetensors'), serialize(fuse(parseSafetensors(new Uint8Array(await readFile(join(original, 'model.safetensors')))), 2, 4)));
+    await writeFile(join(fused, 'model.safetensors'), serializeSafetensors(fuse(parseSafetensors(new Uint8Array(await readFile(join(original, 'model.safetensors')))), 2, 4)));
 
     const fromOriginal = await apply(original, recipe(modifier, scheme));
     const fromFused = await apply(fused, recipe(modifier, scheme));

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { CALIBRATION, modelWithTokenizer } from '../calibrate-refs.js';
-import { parseSafetensors } from '../execute/fixtures.js';
+import { parseSafetensors, serializeSafetensors } from '../execute/fixtures.js';
 import { memoryIo } from '../memory-io.js';
 
 const GPTQ = 'quant_stage:\n  quant_modifiers:\n    GPTQModifier: {targets: [Linear], scheme: W4A16, ignore: [lm_head]}\n';
@@ -20,16 +20,7 @@ async function rewrite(dir: string, edit: (tensors: Map<string, { dtype: string;
   const file = join(dir, 'model.safetensors');
   const tensors = parseSafetensors(new Uint8Array(await readFile(file))) as Map<string, { dtype: string; shape: number[]; bytes: Uint8Array }>;
   edit(tensors);
-  const header: Record<string, unknown> = {};
-  let at = 0;
-  for (const [name, t] of tensors) {
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + t.bytes.length] };
-    at += t.bytes.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const size = Buffer.alloc(8);
-  size.writeBigUInt64LE(BigInt(json.length));
-  await writeFile(file, Buffer.concat([size, json, ...[...tensors.values()].map((t) => Buffer.from(t.bytes))]));
+  await writeFile(file, serializeSafetensors(tensors));
 }
 
 interface Case {
