@@ -24,6 +24,7 @@ export interface WeightSource {
 const EXPERT_PROJECTION = /^(.*)\.mlp\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)$/;
 /** Mixtral's original names for the expert projections, which transformers 5 still writes. */
 const ORIGINAL_PROJECTION: Readonly<Record<string, string>> = { gate_proj: 'w1', up_proj: 'w3', down_proj: 'w2' };
+const PLAN_PROJECTION: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(ORIGINAL_PROJECTION).map(([k, v]) => [v, k]));
 
 /**
  * A Mixtral-style checkpoint in its original layout stores expert `E` of a
@@ -41,12 +42,16 @@ function originalLayoutWeight(index: CheckpointIndex, module: string): WeightSou
   return { entry, dtype: entry.dtype, shape: [entry.shape[0]!, entry.shape[1]!], writeAs: `${layer}.block_sparse_moe.experts.${expert}.${projection}` };
 }
 
-/** Mixtral's stored expert projection (`…block_sparse_moe.experts.E.w1`) by the name transformers 5 gives it (`…mlp.experts.E.gate_proj`); other names unchanged. */
+/**
+ * The name transformers 5 gives a module of mixtral's original layout:
+ * `…block_sparse_moe` is `…mlp`, and its experts' `w1/w3/w2` are
+ * `gate_proj/up_proj/down_proj`. Other names are returned unchanged.
+ */
 export function inMemoryName(module: string): string {
-  const m = /^(.*)\.block_sparse_moe\.experts\.(\d+)\.(w1|w2|w3)$/.exec(module);
+  const m = /^(.*\.layers\.\d+)\.block_sparse_moe((?:\..*)?)$/.exec(module);
   if (!m) return module;
-  const projection = Object.keys(ORIGINAL_PROJECTION).find((k) => ORIGINAL_PROJECTION[k] === m[3])!;
-  return `${m[1]}.mlp.experts.${m[2]}.${projection}`;
+  const rest = m[2]!.replace(/^(\.experts\.\d+\.)(w[123])$/, (_, p: string, w: string) => p + PLAN_PROJECTION[w]!);
+  return `${m[1]}.mlp${rest}`;
 }
 
 /**

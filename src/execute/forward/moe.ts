@@ -11,6 +11,7 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import { enableObservers, observeExperts, type ObserveOption } from './observe.js';
 import { silu, weightConst } from './ops.js';
 import type { WeightReader } from './weights.js';
+import { inMemoryName } from '../weight-source.js';
 
 /** Per-expert Linear names: transformers 5's, or mixtral's original `w1`/`w3`/`w2`. */
 export interface ExpertNames {
@@ -174,8 +175,8 @@ export async function routedExperts(
   placement: ExpertPlacement,
 ): Promise<string> {
   const perExpert = 3 * hidden * inter * 4;
-  // Observed under the names the plan uses: transformers 5 loads mixtral's stored block_sparse_moe as mlp.
-  const observedAs = `${m.replace(/\.block_sparse_moe$/, '.mlp')}.experts`;
+  // Observed under the names the plan uses, whatever the checkpoint calls the block.
+  const observedAs = `${inMemoryName(m)}.experts`;
   if (experts * perExpert <= placement.groupBytes) return combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, hidden, inter), observedAs, routing), routing.weights);
   g.output(x, 'moe_in', OnnxType.float, ['tokens', hidden]);
   g.output(routing.weights, 'moe_weights', OnnxType.float, ['tokens', experts]);
