@@ -3,6 +3,7 @@
  * redrawn line on a terminal, one line per layer otherwise (CI logs,
  * `nohup`, batch jobs), so that long runs always show they are alive.
  */
+import { timeLeft } from '../execute/progress.js';
 import type { CliIo } from './io.js';
 
 /** A progress callback for `onLayerStart(layer, layers)`, and `done()` to clear a terminal line. */
@@ -10,9 +11,7 @@ export function layerStartProgress(io: CliIo, what: string): { readonly onLayerS
   const started = performance.now();
   return {
     onLayerStart: (layer, layers) => {
-      const elapsed = (performance.now() - started) / 1000;
-      const eta = layer > 0 ? `, about ${((elapsed / layer) * (layers - layer)).toFixed(0)} s left` : '';
-      const line = `${what} layer ${layer + 1}/${layers}${eta}`;
+      const line = `${what} layer ${layer + 1}/${layers}${timeLeft((performance.now() - started) / 1000, layer, layers)}`;
       io.stderr(io.isTty ? `\r\x1b[K${line}` : `${line}\n`);
     },
     done: () => {

@@ -6,13 +6,17 @@
 import { formatBytes } from '../plan/estimate.js';
 import type { ApplyEvent, ApplySummary } from './types.js';
 
+/** `, about N s left` after `done` of `total` steps in `seconds`, at the pace so far; empty before the first step and after the last. */
+export function timeLeft(seconds: number, done: number, total: number): string {
+  return done > 0 && done < total ? `, about ${Math.round((seconds / done) * (total - done))} s left` : '';
+}
+
 /** Returns an event handler writing progress to `write`. */
 export function progressPrinter(write: (text: string) => void, tty: boolean, now: () => number = () => performance.now()): (e: ApplyEvent) => void {
   let every = 1;
   let lastWidth = 0;
   let started = 0;
-  // The time left, from the pace so far (weights are processed at a fairly even rate).
-  const left = (index: number, total: number): string => (index < total ? `, about ${Math.round(((now() - started) / 1000 / index) * (total - index))} s left` : '');
+  const left = (index: number, total: number): string => timeLeft((now() - started) / 1000, index, total);
   return (e) => {
     switch (e.kind) {
       case 'start':
