@@ -20,6 +20,24 @@ const CASES: Record<string, { model: string; overrides?: Record<string, unknown>
   mixtral: { model: 'mixtral' },
   deepseek_v3: { model: 'deepseek_v3' },
   glm4_moe: { model: 'glm4_moe' },
+  olmoe: { model: 'olmoe' },
+  granitemoe: { model: 'granitemoe' },
+  phimoe: { model: 'phimoe' },
+  phimoe_longrope: {
+    model: 'phimoe',
+    overrides: {
+      rope_parameters: {
+        rope_type: 'longrope',
+        rope_theta: 10000,
+        short_factor: Array.from({ length: 32 }, (_, i) => 1 + 0.05 * i),
+        long_factor: Array.from({ length: 32 }, (_, i) => 1 + 0.5 * i),
+        short_mscale: 1.1,
+        long_mscale: 1.3,
+        original_max_position_embeddings: 16,
+      },
+      sliding_window: 8,
+    },
+  },
   deepseek_v3_yarn: {
     model: 'deepseek_v3',
     overrides: {

@@ -4,6 +4,7 @@
  */
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { blockSparseMoeLayer } from './block-sparse-moe-layer.js';
 import { sigmoidMoeLayer } from './mla-layer.js';
 import { softmaxMoeLayer } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
@@ -16,6 +17,10 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   ['qwen3_moe', softmaxMoeLayer],
   ['qwen2_moe', softmaxMoeLayer],
   ['mixtral', softmaxMoeLayer],
+  // OLMoE: the qwen3_moe block behind q/k norms over whole projections.
+  ['olmoe', softmaxMoeLayer],
+  ['granitemoe', blockSparseMoeLayer],
+  ['phimoe', blockSparseMoeLayer],
   ['glm4_moe_lite', sigmoidMoeLayer],
   ['glm4_moe', sigmoidMoeLayer],
   ['deepseek_v3', sigmoidMoeLayer],

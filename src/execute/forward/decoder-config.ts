@@ -7,7 +7,7 @@
 
 /** RoPE as transformers 5 computes it (`rope_parameters`, or legacy `rope_theta` / `rope_scaling`). */
 export interface RopeConfig {
-  readonly type: 'default' | 'linear' | 'llama3' | 'yarn';
+  readonly type: 'default' | 'linear' | 'llama3' | 'yarn' | 'longrope';
   readonly theta: number;
   readonly factor: number;
   readonly lowFreqFactor: number;
@@ -23,6 +23,8 @@ export interface RopeConfig {
   readonly betaFast: number;
   readonly betaSlow: number;
   readonly truncate: boolean;
+  /** longrope (PhiMoE): per-frequency divisors and the cos/sin scale up to and beyond `originalMaxPositions`. */
+  readonly longrope?: { readonly shortFactor: readonly number[]; readonly shortMscale: number; readonly longMscale: number };
 }
 
 /** A decoder-only model the executor can run. */
@@ -45,6 +47,16 @@ export interface DecoderConfig {
   readonly slidingWindow: number | null;
   /** Per-layer attention kinds (`layer_types`): the window applies to `sliding_attention` layers only; null = every layer. */
   readonly layerTypes: readonly string[] | null;
+  /** Norms are LayerNorms with bias (phimoe) instead of RMSNorms. */
+  readonly layerNorm?: boolean;
+  /** q/k/v projections clamped to ±clipQkv (olmoe `clip_qkv`). */
+  readonly clipQkv?: number | null;
+  /** GraniteMoE's multipliers: embeddings times `embedding_multiplier`, each residual branch times `residual_multiplier`, logits divided by `logits_scaling`. */
+  readonly embeddingMultiplier?: number;
+  readonly residualMultiplier?: number;
+  readonly logitsScaling?: number;
+  /** Attention score scale when not `head_dim ** -0.5` (granitemoe `attention_multiplier`). */
+  readonly attentionScale?: number;
 }
 
 /** The config cannot be run; the message says which key and why. */
@@ -65,8 +77,8 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
   const params = (raw.rope_parameters ?? raw.rope_scaling ?? {}) as Record<string, unknown>;
   const type = String(params.rope_type ?? params.type ?? 'default');
   const theta = typeof params.rope_theta === 'number' ? params.rope_theta : num(raw, 'rope_theta', 10000);
-  if (type !== 'default' && type !== 'linear' && type !== 'llama3' && type !== 'yarn') {
-    throw new UnsupportedModelError(`config.json: rope_type "${type}" is not supported by the forward executor (default, linear, llama3, yarn are)`);
+  if (type !== 'default' && type !== 'linear' && type !== 'llama3' && type !== 'yarn' && !(type === 'longrope' && raw.model_type === 'phimoe')) {
+    throw new UnsupportedModelError(`config.json: rope_type "${type}" is not supported by the forward executor (default, linear, llama3, yarn are; longrope for phimoe)`);
   }
   const maxPositions = num(raw, 'max_position_embeddings', 2048);
   const original = typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : maxPositions;
@@ -87,7 +99,27 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
     betaFast: numOr(params.beta_fast, 32),
     betaSlow: numOr(params.beta_slow, 1),
     truncate: params.truncate !== false,
+    ...(type === 'longrope' ? { longrope: readLongrope(params, dim) } : {}),
   };
+}
+
+/**
+ * PhiMoE's longrope: its rotary embedding always takes the short factors
+ * (it calls the initializer without a sequence length) and scales cos/sin by
+ * `short_mscale`, or `long_mscale` for sequences longer than the original context.
+ */
+function readLongrope(params: Record<string, unknown>, dim: number): NonNullable<RopeConfig['longrope']> {
+  const short = params.short_factor;
+  if (!Array.isArray(short) || short.length !== dim / 2 || !short.every((x) => typeof x === 'number')) {
+    throw new UnsupportedModelError(`config.json: longrope short_factor must be ${dim / 2} numbers`);
+  }
+  const mscale = (key: string): number => {
+    const v = params[key];
+    if (typeof v !== 'number') throw new UnsupportedModelError(`config.json: longrope ${key} must be a number`);
+    return v;
+  };
+  if (typeof params.original_max_position_embeddings !== 'number') throw new UnsupportedModelError('config.json: longrope needs original_max_position_embeddings');
+  return { shortFactor: short as number[], shortMscale: mscale('short_mscale'), longMscale: mscale('long_mscale') };
 }
 
 /** The attention window of layer `layer`, or null for full causal attention. */
@@ -105,6 +137,7 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
   const act = raw.hidden_act ?? 'silu';
   if (act !== 'silu') throw new UnsupportedModelError(`config.json: hidden_act "${String(act)}" is not supported (silu is)`);
   const dtype = raw.dtype ?? raw.torch_dtype ?? 'bfloat16';
+  const granite = modelType === 'granitemoe';
   return {
     modelType,
     vocabSize: num(raw, 'vocab_size'),
@@ -114,14 +147,25 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     kvHeads: num(raw, 'num_key_value_heads', heads),
     headDim,
     intermediate: num(raw, 'intermediate_size', 0),
-    eps: num(raw, 'rms_norm_eps', 1e-6),
+    eps: num(raw, 'rms_norm_eps', modelType === 'olmoe' || modelType === 'phimoe' ? 1e-5 : 1e-6),
     attentionBias: raw.attention_bias === true || modelType === 'qwen2' || (modelType === 'qwen2_moe' && raw.qkv_bias !== false),
     mlpBias: raw.mlp_bias === true,
     tieEmbeddings: raw.tie_word_embeddings === true,
     // MLA models rotate only qk_rope_head_dim (their config maps head_dim to it).
     rope: readRope(raw, typeof raw.qk_rope_head_dim === 'number' ? raw.qk_rope_head_dim : headDim),
     dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16',
-    slidingWindow: typeof raw.sliding_window === 'number' && raw.sliding_window > 0 && (modelType === 'mistral' || modelType === 'mixtral' || raw.use_sliding_window === true) ? raw.sliding_window : null,
+    slidingWindow:
+      typeof raw.sliding_window === 'number' && raw.sliding_window > 0 && (modelType === 'mistral' || modelType === 'mixtral' || modelType === 'phimoe' || raw.use_sliding_window === true) ? raw.sliding_window : null,
     layerTypes: Array.isArray(raw.layer_types) ? (raw.layer_types as string[]) : null,
+    ...(modelType === 'phimoe' ? { layerNorm: true } : {}),
+    ...(modelType === 'olmoe' ? { clipQkv: typeof raw.clip_qkv === 'number' ? raw.clip_qkv : null } : {}),
+    ...(granite
+      ? {
+          embeddingMultiplier: num(raw, 'embedding_multiplier', 1),
+          residualMultiplier: num(raw, 'residual_multiplier', 1),
+          logitsScaling: num(raw, 'logits_scaling', 1),
+          attentionScale: num(raw, 'attention_multiplier', 1),
+        }
+      : {}),
   };
 }

@@ -160,13 +160,16 @@ export class ForwardModel {
   async embed(batches: readonly TokenBatch[]): Promise<HiddenBatch[]> {
     const table = await this.weights.rowReader('model.embed_tokens.weight');
     const h = this.config.hidden;
+    // GraniteMoE scales the embeddings by `embedding_multiplier`.
+    const mult = this.config.embeddingMultiplier;
     return batches.map((b) => {
       const seq = b[0]?.length ?? 0;
       const data = new Float32Array(b.length * seq * h);
       b.forEach((row, i) =>
         row.forEach((tok, t) => {
           if (!Number.isInteger(tok) || tok < 0 || tok >= table.rows) throw new RangeError(`token id ${tok} is outside the vocabulary (0..${table.rows - 1})`);
-          data.set(table.row(tok), (i * seq + t) * h);
+          const row = table.row(tok);
+          data.set(mult === undefined ? row : row.map((x) => x * mult), (i * seq + t) * h);
         }),
       );
       return { data, batch: b.length, seq };
@@ -352,7 +355,10 @@ export class ForwardModel {
           });
           const out = hidden[i]!.data;
           const add = partial!.data as Float32Array;
-          for (let j = 0; j < out.length; j++) out[j]! += add[j]!;
+          // The block output joins the residual scaled as in the layer graph (GraniteMoE's residual_multiplier).
+          const scale = this.config.residualMultiplier;
+          if (scale === undefined) for (let j = 0; j < out.length; j++) out[j]! += add[j]!;
+          else for (let j = 0; j < out.length; j++) out[j]! += Math.fround(add[j]! * scale);
           if (sink) sink(i, observed);
           else Object.assign(extra, observed);
         }

@@ -1,5 +1,5 @@
 /**
- * The model head: final RMSNorm and `lm_head`, built per vocabulary slice so
+ * The model head: final norm and `lm_head` (its bias, if any), built per vocabulary slice so
  * a large `lm_head` (vocab 128k × hidden 4096 is over 2 GB in float32) never
  * has to fit one graph. Each slice graph returns either its logits or, given
  * next-token targets, its log-sum-exp and the target's logit where the target
@@ -9,7 +9,8 @@
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import type { DenseMatrix } from './dequantize.js';
-import { linear, rmsNorm } from './ops.js';
+import { decoderNorm } from './llama-layer.js';
+import { linear } from './ops.js';
 import type { WeightReader } from './weights.js';
 
 /** What the head returns. */
@@ -40,8 +41,11 @@ async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, coun
 export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize): Promise<Uint8Array> {
   const g = new GraphBuilder();
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  const h = rmsNorm(g, x, await w.vector('model.norm.weight'), cfg.eps);
-  const logits = linear(g, h, await headRows(w, cfg, start, count));
+  const h = await decoderNorm(g, w, cfg, 'model.norm', x);
+  const bias = headTensor(w, cfg) === 'lm_head' ? (await w.optionalVector('lm_head.bias'))?.slice(start, start + count) : undefined;
+  const projected = linear(g, h, await headRows(w, cfg, start, count), bias);
+  // GraniteMoE divides the logits by `logits_scaling`.
+  const logits = cfg.logitsScaling === undefined ? projected : g.op('Div', [projected, g.f32(cfg.logitsScaling)]);
   if (output === 'logits') {
     g.output(logits, 'logits', OnnxType.float, ['batch', 'seq', count]);
   } else {

@@ -10,7 +10,7 @@ import type { DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, type ObserveOption } from './observe.js';
-import { attention, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
+import { attention, layerNorm, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
 import type { WeightReader } from './weights.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
@@ -67,27 +67,45 @@ function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number
   return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), inp.cos, inp.sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
 }
 
+/** The norm `name` (`model.layers.N.input_layernorm`, `model.norm`) on `x`: an RMSNorm, or a LayerNorm with bias where the config says so. */
+export async function decoderNorm(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, name: string, x: string): Promise<string> {
+  const weight = await w.vector(`${name}.weight`);
+  return cfg.layerNorm ? layerNorm(g, x, weight, await w.vector(`${name}.bias`), cfg.eps) : rmsNorm(g, x, weight, cfg.eps);
+}
+
+/** `x` clamped to ±`limit` (olmoe's `clip_qkv`), or `x` when there is no limit. */
+function clip(g: GraphBuilder, x: string, limit: number | null | undefined): string {
+  return limit == null ? x : g.op('Clip', [x, g.f32(-limit), g.f32(limit)]);
+}
+
 /** Self-attention of layer `p` (`model.layers.N`) on normed input `h`; returns the o_proj output. */
 export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, p: string, h: string, inp: LayerInputs): Promise<string> {
   const a = `${p}.self_attn`;
-  const proj = async (name: string, heads: number): Promise<string> => {
+  const proj = async (name: string): Promise<string> => {
     const bias = cfg.attentionBias ? await w.optionalVector(`${a}.${name}.bias`) : undefined;
-    return splitHeads(g, linear(g, h, await w.linearWeight(`${a}.${name}`), bias), heads, cfg.headDim);
+    return linear(g, h, await w.linearWeight(`${a}.${name}`), bias);
   };
   observeInput(g, [`${a}.q_proj`, `${a}.k_proj`, `${a}.v_proj`], h);
-  let q = await proj('q_proj', cfg.heads);
-  let k = await proj('k_proj', cfg.kvHeads);
-  const v = await proj('v_proj', cfg.kvHeads);
+  let q = await proj('q_proj');
+  let k = await proj('k_proj');
+  let v = await proj('v_proj');
   const qNorm = await w.optionalVector(`${a}.q_norm.weight`);
   const kNorm = await w.optionalVector(`${a}.k_norm.weight`);
-  if (qNorm) q = rmsNorm(g, q, qNorm, cfg.eps);
-  if (kNorm) k = rmsNorm(g, k, kNorm, cfg.eps);
+  // q/k norms span one head (qwen3) or, olmoe's, the whole projection (all heads at once).
+  const perHead = (n: Float32Array | undefined): boolean => n !== undefined && n.length === cfg.headDim;
+  if (qNorm && !perHead(qNorm)) q = rmsNorm(g, q, qNorm, cfg.eps);
+  if (kNorm && !perHead(kNorm)) k = rmsNorm(g, k, kNorm, cfg.eps);
+  q = splitHeads(g, clip(g, q, cfg.clipQkv), cfg.heads, cfg.headDim);
+  k = splitHeads(g, clip(g, k, cfg.clipQkv), cfg.kvHeads, cfg.headDim);
+  v = splitHeads(g, clip(g, v, cfg.clipQkv), cfg.kvHeads, cfg.headDim);
+  if (qNorm && perHead(qNorm)) q = rmsNorm(g, q, qNorm, cfg.eps);
+  if (kNorm && perHead(kNorm)) k = rmsNorm(g, k, kNorm, cfg.eps);
   q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
   k = partialRotary(g, k, inp, cfg.rope.dim, cfg.headDim);
   // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
-  const out = attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
+  const out = attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5);
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), oBias);
@@ -111,10 +129,12 @@ export async function decoderLayer(
   const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
   const inp = options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim);
-  const h = rmsNorm(g, inp.hidden, await w.vector(`${p}.input_layernorm.weight`), cfg.eps);
-  const x = g.op('Add', [inp.hidden, await attention(g, p, h, inp)]);
-  const h2 = rmsNorm(g, x, await w.vector(`${p}.post_attention_layernorm.weight`), cfg.eps);
-  const out = g.op('Add', [x, await mlp(g, p, h2)]);
+  // GraniteMoE scales each branch before its residual add.
+  const residual = (x: string, branch: string): string => g.op('Add', [x, cfg.residualMultiplier === undefined ? branch : g.op('Mul', [branch, g.f32(cfg.residualMultiplier)])]);
+  const h = await decoderNorm(g, w, cfg, `${p}.input_layernorm`, inp.hidden);
+  const x = residual(inp.hidden, await attention(g, p, h, inp));
+  const h2 = await decoderNorm(g, w, cfg, `${p}.post_attention_layernorm`, x);
+  const out = residual(x, await mlp(g, p, h2));
   g.output(out, options.into?.output ?? 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   return options.into ? new Uint8Array(0) : g.build(`layer_${layer}`);
 }

@@ -45,16 +45,19 @@ function transposeInto(src: Float32Array, srcOffset: number, rows: number, cols:
  * transformers 5 tensors `experts.gate_up_proj [E, 2I, H]` and
  * `experts.down_proj [E, H, I]`, or per-expert Linears
  * `experts.<e>.{gate,up,down}_proj` (as quantized checkpoints store them),
- * or mixtral's `experts.<e>.{w1,w3,w2}`.
+ * or mixtral's `experts.<e>.{w1,w3,w2}`, or GraniteMoE's fused
+ * `input_linear.weight` / `output_linear.weight`.
  */
 export async function readExperts(w: WeightReader, m: string, experts: number, hidden: number, inter: number, start = 0): Promise<ExpertStack> {
   const gate = new Float32Array(experts * hidden * inter);
   const up = new Float32Array(experts * hidden * inter);
   const down = new Float32Array(experts * inter * hidden);
   const slab = hidden * inter;
-  if (w.has(`${m}.experts.gate_up_proj`)) {
-    const gu = await w.slice(`${m}.experts.gate_up_proj`, start, experts);
-    const dn = await w.slice(`${m}.experts.down_proj`, start, experts);
+  // GraniteMoE checkpoints store the same fused layout as `input_linear` / `output_linear`.
+  const fused = [`${m}.experts.gate_up_proj`, `${m}.input_linear.weight`].find((t) => w.has(t));
+  if (fused) {
+    const gu = await w.slice(fused, start, experts);
+    const dn = await w.slice(fused.endsWith('.input_linear.weight') ? `${m}.output_linear.weight` : `${m}.experts.down_proj`, start, experts);
     for (let e = 0; e < experts; e++) {
       transposeInto(gu, e * 2 * slab, inter, hidden, gate, e * slab);
       transposeInto(gu, e * 2 * slab + slab, inter, hidden, up, e * slab);
@@ -173,10 +176,10 @@ export async function routedExperts(
   hidden: number,
   inter: number,
   placement: ExpertPlacement,
+  // Observed under the names the plan uses, whatever the checkpoint calls the block.
+  observedAs = `${inMemoryName(m)}.experts`,
 ): Promise<string> {
   const perExpert = 3 * hidden * inter * 4;
-  // Observed under the names the plan uses, whatever the checkpoint calls the block.
-  const observedAs = `${inMemoryName(m)}.experts`;
   if (experts * perExpert <= placement.groupBytes) return combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, hidden, inter), observedAs, routing), routing.weights);
   g.output(x, 'moe_in', OnnxType.float, ['tokens', hidden]);
   g.output(routing.weights, 'moe_weights', OnnxType.float, ['tokens', experts]);

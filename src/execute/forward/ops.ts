@@ -23,6 +23,14 @@ export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: n
   return g.op('Mul', [weightConst(g, weight, [weight.length]), g.op('Mul', [x, inv])]);
 }
 
+/** `nn.LayerNorm`: `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis (biased variance). */
+export function layerNorm(g: GraphBuilder, x: string, weight: Float32Array, bias: Float32Array, eps: number): string {
+  const centered = g.op('Sub', [x, g.op('ReduceMean', [x, g.i64([-1])], { keepdims: 1 })]);
+  const variance = g.op('ReduceMean', [g.op('Mul', [centered, centered]), g.i64([-1])], { keepdims: 1 });
+  const normed = g.op('Div', [centered, g.op('Sqrt', [g.op('Add', [variance, g.f32(eps)])])]);
+  return g.op('Add', [g.op('Mul', [normed, weightConst(g, weight, [weight.length])]), weightConst(g, bias, [bias.length])]);
+}
+
 /**
  * A `[rows, cols]` bf16 matrix as stored in the checkpoint (raw little-endian
  * bits, or where they lie in the checkpoint file: read straight into the

@@ -10,8 +10,9 @@ function yarnGetMscale(scale: number, mscale = 1): number {
   return scale <= 1 ? 1 : 0.1 * mscale * Math.log(scale) + 1;
 }
 
-/** The factor transformers multiplies cos/sin by: 1, or yarn's attention factor. */
-export function attentionScaling(rope: RopeConfig): number {
+/** The factor transformers multiplies cos/sin by: 1, yarn's attention factor, or longrope's mscale for a sequence of `seq` positions. */
+export function attentionScaling(rope: RopeConfig, seq = 0): number {
+  if (rope.longrope) return seq > rope.originalMaxPositions ? rope.longrope.longMscale : rope.longrope.shortMscale;
   if (rope.type !== 'yarn') return 1;
   if (rope.attentionFactor !== null) return rope.attentionFactor;
   if (rope.mscale && rope.mscaleAllDim) return yarnGetMscale(rope.factor, rope.mscale) / yarnGetMscale(rope.factor, rope.mscaleAllDim);
@@ -58,7 +59,8 @@ export function inverseFrequencies(rope: RopeConfig): Float32Array {
   const inv = new Float32Array(half);
   for (let i = 0; i < half; i++) {
     const exponent = Math.fround(Math.fround(2 * i) / rope.dim);
-    inv[i] = Math.fround(1 / Math.fround(rope.theta ** exponent));
+    const freq = Math.fround(rope.theta ** exponent);
+    inv[i] = Math.fround(1 / (rope.longrope ? Math.fround(Math.fround(rope.longrope.shortFactor[i]!) * freq) : freq));
   }
   if (rope.type === 'linear') for (let i = 0; i < half; i++) inv[i] = Math.fround(inv[i]! / rope.factor);
   if (rope.type === 'llama3') {
@@ -80,7 +82,7 @@ export function inverseFrequencies(rope: RopeConfig): Float32Array {
 /** cos/sin tables for positions `0 … seq-1`. */
 export function ropeTables(rope: RopeConfig, seq: number): RopeTables {
   const inv = inverseFrequencies(rope);
-  const scale = attentionScaling(rope);
+  const scale = attentionScaling(rope, seq);
   const half = inv.length;
   const dim = half * 2;
   const cos = new Float32Array(seq * dim);
