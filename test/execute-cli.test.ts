@@ -16,6 +16,11 @@ describe('quantc apply', () => {
       ['llama', 'FP8_BLOCK'],
       // Stored in mixtral's original layout (block_sparse_moe.experts.E.w1/w2/w3), planned with transformers 5's names.
       ['mixtral', 'W4A16'],
+      // Per-expert gate/up/down_proj as transformers 5 saves olmoe; phimoe in the original layout (block_sparse_moe.gate,
+      // experts.E.w1/w2/w3); granitemoe's fused block_sparse_moe.input_linear / output_linear split per expert.
+      ['olmoe', 'W4A16'],
+      ['phimoe', 'W4A16'],
+      ['granitemoe', 'W4A16'],
     ] as const) {
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));

@@ -18,7 +18,7 @@ import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetenso
 import { ShardedWriter } from './sharded-writer.js';
 import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor, SolvedWeight } from './types.js';
 import { groupOrderedTensors, withGroupIndex } from './gptq/group-order.js';
-import { readWeight, resolveWeight, storedBlockName, type WeightSource } from './weight-source.js';
+import { fusedEntry, readWeight, resolveWeight, storedBlockName, type WeightSource } from './weight-source.js';
 
 /** A job that cannot run; the message is user-facing. */
 export class ApplyError extends Error {}
@@ -142,7 +142,7 @@ function outputSpecs(item: Item): OutputTensorSpec[] {
 function unquantizedSlices(job: ApplyJob, index: CheckpointIndex, quantized: ReadonlySet<string>): Item[] {
   const items: Item[] = [];
   for (const param of job.fusedExperts) {
-    const entry = index.tensors.get(param.tensor);
+    const entry = fusedEntry(index, param);
     if (!entry) continue;
     for (let e = 0; e < entry.shape[0]; e++) {
       for (const proj of param.projections) {
@@ -236,7 +236,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const quantizedNames = new Set(modules.map((m) => m.name));
   // A module's own weight is replaced by its quantized tensors; a weight it only starts from (a tied embedding) is still written.
   const own = (m: PlannedModule): boolean => m.source.writeAs !== undefined || m.source.entry.name === `${m.name}.weight`;
-  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && own(m)).map((m) => m.source.entry.name), ...job.fusedExperts.map((f) => f.tensor)]);
+  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && own(m)).map((m) => m.source.entry.name), ...job.fusedExperts.map((f) => fusedEntry(index, f)?.name ?? f.tensor)]);
   const untied = modules.some((m) => !m.source.fused && !own(m));
   const items: Item[] = [
     ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t })),

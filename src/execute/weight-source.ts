@@ -66,6 +66,16 @@ export function storedBlockName(index: CheckpointIndex, module: string): string 
   return `${m[1]}.block_sparse_moe${m[2]}`;
 }
 
+/**
+ * The checkpoint tensor of a fused experts parameter: under transformers 5's
+ * name, or GraniteMoE's stored `block_sparse_moe.input_linear.weight` /
+ * `output_linear.weight` (renamed `experts.gate_up_proj` / `experts.down_proj` on load).
+ */
+export function fusedEntry(index: CheckpointIndex, param: FusedExpertsParam): TensorEntry | undefined {
+  const stored = param.tensor.replace(/\.experts\.gate_up_proj$/, '.input_linear.weight').replace(/\.experts\.down_proj$/, '.output_linear.weight');
+  return index.tensors.get(param.tensor) ?? (/\.block_sparse_moe\./.test(stored) ? index.tensors.get(stored) : undefined);
+}
+
 /** Finds the weight of `module`, or null when the checkpoint has none. */
 export function resolveWeight(index: CheckpointIndex, module: string, fused: readonly FusedExpertsParam[]): WeightSource | null {
   const direct = index.tensors.get(`${module}.weight`);
@@ -79,7 +89,7 @@ export function resolveWeight(index: CheckpointIndex, module: string, fused: rea
     if (!module.startsWith(param.expertsModule + '.')) continue;
     const [expertText, proj, ...rest] = module.slice(param.expertsModule.length + 1).split('.');
     const projection = param.projections.indexOf(proj ?? '');
-    const entry = index.tensors.get(param.tensor);
+    const entry = fusedEntry(index, param);
     if (rest.length > 0 || projection < 0 || !/^\d+$/.test(expertText) || !entry || entry.shape.length !== 3) continue;
     const expert = Number(expertText);
     const [e, d1, d2] = entry.shape as [number, number, number];

@@ -10,9 +10,19 @@ import { presetScheme } from '../../src/ir/presets.js';
 import type { ApplyJob, FusedExpertsParam } from '../../src/execute/types.js';
 import { DATAFREE, readRefTensors, type RefTensor } from './fixtures.js';
 
-/** The planner's name for a module llm-compressor wrote: a mixtral checkpoint's `block_sparse_moe` is transformers 5's `mlp`. */
-function inMemory(name: string): string {
+/** The planner's name for a module llm-compressor wrote: a mixtral (or phimoe) checkpoint's `block_sparse_moe` is transformers 5's `mlp`; GraniteMoE keeps `block_sparse_moe`. */
+function inMemoryName(model: string, name: string): string {
+  if (model === 'granitemoe') return name;
   return name.replace(/\.block_sparse_moe\./, '.mlp.').replace(/\.block_sparse_moe$/, '.mlp');
+}
+
+/** GraniteMoE's fused experts as the planner unpacks them (stored as `input_linear` / `output_linear`). */
+function graniteFusedExperts(modules: readonly string[]): FusedExpertsParam[] {
+  const blocks = [...new Set(modules.map((m) => /^(.*\.block_sparse_moe\.experts)\.\d+\./.exec(m)?.[1]).filter((m): m is string => m !== undefined))];
+  return blocks.flatMap((expertsModule) => [
+    { tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed: false, projections: ['gate_proj', 'up_proj'] },
+    { tensor: `${expertsModule}.down_proj`, expertsModule, transposed: false, projections: ['down_proj'] },
+  ]);
 }
 
 /** A job for `model`/`scheme`, its output folder, and the reference output. */
@@ -27,7 +37,7 @@ export async function referenceJob(
   const refConfig = JSON.parse(await readFile(join(refDir, 'config.json'), 'utf8')) as { quantization_config: { ignore: string[] } };
   const modules = [...ref.keys()]
     .filter((k) => k.endsWith('.weight_scale'))
-    .map((k) => inMemory(k.slice(0, -'.weight_scale'.length)))
+    .map((k) => inMemoryName(model, k.slice(0, -'.weight_scale'.length)))
     .sort();
   const outDir = join(await mkdtemp(join(tmpdir(), 'quantc-out-')), 'out');
   const job: ApplyJob = {
@@ -36,8 +46,8 @@ export async function referenceJob(
     device: 'cpu',
     groups: [{ name: 'group_0', scheme: presetScheme(scheme, ['Linear'])! }],
     modules: modules.map((name) => ({ name, group: 0 })),
-    fusedExperts,
-    ignore: refConfig.quantization_config.ignore.map(inMemory),
+    fusedExperts: fusedExperts.length > 0 || model !== 'granitemoe' ? fusedExperts : graniteFusedExperts(modules),
+    ignore: refConfig.quantization_config.ignore.map((n) => inMemoryName(model, n)),
     kvCacheScheme: null,
     recipeYaml: await readFile(join(refDir, 'recipe.yaml'), 'utf8'),
   };
