@@ -13,7 +13,7 @@ import { memoryIo } from './memory-io.js';
 
 const TEXT = join(CALIBRATION, 'text.txt');
 const refs = await textRefs('llama');
-const allRefs = Object.fromEntries(await Promise.all(['llama', 'qwen3_moe', 'glm4_moe_lite'].map(async (m) => [m, await textRefs(m)] as const)));
+const allRefs = Object.fromEntries(await Promise.all(['llama', 'qwen3_moe', 'glm4_moe_lite', 'olmoe', 'granitemoe', 'phimoe'].map(async (m) => [m, await textRefs(m)] as const)));
 
 describe('tokenizer', () => {
   for (const style of ['bytelevel', 'sentencepiece']) {
