@@ -15,6 +15,8 @@ interface CalibratedRef {
   readonly moe_calibrate_all_experts: boolean;
   readonly recipe: Record<string, unknown>;
   readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string; values?: number[] }>;
+  /** The recipe's ignore list, when not the default (`lm_head`, and the routers `re:.*mlp.gate$` of MoE models). */
+  readonly ignore?: string[];
 }
 
 const REFS = join(CALIBRATION, '..', 'calibrated');
@@ -33,10 +35,19 @@ function value(dtype: string, bytes: Uint8Array): number {
 
 /** The YAML recipe the reference's QuantizationModifier arguments describe. */
 function recipeYaml(ref: CalibratedRef, moe: boolean): string {
-  const ignore = moe ? ['lm_head', 're:.*mlp.gate$'] : ['lm_head'];
+  const ignore = ref.ignore ?? (moe ? ['lm_head', 're:.*mlp.gate$'] : ['lm_head']);
   const modifier = { ...ref.recipe, ignore };
   return `${JSON.stringify({ ...(moe ? { quantc: { moe: { calibrate_all_experts: ref.moe_calibrate_all_experts } } } : {}), default_stage: { default_modifiers: { QuantizationModifier: modifier } } }, null, 1)}\n`;
 }
+
+/**
+ * Models whose norm weights are not exactly 1 (so bf16 rounds already the
+ * first norm's output, twice) and whose bf16 routing drifts from float32's:
+ * the largest relative difference of a scale from llm-compressor's bf16
+ * pass allowed (PhiMoE's layer-1 o_proj input: 4.4 %; a float32 pass gives
+ * quantc's value, which calibrate.test.ts checks to 1e-5).
+ */
+const BF16_DRIFT: Readonly<Record<string, number>> = { olmoe: 2 ** -5, granitemoe: 2 ** -5, phimoe: 2 ** -4 };
 
 const CASES = [
   ['llama', 'NVFP4'],
@@ -48,6 +59,12 @@ const CASES = [
   ['qwen3_moe', 'NVFP4_ROUTED'],
   ['glm4_moe_lite', 'NVFP4'],
   ['glm4_moe_lite', 'NVFP4_ROUTED'],
+  ['olmoe', 'FP8'],
+  ['olmoe', 'FP8_ROUTED'],
+  ['granitemoe', 'FP8'],
+  ['granitemoe', 'FP8_ROUTED'],
+  ['phimoe', 'FP8'],
+  ['phimoe', 'FP8_ROUTED'],
 ] as const;
 
 describe("calibrated apply reproduces llm-compressor's oneshot (bf16 model, 32-token windows, batch size 1)", () => {
@@ -80,10 +97,10 @@ describe("calibrated apply reproduces llm-compressor's oneshot (bf16 model, 32-t
         if (same) exact++;
         const v = value(g.dtype, g.bytes);
         const want = r.values[0]!;
-        expect(Math.abs(v - want) / Math.abs(want), `${name}: ${v} vs ${want}`).toBeLessThanOrEqual(2 ** -6);
+        expect(Math.abs(v - want) / Math.abs(want), `${name}: ${v} vs ${want}`).toBeLessThanOrEqual(BF16_DRIFT[model] ?? 2 ** -6);
         if (name.endsWith('zero_point')) expect(v, name).toBe(want);
-        // The first op's inputs (a norm of the embeddings) see no bf16 forward rounding: exact.
-        if (/^model\.layers\.0\.self_attn\.(q|k|v|q_a|kv_a)_proj/.test(name) && !name.includes('kv_a_proj')) expect(same, `${name}: ${v} vs ${want}`).toBe(true);
+        // The first op's inputs (a norm of the embeddings, its weights exactly 1) see no bf16 forward rounding: exact.
+        if (!(model in BF16_DRIFT) && /^model\.layers\.0\.self_attn\.(q|k|v|q_a|kv_a)_proj/.test(name) && !name.includes('kv_a_proj')) expect(same, `${name}: ${v} vs ${want}`).toBe(true);
       }
       expect(exact / calibrated.length).toBeGreaterThan(0.5);
       const config = JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: unknown };
