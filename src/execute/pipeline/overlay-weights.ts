@@ -12,7 +12,7 @@ import type { DenseMatrix } from '../forward/dequantize.js';
 import type { Bf16Matrix } from '../forward/ops.js';
 import { WeightReader } from '../forward/weights.js';
 import type { FusedExpertsParam } from '../types.js';
-import { inMemoryName, readWeight, resolveWeight } from '../weight-source.js';
+import { fusedEntry, inMemoryName, readWeight, resolveWeight } from '../weight-source.js';
 
 /** Weights a modifier changed: Linear weights by module, 1-D tensors (norm weights) by tensor name. */
 export interface WeightChanges {
@@ -37,7 +37,11 @@ export class OverlayWeights extends WeightReader {
     super(base.index, base.dtype);
     this.replaced = changes.linears;
     this.vectors = changes.vectors;
-    for (const f of fused) if ([...this.replaced.keys()].some((m) => m.startsWith(`${f.expertsModule}.`))) for (const g of fused) if (g.expertsModule === f.expertsModule) this.hidden.add(g.tensor);
+    for (const f of fused) {
+      if (![...this.replaced.keys()].some((m) => m.startsWith(`${f.expertsModule}.`))) continue;
+      // Hidden under the name the checkpoint stores it by (GraniteMoE's `input_linear.weight`).
+      for (const g of fused) if (g.expertsModule === f.expertsModule) this.hidden.add(fusedEntry(base.index, g)?.name ?? g.tensor);
+    }
   }
 
   override has(name: string): boolean {
