@@ -3,9 +3,9 @@
  * (`calibrate()`: every decoder layer with the input observers of a static
  * activation recipe) against PyTorch eager forward passes (transformers,
  * `test/bench/torch_forward.py`) over the same token batches of the same
- * random llama checkpoint, on the same machine.
+ * random checkpoint (llama, or an MoE architecture: `--arch`), on the same machine.
  *
- *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--model DIR]
+ *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--arch llama|olmoe|granitemoe|phimoe] [--model DIR]
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1]
@@ -35,10 +35,14 @@ const TORCH_SCRIPT = join(ROOT, 'test/bench/torch_forward.py');
 /** Sizes torch_forward.py can make. */
 export type ModelSize = 'tiny' | '1b';
 
+/** Architectures torch_forward.py can make (MoE ones: 8 experts, top 2, every expert calibrated on every token). */
+export type BenchArch = 'llama' | 'olmoe' | 'granitemoe' | 'phimoe';
+
 /** Options of {@link benchCalibrate}. */
 export interface CalibrateBenchOptions {
   readonly modelSize?: ModelSize;
-  /** An existing llama folder instead of a generated one. */
+  readonly arch?: BenchArch;
+  /** An existing model folder instead of a generated one. */
   readonly model?: string;
   readonly tokens?: number;
   readonly batchSize?: number;
@@ -137,8 +141,9 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
   const py = options.python ?? 'python3';
   let dir = options.model;
   if (!dir) {
-    dir = join(tmpdir(), `quantc-bench-llama-${size}`);
-    if (!existsSync(join(dir, 'config.json'))) python(py, ['make', dir, '--size', size]);
+    const arch = options.arch ?? 'llama';
+    dir = join(tmpdir(), `quantc-bench-${arch}-${size}`);
+    if (!existsSync(join(dir, 'config.json'))) python(py, ['make', dir, '--size', size, '--arch', arch]);
   }
   const rows: CalibrateBenchRow[] = [];
   const push = (row: CalibrateBenchRow): void => {
@@ -207,6 +212,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
   const list = <T extends string>(name: string): T[] | undefined => flag(args, name)?.split(',').filter(Boolean) as T[] | undefined;
   return {
     modelSize: (flag(args, '--model-size') as ModelSize | undefined) ?? 'tiny',
+    arch: (flag(args, '--arch') as BenchArch | undefined) ?? 'llama',
     model: flag(args, '--model'),
     tokens: num('--tokens'),
     batchSize: num('--batch-size'),
@@ -223,7 +229,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
 if (process.argv[1]?.endsWith('calibrate.js')) {
   const args = process.argv.slice(2);
   const options = parseCalibrateBenchArgs(args);
-  console.log(`calibration throughput, llama ${options.model ?? options.modelSize} (node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? '?'})`);
+  console.log(`calibration throughput, ${options.arch} ${options.model ?? options.modelSize} (node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? '?'})`);
   const rows = await benchCalibrate({ ...options, onRow: (r) => console.log(formatRow(r)) });
   const out = flag(args, '--json');
   if (out) await writeFile(out, JSON.stringify({ options: { ...options, onRow: undefined }, rows }, null, 2));

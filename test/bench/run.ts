@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   if (args.includes('--calibrate')) {
     const { benchCalibrate, formatRow, parseCalibrateBenchArgs } = await import('./calibrate.js');
     const options = parseCalibrateBenchArgs(args);
-    print(`calibration throughput, llama ${options.model ?? options.modelSize} (quantc calibrate() vs PyTorch eager forward, same batches):`);
+    print(`calibration throughput, ${options.arch} ${options.model ?? options.modelSize} (quantc calibrate() vs PyTorch eager forward, same batches):`);
     await benchCalibrate({ ...options, onRow: (r) => print(formatRow(r)) });
   }
 

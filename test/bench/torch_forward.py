@@ -2,8 +2,9 @@
 and transformers eager forward passes over the same token batches quantc
 calibrates on.
 
-    python test/bench/torch_forward.py make DIR --size tiny|1b
-        writes config.json + model.safetensors of a random llama (bf16)
+    python test/bench/torch_forward.py make DIR --size tiny|1b [--arch llama|olmoe|granitemoe|phimoe]
+        writes config.json + model.safetensors of a random llama (bf16), or of an
+        MoE architecture with the same attention and 8 experts of width 256 (top 2)
     python test/bench/torch_forward.py run DIR TOKENS.json --device cpu|cuda --dtype float32|bfloat16
         runs the decoder (model.model: embeddings and layers, no lm_head, as
         quantc's calibration does) on every batch of TOKENS.json ([[B][T]]
@@ -28,21 +29,29 @@ SIZES = {
     "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
                num_key_value_heads=4, vocab_size=32000),
 }
+# MoE architectures on the tiny/1b attention shapes: the MLP becomes 8 routed experts (2 per token).
+ARCHS = {
+    "llama": {},
+    "olmoe": dict(num_experts=8, num_experts_per_tok=2, intermediate_size=256),
+    "granitemoe": dict(num_local_experts=8, num_experts_per_tok=2, intermediate_size=256, embedding_multiplier=12.0,
+                       residual_multiplier=0.22, attention_multiplier=0.0625, logits_scaling=6.0),
+    "phimoe": dict(num_local_experts=8, num_experts_per_tok=2, intermediate_size=256),
+}
 
 
 def make(args):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    cfg = LlamaConfig(**SIZES[args.size], max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
-                      tie_word_embeddings=False, torch_dtype="bfloat16")
+    cfg = AutoConfig.for_model(args.arch, **{**SIZES[args.size], **ARCHS[args.arch]}, max_position_embeddings=4096, rms_norm_eps=1e-5,
+                               rope_theta=10000.0, tie_word_embeddings=False, torch_dtype="bfloat16")
     torch.manual_seed(0)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(dev):
-        model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(cfg).to(torch.bfloat16)
     # Random init leaves the norms at 1; perturb them so RMSNorm weights matter.
     with torch.no_grad():
         for n, p in model.named_parameters():
-            if n.endswith("norm.weight"):
+            if n.endswith("norm.weight") or n.endswith("layernorm.weight"):
                 p.add_(torch.randn_like(p) * 0.1)
     model.save_pretrained(args.dir, safe_serialization=True, max_shard_size="20GB")
     n = sum(p.numel() for p in model.parameters())
@@ -80,6 +89,7 @@ def main():
     m = sub.add_parser("make")
     m.add_argument("dir")
     m.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    m.add_argument("--arch", choices=sorted(ARCHS), default="llama")
     r = sub.add_parser("run")
     r.add_argument("dir")
     r.add_argument("tokens")
