@@ -81,7 +81,9 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
     throw new UnsupportedModelError(`config.json: rope_type "${type}" is not supported by the forward executor (default, linear, llama3, yarn are; longrope for phimoe)`);
   }
   const maxPositions = num(raw, 'max_position_embeddings', 2048);
-  const original = typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : maxPositions;
+  // Phi-3.5-MoE also states longrope's original context at the top level of config.json.
+  const topOriginal = type === 'longrope' && typeof raw.original_max_position_embeddings === 'number' ? raw.original_max_position_embeddings : maxPositions;
+  const original = typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : topOriginal;
   const numOr = (v: unknown, fallback: number): number => (typeof v === 'number' && v !== 0 ? v : fallback);
   const partialRaw = params.partial_rotary_factor ?? raw.partial_rotary_factor;
   const partial = typeof partialRaw === 'number' ? partialRaw : 1;
@@ -99,7 +101,7 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
     betaFast: numOr(params.beta_fast, 32),
     betaSlow: numOr(params.beta_slow, 1),
     truncate: params.truncate !== false,
-    ...(type === 'longrope' ? { longrope: readLongrope(params, dim) } : {}),
+    ...(type === 'longrope' ? { longrope: readLongrope(params, Math.floor(dim * partial)) } : {}),
   };
 }
 
@@ -118,7 +120,6 @@ function readLongrope(params: Record<string, unknown>, dim: number): NonNullable
     if (typeof v !== 'number') throw new UnsupportedModelError(`config.json: longrope ${key} must be a number`);
     return v;
   };
-  if (typeof params.original_max_position_embeddings !== 'number') throw new UnsupportedModelError('config.json: longrope needs original_max_position_embeddings');
   return { shortFactor: short as number[], shortMscale: mscale('short_mscale'), longMscale: mscale('long_mscale') };
 }
 

@@ -1,7 +1,8 @@
 /**
  * Decoder layers with a softmax top-k router: qwen3_moe (per-head q/k norms,
  * `norm_topk_prob`), qwen2_moe (q/k/v biases, plus a shared expert scaled
- * by `sigmoid(shared_expert_gate)`), mixtral (top-k always renormalized).
+ * by `sigmoid(shared_expert_gate)`), mixtral (top-k always renormalized),
+ * olmoe (the qwen3_moe block; its q/k norms span whole projections).
  * Qwen models are sparse on the layers transformers makes sparse
  * (`mlp_only_layers`, `decoder_sparse_step`) and dense elsewhere; mixtral is
  * sparse everywhere. Sparse layers also return `routed [E]`.
@@ -28,7 +29,7 @@ export function expertCount(raw: Readonly<Record<string, unknown>>): number {
   return typeof n === 'number' ? n : 0;
 }
 
-/** Builds layer `layer` of a qwen3_moe, qwen2_moe or mixtral model. */
+/** Builds layer `layer` of a qwen3_moe, qwen2_moe, mixtral or olmoe model. */
 export async function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
   const mixtral = cfg.modelType === 'mixtral';
   const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
