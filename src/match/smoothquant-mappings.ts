@@ -105,7 +105,8 @@ function parentOf(name: string): string {
 /**
  * Resolves `specs` against `names` (module names in execution order): each
  * smooth-layer match becomes a mapping whose balance layers are the
- * balance-pattern matches under the same parent, in order; mappings are
+ * balance-pattern matches under the same parent (by pattern, then in
+ * model order); mappings are
  * returned in model order of their smooth layers. A mapping whose
  * smooth and balance layers are all ignored, or that has no balance layer,
  * is skipped (llm-compressor logs a warning for both).
@@ -121,7 +122,9 @@ export function resolveMappings(names: readonly string[], specs: readonly Mappin
     for (const name of names) {
       if (!matches(smooth, name)) continue;
       const prefix = `${parentOf(name)}.`;
-      const members = candidates.filter((n) => n !== name && n.startsWith(prefix));
+      // Grouped by balance pattern, each group in model order, as match_modules_set yields them (MoE: every expert's gate_proj, then every up_proj).
+      const local = candidates.filter((n) => n !== name && n.startsWith(prefix));
+      const members = balance.flatMap((b, i) => local.filter((n) => balance.findIndex((x) => matches(x, n)) === i && matches(b, n)));
       if (members.length === 0) skipped.push({ smooth: name, reason: 'no balance layers were found' });
       else if (ignored(name) && members.every(ignored)) skipped.push({ smooth: name, reason: 'all layers in the mapping are in the ignore list' });
       else mappings.push({ smooth: name, balance: members });

@@ -129,6 +129,9 @@ export class SmoothQuantModifier implements LayerModifier {
       const normName = `${m.smooth}.weight`;
       const norm = await this.weights.vector(normName);
       vectors.set(normName, Float32Array.from(norm, (v, c) => this.round(f(v / scales[c]!))));
+      // A LayerNorm's bias (phimoe) is divided by the same scales, as llm-compressor does.
+      const biasName = `${m.smooth}.bias`;
+      if (this.weights.has(biasName)) vectors.set(biasName, Float32Array.from(await this.weights.vector(biasName), (v, c) => this.round(f(v / scales[c]!))));
       this.reports.push({ smooth: m.smooth, balance: m.balance, scales });
     }
     for (const [k, v] of linears) this.linears.set(k, v);
