@@ -20,6 +20,7 @@ import { toFloat32 } from '../../../src/execute/dtypes.js';
 import { readLinear } from '../../../src/execute/forward/dequantize.js';
 import { layerObjective } from '../../../src/execute/gptq/objective.js';
 import { openCheckpoint } from '../../../src/execute/safetensors-reader.js';
+import { storedBlockName } from '../../../src/execute/weight-source.js';
 import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
 import { parseSafetensors } from '../fixtures.js';
 import { memoryIo } from '../../memory-io.js';
@@ -27,6 +28,8 @@ import { memoryIo } from '../../memory-io.js';
 /** One llm-compressor GPTQ run (see make_gptq_refs.py). */
 interface GptqRef {
   readonly recipe: Record<string, unknown>;
+  /** The recipe's ignore list, when not the default (`lm_head`, and `re:.*mlp.gate$` for MoE models). */
+  readonly ignore?: string[];
   readonly moe_calibrate_all_experts: boolean;
   readonly quantization_config: Record<string, unknown>;
   readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string; values?: number[] }>;
@@ -39,7 +42,7 @@ const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: '
 
 
 function recipeYaml(ref: GptqRef, moe: boolean): string {
-  const ignore = moe ? ['lm_head', 're:.*mlp.gate$'] : ['lm_head'];
+  const ignore = ref.ignore ?? (moe ? ['lm_head', 're:.*mlp.gate$'] : ['lm_head']);
   const modifier = { ...ref.recipe, ignore };
   return `${JSON.stringify({ ...(moe ? { quantc: { moe: { calibrate_all_experts: ref.moe_calibrate_all_experts } } } : {}), default_stage: { default_modifiers: { GPTQModifier: modifier } } }, null, 1)}\n`;
 }
@@ -107,7 +110,7 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
         const [rows, cols] = m.shape;
         const hessian = await hessianOf(m);
         const w0 = await originalWeight(model, module);
-        const q = (await readLinear(index, module, 'bfloat16')).data;
+        const q = (await readLinear(index, storedBlockName(index, module), 'bfloat16')).data;
         const mine = layerObjective(w0, q, hessian, rows, cols);
         if (process.env.QUANTC_GPTQ_RATIOS) console.log(`  ${module}: ${(mine / m.objective).toFixed(3)} (${m.objective.toExponential(2)})`);
         perModule.push({ module, mine, theirs: m.objective });
