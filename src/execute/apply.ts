@@ -272,7 +272,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const mineModules = mine.reduce((a, i) => a + ('unit' in i ? i.unit.modules.length : 0), 0);
   const stage = await stageOutputDir(job.outDir);
   onEvent({ kind: 'start', modules: mineModules, bytesIn: index.totalBytes });
-  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph);
+  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops);
   const writer = new ShardedWriter(stage.path, writeLayout);
   let weightSeconds = 0;
   let weightBytes = 0;

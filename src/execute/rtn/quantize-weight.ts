@@ -8,6 +8,12 @@ import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
+import { cpuKernelSupports, observeCpu, packInt4, quantizeFp4Cpu, quantizeFp8Cpu, quantizeIntCpu } from './cpu-kernel.js';
+
+/** Whether a weight goes through the CPU loops rather than the graphs. */
+function inLoops(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): grouped is RawTensor & { data: Float32Array } {
+  return rt.cpuLoops && grouped.type === 'float32' && cpuKernelSupports(kernel);
+}
 
 /** Per-group statistics of one weight. */
 export interface WeightStats {
@@ -61,6 +67,7 @@ function rowSlice(t: RawTensor, r0: number, r1: number): RawTensor {
 export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<WeightStats> {
   const rank = kernel.view.dims.length as 3 | 4;
   const input = grouped.type === 'uint16' ? 'bf16-bits' : 'f32';
+  if (inLoops(rt, kernel, grouped)) return observeCpu(kernel, grouped.data);
   const key = `observe-${rank}-${input}`;
   const chunks = rowChunks(rt, kernel);
   if (chunks.length === 1) {
@@ -178,6 +185,7 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
   const input = grouped.type === 'uint16' ? 'bf16-bits' : 'f32';
   const base = { kind: kernel.kind, dtype: kernel.dtype, rank, bits: args.num_bits, pack: false, asymmetric: false, input } as const;
   const chunks = rowChunks(rt, kernel);
+  const loops = inLoops(rt, kernel, grouped);
   // Runs the graph per row chunk; `feeds` holds whole-weight tensors (sliced by rows here, except `pshape`).
   const run = async (key: string, opts: QuantizeGraphOptions, feeds: Record<string, RawTensor>): Promise<RawTensor> => {
     const graphKey = `quantize-${key}-${opts.dtype}-${rank}-${opts.input}`;
@@ -201,7 +209,19 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       const feeds: Record<string, RawTensor> = { s: f32(scale, sd) };
       if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
       const asymmetric = zeroPoint !== null;
-      if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
+      if (loops) {
+        const q = quantizeIntCpu(kernel, grouped.data, scale, zeroPoint);
+        if (kernel.format === 'pack-quantized') {
+          result.set('weight_packed', bytesOf(args.num_bits === 4 && k % 8 === 0 ? packInt4(q, n, k) : packInt32(q, n, k, args.num_bits)));
+          result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+          if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
+            result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
+          }
+        } else {
+          result.set('weight', bytesOf(q));
+          if (zeroPoint) result.set('weight_zero_point', bytesOf(Int8Array.from(zeroPoint)));
+        }
+      } else if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
         // Widths that straddle words (3, 5, 6, 7 bits): quantize in the graph, pack here.
         const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
         result.set('weight_packed', bytesOf(packInt32(q.data as Int8Array, n, k, args.num_bits)));
@@ -228,6 +248,11 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     }
     case 'fp8': {
       const scale = fp8Qparams(stats.min, stats.max, kernel.dtype);
+      if (loops) {
+        result.set('weight', fp8E4m3Bytes(quantizeFp8Cpu(kernel, grouped.data, scale)));
+        result.set('weight_scale', scaleBytes(scale, kernel));
+        break;
+      }
       const q = await run(rt.encodeFp8InGraph ? 'fp8c' : 'fp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
       result.set('weight', rt.encodeFp8InGraph ? cropBytes(q.data as Uint8Array, kernel) : fp8E4m3Bytes(crop(q.data as Float32Array, kernel)));
       result.set('weight_scale', scaleBytes(scale, kernel));
@@ -236,7 +261,9 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'mxfp8':
     case 'mxfp4': {
       const { exponent, scale } = mxQparams(stats.min, stats.max, kernel.kind === 'mxfp4' ? 4 : 8, kernel.dtype);
-      if (kernel.kind === 'mxfp8') {
+      if (loops) {
+        result.set(kernel.kind === 'mxfp8' ? 'weight' : 'weight_packed', kernel.kind === 'mxfp8' ? fp8E4m3Bytes(quantizeFp8Cpu(kernel, grouped.data, scale)) : quantizeFp4Cpu(kernel, grouped.data, scale, null));
+      } else if (kernel.kind === 'mxfp8') {
         const q = await run(rt.encodeFp8InGraph ? 'mxfp8c' : 'mxfp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
         result.set('weight', rt.encodeFp8InGraph ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));
       } else {
@@ -250,6 +277,12 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'nvfp4': {
       if (globalScale === undefined) throw new Error('NVFP4 needs a global scale');
       const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
+      if (loops) {
+        result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
+        result.set('weight_packed', quantizeFp4Cpu(kernel, grouped.data, scale, globalScale));
+        result.set('weight_scale', fp8E4m3Bytes(scale));
+        break;
+      }
       const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
       const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
       result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
