@@ -26,6 +26,43 @@ function rounderFor(kernel: WeightKernel): (x: number) => number {
   return kernel.dtype === 'BF16' ? roundBf16 : kernel.dtype === 'F16' ? roundF16 : Math.fround;
 }
 
+/** Every bf16 bit pattern's float32 value: widening by lookup (256 KiB, cache-resident). */
+let bf16Table: Float32Array | null = null;
+function bf16Values(): Float32Array {
+  if (!bf16Table) {
+    const bits = new Uint32Array(65536);
+    for (let i = 0; i < 65536; i++) bits[i] = i << 16;
+    bf16Table = new Float32Array(bits.buffer);
+  }
+  return bf16Table;
+}
+
+/**
+ * Per-group min and max of raw bf16 weights, in integers: a bf16 pattern
+ * maps to a key that orders like its value (negative patterns reversed).
+ */
+export function observeBf16Cpu(kernel: WeightKernel, bits: Uint16Array): WeightStats {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const table = bf16Values();
+  const groups = a * b;
+  const min = new Float32Array(groups);
+  const max = new Float32Array(groups);
+  for (let g = 0; g < groups; g++) {
+    let lo = 0x10000;
+    let hi = -1;
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i++) {
+      const h = bits[i]!;
+      const key = h & 0x8000 ? 0xffff - h : h | 0x8000;
+      if (key < lo) lo = key;
+      if (key > hi) hi = key;
+    }
+    min[g] = table[lo & 0x8000 ? lo & 0x7fff : 0xffff - lo]!;
+    max[g] = table[hi & 0x8000 ? hi & 0x7fff : 0xffff - hi]!;
+  }
+  return { min, max };
+}
+
 /** Per-group min and max of float32 weight values in the kernel's `[a, b, c]` view. */
 export function observeCpu(kernel: WeightKernel, w: Float32Array): WeightStats {
   const [a, b, c] = kernel.view.dims as [number, number, number];
@@ -59,48 +96,13 @@ function rneInt(v: number): number {
  * intermediate results rounded to the weight dtype as compressed-tensors
  * computes them.
  */
-export function quantizeIntCpu(kernel: WeightKernel, w: Float32Array, scale: Float32Array, zeroPoint: Float32Array | null): Int8Array {
+export function quantizeIntCpu(kernel: WeightKernel, weight: Float32Array | Uint16Array, scale: Float32Array, zeroPoint: Float32Array | null): Int8Array {
   const [a, b, c] = kernel.view.dims as [number, number, number];
   const qmin = -(2 ** (kernel.args.num_bits - 1));
   const qmax = 2 ** (kernel.args.num_bits - 1) - 1;
   const q = new Int8Array(a * b * c);
-  if (kernel.dtype === 'BF16') {
-    // The hot case. Rounding x / s to bf16 moves it by at most |x / s|·2^-8;
-    // unless that can carry it across a half-integer, the code is the
-    // nearest integer of the float64 quotient, clamped (clip before or
-    // after rounding is the same away from ties). Near a half-integer the
-    // exact steps run: float32 bits rounded to their high half, ties to even.
-    const f = new Float32Array(1);
-    const u = new Uint32Array(f.buffer);
-    for (let g = 0; g < a * b; g++) {
-      const s = scale[g]!;
-      const zp = zeroPoint ? zeroPoint[g]! : 0;
-      const end = (g + 1) * c;
-      for (let i = g * c; i < end; i++) {
-        const t = w[i]! / s;
-        if (!zeroPoint) {
-          const r = Math.round(t);
-          const d = t - r;
-          // Distance to the nearest half-integer against bf16's largest rounding step there.
-          if (0.5 - (d < 0 ? -d : d) > (t < 0 ? -t : t) * 0.0039063) {
-            q[i] = r < qmin ? qmin : r > qmax ? qmax : r;
-            continue;
-          }
-        }
-        f[0] = t;
-        let x = u[0]!;
-        u[0] = (x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000;
-        if (zeroPoint) {
-          f[0] = f[0]! + zp;
-          x = u[0]!;
-          u[0] = (x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000;
-        }
-        const v = f[0]!;
-        q[i] = rneInt(v < qmin ? qmin : v > qmax ? qmax : v);
-      }
-    }
-    return q;
-  }
+  if (weight instanceof Uint16Array) return quantizeIntBf16(kernel, weight, scale, zeroPoint, qmin, qmax, q);
+  const w = weight;
   const round = rounderFor(kernel);
   for (let g = 0; g < a * b; g++) {
     const s = scale[g]!;
@@ -109,6 +111,47 @@ export function quantizeIntCpu(kernel: WeightKernel, w: Float32Array, scale: Flo
     for (let i = g * c; i < end; i++) {
       let v = round(Math.fround(w[i]! / s));
       if (zeroPoint) v = round(Math.fround(v + zp));
+      q[i] = rneInt(v < qmin ? qmin : v > qmax ? qmax : v);
+    }
+  }
+  return q;
+}
+
+/** {@link quantizeIntCpu} of raw bf16 weights, widened by lookup. */
+function quantizeIntBf16(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, zeroPoint: Float32Array | null, qmin: number, qmax: number, q: Int8Array): Int8Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const table = bf16Values();
+  // Rounding x / s to bf16 moves it by at most |x / s|·2^-8;
+  // unless that can carry it across a half-integer, the code is the
+  // nearest integer of the float64 quotient, clamped (clip before or
+  // after rounding is the same away from ties). Near a half-integer the
+  // exact steps run: float32 bits rounded to their high half, ties to even.
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let g = 0; g < a * b; g++) {
+    const s = scale[g]!;
+    const zp = zeroPoint ? zeroPoint[g]! : 0;
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i++) {
+      const t = table[bits[i]!]! / s;
+      if (!zeroPoint) {
+        const r = Math.round(t);
+        const d = t - r;
+        // Distance to the nearest half-integer against bf16's largest rounding step there.
+        if (0.5 - (d < 0 ? -d : d) > (t < 0 ? -t : t) * 0.0039063) {
+          q[i] = r < qmin ? qmin : r > qmax ? qmax : r;
+          continue;
+        }
+      }
+      f[0] = t;
+      let x = u[0]!;
+      u[0] = (x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000;
+      if (zeroPoint) {
+        f[0] = f[0]! + zp;
+        x = u[0]!;
+        u[0] = (x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000;
+      }
+      const v = f[0]!;
       q[i] = rneInt(v < qmin ? qmin : v > qmax ? qmax : v);
     }
   }

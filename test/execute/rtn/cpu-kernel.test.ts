@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
-import { quantizeIntCpu } from '../../../src/execute/rtn/cpu-kernel.js';
+import { observeBf16Cpu, quantizeIntCpu } from '../../../src/execute/rtn/cpu-kernel.js';
 import { roundHalfEven } from '../../../src/execute/rtn/qparams.js';
 import { planWeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
 import { presetScheme } from '../../../src/ir/presets.js';
@@ -23,6 +23,21 @@ function reference(x: number, s: number, zp: number | null, bits: number): numbe
   return roundHalfEven(Math.min(hi, Math.max(lo, v)));
 }
 
+describe('observeBf16Cpu', () => {
+  test('finds the same min and max as comparing the values', () => {
+    const kernel = planWeightKernel(presetScheme('W4A16', ['Linear'])!, [1, 128], 'BF16');
+    fc.assert(
+      fc.property(fc.array(bf16, { minLength: 128, maxLength: 128 }), (values) => {
+        const w = Float32Array.from(values);
+        const stats = observeBf16Cpu(kernel, Uint16Array.from(new Uint32Array(w.buffer), (u) => u >>> 16));
+        // -0 and +0 compare equal; either may be reported.
+        expect(stats.min[0]! === Math.min(...w)).toBe(true);
+        expect(stats.max[0]! === Math.max(...w)).toBe(true);
+      }),
+    );
+  });
+});
+
 describe('quantizeIntCpu (bf16 weights)', () => {
   for (const [scheme, bits] of [['W4A16', 4], ['W8A16', 8], ['W4A16_ASYM', 4]] as const) {
     test(`${scheme}: every code equals the step-by-step definition`, () => {
@@ -35,9 +50,14 @@ describe('quantizeIntCpu (bf16 weights)', () => {
           fc.integer({ min: -8, max: 7 }),
           (s, raw, zp) => {
             // Half the values sit exactly on, or one bf16 step around, half-integer multiples of the scale.
-            const w = Float32Array.from(raw, (v, i) => (i % 2 === 0 ? v : roundBf16(Math.fround(v * s * (1 + ((i % 3) - 1) * 2 ** -8)))));
-            const q = quantizeIntCpu(kernel, w, Float32Array.of(s), asym ? Float32Array.of(zp) : null);
-            for (let i = 0; i < w.length; i++) expect(q[i], `x=${w[i]} s=${s}`).toBe(reference(w[i]!, s, asym ? zp : null, bits) + 0);
+            const w = Float32Array.from(raw, (v, i) => (i % 2 === 0 ? roundBf16(v) : roundBf16(Math.fround(v * s * (1 + ((i % 3) - 1) * 2 ** -8)))));
+            const rawBits = Uint16Array.from(new Uint32Array(w.buffer), (u) => u >>> 16);
+            const scale = Float32Array.of(s);
+            const zero = asym ? Float32Array.of(zp) : null;
+            // Raw bf16 patterns (the path apply takes), and float32 values (the general loop).
+            for (const q of [quantizeIntCpu(kernel, rawBits, scale, zero), quantizeIntCpu(kernel, w, scale, zero)]) {
+              for (let i = 0; i < w.length; i++) expect(q[i], `x=${w[i]} s=${s}`).toBe(reference(w[i]!, s, asym ? zp : null, bits) + 0);
+            }
           },
         ),
         { numRuns: 300 },
