@@ -130,26 +130,29 @@ function quantizeIntBf16(kernel: WeightKernel, bits: Uint16Array, scale: Float32
   const u = new Uint32Array(f.buffer);
   for (let g = 0; g < a * b; g++) {
     const s = scale[g]!;
+    // x·(1/s) is within a few float64 ulps of x/s: far below the margin of the shortcut.
+    const inv = 1 / s;
     const zp = zeroPoint ? zeroPoint[g]! : 0;
     const end = (g + 1) * c;
     for (let i = g * c; i < end; i++) {
-      const t = table[bits[i]!]! / s;
+      const x = table[bits[i]!]!;
       if (!zeroPoint) {
+        const t = x * inv;
         const r = Math.round(t);
         const d = t - r;
         // Distance to the nearest half-integer against bf16's largest rounding step there.
-        if (0.5 - (d < 0 ? -d : d) > (t < 0 ? -t : t) * 0.0039063) {
+        if (0.5 - (d < 0 ? -d : d) > (t < 0 ? -t : t) * 0.0039064) {
           q[i] = r < qmin ? qmin : r > qmax ? qmax : r;
           continue;
         }
       }
-      f[0] = t;
-      let x = u[0]!;
-      u[0] = (x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000;
+      f[0] = x / s;
+      let h = u[0]!;
+      u[0] = (h + 0x7fff + ((h >>> 16) & 1)) & 0xffff0000;
       if (zeroPoint) {
         f[0] = f[0]! + zp;
-        x = u[0]!;
-        u[0] = (x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000;
+        h = u[0]!;
+        u[0] = (h + 0x7fff + ((h >>> 16) & 1)) & 0xffff0000;
       }
       const v = f[0]!;
       q[i] = rneInt(v < qmin ? qmin : v > qmax ? qmax : v);
