@@ -165,7 +165,7 @@ export const command: Command = {
     const recipePath = saved ? planPath(input, saved.recipe.path, io.cwd) : positionals[0]!;
     const modelArg = (values.model as string | undefined) ?? (saved ? planModel(input, saved.model.id) : undefined);
     if (modelArg === undefined) throw new UsageError('apply: --model DIR is required.');
-    const planned = await planFromCli(recipePath, modelArg, io);
+    const planned = await planFromCli(recipePath, modelArg, io, 'weights');
     if (!planned.build) return reportFailedPlan(planned, io);
     const diagnostics: Diagnostic[] = [...planned.diagnostics];
     const { plan } = planned.build;

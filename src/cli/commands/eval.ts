@@ -9,6 +9,7 @@ import type { ExpertCoverage } from '../../execute/calibrate/coverage.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { layerStartProgress } from '../layer-progress.js';
+import { modelPathForCli } from '../model-arg.js';
 import { fileOutputProblem } from '../write-output.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
@@ -83,7 +84,8 @@ export const command: Command = {
     const device = choice('eval', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
     const format = choice('eval', 'format', values.format, ['text', 'json'] as const, 'text');
     const batchSize = positiveInt('eval', 'batch-size', values['batch-size'], 1);
-    const modelDir = resolve(io.cwd, values.model);
+    const modelDir = await modelPathForCli(values.model, 'weights', io);
+    if (typeof modelDir !== 'string') throw new UsageError(`eval: ${modelDir.message}`);
     if (!existsSync(join(modelDir, 'config.json'))) throw new UsageError(`eval: ${values.model} has no config.json.`);
     if (typeof values.coverage === 'string') {
       const problem = fileOutputProblem(resolve(io.cwd, values.coverage));

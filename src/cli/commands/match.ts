@@ -137,7 +137,7 @@ export const command: Command = {
     if (positionals.length === 0) throw new UsageError('match: expected at least one target PATTERN. See "quantc match --help".');
     const ignoreTexts = (values.ignore as string[] | undefined) ?? [];
     const which = choice('match', 'tree', values.tree, ['rewritten', 'loaded'] as const, 'rewritten');
-    const tree = loadTreeForCli('match', values.model, io, which);
+    const tree = await loadTreeForCli('match', values.model, io, which);
     if (typeof tree === 'number') return tree;
     const { text, spans } = argsSource(positionals, ignoreTexts);
     const sources = new Map([[ARGS_PATH, text]]);
