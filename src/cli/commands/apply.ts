@@ -119,6 +119,8 @@ export const command: Command = {
       samples: { type: 'string' },
       'seq-len': { type: 'string' },
       'batch-size': { type: 'string' },
+      shuffle: { type: 'boolean' },
+      seed: { type: 'string' },
       coverage: { type: 'string' },
       format: { type: 'string' },
       'fail-on': { type: 'string' },
@@ -138,6 +140,10 @@ export const command: Command = {
     const samples = positiveInt('apply', 'samples', values.samples, 512);
     const seqLen = positiveInt('apply', 'seq-len', values['seq-len'], undefined);
     const batchSize = positiveInt('apply', 'batch-size', values['batch-size'], 1);
+    if (values.seed !== undefined && !values.shuffle) throw new UsageError('apply: --seed is the seed of --shuffle; add --shuffle.');
+    if (values.seed !== undefined && !/^\d+$/.test(String(values.seed))) throw new UsageError(`apply: --seed must be a non-negative integer, not "${String(values.seed)}".`);
+    // llm-compressor's examples shuffle with seed 42.
+    const shuffleSeed = values.shuffle ? BigInt((values.seed as string | undefined) ?? '42') : undefined;
     if (existsSync(resolve(io.cwd, values.out))) throw new UsageError(`apply: ${values.out} already exists; choose a new --out folder`);
     const { outputProblem, removeStaleStages } = await import('../../execute/output-dir.js');
     const pathProblem = outputProblem(resolve(io.cwd, values.out), 0);
@@ -217,13 +223,13 @@ export const command: Command = {
         const { calibrateFromCli } = await import('../apply-calibration.js');
         // Progress and notes go to stderr; --quiet keeps only the diagnostics (returned, rendered here).
         const progressIo = values.quiet ? { ...io, stderr: () => undefined } : io;
-        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, coverage: values.coverage as string | undefined, device }, progressIo);
+        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, ...(shuffleSeed === undefined ? {} : { shuffleSeed }), coverage: values.coverage as string | undefined, device }, progressIo);
         if (step.diagnostics.length > 0) io.stderr(renderDiagnostics(step.diagnostics, planned.sources));
         if (!step.ok) return EXIT_ERRORS;
         ({ job, lines, report, writeReport } = step);
         warnings = step.diagnostics;
-      } else if (values.data !== undefined || values.coverage !== undefined) {
-        io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size and --coverage are ignored\n');
+      } else if (values.data !== undefined || values.coverage !== undefined || values.shuffle) {
+        io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size, --shuffle and --coverage are ignored\n');
       }
       const summary = await applyJob(job, values.quiet ? () => undefined : progressPrinter(io.stderr, io.isTty));
       writeReport();
