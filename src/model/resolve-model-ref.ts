@@ -7,11 +7,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { error, type Diagnostic } from '../diagnostics.js';
+import { error, suggestion, type Diagnostic } from '../diagnostics.js';
 import { formatBytes } from '../plan/estimate.js';
 import { cachedCommit, hfHome, hubCacheDir, hubOffline, parseModelRef, snapshotDir, writeRef, type HubEnv, type ModelRef } from './hf-cache.js';
 import { downloadFile, headFile, HubError, revisionInfo, type HubClient, type RemoteFile } from './hub-client.js';
-import { bundledConfig } from './hub.js';
+import { bundledConfig, bundledModelIds } from './hub.js';
 
 /** What a command reads: `config` (plan, modules, match) or the weights and tokenizer too (apply, eval). */
 export type ModelFiles = 'config' | 'weights';
@@ -69,9 +69,16 @@ function hubToken(env: HubEnv): string | undefined {
   }
 }
 
-/** A HubError as a diagnostic sentence. */
-function hubDiagnostic(e: HubError): Diagnostic {
-  return error(e.code, `${e.message[0]!.toUpperCase()}${e.message.slice(1)}.`);
+/** A HubError as a diagnostic sentence; an unknown repository near a bundled id gets "Did you mean …?". */
+function hubDiagnostic(e: HubError, ref: ModelRef): Diagnostic {
+  const near = e.code === 'hub-repo-not-found' ? nearBundled(ref.repo) : '';
+  return error(e.code, `${e.message[0]!.toUpperCase()}${e.message.slice(1)}.${near}`);
+}
+
+/** " Did you mean …?" for a bundled id one typo away, keeping sizes and versions (70B is not 8B). */
+function nearBundled(repo: string): string {
+  const digits = (id: string): string => id.replace(/\D/g, '');
+  return suggestion(repo, bundledModelIds().filter((id) => digits(id) === digits(repo)));
 }
 
 /**
@@ -93,14 +100,14 @@ export async function resolveModelRef(arg: string, o: ResolveOptions): Promise<R
     const what = o.need === 'config' ? 'its config.json' : 'its config.json and weights';
     return error(
       'hub-not-cached',
-      `"${ref.repo}${at}" is not in the Hugging Face cache at ${cache} (${cached ? `the snapshot lacks ${what}` : 'no snapshot of that revision'}) and HF_HUB_OFFLINE is set; download it first (\`hf download ${ref.repo}${ref.explicitRevision ? ` --revision ${ref.revision}` : ''}\`) or unset HF_HUB_OFFLINE.`,
+      `"${ref.repo}${at}" is not in the Hugging Face cache at ${cache} (${cached ? `the snapshot lacks ${what}` : 'no snapshot of that revision'}) and HF_HUB_OFFLINE is set; download it first (\`hf download ${ref.repo}${ref.explicitRevision ? ` --revision ${ref.revision}` : ''}\`) or unset HF_HUB_OFFLINE.${nearBundled(ref.repo)}`,
     );
   }
   const client: HubClient = { endpoint: (o.env['HF_ENDPOINT'] || 'https://huggingface.co').replace(/\/+$/, ''), token: hubToken(o.env), cache };
   try {
     return await download(client, ref, o);
   } catch (e) {
-    if (e instanceof HubError) return hubDiagnostic(e);
+    if (e instanceof HubError) return hubDiagnostic(e, ref);
     throw e;
   }
 }

@@ -13,7 +13,7 @@ import { planFromCli, reportFailedPlan } from '../plan-args.js';
 import { planModel, planPath } from '../saved-plan-paths.js';
 import { fileOutputProblem } from '../write-output.js';
 
-const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR --out DIR [options]
+const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR|ID --out DIR [options]
 
 Runs the plan of RECIPE against the model folder DIR and writes a
 compressed-tensors checkpoint (as llm-compressor would) to --out.
@@ -33,10 +33,13 @@ Calibration runs the samples through the model layer by layer (one
 layer's weights in memory at a time; architectures of \`quantc eval\`),
 then the weight pass writes the calibrated scales with the weights.
 Data: a plain text FILE is tokenized with DIR/tokenizer.json without
-special tokens and cut into non-overlapping windows of --seq-len tokens;
-a .jsonl FILE gives one sample per record ("text" field), tokenized with
-special tokens and truncated to --seq-len. Without --data, a small
-embedded English text (with some code and other languages) is used.
+special tokens and cut into non-overlapping windows of --seq-len tokens.
+Records (.jsonl, .json, .parquet, .arrow, or a datasets save_to_disk
+folder) give one sample each, truncated to --seq-len, tokenized as
+llm-compressor does: "text" with special tokens; chat "messages"
+rendered with the model's chat template; "prompt" + "completion" joined.
+Without --data, a small embedded English text (with some code and other
+languages) is used.
 
 PLAN is a plan saved with \`quantc plan --save\`; apply re-plans its
 recipe and refuses to run if the recipe, the model's config.json or the
@@ -47,14 +50,19 @@ into place when complete; --out must not exist. The input folder is only
 read.
 
 Options:
-  --model DIR              Model folder with config.json and safetensors.
+  --model DIR|ID           Model folder with config.json and safetensors,
+                           or ORG/NAME[@REVISION] from the Hugging Face
+                           cache (downloaded into it when absent).
   --out DIR                Output folder (must not exist).
   --device cpu|cuda        Where the calibration and quantization graphs
                            run (default cpu).
                            cuda needs \`npm run setup:cuda\` first.
   --max-shard-size GB      Largest output shard in GB (default 20).
-  --data FILE              Calibration text or .jsonl (default: the
+  --data FILE              Calibration text or records (default: the
                            embedded calibration text).
+  --shuffle                Take the records in the order datasets'
+                           shuffle(seed) gives (numpy's permutation).
+  --seed N                 The seed of --shuffle (default 42).
   --samples N              Calibration samples, at most (default 512).
   --seq-len N              Tokens per sample (default 384, at most the
                            model's max_position_embeddings).

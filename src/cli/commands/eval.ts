@@ -15,7 +15,7 @@ import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { writeFileAtomic } from '../write-output.js';
 
-const HELP = `Usage: quantc eval --model DIR --data FILE [options]
+const HELP = `Usage: quantc eval --model DIR|ID --data FILE [options]
 
 Computes the perplexity of the model in DIR on the text in FILE, running
 the model layer by layer on onnxruntime (one layer's weights in memory at
@@ -32,7 +32,9 @@ FILE is plain text, or JSON Lines (.jsonl) with a "text" field per line
 (joined with blank lines).
 
 Options:
-  --model DIR              Model folder: config.json, safetensors, tokenizer.json.
+  --model DIR|ID           Model folder: config.json, safetensors, tokenizer.json;
+                           or ORG/NAME[@REVISION] from the Hugging Face cache
+                           (downloaded into it when absent).
   --data FILE              Text or .jsonl file to evaluate on.
   --seq-len N              Window length in tokens (default: the smaller of
                            2048 and the model's max_position_embeddings).

@@ -32,7 +32,8 @@ By default the tree is the one llm-compressor quantizes: after the MoE
 calibration rewrites that unpack fused experts into Linear modules.
 
 Options:
-  --model PATH|ID       A model folder, config.json, module-tree JSON or bundled model id.
+  --model PATH|ID       A model folder, config.json, module-tree JSON, or ORG/NAME[@REV]
+                        (Hugging Face cache, bundled config, or the Hub).
   --ignore PATTERN      An ignore entry; repeat for several.
   --tree rewritten|loaded
                         Match after the MoE rewrites (default) or on the tree as loaded.

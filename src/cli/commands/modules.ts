@@ -28,7 +28,8 @@ every module in named_modules() order as
 (the root module has name "").
 
 Options:
-  --model PATH|ID     A model folder, config.json, module-tree JSON or bundled model id.
+  --model PATH|ID     A model folder, config.json, module-tree JSON, or ORG/NAME[@REV]
+                      (Hugging Face cache, bundled config, or the Hub).
   --filter PATTERN    Only modules a compressed-tensors pattern matches
                       (exact name, class name, or re:<python regex>).
   --tree loaded|rewritten

@@ -2,7 +2,7 @@
  * Calibration data as llm-compressor users have it: JSON Lines (`.jsonl`,
  * or `.json` holding JSON Lines or one array), Parquet (`.parquet`, as
  * `datasets`' `to_parquet` and the Hub's parquet conversion write it, read
- * with hyparquet), Arrow IPC (`.arrow`, or a folder `datasets`'
+ * with hyparquet and its codecs), Arrow IPC (`.arrow`, or a folder `datasets`'
  * `save_to_disk` wrote: its `data-*.arrow` stream files in `state.json`'s
  * order, read with apache-arrow), or any other file as plain text. Each row
  * is one record: `text`, else chat `messages`, else `prompt` + `completion`
@@ -66,9 +66,11 @@ async function readJsonRecords(path: string): Promise<DataRecord[]> {
 
 async function readParquetRecords(path: string): Promise<DataRecord[]> {
   const { asyncBufferFromFile, parquetReadObjects } = await import('hyparquet');
+  // zstd (polars' default), gzip, brotli, lz4; snappy is built into hyparquet.
+  const { compressors } = await import('hyparquet-compressors');
   let rows: Record<string, unknown>[];
   try {
-    rows = await parquetReadObjects({ file: await asyncBufferFromFile(path) });
+    rows = await parquetReadObjects({ file: await asyncBufferFromFile(path), compressors });
   } catch (e) {
     throw new DataFileError(`${path} is not a Parquet file quantc can read (${(e as Error).message})`);
   }
