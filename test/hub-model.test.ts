@@ -12,6 +12,8 @@ import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { parseModelRef } from '../src/model/hf-cache.js';
+import { resolveModelRef } from '../src/model/resolve-model-ref.js';
+import { parseSafetensors, serializeSafetensors, type RefTensor } from './execute/fixtures.js';
 import { commitOf, sha256, startFakeHub, type FakeHub, type Files } from './hub/fake-hub.js';
 import { memoryIo } from './memory-io.js';
 
@@ -219,5 +221,37 @@ describe('downloads from the Hub', () => {
     const dead = await deadEndpoint();
     const down = await run(cwd, { HF_HUB_CACHE: cache, HF_ENDPOINT: dead }, 'plan', 'recipe.yaml', '--model', REPO);
     expect([down.code, down.err]).toEqual([2, `quantc: Cannot reach ${dead} (ECONNREFUSED); check the network or HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use only the local cache.\n`]);
+  });
+
+  test('a sharded checkpoint: the index, then every shard it names, with progress and the time left', async () => {
+    const files = tinyFiles();
+    const tensors = [...parseSafetensors(files.get('model.safetensors')!)];
+    const half = Math.ceil(tensors.length / 2);
+    const shards: [string, Map<string, RefTensor>][] = [
+      ['model-00001-of-00002.safetensors', new Map(tensors.slice(0, half))],
+      ['model-00002-of-00002.safetensors', new Map(tensors.slice(half))],
+    ];
+    const weightMap = Object.fromEntries(shards.flatMap(([file, ts]) => [...ts.keys()].map((name) => [name, file])));
+    files.delete('model.safetensors');
+    for (const [file, ts] of shards) files.set(file, new Uint8Array(serializeSafetensors(ts)));
+    files.set('model.safetensors.index.json', new TextEncoder().encode(JSON.stringify({ metadata: {}, weight_map: weightMap })));
+    // A stray consolidated file the index does not name is not fetched.
+    files.set('consolidated.safetensors', new Uint8Array(16));
+    const commit = commitOf(files);
+    hub = await startFakeHub({ [REPO]: { branches: { main: commit }, commits: { [commit]: files } } });
+    const { cwd, cache } = await workspace();
+    let clock = 0;
+    const lines: string[] = [];
+    const found = await resolveModelRef(REPO, { need: 'weights', env: { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint }, progress: (t) => void lines.push(t), now: () => (clock += 400) });
+    expect(found).toMatchObject({ from: 'hub', commit, path: join(cache, FOLDER, 'snapshots', commit) });
+    expect(readdirSync(join(cache, FOLDER, 'snapshots', commit)).sort()).toEqual(
+      ['chat_template.jinja', 'config.json', 'generation_config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json'],
+    );
+    expect(lines[0]).toMatch(/^Downloading quantc-test\/tiny-chat into the Hugging Face cache \(7 files, [\d.]+ kB\)\n$/);
+    expect(lines.some((l) => /^ {2}[\d.]+ kB of [\d.]+ kB \(\d+%\), [\d.]+ kB\/s, about \d+ s left\n$/.test(l))).toBe(true);
+    expect(lines.at(-1)).toMatch(/^Downloaded [\d.]+ kB in [\d.]+ s\n$/);
+    expect(hub.seen.some((r) => r.url.includes('consolidated'))).toBe(false);
+    const run2 = await run(cwd, { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' }, 'eval', '--model', REPO, '--data', join(TINY, '..', 'data', 'text.jsonl'), '--seq-len', '16');
+    expect(run2.code).toBe(0);
   });
 });

@@ -32,6 +32,8 @@ export interface ResolveOptions {
   /** Download progress (stderr); nothing when absent. */
   readonly progress?: (text: string) => void;
   readonly isTty?: boolean;
+  /** Milliseconds, for the rate and the time left (performance.now by default). */
+  readonly now?: () => number;
 }
 
 const CONFIG = 'config.json';
@@ -126,24 +128,21 @@ async function download(client: HubClient, ref: ModelRef, o: ResolveOptions): Pr
   const dir = snapshotDir(client.cache, ref.repo, info.commit);
   const heads: RemoteFile[] = [];
   for (const f of wanted) if (!existsSync(join(dir, f))) heads.push(await headFile(client, ref, info.commit, f));
-  const meter = progressMeter(o, `${ref.repo}${ref.explicitRevision ? `@${ref.revision}` : ''}`);
-  for (const h of heads.filter((h) => h.path !== INDEX)) meter.add(h);
-  // Small files first; the index then names the shards to fetch.
+  // The index first (small): it names the shards, so the progress knows the whole size before any byte of weights.
   const index = heads.find((h) => h.path === INDEX);
-  for (const h of heads.filter((h) => h.path !== INDEX)) await downloadFile(client, ref, info.commit, h, meter.onBytes);
+  if (index) await downloadFile(client, ref, info.commit, index);
   if (o.need === 'weights' && present.has(INDEX)) {
-    if (index) await downloadFile(client, ref, info.commit, index, meter.onBytes);
     const shards = indexShards(dir);
     if (!shards) throw new HubError('hub-download-failed', `the ${INDEX} of "${ref.repo}" is not valid JSON with a weight_map`);
-    const missing = shards.filter((s) => !existsSync(join(dir, s)));
-    const shardHeads: RemoteFile[] = [];
-    for (const s of missing) {
+    for (const s of shards.filter((s) => !existsSync(join(dir, s)))) {
       if (!present.has(s)) throw new HubError('hub-file-not-found', `"${ref.repo}" at "${ref.revision}" has no "${s}", which its ${INDEX} names`);
-      shardHeads.push(await headFile(client, ref, info.commit, s));
+      heads.push(await headFile(client, ref, info.commit, s));
     }
-    for (const h of shardHeads) meter.add(h);
-    for (const h of shardHeads) await downloadFile(client, ref, info.commit, h, meter.onBytes);
   }
+  const rest = heads.filter((h) => h !== index);
+  const meter = progressMeter(o, `${ref.repo}${ref.explicitRevision ? `@${ref.revision}` : ''}`);
+  for (const h of rest) meter.add(h);
+  for (const h of rest) await downloadFile(client, ref, info.commit, h, meter.onBytes);
   meter.done();
   writeRef(client.cache, ref, info.commit);
   return { path: dir, from: 'hub', ref, commit: info.commit };
@@ -154,7 +153,8 @@ function progressMeter(o: ResolveOptions, label: string): { add(f: RemoteFile): 
   const write = o.progress ?? (() => undefined);
   const sizes = new Map<string, number>();
   const got = new Map<string, number>();
-  const started = performance.now();
+  const now = o.now ?? (() => performance.now());
+  const started = now();
   // The first line of bytes comes after a second: small downloads print only their header and end.
   let last = started;
   let announced = false;
@@ -162,7 +162,7 @@ function progressMeter(o: ResolveOptions, label: string): { add(f: RemoteFile): 
   const total = (): number => [...sizes.values()].reduce((a, b) => a + b, 0);
   const sum = (): number => [...got.values()].reduce((a, b) => a + b, 0);
   const line = (): string => {
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = (now() - started) / 1000;
     const done = sum();
     const rate = seconds > 0 ? (done - resumed) / seconds : 0;
     const left = rate > 0 && done < total() ? `, about ${Math.ceil((total() - done) / rate)} s left` : '';
@@ -180,14 +180,14 @@ function progressMeter(o: ResolveOptions, label: string): { add(f: RemoteFile): 
       // The first report of a file is what a partial download already held.
       if (!got.has(file)) resumed += bytes;
       got.set(file, bytes);
-      const now = performance.now();
-      if (now - last < 1000) return;
-      last = now;
+      const t = now();
+      if (t - last < 1000) return;
+      last = t;
       write(o.isTty ? `\r${line()}\x1b[K` : `${line()}\n`);
     },
     done() {
       if (!announced) return;
-      write(`${o.isTty ? '\r' : ''}Downloaded ${formatBytes(sum() - resumed)} in ${((performance.now() - started) / 1000).toFixed(1)} s${resumed > 0 ? ` (resumed after ${formatBytes(resumed)})` : ''}${o.isTty ? '\x1b[K' : ''}\n`);
+      write(`${o.isTty ? '\r' : ''}Downloaded ${formatBytes(sum() - resumed)} in ${((now() - started) / 1000).toFixed(1)} s${resumed > 0 ? ` (resumed after ${formatBytes(resumed)})` : ''}${o.isTty ? '\x1b[K' : ''}\n`);
     },
   };
 }
