@@ -208,6 +208,23 @@ describe('downloads from the Hub', () => {
     expect(readFileSync(join(cache, FOLDER, 'blobs', sha))).toEqual(Buffer.from(weights));
   });
 
+  test('a partial download that does not match the file is thrown away, not kept', async () => {
+    const files = tinyFiles();
+    const commit = commitOf(files);
+    hub = await startFakeHub({ [REPO]: { branches: { main: commit }, commits: { [commit]: files } } });
+    const sha = sha256(files.get('model.safetensors')!);
+    const { cwd, cache } = await workspace();
+    await mkdir(join(cache, FOLDER, 'blobs'), { recursive: true });
+    const partial = join(cache, FOLDER, 'blobs', `${sha}.incomplete`);
+    writeFileSync(partial, Buffer.alloc(1000, 7));
+    const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint };
+    const first = await run(cwd, env, 'apply', 'recipe.yaml', '--model', REPO, '--out', 'out');
+    expect(first.code).toBe(2);
+    expect(first.err.endsWith(`\nquantc: The download of "model.safetensors" from "${REPO}" does not match its hash (${sha}); it was removed, run again to download it afresh.\n`)).toBe(true);
+    expect(existsSync(partial)).toBe(false);
+    expect((await run(cwd, env, 'apply', 'recipe.yaml', '--model', REPO, '--out', 'out')).code).toBe(0);
+  });
+
   test('an unknown model, a bad revision and an unreachable Hub are one line and exit 2', async () => {
     const files = tinyFiles();
     const commit = commitOf(files);

@@ -10,10 +10,11 @@
  *
  * A download grows `blobs/<etag>.incomplete`, kept when interrupted and
  * resumed from its size on the next run (a server that ignores `Range`
- * restarts it), then is renamed to `blobs/<etag>` and linked from the
- * snapshot. Errors are `HubError`s with one-line messages that say what to do.
+ * restarts it), checked against the etag (the content's sha256, or git's
+ * blob sha1), then renamed to `blobs/<etag>` and linked from the snapshot. Errors are `HubError`s with one-line messages that say what to do.
  */
-import { createWriteStream, existsSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { blobPaths, linkSnapshotFile, type ModelRef } from './hf-cache.js';
@@ -151,6 +152,16 @@ export async function headFile(client: HubClient, ref: ModelRef, commit: string,
   throw new HubError('hub-download-failed', `${client.endpoint} sent no ETag for "${path}" of "${ref.repo}"; cannot place it in the cache`);
 }
 
+/** The hash of file `path` in the etag's kind (64 hex digits: sha256; 40: git blob sha1), or undefined for other etags. */
+async function contentHash(path: string, etag: string, size: number): Promise<string | undefined> {
+  const kind = /^[0-9a-f]{64}$/.test(etag) ? 'sha256' : /^[0-9a-f]{40}$/.test(etag) ? 'sha1' : undefined;
+  if (!kind) return undefined;
+  const hash = createHash(kind);
+  if (kind === 'sha1') hash.update(`blob ${size}\0`);
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
 /**
  * Puts `file` into the cache's blobs (resuming a partial download) and
  * links it from snapshot `commit`. Returns the bytes downloaded now.
@@ -197,6 +208,12 @@ export async function downloadFile(client: HubClient, ref: ModelRef, commit: str
   const size = statSync(incomplete).size;
   if (file.size !== undefined && size !== file.size) {
     throw new HubError('hub-download-failed', `the download of "${file.path}" from "${ref.repo}" ended at ${size} of ${file.size} bytes; run again to resume it`);
+  }
+  // The etag is the content's hash (sha256 for LFS files, git's blob sha1 otherwise): a resumed or raced download must match it.
+  const actual = await contentHash(incomplete, file.etag, size);
+  if (actual !== undefined && actual !== file.etag) {
+    await rm(incomplete, { force: true });
+    throw new HubError('hub-download-failed', `the download of "${file.path}" from "${ref.repo}" does not match its hash (${file.etag}); it was removed, run again to download it afresh`);
   }
   await rename(incomplete, blob);
   linkSnapshotFile(client.cache, ref.repo, commit, file.path, file.etag);
