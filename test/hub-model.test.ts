@@ -184,6 +184,13 @@ describe('downloads from the Hub', () => {
     const ok = await run(cwd, { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint, HF_HOME: join(cwd, 'home') }, 'plan', 'recipe.yaml', '--model', REPO);
     expect(ok.code).toBe(0);
     expect(hub.seen.at(-1)?.authorization).toBe('Bearer hf_good');
+    // The weights come from the CDN host, without the token.
+    const weights = await run(cwd, { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.endpoint, HF_TOKEN: 'hf_good' }, 'eval', '--model', REPO, '--data', join(TINY, '..', 'data', 'text.jsonl'), '--seq-len', '16');
+    expect(weights.code).toBe(0);
+    const cdn = hub.seen.filter((r) => r.url.startsWith('/cdn/'));
+    expect(cdn.length).toBe(1);
+    expect(cdn[0]!.authorization).toBeUndefined();
+    expect(hub.seen.filter((r) => r.url.includes('/resolve/')).every((r) => r.authorization === 'Bearer hf_good')).toBe(true);
   });
 
   test('an interrupted download resumes from its .incomplete file', async () => {

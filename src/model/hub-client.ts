@@ -180,7 +180,10 @@ export async function downloadFile(client: HubClient, ref: ModelRef, commit: str
   }
   let fetched = 0;
   if (file.size === undefined || have < file.size) {
-    const res = await request(client, file.url, { headers: headers(client, have > 0 ? { range: `bytes=${have}-` } : {}) });
+    // The token goes to the Hub only, never to the host a redirect points at (the Hub's CDN URLs are signed).
+    const sameHost = new URL(file.url).origin === new URL(client.endpoint).origin;
+    const extra = { 'accept-encoding': 'identity', ...(have > 0 ? { range: `bytes=${have}-` } : {}) };
+    const res = await request(client, file.url, { headers: sameHost ? headers(client, extra) : { 'user-agent': 'quantc', ...extra } });
     if (res.status === 416 && file.size !== undefined && have === file.size) {
       // Nothing left to fetch.
     } else {
