@@ -141,6 +141,10 @@ describe('downloads from the Hub', () => {
     expect(r.code).toBe(0);
     expect(readdirSync(join(cache, FOLDER, 'snapshots', commit))).toEqual(['config.json']);
     expect(hub.seen.filter((s) => s.url.includes('/resolve/')).map((s) => s.url)).toEqual([`/${REPO}/resolve/${commit}/config.json`, `/${REPO}/resolve/${commit}/config.json`]);
+    // Offline, apply needs the weights this snapshot lacks.
+    const offline = await run(cwd, { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' }, 'apply', 'recipe.yaml', '--model', REPO, '--out', 'out');
+    expect(offline.code).toBe(2);
+    expect(offline.err).toContain('(the snapshot lacks its safetensors weights) and HF_HUB_OFFLINE is set');
   });
 
   test('a revision by branch and by commit hash', async () => {

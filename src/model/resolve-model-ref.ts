@@ -99,7 +99,7 @@ export async function resolveModelRef(arg: string, o: ResolveOptions): Promise<R
   if (o.need === 'config' && !ref.explicitRevision && bundledConfig(ref.repo)) return undefined;
   const at = ref.explicitRevision ? `@${ref.revision}` : '';
   if (hubOffline(o.env)) {
-    const what = o.need === 'config' ? 'its config.json' : 'its config.json and weights';
+    const what = cached && existsSync(join(snapshotDir(cache, ref.repo, cached), CONFIG)) ? 'its safetensors weights' : 'its config.json';
     return error(
       'hub-not-cached',
       `"${ref.repo}${at}" is not in the Hugging Face cache at ${cache} (${cached ? `the snapshot lacks ${what}` : 'no snapshot of that revision'}) and HF_HUB_OFFLINE is set; download it first (\`hf download ${ref.repo}${ref.explicitRevision ? ` --revision ${ref.revision}` : ''}\`) or unset HF_HUB_OFFLINE.${nearBundled(ref.repo)}`,
