@@ -5,7 +5,7 @@
  * transformers' apply_chat_template and tokenizer
  * (test/fixtures/scripts/make_hub_refs.py).
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,5 +64,6 @@ describe('data files', () => {
     await expect(readCalibrationData(dir)).rejects.toThrow(/without data-\*\.arrow files/);
     await writeFile(join(dir, 'array.json'), JSON.stringify([{ prompt: [{ role: 'user', content: 'q' }], completion: [{ role: 'assistant', content: 'a' }] }]));
     expect(await readCalibrationData(join(dir, 'array.json'))).toEqual({ kind: 'records', records: [{ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }] }] });
+    await rm(dir, { recursive: true, force: true });
   });
 });

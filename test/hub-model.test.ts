@@ -4,12 +4,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { parseModelRef } from '../src/model/hf-cache.js';
 import { resolveModelRef } from '../src/model/resolve-model-ref.js';
@@ -47,8 +47,15 @@ async function deadEndpoint(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
+/** Temporary folders made by this file, removed at the end. */
+const made: string[] = [];
+afterAll(async () => {
+  for (const dir of made) await rm(dir, { recursive: true, force: true });
+});
+
 async function workspace(): Promise<{ cwd: string; cache: string }> {
   const cwd = await mkdtemp(join(tmpdir(), 'quantc-hub-'));
+  made.push(cwd);
   await writeFile(join(cwd, 'recipe.yaml'), RECIPE);
   return { cwd, cache: join(cwd, 'hf-cache') };
 }

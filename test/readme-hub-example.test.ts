@@ -6,10 +6,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { modelWithTokenizer } from './calibrate-refs.js';
 import { memoryIo } from './memory-io.js';
@@ -17,8 +17,15 @@ import { memoryIo } from './memory-io.js';
 const HUB = resolve('test/fixtures/hub');
 const README_RECIPE = /```\n(recipe "tiny-chat-fp8"[\s\S]*?)```/;
 
+/** Temporary folders made by this file, removed at the end. */
+const made: string[] = [];
+afterAll(async () => {
+  for (const dir of made) await rm(dir, { recursive: true, force: true });
+});
+
 async function example(): Promise<{ cwd: string; env: Record<string, string> }> {
   const cwd = await mkdtemp(join(tmpdir(), 'quantc-readme-'));
+  made.push(cwd);
   execFileSync(process.execPath, [resolve('test/fixtures/scripts/make_hf_cache.mjs'), join(cwd, 'hf-cache')]);
   const recipe = README_RECIPE.exec(readFileSync('README.md', 'utf8'))?.[1];
   expect(recipe).toBeDefined();
