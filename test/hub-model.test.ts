@@ -5,13 +5,13 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
-import { parseModelRef } from '../src/model/hf-cache.js';
+import { hubCacheDir, hubOffline, parseModelRef } from '../src/model/hf-cache.js';
 import { resolveModelRef } from '../src/model/resolve-model-ref.js';
 import { parseSafetensors, serializeSafetensors, type RefTensor } from './execute/fixtures.js';
 import { commitOf, sha256, startFakeHub, type FakeHub, type Files } from './hub/fake-hub.js';
@@ -73,6 +73,16 @@ describe('model ids', () => {
     expect(parseModelRef('./dir/x')).toBeUndefined();
     expect(parseModelRef('org/name@../x')).toBeUndefined();
     expect(parseModelRef('a/b/c')).toBeUndefined();
+  });
+
+  test("the cache folder and offline mode follow huggingface_hub's environment variables", () => {
+    expect(hubCacheDir({ HF_HUB_CACHE: '/a', HUGGINGFACE_HUB_CACHE: '/b', HF_HOME: '/c' })).toBe('/a');
+    expect(hubCacheDir({ HUGGINGFACE_HUB_CACHE: '/b', HF_HOME: '/c' })).toBe('/b');
+    expect(hubCacheDir({ HF_HOME: '/c', XDG_CACHE_HOME: '/x' })).toBe('/c/hub');
+    expect(hubCacheDir({ XDG_CACHE_HOME: '/x' })).toBe('/x/huggingface/hub');
+    expect(hubCacheDir({})).toBe(join(homedir(), '.cache', 'huggingface', 'hub'));
+    expect(hubCacheDir({ HF_HUB_CACHE: '~/hf' })).toBe(join(homedir(), 'hf'));
+    expect([hubOffline({ HF_HUB_OFFLINE: 'yes' }), hubOffline({ TRANSFORMERS_OFFLINE: '1' }), hubOffline({ HF_HUB_OFFLINE: '0' }), hubOffline({})]).toEqual([true, true, false, false]);
   });
 });
 
