@@ -4,7 +4,7 @@
  * main would write, atomically (temporary folder renamed at the end), with
  * the job's calibrated tensors (if any) next to the weights.
  */
-import { copyFile, cp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FUSED_LAYER_NAMES } from '../match/fused-groups.js';
 import { stageOutputDir } from './output-dir.js';
@@ -216,8 +216,10 @@ async function copyOtherFiles(modelDir: string, outDir: string, weightFiles: Rea
     const name = ent.name;
     if (skip.has(resolve(modelDir, name))) continue;
     if (weightFiles.has(name) || name === 'config.json' || name === 'recipe.yaml' || name === 'model.safetensors.index.json' || name.endsWith('.safetensors')) continue;
-    if (ent.isDirectory()) await cp(join(modelDir, name), join(outDir, name), { recursive: true });
-    else if (ent.isFile()) await copyFile(join(modelDir, name), join(outDir, name));
+    // A Hugging Face cache snapshot holds symlinks into its blobs: copy what they point at.
+    const kind = ent.isSymbolicLink() ? await stat(join(modelDir, name)).catch(() => undefined) : ent;
+    if (kind?.isDirectory()) await cp(join(modelDir, name), join(outDir, name), { recursive: true, dereference: true });
+    else if (kind?.isFile()) await copyFile(join(modelDir, name), join(outDir, name));
   }
 }
 
