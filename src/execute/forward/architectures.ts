@@ -5,6 +5,7 @@
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { sigmoidMoeLayer } from './mla-layer.js';
+import { qwen3NextLayer } from './qwen3-next-layer.js';
 import { softmaxMoeLayer } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
@@ -16,6 +17,7 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   ['qwen3_moe', softmaxMoeLayer],
   ['qwen2_moe', softmaxMoeLayer],
   ['mixtral', softmaxMoeLayer],
+  ['qwen3_next', qwen3NextLayer],
   ['glm4_moe_lite', sigmoidMoeLayer],
   ['glm4_moe', sigmoidMoeLayer],
   ['deepseek_v3', sigmoidMoeLayer],

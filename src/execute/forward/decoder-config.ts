@@ -45,6 +45,8 @@ export interface DecoderConfig {
   readonly slidingWindow: number | null;
   /** Per-layer attention kinds (`layer_types`): the window applies to `sliding_attention` layers only; null = every layer. */
   readonly layerTypes: readonly string[] | null;
+  /** RMSNorms scale by `1 + weight` (zero-centred weights, qwen3_next). */
+  readonly zeroCentredNorms: boolean;
 }
 
 /** The config cannot be run; the message says which key and why. */
@@ -123,5 +125,6 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16',
     slidingWindow: typeof raw.sliding_window === 'number' && raw.sliding_window > 0 && (modelType === 'mistral' || modelType === 'mixtral' || raw.use_sliding_window === true) ? raw.sliding_window : null,
     layerTypes: Array.isArray(raw.layer_types) ? (raw.layer_types as string[]) : null,
+    zeroCentredNorms: modelType === 'qwen3_next',
   };
 }

@@ -1,0 +1,52 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ForwardModel } from '../src/execute/forward/executor.js';
+import { perplexity } from '../src/execute/calibrate/perplexity.js';
+import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
+
+/**
+ * Architectures whose attention depends on the sequence length, against
+ * transformers 5.17 (fp32, eager) on sequences longer than one DeltaNet chunk
+ * (64 tokens) and than the DSA indexer's index_topk (16): references made by
+ * make_long_sequence_refs.py from the data-free fixtures.
+ */
+const MODELS = ['qwen3_next'];
+
+/** The reference's extras: each layer's relative change of the hidden state, transformers' own spread under half-ulp weight noise. */
+interface LongRefs {
+  readonly layer_change: number[];
+  readonly noise_floor: Record<string, number>;
+}
+
+describe('forward executor matches transformers 5.17 on long sequences (fp32)', () => {
+  for (const name of MODELS) {
+    test(`${name}: every layer output, the logits, routed tokens per expert, perplexity`, async () => {
+      const ref = await forwardRefs(name);
+      const text = await textRefs(name);
+      const long = JSON.parse(await readFile(join(CALIBRATION, `${name}.json`), 'utf8')) as LongRefs;
+      // Every layer moves the hidden state: none could be skipped unnoticed.
+      for (const change of long.layer_change) expect(change).toBeGreaterThan(0.1);
+      // Layer outputs within 1e-5, or 3× transformers' own spread where its arithmetic amplifies rounding (the chunked delta rule).
+      const tolerance = (key: string): number => Math.max(1e-5, 3 * (long.noise_floor[key] ?? 0));
+      const model = await ForwardModel.open(await modelWithTokenizer(name));
+      const layers: Float32Array[] = [];
+      const routed: Record<string, number[]> = {};
+      const hidden = await model.layers(await model.embed([ref.inputIds]), {
+        onLayer: (layer, _b, h, extra) => {
+          layers[layer] = h.data;
+          if (extra.routed) routed[String(layer)] = Array.from(extra.routed.data as Float32Array);
+        },
+      });
+      expect(layers).toHaveLength(ref.layers.length);
+      for (let i = 0; i < ref.layers.length; i++) expect(relativeError(layers[i]!, ref.layers[i]!), `layer ${i}`).toBeLessThan(tolerance(`layer.${i}`));
+      const [logits] = await model.head(hidden, 'logits');
+      expect(relativeError(logits!, ref.logits)).toBeLessThan(tolerance('logits'));
+      expect(routed).toEqual(text.input_ids_routed);
+      for (const [seq, expected] of Object.entries(text.perplexity.base!)) {
+        const r = await perplexity(model, text.text_ids, Number(seq), 8);
+        expect(Math.abs(r.perplexity - expected) / expected, `perplexity at ${seq}`).toBeLessThan(1e-5);
+      }
+    });
+  }
+});
