@@ -1,6 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { layerBuilderFor } from '../src/execute/forward/architectures.js';
+import { UnsupportedModelError } from '../src/execute/forward/decoder-config.js';
+import { indexerTypes } from '../src/execute/forward/dsa-layer.js';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { perplexity } from '../src/execute/calibrate/perplexity.js';
 import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
@@ -11,7 +14,7 @@ import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs }
  * (64 tokens) and than the DSA indexer's index_topk (16): references made by
  * make_long_sequence_refs.py from the data-free fixtures.
  */
-const MODELS = ['qwen3_next'];
+const MODELS = ['qwen3_next', 'glm_moe_dsa'];
 
 /** The reference's extras: each layer's relative change of the hidden state, transformers' own spread under half-ulp weight noise. */
 interface LongRefs {
@@ -49,4 +52,16 @@ describe('forward executor matches transformers 5.17 on long sequences (fp32)', 
       }
     });
   }
+});
+
+describe('glm_moe_dsa indexer layouts', () => {
+  test('layers that reuse another layer\'s key selection are refused when the model is opened', () => {
+    const raw = { model_type: 'glm_moe_dsa', num_hidden_layers: 4 };
+    expect(() => layerBuilderFor({ ...raw, indexer_types: ['full', 'full', 'full', 'full'] })).not.toThrow();
+    expect(() => layerBuilderFor(raw)).not.toThrow();
+    expect(indexerTypes({ ...raw, index_topk_freq: 2 })).toEqual(['full', 'full', 'shared', 'full']);
+    expect(indexerTypes({ ...raw, index_topk_pattern: 'FSSF' })).toEqual(['full', 'shared', 'shared', 'full']);
+    expect(() => layerBuilderFor({ ...raw, index_topk_pattern: 'FSSF' })).toThrow(UnsupportedModelError);
+    expect(() => layerBuilderFor({ ...raw, index_topk_pattern: 'FSSF' })).toThrow(/layers 1, 2 reuse/);
+  });
 });
