@@ -4,9 +4,11 @@ import { describe, expect, test } from 'vitest';
 import { layerBuilderFor } from '../src/execute/forward/architectures.js';
 import { UnsupportedModelError } from '../src/execute/forward/decoder-config.js';
 import { indexerTypes } from '../src/execute/forward/dsa-layer.js';
+import { main } from '../src/cli/main.js';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { perplexity } from '../src/execute/calibrate/perplexity.js';
 import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
+import { memoryIo } from './memory-io.js';
 
 /**
  * Architectures whose attention depends on the sequence length, against
@@ -50,6 +52,20 @@ describe('forward executor matches transformers 5.17 on long sequences (fp32)', 
         const r = await perplexity(model, text.text_ids, Number(seq), 8);
         expect(Math.abs(r.perplexity - expected) / expected, `perplexity at ${seq}`).toBeLessThan(1e-5);
       }
+    });
+
+    test(`${name}: llm-compressor's W4A16 checkpoint, decompressed in bf16, has transformers' perplexity; quantc eval prints it`, async () => {
+      const text = await textRefs(name);
+      const dir = await modelWithTokenizer(name, 'W4A16');
+      const model = await ForwardModel.open(dir);
+      for (const [seq, expected] of Object.entries(text.perplexity.W4A16!)) {
+        const r = await perplexity(model, text.text_ids, Number(seq), 8);
+        expect(Math.abs(r.perplexity - expected) / expected, `perplexity at ${seq}`).toBeLessThan(1e-5);
+      }
+      const io = memoryIo(dir);
+      expect(await main(['eval', '--model', dir, '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '150', '--format', 'json'], io), io.err.join('')).toBe(0);
+      const parsed = JSON.parse(io.out.join('')) as { perplexity: number };
+      expect(Math.abs(parsed.perplexity - text.perplexity.W4A16!['150']!) / parsed.perplexity).toBeLessThan(1e-5);
     });
   }
 });
