@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { layerBuilderFor } from '../src/execute/forward/architectures.js';
-import { UnsupportedModelError } from '../src/execute/forward/decoder-config.js';
+import { readDecoderConfig, UnsupportedModelError } from '../src/execute/forward/decoder-config.js';
 import { indexerTypes } from '../src/execute/forward/dsa-layer.js';
 import { main } from '../src/cli/main.js';
 import { ForwardModel } from '../src/execute/forward/executor.js';
+import { qwen3NextLayerType } from '../src/execute/forward/qwen3-next-layer.js';
 import { perplexity } from '../src/execute/calibrate/perplexity.js';
 import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
 import { memoryIo } from './memory-io.js';
@@ -17,6 +18,9 @@ import { memoryIo } from './memory-io.js';
  * make_long_sequence_refs.py from the data-free fixtures.
  */
 const MODELS = ['qwen3_next', 'glm_moe_dsa'];
+
+/** Config dumps of transformers 5.17's config classes (dump_trees.py). */
+const TREES = join(CALIBRATION, '..', 'trees');
 
 /** The reference's extras: each layer's relative change of the hidden state, transformers' own spread under half-ulp weight noise. */
 interface LongRefs {
@@ -79,5 +83,28 @@ describe('glm_moe_dsa indexer layouts', () => {
     expect(indexerTypes({ ...raw, index_topk_pattern: 'FSSF' })).toEqual(['full', 'shared', 'shared', 'full']);
     expect(() => layerBuilderFor({ ...raw, index_topk_pattern: 'FSSF' })).toThrow(UnsupportedModelError);
     expect(() => layerBuilderFor({ ...raw, index_topk_pattern: 'FSSF' })).toThrow(/layers 1, 2 reuse/);
+  });
+});
+
+describe('full-size configs as transformers 5.17 writes them', () => {
+  test('qwen3_next: partial rotary, layer pattern, legacy layer names', async () => {
+    const raw = JSON.parse(await readFile(join(TREES, 'qwen3_next', 'default.config.json'), 'utf8')) as Record<string, unknown>;
+    expect(() => layerBuilderFor(raw)).not.toThrow();
+    const cfg = readDecoderConfig(raw);
+    expect({ dim: cfg.rope.dim, headDim: cfg.headDim, zeroCentred: cfg.zeroCentredNorms }).toEqual({ dim: 64, headDim: 256, zeroCentred: true });
+    expect(readDecoderConfig({ ...raw, rope_parameters: undefined, partial_rotary_factor: undefined, rope_theta: 10000 }).rope.dim).toBe(64);
+    const layers = Number(raw.num_hidden_layers);
+    expect(Array.from({ length: layers }, (_, i) => qwen3NextLayerType(raw, i))).toEqual(raw.layer_types);
+    expect([0, 1, 2, 3, 4, 5].map((i) => qwen3NextLayerType({ full_attention_interval: 3 }, i))).toEqual(['linear_attention', 'linear_attention', 'full_attention', 'linear_attention', 'linear_attention', 'full_attention']);
+    expect(qwen3NextLayerType({ layer_types: ['mamba', 'attention'] }, 1)).toBe('full_attention');
+    expect(() => qwen3NextLayerType({ layer_types: ['sliding_attention'] }, 0)).toThrow(UnsupportedModelError);
+  });
+
+  test('glm_moe_dsa: MLA rope on qk_rope_head_dim, every indexer full', async () => {
+    const raw = JSON.parse(await readFile(join(TREES, 'glm_moe_dsa', 'default.config.json'), 'utf8')) as Record<string, unknown>;
+    expect(() => layerBuilderFor(raw)).not.toThrow();
+    expect(readDecoderConfig(raw).rope.dim).toBe(64);
+    const shared = JSON.parse(await readFile(join(TREES, 'glm_moe_dsa', 'shared-indexer.config.json'), 'utf8')) as Record<string, unknown>;
+    expect(() => layerBuilderFor(shared)).toThrow(UnsupportedModelError);
   });
 });

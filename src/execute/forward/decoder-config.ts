@@ -74,7 +74,8 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
   const original = typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : maxPositions;
   const numOr = (v: unknown, fallback: number): number => (typeof v === 'number' && v !== 0 ? v : fallback);
   const partialRaw = params.partial_rotary_factor ?? raw.partial_rotary_factor;
-  const partial = typeof partialRaw === 'number' ? partialRaw : 1;
+  // Qwen3NextConfig defaults partial_rotary_factor to 0.25.
+  const partial = typeof partialRaw === 'number' ? partialRaw : raw.model_type === 'qwen3_next' ? 0.25 : 1;
   return {
     type,
     theta,

@@ -8,7 +8,7 @@
  * gated one scales by `1 + weight`.
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
-import type { DecoderConfig } from './decoder-config.js';
+import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { gatedDeltaNet } from './gated-delta-net.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
@@ -42,10 +42,27 @@ async function gatedAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConf
   return linear(g, out, await w.linearWeight(`${a}.o_proj`));
 }
 
+/** transformers' names for the legacy layer types it remaps. */
+const LEGACY_LAYER_TYPES: Readonly<Record<string, string>> = { conv: 'linear_attention', mamba: 'linear_attention', attention: 'full_attention' };
+
+/** The token mixer of layer `layer`: `layer_types` (legacy names remapped), else full attention every `full_attention_interval` layers. */
+export function qwen3NextLayerType(raw: Readonly<Record<string, unknown>>, layer: number): 'linear_attention' | 'full_attention' {
+  let kind: string;
+  if (Array.isArray(raw.layer_types)) {
+    const t = String(raw.layer_types[layer]);
+    kind = LEGACY_LAYER_TYPES[t] ?? t;
+  } else {
+    const interval = typeof raw.full_attention_interval === 'number' ? raw.full_attention_interval : 4;
+    kind = (layer + 1) % interval ? 'linear_attention' : 'full_attention';
+  }
+  if (kind !== 'linear_attention' && kind !== 'full_attention') throw new UnsupportedModelError(`config.json: layer_types[${layer}] "${kind}" is not a qwen3_next layer type (linear_attention, full_attention)`);
+  return kind;
+}
+
 /** Builds layer `layer` of a qwen3_next model. */
 export async function qwen3NextLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
   const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
-  const kind = cfg.layerTypes?.[layer] ?? ((layer + 1) % 4 === 0 ? 'full_attention' : 'linear_attention');
+  const kind = qwen3NextLayerType(raw, layer);
   const mixer = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> =>
     kind === 'linear_attention' ? gatedDeltaNet(g, w, cfg, raw, `${p}.linear_attn`, h) : gatedAttention(g, w, cfg, p, h, inp);
   const experts = expertCount(raw);
