@@ -108,4 +108,43 @@ describe("calibrated apply on qwen3_next and glm_moe_dsa against llm-compressor'
       });
     }
   }
+
+  test('qwen3_next SmoothQuant then W8A8, float32 model: offset norms smoothed as 1 + weight and written back as scale - 1', async () => {
+    const ref = JSON.parse(gunzipSync(await readFile(join(REFS, 'qwen3_next', 'SQ_W8A8_F32.json.gz'))).toString('utf8')) as CalibratedRef & {
+      recipe: { smoothing_strength: number; mappings: unknown; scheme: string; ignore: string[] };
+    };
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-sq-'));
+    const { smoothing_strength, mappings, scheme, ignore } = ref.recipe;
+    const recipe = { default_stage: { default_modifiers: { SmoothQuantModifier: { smoothing_strength, mappings }, QuantizationModifier: { targets: ['Linear'], scheme, ignore } } } };
+    await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify(recipe, null, 1)}\n`);
+    const io = memoryIo(cwd);
+    const modelDir = await widened(await modelWithTokenizer('qwen3_next'));
+    expect(await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io), io.err.join('')).toBe(0);
+    const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    const base = parseSafetensors(new Uint8Array(await readFile(join(modelDir, 'model.safetensors'))));
+    expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
+    const f32 = (t: RefTensor): Float32Array => new Float32Array(t.bytes.slice().buffer);
+    let smoothed = 0;
+    let sameWeights = 0;
+    let weights = 0;
+    for (const [name, r] of Object.entries(ref.tensors)) {
+      const g = got.get(name)!;
+      if (r.values) {
+        // Norms: the scale each applies (1 + w for the zero-centred ones) within float32 rounding of the statistics.
+        const offset = !name.includes('linear_attn');
+        const scale = (v: number): number => (offset ? 1 + v : v);
+        const values = f32(g);
+        values.forEach((v, i) => expect(Math.abs(scale(v) - scale(r.values![i]!)), `${name}[${i}]`).toBeLessThan(1e-5 * Math.abs(scale(r.values![i]!))));
+        if (Buffer.compare(Buffer.from(g.bytes), Buffer.from(base.get(name)!.bytes)) !== 0) smoothed++;
+      } else if (name.endsWith('.weight') && g.dtype === 'I8') {
+        weights++;
+        if (createHash('sha256').update(g.bytes).digest('hex') === r.sha256) sameWeights++;
+      }
+    }
+    // Layers 1 and 3's input norms and every post-attention norm are smoothed (and every offset norm round-tripped).
+    expect(smoothed).toBeGreaterThanOrEqual(6);
+    // Int8 weights: those no smoothing touched are identical; smoothed ones may move a code where the scales differ in the last bits.
+    expect(sameWeights / weights).toBeGreaterThan(0.5);
+  });
 });
+
