@@ -98,6 +98,10 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     if (e instanceof WeightFormatError || e instanceof CheckpointError) return fail(error('forward-weight-unreadable', e.message));
     throw e;
   }
+  if (job.offsetNorms?.length) {
+    const { withRoundedOffsetNorms } = await import('../execute/offset-norms.js');
+    model = model.withWeights(await withRoundedOffsetNorms(model.weights, job.offsetNorms, job.fusedExperts));
+  }
   const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : DEFAULT_SEQ_LEN;
   const seqLen = args.seqLen ?? Math.min(DEFAULT_SEQ_LEN, maxPositions);
   const source = args.data ?? 'the embedded calibration text';

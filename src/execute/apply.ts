@@ -13,7 +13,8 @@ import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
 import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight, type WeightStats } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
-import { openCheckpoint, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
+import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
+import { roundTripOffsetNorm } from './offset-norms.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
 import { ShardedWriter } from './sharded-writer.js';
 import { assignParts, PART_MANIFEST, PART_TENSORS, runDigest, type PartManifest } from './parts.js';
@@ -64,6 +65,12 @@ type Item =
   | { readonly key: string; readonly unit: Unit }
   | { readonly key: string; readonly slice: WeightSource; readonly name: string }
   | { readonly key: string; readonly extra: ExtraTensor };
+
+/** The float dtype of a norm weight; anything else is an error. */
+function floatDtype(t: TensorEntry): 'BF16' | 'F16' | 'F32' {
+  if (t.dtype === 'BF16' || t.dtype === 'F16' || t.dtype === 'F32') return t.dtype;
+  throw new ApplyError(`${t.name}: a norm weight stored as ${t.dtype} (expected BF16, F16 or F32)`);
+}
 
 function splitName(name: string): [string, string] {
   const i = name.lastIndexOf('.');
@@ -284,10 +291,12 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     const units = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
     let nextUnit = 0;
     const changed = job.changedWeights?.linears;
+    const offsetNorms = new Set(job.offsetNorms ?? []);
     let pending = units.length > 0 ? readUnit(units[0], changed) : null;
     for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
       if (replaced) await writer.write(item.key, replaced);
+      else if ('copy' in item && offsetNorms.has(item.copy.name)) await writer.write(item.key, roundTripOffsetNorm(await readTensorBytes(item.copy), floatDtype(item.copy)));
       else if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
       else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
       else if ('extra' in item) await writer.write(item.extra.name, item.extra.bytes);

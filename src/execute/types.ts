@@ -123,6 +123,8 @@ export interface ApplyJob {
    * other tensors by name (written instead of the checkpoint's).
    */
   readonly changedWeights?: { readonly linears: ReadonlyMap<string, Uint8Array>; readonly tensors: ReadonlyMap<string, Uint8Array> };
+  /** Weights of zero-centred norms, written as llm-compressor's offset-norm round trip leaves them (see offset-norms.ts). */
+  readonly offsetNorms?: readonly string[];
   /** Set when a GPTQModifier runs. */
   readonly gptq?: GptqSpec;
   /** Weights quantized by an algorithm (filled in by GPTQ), by module. */
