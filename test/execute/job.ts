@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { presetScheme } from '../../src/ir/presets.js';
 import type { ApplyJob, FusedExpertsParam } from '../../src/execute/types.js';
+import { offsetNormTensors } from '../../src/execute/offset-norms.js';
+import { loadModel } from '../../src/model/load.js';
 import { DATAFREE, readRefTensors, type RefTensor } from './fixtures.js';
 
 /** The planner's name for a module llm-compressor wrote: a mixtral (or phimoe) checkpoint's `block_sparse_moe` is transformers 5's `mlp`; GraniteMoE keeps `block_sparse_moe`. */
@@ -40,6 +42,9 @@ export async function referenceJob(
     .map((k) => inMemoryName(model, k.slice(0, -'.weight_scale'.length)))
     .sort();
   const outDir = join(await mkdtemp(join(tmpdir(), 'quantc-out-')), 'out');
+  // The zero-centred norms of the model's module tree (qwen3_next), as the planner finds them.
+  const loaded = loadModel(modelDir);
+  const offsetNorms = loaded.value ? offsetNormTensors(loaded.value.tree) : [];
   const job: ApplyJob = {
     modelDir,
     outDir,
@@ -50,6 +55,7 @@ export async function referenceJob(
     ignore: refConfig.quantization_config.ignore.map((n) => inMemoryName(model, n)),
     kvCacheScheme: null,
     recipeYaml: await readFile(join(refDir, 'recipe.yaml'), 'utf8'),
+    ...(offsetNorms.length > 0 ? { offsetNorms } : {}),
   };
   return { job, ref, refDir };
 }
