@@ -10,7 +10,7 @@
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { cached, decoderLayer, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { gatedMlp } from './split-mlp.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
@@ -79,7 +79,9 @@ export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: Decode
   const kv = splitHeads(g, linear(g, latent, await w.linearWeight(`${a}.kv_b_proj`)), heads, nope + vDim);
   const key = g.op('Concat', [strided(g, kv, 0, nope, 1), g.op('Expand', [kRot, g.i64([1, heads, 1, 1])])], { axis: -1 });
   const value = strided(g, kv, nope, nope + vDim, 1);
-  const out = attention(g, query, key, value, inp.mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
+  // transformers caches the full per-head keys and the values.
+  const kv2 = await cached(g, w, a, key, value);
+  const out = attention(g, query, kv2.key, kv2.value, inp.mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
   observeInput(g, [`${a}.o_proj`], out);
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
 }

@@ -1,0 +1,106 @@
+/**
+ * A checkpoint read for a served-model forward pass: weights as the plain
+ * reader gives them (dequantized as compressed-tensors decompresses them),
+ * plus, per Linear, the fake quantization of its input that the
+ * checkpoint's `quantization_config` asks for (static scales read from the
+ * checkpoint), and per attention the kv-cache fake quantization of its
+ * post-RoPE keys and its values (`k_scale`/`v_scale`).
+ */
+import { attachInputQuantizer, type InputQuantizer } from '../forward/input-quantizer.js';
+import { readAsFloat32, type DenseMatrix } from '../forward/dequantize.js';
+import type { Bf16Matrix } from '../forward/ops.js';
+import { WeightReader } from '../forward/weights.js';
+import { describeArgs, groupOf, type ActivationArgs, type ActivationConfig } from './activation-args.js';
+import { fakeQuantize, unsupportedReason, type StoredScales } from './fake-quant.js';
+
+/** A quantized activation the forward pass cannot simulate; the message is user-facing. */
+export class SimulationUnsupportedError extends Error {}
+
+/** What a simulated run quantized: module (or attention) → description of its arguments. */
+export interface SimulationSummary {
+  /** Linear module → its input arguments, e.g. `FP8 dynamic per-token`. */
+  readonly inputs: ReadonlyMap<string, string>;
+  /** Attention module → its kv-cache arguments. */
+  readonly kvCache: ReadonlyMap<string, string>;
+}
+
+/** Router modules are not `Linear` in transformers 5 (a `Linear` target does not match them). */
+function classOf(module: string): string {
+  return /\.(mlp|block_sparse_moe)\.gate$/.test(module) ? 'Router' : 'Linear';
+}
+
+/** Reads a checkpoint's weights with its activation fake quantization attached (see the module comment). */
+export class SimulatingWeights extends WeightReader {
+  private readonly viaLinearWeight = new Set<string>();
+  private readonly inputs = new Map<string, string>();
+  private readonly kv = new Map<string, string>();
+
+  constructor(
+    base: WeightReader,
+    readonly activations: ActivationConfig,
+  ) {
+    super(base.index, base.dtype);
+    for (const g of activations.groups) {
+      if (g.output) throw new SimulationUnsupportedError(`config group ${g.name} quantizes output activations, which cannot be simulated yet`);
+    }
+  }
+
+  /** What was simulated so far (every layer built). */
+  summary(): SimulationSummary {
+    return { inputs: this.inputs, kvCache: this.kv };
+  }
+
+  private async stored(prefix: string): Promise<StoredScales> {
+    const read = async (name: string): Promise<Float32Array | undefined> => {
+      const e = this.index.tensors.get(`${prefix}${name}`);
+      return e ? readAsFloat32(e) : undefined;
+    };
+    const global = await read('global_scale');
+    return { scale: await read('scale'), zeroPoint: await read('zero_point'), globalScale: global?.[0] };
+  }
+
+  private async quantizer(what: string, args: ActivationArgs, prefix: string): Promise<InputQuantizer> {
+    const stored = await this.stored(prefix);
+    const why = unsupportedReason(args, stored.scale !== undefined);
+    if (why) throw new SimulationUnsupportedError(`${what}: cannot simulate ${why}`);
+    return (g, x) => fakeQuantize(g, x, args, stored);
+  }
+
+  /** The fake quantization of Linear `module`'s input, if its config group quantizes inputs. */
+  async inputQuantizer(module: string): Promise<InputQuantizer | undefined> {
+    const args = groupOf(this.activations, module, classOf(module))?.input;
+    if (!args) return undefined;
+    const q = await this.quantizer(module, args, `${module}.input_`);
+    this.inputs.set(module, describeArgs(args));
+    return q;
+  }
+
+  /** The kv-cache fake quantization of attention `attention`'s keys (`k`) or values (`v`), if the checkpoint has a kv_cache_scheme. */
+  override async cacheQuantizer(attention: string, which: 'k' | 'v'): Promise<InputQuantizer | undefined> {
+    const args = this.activations.kvCache;
+    if (!args) return undefined;
+    const q = await this.quantizer(`${attention} kv cache`, args, `${attention}.${which}_`);
+    this.kv.set(attention, describeArgs(args));
+    return q;
+  }
+
+  override async linearWeight(module: string): Promise<DenseMatrix | Bf16Matrix> {
+    this.viaLinearWeight.add(module);
+    try {
+      const w = await super.linearWeight(module);
+      const q = await this.inputQuantizer(module);
+      if (q) attachInputQuantizer(w, q);
+      return w;
+    } finally {
+      this.viaLinearWeight.delete(module);
+    }
+  }
+
+  /** Weights read outside a Linear of a graph (fused experts, sliced MLPs, lm_head) have no place for an input quantizer. */
+  override async linear(module: string): Promise<DenseMatrix> {
+    if (!this.viaLinearWeight.has(module) && groupOf(this.activations, module, classOf(module))?.input) {
+      throw new SimulationUnsupportedError(`${module}: quantized inputs of fused MoE experts, of MLPs split across graphs and of lm_head cannot be simulated yet`);
+    }
+    return super.linear(module);
+  }
+}
