@@ -10,7 +10,8 @@ import { attachInputQuantizer, type InputQuantizer } from '../forward/input-quan
 import { readAsFloat32, type DenseMatrix } from '../forward/dequantize.js';
 import type { Bf16Matrix } from '../forward/ops.js';
 import { WeightReader } from '../forward/weights.js';
-import { describeArgs, groupOf, type ActivationArgs, type ActivationConfig } from './activation-args.js';
+import type { ForwardModel } from '../forward/executor.js';
+import { describeArgs, groupOf, readActivationConfig, type ActivationArgs, type ActivationConfig } from './activation-args.js';
 import { fakeQuantize, unsupportedReason, type StoredScales } from './fake-quant.js';
 
 /** A quantized activation the forward pass cannot simulate; the message is user-facing. */
@@ -103,4 +104,20 @@ export class SimulatingWeights extends WeightReader {
     }
     return super.linear(module);
   }
+}
+
+/** The quantization the served model applies: none (weights only) or activations and kv cache too. */
+export type Simulation = 'weights' | 'activations';
+
+/**
+ * `model` as it will be served: reading its weights through
+ * {@link SimulatingWeights} when its config has a `quantization_config`
+ * (weights-only otherwise: nothing to simulate); with the reader, for the
+ * summary of what was simulated.
+ */
+export function servedModel(model: ForwardModel): { model: ForwardModel; weights: SimulatingWeights | null } {
+  const config = readActivationConfig(model.raw);
+  if (!config) return { model, weights: null };
+  const weights = new SimulatingWeights(model.weights, config);
+  return { model: model.withWeights(weights), weights };
 }
