@@ -1,11 +1,16 @@
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { perplexity } from '../src/execute/calibrate/perplexity.js';
+import { main } from '../src/cli/main.js';
+import { perplexity, windows } from '../src/execute/calibrate/perplexity.js';
 import { ForwardModel, type HiddenBatch } from '../src/execute/forward/executor.js';
 import { servedModel } from '../src/execute/simulate/simulating-weights.js';
-import { forwardRefs, relativeError, textRefs } from './calibrate-refs.js';
+import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
+import { memoryIo } from './memory-io.js';
 import { simulateModel, simulateRefs, simulateTensors, VARIANTS } from './simulate-refs.js';
 
 const text = await textRefs('llama');
+const TEXT = join(CALIBRATION, 'text.txt');
 
 /**
  * Relative perplexity tolerance. Static scales and NVFP4 agree to 1.1e-6
@@ -45,4 +50,145 @@ describe("--simulate activations matches compressed-tensors' fake-quantized forw
       expect(Math.abs((await perplexity(plain, text.text_ids, 32, 4)).perplexity / refs.perplexity.weights['32']! - 1)).toBeLessThan(1e-5);
     });
   }
+});
+
+describe('quantc eval --simulate', () => {
+  test('the default measures weights only and says so; --simulate activations measures the served model', async () => {
+    const dir = await simulateModel('FP8_DYNAMIC_KV');
+    const refs = await simulateRefs('FP8_DYNAMIC_KV');
+    const plain = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '-q'], plain)).toBe(0);
+    const out = plain.out.join('');
+    expect(Number(/^perplexity: (\S+)\n/.exec(out)![1])).toBeCloseTo(refs.perplexity.weights['32']!, 3);
+    expect(out).toContain('\n  quantized    weights only (activations and kv cache unquantized; --simulate activations for the served model)\n');
+
+    const served = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], served)).toBe(0);
+    const text = served.out.join('');
+    expect(Math.abs(Number(/^perplexity: (\S+)\n/.exec(text)![1]) / refs.perplexity.activations['32']! - 1)).toBeLessThan(2e-4);
+    expect(text).toContain('\n  quantized    weights, activations (14 Linear inputs: FP8 dynamic per-token), kv cache (2 attentions: FP8 static per-tensor)\n');
+
+    const json = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '--format', 'json'], json)).toBe(0);
+    const parsed = JSON.parse(json.out.join('')) as { simulate: string; simulated: unknown; perplexity: number };
+    expect(parsed.simulate).toBe('activations');
+    expect(parsed.simulated).toEqual({ inputs: { 'FP8 dynamic per-token': 14 }, kvCache: { 'FP8 static per-tensor': 2 } });
+    expect(Math.abs(parsed.perplexity / refs.perplexity.activations['32']! - 1)).toBeLessThan(2e-4);
+    const weightsJson = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--format', 'json'], weightsJson)).toBe(0);
+    expect((JSON.parse(weightsJson.out.join('')) as { simulate: string }).simulate).toBe('weights');
+  });
+
+  test('static INT8 asymmetric and NVFP4 say what they quantized', async () => {
+    for (const [variant, line] of [
+      ['INT8_STATIC_ASYM', 'weights, activations (14 Linear inputs: INT8 static per-tensor asymmetric)'],
+      ['NVFP4', 'weights, activations (14 Linear inputs: FP4 dynamic local tensor-group 16)'],
+    ] as const) {
+      const io = memoryIo(await simulateModel(variant));
+      expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(0);
+      expect(io.out.join('')).toContain(`\n  quantized    ${line}\n`);
+    }
+  });
+
+  test('a model without quantized activations runs as weights only and says so', async () => {
+    const io = memoryIo(await modelWithTokenizer('llama', 'W4A16'));
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(0);
+    expect(Number(/^perplexity: (\S+)\n/.exec(io.out.join(''))![1])).toBeCloseTo(text.perplexity.W4A16!['32']!, 3);
+    expect(io.out.join('')).toContain('\n  quantized    weights, no activations (none quantized by quantization_config)\n');
+  });
+
+  test('activations it cannot simulate are a diagnostic (exit 1), not a wrong figure', async () => {
+    const io = memoryIo(await modelWithTokenizer('llama', 'MXFP4'));
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(1);
+    expect(io.err.join('')).toMatch(/^error eval-simulate-unsupported: model\.layers\.0\.self_attn\.q_proj: cannot simulate scale_dtype uint8 \(MX exponent scales\)\n\n1 error, 0 warnings\n$/);
+    const bad = memoryIo(dir0);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--simulate', 'kv'], bad)).toBe(2);
+    expect(bad.err.join('')).toMatch(/^quantc: eval: --simulate must be one of/);
+  });
+});
+
+const dir0 = await modelWithTokenizer('llama');
+
+/** Relative L2 drift of each layer's output, computed here from the two models' captured outputs. */
+async function driftOf(modelDir: string, baselineDir: string, seq: number): Promise<number[]> {
+  const run = async (dir: string): Promise<Float32Array[][]> => {
+    const m = await ForwardModel.open(dir);
+    const out: Float32Array[][] = [];
+    const batches = windows(text.text_ids, seq, 1);
+    await m.layers(await m.embed(batches), { onLayer: (layer, b, h) => ((out[layer] ??= [])[b] = h.data.slice()) });
+    return out;
+  };
+  const [a, b] = [await run(modelDir), await run(baselineDir)];
+  return a.map((batches, layer) => {
+    let diff = 0;
+    let base = 0;
+    batches.forEach((x, i) => x.forEach((v, j) => ((diff += (v - b[layer]![i]![j]!) ** 2), (base += b[layer]![i]![j]! ** 2))));
+    return Math.sqrt(diff / base);
+  });
+}
+
+describe('quantc eval --baseline', () => {
+  test('both perplexities, their ratio and each layer drift, in text and JSON', async () => {
+    const model = await modelWithTokenizer('llama', 'W4A16');
+    const io = memoryIo(model);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--baseline', dir0, '-q'], io)).toBe(0);
+    const lines = io.out.join('').split('\n');
+    const first = /^perplexity: (\S+) vs (\S+) baseline \(ratio (\S+)\)$/.exec(lines[0]!)!;
+    expect(Number(first[1])).toBeCloseTo(text.perplexity.W4A16!['32']!, 3);
+    expect(Number(first[2])).toBeCloseTo(text.perplexity.base!['32']!, 3);
+    expect(Number(first[3])).toBeCloseTo(text.perplexity.W4A16!['32']! / text.perplexity.base!['32']!, 5);
+    expect(lines).toContain(`  baseline     ${Number(first[2]).toFixed(4)} (mean NLL ${Math.log(text.perplexity.base!['32']!).toFixed(6)} nats) of ${dir0}`);
+    expect(lines.find((l) => l.startsWith('  layer drift  '))).toMatch(/^ {2}layer drift {2}0: \d\.\d\de-\d, 1: \d\.\d\de-\d \(relative L2 of each layer's output against the baseline's\)$/);
+
+    const json = memoryIo(model);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--baseline', dir0, '--format', 'json'], json)).toBe(0);
+    const r = JSON.parse(json.out.join('')) as { perplexity: number; baseline: { perplexity: number; model: string }; ratio: number; layerDrift: number[] };
+    expect(Math.abs(r.perplexity / text.perplexity.W4A16!['32']! - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(r.baseline.perplexity / text.perplexity.base!['32']! - 1)).toBeLessThan(1e-5);
+    expect(r.ratio).toBeCloseTo(r.perplexity / r.baseline.perplexity, 12);
+    const expected = await driftOf(model, dir0, 32);
+    expect(r.layerDrift).toHaveLength(2);
+    r.layerDrift.forEach((d, i) => expect(Math.abs(d / expected[i]! - 1)).toBeLessThan(1e-9));
+    expect(r.layerDrift[0]).toBeGreaterThan(1e-4);
+  });
+
+  test('a model against itself: ratio 1, no drift', async () => {
+    const io = memoryIo(dir0);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '16', '--baseline', '.', '--format', 'json'], io)).toBe(0);
+    const r = JSON.parse(io.out.join('')) as { ratio: number; layerDrift: number[] };
+    expect(r.ratio).toBe(1);
+    expect(r.layerDrift).toEqual([0, 0]);
+  });
+
+  test('--simulate activations applies to both models', async () => {
+    const io = memoryIo(dir0);
+    const model = await simulateModel('FP8_DYNAMIC');
+    expect(await main(['eval', '--model', model, '--data', TEXT, '--seq-len', '32', '--baseline', '.', '--simulate', 'activations', '--format', 'json'], io)).toBe(0);
+    const r = JSON.parse(io.out.join('')) as { perplexity: number; baseline: { perplexity: number } };
+    expect(Math.abs(r.perplexity / (await simulateRefs('FP8_DYNAMIC')).perplexity.activations['32']! - 1)).toBeLessThan(2e-4);
+    expect(Math.abs(r.baseline.perplexity / text.perplexity.base!['32']! - 1)).toBeLessThan(1e-5);
+  });
+
+  test('models that do not share architecture, vocabulary or tokenizer: exit 2, one line', async () => {
+    const edit = async (patch: (config: Record<string, unknown>) => void, tokenizer?: string): Promise<string> => {
+      const dir = await modelWithTokenizer('llama');
+      const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+      patch(config);
+      await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+      if (tokenizer) await copyFile(tokenizer, join(dir, 'tokenizer.json'));
+      return dir;
+    };
+    const cases: [string, RegExp][] = [
+      [await edit((c) => (c.model_type = 'qwen3')), /^quantc: eval: \S+ is a qwen3 model and \. a llama model; --baseline needs the same architecture\.\n$/],
+      [await edit((c) => (c.num_hidden_layers = 3)), /^quantc: eval: \S+ has 3 layers of 128 and \. 2 layers of 128; --baseline needs the same architecture\.\n$/],
+      [await edit((c) => (c.vocab_size = 256)), /^quantc: eval: \S+ has a vocabulary of 256 tokens and \. 128; the perplexities would not be comparable\.\n$/],
+      [await edit(() => undefined, join(CALIBRATION, 'tokenizers', 'bytelevel', 'tokenizer.json')), /^quantc: eval: \S+ and \. tokenize differently \(their tokenizer\.json differ in model, added_tokens, pre_tokenizer\); the perplexities would not be comparable\.\n$/],
+      [join(dir0, 'missing'), /^quantc: eval: --baseline \S+ has no config\.json\.\n$/],
+    ];
+    for (const [baseline, message] of cases) {
+      const io = memoryIo(dir0);
+      expect(await main(['eval', '--model', '.', '--data', TEXT, '--baseline', baseline], io)).toBe(2);
+      expect(io.err.join('')).toMatch(message);
+    }
+  });
 });
