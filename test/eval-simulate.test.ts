@@ -13,7 +13,7 @@ const text = await textRefs('llama');
 const TEXT = join(CALIBRATION, 'text.txt');
 
 /**
- * Relative perplexity tolerance. Static scales and NVFP4 agree to 1.1e-6
+ * Relative perplexity tolerance. Static scales, NVFP4 and MX agree to 1.1e-6
  * (measured), as the weights-only perplexities do. Dynamic per-token FP8 and
  * INT8 scales put values of the first layer's q/k/v input exactly on a
  * rounding midpoint (the bf16 embeddings through RMSNorm make x / scale an
@@ -25,7 +25,7 @@ const TEXT = join(CALIBRATION, 'text.txt');
  * tolerance is twice the largest. Per-layer outputs and logits for the fixed
  * input ids (no ties there) agree to 3e-7 for every variant.
  */
-const PPL_TOLERANCE: Record<string, number> = { W8A8: 2e-4, FP8_DYNAMIC: 2e-4, FP8_DYNAMIC_KV: 2e-4, FP8: 1e-5, INT8_STATIC: 1e-5, INT8_STATIC_ASYM: 1e-5, NVFP4: 1e-5 };
+const PPL_TOLERANCE: Record<string, number> = { MXFP4: 1e-5, MXFP8: 1e-5, W8A8: 2e-4, FP8_DYNAMIC: 2e-4, FP8_DYNAMIC_KV: 2e-4, FP8: 1e-5, INT8_STATIC: 1e-5, INT8_STATIC_ASYM: 1e-5, NVFP4: 1e-5 };
 const inputIds = (await forwardRefs('llama')).inputIds;
 
 describe("--simulate activations matches compressed-tensors' fake-quantized forward (transformers 5.17, float32)", () => {
@@ -82,7 +82,7 @@ describe('quantc eval --simulate', () => {
   test('static INT8 asymmetric and NVFP4 say what they quantized', async () => {
     for (const [variant, line] of [
       ['INT8_STATIC_ASYM', 'weights, activations (14 Linear inputs: INT8 static per-tensor asymmetric)'],
-      ['NVFP4', 'weights, activations (14 Linear inputs: FP4 dynamic local tensor-group 16)'],
+      ['NVFP4', 'weights, activations (14 Linear inputs: FP4 dynamic local per-group 16, FP8 scales under a global scale)'],
     ] as const) {
       const io = memoryIo(await simulateModel(variant));
       expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(0);
@@ -98,9 +98,15 @@ describe('quantc eval --simulate', () => {
   });
 
   test('activations it cannot simulate are a diagnostic (exit 1), not a wrong figure', async () => {
-    const io = memoryIo(await modelWithTokenizer('llama', 'MXFP4'));
+    const dir = await modelWithTokenizer('llama', 'W8A8');
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { quantization_config: { config_groups: Record<string, Record<string, Record<string, unknown>>> } };
+    Object.assign(config.quantization_config.config_groups.group_0!.input_activations!, { dynamic: false, strategy: 'channel' });
+    await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+    const io = memoryIo(dir);
     expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(1);
-    expect(io.err.join('')).toMatch(/^error eval-simulate-unsupported: model\.layers\.0\.self_attn\.q_proj: cannot simulate scale_dtype uint8 \(MX exponent scales\)\n\n1 error, 0 warnings\n$/);
+    expect(io.err.join('')).toBe('error eval-simulate-unsupported: model.layers.0.self_attn.q_proj: cannot simulate static channel activation scales\n\n1 error, 0 warnings\n');
+    // The default measures the weights, whatever the activations say.
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '-q'], memoryIo(dir))).toBe(0);
     const bad = memoryIo(dir0);
     expect(await main(['eval', '--model', '.', '--data', TEXT, '--simulate', 'kv'], bad)).toBe(2);
     expect(bad.err.join('')).toMatch(/^quantc: eval: --simulate must be one of/);

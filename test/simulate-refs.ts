@@ -15,7 +15,7 @@ import { parseSafetensors, serializeSafetensors } from './execute/fixtures.js';
 export const SIMULATE = join(CALIBRATION, '..', 'simulate', 'llama');
 
 /** The variants under test/fixtures/simulate/llama. */
-export const VARIANTS = ['W8A8', 'FP8_DYNAMIC', 'FP8', 'INT8_STATIC', 'INT8_STATIC_ASYM', 'NVFP4', 'FP8_DYNAMIC_KV'] as const;
+export const VARIANTS = ['W8A8', 'FP8_DYNAMIC', 'MXFP4', 'MXFP8', 'FP8', 'INT8_STATIC', 'INT8_STATIC_ASYM', 'NVFP4', 'FP8_DYNAMIC_KV'] as const;
 
 /** A variant's reference perplexities: with activation fake quantization and without (weights only). */
 export interface SimulateRefs {

@@ -92,6 +92,7 @@ export function groupOf(config: ActivationConfig, module: string, cls = 'Linear'
 export function describeArgs(a: ActivationArgs): string {
   const kind = a.type === 'float' ? (a.numBits === 4 ? 'FP4' : `FP${a.numBits}`) : `INT${a.numBits}`;
   const how = a.dynamic === 'local' ? 'dynamic local' : a.dynamic ? 'dynamic' : 'static';
-  const strategy = a.strategy === 'token' ? 'per-token' : a.strategy === 'tensor' ? 'per-tensor' : a.groupSize ? `${a.strategy.replace('_', '-')} ${a.groupSize}` : a.strategy;
-  return `${kind} ${how} ${strategy}${a.symmetric ? '' : ' asymmetric'}`;
+  const strategy = a.strategy === 'token' ? 'per-token' : a.strategy === 'tensor' ? 'per-tensor' : a.groupSize ? `per-group ${a.groupSize}` : a.strategy;
+  const scales = a.strategy === 'tensor_group' ? `, ${a.scaleDtype === 'float8_e4m3fn' ? 'FP8 ' : ''}scales under a global scale` : '';
+  return `${kind} ${how} ${strategy}${a.symmetric ? '' : ' asymmetric'}${scales}`;
 }

@@ -44,8 +44,10 @@ export function quantRange(a: ActivationArgs): [number, number] {
 export function unsupportedReason(a: ActivationArgs, hasStaticScale: boolean): string | null {
   if (a.type === 'float' && a.numBits !== 4 && a.numBits !== 8) return `float activations of ${a.numBits} bits`;
   if (a.type === 'int' && (a.numBits < 2 || a.numBits > 8)) return `int activations of ${a.numBits} bits`;
-  if (a.scaleDtype !== null && a.scaleDtype !== 'float8_e4m3fn' && !a.scaleDtype.startsWith('float') && !a.scaleDtype.startsWith('bfloat')) return `scale_dtype ${a.scaleDtype} (MX exponent scales)`;
+  if (a.scaleDtype === 'uint8' && !isMx(a)) return `scale_dtype uint8 without MX arguments (float, 4 or 8 bits, group_size 32)`;
+  if (a.scaleDtype !== null && a.scaleDtype !== 'uint8' && !a.scaleDtype.startsWith('float') && !a.scaleDtype.startsWith('bfloat')) return `scale_dtype ${a.scaleDtype}`;
   if (a.type === 'float' && a.numBits === 4 && !a.symmetric) return 'asymmetric FP4';
+  if (a.scaleDtype === 'uint8' && !a.symmetric) return 'asymmetric MX scales';
   if (a.dynamic === false) {
     if (a.strategy !== 'tensor') return `static ${a.strategy} activation scales`;
     if (!hasStaticScale) return 'static scales missing from the checkpoint';
@@ -54,6 +56,33 @@ export function unsupportedReason(a: ActivationArgs, hasStaticScale: boolean): s
   if (!['token', 'tensor', 'group', 'tensor_group'].includes(a.strategy)) return `dynamic ${a.strategy} strategy`;
   if ((a.strategy === 'group' || a.strategy === 'tensor_group') && !a.groupSize) return `${a.strategy} without group_size`;
   return null;
+}
+
+/** compressed-tensors' `should_generate_mx_scales`: MXFP4/MXFP8 activations get E8M0 power-of-two scales. */
+export function isMx(a: ActivationArgs): boolean {
+  return a.type === 'float' && (a.numBits === 4 || a.numBits === 8) && a.groupSize === 32 && a.scaleDtype === 'uint8';
+}
+
+/**
+ * MX scales from the groups' max magnitudes (`generate_mx_scales`, then the
+ * uint8 rounding and `maybe_convert_from_mx_exp`): `amax` rounded to a power
+ * of two `2^E` (up when its mantissa is at least 1.75, the carry of
+ * `round_to_power_2`), exponent `127 + E - offset` (offset 2 for FP4, 8 for
+ * FP8) clamped to [0, 255] (a zero group gives 0), scale `2^(exponent - 127)`.
+ */
+function mxScale(g: GraphBuilder, amax: string, numBits: number): string {
+  const pow2 = (e: string): string => g.op('Pow', [g.f32(2), e]);
+  const asFloat = (b: string): string => g.op('Cast', [b], { to: OnnxType.float });
+  // floor(log2 amax), corrected by one either way where the logarithm rounds across a power of two.
+  let e = g.op('Floor', [g.op('Div', [g.op('Log', [amax]), g.f32(Math.LN2)])]);
+  e = g.op('Sub', [e, asFloat(g.op('Greater', [pow2(e), amax]))]);
+  e = g.op('Add', [e, asFloat(g.op('LessOrEqual', [g.op('Mul', [pow2(e), g.f32(2)]), amax]))]);
+  const mantissa = g.op('Div', [amax, pow2(e)]);
+  e = g.op('Add', [e, asFloat(g.op('GreaterOrEqual', [mantissa, g.f32(1.75)]))]);
+  const offset = numBits === 4 ? 2 : 8;
+  let exponent = clamp(g, g.op('Add', [e, g.f32(127 - offset)]), 0, 255);
+  exponent = g.op('Where', [g.op('Equal', [amax, g.f32(0)]), g.f32(0), exponent]);
+  return pow2(g.op('Sub', [exponent, g.f32(127)]));
 }
 
 /** Rounds to the nearest FP8 E4M3 value (the cast torch's `.to(float8_e4m3fn)` does, after clamping) and back to float32. */
@@ -104,6 +133,10 @@ function dynamicScale(g: GraphBuilder, x: string, a: ActivationArgs, globalScale
   const max = g.op('Max', [reduce('ReduceMax'), g.f32(0)]);
   let scale: string;
   let zp: string | null = null;
+  if (a.symmetric && isMx(a)) {
+    // A power of two, never zero (eps for uint8 scales is 1 and cannot apply).
+    return { scale: mxScale(g, g.op('Max', [g.op('Abs', [min]), g.op('Abs', [max])]), a.numBits), zp: null };
+  }
   if (a.symmetric) {
     scale = g.op('Div', [g.op('Max', [g.op('Abs', [min]), g.op('Abs', [max])]), g.f32(range / 2)]);
   } else {
