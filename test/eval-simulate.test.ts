@@ -6,6 +6,7 @@ import { perplexity, windows } from '../src/execute/calibrate/perplexity.js';
 import { ForwardModel, type HiddenBatch } from '../src/execute/forward/executor.js';
 import { servedModel } from '../src/execute/simulate/simulating-weights.js';
 import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
+import { parseSafetensors, serializeSafetensors } from './execute/fixtures.js';
 import { memoryIo } from './memory-io.js';
 import { simulateModel, simulateRefs, simulateTensors, VARIANTS } from './simulate-refs.js';
 
@@ -23,7 +24,7 @@ const TEXT = join(CALIBRATION, 'text.txt');
  * moves an activation by one quantization step. Measured: at most 9.2e-5
  * (FP8_DYNAMIC seq 16), 1.9e-5 (W8A8), 1.6e-5 (FP8_DYNAMIC_KV); the
  * tolerance is twice the largest. Per-layer outputs and logits for the fixed
- * input ids (no ties there) agree to 3e-7 for every variant.
+ * input ids (no ties there) agree to 4e-7 for every variant.
  */
 const PPL_TOLERANCE: Record<string, number> = { MXFP4: 1e-5, MXFP8: 1e-5, W8A8: 2e-4, FP8_DYNAMIC: 2e-4, FP8_DYNAMIC_KV: 2e-4, FP8: 1e-5, INT8_STATIC: 1e-5, INT8_STATIC_ASYM: 1e-5, NVFP4: 1e-5 };
 const inputIds = (await forwardRefs('llama')).inputIds;
@@ -196,5 +197,43 @@ describe('quantc eval --baseline', () => {
       expect(await main(['eval', '--model', '.', '--data', TEXT, '--baseline', baseline], io)).toBe(2);
       expect(io.err.join('')).toMatch(message);
     }
+  });
+});
+
+/** Rewrites a model folder's config.json's quantization_config with `patch`, and adds `tensors` (float32 scalars) to its checkpoint. */
+async function patchModel(dir: string, patch: (q: Record<string, unknown>) => void, tensors: Record<string, number> = {}): Promise<void> {
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { quantization_config: Record<string, unknown> };
+  patch(config.quantization_config);
+  await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+  const all = parseSafetensors(new Uint8Array(await readFile(join(dir, 'model.safetensors'))));
+  for (const [name, v] of Object.entries(tensors)) all.set(name, { dtype: 'F32', shape: [1], bytes: new Uint8Array(Float32Array.of(v).buffer) });
+  await writeFile(join(dir, 'model.safetensors'), serializeSafetensors(all));
+}
+
+describe('--simulate activations on MoE and MLA models', () => {
+  test("an MLA kv cache quantizes what transformers caches (the normed latent and the rotated shared key)", async () => {
+    const dir = await modelWithTokenizer('glm4_moe_lite', 'W4A16');
+    const kv = { num_bits: 8, type: 'float', strategy: 'tensor', dynamic: false, symmetric: true };
+    // Scales coarse enough to move the perplexity: 448 FP8 steps over ±0.5 and ±2.
+    const scales: Record<string, number> = {};
+    for (const l of [0, 1]) Object.assign(scales, { [`model.layers.${l}.self_attn.k_scale`]: 0.5 / 448, [`model.layers.${l}.self_attn.v_scale`]: 2 / 448 });
+    await patchModel(dir, (q) => (q.kv_cache_scheme = kv), scales);
+    const plain = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--format', 'json'], plain)).toBe(0);
+    const served = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--format', 'json', '--simulate', 'activations'], served)).toBe(0);
+    const [a, b] = [plain, served].map((io) => JSON.parse(io.out.join('')) as { perplexity: number; simulated?: unknown });
+    expect(Math.abs(a!.perplexity / (await textRefs('glm4_moe_lite')).perplexity.W4A16!['32']! - 1)).toBeLessThan(1e-5);
+    expect(b!.simulated).toEqual({ inputs: {}, kvCache: { 'FP8 static per-tensor': 2 } });
+    expect(Math.abs(b!.perplexity / a!.perplexity - 1)).toBeGreaterThan(1e-6);
+  });
+
+  test('quantized inputs of routed experts are not simulated yet: a diagnostic', async () => {
+    const dir = await modelWithTokenizer('qwen3_moe', 'W4A16');
+    const fp8 = { num_bits: 8, type: 'float', strategy: 'token', dynamic: true, symmetric: true };
+    await patchModel(dir, (q) => Object.values(q.config_groups as Record<string, Record<string, unknown>>).forEach((g) => (g.input_activations = fp8)));
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(1);
+    expect(io.err.join('')).toMatch(/^error eval-simulate-unsupported: model\.layers\.0\.mlp\.experts\.0\.gate_proj: quantized inputs of fused MoE experts, of MLPs split across graphs and of lm_head cannot be simulated yet\n/);
   });
 });

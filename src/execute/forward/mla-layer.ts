@@ -70,18 +70,18 @@ export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: Decode
   const query = g.op('Concat', [strided(g, q, 0, nope, 1), rotate(strided(g, q, nope, qk, 1))], { axis: -1 });
 
   const compressed = linear(g, h, await w.linearWeight(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
-  const latent = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
-  const kRot = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
-  // What an MLA KV cache stores: the normed latent as keys and the rotated shared key as values.
-  observeInput(g, [`${a}.key_states`], latent);
-  observeInput(g, [`${a}.value_states`], kRot);
+  const latentIn = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
+  const kRotIn = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
+  // What an MLA KV cache stores: the normed latent as keys and the rotated shared key as values
+  // (fake-quantized there when simulating a quantized cache; both are expanded after the cache).
+  observeInput(g, [`${a}.key_states`], latentIn);
+  observeInput(g, [`${a}.value_states`], kRotIn);
+  const { key: latent, value: kRot } = await cached(g, w, a, latentIn, kRotIn);
   observeInput(g, [`${a}.kv_b_proj`], latent);
   const kv = splitHeads(g, linear(g, latent, await w.linearWeight(`${a}.kv_b_proj`)), heads, nope + vDim);
   const key = g.op('Concat', [strided(g, kv, 0, nope, 1), g.op('Expand', [kRot, g.i64([1, heads, 1, 1])])], { axis: -1 });
   const value = strided(g, kv, nope, nope + vDim, 1);
-  // transformers caches the full per-head keys and the values.
-  const kv2 = await cached(g, w, a, key, value);
-  const out = attention(g, query, kv2.key, kv2.value, inp.mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
+  const out = attention(g, query, key, value, inp.mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
   observeInput(g, [`${a}.o_proj`], out);
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
 }
