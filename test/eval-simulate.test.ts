@@ -96,6 +96,9 @@ describe('quantc eval --simulate', () => {
     expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(0);
     expect(Number(/^perplexity: (\S+)\n/.exec(io.out.join(''))![1])).toBeCloseTo(text.perplexity.W4A16!['32']!, 3);
     expect(io.out.join('')).toContain('\n  quantized    weights, no activations (none quantized by quantization_config)\n');
+    const base = memoryIo(dir0);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], base)).toBe(0);
+    expect(base.out.join('')).toContain('\n  quantized    nothing (the model has no quantization_config)\n');
   });
 
   test('activations it cannot simulate are a diagnostic (exit 1), not a wrong figure', async () => {

@@ -36,16 +36,17 @@ export function simulatedJson(mode: Simulation, summary: SimulationSummary | nul
   return { simulate: mode, simulated: { inputs: counts(summary?.inputs ?? new Map()), kvCache: counts(summary?.kvCache ?? new Map()) } };
 }
 
-/** The `quantized` line: weights only, or which activations and kv caches were fake-quantized too. */
+/** The `quantized` line: weights only, or which activations and kv caches were fake-quantized too (`summary` null: the model has no quantization_config). */
 export function simulatedLine(mode: Simulation, summary: SimulationSummary | null): string {
   const label = '  quantized    ';
   if (mode === 'weights') return `${label}weights only (activations and kv cache unquantized; --simulate activations for the served model)`;
+  if (!summary) return `${label}nothing (the model has no quantization_config)`;
   const list = (m: ReadonlyMap<string, string>, what: string): string =>
     Object.entries(counts(m))
       .map(([d, n]) => `${n} ${what}${n === 1 ? '' : 's'}: ${d}`)
       .join('; ');
-  const inputs = summary && summary.inputs.size > 0 ? `, activations (${list(summary.inputs, 'Linear input')})` : ', no activations (none quantized by quantization_config)';
-  const kv = summary && summary.kvCache.size > 0 ? `, kv cache (${list(summary.kvCache, 'attention')})` : '';
+  const inputs = summary.inputs.size > 0 ? `, activations (${list(summary.inputs, 'Linear input')})` : ', no activations (none quantized by quantization_config)';
+  const kv = summary.kvCache.size > 0 ? `, kv cache (${list(summary.kvCache, 'attention')})` : '';
   return `${label}weights${inputs}${kv}`;
 }
 
