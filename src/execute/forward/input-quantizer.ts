@@ -9,6 +9,17 @@ import type { GraphBuilder } from '../onnx/graph-builder.js';
 /** Maps a Linear input to its fake-quantized value inside graph `g`. */
 export type InputQuantizer = (g: GraphBuilder, x: string) => string;
 
+/**
+ * A Linear's input quantizer for a graph that sees only a slice of the
+ * input's columns (an MLP split across graphs): `align` is the column
+ * multiple a slice must keep (1 for per-tensor scales, the group size for
+ * group scales).
+ */
+export interface SliceQuantizer {
+  readonly quantize: InputQuantizer;
+  readonly align: number;
+}
+
 const attached = new WeakMap<object, InputQuantizer>();
 
 /** Attaches `q` to the weight object `weight` (as returned by the weight reader). */

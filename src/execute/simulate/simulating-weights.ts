@@ -6,7 +6,7 @@
  * checkpoint), and per attention the kv-cache fake quantization of its
  * post-RoPE keys and its values (`k_scale`/`v_scale`).
  */
-import { attachInputQuantizer, type InputQuantizer } from '../forward/input-quantizer.js';
+import { attachInputQuantizer, type InputQuantizer, type SliceQuantizer } from '../forward/input-quantizer.js';
 import { readAsFloat32, type DenseMatrix } from '../forward/dequantize.js';
 import type { Bf16Matrix } from '../forward/ops.js';
 import { WeightReader } from '../forward/weights.js';
@@ -33,6 +33,8 @@ function classOf(module: string): string {
 /** Reads a checkpoint's weights with its activation fake quantization attached (see the module comment). */
 export class SimulatingWeights extends WeightReader {
   private readonly viaLinearWeight = new Set<string>();
+  /** Modules whose inputs a split MLP quantizes itself (see {@link inputQuantizer}). */
+  private readonly sliced = new Set<string>();
   private readonly inputs = new Map<string, string>();
   private readonly kv = new Map<string, string>();
 
@@ -68,12 +70,30 @@ export class SimulatingWeights extends WeightReader {
   }
 
   /** The fake quantization of Linear `module`'s input, if its config group quantizes inputs. */
-  async inputQuantizer(module: string): Promise<InputQuantizer | undefined> {
+  private async moduleQuantizer(module: string): Promise<InputQuantizer | undefined> {
     const args = groupOf(this.activations, module, classOf(module))?.input;
     if (!args) return undefined;
     const q = await this.quantizer(module, args, `${module}.input_`);
     this.inputs.set(module, describeArgs(args));
     return q;
+  }
+
+  /**
+   * The input quantizer of a Linear read whole by {@link linear} (an MLP
+   * split across graphs). A slice of the input's columns can be quantized on
+   * its own only when its scales do not span the row: static per-tensor
+   * scales, or groups (the slices then keep whole groups).
+   */
+  override async inputQuantizer(module: string, columnSlice: boolean): Promise<SliceQuantizer | undefined> {
+    const args = groupOf(this.activations, module, classOf(module))?.input;
+    if (!args) return undefined;
+    const grouped = args.dynamic !== false && (args.strategy === 'group' || args.strategy === 'tensor_group');
+    if (columnSlice && args.dynamic !== false && !grouped) {
+      throw new SimulationUnsupportedError(`${module}: its input is split across graphs (an MLP larger than one graph) and its ${describeArgs(args)} scales span the whole row, which cannot be simulated yet`);
+    }
+    const quantize = await this.moduleQuantizer(module);
+    this.sliced.add(module);
+    return quantize && { quantize, align: grouped ? args.groupSize! : 1 };
   }
 
   /** The kv-cache fake quantization of attention `attention`'s keys (`k`) or values (`v`), if the checkpoint has a kv_cache_scheme. */
@@ -89,7 +109,7 @@ export class SimulatingWeights extends WeightReader {
     this.viaLinearWeight.add(module);
     try {
       const w = await super.linearWeight(module);
-      const q = await this.inputQuantizer(module);
+      const q = await this.moduleQuantizer(module);
       if (q) attachInputQuantizer(w, q);
       return w;
     } finally {
@@ -97,10 +117,10 @@ export class SimulatingWeights extends WeightReader {
     }
   }
 
-  /** Weights read outside a Linear of a graph (fused experts, sliced MLPs, lm_head) have no place for an input quantizer. */
+  /** Weights read outside a Linear of a graph (fused experts, lm_head) have no place for an input quantizer. */
   override async linear(module: string): Promise<DenseMatrix> {
-    if (!this.viaLinearWeight.has(module) && groupOf(this.activations, module, classOf(module))?.input) {
-      throw new SimulationUnsupportedError(`${module}: quantized inputs of fused MoE experts, of MLPs split across graphs and of lm_head cannot be simulated yet`);
+    if (!this.viaLinearWeight.has(module) && !this.sliced.has(module) && groupOf(this.activations, module, classOf(module))?.input) {
+      throw new SimulationUnsupportedError(`${module}: quantized inputs of fused MoE experts and of lm_head cannot be simulated yet`);
     }
     return super.linear(module);
   }
