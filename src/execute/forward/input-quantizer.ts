@@ -20,6 +20,13 @@ export interface SliceQuantizer {
   readonly align: number;
 }
 
+/**
+ * Which part of a Linear's input a graph quantizes on its own: all of it,
+ * a slice of its columns (an MLP split across graphs), or every token where
+ * the Linear sees only those routed to it (an expert run on all tokens).
+ */
+export type InputPart = 'whole' | 'column-slice' | 'all-tokens';
+
 const attached = new WeakMap<object, InputQuantizer>();
 
 /** Attaches `q` to the weight object `weight` (as returned by the weight reader). */

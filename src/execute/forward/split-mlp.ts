@@ -51,7 +51,7 @@ export async function denseMlp(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
   if (cfg.mlpBias) throw new UnsupportedModelError(`${m}: an MLP with biases larger than one graph is not supported`);
   // Served-model simulation: gate/up see whole input rows, down_proj a slice of its input's columns
   // (kept a multiple of its quantization group).
-  const [qGate, qUp, qDown] = await Promise.all([w.inputQuantizer(`${m}.gate_proj`, false), w.inputQuantizer(`${m}.up_proj`, false), w.inputQuantizer(`${m}.down_proj`, true)]);
+  const [qGate, qUp, qDown] = await Promise.all([w.inputQuantizer(`${m}.gate_proj`, 'whole'), w.inputQuantizer(`${m}.up_proj`, 'whole'), w.inputQuantizer(`${m}.down_proj`, 'column-slice')]);
   const align = qDown?.align ?? 1;
   const slice = Math.max(align, Math.floor(placement.groupBytes / perRow / align) * align);
   const slices = Math.ceil(inter / slice);

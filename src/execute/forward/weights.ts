@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import { DTYPE_BYTES, toFloat32 } from '../dtypes.js';
 import { readTensorBytes, type CheckpointIndex } from '../safetensors-reader.js';
 import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequantize.js';
-import type { InputQuantizer, SliceQuantizer } from './input-quantizer.js';
+import type { InputPart, InputQuantizer, SliceQuantizer } from './input-quantizer.js';
 import type { Bf16Matrix } from './ops.js';
 
 /** Reads the weights of one model folder. */
@@ -30,10 +30,10 @@ export class WeightReader {
   /**
    * The fake quantization of Linear `module`'s input for graphs that read
    * its weight with {@link linear} rather than {@link linearWeight} (MLPs
-   * split across graphs), `columnSlice` when each graph sees only some of
-   * the input's columns; none for a plain reader.
+   * split across graphs, experts), applied to `part` of the input; none for
+   * a plain reader.
    */
-  async inputQuantizer(_module: string, _columnSlice: boolean): Promise<SliceQuantizer | undefined> {
+  async inputQuantizer(_module: string, _part: InputPart): Promise<SliceQuantizer | undefined> {
     return undefined;
   }
 

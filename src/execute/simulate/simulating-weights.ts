@@ -6,7 +6,7 @@
  * checkpoint), and per attention the kv-cache fake quantization of its
  * post-RoPE keys and its values (`k_scale`/`v_scale`).
  */
-import { attachInputQuantizer, type InputQuantizer, type SliceQuantizer } from '../forward/input-quantizer.js';
+import { attachInputQuantizer, type InputPart, type InputQuantizer, type SliceQuantizer } from '../forward/input-quantizer.js';
 import { readAsFloat32, type DenseMatrix } from '../forward/dequantize.js';
 import type { Bf16Matrix } from '../forward/ops.js';
 import { WeightReader } from '../forward/weights.js';
@@ -33,7 +33,7 @@ function classOf(module: string): string {
 /** Reads a checkpoint's weights with its activation fake quantization attached (see the module comment). */
 export class SimulatingWeights extends WeightReader {
   private readonly viaLinearWeight = new Set<string>();
-  /** Modules whose inputs a split MLP quantizes itself (see {@link inputQuantizer}). */
+  /** Modules whose inputs a split MLP or an expert block quantizes itself (see {@link inputQuantizer}). */
   private readonly sliced = new Set<string>();
   private readonly inputs = new Map<string, string>();
   private readonly kv = new Map<string, string>();
@@ -80,16 +80,20 @@ export class SimulatingWeights extends WeightReader {
 
   /**
    * The input quantizer of a Linear read whole by {@link linear} (an MLP
-   * split across graphs). A slice of the input's columns can be quantized on
-   * its own only when its scales do not span the row: static per-tensor
-   * scales, or groups (the slices then keep whole groups).
+   * split across graphs, an expert). A slice of the input's columns can be
+   * quantized on its own only when its scales do not span the row: static
+   * per-tensor scales, or groups (the slices then keep whole groups).
    */
-  override async inputQuantizer(module: string, columnSlice: boolean): Promise<SliceQuantizer | undefined> {
+  override async inputQuantizer(module: string, part: InputPart): Promise<SliceQuantizer | undefined> {
     const args = groupOf(this.activations, module, classOf(module))?.input;
     if (!args) return undefined;
     const grouped = args.dynamic !== false && (args.strategy === 'group' || args.strategy === 'tensor_group');
-    if (columnSlice && args.dynamic !== false && !grouped) {
+    if (part === 'column-slice' && args.dynamic !== false && !grouped) {
       throw new SimulationUnsupportedError(`${module}: its input is split across graphs (an MLP larger than one graph) and its ${describeArgs(args)} scales span the whole row, which cannot be simulated yet`);
+    }
+    // An expert quantizes every token, not only those routed to it: the same for scales per token, group or stored tensor.
+    if (part === 'all-tokens' && args.dynamic !== false && args.strategy === 'tensor') {
+      throw new SimulationUnsupportedError(`${module}: an expert's ${describeArgs(args)} input scale depends on the tokens routed to it, which cannot be simulated yet`);
     }
     const quantize = await this.moduleQuantizer(module);
     this.sliced.add(module);
@@ -117,10 +121,10 @@ export class SimulatingWeights extends WeightReader {
     }
   }
 
-  /** Weights read outside a Linear of a graph (fused experts, lm_head) have no place for an input quantizer. */
+  /** Weights read outside a Linear of a graph (lm_head) have no place for an input quantizer. */
   override async linear(module: string): Promise<DenseMatrix> {
     if (!this.viaLinearWeight.has(module) && !this.sliced.has(module) && groupOf(this.activations, module, classOf(module))?.input) {
-      throw new SimulationUnsupportedError(`${module}: quantized inputs of fused MoE experts and of lm_head cannot be simulated yet`);
+      throw new SimulationUnsupportedError(`${module}: quantized inputs of lm_head cannot be simulated yet`);
     }
     return super.linear(module);
   }
