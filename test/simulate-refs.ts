@@ -17,7 +17,7 @@ function root(model: string): string {
 }
 
 /** The variants under test/fixtures/simulate/llama. */
-export const VARIANTS = ['W8A8', 'FP8_DYNAMIC', 'MXFP4', 'MXFP8', 'FP8', 'INT8_STATIC', 'INT8_STATIC_ASYM', 'NVFP4', 'FP8_DYNAMIC_KV'] as const;
+export const VARIANTS = ['W8A8', 'FP8_DYNAMIC', 'MXFP4', 'MXFP8', 'FP8', 'INT8_STATIC', 'INT8_STATIC_ASYM', 'NVFP4', 'FP8_DYNAMIC_KV', 'FP8_DYNAMIC_HEAD'] as const;
 
 /** A variant's reference perplexities: with activation fake quantization and (llama) without, weights only. */
 export interface SimulateRefs {

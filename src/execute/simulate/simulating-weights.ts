@@ -121,10 +121,10 @@ export class SimulatingWeights extends WeightReader {
     }
   }
 
-  /** Weights read outside a Linear of a graph (lm_head) have no place for an input quantizer. */
+  /** A weight read whole by a graph that did not ask for its input quantizer would run with unquantized inputs: refused. */
   override async linear(module: string): Promise<DenseMatrix> {
     if (!this.viaLinearWeight.has(module) && !this.sliced.has(module) && groupOf(this.activations, module, classOf(module))?.input) {
-      throw new SimulationUnsupportedError(`${module}: quantized inputs of lm_head cannot be simulated yet`);
+      throw new SimulationUnsupportedError(`${module}: the forward executor reads this weight where its quantized input cannot be simulated yet`);
     }
     return super.linear(module);
   }
