@@ -258,6 +258,15 @@ describe('--simulate activations on MoE and MLA models', () => {
     });
   }
 
+  test('per-batch scales of an expert input depend on its routed tokens: a diagnostic', async () => {
+    const dir = await modelWithTokenizer('qwen3_moe', 'W4A16');
+    const int8 = { num_bits: 8, type: 'int', strategy: 'tensor', dynamic: true, symmetric: true };
+    await patchModel(dir, (q) => Object.values(q.config_groups as Record<string, Record<string, unknown>>).forEach((g) => (g.input_activations = int8)));
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(1);
+    expect(io.err.join('')).toMatch(/^error eval-simulate-unsupported: model\.layers\.0\.mlp\.experts\.0\.gate_proj: an expert's INT8 dynamic per-tensor input scale depends on the tokens routed to it, which cannot be simulated yet\n/);
+  });
+
   test("an MLA kv cache quantizes what transformers caches (the normed latent and the rotated shared key)", async () => {
     const dir = await modelWithTokenizer('glm4_moe_lite', 'W4A16');
     const kv = { num_bits: 8, type: 'float', strategy: 'tensor', dynamic: false, symmetric: true };
