@@ -66,6 +66,8 @@ export class SimulatingWeights extends WeightReader {
     const stored = await this.stored(prefix);
     const why = unsupportedReason(args, stored.scale !== undefined);
     if (why) throw new SimulationUnsupportedError(`${what}: cannot simulate ${why}`);
+    // NVFP4's local scales live under the stored global scale.
+    if (args.dynamic === 'local' && stored.globalScale === undefined) throw new SimulationUnsupportedError(`${what}: cannot simulate local scales without ${prefix}global_scale in the checkpoint`);
     return (g, x) => fakeQuantize(g, x, args, stored);
   }
 
