@@ -9,6 +9,7 @@ import type { SafetensorsDtype } from './dtypes.js';
 import type { Device } from './runtime.js';
 import type { WeightQparams } from './gptq/weight-qparams.js';
 import type { SmoothMapping } from '../match/smoothquant-mappings.js';
+import type { PartSpec } from './parts.js';
 
 /** One config group as written to `quantization_config.config_groups`. */
 export interface ApplyGroup {
@@ -122,6 +123,8 @@ export interface ApplyJob {
    * other tensors by name (written instead of the checkpoint's).
    */
   readonly changedWeights?: { readonly linears: ReadonlyMap<string, Uint8Array>; readonly tensors: ReadonlyMap<string, Uint8Array> };
+  /** Weights of zero-centred norms, written as llm-compressor's offset-norm round trip leaves them (see offset-norms.ts). */
+  readonly offsetNorms?: readonly string[];
   /** Set when a GPTQModifier runs. */
   readonly gptq?: GptqSpec;
   /** Weights quantized by an algorithm (filled in by GPTQ), by module. */
@@ -132,12 +135,16 @@ export interface ApplyJob {
   readonly recipeYaml: string;
   /** Largest shard in bytes (llm-compressor's default is 20 GB). */
   readonly maxShardBytes?: number;
+  /** Write only this part of the checkpoint (`apply --shard I/N`; see `execute/parts.ts`); data-free jobs only. */
+  readonly part?: PartSpec;
   /** Largest weight slice per graph run (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly chunkElements?: number | null;
   /** Widen bf16 weights inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly decodeBf16InGraph?: boolean;
   /** Encode FP8 bytes inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly encodeFp8InGraph?: boolean;
+  /** Round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
+  readonly cpuLoops?: boolean;
 }
 
 /** Progress events, in order: one `start`, then per-module `module`, then `done`. */

@@ -9,13 +9,14 @@ import type { ExpertCoverage } from '../../execute/calibrate/coverage.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { layerStartProgress } from '../layer-progress.js';
+import { modelPathForCli } from '../model-arg.js';
 import { fileOutputProblem } from '../write-output.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { writeFileAtomic } from '../write-output.js';
 import { comparableSide, comparisonLines, simulatedJson, simulatedLine } from '../eval-served.js';
 
-const HELP = `Usage: quantc eval --model DIR --data FILE [--simulate activations] [--baseline DIR] [options]
+const HELP = `Usage: quantc eval --model DIR|ID --data FILE [--simulate activations] [--baseline DIR|ID] [options]
 
 Computes the perplexity of the model in DIR on the text in FILE, running
 the model layer by layer on onnxruntime (one layer's weights in memory at
@@ -33,7 +34,9 @@ FILE is plain text, or JSON Lines (.jsonl) with a "text" field per line
 (joined with blank lines).
 
 Options:
-  --model DIR              Model folder: config.json, safetensors, tokenizer.json.
+  --model DIR|ID           Model folder: config.json, safetensors, tokenizer.json;
+                           or ORG/NAME[@REVISION] from the Hugging Face cache
+                           (downloaded into it when absent).
   --data FILE              Text or .jsonl file to evaluate on.
   --seq-len N              Window length in tokens (default: the smaller of
                            2048 and the model's max_position_embeddings).
@@ -46,10 +49,11 @@ Options:
                            per-group, static input_scale, NVFP4 local scales,
                            k_scale/v_scale), fake-quantized as
                            compressed-tensors' forward does.
-  --baseline DIR           Also run the model in DIR (same architecture and
-                           tokenizer, e.g. the unquantized original) on the
-                           same windows: both perplexities, their ratio and
-                           each decoder layer's output drift.
+  --baseline DIR|ID        Also run this model (same architecture and
+                           tokenizer, e.g. the unquantized original; a folder
+                           or a model id as for --model) on the same windows:
+                           both perplexities, their ratio and each decoder
+                           layer's output drift.
   --device cpu|cuda        Where the graphs run (default cpu).
   --format text|json       Output format (default text).
   --coverage FILE          Write the expert coverage of MoE models (tokens
@@ -100,10 +104,13 @@ export const command: Command = {
     const format = choice('eval', 'format', values.format, ['text', 'json'] as const, 'text');
     const batchSize = positiveInt('eval', 'batch-size', values['batch-size'], 1);
     const simulate = choice('eval', 'simulate', values.simulate, ['weights', 'activations'] as const, 'weights');
-    const modelDir = resolve(io.cwd, values.model);
+    const modelDir = await modelPathForCli(values.model, 'weights', io);
+    if (typeof modelDir !== 'string') throw new UsageError(`eval: ${modelDir.message}`);
     if (!existsSync(join(modelDir, 'config.json'))) throw new UsageError(`eval: ${values.model} has no config.json.`);
     const baselineArg = typeof values.baseline === 'string' ? values.baseline : null;
-    const baselineDir = baselineArg === null ? null : resolve(io.cwd, baselineArg);
+    const baselinePath = baselineArg === null ? null : await modelPathForCli(baselineArg, 'weights', io);
+    if (baselinePath !== null && typeof baselinePath !== 'string') throw new UsageError(`eval: --baseline: ${baselinePath.message}`);
+    const baselineDir = baselinePath;
     if (baselineDir) {
       if (!existsSync(join(baselineDir, 'config.json'))) throw new UsageError(`eval: --baseline ${baselineArg} has no config.json.`);
       const { incomparability } = await import('../../execute/calibrate/compare.js');

@@ -5,6 +5,8 @@
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { sigmoidMoeLayer } from './mla-layer.js';
+import { checkIndexers, glmMoeDsaLayer } from './dsa-layer.js';
+import { qwen3NextLayer } from './qwen3-next-layer.js';
 import { softmaxMoeLayer } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
@@ -16,12 +18,17 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   ['qwen3_moe', softmaxMoeLayer],
   ['qwen2_moe', softmaxMoeLayer],
   ['mixtral', softmaxMoeLayer],
+  ['qwen3_next', qwen3NextLayer],
+  ['glm_moe_dsa', glmMoeDsaLayer],
   ['glm4_moe_lite', sigmoidMoeLayer],
   ['glm4_moe', sigmoidMoeLayer],
   ['deepseek_v3', sigmoidMoeLayer],
   // Kimi-K2 ships the DeepSeek-V3 architecture under its own model_type (remote code).
   ['kimi_k2', sigmoidMoeLayer],
 ]);
+
+/** Configs of a runnable model_type that the executor still refuses (the check throws). */
+const CHECKS: ReadonlyMap<string, (raw: Readonly<Record<string, unknown>>) => void> = new Map([['glm_moe_dsa', checkIndexers]]);
 
 /** model_type values the executor runs. */
 export function runnableModelTypes(): string[] {
@@ -33,5 +40,6 @@ export function layerBuilderFor(raw: Readonly<Record<string, unknown>>): LayerBu
   const type = String(raw.model_type ?? '');
   const b = BUILDERS.get(type);
   if (!b) throw new UnsupportedModelError(`model_type "${type}" cannot be run by the forward executor yet (supported: ${runnableModelTypes().join(', ')})`);
+  CHECKS.get(type)?.(raw);
   return b;
 }

@@ -40,7 +40,7 @@ async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, coun
 export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize): Promise<Uint8Array> {
   const g = new GraphBuilder();
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  const h = rmsNorm(g, x, await w.vector('model.norm.weight'), cfg.eps);
+  const h = rmsNorm(g, x, await w.normScale('model.norm.weight', cfg.zeroCentredNorms), cfg.eps);
   // Served-model simulation: a quantized lm_head fake-quantizes its input (before its rows are read).
   const q = headTensor(w, cfg) === 'lm_head' ? await w.inputQuantizer('lm_head', 'whole') : undefined;
   const logits = linear(g, q ? q.quantize(g, h) : h, await headRows(w, cfg, start, count));

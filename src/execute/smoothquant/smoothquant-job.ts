@@ -32,7 +32,7 @@ function stored(values: Float32Array, dtype: ForwardModel['config']['dtype']): U
 /** Smooths `job`'s model (the job carries `smoothquant`) on `batches`. */
 export async function smoothJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions = {}): Promise<SmoothRun> {
   const spec = job.smoothquant!;
-  const modifier = new SmoothQuantModifier(model.weights, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true);
+  const modifier = new SmoothQuantModifier(model.weights, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true, new Set(job.offsetNorms ?? []));
   // Per-channel min/max merge across runs exactly, so batches may share a graph run.
   const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 30, ...options });
   const dtype = model.config.dtype;
