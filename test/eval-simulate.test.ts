@@ -258,6 +258,22 @@ describe('--simulate activations on MoE and MLA models', () => {
     });
   }
 
+  test('qwen3_next: the kv cache of its full-attention layers (not of its linear-attention ones)', async () => {
+    const dir = await modelWithTokenizer('qwen3_next', 'W4A16');
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { layer_types: string[] };
+    const full = config.layer_types.flatMap((t, i) => (t === 'full_attention' ? [i] : []));
+    expect(full.length).toBeGreaterThan(0);
+    const scales: Record<string, number> = {};
+    for (const l of full) Object.assign(scales, { [`model.layers.${l}.self_attn.k_scale`]: 0.5 / 448, [`model.layers.${l}.self_attn.v_scale`]: 0.5 / 448 });
+    await patchModel(dir, (q) => (q.kv_cache_scheme = { num_bits: 8, type: 'float', strategy: 'tensor', dynamic: false, symmetric: true }), scales);
+    const [plain, served] = [memoryIo(dir), memoryIo(dir)];
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--format', 'json'], plain)).toBe(0);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--format', 'json', '--simulate', 'activations'], served)).toBe(0);
+    const [a, b] = [plain, served].map((io) => JSON.parse(io.out.join('')) as { perplexity: number; simulated?: unknown });
+    expect(b!.simulated).toEqual({ inputs: {}, kvCache: { 'FP8 static per-tensor': full.length } });
+    expect(Math.abs(b!.perplexity / a!.perplexity - 1)).toBeGreaterThan(1e-6);
+  });
+
   test('per-batch scales of an expert input depend on its routed tokens: a diagnostic', async () => {
     const dir = await modelWithTokenizer('qwen3_moe', 'W4A16');
     const int8 = { num_bits: 8, type: 'int', strategy: 'tensor', dynamic: true, symmetric: true };
