@@ -274,6 +274,14 @@ describe('--simulate activations on MoE and MLA models', () => {
     expect(Math.abs(b!.perplexity / a!.perplexity - 1)).toBeGreaterThan(1e-6);
   });
 
+  test('activation groups that do not divide a Linear input: a diagnostic', async () => {
+    const dir = await modelWithTokenizer('llama', 'W8A8');
+    await patchModel(dir, (q) => Object.values(q.config_groups as Record<string, Record<string, unknown>>).forEach((g) => (g.input_activations = { num_bits: 8, type: 'float', strategy: 'group', group_size: 48, dynamic: true, symmetric: true })));
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', TEXT, '--seq-len', '32', '--simulate', 'activations', '-q'], io)).toBe(1);
+    expect(io.err.join('')).toMatch(/^error eval-simulate-unsupported: model\.layers\.0\.self_attn\.q_proj: its 128 input columns are not a multiple of the activation group size 48\n/);
+  });
+
   test('per-batch scales of an expert input depend on its routed tokens: a diagnostic', async () => {
     const dir = await modelWithTokenizer('qwen3_moe', 'W4A16');
     const int8 = { num_bits: 8, type: 'int', strategy: 'tensor', dynamic: true, symmetric: true };

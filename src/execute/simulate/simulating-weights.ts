@@ -115,6 +115,9 @@ export class SimulatingWeights extends WeightReader {
     this.viaLinearWeight.add(module);
     try {
       const w = await super.linearWeight(module);
+      const args = groupOf(this.activations, module, classOf(module))?.input;
+      const group = args && args.dynamic !== false && (args.strategy === 'group' || args.strategy === 'tensor_group') ? args.groupSize : null;
+      if (group && w.cols % group !== 0) throw new SimulationUnsupportedError(`${module}: its ${w.cols} input columns are not a multiple of the activation group size ${group}`);
       const q = await this.moduleQuantizer(module);
       if (q) attachInputQuantizer(w, q);
       return w;
