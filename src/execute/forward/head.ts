@@ -41,7 +41,9 @@ export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: Hea
   const g = new GraphBuilder();
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   const h = rmsNorm(g, x, await w.normScale('model.norm.weight', cfg.zeroCentredNorms), cfg.eps);
-  const logits = linear(g, h, await headRows(w, cfg, start, count));
+  // Served-model simulation: a quantized lm_head fake-quantizes its input (before its rows are read).
+  const q = headTensor(w, cfg) === 'lm_head' ? await w.inputQuantizer('lm_head', 'whole') : undefined;
+  const logits = linear(g, q ? q.quantize(g, h) : h, await headRows(w, cfg, start, count));
   if (output === 'logits') {
     g.output(logits, 'logits', OnnxType.float, ['batch', 'seq', count]);
   } else {
