@@ -1,0 +1,38 @@
+import { describe, expect, test } from 'vitest';
+import { ForwardModel } from '../src/execute/forward/executor.js';
+import { perplexity } from '../src/execute/calibrate/perplexity.js';
+import { forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
+
+/** Bound on one expert group's weights that puts every expert of these models in a graph of its own. */
+const ONE_EXPERT = 4 * (3 * 64 * 32 + 2 * 32 + 64);
+
+describe('forward executor matches transformers 5.17 (fp32) on gpt-oss and Llama 4', () => {
+  for (const name of ['gpt_oss', 'llama4_text']) {
+    test(`${name}: every layer output, the logits, routed tokens per expert, perplexity`, async () => {
+      const ref = await forwardRefs(name);
+      const text = await textRefs(name);
+      const model = await ForwardModel.open(await modelWithTokenizer(name));
+      for (const expertGroupBytes of [undefined, ONE_EXPERT]) {
+        const layers: Float32Array[] = [];
+        const routed: Record<string, number[]> = {};
+        const hidden = await model.layers(await model.embed([ref.inputIds]), {
+          expertGroupBytes,
+          onLayer: (layer, _b, h, extra) => {
+            layers[layer] = h.data;
+            if (extra.routed) routed[String(layer)] = Array.from(extra.routed.data as Float32Array);
+            expect(Object.keys(extra).filter((k) => k.startsWith('moe_'))).toEqual([]);
+          },
+        });
+        expect(layers).toHaveLength(ref.layers.length);
+        for (let i = 0; i < ref.layers.length; i++) expect(relativeError(layers[i]!, ref.layers[i]!), `layer ${i} (groups of ${expertGroupBytes})`).toBeLessThan(1e-5);
+        expect(routed).toEqual(text.input_ids_routed);
+        const [logits] = await model.head(hidden, 'logits');
+        expect(relativeError(logits!, ref.logits)).toBeLessThan(1e-5);
+      }
+      for (const [seq, expected] of Object.entries(text.perplexity.base!)) {
+        const r = await perplexity(model, text.text_ids, Number(seq), 8);
+        expect(Math.abs(r.perplexity - expected) / expected, `perplexity at ${seq}`).toBeLessThan(1e-5);
+      }
+    });
+  }
+});
