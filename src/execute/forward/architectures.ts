@@ -5,6 +5,7 @@
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { gptOssLayer } from './gpt-oss-layer.js';
+import { llama4Layer } from './llama4-layer.js';
 import { sigmoidMoeLayer } from './mla-layer.js';
 import { softmaxMoeLayer } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
@@ -23,6 +24,7 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   // Kimi-K2 ships the DeepSeek-V3 architecture under its own model_type (remote code).
   ['kimi_k2', sigmoidMoeLayer],
   ['gpt_oss', gptOssLayer],
+  ['llama4_text', llama4Layer],
 ]);
 
 /** model_type values the executor runs. */
