@@ -121,9 +121,12 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     if (r.rewrite !== 'unpack-fused-experts' || r.layout.kind !== 'fused') continue;
     const expertsModule = r.experts.name;
     const transposed = r.layout.isTransposed;
-    if (r.layout.hasGate && r.layout.isConcatenated) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'] });
-    else if (!r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'] });
-    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'] });
+    const hasBias = r.layout.hasBias;
+    const bias = (tensor: string): { bias?: string } => (hasBias ? { bias: `${tensor}_bias` } : {});
+    // llm-compressor splits gate_up_proj into halves even where gate and up interleave (gpt-oss).
+    if (r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'], ...bias(`${expertsModule}.gate_up_proj`) });
+    else fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'], ...bias(`${expertsModule}.up_proj`) });
+    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'], ...bias(`${expertsModule}.down_proj`) });
   }
   return {
     modelDir: options.modelDir,
