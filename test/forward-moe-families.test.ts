@@ -1,7 +1,10 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { perplexity } from '../src/execute/calibrate/perplexity.js';
 import { forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
+import { parseSafetensors, serializeSafetensors, type RefTensor } from './execute/fixtures.js';
 
 /** Bound on one expert group's weights that puts every expert of these models in a graph of its own. */
 const ONE_EXPERT = 4 * (3 * 64 * 32 + 2 * 32 + 64);
@@ -35,4 +38,25 @@ describe('forward executor matches transformers 5.17 (fp32) on gpt-oss and Llama
       }
     });
   }
+});
+
+describe('a Llama4ForConditionalGeneration checkpoint runs text-only through its language model', () => {
+  test('the text model stored under language_model. with a vision tower beside it gives the same perplexity', async () => {
+    const text = await textRefs('llama4_text');
+    const dir = await modelWithTokenizer('llama4_text');
+    const tensors = parseSafetensors(new Uint8Array(await readFile(join(dir, 'model.safetensors'))));
+    const stored = new Map<string, RefTensor>([...tensors].map(([name, t]) => [`language_model.${name}`, t]));
+    stored.set('multi_modal_projector.linear_1.weight', { dtype: 'BF16', shape: [64, 16], bytes: new Uint8Array(64 * 16 * 2) });
+    await writeFile(join(dir, 'model.safetensors'), serializeSafetensors(stored));
+    const { dtype, ...textConfig } = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const config = { model_type: 'llama4', architectures: ['Llama4ForConditionalGeneration'], dtype, text_config: textConfig, vision_config: { hidden_size: 16 } };
+    await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+    const model = await ForwardModel.open(dir);
+    expect(model.weights.prefix).toBe('language_model.');
+    expect(model.config.dtype).toBe('bfloat16');
+    for (const [seq, expected] of Object.entries(text.perplexity.base!)) {
+      const r = await perplexity(model, text.text_ids, Number(seq), 8);
+      expect(Math.abs(r.perplexity - expected) / expected, `perplexity at ${seq}`).toBeLessThan(1e-5);
+    }
+  });
 });
