@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { perplexity } from '../src/execute/calibrate/perplexity.js';
-import { forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
-import { parseSafetensors, serializeSafetensors, type RefTensor } from './execute/fixtures.js';
+import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
+import { DATAFREE, parseSafetensors, serializeSafetensors, unpackModel, type RefTensor } from './execute/fixtures.js';
 
 /** Bound on one expert group's weights that puts every expert of these models in a graph of its own. */
 const ONE_EXPERT = 4 * (3 * 64 * 32 + 2 * 32 + 64);
@@ -59,4 +59,19 @@ describe('a Llama4ForConditionalGeneration checkpoint runs text-only through its
       expect(Math.abs(r.perplexity - expected) / expected, `perplexity at ${seq}`).toBeLessThan(1e-5);
     }
   });
+});
+
+describe('perplexity of the fused-expert data-free fixtures and of llm-compressor W4A16 output, as transformers computes them', () => {
+  for (const model of ['gpt_oss', 'llama4']) {
+    for (const variant of ['base', 'W4A16']) {
+      test(`${model} ${variant}`, async () => {
+        const refs = JSON.parse(await readFile(join(CALIBRATION, 'datafree_dequantized.json'), 'utf8')) as { text_ids: number[]; perplexity: Record<string, Record<string, Record<string, number>>> };
+        const forward = await ForwardModel.open(await unpackModel(join(DATAFREE, model, variant)));
+        for (const [seq, expected] of Object.entries(refs.perplexity[model]![variant]!)) {
+          const r = await perplexity(forward, refs.text_ids, Number(seq), 8);
+          expect(Math.abs(r.perplexity - expected) / expected, `perplexity at ${seq}`).toBeLessThan(1e-5);
+        }
+      });
+    }
+  }
 });
