@@ -3,6 +3,11 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { perplexity } from '../src/execute/calibrate/perplexity.js';
+import { toFloat32 } from '../src/execute/dtypes.js';
+import type { DenseMatrix } from '../src/execute/forward/dequantize.js';
+import { OverlayWeights } from '../src/execute/pipeline/overlay-weights.js';
+import type { FusedExpertsParam } from '../src/execute/types.js';
+import { readWeight, resolveWeight } from '../src/execute/weight-source.js';
 import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
 import { DATAFREE, parseSafetensors, serializeSafetensors, unpackModel, type RefTensor } from './execute/fixtures.js';
 
@@ -74,4 +79,28 @@ describe('perplexity of the fused-expert data-free fixtures and of llm-compresso
       });
     }
   }
+});
+
+describe('a gpt-oss layer rebuilt from per-expert replacements (a quantized layer propagated)', () => {
+  test('keeps the fused biases: unchanged replacements give the same layer output', async () => {
+    const ref = await forwardRefs('gpt_oss');
+    const model = await ForwardModel.open(await modelWithTokenizer('gpt_oss'));
+    const hidden = await model.embed([ref.inputIds]);
+    const experts = 'model.layers.0.mlp.experts';
+    const fused: FusedExpertsParam[] = [
+      { tensor: `${experts}.gate_up_proj`, expertsModule: experts, transposed: true, projections: ['gate_proj', 'up_proj'], bias: `${experts}.gate_up_proj_bias` },
+      { tensor: `${experts}.down_proj`, expertsModule: experts, transposed: true, projections: ['down_proj'], bias: `${experts}.down_proj_bias` },
+    ];
+    const linears = new Map<string, DenseMatrix>();
+    for (const proj of ['gate_proj', 'up_proj', 'down_proj']) {
+      const src = resolveWeight(model.weights.index, `${experts}.0.${proj}`, fused)!;
+      linears.set(`${experts}.0.${proj}`, { data: toFloat32(await readWeight(src), src.dtype as "BF16"), rows: src.shape[0], cols: src.shape[1] });
+    }
+    const overlay = new OverlayWeights(model.weights, { linears, vectors: new Map() }, fused);
+    expect(overlay.has(`${experts}.gate_up_proj`)).toBe(false);
+    const base = await model.runLayer(0, hidden, {});
+    const replaced = await model.runLayer(0, hidden, {}, undefined, overlay);
+    expect(relativeError(replaced.hidden[0]!.data, base.hidden[0]!.data)).toBeLessThan(1e-6);
+    expect(relativeError(base.hidden[0]!.data, ref.layers[0]!)).toBeLessThan(1e-5);
+  });
 });

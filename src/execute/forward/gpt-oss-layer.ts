@@ -53,20 +53,22 @@ async function readGptOssExperts(w: WeightReader, m: string, start: number, coun
     downBias = await w.slice(`${m}.experts.down_proj_bias`, start, count);
   } else {
     fused = new Float32Array(count * hidden * e2);
-    fusedBias = new Float32Array(count * e2);
     down = new Float32Array(count * inter * hidden);
-    downBias = new Float32Array(count * hidden);
+    // Weights replaced per expert (a quantized layer being propagated) keep the checkpoint's fused biases.
+    const fusedBiases = w.has(`${m}.experts.gate_up_proj_bias`);
+    fusedBias = fusedBiases ? await w.slice(`${m}.experts.gate_up_proj_bias`, start, count) : new Float32Array(count * e2);
+    downBias = fusedBiases ? await w.slice(`${m}.experts.down_proj_bias`, start, count) : new Float32Array(count * hidden);
     for (let e = 0; e < count; e++) {
       const p = `${m}.experts.${start + e}`;
       for (const [half, name] of [[0, 'gate_proj'], [1, 'up_proj']] as const) {
         const lin = (await w.linear(`${p}.${name}`)).data; // [I, H]
         for (let r = 0; r < inter; r++) for (let h = 0; h < hidden; h++) fused[(e * hidden + h) * e2 + half * inter + r] = lin[r * hidden + h]!;
-        const b = await w.optionalVector(`${p}.${name}.bias`);
+        const b = fusedBiases ? undefined : await w.optionalVector(`${p}.${name}.bias`);
         if (b) fusedBias.set(b, e * e2 + half * inter);
       }
       const d = (await w.linear(`${p}.down_proj`)).data; // [H, I]
       for (let h = 0; h < hidden; h++) for (let i = 0; i < inter; i++) down[(e * inter + i) * hidden + h] = d[h * inter + i]!;
-      const db = await w.optionalVector(`${p}.down_proj.bias`);
+      const db = fusedBiases ? undefined : await w.optionalVector(`${p}.down_proj.bias`);
       if (db) downBias.set(db, e * hidden);
     }
   }
