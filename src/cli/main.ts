@@ -14,6 +14,7 @@ const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<C
   fmt: { summary: 'Format a .qr recipe canonically, keeping comments', load: async () => (await import('./commands/fmt.js')).command },
   plan: { summary: 'Dry-run a recipe against a model: rewrites, schemes, ignores, steps', load: async () => (await import('./commands/plan.js')).command },
   apply: { summary: 'Run a plan (calibration, GPTQ, SmoothQuant) and write a compressed-tensors checkpoint', load: async () => (await import('./commands/apply.js')).command },
+  merge: { summary: 'Merge the parts written by `apply --shard I/N` into one checkpoint', load: async () => (await import('./commands/merge.js')).command },
   eval: { summary: 'Perplexity of a model or quantized checkpoint on a text file', load: async () => (await import('./commands/eval.js')).command },
   explain: { summary: 'Explain why one module is quantized, ignored, rewritten or untouched', load: async () => (await import('./commands/explain.js')).command },
   diff: { summary: 'List modules whose treatment changes between two recipes or saved plans', load: async () => (await import('./commands/diff.js')).command },

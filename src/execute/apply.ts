@@ -17,6 +17,8 @@ import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
 import { ShardedWriter } from './sharded-writer.js';
+import { assignParts, PART_MANIFEST, PART_TENSORS, runDigest, type PartManifest } from './parts.js';
+import { QUANTC_VERSION } from '../version.js';
 import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor, SolvedWeight } from './types.js';
 import { groupOrderedTensors, withGroupIndex } from './gptq/group-order.js';
 import { readWeight, resolveWeight, storedBlockName, type WeightSource } from './weight-source.js';
@@ -137,6 +139,12 @@ function outputSpecs(item: Item): OutputTensorSpec[] {
     return [{ name: item.name, dtype: item.slice.dtype, shape: item.slice.shape, byteLength: bytes }];
   }
   return item.unit.modules.flatMap((m) => m.kernel.outputs.map((o) => ({ name: `${m.writeAs}.${o.suffix}`, dtype: o.dtype, shape: o.shape, byteLength: o.byteLength })));
+}
+
+/** What an item costs to produce, for balancing parts: the bytes it reads. */
+function itemCost(item: Item): number {
+  if ('unit' in item) return item.unit.modules.reduce((a, m) => a + m.source.shape[0] * m.source.shape[1] * (m.source.entry.byteLength / m.source.entry.shape.reduce((x, y) => x * y, 1)), 0);
+  return outputSpecs(item).reduce((a, s) => a + s.byteLength, 0);
 }
 
 /** Lists the per-expert weights of fused params that no module quantizes (written unquantized). */
@@ -274,21 +282,31 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     if (seen.has(spec.name)) throw new ApplyError(`${spec.name} would be written twice`);
     seen.add(spec.name);
   }
-  const layout = layoutShards(specs, job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  const maxShardBytes = job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
+  const layout = layoutShards(specs, maxShardBytes);
+  const cfg = { ...(config as Record<string, PyJson>), ...(untied ? { tie_word_embeddings: false } : {}), quantization_config: toPyJson(quantizationConfig({ ...job, ignore: job.ignore.map((n) => storedBlockName(index, n)) })) };
+  const configJson = dumpPyJson(cfg);
+  // A part writes the items it owns into one file; merging restores `layout`.
+  const part = job.part;
+  const owners = part ? assignParts(items.map(itemCost), part.count) : null;
+  const mine = owners ? items.filter((_, i) => owners[i] === part!.index) : items;
+  const mineSpecs = owners ? mine.flatMap(outputSpecs) : specs;
+  const writeLayout = owners ? { shards: [{ file: PART_TENSORS, tensors: mineSpecs }], totalBytes: mineSpecs.reduce((a, t) => a + t.byteLength, 0) } : layout;
+  const mineModules = mine.reduce((a, i) => a + ('unit' in i ? i.unit.modules.length : 0), 0);
   const stage = await stageOutputDir(job.outDir);
-  onEvent({ kind: 'start', modules: modules.length, bytesIn: index.totalBytes });
+  onEvent({ kind: 'start', modules: mineModules, bytesIn: index.totalBytes });
   const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph);
-  const writer = new ShardedWriter(stage.path, layout);
+  const writer = new ShardedWriter(stage.path, writeLayout);
   let weightSeconds = 0;
   let weightBytes = 0;
   try {
     let done = 0;
     // The next unit's weights are read while the current one is quantized.
-    const units = items.flatMap((i) => ('unit' in i ? [i.unit] : []));
+    const units = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
     let nextUnit = 0;
     const changed = job.changedWeights?.linears;
     let pending = units.length > 0 ? readUnit(units[0], changed) : null;
-    for (const item of items) {
+    for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
       if (replaced) await writer.write(item.key, replaced);
       else if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
@@ -302,16 +320,29 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
         const read = await processUnit(rt, item.unit, raws, (n, b) => writer.write(n, b));
         weightSeconds += (performance.now() - t0) / 1000;
         weightBytes += read;
-        for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: modules.length, name: m.name, bytesRead: read });
+        for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: mineModules, name: m.name, bytesRead: read });
       }
     }
     await writer.close();
-    if (layout.shards.length > 1) await writeFile(join(stage.path, 'model.safetensors.index.json'), shardIndexJson(layout));
-    const cfg = { ...(config as Record<string, PyJson>), ...(untied ? { tie_word_embeddings: false } : {}), quantization_config: toPyJson(quantizationConfig({ ...job, ignore: job.ignore.map((n) => storedBlockName(index, n)) })) };
-    await writeFile(join(stage.path, 'config.json'), dumpPyJson(cfg));
-    await writeFile(join(stage.path, 'recipe.yaml'), job.recipeYaml);
-    await copyOtherFiles(job.modelDir, stage.path, new Set(index.weightFiles), job.outDir);
-    for (const s of layout.shards) onEvent({ kind: 'write', file: s.file });
+    if (part) {
+      const manifest: PartManifest = {
+        formatVersion: 1,
+        quantc: QUANTC_VERSION,
+        part,
+        runDigest: runDigest(specs, maxShardBytes, configJson, job.recipeYaml),
+        maxShardBytes,
+        tensors: specs,
+        owned: mineSpecs.map((t) => t.name),
+      };
+      await writeFile(join(stage.path, PART_MANIFEST), JSON.stringify(manifest) + '\n');
+    } else if (layout.shards.length > 1) await writeFile(join(stage.path, 'model.safetensors.index.json'), shardIndexJson(layout));
+    // Part 0 carries the files that are not tensors; the other parts only their tensors.
+    if (!part || part.index === 0) {
+      await writeFile(join(stage.path, 'config.json'), configJson);
+      await writeFile(join(stage.path, 'recipe.yaml'), job.recipeYaml);
+      await copyOtherFiles(job.modelDir, stage.path, new Set(index.weightFiles), job.outDir);
+    }
+    for (const s of writeLayout.shards) onEvent({ kind: 'write', file: s.file });
     await stage.commit();
   } catch (e) {
     await writer.abort();
@@ -324,9 +355,9 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const summary: ApplySummary = {
     seconds,
     bytesIn: index.totalBytes,
-    bytesOut: layout.totalBytes,
+    bytesOut: writeLayout.totalBytes,
     ratio: layout.totalBytes > 0 ? index.totalBytes / layout.totalBytes : 0,
-    quantized: modules.length,
+    quantized: mineModules,
     ignored: job.ignore.length,
     outDir: job.outDir,
     weightGBps: weightSeconds > 0 ? weightBytes / weightSeconds / 1e9 : 0,

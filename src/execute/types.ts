@@ -9,6 +9,7 @@ import type { SafetensorsDtype } from './dtypes.js';
 import type { Device } from './runtime.js';
 import type { WeightQparams } from './gptq/weight-qparams.js';
 import type { SmoothMapping } from '../match/smoothquant-mappings.js';
+import type { PartSpec } from './parts.js';
 
 /** One config group as written to `quantization_config.config_groups`. */
 export interface ApplyGroup {
@@ -134,6 +135,8 @@ export interface ApplyJob {
   readonly recipeYaml: string;
   /** Largest shard in bytes (llm-compressor's default is 20 GB). */
   readonly maxShardBytes?: number;
+  /** Write only this part of the checkpoint (`apply --shard I/N`; see `execute/parts.ts`); data-free jobs only. */
+  readonly part?: PartSpec;
   /** Largest weight slice per graph run (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly chunkElements?: number | null;
   /** Widen bf16 weights inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */

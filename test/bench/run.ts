@@ -14,9 +14,16 @@
  *   passes (see calibrate.ts for its options: `--model-size tiny|1b`,
  *   `--tokens`, `--batch-size`, `--seq-len`, `--device cpu,cuda`).
  *
+ * - `--only`: only the sections asked for, without the planning figures;
+ * - `--record FILE`: a JSON record of every figure with the machine (CPU,
+ *   GPU and driver), the quantc commit and the command that made it; the
+ *   records of GPU runs are kept under `docs/benchmarks/`.
+ *
  * Medians over several runs; the first in-process run is reported as cold.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { cwdSourceHost } from '../../src/cli/cwd-host.js';
@@ -94,14 +101,37 @@ function ms(x: number): string {
   return `${x.toFixed(1)} ms`;
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const lines: string[] = [`quantc ${QUANTC_VERSION} benchmark (node ${process.version}, ${process.platform}/${process.arch})`, ''];
-  const print = (s: string) => {
-    lines.push(s);
-    console.log(s);
-  };
+/** Output of a command, or null when it cannot run here. */
+function tryRun(file: string, args: readonly string[]): string | null {
+  try {
+    return execFileSync(file, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
 
+/**
+ * Where the figures were measured: machine, GPU and driver, and the quantc
+ * commit (from git, or QUANTC_COMMIT where the tree travels without .git).
+ */
+function machine(): Record<string, unknown> {
+  const gpus = tryRun('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader']);
+  return {
+    date: new Date().toISOString(),
+    quantc: QUANTC_VERSION,
+    commit: process.env.QUANTC_COMMIT ?? tryRun('git', ['rev-parse', 'HEAD']),
+    node: process.version,
+    platform: `${process.platform}/${process.arch}`,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryBytes: totalmem(),
+    gpus: gpus ? gpus.split('\n').map((l) => l.trim()) : [],
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+  };
+}
+
+/** The planning figures every run measures: CLI start, Kimi-K2 plans, matching, config expansion. */
+async function baseFigures(print: (s: string) => void, keep: (section: string, row: unknown) => void): Promise<void> {
   const glmQr = ['check', 'recipes/glm-4.7-flash-nvfp4.qr'];
   const [check, nodeAlone, checkPlain] = wallTimes([[BIN, ...glmQr], [process.execPath, '-e', '0'], [process.execPath, PLAIN, ...glmQr]], 31);
   if (check!.exit !== 0) throw new Error(`bench: quantc ${glmQr.join(' ')} exited ${check!.exit}`);
@@ -110,6 +140,7 @@ async function main(): Promise<void> {
   print(`  without the startup snapshot:        median ${ms(checkPlain!.median)}, min ${ms(checkPlain!.min)}`);
   const checkYaml = cliWall(['check', 'recipes/glm-4.7-flash-nvfp4.yaml'], 11);
   print(`check recipes/glm-4.7-flash-nvfp4.yaml CLI cold wall: median ${ms(checkYaml.median)}, min ${ms(checkYaml.min)}`);
+  keep('check', { qr: check, nodeAlone, withoutSnapshot: checkPlain, yaml: checkYaml });
 
   const kimi = await planCompile('recipes/kimi-k2-w4a16.qr', 6);
   print(
@@ -121,26 +152,58 @@ async function main(): Promise<void> {
   print(`plan Kimi-K2 CLI wall (json): median ${ms(kimiJson.median)}, min ${ms(kimiJson.min)}`);
   const glm = await planCompile('recipes/glm-4.7-flash-nvfp4.qr', 6);
   print(`plan GLM-4.7-Flash compile: cold ${ms(glm.cold)}, warm median ${ms(glm.median)}`);
+  keep('plan', { kimiCompile: kimi, kimiCliText: kimiCli, kimiCliJson: kimiJson, glmCompile: glm });
 
   const match = benchMatch();
   print(
     `match ${match.patterns} patterns over ${match.modules.toLocaleString('en-US')} modules (Kimi-K2 unpacked): median ${ms(match.medianMs)} (budget 100 ms); lints ${ms(match.lintMedianMs)}`,
   );
+  keep('match', match);
   for (const m of benchModelLoad()) {
     print(`expand ${m.name} config → ${m.modules.toLocaleString('en-US')} modules, ${m.moeBlocks} MoE blocks: first ${ms(m.firstMs)}, median ${ms(m.medianMs)} (budget 200 ms)`);
+    keep('expand', m);
   }
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const lines: string[] = [`quantc ${QUANTC_VERSION} benchmark (node ${process.version}, ${process.platform}/${process.arch})`, ''];
+  const print = (s: string) => {
+    lines.push(s);
+    console.log(s);
+  };
+  // `--record FILE`: every figure as data, next to the machine it was measured on.
+  const recordFile = args.includes('--record') ? args[args.indexOf('--record') + 1] : undefined;
+  const figures: Record<string, unknown[]> = {};
+  const keep = (section: string, row: unknown): void => {
+    (figures[section] ??= []).push(row);
+  };
+  // `--only`: just the sections asked for (--calibrate, --gptq, --apply), not the planning figures.
+  if (!args.includes('--only')) await baseFigures(print, keep);
 
   if (args.includes('--calibrate')) {
     const { benchCalibrate, formatRow, parseCalibrateBenchArgs } = await import('./calibrate.js');
     const options = parseCalibrateBenchArgs(args);
     print(`calibration throughput, llama ${options.model ?? options.modelSize} (quantc calibrate() vs PyTorch eager forward, same batches):`);
-    await benchCalibrate({ ...options, onRow: (r) => print(formatRow(r)) });
+    await benchCalibrate({
+      ...options,
+      onRow: (r) => {
+        print(formatRow(r));
+        keep('calibrate', r);
+      },
+    });
   }
 
   if (args.includes('--gptq')) {
     const { benchGptq, formatGptqRow, parseGptqBenchArgs } = await import('./gptq.js');
     print('GPTQ W4A16 per layer (quantc sequential pipeline vs PyTorch eager GPTQ, same weights and batches):');
-    await benchGptq({ ...parseGptqBenchArgs(args), onRow: (r) => print(formatGptqRow(r)) });
+    await benchGptq({
+      ...parseGptqBenchArgs(args),
+      onRow: (r) => {
+        print(formatGptqRow(r));
+        keep('gptq', r);
+      },
+    });
   }
 
   if (args.includes('--apply')) {
@@ -148,8 +211,10 @@ async function main(): Promise<void> {
     const device = args.includes('--device') ? (args[args.indexOf('--device') + 1] as 'cpu' | 'cuda') : 'cpu';
     for (const r of await benchApply({ device })) {
       print(`apply ${r.scheme} on ${r.device}: ${r.tensors} × ${r.shape.join('×')} bf16, weight pass ${r.weightGBps.toFixed(2)} GB/s, end to end ${r.endToEndGBps.toFixed(2)} GB/s`);
+      keep('apply', r);
     }
   }
+  if (recordFile) writeFileSync(recordFile, `${JSON.stringify({ formatVersion: 1, machine: machine(), figures, lines }, null, 2)}\n`);
 }
 
 await main();

@@ -12,6 +12,7 @@ import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../i
 import { planFromCli, reportFailedPlan } from '../plan-args.js';
 import { planModel, planPath } from '../saved-plan-paths.js';
 import { fileOutputProblem } from '../write-output.js';
+import { parsePartSpec } from '../../execute/parts.js';
 
 const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR --out DIR [options]
 
@@ -53,6 +54,10 @@ Options:
                            run (default cpu).
                            cuda needs \`npm run setup:cuda\` first.
   --max-shard-size GB      Largest output shard in GB (default 20).
+  --shard I/N              Write only part I of N (0 <= I < N) of a
+                           data-free checkpoint into --out; run the N
+                           parts anywhere (one per host or GPU), then
+                           \`quantc merge\` them (docs/distributed.md).
   --data FILE              Calibration text or .jsonl (default: the
                            embedded calibration text).
   --samples N              Calibration samples, at most (default 512).
@@ -123,6 +128,7 @@ export const command: Command = {
       format: { type: 'string' },
       'fail-on': { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
+      shard: { type: 'string' },
     });
     if (values.help) {
       io.stdout(HELP);
@@ -135,6 +141,8 @@ export const command: Command = {
     const failOn = choice('apply', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
     if (!(shardGb > 0)) throw new UsageError('apply: --max-shard-size must be a positive number of GB.');
+    const part = values.shard === undefined ? undefined : parsePartSpec(values.shard as string);
+    if (part === null) throw new UsageError('apply: --shard must be I/N with 0 <= I < N, e.g. --shard 0/4.');
     const samples = positiveInt('apply', 'samples', values.samples, 512);
     const seqLen = positiveInt('apply', 'seq-len', values['seq-len'], undefined);
     const batchSize = positiveInt('apply', 'batch-size', values['batch-size'], 1);
@@ -207,6 +215,15 @@ export const command: Command = {
         moe: planned.ir!.moe,
         modifiers: planned.ir!.modifiers,
       });
+      if (part) {
+        // Calibration needs every layer's inputs from the layers before it: it cannot be cut into independent tensors.
+        const needs = [job.calibration && 'calibration', job.smoothquant && 'SmoothQuant', job.gptq && 'GPTQ'].filter(Boolean);
+        if (needs.length > 0) {
+          io.stderr(renderDiagnostics([error('apply-shard-calibrated', `--shard splits data-free weight passes only; this recipe needs ${needs.join(' and ')}, whose statistics flow layer to layer. Run it on one host (see docs/distributed.md).`)], planned.sources));
+          return EXIT_ERRORS;
+        }
+        job = { ...job, part };
+      }
       // The summary's time covers the whole run, calibration included.
       const started = performance.now();
       let lines: readonly string[] = [];
@@ -230,8 +247,11 @@ export const command: Command = {
       const total = { ...summary, outDir: values.out, seconds: (performance.now() - started) / 1000 };
       if (format === 'json') {
         const diagnostics = [...planned.diagnostics, ...warnings].map((d) => ({ code: d.code, severity: d.severity, message: d.message }));
-        io.stdout(`${JSON.stringify({ formatVersion: 1, device, ...total, ...report, diagnostics }, null, 2)}\n`);
-      } else io.stdout(formatSummary(total, device) + lines.map((l) => `${l}\n`).join(''));
+        io.stdout(`${JSON.stringify({ formatVersion: 1, device, ...total, ...(part ? { part } : {}), ...report, diagnostics }, null, 2)}\n`);
+      } else {
+        const partLine = part ? `  part         ${part.index}/${part.count}: merge all ${part.count} parts with \`quantc merge\`\n` : '';
+        io.stdout(formatSummary(total, device) + partLine + lines.map((l) => `${l}\n`).join(''));
+      }
       return EXIT_OK;
     } catch (e) {
       if (e instanceof OutputExistsError) throw new UsageError(`apply: ${e.message}`);
