@@ -9,7 +9,7 @@
  * `g = min(gate, limit)`. Returns `routed [E]` like the other MoE layers.
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
-import type { DecoderConfig } from './decoder-config.js';
+import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
@@ -46,6 +46,11 @@ async function readGptOssExperts(w: WeightReader, m: string, start: number, coun
   let fusedBias: Float32Array;
   let down: Float32Array;
   let downBias: Float32Array;
+  if (w.has(`${m}.experts.gate_up_proj_blocks`)) {
+    throw new UnsupportedModelError(
+      `${m}.experts: MXFP4-packed experts (gate_up_proj_blocks / _scales, as the published gpt-oss checkpoints store them) are not decoded; save the model dequantized to bf16 first (transformers: Mxfp4Config(dequantize=True))`,
+    );
+  }
   if (w.has(`${m}.experts.gate_up_proj`)) {
     fused = await w.slice(`${m}.experts.gate_up_proj`, start, count);
     fusedBias = await w.slice(`${m}.experts.gate_up_proj_bias`, start, count);
