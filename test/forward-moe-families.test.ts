@@ -66,9 +66,18 @@ describe('a Llama4ForConditionalGeneration checkpoint runs text-only through its
   });
 });
 
+/** gpt_oss_mxfp4: the gpt_oss fixture with its experts MXFP4-packed, as gpt-oss is published (transformers decodes them on load). */
+const DEQUANTIZED: [string, string][] = [
+  ['gpt_oss', 'base'],
+  ['gpt_oss', 'W4A16'],
+  ['gpt_oss_mxfp4', 'base'],
+  ['llama4', 'base'],
+  ['llama4', 'W4A16'],
+];
+
 describe('perplexity of the fused-expert data-free fixtures and of llm-compressor W4A16 output, as transformers computes them', () => {
-  for (const model of ['gpt_oss', 'llama4']) {
-    for (const variant of ['base', 'W4A16']) {
+  for (const [model, variant] of DEQUANTIZED) {
+    {
       test(`${model} ${variant}`, async () => {
         const refs = JSON.parse(await readFile(join(CALIBRATION, 'datafree_dequantized.json'), 'utf8')) as { text_ids: number[]; perplexity: Record<string, Record<string, Record<string, number>>> };
         const forward = await ForwardModel.open(await unpackModel(join(DATAFREE, model, variant)));

@@ -7,9 +7,11 @@
  * `gate_up_proj [E, H, 2I]` interleaves gate and up columns, activated by
  * the clamped SwiGLU `(clamp(up, ±limit) + 1) · g · sigmoid(α g)` with
  * `g = min(gate, limit)`. Returns `routed [E]` like the other MoE layers.
+ * Experts are read fused, MXFP4-packed (the published checkpoints) or per
+ * expert (quantized checkpoints, replaced weights).
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
-import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
+import type { DecoderConfig } from './decoder-config.js';
 import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
@@ -17,6 +19,7 @@ import { observeExperts, observeInput } from './observe.js';
 import { linear, rotary, splitHeads, weightConst } from './ops.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
+import { decodeMxfp4Rows, mxfp4Param } from '../mxfp4-experts.js';
 import { inMemoryName } from '../weight-source.js';
 
 /** `GptOssExperts.alpha` and `.limit` (constants of the module, not config keys). */
@@ -46,12 +49,25 @@ async function readGptOssExperts(w: WeightReader, m: string, start: number, coun
   let fusedBias: Float32Array;
   let down: Float32Array;
   let downBias: Float32Array;
-  if (w.has(`${m}.experts.gate_up_proj_blocks`)) {
-    throw new UnsupportedModelError(
-      `${m}.experts: MXFP4-packed experts (gate_up_proj_blocks / _scales, as the published gpt-oss checkpoints store them) are not decoded; save the model dequantized to bf16 first (transformers: Mxfp4Config(dequantize=True))`,
-    );
-  }
-  if (w.has(`${m}.experts.gate_up_proj`)) {
+  const packedUp = mxfp4Param(w.index, `${m}.experts.gate_up_proj`);
+  const packedDown = mxfp4Param(w.index, `${m}.experts.down_proj`);
+  const replaced = (): boolean => {
+    for (let e = start; e < start + count; e++) for (const p of ['gate_proj', 'up_proj', 'down_proj']) if (w.replacement(`${m}.experts.${e}.${p}`)) return true;
+    return false;
+  };
+  if (packedUp && packedDown && !w.has(`${m}.experts.gate_up_proj`) && !replaced()) {
+    // MXFP4-packed as published: stored [E, out, in], held transposed in memory ([E, in, out]).
+    fused = new Float32Array(count * hidden * e2);
+    down = new Float32Array(count * inter * hidden);
+    for (let e = 0; e < count; e++) {
+      const gu = await decodeMxfp4Rows(packedUp, start + e, 0, e2); // [2I, H]
+      for (let r = 0; r < e2; r++) for (let h = 0; h < hidden; h++) fused[(e * hidden + h) * e2 + r] = gu[r * hidden + h]!;
+      const dn = await decodeMxfp4Rows(packedDown, start + e, 0, hidden); // [H, I]
+      for (let h = 0; h < hidden; h++) for (let i = 0; i < inter; i++) down[(e * inter + i) * hidden + h] = dn[h * inter + i]!;
+    }
+    fusedBias = await w.slice(`${m}.experts.gate_up_proj_bias`, start, count);
+    downBias = await w.slice(`${m}.experts.down_proj_bias`, start, count);
+  } else if (w.has(`${m}.experts.gate_up_proj`)) {
     fused = await w.slice(`${m}.experts.gate_up_proj`, start, count);
     fusedBias = await w.slice(`${m}.experts.gate_up_proj_bias`, start, count);
     down = await w.slice(`${m}.experts.down_proj`, start, count);
