@@ -162,6 +162,9 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   };
 }
 
+/** Modules of a multimodal model outside its language model (which calibration runs through). */
+const OTHER_TOWER = /^(?:vision_model|vision_tower|multi_modal_projector)\./;
+
 /**
  * The SmoothQuant stage of a recipe, if it has one: the modifier's mappings
  * (its own, else the registry's for the model class) resolved against the
@@ -181,8 +184,10 @@ function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothS
     if (e instanceof MappingError) throw new PlanNotExecutableError(e.message);
     throw e;
   }
-  if (resolved.mappings.length === 0) throw new PlanNotExecutableError('SmoothQuantModifier resolves no mapping on this model: it would smooth nothing');
-  return { strength: typeof m.args.smoothing_strength === 'number' ? m.args.smoothing_strength : 0.5, mappings: resolved.mappings };
+  // Calibration runs text only: a vision tower's smooth layers never see data, and llm-compressor skips them.
+  const mappings = resolved.mappings.filter((x) => !OTHER_TOWER.test(x.smooth));
+  if (mappings.length === 0) throw new PlanNotExecutableError('SmoothQuantModifier resolves no mapping on this model: it would smooth nothing');
+  return { strength: typeof m.args.smoothing_strength === 'number' ? m.args.smoothing_strength : 0.5, mappings };
 }
 
 /** Why GPTQ cannot solve weights of `scheme`, or null. */

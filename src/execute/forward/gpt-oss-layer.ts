@@ -15,7 +15,7 @@ import type { DecoderConfig } from './decoder-config.js';
 import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
-import { observeExperts, observeInput } from './observe.js';
+import { observeChannels, observeExperts, observeInput } from './observe.js';
 import { linear, rotary, splitHeads, weightConst } from './ops.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
@@ -174,6 +174,9 @@ export async function gptOssLayer(w: WeightReader, cfg: DecoderConfig, layer: nu
       const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
       const routing = scatterTopK(g, logits, g.op('Softmax', [values!], { axis: -1 }), indices!);
       routedCountOutput(g, routing.mask, experts);
+      // SmoothQuant balances the post-attention norm against every expert's gate/up: their input is the block input.
+      const gateUp = Array.from({ length: experts }, (_, e) => ['gate_proj', 'up_proj'].map((p) => `${inMemoryName(m)}.experts.${e}.${p}`)).flat();
+      observeChannels(g, gateUp, x);
       // Weights and biases, float32, per expert: gate/up/down `3·H·I` plus `2·I + H`.
       const bytes = 4 * (3 * cfg.hidden * inter + 2 * inter + cfg.hidden);
       const out = await placedExperts(g, x, routing, experts, cfg.hidden, bytes, placement, (gg, xin, r, start, count) => gptOssExpertRange(gg, w, m, xin, r, start, count, cfg.hidden, inter));
