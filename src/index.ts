@@ -33,6 +33,9 @@ export { exportYaml } from './export/yaml.js';
 export { exportJson } from './export/json.js';
 
 export { loadModel, type LoadedModel, type ModelSourceKind } from './model/load.js';
+export { resolveModelRef, type ModelFiles, type ResolvedModel, type ResolveOptions } from './model/resolve-model-ref.js';
+export { parseModelRef, hubCacheDir, type ModelRef, type HubEnv } from './model/hf-cache.js';
+export { HubError, type HubErrorCode } from './model/hub-client.js';
 export type { ModelHost } from './model/model-host.js';
 export type { CheckpointInfo } from './model/checkpoint.js';
 export type { MoeFacts } from './model/moe-facts.js';
@@ -79,6 +82,9 @@ export { calibrate, type CalibrationResult } from './execute/calibrate/calibrate
 export type { ExpertCoverage, LayerCoverage } from './execute/calibrate/coverage.js';
 export { calibrateJob, ExpertCoverageError, MissingStatisticsError } from './execute/calibrate/calibrate-job.js';
 export { calibrationSamples } from './execute/calibrate/calibration-data.js';
+export { readCalibrationData, type CalibrationData, type ChatRecord, type DataRecord } from './execute/calibrate/dataset-file.js';
+export { numpyPermutation } from './execute/calibrate/numpy-permutation.js';
+export { loadChatTemplate, ChatTemplateError, type ChatTemplate } from './execute/tokenize/chat-template.js';
 export { perplexity } from './execute/calibrate/perplexity.js';
 export { gptqJob, type GptqRun } from './execute/gptq/gptq-job.js';
 export { smoothJob, type SmoothRun } from './execute/smoothquant/smoothquant-job.js';

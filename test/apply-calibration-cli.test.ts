@@ -64,7 +64,7 @@ describe('quantc apply with calibration', () => {
       const err = io.err.join('');
       expect(err.startsWith(message), err).toBe(true);
       expect(err.trimEnd().split('\n')).toHaveLength(1);
-      if (data === 'bad.jsonl') expect(err).toContain('bad.jsonl:2: no "text" string field');
+      if (data === 'bad.jsonl') expect(err).toContain('bad.jsonl:2: a record needs a "text" string, "messages", or "prompt" and "completion"');
       expect((await readdir(cwd)).sort()).toEqual(['bad.jsonl', 'recipe.yaml']);
     }
   });

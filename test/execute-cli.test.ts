@@ -193,7 +193,7 @@ describe('quantc apply', () => {
     expect(io.err.join('')).toBe('quantc: apply: --out DIR is required.\n');
     const help = memoryIo(cwd);
     expect(await main(['apply', '--help'], help)).toBe(0);
-    expect(help.out.join('')).toContain('Usage: quantc apply RECIPE|PLAN --model DIR --out DIR');
+    expect(help.out.join('')).toContain('Usage: quantc apply RECIPE|PLAN --model DIR|ID --out DIR');
     // Output paths are checked before any work: a file where a folder must be, a missing --coverage folder.
     await writeFile(join(cwd, 'afile'), 'x');
     const parentIsFile = memoryIo(cwd);

@@ -22,6 +22,8 @@ export interface CalibrationArgs {
   /** Undefined: 384, capped by the model's max_position_embeddings. */
   readonly seqLen: number | undefined;
   readonly batchSize: number;
+  /** `--shuffle --seed S`: the records in the order of `datasets`' `shuffle(seed=S)`. */
+  readonly shuffleSeed?: bigint;
   readonly coverage: string | undefined;
   readonly device: Device;
 }
@@ -46,7 +48,9 @@ export const DEFAULT_SEQ_LEN = 384;
 
 /** Calibrates `job` (which needs it) as `args` say; progress goes to stderr. */
 export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io: CliIo): Promise<CalibrationStep> {
-  const { readTextRecords, DataFileError } = await import('../execute/calibrate/text-data.js');
+  const { DataFileError } = await import('../execute/calibrate/text-data.js');
+  const { readCalibrationData } = await import('../execute/calibrate/dataset-file.js');
+  const { loadChatTemplate, ChatTemplateError } = await import('../execute/tokenize/chat-template.js');
   const { calibrationSamples } = await import('../execute/calibrate/calibration-data.js');
   const { loadTokenizer, TokenizerError } = await import('../execute/tokenize/tokenizer.js');
   const { ForwardModel, UnsupportedModelError } = await import('../execute/forward/executor.js');
@@ -61,9 +65,9 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const { SmoothStatisticsError } = await import('../execute/smoothquant/smoothquant-modifier.js');
 
   const dataPath = args.data === undefined ? undefined : resolve(io.cwd, args.data);
-  let data: Awaited<ReturnType<typeof readTextRecords>>;
+  let data: Awaited<ReturnType<typeof readCalibrationData>>;
   try {
-    data = dataPath === undefined ? { kind: 'text', text: DEFAULT_CALIBRATION_TEXT } : await readTextRecords(dataPath);
+    data = dataPath === undefined ? { kind: 'text', text: DEFAULT_CALIBRATION_TEXT } : await readCalibrationData(dataPath);
   } catch (e) {
     if (e instanceof DataFileError) throw new UsageError(`apply: --data: ${e.message}`);
     throw e;
@@ -75,6 +79,16 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     if (e instanceof TokenizerError) throw new UsageError(`apply: ${e.message}; calibration tokenizes its data with the model's tokenizer.json.`);
     throw e;
   }
+  let chat: Awaited<ReturnType<typeof loadChatTemplate>>;
+  if (data.kind === 'records' && data.records.some((r) => typeof r !== 'string')) {
+    try {
+      chat = await loadChatTemplate(job.modelDir);
+    } catch (e) {
+      if (e instanceof ChatTemplateError) throw new UsageError(`apply: ${e.message}.`);
+      throw e;
+    }
+    if (!chat) throw new UsageError(`apply: --data: ${args.data} holds conversations ("messages"), but the model has no chat template to render them (chat_template.jinja, or "chat_template" in tokenizer_config.json).`);
+  }
   const fail = (d: Diagnostic): CalibrationStep => ({ ok: false, diagnostics: [d] });
   let model: Awaited<ReturnType<typeof ForwardModel.open>>;
   try {
@@ -84,10 +98,20 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     if (e instanceof WeightFormatError || e instanceof CheckpointError) return fail(error('forward-weight-unreadable', e.message));
     throw e;
   }
+  if (job.offsetNorms?.length) {
+    const { withRoundedOffsetNorms } = await import('../execute/offset-norms.js');
+    model = model.withWeights(await withRoundedOffsetNorms(model.weights, job.offsetNorms, job.fusedExperts));
+  }
   const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : DEFAULT_SEQ_LEN;
   const seqLen = args.seqLen ?? Math.min(DEFAULT_SEQ_LEN, maxPositions);
   const source = args.data ?? 'the embedded calibration text';
-  const samples = calibrationSamples(data, tokenizer, { samples: args.samples, seqLen, batchSize: args.batchSize });
+  let samples: ReturnType<typeof calibrationSamples>;
+  try {
+    samples = calibrationSamples(data, tokenizer, { samples: args.samples, seqLen, batchSize: args.batchSize, ...(args.shuffleSeed === undefined ? {} : { shuffleSeed: args.shuffleSeed }) }, chat);
+  } catch (e) {
+    if (e instanceof ChatTemplateError) throw new UsageError(`apply: --data: ${e.message}.`);
+    throw e;
+  }
   if (samples.samples === 0) {
     const what = data.kind === 'text' ? `fewer than one window of --seq-len ${seqLen} tokens` : 'no record with any token';
     return fail(error('apply-data-too-short', `${source} has ${what}; calibration needs at least one sample. Use a longer file or a smaller --seq-len.`));
@@ -95,7 +119,10 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const diagnostics: Diagnostic[] = [];
   const count = `${samples.samples} sample${samples.samples === 1 ? '' : 's'}`;
   if (args.data === undefined) io.stderr(`Calibrating on the embedded calibration text (no --data given): ${count}\n`);
-  else io.stderr(`Calibrating on ${count} of ${args.data}\n`);
+  else {
+    const how = [args.shuffleSeed === undefined ? '' : `shuffled with seed ${args.shuffleSeed}`, chat ? `conversations rendered with ${chat.source}` : ''].filter((s) => s !== '');
+    io.stderr(`Calibrating on ${count} of ${args.data}${how.length > 0 ? ` (${how.join('; ')})` : ''}\n`);
+  }
   const bar = layerStartProgress(io, 'calibrating');
   const progress = bar.onLayerStart;
   let calibrated: Awaited<ReturnType<typeof calibrateJob>>;

@@ -10,6 +10,8 @@ export interface CliIo {
   readonly cwd: string;
   /** Whether stdout is a terminal (progress bars, colours). */
   readonly isTty: boolean;
+  /** Environment variables (the Hugging Face cache, endpoint, token); the process's when absent. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** Exit codes: 0 ok (warnings allowed), 1 diagnostics with errors, 2 bad usage or unreadable input. */

@@ -2,23 +2,22 @@
  * Shared by `plan`, `explain` and `diff`: hosts that resolve paths against
  * the CLI's working directory, and printing a failed plan's diagnostics.
  */
-import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import type { ModelFiles } from '../model/resolve-model-ref.js';
 import { planRecipe, type PlannedRecipe } from '../plan/plan-recipe.js';
 import { diagnosticToJson, renderDiagnostics } from '../report/diagnostics.js';
 import { QUANTC_VERSION } from '../version.js';
 import { cwdSourceHost } from './cwd-host.js';
 import { EXIT_ERRORS, EXIT_USAGE, type CliIo } from './io.js';
+import { modelPathForCli } from './model-arg.js';
 
-/** Plans `recipe` against `model` with the CLI's working directory. */
-export function planFromCli(recipe: string, model: string | undefined, io: CliIo): Promise<PlannedRecipe> {
+/** Plans `recipe` against `model` with the CLI's working directory; a model id brings `need` into the Hugging Face cache. */
+export function planFromCli(recipe: string, model: string | undefined, io: CliIo, need: ModelFiles = 'config'): Promise<PlannedRecipe> {
   return planRecipe(
     recipe,
     model,
     {
       source: cwdSourceHost(io.cwd),
-      // A relative path that exists is a path; anything else may be a model id.
-      resolveModel: (arg) => (isAbsolute(arg) || !existsSync(resolve(io.cwd, arg)) ? arg : resolve(io.cwd, arg)),
+      resolveModel: (arg) => modelPathForCli(arg, need, io),
     },
     QUANTC_VERSION,
   );

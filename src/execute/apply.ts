@@ -4,7 +4,7 @@
  * main would write, atomically (temporary folder renamed at the end), with
  * the job's calibrated tensors (if any) next to the weights.
  */
-import { copyFile, cp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FUSED_LAYER_NAMES } from '../match/fused-groups.js';
 import { stageOutputDir } from './output-dir.js';
@@ -15,6 +15,7 @@ import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight, type We
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
+import { roundTripOffsetNorm } from './offset-norms.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
 import { ShardedWriter } from './sharded-writer.js';
 import { assignParts, PART_MANIFEST, PART_TENSORS, runDigest, type PartManifest } from './parts.js';
@@ -65,6 +66,12 @@ type Item =
   | { readonly key: string; readonly unit: Unit }
   | { readonly key: string; readonly slice: WeightSource; readonly name: string }
   | { readonly key: string; readonly extra: ExtraTensor };
+
+/** The float dtype of a norm weight; anything else is an error. */
+function floatDtype(t: TensorEntry): 'BF16' | 'F16' | 'F32' {
+  if (t.dtype === 'BF16' || t.dtype === 'F16' || t.dtype === 'F32') return t.dtype;
+  throw new ApplyError(`${t.name}: a norm weight stored as ${t.dtype} (expected BF16, F16 or F32)`);
+}
 
 function splitName(name: string): [string, string] {
   const i = name.lastIndexOf('.');
@@ -238,8 +245,10 @@ async function copyOtherFiles(modelDir: string, outDir: string, weightFiles: Rea
     const name = ent.name;
     if (skip.has(resolve(modelDir, name))) continue;
     if (weightFiles.has(name) || name === 'config.json' || name === 'recipe.yaml' || name === 'model.safetensors.index.json' || name.endsWith('.safetensors')) continue;
-    if (ent.isDirectory()) await cp(join(modelDir, name), join(outDir, name), { recursive: true });
-    else if (ent.isFile()) await copyFile(join(modelDir, name), join(outDir, name));
+    // A Hugging Face cache snapshot holds symlinks into its blobs: copy what they point at.
+    const kind = ent.isSymbolicLink() ? await stat(join(modelDir, name)).catch(() => undefined) : ent;
+    if (kind?.isDirectory()) await cp(join(modelDir, name), join(outDir, name), { recursive: true, dereference: true });
+    else if (kind?.isFile()) await copyFile(join(modelDir, name), join(outDir, name));
   }
 }
 
@@ -295,7 +304,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const mineModules = mine.reduce((a, i) => a + ('unit' in i ? i.unit.modules.length : 0), 0);
   const stage = await stageOutputDir(job.outDir);
   onEvent({ kind: 'start', modules: mineModules, bytesIn: index.totalBytes });
-  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph);
+  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops);
   const writer = new ShardedWriter(stage.path, writeLayout);
   let weightSeconds = 0;
   let weightBytes = 0;
@@ -305,10 +314,12 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     const units = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
     let nextUnit = 0;
     const changed = job.changedWeights?.linears;
+    const offsetNorms = new Set(job.offsetNorms ?? []);
     let pending = units.length > 0 ? readUnit(units[0], changed) : null;
     for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
       if (replaced) await writer.write(item.key, replaced);
+      else if ('copy' in item && offsetNorms.has(item.copy.name)) await writer.write(item.key, roundTripOffsetNorm(await readTensorBytes(item.copy), floatDtype(item.copy)));
       else if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
       else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
       else if ('extra' in item) await writer.write(item.extra.name, item.extra.bytes);

@@ -81,9 +81,9 @@ export function toFloat32(bytes: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): Flo
   }
   const src = uint16View(bytes);
   if (dtype === 'BF16') {
-    // A bf16 value is the high half of its float32 (little-endian: the odd 16-bit word).
-    const half = new Uint16Array(out.buffer);
-    for (let i = 0; i < n; i++) half[2 * i + 1] = src[i];
+    // A bf16 value is the high half of its float32.
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) bits[i] = src[i]! << 16;
     return out;
   }
   const bits = new Uint32Array(out.buffer);

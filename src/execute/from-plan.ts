@@ -10,6 +10,7 @@ import { inputCalibration, kvCacheCalibration, UnsupportedActivationError } from
 import { classOf } from '../model/module-tree.js';
 import { MappingError, resolveSmoothQuant, type ResolvedSmoothQuant } from '../match/smoothquant-mappings.js';
 import { inferFormat } from './rtn/weight-kernel.js';
+import { offsetNormTensors } from './offset-norms.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam, SmoothSpec } from './types.js';
 import type { Device } from './runtime.js';
 
@@ -128,6 +129,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     else fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'], ...bias(`${expertsModule}.up_proj`) });
     fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'], ...bias(`${expertsModule}.down_proj`) });
   }
+  const offsetNorms = offsetNormTensors(tree);
   return {
     modelDir: options.modelDir,
     outDir: options.outDir,
@@ -137,6 +139,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     fusedExperts,
     ignore,
     kvCacheScheme,
+    ...(offsetNorms.length > 0 ? { offsetNorms } : {}),
     ...(calibrated
       ? {
           calibration: {

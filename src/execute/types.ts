@@ -125,6 +125,8 @@ export interface ApplyJob {
    * other tensors by name (written instead of the checkpoint's).
    */
   readonly changedWeights?: { readonly linears: ReadonlyMap<string, Uint8Array>; readonly tensors: ReadonlyMap<string, Uint8Array> };
+  /** Weights of zero-centred norms, written as llm-compressor's offset-norm round trip leaves them (see offset-norms.ts). */
+  readonly offsetNorms?: readonly string[];
   /** Set when a GPTQModifier runs. */
   readonly gptq?: GptqSpec;
   /** Weights quantized by an algorithm (filled in by GPTQ), by module. */
@@ -143,6 +145,8 @@ export interface ApplyJob {
   readonly decodeBf16InGraph?: boolean;
   /** Encode FP8 bytes inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly encodeFp8InGraph?: boolean;
+  /** Round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
+  readonly cpuLoops?: boolean;
 }
 
 /** Progress events, in order: one `start`, then per-module `module`, then `done`. */

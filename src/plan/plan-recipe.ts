@@ -29,8 +29,12 @@ export interface PlannedRecipe {
 export interface PlanHosts {
   readonly source: SourceHost;
   readonly model?: ModelHost;
-  /** Resolves a `--model` argument that is a relative path. */
-  readonly resolveModel?: (arg: string) => string;
+  /**
+   * Resolves a `--model` argument: a relative path against the working
+   * directory, a model id through the Hugging Face cache or Hub. A
+   * diagnostic says why the model cannot be had (unreadable input).
+   */
+  readonly resolveModel?: (arg: string) => string | Promise<string | Diagnostic>;
 }
 
 const UNREADABLE_RECIPE = new Set(['file-unreadable', 'file-empty', 'file-binary', 'file-too-large']);
@@ -70,7 +74,8 @@ export async function planRecipe(recipePath: string, modelArg: string | undefine
       true,
     );
   }
-  const resolved = hosts.resolveModel ? hosts.resolveModel(target) : target;
+  const resolved = hosts.resolveModel ? await hosts.resolveModel(target) : target;
+  if (typeof resolved !== 'string') return fail([...compiled.diagnostics, resolved], true);
   const loaded = loadModel(resolved, hosts.model);
   const diagnostics = [...compiled.diagnostics, ...loaded.diagnostics];
   if (!loaded.value || hasErrors(loaded.diagnostics)) {

@@ -1,13 +1,14 @@
 """PyTorch baseline for test/bench/apply.ts: the same round-to-nearest weight pass
 (W4A16 group 128 with int32 packing, FP8_DYNAMIC per channel, NVFP4A16 with
 FP8 group scales and FP4 packing) on the same synthetic bf16 checkpoint
-(8 x [4096, 4096]), read from safetensors and written back, on one GPU.
-Also reports the card's device-to-device copy bandwidth.
+(8 x [4096, 4096]), read from safetensors and written back, on one GPU or the CPU.
+On a GPU it also reports the card's device-to-device copy bandwidth.
 
-    python test/bench/torch_rtn.py            # prints one line per scheme
+    python test/bench/torch_rtn.py [cuda|cpu]   # prints one line per scheme
 """
 
 import os
+import sys
 import tempfile
 import time
 
@@ -52,8 +53,13 @@ def nvfp4a16(w):
     return {"weight_global_scale": gs, "weight_packed": packed, "weight_scale": scale.to(torch.float8_e4m3fn)}
 
 
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def main():
-    dev = torch.device("cuda")
+    dev = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cuda")
     tmp = tempfile.mkdtemp()
     src = os.path.join(tmp, "model.safetensors")
     gen = torch.Generator().manual_seed(0)
@@ -61,22 +67,24 @@ def main():
     bytes_in = TENSORS * ROWS * COLS * 2
     for name, fn in [("W4A16", w4a16), ("FP8_DYNAMIC", fp8_dynamic), ("NVFP4A16", nvfp4a16)]:
         fn(torch.zeros(128, 128, device=dev, dtype=torch.bfloat16))  # warm up kernels
-        torch.cuda.synchronize()
+        sync(dev)
         t0 = time.perf_counter()
         weights = load_file(src)
         out, gpu = {}, 0.0
         for k, w in weights.items():
             w = w.to(dev)
-            torch.cuda.synchronize()
+            sync(dev)
             g0 = time.perf_counter()
             res = fn(w)
-            torch.cuda.synchronize()
+            sync(dev)
             gpu += time.perf_counter() - g0
             for s, t in res.items():
                 out[k[: -len("weight")] + s] = t.cpu()
         save_file(out, os.path.join(tmp, f"out-{name}.safetensors"))
         total = time.perf_counter() - t0
-        print(f"torch {name:12s} cuda  end to end {bytes_in / total / 1e9:.3f} GB/s  quantize only {bytes_in / gpu / 1e9:.1f} GB/s  ({total:.2f} s)")
+        print(f"torch {name:12s} {dev.type}  end to end {bytes_in / total / 1e9:.3f} GB/s  quantize only {bytes_in / gpu / 1e9:.3f} GB/s  ({total:.2f} s)")
+    if dev.type != "cuda":
+        return
     buf = torch.empty(2 * 1024**3, dtype=torch.uint8, device=dev)
     dst = torch.empty_like(buf)
     dst.copy_(buf)

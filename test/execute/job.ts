@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { presetScheme } from '../../src/ir/presets.js';
 import type { ApplyJob, FusedExpertsParam } from '../../src/execute/types.js';
+import { offsetNormTensors } from '../../src/execute/offset-norms.js';
+import { loadModel } from '../../src/model/load.js';
 import { DATAFREE, readRefTensors, type RefTensor } from './fixtures.js';
 
 /** The planner's name for a module llm-compressor wrote: a mixtral checkpoint's `block_sparse_moe` is transformers 5's `mlp`. */
@@ -30,6 +32,9 @@ export async function referenceJob(
     .map((k) => inMemory(k.slice(0, -'.weight_scale'.length)))
     .sort();
   const outDir = join(await mkdtemp(join(tmpdir(), 'quantc-out-')), 'out');
+  // The zero-centred norms of the model's module tree (qwen3_next), as the planner finds them.
+  const loaded = loadModel(modelDir);
+  const offsetNorms = loaded.value ? offsetNormTensors(loaded.value.tree) : [];
   const job: ApplyJob = {
     modelDir,
     outDir,
@@ -40,6 +45,7 @@ export async function referenceJob(
     ignore: refConfig.quantization_config.ignore.map(inMemory),
     kvCacheScheme: null,
     recipeYaml: await readFile(join(refDir, 'recipe.yaml'), 'utf8'),
+    ...(offsetNorms.length > 0 ? { offsetNorms } : {}),
   };
   return { job, ref, refDir };
 }

@@ -128,16 +128,16 @@ const CASES: readonly Case[] = [
       return ['--data', 'data.jsonl'];
     },
     exit: 2,
-    message: /^quantc: apply: --data: .*data\.jsonl:1: no "text" string field/,
+    message: /^quantc: apply: --data: .*data\.jsonl:1: a record needs a "text" string, "messages", or "prompt" and "completion"/,
   },
   {
-    name: 'a folder given as data',
+    name: 'a folder that is not a saved dataset given as data',
     setup: async (_model, cwd) => {
       await mkdir(join(cwd, 'data'));
       return ['--data', 'data'];
     },
     exit: 2,
-    message: /^quantc: apply: --data: cannot read .*data: it is a directory/,
+    message: /^quantc: apply: --data: .*data is a folder without data-\*\.arrow files; pass a file, or a folder written by datasets' save_to_disk/,
   },
 ];
 

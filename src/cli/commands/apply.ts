@@ -14,7 +14,7 @@ import { planModel, planPath } from '../saved-plan-paths.js';
 import { fileOutputProblem } from '../write-output.js';
 import { parsePartSpec } from '../../execute/parts.js';
 
-const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR --out DIR [options]
+const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR|ID --out DIR [options]
 
 Runs the plan of RECIPE against the model folder DIR and writes a
 compressed-tensors checkpoint (as llm-compressor would) to --out.
@@ -34,10 +34,13 @@ Calibration runs the samples through the model layer by layer (one
 layer's weights in memory at a time; architectures of \`quantc eval\`),
 then the weight pass writes the calibrated scales with the weights.
 Data: a plain text FILE is tokenized with DIR/tokenizer.json without
-special tokens and cut into non-overlapping windows of --seq-len tokens;
-a .jsonl FILE gives one sample per record ("text" field), tokenized with
-special tokens and truncated to --seq-len. Without --data, a small
-embedded English text (with some code and other languages) is used.
+special tokens and cut into non-overlapping windows of --seq-len tokens.
+Records (.jsonl, .json, .parquet, .arrow, or a datasets save_to_disk
+folder) give one sample each, truncated to --seq-len, tokenized as
+llm-compressor does: "text" with special tokens; chat "messages"
+rendered with the model's chat template; "prompt" + "completion" joined.
+Without --data, a small embedded English text (with some code and other
+languages) is used.
 
 PLAN is a plan saved with \`quantc plan --save\`; apply re-plans its
 recipe and refuses to run if the recipe, the model's config.json or the
@@ -48,7 +51,9 @@ into place when complete; --out must not exist. The input folder is only
 read.
 
 Options:
-  --model DIR              Model folder with config.json and safetensors.
+  --model DIR|ID           Model folder with config.json and safetensors,
+                           or ORG/NAME[@REVISION] from the Hugging Face
+                           cache (downloaded into it when absent).
   --out DIR                Output folder (must not exist).
   --device cpu|cuda        Where the calibration and quantization graphs
                            run (default cpu).
@@ -58,8 +63,11 @@ Options:
                            data-free checkpoint into --out; run the N
                            parts anywhere (one per host or GPU), then
                            \`quantc merge\` them (docs/distributed.md).
-  --data FILE              Calibration text or .jsonl (default: the
+  --data FILE              Calibration text or records (default: the
                            embedded calibration text).
+  --shuffle                Take the records in the order datasets'
+                           shuffle(seed) gives (numpy's permutation).
+  --seed N                 The seed of --shuffle (default 42).
   --samples N              Calibration samples, at most (default 512).
   --seq-len N              Tokens per sample (default 384, at most the
                            model's max_position_embeddings).
@@ -124,6 +132,8 @@ export const command: Command = {
       samples: { type: 'string' },
       'seq-len': { type: 'string' },
       'batch-size': { type: 'string' },
+      shuffle: { type: 'boolean' },
+      seed: { type: 'string' },
       coverage: { type: 'string' },
       format: { type: 'string' },
       'fail-on': { type: 'string' },
@@ -146,6 +156,10 @@ export const command: Command = {
     const samples = positiveInt('apply', 'samples', values.samples, 512);
     const seqLen = positiveInt('apply', 'seq-len', values['seq-len'], undefined);
     const batchSize = positiveInt('apply', 'batch-size', values['batch-size'], 1);
+    if (values.seed !== undefined && !values.shuffle) throw new UsageError('apply: --seed is the seed of --shuffle; add --shuffle.');
+    if (values.seed !== undefined && !/^\d+$/.test(String(values.seed))) throw new UsageError(`apply: --seed must be a non-negative integer, not "${String(values.seed)}".`);
+    // llm-compressor's examples shuffle with seed 42.
+    const shuffleSeed = values.shuffle ? BigInt((values.seed as string | undefined) ?? '42') : undefined;
     if (existsSync(resolve(io.cwd, values.out))) throw new UsageError(`apply: ${values.out} already exists; choose a new --out folder`);
     const { outputProblem, removeStaleStages } = await import('../../execute/output-dir.js');
     const pathProblem = outputProblem(resolve(io.cwd, values.out), 0);
@@ -173,7 +187,7 @@ export const command: Command = {
     const recipePath = saved ? planPath(input, saved.recipe.path, io.cwd) : positionals[0]!;
     const modelArg = (values.model as string | undefined) ?? (saved ? planModel(input, saved.model.id) : undefined);
     if (modelArg === undefined) throw new UsageError('apply: --model DIR is required.');
-    const planned = await planFromCli(recipePath, modelArg, io);
+    const planned = await planFromCli(recipePath, modelArg, io, 'weights');
     if (!planned.build) return reportFailedPlan(planned, io);
     const diagnostics: Diagnostic[] = [...planned.diagnostics];
     const { plan } = planned.build;
@@ -234,13 +248,13 @@ export const command: Command = {
         const { calibrateFromCli } = await import('../apply-calibration.js');
         // Progress and notes go to stderr; --quiet keeps only the diagnostics (returned, rendered here).
         const progressIo = values.quiet ? { ...io, stderr: () => undefined } : io;
-        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, coverage: values.coverage as string | undefined, device }, progressIo);
+        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, ...(shuffleSeed === undefined ? {} : { shuffleSeed }), coverage: values.coverage as string | undefined, device }, progressIo);
         if (step.diagnostics.length > 0) io.stderr(renderDiagnostics(step.diagnostics, planned.sources));
         if (!step.ok) return EXIT_ERRORS;
         ({ job, lines, report, writeReport } = step);
         warnings = step.diagnostics;
-      } else if (values.data !== undefined || values.coverage !== undefined) {
-        io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size and --coverage are ignored\n');
+      } else if (values.data !== undefined || values.coverage !== undefined || values.shuffle) {
+        io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size, --shuffle and --coverage are ignored\n');
       }
       const summary = await applyJob(job, values.quiet ? () => undefined : progressPrinter(io.stderr, io.isTty));
       writeReport();

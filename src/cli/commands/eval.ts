@@ -9,12 +9,13 @@ import type { ExpertCoverage } from '../../execute/calibrate/coverage.js';
 import { error, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { layerStartProgress } from '../layer-progress.js';
+import { modelPathForCli } from '../model-arg.js';
 import { fileOutputProblem } from '../write-output.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { writeFileAtomic } from '../write-output.js';
 
-const HELP = `Usage: quantc eval --model DIR --data FILE [options]
+const HELP = `Usage: quantc eval --model DIR|ID --data FILE [options]
 
 Computes the perplexity of the model in DIR on the text in FILE, running
 the model layer by layer on onnxruntime (one layer's weights in memory at
@@ -31,7 +32,9 @@ FILE is plain text, or JSON Lines (.jsonl) with a "text" field per line
 (joined with blank lines).
 
 Options:
-  --model DIR              Model folder: config.json, safetensors, tokenizer.json.
+  --model DIR|ID           Model folder: config.json, safetensors, tokenizer.json;
+                           or ORG/NAME[@REVISION] from the Hugging Face cache
+                           (downloaded into it when absent).
   --data FILE              Text or .jsonl file to evaluate on.
   --seq-len N              Window length in tokens (default: the smaller of
                            2048 and the model's max_position_embeddings).
@@ -83,7 +86,8 @@ export const command: Command = {
     const device = choice('eval', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
     const format = choice('eval', 'format', values.format, ['text', 'json'] as const, 'text');
     const batchSize = positiveInt('eval', 'batch-size', values['batch-size'], 1);
-    const modelDir = resolve(io.cwd, values.model);
+    const modelDir = await modelPathForCli(values.model, 'weights', io);
+    if (typeof modelDir !== 'string') throw new UsageError(`eval: ${modelDir.message}`);
     if (!existsSync(join(modelDir, 'config.json'))) throw new UsageError(`eval: ${values.model} has no config.json.`);
     if (typeof values.coverage === 'string') {
       const problem = fileOutputProblem(resolve(io.cwd, values.coverage));

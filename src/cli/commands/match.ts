@@ -32,7 +32,8 @@ By default the tree is the one llm-compressor quantizes: after the MoE
 calibration rewrites that unpack fused experts into Linear modules.
 
 Options:
-  --model PATH|ID       A model folder, config.json, module-tree JSON or bundled model id.
+  --model PATH|ID       A model folder, config.json, module-tree JSON, or ORG/NAME[@REV]
+                        (Hugging Face cache, bundled config, or the Hub).
   --ignore PATTERN      An ignore entry; repeat for several.
   --tree rewritten|loaded
                         Match after the MoE rewrites (default) or on the tree as loaded.
@@ -137,7 +138,7 @@ export const command: Command = {
     if (positionals.length === 0) throw new UsageError('match: expected at least one target PATTERN. See "quantc match --help".');
     const ignoreTexts = (values.ignore as string[] | undefined) ?? [];
     const which = choice('match', 'tree', values.tree, ['rewritten', 'loaded'] as const, 'rewritten');
-    const tree = loadTreeForCli('match', values.model, io, which);
+    const tree = await loadTreeForCli('match', values.model, io, which);
     if (typeof tree === 'number') return tree;
     const { text, spans } = argsSource(positionals, ignoreTexts);
     const sources = new Map([[ARGS_PATH, text]]);

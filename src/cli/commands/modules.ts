@@ -2,8 +2,6 @@
  * `quantc modules --model PATH`: the module tree as llm-compressor sees it,
  * compressed into name patterns for people, or every module for tools.
  */
-import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
 import type { Diagnostic } from '../../diagnostics.js';
 import { compressNames } from '../../match/compress-names.js';
 import { matchIndex, patternHits } from '../../match/match-index.js';
@@ -17,6 +15,7 @@ import { formatInt } from '../../plan/estimate.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
+import { modelPathForCli } from '../model-arg.js';
 
 const HELP = `Usage: quantc modules --model PATH|MODEL_ID [--filter PATTERN] [--tree loaded|rewritten] [--format text|json]
 
@@ -29,7 +28,8 @@ every module in named_modules() order as
 (the root module has name "").
 
 Options:
-  --model PATH|ID     A model folder, config.json, module-tree JSON or bundled model id.
+  --model PATH|ID     A model folder, config.json, module-tree JSON, or ORG/NAME[@REV]
+                      (Hugging Face cache, bundled config, or the Hub).
   --filter PATTERN    Only modules a compressed-tensors pattern matches
                       (exact name, class name, or re:<python regex>).
   --tree loaded|rewritten
@@ -51,9 +51,10 @@ export type TreeChoice = 'loaded' | 'rewritten';
  * Loads `--model` for a CLI command: the tree (rewritten when asked), or
  * the exit code after printing why not (warnings go to stderr either way).
  */
-export function loadTreeForCli(command: string, model: unknown, io: CliIo, which: TreeChoice = 'loaded'): ModuleTree | number {
+export async function loadTreeForCli(command: string, model: unknown, io: CliIo, which: TreeChoice = 'loaded'): Promise<ModuleTree | number> {
   if (typeof model !== 'string' || model === '') throw new UsageError(`${command}: --model is required. See "quantc ${command} --help".`);
-  const arg = isAbsolute(model) || !existsSync(resolve(io.cwd, model)) ? model : resolve(io.cwd, model);
+  const arg = await modelPathForCli(model, 'config', io);
+  if (typeof arg !== 'string') throw new UsageError(`${command}: ${arg.message}`);
   const { value, diagnostics } = loadModel(arg);
   if (!value) {
     const first = diagnostics.find((d) => d.severity === 'error');
@@ -147,7 +148,7 @@ export const command: Command = {
     if (positionals.length > 0) throw new UsageError(`modules: unexpected argument "${positionals[0]}". See "quantc modules --help".`);
     const format = choice('modules', 'format', values.format, ['text', 'json'] as const, 'text');
     const which = choice('modules', 'tree', values.tree, ['loaded', 'rewritten'] as const, 'loaded');
-    const tree = loadTreeForCli('modules', values.model, io, which);
+    const tree = await loadTreeForCli('modules', values.model, io, which);
     if (typeof tree === 'number') return tree;
     let selected = tree.names.map((_, i) => i);
     if (typeof values.filter === 'string') {

@@ -24,8 +24,9 @@ is ignored and why, the calibration pipeline and size estimates. Reads
 only config.json and safetensors headers; nothing is executed.
 
 --model takes a model folder, a config.json, a module-tree JSON, or a
-bundled model id (e.g. zai-org/GLM-4.7-Flash). Without it, the recipe's
-\`model "…"\` line is used.
+model id ORG/NAME[@REVISION]: from the Hugging Face cache, else a bundled
+config (e.g. zai-org/GLM-4.7-Flash), else config.json downloaded from the
+Hub into the cache. Without it, the recipe's \`model "…"\` line is used.
 
 Options:
   --model PATH|ID          The model to plan against.

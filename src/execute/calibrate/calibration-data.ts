@@ -1,21 +1,30 @@
 /**
  * Calibration samples from text. Plain text is tokenized without special
  * tokens and cut into non-overlapping windows of `seqLen` tokens, as `eval`
- * does; JSON Lines records are one sample each, tokenized as
- * llm-compressor's dataset preprocessing does (with the tokenizer's special
- * tokens, truncated to `seqLen`; blank records are skipped), and a batch of records is cut to its
- * shortest record (its `truncation` collator). Samples keep the file's
- * order.
+ * does; records are one sample each, tokenized as llm-compressor's
+ * preprocessing does: a text with the tokenizer's special tokens
+ * (TextGenerationDataset.tokenize), a conversation rendered with the
+ * model's chat template and tokenized without them (its examples:
+ * `apply_chat_template(messages, tokenize=False)`, then the tokenizer with
+ * `add_special_tokens=False`: the template writes its own BOS), both
+ * truncated to `seqLen`; blank texts are skipped. A batch of records is cut
+ * to its shortest record (the `truncation` collator). Samples keep the
+ * file's order, or with a seed the order of `datasets`' `shuffle(seed)`
+ * (numpy's permutation), of which the first `samples` are taken.
  */
 import type { TokenBatch } from '../forward/executor.js';
+import type { ChatTemplate } from '../tokenize/chat-template.js';
 import type { TextTokenizer } from '../tokenize/tokenizer.js';
-import type { TextRecords } from './text-data.js';
+import type { CalibrationData } from './dataset-file.js';
+import { numpyPermutation } from './numpy-permutation.js';
 
 /** How many samples of what length, in what batches. */
 export interface SampleOptions {
   readonly samples: number;
   readonly seqLen: number;
   readonly batchSize: number;
+  /** Shuffle as `Dataset.shuffle(seed=...)` before taking the first `samples` (records, or the windows of a plain text). */
+  readonly shuffleSeed?: bigint;
 }
 
 /** The samples a calibration runs on. */
@@ -38,20 +47,38 @@ function batch(rows: readonly (readonly number[])[], batchSize: number): TokenBa
   return batches;
 }
 
-/** The samples of `data` (see the module comment); empty when the data holds no full window or no non-empty record. */
-export function calibrationSamples(data: TextRecords, tokenizer: TextTokenizer, o: SampleOptions): CalibrationSamples {
+/** The order records are taken in: the file's, or the shuffled one. */
+function order(n: number, seed: bigint | undefined): readonly number[] {
+  return seed === undefined ? Array.from({ length: n }, (_, i) => i) : numpyPermutation(seed, n);
+}
+
+/**
+ * The samples of `data` (see the module comment); empty when the data holds
+ * no full window or no non-empty record. Conversations need `chat`, the
+ * model's template.
+ */
+export function calibrationSamples(data: CalibrationData, tokenizer: TextTokenizer, o: SampleOptions, chat?: ChatTemplate): CalibrationSamples {
   let rows: number[][];
   if (data.kind === 'text') {
     const ids = tokenizer.encode(data.text);
-    const n = Math.min(o.samples, Math.floor(ids.length / o.seqLen));
-    rows = Array.from({ length: n }, (_, w) => ids.slice(w * o.seqLen, (w + 1) * o.seqLen));
+    const windows = Math.floor(ids.length / o.seqLen);
+    rows = order(windows, o.shuffleSeed)
+      .slice(0, o.samples)
+      .map((w) => ids.slice(w * o.seqLen, (w + 1) * o.seqLen));
   } else {
     rows = [];
-    for (const text of data.records) {
+    for (const i of order(data.records.length, o.shuffleSeed)) {
       if (rows.length === o.samples) break;
-      if (text.trim() === '') continue;
-      const ids = tokenizer.encode(text, true).slice(0, o.seqLen);
-      if (ids.length > 0) rows.push(ids);
+      const record = data.records[i]!;
+      let ids: number[];
+      if (typeof record === 'string') {
+        if (record.trim() === '') continue;
+        ids = tokenizer.encode(record, true);
+      } else {
+        if (!chat) throw new Error('calibrationSamples: conversations need the chat template');
+        ids = tokenizer.encode(chat.render(record.messages), false);
+      }
+      if (ids.length > 0) rows.push(ids.slice(0, o.seqLen));
     }
   }
   const batches = batch(rows, o.batchSize);

@@ -7,6 +7,8 @@ import { llamaLayer, type LayerOptions, type LayerProgram } from './llama-layer.
 import { gptOssLayer } from './gpt-oss-layer.js';
 import { llama4Layer } from './llama4-layer.js';
 import { sigmoidMoeLayer } from './mla-layer.js';
+import { checkIndexers, glmMoeDsaLayer } from './dsa-layer.js';
+import { qwen3NextLayer } from './qwen3-next-layer.js';
 import { softmaxMoeLayer } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
@@ -18,6 +20,8 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   ['qwen3_moe', softmaxMoeLayer],
   ['qwen2_moe', softmaxMoeLayer],
   ['mixtral', softmaxMoeLayer],
+  ['qwen3_next', qwen3NextLayer],
+  ['glm_moe_dsa', glmMoeDsaLayer],
   ['glm4_moe_lite', sigmoidMoeLayer],
   ['glm4_moe', sigmoidMoeLayer],
   ['deepseek_v3', sigmoidMoeLayer],
@@ -26,6 +30,9 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   ['gpt_oss', gptOssLayer],
   ['llama4_text', llama4Layer],
 ]);
+
+/** Configs of a runnable model_type that the executor still refuses (the check throws). */
+const CHECKS: ReadonlyMap<string, (raw: Readonly<Record<string, unknown>>) => void> = new Map([['glm_moe_dsa', checkIndexers]]);
 
 /** model_type values the executor runs. */
 export function runnableModelTypes(): string[] {
@@ -37,5 +44,6 @@ export function layerBuilderFor(raw: Readonly<Record<string, unknown>>): LayerBu
   const type = String(raw.model_type ?? '');
   const b = BUILDERS.get(type);
   if (!b) throw new UnsupportedModelError(`model_type "${type}" cannot be run by the forward executor yet (supported: ${runnableModelTypes().join(', ')})`);
+  CHECKS.get(type)?.(raw);
   return b;
 }

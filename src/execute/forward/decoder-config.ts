@@ -45,6 +45,8 @@ export interface DecoderConfig {
   readonly slidingWindow: number | null;
   /** Per-layer attention kinds (`layer_types`): the window applies to `sliding_attention` layers only; null = every layer. */
   readonly layerTypes: readonly string[] | null;
+  /** RMSNorms scale by `1 + weight` (zero-centred weights, qwen3_next). */
+  readonly zeroCentredNorms: boolean;
 }
 
 /** The config cannot be run; the message says which key and why. */
@@ -72,7 +74,8 @@ export function readRope(raw: Record<string, unknown>, dim: number): RopeConfig 
   const original = typeof params.original_max_position_embeddings === 'number' ? params.original_max_position_embeddings : maxPositions;
   const numOr = (v: unknown, fallback: number): number => (typeof v === 'number' && v !== 0 ? v : fallback);
   const partialRaw = params.partial_rotary_factor ?? raw.partial_rotary_factor;
-  const partial = typeof partialRaw === 'number' ? partialRaw : 1;
+  // Qwen3NextConfig defaults partial_rotary_factor to 0.25.
+  const partial = typeof partialRaw === 'number' ? partialRaw : raw.model_type === 'qwen3_next' ? 0.25 : 1;
   return {
     type,
     theta,
@@ -136,5 +139,6 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16',
     slidingWindow: slidingWindowOf(raw, modelType),
     layerTypes: Array.isArray(raw.layer_types) ? (raw.layer_types as string[]) : defaultLayerTypes(raw, modelType),
+    zeroCentredNorms: modelType === 'qwen3_next',
   };
 }

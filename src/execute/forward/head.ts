@@ -40,7 +40,7 @@ async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, coun
 export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize): Promise<Uint8Array> {
   const g = new GraphBuilder();
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  const h = rmsNorm(g, x, await w.vector(`${w.prefix}model.norm.weight`), cfg.eps);
+  const h = rmsNorm(g, x, await w.normScale(`${w.prefix}model.norm.weight`, cfg.zeroCentredNorms), cfg.eps);
   const logits = linear(g, h, await headRows(w, cfg, start, count));
   if (output === 'logits') {
     g.output(logits, 'logits', OnnxType.float, ['batch', 'seq', count]);

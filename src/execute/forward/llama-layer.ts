@@ -111,9 +111,9 @@ export async function decoderLayer(
   const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
   const inp = options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim);
-  const h = rmsNorm(g, inp.hidden, await w.vector(`${p}.input_layernorm.weight`), cfg.eps);
+  const h = rmsNorm(g, inp.hidden, await w.normScale(`${p}.input_layernorm.weight`, cfg.zeroCentredNorms), cfg.eps);
   const x = g.op('Add', [inp.hidden, await attention(g, p, h, inp)]);
-  const h2 = rmsNorm(g, x, await w.vector(`${p}.post_attention_layernorm.weight`), cfg.eps);
+  const h2 = rmsNorm(g, x, await w.normScale(`${p}.post_attention_layernorm.weight`, cfg.zeroCentredNorms), cfg.eps);
   const out = g.op('Add', [x, await mlp(g, p, h2)]);
   g.output(out, options.into?.output ?? 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   return options.into ? new Uint8Array(0) : g.build(`layer_${layer}`);

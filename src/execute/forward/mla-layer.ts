@@ -28,7 +28,7 @@ function strided(g: GraphBuilder, x: string, start: number, end: number, step: n
 }
 
 /** Interleaved RoPE: pairs `(x0, x1), (x2, x3)…` rotated by one frequency; output laid out as `[evens', odds']`. */
-function rotaryInterleaved(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
+export function rotaryInterleaved(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
   const c = strided(g, cos, 0, dim / 2, 1);
   const s = strided(g, sin, 0, dim / 2, 1);
   const even = strided(g, x, 0, dim, 2);
@@ -46,8 +46,26 @@ function mlaScaling(cfg: DecoderConfig, qkDim: number): number {
   return base * m * m;
 }
 
-/** MLA self-attention of layer `p` on normed input `h`; returns the o_proj output. */
-export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, raw: Readonly<Record<string, unknown>>, p: string, h: string, inp: LayerInputs): Promise<string> {
+/**
+ * Builds the attention mask of a layer whose keys are selected per query
+ * (the DSA indexer) from the query latent `q_a_layernorm(q_a_proj(h))`.
+ */
+export type KeySelection = (qLatent: string) => Promise<string>;
+
+/**
+ * MLA self-attention of layer `p` on normed input `h`; returns the o_proj
+ * output. With `select`, the causal mask is the one it builds.
+ */
+export async function mlaAttention(
+  g: GraphBuilder,
+  w: WeightReader,
+  cfg: DecoderConfig,
+  raw: Readonly<Record<string, unknown>>,
+  p: string,
+  h: string,
+  inp: LayerInputs,
+  select?: KeySelection,
+): Promise<string> {
   const a = `${p}.self_attn`;
   const heads = cfg.heads;
   const nope = Number(raw.qk_nope_head_dim);
@@ -60,11 +78,13 @@ export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: Decode
   const direct = w.hasLinear(`${a}.q_proj`);
   observeInput(g, [direct ? `${a}.q_proj` : `${a}.q_a_proj`, `${a}.kv_a_proj_with_mqa`], h);
   let qFlat: string;
+  let mask = inp.mask;
   if (direct) qFlat = linear(g, h, await w.linearWeight(`${a}.q_proj`));
   else {
     const qLatent = rmsNorm(g, linear(g, h, await w.linearWeight(`${a}.q_a_proj`), await w.optionalVector(`${a}.q_a_proj.bias`)), await w.vector(`${a}.q_a_layernorm.weight`), LATENT_NORM_EPS);
     observeInput(g, [`${a}.q_b_proj`], qLatent);
     qFlat = linear(g, qLatent, await w.linearWeight(`${a}.q_b_proj`));
+    if (select) mask = await select(qLatent);
   }
   const q = splitHeads(g, qFlat, heads, qk);
   const query = g.op('Concat', [strided(g, q, 0, nope, 1), rotate(strided(g, q, nope, qk, 1))], { axis: -1 });
@@ -79,7 +99,7 @@ export async function mlaAttention(g: GraphBuilder, w: WeightReader, cfg: Decode
   const kv = splitHeads(g, linear(g, latent, await w.linearWeight(`${a}.kv_b_proj`)), heads, nope + vDim);
   const key = g.op('Concat', [strided(g, kv, 0, nope, 1), g.op('Expand', [kRot, g.i64([1, heads, 1, 1])])], { axis: -1 });
   const value = strided(g, kv, nope, nope + vDim, 1);
-  const out = attention(g, query, key, value, inp.mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
+  const out = attention(g, query, key, value, mask, heads, heads, qk, vDim, mlaScaling(cfg, qk));
   observeInput(g, [`${a}.o_proj`], out);
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
 }
@@ -126,10 +146,20 @@ export function mlaSparseLayer(raw: Readonly<Record<string, unknown>>, layer: nu
  * Builds layer `layer` of a glm4_moe_lite, deepseek_v3 or kimi_k2 model (MLA
  * attention), or of a glm4_moe model (llama-style attention with partial
  * rotary, q/k/v biases, optional q/k norms); the MoE blocks are the same.
+ * `attention` replaces the layer's attention (glm_moe_dsa's indexed MLA).
  */
-export async function sigmoidMoeLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
-  const attn = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> =>
-    cfg.modelType === 'glm4_moe' ? llamaAttention(g, w, cfg, p, h, inp) : mlaAttention(g, w, cfg, raw, p, h, inp);
+export async function sigmoidMoeLayer(
+  w: WeightReader,
+  cfg: DecoderConfig,
+  layer: number,
+  raw: Readonly<Record<string, unknown>>,
+  options: LayerOptions = {},
+  attention?: (g: GraphBuilder, p: string, h: string, inp: LayerInputs) => Promise<string>,
+): Promise<LayerProgram> {
+  const attn =
+    attention ??
+    ((g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> =>
+      cfg.modelType === 'glm4_moe' ? llamaAttention(g, w, cfg, p, h, inp) : mlaAttention(g, w, cfg, raw, p, h, inp));
   const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
   if (!mlaSparseLayer(raw, layer)) {
     const graph = await decoderLayer(w, cfg, layer, (g, p, h) => denseMlp(g, w, cfg, `${p}.mlp`, h, placement), attn, options);

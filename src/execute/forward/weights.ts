@@ -57,6 +57,12 @@ export class WeightReader {
     return readVector(this.index, name);
   }
 
+  /** An RMSNorm's scale: its weight, or `1 + weight` (float32) for zero-centred norms. */
+  async normScale(name: string, zeroCentred: boolean): Promise<Float32Array> {
+    const v = await this.vector(name);
+    return zeroCentred ? v.map((x) => Math.fround(1 + x)) : v;
+  }
+
   /** A 1-D tensor, or undefined when absent. */
   async optionalVector(name: string): Promise<Float32Array | undefined> {
     return this.has(name) ? this.vector(name) : undefined;

@@ -1,7 +1,8 @@
 /**
  * Builds ONNX ModelProto bytes for the small element-wise graphs the executor
  * runs. Only what those graphs need: typed inputs/outputs with symbolic or
- * fixed dims, constant initializers, nodes with int/float/ints attributes.
+ * fixed dims, constant initializers, nodes with int/float/ints attributes
+ * and subgraph bodies (Scan).
  * Node output names are generated, so graphs read like expressions.
  */
 import { ProtoWriter, type FileBytes } from './proto-writer.js';
@@ -16,6 +17,7 @@ export const OnnxType = {
   uint16: 4,
   int32: 6,
   int64: 7,
+  double: 11,
   bool: 9,
   float16: 10,
   uint32: 12,
@@ -26,8 +28,8 @@ export const OnnxType = {
 /** One of the ONNX element types in {@link OnnxType}. */
 export type OnnxElemType = (typeof OnnxType)[keyof typeof OnnxType];
 
-/** An attribute value: integer, `{ float }`, or a list of integers. */
-export type AttrValue = number | { readonly float: number } | readonly number[];
+/** An attribute value: integer, `{ float }`, a list of integers, or a subgraph (`{ graph }`, a loop body). */
+export type AttrValue = number | { readonly float: number } | readonly number[] | { readonly graph: GraphBuilder; readonly name: string };
 
 /** A dimension: a fixed size or a symbolic name. */
 export type Dim = number | string;
@@ -53,6 +55,7 @@ function attribute(name: string, value: AttrValue): ProtoWriter {
   const w = new ProtoWriter().string(1, name);
   if (typeof value === 'number') return w.int(3, value).int(20, 2);
   if (Array.isArray(value)) return w.packedInts(8, value as number[]).int(20, 7);
+  if ('graph' in value) return w.message(6, value.graph.graphProto(value.name)).int(20, 5);
   return w.float(2, (value as { float: number }).float).int(20, 1);
 }
 
@@ -67,6 +70,9 @@ export class GraphBuilder {
   private inputs: ProtoWriter[] = [];
   private outputs: ProtoWriter[] = [];
   private counter = 0;
+
+  /** `prefix` starts every generated name: a subgraph's names must not clash with its parent's. */
+  constructor(private readonly prefix = '') {}
 
   /** Declares a graph input and returns its name. */
   input(name: string, elemType: OnnxElemType, dims: readonly Dim[]): string {
@@ -87,7 +93,7 @@ export class GraphBuilder {
    * {@link build}: neither may change before.
    */
   constRaw(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array | FileBytes): string {
-    const name = `c${this.counter++}`;
+    const name = `${this.prefix}c${this.counter++}`;
     this.inits.push(new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw));
     return name;
   }
@@ -106,14 +112,14 @@ export class GraphBuilder {
 
   /** Adds a node; returns its first output name. */
   op(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, AttrValue>> = {}): string {
-    const out = `v${this.counter++}`;
+    const out = `${this.prefix}v${this.counter++}`;
     this.node(opType, inputs, attrs, [out]);
     return out;
   }
 
   /** Adds a node with `count` outputs (TopK, Split); returns their names. */
   opMulti(opType: string, inputs: readonly string[], count: number, attrs: Readonly<Record<string, AttrValue>> = {}): string[] {
-    const outs = Array.from({ length: count }, () => `v${this.counter++}`);
+    const outs = Array.from({ length: count }, () => `${this.prefix}v${this.counter++}`);
     this.node(opType, inputs, attrs, outs);
     return outs;
   }
@@ -122,19 +128,25 @@ export class GraphBuilder {
     const w = new ProtoWriter();
     for (const i of inputs) w.string(1, i);
     for (const o of outputs) w.string(2, o);
-    w.string(3, `n${this.counter++}`).string(4, opType);
+    w.string(3, `${this.prefix}n${this.counter++}`).string(4, opType);
     for (const [k, v] of Object.entries(attrs)) w.message(5, attribute(k, v));
     this.nodes.push(w);
   }
 
-  /** Serialized ModelProto. */
-  build(name: string): Uint8Array {
+  /** The GraphProto (a model's graph, or a subgraph attribute). */
+  graphProto(name: string): ProtoWriter {
     const g = new ProtoWriter();
     for (const n of this.nodes) g.message(1, n);
     g.string(2, name);
     for (const t of this.inits) g.message(5, t);
     for (const i of this.inputs) g.message(11, i);
     for (const o of this.outputs) g.message(12, o);
+    return g;
+  }
+
+  /** Serialized ModelProto. */
+  build(name: string): Uint8Array {
+    const g = this.graphProto(name);
     const opset = new ProtoWriter().string(1, '').int(2, OPSET);
     return new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').message(7, g).message(8, opset).finish();
   }

@@ -8,6 +8,17 @@ import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
+import { cpuKernelSupports, observeBf16Cpu, observeCpu, packInt4, quantizeFp4Cpu, quantizeFp8Cpu, quantizeIntCpu } from './cpu-kernel.js';
+
+/** Whether a weight goes through the CPU loops rather than the graphs. */
+function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
+  return rt.cpuLoops && cpuKernelSupports(kernel);
+}
+
+/** The weight as float32 values for the CPU loops (raw bf16 patterns widened). */
+function loopValues(grouped: RawTensor): Float32Array {
+  return grouped.type === 'uint16' ? toFloat32(bytesOf(grouped.data), 'BF16') : (grouped.data as Float32Array);
+}
 
 /** Per-group statistics of one weight. */
 export interface WeightStats {
@@ -27,7 +38,8 @@ function f32(data: Float32Array, dims: readonly number[]): RawTensor {
 export function groupedWeight(rt: GraphRuntime, kernel: WeightKernel, raw: Uint8Array): RawTensor {
   const [n, k] = kernel.shape;
   const [pn, pk] = kernel.view.padded;
-  if (rt.decodeBf16InGraph && kernel.dtype === 'BF16' && pn === n && pk === k) {
+  // Raw bf16 bits: widened inside the graphs on CUDA, by lookup in the CPU loops.
+  if ((rt.decodeBf16InGraph || inLoops(rt, kernel)) && kernel.dtype === 'BF16' && pn === n && pk === k) {
     return { type: 'uint16', data: uint16View(raw), dims: kernel.view.dims };
   }
   const weight = toFloat32(raw, kernel.dtype);
@@ -61,6 +73,7 @@ function rowSlice(t: RawTensor, r0: number, r1: number): RawTensor {
 export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<WeightStats> {
   const rank = kernel.view.dims.length as 3 | 4;
   const input = grouped.type === 'uint16' ? 'bf16-bits' : 'f32';
+  if (inLoops(rt, kernel)) return grouped.type === 'uint16' ? observeBf16Cpu(kernel, grouped.data as Uint16Array) : observeCpu(kernel, grouped.data as Float32Array);
   const key = `observe-${rank}-${input}`;
   const chunks = rowChunks(rt, kernel);
   if (chunks.length === 1) {
@@ -178,6 +191,7 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
   const input = grouped.type === 'uint16' ? 'bf16-bits' : 'f32';
   const base = { kind: kernel.kind, dtype: kernel.dtype, rank, bits: args.num_bits, pack: false, asymmetric: false, input } as const;
   const chunks = rowChunks(rt, kernel);
+  const loops = inLoops(rt, kernel);
   // Runs the graph per row chunk; `feeds` holds whole-weight tensors (sliced by rows here, except `pshape`).
   const run = async (key: string, opts: QuantizeGraphOptions, feeds: Record<string, RawTensor>): Promise<RawTensor> => {
     const graphKey = `quantize-${key}-${opts.dtype}-${rank}-${opts.input}`;
@@ -201,7 +215,19 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       const feeds: Record<string, RawTensor> = { s: f32(scale, sd) };
       if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
       const asymmetric = zeroPoint !== null;
-      if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
+      if (loops) {
+        const q = quantizeIntCpu(kernel, grouped.data as Float32Array | Uint16Array, scale, zeroPoint);
+        if (kernel.format === 'pack-quantized') {
+          result.set('weight_packed', bytesOf(args.num_bits === 4 && k % 8 === 0 ? packInt4(q, n, k) : packInt32(q, n, k, args.num_bits)));
+          result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+          if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
+            result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
+          }
+        } else {
+          result.set('weight', bytesOf(q));
+          if (zeroPoint) result.set('weight_zero_point', bytesOf(Int8Array.from(zeroPoint)));
+        }
+      } else if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
         // Widths that straddle words (3, 5, 6, 7 bits): quantize in the graph, pack here.
         const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
         result.set('weight_packed', bytesOf(packInt32(q.data as Int8Array, n, k, args.num_bits)));
@@ -228,6 +254,11 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     }
     case 'fp8': {
       const scale = fp8Qparams(stats.min, stats.max, kernel.dtype);
+      if (loops) {
+        result.set('weight', fp8E4m3Bytes(quantizeFp8Cpu(kernel, loopValues(grouped), scale)));
+        result.set('weight_scale', scaleBytes(scale, kernel));
+        break;
+      }
       const q = await run(rt.encodeFp8InGraph ? 'fp8c' : 'fp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
       result.set('weight', rt.encodeFp8InGraph ? cropBytes(q.data as Uint8Array, kernel) : fp8E4m3Bytes(crop(q.data as Float32Array, kernel)));
       result.set('weight_scale', scaleBytes(scale, kernel));
@@ -236,7 +267,9 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'mxfp8':
     case 'mxfp4': {
       const { exponent, scale } = mxQparams(stats.min, stats.max, kernel.kind === 'mxfp4' ? 4 : 8, kernel.dtype);
-      if (kernel.kind === 'mxfp8') {
+      if (loops) {
+        result.set(kernel.kind === 'mxfp8' ? 'weight' : 'weight_packed', kernel.kind === 'mxfp8' ? fp8E4m3Bytes(quantizeFp8Cpu(kernel, loopValues(grouped), scale)) : quantizeFp4Cpu(kernel, loopValues(grouped), scale, null));
+      } else if (kernel.kind === 'mxfp8') {
         const q = await run(rt.encodeFp8InGraph ? 'mxfp8c' : 'mxfp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
         result.set('weight', rt.encodeFp8InGraph ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));
       } else {
@@ -250,6 +283,12 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'nvfp4': {
       if (globalScale === undefined) throw new Error('NVFP4 needs a global scale');
       const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
+      if (loops) {
+        result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
+        result.set('weight_packed', quantizeFp4Cpu(kernel, loopValues(grouped), scale, globalScale));
+        result.set('weight_scale', fp8E4m3Bytes(scale));
+        break;
+      }
       const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
       const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
       result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));

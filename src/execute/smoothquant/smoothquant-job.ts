@@ -34,7 +34,7 @@ export async function smoothJob(job: ApplyJob, model: ForwardModel, batches: rea
   const spec = job.smoothquant!;
   // Balance layers may be experts of a fused parameter (gpt-oss, Llama 4): read them per expert, as the plan names them.
   const reader = new OverlayWeights(model.weights, NO_CHANGES, job.fusedExperts);
-  const modifier = new SmoothQuantModifier(reader, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true);
+  const modifier = new SmoothQuantModifier(reader, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true, new Set(job.offsetNorms ?? []));
   // Per-channel min/max merge across runs exactly, so batches may share a graph run.
   const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 30, ...options });
   const dtype = model.config.dtype;

@@ -86,6 +86,8 @@ export class SmoothQuantModifier implements LayerModifier {
     private readonly mappings: readonly SmoothMapping[],
     private readonly alpha: number,
     calibrateAllExperts: boolean,
+    /** Zero-centred norm weights (scale `1 + weight`, see offset-norms.ts), smoothed as llm-compressor smooths them. */
+    private readonly offsetNorms: ReadonlySet<string> = new Set(),
   ) {
     this.observe = { experts: calibrateAllExperts ? 'all' : 'routed', hessians: false, channels: true };
     this.round = weights.dtype === 'bfloat16' ? roundBf16 : weights.dtype === 'float16' ? roundF16 : Math.fround;
@@ -128,7 +130,11 @@ export class SmoothQuantModifier implements LayerModifier {
       });
       const normName = `${m.smooth}.weight`;
       const norm = await this.weights.vector(normName);
-      vectors.set(normName, Float32Array.from(norm, (v, c) => this.round(f(v / scales[c]!))));
+      // An offset norm is smoothed as the plain norm llm-compressor swaps in (weight 1 + w, in the model's dtype) and written back as `scale - 1`.
+      const smooth = this.offsetNorms.has(normName)
+        ? (v: number, c: number): number => this.round(f(this.round(f(this.round(f(1 + v)) / scales[c]!)) - 1))
+        : (v: number, c: number): number => this.round(f(v / scales[c]!));
+      vectors.set(normName, Float32Array.from(norm, smooth));
       this.reports.push({ smooth: m.smooth, balance: m.balance, scales });
     }
     for (const [k, v] of linears) this.linears.set(k, v);
