@@ -20,14 +20,14 @@ export const HEAD_SLICE_BYTES = 1 << 30;
 
 /** The `lm_head` matrix's source tensor: its own, or the tied embedding. */
 function headTensor(w: WeightReader, cfg: DecoderConfig): string {
-  return cfg.tieEmbeddings || !w.hasLinear('lm_head') ? 'model.embed_tokens' : 'lm_head';
+  return cfg.tieEmbeddings || !w.hasLinear(`${w.prefix}lm_head`) ? `${w.prefix}model.embed_tokens` : `${w.prefix}lm_head`;
 }
 
 /** Rows `[start, start + count)` of the head matrix. */
 async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, count: number): Promise<DenseMatrix> {
   const name = headTensor(w, cfg);
   if (w.has(`${name}.weight`) && !w.has(`${name}.weight_scale`)) return { data: await w.slice(`${name}.weight`, start, count), rows: count, cols: cfg.hidden };
-  const full = name === 'lm_head' ? await w.linear(name) : await w.matrix(`${name}.weight`);
+  const full = name.endsWith('lm_head') ? await w.linear(name) : await w.matrix(`${name}.weight`);
   return { data: full.data.slice(start * full.cols, (start + count) * full.cols), rows: count, cols: full.cols };
 }
 
@@ -40,9 +40,10 @@ async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, coun
 export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize): Promise<Uint8Array> {
   const g = new GraphBuilder();
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  const h = rmsNorm(g, x, await w.normScale('model.norm.weight', cfg.zeroCentredNorms), cfg.eps);
+  const h = rmsNorm(g, x, await w.normScale(`${w.prefix}model.norm.weight`, cfg.zeroCentredNorms), cfg.eps);
   // Served-model simulation: a quantized lm_head fake-quantizes its input (before its rows are read).
-  const q = headTensor(w, cfg) === 'lm_head' ? await w.inputQuantizer('lm_head', 'whole') : undefined;
+  const head = headTensor(w, cfg);
+  const q = head.endsWith('lm_head') ? await w.inputQuantizer(head, 'whole') : undefined;
   const logits = linear(g, q ? q.quantize(g, h) : h, await headRows(w, cfg, start, count));
   if (output === 'logits') {
     g.output(logits, 'logits', OnnxType.float, ['batch', 'seq', count]);

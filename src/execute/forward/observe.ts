@@ -153,3 +153,18 @@ export function parseObserverOutput(name: string, data: Float32Array): ObservedV
   }
   return [];
 }
+
+/**
+ * Per-channel min/max of `x` as the input of `modules` (SmoothQuant's
+ * activation ranges), without the scalar and Hessian statistics of
+ * {@link observeInput}: for expert projections, whose input scales come
+ * from the expert observers, but whose smooth layer's output `x` is one
+ * range for all of them.
+ */
+export function observeChannels(g: GraphBuilder, modules: readonly string[], x: string): void {
+  if (!enabled.get(g)?.channels) return;
+  const key = modules.join(',');
+  const flat = g.op('Flatten', [x], { axis: -1 });
+  g.output(g.op('ReduceMin', [flat, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
+  g.output(g.op('ReduceMax', [flat, g.i64([0])], { keepdims: 0 }), `cmax:${key}`, OnnxType.float, ['k']);
+}

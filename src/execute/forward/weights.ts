@@ -15,6 +15,8 @@ export class WeightReader {
   constructor(
     readonly index: CheckpointIndex,
     readonly dtype: 'bfloat16' | 'float16' | 'float32',
+    /** Where the causal LM's tensors live: `''`, or `language_model.` in a multimodal checkpoint. */
+    readonly prefix = '',
   ) {}
 
   /** The Linear weight of `module` as a modifier replaced it (see `OverlayWeights`); undefined for a checkpoint's own. */

@@ -7,7 +7,7 @@
  */
 import { bf16Bytes, f16Bytes } from '../dtypes.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
-import { OverlayWeights } from '../pipeline/overlay-weights.js';
+import { NO_CHANGES, OverlayWeights } from '../pipeline/overlay-weights.js';
 import { runSequential, type LayerTimings, type SequentialOptions } from '../pipeline/sequential.js';
 import type { ExpertCoverage } from '../calibrate/coverage.js';
 import type { ApplyJob } from '../types.js';
@@ -32,7 +32,9 @@ function stored(values: Float32Array, dtype: ForwardModel['config']['dtype']): U
 /** Smooths `job`'s model (the job carries `smoothquant`) on `batches`. */
 export async function smoothJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions = {}): Promise<SmoothRun> {
   const spec = job.smoothquant!;
-  const modifier = new SmoothQuantModifier(model.weights, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true, new Set(job.offsetNorms ?? []));
+  // Balance layers may be experts of a fused parameter (gpt-oss, Llama 4): read them per expert, as the plan names them.
+  const reader = new OverlayWeights(model.weights, NO_CHANGES, job.fusedExperts);
+  const modifier = new SmoothQuantModifier(reader, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true, new Set(job.offsetNorms ?? []));
   // Per-channel min/max merge across runs exactly, so batches may share a graph run.
   const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 30, ...options });
   const dtype = model.config.dtype;
