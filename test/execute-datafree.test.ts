@@ -17,9 +17,12 @@ function expectSameTensors(got: Map<string, RefTensor>, ref: Map<string, RefTens
 }
 
 const models = await manifest();
+/** Stored with fused experts, which the planner splits (see test/execute-moe-families.test.ts, which applies them through it). */
+const PLANNED = new Set(['gpt_oss', 'llama4']);
 
 describe('apply (data-free) reproduces llm-compressor main', () => {
   for (const [model, spec] of Object.entries(models)) {
+    if (PLANNED.has(model)) continue;
     for (const scheme of spec.schemes) {
       test(`${model} ${scheme}`, async () => {
         const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
@@ -39,6 +42,7 @@ describe('apply (data-free) reproduces llm-compressor main', () => {
   }
   // The graphs on the CPU provider, in small slices so that every weight is quantized in several graph runs.
   for (const [model, spec] of Object.entries(models)) {
+    if (PLANNED.has(model)) continue;
     for (const scheme of spec.schemes) {
       test(`${model} ${scheme} through the graphs in slices`, async () => {
         const modelDir = await unpackModel(join(DATAFREE, model, 'base'));

@@ -2,7 +2,7 @@
  * The README's worked example, command for command: a model id from a
  * Hugging Face cache (made from test fixtures), offline, planned, applied
  * with a chat dataset shuffled as llm-compressor's examples shuffle it,
- * then evaluated. Also the one-line errors of bad calibration input.
+ * then evaluated, also as served and against the original. Also the one-line errors of bad calibration input.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -54,6 +54,17 @@ describe('README: from the Hugging Face cache through apply with a chat dataset 
     const evaluated = await run(cwd, env, 'eval', '--model', 'tiny-chat-fp8', '--data', join(HUB, 'data', 'text.jsonl'), '--seq-len', '16');
     expect(evaluated.code).toBe(0);
     expect(evaluated.out).toMatch(/^perplexity: [\d.]+\n/);
+    // The served model (static FP8 inputs) against the original from the cache, on the same windows.
+    const args = ['eval', '--model', 'tiny-chat-fp8', '--data', join(HUB, 'data', 'text.jsonl'), '--seq-len', '16', '--simulate', 'activations', '--baseline', 'quantc-test/tiny-chat'];
+    const compared = await run(cwd, env, ...args, '-q');
+    expect(compared.code).toBe(0);
+    expect(compared.out).toMatch(/^perplexity: [\d.]+ vs [\d.]+ baseline \(ratio [\d.]+\)\n/);
+    expect(compared.out).toContain('\n  quantized    weights, activations (14 Linear inputs: FP8 static per-tensor)\n');
+    expect(compared.out).toMatch(/\n {2}layer drift {2}0: \S+, 1: \S+ \(relative L2/);
+    const json = JSON.parse((await run(cwd, env, ...args, '--format', 'json')).out) as { perplexity: number; baseline: { perplexity: number }; ratio: number };
+    const original = JSON.parse((await run(cwd, env, 'eval', '--model', 'quantc-test/tiny-chat', '--data', join(HUB, 'data', 'text.jsonl'), '--seq-len', '16', '--format', 'json')).out) as { perplexity: number };
+    expect(json.baseline.perplexity).toBe(original.perplexity);
+    expect(json.ratio).toBeCloseTo(json.perplexity / original.perplexity, 12);
   });
 
   test('bad calibration input is one line and exit 2', async () => {

@@ -13,6 +13,7 @@ import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
 import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight, type WeightStats } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
+import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
 import { roundTripOffsetNorm } from './offset-norms.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
@@ -171,6 +172,27 @@ function unquantizedSlices(job: ApplyJob, index: CheckpointIndex, quantized: Rea
   return items;
 }
 
+/** Fused expert biases `[E, out]` split per expert and projection, as llm-compressor writes them (`experts.<e>.<projection>.bias`). */
+async function fusedBiasSlices(job: ApplyJob, index: CheckpointIndex): Promise<Item[]> {
+  const items: Item[] = [];
+  for (const param of job.fusedExperts) {
+    const entry = param.bias === undefined ? undefined : index.tensors.get(param.bias);
+    if (!entry || entry.shape.length !== 2) continue;
+    const bytes = await readTensorBytes(entry);
+    const [experts, out] = entry.shape as [number, number];
+    const rows = out / param.projections.length;
+    const rowBytes = rows * DTYPE_BYTES[entry.dtype];
+    for (let e = 0; e < experts; e++) {
+      param.projections.forEach((proj, p) => {
+        const name = `${param.expertsModule}.${e}.${proj}.bias`;
+        const start = (e * param.projections.length + p) * rowBytes;
+        items.push({ key: name, extra: { name, dtype: entry.dtype, shape: [rows], bytes: bytes.slice(start, start + rowBytes) } });
+      });
+    }
+  }
+  return items;
+}
+
 /** Whether raw float weights hold a NaN or an infinity (all exponent bits set). */
 function hasNonFinite(raw: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): boolean {
   if (dtype === 'F32') {
@@ -253,12 +275,15 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const quantizedNames = new Set(modules.map((m) => m.name));
   // A module's own weight is replaced by its quantized tensors; a weight it only starts from (a tied embedding) is still written.
   const own = (m: PlannedModule): boolean => m.source.writeAs !== undefined || m.source.entry.name === `${m.name}.weight`;
-  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && own(m)).map((m) => m.source.entry.name), ...job.fusedExperts.map((f) => fusedEntry(index, f)?.name ?? f.tensor)]);
+  // Fused experts are stored under their checkpoint name (GraniteMoE's `input_linear.weight`), with their fused bias if any.
+  const fusedTensors = job.fusedExperts.flatMap((f) => [fusedEntry(index, f)?.name ?? f.tensor, ...(f.bias === undefined ? [] : [f.bias])]);
+  const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && own(m)).map((m) => m.source.entry.name), ...fusedTensors]);
   const untied = modules.some((m) => !m.source.fused && !own(m));
   const items: Item[] = [
     ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t })),
     ...units.map((u) => ({ key: `${u.modules[0].writeAs}.weight`, unit: u })),
     ...unquantizedSlices(job, index, quantizedNames),
+    ...(await fusedBiasSlices(job, index)),
     ...(job.extraTensors ?? []).map((x) => ({ ...x, name: storedBlockName(index, x.name) })).map((extra) => ({ key: extra.name, extra })),
   ];
   items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

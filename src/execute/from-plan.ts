@@ -122,9 +122,12 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     if (r.rewrite !== 'unpack-fused-experts' || r.layout.kind !== 'fused') continue;
     const expertsModule = r.experts.name;
     const transposed = r.layout.isTransposed;
-    if (r.layout.hasGate && r.layout.isConcatenated) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'] });
-    else if (!r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'] });
-    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'] });
+    const hasBias = r.layout.hasBias;
+    const bias = (tensor: string): { bias?: string } => (hasBias ? { bias: `${tensor}_bias` } : {});
+    // llm-compressor splits gate_up_proj into halves even where gate and up interleave (gpt-oss).
+    if (r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'], ...bias(`${expertsModule}.gate_up_proj`) });
+    else fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'], ...bias(`${expertsModule}.up_proj`) });
+    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'], ...bias(`${expertsModule}.down_proj`) });
   }
   const offsetNorms = offsetNormTensors(tree);
   return {
@@ -162,6 +165,9 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   };
 }
 
+/** Modules of a multimodal model outside its language model (which calibration runs through). */
+const OTHER_TOWER = /^(?:vision_model|vision_tower|multi_modal_projector)\./;
+
 /**
  * The SmoothQuant stage of a recipe, if it has one: the modifier's mappings
  * (its own, else the registry's for the model class) resolved against the
@@ -181,8 +187,10 @@ function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothS
     if (e instanceof MappingError) throw new PlanNotExecutableError(e.message);
     throw e;
   }
-  if (resolved.mappings.length === 0) throw new PlanNotExecutableError('SmoothQuantModifier resolves no mapping on this model: it would smooth nothing');
-  return { strength: typeof m.args.smoothing_strength === 'number' ? m.args.smoothing_strength : 0.5, mappings: resolved.mappings };
+  // Calibration runs text only: a vision tower's smooth layers never see data, and llm-compressor skips them.
+  const mappings = resolved.mappings.filter((x) => !OTHER_TOWER.test(x.smooth));
+  if (mappings.length === 0) throw new PlanNotExecutableError('SmoothQuantModifier resolves no mapping on this model: it would smooth nothing');
+  return { strength: typeof m.args.smoothing_strength === 'number' ? m.args.smoothing_strength : 0.5, mappings };
 }
 
 /** Why GPTQ cannot solve weights of `scheme`, or null. */

@@ -41,6 +41,8 @@ export interface FusedExpertsParam {
   readonly transposed: boolean;
   /** Projections in slice order along the output dimension, e.g. `['gate_proj', 'up_proj']`. */
   readonly projections: readonly string[];
+  /** The fused bias `[E, out]` sliced the same way (gpt-oss's `gate_up_proj_bias`), written per expert as `<projection>.bias`. */
+  readonly bias?: string;
 }
 
 /**

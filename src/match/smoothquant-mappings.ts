@@ -117,14 +117,14 @@ export function resolveMappings(names: readonly string[], specs: readonly Mappin
   for (const [balanceTexts, smoothText] of specs) {
     const smooth = compiled(smoothText);
     const balance = balanceTexts.map(compiled);
-    // One pass for the balance candidates, then a prefix filter per smooth layer (fine-grained MoE trees hold ~10⁵ modules).
-    const candidates = names.filter((n) => balance.some((b) => matches(b, n)));
+    // One pass per balance pattern, then a prefix filter per smooth layer (fine-grained MoE trees hold ~10⁵ modules).
+    // Pattern by pattern, as compressed-tensors' match_modules_set lists them (every expert's gate_proj, then every up_proj).
+    const seen = new Set<string>();
+    const candidates = balance.flatMap((b) => names.filter((n) => !seen.has(n) && matches(b, n) && seen.add(n)));
     for (const name of names) {
       if (!matches(smooth, name)) continue;
       const prefix = `${parentOf(name)}.`;
-      // Grouped by balance pattern, each group in model order, as match_modules_set yields them (MoE: every expert's gate_proj, then every up_proj).
-      const local = candidates.filter((n) => n !== name && n.startsWith(prefix));
-      const members = balance.flatMap((b, i) => local.filter((n) => balance.findIndex((x) => matches(x, n)) === i && matches(b, n)));
+      const members = candidates.filter((n) => n !== name && n.startsWith(prefix));
       if (members.length === 0) skipped.push({ smooth: name, reason: 'no balance layers were found' });
       else if (ignored(name) && members.every(ignored)) skipped.push({ smooth: name, reason: 'all layers in the mapping are in the ignore list' });
       else mappings.push({ smooth: name, balance: members });

@@ -75,11 +75,11 @@ const AUXILIARY = new Set([
 const PACKED = /(?:\.weight_packed|_blocks)$/;
 /** Buffers some checkpoints store but named_parameters() does not list. */
 const BUFFER = /\.(?:inv_freq|e_score_correction_bias)$/;
-/** Parts of a multimodal checkpoint the causal-LM tree does not hold. */
+/** Parts of a multimodal checkpoint a causal-LM tree does not hold (a `…ForConditionalGeneration` tree holds them). */
 const OTHER_TOWER = /^(?:vision_model|vision_tower|multi_modal_projector|model\.visual|visual)\./;
 /** `<i>.<projection>.<weight|bias>` after an experts container's name. */
 const PER_EXPERT = /^(\d+)\.(\w+)\.(weight|bias)$/;
-const LAYER = /^model\.layers\.(\d+)\./;
+const LAYER = /^(?:language_model\.)?model\.layers\.(\d+)\./;
 
 /** Most names listed in one diagnostic. */
 const LIST_LIMIT = 5;
@@ -132,7 +132,7 @@ export function crossCheck(input: CrossCheckInput): { info: CheckpointInfo; diag
       auxiliary++;
       continue;
     }
-    if (BUFFER.test(name) || OTHER_TOWER.test(name) || (tied && name === 'lm_head.weight')) continue;
+    if (BUFFER.test(name) || (OTHER_TOWER.test(name) && !expected.has(name)) || (tied && /^(?:language_model\.)?lm_head\.weight$/.test(name))) continue;
     const packed = PACKED.test(name);
     if (packed) name = name.replace(/\.weight_packed$/, '.weight').replace(/_blocks$/, '');
     const want = expected.get(name);

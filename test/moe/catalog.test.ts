@@ -45,6 +45,8 @@ describe('MoE catalog', () => {
   for (const fx of architectureTrees()) {
     it(`matches the tree of ${fx.id}`, () => {
       const tree = fx.tree;
+      // A multimodal config (Llama4ForConditionalGeneration) holds the language model's keys in text_config.
+      const config = (fx.config['text_config'] as Record<string, unknown> | undefined) ?? fx.config;
       const { value, diagnostics } = resolveMoeRewrites(tree, settings());
       expect(diagnostics).toEqual([]);
       const byName = indexByName(tree);
@@ -62,15 +64,15 @@ describe('MoE catalog', () => {
         if (entry.sharedExpertGate) {
           expect(classOf(tree, byName.get(`${r.module}.${entry.sharedExpertGate}`)!).name).toBe('Linear');
         }
-        const numExperts = entry.config.numExperts.map((k) => fx.config[k]).find((v) => v !== undefined);
+        const numExperts = entry.config.numExperts.map((k) => config[k]).find((v) => v !== undefined);
         expect(numExperts).toBe(r.experts.count);
-        expect(typeof fx.config[entry.config.topK]).toBe('number');
-        expect(fx.config[entry.config.intermediate]).toBe(r.expert!.intermediate);
-        expect(fx.config['hidden_size']).toBe(r.expert!.hidden);
+        expect(typeof config[entry.config.topK]).toBe('number');
+        expect(config[entry.config.intermediate]).toBe(r.expert!.intermediate);
+        expect(config['hidden_size']).toBe(r.expert!.hidden);
         if (entry.router.groups) {
-          for (const key of ['n_group', 'topk_group', 'routed_scaling_factor']) expect(typeof fx.config[key]).toBe('number');
+          for (const key of ['n_group', 'topk_group', 'routed_scaling_factor']) expect(typeof config[key]).toBe('number');
         }
-        if (entry.router.normalisation === 'config:norm_topk_prob') expect(typeof fx.config['norm_topk_prob']).toBe('boolean');
+        if (entry.router.normalisation === 'config:norm_topk_prob') expect(typeof config['norm_topk_prob']).toBe('boolean');
       }
       const sizes = applyRewrites(tree, value);
       expect(sizes.names.length).toBeGreaterThanOrEqual(tree.names.length);

@@ -14,14 +14,16 @@ import { fileOutputProblem } from '../write-output.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
 import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
 import { writeFileAtomic } from '../write-output.js';
+import { comparableSide, comparisonLines, simulatedJson, simulatedLine } from '../eval-served.js';
 
-const HELP = `Usage: quantc eval --model DIR|ID --data FILE [options]
+const HELP = `Usage: quantc eval --model DIR|ID --data FILE [--simulate activations] [--baseline DIR|ID] [options]
 
 Computes the perplexity of the model in DIR on the text in FILE, running
 the model layer by layer on onnxruntime (one layer's weights in memory at
 a time). Quantized compressed-tensors checkpoints (W4A16, W8A16, W8A8,
 FP8, FP8_BLOCK, NVFP4, MXFP4, MXFP8 weights) are dequantized on load;
-activations are not quantized.
+by default activations are not quantized (--simulate activations
+quantizes them, and the kv cache, as the served model does).
 
 Perplexity: FILE is tokenized with DIR/tokenizer.json without special
 tokens and cut into non-overlapping windows of --seq-len tokens (a
@@ -39,6 +41,19 @@ Options:
   --seq-len N              Window length in tokens (default: the smaller of
                            2048 and the model's max_position_embeddings).
   --batch-size N           Windows per forward pass (default 1).
+  --simulate weights|activations
+                           weights (default): only the weights are
+                           quantized. activations: also the Linear inputs
+                           and the kv cache, as the checkpoint's
+                           quantization_config says (dynamic per-token or
+                           per-group, static input_scale, NVFP4 local scales,
+                           k_scale/v_scale), fake-quantized as
+                           compressed-tensors' forward does.
+  --baseline DIR|ID        Also run this model (same architecture and
+                           tokenizer, e.g. the unquantized original; a folder
+                           or a model id as for --model) on the same windows:
+                           both perplexities, their ratio and each decoder
+                           layer's output drift.
   --device cpu|cuda        Where the graphs run (default cpu).
   --format text|json       Output format (default text).
   --coverage FILE          Write the expert coverage of MoE models (tokens
@@ -74,6 +89,8 @@ export const command: Command = {
       device: { type: 'string' },
       format: { type: 'string' },
       coverage: { type: 'string' },
+      simulate: { type: 'string' },
+      baseline: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
     });
     if (values.help) {
@@ -86,9 +103,20 @@ export const command: Command = {
     const device = choice('eval', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
     const format = choice('eval', 'format', values.format, ['text', 'json'] as const, 'text');
     const batchSize = positiveInt('eval', 'batch-size', values['batch-size'], 1);
+    const simulate = choice('eval', 'simulate', values.simulate, ['weights', 'activations'] as const, 'weights');
     const modelDir = await modelPathForCli(values.model, 'weights', io);
     if (typeof modelDir !== 'string') throw new UsageError(`eval: ${modelDir.message}`);
     if (!existsSync(join(modelDir, 'config.json'))) throw new UsageError(`eval: ${values.model} has no config.json.`);
+    const baselineArg = typeof values.baseline === 'string' ? values.baseline : null;
+    const baselinePath = baselineArg === null ? null : await modelPathForCli(baselineArg, 'weights', io);
+    if (baselinePath !== null && typeof baselinePath !== 'string') throw new UsageError(`eval: --baseline: ${baselinePath.message}`);
+    const baselineDir = baselinePath;
+    if (baselineDir) {
+      if (!existsSync(join(baselineDir, 'config.json'))) throw new UsageError(`eval: --baseline ${baselineArg} has no config.json.`);
+      const { incomparability } = await import('../../execute/calibrate/compare.js');
+      const why = incomparability(comparableSide(modelDir, values.model), comparableSide(baselineDir, baselineArg!));
+      if (why) throw new UsageError(`eval: ${why}.`);
+    }
     if (typeof values.coverage === 'string') {
       const problem = fileOutputProblem(resolve(io.cwd, values.coverage));
       if (problem) throw new UsageError(`eval: --coverage: ${problem}`);
@@ -101,6 +129,10 @@ export const command: Command = {
     const { CheckpointError } = await import('../../execute/safetensors-reader.js');
     const { probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
     const { perplexity } = await import('../../execute/calibrate/perplexity.js');
+    const { comparePerplexity } = await import('../../execute/calibrate/compare.js');
+    const { servedModel, SimulationUnsupportedError } = await import('../../execute/simulate/simulating-weights.js');
+    const { FakeQuantError } = await import('../../execute/simulate/fake-quant.js');
+    const { ActivationConfigError } = await import('../../execute/simulate/activation-args.js');
 
     let text: string;
     try {
@@ -117,7 +149,11 @@ export const command: Command = {
       // A missing CUDA provider is said before the model is read.
       if (device === 'cuda') await probeDevice(device);
       const tokenizer = await loadTokenizer(modelDir);
-      const model = await ForwardModel.open(modelDir, device);
+      const opened = await ForwardModel.open(modelDir, device);
+      const served = simulate === 'activations' ? servedModel(opened) : { model: opened, weights: null };
+      const model = served.model;
+      const baseline = baselineDir ? await ForwardModel.open(baselineDir, device) : null;
+      const baselineModel = baseline && simulate === 'activations' ? servedModel(baseline).model : baseline;
       const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : 2048;
       const seqLen = positiveInt('eval', 'seq-len', values['seq-len'], Math.min(2048, maxPositions));
       const ids = tokenizer.encode(text);
@@ -127,8 +163,10 @@ export const command: Command = {
       const started = performance.now();
       // One redrawn line on a terminal, a line per layer otherwise.
       const bar = layerStartProgress(values.quiet ? { ...io, stderr: () => undefined } : io, 'evaluating');
-      const r = await perplexity(model, ids, seqLen, batchSize, { onLayerStart: bar.onLayerStart });
+      const compared = baselineModel ? await comparePerplexity(model, baselineModel, ids, seqLen, batchSize, { onLayerStart: bar.onLayerStart }) : null;
+      const r = compared ? compared.model : await perplexity(model, ids, seqLen, batchSize, { onLayerStart: bar.onLayerStart });
       bar.done();
+      const summary = served.weights?.summary() ?? null;
       const seconds = (performance.now() - started) / 1000;
       const tokensPerSecond = r.tokens / seconds;
       const { coverage, ...result } = r;
@@ -138,12 +176,20 @@ export const command: Command = {
         writeFileAtomic(path, coverageReport(path, coverage, basename(modelDir)), [resolve(io.cwd, values.data)]);
       }
       if (format === 'json') {
-        io.stdout(`${JSON.stringify({ model: values.model, data: values.data, seqLen, batchSize, device, ...result, seconds, tokensPerSecond }, null, 2)}\n`);
+        const comparison = compared
+          ? { baseline: { model: baselineArg, perplexity: compared.baseline.perplexity, meanNll: compared.baseline.meanNll }, ratio: compared.ratio, layerDrift: compared.layerDrift }
+          : {};
+        const report = { model: values.model, data: values.data, seqLen, batchSize, device, ...simulatedJson(simulate, summary), ...result, ...comparison, seconds, tokensPerSecond };
+        io.stdout(`${JSON.stringify(report, null, 2)}\n`);
       } else {
         io.stdout(
           [
-            `perplexity: ${r.perplexity.toFixed(4)}`,
+            compared
+              ? `perplexity: ${r.perplexity.toFixed(4)} vs ${compared.baseline.perplexity.toFixed(4)} baseline (ratio ${compared.ratio.toFixed(6)})`
+              : `perplexity: ${r.perplexity.toFixed(4)}`,
             `  mean NLL     ${r.meanNll.toFixed(6)} nats over ${r.predicted} predicted tokens`,
+            ...(compared ? comparisonLines(compared, baselineArg!) : []),
+            simulatedLine(simulate, summary),
             `  windows      ${r.windows} x ${seqLen} tokens (${ids.length - r.tokens} trailing tokens dropped)`,
             `  speed        ${tokensPerSecond.toFixed(0)} tokens/s on ${device} (${seconds.toFixed(2)} s)`,
             ...coverageLines(coverage),
@@ -157,6 +203,7 @@ export const command: Command = {
       if (e instanceof UnsupportedModelError) return fail(error('forward-unsupported-model', e.message));
       if (e instanceof WeightFormatError || e instanceof CheckpointError) return fail(error('forward-weight-unreadable', e.message));
       if (e instanceof RuntimeUnavailableError) return fail(error('forward-runtime-unavailable', e.message));
+      if (e instanceof SimulationUnsupportedError || e instanceof FakeQuantError || e instanceof ActivationConfigError) return fail(error('eval-simulate-unsupported', e.message));
       throw e;
     }
   },

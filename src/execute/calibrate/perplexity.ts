@@ -4,7 +4,7 @@
  * is dropped); perplexity = exp(mean next-token negative log-likelihood over
  * all predicted positions, i.e. `seqLen - 1` per window).
  */
-import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.js';
+import type { ForwardModel, HiddenBatch, RunOptions, TokenBatch } from '../forward/executor.js';
 import { CoverageCollector, type ExpertCoverage } from './coverage.js';
 import { MAX_RESIDENT_ACTIVATION_BYTES } from './resident.js';
 
@@ -34,6 +34,19 @@ export interface PerplexityResult {
 }
 
 
+/** Sum and count of the next-token NLLs of windows `part` whose last hidden states are `hidden`. */
+export async function nllSum(model: ForwardModel, hidden: HiddenBatch[], part: readonly TokenBatch[], seqLen: number): Promise<{ sum: number; count: number }> {
+  const targets = part.map((b) => b.map((row) => [...row.slice(1), 0]));
+  const nll = await model.head(hidden, 'nll', targets);
+  let sum = 0;
+  let count = 0;
+  part.forEach((b, i) => {
+    const values = nll[i]!;
+    for (let r = 0; r < b.length; r++) for (let t = 0; t < seqLen - 1; t++, count++) sum += values[r * seqLen + t]!;
+  });
+  return { sum, count };
+}
+
 /** Perplexity of `model` on `ids`; throws a RangeError when no full window fits. */
 export async function perplexity(
   model: ForwardModel,
@@ -59,12 +72,9 @@ export async function perplexity(
         options.onLayer?.(layer, start + b, h, extra);
       },
     });
-    const targets = part.map((b) => b.map((row) => [...row.slice(1), 0]));
-    const nll = await model.head(hidden, 'nll', targets);
-    part.forEach((b, i) => {
-      const values = nll[i]!;
-      for (let r = 0; r < b.length; r++) for (let t = 0; t < seqLen - 1; t++, count++) sum += values[r * seqLen + t]!;
-    });
+    const scored = await nllSum(model, hidden, part, seqLen);
+    sum += scored.sum;
+    count += scored.count;
   }
   const meanNll = sum / count;
   const n = batches.reduce((a, b) => a + b.length, 0);

@@ -5,6 +5,8 @@
 import { LLAMA_LIKE, UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { llamaLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { blockSparseMoeLayer } from './block-sparse-moe-layer.js';
+import { gptOssLayer } from './gpt-oss-layer.js';
+import { llama4Layer } from './llama4-layer.js';
 import { sigmoidMoeLayer } from './mla-layer.js';
 import { checkIndexers, glmMoeDsaLayer } from './dsa-layer.js';
 import { qwen3NextLayer } from './qwen3-next-layer.js';
@@ -30,6 +32,8 @@ const BUILDERS: ReadonlyMap<string, LayerBuilder> = new Map<string, LayerBuilder
   ['deepseek_v3', sigmoidMoeLayer],
   // Kimi-K2 ships the DeepSeek-V3 architecture under its own model_type (remote code).
   ['kimi_k2', sigmoidMoeLayer],
+  ['gpt_oss', gptOssLayer],
+  ['llama4_text', llama4Layer],
 ]);
 
 /** Configs of a runnable model_type that the executor still refuses (the check throws). */

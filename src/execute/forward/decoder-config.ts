@@ -132,6 +132,19 @@ export function windowOf(cfg: DecoderConfig, layer: number): number | null {
   return cfg.layerTypes === null || cfg.layerTypes[layer] === 'sliding_attention' ? cfg.slidingWindow : null;
 }
 
+/** The sliding window of a config, or null when no layer slides (gpt-oss: 128 unless set). */
+function slidingWindowOf(raw: Record<string, unknown>, modelType: string): number | null {
+  const w = modelType === 'gpt_oss' ? (raw.sliding_window ?? 128) : raw.sliding_window;
+  const slides = modelType === 'mistral' || modelType === 'mixtral' || modelType === 'phimoe' || modelType === 'gpt_oss' || raw.use_sliding_window === true;
+  return typeof w === 'number' && w > 0 && slides ? w : null;
+}
+
+/** `layer_types` as the config class fills it when absent (gpt-oss: sliding, full, sliding, …). */
+function defaultLayerTypes(raw: Record<string, unknown>, modelType: string): string[] | null {
+  if (modelType !== 'gpt_oss') return null;
+  return Array.from({ length: num(raw, 'num_hidden_layers') }, (_, i) => ((i + 1) % 2 ? 'sliding_attention' : 'full_attention'));
+}
+
 /** Reads a llama-like config (see {@link LLAMA_LIKE}). */
 export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
   const modelType = String(raw.model_type ?? '');
@@ -152,15 +165,14 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     headDim,
     intermediate: num(raw, 'intermediate_size', 0),
     eps: num(raw, 'rms_norm_eps', modelType === 'olmoe' || modelType === 'phimoe' ? 1e-5 : 1e-6),
-    attentionBias: raw.attention_bias === true || modelType === 'qwen2' || (modelType === 'qwen2_moe' && raw.qkv_bias !== false),
+    attentionBias: raw.attention_bias === true || (modelType === 'gpt_oss' && raw.attention_bias !== false) || modelType === 'qwen2' || (modelType === 'qwen2_moe' && raw.qkv_bias !== false),
     mlpBias: raw.mlp_bias === true,
     tieEmbeddings: raw.tie_word_embeddings === true,
     // MLA models rotate only qk_rope_head_dim (their config maps head_dim to it).
     rope: readRope(raw, typeof raw.qk_rope_head_dim === 'number' ? raw.qk_rope_head_dim : headDim),
     dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16',
-    slidingWindow:
-      typeof raw.sliding_window === 'number' && raw.sliding_window > 0 && (modelType === 'mistral' || modelType === 'mixtral' || modelType === 'phimoe' || raw.use_sliding_window === true) ? raw.sliding_window : null,
-    layerTypes: Array.isArray(raw.layer_types) ? (raw.layer_types as string[]) : null,
+    slidingWindow: slidingWindowOf(raw, modelType),
+    layerTypes: Array.isArray(raw.layer_types) ? (raw.layer_types as string[]) : defaultLayerTypes(raw, modelType),
     zeroCentredNorms: modelType === 'qwen3_next',
     ...(modelType === 'phimoe' ? { layerNorm: true } : {}),
     ...(modelType === 'olmoe' ? { clipQkv: typeof raw.clip_qkv === 'number' ? raw.clip_qkv : null } : {}),

@@ -82,6 +82,17 @@ function denseLayerBytes(cfg: DecoderConfig): number {
 
 const MASK_MIN = -3.4028234663852886e38;
 
+/** The module a multimodal model's causal LM is (`Llama4ForConditionalGeneration.language_model`), as a name prefix. */
+const LANGUAGE_MODEL = 'language_model.';
+
+/** The config of the model's causal LM: a multimodal `llama4` config's `text_config` (dtype inherited), else the config itself. */
+export function languageModelConfig(raw: Record<string, unknown>): Record<string, unknown> {
+  const text = raw.text_config;
+  if (raw.model_type !== 'llama4' || typeof text !== 'object' || text === null) return raw;
+  const t = text as Record<string, unknown>;
+  return { ...t, model_type: t.model_type ?? 'llama4_text', dtype: t.dtype ?? t.torch_dtype ?? raw.dtype ?? raw.torch_dtype };
+}
+
 /** Additive mask: position i sees j ≤ i, and only the last `window` of them when set. */
 export function causalMask(seq: number, window: number | null = null): Float32Array {
   const m = new Float32Array(seq * seq);
@@ -149,16 +160,18 @@ export class ForwardModel {
 
   /** Opens `dir` (config.json + safetensors); throws {@link UnsupportedModelError} for an architecture it cannot run. */
   static async open(dir: string, device: Device = 'cpu'): Promise<ForwardModel> {
-    const raw = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const raw = languageModelConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>);
     const layerBuilder = layerBuilderFor(raw);
     const config = readDecoderConfig(raw);
     const index = await openCheckpoint(dir);
-    return new ForwardModel(config, raw, new WeightReader(index, config.dtype), device, layerBuilder);
+    // A multimodal checkpoint stores its language model under `language_model.`; calibration runs text only, through it.
+    const prefix = index.tensors.has(`${LANGUAGE_MODEL}model.embed_tokens.weight`) ? LANGUAGE_MODEL : '';
+    return new ForwardModel(config, raw, new WeightReader(index, config.dtype, prefix), device, layerBuilder);
   }
 
   /** Token embeddings of each batch. */
   async embed(batches: readonly TokenBatch[]): Promise<HiddenBatch[]> {
-    const table = await this.weights.rowReader('model.embed_tokens.weight');
+    const table = await this.weights.rowReader(`${this.weights.prefix}model.embed_tokens.weight`);
     const h = this.config.hidden;
     // GraniteMoE scales the embeddings by `embedding_multiplier`.
     const mult = this.config.embeddingMultiplier;

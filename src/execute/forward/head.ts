@@ -21,14 +21,14 @@ export const HEAD_SLICE_BYTES = 1 << 30;
 
 /** The `lm_head` matrix's source tensor: its own, or the tied embedding. */
 function headTensor(w: WeightReader, cfg: DecoderConfig): string {
-  return cfg.tieEmbeddings || !w.hasLinear('lm_head') ? 'model.embed_tokens' : 'lm_head';
+  return cfg.tieEmbeddings || !w.hasLinear(`${w.prefix}lm_head`) ? `${w.prefix}model.embed_tokens` : `${w.prefix}lm_head`;
 }
 
 /** Rows `[start, start + count)` of the head matrix. */
 async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, count: number): Promise<DenseMatrix> {
   const name = headTensor(w, cfg);
   if (w.has(`${name}.weight`) && !w.has(`${name}.weight_scale`)) return { data: await w.slice(`${name}.weight`, start, count), rows: count, cols: cfg.hidden };
-  const full = name === 'lm_head' ? await w.linear(name) : await w.matrix(`${name}.weight`);
+  const full = name.endsWith('lm_head') ? await w.linear(name) : await w.matrix(`${name}.weight`);
   return { data: full.data.slice(start * full.cols, (start + count) * full.cols), rows: count, cols: full.cols };
 }
 
@@ -41,9 +41,12 @@ async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, coun
 export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize): Promise<Uint8Array> {
   const g = new GraphBuilder();
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  const h = await decoderNorm(g, w, cfg, 'model.norm', x);
-  const bias = headTensor(w, cfg) === 'lm_head' ? (await w.optionalVector('lm_head.bias'))?.slice(start, start + count) : undefined;
-  const projected = linear(g, h, await headRows(w, cfg, start, count), bias);
+  const h = await decoderNorm(g, w, cfg, `${w.prefix}model.norm`, x);
+  // Served-model simulation: a quantized lm_head fake-quantizes its input (before its rows are read).
+  const head = headTensor(w, cfg);
+  const q = head.endsWith('lm_head') ? await w.inputQuantizer(head, 'whole') : undefined;
+  const bias = head.endsWith('lm_head') ? (await w.optionalVector(`${head}.bias`))?.slice(start, start + count) : undefined;
+  const projected = linear(g, q ? q.quantize(g, h) : h, await headRows(w, cfg, start, count), bias);
   // GraniteMoE divides the logits by `logits_scaling`.
   const logits = cfg.logitsScaling === undefined ? projected : g.op('Div', [projected, g.f32(cfg.logitsScaling)]);
   if (output === 'logits') {

@@ -78,6 +78,13 @@ function clip(g: GraphBuilder, x: string, limit: number | null | undefined): str
   return limit == null ? x : g.op('Clip', [x, g.f32(-limit), g.f32(limit)]);
 }
 
+/** Keys and values as attention reads them back from the kv cache: fake-quantized when simulating a quantized cache. */
+export async function cached(g: GraphBuilder, w: WeightReader, attention: string, k: string, v: string): Promise<{ key: string; value: string }> {
+  const kq = await w.cacheQuantizer(attention, 'k');
+  const vq = await w.cacheQuantizer(attention, 'v');
+  return { key: kq ? kq(g, k) : k, value: vq ? vq(g, v) : v };
+}
+
 /** Self-attention of layer `p` (`model.layers.N`) on normed input `h`; returns the o_proj output. */
 export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, p: string, h: string, inp: LayerInputs): Promise<string> {
   const a = `${p}.self_attn`;
@@ -105,7 +112,8 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
-  const out = attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5);
+  const { key, value } = await cached(g, w, a, k, v);
+  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5);
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), oBias);
@@ -125,7 +133,7 @@ export async function decoderLayer(
   attention: (g: GraphBuilder, p: string, h: string, inp: LayerInputs) => Promise<string> = (g, p, h, inp) => llamaAttention(g, w, cfg, p, h, inp),
   options: LayerOptions = {},
 ): Promise<Uint8Array> {
-  const p = `model.layers.${layer}`;
+  const p = `${w.prefix}model.layers.${layer}`;
   const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
   const inp = options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim);

@@ -10,7 +10,7 @@
  */
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
-import { decoderLayer, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { cached, decoderLayer, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { gatedMlp } from './split-mlp.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
@@ -90,11 +90,13 @@ export async function mlaAttention(
   const query = g.op('Concat', [strided(g, q, 0, nope, 1), rotate(strided(g, q, nope, qk, 1))], { axis: -1 });
 
   const compressed = linear(g, h, await w.linearWeight(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
-  const latent = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
-  const kRot = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
-  // What an MLA KV cache stores: the normed latent as keys and the rotated shared key as values.
-  observeInput(g, [`${a}.key_states`], latent);
-  observeInput(g, [`${a}.value_states`], kRot);
+  const latentIn = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
+  const kRotIn = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
+  // What an MLA KV cache stores: the normed latent as keys and the rotated shared key as values
+  // (fake-quantized there when simulating a quantized cache; both are expanded after the cache).
+  observeInput(g, [`${a}.key_states`], latentIn);
+  observeInput(g, [`${a}.value_states`], kRotIn);
+  const { key: latent, value: kRot } = await cached(g, w, a, latentIn, kRotIn);
   observeInput(g, [`${a}.kv_b_proj`], latent);
   const kv = splitHeads(g, linear(g, latent, await w.linearWeight(`${a}.kv_b_proj`)), heads, nope + vDim);
   const key = g.op('Concat', [strided(g, kv, 0, nope, 1), g.op('Expand', [kRot, g.i64([1, heads, 1, 1])])], { axis: -1 });

@@ -8,8 +8,9 @@
  * the routed one), and it needs no data-dependent shapes.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
-import { enableObservers, observeExperts, type ObserveOption } from './observe.js';
+import { enableObservers, observeChannels, observeExperts, type ObserveOption } from './observe.js';
 import { silu, weightConst } from './ops.js';
+import type { InputQuantizer } from './input-quantizer.js';
 import type { WeightReader } from './weights.js';
 import { inMemoryName } from '../weight-source.js';
 
@@ -23,8 +24,17 @@ export interface ExpertNames {
 const STANDARD_NAMES: ExpertNames = { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
 const MIXTRAL_NAMES: ExpertNames = { gate: 'w1', up: 'w3', down: 'w2' };
 
+/** Each expert's input quantizers (served-model simulation), undefined where an input stays unquantized. */
+export interface ExpertInputs {
+  readonly gate: readonly (InputQuantizer | undefined)[];
+  readonly up: readonly (InputQuantizer | undefined)[];
+  readonly down: readonly (InputQuantizer | undefined)[];
+}
+
 /** Stacked, transposed expert weights: gate/up `[E, H, I]`, down `[E, I, H]`. */
 export interface ExpertStack {
+  /** Set when a served-model simulation quantizes the experts' inputs. */
+  readonly inputs?: ExpertInputs;
   /** Linear names of each expert as transformers 5 names them in memory (for observers), whatever the checkpoint calls them. */
   readonly names: ExpertNames;
   readonly experts: number;
@@ -66,13 +76,16 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
     return { names: STANDARD_NAMES, experts, hidden, inter, gate, up, down };
   }
   const names = w.hasLinear(`${m}.experts.0.w1`) ? MIXTRAL_NAMES : STANDARD_NAMES;
+  const inputs = { gate: [] as (InputQuantizer | undefined)[], up: [] as (InputQuantizer | undefined)[], down: [] as (InputQuantizer | undefined)[] };
   for (let e = 0; e < experts; e++) {
     const p = `${m}.experts.${start + e}`;
+    for (const k of ['gate', 'up', 'down'] as const) inputs[k].push((await w.inputQuantizer(`${p}.${names[k]}`, 'all-tokens'))?.quantize);
     transposeInto((await w.linear(`${p}.${names.gate}`)).data, 0, inter, hidden, gate, e * slab);
     transposeInto((await w.linear(`${p}.${names.up}`)).data, 0, inter, hidden, up, e * slab);
     transposeInto((await w.linear(`${p}.${names.down}`)).data, 0, hidden, inter, down, e * slab);
   }
-  return { names: STANDARD_NAMES, experts, hidden, inter, gate, up, down };
+  const quantized = [...inputs.gate, ...inputs.up, ...inputs.down].some((q) => q !== undefined);
+  return { names: STANDARD_NAMES, experts, hidden, inter, gate, up, down, ...(quantized ? { inputs } : {}) };
 }
 
 /**
@@ -82,12 +95,19 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
  */
 export function allExperts(g: GraphBuilder, x: string, s: ExpertStack, expertsModule: string, routing: Routing, offset = 0): string {
   const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
-  const gate = g.op('MatMul', [x3, weightConst(g, s.gate, [s.experts, s.hidden, s.inter])]);
-  const up = g.op('MatMul', [x3, weightConst(g, s.up, [s.experts, s.hidden, s.inter])]);
+  // Served-model simulation: each expert's input quantized with its own arguments and scales, as
+  // `[1, N, ·]` so that per-token scales are per token (as the server quantizes an expert's tokens), stacked to `[E, N, ·]`.
+  const perExpert = (qs: readonly (InputQuantizer | undefined)[], input: (e: number) => string): string =>
+    g.op('Concat', qs.map((q, e) => (q ? q(g, input(e)) : input(e))), { axis: 0 });
+  const gateIn = s.inputs ? perExpert(s.inputs.gate, () => x3) : x3;
+  const upIn = s.inputs ? perExpert(s.inputs.up, () => x3) : x3;
+  const gate = g.op('MatMul', [gateIn, weightConst(g, s.gate, [s.experts, s.hidden, s.inter])]);
+  const up = g.op('MatMul', [upIn, weightConst(g, s.up, [s.experts, s.hidden, s.inter])]);
   const act = g.op('Mul', [silu(g, gate), up]);
   observeExperts(g, expertsModule, [s.names.gate, s.names.up], x, false, routing.mask, s.experts, offset);
   observeExperts(g, expertsModule, [s.names.down], act, true, routing.mask, s.experts, offset);
-  return g.op('MatMul', [act, weightConst(g, s.down, [s.experts, s.inter, s.hidden])]);
+  const downIn = s.inputs ? perExpert(s.inputs.down, (e) => g.op('Slice', [act, g.i64([e]), g.i64([e + 1]), g.i64([0])])) : act;
+  return g.op('MatMul', [downIn, weightConst(g, s.down, [s.experts, s.inter, s.hidden])]);
 }
 
 /** `Σ_e weights[n, e] · perExpert[e, n, :]`: `[E, N, H]` and `[N, E]` → `[N, H]`. */
@@ -180,6 +200,9 @@ export async function routedExperts(
   observedAs = `${inMemoryName(m)}.experts`,
 ): Promise<string> {
   const perExpert = 3 * hidden * inter * 4;
+  // SmoothQuant balances the norm feeding the block against every expert's gate/up: their input is the block input, on every token.
+  const gateUp = Array.from({ length: experts }, (_, e) => [`${observedAs}.${e}.gate_proj`, `${observedAs}.${e}.up_proj`]).flat();
+  observeChannels(g, gateUp, x);
   if (experts * perExpert <= placement.groupBytes) return combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, hidden, inter), observedAs, routing), routing.weights);
   g.output(x, 'moe_in', OnnxType.float, ['tokens', hidden]);
   g.output(routing.weights, 'moe_weights', OnnxType.float, ['tokens', experts]);

@@ -112,26 +112,6 @@ export function observeExperts(g: GraphBuilder, expertsModule: string, projectio
     g.output(g.op('ReduceMin', [g.op('Where', [routed, byExpert(tokMin), g.f32(Infinity)]), g.i64([0])], { keepdims: 0 }), `emin:${key}`, OnnxType.float, [experts]);
     g.output(g.op('ReduceMax', [g.op('Where', [routed, byExpert(tokMax), g.f32(-Infinity)]), g.i64([0])], { keepdims: 0 }), `emax:${key}`, OnnxType.float, [experts]);
   }
-  if (observation.channels && !perExpert && offset === 0) expertChannels(g, expertsModule, projections, x, mask, mode);
-}
-
-/**
- * Per-channel min/max of expert 0's input (`cmin:`/`cmax:` of its
- * projections): SmoothQuant takes a mapping's activation ranges from its
- * first balance layer, which for a norm feeding the experts is expert 0's
- * gate_proj — every token, or in `routed` mode the tokens routed to it.
- */
-function expertChannels(g: GraphBuilder, expertsModule: string, projections: readonly string[], x: string, mask: string, mode: ExpertObservation): void {
-  const key = projections.map((p) => `${expertsModule}.0.${p}`).join(',');
-  let lo = x;
-  let hi = x;
-  if (mode === 'routed') {
-    const mine = g.op('Greater', [g.op('Slice', [mask, g.i64([0]), g.i64([1]), g.i64([1])]), g.f32(0)]);
-    lo = g.op('Where', [mine, x, g.f32(Infinity)]);
-    hi = g.op('Where', [mine, x, g.f32(-Infinity)]);
-  }
-  g.output(g.op('ReduceMin', [lo, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
-  g.output(g.op('ReduceMax', [hi, g.i64([0])], { keepdims: 0 }), `cmax:${key}`, OnnxType.float, ['k']);
 }
 
 /**
@@ -172,4 +152,19 @@ export function parseObserverOutput(name: string, data: Float32Array): ObservedV
     return Array.from(data, (value, e) => ({ stat: kind === 'emin' ? 'min' : 'max', module: `${experts}.${Number(offset) + e}.${proj}`, value }));
   }
   return [];
+}
+
+/**
+ * Per-channel min/max of `x` as the input of `modules` (SmoothQuant's
+ * activation ranges), without the scalar and Hessian statistics of
+ * {@link observeInput}: for expert projections, whose input scales come
+ * from the expert observers, but whose smooth layer's output `x` is one
+ * range for all of them.
+ */
+export function observeChannels(g: GraphBuilder, modules: readonly string[], x: string): void {
+  if (!enabled.get(g)?.channels) return;
+  const key = modules.join(',');
+  const flat = g.op('Flatten', [x], { axis: -1 });
+  g.output(g.op('ReduceMin', [flat, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
+  g.output(g.op('ReduceMax', [flat, g.i64([0])], { keepdims: 0 }), `cmax:${key}`, OnnxType.float, ['k']);
 }

@@ -5,6 +5,7 @@
  */
 import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { DenseMatrix } from './dequantize.js';
+import { quantizedInput } from './input-quantizer.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -48,11 +49,12 @@ export interface Bf16Matrix {
  * that onnxruntime folds into one `[in, out]` float32 initializer when the
  * session is created: the MatMul sees exactly the values a transposed float32
  * initializer would give it, and the widening and transposition run in native
- * code instead of JavaScript.
+ * code instead of JavaScript. A weight carrying an input quantizer (served-model
+ * simulation) has its input fake-quantized first.
  */
 export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, bias?: Float32Array): string {
   const stored = 'bf16' in w ? g.op('Cast', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { to: OnnxType.float }) : weightConst(g, w.data, [w.rows, w.cols]);
-  const y = g.op('MatMul', [x, g.op('Transpose', [stored], { perm: [1, 0] })]);
+  const y = g.op('MatMul', [quantizedInput(g, x, w), g.op('Transpose', [stored], { perm: [1, 0] })]);
   return bias ? g.op('Add', [y, weightConst(g, bias, [bias.length])]) : y;
 }
 

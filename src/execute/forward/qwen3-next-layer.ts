@@ -10,7 +10,7 @@
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { gatedDeltaNet } from './gated-delta-net.js';
-import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { cached, decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
 import { observeInput } from './observe.js';
 import { attention, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
@@ -37,7 +37,8 @@ async function gatedAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConf
   k = rope(k);
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
-  const out = g.op('Mul', [attention(g, q, k, v, inp.mask, cfg.heads, cfg.kvHeads, d, d, d ** -0.5), g.op('Sigmoid', [gate])]);
+  const kv = await cached(g, w, a, k, v);
+  const out = g.op('Mul', [attention(g, q, kv.key, kv.value, inp.mask, cfg.heads, cfg.kvHeads, d, d, d ** -0.5), g.op('Sigmoid', [gate])]);
   observeInput(g, [`${a}.o_proj`], out);
   return linear(g, out, await w.linearWeight(`${a}.o_proj`));
 }

@@ -49,7 +49,11 @@ export async function denseMlp(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
   const perRow = 3 * cfg.hidden * 4;
   if (inter * perRow <= placement.groupBytes) return gatedMlp(g, w, m, h, cfg.mlpBias);
   if (cfg.mlpBias) throw new UnsupportedModelError(`${m}: an MLP with biases larger than one graph is not supported`);
-  const slice = Math.max(1, Math.floor(placement.groupBytes / perRow));
+  // Served-model simulation: gate/up see whole input rows, down_proj a slice of its input's columns
+  // (kept a multiple of its quantization group).
+  const [qGate, qUp, qDown] = await Promise.all([w.inputQuantizer(`${m}.gate_proj`, 'whole'), w.inputQuantizer(`${m}.up_proj`, 'whole'), w.inputQuantizer(`${m}.down_proj`, 'column-slice')]);
+  const align = qDown?.align ?? 1;
+  const slice = Math.max(align, Math.floor(placement.groupBytes / perRow / align) * align);
   const slices = Math.ceil(inter / slice);
   const x = flatten(g, h, cfg.hidden);
   observeInput(g, [`${m}.gate_proj`, `${m}.up_proj`], h);
@@ -68,12 +72,12 @@ export async function denseMlp(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
       const xin = gg.input('moe_in', OnnxType.float, ['tokens', cfg.hidden]);
       gg.input('moe_weights', OnnxType.float, ['tokens', 1]);
       gg.input('moe_mask', OnnxType.float, ['tokens', 1]);
-      const gate = gg.op('MatMul', [xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.gate_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count])]);
-      const up = gg.op('MatMul', [xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.up_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count])]);
+      const gate = gg.op('MatMul', [qGate ? qGate.quantize(gg, xin) : xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.gate_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count])]);
+      const up = gg.op('MatMul', [qUp ? qUp.quantize(gg, xin) : xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.up_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count])]);
       const act = gg.op('Mul', [silu(gg, gate), up]);
       observeInput(gg, [`${m}.down_proj`], act, `#${index}`);
       const down = await w.linear(`${m}.down_proj`);
-      gg.output(gg.op('MatMul', [act, weightConst(gg, columnsTransposed(down.data, down.rows, down.cols, start, count), [count, down.rows])]), 'partial', OnnxType.float, ['tokens', cfg.hidden]);
+      gg.output(gg.op('MatMul', [qDown ? qDown.quantize(gg, act) : act, weightConst(gg, columnsTransposed(down.data, down.rows, down.cols, start, count), [count, down.rows])]), 'partial', OnnxType.float, ['tokens', cfg.hidden]);
       return gg.build(`mlp_slice_${index}`);
     },
   };

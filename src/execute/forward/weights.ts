@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 import { DTYPE_BYTES, toFloat32 } from '../dtypes.js';
 import { readTensorBytes, type CheckpointIndex } from '../safetensors-reader.js';
 import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequantize.js';
+import type { InputPart, InputQuantizer, SliceQuantizer } from './input-quantizer.js';
 import type { Bf16Matrix } from './ops.js';
 
 /** Reads the weights of one model folder. */
@@ -14,10 +15,27 @@ export class WeightReader {
   constructor(
     readonly index: CheckpointIndex,
     readonly dtype: 'bfloat16' | 'float16' | 'float32',
+    /** Where the causal LM's tensors live: `''`, or `language_model.` in a multimodal checkpoint. */
+    readonly prefix = '',
   ) {}
 
   /** The Linear weight of `module` as a modifier replaced it (see `OverlayWeights`); undefined for a checkpoint's own. */
   replacement(_module: string): DenseMatrix | undefined {
+    return undefined;
+  }
+
+  /** The kv-cache fake quantization of an attention's keys or values (served-model simulation, see `SimulatingWeights`); none for a plain reader. */
+  async cacheQuantizer(_attention: string, _which: 'k' | 'v'): Promise<InputQuantizer | undefined> {
+    return undefined;
+  }
+
+  /**
+   * The fake quantization of Linear `module`'s input for graphs that read
+   * its weight with {@link linear} rather than {@link linearWeight} (MLPs
+   * split across graphs, experts), applied to `part` of the input; none for
+   * a plain reader.
+   */
+  async inputQuantizer(_module: string, _part: InputPart): Promise<SliceQuantizer | undefined> {
     return undefined;
   }
 

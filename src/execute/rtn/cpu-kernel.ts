@@ -197,6 +197,45 @@ export function quantizeFp8Cpu(kernel: WeightKernel, w: Float32Array, scale: Flo
 }
 
 /**
+ * FP8 E4M3 byte codes of raw bf16 weights: `fp8(clip(bf16(x / s), ±448))`
+ * encoded straight from the bf16 bits (3 of the 7 mantissa bits kept,
+ * ties to even, a carry moving into the exponent; subnormals below 2^-6).
+ */
+export function quantizeFp8Bf16Cpu(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const table = bf16Values();
+  const out = new Uint8Array(a * b * c);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let g = 0; g < a * b; g++) {
+    const s = scale[g]!;
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i++) {
+      f[0] = table[bits[i]!]! / s;
+      const x = u[0]!;
+      // bf16 rounding of the float32 quotient, then 448 = 0x43e0 as the largest magnitude.
+      let h = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+      const sign = (h >>> 8) & 0x80;
+      h &= 0x7fff;
+      if (h > 0x43e0) h = 0x43e0;
+      let code: number;
+      if (h >= 0x3c80) {
+        // Normal FP8: exponent rebased from 127 to 7, mantissa 7 → 3 bits.
+        const v = h - (120 << 7);
+        code = (v + 0x7 + ((v >>> 4) & 1)) >>> 4;
+      } else {
+        f[0] = table[h]! * 512;
+        const m = f[0]!;
+        const r = Math.round(m);
+        code = r - m === 0.5 && (r & 1) !== 0 ? r - 1 : r;
+      }
+      out[i] = sign | code;
+    }
+  }
+  return out;
+}
+
+/**
  * FP4 E2M1 codes, two per byte (low nibble first): NVFP4 divides by
  * `s / gs` in float32, MXFP4 by `s` with the result rounded to the weight
  * dtype; the magnitude code counts compressed-tensors' rounding thresholds.

@@ -8,7 +8,7 @@ import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
-import { cpuKernelSupports, observeBf16Cpu, observeCpu, packInt4, quantizeFp4Cpu, quantizeFp8Cpu, quantizeIntCpu } from './cpu-kernel.js';
+import { cpuKernelSupports, observeBf16Cpu, observeCpu, packInt4, quantizeFp4Cpu, quantizeFp8Bf16Cpu, quantizeFp8Cpu, quantizeIntCpu } from './cpu-kernel.js';
 
 /** Whether a weight goes through the CPU loops rather than the graphs. */
 function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
@@ -255,7 +255,7 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'fp8': {
       const scale = fp8Qparams(stats.min, stats.max, kernel.dtype);
       if (loops) {
-        result.set('weight', fp8E4m3Bytes(quantizeFp8Cpu(kernel, loopValues(grouped), scale)));
+        result.set('weight', grouped.type === 'uint16' ? quantizeFp8Bf16Cpu(kernel, grouped.data as Uint16Array, scale) : fp8E4m3Bytes(quantizeFp8Cpu(kernel, loopValues(grouped), scale)));
         result.set('weight_scale', scaleBytes(scale, kernel));
         break;
       }
@@ -268,7 +268,7 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'mxfp4': {
       const { exponent, scale } = mxQparams(stats.min, stats.max, kernel.kind === 'mxfp4' ? 4 : 8, kernel.dtype);
       if (loops) {
-        result.set(kernel.kind === 'mxfp8' ? 'weight' : 'weight_packed', kernel.kind === 'mxfp8' ? fp8E4m3Bytes(quantizeFp8Cpu(kernel, loopValues(grouped), scale)) : quantizeFp4Cpu(kernel, loopValues(grouped), scale, null));
+        result.set(kernel.kind === 'mxfp8' ? 'weight' : 'weight_packed', kernel.kind === 'mxfp8' ? (grouped.type === 'uint16' ? quantizeFp8Bf16Cpu(kernel, grouped.data as Uint16Array, scale) : fp8E4m3Bytes(quantizeFp8Cpu(kernel, loopValues(grouped), scale))) : quantizeFp4Cpu(kernel, loopValues(grouped), scale, null));
       } else if (kernel.kind === 'mxfp8') {
         const q = await run(rt.encodeFp8InGraph ? 'mxfp8c' : 'mxfp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
         result.set('weight', rt.encodeFp8InGraph ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));

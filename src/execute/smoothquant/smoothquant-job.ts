@@ -32,7 +32,7 @@ function stored(values: Float32Array, dtype: ForwardModel['config']['dtype']): U
 /** Smooths `job`'s model (the job carries `smoothquant`) on `batches`. */
 export async function smoothJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions = {}): Promise<SmoothRun> {
   const spec = job.smoothquant!;
-  // Balance layers are read under the plan's names, whatever the checkpoint calls them (fused experts, Mixtral/PhiMoE's w1/w3/w2).
+  // Balance layers are read under the plan's names, whatever the checkpoint calls them (fused experts of gpt-oss, Llama 4 and GraniteMoE; Mixtral/PhiMoE's w1/w3/w2).
   const reader = new OverlayWeights(model.weights, NO_CHANGES, job.fusedExperts);
   const modifier = new SmoothQuantModifier(reader, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true, new Set(job.offsetNorms ?? []));
   // Per-channel min/max merge across runs exactly, so batches may share a graph run.

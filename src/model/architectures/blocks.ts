@@ -129,6 +129,8 @@ export class ModelBuilder {
   readonly moe: MoeBlockFacts[] = [];
   readonly dtype: string;
   readonly hidden: number;
+  /** Where {@link causalLm} puts the causal LM: the root, or a child module (a multimodal model's `language_model`). */
+  causalLmAt: { readonly parent: number; readonly name: string } | null = null;
 
   constructor(readonly cfg: ConfigReader) {
     this.dtype = cfg.dtype();
@@ -282,7 +284,7 @@ export class ModelBuilder {
     b.defineClass(c.layer, ['GradientCheckpointingLayer', 'Module']);
     const vocab = this.cfg.int('vocab_size');
     const layers = this.cfg.int('num_hidden_layers');
-    const root = b.add('', c.causalLm, -1);
+    const root = this.causalLmAt ? this.module(this.causalLmAt.parent, this.causalLmAt.name, c.causalLm) : b.add('', c.causalLm, -1);
     const model = this.module(root, 'model', c.model);
     this.module(model, 'embed_tokens', 'Embedding', [['weight', [vocab, this.hidden]]]);
     const list = this.module(model, 'layers', 'ModuleList');

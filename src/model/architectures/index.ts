@@ -15,7 +15,7 @@ import { glmMoeDsa } from './glm-moe-dsa.js';
 import { gptOss } from './gpt-oss.js';
 import { granitemoe } from './granitemoe.js';
 import { llama } from './llama.js';
-import { llama4Text } from './llama4.js';
+import { llama4Text, llama4VisionTower, visionConfigReader } from './llama4.js';
 import { mistral } from './mistral.js';
 import { mixtral } from './mixtral.js';
 import { olmoe } from './olmoe.js';
@@ -52,9 +52,12 @@ export interface Expansion {
 }
 
 /**
- * Expands a `config.json` object. A multimodal `llama4` config expands its
- * `text_config` into `Llama4ForCausalLM` (what `AutoModelForCausalLM` builds
- * for the text model); `kimi_k2` expands as `deepseek_v3`.
+ * Expands a `config.json` object. A `llama4` config whose `architectures`
+ * name `Llama4ForConditionalGeneration` (as published checkpoints do)
+ * expands into that class's tree: vision tower, projector, and the
+ * `text_config` causal LM under `language_model`; otherwise its
+ * `text_config` alone, as `Llama4ForCausalLM` (what `AutoModelForCausalLM`
+ * builds). `kimi_k2` expands as `deepseek_v3`.
  */
 export function expandConfig(config: Readonly<Record<string, unknown>>, source = 'config.json'): Result<Expansion | undefined> {
   const declared = config['model_type'];
@@ -68,6 +71,7 @@ export function expandConfig(config: Readonly<Record<string, unknown>>, source =
   }
   let raw = config;
   let type = MODEL_TYPE_ALIASES[declared] ?? declared;
+  const multimodal = declared === 'llama4' && isConditionalGeneration(config);
   if (declared === 'llama4') {
     const text = config['text_config'];
     raw = { ...(typeof text === 'object' && text !== null ? (text as Record<string, unknown>) : {}) };
@@ -88,10 +92,25 @@ export function expandConfig(config: Readonly<Record<string, unknown>>, source =
   }
   const cfg = new ConfigReader(raw, descriptor.defaults, declared, descriptor.aliases);
   const m = new ModelBuilder(cfg);
+  const vision = multimodal ? visionConfigReader(config) : undefined;
+  if (vision) {
+    // Llama4ForConditionalGeneration: vision tower and projector, then the causal LM as `language_model`.
+    m.b.defineClass('Llama4ForConditionalGeneration', ['Llama4PreTrainedModel', 'PreTrainedModel', 'Module']);
+    const root = m.b.add('', 'Llama4ForConditionalGeneration', -1);
+    llama4VisionTower(m, root, vision, cfg.int('hidden_size'));
+    m.causalLmAt = { parent: root, name: 'language_model' };
+  }
   descriptor.build(m);
-  const via = type === declared ? declared : `${declared} as ${type}`;
-  const tree = m.b.build(type, { kind: 'config', description: `${source} (${via})` });
-  return { value: { tree, moe: { blocks: m.moe }, modelType: type }, diagnostics: cfg.diagnostics };
+  const diagnostics = [...cfg.diagnostics, ...(vision?.diagnostics ?? [])];
+  const via = multimodal ? `${declared} as Llama4ForConditionalGeneration` : type === declared ? declared : `${declared} as ${type}`;
+  const tree = m.b.build(multimodal ? declared : type, { kind: 'config', description: `${source} (${via})` });
+  return { value: { tree, moe: { blocks: m.moe }, modelType: type }, diagnostics };
+}
+
+/** Whether a config names a `…ForConditionalGeneration` class (a vision-language model as transformers builds it). */
+export function isConditionalGeneration(config: Readonly<Record<string, unknown>>): boolean {
+  const archs = config['architectures'];
+  return Array.isArray(archs) && archs.some((a) => typeof a === 'string' && a.endsWith('ForConditionalGeneration'));
 }
 
 function fail(d: Diagnostic): Result<undefined> {

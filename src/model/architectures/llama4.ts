@@ -7,7 +7,8 @@
  * `@use_experts_implementation`.
  */
 import type { ExpertsImplementation } from '../moe-facts.js';
-import { headDim, kvHeads } from './blocks.js';
+import { headDim, kvHeads, type ModelBuilder } from './blocks.js';
+import { ConfigReader } from './config-reader.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
 const LLAMA4_LAYOUT: ExpertsImplementation = { isConcatenated: true, isTransposed: true, hasBias: false, hasGate: true };
@@ -68,3 +69,58 @@ export const llama4Text: ArchitectureDescriptor = {
     });
   },
 };
+
+/** `Llama4VisionConfig` defaults. */
+const VISION_DEFAULTS: Readonly<Record<string, unknown>> = {
+  hidden_size: 768, num_hidden_layers: 34, num_attention_heads: 16, num_channels: 3, intermediate_size: 5632,
+  vision_output_dim: 7680, image_size: 448, patch_size: 14, projector_input_dim: 4096, projector_output_dim: 4096,
+};
+
+/**
+ * The parts of `Llama4ForConditionalGeneration` around its language model,
+ * in module order under `root`: `vision_model` (unfold-convolution patch
+ * embedding, class and positional embeddings, pre/post LayerNorms, the
+ * encoder layers, the pixel-shuffle adapter MLP) and `multi_modal_projector`.
+ */
+export function llama4VisionTower(m: ModelBuilder, root: number, vision: ConfigReader, textHidden: number): void {
+  const b = m.b;
+  b.defineClass('Llama4VisionModel', ['Llama4PreTrainedModel', 'PreTrainedModel', 'Module']);
+  b.defineClass('Llama4VisionEncoderLayer', ['GradientCheckpointingLayer', 'Module']);
+  const h = vision.int('hidden_size');
+  const inter = vision.int('intermediate_size');
+  const patch = vision.int('patch_size');
+  const patches = Math.floor(vision.int('image_size') / patch) ** 2 + 1;
+  const linear = (parent: number, name: string, out: number, inp: number, bias: boolean): number =>
+    m.module(parent, name, 'Linear', bias ? [['weight', [out, inp]], ['bias', [out]]] : [['weight', [out, inp]]]);
+  const vm = m.module(root, 'vision_model', 'Llama4VisionModel', [['class_embedding', [h]], ['positional_embedding_vlm', [patches, h]]]);
+  const embed = m.module(vm, 'patch_embedding', 'Llama4UnfoldConvolution');
+  m.module(embed, 'unfold', 'Unfold');
+  linear(embed, 'linear', h, vision.int('num_channels') * patch * patch, false);
+  m.module(vm, 'rotary_embedding', 'Llama4VisionRotaryEmbedding');
+  m.layerNorm(vm, 'layernorm_pre', h);
+  m.layerNorm(vm, 'layernorm_post', h);
+  const layers = m.module(m.module(vm, 'model', 'Llama4VisionEncoder'), 'layers', 'ModuleList');
+  for (let i = 0; i < vision.int('num_hidden_layers'); i++) {
+    const layer = m.module(layers, String(i), 'Llama4VisionEncoderLayer');
+    const attn = m.module(layer, 'self_attn', 'Llama4VisionAttention');
+    for (const p of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) linear(attn, p, h, h, true);
+    const mlp = m.module(layer, 'mlp', 'Llama4VisionMLP');
+    m.module(mlp, 'activation_fn', 'GELU');
+    linear(mlp, 'fc1', inter, h, true);
+    linear(mlp, 'fc2', h, inter, true);
+    m.layerNorm(layer, 'input_layernorm', h);
+    m.layerNorm(layer, 'post_attention_layernorm', h);
+  }
+  const adapter = m.module(m.module(vm, 'vision_adapter', 'Llama4VisionPixelShuffleMLP'), 'mlp', 'Llama4VisionMLP2');
+  const projOut = vision.int('projector_output_dim');
+  linear(adapter, 'fc1', vision.int('projector_input_dim'), inter, false);
+  linear(adapter, 'fc2', projOut, projOut, false);
+  m.module(adapter, 'activation_fn', 'GELU');
+  linear(m.module(root, 'multi_modal_projector', 'Llama4MultiModalProjector'), 'linear_1', textHidden, vision.int('vision_output_dim'), false);
+}
+
+/** Reads a multimodal `llama4` config's `vision_config`. */
+export function visionConfigReader(config: Readonly<Record<string, unknown>>): ConfigReader {
+  const v = config['vision_config'];
+  return new ConfigReader(typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {}, VISION_DEFAULTS, 'llama4_vision_model');
+}

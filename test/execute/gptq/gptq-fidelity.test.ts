@@ -21,8 +21,8 @@ import { readLinear } from '../../../src/execute/forward/dequantize.js';
 import { layerObjective } from '../../../src/execute/gptq/objective.js';
 import { openCheckpoint } from '../../../src/execute/safetensors-reader.js';
 import { storedBlockName } from '../../../src/execute/weight-source.js';
-import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
-import { parseSafetensors } from '../fixtures.js';
+import { CALIBRATION } from '../../calibrate-refs.js';
+import { DATAFREE, parseSafetensors, unpackModel } from '../fixtures.js';
 import { memoryIo } from '../../memory-io.js';
 
 /** One llm-compressor GPTQ run (see make_gptq_refs.py). */
@@ -41,8 +41,23 @@ const DEVICE = process.env.QUANTC_TEST_DEVICE ?? 'cpu';
 const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', F8_E4M3: 'float8_e4m3fn', U8: 'uint8', I32: 'int32', I64: 'int64', F16: 'float16' };
 
 
-function recipeYaml(ref: GptqRef, moe: boolean): string {
-  const ignore = ref.ignore ?? (moe ? ['lm_head', 're:.*mlp.gate$'] : ['lm_head']);
+/** Ignore lists of references that do not store theirs, other than the MoE default (llama4: llm-compressor's Llama 4 example). */
+const IGNORE: Record<string, string[]> = {
+  gpt_oss: ['lm_head'],
+  llama4: ['re:.*lm_head', 're:.*self_attn', 're:.*router', 're:.*vision_model.*', 're:.*multi_modal_projector.*', 'Llama4TextAttention'],
+};
+/** Models whose fused experts are stored `[E, in, out]`. */
+const TRANSPOSED = new Set(['gpt_oss', 'llama4']);
+
+/** The data-free base checkpoint the references were made from, with the calibration tokenizer. */
+async function baseWithTokenizer(model: string): Promise<string> {
+  const dir = await unpackModel(join(DATAFREE, model, 'base'));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await writeFile(join(dir, f), await readFile(join(CALIBRATION, f)));
+  return dir;
+}
+
+function recipeYaml(ref: GptqRef, moe: boolean, model: string): string {
+  const ignore = ref.ignore ?? IGNORE[model] ?? (moe ? ['lm_head', 're:.*mlp.gate$'] : ['lm_head']);
   const modifier = { ...ref.recipe, ignore };
   return `${JSON.stringify({ ...(moe ? { quantc: { moe: { calibrate_all_experts: ref.moe_calibrate_all_experts } } } : {}), default_stage: { default_modifiers: { GPTQModifier: modifier } } }, null, 1)}\n`;
 }
@@ -78,9 +93,9 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
         return new Float32Array(files.get(v)!.get(m.hessian)!.bytes.slice().buffer);
       };
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-gptq-ref-'));
-      await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama'));
+      await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama', model));
       const io = memoryIo(cwd);
-      const code = await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer(model), '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
+      const code = await main(['apply', 'recipe.yaml', '--model', await baseWithTokenizer(model), '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
       expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:|warning (gptq|apply|smoothquant)-/);
       expect(code).toBe(0);
 
@@ -133,15 +148,15 @@ const originals = new Map<string, Promise<Awaited<ReturnType<typeof openCheckpoi
 
 /** The base checkpoint's weight of `module` (per-expert slices of fused tensors included). */
 async function originalWeight(model: string, module: string): Promise<Float32Array> {
-  if (!originals.has(model)) originals.set(model, modelWithTokenizer(model).then(openCheckpoint));
+  if (!originals.has(model)) originals.set(model, baseWithTokenizer(model).then(openCheckpoint));
   const index = await originals.get(model)!;
   const direct = index.tensors.get(`${module}.weight`);
   if (direct) return (await readLinear(index, module, 'bfloat16')).data;
   const { resolveWeight, readWeight } = await import('../../../src/execute/weight-source.js');
   const m = /^(.*\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)$/.exec(module)!;
   const fused = [
-    { tensor: `${m[1]}.gate_up_proj`, expertsModule: m[1]!, transposed: false, projections: ['gate_proj', 'up_proj'] },
-    { tensor: `${m[1]}.down_proj`, expertsModule: m[1]!, transposed: false, projections: ['down_proj'] },
+    { tensor: `${m[1]}.gate_up_proj`, expertsModule: m[1]!, transposed: TRANSPOSED.has(model), projections: ['gate_proj', 'up_proj'] },
+    { tensor: `${m[1]}.down_proj`, expertsModule: m[1]!, transposed: TRANSPOSED.has(model), projections: ['down_proj'] },
   ];
   const src = resolveWeight(index, module, fused)!;
   return toFloat32(await readWeight(src), 'BF16');

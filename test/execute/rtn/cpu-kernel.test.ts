@@ -6,7 +6,9 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
-import { observeBf16Cpu, quantizeIntCpu } from '../../../src/execute/rtn/cpu-kernel.js';
+import { observeBf16Cpu, quantizeFp8Bf16Cpu, quantizeIntCpu } from '../../../src/execute/rtn/cpu-kernel.js';
+import { fp8E4m3Bytes } from '../../../src/execute/dtypes.js';
+import { roundFp8E4m3 } from '../../../src/execute/rtn/qparams.js';
 import { roundHalfEven } from '../../../src/execute/rtn/qparams.js';
 import { planWeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
 import { presetScheme } from '../../../src/ir/presets.js';
@@ -64,4 +66,19 @@ describe('quantizeIntCpu (bf16 weights)', () => {
       );
     });
   }
+});
+
+describe('quantizeFp8Bf16Cpu', () => {
+  test('encodes fp8(clip(bf16(x / s), ±448)) byte for byte, subnormals, ties, saturation and -0 included', () => {
+    const kernel = planWeightKernel(presetScheme('FP8_DYNAMIC', ['Linear'])!, [1, 128], 'BF16');
+    fc.assert(
+      fc.property(positiveBf16, fc.array(bf16, { minLength: 128, maxLength: 128 }), (s, raw) => {
+        const w = Float32Array.from(raw, (v) => roundBf16(v));
+        const rawBits = Uint16Array.from(new Uint32Array(w.buffer), (u) => u >>> 16);
+        const want = fp8E4m3Bytes(Float32Array.from(w, (x) => roundFp8E4m3(Math.min(448, Math.max(-448, roundBf16(Math.fround(x / s)))))));
+        expect([...quantizeFp8Bf16Cpu(kernel, rawBits, Float32Array.of(s))]).toEqual([...want]);
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

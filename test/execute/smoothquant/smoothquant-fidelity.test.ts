@@ -17,8 +17,8 @@ import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/exec
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { smoothJob } from '../../../src/execute/smoothquant/smoothquant-job.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
-import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
-import { parseSafetensors } from '../fixtures.js';
+import { CALIBRATION } from '../../calibrate-refs.js';
+import { DATAFREE, parseSafetensors, unpackModel } from '../fixtures.js';
 import { memoryIo } from '../../memory-io.js';
 
 interface SmoothRef {
@@ -65,16 +65,29 @@ function compare(a: ArrayLike<number>, b: ArrayLike<number>): { worst: number; e
  */
 const LATER_LAYERS: Readonly<Record<string, number>> = { phimoe: 0.15 };
 
+/**
+ * gpt-oss's second layer reads a bf16 MoE layer (clamped SwiGLU, sinks) in
+ * llm-compressor: up to 2.6% there, while both agree to 3e-7 when
+ * llm-compressor runs the same checkpoint in float32.
+ */
+const ALL_LAYERS: Readonly<Record<string, number>> = { gpt_oss: 0.03 };
+
 function bound(model: string, module: string): number {
-  return /\.layers\.0\./.test(module) ? 0.02 : (LATER_LAYERS[model] ?? 0.02);
+  const common = ALL_LAYERS[model] ?? 0.02;
+  return /\.layers\.0\./.test(module) ? common : (LATER_LAYERS[model] ?? common);
 }
+
+/** Models llm-compressor has no SmoothQuant mappings for (it falls back to its defaults). */
+const DEFAULT_MAPPINGS: ReadonlySet<string> = new Set(['phimoe', 'gpt_oss']);
 
 describe("SmoothQuant reproduces llm-compressor's (bf16 model, 32-token windows, batch size 1)", () => {
   test('has reference cases', () => expect(CASES.length).toBeGreaterThan(0));
   for (const [model, variant] of CASES) {
     test(`${model} ${variant}`, async () => {
       const ref = JSON.parse(gunzipSync(await readFile(join(REFS, model, `${variant}.json.gz`))).toString('utf8')) as SmoothRef;
-      const modelDir = await modelWithTokenizer(model);
+      // The data-free base the references were made from (calibration/models may hold another model of that name).
+      const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
+      for (const f of ['tokenizer.json', 'tokenizer_config.json']) await writeFile(join(modelDir, f), await readFile(join(CALIBRATION, f)));
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-sq-'));
       const modifiers = Object.fromEntries(ref.recipe.map((m) => [m.modifier, m.kwargs]));
       await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: modifiers } }, null, 1)}\n`);
@@ -87,18 +100,18 @@ describe("SmoothQuant reproduces llm-compressor's (bf16 model, 32-token windows,
       for (const [i, r] of ref.mappings.entries()) {
         const { worst, equal } = compare(run.reports[i]!.scales, r.scales);
         if (process.env.QUANTC_SQ_RATIOS) console.log(`${model} ${variant} ${r.smooth}: ${(equal * 100).toFixed(0)}% scales equal, worst ${worst.toExponential(1)}`);
-        // A bf16 rounding of the activation range, raised to α, moves a scale by well under 2%.
+        // A bf16 rounding of the activation range, raised to α, moves a scale by well under 2% (see bound()).
         expect(worst, r.smooth).toBeLessThan(bound(model, r.smooth));
         expect(equal, r.smooth).toBeGreaterThan(0.5);
       }
 
       const io = memoryIo(cwd);
       const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
-      // PhiMoE has no registry mappings: the plan warns that llm-compressor's defaults leave the router, which reads post_attention_layernorm too, unbalanced.
-      const expected = model === 'phimoe' ? /warning smoothquant-default-mappings:/ : null;
-      const stderr = io.err.join('').split('\n').filter((l) => !expected?.test(l)).join('\n');
-      if (expected) expect(io.err.join('')).toMatch(expected);
-      expect(stderr, stderr).not.toMatch(/ error [a-z-]+:|warning (gptq|apply|smoothquant)-/);
+      // PhiMoE and gpt-oss have no registry mappings: smoothquant-default-mappings says what llm-compressor logs (for PhiMoE,
+      // that its defaults leave the router, which reads post_attention_layernorm too, unbalanced); no other warning.
+      const stderr = io.err.join('');
+      if (DEFAULT_MAPPINGS.has(model)) expect(stderr).toMatch(/warning smoothquant-default-mappings:/);
+      expect(stderr, stderr).not.toMatch(/ error [a-z-]+:|warning (gptq|apply)-|warning smoothquant-(?!default-mappings)/);
       expect(code).toBe(0);
       const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
       expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());

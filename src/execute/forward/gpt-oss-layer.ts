@@ -1,0 +1,189 @@
+/**
+ * The gpt-oss decoder layer as transformers 5.17 computes it (eager):
+ * attention with biased q/k/v/o and one learned sink logit per head (a
+ * column the softmax sees and the output drops), on a sliding window or full
+ * causal mask per `layer_types`; then a router with bias (top-k of the
+ * logits, softmax over the k) and experts with biases whose fused
+ * `gate_up_proj [E, H, 2I]` interleaves gate and up columns, activated by
+ * the clamped SwiGLU `(clamp(up, ±limit) + 1) · g · sigmoid(α g)` with
+ * `g = min(gate, limit)`. Returns `routed [E]` like the other MoE layers.
+ * Experts are read fused, MXFP4-packed (the published checkpoints) or per
+ * expert (quantized checkpoints, replaced weights).
+ */
+import type { GraphBuilder } from '../onnx/graph-builder.js';
+import type { DecoderConfig } from './decoder-config.js';
+import { placedExperts } from './expert-groups.js';
+import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
+import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
+import { observeChannels, observeExperts, observeInput } from './observe.js';
+import { linear, rotary, splitHeads, weightConst } from './ops.js';
+import { expertCount } from './softmax-moe-layer.js';
+import type { WeightReader } from './weights.js';
+import { decodeMxfp4Rows, mxfp4Param } from '../mxfp4-experts.js';
+import { inMemoryName } from '../weight-source.js';
+
+/** `GptOssExperts.alpha` and `.limit` (constants of the module, not config keys). */
+const ALPHA = 1.702;
+const LIMIT = 7.0;
+
+/** Experts `[start, start + count)` de-interleaved: gate/up `[E, H, I]` with biases `[E, I]`, down `[E, I, H]` with bias `[E, H]`. */
+interface GptOssExperts {
+  readonly gate: Float32Array;
+  readonly up: Float32Array;
+  readonly gateBias: Float32Array;
+  readonly upBias: Float32Array;
+  readonly down: Float32Array;
+  readonly downBias: Float32Array;
+}
+
+/**
+ * Reads experts of MoE module `m`: the fused tensors transformers stores, or
+ * per-expert `experts.<e>.{gate,up,down}_proj` Linears as llm-compressor
+ * writes them (`gate_proj` = the first half of the fused columns, `up_proj`
+ * the second, still interleaved), with their biases.
+ */
+async function readGptOssExperts(w: WeightReader, m: string, start: number, count: number, hidden: number, inter: number): Promise<GptOssExperts> {
+  const e2 = 2 * inter;
+  // fused [count, H, 2I] (x @ W orientation) and its bias [count, 2I]; down [count, I, H] and bias [count, H].
+  let fused: Float32Array;
+  let fusedBias: Float32Array;
+  let down: Float32Array;
+  let downBias: Float32Array;
+  const packedUp = mxfp4Param(w.index, `${m}.experts.gate_up_proj`);
+  const packedDown = mxfp4Param(w.index, `${m}.experts.down_proj`);
+  const replaced = (): boolean => {
+    for (let e = start; e < start + count; e++) for (const p of ['gate_proj', 'up_proj', 'down_proj']) if (w.replacement(`${m}.experts.${e}.${p}`)) return true;
+    return false;
+  };
+  if (packedUp && packedDown && !w.has(`${m}.experts.gate_up_proj`) && !replaced()) {
+    // MXFP4-packed as published: stored [E, out, in], held transposed in memory ([E, in, out]).
+    fused = new Float32Array(count * hidden * e2);
+    down = new Float32Array(count * inter * hidden);
+    for (let e = 0; e < count; e++) {
+      const gu = await decodeMxfp4Rows(packedUp, start + e, 0, e2); // [2I, H]
+      for (let r = 0; r < e2; r++) for (let h = 0; h < hidden; h++) fused[(e * hidden + h) * e2 + r] = gu[r * hidden + h]!;
+      const dn = await decodeMxfp4Rows(packedDown, start + e, 0, hidden); // [H, I]
+      for (let h = 0; h < hidden; h++) for (let i = 0; i < inter; i++) down[(e * inter + i) * hidden + h] = dn[h * inter + i]!;
+    }
+    fusedBias = await w.slice(`${m}.experts.gate_up_proj_bias`, start, count);
+    downBias = await w.slice(`${m}.experts.down_proj_bias`, start, count);
+  } else if (w.has(`${m}.experts.gate_up_proj`)) {
+    fused = await w.slice(`${m}.experts.gate_up_proj`, start, count);
+    fusedBias = await w.slice(`${m}.experts.gate_up_proj_bias`, start, count);
+    down = await w.slice(`${m}.experts.down_proj`, start, count);
+    downBias = await w.slice(`${m}.experts.down_proj_bias`, start, count);
+  } else {
+    fused = new Float32Array(count * hidden * e2);
+    down = new Float32Array(count * inter * hidden);
+    // Weights replaced per expert (a quantized layer being propagated) keep the checkpoint's fused biases.
+    const fusedBiases = w.has(`${m}.experts.gate_up_proj_bias`);
+    fusedBias = fusedBiases ? await w.slice(`${m}.experts.gate_up_proj_bias`, start, count) : new Float32Array(count * e2);
+    downBias = fusedBiases ? await w.slice(`${m}.experts.down_proj_bias`, start, count) : new Float32Array(count * hidden);
+    for (let e = 0; e < count; e++) {
+      const p = `${m}.experts.${start + e}`;
+      for (const [half, name] of [[0, 'gate_proj'], [1, 'up_proj']] as const) {
+        const lin = (await w.linear(`${p}.${name}`)).data; // [I, H]
+        for (let r = 0; r < inter; r++) for (let h = 0; h < hidden; h++) fused[(e * hidden + h) * e2 + half * inter + r] = lin[r * hidden + h]!;
+        const b = fusedBiases ? undefined : await w.optionalVector(`${p}.${name}.bias`);
+        if (b) fusedBias.set(b, e * e2 + half * inter);
+      }
+      const d = (await w.linear(`${p}.down_proj`)).data; // [H, I]
+      for (let h = 0; h < hidden; h++) for (let i = 0; i < inter; i++) down[(e * inter + i) * hidden + h] = d[h * inter + i]!;
+      const db = fusedBiases ? undefined : await w.optionalVector(`${p}.down_proj.bias`);
+      if (db) downBias.set(db, e * hidden);
+    }
+  }
+  const gate = new Float32Array(count * hidden * inter);
+  const up = new Float32Array(count * hidden * inter);
+  const gateBias = new Float32Array(count * inter);
+  const upBias = new Float32Array(count * inter);
+  for (let e = 0; e < count; e++) {
+    for (let h = 0; h < hidden; h++) {
+      const row = (e * hidden + h) * e2;
+      for (let j = 0; j < inter; j++) {
+        gate[(e * hidden + h) * inter + j] = fused[row + 2 * j]!;
+        up[(e * hidden + h) * inter + j] = fused[row + 2 * j + 1]!;
+      }
+    }
+    for (let j = 0; j < inter; j++) {
+      gateBias[e * inter + j] = fusedBias[e * e2 + 2 * j]!;
+      upBias[e * inter + j] = fusedBias[e * e2 + 2 * j + 1]!;
+    }
+  }
+  return { gate, up, gateBias, upBias, down, downBias };
+}
+
+/** Experts `[start, start + count)` of `m` on every token `x [N, H]`, combined by `routing` into `[N, H]`. */
+async function gptOssExpertRange(g: GraphBuilder, w: WeightReader, m: string, x: string, routing: Routing, start: number, count: number, hidden: number, inter: number): Promise<string> {
+  const s = await readGptOssExperts(w, m, start, count, hidden, inter);
+  const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
+  const proj = (weight: Float32Array, bias: Float32Array): string =>
+    g.op('Add', [g.op('MatMul', [x3, weightConst(g, weight, [count, hidden, inter])]), weightConst(g, bias, [count, 1, inter])]);
+  const gate = g.op('Min', [proj(s.gate, s.gateBias), g.f32(LIMIT)]);
+  const up = g.op('Clip', [proj(s.up, s.upBias), g.f32(-LIMIT), g.f32(LIMIT)]);
+  const glu = g.op('Mul', [gate, g.op('Sigmoid', [g.op('Mul', [gate, g.f32(ALPHA)])])]);
+  const act = g.op('Mul', [g.op('Add', [up, g.f32(1)]), glu]);
+  const observedAs = `${inMemoryName(m)}.experts`;
+  observeExperts(g, observedAs, ['gate_proj', 'up_proj'], x, false, routing.mask, count, start);
+  observeExperts(g, observedAs, ['down_proj'], act, true, routing.mask, count, start);
+  const out = g.op('Add', [g.op('MatMul', [act, weightConst(g, s.down, [count, inter, hidden])]), weightConst(g, s.downBias, [count, 1, hidden])]);
+  return combineExperts(g, out, routing.weights);
+}
+
+/** gpt-oss attention of layer `p` on normed input `h`: llama's, plus a sink logit per head; returns the o_proj output. */
+async function sinkAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, p: string, h: string, inp: LayerInputs): Promise<string> {
+  const a = `${p}.self_attn`;
+  const proj = async (name: string, heads: number): Promise<string> =>
+    splitHeads(g, linear(g, h, await w.linearWeight(`${a}.${name}`), await w.optionalVector(`${a}.${name}.bias`)), heads, cfg.headDim);
+  observeInput(g, [`${a}.q_proj`, `${a}.k_proj`, `${a}.v_proj`], h);
+  const q = rotary(g, await proj('q_proj', cfg.heads), inp.cos, inp.sin, cfg.headDim);
+  const k = rotary(g, await proj('k_proj', cfg.kvHeads), inp.cos, inp.sin, cfg.headDim);
+  const v = await proj('v_proj', cfg.kvHeads);
+  observeInput(g, [`${a}.key_states`], k);
+  observeInput(g, [`${a}.value_states`], v);
+  const rep = cfg.heads / cfg.kvHeads;
+  const repeat = (x: string): string =>
+    rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, cfg.heads, -1, cfg.headDim])]);
+  const kt = g.op('Transpose', [repeat(k)], { perm: [0, 1, 3, 2] });
+  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kt]), g.f32(cfg.headDim ** -0.5)]), inp.mask]);
+  // The sink column [B, heads, T, 1]: a finite zero column of the scores plus each head's sink.
+  const sinks = weightConst(g, await w.vector(`${a}.sinks`), [1, cfg.heads, 1, 1]);
+  const column = g.op('Add', [g.op('Mul', [g.op('Slice', [scores, g.i64([0]), g.i64([1]), g.i64([-1])]), g.f32(0)]), sinks]);
+  const probs = g.op('Softmax', [g.op('Concat', [scores, column], { axis: -1 })], { axis: -1 });
+  const kept = g.op('Slice', [probs, g.i64([0]), g.i64([-1]), g.i64([-1])]);
+  const out = g.op('MatMul', [kept, repeat(v)]);
+  const merged = g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, cfg.heads * cfg.headDim])]);
+  observeInput(g, [`${a}.o_proj`], merged);
+  return linear(g, merged, await w.linearWeight(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
+}
+
+/** Builds gpt-oss decoder layer `layer`. */
+export async function gptOssLayer(w: WeightReader, cfg: DecoderConfig, layer: number, raw: Readonly<Record<string, unknown>>, options: LayerOptions = {}): Promise<LayerProgram> {
+  const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
+  const experts = expertCount(raw);
+  const k = Number(raw.num_experts_per_tok ?? 4);
+  const inter = cfg.intermediate;
+  const graph = await decoderLayer(
+    w,
+    cfg,
+    layer,
+    async (g, p, h) => {
+      const m = `${p}.mlp`;
+      const x = flatten(g, h, cfg.hidden);
+      const logits = linear(g, x, await w.linearWeight(`${m}.router`), await w.vector(`${m}.router.bias`));
+      const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
+      const routing = scatterTopK(g, logits, g.op('Softmax', [values!], { axis: -1 }), indices!);
+      routedCountOutput(g, routing.mask, experts);
+      // SmoothQuant balances the post-attention norm against every expert's gate/up: their input is the block input.
+      const gateUp = Array.from({ length: experts }, (_, e) => ['gate_proj', 'up_proj'].map((p) => `${inMemoryName(m)}.experts.${e}.${p}`)).flat();
+      observeChannels(g, gateUp, x);
+      // Weights and biases, float32, per expert: gate/up/down `3·H·I` plus `2·I + H`.
+      const bytes = 4 * (3 * cfg.hidden * inter + 2 * inter + cfg.hidden);
+      const out = await placedExperts(g, x, routing, experts, cfg.hidden, bytes, placement, (gg, xin, r, start, count) => gptOssExpertRange(gg, w, m, xin, r, start, count, cfg.hidden, inter));
+      return unflatten(g, out, h);
+    },
+    (g, p, h, inp) => sinkAttention(g, w, cfg, p, h, inp),
+    options,
+  );
+  return { graph, expertGroups: placement.groups };
+}
