@@ -145,7 +145,7 @@ export interface ApplyJob {
   readonly decodeBf16InGraph?: boolean;
   /** Encode FP8 bytes inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly encodeFp8InGraph?: boolean;
-  /** Round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
+  /** FP8 round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly cpuLoops?: boolean;
 }
 

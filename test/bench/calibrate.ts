@@ -5,7 +5,7 @@
  * `test/bench/torch_forward.py`) over the same token batches of the same
  * random checkpoint (llama, or an MoE architecture: `--arch`), on the same machine.
  *
- *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--arch llama|olmoe|granitemoe|phimoe] [--model DIR]
+ *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa] [--model DIR]
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1]
@@ -36,7 +36,7 @@ const TORCH_SCRIPT = join(ROOT, 'test/bench/torch_forward.py');
 export type ModelSize = 'tiny' | '1b';
 
 /** Architectures torch_forward.py can make (MoE ones: 8 experts, top 2, every expert calibrated on every token). */
-export type BenchArch = 'llama' | 'olmoe' | 'granitemoe' | 'phimoe';
+export type BenchArch = 'llama' | 'olmoe' | 'granitemoe' | 'phimoe' | 'gpt_oss' | 'llama4_text' | 'qwen3_next' | 'glm_moe_dsa';
 
 /** Options of {@link benchCalibrate}. */
 export interface CalibrateBenchOptions {

@@ -2,7 +2,7 @@
 and transformers eager forward passes over the same token batches quantc
 calibrates on.
 
-    python test/bench/torch_forward.py make DIR --size tiny|1b [--arch llama|olmoe|granitemoe|phimoe]
+    python test/bench/torch_forward.py make DIR --size tiny|1b [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa]
         writes config.json + model.safetensors of a random llama (bf16), or of an
         MoE architecture with the same attention and 8 experts of width 256 (top 2)
     python test/bench/torch_forward.py run DIR TOKENS.json --device cpu|cuda --dtype float32|bfloat16
@@ -29,20 +29,40 @@ SIZES = {
     "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
                num_key_value_heads=4, vocab_size=32000),
 }
-# MoE architectures on the tiny/1b attention shapes: the MLP becomes 8 routed experts (2 per token).
+# MoE architectures on the tiny/1b attention shapes: the MLP becomes 8 routed experts (2 per token;
+# Llama 4 routes to 1 next to its shared expert). A function of the size where head widths matter.
 ARCHS = {
-    "llama": {},
-    "olmoe": dict(num_experts=8, num_experts_per_tok=2, intermediate_size=256),
-    "granitemoe": dict(num_local_experts=8, num_experts_per_tok=2, intermediate_size=256, embedding_multiplier=12.0,
-                       residual_multiplier=0.22, attention_multiplier=0.0625, logits_scaling=6.0),
-    "phimoe": dict(num_local_experts=8, num_experts_per_tok=2, intermediate_size=256),
+    "llama": lambda s: {},
+    "olmoe": lambda s: dict(num_experts=8, num_experts_per_tok=2, intermediate_size=256),
+    "granitemoe": lambda s: dict(num_local_experts=8, num_experts_per_tok=2, intermediate_size=256, embedding_multiplier=12.0,
+                                 residual_multiplier=0.22, attention_multiplier=0.0625, logits_scaling=6.0),
+    "phimoe": lambda s: dict(num_local_experts=8, num_experts_per_tok=2, intermediate_size=256),
+    # sliding and full attention alternating, sinks, biased router and experts (eager attention only)
+    "gpt_oss": lambda s: dict(num_local_experts=8, num_experts_per_tok=2, intermediate_size=256,
+                              head_dim=s["hidden_size"] // s["num_attention_heads"], sliding_window=128),
+    # dense MLP and MoE layers interleaved, NoPE every 4th layer, chunked attention, QK norm
+    "llama4_text": lambda s: dict(num_local_experts=8, num_experts_per_tok=1, intermediate_size=256,
+                                  intermediate_size_mlp=s["intermediate_size"], interleave_moe_layer_step=2,
+                                  head_dim=s["hidden_size"] // s["num_attention_heads"], attention_chunk_size=256),
+    # gated DeltaNet layers with a full-attention layer every 4th, shared expert with its gate
+    "qwen3_next": lambda s: dict(num_experts=8, num_experts_per_tok=2, moe_intermediate_size=256, shared_expert_intermediate_size=256,
+                                 head_dim=s["hidden_size"] // s["num_attention_heads"], linear_num_key_heads=s["num_key_value_heads"],
+                                 linear_num_value_heads=s["num_attention_heads"], linear_key_head_dim=64, linear_value_head_dim=64),
+    # MLA with the DSA indexer keeping 256 keys per query, one dense layer first, a shared expert
+    "glm_moe_dsa": lambda s: dict(num_key_value_heads=s["num_attention_heads"], n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=256, n_shared_experts=1,
+                                  first_k_dense_replace=1, n_group=1, topk_group=1, kv_lora_rank=128, q_lora_rank=256,
+                                  qk_rope_head_dim=32, qk_nope_head_dim=64, v_head_dim=64, index_topk=256, index_n_heads=16,
+                                  index_head_dim=64),
 }
+
+
+EAGER_ONLY = {"gpt_oss", "glm_moe_dsa"}
 
 
 def make(args):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    cfg = AutoConfig.for_model(args.arch, **{**SIZES[args.size], **ARCHS[args.arch]}, max_position_embeddings=4096, rms_norm_eps=1e-5,
+    cfg = AutoConfig.for_model(args.arch, **{**SIZES[args.size], **ARCHS[args.arch](SIZES[args.size])}, max_position_embeddings=4096, rms_norm_eps=1e-5,
                                rope_theta=10000.0, tie_word_embeddings=False, torch_dtype="bfloat16")
     torch.manual_seed(0)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -65,7 +85,11 @@ def run(args):
     dev = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = AutoModelForCausalLM.from_pretrained(args.dir, dtype=dtype, attn_implementation=args.attn).to(dev).eval()
+    with open(os.path.join(args.dir, "config.json")) as f:
+        model_type = json.load(f)["model_type"]
+    # gpt-oss's sinks and GLM-5's indexer mask run only in eager attention in transformers 5.17.
+    attn = "eager" if model_type in EAGER_ONLY else args.attn
+    model = AutoModelForCausalLM.from_pretrained(args.dir, dtype=dtype, attn_implementation=attn).to(dev).eval()
     decoder = model.model
     with open(args.tokens) as f:
         batches = [torch.tensor(b, dtype=torch.long) for b in json.load(f)]
@@ -79,7 +103,7 @@ def run(args):
         sync()
         seconds = time.perf_counter() - t0
     tokens = sum(b.numel() for b in batches)
-    print(json.dumps({"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "threads": torch.get_num_threads(),
+    print(json.dumps({"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "threads": torch.get_num_threads(), "attn": attn,
                       "torch": torch.__version__, "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else os.uname().machine}))
 
 

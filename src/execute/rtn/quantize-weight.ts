@@ -8,16 +8,17 @@ import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
-import { cpuKernelSupports, observeBf16Cpu, observeCpu, packInt4, quantizeFp4Cpu, quantizeFp8Bf16Cpu, quantizeFp8Cpu, quantizeIntCpu } from './cpu-kernel.js';
+import { cpuKernelSupports, observeBf16Cpu, observeCpu, quantizeFp8Bf16Cpu, quantizeFp8Cpu } from './cpu-kernel.js';
 
 /** Whether a weight goes through the CPU loops rather than the graphs. */
 function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
   return rt.cpuLoops && cpuKernelSupports(kernel);
 }
 
-/** The weight as float32 values for the CPU loops (raw bf16 patterns widened). */
-function loopValues(grouped: RawTensor): Float32Array {
-  return grouped.type === 'uint16' ? toFloat32(bytesOf(grouped.data), 'BF16') : (grouped.data as Float32Array);
+/** FP8 E4M3 bytes of a weight in the CPU loops: straight from raw bf16 patterns, else from float32 values. */
+function loopFp8(kernel: WeightKernel, grouped: RawTensor, scale: Float32Array): Uint8Array {
+  if (grouped.type === 'uint16') return quantizeFp8Bf16Cpu(kernel, grouped.data as Uint16Array, scale);
+  return fp8E4m3Bytes(quantizeFp8Cpu(kernel, grouped.data as Float32Array, scale));
 }
 
 /** Per-group statistics of one weight. */
@@ -215,19 +216,7 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       const feeds: Record<string, RawTensor> = { s: f32(scale, sd) };
       if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
       const asymmetric = zeroPoint !== null;
-      if (loops) {
-        const q = quantizeIntCpu(kernel, grouped.data as Float32Array | Uint16Array, scale, zeroPoint);
-        if (kernel.format === 'pack-quantized') {
-          result.set('weight_packed', bytesOf(args.num_bits === 4 && k % 8 === 0 ? packInt4(q, n, k) : packInt32(q, n, k, args.num_bits)));
-          result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
-          if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
-            result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
-          }
-        } else {
-          result.set('weight', bytesOf(q));
-          if (zeroPoint) result.set('weight_zero_point', bytesOf(Int8Array.from(zeroPoint)));
-        }
-      } else if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
+      if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
         // Widths that straddle words (3, 5, 6, 7 bits): quantize in the graph, pack here.
         const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
         result.set('weight_packed', bytesOf(packInt32(q.data as Int8Array, n, k, args.num_bits)));
@@ -255,7 +244,7 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'fp8': {
       const scale = fp8Qparams(stats.min, stats.max, kernel.dtype);
       if (loops) {
-        result.set('weight', grouped.type === 'uint16' ? quantizeFp8Bf16Cpu(kernel, grouped.data as Uint16Array, scale) : fp8E4m3Bytes(quantizeFp8Cpu(kernel, loopValues(grouped), scale)));
+        result.set('weight', loopFp8(kernel, grouped, scale));
         result.set('weight_scale', scaleBytes(scale, kernel));
         break;
       }
@@ -268,7 +257,7 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'mxfp4': {
       const { exponent, scale } = mxQparams(stats.min, stats.max, kernel.kind === 'mxfp4' ? 4 : 8, kernel.dtype);
       if (loops) {
-        result.set(kernel.kind === 'mxfp8' ? 'weight' : 'weight_packed', kernel.kind === 'mxfp8' ? (grouped.type === 'uint16' ? quantizeFp8Bf16Cpu(kernel, grouped.data as Uint16Array, scale) : fp8E4m3Bytes(quantizeFp8Cpu(kernel, loopValues(grouped), scale))) : quantizeFp4Cpu(kernel, loopValues(grouped), scale, null));
+        result.set('weight', loopFp8(kernel, grouped, scale));
       } else if (kernel.kind === 'mxfp8') {
         const q = await run(rt.encodeFp8InGraph ? 'mxfp8c' : 'mxfp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
         result.set('weight', rt.encodeFp8InGraph ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));
@@ -283,12 +272,6 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'nvfp4': {
       if (globalScale === undefined) throw new Error('NVFP4 needs a global scale');
       const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
-      if (loops) {
-        result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
-        result.set('weight_packed', quantizeFp4Cpu(kernel, loopValues(grouped), scale, globalScale));
-        result.set('weight_scale', fp8E4m3Bytes(scale));
-        break;
-      }
       const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
       const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
       result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
