@@ -8,11 +8,12 @@
  * the routed one), and it needs no data-dependent shapes.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
-import { enableObservers, observeChannels, observeExperts, type ObserveOption } from './observe.js';
+import { observeChannels, observeExperts, type ObserveOption } from './observe.js';
 import { silu, weightConst } from './ops.js';
 import type { InputQuantizer } from './input-quantizer.js';
 import type { WeightReader } from './weights.js';
 import { inMemoryName } from '../weight-source.js';
+import { placedExperts } from './expert-groups.js';
 
 /** Per-expert Linear names: transformers 5's, or mixtral's original `w1`/`w3`/`w2`. */
 export interface ExpertNames {
@@ -203,22 +204,7 @@ export async function routedExperts(
   // SmoothQuant balances the norm feeding the block against every expert's gate/up: their input is the block input, on every token.
   const gateUp = Array.from({ length: experts }, (_, e) => [`${observedAs}.${e}.gate_proj`, `${observedAs}.${e}.up_proj`]).flat();
   observeChannels(g, gateUp, x);
-  if (experts * perExpert <= placement.groupBytes) return combineExperts(g, allExperts(g, x, await readExperts(w, m, experts, hidden, inter), observedAs, routing), routing.weights);
-  g.output(x, 'moe_in', OnnxType.float, ['tokens', hidden]);
-  g.output(routing.weights, 'moe_weights', OnnxType.float, ['tokens', experts]);
-  g.output(routing.mask, 'moe_mask', OnnxType.float, ['tokens', experts]);
-  placement.groups = {
-    experts,
-    groupSize: Math.max(1, Math.floor(placement.groupBytes / perExpert)),
-    build: async (start, count) => {
-      const gg = new GraphBuilder();
-      if (placement.observe) enableObservers(gg, placement.observe);
-      const xin = gg.input('moe_in', OnnxType.float, ['tokens', hidden]);
-      const r: Routing = { weights: gg.input('moe_weights', OnnxType.float, ['tokens', count]), mask: gg.input('moe_mask', OnnxType.float, ['tokens', count]) };
-      const out = combineExperts(gg, allExperts(gg, xin, await readExperts(w, m, count, hidden, inter, start), observedAs, r, start), r.weights);
-      gg.output(out, 'partial', OnnxType.float, ['tokens', hidden]);
-      return gg.build(`experts_${start}`);
-    },
-  };
-  return g.op('Mul', [x, g.f32(0)]);
+  return placedExperts(g, x, routing, experts, hidden, perExpert, placement, async (gg, xin, r, start, count) =>
+    combineExperts(gg, allExperts(gg, xin, await readExperts(w, m, count, hidden, inter, start), observedAs, r, start), r.weights),
+  );
 }
