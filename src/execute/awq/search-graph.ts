@@ -1,0 +1,99 @@
+/**
+ * The graph of AWQ's grid search for one mapping: the parent module (a
+ * Linear, llama-style self-attention, or the SiLU-gated MLP) evaluated on
+ * its cached input for many candidate balance weights at once. Each balance
+ * weight is a graph input `w<i> [P, out, in]` whose first slice is the
+ * current (unquantized) weight and the others are grid points' pseudo-
+ * quantized weights; the graph returns `loss [P − 1]`, the summed squared
+ * difference of each grid point's parent output from the first slice's, so
+ * a whole chunk of the grid costs one run per batch instead of one per point.
+ * Weights of the parent's other Linear layers (o_proj, down_proj) are
+ * initializers, as they stand at that point of the layer's smoothing.
+ */
+import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import type { DecoderConfig } from '../forward/decoder-config.js';
+import type { DenseMatrix } from '../forward/dequantize.js';
+import type { LayerInputs } from '../forward/llama-layer.js';
+import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
+
+/** How the parent module computes its output from its balance layers. */
+export type ParentKind = 'linear' | 'attention' | 'mlp';
+
+/** Everything the graph holds besides the balance weights. */
+export interface ParentWeights {
+  /** o_proj (attention) or down_proj (mlp), as they stand. */
+  readonly out?: DenseMatrix;
+  readonly outBias?: Float32Array;
+  /** Biases of the balance layers, by balance index. */
+  readonly biases: readonly (Float32Array | undefined)[];
+  readonly qNorm?: Float32Array;
+  readonly kNorm?: Float32Array;
+}
+
+/** One search graph's description. */
+export interface SearchGraphSpec {
+  readonly kind: ParentKind;
+  readonly cfg: DecoderConfig;
+  /** `[out, in]` of each balance layer, in mapping order (q, k, v / gate, up / the Linear). */
+  readonly shapes: readonly (readonly [number, number])[];
+  readonly weights: ParentWeights;
+}
+
+/** `x [B, T, K]` through every slice of `w [P, out, in]`: `[P, B, T, out]`. */
+function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Array): string {
+  const wt = g.op('Unsqueeze', [g.op('Transpose', [w], { perm: [0, 2, 1] }), g.i64([1])]);
+  const y = g.op('MatMul', [g.op('Unsqueeze', [x, g.i64([0])]), wt]);
+  return bias ? g.op('Add', [y, g.constRaw(OnnxType.float, [bias.length], new Uint8Array(bias.buffer, bias.byteOffset, bias.byteLength))]) : y;
+}
+
+/** `[P, B, T, C]` → `[P·B, T, C]`; `seq` is the `[1]` sequence length. */
+function foldSlices(g: GraphBuilder, x: string, seq: string, c: number): string {
+  return g.op('Reshape', [x, g.op('Concat', [g.i64([-1]), seq, g.i64([c])], { axis: 0 })]);
+}
+
+function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number, headDim: number): string {
+  if (dim === headDim) return rotary(g, x, inp.cos, inp.sin, dim);
+  return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), inp.cos, inp.sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
+}
+
+/** Builds the search graph (see the module comment). Inputs: `x`, `w0…`, and `cos`/`sin`/`mask` for attention. */
+export function searchGraph(spec: SearchGraphSpec): Uint8Array {
+  const { cfg, shapes, weights, kind } = spec;
+  const g = new GraphBuilder();
+  const k = shapes[0]![1];
+  const x = g.input('x', OnnxType.float, ['batch', 'seq', k]);
+  const ws = shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i]));
+  let out: string;
+  if (kind === 'linear') {
+    out = batchedLinear(g, x, ws[0]!, weights.biases[0]);
+  } else if (kind === 'mlp') {
+    const gate = batchedLinear(g, x, ws[0]!, weights.biases[0]);
+    const up = batchedLinear(g, x, ws[1]!, weights.biases[1]);
+    out = linear(g, g.op('Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
+  } else {
+    const inp: LayerInputs = {
+      hidden: x,
+      cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]),
+      sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]),
+      mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
+    };
+    const seq = g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]);
+    const proj = (n: number, heads: number): string => splitHeads(g, foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]), heads, cfg.headDim);
+    let q = proj(0, cfg.heads);
+    let kk = proj(1, cfg.kvHeads);
+    const v = proj(2, cfg.kvHeads);
+    if (weights.qNorm) q = rmsNorm(g, q, weights.qNorm, cfg.eps);
+    if (weights.kNorm) kk = rmsNorm(g, kk, weights.kNorm, cfg.eps);
+    q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
+    kk = partialRotary(g, kk, inp, cfg.rope.dim, cfg.headDim);
+    const att = attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
+    out = linear(g, att, weights.out!, weights.outBias);
+  }
+  // [P, everything else]: slice 0 is the reference output.
+  const flat = g.op('Reshape', [out, g.op('Concat', [g.op('Slice', [g.op('Shape', [ws[0]!]), g.i64([0]), g.i64([1])]), g.i64([-1])], { axis: 0 })]);
+  const ref = g.op('Slice', [flat, g.i64([0]), g.i64([1]), g.i64([0])]);
+  const rest = g.op('Slice', [flat, g.i64([1]), g.i64([2 ** 62]), g.i64([0])]);
+  const diff = g.op('Sub', [rest, ref]);
+  g.output(g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.i64([1])], { keepdims: 0 }), 'loss', OnnxType.float, ['grid']);
+  return g.build('awq_search');
+}
