@@ -6,10 +6,14 @@
  * its scales; the written checkpoint's smoothed norms, scales, zero points
  * and integer codes. Tolerances come from the measured noise (see the
  * fixture's `noise`): two llm-compressor runs that differ in thread count
- * agree bit for bit, so quantc is held to float32 rounding (onnxruntime's
- * float32 kernels sum in another order than PyTorch's), far below what a
- * bf16 forward changes (several grid choices, 6% of the codes) or what
- * plain RTN gives (a third of the codes of the balanced layers).
+ * agree bit for bit; llm-compressor against itself with its activation
+ * sums moved by one unit in the last place (`ulp`, the float32 rounding
+ * that separates onnxruntime's sums from PyTorch's) sets the tolerances.
+ * That noise is tiny with an asymmetric scheme, and large with a symmetric
+ * one: there the absmax element of every group lands on ±7.5, a rounding tie
+ * the last bit of `W·s` decides, so a few percent of a grid loss, some grid
+ * choices and about 1% of the codes move with it. Both stay far below what
+ * a bf16 forward changes or what plain RTN gives.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -31,20 +35,17 @@ interface AwqRef {
   readonly recipe: readonly { modifier: string; kwargs: Record<string, unknown> }[];
   readonly quantization_config: Record<string, unknown>;
   readonly mappings: readonly { smooth: string; balance: string[]; parent: string; tokens: number; x_mean: number[]; losses: number[]; best: number; scales: number[] }[];
-  readonly noise: { readonly rtn: { readonly codes_differ: number }; readonly bf16: { readonly codes_differ: number } };
+  readonly noise: Record<'ulp' | 'bf16' | 'threads2', NoiseRun> & { readonly rtn: { readonly codes_differ: number } };
+}
+
+/** llm-compressor against itself (see make_awq_refs.py). */
+interface NoiseRun {
+  readonly mappings: readonly { smooth: string; best_differs: boolean; scales_worst: number; losses_worst: number }[];
+  readonly codes_differ: number;
 }
 
 const REFS = join(CALIBRATION, '..', 'awq');
 const CASES = existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).filter((f) => f.endsWith('.json.gz')).map((f) => [model, f.replace('.json.gz', '')] as const)) : [];
-
-/**
- * Relative loss noise. Activation means agree to 1e-6 (float32 sums in
- * another order); the scales follow, so `W·s` may differ in its last bit,
- * and with a symmetric scheme the absmax element of a group quantizes to
- * exactly ±7.5, a rounding tie its last bit decides: each such flip moves a
- * grid loss by ~1e-3 relative.
- */
-const LOSS_TOLERANCE = 2e-2;
 
 function windows(): TokenBatch[] {
   const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
@@ -107,6 +108,9 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
       const job = jobFromPlan(planned.build!, { modelDir, outDir: join(cwd, 'unused'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
       expect(job.awq!.mappings.map((m) => [m.smooth, m.balance, m.parent])).toEqual(ref.mappings.map((m) => [m.smooth, m.balance, m.parent]));
 
+      // Relative loss noise: three times llm-compressor's own under ulp noise, at least 1e-3 (one boundary flip at the extreme ratio).
+      const lossTolerance = Math.max(3 * Math.max(...ref.noise.ulp.mappings.map((m) => m.losses_worst)), 1e-3);
+      const codeTolerance = Math.max(1.5 * ref.noise.ulp.codes_differ, 1e-3);
       const run = await awqJob(job, await ForwardModel.open(modelDir), windows());
       expect(run.reports.length).toBe(ref.mappings.length);
       for (const [i, r] of ref.mappings.entries()) {
@@ -114,10 +118,11 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
         if (process.env.QUANTC_AWQ_DEBUG) console.log(r.smooth, got.best, r.best, got.losses.map((l, j) => (l / r.losses[j]! - 1).toExponential(1)).join(' '));
         expect(got.tokens, r.smooth).toBe(r.tokens);
         expect(relWorst(got.xMean, r.x_mean), r.smooth).toBeLessThan(1e-5);
-        expect(relWorst(got.losses, r.losses), r.smooth).toBeLessThan(LOSS_TOLERANCE);
+        expect(relWorst(got.losses, r.losses), r.smooth).toBeLessThan(lossTolerance);
         // The same grid point, unless llm-compressor's own two candidates are closer than the loss noise.
-        if (got.best !== r.best) expect(Math.abs(r.losses[got.best]! / r.losses[r.best]! - 1), r.smooth).toBeLessThan(LOSS_TOLERANCE);
+        if (got.best !== r.best) expect(Math.abs(r.losses[got.best]! / r.losses[r.best]! - 1), r.smooth).toBeLessThan(lossTolerance);
         else expect(relWorst(got.scales, r.scales), r.smooth).toBeLessThan(1e-5);
+        if (got.best !== r.best) break;
       }
 
       const io = memoryIo(cwd);
@@ -128,6 +133,7 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
       expect((JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: unknown }).quantization_config).toEqual(ref.quantization_config);
       let differ = 0;
       let total = 0;
+      let scales = 0;
       for (const [name, r] of refTensors) {
         const t = got.get(name)!;
         expect({ name, dtype: t.dtype, shape: t.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
@@ -136,12 +142,17 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
           const b = codes(r);
           for (let i = 0; i < b.length; i++) differ += a[i] === b[i] ? 0 : 1;
           total += b.length;
-        } else if (name.endsWith('weight_zero_point')) expect(Buffer.from(t.bytes).equals(Buffer.from(r.bytes)), name).toBe(true);
-        else expect(relWorst(f32(t), f32(r)), name).toBeLessThan(1e-5);
+        } else if (name.endsWith('weight_zero_point')) {
+          const a = codes(t);
+          const b = codes(r);
+          for (let i = 0; i < b.length; i++) differ += a[i] === b[i] ? 0 : 1;
+          total += b.length;
+        } else scales = Math.max(scales, relWorst(f32(t), f32(r)));
       }
-      // A code flips only where float32 rounding puts a value on the other side of a rounding boundary.
-      expect(differ / total).toBeLessThan(1e-3);
-      expect(ref.noise.rtn.codes_differ).toBeGreaterThan(100 * Math.max(differ / total, 1e-3));
+      if (process.env.QUANTC_AWQ_DEBUG) console.log(variant, 'codes differ', differ / total, 'scales worst', scales);
+      expect(differ / total).toBeLessThan(codeTolerance);
+      expect(ref.noise.rtn.codes_differ).toBeGreaterThan(5 * codeTolerance);
+      expect(scales).toBeLessThan(Math.max(...ref.noise.ulp.mappings.map((m) => m.scales_worst), 1e-5) * 3);
     });
   }
 });
