@@ -11,6 +11,7 @@ import { classOf } from '../model/module-tree.js';
 import { MappingError, resolveSmoothQuant, type ResolvedSmoothQuant } from '../match/smoothquant-mappings.js';
 import { inferFormat } from './rtn/weight-kernel.js';
 import { AwqMappingError, resolveAwq } from '../match/awq-mappings.js';
+import { awqParentKind } from './awq/parent-kind.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, AwqSpec, FusedExpertsParam, SmoothSpec } from './types.js';
 import type { Device } from './runtime.js';
 
@@ -210,6 +211,12 @@ function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | 
     throw e;
   }
   if (resolved.mappings.length === 0) throw new PlanNotExecutableError('AWQModifier resolves no mapping on this model: it would smooth nothing');
+  const unsupported = resolved.mappings.find((mp) => awqParentKind(mp) === null);
+  if (unsupported) {
+    throw new PlanNotExecutableError(
+      `AWQ mapping ${unsupported.smooth} → ${unsupported.balance.length > 3 ? `${unsupported.balance.length} balance layers` : unsupported.balance.join(', ')}: apply's grid search evaluates a single Linear, llama-style self-attention (q/k/v_proj) or a gated MLP (gate/up_proj) as the parent module, not "${unsupported.parent}" (MoE blocks, MLA attention)`,
+    );
+  }
   if (duo !== false) {
     for (const mp of resolved.mappings) {
       for (const b of mp.balance) {

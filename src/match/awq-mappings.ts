@@ -199,8 +199,10 @@ function compatible(smooth: string, smoothFacts: AwqModuleFacts | undefined, bal
 
 /**
  * Resolves `specs` against `names` (module names in execution order). Each
- * smooth-layer match gets the balance matches under its parent, in model
- * order; a mapping with more than one smooth layer cannot arise this way.
+ * smooth-layer match gets the balance matches under its parent, pattern by
+ * pattern and in model order within one (compressed-tensors'
+ * `match_modules_set` grouping for these registries); a mapping with more
+ * than one smooth layer cannot arise this way.
  * Mappings come back in the order llm-compressor smooths them: decoder layer
  * by decoder layer, in spec order within a layer.
  */
@@ -223,7 +225,9 @@ export function resolveAwqMappings(
       if (!matches(smooth, name)) continue;
       any = true;
       const prefix = `${parentOf(name)}.`;
-      const members = candidates.filter((n) => n !== name && n.startsWith(prefix));
+      const local = candidates.filter((n) => n !== name && n.startsWith(prefix));
+      // compressed-tensors' match_modules_set lists the matches target by target, each in model order.
+      const members = balance.flatMap((b) => local.filter((n) => matches(b, n))).filter((n, i, all) => all.indexOf(n) === i);
       if (!compatible(name, facts(name), members, facts)) {
         skipped.push({ smooth: name, balance: members, kind: 'incompatible', reason: 'its output width differs from the input width of its balance layer (grouped-query attention), so llm-compressor skips it' });
         continue;

@@ -209,7 +209,7 @@ function awqMappings(tree: ModuleTree, modifier: ModifierIR, finalScheme: Readon
   }
   const unquantized = [...new Set(resolved.mappings.flatMap((m) => m.balance.filter((b) => !quantized.has(b))))];
   if (unquantized.length > 0) {
-    const what = unquantized.length === 1 ? `"${unquantized[0]}"` : `${unquantized.length} balance layers (${compressNames(unquantized).map((g) => g.pattern).join(', ')})`;
+    const what = unquantized.length === 1 ? `"${unquantized[0]}"` : `${unquantized.length} modules (${compressNames(unquantized).map((g) => g.pattern).join(', ')})`;
     diagnostics.push(
       warning(
         'awq-balance-unquantized',

@@ -24,6 +24,7 @@ import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
+import { awqParentKind } from './parent-kind.js';
 import { searchGraph, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
@@ -64,17 +65,11 @@ function layerOf(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-function tail(name: string): string {
-  return name.slice(name.lastIndexOf('.') + 1);
-}
-
-/** How the search evaluates a mapping's parent, from its names (the parent kinds the search graph knows). */
+/** How the search evaluates a mapping's parent (the plan refuses the others, see parent-kind.ts). */
 function parentKind(m: AwqMapping): ParentKind {
-  const tails = m.balance.map(tail).join(',');
-  if (m.balance.length === 1 && m.parent === m.balance[0]) return 'linear';
-  if (m.parent.endsWith('.self_attn') && tails === 'q_proj,k_proj,v_proj') return 'attention';
-  if (m.parent.endsWith('.mlp') && tails === 'gate_proj,up_proj') return 'mlp';
-  throw new AwqRunError(`${m.smooth}: AWQ's grid search runs the parent module "${m.parent}" of ${m.balance.join(', ')}; apply evaluates a single Linear, llama-style self-attention (q/k/v_proj) or a gated MLP (gate/up_proj) as the parent, not this one`);
+  const kind = awqParentKind(m);
+  if (kind === null) throw new AwqRunError(`${m.smooth}: AWQ's grid search cannot evaluate the parent module "${m.parent}" of ${m.balance.join(', ')}`);
+  return kind;
 }
 
 /** The AWQ {@link LayerModifier}. */
