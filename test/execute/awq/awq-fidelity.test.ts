@@ -16,7 +16,7 @@
  * a bf16 forward changes or what plain RTN gives.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -153,6 +153,22 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
       expect(differ / total).toBeLessThan(codeTolerance);
       expect(ref.noise.rtn.codes_differ).toBeGreaterThan(5 * codeTolerance);
       expect(scales).toBeLessThan(Math.max(...ref.noise.ulp.mappings.map((m) => m.scales_worst), 1e-5) * 3);
+
+      // Perplexity of both checkpoints (llm-compressor's: quantc's layout with its tensors swapped in) next to the unquantized model's.
+      const lcDir = join(cwd, 'lc');
+      await mkdir(lcDir);
+      for (const f of await readdir(join(cwd, 'out'))) if (f !== 'model.safetensors') await copyFile(join(cwd, 'out', f), join(lcDir, f));
+      await writeFile(join(lcDir, 'model.safetensors'), serializeSafetensors(new Map([...got].map(([name, t]) => [name, refTensors.get(name) ?? t]))));
+      const ppl = async (dir: string): Promise<number> => {
+        const e = memoryIo(cwd);
+        expect(await main(['eval', '--model', dir, '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--format', 'json', '-q'], e)).toBe(0);
+        return (JSON.parse(e.out.join('')) as { perplexity: number }).perplexity;
+      };
+      const [base, ours, theirs] = [await ppl(modelDir), await ppl(join(cwd, 'out')), await ppl(lcDir)];
+      if (process.env.QUANTC_AWQ_DEBUG) console.log(variant, 'perplexity base', base, 'quantc', ours, 'llm-compressor', theirs);
+      // Asymmetric: equal codes, equal perplexity. Symmetric: the 1% of codes the ±7.5 ties flip (as they flip between
+      // llm-compressor runs under ulp noise) move it by a fraction of what quantization itself costs (measured 17%).
+      expect(Math.abs(ours - theirs)).toBeLessThan(ref.noise.ulp.codes_differ > 0 ? 0.25 * Math.abs(theirs - base) : 1e-6 * theirs);
     });
   }
 });
