@@ -25,7 +25,7 @@ import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind } from './parent-kind.js';
-import { searchGraph, type ParentKind, type ParentWeights } from './search-graph.js';
+import { searchGraph, type CandidateInput, type InGraphQuantizer, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -56,6 +56,8 @@ export interface AwqSettings {
   readonly calibrateAllExperts: boolean;
   /** Activations and candidate weights one search-graph run may hold (bytes, estimated). */
   readonly searchBytes?: number;
+  /** Pseudo-quantize integer weights inside the search graph (default); false computes every candidate weight here. */
+  readonly inGraphQuantization?: boolean;
 }
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
@@ -161,8 +163,8 @@ export class AwqModifier implements LayerModifier {
     const cfg = this.model.config;
     const quantized = balance.some((b) => b.args !== null);
     const wMean = this.settings.duoScaling !== false && quantized ? layerMeans(balance, this.round) : null;
-    const candidates = this.grid.map((p) => gridScales(xMean, wMean, p));
-    if (!quantized) return { scales: candidates[0]!, losses: this.grid.map(() => 0), best: 0 };
+    const scales = this.grid.map((p) => gridScales(xMean, wMean, p));
+    if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0 };
     const parent: ParentWeights =
       kind === 'attention'
         ? {
@@ -175,10 +177,14 @@ export class AwqModifier implements LayerModifier {
         : kind === 'mlp'
           ? { out: await weight(`${m.parent}.down_proj`), outBias: cfg.mlpBias ? await vector(`${m.parent}.down_proj.bias`) : undefined, biases: await Promise.all(m.balance.map((b) => (cfg.mlpBias ? vector(`${b}.bias`) : undefined))) }
           : { biases: [await vector(`${m.balance[0]}.bias`)] };
-    const graph = searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent });
+    const quantizers = balance.map((b) => inGraphQuantizer(b, this.dtype));
+    // The graph pseudo-quantizes integer weights itself (one scale row per point goes in); other schemes get their candidates from here.
+    const inGraph = this.settings.inGraphQuantization !== false && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
+    const input: CandidateInput = inGraph ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
+    const graph = searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input });
     const outWidth = kind === 'linear' ? balance[0]!.rows : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
-    const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0);
+    const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
     const widest = Math.max(...inputs.map((t) => t.dims[0]! * t.dims[1]!));
     const seqMax = Math.max(...inputs.map((t) => t.dims[1]!));
     const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' ? 8 * widest * cfg.heads * seqMax : 0);
@@ -192,13 +198,19 @@ export class AwqModifier implements LayerModifier {
       for (let start = 0; start < this.grid.length; start += chunk) {
         const count = Math.min(chunk, this.grid.length - start);
         const feeds: Record<string, RawTensor> = {};
-        balance.forEach((b, i) => {
-          const size = b.rows * b.cols;
-          const data = new Float32Array((count + 1) * size);
-          data.set(b.data, 0);
-          for (let p = 0; p < count; p++) data.set(b.args ? searchWeight(b, candidates[start + p]!, this.dtype) : b.data, (p + 1) * size);
-          feeds[`w${i}`] = { type: 'float32', data, dims: [count + 1, b.rows, b.cols] };
-        });
+        if (inGraph) {
+          const k = balance[0]!.cols;
+          const sc = new Float32Array(count * k);
+          for (let p = 0; p < count; p++) sc.set(scales[start + p]!, p * k);
+          feeds.s = { type: 'float32', data: sc, dims: [count, k] };
+        } else
+          balance.forEach((b, i) => {
+            const size = b.rows * b.cols;
+            const data = new Float32Array((count + 1) * size);
+            data.set(b.data, 0);
+            for (let p = 0; p < count; p++) data.set(b.args ? searchWeight(b, scales[start + p]!, this.dtype) : b.data, (p + 1) * size);
+            feeds[`w${i}`] = { type: 'float32', data, dims: [count + 1, b.rows, b.cols] };
+          });
         for (const x of inputs) {
           const seq = x.dims[1]!;
           const position = kind === 'attention' ? this.tables(seq, windowOf(cfg, layer)) : {};
@@ -220,8 +232,18 @@ export class AwqModifier implements LayerModifier {
       }
     });
     if (best < 0) throw new AwqRunError(`${m.smooth}: no grid point gave a finite loss (the parent module "${m.parent}" produces NaN or infinity on the calibration data)`);
-    return { scales: candidates[best]!, losses, best };
+    return { scales: scales[best]!, losses, best };
   }
+}
+
+/** The in-graph quantizer of an integer min-max scheme with one scale per tensor, row or column group, in float32 or bf16; else undefined. */
+function inGraphQuantizer(b: BalanceWeight, dtype: WeightDtype): InGraphQuantizer | undefined {
+  const a = b.args;
+  if (!a || a.type !== 'int' || (dtype !== 'F32' && dtype !== 'BF16')) return undefined;
+  if (a.strategy === 'tensor') return { bits: a.num_bits, symmetric: a.symmetric, groupSize: null, dtype };
+  if (a.strategy === 'channel') return { bits: a.num_bits, symmetric: a.symmetric, groupSize: b.cols, dtype };
+  if (a.strategy === 'group' && a.group_size && b.cols % a.group_size === 0) return { bits: a.num_bits, symmetric: a.symmetric, groupSize: a.group_size, dtype };
+  return undefined;
 }
 
 /** `x_mean`: Σ|x| per channel over every token (float32 sums per run, as llm-compressor adds per batch), divided by the token count. */

@@ -30,6 +30,29 @@ export interface ParentWeights {
   readonly kNorm?: Float32Array;
 }
 
+/**
+ * An integer quantizer the graph applies itself (min-max qparams per group,
+ * compressed-tensors' fake quantization), so that a grid point costs one
+ * `[in]` scale vector on the way in instead of its pseudo-quantized weights.
+ */
+export interface InGraphQuantizer {
+  readonly bits: number;
+  readonly symmetric: boolean;
+  /** Columns per group (all columns for channel); null for one group per tensor. */
+  readonly groupSize: number | null;
+  /** Weight dtype rounding of `W·s`, the qparams and the result (`torch.finfo(dtype).eps` replaces a zero scale). */
+  readonly dtype: 'F32' | 'BF16';
+}
+
+/**
+ * How candidate weights reach the graph: `weights` — every balance layer's
+ * candidates as inputs `w<i> [P, out, in]`; `scales` — the balance weights
+ * as initializers and the candidates' scales as input `s [P − 1, in]`, the
+ * pseudo-quantization done in the graph (layers without a quantizer keep
+ * their weight for every point).
+ */
+export type CandidateInput = { readonly kind: 'weights' } | { readonly kind: 'scales'; readonly balance: readonly DenseMatrix[]; readonly quantizers: readonly (InGraphQuantizer | null)[] };
+
 /** One search graph's description. */
 export interface SearchGraphSpec {
   readonly kind: ParentKind;
@@ -37,6 +60,51 @@ export interface SearchGraphSpec {
   /** `[out, in]` of each balance layer, in mapping order (q, k, v / gate, up / the Linear). */
   readonly shapes: readonly (readonly [number, number])[];
   readonly weights: ParentWeights;
+  readonly candidates?: CandidateInput;
+}
+
+function roundTo(g: GraphBuilder, x: string, dtype: 'F32' | 'BF16'): string {
+  return dtype === 'BF16' ? g.op('Cast', [g.op('Cast', [x], { to: OnnxType.bfloat16 })], { to: OnnxType.float }) : x;
+}
+
+/**
+ * `[P, out, in]`: slice 0 the weight itself, then for each scale row `s`
+ * `Q(W·s)/s` (see algorithms.md §3.5), Q with min-max qparams per group.
+ */
+function candidateWeights(g: GraphBuilder, w: DenseMatrix, s: string, q: InGraphQuantizer | null): string {
+  const w0 = g.constRaw(OnnxType.float, [w.rows, w.cols], new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+  const w0p = g.op('Unsqueeze', [w0, g.i64([0])]);
+  const points = g.op('Slice', [g.op('Shape', [s]), g.i64([0]), g.i64([1])]);
+  if (!q) return g.op('Concat', [w0p, g.op('Expand', [w0p, g.op('Concat', [points, g.i64([w.rows, w.cols])], { axis: 0 })])], { axis: 0 });
+  const s3 = g.op('Unsqueeze', [s, g.i64([1])]);
+  const ws = roundTo(g, g.op('Mul', [w0p, s3]), q.dtype);
+  const gs = q.groupSize ?? w.cols;
+  const groups = q.groupSize === null ? [-1, 1, w.rows * w.cols] : [-1, w.rows, w.cols / gs, gs];
+  const grouped = g.op('Reshape', [ws, g.i64(groups)]);
+  const zero = g.f32(0);
+  const lo = g.op('Min', [g.op('ReduceMin', [grouped, g.i64([-1])], { keepdims: 1 }), zero]);
+  const hi = g.op('Max', [g.op('ReduceMax', [grouped, g.i64([-1])], { keepdims: 1 }), zero]);
+  const qmin = -(2 ** (q.bits - 1));
+  const qmax = 2 ** (q.bits - 1) - 1;
+  const eps = q.dtype === 'BF16' ? 2 ** -7 : 2 ** -23;
+  const nonzero = (x: string): string => g.op('Where', [g.op('Equal', [x, zero]), g.f32(eps), x]);
+  let scale: string;
+  let zp: string | null = null;
+  if (q.symmetric) scale = nonzero(roundTo(g, g.op('Div', [g.op('Max', [g.op('Abs', [lo]), g.op('Abs', [hi])]), g.f32((qmax - qmin) / 2)]), q.dtype));
+  else {
+    const raw = roundTo(g, g.op('Div', [roundTo(g, g.op('Sub', [hi, lo]), q.dtype), g.f32(qmax - qmin)]), q.dtype);
+    // The zero point is computed from the unguarded scale, as compressed-tensors does.
+    const z = roundTo(g, g.op('Sub', [g.f32(qmin), roundTo(g, g.op('Div', [lo, raw]), q.dtype)]), q.dtype);
+    zp = g.op('Round', [g.op('Clip', [g.op('Where', [g.op('IsNaN', [z]), zero, z]), g.f32(qmin), g.f32(qmax)])]);
+    scale = nonzero(raw);
+  }
+  let y = g.op('Div', [grouped, scale]);
+  if (zp) y = g.op('Add', [y, zp]);
+  let deq = g.op('Round', [g.op('Clip', [y, g.f32(qmin), g.f32(qmax)])]);
+  if (zp) deq = g.op('Sub', [deq, zp]);
+  deq = roundTo(g, g.op('Mul', [deq, scale]), q.dtype);
+  const back = roundTo(g, g.op('Div', [g.op('Reshape', [deq, g.i64([-1, w.rows, w.cols])]), s3]), q.dtype);
+  return g.op('Concat', [w0p, back], { axis: 0 });
 }
 
 /** `x [B, T, K]` through every slice of `w [P, out, in]`: `[P, B, T, out]`. */
@@ -62,7 +130,13 @@ export function searchGraph(spec: SearchGraphSpec): Uint8Array {
   const g = new GraphBuilder();
   const k = shapes[0]![1];
   const x = g.input('x', OnnxType.float, ['batch', 'seq', k]);
-  const ws = shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i]));
+  const cand = spec.candidates ?? { kind: 'weights' };
+  let ws: string[];
+  if (cand.kind === 'weights') ws = shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i]));
+  else {
+    const s = g.input('s', OnnxType.float, ['grid', k]);
+    ws = cand.balance.map((w, n) => candidateWeights(g, w, s, cand.quantizers[n]!));
+  }
   let out: string;
   if (kind === 'linear') {
     out = batchedLinear(g, x, ws[0]!, weights.biases[0]);

@@ -110,7 +110,7 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
 
       // Relative loss noise: three times llm-compressor's own under ulp noise, at least 1e-3 (one boundary flip at the extreme ratio).
       const lossTolerance = Math.max(3 * Math.max(...ref.noise.ulp.mappings.map((m) => m.losses_worst)), 1e-3);
-      const codeTolerance = Math.max(1.5 * ref.noise.ulp.codes_differ, 1e-3);
+      const codeTolerance = Math.max(2 * ref.noise.ulp.codes_differ, 1e-3);
       const run = await awqJob(job, await ForwardModel.open(modelDir), windows());
       expect(run.reports.length).toBe(ref.mappings.length);
       for (const [i, r] of ref.mappings.entries()) {
@@ -151,7 +151,7 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
       }
       if (process.env.QUANTC_AWQ_DEBUG) console.log(variant, 'codes differ', differ / total, 'scales worst', scales);
       expect(differ / total).toBeLessThan(codeTolerance);
-      expect(ref.noise.rtn.codes_differ).toBeGreaterThan(5 * codeTolerance);
+      expect(ref.noise.rtn.codes_differ).toBeGreaterThan(4 * codeTolerance);
       expect(scales).toBeLessThan(Math.max(...ref.noise.ulp.mappings.map((m) => m.scales_worst), 1e-5) * 3);
 
       // Perplexity of both checkpoints (llm-compressor's: quantc's layout with its tensors swapped in) next to the unquantized model's.
