@@ -54,7 +54,7 @@ export interface AwqSettings {
   /** Each quantized module's weight arguments (modules absent here have no scheme). */
   readonly args: ReadonlyMap<string, QuantizationArgs>;
   readonly calibrateAllExperts: boolean;
-  /** Activations and candidate weights one search-graph run may hold (bytes, estimated). */
+  /** Activations and candidate weights one search-graph run may hold (bytes, estimated; 256 MiB on the CPU, 8 GiB on CUDA by default). */
   readonly searchBytes?: number;
   /** Pseudo-quantize integer weights inside the search graph (default); false computes every candidate weight here. */
   readonly inGraphQuantization?: boolean;
@@ -188,7 +188,7 @@ export class AwqModifier implements LayerModifier {
     const widest = Math.max(...inputs.map((t) => t.dims[0]! * t.dims[1]!));
     const seqMax = Math.max(...inputs.map((t) => t.dims[1]!));
     const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' ? 8 * widest * cfg.heads * seqMax : 0);
-    const budget = this.settings.searchBytes ?? 1 << 28;
+    const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 28);
     const chunk = Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
     const sums = new Float64Array(this.grid.length);
     let numel = 0;
