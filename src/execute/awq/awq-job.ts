@@ -30,11 +30,11 @@ function stored(values: Float32Array, dtype: ForwardModel['config']['dtype']): U
 }
 
 /** Runs AWQ for `job` (which carries `awq`) on `batches`. */
-export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions & Pick<AwqSettings, 'searchBytes' | 'inGraphQuantization'> = {}): Promise<AwqRun> {
+export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions & Pick<AwqSettings, 'searchBytes' | 'candidates'> = {}): Promise<AwqRun> {
   const spec = job.awq!;
   const calibrateAllExperts = job.calibration?.calibrateAllExperts ?? true;
   const args = new Map(job.modules.map((m) => [m.name, job.groups[m.group]!.scheme.weights!] as const));
-  const modifier = new AwqModifier(model, spec.mappings, { duoScaling: spec.duoScaling, nGrid: spec.nGrid, args, calibrateAllExperts, searchBytes: options.searchBytes, inGraphQuantization: options.inGraphQuantization });
+  const modifier = new AwqModifier(model, spec.mappings, { duoScaling: spec.duoScaling, nGrid: spec.nGrid, args, calibrateAllExperts, searchBytes: options.searchBytes, candidates: options.candidates });
   // The cached inputs and the sums do not depend on batch boundaries, so batches may share a graph run.
   const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 28, ...options });
   const dtype = model.config.dtype;

@@ -25,7 +25,7 @@ import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind } from './parent-kind.js';
-import { searchGraph, type CandidateInput, type InGraphQuantizer, type ParentKind, type ParentWeights } from './search-graph.js';
+import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -54,10 +54,14 @@ export interface AwqSettings {
   /** Each quantized module's weight arguments (modules absent here have no scheme). */
   readonly args: ReadonlyMap<string, QuantizationArgs>;
   readonly calibrateAllExperts: boolean;
-  /** Activations and candidate weights one search-graph run may hold (bytes, estimated; 256 MiB on the CPU, 8 GiB on CUDA by default). */
+  /** Activations and candidate weights one search-graph run may hold (bytes, estimated; 1 GiB on the CPU, 8 GiB on CUDA by default). */
   readonly searchBytes?: number;
-  /** Pseudo-quantize integer weights inside the search graph (default); false computes every candidate weight here. */
-  readonly inGraphQuantization?: boolean;
+  /**
+   * Where integer weights are pseudo-quantized for the search: `search-graph` (inside the search graph, per run;
+   * the default on CUDA), `graph` (a graph of their own, once per chunk of grid points; the default on the CPU) or
+   * `host` (here, as for every other scheme).
+   */
+  readonly candidates?: 'search-graph' | 'graph' | 'host';
 }
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
@@ -178,17 +182,22 @@ export class AwqModifier implements LayerModifier {
           ? { out: await weight(`${m.parent}.down_proj`), outBias: cfg.mlpBias ? await vector(`${m.parent}.down_proj.bias`) : undefined, biases: await Promise.all(m.balance.map((b) => (cfg.mlpBias ? vector(`${b}.bias`) : undefined))) }
           : { biases: [await vector(`${m.balance[0]}.bias`)] };
     const quantizers = balance.map((b) => inGraphQuantizer(b, this.dtype));
-    // The graph pseudo-quantizes integer weights itself (one scale row per point goes in); other schemes get their candidates from here.
-    const inGraph = this.settings.inGraphQuantization !== false && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
-    const input: CandidateInput = inGraph ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
+    // Integer weights are pseudo-quantized by a graph (one scale row per point goes in): inside the search graph on CUDA,
+    // where each run recomputes them on the device; by a graph of their own on the CPU, once per chunk of points. Other
+    // schemes get their candidates from here.
+    const where = this.settings.candidates ?? (this.model.device === 'cuda' ? 'search-graph' : 'graph');
+    const inGraph = where !== 'host' && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
+    const perRun = inGraph && where === 'search-graph';
+    const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
     const graph = searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input });
+    const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
     const outWidth = kind === 'linear' ? balance[0]!.rows : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
     const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
     const widest = Math.max(...inputs.map((t) => t.dims[0]! * t.dims[1]!));
     const seqMax = Math.max(...inputs.map((t) => t.dims[1]!));
     const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' ? 8 * widest * cfg.heads * seqMax : 0);
-    const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 28);
+    const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
     const chunk = Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
     const sums = new Float64Array(this.grid.length);
     let numel = 0;
@@ -202,7 +211,9 @@ export class AwqModifier implements LayerModifier {
           const k = balance[0]!.cols;
           const sc = new Float32Array(count * k);
           for (let p = 0; p < count; p++) sc.set(scales[start + p]!, p * k);
-          feeds.s = { type: 'float32', data: sc, dims: [count, k] };
+          const s: RawTensor = { type: 'float32', data: sc, dims: [count, k] };
+          if (perRun) feeds.s = s;
+          else Object.assign(feeds, await rt.run('awq_candidates', () => makeCandidates!, { s }));
         } else
           balance.forEach((b, i) => {
             const size = b.rows * b.cols;

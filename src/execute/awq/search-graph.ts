@@ -124,6 +124,19 @@ function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number
   return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), inp.cos, inp.sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
 }
 
+/**
+ * The candidate weights alone: input `s [P − 1, in]`, outputs `w<i> [P, out, in]`
+ * (slice 0 the weight itself), for a search graph that takes `weights`. On
+ * the CPU they are computed once per chunk of grid points this way instead
+ * of once per batch inside the search graph.
+ */
+export function candidatesGraph(balance: readonly DenseMatrix[], quantizers: readonly (InGraphQuantizer | null)[]): Uint8Array {
+  const g = new GraphBuilder();
+  const s = g.input('s', OnnxType.float, ['grid', balance[0]!.cols]);
+  balance.forEach((w, n) => g.output(candidateWeights(g, w, s, quantizers[n]!), `w${n}`, OnnxType.float, ['points', w.rows, w.cols]));
+  return g.build('awq_candidates');
+}
+
 /** Builds the search graph (see the module comment). Inputs: `x`, `w0…`, and `cos`/`sin`/`mask` for attention. */
 export function searchGraph(spec: SearchGraphSpec): Uint8Array {
   const { cfg, shapes, weights, kind } = spec;

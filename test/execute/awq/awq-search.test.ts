@@ -3,7 +3,8 @@
  * `duo_scaling`, compressed-tensors' lowest common ancestor, the scale
  * normalisation, and the two ways candidates reach the search graph (scales
  * pseudo-quantized in the graph, or weights pseudo-quantized here) giving
- * the same losses and choices.
+ * the same losses and choices (pseudo-quantized in the search graph, in a
+ * graph of their own, or on the host).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,13 +84,15 @@ describe('AWQ search graph', () => {
       awq: { duoScaling: true, nGrid: 20, mappings },
       recipeYaml: '',
     };
-    const inGraph = await awqJob(job, model, windows());
-    const here = await awqJob(job, model, windows(), { inGraphQuantization: false, searchBytes: 1 << 20 });
-    for (const [i, a] of inGraph.reports.entries()) {
-      const b = here.reports[i]!;
-      expect(a.best, a.smooth).toBe(b.best);
-      // bf16 model: W·s and the qparams rounded to bf16 in the graph as here, up to float32 noise.
-      for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${a.smooth} ${p}`).toBeLessThan(2e-3);
+    const here = await awqJob(job, model, windows(), { candidates: 'host', searchBytes: 1 << 20 });
+    for (const candidates of ['graph', 'search-graph'] as const) {
+      const run = await awqJob(job, model, windows(), { candidates });
+      for (const [i, a] of run.reports.entries()) {
+        const b = here.reports[i]!;
+        expect(a.best, `${candidates} ${a.smooth}`).toBe(b.best);
+        // bf16 model: W·s and the qparams rounded to bf16 in the graph as here, up to float32 noise.
+        for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${candidates} ${a.smooth} ${p}`).toBeLessThan(2e-3);
+      }
     }
   });
 });
