@@ -211,11 +211,19 @@ function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | 
     throw e;
   }
   if (resolved.mappings.length === 0) throw new PlanNotExecutableError('AWQModifier resolves no mapping on this model: it would smooth nothing');
-  const unsupported = resolved.mappings.find((mp) => awqParentKind(mp) === null);
+  const classOfName = new Map(build.tree.names.map((n, i) => [n, i]));
+  const parentClass = (name: string): string | undefined => {
+    const i = classOfName.get(name);
+    return i === undefined ? undefined : classOf(build.tree, i).name;
+  };
+  const unsupported = resolved.mappings.find((mp) => awqParentKind(mp, parentClass(mp.parent)) === null);
   if (unsupported) {
     throw new PlanNotExecutableError(
-      `AWQ mapping ${unsupported.smooth} → ${unsupported.balance.length > 3 ? `${unsupported.balance.length} balance layers` : unsupported.balance.join(', ')}: apply's grid search evaluates a single Linear, llama-style self-attention (q/k/v_proj) or a gated MLP (gate/up_proj) as the parent module, not "${unsupported.parent}" (MoE blocks, MLA attention)`,
+      `AWQ mapping ${unsupported.smooth} → ${unsupported.balance.length > 3 ? `${unsupported.balance.length} balance layers` : unsupported.balance.join(', ')}: apply's grid search evaluates a single Linear, llama-style self-attention (q/k/v_proj) or a gated MLP (gate/up_proj) as the parent module, not "${unsupported.parent}" (MLA attention, MoE blocks other than softmax top-k ones without shared experts)`,
     );
+  }
+  if (!build.plan.moe.calibrateAllExperts && resolved.mappings.some((mp) => mp.balance.some((b) => /\.experts\.\d+\./.test(b)))) {
+    throw new PlanNotExecutableError('AWQ on experts needs every expert to see every calibration token (moe calibrate_all_experts = true): the grid search replays each expert on the tokens it was calibrated on');
   }
   if (duo !== false) {
     for (const mp of resolved.mappings) {
@@ -226,7 +234,7 @@ function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | 
       }
     }
   }
-  return { duoScaling: duo, nGrid, mappings: resolved.mappings };
+  return { duoScaling: duo, nGrid, mappings: resolved.mappings.map((mp) => ({ ...mp, parentClass: parentClass(mp.parent) })) };
 }
 
 /** Why GPTQ cannot solve weights of `scheme`, or null. */

@@ -116,6 +116,8 @@ export interface AwqMapping {
   readonly smooth: string;
   readonly balance: readonly string[];
   readonly parent: string;
+  /** The parent module's class, where the executor needs it (MoE blocks). */
+  readonly parentClass?: string;
 }
 
 /** A smooth-layer match that is not smoothed, and why (`incompatible`: shapes; `untargeted`: nothing quantized). */

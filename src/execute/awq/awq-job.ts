@@ -39,8 +39,14 @@ export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readon
   const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 28, ...options });
   const dtype = model.config.dtype;
   const prior = job.changedWeights;
-  const linears = new Map([...(prior?.linears ?? []), ...[...modifier.linears].map(([name, w]) => [name, stored(w.data, dtype)] as const)]);
-  const tensors = new Map([...(prior?.tensors ?? []), ...[...modifier.vectors].map(([name, v]) => [name, stored(v, dtype)] as const)]);
+  // Quantized Linears are quantized from their smoothed bytes; the others (an ignored router) are written as smoothed tensors.
+  const quantized = new Set(job.modules.map((m) => m.name));
+  const linears = new Map([...(prior?.linears ?? []), ...[...modifier.linears].filter(([name]) => quantized.has(name)).map(([name, w]) => [name, stored(w.data, dtype)] as const)]);
+  const tensors = new Map([
+    ...(prior?.tensors ?? []),
+    ...[...modifier.vectors].map(([name, v]) => [name, stored(v, dtype)] as const),
+    ...[...modifier.linears].filter(([name]) => !quantized.has(name)).map(([name, w]) => [`${name}.weight`, stored(w.data, dtype)] as const),
+  ]);
   const weights = new OverlayWeights(model.weights, { linears: modifier.linears, vectors: modifier.vectors }, job.fusedExperts);
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
   const coverage = modifier.coverage.report(tokens, calibrateAllExperts);

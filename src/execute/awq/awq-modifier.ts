@@ -24,8 +24,8 @@ import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
-import { awqParentKind } from './parent-kind.js';
-import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type ParentKind, type ParentWeights } from './search-graph.js';
+import { awqParentKind, moeExperts } from './parent-kind.js';
+import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -73,7 +73,7 @@ function layerOf(name: string): number | null {
 
 /** How the search evaluates a mapping's parent (the plan refuses the others, see parent-kind.ts). */
 function parentKind(m: AwqMapping): ParentKind {
-  const kind = awqParentKind(m);
+  const kind = awqParentKind(m, m.parentClass);
   if (kind === null) throw new AwqRunError(`${m.smooth}: AWQ's grid search cannot evaluate the parent module "${m.parent}" of ${m.balance.join(', ')}`);
   return kind;
 }
@@ -105,12 +105,19 @@ export class AwqModifier implements LayerModifier {
 
   collect(layer: number, _run: number, _rows: number, _calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
     this.coverage.add(layer, outputs);
+    const keep = (module: string, t: RawTensor): void => {
+      const list = this.inputs.get(module) ?? [];
+      list.push(t);
+      this.inputs.set(module, list);
+    };
     for (const [name, t] of Object.entries(outputs)) {
-      if (!name.startsWith('x:')) continue;
-      for (const module of name.slice(2).split(',')) {
-        const list = this.inputs.get(module) ?? [];
-        list.push(t);
-        this.inputs.set(module, list);
+      if (name.startsWith('x:')) for (const module of name.slice(2).split(',')) keep(module, t);
+      else if (name.startsWith('xe:')) {
+        // Per-expert inputs [E, N, K]: one [N, K] tensor per expert.
+        const [experts, proj, offset] = name.slice(3).split('|') as [string, string, string];
+        const [e, n, k] = t.dims as [number, number, number];
+        const data = t.data as Float32Array;
+        for (let i = 0; i < e; i++) keep(`${experts}.${Number(offset) + i}.${proj}`, { type: 'float32', data: data.slice(i * n * k, (i + 1) * n * k), dims: [n, k] });
       }
     }
   }
@@ -123,7 +130,8 @@ export class AwqModifier implements LayerModifier {
     for (const m of this.mappings) {
       if (layerOf(m.smooth) !== layer) continue;
       const kind = parentKind(m);
-      const inputs = this.inputs.get(m.balance[0]!);
+      // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
+      const inputs = m.balance.map((b) => this.inputs.get(b) ?? this.inputs.get(b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((x) => x !== undefined);
       if (!inputs || inputs.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
       const { xMean, tokens } = activationMeans(inputs);
       if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
@@ -153,6 +161,19 @@ export class AwqModifier implements LayerModifier {
     return { linears, vectors };
   }
 
+  /** The MoE block parent of mapping `m`: its router and experts' down projections as they stand. */
+  private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>): Promise<MoeParent> {
+    const experts = moeExperts(m)!;
+    const raw = this.model.raw;
+    if (this.settings.args.has(`${m.parent}.gate`)) throw new AwqRunError(`${m.parent}.gate: a quantized router is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
+    return {
+      router: await weight(`${m.parent}.gate`),
+      topK: Number(raw.num_experts_per_tok ?? 2),
+      normalize: this.model.config.modelType === 'mixtral' || raw.norm_topk_prob === true,
+      experts: await Promise.all([...experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${m.parent}.experts.${e}.down_proj`) }))),
+    };
+  }
+
   /** The grid search of one mapping: every point's loss, and the best point's scales. */
   private async search(
     m: AwqMapping,
@@ -170,7 +191,9 @@ export class AwqModifier implements LayerModifier {
     const scales = this.grid.map((p) => gridScales(xMean, wMean, p));
     if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0 };
     const parent: ParentWeights =
-      kind === 'attention'
+      kind === 'moe'
+        ? { biases: [], moe: await this.moeParent(m, weight) }
+        : kind === 'attention'
         ? {
             out: await weight(`${m.parent}.o_proj`),
             outBias: cfg.attentionBias ? await vector(`${m.parent}.o_proj.bias`) : undefined,
@@ -189,26 +212,26 @@ export class AwqModifier implements LayerModifier {
     const inGraph = where !== 'host' && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
     const perRun = inGraph && where === 'search-graph';
     const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
-    const graph = searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input });
+    const graph = searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? 2 : 3 });
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
-    const outWidth = kind === 'linear' ? balance[0]!.rows : parent.out!.rows;
+    const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
     const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
-    const widest = Math.max(...inputs.map((t) => t.dims[0]! * t.dims[1]!));
-    const seqMax = Math.max(...inputs.map((t) => t.dims[1]!));
+    const widest = Math.max(...inputs.map((t) => t.data.length / balance[0]!.cols));
+    const seqMax = Math.max(...inputs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
     const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' ? 8 * widest * cfg.heads * seqMax : 0);
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
     const chunk = Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
     const sums = new Float64Array(this.grid.length);
     let numel = 0;
-    for (const t of inputs) numel += t.dims[0]! * t.dims[1]! * outWidth;
+    const k = balance[0]!.cols;
+    for (const t of inputs) numel += (t.data.length / k) * outWidth;
     const rt = new GraphRuntime(this.model.device);
     try {
       for (let start = 0; start < this.grid.length; start += chunk) {
         const count = Math.min(chunk, this.grid.length - start);
         const feeds: Record<string, RawTensor> = {};
         if (inGraph) {
-          const k = balance[0]!.cols;
           const sc = new Float32Array(count * k);
           for (let p = 0; p < count; p++) sc.set(scales[start + p]!, p * k);
           const s: RawTensor = { type: 'float32', data: sc, dims: [count, k] };
@@ -223,7 +246,7 @@ export class AwqModifier implements LayerModifier {
             feeds[`w${i}`] = { type: 'float32', data, dims: [count + 1, b.rows, b.cols] };
           });
         for (const x of inputs) {
-          const seq = x.dims[1]!;
+          const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' ? this.tables(seq, windowOf(cfg, layer)) : {};
           const { loss } = await rt.run(`awq_search`, () => graph, { x, ...feeds, ...position });
           const l = loss!.data as Float32Array;

@@ -14,10 +14,23 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import type { LayerInputs } from '../forward/llama-layer.js';
+import { softmaxTopK } from '../forward/moe.js';
 import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
 
 /** How the parent module computes its output from its balance layers. */
-export type ParentKind = 'linear' | 'attention' | 'mlp';
+export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe';
+
+/**
+ * An MoE block as a parent (softmax top-k router, every expert's gated MLP,
+ * the routed combination): the router and the experts' down projections as
+ * they stand, and which balance layers are each expert's gate and up.
+ */
+export interface MoeParent {
+  readonly router: DenseMatrix;
+  readonly topK: number;
+  readonly normalize: boolean;
+  readonly experts: readonly { readonly gate: number; readonly up: number; readonly down: DenseMatrix }[];
+}
 
 /** Everything the graph holds besides the balance weights. */
 export interface ParentWeights {
@@ -28,6 +41,7 @@ export interface ParentWeights {
   readonly biases: readonly (Float32Array | undefined)[];
   readonly qNorm?: Float32Array;
   readonly kNorm?: Float32Array;
+  readonly moe?: MoeParent;
 }
 
 /**
@@ -61,6 +75,8 @@ export interface SearchGraphSpec {
   readonly shapes: readonly (readonly [number, number])[];
   readonly weights: ParentWeights;
   readonly candidates?: CandidateInput;
+  /** Rank of the cached input: 3 (`[B, T, K]`, the default) or 2 (`[N, K]`: an MoE block's or an expert's tokens). */
+  readonly inputRank?: 2 | 3;
 }
 
 function roundTo(g: GraphBuilder, x: string, dtype: 'F32' | 'BF16'): string {
@@ -142,7 +158,7 @@ export function searchGraph(spec: SearchGraphSpec): Uint8Array {
   const { cfg, shapes, weights, kind } = spec;
   const g = new GraphBuilder();
   const k = shapes[0]![1];
-  const x = g.input('x', OnnxType.float, ['batch', 'seq', k]);
+  const x = g.input('x', OnnxType.float, spec.inputRank === 2 ? ['tokens', k] : ['batch', 'seq', k]);
   const cand = spec.candidates ?? { kind: 'weights' };
   let ws: string[];
   if (cand.kind === 'weights') ws = shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i]));
@@ -153,6 +169,19 @@ export function searchGraph(spec: SearchGraphSpec): Uint8Array {
   let out: string;
   if (kind === 'linear') {
     out = batchedLinear(g, x, ws[0]!, weights.biases[0]);
+  } else if (kind === 'moe') {
+    const moe = weights.moe!;
+    const xf = g.op('Reshape', [x, g.i64([-1, k])]);
+    const routing = softmaxTopK(g, linear(g, xf, moe.router), moe.topK, moe.normalize);
+    let sum: string | null = null;
+    moe.experts.forEach((e, i) => {
+      const gate = batchedLinear(g, xf, ws[e.gate]!);
+      const up = batchedLinear(g, xf, ws[e.up]!);
+      const y = linear(g, g.op('Mul', [silu(g, gate), up]), e.down);
+      const weighted = g.op('Mul', [y, g.op('Slice', [routing.weights, g.i64([i]), g.i64([i + 1]), g.i64([1])])]);
+      sum = sum === null ? weighted : g.op('Add', [sum, weighted]);
+    });
+    out = sum!;
   } else if (kind === 'mlp') {
     const gate = batchedLinear(g, x, ws[0]!, weights.biases[0]);
     const up = batchedLinear(g, x, ws[1]!, weights.biases[1]);

@@ -20,7 +20,10 @@
  * per-channel min and max of an input over its tokens.
  *
  * With inputs on (AWQ), `x:<m1>,<m2>…` — the input itself, `[..., K]`: what
- * the grid search replays through the modules' parent.
+ * the grid search replays through the modules' parent; for experts seeing
+ * every token, `x:<experts module>.*.<p1>,…` — the block input `[N, K]` all
+ * experts share — and `xe:<experts module>|<projection>|<offset>` — per
+ * expert inputs `[E, N, K]`.
  */
 import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
 
@@ -97,6 +100,10 @@ export function observeExperts(g: GraphBuilder, expertsModule: string, projectio
   if (observation === undefined) return;
   const mode = observation.experts;
   if (observation.hessians) expertHessians(g, expertsModule, projections, x, perExpert, mask, mode, offset);
+  if (observation.inputs && mode === 'all') {
+    if (perExpert) for (const proj of projections) g.output(x, `xe:${expertsModule}|${proj}|${offset}`, OnnxType.float, ['e', 'n', 'k']);
+    else if (offset === 0) g.output(x, `x:${projections.map((p) => `${expertsModule}.*.${p}`).join(',')}`, OnnxType.float, ['n', 'k']);
+  }
   for (const proj of projections) {
     const key = `${expertsModule}|${proj}|${offset}`;
     if (mode === 'all' && !perExpert) {
