@@ -169,7 +169,7 @@ export class AwqModifier implements LayerModifier {
     return {
       router: await weight(`${m.parent}.gate`),
       topK: Number(raw.num_experts_per_tok ?? 2),
-      normalize: this.model.config.modelType === 'mixtral' || raw.norm_topk_prob === true,
+      normalize: raw.norm_topk_prob === true,
       experts: await Promise.all([...experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${m.parent}.experts.${e}.down_proj`) }))),
     };
   }

@@ -4,14 +4,14 @@
  * `down_proj`), llama-style self-attention (`input_layernorm → q/k/v_proj`),
  * the gated MLP (`post_attention_layernorm → gate/up_proj`) and a softmax
  * top-k MoE block whose experts' gate/up (and router) are balanced together
- * (Qwen3-MoE, Mixtral). Decided from the names and the parent's class, at
+ * (Qwen3-MoE). Decided from the names and the parent's class, at
  * plan time, so that an unsupported parent stops apply before any work.
  */
 import type { AwqMapping } from '../../match/awq-mappings.js';
 import type { ParentKind } from './search-graph.js';
 
 /** MoE block classes whose routing the search graph computes (softmax top-k, no shared expert). */
-export const SEARCHABLE_MOE_BLOCKS: ReadonlySet<string> = new Set(['Qwen3MoeSparseMoeBlock', 'MixtralSparseMoeBlock']);
+export const SEARCHABLE_MOE_BLOCKS: ReadonlySet<string> = new Set(['Qwen3MoeSparseMoeBlock']);
 
 function tail(name: string): string {
   return name.slice(name.lastIndexOf('.') + 1);
