@@ -219,7 +219,7 @@ function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | 
   const unsupported = resolved.mappings.find((mp) => awqParentKind(mp, parentClass(mp.parent)) === null);
   if (unsupported) {
     throw new PlanNotExecutableError(
-      `AWQ mapping ${unsupported.smooth} → ${unsupported.balance.length > 3 ? `${unsupported.balance.length} balance layers` : unsupported.balance.join(', ')}: apply's grid search evaluates a single Linear, llama-style self-attention (q/k/v_proj) or a gated MLP (gate/up_proj) as the parent module, not "${unsupported.parent}" (MLA attention, MoE blocks other than Qwen3-MoE's)`,
+      `AWQ mapping ${unsupported.smooth} → ${unsupported.balance.length > 3 ? `${unsupported.balance.length} balance layers` : unsupported.balance.join(', ')}: apply's grid search evaluates a single Linear, llama-style self-attention (q/k/v_proj), a gated MLP (gate/up_proj) or Qwen3-MoE's block as the parent module, not "${unsupported.parent}" (MLA attention, MoE blocks other than Qwen3-MoE's)`,
     );
   }
   if (!build.plan.moe.calibrateAllExperts && resolved.mappings.some((mp) => mp.balance.some((b) => /\.experts\.\d+\./.test(b)))) {
