@@ -228,7 +228,7 @@ function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | 
   if (duo !== false) {
     for (const mp of resolved.mappings) {
       for (const b of mp.balance) {
-        const assigned = build.finalScheme.get(build.tree.names.indexOf(b));
+        const assigned = build.finalScheme.get(classOfName.get(b)!);
         const s = assigned ? build.plan.schemes[assigned.key]?.weights : undefined;
         if (s?.strategy === 'tensor') throw new PlanNotExecutableError(`duo_scaling is only supported with per-channel quantization strategies (group or channel), but found TENSOR strategy on layer ${b}. Please set duo_scaling=False or use a per-channel quantization strategy.`);
       }

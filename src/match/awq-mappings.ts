@@ -151,10 +151,6 @@ function compiled(text: string): CompiledPattern {
   return p.value;
 }
 
-function matches(p: CompiledPattern, name: string): boolean {
-  return p.kind === 'regex' ? (p.test?.(name) ?? false) : p.body === name;
-}
-
 function parentOf(name: string): string {
   const i = name.lastIndexOf('.');
   return i < 0 ? '' : name.slice(0, i);
@@ -185,6 +181,8 @@ export interface AwqModuleFacts {
   readonly shape?: readonly [number, number];
   /** Whether it is a ModuleList (never a parent). */
   readonly moduleList: boolean;
+  /** Its class and base classes (plain, non-regex patterns match a class name). */
+  readonly classes: readonly string[];
 }
 
 /** llm-compressor's `_check_layers_are_compatible`: `v_proj`/`qkv_proj` against `o_proj` widths. */
@@ -200,13 +198,60 @@ function compatible(smooth: string, smoothFacts: AwqModuleFacts | undefined, bal
 }
 
 /**
- * Resolves `specs` against `names` (module names in execution order). Each
- * smooth-layer match gets the balance matches under its parent, pattern by
- * pattern and in model order within one (compressed-tensors'
- * `match_modules_set` grouping for these registries); a mapping with more
- * than one smooth layer cannot arise this way.
- * Mappings come back in the order llm-compressor smooths them: decoder layer
- * by decoder layer, in spec order within a layer.
+ * compressed-tensors' `match_modules_set`: walks `names` in model order and
+ * groups the matches of `targets` by parent context — a set is complete once
+ * every target matched, and closes when a further match widens the common
+ * ancestor of the set (the next layer, the next expert). Yields each set
+ * as one list of names per target. Throws {@link AwqMappingError} where
+ * compressed-tensors raises (a module matching two targets, an incomplete
+ * last set).
+ */
+export function matchModulesSet(names: readonly string[], targets: readonly CompiledPattern[], texts: readonly string[], isMatch: (p: CompiledPattern, name: string) => boolean): string[][][] {
+  const sets: string[][][] = [];
+  const keys = [...new Set(texts)];
+  let found = new Map<string, string[]>();
+  let context: string | null = null;
+  let unmatched = new Set(keys);
+  const emit = (): void => {
+    sets.push(texts.map((t) => found.get(t) ?? []));
+  };
+  for (const name of names) {
+    const hit = new Set<string>();
+    for (const [i, target] of targets.entries()) {
+      if (!isMatch(target, name)) continue;
+      const key = texts[i]!;
+      let next: string = context === null ? name : lowestCommonAncestor([name, context]);
+      if (unmatched.size === 0 && next !== context) {
+        emit();
+        found = new Map();
+        next = name;
+        unmatched = new Set(keys);
+      }
+      found.set(key, [...(found.get(key) ?? []), name]);
+      context = next;
+      unmatched.delete(key);
+      hit.add(key);
+    }
+    if (hit.size > 1) throw new AwqMappingError(`module: ${name} was matched with multiple targets: ${[...hit].map((t) => `"${t}"`).join(', ')}`);
+  }
+  if (unmatched.size === keys.length) return sets;
+  if (unmatched.size === 0) {
+    emit();
+    return sets;
+  }
+  const have = keys.filter((k) => !unmatched.has(k));
+  throw new AwqMappingError(`Found a final incomplete set with matches found for keys: ${have.map((k) => `"${k}"`).join(', ')} but no matches found for keys: ${[...unmatched].map((k) => `"${k}"`).join(', ')}`);
+}
+
+/**
+ * Resolves `specs` against `names` (module names in model order) as
+ * `_set_resolved_mappings` does: per spec, the sets of
+ * {@link matchModulesSet} over (smooth, balance…) — more than one smooth
+ * layer in a set is an error — skipped when the shapes are incompatible
+ * or no layer of the set is quantized; the parent is the lowest common
+ * ancestor of the balance layers that is not a ModuleList. Mappings come
+ * back in the order llm-compressor smooths them: decoder layer by decoder
+ * layer, in spec order within a layer.
  */
 export function resolveAwqMappings(
   names: readonly string[],
@@ -217,19 +262,18 @@ export function resolveAwqMappings(
   const mappings: AwqMapping[] = [];
   const skipped: AwqSkipped[] = [];
   const unmatched: string[] = [];
+  const isMatch = (p: CompiledPattern, name: string): boolean => (p.kind === 'regex' ? (p.test?.(name) ?? false) : p.body === name || (facts(name)?.classes.includes(p.body) ?? false));
   for (const spec of specs) {
-    const smooth = compiled(spec.smooth);
-    const balance = spec.balance.map(compiled);
-    const candidates = names.filter((n) => balance.some((b) => matches(b, n)));
-    for (const [i, b] of balance.entries()) if (!candidates.some((n) => matches(b, n))) unmatched.push(spec.balance[i]!);
-    let any = false;
-    for (const name of names) {
-      if (!matches(smooth, name)) continue;
-      any = true;
-      const prefix = `${parentOf(name)}.`;
-      const local = candidates.filter((n) => n !== name && n.startsWith(prefix));
-      // compressed-tensors' match_modules_set lists the matches target by target, each in model order.
-      const members = balance.flatMap((b) => local.filter((n) => matches(b, n))).filter((n, i, all) => all.indexOf(n) === i);
+    const texts = [spec.smooth, ...spec.balance];
+    const targets = texts.map(compiled);
+    for (const [i, t] of targets.entries()) if (!names.some((n) => isMatch(t, n))) unmatched.push(texts[i]!);
+    for (const [smooths, ...nested] of matchModulesSet(names, targets, texts, isMatch)) {
+      if (smooths!.length > 1) {
+        const got = compressNames(smooths!).map((g) => g.pattern).join(', ');
+        throw new AwqMappingError(`AWQ needs to match a single smooth layer for each mapping but got ${smooths!.length} (${got}) in one set of mapping ${JSON.stringify({ smooth_layer: spec.smooth, balance_layers: spec.balance })}: a balance pattern missing from some layers (a router on dense layers) merges the layers into one set`);
+      }
+      const name = smooths![0]!;
+      const members = nested.flat();
       if (!compatible(name, facts(name), members, facts)) {
         skipped.push({ smooth: name, balance: members, kind: 'incompatible', reason: 'its output width differs from the input width of its balance layer (grouped-query attention), so llm-compressor skips it' });
         continue;
@@ -246,7 +290,6 @@ export function resolveAwqMappings(
       while (parent !== '' && facts(parent)?.moduleList) parent = parentOf(parent);
       mappings.push({ smooth: name, balance: members, parent });
     }
-    if (!any) unmatched.push(spec.smooth);
   }
   const layer = (name: string): number => Number(/(?:^|\.)layers\.(\d+)\./.exec(name)?.[1] ?? Infinity);
   mappings.sort((a, b) => layer(a.smooth) - layer(b.smooth));
@@ -275,7 +318,7 @@ export function treeFacts(tree: ModuleTree): (name: string) => AwqModuleFacts | 
     const cls = classOf(tree, i);
     const weight = paramsOf(tree, i).find((p) => p.name === 'weight');
     const linear = classIsA(cls, 'Linear');
-    return { linear, moduleList: classIsA(cls, 'ModuleList'), ...(linear && weight && weight.shape.length === 2 ? { shape: [weight.shape[0]!, weight.shape[1]!] as const } : {}) };
+    return { linear, moduleList: classIsA(cls, 'ModuleList'), classes: cls.mro, ...(linear && weight && weight.shape.length === 2 ? { shape: [weight.shape[0]!, weight.shape[1]!] as const } : {}) };
   };
 }
 

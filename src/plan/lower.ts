@@ -15,7 +15,7 @@ import { checkGroupSizeDivisibility } from '../match/group-size.js';
 import { compressModules } from './compress-modules.js';
 import { compressNames } from '../match/compress-names.js';
 import { mappingLines, MappingError, resolveSmoothQuant, type ResolvedSmoothQuant } from '../match/smoothquant-mappings.js';
-import { awqMappingLines, AwqMappingError, resolveAwq, type ResolvedAwq } from '../match/awq-mappings.js';
+import { AWQ_DYNAMIC_CLASSES, AWQ_MAPPINGS, awqMappingLines, AwqMappingError, resolveAwq, type ResolvedAwq } from '../match/awq-mappings.js';
 import { runMatchLints } from '../match/lints/index.js';
 import { assignSchemes, type ModuleSchemes, type SchemeAssignment, type SchemeGroup } from '../match/match.js';
 import { compilePatterns, type CompiledPattern } from '../match/pattern.js';
@@ -172,22 +172,23 @@ function smoothQuantMappings(tree: ModuleTree, modifier: ModifierIR, diagnostics
  */
 function awqMappings(tree: ModuleTree, modifier: ModifierIR, finalScheme: ReadonlyMap<number, unknown>, diagnostics: Diagnostic[]): ResolvedAwq | null {
   const quantized = new Set([...finalScheme.keys()].map((i) => tree.names[i]!));
+  const architecture = classOf(tree, 0).name;
+  if (!Array.isArray(modifier.args.mappings) && AWQ_MAPPINGS[architecture] === undefined && !AWQ_DYNAMIC_CLASSES.has(architecture)) {
+    diagnostics.push(
+      warning(
+        'awq-default-mappings',
+        `llm-compressor has no AWQ mappings for "${architecture}" and uses its default ones (input_layernorm → q/k/v_proj, v_proj → o_proj, post_attention_layernorm → gate/up_proj, up_proj → down_proj); check that every reader of each smooth layer is a balance layer, or give the AWQModifier its own mappings.`,
+        modifier.origin,
+      ),
+    );
+  }
   let resolved: ResolvedAwq;
   try {
     resolved = resolveAwq(tree, modifier.args, (name) => quantized.has(name));
   } catch (e) {
     if (!(e instanceof AwqMappingError)) throw e;
-    diagnostics.push(error('awq-mapping-invalid', `${e.message}.`, modifier.origin));
+    diagnostics.push(error('awq-mapping-invalid', `${e.message}; llm-compressor stops there too. Give the AWQModifier mappings that fit "${architecture}".`, modifier.origin));
     return null;
-  }
-  if (resolved.source === 'default') {
-    diagnostics.push(
-      warning(
-        'awq-default-mappings',
-        `llm-compressor has no AWQ mappings for "${resolved.architecture}" and uses its default ones (input_layernorm → q/k/v_proj, v_proj → o_proj, post_attention_layernorm → gate/up_proj, up_proj → down_proj); check that every reader of each smooth layer is a balance layer, or give the AWQModifier its own mappings.`,
-        modifier.origin,
-      ),
-    );
   }
   for (const pattern of resolved.unmatched) {
     diagnostics.push(warning('awq-mapping-unmatched', `AWQ mapping pattern "${pattern}" matches no module of this model, so the mappings it belongs to resolve to nothing there.`, modifier.origin));

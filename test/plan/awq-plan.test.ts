@@ -48,14 +48,27 @@ describe('AWQ in plans', () => {
   it('warns on default mappings and unmatched patterns, and errs when nothing resolves, naming the class', async () => {
     const acme = await run('plan', '{}', 'test/cases/plan-moe/acme-tree.json');
     expect(acme.stdout).toContain('warning awq-default-mappings: llm-compressor has no AWQ mappings for "AcmeForCausalLM"');
+    // compressed-tensors' match_modules_set raises on a mapping whose balance patterns never complete a set.
+    expect(acme.stdout).toContain('error awq-mapping-invalid: Found a final incomplete set with matches found for keys: "re:.*post_attention_layernorm$" but no matches found for keys: "re:.*gate_proj$", "re:.*up_proj$"; llm-compressor stops there too.');
+    // A typo leaves the balance pattern's matches without a set: compressed-tensors raises, and so does the plan.
     const typo = await run('plan', '{mappings: [{smooth_layer: "re:.*input_layernrom$", balance_layers: ["re:.*q_proj$"]}]}', 'meta-llama/Llama-3.1-8B');
     expect(typo.code).toBe(1);
-    expect(typo.stdout).toContain('warning awq-mapping-unmatched: AWQ mapping pattern "re:.*input_layernrom$" matches no module of this model');
-    expect(typo.stdout).toContain('error awq-no-mappings: AWQModifier resolves no mapping on "LlamaForCausalLM" (the recipe\'s mappings match no quantized smooth/balance layers)');
+    expect(typo.stdout).toContain('error awq-mapping-invalid: Found a final incomplete set with matches found for keys: "re:.*q_proj$" but no matches found for keys: "re:.*input_layernrom$"');
+    // A mapping for modules the model lacks resolves to nothing: a warning per pattern, an error naming the class.
+    const none = await run('plan', '{mappings: [{smooth_layer: "re:.*q_a_layernorm$", balance_layers: ["re:.*q_b_proj$"]}]}', 'meta-llama/Llama-3.1-8B');
+    expect(none.code).toBe(1);
+    expect(none.stdout).toContain('warning awq-mapping-unmatched: AWQ mapping pattern "re:.*q_a_layernorm$" matches no module of this model');
+    expect(none.stdout).toContain('error awq-no-mappings: AWQModifier resolves no mapping on "LlamaForCausalLM" (the recipe\'s mappings match no quantized smooth/balance layers)');
     const own = await run('plan', '{mappings: [{smooth_layer: "re:.*post_attention_layernorm$", balance_layers: ["re:.*gate_proj$", "re:.*up_proj$"]}]}', 'meta-llama/Llama-3.1-8B');
     expect(own.code).toBe(0);
     expect(own.stdout).toContain('model.layers.{0..31}.post_attention_layernorm → mlp.{gate,up}_proj');
     expect(own.stdout).not.toContain('input_layernorm →');
+  });
+
+  it("errs where llm-compressor's resolution raises: DeepSeek-V3's dense layers have no router, so its own mappings merge every layer into one set", async () => {
+    const r = await run('plan', '{}', 'deepseek-ai/DeepSeek-V3');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('error awq-mapping-invalid: AWQ needs to match a single smooth layer for each mapping but got 61 (model.layers.{0..60}.post_attention_layernorm) in one set of mapping');
   });
 
   it('skips a mapping no quantization modifier targets (neither its smooth layer nor a balance layer)', async () => {
