@@ -108,10 +108,10 @@ describe('quantc apply with calibration', () => {
   });
 
   test('algorithms apply does not run yet stay refused', async () => {
-    const cwd = await workspace('quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
+    const cwd = await workspace('quant_stage:\n  quant_modifiers:\n    SpinQuantModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
     const io = memoryIo(cwd);
     expect(await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer('llama'), '--out', 'out', '--data', TEXT], io)).toBe(1);
-    expect(io.err.join('')).toContain('error apply-unsupported: AWQModifier is not supported by apply');
+    expect(io.err.join('')).toContain('error apply-unsupported: SpinQuantModifier is not supported by apply');
   });
 });
 

@@ -183,11 +183,11 @@ describe('quantc apply', () => {
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
     await writeFile(
       join(cwd, 'sq.yaml'),
-      'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16_ASYM\n      ignore: [lm_head]\n',
+      'quant_stage:\n  quant_modifiers:\n    SpinQuantModifier: {}\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16_ASYM\n      ignore: [lm_head]\n',
     );
     const io = memoryIo(cwd);
     expect(await main(['apply', 'sq.yaml', '--model', modelDir, '--out', 'out'], io)).toBe(1);
-    expect(io.err.join('')).toContain('error apply-unsupported: AWQModifier is not supported by apply: it runs QuantizationModifier recipes');
+    expect(io.err.join('')).toContain('error apply-unsupported: SpinQuantModifier is not supported by apply: it runs QuantizationModifier recipes');
     expect(await readdir(cwd)).toEqual(['sq.yaml']);
   });
 

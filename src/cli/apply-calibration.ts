@@ -9,6 +9,7 @@ import type { Device } from '../execute/runtime.js';
 import type { ApplyJob } from '../execute/types.js';
 import type { GptqRun } from '../execute/gptq/gptq-job.js';
 import type { SmoothRun } from '../execute/smoothquant/smoothquant-job.js';
+import type { AwqRun } from '../execute/awq/awq-job.js';
 import type { LayerTimings } from '../execute/pipeline/sequential.js';
 import { inputCalibration } from '../execute/calibrate/activation-qparams.js';
 import { UsageError, type CliIo } from './io.js';
@@ -63,6 +64,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const { GptqInputError } = await import('../execute/gptq/gptq-modifier.js');
   const { HessianUnavailableError } = await import('../execute/forward/observe.js');
   const { SmoothStatisticsError } = await import('../execute/smoothquant/smoothquant-modifier.js');
+  const { AwqRunError } = await import('../execute/awq/awq-modifier.js');
 
   const dataPath = args.data === undefined ? undefined : resolve(io.cwd, args.data);
   let data: Awaited<ReturnType<typeof readCalibrationData>>;
@@ -128,6 +130,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   let calibrated: Awaited<ReturnType<typeof calibrateJob>>;
   let gptqRun: GptqRun | undefined;
   let smoothRun: SmoothRun | undefined;
+  let awqRun: AwqRun | undefined;
   const started = performance.now();
   try {
     let current = job;
@@ -137,16 +140,22 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
       smoothRun = await smoothJob(job, model, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'smoothquant') });
       ({ job: current, model: forward } = smoothRun);
     }
+    if (job.awq) {
+      const { awqJob } = await import('../execute/awq/awq-job.js');
+      awqRun = await awqJob(current, forward, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'awq') });
+      ({ job: current, model: forward } = awqRun);
+    }
     if (current.gptq) {
       const { gptqJob } = await import('../execute/gptq/gptq-job.js');
       calibrated = gptqRun = await gptqJob(current, forward, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'gptq') });
     } else if (needsStatistics(current)) calibrated = await calibrateJob(current, forward, samples.batches, { onLayerStart: progress });
-    else calibrated = { job: current, coverage: smoothRun!.coverage, lowExperts: [], fallbackModules: [] };
+    else calibrated = { job: current, coverage: (smoothRun ?? awqRun)!.coverage, lowExperts: [], fallbackModules: [] };
   } catch (e) {
     bar.done();
     if (e instanceof GptqInputError) return fail(error('apply-failed', e.message));
     if (e instanceof HessianUnavailableError) return fail(error('apply-unsupported', `${e.message}; GPTQ cannot run on this model yet.`));
     if (e instanceof SmoothStatisticsError) return fail(error('apply-failed', e.message));
+    if (e instanceof AwqRunError) return fail(error('apply-failed', e.message));
     if (e instanceof ExpertCoverageError) {
       if (args.coverage !== undefined) io.stderr('The coverage report is not written when the run stops.\n');
       return fail(error('apply-expert-coverage', e.message));
@@ -189,6 +198,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     `  coverage     ${coverageSummary(coverage, spec.minExpertTokens)}${fallbackModules.length > 0 ? `; ${fallbackModules.length} modules quantized data-free` : ''}`,
   ];
   if (smoothRun) lines.push(smoothSummary(smoothRun, job));
+  if (awqRun) lines.push(awqSummary(awqRun, job));
   if (gptqRun) {
     lines.push(gptqSummary(gptqRun, job));
     const fellBack = gptqRun.reports.filter((r) => r.method === 'rtn-fallback').map((r) => r.module);
@@ -204,6 +214,16 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const report: Record<string, unknown> = {
     calibration: { samples: samples.samples, tokens: samples.tokens, seqLen, batchSize: args.batchSize, source, seconds, device: args.device },
     coverage,
+    ...(awqRun
+      ? {
+          awq: {
+            duoScaling: job.awq!.duoScaling,
+            nGrid: job.awq!.nGrid,
+            mappings: awqRun.reports.map((r) => ({ smooth: r.smooth, balance: r.balance, parent: r.parent, ratio: r.point.ratio, duo: r.point.duo, initialLoss: r.losses[0], bestLoss: r.losses[r.best] })),
+            layers: awqRun.timings.map((t) => ({ layer: t.layer, statisticsSeconds: t.statistics / 1000, searchSeconds: t.modify / 1000, propagationSeconds: t.propagate / 1000 })),
+          },
+        }
+      : {}),
     ...(smoothRun ? { smoothquant: { strength: job.smoothquant!.strength, mappings: smoothRun.reports.map((r) => ({ smooth: r.smooth, balance: r.balance })) } } : {}),
     ...(gptqRun
       ? {
@@ -229,11 +249,11 @@ function needsStatistics(job: ApplyJob): boolean {
 }
 
 /** Prints one line per finished layer of a sequential pass on stderr: its time by step and the estimated time left. */
-function layerProgress(io: CliIo, started: number, what: 'gptq' | 'smoothquant'): (t: LayerTimings, layers: number) => void {
+function layerProgress(io: CliIo, started: number, what: 'gptq' | 'smoothquant' | 'awq'): (t: LayerTimings, layers: number) => void {
   return (t, layers) => {
     const elapsed = performance.now() - started;
     const left = (elapsed / (t.layer + 1)) * (layers - t.layer - 1);
-    const modify = what === 'gptq' ? 'solve' : 'smoothing';
+    const modify = what === 'gptq' ? 'solve' : what === 'awq' ? 'grid search' : 'smoothing';
     const line = `${what} layer ${t.layer + 1}/${layers}: statistics ${seconds(t.statistics)}, ${modify} ${seconds(t.modify)}, propagation ${seconds(t.propagate)}; ${t.layer + 1 < layers ? `about ${seconds(left)} left` : 'done'}`;
     io.stderr(io.isTty ? `\r\x1b[K${line}${t.layer + 1 < layers ? '' : '\n'}` : `${line}\n`);
   };
@@ -246,6 +266,17 @@ function smoothSummary(run: SmoothRun, job: ApplyJob): string {
   return (
     `  smoothquant  ${run.reports.length} smooth layers balanced against ${balance} Linear layers (smoothing_strength ${job.smoothquant!.strength}); ` +
     `statistics ${seconds(sum('statistics'))}, smoothing ${seconds(sum('modify'))}, propagation ${seconds(sum('propagate'))}`
+  );
+}
+
+/** The summary line of an AWQ run. */
+function awqSummary(run: AwqRun, job: ApplyJob): string {
+  const balance = run.reports.reduce((n, r) => n + r.balance.length, 0);
+  const sum = (k: 'statistics' | 'modify' | 'propagate'): number => run.timings.reduce((a, t) => a + t[k], 0);
+  const kept = run.reports.filter((r) => r.best === 0).length;
+  return (
+    `  awq          ${run.reports.length} mappings balanced against ${balance} Linear layers (n_grid ${job.awq!.nGrid}, duo_scaling ${String(job.awq!.duoScaling)}); ` +
+    `${kept} kept the identity; statistics ${seconds(sum('statistics'))}, grid search ${seconds(sum('modify'))}, propagation ${seconds(sum('propagate'))}`
   );
 }
 

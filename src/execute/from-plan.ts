@@ -11,7 +11,9 @@ import { classOf } from '../model/module-tree.js';
 import { MappingError, resolveSmoothQuant, type ResolvedSmoothQuant } from '../match/smoothquant-mappings.js';
 import { inferFormat } from './rtn/weight-kernel.js';
 import { offsetNormTensors } from './offset-norms.js';
-import type { ApplyGroup, ApplyJob, ApplyModule, FusedExpertsParam, SmoothSpec } from './types.js';
+import { AwqMappingError, resolveAwq } from '../match/awq-mappings.js';
+import { awqParentKind } from './awq/parent-kind.js';
+import type { ApplyGroup, ApplyJob, ApplyModule, AwqSpec, FusedExpertsParam, SmoothSpec } from './types.js';
 import type { Device } from './runtime.js';
 
 /** Where and how to run the job (what the plan does not say). */
@@ -48,11 +50,11 @@ function schemeKey(s: QuantizationScheme): string {
  */
 export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   const { plan, tree } = build;
-  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier' && m.type !== 'GPTQModifier' && m.type !== 'SmoothQuantModifier');
+  const unsupported = plan.pipeline.perModifier.filter((m) => m.type !== 'QuantizationModifier' && m.type !== 'GPTQModifier' && m.type !== 'SmoothQuantModifier' && m.type !== 'AWQModifier');
   if (unsupported.length > 0) {
     const types = [...new Set(unsupported.map((m) => m.type))].join(', ');
     throw new PlanNotExecutableError(
-      `${types} is not supported by apply: it runs QuantizationModifier recipes (data-free weight schemes, and calibrated static input scales, NVFP4 input global scales and kv-cache scales), GPTQModifier and SmoothQuantModifier`,
+      `${types} is not supported by apply: it runs QuantizationModifier recipes (data-free weight schemes, and calibrated static input scales, NVFP4 input global scales and kv-cache scales), GPTQModifier, SmoothQuantModifier and AWQModifier`,
     );
   }
   const smoothquant = smoothSpec(build, options.modifiers ?? []);
@@ -101,7 +103,9 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     }
   }
   if (modules.length === 0) throw new PlanNotExecutableError('the plan quantizes no module');
-  let calibrated = kvCacheScheme !== null || gptq !== undefined || smoothquant !== undefined;
+  const awq = awqSpec(build, options.modifiers ?? []);
+  if (awq && smoothquant) throw new PlanNotExecutableError('apply runs either SmoothQuantModifier or AWQModifier in one recipe, not both');
+  let calibrated = kvCacheScheme !== null || gptq !== undefined || smoothquant !== undefined || awq !== undefined;
   try {
     for (const g of groups) {
       if (inputCalibration(g.scheme.input_activations, `${g.name} input_activations`) !== null) calibrated = true;
@@ -151,6 +155,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
         }
       : {}),
     ...(smoothquant ? { smoothquant } : {}),
+    ...(awq ? { awq } : {}),
     ...(gptq
       ? {
           gptq: {
@@ -191,6 +196,56 @@ function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothS
   const mappings = resolved.mappings.filter((x) => !OTHER_TOWER.test(x.smooth));
   if (mappings.length === 0) throw new PlanNotExecutableError('SmoothQuantModifier resolves no mapping on this model: it would smooth nothing');
   return { strength: typeof m.args.smoothing_strength === 'number' ? m.args.smoothing_strength : 0.5, mappings };
+}
+
+/**
+ * The AWQ stage of a recipe, if it has one: its mappings resolved against
+ * the module tree (modules with a final scheme count as quantized). It must
+ * come before the quantization modifiers.
+ */
+function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | undefined {
+  const awq = modifiers.filter((m) => m.type === 'AWQModifier');
+  if (awq.length === 0) return undefined;
+  if (awq.length > 1) throw new PlanNotExecutableError('apply runs one AWQModifier per recipe; this recipe has several');
+  const m = awq[0]!;
+  if (modifiers.some((q) => q.quantization && q.index < m.index)) throw new PlanNotExecutableError('AWQModifier must come before the quantization modifiers: it changes the weights they quantize');
+  const duo = m.args.duo_scaling ?? true;
+  if (duo !== true && duo !== false && duo !== 'both') throw new PlanNotExecutableError(`AWQModifier duo_scaling must be true, false or "both", not ${JSON.stringify(duo)}`);
+  const nGrid = typeof m.args.n_grid === 'number' ? m.args.n_grid : 20;
+  if (!Number.isInteger(nGrid) || nGrid < (duo === 'both' ? 4 : 2)) throw new PlanNotExecutableError(`AWQModifier n_grid must be an integer of at least ${duo === 'both' ? 4 : 2}, not ${JSON.stringify(m.args.n_grid)}`);
+  const quantized = new Set([...build.finalScheme.keys()].map((i) => build.tree.names[i]!));
+  let resolved;
+  try {
+    resolved = resolveAwq(build.tree, m.args, (name) => quantized.has(name));
+  } catch (e) {
+    if (e instanceof AwqMappingError) throw new PlanNotExecutableError(e.message);
+    throw e;
+  }
+  if (resolved.mappings.length === 0) throw new PlanNotExecutableError('AWQModifier resolves no mapping on this model: it would smooth nothing');
+  const classOfName = new Map(build.tree.names.map((n, i) => [n, i]));
+  const parentClass = (name: string): string | undefined => {
+    const i = classOfName.get(name);
+    return i === undefined ? undefined : classOf(build.tree, i).name;
+  };
+  const unsupported = resolved.mappings.find((mp) => awqParentKind(mp, parentClass(mp.parent)) === null);
+  if (unsupported) {
+    throw new PlanNotExecutableError(
+      `AWQ mapping ${unsupported.smooth} → ${unsupported.balance.length > 3 ? `${unsupported.balance.length} balance layers` : unsupported.balance.join(', ')}: apply's grid search evaluates a single Linear, llama-style self-attention (q/k/v_proj), a gated MLP (gate/up_proj) or Qwen3-MoE's block as the parent module, not "${unsupported.parent}" (MLA attention, MoE blocks other than Qwen3-MoE's)`,
+    );
+  }
+  if (!build.plan.moe.calibrateAllExperts && resolved.mappings.some((mp) => mp.balance.some((b) => /\.experts\.\d+\./.test(b)))) {
+    throw new PlanNotExecutableError('AWQ on experts needs every expert to see every calibration token (moe calibrate_all_experts = true): the grid search replays each expert on the tokens it was calibrated on');
+  }
+  if (duo !== false) {
+    for (const mp of resolved.mappings) {
+      for (const b of mp.balance) {
+        const assigned = build.finalScheme.get(classOfName.get(b)!);
+        const s = assigned ? build.plan.schemes[assigned.key]?.weights : undefined;
+        if (s?.strategy === 'tensor') throw new PlanNotExecutableError(`duo_scaling is only supported with per-channel quantization strategies (group or channel), but found TENSOR strategy on layer ${b}. Please set duo_scaling=False or use a per-channel quantization strategy.`);
+      }
+    }
+  }
+  return { duoScaling: duo, nGrid, mappings: resolved.mappings.map((mp) => ({ ...mp, parentClass: parentClass(mp.parent) })) };
 }
 
 /** Why GPTQ cannot solve weights of `scheme`, or null. */

@@ -10,6 +10,7 @@ import type { Device } from './runtime.js';
 import type { WeightQparams } from './gptq/weight-qparams.js';
 import type { SmoothMapping } from '../match/smoothquant-mappings.js';
 import type { PartSpec } from './parts.js';
+import type { AwqMapping } from '../match/awq-mappings.js';
 
 /** One config group as written to `quantization_config.config_groups`. */
 export interface ApplyGroup {
@@ -101,6 +102,16 @@ export interface SmoothSpec {
   readonly mappings: readonly SmoothMapping[];
 }
 
+/** AWQModifier's settings for a job (see `execute/awq`). */
+export interface AwqSpec {
+  /** `duo_scaling`. */
+  readonly duoScaling: boolean | 'both';
+  /** `n_grid`. */
+  readonly nGrid: number;
+  /** Resolved mappings, in llm-compressor's order. */
+  readonly mappings: readonly AwqMapping[];
+}
+
 /** Everything `apply` needs. */
 export interface ApplyJob {
   /** Input model folder (never modified). */
@@ -119,6 +130,8 @@ export interface ApplyJob {
   readonly calibration?: CalibrationSpec;
   /** Set when a SmoothQuantModifier runs (before the quantization modifier). */
   readonly smoothquant?: SmoothSpec;
+  /** Set when an AWQModifier runs (before the quantization modifier). */
+  readonly awq?: AwqSpec;
   /**
    * Weights a transform changed, in their stored dtype: Linear weights by
    * module (quantized from these bytes instead of the checkpoint's) and

@@ -50,10 +50,23 @@ export interface Explanation {
   readonly verdicts: readonly ModifierVerdict[];
   /** Set when the recipe smooths (SmoothQuant): the module's role in a mapping, or none. */
   readonly smoothing?: { readonly role: 'smooth' | 'balance' | 'none'; readonly smooth?: string; readonly balance?: readonly string[] };
+  /** Set when the recipe has an AWQModifier: the module's roles in its mappings (a Linear can smooth one mapping and balance another), or why a mapping naming it was skipped. */
+  readonly awq?: { readonly roles: readonly AwqRole[] };
   /** Set when a GPTQModifier solves the module: its decoder layer and the modules sharing its input Hessian. */
   readonly gptq?: { readonly layer: string; readonly columns: number; readonly sharedWith: readonly string[] };
   /** The scheme the saved checkpoint will carry, if any. */
   readonly final: { readonly scheme: string; readonly preset: string | null; readonly format: string } | null;
+}
+
+/** One AWQ mapping naming a module: as its smooth layer or a balance layer, resolved or skipped. */
+export interface AwqRole {
+  readonly role: 'smooth' | 'balance';
+  readonly smooth: string;
+  readonly balance: readonly string[];
+  /** The parent module the grid search compares (resolved mappings). */
+  readonly parent?: string;
+  /** Why llm-compressor skips the mapping (skipped mappings). */
+  readonly skipped?: string;
 }
 
 /** Explains `name`, or returns a message (with a suggestion) when the module does not exist. */
@@ -123,6 +136,7 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
   const scheme = fs ? build.plan.schemes[fs.key] : undefined;
   const gptq = fs ? gptqRole(build, m, fs.modifier) : undefined;
   const smoothing = smoothingRole(build, name, cls.name);
+  const awq = awqRoles(build, name);
   return {
     module: name,
     class: cls.name,
@@ -132,6 +146,7 @@ export function explainModule(build: PlanBuild, name: string): Explanation | { r
     verdicts,
     ...(gptq ? { gptq } : {}),
     ...(smoothing ? { smoothing } : {}),
+    ...(awq ? { awq } : {}),
     final: fs && scheme ? { scheme: fs.key, preset: scheme.preset, format: scheme.savedFormat } : null,
   };
 }
@@ -147,6 +162,24 @@ function smoothingRole(build: PlanBuild, name: string, className: string): Expla
     }
   }
   return className === 'Linear' || /Norm/.test(className) ? { role: 'none' } : undefined;
+}
+
+/** The module's roles in the plan's AWQ mappings; undefined without AWQ. */
+function awqRoles(build: PlanBuild, name: string): Explanation['awq'] {
+  const steps = build.plan.steps.filter((s) => s.action === 'transform' && Array.isArray(s.details?.awqMappings));
+  if (steps.length === 0) return undefined;
+  const roles: AwqRole[] = [];
+  for (const step of steps) {
+    for (const m of step.details!.awqMappings as { smooth: string; balance: string[]; parent: string }[]) {
+      if (m.smooth === name) roles.push({ role: 'smooth', smooth: m.smooth, balance: m.balance, parent: m.parent });
+      else if (m.balance.includes(name)) roles.push({ role: 'balance', smooth: m.smooth, balance: m.balance, parent: m.parent });
+    }
+    for (const m of step.details!.skippedMappings as { smooth: string; balance: string[]; reason: string }[]) {
+      if (m.smooth === name) roles.push({ role: 'smooth', smooth: m.smooth, balance: m.balance, skipped: m.reason });
+      else if (m.balance.includes(name)) roles.push({ role: 'balance', smooth: m.smooth, balance: m.balance, skipped: m.reason });
+    }
+  }
+  return { roles };
 }
 
 /** The module's place in a GPTQ run, when a GPTQModifier solves it (see gptq-cost.ts for the Hessian sharing rule). */

@@ -15,6 +15,7 @@ import { checkGroupSizeDivisibility } from '../match/group-size.js';
 import { compressModules } from './compress-modules.js';
 import { compressNames } from '../match/compress-names.js';
 import { mappingLines, MappingError, resolveSmoothQuant, type ResolvedSmoothQuant } from '../match/smoothquant-mappings.js';
+import { AWQ_DYNAMIC_CLASSES, AWQ_MAPPINGS, awqMappingLines, AwqMappingError, resolveAwq, type ResolvedAwq } from '../match/awq-mappings.js';
 import { runMatchLints } from '../match/lints/index.js';
 import { assignSchemes, type ModuleSchemes, type SchemeAssignment, type SchemeGroup } from '../match/match.js';
 import { compilePatterns, type CompiledPattern } from '../match/pattern.js';
@@ -113,8 +114,16 @@ export function lowerToPlan(request: PlanRequest): Result<PlanBuild> {
     diagnostics.push(error('plan-nothing-quantized', 'No module of the model receives a quantization scheme: the recipe would run and change nothing.'));
   }
 
+  // AWQ skips mappings whose layers no quantization modifier targets, so it resolves once every scheme is known.
+  const awq = new Map<number, ResolvedAwq>();
+  for (const modifier of ir.modifiers) {
+    if (modifier.type !== 'AWQModifier') continue;
+    const resolved = awqMappings(tree, modifier, finalScheme, diagnostics);
+    if (resolved) awq.set(modifier.index, resolved);
+  }
+
   const schemes = nameSchemes(finalScheme);
-  const plan = assemblePlan(request, tree, resolution, matches, finalScheme, schemes, diagnostics, smoothing);
+  const plan = assemblePlan(request, tree, resolution, matches, finalScheme, schemes, diagnostics, smoothing, awq);
   return {
     value: { plan, original, tree, moe: resolution, matches, finalScheme, diagnostics },
     diagnostics,
@@ -151,6 +160,64 @@ function smoothQuantMappings(tree: ModuleTree, modifier: ModifierIR, diagnostics
   for (const [reason, layers] of byReason) {
     const what = layers.length === 1 ? `"${layers[0]}"` : `${layers.length} smooth layers (${compressNames(layers).map((g) => g.pattern).join(', ')})`;
     diagnostics.push(warning('smoothquant-mapping-skipped', `SmoothQuant skips ${what}: ${reason}.`, modifier.origin));
+  }
+  return resolved;
+}
+
+/**
+ * An AWQModifier's mappings against the tree, with what llm-compressor only
+ * logs as diagnostics: default mappings for a class its registry lacks, a
+ * mapping pattern that matches nothing, mappings it skips and why, balance
+ * layers left unquantized; and an error when nothing resolves.
+ */
+function awqMappings(tree: ModuleTree, modifier: ModifierIR, finalScheme: ReadonlyMap<number, unknown>, diagnostics: Diagnostic[]): ResolvedAwq | null {
+  const quantized = new Set([...finalScheme.keys()].map((i) => tree.names[i]!));
+  const architecture = classOf(tree, 0).name;
+  if (!Array.isArray(modifier.args.mappings) && AWQ_MAPPINGS[architecture] === undefined && !AWQ_DYNAMIC_CLASSES.has(architecture)) {
+    diagnostics.push(
+      warning(
+        'awq-default-mappings',
+        `llm-compressor has no AWQ mappings for "${architecture}" and uses its default ones (input_layernorm → q/k/v_proj, v_proj → o_proj, post_attention_layernorm → gate/up_proj, up_proj → down_proj); check that every reader of each smooth layer is a balance layer, or give the AWQModifier its own mappings.`,
+        modifier.origin,
+      ),
+    );
+  }
+  let resolved: ResolvedAwq;
+  try {
+    resolved = resolveAwq(tree, modifier.args, (name) => quantized.has(name));
+  } catch (e) {
+    if (!(e instanceof AwqMappingError)) throw e;
+    diagnostics.push(error('awq-mapping-invalid', `${e.message}; llm-compressor stops there too. Give the AWQModifier mappings that fit "${architecture}".`, modifier.origin));
+    return null;
+  }
+  for (const pattern of resolved.unmatched) {
+    diagnostics.push(warning('awq-mapping-unmatched', `AWQ mapping pattern "${pattern}" matches no module of this model, so the mappings it belongs to resolve to nothing there.`, modifier.origin));
+  }
+  if (resolved.mappings.length === 0) {
+    diagnostics.push(
+      error(
+        'awq-no-mappings',
+        `AWQModifier resolves no mapping on "${resolved.architecture}" (${resolved.source === 'recipe' ? "the recipe's mappings" : resolved.source === 'registry' ? "llm-compressor's mappings for it" : "llm-compressor's default mappings"} match no quantized smooth/balance layers): it would smooth nothing. Give the AWQModifier its own mappings: [{smooth_layer: "re:…", balance_layers: ["re:…"]}].`,
+        modifier.origin,
+      ),
+    );
+  }
+  const byReason = new Map<string, string[]>();
+  for (const skip of resolved.skipped) byReason.set(skip.reason, [...(byReason.get(skip.reason) ?? []), skip.smooth]);
+  for (const [reason, layers] of byReason) {
+    const what = layers.length === 1 ? `"${layers[0]}"` : `${layers.length} smooth layers (${compressNames(layers).map((g) => g.pattern).join(', ')})`;
+    diagnostics.push(warning('awq-mapping-skipped', `AWQ skips ${what}: ${reason}.`, modifier.origin));
+  }
+  const unquantized = [...new Set(resolved.mappings.flatMap((m) => m.balance.filter((b) => !quantized.has(b))))];
+  if (unquantized.length > 0) {
+    const what = unquantized.length === 1 ? `"${unquantized[0]}"` : `${unquantized.length} modules (${compressNames(unquantized).map((g) => g.pattern).join(', ')})`;
+    diagnostics.push(
+      warning(
+        'awq-balance-unquantized',
+        `${what} ${unquantized.length === 1 ? 'is a balance layer' : 'are balance layers'} of AWQ but no quantization modifier targets ${unquantized.length === 1 ? 'it' : 'them'}: the grid search leaves ${unquantized.length === 1 ? 'it' : 'them'} unquantized and only scales ${unquantized.length === 1 ? 'its' : 'their'} input columns.`,
+        modifier.origin,
+      ),
+    );
   }
   return resolved;
 }
@@ -230,6 +297,7 @@ function assemblePlan(
   schemes: Map<string, PlanScheme>,
   diagnostics: Diagnostic[],
   smoothing: ReadonlyMap<number, ResolvedSmoothQuant>,
+  awq: ReadonlyMap<number, ResolvedAwq>,
 ): Plan {
   const { ir, model, sources } = request;
   const original = model.tree;
@@ -314,12 +382,26 @@ function assemblePlan(
       }
     } else {
       const smooth = smoothing.get(modifier.index);
+      const scaled = awq.get(modifier.index);
       push({
         action: 'transform',
         modifier: modifier.index,
         title: transformTitle(modifier),
         ...(smooth ? { modules: mappingLines(smooth.mappings), count: smooth.mappings.length } : {}),
-        details: { args: modifier.args, ...(smooth ? { mappings: smooth.mappings, skippedMappings: smooth.skipped, mappingSource: smooth.source } : {}) },
+        ...(scaled
+          ? {
+              modules: [
+                ...awqMappingLines(scaled.mappings),
+                ...[...new Set(scaled.skipped.map((s) => s.reason))].flatMap((reason) => awqMappingLines(scaled.skipped.filter((s) => s.reason === reason)).map((l) => `skipped: ${l} (${reason})`)),
+              ],
+              count: scaled.mappings.length,
+            }
+          : {}),
+        details: {
+          args: modifier.args,
+          ...(smooth ? { mappings: smooth.mappings, skippedMappings: smooth.skipped, mappingSource: smooth.source } : {}),
+          ...(scaled ? { awqMappings: scaled.mappings, skippedMappings: scaled.skipped, mappingSource: scaled.source } : {}),
+        },
       });
     }
     if (modifier.requiresCalibrationData) {

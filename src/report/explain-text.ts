@@ -51,6 +51,15 @@ export function renderExplanation(e: Explanation, sources: SourceMap): string {
     else if (sm.role === 'balance') out.push(`  smoothquant: balance layer of "${sm.smooth}"; its input columns are multiplied by that mapping's smoothing scales.`);
     else out.push('  smoothquant: not smoothed: no mapping names it as a smooth or balance layer.');
   }
+  if (e.awq) {
+    const names = (xs: readonly string[]): string => (xs.length > 4 ? `${xs.length} layers` : xs.map((b) => `"${b}"`).join(', '));
+    if (e.awq.roles.length === 0) out.push('  awq: not balanced: no AWQ mapping names it as a smooth or balance layer.');
+    for (const r of e.awq.roles) {
+      if (r.skipped) out.push(`  awq: ${r.role} layer of the mapping "${r.smooth}" → ${names(r.balance)}, which is skipped: ${r.skipped}.`);
+      else if (r.role === 'smooth') out.push(`  awq: smooth layer; its output is divided by the scales the grid search picks against ${names(r.balance)} (loss on "${r.parent}").`);
+      else out.push(`  awq: balance layer of "${r.smooth}"; its input columns are multiplied by that mapping's scales, chosen by the loss on "${r.parent}".`);
+    }
+  }
   if (e.gptq) {
     const k = e.gptq.columns;
     const shared = e.gptq.sharedWith;

@@ -10,6 +10,8 @@
  * - with `--apply`: the data-free weight pass (bf16 GB/s), CPU or `--device cuda`;
  * - with `--gptq`: GPTQ per layer against a PyTorch eager GPTQ (see gptq.ts:
  *   `--size 1b4,moe64`, `--tokens`, `--seq-len`, `--device`);
+ * - with `--awq`: AWQ per layer against a PyTorch eager AWQ search (see
+ *   awq.ts: `--tokens`, `--seq-len`, `--device`);
  * - with `--calibrate`: calibration tokens/s against PyTorch eager forward
  *   passes (see calibrate.ts for its options: `--model-size tiny|1b`,
  *   `--tokens`, `--batch-size`, `--seq-len`, `--device cpu,cuda`).
@@ -204,6 +206,12 @@ async function main(): Promise<void> {
         keep('gptq', r);
       },
     });
+  }
+
+  if (args.includes('--awq')) {
+    const { benchAwq, formatAwqRow, parseAwqBenchArgs } = await import('./awq.js');
+    print('AWQ W4A16_ASYM per layer (quantc sequential pipeline vs PyTorch eager AWQ search, same weights and batches):');
+    await benchAwq({ ...parseAwqBenchArgs(args), onRow: (r) => print(formatAwqRow(r)) });
   }
 
   if (args.includes('--apply')) {

@@ -231,7 +231,7 @@ export const command: Command = {
       });
       if (part) {
         // Calibration needs every layer's inputs from the layers before it: it cannot be cut into independent tensors.
-        const needs = [job.calibration && 'calibration', job.smoothquant && 'SmoothQuant', job.gptq && 'GPTQ'].filter(Boolean);
+        const needs = [job.calibration && 'calibration', job.smoothquant && 'SmoothQuant', job.awq && 'AWQ', job.gptq && 'GPTQ'].filter(Boolean);
         if (needs.length > 0) {
           io.stderr(renderDiagnostics([error('apply-shard-calibrated', `--shard splits data-free weight passes only; this recipe needs ${needs.join(' and ')}, whose statistics flow layer to layer. Run it on one host (see docs/distributed.md).`)], planned.sources));
           return EXIT_ERRORS;

@@ -18,6 +18,12 @@
  *
  * With channels on (SmoothQuant), `cmin:<m1>,<m2>…` / `cmax:…` — `[K]`, the
  * per-channel min and max of an input over its tokens.
+ *
+ * With inputs on (AWQ), `x:<m1>,<m2>…` — the input itself, `[..., K]`: what
+ * the grid search replays through the modules' parent; for experts seeing
+ * every token, `x:<experts module>.*.<p1>,…` — the block input `[N, K]` all
+ * experts share — and `xe:<experts module>|<projection>|<offset>` — per
+ * expert inputs `[E, N, K]`.
  */
 import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
 
@@ -36,6 +42,8 @@ export interface Observation {
   readonly experts: ExpertObservation;
   readonly hessians: boolean;
   readonly channels?: boolean;
+  /** Return each observed input itself (AWQ caches its parents' inputs). */
+  readonly inputs?: boolean;
 }
 
 /** How observers are asked for: the experts' token mode alone (min/max), or a full {@link Observation}. */
@@ -71,6 +79,7 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
     g.output(g.op('ReduceMin', [flat, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
     g.output(g.op('ReduceMax', [flat, g.i64([0])], { keepdims: 0 }), `cmax:${key}`, OnnxType.float, ['k']);
   }
+  if (mode.inputs && !part && !modules.some((m) => m.endsWith('_states'))) g.output(x, `x:${key}`, OnnxType.float, ['batch', 'seq', 'k']);
   if (!mode.hessians || modules.some((m) => m.endsWith('_states'))) return;
   // A Hessian needs the whole input; a slice's statistics cannot be merged into one.
   if (part) throw new HessianUnavailableError(`${modules.join(', ')}: the input is split across graphs (an MLP larger than one graph), so its Hessian cannot be accumulated`);
@@ -91,6 +100,10 @@ export function observeExperts(g: GraphBuilder, expertsModule: string, projectio
   if (observation === undefined) return;
   const mode = observation.experts;
   if (observation.hessians) expertHessians(g, expertsModule, projections, x, perExpert, mask, mode, offset);
+  if (observation.inputs && mode === 'all') {
+    if (perExpert) for (const proj of projections) g.output(x, `xe:${expertsModule}|${proj}|${offset}`, OnnxType.float, ['e', 'n', 'k']);
+    else if (offset === 0) g.output(x, `x:${projections.map((p) => `${expertsModule}.*.${p}`).join(',')}`, OnnxType.float, ['n', 'k']);
+  }
   for (const proj of projections) {
     const key = `${expertsModule}|${proj}|${offset}`;
     if (mode === 'all' && !perExpert) {

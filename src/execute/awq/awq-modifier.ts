@@ -1,0 +1,297 @@
+/**
+ * AWQModifier on the sequential pipeline. Pass A returns, inside the layer
+ * graph, the input of every balance layer (its smooth layer's output, what
+ * the parent module reads). Between the passes, each of the layer's
+ * mappings in resolved order: `x_mean` = mean |x| per channel over every
+ * token, the balance layers' normalised weight means, then the grid search —
+ * every grid point's pseudo-quantized balance weights evaluated in one
+ * search graph per chunk of points (search-graph.ts), the loss being the
+ * mean squared difference of the parent's output from its unquantized
+ * output — and the best scales folded into the balance layers (multiplied)
+ * and the smooth layer (divided), as llm-compressor's `_apply_smoothing`
+ * does (algorithms.md §3.5). Pass B propagates the smoothed, unquantized layer.
+ */
+import type { QuantizationArgs } from '../../ir/types.js';
+import type { AwqMapping } from '../../match/awq-mappings.js';
+import { CoverageCollector } from '../calibrate/coverage.js';
+import type { DenseMatrix } from '../forward/dequantize.js';
+import { windowOf } from '../forward/decoder-config.js';
+import type { ForwardModel, LayerInputsFor } from '../forward/executor.js';
+import type { Observation } from '../forward/observe.js';
+import type { WeightChanges } from '../pipeline/overlay-weights.js';
+import type { LayerModifier } from '../pipeline/sequential.js';
+import { dtypeFacts } from '../rtn/qparams.js';
+import type { WeightDtype } from '../rtn/weight-kernel.js';
+import { GraphRuntime, type RawTensor } from '../runtime.js';
+import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
+import { awqParentKind, moeExperts } from './parent-kind.js';
+import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type ParentKind, type ParentWeights } from './search-graph.js';
+
+/** What AWQ did to one mapping. */
+export interface AwqReport {
+  readonly smooth: string;
+  readonly balance: readonly string[];
+  readonly parent: string;
+  /** Tokens the activation means were taken over. */
+  readonly tokens: number;
+  readonly xMean: Float32Array;
+  /** Losses of the grid points, in grid order. */
+  readonly losses: readonly number[];
+  /** Index of the grid point kept. */
+  readonly best: number;
+  readonly point: GridPoint;
+  /** The scales folded in. */
+  readonly scales: Float64Array;
+}
+
+/** AWQ cannot run a mapping; the message is user-facing. */
+export class AwqRunError extends Error {}
+
+/** Settings of an AWQ run. */
+export interface AwqSettings {
+  readonly duoScaling: DuoScaling;
+  readonly nGrid: number;
+  /** Each quantized module's weight arguments (modules absent here have no scheme). */
+  readonly args: ReadonlyMap<string, QuantizationArgs>;
+  readonly calibrateAllExperts: boolean;
+  /** Activations and candidate weights one search-graph run may hold (bytes, estimated; 1 GiB on the CPU, 8 GiB on CUDA by default). */
+  readonly searchBytes?: number;
+  /**
+   * Where integer weights are pseudo-quantized for the search: `search-graph` (inside the search graph, per run;
+   * the default on CUDA), `graph` (a graph of their own, once per chunk of grid points; the default on the CPU) or
+   * `host` (here, as for every other scheme).
+   */
+  readonly candidates?: 'search-graph' | 'graph' | 'host';
+}
+
+const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
+
+function layerOf(name: string): number | null {
+  const m = /(?:^|\.)layers\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** How the search evaluates a mapping's parent (the plan refuses the others, see parent-kind.ts). */
+function parentKind(m: AwqMapping): ParentKind {
+  const kind = awqParentKind(m, m.parentClass);
+  if (kind === null) throw new AwqRunError(`${m.smooth}: AWQ's grid search cannot evaluate the parent module "${m.parent}" of ${m.balance.join(', ')}`);
+  return kind;
+}
+
+/** The AWQ {@link LayerModifier}. */
+export class AwqModifier implements LayerModifier {
+  readonly observe: Observation;
+  readonly linears = new Map<string, DenseMatrix>();
+  readonly vectors = new Map<string, Float32Array>();
+  readonly reports: AwqReport[] = [];
+  readonly coverage = new CoverageCollector();
+  private inputs = new Map<string, RawTensor[]>();
+  private readonly dtype: WeightDtype;
+  private readonly round: (x: number) => number;
+  private readonly tables: LayerInputsFor;
+  private readonly grid: GridPoint[];
+
+  constructor(
+    private readonly model: ForwardModel,
+    private readonly mappings: readonly AwqMapping[],
+    private readonly settings: AwqSettings,
+  ) {
+    this.observe = { experts: settings.calibrateAllExperts ? 'all' : 'routed', hessians: false, inputs: true };
+    this.dtype = DTYPES[model.config.dtype];
+    this.round = dtypeFacts(this.dtype).round;
+    this.tables = model.positionTables();
+    this.grid = gridPoints(settings.duoScaling, settings.nGrid);
+  }
+
+  collect(layer: number, _run: number, _rows: number, _calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
+    this.coverage.add(layer, outputs);
+    const keep = (module: string, t: RawTensor): void => {
+      const list = this.inputs.get(module) ?? [];
+      list.push(t);
+      this.inputs.set(module, list);
+    };
+    for (const [name, t] of Object.entries(outputs)) {
+      if (name.startsWith('x:')) for (const module of name.slice(2).split(',')) keep(module, t);
+      else if (name.startsWith('xe:')) {
+        // Per-expert inputs [E, N, K]: one [N, K] tensor per expert.
+        const [experts, proj, offset] = name.slice(3).split('|') as [string, string, string];
+        const [e, n, k] = t.dims as [number, number, number];
+        const data = t.data as Float32Array;
+        for (let i = 0; i < e; i++) keep(`${experts}.${Number(offset) + i}.${proj}`, { type: 'float32', data: data.slice(i * n * k, (i + 1) * n * k), dims: [n, k] });
+      }
+    }
+  }
+
+  async finishLayer(layer: number): Promise<WeightChanges> {
+    const linears = new Map<string, DenseMatrix>();
+    const vectors = new Map<string, Float32Array>();
+    const weight = async (name: string): Promise<DenseMatrix> => linears.get(name) ?? (await this.model.weights.linear(name));
+    const vector = async (name: string): Promise<Float32Array | undefined> => vectors.get(name) ?? (await this.model.weights.optionalVector(name));
+    for (const m of this.mappings) {
+      if (layerOf(m.smooth) !== layer) continue;
+      const kind = parentKind(m);
+      // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
+      const inputs = m.balance.map((b) => this.inputs.get(b) ?? this.inputs.get(b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((x) => x !== undefined);
+      if (!inputs || inputs.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
+      const { xMean, tokens } = activationMeans(inputs);
+      if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
+      const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
+      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector);
+      const s = search.scales;
+      m.balance.forEach((b, i) => {
+        const w = balance[i]!;
+        linears.set(b, { data: scaleColumns(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
+      });
+      const normName = `${m.smooth}.weight`;
+      // A 1-D weight is a norm's; a Linear smooth layer (v_proj, up_proj) has its output rows divided.
+      if (this.model.weights.index.tensors.get(normName)?.shape.length === 1) {
+        const norm = (await vector(normName))!;
+        vectors.set(normName, divideRows(norm, norm.length, 1, s, this.round));
+      } else {
+        const w = await weight(m.smooth);
+        linears.set(m.smooth, { data: divideRows(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
+        const bias = await vector(`${m.smooth}.bias`);
+        if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
+      }
+      this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s });
+    }
+    for (const [k, v] of linears) this.linears.set(k, v);
+    for (const [k, v] of vectors) this.vectors.set(k, v);
+    this.inputs = new Map();
+    return { linears, vectors };
+  }
+
+  /** The MoE block parent of mapping `m`: its router and experts' down projections as they stand. */
+  private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>): Promise<MoeParent> {
+    const experts = moeExperts(m)!;
+    const raw = this.model.raw;
+    if (this.settings.args.has(`${m.parent}.gate`)) throw new AwqRunError(`${m.parent}.gate: a quantized router is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
+    return {
+      router: await weight(`${m.parent}.gate`),
+      topK: Number(raw.num_experts_per_tok ?? 2),
+      normalize: raw.norm_topk_prob === true,
+      experts: await Promise.all([...experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${m.parent}.experts.${e}.down_proj`) }))),
+    };
+  }
+
+  /** The grid search of one mapping: every point's loss, and the best point's scales. */
+  private async search(
+    m: AwqMapping,
+    kind: ParentKind,
+    layer: number,
+    balance: readonly BalanceWeight[],
+    xMean: Float32Array,
+    inputs: readonly RawTensor[],
+    weight: (name: string) => Promise<DenseMatrix>,
+    vector: (name: string) => Promise<Float32Array | undefined>,
+  ): Promise<{ scales: Float64Array; losses: number[]; best: number }> {
+    const cfg = this.model.config;
+    const quantized = balance.some((b) => b.args !== null);
+    const wMean = this.settings.duoScaling !== false && quantized ? layerMeans(balance, this.round) : null;
+    const scales = this.grid.map((p) => gridScales(xMean, wMean, p));
+    if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0 };
+    const parent: ParentWeights =
+      kind === 'moe'
+        ? { biases: [], moe: await this.moeParent(m, weight) }
+        : kind === 'attention'
+        ? {
+            out: await weight(`${m.parent}.o_proj`),
+            outBias: cfg.attentionBias ? await vector(`${m.parent}.o_proj.bias`) : undefined,
+            biases: await Promise.all(m.balance.map((b) => (cfg.attentionBias ? vector(`${b}.bias`) : undefined))),
+            qNorm: await vector(`${m.parent}.q_norm.weight`),
+            kNorm: await vector(`${m.parent}.k_norm.weight`),
+          }
+        : kind === 'mlp'
+          ? { out: await weight(`${m.parent}.down_proj`), outBias: cfg.mlpBias ? await vector(`${m.parent}.down_proj.bias`) : undefined, biases: await Promise.all(m.balance.map((b) => (cfg.mlpBias ? vector(`${b}.bias`) : undefined))) }
+          : { biases: [await vector(`${m.balance[0]}.bias`)] };
+    const quantizers = balance.map((b) => inGraphQuantizer(b, this.dtype));
+    // Integer weights are pseudo-quantized by a graph (one scale row per point goes in): inside the search graph on CUDA,
+    // where each run recomputes them on the device; by a graph of their own on the CPU, once per chunk of points. Other
+    // schemes get their candidates from here.
+    const where = this.settings.candidates ?? (this.model.device === 'cuda' ? 'search-graph' : 'graph');
+    const inGraph = where !== 'host' && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
+    const perRun = inGraph && where === 'search-graph';
+    const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
+    const graph = searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? 2 : 3 });
+    const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
+    const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' ? cfg.hidden : parent.out!.rows;
+    // Points per run: candidate weights plus the activations of the widest run.
+    const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
+    const widest = Math.max(...inputs.map((t) => t.data.length / balance[0]!.cols));
+    const seqMax = Math.max(...inputs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
+    const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' ? 8 * widest * cfg.heads * seqMax : 0);
+    const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
+    const chunk = Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
+    const sums = new Float64Array(this.grid.length);
+    let numel = 0;
+    const k = balance[0]!.cols;
+    for (const t of inputs) numel += (t.data.length / k) * outWidth;
+    const rt = new GraphRuntime(this.model.device);
+    try {
+      for (let start = 0; start < this.grid.length; start += chunk) {
+        const count = Math.min(chunk, this.grid.length - start);
+        const feeds: Record<string, RawTensor> = {};
+        if (inGraph) {
+          const sc = new Float32Array(count * k);
+          for (let p = 0; p < count; p++) sc.set(scales[start + p]!, p * k);
+          const s: RawTensor = { type: 'float32', data: sc, dims: [count, k] };
+          if (perRun) feeds.s = s;
+          else Object.assign(feeds, await rt.run('awq_candidates', () => makeCandidates!, { s }));
+        } else
+          balance.forEach((b, i) => {
+            const size = b.rows * b.cols;
+            const data = new Float32Array((count + 1) * size);
+            data.set(b.data, 0);
+            for (let p = 0; p < count; p++) data.set(b.args ? searchWeight(b, scales[start + p]!, this.dtype) : b.data, (p + 1) * size);
+            feeds[`w${i}`] = { type: 'float32', data, dims: [count + 1, b.rows, b.cols] };
+          });
+        for (const x of inputs) {
+          const seq = x.dims.length === 3 ? x.dims[1]! : 1;
+          const position = kind === 'attention' ? this.tables(seq, windowOf(cfg, layer)) : {};
+          const { loss } = await rt.run(`awq_search`, () => graph, { x, ...feeds, ...position });
+          const l = loss!.data as Float32Array;
+          for (let p = 0; p < count; p++) sums[start + p]! += l[p]!;
+        }
+      }
+    } finally {
+      await rt.dispose();
+    }
+    const losses = Array.from(sums, (v) => Math.fround(v / numel));
+    let best = -1;
+    let bestLoss = Infinity;
+    losses.forEach((l, i) => {
+      if (l < bestLoss) {
+        bestLoss = l;
+        best = i;
+      }
+    });
+    if (best < 0) throw new AwqRunError(`${m.smooth}: no grid point gave a finite loss (the parent module "${m.parent}" produces NaN or infinity on the calibration data)`);
+    return { scales: scales[best]!, losses, best };
+  }
+}
+
+/** The in-graph quantizer of an integer min-max scheme with one scale per tensor, row or column group, in float32 or bf16; else undefined. */
+function inGraphQuantizer(b: BalanceWeight, dtype: WeightDtype): InGraphQuantizer | undefined {
+  const a = b.args;
+  if (!a || a.type !== 'int' || (dtype !== 'F32' && dtype !== 'BF16')) return undefined;
+  if (a.strategy === 'tensor') return { bits: a.num_bits, symmetric: a.symmetric, groupSize: null, dtype };
+  if (a.strategy === 'channel') return { bits: a.num_bits, symmetric: a.symmetric, groupSize: b.cols, dtype };
+  if (a.strategy === 'group' && a.group_size && b.cols % a.group_size === 0) return { bits: a.num_bits, symmetric: a.symmetric, groupSize: a.group_size, dtype };
+  return undefined;
+}
+
+/** `x_mean`: Σ|x| per channel over every token (float32 sums per run, as llm-compressor adds per batch), divided by the token count. */
+function activationMeans(inputs: readonly RawTensor[]): { xMean: Float32Array; tokens: number } {
+  const k = inputs[0]!.dims[inputs[0]!.dims.length - 1]!;
+  const total = new Float32Array(k);
+  let tokens = 0;
+  for (const t of inputs) {
+    const d = t.data as Float32Array;
+    const n = d.length / k;
+    const part = new Float64Array(k);
+    for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) part[c]! += Math.abs(d[i * k + c]!);
+    for (let c = 0; c < k; c++) total[c] = total[c]! + Math.fround(part[c]!);
+    tokens += n;
+  }
+  return { xMean: total.map((v) => v / tokens), tokens };
+}

@@ -1,0 +1,215 @@
+/**
+ * The graph of AWQ's grid search for one mapping: the parent module (a
+ * Linear, llama-style self-attention, or the SiLU-gated MLP) evaluated on
+ * its cached input for many candidate balance weights at once. Each balance
+ * weight is a graph input `w<i> [P, out, in]` whose first slice is the
+ * current (unquantized) weight and the others are grid points' pseudo-
+ * quantized weights; the graph returns `loss [P − 1]`, the summed squared
+ * difference of each grid point's parent output from the first slice's, so
+ * a whole chunk of the grid costs one run per batch instead of one per point.
+ * Weights of the parent's other Linear layers (o_proj, down_proj) are
+ * initializers, as they stand at that point of the layer's smoothing.
+ */
+import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import type { DecoderConfig } from '../forward/decoder-config.js';
+import type { DenseMatrix } from '../forward/dequantize.js';
+import type { LayerInputs } from '../forward/llama-layer.js';
+import { softmaxTopK } from '../forward/moe.js';
+import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
+
+/** How the parent module computes its output from its balance layers. */
+export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe';
+
+/**
+ * An MoE block as a parent (softmax top-k router, every expert's gated MLP,
+ * the routed combination): the router and the experts' down projections as
+ * they stand, and which balance layers are each expert's gate and up.
+ */
+export interface MoeParent {
+  readonly router: DenseMatrix;
+  readonly topK: number;
+  readonly normalize: boolean;
+  readonly experts: readonly { readonly gate: number; readonly up: number; readonly down: DenseMatrix }[];
+}
+
+/** Everything the graph holds besides the balance weights. */
+export interface ParentWeights {
+  /** o_proj (attention) or down_proj (mlp), as they stand. */
+  readonly out?: DenseMatrix;
+  readonly outBias?: Float32Array;
+  /** Biases of the balance layers, by balance index. */
+  readonly biases: readonly (Float32Array | undefined)[];
+  readonly qNorm?: Float32Array;
+  readonly kNorm?: Float32Array;
+  readonly moe?: MoeParent;
+}
+
+/**
+ * An integer quantizer the graph applies itself (min-max qparams per group,
+ * compressed-tensors' fake quantization), so that a grid point costs one
+ * `[in]` scale vector on the way in instead of its pseudo-quantized weights.
+ */
+export interface InGraphQuantizer {
+  readonly bits: number;
+  readonly symmetric: boolean;
+  /** Columns per group (all columns for channel); null for one group per tensor. */
+  readonly groupSize: number | null;
+  /** Weight dtype rounding of `W·s`, the qparams and the result (`torch.finfo(dtype).eps` replaces a zero scale). */
+  readonly dtype: 'F32' | 'BF16';
+}
+
+/**
+ * How candidate weights reach the graph: `weights` — every balance layer's
+ * candidates as inputs `w<i> [P, out, in]`; `scales` — the balance weights
+ * as initializers and the candidates' scales as input `s [P − 1, in]`, the
+ * pseudo-quantization done in the graph (layers without a quantizer keep
+ * their weight for every point).
+ */
+export type CandidateInput = { readonly kind: 'weights' } | { readonly kind: 'scales'; readonly balance: readonly DenseMatrix[]; readonly quantizers: readonly (InGraphQuantizer | null)[] };
+
+/** One search graph's description. */
+export interface SearchGraphSpec {
+  readonly kind: ParentKind;
+  readonly cfg: DecoderConfig;
+  /** `[out, in]` of each balance layer, in mapping order (q, k, v / gate, up / the Linear). */
+  readonly shapes: readonly (readonly [number, number])[];
+  readonly weights: ParentWeights;
+  readonly candidates?: CandidateInput;
+  /** Rank of the cached input: 3 (`[B, T, K]`, the default) or 2 (`[N, K]`: an MoE block's or an expert's tokens). */
+  readonly inputRank?: 2 | 3;
+}
+
+function roundTo(g: GraphBuilder, x: string, dtype: 'F32' | 'BF16'): string {
+  return dtype === 'BF16' ? g.op('Cast', [g.op('Cast', [x], { to: OnnxType.bfloat16 })], { to: OnnxType.float }) : x;
+}
+
+/**
+ * `[P, out, in]`: slice 0 the weight itself, then for each scale row `s`
+ * `Q(W·s)/s` (see algorithms.md §3.5), Q with min-max qparams per group.
+ */
+function candidateWeights(g: GraphBuilder, w: DenseMatrix, s: string, q: InGraphQuantizer | null): string {
+  const w0 = g.constRaw(OnnxType.float, [w.rows, w.cols], new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+  const w0p = g.op('Unsqueeze', [w0, g.i64([0])]);
+  const points = g.op('Slice', [g.op('Shape', [s]), g.i64([0]), g.i64([1])]);
+  if (!q) return g.op('Concat', [w0p, g.op('Expand', [w0p, g.op('Concat', [points, g.i64([w.rows, w.cols])], { axis: 0 })])], { axis: 0 });
+  const s3 = g.op('Unsqueeze', [s, g.i64([1])]);
+  const ws = roundTo(g, g.op('Mul', [w0p, s3]), q.dtype);
+  const gs = q.groupSize ?? w.cols;
+  const groups = q.groupSize === null ? [-1, 1, w.rows * w.cols] : [-1, w.rows, w.cols / gs, gs];
+  const grouped = g.op('Reshape', [ws, g.i64(groups)]);
+  const zero = g.f32(0);
+  const lo = g.op('Min', [g.op('ReduceMin', [grouped, g.i64([-1])], { keepdims: 1 }), zero]);
+  const hi = g.op('Max', [g.op('ReduceMax', [grouped, g.i64([-1])], { keepdims: 1 }), zero]);
+  const qmin = -(2 ** (q.bits - 1));
+  const qmax = 2 ** (q.bits - 1) - 1;
+  const eps = q.dtype === 'BF16' ? 2 ** -7 : 2 ** -23;
+  const nonzero = (x: string): string => g.op('Where', [g.op('Equal', [x, zero]), g.f32(eps), x]);
+  let scale: string;
+  let zp: string | null = null;
+  if (q.symmetric) scale = nonzero(roundTo(g, g.op('Div', [g.op('Max', [g.op('Abs', [lo]), g.op('Abs', [hi])]), g.f32((qmax - qmin) / 2)]), q.dtype));
+  else {
+    const raw = roundTo(g, g.op('Div', [roundTo(g, g.op('Sub', [hi, lo]), q.dtype), g.f32(qmax - qmin)]), q.dtype);
+    // The zero point is computed from the unguarded scale, as compressed-tensors does.
+    const z = roundTo(g, g.op('Sub', [g.f32(qmin), roundTo(g, g.op('Div', [lo, raw]), q.dtype)]), q.dtype);
+    zp = g.op('Round', [g.op('Clip', [g.op('Where', [g.op('IsNaN', [z]), zero, z]), g.f32(qmin), g.f32(qmax)])]);
+    scale = nonzero(raw);
+  }
+  let y = g.op('Div', [grouped, scale]);
+  if (zp) y = g.op('Add', [y, zp]);
+  let deq = g.op('Round', [g.op('Clip', [y, g.f32(qmin), g.f32(qmax)])]);
+  if (zp) deq = g.op('Sub', [deq, zp]);
+  deq = roundTo(g, g.op('Mul', [deq, scale]), q.dtype);
+  const back = roundTo(g, g.op('Div', [g.op('Reshape', [deq, g.i64([-1, w.rows, w.cols])]), s3]), q.dtype);
+  return g.op('Concat', [w0p, back], { axis: 0 });
+}
+
+/** `x [B, T, K]` through every slice of `w [P, out, in]`: `[P, B, T, out]`. */
+function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Array): string {
+  const wt = g.op('Unsqueeze', [g.op('Transpose', [w], { perm: [0, 2, 1] }), g.i64([1])]);
+  const y = g.op('MatMul', [g.op('Unsqueeze', [x, g.i64([0])]), wt]);
+  return bias ? g.op('Add', [y, g.constRaw(OnnxType.float, [bias.length], new Uint8Array(bias.buffer, bias.byteOffset, bias.byteLength))]) : y;
+}
+
+/** `[P, B, T, C]` → `[P·B, T, C]`; `seq` is the `[1]` sequence length. */
+function foldSlices(g: GraphBuilder, x: string, seq: string, c: number): string {
+  return g.op('Reshape', [x, g.op('Concat', [g.i64([-1]), seq, g.i64([c])], { axis: 0 })]);
+}
+
+function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number, headDim: number): string {
+  if (dim === headDim) return rotary(g, x, inp.cos, inp.sin, dim);
+  return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), inp.cos, inp.sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
+}
+
+/**
+ * The candidate weights alone: input `s [P − 1, in]`, outputs `w<i> [P, out, in]`
+ * (slice 0 the weight itself), for a search graph that takes `weights`. On
+ * the CPU they are computed once per chunk of grid points this way instead
+ * of once per batch inside the search graph.
+ */
+export function candidatesGraph(balance: readonly DenseMatrix[], quantizers: readonly (InGraphQuantizer | null)[]): Uint8Array {
+  const g = new GraphBuilder();
+  const s = g.input('s', OnnxType.float, ['grid', balance[0]!.cols]);
+  balance.forEach((w, n) => g.output(candidateWeights(g, w, s, quantizers[n]!), `w${n}`, OnnxType.float, ['points', w.rows, w.cols]));
+  return g.build('awq_candidates');
+}
+
+/** Builds the search graph (see the module comment). Inputs: `x`, `w0…`, and `cos`/`sin`/`mask` for attention. */
+export function searchGraph(spec: SearchGraphSpec): Uint8Array {
+  const { cfg, shapes, weights, kind } = spec;
+  const g = new GraphBuilder();
+  const k = shapes[0]![1];
+  const x = g.input('x', OnnxType.float, spec.inputRank === 2 ? ['tokens', k] : ['batch', 'seq', k]);
+  const cand = spec.candidates ?? { kind: 'weights' };
+  let ws: string[];
+  if (cand.kind === 'weights') ws = shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i]));
+  else {
+    const s = g.input('s', OnnxType.float, ['grid', k]);
+    ws = cand.balance.map((w, n) => candidateWeights(g, w, s, cand.quantizers[n]!));
+  }
+  let out: string;
+  if (kind === 'linear') {
+    out = batchedLinear(g, x, ws[0]!, weights.biases[0]);
+  } else if (kind === 'moe') {
+    const moe = weights.moe!;
+    const xf = g.op('Reshape', [x, g.i64([-1, k])]);
+    const routing = softmaxTopK(g, linear(g, xf, moe.router), moe.topK, moe.normalize);
+    let sum: string | null = null;
+    moe.experts.forEach((e, i) => {
+      const gate = batchedLinear(g, xf, ws[e.gate]!);
+      const up = batchedLinear(g, xf, ws[e.up]!);
+      const y = linear(g, g.op('Mul', [silu(g, gate), up]), e.down);
+      const weighted = g.op('Mul', [y, g.op('Slice', [routing.weights, g.i64([i]), g.i64([i + 1]), g.i64([1])])]);
+      sum = sum === null ? weighted : g.op('Add', [sum, weighted]);
+    });
+    out = sum!;
+  } else if (kind === 'mlp') {
+    const gate = batchedLinear(g, x, ws[0]!, weights.biases[0]);
+    const up = batchedLinear(g, x, ws[1]!, weights.biases[1]);
+    out = linear(g, g.op('Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
+  } else {
+    const inp: LayerInputs = {
+      hidden: x,
+      cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]),
+      sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]),
+      mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
+    };
+    const seq = g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]);
+    const proj = (n: number, heads: number): string => splitHeads(g, foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]), heads, cfg.headDim);
+    let q = proj(0, cfg.heads);
+    let kk = proj(1, cfg.kvHeads);
+    const v = proj(2, cfg.kvHeads);
+    if (weights.qNorm) q = rmsNorm(g, q, weights.qNorm, cfg.eps);
+    if (weights.kNorm) kk = rmsNorm(g, kk, weights.kNorm, cfg.eps);
+    q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
+    kk = partialRotary(g, kk, inp, cfg.rope.dim, cfg.headDim);
+    const att = attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
+    out = linear(g, att, weights.out!, weights.outBias);
+  }
+  // [P, everything else]: slice 0 is the reference output.
+  const flat = g.op('Reshape', [out, g.op('Concat', [g.op('Slice', [g.op('Shape', [ws[0]!]), g.i64([0]), g.i64([1])]), g.i64([-1])], { axis: 0 })]);
+  const ref = g.op('Slice', [flat, g.i64([0]), g.i64([1]), g.i64([0])]);
+  const rest = g.op('Slice', [flat, g.i64([1]), g.i64([2 ** 62]), g.i64([0])]);
+  const diff = g.op('Sub', [rest, ref]);
+  g.output(g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.i64([1])], { keepdims: 0 }), 'loss', OnnxType.float, ['grid']);
+  return g.build('awq_search');
+}

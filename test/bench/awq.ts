@@ -1,0 +1,125 @@
+/**
+ * AWQ per layer: quantc's sequential pipeline (pass A returning the parents'
+ * inputs, the batched grid search, pass B) against a PyTorch eager AWQ of
+ * the same weights on the same batches and device (`test/bench/torch_awq.py`),
+ * W4A16_ASYM (int4, group 128), n_grid 20, duo scaling.
+ *
+ *   node dist/test/bench/awq.js [--tokens N] [--seq-len T] [--device cpu|cuda]
+ *     [--torch 0|1] [--python python3] [--json FILE]
+ *
+ * Model (made by torch_gptq.py in the temp folder on first use): `1b4`,
+ * TinyLlama-1.1B's layer shape (hidden 2048, MLP 5632, 32/4 heads) with 4
+ * layers. Per layer: statistics (pass A), grid search, propagation (pass B),
+ * in seconds, and the process's peak resident memory.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cwdSourceHost } from '../../src/cli/cwd-host.js';
+import { awqJob } from '../../src/execute/awq/awq-job.js';
+import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
+import { jobFromPlan } from '../../src/execute/from-plan.js';
+import type { Device } from '../../src/execute/runtime.js';
+import { planRecipe } from '../../src/plan/plan-recipe.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+function flag(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** One engine's run: seconds per layer by step. */
+export interface AwqBenchRow {
+  readonly engine: 'quantc' | 'pytorch';
+  readonly device: Device;
+  readonly tokens: number;
+  readonly seconds: number;
+  readonly layers: readonly { layer: number; statistics: number; search: number; propagate: number }[];
+  /** quantc: peak resident host memory; PyTorch: peak device memory (bytes). */
+  readonly peakBytes: number;
+  readonly note?: string;
+}
+
+function python(py: string, script: string, args: readonly string[]): string {
+  const r = spawnSync(py, [join(ROOT, 'test/bench', script), ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${py} ${script} ${args[0]} failed (${r.status}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
+  return r.stdout.trim().split('\n').pop()!;
+}
+
+/** Deterministic token batches (batch size 1) below `vocab`. */
+function tokenBatches(count: number, seq: number, vocab: number): TokenBatch[] {
+  let s = 12345;
+  const next = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % vocab);
+  return Array.from({ length: count }, () => [Array.from({ length: seq }, next)]);
+}
+
+/** Runs quantc's AWQ stage on `dir`. */
+async function quantcRun(dir: string, batches: readonly TokenBatch[], device: Device): Promise<AwqBenchRow> {
+  const recipe = join(dir, 'awq.yaml');
+  await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      targets: [Linear]\n      scheme: W4A16_ASYM\n      ignore: [lm_head]\n');
+  const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'bench');
+  if (!planned.build) throw new Error(`bench: the AWQ recipe did not plan: ${JSON.stringify(planned.diagnostics)}`);
+  const job = jobFromPlan(planned.build, { modelDir: dir, outDir: join(dir, 'out'), device, recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+  const model = await ForwardModel.open(dir, device);
+  const t0 = performance.now();
+  const run = await awqJob(job, model, batches);
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    engine: 'quantc',
+    device,
+    tokens: batches.length * batches[0]![0]!.length,
+    seconds,
+    layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, search: t.modify / 1000, propagate: t.propagate / 1000 })),
+    peakBytes: process.resourceUsage().maxRSS * 1024,
+    note: `${run.reports.length} mappings`,
+  };
+}
+
+/** Runs the benchmark; rows as measured. */
+export async function benchAwq(options: { tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: AwqBenchRow) => void }): Promise<AwqBenchRow[]> {
+  const rows: AwqBenchRow[] = [];
+  const push = (r: AwqBenchRow): void => {
+    rows.push(r);
+    options.onRow?.(r);
+  };
+  const dir = join(tmpdir(), 'quantc-bench-gptq-1b4');
+  await mkdir(dir, { recursive: true });
+  if (!existsSync(join(dir, 'config.json'))) python(options.python, 'torch_gptq.py', ['make', dir, '--size', '1b4']);
+  const batches = tokenBatches(Math.max(1, Math.floor(options.tokens / options.seqLen)), options.seqLen, 32000);
+  const tokensFile = join(dir, 'awq-tokens.json');
+  await writeFile(tokensFile, JSON.stringify(batches));
+  push(await quantcRun(dir, batches, options.device));
+  if (options.torch) {
+    const r = JSON.parse(python(options.python, 'torch_awq.py', ['run', dir, tokensFile, '--device', options.device])) as { seconds: number; layers: AwqBenchRow['layers']; peak_bytes: number; torch: string; device_name: string };
+    push({ engine: 'pytorch', device: options.device, tokens: batches.length * options.seqLen, seconds: r.seconds, layers: r.layers, peakBytes: r.peak_bytes, note: `torch ${r.torch} on ${r.device_name}` });
+  }
+  return rows;
+}
+
+/** One line per row: total and the per-layer mean of each step. */
+export function formatAwqRow(r: AwqBenchRow): string {
+  const mean = (k: 'statistics' | 'search' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
+  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}`;
+}
+
+/** The benchmark's options from command-line flags. */
+export function parseAwqBenchArgs(args: readonly string[]): Parameters<typeof benchAwq>[0] {
+  return {
+    tokens: Number(flag(args, '--tokens') ?? 128 * 2048),
+    seqLen: Number(flag(args, '--seq-len') ?? 2048),
+    device: (flag(args, '--device') ?? 'cuda') as Device,
+    torch: flag(args, '--torch') !== '0',
+    python: flag(args, '--python') ?? 'python3',
+  };
+}
+
+if (process.argv[1]?.endsWith('awq.js')) {
+  const args = process.argv.slice(2);
+  const rows = await benchAwq({ ...parseAwqBenchArgs(args), onRow: (r) => console.log(formatAwqRow(r)) });
+  const out = flag(args, '--json');
+  if (out) await writeFile(out, JSON.stringify(rows, null, 2));
+}

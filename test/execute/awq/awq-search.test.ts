@@ -1,0 +1,98 @@
+/**
+ * AWQ's grid and search in pieces: llm-compressor's grid points for each
+ * `duo_scaling`, compressed-tensors' lowest common ancestor, the scale
+ * normalisation, and the two ways candidates reach the search graph (scales
+ * pseudo-quantized in the graph, or weights pseudo-quantized here) giving
+ * the same losses and choices (pseudo-quantized in the search graph, in a
+ * graph of their own, or on the host).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { gridPoints, gridScales } from '../../../src/execute/awq/awq-scales.js';
+import { awqJob } from '../../../src/execute/awq/awq-job.js';
+import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
+import type { ApplyJob } from '../../../src/execute/types.js';
+import { lowestCommonAncestor } from '../../../src/match/awq-mappings.js';
+import { presetScheme } from '../../../src/ir/presets.js';
+import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
+
+describe('AWQ grid', () => {
+  test("llm-compressor's grid points", () => {
+    const duo = gridPoints(true, 20);
+    expect(duo.length).toBe(20);
+    expect(duo[0]).toEqual({ ratio: 0, duo: false });
+    expect(duo.slice(1).map((p) => p.ratio)).toEqual(Array.from({ length: 19 }, (_, i) => i / 18));
+    expect(gridPoints(false, 20).map((p) => p.ratio)).toEqual(Array.from({ length: 20 }, (_, i) => i / 19));
+    const both = gridPoints('both', 20);
+    expect(both.length).toBe(20);
+    expect(both.slice(0, 4)).toEqual([
+      { ratio: 0, duo: false },
+      { ratio: 0, duo: true },
+      { ratio: 1 / 9, duo: false },
+      { ratio: 1 / 9, duo: true },
+    ]);
+  });
+
+  test('scales are normalised by sqrt(max · min); ratio 0 without duo is the identity', () => {
+    const x = Float32Array.of(0.5, 2, 8);
+    expect([...gridScales(x, null, { ratio: 0, duo: false })]).toEqual([1, 1, 1]);
+    const s = gridScales(x, Float64Array.of(1, 1, 1), { ratio: 1, duo: true });
+    expect(Math.max(...s) * Math.min(...s)).toBeCloseTo(1, 12);
+  });
+
+  test("compressed-tensors' lowest common ancestor", () => {
+    expect(lowestCommonAncestor(['a.b.q_proj', 'a.b.k_proj'])).toBe('a.b');
+    expect(lowestCommonAncestor(['a.b.o_proj'])).toBe('a.b.o_proj');
+    expect(lowestCommonAncestor(['abc.x', 'ab.y'])).toBe('');
+    expect(lowestCommonAncestor(['m.mlp.gate', 'm.mlp.experts.0.up_proj', 'm.mlp.experts.7.up_proj'])).toBe('m.mlp');
+  });
+});
+
+function windows(): TokenBatch[] {
+  const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
+  const out: TokenBatch[] = [];
+  for (let i = 0; i + 32 <= ids.length; i += 32) out.push([ids.slice(i, i + 32)]);
+  return out;
+}
+
+describe('AWQ search graph', () => {
+  test('candidates pseudo-quantized in the graph or here give the same choices', async () => {
+    const dir = await modelWithTokenizer('llama');
+    const model = await ForwardModel.open(dir);
+    const scheme = presetScheme('W4A16_ASYM', ['Linear'])!;
+    const layers = [0, 1];
+    const names = layers.flatMap((l) => ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'].map((m) => `model.layers.${l}.${m}`));
+    const mappings = layers.flatMap((l) => {
+      const p = `model.layers.${l}`;
+      return [
+        { smooth: `${p}.input_layernorm`, balance: [`${p}.self_attn.q_proj`, `${p}.self_attn.k_proj`, `${p}.self_attn.v_proj`], parent: `${p}.self_attn` },
+        { smooth: `${p}.self_attn.v_proj`, balance: [`${p}.self_attn.o_proj`], parent: `${p}.self_attn.o_proj` },
+        { smooth: `${p}.post_attention_layernorm`, balance: [`${p}.mlp.gate_proj`, `${p}.mlp.up_proj`], parent: `${p}.mlp` },
+        { smooth: `${p}.mlp.up_proj`, balance: [`${p}.mlp.down_proj`], parent: `${p}.mlp.down_proj` },
+      ];
+    });
+    const job: ApplyJob = {
+      modelDir: dir,
+      outDir: join(dir, 'out'),
+      device: 'cpu',
+      groups: [{ name: 'group_0', scheme }],
+      modules: names.map((name) => ({ name, group: 0 })),
+      fusedExperts: [],
+      ignore: [],
+      kvCacheScheme: null,
+      awq: { duoScaling: true, nGrid: 20, mappings },
+      recipeYaml: '',
+    };
+    const here = await awqJob(job, model, windows(), { candidates: 'host', searchBytes: 1 << 20 });
+    for (const candidates of ['graph', 'search-graph'] as const) {
+      const run = await awqJob(job, model, windows(), { candidates });
+      for (const [i, a] of run.reports.entries()) {
+        const b = here.reports[i]!;
+        expect(a.best, `${candidates} ${a.smooth}`).toBe(b.best);
+        // bf16 model: W·s and the qparams rounded to bf16 in the graph as here, up to float32 noise.
+        for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${candidates} ${a.smooth} ${p}`).toBeLessThan(2e-3);
+      }
+    }
+  });
+});
