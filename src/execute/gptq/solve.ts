@@ -222,6 +222,22 @@ export function orderingOf(args: QuantizationArgs): PreparedHessian['ordering'] 
   return args.actorder === null ? null : grouped ? 'group' : 'weight';
 }
 
+/** Hessians from this width on are factored in panels of {@link WIDE_PANEL} columns. */
+const WIDE_FROM = 4096;
+const WIDE_PANEL = 512;
+
+/**
+ * Columns per panel of the factorization of a `k`-wide Hessian: GPTQ's block
+ * size, or 512 for wide ones. Each panel copies the trailing matrix to the
+ * GEMM engine and back (≈ `k³/(3·panel)` floats in all); wider panels copy
+ * less and move the work into JavaScript's `panel³` panel factorizations,
+ * which stay small at 512 (K = 8192 on two cores: 14.6 s at 128, 8.1 s at
+ * 512, 16.7 s at 1024). The factor is the same up to float order.
+ */
+function factorPanel(k: number, blockSize: number): number {
+  return k >= WIDE_FROM ? Math.max(blockSize, WIDE_PANEL) : blockSize;
+}
+
 /** Prepares normalized Hessian `scale · h` `[k, k]` for the solve (see {@link PreparedHessian}). */
 export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: PreparedHessian['ordering'], settings: GptqSettings, gemm: GemmEngine = jsGemm, scale = 1): Promise<PreparedHessian> {
   const perm = ordering ? descendingOrder(Float64Array.from({ length: k }, (_, i) => h[i * k + i]! * scale)) : null;
@@ -234,7 +250,7 @@ export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: 
     diag[j] = 1;
     dead.push(j);
   }
-  let hinv = await dampedInverseFactor(k, diag, (i, j) => h[col(i) * k + col(j)]! * scale, settings.dampeningFrac, gemm, settings.blockSize);
+  let hinv = await dampedInverseFactor(k, diag, (i, j) => h[col(i) * k + col(j)]! * scale, settings.dampeningFrac, gemm, factorPanel(k, settings.blockSize));
   const fellBack = hinv === null;
   if (!hinv) {
     hinv = new Float32Array(k * k);
