@@ -62,7 +62,6 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const { coverageReport } = await import('../execute/calibrate/coverage-html.js');
   const { DEFAULT_CALIBRATION_TEXT } = await import('../execute/calibrate/default-text.js');
   const { GptqInputError } = await import('../execute/gptq/gptq-modifier.js');
-  const { HessianUnavailableError } = await import('../execute/forward/observe.js');
   const { SmoothStatisticsError } = await import('../execute/smoothquant/smoothquant-modifier.js');
   const { AwqRunError } = await import('../execute/awq/awq-modifier.js');
 
@@ -153,7 +152,6 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   } catch (e) {
     bar.done();
     if (e instanceof GptqInputError) return fail(error('apply-failed', e.message));
-    if (e instanceof HessianUnavailableError) return fail(error('apply-unsupported', `${e.message}; GPTQ cannot run on this model yet.`));
     if (e instanceof SmoothStatisticsError) return fail(error('apply-failed', e.message));
     if (e instanceof AwqRunError) return fail(error('apply-failed', e.message));
     if (e instanceof ExpertCoverageError) {

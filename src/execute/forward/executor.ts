@@ -15,7 +15,7 @@ import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { layerInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
-import type { ObserveOption } from './observe.js';
+import type { JoinedObserver, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
 import { WeightReader } from './weights.js';
 
@@ -102,6 +102,21 @@ export function causalMask(seq: number, window: number | null = null): Float32Ar
 
 function f32(data: Float32Array, dims: readonly number[]): RawTensor {
   return { type: 'float32', data, dims };
+}
+
+/** `[N, Kₛ]` tensors side by side: `[N, ΣKₛ]`. */
+function concatColumns(parts: readonly RawTensor[]): RawTensor {
+  const n = parts[0]!.dims[0]!;
+  const k = parts.reduce((s, p) => s + p.dims[1]!, 0);
+  const out = new Float32Array(n * k);
+  let c0 = 0;
+  for (const p of parts) {
+    const w = p.dims[1]!;
+    const src = p.data as Float32Array;
+    for (let r = 0; r < n; r++) out.set(src.subarray(r * w, (r + 1) * w), r * k + c0);
+    c0 += w;
+  }
+  return f32(out, [n, k]);
 }
 
 /** A model folder opened for forward passes. */
@@ -340,50 +355,99 @@ export class ForwardModel {
   /**
    * Runs the expert groups of an MoE layer on every batch, one group's
    * weights at a time, adding each group's partial output to the layer
-   * output and its observer outputs to the batch's extras.
+   * output and its observer outputs to the batch's extras. Groups with a
+   * joined observer run batch by batch instead, every group resident.
    */
   private async runExpertGroups(groups: ExpertGroups, hidden: HiddenBatch[], extras: Record<string, RawTensor>[], sink?: OutputSink): Promise<void> {
-    for (let start = 0; start < groups.experts; start += groups.groupSize) {
-      const count = Math.min(groups.groupSize, groups.experts - start);
+    const ranges: [number, number][] = [];
+    for (let start = 0; start < groups.experts; start += groups.groupSize) ranges.push([start, Math.min(groups.groupSize, groups.experts - start)]);
+    const build = async (start: number, count: number): Promise<Uint8Array> => {
       const built = performance.now();
       const bytes = await groups.build(start, count);
       if (this.timings) this.timings.build += performance.now() - built;
-      const runtime = this.runtime();
-      try {
-        for (let i = 0; i < hidden.length; i++) {
-          const extra = extras[i]!;
-          const input = extra.moe_in!;
-          const tokens = input.dims[0]!;
-          const columns = (t: RawTensor): RawTensor => {
-            const all = t.dims[1]!;
-            const src = t.data as Float32Array;
-            const data = new Float32Array(tokens * count);
-            for (let n = 0; n < tokens; n++) data.set(src.subarray(n * all + start, n * all + start + count), n * count);
-            return f32(data, [tokens, count]);
-          };
-          const { partial, ...observed } = await runtime.run(`experts_${start}`, () => bytes, {
-            moe_in: input,
-            moe_weights: columns(extra.moe_weights!),
-            moe_mask: columns(extra.moe_mask!),
-          });
-          const out = hidden[i]!.data;
-          const add = partial!.data as Float32Array;
-          // The block output joins the residual scaled as in the layer graph (GraniteMoE's residual_multiplier).
-          const scale = this.config.residualMultiplier;
-          if (scale === undefined) for (let j = 0; j < out.length; j++) out[j]! += add[j]!;
-          else for (let j = 0; j < out.length; j++) out[j]! += Math.fround(add[j]! * scale);
-          if (sink) sink(i, observed);
-          else Object.assign(extra, observed);
+      return bytes;
+    };
+    const give = (i: number, observed: Record<string, RawTensor>): void => {
+      if (sink) sink(i, observed);
+      else Object.assign(extras[i]!, observed);
+    };
+    if (groups.joined) await this.runJoinedGroups(groups.joined, ranges, build, hidden, extras, give);
+    else
+      for (const [start, count] of ranges) {
+        const bytes = await build(start, count);
+        const runtime = this.runtime();
+        try {
+          for (let i = 0; i < hidden.length; i++) give(i, await this.runGroup(runtime, bytes, start, count, hidden[i]!, extras[i]!));
+        } finally {
+          await runtime.dispose();
         }
-      } finally {
-        await runtime.dispose();
       }
-    }
     for (const extra of extras) {
       delete extra.moe_in;
       delete extra.moe_weights;
       delete extra.moe_mask;
     }
+  }
+
+  /**
+   * Groups holding slices of one observed input: per batch, every group
+   * runs, their `joined.input` outputs are concatenated along the last axis
+   * in group order, and the joined observer graphs run on that.
+   */
+  private async runJoinedGroups(
+    joined: JoinedObserver,
+    ranges: readonly [number, number][],
+    build: (start: number, count: number) => Promise<Uint8Array>,
+    hidden: HiddenBatch[],
+    extras: Record<string, RawTensor>[],
+    give: (i: number, observed: Record<string, RawTensor>) => void,
+  ): Promise<void> {
+    const graphs: Uint8Array[] = [];
+    for (const [start, count] of ranges) graphs.push(await build(start, count));
+    const runtime = this.runtime();
+    try {
+      for (let i = 0; i < hidden.length; i++) {
+        const observed: Record<string, RawTensor> = {};
+        const slices: RawTensor[] = [];
+        for (let r = 0; r < ranges.length; r++) {
+          const [start, count] = ranges[r]!;
+          const { [joined.input]: slice, ...rest } = await this.runGroup(runtime, graphs[r]!, start, count, hidden[i]!, extras[i]!);
+          if (!slice) throw new Error(`expert group ${start} returned no ${joined.input}`);
+          slices.push(slice);
+          Object.assign(observed, rest);
+        }
+        const x = concatColumns(slices);
+        for (const j of joined.graphs) Object.assign(observed, await runtime.run(j.name, () => j.bytes, { x }));
+        give(i, observed);
+      }
+    } finally {
+      await runtime.dispose();
+    }
+  }
+
+  /** Runs expert group `[start, start + count)` on one batch: adds its partial output to `out`, returns its observer outputs. */
+  private async runGroup(runtime: GraphRuntime, bytes: Uint8Array, start: number, count: number, out: HiddenBatch, extra: Record<string, RawTensor>): Promise<Record<string, RawTensor>> {
+    const input = extra.moe_in!;
+    const tokens = input.dims[0]!;
+    const columns = (t: RawTensor): RawTensor => {
+      const all = t.dims[1]!;
+      const src = t.data as Float32Array;
+      const data = new Float32Array(tokens * count);
+      for (let n = 0; n < tokens; n++) data.set(src.subarray(n * all + start, n * all + start + count), n * count);
+      return f32(data, [tokens, count]);
+    };
+    const { partial, ...observed } = await runtime.run(`experts_${start}`, () => bytes, {
+      moe_in: input,
+      moe_weights: columns(extra.moe_weights!),
+      moe_mask: columns(extra.moe_mask!),
+    });
+    const h = out.data;
+    const add = partial!.data as Float32Array;
+    // The block output joins the residual scaled as in the layer graph (GraniteMoE's residual_multiplier).
+    const scale = this.config.residualMultiplier;
+    if (scale === undefined) for (let j = 0; j < h.length; j++) h[j]! += add[j]!;
+    else for (let j = 0; j < h.length; j++) h[j]! += Math.fround(add[j]! * scale);
+    return observed;
   }
 
   /**

@@ -8,7 +8,7 @@
  * the routed one), and it needs no data-dependent shapes.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
-import { observeChannels, observeExperts, type ObserveOption } from './observe.js';
+import { observeChannels, observeExperts, type JoinedObserver, type ObserveOption } from './observe.js';
 import { silu, weightConst } from './ops.js';
 import type { InputQuantizer } from './input-quantizer.js';
 import type { WeightReader } from './weights.js';
@@ -170,6 +170,12 @@ export interface ExpertGroups {
   readonly groupSize: number;
   /** Builds the graph of experts `[start, start + count)`. */
   build(start: number, count: number): Promise<Uint8Array>;
+  /**
+   * Observers of an input the groups hold slices of (a split MLP's
+   * `down_proj` Hessian): the groups then run batch by batch, all resident,
+   * so that each batch's slices meet.
+   */
+  readonly joined?: JoinedObserver;
 }
 
 /** Where the routed experts of an MoE block go, and how big a graph may get. */

@@ -14,7 +14,12 @@
  * `hess:<m1>,<m2>…` — `[K, K]`, one per distinct input (q/k/v share one);
  * `ehess:<experts module>|<p1>,<p2>|<offset>` — `[E, K, K]`, one per expert;
  * `hessall:<experts module>|<p1>,<p2>` — `[K, K]` shared by every expert of
- * the module (all experts see the same block input).
+ * the module (all experts see the same block input);
+ * `hessrows:<m1>,…|<r0>` — `[R, K − r0]`, rows `[r0, r0 + R)` of `Σ xxᵀ`
+ * from column `r0` on (the upper triangle, by row blocks), for an input
+ * split by columns across graphs: each graph returns its slice as
+ * `join:<m1>,…` `[N, Kₛ]` and {@link joinedHessian}'s graphs run on the
+ * slices side by side (see split-mlp.ts).
  *
  * With channels on (SmoothQuant), `cmin:<m1>,<m2>…` / `cmax:…` — `[K]`, the
  * per-channel min and max of an input over its tokens.
@@ -25,7 +30,7 @@
  * experts share — and `xe:<experts module>|<projection>|<offset>` — per
  * expert inputs `[E, N, K]`.
  */
-import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 
 /**
  * Which tokens an expert's observers see: `all` (every token, the
@@ -81,13 +86,48 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
   }
   if (mode.inputs && !part && !modules.some((m) => m.endsWith('_states'))) g.output(x, `x:${key}`, OnnxType.float, ['batch', 'seq', 'k']);
   if (!mode.hessians || modules.some((m) => m.endsWith('_states'))) return;
-  // A Hessian needs the whole input; a slice's statistics cannot be merged into one.
-  if (part) throw new HessianUnavailableError(`${modules.join(', ')}: the input is split across graphs (an MLP larger than one graph), so its Hessian cannot be accumulated`);
-  g.output(gram(g, x, false), `hess:${key}`, OnnxType.float, ['k', 'k']);
+  // A Hessian needs the whole input: a slice goes out as it is, and joinedHessian's graphs take the slices side by side.
+  if (part) g.output(g.op('Flatten', [x], { axis: -1 }), `join:${modules.join(',')}`, OnnxType.float, ['n', 'k']);
+  else g.output(gram(g, x, false), `hess:${key}`, OnnxType.float, ['k', 'k']);
 }
 
-/** A module whose input Hessian the graphs cannot produce; the message is user-facing. */
-export class HessianUnavailableError extends Error {}
+/** Whether graphs built with `option` accumulate Hessians. */
+export function observesHessians(option: ObserveOption | undefined): boolean {
+  return typeof option === 'object' && option.hessians;
+}
+
+/**
+ * Observer graphs over an input split by columns across graphs: the
+ * executor concatenates every graph's `input` output `[N, Kₛ]` in graph
+ * order into `x [N, K]` and runs each graph on it, once per batch.
+ */
+export interface JoinedObserver {
+  readonly input: string;
+  readonly graphs: readonly { readonly name: string; readonly bytes: Uint8Array }[];
+}
+
+/**
+ * The Hessian of `modules`' input `x [N, k]` split across graphs, as graphs
+ * of `rows` rows each: block `[r0, r1)` computes `x[:, r0:r1]ᵀ · x[:, r0:]`,
+ * the upper triangle from its diagonal block on (half the products of the
+ * full `xᵀx`; the store mirrors it). Each entry is the same float32 dot
+ * product over the tokens as one graph's `hess:` output; the row blocks
+ * bound what one run returns to `rows · k` floats instead of `k²`.
+ */
+export function joinedHessian(modules: readonly string[], k: number, rows: number): JoinedObserver {
+  const key = modules.join(',');
+  const graphs: { name: string; bytes: Uint8Array }[] = [];
+  for (let r0 = 0; r0 < k; r0 += rows) {
+    const r1 = Math.min(r0 + rows, k);
+    const g = new GraphBuilder();
+    const x = g.input('x', OnnxType.float, ['n', k]);
+    const block = g.op('Slice', [x, g.i64([r0]), g.i64([r1]), g.i64([1])]);
+    const rest = r0 === 0 ? x : g.op('Slice', [x, g.i64([r0]), g.i64([k]), g.i64([1])]);
+    g.output(g.op('MatMul', [g.op('Transpose', [block], { perm: [1, 0] }), rest]), `hessrows:${key}|${r0}`, OnnxType.float, [r1 - r0, k - r0]);
+    graphs.push({ name: `hessrows_${r0}`, bytes: g.build(`hessian_rows_${r0}`) });
+  }
+  return { input: `join:${key}`, graphs };
+}
 
 /**
  * Observes expert inputs. `x` is either shared by all experts (`[N, D]`, the

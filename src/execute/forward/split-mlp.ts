@@ -5,12 +5,15 @@
  * "expert" with routing weight 1, computing `down[:, s](silu(gate[s] x) ·
  * up[s] x)`; the slices' outputs add up to the MLP output. Observers of the
  * down projection's input are emitted per slice with a `#<slice>` suffix and
- * merge into one min/max.
+ * merge into one min/max. Its Hessian (GPTQ) needs the cross-slice blocks
+ * `xₛᵀxₜ`: each slice graph returns its activation slice, and the executor
+ * runs {@link joinedHessian}'s graphs on the slices side by side, batch by
+ * batch (every slice's graph resident at once).
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { flatten, type ExpertPlacement } from './moe.js';
-import { enableObservers, observeInput } from './observe.js';
+import { enableObservers, joinedHessian, observeInput, observesHessians } from './observe.js';
 import { linear, silu, weightConst } from './ops.js';
 import type { WeightReader } from './weights.js';
 
@@ -24,6 +27,9 @@ export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: s
   observeInput(g, [`${m}.down_proj`], act);
   return linear(g, act, await w.linearWeight(`${m}.down_proj`), await b('down_proj'));
 }
+
+/** Bound on one row block of a split input's Hessian returned by one graph run (float32 bytes). */
+const HESSIAN_BLOCK_BYTES = 1 << 28;
 
 /** Rows `[start, start + count)` of `[rows, cols]` row-major `m`, transposed to `[cols, count]`. */
 function rowsTransposed(m: Float32Array, cols: number, start: number, count: number): Float32Array {
@@ -64,6 +70,7 @@ export async function denseMlp(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
   placement.groups = {
     experts: slices,
     groupSize: 1,
+    ...(observesHessians(placement.observe) ? { joined: joinedHessian([`${m}.down_proj`], inter, Math.max(1, Math.min(slice, Math.floor(HESSIAN_BLOCK_BYTES / (4 * inter))))) } : {}),
     build: async (index) => {
       const start = index * slice;
       const count = Math.min(slice, inter - start);

@@ -188,7 +188,8 @@ export class GptqModifier implements LayerModifier {
       } else {
         let prep = prepared.get(key);
         if (!prep) {
-          prep = await prepareHessian(this.store.hessian(l.module)!.h, k, orderingOf(l.args), this.options, this.options.gemm);
+          const h = this.store.hessian(l.module)!;
+          prep = await prepareHessian(h.sum, k, orderingOf(l.args), this.options, this.options.gemm, h.scale);
           prepared.set(key, prep);
         }
         solution = await solveGptq(problem, this.options, this.options.gemm, prep);

@@ -170,15 +170,28 @@ export async function lowerInverse(l: Float32Array, n: number, b: number, gemm: 
  * `H = (JLJ)(JLJ)ᵀ` with `JLJ` upper, so `U = (JLJ)⁻¹ = J·L⁻¹·J`.
  */
 export async function inverseHessianFactor(h: ArrayLike<number>, n: number, dampeningFrac: number, gemm: GemmEngine = jsGemm, blockSize = 128): Promise<Float32Array | null> {
+  const diag = Float64Array.from({ length: n }, (_, i) => h[i * n + i]!);
+  return dampedInverseFactor(n, diag, (i, j) => h[i * n + j]!, dampeningFrac, gemm, blockSize);
+}
+
+/**
+ * {@link inverseHessianFactor} of the matrix with diagonal `diag` and
+ * off-diagonal entries `entry(i, j)`, read straight into the float32 working
+ * matrix (no float64 copy of a 70B-class `[28672, 28672]` Hessian).
+ */
+async function dampedInverseFactor(n: number, diag: Float64Array, entry: (i: number, j: number) => number, dampeningFrac: number, gemm: GemmEngine, blockSize: number): Promise<Float32Array | null> {
   let mean = 0;
-  for (let i = 0; i < n; i++) mean += h[i * n + i]!;
+  for (let i = 0; i < n; i++) mean += diag[i]!;
   const damp = (dampeningFrac * mean) / n;
+  // The reversal J·H·J: entry (i, j) at (n − 1 − i, n − 1 − j).
   const a = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[(n - 1 - i) * n + (n - 1 - j)] = h[i * n + j]! + (i === j ? damp : 0);
+  for (let i = 0; i < n; i++) {
+    const row = (n - 1 - i) * n + n - 1;
+    for (let j = 0; j < n; j++) a[row - j] = i === j ? diag[i]! + damp : entry(i, j);
+  }
   if (!(await blockedCholesky(a, n, blockSize, gemm))) return null;
-  const inv = await lowerInverse(a, n, blockSize, gemm);
-  const u = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) u[i * n + j] = inv[(n - 1 - i) * n + (n - 1 - j)]!;
+  // U = J·L⁻¹·J: entry (i, j) of L⁻¹ at (n − 1 − i, n − 1 − j), the flat array reversed.
+  const u = (await lowerInverse(a, n, blockSize, gemm)).reverse();
   for (const v of u) if (!Number.isFinite(v)) return null;
   return u;
 }
@@ -209,19 +222,35 @@ export function orderingOf(args: QuantizationArgs): PreparedHessian['ordering'] 
   return args.actorder === null ? null : grouped ? 'group' : 'weight';
 }
 
-/** Prepares normalized Hessian `h` `[k, k]` for the solve (see {@link PreparedHessian}). */
-export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: PreparedHessian['ordering'], settings: GptqSettings, gemm: GemmEngine = jsGemm): Promise<PreparedHessian> {
-  const perm = ordering ? descendingOrder(Float64Array.from({ length: k }, (_, i) => h[i * k + i]!)) : null;
+/** Hessians from this width on are factored in panels of {@link WIDE_PANEL} columns. */
+const WIDE_FROM = 4096;
+const WIDE_PANEL = 512;
+
+/**
+ * Columns per panel of the factorization of a `k`-wide Hessian: GPTQ's block
+ * size, or 512 for wide ones. Each panel copies the trailing matrix to the
+ * GEMM engine and back (≈ `k³/(3·panel)` floats in all); wider panels copy
+ * less and move the work into JavaScript's `panel³` panel factorizations,
+ * which stay small at 512 (K = 8192 on two cores: 14.6 s at 128, 8.1 s at
+ * 512, 16.7 s at 1024). The factor is the same up to float order.
+ */
+function factorPanel(k: number, blockSize: number): number {
+  return k >= WIDE_FROM ? Math.max(blockSize, WIDE_PANEL) : blockSize;
+}
+
+/** Prepares normalized Hessian `scale · h` `[k, k]` for the solve (see {@link PreparedHessian}). */
+export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: PreparedHessian['ordering'], settings: GptqSettings, gemm: GemmEngine = jsGemm, scale = 1): Promise<PreparedHessian> {
+  const perm = ordering ? descendingOrder(Float64Array.from({ length: k }, (_, i) => h[i * k + i]! * scale)) : null;
   const col = (j: number): number => (perm ? perm[j]! : j);
-  const hp = new Float64Array(k * k);
-  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) hp[i * k + j] = h[col(i) * k + col(j)]!;
+  // The permuted Hessian, read in place: its diagonal here, the rest as the factorization reads it.
+  const diag = Float64Array.from({ length: k }, (_, i) => h[col(i) * k + col(i)]! * scale);
   const dead: number[] = [];
   for (let j = 0; j < k; j++) {
-    if (hp[j * k + j] !== 0) continue;
-    hp[j * k + j] = 1;
+    if (diag[j] !== 0) continue;
+    diag[j] = 1;
     dead.push(j);
   }
-  let hinv = await inverseHessianFactor(hp, k, settings.dampeningFrac, gemm, settings.blockSize);
+  let hinv = await dampedInverseFactor(k, diag, (i, j) => h[col(i) * k + col(j)]! * scale, settings.dampeningFrac, gemm, factorPanel(k, settings.blockSize));
   const fellBack = hinv === null;
   if (!hinv) {
     hinv = new Float32Array(k * k);
