@@ -18,14 +18,16 @@ import type { DenseMatrix } from '../forward/dequantize.js';
 import { windowOf } from '../forward/decoder-config.js';
 import type { ForwardModel, LayerInputsFor } from '../forward/executor.js';
 import type { Observation } from '../forward/observe.js';
-import type { WeightChanges } from '../pipeline/overlay-weights.js';
+import { NO_CHANGES, OverlayWeights, type WeightChanges } from '../pipeline/overlay-weights.js';
+import type { FusedExpertsParam } from '../types.js';
+import { storedBlockName } from '../weight-source.js';
 import type { LayerModifier } from '../pipeline/sequential.js';
 import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
-import { awqParentKind, moeExperts } from './parent-kind.js';
-import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type ParentKind, type ParentWeights } from './search-graph.js';
+import { awqParentKind, moeBalance, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
+import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -62,6 +64,8 @@ export interface AwqSettings {
    * `host` (here, as for every other scheme).
    */
   readonly candidates?: 'search-graph' | 'graph' | 'host';
+  /** The job's fused expert parameters (experts read one by one from their fused tensors). */
+  readonly fusedExperts?: readonly FusedExpertsParam[];
 }
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
@@ -90,6 +94,8 @@ export class AwqModifier implements LayerModifier {
   private readonly round: (x: number) => number;
   private readonly tables: LayerInputsFor;
   private readonly grid: GridPoint[];
+  /** The checkpoint's Linears by plan name: one expert of a fused tensor, mixtral's stored `block_sparse_moe` layout. */
+  private readonly reader: OverlayWeights;
 
   constructor(
     private readonly model: ForwardModel,
@@ -101,6 +107,16 @@ export class AwqModifier implements LayerModifier {
     this.round = dtypeFacts(this.dtype).round;
     this.tables = model.positionTables();
     this.grid = gridPoints(settings.duoScaling, settings.nGrid);
+    this.reader = new OverlayWeights(model.weights, NO_CHANGES, settings.fusedExperts ?? []);
+  }
+
+  /** Linear `name` (a plan name) as the checkpoint stores it. */
+  private stored(name: string): Promise<DenseMatrix> {
+    return this.reader.linear(this.reader.hasLinear(name) ? name : storedBlockName(this.model.weights.index, name));
+  }
+
+  private hasStored(name: string): boolean {
+    return this.reader.hasLinear(name) || this.reader.hasLinear(storedBlockName(this.model.weights.index, name));
   }
 
   collect(layer: number, _run: number, _rows: number, _calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
@@ -125,7 +141,7 @@ export class AwqModifier implements LayerModifier {
   async finishLayer(layer: number): Promise<WeightChanges> {
     const linears = new Map<string, DenseMatrix>();
     const vectors = new Map<string, Float32Array>();
-    const weight = async (name: string): Promise<DenseMatrix> => linears.get(name) ?? (await this.model.weights.linear(name));
+    const weight = async (name: string): Promise<DenseMatrix> => linears.get(name) ?? (await this.stored(name));
     const vector = async (name: string): Promise<Float32Array | undefined> => vectors.get(name) ?? (await this.model.weights.optionalVector(name));
     for (const m of this.mappings) {
       if (layerOf(m.smooth) !== layer) continue;
@@ -161,17 +177,28 @@ export class AwqModifier implements LayerModifier {
     return { linears, vectors };
   }
 
-  /** The MoE block parent of mapping `m`: its router and experts' down projections as they stand. */
-  private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>): Promise<MoeParent> {
-    const experts = moeExperts(m)!;
+  /** The MoE block parent of mapping `m`: its router, routing and the Linears outside the balance as they stand. */
+  private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>, vector: (name: string) => Promise<Float32Array | undefined>): Promise<MoeParent> {
+    const roles = moeBalance(m)!;
     const raw = this.model.raw;
-    if (this.settings.args.has(`${m.parent}.gate`)) throw new AwqRunError(`${m.parent}.gate: a quantized router is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
-    return {
-      router: await weight(`${m.parent}.gate`),
-      topK: Number(raw.num_experts_per_tok ?? 2),
-      normalize: raw.norm_topk_prob === true,
-      experts: await Promise.all([...experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${m.parent}.experts.${e}.down_proj`) }))),
-    };
+    const p = m.parent;
+    const fixed = [`${p}.gate`, `${p}.shared_expert_gate`].filter((n) => this.settings.args.has(n));
+    if (fixed.length > 0) throw new AwqRunError(`${fixed[0]}: a quantized router or shared-expert gate is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
+    const family = SEARCHABLE_MOE_BLOCKS.get(m.parentClass ?? '');
+    const experts = await Promise.all([...roles.experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${p}.experts.${e}.down_proj`) })));
+    const routing: MoeRouting =
+      family === 'sigmoid'
+        ? { kind: 'sigmoid', bias: await vector(`${p}.gate.e_score_correction_bias`), raw, experts: experts.length }
+        : { kind: 'softmax', topK: Number(raw.num_experts_per_tok ?? 2), normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
+    // Qwen2-MoE names its shared expert `shared_expert` (gated), DeepSeek-V3 and GLM `shared_experts`.
+    const sharedName = [`${p}.shared_expert`, `${p}.shared_experts`].find((n) => this.hasStored(`${n}.down_proj`));
+    let shared: MoeParent['shared'];
+    if (sharedName) {
+      const part = async (proj: 'gate' | 'up'): Promise<number | DenseMatrix> => (roles.shared ? roles.shared[proj] : await weight(`${sharedName}.${proj}_proj`));
+      const gated = this.hasStored(`${p}.shared_expert_gate`);
+      shared = { gate: await part('gate'), up: await part('up'), down: await weight(`${sharedName}.down_proj`), ...(gated ? { sigmoidGate: await weight(`${p}.shared_expert_gate`) } : {}) };
+    }
+    return { router: await weight(`${p}.gate`), routing, experts, ...(shared ? { shared } : {}) };
   }
 
   /** The grid search of one mapping: every point's loss, and the best point's scales. */
@@ -192,7 +219,7 @@ export class AwqModifier implements LayerModifier {
     if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0 };
     const parent: ParentWeights =
       kind === 'moe'
-        ? { biases: [], moe: await this.moeParent(m, weight) }
+        ? { biases: [], moe: await this.moeParent(m, weight, vector) }
         : kind === 'attention'
         ? {
             out: await weight(`${m.parent}.o_proj`),
