@@ -143,6 +143,8 @@ export class AwqModifier implements LayerModifier {
     const vectors = new Map<string, Float32Array>();
     const weight = async (name: string): Promise<DenseMatrix> => linears.get(name) ?? (await this.stored(name));
     const vector = async (name: string): Promise<Float32Array | undefined> => vectors.get(name) ?? (await this.model.weights.optionalVector(name));
+    // The checkpoint with this layer's smoothing so far, for parents whose graph reads its weights by name (MLA).
+    const current = new OverlayWeights(this.reader, { linears, vectors }, []);
     for (const m of this.mappings) {
       if (layerOf(m.smooth) !== layer) continue;
       const kind = parentKind(m);
@@ -152,7 +154,7 @@ export class AwqModifier implements LayerModifier {
       const { xMean, tokens } = activationMeans(inputs);
       if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
       const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
-      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector);
+      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector, current);
       const s = search.scales;
       m.balance.forEach((b, i) => {
         const w = balance[i]!;
@@ -211,6 +213,7 @@ export class AwqModifier implements LayerModifier {
     inputs: readonly RawTensor[],
     weight: (name: string) => Promise<DenseMatrix>,
     vector: (name: string) => Promise<Float32Array | undefined>,
+    current: OverlayWeights,
   ): Promise<{ scales: Float64Array; losses: number[]; best: number }> {
     const cfg = this.model.config;
     const quantized = balance.some((b) => b.args !== null);
@@ -220,6 +223,8 @@ export class AwqModifier implements LayerModifier {
     const parent: ParentWeights =
       kind === 'moe'
         ? { biases: [], moe: await this.moeParent(m, weight, vector) }
+        : kind === 'mla'
+        ? { biases: await Promise.all(m.balance.map((b) => vector(`${b}.bias`))), mla: { reader: current, attention: m.parent, raw: this.model.raw, direct: m.balance[0]!.endsWith('.q_proj') } }
         : kind === 'attention'
         ? {
             out: await weight(`${m.parent}.o_proj`),
@@ -239,14 +244,14 @@ export class AwqModifier implements LayerModifier {
     const inGraph = where !== 'host' && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
     const perRun = inGraph && where === 'search-graph';
     const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
-    const graph = searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? 2 : 3 });
+    const graph = await searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? 2 : 3 });
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
-    const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' ? cfg.hidden : parent.out!.rows;
+    const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
     const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
     const widest = Math.max(...inputs.map((t) => t.data.length / balance[0]!.cols));
     const seqMax = Math.max(...inputs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
-    const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' ? 8 * widest * cfg.heads * seqMax : 0);
+    const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' || kind === 'mla' ? 8 * widest * cfg.heads * seqMax : 0);
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
     const chunk = Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
     const sums = new Float64Array(this.grid.length);
@@ -274,7 +279,7 @@ export class AwqModifier implements LayerModifier {
           });
         for (const x of inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
-          const position = kind === 'attention' ? this.tables(seq, windowOf(cfg, layer)) : {};
+          const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
           const { loss } = await rt.run(`awq_search`, () => graph, { x, ...feeds, ...position });
           const l = loss!.data as Float32Array;
           for (let p = 0; p < count; p++) sums[start + p]! += l[p]!;

@@ -4,7 +4,8 @@
  * `down_proj`), llama-style self-attention (`input_layernorm → q/k/v_proj`),
  * the gated MLP (`post_attention_layernorm → gate/up_proj`) and an MoE
  * block whose experts' gate/up (with the router, the shared experts' gate/up
- * where the mappings name them) are balanced together. Decided from the names and the parent's class, at
+ * where the mappings name them) are balanced together, and MLA attention
+ * (`input_layernorm → q_a_proj/q_proj, kv_a_proj_with_mqa`). Decided from the names and the parent's class, at
  * plan time, so that an unsupported parent stops apply before any work.
  */
 import type { AwqMapping } from '../../match/awq-mappings.js';
@@ -26,6 +27,9 @@ export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, 'softmax' | 'sigmoid'> =
   ['DeepseekV3MoE', 'sigmoid'],
   ['Glm4MoeLiteMoE', 'sigmoid'],
 ]);
+
+/** MLA attention classes the search graph computes (DeepSeek-V3's, GLM-4.7-Flash's; not the DSA indexer's). */
+export const MLA_ATTENTION: ReadonlySet<string> = new Set(['DeepseekV3Attention', 'Glm4MoeLiteAttention']);
 
 function tail(name: string): string {
   return name.slice(name.lastIndexOf('.') + 1);
@@ -78,6 +82,7 @@ export function awqParentKind(m: AwqMapping, parentClass?: string): ParentKind |
   if (m.balance.length === 1 && m.parent === m.balance[0]) return 'linear';
   if (m.parent.endsWith('.self_attn') && tails === 'q_proj,k_proj,v_proj') return 'attention';
   if (m.parent.endsWith('.mlp') && tails === 'gate_proj,up_proj') return 'mlp';
+  if (parentClass !== undefined && MLA_ATTENTION.has(parentClass) && (tails === 'q_a_proj,kv_a_proj_with_mqa' || tails === 'q_proj,kv_a_proj_with_mqa')) return 'mla';
   if (parentClass !== undefined && SEARCHABLE_MOE_BLOCKS.has(parentClass) && moeBalance(m)) return 'moe';
   return null;
 }

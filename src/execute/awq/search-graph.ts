@@ -14,12 +14,13 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import type { LayerInputs } from '../forward/llama-layer.js';
-import { sigmoidGroupTopK } from '../forward/mla-layer.js';
+import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
+import type { WeightReader } from '../forward/weights.js';
 import { softmaxTopK } from '../forward/moe.js';
 import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
 
 /** How the parent module computes its output from its balance layers. */
-export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe';
+export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe' | 'mla';
 
 /** An MoE block's router: softmax top-k (optionally renormalized), or sigmoid scores with correction bias and group-limited top-k (mla-layer.ts). */
 export type MoeRouting =
@@ -53,6 +54,8 @@ export interface ParentWeights {
   readonly qNorm?: Float32Array;
   readonly kNorm?: Float32Array;
   readonly moe?: MoeParent;
+  /** MLA self-attention (balance: `q_a_proj` or `q_proj`, then `kv_a_proj_with_mqa`): its other weights as they stand, read from `reader`. */
+  readonly mla?: { readonly reader: WeightReader; readonly attention: string; readonly raw: Readonly<Record<string, unknown>>; readonly direct: boolean };
 }
 
 /**
@@ -165,7 +168,7 @@ export function candidatesGraph(balance: readonly DenseMatrix[], quantizers: rea
 }
 
 /** Builds the search graph (see the module comment). Inputs: `x`, `w0…`, and `cos`/`sin`/`mask` for attention. */
-export function searchGraph(spec: SearchGraphSpec): Uint8Array {
+export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
   const { cfg, shapes, weights, kind } = spec;
   const g = new GraphBuilder();
   const k = shapes[0]![1];
@@ -206,6 +209,17 @@ export function searchGraph(spec: SearchGraphSpec): Uint8Array {
     const gate = batchedLinear(g, x, ws[0]!, weights.biases[0]);
     const up = batchedLinear(g, x, ws[1]!, weights.biases[1]);
     out = linear(g, g.op('Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
+  } else if (kind === 'mla') {
+    const mla = weights.mla!;
+    const inp: LayerInputs = {
+      hidden: x,
+      cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]),
+      sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]),
+      mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
+    };
+    const seq = g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]);
+    const fold = (n: number): string => foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
+    out = await mlaFromProjections(g, mla.reader, cfg, mla.raw, mla.attention, { q: fold(0), direct: mla.direct, compressed: fold(1) }, inp);
   } else {
     const inp: LayerInputs = {
       hidden: x,
