@@ -1,7 +1,7 @@
 /**
  * AWQ against llm-compressor's own (test/fixtures/awq, made by
- * make_awq_refs.py on the tiny llama checkpoint widened to float32, the
- * same 32-token windows): the resolved mappings and parents exactly; per
+ * make_awq_refs.py on tiny checkpoints widened to float32 — dense, MoE
+ * blocks of every router family, MLA attention — the same 32-token windows): the resolved mappings and parents exactly; per
  * mapping the activation means, the grid losses, the kept grid point and
  * its scales; the written checkpoint's smoothed norms, scales, zero points
  * and integer codes. Tolerances come from the measured noise (see the
