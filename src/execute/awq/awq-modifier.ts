@@ -188,9 +188,13 @@ export class AwqModifier implements LayerModifier {
     if (fixed.length > 0) throw new AwqRunError(`${fixed[0]}: a quantized router or shared-expert gate is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
     const family = SEARCHABLE_MOE_BLOCKS.get(m.parentClass ?? '');
     const experts = await Promise.all([...roles.experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${p}.experts.${e}.down_proj`) })));
+    if (experts.some((_, i) => !roles.experts.has(i))) throw new AwqRunError(`${m.smooth}: the experts of "${p}" it balances are not numbered 0…${experts.length - 1}`);
+    const router = await weight(`${p}.gate`);
+    // The routing weights are combined by position: every expert of the block must be balanced.
+    if (experts.length !== router.rows) throw new AwqRunError(`${m.smooth}: its mapping balances ${experts.length} of the ${router.rows} experts of "${p}"; apply's AWQ search needs all of them in one mapping`);
     const routing: MoeRouting =
       family === 'sigmoid'
-        ? { kind: 'sigmoid', bias: await vector(`${p}.gate.e_score_correction_bias`), raw, experts: experts.length }
+        ? { kind: 'sigmoid', bias: await vector(`${p}.gate.e_score_correction_bias`), raw, experts: router.rows }
         : { kind: 'softmax', topK: Number(raw.num_experts_per_tok ?? 2), normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
     // Qwen2-MoE names its shared expert `shared_expert` (gated), DeepSeek-V3 and GLM `shared_experts`.
     const sharedName = [`${p}.shared_expert`, `${p}.shared_experts`].find((n) => this.hasStored(`${n}.down_proj`));
@@ -200,7 +204,7 @@ export class AwqModifier implements LayerModifier {
       const gated = this.hasStored(`${p}.shared_expert_gate`);
       shared = { gate: await part('gate'), up: await part('up'), down: await weight(`${sharedName}.down_proj`), ...(gated ? { sigmoidGate: await weight(`${p}.shared_expert_gate`) } : {}) };
     }
-    return { router: await weight(`${p}.gate`), routing, experts, ...(shared ? { shared } : {}) };
+    return { router, routing, experts, ...(shared ? { shared } : {}) };
   }
 
   /** The grid search of one mapping: every point's loss, and the best point's scales. */
