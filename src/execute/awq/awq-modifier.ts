@@ -18,14 +18,16 @@ import type { DenseMatrix } from '../forward/dequantize.js';
 import { windowOf } from '../forward/decoder-config.js';
 import type { ForwardModel, LayerInputsFor } from '../forward/executor.js';
 import type { Observation } from '../forward/observe.js';
-import type { WeightChanges } from '../pipeline/overlay-weights.js';
+import { NO_CHANGES, OverlayWeights, type WeightChanges } from '../pipeline/overlay-weights.js';
+import type { FusedExpertsParam } from '../types.js';
+import { storedBlockName } from '../weight-source.js';
 import type { LayerModifier } from '../pipeline/sequential.js';
 import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
-import { awqParentKind, moeExperts } from './parent-kind.js';
-import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type ParentKind, type ParentWeights } from './search-graph.js';
+import { awqParentKind, moeBalance, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
+import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -62,6 +64,8 @@ export interface AwqSettings {
    * `host` (here, as for every other scheme).
    */
   readonly candidates?: 'search-graph' | 'graph' | 'host';
+  /** The job's fused expert parameters (experts read one by one from their fused tensors). */
+  readonly fusedExperts?: readonly FusedExpertsParam[];
 }
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
@@ -90,6 +94,8 @@ export class AwqModifier implements LayerModifier {
   private readonly round: (x: number) => number;
   private readonly tables: LayerInputsFor;
   private readonly grid: GridPoint[];
+  /** The checkpoint's Linears by plan name: one expert of a fused tensor, mixtral's stored `block_sparse_moe` layout. */
+  private readonly reader: OverlayWeights;
 
   constructor(
     private readonly model: ForwardModel,
@@ -101,6 +107,16 @@ export class AwqModifier implements LayerModifier {
     this.round = dtypeFacts(this.dtype).round;
     this.tables = model.positionTables();
     this.grid = gridPoints(settings.duoScaling, settings.nGrid);
+    this.reader = new OverlayWeights(model.weights, NO_CHANGES, settings.fusedExperts ?? []);
+  }
+
+  /** Linear `name` (a plan name) as the checkpoint stores it. */
+  private stored(name: string): Promise<DenseMatrix> {
+    return this.reader.linear(this.reader.hasLinear(name) ? name : storedBlockName(this.model.weights.index, name));
+  }
+
+  private hasStored(name: string): boolean {
+    return this.reader.hasLinear(name) || this.reader.hasLinear(storedBlockName(this.model.weights.index, name));
   }
 
   collect(layer: number, _run: number, _rows: number, _calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
@@ -125,8 +141,10 @@ export class AwqModifier implements LayerModifier {
   async finishLayer(layer: number): Promise<WeightChanges> {
     const linears = new Map<string, DenseMatrix>();
     const vectors = new Map<string, Float32Array>();
-    const weight = async (name: string): Promise<DenseMatrix> => linears.get(name) ?? (await this.model.weights.linear(name));
+    const weight = async (name: string): Promise<DenseMatrix> => linears.get(name) ?? (await this.stored(name));
     const vector = async (name: string): Promise<Float32Array | undefined> => vectors.get(name) ?? (await this.model.weights.optionalVector(name));
+    // The checkpoint with this layer's smoothing so far, for parents whose graph reads its weights by name (MLA).
+    const current = new OverlayWeights(this.reader, { linears, vectors }, []);
     for (const m of this.mappings) {
       if (layerOf(m.smooth) !== layer) continue;
       const kind = parentKind(m);
@@ -136,7 +154,7 @@ export class AwqModifier implements LayerModifier {
       const { xMean, tokens } = activationMeans(inputs);
       if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
       const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
-      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector);
+      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector, current);
       const s = search.scales;
       m.balance.forEach((b, i) => {
         const w = balance[i]!;
@@ -161,17 +179,32 @@ export class AwqModifier implements LayerModifier {
     return { linears, vectors };
   }
 
-  /** The MoE block parent of mapping `m`: its router and experts' down projections as they stand. */
-  private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>): Promise<MoeParent> {
-    const experts = moeExperts(m)!;
+  /** The MoE block parent of mapping `m`: its router, routing and the Linears outside the balance as they stand. */
+  private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>, vector: (name: string) => Promise<Float32Array | undefined>): Promise<MoeParent> {
+    const roles = moeBalance(m)!;
     const raw = this.model.raw;
-    if (this.settings.args.has(`${m.parent}.gate`)) throw new AwqRunError(`${m.parent}.gate: a quantized router is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
-    return {
-      router: await weight(`${m.parent}.gate`),
-      topK: Number(raw.num_experts_per_tok ?? 2),
-      normalize: raw.norm_topk_prob === true,
-      experts: await Promise.all([...experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${m.parent}.experts.${e}.down_proj`) }))),
-    };
+    const p = m.parent;
+    const fixed = [`${p}.gate`, `${p}.shared_expert_gate`].filter((n) => this.settings.args.has(n));
+    if (fixed.length > 0) throw new AwqRunError(`${fixed[0]}: a quantized router or shared-expert gate is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
+    const family = SEARCHABLE_MOE_BLOCKS.get(m.parentClass ?? '');
+    const experts = await Promise.all([...roles.experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${p}.experts.${e}.down_proj`) })));
+    if (experts.some((_, i) => !roles.experts.has(i))) throw new AwqRunError(`${m.smooth}: the experts of "${p}" it balances are not numbered 0…${experts.length - 1}`);
+    const router = await weight(`${p}.gate`);
+    // The routing weights are combined by position: every expert of the block must be balanced.
+    if (experts.length !== router.rows) throw new AwqRunError(`${m.smooth}: its mapping balances ${experts.length} of the ${router.rows} experts of "${p}"; apply's AWQ search needs all of them in one mapping`);
+    const routing: MoeRouting =
+      family === 'sigmoid'
+        ? { kind: 'sigmoid', bias: await vector(`${p}.gate.e_score_correction_bias`), raw, experts: router.rows }
+        : { kind: 'softmax', topK: Number(raw.num_experts_per_tok ?? 2), normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
+    // Qwen2-MoE names its shared expert `shared_expert` (gated), DeepSeek-V3 and GLM `shared_experts`.
+    const sharedName = [`${p}.shared_expert`, `${p}.shared_experts`].find((n) => this.hasStored(`${n}.down_proj`));
+    let shared: MoeParent['shared'];
+    if (sharedName) {
+      const part = async (proj: 'gate' | 'up'): Promise<number | DenseMatrix> => (roles.shared ? roles.shared[proj] : await weight(`${sharedName}.${proj}_proj`));
+      const gated = this.hasStored(`${p}.shared_expert_gate`);
+      shared = { gate: await part('gate'), up: await part('up'), down: await weight(`${sharedName}.down_proj`), ...(gated ? { sigmoidGate: await weight(`${p}.shared_expert_gate`) } : {}) };
+    }
+    return { router, routing, experts, ...(shared ? { shared } : {}) };
   }
 
   /** The grid search of one mapping: every point's loss, and the best point's scales. */
@@ -184,6 +217,7 @@ export class AwqModifier implements LayerModifier {
     inputs: readonly RawTensor[],
     weight: (name: string) => Promise<DenseMatrix>,
     vector: (name: string) => Promise<Float32Array | undefined>,
+    current: OverlayWeights,
   ): Promise<{ scales: Float64Array; losses: number[]; best: number }> {
     const cfg = this.model.config;
     const quantized = balance.some((b) => b.args !== null);
@@ -192,7 +226,9 @@ export class AwqModifier implements LayerModifier {
     if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0 };
     const parent: ParentWeights =
       kind === 'moe'
-        ? { biases: [], moe: await this.moeParent(m, weight) }
+        ? { biases: [], moe: await this.moeParent(m, weight, vector) }
+        : kind === 'mla'
+        ? { biases: await Promise.all(m.balance.map((b) => vector(`${b}.bias`))), mla: { reader: current, attention: m.parent, raw: this.model.raw, direct: m.balance[0]!.endsWith('.q_proj') } }
         : kind === 'attention'
         ? {
             out: await weight(`${m.parent}.o_proj`),
@@ -212,14 +248,14 @@ export class AwqModifier implements LayerModifier {
     const inGraph = where !== 'host' && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
     const perRun = inGraph && where === 'search-graph';
     const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
-    const graph = searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? 2 : 3 });
+    const graph = await searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? 2 : 3 });
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
-    const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' ? cfg.hidden : parent.out!.rows;
+    const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
     const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
     const widest = Math.max(...inputs.map((t) => t.data.length / balance[0]!.cols));
     const seqMax = Math.max(...inputs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
-    const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' ? 8 * widest * cfg.heads * seqMax : 0);
+    const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' || kind === 'mla' ? 8 * widest * cfg.heads * seqMax : 0);
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
     const chunk = Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
     const sums = new Float64Array(this.grid.length);
@@ -247,7 +283,7 @@ export class AwqModifier implements LayerModifier {
           });
         for (const x of inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
-          const position = kind === 'attention' ? this.tables(seq, windowOf(cfg, layer)) : {};
+          const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
           const { loss } = await rt.run(`awq_search`, () => graph, { x, ...feeds, ...position });
           const l = loss!.data as Float32Array;
           for (let p = 0; p < count; p++) sums[start + p]! += l[p]!;

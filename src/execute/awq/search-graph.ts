@@ -14,22 +14,34 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import type { LayerInputs } from '../forward/llama-layer.js';
+import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
+import type { WeightReader } from '../forward/weights.js';
 import { softmaxTopK } from '../forward/moe.js';
 import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
 
 /** How the parent module computes its output from its balance layers. */
-export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe';
+export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe' | 'mla';
+
+/** An MoE block's router: softmax top-k (optionally renormalized), or sigmoid scores with correction bias and group-limited top-k (mla-layer.ts). */
+export type MoeRouting =
+  | { readonly kind: 'softmax'; readonly topK: number; readonly normalize: boolean }
+  | { readonly kind: 'sigmoid'; readonly bias?: Float32Array; readonly raw: Readonly<Record<string, unknown>>; readonly experts: number };
+
+/** A Linear inside the parent: a balance layer (its index: the candidates) or a fixed weight. */
+export type ParentLinear = number | DenseMatrix;
 
 /**
- * An MoE block as a parent (softmax top-k router, every expert's gated MLP,
- * the routed combination): the router and the experts' down projections as
- * they stand, and which balance layers are each expert's gate and up.
+ * An MoE block as a parent (the router, every expert's gated MLP, the routed
+ * combination, plus a shared expert where the block has one): the router and
+ * the experts' down projections as they stand, and which balance layers are
+ * each expert's gate and up.
  */
 export interface MoeParent {
   readonly router: DenseMatrix;
-  readonly topK: number;
-  readonly normalize: boolean;
+  readonly routing: MoeRouting;
   readonly experts: readonly { readonly gate: number; readonly up: number; readonly down: DenseMatrix }[];
+  /** The shared expert, added to the routed output; `gate` scales it by `sigmoid(x·gateᵀ)` (Qwen2-MoE's `shared_expert_gate`). */
+  readonly shared?: { readonly gate: ParentLinear; readonly up: ParentLinear; readonly down: DenseMatrix; readonly sigmoidGate?: DenseMatrix };
 }
 
 /** Everything the graph holds besides the balance weights. */
@@ -42,6 +54,8 @@ export interface ParentWeights {
   readonly qNorm?: Float32Array;
   readonly kNorm?: Float32Array;
   readonly moe?: MoeParent;
+  /** MLA self-attention (balance: `q_a_proj` or `q_proj`, then `kv_a_proj_with_mqa`): its other weights as they stand, read from `reader`. */
+  readonly mla?: { readonly reader: WeightReader; readonly attention: string; readonly raw: Readonly<Record<string, unknown>>; readonly direct: boolean };
 }
 
 /**
@@ -154,7 +168,7 @@ export function candidatesGraph(balance: readonly DenseMatrix[], quantizers: rea
 }
 
 /** Builds the search graph (see the module comment). Inputs: `x`, `w0…`, and `cos`/`sin`/`mask` for attention. */
-export function searchGraph(spec: SearchGraphSpec): Uint8Array {
+export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
   const { cfg, shapes, weights, kind } = spec;
   const g = new GraphBuilder();
   const k = shapes[0]![1];
@@ -172,7 +186,10 @@ export function searchGraph(spec: SearchGraphSpec): Uint8Array {
   } else if (kind === 'moe') {
     const moe = weights.moe!;
     const xf = g.op('Reshape', [x, g.i64([-1, k])]);
-    const routing = softmaxTopK(g, linear(g, xf, moe.router), moe.topK, moe.normalize);
+    const logits = linear(g, xf, moe.router);
+    const r = moe.routing;
+    const routing = r.kind === 'softmax' ? softmaxTopK(g, logits, r.topK, r.normalize) : sigmoidGroupTopK(g, logits, r.bias, r.raw, r.experts);
+    const proj = (l: ParentLinear): string => (typeof l === 'number' ? batchedLinear(g, xf, ws[l]!) : linear(g, xf, l));
     let sum: string | null = null;
     moe.experts.forEach((e, i) => {
       const gate = batchedLinear(g, xf, ws[e.gate]!);
@@ -182,10 +199,27 @@ export function searchGraph(spec: SearchGraphSpec): Uint8Array {
       sum = sum === null ? weighted : g.op('Add', [sum, weighted]);
     });
     out = sum!;
+    if (moe.shared) {
+      const sh = moe.shared;
+      let y = linear(g, g.op('Mul', [silu(g, proj(sh.gate)), proj(sh.up)]), sh.down);
+      if (sh.sigmoidGate) y = g.op('Mul', [g.op('Sigmoid', [linear(g, xf, sh.sigmoidGate)]), y]);
+      out = g.op('Add', [out, y]);
+    }
   } else if (kind === 'mlp') {
     const gate = batchedLinear(g, x, ws[0]!, weights.biases[0]);
     const up = batchedLinear(g, x, ws[1]!, weights.biases[1]);
     out = linear(g, g.op('Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
+  } else if (kind === 'mla') {
+    const mla = weights.mla!;
+    const inp: LayerInputs = {
+      hidden: x,
+      cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]),
+      sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]),
+      mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
+    };
+    const seq = g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]);
+    const fold = (n: number): string => foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
+    out = await mlaFromProjections(g, mla.reader, cfg, mla.raw, mla.attention, { q: fold(0), direct: mla.direct, compressed: fold(1) }, inp);
   } else {
     const inp: LayerInputs = {
       hidden: x,
@@ -194,15 +228,21 @@ export function searchGraph(spec: SearchGraphSpec): Uint8Array {
       mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
     };
     const seq = g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]);
-    const proj = (n: number, heads: number): string => splitHeads(g, foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]), heads, cfg.headDim);
-    let q = proj(0, cfg.heads);
-    let kk = proj(1, cfg.kvHeads);
+    // q/k norms span one head (qwen3) or, olmoe's, the whole projection (before the heads split, then clip_qkv), as llamaAttention.
+    const perHead = (n: Float32Array | undefined): boolean => n !== undefined && n.length === cfg.headDim;
+    const proj = (n: number, heads: number, norm?: Float32Array): string => {
+      let y = foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
+      if (norm && !perHead(norm)) y = rmsNorm(g, y, norm, cfg.eps);
+      if (cfg.clipQkv != null) y = g.op('Clip', [y, g.f32(-cfg.clipQkv), g.f32(cfg.clipQkv)]);
+      const h = splitHeads(g, y, heads, cfg.headDim);
+      return norm && perHead(norm) ? rmsNorm(g, h, norm, cfg.eps) : h;
+    };
+    let q = proj(0, cfg.heads, weights.qNorm);
+    let kk = proj(1, cfg.kvHeads, weights.kNorm);
     const v = proj(2, cfg.kvHeads);
-    if (weights.qNorm) q = rmsNorm(g, q, weights.qNorm, cfg.eps);
-    if (weights.kNorm) kk = rmsNorm(g, kk, weights.kNorm, cfg.eps);
     q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
     kk = partialRotary(g, kk, inp, cfg.rope.dim, cfg.headDim);
-    const att = attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5);
+    const att = attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5);
     out = linear(g, att, weights.out!, weights.outBias);
   }
   // [P, everything else]: slice 0 is the reference output.

@@ -67,6 +67,36 @@ export async function mlaAttention(
   select?: KeySelection,
 ): Promise<string> {
   const a = `${p}.self_attn`;
+  const direct = w.hasLinear(`${a}.q_proj`);
+  observeInput(g, [direct ? `${a}.q_proj` : `${a}.q_a_proj`, `${a}.kv_a_proj_with_mqa`], h);
+  const q = direct ? linear(g, h, await w.linearWeight(`${a}.q_proj`)) : linear(g, h, await w.linearWeight(`${a}.q_a_proj`), await w.optionalVector(`${a}.q_a_proj.bias`));
+  const compressed = linear(g, h, await w.linearWeight(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
+  return mlaFromProjections(g, w, cfg, raw, a, { q, direct, compressed }, inp, select);
+}
+
+/** The projections of MLA's input: `q_proj`'s output (`direct`) or `q_a_proj`'s, and `kv_a_proj_with_mqa`'s (`[latent | shared rotary key]`). */
+export interface MlaProjections {
+  readonly q: string;
+  readonly direct: boolean;
+  readonly compressed: string;
+}
+
+/**
+ * MLA self-attention of attention module `a` from its input projections
+ * (see {@link MlaProjections}); the rest of its weights read from `w`. Any
+ * leading dimensions of the projections stay (AWQ's search folds its grid
+ * points into the batch).
+ */
+export async function mlaFromProjections(
+  g: GraphBuilder,
+  w: WeightReader,
+  cfg: DecoderConfig,
+  raw: Readonly<Record<string, unknown>>,
+  a: string,
+  proj: MlaProjections,
+  inp: LayerInputs,
+  select?: KeySelection,
+): Promise<string> {
   const heads = cfg.heads;
   const nope = Number(raw.qk_nope_head_dim);
   const rope = Number(raw.qk_rope_head_dim);
@@ -75,13 +105,11 @@ export async function mlaAttention(
   const qk = nope + rope;
   const rotate = (x: string): string => (raw.rope_interleave === false ? rotary(g, x, inp.cos, inp.sin, rope) : rotaryInterleaved(g, x, inp.cos, inp.sin, rope));
 
-  const direct = w.hasLinear(`${a}.q_proj`);
-  observeInput(g, [direct ? `${a}.q_proj` : `${a}.q_a_proj`, `${a}.kv_a_proj_with_mqa`], h);
   let qFlat: string;
   let mask = inp.mask;
-  if (direct) qFlat = linear(g, h, await w.linearWeight(`${a}.q_proj`));
+  if (proj.direct) qFlat = proj.q;
   else {
-    const qLatent = rmsNorm(g, linear(g, h, await w.linearWeight(`${a}.q_a_proj`), await w.optionalVector(`${a}.q_a_proj.bias`)), await w.vector(`${a}.q_a_layernorm.weight`), LATENT_NORM_EPS);
+    const qLatent = rmsNorm(g, proj.q, await w.vector(`${a}.q_a_layernorm.weight`), LATENT_NORM_EPS);
     observeInput(g, [`${a}.q_b_proj`], qLatent);
     qFlat = linear(g, qLatent, await w.linearWeight(`${a}.q_b_proj`));
     if (select) mask = await select(qLatent);
@@ -89,7 +117,7 @@ export async function mlaAttention(
   const q = splitHeads(g, qFlat, heads, qk);
   const query = g.op('Concat', [strided(g, q, 0, nope, 1), rotate(strided(g, q, nope, qk, 1))], { axis: -1 });
 
-  const compressed = linear(g, h, await w.linearWeight(`${a}.kv_a_proj_with_mqa`), await w.optionalVector(`${a}.kv_a_proj_with_mqa.bias`));
+  const compressed = proj.compressed;
   const latentIn = rmsNorm(g, strided(g, compressed, 0, kvRank, 1), await w.vector(`${a}.kv_a_layernorm.weight`), LATENT_NORM_EPS);
   const kRotIn = rotate(g.op('Unsqueeze', [strided(g, compressed, kvRank, kvRank + rope, 1), g.i64([1])]));
   // What an MLA KV cache stores: the normed latent as keys and the rotated shared key as values

@@ -1,7 +1,7 @@
 /**
  * AWQ against llm-compressor's own (test/fixtures/awq, made by
- * make_awq_refs.py on the tiny llama checkpoint widened to float32, the
- * same 32-token windows): the resolved mappings and parents exactly; per
+ * make_awq_refs.py on tiny checkpoints widened to float32 — dense, MoE
+ * blocks of every router family, MLA attention — the same 32-token windows): the resolved mappings and parents exactly; per
  * mapping the activation means, the grid losses, the kept grid point and
  * its scales; the written checkpoint's smoothed norms, scales, zero points
  * and integer codes. Tolerances come from the measured noise (see the
@@ -115,10 +115,15 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
       expect(run.reports.length).toBe(ref.mappings.length);
       for (const [i, r] of ref.mappings.entries()) {
         const got = run.reports[i]!;
-        if (process.env.QUANTC_AWQ_DEBUG) console.log(r.smooth, got.best, r.best, got.losses.map((l, j) => (l / r.losses[j]! - 1).toExponential(1)).join(' '));
+        if (process.env.QUANTC_AWQ_DEBUG) console.log(r.smooth, relWorst(got.xMean, r.x_mean).toExponential(1), got.best, r.best, got.losses.map((l, j) => (l / r.losses[j]! - 1).toExponential(1)).join(' '));
         expect(got.tokens, r.smooth).toBe(r.tokens);
         expect(relWorst(got.xMean, r.x_mean), r.smooth).toBeLessThan(1e-5);
-        expect(relWorst(got.losses, r.losses), r.smooth).toBeLessThan(lossTolerance);
+        // Every loss within the noise, but for at most one grid point off the kept one: a single code flipped at a
+        // rounding boundary by a few-ulp difference of x_mean (measured 2.6e-3 on one of olmoe's experts at the extreme
+        // ratio, where x_mean differs by 5e-7) moves one point's loss by more than the noise spread over all points.
+        const off = got.losses.map((l, j) => Math.abs(l - r.losses[j]!) / Math.abs(r.losses[j]!)).flatMap((e, j) => (e < lossTolerance ? [] : [[j, e] as const]));
+        expect(off.length, `${r.smooth}: ${JSON.stringify(off)}`).toBeLessThanOrEqual(1);
+        for (const [j, e] of off) expect(j !== r.best && j !== got.best && e < 1e-2, `${r.smooth}: grid point ${j} off by ${e}`).toBe(true);
         // The same grid point, unless llm-compressor's own two candidates are closer than the loss noise.
         if (got.best !== r.best) expect(Math.abs(r.losses[got.best]! / r.losses[r.best]! - 1), r.smooth).toBeLessThan(lossTolerance);
         else expect(relWorst(got.scales, r.scales), r.smooth).toBeLessThan(1e-5);
@@ -127,7 +132,7 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
 
       const io = memoryIo(cwd);
       const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
-      expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:|warning apply-|warning awq-(?!mapping-skipped|balance-unquantized)/);
+      expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:|warning apply-|warning awq-(?!mapping-skipped|mapping-unmatched|balance-unquantized|default-mappings)/);
       expect(code).toBe(0);
       const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
       expect((JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: unknown }).quantization_config).toEqual(ref.quantization_config);

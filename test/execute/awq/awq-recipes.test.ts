@@ -56,12 +56,12 @@ describe('AWQ end to end', () => {
 });
 
 describe('AWQ parents apply does not evaluate', () => {
-  test('MLA attention (GLM-4.7-Flash) is refused before any work, naming the mapping', async () => {
+  test('MLA attention with the DSA indexer (GLM-5) is refused before any work, naming the mapping and the class', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quantc-awq-recipe-'));
     const recipe = join(dir, 'awq.yaml');
     await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head, "re:.*mlp.gate$"]}\n');
-    const r = await apply(recipe, 'glm4_moe_lite');
+    const r = await apply(recipe, 'glm_moe_dsa');
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/error apply-unsupported: AWQ mapping model\.layers\.0\.input_layernorm → .*q_a_proj.*: apply's grid search evaluates/);
+    expect(r.err).toMatch(/error apply-unsupported: AWQ mapping model\.layers\.0\.input_layernorm → .*q_a_proj.*: apply's grid search evaluates .* not "model\.layers\.0\.self_attn" \(GlmMoeDsaAttention\)/);
   });
 });

@@ -4,9 +4,11 @@
  * normalisation, and the two ways candidates reach the search graph (scales
  * pseudo-quantized in the graph, or weights pseudo-quantized here) giving
  * the same losses and choices (pseudo-quantized in the search graph, in a
- * graph of their own, or on the host).
+ * graph of their own, or on the host), for dense, MoE and MLA parents.
  */
 import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { gridPoints, gridScales } from '../../../src/execute/awq/awq-scales.js';
@@ -16,6 +18,9 @@ import type { ApplyJob } from '../../../src/execute/types.js';
 import { lowestCommonAncestor } from '../../../src/match/awq-mappings.js';
 import { presetScheme } from '../../../src/ir/presets.js';
 import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
+import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
+import { jobFromPlan } from '../../../src/execute/from-plan.js';
+import { planRecipe } from '../../../src/plan/plan-recipe.js';
 
 describe('AWQ grid', () => {
   test("llm-compressor's grid points", () => {
@@ -95,4 +100,28 @@ describe('AWQ search graph', () => {
       }
     }
   });
+
+  // MLA attention and the sigmoid-routed MoE block with shared experts (glm4_moe_lite), the softmax block without the router balanced (mixtral).
+  for (const name of ['glm4_moe_lite', 'mixtral']) {
+    test(`${name}: MoE and MLA parents give the same choices whichever way candidates come`, async () => {
+      const dir = await modelWithTokenizer(name);
+      const cwd = await mkdtemp(join(tmpdir(), 'quantc-awq-search-'));
+      const group = '{targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}';
+      await writeFile(join(cwd, 'recipe.yaml'), `quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      ignore: [lm_head, "re:.*mlp.gate$"]\n      config_groups: {group_0: ${group}}\n`);
+      const planned = await planRecipe(join(cwd, 'recipe.yaml'), dir, { source: cwdSourceHost('/') }, 'test');
+      const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(cwd, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+      const model = await ForwardModel.open(dir);
+      const here = await awqJob(job, model, windows(), { candidates: 'host', searchBytes: 1 << 20 });
+      expect(here.reports.some((r) => r.parent.endsWith('.mlp') && r.balance.length > 2)).toBe(true);
+      for (const candidates of ['graph', 'search-graph'] as const) {
+        const run = await awqJob(job, model, windows(), { candidates });
+        expect(run.reports.length).toBe(here.reports.length);
+        for (const [i, a] of run.reports.entries()) {
+          const b = here.reports[i]!;
+          expect(a.best, `${candidates} ${a.smooth}`).toBe(b.best);
+          for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${candidates} ${a.smooth} ${p}`).toBeLessThan(2e-3);
+        }
+      }
+    });
+  }
 });
