@@ -18,7 +18,7 @@ import { memoryIo } from './memory-io.js';
  * data-free checkpoint.
  */
 describe('quantc apply matches llm-compressor on gpt-oss, Llama 4, Llava and Mistral 3', () => {
-  for (const model of ['gpt_oss', 'llama4', 'llava', 'mistral3']) {
+  for (const model of ['gpt_oss', 'llama4', 'llava', 'mistral3', 'qwen2_5_vl']) {
     test(`${model} W4A16`, async () => {
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));

@@ -203,7 +203,7 @@ function storedJob(stored: StoredName | undefined, job: ApplyJob): ApplyJob {
 }
 
 /** Modules of a multimodal model outside its language model (which calibration runs through), in Llama 4's and the Llava layout's names. */
-const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_projector)\./;
+const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_projector|visual)\./;
 
 /**
  * The SmoothQuant stage of a recipe, if it has one: the modifier's mappings

@@ -56,6 +56,10 @@ const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> 
   llama4_text: [[/^language_model\./, '']],
   llava: LLAVA_RENAMES,
   mistral3: LLAVA_RENAMES,
+  qwen2_5_vl: [
+    [/^visual\./, 'model.visual.'],
+    [/^model\.(?!language_model\.|visual\.)/, 'model.language_model.'],
+  ],
 };
 
 function perExpertW123(block: string): (readonly [RegExp, string])[] {

@@ -61,7 +61,8 @@ export interface Expansion {
  * builds). `llava` and `mistral3` expand into their
  * `…ForConditionalGeneration` tree (transformers 5's layout: `model.vision_tower`,
  * `model.multi_modal_projector`, `model.language_model` = the `text_config`
- * model's `…Model`, `lm_head` at the root). `kimi_k2` expands as `deepseek_v3`.
+ * model's `…Model`, `lm_head` at the root); `qwen2_5_vl` likewise, with
+ * `model.visual` and its own text model. `kimi_k2` expands as `deepseek_v3`.
  */
 export function expandConfig(config: Readonly<Record<string, unknown>>, source = 'config.json'): Result<Expansion | undefined> {
   const declared = config['model_type'];
@@ -87,7 +88,7 @@ export function expandConfig(config: Readonly<Record<string, unknown>>, source =
     raw = visionLanguageText(vlm, config);
     type = MODEL_TYPE_ALIASES[raw['model_type'] as string] ?? (raw['model_type'] as string);
   }
-  const descriptor = DESCRIPTORS.get(type);
+  const descriptor = vlm?.textModel ?? DESCRIPTORS.get(type);
   if (vlm && !descriptor) {
     return fail(
       error(

@@ -5,9 +5,12 @@
  * `lm_head` at the root. `llava` (CLIP vision tower, two-Linear projector)
  * and `mistral3` (Pixtral vision tower, projector with RMSNorm and patch
  * merger). The text model is any descriptor's, from `text_config`.
+ * `qwen2_5_vl` has the same root, `model` and `lm_head`, with `model.visual`
+ * (no projector) and its own text model, `Qwen2_5_VLTextModel`.
  */
-import { ACTIVATIONS, type ModelBuilder } from './blocks.js';
+import { ACTIVATIONS, gqaAttention, type ModelBuilder } from './blocks.js';
 import { ConfigReader } from './config-reader.js';
+import type { ArchitectureDescriptor } from './descriptor.js';
 
 /** One Llava-layout `model_type`. */
 export interface VisionLanguageModel {
@@ -18,13 +21,17 @@ export interface VisionLanguageModel {
   /** `text_config.model_type` when absent, and the text config used when `text_config` is absent. */
   readonly textType: string;
   readonly textFallback: Readonly<Record<string, unknown>>;
+  /** The text model's own descriptor, where it is no causal LM's (else the descriptor of `text_config.model_type`). */
+  readonly textModel?: ArchitectureDescriptor;
+  /** Published configs may be flat: without `text_config`, the text fields sit at the top level. */
+  readonly flatText?: boolean;
   /** The vision config used when `vision_config` is absent. */
   readonly visionFallback: Readonly<Record<string, unknown>>;
   /** `multimodal_projector_bias` default. */
   readonly projectorBias: boolean;
   /** Whether `lm_head` shares the embedding's Parameter, as the config class decides. */
   readonly tied: (config: Readonly<Record<string, unknown>>, text: Readonly<Record<string, unknown>>) => boolean;
-  /** Adds `vision_tower` and `multi_modal_projector` under `model`. */
+  /** Adds the vision tower (and projector) under `model`. */
   readonly parts: (m: ModelBuilder, model: number, vision: ConfigReader, config: ConfigReader, textHidden: number) => void;
 }
 
@@ -127,6 +134,72 @@ function mistral3Parts(m: ModelBuilder, model: number, vision: ConfigReader, con
   m.linear(projector, 'linear_2', textHidden, textHidden, bias);
 }
 
+/** `Qwen2_5_VisionTransformerPretrainedModel`: 3-D patch convolution, blocks with fused `qkv`, the patch merger. */
+function qwen25VlParts(m: ModelBuilder, model: number, vision: ConfigReader): void {
+  const b = m.b;
+  b.defineClass('Qwen2_5_VisionTransformerPretrainedModel', ['Qwen2_5_VLPreTrainedModel', 'PreTrainedModel', 'Module']);
+  b.defineClass('Qwen2_5_VLVisionBlock', ['GradientCheckpointingLayer', 'Module']);
+  b.defineClass('Conv3d', ['_ConvNd', 'Module']);
+  const h = vision.int('hidden_size');
+  const inter = vision.int('intermediate_size');
+  const p = side(vision, 'patch_size');
+  const visual = m.module(model, 'visual', 'Qwen2_5_VisionTransformerPretrainedModel');
+  const embed = m.module(visual, 'patch_embed', 'Qwen2_5_VisionPatchEmbed');
+  m.module(embed, 'proj', 'Conv3d', [['weight', [h, vision.int('in_channels'), side(vision, 'temporal_patch_size'), p, p]]]);
+  m.module(visual, 'rotary_pos_emb', 'Qwen2_5_VLVisionRotaryEmbedding');
+  const blocks = m.module(visual, 'blocks', 'ModuleList');
+  const hiddenAct = vision.str('hidden_act', 'silu');
+  for (let i = 0; i < vision.int('depth'); i++) {
+    const block = m.module(blocks, String(i), 'Qwen2_5_VLVisionBlock');
+    m.norm(block, 'norm1', 'Qwen2_5_VLRMSNorm', h);
+    m.norm(block, 'norm2', 'Qwen2_5_VLRMSNorm', h);
+    const attn = m.module(block, 'attn', 'Qwen2_5_VLVisionAttention');
+    m.linear(attn, 'qkv', 3 * h, h, true);
+    m.linear(attn, 'proj', h, h, true);
+    const mlp = m.module(block, 'mlp', 'Qwen2_5_VLMLP');
+    m.linear(mlp, 'gate_proj', inter, h, true);
+    m.linear(mlp, 'up_proj', inter, h, true);
+    m.linear(mlp, 'down_proj', h, inter, true);
+    act(m, mlp, 'act_fn', hiddenAct);
+  }
+  const merge = vision.int('spatial_merge_size');
+  const merged = h * merge * merge;
+  const merger = m.module(visual, 'merger', 'Qwen2_5_VLPatchMerger');
+  m.norm(merger, 'ln_q', 'Qwen2_5_VLRMSNorm', h);
+  const seq = m.module(merger, 'mlp', 'Sequential');
+  m.linear(seq, '0', merged, merged, true);
+  m.module(seq, '1', 'GELU');
+  m.linear(seq, '2', vision.int('out_hidden_size'), merged, true);
+}
+
+/** `Qwen2_5_VLTextModel`: the Qwen2 decoder (q/k/v biases) under the Qwen2.5-VL class names. */
+const qwen25VlText: ArchitectureDescriptor = {
+  modelType: 'qwen2_5_vl_text',
+  causalLm: 'Qwen2_5_VLForConditionalGeneration',
+  defaults: {
+    vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64,
+    num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
+  },
+  build(m) {
+    const c = {
+      causalLm: 'Qwen2_5_VLForConditionalGeneration',
+      model: 'Qwen2_5_VLTextModel',
+      pretrained: 'Qwen2_5_VLPreTrainedModel',
+      layer: 'Qwen2_5_VLDecoderLayer',
+      norm: 'Qwen2_5_VLRMSNorm',
+      rotary: 'Qwen2_5_VLRotaryEmbedding',
+    };
+    const attention = gqaAttention(m.cfg, 'Qwen2_5_VLAttention', true, false);
+    const intermediate = m.cfg.int('intermediate_size');
+    m.causalLm(c, (_, layer) => {
+      m.attention(layer, 'self_attn', attention, c.norm);
+      m.mlp(layer, 'mlp', intermediate, { cls: 'Qwen2MLP' });
+      m.norm(layer, 'input_layernorm', c.norm, m.hidden);
+      m.norm(layer, 'post_attention_layernorm', c.norm, m.hidden);
+    });
+  },
+};
+
 const flag = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
 
 /** `LlavaForConditionalGeneration` (llava-1.5, llava-interleave, Pixtral-12B as published for transformers). */
@@ -162,19 +235,47 @@ export const mistral3Model: VisionLanguageModel = {
   parts: mistral3Parts,
 };
 
-/** Llava-layout models by `model_type`. */
-export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model].map((v) => [v.modelType, v] as const));
+/** `Qwen2_5_VLForConditionalGeneration` (Qwen2.5-VL 3B / 7B / 32B / 72B). */
+export const qwen25VlModel: VisionLanguageModel = {
+  modelType: 'qwen2_5_vl',
+  cls: 'Qwen2_5_VLForConditionalGeneration',
+  model: 'Qwen2_5_VLModel',
+  pretrained: 'Qwen2_5_VLPreTrainedModel',
+  textType: 'qwen2_5_vl_text',
+  textFallback: {},
+  textModel: qwen25VlText,
+  flatText: true,
+  visionFallback: {},
+  projectorBias: false,
+  // Qwen2_5_VLConfig: tie_word_embeddings (default false), else the text config's (pre-v5 saves).
+  tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  parts: (m, model, vision) => qwen25VlParts(m, model, vision),
+};
+
+/** Vision-language models in the Llava layout (and Qwen2.5-VL's variant of it) by `model_type`. */
+export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model, qwen25VlModel].map((v) => [v.modelType, v] as const));
 
 /** The vision tower types each Llava-layout model is built with here. */
 const TOWERS: Readonly<Record<string, { readonly type: string; readonly defaults: Readonly<Record<string, unknown>> }>> = {
   llava: { type: 'clip_vision_model', defaults: CLIP_VISION_DEFAULTS },
   mistral3: { type: 'pixtral', defaults: PIXTRAL_DEFAULTS },
+  qwen2_5_vl: {
+    type: 'qwen2_5_vl_vision',
+    defaults: {
+      depth: 32, hidden_size: 3584, hidden_act: 'silu', intermediate_size: 3420, num_heads: 16, in_channels: 3, patch_size: 14,
+      spatial_merge_size: 2, temporal_patch_size: 2, out_hidden_size: 3584,
+    },
+  },
 };
 
 /** The text config of a Llava-layout config: `text_config` (or the class's fallback), its `model_type`, dtype and tying as the composite config sets them. */
 export function visionLanguageText(v: VisionLanguageModel, config: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const given = config['text_config'];
-  const text = typeof given === 'object' && given !== null ? { ...(given as Record<string, unknown>) } : { ...v.textFallback };
+  const flat = (): Record<string, unknown> => {
+    const { vision_config: _vision, model_type: _type, architectures: _archs, ...rest } = config;
+    return rest;
+  };
+  const text = typeof given === 'object' && given !== null ? { ...(given as Record<string, unknown>) } : v.flatText ? flat() : { ...v.textFallback };
   if (typeof text['model_type'] !== 'string') text['model_type'] = v.textType;
   if (text['dtype'] === undefined && text['torch_dtype'] === undefined) text['dtype'] = config['dtype'] ?? config['torch_dtype'];
   text['tie_word_embeddings'] = v.tied(config, text);
