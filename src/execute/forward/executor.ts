@@ -90,7 +90,7 @@ const MASK_MIN = -3.4028234663852886e38;
  */
 export function languageModelConfig(raw: Record<string, unknown>): Record<string, unknown> {
   const vlm = typeof raw.model_type === 'string' ? VISION_LANGUAGE.get(raw.model_type) : undefined;
-  if (vlm) return visionLanguageText(vlm, raw);
+  if (vlm) return vlm.textOnly ? vlm.textOnly(visionLanguageText(vlm, raw)) : visionLanguageText(vlm, raw);
   const text = raw.text_config;
   if (raw.model_type !== 'llama4' || typeof text !== 'object' || text === null) return raw;
   const t = text as Record<string, unknown>;

@@ -25,6 +25,8 @@ export interface VisionLanguageModel {
   readonly textModel?: ArchitectureDescriptor;
   /** Published configs may be flat: without `text_config`, the text fields sit at the top level. */
   readonly flatText?: boolean;
+  /** The text config as the forward executor runs it text only, where it runs as another `model_type`. */
+  readonly textOnly?: (text: Record<string, unknown>) => Record<string, unknown>;
   /** The vision config used when `vision_config` is absent. */
   readonly visionFallback: Readonly<Record<string, unknown>>;
   /** `multimodal_projector_bias` default. */
@@ -245,6 +247,13 @@ export const qwen25VlModel: VisionLanguageModel = {
   textFallback: {},
   textModel: qwen25VlText,
   flatText: true,
+  // Text only, the three M-RoPE position rows are equal, so each frequency section rotates by the same
+  // position: plain RoPE. The decoder is Qwen2's (q/k/v biases, no o_proj bias).
+  textOnly: (text) => {
+    const rope = (text['rope_parameters'] ?? text['rope_scaling']) as Record<string, unknown> | null | undefined;
+    const plain = rope && (rope['rope_type'] === 'mrope' || rope['type'] === 'mrope') ? { ...rope, rope_type: 'default', type: 'default' } : rope;
+    return { ...text, model_type: 'qwen2', ...(plain ? { rope_parameters: plain, rope_scaling: plain } : {}) };
+  },
   visionFallback: {},
   projectorBias: false,
   // Qwen2_5_VLConfig: tie_word_embeddings (default false), else the text config's (pre-v5 saves).
