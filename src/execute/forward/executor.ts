@@ -178,13 +178,13 @@ export class ForwardModel {
   static async open(dir: string, device: Device = 'cpu'): Promise<ForwardModel> {
     const declared = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     let raw = languageModelConfig(declared);
+    const layerBuilder = layerBuilderFor(raw);
     const index = await openCheckpoint(dir);
     // A multimodal checkpoint stores its language model under its own names; calibration and eval run text only, through it.
     const has = (t: string): boolean => index.tensors.has(t);
     const names = languageModelNames(has);
     // transformers leaves a stored lm_head untied (Mistral3Config ties by default, published checkpoints store the head).
     if (raw !== declared && raw.model_type !== 'llama4_text' && (has(`${names.head}.weight`) || has(`${names.head}.weight_packed`))) raw = { ...raw, tie_word_embeddings: false };
-    const layerBuilder = layerBuilderFor(raw);
     const config = readDecoderConfig(raw);
     return new ForwardModel(config, raw, new WeightReader(index, config.dtype, names), device, layerBuilder);
   }
