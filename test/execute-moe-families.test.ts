@@ -9,12 +9,16 @@ import { memoryIo } from './memory-io.js';
 /**
  * gpt-oss (fused experts with biases, gate/up interleaved) and Llama 4 as
  * Llama4ForConditionalGeneration (vision tower, projector, language_model;
- * the ignore list of llm-compressor's Llama 4 example): llm-compressor's own
+ * the ignore list of llm-compressor's Llama 4 example), Llava and Mistral 3
+ * (transformers 5 holds their language model at `model.language_model`; the
+ * checkpoints store `language_model.model.…`, llm-compressor's ignore list
+ * names the stored modules, and a tied Mistral 3 is re-tied in text_config):
+ * llm-compressor's own
  * recipe.yaml through the planner, every tensor and the config equal to its
  * data-free checkpoint.
  */
-describe('quantc apply matches llm-compressor on gpt-oss and Llama 4', () => {
-  for (const model of ['gpt_oss', 'llama4']) {
+describe('quantc apply matches llm-compressor on gpt-oss, Llama 4, Llava and Mistral 3', () => {
+  for (const model of ['gpt_oss', 'llama4', 'llava', 'mistral3', 'qwen2_5_vl']) {
     test(`${model} W4A16`, async () => {
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));

@@ -57,7 +57,7 @@ describe('a Llama4ForConditionalGeneration checkpoint runs text-only through its
     const config = { model_type: 'llama4', architectures: ['Llama4ForConditionalGeneration'], dtype, text_config: textConfig, vision_config: { hidden_size: 16 } };
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
     const model = await ForwardModel.open(dir);
-    expect(model.weights.prefix).toBe('language_model.');
+    expect(model.weights.names).toEqual({ model: 'language_model.model', head: 'language_model.lm_head' });
     expect(model.config.dtype).toBe('bfloat16');
     for (const [seq, expected] of Object.entries(text.perplexity.base!)) {
       const r = await perplexity(model, text.text_ids, Number(seq), 8);

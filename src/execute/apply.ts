@@ -7,6 +7,7 @@
 import { copyFile, cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FUSED_LAYER_NAMES } from '../match/fused-groups.js';
+import { VISION_LANGUAGE } from '../model/architectures/vision-language.js';
 import { stageOutputDir } from './output-dir.js';
 import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './python-json.js';
 import { quantizationConfig } from './quantization-config.js';
@@ -86,6 +87,14 @@ function splitName(name: string): [string, string] {
 function tiedEmbedding(index: CheckpointIndex, shape: (name: string) => readonly number[] | undefined): TensorEntry | undefined {
   const candidates = [...index.tensors.values()].filter((t) => /(?:^|\.)(embed_tokens|wte|word_embeddings)\.weight$/.test(t.name) && t.shape.length === 2);
   return candidates.length === 1 && shape(candidates[0]!.name) !== undefined ? candidates[0] : undefined;
+}
+
+/** A Llava-layout config: its text config and whether the config class ties the embeddings. */
+function visionLanguageOf(config: Record<string, PyJson>): { text: PyJson; tied: boolean } | undefined {
+  const vlm = typeof config.model_type === 'string' ? VISION_LANGUAGE.get(config.model_type) : undefined;
+  const text = config.text_config;
+  if (!vlm || text === null || typeof text !== 'object' || Array.isArray(text) || text instanceof PyNumber) return undefined;
+  return { text, tied: vlm.tied(config as Record<string, unknown>, text as Record<string, unknown>) };
 }
 
 function planModules(job: ApplyJob, index: CheckpointIndex, tied: boolean): PlannedModule[] {
@@ -269,7 +278,9 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   if (config === null || typeof config !== 'object' || Array.isArray(config) || config instanceof PyNumber) {
     throw new ApplyError(`${join(job.modelDir, 'config.json')}: not a JSON object`);
   }
-  const tied = (config as Record<string, PyJson>).tie_word_embeddings === true;
+  const vlm = visionLanguageOf(config as Record<string, PyJson>);
+  // A Llava-layout model ties as its config class decides, and only where the checkpoint stores no head of its own.
+  const tied = vlm ? vlm.tied && !index.tensors.has('language_model.lm_head.weight') && !index.tensors.has('lm_head.weight') : (config as Record<string, PyJson>).tie_word_embeddings === true;
   const modules = planModules(job, index, tied);
   const units = formUnits(modules, index);
   const quantizedNames = new Set(modules.map((m) => m.name));
@@ -295,7 +306,9 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   }
   const maxShardBytes = job.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   const layout = layoutShards(specs, maxShardBytes);
-  const cfg = { ...(config as Record<string, PyJson>), ...(untied ? { tie_word_embeddings: false } : {}), quantization_config: toPyJson(quantizationConfig({ ...job, ignore: job.ignore.map((n) => storedBlockName(index, n)) })) };
+  // llm-compressor re-ties equal input and output embeddings before saving and marks the text config tied (`_retie_embeddings`).
+  const retied: Record<string, PyJson> = vlm && tied && !untied ? { text_config: { ...(vlm.text as Record<string, PyJson>), tie_word_embeddings: true } } : {};
+  const cfg = { ...(config as Record<string, PyJson>), ...retied, ...(untied ? { tie_word_embeddings: false } : {}), quantization_config: toPyJson(quantizationConfig({ ...job, ignore: job.ignore.map((n) => storedBlockName(index, n)) })) };
   const configJson = dumpPyJson(cfg);
   // A part writes the items it owns into one file; merging restores `layout`.
   const part = job.part;

@@ -15,6 +15,7 @@ import { AwqMappingError, resolveAwq } from '../match/awq-mappings.js';
 import { awqParentKind } from './awq/parent-kind.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, AwqSpec, FusedExpertsParam, SmoothSpec } from './types.js';
 import type { Device } from './runtime.js';
+import type { StoredName } from '../model/stored-names.js';
 
 /** Where and how to run the job (what the plan does not say). */
 export interface JobOptions {
@@ -27,6 +28,8 @@ export interface JobOptions {
   readonly moe: Pick<MoeSettings, 'minExpertTokens' | 'onLowCoverage'>;
   /** The recipe's modifiers (transforms that attach no scheme, e.g. SmoothQuant, are read from here). */
   readonly modifiers?: readonly ModifierIR[];
+  /** The checkpoint's name of each tree module (see `model/stored-names.ts`); the tree's own names when absent. */
+  readonly storedName?: StoredName;
 }
 
 /** Why a plan cannot be executed; the message is user-facing. */
@@ -96,6 +99,9 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     if (byGptq) {
       const unsupported = gptqUnsupported(scheme);
       if (unsupported) throw new PlanNotExecutableError(`${name}: ${unsupported}`);
+      if (OTHER_TOWER.test(name)) {
+        throw new PlanNotExecutableError(`${name}: apply calibrates text only, through the language model; add the vision tower and projector to the GPTQModifier's ignore list (llm-compressor's examples ignore "re:.*vision_tower.*" and "re:.*multi_modal_projector.*")`);
+      }
       if (!/(?:^|\.)layers\.\d+\./.test(name)) {
         throw new PlanNotExecutableError(`${name}: apply runs GPTQ on the decoder layers' modules only; add "${name}" to the GPTQModifier's ignore list (llm-compressor's examples ignore lm_head)`);
       }
@@ -134,7 +140,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'], ...bias(`${expertsModule}.down_proj`) });
   }
   const offsetNorms = offsetNormTensors(tree);
-  return {
+  return storedJob(options.storedName, {
     modelDir: options.modelDir,
     outDir: options.outDir,
     device: options.device,
@@ -167,11 +173,37 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
       : {}),
     recipeYaml: options.recipeYaml,
     maxShardBytes: options.maxShardBytes,
+  });
+}
+
+/**
+ * The job with every module name as the checkpoint stores it: the weight
+ * pass reads and writes stored tensors, calibration observes the stored
+ * language model, and compressed-tensors writes `ignore` in stored names.
+ */
+function storedJob(stored: StoredName | undefined, job: ApplyJob): ApplyJob {
+  if (!stored) return job;
+  const s = stored;
+  // Tensor names: the module part renamed, the parameter kept.
+  const t = (tensor: string): string => {
+    const i = tensor.lastIndexOf('.');
+    return `${s(tensor.slice(0, i))}${tensor.slice(i)}`;
+  };
+  return {
+    ...job,
+    modules: job.modules.map((m) => ({ ...m, name: s(m.name) })),
+    ignore: job.ignore.map(s),
+    fusedExperts: job.fusedExperts.map((f) => ({ ...f, tensor: t(f.tensor), expertsModule: s(f.expertsModule), ...(f.bias === undefined ? {} : { bias: t(f.bias) }) })),
+    ...(job.offsetNorms ? { offsetNorms: job.offsetNorms.map(t) } : {}),
+    ...(job.calibration ? { calibration: { ...job.calibration, kvCacheModules: job.calibration.kvCacheModules.map(s) } } : {}),
+    ...(job.smoothquant ? { smoothquant: { ...job.smoothquant, mappings: job.smoothquant.mappings.map((m) => ({ ...m, smooth: s(m.smooth), balance: m.balance.map(s) })) } } : {}),
+    ...(job.awq ? { awq: { ...job.awq, mappings: job.awq.mappings.map((m) => ({ ...m, smooth: s(m.smooth), balance: m.balance.map(s), parent: s(m.parent) })) } } : {}),
+    ...(job.gptq ? { gptq: { ...job.gptq, modules: job.gptq.modules.map(s) } } : {}),
   };
 }
 
-/** Modules of a multimodal model outside its language model (which calibration runs through). */
-const OTHER_TOWER = /^(?:vision_model|vision_tower|multi_modal_projector)\./;
+/** Modules of a multimodal model outside its language model (which calibration runs through), in Llama 4's and the Llava layout's names. */
+const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_projector|visual)\./;
 
 /**
  * The SmoothQuant stage of a recipe, if it has one: the modifier's mappings

@@ -36,6 +36,14 @@ export interface CheckpointInfo {
   readonly summary: string;
 }
 
+/** transformers' `llava` conversion mapping (Llava-layout models as published and as save_pretrained writes them). */
+const LLAVA_RENAMES: readonly (readonly [RegExp, string])[] = [
+  [/^language_model\.lm_head\./, 'lm_head.'],
+  [/^language_model\.model\./, 'model.language_model.'],
+  [/^vision_tower\./, 'model.vision_tower.'],
+  [/^multi_modal_projector\./, 'model.multi_modal_projector.'],
+];
+
 /** Checkpoint-name → in-memory-name rewrites transformers applies on load, per model type. */
 const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> = {
   mixtral: perExpertW123('mlp'),
@@ -46,6 +54,12 @@ const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> 
     [/\.block_sparse_moe\.router\.layer\.weight$/, '.block_sparse_moe.router.weight'],
   ],
   llama4_text: [[/^language_model\./, '']],
+  llava: LLAVA_RENAMES,
+  mistral3: LLAVA_RENAMES,
+  qwen2_5_vl: [
+    [/^visual\./, 'model.visual.'],
+    [/^model\.(?!language_model\.|visual\.)/, 'model.language_model.'],
+  ],
 };
 
 function perExpertW123(block: string): (readonly [RegExp, string])[] {
@@ -79,7 +93,7 @@ const BUFFER = /\.(?:inv_freq|e_score_correction_bias)$/;
 const OTHER_TOWER = /^(?:vision_model|vision_tower|multi_modal_projector|model\.visual|visual)\./;
 /** `<i>.<projection>.<weight|bias>` after an experts container's name. */
 const PER_EXPERT = /^(\d+)\.(\w+)\.(weight|bias)$/;
-const LAYER = /^(?:language_model\.)?model\.layers\.(\d+)\./;
+const LAYER = /^(?:language_model\.)?model\.(?:language_model\.)?layers\.(\d+)\./;
 
 /** Most names listed in one diagnostic. */
 const LIST_LIMIT = 5;

@@ -5,6 +5,7 @@
  * transformers builds it in memory, its MoE facts, and what the checkpoint
  * cross-check found. Every failure is a diagnostic, never an exception.
  */
+import { VISION_LANGUAGE, visionLanguageText } from './architectures/vision-language.js';
 import { error, hasErrors, suggestion, warning, type Diagnostic, type Result } from '../diagnostics.js';
 import { expandConfig } from './architectures/index.js';
 import { crossCheck, type CheckpointInfo } from './checkpoint.js';
@@ -109,6 +110,8 @@ function loadFolder(dir: string, host: ModelHost): Result<LoadedModel | undefine
 
 /** The config the cross-check reads (a multimodal config's text part holds the layer count). */
 function checkConfig(config: Record<string, unknown>): Record<string, unknown> {
+  const vlm = typeof config['model_type'] === 'string' ? VISION_LANGUAGE.get(config['model_type']) : undefined;
+  if (vlm) return visionLanguageText(vlm, config);
   const text = config['text_config'];
   return config['model_type'] === 'llama4' && typeof text === 'object' && text !== null ? (text as Record<string, unknown>) : config;
 }

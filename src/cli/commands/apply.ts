@@ -220,7 +220,11 @@ export const command: Command = {
     const { WeightFormatError } = await import('../../execute/forward/dequantize.js');
     const { progressPrinter, formatSummary } = await import('../../execute/progress.js');
     try {
+      const { storedNames } = await import('../../model/stored-names.js');
+      const { openCheckpoint } = await import('../../execute/safetensors-reader.js');
+      const stored = await openCheckpoint(planned.model!.source.path);
       let job = jobFromPlan(planned.build, {
+        storedName: storedNames(planned.build.tree.modelType, (t) => stored.tensors.has(t)),
         modelDir: planned.model!.source.path,
         outDir: resolve(io.cwd, values.out),
         device,

@@ -17,7 +17,8 @@ import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import type { JoinedObserver, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
-import { WeightReader } from './weights.js';
+import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
+import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
 
 /** One batch of equal-length token sequences, `[B][T]`. */
 export type TokenBatch = readonly (readonly number[])[];
@@ -82,15 +83,30 @@ function denseLayerBytes(cfg: DecoderConfig): number {
 
 const MASK_MIN = -3.4028234663852886e38;
 
-/** The module a multimodal model's causal LM is (`Llama4ForConditionalGeneration.language_model`), as a name prefix. */
-const LANGUAGE_MODEL = 'language_model.';
-
-/** The config of the model's causal LM: a multimodal `llama4` config's `text_config` (dtype inherited), else the config itself. */
+/**
+ * The config of the model's causal LM: a multimodal `llama4` config's
+ * `text_config` (dtype inherited), a Llava-layout config's text config
+ * (see {@link visionLanguageText}), else the config itself.
+ */
 export function languageModelConfig(raw: Record<string, unknown>): Record<string, unknown> {
+  const vlm = typeof raw.model_type === 'string' ? VISION_LANGUAGE.get(raw.model_type) : undefined;
+  if (vlm) return vlm.textOnly ? vlm.textOnly(visionLanguageText(vlm, raw)) : visionLanguageText(vlm, raw);
   const text = raw.text_config;
   if (raw.model_type !== 'llama4' || typeof text !== 'object' || text === null) return raw;
   const t = text as Record<string, unknown>;
   return { ...t, model_type: t.model_type ?? 'llama4_text', dtype: t.dtype ?? t.torch_dtype ?? raw.dtype ?? raw.torch_dtype };
+}
+
+/**
+ * Where a checkpoint stores the causal LM: under `language_model.model` /
+ * `language_model.lm_head` (Llama 4, and Llava-layout models as published and
+ * as transformers saves them), under `model.language_model` / `lm_head`
+ * (Llava-layout models in transformers 5's in-memory names), else a causal LM's.
+ */
+export function languageModelNames(has: (tensor: string) => boolean): LanguageModelNames {
+  if (has('language_model.model.embed_tokens.weight')) return { model: 'language_model.model', head: 'language_model.lm_head' };
+  if (has('model.language_model.embed_tokens.weight')) return { model: 'model.language_model', head: 'lm_head' };
+  return CAUSAL_LM_NAMES;
 }
 
 /** Additive mask: position i sees j ≤ i, and only the last `window` of them when set. */
@@ -175,18 +191,22 @@ export class ForwardModel {
 
   /** Opens `dir` (config.json + safetensors); throws {@link UnsupportedModelError} for an architecture it cannot run. */
   static async open(dir: string, device: Device = 'cpu'): Promise<ForwardModel> {
-    const raw = languageModelConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>);
+    const declared = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    let raw = languageModelConfig(declared);
     const layerBuilder = layerBuilderFor(raw);
-    const config = readDecoderConfig(raw);
     const index = await openCheckpoint(dir);
-    // A multimodal checkpoint stores its language model under `language_model.`; calibration runs text only, through it.
-    const prefix = index.tensors.has(`${LANGUAGE_MODEL}model.embed_tokens.weight`) ? LANGUAGE_MODEL : '';
-    return new ForwardModel(config, raw, new WeightReader(index, config.dtype, prefix), device, layerBuilder);
+    // A multimodal checkpoint stores its language model under its own names; calibration and eval run text only, through it.
+    const has = (t: string): boolean => index.tensors.has(t);
+    const names = languageModelNames(has);
+    // transformers leaves a stored lm_head untied (Mistral3Config ties by default, published checkpoints store the head).
+    if (raw !== declared && raw.model_type !== 'llama4_text' && (has(`${names.head}.weight`) || has(`${names.head}.weight_packed`))) raw = { ...raw, tie_word_embeddings: false };
+    const config = readDecoderConfig(raw);
+    return new ForwardModel(config, raw, new WeightReader(index, config.dtype, names), device, layerBuilder);
   }
 
   /** Token embeddings of each batch. */
   async embed(batches: readonly TokenBatch[]): Promise<HiddenBatch[]> {
-    const table = await this.weights.rowReader(`${this.weights.prefix}model.embed_tokens.weight`);
+    const table = await this.weights.rowReader(`${this.weights.names.model}.embed_tokens.weight`);
     const h = this.config.hidden;
     // GraniteMoE scales the embeddings by `embedding_multiplier`.
     const mult = this.config.embeddingMultiplier;

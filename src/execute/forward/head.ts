@@ -21,7 +21,7 @@ export const HEAD_SLICE_BYTES = 1 << 30;
 
 /** The `lm_head` matrix's source tensor: its own, or the tied embedding. */
 function headTensor(w: WeightReader, cfg: DecoderConfig): string {
-  return cfg.tieEmbeddings || !w.hasLinear(`${w.prefix}lm_head`) ? `${w.prefix}model.embed_tokens` : `${w.prefix}lm_head`;
+  return cfg.tieEmbeddings || !w.hasLinear(w.names.head) ? `${w.names.model}.embed_tokens` : w.names.head;
 }
 
 /** Rows `[start, start + count)` of the head matrix. */
@@ -41,7 +41,7 @@ async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, coun
 export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize): Promise<Uint8Array> {
   const g = new GraphBuilder();
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  const h = await decoderNorm(g, w, cfg, `${w.prefix}model.norm`, x);
+  const h = await decoderNorm(g, w, cfg, `${w.names.model}.norm`, x);
   // Served-model simulation: a quantized lm_head fake-quantizes its input (before its rows are read).
   const head = headTensor(w, cfg);
   const q = head.endsWith('lm_head') ? await w.inputQuantizer(head, 'whole') : undefined;

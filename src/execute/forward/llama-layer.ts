@@ -133,7 +133,7 @@ export async function decoderLayer(
   attention: (g: GraphBuilder, p: string, h: string, inp: LayerInputs) => Promise<string> = (g, p, h, inp) => llamaAttention(g, w, cfg, p, h, inp),
   options: LayerOptions = {},
 ): Promise<Uint8Array> {
-  const p = `${w.prefix}model.layers.${layer}`;
+  const p = `${w.names.model}.layers.${layer}`;
   const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
   const inp = options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim);

@@ -10,13 +10,24 @@ import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequa
 import type { InputPart, InputQuantizer, SliceQuantizer } from './input-quantizer.js';
 import type { Bf16Matrix } from './ops.js';
 
+/** Where a checkpoint stores the causal LM's base model and head. */
+export interface LanguageModelNames {
+  /** The base model (embed_tokens, layers, norm): `model`, `language_model.model` (Llama 4, stored Llava-layout models) or `model.language_model`. */
+  readonly model: string;
+  /** The output head: `lm_head` or `language_model.lm_head`. */
+  readonly head: string;
+}
+
+/** A causal LM's own names. */
+export const CAUSAL_LM_NAMES: LanguageModelNames = { model: 'model', head: 'lm_head' };
+
 /** Reads the weights of one model folder. */
 export class WeightReader {
   constructor(
     readonly index: CheckpointIndex,
     readonly dtype: 'bfloat16' | 'float16' | 'float32',
-    /** Where the causal LM's tensors live: `''`, or `language_model.` in a multimodal checkpoint. */
-    readonly prefix = '',
+    /** Where the causal LM's tensors live (a multimodal checkpoint stores them under its language model). */
+    readonly names: LanguageModelNames = CAUSAL_LM_NAMES,
   ) {}
 
   /** The Linear weight of `module` as a modifier replaced it (see `OverlayWeights`); undefined for a checkpoint's own. */

@@ -34,7 +34,7 @@ export class OverlayWeights extends WeightReader {
     changes: WeightChanges,
     private readonly fused: readonly FusedExpertsParam[],
   ) {
-    super(base.index, base.dtype, base.prefix);
+    super(base.index, base.dtype, base.names);
     this.replaced = changes.linears;
     this.vectors = changes.vectors;
     for (const f of fused) {

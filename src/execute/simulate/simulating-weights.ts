@@ -42,7 +42,7 @@ export class SimulatingWeights extends WeightReader {
     base: WeightReader,
     readonly activations: ActivationConfig,
   ) {
-    super(base.index, base.dtype, base.prefix);
+    super(base.index, base.dtype, base.names);
     for (const g of activations.groups) {
       if (g.output) throw new SimulationUnsupportedError(`config group ${g.name} quantizes output activations, which cannot be simulated yet`);
     }

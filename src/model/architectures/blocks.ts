@@ -10,7 +10,7 @@ import type { ExpertLinearShape, ExpertsImplementation, MoeBlockFacts } from '..
 import type { ConfigReader } from './config-reader.js';
 
 /** transformers' `ACT2CLS`: `hidden_act` → activation module class. */
-const ACTIVATIONS: Readonly<Record<string, string>> = {
+export const ACTIVATIONS: Readonly<Record<string, string>> = {
   gelu: 'GELUActivation',
   gelu_10: 'ClippedGELUActivation',
   gelu_fast: 'FastGELUActivation',
@@ -131,6 +131,12 @@ export class ModelBuilder {
   readonly hidden: number;
   /** Where {@link causalLm} puts the causal LM: the root, or a child module (a multimodal model's `language_model`). */
   causalLmAt: { readonly parent: number; readonly name: string } | null = null;
+  /**
+   * Where {@link causalLm} puts the base model instead, with `lm_head` under
+   * `headParent` (transformers 5's Llava-style models: `model.language_model`
+   * is the `…Model`, `lm_head` sits at the root).
+   */
+  baseModelAt: { readonly parent: number; readonly name: string; readonly headParent: number } | null = null;
 
   constructor(readonly cfg: ConfigReader) {
     this.dtype = cfg.dtype();
@@ -279,13 +285,14 @@ export class ModelBuilder {
    */
   causalLm(c: SkeletonClasses, layer: (index: number, module: number) => void): void {
     const b = this.b;
-    b.defineClass(c.causalLm, [c.pretrained, 'PreTrainedModel', 'Module']);
+    if (!this.baseModelAt) b.defineClass(c.causalLm, [c.pretrained, 'PreTrainedModel', 'Module']);
     b.defineClass(c.model, [c.pretrained, 'PreTrainedModel', 'Module']);
     b.defineClass(c.layer, ['GradientCheckpointingLayer', 'Module']);
     const vocab = this.cfg.int('vocab_size');
     const layers = this.cfg.int('num_hidden_layers');
-    const root = this.causalLmAt ? this.module(this.causalLmAt.parent, this.causalLmAt.name, c.causalLm) : b.add('', c.causalLm, -1);
-    const model = this.module(root, 'model', c.model);
+    const base = this.baseModelAt;
+    const root = base ? base.headParent : this.causalLmAt ? this.module(this.causalLmAt.parent, this.causalLmAt.name, c.causalLm) : b.add('', c.causalLm, -1);
+    const model = base ? this.module(base.parent, base.name, c.model) : this.module(root, 'model', c.model);
     this.module(model, 'embed_tokens', 'Embedding', [['weight', [vocab, this.hidden]]]);
     const list = this.module(model, 'layers', 'ModuleList');
     for (let i = 0; i < layers; i++) layer(i, this.module(list, String(i), c.layer));

@@ -25,6 +25,7 @@ import { qwen2Moe } from './qwen2-moe.js';
 import { qwen3 } from './qwen3.js';
 import { qwen3Moe } from './qwen3-moe.js';
 import { qwen3Next } from './qwen3-next.js';
+import { VISION_LANGUAGE, visionLanguageText, visionLanguageVision, type VisionLanguageModel } from './vision-language.js';
 
 /** Every descriptor, keyed by the `model_type` it expands. */
 export const DESCRIPTORS: ReadonlyMap<string, ArchitectureDescriptor> = new Map(
@@ -40,7 +41,7 @@ export const MODEL_TYPE_ALIASES: Readonly<Record<string, string>> = {
 
 /** Every `model_type` quantc can expand, aliases and `llama4` included, sorted. */
 export function supportedModelTypes(): string[] {
-  return [...DESCRIPTORS.keys(), ...Object.keys(MODEL_TYPE_ALIASES), 'llama4'].sort();
+  return [...DESCRIPTORS.keys(), ...Object.keys(MODEL_TYPE_ALIASES), 'llama4', ...VISION_LANGUAGE.keys()].sort();
 }
 
 /** A config expanded into the tree transformers builds. */
@@ -57,7 +58,11 @@ export interface Expansion {
  * expands into that class's tree: vision tower, projector, and the
  * `text_config` causal LM under `language_model`; otherwise its
  * `text_config` alone, as `Llama4ForCausalLM` (what `AutoModelForCausalLM`
- * builds). `kimi_k2` expands as `deepseek_v3`.
+ * builds). `llava` and `mistral3` expand into their
+ * `…ForConditionalGeneration` tree (transformers 5's layout: `model.vision_tower`,
+ * `model.multi_modal_projector`, `model.language_model` = the `text_config`
+ * model's `…Model`, `lm_head` at the root); `qwen2_5_vl` likewise, with
+ * `model.visual` and its own text model. `kimi_k2` expands as `deepseek_v3`.
  */
 export function expandConfig(config: Readonly<Record<string, unknown>>, source = 'config.json'): Result<Expansion | undefined> {
   const declared = config['model_type'];
@@ -78,7 +83,23 @@ export function expandConfig(config: Readonly<Record<string, unknown>>, source =
     if (raw['dtype'] === undefined && raw['torch_dtype'] === undefined) raw = { ...raw, dtype: config['dtype'] ?? config['torch_dtype'] };
     type = 'llama4_text';
   }
-  const descriptor = DESCRIPTORS.get(type);
+  const vlm = VISION_LANGUAGE.get(declared);
+  if (vlm) {
+    raw = visionLanguageText(vlm, config);
+    type = MODEL_TYPE_ALIASES[raw['model_type'] as string] ?? (raw['model_type'] as string);
+  }
+  const descriptor = vlm?.textModel ?? DESCRIPTORS.get(type);
+  if (vlm && !descriptor) {
+    return fail(
+      error(
+        'unknown-model-type',
+        `quantc has no architecture descriptor for the text model of this ${vlm.cls} (text_config model_type "${type}"). ` +
+          'Dump the module tree with PyTorch (see docs/models.md) and pass that JSON file to --model instead.',
+        undefined,
+        [{ message: `Supported model types: ${supportedModelTypes().join(', ')}.` }],
+      ),
+    );
+  }
   if (!descriptor) {
     return fail(
       error(
@@ -100,10 +121,12 @@ export function expandConfig(config: Readonly<Record<string, unknown>>, source =
     llama4VisionTower(m, root, vision, cfg.int('hidden_size'));
     m.causalLmAt = { parent: root, name: 'language_model' };
   }
+  const vlmDiagnostics = vlm ? visionLanguageParts(m, vlm, config) : [];
+  if (vlmDiagnostics === undefined) return fail(unknownTower(vlm!, config));
   descriptor.build(m);
-  const diagnostics = [...cfg.diagnostics, ...(vision?.diagnostics ?? [])];
-  const via = multimodal ? `${declared} as Llama4ForConditionalGeneration` : type === declared ? declared : `${declared} as ${type}`;
-  const tree = m.b.build(multimodal ? declared : type, { kind: 'config', description: `${source} (${via})` });
+  const diagnostics = [...cfg.diagnostics, ...(vision?.diagnostics ?? []), ...vlmDiagnostics];
+  const via = multimodal ? `${declared} as Llama4ForConditionalGeneration` : vlm ? `${declared} as ${vlm.cls}, text model ${type}` : type === declared ? declared : `${declared} as ${type}`;
+  const tree = m.b.build(multimodal || vlm ? declared : type, { kind: 'config', description: `${source} (${via})` });
   return { value: { tree, moe: { blocks: m.moe }, modelType: type }, diagnostics };
 }
 
@@ -111,6 +134,32 @@ export function expandConfig(config: Readonly<Record<string, unknown>>, source =
 export function isConditionalGeneration(config: Readonly<Record<string, unknown>>): boolean {
   const archs = config['architectures'];
   return Array.isArray(archs) && archs.some((a) => typeof a === 'string' && a.endsWith('ForConditionalGeneration'));
+}
+
+/**
+ * The Llava-layout root, `model` with its vision tower and projector, and
+ * where the text model goes; the readers' diagnostics, or undefined when the
+ * vision tower is of a type quantc does not build.
+ */
+function visionLanguageParts(m: ModelBuilder, v: VisionLanguageModel, config: Readonly<Record<string, unknown>>): Diagnostic[] | undefined {
+  const vision = visionLanguageVision(v, config).reader;
+  if (!vision) return undefined;
+  const top = new ConfigReader(config, { multimodal_projector_bias: v.projectorBias, spatial_merge_size: 2, projector_hidden_act: 'gelu' }, v.modelType);
+  m.b.defineClass(v.cls, [v.pretrained, 'PreTrainedModel', 'Module']);
+  m.b.defineClass(v.model, [v.pretrained, 'PreTrainedModel', 'Module']);
+  const root = m.b.add('', v.cls, -1);
+  const model = m.module(root, 'model', v.model);
+  v.parts(m, model, vision, top, m.hidden);
+  m.baseModelAt = { parent: model, name: 'language_model', headParent: root };
+  return [...vision.diagnostics, ...top.diagnostics];
+}
+
+function unknownTower(v: VisionLanguageModel, config: Readonly<Record<string, unknown>>): Diagnostic {
+  const type = visionLanguageVision(v, config).type;
+  return error(
+    'unknown-model-type',
+    `quantc builds ${v.cls} with its usual vision tower only, not a "${type}" vision_config. Dump the module tree with PyTorch (see docs/models.md) and pass that JSON file to --model instead.`,
+  );
 }
 
 function fail(d: Diagnostic): Result<undefined> {

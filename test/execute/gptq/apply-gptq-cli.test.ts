@@ -94,6 +94,19 @@ describe('quantc apply with GPTQ', () => {
     expect(io.out.join('')).toContain('  gptq         14 modules');
   });
 
+  test('a vision-language model: GPTQ through its language model, refused on its vision tower', async () => {
+    const ok = await run('llava', gptqRecipe('W4A16', '["re:.*lm_head", "re:.*vision_tower.*", "re:.*multi_modal_projector.*"]'));
+    expect(ok.code, ok.io.err.join('')).toBe(0);
+    const config = JSON.parse(await readFile(join(ok.cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: { ignore: string[] } };
+    expect(config.quantization_config.ignore).toContain('language_model.lm_head');
+    expect(config.quantization_config.ignore).toContain('multi_modal_projector.linear_1');
+    const out = parseSafetensors(new Uint8Array(await readFile(join(ok.cwd, 'out', 'model.safetensors'))));
+    expect(out.has('language_model.model.layers.1.mlp.down_proj.weight_packed')).toBe(true);
+    const tower = await run('llava', gptqRecipe('FP8_DYNAMIC', '["re:.*lm_head"]'));
+    expect(tower.code).toBe(1);
+    expect(tower.io.err.join('')).toContain('model.vision_tower.encoder.layers.0.self_attn.k_proj: apply calibrates text only');
+  });
+
   test('a GPTQ target outside the decoder layers is refused before anything runs', async () => {
     const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[]'));
     expect(code).toBe(1);
