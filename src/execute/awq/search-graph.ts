@@ -167,6 +167,17 @@ export function candidatesGraph(balance: readonly DenseMatrix[], quantizers: rea
   return g.build('awq_candidates');
 }
 
+/** The attention parent's graph inputs (rotary tables and mask per sequence position) and its sequence length. */
+function attentionInputs(g: GraphBuilder, x: string, cfg: DecoderConfig): { inp: LayerInputs; seq: string } {
+  const inp: LayerInputs = {
+    hidden: x,
+    cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]),
+    sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]),
+    mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
+  };
+  return { inp, seq: g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]) };
+}
+
 /** Builds the search graph (see the module comment). Inputs: `x`, `w0…`, and `cos`/`sin`/`mask` for attention. */
 export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
   const { cfg, shapes, weights, kind } = spec;
@@ -211,23 +222,11 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
     out = linear(g, g.op('Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
   } else if (kind === 'mla') {
     const mla = weights.mla!;
-    const inp: LayerInputs = {
-      hidden: x,
-      cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]),
-      sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]),
-      mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
-    };
-    const seq = g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]);
+    const { inp, seq } = attentionInputs(g, x, cfg);
     const fold = (n: number): string => foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
     out = await mlaFromProjections(g, mla.reader, cfg, mla.raw, mla.attention, { q: fold(0), direct: mla.direct, compressed: fold(1) }, inp);
   } else {
-    const inp: LayerInputs = {
-      hidden: x,
-      cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]),
-      sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]),
-      mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
-    };
-    const seq = g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]);
+    const { inp, seq } = attentionInputs(g, x, cfg);
     // q/k norms span one head (qwen3) or, olmoe's, the whole projection (before the heads split, then clip_qkv), as llamaAttention.
     const perHead = (n: Float32Array | undefined): boolean => n !== undefined && n.length === cfg.headDim;
     const proj = (n: number, heads: number, norm?: Float32Array): string => {
