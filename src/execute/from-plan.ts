@@ -102,8 +102,9 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
       if (OTHER_TOWER.test(name)) {
         throw new PlanNotExecutableError(`${name}: apply calibrates text only, through the language model; add the vision tower and projector to the GPTQModifier's ignore list (llm-compressor's examples ignore "re:.*vision_tower.*" and "re:.*multi_modal_projector.*")`);
       }
-      if (!/(?:^|\.)layers\.\d+\./.test(name)) {
-        throw new PlanNotExecutableError(`${name}: apply runs GPTQ on the decoder layers' modules only; add "${name}" to the GPTQModifier's ignore list (llm-compressor's examples ignore lm_head)`);
+      // lm_head is calibrated in the final subgraph (final norm and lm_head), after the last decoder layer.
+      if (!/(?:^|\.)layers\.\d+\./.test(name) && !/(?:^|\.)lm_head$/.test(name)) {
+        throw new PlanNotExecutableError(`${name}: apply runs GPTQ on the decoder layers' modules and lm_head only; add "${name}" to the GPTQModifier's ignore list`);
       }
       gptqModules.push(name);
     }

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { GraphRuntime, type Device, type RawTensor, type RuntimeTimings } from '../runtime.js';
 import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
-import { headGraph, headSliceRows, type HeadOutput } from './head.js';
+import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { layerInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
-import type { JoinedObserver, ObserveOption } from './observe.js';
+import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
@@ -468,6 +468,24 @@ export class ForwardModel {
     if (scale === undefined) for (let j = 0; j < h.length; j++) h[j]! += add[j]!;
     else for (let j = 0; j < h.length; j++) h[j]! += Math.fround(add[j]! * scale);
     return observed;
+  }
+
+  /**
+   * Runs the final norm on each batch with `observe`'s statistics of
+   * `lm_head`'s input (its Hessian for GPTQ) and hands each batch's
+   * outputs to `give`.
+   */
+  async observeHead(hidden: readonly HiddenBatch[], observe: Observation, give: (batchIndex: number, outputs: Readonly<Record<string, RawTensor>>) => void): Promise<void> {
+    const bytes = await headObserverGraph(this.weights, this.config, observe);
+    const runtime = this.runtime();
+    try {
+      for (let i = 0; i < hidden.length; i++) {
+        const b = hidden[i]!;
+        give(i, await runtime.run('head_observers', () => bytes, { hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]) }));
+      }
+    } finally {
+      await runtime.dispose();
+    }
   }
 
   /**

@@ -10,6 +10,7 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import type { DenseMatrix } from './dequantize.js';
 import { decoderNorm } from './llama-layer.js';
+import { enableObservers, observeInput, type Observation } from './observe.js';
 import { linear } from './ops.js';
 import type { WeightReader } from './weights.js';
 
@@ -61,6 +62,21 @@ export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: Hea
     g.output(g.op('Where', [inSlice, picked, g.f32(0)]), 'picked', OnnxType.float, ['batch', 'seq']);
   }
   return g.build(`head_${output}_${start}`);
+}
+
+/**
+ * The head's calibration graph: input `hidden [B, T, H]`, the final norm,
+ * and `observe`'s statistics of its output as the input of `lm_head` (the
+ * final subgraph llm-compressor's sequential pipeline calibrates after the
+ * last decoder layer; the logits themselves are not needed).
+ */
+export async function headObserverGraph(w: WeightReader, cfg: DecoderConfig, observe: Observation): Promise<Uint8Array> {
+  const g = new GraphBuilder();
+  enableObservers(g, observe);
+  const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
+  const h = await decoderNorm(g, w, cfg, `${w.names.model}.norm`, x);
+  observeInput(g, [w.names.head], h);
+  return g.build('head_observers');
 }
 
 /** Vocabulary rows per head slice for a bound of `bytes` float32 bytes. */

@@ -34,6 +34,7 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
   const rt = new GraphRuntime(model.device);
   const modifier = new GptqModifier(job, model.weights, gptq.modules, spec.calibrateAllExperts, {
     gemm: runtimeGemm(rt),
+    layers: model.config.layers,
     blockSize: gptq.blockSize,
     dampeningFrac: gptq.dampeningFrac,
     rtnExperts: (layer, coverage) => {

@@ -52,10 +52,17 @@ function layerOf(module: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** Whether `module` is the output head (`lm_head`, `language_model.lm_head`). */
+export function isHeadModule(module: string): boolean {
+  return /(?:^|\.)lm_head$/.test(module);
+}
+
 /** Settings of a GPTQ run beyond the job. */
 export interface GptqRunOptions extends GptqSettings {
   /** Where the solve's dense products run. */
   readonly gemm: GemmEngine;
+  /** Decoder layers of the model: `lm_head` is solved as layer `layers` (the final subgraph). */
+  readonly layers: number;
   /** Experts (`layer/expert`) rounded to nearest instead (coverage policy); decided per layer after pass A. */
   readonly rtnExperts: (layer: number, coverage: CoverageCollector) => ReadonlySet<string>;
 }
@@ -82,6 +89,8 @@ export class GptqModifier implements LayerModifier {
   private store = new HessianStore();
   private readonly byLayer = new Map<number, string[]>();
   private readonly groupOf: ReadonlyMap<string, number>;
+  /** The output head GPTQ targets, solved after the last layer (see `LayerModifier.targetsHead`). */
+  private readonly head: string | undefined;
 
   constructor(
     private readonly job: ApplyJob,
@@ -92,12 +101,20 @@ export class GptqModifier implements LayerModifier {
   ) {
     this.observe = { experts: calibrateAllExperts ? 'all' : 'routed', hessians: true };
     this.groupOf = new Map(job.modules.map((m) => [m.name, m.group]));
+    this.head = modules.find(isHeadModule);
+    // The final subgraph is finished as layer `layers`, after the last decoder layer.
+    if (this.head !== undefined) this.byLayer.set(options.layers, [this.head]);
     for (const m of modules) {
+      if (m === this.head) continue;
       const layer = layerOf(m);
       if (layer === null) throw new GptqInputError(`${m}: GPTQ runs on the decoder layers' modules; this module is outside them (add it to the recipe's ignore list or quantize it with a QuantizationModifier)`);
       if (!this.byLayer.has(layer)) this.byLayer.set(layer, []);
       this.byLayer.get(layer)!.push(m);
     }
+  }
+
+  get targetsHead(): boolean {
+    return this.head !== undefined;
   }
 
   collect(layer: number, run: number, rows: number, calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
@@ -119,7 +136,12 @@ export class GptqModifier implements LayerModifier {
     // A weight an earlier transform (SmoothQuant) changed is GPTQ's original.
     const replaced = this.weights.replacement(module);
     if (replaced) return { ...replaced, dtype: DTYPES[this.weights.dtype] };
-    const src = resolveWeight(this.weights.index, module, this.job.fusedExperts);
+    let src = resolveWeight(this.weights.index, module, this.job.fusedExperts);
+    if (!src && isHeadModule(module)) {
+      // A tied lm_head starts from the input embedding's weight and is untied when written (as apply does).
+      const entry = this.weights.index.tensors.get(`${this.weights.names.model}.embed_tokens.weight`);
+      if (entry && entry.shape.length === 2) src = { entry, dtype: entry.dtype, shape: [entry.shape[0]!, entry.shape[1]!] };
+    }
     if (src && (src.dtype === 'BF16' || src.dtype === 'F16' || src.dtype === 'F32')) return { data: toFloat32(await readWeight(src), src.dtype), rows: src.shape[0], cols: src.shape[1], dtype: src.dtype };
     const m = await this.weights.linear(module);
     return { ...m, dtype: DTYPES[this.weights.dtype] };

@@ -7,6 +7,10 @@
  * layer's outputs (`propagate_error`). Only one layer's weights are in a
  * graph at a time; hidden states for every batch stay in host memory.
  * Activation quantization is never applied during calibration, as there.
+ * A modifier that targets `lm_head` also gets the final subgraph: after the
+ * last layer's pass B, the final norm runs on every batch with `lm_head`'s
+ * input observed, and the modifier finishes it as layer `layers` (nothing
+ * runs after it, so there is no pass B).
  */
 import type { ForwardModel, HiddenBatch, TokenBatch } from '../forward/executor.js';
 import type { Observation } from '../forward/observe.js';
@@ -34,6 +38,8 @@ export interface LayerModifier {
    * weights as vectors), which pass B sees.
    */
   finishLayer(layer: number): Promise<WeightChanges>;
+  /** Whether the modifier targets `lm_head`: the final subgraph (final norm, `lm_head`) is then observed as layer `layers`. */
+  readonly targetsHead?: boolean;
 }
 
 /** Wall time of one layer, split by pipeline step (milliseconds). */
@@ -45,6 +51,8 @@ export interface LayerTimings {
   readonly modify: number;
   /** Pass B: the modified layer's outputs. */
   readonly propagate: number;
+  /** The final subgraph (final norm and `lm_head`; `layer` is then the layer count). */
+  readonly head?: boolean;
 }
 
 /** Progress and tuning of {@link runSequential}. */
@@ -139,6 +147,13 @@ export async function runSequential(
     const t = { layer, statistics: t1 - t0, modify: t2 - t1, propagate: performance.now() - t2 };
     timings.push(t);
     options.onLayerDone?.(t, layers);
+  }
+  if (modifier.targetsHead) {
+    const t0 = performance.now();
+    await model.observeHead(hidden, modifier.observe, (run, outputs) => modifier.collect(layers, run, hidden[run]!.batch, merged.calls[run]!, outputs));
+    const t1 = performance.now();
+    await modifier.finishLayer(layers);
+    timings.push({ layer: layers, statistics: t1 - t0, modify: performance.now() - t1, propagate: 0, head: true });
   }
   return timings;
 }
