@@ -107,10 +107,16 @@ describe('quantc apply with GPTQ', () => {
     expect(tower.io.err.join('')).toContain('model.vision_tower.encoder.layers.0.self_attn.k_proj: apply calibrates text only');
   });
 
-  test('a GPTQ target outside the decoder layers is refused before anything runs', async () => {
-    const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[]'));
-    expect(code).toBe(1);
-    expect(io.err.join('')).toContain("error apply-unsupported: lm_head: apply runs GPTQ on the decoder layers' modules only");
-    expect(await readdir(cwd)).toEqual(['recipe.yaml']);
+  test('a targeted lm_head is solved after the last layer, from the final norm\'s outputs', async () => {
+    const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[]'), ['--format', 'json']);
+    expect(code, io.err.join('')).toBe(0);
+    const report = JSON.parse(io.out.join('')) as { gptq: { hessians: number; modules: { module: string; method: string; samples: number }[]; layers: { layer: number; head?: boolean }[] } };
+    expect(report.gptq.modules).toHaveLength(15);
+    // Solved last, with its own Hessian over every calibration sequence.
+    expect(report.gptq.modules.at(-1)).toMatchObject({ module: 'lm_head', method: 'gptq', samples: 9 });
+    expect(report.gptq.hessians).toBe(9);
+    expect(report.gptq.layers.map((l) => l.head ?? false)).toEqual([false, false, true]);
+    const out = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    expect(out.has('lm_head.weight_packed') && out.has('lm_head.weight_scale') && !out.has('lm_head.weight')).toBe(true);
   });
 });

@@ -22,7 +22,7 @@ import { layerObjective } from '../../../src/execute/gptq/objective.js';
 import { openCheckpoint } from '../../../src/execute/safetensors-reader.js';
 import { storedBlockName } from '../../../src/execute/weight-source.js';
 import { CALIBRATION } from '../../calibrate-refs.js';
-import { DATAFREE, parseSafetensors, unpackModel } from '../fixtures.js';
+import { DATAFREE, parseSafetensors, serializeSafetensors, unpackModel } from '../fixtures.js';
 import { memoryIo } from '../../memory-io.js';
 
 /** One llm-compressor GPTQ run (see make_gptq_refs.py). */
@@ -31,6 +31,8 @@ interface GptqRef {
   /** The recipe's ignore list, when not the default (`lm_head`, and `re:.*mlp.gate$` for MoE models). */
   readonly ignore?: string[];
   readonly moe_calibrate_all_experts: boolean;
+  /** Made on the base tied: config tie_word_embeddings true, lm_head.weight dropped (see make_gptq_refs.py's TIED). */
+  readonly tie_word_embeddings?: boolean;
   readonly quantization_config: Record<string, unknown>;
   readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string; values?: number[] }>;
   readonly modules: Record<string, { hessian: string; hessian_variant?: string; n: number; objective: number; objective_rtn: number; objective_rerun_cross: number; shape: [number, number] }>;
@@ -49,10 +51,17 @@ const IGNORE: Record<string, string[]> = {
 /** Models whose fused experts are stored `[E, in, out]`. */
 const TRANSPOSED = new Set(['gpt_oss', 'llama4']);
 
-/** The data-free base checkpoint the references were made from, with the calibration tokenizer. */
-async function baseWithTokenizer(model: string): Promise<string> {
+/** The data-free base checkpoint the references were made from, with the calibration tokenizer (made tied for tied references). */
+async function baseWithTokenizer(model: string, tied = false): Promise<string> {
   const dir = await unpackModel(join(DATAFREE, model, 'base'));
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await writeFile(join(dir, f), await readFile(join(CALIBRATION, f)));
+  if (tied) {
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: true }, null, 2));
+    const tensors = parseSafetensors(new Uint8Array(await readFile(join(dir, 'model.safetensors'))));
+    tensors.delete('lm_head.weight');
+    await writeFile(join(dir, 'model.safetensors'), serializeSafetensors(tensors));
+  }
   return dir;
 }
 
@@ -95,7 +104,7 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-gptq-ref-'));
       await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama', model));
       const io = memoryIo(cwd);
-      const code = await main(['apply', 'recipe.yaml', '--model', await baseWithTokenizer(model), '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
+      const code = await main(['apply', 'recipe.yaml', '--model', await baseWithTokenizer(model, ref.tie_word_embeddings), '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
       expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:|warning (gptq|apply|smoothquant)-/);
       expect(code).toBe(0);
 
@@ -126,7 +135,8 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
       for (const [module, m] of Object.entries(ref.modules)) {
         const [rows, cols] = m.shape;
         const hessian = await hessianOf(m);
-        const w0 = await originalWeight(model, module);
+        // A tied lm_head starts from the embedding's weight.
+        const w0 = await originalWeight(model, ref.tie_word_embeddings && module === 'lm_head' ? 'model.embed_tokens' : module);
         const q = (await readLinear(index, storedBlockName(index, module), 'bfloat16')).data;
         const mine = layerObjective(w0, q, hessian, rows, cols);
         if (process.env.QUANTC_GPTQ_RATIOS) console.log(`  ${module}: ${(mine / m.objective).toFixed(3)} (${m.objective.toExponential(2)})`);
