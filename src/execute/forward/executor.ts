@@ -472,11 +472,11 @@ export class ForwardModel {
 
   /**
    * Runs the final norm on each batch with `observe`'s statistics of
-   * `lm_head`'s input (its Hessian for GPTQ) and hands each batch's
-   * outputs to `give`.
+   * `lm_head`'s input (its Hessian for GPTQ), keyed by `head` (the module
+   * name the caller knows it by), and hands each batch's outputs to `give`.
    */
-  async observeHead(hidden: readonly HiddenBatch[], observe: Observation, give: (batchIndex: number, outputs: Readonly<Record<string, RawTensor>>) => void): Promise<void> {
-    const bytes = await headObserverGraph(this.weights, this.config, observe);
+  async observeHead(hidden: readonly HiddenBatch[], head: string, observe: Observation, give: (batchIndex: number, outputs: Readonly<Record<string, RawTensor>>) => void): Promise<void> {
+    const bytes = await headObserverGraph(this.weights, this.config, head, observe);
     const runtime = this.runtime();
     try {
       for (let i = 0; i < hidden.length; i++) {

@@ -66,16 +66,16 @@ export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: Hea
 
 /**
  * The head's calibration graph: input `hidden [B, T, H]`, the final norm,
- * and `observe`'s statistics of its output as the input of `lm_head` (the
+ * and `observe`'s statistics of its output as the input of `head` (the
  * final subgraph llm-compressor's sequential pipeline calibrates after the
  * last decoder layer; the logits themselves are not needed).
  */
-export async function headObserverGraph(w: WeightReader, cfg: DecoderConfig, observe: Observation): Promise<Uint8Array> {
+export async function headObserverGraph(w: WeightReader, cfg: DecoderConfig, head: string, observe: Observation): Promise<Uint8Array> {
   const g = new GraphBuilder();
   enableObservers(g, observe);
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   const h = await decoderNorm(g, w, cfg, `${w.names.model}.norm`, x);
-  observeInput(g, [w.names.head], h);
+  observeInput(g, [head], h);
   return g.build('head_observers');
 }
 

@@ -89,8 +89,8 @@ export class GptqModifier implements LayerModifier {
   private store = new HessianStore();
   private readonly byLayer = new Map<number, string[]>();
   private readonly groupOf: ReadonlyMap<string, number>;
-  /** The output head GPTQ targets, solved after the last layer (see `LayerModifier.targetsHead`). */
-  private readonly head: string | undefined;
+  /** The output head GPTQ targets, solved after the last layer (see `LayerModifier.head`). */
+  readonly head: string | undefined;
 
   constructor(
     private readonly job: ApplyJob,
@@ -111,10 +111,6 @@ export class GptqModifier implements LayerModifier {
       if (!this.byLayer.has(layer)) this.byLayer.set(layer, []);
       this.byLayer.get(layer)!.push(m);
     }
-  }
-
-  get targetsHead(): boolean {
-    return this.head !== undefined;
   }
 
   collect(layer: number, run: number, rows: number, calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
@@ -188,7 +184,8 @@ export class GptqModifier implements LayerModifier {
       const expert = expertOf(l.module);
       if (expert !== null && rtn.has(expert)) return undefined;
       const key = this.store.keyOf(l.module);
-      return key === undefined ? undefined : `${key}|${orderingOf(l.args)}`;
+      if (key === undefined) throw new GptqInputError(`${l.module}: the calibration pass never reached this module, so it has no Hessian (llm-compressor would leave it unquantized without a word)`);
+      return `${key}|${orderingOf(l.args)}`;
     };
     const users = new Map<string, number>();
     for (const l of loaded) {

@@ -38,8 +38,8 @@ export interface LayerModifier {
    * weights as vectors), which pass B sees.
    */
   finishLayer(layer: number): Promise<WeightChanges>;
-  /** Whether the modifier targets `lm_head`: the final subgraph (final norm, `lm_head`) is then observed as layer `layers`. */
-  readonly targetsHead?: boolean;
+  /** The `lm_head` module the modifier targets, if any: the final subgraph (final norm, `lm_head`) is then observed as layer `layers`, its input under this name. */
+  readonly head?: string;
 }
 
 /** Wall time of one layer, split by pipeline step (milliseconds). */
@@ -148,9 +148,9 @@ export async function runSequential(
     timings.push(t);
     options.onLayerDone?.(t, layers);
   }
-  if (modifier.targetsHead) {
+  if (modifier.head !== undefined) {
     const t0 = performance.now();
-    await model.observeHead(hidden, modifier.observe, (run, outputs) => modifier.collect(layers, run, hidden[run]!.batch, merged.calls[run]!, outputs));
+    await model.observeHead(hidden, modifier.head, modifier.observe, (run, outputs) => modifier.collect(layers, run, hidden[run]!.batch, merged.calls[run]!, outputs));
     const t1 = performance.now();
     await modifier.finishLayer(layers);
     timings.push({ layer: layers, statistics: t1 - t0, modify: performance.now() - t1, propagate: 0, head: true });

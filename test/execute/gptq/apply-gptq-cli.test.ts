@@ -119,4 +119,17 @@ describe('quantc apply with GPTQ', () => {
     const out = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
     expect(out.has('lm_head.weight_packed') && out.has('lm_head.weight_scale') && !out.has('lm_head.weight')).toBe(true);
   });
+
+  test('a vision-language model\'s lm_head is solved after its language model\'s last layer', async () => {
+    for (const model of ['llava', 'mistral3']) {
+      const { code, io, cwd } = await run(model, gptqRecipe('W4A16', '["re:.*vision_tower.*", "re:.*multi_modal_projector.*"]'), ['--format', 'json']);
+      expect(code, io.err.join('')).toBe(0);
+      const report = JSON.parse(io.out.join('')) as { gptq: { modules: { module: string; method: string }[] } };
+      const head = report.gptq.modules.at(-1)!;
+      expect(head.module, model).toMatch(/(^|\.)lm_head$/);
+      expect(head.method).toBe('gptq');
+      const out = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+      expect(out.has(`${head.module}.weight_packed`), model).toBe(true);
+    }
+  });
 });
