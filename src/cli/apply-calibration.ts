@@ -229,7 +229,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
             hessians: gptqRun.hessians,
             modules: gptqRun.reports,
             fallbacks: gptqRun.reports.filter((r) => r.method !== 'gptq').map((r) => ({ module: r.module, method: r.method })),
-            layers: gptqRun.timings.map((t) => ({ layer: t.layer, ...(t.head ? { head: true } : {}), statisticsSeconds: t.statistics / 1000, solveSeconds: t.modify / 1000, propagationSeconds: t.propagate / 1000 })),
+            layers: gptqRun.timings.map((t) => ({ layer: t.layer, statisticsSeconds: t.statistics / 1000, solveSeconds: t.modify / 1000, propagationSeconds: t.propagate / 1000 })),
           },
         }
       : {}),
@@ -284,7 +284,7 @@ function gptqSummary(run: GptqRun, job: ApplyJob): string {
   const sum = (k: 'statistics' | 'modify' | 'propagate'): number => run.timings.reduce((a, t) => a + t[k], 0);
   const loss = run.reports.reduce((a, r) => a + r.loss, 0);
   return (
-    `  gptq         ${run.reports.length} modules in ${run.timings.filter((t) => !t.head).length} layers${run.timings.some((t) => t.head) ? ' and the head' : ''} from ${run.hessians} Hessians (one per distinct input); ` +
+    `  gptq         ${run.reports.length} modules in ${run.timings.length} layers from ${run.hessians} Hessians (one per distinct input); ` +
     `${count('gptq')} solved, ${count('rtn-fallback')} rounded to nearest after a failed Cholesky, ${count('rtn-coverage')} by the coverage policy; ` +
     `block_size ${job.gptq!.blockSize}, dampening_frac ${job.gptq!.dampeningFrac}; total loss ${loss.toPrecision(4)}; ` +
     `statistics ${seconds(sum('statistics'))}, solve ${seconds(sum('modify'))}, propagation ${seconds(sum('propagate'))}`

@@ -61,7 +61,7 @@ export function isHeadModule(module: string): boolean {
 export interface GptqRunOptions extends GptqSettings {
   /** Where the solve's dense products run. */
   readonly gemm: GemmEngine;
-  /** Decoder layers of the model: `lm_head` is solved as layer `layers` (the final subgraph). */
+  /** Decoder layers of the model (`lm_head` is solved with the last). */
   readonly layers: number;
   /** Experts (`layer/expert`) rounded to nearest instead (coverage policy); decided per layer after pass A. */
   readonly rtnExperts: (layer: number, coverage: CoverageCollector) => ReadonlySet<string>;
@@ -89,7 +89,7 @@ export class GptqModifier implements LayerModifier {
   private store = new HessianStore();
   private readonly byLayer = new Map<number, string[]>();
   private readonly groupOf: ReadonlyMap<string, number>;
-  /** The output head GPTQ targets, solved after the last layer (see `LayerModifier.head`). */
+  /** The output head GPTQ targets, solved with the last layer (see `LayerModifier.head`). */
   readonly head: string | undefined;
 
   constructor(
@@ -102,8 +102,6 @@ export class GptqModifier implements LayerModifier {
     this.observe = { experts: calibrateAllExperts ? 'all' : 'routed', hessians: true };
     this.groupOf = new Map(job.modules.map((m) => [m.name, m.group]));
     this.head = modules.find(isHeadModule);
-    // The final subgraph is finished as layer `layers`, after the last decoder layer.
-    if (this.head !== undefined) this.byLayer.set(options.layers, [this.head]);
     for (const m of modules) {
       if (m === this.head) continue;
       const layer = layerOf(m);
@@ -111,6 +109,8 @@ export class GptqModifier implements LayerModifier {
       if (!this.byLayer.has(layer)) this.byLayer.set(layer, []);
       this.byLayer.get(layer)!.push(m);
     }
+    // lm_head is solved with the last layer: llm-compressor's last subgraph holds both.
+    if (this.head !== undefined) this.byLayer.set(options.layers - 1, [...(this.byLayer.get(options.layers - 1) ?? []), this.head]);
   }
 
   collect(layer: number, run: number, rows: number, calls: number, outputs: Readonly<Record<string, RawTensor>>): void {

@@ -7,10 +7,10 @@
  * layer's outputs (`propagate_error`). Only one layer's weights are in a
  * graph at a time; hidden states for every batch stay in host memory.
  * Activation quantization is never applied during calibration, as there.
- * A modifier that targets `lm_head` also gets the final subgraph: after the
- * last layer's pass B, the final norm runs on every batch with `lm_head`'s
- * input observed, and the modifier finishes it as layer `layers` (nothing
- * runs after it, so there is no pass B).
+ * llm-compressor's last subgraph holds the last layer, the final norm and
+ * `lm_head`: a modifier that targets `lm_head` gets its input observed there,
+ * the final norm run on the last layer's pass-A outputs (before that layer
+ * changes), and finishes it with the last layer.
  */
 import type { ForwardModel, HiddenBatch, TokenBatch } from '../forward/executor.js';
 import type { Observation } from '../forward/observe.js';
@@ -38,7 +38,7 @@ export interface LayerModifier {
    * weights as vectors), which pass B sees.
    */
   finishLayer(layer: number): Promise<WeightChanges>;
-  /** The `lm_head` module the modifier targets, if any: the final subgraph (final norm, `lm_head`) is then observed as layer `layers`, its input under this name. */
+  /** The `lm_head` module the modifier targets, if any: its input (the final norm's output) is observed with the last layer, under this name. */
   readonly head?: string;
 }
 
@@ -51,8 +51,6 @@ export interface LayerTimings {
   readonly modify: number;
   /** Pass B: the modified layer's outputs. */
   readonly propagate: number;
-  /** The final subgraph (final norm and `lm_head`; `layer` is then the layer count). */
-  readonly head?: boolean;
 }
 
 /** Progress and tuning of {@link runSequential}. */
@@ -136,6 +134,10 @@ export async function runSequential(
     const a = await model.runLayer(layer, hidden, { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes }, tables, undefined, (run, outputs) =>
       modifier.collect(layer, run, hidden[run]!.batch, merged.calls[run]!, outputs),
     );
+    const head = modifier.head;
+    if (head !== undefined && layer === layers - 1) {
+      await model.observeHead(a.hidden, head, modifier.observe, (run, outputs) => modifier.collect(layer, run, hidden[run]!.batch, merged.calls[run]!, outputs));
+    }
     const t1 = performance.now();
     const changed = await modifier.finishLayer(layer);
     const t2 = performance.now();
@@ -147,13 +149,6 @@ export async function runSequential(
     const t = { layer, statistics: t1 - t0, modify: t2 - t1, propagate: performance.now() - t2 };
     timings.push(t);
     options.onLayerDone?.(t, layers);
-  }
-  if (modifier.head !== undefined) {
-    const t0 = performance.now();
-    await model.observeHead(hidden, modifier.head, modifier.observe, (run, outputs) => modifier.collect(layers, run, hidden[run]!.batch, merged.calls[run]!, outputs));
-    const t1 = performance.now();
-    await modifier.finishLayer(layers);
-    timings.push({ layer: layers, statistics: t1 - t0, modify: performance.now() - t1, propagate: 0, head: true });
   }
   return timings;
 }
