@@ -8,7 +8,7 @@ import { suggestion } from '../diagnostics.js';
 import { BY_CLASS, BY_NAME, matchIndex, patternHits } from '../match/match-index.js';
 import { classOf, indexByName, paramsOf } from '../model/module-tree.js';
 import type { Span } from '../source.js';
-import { inputKey } from './gptq-cost.js';
+import { gptqLayerOf, inputKey } from './gptq-cost.js';
 import { rows, type PlanBuild } from './lower.js';
 
 /** A pattern and how it hit the module. */
@@ -52,7 +52,7 @@ export interface Explanation {
   readonly smoothing?: { readonly role: 'smooth' | 'balance' | 'none'; readonly smooth?: string; readonly balance?: readonly string[] };
   /** Set when the recipe has an AWQModifier: the module's roles in its mappings (a Linear can smooth one mapping and balance another), or why a mapping naming it was skipped. */
   readonly awq?: { readonly roles: readonly AwqRole[] };
-  /** Set when a GPTQModifier solves the module: its decoder layer and the modules sharing its input Hessian. */
+  /** Set when a GPTQModifier solves the module: its decoder layer (`lm_head`: the last, solved with it) and the modules sharing its input Hessian. */
   readonly gptq?: { readonly layer: string; readonly columns: number; readonly sharedWith: readonly string[] };
   /** The scheme the saved checkpoint will carry, if any. */
   readonly final: { readonly scheme: string; readonly preset: string | null; readonly format: string } | null;
@@ -192,7 +192,7 @@ function gptqRole(build: PlanBuild, m: number, from: number): Explanation['gptq'
   const allExperts = build.plan.moe.calibrateAllExperts;
   const name = tree.names[m]!;
   const key = inputKey(name, allExperts);
-  const layer = /^(.*?layers\.\d+)\./.exec(name)?.[1] ?? '';
+  const layer = gptqLayerOf(tree, name);
   const sharedWith: string[] = [];
   for (const [other, e] of build.finalScheme) {
     if (other === m || e.modifier !== from || !tree.names[other]!.startsWith(`${layer}.`)) continue;

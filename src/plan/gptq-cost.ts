@@ -16,7 +16,7 @@ export interface GptqCost {
   readonly modules: number;
   /** Distinct Hessians accumulated. */
   readonly hessians: number;
-  /** Float32 bytes of all Hessians, and of the largest decoder layer's. */
+  /** Float32 bytes of all Hessians, and of the largest decoder layer's (`lm_head`'s counts with the last layer). */
   readonly hessianBytes: number;
   readonly peakLayerHessianBytes: number;
   /** Calibration tokens the FLOP figures assume. */
@@ -44,6 +44,27 @@ export function inputKey(name: string, allExperts: boolean): string {
   return set ? `${parent}|${set.join(',')}` : name;
 }
 
+/**
+ * The decoder layer whose step solves `name`: its own, or for `lm_head` the
+ * last one (llm-compressor's last subgraph holds the last layer, the final
+ * norm and `lm_head`); '' when neither.
+ */
+export function gptqLayerOf(tree: ModuleTree, name: string): string {
+  const own = /^(.*?layers\.\d+)\./.exec(name)?.[1];
+  if (own !== undefined) return own;
+  if (!/(?:^|\.)lm_head$/.test(name)) return '';
+  let last = '';
+  let index = -1;
+  for (const n of tree.names) {
+    const m = /^(.*?layers\.(\d+))$/.exec(n);
+    if (m && Number(m[2]) > index && !/vision|visual/.test(n)) {
+      index = Number(m[2]);
+      last = m[1]!;
+    }
+  }
+  return last;
+}
+
 /** Estimates the GPTQ cost of `modules` (tree indices) for the assumed calibration set. */
 export function gptqCost(tree: ModuleTree, modules: readonly number[], allExperts: boolean): GptqCost {
   const tokens = CALIBRATION_ASSUMPTIONS.samples * CALIBRATION_ASSUMPTIONS.seqLen;
@@ -58,7 +79,7 @@ export function gptqCost(tree: ModuleTree, modules: readonly number[], allExpert
     const [rows, k] = w.shape as [number, number];
     count++;
     const name = tree.names[m]!;
-    const layer = /^(.*?layers\.\d+)\./.exec(name)?.[1] ?? '';
+    const layer = gptqLayerOf(tree, name);
     distinct.set(inputKey(name, allExperts), { k, layer });
     perModule += 2 * k * k * tokens;
     solve += (4 / 3) * k ** 3 + 2 * rows * k * k;

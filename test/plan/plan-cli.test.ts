@@ -4,6 +4,9 @@
  * for it in the recipe makes the plan succeed, and `diff` / `explain` say
  * what changed and why. Outputs are golden files.
  */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
@@ -119,6 +122,17 @@ describe('quantc plan with an unknown MoE class', () => {
       '  QuantizationModifier #0 (stage "quant"): no target matches it.',
       '  result: left as is (not quantized).',
       '',
+    ]);
+  });
+
+  it('explain says a GPTQ-targeted lm_head is solved with the last decoder layer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quantc-plan-head-'));
+    const recipe = join(dir, 'head.yaml');
+    await writeFile(recipe, 'quantc:\n  recipe: {name: head, version: 1.0.0, model: meta-llama/Llama-3.1-8B}\nquant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: Linear\n      scheme: W4A16\n      ignore: []\n');
+    const r = await run('explain', recipe, 'lm_head');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('  gptq:'))).toEqual([
+      '  gptq: solved after the statistics pass of model.layers.31; its input Hessian (4096×4096 float32, 67.1 MB) is its own.',
     ]);
   });
 
