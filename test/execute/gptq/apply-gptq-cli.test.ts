@@ -119,6 +119,15 @@ describe('quantc apply with GPTQ', () => {
     expect(out.has('lm_head.weight_packed') && out.has('lm_head.weight_scale') && !out.has('lm_head.weight')).toBe(true);
   });
 
+  test('a targeted lm_head with static input scales (FP8) gets its input scale from the same pass', async () => {
+    const { code, io, cwd } = await run('llama', gptqRecipe('FP8', '[]'));
+    expect(code, io.err.join('')).toBe(0);
+    const out = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    const scale = out.get('lm_head.input_scale');
+    expect(scale?.shape.reduce((a, b) => a * b, 1)).toBe(1);
+    expect(out.get('lm_head.weight')?.dtype).toBe('F8_E4M3');
+  });
+
   test('a vision-language model\'s lm_head is solved with its language model\'s last layer', async () => {
     for (const model of ['llava', 'mistral3']) {
       const { code, io, cwd } = await run(model, gptqRecipe('W4A16', '["re:.*vision_tower.*", "re:.*multi_modal_projector.*"]'), ['--format', 'json']);
