@@ -21,6 +21,7 @@ import type { RawTensor } from '../runtime.js';
 import type { ApplyJob, SolvedWeight } from '../types.js';
 import { readWeight, resolveWeight } from '../weight-source.js';
 import { HessianStore } from './hessians.js';
+import { solveByRowBlocks } from './row-blocks.js';
 import type { GemmEngine } from './gemm.js';
 import { orderingOf, prepareHessian, solveGptq, type GptqSettings, type PreparedHessian } from './solve.js';
 import { fusedNvfp4GlobalScale, groupStats, scaleLayout, type GroupStats } from './weight-qparams.js';
@@ -211,7 +212,7 @@ export class GptqModifier implements LayerModifier {
           prep = await prepareHessian(h.sum, k, orderingOf(l.args), this.options, this.options.gemm, h.scale);
           prepared.set(key, prep);
         }
-        solution = await solveGptq(problem, this.options, this.options.gemm, prep);
+        solution = await solveByRowBlocks(problem, this.options, this.options.gemm, prep);
         const left = users.get(key)! - 1;
         users.set(key, left);
         if (left === 0) prepared.delete(key);

@@ -3,6 +3,7 @@ import type { QuantizationArgs } from '../../../src/ir/types.js';
 import { layerObjective } from '../../../src/execute/gptq/objective.js';
 import { blockedCholesky, choleskyLower, descendingOrder, inverseHessianFactor, lowerInverse, solveGptq, type GptqProblem } from '../../../src/execute/gptq/solve.js';
 import { jsGemm, runtimeGemm } from '../../../src/execute/gptq/gemm.js';
+import { solveByRowBlocks } from '../../../src/execute/gptq/row-blocks.js';
 import { GraphRuntime } from '../../../src/execute/runtime.js';
 import { groupStats, quantizeColumn, scaleLayout, weightQparams } from '../../../src/execute/gptq/weight-qparams.js';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
@@ -165,4 +166,27 @@ describe('GPTQ solve', () => {
     expect(fallback.fellBack).toBe(true);
     expect([...fallback.weight]).toEqual([...rtn(p)]);
   });
+});
+
+describe('GPTQ in blocks of rows (tall weights: lm_head)', () => {
+  const cases: [string, Partial<QuantizationArgs>][] = [
+    ['group', {}],
+    ['group, activation order group', { actorder: 'group' }],
+    ['channel, asymmetric', { strategy: 'channel', group_size: null, symmetric: false }],
+    ['tensor', { strategy: 'tensor', group_size: null }],
+    ['block 4×8', { strategy: 'block', group_size: null, block_structure: [4, 8] }],
+  ];
+  for (const [name, change] of cases) {
+    it(`gives the whole weight's solution: ${name}`, async () => {
+      const p = problem(22, 32, 5, { ...W4G16, ...change } as QuantizationArgs);
+      const whole = await solveGptq(p, SETTINGS);
+      // 7 rows' worth of bytes: blocks of 7 rows (4 for the block strategy), a partial last one.
+      const blocked = await solveByRowBlocks(p, SETTINGS, jsGemm, undefined, 7 * 4 * 32);
+      expect(blocked.weight).toEqual(whole.weight);
+      expect(blocked.loss).toBeCloseTo(whole.loss, 10);
+      expect(blocked.qparams.scale).toEqual(whole.qparams.scale);
+      expect(blocked.qparams.zeroPoint).toEqual(whole.qparams.zeroPoint);
+      expect(blocked.gIdx).toEqual(whole.gIdx);
+    });
+  }
 });
