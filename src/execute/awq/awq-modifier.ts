@@ -26,7 +26,7 @@ import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
-import { awqParentKind, moeBalance, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
+import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
 import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
@@ -161,10 +161,12 @@ export class AwqModifier implements LayerModifier {
         linears.set(b, { data: scaleColumns(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
       });
       const normName = `${m.smooth}.weight`;
-      // A 1-D weight is a norm's; a Linear smooth layer (v_proj, up_proj) has its output rows divided.
+      // A 1-D weight is a norm's (its bias too, a LayerNorm's: PhiMoE's); a Linear smooth layer (v_proj, up_proj) has its output rows divided.
       if (this.model.weights.index.tensors.get(normName)?.shape.length === 1) {
         const norm = (await vector(normName))!;
         vectors.set(normName, divideRows(norm, norm.length, 1, s, this.round));
+        const bias = await vector(`${m.smooth}.bias`);
+        if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
       } else {
         const w = await weight(m.smooth);
         linears.set(m.smooth, { data: divideRows(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
@@ -181,21 +183,27 @@ export class AwqModifier implements LayerModifier {
 
   /** The MoE block parent of mapping `m`: its router, routing and the Linears outside the balance as they stand. */
   private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>, vector: (name: string) => Promise<Float32Array | undefined>): Promise<MoeParent> {
-    const roles = moeBalance(m)!;
+    const routerModule = `${m.parent}.${routerName(m.parentClass)}`;
+    const roles = moeBalance(m, routerName(m.parentClass))!;
     const raw = this.model.raw;
     const p = m.parent;
-    const fixed = [`${p}.gate`, `${p}.shared_expert_gate`].filter((n) => this.settings.args.has(n));
+    const fixed = [routerModule, `${p}.shared_expert_gate`].filter((n) => this.settings.args.has(n));
     if (fixed.length > 0) throw new AwqRunError(`${fixed[0]}: a quantized router or shared-expert gate is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
     const family = SEARCHABLE_MOE_BLOCKS.get(m.parentClass ?? '');
     const experts = await Promise.all([...roles.experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${p}.experts.${e}.down_proj`) })));
     if (experts.some((_, i) => !roles.experts.has(i))) throw new AwqRunError(`${m.smooth}: the experts of "${p}" it balances are not numbered 0…${experts.length - 1}`);
-    const router = await weight(`${p}.gate`);
+    const router = roles.router !== null ? await weight(routerModule) : await this.storedRouter(routerModule);
     // The routing weights are combined by position: every expert of the block must be balanced.
     if (experts.length !== router.rows) throw new AwqRunError(`${m.smooth}: its mapping balances ${experts.length} of the ${router.rows} experts of "${p}"; apply's AWQ search needs all of them in one mapping`);
+    const topK = Number(raw.num_experts_per_tok ?? 2);
     const routing: MoeRouting =
       family === 'sigmoid'
         ? { kind: 'sigmoid', bias: await vector(`${p}.gate.e_score_correction_bias`), raw, experts: router.rows }
-        : { kind: 'softmax', topK: Number(raw.num_experts_per_tok ?? 2), normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
+        : family === 'topk-softmax'
+          ? { kind: 'topk-softmax', topK }
+          : family === 'sparsemixer'
+            ? { kind: 'sparsemixer', jitterEps: typeof raw.router_jitter_noise === 'number' ? raw.router_jitter_noise : 0.01 }
+            : { kind: 'softmax', topK, normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
     // Qwen2-MoE names its shared expert `shared_expert` (gated), DeepSeek-V3 and GLM `shared_experts`.
     const sharedName = [`${p}.shared_expert`, `${p}.shared_experts`].find((n) => this.hasStored(`${n}.down_proj`));
     let shared: MoeParent['shared'];
@@ -205,6 +213,18 @@ export class AwqModifier implements LayerModifier {
       shared = { gate: await part('gate'), up: await part('up'), down: await weight(`${sharedName}.down_proj`), ...(gated ? { sigmoidGate: await weight(`${p}.shared_expert_gate`) } : {}) };
     }
     return { router, routing, experts, ...(shared ? { shared } : {}) };
+  }
+
+  /**
+   * An unbalanced router as the checkpoint stores it: under its plan name, or
+   * PhiMoE's original `block_sparse_moe.gate`, or GraniteMoE's `router.layer`
+   * (both renamed `router` by transformers 5 on load).
+   */
+  private async storedRouter(name: string): Promise<DenseMatrix> {
+    const block = name.slice(0, name.lastIndexOf('.'));
+    const stored = [name, storedBlockName(this.model.weights.index, name), `${storedBlockName(this.model.weights.index, block)}.gate`, `${name}.layer`].find((n) => this.reader.hasLinear(n));
+    if (stored === undefined) throw new AwqRunError(`${name}: the checkpoint has no router weight for it`);
+    return this.reader.linear(stored);
   }
 
   /** The grid search of one mapping: every point's loss, and the best point's scales. */

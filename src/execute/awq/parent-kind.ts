@@ -14,11 +14,12 @@ import type { ParentKind } from './search-graph.js';
 /**
  * MoE block classes whose forward the search graph computes, by router:
  * softmax top-k (Qwen3-MoE, OLMoE, Mixtral — always renormalized — and
- * Qwen2-MoE with its sigmoid-gated shared expert), or sigmoid scores with
+ * Qwen2-MoE with its sigmoid-gated shared expert), sigmoid scores with
  * `e_score_correction_bias` and group-limited top-k plus shared experts
- * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's).
+ * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's), GraniteMoE's top-k logits
+ * softmaxed among themselves, PhiMoE's sparsemixer.
  */
-export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, 'softmax' | 'sigmoid'> = new Map([
+export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, MoeRouterFamily> = new Map([
   ['Qwen3MoeSparseMoeBlock', 'softmax'],
   ['OlmoeSparseMoeBlock', 'softmax'],
   ['MixtralSparseMoeBlock', 'softmax'],
@@ -26,7 +27,18 @@ export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, 'softmax' | 'sigmoid'> =
   ['Glm4MoeMoE', 'sigmoid'],
   ['DeepseekV3MoE', 'sigmoid'],
   ['Glm4MoeLiteMoE', 'sigmoid'],
+  ['GraniteMoeMoE', 'topk-softmax'],
+  ['PhimoeSparseMoeBlock', 'sparsemixer'],
 ]);
+
+/** How a searchable MoE block routes (see SEARCHABLE_MOE_BLOCKS). */
+export type MoeRouterFamily = 'softmax' | 'sigmoid' | 'topk-softmax' | 'sparsemixer';
+
+/** The router's module name inside an MoE block: `gate`, or `router` (GraniteMoE, PhiMoE). */
+export function routerName(parentClass: string | undefined): string {
+  const family = SEARCHABLE_MOE_BLOCKS.get(parentClass ?? '');
+  return family === 'topk-softmax' || family === 'sparsemixer' ? 'router' : 'gate';
+}
 
 /** MLA attention classes the search graph computes (DeepSeek-V3's, GLM-4.7-Flash's; not the DSA indexer's). */
 export const MLA_ATTENTION: ReadonlySet<string> = new Set(['DeepseekV3Attention', 'Glm4MoeLiteAttention']);
@@ -47,14 +59,14 @@ function escape(s: string): string {
 }
 
 /** The balance layers of an MoE parent mapping by role; null when they are not router, experts' gate/up and shared experts' gate/up. */
-export function moeBalance(m: AwqMapping): MoeBalance | null {
+export function moeBalance(m: AwqMapping, routerModule = 'gate'): MoeBalance | null {
   const experts = new Map<number, { gate: number; up: number }>();
   const shared = { gate: -1, up: -1 };
   let router: number | null = null;
   const expert = new RegExp(`^${escape(m.parent)}\\.experts\\.(\\d+)\\.(gate_proj|up_proj)$`);
   const sharedRe = new RegExp(`^${escape(m.parent)}\\.shared_experts?\\.(gate_proj|up_proj)$`);
   for (const [i, b] of m.balance.entries()) {
-    if (b === `${m.parent}.gate`) {
+    if (b === `${m.parent}.${routerModule}`) {
       router = i;
       continue;
     }
@@ -83,6 +95,6 @@ export function awqParentKind(m: AwqMapping, parentClass?: string): ParentKind |
   if (m.parent.endsWith('.self_attn') && tails === 'q_proj,k_proj,v_proj') return 'attention';
   if (m.parent.endsWith('.mlp') && tails === 'gate_proj,up_proj') return 'mlp';
   if (parentClass !== undefined && MLA_ATTENTION.has(parentClass) && (tails === 'q_a_proj,kv_a_proj_with_mqa' || tails === 'q_proj,kv_a_proj_with_mqa')) return 'mla';
-  if (parentClass !== undefined && SEARCHABLE_MOE_BLOCKS.has(parentClass) && moeBalance(m)) return 'moe';
+  if (parentClass !== undefined && SEARCHABLE_MOE_BLOCKS.has(parentClass) && moeBalance(m, routerName(parentClass))) return 'moe';
   return null;
 }

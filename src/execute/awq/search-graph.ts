@@ -11,6 +11,7 @@
  * initializers, as they stand at that point of the layer's smoothing.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import { sparseMixer, topKSoftmax } from '../forward/block-sparse-moe-layer.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import type { LayerInputs } from '../forward/llama-layer.js';
@@ -22,9 +23,16 @@ import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from 
 /** How the parent module computes its output from its balance layers. */
 export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe' | 'mla';
 
-/** An MoE block's router: softmax top-k (optionally renormalized), or sigmoid scores with correction bias and group-limited top-k (mla-layer.ts). */
+/**
+ * An MoE block's router: softmax top-k (optionally renormalized), sigmoid
+ * scores with correction bias and group-limited top-k (mla-layer.ts),
+ * GraniteMoE's softmax over the top-k logits, or PhiMoE's sparsemixer
+ * (block-sparse-moe-layer.ts).
+ */
 export type MoeRouting =
   | { readonly kind: 'softmax'; readonly topK: number; readonly normalize: boolean }
+  | { readonly kind: 'topk-softmax'; readonly topK: number }
+  | { readonly kind: 'sparsemixer'; readonly jitterEps: number }
   | { readonly kind: 'sigmoid'; readonly bias?: Float32Array; readonly raw: Readonly<Record<string, unknown>>; readonly experts: number };
 
 /** A Linear inside the parent: a balance layer (its index: the candidates) or a fixed weight. */
@@ -199,7 +207,14 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
     const xf = g.op('Reshape', [x, g.i64([-1, k])]);
     const logits = linear(g, xf, moe.router);
     const r = moe.routing;
-    const routing = r.kind === 'softmax' ? softmaxTopK(g, logits, r.topK, r.normalize) : sigmoidGroupTopK(g, logits, r.bias, r.raw, r.experts);
+    const routing =
+      r.kind === 'softmax'
+        ? softmaxTopK(g, logits, r.topK, r.normalize)
+        : r.kind === 'topk-softmax'
+          ? topKSoftmax(g, logits, r.topK)
+          : r.kind === 'sparsemixer'
+            ? sparseMixer(g, logits, r.jitterEps)
+            : sigmoidGroupTopK(g, logits, r.bias, r.raw, r.experts);
     const proj = (l: ParentLinear): string => (typeof l === 'number' ? batchedLinear(g, xf, ws[l]!) : linear(g, xf, l));
     let sum: string | null = null;
     moe.experts.forEach((e, i) => {
