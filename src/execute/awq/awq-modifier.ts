@@ -165,12 +165,12 @@ export class AwqModifier implements LayerModifier {
       if (this.model.weights.index.tensors.get(normName)?.shape.length === 1) {
         const norm = (await vector(normName))!;
         vectors.set(normName, divideRows(norm, norm.length, 1, s, this.round));
-        const bias = await vector(`${m.smooth}.bias`);
+        const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
         if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
       } else {
         const w = await weight(m.smooth);
         linears.set(m.smooth, { data: divideRows(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
-        const bias = await vector(`${m.smooth}.bias`);
+        const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
         if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
       }
       this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s });
@@ -190,7 +190,12 @@ export class AwqModifier implements LayerModifier {
     const fixed = [routerModule, `${p}.shared_expert_gate`].filter((n) => this.settings.args.has(n));
     if (fixed.length > 0) throw new AwqRunError(`${fixed[0]}: a quantized router or shared-expert gate is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
     const family = SEARCHABLE_MOE_BLOCKS.get(m.parentClass ?? '');
-    const experts = await Promise.all([...roles.experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${p}.experts.${e}.down_proj`) })));
+    const gptOss = m.parentClass === 'GptOssMLP';
+    const experts = await Promise.all(
+      [...roles.experts.entries()]
+        .sort((a, b) => a[0] - b[0])
+        .map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${p}.experts.${e}.down_proj`), ...(gptOss ? await this.gptOssExpertBiases(p, e, vector) : {}) })),
+    );
     if (experts.some((_, i) => !roles.experts.has(i))) throw new AwqRunError(`${m.smooth}: the experts of "${p}" it balances are not numbered 0…${experts.length - 1}`);
     const router = roles.router !== null ? await weight(routerModule) : await this.storedRouter(routerModule);
     // The routing weights are combined by position: every expert of the block must be balanced.
@@ -212,7 +217,32 @@ export class AwqModifier implements LayerModifier {
       const gated = this.hasStored(`${p}.shared_expert_gate`);
       shared = { gate: await part('gate'), up: await part('up'), down: await weight(`${sharedName}.down_proj`), ...(gated ? { sigmoidGate: await weight(`${p}.shared_expert_gate`) } : {}) };
     }
-    return { router, routing, experts, ...(shared ? { shared } : {}) };
+    const routerBias = gptOss ? await vector(`${routerModule}.bias`) : undefined;
+    return { router, routing, experts, ...(shared ? { shared } : {}), ...(routerBias ? { routerBias } : {}), ...(gptOss ? { activation: 'gpt-oss' as const } : {}) };
+  }
+
+  /**
+   * Expert `e`'s biases in gpt-oss's block `p`: per expert where the checkpoint
+   * has them, else the halves of the fused `gate_up_proj_bias` (gate the
+   * first, as llm-compressor splits the columns) and `down_proj_bias`.
+   */
+  private async gptOssExpertBiases(p: string, e: number, vector: (name: string) => Promise<Float32Array | undefined>): Promise<{ gateBias?: Float32Array; upBias?: Float32Array; downBias?: Float32Array }> {
+    const bias = async (proj: string): Promise<Float32Array | undefined> => (await vector(`${p}.experts.${e}.${proj}.bias`)) ?? (await this.fusedBias(`${p}.experts.${e}.${proj}`));
+    return { gateBias: await bias('gate_proj'), upBias: await bias('up_proj'), downBias: await bias('down_proj') };
+  }
+
+  /** The bias of expert Linear `name` (a plan name) cut from its fused `[E, out]` bias, as llm-compressor splits it; undefined when there is none. */
+  private async fusedBias(name: string): Promise<Float32Array | undefined> {
+    for (const param of this.settings.fusedExperts ?? []) {
+      if (param.bias === undefined || !name.startsWith(`${param.expertsModule}.`) || !this.model.weights.has(param.bias)) continue;
+      const [expert, proj, ...rest] = name.slice(param.expertsModule.length + 1).split('.');
+      const p = param.projections.indexOf(proj ?? '');
+      if (rest.length > 0 || p < 0 || !/^\d+$/.test(expert ?? '')) continue;
+      const all = await this.model.weights.slice(param.bias, Number(expert), 1);
+      const rows = all.length / param.projections.length;
+      return all.slice(p * rows, (p + 1) * rows);
+    }
+    return undefined;
   }
 
   /**
@@ -254,6 +284,7 @@ export class AwqModifier implements LayerModifier {
             out: await weight(`${m.parent}.o_proj`),
             outBias: cfg.attentionBias ? await vector(`${m.parent}.o_proj.bias`) : undefined,
             biases: await Promise.all(m.balance.map((b) => (cfg.attentionBias ? vector(`${b}.bias`) : undefined))),
+            sinks: await vector(`${m.parent}.sinks`),
             qNorm: await vector(`${m.parent}.q_norm.weight`),
             kNorm: await vector(`${m.parent}.k_norm.weight`),
           }

@@ -17,7 +17,8 @@ import type { ParentKind } from './search-graph.js';
  * Qwen2-MoE with its sigmoid-gated shared expert), sigmoid scores with
  * `e_score_correction_bias` and group-limited top-k plus shared experts
  * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's), GraniteMoE's top-k logits
- * softmaxed among themselves, PhiMoE's sparsemixer.
+ * softmaxed among themselves (gpt-oss's too, its router with a bias, its
+ * experts' clamped SwiGLU with biases), PhiMoE's sparsemixer.
  */
 export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, MoeRouterFamily> = new Map([
   ['Qwen3MoeSparseMoeBlock', 'softmax'],
@@ -29,12 +30,13 @@ export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, MoeRouterFamily> = new M
   ['Glm4MoeLiteMoE', 'sigmoid'],
   ['GraniteMoeMoE', 'topk-softmax'],
   ['PhimoeSparseMoeBlock', 'sparsemixer'],
+  ['GptOssMLP', 'topk-softmax'],
 ]);
 
 /** How a searchable MoE block routes (see SEARCHABLE_MOE_BLOCKS). */
 export type MoeRouterFamily = 'softmax' | 'sigmoid' | 'topk-softmax' | 'sparsemixer';
 
-/** The router's module name inside an MoE block: `gate`, or `router` (GraniteMoE, PhiMoE). */
+/** The router's module name inside an MoE block: `gate`, or `router` (GraniteMoE, PhiMoE, gpt-oss). */
 export function routerName(parentClass: string | undefined): string {
   const family = SEARCHABLE_MOE_BLOCKS.get(parentClass ?? '');
   return family === 'topk-softmax' || family === 'sparsemixer' ? 'router' : 'gate';
