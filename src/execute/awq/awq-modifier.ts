@@ -66,6 +66,8 @@ export interface AwqSettings {
   readonly candidates?: 'search-graph' | 'graph' | 'host';
   /** The job's fused expert parameters (experts read one by one from their fused tensors). */
   readonly fusedExperts?: readonly FusedExpertsParam[];
+  /** Zero-centred norm weights (scale `1 + weight`, see offset-norms.ts), smoothed as llm-compressor smooths them. */
+  readonly offsetNorms?: ReadonlySet<string>;
 }
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
@@ -164,7 +166,11 @@ export class AwqModifier implements LayerModifier {
       // A 1-D weight is a norm's (its bias too, a LayerNorm's: PhiMoE's); a Linear smooth layer (v_proj, up_proj) has its output rows divided.
       if (this.model.weights.index.tensors.get(normName)?.shape.length === 1) {
         const norm = (await vector(normName))!;
-        vectors.set(normName, divideRows(norm, norm.length, 1, s, this.round));
+        // An offset norm is smoothed as the plain norm llm-compressor swaps in (weight 1 + w, in the model's dtype) and written back as `scale - 1`.
+        const offset = this.settings.offsetNorms?.has(normName) === true;
+        const plain = offset ? norm.map((v) => this.round(Math.fround(1 + v))) : norm;
+        const divided = divideRows(plain, plain.length, 1, s, this.round);
+        vectors.set(normName, offset ? divided.map((v) => this.round(Math.fround(v - 1))) : divided);
         const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
         if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
       } else {

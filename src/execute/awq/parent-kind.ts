@@ -14,7 +14,7 @@ import type { ParentKind } from './search-graph.js';
 /**
  * MoE block classes whose forward the search graph computes, by router:
  * softmax top-k (Qwen3-MoE, OLMoE, Mixtral — always renormalized — and
- * Qwen2-MoE with its sigmoid-gated shared expert), sigmoid scores with
+ * Qwen2-MoE and Qwen3-Next with their sigmoid-gated shared expert), sigmoid scores with
  * `e_score_correction_bias` and group-limited top-k plus shared experts
  * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's), GraniteMoE's top-k logits
  * softmaxed among themselves (gpt-oss's too, its router with a bias, its
@@ -31,7 +31,16 @@ export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, MoeRouterFamily> = new M
   ['GraniteMoeMoE', 'topk-softmax'],
   ['PhimoeSparseMoeBlock', 'sparsemixer'],
   ['GptOssMLP', 'topk-softmax'],
+  ['Qwen3NextSparseMoeBlock', 'softmax'],
 ]);
+
+/**
+ * Self-attention classes named `self_attn` with q/k/v_proj that the search
+ * graph does not compute: gated attention (q_proj also yields an output
+ * gate: Qwen3-Next, Qwen3.5) and Llama 4's (L2 q/k norms, temperature
+ * tuning, chunked and NoPE layers).
+ */
+const UNSEARCHABLE_ATTENTION: ReadonlySet<string> = new Set(['Qwen3NextAttention', 'Qwen3_5Attention', 'Qwen3_5MoeAttention', 'Llama4TextAttention']);
 
 /** How a searchable MoE block routes (see SEARCHABLE_MOE_BLOCKS). */
 export type MoeRouterFamily = 'softmax' | 'sigmoid' | 'topk-softmax' | 'sparsemixer';
@@ -94,7 +103,7 @@ export function moeBalance(m: AwqMapping, routerModule = 'gate'): MoeBalance | n
 export function awqParentKind(m: AwqMapping, parentClass?: string): ParentKind | null {
   const tails = m.balance.map(tail).join(',');
   if (m.balance.length === 1 && m.parent === m.balance[0]) return 'linear';
-  if (m.parent.endsWith('.self_attn') && tails === 'q_proj,k_proj,v_proj') return 'attention';
+  if (m.parent.endsWith('.self_attn') && tails === 'q_proj,k_proj,v_proj') return UNSEARCHABLE_ATTENTION.has(parentClass ?? '') ? null : 'attention';
   if (m.parent.endsWith('.mlp') && tails === 'gate_proj,up_proj') return 'mlp';
   if (parentClass !== undefined && MLA_ATTENTION.has(parentClass) && (tails === 'q_a_proj,kv_a_proj_with_mqa' || tails === 'q_proj,kv_a_proj_with_mqa')) return 'mla';
   if (parentClass !== undefined && SEARCHABLE_MOE_BLOCKS.has(parentClass) && moeBalance(m, routerName(parentClass))) return 'moe';
