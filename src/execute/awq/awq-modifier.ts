@@ -151,12 +151,18 @@ export class AwqModifier implements LayerModifier {
       if (layerOf(m.smooth) !== layer) continue;
       const kind = parentKind(m);
       // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
-      const inputs = m.balance.map((b) => this.inputs.get(b) ?? this.inputs.get(b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((x) => x !== undefined);
-      if (!inputs || inputs.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
-      const { xMean, tokens } = activationMeans(inputs);
+      const observed = m.balance.map((b) => this.inputs.get(b) ?? this.inputs.get(b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((x) => x !== undefined);
+      if (!observed || observed.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
+      // Llama 4's experts read the block input scaled by their routing weight, each expert every token (llm-compressor's
+      // statistics cover every expert's copy); the search replays the block on its own input, the router's.
+      const llama4 = kind === 'moe' && SEARCHABLE_MOE_BLOCKS.get(m.parentClass ?? '') === 'input-sigmoid';
+      const inputs = llama4 ? (this.inputs.get(`${m.parent}.router`) ?? []) : observed;
+      if (inputs.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.parent}.router`);
+      const copyRows = this.routedCopyRows(m);
+      const { xMean, tokens } = activationMeans(observed, copyRows);
       if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
       const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
-      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector, current);
+      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector, current, llama4 ? undefined : copyRows);
       const s = search.scales;
       m.balance.forEach((b, i) => {
         const w = balance[i]!;
@@ -187,6 +193,19 @@ export class AwqModifier implements LayerModifier {
     return { linears, vectors };
   }
 
+  /**
+   * Rows llm-compressor counts per observed run of a Llama 4 expert's input
+   * when every expert sees every token: its `[E·N, H]` routed copy, which
+   * the forward observes (top-1) as each token times its score plus one zero
+   * row; undefined for any other mapping.
+   */
+  private routedCopyRows(m: AwqMapping): ((rows: number) => number) | undefined {
+    if (!this.settings.calibrateAllExperts || !String(this.model.config.modelType).startsWith('llama4')) return undefined;
+    if (!/\.feed_forward\.experts\.(\d+|\*)\.(gate|up|down)_proj$/.test(m.balance[0]!.replace(/\.experts\.\d+\./, '.experts.*.'))) return undefined;
+    const experts = Number(this.model.raw.num_local_experts ?? (this.model.raw.text_config as Record<string, unknown> | undefined)?.num_local_experts);
+    return (rows) => experts * (rows - 1);
+  }
+
   /** The MoE block parent of mapping `m`: its router, routing and the Linears outside the balance as they stand. */
   private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>, vector: (name: string) => Promise<Float32Array | undefined>): Promise<MoeParent> {
     const routerModule = `${m.parent}.${routerName(m.parentClass)}`;
@@ -214,6 +233,8 @@ export class AwqModifier implements LayerModifier {
           ? { kind: 'topk-softmax', topK }
           : family === 'sparsemixer'
             ? { kind: 'sparsemixer', jitterEps: typeof raw.router_jitter_noise === 'number' ? raw.router_jitter_noise : 0.01 }
+            : family === 'input-sigmoid'
+              ? { kind: 'input-sigmoid', topK: Number(raw.num_experts_per_tok ?? 1) }
             : { kind: 'softmax', topK, normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
     // Qwen2-MoE names its shared expert `shared_expert` (gated), DeepSeek-V3 and GLM `shared_experts`.
     const sharedName = [`${p}.shared_expert`, `${p}.shared_experts`].find((n) => this.hasStored(`${n}.down_proj`));
@@ -274,6 +295,7 @@ export class AwqModifier implements LayerModifier {
     weight: (name: string) => Promise<DenseMatrix>,
     vector: (name: string) => Promise<Float32Array | undefined>,
     current: OverlayWeights,
+    rowsPerRun?: (rows: number) => number,
   ): Promise<{ scales: Float64Array; losses: number[]; best: number }> {
     const cfg = this.model.config;
     const quantized = balance.some((b) => b.args !== null);
@@ -318,7 +340,7 @@ export class AwqModifier implements LayerModifier {
     const sums = new Float64Array(this.grid.length);
     let numel = 0;
     const k = balance[0]!.cols;
-    for (const t of inputs) numel += (t.data.length / k) * outWidth;
+    for (const t of inputs) numel += (rowsPerRun ? rowsPerRun(t.data.length / k) : t.data.length / k) * outWidth;
     const rt = new GraphRuntime(this.model.device);
     try {
       for (let start = 0; start < this.grid.length; start += chunk) {
@@ -374,7 +396,7 @@ function inGraphQuantizer(b: BalanceWeight, dtype: WeightDtype): InGraphQuantize
 }
 
 /** `x_mean`: Σ|x| per channel over every token (float32 sums per run, as llm-compressor adds per batch), divided by the token count. */
-function activationMeans(inputs: readonly RawTensor[]): { xMean: Float32Array; tokens: number } {
+function activationMeans(inputs: readonly RawTensor[], rowsPerRun?: (rows: number) => number): { xMean: Float32Array; tokens: number } {
   const k = inputs[0]!.dims[inputs[0]!.dims.length - 1]!;
   const total = new Float32Array(k);
   let tokens = 0;
@@ -384,7 +406,7 @@ function activationMeans(inputs: readonly RawTensor[]): { xMean: Float32Array; t
     const part = new Float64Array(k);
     for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) part[c]! += Math.abs(d[i * k + c]!);
     for (let c = 0; c < k; c++) total[c] = total[c]! + Math.fround(part[c]!);
-    tokens += n;
+    tokens += rowsPerRun ? rowsPerRun(n) : n;
   }
   return { xMean: total.map((v) => v / tokens), tokens };
 }

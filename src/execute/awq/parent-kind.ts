@@ -16,7 +16,8 @@ import type { ParentKind } from './search-graph.js';
  * softmax top-k (Qwen3-MoE, OLMoE, Mixtral — always renormalized — and
  * Qwen2-MoE and Qwen3-Next with their sigmoid-gated shared expert), sigmoid scores with
  * `e_score_correction_bias` and group-limited top-k plus shared experts
- * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's), GraniteMoE's top-k logits
+ * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's), Llama 4's sigmoid of the top-k
+ * logits scaling each expert's input, GraniteMoE's top-k logits
  * softmaxed among themselves (gpt-oss's too, its router with a bias, its
  * experts' clamped SwiGLU with biases), PhiMoE's sparsemixer.
  */
@@ -32,6 +33,7 @@ export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, MoeRouterFamily> = new M
   ['PhimoeSparseMoeBlock', 'sparsemixer'],
   ['GptOssMLP', 'topk-softmax'],
   ['Qwen3NextSparseMoeBlock', 'softmax'],
+  ['Llama4TextMoe', 'input-sigmoid'],
 ]);
 
 /**
@@ -43,12 +45,12 @@ export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, MoeRouterFamily> = new M
 const UNSEARCHABLE_ATTENTION: ReadonlySet<string> = new Set(['Qwen3NextAttention', 'Qwen3_5Attention', 'Qwen3_5MoeAttention', 'Llama4TextAttention']);
 
 /** How a searchable MoE block routes (see SEARCHABLE_MOE_BLOCKS). */
-export type MoeRouterFamily = 'softmax' | 'sigmoid' | 'topk-softmax' | 'sparsemixer';
+export type MoeRouterFamily = 'softmax' | 'sigmoid' | 'topk-softmax' | 'sparsemixer' | 'input-sigmoid';
 
 /** The router's module name inside an MoE block: `gate`, or `router` (GraniteMoE, PhiMoE, gpt-oss). */
 export function routerName(parentClass: string | undefined): string {
   const family = SEARCHABLE_MOE_BLOCKS.get(parentClass ?? '');
-  return family === 'topk-softmax' || family === 'sparsemixer' ? 'router' : 'gate';
+  return family === 'topk-softmax' || family === 'sparsemixer' || family === 'input-sigmoid' ? 'router' : 'gate';
 }
 
 /** MLA attention classes the search graph computes (DeepSeek-V3's, GLM-4.7-Flash's; not the DSA indexer's). */
@@ -104,7 +106,7 @@ export function awqParentKind(m: AwqMapping, parentClass?: string): ParentKind |
   const tails = m.balance.map(tail).join(',');
   if (m.balance.length === 1 && m.parent === m.balance[0]) return 'linear';
   if (m.parent.endsWith('.self_attn') && tails === 'q_proj,k_proj,v_proj') return UNSEARCHABLE_ATTENTION.has(parentClass ?? '') ? null : 'attention';
-  if (m.parent.endsWith('.mlp') && tails === 'gate_proj,up_proj') return 'mlp';
+  if ((m.parent.endsWith('.mlp') || m.parent.endsWith('.feed_forward')) && tails === 'gate_proj,up_proj') return 'mlp';
   if (parentClass !== undefined && MLA_ATTENTION.has(parentClass) && (tails === 'q_a_proj,kv_a_proj_with_mqa' || tails === 'q_proj,kv_a_proj_with_mqa')) return 'mla';
   if (parentClass !== undefined && SEARCHABLE_MOE_BLOCKS.has(parentClass) && moeBalance(m, routerName(parentClass))) return 'moe';
   return null;

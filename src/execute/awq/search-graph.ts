@@ -18,7 +18,7 @@ import type { LayerInputs } from '../forward/llama-layer.js';
 import { clampedSwiglu, sinkAttend } from '../forward/gpt-oss-layer.js';
 import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
 import type { WeightReader } from '../forward/weights.js';
-import { softmaxTopK } from '../forward/moe.js';
+import { scatterTopK, softmaxTopK, type Routing } from '../forward/moe.js';
 import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
 
 /** How the parent module computes its output from its balance layers. */
@@ -34,6 +34,8 @@ export type MoeRouting =
   | { readonly kind: 'softmax'; readonly topK: number; readonly normalize: boolean }
   | { readonly kind: 'topk-softmax'; readonly topK: number }
   | { readonly kind: 'sparsemixer'; readonly jitterEps: number }
+  /** Llama 4's: sigmoid of the top-k logits, each expert's weight scaling its input instead of its output. */
+  | { readonly kind: 'input-sigmoid'; readonly topK: number }
   | { readonly kind: 'sigmoid'; readonly bias?: Float32Array; readonly raw: Readonly<Record<string, unknown>>; readonly experts: number };
 
 /** A Linear inside the parent: a balance layer (its index: the candidates) or a fixed weight. */
@@ -204,6 +206,12 @@ function attentionInputs(g: GraphBuilder, x: string, cfg: DecoderConfig): { inp:
   return { inp, seq: g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]) };
 }
 
+/** Llama 4's router: the top-k logits through a sigmoid, the other experts' weights 0. */
+function sigmoidTopK(g: GraphBuilder, logits: string, k: number): Routing {
+  const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
+  return scatterTopK(g, logits, g.op('Sigmoid', [values!]), indices!);
+}
+
 /** gpt-oss's activation of `[P, 1, N, I]` gate and up halves: their concatenation split even/odd into gate and up, then clamped SwiGLU. */
 function interleavedSwiglu(g: GraphBuilder, gate: string, up: string, inter: number): string {
   const pairs = g.op('Reshape', [g.op('Concat', [gate, up], { axis: -1 }), g.i64([0, 0, 0, inter, 2])]);
@@ -239,14 +247,19 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
           ? topKSoftmax(g, logits, r.topK)
           : r.kind === 'sparsemixer'
             ? sparseMixer(g, logits, r.jitterEps)
-            : sigmoidGroupTopK(g, logits, r.bias, r.raw, r.experts);
+            : r.kind === 'input-sigmoid'
+              ? sigmoidTopK(g, logits, r.topK)
+              : sigmoidGroupTopK(g, logits, r.bias, r.raw, r.experts);
     const proj = (l: ParentLinear): string => (typeof l === 'number' ? batchedLinear(g, xf, ws[l]!) : linear(g, xf, l));
     let sum: string | null = null;
     moe.experts.forEach((e, i) => {
-      const gate = batchedLinear(g, xf, ws[e.gate]!, e.gateBias);
-      const up = batchedLinear(g, xf, ws[e.up]!, e.upBias);
+      const weight = g.op('Slice', [routing.weights, g.i64([i]), g.i64([i + 1]), g.i64([1])]);
+      const inputScaled = r.kind === 'input-sigmoid';
+      const xe = inputScaled ? g.op('Mul', [xf, weight]) : xf;
+      const gate = batchedLinear(g, xe, ws[e.gate]!, e.gateBias);
+      const up = batchedLinear(g, xe, ws[e.up]!, e.upBias);
       const y = linear(g, moe.activation === 'gpt-oss' ? interleavedSwiglu(g, gate, up, shapes[e.gate]![0]) : g.op('Mul', [silu(g, gate), up]), e.down, e.downBias);
-      const weighted = g.op('Mul', [y, g.op('Slice', [routing.weights, g.i64([i]), g.i64([i + 1]), g.i64([1])])]);
+      const weighted = inputScaled ? y : g.op('Mul', [y, weight]);
       sum = sum === null ? weighted : g.op('Add', [sum, weighted]);
     });
     out = sum!;

@@ -71,7 +71,9 @@ async function float32Model(model: string): Promise<string> {
   }
   await writeFile(join(dir, 'model.safetensors'), serializeSafetensors(wide));
   const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, dtype: 'float32' }, null, 2));
+  // A multimodal config (Llama 4's) carries the text model's dtype in its text_config too.
+  const text = config.text_config as Record<string, unknown> | undefined;
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, dtype: 'float32', ...(text ? { text_config: { ...text, dtype: 'float32' } } : {}) }, null, 2));
   return dir;
 }
 
