@@ -1,8 +1,9 @@
 /**
  * Which parent modules AWQ's grid search can evaluate in apply: a single
  * Linear (`v_proj → o_proj`, `up_proj → down_proj`, an expert's
- * `down_proj`), llama-style self-attention (`input_layernorm → q/k/v_proj`),
- * the gated MLP (`post_attention_layernorm → gate/up_proj`) and an MoE
+ * `down_proj`), llama-style self-attention (`input_layernorm → q/k/v_proj`;
+ * gpt-oss's with its sinks, not gated or Llama 4 attention), the gated MLP
+ * (`post_attention_layernorm → gate/up_proj`, under `mlp` or `feed_forward`) and an MoE
  * block whose experts' gate/up (with the router, the shared experts' gate/up
  * where the mappings name them) are balanced together, and MLA attention
  * (`input_layernorm → q_a_proj/q_proj, kv_a_proj_with_mqa`). Decided from the names and the parent's class, at
