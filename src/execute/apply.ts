@@ -337,7 +337,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
       else if ('copy' in item && offsetNorms.has(item.copy.name)) await writer.write(item.key, roundTripOffsetNorm(await readTensorBytes(item.copy), floatDtype(item.copy)));
       else if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
       else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
-      else if ('extra' in item) await writer.write(item.extra.name, item.extra.bytes);
+      else if ('extra' in item) await writer.write(item.extra.name, job.changedWeights?.tensors.get(item.extra.name) ?? item.extra.bytes);
       else {
         const t0 = performance.now();
         const raws = await pending!;

@@ -263,7 +263,7 @@ function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | 
   const unsupported = resolved.mappings.find((mp) => awqParentKind(mp, parentClass(mp.parent)) === null);
   if (unsupported) {
     throw new PlanNotExecutableError(
-      `AWQ mapping ${unsupported.smooth} → ${unsupported.balance.length > 3 ? `${unsupported.balance.length} balance layers` : unsupported.balance.join(', ')}: apply's grid search evaluates a single Linear, llama-style self-attention (q/k/v_proj), a gated MLP (gate/up_proj) or an MoE block (Qwen3-MoE, Qwen2-MoE, OLMoE, Mixtral, GLM-4.5, DeepSeek-V3, GLM-4.7-Flash) as the parent module, not "${unsupported.parent}"${parentClass(unsupported.parent) ? ` (${parentClass(unsupported.parent)})` : ''}`,
+      `AWQ mapping ${unsupported.smooth} → ${unsupported.balance.length > 3 ? `${unsupported.balance.length} balance layers` : unsupported.balance.join(', ')}: apply's grid search evaluates a single Linear, llama-style or gpt-oss self-attention (q/k/v_proj), a gated MLP (gate/up_proj) or an MoE block (Qwen3-MoE, Qwen2-MoE, Qwen3-Next, OLMoE, Mixtral, GraniteMoE, PhiMoE, gpt-oss, Llama 4, GLM-4.5, DeepSeek-V3, GLM-4.7-Flash) as the parent module, not "${unsupported.parent}"${parentClass(unsupported.parent) ? ` (${parentClass(unsupported.parent)})` : ''}`,
     );
   }
   if (!build.plan.moe.calibrateAllExperts && resolved.mappings.some((mp) => mp.balance.some((b) => /\.experts\.\d+\./.test(b)))) {

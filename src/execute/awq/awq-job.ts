@@ -34,7 +34,7 @@ export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readon
   const spec = job.awq!;
   const calibrateAllExperts = job.calibration?.calibrateAllExperts ?? true;
   const args = new Map(job.modules.map((m) => [m.name, job.groups[m.group]!.scheme.weights!] as const));
-  const modifier = new AwqModifier(model, spec.mappings, { duoScaling: spec.duoScaling, nGrid: spec.nGrid, args, calibrateAllExperts, searchBytes: options.searchBytes, candidates: options.candidates, fusedExperts: job.fusedExperts });
+  const modifier = new AwqModifier(model, spec.mappings, { duoScaling: spec.duoScaling, nGrid: spec.nGrid, args, calibrateAllExperts, searchBytes: options.searchBytes, candidates: options.candidates, fusedExperts: job.fusedExperts, offsetNorms: new Set(job.offsetNorms ?? []) });
   // The cached inputs and the sums do not depend on batch boundaries, so batches may share a graph run.
   const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 28, ...options });
   const dtype = model.config.dtype;

@@ -26,7 +26,7 @@ import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
-import { awqParentKind, moeBalance, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
+import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
 import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
@@ -66,6 +66,8 @@ export interface AwqSettings {
   readonly candidates?: 'search-graph' | 'graph' | 'host';
   /** The job's fused expert parameters (experts read one by one from their fused tensors). */
   readonly fusedExperts?: readonly FusedExpertsParam[];
+  /** Zero-centred norm weights (scale `1 + weight`, see offset-norms.ts), smoothed as llm-compressor smooths them. */
+  readonly offsetNorms?: ReadonlySet<string>;
 }
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
@@ -149,26 +151,38 @@ export class AwqModifier implements LayerModifier {
       if (layerOf(m.smooth) !== layer) continue;
       const kind = parentKind(m);
       // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
-      const inputs = m.balance.map((b) => this.inputs.get(b) ?? this.inputs.get(b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((x) => x !== undefined);
-      if (!inputs || inputs.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
-      const { xMean, tokens } = activationMeans(inputs);
+      const observed = m.balance.map((b) => this.inputs.get(b) ?? this.inputs.get(b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((x) => x !== undefined);
+      if (!observed || observed.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
+      // Llama 4's experts read the block input scaled by their routing weight, each expert every token (llm-compressor's
+      // statistics cover every expert's copy); the search replays the block on its own input, the router's.
+      const llama4 = kind === 'moe' && SEARCHABLE_MOE_BLOCKS.get(m.parentClass ?? '') === 'input-sigmoid';
+      const inputs = llama4 ? (this.inputs.get(`${m.parent}.router`) ?? []) : observed;
+      if (inputs.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.parent}.router`);
+      const copyRows = this.routedCopyRows(m);
+      const { xMean, tokens } = activationMeans(observed, copyRows);
       if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
       const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
-      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector, current);
+      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector, current, llama4 ? undefined : copyRows);
       const s = search.scales;
       m.balance.forEach((b, i) => {
         const w = balance[i]!;
         linears.set(b, { data: scaleColumns(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
       });
       const normName = `${m.smooth}.weight`;
-      // A 1-D weight is a norm's; a Linear smooth layer (v_proj, up_proj) has its output rows divided.
+      // A 1-D weight is a norm's (its bias too, a LayerNorm's: PhiMoE's); a Linear smooth layer (v_proj, up_proj) has its output rows divided.
       if (this.model.weights.index.tensors.get(normName)?.shape.length === 1) {
         const norm = (await vector(normName))!;
-        vectors.set(normName, divideRows(norm, norm.length, 1, s, this.round));
+        // An offset norm is smoothed as the plain norm llm-compressor swaps in (weight 1 + w, in the model's dtype) and written back as `scale - 1`.
+        const offset = this.settings.offsetNorms?.has(normName) === true;
+        const plain = offset ? norm.map((v) => this.round(Math.fround(1 + v))) : norm;
+        const divided = divideRows(plain, plain.length, 1, s, this.round);
+        vectors.set(normName, offset ? divided.map((v) => this.round(Math.fround(v - 1))) : divided);
+        const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
+        if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
       } else {
         const w = await weight(m.smooth);
         linears.set(m.smooth, { data: divideRows(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
-        const bias = await vector(`${m.smooth}.bias`);
+        const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
         if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
       }
       this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s });
@@ -179,23 +193,49 @@ export class AwqModifier implements LayerModifier {
     return { linears, vectors };
   }
 
+  /**
+   * Rows llm-compressor counts per observed run of a Llama 4 expert's input
+   * when every expert sees every token: its `[E·N, H]` routed copy, which
+   * the forward observes (top-1) as each token times its score plus one zero
+   * row; undefined for any other mapping.
+   */
+  private routedCopyRows(m: AwqMapping): ((rows: number) => number) | undefined {
+    if (!this.settings.calibrateAllExperts || !String(this.model.config.modelType).startsWith('llama4')) return undefined;
+    if (!/\.feed_forward\.experts\.(\d+|\*)\.(gate|up|down)_proj$/.test(m.balance[0]!.replace(/\.experts\.\d+\./, '.experts.*.'))) return undefined;
+    const experts = Number(this.model.raw.num_local_experts ?? (this.model.raw.text_config as Record<string, unknown> | undefined)?.num_local_experts);
+    return (rows) => experts * (rows - 1);
+  }
+
   /** The MoE block parent of mapping `m`: its router, routing and the Linears outside the balance as they stand. */
   private async moeParent(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>, vector: (name: string) => Promise<Float32Array | undefined>): Promise<MoeParent> {
-    const roles = moeBalance(m)!;
+    const routerModule = `${m.parent}.${routerName(m.parentClass)}`;
+    const roles = moeBalance(m, routerName(m.parentClass))!;
     const raw = this.model.raw;
     const p = m.parent;
-    const fixed = [`${p}.gate`, `${p}.shared_expert_gate`].filter((n) => this.settings.args.has(n));
+    const fixed = [routerModule, `${p}.shared_expert_gate`].filter((n) => this.settings.args.has(n));
     if (fixed.length > 0) throw new AwqRunError(`${fixed[0]}: a quantized router or shared-expert gate is not pseudo-quantized by apply's AWQ search; add it to the quantization modifier's ignore list`);
     const family = SEARCHABLE_MOE_BLOCKS.get(m.parentClass ?? '');
-    const experts = await Promise.all([...roles.experts.entries()].sort((a, b) => a[0] - b[0]).map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${p}.experts.${e}.down_proj`) })));
+    const gptOss = m.parentClass === 'GptOssMLP';
+    const experts = await Promise.all(
+      [...roles.experts.entries()]
+        .sort((a, b) => a[0] - b[0])
+        .map(async ([e, { gate, up }]) => ({ gate, up, down: await weight(`${p}.experts.${e}.down_proj`), ...(gptOss ? await this.gptOssExpertBiases(p, e, vector) : {}) })),
+    );
     if (experts.some((_, i) => !roles.experts.has(i))) throw new AwqRunError(`${m.smooth}: the experts of "${p}" it balances are not numbered 0…${experts.length - 1}`);
-    const router = await weight(`${p}.gate`);
+    const router = roles.router !== null ? await weight(routerModule) : await this.storedRouter(routerModule);
     // The routing weights are combined by position: every expert of the block must be balanced.
     if (experts.length !== router.rows) throw new AwqRunError(`${m.smooth}: its mapping balances ${experts.length} of the ${router.rows} experts of "${p}"; apply's AWQ search needs all of them in one mapping`);
+    const topK = Number(raw.num_experts_per_tok ?? 2);
     const routing: MoeRouting =
       family === 'sigmoid'
         ? { kind: 'sigmoid', bias: await vector(`${p}.gate.e_score_correction_bias`), raw, experts: router.rows }
-        : { kind: 'softmax', topK: Number(raw.num_experts_per_tok ?? 2), normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
+        : family === 'topk-softmax'
+          ? { kind: 'topk-softmax', topK }
+          : family === 'sparsemixer'
+            ? { kind: 'sparsemixer', jitterEps: typeof raw.router_jitter_noise === 'number' ? raw.router_jitter_noise : 0.01 }
+            : family === 'input-sigmoid'
+              ? { kind: 'input-sigmoid', topK: Number(raw.num_experts_per_tok ?? 1) }
+            : { kind: 'softmax', topK, normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
     // Qwen2-MoE names its shared expert `shared_expert` (gated), DeepSeek-V3 and GLM `shared_experts`.
     const sharedName = [`${p}.shared_expert`, `${p}.shared_experts`].find((n) => this.hasStored(`${n}.down_proj`));
     let shared: MoeParent['shared'];
@@ -204,7 +244,44 @@ export class AwqModifier implements LayerModifier {
       const gated = this.hasStored(`${p}.shared_expert_gate`);
       shared = { gate: await part('gate'), up: await part('up'), down: await weight(`${sharedName}.down_proj`), ...(gated ? { sigmoidGate: await weight(`${p}.shared_expert_gate`) } : {}) };
     }
-    return { router, routing, experts, ...(shared ? { shared } : {}) };
+    const routerBias = gptOss ? await vector(`${routerModule}.bias`) : undefined;
+    return { router, routing, experts, ...(shared ? { shared } : {}), ...(routerBias ? { routerBias } : {}), ...(gptOss ? { activation: 'gpt-oss' as const } : {}) };
+  }
+
+  /**
+   * Expert `e`'s biases in gpt-oss's block `p`: per expert where the checkpoint
+   * has them, else the halves of the fused `gate_up_proj_bias` (gate the
+   * first, as llm-compressor splits the columns) and `down_proj_bias`.
+   */
+  private async gptOssExpertBiases(p: string, e: number, vector: (name: string) => Promise<Float32Array | undefined>): Promise<{ gateBias?: Float32Array; upBias?: Float32Array; downBias?: Float32Array }> {
+    const bias = async (proj: string): Promise<Float32Array | undefined> => (await vector(`${p}.experts.${e}.${proj}.bias`)) ?? (await this.fusedBias(`${p}.experts.${e}.${proj}`));
+    return { gateBias: await bias('gate_proj'), upBias: await bias('up_proj'), downBias: await bias('down_proj') };
+  }
+
+  /** The bias of expert Linear `name` (a plan name) cut from its fused `[E, out]` bias, as llm-compressor splits it; undefined when there is none. */
+  private async fusedBias(name: string): Promise<Float32Array | undefined> {
+    for (const param of this.settings.fusedExperts ?? []) {
+      if (param.bias === undefined || !name.startsWith(`${param.expertsModule}.`) || !this.model.weights.has(param.bias)) continue;
+      const [expert, proj, ...rest] = name.slice(param.expertsModule.length + 1).split('.');
+      const p = param.projections.indexOf(proj ?? '');
+      if (rest.length > 0 || p < 0 || !/^\d+$/.test(expert ?? '')) continue;
+      const all = await this.model.weights.slice(param.bias, Number(expert), 1);
+      const rows = all.length / param.projections.length;
+      return all.slice(p * rows, (p + 1) * rows);
+    }
+    return undefined;
+  }
+
+  /**
+   * An unbalanced router as the checkpoint stores it: under its plan name, or
+   * PhiMoE's original `block_sparse_moe.gate`, or GraniteMoE's `router.layer`
+   * (both renamed `router` by transformers 5 on load).
+   */
+  private async storedRouter(name: string): Promise<DenseMatrix> {
+    const block = name.slice(0, name.lastIndexOf('.'));
+    const stored = [name, storedBlockName(this.model.weights.index, name), `${storedBlockName(this.model.weights.index, block)}.gate`, `${name}.layer`].find((n) => this.reader.hasLinear(n));
+    if (stored === undefined) throw new AwqRunError(`${name}: the checkpoint has no router weight for it`);
+    return this.reader.linear(stored);
   }
 
   /** The grid search of one mapping: every point's loss, and the best point's scales. */
@@ -218,6 +295,7 @@ export class AwqModifier implements LayerModifier {
     weight: (name: string) => Promise<DenseMatrix>,
     vector: (name: string) => Promise<Float32Array | undefined>,
     current: OverlayWeights,
+    rowsPerRun?: (rows: number) => number,
   ): Promise<{ scales: Float64Array; losses: number[]; best: number }> {
     const cfg = this.model.config;
     const quantized = balance.some((b) => b.args !== null);
@@ -234,6 +312,7 @@ export class AwqModifier implements LayerModifier {
             out: await weight(`${m.parent}.o_proj`),
             outBias: cfg.attentionBias ? await vector(`${m.parent}.o_proj.bias`) : undefined,
             biases: await Promise.all(m.balance.map((b) => (cfg.attentionBias ? vector(`${b}.bias`) : undefined))),
+            sinks: await vector(`${m.parent}.sinks`),
             qNorm: await vector(`${m.parent}.q_norm.weight`),
             kNorm: await vector(`${m.parent}.k_norm.weight`),
           }
@@ -261,7 +340,7 @@ export class AwqModifier implements LayerModifier {
     const sums = new Float64Array(this.grid.length);
     let numel = 0;
     const k = balance[0]!.cols;
-    for (const t of inputs) numel += (t.data.length / k) * outWidth;
+    for (const t of inputs) numel += (rowsPerRun ? rowsPerRun(t.data.length / k) : t.data.length / k) * outWidth;
     const rt = new GraphRuntime(this.model.device);
     try {
       for (let start = 0; start < this.grid.length; start += chunk) {
@@ -317,7 +396,7 @@ function inGraphQuantizer(b: BalanceWeight, dtype: WeightDtype): InGraphQuantize
 }
 
 /** `x_mean`: Σ|x| per channel over every token (float32 sums per run, as llm-compressor adds per batch), divided by the token count. */
-function activationMeans(inputs: readonly RawTensor[]): { xMean: Float32Array; tokens: number } {
+function activationMeans(inputs: readonly RawTensor[], rowsPerRun?: (rows: number) => number): { xMean: Float32Array; tokens: number } {
   const k = inputs[0]!.dims[inputs[0]!.dims.length - 1]!;
   const total = new Float32Array(k);
   let tokens = 0;
@@ -327,7 +406,7 @@ function activationMeans(inputs: readonly RawTensor[]): { xMean: Float32Array; t
     const part = new Float64Array(k);
     for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) part[c]! += Math.abs(d[i * k + c]!);
     for (let c = 0; c < k; c++) total[c] = total[c]! + Math.fround(part[c]!);
-    tokens += n;
+    tokens += rowsPerRun ? rowsPerRun(n) : n;
   }
   return { xMean: total.map((v) => v / tokens), tokens };
 }

@@ -1,8 +1,9 @@
 /**
  * Which parent modules AWQ's grid search can evaluate in apply: a single
  * Linear (`v_proj → o_proj`, `up_proj → down_proj`, an expert's
- * `down_proj`), llama-style self-attention (`input_layernorm → q/k/v_proj`),
- * the gated MLP (`post_attention_layernorm → gate/up_proj`) and an MoE
+ * `down_proj`), llama-style self-attention (`input_layernorm → q/k/v_proj`;
+ * gpt-oss's with its sinks, not gated or Llama 4 attention), the gated MLP
+ * (`post_attention_layernorm → gate/up_proj`, under `mlp` or `feed_forward`) and an MoE
  * block whose experts' gate/up (with the router, the shared experts' gate/up
  * where the mappings name them) are balanced together, and MLA attention
  * (`input_layernorm → q_a_proj/q_proj, kv_a_proj_with_mqa`). Decided from the names and the parent's class, at
@@ -14,11 +15,14 @@ import type { ParentKind } from './search-graph.js';
 /**
  * MoE block classes whose forward the search graph computes, by router:
  * softmax top-k (Qwen3-MoE, OLMoE, Mixtral — always renormalized — and
- * Qwen2-MoE with its sigmoid-gated shared expert), or sigmoid scores with
+ * Qwen2-MoE and Qwen3-Next with their sigmoid-gated shared expert), sigmoid scores with
  * `e_score_correction_bias` and group-limited top-k plus shared experts
- * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's).
+ * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's), Llama 4's sigmoid of the top-k
+ * logits scaling each expert's input, GraniteMoE's top-k logits
+ * softmaxed among themselves (gpt-oss's too, its router with a bias, its
+ * experts' clamped SwiGLU with biases), PhiMoE's sparsemixer.
  */
-export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, 'softmax' | 'sigmoid'> = new Map([
+export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, MoeRouterFamily> = new Map([
   ['Qwen3MoeSparseMoeBlock', 'softmax'],
   ['OlmoeSparseMoeBlock', 'softmax'],
   ['MixtralSparseMoeBlock', 'softmax'],
@@ -26,7 +30,29 @@ export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, 'softmax' | 'sigmoid'> =
   ['Glm4MoeMoE', 'sigmoid'],
   ['DeepseekV3MoE', 'sigmoid'],
   ['Glm4MoeLiteMoE', 'sigmoid'],
+  ['GraniteMoeMoE', 'topk-softmax'],
+  ['PhimoeSparseMoeBlock', 'sparsemixer'],
+  ['GptOssMLP', 'topk-softmax'],
+  ['Qwen3NextSparseMoeBlock', 'softmax'],
+  ['Llama4TextMoe', 'input-sigmoid'],
 ]);
+
+/**
+ * Self-attention classes named `self_attn` with q/k/v_proj that the search
+ * graph does not compute: gated attention (q_proj also yields an output
+ * gate: Qwen3-Next, Qwen3.5) and Llama 4's (L2 q/k norms, temperature
+ * tuning, chunked and NoPE layers).
+ */
+const UNSEARCHABLE_ATTENTION: ReadonlySet<string> = new Set(['Qwen3NextAttention', 'Qwen3_5Attention', 'Qwen3_5MoeAttention', 'Llama4TextAttention']);
+
+/** How a searchable MoE block routes (see SEARCHABLE_MOE_BLOCKS). */
+export type MoeRouterFamily = 'softmax' | 'sigmoid' | 'topk-softmax' | 'sparsemixer' | 'input-sigmoid';
+
+/** The router's module name inside an MoE block: `gate`, or `router` (GraniteMoE, PhiMoE, gpt-oss). */
+export function routerName(parentClass: string | undefined): string {
+  const family = SEARCHABLE_MOE_BLOCKS.get(parentClass ?? '');
+  return family === 'topk-softmax' || family === 'sparsemixer' || family === 'input-sigmoid' ? 'router' : 'gate';
+}
 
 /** MLA attention classes the search graph computes (DeepSeek-V3's, GLM-4.7-Flash's; not the DSA indexer's). */
 export const MLA_ATTENTION: ReadonlySet<string> = new Set(['DeepseekV3Attention', 'Glm4MoeLiteAttention']);
@@ -47,14 +73,14 @@ function escape(s: string): string {
 }
 
 /** The balance layers of an MoE parent mapping by role; null when they are not router, experts' gate/up and shared experts' gate/up. */
-export function moeBalance(m: AwqMapping): MoeBalance | null {
+export function moeBalance(m: AwqMapping, routerModule = 'gate'): MoeBalance | null {
   const experts = new Map<number, { gate: number; up: number }>();
   const shared = { gate: -1, up: -1 };
   let router: number | null = null;
   const expert = new RegExp(`^${escape(m.parent)}\\.experts\\.(\\d+)\\.(gate_proj|up_proj)$`);
   const sharedRe = new RegExp(`^${escape(m.parent)}\\.shared_experts?\\.(gate_proj|up_proj)$`);
   for (const [i, b] of m.balance.entries()) {
-    if (b === `${m.parent}.gate`) {
+    if (b === `${m.parent}.${routerModule}`) {
       router = i;
       continue;
     }
@@ -80,9 +106,9 @@ export function moeBalance(m: AwqMapping): MoeBalance | null {
 export function awqParentKind(m: AwqMapping, parentClass?: string): ParentKind | null {
   const tails = m.balance.map(tail).join(',');
   if (m.balance.length === 1 && m.parent === m.balance[0]) return 'linear';
-  if (m.parent.endsWith('.self_attn') && tails === 'q_proj,k_proj,v_proj') return 'attention';
-  if (m.parent.endsWith('.mlp') && tails === 'gate_proj,up_proj') return 'mlp';
+  if (m.parent.endsWith('.self_attn') && tails === 'q_proj,k_proj,v_proj') return UNSEARCHABLE_ATTENTION.has(parentClass ?? '') ? null : 'attention';
+  if ((m.parent.endsWith('.mlp') || m.parent.endsWith('.feed_forward')) && tails === 'gate_proj,up_proj') return 'mlp';
   if (parentClass !== undefined && MLA_ATTENTION.has(parentClass) && (tails === 'q_a_proj,kv_a_proj_with_mqa' || tails === 'q_proj,kv_a_proj_with_mqa')) return 'mla';
-  if (parentClass !== undefined && SEARCHABLE_MOE_BLOCKS.has(parentClass) && moeBalance(m)) return 'moe';
+  if (parentClass !== undefined && SEARCHABLE_MOE_BLOCKS.has(parentClass) && moeBalance(m, routerName(parentClass))) return 'moe';
   return null;
 }

@@ -11,20 +11,31 @@
  * initializers, as they stand at that point of the layer's smoothing.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import { sparseMixer, topKSoftmax } from '../forward/block-sparse-moe-layer.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import type { LayerInputs } from '../forward/llama-layer.js';
+import { clampedSwiglu, sinkAttend } from '../forward/gpt-oss-layer.js';
 import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
 import type { WeightReader } from '../forward/weights.js';
-import { softmaxTopK } from '../forward/moe.js';
+import { scatterTopK, softmaxTopK, type Routing } from '../forward/moe.js';
 import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
 
 /** How the parent module computes its output from its balance layers. */
 export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe' | 'mla';
 
-/** An MoE block's router: softmax top-k (optionally renormalized), or sigmoid scores with correction bias and group-limited top-k (mla-layer.ts). */
+/**
+ * An MoE block's router: softmax top-k (optionally renormalized), sigmoid
+ * scores with correction bias and group-limited top-k (mla-layer.ts),
+ * GraniteMoE's softmax over the top-k logits, or PhiMoE's sparsemixer
+ * (block-sparse-moe-layer.ts).
+ */
 export type MoeRouting =
   | { readonly kind: 'softmax'; readonly topK: number; readonly normalize: boolean }
+  | { readonly kind: 'topk-softmax'; readonly topK: number }
+  | { readonly kind: 'sparsemixer'; readonly jitterEps: number }
+  /** Llama 4's: sigmoid of the top-k logits, each expert's weight scaling its input instead of its output. */
+  | { readonly kind: 'input-sigmoid'; readonly topK: number }
   | { readonly kind: 'sigmoid'; readonly bias?: Float32Array; readonly raw: Readonly<Record<string, unknown>>; readonly experts: number };
 
 /** A Linear inside the parent: a balance layer (its index: the candidates) or a fixed weight. */
@@ -38,8 +49,23 @@ export type ParentLinear = number | DenseMatrix;
  */
 export interface MoeParent {
   readonly router: DenseMatrix;
+  /** The router's bias (gpt-oss). */
+  readonly routerBias?: Float32Array;
   readonly routing: MoeRouting;
-  readonly experts: readonly { readonly gate: number; readonly up: number; readonly down: DenseMatrix }[];
+  readonly experts: readonly {
+    readonly gate: number;
+    readonly up: number;
+    readonly down: DenseMatrix;
+    readonly gateBias?: Float32Array;
+    readonly upBias?: Float32Array;
+    readonly downBias?: Float32Array;
+  }[];
+  /**
+   * The experts' activation: `silu(gate)·up`, or gpt-oss's clamped SwiGLU on
+   * `[gate | up]` (the halves of its fused columns, as llm-compressor splits
+   * them) read back interleaved: gate the even columns, up the odd ones.
+   */
+  readonly activation?: 'silu' | 'gpt-oss';
   /** The shared expert, added to the routed output; `gate` scales it by `sigmoid(x·gateᵀ)` (Qwen2-MoE's `shared_expert_gate`). */
   readonly shared?: { readonly gate: ParentLinear; readonly up: ParentLinear; readonly down: DenseMatrix; readonly sigmoidGate?: DenseMatrix };
 }
@@ -54,6 +80,8 @@ export interface ParentWeights {
   readonly qNorm?: Float32Array;
   readonly kNorm?: Float32Array;
   readonly moe?: MoeParent;
+  /** One sink logit per head (gpt-oss attention). */
+  readonly sinks?: Float32Array;
   /** MLA self-attention (balance: `q_a_proj` or `q_proj`, then `kv_a_proj_with_mqa`): its other weights as they stand, read from `reader`. */
   readonly mla?: { readonly reader: WeightReader; readonly attention: string; readonly raw: Readonly<Record<string, unknown>>; readonly direct: boolean };
 }
@@ -178,6 +206,19 @@ function attentionInputs(g: GraphBuilder, x: string, cfg: DecoderConfig): { inp:
   return { inp, seq: g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]) };
 }
 
+/** Llama 4's router: the top-k logits through a sigmoid, the other experts' weights 0. */
+function sigmoidTopK(g: GraphBuilder, logits: string, k: number): Routing {
+  const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
+  return scatterTopK(g, logits, g.op('Sigmoid', [values!]), indices!);
+}
+
+/** gpt-oss's activation of `[P, 1, N, I]` gate and up halves: their concatenation split even/odd into gate and up, then clamped SwiGLU. */
+function interleavedSwiglu(g: GraphBuilder, gate: string, up: string, inter: number): string {
+  const pairs = g.op('Reshape', [g.op('Concat', [gate, up], { axis: -1 }), g.i64([0, 0, 0, inter, 2])]);
+  const column = (i: number): string => g.op('Reshape', [g.op('Slice', [pairs, g.i64([i]), g.i64([i + 1]), g.i64([-1])]), g.i64([0, 0, 0, inter])]);
+  return clampedSwiglu(g, column(0), column(1));
+}
+
 /** Builds the search graph (see the module comment). Inputs: `x`, `w0…`, and `cos`/`sin`/`mask` for attention. */
 export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
   const { cfg, shapes, weights, kind } = spec;
@@ -197,16 +238,28 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
   } else if (kind === 'moe') {
     const moe = weights.moe!;
     const xf = g.op('Reshape', [x, g.i64([-1, k])]);
-    const logits = linear(g, xf, moe.router);
+    const logits = linear(g, xf, moe.router, moe.routerBias);
     const r = moe.routing;
-    const routing = r.kind === 'softmax' ? softmaxTopK(g, logits, r.topK, r.normalize) : sigmoidGroupTopK(g, logits, r.bias, r.raw, r.experts);
+    const routing =
+      r.kind === 'softmax'
+        ? softmaxTopK(g, logits, r.topK, r.normalize)
+        : r.kind === 'topk-softmax'
+          ? topKSoftmax(g, logits, r.topK)
+          : r.kind === 'sparsemixer'
+            ? sparseMixer(g, logits, r.jitterEps)
+            : r.kind === 'input-sigmoid'
+              ? sigmoidTopK(g, logits, r.topK)
+              : sigmoidGroupTopK(g, logits, r.bias, r.raw, r.experts);
     const proj = (l: ParentLinear): string => (typeof l === 'number' ? batchedLinear(g, xf, ws[l]!) : linear(g, xf, l));
     let sum: string | null = null;
     moe.experts.forEach((e, i) => {
-      const gate = batchedLinear(g, xf, ws[e.gate]!);
-      const up = batchedLinear(g, xf, ws[e.up]!);
-      const y = linear(g, g.op('Mul', [silu(g, gate), up]), e.down);
-      const weighted = g.op('Mul', [y, g.op('Slice', [routing.weights, g.i64([i]), g.i64([i + 1]), g.i64([1])])]);
+      const weight = g.op('Slice', [routing.weights, g.i64([i]), g.i64([i + 1]), g.i64([1])]);
+      const inputScaled = r.kind === 'input-sigmoid';
+      const xe = inputScaled ? g.op('Mul', [xf, weight]) : xf;
+      const gate = batchedLinear(g, xe, ws[e.gate]!, e.gateBias);
+      const up = batchedLinear(g, xe, ws[e.up]!, e.upBias);
+      const y = linear(g, moe.activation === 'gpt-oss' ? interleavedSwiglu(g, gate, up, shapes[e.gate]![0]) : g.op('Mul', [silu(g, gate), up]), e.down, e.downBias);
+      const weighted = inputScaled ? y : g.op('Mul', [y, weight]);
       sum = sum === null ? weighted : g.op('Add', [sum, weighted]);
     });
     out = sum!;
@@ -241,7 +294,9 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
     const v = proj(2, cfg.kvHeads);
     q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
     kk = partialRotary(g, kk, inp, cfg.rope.dim, cfg.headDim);
-    const att = attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5);
+    const att = weights.sinks
+      ? sinkAttend(g, q, kk, v, inp.mask, weights.sinks, cfg)
+      : attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5);
     out = linear(g, att, weights.out!, weights.outBias);
   }
   // [P, everything else]: slice 0 is the reference output.

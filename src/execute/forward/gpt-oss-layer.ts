@@ -75,7 +75,8 @@ async function readGptOssExperts(w: WeightReader, m: string, start: number, coun
   } else {
     fused = new Float32Array(count * hidden * e2);
     down = new Float32Array(count * inter * hidden);
-    // Weights replaced per expert (a quantized layer being propagated) keep the checkpoint's fused biases.
+    // Weights replaced per expert (a quantized or smoothed layer being propagated) keep the checkpoint's fused biases
+    // but where a bias is replaced too (AWQ's smoothed up_proj).
     const fusedBiases = w.has(`${m}.experts.gate_up_proj_bias`);
     fusedBias = fusedBiases ? await w.slice(`${m}.experts.gate_up_proj_bias`, start, count) : new Float32Array(count * e2);
     downBias = fusedBiases ? await w.slice(`${m}.experts.down_proj_bias`, start, count) : new Float32Array(count * hidden);
@@ -84,12 +85,12 @@ async function readGptOssExperts(w: WeightReader, m: string, start: number, coun
       for (const [half, name] of [[0, 'gate_proj'], [1, 'up_proj']] as const) {
         const lin = (await w.linear(`${p}.${name}`)).data; // [I, H]
         for (let r = 0; r < inter; r++) for (let h = 0; h < hidden; h++) fused[(e * hidden + h) * e2 + half * inter + r] = lin[r * hidden + h]!;
-        const b = fusedBiases ? undefined : await w.optionalVector(`${p}.${name}.bias`);
+        const b = await w.optionalVector(`${p}.${name}.bias`);
         if (b) fusedBias.set(b, e * e2 + half * inter);
       }
       const d = (await w.linear(`${p}.down_proj`)).data; // [H, I]
       for (let h = 0; h < hidden; h++) for (let i = 0; i < inter; i++) down[(e * inter + i) * hidden + h] = d[h * inter + i]!;
-      const db = fusedBiases ? undefined : await w.optionalVector(`${p}.down_proj.bias`);
+      const db = await w.optionalVector(`${p}.down_proj.bias`);
       if (db) downBias.set(db, e * hidden);
     }
   }
@@ -119,10 +120,7 @@ async function gptOssExpertRange(g: GraphBuilder, w: WeightReader, m: string, x:
   const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
   const proj = (weight: Float32Array, bias: Float32Array): string =>
     g.op('Add', [g.op('MatMul', [x3, weightConst(g, weight, [count, hidden, inter])]), weightConst(g, bias, [count, 1, inter])]);
-  const gate = g.op('Min', [proj(s.gate, s.gateBias), g.f32(LIMIT)]);
-  const up = g.op('Clip', [proj(s.up, s.upBias), g.f32(-LIMIT), g.f32(LIMIT)]);
-  const glu = g.op('Mul', [gate, g.op('Sigmoid', [g.op('Mul', [gate, g.f32(ALPHA)])])]);
-  const act = g.op('Mul', [g.op('Add', [up, g.f32(1)]), glu]);
+  const act = clampedSwiglu(g, proj(s.gate, s.gateBias), proj(s.up, s.upBias));
   const observedAs = `${inMemoryName(m)}.experts`;
   observeExperts(g, observedAs, ['gate_proj', 'up_proj'], x, false, routing.mask, count, start);
   observeExperts(g, observedAs, ['down_proj'], act, true, routing.mask, count, start);
@@ -141,20 +139,37 @@ async function sinkAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfi
   const v = await proj('v_proj', cfg.kvHeads);
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
+  const merged = sinkAttend(g, q, k, v, inp.mask, await w.vector(`${a}.sinks`), cfg);
+  observeInput(g, [`${a}.o_proj`], merged);
+  return linear(g, merged, await w.linearWeight(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
+}
+
+/**
+ * Attention of rotated heads `q [B, heads, T, d]`, `k`/`v [B, kvHeads, T, d]`
+ * with one sink logit per head (a softmax column the output drops); returns
+ * the merged heads `[B, T, heads·d]`.
+ */
+export function sinkAttend(g: GraphBuilder, q: string, k: string, v: string, mask: string, sinkLogits: Float32Array, cfg: DecoderConfig): string {
   const rep = cfg.heads / cfg.kvHeads;
   const repeat = (x: string): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, cfg.heads, -1, cfg.headDim])]);
   const kt = g.op('Transpose', [repeat(k)], { perm: [0, 1, 3, 2] });
-  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kt]), g.f32(cfg.headDim ** -0.5)]), inp.mask]);
+  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kt]), g.f32(cfg.headDim ** -0.5)]), mask]);
   // The sink column [B, heads, T, 1]: a finite zero column of the scores plus each head's sink.
-  const sinks = weightConst(g, await w.vector(`${a}.sinks`), [1, cfg.heads, 1, 1]);
+  const sinks = weightConst(g, sinkLogits, [1, cfg.heads, 1, 1]);
   const column = g.op('Add', [g.op('Mul', [g.op('Slice', [scores, g.i64([0]), g.i64([1]), g.i64([-1])]), g.f32(0)]), sinks]);
   const probs = g.op('Softmax', [g.op('Concat', [scores, column], { axis: -1 })], { axis: -1 });
   const kept = g.op('Slice', [probs, g.i64([0]), g.i64([-1]), g.i64([-1])]);
   const out = g.op('MatMul', [kept, repeat(v)]);
-  const merged = g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, cfg.heads * cfg.headDim])]);
-  observeInput(g, [`${a}.o_proj`], merged);
-  return linear(g, merged, await w.linearWeight(`${a}.o_proj`), await w.optionalVector(`${a}.o_proj.bias`));
+  return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, cfg.heads * cfg.headDim])]);
+}
+
+/** gpt-oss's clamped SwiGLU of `gate` and `up` (de-interleaved, biases added). */
+export function clampedSwiglu(g: GraphBuilder, gate: string, up: string): string {
+  const gc = g.op('Min', [gate, g.f32(LIMIT)]);
+  const uc = g.op('Clip', [up, g.f32(-LIMIT), g.f32(LIMIT)]);
+  const glu = g.op('Mul', [gc, g.op('Sigmoid', [g.op('Mul', [gc, g.f32(ALPHA)])])]);
+  return g.op('Mul', [g.op('Add', [uc, g.f32(1)]), glu]);
 }
 
 /** Builds gpt-oss decoder layer `layer`. */

@@ -64,4 +64,14 @@ describe('AWQ parents apply does not evaluate', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/error apply-unsupported: AWQ mapping model\.layers\.0\.input_layernorm → .*q_a_proj.*: apply's grid search evaluates .* not "model\.layers\.0\.self_attn" \(GlmMoeDsaAttention\)/);
   });
+
+  test("Qwen3-Next's gated attention (q_proj also yields the output gate) is refused, naming the mapping and the class", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quantc-awq-recipe-'));
+    const recipe = join(dir, 'awq.yaml');
+    const mappings = '[{smooth_layer: "re:.*layers\\\\.(1|3)\\\\.input_layernorm$", balance_layers: ["re:.*q_proj$", "re:.*k_proj$", "re:.*v_proj$"]}]';
+    await writeFile(recipe, `quant_stage:\n  quant_modifiers:\n    AWQModifier: {mappings: ${mappings}}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head, "re:.*mlp.gate$", "re:.*shared_expert_gate$"]}\n`);
+    const r = await apply(recipe, 'qwen3_next');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/error apply-unsupported: AWQ mapping model\.layers\.1\.input_layernorm → .*q_proj.*: apply's grid search evaluates .* not "model\.layers\.1\.self_attn" \(Qwen3NextAttention\)/);
+  });
 });

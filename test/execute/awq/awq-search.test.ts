@@ -101,13 +101,14 @@ describe('AWQ search graph', () => {
     }
   });
 
-  // MLA attention and the sigmoid-routed MoE block with shared experts (glm4_moe_lite), the softmax block without the router balanced (mixtral).
-  for (const name of ['glm4_moe_lite', 'mixtral']) {
+  // MLA attention and the sigmoid-routed MoE block with shared experts (glm4_moe_lite), the softmax block without the router balanced
+  // (mixtral), sink attention and the biased clamped-SwiGLU experts (gpt_oss), sparsemixer routing (phimoe).
+  for (const name of ['glm4_moe_lite', 'mixtral', 'gpt_oss', 'phimoe']) {
     test(`${name}: MoE and MLA parents give the same choices whichever way candidates come`, async () => {
       const dir = await modelWithTokenizer(name);
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-awq-search-'));
       const group = '{targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}';
-      await writeFile(join(cwd, 'recipe.yaml'), `quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      ignore: [lm_head, "re:.*mlp.gate$"]\n      config_groups: {group_0: ${group}}\n`);
+      await writeFile(join(cwd, 'recipe.yaml'), `quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      ignore: [lm_head, "re:.*mlp.gate$", "re:.*mlp.router$"]\n      config_groups: {group_0: ${group}}\n`);
       const planned = await planRecipe(join(cwd, 'recipe.yaml'), dir, { source: cwdSourceHost('/') }, 'test');
       const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(cwd, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
       const model = await ForwardModel.open(dir);
