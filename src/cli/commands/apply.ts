@@ -26,9 +26,11 @@ GPTQModifier recipes run on the sequential pipeline: per decoder layer,
 one pass collects the Hessians of its Linear inputs, GPTQ solves the
 layer's weights, a second pass feeds the quantized layer's outputs to
 the next layer (one line of progress per layer on stderr).
-A SmoothQuantModifier before them runs its own pass first (smoothing
-norm and Linear weights with llm-compressor's mappings per architecture).
-AWQ and other algorithms are not supported yet.
+A SmoothQuantModifier or an AWQModifier before them runs its own pass
+first: SmoothQuant smooths norm and Linear weights with llm-compressor's
+mappings per architecture; AWQ searches each mapping's scales on a grid
+against its parent module's output (docs/awq.md). Other algorithms
+(SpinQuant, QuIP, ...) are refused.
 
 Calibration runs the samples through the model layer by layer (one
 layer's weights in memory at a time; architectures of \`quantc eval\`),
