@@ -143,3 +143,10 @@ export function fp8E4m3Bytes(values: Float32Array): Uint8Array {
   for (let i = 0; i < values.length; i++) out[i] = FP8_CODE_BY_TOP12[u[i] >>> 20];
   return out;
 }
+
+/** Float32 values as raw bytes of a model dtype (bf16 and f16 rounded to nearest even). */
+export function storedBytes(values: Float32Array, dtype: 'bfloat16' | 'float16' | 'float32'): Uint8Array {
+  if (dtype === 'bfloat16') return bf16Bytes(values);
+  if (dtype === 'float16') return f16Bytes(values);
+  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+}

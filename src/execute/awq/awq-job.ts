@@ -5,29 +5,16 @@
  * smoothed model: the forward model reads the smoothed weights, and the job
  * carries them in their stored dtype for the weight pass.
  */
-import { bf16Bytes, f16Bytes } from '../dtypes.js';
-import type { ExpertCoverage } from '../calibrate/coverage.js';
+import { storedBytes } from '../dtypes.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import { OverlayWeights } from '../pipeline/overlay-weights.js';
-import { runSequential, type LayerTimings, type SequentialOptions } from '../pipeline/sequential.js';
+import { runSequential, type SequentialOptions } from '../pipeline/sequential.js';
 import type { ApplyJob } from '../types.js';
+import type { StageRun } from '../pipeline/stage-run.js';
 import { AwqModifier, type AwqReport, type AwqSettings } from './awq-modifier.js';
 
 /** An AWQ run: the job and model the next stage continues with, and what was smoothed. */
-export interface AwqRun {
-  readonly job: ApplyJob;
-  readonly model: ForwardModel;
-  readonly reports: readonly AwqReport[];
-  readonly timings: readonly LayerTimings[];
-  /** Tokens routed to each expert during the pass. */
-  readonly coverage: ExpertCoverage;
-}
-
-function stored(values: Float32Array, dtype: ForwardModel['config']['dtype']): Uint8Array {
-  if (dtype === 'bfloat16') return bf16Bytes(values);
-  if (dtype === 'float16') return f16Bytes(values);
-  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
-}
+export type AwqRun = StageRun<AwqReport>;
 
 /** Runs AWQ for `job` (which carries `awq`) on `batches`. */
 export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions & Pick<AwqSettings, 'searchBytes' | 'candidates'> = {}): Promise<AwqRun> {
@@ -41,11 +28,11 @@ export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readon
   const prior = job.changedWeights;
   // Quantized Linears are quantized from their smoothed bytes; the others (an ignored router) are written as smoothed tensors.
   const quantized = new Set(job.modules.map((m) => m.name));
-  const linears = new Map([...(prior?.linears ?? []), ...[...modifier.linears].filter(([name]) => quantized.has(name)).map(([name, w]) => [name, stored(w.data, dtype)] as const)]);
+  const linears = new Map([...(prior?.linears ?? []), ...[...modifier.linears].filter(([name]) => quantized.has(name)).map(([name, w]) => [name, storedBytes(w.data, dtype)] as const)]);
   const tensors = new Map([
     ...(prior?.tensors ?? []),
-    ...[...modifier.vectors].map(([name, v]) => [name, stored(v, dtype)] as const),
-    ...[...modifier.linears].filter(([name]) => !quantized.has(name)).map(([name, w]) => [`${name}.weight`, stored(w.data, dtype)] as const),
+    ...[...modifier.vectors].map(([name, v]) => [name, storedBytes(v, dtype)] as const),
+    ...[...modifier.linears].filter(([name]) => !quantized.has(name)).map(([name, w]) => [`${name}.weight`, storedBytes(w.data, dtype)] as const),
   ]);
   const weights = new OverlayWeights(model.weights, { linears: modifier.linears, vectors: modifier.vectors }, job.fusedExperts);
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);

@@ -5,29 +5,16 @@
  * smoothed model: the forward model reads the smoothed weights, and the
  * job carries them in their stored dtype for the weight pass.
  */
-import { bf16Bytes, f16Bytes } from '../dtypes.js';
+import { storedBytes } from '../dtypes.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import { NO_CHANGES, OverlayWeights } from '../pipeline/overlay-weights.js';
-import { runSequential, type LayerTimings, type SequentialOptions } from '../pipeline/sequential.js';
-import type { ExpertCoverage } from '../calibrate/coverage.js';
+import { runSequential, type SequentialOptions } from '../pipeline/sequential.js';
 import type { ApplyJob } from '../types.js';
+import type { StageRun } from '../pipeline/stage-run.js';
 import { SmoothQuantModifier, type SmoothReport } from './smoothquant-modifier.js';
 
 /** A SmoothQuant run: the job and model the next stage continues with, and what was smoothed. */
-export interface SmoothRun {
-  readonly job: ApplyJob;
-  readonly model: ForwardModel;
-  readonly reports: readonly SmoothReport[];
-  readonly timings: readonly LayerTimings[];
-  /** Tokens routed to each expert during the pass. */
-  readonly coverage: ExpertCoverage;
-}
-
-function stored(values: Float32Array, dtype: ForwardModel['config']['dtype']): Uint8Array {
-  if (dtype === 'bfloat16') return bf16Bytes(values);
-  if (dtype === 'float16') return f16Bytes(values);
-  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
-}
+export type SmoothRun = StageRun<SmoothReport>;
 
 /** Smooths `job`'s model (the job carries `smoothquant`) on `batches`. */
 export async function smoothJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions = {}): Promise<SmoothRun> {
@@ -38,8 +25,8 @@ export async function smoothJob(job: ApplyJob, model: ForwardModel, batches: rea
   // Per-channel min/max merge across runs exactly, so batches may share a graph run.
   const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 30, ...options });
   const dtype = model.config.dtype;
-  const linears = new Map([...modifier.linears].map(([name, w]) => [name, stored(w.data, dtype)] as const));
-  const tensors = new Map([...modifier.vectors].map(([name, v]) => [name, stored(v, dtype)] as const));
+  const linears = new Map([...modifier.linears].map(([name, w]) => [name, storedBytes(w.data, dtype)] as const));
+  const tensors = new Map([...modifier.vectors].map(([name, v]) => [name, storedBytes(v, dtype)] as const));
   const weights = new OverlayWeights(model.weights, { linears: modifier.linears, vectors: modifier.vectors }, job.fusedExperts);
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
   const coverage = modifier.coverage.report(tokens, job.calibration?.calibrateAllExperts ?? true);
