@@ -207,16 +207,26 @@ function storedJob(stored: StoredName | undefined, job: ApplyJob): ApplyJob {
 const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_projector|visual)\./;
 
 /**
+ * The recipe's one modifier of `type`, a stage that changes weights before
+ * they are quantized: at most one, and before every quantization modifier.
+ */
+function smoothingStage(modifiers: readonly ModifierIR[], type: 'SmoothQuantModifier' | 'AWQModifier'): ModifierIR | undefined {
+  const found = modifiers.filter((m) => m.type === type);
+  if (found.length === 0) return undefined;
+  if (found.length > 1) throw new PlanNotExecutableError(`apply runs one ${type} per recipe; this recipe has several`);
+  const m = found[0]!;
+  if (modifiers.some((q) => q.quantization && q.index < m.index)) throw new PlanNotExecutableError(`${type} must come before the quantization modifiers: it changes the weights they quantize`);
+  return m;
+}
+
+/**
  * The SmoothQuant stage of a recipe, if it has one: the modifier's mappings
  * (its own, else the registry's for the model class) resolved against the
  * module tree. It must come before the quantization modifiers.
  */
 function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothSpec | undefined {
-  const sq = modifiers.filter((m) => m.type === 'SmoothQuantModifier');
-  if (sq.length === 0) return undefined;
-  if (sq.length > 1) throw new PlanNotExecutableError('apply runs one SmoothQuantModifier per recipe; this recipe has several');
-  const m = sq[0]!;
-  if (modifiers.some((q) => q.quantization && q.index < m.index)) throw new PlanNotExecutableError('SmoothQuantModifier must come before the quantization modifiers: it changes the weights they quantize');
+  const m = smoothingStage(modifiers, 'SmoothQuantModifier');
+  if (!m) return undefined;
   if (m.args.algorithm !== undefined && m.args.algorithm !== 'smoothquant') throw new PlanNotExecutableError(`SmoothQuantModifier algorithm "${String(m.args.algorithm)}" is not supported by apply`);
   let resolved: ResolvedSmoothQuant;
   try {
@@ -237,11 +247,8 @@ function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothS
  * come before the quantization modifiers.
  */
 function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | undefined {
-  const awq = modifiers.filter((m) => m.type === 'AWQModifier');
-  if (awq.length === 0) return undefined;
-  if (awq.length > 1) throw new PlanNotExecutableError('apply runs one AWQModifier per recipe; this recipe has several');
-  const m = awq[0]!;
-  if (modifiers.some((q) => q.quantization && q.index < m.index)) throw new PlanNotExecutableError('AWQModifier must come before the quantization modifiers: it changes the weights they quantize');
+  const m = smoothingStage(modifiers, 'AWQModifier');
+  if (!m) return undefined;
   const duo = m.args.duo_scaling ?? true;
   if (duo !== true && duo !== false && duo !== 'both') throw new PlanNotExecutableError(`AWQModifier duo_scaling must be true, false or "both", not ${JSON.stringify(duo)}`);
   const nGrid = typeof m.args.n_grid === 'number' ? m.args.n_grid : 20;
