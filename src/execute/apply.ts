@@ -8,7 +8,7 @@ import { copyFile, cp, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { join, resolve } from 'node:path';
 import { FUSED_LAYER_NAMES } from '../match/fused-groups.js';
 import { VISION_LANGUAGE } from '../model/architectures/vision-language.js';
-import { stageOutputDir } from './output-dir.js';
+import { stageOutputDir, writeFailure } from './output-dir.js';
 import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './python-json.js';
 import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
@@ -30,20 +30,9 @@ export class ApplyError extends Error {}
 
 /** File-system failures while writing (a full disk, a read-only or vanished folder) as {@link ApplyError}s; anything else unchanged. */
 function asApplyError(e: unknown, outDir: string): unknown {
-  const code = (e as NodeJS.ErrnoException | null)?.code;
-  const why: Record<string, string> = {
-    ENOSPC: 'the disk is full',
-    EDQUOT: 'the disk quota is exhausted',
-    EROFS: 'the file system is read-only',
-    EACCES: 'permission denied',
-    EPERM: 'permission denied',
-    EIO: 'an I/O error',
-    ENOENT: 'the output folder vanished',
-  };
-  if (code && why[code]) return new ApplyError(`writing ${outDir} failed: ${why[code]} (${(e as Error).message}); nothing was written`);
-  return e;
+  const message = writeFailure(e, outDir);
+  return message ? new ApplyError(message) : e;
 }
-
 
 const DEFAULT_MAX_SHARD_BYTES = 20e9;
 

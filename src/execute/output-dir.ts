@@ -133,3 +133,21 @@ export async function stageOutputDir(dest: string): Promise<StagedDir> {
     },
   };
 }
+
+/**
+ * The user-facing message for a file-system failure while writing `outDir`
+ * (a full disk, a read-only or vanished folder), or null for any other error.
+ */
+export function writeFailure(e: unknown, outDir: string): string | null {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const why: Record<string, string> = {
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'the disk quota is exhausted',
+    EROFS: 'the file system is read-only',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EIO: 'an I/O error',
+    ENOENT: 'the output folder vanished',
+  };
+  return code && why[code] ? `writing ${outDir} failed: ${why[code]} (${(e as Error).message}); nothing was written` : null;
+}

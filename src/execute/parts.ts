@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { cp, copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stageOutputDir } from './output-dir.js';
+import { stageOutputDir, writeFailure } from './output-dir.js';
 import { CheckpointError, readSafetensorsHeader, readTensorChunks, type TensorEntry } from './safetensors-reader.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec, type ShardLayout } from './safetensors-writer.js';
 import { ShardedWriter } from './sharded-writer.js';
@@ -47,12 +47,12 @@ export interface PartManifest {
 
 /**
  * Why parts cannot be merged (the message is user-facing): a folder that is
- * not a readable part, parts of different runs, or a run with parts or
- * tensors missing or given twice.
+ * not a readable part, parts of different runs, a run with parts or
+ * tensors missing or given twice, or a failure while writing the output.
  */
 export class MergeError extends Error {
   constructor(
-    readonly code: 'merge-unreadable' | 'merge-mismatch' | 'merge-incomplete',
+    readonly code: 'merge-unreadable' | 'merge-mismatch' | 'merge-incomplete' | 'merge-failed',
     message: string,
   ) {
     super(message);
@@ -187,7 +187,8 @@ export async function mergeParts(dirs: readonly string[], outDir: string): Promi
   } catch (e) {
     await writer.abort();
     await stage.discard();
-    throw e;
+    const message = writeFailure(e, outDir);
+    throw message ? new MergeError('merge-failed', message) : e;
   }
   return { parts: manifests.length, shards: layout.shards.length, tensors: first.tensors.length, bytes: layout.totalBytes, seconds: (performance.now() - started) / 1000 };
 }

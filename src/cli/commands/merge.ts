@@ -26,7 +26,8 @@ Options:
   -h, --help          Show this help.
 
 Exit status: 0 written, 1 parts missing, duplicated or from different
-runs, 2 bad usage or unreadable part folder.
+runs, or the output could not be written (nothing is left at --out),
+2 bad usage or unreadable part folder.
 `;
 
 /** The `merge` command. */
