@@ -211,7 +211,13 @@ async function main(): Promise<void> {
   if (args.includes('--awq')) {
     const { benchAwq, formatAwqRow, parseAwqBenchArgs } = await import('./awq.js');
     print('AWQ W4A16_ASYM per layer (quantc sequential pipeline vs PyTorch eager AWQ search, same weights and batches):');
-    await benchAwq({ ...parseAwqBenchArgs(args), onRow: (r) => print(formatAwqRow(r)) });
+    await benchAwq({
+      ...parseAwqBenchArgs(args),
+      onRow: (r) => {
+        print(formatAwqRow(r));
+        keep('awq', r);
+      },
+    });
   }
 
   if (args.includes('--apply')) {
