@@ -55,6 +55,19 @@ export async function probeDevice(device: Device): Promise<void> {
   }
 }
 
+/** Whether CUDA float32 MatMuls may round their inputs to TF32 (see {@link allowCudaTf32}). */
+let cudaTf32 = false;
+
+/**
+ * Lets cuBLAS multiply float32 matrices in TF32 (10-bit mantissas, float32
+ * accumulation) on CUDA, or not (the default: float32 arithmetic as on the
+ * CPU). Decided once per process, before the first CUDA session: cuBLAS
+ * reads `NVIDIA_TF32_OVERRIDE` when it starts.
+ */
+export function allowCudaTf32(allowed: boolean): void {
+  cudaTf32 = allowed;
+}
+
 /** Runs graphs by key, building and caching each session once. */
 export class GraphRuntime {
   private sessions = new Map<string, Promise<Ort.InferenceSession>>();
@@ -96,7 +109,7 @@ export class GraphRuntime {
     // onnxruntime-node passes no CUDA provider options (use_tf32 included), and
     // the provider lets cuBLAS round float32 MatMul inputs to TF32 by default;
     // NVIDIA's override keeps float32 math float32, as the CPU computes it.
-    if (this.device === 'cuda') process.env.NVIDIA_TF32_OVERRIDE ??= '0';
+    if (this.device === 'cuda' && !cudaTf32) process.env.NVIDIA_TF32_OVERRIDE ??= '0';
     try {
       this.ort = (await import('onnxruntime-node')) as typeof Ort;
     } catch (e) {

@@ -22,7 +22,7 @@ import { cwdSourceHost } from '../../src/cli/cwd-host.js';
 import { awqJob } from '../../src/execute/awq/awq-job.js';
 import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../src/execute/from-plan.js';
-import { emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
+import { allowCudaTf32, emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -43,6 +43,8 @@ export interface AwqBenchRow {
   readonly peakBytes: number;
   /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
   readonly profile?: { buildSeconds: number; createSeconds: number; runSeconds: number; runs: number; sessions: number };
+  /** quantc: the grid searches' onnxruntime sessions and runs, and the activation means computed in JavaScript. */
+  readonly search?: { sessions: number; createSeconds: number; runs: number; runSeconds: number; meansSeconds: number };
   readonly note?: string;
 }
 
@@ -81,12 +83,15 @@ async function quantcRun(dir: string, batches: readonly TokenBatch[], device: De
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, search: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
     profile: { buildSeconds: profile.build / 1000, createSeconds: profile.create / 1000, runSeconds: profile.run / 1000, runs: profile.runs, sessions: profile.sessions },
+    search: { sessions: run.profile.search.sessions, createSeconds: run.profile.search.create / 1000, runs: run.profile.search.runs, runSeconds: run.profile.search.run / 1000, meansSeconds: run.profile.means / 1000 },
     note: `${run.reports.length} mappings`,
   };
 }
 
 /** Runs the benchmark; rows as measured. */
-export async function benchAwq(options: { tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: AwqBenchRow) => void }): Promise<AwqBenchRow[]> {
+export async function benchAwq(options: { tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: AwqBenchRow) => void; tf32?: boolean }): Promise<AwqBenchRow[]> {
+  // TF32 float32 MatMuls on CUDA (`--tf32`): decided before the first session.
+  allowCudaTf32(options.tf32 === true);
   const rows: AwqBenchRow[] = [];
   const push = (r: AwqBenchRow): void => {
     rows.push(r);
@@ -109,7 +114,7 @@ export async function benchAwq(options: { tokens: number; seqLen: number; device
 /** One line per row: total and the per-layer mean of each step. */
 export function formatAwqRow(r: AwqBenchRow): string {
   const mean = (k: 'statistics' | 'search' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${r.profile ? `; layer passes: build ${r.profile.buildSeconds.toFixed(1)} s, ${r.profile.sessions} sessions ${r.profile.createSeconds.toFixed(1)} s, ${r.profile.runs} runs ${r.profile.runSeconds.toFixed(1)} s` : ''}`;
+  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${r.profile ? `; layer passes: build ${r.profile.buildSeconds.toFixed(1)} s, ${r.profile.sessions} sessions ${r.profile.createSeconds.toFixed(1)} s, ${r.profile.runs} runs ${r.profile.runSeconds.toFixed(1)} s` : ''}${r.search ? `; searches: ${r.search.sessions} sessions ${r.search.createSeconds.toFixed(1)} s, ${r.search.runs} runs ${r.search.runSeconds.toFixed(1)} s, x_mean ${r.search.meansSeconds.toFixed(1)} s` : ''}`;
 }
 
 /** The benchmark's options from command-line flags. */
@@ -120,6 +125,7 @@ export function parseAwqBenchArgs(args: readonly string[]): Parameters<typeof be
     device: (flag(args, '--device') ?? 'cuda') as Device,
     torch: flag(args, '--torch') !== '0',
     python: flag(args, '--python') ?? 'python3',
+    tf32: args.includes('--tf32'),
   };
 }
 

@@ -23,7 +23,7 @@ import { cwdSourceHost } from '../../src/cli/cwd-host.js';
 import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../src/execute/from-plan.js';
 import { gptqJob } from '../../src/execute/gptq/gptq-job.js';
-import { emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
+import { allowCudaTf32, emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -91,7 +91,9 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
 }
 
 /** Runs the benchmark; rows as measured. */
-export async function benchGptq(options: { sizes: readonly string[]; tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: GptqBenchRow) => void }): Promise<GptqBenchRow[]> {
+export async function benchGptq(options: { sizes: readonly string[]; tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: GptqBenchRow) => void; tf32?: boolean }): Promise<GptqBenchRow[]> {
+  // TF32 float32 MatMuls on CUDA (`--tf32`): decided before the first session.
+  allowCudaTf32(options.tf32 === true);
   const rows: GptqBenchRow[] = [];
   const push = (r: GptqBenchRow): void => {
     rows.push(r);
@@ -128,6 +130,7 @@ export function parseGptqBenchArgs(args: readonly string[]): Parameters<typeof b
     device: (flag(args, '--device') ?? 'cuda') as Device,
     torch: flag(args, '--torch') !== '0',
     python: flag(args, '--python') ?? 'python3',
+    tf32: args.includes('--tf32'),
   };
 }
 

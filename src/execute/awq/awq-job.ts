@@ -14,7 +14,7 @@ import type { StageRun } from '../pipeline/stage-run.js';
 import { AwqModifier, type AwqReport, type AwqSettings } from './awq-modifier.js';
 
 /** An AWQ run: the job and model the next stage continues with, and what was smoothed. */
-export type AwqRun = StageRun<AwqReport>;
+export type AwqRun = StageRun<AwqReport> & { readonly profile: AwqModifier['profile'] };
 
 /** Runs AWQ for `job` (which carries `awq`) on `batches`. */
 export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions & Pick<AwqSettings, 'searchBytes' | 'candidates'> = {}): Promise<AwqRun> {
@@ -37,5 +37,5 @@ export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readon
   const weights = new OverlayWeights(model.weights, { linears: modifier.linears, vectors: modifier.vectors }, job.fusedExperts);
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
   const coverage = modifier.coverage.report(tokens, calibrateAllExperts);
-  return { job: { ...job, changedWeights: { linears, tensors } }, model: model.withWeights(weights), reports: modifier.reports, timings, coverage };
+  return { job: { ...job, changedWeights: { linears, tensors } }, model: model.withWeights(weights), reports: modifier.reports, timings, coverage, profile: modifier.profile };
 }

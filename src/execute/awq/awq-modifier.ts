@@ -24,7 +24,7 @@ import { storedBlockName } from '../weight-source.js';
 import type { LayerModifier } from '../pipeline/sequential.js';
 import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
-import { GraphRuntime, type RawTensor } from '../runtime.js';
+import { emptyRuntimeTimings, GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
 import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
@@ -90,6 +90,8 @@ export class AwqModifier implements LayerModifier {
   readonly linears = new Map<string, DenseMatrix>();
   readonly vectors = new Map<string, Float32Array>();
   readonly reports: AwqReport[] = [];
+  /** Where the grid searches spend their time: onnxruntime sessions and runs, and the activation means (milliseconds; profiling). */
+  readonly profile = { search: emptyRuntimeTimings(), means: 0 };
   readonly coverage = new CoverageCollector();
   private inputs = new Map<string, RawTensor[]>();
   private readonly dtype: WeightDtype;
@@ -159,7 +161,9 @@ export class AwqModifier implements LayerModifier {
       const inputs = llama4 ? (this.inputs.get(`${m.parent}.router`) ?? []) : observed;
       if (inputs.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.parent}.router`);
       const copyRows = this.routedCopyRows(m);
+      const m0 = performance.now();
       const { xMean, tokens } = activationMeans(observed, copyRows);
+      this.profile.means += performance.now() - m0;
       if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
       const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
       const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector, current, llama4 ? undefined : copyRows);
@@ -342,6 +346,7 @@ export class AwqModifier implements LayerModifier {
     const k = balance[0]!.cols;
     for (const t of inputs) numel += (rowsPerRun ? rowsPerRun(t.data.length / k) : t.data.length / k) * outWidth;
     const rt = new GraphRuntime(this.model.device);
+    rt.timings = this.profile.search;
     try {
       for (let start = 0; start < this.grid.length; start += chunk) {
         const count = Math.min(chunk, this.grid.length - start);

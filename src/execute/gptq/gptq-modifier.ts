@@ -114,6 +114,11 @@ export class GptqModifier implements LayerModifier {
     if (this.head !== undefined) this.byLayer.set(options.layers - 1, [...(this.byLayer.get(options.layers - 1) ?? []), this.head]);
   }
 
+  /** Every layer with a module to solve changes (see `LayerModifier.changesLayer`). */
+  changesLayer(layer: number): boolean {
+    return (this.byLayer.get(layer)?.length ?? 0) > 0;
+  }
+
   collect(layer: number, run: number, rows: number, calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
     const rest: Record<string, RawTensor> = {};
     for (const [name, t] of Object.entries(outputs)) {

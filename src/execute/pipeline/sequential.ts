@@ -41,6 +41,12 @@ export interface LayerModifier {
   finishLayer(layer: number): Promise<WeightChanges>;
   /** The `lm_head` module the modifier targets, if any: its input (the final norm's output) is observed with the last layer, under this name. */
   readonly head?: string;
+  /**
+   * True when {@link finishLayer} will change the layer's weights: pass A's
+   * outputs are then never read (pass B's are the next layer's inputs), and
+   * a looped pass A does not return them.
+   */
+  changesLayer?(layer: number): boolean;
 }
 
 /** Wall time of one layer, split by pipeline step (milliseconds). */
@@ -206,20 +212,22 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
     options.onLayerStart?.(layer, layers);
     const t0 = performance.now();
     const observed = { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes };
-    const a =
-      (await model.runLayerStacked(layer, stack, observed, tables, model.weights, true, LOOP_RUN_BYTES, (run, s, outputs) => modifier.collect(layer, run, rowsOf(s), s.batches.length, outputs))) ??
-      (await byBatch(layer, stack, true));
-    const head = modifier.head;
-    if (head !== undefined && layer === layers - 1) {
+    const head = modifier.head !== undefined && layer === layers - 1 ? modifier.head : undefined;
+    const keepA = head !== undefined || !(modifier.changesLayer?.(layer) ?? false);
+    const looped = await model.runLayerStacked(layer, stack, observed, tables, model.weights, keepA, LOOP_RUN_BYTES, (run, s, outputs) => modifier.collect(layer, run, rowsOf(s), s.batches.length, outputs));
+    // Pass A's outputs, where they came back.
+    const a = looped === null ? await byBatch(layer, stack, true) : keepA ? looped : null;
+    if (head !== undefined && a) {
       const last = unstack(a);
       await model.observeHead(last, head, modifier.observe, (run, outputs) => modifier.collect(layer, run, last[run]!.batch, 1, outputs));
     }
     const t1 = performance.now();
     const changed = await modifier.finishLayer(layer);
     const t2 = performance.now();
-    if (changed.linears.size === 0 && changed.vectors.size === 0) stack = a;
+    const unchanged = changed.linears.size === 0 && changed.vectors.size === 0;
+    if (unchanged && a) stack = a;
     else {
-      const weights = new OverlayWeights(model.weights, changed, fused);
+      const weights = unchanged ? model.weights : new OverlayWeights(model.weights, changed, fused);
       stack = (await model.runLayerStacked(layer, stack, { expertGroupBytes: options.expertGroupBytes }, tables, weights, true, LOOP_RUN_BYTES)) ?? (await byBatch(layer, stack, false, weights));
     }
     const t = { layer, statistics: t1 - t0, modify: t2 - t1, propagate: performance.now() - t2 };
