@@ -44,6 +44,12 @@ const LLAVA_RENAMES: readonly (readonly [RegExp, string])[] = [
   [/^multi_modal_projector\./, 'model.multi_modal_projector.'],
 ];
 
+/** transformers' `Qwen2VLForConditionalGeneration` conversion mapping (Qwen2-VL, Qwen2.5-VL). */
+const QWEN2_VL_RENAMES: readonly (readonly [RegExp, string])[] = [
+  [/^visual\./, 'model.visual.'],
+  [/^model\.(?!language_model\.|visual\.)/, 'model.language_model.'],
+];
+
 /** Checkpoint-name → in-memory-name rewrites transformers applies on load, per model type. */
 const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> = {
   mixtral: perExpertW123('mlp'),
@@ -56,10 +62,8 @@ const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> 
   llama4_text: [[/^language_model\./, '']],
   llava: LLAVA_RENAMES,
   mistral3: LLAVA_RENAMES,
-  qwen2_5_vl: [
-    [/^visual\./, 'model.visual.'],
-    [/^model\.(?!language_model\.|visual\.)/, 'model.language_model.'],
-  ],
+  qwen2_5_vl: QWEN2_VL_RENAMES,
+  qwen2_vl: QWEN2_VL_RENAMES,
 };
 
 function perExpertW123(block: string): (readonly [RegExp, string])[] {

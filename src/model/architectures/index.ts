@@ -144,13 +144,13 @@ export function isConditionalGeneration(config: Readonly<Record<string, unknown>
 function visionLanguageParts(m: ModelBuilder, v: VisionLanguageModel, config: Readonly<Record<string, unknown>>): Diagnostic[] | undefined {
   const vision = visionLanguageVision(v, config).reader;
   if (!vision) return undefined;
-  const top = new ConfigReader(config, { multimodal_projector_bias: v.projectorBias, spatial_merge_size: 2, projector_hidden_act: 'gelu' }, v.modelType);
+  const top = new ConfigReader(config, { multimodal_projector_bias: v.projectorBias, spatial_merge_size: 2, projector_hidden_act: 'gelu', scale_factor: 2 }, v.modelType);
   m.b.defineClass(v.cls, [v.pretrained, 'PreTrainedModel', 'Module']);
   m.b.defineClass(v.model, [v.pretrained, 'PreTrainedModel', 'Module']);
   const root = m.b.add('', v.cls, -1);
   const model = m.module(root, 'model', v.model);
   v.parts(m, model, vision, top, m.hidden);
-  m.baseModelAt = { parent: model, name: 'language_model', headParent: root };
+  m.baseModelAt = { parent: model, name: v.textName ?? 'language_model', headParent: root };
   return [...vision.diagnostics, ...top.diagnostics];
 }
 

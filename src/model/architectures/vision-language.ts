@@ -23,6 +23,8 @@ export interface VisionLanguageModel {
   readonly textFallback: Readonly<Record<string, unknown>>;
   /** The text model's own descriptor, where it is no causal LM's (else the descriptor of `text_config.model_type`). */
   readonly textModel?: ArchitectureDescriptor;
+  /** The text model's attribute under `model`: `language_model`, or Idefics3's `text_model`. */
+  readonly textName?: string;
   /** Published configs may be flat: without `text_config`, the text fields sit at the top level. */
   readonly flatText?: boolean;
   /** The text config as the forward executor runs it text only, where it runs as another `model_type`. */
@@ -33,6 +35,13 @@ export interface VisionLanguageModel {
   readonly projectorBias: boolean;
   /** Whether `lm_head` shares the embedding's Parameter, as the config class decides. */
   readonly tied: (config: Readonly<Record<string, unknown>>, text: Readonly<Record<string, unknown>>) => boolean;
+  /**
+   * How checkpoints name the modules, as transformers' conversion mapping for
+   * the class says: `llava` (`language_model.model.…`, `vision_tower.…`, …),
+   * `qwen2-vl` (`model.…` for the language model, `visual.…`), or `as-built`
+   * (the in-memory names: no mapping).
+   */
+  readonly stored: 'llava' | 'qwen2-vl' | 'as-built';
   /** Adds the vision tower (and projector) under `model`. */
   readonly parts: (m: ModelBuilder, model: number, vision: ConfigReader, config: ConfigReader, textHidden: number) => void;
 }
@@ -56,10 +65,18 @@ function side(cfg: ConfigReader, key: string): number {
   return list && list.length > 0 ? list[0]! : cfg.int(key);
 }
 
-function conv2d(m: ModelBuilder, parent: number, name: string, vision: ConfigReader, h: number): number {
+function conv2d(m: ModelBuilder, parent: number, name: string, vision: ConfigReader, h: number, bias = false): number {
   m.b.defineClass('Conv2d', ['_ConvNd', 'Module']);
   const p = side(vision, 'patch_size');
-  return m.module(parent, name, 'Conv2d', [['weight', [h, vision.int('num_channels'), p, p]]]);
+  return m.module(parent, name, 'Conv2d', bias ? [['weight', [h, vision.int('num_channels'), p, p]], ['bias', [h]]] : [['weight', [h, vision.int('num_channels'), p, p]]]);
+}
+
+/** An `[h, w]` config pair (`image_size`, `patch_size`), a single int meaning a square. */
+function pair(cfg: ConfigReader, key: string): [number, number] {
+  const list = cfg.intList(key);
+  if (list && list.length >= 2) return [list[0]!, list[1]!];
+  const v = list && list.length === 1 ? list[0]! : cfg.int(key);
+  return [v, v];
 }
 
 /** Vision layers whose features the projector concatenates (`vision_feature_layer`: one index or a list). */
@@ -174,33 +191,285 @@ function qwen25VlParts(m: ModelBuilder, model: number, vision: ConfigReader): vo
   m.linear(seq, '2', vision.int('out_hidden_size'), merged, true);
 }
 
+/** `Qwen2VisionTransformerPretrainedModel`: 3-D patch convolution, LayerNorm blocks with fused `qkv` and an `fc1`/`fc2` MLP, the patch merger. */
+function qwen2VlParts(m: ModelBuilder, model: number, vision: ConfigReader): void {
+  const b = m.b;
+  b.defineClass('Qwen2VisionTransformerPretrainedModel', ['Qwen2VLPreTrainedModel', 'PreTrainedModel', 'Module']);
+  b.defineClass('Qwen2VLVisionBlock', ['GradientCheckpointingLayer', 'Module']);
+  b.defineClass('Conv3d', ['_ConvNd', 'Module']);
+  const e = vision.int('embed_dim');
+  const ratio = vision.get('mlp_ratio');
+  // `int(embed_dim * mlp_ratio)`: the ratio may be a float.
+  const inter = Math.trunc(e * (typeof ratio === 'number' ? ratio : 4));
+  const p = side(vision, 'patch_size');
+  const visual = m.module(model, 'visual', 'Qwen2VisionTransformerPretrainedModel');
+  const embed = m.module(visual, 'patch_embed', 'PatchEmbed');
+  m.module(embed, 'proj', 'Conv3d', [['weight', [e, vision.int('in_channels'), side(vision, 'temporal_patch_size'), p, p]]]);
+  m.module(visual, 'rotary_pos_emb', 'Qwen2VLVisionRotaryEmbedding');
+  const blocks = m.module(visual, 'blocks', 'ModuleList');
+  const hiddenAct = vision.str('hidden_act', 'quick_gelu');
+  for (let i = 0; i < vision.int('depth'); i++) {
+    const block = m.module(blocks, String(i), 'Qwen2VLVisionBlock');
+    m.layerNorm(block, 'norm1', e);
+    m.layerNorm(block, 'norm2', e);
+    const attn = m.module(block, 'attn', 'VisionAttention');
+    m.linear(attn, 'qkv', 3 * e, e, true);
+    m.linear(attn, 'proj', e, e, true);
+    const mlp = m.module(block, 'mlp', 'VisionMlp');
+    m.linear(mlp, 'fc1', inter, e, true);
+    act(m, mlp, 'act', hiddenAct);
+    m.linear(mlp, 'fc2', e, inter, true);
+  }
+  const merge = vision.int('spatial_merge_size');
+  const merged = e * merge * merge;
+  const merger = m.module(visual, 'merger', 'PatchMerger');
+  m.layerNorm(merger, 'ln_q', e);
+  const seq = m.module(merger, 'mlp', 'Sequential');
+  m.linear(seq, '0', merged, merged, true);
+  m.module(seq, '1', 'GELU');
+  m.linear(seq, '2', vision.int('hidden_size'), merged, true);
+}
+
+/** `Qwen3VLVisionModel`: biased 3-D patch convolution, learned position table, LayerNorm blocks, the patch merger and the deepstack mergers. */
+function qwen3VlParts(m: ModelBuilder, model: number, vision: ConfigReader): void {
+  const b = m.b;
+  b.defineClass('Qwen3VLVisionModel', ['Qwen3VLPreTrainedModel', 'PreTrainedModel', 'Module']);
+  b.defineClass('Qwen3VLVisionBlock', ['GradientCheckpointingLayer', 'Module']);
+  b.defineClass('Conv3d', ['_ConvNd', 'Module']);
+  const h = vision.int('hidden_size');
+  const inter = vision.int('intermediate_size');
+  const p = side(vision, 'patch_size');
+  const visual = m.module(model, 'visual', 'Qwen3VLVisionModel');
+  const embed = m.module(visual, 'patch_embed', 'Qwen3VLVisionPatchEmbed');
+  m.module(embed, 'proj', 'Conv3d', [['weight', [h, vision.int('in_channels'), side(vision, 'temporal_patch_size'), p, p]], ['bias', [h]]]);
+  m.module(visual, 'pos_embed', 'Embedding', [['weight', [vision.int('num_position_embeddings'), h]]]);
+  m.module(visual, 'rotary_pos_emb', 'Qwen3VLVisionRotaryEmbedding');
+  const blocks = m.module(visual, 'blocks', 'ModuleList');
+  const hiddenAct = vision.str('hidden_act', 'gelu_pytorch_tanh');
+  for (let i = 0; i < vision.int('depth'); i++) {
+    const block = m.module(blocks, String(i), 'Qwen3VLVisionBlock');
+    m.layerNorm(block, 'norm1', h);
+    m.layerNorm(block, 'norm2', h);
+    const attn = m.module(block, 'attn', 'Qwen3VLVisionAttention');
+    m.linear(attn, 'qkv', 3 * h, h, true);
+    m.linear(attn, 'proj', h, h, true);
+    const mlp = m.module(block, 'mlp', 'Qwen3VLVisionMLP');
+    m.linear(mlp, 'linear_fc1', inter, h, true);
+    m.linear(mlp, 'linear_fc2', h, inter, true);
+    act(m, mlp, 'act_fn', hiddenAct);
+  }
+  const merge = vision.int('spatial_merge_size');
+  const merged = h * merge * merge;
+  const out = vision.int('out_hidden_size');
+  // The main merger normalizes each patch before the shuffle; the deepstack mergers normalize after it.
+  const merger = (parent: number, name: string, normDim: number): void => {
+    const mm = m.module(parent, name, 'Qwen3VLVisionPatchMerger');
+    m.layerNorm(mm, 'norm', normDim);
+    m.linear(mm, 'linear_fc1', merged, merged, true);
+    m.module(mm, 'act_fn', 'GELU');
+    m.linear(mm, 'linear_fc2', out, merged, true);
+  };
+  merger(visual, 'merger', h);
+  const deepstack = m.module(visual, 'deepstack_merger_list', 'ModuleList');
+  const indexes = vision.intList('deepstack_visual_indexes') ?? [];
+  for (let i = 0; i < indexes.length; i++) merger(deepstack, String(i), merged);
+}
+
+/** `Idefics3VisionTransformer` (SigLIP-style: biased patch convolution, position table, encoder, post LayerNorm) and `Idefics3Connector`. */
+function idefics3Parts(m: ModelBuilder, model: number, vision: ConfigReader, config: ConfigReader, textHidden: number): void {
+  const b = m.b;
+  b.defineClass('Idefics3VisionTransformer', ['Idefics3PreTrainedModel', 'PreTrainedModel', 'Module']);
+  b.defineClass('Idefics3EncoderLayer', ['GradientCheckpointingLayer', 'Module']);
+  const h = vision.int('hidden_size');
+  const inter = vision.int('intermediate_size');
+  const tower = m.module(model, 'vision_model', 'Idefics3VisionTransformer');
+  const embeddings = m.module(tower, 'embeddings', 'Idefics3VisionEmbeddings');
+  conv2d(m, embeddings, 'patch_embedding', vision, h, true);
+  m.module(embeddings, 'position_embedding', 'Embedding', [['weight', [Math.floor(side(vision, 'image_size') / side(vision, 'patch_size')) ** 2, h]]]);
+  const layers = m.module(m.module(tower, 'encoder', 'Idefics3Encoder'), 'layers', 'ModuleList');
+  const hiddenAct = vision.str('hidden_act', 'gelu_pytorch_tanh');
+  for (let i = 0; i < vision.int('num_hidden_layers'); i++) {
+    const layer = m.module(layers, String(i), 'Idefics3EncoderLayer');
+    const attn = m.module(layer, 'self_attn', 'Idefics3VisionAttention');
+    for (const p of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) m.linear(attn, p, h, h, true);
+    m.layerNorm(layer, 'layer_norm1', h);
+    const mlp = m.module(layer, 'mlp', 'Idefics3VisionMLP');
+    act(m, mlp, 'activation_fn', hiddenAct);
+    m.linear(mlp, 'fc1', inter, h, true);
+    m.linear(mlp, 'fc2', h, inter, true);
+    m.layerNorm(layer, 'layer_norm2', h);
+  }
+  m.layerNorm(tower, 'post_layernorm', h);
+  const scale = config.int('scale_factor');
+  const connector = m.module(model, 'connector', 'Idefics3Connector');
+  m.linear(m.module(connector, 'modality_projection', 'Idefics3SimpleMLP'), 'proj', textHidden, h * scale * scale);
+}
+
+/** `InternVLVisionModel` (InternViT: CLS token, layer scales, optional q/k norms and RMSNorms) and `InternVLMultiModalProjector`. */
+function internvlParts(m: ModelBuilder, model: number, vision: ConfigReader, config: ConfigReader, textHidden: number): void {
+  const b = m.b;
+  b.defineClass('InternVLVisionModel', ['InternVLVisionPreTrainedModel', 'PreTrainedModel', 'Module']);
+  b.defineClass('InternVLVisionLayer', ['GradientCheckpointingLayer', 'Module']);
+  b.defineClass('Dropout', ['_DropoutNd', 'Module']);
+  b.defineClass('Conv2d', ['_ConvNd', 'Module']);
+  const h = vision.int('hidden_size');
+  const inter = vision.int('intermediate_size');
+  const [ih, iw] = pair(vision, 'image_size');
+  const [ph, pw] = pair(vision, 'patch_size');
+  const tower = m.module(model, 'vision_tower', 'InternVLVisionModel');
+  const own: [string, number[]][] = [['cls_token', [1, 1, h]]];
+  if (vision.bool('use_mask_token', false)) own.push(['mask_token', [1, 1, h]]);
+  if (vision.bool('use_absolute_position_embeddings', true)) own.push(['position_embeddings', [1, Math.floor(ih / ph) * Math.floor(iw / pw) + 1, h]]);
+  const embeddings = m.module(tower, 'embeddings', 'InternVLVisionEmbeddings', own);
+  const patches = m.module(embeddings, 'patch_embeddings', 'InternVLVisionPatchEmbeddings');
+  m.module(patches, 'projection', 'Conv2d', [['weight', [h, vision.int('num_channels'), ph, pw]], ['bias', [h]]]);
+  m.module(embeddings, 'dropout', 'Dropout');
+  const layers = m.module(m.module(tower, 'encoder', 'InternVLVisionEncoder'), 'layer', 'ModuleList');
+  const hiddenAct = vision.str('hidden_act', 'gelu');
+  const qkvBias = vision.bool('attention_bias', false);
+  const qkNorm = vision.bool('use_qk_norm', false);
+  const dropout = vision.get('projection_dropout');
+  const rms = vision.str('norm_type', 'layer_norm') === 'rms_norm';
+  const layerNorm = (parent: number, name: string): number => (rms ? m.norm(parent, name, 'InternVLVisionRMSNorm', h) : m.layerNorm(parent, name, h));
+  for (let i = 0; i < vision.int('num_hidden_layers'); i++) {
+    const layer = m.module(layers, String(i), 'InternVLVisionLayer', [['lambda_1', [h]], ['lambda_2', [h]]]);
+    const attn = m.module(layer, 'attention', 'InternVLVisionAttention');
+    for (const p of ['q_proj', 'k_proj', 'v_proj']) m.linear(attn, p, h, h, qkvBias);
+    m.linear(attn, 'projection_layer', h, h, true);
+    m.module(attn, 'projection_dropout', typeof dropout === 'number' && dropout > 0 ? 'Dropout' : 'Identity');
+    for (const n of ['q_norm', 'k_norm']) {
+      if (qkNorm) m.norm(attn, n, 'InternVLVisionRMSNorm', h);
+      else m.module(attn, n, 'Identity');
+    }
+    const mlp = m.module(layer, 'mlp', 'InternVLVisionMLP');
+    act(m, mlp, 'activation_fn', hiddenAct);
+    m.linear(mlp, 'fc1', inter, h, true);
+    m.linear(mlp, 'fc2', h, inter, true);
+    layerNorm(layer, 'layernorm_before');
+    layerNorm(layer, 'layernorm_after');
+    m.module(layer, 'dropout', 'Dropout');
+  }
+  if (vision.bool('use_mean_pooling', true)) m.module(tower, 'layernorm', 'Identity');
+  else m.layerNorm(tower, 'layernorm', h);
+  const ratio = config.get('downsample_ratio');
+  // `int(1 / downsample_ratio) ** 2` patches are shuffled into one.
+  const shuffled = h * Math.trunc(1 / (typeof ratio === 'number' && ratio > 0 ? ratio : 0.5)) ** 2;
+  const projector = m.module(model, 'multi_modal_projector', 'InternVLMultiModalProjector');
+  m.layerNorm(projector, 'layer_norm', shuffled);
+  m.linear(projector, 'linear_1', textHidden, shuffled, true);
+  act(m, projector, 'act', config.str('projector_hidden_act', 'gelu'));
+  m.linear(projector, 'linear_2', textHidden, textHidden, true);
+}
+
+/** Class names and attention of a Qwen-VL text model (`<P>TextModel`, a causal LM's `…Model` under its own names). */
+interface QwenVlText {
+  readonly modelType: string;
+  readonly cls: string;
+  readonly model: string;
+  readonly pretrained: string;
+  readonly layer: string;
+  readonly attention: string;
+  readonly mlp: string;
+  readonly norm: string;
+  readonly rotary: string;
+  readonly defaults: Readonly<Record<string, unknown>>;
+  /** Qwen2's decoder (q/k/v biases, head size hidden / heads) or Qwen3's (per-head q/k norms, `attention_bias`, `head_dim`). */
+  readonly decoder: 'qwen2' | 'qwen3';
+}
+
+/** The text model of a Qwen-VL model: Qwen2's or Qwen3's decoder under the VL class names. */
+function qwenVlText(t: QwenVlText): ArchitectureDescriptor {
+  return {
+    modelType: t.modelType,
+    causalLm: t.cls,
+    defaults: t.defaults,
+    build(m) {
+      const c = { causalLm: t.cls, model: t.model, pretrained: t.pretrained, layer: t.layer, norm: t.norm, rotary: t.rotary };
+      const heads = m.cfg.int('num_attention_heads');
+      const bias = t.decoder === 'qwen3' && m.cfg.bool('attention_bias', false);
+      // Qwen2-VL's attention takes hidden / heads whatever `head_dim` says; Qwen3-VL's reads `head_dim`.
+      const attention = t.decoder === 'qwen2'
+        ? { ...gqaAttention(m.cfg, t.attention, true, false), headDim: Math.floor(m.hidden / Math.max(1, heads)) }
+        : { ...gqaAttention(m.cfg, t.attention, bias, bias), qkNorm: 'head' as const };
+      const intermediate = m.cfg.int('intermediate_size');
+      m.causalLm(c, (_, layer) => {
+        m.attention(layer, 'self_attn', attention, c.norm);
+        m.mlp(layer, 'mlp', intermediate, { cls: t.mlp });
+        m.norm(layer, 'input_layernorm', c.norm, m.hidden);
+        m.norm(layer, 'post_attention_layernorm', c.norm, m.hidden);
+      });
+    },
+  };
+}
+
 /** `Qwen2_5_VLTextModel`: the Qwen2 decoder (q/k/v biases) under the Qwen2.5-VL class names. */
-const qwen25VlText: ArchitectureDescriptor = {
+const qwen25VlText = qwenVlText({
   modelType: 'qwen2_5_vl_text',
-  causalLm: 'Qwen2_5_VLForConditionalGeneration',
+  cls: 'Qwen2_5_VLForConditionalGeneration',
+  model: 'Qwen2_5_VLTextModel',
+  pretrained: 'Qwen2_5_VLPreTrainedModel',
+  layer: 'Qwen2_5_VLDecoderLayer',
+  attention: 'Qwen2_5_VLAttention',
+  mlp: 'Qwen2MLP',
+  norm: 'Qwen2_5_VLRMSNorm',
+  rotary: 'Qwen2_5_VLRotaryEmbedding',
   defaults: {
     vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64,
     num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
   },
-  build(m) {
-    const c = {
-      causalLm: 'Qwen2_5_VLForConditionalGeneration',
-      model: 'Qwen2_5_VLTextModel',
-      pretrained: 'Qwen2_5_VLPreTrainedModel',
-      layer: 'Qwen2_5_VLDecoderLayer',
-      norm: 'Qwen2_5_VLRMSNorm',
-      rotary: 'Qwen2_5_VLRotaryEmbedding',
-    };
-    const attention = gqaAttention(m.cfg, 'Qwen2_5_VLAttention', true, false);
-    const intermediate = m.cfg.int('intermediate_size');
-    m.causalLm(c, (_, layer) => {
-      m.attention(layer, 'self_attn', attention, c.norm);
-      m.mlp(layer, 'mlp', intermediate, { cls: 'Qwen2MLP' });
-      m.norm(layer, 'input_layernorm', c.norm, m.hidden);
-      m.norm(layer, 'post_attention_layernorm', c.norm, m.hidden);
-    });
+  decoder: 'qwen2',
+});
+
+/** `Qwen2VLTextModel`: the Qwen2 decoder under the Qwen2-VL class names. */
+const qwen2VlText = qwenVlText({
+  modelType: 'qwen2_vl_text',
+  cls: 'Qwen2VLForConditionalGeneration',
+  model: 'Qwen2VLTextModel',
+  pretrained: 'Qwen2VLPreTrainedModel',
+  layer: 'Qwen2VLDecoderLayer',
+  attention: 'Qwen2VLAttention',
+  mlp: 'Qwen2MLP',
+  norm: 'Qwen2VLRMSNorm',
+  rotary: 'Qwen2VLRotaryEmbedding',
+  defaults: {
+    vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64,
+    num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
   },
-};
+  decoder: 'qwen2',
+});
+
+/** `Qwen3VLTextModel`: the Qwen3 decoder (per-head q/k norms) under the Qwen3-VL class names. */
+const qwen3VlText = qwenVlText({
+  modelType: 'qwen3_vl_text',
+  cls: 'Qwen3VLForConditionalGeneration',
+  model: 'Qwen3VLTextModel',
+  pretrained: 'Qwen3VLPreTrainedModel',
+  layer: 'Qwen3VLTextDecoderLayer',
+  attention: 'Qwen3VLTextAttention',
+  mlp: 'Qwen3VLTextMLP',
+  norm: 'Qwen3VLTextRMSNorm',
+  rotary: 'Qwen3VLTextRotaryEmbedding',
+  defaults: {
+    vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32,
+    num_key_value_heads: 32, head_dim: 128, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false,
+  },
+  decoder: 'qwen3',
+});
+
+/**
+ * The text config a Qwen-VL text model runs as text only: the causal LM of
+ * its decoder (`qwen2` / `qwen3`). Without images the M-RoPE position rows
+ * (temporal, height, width) are all the token's position, so whichever
+ * section (or interleaved slot) a frequency takes its row from, it rotates by
+ * that position: plain RoPE.
+ */
+function plainRope(decoder: 'qwen2' | 'qwen3'): (text: Record<string, unknown>) => Record<string, unknown> {
+  return (text) => {
+    const rope = (text['rope_parameters'] ?? text['rope_scaling']) as Record<string, unknown> | null | undefined;
+    const plain = rope && (rope['rope_type'] === 'mrope' || rope['type'] === 'mrope') ? { ...rope, rope_type: 'default', type: 'default' } : rope;
+    return { ...text, model_type: decoder, ...(plain ? { rope_parameters: plain, rope_scaling: plain } : {}) };
+  };
+}
 
 const flag = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
 
@@ -216,6 +485,7 @@ export const llavaModel: VisionLanguageModel = {
   projectorBias: true,
   // LlavaConfig: tie_word_embeddings (default false), else the text config's (older checkpoints saved it there).
   tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  stored: 'llava',
   parts: llavaParts,
 };
 
@@ -234,6 +504,7 @@ export const mistral3Model: VisionLanguageModel = {
   projectorBias: false,
   // Mistral3Config: tie_word_embeddings defaults to true (transformers then leaves a stored, different lm_head untied).
   tied: (config) => flag(config['tie_word_embeddings']) ?? true,
+  stored: 'llava',
   parts: mistral3Parts,
 };
 
@@ -249,23 +520,92 @@ export const qwen25VlModel: VisionLanguageModel = {
   flatText: true,
   // Text only, the three M-RoPE position rows are equal, so each frequency section rotates by the same
   // position: plain RoPE. The decoder is Qwen2's (q/k/v biases, no o_proj bias).
-  textOnly: (text) => {
-    const rope = (text['rope_parameters'] ?? text['rope_scaling']) as Record<string, unknown> | null | undefined;
-    const plain = rope && (rope['rope_type'] === 'mrope' || rope['type'] === 'mrope') ? { ...rope, rope_type: 'default', type: 'default' } : rope;
-    return { ...text, model_type: 'qwen2', ...(plain ? { rope_parameters: plain, rope_scaling: plain } : {}) };
-  },
+  textOnly: plainRope('qwen2'),
   visionFallback: {},
   projectorBias: false,
   // Qwen2_5_VLConfig: tie_word_embeddings (default false), else the text config's (pre-v5 saves).
   tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  stored: 'qwen2-vl',
   parts: (m, model, vision) => qwen25VlParts(m, model, vision),
 };
 
+/** `Qwen2VLForConditionalGeneration` (Qwen2-VL 2B / 7B / 72B). */
+export const qwen2VlModel: VisionLanguageModel = {
+  modelType: 'qwen2_vl',
+  cls: 'Qwen2VLForConditionalGeneration',
+  model: 'Qwen2VLModel',
+  pretrained: 'Qwen2VLPreTrainedModel',
+  textType: 'qwen2_vl_text',
+  textFallback: {},
+  textModel: qwen2VlText,
+  flatText: true,
+  textOnly: plainRope('qwen2'),
+  visionFallback: {},
+  projectorBias: false,
+  // Qwen2VLConfig: tie_word_embeddings (default false), else the text config's (pre-v5 saves).
+  tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  stored: 'qwen2-vl',
+  parts: (m, model, vision) => qwen2VlParts(m, model, vision),
+};
+
+/** `Qwen3VLForConditionalGeneration` (Qwen3-VL 2B / 4B / 8B / 32B, dense). */
+export const qwen3VlModel: VisionLanguageModel = {
+  modelType: 'qwen3_vl',
+  cls: 'Qwen3VLForConditionalGeneration',
+  model: 'Qwen3VLModel',
+  pretrained: 'Qwen3VLPreTrainedModel',
+  textType: 'qwen3_vl_text',
+  textFallback: {},
+  textModel: qwen3VlText,
+  // Text only, no deepstack features are added (they exist only for image tokens) and M-RoPE is plain RoPE.
+  textOnly: plainRope('qwen3'),
+  visionFallback: {},
+  projectorBias: false,
+  // Qwen3VLConfig: tie_word_embeddings (default false); a text_config value is not read.
+  tied: (config) => flag(config['tie_word_embeddings']) ?? false,
+  stored: 'as-built',
+  parts: (m, model, vision) => qwen3VlParts(m, model, vision),
+};
+
+/** `Idefics3ForConditionalGeneration` (Idefics3-8B-Llama3): the text model is `model.text_model`. */
+export const idefics3Model: VisionLanguageModel = {
+  modelType: 'idefics3',
+  cls: 'Idefics3ForConditionalGeneration',
+  model: 'Idefics3Model',
+  pretrained: 'Idefics3PreTrainedModel',
+  textType: 'llama',
+  // Idefics3Config's fallback: LlamaConfig with rms_norm_eps 1e-5 (and a pad id outside its vocabulary, which transformers cannot build).
+  textFallback: { rms_norm_eps: 1e-5 },
+  textName: 'text_model',
+  visionFallback: {},
+  projectorBias: false,
+  // Idefics3Config: tie_word_embeddings (default false).
+  tied: (config) => flag(config['tie_word_embeddings']) ?? false,
+  stored: 'as-built',
+  parts: idefics3Parts,
+};
+
+/** `InternVLForConditionalGeneration` (InternVL3 / InternVL3.5 `-hf` checkpoints): the text model is `text_config`'s, default `qwen2`. */
+export const internvlModel: VisionLanguageModel = {
+  modelType: 'internvl',
+  cls: 'InternVLForConditionalGeneration',
+  model: 'InternVLModel',
+  pretrained: 'InternVLPreTrainedModel',
+  textType: 'qwen2',
+  textFallback: {},
+  visionFallback: {},
+  projectorBias: true,
+  // InternVLConfig: tie_word_embeddings defaults to true; a text_config value is not read.
+  tied: (config) => flag(config['tie_word_embeddings']) ?? true,
+  stored: 'llava',
+  parts: internvlParts,
+};
+
 /** Vision-language models in the Llava layout (and Qwen2.5-VL's variant of it) by `model_type`. */
-export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model, qwen25VlModel].map((v) => [v.modelType, v] as const));
+export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model, qwen25VlModel, qwen2VlModel, qwen3VlModel, idefics3Model, internvlModel].map((v) => [v.modelType, v] as const));
 
 /** The vision tower types each Llava-layout model is built with here. */
-const TOWERS: Readonly<Record<string, { readonly type: string; readonly defaults: Readonly<Record<string, unknown>> }>> = {
+const TOWERS: Readonly<Record<string, { readonly type: string; readonly also?: readonly string[]; readonly defaults: Readonly<Record<string, unknown>> }>> = {
   llava: { type: 'clip_vision_model', defaults: CLIP_VISION_DEFAULTS },
   mistral3: { type: 'pixtral', defaults: PIXTRAL_DEFAULTS },
   qwen2_5_vl: {
@@ -273,6 +613,37 @@ const TOWERS: Readonly<Record<string, { readonly type: string; readonly defaults
     defaults: {
       depth: 32, hidden_size: 3584, hidden_act: 'silu', intermediate_size: 3420, num_heads: 16, in_channels: 3, patch_size: 14,
       spatial_merge_size: 2, temporal_patch_size: 2, out_hidden_size: 3584,
+    },
+  },
+  qwen2_vl: {
+    type: 'qwen2_vl_vision',
+    defaults: {
+      depth: 32, embed_dim: 1280, hidden_size: 3584, hidden_act: 'quick_gelu', mlp_ratio: 4, num_heads: 16, in_channels: 3, patch_size: 14,
+      spatial_merge_size: 2, temporal_patch_size: 2,
+    },
+  },
+  qwen3_vl: {
+    type: 'qwen3_vl_vision',
+    // Early Qwen3-VL configs name the vision config "qwen3_vl", which Qwen3VLConfig reads as "qwen3_vl_vision".
+    also: ['qwen3_vl'],
+    defaults: {
+      depth: 27, hidden_size: 1152, hidden_act: 'gelu_pytorch_tanh', intermediate_size: 4304, num_heads: 16, in_channels: 3, patch_size: 16,
+      spatial_merge_size: 2, temporal_patch_size: 2, out_hidden_size: 3584, num_position_embeddings: 2304, deepstack_visual_indexes: [8, 16, 24],
+    },
+  },
+  idefics3: {
+    type: 'idefics3_vision',
+    defaults: {
+      hidden_size: 1152, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 16, num_channels: 3, image_size: 224, patch_size: 32,
+      hidden_act: 'gelu_pytorch_tanh',
+    },
+  },
+  internvl: {
+    type: 'internvl_vision',
+    defaults: {
+      hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, attention_bias: false, use_qk_norm: false, intermediate_size: 4096,
+      hidden_act: 'gelu', projection_dropout: 0, norm_type: 'layer_norm', image_size: [448, 448], patch_size: [14, 14], num_channels: 3,
+      use_mask_token: false, use_absolute_position_embeddings: true, use_mean_pooling: true,
     },
   },
 };
@@ -297,6 +668,6 @@ export function visionLanguageVision(v: VisionLanguageModel, config: Readonly<Re
   const raw = typeof given === 'object' && given !== null ? (given as Record<string, unknown>) : v.visionFallback;
   const tower = TOWERS[v.modelType]!;
   const type = typeof raw['model_type'] === 'string' ? (raw['model_type'] as string) : tower.type;
-  if (type !== tower.type) return { type };
+  if (type !== tower.type && !tower.also?.includes(type)) return { type };
   return { reader: new ConfigReader(raw, tower.defaults, type), type };
 }
