@@ -12,6 +12,7 @@
  * multi-token-prediction layers beyond `num_hidden_layers`; buffers.
  */
 import { error, warning, type Diagnostic } from '../diagnostics.js';
+import { VISION_LANGUAGE } from './architectures/vision-language.js';
 import { treeSize, type ModuleTree } from './module-tree.js';
 import type { MoeFacts } from './moe-facts.js';
 import type { StoredTensor } from './safetensors.js';
@@ -60,10 +61,10 @@ const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> 
     [/\.block_sparse_moe\.router\.layer\.weight$/, '.block_sparse_moe.router.weight'],
   ],
   llama4_text: [[/^language_model\./, '']],
-  llava: LLAVA_RENAMES,
-  mistral3: LLAVA_RENAMES,
-  qwen2_5_vl: QWEN2_VL_RENAMES,
-  qwen2_vl: QWEN2_VL_RENAMES,
+  // Vision-language models, by the conversion mapping their class has.
+  ...Object.fromEntries(
+    [...VISION_LANGUAGE.values()].filter((v) => v.stored !== 'as-built').map((v) => [v.modelType, v.stored === 'llava' ? LLAVA_RENAMES : QWEN2_VL_RENAMES]),
+  ),
 };
 
 function perExpertW123(block: string): (readonly [RegExp, string])[] {
