@@ -100,7 +100,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
       const unsupported = gptqUnsupported(scheme);
       if (unsupported) throw new PlanNotExecutableError(`${name}: ${unsupported}`);
       if (OTHER_TOWER.test(name)) {
-        throw new PlanNotExecutableError(`${name}: apply calibrates text only, through the language model; add the vision tower and projector to the GPTQModifier's ignore list (llm-compressor's examples ignore "re:.*vision_tower.*" and "re:.*multi_modal_projector.*")`);
+        throw new PlanNotExecutableError(`${name}: apply calibrates text only, through the language model; add the vision tower and projector to the GPTQModifier's ignore list (llm-compressor's examples ignore "re:.*vision_tower.*" and "re:.*multi_modal_projector.*", or "re:.*visual.*", or "re:model.vision_model.*" and "re:model.connector.*")`);
       }
       // lm_head is calibrated in the final subgraph (final norm and lm_head), after the last decoder layer.
       if (!/(?:^|\.)layers\.\d+\./.test(name) && !/(?:^|\.)lm_head$/.test(name)) {
@@ -203,8 +203,8 @@ function storedJob(stored: StoredName | undefined, job: ApplyJob): ApplyJob {
   };
 }
 
-/** Modules of a multimodal model outside its language model (which calibration runs through), in Llama 4's and the Llava layout's names. */
-const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_projector|visual)\./;
+/** Modules of a multimodal model outside its language model (which calibration runs through): vision towers, projectors, Idefics3's connector. */
+const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_projector|visual|connector)\./;
 
 /**
  * The recipe's one modifier of `type`, a stage that changes weights before
