@@ -61,8 +61,10 @@ export interface Expansion {
  * builds). `llava` and `mistral3` expand into their
  * `…ForConditionalGeneration` tree (transformers 5's layout: `model.vision_tower`,
  * `model.multi_modal_projector`, `model.language_model` = the `text_config`
- * model's `…Model`, `lm_head` at the root); `qwen2_5_vl` likewise, with
- * `model.visual` and its own text model. `kimi_k2` expands as `deepseek_v3`.
+ * model's `…Model`, `lm_head` at the root); `internvl` likewise; `qwen2_5_vl`,
+ * `qwen2_vl` and `qwen3_vl` with `model.visual` and their own text model;
+ * `idefics3` with `model.vision_model`, `model.connector` and
+ * `model.text_model`. `kimi_k2` expands as `deepseek_v3`.
  */
 export function expandConfig(config: Readonly<Record<string, unknown>>, source = 'config.json'): Result<Expansion | undefined> {
   const declared = config['model_type'];

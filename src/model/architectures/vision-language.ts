@@ -5,14 +5,18 @@
  * `lm_head` at the root. `llava` (CLIP vision tower, two-Linear projector)
  * and `mistral3` (Pixtral vision tower, projector with RMSNorm and patch
  * merger). The text model is any descriptor's, from `text_config`.
- * `qwen2_5_vl` has the same root, `model` and `lm_head`, with `model.visual`
- * (no projector) and its own text model, `Qwen2_5_VLTextModel`.
+ * `qwen2_5_vl`, `qwen2_vl` and `qwen3_vl` have the same root, `model` and
+ * `lm_head`, with `model.visual` (no projector; Qwen3-VL's with deepstack
+ * mergers) and their own text model (`…TextModel`: Qwen2's or Qwen3's
+ * decoder). `idefics3` holds `model.vision_model`, `model.connector` and the
+ * `text_config` model as `model.text_model`; `internvl` is in the Llava
+ * layout with an InternViT tower and a LayerNorm projector.
  */
 import { ACTIVATIONS, gqaAttention, type ModelBuilder } from './blocks.js';
 import { ConfigReader } from './config-reader.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
 
-/** One Llava-layout `model_type`. */
+/** One vision-language `model_type`. */
 export interface VisionLanguageModel {
   readonly modelType: string;
   readonly cls: string;
@@ -601,7 +605,7 @@ export const internvlModel: VisionLanguageModel = {
   parts: internvlParts,
 };
 
-/** Vision-language models in the Llava layout (and Qwen2.5-VL's variant of it) by `model_type`. */
+/** Vision-language models by `model_type`. */
 export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model, qwen25VlModel, qwen2VlModel, qwen3VlModel, idefics3Model, internvlModel].map((v) => [v.modelType, v] as const));
 
 /** The vision tower types each Llava-layout model is built with here. */
