@@ -21,7 +21,7 @@ import { memoryIo } from './memory-io.js';
  * each with the ignore list of llm-compressor's example for it.
  */
 describe('quantc apply matches llm-compressor on gpt-oss, Llama 4 and vision-language models', () => {
-  for (const model of ['gpt_oss', 'llama4', 'llava', 'mistral3', 'qwen2_5_vl', 'qwen2_vl', 'qwen3_vl', 'idefics3', 'internvl']) {
+  for (const model of ['gpt_oss', 'llama4', 'llava', 'mistral3', 'qwen2_5_vl', 'qwen2_vl', 'qwen3_vl', 'qwen3_vl_moe', 'idefics3', 'internvl']) {
     test(`${model} W4A16`, async () => {
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));

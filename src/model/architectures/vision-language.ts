@@ -15,6 +15,7 @@
 import { ACTIVATIONS, gqaAttention, type ModelBuilder } from './blocks.js';
 import { ConfigReader } from './config-reader.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
+import { qwenMlp } from './qwen-moe.js';
 
 /** One vision-language `model_type`. */
 export interface VisionLanguageModel {
@@ -234,30 +235,33 @@ function qwen2VlParts(m: ModelBuilder, model: number, vision: ConfigReader): voi
   m.linear(seq, '2', vision.int('hidden_size'), merged, true);
 }
 
-/** `Qwen3VLVisionModel`: biased 3-D patch convolution, learned position table, LayerNorm blocks, the patch merger and the deepstack mergers. */
-function qwen3VlParts(m: ModelBuilder, model: number, vision: ConfigReader): void {
+/**
+ * `Qwen3VLVisionModel` (Qwen3-VL-MoE's `Qwen3VLMoeVisionModel` under its own prefix): biased 3-D patch
+ * convolution, learned position table, LayerNorm blocks, the patch merger and the deepstack mergers.
+ */
+function qwen3VlParts(m: ModelBuilder, model: number, vision: ConfigReader, prefix = 'Qwen3VL'): void {
   const b = m.b;
-  b.defineClass('Qwen3VLVisionModel', ['Qwen3VLPreTrainedModel', 'PreTrainedModel', 'Module']);
-  b.defineClass('Qwen3VLVisionBlock', ['GradientCheckpointingLayer', 'Module']);
+  b.defineClass(`${prefix}VisionModel`, [`${prefix}PreTrainedModel`, 'PreTrainedModel', 'Module']);
+  b.defineClass(`${prefix}VisionBlock`, ['GradientCheckpointingLayer', 'Module']);
   b.defineClass('Conv3d', ['_ConvNd', 'Module']);
   const h = vision.int('hidden_size');
   const inter = vision.int('intermediate_size');
   const p = side(vision, 'patch_size');
-  const visual = m.module(model, 'visual', 'Qwen3VLVisionModel');
-  const embed = m.module(visual, 'patch_embed', 'Qwen3VLVisionPatchEmbed');
+  const visual = m.module(model, 'visual', `${prefix}VisionModel`);
+  const embed = m.module(visual, 'patch_embed', `${prefix}VisionPatchEmbed`);
   m.module(embed, 'proj', 'Conv3d', [['weight', [h, vision.int('in_channels'), side(vision, 'temporal_patch_size'), p, p]], ['bias', [h]]]);
   m.module(visual, 'pos_embed', 'Embedding', [['weight', [vision.int('num_position_embeddings'), h]]]);
-  m.module(visual, 'rotary_pos_emb', 'Qwen3VLVisionRotaryEmbedding');
+  m.module(visual, 'rotary_pos_emb', `${prefix}VisionRotaryEmbedding`);
   const blocks = m.module(visual, 'blocks', 'ModuleList');
   const hiddenAct = vision.str('hidden_act', 'gelu_pytorch_tanh');
   for (let i = 0; i < vision.int('depth'); i++) {
-    const block = m.module(blocks, String(i), 'Qwen3VLVisionBlock');
+    const block = m.module(blocks, String(i), `${prefix}VisionBlock`);
     m.layerNorm(block, 'norm1', h);
     m.layerNorm(block, 'norm2', h);
-    const attn = m.module(block, 'attn', 'Qwen3VLVisionAttention');
+    const attn = m.module(block, 'attn', `${prefix}VisionAttention`);
     m.linear(attn, 'qkv', 3 * h, h, true);
     m.linear(attn, 'proj', h, h, true);
-    const mlp = m.module(block, 'mlp', 'Qwen3VLVisionMLP');
+    const mlp = m.module(block, 'mlp', `${prefix}VisionMLP`);
     m.linear(mlp, 'linear_fc1', inter, h, true);
     m.linear(mlp, 'linear_fc2', h, inter, true);
     act(m, mlp, 'act_fn', hiddenAct);
@@ -267,7 +271,7 @@ function qwen3VlParts(m: ModelBuilder, model: number, vision: ConfigReader): voi
   const out = vision.int('out_hidden_size');
   // The main merger normalizes each patch before the shuffle; the deepstack mergers normalize after it.
   const merger = (parent: number, name: string, normDim: number): void => {
-    const mm = m.module(parent, name, 'Qwen3VLVisionPatchMerger');
+    const mm = m.module(parent, name, `${prefix}VisionPatchMerger`);
     m.layerNorm(mm, 'norm', normDim);
     m.linear(mm, 'linear_fc1', merged, merged, true);
     m.module(mm, 'act_fn', 'GELU');
@@ -379,6 +383,8 @@ interface QwenVlText {
   readonly defaults: Readonly<Record<string, unknown>>;
   /** Qwen2's decoder (q/k/v biases, head size hidden / heads) or Qwen3's (per-head q/k norms, `attention_bias`, `head_dim`). */
   readonly decoder: 'qwen2' | 'qwen3';
+  /** Qwen3-MoE's sparse blocks (`mlp_only_layers`, `decoder_sparse_step`), with the classes' prefix and block class. */
+  readonly moe?: { readonly prefix: string; readonly blockCls: string };
 }
 
 /** The text model of a Qwen-VL model: Qwen2's or Qwen3's decoder under the VL class names. */
@@ -396,9 +402,10 @@ function qwenVlText(t: QwenVlText): ArchitectureDescriptor {
         ? { ...gqaAttention(m.cfg, t.attention, true, false), headDim: Math.floor(m.hidden / Math.max(1, heads)) }
         : { ...gqaAttention(m.cfg, t.attention, bias, bias), qkNorm: 'head' as const };
       const intermediate = m.cfg.int('intermediate_size');
-      m.causalLm(c, (_, layer) => {
+      m.causalLm(c, (i, layer) => {
         m.attention(layer, 'self_attn', attention, c.norm);
-        m.mlp(layer, 'mlp', intermediate, { cls: t.mlp });
+        if (t.moe) qwenMlp(m, layer, i, { ...t.moe, routerFirst: false, shared: false });
+        else m.mlp(layer, 'mlp', intermediate, { cls: t.mlp });
         m.norm(layer, 'input_layernorm', c.norm, m.hidden);
         m.norm(layer, 'post_attention_layernorm', c.norm, m.hidden);
       });
@@ -460,6 +467,29 @@ const qwen3VlText = qwenVlText({
   decoder: 'qwen3',
 });
 
+/** `Qwen3VLMoeTextModel`: Qwen3-MoE's decoder (fused experts after the router's block position, dense `mlp_only_layers`) under the Qwen3-VL-MoE class names. */
+const qwen3VlMoeText: ArchitectureDescriptor = {
+  ...qwenVlText({
+    modelType: 'qwen3_vl_moe_text',
+    cls: 'Qwen3VLMoeForConditionalGeneration',
+    model: 'Qwen3VLMoeTextModel',
+    pretrained: 'Qwen3VLMoePreTrainedModel',
+    layer: 'Qwen3VLMoeTextDecoderLayer',
+    attention: 'Qwen3VLMoeTextAttention',
+    mlp: 'Qwen3VLMoeTextMLP',
+    norm: 'Qwen3VLMoeTextRMSNorm',
+    rotary: 'Qwen3VLMoeTextRotaryEmbedding',
+    defaults: {
+      vocab_size: 151936, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 24, num_attention_heads: 16,
+      num_key_value_heads: 16, hidden_act: 'silu', tie_word_embeddings: false, attention_bias: false, moe_intermediate_size: 1408,
+      num_experts: 60, num_experts_per_tok: 4, decoder_sparse_step: 1, mlp_only_layers: [],
+    },
+    decoder: 'qwen3',
+    moe: { prefix: 'Qwen3VLMoeText', blockCls: 'Qwen3VLMoeTextSparseMoeBlock' },
+  }),
+  aliases: { num_experts: 'num_local_experts', num_local_experts: 'num_experts' },
+};
+
 /**
  * The text config a Qwen-VL text model runs as text only: the causal LM of
  * its decoder (`qwen2` / `qwen3`). Without images the M-RoPE position rows
@@ -467,7 +497,7 @@ const qwen3VlText = qwenVlText({
  * section (or interleaved slot) a frequency takes its row from, it rotates by
  * that position: plain RoPE.
  */
-function plainRope(decoder: 'qwen2' | 'qwen3'): (text: Record<string, unknown>) => Record<string, unknown> {
+function plainRope(decoder: 'qwen2' | 'qwen3' | 'qwen3_moe'): (text: Record<string, unknown>) => Record<string, unknown> {
   return (text) => {
     const rope = (text['rope_parameters'] ?? text['rope_scaling']) as Record<string, unknown> | null | undefined;
     const plain = rope && (rope['rope_type'] === 'mrope' || rope['type'] === 'mrope') ? { ...rope, rope_type: 'default', type: 'default' } : rope;
@@ -571,6 +601,25 @@ export const qwen3VlModel: VisionLanguageModel = {
   parts: (m, model, vision) => qwen3VlParts(m, model, vision),
 };
 
+/** `Qwen3VLMoeForConditionalGeneration` (Qwen3-VL-30B-A3B, Qwen3-VL-235B-A22B). */
+export const qwen3VlMoeModel: VisionLanguageModel = {
+  modelType: 'qwen3_vl_moe',
+  cls: 'Qwen3VLMoeForConditionalGeneration',
+  model: 'Qwen3VLMoeModel',
+  pretrained: 'Qwen3VLMoePreTrainedModel',
+  textType: 'qwen3_vl_moe_text',
+  textFallback: {},
+  textModel: qwen3VlMoeText,
+  // Text only, as Qwen3-VL: Qwen3-MoE's decoder with plain RoPE.
+  textOnly: plainRope('qwen3_moe'),
+  visionFallback: {},
+  projectorBias: false,
+  // Qwen3VLMoeConfig: tie_word_embeddings (default false); the text config's own default (true) is not read.
+  tied: (config) => flag(config['tie_word_embeddings']) ?? false,
+  stored: 'as-built',
+  parts: (m, model, vision) => qwen3VlParts(m, model, vision, 'Qwen3VLMoe'),
+};
+
 /** `Idefics3ForConditionalGeneration` (Idefics3-8B-Llama3): the text model is `model.text_model`. */
 export const idefics3Model: VisionLanguageModel = {
   modelType: 'idefics3',
@@ -606,7 +655,7 @@ export const internvlModel: VisionLanguageModel = {
 };
 
 /** Vision-language models by `model_type`. */
-export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model, qwen25VlModel, qwen2VlModel, qwen3VlModel, idefics3Model, internvlModel].map((v) => [v.modelType, v] as const));
+export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model, qwen25VlModel, qwen2VlModel, qwen3VlModel, qwen3VlMoeModel, idefics3Model, internvlModel].map((v) => [v.modelType, v] as const));
 
 /** The vision tower types each Llava-layout model is built with here. */
 const TOWERS: Readonly<Record<string, { readonly type: string; readonly also?: readonly string[]; readonly defaults: Readonly<Record<string, unknown>> }>> = {
@@ -630,6 +679,15 @@ const TOWERS: Readonly<Record<string, { readonly type: string; readonly also?: r
     type: 'qwen3_vl_vision',
     // Early Qwen3-VL configs name the vision config "qwen3_vl", which Qwen3VLConfig reads as "qwen3_vl_vision".
     also: ['qwen3_vl'],
+    defaults: {
+      depth: 27, hidden_size: 1152, hidden_act: 'gelu_pytorch_tanh', intermediate_size: 4304, num_heads: 16, in_channels: 3, patch_size: 16,
+      spatial_merge_size: 2, temporal_patch_size: 2, out_hidden_size: 3584, num_position_embeddings: 2304, deepstack_visual_indexes: [8, 16, 24],
+    },
+  },
+  qwen3_vl_moe: {
+    type: 'qwen3_vl_moe_vision',
+    // Early configs name the vision config "qwen3_vl_moe", which Qwen3VLMoeConfig reads as "qwen3_vl_moe_vision".
+    also: ['qwen3_vl_moe'],
     defaults: {
       depth: 27, hidden_size: 1152, hidden_act: 'gelu_pytorch_tanh', intermediate_size: 4304, num_heads: 16, in_channels: 3, patch_size: 16,
       spatial_merge_size: 2, temporal_patch_size: 2, out_hidden_size: 3584, num_position_embeddings: 2304, deepstack_visual_indexes: [8, 16, 24],
