@@ -21,6 +21,7 @@ const NAMES: Record<string, { model: string; head: string }> = {
   qwen2_vl: { model: 'model', head: 'lm_head' },
   // No mapping: the in-memory names.
   qwen3_vl: { model: 'model.language_model', head: 'lm_head' },
+  qwen3_vl_moe: { model: 'model.language_model', head: 'lm_head' },
   idefics3: { model: 'model.text_model', head: 'lm_head' },
 };
 
@@ -31,14 +32,15 @@ const NAMES: Record<string, { model: string; head: string }> = {
  * (Mistral 3 and InternVL tied: no head of their own);
  * Qwen2_5_VLForConditionalGeneration and Qwen2VLForConditionalGeneration
  * through their Qwen2 decoder and Qwen3VLForConditionalGeneration (tied)
- * through its Qwen3 decoder (text only, M-RoPE is plain RoPE and deepstack
- * adds nothing); Idefics3ForConditionalGeneration through its llama
+ * through its Qwen3 decoder, Qwen3VLMoeForConditionalGeneration through its
+ * Qwen3-MoE decoder (text only, M-RoPE is plain RoPE and deepstack adds
+ * nothing); Idefics3ForConditionalGeneration through its llama
  * `model.text_model`: perplexity as transformers 5.17 computes it in float32
  * on token ids only, for the base checkpoint and for llm-compressor's W4A16
  * output.
  */
 describe('vision-language checkpoints run text-only through their language model', () => {
-  for (const model of ['llava', 'mistral3', 'qwen2_5_vl', 'qwen2_vl', 'qwen3_vl', 'idefics3', 'internvl']) {
+  for (const model of ['llava', 'mistral3', 'qwen2_5_vl', 'qwen2_vl', 'qwen3_vl', 'qwen3_vl_moe', 'idefics3', 'internvl']) {
     for (const variant of ['base', 'W4A16']) {
       test(`${model} ${variant}`, async () => {
         const refs = JSON.parse(await readFile(join(CALIBRATION, 'multimodal.json'), 'utf8')) as Refs;

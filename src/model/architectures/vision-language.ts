@@ -610,8 +610,8 @@ export const qwen3VlMoeModel: VisionLanguageModel = {
   textType: 'qwen3_vl_moe_text',
   textFallback: {},
   textModel: qwen3VlMoeText,
-  // Text only, as Qwen3-VL: Qwen3-MoE's decoder with plain RoPE.
-  textOnly: plainRope('qwen3_moe'),
+  // Text only, as Qwen3-VL: Qwen3-MoE's decoder with plain RoPE; its router always renormalizes the top-k weights.
+  textOnly: (text) => ({ ...plainRope('qwen3_moe')(text), norm_topk_prob: true }),
   visionFallback: {},
   projectorBias: false,
   // Qwen3VLMoeConfig: tie_word_embeddings (default false); the text config's own default (true) is not read.
