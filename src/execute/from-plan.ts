@@ -135,10 +135,16 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     const transposed = r.layout.isTransposed;
     const hasBias = r.layout.hasBias;
     const bias = (tensor: string): { bias?: string } => (hasBias ? { bias: `${tensor}_bias` } : {});
+    // The in-memory shapes (the plan's tree holds the unpacked experts instead).
+    const e = r.experts.count;
+    const x = r.expert;
+    const upOut = x ? (r.layout.hasGate ? 2 : 1) * x.intermediate : 0;
+    const upShape = x ? { shape: transposed ? [e, x.hidden, upOut] : [e, upOut, x.hidden] } : {};
+    const downShape = x ? { shape: transposed ? [e, x.intermediate, x.hidden] : [e, x.hidden, x.intermediate] } : {};
     // llm-compressor splits gate_up_proj into halves even where gate and up interleave (gpt-oss).
-    if (r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'], ...bias(`${expertsModule}.gate_up_proj`) });
-    else fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'], ...bias(`${expertsModule}.up_proj`) });
-    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'], ...bias(`${expertsModule}.down_proj`) });
+    if (r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'], ...bias(`${expertsModule}.gate_up_proj`), ...upShape });
+    else fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'], ...bias(`${expertsModule}.up_proj`), ...upShape });
+    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'], ...bias(`${expertsModule}.down_proj`), ...downShape });
   }
   const offsetNorms = offsetNormTensors(tree);
   return storedJob(options.storedName, {
