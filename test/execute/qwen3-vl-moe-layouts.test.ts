@@ -4,7 +4,7 @@
  * and transformers transposes a tensor whose shape differs from the
  * parameter's on load (`Transpose(1, 2, check_dims=True)`); `save_pretrained`
  * of a model built in memory keeps `[E, 2I, H]`. Both load to the same model,
- * so the data-free checkpoint, the text-only perplexity and a GPTQ run must
+ * so the data-free checkpoint, the text-only perplexity and GPTQ and AWQ runs must
  * not depend on the layout. The fixture has `H = I`, where `down_proj` looks
  * the same either way (transformers then reads it as stored), so only
  * `gate_up_proj` is transposed here.
@@ -80,8 +80,11 @@ describe('Qwen3-VL-MoE with its experts stored as published', () => {
     }
   });
 
-  test('GPTQ through the language model gives the same checkpoint from either layout', async () => {
-    const recipe = 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: ["re:.*lm_head", "re:.*visual.*", "re:.*mlp.gate$"]\n';
+  test.each([
+    ['GPTQ', 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: ["re:.*lm_head", "re:.*visual.*"]\n'],
+    // The MoE block is AWQ's parent for post_attention_layernorm → the experts' gate/up_proj (renormalized softmax top-k).
+    ['AWQ', 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: ["re:.*lm_head", "re:.*visual.*"]\n'],
+  ])('%s through the language model gives the same checkpoint from either layout', async (_, recipe) => {
     const memory = await unpackModel(join(DATAFREE, 'qwen3_vl_moe', 'base'));
     await copyFile(join(CALIBRATION, 'tokenizer.json'), join(memory, 'tokenizer.json'));
     const a = await apply(memory, recipe, true);
