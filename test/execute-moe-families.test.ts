@@ -17,7 +17,9 @@ import { memoryIo } from './memory-io.js';
  * recipe.yaml through the planner, every tensor and the config equal to its
  * data-free checkpoint. Qwen2.5-VL and Qwen2-VL store `model.…` and
  * `visual.…`, InternVL stores the Llava layout's names (tied by default),
- * Qwen3-VL (tied here) and Idefics3 (`model.text_model`) the in-memory names;
+ * Qwen3-VL (tied here), Qwen3-VL-MoE (experts written per expert, as
+ * llm-compressor linearizes them) and Idefics3 (`model.text_model`) the
+ * in-memory names;
  * each with the ignore list of llm-compressor's example for it.
  */
 describe('quantc apply matches llm-compressor on gpt-oss, Llama 4 and vision-language models', () => {

@@ -62,7 +62,8 @@ export interface Expansion {
  * `…ForConditionalGeneration` tree (transformers 5's layout: `model.vision_tower`,
  * `model.multi_modal_projector`, `model.language_model` = the `text_config`
  * model's `…Model`, `lm_head` at the root); `internvl` likewise; `qwen2_5_vl`,
- * `qwen2_vl` and `qwen3_vl` with `model.visual` and their own text model;
+ * `qwen2_vl`, `qwen3_vl` and `qwen3_vl_moe` with `model.visual` and their own
+ * text model;
  * `idefics3` with `model.vision_model`, `model.connector` and
  * `model.text_model`. `kimi_k2` expands as `deepseek_v3`.
  */

@@ -5,10 +5,10 @@
  * `lm_head` at the root. `llava` (CLIP vision tower, two-Linear projector)
  * and `mistral3` (Pixtral vision tower, projector with RMSNorm and patch
  * merger). The text model is any descriptor's, from `text_config`.
- * `qwen2_5_vl`, `qwen2_vl` and `qwen3_vl` have the same root, `model` and
- * `lm_head`, with `model.visual` (no projector; Qwen3-VL's with deepstack
- * mergers) and their own text model (`…TextModel`: Qwen2's or Qwen3's
- * decoder). `idefics3` holds `model.vision_model`, `model.connector` and the
+ * `qwen2_5_vl`, `qwen2_vl`, `qwen3_vl` and `qwen3_vl_moe` have the same root,
+ * `model` and `lm_head`, with `model.visual` (no projector; Qwen3-VL's with
+ * deepstack mergers) and their own text model (`…TextModel`: Qwen2's,
+ * Qwen3's or Qwen3-MoE's decoder). `idefics3` holds `model.vision_model`, `model.connector` and the
  * `text_config` model as `model.text_model`; `internvl` is in the Llava
  * layout with an InternViT tower and a LayerNorm projector.
  */
