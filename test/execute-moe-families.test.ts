@@ -15,10 +15,15 @@ import { memoryIo } from './memory-io.js';
  * names the stored modules, and a tied Mistral 3 is re-tied in text_config):
  * llm-compressor's own
  * recipe.yaml through the planner, every tensor and the config equal to its
- * data-free checkpoint.
+ * data-free checkpoint. Qwen2.5-VL and Qwen2-VL store `model.…` and
+ * `visual.…`, InternVL stores the Llava layout's names (tied by default),
+ * Qwen3-VL (tied here), Qwen3-VL-MoE (experts written per expert, as
+ * llm-compressor linearizes them) and Idefics3 (`model.text_model`) the
+ * in-memory names;
+ * each with the ignore list of llm-compressor's example for it.
  */
-describe('quantc apply matches llm-compressor on gpt-oss, Llama 4, Llava and Mistral 3', () => {
-  for (const model of ['gpt_oss', 'llama4', 'llava', 'mistral3', 'qwen2_5_vl']) {
+describe('quantc apply matches llm-compressor on gpt-oss, Llama 4 and vision-language models', () => {
+  for (const model of ['gpt_oss', 'llama4', 'llava', 'mistral3', 'qwen2_5_vl', 'qwen2_vl', 'qwen3_vl', 'qwen3_vl_moe', 'idefics3', 'internvl']) {
     test(`${model} W4A16`, async () => {
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));

@@ -100,7 +100,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
       const unsupported = gptqUnsupported(scheme);
       if (unsupported) throw new PlanNotExecutableError(`${name}: ${unsupported}`);
       if (OTHER_TOWER.test(name)) {
-        throw new PlanNotExecutableError(`${name}: apply calibrates text only, through the language model; add the vision tower and projector to the GPTQModifier's ignore list (llm-compressor's examples ignore "re:.*vision_tower.*" and "re:.*multi_modal_projector.*")`);
+        throw new PlanNotExecutableError(`${name}: apply calibrates text only, through the language model; add the vision tower and projector to the GPTQModifier's ignore list (llm-compressor's examples ignore "re:.*vision_tower.*" and "re:.*multi_modal_projector.*", or "re:.*visual.*", or "re:model.vision_model.*" and "re:model.connector.*")`);
       }
       // lm_head is calibrated in the final subgraph (final norm and lm_head), after the last decoder layer.
       if (!/(?:^|\.)layers\.\d+\./.test(name) && !/(?:^|\.)lm_head$/.test(name)) {
@@ -135,10 +135,16 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     const transposed = r.layout.isTransposed;
     const hasBias = r.layout.hasBias;
     const bias = (tensor: string): { bias?: string } => (hasBias ? { bias: `${tensor}_bias` } : {});
+    // The in-memory shapes (the plan's tree holds the unpacked experts instead).
+    const e = r.experts.count;
+    const x = r.expert;
+    const upOut = x ? (r.layout.hasGate ? 2 : 1) * x.intermediate : 0;
+    const upShape = x ? { shape: transposed ? [e, x.hidden, upOut] : [e, upOut, x.hidden] } : {};
+    const downShape = x ? { shape: transposed ? [e, x.intermediate, x.hidden] : [e, x.hidden, x.intermediate] } : {};
     // llm-compressor splits gate_up_proj into halves even where gate and up interleave (gpt-oss).
-    if (r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'], ...bias(`${expertsModule}.gate_up_proj`) });
-    else fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'], ...bias(`${expertsModule}.up_proj`) });
-    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'], ...bias(`${expertsModule}.down_proj`) });
+    if (r.layout.hasGate) fusedExperts.push({ tensor: `${expertsModule}.gate_up_proj`, expertsModule, transposed, projections: ['gate_proj', 'up_proj'], ...bias(`${expertsModule}.gate_up_proj`), ...upShape });
+    else fusedExperts.push({ tensor: `${expertsModule}.up_proj`, expertsModule, transposed, projections: ['up_proj'], ...bias(`${expertsModule}.up_proj`), ...upShape });
+    fusedExperts.push({ tensor: `${expertsModule}.down_proj`, expertsModule, transposed, projections: ['down_proj'], ...bias(`${expertsModule}.down_proj`), ...downShape });
   }
   const offsetNorms = offsetNormTensors(tree);
   return storedJob(options.storedName, {
@@ -203,8 +209,8 @@ function storedJob(stored: StoredName | undefined, job: ApplyJob): ApplyJob {
   };
 }
 
-/** Modules of a multimodal model outside its language model (which calibration runs through), in Llama 4's and the Llava layout's names. */
-const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_projector|visual)\./;
+/** Modules of a multimodal model outside its language model (which calibration runs through): vision towers, projectors, Idefics3's connector. */
+const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_projector|visual|connector)\./;
 
 /**
  * The recipe's one modifier of `type`, a stage that changes weights before

@@ -38,8 +38,14 @@ export interface FusedExpertsParam {
   readonly tensor: string;
   /** Experts module prefix of the unpacked names, e.g. `model.layers.1.mlp.experts`. */
   readonly expertsModule: string;
-  /** Whether each expert slice is stored `[in, out]` (transposed) rather than `[out, in]`. */
+  /** Whether each expert slice is `[in, out]` (transposed) rather than `[out, in]` in memory. */
   readonly transposed: boolean;
+  /**
+   * The parameter's in-memory shape `[E, d1, d2]`. A checkpoint storing it
+   * as `[E, d2, d1]` instead is read transposed, as transformers' `Transpose(1, 2,
+   * check_dims=True)` conversion does (Qwen3-VL-MoE as published).
+   */
+  readonly shape?: readonly number[];
   /** Projections in slice order along the output dimension, e.g. `['gate_proj', 'up_proj']`. */
   readonly projections: readonly string[];
   /** The fused bias `[E, out]` sliced the same way (gpt-oss's `gate_up_proj_bias`), written per expert as `<projection>.bias`. */

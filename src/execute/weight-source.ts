@@ -76,6 +76,18 @@ export function fusedEntry(index: CheckpointIndex, param: FusedExpertsParam): Te
   return index.tensors.get(param.tensor) ?? (/\.block_sparse_moe\./.test(stored) ? index.tensors.get(stored) : undefined);
 }
 
+/**
+ * The fused parameter as its checkpoint stores it: transposed relative to
+ * memory when the stored shape is the in-memory shape with its last two
+ * dimensions swapped (transformers' `Transpose(1, 2, check_dims=True)`
+ * transposes exactly when the shapes differ).
+ */
+export function storedTransposition(param: FusedExpertsParam, stored: readonly number[]): FusedExpertsParam {
+  const m = param.shape;
+  if (!m || m.length !== 3 || stored.length !== 3 || (stored[1] === m[1] && stored[2] === m[2])) return param;
+  return stored[0] === m[0] && stored[1] === m[2] && stored[2] === m[1] ? { ...param, transposed: !param.transposed } : param;
+}
+
 /** Finds the weight of `module`, or null when the checkpoint has none. */
 export function resolveWeight(index: CheckpointIndex, module: string, fused: readonly FusedExpertsParam[]): WeightSource | null {
   const direct = index.tensors.get(`${module}.weight`);
@@ -94,9 +106,10 @@ export function resolveWeight(index: CheckpointIndex, module: string, fused: rea
     const expert = Number(expertText);
     const [e, d1, d2] = entry.shape as [number, number, number];
     if (expert >= e) continue;
-    const [outDim, inDim] = param.transposed ? [d2, d1] : [d1, d2];
+    const stored = storedTransposition(param, entry.shape);
+    const [outDim, inDim] = stored.transposed ? [d2, d1] : [d1, d2];
     const rows = outDim / param.projections.length;
-    return { entry, dtype: entry.dtype, shape: [rows, inDim], fused: { param, expert, projection } };
+    return { entry, dtype: entry.dtype, shape: [rows, inDim], fused: { param: stored, expert, projection } };
   }
   return null;
 }

@@ -12,6 +12,7 @@
  * multi-token-prediction layers beyond `num_hidden_layers`; buffers.
  */
 import { error, warning, type Diagnostic } from '../diagnostics.js';
+import { VISION_LANGUAGE } from './architectures/vision-language.js';
 import { treeSize, type ModuleTree } from './module-tree.js';
 import type { MoeFacts } from './moe-facts.js';
 import type { StoredTensor } from './safetensors.js';
@@ -44,6 +45,12 @@ const LLAVA_RENAMES: readonly (readonly [RegExp, string])[] = [
   [/^multi_modal_projector\./, 'model.multi_modal_projector.'],
 ];
 
+/** transformers' `Qwen2VLForConditionalGeneration` conversion mapping (Qwen2-VL, Qwen2.5-VL). */
+const QWEN2_VL_RENAMES: readonly (readonly [RegExp, string])[] = [
+  [/^visual\./, 'model.visual.'],
+  [/^model\.(?!language_model\.|visual\.)/, 'model.language_model.'],
+];
+
 /** Checkpoint-name → in-memory-name rewrites transformers applies on load, per model type. */
 const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> = {
   mixtral: perExpertW123('mlp'),
@@ -54,13 +61,19 @@ const RENAMES: Readonly<Record<string, readonly (readonly [RegExp, string])[]>> 
     [/\.block_sparse_moe\.router\.layer\.weight$/, '.block_sparse_moe.router.weight'],
   ],
   llama4_text: [[/^language_model\./, '']],
-  llava: LLAVA_RENAMES,
-  mistral3: LLAVA_RENAMES,
-  qwen2_5_vl: [
-    [/^visual\./, 'model.visual.'],
-    [/^model\.(?!language_model\.|visual\.)/, 'model.language_model.'],
-  ],
+  // Vision-language models, by the conversion mapping their class has.
+  ...Object.fromEntries(
+    [...VISION_LANGUAGE.values()].filter((v) => v.stored !== 'as-built').map((v) => [v.modelType, v.stored === 'llava' ? LLAVA_RENAMES : QWEN2_VL_RENAMES]),
+  ),
 };
+
+/**
+ * Model types whose conversion mapping transposes fused experts on load when
+ * their stored shape is the parameter's with the last two dimensions swapped
+ * (`Transpose(1, 2, check_dims=True)`: published Qwen3-VL-MoE checkpoints
+ * store `gate_up_proj [E, H, 2I]`, `down_proj [E, I, H]`).
+ */
+const TRANSPOSED_FUSED: ReadonlySet<string> = new Set(['qwen3_vl_moe']);
 
 function perExpertW123(block: string): (readonly [RegExp, string])[] {
   return [
@@ -152,7 +165,9 @@ export function crossCheck(input: CrossCheckInput): { info: CheckpointInfo; diag
     const want = expected.get(name);
     if (want) {
       found.add(name);
-      if (experts.has(name.slice(0, name.lastIndexOf('.')))) fused = true;
+      const isFused = experts.has(name.slice(0, name.lastIndexOf('.')));
+      if (isFused) fused = true;
+      if (isFused && TRANSPOSED_FUSED.has(input.modelType) && t.shape && sameShape(t.shape, [want[0]!, want[2]!, want[1]!])) continue;
       if (!packed && t.shape && !sameShape(t.shape, want)) mismatches.push(`"${stored}" is ${fmt(t.shape)} in the checkpoint but ${fmt(want)} in the model`);
       continue;
     }

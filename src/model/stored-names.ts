@@ -9,7 +9,8 @@
  * `ignore` list the same way. A rename applies only where the loaded
  * checkpoint matched it: a tied `lm_head` that was never stored stays
  * `lm_head`, and a checkpoint already in the in-memory layout keeps it.
- * Qwen2.5-VL stores `model.X` (its language model) and `visual.X`.
+ * Qwen2-VL and Qwen2.5-VL store `model.X` (their language model) and
+ * `visual.X`; Qwen3-VL has no mapping and stores the in-memory names.
  */
 import { VISION_LANGUAGE } from './architectures/vision-language.js';
 
@@ -20,9 +21,10 @@ const IDENTITY: StoredName = (name) => name;
 
 /** How the checkpoint holding `has`'s tensors names the modules of a `modelType` tree (the tree's declared `model_type`). */
 export function storedNames(modelType: string | undefined, has: (tensor: string) => boolean): StoredName {
-  if (modelType === undefined || !VISION_LANGUAGE.has(modelType)) return IDENTITY;
-  if (modelType === 'qwen2_5_vl') {
-    // transformers' Qwen2.5-VL renames: `model.X` → `model.language_model.X`, `visual.X` → `model.visual.X`.
+  const vlm = modelType === undefined ? undefined : VISION_LANGUAGE.get(modelType);
+  if (!vlm || vlm.stored === 'as-built') return IDENTITY;
+  if (vlm.stored === 'qwen2-vl') {
+    // transformers' Qwen2-VL renames (Qwen2.5-VL's too): `model.X` → `model.language_model.X`, `visual.X` → `model.visual.X`.
     if (!has('model.embed_tokens.weight')) return IDENTITY;
     return (name) => name.replace(/^model\.language_model(?=\.|$)/, 'model').replace(/^model\.visual(?=\.|$)/, 'visual');
   }

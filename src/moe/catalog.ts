@@ -256,6 +256,18 @@ export const MOE_CATALOG: readonly CatalogEntry[] = [
     llmCompressor: linearized(legacy('CalibrationQwen3MoeSparseMoeBlock', false, false)),
   },
   {
+    // Its router always renormalizes the top-k weights (no norm_topk_prob).
+    blockClass: 'Qwen3VLMoeTextSparseMoeBlock',
+    modelTypes: ['qwen3_vl_moe'],
+    router: softmaxRouter('Qwen3VLMoeTextTopKRouter', 'always'),
+    experts: experts('Qwen3VLMoeTextExperts'),
+    sharedExperts: [],
+    config: keys(['num_experts', 'num_local_experts'], 'moe_intermediate_size'),
+    rewrite: 'unpack-fused-experts',
+    permanent: true,
+    llmCompressor: linearized(legacy('CalibrateQwen3VLMoeTextSparseMoeBlock', true, true)),
+  },
+  {
     blockClass: 'Qwen3NextSparseMoeBlock',
     modelTypes: ['qwen3_next'],
     router: softmaxRouter('Qwen3NextTopKRouter', 'config:norm_topk_prob'),

@@ -10,6 +10,7 @@ const REQUIRED = [
   'Qwen2MoeSparseMoeBlock',
   'Qwen3MoeSparseMoeBlock',
   'Qwen3NextSparseMoeBlock',
+  'Qwen3VLMoeTextSparseMoeBlock',
   'MixtralSparseMoeBlock',
   'DeepseekV3MoE',
   'Glm4MoeMoE',

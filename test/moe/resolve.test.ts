@@ -234,14 +234,14 @@ describe('fused experts classes transformers knows', () => {
   };
 
   it('resolve by experts class when the block class is not in the catalog', () => {
-    const tree = block('Qwen3VLMoeTextSparseMoeBlock', 'Qwen3VLMoeTextExperts', [
+    const tree = block('Qwen3_5MoeSparseMoeBlock', 'Qwen3_5MoeExperts', [
       ['gate_up_proj', [4, 16, 16]],
       ['down_proj', [4, 16, 8]],
     ]);
     const { value, diagnostics } = resolveMoeRewrites(tree, settings());
     expect(diagnostics).toEqual([]);
     expect(value.rewrites.map((r) => [r.class, r.source, r.rewrite, r.linearExpertsClass, r.entry])).toEqual([
-      ['Qwen3VLMoeTextSparseMoeBlock', 'builtin', 'unpack-fused-experts', 'LinearExperts2D', undefined],
+      ['Qwen3_5MoeSparseMoeBlock', 'builtin', 'unpack-fused-experts', 'LinearExperts2D', undefined],
     ]);
     expect(legacyReplaced(value)).toEqual([]);
   });

@@ -14,7 +14,7 @@ import type { ParentKind } from './search-graph.js';
 
 /**
  * MoE block classes whose forward the search graph computes, by router:
- * softmax top-k (Qwen3-MoE, OLMoE, Mixtral — always renormalized — and
+ * softmax top-k (Qwen3-MoE, Qwen3-VL-MoE's text model, OLMoE, Mixtral — always renormalized — and
  * Qwen2-MoE and Qwen3-Next with their sigmoid-gated shared expert), sigmoid scores with
  * `e_score_correction_bias` and group-limited top-k plus shared experts
  * (GLM-4.5's, DeepSeek-V3's, GLM-4.7-Flash's), Llama 4's sigmoid of the top-k
@@ -24,6 +24,7 @@ import type { ParentKind } from './search-graph.js';
  */
 export const SEARCHABLE_MOE_BLOCKS: ReadonlyMap<string, MoeRouterFamily> = new Map([
   ['Qwen3MoeSparseMoeBlock', 'softmax'],
+  ['Qwen3VLMoeTextSparseMoeBlock', 'softmax'],
   ['OlmoeSparseMoeBlock', 'softmax'],
   ['MixtralSparseMoeBlock', 'softmax'],
   ['Qwen2MoeSparseMoeBlock', 'softmax'],

@@ -102,11 +102,14 @@ export function languageModelConfig(raw: Record<string, unknown>): Record<string
  * Where a checkpoint stores the causal LM: under `language_model.model` /
  * `language_model.lm_head` (Llama 4, and Llava-layout models as published and
  * as transformers saves them), under `model.language_model` / `lm_head`
- * (Llava-layout models in transformers 5's in-memory names), else a causal LM's.
+ * (Llava-layout models in transformers 5's in-memory names, Qwen3-VL), under
+ * `model.text_model` / `lm_head` (Idefics3), else a causal LM's (Qwen2-VL,
+ * Qwen2.5-VL).
  */
 export function languageModelNames(has: (tensor: string) => boolean): LanguageModelNames {
   if (has('language_model.model.embed_tokens.weight')) return { model: 'language_model.model', head: 'language_model.lm_head' };
   if (has('model.language_model.embed_tokens.weight')) return { model: 'model.language_model', head: 'lm_head' };
+  if (has('model.text_model.embed_tokens.weight')) return { model: 'model.text_model', head: 'lm_head' };
   return CAUSAL_LM_NAMES;
 }
 

@@ -51,6 +51,12 @@ function transposeInto(src: Float32Array, srcOffset: number, rows: number, cols:
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[offset + c * rows + r] = src[srcOffset + r * cols + c]!;
 }
 
+/** Whether the fused tensor `name` is stored `[E, cols, rows]` rather than the in-memory `[E, rows, cols]`. */
+function swapped(w: WeightReader, name: string, rows: number, cols: number): boolean {
+  const shape = w.index.tensors.get(name)?.shape;
+  return shape !== undefined && shape.length === 3 && !(shape[1] === rows && shape[2] === cols) && shape[1] === cols && shape[2] === rows;
+}
+
 /**
  * Reads the experts of MoE module `m` (`model.layers.N.mlp`): the fused
  * transformers 5 tensors `experts.gate_up_proj [E, 2I, H]` and
@@ -67,12 +73,26 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
   // GraniteMoE checkpoints store the same fused layout as `input_linear` / `output_linear`.
   const fused = [`${m}.experts.gate_up_proj`, `${m}.input_linear.weight`].find((t) => w.has(t));
   if (fused) {
+    const downName = fused.endsWith('.input_linear.weight') ? `${m}.output_linear.weight` : `${m}.experts.down_proj`;
     const gu = await w.slice(fused, start, experts);
-    const dn = await w.slice(fused.endsWith('.input_linear.weight') ? `${m}.output_linear.weight` : `${m}.experts.down_proj`, start, experts);
+    const dn = await w.slice(downName, start, experts);
+    // Stored `[E, H, 2I]` / `[E, I, H]` (Qwen3-VL-MoE as published) where memory holds `[E, 2I, H]` / `[E, H, I]`:
+    // transformers transposes a fused tensor whose shape differs from the parameter's.
+    const guSwapped = swapped(w, fused, 2 * inter, hidden);
+    const dnSwapped = swapped(w, downName, hidden, inter);
     for (let e = 0; e < experts; e++) {
-      transposeInto(gu, e * 2 * slab, inter, hidden, gate, e * slab);
-      transposeInto(gu, e * 2 * slab + slab, inter, hidden, up, e * slab);
-      transposeInto(dn, e * slab, hidden, inter, down, e * slab);
+      if (guSwapped) {
+        for (let h = 0; h < hidden; h++) {
+          const row = e * 2 * slab + h * 2 * inter;
+          gate.set(gu.subarray(row, row + inter), e * slab + h * inter);
+          up.set(gu.subarray(row + inter, row + 2 * inter), e * slab + h * inter);
+        }
+      } else {
+        transposeInto(gu, e * 2 * slab, inter, hidden, gate, e * slab);
+        transposeInto(gu, e * 2 * slab + slab, inter, hidden, up, e * slab);
+      }
+      if (dnSwapped) down.set(dn.subarray(e * slab, (e + 1) * slab), e * slab);
+      else transposeInto(dn, e * slab, hidden, inter, down, e * slab);
     }
     return { names: STANDARD_NAMES, experts, hidden, inter, gate, up, down };
   }

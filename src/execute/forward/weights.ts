@@ -12,7 +12,7 @@ import type { Bf16Matrix } from './ops.js';
 
 /** Where a checkpoint stores the causal LM's base model and head. */
 export interface LanguageModelNames {
-  /** The base model (embed_tokens, layers, norm): `model`, `language_model.model` (Llama 4, stored Llava-layout models) or `model.language_model`. */
+  /** The base model (embed_tokens, layers, norm): `model`, `language_model.model` (Llama 4, stored Llava-layout models), `model.language_model` or `model.text_model` (Idefics3). */
   readonly model: string;
   /** The output head: `lm_head` or `language_model.lm_head`. */
   readonly head: string;

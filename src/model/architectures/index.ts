@@ -61,8 +61,11 @@ export interface Expansion {
  * builds). `llava` and `mistral3` expand into their
  * `…ForConditionalGeneration` tree (transformers 5's layout: `model.vision_tower`,
  * `model.multi_modal_projector`, `model.language_model` = the `text_config`
- * model's `…Model`, `lm_head` at the root); `qwen2_5_vl` likewise, with
- * `model.visual` and its own text model. `kimi_k2` expands as `deepseek_v3`.
+ * model's `…Model`, `lm_head` at the root); `internvl` likewise; `qwen2_5_vl`,
+ * `qwen2_vl`, `qwen3_vl` and `qwen3_vl_moe` with `model.visual` and their own
+ * text model;
+ * `idefics3` with `model.vision_model`, `model.connector` and
+ * `model.text_model`. `kimi_k2` expands as `deepseek_v3`.
  */
 export function expandConfig(config: Readonly<Record<string, unknown>>, source = 'config.json'): Result<Expansion | undefined> {
   const declared = config['model_type'];
@@ -144,13 +147,13 @@ export function isConditionalGeneration(config: Readonly<Record<string, unknown>
 function visionLanguageParts(m: ModelBuilder, v: VisionLanguageModel, config: Readonly<Record<string, unknown>>): Diagnostic[] | undefined {
   const vision = visionLanguageVision(v, config).reader;
   if (!vision) return undefined;
-  const top = new ConfigReader(config, { multimodal_projector_bias: v.projectorBias, spatial_merge_size: 2, projector_hidden_act: 'gelu' }, v.modelType);
+  const top = new ConfigReader(config, { multimodal_projector_bias: v.projectorBias, spatial_merge_size: 2, projector_hidden_act: 'gelu', scale_factor: 2 }, v.modelType);
   m.b.defineClass(v.cls, [v.pretrained, 'PreTrainedModel', 'Module']);
   m.b.defineClass(v.model, [v.pretrained, 'PreTrainedModel', 'Module']);
   const root = m.b.add('', v.cls, -1);
   const model = m.module(root, 'model', v.model);
   v.parts(m, model, vision, top, m.hidden);
-  m.baseModelAt = { parent: model, name: 'language_model', headParent: root };
+  m.baseModelAt = { parent: model, name: v.textName ?? 'language_model', headParent: root };
   return [...vision.diagnostics, ...top.diagnostics];
 }
 

@@ -1,18 +1,33 @@
 /**
- * Vision-language models transformers 5 builds in the Llava layout:
- * `<P>ForConditionalGeneration → model (<P>Model) → vision_tower,
- * multi_modal_projector, language_model (the text model's `…Model`)`, and
- * `lm_head` at the root. `llava` (CLIP vision tower, two-Linear projector)
- * and `mistral3` (Pixtral vision tower, projector with RMSNorm and patch
- * merger). The text model is any descriptor's, from `text_config`.
- * `qwen2_5_vl` has the same root, `model` and `lm_head`, with `model.visual`
- * (no projector) and its own text model, `Qwen2_5_VLTextModel`.
+ * The vision-language models quantc builds as transformers 5 does, by
+ * `model_type`: `<P>ForConditionalGeneration → model (<P>Model)` holding the
+ * vision tower (and projector, see `vision-towers.ts`) and the text model,
+ * with `lm_head` at the root. The Llava layout (`llava`, `mistral3`,
+ * `internvl`) names them `vision_tower`, `multi_modal_projector` and
+ * `language_model` (the `text_config` model's `…Model`); the Qwen-VL models
+ * (`qwen2_5_vl`, `qwen2_vl`, `qwen3_vl`, `qwen3_vl_moe`) `visual` and
+ * `language_model`, their own `…TextModel` (see `qwen-vl-text.ts`);
+ * `idefics3` `vision_model`, `connector` and `text_model`. Each entry also
+ * says how the config class ties the embeddings and how checkpoints name
+ * the modules.
  */
-import { ACTIVATIONS, gqaAttention, type ModelBuilder } from './blocks.js';
+import type { ModelBuilder } from './blocks.js';
 import { ConfigReader } from './config-reader.js';
 import type { ArchitectureDescriptor } from './descriptor.js';
+import { plainRope, qwen25VlText, qwen2VlText, qwen3VlMoeText, qwen3VlText } from './qwen-vl-text.js';
+import {
+  CLIP_VISION_DEFAULTS,
+  idefics3Parts,
+  internvlParts,
+  llavaParts,
+  mistral3Parts,
+  PIXTRAL_DEFAULTS,
+  qwen25VlParts,
+  qwen2VlParts,
+  qwen3VlParts,
+} from './vision-towers.js';
 
-/** One Llava-layout `model_type`. */
+/** One vision-language `model_type`. */
 export interface VisionLanguageModel {
   readonly modelType: string;
   readonly cls: string;
@@ -23,6 +38,8 @@ export interface VisionLanguageModel {
   readonly textFallback: Readonly<Record<string, unknown>>;
   /** The text model's own descriptor, where it is no causal LM's (else the descriptor of `text_config.model_type`). */
   readonly textModel?: ArchitectureDescriptor;
+  /** The text model's attribute under `model`: `language_model`, or Idefics3's `text_model`. */
+  readonly textName?: string;
   /** Published configs may be flat: without `text_config`, the text fields sit at the top level. */
   readonly flatText?: boolean;
   /** The text config as the forward executor runs it text only, where it runs as another `model_type`. */
@@ -33,174 +50,16 @@ export interface VisionLanguageModel {
   readonly projectorBias: boolean;
   /** Whether `lm_head` shares the embedding's Parameter, as the config class decides. */
   readonly tied: (config: Readonly<Record<string, unknown>>, text: Readonly<Record<string, unknown>>) => boolean;
+  /**
+   * How checkpoints name the modules, as transformers' conversion mapping for
+   * the class says: `llava` (`language_model.model.…`, `vision_tower.…`, …),
+   * `qwen2-vl` (`model.…` for the language model, `visual.…`), or `as-built`
+   * (the in-memory names: no mapping).
+   */
+  readonly stored: 'llava' | 'qwen2-vl' | 'as-built';
   /** Adds the vision tower (and projector) under `model`. */
   readonly parts: (m: ModelBuilder, model: number, vision: ConfigReader, config: ConfigReader, textHidden: number) => void;
 }
-
-const CLIP_VISION_DEFAULTS: Readonly<Record<string, unknown>> = {
-  hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, num_channels: 3,
-  image_size: 224, patch_size: 32, hidden_act: 'quick_gelu',
-};
-const PIXTRAL_DEFAULTS: Readonly<Record<string, unknown>> = {
-  hidden_size: 1024, intermediate_size: 4096, num_hidden_layers: 24, num_attention_heads: 16, num_channels: 3,
-  image_size: 1024, patch_size: 16, hidden_act: 'gelu',
-};
-
-function act(m: ModelBuilder, parent: number, name: string, hiddenAct: string): number {
-  return m.module(parent, name, ACTIVATIONS[hiddenAct] ?? 'SiLUActivation');
-}
-
-/** An int that a config may also give as `[h, w]` (its first entry, as the square sizes here assume). */
-function side(cfg: ConfigReader, key: string): number {
-  const list = cfg.intList(key);
-  return list && list.length > 0 ? list[0]! : cfg.int(key);
-}
-
-function conv2d(m: ModelBuilder, parent: number, name: string, vision: ConfigReader, h: number): number {
-  m.b.defineClass('Conv2d', ['_ConvNd', 'Module']);
-  const p = side(vision, 'patch_size');
-  return m.module(parent, name, 'Conv2d', [['weight', [h, vision.int('num_channels'), p, p]]]);
-}
-
-/** Vision layers whose features the projector concatenates (`vision_feature_layer`: one index or a list). */
-function featureLayers(config: ConfigReader): number {
-  const v = config.get('vision_feature_layer');
-  return Array.isArray(v) ? v.length : 1;
-}
-
-/** `CLIPVisionModel` (patch and position embeddings, pre/post LayerNorms, encoder) and `LlavaMultiModalProjector`. */
-function llavaParts(m: ModelBuilder, model: number, vision: ConfigReader, config: ConfigReader, textHidden: number): void {
-  const b = m.b;
-  b.defineClass('CLIPVisionModel', ['CLIPPreTrainedModel', 'PreTrainedModel', 'Module']);
-  b.defineClass('CLIPEncoderLayer', ['GradientCheckpointingLayer', 'Module']);
-  const h = vision.int('hidden_size');
-  const inter = vision.int('intermediate_size');
-  const tower = m.module(model, 'vision_tower', 'CLIPVisionModel');
-  const embeddings = m.module(tower, 'embeddings', 'CLIPVisionEmbeddings', [['class_embedding', [h]]]);
-  conv2d(m, embeddings, 'patch_embedding', vision, h);
-  m.module(embeddings, 'position_embedding', 'Embedding', [['weight', [Math.floor(side(vision, 'image_size') / side(vision, 'patch_size')) ** 2 + 1, h]]]);
-  m.layerNorm(tower, 'pre_layrnorm', h);
-  const layers = m.module(m.module(tower, 'encoder', 'CLIPEncoder'), 'layers', 'ModuleList');
-  const hiddenAct = vision.str('hidden_act', 'quick_gelu');
-  for (let i = 0; i < vision.int('num_hidden_layers'); i++) {
-    const layer = m.module(layers, String(i), 'CLIPEncoderLayer');
-    const attn = m.module(layer, 'self_attn', 'CLIPAttention');
-    for (const p of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) m.linear(attn, p, h, h, true);
-    m.layerNorm(layer, 'layer_norm1', h);
-    const mlp = m.module(layer, 'mlp', 'CLIPMLP');
-    act(m, mlp, 'activation_fn', hiddenAct);
-    m.linear(mlp, 'fc1', inter, h, true);
-    m.linear(mlp, 'fc2', h, inter, true);
-    m.layerNorm(layer, 'layer_norm2', h);
-  }
-  m.layerNorm(tower, 'post_layernorm', h);
-  const bias = config.bool('multimodal_projector_bias', true);
-  const projector = m.module(model, 'multi_modal_projector', 'LlavaMultiModalProjector');
-  m.linear(projector, 'linear_1', textHidden, h * featureLayers(config), bias);
-  act(m, projector, 'act', config.str('projector_hidden_act', 'gelu'));
-  m.linear(projector, 'linear_2', textHidden, textHidden, bias);
-}
-
-/** `PixtralVisionModel` (patch convolution, RMSNorm, transformer) and `Mistral3MultiModalProjector` (RMSNorm, patch merger, two Linears). */
-function mistral3Parts(m: ModelBuilder, model: number, vision: ConfigReader, config: ConfigReader, textHidden: number): void {
-  const b = m.b;
-  b.defineClass('PixtralVisionModel', ['PixtralPreTrainedModel', 'PreTrainedModel', 'Module']);
-  b.defineClass('PixtralAttentionLayer', ['GradientCheckpointingLayer', 'Module']);
-  const h = vision.int('hidden_size');
-  const inter = vision.int('intermediate_size');
-  const tower = m.module(model, 'vision_tower', 'PixtralVisionModel');
-  conv2d(m, tower, 'patch_conv', vision, h);
-  m.norm(tower, 'ln_pre', 'PixtralRMSNorm', h);
-  const layers = m.module(m.module(tower, 'transformer', 'PixtralTransformer'), 'layers', 'ModuleList');
-  const hiddenAct = vision.str('hidden_act', 'gelu');
-  for (let i = 0; i < vision.int('num_hidden_layers'); i++) {
-    const layer = m.module(layers, String(i), 'PixtralAttentionLayer');
-    m.norm(layer, 'attention_norm', 'PixtralRMSNorm', h);
-    const mlp = m.module(layer, 'feed_forward', 'PixtralMLP');
-    m.linear(mlp, 'gate_proj', inter, h);
-    m.linear(mlp, 'up_proj', inter, h);
-    m.linear(mlp, 'down_proj', h, inter);
-    act(m, mlp, 'act_fn', hiddenAct);
-    const attn = m.module(layer, 'attention', 'PixtralAttention');
-    for (const p of ['k_proj', 'v_proj', 'q_proj', 'o_proj']) m.linear(attn, p, h, h);
-    m.norm(layer, 'ffn_norm', 'PixtralRMSNorm', h);
-  }
-  m.module(tower, 'patch_positional_embedding', 'PixtralVisionRotaryEmbedding');
-  const merge = config.optInt('spatial_merge_size') ?? 2;
-  const bias = config.bool('multimodal_projector_bias', false);
-  const projector = m.module(model, 'multi_modal_projector', 'Mistral3MultiModalProjector');
-  m.norm(projector, 'norm', 'Mistral3RMSNorm', h);
-  m.linear(m.module(projector, 'patch_merger', 'Mistral3PatchMerger'), 'merging_layer', h, h * merge * merge);
-  m.linear(projector, 'linear_1', textHidden, h * featureLayers(config), bias);
-  act(m, projector, 'act', config.str('projector_hidden_act', 'gelu'));
-  m.linear(projector, 'linear_2', textHidden, textHidden, bias);
-}
-
-/** `Qwen2_5_VisionTransformerPretrainedModel`: 3-D patch convolution, blocks with fused `qkv`, the patch merger. */
-function qwen25VlParts(m: ModelBuilder, model: number, vision: ConfigReader): void {
-  const b = m.b;
-  b.defineClass('Qwen2_5_VisionTransformerPretrainedModel', ['Qwen2_5_VLPreTrainedModel', 'PreTrainedModel', 'Module']);
-  b.defineClass('Qwen2_5_VLVisionBlock', ['GradientCheckpointingLayer', 'Module']);
-  b.defineClass('Conv3d', ['_ConvNd', 'Module']);
-  const h = vision.int('hidden_size');
-  const inter = vision.int('intermediate_size');
-  const p = side(vision, 'patch_size');
-  const visual = m.module(model, 'visual', 'Qwen2_5_VisionTransformerPretrainedModel');
-  const embed = m.module(visual, 'patch_embed', 'Qwen2_5_VisionPatchEmbed');
-  m.module(embed, 'proj', 'Conv3d', [['weight', [h, vision.int('in_channels'), side(vision, 'temporal_patch_size'), p, p]]]);
-  m.module(visual, 'rotary_pos_emb', 'Qwen2_5_VLVisionRotaryEmbedding');
-  const blocks = m.module(visual, 'blocks', 'ModuleList');
-  const hiddenAct = vision.str('hidden_act', 'silu');
-  for (let i = 0; i < vision.int('depth'); i++) {
-    const block = m.module(blocks, String(i), 'Qwen2_5_VLVisionBlock');
-    m.norm(block, 'norm1', 'Qwen2_5_VLRMSNorm', h);
-    m.norm(block, 'norm2', 'Qwen2_5_VLRMSNorm', h);
-    const attn = m.module(block, 'attn', 'Qwen2_5_VLVisionAttention');
-    m.linear(attn, 'qkv', 3 * h, h, true);
-    m.linear(attn, 'proj', h, h, true);
-    const mlp = m.module(block, 'mlp', 'Qwen2_5_VLMLP');
-    m.linear(mlp, 'gate_proj', inter, h, true);
-    m.linear(mlp, 'up_proj', inter, h, true);
-    m.linear(mlp, 'down_proj', h, inter, true);
-    act(m, mlp, 'act_fn', hiddenAct);
-  }
-  const merge = vision.int('spatial_merge_size');
-  const merged = h * merge * merge;
-  const merger = m.module(visual, 'merger', 'Qwen2_5_VLPatchMerger');
-  m.norm(merger, 'ln_q', 'Qwen2_5_VLRMSNorm', h);
-  const seq = m.module(merger, 'mlp', 'Sequential');
-  m.linear(seq, '0', merged, merged, true);
-  m.module(seq, '1', 'GELU');
-  m.linear(seq, '2', vision.int('out_hidden_size'), merged, true);
-}
-
-/** `Qwen2_5_VLTextModel`: the Qwen2 decoder (q/k/v biases) under the Qwen2.5-VL class names. */
-const qwen25VlText: ArchitectureDescriptor = {
-  modelType: 'qwen2_5_vl_text',
-  causalLm: 'Qwen2_5_VLForConditionalGeneration',
-  defaults: {
-    vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64,
-    num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
-  },
-  build(m) {
-    const c = {
-      causalLm: 'Qwen2_5_VLForConditionalGeneration',
-      model: 'Qwen2_5_VLTextModel',
-      pretrained: 'Qwen2_5_VLPreTrainedModel',
-      layer: 'Qwen2_5_VLDecoderLayer',
-      norm: 'Qwen2_5_VLRMSNorm',
-      rotary: 'Qwen2_5_VLRotaryEmbedding',
-    };
-    const attention = gqaAttention(m.cfg, 'Qwen2_5_VLAttention', true, false);
-    const intermediate = m.cfg.int('intermediate_size');
-    m.causalLm(c, (_, layer) => {
-      m.attention(layer, 'self_attn', attention, c.norm);
-      m.mlp(layer, 'mlp', intermediate, { cls: 'Qwen2MLP' });
-      m.norm(layer, 'input_layernorm', c.norm, m.hidden);
-      m.norm(layer, 'post_attention_layernorm', c.norm, m.hidden);
-    });
-  },
-};
 
 const flag = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
 
@@ -216,6 +75,7 @@ export const llavaModel: VisionLanguageModel = {
   projectorBias: true,
   // LlavaConfig: tie_word_embeddings (default false), else the text config's (older checkpoints saved it there).
   tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  stored: 'llava',
   parts: llavaParts,
 };
 
@@ -234,6 +94,7 @@ export const mistral3Model: VisionLanguageModel = {
   projectorBias: false,
   // Mistral3Config: tie_word_embeddings defaults to true (transformers then leaves a stored, different lm_head untied).
   tied: (config) => flag(config['tie_word_embeddings']) ?? true,
+  stored: 'llava',
   parts: mistral3Parts,
 };
 
@@ -249,23 +110,111 @@ export const qwen25VlModel: VisionLanguageModel = {
   flatText: true,
   // Text only, the three M-RoPE position rows are equal, so each frequency section rotates by the same
   // position: plain RoPE. The decoder is Qwen2's (q/k/v biases, no o_proj bias).
-  textOnly: (text) => {
-    const rope = (text['rope_parameters'] ?? text['rope_scaling']) as Record<string, unknown> | null | undefined;
-    const plain = rope && (rope['rope_type'] === 'mrope' || rope['type'] === 'mrope') ? { ...rope, rope_type: 'default', type: 'default' } : rope;
-    return { ...text, model_type: 'qwen2', ...(plain ? { rope_parameters: plain, rope_scaling: plain } : {}) };
-  },
+  textOnly: plainRope('qwen2'),
   visionFallback: {},
   projectorBias: false,
   // Qwen2_5_VLConfig: tie_word_embeddings (default false), else the text config's (pre-v5 saves).
   tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  stored: 'qwen2-vl',
   parts: (m, model, vision) => qwen25VlParts(m, model, vision),
 };
 
-/** Vision-language models in the Llava layout (and Qwen2.5-VL's variant of it) by `model_type`. */
-export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model, qwen25VlModel].map((v) => [v.modelType, v] as const));
+/** `Qwen2VLForConditionalGeneration` (Qwen2-VL 2B / 7B / 72B). */
+export const qwen2VlModel: VisionLanguageModel = {
+  modelType: 'qwen2_vl',
+  cls: 'Qwen2VLForConditionalGeneration',
+  model: 'Qwen2VLModel',
+  pretrained: 'Qwen2VLPreTrainedModel',
+  textType: 'qwen2_vl_text',
+  textFallback: {},
+  textModel: qwen2VlText,
+  flatText: true,
+  textOnly: plainRope('qwen2'),
+  visionFallback: {},
+  projectorBias: false,
+  // Qwen2VLConfig: tie_word_embeddings (default false), else the text config's (pre-v5 saves).
+  tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  stored: 'qwen2-vl',
+  parts: (m, model, vision) => qwen2VlParts(m, model, vision),
+};
+
+/** `Qwen3VLForConditionalGeneration` (Qwen3-VL 2B / 4B / 8B / 32B, dense). */
+export const qwen3VlModel: VisionLanguageModel = {
+  modelType: 'qwen3_vl',
+  cls: 'Qwen3VLForConditionalGeneration',
+  model: 'Qwen3VLModel',
+  pretrained: 'Qwen3VLPreTrainedModel',
+  textType: 'qwen3_vl_text',
+  textFallback: {},
+  textModel: qwen3VlText,
+  // Text only, no deepstack features are added (they exist only for image tokens) and M-RoPE is plain RoPE.
+  textOnly: plainRope('qwen3'),
+  visionFallback: {},
+  projectorBias: false,
+  // Qwen3VLConfig: tie_word_embeddings (default false); a text_config value is not read.
+  tied: (config) => flag(config['tie_word_embeddings']) ?? false,
+  stored: 'as-built',
+  parts: (m, model, vision) => qwen3VlParts(m, model, vision),
+};
+
+/** `Qwen3VLMoeForConditionalGeneration` (Qwen3-VL-30B-A3B, Qwen3-VL-235B-A22B). */
+export const qwen3VlMoeModel: VisionLanguageModel = {
+  modelType: 'qwen3_vl_moe',
+  cls: 'Qwen3VLMoeForConditionalGeneration',
+  model: 'Qwen3VLMoeModel',
+  pretrained: 'Qwen3VLMoePreTrainedModel',
+  textType: 'qwen3_vl_moe_text',
+  textFallback: {},
+  textModel: qwen3VlMoeText,
+  // Text only, as Qwen3-VL: Qwen3-MoE's decoder with plain RoPE; its router always renormalizes the top-k weights.
+  textOnly: (text) => ({ ...plainRope('qwen3_moe')(text), norm_topk_prob: true }),
+  visionFallback: {},
+  projectorBias: false,
+  // Qwen3VLMoeConfig: tie_word_embeddings (default false); the text config's own default (true) is not read.
+  tied: (config) => flag(config['tie_word_embeddings']) ?? false,
+  stored: 'as-built',
+  parts: (m, model, vision) => qwen3VlParts(m, model, vision, 'Qwen3VLMoe'),
+};
+
+/** `Idefics3ForConditionalGeneration` (Idefics3-8B-Llama3): the text model is `model.text_model`. */
+export const idefics3Model: VisionLanguageModel = {
+  modelType: 'idefics3',
+  cls: 'Idefics3ForConditionalGeneration',
+  model: 'Idefics3Model',
+  pretrained: 'Idefics3PreTrainedModel',
+  textType: 'llama',
+  // Idefics3Config's fallback: LlamaConfig with rms_norm_eps 1e-5 (and a pad id outside its vocabulary, which transformers cannot build).
+  textFallback: { rms_norm_eps: 1e-5 },
+  textName: 'text_model',
+  visionFallback: {},
+  projectorBias: false,
+  // Idefics3Config: tie_word_embeddings (default false).
+  tied: (config) => flag(config['tie_word_embeddings']) ?? false,
+  stored: 'as-built',
+  parts: idefics3Parts,
+};
+
+/** `InternVLForConditionalGeneration` (InternVL3 / InternVL3.5 `-hf` checkpoints): the text model is `text_config`'s, default `qwen2`. */
+export const internvlModel: VisionLanguageModel = {
+  modelType: 'internvl',
+  cls: 'InternVLForConditionalGeneration',
+  model: 'InternVLModel',
+  pretrained: 'InternVLPreTrainedModel',
+  textType: 'qwen2',
+  textFallback: {},
+  visionFallback: {},
+  projectorBias: true,
+  // InternVLConfig: tie_word_embeddings defaults to true; a text_config value is not read.
+  tied: (config) => flag(config['tie_word_embeddings']) ?? true,
+  stored: 'llava',
+  parts: internvlParts,
+};
+
+/** Vision-language models by `model_type`. */
+export const VISION_LANGUAGE: ReadonlyMap<string, VisionLanguageModel> = new Map([llavaModel, mistral3Model, qwen25VlModel, qwen2VlModel, qwen3VlModel, qwen3VlMoeModel, idefics3Model, internvlModel].map((v) => [v.modelType, v] as const));
 
 /** The vision tower types each Llava-layout model is built with here. */
-const TOWERS: Readonly<Record<string, { readonly type: string; readonly defaults: Readonly<Record<string, unknown>> }>> = {
+const TOWERS: Readonly<Record<string, { readonly type: string; readonly also?: readonly string[]; readonly defaults: Readonly<Record<string, unknown>> }>> = {
   llava: { type: 'clip_vision_model', defaults: CLIP_VISION_DEFAULTS },
   mistral3: { type: 'pixtral', defaults: PIXTRAL_DEFAULTS },
   qwen2_5_vl: {
@@ -273,6 +222,46 @@ const TOWERS: Readonly<Record<string, { readonly type: string; readonly defaults
     defaults: {
       depth: 32, hidden_size: 3584, hidden_act: 'silu', intermediate_size: 3420, num_heads: 16, in_channels: 3, patch_size: 14,
       spatial_merge_size: 2, temporal_patch_size: 2, out_hidden_size: 3584,
+    },
+  },
+  qwen2_vl: {
+    type: 'qwen2_vl_vision',
+    defaults: {
+      depth: 32, embed_dim: 1280, hidden_size: 3584, hidden_act: 'quick_gelu', mlp_ratio: 4, num_heads: 16, in_channels: 3, patch_size: 14,
+      spatial_merge_size: 2, temporal_patch_size: 2,
+    },
+  },
+  qwen3_vl: {
+    type: 'qwen3_vl_vision',
+    // Early Qwen3-VL configs name the vision config "qwen3_vl", which Qwen3VLConfig reads as "qwen3_vl_vision".
+    also: ['qwen3_vl'],
+    defaults: {
+      depth: 27, hidden_size: 1152, hidden_act: 'gelu_pytorch_tanh', intermediate_size: 4304, num_heads: 16, in_channels: 3, patch_size: 16,
+      spatial_merge_size: 2, temporal_patch_size: 2, out_hidden_size: 3584, num_position_embeddings: 2304, deepstack_visual_indexes: [8, 16, 24],
+    },
+  },
+  qwen3_vl_moe: {
+    type: 'qwen3_vl_moe_vision',
+    // Early configs name the vision config "qwen3_vl_moe", which Qwen3VLMoeConfig reads as "qwen3_vl_moe_vision".
+    also: ['qwen3_vl_moe'],
+    defaults: {
+      depth: 27, hidden_size: 1152, hidden_act: 'gelu_pytorch_tanh', intermediate_size: 4304, num_heads: 16, in_channels: 3, patch_size: 16,
+      spatial_merge_size: 2, temporal_patch_size: 2, out_hidden_size: 3584, num_position_embeddings: 2304, deepstack_visual_indexes: [8, 16, 24],
+    },
+  },
+  idefics3: {
+    type: 'idefics3_vision',
+    defaults: {
+      hidden_size: 1152, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 16, num_channels: 3, image_size: 224, patch_size: 32,
+      hidden_act: 'gelu_pytorch_tanh',
+    },
+  },
+  internvl: {
+    type: 'internvl_vision',
+    defaults: {
+      hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, attention_bias: false, use_qk_norm: false, intermediate_size: 4096,
+      hidden_act: 'gelu', projection_dropout: 0, norm_type: 'layer_norm', image_size: [448, 448], patch_size: [14, 14], num_channels: 3,
+      use_mask_token: false, use_absolute_position_embeddings: true, use_mean_pooling: true,
     },
   },
 };
@@ -297,6 +286,6 @@ export function visionLanguageVision(v: VisionLanguageModel, config: Readonly<Re
   const raw = typeof given === 'object' && given !== null ? (given as Record<string, unknown>) : v.visionFallback;
   const tower = TOWERS[v.modelType]!;
   const type = typeof raw['model_type'] === 'string' ? (raw['model_type'] as string) : tower.type;
-  if (type !== tower.type) return { type };
+  if (type !== tower.type && !tower.also?.includes(type)) return { type };
   return { reader: new ConfigReader(raw, tower.defaults, type), type };
 }

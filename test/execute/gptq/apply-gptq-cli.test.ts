@@ -107,6 +107,29 @@ describe('quantc apply with GPTQ', () => {
     expect(tower.io.err.join('')).toContain('model.vision_tower.encoder.layers.0.self_attn.k_proj: apply calibrates text only');
   });
 
+  test('the other vision-language models: GPTQ through the language model with their examples\' ignore lists, refused on the vision side', async () => {
+    const cases: readonly (readonly [string, string, string, string])[] = [
+      // model, ignore list of llm-compressor's example, an ignored name as the config lists it, the last layer's down_proj as stored
+      ['qwen2_vl', '["lm_head", "re:visual.*", "re:model.visual.*"]', 'visual.merger.mlp.0', 'model.layers.1.mlp.down_proj'],
+      ['qwen3_vl', '["re:.*lm_head", "re:.*visual.*"]', 'model.visual.deepstack_merger_list.0.linear_fc1', 'model.language_model.layers.1.mlp.down_proj'],
+      ['idefics3', '["re:.*lm_head", "re:model.vision_model.*", "re:model.connector.*"]', 'model.connector.modality_projection.proj', 'model.text_model.layers.1.mlp.down_proj'],
+      ['internvl', '["re:.*lm_head", "re:.*vision_tower.*", "re:.*multi_modal_projector.*"]', 'multi_modal_projector.linear_1', 'language_model.model.layers.1.mlp.down_proj'],
+    ];
+    for (const [model, ignore, ignored, last] of cases) {
+      const ok = await run(model, gptqRecipe('W4A16', ignore));
+      expect(ok.code, `${model}: ${ok.io.err.join('')}`).toBe(0);
+      const config = JSON.parse(await readFile(join(ok.cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: { ignore: string[] } };
+      expect(config.quantization_config.ignore, model).toContain(ignored);
+      const out = parseSafetensors(new Uint8Array(await readFile(join(ok.cwd, 'out', 'model.safetensors'))));
+      expect(out.has(`${last}.weight_packed`), model).toBe(true);
+      expect([...out.keys()].filter((k) => k.endsWith('.weight_packed')), model).toHaveLength(14);
+    }
+    // Idefics3's connector is outside the language model too.
+    const connector = await run('idefics3', gptqRecipe('W4A16', '["re:.*lm_head", "re:model.vision_model.*"]'));
+    expect(connector.code).toBe(1);
+    expect(connector.io.err.join('')).toContain('model.connector.modality_projection.proj: apply calibrates text only');
+  });
+
   test('a targeted lm_head is solved with the last layer, from the final norm\'s outputs', async () => {
     const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[]'), ['--format', 'json']);
     expect(code, io.err.join('')).toBe(0);
