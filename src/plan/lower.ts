@@ -659,7 +659,11 @@ function sizesAfter(
   return { bytes };
 }
 
-/** Peak accelerator memory of one subgraph: its weights, GPTQ Hessians, and one batch of activations. */
+/**
+ * Peak accelerator memory of one subgraph: its weights, GPTQ Hessians (one per
+ * quantized Linear, as llm-compressor keeps them; `lm_head`'s in the last
+ * subgraph), and one batch of activations.
+ */
 function peakSubgraph(
   tree: ModuleTree,
   subgraphs: { list: readonly Subgraph[] },
@@ -671,7 +675,7 @@ function peakSubgraph(
     let bytes = sg.paramBytes + sg.activationBytes;
     if (modifier.type === 'GPTQModifier') {
       for (const m of sg.modules) {
-        if (!finalScheme.has(m)) continue;
+        if (!finalScheme.has(m) || classOf(tree, m).name === 'Embedding') continue;
         const start = tree.paramStart[m]!;
         const w = tree.params.slice(start, tree.paramStart[m + 1]!).find((p) => p.name === 'weight');
         if (w && w.shape.length === 2) bytes += w.shape[1]! * w.shape[1]! * 4;
