@@ -87,6 +87,30 @@ describe('quantc apply with GPTQ', () => {
     expect(await readdir(strict.cwd)).toEqual(['recipe.yaml']);
   });
 
+  test('a failed Cholesky is a gptq-fallback warning naming the module, counted in the summary and in --format json', async () => {
+    // 8 calibration tokens and no dampening: every Hessian has rank ≤ 8 against inputs 128 and 256 wide.
+    const recipe = gptqRecipe('W4A16', '[lm_head]', '      dampening_frac: 0.0\n');
+    const text = await run('llama', recipe, ['--samples', '1', '--seq-len', '8']);
+    expect(text.code, text.io.err.join('')).toBe(0);
+    const summary = /(\d+) solved, (\d+) rounded to nearest after a failed Cholesky/.exec(text.io.out.join(''));
+    expect(summary).not.toBeNull();
+    const failed = Number(summary![2]);
+    expect(failed).toBeGreaterThan(0);
+    expect(Number(summary![1]) + failed).toBe(14);
+    const warning = text.io.err.join('').split('\n').find((l) => l.includes('gptq-fallback'));
+    expect(warning).toContain(`${failed} module${failed === 1 ? '' : 's'} could not be solved (the dampened Hessian is not positive definite)`);
+    expect(warning).toMatch(/model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj/);
+    const json = await run('llama', recipe, ['--samples', '1', '--seq-len', '8', '--format', 'json']);
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.io.out.join('')) as { gptq: { modules: { module: string; method: string }[]; fallbacks: { module: string; method: string }[] }; diagnostics: { code: string; severity: string; message: string }[] };
+    const fellBack = report.gptq.modules.filter((m) => m.method === 'rtn-fallback').map((m) => m.module);
+    expect(fellBack).toHaveLength(failed);
+    expect(report.gptq.fallbacks).toEqual(fellBack.map((module) => ({ module, method: 'rtn-fallback' })));
+    const diagnostic = report.diagnostics.find((d) => d.code === 'gptq-fallback')!;
+    expect(diagnostic.severity).toBe('warning');
+    for (const m of fellBack.slice(0, 8)) expect(diagnostic.message).toContain(m);
+  });
+
   test('--quiet keeps stderr for diagnostics alone', async () => {
     const { code, io } = await run('llama', gptqRecipe('W4A16', '[lm_head]'), ['--quiet']);
     expect(code).toBe(0);
