@@ -418,6 +418,19 @@ function assemblePlan(
       });
     }
     const quantizedCount = match ? match.assignment.quantized.modules.length : 0;
+    if (match && modifier.type === 'GPTQModifier') {
+      // llm-compressor's GPTQ hooks Linear modules only: an Embedding it attaches a scheme to keeps uninitialised scales.
+      const embeddings = Array.from(match.assignment.quantized.modules).filter((m) => classOf(tree, m).name === 'Embedding').map((m) => tree.names[m]!);
+      if (embeddings.length > 0) {
+        diagnostics.push(
+          warning(
+            'gptq-embedding-rtn',
+            `GPTQ solves Linear modules only: ${embeddings.length === 1 ? `the Embedding "${embeddings[0]}" gets` : `${embeddings.length} Embedding modules (${compressNames(embeddings).map((g) => g.pattern).join(', ')}) get`} the scheme by round-to-nearest instead (llm-compressor leaves ${embeddings.length === 1 ? 'it' : 'them'} with uninitialised scales).`,
+            modifier.origin,
+          ),
+        );
+      }
+    }
     if (match && quantizedCount + match.assignment.attention.modules.length > 0) {
       push({
         action: 'quantize',

@@ -151,6 +151,18 @@ describe('quantc apply with GPTQ', () => {
     expect(await readdir(error.cwd)).toEqual(['recipe.yaml']);
   });
 
+  test('an Embedding target is a gptq-embedding-rtn warning in the plan and in --format json, and is rounded to nearest', async () => {
+    const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[lm_head]').replace('targets: [Linear]', 'targets: [Linear, Embedding]'), ['--format', 'json']);
+    expect(code, io.err.join('')).toBe(0);
+    expect(io.err.join('')).toContain('warning gptq-embedding-rtn: GPTQ solves Linear modules only: the Embedding "model.embed_tokens" gets the scheme by round-to-nearest instead');
+    const report = JSON.parse(io.out.join('')) as { quantized: number; gptq: { modules: { module: string }[] }; diagnostics: { code: string }[] };
+    expect(report.diagnostics.map((d) => d.code)).toEqual(['gptq-embedding-rtn']);
+    expect(report.quantized).toBe(15);
+    expect(report.gptq.modules.map((m) => m.module)).not.toContain('model.embed_tokens');
+    const out = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    expect(out.has('model.embed_tokens.weight_packed')).toBe(true);
+  });
+
   test('--quiet keeps stderr for diagnostics alone', async () => {
     const { code, io } = await run('llama', gptqRecipe('W4A16', '[lm_head]'), ['--quiet']);
     expect(code).toBe(0);
