@@ -81,7 +81,12 @@ it('match shows the winning pattern, skipped and ignored modules, and lints', as
     1 | Linear re:.*experts.* --ignore lm_head --ignore re:.*mlp.gate$
       |                                                 ^^^^^^^^^^^^^^
 
-    0 errors, 1 warning
+    <command line>:1:8: warning target-without-scheme: The target "re:.*experts.*" matches 3,128 modules that receive no scheme: model.layers.{1..46}.mlp.experts (LinearExperts2D), model.layers.{1..46}.mlp.experts.{0..63} (ExpertMLPWithGate), model.layers.{1..46}.mlp.{experts,shared_experts}.act_fn (SiLUActivation), and 46 more. Only nn.Linear and nn.Embedding subclasses (and attention modules, for activation or kv-cache schemes) are quantized, and compressed-tensors passes over the rest without a word.
+      |
+    1 | Linear re:.*experts.* --ignore lm_head --ignore re:.*mlp.gate$
+      |        ^^^^^^^^^^^^^^
+
+    0 errors, 2 warnings
     "
   `);
 });

@@ -197,6 +197,10 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   ];
   if (smoothRun) lines.push(smoothSummary(smoothRun, job));
   if (awqRun) lines.push(awqSummary(awqRun, job));
+  const smoothFloor = smoothRun ? scaleFloorWarning('smoothquant-scale-floor', smoothRun.reports, "SmoothQuant's smoothing scale hit llm-compressor's floor 1e-5", 'their activation range is zero or next to it: the smooth layer\'s weight there is divided by 1e-5') : null;
+  if (smoothFloor) diagnostics.push(smoothFloor);
+  const awqFloor = awqRun ? scaleFloorWarning('awq-scale-floor', awqRun.reports, "AWQ's chosen scale hit its floor 1e-4 (before normalisation)", 'their mean activation is zero or next to it') : null;
+  if (awqFloor) diagnostics.push(awqFloor);
   if (gptqRun) {
     lines.push(gptqSummary(gptqRun, job));
     const fellBack = gptqRun.reports.filter((r) => r.method === 'rtn-fallback').map((r) => r.module);
@@ -217,12 +221,14 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
           awq: {
             duoScaling: job.awq!.duoScaling,
             nGrid: job.awq!.nGrid,
-            mappings: awqRun.reports.map((r) => ({ smooth: r.smooth, balance: r.balance, parent: r.parent, ratio: r.point.ratio, duo: r.point.duo, initialLoss: r.losses[0], bestLoss: r.losses[r.best] })),
+            mappings: awqRun.reports.map((r) => ({ smooth: r.smooth, balance: r.balance, parent: r.parent, ratio: r.point.ratio, duo: r.point.duo, initialLoss: r.losses[0], bestLoss: r.losses[r.best], channels: r.scales.length, flooredChannels: r.floored })),
             layers: awqRun.timings.map((t) => ({ layer: t.layer, statisticsSeconds: t.statistics / 1000, searchSeconds: t.modify / 1000, propagationSeconds: t.propagate / 1000 })),
           },
         }
       : {}),
-    ...(smoothRun ? { smoothquant: { strength: job.smoothquant!.strength, mappings: smoothRun.reports.map((r) => ({ smooth: r.smooth, balance: r.balance })) } } : {}),
+    ...(smoothRun
+      ? { smoothquant: { strength: job.smoothquant!.strength, mappings: smoothRun.reports.map((r) => ({ smooth: r.smooth, balance: r.balance, channels: r.scales.length, flooredChannels: r.floored })) } }
+      : {}),
     ...(gptqRun
       ? {
           gptq: {
@@ -257,12 +263,33 @@ function layerProgress(io: CliIo, started: number, what: 'gptq' | 'smoothquant' 
   };
 }
 
+/**
+ * A warning naming every mapping some of whose channels got the floor scale
+ * (a channel that carries nothing: dead in the calibration data, or a norm
+ * weight of zero), with how many of its channels; null when none did.
+ */
+function scaleFloorWarning(code: string, reports: readonly { smooth: string; scales: ArrayLike<number>; floored: number }[], what: string, why: string): Diagnostic | null {
+  const hit = reports.filter((r) => r.floored > 0);
+  if (hit.length === 0) return null;
+  const named = hit.slice(0, 8).map((r) => `${r.smooth} (${r.floored === r.scales.length ? 'all' : `${r.floored} of`} ${r.scales.length} channels)`);
+  const channels = hit.reduce((n, r) => n + r.floored, 0);
+  return warning(
+    code,
+    `${what} on ${channels} channel${channels === 1 ? '' : 's'} of ${hit.length} mapping${hit.length === 1 ? '' : 's'} (${why}): ${named.join(', ')}${hit.length > 8 ? `, and ${hit.length - 8} more` : ''}. Check the calibration data covers the model, or leave these layers out of the mappings.`,
+  );
+}
+
+/** Channels at the scale floor, for the summary lines. */
+function flooredTotal(reports: readonly { floored: number }[]): number {
+  return reports.reduce((n, r) => n + r.floored, 0);
+}
+
 /** The summary line of a SmoothQuant run. */
 function smoothSummary(run: SmoothRun, job: ApplyJob): string {
   const balance = run.reports.reduce((n, r) => n + r.balance.length, 0);
   const sum = (k: 'statistics' | 'modify' | 'propagate'): number => run.timings.reduce((a, t) => a + t[k], 0);
   return (
-    `  smoothquant  ${run.reports.length} smooth layers balanced against ${balance} Linear layers (smoothing_strength ${job.smoothquant!.strength}); ` +
+    `  smoothquant  ${run.reports.length} smooth layers balanced against ${balance} Linear layers (smoothing_strength ${job.smoothquant!.strength}); ${flooredTotal(run.reports)} channels at the scale floor; ` +
     `statistics ${seconds(sum('statistics'))}, smoothing ${seconds(sum('modify'))}, propagation ${seconds(sum('propagate'))}`
   );
 }
@@ -274,7 +301,7 @@ function awqSummary(run: AwqRun, job: ApplyJob): string {
   const kept = run.reports.filter((r) => r.best === 0).length;
   return (
     `  awq          ${run.reports.length} mappings balanced against ${balance} Linear layers (n_grid ${job.awq!.nGrid}, duo_scaling ${String(job.awq!.duoScaling)}); ` +
-    `${kept} kept the identity; statistics ${seconds(sum('statistics'))}, grid search ${seconds(sum('modify'))}, propagation ${seconds(sum('propagate'))}`
+    `${kept} kept the identity; ${flooredTotal(run.reports)} channels at the scale floor; statistics ${seconds(sum('statistics'))}, grid search ${seconds(sum('modify'))}, propagation ${seconds(sum('propagate'))}`
   );
 }
 

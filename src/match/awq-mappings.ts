@@ -5,7 +5,8 @@
  * class, and their resolution against a module tree as `_set_resolved_mappings`
  * does it: one mapping per smooth-layer match with the balance matches under
  * the same parent, skipped when the shapes are incompatible (`v_proj → o_proj`
- * on grouped-query attention) or when no layer of it is quantized; the parent
+ * on grouped-query attention), when no layer of it is quantized, or when only
+ * its smooth layer is (no balance weights to search over); the parent
  * module whose output the grid search compares is the lowest common ancestor
  * of the balance layers that is not a ModuleList.
  */
@@ -120,11 +121,15 @@ export interface AwqMapping {
   readonly parentClass?: string;
 }
 
-/** A smooth-layer match that is not smoothed, and why (`incompatible`: shapes; `untargeted`: nothing quantized). */
+/**
+ * A smooth-layer match that is not smoothed, and why (`incompatible`: shapes;
+ * `untargeted`: nothing quantized; `unquantized-balance`: only the smooth
+ * layer is quantized, so the grid search has no weights to weigh).
+ */
 export interface AwqSkipped {
   readonly smooth: string;
   readonly balance: readonly string[];
-  readonly kind: 'incompatible' | 'untargeted' | 'no-balance';
+  readonly kind: 'incompatible' | 'untargeted' | 'no-balance' | 'unquantized-balance';
   readonly reason: string;
 }
 
@@ -284,6 +289,17 @@ export function resolveAwqMappings(
       }
       if (!quantized(name) && !members.some(quantized)) {
         skipped.push({ smooth: name, balance: members, kind: 'untargeted', reason: 'no layer of the mapping is targeted for quantization' });
+        continue;
+      }
+      // llm-compressor's weight means divide by zero here with duo scaling on; with it off every grid point
+      // leaves the parent's output unchanged and the first, the identity, is kept: smoothing changes nothing.
+      if (!members.some(quantized)) {
+        skipped.push({
+          smooth: name,
+          balance: members,
+          kind: 'unquantized-balance',
+          reason: 'none of its balance layers is quantized, so the grid search has no weights to weigh; llm-compressor keeps the identity with duo_scaling false and fails on its weight means otherwise',
+        });
         continue;
       }
       let parent = lowestCommonAncestor(members);

@@ -6,6 +6,7 @@
  * calibration set, and the weights read. llm-compressor accumulates one
  * Hessian per module; its accumulation cost is given for comparison.
  */
+import { mlpSlices, rowBlockHessianFlops } from '../execute/forward/mlp-slices.js';
 import { FUSED_LAYER_NAMES } from '../match/fused-groups.js';
 import { paramsOf, type ModuleTree } from '../model/module-tree.js';
 import { dtypeBytes, numel } from './estimate.js';
@@ -21,7 +22,10 @@ export interface GptqCost {
   readonly peakLayerHessianBytes: number;
   /** Calibration tokens the FLOP figures assume. */
   readonly tokens: number;
-  /** `2·K²` per token and distinct Hessian. */
+  /**
+   * `2·K²` per token and distinct Hessian; a dense MLP too large for one graph
+   * accumulates its `down_proj` Hessian as upper-triangle row blocks, ≈ `K²`.
+   */
   readonly accumulateFlops: number;
   /** The same with one Hessian per module, as llm-compressor accumulates them. */
   readonly perModuleAccumulateFlops: number;
@@ -65,10 +69,24 @@ export function gptqLayerOf(tree: ModuleTree, name: string): string {
   return last;
 }
 
+/**
+ * FLOPs per token of accumulating the input Hessian of `name` (`rows × k`
+ * weight): the executor runs a dense MLP whose float32 weights exceed one
+ * graph as intermediate slices, and sums its `down_proj` Hessian as row
+ * blocks of the upper triangle (see mlp-slices.ts).
+ */
+export function hessianFlopsPerToken(name: string, rows: number, k: number): number {
+  if (/\.(?:mlp|feed_forward)\.down_proj$/.test(name)) {
+    const { slices, hessianRows } = mlpSlices(rows, k);
+    if (slices > 1) return rowBlockHessianFlops(k, hessianRows);
+  }
+  return 2 * k * k;
+}
+
 /** Estimates the GPTQ cost of `modules` (tree indices) for the assumed calibration set. */
 export function gptqCost(tree: ModuleTree, modules: readonly number[], allExperts: boolean): GptqCost {
   const tokens = CALIBRATION_ASSUMPTIONS.samples * CALIBRATION_ASSUMPTIONS.seqLen;
-  const distinct = new Map<string, { k: number; layer: string }>();
+  const distinct = new Map<string, { k: number; layer: string; flops: number }>();
   let perModule = 0;
   let solve = 0;
   let weightBytes = 0;
@@ -80,7 +98,7 @@ export function gptqCost(tree: ModuleTree, modules: readonly number[], allExpert
     count++;
     const name = tree.names[m]!;
     const layer = gptqLayerOf(tree, name);
-    distinct.set(inputKey(name, allExperts), { k, layer });
+    distinct.set(inputKey(name, allExperts), { k, layer, flops: hessianFlopsPerToken(name, rows, k) });
     perModule += 2 * k * k * tokens;
     solve += (4 / 3) * k ** 3 + 2 * rows * k * k;
     weightBytes += numel(w.shape) * dtypeBytes(w.dtype);
@@ -88,9 +106,9 @@ export function gptqCost(tree: ModuleTree, modules: readonly number[], allExpert
   let hessianBytes = 0;
   let accumulate = 0;
   const byLayer = new Map<string, number>();
-  for (const { k, layer } of distinct.values()) {
+  for (const { k, layer, flops } of distinct.values()) {
     hessianBytes += 4 * k * k;
-    accumulate += 2 * k * k * tokens;
+    accumulate += flops * tokens;
     byLayer.set(layer, (byLayer.get(layer) ?? 0) + 4 * k * k);
   }
   return {

@@ -418,6 +418,19 @@ function assemblePlan(
       });
     }
     const quantizedCount = match ? match.assignment.quantized.modules.length : 0;
+    if (match && modifier.type === 'GPTQModifier') {
+      // llm-compressor's GPTQ hooks Linear modules only: an Embedding it attaches a scheme to keeps uninitialised scales.
+      const embeddings = Array.from(match.assignment.quantized.modules).filter((m) => classOf(tree, m).name === 'Embedding').map((m) => tree.names[m]!);
+      if (embeddings.length > 0) {
+        diagnostics.push(
+          warning(
+            'gptq-embedding-rtn',
+            `GPTQ solves Linear modules only: ${embeddings.length === 1 ? `the Embedding "${embeddings[0]}" gets` : `${embeddings.length} Embedding modules (${compressNames(embeddings).map((g) => g.pattern).join(', ')}) get`} the scheme by round-to-nearest instead (llm-compressor leaves ${embeddings.length === 1 ? 'it' : 'them'} with uninitialised scales).`,
+            modifier.origin,
+          ),
+        );
+      }
+    }
     if (match && quantizedCount + match.assignment.attention.modules.length > 0) {
       push({
         action: 'quantize',
@@ -659,7 +672,11 @@ function sizesAfter(
   return { bytes };
 }
 
-/** Peak accelerator memory of one subgraph: its weights, GPTQ Hessians, and one batch of activations. */
+/**
+ * Peak accelerator memory of one subgraph: its weights, GPTQ Hessians (one per
+ * quantized Linear, as llm-compressor keeps them; `lm_head`'s in the last
+ * subgraph), and one batch of activations.
+ */
 function peakSubgraph(
   tree: ModuleTree,
   subgraphs: { list: readonly Subgraph[] },
@@ -671,7 +688,7 @@ function peakSubgraph(
     let bytes = sg.paramBytes + sg.activationBytes;
     if (modifier.type === 'GPTQModifier') {
       for (const m of sg.modules) {
-        if (!finalScheme.has(m)) continue;
+        if (!finalScheme.has(m) || classOf(tree, m).name === 'Embedding') continue;
         const start = tree.paramStart[m]!;
         const w = tree.params.slice(start, tree.paramStart[m + 1]!).find((p) => p.name === 'weight');
         if (w && w.shape.length === 2) bytes += w.shape[1]! * w.shape[1]! * 4;

@@ -2,7 +2,8 @@
  * The calibration subgraphs llm-compressor's sequential pipeline would
  * trace: `sequential_targets` default to the model's `_no_split_modules`
  * (the decoder-layer class in transformers 5), one subgraph per target
- * module plus a leading one for everything before the first.
+ * module plus a leading one for everything before the first; the last
+ * target's subgraph also runs what follows it (final norm, `lm_head`).
  */
 import { classOf, type ModuleTree } from '../model/module-tree.js';
 import { dtypeBytes, numel } from './estimate.js';
@@ -49,7 +50,27 @@ export function calibrationSubgraphs(tree: ModuleTree): Subgraphs {
     i += modules.length - 1;
   }
   if (list.length === 0) return { targets: [], list: [{ name: '', modules: [], paramBytes: 0, activationBytes }] };
-  return { targets, list: [{ name: '(before the first target)', modules: [], paramBytes: 0, activationBytes }, ...list] };
+  // llm-compressor's partition puts what runs before the first target (embeddings) in a subgraph of its
+  // own, and what runs after the last (final norm, lm_head) in the last target's subgraph.
+  const first = list[0]!.modules[0]!;
+  const last = list[list.length - 1]!;
+  const end = last.modules[last.modules.length - 1]!;
+  const head = outside(tree, 0, first);
+  const tail = outside(tree, end + 1, n);
+  const withTail = { ...last, modules: [...last.modules, ...tail.modules], paramBytes: last.paramBytes + tail.paramBytes };
+  return { targets, list: [{ name: '(before the first target)', ...head, activationBytes }, ...list.slice(0, -1), withTail] };
+}
+
+/** Modules in `[from, to)` that hold parameters of their own, with those parameters' bytes. */
+function outside(tree: ModuleTree, from: number, to: number): { modules: number[]; paramBytes: number } {
+  const modules: number[] = [];
+  let paramBytes = 0;
+  for (let j = from; j < to; j++) {
+    if (tree.paramStart[j] === tree.paramStart[j + 1]) continue;
+    modules.push(j);
+    for (let p = tree.paramStart[j]!; p < tree.paramStart[j + 1]!; p++) paramBytes += numel(tree.params[p]!.shape) * dtypeBytes(tree.params[p]!.dtype);
+  }
+  return { modules, paramBytes };
 }
 
 function isDescendant(tree: ModuleTree, j: number, ancestor: number): boolean {

@@ -77,6 +77,16 @@ describe('AWQ in plans', () => {
     expect(r.code).toBe(0);
   });
 
+  it('skips a mapping whose smooth layer alone is quantized: no balance weights to search over', async () => {
+    const r = await run('plan', '{}', 'meta-llama/Llama-3.1-8B', [], '[lm_head, "re:.*down_proj$"]');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('skipped: model.layers.{0..31}.mlp.up_proj → down_proj (none of its balance layers is quantized, so the grid search has no weights to weigh;');
+    expect(r.stdout).toContain('warning awq-mapping-skipped: AWQ skips 32 smooth layers (model.layers.{0..31}.mlp.up_proj): none of its balance layers is quantized');
+    expect(r.stdout).not.toContain('awq-balance-unquantized');
+    const up = await run('explain', '{}', 'meta-llama/Llama-3.1-8B', ['model.layers.0.mlp.up_proj'], '[lm_head, "re:.*down_proj$"]');
+    expect(up.stdout).toContain('which is skipped');
+  });
+
   it('explains a module that smooths one mapping and balances another, and one that is not balanced', async () => {
     const v = await run('explain', '{}', 'meta-llama/Llama-3.1-8B', ['model.layers.3.self_attn.v_proj']);
     expect(v.stdout).toContain('awq: balance layer of "model.layers.3.input_layernorm"; its input columns are multiplied by that mapping\'s scales, chosen by the loss on "model.layers.3.self_attn".');

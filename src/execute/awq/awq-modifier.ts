@@ -25,7 +25,7 @@ import type { LayerModifier } from '../pipeline/sequential.js';
 import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { emptyRuntimeTimings, GraphRuntime, type RawTensor } from '../runtime.js';
-import { divideRows, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
+import { divideRows, flooredChannels, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
 import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
 
@@ -44,6 +44,8 @@ export interface AwqReport {
   readonly point: GridPoint;
   /** The scales folded in. */
   readonly scales: Float64Array;
+  /** Channels whose chosen scale is AWQ's floor before normalisation. */
+  readonly floored: number;
 }
 
 /** AWQ cannot run a mapping; the message is user-facing. */
@@ -189,7 +191,7 @@ export class AwqModifier implements LayerModifier {
         const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
         if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
       }
-      this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s });
+      this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s, floored: search.floored });
     }
     for (const [k, v] of linears) this.linears.set(k, v);
     for (const [k, v] of vectors) this.vectors.set(k, v);
@@ -300,12 +302,12 @@ export class AwqModifier implements LayerModifier {
     vector: (name: string) => Promise<Float32Array | undefined>,
     current: OverlayWeights,
     rowsPerRun?: (rows: number) => number,
-  ): Promise<{ scales: Float64Array; losses: number[]; best: number }> {
+  ): Promise<{ scales: Float64Array; losses: number[]; best: number; floored: number }> {
     const cfg = this.model.config;
     const quantized = balance.some((b) => b.args !== null);
     const wMean = this.settings.duoScaling !== false && quantized ? layerMeans(balance, this.round) : null;
     const scales = this.grid.map((p) => gridScales(xMean, wMean, p));
-    if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0 };
+    if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0, floored: flooredChannels(xMean, wMean, this.grid[0]!) };
     const parent: ParentWeights =
       kind === 'moe'
         ? { biases: [], moe: await this.moeParent(m, weight, vector) }
@@ -386,7 +388,7 @@ export class AwqModifier implements LayerModifier {
       }
     });
     if (best < 0) throw new AwqRunError(`${m.smooth}: no grid point gave a finite loss (the parent module "${m.parent}" produces NaN or infinity on the calibration data)`);
-    return { scales: scales[best]!, losses, best };
+    return { scales: scales[best]!, losses, best, floored: flooredChannels(xMean, wMean, this.grid[best]!) };
   }
 }
 

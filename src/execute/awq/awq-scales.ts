@@ -92,6 +92,24 @@ export function layerMeans(layers: readonly BalanceWeight[], round: (x: number) 
   return sum.map((v) => v / count);
 }
 
+/** AWQ's floor on a channel's scale before normalisation (`clamp(min=1e-4)`). */
+export const AWQ_SCALE_FLOOR = 1e-4;
+
+/**
+ * Channels whose scale at grid point `p` is AWQ's floor before normalisation
+ * (see {@link gridScales}): their activation mean is zero or next to it.
+ */
+export function flooredChannels(xMean: Float32Array, wMean: Float64Array | null, p: GridPoint): number {
+  const f = Math.fround;
+  const r32 = f(p.ratio);
+  let n = 0;
+  for (let c = 0; c < xMean.length; c++) {
+    const v = p.duo ? (wMean ? f(Math.pow(xMean[c]!, r32)) / (Math.pow(wMean[c]!, 1 - p.ratio) + 1e-4) : Infinity) : f(Math.pow(xMean[c]!, r32));
+    if (v <= (p.duo ? AWQ_SCALE_FLOOR : f(AWQ_SCALE_FLOOR))) n++;
+  }
+  return n;
+}
+
 /**
  * The scales of one grid point. Duo: `clamp(x^r / (w^(1−r) + 1e-4), 1e-4)`
  * in float64 (`x^r` a float32 power); else `clamp(x^r, 1e-4)` in float32;

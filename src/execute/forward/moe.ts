@@ -174,8 +174,7 @@ export function unflatten(g: GraphBuilder, x: string, like: string): string {
   return g.op('Reshape', [x, g.op('Shape', [like])]);
 }
 
-/** Default bound on one expert group's float32 weights in a graph (well under protobuf's 2 GB). */
-export const EXPERT_GROUP_BYTES = 1 << 30;
+export { EXPERT_GROUP_BYTES } from './mlp-slices.js';
 
 /**
  * Experts that run as separate graphs, a group at a time, after the layer's

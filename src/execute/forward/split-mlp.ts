@@ -14,6 +14,7 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { flatten, type ExpertPlacement } from './moe.js';
 import { enableObservers, joinedHessian, observeInput, observesHessians } from './observe.js';
+import { mlpSlices } from './mlp-slices.js';
 import { linear, silu, weightConst } from './ops.js';
 import type { WeightReader } from './weights.js';
 
@@ -27,9 +28,6 @@ export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: s
   observeInput(g, [`${m}.down_proj`], act);
   return linear(g, act, await w.linearWeight(`${m}.down_proj`), await b('down_proj'));
 }
-
-/** Bound on one row block of a split input's Hessian returned by one graph run (float32 bytes). */
-const HESSIAN_BLOCK_BYTES = 1 << 28;
 
 /** Rows `[start, start + count)` of `[rows, cols]` row-major `m`, transposed to `[cols, count]`. */
 function rowsTransposed(m: Float32Array, cols: number, start: number, count: number): Float32Array {
@@ -52,15 +50,12 @@ function columnsTransposed(m: Float32Array, rows: number, cols: number, start: n
  */
 export async function denseMlp(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, m: string, h: string, placement: ExpertPlacement): Promise<string> {
   const inter = cfg.intermediate || (await w.linear(`${m}.gate_proj`)).rows;
-  const perRow = 3 * cfg.hidden * 4;
-  if (inter * perRow <= placement.groupBytes) return gatedMlp(g, w, m, h, cfg.mlpBias);
+  if (mlpSlices(cfg.hidden, inter, placement.groupBytes).slices === 1) return gatedMlp(g, w, m, h, cfg.mlpBias);
   if (cfg.mlpBias) throw new UnsupportedModelError(`${m}: an MLP with biases larger than one graph is not supported`);
   // Served-model simulation: gate/up see whole input rows, down_proj a slice of its input's columns
   // (kept a multiple of its quantization group).
   const [qGate, qUp, qDown] = await Promise.all([w.inputQuantizer(`${m}.gate_proj`, 'whole'), w.inputQuantizer(`${m}.up_proj`, 'whole'), w.inputQuantizer(`${m}.down_proj`, 'column-slice')]);
-  const align = qDown?.align ?? 1;
-  const slice = Math.max(align, Math.floor(placement.groupBytes / perRow / align) * align);
-  const slices = Math.ceil(inter / slice);
+  const { slice, slices, hessianRows } = mlpSlices(cfg.hidden, inter, placement.groupBytes, qDown?.align ?? 1);
   const x = flatten(g, h, cfg.hidden);
   observeInput(g, [`${m}.gate_proj`, `${m}.up_proj`], h);
   const ones = g.op('Expand', [g.op('Add', [g.op('Mul', [g.op('Slice', [x, g.i64([0]), g.i64([1]), g.i64([1])]), g.f32(0)]), g.f32(1)]), g.i64([1, slices])]);
@@ -70,7 +65,7 @@ export async function denseMlp(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
   placement.groups = {
     experts: slices,
     groupSize: 1,
-    ...(observesHessians(placement.observe) ? { joined: joinedHessian([`${m}.down_proj`], inter, Math.max(1, Math.min(slice, Math.floor(HESSIAN_BLOCK_BYTES / (4 * inter))))) } : {}),
+    ...(observesHessians(placement.observe) ? { joined: joinedHessian([`${m}.down_proj`], inter, hessianRows) } : {}),
     build: async (index) => {
       const start = index * slice;
       const count = Math.min(slice, inter - start);

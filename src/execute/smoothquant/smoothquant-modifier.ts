@@ -25,6 +25,16 @@ export interface SmoothReport {
   readonly balance: readonly string[];
   /** The float32 smoothing scale of each channel. */
   readonly scales: Float32Array;
+  /** Channels whose scale is llm-compressor's floor {@link MINIMUM_SMOOTHING_SCALE} (zero or next-to-zero activation range). */
+  readonly floored: number;
+}
+
+/** Channels of `scales` at the floor {@link MINIMUM_SMOOTHING_SCALE}. */
+export function flooredScales(scales: Float32Array): number {
+  const floor = Math.fround(MINIMUM_SMOOTHING_SCALE);
+  let n = 0;
+  for (const s of scales) if (s <= floor) n++;
+  return n;
 }
 
 /** A mapping the statistics never reached; the message is user-facing. */
@@ -138,7 +148,7 @@ export class SmoothQuantModifier implements LayerModifier {
       // A LayerNorm's bias (phimoe) is divided by the same scales, as llm-compressor does.
       const biasName = `${m.smooth}.bias`;
       if (this.weights.has(biasName)) vectors.set(biasName, Float32Array.from(await this.weights.vector(biasName), (v, c) => this.round(f(v / scales[c]!))));
-      this.reports.push({ smooth: m.smooth, balance: m.balance, scales });
+      this.reports.push({ smooth: m.smooth, balance: m.balance, scales, floored: flooredScales(scales) });
     }
     for (const [k, v] of linears) this.linears.set(k, v);
     for (const [k, v] of vectors) this.vectors.set(k, v);

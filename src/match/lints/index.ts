@@ -13,6 +13,7 @@ import { numberPrefix } from './number-prefix.js';
 import { overlappingGroups } from './overlapping-groups.js';
 import { plainLooksLikeRegex } from './plain-looks-like-regex.js';
 import { prefixWithoutBoundary } from './prefix-without-boundary.js';
+import { targetWithoutScheme } from './target-without-scheme.js';
 import { unescapedDot } from './unescaped-dot.js';
 import { unmatchedPatterns } from './unmatched-pattern.js';
 
@@ -22,6 +23,7 @@ export const MATCH_LINTS: readonly MatchLint[] = [
   plainLooksLikeRegex,
   nameUnderOtherPrefixLint,
   ignoreWithoutEffect,
+  targetWithoutScheme,
   unescapedDot,
   prefixWithoutBoundary,
   numberPrefix,

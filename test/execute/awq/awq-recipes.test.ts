@@ -53,6 +53,17 @@ describe('AWQ end to end', () => {
     expect(mappings.map((m) => m.smooth.replace(/^model\.layers\.\d\./, ''))).toEqual(['input_layernorm', 'post_attention_layernorm', 'mlp.up_proj', 'input_layernorm', 'post_attention_layernorm', 'mlp.up_proj']);
     for (const m of mappings) expect(m.bestLoss, m.smooth).toBeLessThanOrEqual(m.initialLoss);
   });
+
+  test('a mapping whose balance layers are all ignored (up_proj → down_proj) is skipped with a warning, the rest run', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quantc-awq-recipe-'));
+    const recipe = join(dir, 'awq.yaml');
+    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head, "re:.*down_proj$"]}\n');
+    const r = await apply(recipe, 'llama');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toContain('warning awq-mapping-skipped: AWQ skips 2 smooth layers (model.layers.{0,1}.mlp.up_proj): none of its balance layers is quantized');
+    expect(r.json.awq.mappings.map((m) => m.smooth.replace(/^model\.layers\.\d\./, ''))).toEqual(['input_layernorm', 'self_attn.v_proj', 'post_attention_layernorm', 'input_layernorm', 'self_attn.v_proj', 'post_attention_layernorm']);
+    expect(r.tensors.has('model.layers.0.mlp.down_proj.weight')).toBe(true);
+  });
 });
 
 describe('AWQ parents apply does not evaluate', () => {

@@ -87,6 +87,82 @@ describe('quantc apply with GPTQ', () => {
     expect(await readdir(strict.cwd)).toEqual(['recipe.yaml']);
   });
 
+  test('a failed Cholesky is a gptq-fallback warning naming the module, counted in the summary and in --format json', async () => {
+    // 8 calibration tokens and no dampening: every Hessian has rank ≤ 8 against inputs 128 and 256 wide.
+    const recipe = gptqRecipe('W4A16', '[lm_head]', '      dampening_frac: 0.0\n');
+    const text = await run('llama', recipe, ['--samples', '1', '--seq-len', '8']);
+    expect(text.code, text.io.err.join('')).toBe(0);
+    const summary = /(\d+) solved, (\d+) rounded to nearest after a failed Cholesky/.exec(text.io.out.join(''));
+    expect(summary).not.toBeNull();
+    const failed = Number(summary![2]);
+    expect(failed).toBeGreaterThan(0);
+    expect(Number(summary![1]) + failed).toBe(14);
+    const warning = text.io.err.join('').split('\n').find((l) => l.includes('gptq-fallback'));
+    expect(warning).toContain(`${failed} module${failed === 1 ? '' : 's'} could not be solved (the dampened Hessian is not positive definite)`);
+    expect(warning).toMatch(/model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj/);
+    const json = await run('llama', recipe, ['--samples', '1', '--seq-len', '8', '--format', 'json']);
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.io.out.join('')) as { gptq: { modules: { module: string; method: string }[]; fallbacks: { module: string; method: string }[] }; diagnostics: { code: string; severity: string; message: string }[] };
+    const fellBack = report.gptq.modules.filter((m) => m.method === 'rtn-fallback').map((m) => m.module);
+    expect(fellBack).toHaveLength(failed);
+    expect(report.gptq.fallbacks).toEqual(fellBack.map((module) => ({ module, method: 'rtn-fallback' })));
+    const diagnostic = report.diagnostics.find((d) => d.code === 'gptq-fallback')!;
+    expect(diagnostic.severity).toBe('warning');
+    for (const m of fellBack.slice(0, 8)) expect(diagnostic.message).toContain(m);
+  });
+
+  test('MoE coverage: an expert under min_expert_tokens is rounded to nearest by the policy, named, counted, and never written as zeros', async () => {
+    const moe = (policy: string, min: number) =>
+      `quantc:\n  moe: {calibrate_all_experts: false, min_expert_tokens: ${min}, on_low_coverage: ${policy}}\n${gptqRecipe('W4A16', '[lm_head, "re:.*mlp.gate$"]')}`;
+    type Report = { gptq: { modules: { module: string; method: string; samples: number }[]; fallbacks: { module: string; method: string }[] }; diagnostics: { code: string; message: string }[] };
+    const nonzero = async (cwd: string, modules: readonly string[]) => {
+      const out = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+      for (const m of modules) expect(new Int32Array(out.get(`${m}.weight_packed`)!.bytes.slice().buffer).some((v) => v !== 0x88888888 && v !== 0), m).toBe(true);
+    };
+    // fallback: every expert under 150 of the 288 routed tokens.
+    const fallback = await run('qwen3_moe', moe('fallback', 150), ['--format', 'json']);
+    expect(fallback.code, fallback.io.err.join('')).toBe(0);
+    const a = JSON.parse(fallback.io.out.join('')) as Report;
+    const low = a.gptq.modules.filter((m) => m.method === 'rtn-coverage');
+    expect(low.length).toBeGreaterThan(0);
+    expect(low.every((m) => /\.experts\.\d+\./.test(m.module))).toBe(true);
+    expect(a.gptq.fallbacks).toEqual(low.map((m) => ({ module: m.module, method: 'rtn-coverage' })));
+    const warned = a.diagnostics.find((d) => d.code === 'apply-expert-fallback')!;
+    for (const m of low) {
+      const [, layer, expert] = /layers\.(\d+)\..*experts\.(\d+)\./.exec(m.module)!;
+      expect(warned.message).toContain(`layer ${layer} expert ${expert} (`);
+    }
+    await nonzero(fallback.cwd, low.map((m) => m.module));
+    const text = await run('qwen3_moe', moe('fallback', 150));
+    expect(text.io.out.join('')).toContain(`, ${low.length} by the coverage policy;`);
+    // warning: experts keep their few tokens' Hessians, except those that saw none (2 tokens of 1 sample).
+    const warning = await run('qwen3_moe', moe('warning', 1), ['--format', 'json', '--samples', '1', '--seq-len', '2']);
+    expect(warning.code, warning.io.err.join('')).toBe(0);
+    const b = JSON.parse(warning.io.out.join('')) as Report;
+    const empty = b.gptq.modules.filter((m) => m.method === 'rtn-coverage');
+    expect(empty.length).toBeGreaterThan(0);
+    expect(b.diagnostics.find((d) => d.code === 'apply-expert-coverage-low')!.message).toMatch(/ \d+ of them saw no token and (is|are) quantized data-free/);
+    expect(b.gptq.modules.filter((m) => /\.experts\.\d+\./.test(m.module) && m.method === 'gptq').length).toBeGreaterThan(0);
+    await nonzero(warning.cwd, empty.map((m) => m.module));
+    // error: nothing is written.
+    const error = await run('qwen3_moe', moe('error', 150));
+    expect(error.code).toBe(1);
+    expect(error.io.err.join('')).toMatch(/error apply-expert-coverage: \d+ experts saw fewer than min_expert_tokens = 150 calibration tokens: layer \d expert \d/);
+    expect(await readdir(error.cwd)).toEqual(['recipe.yaml']);
+  });
+
+  test('an Embedding target is a gptq-embedding-rtn warning in the plan and in --format json, and is rounded to nearest', async () => {
+    const { code, io, cwd } = await run('llama', gptqRecipe('W4A16', '[lm_head]').replace('targets: [Linear]', 'targets: [Linear, Embedding]'), ['--format', 'json']);
+    expect(code, io.err.join('')).toBe(0);
+    expect(io.err.join('')).toContain('warning gptq-embedding-rtn: GPTQ solves Linear modules only: the Embedding "model.embed_tokens" gets the scheme by round-to-nearest instead');
+    const report = JSON.parse(io.out.join('')) as { quantized: number; gptq: { modules: { module: string }[] }; diagnostics: { code: string }[] };
+    expect(report.diagnostics.map((d) => d.code)).toEqual(['gptq-embedding-rtn']);
+    expect(report.quantized).toBe(15);
+    expect(report.gptq.modules.map((m) => m.module)).not.toContain('model.embed_tokens');
+    const out = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    expect(out.has('model.embed_tokens.weight_packed')).toBe(true);
+  });
+
   test('--quiet keeps stderr for diagnostics alone', async () => {
     const { code, io } = await run('llama', gptqRecipe('W4A16', '[lm_head]'), ['--quiet']);
     expect(code).toBe(0);
