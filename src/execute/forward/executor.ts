@@ -17,6 +17,7 @@ import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
+import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
 
@@ -158,6 +159,8 @@ export class ForwardModel {
   layerOutputs: boolean;
   /** Whether weights are widened and transposed once, when a graph is loaded (onnxruntime constant folding at session creation); on CUDA they are on the device at every run. */
   foldConstants: boolean;
+  /** The precision layer and head graphs compute in (see precision.ts; {@link usePrecision} sets it): float32 unless asked. */
+  precision: ResolvedPrecision = { requested: 'fp32', runs: 'fp32' };
 
   private constructor(
     readonly config: DecoderConfig,
@@ -185,8 +188,15 @@ export class ForwardModel {
     m.graphWeightBytes = this.graphWeightBytes;
     m.layerOutputs = this.layerOutputs;
     m.foldConstants = this.foldConstants;
+    m.precision = this.precision;
     m.timings = this.timings;
     return m;
+  }
+
+  /** Computes in `requested` precision from now on, where this architecture and checkpoint allow it; returns what runs. */
+  usePrecision(requested: Precision): ResolvedPrecision {
+    this.precision = resolvePrecision(requested, this.config.modelType, this.config.dtype, this.device);
+    return this.precision;
   }
 
   /** Opens `dir` (config.json + safetensors); throws {@link UnsupportedModelError} for an architecture it cannot run. */
@@ -273,7 +283,7 @@ export class ForwardModel {
     sink?: OutputSink,
   ): Promise<{ hidden: HiddenBatch[]; extras: Record<string, RawTensor>[] }> {
     const built = performance.now();
-    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes });
+    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, precision: this.precision.low });
     if (this.timings) this.timings.build += performance.now() - built;
     const next: HiddenBatch[] = [];
     const extras: Record<string, RawTensor>[] = [];
@@ -337,7 +347,12 @@ export class ForwardModel {
     for (let layer = first; layer < end; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
       const output = `out_${layer}`;
-      await this.layerBuilder(this.weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into: { g, inputs: { ...inputs, hidden }, output } });
+      await this.layerBuilder(this.weights, this.config, layer, this.raw, {
+        observe: options.observe,
+        expertGroupBytes: options.expertGroupBytes,
+        into: { g, inputs: { ...inputs, hidden }, output },
+        precision: this.precision.low,
+      });
       hidden = output;
     }
     const bytes = g.build(`layers_${first}_${end}`);
@@ -391,17 +406,24 @@ export class ForwardModel {
       if (sink) sink(i, observed);
       else Object.assign(extras[i]!, observed);
     };
-    if (groups.joined) await this.runJoinedGroups(groups.joined, ranges, build, hidden, extras, give);
+    // In the low dtype the groups' outputs add up (rounded) on their own before the rounded residual add, as the block's output does.
+    const low = this.precision.low;
+    const sums = low ? hidden.map((b) => ({ ...b, data: new Float32Array(b.data.length) })) : hidden;
+    if (groups.joined) await this.runJoinedGroups(groups.joined, ranges, build, sums, extras, give);
     else
       for (const [start, count] of ranges) {
         const bytes = await build(start, count);
         const runtime = this.runtime();
         try {
-          for (let i = 0; i < hidden.length; i++) give(i, await this.runGroup(runtime, bytes, start, count, hidden[i]!, extras[i]!));
+          for (let i = 0; i < hidden.length; i++) give(i, await this.runGroup(runtime, bytes, start, count, sums[i]!, extras[i]!, low && !groups.slices ? roundTo(low.dtype) : undefined));
         } finally {
           await runtime.dispose();
         }
       }
+    if (low) {
+      const round = roundTo(low.dtype);
+      hidden.forEach((b, i) => b.data.forEach((x, j) => (b.data[j] = round(x + round(sums[i]!.data[j]!)))));
+    }
     for (const extra of extras) {
       delete extra.moe_in;
       delete extra.moe_weights;
@@ -446,7 +468,15 @@ export class ForwardModel {
   }
 
   /** Runs expert group `[start, start + count)` on one batch: adds its partial output to `out`, returns its observer outputs. */
-  private async runGroup(runtime: GraphRuntime, bytes: Uint8Array, start: number, count: number, out: HiddenBatch, extra: Record<string, RawTensor>): Promise<Record<string, RawTensor>> {
+  private async runGroup(
+    runtime: GraphRuntime,
+    bytes: Uint8Array,
+    start: number,
+    count: number,
+    out: HiddenBatch,
+    extra: Record<string, RawTensor>,
+    round?: (x: number) => number,
+  ): Promise<Record<string, RawTensor>> {
     const input = extra.moe_in!;
     const tokens = input.dims[0]!;
     const columns = (t: RawTensor): RawTensor => {
@@ -465,7 +495,9 @@ export class ForwardModel {
     const add = partial!.data as Float32Array;
     // The block output joins the residual scaled as in the layer graph (GraniteMoE's residual_multiplier).
     const scale = this.config.residualMultiplier;
-    if (scale === undefined) for (let j = 0; j < h.length; j++) h[j]! += add[j]!;
+    // In the low dtype `round` rounds each sum, as adding a group's experts to the block output does.
+    if (round) for (let j = 0; j < h.length; j++) h[j] = round(h[j]! + add[j]!);
+    else if (scale === undefined) for (let j = 0; j < h.length; j++) h[j]! += add[j]!;
     else for (let j = 0; j < h.length; j++) h[j]! += Math.fround(add[j]! * scale);
     return observed;
   }
@@ -476,7 +508,7 @@ export class ForwardModel {
    * name the caller knows it by), and hands each batch's outputs to `give`.
    */
   async observeHead(hidden: readonly HiddenBatch[], head: string, observe: Observation, give: (batchIndex: number, outputs: Readonly<Record<string, RawTensor>>) => void): Promise<void> {
-    const bytes = await headObserverGraph(this.weights, this.config, head, observe);
+    const bytes = await headObserverGraph(this.weights, this.config, head, observe, this.precision.low);
     const runtime = this.runtime();
     try {
       for (let i = 0; i < hidden.length; i++) {
@@ -503,7 +535,7 @@ export class ForwardModel {
     const picked = sizes.map((n) => new Float64Array(n));
     for (let start = 0; start < vocab; start += rows) {
       const count = Math.min(rows, vocab - start);
-      const bytes = await headGraph(this.weights, this.config, output, start, count);
+      const bytes = await headGraph(this.weights, this.config, output, start, count, this.precision.low);
       const runtime = this.runtime();
       try {
         for (let i = 0; i < hidden.length; i++) {

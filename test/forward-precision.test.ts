@@ -1,0 +1,115 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ForwardModel } from '../src/execute/forward/executor.js';
+import { perplexity } from '../src/execute/calibrate/perplexity.js';
+import { defaultPrecision, describePrecision, resolvePrecision, roundBf16, roundF16 } from '../src/execute/forward/precision.js';
+import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs, type ForwardRefs } from './calibrate-refs.js';
+import { parseSafetensors } from './execute/fixtures.js';
+
+/** transformers' bf16 forward of a data-free fixture (see make_precision_refs.py). */
+async function bf16Refs(model: string): Promise<ForwardRefs & { perplexity: Record<string, number> }> {
+  const t = parseSafetensors(new Uint8Array(await readFile(join(CALIBRATION, 'precision', `${model}.safetensors`))));
+  const f32 = (name: string): Float32Array => new Float32Array(t.get(name)!.bytes.slice().buffer);
+  const layers: Float32Array[] = [];
+  for (let i = 0; t.has(`layer.${i}`); i++) layers.push(f32(`layer.${i}`));
+  const json = JSON.parse(await readFile(join(CALIBRATION, 'precision', `${model}.json`), 'utf8')) as { perplexity: Record<string, number> };
+  return { inputIds: (await forwardRefs(model)).inputIds, layers, logits: f32('logits'), perplexity: json.perplexity };
+}
+
+/** The share of `a`'s values equal to `b`'s. */
+function sameShare(a: Float32Array, b: Float32Array): number {
+  let same = 0;
+  for (let i = 0; i < b.length; i++) if (a[i] === b[i]) same++;
+  return same / b.length;
+}
+
+/** Per layer and for the logits: the relative error of one run against the reference, and the share of identical values. */
+async function errors(model: ForwardModel, ref: ForwardRefs, expertGroupBytes?: number): Promise<{ layers: number[]; logits: number; same: number }> {
+  const layers: Float32Array[] = [];
+  const hidden = await model.layers(await model.embed([ref.inputIds]), { expertGroupBytes, onLayer: (layer, _b, h) => (layers[layer] = h.data) });
+  const [logits] = await model.head(hidden, 'logits');
+  const same = Math.min(...layers.map((l, i) => sameShare(l, ref.layers[i]!)), sameShare(logits!, ref.logits));
+  return { layers: layers.map((l, i) => relativeError(l, ref.layers[i]!)), logits: relativeError(logits!, ref.logits), same };
+}
+
+/**
+ * Measured on the CPU (relative error, max |Δ| over max |ref|): `--precision
+ * bf16` gives transformers' bf16 layer outputs and logits bit for bit on
+ * these inputs (MLPs split in slices and experts in groups too), where the
+ * float32 graphs are 4.5e-3 to 6.7e-3 off (more than one bf16 step at the
+ * largest values). Another CPU's MatMul kernels may sum in another order and
+ * move a few values by one bf16 step: the bounds allow that (99 % of the
+ * values identical, at most half a step at the largest value), not more.
+ */
+const BOUNDS: Record<string, { layer: number; logits: number; ppl: number; groupBytes: number }> = {
+  // The MLP in 4 slices of 64 rows; qwen3_moe's experts two per graph.
+  llama: { layer: 2 ** -9, logits: 2 ** -9, ppl: 1e-5, groupBytes: 64 * 3 * 128 * 4 },
+  qwen3_moe: { layer: 2 ** -9, logits: 2 ** -9, ppl: 1e-5, groupBytes: 2 * 3 * 128 * 128 * 4 },
+};
+
+describe('--precision bf16 computes as transformers does on the bf16 checkpoint', () => {
+  for (const name of Object.keys(BOUNDS)) {
+    test(`${name}: layer outputs, logits and perplexity closer to transformers bf16 than float32 is`, async () => {
+      const ref = await bf16Refs(name);
+      const dir = await modelWithTokenizer(name);
+      const fp32 = await ForwardModel.open(dir);
+      const bf16 = await ForwardModel.open(dir);
+      expect(bf16.usePrecision('bf16')).toMatchObject({ runs: 'bfloat16', low: { dtype: 'bfloat16', native: false } });
+      const e32 = await errors(fp32, ref);
+      const e16 = await errors(bf16, ref);
+      console.log(name, 'fp32 vs torch bf16', e32, 'bf16 vs torch bf16', e16);
+      const bound = BOUNDS[name]!;
+      for (let i = 0; i < ref.layers.length; i++) {
+        expect(e16.layers[i], `layer ${i}`).toBeLessThan(bound.layer);
+        expect(e16.layers[i]! * 2, `layer ${i}: bf16 at least twice as close as fp32`).toBeLessThan(e32.layers[i]!);
+      }
+      expect(e16.logits).toBeLessThan(bound.logits);
+      expect(e16.logits * 2).toBeLessThan(e32.logits);
+      expect(e16.same).toBeGreaterThan(0.99);
+      expect(e32.same).toBeLessThan(0.9);
+      // Experts and MLPs split into groups: the partial outputs are rounded as they join the layer output.
+      const grouped = await errors(bf16, ref, BOUNDS[name]!.groupBytes);
+      console.log(name, 'bf16 grouped', grouped);
+      for (let i = 0; i < ref.layers.length; i++) expect(grouped.layers[i], `grouped layer ${i}`).toBeLessThan(bound.layer);
+      expect(grouped.same).toBeGreaterThan(0.99);
+      // Perplexity: the float32 path stays on the float32 reference, bf16 on the bf16 one.
+      const text = await textRefs(name);
+      for (const [seq, expected] of Object.entries(ref.perplexity)) {
+        const p16 = (await perplexity(bf16, text.text_ids, Number(seq), 8)).perplexity;
+        const p32 = (await perplexity(fp32, text.text_ids, Number(seq), 8)).perplexity;
+        console.log(name, seq, { torchBf16: expected, torchFp32: text.perplexity.base![seq], quantcBf16: p16, quantcFp32: p32 });
+        expect(Math.abs(p16 - expected) / expected, `bf16 perplexity at ${seq}`).toBeLessThan(bound.ppl);
+        expect(Math.abs(p32 - text.perplexity.base![seq]!) / expected, `fp32 perplexity at ${seq}`).toBeLessThan(1e-5);
+      }
+    });
+  }
+});
+
+describe('which precision runs', () => {
+  test('bf16 on CUDA for a bf16/fp16 checkpoint, float32 on the CPU and for float32 checkpoints', () => {
+    expect(defaultPrecision('cuda', 'bfloat16')).toBe('bf16');
+    expect(defaultPrecision('cuda', 'float16')).toBe('bf16');
+    expect(defaultPrecision('cuda', 'float32')).toBe('fp32');
+    expect(defaultPrecision('cpu', 'bfloat16')).toBe('fp32');
+  });
+
+  test('an architecture without low-precision graphs, or a float32 checkpoint, runs float32 and says why', () => {
+    const mla = resolvePrecision('bf16', 'deepseek_v3', 'bfloat16', 'cuda');
+    expect(mla).toMatchObject({ runs: 'fp32' });
+    expect(mla.low).toBeUndefined();
+    expect(describePrecision(mla)).toMatch(/^float32 \(--precision bf16: deepseek_v3 layers have no bfloat16 graphs yet/);
+    expect(resolvePrecision('bf16', 'llama', 'float32', 'cpu')).toMatchObject({ runs: 'fp32', note: expect.stringMatching(/float32/) });
+    expect(resolvePrecision('bf16', 'qwen3', 'float16', 'cuda')).toMatchObject({ runs: 'float16', low: { dtype: 'float16', native: true } });
+    expect(describePrecision(resolvePrecision('fp32', 'llama', 'bfloat16', 'cuda'))).toBe('float32');
+  });
+
+  test('bf16 and fp16 rounding to nearest even', () => {
+    expect(roundBf16(1 + 2 ** -8)).toBe(1);
+    expect(roundBf16(1 + 3 * 2 ** -8)).toBe(1 + 2 ** -6);
+    expect(roundBf16(-3.5e38)).toBe(-Infinity);
+    expect(roundF16(1 + 2 ** -11)).toBe(1);
+    expect(roundF16(1 + 3 * 2 ** -11)).toBe(1 + 2 ** -9);
+    expect(roundF16(70000)).toBe(Infinity);
+  });
+});
