@@ -102,17 +102,26 @@ export function splitHeads(g: GraphBuilder, x: string, heads: number, dim: numbe
 /**
  * Scaled dot-product attention over `[B, H, T, D]` queries and `[B, KV, T, D]`
  * keys/values (KV heads repeated H/KV times, as `repeat_kv` does), plus an
- * additive `[T, T]` mask; returns `[B, T, H·Dv]`. In the low dtype as
- * transformers' eager attention: scores, scaling and mask rounded op by op,
- * the softmax in float32 and its probabilities cast down.
+ * additive `[T, T]` mask; returns `[B, T, H·Dv]`.
+ *
+ * In the low dtype as transformers' default attention (sdpa) computes it on
+ * a bf16/fp16 model, the flash kernels of torch on the CPU and on CUDA: the
+ * scores `q·kᵀ` accumulate in float32 and are scaled and masked in float32,
+ * `exp(s − max)` is cast down for the product with the values (float32
+ * accumulation), and that product divided by the float32 sum of the exps is
+ * the one rounded result. (Eager attention would round the scores op by op.)
  */
 export function attention(g: GraphBuilder, q: string, k: string, v: string, mask: string, heads: number, kvHeads: number, keyDim: number, valueDim: number, scaling: number): string {
   const rep = heads / kvHeads;
   const repeat = (x: string, dim: number): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);
   const kt = g.op('Transpose', [repeat(k, keyDim)], { perm: [0, 1, 3, 2] });
-  const scores = lowOp(g, 'Add', [lowOp(g, 'Mul', [matmul(g, q, kt), g.f32(scaling)]), mask]);
-  const probs = rounded(g, g.op('Softmax', [scores], { axis: -1 }));
-  const out = matmul(g, probs, repeat(v, valueDim));
+  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kt]), g.f32(scaling)]), mask]);
+  let out: string;
+  if (graphPrecision(g)) {
+    const exps = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.i64([-1])], { keepdims: 1 })])]);
+    const sum = g.op('ReduceSum', [exps, g.i64([-1])], { keepdims: 1 });
+    out = rounded(g, g.op('Div', [g.op('MatMul', [rounded(g, exps), repeat(v, valueDim)]), sum]));
+  } else out = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), repeat(v, valueDim)]);
   return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, heads * valueDim])]);
 }
