@@ -4,8 +4,10 @@ import { describe, expect, test } from 'vitest';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { perplexity } from '../src/execute/calibrate/perplexity.js';
 import { defaultPrecision, describePrecision, resolvePrecision, roundBf16, roundF16 } from '../src/execute/forward/precision.js';
+import { main } from '../src/cli/main.js';
 import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs, type ForwardRefs } from './calibrate-refs.js';
 import { parseSafetensors } from './execute/fixtures.js';
+import { memoryIo } from './memory-io.js';
 
 /** transformers' bf16 forward of a data-free fixture (see make_precision_refs.py). */
 async function bf16Refs(model: string): Promise<ForwardRefs & { perplexity: Record<string, number> }> {
@@ -134,5 +136,38 @@ describe('which precision runs', () => {
     expect(roundF16(1 + 2 ** -11)).toBe(1);
     expect(roundF16(1 + 3 * 2 ** -11)).toBe(1 + 2 ** -9);
     expect(roundF16(70000)).toBe(Infinity);
+  });
+});
+
+describe('quantc eval --precision', () => {
+  const text = join(CALIBRATION, 'text.txt');
+
+  test("bf16 gives transformers' bf16 perplexity and says so; the default on the CPU is float32", async () => {
+    const dir = await modelWithTokenizer('llama');
+    const expected = (await bf16Refs('llama')).perplexity['32']!;
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', text, '--seq-len', '32', '--precision', 'bf16', '--format', 'json'], io)).toBe(0);
+    const report = JSON.parse(io.out.join('')) as { perplexity: number; precision: unknown };
+    expect(report.precision).toEqual({ requested: 'bf16', runs: 'bfloat16' });
+    expect(Math.abs(report.perplexity - expected) / expected).toBeLessThan(1e-4);
+    const plain = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', text, '--seq-len', '32'], plain)).toBe(0);
+    expect(plain.out.join('')).toMatch(/\n {2}precision {4}float32\n/);
+    const base = (await textRefs('llama')).perplexity.base!['32']!;
+    expect(plain.out.join('')).toContain(`perplexity: ${base.toFixed(4)}`);
+  });
+
+  test('an architecture without bf16 graphs runs float32 with a note', async () => {
+    const dir = await modelWithTokenizer('glm4_moe_lite');
+    const io = memoryIo(dir);
+    expect(await main(['eval', '--model', '.', '--data', text, '--seq-len', '32', '--precision', 'bf16'], io)).toBe(0);
+    expect(io.err.join('')).toMatch(/note: eval computes in float32 \(--precision bf16: glm4_moe_lite layers have no bfloat16 graphs yet/);
+    expect(io.out.join('')).toMatch(/precision {4}float32 \(--precision bf16: glm4_moe_lite/);
+  });
+
+  test('a precision other than bf16 or fp32 is a usage error', async () => {
+    const io = memoryIo(await modelWithTokenizer('llama'));
+    expect(await main(['eval', '--model', '.', '--data', text, '--precision', 'fp16'], io)).toBe(2);
+    expect(io.err.join('')).toMatch(/eval: --precision must be one of bf16, fp32, not "fp16"/);
   });
 });
