@@ -61,7 +61,7 @@ export type LayerInputsFor = (seq: number, window: number | null) => Record<'cos
  */
 export type OutputSink = (batch: number, outputs: Readonly<Record<string, RawTensor>>) => void;
 
-const EXPERT_INPUTS = new Set(['moe_in', 'moe_weights', 'moe_mask']);
+const EXPERT_INPUTS = new Set(['moe_in', 'moe_weights', 'moe_mask', 'moe_shared']);
 
 /** Hands `extra` to `sink`, keeping only the expert-group inputs the executor still needs. */
 function keepExpertInputs(extra: Record<string, RawTensor>, sink: (outputs: Record<string, RawTensor>) => void): Record<string, RawTensor> {
@@ -422,12 +422,17 @@ export class ForwardModel {
       }
     if (low) {
       const round = roundTo(low.dtype);
-      hidden.forEach((b, i) => b.data.forEach((x, j) => (b.data[j] = round(x + round(sums[i]!.data[j]!)))));
+      hidden.forEach((b, i) => {
+        // A shared expert (qwen2_moe) joins the rounded routed sum before the residual add.
+        const shared = extras[i]!.moe_shared?.data as Float32Array | undefined;
+        b.data.forEach((x, j) => (b.data[j] = round(x + round(round(sums[i]!.data[j]!) + (shared?.[j] ?? 0)))));
+      });
     }
     for (const extra of extras) {
       delete extra.moe_in;
       delete extra.moe_weights;
       delete extra.moe_mask;
+      delete extra.moe_shared;
     }
   }
 

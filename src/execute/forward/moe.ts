@@ -141,13 +141,16 @@ export function scatterTopK(g: GraphBuilder, like: string, values: string, indic
   return { weights, mask: g.op('ScatterElements', [zeros, indices, ones], { axis: 1 }) };
 }
 
-/** Softmax top-k router (qwen3_moe, mixtral style): `softmax(logits)`, top-k, optionally renormalized. */
-export function softmaxTopK(g: GraphBuilder, logits: string, k: number, normalize: boolean): Routing {
+/**
+ * Softmax top-k router (qwen3_moe, mixtral style): `softmax(logits)`, top-k, optionally renormalized.
+ * In the low dtype the router computes in float32 and, unless `keepFloat32` (mixtral, whose experts
+ * multiply by the float32 weights before the cast down), its top-k weights are cast down.
+ */
+export function softmaxTopK(g: GraphBuilder, logits: string, k: number, normalize: boolean, keepFloat32 = false): Routing {
   const probs = g.op('Softmax', [logits], { axis: -1 });
   const [values, indices] = g.opMulti('TopK', [probs, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
   const v = normalize ? g.op('Div', [values!, g.op('ReduceSum', [values!, g.i64([-1])], { keepdims: 1 })]) : values!;
-  // In the low dtype the router computes in float32 and its top-k weights are cast down.
-  return scatterTopK(g, probs, rounded(g, v), indices!);
+  return scatterTopK(g, probs, keepFloat32 ? v : rounded(g, v), indices!);
 }
 
 /** Declares graph output `routed_<layer>`: tokens routed to each expert `[E]` (float counts). */

@@ -45,7 +45,7 @@ export interface ResolvedPrecision {
 }
 
 /** model_type values whose layer graphs place the low-precision roundings (the others run float32). */
-export const LOW_PRECISION_TYPES: ReadonlySet<string> = new Set(['llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe']);
+export const LOW_PRECISION_TYPES: ReadonlySet<string> = new Set(['llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe']);
 
 /**
  * The default precision: the checkpoint's dtype on CUDA when it is bf16 or
