@@ -8,6 +8,7 @@ import { main } from '../src/cli/main.js';
 import { CALIBRATION, forwardRefs, modelWithTokenizer, relativeError, textRefs, type ForwardRefs } from './calibrate-refs.js';
 import { parseSafetensors } from './execute/fixtures.js';
 import { memoryIo } from './memory-io.js';
+import { stackBatches, unstack } from '../src/execute/forward/layer-loop.js';
 
 /** transformers' bf16 forward of a data-free fixture (see make_precision_refs.py). */
 async function bf16Refs(model: string): Promise<ForwardRefs & { perplexity: Record<string, number> }> {
@@ -106,6 +107,26 @@ describe('--precision bf16 computes as transformers does on the bf16 checkpoint'
       }
     });
   }
+});
+
+describe('looped layer passes (one run over a stack of batches)', () => {
+  test('compute in bf16 as a run per batch does', async () => {
+    for (const name of ['llama', 'qwen3_moe']) {
+      const model = await ForwardModel.open(await modelWithTokenizer(name));
+      model.usePrecision('bf16');
+      const ids = (await forwardRefs(name)).inputIds;
+      const embedded = await model.embed([ids, [ids[0]!.slice(0, 7)]]);
+      const tables = model.positionTables();
+      const perBatch = (await model.runLayer(0, embedded, {}, tables)).hidden;
+      const looped = unstack((await model.runLayerStacked(0, stackBatches(embedded, model.config.hidden), {}, tables, model.weights, true, 1 << 30))!);
+      const fp32 = await ForwardModel.open(await modelWithTokenizer(name));
+      const plain = (await fp32.runLayer(0, embedded, {}, tables)).hidden;
+      looped.forEach((b, i) => {
+        expect(relativeError(b.data, perBatch[i]!.data), `${name} batch ${i}`).toBeLessThan(1e-6);
+        expect(relativeError(b.data, plain[i]!.data), `${name} batch ${i} against float32`).toBeGreaterThan(1e-4);
+      });
+    }
+  });
 });
 
 describe('MatMuls in the low dtype (the CUDA graphs)', () => {

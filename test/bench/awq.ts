@@ -22,7 +22,7 @@ import { cwdSourceHost } from '../../src/cli/cwd-host.js';
 import { awqJob } from '../../src/execute/awq/awq-job.js';
 import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../src/execute/from-plan.js';
-import type { Device } from '../../src/execute/runtime.js';
+import { emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -41,6 +41,8 @@ export interface AwqBenchRow {
   readonly layers: readonly { layer: number; statistics: number; search: number; propagate: number }[];
   /** quantc: peak resident host memory; PyTorch: peak device memory (bytes). */
   readonly peakBytes: number;
+  /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
+  readonly profile?: { buildSeconds: number; createSeconds: number; runSeconds: number; runs: number; sessions: number };
   readonly note?: string;
 }
 
@@ -65,6 +67,9 @@ async function quantcRun(dir: string, batches: readonly TokenBatch[], device: De
   if (!planned.build) throw new Error(`bench: the AWQ recipe did not plan: ${JSON.stringify(planned.diagnostics)}`);
   const job = jobFromPlan(planned.build, { modelDir: dir, outDir: join(dir, 'out'), device, recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
   const model = await ForwardModel.open(dir, device);
+  // Where the layer passes spend their time: graph building, session creation, onnxruntime runs.
+  const profile = { build: 0, ...emptyRuntimeTimings() };
+  model.timings = profile;
   const t0 = performance.now();
   const run = await awqJob(job, model, batches);
   const seconds = (performance.now() - t0) / 1000;
@@ -75,6 +80,7 @@ async function quantcRun(dir: string, batches: readonly TokenBatch[], device: De
     seconds,
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, search: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
+    profile: { buildSeconds: profile.build / 1000, createSeconds: profile.create / 1000, runSeconds: profile.run / 1000, runs: profile.runs, sessions: profile.sessions },
     note: `${run.reports.length} mappings`,
   };
 }
@@ -103,7 +109,7 @@ export async function benchAwq(options: { tokens: number; seqLen: number; device
 /** One line per row: total and the per-layer mean of each step. */
 export function formatAwqRow(r: AwqBenchRow): string {
   const mean = (k: 'statistics' | 'search' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}`;
+  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${r.profile ? `; layer passes: build ${r.profile.buildSeconds.toFixed(1)} s, ${r.profile.sessions} sessions ${r.profile.createSeconds.toFixed(1)} s, ${r.profile.runs} runs ${r.profile.runSeconds.toFixed(1)} s` : ''}`;
 }
 
 /** The benchmark's options from command-line flags. */

@@ -23,7 +23,7 @@ import { cwdSourceHost } from '../../src/cli/cwd-host.js';
 import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../src/execute/from-plan.js';
 import { gptqJob } from '../../src/execute/gptq/gptq-job.js';
-import type { Device } from '../../src/execute/runtime.js';
+import { emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -44,6 +44,8 @@ export interface GptqBenchRow {
   readonly layers: readonly { layer: number; statistics: number; solve: number; propagate: number }[];
   /** quantc: peak resident host memory; PyTorch: peak device memory (bytes). */
   readonly peakBytes: number;
+  /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
+  readonly profile?: { buildSeconds: number; createSeconds: number; runSeconds: number; runs: number; sessions: number };
   readonly note?: string;
 }
 
@@ -69,6 +71,9 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
   if (!planned.build) throw new Error(`bench: the GPTQ recipe did not plan: ${JSON.stringify(planned.diagnostics)}`);
   const job = jobFromPlan(planned.build, { modelDir: dir, outDir: join(dir, 'out'), device, recipeYaml: '', moe: planned.ir!.moe });
   const model = await ForwardModel.open(dir, device);
+  // Where the layer passes spend their time: graph building, session creation, onnxruntime runs.
+  const profile = { build: 0, ...emptyRuntimeTimings() };
+  model.timings = profile;
   const t0 = performance.now();
   const run = await gptqJob(job, model, batches);
   const seconds = (performance.now() - t0) / 1000;
@@ -80,6 +85,7 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
     seconds,
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, solve: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
+    profile: { buildSeconds: profile.build / 1000, createSeconds: profile.create / 1000, runSeconds: profile.run / 1000, runs: profile.runs, sessions: profile.sessions },
     note: `${run.reports.length} modules from ${run.hessians} Hessians`,
   };
 }
@@ -110,7 +116,7 @@ export async function benchGptq(options: { sizes: readonly string[]; tokens: num
 /** One line per row: total and the per-layer mean of each step. */
 export function formatGptqRow(r: GptqBenchRow): string {
   const mean = (k: 'statistics' | 'solve' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}`;
+  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${r.profile ? `; layer passes: build ${r.profile.buildSeconds.toFixed(1)} s, ${r.profile.sessions} sessions ${r.profile.createSeconds.toFixed(1)} s, ${r.profile.runs} runs ${r.profile.runSeconds.toFixed(1)} s` : ''}`;
 }
 
 /** The benchmark's options from command-line flags. */

@@ -8,7 +8,7 @@
 import { storedBytes } from '../dtypes.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import { OverlayWeights } from '../pipeline/overlay-weights.js';
-import { runSequential, type SequentialOptions } from '../pipeline/sequential.js';
+import { runBytesFor, runSequential, type SequentialOptions } from '../pipeline/sequential.js';
 import type { ApplyJob } from '../types.js';
 import type { StageRun } from '../pipeline/stage-run.js';
 import { AwqModifier, type AwqReport, type AwqSettings } from './awq-modifier.js';
@@ -23,7 +23,7 @@ export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readon
   const args = new Map(job.modules.map((m) => [m.name, job.groups[m.group]!.scheme.weights!] as const));
   const modifier = new AwqModifier(model, spec.mappings, { duoScaling: spec.duoScaling, nGrid: spec.nGrid, args, calibrateAllExperts, searchBytes: options.searchBytes, candidates: options.candidates, fusedExperts: job.fusedExperts, offsetNorms: new Set(job.offsetNorms ?? []) });
   // The cached inputs and the sums do not depend on batch boundaries, so batches may share a graph run.
-  const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 28, ...options });
+  const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: runBytesFor(model.device, 1 << 28), ...options });
   const dtype = model.config.dtype;
   const prior = job.changedWeights;
   // Quantized Linears are quantized from their smoothed bytes; the others (an ignored router) are written as smoothed tensors.

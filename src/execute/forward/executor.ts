@@ -17,6 +17,7 @@ import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
+import { loopedLayer, loopFeeds, splitStack, type BuildInto, type HiddenStack } from './layer-loop.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
@@ -159,6 +160,13 @@ export class ForwardModel {
   layerOutputs: boolean;
   /** Whether weights are widened and transposed once, when a graph is loaded (onnxruntime constant folding at session creation); on CUDA they are on the device at every run. */
   foldConstants: boolean;
+  /**
+   * Whether the sequential pipeline runs each layer pass as looped graph
+   * runs over all batches (layer-loop.ts) rather than a run per batch. On
+   * CUDA, where every run's statistics cross the bus; on the CPU a run per
+   * batch costs little and keeps memory low.
+   */
+  loopLayers: boolean;
   /** The precision layer and head graphs compute in (see precision.ts; {@link usePrecision} sets it): float32 unless asked. */
   precision: ResolvedPrecision = { requested: 'fp32', runs: 'fp32' };
 
@@ -172,6 +180,7 @@ export class ForwardModel {
     this.graphWeightBytes = device === 'cuda' ? CUDA_GRAPH_WEIGHT_BYTES : 0;
     this.foldConstants = device !== 'cuda';
     this.layerOutputs = device !== 'cuda';
+    this.loopLayers = device === 'cuda';
   }
 
   /** A runtime for this model's graphs, timed when profiling. */
@@ -188,6 +197,7 @@ export class ForwardModel {
     m.graphWeightBytes = this.graphWeightBytes;
     m.layerOutputs = this.layerOutputs;
     m.foldConstants = this.foldConstants;
+    m.loopLayers = this.loopLayers;
     m.precision = this.precision;
     m.timings = this.timings;
     return m;
@@ -303,6 +313,58 @@ export class ForwardModel {
     }
     if (program.expertGroups) await this.runExpertGroups(program.expertGroups, next, extras, sink);
     return { hidden: next, extras };
+  }
+
+  /**
+   * Runs decoder layer `layer` over every batch of `stack` as looped graph
+   * runs (see layer-loop.ts), at most `runBytes` of hidden states per run:
+   * each run's combined statistics go to `sink` (with the run's index), and
+   * with `keepOutput` the layer's outputs come back as the next stack.
+   * Null when the layer cannot be looped (expert groups, per-token outputs):
+   * then {@link runLayer} runs it batch by batch.
+   */
+  async runLayerStacked(
+    layer: number,
+    stack: HiddenStack,
+    options: Pick<RunOptions, 'observe' | 'expertGroupBytes'>,
+    inputsFor: LayerInputsFor,
+    weights: WeightReader,
+    keepOutput: boolean,
+    runBytes: number,
+    sink?: (run: number, stack: HiddenStack, outputs: Readonly<Record<string, RawTensor>>) => void,
+  ): Promise<HiddenStack | null> {
+    const built = performance.now();
+    const build: BuildInto = async (into) => {
+      const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into, precision: this.precision.low });
+      return !program.expertGroups;
+    };
+    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput);
+    if (this.timings) this.timings.build += performance.now() - built;
+    if (!looped) return null;
+    const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
+    const tables = inputsFor(maxSeq, windowOf(this.config, layer));
+    const runtime = this.runtime();
+    const parts: Float32Array[] = [];
+    try {
+      const runs = splitStack(stack, runBytes);
+      for (let r = 0; r < runs.length; r++) {
+        const { out, ...statistics } = await runtime.run(`looped_${layer}`, () => looped.bytes, loopFeeds(runs[r]!, tables));
+        sink?.(r, runs[r]!, statistics);
+        if (keepOutput) parts.push(out!.data as Float32Array);
+      }
+    } finally {
+      await runtime.dispose();
+    }
+    if (!keepOutput) return stack;
+    const data = parts.length === 1 ? parts[0]! : new Float32Array(stack.data.length);
+    if (parts.length > 1) {
+      let at = 0;
+      for (const p of parts) {
+        data.set(p, at);
+        at += p.length;
+      }
+    }
+    return { ...stack, data };
   }
 
   /**

@@ -38,15 +38,19 @@ export type Dim = number | string;
 export const OPSET = 21;
 const IR_VERSION = 10;
 
-function valueInfo(name: string, elemType: OnnxElemType, dims: readonly Dim[]): ProtoWriter {
-  const shape = new ProtoWriter();
-  for (const d of dims) {
-    const dim = new ProtoWriter();
-    if (typeof d === 'number') dim.int(1, d);
-    else dim.string(2, d);
-    shape.message(1, dim);
+/** `dims` null declares no shape (a loop-carried value whose shape the first iteration sets). */
+function valueInfo(name: string, elemType: OnnxElemType, dims: readonly Dim[] | null): ProtoWriter {
+  const tensorType = new ProtoWriter().int(1, elemType);
+  if (dims) {
+    const shape = new ProtoWriter();
+    for (const d of dims) {
+      const dim = new ProtoWriter();
+      if (typeof d === 'number') dim.int(1, d);
+      else dim.string(2, d);
+      shape.message(1, dim);
+    }
+    tensorType.message(2, shape);
   }
-  const tensorType = new ProtoWriter().int(1, elemType).message(2, shape);
   const type = new ProtoWriter().message(1, tensorType);
   return new ProtoWriter().string(1, name).message(2, type);
 }
@@ -74,14 +78,14 @@ export class GraphBuilder {
   /** `prefix` starts every generated name: a subgraph's names must not clash with its parent's. */
   constructor(private readonly prefix = '') {}
 
-  /** Declares a graph input and returns its name. */
-  input(name: string, elemType: OnnxElemType, dims: readonly Dim[]): string {
+  /** Declares a graph input and returns its name (`dims` null: any shape). */
+  input(name: string, elemType: OnnxElemType, dims: readonly Dim[] | null): string {
     this.inputs.push(valueInfo(name, elemType, dims));
     return name;
   }
 
-  /** Declares `value` as graph output `name` (an Identity node renames it). */
-  output(value: string, name: string, elemType: OnnxElemType, dims: readonly Dim[]): void {
+  /** Declares `value` as graph output `name` (an Identity node renames it; `dims` null: any shape). */
+  output(value: string, name: string, elemType: OnnxElemType, dims: readonly Dim[] | null): void {
     this.node('Identity', [value], {}, [name]);
     this.outputs.push(valueInfo(name, elemType, dims));
   }

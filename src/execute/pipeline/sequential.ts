@@ -13,6 +13,7 @@
  * changes), and finishes it with the last layer.
  */
 import type { ForwardModel, HiddenBatch, TokenBatch } from '../forward/executor.js';
+import { stackBatches, unstack, type HiddenStack } from '../forward/layer-loop.js';
 import type { Observation } from '../forward/observe.js';
 import type { RawTensor } from '../runtime.js';
 import type { FusedExpertsParam } from '../types.js';
@@ -66,6 +67,20 @@ export interface SequentialOptions {
    * batch boundaries (no last-batch observers); 0 or absent runs batch by batch.
    */
   readonly runBytes?: number;
+}
+
+/**
+ * Activation bytes one merged graph run may hold on CUDA (estimated, see
+ * {@link sequenceBytes}). Every run returns its statistics (a 1B layer's
+ * Hessians are ~180 MB) across the bus and folds them in JavaScript, so on
+ * the GPU fewer, larger runs are what keeps the device busy; 8 GiB of
+ * estimated activations leaves room for the layer's weights on a 24 GB card.
+ */
+export const CUDA_RUN_BYTES = 2 ** 33;
+
+/** The merged-run budget of a stage: its CPU budget, or {@link CUDA_RUN_BYTES} on CUDA. */
+export function runBytesFor(device: 'cpu' | 'cuda', cpuBytes: number): number {
+  return device === 'cuda' ? Math.max(cpuBytes, CUDA_RUN_BYTES) : cpuBytes;
 }
 
 /** Hidden states of consecutive batches merged into runs, and how many batches each run holds. */
@@ -123,8 +138,9 @@ export async function runSequential(
   options: SequentialOptions = {},
 ): Promise<LayerTimings[]> {
   const tables = model.positionTables();
-  const timings: LayerTimings[] = [];
   const embedded = await model.embed(batches);
+  if (model.loopLayers && options.runBytes !== 0) return runStacked(model, embedded, modifier, fused, options);
+  const timings: LayerTimings[] = [];
   const merged = options.runBytes ? mergeRuns(embedded, sequenceBytes(model.config, model.raw), options.runBytes) : { hidden: embedded, calls: embedded.map(() => 1) };
   let hidden = merged.hidden;
   const layers = model.config.layers;
@@ -151,4 +167,74 @@ export async function runSequential(
     options.onLayerDone?.(t, layers);
   }
   return timings;
+}
+
+/** Hidden states of one looped run at most (bytes): its input, its output and the loop's copy of it stay on the device together. */
+export const LOOP_RUN_BYTES = 2 ** 32;
+
+/**
+ * {@link runSequential} with every layer's passes as looped graph runs over
+ * one stack of all batches (see layer-loop.ts); a layer that cannot be
+ * looped runs batch by batch. Only for modifiers whose statistics do not
+ * depend on batch boundaries (the caller's `runBytes` is not 0).
+ */
+async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[], modifier: LayerModifier, fused: readonly FusedExpertsParam[], options: SequentialOptions): Promise<LayerTimings[]> {
+  const tables = model.positionTables();
+  const timings: LayerTimings[] = [];
+  const layers = model.config.layers;
+  let stack = stackBatches(embedded, model.config.hidden);
+  const rowsOf = (s: HiddenStack): number => s.batches.reduce((n, b) => n + b.batch, 0);
+  // A layer that cannot be looped runs as merged runs of its batches (see runBytes), then is stacked again.
+  const byBatch = async (layer: number, s: HiddenStack, observe: boolean, weights = model.weights): Promise<HiddenStack> => {
+    const merged = mergeRuns(unstack(s), sequenceBytes(model.config, model.raw), options.runBytes ?? 0);
+    const sink = (run: number, outputs: Readonly<Record<string, RawTensor>>): void => modifier.collect(layer, run, merged.hidden[run]!.batch, merged.calls[run]!, outputs);
+    const ran = await model.runLayer(layer, merged.hidden, { observe: observe ? modifier.observe : undefined, expertGroupBytes: options.expertGroupBytes }, tables, weights, observe ? sink : undefined);
+    // Merged runs hold their batches back to back: unmerge by the stack's shapes.
+    const flat = ran.hidden.length === 1 ? ran.hidden[0]!.data : concat(ran.hidden.map((h) => h.data));
+    const h = model.config.hidden;
+    let at = 0;
+    return stackBatches(
+      s.batches.map((b) => {
+        const data = flat.subarray(at, at + b.batch * b.seq * h);
+        at += b.batch * b.seq * h;
+        return { data, batch: b.batch, seq: b.seq };
+      }),
+      h,
+    );
+  };
+  for (let layer = 0; layer < layers; layer++) {
+    options.onLayerStart?.(layer, layers);
+    const t0 = performance.now();
+    const observed = { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes };
+    const a =
+      (await model.runLayerStacked(layer, stack, observed, tables, model.weights, true, LOOP_RUN_BYTES, (run, s, outputs) => modifier.collect(layer, run, rowsOf(s), s.batches.length, outputs))) ??
+      (await byBatch(layer, stack, true));
+    const head = modifier.head;
+    if (head !== undefined && layer === layers - 1) {
+      const last = unstack(a);
+      await model.observeHead(last, head, modifier.observe, (run, outputs) => modifier.collect(layer, run, last[run]!.batch, 1, outputs));
+    }
+    const t1 = performance.now();
+    const changed = await modifier.finishLayer(layer);
+    const t2 = performance.now();
+    if (changed.linears.size === 0 && changed.vectors.size === 0) stack = a;
+    else {
+      const weights = new OverlayWeights(model.weights, changed, fused);
+      stack = (await model.runLayerStacked(layer, stack, { expertGroupBytes: options.expertGroupBytes }, tables, weights, true, LOOP_RUN_BYTES)) ?? (await byBatch(layer, stack, false, weights));
+    }
+    const t = { layer, statistics: t1 - t0, modify: t2 - t1, propagate: performance.now() - t2 };
+    timings.push(t);
+    options.onLayerDone?.(t, layers);
+  }
+  return timings;
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

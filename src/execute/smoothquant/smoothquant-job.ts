@@ -8,7 +8,7 @@
 import { storedBytes } from '../dtypes.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import { NO_CHANGES, OverlayWeights } from '../pipeline/overlay-weights.js';
-import { runSequential, type SequentialOptions } from '../pipeline/sequential.js';
+import { runBytesFor, runSequential, type SequentialOptions } from '../pipeline/sequential.js';
 import type { ApplyJob } from '../types.js';
 import type { StageRun } from '../pipeline/stage-run.js';
 import { SmoothQuantModifier, type SmoothReport } from './smoothquant-modifier.js';
@@ -23,7 +23,7 @@ export async function smoothJob(job: ApplyJob, model: ForwardModel, batches: rea
   const reader = new OverlayWeights(model.weights, NO_CHANGES, job.fusedExperts);
   const modifier = new SmoothQuantModifier(reader, spec.mappings, spec.strength, job.calibration?.calibrateAllExperts ?? true, new Set(job.offsetNorms ?? []));
   // Per-channel min/max merge across runs exactly, so batches may share a graph run.
-  const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: 1 << 30, ...options });
+  const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: runBytesFor(model.device, 1 << 30), ...options });
   const dtype = model.config.dtype;
   const linears = new Map([...modifier.linears].map(([name, w]) => [name, storedBytes(w.data, dtype)] as const));
   const tensors = new Map([...modifier.vectors].map(([name, v]) => [name, storedBytes(v, dtype)] as const));

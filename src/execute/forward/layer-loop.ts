@@ -1,0 +1,177 @@
+/**
+ * One decoder layer over many calibration batches in a single onnxruntime
+ * run: the layer graph becomes the body of an ONNX `Loop` with one
+ * iteration per batch, its statistics (Hessians, minima, maxima, routed
+ * token counts) loop-carried and combined on the device, its outputs
+ * stacked. onnxruntime-node cannot keep a tensor on the GPU between runs,
+ * so a run per batch pays for every statistic crossing the bus and being
+ * folded in JavaScript once per batch (a 1B layer's Hessians are ~180 MB);
+ * looped, they cross once per stack.
+ *
+ * Batches lie in a {@link HiddenStack}: `[count, rows, H]`, batch `i` in the
+ * first `batch·seq` rows of slot `i` (the rest padding), so a layer's output
+ * stack is the next layer's input stack with no copy in JavaScript.
+ */
+import { GraphBuilder, OnnxType, type Dim, type OnnxElemType } from '../onnx/graph-builder.js';
+import type { RawTensor } from '../runtime.js';
+import type { LayerInputs, LayerOptions } from './llama-layer.js';
+
+/** Equal-length sequences of one batch. */
+export interface BatchShape {
+  readonly batch: number;
+  readonly seq: number;
+}
+
+/** Hidden states of several batches in one buffer (see the module comment). */
+export interface HiddenStack {
+  /** `[batches.length, rows, hidden]` row-major. */
+  readonly data: Float32Array;
+  readonly batches: readonly BatchShape[];
+  /** Rows per slot: the largest `batch·seq`. */
+  readonly rows: number;
+  readonly hidden: number;
+}
+
+/** How a statistic output combines across iterations; null for outputs that cannot be looped (per-token values). */
+export function combinerOf(name: string): 'Add' | 'Min' | 'Max' | null {
+  if (name === 'routed') return 'Add';
+  const kind = name.slice(0, Math.max(0, name.indexOf(':')));
+  if (kind === 'hess' || kind === 'hessrows' || kind === 'hessall' || kind === 'ehess') return 'Add';
+  if (kind === 'min' || kind === 'cmin' || kind === 'emin') return 'Min';
+  if (kind === 'max' || kind === 'cmax' || kind === 'emax') return 'Max';
+  return null;
+}
+
+/** The value a combined statistic starts from. */
+function identityOf(combine: 'Add' | 'Min' | 'Max'): number {
+  return combine === 'Add' ? 0 : combine === 'Min' ? Infinity : -Infinity;
+}
+
+/**
+ * A builder that records declared outputs instead of declaring them: the
+ * loop wrapper decides which become loop-carried statistics and which the
+ * stacked layer output.
+ */
+class RecordingBuilder extends GraphBuilder {
+  readonly recorded = new Map<string, string>();
+
+  override output(value: string, name: string, _elemType: OnnxElemType, _dims: readonly Dim[] | null): void {
+    this.recorded.set(name, value);
+  }
+
+  /** Declares a real output of the loop body. */
+  declare(value: string, name: string, elemType: OnnxElemType, dims: readonly Dim[] | null): void {
+    super.output(value, name, elemType, dims);
+  }
+}
+
+/** Builds one decoder layer into `into` (the architecture's builder with {@link LayerOptions.into}); false when the layer needs graphs of its own (expert groups). */
+export type BuildInto = (into: NonNullable<LayerOptions['into']>) => Promise<boolean>;
+
+/** The looped graph of a layer and the statistic outputs it returns. */
+export interface LoopedLayer {
+  readonly bytes: Uint8Array;
+  readonly statistics: readonly string[];
+}
+
+/**
+ * The looped graph of one layer for stacks of `rows` rows per slot and
+ * sequences up to `maxSeq` (see the module comment); null when the layer
+ * cannot be looped (it needs graphs of its own, or returns per-token
+ * values). Inputs: `stack [n, rows, H]`, `shape [n, 2]` (int64 batch and
+ * seq of each slot), `cos`/`sin [maxSeq, d]` and `mask [maxSeq, maxSeq]`
+ * (shorter batches read their top-left corner); outputs: every statistic
+ * under its own name and, with `keepOutput`, `out [n, rows, H]`.
+ */
+export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean): Promise<LoopedLayer | null> {
+  const body = new RecordingBuilder('lb_');
+  const iter = body.input('lb_iter', OnnxType.int64, []);
+  const cond = body.input('lb_cond', OnnxType.bool, []);
+  // Slot `iter`: its batch and sequence length, its rows reshaped to [batch, seq, H].
+  const zero = body.i64([0]);
+  const shape = body.op('Gather', ['shape', iter], { axis: 0 });
+  const batch = body.op('Slice', [shape, zero, body.i64([1])]);
+  const seq = body.op('Slice', [shape, body.i64([1]), body.i64([2])]);
+  const used = body.op('Mul', [batch, seq]);
+  const slot = body.op('Gather', ['stack', iter], { axis: 0 });
+  const x = body.op('Reshape', [body.op('Slice', [slot, zero, used, zero]), body.op('Concat', [batch, seq, body.i64([hidden])], { axis: 0 })]);
+  const corner = (t: string, axes: number[]): string => body.op('Slice', [t, body.i64(axes.map(() => 0)), axes.length === 1 ? seq : body.op('Concat', [seq, seq], { axis: 0 }), body.i64(axes)]);
+  const inputs: LayerInputs = { hidden: x, cos: corner('cos', [0]), sin: corner('sin', [0]), mask: corner('mask', [0, 1]) };
+  if (!(await build({ g: body, inputs, output: 'lb_out' }))) return null;
+
+  const statistics: string[] = [];
+  const carried: { name: string; value: string; combine: 'Add' | 'Min' | 'Max' }[] = [];
+  for (const [name, value] of body.recorded) {
+    if (name === 'lb_out') continue;
+    const combine = combinerOf(name);
+    if (!combine) return null;
+    statistics.push(name);
+    carried.push({ name, value, combine });
+  }
+  const out = body.recorded.get('lb_out');
+  if (out === undefined) return null;
+
+  // Body signature: (iter, cond, carried…) → (cond, carried…, slot output).
+  body.declare(body.op('Identity', [cond]), 'lb_cond_out', OnnxType.bool, []);
+  carried.forEach((c, i) => {
+    const prior = body.input(`lb_s${i}`, OnnxType.float, null);
+    body.declare(body.op(c.combine, [prior, c.value]), `lb_s${i}_out`, OnnxType.float, null);
+  });
+  const flat = body.op('Reshape', [out, body.i64([-1, hidden])]);
+  const padded = body.op('Pad', [flat, body.op('Concat', [zero, zero, body.op('Sub', [body.i64([rows]), used]), zero], { axis: 0 })]);
+  body.declare(padded, 'lb_slot_out', OnnxType.float, [rows, hidden]);
+
+  const g = new GraphBuilder();
+  const stack = g.input('stack', OnnxType.float, ['n', rows, hidden]);
+  g.input('shape', OnnxType.int64, ['n', 2]);
+  g.input('cos', OnnxType.float, ['seq', 'rope']);
+  g.input('sin', OnnxType.float, ['seq', 'rope']);
+  g.input('mask', OnnxType.float, ['seq', 'seq']);
+  const trips = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
+  const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + 1, {
+    body: { graph: body, name: 'layer_loop' },
+  });
+  carried.forEach((c, i) => g.output(results[i]!, c.name, OnnxType.float, null));
+  if (keepOutput) g.output(results[carried.length]!, 'out', OnnxType.float, ['n', rows, hidden]);
+  return { bytes: g.build('looped_layer'), statistics };
+}
+
+/** Batches stacked into slots of `rows` rows (the largest batch's), padding zeroed. */
+export function stackBatches(batches: readonly { data: Float32Array; batch: number; seq: number }[], hidden: number): HiddenStack {
+  const rows = Math.max(1, ...batches.map((b) => b.batch * b.seq));
+  const data = new Float32Array(batches.length * rows * hidden);
+  batches.forEach((b, i) => data.set(b.data.subarray(0, b.batch * b.seq * hidden), i * rows * hidden));
+  return { data, batches: batches.map((b) => ({ batch: b.batch, seq: b.seq })), rows, hidden };
+}
+
+/** Stacks split so that each holds at most `bytes` of hidden states (at least one slot each). */
+export function splitStack(stack: HiddenStack, bytes: number): HiddenStack[] {
+  const slot = stack.rows * stack.hidden;
+  const per = Math.max(1, Math.floor(bytes / (4 * slot)));
+  const out: HiddenStack[] = [];
+  for (let i = 0; i < stack.batches.length; i += per) {
+    const n = Math.min(per, stack.batches.length - i);
+    out.push({ ...stack, data: stack.data.subarray(i * slot, (i + n) * slot), batches: stack.batches.slice(i, i + n) });
+  }
+  return out;
+}
+
+/** The batches of a stack as views into its buffer (no copy). */
+export function unstack(stack: HiddenStack): { data: Float32Array; batch: number; seq: number }[] {
+  const slot = stack.rows * stack.hidden;
+  return stack.batches.map((b, i) => ({ data: stack.data.subarray(i * slot, i * slot + b.batch * b.seq * stack.hidden), batch: b.batch, seq: b.seq }));
+}
+
+/** The feeds of a looped layer run for `stack`, with position tables for its longest sequence. */
+export function loopFeeds(stack: HiddenStack, tables: Record<'cos' | 'sin' | 'mask', RawTensor>): Record<string, RawTensor> {
+  const shape = new BigInt64Array(stack.batches.length * 2);
+  stack.batches.forEach((b, i) => {
+    shape[2 * i] = BigInt(b.batch);
+    shape[2 * i + 1] = BigInt(b.seq);
+  });
+  return {
+    stack: { type: 'float32', data: stack.data, dims: [stack.batches.length, stack.rows, stack.hidden] },
+    shape: { type: 'int64', data: shape, dims: [stack.batches.length, 2] },
+    ...tables,
+  };
+}

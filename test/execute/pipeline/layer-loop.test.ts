@@ -1,0 +1,158 @@
+/**
+ * Looped layer passes (layer-loop.ts: one onnxruntime run over a stack of
+ * batches, statistics combined on the device) against a run per batch: the
+ * same Hessians, observer ranges, routed-token counts and layer outputs up
+ * to float order, for batches of unequal sizes and lengths, dense and MoE.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
+import { awqJob } from '../../../src/execute/awq/awq-job.js';
+import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
+import { jobFromPlan } from '../../../src/execute/from-plan.js';
+import { gptqJob } from '../../../src/execute/gptq/gptq-job.js';
+import { planRecipe } from '../../../src/plan/plan-recipe.js';
+import { loopedLayer, splitStack, stackBatches, unstack } from '../../../src/execute/forward/layer-loop.js';
+import { HessianStore } from '../../../src/execute/gptq/hessians.js';
+import { runSequential, type LayerModifier } from '../../../src/execute/pipeline/sequential.js';
+import type { RawTensor } from '../../../src/execute/runtime.js';
+import { DATAFREE, unpackModel } from '../fixtures.js';
+
+/** Deterministic batches of unequal sizes and lengths below `vocab`. */
+function tokenBatches(vocab: number): TokenBatch[] {
+  let s = 11;
+  const next = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % vocab);
+  const batch = (rows: number, seq: number): number[][] => Array.from({ length: rows }, () => Array.from({ length: seq }, next));
+  return [batch(2, 16), batch(1, 16), batch(3, 9), batch(1, 24), batch(1, 5)];
+}
+
+/** Every statistic of pass A, folded as the GPTQ modifier folds them; the layers left unchanged. */
+class Recorder implements LayerModifier {
+  readonly observe = { experts: 'all', hessians: true } as const;
+  readonly hessians = new Map<string, { sum: Float64Array; n: number }>();
+  readonly ranges = new Map<string, number[]>();
+  readonly runs: number[] = [];
+  private store = new HessianStore();
+  private names = new Set<string>();
+
+  collect(_layer: number, run: number, rows: number, calls: number, outputs: Readonly<Record<string, RawTensor>>): void {
+    this.runs.push(run);
+    const hess: Record<string, RawTensor> = {};
+    for (const [name, t] of Object.entries(outputs)) {
+      if (name.startsWith('hess') || name.startsWith('ehess')) {
+        hess[name] = t;
+        for (const m of name.slice(name.indexOf(':') + 1).split('|')[0]!.split(',')) this.names.add(m);
+      } else {
+        const v = Array.from(t.data as Float32Array);
+        const prior = this.ranges.get(name);
+        const pick = name === 'routed' ? (a: number, b: number) => a + b : /^(c|e)?min:/.test(name) ? Math.min : Math.max;
+        this.ranges.set(name, prior ? prior.map((p, i) => pick(p, v[i]!)) : v);
+      }
+    }
+    this.store.add(hess, rows, calls);
+  }
+
+  async finishLayer(layer: number) {
+    for (const m of this.names) {
+      const s = this.store.sumOf(m);
+      if (s) this.hessians.set(`${layer}/${m}`, { sum: Float64Array.from(s.sum), n: s.n });
+    }
+    this.store = new HessianStore();
+    this.names = new Set();
+    return { linears: new Map(), vectors: new Map() };
+  }
+}
+
+function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(b[i]!));
+  }
+  return m === 0 ? d : d / m;
+}
+
+describe('looped layer passes', () => {
+  for (const arch of ['llama', 'qwen3_moe']) {
+    it(`${arch}: the same statistics as a run per batch, in one run per layer`, async () => {
+      const dir = await unpackModel(join(DATAFREE, arch, 'base'));
+      const model = await ForwardModel.open(dir);
+      const batches = tokenBatches(model.config.vocabSize);
+      const perBatch = new Recorder();
+      model.loopLayers = false;
+      await runSequential(model, batches, perBatch, [], { runBytes: 0 });
+      const looped = new Recorder();
+      model.loopLayers = true;
+      await runSequential(model, batches, looped, [], { runBytes: 1 << 30 });
+      // One run per layer, against one per batch.
+      expect(looped.runs.length).toBe(model.config.layers);
+      expect(perBatch.runs.length).toBe(model.config.layers * batches.length);
+      expect([...looped.hessians.keys()].sort()).toEqual([...perBatch.hessians.keys()].sort());
+      expect(looped.hessians.size).toBeGreaterThan(0);
+      for (const [m, h] of perBatch.hessians) {
+        const l = looped.hessians.get(m)!;
+        expect(l.n, m).toBe(h.n);
+        expect(relativeError(l.sum, h.sum), m).toBeLessThan(1e-5);
+      }
+      expect([...looped.ranges.keys()].sort()).toEqual([...perBatch.ranges.keys()].sort());
+      if (arch === 'qwen3_moe') expect(looped.ranges.has('routed')).toBe(true);
+      for (const [name, r] of perBatch.ranges) expect(relativeError(looped.ranges.get(name)!, r), name).toBeLessThan(1e-6);
+    });
+  }
+
+  it('returns each batch\'s layer outputs, from stacks split into several runs alike', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    const batches = tokenBatches(model.config.vocabSize);
+    const embedded = await model.embed(batches);
+    const tables = model.positionTables();
+    const expected = (await model.runLayer(0, embedded, {}, tables)).hidden;
+    const stack = stackBatches(embedded, model.config.hidden);
+    expect(splitStack(stack, 4 * stack.rows * stack.hidden * 2).length).toBe(3);
+    for (const runBytes of [1 << 30, 4 * stack.rows * stack.hidden * 2]) {
+      const out = await model.runLayerStacked(0, stack, {}, tables, model.weights, true, runBytes);
+      const got = unstack(out!);
+      expect(got.map((b) => [b.batch, b.seq])).toEqual(expected.map((b) => [b.batch, b.seq]));
+      got.forEach((b, i) => expect(relativeError(b.data, expected[i]!.data), `batch ${i}`).toBeLessThan(1e-5));
+    }
+  });
+
+  it('refuses a layer whose outputs are per-token values (they cannot be combined across batches)', async () => {
+    const build = async (into: Parameters<Parameters<typeof loopedLayer>[0]>[0]): Promise<boolean> => {
+      into.g.output(into.inputs.hidden, 'x:model.layers.0.mlp.down_proj', 1, ['batch', 'seq', 8]);
+      into.g.output(into.inputs.hidden, into.output, 1, ['batch', 'seq', 8]);
+      return true;
+    };
+    expect(await loopedLayer(build, 8, 4, true)).toBeNull();
+  });
+
+  it('GPTQ reaches the same objective looped as batch by batch; AWQ, which caches per-token inputs, runs its layers unlooped alike', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const job = async (modifiers: string) => {
+      const recipe = join(dir, 'loop.yaml');
+      await writeFile(recipe, `quant_stage:\n  quant_modifiers:\n${modifiers}`);
+      const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
+      expect(planned.build).toBeTruthy();
+      return jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    };
+    const model = await ForwardModel.open(dir);
+    const batches = tokenBatches(model.config.vocabSize);
+    const gptq = await job('    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
+    model.loopLayers = false;
+    const plain = await gptqJob(gptq, model, batches);
+    model.loopLayers = true;
+    const looped = await gptqJob(gptq, model, batches);
+    expect(looped.reports.map((r) => [r.module, r.method, r.samples])).toEqual(plain.reports.map((r) => [r.module, r.method, r.samples]));
+    for (let i = 0; i < plain.reports.length; i++) expect(Math.abs(looped.reports[i]!.loss / plain.reports[i]!.loss - 1), plain.reports[i]!.module).toBeLessThan(1e-3);
+
+    const awq = await job('    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
+    model.loopLayers = false;
+    const awqPlain = await awqJob(awq, model, batches);
+    model.loopLayers = true;
+    const awqLooped = await awqJob(awq, model, batches);
+    expect(awqLooped.reports.map((r) => [r.smooth, r.best, r.tokens])).toEqual(awqPlain.reports.map((r) => [r.smooth, r.best, r.tokens]));
+    for (let i = 0; i < awqPlain.reports.length; i++) expect(relativeError(awqLooped.reports[i]!.scales, awqPlain.reports[i]!.scales)).toBeLessThan(1e-5);
+  });
+});
