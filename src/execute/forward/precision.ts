@@ -21,9 +21,6 @@ import type { Device } from '../runtime.js';
 /** What `--precision` asks for. */
 export type Precision = 'fp32' | 'bf16';
 
-/** The precisions `--precision` accepts. */
-export const PRECISIONS: readonly Precision[] = ['bf16', 'fp32'];
-
 /** How a low-precision graph computes: its dtype, and whether MatMuls run in it natively (CUDA) or are emulated (CPU). */
 export interface LowPrecision {
   readonly dtype: 'bfloat16' | 'float16';
