@@ -4,8 +4,8 @@
  * transformers on the model in its checkpoint's dtype (bfloat16, or float16
  * where config.json says so), as llm-compressor calibrates it: every op's
  * result is rounded to that dtype where transformers rounds it, and kept in
- * float32 where transformers upcasts (RMSNorm's variance, attention softmax,
- * router softmax and top-k). Activations still travel between ops as float32
+ * float32 where transformers upcasts (RMSNorm's normalization, attention
+ * scores and softmax, router softmax and top-k). Activations still travel between ops as float32
  * tensors holding values of the low dtype, so observers and Hessians read
  * them in float32, as llm-compressor's hooks upcast their inputs.
  *
@@ -61,7 +61,7 @@ export function resolvePrecision(requested: Precision, modelType: string, dtype:
   return { requested, runs: dtype, low: { dtype, native: device === 'cuda' } };
 }
 
-/** One line for a run summary: `bfloat16 (CPU: rounding emulated in float32)`, `fp32`, or `fp32 (bf16 asked: …)`. */
+/** One line for a run summary: `bfloat16 (MatMuls in bfloat16)`, `bfloat16 (bfloat16 rounding emulated in float32 ops)`, `float32`, or `float32 (--precision bf16: why)`. */
 export function describePrecision(p: ResolvedPrecision): string {
   if (p.low) return `${p.runs} (${p.low.native ? `MatMuls in ${p.runs}` : `${p.runs} rounding emulated in float32 ops`})`;
   return p.note ? `float32 (--precision ${p.requested}: ${p.note})` : 'float32';
