@@ -58,7 +58,7 @@ async function errors(model: ForwardModel, ref: ForwardRefs, expertGroupBytes?: 
 const DEVICE = process.env.QUANTC_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 const SAME = DEVICE === 'cuda' ? 0.9 : 0.97;
 
-const BOUNDS: Record<string, { layer: number; logits: number; ppl: number; groupBytes: number }> = {
+const BOUNDS: Record<string, { layer: number; logits: number; ppl: number; groupBytes: number; same?: number }> = {
   // The MLP in 4 slices of 64 rows; qwen3_moe's experts two per graph.
   llama: { layer: 2 ** -8, logits: 2 ** -8, ppl: 1e-4, groupBytes: 64 * 3 * 128 * 4 },
   qwen3_moe: { layer: 2 ** -8, logits: 2 ** -8, ppl: 1e-4, groupBytes: 2 * 3 * 128 * 128 * 4 },
@@ -69,6 +69,10 @@ const BOUNDS: Record<string, { layer: number; logits: number; ppl: number; group
   qwen2_moe: { layer: 2 ** -8, logits: 2 ** -8, ppl: 1e-4, groupBytes: 2 * 32 * 3 * 64 * 4 },
   mixtral: { layer: 2 ** -8, logits: 2 ** -8, ppl: 1e-4, groupBytes: 2 * 32 * 3 * 64 * 4 },
   olmoe: { layer: 2 ** -8, logits: 2 ** -8, ppl: 1e-3, groupBytes: 2 * 3 * 128 * 128 * 4 },
+  deepseek_v3: { layer: 2 ** -8, logits: 2 ** -8, ppl: 1e-4, groupBytes: 2 * 32 * 3 * 64 * 4 },
+  glm4_moe: { layer: 2 ** -8, logits: 2 ** -8, ppl: 1e-4, groupBytes: 2 * 32 * 3 * 64 * 4 },
+  // Three of the 24 token rows of layer 0 differ by a step (an attention value rounded the other way, spread by o_proj).
+  glm4_moe_lite: { layer: 2 ** -7, logits: 2 ** -7, ppl: 1e-4, groupBytes: 2 * 64 * 3 * 128 * 4, same: 0.8 },
 };
 
 describe('--precision bf16 computes as transformers does on the bf16 checkpoint', () => {
@@ -88,12 +92,12 @@ describe('--precision bf16 computes as transformers does on the bf16 checkpoint'
       }
       expect(e16.logits).toBeLessThan(bound.logits);
       expect(e16.logits).toBeLessThan(e32.logits);
-      expect(e16.same).toBeGreaterThan(SAME);
+      expect(e16.same).toBeGreaterThan(Math.min(SAME, bound.same ?? 1));
       expect(e32.same).toBeLessThan(0.9);
       // Experts and MLPs split into groups: the partial outputs are rounded as they join the layer output.
       const grouped = await errors(bf16, ref, BOUNDS[name]!.groupBytes);
       for (let i = 0; i < ref.layers.length; i++) expect(grouped.layers[i], `grouped layer ${i}`).toBeLessThan(bound.layer);
-      expect(grouped.same).toBeGreaterThan(SAME);
+      expect(grouped.same).toBeGreaterThan(Math.min(SAME, bound.same ?? 1));
       // Perplexity: the float32 path stays on the float32 reference, bf16 on the bf16 one.
       const text = await textRefs(name);
       for (const [seq, expected] of Object.entries(ref.perplexity)) {
@@ -158,10 +162,10 @@ describe('which precision runs', () => {
   });
 
   test('an architecture without low-precision graphs, or a float32 checkpoint, runs float32 and says why', () => {
-    const mla = resolvePrecision('bf16', 'deepseek_v3', 'bfloat16', 'cuda');
-    expect(mla).toMatchObject({ runs: 'fp32' });
-    expect(mla.low).toBeUndefined();
-    expect(describePrecision(mla)).toMatch(/^float32 \(--precision bf16: deepseek_v3 layers have no bfloat16 graphs yet/);
+    const other = resolvePrecision('bf16', 'gpt_oss', 'bfloat16', 'cuda');
+    expect(other).toMatchObject({ runs: 'fp32' });
+    expect(other.low).toBeUndefined();
+    expect(describePrecision(other)).toMatch(/^float32 \(--precision bf16: gpt_oss layers have no bfloat16 graphs yet/);
     expect(resolvePrecision('bf16', 'llama', 'float32', 'cpu')).toMatchObject({ runs: 'fp32', note: expect.stringMatching(/float32/) });
     expect(resolvePrecision('bf16', 'qwen3', 'float16', 'cuda')).toMatchObject({ runs: 'float16', low: { dtype: 'float16', native: true } });
     expect(describePrecision(resolvePrecision('fp32', 'llama', 'bfloat16', 'cuda'))).toBe('float32');
@@ -196,11 +200,11 @@ describe('quantc eval --precision', () => {
   });
 
   test('an architecture without bf16 graphs runs float32 with a note', async () => {
-    const dir = await modelWithTokenizer('glm4_moe_lite');
+    const dir = await modelWithTokenizer('granitemoe');
     const io = memoryIo(dir);
     expect(await main(['eval', '--model', '.', '--data', text, '--seq-len', '32', '--precision', 'bf16'], io)).toBe(0);
-    expect(io.err.join('')).toMatch(/note: eval computes in float32 \(--precision bf16: glm4_moe_lite layers have no bfloat16 graphs yet/);
-    expect(io.out.join('')).toMatch(/precision {4}float32 \(--precision bf16: glm4_moe_lite/);
+    expect(io.err.join('')).toMatch(/note: eval computes in float32 \(--precision bf16: granitemoe layers have no bfloat16 graphs yet/);
+    expect(io.out.join('')).toMatch(/precision {4}float32 \(--precision bf16: granitemoe/);
   });
 
   test('a precision other than bf16 or fp32 is a usage error', async () => {

@@ -69,9 +69,22 @@ export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, 
     const y = g.op('Cast', [g.op('MatMul', [g.op('Cast', [input], { to: OnnxType.bfloat16 }), wt])], { to: OnnxType.float });
     return b ? lowOp(g, 'Add', [y, rounded(g, b)]) : y;
   }
-  const stored = 'bf16' in w ? g.op('Cast', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { to: OnnxType.float }) : weightConst(g, w.data, [w.rows, w.cols]);
-  const wt = g.op('Transpose', [stored], { perm: [1, 0] });
+  const wt = transposedWeight(g, w);
   return b ? matmulBias(g, input, wt, b) : matmul(g, input, wt, true);
+}
+
+/** A `[out, in]` weight as a float32 `[in, out]` graph value (widened and transposed by constant folding). */
+function transposedWeight(g: GraphBuilder, w: DenseMatrix | Bf16Matrix): string {
+  const stored = 'bf16' in w ? g.op('Cast', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { to: OnnxType.float }) : weightConst(g, w.data, [w.rows, w.cols]);
+  return g.op('Transpose', [stored], { perm: [1, 0] });
+}
+
+/**
+ * `x @ W.T` in float32 whatever the graph's precision: a router that upcasts
+ * its input and weight before the product (DeepSeek-V3's, GLM-4's).
+ */
+export function linearFloat32(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix): string {
+  return g.op('MatMul', [quantizedInput(g, x, w), transposedWeight(g, w)]);
 }
 
 /** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu). */
@@ -110,6 +123,8 @@ export function splitHeads(g: GraphBuilder, x: string, heads: number, dim: numbe
  * `exp(s − max)` is cast down for the product with the values (float32
  * accumulation), and that product divided by the float32 sum of the exps is
  * the one rounded result. (Eager attention would round the scores op by op.)
+ * Where the value heads are narrower than the keys (MLA) torch's sdpa runs
+ * its math path instead: all in float32, the output rounded once.
  */
 export function attention(g: GraphBuilder, q: string, k: string, v: string, mask: string, heads: number, kvHeads: number, keyDim: number, valueDim: number, scaling: number): string {
   const rep = heads / kvHeads;
@@ -118,7 +133,10 @@ export function attention(g: GraphBuilder, q: string, k: string, v: string, mask
   const kt = g.op('Transpose', [repeat(k, keyDim)], { perm: [0, 1, 3, 2] });
   const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kt]), g.f32(scaling)]), mask]);
   let out: string;
-  if (graphPrecision(g)) {
+  if (graphPrecision(g) && keyDim !== valueDim) {
+    // Value heads narrower than the keys (MLA): torch's sdpa takes its math path, in float32 with one rounding.
+    out = rounded(g, g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), repeat(v, valueDim)]));
+  } else if (graphPrecision(g)) {
     const exps = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.i64([-1])], { keepdims: 1 })])]);
     const sum = g.op('ReduceSum', [exps, g.i64([-1])], { keepdims: 1 });
     out = rounded(g, g.op('Div', [g.op('MatMul', [rounded(g, exps), repeat(v, valueDim)]), sum]));

@@ -42,7 +42,20 @@ export interface ResolvedPrecision {
 }
 
 /** model_type values whose layer graphs place the low-precision roundings (the others run float32). */
-export const LOW_PRECISION_TYPES: ReadonlySet<string> = new Set(['llama', 'mistral', 'qwen2', 'qwen3', 'qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe']);
+export const LOW_PRECISION_TYPES: ReadonlySet<string> = new Set([
+  'llama',
+  'mistral',
+  'qwen2',
+  'qwen3',
+  'qwen3_moe',
+  'qwen2_moe',
+  'mixtral',
+  'olmoe',
+  'deepseek_v3',
+  'kimi_k2',
+  'glm4_moe',
+  'glm4_moe_lite',
+]);
 
 /**
  * The default precision: the checkpoint's dtype on CUDA when it is bf16 or
