@@ -57,18 +57,22 @@ async function calibrate(model: string, variant: string, precision: string): Pro
  * | llama INT8 static asym | 28/28, 0 | 28/28, 0 |
  * | qwen3_moe NVFP4 all experts | 22/32, 7.0e-3 | 20/32, 1.2e-2 |
  * | qwen3_moe NVFP4 routed | 22/32, 1.1e-2 | 19/32, 7.1e-3 |
+ * | glm4_moe_lite NVFP4 all experts | 14/28, 7.4e-3 | 15/28, 1.2e-2 |
+ * | glm4_moe_lite NVFP4 routed | 18/28, 7.4e-3 | 17/28, 7.4e-3 |
  *
  * Not all equal: the attention kernels of torch differ from the graphs in a
  * few roundings (a faster `exp`, another summation order), and a maximum
  * one bf16 step off moves a scale by one step; with routed tokens a changed
  * top-k moves a whole expert's statistics.
  */
-const CASES: readonly (readonly [string, string, 'better' | 'same'])[] = [
+const CASES: readonly (readonly [string, string, 'better' | 'same' | 'closer'])[] = [
   ['llama', 'FP8', 'same'],
   ['llama', 'NVFP4', 'better'],
   ['llama', 'INT8_STATIC_ASYM', 'same'],
   ['qwen3_moe', 'NVFP4', 'better'],
   ['qwen3_moe', 'NVFP4_ROUTED', 'better'],
+  ['glm4_moe_lite', 'NVFP4', 'closer'],
+  ['glm4_moe_lite', 'NVFP4_ROUTED', 'better'],
 ];
 
 describe("--precision bf16 calibrates closer to llm-compressor's oneshot on the bf16 model", () => {
@@ -79,7 +83,8 @@ describe("--precision bf16 calibrates closer to llm-compressor's oneshot on the 
       expect(bf16.summary).toMatch(/precision {4}bfloat16 \(bfloat16 rounding emulated in float32 ops\)/);
       expect(fp32.summary).toMatch(/precision {4}float32\n/);
       if (expected === 'better') expect(bf16.exact).toBeGreaterThan(fp32.exact);
-      else expect(bf16.exact).toBe(fp32.exact);
+      else if (expected === 'same') expect(bf16.exact).toBe(fp32.exact);
+      else expect(bf16.worst).toBeLessThan(fp32.worst);
       expect(bf16.worst).toBeLessThanOrEqual(2 ** -6);
     });
   }
