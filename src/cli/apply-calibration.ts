@@ -6,6 +6,7 @@
 import { basename, resolve } from 'node:path';
 import { error, warning, type Diagnostic } from '../diagnostics.js';
 import type { Device } from '../execute/runtime.js';
+import { defaultPrecision, describePrecision, type Precision } from '../execute/forward/precision.js';
 import type { ApplyJob } from '../execute/types.js';
 import type { GptqRun } from '../execute/gptq/gptq-job.js';
 import type { SmoothRun } from '../execute/smoothquant/smoothquant-job.js';
@@ -27,6 +28,8 @@ export interface CalibrationArgs {
   readonly shuffleSeed?: bigint;
   readonly coverage: string | undefined;
   readonly device: Device;
+  /** `--precision`; undefined: {@link defaultPrecision}. */
+  readonly precision?: Precision;
 }
 
 /** The outcome: the job ready for its weight pass, or diagnostics that stop the run. */
@@ -103,6 +106,8 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     const { withRoundedOffsetNorms } = await import('../execute/offset-norms.js');
     model = model.withWeights(await withRoundedOffsetNorms(model.weights, job.offsetNorms, job.fusedExperts));
   }
+  const precision = model.usePrecision(args.precision ?? defaultPrecision(args.device, model.config.dtype));
+  if (precision.note) io.stderr(`note: calibration computes in ${describePrecision(precision)}\n`);
   const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : DEFAULT_SEQ_LEN;
   const seqLen = args.seqLen ?? Math.min(DEFAULT_SEQ_LEN, maxPositions);
   const source = args.data ?? 'the embedded calibration text';
@@ -193,6 +198,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const short = samples.samples < args.samples ? ` (the data gives ${samples.samples} of the ${args.samples} requested)` : '';
   const lines = [
     `  calibration  ${count}${short}, ${samples.tokens} tokens (--seq-len ${seqLen}, --batch-size ${args.batchSize}) from ${source}, ${seconds.toFixed(1)} s (${Math.round(samples.tokens / seconds)} tokens/s on ${args.device})`,
+    `  precision    ${describePrecision(precision)}`,
     `  coverage     ${coverageSummary(coverage, spec.minExpertTokens)}${fallbackModules.length > 0 ? `; ${fallbackModules.length} modules quantized data-free` : ''}`,
   ];
   if (smoothRun) lines.push(smoothSummary(smoothRun, job));
@@ -214,7 +220,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     }
   }
   const report: Record<string, unknown> = {
-    calibration: { samples: samples.samples, tokens: samples.tokens, seqLen, batchSize: args.batchSize, source, seconds, device: args.device },
+    calibration: { samples: samples.samples, tokens: samples.tokens, seqLen, batchSize: args.batchSize, source, seconds, device: args.device, precision: { requested: precision.requested, runs: precision.runs, ...(precision.note ? { note: precision.note } : {}) } },
     coverage,
     ...(awqRun
       ? {

@@ -9,10 +9,14 @@
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1]
- *     [--json FILE]
+ *     [--precision fp32,bf16] [--json FILE]
  *
- * quantc computes in float32 (bf16 weights widened), so the like-for-like
- * PyTorch row is float32; bfloat16 is an extra row. quantc's figure is the
+ * `--precision` lists quantc's rows per device (default fp32): fp32 computes
+ * in float32 (bf16 weights widened), like-for-like with the float32 PyTorch
+ * row; bf16 computes in the checkpoint's dtype where transformers does
+ * (MatMuls in bf16 on CUDA, rounding emulated on the CPU), like-for-like with
+ * the bfloat16 row, and reports how far its statistics moved from the fp32
+ * row's when both run. quantc's figure is the
  * whole `calibrate()` call: reading and widening each layer's weights,
  * building and loading its graph, running every batch, collecting the
  * statistics. PyTorch's excludes loading the model and one warm-up batch.
@@ -28,6 +32,7 @@ import { calibrate, type CalibrationResult } from '../../src/execute/calibrate/c
 import { ForwardModel, type ForwardTimings, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { emptyRuntimeTimings, GraphRuntime, type Device } from '../../src/execute/runtime.js';
 import { GraphBuilder, OnnxType } from '../../src/execute/onnx/graph-builder.js';
+import type { Precision } from '../../src/execute/forward/precision.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TORCH_SCRIPT = join(ROOT, 'test/bench/torch_forward.py');
@@ -57,6 +62,8 @@ export interface CalibrateBenchOptions {
   readonly foldConstants?: boolean;
   /** Overrides {@link ForwardModel.layerOutputs}. */
   readonly layerOutputs?: boolean;
+  /** quantc rows per device, in this order (default fp32 only). */
+  readonly precisions?: readonly Precision[];
   /** Each row as it is measured. */
   readonly onRow?: (row: CalibrateBenchRow) => void;
 }
@@ -73,8 +80,10 @@ export interface CalibrateBenchRow {
   readonly timings?: ForwardTimings;
   /** quantc only: layers per graph, as run. */
   readonly layersPerGraph?: number;
-  /** quantc only: largest relative difference of an observed min or max from the first device's run. */
+  /** quantc only: largest relative difference of an observed min or max from the first device's run (same precision). */
   readonly statsDiff?: number;
+  /** quantc bf16 only: largest relative difference of an observed min or max from the fp32 run on the same device. */
+  readonly precisionDiff?: number;
   readonly note?: string;
 }
 
@@ -156,31 +165,39 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
   const tokensFile = join(tmpdir(), `quantc-bench-tokens-${count}x${batchSize}x${seqLen}.json`);
   await mkdir(tmpdir(), { recursive: true });
   await writeFile(tokensFile, JSON.stringify(batches));
-  let first: CalibrationResult | undefined;
+  const first = new Map<Precision, CalibrationResult>();
   for (const device of options.devices ?? ['cpu']) {
     await warmUp(device);
-    const model = await ForwardModel.open(dir, device);
-    if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
-    if (options.foldConstants !== undefined) model.foldConstants = options.foldConstants;
-    if (options.layerOutputs !== undefined) model.layerOutputs = options.layerOutputs;
-    const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
-    model.timings = timings;
-    const t0 = performance.now();
-    const result = await calibrate(model, batches);
-    const seconds = (performance.now() - t0) / 1000;
-    const ranges = model.layerRanges();
-    push({
-      engine: 'quantc',
-      device,
-      dtype: 'float32',
-      tokens,
-      seconds,
-      tokensPerSecond: tokens / seconds,
-      timings,
-      layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
-      statsDiff: first ? statsDiff(first, result) : undefined,
-    });
-    first ??= result;
+    let fp32: CalibrationResult | undefined;
+    for (const precision of options.precisions ?? ['fp32']) {
+      const model = await ForwardModel.open(dir, device);
+      if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
+      if (options.foldConstants !== undefined) model.foldConstants = options.foldConstants;
+      if (options.layerOutputs !== undefined) model.layerOutputs = options.layerOutputs;
+      const ran = model.usePrecision(precision);
+      const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
+      model.timings = timings;
+      const t0 = performance.now();
+      const result = await calibrate(model, batches);
+      const seconds = (performance.now() - t0) / 1000;
+      const ranges = model.layerRanges();
+      const before = first.get(precision);
+      push({
+        engine: 'quantc',
+        device,
+        dtype: ran.low ? 'bfloat16' : 'float32',
+        tokens,
+        seconds,
+        tokensPerSecond: tokens / seconds,
+        timings,
+        layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
+        statsDiff: before ? statsDiff(before, result) : undefined,
+        precisionDiff: ran.low && fp32 ? statsDiff(fp32, result) : undefined,
+        ...(ran.note ? { note: ran.note } : {}),
+      });
+      if (!before) first.set(precision, result);
+      if (!ran.low) fp32 = result;
+    }
     for (const dtype of options.torchDtypes ?? ['float32', 'bfloat16']) {
       const r = JSON.parse(python(py, ['run', dir, tokensFile, '--device', device, '--dtype', dtype])) as { seconds: number; tokens: number; tokens_per_s: number; torch: string; device_name: string };
       push({ engine: 'pytorch', device, dtype, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens_per_s, note: `torch ${r.torch}` });
@@ -192,7 +209,9 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
 /** One table line for `row`. */
 export function formatRow(row: CalibrateBenchRow): string {
   const t = row.timings;
-  const diff = row.statsDiff === undefined ? '' : `, min/max vs first device ${row.statsDiff.toExponential(1)}`;
+  const diff =
+    (row.statsDiff === undefined ? '' : `, min/max vs first device ${row.statsDiff.toExponential(1)}`) +
+    (row.precisionDiff === undefined ? '' : `, min/max vs fp32 ${row.precisionDiff.toExponential(1)}`);
   const split = t
     ? `  (${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
@@ -223,6 +242,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     graphWeightBytes: num('--graph-weight-bytes'),
     foldConstants: flag(args, '--fold-constants') === undefined ? undefined : flag(args, '--fold-constants') === '1',
     layerOutputs: flag(args, '--layer-outputs') === undefined ? undefined : flag(args, '--layer-outputs') === '1',
+    precisions: list<Precision>('--precision'),
   };
 }
 

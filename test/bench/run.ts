@@ -14,7 +14,8 @@
  *   awq.ts: `--tokens`, `--seq-len`, `--device`);
  * - with `--calibrate`: calibration tokens/s against PyTorch eager forward
  *   passes (see calibrate.ts for its options: `--model-size tiny|1b`,
- *   `--tokens`, `--batch-size`, `--seq-len`, `--device cpu,cuda`).
+ *   `--tokens`, `--batch-size`, `--seq-len`, `--device cpu,cuda`,
+ *   `--precision fp32,bf16`).
  *
  * - `--only`: only the sections asked for, without the planning figures;
  * - `--record FILE`: a JSON record of every figure with the machine (CPU,

@@ -60,6 +60,11 @@ Options:
   --device cpu|cuda        Where the calibration and quantization graphs
                            run (default cpu).
                            cuda needs \`npm run setup:cuda\` first.
+  --precision bf16|fp32    What calibration computes in: bf16, the
+                           checkpoint's dtype (bf16 or fp16), rounded where
+                           transformers rounds, as llm-compressor runs the
+                           model; fp32, float32 throughout. Default: bf16 on
+                           cuda for a bf16/fp16 checkpoint, else fp32.
   --max-shard-size GB      Largest output shard in GB (default 20).
   --shard I/N              Write only part I of N (0 <= I < N) of a
                            data-free checkpoint into --out; run the N
@@ -129,6 +134,7 @@ export const command: Command = {
       model: { type: 'string' },
       out: { type: 'string' },
       device: { type: 'string' },
+      precision: { type: 'string' },
       'max-shard-size': { type: 'string' },
       data: { type: 'string' },
       samples: { type: 'string' },
@@ -150,6 +156,7 @@ export const command: Command = {
     if (typeof values.out !== 'string') throw new UsageError('apply: --out DIR is required.');
     const device = choice('apply', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
     const format = choice('apply', 'format', values.format, ['text', 'json'] as const, 'text');
+    const precision = values.precision === undefined ? undefined : choice('apply', 'precision', values.precision, ['bf16', 'fp32'] as const, 'fp32');
     const failOn = choice('apply', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
     if (!(shardGb > 0)) throw new UsageError('apply: --max-shard-size must be a positive number of GB.');
@@ -254,13 +261,13 @@ export const command: Command = {
         const { calibrateFromCli } = await import('../apply-calibration.js');
         // Progress and notes go to stderr; --quiet keeps only the diagnostics (returned, rendered here).
         const progressIo = values.quiet ? { ...io, stderr: () => undefined } : io;
-        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, ...(shuffleSeed === undefined ? {} : { shuffleSeed }), coverage: values.coverage as string | undefined, device }, progressIo);
+        const step = await calibrateFromCli(job, { data: values.data as string | undefined, samples, seqLen, batchSize, ...(shuffleSeed === undefined ? {} : { shuffleSeed }), coverage: values.coverage as string | undefined, device, precision }, progressIo);
         if (step.diagnostics.length > 0) io.stderr(renderDiagnostics(step.diagnostics, planned.sources));
         if (!step.ok) return EXIT_ERRORS;
         ({ job, lines, report, writeReport } = step);
         warnings = step.diagnostics;
-      } else if (values.data !== undefined || values.coverage !== undefined || values.shuffle) {
-        io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size, --shuffle and --coverage are ignored\n');
+      } else if (values.data !== undefined || values.coverage !== undefined || values.shuffle || precision !== undefined) {
+        io.stderr('note: the recipe needs no calibration; --data, --samples, --seq-len, --batch-size, --shuffle, --coverage and --precision are ignored\n');
       }
       const summary = await applyJob(job, values.quiet ? () => undefined : progressPrinter(io.stderr, io.isTty));
       writeReport();

@@ -55,6 +55,11 @@ Options:
                            both perplexities, their ratio and each decoder
                            layer's output drift.
   --device cpu|cuda        Where the graphs run (default cpu).
+  --precision bf16|fp32    What the forward passes compute in: bf16, the
+                           checkpoint's dtype (bf16 or fp16), rounded where
+                           transformers rounds; fp32, float32 throughout.
+                           Default: bf16 on cuda for a bf16/fp16
+                           checkpoint, else fp32.
   --format text|json       Output format (default text).
   --coverage FILE          Write the expert coverage of MoE models (tokens
                            routed to each expert of each MoE layer): JSON,
@@ -87,6 +92,7 @@ export const command: Command = {
       'seq-len': { type: 'string' },
       'batch-size': { type: 'string' },
       device: { type: 'string' },
+      precision: { type: 'string' },
       format: { type: 'string' },
       coverage: { type: 'string' },
       simulate: { type: 'string' },
@@ -102,6 +108,7 @@ export const command: Command = {
     if (typeof values.data !== 'string') throw new UsageError('eval: --data FILE is required.');
     const device = choice('eval', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
     const format = choice('eval', 'format', values.format, ['text', 'json'] as const, 'text');
+    const requested = values.precision === undefined ? undefined : choice('eval', 'precision', values.precision, ['bf16', 'fp32'] as const, 'fp32');
     const batchSize = positiveInt('eval', 'batch-size', values['batch-size'], 1);
     const simulate = choice('eval', 'simulate', values.simulate, ['weights', 'activations'] as const, 'weights');
     const modelDir = await modelPathForCli(values.model, 'weights', io);
@@ -129,6 +136,7 @@ export const command: Command = {
     const { CheckpointError } = await import('../../execute/safetensors-reader.js');
     const { probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
     const { perplexity } = await import('../../execute/calibrate/perplexity.js');
+    const { defaultPrecision, describePrecision } = await import('../../execute/forward/precision.js');
     const { comparePerplexity } = await import('../../execute/calibrate/compare.js');
     const { servedModel, SimulationUnsupportedError } = await import('../../execute/simulate/simulating-weights.js');
     const { FakeQuantError } = await import('../../execute/simulate/fake-quant.js');
@@ -150,9 +158,13 @@ export const command: Command = {
       if (device === 'cuda') await probeDevice(device);
       const tokenizer = await loadTokenizer(modelDir);
       const opened = await ForwardModel.open(modelDir, device);
+      const precision = opened.usePrecision(requested ?? defaultPrecision(device, opened.config.dtype));
+      if (precision.note && !values.quiet) io.stderr(`note: eval computes in ${describePrecision(precision)}\n`);
       const served = simulate === 'activations' ? servedModel(opened) : { model: opened, weights: null };
       const model = served.model;
       const baseline = baselineDir ? await ForwardModel.open(baselineDir, device) : null;
+      // The baseline runs in the precision asked for the model (the default follows its own dtype).
+      baseline?.usePrecision(requested ?? defaultPrecision(device, baseline.config.dtype));
       const baselineModel = baseline && simulate === 'activations' ? servedModel(baseline).model : baseline;
       const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : 2048;
       const seqLen = positiveInt('eval', 'seq-len', values['seq-len'], Math.min(2048, maxPositions));
@@ -179,7 +191,8 @@ export const command: Command = {
         const comparison = compared
           ? { baseline: { model: baselineArg, perplexity: compared.baseline.perplexity, meanNll: compared.baseline.meanNll }, ratio: compared.ratio, layerDrift: compared.layerDrift }
           : {};
-        const report = { model: values.model, data: values.data, seqLen, batchSize, device, ...simulatedJson(simulate, summary), ...result, ...comparison, seconds, tokensPerSecond };
+        const precisionJson = { requested: precision.requested, runs: precision.runs, ...(precision.note ? { note: precision.note } : {}) };
+        const report = { model: values.model, data: values.data, seqLen, batchSize, device, precision: precisionJson, ...simulatedJson(simulate, summary), ...result, ...comparison, seconds, tokensPerSecond };
         io.stdout(`${JSON.stringify(report, null, 2)}\n`);
       } else {
         io.stdout(
@@ -191,6 +204,7 @@ export const command: Command = {
             ...(compared ? comparisonLines(compared, baselineArg!) : []),
             simulatedLine(simulate, summary),
             `  windows      ${r.windows} x ${seqLen} tokens (${ids.length - r.tokens} trailing tokens dropped)`,
+            `  precision    ${describePrecision(precision)}`,
             `  speed        ${tokensPerSecond.toFixed(0)} tokens/s on ${device} (${seconds.toFixed(2)} s)`,
             ...coverageLines(coverage),
             '',

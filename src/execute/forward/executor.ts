@@ -18,6 +18,7 @@ import { GraphBuilder } from '../onnx/graph-builder.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
 import { loopedLayer, loopFeeds, splitStack, type BuildInto, type HiddenStack } from './layer-loop.js';
+import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
 
@@ -61,7 +62,7 @@ export type LayerInputsFor = (seq: number, window: number | null) => Record<'cos
  */
 export type OutputSink = (batch: number, outputs: Readonly<Record<string, RawTensor>>) => void;
 
-const EXPERT_INPUTS = new Set(['moe_in', 'moe_weights', 'moe_mask']);
+const EXPERT_INPUTS = new Set(['moe_in', 'moe_weights', 'moe_mask', 'moe_shared']);
 
 /** Hands `extra` to `sink`, keeping only the expert-group inputs the executor still needs. */
 function keepExpertInputs(extra: Record<string, RawTensor>, sink: (outputs: Record<string, RawTensor>) => void): Record<string, RawTensor> {
@@ -169,6 +170,8 @@ export class ForwardModel {
    * batch costs little and keeps memory low.
    */
   loopLayers: boolean;
+  /** The precision layer and head graphs compute in (see precision.ts; {@link usePrecision} sets it): float32 unless asked. */
+  precision: ResolvedPrecision = { requested: 'fp32', runs: 'fp32' };
 
   private constructor(
     readonly config: DecoderConfig,
@@ -198,8 +201,15 @@ export class ForwardModel {
     m.layerOutputs = this.layerOutputs;
     m.foldConstants = this.foldConstants;
     m.loopLayers = this.loopLayers;
+    m.precision = this.precision;
     m.timings = this.timings;
     return m;
+  }
+
+  /** Computes in `requested` precision from now on, where this architecture and checkpoint allow it; returns what runs. */
+  usePrecision(requested: Precision): ResolvedPrecision {
+    this.precision = resolvePrecision(requested, this.config.modelType, this.config.dtype, this.device);
+    return this.precision;
   }
 
   /** Opens `dir` (config.json + safetensors); throws {@link UnsupportedModelError} for an architecture it cannot run. */
@@ -286,7 +296,7 @@ export class ForwardModel {
     sink?: OutputSink,
   ): Promise<{ hidden: HiddenBatch[]; extras: Record<string, RawTensor>[] }> {
     const built = performance.now();
-    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes });
+    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, precision: this.precision.low });
     if (this.timings) this.timings.build += performance.now() - built;
     const next: HiddenBatch[] = [];
     const extras: Record<string, RawTensor>[] = [];
@@ -328,7 +338,7 @@ export class ForwardModel {
   ): Promise<HiddenStack | null> {
     const built = performance.now();
     const build: BuildInto = async (into) => {
-      const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into });
+      const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into, precision: this.precision.low });
       return !program.expertGroups;
     };
     const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput);
@@ -402,7 +412,12 @@ export class ForwardModel {
     for (let layer = first; layer < end; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
       const output = `out_${layer}`;
-      await this.layerBuilder(this.weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into: { g, inputs: { ...inputs, hidden }, output } });
+      await this.layerBuilder(this.weights, this.config, layer, this.raw, {
+        observe: options.observe,
+        expertGroupBytes: options.expertGroupBytes,
+        into: { g, inputs: { ...inputs, hidden }, output },
+        precision: this.precision.low,
+      });
       hidden = output;
     }
     const bytes = g.build(`layers_${first}_${end}`);
@@ -456,21 +471,33 @@ export class ForwardModel {
       if (sink) sink(i, observed);
       else Object.assign(extras[i]!, observed);
     };
-    if (groups.joined) await this.runJoinedGroups(groups.joined, ranges, build, hidden, extras, give);
+    // In the low dtype the groups' outputs add up (rounded) on their own before the rounded residual add, as the block's output does.
+    const low = this.precision.low;
+    const sums = low ? hidden.map((b) => ({ ...b, data: new Float32Array(b.data.length) })) : hidden;
+    if (groups.joined) await this.runJoinedGroups(groups.joined, ranges, build, sums, extras, give);
     else
       for (const [start, count] of ranges) {
         const bytes = await build(start, count);
         const runtime = this.runtime();
         try {
-          for (let i = 0; i < hidden.length; i++) give(i, await this.runGroup(runtime, bytes, start, count, hidden[i]!, extras[i]!));
+          for (let i = 0; i < hidden.length; i++) give(i, await this.runGroup(runtime, bytes, start, count, sums[i]!, extras[i]!, low && !groups.slices ? roundTo(low.dtype) : undefined));
         } finally {
           await runtime.dispose();
         }
       }
+    if (low) {
+      const round = roundTo(low.dtype);
+      hidden.forEach((b, i) => {
+        // A shared expert (qwen2_moe) joins the rounded routed sum before the residual add.
+        const shared = extras[i]!.moe_shared?.data as Float32Array | undefined;
+        b.data.forEach((x, j) => (b.data[j] = round(x + round(round(sums[i]!.data[j]!) + (shared?.[j] ?? 0)))));
+      });
+    }
     for (const extra of extras) {
       delete extra.moe_in;
       delete extra.moe_weights;
       delete extra.moe_mask;
+      delete extra.moe_shared;
     }
   }
 
@@ -511,7 +538,15 @@ export class ForwardModel {
   }
 
   /** Runs expert group `[start, start + count)` on one batch: adds its partial output to `out`, returns its observer outputs. */
-  private async runGroup(runtime: GraphRuntime, bytes: Uint8Array, start: number, count: number, out: HiddenBatch, extra: Record<string, RawTensor>): Promise<Record<string, RawTensor>> {
+  private async runGroup(
+    runtime: GraphRuntime,
+    bytes: Uint8Array,
+    start: number,
+    count: number,
+    out: HiddenBatch,
+    extra: Record<string, RawTensor>,
+    round?: (x: number) => number,
+  ): Promise<Record<string, RawTensor>> {
     const input = extra.moe_in!;
     const tokens = input.dims[0]!;
     const columns = (t: RawTensor): RawTensor => {
@@ -530,7 +565,9 @@ export class ForwardModel {
     const add = partial!.data as Float32Array;
     // The block output joins the residual scaled as in the layer graph (GraniteMoE's residual_multiplier).
     const scale = this.config.residualMultiplier;
-    if (scale === undefined) for (let j = 0; j < h.length; j++) h[j]! += add[j]!;
+    // In the low dtype `round` rounds each sum, as adding a group's experts to the block output does.
+    if (round) for (let j = 0; j < h.length; j++) h[j] = round(h[j]! + add[j]!);
+    else if (scale === undefined) for (let j = 0; j < h.length; j++) h[j]! += add[j]!;
     else for (let j = 0; j < h.length; j++) h[j]! += Math.fround(add[j]! * scale);
     return observed;
   }
@@ -541,7 +578,7 @@ export class ForwardModel {
    * name the caller knows it by), and hands each batch's outputs to `give`.
    */
   async observeHead(hidden: readonly HiddenBatch[], head: string, observe: Observation, give: (batchIndex: number, outputs: Readonly<Record<string, RawTensor>>) => void): Promise<void> {
-    const bytes = await headObserverGraph(this.weights, this.config, head, observe);
+    const bytes = await headObserverGraph(this.weights, this.config, head, observe, this.precision.low);
     const runtime = this.runtime();
     try {
       for (let i = 0; i < hidden.length; i++) {
@@ -568,7 +605,7 @@ export class ForwardModel {
     const picked = sizes.map((n) => new Float64Array(n));
     for (let start = 0; start < vocab; start += rows) {
       const count = Math.min(rows, vocab - start);
-      const bytes = await headGraph(this.weights, this.config, output, start, count);
+      const bytes = await headGraph(this.weights, this.config, output, start, count, this.precision.low);
       const runtime = this.runtime();
       try {
         for (let i = 0; i < hidden.length; i++) {

@@ -7,6 +7,7 @@
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import { enableObservers } from './observe.js';
+import { inheritPrecision } from './precision.js';
 import type { ExpertPlacement, Routing } from './moe.js';
 
 /**
@@ -32,6 +33,7 @@ export async function placedExperts(g: GraphBuilder, x: string, routing: Routing
     build: async (start, count) => {
       const gg = new GraphBuilder();
       if (placement.observe) enableObservers(gg, placement.observe);
+      inheritPrecision(gg, g);
       const xin = gg.input('moe_in', OnnxType.float, ['tokens', hidden]);
       const r: Routing = { weights: gg.input('moe_weights', OnnxType.float, ['tokens', count]), mask: gg.input('moe_mask', OnnxType.float, ['tokens', count]) };
       gg.output(await range(gg, xin, r, start, count), 'partial', OnnxType.float, ['tokens', hidden]);

@@ -12,6 +12,7 @@ import type { DenseMatrix } from './dequantize.js';
 import { decoderNorm } from './llama-layer.js';
 import { enableObservers, observeInput, type Observation } from './observe.js';
 import { linear } from './ops.js';
+import { setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** What the head returns. */
@@ -39,8 +40,10 @@ async function headRows(w: WeightReader, cfg: DecoderConfig, start: number, coun
  * `targets [B, T]` int64) `lse [B, T]` and `picked [B, T]` (the target's
  * logit, 0 where the target is outside the slice).
  */
-export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize): Promise<Uint8Array> {
+export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: HeadOutput, start = 0, count = cfg.vocabSize, precision?: LowPrecision): Promise<Uint8Array> {
   const g = new GraphBuilder();
+  // In the low dtype the logits are rounded; the loss reads them upcast to float32.
+  setGraphPrecision(g, precision);
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   const h = await decoderNorm(g, w, cfg, `${w.names.model}.norm`, x);
   // Served-model simulation: a quantized lm_head fake-quantizes its input (before its rows are read).
@@ -70,9 +73,10 @@ export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: Hea
  * final subgraph llm-compressor's sequential pipeline calibrates after the
  * last decoder layer; the logits themselves are not needed).
  */
-export async function headObserverGraph(w: WeightReader, cfg: DecoderConfig, head: string, observe: Observation): Promise<Uint8Array> {
+export async function headObserverGraph(w: WeightReader, cfg: DecoderConfig, head: string, observe: Observation, precision?: LowPrecision): Promise<Uint8Array> {
   const g = new GraphBuilder();
   enableObservers(g, observe);
+  setGraphPrecision(g, precision);
   const x = g.input('hidden', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   const h = await decoderNorm(g, w, cfg, `${w.names.model}.norm`, x);
   observeInput(g, [head], h);

@@ -11,6 +11,7 @@ import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './m
 import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, type ObserveOption } from './observe.js';
 import { attention, layerNorm, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
+import { lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
@@ -20,6 +21,8 @@ export interface LayerOptions {
   readonly expertGroupBytes?: number;
   /** Build the layer into a graph shared with other layers instead of a graph of its own. */
   readonly into?: LayerSlot;
+  /** Compute in the checkpoint's low dtype (see precision.ts); float32 when unset. */
+  readonly precision?: LowPrecision;
 }
 
 /**
@@ -136,9 +139,10 @@ export async function decoderLayer(
   const p = `${w.names.model}.layers.${layer}`;
   const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
+  setGraphPrecision(g, options.precision);
   const inp = options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim);
   // GraniteMoE scales each branch before its residual add.
-  const residual = (x: string, branch: string): string => g.op('Add', [x, cfg.residualMultiplier === undefined ? branch : g.op('Mul', [branch, g.f32(cfg.residualMultiplier)])]);
+  const residual = (x: string, branch: string): string => lowOp(g, 'Add', [x, cfg.residualMultiplier === undefined ? branch : g.op('Mul', [branch, g.f32(cfg.residualMultiplier)])]);
   const h = await decoderNorm(g, w, cfg, `${p}.input_layernorm`, inp.hidden);
   const x = residual(inp.hidden, await attention(g, p, h, inp));
   const h2 = await decoderNorm(g, w, cfg, `${p}.post_attention_layernorm`, x);

@@ -15,7 +15,9 @@ import { gatedMlp } from './split-mlp.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
 import { denseMlp } from './split-mlp.js';
-import { attention, linear, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
+import { attention, linear, linearFloat32, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
+import { graphPrecision, lowOp, rounded } from './precision.js';
+import { OnnxType } from '../onnx/graph-builder.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
@@ -27,14 +29,17 @@ function strided(g: GraphBuilder, x: string, start: number, end: number, step: n
   return g.op('Slice', [x, g.i64([start]), g.i64([end]), g.i64([-1]), g.i64([step])]);
 }
 
-/** Interleaved RoPE: pairs `(x0, x1), (x2, x3)…` rotated by one frequency; output laid out as `[evens', odds']`. */
+/**
+ * Interleaved RoPE: pairs `(x0, x1), (x2, x3)…` rotated by one frequency; output laid out as `[evens', odds']`
+ * (in the low dtype cos/sin cast down and each op rounded, as `apply_rotary_pos_emb_interleave`).
+ */
 export function rotaryInterleaved(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
-  const c = strided(g, cos, 0, dim / 2, 1);
-  const s = strided(g, sin, 0, dim / 2, 1);
+  const c = rounded(g, strided(g, cos, 0, dim / 2, 1));
+  const s = rounded(g, strided(g, sin, 0, dim / 2, 1));
   const even = strided(g, x, 0, dim, 2);
   const odd = strided(g, x, 1, dim, 2);
-  const a = g.op('Sub', [g.op('Mul', [even, c]), g.op('Mul', [odd, s])]);
-  const b = g.op('Add', [g.op('Mul', [odd, c]), g.op('Mul', [even, s])]);
+  const a = lowOp(g, 'Sub', [lowOp(g, 'Mul', [even, c]), lowOp(g, 'Mul', [odd, s])]);
+  const b = lowOp(g, 'Add', [lowOp(g, 'Mul', [odd, c]), lowOp(g, 'Mul', [even, s])]);
   return g.op('Concat', [a, b], { axis: -1 });
 }
 
@@ -204,11 +209,17 @@ export async function sigmoidMoeLayer(
     async (g, p, h) => {
       const m = `${p}.mlp`;
       const x = flatten(g, h, cfg.hidden);
-      const routing = sigmoidGroupTopK(g, linear(g, x, await w.linearWeight(`${m}.gate`)), await w.optionalVector(`${m}.gate.e_score_correction_bias`), raw, experts);
+      // The router upcasts its input and weight: its logits, scores and weights stay float32 (the experts' products are cast down).
+      const routing = sigmoidGroupTopK(g, linearFloat32(g, x, await w.linearWeight(`${m}.gate`)), await w.optionalVector(`${m}.gate.e_score_correction_bias`), raw, experts);
       const routed = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
       routedCountOutput(g, routing.mask, experts);
       const shared = await gatedMlp(g, w, `${m}.shared_experts`, h, false);
-      return g.op('Add', [unflatten(g, routed, h), shared]);
+      // In the low dtype the routed sum is rounded before the shared experts join it: with expert groups the executor adds them after the groups.
+      if (placement.groups && graphPrecision(g)) {
+        g.output(shared, 'moe_shared', OnnxType.float, ['batch', 'seq', cfg.hidden]);
+        return unflatten(g, routed, h);
+      }
+      return lowOp(g, 'Add', [unflatten(g, routed, h), shared]);
     },
     attn,
     options,

@@ -14,6 +14,7 @@ import type { InputQuantizer } from './input-quantizer.js';
 import type { WeightReader } from './weights.js';
 import { inMemoryName } from '../weight-source.js';
 import { placedExperts } from './expert-groups.js';
+import { graphPrecision, lowOp, matmul, rounded } from './precision.js';
 
 /** Per-expert Linear names: transformers 5's, or mixtral's original `w1`/`w3`/`w2`. */
 export interface ExpertNames {
@@ -122,19 +123,28 @@ export function allExperts(g: GraphBuilder, x: string, s: ExpertStack, expertsMo
     g.op('Concat', qs.map((q, e) => (q ? q(g, input(e)) : input(e))), { axis: 0 });
   const gateIn = s.inputs ? perExpert(s.inputs.gate, () => x3) : x3;
   const upIn = s.inputs ? perExpert(s.inputs.up, () => x3) : x3;
-  const gate = g.op('MatMul', [gateIn, weightConst(g, s.gate, [s.experts, s.hidden, s.inter])]);
-  const up = g.op('MatMul', [upIn, weightConst(g, s.up, [s.experts, s.hidden, s.inter])]);
-  const act = g.op('Mul', [silu(g, gate), up]);
+  const gate = matmul(g, gateIn, weightConst(g, s.gate, [s.experts, s.hidden, s.inter]), true);
+  const up = matmul(g, upIn, weightConst(g, s.up, [s.experts, s.hidden, s.inter]), true);
+  const act = lowOp(g, 'Mul', [silu(g, gate), up]);
   observeExperts(g, expertsModule, [s.names.gate, s.names.up], x, false, routing.mask, s.experts, offset);
   observeExperts(g, expertsModule, [s.names.down], act, true, routing.mask, s.experts, offset);
   const downIn = s.inputs ? perExpert(s.inputs.down, (e) => g.op('Slice', [act, g.i64([e]), g.i64([e + 1]), g.i64([0])])) : act;
-  return g.op('MatMul', [downIn, weightConst(g, s.down, [s.experts, s.inter, s.hidden])]);
+  return matmul(g, downIn, weightConst(g, s.down, [s.experts, s.inter, s.hidden]), true);
 }
 
-/** `Σ_e weights[n, e] · perExpert[e, n, :]`: `[E, N, H]` and `[N, E]` → `[N, H]`. */
-export function combineExperts(g: GraphBuilder, perExpert: string, weights: string): string {
+/**
+ * `Σ_e weights[n, e] · perExpert[e, n, :]`: `[E, N, H]` and `[N, E]` → `[N, H]`.
+ * In the low dtype as the experts' `index_add_` into a zero tensor of that
+ * dtype: each weighted output rounded, then added expert by expert in
+ * expert order, each sum rounded (an expert a token is not routed to adds 0).
+ */
+export function combineExperts(g: GraphBuilder, perExpert: string, weights: string, experts?: number): string {
   const w = g.op('Unsqueeze', [g.op('Transpose', [weights], { perm: [1, 0] }), g.i64([-1])]);
-  return g.op('ReduceSum', [g.op('Mul', [perExpert, w]), g.i64([0])], { keepdims: 0 });
+  const weighted = lowOp(g, 'Mul', [perExpert, w]);
+  if (!graphPrecision(g) || experts === undefined) return g.op('ReduceSum', [weighted, g.i64([0])], { keepdims: 0 });
+  const parts = experts === 1 ? [weighted] : g.opMulti('Split', [weighted], experts, { axis: 0, num_outputs: experts });
+  const each = parts.map((p) => g.op('Squeeze', [p, g.i64([0])]));
+  return each.slice(1).reduce((sum, p) => lowOp(g, 'Add', [sum, p]), each[0]!);
 }
 
 /** Dense routing: `[N, E]` routing weights (zero off the top-k) and the 0/1 selection mask. */
@@ -151,12 +161,16 @@ export function scatterTopK(g: GraphBuilder, like: string, values: string, indic
   return { weights, mask: g.op('ScatterElements', [zeros, indices, ones], { axis: 1 }) };
 }
 
-/** Softmax top-k router (qwen3_moe, mixtral style): `softmax(logits)`, top-k, optionally renormalized. */
-export function softmaxTopK(g: GraphBuilder, logits: string, k: number, normalize: boolean): Routing {
+/**
+ * Softmax top-k router (qwen3_moe, mixtral style): `softmax(logits)`, top-k, optionally renormalized.
+ * In the low dtype the router computes in float32 and, unless `keepFloat32` (mixtral, whose experts
+ * multiply by the float32 weights before the cast down), its top-k weights are cast down.
+ */
+export function softmaxTopK(g: GraphBuilder, logits: string, k: number, normalize: boolean, keepFloat32 = false): Routing {
   const probs = g.op('Softmax', [logits], { axis: -1 });
   const [values, indices] = g.opMulti('TopK', [probs, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
   const v = normalize ? g.op('Div', [values!, g.op('ReduceSum', [values!, g.i64([-1])], { keepdims: 1 })]) : values!;
-  return scatterTopK(g, probs, v, indices!);
+  return scatterTopK(g, probs, keepFloat32 ? v : rounded(g, v), indices!);
 }
 
 /** Declares graph output `routed_<layer>`: tokens routed to each expert `[E]` (float counts). */
@@ -195,6 +209,12 @@ export interface ExpertGroups {
    * so that each batch's slices meet.
    */
   readonly joined?: JoinedObserver;
+  /**
+   * The partial outputs are slices of one MatMul's sum (a split MLP's
+   * `down_proj`): in the low dtype they add up in float32 and are rounded
+   * once, instead of each group's output being rounded as it joins.
+   */
+  readonly slices?: boolean;
 }
 
 /** Where the routed experts of an MoE block go, and how big a graph may get. */
@@ -230,6 +250,6 @@ export async function routedExperts(
   const gateUp = Array.from({ length: experts }, (_, e) => [`${observedAs}.${e}.gate_proj`, `${observedAs}.${e}.up_proj`]).flat();
   observeChannels(g, gateUp, x);
   return placedExperts(g, x, routing, experts, hidden, perExpert, placement, async (gg, xin, r, start, count) =>
-    combineExperts(gg, allExperts(gg, xin, await readExperts(w, m, count, hidden, inter, start), observedAs, r, start), r.weights),
+    combineExperts(gg, allExperts(gg, xin, await readExperts(w, m, count, hidden, inter, start), observedAs, r, start), r.weights, count),
   );
 }

@@ -1,11 +1,14 @@
 /**
  * Building blocks of decoder graphs, written as transformers computes them in
- * float32: RMSNorm, Linear (weights as initializers), SiLU, rotary embedding
- * with `rotate_half`, causal attention with grouped KV heads.
+ * float32, or in the checkpoint's dtype where the graph's precision says so
+ * (see precision.ts: each result rounded where transformers rounds it):
+ * RMSNorm, Linear (weights as initializers), SiLU, rotary embedding with
+ * `rotate_half`, causal attention with grouped KV heads.
  */
 import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
+import { graphPrecision, lowOp, matmul, matmulBias, rounded } from './precision.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -17,11 +20,15 @@ export function weightConst(g: GraphBuilder, data: Float32Array, dims: readonly 
   return g.constRaw(OnnxType.float, dims, f32Bytes(data));
 }
 
-/** `weight * x / sqrt(mean(x², last axis) + eps)`. */
+/**
+ * `weight * x / sqrt(mean(x², last axis) + eps)`. In the low dtype, as
+ * LlamaRMSNorm: the normalization in float32, cast back to the input's dtype,
+ * then the product with the (low-dtype) weight rounded.
+ */
 export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number): string {
   const variance = g.op('ReduceMean', [g.op('Mul', [x, x]), g.i64([-1])], { keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.f32(eps)])])]);
-  return g.op('Mul', [weightConst(g, weight, [weight.length]), g.op('Mul', [x, inv])]);
+  return lowOp(g, 'Mul', [rounded(g, weightConst(g, weight, [weight.length])), rounded(g, g.op('Mul', [x, inv]))]);
 }
 
 /** `nn.LayerNorm`: `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis (biased variance). */
@@ -53,14 +60,36 @@ export interface Bf16Matrix {
  * simulation) has its input fake-quantized first.
  */
 export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, bias?: Float32Array): string {
-  const stored = 'bf16' in w ? g.op('Cast', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { to: OnnxType.float }) : weightConst(g, w.data, [w.rows, w.cols]);
-  const y = g.op('MatMul', [quantizedInput(g, x, w), g.op('Transpose', [stored], { perm: [1, 0] })]);
-  return bias ? g.op('Add', [y, weightConst(g, bias, [bias.length])]) : y;
+  const low = graphPrecision(g);
+  const input = quantizedInput(g, x, w);
+  const b = bias ? weightConst(g, bias, [bias.length]) : undefined;
+  if (low?.native && low.dtype === 'bfloat16' && 'bf16' in w) {
+    // On CUDA a bf16 checkpoint weight goes to the bf16 MatMul as stored, never widened.
+    const wt = g.op('Transpose', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { perm: [1, 0] });
+    const y = g.op('Cast', [g.op('MatMul', [g.op('Cast', [input], { to: OnnxType.bfloat16 }), wt])], { to: OnnxType.float });
+    return b ? lowOp(g, 'Add', [y, rounded(g, b)]) : y;
+  }
+  const wt = transposedWeight(g, w);
+  return b ? matmulBias(g, input, wt, b) : matmul(g, input, wt, true);
 }
 
-/** `x * sigmoid(x)`. */
+/** A `[out, in]` weight as a float32 `[in, out]` graph value (widened and transposed by constant folding). */
+function transposedWeight(g: GraphBuilder, w: DenseMatrix | Bf16Matrix): string {
+  const stored = 'bf16' in w ? g.op('Cast', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { to: OnnxType.float }) : weightConst(g, w.data, [w.rows, w.cols]);
+  return g.op('Transpose', [stored], { perm: [1, 0] });
+}
+
+/**
+ * `x @ W.T` in float32 whatever the graph's precision: a router that upcasts
+ * its input and weight before the product (DeepSeek-V3's, GLM-4's).
+ */
+export function linearFloat32(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix): string {
+  return g.op('MatMul', [quantizedInput(g, x, w), transposedWeight(g, w)]);
+}
+
+/** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu). */
 export function silu(g: GraphBuilder, x: string): string {
-  return g.op('Mul', [x, g.op('Sigmoid', [x])]);
+  return lowOp(g, 'Mul', [x, g.op('Sigmoid', [x])]);
 }
 
 /** Elements `[start, end)` of the last axis. */
@@ -68,11 +97,14 @@ export function sliceLast(g: GraphBuilder, x: string, start: number, end: number
   return g.op('Slice', [x, g.i64([start]), g.i64([end]), g.i64([-1])]);
 }
 
-/** `x * cos + rotate_half(x) * sin` on the last axis of `[…, seq, dim]`; cos/sin are `[seq, dim]`. */
+/**
+ * `x * cos + rotate_half(x) * sin` on the last axis of `[…, seq, dim]`; cos/sin are `[seq, dim]`
+ * (in the low dtype cast down first, as the rotary embedding returns them, and each op rounded).
+ */
 export function rotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
   const half = dim / 2;
   const rotated = g.op('Concat', [g.op('Neg', [sliceLast(g, x, half, dim)]), sliceLast(g, x, 0, half)], { axis: -1 });
-  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+  return lowOp(g, 'Add', [lowOp(g, 'Mul', [x, rounded(g, cos)]), lowOp(g, 'Mul', [rotated, rounded(g, sin)])]);
 }
 
 /** `[B, T, heads·dim]` → `[B, heads, T, dim]`. */
@@ -84,6 +116,15 @@ export function splitHeads(g: GraphBuilder, x: string, heads: number, dim: numbe
  * Scaled dot-product attention over `[B, H, T, D]` queries and `[B, KV, T, D]`
  * keys/values (KV heads repeated H/KV times, as `repeat_kv` does), plus an
  * additive `[T, T]` mask; returns `[B, T, H·Dv]`.
+ *
+ * In the low dtype as transformers' default attention (sdpa) computes it on
+ * a bf16/fp16 model, the flash kernels of torch on the CPU and on CUDA: the
+ * scores `q·kᵀ` accumulate in float32 and are scaled and masked in float32,
+ * `exp(s − max)` is cast down for the product with the values (float32
+ * accumulation), and that product divided by the float32 sum of the exps is
+ * the one rounded result. (Eager attention would round the scores op by op.)
+ * Where the value heads are narrower than the keys (MLA) torch's sdpa runs
+ * its math path instead: all in float32, the output rounded once.
  */
 export function attention(g: GraphBuilder, q: string, k: string, v: string, mask: string, heads: number, kvHeads: number, keyDim: number, valueDim: number, scaling: number): string {
   const rep = heads / kvHeads;
@@ -91,7 +132,14 @@ export function attention(g: GraphBuilder, q: string, k: string, v: string, mask
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);
   const kt = g.op('Transpose', [repeat(k, keyDim)], { perm: [0, 1, 3, 2] });
   const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kt]), g.f32(scaling)]), mask]);
-  const probs = g.op('Softmax', [scores], { axis: -1 });
-  const out = g.op('MatMul', [probs, repeat(v, valueDim)]);
+  let out: string;
+  if (graphPrecision(g) && keyDim !== valueDim) {
+    // Value heads narrower than the keys (MLA): torch's sdpa takes its math path, in float32 with one rounding.
+    out = rounded(g, g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), repeat(v, valueDim)]));
+  } else if (graphPrecision(g)) {
+    const exps = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.i64([-1])], { keepdims: 1 })])]);
+    const sum = g.op('ReduceSum', [exps, g.i64([-1])], { keepdims: 1 });
+    out = rounded(g, g.op('Div', [g.op('MatMul', [rounded(g, exps), repeat(v, valueDim)]), sum]));
+  } else out = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), repeat(v, valueDim)]);
   return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, heads * valueDim])]);
 }

@@ -14,6 +14,8 @@ import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxT
 import { observeInput } from './observe.js';
 import { denseMlp } from './split-mlp.js';
 import { linear } from './ops.js';
+import { graphPrecision, lowOp } from './precision.js';
+import { OnnxType } from '../onnx/graph-builder.js';
 import type { WeightReader } from './weights.js';
 
 /** Whether layer `layer` of a qwen3_moe / qwen2_moe config is sparse. */
@@ -48,14 +50,17 @@ export async function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer
       // transformers 5 saves mixtral in its original layout (block_sparse_moe, experts.<e>.w1/w3/w2).
       const m = w.has(`${p}.block_sparse_moe.gate.weight`) ? `${p}.block_sparse_moe` : `${p}.mlp`;
       const x = flatten(g, h, cfg.hidden);
-      const routing = softmaxTopK(g, linear(g, x, await w.linearWeight(`${m}.gate`)), k, mixtral || raw.norm_topk_prob === true);
+      const routing = softmaxTopK(g, linear(g, x, await w.linearWeight(`${m}.gate`)), k, mixtral || raw.norm_topk_prob === true, mixtral);
       let out = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
       routedCountOutput(g, routing.mask, experts);
       if (w.hasLinear(`${m}.shared_expert.gate_proj`)) {
         const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
         observeInput(g, [`${m}.shared_expert_gate`], x);
-        const gate = g.op('Sigmoid', [linear(g, x, await w.linearWeight(`${m}.shared_expert_gate`))]);
-        out = g.op('Add', [out, g.op('Mul', [gate, shared])]);
+        const gate = lowOp(g, 'Sigmoid', [linear(g, x, await w.linearWeight(`${m}.shared_expert_gate`))]);
+        const gated = lowOp(g, 'Mul', [gate, shared]);
+        // In the low dtype the routed sum is rounded before the shared expert joins it: with expert groups the executor adds it after them.
+        if (placement.groups && graphPrecision(g)) g.output(gated, 'moe_shared', OnnxType.float, ['tokens', cfg.hidden]);
+        else out = lowOp(g, 'Add', [out, gated]);
       }
       return unflatten(g, out, h);
     },

@@ -16,6 +16,7 @@ import { flatten, type ExpertPlacement } from './moe.js';
 import { enableObservers, joinedHessian, observeInput, observesHessians } from './observe.js';
 import { mlpSlices } from './mlp-slices.js';
 import { linear, silu, weightConst } from './ops.js';
+import { inheritPrecision, lowOp, matmul, partialMatmul } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** `down(silu(gate(h)) * up(h))` of the MLP module `m`. */
@@ -24,7 +25,7 @@ export async function gatedMlp(g: GraphBuilder, w: WeightReader, m: string, h: s
   observeInput(g, [`${m}.gate_proj`, `${m}.up_proj`], h);
   const gate = linear(g, h, await w.linearWeight(`${m}.gate_proj`), await b('gate_proj'));
   const up = linear(g, h, await w.linearWeight(`${m}.up_proj`), await b('up_proj'));
-  const act = g.op('Mul', [silu(g, gate), up]);
+  const act = lowOp(g, 'Mul', [silu(g, gate), up]);
   observeInput(g, [`${m}.down_proj`], act);
   return linear(g, act, await w.linearWeight(`${m}.down_proj`), await b('down_proj'));
 }
@@ -65,21 +66,23 @@ export async function denseMlp(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
   placement.groups = {
     experts: slices,
     groupSize: 1,
+    slices: true,
     ...(observesHessians(placement.observe) ? { joined: joinedHessian([`${m}.down_proj`], inter, hessianRows) } : {}),
     build: async (index) => {
       const start = index * slice;
       const count = Math.min(slice, inter - start);
       const gg = new GraphBuilder();
       if (placement.observe) enableObservers(gg, placement.observe);
+      inheritPrecision(gg, g);
       const xin = gg.input('moe_in', OnnxType.float, ['tokens', cfg.hidden]);
       gg.input('moe_weights', OnnxType.float, ['tokens', 1]);
       gg.input('moe_mask', OnnxType.float, ['tokens', 1]);
-      const gate = gg.op('MatMul', [qGate ? qGate.quantize(gg, xin) : xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.gate_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count])]);
-      const up = gg.op('MatMul', [qUp ? qUp.quantize(gg, xin) : xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.up_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count])]);
-      const act = gg.op('Mul', [silu(gg, gate), up]);
+      const gate = matmul(gg, qGate ? qGate.quantize(gg, xin) : xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.gate_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count]), true);
+      const up = matmul(gg, qUp ? qUp.quantize(gg, xin) : xin, weightConst(gg, rowsTransposed((await w.linear(`${m}.up_proj`)).data, cfg.hidden, start, count), [cfg.hidden, count]), true);
+      const act = lowOp(gg, 'Mul', [silu(gg, gate), up]);
       observeInput(gg, [`${m}.down_proj`], act, `#${index}`);
       const down = await w.linear(`${m}.down_proj`);
-      gg.output(gg.op('MatMul', [qDown ? qDown.quantize(gg, act) : act, weightConst(gg, columnsTransposed(down.data, down.rows, down.cols, start, count), [count, down.rows])]), 'partial', OnnxType.float, ['tokens', cfg.hidden]);
+      gg.output(partialMatmul(gg, qDown ? qDown.quantize(gg, act) : act, weightConst(gg, columnsTransposed(down.data, down.rows, down.cols, start, count), [count, down.rows])), 'partial', OnnxType.float, ['tokens', cfg.hidden]);
       return gg.build(`mlp_slice_${index}`);
     },
   };

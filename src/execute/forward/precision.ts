@@ -1,0 +1,187 @@
+/**
+ * The precision layer graphs compute in. `fp32` is transformers on a model
+ * loaded in float32 (every op in float32, the parity references). `bf16` is
+ * transformers on the model in its checkpoint's dtype (bfloat16, or float16
+ * where config.json says so), as llm-compressor calibrates it: every op's
+ * result is rounded to that dtype where transformers rounds it, and kept in
+ * float32 where transformers upcasts (RMSNorm's normalization, attention
+ * scores and softmax, router softmax and top-k). Activations still travel between ops as float32
+ * tensors holding values of the low dtype, so observers and Hessians read
+ * them in float32, as llm-compressor's hooks upcast their inputs.
+ *
+ * MatMuls run in the low dtype on CUDA (`native`: inputs cast down, float32
+ * accumulation inside the provider's cuBLAS call, the output cast back up);
+ * the CPU provider has no bfloat16 MatMul, so there the float32 MatMul's
+ * result is rounded instead (`Cast` to the low dtype and back): the same
+ * rounding points, the same values up to accumulation order.
+ */
+import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import type { Device } from '../runtime.js';
+
+/** What `--precision` asks for. */
+export type Precision = 'fp32' | 'bf16';
+
+/** How a low-precision graph computes: its dtype, and whether MatMuls run in it natively (CUDA) or are emulated (CPU). */
+export interface LowPrecision {
+  readonly dtype: 'bfloat16' | 'float16';
+  readonly native: boolean;
+}
+
+/**
+ * The precision a run resolved to: what was asked, what runs, and why they
+ * differ (an architecture without low-precision graphs, a float32 checkpoint).
+ */
+export interface ResolvedPrecision {
+  readonly requested: Precision;
+  /** `fp32`, or the checkpoint's low dtype. */
+  readonly runs: 'fp32' | 'bfloat16' | 'float16';
+  /** Set when the graphs compute in the low dtype. */
+  readonly low?: LowPrecision;
+  /** Why `bf16` was asked for and float32 runs. */
+  readonly note?: string;
+}
+
+/** model_type values whose layer graphs place the low-precision roundings (the others run float32). */
+export const LOW_PRECISION_TYPES: ReadonlySet<string> = new Set([
+  'llama',
+  'mistral',
+  'qwen2',
+  'qwen3',
+  'qwen3_moe',
+  'qwen2_moe',
+  'mixtral',
+  'olmoe',
+  'deepseek_v3',
+  'kimi_k2',
+  'glm4_moe',
+  'glm4_moe_lite',
+]);
+
+/**
+ * The default precision: the checkpoint's dtype on CUDA when it is bf16 or
+ * fp16 (as llm-compressor runs the model there), float32 on the CPU, where
+ * the rounding is emulated by extra casts and only slows the run down.
+ */
+export function defaultPrecision(device: Device, dtype: string): Precision {
+  return device === 'cuda' && (dtype === 'bfloat16' || dtype === 'float16') ? 'bf16' : 'fp32';
+}
+
+/** What runs for `requested` on a `modelType` checkpoint stored in `dtype` on `device`. */
+export function resolvePrecision(requested: Precision, modelType: string, dtype: string, device: Device): ResolvedPrecision {
+  if (requested === 'fp32') return { requested, runs: 'fp32' };
+  if (dtype !== 'bfloat16' && dtype !== 'float16') return { requested, runs: 'fp32', note: `the checkpoint's dtype is ${dtype}, so transformers computes in float32` };
+  if (!LOW_PRECISION_TYPES.has(modelType)) return { requested, runs: 'fp32', note: `${modelType} layers have no ${dtype} graphs yet; they compute in float32` };
+  return { requested, runs: dtype, low: { dtype, native: device === 'cuda' } };
+}
+
+/** One line for a run summary: `bfloat16 (MatMuls in bfloat16)`, `bfloat16 (bfloat16 rounding emulated in float32 ops)`, `float32`, or `float32 (--precision bf16: why)`. */
+export function describePrecision(p: ResolvedPrecision): string {
+  if (p.low) return `${p.runs} (${p.low.native ? `MatMuls in ${p.runs}` : `${p.runs} rounding emulated in float32 ops`})`;
+  return p.note ? `float32 (--precision ${p.requested}: ${p.note})` : 'float32';
+}
+
+const graphs = new WeakMap<GraphBuilder, LowPrecision>();
+
+/** Makes graph `g` compute in `low` (nothing for float32). */
+export function setGraphPrecision(g: GraphBuilder, low: LowPrecision | undefined): void {
+  if (low) graphs.set(g, low);
+}
+
+/** The low precision of graph `g`, undefined when it computes in float32. */
+export function graphPrecision(g: GraphBuilder): LowPrecision | undefined {
+  return graphs.get(g);
+}
+
+/** Gives graph `to` the precision of graph `from` (expert-group and MLP-slice graphs of a layer). */
+export function inheritPrecision(to: GraphBuilder, from: GraphBuilder): void {
+  setGraphPrecision(to, graphs.get(from));
+}
+
+function onnxType(low: LowPrecision): number {
+  return low.dtype === 'bfloat16' ? OnnxType.bfloat16 : OnnxType.float16;
+}
+
+/** `x` rounded to the graph's low dtype (kept a float32 tensor); `x` itself in a float32 graph. */
+export function rounded(g: GraphBuilder, x: string): string {
+  const low = graphs.get(g);
+  if (!low) return x;
+  return g.op('Cast', [g.op('Cast', [x], { to: onnxType(low) })], { to: OnnxType.float });
+}
+
+/**
+ * `a @ b` as transformers computes it: float32 in a float32 graph; in a
+ * low-precision graph both operands are values of the low dtype (`b`, a
+ * weight, is rounded to it: it folds into the initializer), the products
+ * accumulate in float32 and the result is rounded, natively on CUDA.
+ */
+export function matmul(g: GraphBuilder, a: string, b: string, weight = false): string {
+  const low = graphs.get(g);
+  if (!low) return g.op('MatMul', [a, b]);
+  if (!low.native) return rounded(g, g.op('MatMul', [a, weight ? rounded(g, b) : b]));
+  const down = (x: string): string => g.op('Cast', [x], { to: onnxType(low) });
+  return g.op('Cast', [g.op('MatMul', [down(a), down(b)])], { to: OnnxType.float });
+}
+
+/**
+ * `a @ b` as one part of a MatMul split along its inner dimension: the
+ * parts' float32 sums add up before the one rounding (emulated); on CUDA
+ * each part comes out of the low-precision MatMul already rounded.
+ */
+export function partialMatmul(g: GraphBuilder, a: string, b: string): string {
+  const low = graphs.get(g);
+  return low && !low.native ? g.op('MatMul', [a, rounded(g, b)]) : matmul(g, a, b, true);
+}
+
+/**
+ * `a @ b + bias` of a Linear with bias: the bias joins the float32
+ * accumulator and the sum is rounded once (as addmm does), emulated or,
+ * on CUDA, after the low-precision MatMul.
+ */
+export function matmulBias(g: GraphBuilder, a: string, b: string, bias: string): string {
+  const low = graphs.get(g);
+  if (!low) return g.op('Add', [g.op('MatMul', [a, b]), bias]);
+  if (!low.native) return rounded(g, g.op('Add', [g.op('MatMul', [a, rounded(g, b)]), rounded(g, bias)]));
+  return rounded(g, g.op('Add', [matmul(g, a, b), rounded(g, bias)]));
+}
+
+/** `op` of inputs as one element-wise op of the low dtype: computed in float32, the result rounded. */
+export function lowOp(g: GraphBuilder, opType: string, inputs: readonly string[]): string {
+  return rounded(g, g.op(opType, inputs));
+}
+
+/** Rounds float32 `x` to bfloat16 (round to nearest even), as a float32 value. */
+export function roundBf16(x: number): number {
+  f32[0] = x;
+  const bits = u32[0]!;
+  if ((bits & 0x7f800000) === 0x7f800000) return f32[0]!;
+  u32[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16;
+  return f32[0]!;
+}
+
+/** Rounds float32 `x` to float16 (round to nearest even), as a float32 value. */
+export function roundF16(x: number): number {
+  const native = (Math as unknown as { f16round?: (v: number) => number }).f16round;
+  return native ? native(x) : roundHalf(x);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** Float16 rounding for runtimes without Math.f16round. */
+function roundHalf(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const a = Math.abs(x);
+  if (a >= 65520) return Math.sign(x) * Infinity;
+  // Spacing of float16 values around `a`: 2^(e-10), subnormals 2^-24.
+  const e = Math.max(Math.floor(Math.log2(a)), -14);
+  const step = 2 ** (e - 10);
+  const q = a / step;
+  let r = Math.round(q);
+  if (q - Math.trunc(q) === 0.5 && r % 2 === 1) r -= 1;
+  return Math.sign(x) * r * step;
+}
+
+/** The rounding of a low dtype, for values the executor combines outside the graphs. */
+export function roundTo(dtype: LowPrecision['dtype']): (x: number) => number {
+  return dtype === 'bfloat16' ? roundBf16 : roundF16;
+}
