@@ -23,6 +23,7 @@ import { awqJob } from '../../src/execute/awq/awq-job.js';
 import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../src/execute/from-plan.js';
 import { allowCudaTf32, emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
+import { defaultPrecision, tf32Allowed, type Precision } from '../../src/execute/forward/precision.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -62,13 +63,16 @@ function tokenBatches(count: number, seq: number, vocab: number): TokenBatch[] {
 }
 
 /** Runs quantc's AWQ stage on `dir`. */
-async function quantcRun(dir: string, batches: readonly TokenBatch[], device: Device): Promise<AwqBenchRow> {
+async function quantcRun(dir: string, batches: readonly TokenBatch[], device: Device, precision?: Precision): Promise<AwqBenchRow> {
   const recipe = join(dir, 'awq.yaml');
   await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      targets: [Linear]\n      scheme: W4A16_ASYM\n      ignore: [lm_head]\n');
   const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'bench');
   if (!planned.build) throw new Error(`bench: the AWQ recipe did not plan: ${JSON.stringify(planned.diagnostics)}`);
   const job = jobFromPlan(planned.build, { modelDir: dir, outDir: join(dir, 'out'), device, recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
   const model = await ForwardModel.open(dir, device);
+  // The precision apply uses by default (bf16 on CUDA for a bf16 checkpoint), TF32 with it (decided before the first session).
+  allowCudaTf32(tf32Allowed(precision, device, model.config.dtype));
+  const resolved = model.usePrecision(precision ?? defaultPrecision(device, model.config.dtype));
   // Where the layer passes spend their time: graph building, session creation, onnxruntime runs.
   const profile = { build: 0, ...emptyRuntimeTimings() };
   model.timings = profile;
@@ -84,14 +88,12 @@ async function quantcRun(dir: string, batches: readonly TokenBatch[], device: De
     peakBytes: process.resourceUsage().maxRSS * 1024,
     profile: { buildSeconds: profile.build / 1000, createSeconds: profile.create / 1000, runSeconds: profile.run / 1000, runs: profile.runs, sessions: profile.sessions },
     search: { sessions: run.profile.search.sessions, createSeconds: run.profile.search.create / 1000, runs: run.profile.search.runs, runSeconds: run.profile.search.run / 1000, meansSeconds: run.profile.means / 1000 },
-    note: `${run.reports.length} mappings`,
+    note: `${run.reports.length} mappings, ${resolved.runs}`,
   };
 }
 
 /** Runs the benchmark; rows as measured. */
-export async function benchAwq(options: { tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: AwqBenchRow) => void; tf32?: boolean }): Promise<AwqBenchRow[]> {
-  // TF32 float32 MatMuls on CUDA (`--tf32`): decided before the first session.
-  allowCudaTf32(options.tf32 === true);
+export async function benchAwq(options: { tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: AwqBenchRow) => void; precision?: Precision }): Promise<AwqBenchRow[]> {
   const rows: AwqBenchRow[] = [];
   const push = (r: AwqBenchRow): void => {
     rows.push(r);
@@ -103,7 +105,7 @@ export async function benchAwq(options: { tokens: number; seqLen: number; device
   const batches = tokenBatches(Math.max(1, Math.floor(options.tokens / options.seqLen)), options.seqLen, 32000);
   const tokensFile = join(dir, 'awq-tokens.json');
   await writeFile(tokensFile, JSON.stringify(batches));
-  push(await quantcRun(dir, batches, options.device));
+  push(await quantcRun(dir, batches, options.device, options.precision));
   if (options.torch) {
     const r = JSON.parse(python(options.python, 'torch_awq.py', ['run', dir, tokensFile, '--device', options.device])) as { seconds: number; layers: AwqBenchRow['layers']; peak_bytes: number; torch: string; device_name: string };
     push({ engine: 'pytorch', device: options.device, tokens: batches.length * options.seqLen, seconds: r.seconds, layers: r.layers, peakBytes: r.peak_bytes, note: `torch ${r.torch} on ${r.device_name}` });
@@ -125,7 +127,7 @@ export function parseAwqBenchArgs(args: readonly string[]): Parameters<typeof be
     device: (flag(args, '--device') ?? 'cuda') as Device,
     torch: flag(args, '--torch') !== '0',
     python: flag(args, '--python') ?? 'python3',
-    tf32: args.includes('--tf32'),
+    precision: flag(args, '--precision') as Precision | undefined,
   };
 }
 

@@ -24,6 +24,7 @@ import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executo
 import { jobFromPlan } from '../../src/execute/from-plan.js';
 import { gptqJob } from '../../src/execute/gptq/gptq-job.js';
 import { allowCudaTf32, emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
+import { defaultPrecision, tf32Allowed, type Precision } from '../../src/execute/forward/precision.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -63,7 +64,7 @@ function tokenBatches(count: number, seq: number, vocab: number): TokenBatch[] {
 }
 
 /** Runs quantc's GPTQ stage on `dir`. */
-async function quantcRun(dir: string, size: string, batches: readonly TokenBatch[], device: Device): Promise<GptqBenchRow> {
+async function quantcRun(dir: string, size: string, batches: readonly TokenBatch[], device: Device, precision?: Precision): Promise<GptqBenchRow> {
   const recipe = join(dir, 'gptq.yaml');
   const ignore = size === 'moe64' ? '[lm_head, "re:.*mlp.gate$"]' : '[lm_head]';
   await writeFile(recipe, `quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: ${ignore}\n`);
@@ -71,6 +72,9 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
   if (!planned.build) throw new Error(`bench: the GPTQ recipe did not plan: ${JSON.stringify(planned.diagnostics)}`);
   const job = jobFromPlan(planned.build, { modelDir: dir, outDir: join(dir, 'out'), device, recipeYaml: '', moe: planned.ir!.moe });
   const model = await ForwardModel.open(dir, device);
+  // The precision apply uses by default (bf16 on CUDA for a bf16 checkpoint), TF32 with it (decided before the first session).
+  allowCudaTf32(tf32Allowed(precision, device, model.config.dtype));
+  const resolved = model.usePrecision(precision ?? defaultPrecision(device, model.config.dtype));
   // Where the layer passes spend their time: graph building, session creation, onnxruntime runs.
   const profile = { build: 0, ...emptyRuntimeTimings() };
   model.timings = profile;
@@ -86,14 +90,12 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, solve: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
     profile: { buildSeconds: profile.build / 1000, createSeconds: profile.create / 1000, runSeconds: profile.run / 1000, runs: profile.runs, sessions: profile.sessions },
-    note: `${run.reports.length} modules from ${run.hessians} Hessians`,
+    note: `${run.reports.length} modules from ${run.hessians} Hessians, ${resolved.runs}`,
   };
 }
 
 /** Runs the benchmark; rows as measured. */
-export async function benchGptq(options: { sizes: readonly string[]; tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: GptqBenchRow) => void; tf32?: boolean }): Promise<GptqBenchRow[]> {
-  // TF32 float32 MatMuls on CUDA (`--tf32`): decided before the first session.
-  allowCudaTf32(options.tf32 === true);
+export async function benchGptq(options: { sizes: readonly string[]; tokens: number; seqLen: number; device: Device; torch: boolean; python: string; onRow?: (r: GptqBenchRow) => void; precision?: Precision }): Promise<GptqBenchRow[]> {
   const rows: GptqBenchRow[] = [];
   const push = (r: GptqBenchRow): void => {
     rows.push(r);
@@ -106,7 +108,7 @@ export async function benchGptq(options: { sizes: readonly string[]; tokens: num
     const batches = tokenBatches(Math.max(1, Math.floor(options.tokens / options.seqLen)), options.seqLen, 32000);
     const tokensFile = join(dir, 'tokens.json');
     await writeFile(tokensFile, JSON.stringify(batches));
-    push(await quantcRun(dir, size, batches, options.device));
+    push(await quantcRun(dir, size, batches, options.device, options.precision));
     if (options.torch) {
       const r = JSON.parse(python(options.python, ['run', dir, tokensFile, '--device', options.device])) as { seconds: number; layers: GptqBenchRow['layers']; peak_bytes: number; torch: string; device_name: string };
       push({ engine: 'pytorch', size, device: options.device, tokens: batches.length * options.seqLen, seconds: r.seconds, layers: r.layers, peakBytes: r.peak_bytes, note: `torch ${r.torch} on ${r.device_name}` });
@@ -130,7 +132,7 @@ export function parseGptqBenchArgs(args: readonly string[]): Parameters<typeof b
     device: (flag(args, '--device') ?? 'cuda') as Device,
     torch: flag(args, '--torch') !== '0',
     python: flag(args, '--python') ?? 'python3',
-    tf32: args.includes('--tf32'),
+    precision: flag(args, '--precision') as Precision | undefined,
   };
 }
 

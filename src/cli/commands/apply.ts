@@ -180,17 +180,6 @@ export const command: Command = {
       if (coverageProblem) throw new UsageError(`apply: --coverage: ${coverageProblem}`);
     }
 
-    if (device === 'cuda') {
-      // A missing CUDA provider is said before any planning or calibration.
-      const { probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
-      try {
-        await probeDevice(device);
-      } catch (e) {
-        if (!(e instanceof RuntimeUnavailableError)) throw e;
-        io.stderr(renderDiagnostics([error('apply-failed', e.message)], new Map()));
-        return EXIT_ERRORS;
-      }
-    }
     const input = resolve(io.cwd, positionals[0]!);
     const saved = readSavedPlan(input);
     const recipePath = saved ? planPath(input, saved.recipe.path, io.cwd) : positionals[0]!;
@@ -218,6 +207,21 @@ export const command: Command = {
     // Warnings are shown before anything runs; with --fail-on warning they stop the run, as they stop `plan`.
     if (diagnostics.length > 0) io.stderr(renderDiagnostics(diagnostics, planned.sources));
     if (hasErrors(diagnostics) || (failOn === 'warning' && diagnostics.some((d) => d.severity === 'warning'))) return EXIT_ERRORS;
+    if (device === 'cuda') {
+      // A missing CUDA provider is said before anything runs. cuBLAS reads its math mode once, so TF32 is
+      // decided first: allowed when calibration computes in the checkpoint's 16-bit dtype (see precision.ts).
+      const { allowCudaTf32, probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
+      const { checkpointDtype } = await import('../../execute/forward/executor.js');
+      const { tf32Allowed } = await import('../../execute/forward/precision.js');
+      allowCudaTf32(tf32Allowed(precision, device, await checkpointDtype(planned.model!.source.path).catch(() => 'float32')));
+      try {
+        await probeDevice(device);
+      } catch (e) {
+        if (!(e instanceof RuntimeUnavailableError)) throw e;
+        io.stderr(renderDiagnostics([error('apply-failed', e.message)], new Map()));
+        return EXIT_ERRORS;
+      }
+    }
     const { savedRecipeYaml } = await import('../../export/saved-recipe.js');
     const recipeYaml = savedRecipeYaml(planned.ir!);
 

@@ -131,12 +131,12 @@ export const command: Command = {
 
     const { readTextData, DataFileError } = await import('../../execute/calibrate/text-data.js');
     const { loadTokenizer, TokenizerError } = await import('../../execute/tokenize/tokenizer.js');
-    const { ForwardModel, UnsupportedModelError } = await import('../../execute/forward/executor.js');
+    const { checkpointDtype, ForwardModel, UnsupportedModelError } = await import('../../execute/forward/executor.js');
     const { WeightFormatError } = await import('../../execute/forward/dequantize.js');
     const { CheckpointError } = await import('../../execute/safetensors-reader.js');
-    const { probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
+    const { allowCudaTf32, probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
     const { perplexity } = await import('../../execute/calibrate/perplexity.js');
-    const { defaultPrecision, describePrecision } = await import('../../execute/forward/precision.js');
+    const { defaultPrecision, describePrecision, tf32Allowed } = await import('../../execute/forward/precision.js');
     const { comparePerplexity } = await import('../../execute/calibrate/compare.js');
     const { servedModel, SimulationUnsupportedError } = await import('../../execute/simulate/simulating-weights.js');
     const { FakeQuantError } = await import('../../execute/simulate/fake-quant.js');
@@ -155,7 +155,11 @@ export const command: Command = {
     };
     try {
       // A missing CUDA provider is said before the model is read.
-      if (device === 'cuda') await probeDevice(device);
+      if (device === 'cuda') {
+        // cuBLAS reads its math mode once: TF32 is decided before the first CUDA session.
+        allowCudaTf32(tf32Allowed(requested, device, await checkpointDtype(modelDir).catch(() => 'float32')));
+        await probeDevice(device);
+      }
       const tokenizer = await loadTokenizer(modelDir);
       const opened = await ForwardModel.open(modelDir, device);
       const precision = opened.usePrecision(requested ?? defaultPrecision(device, opened.config.dtype));
