@@ -163,15 +163,31 @@ export async function lowerInverse(l: Float32Array, n: number, b: number, gemm: 
 }
 
 /**
+ * Where the O(K³) factorization runs when not on a {@link GemmEngine}: it
+ * takes `A = J·(H + λI)·J` (`J` the reversal) padded with the identity to
+ * `padded(k)` columns and returns `U` `[k, k]`, or null when the
+ * factorization failed.
+ */
+export interface FactorEngine {
+  padded(k: number): number;
+  factor(a: Float32Array, n: number, k: number): Promise<Float32Array | null>;
+}
+
+/**
  * The upper Cholesky factor `U` of `H⁻¹` (`UᵀU = H⁻¹`) after dampening, as
  * llm-compressor uses it (it computes Cholesky, Cholesky inverse, Cholesky);
  * null when `H` is not positive definite. Computed with one Cholesky and one
  * triangular inverse: with `J` the reversal, `JHJ = L·Lᵀ` gives
- * `H = (JLJ)(JLJ)ᵀ` with `JLJ` upper, so `U = (JLJ)⁻¹ = J·L⁻¹·J`.
+ * `H = (JLJ)(JLJ)ᵀ` with `JLJ` upper, so `U = (JLJ)⁻¹ = J·L⁻¹·J` — the same
+ * matrix, since an upper factor with a positive diagonal is unique.
  */
-export async function inverseHessianFactor(h: ArrayLike<number>, n: number, dampeningFrac: number, gemm: GemmEngine = jsGemm, blockSize = 128): Promise<Float32Array | null> {
+export async function inverseHessianFactor(h: ArrayLike<number>, n: number, dampeningFrac: number, gemm: GemmEngine | FactorEngine = jsGemm, blockSize = 128): Promise<Float32Array | null> {
   const diag = Float64Array.from({ length: n }, (_, i) => h[i * n + i]!);
   return dampedInverseFactor(n, diag, (i, j) => h[i * n + j]!, dampeningFrac, gemm, blockSize);
+}
+
+function isFactorEngine(e: GemmEngine | FactorEngine): e is FactorEngine {
+  return 'factor' in e;
 }
 
 /**
@@ -179,20 +195,26 @@ export async function inverseHessianFactor(h: ArrayLike<number>, n: number, damp
  * off-diagonal entries `entry(i, j)`, read straight into the float32 working
  * matrix (no float64 copy of a 70B-class `[28672, 28672]` Hessian).
  */
-async function dampedInverseFactor(n: number, diag: Float64Array, entry: (i: number, j: number) => number, dampeningFrac: number, gemm: GemmEngine, blockSize: number): Promise<Float32Array | null> {
+async function dampedInverseFactor(n: number, diag: Float64Array, entry: (i: number, j: number) => number, dampeningFrac: number, engine: GemmEngine | FactorEngine, blockSize: number): Promise<Float32Array | null> {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += diag[i]!;
   const damp = (dampeningFrac * mean) / n;
-  // The reversal J·H·J: entry (i, j) at (n − 1 − i, n − 1 − j).
-  const a = new Float32Array(n * n);
+  const np = isFactorEngine(engine) ? engine.padded(n) : n;
+  // The reversal J·H·J: entry (i, j) at (n − 1 − i, n − 1 − j); padding columns are the identity.
+  const a = new Float32Array(np * np);
   for (let i = 0; i < n; i++) {
-    const row = (n - 1 - i) * n + n - 1;
+    const row = (n - 1 - i) * np + n - 1;
     for (let j = 0; j < n; j++) a[row - j] = i === j ? diag[i]! + damp : entry(i, j);
   }
-  if (!(await blockedCholesky(a, n, blockSize, gemm))) return null;
-  // U = J·L⁻¹·J: entry (i, j) of L⁻¹ at (n − 1 − i, n − 1 − j), the flat array reversed.
-  const u = (await lowerInverse(a, n, blockSize, gemm)).reverse();
-  for (const v of u) if (!Number.isFinite(v)) return null;
+  for (let i = n; i < np; i++) a[i * np + i] = 1;
+  let u: Float32Array | null;
+  if (isFactorEngine(engine)) u = await engine.factor(a, np, n);
+  else {
+    if (!(await blockedCholesky(a, n, blockSize, engine))) return null;
+    // U = J·L⁻¹·J: entry (i, j) of L⁻¹ at (n − 1 − i, n − 1 − j), the flat array reversed.
+    u = (await lowerInverse(a, n, blockSize, engine)).reverse();
+  }
+  if (u) for (const v of u) if (!Number.isFinite(v)) return null;
   return u;
 }
 
@@ -239,7 +261,7 @@ function factorPanel(k: number, blockSize: number): number {
 }
 
 /** Prepares normalized Hessian `scale · h` `[k, k]` for the solve (see {@link PreparedHessian}). */
-export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: PreparedHessian['ordering'], settings: GptqSettings, gemm: GemmEngine = jsGemm, scale = 1): Promise<PreparedHessian> {
+export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: PreparedHessian['ordering'], settings: GptqSettings, gemm: GemmEngine | FactorEngine = jsGemm, scale = 1): Promise<PreparedHessian> {
   const perm = ordering ? descendingOrder(Float64Array.from({ length: k }, (_, i) => h[i * k + i]! * scale)) : null;
   const col = (j: number): number => (perm ? perm[j]! : j);
   // The permuted Hessian, read in place: its diagonal here, the rest as the factorization reads it.
@@ -266,25 +288,15 @@ export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: 
  */
 export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: GemmEngine = jsGemm, prepared?: PreparedHessian): Promise<GptqSolution> {
   const { rows: R, cols: K, args } = p;
-  const layout = scaleLayout(args, R, K);
   const prep = prepared ?? (await prepareHessian(p.hessian, K, orderingOf(args), settings, gemm));
-  const { perm, hinv, fellBack, ordering: actorder } = prep;
+  const { perm, hinv, fellBack } = prep;
   const col = (j: number): number => (perm ? perm[j]! : j);
 
   // Wt[j] = (permuted) column j of W: columns are what the loop walks, and a run of them is one contiguous block.
   const wt = new Float32Array(K * R);
   for (let r = 0; r < R; r++) for (let j = 0; j < K; j++) wt[j * R + r] = p.weight[r * K + col(j)]!;
 
-  // Scale group of each (permuted) column: static ordering keeps original groups; group ordering regroups.
-  let qparams: WeightQparams;
-  const groupOf = new Int32Array(K);
-  if (actorder === 'group') {
-    qparams = weightQparams(p.kind, args, layout, groupStats(p.weight, R, K, layout, perm!), 'F32', p.globalScale);
-    for (let j = 0; j < K; j++) groupOf[j] = Math.floor(j / layout.width);
-  } else {
-    qparams = weightQparams(p.kind, args, layout, p.stats, p.dtype, p.globalScale);
-    for (let j = 0; j < K; j++) groupOf[j] = Math.floor(col(j) / layout.width);
-  }
+  const { qparams, groupOf, gIdx } = loopQparams(p, prep);
   // Dead columns are zeroed (after the scales were observed on them, as llm-compressor does).
   for (const j of prep.dead) wt.fill(0, j * R, (j + 1) * R);
 
@@ -338,10 +350,48 @@ export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: Ge
     const c = col(j);
     for (let r = 0; r < R; r++) out[r * K + c] = round(wt[j * R + r]!);
   }
-  let gIdx: Int32Array | null = null;
-  if (actorder === 'group') {
-    gIdx = new Int32Array(K);
-    for (let j = 0; j < K; j++) gIdx[perm![j]!] = Math.floor(j / layout.width);
-  }
   return { weight: out, loss, fellBack, qparams, gIdx };
+}
+
+/** What the column loop quantizes with: the qparams, the scale group of each permuted column, and (group ordering) `weight_g_idx`. */
+export interface LoopQparams {
+  readonly qparams: WeightQparams;
+  readonly groupOf: Int32Array;
+  readonly gIdx: Int32Array | null;
+}
+
+/**
+ * The qparams of `p` under `prep`'s ordering: static ordering keeps the
+ * original groups (permuted column j uses the group of original column
+ * `perm[j]`); group ordering re-observes the permuted weight in float32 and
+ * groups permuted columns consecutively.
+ */
+export function loopQparams(p: GptqProblem, prep: PreparedHessian): LoopQparams {
+  const { rows: R, cols: K, args } = p;
+  const layout = scaleLayout(args, R, K);
+  const perm = prep.perm;
+  const groupOf = new Int32Array(K);
+  if (prep.ordering === 'group') {
+    const qparams = weightQparams(p.kind, args, layout, groupStats(p.weight, R, K, layout, perm!), 'F32', p.globalScale);
+    const gIdx = new Int32Array(K);
+    for (let j = 0; j < K; j++) {
+      groupOf[j] = Math.floor(j / layout.width);
+      gIdx[perm![j]!] = groupOf[j]!;
+    }
+    return { qparams, groupOf, gIdx };
+  }
+  for (let j = 0; j < K; j++) groupOf[j] = Math.floor((perm ? perm[j]! : j) / layout.width);
+  return { qparams: weightQparams(p.kind, args, layout, p.stats, p.dtype, p.globalScale), groupOf, gIdx: null };
+}
+
+/**
+ * The prepared identity Hessian without dampening (the factor is exactly
+ * `I`): GPTQ with it is round-to-nearest with GPTQ's scales, as for a
+ * module the expert coverage policy rounds to nearest.
+ */
+export function identityPrepared(k: number, ordering: PreparedHessian['ordering']): PreparedHessian {
+  const hinv = new Float32Array(k * k);
+  for (let i = 0; i < k; i++) hinv[i * k + i] = 1;
+  // A stable sort of a constant diagonal keeps column order.
+  return { k, ordering, perm: ordering ? Int32Array.from({ length: k }, (_, i) => i) : null, dead: [], hinv, fellBack: false };
 }

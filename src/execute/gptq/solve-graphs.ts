@@ -1,0 +1,282 @@
+/**
+ * The GPTQ solve as onnxruntime graphs. onnxruntime has no Cholesky and no
+ * triangular solve, so both are written as `Loop`s of plain tensor
+ * operators: the O(K³) work runs as MatMul/Gemm on whole panels, the
+ * sequential parts as inner loops of vector operators, and JavaScript only
+ * prepares inputs and reads results. Shapes stay symbolic, so one session
+ * per quantization kind serves every weight shape of a model.
+ */
+import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import type { KernelKind, WeightDtype } from '../rtn/weight-kernel.js';
+
+/** "Until the start" for a Slice with step −1 (clamped by onnxruntime). */
+const TO_START = -(2 ** 62);
+/** "Until the end" for a Slice. */
+const TO_END = 2 ** 62;
+
+/** A scalar int64 `x` as a one-element 1-D tensor (Slice starts/ends). */
+function vec(g: GraphBuilder, x: string): string {
+  return g.op('Unsqueeze', [x, g.i64([0])]);
+}
+
+function column(g: GraphBuilder, x: string): string {
+  return g.op('Unsqueeze', [x, g.i64([1])]);
+}
+
+function row(g: GraphBuilder, x: string): string {
+  return g.op('Unsqueeze', [x, g.i64([0])]);
+}
+
+/**
+ * The body of the panel factorization: step `j` of an unblocked right-looking
+ * Cholesky of the `[b, b]` diagonal block `A` (rank-1 downdate by column `v`
+ * of `L`), applying the same elimination to `X` so that `X` ends as `L⁻¹`:
+ * with `L = C₀C₁⋯` (Cⱼ the identity with column j replaced by `v`),
+ * `Cⱼ⁻¹X = X + ((eⱼ − v)/Lⱼⱼ) ⊗ X[j, :]`. `ok` turns false at a pivot that
+ * is not positive (or NaN).
+ */
+function panelBody(b: number): GraphBuilder {
+  const g = new GraphBuilder('pf_');
+  const j = g.input('j', OnnxType.int64, []);
+  const cond = g.input('cond', OnnxType.bool, []);
+  const a = g.input('a', OnnxType.float, [b, b]);
+  const x = g.input('x', OnnxType.float, [b, b]);
+  const ok = g.input('ok', OnnxType.bool, []);
+  const eye = new Float32Array(b * b);
+  const lower = new Float32Array(b * b);
+  for (let i = 0; i < b; i++) {
+    eye[i * b + i] = 1;
+    for (let r = i; r < b; r++) lower[i * b + r] = 1;
+  }
+  const aj = g.op('Gather', [a, j], { axis: 0 });
+  const d = g.op('Gather', [aj, j], { axis: 0 });
+  const okNext = g.op('And', [ok, g.op('Greater', [d, g.f32(0)])]);
+  const l = g.op('Sqrt', [d]);
+  // Row j of the symmetric A is its column j; entries above the pivot are masked (rounding leaves dust there).
+  const v = g.op('Div', [g.op('Mul', [aj, g.op('Gather', [g.f32([...lower], [b, b]), j], { axis: 0 })]), l]);
+  const aNext = g.op('Sub', [a, g.op('Mul', [column(g, v), row(g, v)])]);
+  const e = g.op('Gather', [g.f32([...eye], [b, b]), j], { axis: 0 });
+  const xNext = g.op('Add', [x, g.op('Mul', [column(g, g.op('Div', [g.op('Sub', [e, v]), l])), row(g, g.op('Gather', [x, j], { axis: 0 }))])]);
+  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.output(aNext, 'a_out', OnnxType.float, [b, b]);
+  g.output(xNext, 'x_out', OnnxType.float, [b, b]);
+  g.output(okNext, 'ok_out', OnnxType.bool, []);
+  g.output(v, 'v', OnnxType.float, [b]);
+  return g;
+}
+
+/**
+ * One panel of the blocked right-looking Cholesky: carried trailing matrix
+ * `T [m, m]` (shrinking by `b` per panel); factors its `[b, b]` corner with
+ * {@link panelBody}, solves the panel below it (`L21 = A21·L11⁻ᵀ`) and
+ * downdates the rest (`T ← A22 − L21·L21ᵀ`). Scan outputs: the panel's
+ * columns of `L` padded to `[n, b]`, `L11⁻¹`, and the pivot flag.
+ */
+function choleskyBody(b: number): GraphBuilder {
+  const g = new GraphBuilder('ch_');
+  const p = g.input('p', OnnxType.int64, []);
+  const cond = g.input('cond', OnnxType.bool, []);
+  const t = g.input('t', OnnxType.float, ['m', 'm']);
+  const bb = g.i64([b]);
+  const a11 = g.op('Slice', [t, g.i64([0, 0]), g.i64([b, b])]);
+  const a21 = g.op('Slice', [t, g.i64([b, 0]), g.i64([TO_END, b])]);
+  const a22 = g.op('Slice', [t, g.i64([b, b]), g.i64([TO_END, TO_END])]);
+  const eye = new Float32Array(b * b);
+  for (let i = 0; i < b; i++) eye[i * b + i] = 1;
+  const [, x, ok, vs] = g.opMulti('Loop', [g.i64(b), '', a11, g.f32([...eye], [b, b]), g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 4, { body: { graph: panelBody(b), name: 'panel' } });
+  const l11 = g.op('Transpose', [vs!]);
+  const l21 = g.op('Gemm', [a21, x!], { transB: 1 });
+  const next = g.op('Gemm', [l21, l21, a22], { transB: 1, alpha: { float: -1 }, beta: { float: 1 } });
+  // Rows above the panel are zero: pad by p·b.
+  const above = g.op('Mul', [vec(g, p), bb]);
+  const panel = g.op('Pad', [g.op('Concat', [l11, l21], { axis: 0 }), g.op('Concat', [above, g.i64([0, 0, 0])], { axis: 0 })]);
+  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.output(next, 't_out', OnnxType.float, ['m2', 'm2']);
+  g.output(panel, 'panel', OnnxType.float, ['n', b]);
+  g.output(x!, 'dinv', OnnxType.float, [b, b]);
+  g.output(ok!, 'ok', OnnxType.bool, []);
+  return g;
+}
+
+/**
+ * One row panel of `X = L⁻¹` by blocked forward substitution: carried rows
+ * `X[:i0, :]` (growing by `b`); `X[i0:i1, :] = D⁻¹·(E − L[i0:i1, :i0]·X[:i0, :])`
+ * with `D⁻¹` the panel's diagonal-block inverse from the factorization.
+ */
+function inverseBody(b: number, l: string, dinv: string, n: string): GraphBuilder {
+  const g = new GraphBuilder('inv_');
+  const p = g.input('p', OnnxType.int64, []);
+  const cond = g.input('cond', OnnxType.bool, []);
+  const xp = g.input('xp', OnnxType.float, ['i0', 'n']);
+  const i0 = g.op('Mul', [vec(g, p), g.i64([b])]);
+  const i1 = g.op('Add', [i0, g.i64([b])]);
+  const lrow = g.op('Slice', [l, g.op('Concat', [i0, g.i64([0])], { axis: 0 }), g.op('Concat', [i1, i0], { axis: 0 })]);
+  const d = g.op('Gather', [dinv, p], { axis: 0 });
+  const y = g.op('MatMul', [g.op('MatMul', [d, lrow]), xp]);
+  const dpad = g.op('Pad', [d, g.op('Concat', [g.i64([0]), i0, g.i64([0]), g.op('Sub', [n, i1])], { axis: 0 })]);
+  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.output(g.op('Concat', [xp, g.op('Sub', [dpad, y])], { axis: 0 }), 'xp_out', OnnxType.float, ['i1', 'n']);
+  return g;
+}
+
+/**
+ * The inverse-Hessian factor graph. Input `a [n, n]`: `J·(H + λI)·J` (`J`
+ * the reversal) padded with the identity to whole `b`-wide panels, and `k`
+ * (int64 `[1]`) the unpadded size. With `J·(H+λI)·J = L·Lᵀ`, the upper
+ * Cholesky factor of `(H+λI)⁻¹` is `U = J·L⁻¹·J` (the top-left `k × k` of
+ * `L⁻¹` reversed in both axes): one Cholesky and one triangular inverse in
+ * place of llm-compressor's Cholesky, Cholesky inverse and second Cholesky,
+ * the same factor up to float rounding (a positive-diagonal upper factor of
+ * a positive definite matrix is unique). Outputs `u [k, k]` and `ok`
+ * (false when a pivot was not positive: the factorization failed).
+ */
+export function inverseFactorGraph(b: number): Uint8Array {
+  const g = new GraphBuilder();
+  const a = g.input('a', OnnxType.float, ['n', 'n']);
+  const k = g.input('k', OnnxType.int64, [1]);
+  const n = g.op('Shape', [a], { start: 0, end: 1 });
+  const panels = g.op('Squeeze', [g.op('Div', [n, g.i64([b])]), g.i64([0])]);
+  const [, lp, dinv, oks] = g.opMulti('Loop', [panels, '', a], 4, { body: { graph: choleskyBody(b), name: 'cholesky' } });
+  // Panel p holds columns p·b … p·b + b − 1 of L.
+  const l = g.op('Reshape', [g.op('Transpose', [lp!], { perm: [1, 0, 2] }), g.op('Concat', [n, n], { axis: 0 })]);
+  const empty = g.op('Expand', [g.f32(0), g.op('Concat', [g.i64([0]), n], { axis: 0 })]);
+  const x = g.op('Loop', [panels, '', empty], { body: { graph: inverseBody(b, l, dinv!, n), name: 'inverse' } });
+  const last = g.op('Sub', [k, g.i64([1])]);
+  const u = g.op('Slice', [x, g.op('Concat', [last, last], { axis: 0 }), g.i64([TO_START, TO_START]), g.i64([0, 1]), g.i64([-1, -1])]);
+  const ok = g.op('ReduceMin', [g.op('Cast', [oks!], { to: OnnxType.int32 })], { keepdims: 0 });
+  g.output(u, 'u', OnnxType.float, ['k', 'k']);
+  g.output(ok, 'ok', OnnxType.int32, []);
+  return g.build('gptq_inverse_factor');
+}
+
+/** What the column loop quantizes to: the weight kind and its fixed arithmetic. */
+export interface LoopKind {
+  readonly kind: Extract<KernelKind, 'int' | 'fp8' | 'nvfp4'>;
+  /** Integer weights: with zero points. */
+  readonly asymmetric: boolean;
+  /** Integer weights: the code range. */
+  readonly qmin: number;
+  readonly qmax: number;
+  /** The model dtype: dequantized values (and the result) are rounded to it. */
+  readonly dtype: WeightDtype;
+}
+
+/** The session key of the column loop for `k` and block size `block`. */
+export function columnLoopKey(k: LoopKind, block: number): string {
+  return `gptq-loop-${k.kind}-${k.asymmetric ? 'asym' : 'sym'}-${k.qmin}-${k.qmax}-${k.dtype}-${block}`;
+}
+
+/** Fake quantization of column `w` with per-row scale `s` (NVFP4: the effective scale `s/global`) and zero point `z`. */
+function quantize(g: GraphBuilder, k: LoopKind, w: string, s: string, z: string | null): string {
+  const narrow = k.dtype === 'BF16' ? OnnxType.bfloat16 : k.dtype === 'F16' ? OnnxType.float16 : null;
+  const toDtype = (v: string): string => (narrow === null ? v : g.op('Cast', [g.op('Cast', [v], { to: narrow })], { to: OnnxType.float }));
+  const y = g.op('Div', [w, s]);
+  switch (k.kind) {
+    case 'int': {
+      const shifted = z ? g.op('Add', [y, z]) : y;
+      const q = g.op('Round', [g.op('Clip', [shifted, g.f32(k.qmin), g.f32(k.qmax)])]);
+      return toDtype(g.op('Mul', [z ? g.op('Sub', [q, z]) : q, s]));
+    }
+    case 'fp8': {
+      const q = g.op('Cast', [g.op('Cast', [g.op('Clip', [y, g.f32(-448), g.f32(448)])], { to: OnnxType.float8e4m3fn, saturate: 1 })], { to: OnnxType.float });
+      return toDtype(g.op('Mul', [q, s]));
+    }
+    default: {
+      // FP4 E2M1 with compressed-tensors' cast_to_fp4 ties: the magnitude is the sum of the steps passed.
+      const x = g.op('Clip', [y, g.f32(-6), g.f32(6)]);
+      const a = g.op('Abs', [x]);
+      const step = (op: string, t: number, by: number): string => g.op('Mul', [g.op('Cast', [g.op(op, [a, g.f32(t)])], { to: OnnxType.float }), g.f32(by)]);
+      const mag = g.op('Sum', [step('Greater', 0.25, 0.5), step('GreaterOrEqual', 0.75, 0.5), step('Greater', 1.25, 0.5), step('GreaterOrEqual', 1.75, 0.5), step('Greater', 2.5, 1), step('GreaterOrEqual', 3.5, 1), step('Greater', 5, 2)]);
+      const q = g.op('Where', [g.op('Less', [x, g.f32(0)]), g.op('Neg', [mag]), mag]);
+      return g.op('Mul', [q, s]);
+    }
+  }
+}
+
+/**
+ * Column `i` of a block: quantize it, its error `e = (w − q)/U[i,i]`, and the
+ * rank-1 update of the block's columns `W1 −= U[i, :]ᵀ ⊗ e` (`U` is upper
+ * triangular, so the columns before `i` are untouched; column `i` itself is
+ * replaced by `q` afterwards). Scan outputs `q` and `e`.
+ */
+function columnBody(k: LoopKind, hb: string, sb: string, zb: string | null): GraphBuilder {
+  const g = new GraphBuilder('col_');
+  const i = g.input('i', OnnxType.int64, []);
+  const cond = g.input('cond', OnnxType.bool, []);
+  const w1 = g.input('w1', OnnxType.float, ['w', 'r']);
+  const w = g.op('Gather', [w1, i], { axis: 0 });
+  const q = quantize(g, k, w, g.op('Gather', [sb, i], { axis: 0 }), zb ? g.op('Gather', [zb, i], { axis: 0 }) : null);
+  const u = g.op('Gather', [hb, i], { axis: 0 });
+  const e = g.op('Div', [g.op('Sub', [w, q]), g.op('Gather', [u, i], { axis: 0 })]);
+  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.output(g.op('Sub', [w1, g.op('Mul', [column(g, u), row(g, e)])]), 'w1_out', OnnxType.float, ['w', 'r']);
+  g.output(q, 'q', OnnxType.float, ['r']);
+  g.output(e, 'e', OnnxType.float, ['r']);
+  return g;
+}
+
+/**
+ * One block of `block` columns `[i1, i2)` of the transposed weight `W [K, R]`
+ * (carried with the per-row loss): the column loop on the block, then
+ * llm-compressor's lazy batch update of the columns after it,
+ * `W[i2:] −= U[i1:i2, i2:]ᵀ · Err`, as one Gemm.
+ */
+function blockBody(k: LoopKind, block: number, u: string, s: string, z: string | null, gcol: string, kk: string): GraphBuilder {
+  const g = new GraphBuilder('blk_');
+  const b = g.input('b', OnnxType.int64, []);
+  const cond = g.input('cond', OnnxType.bool, []);
+  const wt = g.input('wt', OnnxType.float, ['k', 'r']);
+  const loss = g.input('loss', OnnxType.float, ['r']);
+  const i1 = g.op('Mul', [vec(g, b), g.i64([block])]);
+  const i2 = g.op('Min', [g.op('Add', [i1, g.i64([block])]), kk]);
+  const w1 = g.op('Slice', [wt, i1, i2]);
+  const hb = g.op('Slice', [u, g.op('Concat', [i1, i1], { axis: 0 }), g.op('Concat', [i2, i2], { axis: 0 })]);
+  const groups = g.op('Slice', [gcol, i1, i2]);
+  const sb = g.op('Gather', [s, groups], { axis: 0 });
+  const zb = z ? g.op('Gather', [z, groups], { axis: 0 }) : null;
+  const width = g.op('Squeeze', [g.op('Sub', [i2, i1]), g.i64([0])]);
+  const [, q1, err] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, hb, sb, zb), name: 'columns' } });
+  const lossNext = g.op('Add', [loss, g.op('ReduceSumSquare', [err!, g.i64([0])], { keepdims: 0 })]);
+  const tail = g.op('Slice', [wt, i2, kk]);
+  const ut = g.op('Slice', [u, g.op('Concat', [i1, i2], { axis: 0 }), g.op('Concat', [i2, kk], { axis: 0 })]);
+  const updated = g.op('Gemm', [ut, err!, tail], { transA: 1, alpha: { float: -1 }, beta: { float: 1 } });
+  const head = g.op('Slice', [wt, g.i64([0]), i1]);
+  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.output(g.op('Concat', [head, q1!, updated], { axis: 0 }), 'wt_out', OnnxType.float, ['k', 'r']);
+  g.output(lossNext, 'loss_out', OnnxType.float, ['r']);
+  return g;
+}
+
+/**
+ * The GPTQ column loop graph (llm-compressor `quantize_weight` after the
+ * factorization, scales fixed up front). Inputs: `w [R, K]` (column order),
+ * `u [K, K]` (upper factor in permuted order), `perm`/`iperm [K]` (the
+ * activation order and its inverse), `keep [K]` (0 for dead permuted
+ * columns), `s [G, R]` (scale of group g for each row; NVFP4: `s/global`),
+ * `z [G, R]` (asymmetric integers), `gcol [K]` (the scale group of each
+ * permuted column). Outputs `q [R, K]`: the dequantized weight in column
+ * order, rounded to the model dtype; `loss [R]`: Σ e² per row (llm-compressor
+ * logs half of it).
+ */
+export function columnLoopGraph(k: LoopKind, block: number): Uint8Array {
+  const g = new GraphBuilder();
+  const w = g.input('w', OnnxType.float, ['r', 'k']);
+  const u = g.input('u', OnnxType.float, ['k', 'k']);
+  const perm = g.input('perm', OnnxType.int64, ['k']);
+  const iperm = g.input('iperm', OnnxType.int64, ['k']);
+  const keep = g.input('keep', OnnxType.float, ['k']);
+  const s = g.input('s', OnnxType.float, ['g', 'r']);
+  const z = k.kind === 'int' && k.asymmetric ? g.input('z', OnnxType.float, ['g', 'r']) : null;
+  const gcol = g.input('gcol', OnnxType.int64, ['k']);
+  // Columns as rows: a column is one contiguous row, and a block a contiguous run of them.
+  const wt = g.op('Mul', [g.op('Transpose', [g.op('Gather', [w, perm], { axis: 1 })]), column(g, keep)]);
+  const kk = g.op('Shape', [u], { start: 0, end: 1 });
+  const blocks = g.op('Squeeze', [g.op('Div', [g.op('Add', [kk, g.i64([block - 1])]), g.i64([block])]), g.i64([0])]);
+  const zeros = g.op('Expand', [g.f32(0), g.op('Shape', [w], { start: 0, end: 1 })]);
+  const [solved, loss] = g.opMulti('Loop', [blocks, '', wt, zeros], 2, { body: { graph: blockBody(k, block, u, s, z, gcol, kk), name: 'blocks' } });
+  const narrow = k.dtype === 'BF16' ? OnnxType.bfloat16 : k.dtype === 'F16' ? OnnxType.float16 : null;
+  const back = g.op('Transpose', [g.op('Gather', [solved!, iperm], { axis: 0 })]);
+  g.output(narrow === null ? back : g.op('Cast', [g.op('Cast', [back], { to: narrow })], { to: OnnxType.float }), 'q', OnnxType.float, ['r', 'k']);
+  g.output(loss!, 'loss', OnnxType.float, ['r']);
+  return g.build('gptq_column_loop');
+}
