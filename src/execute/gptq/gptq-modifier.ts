@@ -23,7 +23,8 @@ import { readWeight, resolveWeight } from '../weight-source.js';
 import { HessianStore } from './hessians.js';
 import { solveByRowBlocks } from './row-blocks.js';
 import type { GemmEngine } from './gemm.js';
-import { orderingOf, prepareHessian, solveGptq, type GptqSettings, type PreparedHessian } from './solve.js';
+import { GraphSolver, stackKey } from './graph-solve.js';
+import { identityPrepared, orderingOf, prepareHessian, solveGptq, type FactorEngine, type GptqProblem, type GptqSettings, type GptqSolution, type PreparedHessian } from './solve.js';
 import { fusedNvfp4GlobalScale, groupStats, scaleLayout, type GroupStats } from './weight-qparams.js';
 
 /** What GPTQ did to one module. */
@@ -60,8 +61,10 @@ export function isHeadModule(module: string): boolean {
 
 /** Settings of a GPTQ run beyond the job. */
 export interface GptqRunOptions extends GptqSettings {
-  /** Where the solve's dense products run. */
+  /** Where the JavaScript solve's dense products run. */
   readonly gemm: GemmEngine;
+  /** When set, the whole solve runs on these graphs instead (factorization and column loop). */
+  readonly graph?: GraphSolver;
   /** Decoder layers of the model (`lm_head` is solved with the last). */
   readonly layers: number;
   /** Experts (`layer/expert`) rounded to nearest instead (coverage policy); decided per layer after pass A. */
@@ -188,44 +191,107 @@ export class GptqModifier implements LayerModifier {
       if (key === undefined) throw new GptqInputError(`${l.module}: the calibration pass never reached this module, so it has no Hessian (llm-compressor would leave it unquantized without a word)`);
       return `${key}|${orderingOf(l.args)}`;
     };
-    const users = new Map<string, number>();
-    for (const l of loaded) {
-      const key = keyOf(l);
-      if (key !== undefined) users.set(key, (users.get(key) ?? 0) + 1);
-    }
-    const prepared = new Map<string, PreparedHessian>();
-    for (const l of loaded) {
+    // Every module's problem first: a missing or mismatched Hessian stops the layer before any solve.
+    const entries = loaded.map((l) => {
       const k = l.w.cols;
       const key = keyOf(l);
       const sum = key === undefined ? undefined : this.store.sumOf(l.module);
       if (key !== undefined && !sum) throw new GptqInputError(`${l.module}: the calibration pass never reached this module, so it has no Hessian (llm-compressor would leave it unquantized without a word)`);
       if (sum && sum.k !== k) throw new GptqInputError(`${l.module}: its input has ${sum.k} features but its weight ${k} columns`);
-      const problem = { weight: l.w.data, rows: l.w.rows, cols: k, hessian: identity(k), kind: l.kind, args: l.args, dtype: l.w.dtype, stats: l.stats, globalScale: globals.get(l.module) ?? null };
-      let solution;
-      if (key === undefined) {
-        // Rounded to nearest by the coverage policy: GPTQ with H = I and no dampening is exactly that.
-        solution = await solveGptq(problem, { ...this.options, dampeningFrac: 0 }, this.options.gemm);
-      } else {
-        let prep = prepared.get(key);
-        if (!prep) {
-          const h = this.store.hessian(l.module)!;
-          prep = await prepareHessian(h.sum, k, orderingOf(l.args), this.options, this.options.gemm, h.scale);
-          prepared.set(key, prep);
-        }
-        solution = await solveByRowBlocks(problem, this.options, this.options.gemm, prep);
-        const left = users.get(key)! - 1;
-        users.set(key, left);
-        if (left === 0) prepared.delete(key);
-      }
-      changed.set(l.module, { data: solution.weight, rows: l.w.rows, cols: k });
+      const problem: GptqProblem = { weight: l.w.data, rows: l.w.rows, cols: k, hessian: key === undefined ? identity(k) : NO_HESSIAN, kind: l.kind, args: l.args, dtype: l.w.dtype, stats: l.stats, globalScale: globals.get(l.module) ?? null };
+      return { l, key, sum, problem };
+    });
+    const solutions = this.options.graph ? await this.solveOnGraphs(entries, this.options.graph) : await this.solveInJs(entries);
+    entries.forEach(({ l, key, sum }, i) => {
+      const solution = solutions[i]!;
+      changed.set(l.module, { data: solution.weight, rows: l.w.rows, cols: l.w.cols });
       this.solved.set(l.module, { bytes: dtypeBytes(solution.weight, l.w.dtype), dtype: l.w.dtype, gIdx: solution.gIdx, qparams: solution.gIdx ? solution.qparams : null });
       this.reports.push({ module: l.module, loss: solution.loss, samples: sum?.n ?? 0, method: key === undefined ? 'rtn-coverage' : solution.fellBack ? 'rtn-fallback' : 'gptq' });
-    }
+    });
     this.hessians += this.store.count;
     this.store = new HessianStore();
     return { linears: changed, vectors: new Map() };
   }
+
+  /** Factors the Hessian of `module` (the normalized sum) for `args`' ordering. */
+  private async prepare(module: string, args: QuantizationArgs, k: number, engine: GemmEngine | FactorEngine): Promise<PreparedHessian> {
+    const h = this.store.hessian(module)!;
+    return prepareHessian(h.sum, k, orderingOf(args), this.options, engine, h.scale);
+  }
+
+  /** One module at a time in JavaScript, GEMMs on the runtime; a shared Hessian is factored once and dropped after its last user. */
+  private async solveInJs(entries: readonly SolveEntry[]): Promise<GptqSolution[]> {
+    const users = new Map<string, number>();
+    for (const e of entries) if (e.key !== undefined) users.set(e.key, (users.get(e.key) ?? 0) + 1);
+    const prepared = new Map<string, PreparedHessian>();
+    const out: GptqSolution[] = [];
+    for (const { l, key, problem } of entries) {
+      if (key === undefined) {
+        // Rounded to nearest by the coverage policy: GPTQ with H = I and no dampening is exactly that.
+        out.push(await solveGptq(problem, { ...this.options, dampeningFrac: 0 }, this.options.gemm));
+        continue;
+      }
+      let prep = prepared.get(key);
+      if (!prep) {
+        prep = await this.prepare(l.module, l.args, problem.cols, this.options.gemm);
+        prepared.set(key, prep);
+      }
+      out.push(await solveByRowBlocks(problem, this.options, this.options.gemm, prep));
+      const left = users.get(key)! - 1;
+      users.set(key, left);
+      if (left === 0) prepared.delete(key);
+    }
+    return out;
+  }
+
+  /**
+   * On graphs: modules sharing a factored Hessian and a quantization kind
+   * are one stacked problem (rows are independent given H and the scales),
+   * solved in one graph run; those the coverage policy rounds to nearest
+   * share the identity.
+   */
+  private async solveOnGraphs(entries: readonly SolveEntry[], graph: GraphSolver): Promise<GptqSolution[]> {
+    const batches = new Map<string, number[]>();
+    entries.forEach((e, i) => {
+      const id = `${e.key ?? `identity|${e.problem.cols}|${orderingOf(e.l.args)}`}|${stackKey(e.problem)}`;
+      if (!batches.has(id)) batches.set(id, []);
+      batches.get(id)!.push(i);
+    });
+    const users = new Map<string, number>();
+    for (const b of batches.values()) {
+      const key = entries[b[0]!]!.key;
+      if (key !== undefined) users.set(key, (users.get(key) ?? 0) + 1);
+    }
+    const prepared = new Map<string, PreparedHessian>();
+    const out: GptqSolution[] = new Array(entries.length);
+    for (const batch of batches.values()) {
+      const { l, key, problem } = entries[batch[0]!]!;
+      let prep: PreparedHessian;
+      if (key === undefined) prep = identityPrepared(problem.cols, orderingOf(l.args));
+      else {
+        prep = prepared.get(key) ?? (await this.prepare(l.module, l.args, problem.cols, graph));
+        prepared.set(key, prep);
+        const left = users.get(key)! - 1;
+        users.set(key, left);
+        if (left === 0) prepared.delete(key);
+      }
+      const solved = await graph.solve(batch.map((i) => entries[i]!.problem), this.options, prep);
+      batch.forEach((i, j) => (out[i] = solved[j]!));
+    }
+    return out;
+  }
 }
+
+/** A module to solve: its loaded weight, its Hessian key (undefined: rounded to nearest by the coverage policy) and problem. */
+interface SolveEntry {
+  readonly l: LoadedWeight;
+  readonly key: string | undefined;
+  readonly sum: { readonly n: number } | undefined;
+  readonly problem: GptqProblem;
+}
+
+/** The problem's Hessian when a prepared one is passed to the solve (never read). */
+const NO_HESSIAN: readonly number[] = [];
 
 function identity(k: number): Float64Array {
   const h = new Float64Array(k * k);

@@ -174,7 +174,8 @@ function quantize(g: GraphBuilder, k: LoopKind, w: string, s: string, z: string 
   switch (k.kind) {
     case 'int': {
       const shifted = z ? g.op('Add', [y, z]) : y;
-      const q = g.op('Round', [g.op('Clip', [shifted, g.f32(k.qmin), g.f32(k.qmax)])]);
+      // Through int32: Round's −0 becomes the 0 the JavaScript rounding gives.
+      const q = g.op('Cast', [g.op('Cast', [g.op('Round', [g.op('Clip', [shifted, g.f32(k.qmin), g.f32(k.qmax)])])], { to: OnnxType.int32 })], { to: OnnxType.float });
       return toDtype(g.op('Mul', [z ? g.op('Sub', [q, z]) : q, s]));
     }
     case 'fp8': {
@@ -269,7 +270,8 @@ export function columnLoopGraph(k: LoopKind, block: number): Uint8Array {
   const z = k.kind === 'int' && k.asymmetric ? g.input('z', OnnxType.float, ['g', 'r']) : null;
   const gcol = g.input('gcol', OnnxType.int64, ['k']);
   // Columns as rows: a column is one contiguous row, and a block a contiguous run of them.
-  const wt = g.op('Mul', [g.op('Transpose', [g.op('Gather', [w, perm], { axis: 1 })]), column(g, keep)]);
+  // Dead columns are zeroed (a positive zero, whatever the weight's sign).
+  const wt = g.op('Where', [column(g, g.op('Cast', [keep], { to: OnnxType.bool })), g.op('Transpose', [g.op('Gather', [w, perm], { axis: 1 })]), g.f32(0)]);
   const kk = g.op('Shape', [u], { start: 0, end: 1 });
   const blocks = g.op('Squeeze', [g.op('Div', [g.op('Add', [kk, g.i64([block - 1])]), g.i64([block])]), g.i64([0])]);
   const zeros = g.op('Expand', [g.f32(0), g.op('Shape', [w], { start: 0, end: 1 })]);
