@@ -248,39 +248,60 @@ export class GptqModifier implements LayerModifier {
    * On graphs: modules sharing a factored Hessian and a quantization kind
    * are one stacked problem (rows are independent given H and the scales),
    * solved in one graph run; those the coverage policy rounds to nearest
-   * share the identity.
+   * share the identity. Stacks of one shape under different Hessians (the
+   * experts' `down_proj`) are factored and solved together, a batch axis in
+   * the same graph runs.
    */
   private async solveOnGraphs(entries: readonly SolveEntry[], graph: GraphSolver): Promise<GptqSolution[]> {
-    const batches = new Map<string, number[]>();
+    const stacks = new Map<string, number[]>();
     entries.forEach((e, i) => {
       const id = `${e.key ?? `identity|${e.problem.cols}|${orderingOf(e.l.args)}`}|${stackKey(e.problem)}`;
-      if (!batches.has(id)) batches.set(id, []);
-      batches.get(id)!.push(i);
+      if (!stacks.has(id)) stacks.set(id, []);
+      stacks.get(id)!.push(i);
     });
+    // Stacks of one shape and scheme, each under its own Hessian, run as one batch.
+    const batches = new Map<string, number[][]>();
+    for (const [id, members] of stacks) {
+      const e = entries[members[0]!]!;
+      const rows = members.reduce((n, i) => n + entries[i]!.problem.rows, 0);
+      const shape = e.key === undefined ? id : `${rows}|${orderingOf(e.l.args)}|${stackKey(e.problem)}`;
+      if (!batches.has(shape)) batches.set(shape, []);
+      batches.get(shape)!.push(members);
+    }
     const users = new Map<string, number>();
-    for (const b of batches.values()) {
-      const key = entries[b[0]!]!.key;
+    for (const members of stacks.values()) {
+      const key = entries[members[0]!]!.key;
       if (key !== undefined) users.set(key, (users.get(key) ?? 0) + 1);
     }
     const prepared = new Map<string, PreparedHessian>();
     const out: GptqSolution[] = new Array(entries.length);
     for (const batch of batches.values()) {
-      const { l, key, problem } = entries[batch[0]!]!;
-      let prep: PreparedHessian;
-      if (key === undefined) prep = identityPrepared(problem.cols, orderingOf(l.args));
-      else {
-        prep = prepared.get(key) ?? (await this.prepare(l.module, l.args, problem.cols, graph));
-        prepared.set(key, prep);
-        const left = users.get(key)! - 1;
-        users.set(key, left);
-        if (left === 0) prepared.delete(key);
+      const k = entries[batch[0]![0]!]!.problem.cols;
+      // Factor inputs and factors of one batch stay within BATCH_BYTES.
+      const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * graph.padded(k) ** 2)));
+      for (let c = 0; c < batch.length; c += per) {
+        const part = batch.slice(c, c + per);
+        const firsts = part.map((members) => entries[members[0]!]!);
+        const factor = firsts.filter((e, i) => e.key !== undefined && !prepared.has(e.key) && firsts.findIndex((o) => o.key === e.key) === i);
+        const engine = factor.length > 1 ? graph.batch(factor.length) : graph;
+        await Promise.all(factor.map(async (e) => prepared.set(e.key!, await this.prepare(e.l.module, e.l.args, k, engine))));
+        const work = part.map((members, i) => ({ problems: members.map((m) => entries[m]!.problem), prep: firsts[i]!.key === undefined ? identityPrepared(k, orderingOf(firsts[i]!.l.args)) : prepared.get(firsts[i]!.key!)! }));
+        const solved = await graph.solveAll(work, this.options);
+        part.forEach((members, i) => members.forEach((m, j) => (out[m] = solved[i]![j]!)));
+        for (const e of firsts) {
+          if (e.key === undefined) continue;
+          const left = users.get(e.key)! - 1;
+          users.set(e.key, left);
+          if (left === 0) prepared.delete(e.key);
+        }
       }
-      const solved = await graph.solve(batch.map((i) => entries[i]!.problem), this.options, prep);
-      batch.forEach((i, j) => (out[i] = solved[j]!));
     }
     return out;
   }
 }
+
+/** Bound on the float32 Hessians factored (and factors used) in one batched graph run. */
+const BATCH_BYTES = 1 << 30;
 
 /** A module to solve: its loaded weight, its Hessian key (undefined: rounded to nearest by the coverage policy) and problem. */
 interface SolveEntry {

@@ -70,6 +70,12 @@ function chunks(rows: readonly number[], limit: number): Segment[][] {
   return out;
 }
 
+/** One stacked problem: modules sharing a prepared Hessian and a {@link stackKey}. */
+export interface Stack {
+  readonly problems: readonly GptqProblem[];
+  readonly prep: PreparedHessian;
+}
+
 /** The GPTQ solve on graphs of one {@link GraphRuntime} (sessions cached per kind; shapes are symbolic). */
 export class GraphSolver implements FactorEngine {
   constructor(
@@ -83,13 +89,41 @@ export class GraphSolver implements FactorEngine {
     return Math.ceil(k / this.panel) * this.panel;
   }
 
-  async factor(a: Float32Array, n: number, k: number): Promise<Float32Array | null> {
+  factor(a: Float32Array, n: number, k: number): Promise<Float32Array | null> {
+    return this.factorAll(a, 1, n, k).then((u) => u[0]!);
+  }
+
+  /** Factors `e` padded matrices `[n, n]` laid one after another in `a` in one graph run (see {@link FactorEngine}). */
+  async factorAll(a: Float32Array, e: number, n: number, k: number): Promise<(Float32Array | null)[]> {
     const out = await this.rt.run(`gptq-factor-${this.panel}`, () => inverseFactorGraph(this.panel), {
-      a: { type: 'float32', data: a, dims: [n, n] },
+      a: { type: 'float32', data: a, dims: [e, n, n] },
       k: { type: 'int64', data: BigInt64Array.of(BigInt(k)), dims: [1] },
     });
-    if ((out.ok!.data as Int32Array)[0] !== 1) return null;
-    return out.u!.data as Float32Array;
+    const u = out.u!.data as Float32Array;
+    const ok = out.ok!.data as Int32Array;
+    return Array.from({ length: e }, (_, i) => (ok[i] === 1 ? u.subarray(i * k * k, (i + 1) * k * k) : null));
+  }
+
+  /**
+   * A {@link FactorEngine} that waits for `count` factorizations of one size
+   * and runs them as one batch (same-shaped Hessians: the experts' `down_proj`).
+   */
+  batch(count: number): FactorEngine {
+    const pending: { a: Float32Array; done: (u: Float32Array | null) => void; fail: (e: unknown) => void }[] = [];
+    return {
+      padded: (k) => this.padded(k),
+      factor: (a, n, k) =>
+        new Promise((done, fail) => {
+          pending.push({ a, done, fail });
+          if (pending.length < count) return;
+          const all = new Float32Array(count * n * n);
+          pending.forEach((p, i) => all.set(p.a, i * n * n));
+          this.factorAll(all, count, n, k).then(
+            (us) => pending.forEach((p, i) => p.done(us[i]!)),
+            (e: unknown) => pending.forEach((p) => p.fail(e)),
+          );
+        }),
+    };
   }
 
   /**
@@ -98,66 +132,97 @@ export class GraphSolver implements FactorEngine {
    * gives it.
    */
   async solve(problems: readonly GptqProblem[], settings: GptqSettings, prep: PreparedHessian): Promise<GptqSolution[]> {
-    const K = prep.k;
-    const qs = problems.map((p) => loopQparams(p, prep));
-    const kind = loopKind(qs[0]!, problems[0]!);
-    for (const p of problems) if (p.cols !== K || stackKey(p) !== stackKey(problems[0]!)) throw new Error('GPTQ: stacked problems differ in shape or scheme');
+    return (await this.solveAll([{ problems, prep }], settings))[0]!;
+  }
+
+  /**
+   * Solves stacks of one shape (same columns, total rows and {@link stackKey}),
+   * each under its own Hessian, in the same graph runs (a leading batch axis).
+   */
+  async solveAll(stacks: readonly Stack[], settings: GptqSettings): Promise<GptqSolution[][]> {
+    const first = stacks[0]!.problems[0]!;
+    const K = first.cols;
+    const E = stacks.length;
+    const rowsOf = (st: Stack): number => st.problems.reduce((n, p) => n + p.rows, 0);
+    const total = rowsOf(stacks[0]!);
+    for (const st of stacks) {
+      if (st.prep.k !== K || rowsOf(st) !== total) throw new Error('GPTQ: batched problems differ in shape');
+      for (const p of st.problems) if (p.cols !== K || stackKey(p) !== stackKey(first)) throw new Error('GPTQ: stacked problems differ in shape or scheme');
+    }
+    const qs = stacks.map((st) => st.problems.map((p) => loopQparams(p, st.prep)));
+    const kind = loopKind(qs[0]![0]!, first);
     const block = Math.max(1, settings.blockSize);
-    const perm = BigInt64Array.from({ length: K }, (_, j) => BigInt(prep.perm ? prep.perm[j]! : j));
-    const iperm = new BigInt64Array(K);
-    for (let j = 0; j < K; j++) iperm[Number(perm[j]!)] = BigInt(j);
-    const keep = new Float32Array(K).fill(1);
-    for (const j of prep.dead) keep[j] = 0;
-    const gcol = BigInt64Array.from(qs[0]!.groupOf, (g) => BigInt(g));
-    const groups = qs[0]!.qparams.layout.groups;
-    const fixed = {
-      u: { type: 'float32' as const, data: prep.hinv, dims: [K, K] },
-      perm: { type: 'int64' as const, data: perm, dims: [K] },
-      iperm: { type: 'int64' as const, data: iperm, dims: [K] },
-      keep: { type: 'float32' as const, data: keep, dims: [K] },
-      gcol: { type: 'int64' as const, data: gcol, dims: [K] },
-    };
-    const weights = problems.map((p) => new Float32Array(p.rows * K));
-    const losses = problems.map(() => 0);
-    const limit = Math.max(1, Math.floor(this.bytes / (4 * K)));
-    for (const segs of chunks(problems.map((p) => p.rows), limit)) {
-      const R = segs.reduce((n, s) => n + s.r1 - s.r0, 0);
-      const single = segs.length === 1 && segs[0]!.r0 === 0 && segs[0]!.r1 === problems[segs[0]!.p]!.rows;
-      const w = single ? problems[segs[0]!.p]!.weight : new Float32Array(R * K);
-      // Scales per group and row: row r of a problem uses scale row ⌊r / height⌋.
-      const s = new Float32Array(groups * R);
-      const z = kind.asymmetric ? new Float32Array(groups * R) : null;
-      let at = 0;
-      for (const seg of segs) {
-        const p = problems[seg.p]!;
-        const q = qs[seg.p]!.qparams;
-        if (!single) w.set(p.weight.subarray(seg.r0 * K, seg.r1 * K), at * K);
-        const gs = q.globalScale;
-        for (let r = seg.r0; r < seg.r1; r++) {
-          const base = Math.floor(r / q.layout.height) * groups;
-          for (let g = 0; g < groups; g++) {
-            const v = q.scale[base + g]!;
-            s[g * R + at + r - seg.r0] = gs === null ? v : Math.fround(v / gs);
-            if (z) z[g * R + at + r - seg.r0] = q.zeroPoint![base + g]!;
-          }
-        }
-        at += seg.r1 - seg.r0;
+    const groups = qs[0]![0]!.qparams.layout.groups;
+    const u = E === 1 ? stacks[0]!.prep.hinv : new Float32Array(E * K * K);
+    const perm = new BigInt64Array(E * K);
+    const iperm = new BigInt64Array(E * K);
+    const keep = new Float32Array(E * K).fill(1);
+    const gcol = new BigInt64Array(E * K);
+    stacks.forEach((st, e) => {
+      if (E > 1) u.set(st.prep.hinv, e * K * K);
+      for (let j = 0; j < K; j++) {
+        const c = st.prep.perm ? st.prep.perm[j]! : j;
+        perm[e * K + j] = BigInt(c);
+        iperm[e * K + c] = BigInt(j);
+        gcol[e * K + j] = BigInt(qs[e]![0]!.groupOf[j]!);
       }
+      for (const j of st.prep.dead) keep[e * K + j] = 0;
+    });
+    const fixed = {
+      u: { type: 'float32' as const, data: u, dims: [E, K, K] },
+      perm: { type: 'int64' as const, data: perm, dims: [E, K] },
+      iperm: { type: 'int64' as const, data: iperm, dims: [E, K] },
+      keep: { type: 'float32' as const, data: keep, dims: [E, K] },
+      gcol: { type: 'int64' as const, data: gcol, dims: [E, K] },
+    };
+    const weights = stacks.map((st) => st.problems.map((p) => new Float32Array(p.rows * K)));
+    const losses = stacks.map((st) => st.problems.map(() => 0));
+    const limit = Math.max(1, Math.floor(this.bytes / (4 * K * E)));
+    const cuts = stacks.map((st) => chunks(st.problems.map((p) => p.rows), limit));
+    for (let c = 0; c < cuts[0]!.length; c++) {
+      const R = cuts[0]![c]!.reduce((n, s) => n + s.r1 - s.r0, 0);
+      const whole = E === 1 && cuts[0]![c]!.length === 1 && cuts[0]![c]![0]!.r1 - cuts[0]![c]![0]!.r0 === stacks[0]!.problems[cuts[0]![c]![0]!.p]!.rows;
+      const w = whole ? stacks[0]!.problems[cuts[0]![c]![0]!.p]!.weight : new Float32Array(E * R * K);
+      // Scales per group and row: row r of a problem uses scale row ⌊r / height⌋.
+      const s = new Float32Array(E * groups * R);
+      const z = kind.asymmetric ? new Float32Array(E * groups * R) : null;
+      stacks.forEach((st, e) => {
+        let at = 0;
+        for (const seg of cuts[e]![c]!) {
+          const p = st.problems[seg.p]!;
+          const q = qs[e]![seg.p]!.qparams;
+          if (!whole) w.set(p.weight.subarray(seg.r0 * K, seg.r1 * K), (e * R + at) * K);
+          const gs = q.globalScale;
+          for (let r = seg.r0; r < seg.r1; r++) {
+            const base = Math.floor(r / q.layout.height) * groups;
+            const to = e * groups * R + at + r - seg.r0;
+            for (let g = 0; g < groups; g++) {
+              const v = q.scale[base + g]!;
+              s[to + g * R] = gs === null ? v : Math.fround(v / gs);
+              if (z) z[to + g * R] = q.zeroPoint![base + g]!;
+            }
+          }
+          at += seg.r1 - seg.r0;
+        }
+      });
       const out = await this.rt.run(columnLoopKey(kind, block), () => columnLoopGraph(kind, block), {
         ...fixed,
-        w: { type: 'float32', data: w, dims: [R, K] },
-        s: { type: 'float32', data: s, dims: [groups, R] },
-        ...(z ? { z: { type: 'float32' as const, data: z, dims: [groups, R] } } : {}),
+        w: { type: 'float32', data: w, dims: [E, R, K] },
+        s: { type: 'float32', data: s, dims: [E, groups, R] },
+        ...(z ? { z: { type: 'float32' as const, data: z, dims: [E, groups, R] } } : {}),
       });
       const q = out.q!.data as Float32Array;
       const loss = out.loss!.data as Float32Array;
-      at = 0;
-      for (const seg of segs) {
-        weights[seg.p]!.set(q.subarray(at * K, (at + seg.r1 - seg.r0) * K), seg.r0 * K);
-        for (let r = 0; r < seg.r1 - seg.r0; r++) losses[seg.p]! += loss[at + r]! / 2;
-        at += seg.r1 - seg.r0;
-      }
+      stacks.forEach((_, e) => {
+        let at = 0;
+        for (const seg of cuts[e]![c]!) {
+          const n = seg.r1 - seg.r0;
+          weights[e]![seg.p]!.set(q.subarray((e * R + at) * K, (e * R + at + n) * K), seg.r0 * K);
+          for (let r = 0; r < n; r++) losses[e]![seg.p]! += loss[e * R + at + r]! / 2;
+          at += n;
+        }
+      });
     }
-    return problems.map((p, i) => ({ weight: weights[i]!, loss: losses[i]!, fellBack: prep.fellBack, qparams: qs[i]!.qparams, gIdx: qs[i]!.gIdx }));
+    return stacks.map((st, e) => st.problems.map((_, i) => ({ weight: weights[e]![i]!, loss: losses[e]![i]!, fellBack: st.prep.fellBack, qparams: qs[e]![i]!.qparams, gIdx: qs[e]![i]!.gIdx })));
   }
 }

@@ -19,133 +19,141 @@ function vec(g: GraphBuilder, x: string): string {
   return g.op('Unsqueeze', [x, g.i64([0])]);
 }
 
-function column(g: GraphBuilder, x: string): string {
-  return g.op('Unsqueeze', [x, g.i64([1])]);
-}
-
-function row(g: GraphBuilder, x: string): string {
-  return g.op('Unsqueeze', [x, g.i64([0])]);
+/** `x` with a new axis of size 1 at `axis`. */
+function unsqueeze(g: GraphBuilder, x: string, axis: number): string {
+  return g.op('Unsqueeze', [x, g.i64([axis])]);
 }
 
 /**
  * The body of the panel factorization: step `j` of an unblocked right-looking
- * Cholesky of the `[b, b]` diagonal block `A` (rank-1 downdate by column `v`
- * of `L`), applying the same elimination to `X` so that `X` ends as `L⁻¹`:
- * with `L = C₀C₁⋯` (Cⱼ the identity with column j replaced by `v`),
- * `Cⱼ⁻¹X = X + ((eⱼ − v)/Lⱼⱼ) ⊗ X[j, :]`. `ok` turns false at a pivot that
- * is not positive (or NaN).
+ * Cholesky of the `[E, b, b]` diagonal blocks `A` (rank-1 downdate by column
+ * `v` of `L`), applying the same elimination to `X` so that `X` ends as
+ * `L⁻¹`: with `L = C₀C₁⋯` (Cⱼ the identity with column j replaced by `v`),
+ * `Cⱼ⁻¹X = X + ((eⱼ − v)/Lⱼⱼ) ⊗ X[j, :]`. `ok [E]` turns false at a pivot
+ * that is not positive (or NaN).
  */
 function panelBody(b: number): GraphBuilder {
   const g = new GraphBuilder('pf_');
   const j = g.input('j', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
-  const a = g.input('a', OnnxType.float, [b, b]);
-  const x = g.input('x', OnnxType.float, [b, b]);
-  const ok = g.input('ok', OnnxType.bool, []);
+  const a = g.input('a', OnnxType.float, ['e', b, b]);
+  const x = g.input('x', OnnxType.float, ['e', b, b]);
+  const ok = g.input('ok', OnnxType.bool, ['e']);
   const eye = new Float32Array(b * b);
   const lower = new Float32Array(b * b);
   for (let i = 0; i < b; i++) {
     eye[i * b + i] = 1;
     for (let r = i; r < b; r++) lower[i * b + r] = 1;
   }
-  const aj = g.op('Gather', [a, j], { axis: 0 });
-  const d = g.op('Gather', [aj, j], { axis: 0 });
+  const aj = g.op('Gather', [a, j], { axis: 1 });
+  const d = g.op('Gather', [aj, j], { axis: 1 });
   const okNext = g.op('And', [ok, g.op('Greater', [d, g.f32(0)])]);
-  const l = g.op('Sqrt', [d]);
+  const l = unsqueeze(g, g.op('Sqrt', [d]), 1);
   // Row j of the symmetric A is its column j; entries above the pivot are masked (rounding leaves dust there).
   const v = g.op('Div', [g.op('Mul', [aj, g.op('Gather', [g.f32([...lower], [b, b]), j], { axis: 0 })]), l]);
-  const aNext = g.op('Sub', [a, g.op('Mul', [column(g, v), row(g, v)])]);
+  const aNext = g.op('Sub', [a, g.op('Mul', [unsqueeze(g, v, 2), unsqueeze(g, v, 1)])]);
   const e = g.op('Gather', [g.f32([...eye], [b, b]), j], { axis: 0 });
-  const xNext = g.op('Add', [x, g.op('Mul', [column(g, g.op('Div', [g.op('Sub', [e, v]), l])), row(g, g.op('Gather', [x, j], { axis: 0 }))])]);
+  const xr = g.op('Gather', [x, j], { axis: 1 });
+  const xNext = g.op('Add', [x, g.op('Mul', [unsqueeze(g, g.op('Div', [g.op('Sub', [e, v]), l]), 2), unsqueeze(g, xr, 1)])]);
   g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
-  g.output(aNext, 'a_out', OnnxType.float, [b, b]);
-  g.output(xNext, 'x_out', OnnxType.float, [b, b]);
-  g.output(okNext, 'ok_out', OnnxType.bool, []);
-  g.output(v, 'v', OnnxType.float, [b]);
+  g.output(aNext, 'a_out', OnnxType.float, ['e', b, b]);
+  g.output(xNext, 'x_out', OnnxType.float, ['e', b, b]);
+  g.output(okNext, 'ok_out', OnnxType.bool, ['e']);
+  g.output(v, 'v', OnnxType.float, ['e', b]);
   return g;
 }
 
+/** `x` with the last two axes swapped (a batch of transposes). */
+function swap(g: GraphBuilder, x: string): string {
+  return g.op('Transpose', [x], { perm: [0, 2, 1] });
+}
+
 /**
- * One panel of the blocked right-looking Cholesky: carried trailing matrix
- * `T [m, m]` (shrinking by `b` per panel); factors its `[b, b]` corner with
- * {@link panelBody}, solves the panel below it (`L21 = A21·L11⁻ᵀ`) and
+ * One panel of the blocked right-looking Cholesky: carried trailing matrices
+ * `T [E, m, m]` (shrinking by `b` per panel); factors their `[b, b]` corners
+ * with {@link panelBody}, solves the panel below (`L21 = A21·L11⁻ᵀ`) and
  * downdates the rest (`T ← A22 − L21·L21ᵀ`). Scan outputs: the panel's
- * columns of `L` padded to `[n, b]`, `L11⁻¹`, and the pivot flag.
+ * columns of `L` padded to `[E, n, b]`, `L11⁻¹`, and the pivot flags.
  */
 function choleskyBody(b: number): GraphBuilder {
   const g = new GraphBuilder('ch_');
   const p = g.input('p', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
-  const t = g.input('t', OnnxType.float, ['m', 'm']);
-  const bb = g.i64([b]);
-  const a11 = g.op('Slice', [t, g.i64([0, 0]), g.i64([b, b])]);
-  const a21 = g.op('Slice', [t, g.i64([b, 0]), g.i64([TO_END, b])]);
-  const a22 = g.op('Slice', [t, g.i64([b, b]), g.i64([TO_END, TO_END])]);
+  const t = g.input('t', OnnxType.float, ['e', 'm', 'm']);
+  const axes = g.i64([1, 2]);
+  const a11 = g.op('Slice', [t, g.i64([0, 0]), g.i64([b, b]), axes]);
+  const a21 = g.op('Slice', [t, g.i64([b, 0]), g.i64([TO_END, b]), axes]);
+  const a22 = g.op('Slice', [t, g.i64([b, b]), g.i64([TO_END, TO_END]), axes]);
   const eye = new Float32Array(b * b);
   for (let i = 0; i < b; i++) eye[i * b + i] = 1;
-  const [, x, ok, vs] = g.opMulti('Loop', [g.i64(b), '', a11, g.f32([...eye], [b, b]), g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 4, { body: { graph: panelBody(b), name: 'panel' } });
-  const l11 = g.op('Transpose', [vs!]);
-  const l21 = g.op('Gemm', [a21, x!], { transB: 1 });
-  const next = g.op('Gemm', [l21, l21, a22], { transB: 1, alpha: { float: -1 }, beta: { float: 1 } });
+  const x0 = g.op('Expand', [g.f32([...eye], [b, b]), g.op('Shape', [a11])]);
+  const ok0 = g.op('Expand', [g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), g.op('Shape', [t], { start: 0, end: 1 })]);
+  const [, x, ok, vs] = g.opMulti('Loop', [g.i64(b), '', a11, x0, ok0], 4, { body: { graph: panelBody(b), name: 'panel' } });
+  // Scan step j holds column j of L11: [b, E, b] → [E, b, b].
+  const l11 = g.op('Transpose', [vs!], { perm: [1, 2, 0] });
+  const l21 = g.op('MatMul', [a21, swap(g, x!)]);
+  const next = g.op('Sub', [a22, g.op('MatMul', [l21, swap(g, l21)])]);
   // Rows above the panel are zero: pad by p·b.
-  const above = g.op('Mul', [vec(g, p), bb]);
-  const panel = g.op('Pad', [g.op('Concat', [l11, l21], { axis: 0 }), g.op('Concat', [above, g.i64([0, 0, 0])], { axis: 0 })]);
+  const above = g.op('Mul', [vec(g, p), g.i64([b])]);
+  const panel = g.op('Pad', [g.op('Concat', [l11, l21], { axis: 1 }), g.op('Concat', [g.i64([0]), above, g.i64([0, 0, 0, 0])], { axis: 0 })]);
   g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
-  g.output(next, 't_out', OnnxType.float, ['m2', 'm2']);
-  g.output(panel, 'panel', OnnxType.float, ['n', b]);
-  g.output(x!, 'dinv', OnnxType.float, [b, b]);
-  g.output(ok!, 'ok', OnnxType.bool, []);
+  g.output(next, 't_out', OnnxType.float, ['e', 'm2', 'm2']);
+  g.output(panel, 'panel', OnnxType.float, ['e', 'n', b]);
+  g.output(x!, 'dinv', OnnxType.float, ['e', b, b]);
+  g.output(ok!, 'ok', OnnxType.bool, ['e']);
   return g;
 }
 
 /**
  * One row panel of `X = L⁻¹` by blocked forward substitution: carried rows
- * `X[:i0, :]` (growing by `b`); `X[i0:i1, :] = D⁻¹·(E − L[i0:i1, :i0]·X[:i0, :])`
+ * `X[:, :i0, :]` (growing by `b`); `X[i0:i1, :] = D⁻¹·(E − L[i0:i1, :i0]·X[:i0, :])`
  * with `D⁻¹` the panel's diagonal-block inverse from the factorization.
  */
 function inverseBody(b: number, l: string, dinv: string, n: string): GraphBuilder {
   const g = new GraphBuilder('inv_');
   const p = g.input('p', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
-  const xp = g.input('xp', OnnxType.float, ['i0', 'n']);
+  const xp = g.input('xp', OnnxType.float, ['e', 'i0', 'n']);
   const i0 = g.op('Mul', [vec(g, p), g.i64([b])]);
   const i1 = g.op('Add', [i0, g.i64([b])]);
-  const lrow = g.op('Slice', [l, g.op('Concat', [i0, g.i64([0])], { axis: 0 }), g.op('Concat', [i1, i0], { axis: 0 })]);
+  const lrow = g.op('Slice', [l, g.op('Concat', [i0, g.i64([0])], { axis: 0 }), g.op('Concat', [i1, i0], { axis: 0 }), g.i64([1, 2])]);
   const d = g.op('Gather', [dinv, p], { axis: 0 });
   const y = g.op('MatMul', [g.op('MatMul', [d, lrow]), xp]);
-  const dpad = g.op('Pad', [d, g.op('Concat', [g.i64([0]), i0, g.i64([0]), g.op('Sub', [n, i1])], { axis: 0 })]);
+  const dpad = g.op('Pad', [d, g.op('Concat', [g.i64([0, 0]), i0, g.i64([0, 0]), g.op('Sub', [n, i1])], { axis: 0 })]);
   g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
-  g.output(g.op('Concat', [xp, g.op('Sub', [dpad, y])], { axis: 0 }), 'xp_out', OnnxType.float, ['i1', 'n']);
+  g.output(g.op('Concat', [xp, g.op('Sub', [dpad, y])], { axis: 1 }), 'xp_out', OnnxType.float, ['e', 'i1', 'n']);
   return g;
 }
 
 /**
- * The inverse-Hessian factor graph. Input `a [n, n]`: `J·(H + λI)·J` (`J`
- * the reversal) padded with the identity to whole `b`-wide panels, and `k`
- * (int64 `[1]`) the unpadded size. With `J·(H+λI)·J = L·Lᵀ`, the upper
- * Cholesky factor of `(H+λI)⁻¹` is `U = J·L⁻¹·J` (the top-left `k × k` of
- * `L⁻¹` reversed in both axes): one Cholesky and one triangular inverse in
- * place of llm-compressor's Cholesky, Cholesky inverse and second Cholesky,
- * the same factor up to float rounding (a positive-diagonal upper factor of
- * a positive definite matrix is unique). Outputs `u [k, k]` and `ok`
- * (false when a pivot was not positive: the factorization failed).
+ * The inverse-Hessian factor graph, for a batch of `E` Hessians of one size.
+ * Input `a [E, n, n]`: `J·(H + λI)·J` (`J` the reversal) padded with the
+ * identity to whole `b`-wide panels, and `k` (int64 `[1]`) the unpadded
+ * size. With `J·(H+λI)·J = L·Lᵀ`, the upper Cholesky factor of `(H+λI)⁻¹`
+ * is `U = J·L⁻¹·J` (the top-left `k × k` of `L⁻¹` reversed in both axes):
+ * one Cholesky and one triangular inverse in place of llm-compressor's
+ * Cholesky, Cholesky inverse and second Cholesky, the same factor up to
+ * float rounding (a positive-diagonal upper factor of a positive definite
+ * matrix is unique). Outputs `u [E, k, k]` and `ok [E]` (0 where a pivot
+ * was not positive: that factorization failed).
  */
 export function inverseFactorGraph(b: number): Uint8Array {
   const g = new GraphBuilder();
-  const a = g.input('a', OnnxType.float, ['n', 'n']);
+  const a = g.input('a', OnnxType.float, ['e', 'n', 'n']);
   const k = g.input('k', OnnxType.int64, [1]);
-  const n = g.op('Shape', [a], { start: 0, end: 1 });
+  const batch = g.op('Shape', [a], { start: 0, end: 1 });
+  const n = g.op('Shape', [a], { start: 1, end: 2 });
   const panels = g.op('Squeeze', [g.op('Div', [n, g.i64([b])]), g.i64([0])]);
   const [, lp, dinv, oks] = g.opMulti('Loop', [panels, '', a], 4, { body: { graph: choleskyBody(b), name: 'cholesky' } });
-  // Panel p holds columns p·b … p·b + b − 1 of L.
-  const l = g.op('Reshape', [g.op('Transpose', [lp!], { perm: [1, 0, 2] }), g.op('Concat', [n, n], { axis: 0 })]);
-  const empty = g.op('Expand', [g.f32(0), g.op('Concat', [g.i64([0]), n], { axis: 0 })]);
+  // Panel p holds columns p·b … p·b + b − 1 of L: [P, E, n, b] → [E, n, P·b].
+  const l = g.op('Reshape', [g.op('Transpose', [lp!], { perm: [1, 2, 0, 3] }), g.op('Concat', [batch, n, n], { axis: 0 })]);
+  const empty = g.op('Expand', [g.f32(0), g.op('Concat', [batch, g.i64([0]), n], { axis: 0 })]);
   const x = g.op('Loop', [panels, '', empty], { body: { graph: inverseBody(b, l, dinv!, n), name: 'inverse' } });
   const last = g.op('Sub', [k, g.i64([1])]);
-  const u = g.op('Slice', [x, g.op('Concat', [last, last], { axis: 0 }), g.i64([TO_START, TO_START]), g.i64([0, 1]), g.i64([-1, -1])]);
-  const ok = g.op('ReduceMin', [g.op('Cast', [oks!], { to: OnnxType.int32 })], { keepdims: 0 });
-  g.output(u, 'u', OnnxType.float, ['k', 'k']);
-  g.output(ok, 'ok', OnnxType.int32, []);
+  const u = g.op('Slice', [x, g.op('Concat', [last, last], { axis: 0 }), g.i64([TO_START, TO_START]), g.i64([1, 2]), g.i64([-1, -1])]);
+  const ok = g.op('ReduceMin', [g.op('Cast', [oks!], { to: OnnxType.int32 }), g.i64([0])], { keepdims: 0 });
+  g.output(u, 'u', OnnxType.float, ['e', 'k', 'k']);
+  g.output(ok, 'ok', OnnxType.int32, ['e']);
   return g.build('gptq_inverse_factor');
 }
 
@@ -198,87 +206,103 @@ function quantize(g: GraphBuilder, k: LoopKind, w: string, s: string, z: string 
  * Column `i` of a block: quantize it, its error `e = (w − q)/U[i,i]`, and the
  * rank-1 update of the block's columns `W1 −= U[i, :]ᵀ ⊗ e` (`U` is upper
  * triangular, so the columns before `i` are untouched; column `i` itself is
- * replaced by `q` afterwards). Scan outputs `q` and `e`.
+ * replaced by `q` afterwards). Scan outputs `q` and `e` `[E, R]`.
  */
 function columnBody(k: LoopKind, hb: string, sb: string, zb: string | null): GraphBuilder {
   const g = new GraphBuilder('col_');
   const i = g.input('i', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
-  const w1 = g.input('w1', OnnxType.float, ['w', 'r']);
-  const w = g.op('Gather', [w1, i], { axis: 0 });
-  const q = quantize(g, k, w, g.op('Gather', [sb, i], { axis: 0 }), zb ? g.op('Gather', [zb, i], { axis: 0 }) : null);
-  const u = g.op('Gather', [hb, i], { axis: 0 });
-  const e = g.op('Div', [g.op('Sub', [w, q]), g.op('Gather', [u, i], { axis: 0 })]);
+  const w1 = g.input('w1', OnnxType.float, ['e', 'w', 'r']);
+  const w = g.op('Gather', [w1, i], { axis: 1 });
+  const q = quantize(g, k, w, g.op('Gather', [sb, i], { axis: 1 }), zb ? g.op('Gather', [zb, i], { axis: 1 }) : null);
+  const u = g.op('Gather', [hb, i], { axis: 1 });
+  const e = g.op('Div', [g.op('Sub', [w, q]), unsqueeze(g, g.op('Gather', [u, i], { axis: 1 }), 1)]);
   g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
-  g.output(g.op('Sub', [w1, g.op('Mul', [column(g, u), row(g, e)])]), 'w1_out', OnnxType.float, ['w', 'r']);
-  g.output(q, 'q', OnnxType.float, ['r']);
-  g.output(e, 'e', OnnxType.float, ['r']);
+  g.output(g.op('Sub', [w1, g.op('Mul', [unsqueeze(g, u, 2), unsqueeze(g, e, 1)])]), 'w1_out', OnnxType.float, ['e', 'w', 'r']);
+  g.output(q, 'q', OnnxType.float, ['e', 'r']);
+  g.output(e, 'e', OnnxType.float, ['e', 'r']);
   return g;
 }
 
+/** Rows `idx [E, w]` of `x [E, G, R]` per batch entry: `[E, w, R]`. */
+function gatherRows(g: GraphBuilder, x: string, idx: string): string {
+  const shape = g.op('Concat', [g.op('Shape', [idx]), g.op('Shape', [x], { start: 2, end: 3 })], { axis: 0 });
+  return g.op('GatherElements', [x, g.op('Expand', [unsqueeze(g, idx, 2), shape])], { axis: 1 });
+}
+
 /**
- * One block of `block` columns `[i1, i2)` of the transposed weight `W [K, R]`
- * (carried with the per-row loss): the column loop on the block, then
- * llm-compressor's lazy batch update of the columns after it,
- * `W[i2:] −= U[i1:i2, i2:]ᵀ · Err`, as one Gemm.
+ * One block of `block` columns `[i1, i2)` of the transposed weights
+ * `W [E, K, R]` (carried with the per-row loss): the column loop on the
+ * block, then llm-compressor's lazy batch update of the columns after it,
+ * `W[i2:] −= U[i1:i2, i2:]ᵀ · Err`, as one MatMul.
  */
 function blockBody(k: LoopKind, block: number, u: string, s: string, z: string | null, gcol: string, kk: string): GraphBuilder {
   const g = new GraphBuilder('blk_');
   const b = g.input('b', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
-  const wt = g.input('wt', OnnxType.float, ['k', 'r']);
-  const loss = g.input('loss', OnnxType.float, ['r']);
+  const wt = g.input('wt', OnnxType.float, ['e', 'k', 'r']);
+  const loss = g.input('loss', OnnxType.float, ['e', 'r']);
+  const ax1 = g.i64([1]);
   const i1 = g.op('Mul', [vec(g, b), g.i64([block])]);
   const i2 = g.op('Min', [g.op('Add', [i1, g.i64([block])]), kk]);
-  const w1 = g.op('Slice', [wt, i1, i2]);
-  const hb = g.op('Slice', [u, g.op('Concat', [i1, i1], { axis: 0 }), g.op('Concat', [i2, i2], { axis: 0 })]);
-  const groups = g.op('Slice', [gcol, i1, i2]);
-  const sb = g.op('Gather', [s, groups], { axis: 0 });
-  const zb = z ? g.op('Gather', [z, groups], { axis: 0 }) : null;
+  const w1 = g.op('Slice', [wt, i1, i2, ax1]);
+  const hb = g.op('Slice', [u, g.op('Concat', [i1, i1], { axis: 0 }), g.op('Concat', [i2, i2], { axis: 0 }), g.i64([1, 2])]);
+  const groups = g.op('Slice', [gcol, i1, i2, ax1]);
+  const sb = gatherRows(g, s, groups);
+  const zb = z ? gatherRows(g, z, groups) : null;
   const width = g.op('Squeeze', [g.op('Sub', [i2, i1]), g.i64([0])]);
-  const [, q1, err] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, hb, sb, zb), name: 'columns' } });
-  const lossNext = g.op('Add', [loss, g.op('ReduceSumSquare', [err!, g.i64([0])], { keepdims: 0 })]);
-  const tail = g.op('Slice', [wt, i2, kk]);
-  const ut = g.op('Slice', [u, g.op('Concat', [i1, i2], { axis: 0 }), g.op('Concat', [i2, kk], { axis: 0 })]);
-  const updated = g.op('Gemm', [ut, err!, tail], { transA: 1, alpha: { float: -1 }, beta: { float: 1 } });
-  const head = g.op('Slice', [wt, g.i64([0]), i1]);
+  const [, qs, errs] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, hb, sb, zb), name: 'columns' } });
+  // Scan step i holds column i: [w, E, R] → [E, w, R].
+  const q1 = g.op('Transpose', [qs!], { perm: [1, 0, 2] });
+  const err = g.op('Transpose', [errs!], { perm: [1, 0, 2] });
+  const lossNext = g.op('Add', [loss, g.op('ReduceSumSquare', [err, ax1], { keepdims: 0 })]);
+  const tail = g.op('Slice', [wt, i2, kk, ax1]);
+  const ut = g.op('Slice', [u, g.op('Concat', [i1, i2], { axis: 0 }), g.op('Concat', [i2, kk], { axis: 0 }), g.i64([1, 2])]);
+  const updated = g.op('Sub', [tail, g.op('MatMul', [swap(g, ut), err])]);
+  const head = g.op('Slice', [wt, g.i64([0]), i1, ax1]);
   g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
-  g.output(g.op('Concat', [head, q1!, updated], { axis: 0 }), 'wt_out', OnnxType.float, ['k', 'r']);
-  g.output(lossNext, 'loss_out', OnnxType.float, ['r']);
+  g.output(g.op('Concat', [head, q1, updated], { axis: 1 }), 'wt_out', OnnxType.float, ['e', 'k', 'r']);
+  g.output(lossNext, 'loss_out', OnnxType.float, ['e', 'r']);
   return g;
+}
+
+/** `x [E, A, B]` with its last axis taken in the order `idx [E, B]` per batch entry. */
+function gatherColumns(g: GraphBuilder, x: string, idx: string): string {
+  return g.op('GatherElements', [x, g.op('Expand', [unsqueeze(g, idx, 1), g.op('Shape', [x])])], { axis: 2 });
 }
 
 /**
  * The GPTQ column loop graph (llm-compressor `quantize_weight` after the
- * factorization, scales fixed up front). Inputs: `w [R, K]` (column order),
- * `u [K, K]` (upper factor in permuted order), `perm`/`iperm [K]` (the
- * activation order and its inverse), `keep [K]` (0 for dead permuted
- * columns), `s [G, R]` (scale of group g for each row; NVFP4: `s/global`),
- * `z [G, R]` (asymmetric integers), `gcol [K]` (the scale group of each
- * permuted column). Outputs `q [R, K]`: the dequantized weight in column
- * order, rounded to the model dtype; `loss [R]`: Σ e² per row (llm-compressor
- * logs half of it).
+ * factorization, scales fixed up front) for a batch of `E` problems of one
+ * shape, each under its own factor. Inputs: `w [E, R, K]` (column order),
+ * `u [E, K, K]` (upper factor in permuted order), `perm`/`iperm [E, K]` (the
+ * activation order and its inverse), `keep [E, K]` (0 for dead permuted
+ * columns), `s [E, G, R]` (scale of group g for each row; NVFP4: `s/global`),
+ * `z [E, G, R]` (asymmetric integers), `gcol [E, K]` (the scale group of each
+ * permuted column). Outputs `q [E, R, K]`: the dequantized weights in column
+ * order, rounded to the model dtype; `loss [E, R]`: Σ e² per row
+ * (llm-compressor logs half of it).
  */
 export function columnLoopGraph(k: LoopKind, block: number): Uint8Array {
   const g = new GraphBuilder();
-  const w = g.input('w', OnnxType.float, ['r', 'k']);
-  const u = g.input('u', OnnxType.float, ['k', 'k']);
-  const perm = g.input('perm', OnnxType.int64, ['k']);
-  const iperm = g.input('iperm', OnnxType.int64, ['k']);
-  const keep = g.input('keep', OnnxType.float, ['k']);
-  const s = g.input('s', OnnxType.float, ['g', 'r']);
-  const z = k.kind === 'int' && k.asymmetric ? g.input('z', OnnxType.float, ['g', 'r']) : null;
-  const gcol = g.input('gcol', OnnxType.int64, ['k']);
+  const w = g.input('w', OnnxType.float, ['e', 'r', 'k']);
+  const u = g.input('u', OnnxType.float, ['e', 'k', 'k']);
+  const perm = g.input('perm', OnnxType.int64, ['e', 'k']);
+  const iperm = g.input('iperm', OnnxType.int64, ['e', 'k']);
+  const keep = g.input('keep', OnnxType.float, ['e', 'k']);
+  const s = g.input('s', OnnxType.float, ['e', 'g', 'r']);
+  const z = k.kind === 'int' && k.asymmetric ? g.input('z', OnnxType.float, ['e', 'g', 'r']) : null;
+  const gcol = g.input('gcol', OnnxType.int64, ['e', 'k']);
   // Columns as rows: a column is one contiguous row, and a block a contiguous run of them.
   // Dead columns are zeroed (a positive zero, whatever the weight's sign).
-  const wt = g.op('Where', [column(g, g.op('Cast', [keep], { to: OnnxType.bool })), g.op('Transpose', [g.op('Gather', [w, perm], { axis: 1 })]), g.f32(0)]);
-  const kk = g.op('Shape', [u], { start: 0, end: 1 });
+  const wt = g.op('Where', [unsqueeze(g, g.op('Cast', [keep], { to: OnnxType.bool }), 2), swap(g, gatherColumns(g, w, perm)), g.f32(0)]);
+  const kk = g.op('Shape', [u], { start: 1, end: 2 });
   const blocks = g.op('Squeeze', [g.op('Div', [g.op('Add', [kk, g.i64([block - 1])]), g.i64([block])]), g.i64([0])]);
-  const zeros = g.op('Expand', [g.f32(0), g.op('Shape', [w], { start: 0, end: 1 })]);
+  const zeros = g.op('Expand', [g.f32(0), g.op('Shape', [w], { start: 0, end: 2 })]);
   const [solved, loss] = g.opMulti('Loop', [blocks, '', wt, zeros], 2, { body: { graph: blockBody(k, block, u, s, z, gcol, kk), name: 'blocks' } });
   const narrow = k.dtype === 'BF16' ? OnnxType.bfloat16 : k.dtype === 'F16' ? OnnxType.float16 : null;
-  const back = g.op('Transpose', [g.op('Gather', [solved!, iperm], { axis: 0 })]);
-  g.output(narrow === null ? back : g.op('Cast', [g.op('Cast', [back], { to: narrow })], { to: OnnxType.float }), 'q', OnnxType.float, ['r', 'k']);
-  g.output(loss!, 'loss', OnnxType.float, ['r']);
+  const back = gatherColumns(g, swap(g, solved!), iperm);
+  g.output(narrow === null ? back : g.op('Cast', [g.op('Cast', [back], { to: narrow })], { to: OnnxType.float }), 'q', OnnxType.float, ['e', 'r', 'k']);
+  g.output(loss!, 'loss', OnnxType.float, ['e', 'r']);
   return g.build('gptq_column_loop');
 }

@@ -190,6 +190,29 @@ describe('GPTQ column loop on graphs', () => {
     }
   });
 
+  it('factors and solves same-shaped problems under different Hessians in one batch, as each alone', async () => {
+    const solver = new GraphSolver(rt, 16);
+    const args = { ...W4G16, actorder: 'weight' } as QuantizationArgs;
+    const hs = [hessian(cols, 31), hessian(cols, 32), Float64Array.from(hessian(cols, 33), (v, i) => (i === 9 * (cols + 1) ? -1 : v)), hessian(cols, 34)];
+    const batch = solver.batch(hs.length);
+    const preps = await Promise.all(hs.map((hh) => prepareHessian(hh, cols, orderingOf(args), settings, batch)));
+    // The third cannot be factored: it alone falls back.
+    expect(preps.map((p) => p.fellBack)).toEqual([false, false, true, false]);
+    const stacks = hs.map((hh, i) => ({ problems: [problem(6, hh, cols, 40 + i, args, 'int'), problem(3, hh, cols, 50 + i, args, 'int')], prep: preps[i]! }));
+    const together = await solver.solveAll(stacks, settings);
+    for (let i = 0; i < hs.length; i++) {
+      const alone = await prepareHessian(hs[i]!, cols, orderingOf(args), settings, solver);
+      expect(alone.hinv).toEqual(preps[i]!.hinv);
+      expect(alone.perm).toEqual(preps[i]!.perm);
+      const each = await solver.solve(stacks[i]!.problems, settings, alone);
+      together[i]!.forEach((s, j) => {
+        expect(s.weight).toEqual(each[j]!.weight);
+        expect(s.loss).toBeCloseTo(each[j]!.loss, 6);
+        expect(s.fellBack).toBe(i === 2);
+      });
+    }
+  });
+
   it('runs on graphs on CUDA and in JavaScript on the CPU unless QUANTC_GPTQ_SOLVE says', () => {
     expect(solveModeFor('cuda', undefined)).toBe('graph');
     expect(solveModeFor('cpu', undefined)).toBe('js');
