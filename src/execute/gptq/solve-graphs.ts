@@ -55,7 +55,7 @@ function panelBody(b: number): GraphBuilder {
   const e = g.op('Gather', [g.f32([...eye], [b, b]), j], { axis: 0 });
   const xr = g.op('Gather', [x, j], { axis: 1 });
   const xNext = g.op('Add', [x, g.op('Mul', [unsqueeze(g, g.op('Div', [g.op('Sub', [e, v]), l]), 2), unsqueeze(g, xr, 1)])]);
-  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.passOutput(cond, OnnxType.bool, []);
   g.output(aNext, 'a_out', OnnxType.float, ['e', b, b]);
   g.output(xNext, 'x_out', OnnxType.float, ['e', b, b]);
   g.output(okNext, 'ok_out', OnnxType.bool, ['e']);
@@ -96,7 +96,7 @@ function choleskyBody(b: number): GraphBuilder {
   // Rows above the panel are zero: pad by p·b.
   const above = g.op('Mul', [vec(g, p), g.i64([b])]);
   const panel = g.op('Pad', [g.op('Concat', [l11, l21], { axis: 1 }), g.op('Concat', [g.i64([0]), above, g.i64([0, 0, 0, 0])], { axis: 0 })]);
-  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.passOutput(cond, OnnxType.bool, []);
   g.output(next, 't_out', OnnxType.float, ['e', 'm2', 'm2']);
   g.output(panel, 'panel', OnnxType.float, ['e', 'n', b]);
   g.output(x!, 'dinv', OnnxType.float, ['e', b, b]);
@@ -105,22 +105,24 @@ function choleskyBody(b: number): GraphBuilder {
 }
 
 /**
- * One row panel of `X = L⁻¹` by blocked forward substitution: carried rows
- * `X[:, :i0, :]` (growing by `b`); `X[i0:i1, :] = D⁻¹·(E − L[i0:i1, :i0]·X[:i0, :])`
+ * One row panel `p` (from 1) of `X = L⁻¹` by blocked forward substitution:
+ * carried rows `X[:, :i0, :]` (growing by `b`); `X[i0:i1, :] = D⁻¹·(E − L[i0:i1, :i0]·X[:i0, :])`
  * with `D⁻¹` the panel's diagonal-block inverse from the factorization.
  */
 function inverseBody(b: number, l: string, dinv: string, n: string): GraphBuilder {
   const g = new GraphBuilder('inv_');
-  const p = g.input('p', OnnxType.int64, []);
+  const step = g.input('step', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
   const xp = g.input('xp', OnnxType.float, ['e', 'i0', 'n']);
+  // The first panel starts the loop (no product with zero columns, which CUDA kernels may leave unwritten).
+  const p = g.op('Add', [step, g.i64(1)]);
   const i0 = g.op('Mul', [vec(g, p), g.i64([b])]);
   const i1 = g.op('Add', [i0, g.i64([b])]);
   const lrow = g.op('Slice', [l, g.op('Concat', [i0, g.i64([0])], { axis: 0 }), g.op('Concat', [i1, i0], { axis: 0 }), g.i64([1, 2])]);
   const d = g.op('Gather', [dinv, p], { axis: 0 });
   const y = g.op('MatMul', [g.op('MatMul', [d, lrow]), xp]);
   const dpad = g.op('Pad', [d, g.op('Concat', [g.i64([0, 0]), i0, g.i64([0, 0]), g.op('Sub', [n, i1])], { axis: 0 })]);
-  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.passOutput(cond, OnnxType.bool, []);
   g.output(g.op('Concat', [xp, g.op('Sub', [dpad, y])], { axis: 1 }), 'xp_out', OnnxType.float, ['e', 'i1', 'n']);
   return g;
 }
@@ -147,8 +149,8 @@ export function inverseFactorGraph(b: number): Uint8Array {
   const [, lp, dinv, oks] = g.opMulti('Loop', [panels, '', a], 4, { body: { graph: choleskyBody(b), name: 'cholesky' } });
   // Panel p holds columns p·b … p·b + b − 1 of L: [P, E, n, b] → [E, n, P·b].
   const l = g.op('Reshape', [g.op('Transpose', [lp!], { perm: [1, 2, 0, 3] }), g.op('Concat', [batch, n, n], { axis: 0 })]);
-  const empty = g.op('Expand', [g.f32(0), g.op('Concat', [batch, g.i64([0]), n], { axis: 0 })]);
-  const x = g.op('Loop', [panels, '', empty], { body: { graph: inverseBody(b, l, dinv!, n), name: 'inverse' } });
+  const first = g.op('Pad', [g.op('Gather', [dinv!, g.i64(0)], { axis: 0 }), g.op('Concat', [g.i64([0, 0, 0, 0, 0]), g.op('Sub', [n, g.i64([b])])], { axis: 0 })]);
+  const x = g.op('Loop', [g.op('Sub', [panels, g.i64(1)]), '', first], { body: { graph: inverseBody(b, l, dinv!, n), name: 'inverse' } });
   const last = g.op('Sub', [k, g.i64([1])]);
   const u = g.op('Slice', [x, g.op('Concat', [last, last], { axis: 0 }), g.i64([TO_START, TO_START]), g.i64([1, 2]), g.i64([-1, -1])]);
   const ok = g.op('ReduceMin', [g.op('Cast', [oks!], { to: OnnxType.int32 }), g.i64([0])], { keepdims: 0 });
@@ -217,7 +219,7 @@ function columnBody(k: LoopKind, hb: string, sb: string, zb: string | null): Gra
   const q = quantize(g, k, w, g.op('Gather', [sb, i], { axis: 1 }), zb ? g.op('Gather', [zb, i], { axis: 1 }) : null);
   const u = g.op('Gather', [hb, i], { axis: 1 });
   const e = g.op('Div', [g.op('Sub', [w, q]), unsqueeze(g, g.op('Gather', [u, i], { axis: 1 }), 1)]);
-  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.passOutput(cond, OnnxType.bool, []);
   g.output(g.op('Sub', [w1, g.op('Mul', [unsqueeze(g, u, 2), unsqueeze(g, e, 1)])]), 'w1_out', OnnxType.float, ['e', 'w', 'r']);
   g.output(q, 'q', OnnxType.float, ['e', 'r']);
   g.output(e, 'e', OnnxType.float, ['e', 'r']);
@@ -260,7 +262,7 @@ function blockBody(k: LoopKind, block: number, u: string, s: string, z: string |
   const ut = g.op('Slice', [u, g.op('Concat', [i1, i2], { axis: 0 }), g.op('Concat', [i2, kk], { axis: 0 }), g.i64([1, 2])]);
   const updated = g.op('Sub', [tail, g.op('MatMul', [swap(g, ut), err])]);
   const head = g.op('Slice', [wt, g.i64([0]), i1, ax1]);
-  g.output(g.op('Identity', [cond]), 'cond_out', OnnxType.bool, []);
+  g.passOutput(cond, OnnxType.bool, []);
   g.output(g.op('Concat', [head, q1, updated], { axis: 1 }), 'wt_out', OnnxType.float, ['e', 'k', 'r']);
   g.output(lossNext, 'loss_out', OnnxType.float, ['e', 'r']);
   return g;
