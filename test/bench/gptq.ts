@@ -12,7 +12,7 @@
  * layers, and `moe64`, a 2-layer qwen3_moe with 64 experts (top 8). Per
  * layer: statistics (pass A), solve, propagation (pass B), in seconds, and
  * the process's peak resident memory. `QUANTC_GPTQ_SOLVE=graph|js` picks
- * quantc's solve (default: graphs on CUDA, JavaScript on the CPU).
+ * quantc's solve (default: graphs).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,7 +24,7 @@ import { cwdSourceHost } from '../../src/cli/cwd-host.js';
 import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../src/execute/from-plan.js';
 import { gptqJob } from '../../src/execute/gptq/gptq-job.js';
-import { solveModeFor } from '../../src/execute/gptq/graph-solve.js';
+import { solveMode } from '../../src/execute/gptq/graph-solve.js';
 import type { Device } from '../../src/execute/runtime.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 
@@ -82,7 +82,7 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
     seconds,
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, solve: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
-    note: `${run.reports.length} modules from ${run.hessians} Hessians, ${solveModeFor(device)} solve`,
+    note: `${run.reports.length} modules from ${run.hessians} Hessians, ${solveMode()} solve`,
   };
 }
 

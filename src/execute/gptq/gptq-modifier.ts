@@ -248,9 +248,9 @@ export class GptqModifier implements LayerModifier {
    * On graphs: modules sharing a factored Hessian and a quantization kind
    * are one stacked problem (rows are independent given H and the scales),
    * solved in one graph run; those the coverage policy rounds to nearest
-   * share the identity. Stacks of one shape under different Hessians (the
-   * experts' `down_proj`) are factored and solved together, a batch axis in
-   * the same graph runs.
+   * share the identity. Hessians of one width are factored together, and
+   * stacks of one shape under different Hessians (the experts' `down_proj`)
+   * solved together: a batch axis in the same graph runs.
    */
   private async solveOnGraphs(entries: readonly SolveEntry[], graph: GraphSolver): Promise<GptqSolution[]> {
     const stacks = new Map<string, number[]>();
@@ -273,18 +273,34 @@ export class GptqModifier implements LayerModifier {
       const key = entries[members[0]!]!.key;
       if (key !== undefined) users.set(key, (users.get(key) ?? 0) + 1);
     }
+    // Every Hessian of the layer first, those of one width factored together (q/k/v's, o_proj's and
+    // gate/up's are all `hidden` wide): one factor run per width, within BATCH_BYTES.
     const prepared = new Map<string, PreparedHessian>();
+    const byWidth = new Map<number, SolveEntry[]>();
+    const seen = new Set<string>();
+    for (const members of stacks.values()) {
+      const e = entries[members[0]!]!;
+      if (e.key === undefined || seen.has(e.key)) continue;
+      seen.add(e.key);
+      if (!byWidth.has(e.problem.cols)) byWidth.set(e.problem.cols, []);
+      byWidth.get(e.problem.cols)!.push(e);
+    }
+    for (const [k, list] of byWidth) {
+      const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * graph.padded(k) ** 2)));
+      for (let c = 0; c < list.length; c += per) {
+        const part = list.slice(c, c + per);
+        const engine = part.length > 1 ? graph.batch(part.length) : graph;
+        await Promise.all(part.map(async (e) => prepared.set(e.key!, await this.prepare(e.l.module, e.l.args, k, engine))));
+      }
+    }
     const out: GptqSolution[] = new Array(entries.length);
     for (const batch of batches.values()) {
       const k = entries[batch[0]![0]!]!.problem.cols;
-      // Factor inputs and factors of one batch stay within BATCH_BYTES.
-      const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * graph.padded(k) ** 2)));
+      // Factors used by one batched run stay within BATCH_BYTES.
+      const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * k * k)));
       for (let c = 0; c < batch.length; c += per) {
         const part = batch.slice(c, c + per);
         const firsts = part.map((members) => entries[members[0]!]!);
-        const factor = firsts.filter((e, i) => e.key !== undefined && !prepared.has(e.key) && firsts.findIndex((o) => o.key === e.key) === i);
-        const engine = factor.length > 1 ? graph.batch(factor.length) : graph;
-        await Promise.all(factor.map(async (e) => prepared.set(e.key!, await this.prepare(e.l.module, e.l.args, k, engine))));
         const work = part.map((members, i) => ({ problems: members.map((m) => entries[m]!.problem), prep: firsts[i]!.key === undefined ? identityPrepared(k, orderingOf(firsts[i]!.l.args)) : prepared.get(firsts[i]!.key!)! }));
         const solved = await graph.solveAll(work, this.options);
         part.forEach((members, i) => members.forEach((m, j) => (out[m] = solved[i]![j]!)));

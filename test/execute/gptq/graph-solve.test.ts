@@ -6,9 +6,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { QuantizationArgs } from '../../../src/ir/types.js';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
-import { GraphSolver, solveModeFor, stackKey } from '../../../src/execute/gptq/graph-solve.js';
+import { GraphSolver, solveMode, stackKey } from '../../../src/execute/gptq/graph-solve.js';
 import { layerObjective } from '../../../src/execute/gptq/objective.js';
-import { choleskyLower, inverseHessianFactor, orderingOf, prepareHessian, solveGptq, type GptqProblem, type GptqSolution } from '../../../src/execute/gptq/solve.js';
+import { choleskyLower, identityPrepared, inverseHessianFactor, orderingOf, prepareHessian, solveGptq, type GptqProblem, type GptqSolution } from '../../../src/execute/gptq/solve.js';
 import { fusedNvfp4GlobalScale, groupStats, scaleLayout } from '../../../src/execute/gptq/weight-qparams.js';
 import type { KernelKind } from '../../../src/execute/rtn/weight-kernel.js';
 import { GraphRuntime } from '../../../src/execute/runtime.js';
@@ -168,6 +168,18 @@ describe('GPTQ column loop on graphs', () => {
     expect([...g!.weight]).toEqual([...js.weight]);
   });
 
+  it('rounds to nearest with the identity factor as the JavaScript solve does with H = I (the coverage policy)', async () => {
+    const eye = Float64Array.from({ length: cols * cols }, (_, i) => (i % (cols + 1) === 0 ? 1 : 0));
+    for (const change of [{}, { actorder: 'weight' }, { actorder: 'group' }] as Partial<QuantizationArgs>[]) {
+      const args = { ...W4G16, ...change } as QuantizationArgs;
+      const p = problem(7, eye, cols, 8, args, 'int');
+      const [g] = await new GraphSolver(rt, 16).solve([p], settings, identityPrepared(cols, orderingOf(args)));
+      const js = await solveGptq(p, { ...settings, dampeningFrac: 0 });
+      expect([...g!.weight]).toEqual([...js.weight]);
+      expect(g!.gIdx).toEqual(js.gIdx);
+    }
+  });
+
   it('solves stacked modules (and row chunks of them) as it solves each alone', async () => {
     for (const change of [{ actorder: 'weight' }, { actorder: 'group', symmetric: false }] as Partial<QuantizationArgs>[]) {
       const args = { ...W4G16, ...change } as QuantizationArgs;
@@ -213,10 +225,9 @@ describe('GPTQ column loop on graphs', () => {
     }
   });
 
-  it('runs on graphs on CUDA and in JavaScript on the CPU unless QUANTC_GPTQ_SOLVE says', () => {
-    expect(solveModeFor('cuda', undefined)).toBe('graph');
-    expect(solveModeFor('cpu', undefined)).toBe('js');
-    expect(solveModeFor('cpu', 'graph')).toBe('graph');
-    expect(solveModeFor('cuda', 'js')).toBe('js');
+  it('runs on graphs unless QUANTC_GPTQ_SOLVE says', () => {
+    expect(solveMode(undefined)).toBe('graph');
+    expect(solveMode('graph')).toBe('graph');
+    expect(solveMode('js')).toBe('js');
   });
 });
