@@ -212,6 +212,9 @@ describe('GPTQ column loop on graphs', () => {
     expect(preps.map((p) => p.fellBack)).toEqual([false, false, true, false]);
     const stacks = hs.map((hh, i) => ({ problems: [problem(6, hh, cols, 40 + i, args, 'int'), problem(3, hh, cols, 50 + i, args, 'int')], prep: preps[i]! }));
     const together = await solver.solveAll(stacks, settings);
+    // The same batch in runs of 4 rows per problem (a stack's modules cut apart).
+    const chunked = await new GraphSolver(rt, 16, 4 * 4 * cols * hs.length).solveAll(stacks, settings);
+    chunked.forEach((st, i) => st.forEach((s, j) => expect(s.weight).toEqual(together[i]![j]!.weight)));
     for (let i = 0; i < hs.length; i++) {
       const alone = await prepareHessian(hs[i]!, cols, orderingOf(args), settings, solver);
       expect(alone.hinv).toEqual(preps[i]!.hinv);
