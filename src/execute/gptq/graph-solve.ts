@@ -10,7 +10,7 @@
 import type { GraphRuntime } from '../runtime.js';
 import { ROW_BLOCK_BYTES } from './row-blocks.js';
 import { columnLoopGraph, columnLoopKey, inverseFactorGraph, type LoopKind } from './solve-graphs.js';
-import { loopQparams, type FactorEngine, type GptqProblem, type GptqSettings, type GptqSolution, type LoopQparams, type PreparedHessian } from './solve.js';
+import { loopQparams, type FactorEngine, type FactorInput, type GptqProblem, type GptqSettings, type GptqSolution, type LoopQparams, type PreparedHessian } from './solve.js';
 
 /** Which solve runs: graphs (the device path) or JavaScript with GEMMs on onnxruntime. */
 export type SolveMode = 'graph' | 'js';
@@ -89,36 +89,52 @@ export class GraphSolver implements FactorEngine {
     return Math.ceil(k / this.panel) * this.panel;
   }
 
-  factor(a: Float32Array, n: number, k: number): Promise<Float32Array | null> {
-    return this.factorAll(a, 1, n, k).then((u) => u[0]!);
+  factor(input: FactorInput): Promise<Float32Array | null> {
+    return this.factorAll([input]).then((u) => u[0]!);
   }
 
-  /** Factors `e` padded matrices `[n, n]` laid one after another in `a` in one graph run (see {@link FactorEngine}). */
-  async factorAll(a: Float32Array, e: number, n: number, k: number): Promise<(Float32Array | null)[]> {
+  /** Factors Hessians of one size in one graph run (see {@link FactorEngine}). */
+  async factorAll(inputs: readonly FactorInput[]): Promise<(Float32Array | null)[]> {
+    const k = inputs[0]!.k;
+    const n = this.padded(k);
+    const E = inputs.length;
+    const h = new Float32Array(E * k * k);
+    const rows = new BigInt64Array(E * k);
+    const diag = new Float32Array(E * n).fill(1);
+    inputs.forEach((inp, e) => {
+      if (inp.k !== k) throw new Error('GPTQ: batched Hessians differ in size');
+      const src = inp.h;
+      const at = e * k * k;
+      for (let i = 0; i < k * k; i++) h[at + i] = src[i]! * inp.scale;
+      // Working row i is permuted row k − 1 − i (the reversal J).
+      for (let i = 0; i < k; i++) {
+        const j = k - 1 - i;
+        rows[e * k + i] = BigInt(e * k + (inp.cols ? inp.cols[j]! : j));
+        diag[e * n + i] = inp.diag[j]!;
+      }
+    });
     const out = await this.rt.run(`gptq-factor-${this.panel}`, () => inverseFactorGraph(this.panel), {
-      a: { type: 'float32', data: a, dims: [e, n, n] },
-      k: { type: 'int64', data: BigInt64Array.of(BigInt(k)), dims: [1] },
+      h: { type: 'float32', data: h, dims: [E, k, k] },
+      rows: { type: 'int64', data: rows, dims: [E * k] },
+      diag: { type: 'float32', data: diag, dims: [E, n] },
     });
     const u = out.u!.data as Float32Array;
     const ok = out.ok!.data as Int32Array;
-    return Array.from({ length: e }, (_, i) => (ok[i] === 1 ? u.subarray(i * k * k, (i + 1) * k * k) : null));
+    return Array.from({ length: E }, (_, i) => (ok[i] === 1 ? u.subarray(i * k * k, (i + 1) * k * k) : null));
   }
 
   /**
    * A {@link FactorEngine} that waits for `count` factorizations of one size
-   * and runs them as one batch (same-shaped Hessians: the experts' `down_proj`).
+   * and runs them as one batch (same-width Hessians of a layer).
    */
   batch(count: number): FactorEngine {
-    const pending: { a: Float32Array; done: (u: Float32Array | null) => void; fail: (e: unknown) => void }[] = [];
+    const pending: { input: FactorInput; done: (u: Float32Array | null) => void; fail: (e: unknown) => void }[] = [];
     return {
-      padded: (k) => this.padded(k),
-      factor: (a, n, k) =>
+      factor: (input) =>
         new Promise((done, fail) => {
-          pending.push({ a, done, fail });
+          pending.push({ input, done, fail });
           if (pending.length < count) return;
-          const all = new Float32Array(count * n * n);
-          pending.forEach((p, i) => all.set(p.a, i * n * n));
-          this.factorAll(all, count, n, k).then(
+          this.factorAll(pending.map((p) => p.input)).then(
             (us) => pending.forEach((p, i) => p.done(us[i]!)),
             (e: unknown) => pending.forEach((p) => p.fail(e)),
           );

@@ -162,15 +162,25 @@ export async function lowerInverse(l: Float32Array, n: number, b: number, gemm: 
   return x;
 }
 
+/** A Hessian to factor, as a {@link FactorEngine} receives it. */
+export interface FactorInput {
+  /** `[k, k]` row-major, symmetric; multiplied by `scale`. */
+  readonly h: ArrayLike<number>;
+  readonly k: number;
+  /** Column order (activation ordering): permuted column j is column `cols[j]`; null keeps the order. */
+  readonly cols: Int32Array | null;
+  readonly scale: number;
+  /** The dampened diagonal in permuted order (dead columns counted as 1), which replaces `h`'s. */
+  readonly diag: Float64Array;
+}
+
 /**
  * Where the O(K³) factorization runs when not on a {@link GemmEngine}: it
- * takes `A = J·(H + λI)·J` (`J` the reversal) padded with the identity to
- * `padded(k)` columns and returns `U` `[k, k]`, or null when the
- * factorization failed.
+ * returns `U` `[k, k]` of the permuted, dampened Hessian (see
+ * {@link inverseHessianFactor}), or null when the factorization failed.
  */
 export interface FactorEngine {
-  padded(k: number): number;
-  factor(a: Float32Array, n: number, k: number): Promise<Float32Array | null>;
+  factor(input: FactorInput): Promise<Float32Array | null>;
 }
 
 /**
@@ -183,7 +193,7 @@ export interface FactorEngine {
  */
 export async function inverseHessianFactor(h: ArrayLike<number>, n: number, dampeningFrac: number, gemm: GemmEngine | FactorEngine = jsGemm, blockSize = 128): Promise<Float32Array | null> {
   const diag = Float64Array.from({ length: n }, (_, i) => h[i * n + i]!);
-  return dampedInverseFactor(n, diag, (i, j) => h[i * n + j]!, dampeningFrac, gemm, blockSize);
+  return dampedInverseFactor(n, diag, h, null, 1, dampeningFrac, gemm, blockSize);
 }
 
 function isFactorEngine(e: GemmEngine | FactorEngine): e is FactorEngine {
@@ -191,30 +201,33 @@ function isFactorEngine(e: GemmEngine | FactorEngine): e is FactorEngine {
 }
 
 /**
- * {@link inverseHessianFactor} of the matrix with diagonal `diag` and
- * off-diagonal entries `entry(i, j)`, read straight into the float32 working
- * matrix (no float64 copy of a 70B-class `[28672, 28672]` Hessian).
+ * {@link inverseHessianFactor} of `scale · h` with columns taken in the
+ * order `cols` (identity when null) and diagonal `diag` (dead columns
+ * already set to 1), read straight into the float32 working matrix (no
+ * float64 copy of a 70B-class `[28672, 28672]` Hessian).
  */
-async function dampedInverseFactor(n: number, diag: Float64Array, entry: (i: number, j: number) => number, dampeningFrac: number, engine: GemmEngine | FactorEngine, blockSize: number): Promise<Float32Array | null> {
+async function dampedInverseFactor(n: number, diag: Float64Array, h: ArrayLike<number>, cols: Int32Array | null, scale: number, dampeningFrac: number, engine: GemmEngine | FactorEngine, blockSize: number): Promise<Float32Array | null> {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += diag[i]!;
   const damp = (dampeningFrac * mean) / n;
-  const np = isFactorEngine(engine) ? engine.padded(n) : n;
-  // The reversal J·H·J: entry (i, j) at (n − 1 − i, n − 1 − j); padding columns are the identity.
-  const a = new Float32Array(np * np);
-  for (let i = 0; i < n; i++) {
-    const row = (n - 1 - i) * np + n - 1;
-    for (let j = 0; j < n; j++) a[row - j] = i === j ? diag[i]! + damp : entry(i, j);
-  }
-  for (let i = n; i < np; i++) a[i * np + i] = 1;
   let u: Float32Array | null;
-  if (isFactorEngine(engine)) u = await engine.factor(a, np, n);
+  if (isFactorEngine(engine)) u = await engine.factor({ h, k: n, cols, scale, diag: diag.map((d) => d + damp) });
   else {
+    // The reversal J·H·J: entry (i, j) at (n − 1 − i, n − 1 − j). Plain indexed loops: this pass reads
+    // K² entries (32M for an MLP's down_proj).
+    const a = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) {
+      const src = (cols ? cols[i]! : i) * n;
+      const row = (n - 1 - i) * n + n - 1;
+      if (cols) for (let j = 0; j < n; j++) a[row - j] = h[src + cols[j]!]! * scale;
+      else for (let j = 0; j < n; j++) a[row - j] = h[src + j]! * scale;
+      a[row - i] = diag[i]! + damp;
+    }
     if (!(await blockedCholesky(a, n, blockSize, engine))) return null;
     // U = J·L⁻¹·J: entry (i, j) of L⁻¹ at (n − 1 − i, n − 1 − j), the flat array reversed.
     u = (await lowerInverse(a, n, blockSize, engine)).reverse();
   }
-  if (u) for (const v of u) if (!Number.isFinite(v)) return null;
+  if (u && !isFactorEngine(engine)) for (let i = 0; i < u.length; i++) if (!Number.isFinite(u[i]!)) return null;
   return u;
 }
 
@@ -272,7 +285,7 @@ export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: 
     diag[j] = 1;
     dead.push(j);
   }
-  let hinv = await dampedInverseFactor(k, diag, (i, j) => h[col(i) * k + col(j)]! * scale, settings.dampeningFrac, gemm, factorPanel(k, settings.blockSize));
+  let hinv = await dampedInverseFactor(k, diag, h, perm, scale, settings.dampeningFrac, gemm, factorPanel(k, settings.blockSize));
   const fellBack = hinv === null;
   if (!hinv) {
     hinv = new Float32Array(k * k);
