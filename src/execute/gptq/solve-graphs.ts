@@ -169,7 +169,8 @@ export function inverseFactorGraph(b: number): Uint8Array {
   const last = g.op('Sub', [k, g.i64([1])]);
   const u = g.op('Slice', [x, g.op('Concat', [last, last], { axis: 0 }), g.i64([TO_START, TO_START]), g.i64([1, 2]), g.i64([-1, -1])]);
   const pivots = g.op('ReduceMin', [g.op('Cast', [oks!], { to: OnnxType.int32 }), g.i64([0])], { keepdims: 0 });
-  const finite = g.op('Not', [g.op('Or', [g.op('IsNaN', [u]), g.op('IsInf', [u])])]);
+  // x − x is 0 exactly when x is finite (operators every provider runs).
+  const finite = g.op('Equal', [g.op('Sub', [u, u]), g.f32(0)]);
   const allFinite = g.op('ReduceMin', [g.op('Cast', [finite], { to: OnnxType.int32 }), g.i64([1, 2])], { keepdims: 0 });
   g.output(u, 'u', OnnxType.float, ['e', 'k', 'k']);
   g.output(g.op('Min', [pivots, allFinite]), 'ok', OnnxType.int32, ['e']);
