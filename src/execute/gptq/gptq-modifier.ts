@@ -260,13 +260,28 @@ export class GptqModifier implements LayerModifier {
       stacks.get(id)!.push(i);
     });
     // Stacks of one shape and scheme, each under its own Hessian, run as one batch.
-    const batches = new Map<string, number[][]>();
+    // With padRows (CUDA) stacks of other row counts join too, padded with zero rows: the loop's steps,
+    // not its arithmetic, cost there. Padding stays within PAD_RATIO of a stack's own rows.
+    const rowsOf = (members: readonly number[]): number => members.reduce((n, i) => n + entries[i]!.problem.rows, 0);
+    const grouped = new Map<string, number[][]>();
     for (const [id, members] of stacks) {
       const e = entries[members[0]!]!;
-      const rows = members.reduce((n, i) => n + entries[i]!.problem.rows, 0);
-      const shape = e.key === undefined ? id : `${rows}|${orderingOf(e.l.args)}|${stackKey(e.problem)}`;
-      if (!batches.has(shape)) batches.set(shape, []);
-      batches.get(shape)!.push(members);
+      const shape = e.key === undefined ? id : `${graph.padRows ? '' : rowsOf(members)}|${orderingOf(e.l.args)}|${stackKey(e.problem)}`;
+      if (!grouped.has(shape)) grouped.set(shape, []);
+      grouped.get(shape)!.push(members);
+    }
+    const batches: number[][][] = [];
+    for (const list of grouped.values()) {
+      const sorted = graph.padRows ? [...list].sort((a, b) => rowsOf(b) - rowsOf(a)) : list;
+      let cur: number[][] = [];
+      for (const members of sorted) {
+        if (cur.length > 0 && rowsOf(members) * PAD_RATIO < rowsOf(cur[0]!)) {
+          batches.push(cur);
+          cur = [];
+        }
+        cur.push(members);
+      }
+      batches.push(cur);
     }
     const users = new Map<string, number>();
     for (const members of stacks.values()) {
@@ -294,7 +309,7 @@ export class GptqModifier implements LayerModifier {
       }
     }
     const out: GptqSolution[] = new Array(entries.length);
-    for (const batch of batches.values()) {
+    for (const batch of batches) {
       const k = entries[batch[0]![0]!]!.problem.cols;
       // Factors used by one batched run stay within BATCH_BYTES.
       const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * k * k)));
@@ -318,6 +333,8 @@ export class GptqModifier implements LayerModifier {
 
 /** Bound on the float32 Hessians factored (and factors used) in one batched graph run. */
 const BATCH_BYTES = 1 << 30;
+/** Most rows a stack may be padded to, as a multiple of its own, to join a batch. */
+const PAD_RATIO = 8;
 
 /** A module to solve: its loaded weight, its Hessian key (undefined: rounded to nearest by the coverage policy) and problem. */
 interface SolveEntry {

@@ -83,6 +83,12 @@ export class GraphSolver implements FactorEngine {
     readonly panel = FACTOR_PANEL,
     /** Bound on one graph run's float32 weight rows (tall weights and large stacks run in row chunks). */
     readonly bytes = ROW_BLOCK_BYTES,
+    /**
+     * Whether stacks of different row counts share a batched run, padded
+     * with zero rows (default on CUDA, where a run's cost is its loop steps;
+     * on the CPU the padding would be arithmetic).
+     */
+    readonly padRows = rt.device === 'cuda',
   ) {}
 
   padded(k: number): number {
@@ -152,17 +158,17 @@ export class GraphSolver implements FactorEngine {
   }
 
   /**
-   * Solves stacks of one shape (same columns, total rows and {@link stackKey}),
-   * each under its own Hessian, in the same graph runs (a leading batch axis).
+   * Solves stacks of the same columns and {@link stackKey}, each under its
+   * own Hessian, in the same graph runs (a leading batch axis). Stacks with
+   * fewer rows are padded with zero rows (scale 1), which quantize to zero
+   * with no error and move nothing.
    */
   async solveAll(stacks: readonly Stack[], settings: GptqSettings): Promise<GptqSolution[][]> {
     const first = stacks[0]!.problems[0]!;
     const K = first.cols;
     const E = stacks.length;
-    const rowsOf = (st: Stack): number => st.problems.reduce((n, p) => n + p.rows, 0);
-    const total = rowsOf(stacks[0]!);
     for (const st of stacks) {
-      if (st.prep.k !== K || rowsOf(st) !== total) throw new Error('GPTQ: batched problems differ in shape');
+      if (st.prep.k !== K) throw new Error('GPTQ: batched problems differ in shape');
       for (const p of st.problems) if (p.cols !== K || stackKey(p) !== stackKey(first)) throw new Error('GPTQ: stacked problems differ in shape or scheme');
     }
     const qs = stacks.map((st) => st.problems.map((p) => loopQparams(p, st.prep)));
@@ -195,16 +201,19 @@ export class GraphSolver implements FactorEngine {
     const losses = stacks.map((st) => st.problems.map(() => 0));
     const limit = Math.max(1, Math.floor(this.bytes / (4 * K * E)));
     const cuts = stacks.map((st) => chunks(st.problems.map((p) => p.rows), limit));
-    for (let c = 0; c < cuts[0]!.length; c++) {
-      const R = cuts[0]![c]!.reduce((n, s) => n + s.r1 - s.r0, 0);
-      const whole = E === 1 && cuts[0]![c]!.length === 1 && cuts[0]![c]![0]!.r1 - cuts[0]![c]![0]!.r0 === stacks[0]!.problems[cuts[0]![c]![0]!.p]!.rows;
-      const w = whole ? stacks[0]!.problems[cuts[0]![c]![0]!.p]!.weight : new Float32Array(E * R * K);
-      // Scales per group and row: row r of a problem uses scale row ⌊r / height⌋.
-      const s = new Float32Array(E * groups * R);
+    const runs = Math.max(...cuts.map((c) => c.length));
+    for (let c = 0; c < runs; c++) {
+      const segsOf = (e: number): Segment[] => cuts[e]![c] ?? [];
+      const R = Math.max(...stacks.map((_, e) => segsOf(e).reduce((n, s) => n + s.r1 - s.r0, 0)));
+      const only = segsOf(0)[0];
+      const whole = E === 1 && segsOf(0).length === 1 && only!.r1 - only!.r0 === stacks[0]!.problems[only!.p]!.rows;
+      const w = whole ? stacks[0]!.problems[only!.p]!.weight : new Float32Array(E * R * K);
+      // Scales per group and row: row r of a problem uses scale row ⌊r / height⌋; padding rows scale 1.
+      const s = new Float32Array(E * groups * R).fill(1);
       const z = kind.asymmetric ? new Float32Array(E * groups * R) : null;
       stacks.forEach((st, e) => {
         let at = 0;
-        for (const seg of cuts[e]![c]!) {
+        for (const seg of segsOf(e)) {
           const p = st.problems[seg.p]!;
           const q = qs[e]![seg.p]!.qparams;
           if (!whole) w.set(p.weight.subarray(seg.r0 * K, seg.r1 * K), (e * R + at) * K);
@@ -231,7 +240,7 @@ export class GraphSolver implements FactorEngine {
       const loss = out.loss!.data as Float32Array;
       stacks.forEach((_, e) => {
         let at = 0;
-        for (const seg of cuts[e]![c]!) {
+        for (const seg of segsOf(e)) {
           const n = seg.r1 - seg.r0;
           weights[e]![seg.p]!.set(q.subarray((e * R + at) * K, (e * R + at + n) * K), seg.r0 * K);
           for (let r = 0; r < n; r++) losses[e]![seg.p]! += loss[e * R + at + r]! / 2;

@@ -215,6 +215,16 @@ describe('GPTQ column loop on graphs', () => {
     // The same batch in runs of 4 rows per problem (a stack's modules cut apart).
     const chunked = await new GraphSolver(rt, 16, 4 * 4 * cols * hs.length).solveAll(stacks, settings);
     chunked.forEach((st, i) => st.forEach((s, j) => expect(s.weight).toEqual(together[i]![j]!.weight)));
+    // Stacks of other row counts, padded with zero rows in the batch (as on CUDA).
+    const uneven = stacks.map((st, i) => ({ ...st, problems: st.problems.slice(0, 1 + (i % 2)).map((p, j) => (i === 3 && j === 0 ? { ...p, weight: p.weight.subarray(0, 2 * cols), rows: 2 } : p)) }));
+    const padded = await solver.solveAll(uneven, settings);
+    for (let i = 0; i < hs.length; i++) {
+      const each = await solver.solve(uneven[i]!.problems, settings, preps[i]!);
+      padded[i]!.forEach((s, j) => {
+        expect(s.weight).toEqual(each[j]!.weight);
+        expect(s.loss).toBeCloseTo(each[j]!.loss, 6);
+      });
+    }
     for (let i = 0; i < hs.length; i++) {
       const alone = await prepareHessian(hs[i]!, cols, orderingOf(args), settings, solver);
       expect(alone.hinv).toEqual(preps[i]!.hinv);
