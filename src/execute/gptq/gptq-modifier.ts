@@ -288,25 +288,28 @@ export class GptqModifier implements LayerModifier {
       const key = entries[members[0]!]!.key;
       if (key !== undefined) users.set(key, (users.get(key) ?? 0) + 1);
     }
-    // Every Hessian of the layer first, those of one width factored together (q/k/v's, o_proj's and
-    // gate/up's are all `hidden` wide): one factor run per width, within BATCH_BYTES.
+    // Every Hessian of the layer first, factored together in runs within BATCH_BYTES: those of one width
+    // (q/k/v's, o_proj's and gate/up's are all `hidden` wide), or with padRows (CUDA) all of them, the
+    // narrower padded to the widest.
     const prepared = new Map<string, PreparedHessian>();
-    const byWidth = new Map<number, SolveEntry[]>();
     const seen = new Set<string>();
+    const factor: SolveEntry[] = [];
     for (const members of stacks.values()) {
       const e = entries[members[0]!]!;
       if (e.key === undefined || seen.has(e.key)) continue;
       seen.add(e.key);
-      if (!byWidth.has(e.problem.cols)) byWidth.set(e.problem.cols, []);
-      byWidth.get(e.problem.cols)!.push(e);
+      factor.push(e);
     }
-    for (const [k, list] of byWidth) {
-      const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * graph.padded(k) ** 2)));
-      for (let c = 0; c < list.length; c += per) {
-        const part = list.slice(c, c + per);
-        const engine = part.length > 1 ? graph.batch(part.length) : graph;
-        await Promise.all(part.map(async (e) => prepared.set(e.key!, await this.prepare(e.l.module, e.l.args, k, engine))));
-      }
+    factor.sort((a, b) => b.problem.cols - a.problem.cols);
+    for (let c = 0; c < factor.length; ) {
+      const widest = factor[c]!.problem.cols;
+      const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * graph.padded(widest) ** 2)));
+      let end = c + 1;
+      while (end < factor.length && end - c < per && (graph.padRows || factor[end]!.problem.cols === widest)) end++;
+      const part = factor.slice(c, end);
+      const engine = part.length > 1 ? graph.batch(part.length) : graph;
+      await Promise.all(part.map(async (e) => prepared.set(e.key!, await this.prepare(e.l.module, e.l.args, e.problem.cols, engine))));
+      c = end;
     }
     const out: GptqSolution[] = new Array(entries.length);
     for (const batch of batches) {

@@ -99,39 +99,59 @@ export class GraphSolver implements FactorEngine {
     return this.factorAll([input]).then((u) => u[0]!);
   }
 
-  /** Factors Hessians of one size in one graph run (see {@link FactorEngine}). */
+  /**
+   * Factors Hessians in one graph run (see {@link FactorEngine}); those
+   * narrower than the widest are padded with the identity in front, so
+   * their factor is the top-left corner of the padded one's.
+   */
   async factorAll(inputs: readonly FactorInput[]): Promise<(Float32Array | null)[]> {
-    const k = inputs[0]!.k;
-    const n = this.padded(k);
+    const kmax = Math.max(...inputs.map((i) => i.k));
+    // A slab holds a Hessian and a zero row and column, where padding rows point.
+    const s = kmax + 1;
+    const n = this.padded(kmax);
     const E = inputs.length;
-    const h = new Float32Array(E * k * k);
-    const rows = new BigInt64Array(E * k);
+    const h = new Float32Array(E * s * s);
+    const rows = new BigInt64Array(E * n);
     const diag = new Float32Array(E * n).fill(1);
     inputs.forEach((inp, e) => {
-      if (inp.k !== k) throw new Error('GPTQ: batched Hessians differ in size');
-      const src = inp.h;
-      const at = e * k * k;
-      for (let i = 0; i < k * k; i++) h[at + i] = src[i]! * inp.scale;
-      // Working row i is permuted row k − 1 − i (the reversal J).
+      const { k, h: src, scale } = inp;
       for (let i = 0; i < k; i++) {
-        const j = k - 1 - i;
-        rows[e * k + i] = BigInt(e * k + (inp.cols ? inp.cols[j]! : j));
+        const from = i * k;
+        const to = e * s * s + i * s;
+        for (let j = 0; j < k; j++) h[to + j] = src[from + j]! * scale;
+      }
+      // Working row m + r (m = n − k identity rows first) is permuted row k − 1 − r (the reversal J).
+      const m = n - k;
+      for (let i = 0; i < n; i++) {
+        if (i < m) {
+          rows[e * n + i] = BigInt(e * s + s - 1);
+          continue;
+        }
+        const j = k - 1 - (i - m);
+        rows[e * n + i] = BigInt(e * s + (inp.cols ? inp.cols[j]! : j));
         diag[e * n + i] = inp.diag[j]!;
       }
     });
     const out = await this.rt.run(`gptq-factor-${this.panel}`, () => inverseFactorGraph(this.panel), {
-      h: { type: 'float32', data: h, dims: [E, k, k] },
-      rows: { type: 'int64', data: rows, dims: [E * k] },
+      h: { type: 'float32', data: h, dims: [E, s, s] },
+      rows: { type: 'int64', data: rows, dims: [E * n] },
       diag: { type: 'float32', data: diag, dims: [E, n] },
     });
     const u = out.u!.data as Float32Array;
     const ok = out.ok!.data as Int32Array;
-    return Array.from({ length: E }, (_, i) => (ok[i] === 1 ? u.subarray(i * k * k, (i + 1) * k * k) : null));
+    return inputs.map(({ k }, e) => {
+      if (ok[e] !== 1) return null;
+      const at = e * kmax * kmax;
+      if (k === kmax) return u.subarray(at, at + k * k);
+      const own = new Float32Array(k * k);
+      for (let i = 0; i < k; i++) own.set(u.subarray(at + i * kmax, at + i * kmax + k), i * k);
+      return own;
+    });
   }
 
   /**
-   * A {@link FactorEngine} that waits for `count` factorizations of one size
-   * and runs them as one batch (same-width Hessians of a layer).
+   * A {@link FactorEngine} that waits for `count` factorizations and runs
+   * them as one batch (a layer's Hessians).
    */
   batch(count: number): FactorEngine {
     const pending: { input: FactorInput; done: (u: Float32Array | null) => void; fail: (e: unknown) => void }[] = [];

@@ -128,46 +128,46 @@ function inverseBody(b: number, l: string, dinv: string, n: string): GraphBuilde
 }
 
 /**
- * The inverse-Hessian factor graph, for a batch of `E` Hessians of one size.
- * Inputs: `h [E, k, k]` (scaled, column order), `rows [E·k]` (row `i` of
- * entry `e` of the working matrix is row `rows[e·k + i] − e·k` of `h[e]`:
- * the activation order reversed, offset by `e·k`), `diag [E, n]` (the
- * dampened diagonal in that order, padded with ones to whole `b`-wide
- * panels). The working matrix `A = J·P·(H + λI)·Pᵀ·J` (`J` the reversal)
- * is gathered and padded with the identity here. With `A = L·Lᵀ`, the upper
- * Cholesky factor of `P(H+λI)Pᵀ`'s inverse is `U = J·L⁻¹·J` (the top-left
- * `k × k` of `L⁻¹` reversed in both axes): one Cholesky and one triangular
- * inverse in place of llm-compressor's Cholesky, Cholesky inverse and
- * second Cholesky, the same factor up to float rounding (a positive-diagonal
- * upper factor of a positive definite matrix is unique). Outputs
- * `u [E, k, k]` and `ok [E]` (0 where a pivot was not positive or the factor
- * not finite: that factorization failed).
+ * The inverse-Hessian factor graph, for a batch of `E` Hessians of up to
+ * `k` columns. Inputs: `h [E, k + 1, k + 1]` (each Hessian scaled, in
+ * column order, in the top-left corner of its slab, the rest zero),
+ * `rows [E·n]` (row `i` of entry `e`'s working matrix is row
+ * `rows[e·n + i] − e·(k + 1)` of its slab), `diag [E, n]` (the working
+ * matrix's diagonal). The caller lays the working matrix out as
+ * `blockdiag(I, J·P·(H + λI)·Pᵀ·J)` (`J` the reversal, `P` the activation
+ * order, identity rows pointing at a zero row of the slab), `n` whole
+ * `b`-wide panels; it is gathered here. With `J·P(H+λI)Pᵀ·J = L·Lᵀ`, the
+ * upper Cholesky factor of `P(H+λI)Pᵀ`'s inverse is `U = J·L⁻¹·J`, the
+ * top-left corner of the working factor's inverse reversed in both axes:
+ * one Cholesky and one triangular inverse in place of llm-compressor's
+ * Cholesky, Cholesky inverse and second Cholesky, the same factor up to
+ * float rounding (a positive-diagonal upper factor of a positive definite
+ * matrix is unique). Outputs `u [E, k, k]` (an entry with fewer columns in
+ * its top-left corner) and `ok [E]` (0 where a pivot was not positive or
+ * the factor not finite: that factorization failed).
  */
 export function inverseFactorGraph(b: number): Uint8Array {
   const g = new GraphBuilder();
-  const h = g.input('h', OnnxType.float, ['e', 'k', 'k']);
-  const rows = g.input('rows', OnnxType.int64, ['ek']);
+  const h = g.input('h', OnnxType.float, ['e', 's', 's']);
+  const rows = g.input('rows', OnnxType.int64, ['en']);
   const diag = g.input('diag', OnnxType.float, ['e', 'n']);
   const batch = g.op('Shape', [h], { start: 0, end: 1 });
-  const k = g.op('Shape', [h], { start: 1, end: 2 });
+  const slab = g.op('Shape', [h], { start: 1, end: 2 });
   const n = g.op('Shape', [diag], { start: 1, end: 2 });
-  // Rows, then (H symmetric) rows of the transpose: P·H·Pᵀ reversed, for every entry at once.
-  const flat = g.op('Concat', [g.i64([-1]), k], { axis: 0 });
-  const cube = g.op('Concat', [batch, k, k], { axis: 0 });
-  const once = g.op('Reshape', [g.op('Gather', [g.op('Reshape', [h, flat]), rows], { axis: 0 }), cube]);
-  const both = g.op('Reshape', [g.op('Gather', [g.op('Reshape', [swap(g, once), flat]), rows], { axis: 0 }), cube]);
-  const pad = g.op('Sub', [n, k]);
-  const padded = g.op('Pad', [both, g.op('Concat', [g.i64([0, 0, 0, 0]), pad, pad], { axis: 0 })]);
-  const eye = g.op('Cast', [g.op('EyeLike', [g.op('Gather', [padded, g.i64(0)], { axis: 0 })])], { to: OnnxType.bool });
-  const a = g.op('Where', [eye, unsqueeze(g, diag, 2), padded]);
+  // Rows, then (H symmetric) rows of the transpose: the working matrices of every entry at once.
+  const once = g.op('Reshape', [g.op('Gather', [g.op('Reshape', [h, g.op('Concat', [g.i64([-1]), slab], { axis: 0 })]), rows], { axis: 0 }), g.op('Concat', [batch, n, slab], { axis: 0 })]);
+  const both = g.op('Reshape', [g.op('Gather', [g.op('Reshape', [swap(g, once), g.op('Concat', [g.i64([-1]), n], { axis: 0 })]), rows], { axis: 0 }), g.op('Concat', [batch, n, n], { axis: 0 })]);
+  const eye = g.op('Cast', [g.op('EyeLike', [g.op('Gather', [both, g.i64(0)], { axis: 0 })])], { to: OnnxType.bool });
+  const a = g.op('Where', [eye, unsqueeze(g, diag, 2), both]);
   const panels = g.op('Squeeze', [g.op('Div', [n, g.i64([b])]), g.i64([0])]);
   const [, lp, dinv, oks] = g.opMulti('Loop', [panels, '', a], 4, { body: { graph: choleskyBody(b), name: 'cholesky' } });
   // Panel p holds columns p·b … p·b + b − 1 of L: [P, E, n, b] → [E, n, P·b].
   const l = g.op('Reshape', [g.op('Transpose', [lp!], { perm: [1, 2, 0, 3] }), g.op('Concat', [batch, n, n], { axis: 0 })]);
   const first = g.op('Pad', [g.op('Gather', [dinv!, g.i64(0)], { axis: 0 }), g.op('Concat', [g.i64([0, 0, 0, 0, 0]), g.op('Sub', [n, g.i64([b])])], { axis: 0 })]);
   const x = g.op('Loop', [g.op('Sub', [panels, g.i64(1)]), '', first], { body: { graph: inverseBody(b, l, dinv!, n), name: 'inverse' } });
-  const last = g.op('Sub', [k, g.i64([1])]);
-  const u = g.op('Slice', [x, g.op('Concat', [last, last], { axis: 0 }), g.i64([TO_START, TO_START]), g.i64([1, 2]), g.i64([-1, -1])]);
+  const k = g.op('Sub', [slab, g.i64([1])]);
+  const reversed = g.op('Slice', [x, g.i64([-1, -1]), g.i64([TO_START, TO_START]), g.i64([1, 2]), g.i64([-1, -1])]);
+  const u = g.op('Slice', [reversed, g.i64([0, 0]), g.op('Concat', [k, k], { axis: 0 }), g.i64([1, 2])]);
   const pivots = g.op('ReduceMin', [g.op('Cast', [oks!], { to: OnnxType.int32 }), g.i64([0])], { keepdims: 0 });
   // x − x is 0 exactly when x is finite (operators every provider runs).
   const finite = g.op('Equal', [g.op('Sub', [u, u]), g.f32(0)]);

@@ -101,6 +101,19 @@ describe('GPTQ inverse-Hessian factor on graphs', () => {
     }
   });
 
+  it('factors Hessians of different widths in one batch, each as alone', async () => {
+    const solver = new GraphSolver(rt, 16);
+    const sizes = [40, 25, 48, 16];
+    const hs = sizes.map((n, i) => hessian(n, 60 + i));
+    const batch = solver.batch(sizes.length);
+    const together = await Promise.all(hs.map((h, i) => prepareHessian(h, sizes[i]!, i % 2 ? 'weight' : null, { blockSize: 8, dampeningFrac: 0.01 }, batch)));
+    for (let i = 0; i < sizes.length; i++) {
+      const alone = await prepareHessian(hs[i]!, sizes[i]!, i % 2 ? 'weight' : null, { blockSize: 8, dampeningFrac: 0.01 }, solver);
+      expect(together[i]!.fellBack).toBe(false);
+      expect(together[i]!.hinv).toEqual(alone.hinv);
+    }
+  });
+
   it('detects a failed factorization (a pivot that is not positive) in any panel', async () => {
     const n = 40;
     const h = hessian(n, 2);
