@@ -6,7 +6,9 @@
  * that the `K³` and `R·K²` products run on a {@link GemmEngine}
  * (onnxruntime) while JavaScript does the panels and the column loop inside
  * each block. GPTQ's objective, not its integer codes, is what two valid
- * float orders agree on.
+ * float orders agree on. graph-solve.ts runs the same solve as onnxruntime
+ * graphs (a {@link FactorEngine} for the factorization, and the column
+ * loop), sharing the preparation and the qparams defined here.
  */
 import { isGroupOrdering } from '../../ir/quant-args.js';
 import type { QuantizationArgs } from '../../ir/types.js';
