@@ -11,7 +11,8 @@
  * TinyLlama-1.1B's layer shape (hidden 2048, MLP 5632, 32/4 heads) with 4
  * layers, and `moe64`, a 2-layer qwen3_moe with 64 experts (top 8). Per
  * layer: statistics (pass A), solve, propagation (pass B), in seconds, and
- * the process's peak resident memory.
+ * the process's peak resident memory. `QUANTC_GPTQ_SOLVE=graph|js` picks
+ * quantc's solve (default: graphs).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { jobFromPlan } from '../../src/execute/from-plan.js';
 import { gptqJob } from '../../src/execute/gptq/gptq-job.js';
 import { allowCudaTf32, emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
 import { defaultPrecision, tf32Allowed, type Precision } from '../../src/execute/forward/precision.js';
+import { solveMode } from '../../src/execute/gptq/graph-solve.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -90,7 +92,7 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, solve: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
     profile: { buildSeconds: profile.build / 1000, createSeconds: profile.create / 1000, runSeconds: profile.run / 1000, runs: profile.runs, sessions: profile.sessions },
-    note: `${run.reports.length} modules from ${run.hessians} Hessians, ${resolved.runs}`,
+    note: `${run.reports.length} modules from ${run.hessians} Hessians, ${resolved.runs}, ${solveMode()} solve`,
   };
 }
 

@@ -13,6 +13,7 @@ import { runBytesFor, runSequential, type LayerTimings, type SequentialOptions }
 import type { ApplyJob } from '../types.js';
 import { GraphRuntime } from '../runtime.js';
 import { runtimeGemm } from './gemm.js';
+import { GraphSolver, solveMode } from './graph-solve.js';
 import { GptqModifier, type GptqModuleReport } from './gptq-modifier.js';
 
 /** Activations one merged graph run may hold (estimated); see `SequentialOptions.runBytes`. */
@@ -34,6 +35,7 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
   const rt = new GraphRuntime(model.device);
   const modifier = new GptqModifier(job, model.weights, gptq.modules, spec.calibrateAllExperts, {
     gemm: runtimeGemm(rt),
+    graph: solveMode() === 'graph' ? new GraphSolver(rt) : undefined,
     layers: model.config.layers,
     blockSize: gptq.blockSize,
     dampeningFrac: gptq.dampeningFrac,

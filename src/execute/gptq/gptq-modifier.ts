@@ -23,7 +23,8 @@ import { readWeight, resolveWeight } from '../weight-source.js';
 import { HessianStore } from './hessians.js';
 import { solveByRowBlocks } from './row-blocks.js';
 import type { GemmEngine } from './gemm.js';
-import { orderingOf, prepareHessian, solveGptq, type GptqSettings, type PreparedHessian } from './solve.js';
+import { GraphSolver, stackKey } from './graph-solve.js';
+import { identityPrepared, orderingOf, prepareHessian, solveGptq, type FactorEngine, type GptqProblem, type GptqSettings, type GptqSolution, type PreparedHessian } from './solve.js';
 import { fusedNvfp4GlobalScale, groupStats, scaleLayout, type GroupStats } from './weight-qparams.js';
 
 /** What GPTQ did to one module. */
@@ -60,8 +61,10 @@ export function isHeadModule(module: string): boolean {
 
 /** Settings of a GPTQ run beyond the job. */
 export interface GptqRunOptions extends GptqSettings {
-  /** Where the solve's dense products run. */
+  /** Where the JavaScript solve's dense products run. */
   readonly gemm: GemmEngine;
+  /** When set, the whole solve runs on these graphs instead (factorization and column loop). */
+  readonly graph?: GraphSolver;
   /** Decoder layers of the model (`lm_head` is solved with the last). */
   readonly layers: number;
   /** Experts (`layer/expert`) rounded to nearest instead (coverage policy); decided per layer after pass A. */
@@ -193,44 +196,164 @@ export class GptqModifier implements LayerModifier {
       if (key === undefined) throw new GptqInputError(`${l.module}: the calibration pass never reached this module, so it has no Hessian (llm-compressor would leave it unquantized without a word)`);
       return `${key}|${orderingOf(l.args)}`;
     };
-    const users = new Map<string, number>();
-    for (const l of loaded) {
-      const key = keyOf(l);
-      if (key !== undefined) users.set(key, (users.get(key) ?? 0) + 1);
-    }
-    const prepared = new Map<string, PreparedHessian>();
-    for (const l of loaded) {
+    // Every module's problem first: a missing or mismatched Hessian stops the layer before any solve.
+    const entries = loaded.map((l) => {
       const k = l.w.cols;
       const key = keyOf(l);
       const sum = key === undefined ? undefined : this.store.sumOf(l.module);
       if (key !== undefined && !sum) throw new GptqInputError(`${l.module}: the calibration pass never reached this module, so it has no Hessian (llm-compressor would leave it unquantized without a word)`);
       if (sum && sum.k !== k) throw new GptqInputError(`${l.module}: its input has ${sum.k} features but its weight ${k} columns`);
-      const problem = { weight: l.w.data, rows: l.w.rows, cols: k, hessian: identity(k), kind: l.kind, args: l.args, dtype: l.w.dtype, stats: l.stats, globalScale: globals.get(l.module) ?? null };
-      let solution;
-      if (key === undefined) {
-        // Rounded to nearest by the coverage policy: GPTQ with H = I and no dampening is exactly that.
-        solution = await solveGptq(problem, { ...this.options, dampeningFrac: 0 }, this.options.gemm);
-      } else {
-        let prep = prepared.get(key);
-        if (!prep) {
-          const h = this.store.hessian(l.module)!;
-          prep = await prepareHessian(h.sum, k, orderingOf(l.args), this.options, this.options.gemm, h.scale);
-          prepared.set(key, prep);
-        }
-        solution = await solveByRowBlocks(problem, this.options, this.options.gemm, prep);
-        const left = users.get(key)! - 1;
-        users.set(key, left);
-        if (left === 0) prepared.delete(key);
-      }
-      changed.set(l.module, { data: solution.weight, rows: l.w.rows, cols: k });
+      const problem: GptqProblem = { weight: l.w.data, rows: l.w.rows, cols: k, hessian: key === undefined ? identity(k) : NO_HESSIAN, kind: l.kind, args: l.args, dtype: l.w.dtype, stats: l.stats, globalScale: globals.get(l.module) ?? null };
+      return { l, key, sum, problem };
+    });
+    const solutions = this.options.graph ? await this.solveOnGraphs(entries, this.options.graph) : await this.solveInJs(entries);
+    entries.forEach(({ l, key, sum }, i) => {
+      const solution = solutions[i]!;
+      changed.set(l.module, { data: solution.weight, rows: l.w.rows, cols: l.w.cols });
       this.solved.set(l.module, { bytes: dtypeBytes(solution.weight, l.w.dtype), dtype: l.w.dtype, gIdx: solution.gIdx, qparams: solution.gIdx ? solution.qparams : null });
       this.reports.push({ module: l.module, loss: solution.loss, samples: sum?.n ?? 0, method: key === undefined ? 'rtn-coverage' : solution.fellBack ? 'rtn-fallback' : 'gptq' });
-    }
+    });
     this.hessians += this.store.count;
     this.store = new HessianStore();
     return { linears: changed, vectors: new Map() };
   }
+
+  /** Factors the Hessian of `module` (the normalized sum) for `args`' ordering. */
+  private async prepare(module: string, args: QuantizationArgs, k: number, engine: GemmEngine | FactorEngine): Promise<PreparedHessian> {
+    const h = this.store.hessian(module)!;
+    return prepareHessian(h.sum, k, orderingOf(args), this.options, engine, h.scale);
+  }
+
+  /** One module at a time in JavaScript, GEMMs on the runtime; a shared Hessian is factored once and dropped after its last user. */
+  private async solveInJs(entries: readonly SolveEntry[]): Promise<GptqSolution[]> {
+    const users = new Map<string, number>();
+    for (const e of entries) if (e.key !== undefined) users.set(e.key, (users.get(e.key) ?? 0) + 1);
+    const prepared = new Map<string, PreparedHessian>();
+    const out: GptqSolution[] = [];
+    for (const { l, key, problem } of entries) {
+      if (key === undefined) {
+        // Rounded to nearest by the coverage policy: GPTQ with H = I and no dampening is exactly that.
+        out.push(await solveGptq(problem, { ...this.options, dampeningFrac: 0 }, this.options.gemm));
+        continue;
+      }
+      let prep = prepared.get(key);
+      if (!prep) {
+        prep = await this.prepare(l.module, l.args, problem.cols, this.options.gemm);
+        prepared.set(key, prep);
+      }
+      out.push(await solveByRowBlocks(problem, this.options, this.options.gemm, prep));
+      const left = users.get(key)! - 1;
+      users.set(key, left);
+      if (left === 0) prepared.delete(key);
+    }
+    return out;
+  }
+
+  /**
+   * On graphs: modules sharing a factored Hessian and a quantization kind
+   * are one stacked problem (rows are independent given H and the scales),
+   * solved in one graph run; those the coverage policy rounds to nearest
+   * share the identity. Hessians of one width are factored together, and
+   * stacks of one shape under different Hessians (the experts' `down_proj`)
+   * solved together: a batch axis in the same graph runs.
+   */
+  private async solveOnGraphs(entries: readonly SolveEntry[], graph: GraphSolver): Promise<GptqSolution[]> {
+    const stacks = new Map<string, number[]>();
+    entries.forEach((e, i) => {
+      const id = `${e.key ?? `identity|${e.problem.cols}|${orderingOf(e.l.args)}`}|${stackKey(e.problem)}`;
+      if (!stacks.has(id)) stacks.set(id, []);
+      stacks.get(id)!.push(i);
+    });
+    // Stacks of one shape and scheme, each under its own Hessian, run as one batch.
+    // With padRows (CUDA) stacks of other row counts join too, padded with zero rows: the loop's steps,
+    // not its arithmetic, cost there. Padding stays within PAD_RATIO of a stack's own rows.
+    const rowsOf = (members: readonly number[]): number => members.reduce((n, i) => n + entries[i]!.problem.rows, 0);
+    const grouped = new Map<string, number[][]>();
+    for (const [id, members] of stacks) {
+      const e = entries[members[0]!]!;
+      const shape = e.key === undefined ? id : `${graph.padRows ? '' : rowsOf(members)}|${orderingOf(e.l.args)}|${stackKey(e.problem)}`;
+      if (!grouped.has(shape)) grouped.set(shape, []);
+      grouped.get(shape)!.push(members);
+    }
+    const batches: number[][][] = [];
+    for (const list of grouped.values()) {
+      const sorted = graph.padRows ? [...list].sort((a, b) => rowsOf(b) - rowsOf(a)) : list;
+      let cur: number[][] = [];
+      for (const members of sorted) {
+        if (cur.length > 0 && rowsOf(members) * PAD_RATIO < rowsOf(cur[0]!)) {
+          batches.push(cur);
+          cur = [];
+        }
+        cur.push(members);
+      }
+      batches.push(cur);
+    }
+    const users = new Map<string, number>();
+    for (const members of stacks.values()) {
+      const key = entries[members[0]!]!.key;
+      if (key !== undefined) users.set(key, (users.get(key) ?? 0) + 1);
+    }
+    // Every Hessian of the layer first, factored together in runs within BATCH_BYTES: those of one width
+    // (q/k/v's, o_proj's and gate/up's are all `hidden` wide), or with padRows (CUDA) all of them, the
+    // narrower padded to the widest.
+    const prepared = new Map<string, PreparedHessian>();
+    const seen = new Set<string>();
+    const factor: SolveEntry[] = [];
+    for (const members of stacks.values()) {
+      const e = entries[members[0]!]!;
+      if (e.key === undefined || seen.has(e.key)) continue;
+      seen.add(e.key);
+      factor.push(e);
+    }
+    factor.sort((a, b) => b.problem.cols - a.problem.cols);
+    for (let c = 0; c < factor.length; ) {
+      const widest = factor[c]!.problem.cols;
+      const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * graph.padded(widest) ** 2)));
+      let end = c + 1;
+      while (end < factor.length && end - c < per && (graph.padRows || factor[end]!.problem.cols === widest)) end++;
+      const part = factor.slice(c, end);
+      const engine = part.length > 1 ? graph.batch(part.length) : graph;
+      await Promise.all(part.map(async (e) => prepared.set(e.key!, await this.prepare(e.l.module, e.l.args, e.problem.cols, engine))));
+      c = end;
+    }
+    const out: GptqSolution[] = new Array(entries.length);
+    for (const batch of batches) {
+      const k = entries[batch[0]![0]!]!.problem.cols;
+      // Factors used by one batched run stay within BATCH_BYTES.
+      const per = Math.max(1, Math.floor(BATCH_BYTES / (4 * k * k)));
+      for (let c = 0; c < batch.length; c += per) {
+        const part = batch.slice(c, c + per);
+        const firsts = part.map((members) => entries[members[0]!]!);
+        const work = part.map((members, i) => ({ problems: members.map((m) => entries[m]!.problem), prep: firsts[i]!.key === undefined ? identityPrepared(k, orderingOf(firsts[i]!.l.args)) : prepared.get(firsts[i]!.key!)! }));
+        const solved = await graph.solveAll(work, this.options);
+        part.forEach((members, i) => members.forEach((m, j) => (out[m] = solved[i]![j]!)));
+        for (const e of firsts) {
+          if (e.key === undefined) continue;
+          const left = users.get(e.key)! - 1;
+          users.set(e.key, left);
+          if (left === 0) prepared.delete(e.key);
+        }
+      }
+    }
+    return out;
+  }
 }
+
+/** Bound on the float32 Hessians factored (and factors used) in one batched graph run. */
+const BATCH_BYTES = 1 << 30;
+/** Most rows a stack may be padded to, as a multiple of its own, to join a batch. */
+const PAD_RATIO = 8;
+
+/** A module to solve: its loaded weight, its Hessian key (undefined: rounded to nearest by the coverage policy) and problem. */
+interface SolveEntry {
+  readonly l: LoadedWeight;
+  readonly key: string | undefined;
+  readonly sum: { readonly n: number } | undefined;
+  readonly problem: GptqProblem;
+}
+
+/** The problem's Hessian when a prepared one is passed to the solve (never read). */
+const NO_HESSIAN: readonly number[] = [];
 
 function identity(k: number): Float64Array {
   const h = new Float64Array(k * k);

@@ -6,7 +6,9 @@
  * that the `K³` and `R·K²` products run on a {@link GemmEngine}
  * (onnxruntime) while JavaScript does the panels and the column loop inside
  * each block. GPTQ's objective, not its integer codes, is what two valid
- * float orders agree on.
+ * float orders agree on. graph-solve.ts runs the same solve as onnxruntime
+ * graphs (a {@link FactorEngine} for the factorization, and the column
+ * loop), sharing the preparation and the qparams defined here.
  */
 import { isGroupOrdering } from '../../ir/quant-args.js';
 import type { QuantizationArgs } from '../../ir/types.js';
@@ -162,37 +164,72 @@ export async function lowerInverse(l: Float32Array, n: number, b: number, gemm: 
   return x;
 }
 
+/** A Hessian to factor, as a {@link FactorEngine} receives it. */
+export interface FactorInput {
+  /** `[k, k]` row-major, symmetric; multiplied by `scale`. */
+  readonly h: ArrayLike<number>;
+  readonly k: number;
+  /** Column order (activation ordering): permuted column j is column `cols[j]`; null keeps the order. */
+  readonly cols: Int32Array | null;
+  readonly scale: number;
+  /** The dampened diagonal in permuted order (dead columns counted as 1), which replaces `h`'s. */
+  readonly diag: Float64Array;
+}
+
+/**
+ * Where the O(K³) factorization runs when not on a {@link GemmEngine}: it
+ * returns `U` `[k, k]` of the permuted, dampened Hessian (see
+ * {@link inverseHessianFactor}), or null when the factorization failed.
+ */
+export interface FactorEngine {
+  factor(input: FactorInput): Promise<Float32Array | null>;
+}
+
 /**
  * The upper Cholesky factor `U` of `H⁻¹` (`UᵀU = H⁻¹`) after dampening, as
  * llm-compressor uses it (it computes Cholesky, Cholesky inverse, Cholesky);
  * null when `H` is not positive definite. Computed with one Cholesky and one
  * triangular inverse: with `J` the reversal, `JHJ = L·Lᵀ` gives
- * `H = (JLJ)(JLJ)ᵀ` with `JLJ` upper, so `U = (JLJ)⁻¹ = J·L⁻¹·J`.
+ * `H = (JLJ)(JLJ)ᵀ` with `JLJ` upper, so `U = (JLJ)⁻¹ = J·L⁻¹·J` — the same
+ * matrix, since an upper factor with a positive diagonal is unique.
  */
-export async function inverseHessianFactor(h: ArrayLike<number>, n: number, dampeningFrac: number, gemm: GemmEngine = jsGemm, blockSize = 128): Promise<Float32Array | null> {
+export async function inverseHessianFactor(h: ArrayLike<number>, n: number, dampeningFrac: number, gemm: GemmEngine | FactorEngine = jsGemm, blockSize = 128): Promise<Float32Array | null> {
   const diag = Float64Array.from({ length: n }, (_, i) => h[i * n + i]!);
-  return dampedInverseFactor(n, diag, (i, j) => h[i * n + j]!, dampeningFrac, gemm, blockSize);
+  return dampedInverseFactor(n, diag, h, null, 1, dampeningFrac, gemm, blockSize);
+}
+
+function isFactorEngine(e: GemmEngine | FactorEngine): e is FactorEngine {
+  return 'factor' in e;
 }
 
 /**
- * {@link inverseHessianFactor} of the matrix with diagonal `diag` and
- * off-diagonal entries `entry(i, j)`, read straight into the float32 working
- * matrix (no float64 copy of a 70B-class `[28672, 28672]` Hessian).
+ * {@link inverseHessianFactor} of `scale · h` with columns taken in the
+ * order `cols` (identity when null) and diagonal `diag` (dead columns
+ * already set to 1), read straight into the float32 working matrix (no
+ * float64 copy of a 70B-class `[28672, 28672]` Hessian).
  */
-async function dampedInverseFactor(n: number, diag: Float64Array, entry: (i: number, j: number) => number, dampeningFrac: number, gemm: GemmEngine, blockSize: number): Promise<Float32Array | null> {
+async function dampedInverseFactor(n: number, diag: Float64Array, h: ArrayLike<number>, cols: Int32Array | null, scale: number, dampeningFrac: number, engine: GemmEngine | FactorEngine, blockSize: number): Promise<Float32Array | null> {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += diag[i]!;
   const damp = (dampeningFrac * mean) / n;
-  // The reversal J·H·J: entry (i, j) at (n − 1 − i, n − 1 − j).
-  const a = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const row = (n - 1 - i) * n + n - 1;
-    for (let j = 0; j < n; j++) a[row - j] = i === j ? diag[i]! + damp : entry(i, j);
+  let u: Float32Array | null;
+  if (isFactorEngine(engine)) u = await engine.factor({ h, k: n, cols, scale, diag: diag.map((d) => d + damp) });
+  else {
+    // The reversal J·H·J: entry (i, j) at (n − 1 − i, n − 1 − j). Plain indexed loops: this pass reads
+    // K² entries (32M for an MLP's down_proj).
+    const a = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) {
+      const src = (cols ? cols[i]! : i) * n;
+      const row = (n - 1 - i) * n + n - 1;
+      if (cols) for (let j = 0; j < n; j++) a[row - j] = h[src + cols[j]!]! * scale;
+      else for (let j = 0; j < n; j++) a[row - j] = h[src + j]! * scale;
+      a[row - i] = diag[i]! + damp;
+    }
+    if (!(await blockedCholesky(a, n, blockSize, engine))) return null;
+    // U = J·L⁻¹·J: entry (i, j) of L⁻¹ at (n − 1 − i, n − 1 − j), the flat array reversed.
+    u = (await lowerInverse(a, n, blockSize, engine)).reverse();
   }
-  if (!(await blockedCholesky(a, n, blockSize, gemm))) return null;
-  // U = J·L⁻¹·J: entry (i, j) of L⁻¹ at (n − 1 − i, n − 1 − j), the flat array reversed.
-  const u = (await lowerInverse(a, n, blockSize, gemm)).reverse();
-  for (const v of u) if (!Number.isFinite(v)) return null;
+  if (u && !isFactorEngine(engine)) for (let i = 0; i < u.length; i++) if (!Number.isFinite(u[i]!)) return null;
   return u;
 }
 
@@ -239,7 +276,7 @@ function factorPanel(k: number, blockSize: number): number {
 }
 
 /** Prepares normalized Hessian `scale · h` `[k, k]` for the solve (see {@link PreparedHessian}). */
-export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: PreparedHessian['ordering'], settings: GptqSettings, gemm: GemmEngine = jsGemm, scale = 1): Promise<PreparedHessian> {
+export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: PreparedHessian['ordering'], settings: GptqSettings, gemm: GemmEngine | FactorEngine = jsGemm, scale = 1): Promise<PreparedHessian> {
   const perm = ordering ? descendingOrder(Float64Array.from({ length: k }, (_, i) => h[i * k + i]! * scale)) : null;
   const col = (j: number): number => (perm ? perm[j]! : j);
   // The permuted Hessian, read in place: its diagonal here, the rest as the factorization reads it.
@@ -250,7 +287,7 @@ export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: 
     diag[j] = 1;
     dead.push(j);
   }
-  let hinv = await dampedInverseFactor(k, diag, (i, j) => h[col(i) * k + col(j)]! * scale, settings.dampeningFrac, gemm, factorPanel(k, settings.blockSize));
+  let hinv = await dampedInverseFactor(k, diag, h, perm, scale, settings.dampeningFrac, gemm, factorPanel(k, settings.blockSize));
   const fellBack = hinv === null;
   if (!hinv) {
     hinv = new Float32Array(k * k);
@@ -266,25 +303,15 @@ export async function prepareHessian(h: ArrayLike<number>, k: number, ordering: 
  */
 export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: GemmEngine = jsGemm, prepared?: PreparedHessian): Promise<GptqSolution> {
   const { rows: R, cols: K, args } = p;
-  const layout = scaleLayout(args, R, K);
   const prep = prepared ?? (await prepareHessian(p.hessian, K, orderingOf(args), settings, gemm));
-  const { perm, hinv, fellBack, ordering: actorder } = prep;
+  const { perm, hinv, fellBack } = prep;
   const col = (j: number): number => (perm ? perm[j]! : j);
 
   // Wt[j] = (permuted) column j of W: columns are what the loop walks, and a run of them is one contiguous block.
   const wt = new Float32Array(K * R);
   for (let r = 0; r < R; r++) for (let j = 0; j < K; j++) wt[j * R + r] = p.weight[r * K + col(j)]!;
 
-  // Scale group of each (permuted) column: static ordering keeps original groups; group ordering regroups.
-  let qparams: WeightQparams;
-  const groupOf = new Int32Array(K);
-  if (actorder === 'group') {
-    qparams = weightQparams(p.kind, args, layout, groupStats(p.weight, R, K, layout, perm!), 'F32', p.globalScale);
-    for (let j = 0; j < K; j++) groupOf[j] = Math.floor(j / layout.width);
-  } else {
-    qparams = weightQparams(p.kind, args, layout, p.stats, p.dtype, p.globalScale);
-    for (let j = 0; j < K; j++) groupOf[j] = Math.floor(col(j) / layout.width);
-  }
+  const { qparams, groupOf, gIdx } = loopQparams(p, prep);
   // Dead columns are zeroed (after the scales were observed on them, as llm-compressor does).
   for (const j of prep.dead) wt.fill(0, j * R, (j + 1) * R);
 
@@ -338,10 +365,48 @@ export async function solveGptq(p: GptqProblem, settings: GptqSettings, gemm: Ge
     const c = col(j);
     for (let r = 0; r < R; r++) out[r * K + c] = round(wt[j * R + r]!);
   }
-  let gIdx: Int32Array | null = null;
-  if (actorder === 'group') {
-    gIdx = new Int32Array(K);
-    for (let j = 0; j < K; j++) gIdx[perm![j]!] = Math.floor(j / layout.width);
-  }
   return { weight: out, loss, fellBack, qparams, gIdx };
+}
+
+/** What the column loop quantizes with: the qparams, the scale group of each permuted column, and (group ordering) `weight_g_idx`. */
+export interface LoopQparams {
+  readonly qparams: WeightQparams;
+  readonly groupOf: Int32Array;
+  readonly gIdx: Int32Array | null;
+}
+
+/**
+ * The qparams of `p` under `prep`'s ordering: static ordering keeps the
+ * original groups (permuted column j uses the group of original column
+ * `perm[j]`); group ordering re-observes the permuted weight in float32 and
+ * groups permuted columns consecutively.
+ */
+export function loopQparams(p: GptqProblem, prep: PreparedHessian): LoopQparams {
+  const { rows: R, cols: K, args } = p;
+  const layout = scaleLayout(args, R, K);
+  const perm = prep.perm;
+  const groupOf = new Int32Array(K);
+  if (prep.ordering === 'group') {
+    const qparams = weightQparams(p.kind, args, layout, groupStats(p.weight, R, K, layout, perm!), 'F32', p.globalScale);
+    const gIdx = new Int32Array(K);
+    for (let j = 0; j < K; j++) {
+      groupOf[j] = Math.floor(j / layout.width);
+      gIdx[perm![j]!] = groupOf[j]!;
+    }
+    return { qparams, groupOf, gIdx };
+  }
+  for (let j = 0; j < K; j++) groupOf[j] = Math.floor((perm ? perm[j]! : j) / layout.width);
+  return { qparams: weightQparams(p.kind, args, layout, p.stats, p.dtype, p.globalScale), groupOf, gIdx: null };
+}
+
+/**
+ * The prepared identity Hessian without dampening (the factor is exactly
+ * `I`): GPTQ with it is round-to-nearest with GPTQ's scales, as for a
+ * module the expert coverage policy rounds to nearest.
+ */
+export function identityPrepared(k: number, ordering: PreparedHessian['ordering']): PreparedHessian {
+  const hinv = new Float32Array(k * k);
+  for (let i = 0; i < k; i++) hinv[i * k + i] = 1;
+  // A stable sort of a constant diagonal keeps column order.
+  return { k, ordering, perm: ordering ? Int32Array.from({ length: k }, (_, i) => i) : null, dead: [], hinv, fellBack: false };
 }

@@ -91,6 +91,16 @@ export class GraphBuilder {
   }
 
   /**
+   * Declares existing value `value` (a graph input: a loop body's condition)
+   * as a graph output under its own name, with no node: an Identity would be
+   * placed on the device and copy the condition there and back every
+   * iteration.
+   */
+  passOutput(value: string, elemType: OnnxElemType, dims: readonly Dim[]): void {
+    this.outputs.push(valueInfo(value, elemType, dims));
+  }
+
+  /**
    * A constant tensor from raw little-endian bytes, in memory or where they
    * lie in a file (a checkpoint tensor, then read straight into the model
    * bytes). Large `raw` is referenced, not copied, and a file not read until

@@ -92,8 +92,9 @@ const MODULE_FLOOR = 0.002;
 
 describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows, batch size 1)", () => {
   test('has reference cases', () => expect(CASES.length).toBeGreaterThan(0));
-  for (const [model, variant] of CASES) {
-    test(`${model} ${variant}`, async () => {
+  // Both solves: JavaScript with GEMMs on onnxruntime, and the whole solve on graphs (QUANTC_GPTQ_SOLVE).
+  for (const [model, variant, solve] of CASES.flatMap(([m, v]) => (['js', 'graph'] as const).map((s) => [m, v, s] as const))) {
+    test(`${model} ${variant} (${solve} solve)`, async () => {
       const dir = join(REFS, model, variant);
       const ref = JSON.parse(gunzipSync(await readFile(join(dir, 'ref.json.gz'))).toString('utf8')) as GptqRef;
       // Variants that see the same inputs share Hessians, stored once under the variant named by `hessian_variant`.
@@ -106,7 +107,15 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-gptq-ref-'));
       await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama', model));
       const io = memoryIo(cwd);
-      const code = await main(['apply', 'recipe.yaml', '--model', await baseWithTokenizer(model, ref.tie_word_embeddings), '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
+      const before = process.env.QUANTC_GPTQ_SOLVE;
+      process.env.QUANTC_GPTQ_SOLVE = solve;
+      let code: number;
+      try {
+        code = await main(['apply', 'recipe.yaml', '--model', await baseWithTokenizer(model, ref.tie_word_embeddings), '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
+      } finally {
+        if (before === undefined) delete process.env.QUANTC_GPTQ_SOLVE;
+        else process.env.QUANTC_GPTQ_SOLVE = before;
+      }
       expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:|warning (gptq|apply|smoothquant)-/);
       expect(code).toBe(0);
 
@@ -163,7 +172,7 @@ describe("GPTQ reaches llm-compressor's objective (bf16 model, 32-token windows,
         rtn += m.objective_rtn;
         rerun += m.objective_rerun_cross;
       }
-      if (process.env.QUANTC_GPTQ_RATIOS) console.log(`${model} ${variant}: quantc/llm-compressor ${(ours / theirs).toFixed(4)}, rerun ${(rerun / theirs).toFixed(4)}, rtn ${(rtn / theirs).toFixed(3)}`);
+      if (process.env.QUANTC_GPTQ_RATIOS) console.log(`${model} ${variant} (${solve}): quantc/llm-compressor ${(ours / theirs).toFixed(4)}, rerun ${(rerun / theirs).toFixed(4)}, rtn ${(rtn / theirs).toFixed(3)}`);
       expect(ours / theirs).toBeLessThan(TOTAL_TOLERANCE);
       for (const p of perModule) expect(p.mine, p.module).toBeLessThan(Math.max(MODULE_TOLERANCE * p.theirs, p.theirs + MODULE_FLOOR * theirs));
       // The bound must be one round-to-nearest cannot meet, and llm-compressor's own rerun can.
