@@ -8,7 +8,7 @@ import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
-import { cpuKernelSupports, observeBf16Cpu, observeCpu, quantizeFp8Bf16Cpu, quantizeFp8Cpu } from './cpu-kernel.js';
+import { cpuKernelSupports, observeBf16Cpu, observeCpu, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu } from './cpu-kernel.js';
 
 /** Whether a weight goes through the CPU loops rather than the graphs. */
 function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
@@ -17,7 +17,7 @@ function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
 
 /** FP8 E4M3 bytes of a weight in the CPU loops: straight from raw bf16 patterns, else from float32 values. */
 function loopFp8(kernel: WeightKernel, grouped: RawTensor, scale: Float32Array): Uint8Array {
-  if (grouped.type === 'uint16') return quantizeFp8Bf16Cpu(kernel, grouped.data as Uint16Array, scale);
+  if (grouped.type === 'uint16') return quantizeFp8Bf16Table(kernel, grouped.data as Uint16Array, scale);
   return fp8E4m3Bytes(quantizeFp8Cpu(kernel, grouped.data as Float32Array, scale));
 }
 
@@ -216,7 +216,14 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       const feeds: Record<string, RawTensor> = { s: f32(scale, sd) };
       if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
       const asymmetric = zeroPoint !== null;
-      if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
+      if (loops) {
+        // Symmetric, raw bf16 (see cpuKernelSupports).
+        const q = quantizeIntBf16Table(kernel, grouped.data as Uint16Array, scale);
+        if (kernel.format === 'pack-quantized') {
+          result.set('weight_packed', bytesOf(q));
+          result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+        } else result.set('weight', bytesOf(q));
+      } else if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
         // Widths that straddle words (3, 5, 6, 7 bits): quantize in the graph, pack here.
         const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
         result.set('weight_packed', bytesOf(packInt32(q.data as Int8Array, n, k, args.num_bits)));
@@ -256,8 +263,10 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'mxfp8':
     case 'mxfp4': {
       const { exponent, scale } = mxQparams(stats.min, stats.max, kernel.kind === 'mxfp4' ? 4 : 8, kernel.dtype);
-      if (loops) {
+      if (loops && kernel.kind === 'mxfp8') {
         result.set('weight', loopFp8(kernel, grouped, scale));
+      } else if (loops) {
+        result.set('weight_packed', quantizeMxfp4Bf16Table(kernel, grouped.data as Uint16Array, scale));
       } else if (kernel.kind === 'mxfp8') {
         const q = await run(rt.encodeFp8InGraph ? 'mxfp8c' : 'mxfp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
         result.set('weight', rt.encodeFp8InGraph ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));
@@ -272,10 +281,13 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'nvfp4': {
       if (globalScale === undefined) throw new Error('NVFP4 needs a global scale');
       const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
-      const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
-      const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
       result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
-      result.set('weight_packed', bytesOf(q.data));
+      if (loops) result.set('weight_packed', quantizeNvfp4Bf16Cpu(kernel, grouped.data as Uint16Array, scale, globalScale));
+      else {
+        const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
+        const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
+        result.set('weight_packed', bytesOf(q.data));
+      }
       result.set('weight_scale', fp8E4m3Bytes(scale));
       break;
     }

@@ -5,7 +5,9 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
-import { observeBf16Cpu, quantizeFp8Bf16Cpu } from '../../../src/execute/rtn/cpu-kernel.js';
+import { cpuKernelSupports, observeBf16Cpu, quantizeFp8Bf16Cpu } from '../../../src/execute/rtn/cpu-kernel.js';
+import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight } from '../../../src/execute/rtn/quantize-weight.js';
+import { GraphRuntime } from '../../../src/execute/runtime.js';
 import { fp8E4m3Bytes } from '../../../src/execute/dtypes.js';
 import { roundFp8E4m3 } from '../../../src/execute/rtn/qparams.js';
 import { planWeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
@@ -43,4 +45,51 @@ describe('quantizeFp8Bf16Cpu', () => {
       { numRuns: 500 },
     );
   });
+});
+
+/** Finite bf16 patterns, most near a row's typical magnitude, some anywhere (subnormals, zeros, −0, huge). */
+const weightBits = fc.oneof(
+  { weight: 3, arbitrary: fc.integer({ min: 0x3c00, max: 0x3e00 }).chain((m) => fc.boolean().map((neg) => (neg ? m | 0x8000 : m))) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }).filter((b) => (b & 0x7f80) !== 0x7f80) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 0x00ff }).chain((m) => fc.boolean().map((neg) => (neg ? m | 0x8000 : m))) },
+);
+
+describe('the CPU loops against the graphs on the CPU provider', () => {
+  const cases: [string, number][] = [
+    ['FP8_DYNAMIC', 64],
+    ['FP8', 64],
+    ['MXFP8', 64],
+    ['W4A16', 128],
+    ['W8A16', 128],
+    ['W8A8', 64],
+    ['MXFP4', 64],
+    ['NVFP4A16', 64],
+  ];
+  for (const [scheme, cols] of cases) {
+    test(`${scheme}: the same bytes from raw bf16 weights`, async () => {
+      const kernel = planWeightKernel(presetScheme(scheme, ['Linear'])!, [3, cols], 'BF16');
+      expect(cpuKernelSupports(kernel)).toBe(true);
+      const loops = new GraphRuntime('cpu');
+      const graphs = new GraphRuntime('cpu', null, false, false, false);
+      try {
+        await fc.assert(
+          fc.asyncProperty(fc.array(weightBits, { minLength: 3 * cols, maxLength: 3 * cols }), fc.integer({ min: -130, max: 10 }), async (bits, shift) => {
+            // Rows scaled down together sometimes, so that scales become subnormal.
+            const raw = new Uint8Array(Uint16Array.from(bits, (b, i) => (i < cols && shift < -100 ? b & 0x807f : b)).buffer);
+            const run = async (rt: GraphRuntime): Promise<Map<string, Uint8Array>> => {
+              const grouped = groupedWeight(rt, kernel, raw);
+              const stats = await observeWeight(rt, kernel, grouped);
+              return quantizeWeight(rt, kernel, grouped, stats, kernel.kind === 'nvfp4' ? fusedGlobalScale([stats], kernel) : undefined);
+            };
+            const [a, b] = [await run(loops), await run(graphs)];
+            for (const o of kernel.outputs) expect([...a.get(o.suffix)!], o.suffix).toEqual([...b.get(o.suffix)!]);
+          }),
+          { numRuns: 200 },
+        );
+      } finally {
+        await loops.dispose();
+        await graphs.dispose();
+      }
+    });
+  }
 });
