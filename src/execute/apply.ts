@@ -12,7 +12,8 @@ import { stageOutputDir, writeFailure } from './output-dir.js';
 import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './python-json.js';
 import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
-import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight, type WeightStats } from './rtn/quantize-weight.js';
+import { RuntimePool } from './runtime-pool.js';
+import { fusedGlobalScale, groupedWeight, observerSeesNonFinite, observeWeight, quantizeWeight, statsFinite, type WeightStats } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
@@ -211,29 +212,97 @@ function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefin
   return reads;
 }
 
-async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Array[], write: (name: string, bytes: Uint8Array) => Promise<void>): Promise<number> {
+/** A unit's tensors, named and in write order. */
+type UnitOutput = { readonly name: string; readonly bytes: Uint8Array }[];
+
+async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
   let bytesRead = 0;
+  const out: UnitOutput = [];
   const loaded: { m: PlannedModule; grouped: ReturnType<typeof groupedWeight>; stats: WeightStats }[] = [];
   for (const [i, m] of unit.modules.entries()) {
     const raw = raws[i];
     bytesRead += raw.byteLength;
     if (m.solved?.gIdx) {
-      for (const [suffix, bytes] of groupOrderedTensors(m.kernel, m.solved)) await write(`${m.writeAs}.${suffix}`, bytes);
+      for (const [suffix, bytes] of groupOrderedTensors(m.kernel, m.solved)) out.push({ name: `${m.writeAs}.${suffix}`, bytes });
       continue;
     }
-    if (hasNonFinite(raw, m.kernel.dtype)) throw new ApplyError(`${m.name}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`);
+    const nonFinite = `${m.name}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`;
     const original = groupedWeight(rt, m.kernel, raw);
+    const seen = observerSeesNonFinite(rt, m.kernel, original);
+    if (!seen && hasNonFinite(raw, m.kernel.dtype)) throw new ApplyError(nonFinite);
     const stats = await observeWeight(rt, m.kernel, original);
+    if (seen && !statsFinite(stats)) throw new ApplyError(nonFinite);
     // A solved weight is an exact multiple of the original weight's scales: quantizing it with them recovers its codes.
     loaded.push({ m, grouped: m.solved ? groupedWeight(rt, m.kernel, m.solved.bytes) : original, stats });
   }
-  if (loaded.length === 0) return bytesRead;
+  if (loaded.length === 0) return { out, bytesRead };
   const globalScale = unit.modules[0].kernel.kind === 'nvfp4' ? fusedGlobalScale(loaded.map((l) => l.stats), unit.modules[0].kernel) : undefined;
   for (const { m, grouped, stats } of loaded) {
     const tensors = await quantizeWeight(rt, m.kernel, grouped, stats, globalScale);
-    for (const o of m.kernel.outputs) await write(`${m.writeAs}.${o.suffix}`, tensors.get(o.suffix)!);
+    for (const o of m.kernel.outputs) out.push({ name: `${m.writeAs}.${o.suffix}`, bytes: tensors.get(o.suffix)! });
   }
-  return bytesRead;
+  return { out, bytesRead };
+}
+
+/** Bytes of weights read ahead of the writer, at most (more when a single unit is larger). */
+const READ_AHEAD_BYTES = 2 ** 31;
+
+/**
+ * The weight pass as a pipeline: units are read ahead (a few per runtime,
+ * within {@link READ_AHEAD_BYTES}), quantized on the first free runtime of
+ * `pool`, and handed out in order for writing, so reading, quantizing (on
+ * every device) and writing overlap. Results do not depend on which runtime
+ * quantized what.
+ */
+class UnitPipeline {
+  private readonly results: Promise<{ out: UnitOutput; bytesRead: number }>[] = [];
+  private started = 0;
+  private taken = 0;
+  private inFlightBytes = 0;
+
+  constructor(
+    private readonly units: readonly Unit[],
+    private readonly pool: RuntimePool,
+    private readonly changed: ReadonlyMap<string, Uint8Array> | undefined,
+  ) {
+    this.fill();
+  }
+
+  private unitBytes(u: Unit): number {
+    return u.modules.reduce((a, m) => a + m.source.shape[0] * m.source.shape[1] * DTYPE_BYTES[m.source.dtype], 0);
+  }
+
+  /** Starts units while fewer than two per runtime (plus one) are pending and the read-ahead budget allows. */
+  private fill(): void {
+    const window = 2 * this.pool.runtimes.length + 1;
+    while (this.started < this.units.length && this.started - this.taken < window) {
+      const unit = this.units[this.started]!;
+      const bytes = this.unitBytes(unit);
+      if (this.started > this.taken && this.inFlightBytes + bytes > READ_AHEAD_BYTES) break;
+      this.inFlightBytes += bytes;
+      const result = readUnit(unit, this.changed).then((raws) => this.pool.run((rt) => processUnit(rt, unit, raws)));
+      // Awaited in order by next(); a failure must not surface as an unhandled rejection meanwhile.
+      result.catch(() => undefined);
+      this.results.push(result);
+      this.started++;
+    }
+  }
+
+  /** Waits until every started unit has settled (before its runtimes are released). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.results.slice(this.taken));
+  }
+
+  /** The next unit's tensors, in unit order. */
+  async next(): Promise<{ out: UnitOutput; bytesRead: number }> {
+    const i = this.taken;
+    const result = await this.results[i]!;
+    this.results[i] = undefined as never;
+    this.taken++;
+    this.inFlightBytes -= this.unitBytes(this.units[i]!);
+    this.fill();
+    return result;
+  }
 }
 
 async function copyOtherFiles(modelDir: string, outDir: string, weightFiles: ReadonlySet<string>, finalDir: string): Promise<void> {
@@ -308,18 +377,23 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const mineModules = mine.reduce((a, i) => a + ('unit' in i ? i.unit.modules.length : 0), 0);
   const stage = await stageOutputDir(job.outDir);
   onEvent({ kind: 'start', modules: mineModules, bytesIn: index.totalBytes });
-  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops);
+  const pool = new RuntimePool(
+    (job.devices ?? [{ device: job.device }]).map((slot) => {
+      const rt = new GraphRuntime(slot.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops);
+      rt.deviceId = slot.deviceId;
+      return rt;
+    }),
+  );
   const writer = new ShardedWriter(stage.path, writeLayout);
   let weightSeconds = 0;
   let weightBytes = 0;
+  let pipeline: UnitPipeline | null = null;
   try {
     let done = 0;
-    // The next unit's weights are read while the current one is quantized.
     const units = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
-    let nextUnit = 0;
     const changed = job.changedWeights?.linears;
     const offsetNorms = new Set(job.offsetNorms ?? []);
-    let pending = units.length > 0 ? readUnit(units[0], changed) : null;
+    pipeline = new UnitPipeline(units, pool, changed);
     for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
       if (replaced) await writer.write(item.key, replaced);
@@ -329,13 +403,11 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
       else if ('extra' in item) await writer.write(item.extra.name, job.changedWeights?.tensors.get(item.extra.name) ?? item.extra.bytes);
       else {
         const t0 = performance.now();
-        const raws = await pending!;
-        nextUnit++;
-        pending = nextUnit < units.length ? readUnit(units[nextUnit], changed) : null;
-        const read = await processUnit(rt, item.unit, raws, (n, b) => writer.write(n, b));
+        const { out, bytesRead } = await pipeline.next();
+        for (const t of out) await writer.write(t.name, t.bytes);
         weightSeconds += (performance.now() - t0) / 1000;
-        weightBytes += read;
-        for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: mineModules, name: m.name, bytesRead: read });
+        weightBytes += bytesRead;
+        for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: mineModules, name: m.name, bytesRead });
       }
     }
     await writer.close();
@@ -360,11 +432,12 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     for (const s of writeLayout.shards) onEvent({ kind: 'write', file: s.file });
     await stage.commit();
   } catch (e) {
+    await pipeline?.settle();
     await writer.abort();
     await stage.discard();
     throw asApplyError(e, job.outDir);
   } finally {
-    await rt.dispose();
+    await pool.dispose();
   }
   const seconds = (performance.now() - started) / 1000;
   const summary: ApplySummary = {
@@ -376,6 +449,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     ignored: job.ignore.length,
     outDir: job.outDir,
     weightGBps: weightSeconds > 0 ? weightBytes / weightSeconds / 1e9 : 0,
+    ...(pool.runtimes.length > 1 ? { unitsPerDevice: [...pool.tasks] } : {}),
   };
   onEvent({ kind: 'done', summary });
   return summary;

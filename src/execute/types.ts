@@ -7,6 +7,7 @@ import type { QuantizationArgs, QuantizationScheme } from '../ir/types.js';
 import type { LowCoveragePolicy } from '../parse/document.js';
 import type { SafetensorsDtype } from './dtypes.js';
 import type { Device } from './runtime.js';
+import type { DeviceSlot } from './device-list.js';
 import type { WeightQparams } from './gptq/weight-qparams.js';
 import type { SmoothMapping } from '../match/smoothquant-mappings.js';
 import type { PartSpec } from './parts.js';
@@ -119,6 +120,11 @@ export interface ApplyJob {
   /** Output folder; must not exist yet. */
   readonly outDir: string;
   readonly device: Device;
+  /**
+   * Devices the data-free weight pass spreads its tensors over (one runtime
+   * each; see `device-list.ts`); absent: `device` alone. Results do not depend on it.
+   */
+  readonly devices?: readonly DeviceSlot[];
   readonly groups: readonly ApplyGroup[];
   readonly modules: readonly ApplyModule[];
   /** Fused experts tensors to unpack into per-expert Linear weights. */
@@ -180,4 +186,6 @@ export interface ApplySummary {
   readonly outDir: string;
   /** Bytes of quantized weights read per second of weight processing, in GB/s. */
   readonly weightGBps: number;
+  /** With several devices (`ApplyJob.devices`): how many weights (fused NVFP4 groups counting once) each quantized, in list order. */
+  readonly unitsPerDevice?: readonly number[];
 }

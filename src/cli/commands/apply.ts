@@ -8,11 +8,12 @@ import { resolve } from 'node:path';
 import { error, hasErrors, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
-import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
+import { EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from '../io.js';
 import { planFromCli, reportFailedPlan } from '../plan-args.js';
 import { planModel, planPath } from '../saved-plan-paths.js';
 import { fileOutputProblem } from '../write-output.js';
 import { parsePartSpec } from '../../execute/parts.js';
+import { DeviceListError, formatDeviceList, parseDeviceList, type DeviceSlot } from '../../execute/device-list.js';
 
 const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR|ID --out DIR [options]
 
@@ -60,6 +61,11 @@ Options:
   --device cpu|cuda        Where the calibration and quantization graphs
                            run (default cpu).
                            cuda needs \`npm run setup:cuda\` first.
+  --device cuda:0,1,...    Several GPUs of the host: the data-free weight
+                           pass spreads its tensors over them (same
+                           output as one GPU); calibration, SmoothQuant,
+                           AWQ and GPTQ run on the first.
+  --gpus N                 Short for --device cuda:0,...,N-1.
   --max-shard-size GB      Largest output shard in GB (default 20).
   --shard I/N              Write only part I of N (0 <= I < N) of a
                            data-free checkpoint into --out; run the N
@@ -129,6 +135,7 @@ export const command: Command = {
       model: { type: 'string' },
       out: { type: 'string' },
       device: { type: 'string' },
+      gpus: { type: 'string' },
       'max-shard-size': { type: 'string' },
       data: { type: 'string' },
       samples: { type: 'string' },
@@ -148,7 +155,16 @@ export const command: Command = {
     }
     if (positionals.length !== 1) throw new UsageError('apply: expected exactly one RECIPE or PLAN. See "quantc apply --help".');
     if (typeof values.out !== 'string') throw new UsageError('apply: --out DIR is required.');
-    const device = choice('apply', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
+    let devices: DeviceSlot[];
+    try {
+      devices = parseDeviceList(values.device as string | undefined, values.gpus as string | undefined);
+    } catch (e) {
+      if (!(e instanceof DeviceListError)) throw e;
+      io.stderr(renderDiagnostics([error('apply-device', `${e.message}.`)], new Map()));
+      return EXIT_USAGE;
+    }
+    // Calibration, SmoothQuant, AWQ and GPTQ run on the first device kind; the data-free weight pass on every listed device.
+    const device = devices[0]!.device;
     const format = choice('apply', 'format', values.format, ['text', 'json'] as const, 'text');
     const failOn = choice('apply', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
@@ -174,10 +190,10 @@ export const command: Command = {
     }
 
     if (device === 'cuda') {
-      // A missing CUDA provider is said before any planning or calibration.
+      // A missing CUDA provider (or GPU of the list) is said before any planning or calibration.
       const { probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
       try {
-        await probeDevice(device);
+        for (const slot of devices) await probeDevice(slot.device, slot.deviceId);
       } catch (e) {
         if (!(e instanceof RuntimeUnavailableError)) throw e;
         io.stderr(renderDiagnostics([error('apply-failed', e.message)], new Map()));
@@ -230,6 +246,7 @@ export const command: Command = {
         modelDir: planned.model!.source.path,
         outDir: resolve(io.cwd, values.out),
         device,
+        ...(devices.length > 1 || devices[0]!.deviceId !== undefined ? { devices } : {}),
         recipeYaml,
         maxShardBytes: shardGb * 1e9,
         moe: planned.ir!.moe,
@@ -267,10 +284,10 @@ export const command: Command = {
       const total = { ...summary, outDir: values.out, seconds: (performance.now() - started) / 1000 };
       if (format === 'json') {
         const diagnostics = [...planned.diagnostics, ...warnings].map((d) => ({ code: d.code, severity: d.severity, message: d.message }));
-        io.stdout(`${JSON.stringify({ formatVersion: 1, device, ...total, ...(part ? { part } : {}), ...report, diagnostics }, null, 2)}\n`);
+        io.stdout(`${JSON.stringify({ formatVersion: 1, device: formatDeviceList(devices), ...total, ...(part ? { part } : {}), ...report, diagnostics }, null, 2)}\n`);
       } else {
         const partLine = part ? `  part         ${part.index}/${part.count}: merge all ${part.count} parts with \`quantc merge\`\n` : '';
-        io.stdout(formatSummary(total, device) + partLine + lines.map((l) => `${l}\n`).join(''));
+        io.stdout(formatSummary(total, formatDeviceList(devices)) + partLine + lines.map((l) => `${l}\n`).join(''));
       }
       return EXIT_OK;
     } catch (e) {

@@ -92,6 +92,21 @@ export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grou
   return { min, max };
 }
 
+/**
+ * Whether the observer's statistics show every NaN and infinity of the
+ * weight: the CPU loops order raw bf16 patterns as integers, so one lands
+ * in a group's min or max (graph reductions may skip NaN).
+ */
+export function observerSeesNonFinite(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): boolean {
+  return grouped.type === 'uint16' && inLoops(rt, kernel);
+}
+
+/** Whether every min and max is finite. */
+export function statsFinite(stats: WeightStats): boolean {
+  for (let i = 0; i < stats.min.length; i++) if (!Number.isFinite(stats.min[i]! + stats.max[i]!)) return false;
+  return true;
+}
+
 /** Absolute maximum over a weight's statistics (for NVFP4 global scales). */
 export function statsAbsMax(stats: WeightStats): number {
   let m = 0;
