@@ -13,7 +13,7 @@ import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './pyth
 import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
 import { RuntimePool } from './runtime-pool.js';
-import { fusedGlobalScale, groupedWeight, observerSeesNonFinite, observeWeight, quantizeWeight, statsFinite, type WeightStats } from './rtn/quantize-weight.js';
+import { fusedGlobalScale, groupedWeight, observerSeesNonFinite, observesInGraph, observeWeight, quantizeObserved, quantizeWeight, statsFinite, type WeightStats } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
@@ -230,6 +230,12 @@ async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Arr
     const original = groupedWeight(rt, m.kernel, raw);
     const seen = observerSeesNonFinite(rt, m.kernel, original);
     if (!seen && hasNonFinite(raw, m.kernel.dtype)) throw new ApplyError(nonFinite);
+    if (!m.solved && observesInGraph(rt, m.kernel)) {
+      // One graph, one upload: observed, scaled and quantized on the device.
+      const tensors = await quantizeObserved(rt, m.kernel, original);
+      for (const o of m.kernel.outputs) out.push({ name: `${m.writeAs}.${o.suffix}`, bytes: tensors.get(o.suffix)! });
+      continue;
+    }
     const stats = await observeWeight(rt, m.kernel, original);
     if (seen && !statsFinite(stats)) throw new ApplyError(nonFinite);
     // A solved weight is an exact multiple of the original weight's scales: quantizing it with them recovers its codes.

@@ -6,7 +6,7 @@
 import { bf16Bytes, f16Bytes, fp8E4m3Bytes, toFloat32, uint16View } from '../dtypes.js';
 import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
-import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
+import { dtypeFacts, fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
 import { cpuKernelSupports, observeBf16Cpu, observeCpu, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu } from './cpu-kernel.js';
 
@@ -307,6 +307,62 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       break;
     }
   }
+  return result;
+}
+
+/**
+ * Whether one graph observes and quantizes the weight (see
+ * `QuantizeGraphOptions.inGraphScale`): symmetric FP8 and integer weights
+ * with scale groups along rows, where they run in graphs.
+ */
+export function observesInGraph(rt: GraphRuntime, kernel: WeightKernel): boolean {
+  if (inLoops(rt, kernel) || kernel.view.dims.length !== 3) return false;
+  if (kernel.kind === 'fp8') return true;
+  return kernel.kind === 'int' && kernel.args.symmetric && (kernel.format !== 'pack-quantized' || 32 % kernel.args.num_bits === 0);
+}
+
+/**
+ * Observes, scales, quantizes and packs a weight in one graph per row
+ * chunk (one upload; see {@link observesInGraph}). Returns bytes per output
+ * suffix, matching `kernel.outputs`, as {@link quantizeWeight} would.
+ */
+export async function quantizeObserved(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<Map<string, Uint8Array>> {
+  const [n, k] = kernel.shape;
+  const args = kernel.args;
+  const fp8 = kernel.kind === 'fp8';
+  const pack = kernel.format === 'pack-quantized';
+  const per = 32 / args.num_bits;
+  const opts: QuantizeGraphOptions = {
+    kind: kernel.kind,
+    dtype: kernel.dtype,
+    rank: 3,
+    bits: args.num_bits,
+    pack,
+    asymmetric: false,
+    input: grouped.type === 'uint16' ? 'bf16-bits' : 'f32',
+    fp8Codes: fp8 && rt.encodeFp8InGraph,
+    inGraphScale: { divisor: fp8 ? 448 : (2 ** args.num_bits - 1) / 2, eps: dtypeFacts(kernel.dtype).eps },
+  };
+  const key = `observe-quantize-${fp8 ? (opts.fp8Codes ? 'fp8c' : 'fp8') : `int${args.num_bits}${pack ? 'p' : ''}`}-${opts.dtype}-${opts.input}`;
+  const qs: RawTensor[] = [];
+  const ss: RawTensor[] = [];
+  const chunks = rowChunks(rt, kernel);
+  for (const [r0, r1] of chunks) {
+    const feeds: Record<string, RawTensor> = { w: chunks.length === 1 ? grouped : rowSlice(grouped, r0, r1) };
+    if (pack) feeds.pshape = { type: 'int64', data: BigInt64Array.from([BigInt(chunks.length === 1 ? n : r1 - r0), BigInt(k / per), BigInt(per)]), dims: [3] };
+    const out = await rt.run(key, () => quantizeGraph(opts), feeds);
+    qs.push(out.q);
+    ss.push(out.s);
+  }
+  const q = qs.length === 1 ? qs[0] : concatRows(qs);
+  const scale = (ss.length === 1 ? ss[0] : concatRows(ss)).data as Float32Array;
+  const result = new Map<string, Uint8Array>();
+  if (fp8) result.set('weight', opts.fp8Codes ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));
+  else if (pack) {
+    result.set('weight_packed', bytesOf(q.data));
+    result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+  } else result.set('weight', bytesOf(q.data));
+  result.set('weight_scale', scaleBytes(scale, kernel));
   return result;
 }
 

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
 import { cpuKernelSupports, observeBf16Cpu, quantizeFp8Bf16Cpu } from '../../../src/execute/rtn/cpu-kernel.js';
-import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight } from '../../../src/execute/rtn/quantize-weight.js';
+import { fusedGlobalScale, groupedWeight, observesInGraph, observeWeight, quantizeObserved, quantizeWeight } from '../../../src/execute/rtn/quantize-weight.js';
 import { GraphRuntime } from '../../../src/execute/runtime.js';
 import { fp8E4m3Bytes } from '../../../src/execute/dtypes.js';
 import { roundFp8E4m3 } from '../../../src/execute/rtn/qparams.js';
@@ -89,6 +89,39 @@ describe('the CPU loops against the graphs on the CPU provider', () => {
       } finally {
         await loops.dispose();
         await graphs.dispose();
+      }
+    });
+  }
+});
+
+describe('one graph observing and quantizing (the CUDA configuration on the CPU provider) against the CPU loops', () => {
+  for (const [scheme, cols] of [
+    ['FP8_DYNAMIC', 64],
+    ['FP8', 64],
+    ['W4A16', 128],
+    ['W8A16', 128],
+    ['W8A8', 64],
+  ] as const) {
+    test(`${scheme}: the same bytes, zero and subnormal rows included`, async () => {
+      const kernel = planWeightKernel(presetScheme(scheme, ['Linear'])!, [3, cols], 'BF16');
+      const loops = new GraphRuntime('cpu');
+      const device = new GraphRuntime('cpu', null, true, true, false);
+      expect(observesInGraph(device, kernel)).toBe(true);
+      try {
+        await fc.assert(
+          fc.asyncProperty(fc.array(weightBits, { minLength: 3 * cols, maxLength: 3 * cols }), fc.constantFrom('as is', 'tiny row', 'zero row'), async (bits, row) => {
+            const raw = new Uint8Array(Uint16Array.from(bits, (b, i) => (i >= cols ? b : row === 'tiny row' ? b & 0x807f : row === 'zero row' ? b & 0x8000 : b)).buffer);
+            const grouped = groupedWeight(loops, kernel, raw);
+            const stats = await observeWeight(loops, kernel, grouped);
+            const want = await quantizeWeight(loops, kernel, grouped, stats);
+            const got = await quantizeObserved(device, kernel, groupedWeight(device, kernel, raw));
+            for (const o of kernel.outputs) expect([...got.get(o.suffix)!], o.suffix).toEqual([...want.get(o.suffix)!]);
+          }),
+          { numRuns: 100 },
+        );
+      } finally {
+        await loops.dispose();
+        await device.dispose();
       }
     });
   }
