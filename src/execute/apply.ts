@@ -13,7 +13,9 @@ import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './pyth
 import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
 import { RuntimePool } from './runtime-pool.js';
-import { fusedGlobalScale, groupedWeight, observerSeesNonFinite, observesInGraph, observeWeight, quantizeObserved, quantizeWeight, statsFinite, type WeightStats } from './rtn/quantize-weight.js';
+import { cpuKernelSupports } from './rtn/cpu-kernel.js';
+import { defaultLoopWorkers, startLoopWorkers, type LoopWorker } from './loop-workers.js';
+import { NonFiniteWeightError, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
@@ -23,7 +25,7 @@ import { ShardedWriter } from './sharded-writer.js';
 import { assignParts, PART_MANIFEST, PART_TENSORS, runDigest, type PartManifest } from './parts.js';
 import { QUANTC_VERSION } from '../version.js';
 import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor, SolvedWeight } from './types.js';
-import { groupOrderedTensors, withGroupIndex } from './gptq/group-order.js';
+import { withGroupIndex } from './gptq/group-order.js';
 import { fusedEntry, readWeight, resolveWeight, storedBlockName, type WeightSource } from './weight-source.js';
 
 /** A job that cannot run; the message is user-facing. */
@@ -192,19 +194,6 @@ async function fusedBiasSlices(job: ApplyJob, index: CheckpointIndex): Promise<I
   return items;
 }
 
-/** Whether raw float weights hold a NaN or an infinity (all exponent bits set). */
-function hasNonFinite(raw: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): boolean {
-  if (dtype === 'F32') {
-    const u = raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, raw.byteLength >>> 2) : new Uint32Array(raw.slice().buffer);
-    for (let i = 0; i < u.length; i++) if ((u[i]! & 0x7f800000) === 0x7f800000) return true;
-    return false;
-  }
-  const mask = dtype === 'BF16' ? 0x7f80 : 0x7c00;
-  const u = raw.byteOffset % 2 === 0 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength >>> 1) : new Uint16Array(raw.slice().buffer);
-  for (let i = 0; i < u.length; i++) if ((u[i]! & mask) === mask) return true;
-  return false;
-}
-
 function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefined): Promise<Uint8Array[]> {
   const reads = Promise.all(unit.modules.map((m) => changed?.get(m.name) ?? readWeight(m.source)));
   // Awaited later; a failure must not surface as an unhandled rejection meanwhile.
@@ -212,42 +201,15 @@ function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefin
   return reads;
 }
 
-/** A unit's tensors, named and in write order. */
-type UnitOutput = { readonly name: string; readonly bytes: Uint8Array }[];
+/** Where a unit is quantized: a runtime (one per device), and on the CPU possibly a worker thread. */
+interface Slot {
+  readonly rt: GraphRuntime;
+  readonly worker?: LoopWorker;
+}
 
-async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
-  let bytesRead = 0;
-  const out: UnitOutput = [];
-  const loaded: { m: PlannedModule; grouped: ReturnType<typeof groupedWeight>; stats: WeightStats }[] = [];
-  for (const [i, m] of unit.modules.entries()) {
-    const raw = raws[i];
-    bytesRead += raw.byteLength;
-    if (m.solved?.gIdx) {
-      for (const [suffix, bytes] of groupOrderedTensors(m.kernel, m.solved)) out.push({ name: `${m.writeAs}.${suffix}`, bytes });
-      continue;
-    }
-    const nonFinite = `${m.name}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`;
-    const original = groupedWeight(rt, m.kernel, raw);
-    const seen = observerSeesNonFinite(rt, m.kernel, original);
-    if (!seen && hasNonFinite(raw, m.kernel.dtype)) throw new ApplyError(nonFinite);
-    if (!m.solved && observesInGraph(rt, m.kernel)) {
-      // One graph, one upload: observed, scaled and quantized on the device.
-      const tensors = await quantizeObserved(rt, m.kernel, original);
-      for (const o of m.kernel.outputs) out.push({ name: `${m.writeAs}.${o.suffix}`, bytes: tensors.get(o.suffix)! });
-      continue;
-    }
-    const stats = await observeWeight(rt, m.kernel, original);
-    if (seen && !statsFinite(stats)) throw new ApplyError(nonFinite);
-    // A solved weight is an exact multiple of the original weight's scales: quantizing it with them recovers its codes.
-    loaded.push({ m, grouped: m.solved ? groupedWeight(rt, m.kernel, m.solved.bytes) : original, stats });
-  }
-  if (loaded.length === 0) return { out, bytesRead };
-  const globalScale = unit.modules[0].kernel.kind === 'nvfp4' ? fusedGlobalScale(loaded.map((l) => l.stats), unit.modules[0].kernel) : undefined;
-  for (const { m, grouped, stats } of loaded) {
-    const tensors = await quantizeWeight(rt, m.kernel, grouped, stats, globalScale);
-    for (const o of m.kernel.outputs) out.push({ name: `${m.writeAs}.${o.suffix}`, bytes: tensors.get(o.suffix)! });
-  }
-  return { out, bytesRead };
+/** Whether a worker thread can quantize a unit: CPU loops only, from the checkpoint's weights. */
+function inWorker(unit: Unit, rt: GraphRuntime, changed: ReadonlyMap<string, Uint8Array> | undefined): boolean {
+  return rt.cpuLoops && unit.modules.every((m) => !m.solved && !changed?.has(m.name) && cpuKernelSupports(m.kernel));
 }
 
 /** Bytes of weights read ahead of the writer, at most (more when a single unit is larger). */
@@ -268,7 +230,7 @@ class UnitPipeline {
 
   constructor(
     private readonly units: readonly Unit[],
-    private readonly pool: RuntimePool,
+    private readonly pool: RuntimePool<Slot>,
     private readonly changed: ReadonlyMap<string, Uint8Array> | undefined,
   ) {
     this.fill();
@@ -276,6 +238,11 @@ class UnitPipeline {
 
   private unitBytes(u: Unit): number {
     return u.modules.reduce((a, m) => a + m.source.shape[0] * m.source.shape[1] * DTYPE_BYTES[m.source.dtype], 0);
+  }
+
+  private quantize(slot: Slot, unit: Unit, raws: Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
+    const modules = unit.modules.map((m): UnitModule => ({ name: m.name, writeAs: m.writeAs, kernel: m.kernel, ...(m.solved ? { solved: m.solved } : {}) }));
+    return slot.worker && inWorker(unit, slot.rt, this.changed) ? slot.worker.quantize(modules, raws) : quantizeUnit(slot.rt, modules, raws);
   }
 
   /** Starts units while fewer than two per runtime (plus one) are pending and the read-ahead budget allows. */
@@ -286,7 +253,7 @@ class UnitPipeline {
       const bytes = this.unitBytes(unit);
       if (this.started > this.taken && this.inFlightBytes + bytes > READ_AHEAD_BYTES) break;
       this.inFlightBytes += bytes;
-      const result = readUnit(unit, this.changed).then((raws) => this.pool.run((rt) => processUnit(rt, unit, raws)));
+      const result = readUnit(unit, this.changed).then((raws) => this.pool.run((slot) => this.quantize(slot, unit, raws)));
       // Awaited in order by next(); a failure must not surface as an unhandled rejection meanwhile.
       result.catch(() => undefined);
       this.results.push(result);
@@ -302,7 +269,9 @@ class UnitPipeline {
   /** The next unit's tensors, in unit order. */
   async next(): Promise<{ out: UnitOutput; bytesRead: number }> {
     const i = this.taken;
-    const result = await this.results[i]!;
+    const result = await this.results[i]!.catch((e: unknown) => {
+      throw e instanceof NonFiniteWeightError ? new ApplyError(e.message) : e;
+    });
     this.results[i] = undefined as never;
     this.taken++;
     this.inFlightBytes -= this.unitBytes(this.units[i]!);
@@ -383,23 +352,25 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const mineModules = mine.reduce((a, i) => a + ('unit' in i ? i.unit.modules.length : 0), 0);
   const stage = await stageOutputDir(job.outDir);
   onEvent({ kind: 'start', modules: mineModules, bytesIn: index.totalBytes });
-  const pool = new RuntimePool(
-    (job.devices ?? [{ device: job.device }]).map((slot) => {
-      const rt = new GraphRuntime(slot.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops);
-      rt.deviceId = slot.deviceId;
-      return rt;
-    }),
-  );
+  const runtimes = (job.devices ?? [{ device: job.device }]).map((slot) => {
+    const rt = new GraphRuntime(slot.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops);
+    rt.deviceId = slot.deviceId;
+    return rt;
+  });
+  const allUnits = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
+  // On one CPU, worker threads quantize the units the loops handle (while this thread reads and writes).
+  const cpu = runtimes.length === 1 && runtimes[0]!.device === 'cpu';
+  const workers = cpu && allUnits.some((u) => inWorker(u, runtimes[0]!, job.changedWeights?.linears)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers()) : [];
+  const pool = new RuntimePool<Slot>(workers.length > 0 ? workers.map((worker) => ({ rt: runtimes[0]!, worker })) : runtimes.map((rt) => ({ rt })));
   const writer = new ShardedWriter(stage.path, writeLayout);
   let weightSeconds = 0;
   let weightBytes = 0;
   let pipeline: UnitPipeline | null = null;
   try {
     let done = 0;
-    const units = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
     const changed = job.changedWeights?.linears;
     const offsetNorms = new Set(job.offsetNorms ?? []);
-    pipeline = new UnitPipeline(units, pool, changed);
+    pipeline = new UnitPipeline(allUnits, pool, changed);
     for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
       if (replaced) await writer.write(item.key, replaced);
@@ -443,7 +414,8 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     await stage.discard();
     throw asApplyError(e, job.outDir);
   } finally {
-    await pool.dispose();
+    for (const rt of runtimes) await rt.dispose();
+    for (const w of workers) await w.terminate();
   }
   const seconds = (performance.now() - started) / 1000;
   const summary: ApplySummary = {
@@ -455,7 +427,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     ignored: job.ignore.length,
     outDir: job.outDir,
     weightGBps: weightSeconds > 0 ? weightBytes / weightSeconds / 1e9 : 0,
-    ...(pool.runtimes.length > 1 ? { unitsPerDevice: [...pool.tasks] } : {}),
+    ...(pool.runtimes.length > 1 ? { unitsPerRuntime: [...pool.tasks] } : {}),
   };
   onEvent({ kind: 'done', summary });
   return summary;

@@ -166,6 +166,8 @@ export interface ApplyJob {
   readonly encodeFp8InGraph?: boolean;
   /** FP8 round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly cpuLoops?: boolean;
+  /** Worker threads quantizing in the CPU loops (default: one per core from two cores up; 0: this thread); results do not depend on it. */
+  readonly cpuWorkers?: number;
 }
 
 /** Progress events, in order: one `start`, then per-module `module`, then `done`. */
@@ -186,6 +188,6 @@ export interface ApplySummary {
   readonly outDir: string;
   /** Bytes of quantized weights read per second of weight processing, in GB/s. */
   readonly weightGBps: number;
-  /** With several devices (`ApplyJob.devices`): how many weights (fused NVFP4 groups counting once) each quantized, in list order. */
-  readonly unitsPerDevice?: readonly number[];
+  /** With several devices (`ApplyJob.devices`) or CPU worker threads: how many weights (fused NVFP4 groups counting once) each quantized, in order. */
+  readonly unitsPerRuntime?: readonly number[];
 }

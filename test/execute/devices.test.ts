@@ -102,7 +102,7 @@ describe('apply over several devices', () => {
       const three = await referenceJob(model, scheme, modelDir);
       await applyJob({ ...one.job, cpuLoops });
       const summary = await applyJob({ ...three.job, cpuLoops, devices: [{ device: 'cpu' }, { device: 'cpu' }, { device: 'cpu' }] });
-      const units = summary.unitsPerDevice!;
+      const units = summary.unitsPerRuntime!;
       expect(units).toHaveLength(3);
       // Graph runs are asynchronous: while one runtime runs, the next weights go to the others.
       if (!cpuLoops) expect(units.every((n) => n > 0), String(units)).toBe(true);
