@@ -15,7 +15,8 @@ import { GraphRuntime } from './runtime.js';
 import { RuntimePool } from './runtime-pool.js';
 import { cpuKernelSupports } from './rtn/cpu-kernel.js';
 import { defaultLoopWorkers, startLoopWorkers, type LoopWorker } from './loop-workers.js';
-import { NonFiniteWeightError, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
+import { NonFiniteWeightError, quantizeStack, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
+import { stackKey } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
@@ -215,6 +216,9 @@ function inWorker(unit: Unit, rt: GraphRuntime, changed: ReadonlyMap<string, Uin
 /** Bytes of weights read ahead of the writer, at most (more when a single unit is larger). */
 const READ_AHEAD_BYTES = 2 ** 31;
 
+/** Bytes of same-shaped weights stacked into one graph run, at most: enough to spare small weights (experts) a run each, small enough to keep reads, runs and writes overlapping. */
+const STACK_BYTES = 2 ** 26;
+
 /**
  * The weight pass as a pipeline: units are read ahead (a few per runtime,
  * within {@link READ_AHEAD_BYTES}), quantized on the first free runtime of
@@ -224,6 +228,10 @@ const READ_AHEAD_BYTES = 2 ** 31;
  */
 class UnitPipeline {
   private readonly results: Promise<{ out: UnitOutput; bytesRead: number }>[] = [];
+  /** The task (one graph run may quantize several units) of each started unit. */
+  private readonly taskOf: number[] = [];
+  private readonly taskUnitsLeft: number[] = [];
+  private tasksInFlight = 0;
   private started = 0;
   private taken = 0;
   private inFlightBytes = 0;
@@ -240,24 +248,66 @@ class UnitPipeline {
     return u.modules.reduce((a, m) => a + m.source.shape[0] * m.source.shape[1] * DTYPE_BYTES[m.source.dtype], 0);
   }
 
+  private static modules(unit: Unit): UnitModule[] {
+    return unit.modules.map((m): UnitModule => ({ name: m.name, writeAs: m.writeAs, kernel: m.kernel, ...(m.solved ? { solved: m.solved } : {}) }));
+  }
+
   private quantize(slot: Slot, unit: Unit, raws: Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
-    const modules = unit.modules.map((m): UnitModule => ({ name: m.name, writeAs: m.writeAs, kernel: m.kernel, ...(m.solved ? { solved: m.solved } : {}) }));
+    const modules = UnitPipeline.modules(unit);
     return slot.worker && inWorker(unit, slot.rt, this.changed) ? slot.worker.quantize(modules, raws) : quantizeUnit(slot.rt, modules, raws);
   }
 
-  /** Starts units while fewer than two per runtime (plus one) are pending and the read-ahead budget allows. */
+  /** The stack key of a unit whose one weight comes from the checkpoint (see `stackKey`), else null. */
+  private stackKeyOf(unit: Unit): string | null {
+    const m = unit.modules[0]!;
+    if (unit.modules.length !== 1 || m.solved || this.changed?.has(m.name)) return null;
+    return stackKey(this.pool.runtimes[0]!.rt, m.kernel);
+  }
+
+  /**
+   * Starts tasks while fewer than two per runtime (plus one) are pending and
+   * the read-ahead budget allows; a task is one unit, or consecutive units
+   * of one stack key (up to {@link STACK_BYTES}) quantized in one graph run.
+   */
   private fill(): void {
     const window = 2 * this.pool.runtimes.length + 1;
-    while (this.started < this.units.length && this.started - this.taken < window) {
-      const unit = this.units[this.started]!;
-      const bytes = this.unitBytes(unit);
+    while (this.started < this.units.length && this.tasksInFlight < window) {
+      const first = this.units[this.started]!;
+      const key = this.stackKeyOf(first);
+      const group = [first];
+      let bytes = this.unitBytes(first);
+      while (key !== null && this.started + group.length < this.units.length) {
+        const next = this.units[this.started + group.length]!;
+        if (this.stackKeyOf(next) !== key || bytes + this.unitBytes(next) > STACK_BYTES) break;
+        group.push(next);
+        bytes += this.unitBytes(next);
+      }
       if (this.started > this.taken && this.inFlightBytes + bytes > READ_AHEAD_BYTES) break;
       this.inFlightBytes += bytes;
-      const result = readUnit(unit, this.changed).then((raws) => this.pool.run((slot) => this.quantize(slot, unit, raws)));
-      // Awaited in order by next(); a failure must not surface as an unhandled rejection meanwhile.
-      result.catch(() => undefined);
-      this.results.push(result);
-      this.started++;
+      const task = this.taskUnitsLeft.length;
+      this.taskUnitsLeft.push(group.length);
+      this.tasksInFlight++;
+      let results: Promise<{ out: UnitOutput; bytesRead: number }>[];
+      if (group.length === 1) results = [readUnit(first, this.changed).then((raws) => this.pool.run((slot) => this.quantize(slot, first, raws)))];
+      else {
+        const all = Promise.all(group.map((u) => readUnit(u, this.changed))).then((raws) =>
+          this.pool.run((slot) =>
+            quantizeStack(
+              slot.rt,
+              group.map((u) => UnitPipeline.modules(u)[0]!),
+              raws.map((r) => r[0]!),
+            ),
+          ),
+        );
+        results = group.map((_, i) => all.then((r) => r[i]!));
+      }
+      for (const result of results) {
+        // Awaited in order by next(); a failure must not surface as an unhandled rejection meanwhile.
+        result.catch(() => undefined);
+        this.results.push(result);
+        this.taskOf.push(task);
+      }
+      this.started += group.length;
     }
   }
 
@@ -275,6 +325,7 @@ class UnitPipeline {
     this.results[i] = undefined as never;
     this.taken++;
     this.inFlightBytes -= this.unitBytes(this.units[i]!);
+    if (--this.taskUnitsLeft[this.taskOf[i]!]! === 0) this.tasksInFlight--;
     this.fill();
     return result;
   }

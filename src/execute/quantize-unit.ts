@@ -6,7 +6,7 @@
  */
 import { groupOrderedTensors } from './gptq/group-order.js';
 import type { GraphRuntime } from './runtime.js';
-import { fusedGlobalScale, groupedWeight, observerSeesNonFinite, observesInGraph, observeWeight, quantizeObserved, quantizeWeight, statsFinite, type WeightStats } from './rtn/quantize-weight.js';
+import { fusedGlobalScale, groupedWeight, observerSeesNonFinite, observesInGraph, observeWeight, quantizeObserved, quantizeObservedStack, quantizeWeight, statsFinite, type WeightStats } from './rtn/quantize-weight.js';
 import type { WeightKernel } from './rtn/weight-kernel.js';
 import type { SolvedWeight } from './types.js';
 
@@ -37,6 +37,18 @@ function hasNonFinite(raw: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): boolean {
   const u = raw.byteOffset % 2 === 0 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength >>> 1) : new Uint16Array(raw.slice().buffer);
   for (let i = 0; i < u.length; i++) if ((u[i]! & mask) === mask) return true;
   return false;
+}
+
+/**
+ * Quantizes single-module units of one stack key (see `stackKey`) in one
+ * graph run: `raws[i]` is `modules[i]`'s weight; one result per unit.
+ */
+export async function quantizeStack(rt: GraphRuntime, modules: readonly UnitModule[], raws: readonly Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }[]> {
+  for (const [i, m] of modules.entries()) {
+    if (hasNonFinite(raws[i]!, m.kernel.dtype)) throw new NonFiniteWeightError(`${m.name}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`);
+  }
+  const tensors = await quantizeObservedStack(rt, modules[0]!.kernel, raws);
+  return modules.map((m, i) => ({ out: m.kernel.outputs.map((o) => ({ name: `${m.writeAs}.${o.suffix}`, bytes: tensors[i]!.get(o.suffix)! })), bytesRead: raws[i]!.byteLength }));
 }
 
 /** Quantizes a unit's modules from their raw weights (`raws[i]` for `modules[i]`). */

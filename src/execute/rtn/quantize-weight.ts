@@ -366,6 +366,48 @@ export async function quantizeObserved(rt: GraphRuntime, kernel: WeightKernel, g
   return result;
 }
 
+/**
+ * The key under which weights can be stacked into one graph run (same
+ * kernel, shape and dtype; whole weights, row-independent scale groups), or
+ * null for a weight that runs alone.
+ */
+export function stackKey(rt: GraphRuntime, kernel: WeightKernel): string | null {
+  const s = kernel.args.strategy;
+  if (rt.chunkElements !== null || !observesInGraph(rt, kernel) || (s !== 'channel' && s !== 'group')) return null;
+  return JSON.stringify([kernel.kind, kernel.format, kernel.dtype, kernel.shape, kernel.args.num_bits, s, kernel.args.group_size]);
+}
+
+/**
+ * Quantizes weights of one {@link stackKey} in one graph run: their rows
+ * stacked into one `[count·N, K]` weight (scale groups never cross rows, so
+ * each weight's codes and scales are what it gets alone), split back after.
+ */
+export async function quantizeObservedStack(rt: GraphRuntime, kernel: WeightKernel, raws: readonly Uint8Array[]): Promise<Map<string, Uint8Array>[]> {
+  if (raws.length === 1) return [await quantizeObserved(rt, kernel, groupedWeight(rt, kernel, raws[0]!))];
+  const count = raws.length;
+  const [n, k] = kernel.shape;
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const stacked: WeightKernel = { ...kernel, shape: [count * n, k], view: { ...kernel.view, dims: [count * a, b, c], padded: [count * n, k] } };
+  const all = new Uint8Array(raws.reduce((t, r) => t + r.byteLength, 0));
+  let at = 0;
+  for (const r of raws) {
+    all.set(r, at);
+    at += r.byteLength;
+  }
+  const together = await quantizeObserved(rt, stacked, groupedWeight(rt, stacked, all));
+  return raws.map((_, i) => {
+    const one = new Map<string, Uint8Array>();
+    for (const [suffix, bytes] of together) {
+      if (suffix === 'weight_shape') one.set(suffix, bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+      else {
+        const part = bytes.byteLength / count;
+        one.set(suffix, bytes.subarray(i * part, (i + 1) * part));
+      }
+    }
+    return one;
+  });
+}
+
 function scaleBytes(scale: Float32Array, kernel: WeightKernel): Uint8Array {
   if (kernel.dtype === 'BF16') return bf16Bytes(scale);
   return kernel.dtype === 'F16' ? f16Bytes(scale) : bytesOf(scale);

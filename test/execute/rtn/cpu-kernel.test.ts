@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
 import { cpuKernelSupports, observeBf16Cpu, quantizeFp8Bf16Cpu } from '../../../src/execute/rtn/cpu-kernel.js';
-import { fusedGlobalScale, groupedWeight, observesInGraph, observeWeight, quantizeObserved, quantizeWeight } from '../../../src/execute/rtn/quantize-weight.js';
+import { fusedGlobalScale, groupedWeight, observesInGraph, observeWeight, quantizeObserved, quantizeObservedStack, quantizeWeight, stackKey } from '../../../src/execute/rtn/quantize-weight.js';
 import { GraphRuntime } from '../../../src/execute/runtime.js';
 import { fp8E4m3Bytes } from '../../../src/execute/dtypes.js';
 import { roundFp8E4m3 } from '../../../src/execute/rtn/qparams.js';
@@ -125,4 +125,36 @@ describe('one graph observing and quantizing (the CUDA configuration on the CPU 
       }
     });
   }
+});
+
+describe('same-shaped weights stacked into one graph run', () => {
+  for (const scheme of ['FP8_DYNAMIC', 'W4A16', 'W8A8'] as const) {
+    test(`${scheme}: each weight's tensors are what it gets alone`, async () => {
+      const kernel = planWeightKernel(presetScheme(scheme, ['Linear'])!, [2, 128], 'BF16');
+      const rt = new GraphRuntime('cpu', null, true, true, false);
+      expect(stackKey(rt, kernel)).not.toBeNull();
+      try {
+        await fc.assert(
+          fc.asyncProperty(fc.array(fc.array(weightBits, { minLength: 256, maxLength: 256 }), { minLength: 2, maxLength: 4 }), async (weights) => {
+            const raws = weights.map((w) => new Uint8Array(Uint16Array.from(w).buffer));
+            const together = await quantizeObservedStack(rt, kernel, raws);
+            for (const [i, raw] of raws.entries()) {
+              const alone = await quantizeObserved(rt, kernel, groupedWeight(rt, kernel, raw));
+              for (const o of kernel.outputs) expect([...together[i]!.get(o.suffix)!], `${i} ${o.suffix}`).toEqual([...alone.get(o.suffix)!]);
+            }
+          }),
+          { numRuns: 30 },
+        );
+      } finally {
+        await rt.dispose();
+      }
+    });
+  }
+
+  test('tensor-wise scales, slices and the CPU loops do not stack', () => {
+    const graphs = new GraphRuntime('cpu', null, true, true, false);
+    expect(stackKey(graphs, planWeightKernel(presetScheme('FP8', ['Linear'])!, [2, 128], 'BF16'))).toBeNull();
+    expect(stackKey(new GraphRuntime('cpu', 4096, true, true, false), planWeightKernel(presetScheme('W4A16', ['Linear'])!, [2, 128], 'BF16'))).toBeNull();
+    expect(stackKey(new GraphRuntime('cpu'), planWeightKernel(presetScheme('W4A16', ['Linear'])!, [2, 128], 'BF16'))).toBeNull();
+  });
 });
