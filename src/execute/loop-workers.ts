@@ -15,6 +15,7 @@ import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quanti
 /** One worker thread. */
 export class LoopWorker {
   private next = 0;
+  private failed: Error | null = null;
   private readonly pending = new Map<number, { resolve: (r: { out: UnitOutput; bytesRead: number }) => void; reject: (e: Error) => void }>();
 
   constructor(private readonly worker: Worker) {
@@ -26,17 +27,22 @@ export class LoopWorker {
       if ('error' in reply) p.reject(reply.nonFinite ? new NonFiniteWeightError(reply.error) : new Error(reply.error));
       else p.resolve({ out: reply.out, bytesRead: reply.bytesRead });
     });
-    worker.on('error', (e) => {
+    // A worker that dies (an error, running out of memory) fails its task and every later one, never hangs them.
+    const fail = (e: Error): void => {
+      this.failed ??= e;
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
       worker.unref();
-    });
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`a weight-pass worker thread stopped (exit code ${code})`)));
     // Only a worker with a task keeps the process alive (awaiting its reply does not).
     worker.unref();
   }
 
   /** Quantizes a unit; `raws` are transferred (unusable here afterwards). */
   quantize(modules: readonly UnitModule[], raws: readonly Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
+    if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     const buffers = [...new Set(raws.map((r) => r.buffer as ArrayBuffer))];
     return new Promise((resolve, reject) => {
