@@ -82,7 +82,7 @@ export class GraphRuntime {
    * JavaScript; on the CPU widening in JavaScript is faster).
    * `encodeFp8InGraph`: FP8 graphs return E4M3 byte codes rather than float32
    * values (default on CUDA: a quarter of the download, no pass in JavaScript).
-   * `cpuLoops`: FP8 round-to-nearest in plain loops (`rtn/cpu-kernel.ts`)
+   * `cpuLoops`: round-to-nearest in plain loops (`rtn/cpu-kernel.ts`)
    * instead of graphs (default on the CPU, where one fused pass beats a
    * sweep per graph operator; same results).
    */

@@ -164,7 +164,7 @@ export interface ApplyJob {
   readonly decodeBf16InGraph?: boolean;
   /** Encode FP8 bytes inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly encodeFp8InGraph?: boolean;
-  /** FP8 round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
+  /** Round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly cpuLoops?: boolean;
   /** Worker threads quantizing in the CPU loops (default: one per core from two cores up; 0: this thread); results do not depend on it. */
   readonly cpuWorkers?: number;

@@ -1,8 +1,9 @@
 /**
- * FP8 round-to-nearest on the CPU in plain loops: the same arithmetic as
- * the ONNX graphs of `graphs.ts` (float32 division, rounding to the weight
- * dtype where PyTorch does, clip, FP8 encoding), one pass over the weight
- * instead of one memory pass per graph operator (see cpuKernelSupports).
+ * Round-to-nearest on the CPU in plain loops (FP8, MXFP8, symmetric
+ * integers, MXFP4, NVFP4): the same arithmetic as the ONNX graphs of
+ * `graphs.ts` (float32 division, rounding to the weight dtype where
+ * PyTorch does, clip, encoding, packing), one pass over the weight instead
+ * of one memory pass per graph operator (see cpuKernelSupports).
  *
  * Exactness of the float32 steps: JavaScript divides in float64 and
  * `Math.fround` rounds to float32; double rounding through a format with
@@ -29,7 +30,7 @@ export function cpuKernelSupports(kernel: WeightKernel): boolean {
   if (kernel.kind === 'nvfp4') return kernel.view.dims[2]! % 2 === 0;
   if (kernel.kind === 'mxfp4') return wordAligned(kernel, 4);
   const layout = intLayout(kernel);
-  return kernel.kind === 'int' && kernel.args.symmetric && layout !== null && wordAligned(kernel, layout === 'packed' ? kernel.args.num_bits : 8);
+  return kernel.kind === 'int' && kernel.args.symmetric && layout !== null && (layout === 'int8' || wordAligned(kernel, kernel.args.num_bits));
 }
 
 /** How integer codes are stored: packed `bits` to an int32 word (rows word-aligned), or one int8 each. */
@@ -126,42 +127,6 @@ export function quantizeFp8Cpu(kernel: WeightKernel, w: Float32Array, scale: Flo
     for (let i = g * c; i < end; i++) {
       const v = round(Math.fround(w[i]! / s));
       out[i] = roundFp8E4m3(v < -448 ? -448 : v > 448 ? 448 : v);
-    }
-  }
-  return out;
-}
-
-/**
- * FP8 E4M3 byte codes of raw bf16 weights: `fp8(clip(bf16(x / s), ±448))`
- * encoded straight from the bf16 bits (3 of the 7 mantissa bits kept,
- * ties to even, a carry moving into the exponent; subnormals below 2^-6).
- */
-export function quantizeFp8Bf16Cpu(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
-  const [a, b, c] = kernel.view.dims as [number, number, number];
-  const table = bf16Values();
-  const out = new Uint8Array(a * b * c);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  for (let g = 0; g < a * b; g++) {
-    const s = scale[g]!;
-    const end = (g + 1) * c;
-    for (let i = g * c; i < end; i++) {
-      f[0] = table[bits[i]!]! / s;
-      const x = u[0]!;
-      // bf16 rounding of the float32 quotient, then 448 = 0x43e0 as the largest magnitude.
-      let h = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-      const sign = (h >>> 8) & 0x80;
-      h &= 0x7fff;
-      if (h > 0x43e0) h = 0x43e0;
-      let code: number;
-      if (h >= 0x3c80) {
-        // Normal FP8: exponent rebased from 127 to 7, mantissa 7 → 3 bits.
-        const v = h - (120 << 7);
-        code = (v + 0x7 + ((v >>> 4) & 1)) >>> 4;
-      } else {
-        code = rneInt(table[h]! * 512);
-      }
-      out[i] = sign | code;
     }
   }
   return out;
@@ -308,6 +273,32 @@ function quotientCodes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Ar
   return out;
 }
 
+/** {@link quotientCodes} for 8-bit fields one byte at a time, for groups that are not whole words (slower than whole words). */
+function quotientBytes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, table: CodeTable): Uint8Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const quot = quotients();
+  const values = bf16Values();
+  const { cap, code } = table;
+  const stride = cap + 1;
+  const out = new Uint8Array(a * b * c);
+  for (let g = 0; g < a * b; g++) {
+    const s = scale[g]!;
+    const sb = scaleBits(s);
+    const fast = (sb & 0x7f80) !== 0;
+    const base = (sb & 0x7f) << 7;
+    const se = sb & 0x7f80;
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i++) {
+      const h = bits[i]!;
+      const m = h & 0x7fff;
+      let q = fast && m >= 0x80 ? quot[base | (m & 0x7f)]! + (m & 0x7f80) - se : 0;
+      if (q < 0x80) q = bf16BitsOf(values[m]! / s) & 0x7fff;
+      out[i] = code[(q > cap ? cap : q) + (h >>> 15) * stride]!;
+    }
+  }
+  return out;
+}
+
 /** Whether the groups of a view are whole words of `width`-bit codes. */
 function wordAligned(kernel: WeightKernel, width: number): boolean {
   return kernel.view.dims[2]! % (32 / width) === 0;
@@ -318,9 +309,8 @@ function wordAligned(kernel: WeightKernel, width: number): boolean {
  * without a division per element (see {@link quotientCodes}); the sign is the weight's, −0 included.
  */
 export function quantizeFp8Bf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
-  if (!wordAligned(kernel, 8)) return quantizeFp8Bf16Cpu(kernel, bits, scale);
-  const words = quotientCodes(kernel, bits, scale, fp8Table(), 8);
-  return new Uint8Array(words.buffer);
+  if (kernel.view.dims[2]! % 4 !== 0) return quotientBytes(kernel, bits, scale, fp8Table());
+  return new Uint8Array(quotientCodes(kernel, bits, scale, fp8Table(), 8).buffer);
 }
 
 /**
@@ -331,8 +321,9 @@ export function quantizeFp8Bf16Table(kernel: WeightKernel, bits: Uint16Array, sc
 export function quantizeIntBf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Int32Array | Int8Array {
   const nbits = kernel.args.num_bits;
   const packed = intLayout(kernel) === 'packed';
-  const words = quotientCodes(kernel, bits, scale, intTable(nbits, packed), packed ? nbits : 8);
-  return packed ? new Int32Array(words.buffer) : new Int8Array(words.buffer);
+  if (!packed && !wordAligned(kernel, 8)) return new Int8Array(quotientBytes(kernel, bits, scale, intTable(nbits, false)).buffer);
+  if (!packed) return new Int8Array(quotientCodes(kernel, bits, scale, intTable(nbits, false), 8).buffer);
+  return new Int32Array(quotientCodes(kernel, bits, scale, intTable(nbits, true), nbits).buffer);
 }
 
 /**

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
-import { cpuKernelSupports, observeBf16Cpu, quantizeFp8Bf16Cpu } from '../../../src/execute/rtn/cpu-kernel.js';
+import { cpuKernelSupports, observeBf16Cpu, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
 import { fusedGlobalScale, groupedWeight, observesInGraph, observeWeight, quantizeObserved, quantizeObservedStack, quantizeWeight, stackKey } from '../../../src/execute/rtn/quantize-weight.js';
 import { GraphRuntime } from '../../../src/execute/runtime.js';
 import { fp8E4m3Bytes } from '../../../src/execute/dtypes.js';
@@ -32,7 +32,7 @@ describe('observeBf16Cpu', () => {
   });
 });
 
-describe('quantizeFp8Bf16Cpu', () => {
+describe('quantizeFp8Bf16Table', () => {
   test('encodes fp8(clip(bf16(x / s), ±448)) byte for byte, subnormals, ties, saturation and -0 included', () => {
     const kernel = planWeightKernel(presetScheme('FP8_DYNAMIC', ['Linear'])!, [1, 128], 'BF16');
     fc.assert(
@@ -40,7 +40,7 @@ describe('quantizeFp8Bf16Cpu', () => {
         const w = Float32Array.from(raw, (v) => roundBf16(v));
         const rawBits = Uint16Array.from(new Uint32Array(w.buffer), (u) => u >>> 16);
         const want = fp8E4m3Bytes(Float32Array.from(w, (x) => roundFp8E4m3(Math.min(448, Math.max(-448, roundBf16(Math.fround(x / s)))))));
-        expect([...quantizeFp8Bf16Cpu(kernel, rawBits, Float32Array.of(s))]).toEqual([...want]);
+        expect([...quantizeFp8Bf16Table(kernel, rawBits, Float32Array.of(s))]).toEqual([...want]);
       }),
       { numRuns: 500 },
     );
@@ -57,16 +57,19 @@ const weightBits = fc.oneof(
 describe('the CPU loops against the graphs on the CPU provider', () => {
   const cases: [string, number][] = [
     ['FP8_DYNAMIC', 64],
+    // Rows that are not whole 32-bit words of codes: one byte at a time.
+    ['FP8_DYNAMIC', 66],
     ['FP8', 64],
     ['MXFP8', 64],
     ['W4A16', 128],
     ['W8A16', 128],
     ['W8A8', 64],
+    ['W8A8', 66],
     ['MXFP4', 64],
     ['NVFP4A16', 64],
   ];
   for (const [scheme, cols] of cases) {
-    test(`${scheme}: the same bytes from raw bf16 weights`, async () => {
+    test(`${scheme} (${cols} columns): the same bytes from raw bf16 weights`, async () => {
       const kernel = planWeightKernel(presetScheme(scheme, ['Linear'])!, [3, cols], 'BF16');
       expect(cpuKernelSupports(kernel)).toBe(true);
       const loops = new GraphRuntime('cpu');
