@@ -83,6 +83,28 @@ export function observeBf16Cpu(kernel: WeightKernel, bits: Uint16Array): WeightS
   return { min, max };
 }
 
+/**
+ * Statistics of raw bf16 weights for symmetric schemes, whose scales depend
+ * only on each group's largest magnitude: that maximum `amax` found on the
+ * magnitude bits (which order like the values), reported as min −amax and
+ * max amax. A NaN or infinity makes `amax` one too.
+ */
+export function observeAbsBf16Cpu(kernel: WeightKernel, bits: Uint16Array): WeightStats {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const table = bf16Values();
+  const groups = a * b;
+  const min = new Float32Array(groups);
+  const max = new Float32Array(groups);
+  for (let g = 0; g < groups; g++) {
+    let hi = 0;
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i++) hi = Math.max(hi, bits[i]! & 0x7fff);
+    max[g] = table[hi]!;
+    min[g] = -table[hi]!;
+  }
+  return { min, max };
+}
+
 /** Per-group min and max of float32 weight values in the kernel's `[a, b, c]` view. */
 export function observeCpu(kernel: WeightKernel, w: Float32Array): WeightStats {
   const [a, b, c] = kernel.view.dims as [number, number, number];

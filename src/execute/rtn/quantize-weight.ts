@@ -8,7 +8,7 @@ import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { dtypeFacts, fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
-import { cpuKernelSupports, observeBf16Cpu, observeCpu, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu } from './cpu-kernel.js';
+import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, observeCpu, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu } from './cpu-kernel.js';
 
 /** Whether a weight goes through the CPU loops rather than the graphs. */
 function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
@@ -74,7 +74,11 @@ function rowSlice(t: RawTensor, r0: number, r1: number): RawTensor {
 export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<WeightStats> {
   const rank = kernel.view.dims.length as 3 | 4;
   const input = grouped.type === 'uint16' ? 'bf16-bits' : 'f32';
-  if (inLoops(rt, kernel)) return grouped.type === 'uint16' ? observeBf16Cpu(kernel, grouped.data as Uint16Array) : observeCpu(kernel, grouped.data as Float32Array);
+  if (inLoops(rt, kernel)) {
+    if (grouped.type !== 'uint16') return observeCpu(kernel, grouped.data as Float32Array);
+    // Symmetric scales need only each group's largest magnitude.
+    return kernel.args.symmetric ? observeAbsBf16Cpu(kernel, grouped.data as Uint16Array) : observeBf16Cpu(kernel, grouped.data as Uint16Array);
+  }
   const key = `observe-${rank}-${input}`;
   const chunks = rowChunks(rt, kernel);
   if (chunks.length === 1) {

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { roundBf16 } from '../../../src/execute/dtypes.js';
-import { cpuKernelSupports, observeBf16Cpu, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
+import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
 import { fusedGlobalScale, groupedWeight, observesInGraph, observeWeight, quantizeObserved, quantizeObservedStack, quantizeWeight, stackKey } from '../../../src/execute/rtn/quantize-weight.js';
 import { GraphRuntime } from '../../../src/execute/runtime.js';
 import { fp8E4m3Bytes } from '../../../src/execute/dtypes.js';
@@ -29,6 +29,28 @@ describe('observeBf16Cpu', () => {
         expect(stats.max[0]! === Math.max(...w)).toBe(true);
       }),
     );
+  });
+});
+
+describe('observeAbsBf16Cpu', () => {
+  test('reports each group as ±(its largest magnitude)', () => {
+    const kernel = planWeightKernel(presetScheme('NVFP4A16', ['Linear'])!, [1, 128], 'BF16');
+    fc.assert(
+      fc.property(fc.array(bf16, { minLength: 128, maxLength: 128 }), (values) => {
+        const w = Float32Array.from(values);
+        const stats = observeAbsBf16Cpu(kernel, Uint16Array.from(new Uint32Array(w.buffer), (u) => u >>> 16));
+        for (let g = 0; g < 8; g++) {
+          const amax = Math.max(...Array.from(w.subarray(g * 16, (g + 1) * 16), Math.abs));
+          expect([stats.min[g], stats.max[g]]).toEqual([-amax, amax]);
+        }
+      }),
+    );
+  });
+
+  test('a NaN or an infinity becomes the maximum', () => {
+    const kernel = planWeightKernel(presetScheme('FP8_DYNAMIC', ['Linear'])!, [1, 4], 'BF16');
+    expect(observeAbsBf16Cpu(kernel, Uint16Array.of(0x3f80, 0xffc1, 0, 0)).max[0]).toBeNaN();
+    expect(observeAbsBf16Cpu(kernel, Uint16Array.of(0x3f80, 0xff80, 0, 0)).max[0]).toBe(Infinity);
   });
 });
 
