@@ -13,6 +13,7 @@ import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './pyth
 import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
 import { RuntimePool } from './runtime-pool.js';
+import { BufferPool } from './buffer-pool.js';
 import { cpuKernelSupports } from './rtn/cpu-kernel.js';
 import { defaultLoopWorkers, startLoopWorkers, type LoopWorker } from './loop-workers.js';
 import { NonFiniteWeightError, quantizeStack, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
@@ -195,8 +196,9 @@ async function fusedBiasSlices(job: ApplyJob, index: CheckpointIndex): Promise<I
   return items;
 }
 
-function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefined): Promise<Uint8Array[]> {
-  const reads = Promise.all(unit.modules.map((m) => changed?.get(m.name) ?? readWeight(m.source)));
+/** Reads a unit's weights: a transform's bytes where it changed them, else the checkpoint's, into pooled buffers when `pool` has some. */
+function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefined, pool?: BufferPool): Promise<Uint8Array[]> {
+  const reads = Promise.all(unit.modules.map((m) => changed?.get(m.name) ?? readWeight(m.source, m.source.fused ? null : pool?.take(m.source.entry.byteLength))));
   // Awaited later; a failure must not surface as an unhandled rejection meanwhile.
   reads.catch(() => undefined);
   return reads;
@@ -235,6 +237,7 @@ class UnitPipeline {
   private started = 0;
   private taken = 0;
   private inFlightBytes = 0;
+  private readonly buffers = new BufferPool(READ_AHEAD_BYTES);
 
   constructor(
     private readonly units: readonly Unit[],
@@ -252,9 +255,23 @@ class UnitPipeline {
     return unit.modules.map((m): UnitModule => ({ name: m.name, writeAs: m.writeAs, kernel: m.kernel, ...(m.solved ? { solved: m.solved } : {}) }));
   }
 
-  private quantize(slot: Slot, unit: Unit, raws: Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
+  private async quantize(slot: Slot, unit: Unit, raws: Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
     const modules = UnitPipeline.modules(unit);
-    return slot.worker && inWorker(unit, slot.rt, this.changed) ? slot.worker.quantize(modules, raws) : quantizeUnit(slot.rt, modules, raws);
+    if (slot.worker && inWorker(unit, slot.rt, this.changed)) {
+      const { out, bytesRead, raws: back } = await slot.worker.quantize(modules, raws);
+      for (const r of back) this.buffers.give(r);
+      return { out, bytesRead };
+    }
+    const result = await quantizeUnit(slot.rt, modules, raws);
+    this.giveBack(unit, raws);
+    return result;
+  }
+
+  /** Returns a unit's checkpoint weights to the pool (not a transform's bytes, which the job owns). */
+  private giveBack(unit: Unit, raws: readonly Uint8Array[]): void {
+    unit.modules.forEach((m, i) => {
+      if (!this.changed?.has(m.name) && !m.source.fused) this.buffers.give(raws[i]!);
+    });
   }
 
   /** The stack key of a unit whose one weight comes from the checkpoint (see `stackKey`), else null. */
@@ -288,16 +305,18 @@ class UnitPipeline {
       this.taskUnitsLeft.push(group.length);
       this.tasksInFlight++;
       let results: Promise<{ out: UnitOutput; bytesRead: number }>[];
-      if (group.length === 1) results = [readUnit(first, this.changed).then((raws) => this.pool.run((slot) => this.quantize(slot, first, raws)))];
+      if (group.length === 1) results = [readUnit(first, this.changed, this.buffers).then((raws) => this.pool.run((slot) => this.quantize(slot, first, raws)))];
       else {
-        const all = Promise.all(group.map((u) => readUnit(u, this.changed))).then((raws) =>
-          this.pool.run((slot) =>
-            quantizeStack(
+        const all = Promise.all(group.map((u) => readUnit(u, this.changed, this.buffers))).then((raws) =>
+          this.pool.run(async (slot) => {
+            const done = await quantizeStack(
               slot.rt,
               group.map((u) => UnitPipeline.modules(u)[0]!),
               raws.map((r) => r[0]!),
-            ),
-          ),
+            );
+            group.forEach((u, i) => this.giveBack(u, raws[i]!));
+            return done;
+          }),
         );
         results = group.map((_, i) => all.then((r) => r[i]!));
       }

@@ -16,7 +16,7 @@ export interface LoopTask {
 
 /** Its tensors, or why there are none. */
 export type LoopReply =
-  | { readonly id: number; readonly out: { readonly name: string; readonly bytes: Uint8Array }[]; readonly bytesRead: number }
+  | { readonly id: number; readonly out: { readonly name: string; readonly bytes: Uint8Array }[]; readonly bytesRead: number; readonly raws: Uint8Array[] }
   | { readonly id: number; readonly error: string; readonly nonFinite: boolean };
 
 // Only loop kernels come here: the runtime never loads onnxruntime.
@@ -24,8 +24,9 @@ const rt = new GraphRuntime('cpu');
 parentPort!.on('message', (task: LoopTask) => {
   quantizeUnit(rt, task.modules, task.raws).then(
     ({ out, bytesRead }) => {
-      const buffers = [...new Set(out.map((t) => t.bytes.buffer as ArrayBuffer))];
-      parentPort!.postMessage({ id: task.id, out, bytesRead } satisfies LoopReply, buffers);
+      // The weights go back too, for the next reads of their size.
+      const buffers = [...new Set([...out, ...task.raws.map((bytes) => ({ bytes }))].map((t) => t.bytes.buffer as ArrayBuffer))];
+      parentPort!.postMessage({ id: task.id, out, bytesRead, raws: [...task.raws] } satisfies LoopReply, buffers);
     },
     (e: unknown) => parentPort!.postMessage({ id: task.id, error: (e as Error).message, nonFinite: e instanceof NonFiniteWeightError } satisfies LoopReply),
   );

@@ -16,7 +16,7 @@ import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quanti
 export class LoopWorker {
   private next = 0;
   private failed: Error | null = null;
-  private readonly pending = new Map<number, { resolve: (r: { out: UnitOutput; bytesRead: number }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: { out: UnitOutput; bytesRead: number; raws: Uint8Array[] }) => void; reject: (e: Error) => void }>();
 
   constructor(private readonly worker: Worker) {
     worker.on('message', (reply: LoopReply) => {
@@ -25,7 +25,7 @@ export class LoopWorker {
       this.pending.delete(reply.id);
       if (this.pending.size === 0) worker.unref();
       if ('error' in reply) p.reject(reply.nonFinite ? new NonFiniteWeightError(reply.error) : new Error(reply.error));
-      else p.resolve({ out: reply.out, bytesRead: reply.bytesRead });
+      else p.resolve({ out: reply.out, bytesRead: reply.bytesRead, raws: reply.raws });
     });
     // A worker that dies (an error, running out of memory) fails its task and every later one, never hangs them.
     const fail = (e: Error): void => {
@@ -40,8 +40,8 @@ export class LoopWorker {
     worker.unref();
   }
 
-  /** Quantizes a unit; `raws` are transferred (unusable here afterwards). */
-  quantize(modules: readonly UnitModule[], raws: readonly Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
+  /** Quantizes a unit; `raws` are transferred there and back (returned with the tensors, for reuse). */
+  quantize(modules: readonly UnitModule[], raws: readonly Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[] }> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     const buffers = [...new Set(raws.map((r) => r.buffer as ArrayBuffer))];

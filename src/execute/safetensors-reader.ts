@@ -107,11 +107,11 @@ function unzeroed(byteLength: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, byteLength);
 }
 
-/** Reads one tensor's raw bytes. */
-export async function readTensorBytes(entry: TensorEntry): Promise<Uint8Array> {
+/** Reads one tensor's raw bytes, into `into` when given (exactly `entry.byteLength` bytes). */
+export async function readTensorBytes(entry: TensorEntry, into?: Uint8Array | null): Promise<Uint8Array> {
   const fh = await open(entry.file, 'r');
   try {
-    const buf = unzeroed(entry.byteLength);
+    const buf = into ?? unzeroed(entry.byteLength);
     let done = 0;
     while (done < entry.byteLength) {
       const { bytesRead } = await fh.read(buf, done, entry.byteLength - done, entry.offset + done);
