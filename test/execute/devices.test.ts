@@ -13,7 +13,7 @@ import { DeviceListError, formatDeviceList, parseDeviceList } from '../../src/ex
 import { RuntimePool } from '../../src/execute/runtime-pool.js';
 import type { GraphRuntime } from '../../src/execute/runtime.js';
 import { memoryIo } from '../memory-io.js';
-import { DATAFREE, unpackModel } from './fixtures.js';
+import { DATAFREE, parseSafetensors, unpackModel } from './fixtures.js';
 import { referenceJob } from './job.js';
 
 describe('parseDeviceList', () => {
@@ -109,6 +109,33 @@ describe('apply over several devices', () => {
       const files = (await readdir(one.job.outDir)).sort();
       expect((await readdir(three.job.outDir)).sort()).toEqual(files);
       for (const f of files) expect(Buffer.compare(await readFile(join(one.job.outDir, f)), await readFile(join(three.job.outDir, f))), f).toBe(0);
+    });
+  }
+});
+
+/** `QUANTC_TEST_DEVICE=cuda:0,1` (or `cuda`) repeats llm-compressor's data-free references on those GPUs (after `npm run setup:cuda`). */
+const TEST_DEVICES = process.env.QUANTC_TEST_DEVICE;
+
+describe.skipIf(TEST_DEVICES === undefined || TEST_DEVICES === 'cpu')(`apply on ${TEST_DEVICES} writes llm-compressor's bytes`, () => {
+  for (const [model, scheme] of [
+    ['llama', 'W4A16'],
+    ['llama', 'W4A16_ASYM'],
+    ['llama', 'W8A8'],
+    ['llama', 'FP8_DYNAMIC'],
+    ['llama', 'FP8_BLOCK'],
+    ['llama', 'MXFP4'],
+    ['llama', 'NVFP4A16'],
+    ['llama_fp16', 'FP8_DYNAMIC'],
+    ['glm4_moe_lite', 'NVFP4A16'],
+  ] as const) {
+    test(`${model} ${scheme}`, async () => {
+      const devices = parseDeviceList(TEST_DEVICES);
+      const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
+      const { job, ref } = await referenceJob(model, scheme, modelDir);
+      await applyJob({ ...job, device: devices[0]!.device, devices });
+      const got = parseSafetensors(new Uint8Array(await readFile(join(job.outDir, 'model.safetensors'))));
+      expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
+      for (const [name, r] of ref) expect(Buffer.compare(Buffer.from(got.get(name)!.bytes), Buffer.from(r.bytes)), name).toBe(0);
     });
   }
 });
