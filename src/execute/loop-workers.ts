@@ -64,15 +64,16 @@ function workerScript(): URL | null {
 }
 
 /**
- * How many workers a CPU weight pass uses by default: one per core but the
- * one this thread reads and writes on, from four cores up (at most 16).
- * On two cores the main thread alone measured faster: a worker's kernels
- * start cold (each thread compiles them anew) and compete with the reads
- * and writes.
+ * How many workers a CPU weight pass uses by default: one per core from two
+ * cores up (at most 16). Measured on an idle 2-core VM, two workers beat
+ * the main thread alone (FP8 0.43 against 0.36 GB/s) and one worker; on the
+ * same VM under heavy load from other processes the main thread alone was
+ * faster (each worker compiles the kernels anew and competes with the
+ * reads and writes): `ApplyJob.cpuWorkers` = 0 there.
  */
 export function defaultLoopWorkers(): number {
   const cores = availableParallelism();
-  return cores >= 4 ? Math.min(cores - 1, 16) : 0;
+  return cores >= 2 ? Math.min(cores, 16) : 0;
 }
 
 /** Starts `count` workers, or none where the worker script is not built. */

@@ -166,7 +166,7 @@ export interface ApplyJob {
   readonly encodeFp8InGraph?: boolean;
   /** Round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly cpuLoops?: boolean;
-  /** Worker threads quantizing in the CPU loops (default: cores − 1 from four cores up, else none; 0: this thread); results do not depend on it. */
+  /** Worker threads quantizing in the CPU loops (default: one per core from two cores up; 0: this thread); results do not depend on it. */
   readonly cpuWorkers?: number;
 }
 

@@ -45,7 +45,7 @@ export interface ApplyBenchOptions {
   readonly cols?: number;
   /** `cpu`, `cuda` or a list (`cuda:0,1`). */
   readonly device?: string;
-  /** CPU worker threads (default: apply's, cores − 1 from four cores up). */
+  /** CPU worker threads (default: apply's, one per core from two cores up). */
   readonly cpuWorkers?: number;
   /** Times each scheme runs (the best is kept; default 1). */
   readonly repeat?: number;
