@@ -52,10 +52,14 @@ describe('apply (data-free) reproduces llm-compressor main', () => {
       });
     }
   }
-  // The CUDA configuration (whole weights, bf16 widened and FP8 encoded inside the graphs) on the CPU provider.
+  // The CUDA configuration (whole weights, bf16 widened and FP8 encoded inside the graphs; symmetric FP8 and integers observed there too, same-shaped ones stacked into one run) on the CPU provider.
   for (const [model, scheme] of [
     ['llama', 'W4A16_ASYM'],
+    ['llama', 'W4A16'],
+    ['llama', 'W8A8'],
+    ['llama', 'W3A16'],
     ['llama', 'FP8_DYNAMIC'],
+    ['llama_fp16', 'FP8_DYNAMIC'],
     ['llama', 'FP8_BLOCK'],
     ['llama', 'MXFP4'],
     ['llama', 'MXFP8'],
@@ -64,7 +68,7 @@ describe('apply (data-free) reproduces llm-compressor main', () => {
     test(`${model} ${scheme} with whole weights, bf16 decoding and FP8 encoding in the graph`, async () => {
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const { job, ref } = await referenceJob(model, scheme, modelDir);
-      await applyJob({ ...job, chunkElements: null, decodeBf16InGraph: true, encodeFp8InGraph: true });
+      await applyJob({ ...job, chunkElements: null, decodeBf16InGraph: true, encodeFp8InGraph: true, cpuLoops: false });
       expectSameTensors(parseSafetensors(new Uint8Array(await readFile(join(job.outDir, 'model.safetensors')))), ref);
     });
   }

@@ -12,7 +12,12 @@ import { stageOutputDir, writeFailure } from './output-dir.js';
 import { dumpPyJson, parsePyJson, PyNumber, toPyJson, type PyJson } from './python-json.js';
 import { quantizationConfig } from './quantization-config.js';
 import { GraphRuntime } from './runtime.js';
-import { fusedGlobalScale, groupedWeight, observeWeight, quantizeWeight, type WeightStats } from './rtn/quantize-weight.js';
+import { RuntimePool } from './runtime-pool.js';
+import { BufferPool } from './buffer-pool.js';
+import { cpuKernelSupports } from './rtn/cpu-kernel.js';
+import { defaultLoopWorkers, startLoopWorkers, type LoopWorker } from './loop-workers.js';
+import { NonFiniteWeightError, quantizeStack, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
+import { stackKey } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
@@ -22,7 +27,7 @@ import { ShardedWriter } from './sharded-writer.js';
 import { assignParts, PART_MANIFEST, PART_TENSORS, runDigest, type PartManifest } from './parts.js';
 import { QUANTC_VERSION } from '../version.js';
 import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor, SolvedWeight } from './types.js';
-import { groupOrderedTensors, withGroupIndex } from './gptq/group-order.js';
+import { withGroupIndex } from './gptq/group-order.js';
 import { fusedEntry, readWeight, resolveWeight, storedBlockName, type WeightSource } from './weight-source.js';
 
 /** A job that cannot run; the message is user-facing. */
@@ -191,49 +196,158 @@ async function fusedBiasSlices(job: ApplyJob, index: CheckpointIndex): Promise<I
   return items;
 }
 
-/** Whether raw float weights hold a NaN or an infinity (all exponent bits set). */
-function hasNonFinite(raw: Uint8Array, dtype: 'BF16' | 'F16' | 'F32'): boolean {
-  if (dtype === 'F32') {
-    const u = raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, raw.byteLength >>> 2) : new Uint32Array(raw.slice().buffer);
-    for (let i = 0; i < u.length; i++) if ((u[i]! & 0x7f800000) === 0x7f800000) return true;
-    return false;
-  }
-  const mask = dtype === 'BF16' ? 0x7f80 : 0x7c00;
-  const u = raw.byteOffset % 2 === 0 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength >>> 1) : new Uint16Array(raw.slice().buffer);
-  for (let i = 0; i < u.length; i++) if ((u[i]! & mask) === mask) return true;
-  return false;
-}
-
-function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefined): Promise<Uint8Array[]> {
-  const reads = Promise.all(unit.modules.map((m) => changed?.get(m.name) ?? readWeight(m.source)));
+/** Reads a unit's weights: a transform's bytes where it changed them, else the checkpoint's, into pooled buffers when `pool` has some. */
+function readUnit(unit: Unit, changed: ReadonlyMap<string, Uint8Array> | undefined, pool?: BufferPool): Promise<Uint8Array[]> {
+  const reads = Promise.all(unit.modules.map((m) => changed?.get(m.name) ?? readWeight(m.source, m.source.fused ? null : pool?.take(m.source.entry.byteLength))));
   // Awaited later; a failure must not surface as an unhandled rejection meanwhile.
   reads.catch(() => undefined);
   return reads;
 }
 
-async function processUnit(rt: GraphRuntime, unit: Unit, raws: readonly Uint8Array[], write: (name: string, bytes: Uint8Array) => Promise<void>): Promise<number> {
-  let bytesRead = 0;
-  const loaded: { m: PlannedModule; grouped: ReturnType<typeof groupedWeight>; stats: WeightStats }[] = [];
-  for (const [i, m] of unit.modules.entries()) {
-    const raw = raws[i];
-    bytesRead += raw.byteLength;
-    if (m.solved?.gIdx) {
-      for (const [suffix, bytes] of groupOrderedTensors(m.kernel, m.solved)) await write(`${m.writeAs}.${suffix}`, bytes);
-      continue;
+/** Where a unit is quantized: a runtime (one per device), and on the CPU possibly a worker thread. */
+interface Slot {
+  readonly rt: GraphRuntime;
+  readonly worker?: LoopWorker;
+}
+
+/** Whether a worker thread can quantize a unit: CPU loops only, from the checkpoint's weights. */
+function inWorker(unit: Unit, rt: GraphRuntime, changed: ReadonlyMap<string, Uint8Array> | undefined): boolean {
+  return rt.cpuLoops && unit.modules.every((m) => !m.solved && !changed?.has(m.name) && cpuKernelSupports(m.kernel));
+}
+
+/** Bytes of weights read ahead of the writer, at most (more when a single unit is larger). */
+const READ_AHEAD_BYTES = 2 ** 31;
+
+/** Bytes of same-shaped weights stacked into one graph run, at most: enough to spare small weights (experts) a run each, small enough to keep reads, runs and writes overlapping. */
+const STACK_BYTES = 2 ** 26;
+
+/**
+ * The weight pass as a pipeline: units are read ahead (a few per runtime,
+ * within {@link READ_AHEAD_BYTES}), quantized on the first free runtime of
+ * `pool`, and handed out in order for writing, so reading, quantizing (on
+ * every device) and writing overlap. Results do not depend on which runtime
+ * quantized what.
+ */
+class UnitPipeline {
+  private readonly results: Promise<{ out: UnitOutput; bytesRead: number }>[] = [];
+  /** The task (one graph run may quantize several units) of each started unit. */
+  private readonly taskOf: number[] = [];
+  private readonly taskUnitsLeft: number[] = [];
+  private tasksInFlight = 0;
+  private started = 0;
+  private taken = 0;
+  private inFlightBytes = 0;
+  private readonly buffers = new BufferPool(READ_AHEAD_BYTES);
+
+  constructor(
+    private readonly units: readonly Unit[],
+    private readonly pool: RuntimePool<Slot>,
+    private readonly changed: ReadonlyMap<string, Uint8Array> | undefined,
+  ) {
+    this.fill();
+  }
+
+  private unitBytes(u: Unit): number {
+    return u.modules.reduce((a, m) => a + m.source.shape[0] * m.source.shape[1] * DTYPE_BYTES[m.source.dtype], 0);
+  }
+
+  private static modules(unit: Unit): UnitModule[] {
+    return unit.modules.map((m): UnitModule => ({ name: m.name, writeAs: m.writeAs, kernel: m.kernel, ...(m.solved ? { solved: m.solved } : {}) }));
+  }
+
+  private async quantize(slot: Slot, unit: Unit, raws: Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
+    const modules = UnitPipeline.modules(unit);
+    if (slot.worker && inWorker(unit, slot.rt, this.changed)) {
+      const { out, bytesRead, raws: back } = await slot.worker.quantize(modules, raws);
+      for (const r of back) this.buffers.give(r);
+      return { out, bytesRead };
     }
-    if (hasNonFinite(raw, m.kernel.dtype)) throw new ApplyError(`${m.name}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`);
-    const original = groupedWeight(rt, m.kernel, raw);
-    const stats = await observeWeight(rt, m.kernel, original);
-    // A solved weight is an exact multiple of the original weight's scales: quantizing it with them recovers its codes.
-    loaded.push({ m, grouped: m.solved ? groupedWeight(rt, m.kernel, m.solved.bytes) : original, stats });
+    const result = await quantizeUnit(slot.rt, modules, raws);
+    this.giveBack(unit, raws);
+    return result;
   }
-  if (loaded.length === 0) return bytesRead;
-  const globalScale = unit.modules[0].kernel.kind === 'nvfp4' ? fusedGlobalScale(loaded.map((l) => l.stats), unit.modules[0].kernel) : undefined;
-  for (const { m, grouped, stats } of loaded) {
-    const tensors = await quantizeWeight(rt, m.kernel, grouped, stats, globalScale);
-    for (const o of m.kernel.outputs) await write(`${m.writeAs}.${o.suffix}`, tensors.get(o.suffix)!);
+
+  /** Returns a unit's checkpoint weights to the pool (not a transform's bytes, which the job owns). */
+  private giveBack(unit: Unit, raws: readonly Uint8Array[]): void {
+    unit.modules.forEach((m, i) => {
+      if (!this.changed?.has(m.name) && !m.source.fused) this.buffers.give(raws[i]!);
+    });
   }
-  return bytesRead;
+
+  /** The stack key of a unit whose one weight comes from the checkpoint (see `stackKey`), else null. */
+  private stackKeyOf(unit: Unit): string | null {
+    const m = unit.modules[0]!;
+    if (unit.modules.length !== 1 || m.solved || this.changed?.has(m.name)) return null;
+    return stackKey(this.pool.runtimes[0]!.rt, m.kernel);
+  }
+
+  /**
+   * Starts tasks while fewer than two per runtime (plus one) are pending and
+   * the read-ahead budget allows; a task is one unit, or consecutive units
+   * of one stack key (up to {@link STACK_BYTES}) quantized in one graph run.
+   */
+  private fill(): void {
+    const window = 2 * this.pool.runtimes.length + 1;
+    while (this.started < this.units.length && this.tasksInFlight < window) {
+      const first = this.units[this.started]!;
+      const key = this.stackKeyOf(first);
+      const group = [first];
+      let bytes = this.unitBytes(first);
+      while (key !== null && this.started + group.length < this.units.length) {
+        const next = this.units[this.started + group.length]!;
+        if (this.stackKeyOf(next) !== key || bytes + this.unitBytes(next) > STACK_BYTES) break;
+        group.push(next);
+        bytes += this.unitBytes(next);
+      }
+      if (this.started > this.taken && this.inFlightBytes + bytes > READ_AHEAD_BYTES) break;
+      this.inFlightBytes += bytes;
+      const task = this.taskUnitsLeft.length;
+      this.taskUnitsLeft.push(group.length);
+      this.tasksInFlight++;
+      let results: Promise<{ out: UnitOutput; bytesRead: number }>[];
+      if (group.length === 1) results = [readUnit(first, this.changed, this.buffers).then((raws) => this.pool.run((slot) => this.quantize(slot, first, raws)))];
+      else {
+        const all = Promise.all(group.map((u) => readUnit(u, this.changed, this.buffers))).then((raws) =>
+          this.pool.run(async (slot) => {
+            const done = await quantizeStack(
+              slot.rt,
+              group.map((u) => UnitPipeline.modules(u)[0]!),
+              raws.map((r) => r[0]!),
+            );
+            group.forEach((u, i) => this.giveBack(u, raws[i]!));
+            return done;
+          }),
+        );
+        results = group.map((_, i) => all.then((r) => r[i]!));
+      }
+      for (const result of results) {
+        // Awaited in order by next(); a failure must not surface as an unhandled rejection meanwhile.
+        result.catch(() => undefined);
+        this.results.push(result);
+        this.taskOf.push(task);
+      }
+      this.started += group.length;
+    }
+  }
+
+  /** Waits until every started unit has settled (before its runtimes are released). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.results.slice(this.taken));
+  }
+
+  /** The next unit's tensors, in unit order. */
+  async next(): Promise<{ out: UnitOutput; bytesRead: number }> {
+    const i = this.taken;
+    const result = await this.results[i]!.catch((e: unknown) => {
+      throw e instanceof NonFiniteWeightError ? new ApplyError(e.message) : e;
+    });
+    this.results[i] = undefined as never;
+    this.taken++;
+    this.inFlightBytes -= this.unitBytes(this.units[i]!);
+    if (--this.taskUnitsLeft[this.taskOf[i]!]! === 0) this.tasksInFlight--;
+    this.fill();
+    return result;
+  }
 }
 
 async function copyOtherFiles(modelDir: string, outDir: string, weightFiles: ReadonlySet<string>, finalDir: string): Promise<void> {
@@ -308,18 +422,25 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const mineModules = mine.reduce((a, i) => a + ('unit' in i ? i.unit.modules.length : 0), 0);
   const stage = await stageOutputDir(job.outDir);
   onEvent({ kind: 'start', modules: mineModules, bytesIn: index.totalBytes });
-  const rt = new GraphRuntime(job.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops);
+  const runtimes = (job.devices ?? [{ device: job.device }]).map((slot) => {
+    const rt = new GraphRuntime(slot.device, job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops);
+    rt.deviceId = slot.deviceId;
+    return rt;
+  });
+  const allUnits = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
+  // On one CPU, worker threads quantize the units the loops handle (while this thread reads and writes).
+  const cpu = runtimes.length === 1 && runtimes[0]!.device === 'cpu';
+  const workers = cpu && allUnits.some((u) => inWorker(u, runtimes[0]!, job.changedWeights?.linears)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers()) : [];
+  const pool = new RuntimePool<Slot>(workers.length > 0 ? workers.map((worker) => ({ rt: runtimes[0]!, worker })) : runtimes.map((rt) => ({ rt })));
   const writer = new ShardedWriter(stage.path, writeLayout);
   let weightSeconds = 0;
   let weightBytes = 0;
+  let pipeline: UnitPipeline | null = null;
   try {
     let done = 0;
-    // The next unit's weights are read while the current one is quantized.
-    const units = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
-    let nextUnit = 0;
     const changed = job.changedWeights?.linears;
     const offsetNorms = new Set(job.offsetNorms ?? []);
-    let pending = units.length > 0 ? readUnit(units[0], changed) : null;
+    pipeline = new UnitPipeline(allUnits, pool, changed);
     for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
       if (replaced) await writer.write(item.key, replaced);
@@ -329,13 +450,11 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
       else if ('extra' in item) await writer.write(item.extra.name, job.changedWeights?.tensors.get(item.extra.name) ?? item.extra.bytes);
       else {
         const t0 = performance.now();
-        const raws = await pending!;
-        nextUnit++;
-        pending = nextUnit < units.length ? readUnit(units[nextUnit], changed) : null;
-        const read = await processUnit(rt, item.unit, raws, (n, b) => writer.write(n, b));
+        const { out, bytesRead } = await pipeline.next();
+        for (const t of out) await writer.write(t.name, t.bytes);
         weightSeconds += (performance.now() - t0) / 1000;
-        weightBytes += read;
-        for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: mineModules, name: m.name, bytesRead: read });
+        weightBytes += bytesRead;
+        for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: mineModules, name: m.name, bytesRead });
       }
     }
     await writer.close();
@@ -360,11 +479,13 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     for (const s of writeLayout.shards) onEvent({ kind: 'write', file: s.file });
     await stage.commit();
   } catch (e) {
+    await pipeline?.settle();
     await writer.abort();
     await stage.discard();
     throw asApplyError(e, job.outDir);
   } finally {
-    await rt.dispose();
+    for (const rt of runtimes) await rt.dispose();
+    for (const w of workers) await w.terminate();
   }
   const seconds = (performance.now() - started) / 1000;
   const summary: ApplySummary = {
@@ -376,6 +497,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     ignored: job.ignore.length,
     outDir: job.outDir,
     weightGBps: weightSeconds > 0 ? weightBytes / weightSeconds / 1e9 : 0,
+    ...(pool.runtimes.length > 1 ? { unitsPerRuntime: [...pool.tasks] } : {}),
   };
   onEvent({ kind: 'done', summary });
   return summary;

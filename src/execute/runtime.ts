@@ -43,11 +43,12 @@ export class RuntimeUnavailableError extends Error {}
  * provider and a GPU are there) with a one-node graph, so that a missing
  * provider is reported before any work; throws {@link RuntimeUnavailableError}.
  */
-export async function probeDevice(device: Device): Promise<void> {
+export async function probeDevice(device: Device, deviceId?: number): Promise<void> {
   const { GraphBuilder, OnnxType } = await import('./onnx/graph-builder.js');
   const g = new GraphBuilder();
   g.output(g.op('Identity', [g.input('x', OnnxType.float, [1])]), 'y', OnnxType.float, [1]);
   const rt = new GraphRuntime(device);
+  rt.deviceId = deviceId;
   try {
     await rt.run('probe', () => g.build('probe'), { x: { type: 'float32', data: Float32Array.of(1), dims: [1] } });
   } finally {
@@ -82,6 +83,8 @@ export class GraphRuntime {
    * times on the host before it is uploaded.
    */
   foldConstants = true;
+  /** The CUDA device ordinal sessions are placed on (absent: the provider's default, 0). */
+  deviceId?: number;
 
   /**
    * `chunkElements`: largest weight slice per graph run for row-independent
@@ -92,7 +95,7 @@ export class GraphRuntime {
    * JavaScript; on the CPU widening in JavaScript is faster).
    * `encodeFp8InGraph`: FP8 graphs return E4M3 byte codes rather than float32
    * values (default on CUDA: a quarter of the download, no pass in JavaScript).
-   * `cpuLoops`: FP8 round-to-nearest in plain loops (`rtn/cpu-kernel.ts`)
+   * `cpuLoops`: round-to-nearest in plain loops (`rtn/cpu-kernel.ts`)
    * instead of graphs (default on the CPU, where one fused pass beats a
    * sweep per graph operator; same results).
    */
@@ -124,7 +127,7 @@ export class GraphRuntime {
     let s = this.sessions.get(key);
     if (!s) {
       s = this.load().then(async (ort) => {
-        const providers = this.device === 'cuda' ? ['cuda'] : ['cpu'];
+        const providers = this.device === 'cuda' ? [this.deviceId === undefined ? 'cuda' : { name: 'cuda' as const, deviceId: this.deviceId }] : ['cpu'];
         try {
           const bytes = build();
           const t0 = performance.now();
@@ -138,7 +141,7 @@ export class GraphRuntime {
         } catch (e) {
           if (this.device === 'cuda') {
             throw new RuntimeUnavailableError(
-              `the CUDA execution provider is not available (${(e as Error).message.split('\n')[0]}); run \`npm run setup:cuda\` on a machine with CUDA 13 and cuDNN 9, or use --device cpu`,
+              `the CUDA execution provider is not available${this.deviceId === undefined ? '' : ` on cuda:${this.deviceId}`} (${(e as Error).message.split('\n')[0]}); run \`npm run setup:cuda\` on a machine with CUDA 13 and cuDNN 9, or use --device cpu`,
             );
           }
           throw e;

@@ -98,11 +98,20 @@ export async function openCheckpoint(dir: string): Promise<CheckpointIndex> {
   return { tensors, weightFiles: files, totalBytes };
 }
 
-/** Reads one tensor's raw bytes. */
-export async function readTensorBytes(entry: TensorEntry): Promise<Uint8Array> {
+/**
+ * A buffer of its own (transferable to a worker) that the caller fills
+ * completely: not zeroed first, which would be one more pass over memory.
+ */
+function unzeroed(byteLength: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(byteLength);
+  return new Uint8Array(b.buffer, b.byteOffset, byteLength);
+}
+
+/** Reads one tensor's raw bytes, into `into` when given (exactly `entry.byteLength` bytes). */
+export async function readTensorBytes(entry: TensorEntry, into?: Uint8Array | null): Promise<Uint8Array> {
   const fh = await open(entry.file, 'r');
   try {
-    const buf = new Uint8Array(entry.byteLength);
+    const buf = into ?? unzeroed(entry.byteLength);
     let done = 0;
     while (done < entry.byteLength) {
       const { bytesRead } = await fh.read(buf, done, entry.byteLength - done, entry.offset + done);

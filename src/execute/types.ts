@@ -7,6 +7,7 @@ import type { QuantizationArgs, QuantizationScheme } from '../ir/types.js';
 import type { LowCoveragePolicy } from '../parse/document.js';
 import type { SafetensorsDtype } from './dtypes.js';
 import type { Device } from './runtime.js';
+import type { DeviceSlot } from './device-list.js';
 import type { WeightQparams } from './gptq/weight-qparams.js';
 import type { SmoothMapping } from '../match/smoothquant-mappings.js';
 import type { PartSpec } from './parts.js';
@@ -125,6 +126,11 @@ export interface ApplyJob {
   /** Output folder; must not exist yet. */
   readonly outDir: string;
   readonly device: Device;
+  /**
+   * Devices the data-free weight pass spreads its tensors over (one runtime
+   * each; see `device-list.ts`); absent: `device` alone. Results do not depend on it.
+   */
+  readonly devices?: readonly DeviceSlot[];
   readonly groups: readonly ApplyGroup[];
   readonly modules: readonly ApplyModule[];
   /** Fused experts tensors to unpack into per-expert Linear weights. */
@@ -164,8 +170,10 @@ export interface ApplyJob {
   readonly decodeBf16InGraph?: boolean;
   /** Encode FP8 bytes inside the graphs (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly encodeFp8InGraph?: boolean;
-  /** FP8 round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
+  /** Round-to-nearest in loops rather than graphs on the CPU (see `GraphRuntime`); a tuning knob, results do not depend on it. */
   readonly cpuLoops?: boolean;
+  /** Worker threads quantizing in the CPU loops (default: one per core from two cores up; 0: this thread); results do not depend on it. */
+  readonly cpuWorkers?: number;
 }
 
 /** Progress events, in order: one `start`, then per-module `module`, then `done`. */
@@ -186,4 +194,6 @@ export interface ApplySummary {
   readonly outDir: string;
   /** Bytes of quantized weights read per second of weight processing, in GB/s. */
   readonly weightGBps: number;
+  /** With several devices (`ApplyJob.devices`) or CPU worker threads: how many weights (fused NVFP4 groups counting once) each quantized, in order. */
+  readonly unitsPerRuntime?: readonly number[];
 }

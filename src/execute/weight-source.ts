@@ -114,9 +114,9 @@ export function resolveWeight(index: CheckpointIndex, module: string, fused: rea
   return null;
 }
 
-/** Reads the weight's bytes as a row-major `[out, in]` matrix. */
-export async function readWeight(src: WeightSource): Promise<Uint8Array> {
-  if (!src.fused) return readTensorBytes(src.entry);
+/** Reads the weight's bytes as a row-major `[out, in]` matrix; a whole tensor into `into` when given (its exact size). */
+export async function readWeight(src: WeightSource, into?: Uint8Array | null): Promise<Uint8Array> {
+  if (!src.fused) return readTensorBytes(src.entry, into);
   const { entry } = src;
   const [, d1, d2] = entry.shape as [number, number, number];
   const el = DTYPE_BYTES[entry.dtype];

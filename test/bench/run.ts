@@ -7,7 +7,9 @@
  * - `plan` of Kimi-K2 (61 layers × 384 experts): compile time in process
  *   (recipe → IR → tree → rewrites → matching → plan) and CLI wall time;
  * - matching 10 patterns over the unpacked Kimi-K2 tree; expanding configs;
- * - with `--apply`: the data-free weight pass (bf16 GB/s), CPU or `--device cuda`;
+ * - with `--apply`: the data-free weight pass (bf16 GB/s), CPU, `--device cuda` or
+ *   `--device cuda:0,1,…`, with its limits (page-cache read, host-to-device) and,
+ *   with `--torch`, PyTorch's pass (torch_rtn.py) on the same machine;
  * - with `--gptq`: GPTQ per layer against a PyTorch eager GPTQ (see gptq.ts:
  *   `--size 1b4,moe64`, `--tokens`, `--seq-len`, `--device`);
  * - with `--awq`: AWQ per layer against a PyTorch eager AWQ search (see
@@ -222,11 +224,17 @@ async function main(): Promise<void> {
   }
 
   if (args.includes('--apply')) {
-    const { benchApply } = await import('./apply.js');
-    const device = args.includes('--device') ? (args[args.indexOf('--device') + 1] as 'cpu' | 'cuda') : 'cpu';
-    for (const r of await benchApply({ device })) {
-      print(`apply ${r.scheme} on ${r.device}: ${r.tensors} × ${r.shape.join('×')} bf16, weight pass ${r.weightGBps.toFixed(2)} GB/s, end to end ${r.endToEndGBps.toFixed(2)} GB/s`);
-      keep('apply', r);
+    const { benchApply, formatApplyBench, torchApplyLines } = await import('./apply.js');
+    // `--device cpu|cuda|cuda:0,1,…`; `--torch` adds PyTorch's pass on the same machine (`--python`, default python3).
+    const device = args.includes('--device') ? args[args.indexOf('--device') + 1]! : 'cpu';
+    const { results, limits } = await benchApply({ device });
+    for (const line of formatApplyBench(results, limits)) print(line);
+    for (const r of results) keep('apply', r);
+    keep('apply-limits', { device, ...limits });
+    if (args.includes('--torch')) {
+      const torch = torchApplyLines(args.includes('--python') ? args[args.indexOf('--python') + 1]! : 'python3', device);
+      for (const line of torch) print(line);
+      keep('apply-torch', { device, lines: torch });
     }
   }
   if (recordFile) writeFileSync(recordFile, `${JSON.stringify({ formatVersion: 1, machine: machine(), figures, lines }, null, 2)}\n`);

@@ -8,11 +8,12 @@ import { resolve } from 'node:path';
 import { error, hasErrors, type Diagnostic } from '../../diagnostics.js';
 import { renderDiagnostics } from '../../report/diagnostics.js';
 import { choice, parseCommandArgs, positiveInt } from '../args.js';
-import { EXIT_ERRORS, EXIT_OK, UsageError, type CliIo, type Command } from '../io.js';
+import { EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError, type CliIo, type Command } from '../io.js';
 import { planFromCli, reportFailedPlan } from '../plan-args.js';
 import { planModel, planPath } from '../saved-plan-paths.js';
 import { fileOutputProblem } from '../write-output.js';
 import { parsePartSpec } from '../../execute/parts.js';
+import { DeviceListError, formatDeviceList, parseDeviceList, type DeviceSlot } from '../../execute/device-list.js';
 
 const HELP = `Usage: quantc apply RECIPE|PLAN --model DIR|ID --out DIR [options]
 
@@ -65,6 +66,11 @@ Options:
                            transformers rounds, as llm-compressor runs the
                            model; fp32, float32 throughout. Default: bf16 on
                            cuda for a bf16/fp16 checkpoint, else fp32.
+  --device cuda:0,1,...    Several GPUs of the host: the data-free weight
+                           pass spreads its tensors over them (same
+                           output as one GPU); calibration, SmoothQuant,
+                           AWQ and GPTQ run on the first.
+  --gpus N                 Short for --device cuda:0,...,N-1.
   --max-shard-size GB      Largest output shard in GB (default 20).
   --shard I/N              Write only part I of N (0 <= I < N) of a
                            data-free checkpoint into --out; run the N
@@ -135,6 +141,7 @@ export const command: Command = {
       out: { type: 'string' },
       device: { type: 'string' },
       precision: { type: 'string' },
+      gpus: { type: 'string' },
       'max-shard-size': { type: 'string' },
       data: { type: 'string' },
       samples: { type: 'string' },
@@ -154,7 +161,16 @@ export const command: Command = {
     }
     if (positionals.length !== 1) throw new UsageError('apply: expected exactly one RECIPE or PLAN. See "quantc apply --help".');
     if (typeof values.out !== 'string') throw new UsageError('apply: --out DIR is required.');
-    const device = choice('apply', 'device', values.device, ['cpu', 'cuda'] as const, 'cpu');
+    let devices: DeviceSlot[];
+    try {
+      devices = parseDeviceList(values.device as string | undefined, values.gpus as string | undefined);
+    } catch (e) {
+      if (!(e instanceof DeviceListError)) throw e;
+      io.stderr(renderDiagnostics([error('apply-device', `${e.message}.`)], new Map()));
+      return EXIT_USAGE;
+    }
+    // Calibration, SmoothQuant, AWQ and GPTQ run on the first device kind; the data-free weight pass on every listed device.
+    const device = devices[0]!.device;
     const format = choice('apply', 'format', values.format, ['text', 'json'] as const, 'text');
     const precision = values.precision === undefined ? undefined : choice('apply', 'precision', values.precision, ['bf16', 'fp32'] as const, 'fp32');
     const failOn = choice('apply', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
@@ -208,14 +224,14 @@ export const command: Command = {
     if (diagnostics.length > 0) io.stderr(renderDiagnostics(diagnostics, planned.sources));
     if (hasErrors(diagnostics) || (failOn === 'warning' && diagnostics.some((d) => d.severity === 'warning'))) return EXIT_ERRORS;
     if (device === 'cuda') {
-      // A missing CUDA provider is said before anything runs. cuBLAS reads its math mode once, so TF32 is
+      // A missing CUDA provider (or GPU of the list) is said before anything runs. cuBLAS reads its math mode once, so TF32 is
       // decided first: allowed when calibration computes in the checkpoint's 16-bit dtype (see precision.ts).
       const { allowCudaTf32, probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
       const { checkpointDtype } = await import('../../execute/forward/executor.js');
       const { tf32Allowed } = await import('../../execute/forward/precision.js');
       allowCudaTf32(tf32Allowed(precision, device, await checkpointDtype(planned.model!.source.path).catch(() => 'float32')));
       try {
-        await probeDevice(device);
+        for (const slot of devices) await probeDevice(slot.device, slot.deviceId);
       } catch (e) {
         if (!(e instanceof RuntimeUnavailableError)) throw e;
         io.stderr(renderDiagnostics([error('apply-failed', e.message)], new Map()));
@@ -241,6 +257,7 @@ export const command: Command = {
         modelDir: planned.model!.source.path,
         outDir: resolve(io.cwd, values.out),
         device,
+        ...(devices.length > 1 || devices[0]!.deviceId !== undefined ? { devices } : {}),
         recipeYaml,
         maxShardBytes: shardGb * 1e9,
         moe: planned.ir!.moe,
@@ -278,10 +295,10 @@ export const command: Command = {
       const total = { ...summary, outDir: values.out, seconds: (performance.now() - started) / 1000 };
       if (format === 'json') {
         const diagnostics = [...planned.diagnostics, ...warnings].map((d) => ({ code: d.code, severity: d.severity, message: d.message }));
-        io.stdout(`${JSON.stringify({ formatVersion: 1, device, ...total, ...(part ? { part } : {}), ...report, diagnostics }, null, 2)}\n`);
+        io.stdout(`${JSON.stringify({ formatVersion: 1, device: formatDeviceList(devices), ...total, ...(part ? { part } : {}), ...report, diagnostics }, null, 2)}\n`);
       } else {
         const partLine = part ? `  part         ${part.index}/${part.count}: merge all ${part.count} parts with \`quantc merge\`\n` : '';
-        io.stdout(formatSummary(total, device) + partLine + lines.map((l) => `${l}\n`).join(''));
+        io.stdout(formatSummary(total, formatDeviceList(devices)) + partLine + lines.map((l) => `${l}\n`).join(''));
       }
       return EXIT_OK;
     } catch (e) {

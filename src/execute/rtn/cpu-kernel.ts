@@ -1,8 +1,9 @@
 /**
- * FP8 round-to-nearest on the CPU in plain loops: the same arithmetic as
- * the ONNX graphs of `graphs.ts` (float32 division, rounding to the weight
- * dtype where PyTorch does, clip, FP8 encoding), one pass over the weight
- * instead of one memory pass per graph operator (see cpuKernelSupports).
+ * Round-to-nearest on the CPU in plain loops (FP8, MXFP8, symmetric
+ * integers, MXFP4, NVFP4): the same arithmetic as the ONNX graphs of
+ * `graphs.ts` (float32 division, rounding to the weight dtype where
+ * PyTorch does, clip, encoding, packing), one pass over the weight instead
+ * of one memory pass per graph operator (see cpuKernelSupports).
  *
  * Exactness of the float32 steps: JavaScript divides in float64 and
  * `Math.fround` rounds to float32; double rounding through a format with
@@ -15,13 +16,28 @@ import type { WeightKernel } from './weight-kernel.js';
 import type { WeightStats } from './quantize-weight.js';
 
 /**
- * Whether the CPU loops handle a kernel: FP8 and MXFP8 with scale groups
- * along rows (not 2-D blocks). Measured on 2 cores against the graphs on
- * the CPU provider (which use both cores): the FP8 loops are 2× faster;
- * integer and FP4 loops (one core) were 0.8× and are not used.
+ * Whether the CPU loops handle a kernel (all with scale groups along rows,
+ * not 2-D blocks): FP8 and MXFP8 for every dtype; for raw bf16 weights also
+ * symmetric integers (packed in int32 words or int8), MXFP4 and NVFP4.
+ * One fused pass per weight beats the graphs on the CPU provider, which
+ * sweep memory once per operator (FP8 2×, the others 3–5× on 2 cores).
  */
 export function cpuKernelSupports(kernel: WeightKernel): boolean {
-  return kernel.view.dims.length === 3 && (kernel.kind === 'fp8' || kernel.kind === 'mxfp8');
+  if (kernel.view.dims.length !== 3) return false;
+  if (kernel.kind === 'fp8' || kernel.kind === 'mxfp8') return true;
+  if (kernel.dtype !== 'BF16') return false;
+  // Codes fill whole 32-bit words per group; NVFP4 groups are pairs of codes.
+  if (kernel.kind === 'nvfp4') return kernel.view.dims[2]! % 2 === 0;
+  if (kernel.kind === 'mxfp4') return wordAligned(kernel, 4);
+  const layout = intLayout(kernel);
+  return kernel.kind === 'int' && kernel.args.symmetric && layout !== null && (layout === 'int8' || wordAligned(kernel, kernel.args.num_bits));
+}
+
+/** How integer codes are stored: packed `bits` to an int32 word (rows word-aligned), or one int8 each. */
+function intLayout(kernel: WeightKernel): 'packed' | 'int8' | null {
+  const bits = kernel.args.num_bits;
+  if (kernel.format === 'pack-quantized') return (bits === 2 || bits === 4 || bits === 8) && (kernel.shape[1] * bits) % 32 === 0 ? 'packed' : null;
+  return kernel.outputs[0]?.dtype === 'I8' ? 'int8' : null;
 }
 
 /** Rounds a float32 result to the weight dtype, as PyTorch stores it. */
@@ -63,6 +79,28 @@ export function observeBf16Cpu(kernel: WeightKernel, bits: Uint16Array): WeightS
     }
     min[g] = table[lo & 0x8000 ? lo & 0x7fff : 0xffff - lo]!;
     max[g] = table[hi & 0x8000 ? hi & 0x7fff : 0xffff - hi]!;
+  }
+  return { min, max };
+}
+
+/**
+ * Statistics of raw bf16 weights for symmetric schemes, whose scales depend
+ * only on each group's largest magnitude: that maximum `amax` found on the
+ * magnitude bits (which order like the values), reported as min −amax and
+ * max amax. A NaN or infinity makes `amax` one too.
+ */
+export function observeAbsBf16Cpu(kernel: WeightKernel, bits: Uint16Array): WeightStats {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const table = bf16Values();
+  const groups = a * b;
+  const min = new Float32Array(groups);
+  const max = new Float32Array(groups);
+  for (let g = 0; g < groups; g++) {
+    let hi = 0;
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i++) hi = Math.max(hi, bits[i]! & 0x7fff);
+    max[g] = table[hi]!;
+    min[g] = -table[hi]!;
   }
   return { min, max };
 }
@@ -117,37 +155,254 @@ export function quantizeFp8Cpu(kernel: WeightKernel, w: Float32Array, scale: Flo
 }
 
 /**
- * FP8 E4M3 byte codes of raw bf16 weights: `fp8(clip(bf16(x / s), ±448))`
- * encoded straight from the bf16 bits (3 of the 7 mantissa bits kept,
- * ties to even, a carry moving into the exponent; subnormals below 2^-6).
+ * bf16 bits of `bf16(f32(1.mh / 1.ms))` for every pair of 7-bit mantissas,
+ * at index `ms << 7 | mh`. Dividing normal bf16 numbers, exponents only
+ * shift this result: the quotient's bits are `QUOTIENT[ms << 7 | mh] +
+ * (eh − es) · 128` (rounding commutes with scaling by powers of two while
+ * the result stays a normal float32; smaller results are divided). One
+ * lookup and two additions replace a division.
  */
-export function quantizeFp8Bf16Cpu(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
-  const [a, b, c] = kernel.view.dims as [number, number, number];
+let quotientTable: Uint16Array | null = null;
+function quotients(): Uint16Array {
+  if (quotientTable) return quotientTable;
   const table = bf16Values();
-  const out = new Uint8Array(a * b * c);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
+  quotientTable = new Uint16Array(1 << 14);
+  for (let ms = 0; ms < 128; ms++) {
+    for (let mh = 0; mh < 128; mh++) quotientTable[(ms << 7) | mh] = bf16BitsOf(table[0x3f80 | mh]! / table[0x3f80 | ms]!);
+  }
+  return quotientTable;
+}
+
+const quotient32 = new Float32Array(1);
+const quotientBits = new Uint32Array(quotient32.buffer);
+
+/** bf16 bits (ties to even) of a value rounded to float32 first, as PyTorch divides bf16 tensors. */
+function bf16BitsOf(x: number): number {
+  quotient32[0] = x;
+  const u = quotientBits[0]!;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/**
+ * Codes of a bf16 quotient: index `q + sign · (cap + 1)` for magnitude bits
+ * `q` clamped to `cap` (larger ones saturate) and the weight's sign bit;
+ * each entry is the `bits`-wide field written for that value. Sign by
+ * lookup, not by a branch: weight signs are random.
+ */
+interface CodeTable {
+  readonly bits: 4 | 8;
+  readonly cap: number;
+  readonly code: Uint8Array;
+}
+
+function codeTable(bits: 4 | 8, cap: number, encode: (v: number, negative: boolean) => number): CodeTable {
+  const table = bf16Values();
+  const code = new Uint8Array(2 * (cap + 1));
+  for (let h = 0; h <= cap; h++) {
+    code[h] = encode(table[h]!, false);
+    code[cap + 1 + h] = encode(table[h]!, true);
+  }
+  return { bits, cap, code };
+}
+
+/** FP8 E4M3 bytes up to 448 (0x43e0); the weight's sign, −0 included. */
+let fp8Codes: CodeTable | null = null;
+function fp8Table(): CodeTable {
+  return (fp8Codes ??= codeTable(8, 0x43e0, (v, negative) => {
+    const h = bf16BitsOf(v);
+    let code: number;
+    if (h >= 0x3c80) {
+      const e = h - (120 << 7);
+      code = (e + 0x7 + ((e >>> 4) & 1)) >>> 4;
+    } else code = rneInt(v * 512);
+    return negative ? code | 0x80 : code;
+  }));
+}
+
+/** FP4 E2M1 codes up to 6 (0x40c0): thresholds passed with compressed-tensors' ties, 8 added below zero (not for −0). */
+let fp4Codes: CodeTable | null = null;
+function fp4Table(): CodeTable {
+  return (fp4Codes ??= codeTable(4, 0x40c0, (v, negative) => {
+    const mag = +(v > 0.25) + +(v >= 0.75) + +(v > 1.25) + +(v >= 1.75) + +(v > 2.5) + +(v >= 3.5) + +(v > 5);
+    return negative && v !== 0 ? mag | 8 : mag;
+  }));
+}
+
+/**
+ * Symmetric `bits`-bit integers `round(clip(v, qmin, qmax))` (half to even)
+ * up to 255 (0x437f): offset to unsigned when packed, else int8 bytes.
+ */
+const intCodes = new Map<string, CodeTable>();
+function intTable(bits: number, packed: boolean): CodeTable {
+  const key = `${bits}${packed ? 'p' : ''}`;
+  let t = intCodes.get(key);
+  if (!t) {
+    const qmax = 2 ** (bits - 1) - 1;
+    t = codeTable(packed ? (bits === 8 ? 8 : 4) : 8, 0x437f, (v, negative) => {
+      const m = rneInt(v);
+      const q = negative ? -Math.min(m, qmax + 1) : Math.min(m, qmax);
+      return packed ? q + qmax + 1 : q & 0xff;
+    });
+    intCodes.set(key, t);
+  }
+  return t;
+}
+
+/** A group's scale as bf16 bits, or 0 when it is not a positive finite bf16 value (then every element divides). */
+function scaleBits(s: number): number {
+  const h = bf16BitsOf(s);
+  return s > 0 && h < 0x7f80 && bf16Values()[h] === s ? h : 0;
+}
+
+/**
+ * Codes of raw bf16 weights `x` quantized as `encode(bf16(f32(x / s)))`,
+ * `width` bits each (`width` ≤ the table's field; 2- or 4-bit integers),
+ * packed little-endian into 32-bit words, element i at bit (i mod per
+ * word) · width. The quotient's bits come from {@link quotients}, not a
+ * division, wherever weight and scale are normal numbers. Groups must be
+ * whole words (callers check).
+ */
+function quotientCodes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, table: CodeTable, width: number): Uint32Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const quot = quotients();
+  const values = bf16Values();
+  const { cap, code } = table;
+  const stride = cap + 1;
+  const per = 32 / width;
+  const shift = Math.log2(per);
+  const out = new Uint32Array((a * b * c) >>> shift);
   for (let g = 0; g < a * b; g++) {
     const s = scale[g]!;
+    const sb = scaleBits(s);
+    const fast = (sb & 0x7f80) !== 0;
+    const base = (sb & 0x7f) << 7;
+    const se = sb & 0x7f80;
     const end = (g + 1) * c;
-    for (let i = g * c; i < end; i++) {
-      f[0] = table[bits[i]!]! / s;
-      const x = u[0]!;
-      // bf16 rounding of the float32 quotient, then 448 = 0x43e0 as the largest magnitude.
-      let h = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-      const sign = (h >>> 8) & 0x80;
-      h &= 0x7fff;
-      if (h > 0x43e0) h = 0x43e0;
-      let code: number;
-      if (h >= 0x3c80) {
-        // Normal FP8: exponent rebased from 127 to 7, mantissa 7 → 3 bits.
-        const v = h - (120 << 7);
-        code = (v + 0x7 + ((v >>> 4) & 1)) >>> 4;
-      } else {
-        code = rneInt(table[h]! * 512);
+    for (let i = g * c; i < end; i += per) {
+      let word = 0;
+      for (let j = 0; j < per; j++) {
+        const h = bits[i + j]!;
+        const m = h & 0x7fff;
+        let q = fast && m >= 0x80 ? quot[base | (m & 0x7f)]! + (m & 0x7f80) - se : 0;
+        // Below normal float32 (rare): the division itself, which keeps a subnormal quotient's sign (FP4 writes it).
+        if (q < 0x80) q = bf16BitsOf(values[m]! / s) & 0x7fff;
+        q = q > cap ? cap : q;
+        word |= code[q + (h >>> 15) * stride]! << (j * width);
       }
-      out[i] = sign | code;
+      out[i >>> shift] = word >>> 0;
     }
   }
   return out;
+}
+
+/** {@link quotientCodes} for 8-bit fields one byte at a time, for groups that are not whole words (slower than whole words). */
+function quotientBytes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, table: CodeTable): Uint8Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const quot = quotients();
+  const values = bf16Values();
+  const { cap, code } = table;
+  const stride = cap + 1;
+  const out = new Uint8Array(a * b * c);
+  for (let g = 0; g < a * b; g++) {
+    const s = scale[g]!;
+    const sb = scaleBits(s);
+    const fast = (sb & 0x7f80) !== 0;
+    const base = (sb & 0x7f) << 7;
+    const se = sb & 0x7f80;
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i++) {
+      const h = bits[i]!;
+      const m = h & 0x7fff;
+      let q = fast && m >= 0x80 ? quot[base | (m & 0x7f)]! + (m & 0x7f80) - se : 0;
+      if (q < 0x80) q = bf16BitsOf(values[m]! / s) & 0x7fff;
+      out[i] = code[(q > cap ? cap : q) + (h >>> 15) * stride]!;
+    }
+  }
+  return out;
+}
+
+/** Whether the groups of a view are whole words of `width`-bit codes. */
+function wordAligned(kernel: WeightKernel, width: number): boolean {
+  return kernel.view.dims[2]! % (32 / width) === 0;
+}
+
+/**
+ * FP8 E4M3 byte codes of raw bf16 weights, `fp8(clip(bf16(x / s), ±448))`,
+ * without a division per element (see {@link quotientCodes}); the sign is the weight's, −0 included.
+ */
+export function quantizeFp8Bf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
+  if (kernel.view.dims[2]! % 4 !== 0) return quotientBytes(kernel, bits, scale, fp8Table());
+  return new Uint8Array(quotientCodes(kernel, bits, scale, fp8Table(), 8).buffer);
+}
+
+/**
+ * Symmetric integer codes `round(clip(bf16(x / s), qmin, qmax))` of raw bf16
+ * weights: packed into int32 words as compressed-tensors `pack_to_int32`
+ * (offset to unsigned, element c at bit c·bits of its row), or int8.
+ */
+export function quantizeIntBf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Int32Array | Int8Array {
+  const nbits = kernel.args.num_bits;
+  const packed = intLayout(kernel) === 'packed';
+  if (!packed && !wordAligned(kernel, 8)) return new Int8Array(quotientBytes(kernel, bits, scale, intTable(nbits, false)).buffer);
+  if (!packed) return new Int8Array(quotientCodes(kernel, bits, scale, intTable(nbits, false), 8).buffer);
+  return new Int32Array(quotientCodes(kernel, bits, scale, intTable(nbits, true), nbits).buffer);
+}
+
+/**
+ * MXFP4 bytes of raw bf16 weights, two E2M1 codes each (low nibble first):
+ * `fp4(clip(bf16(x / s), ±6))`, 8 added for values below zero (not −0).
+ */
+export function quantizeMxfp4Bf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
+  return new Uint8Array(quotientCodes(kernel, bits, scale, fp4Table(), 4).buffer);
+}
+
+/**
+ * NVFP4 bytes of raw bf16 weights, two E2M1 codes each (low nibble first):
+ * `fp4(clip(x / f32(s / gs), ±6))` in float32 (no bf16 rounding here, as
+ * compressed-tensors divides by the float32 scale), 8 added below zero.
+ */
+export function quantizeNvfp4Bf16Cpu(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, globalScale: number): Uint8Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const values = bf16Values();
+  const byTop = fp4ByTopBits();
+  const out = new Uint8Array((a * b * c) >>> 1);
+  const x = new Float32Array(2);
+  const u = new Uint32Array(x.buffer);
+  for (let g = 0; g < a * b; g++) {
+    const d = Math.fround(scale[g]! / globalScale);
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i += 2) {
+      x[0] = values[bits[i]!]! / d;
+      x[1] = values[bits[i + 1]!]! / d;
+      const u0 = u[0]!;
+      const u1 = u[1]!;
+      // Below zero (not −0): the sign bit and any magnitude.
+      const c0 = byTop[(((u0 & 0x7fffffff) >>> 19) & 0xffe) | (((u0 & 0xfffff) + 0xfffff) >>> 20)]! | ((u0 >>> 28) & (((u0 & 0x7fffffff) + 0x7fffffff) >>> 28) & 8);
+      const c1 = byTop[(((u1 & 0x7fffffff) >>> 19) & 0xffe) | (((u1 & 0xfffff) + 0xfffff) >>> 20)]! | ((u1 >>> 28) & (((u1 & 0x7fffffff) + 0x7fffffff) >>> 28) & 8);
+      out[i >>> 1] = c0 | (c1 << 4);
+    }
+  }
+  return out;
+}
+
+/**
+ * E2M1 magnitude codes by the float32 bits of |x| >>> 20 (exponent and 3
+ * mantissa bits), times 2, plus 1 when lower bits are set: the thresholds
+ * 0.25, 0.75, 1.25, 1.75, 2.5, 3.5 and 5 all have 3 mantissa bits, so this
+ * tells them apart from values just above (strict thresholds) without a branch.
+ */
+let fp4ByTop: Uint8Array | null = null;
+function fp4ByTopBits(): Uint8Array {
+  if (fp4ByTop) return fp4ByTop;
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  fp4ByTop = new Uint8Array(1 << 12);
+  for (let top = 0; top < 1 << 11; top++) {
+    for (const low of [0, 1]) {
+      u[0] = (top << 20) | low;
+      const v = f[0]!;
+      fp4ByTop[(top << 1) | low] = Number.isNaN(v) ? 7 : +(v > 0.25) + +(v >= 0.75) + +(v > 1.25) + +(v >= 1.75) + +(v > 2.5) + +(v >= 3.5) + +(v > 5);
+    }
+  }
+  return fp4ByTop;
 }

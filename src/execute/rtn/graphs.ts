@@ -56,6 +56,13 @@ export interface QuantizeGraphOptions {
   readonly input: WeightInput;
   /** FP8 kernels: output E4M3 byte codes (uint8) instead of float32 values. */
   readonly fp8Codes?: boolean;
+  /**
+   * Observe in the same graph (rank 3, symmetric FP8 and integers): the
+   * scale is `dtype(amax / divisor)` over each group, `eps` where that is 0
+   * (compressed-tensors' `calculate_qparams`), output as `s` next to `q`;
+   * the weight is uploaded once.
+   */
+  readonly inGraphScale?: { readonly divisor: number; readonly eps: number };
 }
 
 /**
@@ -88,10 +95,17 @@ export function quantizeGraph(o: QuantizeGraphOptions): Uint8Array {
   const dims = o.rank === 3 ? ['a', 'b', 'c'] : ['a', 'b', 'c', 'd'];
   const sdims = o.rank === 3 ? ['a', 'b', 1] : ['a', 1, 'c', 1];
   const w = weightInput(g, o.input, dims);
-  const s = g.input('s', OnnxType.float, sdims);
   // Round to the weight dtype where PyTorch's result dtype is the weight dtype.
   const narrow = o.dtype === 'BF16' ? OnnxType.bfloat16 : o.dtype === 'F16' ? OnnxType.float16 : null;
   const toDtype = (v: string): string => (narrow === null ? v : g.op('Cast', [g.op('Cast', [v], { to: narrow })], { to: OnnxType.float }));
+  let s: string;
+  if (o.inGraphScale) {
+    // max(|min(w, 0)|, max(w, 0)) is max |w|; a zero scale becomes eps.
+    const amax = g.op('ReduceMax', [g.op('Abs', [w]), g.i64([2])], { keepdims: 1 });
+    const raw = toDtype(g.op('Div', [amax, g.f32(o.inGraphScale.divisor)]));
+    s = g.op('Where', [g.op('Equal', [raw, g.f32(0)]), g.f32(o.inGraphScale.eps), raw]);
+    g.output(s, 's', OnnxType.float, sdims);
+  } else s = g.input('s', OnnxType.float, sdims);
   let scaled: string;
   if (o.kind === 'nvfp4') {
     const gs = g.input('gs', OnnxType.float, [1]);

@@ -6,9 +6,9 @@
 import { bf16Bytes, f16Bytes, fp8E4m3Bytes, toFloat32, uint16View } from '../dtypes.js';
 import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
-import { fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
+import { dtypeFacts, fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
-import { cpuKernelSupports, observeBf16Cpu, observeCpu, quantizeFp8Bf16Cpu, quantizeFp8Cpu } from './cpu-kernel.js';
+import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, observeCpu, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu } from './cpu-kernel.js';
 
 /** Whether a weight goes through the CPU loops rather than the graphs. */
 function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
@@ -17,7 +17,7 @@ function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
 
 /** FP8 E4M3 bytes of a weight in the CPU loops: straight from raw bf16 patterns, else from float32 values. */
 function loopFp8(kernel: WeightKernel, grouped: RawTensor, scale: Float32Array): Uint8Array {
-  if (grouped.type === 'uint16') return quantizeFp8Bf16Cpu(kernel, grouped.data as Uint16Array, scale);
+  if (grouped.type === 'uint16') return quantizeFp8Bf16Table(kernel, grouped.data as Uint16Array, scale);
   return fp8E4m3Bytes(quantizeFp8Cpu(kernel, grouped.data as Float32Array, scale));
 }
 
@@ -74,7 +74,11 @@ function rowSlice(t: RawTensor, r0: number, r1: number): RawTensor {
 export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<WeightStats> {
   const rank = kernel.view.dims.length as 3 | 4;
   const input = grouped.type === 'uint16' ? 'bf16-bits' : 'f32';
-  if (inLoops(rt, kernel)) return grouped.type === 'uint16' ? observeBf16Cpu(kernel, grouped.data as Uint16Array) : observeCpu(kernel, grouped.data as Float32Array);
+  if (inLoops(rt, kernel)) {
+    if (grouped.type !== 'uint16') return observeCpu(kernel, grouped.data as Float32Array);
+    // Symmetric scales need only each group's largest magnitude.
+    return kernel.args.symmetric ? observeAbsBf16Cpu(kernel, grouped.data as Uint16Array) : observeBf16Cpu(kernel, grouped.data as Uint16Array);
+  }
   const key = `observe-${rank}-${input}`;
   const chunks = rowChunks(rt, kernel);
   if (chunks.length === 1) {
@@ -90,6 +94,21 @@ export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grou
     max.set(out.max.data as Float32Array, r0 * groups);
   }
   return { min, max };
+}
+
+/**
+ * Whether the observer's statistics show every NaN and infinity of the
+ * weight: the CPU loops order raw bf16 patterns as integers, so one lands
+ * in a group's min or max (graph reductions may skip NaN).
+ */
+export function observerSeesNonFinite(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): boolean {
+  return grouped.type === 'uint16' && inLoops(rt, kernel);
+}
+
+/** Whether every min and max is finite. */
+export function statsFinite(stats: WeightStats): boolean {
+  for (let i = 0; i < stats.min.length; i++) if (!Number.isFinite(stats.min[i]! + stats.max[i]!)) return false;
+  return true;
 }
 
 /** Absolute maximum over a weight's statistics (for NVFP4 global scales). */
@@ -216,7 +235,14 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       const feeds: Record<string, RawTensor> = { s: f32(scale, sd) };
       if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
       const asymmetric = zeroPoint !== null;
-      if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
+      if (loops) {
+        // Symmetric, raw bf16 (see cpuKernelSupports).
+        const q = quantizeIntBf16Table(kernel, grouped.data as Uint16Array, scale);
+        if (kernel.format === 'pack-quantized') {
+          result.set('weight_packed', bytesOf(q));
+          result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+        } else result.set('weight', bytesOf(q));
+      } else if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
         // Widths that straddle words (3, 5, 6, 7 bits): quantize in the graph, pack here.
         const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
         result.set('weight_packed', bytesOf(packInt32(q.data as Int8Array, n, k, args.num_bits)));
@@ -256,8 +282,10 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'mxfp8':
     case 'mxfp4': {
       const { exponent, scale } = mxQparams(stats.min, stats.max, kernel.kind === 'mxfp4' ? 4 : 8, kernel.dtype);
-      if (loops) {
+      if (loops && kernel.kind === 'mxfp8') {
         result.set('weight', loopFp8(kernel, grouped, scale));
+      } else if (loops) {
+        result.set('weight_packed', quantizeMxfp4Bf16Table(kernel, grouped.data as Uint16Array, scale));
       } else if (kernel.kind === 'mxfp8') {
         const q = await run(rt.encodeFp8InGraph ? 'mxfp8c' : 'mxfp8', { ...base, fp8Codes: rt.encodeFp8InGraph }, { s: f32(scale, sd) });
         result.set('weight', rt.encodeFp8InGraph ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));
@@ -272,15 +300,116 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'nvfp4': {
       if (globalScale === undefined) throw new Error('NVFP4 needs a global scale');
       const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
-      const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
-      const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
       result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
-      result.set('weight_packed', bytesOf(q.data));
+      if (loops) result.set('weight_packed', quantizeNvfp4Bf16Cpu(kernel, grouped.data as Uint16Array, scale, globalScale));
+      else {
+        const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
+        const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
+        result.set('weight_packed', bytesOf(q.data));
+      }
       result.set('weight_scale', fp8E4m3Bytes(scale));
       break;
     }
   }
   return result;
+}
+
+/**
+ * Whether one graph observes and quantizes the weight (see
+ * `QuantizeGraphOptions.inGraphScale`): symmetric FP8 and integer weights
+ * with scale groups along rows, where they run in graphs.
+ */
+export function observesInGraph(rt: GraphRuntime, kernel: WeightKernel): boolean {
+  if (inLoops(rt, kernel) || kernel.view.dims.length !== 3) return false;
+  if (kernel.kind === 'fp8') return true;
+  return kernel.kind === 'int' && kernel.args.symmetric && (kernel.format !== 'pack-quantized' || 32 % kernel.args.num_bits === 0);
+}
+
+/**
+ * Observes, scales, quantizes and packs a weight in one graph per row
+ * chunk (one upload; see {@link observesInGraph}). Returns bytes per output
+ * suffix, matching `kernel.outputs`, as {@link quantizeWeight} would.
+ */
+export async function quantizeObserved(rt: GraphRuntime, kernel: WeightKernel, grouped: RawTensor): Promise<Map<string, Uint8Array>> {
+  const [n, k] = kernel.shape;
+  const args = kernel.args;
+  const fp8 = kernel.kind === 'fp8';
+  const pack = kernel.format === 'pack-quantized';
+  const per = 32 / args.num_bits;
+  const opts: QuantizeGraphOptions = {
+    kind: kernel.kind,
+    dtype: kernel.dtype,
+    rank: 3,
+    bits: args.num_bits,
+    pack,
+    asymmetric: false,
+    input: grouped.type === 'uint16' ? 'bf16-bits' : 'f32',
+    fp8Codes: fp8 && rt.encodeFp8InGraph,
+    inGraphScale: { divisor: fp8 ? 448 : (2 ** args.num_bits - 1) / 2, eps: dtypeFacts(kernel.dtype).eps },
+  };
+  const key = `observe-quantize-${fp8 ? (opts.fp8Codes ? 'fp8c' : 'fp8') : `int${args.num_bits}${pack ? 'p' : ''}`}-${opts.dtype}-${opts.input}`;
+  const qs: RawTensor[] = [];
+  const ss: RawTensor[] = [];
+  const chunks = rowChunks(rt, kernel);
+  for (const [r0, r1] of chunks) {
+    const feeds: Record<string, RawTensor> = { w: chunks.length === 1 ? grouped : rowSlice(grouped, r0, r1) };
+    if (pack) feeds.pshape = { type: 'int64', data: BigInt64Array.from([BigInt(chunks.length === 1 ? n : r1 - r0), BigInt(k / per), BigInt(per)]), dims: [3] };
+    const out = await rt.run(key, () => quantizeGraph(opts), feeds);
+    qs.push(out.q);
+    ss.push(out.s);
+  }
+  const q = qs.length === 1 ? qs[0] : concatRows(qs);
+  const scale = (ss.length === 1 ? ss[0] : concatRows(ss)).data as Float32Array;
+  const result = new Map<string, Uint8Array>();
+  if (fp8) result.set('weight', opts.fp8Codes ? (q.data as Uint8Array) : fp8E4m3Bytes(q.data as Float32Array));
+  else if (pack) {
+    result.set('weight_packed', bytesOf(q.data));
+    result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+  } else result.set('weight', bytesOf(q.data));
+  result.set('weight_scale', scaleBytes(scale, kernel));
+  return result;
+}
+
+/**
+ * The key under which weights can be stacked into one graph run (same
+ * kernel, shape and dtype; whole weights, row-independent scale groups), or
+ * null for a weight that runs alone.
+ */
+export function stackKey(rt: GraphRuntime, kernel: WeightKernel): string | null {
+  const s = kernel.args.strategy;
+  if (rt.chunkElements !== null || !observesInGraph(rt, kernel) || (s !== 'channel' && s !== 'group')) return null;
+  return JSON.stringify([kernel.kind, kernel.format, kernel.dtype, kernel.shape, kernel.args.num_bits, s, kernel.args.group_size]);
+}
+
+/**
+ * Quantizes weights of one {@link stackKey} in one graph run: their rows
+ * stacked into one `[count·N, K]` weight (scale groups never cross rows, so
+ * each weight's codes and scales are what it gets alone), split back after.
+ */
+export async function quantizeObservedStack(rt: GraphRuntime, kernel: WeightKernel, raws: readonly Uint8Array[]): Promise<Map<string, Uint8Array>[]> {
+  if (raws.length === 1) return [await quantizeObserved(rt, kernel, groupedWeight(rt, kernel, raws[0]!))];
+  const count = raws.length;
+  const [n, k] = kernel.shape;
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const stacked: WeightKernel = { ...kernel, shape: [count * n, k], view: { ...kernel.view, dims: [count * a, b, c], padded: [count * n, k] } };
+  const all = new Uint8Array(raws.reduce((t, r) => t + r.byteLength, 0));
+  let at = 0;
+  for (const r of raws) {
+    all.set(r, at);
+    at += r.byteLength;
+  }
+  const together = await quantizeObserved(rt, stacked, groupedWeight(rt, stacked, all));
+  return raws.map((_, i) => {
+    const one = new Map<string, Uint8Array>();
+    for (const [suffix, bytes] of together) {
+      if (suffix === 'weight_shape') one.set(suffix, bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
+      else {
+        const part = bytes.byteLength / count;
+        one.set(suffix, bytes.subarray(i * part, (i + 1) * part));
+      }
+    }
+    return one;
+  });
 }
 
 function scaleBytes(scale: Float32Array, kernel: WeightKernel): Uint8Array {
