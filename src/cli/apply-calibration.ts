@@ -106,6 +106,8 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     const { withRoundedOffsetNorms } = await import('../execute/offset-norms.js');
     model = model.withWeights(await withRoundedOffsetNorms(model.weights, job.offsetNorms, job.fusedExperts));
   }
+  // GPUs by ordinal (`--device cuda:1`, `cuda:0,1`): the looped layer passes share the batches over them, the rest runs on the first.
+  if (job.devices?.length && job.devices.every((d) => d.device === 'cuda')) model.deviceIds = job.devices.map((d) => d.deviceId ?? 0);
   const precision = model.usePrecision(args.precision ?? defaultPrecision(args.device, model.config.dtype));
   if (precision.note) io.stderr(`note: calibration computes in ${describePrecision(precision)}\n`);
   const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : DEFAULT_SEQ_LEN;

@@ -1,8 +1,8 @@
 /**
- * The devices a data-free weight pass spreads its tensors over: `cpu`, or
- * one or more CUDA devices by ordinal (`cuda`, `cuda:1`, `cuda:0,1`,
- * `--gpus N`). Calibration and GPTQ run on the first device; only the
- * weight pass uses them all.
+ * The devices `apply` runs on: `cpu`, or one or more CUDA devices by
+ * ordinal (`cuda`, `cuda:1`, `cuda:0,1`, `--gpus N`). The data-free weight
+ * pass spreads its tensors over them, the looped calibration passes their
+ * batches; solves and searches run on the first.
  */
 import type { Device } from './runtime.js';
 

@@ -68,8 +68,9 @@ Options:
                            cuda for a bf16/fp16 checkpoint, else fp32.
   --device cuda:0,1,...    Several GPUs of the host: the data-free weight
                            pass spreads its tensors over them (same
-                           output as one GPU); calibration, SmoothQuant,
-                           AWQ and GPTQ run on the first.
+                           output as one GPU); calibration passes share
+                           their batches over them; GPTQ solves and the
+                           AWQ search run on the first.
   --gpus N                 Short for --device cuda:0,...,N-1.
   --max-shard-size GB      Largest output shard in GB (default 20).
   --shard I/N              Write only part I of N (0 <= I < N) of a
@@ -169,7 +170,7 @@ export const command: Command = {
       io.stderr(renderDiagnostics([error('apply-device', `${e.message}.`)], new Map()));
       return EXIT_USAGE;
     }
-    // Calibration, SmoothQuant, AWQ and GPTQ run on the first device kind; the data-free weight pass on every listed device.
+    // The data-free weight pass and the looped calibration passes use every listed device; solves and searches the first.
     const device = devices[0]!.device;
     const format = choice('apply', 'format', values.format, ['text', 'json'] as const, 'text');
     const precision = values.precision === undefined ? undefined : choice('apply', 'precision', values.precision, ['bf16', 'fp32'] as const, 'fp32');

@@ -348,6 +348,7 @@ export class AwqModifier implements LayerModifier {
     const k = balance[0]!.cols;
     for (const t of inputs) numel += (rowsPerRun ? rowsPerRun(t.data.length / k) : t.data.length / k) * outWidth;
     const rt = new GraphRuntime(this.model.device);
+    rt.deviceId = this.model.deviceIds?.[0];
     rt.timings = this.profile.search;
     try {
       for (let start = 0; start < this.grid.length; start += chunk) {

@@ -17,7 +17,7 @@ import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
-import { loopedLayer, loopFeeds, splitStack, type BuildInto, type HiddenStack } from './layer-loop.js';
+import { loopedLayer, loopFeeds, shareStack, splitStack, type BuildInto, type HiddenStack } from './layer-loop.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
@@ -177,6 +177,13 @@ export class ForwardModel {
    * batch costs little and keeps memory low.
    */
   loopLayers: boolean;
+  /**
+   * CUDA device ordinals the looped layer passes share their batches over
+   * (each device runs its share with its own copy of the layer, at the same
+   * time; statistics fold in batch order); every other graph of the model
+   * runs on the first. Unset: the provider's default device.
+   */
+  deviceIds?: readonly number[];
   /** The precision layer and head graphs compute in (see precision.ts; {@link usePrecision} sets it): float32 unless asked. */
   precision: ResolvedPrecision = { requested: 'fp32', runs: 'fp32' };
 
@@ -194,10 +201,11 @@ export class ForwardModel {
   }
 
   /** A runtime for this model's graphs, timed when profiling. */
-  private runtime(): GraphRuntime {
+  private runtime(deviceId: number | undefined = this.deviceIds?.[0]): GraphRuntime {
     const runtime = new GraphRuntime(this.device);
     runtime.timings = this.timings;
     runtime.foldConstants = this.foldConstants;
+    runtime.deviceId = deviceId;
     return runtime;
   }
 
@@ -208,6 +216,7 @@ export class ForwardModel {
     m.layerOutputs = this.layerOutputs;
     m.foldConstants = this.foldConstants;
     m.loopLayers = this.loopLayers;
+    m.deviceIds = this.deviceIds;
     m.precision = this.precision;
     m.timings = this.timings;
     return m;
@@ -353,18 +362,29 @@ export class ForwardModel {
     if (!looped) return null;
     const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
     const tables = inputsFor(maxSeq, windowOf(this.config, layer));
-    const runtime = this.runtime();
-    const parts: Float32Array[] = [];
-    try {
-      const runs = splitStack(stack, runBytes);
-      for (let r = 0; r < runs.length; r++) {
-        const { out, ...statistics } = await runtime.run(`looped_${layer}`, () => looped.bytes, loopFeeds(runs[r]!, tables));
-        sink?.(r, runs[r]!, statistics);
-        if (keepOutput) parts.push(out!.data as Float32Array);
-      }
-    } finally {
-      await runtime.dispose();
-    }
+    // Several devices: each runs its share of the batches with its own copy of the layer, at the same time.
+    const devices = this.deviceIds?.length ? this.deviceIds : [undefined];
+    const shares = shareStack(stack, devices.length);
+    const results = await Promise.all(
+      shares.map(async (share, d) => {
+        const ran: { stack: HiddenStack; statistics: Record<string, RawTensor>; out?: Float32Array }[] = [];
+        if (share.batches.length === 0) return ran;
+        const runtime = this.runtime(devices[d]);
+        try {
+          for (const run of splitStack(share, runBytes)) {
+            const { out, ...statistics } = await runtime.run(`looped_${layer}`, () => looped.bytes, loopFeeds(run, tables));
+            ran.push({ stack: run, statistics, out: out?.data as Float32Array | undefined });
+          }
+        } finally {
+          await runtime.dispose();
+        }
+        return ran;
+      }),
+    );
+    // Statistics fold in batch order whatever device finished first.
+    const runs = results.flat();
+    runs.forEach((r, i) => sink?.(i, r.stack, r.statistics));
+    const parts = keepOutput ? runs.map((r) => r.out!) : [];
     if (!keepOutput) return stack;
     const data = parts.length === 1 ? parts[0]! : new Float32Array(stack.data.length);
     if (parts.length > 1) {

@@ -156,6 +156,28 @@ export function splitStack(stack: HiddenStack, bytes: number): HiddenStack[] {
   return out;
 }
 
+/** A stack cut into `count` consecutive shares of about equal rows (views, no copy; a share may be empty). */
+export function shareStack(stack: HiddenStack, count: number): HiddenStack[] {
+  if (count <= 1) return [stack];
+  const slot = stack.rows * stack.hidden;
+  const total = stack.batches.reduce((n, b) => n + b.batch * b.seq, 0);
+  const out: HiddenStack[] = [];
+  let start = 0;
+  let done = 0;
+  for (let d = 0; d < count; d++) {
+    let end = start;
+    // Batches go to this share until it holds its part of all rows.
+    const target = (total * (d + 1)) / count;
+    while (end < stack.batches.length && (d === count - 1 || done + (stack.batches[end]!.batch * stack.batches[end]!.seq) / 2 <= target)) {
+      done += stack.batches[end]!.batch * stack.batches[end]!.seq;
+      end++;
+    }
+    out.push({ ...stack, data: stack.data.subarray(start * slot, end * slot), batches: stack.batches.slice(start, end) });
+    start = end;
+  }
+  return out;
+}
+
 /** The batches of a stack as views into its buffer (no copy). */
 export function unstack(stack: HiddenStack): { data: Float32Array; batch: number; seq: number }[] {
   const slot = stack.rows * stack.hidden;

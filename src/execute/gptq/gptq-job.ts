@@ -33,6 +33,8 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
   const gptq = job.gptq!;
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
   const rt = new GraphRuntime(model.device);
+  // The solves run on the first of the model's devices.
+  rt.deviceId = model.deviceIds?.[0];
   const modifier = new GptqModifier(job, model.weights, gptq.modules, spec.calibrateAllExperts, {
     gemm: runtimeGemm(rt),
     graph: solveMode() === 'graph' ? new GraphSolver(rt) : undefined,

@@ -13,7 +13,7 @@ import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/exec
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { gptqJob } from '../../../src/execute/gptq/gptq-job.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
-import { loopedLayer, splitStack, stackBatches, unstack } from '../../../src/execute/forward/layer-loop.js';
+import { loopedLayer, shareStack, splitStack, stackBatches, unstack } from '../../../src/execute/forward/layer-loop.js';
 import { HessianStore } from '../../../src/execute/gptq/hessians.js';
 import { runSequential, type LayerModifier } from '../../../src/execute/pipeline/sequential.js';
 import type { RawTensor } from '../../../src/execute/runtime.js';
@@ -140,12 +140,21 @@ describe('looped layer passes', () => {
     const model = await ForwardModel.open(dir);
     const batches = tokenBatches(model.config.vocabSize);
     const gptq = await job('    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
-    model.loopLayers = false;
-    const plain = await gptqJob(gptq, model, batches);
-    model.loopLayers = true;
-    const looped = await gptqJob(gptq, model, batches);
-    expect(looped.reports.map((r) => [r.module, r.method, r.samples])).toEqual(plain.reports.map((r) => [r.module, r.method, r.samples]));
-    for (let i = 0; i < plain.reports.length; i++) expect(Math.abs(looped.reports[i]!.loss / plain.reports[i]!.loss - 1), plain.reports[i]!.module).toBeLessThan(1e-3);
+    // The JavaScript solve, whose float64 column loop gives the same codes from Hessians equal up to float order: the
+    // float32 graph solve, like llm-compressor's, flips a code at a rounding boundary here and there (its own tests).
+    const mode = process.env.QUANTC_GPTQ_SOLVE;
+    process.env.QUANTC_GPTQ_SOLVE = 'js';
+    try {
+      model.loopLayers = false;
+      const plain = await gptqJob(gptq, model, batches);
+      model.loopLayers = true;
+      const looped = await gptqJob(gptq, model, batches);
+      expect(looped.reports.map((r) => [r.module, r.method, r.samples])).toEqual(plain.reports.map((r) => [r.module, r.method, r.samples]));
+      for (let i = 0; i < plain.reports.length; i++) expect(Math.abs(looped.reports[i]!.loss / plain.reports[i]!.loss - 1), plain.reports[i]!.module).toBeLessThan(1e-5);
+    } finally {
+      if (mode === undefined) delete process.env.QUANTC_GPTQ_SOLVE;
+      else process.env.QUANTC_GPTQ_SOLVE = mode;
+    }
 
     const awq = await job('    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
     model.loopLayers = false;
@@ -154,5 +163,32 @@ describe('looped layer passes', () => {
     const awqLooped = await awqJob(awq, model, batches);
     expect(awqLooped.reports.map((r) => [r.smooth, r.best, r.tokens])).toEqual(awqPlain.reports.map((r) => [r.smooth, r.best, r.tokens]));
     for (let i = 0; i < awqPlain.reports.length; i++) expect(relativeError(awqLooped.reports[i]!.scales, awqPlain.reports[i]!.scales)).toBeLessThan(1e-5);
+  });
+
+  it('several devices share the batches: the same statistics and the same outputs as one', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'qwen3_moe', 'base'));
+    const model = await ForwardModel.open(dir);
+    model.loopLayers = true;
+    const batches = tokenBatches(model.config.vocabSize);
+    const stack = stackBatches(await model.embed(batches), model.config.hidden);
+    // Shares cover every batch once, in order, about equal in rows.
+    const shares = shareStack(stack, 3);
+    expect(shares.flatMap((s) => s.batches)).toEqual(stack.batches);
+    expect(shares.every((s) => s.batches.length > 0)).toBe(true);
+    const one = new Recorder();
+    await runSequential(model, batches, one, [], { runBytes: 1 << 30 });
+    const tables = model.positionTables();
+    const single = await model.runLayerStacked(0, stack, {}, tables, model.weights, true, 1 << 30);
+    model.deviceIds = [0, 1, 2];
+    const three = new Recorder();
+    await runSequential(model, batches, three, [], { runBytes: 1 << 30 });
+    const shared = await model.runLayerStacked(0, stack, {}, tables, model.weights, true, 1 << 30);
+    expect(three.runs.length).toBe(3 * model.config.layers);
+    expect(shared!.data).toEqual(single!.data);
+    for (const [m, h] of one.hessians) {
+      expect(three.hessians.get(m)!.n, m).toBe(h.n);
+      expect(relativeError(three.hessians.get(m)!.sum, h.sum), m).toBeLessThan(1e-6);
+    }
+    for (const [name, r] of one.ranges) expect(relativeError(three.ranges.get(name)!, r), name).toBeLessThan(1e-6);
   });
 });
