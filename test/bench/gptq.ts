@@ -75,7 +75,7 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
   const job = jobFromPlan(planned.build, { modelDir: dir, outDir: join(dir, 'out'), device, recipeYaml: '', moe: planned.ir!.moe });
   const model = await ForwardModel.open(dir, device);
   // The precision apply uses by default (bf16 on CUDA for a bf16 checkpoint), TF32 with it (decided before the first session).
-  allowCudaTf32(tf32Allowed(precision, device, model.config.dtype));
+  allowCudaTf32(tf32Allowed(precision, device, model.config.dtype, model.config.modelType));
   const resolved = model.usePrecision(precision ?? defaultPrecision(device, model.config.dtype));
   // Where the layer passes spend their time: graph building, session creation, onnxruntime runs.
   const profile = { build: 0, ...emptyRuntimeTimings() };

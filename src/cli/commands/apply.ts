@@ -228,9 +228,10 @@ export const command: Command = {
       // A missing CUDA provider (or GPU of the list) is said before anything runs. cuBLAS reads its math mode once, so TF32 is
       // decided first: allowed when calibration computes in the checkpoint's 16-bit dtype (see precision.ts).
       const { allowCudaTf32, probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
-      const { checkpointDtype } = await import('../../execute/forward/executor.js');
+      const { checkpointFacts } = await import('../../execute/forward/executor.js');
       const { tf32Allowed } = await import('../../execute/forward/precision.js');
-      allowCudaTf32(tf32Allowed(precision, device, await checkpointDtype(planned.model!.source.path).catch(() => 'float32')));
+      const facts = await checkpointFacts(planned.model!.source.path).catch(() => ({ modelType: '', dtype: 'float32' }));
+      allowCudaTf32(tf32Allowed(precision, device, facts.dtype, facts.modelType));
       try {
         for (const slot of devices) await probeDevice(slot.device, slot.deviceId);
       } catch (e) {

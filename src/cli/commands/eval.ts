@@ -131,7 +131,7 @@ export const command: Command = {
 
     const { readTextData, DataFileError } = await import('../../execute/calibrate/text-data.js');
     const { loadTokenizer, TokenizerError } = await import('../../execute/tokenize/tokenizer.js');
-    const { checkpointDtype, ForwardModel, UnsupportedModelError } = await import('../../execute/forward/executor.js');
+    const { checkpointFacts, ForwardModel, UnsupportedModelError } = await import('../../execute/forward/executor.js');
     const { WeightFormatError } = await import('../../execute/forward/dequantize.js');
     const { CheckpointError } = await import('../../execute/safetensors-reader.js');
     const { allowCudaTf32, probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
@@ -157,7 +157,8 @@ export const command: Command = {
       // A missing CUDA provider is said before the model is read.
       if (device === 'cuda') {
         // cuBLAS reads its math mode once: TF32 is decided before the first CUDA session.
-        allowCudaTf32(tf32Allowed(requested, device, await checkpointDtype(modelDir).catch(() => 'float32')));
+        const facts = await checkpointFacts(modelDir).catch(() => ({ modelType: '', dtype: 'float32' }));
+        allowCudaTf32(tf32Allowed(requested, device, facts.dtype, facts.modelType));
         await probeDevice(device);
       }
       const tokenizer = await loadTokenizer(modelDir);

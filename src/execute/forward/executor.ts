@@ -114,11 +114,11 @@ export function languageModelNames(has: (tensor: string) => boolean): LanguageMo
   return CAUSAL_LM_NAMES;
 }
 
-/** The dtype the causal LM of the model folder `dir` is stored in (its config's, as the executor reads it), without opening its weights. */
-export async function checkpointDtype(dir: string): Promise<string> {
+/** The `model_type` and dtype of the model folder `dir`'s causal LM (its config's, as the executor reads them), without opening its weights. */
+export async function checkpointFacts(dir: string): Promise<{ modelType: string; dtype: string }> {
   const raw = languageModelConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>);
   const dtype = raw.dtype ?? raw.torch_dtype ?? 'bfloat16';
-  return dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16';
+  return { modelType: String(raw.model_type ?? ''), dtype: dtype === 'float16' || dtype === 'float32' ? dtype : 'bfloat16' };
 }
 
 /** Additive mask: position i sees j ≤ i, and only the last `window` of them when set. */

@@ -188,11 +188,12 @@ export function roundTo(dtype: LowPrecision['dtype']): (x: number) => number {
 
 /**
  * Whether CUDA float32 MatMuls may round their inputs to TF32 in a run asked
- * for in `requested` (or the default) on a `dtype` checkpoint: only when the
- * layers compute in the checkpoint's 16-bit dtype, whose values TF32 holds
- * exactly (a bf16 or fp16 value times another, accumulated in float32, is the
- * float32 product). `fp32` keeps float32 arithmetic, as the CPU computes it.
+ * for in `requested` (or the default) on a `modelType` checkpoint stored in
+ * `dtype`: only when its layers compute in that 16-bit dtype, whose values
+ * TF32 holds exactly (a bf16 or fp16 value times another, accumulated in
+ * float32, is the float32 product). Float32 graphs keep float32 arithmetic,
+ * as the CPU computes it.
  */
-export function tf32Allowed(requested: Precision | undefined, device: Device, dtype: string): boolean {
-  return device === 'cuda' && (dtype === 'bfloat16' || dtype === 'float16') && (requested ?? defaultPrecision(device, dtype)) === 'bf16';
+export function tf32Allowed(requested: Precision | undefined, device: Device, dtype: string, modelType: string): boolean {
+  return device === 'cuda' && resolvePrecision(requested ?? defaultPrecision(device, dtype), modelType, dtype, device).low !== undefined;
 }
