@@ -297,12 +297,13 @@ export class AwqModifier implements LayerModifier {
     layer: number,
     balance: readonly BalanceWeight[],
     xMean: Float32Array,
-    inputs: readonly RawTensor[],
+    cached: readonly RawTensor[],
     weight: (name: string) => Promise<DenseMatrix>,
     vector: (name: string) => Promise<Float32Array | undefined>,
     current: OverlayWeights,
     rowsPerRun?: (rows: number) => number,
   ): Promise<{ scales: Float64Array; losses: number[]; best: number; floored: number }> {
+    let inputs = cached;
     const cfg = this.model.config;
     const quantized = balance.some((b) => b.args !== null);
     const wMean = this.settings.duoScaling !== false && quantized ? layerMeans(balance, this.round) : null;
@@ -338,11 +339,23 @@ export class AwqModifier implements LayerModifier {
     const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
     const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
-    const widest = Math.max(...inputs.map((t) => t.data.length / balance[0]!.cols));
-    const seqMax = Math.max(...inputs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
-    const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' || kind === 'mla' ? 8 * widest * cfg.heads * seqMax : 0);
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
-    const chunk = Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
+    const chunkOf = (runs: readonly RawTensor[]): number => {
+      const widest = Math.max(...runs.map((t) => t.data.length / balance[0]!.cols));
+      const seqMax = Math.max(...runs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
+      const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' || kind === 'mla' ? 8 * widest * cfg.heads * seqMax : 0);
+      return Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
+    };
+    let chunk = chunkOf(inputs);
+    // An attention parent's scores grow with the sequences of a run: where they leave room for few grid points,
+    // runs of one sequence each fit more, and every cached input crosses the bus once per chunk of points.
+    if (chunk < this.grid.length && (kind === 'attention' || kind === 'mla') && inputs.some((t) => t.dims.length === 3 && t.dims[0]! > 1)) {
+      const single = inputs.flatMap((t) => (t.dims.length === 3 ? sequencesOf(t) : [t]));
+      if (chunkOf(single) > chunk) {
+        inputs = single;
+        chunk = chunkOf(single);
+      }
+    }
     const sums = new Float64Array(this.grid.length);
     let numel = 0;
     const k = balance[0]!.cols;
@@ -417,4 +430,11 @@ function activationMeans(inputs: readonly RawTensor[], rowsPerRun?: (rows: numbe
     tokens += rowsPerRun ? rowsPerRun(n) : n;
   }
   return { xMean: total.map((v) => v / tokens), tokens };
+}
+
+/** The sequences of a cached `[B, T, K]` input, one `[1, T, K]` view each (no copy). */
+function sequencesOf(t: RawTensor): RawTensor[] {
+  const [b, seq, k] = t.dims as [number, number, number];
+  const data = t.data as Float32Array;
+  return Array.from({ length: b }, (_, i) => ({ type: t.type, data: data.subarray(i * seq * k, (i + 1) * seq * k), dims: [1, seq, k] }));
 }

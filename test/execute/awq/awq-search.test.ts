@@ -101,6 +101,28 @@ describe('AWQ search graph', () => {
     }
   });
 
+  test('a search budget too small for many grid points gives the same choices, attention inputs split into sequences', async () => {
+    const dir = await modelWithTokenizer('llama');
+    const model = await ForwardModel.open(dir);
+    const recipe = join(dir, 'awq-budget.yaml');
+    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
+    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
+    const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    // Batches of four windows: the cached attention inputs are [4, 32, hidden].
+    const w = windows();
+    const batches: TokenBatch[] = [];
+    for (let i = 0; i + 4 <= w.length; i += 4) batches.push(w.slice(i, i + 4).map((b) => b[0]!));
+    const reference = await awqJob(job, model, batches);
+    for (const searchBytes of [1 << 21, 1 << 22, 1 << 23]) {
+      const run = await awqJob(job, model, batches, { searchBytes });
+      for (const [i, a] of run.reports.entries()) {
+        const b = reference.reports[i]!;
+        expect(a.best, `${searchBytes} ${a.smooth}`).toBe(b.best);
+        for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${searchBytes} ${a.smooth} ${p}`).toBeLessThan(1e-5);
+      }
+    }
+  });
+
   // MLA attention and the sigmoid-routed MoE block with shared experts (glm4_moe_lite), the softmax block without the router balanced
   // (mixtral), sink attention and the biased clamped-SwiGLU experts (gpt_oss), sparsemixer routing (phimoe).
   for (const name of ['glm4_moe_lite', 'mixtral', 'gpt_oss', 'phimoe']) {
