@@ -12,33 +12,7 @@ import { choleskyLower, identityPrepared, inverseHessianFactor, orderingOf, prep
 import { fusedNvfp4GlobalScale, groupStats, scaleLayout } from '../../../src/execute/gptq/weight-qparams.js';
 import type { KernelKind } from '../../../src/execute/rtn/weight-kernel.js';
 import { GraphRuntime } from '../../../src/execute/runtime.js';
-
-const W4G16: QuantizationArgs = {
-  num_bits: 4,
-  type: 'int',
-  symmetric: true,
-  group_size: 16,
-  strategy: 'group',
-  block_structure: null,
-  dynamic: false,
-  actorder: null,
-  scale_dtype: null,
-  zp_dtype: null,
-  observer: 'memoryless_minmax',
-  observer_kwargs: {},
-};
-
-/** A deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+import { rng, W4G16 } from './solve-fixtures.js';
 
 /** A Hessian 2·XᵀX/n from correlated inputs. */
 function hessian(cols: number, seed: number): Float64Array {
