@@ -59,13 +59,13 @@ export async function modelWithTokenizer(model: string, variant = 'base'): Promi
 }
 
 /** Largest |a - b| relative to max |b|. */
-export function relativeError(a: Float32Array, b: Float32Array): number {
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let diff = 0;
   let scale = 0;
   for (let i = 0; i < b.length; i++) {
     diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
     scale = Math.max(scale, Math.abs(b[i]!));
   }
-  return diff / scale;
+  return scale === 0 ? (diff === 0 ? 0 : Infinity) : diff / scale;
 }
 

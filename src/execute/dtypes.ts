@@ -150,3 +150,14 @@ export function storedBytes(values: Float32Array, dtype: 'bfloat16' | 'float16' 
   if (dtype === 'float16') return f16Bytes(values);
   return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
 }
+
+/** The arrays one after another in a new array. */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

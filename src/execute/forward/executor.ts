@@ -5,6 +5,7 @@
  * batch, then released before the next layer's weights are read, so only one
  * layer is resident while hidden states for all batches flow on.
  */
+import { concatFloat32 } from '../dtypes.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraphRuntime, type Device, type RawTensor, type RuntimeTimings } from '../runtime.js';
@@ -384,17 +385,9 @@ export class ForwardModel {
     // Statistics fold in batch order whatever device finished first.
     const runs = results.flat();
     runs.forEach((r, i) => sink?.(i, r.stack, r.statistics));
-    const parts = keepOutput ? runs.map((r) => r.out!) : [];
     if (!keepOutput) return stack;
-    const data = parts.length === 1 ? parts[0]! : new Float32Array(stack.data.length);
-    if (parts.length > 1) {
-      let at = 0;
-      for (const p of parts) {
-        data.set(p, at);
-        at += p.length;
-      }
-    }
-    return { ...stack, data };
+    const parts = runs.map((r) => r.out!);
+    return { ...stack, data: parts.length === 1 ? parts[0]! : concatFloat32(parts) };
   }
 
   /**

@@ -6,6 +6,7 @@
  * column-major copy and the update temporaries of the solve then hold one
  * block, not the whole weight. The result is the whole weight's.
  */
+import { concatFloat32 } from '../dtypes.js';
 import type { GemmEngine } from './gemm.js';
 import { prepareHessian, orderingOf, solveGptq, type GptqProblem, type GptqSettings, type GptqSolution, type PreparedHessian } from './solve.js';
 import { scaleLayout } from './weight-qparams.js';
@@ -42,16 +43,7 @@ export async function solveByRowBlocks(p: GptqProblem, settings: GptqSettings, g
     if (s.qparams.zeroPoint) zeros.push(s.qparams.zeroPoint);
     last = s;
   }
-  const joined = (parts: Float32Array[]): Float32Array => {
-    const out = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
-    let at = 0;
-    for (const a of parts) {
-      out.set(a, at);
-      at += a.length;
-    }
-    return out;
-  };
   const q = last!.qparams;
-  const qparams = whole ? { ...q, layout } : { ...q, layout, scale: joined(scales), zeroPoint: q.zeroPoint ? joined(zeros) : null };
+  const qparams = whole ? { ...q, layout } : { ...q, layout, scale: concatFloat32(scales), zeroPoint: q.zeroPoint ? concatFloat32(zeros) : null };
   return { weight, loss, fellBack, qparams, gIdx: last!.gIdx };
 }

@@ -13,6 +13,7 @@
  * changes), and finishes it with the last layer.
  */
 import type { ForwardModel, HiddenBatch, TokenBatch } from '../forward/executor.js';
+import { concatFloat32 } from '../dtypes.js';
 import { stackBatches, unstack, type HiddenStack } from '../forward/layer-loop.js';
 import type { Observation } from '../forward/observe.js';
 import type { RawTensor } from '../runtime.js';
@@ -107,13 +108,7 @@ export function mergeRuns(hidden: readonly HiddenBatch[], perSequence: (seq: num
   const flush = (): void => {
     if (group.length === 0) return;
     const rows = group.reduce((n, b) => n + b.batch, 0);
-    const data = new Float32Array(group.reduce((n, b) => n + b.data.length, 0));
-    let at = 0;
-    for (const b of group) {
-      data.set(b.data, at);
-      at += b.data.length;
-    }
-    out.push({ data, batch: rows, seq: group[0]!.seq });
+    out.push({ data: concatFloat32(group.map((b) => b.data)), batch: rows, seq: group[0]!.seq });
     calls.push(group.length);
     group = [];
   };
@@ -196,7 +191,7 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
     const sink = (run: number, outputs: Readonly<Record<string, RawTensor>>): void => modifier.collect(layer, run, merged.hidden[run]!.batch, merged.calls[run]!, outputs);
     const ran = await model.runLayer(layer, merged.hidden, { observe: observe ? modifier.observe : undefined, expertGroupBytes: options.expertGroupBytes }, tables, weights, observe ? sink : undefined);
     // Merged runs hold their batches back to back: unmerge by the stack's shapes.
-    const flat = ran.hidden.length === 1 ? ran.hidden[0]!.data : concat(ran.hidden.map((h) => h.data));
+    const flat = ran.hidden.length === 1 ? ran.hidden[0]!.data : concatFloat32(ran.hidden.map((h) => h.data));
     const h = model.config.hidden;
     let at = 0;
     return stackBatches(
@@ -235,14 +230,4 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
     options.onLayerDone?.(t, layers);
   }
   return timings;
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -16,6 +16,7 @@ import { runSequential, type LayerModifier } from '../../../src/execute/pipeline
 import type { RawTensor } from '../../../src/execute/runtime.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
 import { DATAFREE, unpackModel } from '../fixtures.js';
+import { relativeError } from '../../calibrate-refs.js';
 
 /** The tiny llama's MLP (hidden 128, intermediate 256) as slices of 72, 72, 72 and 40 intermediate rows. */
 const SPLIT = 72 * 3 * 128 * 4;
@@ -54,16 +55,6 @@ class HessianRecorder implements LayerModifier {
     this.store = new HessianStore();
     return { linears: new Map(), vectors: new Map() };
   }
-}
-
-function relativeError(a: Float64Array, b: Float64Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
 }
 
 describe('GPTQ on an MLP split across graphs', () => {

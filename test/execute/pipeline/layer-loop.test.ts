@@ -18,6 +18,7 @@ import { HessianStore } from '../../../src/execute/gptq/hessians.js';
 import { runSequential, type LayerModifier } from '../../../src/execute/pipeline/sequential.js';
 import type { RawTensor } from '../../../src/execute/runtime.js';
 import { DATAFREE, unpackModel } from '../fixtures.js';
+import { relativeError } from '../../calibrate-refs.js';
 
 /** Deterministic batches of unequal sizes and lengths below `vocab`. */
 function tokenBatches(vocab: number): TokenBatch[] {
@@ -62,16 +63,6 @@ class Recorder implements LayerModifier {
     this.names = new Set();
     return { linears: new Map(), vectors: new Map() };
   }
-}
-
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return m === 0 ? d : d / m;
 }
 
 describe('looped layer passes', () => {
