@@ -12,26 +12,15 @@
  * layers. Per layer: statistics (pass A), grid search, propagation (pass B),
  * in seconds, and the process's peak resident memory.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { cwdSourceHost } from '../../src/cli/cwd-host.js';
 import { awqJob } from '../../src/execute/awq/awq-job.js';
-import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
-import { jobFromPlan } from '../../src/execute/from-plan.js';
-import { allowCudaTf32, emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
-import { defaultPrecision, tf32Allowed, type Precision } from '../../src/execute/forward/precision.js';
-import { planRecipe } from '../../src/plan/plan-recipe.js';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
-function flag(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+import type { TokenBatch } from '../../src/execute/forward/executor.js';
+import type { Precision } from '../../src/execute/forward/precision.js';
+import type { Device } from '../../src/execute/runtime.js';
+import { flag, formatLayerPassProfile, layerPassProfile, openForStage, plannedJob, python, tokenBatches, type LayerPassProfile } from './stage-bench.js';
 
 /** One engine's run: seconds per layer by step. */
 export interface AwqBenchRow {
@@ -43,39 +32,16 @@ export interface AwqBenchRow {
   /** quantc: peak resident host memory; PyTorch: peak device memory (bytes). */
   readonly peakBytes: number;
   /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
-  readonly profile?: { buildSeconds: number; createSeconds: number; runSeconds: number; runs: number; sessions: number };
+  readonly profile?: LayerPassProfile;
   /** quantc: the grid searches' onnxruntime sessions and runs, and the activation means computed in JavaScript. */
   readonly search?: { sessions: number; createSeconds: number; runs: number; runSeconds: number; meansSeconds: number };
   readonly note?: string;
 }
 
-function python(py: string, script: string, args: readonly string[]): string {
-  const r = spawnSync(py, [join(ROOT, 'test/bench', script), ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${py} ${script} ${args[0]} failed (${r.status}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
-  return r.stdout.trim().split('\n').pop()!;
-}
-
-/** Deterministic token batches (batch size 1) below `vocab`. */
-function tokenBatches(count: number, seq: number, vocab: number): TokenBatch[] {
-  let s = 12345;
-  const next = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % vocab);
-  return Array.from({ length: count }, () => [Array.from({ length: seq }, next)]);
-}
-
 /** Runs quantc's AWQ stage on `dir`. */
 async function quantcRun(dir: string, batches: readonly TokenBatch[], device: Device, precision?: Precision): Promise<AwqBenchRow> {
-  const recipe = join(dir, 'awq.yaml');
-  await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      targets: [Linear]\n      scheme: W4A16_ASYM\n      ignore: [lm_head]\n');
-  const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'bench');
-  if (!planned.build) throw new Error(`bench: the AWQ recipe did not plan: ${JSON.stringify(planned.diagnostics)}`);
-  const job = jobFromPlan(planned.build, { modelDir: dir, outDir: join(dir, 'out'), device, recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
-  const model = await ForwardModel.open(dir, device);
-  // The precision apply uses by default (bf16 on CUDA for a bf16 checkpoint), TF32 with it (decided before the first session).
-  allowCudaTf32(tf32Allowed(precision, device, model.config.dtype, model.config.modelType));
-  const resolved = model.usePrecision(precision ?? defaultPrecision(device, model.config.dtype));
-  // Where the layer passes spend their time: graph building, session creation, onnxruntime runs.
-  const profile = { build: 0, ...emptyRuntimeTimings() };
-  model.timings = profile;
+  const job = await plannedJob(dir, 'awq.yaml', 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      targets: [Linear]\n      scheme: W4A16_ASYM\n      ignore: [lm_head]\n', device);
+  const { model, resolved, timings } = await openForStage(dir, device, precision);
   const t0 = performance.now();
   const run = await awqJob(job, model, batches);
   const seconds = (performance.now() - t0) / 1000;
@@ -86,7 +52,7 @@ async function quantcRun(dir: string, batches: readonly TokenBatch[], device: De
     seconds,
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, search: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
-    profile: { buildSeconds: profile.build / 1000, createSeconds: profile.create / 1000, runSeconds: profile.run / 1000, runs: profile.runs, sessions: profile.sessions },
+    profile: layerPassProfile(timings),
     search: { sessions: run.profile.search.sessions, createSeconds: run.profile.search.create / 1000, runs: run.profile.search.runs, runSeconds: run.profile.search.run / 1000, meansSeconds: run.profile.means / 1000 },
     note: `${run.reports.length} mappings, ${resolved.runs}`,
   };
@@ -116,7 +82,7 @@ export async function benchAwq(options: { tokens: number; seqLen: number; device
 /** One line per row: total and the per-layer mean of each step. */
 export function formatAwqRow(r: AwqBenchRow): string {
   const mean = (k: 'statistics' | 'search' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${r.profile ? `; layer passes: build ${r.profile.buildSeconds.toFixed(1)} s, ${r.profile.sessions} sessions ${r.profile.createSeconds.toFixed(1)} s, ${r.profile.runs} runs ${r.profile.runSeconds.toFixed(1)} s` : ''}${r.search ? `; searches: ${r.search.sessions} sessions ${r.search.createSeconds.toFixed(1)} s, ${r.search.runs} runs ${r.search.runSeconds.toFixed(1)} s, x_mean ${r.search.meansSeconds.toFixed(1)} s` : ''}`;
+  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}${r.search ? `; searches: ${r.search.sessions} sessions ${r.search.createSeconds.toFixed(1)} s, ${r.search.runs} runs ${r.search.runSeconds.toFixed(1)} s, x_mean ${r.search.meansSeconds.toFixed(1)} s` : ''}`;
 }
 
 /** The benchmark's options from command-line flags. */

@@ -14,28 +14,16 @@
  * the process's peak resident memory. `QUANTC_GPTQ_SOLVE=graph|js` picks
  * quantc's solve (default: graphs).
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { cwdSourceHost } from '../../src/cli/cwd-host.js';
-import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
-import { jobFromPlan } from '../../src/execute/from-plan.js';
-import { gptqJob } from '../../src/execute/gptq/gptq-job.js';
-import { allowCudaTf32, emptyRuntimeTimings, type Device } from '../../src/execute/runtime.js';
-import { defaultPrecision, tf32Allowed, type Precision } from '../../src/execute/forward/precision.js';
+import type { TokenBatch } from '../../src/execute/forward/executor.js';
+import type { Precision } from '../../src/execute/forward/precision.js';
 import { solveMode } from '../../src/execute/gptq/graph-solve.js';
-import { planRecipe } from '../../src/plan/plan-recipe.js';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const TORCH_SCRIPT = join(ROOT, 'test/bench/torch_gptq.py');
-
-function flag(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+import { gptqJob } from '../../src/execute/gptq/gptq-job.js';
+import type { Device } from '../../src/execute/runtime.js';
+import { flag, formatLayerPassProfile, layerPassProfile, openForStage, plannedJob, python, tokenBatches, type LayerPassProfile } from './stage-bench.js';
 
 /** One engine's run: seconds per layer by step. */
 export interface GptqBenchRow {
@@ -48,38 +36,15 @@ export interface GptqBenchRow {
   /** quantc: peak resident host memory; PyTorch: peak device memory (bytes). */
   readonly peakBytes: number;
   /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
-  readonly profile?: { buildSeconds: number; createSeconds: number; runSeconds: number; runs: number; sessions: number };
+  readonly profile?: LayerPassProfile;
   readonly note?: string;
-}
-
-function python(py: string, args: readonly string[]): string {
-  const r = spawnSync(py, [TORCH_SCRIPT, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${py} torch_gptq.py ${args[0]} failed (${r.status}): ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' | ')}`);
-  return r.stdout.trim().split('\n').pop()!;
-}
-
-/** Deterministic token batches (batch size 1) below `vocab`. */
-function tokenBatches(count: number, seq: number, vocab: number): TokenBatch[] {
-  let s = 12345;
-  const next = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % vocab);
-  return Array.from({ length: count }, () => [Array.from({ length: seq }, next)]);
 }
 
 /** Runs quantc's GPTQ stage on `dir`. */
 async function quantcRun(dir: string, size: string, batches: readonly TokenBatch[], device: Device, precision?: Precision): Promise<GptqBenchRow> {
-  const recipe = join(dir, 'gptq.yaml');
   const ignore = size === 'moe64' ? '[lm_head, "re:.*mlp.gate$"]' : '[lm_head]';
-  await writeFile(recipe, `quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: ${ignore}\n`);
-  const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'bench');
-  if (!planned.build) throw new Error(`bench: the GPTQ recipe did not plan: ${JSON.stringify(planned.diagnostics)}`);
-  const job = jobFromPlan(planned.build, { modelDir: dir, outDir: join(dir, 'out'), device, recipeYaml: '', moe: planned.ir!.moe });
-  const model = await ForwardModel.open(dir, device);
-  // The precision apply uses by default (bf16 on CUDA for a bf16 checkpoint), TF32 with it (decided before the first session).
-  allowCudaTf32(tf32Allowed(precision, device, model.config.dtype, model.config.modelType));
-  const resolved = model.usePrecision(precision ?? defaultPrecision(device, model.config.dtype));
-  // Where the layer passes spend their time: graph building, session creation, onnxruntime runs.
-  const profile = { build: 0, ...emptyRuntimeTimings() };
-  model.timings = profile;
+  const job = await plannedJob(dir, 'gptq.yaml', `quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: ${ignore}\n`, device);
+  const { model, resolved, timings } = await openForStage(dir, device, precision);
   const t0 = performance.now();
   const run = await gptqJob(job, model, batches);
   const seconds = (performance.now() - t0) / 1000;
@@ -91,7 +56,7 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
     seconds,
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, solve: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
-    profile: { buildSeconds: profile.build / 1000, createSeconds: profile.create / 1000, runSeconds: profile.run / 1000, runs: profile.runs, sessions: profile.sessions },
+    profile: layerPassProfile(timings),
     note: `${run.reports.length} modules from ${run.hessians} Hessians, ${resolved.runs}, ${solveMode()} solve`,
   };
 }
@@ -106,13 +71,13 @@ export async function benchGptq(options: { sizes: readonly string[]; tokens: num
   for (const size of options.sizes) {
     const dir = join(tmpdir(), `quantc-bench-gptq-${size}`);
     await mkdir(dir, { recursive: true });
-    if (!existsSync(join(dir, 'config.json'))) python(options.python, ['make', dir, '--size', size]);
+    if (!existsSync(join(dir, 'config.json'))) python(options.python, 'torch_gptq.py', ['make', dir, '--size', size]);
     const batches = tokenBatches(Math.max(1, Math.floor(options.tokens / options.seqLen)), options.seqLen, 32000);
     const tokensFile = join(dir, 'tokens.json');
     await writeFile(tokensFile, JSON.stringify(batches));
     push(await quantcRun(dir, size, batches, options.device, options.precision));
     if (options.torch) {
-      const r = JSON.parse(python(options.python, ['run', dir, tokensFile, '--device', options.device])) as { seconds: number; layers: GptqBenchRow['layers']; peak_bytes: number; torch: string; device_name: string };
+      const r = JSON.parse(python(options.python, 'torch_gptq.py', ['run', dir, tokensFile, '--device', options.device])) as { seconds: number; layers: GptqBenchRow['layers']; peak_bytes: number; torch: string; device_name: string };
       push({ engine: 'pytorch', size, device: options.device, tokens: batches.length * options.seqLen, seconds: r.seconds, layers: r.layers, peakBytes: r.peak_bytes, note: `torch ${r.torch} on ${r.device_name}` });
     }
   }
@@ -122,7 +87,7 @@ export async function benchGptq(options: { sizes: readonly string[]; tokens: num
 /** One line per row: total and the per-layer mean of each step. */
 export function formatGptqRow(r: GptqBenchRow): string {
   const mean = (k: 'statistics' | 'solve' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${r.profile ? `; layer passes: build ${r.profile.buildSeconds.toFixed(1)} s, ${r.profile.sessions} sessions ${r.profile.createSeconds.toFixed(1)} s, ${r.profile.runs} runs ${r.profile.runSeconds.toFixed(1)} s` : ''}`;
+  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}`;
 }
 
 /** The benchmark's options from command-line flags. */
