@@ -11,22 +11,8 @@ import { expect, test, vi } from 'vitest';
 const disk = { full: false };
 
 vi.mock('node:fs/promises', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('node:fs/promises')>();
-  return {
-    ...actual,
-    open: async (...args: Parameters<typeof actual.open>) => {
-      const fh = await actual.open(...args);
-      if (disk.full && String(args[0]).endsWith('.safetensors') && args[1] === 'wx') {
-        let writes = 0;
-        const write = fh.write.bind(fh) as (...a: unknown[]) => Promise<unknown>;
-        (fh as unknown as { write: (...a: unknown[]) => Promise<unknown> }).write = async (...a: unknown[]) => {
-          if (++writes > 3) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-          return write(...a);
-        };
-      }
-      return fh;
-    },
-  };
+  const { fillingDisk } = await import('./full-disk.js');
+  return fillingDisk(await importOriginal<typeof import('node:fs/promises')>(), () => disk.full);
 });
 
 test('a full disk while merging is a diagnostic, and nothing is left in the output folder', async () => {
