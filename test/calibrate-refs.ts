@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { TokenBatch } from '../src/execute/forward/executor.js';
 import { DATAFREE, parseSafetensors, unpackModel } from './execute/fixtures.js';
 
 /** Root of the calibration fixtures. */
@@ -69,3 +70,11 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   return scale === 0 ? (diff === 0 ? 0 : Infinity) : diff / scale;
 }
 
+
+/** The reference text's tokens (llama tokenizer) as batches of one 32-token window each, as the AWQ and SmoothQuant references were made. */
+export function llamaWindows(): TokenBatch[] {
+  const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
+  const out: TokenBatch[] = [];
+  for (let i = 0; i + 32 <= ids.length; i += 32) out.push([ids.slice(i, i + 32)]);
+  return out;
+}

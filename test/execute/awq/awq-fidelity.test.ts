@@ -15,7 +15,7 @@
  * choices and about 1% of the codes move with it. Both stay far below what
  * a bf16 forward changes or what plain RTN gives.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,10 +24,10 @@ import { describe, expect, test } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
 import { awqJob } from '../../../src/execute/awq/awq-job.js';
-import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
+import { ForwardModel } from '../../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
-import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
+import { CALIBRATION, llamaWindows, modelWithTokenizer } from '../../calibrate-refs.js';
 import { parseSafetensors, serializeSafetensors, type RefTensor } from '../fixtures.js';
 import { memoryIo } from '../../memory-io.js';
 
@@ -46,13 +46,6 @@ interface NoiseRun {
 
 const REFS = join(CALIBRATION, '..', 'awq');
 const CASES = existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).filter((f) => f.endsWith('.json.gz')).map((f) => [model, f.replace('.json.gz', '')] as const)) : [];
-
-function windows(): TokenBatch[] {
-  const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
-  const out: TokenBatch[] = [];
-  for (let i = 0; i + 32 <= ids.length; i += 32) out.push([ids.slice(i, i + 32)]);
-  return out;
-}
 
 /** The fixture checkpoint with its bf16 tensors widened to float32 (exactly), as llm-compressor loaded it. */
 async function float32Model(model: string): Promise<string> {
@@ -113,7 +106,7 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
       // Relative loss noise: three times llm-compressor's own under ulp noise, at least 1e-3 (one boundary flip at the extreme ratio).
       const lossTolerance = Math.max(3 * Math.max(...ref.noise.ulp.mappings.map((m) => m.losses_worst)), 1e-3);
       const codeTolerance = Math.max(2 * ref.noise.ulp.codes_differ, 1e-3);
-      const run = await awqJob(job, await ForwardModel.open(modelDir), windows());
+      const run = await awqJob(job, await ForwardModel.open(modelDir), llamaWindows());
       expect(run.reports.length).toBe(ref.mappings.length);
       for (const [i, r] of ref.mappings.entries()) {
         const got = run.reports[i]!;

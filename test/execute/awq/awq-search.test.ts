@@ -6,7 +6,6 @@
  * the same losses and choices (pseudo-quantized in the search graph, in a
  * graph of their own, or on the host), for dense, MoE and MLA parents.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/exec
 import type { ApplyJob } from '../../../src/execute/types.js';
 import { lowestCommonAncestor } from '../../../src/match/awq-mappings.js';
 import { presetScheme } from '../../../src/ir/presets.js';
-import { CALIBRATION, modelWithTokenizer } from '../../calibrate-refs.js';
+import { llamaWindows, modelWithTokenizer } from '../../calibrate-refs.js';
 import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
@@ -54,13 +53,6 @@ describe('AWQ grid', () => {
   });
 });
 
-function windows(): TokenBatch[] {
-  const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
-  const out: TokenBatch[] = [];
-  for (let i = 0; i + 32 <= ids.length; i += 32) out.push([ids.slice(i, i + 32)]);
-  return out;
-}
-
 describe('AWQ search graph', () => {
   test('candidates pseudo-quantized in the graph or here give the same choices', async () => {
     const dir = await modelWithTokenizer('llama');
@@ -89,9 +81,9 @@ describe('AWQ search graph', () => {
       awq: { duoScaling: true, nGrid: 20, mappings },
       recipeYaml: '',
     };
-    const here = await awqJob(job, model, windows(), { candidates: 'host', searchBytes: 1 << 20 });
+    const here = await awqJob(job, model, llamaWindows(), { candidates: 'host', searchBytes: 1 << 20 });
     for (const candidates of ['graph', 'search-graph'] as const) {
-      const run = await awqJob(job, model, windows(), { candidates });
+      const run = await awqJob(job, model, llamaWindows(), { candidates });
       for (const [i, a] of run.reports.entries()) {
         const b = here.reports[i]!;
         expect(a.best, `${candidates} ${a.smooth}`).toBe(b.best);
@@ -109,7 +101,7 @@ describe('AWQ search graph', () => {
     const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
     const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
     // Batches of four windows: the cached attention inputs are [4, 32, hidden].
-    const w = windows();
+    const w = llamaWindows();
     const batches: TokenBatch[] = [];
     for (let i = 0; i + 4 <= w.length; i += 4) batches.push(w.slice(i, i + 4).map((b) => b[0]!));
     const reference = await awqJob(job, model, batches);
@@ -134,10 +126,10 @@ describe('AWQ search graph', () => {
       const planned = await planRecipe(join(cwd, 'recipe.yaml'), dir, { source: cwdSourceHost('/') }, 'test');
       const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(cwd, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
       const model = await ForwardModel.open(dir);
-      const here = await awqJob(job, model, windows(), { candidates: 'host', searchBytes: 1 << 20 });
+      const here = await awqJob(job, model, llamaWindows(), { candidates: 'host', searchBytes: 1 << 20 });
       expect(here.reports.some((r) => r.parent.endsWith('.mlp') && r.balance.length > 2)).toBe(true);
       for (const candidates of ['graph', 'search-graph'] as const) {
-        const run = await awqJob(job, model, windows(), { candidates });
+        const run = await awqJob(job, model, llamaWindows(), { candidates });
         expect(run.reports.length).toBe(here.reports.length);
         for (const [i, a] of run.reports.entries()) {
           const b = here.reports[i]!;

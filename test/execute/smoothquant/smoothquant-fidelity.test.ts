@@ -5,7 +5,7 @@
  * norm weights to a bf16 rounding (llm-compressor observes a bf16 forward,
  * quantc a float32 one), and the written checkpoint's layout and config.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,14 +13,14 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
-import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
+import { ForwardModel } from '../../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { smoothJob } from '../../../src/execute/smoothquant/smoothquant-job.js';
 import { readLinear } from '../../../src/execute/forward/dequantize.js';
 import { layerObjective } from '../../../src/execute/gptq/objective.js';
 import { openCheckpoint } from '../../../src/execute/safetensors-reader.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
-import { CALIBRATION } from '../../calibrate-refs.js';
+import { CALIBRATION, llamaWindows } from '../../calibrate-refs.js';
 import { DATAFREE, parseSafetensors, unpackModel } from '../fixtures.js';
 import { memoryIo } from '../../memory-io.js';
 
@@ -53,13 +53,6 @@ const REFS = join(CALIBRATION, '..', 'smoothquant');
 const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', I32: 'int32', I64: 'int64' };
 const CASES = existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).filter((f) => f.endsWith('.json.gz')).map((f) => [model, f.replace('.json.gz', '')] as const)) : [];
 
-
-function windows(): TokenBatch[] {
-  const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
-  const out: TokenBatch[] = [];
-  for (let i = 0; i + 32 <= ids.length; i += 32) out.push([ids.slice(i, i + 32)]);
-  return out;
-}
 
 /** bf16 bytes as float32 values. */
 function bf16Values(bytes: Uint8Array): Float32Array {
@@ -119,7 +112,7 @@ describe("SmoothQuant reproduces llm-compressor's (bf16 model, 32-token windows,
       const planned = await planRecipe(join(cwd, 'recipe.yaml'), modelDir, { source: cwdSourceHost('/') }, 'test');
       const job = jobFromPlan(planned.build!, { modelDir, outDir: join(cwd, 'unused'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
       expect(job.smoothquant!.mappings.map((m) => [m.smooth, m.balance])).toEqual(ref.mappings.map((m) => [m.smooth, m.balance]));
-      const run = await smoothJob(job, await ForwardModel.open(modelDir), windows());
+      const run = await smoothJob(job, await ForwardModel.open(modelDir), llamaWindows());
       for (const [i, r] of ref.mappings.entries()) {
         const { worst, equal } = compare(run.reports[i]!.scales, r.scales);
         if (process.env.QUANTC_SQ_RATIOS) console.log(`${model} ${variant} ${r.smooth}: ${(equal * 100).toFixed(0)}% scales equal, worst ${worst.toExponential(1)}`);

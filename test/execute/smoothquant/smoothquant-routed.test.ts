@@ -4,26 +4,18 @@
  * it measures: the norm feeding the experts puts out every token either way, and
  * the layer output is the routed combination in both modes.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { expect, test } from 'vitest';
 import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
-import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
+import { ForwardModel } from '../../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { smoothJob } from '../../../src/execute/smoothquant/smoothquant-job.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
-import { CALIBRATION } from '../../calibrate-refs.js';
+import { CALIBRATION, llamaWindows } from '../../calibrate-refs.js';
 import { DATAFREE, unpackModel } from '../fixtures.js';
-
-function windows(): TokenBatch[] {
-  const ids = (JSON.parse(readFileSync(join(CALIBRATION, 'llama.json'), 'utf8')) as { text_ids: number[] }).text_ids;
-  const out: TokenBatch[] = [];
-  for (let i = 0; i + 32 <= ids.length; i += 32) out.push([ids.slice(i, i + 32)]);
-  return out;
-}
 
 for (const model of ['phimoe', 'gpt_oss']) {
   test(`${model}: routed-only expert calibration smooths with the same scales as every expert`, async () => {
@@ -38,8 +30,8 @@ for (const model of ['phimoe', 'gpt_oss']) {
     const job = jobFromPlan(planned.build!, { modelDir, outDir: join(cwd, 'unused'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
     const forward = await ForwardModel.open(modelDir);
     const calibration = (calibrateAllExperts: boolean) => ({ calibrateAllExperts, minExpertTokens: 0, onLowCoverage: 'warning' as const, kvCacheModules: [] });
-    const all = await smoothJob({ ...job, calibration: calibration(true) }, forward, windows());
-    const routed = await smoothJob({ ...job, calibration: calibration(false) }, forward, windows());
+    const all = await smoothJob({ ...job, calibration: calibration(true) }, forward, llamaWindows());
+    const routed = await smoothJob({ ...job, calibration: calibration(false) }, forward, llamaWindows());
     // The experts do see different tokens in the two modes.
     expect(routed.coverage).not.toEqual(all.coverage);
     expect(routed.reports.some((r) => r.balance.some((b) => /\.experts\.\d+\./.test(b)))).toBe(true);
