@@ -59,6 +59,8 @@ export interface ApplyLimits {
   readonly uploadGBps?: readonly number[];
   /** The same uploads to every listed GPU at once, all bytes over the time (CUDA, several GPUs). */
   readonly uploadAllGBps?: number;
+  /** Device-to-host: a 256 MiB output of a run on the first GPU, as onnxruntime-node returns it (CUDA only). */
+  readonly downloadGBps?: number;
 }
 
 function randomBf16(count: number, seed: number): Uint8Array {
@@ -113,8 +115,16 @@ function uploadGraph(): Uint8Array {
   return g.build('upload');
 }
 
+/** A graph that returns `n` uint16 values made on the device from one input number, so that only the download is large. */
+function downloadGraph(): Uint8Array {
+  const g = new GraphBuilder();
+  const v = g.op('Cast', [g.input('v', OnnxType.float, [1])], { to: OnnxType.uint16 });
+  g.output(g.op('Expand', [v, g.input('n', OnnxType.int64, [1])]), 'y', OnnxType.uint16, ['n']);
+  return g.build('download');
+}
+
 /** Host-to-device GB/s of each CUDA device alone and of all at once (256 MiB feeds, best of 5 after a warm-up). */
-async function uploadLimits(slots: readonly DeviceSlot[]): Promise<Pick<ApplyLimits, 'uploadGBps' | 'uploadAllGBps'>> {
+async function uploadLimits(slots: readonly DeviceSlot[]): Promise<Pick<ApplyLimits, 'uploadGBps' | 'uploadAllGBps' | 'downloadGBps'>> {
   const data = new Uint16Array(2 ** 27);
   for (let i = 0; i < data.length; i++) data[i] = i & 0x3fff;
   const feed = { x: { type: 'uint16' as const, data, dims: [data.length] } };
@@ -127,9 +137,12 @@ async function uploadLimits(slots: readonly DeviceSlot[]): Promise<Pick<ApplyLim
     for (const rt of rts) await rt.run('upload', uploadGraph, feed);
     const uploadGBps: number[] = [];
     for (const rt of rts) uploadGBps.push(await bestGBps(data.byteLength, 5, () => rt.run('upload', uploadGraph, feed)));
-    if (rts.length === 1) return { uploadGBps };
+    const down = { v: { type: 'float32' as const, data: new Float32Array([3]), dims: [1] }, n: { type: 'int64' as const, data: new BigInt64Array([BigInt(data.length)]), dims: [1] } };
+    await rts[0]!.run('download', downloadGraph, down);
+    const downloadGBps = await bestGBps(data.byteLength, 5, () => rts[0]!.run('download', downloadGraph, down));
+    if (rts.length === 1) return { uploadGBps, downloadGBps };
     const uploadAllGBps = await bestGBps(data.byteLength * rts.length, 5, () => Promise.all(rts.map((rt) => rt.run('upload', uploadGraph, feed))));
-    return { uploadGBps, uploadAllGBps };
+    return { uploadGBps, uploadAllGBps, downloadGBps };
   } finally {
     for (const rt of rts) await rt.dispose();
   }
@@ -203,14 +216,15 @@ export function formatApplyBench(results: readonly ApplyBenchResult[], limits: A
   );
   lines.push(`apply limits: page-cache read ${limits.pageCacheReadGBps.toFixed(2)} GB/s`);
   if (limits.uploadGBps) lines.push(`apply limits: host-to-device ${limits.uploadGBps.map((g) => `${g.toFixed(2)}`).join(' / ')} GB/s per GPU${limits.uploadAllGBps === undefined ? '' : `, ${limits.uploadAllGBps.toFixed(2)} GB/s to all at once`}`);
+  if (limits.downloadGBps !== undefined) lines.push(`apply limits: device-to-host ${limits.downloadGBps.toFixed(2)} GB/s (an onnxruntime output)`);
   return lines;
 }
 
 const TORCH_SCRIPT = join(fileURLToPath(new URL('../../../', import.meta.url)), 'test/bench/torch_rtn.py');
 
 /** PyTorch's lines for the same pass (torch_rtn.py on the first device's kind), or why there are none. */
-export function torchApplyLines(python: string, device: string): string[] {
-  const r = spawnSync(python, [TORCH_SCRIPT, device.startsWith('cuda') ? 'cuda' : 'cpu'], { encoding: 'utf8', env: { ...process.env } });
+export function torchApplyLines(python: string, device: string, tensors = 8): string[] {
+  const r = spawnSync(python, [TORCH_SCRIPT, device.startsWith('cuda') ? 'cuda' : 'cpu', String(tensors)], { encoding: 'utf8', env: { ...process.env } });
   if (r.status !== 0) return [`torch_rtn.py did not run (${(r.stderr || r.error?.message || '').trim().split('\n').slice(-1)[0]})`];
   return r.stdout.trim().split('\n');
 }

@@ -20,7 +20,7 @@ import { awqJob } from '../../src/execute/awq/awq-job.js';
 import type { TokenBatch } from '../../src/execute/forward/executor.js';
 import type { Precision } from '../../src/execute/forward/precision.js';
 import type { Device } from '../../src/execute/runtime.js';
-import { flag, formatLayerPassProfile, layerPassProfile, openForStage, plannedJob, python, tokenBatches, type LayerPassProfile } from './stage-bench.js';
+import { deviceMemorySampler, flag, formatLayerPassProfile, layerPassProfile, openForStage, plannedJob, python, tokenBatches, type LayerPassProfile } from './stage-bench.js';
 
 /** One engine's run: seconds per layer by step. */
 export interface AwqBenchRow {
@@ -29,8 +29,10 @@ export interface AwqBenchRow {
   readonly tokens: number;
   readonly seconds: number;
   readonly layers: readonly { layer: number; statistics: number; search: number; propagate: number }[];
-  /** quantc: peak resident host memory; PyTorch: peak device memory (bytes). */
+  /** quantc: peak resident host memory; PyTorch: peak device memory it allocated (bytes). */
   readonly peakBytes: number;
+  /** The card's peak used memory during the run above what it used before, both engines alike (bytes; nvidia-smi, CUDA only). */
+  readonly deviceBytes?: number;
   /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
   readonly profile?: LayerPassProfile;
   /** quantc: the grid searches' onnxruntime sessions and runs, and the activation means computed in JavaScript. */
@@ -41,10 +43,12 @@ export interface AwqBenchRow {
 /** Runs quantc's AWQ stage on `dir`. */
 async function quantcRun(dir: string, batches: readonly TokenBatch[], device: Device, precision?: Precision): Promise<AwqBenchRow> {
   const job = await plannedJob(dir, 'awq.yaml', 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier:\n      targets: [Linear]\n      scheme: W4A16_ASYM\n      ignore: [lm_head]\n', device);
+  const sampler = deviceMemorySampler(device);
   const { model, resolved, timings } = await openForStage(dir, device, precision);
   const t0 = performance.now();
   const run = await awqJob(job, model, batches);
   const seconds = (performance.now() - t0) / 1000;
+  const deviceBytes = (await sampler.stop())?.bytes;
   return {
     engine: 'quantc',
     device,
@@ -52,6 +56,7 @@ async function quantcRun(dir: string, batches: readonly TokenBatch[], device: De
     seconds,
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, search: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
+    ...(deviceBytes === undefined ? {} : { deviceBytes }),
     profile: layerPassProfile(timings),
     search: { sessions: run.profile.search.sessions, createSeconds: run.profile.search.create / 1000, runs: run.profile.search.runs, runSeconds: run.profile.search.run / 1000, meansSeconds: run.profile.means / 1000 },
     note: `${run.reports.length} mappings, ${resolved.runs}`,
@@ -73,8 +78,10 @@ export async function benchAwq(options: { tokens: number; seqLen: number; device
   await writeFile(tokensFile, JSON.stringify(batches));
   push(await quantcRun(dir, batches, options.device, options.precision));
   if (options.torch) {
+    const sampler = deviceMemorySampler(options.device);
     const r = JSON.parse(python(options.python, 'torch_awq.py', ['run', dir, tokensFile, '--device', options.device])) as { seconds: number; layers: AwqBenchRow['layers']; peak_bytes: number; torch: string; device_name: string };
-    push({ engine: 'pytorch', device: options.device, tokens: batches.length * options.seqLen, seconds: r.seconds, layers: r.layers, peakBytes: r.peak_bytes, note: `torch ${r.torch} on ${r.device_name}` });
+    const deviceBytes = (await sampler.stop())?.bytes;
+    push({ engine: 'pytorch', device: options.device, tokens: batches.length * options.seqLen, seconds: r.seconds, layers: r.layers, peakBytes: r.peak_bytes, ...(deviceBytes === undefined ? {} : { deviceBytes }), note: `torch ${r.torch} on ${r.device_name}` });
   }
   return rows;
 }
@@ -82,7 +89,7 @@ export async function benchAwq(options: { tokens: number; seqLen: number; device
 /** One line per row: total and the per-layer mean of each step. */
 export function formatAwqRow(r: AwqBenchRow): string {
   const mean = (k: 'statistics' | 'search' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}${r.search ? `; searches: ${r.search.sessions} sessions ${r.search.createSeconds.toFixed(1)} s, ${r.search.runs} runs ${r.search.runSeconds.toFixed(1)} s, x_mean ${r.search.meansSeconds.toFixed(1)} s` : ''}`;
+  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.deviceBytes === undefined ? '' : `, card ${(r.deviceBytes / 2 ** 30).toFixed(1)} GiB`}${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}${r.search ? `; searches: ${r.search.sessions} sessions ${r.search.createSeconds.toFixed(1)} s, ${r.search.runs} runs ${r.search.runSeconds.toFixed(1)} s, x_mean ${r.search.meansSeconds.toFixed(1)} s` : ''}`;
 }
 
 /** The benchmark's options from command-line flags. */

@@ -23,7 +23,7 @@ import type { Precision } from '../../src/execute/forward/precision.js';
 import { solveMode } from '../../src/execute/gptq/graph-solve.js';
 import { gptqJob } from '../../src/execute/gptq/gptq-job.js';
 import type { Device } from '../../src/execute/runtime.js';
-import { flag, formatLayerPassProfile, layerPassProfile, openForStage, plannedJob, python, tokenBatches, type LayerPassProfile } from './stage-bench.js';
+import { deviceMemorySampler, flag, formatLayerPassProfile, layerPassProfile, openForStage, plannedJob, python, tokenBatches, type LayerPassProfile } from './stage-bench.js';
 
 /** One engine's run: seconds per layer by step. */
 export interface GptqBenchRow {
@@ -33,8 +33,10 @@ export interface GptqBenchRow {
   readonly tokens: number;
   readonly seconds: number;
   readonly layers: readonly { layer: number; statistics: number; solve: number; propagate: number }[];
-  /** quantc: peak resident host memory; PyTorch: peak device memory (bytes). */
+  /** quantc: peak resident host memory; PyTorch: peak device memory it allocated (bytes). */
   readonly peakBytes: number;
+  /** The card's peak used memory during the run above what it used before, both engines alike (bytes; nvidia-smi, CUDA only). */
+  readonly deviceBytes?: number;
   /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
   readonly profile?: LayerPassProfile;
   readonly note?: string;
@@ -44,10 +46,12 @@ export interface GptqBenchRow {
 async function quantcRun(dir: string, size: string, batches: readonly TokenBatch[], device: Device, precision?: Precision): Promise<GptqBenchRow> {
   const ignore = size === 'moe64' ? '[lm_head, "re:.*mlp.gate$"]' : '[lm_head]';
   const job = await plannedJob(dir, 'gptq.yaml', `quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: ${ignore}\n`, device);
+  const sampler = deviceMemorySampler(device);
   const { model, resolved, timings } = await openForStage(dir, device, precision);
   const t0 = performance.now();
   const run = await gptqJob(job, model, batches);
   const seconds = (performance.now() - t0) / 1000;
+  const deviceBytes = (await sampler.stop())?.bytes;
   return {
     engine: 'quantc',
     size,
@@ -56,6 +60,7 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
     seconds,
     layers: run.timings.map((t) => ({ layer: t.layer, statistics: t.statistics / 1000, solve: t.modify / 1000, propagate: t.propagate / 1000 })),
     peakBytes: process.resourceUsage().maxRSS * 1024,
+    ...(deviceBytes === undefined ? {} : { deviceBytes }),
     profile: layerPassProfile(timings),
     note: `${run.reports.length} modules from ${run.hessians} Hessians, ${resolved.runs}, ${solveMode()} solve`,
   };
@@ -77,8 +82,10 @@ export async function benchGptq(options: { sizes: readonly string[]; tokens: num
     await writeFile(tokensFile, JSON.stringify(batches));
     push(await quantcRun(dir, size, batches, options.device, options.precision));
     if (options.torch) {
+      const sampler = deviceMemorySampler(options.device);
       const r = JSON.parse(python(options.python, 'torch_gptq.py', ['run', dir, tokensFile, '--device', options.device])) as { seconds: number; layers: GptqBenchRow['layers']; peak_bytes: number; torch: string; device_name: string };
-      push({ engine: 'pytorch', size, device: options.device, tokens: batches.length * options.seqLen, seconds: r.seconds, layers: r.layers, peakBytes: r.peak_bytes, note: `torch ${r.torch} on ${r.device_name}` });
+      const deviceBytes = (await sampler.stop())?.bytes;
+      push({ engine: 'pytorch', size, device: options.device, tokens: batches.length * options.seqLen, seconds: r.seconds, layers: r.layers, peakBytes: r.peak_bytes, ...(deviceBytes === undefined ? {} : { deviceBytes }), note: `torch ${r.torch} on ${r.device_name}` });
     }
   }
   return rows;
@@ -87,7 +94,7 @@ export async function benchGptq(options: { sizes: readonly string[]; tokens: num
 /** One line per row: total and the per-layer mean of each step. */
 export function formatGptqRow(r: GptqBenchRow): string {
   const mean = (k: 'statistics' | 'solve' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}`;
+  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.deviceBytes === undefined ? '' : `, card ${(r.deviceBytes / 2 ** 30).toFixed(1)} GiB`}${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}`;
 }
 
 /** The benchmark's options from command-line flags. */

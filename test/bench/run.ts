@@ -226,13 +226,15 @@ async function main(): Promise<void> {
   if (args.includes('--apply')) {
     const { benchApply, formatApplyBench, torchApplyLines } = await import('./apply.js');
     // `--device cpu|cuda|cuda:0,1,…`; `--torch` adds PyTorch's pass on the same machine (`--python`, default python3).
+    // `--tensors N`: the synthetic checkpoint's [4096, 4096] bf16 tensors (32 MiB each; default 8).
     const device = args.includes('--device') ? args[args.indexOf('--device') + 1]! : 'cpu';
-    const { results, limits } = await benchApply({ device });
+    const tensors = args.includes('--tensors') ? Number(args[args.indexOf('--tensors') + 1]) : 8;
+    const { results, limits } = await benchApply({ device, tensors });
     for (const line of formatApplyBench(results, limits)) print(line);
     for (const r of results) keep('apply', r);
     keep('apply-limits', { device, ...limits });
     if (args.includes('--torch')) {
-      const torch = torchApplyLines(args.includes('--python') ? args[args.indexOf('--python') + 1]! : 'python3', device);
+      const torch = torchApplyLines(args.includes('--python') ? args[args.indexOf('--python') + 1]! : 'python3', device, tensors);
       for (const line of torch) print(line);
       keep('apply-torch', { device, lines: torch });
     }

@@ -4,7 +4,7 @@
  * the model as `apply` does (default precision, TF32 with it) with its layer
  * passes profiled.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,4 +78,40 @@ export function layerPassProfile(t: ForwardTimings): LayerPassProfile {
 /** The profile as the rows print it (empty without one). */
 export function formatLayerPassProfile(p: LayerPassProfile | undefined): string {
   return p ? `; layer passes: build ${p.buildSeconds.toFixed(1)} s, ${p.sessions} sessions ${p.createSeconds.toFixed(1)} s, ${p.runs} runs ${p.runSeconds.toFixed(1)} s` : '';
+}
+
+/** What {@link deviceMemorySampler} saw: the card's used memory above what it was before (bytes), and the sampling period. */
+export interface DeviceMemoryPeak {
+  readonly bytes: number;
+  readonly periodMs: number;
+}
+
+/**
+ * Samples the used memory of GPU `index` (nvidia-smi, every `periodMs`)
+ * until `stop()`; undefined off CUDA or without nvidia-smi. The figure is
+ * the card's, so it counts the CUDA context and what the runtime's arena
+ * holds, for PyTorch's process as for quantc's; no other process should
+ * use the card meanwhile.
+ */
+export function deviceMemorySampler(device: Device, index = 0, periodMs = 50): { stop(): Promise<DeviceMemoryPeak | undefined> } {
+  const query = ['--query-gpu=memory.used', '--format=csv,noheader,nounits', '-i', String(index)];
+  const before = device === 'cuda' ? spawnSync('nvidia-smi', query, { encoding: 'utf8' }) : undefined;
+  const base = Number(before?.stdout?.trim());
+  if (before === undefined || before.status !== 0 || !Number.isFinite(base)) return { stop: async () => undefined };
+  let peak = base;
+  const child = spawn('nvidia-smi', [...query, '-lms', String(periodMs)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    for (const line of chunk.split('\n')) {
+      const mib = Number(line.trim());
+      if (line.trim() !== '' && Number.isFinite(mib)) peak = Math.max(peak, mib);
+    }
+  });
+  return {
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('close', () => resolve({ bytes: (peak - base) * 2 ** 20, periodMs }));
+        child.kill();
+      }),
+  };
 }

@@ -1,10 +1,10 @@
 """PyTorch baseline for test/bench/apply.ts: the same round-to-nearest weight pass
 (W4A16 group 128 with int32 packing, FP8_DYNAMIC per channel, NVFP4A16 with
 FP8 group scales and FP4 packing) on the same synthetic bf16 checkpoint
-(8 x [4096, 4096]), read from safetensors and written back, on one GPU or the CPU.
-On a GPU it also reports the card's device-to-device copy bandwidth.
+(TENSORS x [4096, 4096], 8 by default), read from safetensors and written back, on one
+GPU or the CPU. On a GPU it also reports the card's device-to-device copy bandwidth.
 
-    python test/bench/torch_rtn.py [cuda|cpu]   # prints one line per scheme
+    python test/bench/torch_rtn.py [cuda|cpu] [TENSORS]   # prints one line per scheme
 """
 
 import os
@@ -15,7 +15,8 @@ import time
 import torch
 from safetensors.torch import load_file, save_file
 
-TENSORS, ROWS, COLS = 8, 4096, 4096
+TENSORS = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+ROWS, COLS = 4096, 4096
 
 
 def w4a16(w):
