@@ -5,6 +5,8 @@
  * passes profiled.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,30 +89,31 @@ export interface DeviceMemoryPeak {
 }
 
 /**
- * Samples the used memory of GPU `index` (nvidia-smi, every `periodMs`)
- * until `stop()`; undefined off CUDA or without nvidia-smi. The figure is
- * the card's, so it counts the CUDA context and what the runtime's arena
- * holds, for PyTorch's process as for quantc's; no other process should
- * use the card meanwhile.
+ * Samples the used memory of GPU `index` (one nvidia-smi query every
+ * `periodMs`, appended to a file, so that samples taken while this process
+ * waits on a synchronous child are kept) until `stop()`; undefined off CUDA
+ * or without nvidia-smi. The figure is the card's, so it counts the CUDA
+ * context and what the runtime's arena holds, for PyTorch's process as for
+ * quantc's; no other process should use the card meanwhile.
  */
-export function deviceMemorySampler(device: Device, index = 0, periodMs = 50): { stop(): Promise<DeviceMemoryPeak | undefined> } {
+export function deviceMemorySampler(device: Device, index = 0, periodMs = 100): { stop(): Promise<DeviceMemoryPeak | undefined> } {
   const query = ['--query-gpu=memory.used', '--format=csv,noheader,nounits', '-i', String(index)];
   const before = device === 'cuda' ? spawnSync('nvidia-smi', query, { encoding: 'utf8' }) : undefined;
   const base = Number(before?.stdout?.trim());
   if (before === undefined || before.status !== 0 || !Number.isFinite(base)) return { stop: async () => undefined };
-  let peak = base;
-  const child = spawn('nvidia-smi', [...query, '-lms', String(periodMs)], { stdio: ['ignore', 'pipe', 'ignore'] });
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
-    for (const line of chunk.split('\n')) {
-      const mib = Number(line.trim());
-      if (line.trim() !== '' && Number.isFinite(mib)) peak = Math.max(peak, mib);
-    }
-  });
+  const file = join(tmpdir(), `quantc-card-memory-${process.pid}-${Date.now()}.txt`);
+  const loop = `while :; do nvidia-smi ${query.join(' ')} >> '${file}'; sleep ${periodMs / 1000}; done`;
+  const child = spawn('sh', ['-c', loop], { stdio: 'ignore' });
   return {
     stop: () =>
       new Promise((resolve) => {
-        child.once('close', () => resolve({ bytes: (peak - base) * 2 ** 20, periodMs }));
+        child.once('exit', () => {
+          let peak = base;
+          const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+          for (const line of text.split('\n')) if (line.trim() !== '' && Number.isFinite(Number(line))) peak = Math.max(peak, Number(line));
+          rmSync(file, { force: true });
+          resolve({ bytes: (peak - base) * 2 ** 20, periodMs });
+        });
         child.kill();
       }),
   };

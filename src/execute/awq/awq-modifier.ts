@@ -96,6 +96,8 @@ export class AwqModifier implements LayerModifier {
   readonly profile = { search: emptyRuntimeTimings(), means: 0 };
   readonly coverage = new CoverageCollector();
   private inputs = new Map<string, RawTensor[]>();
+  /** Each observed input's `Σ|x|` per channel, one per run (the graphs' `xabs:` / `xeabs:` outputs), keyed as {@link inputs}. */
+  private absSums = new Map<string, Float32Array[]>();
   private readonly dtype: WeightDtype;
   private readonly round: (x: number) => number;
   private readonly tables: LayerInputsFor;
@@ -132,9 +134,19 @@ export class AwqModifier implements LayerModifier {
       list.push(t);
       this.inputs.set(module, list);
     };
+    const keepSum = (module: string, sum: Float32Array): void => {
+      const list = this.absSums.get(module) ?? [];
+      list.push(sum);
+      this.absSums.set(module, list);
+    };
     for (const [name, t] of Object.entries(outputs)) {
       if (name.startsWith('x:')) for (const module of name.slice(2).split(',')) keep(module, t);
-      else if (name.startsWith('xe:')) {
+      else if (name.startsWith('xabs:')) for (const module of name.slice(5).split(',')) keepSum(module, t.data as Float32Array);
+      else if (name.startsWith('xeabs:')) {
+        const [experts, proj, offset] = name.slice(6).split('|') as [string, string, string];
+        const [e, k] = t.dims as [number, number];
+        for (let i = 0; i < e; i++) keepSum(`${experts}.${Number(offset) + i}.${proj}`, (t.data as Float32Array).slice(i * k, (i + 1) * k));
+      } else if (name.startsWith('xe:')) {
         // Per-expert inputs [E, N, K]: one [N, K] tensor per expert.
         const [experts, proj, offset] = name.slice(3).split('|') as [string, string, string];
         const [e, n, k] = t.dims as [number, number, number];
@@ -155,7 +167,8 @@ export class AwqModifier implements LayerModifier {
       if (layerOf(m.smooth) !== layer) continue;
       const kind = parentKind(m);
       // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
-      const observed = m.balance.map((b) => this.inputs.get(b) ?? this.inputs.get(b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((x) => x !== undefined);
+      const key = m.balance.map((b) => (this.inputs.has(b) ? b : b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((b) => this.inputs.has(b));
+      const observed = key === undefined ? undefined : this.inputs.get(key);
       if (!observed || observed.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
       // Llama 4's experts read the block input scaled by their routing weight, each expert every token (llm-compressor's
       // statistics cover every expert's copy); the search replays the block on its own input, the router's.
@@ -164,7 +177,7 @@ export class AwqModifier implements LayerModifier {
       if (inputs.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.parent}.router`);
       const copyRows = this.routedCopyRows(m);
       const m0 = performance.now();
-      const { xMean, tokens } = activationMeans(observed, copyRows);
+      const { xMean, tokens } = activationMeans(observed, this.absSums.get(key!), copyRows);
       this.profile.means += performance.now() - m0;
       if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
       const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
@@ -196,6 +209,7 @@ export class AwqModifier implements LayerModifier {
     for (const [k, v] of linears) this.linears.set(k, v);
     for (const [k, v] of vectors) this.vectors.set(k, v);
     this.inputs = new Map();
+    this.absSums = new Map();
     return { linears, vectors };
   }
 
@@ -416,19 +430,30 @@ function inGraphQuantizer(b: BalanceWeight, dtype: WeightDtype): InGraphQuantize
   return undefined;
 }
 
-/** `x_mean`: Σ|x| per channel over every token (float32 sums per run, as llm-compressor adds per batch), divided by the token count. */
-function activationMeans(inputs: readonly RawTensor[], rowsPerRun?: (rows: number) => number): { xMean: Float32Array; tokens: number } {
+/**
+ * `x_mean`: Σ|x| per channel over every token (float32 sums per run, added
+ * in float32 as llm-compressor adds its per-batch sums), divided by the
+ * token count. `sums` are the runs' sums from the graphs, one per input; a
+ * graph that returned none has its input summed here.
+ */
+function activationMeans(inputs: readonly RawTensor[], sums: readonly Float32Array[] | undefined, rowsPerRun?: (rows: number) => number): { xMean: Float32Array; tokens: number } {
   const k = inputs[0]!.dims[inputs[0]!.dims.length - 1]!;
   const total = new Float32Array(k);
+  const fromGraphs = sums !== undefined && sums.length === inputs.length;
   let tokens = 0;
-  for (const t of inputs) {
+  inputs.forEach((t, r) => {
     const d = t.data as Float32Array;
     const n = d.length / k;
-    const part = new Float64Array(k);
-    for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) part[c]! += Math.abs(d[i * k + c]!);
+    let part: ArrayLike<number>;
+    if (fromGraphs) part = sums[r]!;
+    else {
+      const p = new Float64Array(k);
+      for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) p[c]! += Math.abs(d[i * k + c]!);
+      part = p;
+    }
     for (let c = 0; c < k; c++) total[c] = total[c]! + Math.fround(part[c]!);
     tokens += rowsPerRun ? rowsPerRun(n) : n;
-  }
+  });
   return { xMean: total.map((v) => v / tokens), tokens };
 }
 

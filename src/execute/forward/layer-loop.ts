@@ -36,7 +36,7 @@ export interface HiddenStack {
 export function combinerOf(name: string): 'Add' | 'Min' | 'Max' | null {
   if (name === 'routed') return 'Add';
   const kind = name.slice(0, Math.max(0, name.indexOf(':')));
-  if (kind === 'hess' || kind === 'hessrows' || kind === 'hessall' || kind === 'ehess') return 'Add';
+  if (kind === 'hess' || kind === 'hessrows' || kind === 'hessall' || kind === 'ehess' || kind === 'xabs' || kind === 'xeabs') return 'Add';
   if (kind === 'min' || kind === 'cmin' || kind === 'emin') return 'Min';
   if (kind === 'max' || kind === 'cmax' || kind === 'emax') return 'Max';
   return null;

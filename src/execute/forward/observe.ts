@@ -28,7 +28,9 @@
  * the grid search replays through the modules' parent; for experts seeing
  * every token, `x:<experts module>.*.<p1>,…` — the block input `[N, K]` all
  * experts share — and `xe:<experts module>|<projection>|<offset>` — per
- * expert inputs `[E, N, K]`.
+ * expert inputs `[E, N, K]`. Each comes with its `Σ|x|` per channel over the
+ * run's tokens (AWQ's `x_mean` numerator, summed in float64 on the device
+ * rather than in JavaScript): `xabs:<key>` `[K]` and `xeabs:<key>` `[E, K]`.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 
@@ -61,6 +63,17 @@ export function enableObservers(g: GraphBuilder, option: ObserveOption): void {
   enabled.set(g, typeof option === 'string' ? { experts: option, hessians: false } : option);
 }
 
+/**
+ * `Σ|x|` over axis `axis` (the tokens), accumulated in float64 and rounded
+ * once to float32: the graph's float32 sums in their reduction order flip
+ * AWQ grid choices that llm-compressor's (torch's cascaded float32 sums)
+ * keep.
+ */
+function absSum(g: GraphBuilder, x: string, axis: number): string {
+  const wide = g.op('Cast', [g.op('Abs', [x])], { to: OnnxType.double });
+  return g.op('Cast', [g.op('ReduceSum', [wide, g.i64([axis])], { keepdims: 0 })], { to: OnnxType.float });
+}
+
 /** `xᵀx` of `x [..., K]` flattened to `[N, K]` (per expert for `[E, N, K]`). */
 function gram(g: GraphBuilder, x: string, perExpert: boolean): string {
   if (perExpert) return g.op('MatMul', [g.op('Transpose', [x], { perm: [0, 2, 1] }), x]);
@@ -84,7 +97,10 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
     g.output(g.op('ReduceMin', [flat, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
     g.output(g.op('ReduceMax', [flat, g.i64([0])], { keepdims: 0 }), `cmax:${key}`, OnnxType.float, ['k']);
   }
-  if (mode.inputs && !part && !modules.some((m) => m.endsWith('_states'))) g.output(x, `x:${key}`, OnnxType.float, ['batch', 'seq', 'k']);
+  if (mode.inputs && !part && !modules.some((m) => m.endsWith('_states'))) {
+    g.output(x, `x:${key}`, OnnxType.float, ['batch', 'seq', 'k']);
+    g.output(absSum(g, g.op('Flatten', [x], { axis: -1 }), 0), `xabs:${key}`, OnnxType.float, ['k']);
+  }
   if (!mode.hessians || modules.some((m) => m.endsWith('_states'))) return;
   // A Hessian needs the whole input: a slice goes out as it is, and joinedHessian's graphs take the slices side by side.
   if (part) g.output(g.op('Flatten', [x], { axis: -1 }), `join:${modules.join(',')}`, OnnxType.float, ['n', 'k']);
@@ -141,8 +157,16 @@ export function observeExperts(g: GraphBuilder, expertsModule: string, projectio
   const mode = observation.experts;
   if (observation.hessians) expertHessians(g, expertsModule, projections, x, perExpert, mask, mode, offset);
   if (observation.inputs && mode === 'all') {
-    if (perExpert) for (const proj of projections) g.output(x, `xe:${expertsModule}|${proj}|${offset}`, OnnxType.float, ['e', 'n', 'k']);
-    else if (offset === 0) g.output(x, `x:${projections.map((p) => `${expertsModule}.*.${p}`).join(',')}`, OnnxType.float, ['n', 'k']);
+    if (perExpert)
+      for (const proj of projections) {
+        g.output(x, `xe:${expertsModule}|${proj}|${offset}`, OnnxType.float, ['e', 'n', 'k']);
+        g.output(absSum(g, x, 1), `xeabs:${expertsModule}|${proj}|${offset}`, OnnxType.float, ['e', 'k']);
+      }
+    else if (offset === 0) {
+      const key = projections.map((p) => `${expertsModule}.*.${p}`).join(',');
+      g.output(x, `x:${key}`, OnnxType.float, ['n', 'k']);
+      g.output(absSum(g, x, 0), `xabs:${key}`, OnnxType.float, ['k']);
+    }
   }
   for (const proj of projections) {
     const key = `${expertsModule}|${proj}|${offset}`;
