@@ -3,9 +3,10 @@
  * graph, the input of every balance layer (its smooth layer's output, what
  * the parent module reads). Between the passes, each of the layer's
  * mappings in resolved order: `x_mean` = mean |x| per channel over every
- * token, the balance layers' normalised weight means, then the grid search —
- * every grid point's pseudo-quantized balance weights evaluated in one
- * search graph per chunk of points (search-graph.ts), the loss being the
+ * token (the sums made in the layer graphs), the balance layers' normalised
+ * weight means, then the grid search — every grid point's pseudo-quantized
+ * balance weights evaluated in one search graph per chunk of points, or on
+ * CUDA the whole grid looped in one run per cached input (search-graph.ts), the loss being the
  * mean squared difference of the parent's output from its unquantized
  * output — and the best scales folded into the balance layers (multiplied)
  * and the smooth layer (divided), as llm-compressor's `_apply_smoothing`
@@ -27,7 +28,7 @@ import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { emptyRuntimeTimings, GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, flooredChannels, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
-import { candidatesGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
+import { candidatesGraph, loopedSearchGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -61,11 +62,12 @@ export interface AwqSettings {
   /** Activations and candidate weights one search-graph run may hold (bytes, estimated; 1 GiB on the CPU, 8 GiB on CUDA by default). */
   readonly searchBytes?: number;
   /**
-   * Where integer weights are pseudo-quantized for the search: `search-graph` (inside the search graph, per run;
-   * the default on CUDA), `graph` (a graph of their own, once per chunk of grid points; the default on the CPU) or
-   * `host` (here, as for every other scheme).
+   * Where integer weights are pseudo-quantized for the search: `search-loop` (inside the search graph, the whole
+   * grid in one run per cached input, a `Loop` over chunks of points; the default on CUDA), `search-graph` (inside
+   * the search graph, one run per chunk of points and cached input), `graph` (a graph of their own, once per chunk
+   * of grid points; the default on the CPU) or `host` (here, as for every other scheme).
    */
-  readonly candidates?: 'search-graph' | 'graph' | 'host';
+  readonly candidates?: 'search-loop' | 'search-graph' | 'graph' | 'host';
   /** The job's fused expert parameters (experts read one by one from their fused tensors). */
   readonly fusedExperts?: readonly FusedExpertsParam[];
   /** Zero-centred norm weights (scale `1 + weight`, see offset-norms.ts), smoothed as llm-compressor smooths them. */
@@ -73,6 +75,11 @@ export interface AwqSettings {
 }
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
+
+/** An expert module's name with its index as `*` (the key experts sharing an input are observed under). */
+function expertPattern(name: string): string {
+  return name.replace(/\.experts\.\d+\./, '.experts.*.');
+}
 
 function layerOf(name: string): number | null {
   const m = /(?:^|\.)layers\.(\d+)\./.exec(name);
@@ -110,7 +117,9 @@ export class AwqModifier implements LayerModifier {
     private readonly mappings: readonly AwqMapping[],
     private readonly settings: AwqSettings,
   ) {
-    this.observe = { experts: settings.calibrateAllExperts ? 'all' : 'routed', hessians: false, inputs: true };
+    // Only the inputs some mapping reads (its balance layers', Llama 4's router's) come back from pass A.
+    const read = new Set(mappings.flatMap((m) => [...m.balance, `${m.parent}.router`]).map(expertPattern));
+    this.observe = { experts: settings.calibrateAllExperts ? 'all' : 'routed', hessians: false, inputs: (module) => read.has(expertPattern(module)) };
     this.dtype = DTYPES[model.config.dtype];
     this.round = dtypeFacts(this.dtype).round;
     this.tables = model.positionTables();
@@ -167,7 +176,7 @@ export class AwqModifier implements LayerModifier {
       if (layerOf(m.smooth) !== layer) continue;
       const kind = parentKind(m);
       // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
-      const key = m.balance.map((b) => (this.inputs.has(b) ? b : b.replace(/\.experts\.\d+\./, '.experts.*.'))).find((b) => this.inputs.has(b));
+      const key = m.balance.map((b) => (this.inputs.has(b) ? b : expertPattern(b))).find((b) => this.inputs.has(b));
       const observed = key === undefined ? undefined : this.inputs.get(key);
       if (!observed || observed.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
       // Llama 4's experts read the block input scaled by their routing weight, each expert every token (llm-compressor's
@@ -344,11 +353,12 @@ export class AwqModifier implements LayerModifier {
     // Integer weights are pseudo-quantized by a graph (one scale row per point goes in): inside the search graph on CUDA,
     // where each run recomputes them on the device; by a graph of their own on the CPU, once per chunk of points. Other
     // schemes get their candidates from here.
-    const where = this.settings.candidates ?? (this.model.device === 'cuda' ? 'search-graph' : 'graph');
+    const where = this.settings.candidates ?? (this.model.device === 'cuda' ? 'search-loop' : 'graph');
     const inGraph = where !== 'host' && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
-    const perRun = inGraph && where === 'search-graph';
+    const perRun = inGraph && (where === 'search-graph' || where === 'search-loop');
+    const looped = perRun && where === 'search-loop';
     const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
-    const graph = await searchGraph({ kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? 2 : 3 });
+    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? (2 as const) : (3 as const) };
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
     const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
@@ -363,7 +373,8 @@ export class AwqModifier implements LayerModifier {
     let chunk = chunkOf(inputs);
     // An attention parent's scores grow with the sequences of a run: where they leave room for few grid points,
     // runs of one sequence each fit more, and every cached input crosses the bus once per chunk of points.
-    if (chunk < this.grid.length && (kind === 'attention' || kind === 'mla') && inputs.some((t) => t.dims.length === 3 && t.dims[0]! > 1)) {
+    // (Looped, each input crosses once whatever the chunk.)
+    if (!looped && chunk < this.grid.length && (kind === 'attention' || kind === 'mla') && inputs.some((t) => t.dims.length === 3 && t.dims[0]! > 1)) {
       const single = inputs.flatMap((t) => (t.dims.length === 3 ? sequencesOf(t) : [t]));
       if (chunkOf(single) > chunk) {
         inputs = single;
@@ -378,7 +389,22 @@ export class AwqModifier implements LayerModifier {
     rt.deviceId = this.model.deviceIds?.[0];
     rt.timings = this.profile.search;
     try {
-      for (let start = 0; start < this.grid.length; start += chunk) {
+      if (looped) {
+        // Every point in one run per cached input; the scales padded with copies of the last point to whole chunks.
+        const padded = Math.ceil(this.grid.length / chunk) * chunk;
+        const sc = new Float32Array(padded * k);
+        for (let p = 0; p < padded; p++) sc.set(scales[Math.min(p, this.grid.length - 1)]!, p * k);
+        const graph = await loopedSearchGraph({ ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> }, chunk);
+        for (const x of inputs) {
+          const seq = x.dims.length === 3 ? x.dims[1]! : 1;
+          const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
+          const { loss } = await rt.run('awq_search_loop', () => graph, { x, s: { type: 'float32', data: sc, dims: [padded, k] }, ...position });
+          const l = loss!.data as Float32Array;
+          for (let p = 0; p < this.grid.length; p++) sums[p]! += l[p]!;
+        }
+      }
+      const graph = looped ? null : await searchGraph(spec);
+      for (let start = 0; !looped && start < this.grid.length; start += chunk) {
         const count = Math.min(chunk, this.grid.length - start);
         const feeds: Record<string, RawTensor> = {};
         if (inGraph) {
@@ -398,7 +424,7 @@ export class AwqModifier implements LayerModifier {
         for (const x of inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
-          const { loss } = await rt.run(`awq_search`, () => graph, { x, ...feeds, ...position });
+          const { loss } = await rt.run(`awq_search`, () => graph!, { x, ...feeds, ...position });
           const l = loss!.data as Float32Array;
           for (let p = 0; p < count; p++) sums[start + p]! += l[p]!;
         }

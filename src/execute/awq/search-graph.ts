@@ -195,15 +195,21 @@ export function candidatesGraph(balance: readonly DenseMatrix[], quantizers: rea
   return g.build('awq_candidates');
 }
 
-/** The attention parent's graph inputs (rotary tables and mask per sequence position) and its sequence length. */
-function attentionInputs(g: GraphBuilder, x: string, cfg: DecoderConfig): { inp: LayerInputs; seq: string } {
-  const inp: LayerInputs = {
-    hidden: x,
-    cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]),
-    sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]),
-    mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
-  };
-  return { inp, seq: g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]) };
+/** Where a search graph reads the attention parent's position tables (graph inputs, or a loop body's outer-scope names). */
+interface PositionNames {
+  readonly cos: string;
+  readonly sin: string;
+  readonly mask: string;
+}
+
+/** Declares the attention parent's position inputs of `g` (rotary tables and mask per sequence position). */
+function positionInputs(g: GraphBuilder, cfg: DecoderConfig): PositionNames {
+  return { cos: g.input('cos', OnnxType.float, ['seq', cfg.rope.dim]), sin: g.input('sin', OnnxType.float, ['seq', cfg.rope.dim]), mask: g.input('mask', OnnxType.float, ['seq', 'seq']) };
+}
+
+/** The attention parent's layer inputs and its sequence length. */
+function attentionInputs(g: GraphBuilder, x: string, pos: PositionNames): { inp: LayerInputs; seq: string } {
+  return { inp: { hidden: x, ...pos }, seq: g.op('Slice', [g.op('Shape', [x]), g.i64([1]), g.i64([2])]) };
 }
 
 /** Llama 4's router: the top-k logits through a sigmoid, the other experts' weights 0. */
@@ -219,19 +225,64 @@ function interleavedSwiglu(g: GraphBuilder, gate: string, up: string, inter: num
   return clampedSwiglu(g, column(0), column(1));
 }
 
-/** Builds the search graph (see the module comment). Inputs: `x`, `w0…`, and `cos`/`sin`/`mask` for attention. */
+/** The graph's parent kinds that read position tables. */
+function readsPositions(kind: ParentKind): boolean {
+  return kind === 'attention' || kind === 'mla';
+}
+
+/** Declares `x` of a search graph. */
+function cachedInput(g: GraphBuilder, spec: SearchGraphSpec): string {
+  return g.input('x', OnnxType.float, spec.inputRank === 2 ? ['tokens', spec.shapes[0]![1]] : ['batch', 'seq', spec.shapes[0]![1]]);
+}
+
+/** Builds the search graph (see the module comment). Inputs: `x`, `w0…` or `s`, and `cos`/`sin`/`mask` for attention. */
 export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
-  const { cfg, shapes, weights, kind } = spec;
   const g = new GraphBuilder();
-  const k = shapes[0]![1];
-  const x = g.input('x', OnnxType.float, spec.inputRank === 2 ? ['tokens', k] : ['batch', 'seq', k]);
+  const x = cachedInput(g, spec);
   const cand = spec.candidates ?? { kind: 'weights' };
-  let ws: string[];
-  if (cand.kind === 'weights') ws = shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i]));
-  else {
-    const s = g.input('s', OnnxType.float, ['grid', k]);
-    ws = cand.balance.map((w, n) => candidateWeights(g, w, s, cand.quantizers[n]!));
-  }
+  const ws = cand.kind === 'weights' ? spec.shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i])) : candidateSet(g, cand, g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]));
+  const pos = readsPositions(spec.kind) ? positionInputs(g, spec.cfg) : null;
+  g.output(await searchLoss(g, spec, x, ws, pos), 'loss', OnnxType.float, ['grid']);
+  return g.build('awq_search');
+}
+
+/**
+ * The search graph with its grid looped on the device: input `s [G, in]`
+ * (G a multiple of `chunk`) holds every grid point's scales, an ONNX `Loop`
+ * evaluates `chunk` points per iteration (the reference output again with
+ * each), and `loss [G]` comes back. onnxruntime-node cannot keep the cached
+ * input on the GPU between runs, so a run per chunk of points sent it over
+ * the bus once per chunk; looped, it crosses once per grid while an
+ * iteration holds only one chunk's activations.
+ */
+export async function loopedSearchGraph(spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> }, chunk: number): Promise<Uint8Array> {
+  const g = new GraphBuilder();
+  const x = cachedInput(g, spec);
+  const s = g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]);
+  const pos = readsPositions(spec.kind) ? positionInputs(g, spec.cfg) : null;
+  const body = new GraphBuilder('sl_');
+  const iter = body.input('sl_iter', OnnxType.int64, []);
+  const cond = body.input('sl_cond', OnnxType.bool, []);
+  const start = body.op('Mul', [body.op('Unsqueeze', [iter, body.i64([0])]), body.i64([chunk])]);
+  const points = body.op('Slice', [s, start, body.op('Add', [start, body.i64([chunk])]), body.i64([0])]);
+  const loss = await searchLoss(body, spec, x, candidateSet(body, spec.candidates, points), pos);
+  body.output(body.op('Identity', [cond]), 'sl_cond_out', OnnxType.bool, []);
+  body.output(loss, 'sl_loss', OnnxType.float, [chunk]);
+  const trips = g.op('Div', [g.op('Gather', [g.op('Shape', [s]), g.i64(0)], { axis: 0 }), g.i64(chunk)]);
+  const [losses] = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: body, name: 'awq_grid_loop' } });
+  g.output(g.op('Reshape', [losses!, g.i64([-1])]), 'loss', OnnxType.float, ['grid']);
+  return g.build('awq_search_loop');
+}
+
+/** Every balance layer's candidates `[P, out, in]` from scale rows `s`, pseudo-quantized in the graph. */
+function candidateSet(g: GraphBuilder, cand: Extract<CandidateInput, { kind: 'scales' }>, s: string): string[] {
+  return cand.balance.map((w, n) => candidateWeights(g, w, s, cand.quantizers[n]!));
+}
+
+/** `loss [P − 1]` of candidates `ws` on cached input `x` (see the module comment). */
+async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws: readonly string[], pos: PositionNames | null): Promise<string> {
+  const { cfg, shapes, weights, kind } = spec;
+  const k = shapes[0]![1];
   let out: string;
   if (kind === 'linear') {
     out = batchedLinear(g, x, ws[0]!, weights.biases[0]);
@@ -275,11 +326,11 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
     out = linear(g, g.op('Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
   } else if (kind === 'mla') {
     const mla = weights.mla!;
-    const { inp, seq } = attentionInputs(g, x, cfg);
+    const { inp, seq } = attentionInputs(g, x, pos!);
     const fold = (n: number): string => foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
     out = await mlaFromProjections(g, mla.reader, cfg, mla.raw, mla.attention, { q: fold(0), direct: mla.direct, compressed: fold(1) }, inp);
   } else {
-    const { inp, seq } = attentionInputs(g, x, cfg);
+    const { inp, seq } = attentionInputs(g, x, pos!);
     // q/k norms span one head (qwen3) or, olmoe's, the whole projection (before the heads split, then clip_qkv), as llamaAttention.
     const perHead = (n: Float32Array | undefined): boolean => n !== undefined && n.length === cfg.headDim;
     const proj = (n: number, heads: number, norm?: Float32Array): string => {
@@ -304,6 +355,5 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
   const ref = g.op('Slice', [flat, g.i64([0]), g.i64([1]), g.i64([0])]);
   const rest = g.op('Slice', [flat, g.i64([1]), g.i64([2 ** 62]), g.i64([0])]);
   const diff = g.op('Sub', [rest, ref]);
-  g.output(g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.i64([1])], { keepdims: 0 }), 'loss', OnnxType.float, ['grid']);
-  return g.build('awq_search');
+  return g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.i64([1])], { keepdims: 0 });
 }

@@ -49,8 +49,19 @@ export interface Observation {
   readonly experts: ExpertObservation;
   readonly hessians: boolean;
   readonly channels?: boolean;
-  /** Return each observed input itself (AWQ caches its parents' inputs). */
-  readonly inputs?: boolean;
+  /**
+   * Return each observed input itself (AWQ caches its parents' inputs): all
+   * of them, or those of the modules the predicate accepts (experts asked as
+   * `<experts module>.*.<projection>`), so that inputs no mapping reads do not
+   * cross the bus.
+   */
+  readonly inputs?: boolean | ((module: string) => boolean);
+}
+
+/** Whether `mode` returns the input of any of `modules`. */
+function returnsInput(mode: Observation, modules: readonly string[]): boolean {
+  const want = mode.inputs;
+  return want === true || (typeof want === 'function' && modules.some(want));
 }
 
 /** How observers are asked for: the experts' token mode alone (min/max), or a full {@link Observation}. */
@@ -97,7 +108,7 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
     g.output(g.op('ReduceMin', [flat, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
     g.output(g.op('ReduceMax', [flat, g.i64([0])], { keepdims: 0 }), `cmax:${key}`, OnnxType.float, ['k']);
   }
-  if (mode.inputs && !part && !modules.some((m) => m.endsWith('_states'))) {
+  if (returnsInput(mode, modules) && !part && !modules.some((m) => m.endsWith('_states'))) {
     g.output(x, `x:${key}`, OnnxType.float, ['batch', 'seq', 'k']);
     g.output(absSum(g, g.op('Flatten', [x], { axis: -1 }), 0), `xabs:${key}`, OnnxType.float, ['k']);
   }
@@ -156,7 +167,7 @@ export function observeExperts(g: GraphBuilder, expertsModule: string, projectio
   if (observation === undefined) return;
   const mode = observation.experts;
   if (observation.hessians) expertHessians(g, expertsModule, projections, x, perExpert, mask, mode, offset);
-  if (observation.inputs && mode === 'all') {
+  if (returnsInput(observation, projections.map((p) => `${expertsModule}.*.${p}`)) && mode === 'all') {
     if (perExpert)
       for (const proj of projections) {
         g.output(x, `xe:${expertsModule}|${proj}|${offset}`, OnnxType.float, ['e', 'n', 'k']);

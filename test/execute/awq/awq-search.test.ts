@@ -1,10 +1,10 @@
 /**
  * AWQ's grid and search in pieces: llm-compressor's grid points for each
  * `duo_scaling`, compressed-tensors' lowest common ancestor, the scale
- * normalisation, and the two ways candidates reach the search graph (scales
- * pseudo-quantized in the graph, or weights pseudo-quantized here) giving
- * the same losses and choices (pseudo-quantized in the search graph, in a
- * graph of their own, or on the host), for dense, MoE and MLA parents.
+ * normalisation, and the ways candidates reach the search graph giving the
+ * same losses and choices (pseudo-quantized in the search graph, with the
+ * grid looped inside it or not, in a graph of their own, or on the host),
+ * for dense, MoE and MLA parents.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -82,7 +82,7 @@ describe('AWQ search graph', () => {
       recipeYaml: '',
     };
     const here = await awqJob(job, model, llamaWindows(), { candidates: 'host', searchBytes: 1 << 20 });
-    for (const candidates of ['graph', 'search-graph'] as const) {
+    for (const candidates of ['graph', 'search-graph', 'search-loop'] as const) {
       const run = await awqJob(job, model, llamaWindows(), { candidates });
       for (const [i, a] of run.reports.entries()) {
         const b = here.reports[i]!;
@@ -93,7 +93,7 @@ describe('AWQ search graph', () => {
     }
   });
 
-  test('a search budget too small for many grid points gives the same choices, attention inputs split into sequences', async () => {
+  test('a search budget too small for many grid points gives the same choices, attention inputs split into sequences or the grid looped in chunks', async () => {
     const dir = await modelWithTokenizer('llama');
     const model = await ForwardModel.open(dir);
     const recipe = join(dir, 'awq-budget.yaml');
@@ -105,14 +105,15 @@ describe('AWQ search graph', () => {
     const batches: TokenBatch[] = [];
     for (let i = 0; i + 4 <= w.length; i += 4) batches.push(w.slice(i, i + 4).map((b) => b[0]!));
     const reference = await awqJob(job, model, batches);
-    for (const searchBytes of [1 << 21, 1 << 22, 1 << 23]) {
-      const run = await awqJob(job, model, batches, { searchBytes });
-      for (const [i, a] of run.reports.entries()) {
-        const b = reference.reports[i]!;
-        expect(a.best, `${searchBytes} ${a.smooth}`).toBe(b.best);
-        for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${searchBytes} ${a.smooth} ${p}`).toBeLessThan(1e-5);
+    for (const candidates of ['graph', 'search-loop'] as const)
+      for (const searchBytes of [1 << 21, 1 << 22, 1 << 23]) {
+        const run = await awqJob(job, model, batches, { searchBytes, candidates });
+        for (const [i, a] of run.reports.entries()) {
+          const b = reference.reports[i]!;
+          expect(a.best, `${candidates} ${searchBytes} ${a.smooth}`).toBe(b.best);
+          for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${candidates} ${searchBytes} ${a.smooth} ${p}`).toBeLessThan(1e-5);
+        }
       }
-    }
   });
 
   // MLA attention and the sigmoid-routed MoE block with shared experts (glm4_moe_lite), the softmax block without the router balanced
@@ -128,7 +129,7 @@ describe('AWQ search graph', () => {
       const model = await ForwardModel.open(dir);
       const here = await awqJob(job, model, llamaWindows(), { candidates: 'host', searchBytes: 1 << 20 });
       expect(here.reports.some((r) => r.parent.endsWith('.mlp') && r.balance.length > 2)).toBe(true);
-      for (const candidates of ['graph', 'search-graph'] as const) {
+      for (const candidates of ['graph', 'search-graph', 'search-loop'] as const) {
         const run = await awqJob(job, model, llamaWindows(), { candidates });
         expect(run.reports.length).toBe(here.reports.length);
         for (const [i, a] of run.reports.entries()) {
