@@ -132,7 +132,11 @@ export class GraphRuntime {
           const bytes = build();
           const t0 = performance.now();
           const extra = this.foldConstants ? {} : { extra: { optimization: { disable_specified_optimizers: 'ConstantFolding' } } };
-          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel: 4, ...extra });
+          // QUANTC_ORT_PROFILE=PREFIX: onnxruntime's own per-node trace of every session (JSON files PREFIX-<graph>_<date>.json;
+          // profiling), or of those whose graph key matches QUANTC_ORT_PROFILE_MATCH (a regular expression).
+          const trace = profiled(key);
+          const profiling = trace ? { enableProfiling: true, profileFilePrefix: `${trace}-${key.replace(/[^\w.-]/g, '_')}` } : {};
+          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel: 4, ...profiling, ...extra });
           if (this.timings) {
             this.timings.create += performance.now() - t0;
             this.timings.sessions++;
@@ -176,8 +180,19 @@ export class GraphRuntime {
   /** Releases every session. */
   async dispose(): Promise<void> {
     const t0 = performance.now();
-    for (const s of this.sessions.values()) await (await s).release();
+    for (const [key, s] of this.sessions) {
+      const session = await s;
+      if (profiled(key)) session.endProfiling();
+      await session.release();
+    }
     this.sessions.clear();
     if (this.timings) this.timings.release += performance.now() - t0;
   }
+}
+
+/** The trace prefix of graph `key` when onnxruntime profiling is on for it (QUANTC_ORT_PROFILE, QUANTC_ORT_PROFILE_MATCH). */
+function profiled(key: string): string | undefined {
+  const prefix = process.env.QUANTC_ORT_PROFILE;
+  const match = process.env.QUANTC_ORT_PROFILE_MATCH;
+  return prefix && (!match || new RegExp(match).test(key)) ? prefix : undefined;
 }
