@@ -76,6 +76,12 @@ export interface AwqSettings {
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
 
+/** `QUANTC_AWQ_CANDIDATES`: where candidates are made when the settings do not say (comparisons, profiling; see {@link AwqSettings.candidates}). */
+function candidatesFromEnv(): AwqSettings['candidates'] {
+  const v = process.env.QUANTC_AWQ_CANDIDATES;
+  return v === 'search-loop' || v === 'search-graph' || v === 'graph' || v === 'host' ? v : undefined;
+}
+
 /** An expert module's name with its index as `*` (the key experts sharing an input are observed under). */
 function expertPattern(name: string): string {
   return name.replace(/\.experts\.\d+\./, '.experts.*.');
@@ -353,7 +359,7 @@ export class AwqModifier implements LayerModifier {
     // Integer weights are pseudo-quantized by a graph (one scale row per point goes in): inside the search graph on CUDA,
     // where each run recomputes them on the device; by a graph of their own on the CPU, once per chunk of points. Other
     // schemes get their candidates from here.
-    const where = this.settings.candidates ?? (this.model.device === 'cuda' ? 'search-loop' : 'graph');
+    const where = this.settings.candidates ?? candidatesFromEnv() ?? (this.model.device === 'cuda' ? 'search-loop' : 'graph');
     const inGraph = where !== 'host' && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
     const perRun = inGraph && (where === 'search-graph' || where === 'search-loop');
     const looped = perRun && where === 'search-loop';
