@@ -18,6 +18,10 @@ import { CoverageCollector } from '../calibrate/coverage.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import { windowOf } from '../forward/decoder-config.js';
 import type { ForwardModel, LayerInputsFor } from '../forward/executor.js';
+import { LLAMA_LIKE } from '../forward/decoder-config.js';
+import { loopFeeds, splitStack, type HiddenStack, type RecordingBuilder } from '../forward/layer-loop.js';
+import type { LayerInputs } from '../forward/llama-layer.js';
+import { LOOP_RUN_BYTES } from '../pipeline/sequential.js';
 import type { Observation } from '../forward/observe.js';
 import { NO_CHANGES, OverlayWeights, type WeightChanges } from '../pipeline/overlay-weights.js';
 import type { FusedExpertsParam } from '../types.js';
@@ -28,7 +32,7 @@ import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { emptyRuntimeTimings, GraphRuntime, type RawTensor } from '../runtime.js';
 import { divideRows, flooredChannels, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
-import { candidatesGraph, loopedSearchGraph, searchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
+import { candidatesGraph, loopedSearchGraph, searchGraph, stackedSearchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -72,6 +76,15 @@ export interface AwqSettings {
   readonly fusedExperts?: readonly FusedExpertsParam[];
   /** Zero-centred norm weights (scale `1 + weight`, see offset-norms.ts), smoothed as llm-compressor smooths them. */
   readonly offsetNorms?: ReadonlySet<string>;
+  /**
+   * Whether the search recomputes each mapping's parent input from the
+   * layer's input stack on the device (pass A then returns only the
+   * activation sums and runs looped) instead of caching it in host memory.
+   * Default: where the layer passes run stacked (CUDA), on dense llama-like
+   * layers whose parents are self-attention, the MLP or a Linear, with the
+   * grid looped in the search graph.
+   */
+  readonly recompute?: boolean;
 }
 
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
@@ -81,6 +94,13 @@ function candidatesFromEnv(): AwqSettings['candidates'] {
   const v = process.env.QUANTC_AWQ_CANDIDATES;
   return v === 'search-loop' || v === 'search-graph' || v === 'graph' || v === 'host' ? v : undefined;
 }
+
+/**
+ * What a mapping's search replays its parent on: the inputs pass A cached
+ * (`rowsPerRun`: the tokens llm-compressor counts per run, Llama 4's routed
+ * copies), or the layer's input stack, the parent input rebuilt on the device.
+ */
+type SearchSource = { readonly cached: readonly RawTensor[]; readonly rowsPerRun?: (rows: number) => number } | { readonly stack: HiddenStack };
 
 /** An expert module's name with its index as `*` (the key experts sharing an input are observed under). */
 function expertPattern(name: string): string {
@@ -117,6 +137,8 @@ export class AwqModifier implements LayerModifier {
   private readonly grid: GridPoint[];
   /** The checkpoint's Linears by plan name: one expert of a fused tensor, mixtral's stored `block_sparse_moe` layout. */
   private readonly reader: OverlayWeights;
+  /** See {@link AwqSettings.recompute}. */
+  readonly recompute: boolean;
 
   constructor(
     private readonly model: ForwardModel,
@@ -125,12 +147,44 @@ export class AwqModifier implements LayerModifier {
   ) {
     // Only the inputs some mapping reads (its balance layers', Llama 4's router's) come back from pass A.
     const read = new Set(mappings.flatMap((m) => [...m.balance, `${m.parent}.router`]).map(expertPattern));
-    this.observe = { experts: settings.calibrateAllExperts ? 'all' : 'routed', hessians: false, inputs: (module) => read.has(expertPattern(module)) };
+    const wanted = (module: string): boolean => read.has(expertPattern(module));
     this.dtype = DTYPES[model.config.dtype];
+    this.recompute = settings.recompute ?? (model.loopLayers && this.candidatesWhere() === 'search-loop' && this.recomputable());
+    const experts = settings.calibrateAllExperts ? 'all' : 'routed';
+    this.observe = this.recompute ? { experts, hessians: false, inputSums: wanted } : { experts, hessians: false, inputs: wanted };
     this.round = dtypeFacts(this.dtype).round;
     this.tables = model.positionTables();
     this.grid = gridPoints(settings.duoScaling, settings.nGrid);
     this.reader = new OverlayWeights(model.weights, NO_CHANGES, settings.fusedExperts ?? []);
+  }
+
+  /** Where candidates are made (see {@link AwqSettings.candidates}). */
+  private candidatesWhere(): NonNullable<AwqSettings['candidates']> {
+    return this.settings.candidates ?? candidatesFromEnv() ?? (this.model.device === 'cuda' ? 'search-loop' : 'graph');
+  }
+
+  /**
+   * Whether every mapping's search can run on the layer's input stack: a
+   * dense llama-like layer (its looped graph rebuilds any input), parents
+   * the search evaluates from one input, and every quantized balance layer
+   * pseudo-quantized in the graph.
+   */
+  private recomputable(): boolean {
+    if (!LLAMA_LIKE.has(this.model.config.modelType)) return false;
+    return this.mappings.every((m) => {
+      const kind = awqParentKind(m, m.parentClass);
+      if (kind !== 'attention' && kind !== 'mlp' && kind !== 'linear') return false;
+      return m.balance.every((b) => {
+        const args = this.settings.args.get(b) ?? null;
+        const shape = this.model.weights.index.tensors.get(`${b}.weight`)?.shape;
+        return args === null || (shape !== undefined && inGraphQuantizer({ data: new Float32Array(0), rows: shape[0]!, cols: shape[1]!, args }, this.dtype) !== undefined);
+      });
+    });
+  }
+
+  /** True for a layer that one of the mappings smooths. */
+  changesLayer(layer: number): boolean {
+    return this.mappings.some((m) => layerOf(m.smooth) === layer);
   }
 
   /** Linear `name` (a plan name) as the checkpoint stores it. */
@@ -171,7 +225,8 @@ export class AwqModifier implements LayerModifier {
     }
   }
 
-  async finishLayer(layer: number): Promise<WeightChanges> {
+  async finishLayer(layer: number, input?: HiddenStack): Promise<WeightChanges> {
+    if (this.recompute && input === undefined) throw new AwqRunError(`layer ${layer}: AWQ's recomputed search needs the layer's input stack`);
     const linears = new Map<string, DenseMatrix>();
     const vectors = new Map<string, Float32Array>();
     const weight = async (name: string): Promise<DenseMatrix> => linears.get(name) ?? (await this.stored(name));
@@ -181,6 +236,15 @@ export class AwqModifier implements LayerModifier {
     for (const m of this.mappings) {
       if (layerOf(m.smooth) !== layer) continue;
       const kind = parentKind(m);
+      if (this.recompute) {
+        const sums = m.balance.map((b) => this.absSums.get(b)).find((x) => x !== undefined);
+        if (!sums || sums.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
+        const tokens = input!.batches.reduce((n, b) => n + b.batch * b.seq, 0);
+        const total = new Float32Array(sums[0]!.length);
+        for (const part of sums) for (let c = 0; c < total.length; c++) total[c] = total[c]! + part[c]!;
+        await this.smoothMapping(m, kind, layer, { xMean: total.map((v) => v / tokens), tokens }, { stack: input! }, linears, vectors, weight, vector, current);
+        continue;
+      }
       // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
       const key = m.balance.map((b) => (this.inputs.has(b) ? b : expertPattern(b))).find((b) => this.inputs.has(b));
       const observed = key === undefined ? undefined : this.inputs.get(key);
@@ -194,38 +258,73 @@ export class AwqModifier implements LayerModifier {
       const m0 = performance.now();
       const { xMean, tokens } = activationMeans(observed, this.absSums.get(key!), copyRows);
       this.profile.means += performance.now() - m0;
-      if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
-      const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
-      const search = await this.search(m, kind, layer, balance, xMean, inputs, weight, vector, current, llama4 ? undefined : copyRows);
-      const s = search.scales;
-      m.balance.forEach((b, i) => {
-        const w = balance[i]!;
-        linears.set(b, { data: scaleColumns(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
-      });
-      const normName = `${m.smooth}.weight`;
-      // A 1-D weight is a norm's (its bias too, a LayerNorm's: PhiMoE's); a Linear smooth layer (v_proj, up_proj) has its output rows divided.
-      if (this.model.weights.index.tensors.get(normName)?.shape.length === 1) {
-        const norm = (await vector(normName))!;
-        // An offset norm is smoothed as the plain norm llm-compressor swaps in (weight 1 + w, in the model's dtype) and written back as `scale - 1`.
-        const offset = this.settings.offsetNorms?.has(normName) === true;
-        const plain = offset ? norm.map((v) => this.round(Math.fround(1 + v))) : norm;
-        const divided = divideRows(plain, plain.length, 1, s, this.round);
-        vectors.set(normName, offset ? divided.map((v) => this.round(Math.fround(v - 1))) : divided);
-        const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
-        if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
-      } else {
-        const w = await weight(m.smooth);
-        linears.set(m.smooth, { data: divideRows(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
-        const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
-        if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
-      }
-      this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s, floored: search.floored });
+      await this.smoothMapping(m, kind, layer, { xMean, tokens }, { cached: inputs, rowsPerRun: llama4 ? undefined : copyRows }, linears, vectors, weight, vector, current);
     }
     for (const [k, v] of linears) this.linears.set(k, v);
     for (const [k, v] of vectors) this.vectors.set(k, v);
     this.inputs = new Map();
     this.absSums = new Map();
     return { linears, vectors };
+  }
+
+  /**
+   * One mapping's grid search on `source` (cached inputs, or the layer's
+   * input stack to recompute them from) and its scales folded into the
+   * balance layers and the smooth layer (into `linears` / `vectors`).
+   */
+  private async smoothMapping(
+    m: AwqMapping,
+    kind: ParentKind,
+    layer: number,
+    means: { readonly xMean: Float32Array; readonly tokens: number },
+    source: SearchSource,
+    linears: Map<string, DenseMatrix>,
+    vectors: Map<string, Float32Array>,
+    weight: (name: string) => Promise<DenseMatrix>,
+    vector: (name: string) => Promise<Float32Array | undefined>,
+    current: OverlayWeights,
+  ): Promise<void> {
+    const { xMean, tokens } = means;
+    if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
+    const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
+    const search = await this.search(m, kind, layer, balance, xMean, source, weight, vector, current);
+    const s = search.scales;
+    m.balance.forEach((b, i) => {
+      const w = balance[i]!;
+      linears.set(b, { data: scaleColumns(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
+    });
+    const normName = `${m.smooth}.weight`;
+    // A 1-D weight is a norm's (its bias too, a LayerNorm's: PhiMoE's); a Linear smooth layer (v_proj, up_proj) has its output rows divided.
+    if (this.model.weights.index.tensors.get(normName)?.shape.length === 1) {
+      const norm = (await vector(normName))!;
+      // An offset norm is smoothed as the plain norm llm-compressor swaps in (weight 1 + w, in the model's dtype) and written back as `scale - 1`.
+      const offset = this.settings.offsetNorms?.has(normName) === true;
+      const plain = offset ? norm.map((v) => this.round(Math.fround(1 + v))) : norm;
+      const divided = divideRows(plain, plain.length, 1, s, this.round);
+      vectors.set(normName, offset ? divided.map((v) => this.round(Math.fround(v - 1))) : divided);
+      const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
+      if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
+    } else {
+      const w = await weight(m.smooth);
+      linears.set(m.smooth, { data: divideRows(w.data, w.rows, w.cols, s, this.round), rows: w.rows, cols: w.cols });
+      const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
+      if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
+    }
+    this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s, floored: search.floored });
+  }
+
+  /**
+   * The input of mapping `m`'s balance layers in a search graph: layer
+   * `layer` as the checkpoint holds it (pass A's weights) built into `g` on
+   * the slot's inputs, observed up to that input.
+   */
+  private async parentInput(m: AwqMapping, layer: number, g: RecordingBuilder, inputs: LayerInputs): Promise<string> {
+    const balance = new Set(m.balance);
+    const observe: Observation = { experts: 'all', hessians: false, inputs: (module) => balance.has(module) };
+    if (!(await this.model.buildLayerInto(layer, this.model.weights, { g, inputs, output: 'awq_layer_out' }, observe))) throw new AwqRunError(`${m.smooth}: layer ${layer} needs graphs of its own, so AWQ's search cannot rebuild its inputs`);
+    const name = [...g.recorded.keys()].find((n) => n.startsWith('x:') && n.slice(2).split(',').includes(m.balance[0]!));
+    if (name === undefined) throw new AwqRunError(`${m.smooth}: layer ${layer}'s graph does not observe the input of ${m.balance[0]}`);
+    return g.recorded.get(name)!;
   }
 
   /**
@@ -326,13 +425,14 @@ export class AwqModifier implements LayerModifier {
     layer: number,
     balance: readonly BalanceWeight[],
     xMean: Float32Array,
-    cached: readonly RawTensor[],
+    source: SearchSource,
     weight: (name: string) => Promise<DenseMatrix>,
     vector: (name: string) => Promise<Float32Array | undefined>,
     current: OverlayWeights,
-    rowsPerRun?: (rows: number) => number,
   ): Promise<{ scales: Float64Array; losses: number[]; best: number; floored: number }> {
-    let inputs = cached;
+    let inputs = 'cached' in source ? source.cached : [];
+    const rowsPerRun = 'cached' in source ? source.rowsPerRun : undefined;
+    const stack = 'stack' in source ? source.stack : null;
     const cfg = this.model.config;
     const quantized = balance.some((b) => b.args !== null);
     const wMean = this.settings.duoScaling !== false && quantized ? layerMeans(balance, this.round) : null;
@@ -364,15 +464,16 @@ export class AwqModifier implements LayerModifier {
     const perRun = inGraph && (where === 'search-graph' || where === 'search-loop');
     const looped = perRun && where === 'search-loop';
     const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
-    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: inputs[0]!.dims.length === 2 ? (2 as const) : (3 as const) };
+    if (stack && !looped) throw new AwqRunError(`${m.smooth}: AWQ's recomputed search needs its candidates pseudo-quantized in the search graph`);
+    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const) };
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
     const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
     const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
     const chunkOf = (runs: readonly RawTensor[]): number => {
-      const widest = Math.max(...runs.map((t) => t.data.length / balance[0]!.cols));
-      const seqMax = Math.max(...runs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
+      const widest = stack ? stack.rows : Math.max(...runs.map((t) => t.data.length / balance[0]!.cols));
+      const seqMax = stack ? Math.max(...stack.batches.map((b) => b.seq)) : Math.max(...runs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
       const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' || kind === 'mla' ? 8 * widest * cfg.heads * seqMax : 0);
       return Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
     };
@@ -391,6 +492,7 @@ export class AwqModifier implements LayerModifier {
     let numel = 0;
     const k = balance[0]!.cols;
     for (const t of inputs) numel += (rowsPerRun ? rowsPerRun(t.data.length / k) : t.data.length / k) * outWidth;
+    if (stack) numel = stack.batches.reduce((n, b) => n + b.batch * b.seq, 0) * outWidth;
     const rt = new GraphRuntime(this.model.device);
     rt.deviceId = this.model.deviceIds?.[0];
     rt.timings = this.profile.search;
@@ -400,11 +502,22 @@ export class AwqModifier implements LayerModifier {
         const padded = Math.ceil(this.grid.length / chunk) * chunk;
         const sc = new Float32Array(padded * k);
         for (let p = 0; p < padded; p++) sc.set(scales[Math.min(p, this.grid.length - 1)]!, p * k);
-        const graph = await loopedSearchGraph({ ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> }, chunk);
-        for (const x of inputs) {
+        const scalesSpec = { ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> };
+        if (stack) {
+          // One run per stack (split where it is large): the parent input rebuilt per slot from the layer's input.
+          const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp));
+          const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
+          for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
+            const { loss } = await rt.run('awq_search_stack', () => graph, { ...loopFeeds(run, tables), s: { type: 'float32', data: sc, dims: [padded, k] } });
+            const l = loss!.data as unknown as Float64Array;
+            for (let p = 0; p < this.grid.length; p++) sums[p]! += l[p]!;
+          }
+        }
+        const graph = stack ? null : await loopedSearchGraph(scalesSpec, chunk);
+        for (const x of stack ? [] : inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
-          const { loss } = await rt.run('awq_search_loop', () => graph, { x, s: { type: 'float32', data: sc, dims: [padded, k] }, ...position });
+          const { loss } = await rt.run('awq_search_loop', () => graph!, { x, s: { type: 'float32', data: sc, dims: [padded, k] }, ...position });
           const l = loss!.data as Float32Array;
           for (let p = 0; p < this.grid.length; p++) sums[p]! += l[p]!;
         }

@@ -15,6 +15,7 @@ import { sparseMixer, topKSoftmax } from '../forward/block-sparse-moe-layer.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import type { LayerInputs } from '../forward/llama-layer.js';
+import { RecordingBuilder, stackInputs, stackSlot } from '../forward/layer-loop.js';
 import { clampedSwiglu, sinkAttend } from '../forward/gpt-oss-layer.js';
 import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
 import type { WeightReader } from '../forward/weights.js';
@@ -356,4 +357,57 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
   const rest = g.op('Slice', [flat, g.i64([1]), g.i64([2 ** 62]), g.i64([0])]);
   const diff = g.op('Sub', [rest, ref]);
   return g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.i64([1])], { keepdims: 0 });
+}
+
+/**
+ * Builds what a stacked search replays before its parent: the cached
+ * input's value in `g` given the slot's layer inputs (the layer itself
+ * built into `g` up to that input, as pass A built it).
+ */
+export type SearchPrefix = (g: RecordingBuilder, inputs: LayerInputs) => Promise<string>;
+
+/**
+ * The search graph over the layer's input stack instead of a cached input:
+ * an outer `Loop` over the stack's slots (inputs `stack`, `shape` and the
+ * position tables, see layer-loop.ts) rebuilds each slot's parent input with
+ * `prefix` — the unmodified layer up to that input, as pass A computed it —
+ * and runs the grid on it as {@link loopedSearchGraph} does, the losses
+ * summed over the slots in float64 (`loss [G]`). Nothing per token leaves the device:
+ * pass A returns only the activation sums, and one run per stack moves the
+ * hidden states in once per mapping.
+ */
+export async function stackedSearchGraph(
+  spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> },
+  chunk: number,
+  rows: number,
+  prefix: SearchPrefix,
+): Promise<Uint8Array> {
+  const g = new GraphBuilder();
+  const stack = stackInputs(g, rows, spec.cfg.hidden);
+  const s = g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]);
+  const slots = new RecordingBuilder('ss_');
+  const iter = slots.input('ss_iter', OnnxType.int64, []);
+  const cond = slots.input('ss_cond', OnnxType.bool, []);
+  const acc = slots.input('ss_acc', OnnxType.double, ['grid']);
+  const { inputs } = stackSlot(slots, iter, spec.cfg.hidden);
+  const x = await prefix(slots, inputs);
+  const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
+  const body = new GraphBuilder('sl_');
+  const it = body.input('sl_iter', OnnxType.int64, []);
+  const c = body.input('sl_cond', OnnxType.bool, []);
+  const start = body.op('Mul', [body.op('Unsqueeze', [it, body.i64([0])]), body.i64([chunk])]);
+  const points = body.op('Slice', [s, start, body.op('Add', [start, body.i64([chunk])]), body.i64([0])]);
+  const loss = await searchLoss(body, spec, x, candidateSet(body, spec.candidates, points), pos);
+  body.output(body.op('Identity', [c]), 'sl_cond_out', OnnxType.bool, []);
+  body.output(loss, 'sl_loss', OnnxType.float, [chunk]);
+  const trips = slots.op('Div', [slots.op('Gather', [slots.op('Shape', [s]), slots.i64(0)], { axis: 0 }), slots.i64(chunk)]);
+  const [losses] = slots.opMulti('Loop', [trips, slots.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: body, name: 'awq_grid_loop' } });
+  slots.declare(slots.op('Identity', [cond]), 'ss_cond_out', OnnxType.bool, []);
+  // Summed over the slots in float64, as the per-run sums of the cached search are.
+  slots.declare(slots.op('Add', [acc, slots.op('Cast', [slots.op('Reshape', [losses!, slots.i64([-1])])], { to: OnnxType.double })]), 'ss_acc_out', OnnxType.double, ['grid']);
+  const n = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
+  const zeros = g.op('Cast', [g.op('Mul', [g.op('Gather', [s, g.i64(0)], { axis: 1 }), g.f32(0)])], { to: OnnxType.double });
+  const [total] = g.opMulti('Loop', [n, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), zeros], 1, { body: { graph: slots, name: 'awq_slot_loop' } });
+  g.output(total!, 'loss', OnnxType.double, ['grid']);
+  return g.build('awq_search_stack');
 }

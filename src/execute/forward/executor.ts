@@ -336,6 +336,16 @@ export class ForwardModel {
   }
 
   /**
+   * Builds decoder layer `layer` of `weights` into `into` as a looped pass
+   * builds it (this model's precision, observers `observe`); false when the
+   * layer needs graphs of its own (expert groups).
+   */
+  async buildLayerInto(layer: number, weights: WeightReader, into: Parameters<BuildInto>[0], observe?: ObserveOption): Promise<boolean> {
+    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe, into, precision: this.precision.low });
+    return !program.expertGroups;
+  }
+
+  /**
    * Runs decoder layer `layer` over every batch of `stack` as looped graph
    * runs (see layer-loop.ts), at most `runBytes` of hidden states per run:
    * each run's combined statistics go to `sink` (with the run's index), and

@@ -52,7 +52,7 @@ function identityOf(combine: 'Add' | 'Min' | 'Max'): number {
  * loop wrapper decides which become loop-carried statistics and which the
  * stacked layer output.
  */
-class RecordingBuilder extends GraphBuilder {
+export class RecordingBuilder extends GraphBuilder {
   readonly recorded = new Map<string, string>();
 
   override output(value: string, name: string, _elemType: OnnxElemType, _dims: readonly Dim[] | null): void {
@@ -87,16 +87,8 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   const body = new RecordingBuilder('lb_');
   const iter = body.input('lb_iter', OnnxType.int64, []);
   const cond = body.input('lb_cond', OnnxType.bool, []);
-  // Slot `iter`: its batch and sequence length, its rows reshaped to [batch, seq, H].
+  const { inputs, used } = stackSlot(body, iter, hidden);
   const zero = body.i64([0]);
-  const shape = body.op('Gather', ['shape', iter], { axis: 0 });
-  const batch = body.op('Slice', [shape, zero, body.i64([1])]);
-  const seq = body.op('Slice', [shape, body.i64([1]), body.i64([2])]);
-  const used = body.op('Mul', [batch, seq]);
-  const slot = body.op('Gather', ['stack', iter], { axis: 0 });
-  const x = body.op('Reshape', [body.op('Slice', [slot, zero, used, zero]), body.op('Concat', [batch, seq, body.i64([hidden])], { axis: 0 })]);
-  const corner = (t: string, axes: number[]): string => body.op('Slice', [t, body.i64(axes.map(() => 0)), axes.length === 1 ? seq : body.op('Concat', [seq, seq], { axis: 0 }), body.i64(axes)]);
-  const inputs: LayerInputs = { hidden: x, cos: corner('cos', [0]), sin: corner('sin', [0]), mask: corner('mask', [0, 1]) };
   if (!(await build({ g: body, inputs, output: 'lb_out' }))) return null;
 
   const statistics: string[] = [];
@@ -122,11 +114,7 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   body.declare(padded, 'lb_slot_out', OnnxType.float, [rows, hidden]);
 
   const g = new GraphBuilder();
-  const stack = g.input('stack', OnnxType.float, ['n', rows, hidden]);
-  g.input('shape', OnnxType.int64, ['n', 2]);
-  g.input('cos', OnnxType.float, ['seq', 'rope']);
-  g.input('sin', OnnxType.float, ['seq', 'rope']);
-  g.input('mask', OnnxType.float, ['seq', 'seq']);
+  const stack = stackInputs(g, rows, hidden);
   const trips = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
   const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + 1, {
     body: { graph: body, name: 'layer_loop' },
@@ -134,6 +122,34 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   carried.forEach((c, i) => g.output(results[i]!, c.name, OnnxType.float, null));
   if (keepOutput) g.output(results[carried.length]!, 'out', OnnxType.float, ['n', rows, hidden]);
   return { bytes: g.build('looped_layer'), statistics };
+}
+
+/**
+ * Slot `iter` of a loop body over the graph inputs `stack [n, rows, H]`,
+ * `shape [n, 2]` and the position tables `cos`/`sin`/`mask` (see
+ * {@link loopedLayer}): its rows reshaped to `[batch, seq, H]` with the
+ * tables' top-left corners for its length, and its row count `[1]`.
+ */
+export function stackSlot(body: GraphBuilder, iter: string, hidden: number): { inputs: LayerInputs; used: string } {
+  const zero = body.i64([0]);
+  const shape = body.op('Gather', ['shape', iter], { axis: 0 });
+  const batch = body.op('Slice', [shape, zero, body.i64([1])]);
+  const seq = body.op('Slice', [shape, body.i64([1]), body.i64([2])]);
+  const used = body.op('Mul', [batch, seq]);
+  const slot = body.op('Gather', ['stack', iter], { axis: 0 });
+  const x = body.op('Reshape', [body.op('Slice', [slot, zero, used, zero]), body.op('Concat', [batch, seq, body.i64([hidden])], { axis: 0 })]);
+  const corner = (t: string, axes: number[]): string => body.op('Slice', [t, body.i64(axes.map(() => 0)), axes.length === 1 ? seq : body.op('Concat', [seq, seq], { axis: 0 }), body.i64(axes)]);
+  return { inputs: { hidden: x, cos: corner('cos', [0]), sin: corner('sin', [0]), mask: corner('mask', [0, 1]) }, used };
+}
+
+/** Declares the graph inputs a {@link stackSlot} body reads: `stack`, `shape` and the position tables. */
+export function stackInputs(g: GraphBuilder, rows: number, hidden: number): string {
+  const stack = g.input('stack', OnnxType.float, ['n', rows, hidden]);
+  g.input('shape', OnnxType.int64, ['n', 2]);
+  g.input('cos', OnnxType.float, ['seq', 'rope']);
+  g.input('sin', OnnxType.float, ['seq', 'rope']);
+  g.input('mask', OnnxType.float, ['seq', 'seq']);
+  return stack;
 }
 
 /** Batches stacked into slots of `rows` rows (the largest batch's), padding zeroed. */

@@ -56,6 +56,12 @@ export interface Observation {
    * cross the bus.
    */
   readonly inputs?: boolean | ((module: string) => boolean);
+  /**
+   * Return only the `Σ|x|` sums of the inputs of the modules the predicate
+   * accepts (AWQ's `x_mean`, when its search recomputes the inputs on the
+   * device instead of caching them): loopable statistics.
+   */
+  readonly inputSums?: (module: string) => boolean;
 }
 
 /** Whether `mode` returns the input of any of `modules`. */
@@ -108,9 +114,10 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
     g.output(g.op('ReduceMin', [flat, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
     g.output(g.op('ReduceMax', [flat, g.i64([0])], { keepdims: 0 }), `cmax:${key}`, OnnxType.float, ['k']);
   }
-  if (returnsInput(mode, modules) && !part && !modules.some((m) => m.endsWith('_states'))) {
-    g.output(x, `x:${key}`, OnnxType.float, ['batch', 'seq', 'k']);
-    g.output(absSum(g, g.op('Flatten', [x], { axis: -1 }), 0), `xabs:${key}`, OnnxType.float, ['k']);
+  if (!part && !modules.some((m) => m.endsWith('_states'))) {
+    const whole = returnsInput(mode, modules);
+    if (whole) g.output(x, `x:${key}`, OnnxType.float, ['batch', 'seq', 'k']);
+    if (whole || (mode.inputSums !== undefined && modules.some(mode.inputSums))) g.output(absSum(g, g.op('Flatten', [x], { axis: -1 }), 0), `xabs:${key}`, OnnxType.float, ['k']);
   }
   if (!mode.hessians || modules.some((m) => m.endsWith('_states'))) return;
   // A Hessian needs the whole input: a slice goes out as it is, and joinedHessian's graphs take the slices side by side.

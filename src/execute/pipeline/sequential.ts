@@ -37,9 +37,10 @@ export interface LayerModifier {
   /**
    * Called after pass A of `layer`: modifies the layer and returns the
    * weights it changed (Linear weights as dense `[out, in]` values, norm
-   * weights as vectors), which pass B sees.
+   * weights as vectors), which pass B sees. `input` is the stack pass A ran
+   * on, where the layer passes run stacked (see runStacked).
    */
-  finishLayer(layer: number): Promise<WeightChanges>;
+  finishLayer(layer: number, input?: HiddenStack): Promise<WeightChanges>;
   /** The `lm_head` module the modifier targets, if any: its input (the final norm's output) is observed with the last layer, under this name. */
   readonly head?: string;
   /**
@@ -217,7 +218,7 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
       await model.observeHead(last, head, modifier.observe, (run, outputs) => modifier.collect(layer, run, last[run]!.batch, 1, outputs));
     }
     const t1 = performance.now();
-    const changed = await modifier.finishLayer(layer);
+    const changed = await modifier.finishLayer(layer, stack);
     const t2 = performance.now();
     const unchanged = changed.linears.size === 0 && changed.vectors.size === 0;
     if (unchanged && a) stack = a;

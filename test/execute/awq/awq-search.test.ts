@@ -116,6 +116,41 @@ describe('AWQ search graph', () => {
       }
   });
 
+  test("the search on the layer input stack (pass A looped, returning only the activation sums) gives the cached search's means, losses and choices", async () => {
+    const dir = await modelWithTokenizer('llama');
+    const model = await ForwardModel.open(dir);
+    const recipe = join(dir, 'awq-stack.yaml');
+    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
+    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
+    const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    // Slots of one window and of four (the stack's rows), and a budget that loops the grid in chunks.
+    const w = llamaWindows();
+    const fours: TokenBatch[] = [];
+    for (let i = 0; i + 4 <= w.length; i += 4) fours.push(w.slice(i, i + 4).map((b) => b[0]!));
+    model.loopLayers = true;
+    try {
+      for (const [batches, searchBytes] of [[w, undefined], [fours, 1 << 22]] as const) {
+        const cached = await awqJob(job, model, batches, { candidates: 'search-loop', recompute: false, searchBytes });
+        const stacked = await awqJob(job, model, batches, { candidates: 'search-loop', recompute: true, searchBytes });
+        expect(stacked.reports.length).toBe(cached.reports.length);
+        // One search run per mapping: the whole stack in one run, the grid looped inside it.
+        expect(stacked.profile.search.runs).toBe(stacked.reports.length);
+        for (const [i, a] of stacked.reports.entries()) {
+          const b = cached.reports[i]!;
+          expect(a.smooth).toBe(b.smooth);
+          expect(a.tokens).toBe(b.tokens);
+          for (let c = 0; c < a.xMean.length; c++) expect(Math.abs(a.xMean[c]! / b.xMean[c]! - 1), `${a.smooth} x_mean ${c}`).toBeLessThan(1e-6);
+          expect(a.best, a.smooth).toBe(b.best);
+          // Float order only: the cached inputs come from merged runs of many windows, the rebuilt ones from one slot at a
+          // time (other MatMul shapes), and each run's squared errors are one float32 sum.
+          for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${a.smooth} ${p}`).toBeLessThan(1e-3);
+        }
+      }
+    } finally {
+      model.loopLayers = false;
+    }
+  });
+
   // MLA attention and the sigmoid-routed MoE block with shared experts (glm4_moe_lite), the softmax block without the router balanced
   // (mixtral), sink attention and the biased clamped-SwiGLU experts (gpt_oss), sparsemixer routing (phimoe).
   for (const name of ['glm4_moe_lite', 'mixtral', 'gpt_oss', 'phimoe']) {
