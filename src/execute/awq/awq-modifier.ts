@@ -488,6 +488,9 @@ export class AwqModifier implements LayerModifier {
         chunk = chunkOf(single);
       }
     }
+    // Looped, every iteration evaluates a whole chunk: as many iterations as the budget needs, the points spread
+    // evenly over them, so that padding (copies of the last point) adds at most one point per iteration.
+    if (looped) chunk = Math.ceil(this.grid.length / Math.ceil(this.grid.length / chunk));
     const sums = new Float64Array(this.grid.length);
     let numel = 0;
     const k = balance[0]!.cols;

@@ -386,6 +386,8 @@ export async function stackedSearchGraph(
   const stack = stackInputs(g, rows, spec.cfg.hidden);
   const s = g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]);
   const slots = new RecordingBuilder('ss_');
+  // The layer is built whole; only what leads to the parent input runs.
+  slots.pruneUnused();
   const iter = slots.input('ss_iter', OnnxType.int64, []);
   const cond = slots.input('ss_cond', OnnxType.bool, []);
   const acc = slots.input('ss_acc', OnnxType.double, ['grid']);

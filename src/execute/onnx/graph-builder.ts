@@ -63,24 +63,54 @@ function attribute(name: string, value: AttrValue): ProtoWriter {
   return w.float(2, (value as { float: number }).float).int(20, 1);
 }
 
+/** A node as written, with the names it reads (its inputs, and the outer-scope names of its subgraphs) and writes. */
+interface NodeRecord {
+  readonly writer: ProtoWriter;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+  readonly refs: readonly string[];
+}
+
 /**
  * Accumulates nodes, inputs, outputs and constants of one ONNX graph. Parts
  * are kept as unencoded writers and constants by reference, so
  * {@link build} copies each constant's bytes once, into the model bytes.
  */
 export class GraphBuilder {
-  private nodes: ProtoWriter[] = [];
-  private inits: ProtoWriter[] = [];
+  private nodes: NodeRecord[] = [];
+  private inits: { readonly name: string; readonly writer: ProtoWriter }[] = [];
   private inputs: ProtoWriter[] = [];
+  private inputNames: string[] = [];
   private outputs: ProtoWriter[] = [];
+  private outputNames: string[] = [];
   private counter = 0;
+  /** See {@link pruneUnused}. */
+  private prune = false;
 
   /** `prefix` starts every generated name: a subgraph's names must not clash with its parent's. */
   constructor(private readonly prefix = '') {}
 
+  /**
+   * Leaves out of the built graph every node and constant that no output
+   * depends on (onnxruntime runs every node it is given): for a graph built
+   * from a larger one (a layer built only up to a value it computes).
+   */
+  pruneUnused(): void {
+    this.prune = true;
+  }
+
+  /** Names this graph reads but does not define: the outer-scope values a subgraph uses. */
+  freeNames(): Set<string> {
+    const defined = new Set<string>([...this.inputNames, ...this.inits.map((i) => i.name), ...this.nodes.flatMap((n) => n.outputs)]);
+    const free = new Set<string>();
+    for (const n of this.nodes) for (const name of [...n.inputs, ...n.refs]) if (name !== '' && !defined.has(name)) free.add(name);
+    return free;
+  }
+
   /** Declares a graph input and returns its name (`dims` null: any shape). */
   input(name: string, elemType: OnnxElemType, dims: readonly Dim[] | null): string {
     this.inputs.push(valueInfo(name, elemType, dims));
+    this.inputNames.push(name);
     return name;
   }
 
@@ -88,6 +118,7 @@ export class GraphBuilder {
   output(value: string, name: string, elemType: OnnxElemType, dims: readonly Dim[] | null): void {
     this.node('Identity', [value], {}, [name]);
     this.outputs.push(valueInfo(name, elemType, dims));
+    this.outputNames.push(name);
   }
 
   /**
@@ -98,6 +129,7 @@ export class GraphBuilder {
    */
   passOutput(value: string, elemType: OnnxElemType, dims: readonly Dim[]): void {
     this.outputs.push(valueInfo(value, elemType, dims));
+    this.outputNames.push(value);
   }
 
   /**
@@ -108,7 +140,7 @@ export class GraphBuilder {
    */
   constRaw(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array | FileBytes): string {
     const name = `${this.prefix}c${this.counter++}`;
-    this.inits.push(new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw));
+    this.inits.push({ name, writer: new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw) });
     return name;
   }
 
@@ -143,16 +175,35 @@ export class GraphBuilder {
     for (const i of inputs) w.string(1, i);
     for (const o of outputs) w.string(2, o);
     w.string(3, `${this.prefix}n${this.counter++}`).string(4, opType);
-    for (const [k, v] of Object.entries(attrs)) w.message(5, attribute(k, v));
-    this.nodes.push(w);
+    const refs: string[] = [];
+    for (const [k, v] of Object.entries(attrs)) {
+      w.message(5, attribute(k, v));
+      if (typeof v === 'object' && v !== null && 'graph' in v) refs.push(...v.graph.freeNames());
+    }
+    this.nodes.push({ writer: w, inputs, outputs, refs });
+  }
+
+  /** The nodes and constants the outputs depend on (all of them unless {@link pruneUnused}); nodes are in topological order. */
+  private kept(): { nodes: readonly NodeRecord[]; inits: readonly { readonly writer: ProtoWriter }[] } {
+    if (!this.prune) return { nodes: this.nodes, inits: this.inits };
+    const needed = new Set(this.outputNames);
+    const keep = new Array<boolean>(this.nodes.length).fill(false);
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const n = this.nodes[i]!;
+      if (!n.outputs.some((o) => needed.has(o))) continue;
+      keep[i] = true;
+      for (const name of [...n.inputs, ...n.refs]) needed.add(name);
+    }
+    return { nodes: this.nodes.filter((_, i) => keep[i]), inits: this.inits.filter((t) => needed.has(t.name)) };
   }
 
   /** The GraphProto (a model's graph, or a subgraph attribute). */
   graphProto(name: string): ProtoWriter {
     const g = new ProtoWriter();
-    for (const n of this.nodes) g.message(1, n);
+    const { nodes, inits } = this.kept();
+    for (const n of nodes) g.message(1, n.writer);
     g.string(2, name);
-    for (const t of this.inits) g.message(5, t);
+    for (const t of inits) g.message(5, t.writer);
     for (const i of this.inputs) g.message(11, i);
     for (const o of this.outputs) g.message(12, o);
     return g;
