@@ -261,6 +261,12 @@ export async function loopedSearchGraph(spec: SearchGraphSpec & { readonly candi
   const x = cachedInput(g, spec);
   const s = g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]);
   const pos = readsPositions(spec.kind) ? positionInputs(g, spec.cfg) : null;
+  g.output(await gridLoop(g, spec, x, s, pos, chunk), 'loss', OnnxType.float, ['grid']);
+  return g.build('awq_search_loop');
+}
+
+/** `loss [G]` in `g`: a `Loop` over the chunks of `chunk` grid points of `s [G, in]`, each chunk's losses on input `x`. */
+async function gridLoop(g: GraphBuilder, spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> }, x: string, s: string, pos: PositionNames | null, chunk: number): Promise<string> {
   const body = new GraphBuilder('sl_');
   const iter = body.input('sl_iter', OnnxType.int64, []);
   const cond = body.input('sl_cond', OnnxType.bool, []);
@@ -271,8 +277,7 @@ export async function loopedSearchGraph(spec: SearchGraphSpec & { readonly candi
   body.output(loss, 'sl_loss', OnnxType.float, [chunk]);
   const trips = g.op('Div', [g.op('Gather', [g.op('Shape', [s]), g.i64(0)], { axis: 0 }), g.i64(chunk)]);
   const [losses] = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: body, name: 'awq_grid_loop' } });
-  g.output(g.op('Reshape', [losses!, g.i64([-1])]), 'loss', OnnxType.float, ['grid']);
-  return g.build('awq_search_loop');
+  return g.op('Reshape', [losses!, g.i64([-1])]);
 }
 
 /** Every balance layer's candidates `[P, out, in]` from scale rows `s`, pseudo-quantized in the graph. */
@@ -394,19 +399,10 @@ export async function stackedSearchGraph(
   const { inputs } = stackSlot(slots, iter, spec.cfg.hidden);
   const x = await prefix(slots, inputs);
   const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
-  const body = new GraphBuilder('sl_');
-  const it = body.input('sl_iter', OnnxType.int64, []);
-  const c = body.input('sl_cond', OnnxType.bool, []);
-  const start = body.op('Mul', [body.op('Unsqueeze', [it, body.i64([0])]), body.i64([chunk])]);
-  const points = body.op('Slice', [s, start, body.op('Add', [start, body.i64([chunk])]), body.i64([0])]);
-  const loss = await searchLoss(body, spec, x, candidateSet(body, spec.candidates, points), pos);
-  body.output(body.op('Identity', [c]), 'sl_cond_out', OnnxType.bool, []);
-  body.output(loss, 'sl_loss', OnnxType.float, [chunk]);
-  const trips = slots.op('Div', [slots.op('Gather', [slots.op('Shape', [s]), slots.i64(0)], { axis: 0 }), slots.i64(chunk)]);
-  const [losses] = slots.opMulti('Loop', [trips, slots.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: body, name: 'awq_grid_loop' } });
+  const losses = await gridLoop(slots, spec, x, s, pos, chunk);
   slots.declare(slots.op('Identity', [cond]), 'ss_cond_out', OnnxType.bool, []);
   // Summed over the slots in float64, as the per-run sums of the cached search are.
-  slots.declare(slots.op('Add', [acc, slots.op('Cast', [slots.op('Reshape', [losses!, slots.i64([-1])])], { to: OnnxType.double })]), 'ss_acc_out', OnnxType.double, ['grid']);
+  slots.declare(slots.op('Add', [acc, slots.op('Cast', [losses], { to: OnnxType.double })]), 'ss_acc_out', OnnxType.double, ['grid']);
   const n = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
   const zeros = g.op('Cast', [g.op('Mul', [g.op('Gather', [s, g.i64(0)], { axis: 1 }), g.f32(0)])], { to: OnnxType.double });
   const [total] = g.opMulti('Loop', [n, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), zeros], 1, { body: { graph: slots, name: 'awq_slot_loop' } });

@@ -53,6 +53,24 @@ describe('AWQ grid', () => {
   });
 });
 
+/** The tiny llama and the job `apply` plans for AWQ + W4A16_ASYM on it (recipe written as `name`). */
+async function llamaAwqJob(name: string): Promise<{ model: ForwardModel; job: ApplyJob }> {
+  const dir = await modelWithTokenizer('llama');
+  const model = await ForwardModel.open(dir);
+  const recipe = join(dir, name);
+  await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
+  const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
+  return { model, job: jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers }) };
+}
+
+/** The reference windows in batches of four. */
+function windowsByFour(): TokenBatch[] {
+  const w = llamaWindows();
+  const batches: TokenBatch[] = [];
+  for (let i = 0; i + 4 <= w.length; i += 4) batches.push(w.slice(i, i + 4).map((b) => b[0]!));
+  return batches;
+}
+
 describe('AWQ search graph', () => {
   test('candidates pseudo-quantized in the graph or here give the same choices', async () => {
     const dir = await modelWithTokenizer('llama');
@@ -94,16 +112,9 @@ describe('AWQ search graph', () => {
   });
 
   test('a search budget too small for many grid points gives the same choices, attention inputs split into sequences or the grid looped in chunks', async () => {
-    const dir = await modelWithTokenizer('llama');
-    const model = await ForwardModel.open(dir);
-    const recipe = join(dir, 'awq-budget.yaml');
-    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
-    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
-    const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    const { model, job } = await llamaAwqJob('awq-budget.yaml');
     // Batches of four windows: the cached attention inputs are [4, 32, hidden].
-    const w = llamaWindows();
-    const batches: TokenBatch[] = [];
-    for (let i = 0; i + 4 <= w.length; i += 4) batches.push(w.slice(i, i + 4).map((b) => b[0]!));
+    const batches = windowsByFour();
     const reference = await awqJob(job, model, batches);
     for (const candidates of ['graph', 'search-loop'] as const)
       for (const searchBytes of [1 << 21, 1 << 22, 1 << 23]) {
@@ -117,16 +128,10 @@ describe('AWQ search graph', () => {
   });
 
   test("the search on the layer input stack (pass A looped, returning only the activation sums) gives the cached search's means, losses and choices", async () => {
-    const dir = await modelWithTokenizer('llama');
-    const model = await ForwardModel.open(dir);
-    const recipe = join(dir, 'awq-stack.yaml');
-    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
-    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
-    const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    const { model, job } = await llamaAwqJob('awq-stack.yaml');
     // Slots of one window and of four (the stack's rows), and a budget that loops the grid in chunks.
     const w = llamaWindows();
-    const fours: TokenBatch[] = [];
-    for (let i = 0; i + 4 <= w.length; i += 4) fours.push(w.slice(i, i + 4).map((b) => b[0]!));
+    const fours = windowsByFour();
     model.loopLayers = true;
     try {
       for (const [batches, searchBytes] of [[w, undefined], [fours, 1 << 22]] as const) {
