@@ -59,7 +59,7 @@ async function quantcRun(dir: string, batches: readonly TokenBatch[], device: De
     ...(deviceBytes === undefined ? {} : { deviceBytes }),
     profile: layerPassProfile(timings),
     search: { sessions: run.profile.search.sessions, createSeconds: run.profile.search.create / 1000, runs: run.profile.search.runs, runSeconds: run.profile.search.run / 1000, meansSeconds: run.profile.means / 1000 },
-    note: `${run.reports.length} mappings, ${resolved.runs}`,
+    note: `${run.reports.length} mappings, ${resolved.runs}, search on ${run.stacked ? 'the layer input stacks' : 'cached inputs'}`,
   };
 }
 

@@ -14,7 +14,11 @@ import type { StageRun } from '../pipeline/stage-run.js';
 import { AwqModifier, type AwqReport, type AwqSettings } from './awq-modifier.js';
 
 /** An AWQ run: the job and model the next stage continues with, and what was smoothed. */
-export type AwqRun = StageRun<AwqReport> & { readonly profile: AwqModifier['profile'] };
+export type AwqRun = StageRun<AwqReport> & {
+  readonly profile: AwqModifier['profile'];
+  /** Whether the searches ran on the layers' input stacks (see AwqSettings.recompute) rather than on cached inputs. */
+  readonly stacked: boolean;
+};
 
 /** Runs AWQ for `job` (which carries `awq`) on `batches`. */
 export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions & Pick<AwqSettings, 'searchBytes' | 'candidates' | 'recompute'> = {}): Promise<AwqRun> {
@@ -37,5 +41,5 @@ export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readon
   const weights = new OverlayWeights(model.weights, { linears: modifier.linears, vectors: modifier.vectors }, job.fusedExperts);
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
   const coverage = modifier.coverage.report(tokens, calibrateAllExperts);
-  return { job: { ...job, changedWeights: { linears, tensors } }, model: model.withWeights(weights), reports: modifier.reports, timings, coverage, profile: modifier.profile };
+  return { job: { ...job, changedWeights: { linears, tensors } }, model: model.withWeights(weights), reports: modifier.reports, timings, coverage, profile: modifier.profile, stacked: modifier.recompute };
 }

@@ -53,12 +53,12 @@ describe('AWQ grid', () => {
   });
 });
 
-/** The tiny llama and the job `apply` plans for AWQ + W4A16_ASYM on it (recipe written as `name`). */
-async function llamaAwqJob(name: string): Promise<{ model: ForwardModel; job: ApplyJob }> {
-  const dir = await modelWithTokenizer('llama');
+/** A tiny model (the llama by default) and the job `apply` plans for AWQ + W4A16_ASYM on it (recipe written as `name`). */
+async function llamaAwqJob(name: string, modelName = 'llama', quantization = '{targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}'): Promise<{ model: ForwardModel; job: ApplyJob }> {
+  const dir = await modelWithTokenizer(modelName);
   const model = await ForwardModel.open(dir);
   const recipe = join(dir, name);
-  await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: {targets: [Linear], scheme: W4A16_ASYM, ignore: [lm_head]}\n');
+  await writeFile(recipe, `quant_stage:\n  quant_modifiers:\n    AWQModifier: {}\n    QuantizationModifier: ${quantization}\n`);
   const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
   return { model, job: jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers }) };
 }
@@ -127,34 +127,43 @@ describe('AWQ search graph', () => {
       }
   });
 
-  test("the search on the layer input stack (pass A looped, returning only the activation sums) gives the cached search's means, losses and choices", async () => {
-    const { model, job } = await llamaAwqJob('awq-stack.yaml');
-    // Slots of one window and of four (the stack's rows), and a budget that loops the grid in chunks.
-    const w = llamaWindows();
-    const fours = windowsByFour();
-    model.loopLayers = true;
-    try {
-      for (const [batches, searchBytes] of [[w, undefined], [fours, 1 << 22]] as const) {
-        const cached = await awqJob(job, model, batches, { candidates: 'search-loop', recompute: false, searchBytes });
-        const stacked = await awqJob(job, model, batches, { candidates: 'search-loop', recompute: true, searchBytes });
-        expect(stacked.reports.length).toBe(cached.reports.length);
-        // One search run per mapping: the whole stack in one run, the grid looped inside it.
-        expect(stacked.profile.search.runs).toBe(stacked.reports.length);
-        for (const [i, a] of stacked.reports.entries()) {
-          const b = cached.reports[i]!;
-          expect(a.smooth).toBe(b.smooth);
-          expect(a.tokens).toBe(b.tokens);
-          for (let c = 0; c < a.xMean.length; c++) expect(Math.abs(a.xMean[c]! / b.xMean[c]! - 1), `${a.smooth} x_mean ${c}`).toBeLessThan(1e-6);
-          expect(a.best, a.smooth).toBe(b.best);
-          // Float order only: the cached inputs come from merged runs of many windows, the rebuilt ones from one slot at a
-          // time (other MatMul shapes), and each run's squared errors are one float32 sum.
-          for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${a.smooth} ${p}`).toBeLessThan(1e-3);
+  // Every architecture the stacked search serves: llama, mistral, qwen2 (attention biases), qwen3 (q/k norms).
+  for (const name of ['llama', 'mistral', 'qwen2', 'qwen3']) {
+    test(`${name}: the search on the layer input stack (pass A looped, returning only the activation sums) gives the cached search's means, losses and choices`, async () => {
+      // Groups of 32: the tiny models are 64 wide, and the stacked search needs candidates made in the graph.
+      const { model, job } = await llamaAwqJob('awq-stack.yaml', name, `{config_groups: {group_0: {targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}}, ignore: [lm_head]}`);
+      // Slots of one window and of four (the stack's rows), and a budget that loops the grid in chunks.
+      const w = llamaWindows();
+      const fours = windowsByFour();
+      model.loopLayers = true;
+      try {
+        for (const [batches, searchBytes] of [[w, undefined], [fours, 1 << 22]] as const) {
+          const cached = await awqJob(job, model, batches, { candidates: 'search-loop', recompute: false, searchBytes });
+          // The default where layer passes run stacked (CUDA), forced here on the CPU.
+          const stacked = await awqJob(job, model, batches, { candidates: 'search-loop', searchBytes });
+          expect(stacked.stacked).toBe(true);
+          expect(cached.stacked).toBe(false);
+          expect(stacked.reports.length).toBe(cached.reports.length);
+          // One search run per mapping: the whole stack in one run, the grid looped inside it.
+          expect(stacked.profile.search.runs).toBe(stacked.reports.length);
+          for (const [i, a] of stacked.reports.entries()) {
+            const b = cached.reports[i]!;
+            expect(a.smooth).toBe(b.smooth);
+            expect(a.tokens).toBe(b.tokens);
+            for (let c = 0; c < a.xMean.length; c++) expect(Math.abs(a.xMean[c]! / b.xMean[c]! - 1), `${a.smooth} x_mean ${c}`).toBeLessThan(1e-6);
+            expect(a.best, a.smooth).toBe(b.best);
+            // Float order only: the cached inputs come from merged runs of many windows, the rebuilt ones from one slot at a
+            // time (other MatMul shapes), and each run's squared errors are one float32 sum. A loss is the square of a small
+            // difference of large outputs, so their ~1e-7 noise can move it by up to ~5e-3 (qwen3's q/k norms: the cached search
+            // itself moves that much between merged runs and batch-by-batch runs).
+            for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / b.losses[p]! - 1), `${a.smooth} ${p}`).toBeLessThan(1e-2);
+          }
         }
+      } finally {
+        model.loopLayers = false;
       }
-    } finally {
-      model.loopLayers = false;
-    }
-  });
+    });
+  }
 
   // MLA attention and the sigmoid-routed MoE block with shared experts (glm4_moe_lite), the softmax block without the router balanced
   // (mixtral), sink attention and the biased clamped-SwiGLU experts (gpt_oss), sparsemixer routing (phimoe).
