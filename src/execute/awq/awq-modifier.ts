@@ -471,13 +471,16 @@ export class AwqModifier implements LayerModifier {
     // Points per run: candidate weights plus the activations of the widest run.
     const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
-    const chunkOf = (runs: readonly RawTensor[]): number => {
+    const chunkOf = (runs: readonly RawTensor[], room = budget): number => {
       const widest = stack ? stack.rows : Math.max(...runs.map((t) => t.data.length / balance[0]!.cols));
       const seqMax = stack ? Math.max(...stack.batches.map((b) => b.seq)) : Math.max(...runs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
       const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' || kind === 'mla' ? 8 * widest * cfg.heads * seqMax : 0);
-      return Math.max(1, Math.min(this.grid.length, Math.floor(budget / (weightBytes + actBytes))));
+      return Math.max(1, Math.min(this.grid.length, Math.floor(room / (weightBytes + actBytes))));
     };
-    let chunk = chunkOf(inputs);
+    // The stacked search makes every point's candidates once for all slots where they take at most half the budget.
+    const candidateBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (this.grid.length + 2);
+    const precompute = stack !== null && candidateBytes <= budget / 2;
+    let chunk = chunkOf(inputs, precompute ? budget - candidateBytes : budget);
     // An attention parent's scores grow with the sequences of a run: where they leave room for few grid points,
     // runs of one sequence each fit more, and every cached input crosses the bus once per chunk of points.
     // (Looped, each input crosses once whatever the chunk.)
@@ -508,7 +511,7 @@ export class AwqModifier implements LayerModifier {
         const scalesSpec = { ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> };
         if (stack) {
           // One run per stack (split where it is large): the parent input rebuilt per slot from the layer's input.
-          const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp));
+          const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp), precompute);
           const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
           for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
             const { loss } = await rt.run('awq_search_stack', () => graph, { ...loopFeeds(run, tables), s: { type: 'float32', data: sc, dims: [padded, k] } });

@@ -266,13 +266,26 @@ export async function loopedSearchGraph(spec: SearchGraphSpec & { readonly candi
 }
 
 /** `loss [G]` in `g`: a `Loop` over the chunks of `chunk` grid points of `s [G, in]`, each chunk's losses on input `x`. */
-async function gridLoop(g: GraphBuilder, spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> }, x: string, s: string, pos: PositionNames | null, chunk: number): Promise<string> {
+async function gridLoop(
+  g: GraphBuilder,
+  spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> },
+  x: string,
+  s: string,
+  pos: PositionNames | null,
+  chunk: number,
+  made?: readonly string[],
+): Promise<string> {
   const body = new GraphBuilder('sl_');
   const iter = body.input('sl_iter', OnnxType.int64, []);
   const cond = body.input('sl_cond', OnnxType.bool, []);
   const start = body.op('Mul', [body.op('Unsqueeze', [iter, body.i64([0])]), body.i64([chunk])]);
-  const points = body.op('Slice', [s, start, body.op('Add', [start, body.i64([chunk])]), body.i64([0])]);
-  const loss = await searchLoss(body, spec, x, candidateSet(body, spec.candidates, points), pos);
+  const end = body.op('Add', [start, body.i64([chunk])]);
+  const axis0 = body.i64([0]);
+  // `made` holds every point's candidates behind the weight itself ([G + 1, out, in]): the chunk's are sliced out.
+  const ws = made
+    ? made.map((all) => body.op('Concat', [body.op('Slice', [all, axis0, body.i64([1]), axis0]), body.op('Slice', [all, body.op('Add', [start, body.i64([1])]), body.op('Add', [end, body.i64([1])]), axis0])], { axis: 0 }))
+    : candidateSet(body, spec.candidates, body.op('Slice', [s, start, end, axis0]));
+  const loss = await searchLoss(body, spec, x, ws, pos);
   body.output(body.op('Identity', [cond]), 'sl_cond_out', OnnxType.bool, []);
   body.output(loss, 'sl_loss', OnnxType.float, [chunk]);
   const trips = g.op('Div', [g.op('Gather', [g.op('Shape', [s]), g.i64(0)], { axis: 0 }), g.i64(chunk)]);
@@ -377,7 +390,9 @@ export type SearchPrefix = (g: RecordingBuilder, inputs: LayerInputs) => Promise
  * position tables, see layer-loop.ts) rebuilds each slot's parent input with
  * `prefix` — the unmodified layer up to that input, as pass A computed it —
  * and runs the grid on it as {@link loopedSearchGraph} does, the losses
- * summed over the slots in float64 (`loss [G]`). Nothing per token leaves the device:
+ * summed over the slots in float64 (`loss [G]`). `precompute` makes every
+ * grid point's candidate weights once, before the slots (memory for all
+ * points at once), instead of once per slot and chunk. Nothing per token leaves the device:
  * pass A returns only the activation sums, and one run per stack moves the
  * hidden states in once per mapping.
  */
@@ -386,10 +401,13 @@ export async function stackedSearchGraph(
   chunk: number,
   rows: number,
   prefix: SearchPrefix,
+  precompute: boolean,
 ): Promise<Uint8Array> {
   const g = new GraphBuilder();
   const stack = stackInputs(g, rows, spec.cfg.hidden);
   const s = g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]);
+  // With `precompute`, every point's candidates are made once for all slots rather than per slot and chunk.
+  const made = precompute ? candidateSet(g, spec.candidates, s) : undefined;
   const slots = new RecordingBuilder('ss_');
   // The layer is built whole; only what leads to the parent input runs.
   slots.pruneUnused();
@@ -399,7 +417,7 @@ export async function stackedSearchGraph(
   const { inputs } = stackSlot(slots, iter, spec.cfg.hidden);
   const x = await prefix(slots, inputs);
   const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
-  const losses = await gridLoop(slots, spec, x, s, pos, chunk);
+  const losses = await gridLoop(slots, spec, x, s, pos, chunk, made);
   slots.declare(slots.op('Identity', [cond]), 'ss_cond_out', OnnxType.bool, []);
   // Summed over the slots in float64, as the per-run sums of the cached search are.
   slots.declare(slots.op('Add', [acc, slots.op('Cast', [losses], { to: OnnxType.double })]), 'ss_acc_out', OnnxType.double, ['grid']);
