@@ -27,7 +27,7 @@ import { lineColAt, type Span } from '../source.js';
 import { dtypeBytes, formatBytes, formatInt, numel, quantizedWeightBytes } from './estimate.js';
 import { hashValue } from './hash.js';
 import { gptqCost } from './gptq-cost.js';
-import { calibrationSubgraphs, type Subgraph } from './pipeline.js';
+import { CALIBRATION_ASSUMPTIONS, calibrationSubgraphs, type Subgraph } from './pipeline.js';
 import { modelFormat, savedFormat } from './saved-format.js';
 import {
   PLAN_FORMAT_VERSION,
@@ -414,7 +414,8 @@ function assemblePlan(
         }`,
         count: subgraphs.list.length,
         details: { sequentialTargets: subgraphs.targets, largestSubgraph: peak.name },
-        estimate: { calibrationBytes: peak.bytes },
+        // Every sample's hidden states wait between two subgraphs: one subgraph's in + out per batch, halved, per sample.
+        estimate: { calibrationBytes: peak.bytes, hiddenStatesBytes: (CALIBRATION_ASSUMPTIONS.samples * subgraphs.list[0]!.activationBytes) / 2 / CALIBRATION_ASSUMPTIONS.batchSize },
       });
     }
     const quantizedCount = match ? match.assignment.quantized.modules.length : 0;

@@ -69,6 +69,12 @@ export interface StepEstimate {
   readonly bytesAfter?: number;
   /** Peak accelerator memory for one calibration subgraph, in bytes. */
   readonly calibrationBytes?: number;
+  /**
+   * The hidden states of every calibration sample held between two
+   * subgraphs (float32, the assumed samples × sequence length), in bytes:
+   * host memory, where the sequential pipeline keeps them.
+   */
+  readonly hiddenStatesBytes?: number;
 }
 
 /** One plan step. `modules` is a compressed name list (`a.{0..3}.b`). */

@@ -128,6 +128,9 @@ function renderStep(step: PlanStep, coverage: PlanExpertCoverage | undefined): s
   if (step.estimate?.calibrationBytes) {
     lines.push(`${indent}peak ≈ ${formatBytes(step.estimate.calibrationBytes)} per subgraph (largest: ${String(step.details?.largestSubgraph ?? '')}; batch ${CALIBRATION_ASSUMPTIONS.batchSize} × ${CALIBRATION_ASSUMPTIONS.seqLen} tokens)`);
   }
+  if (step.estimate?.hiddenStatesBytes) {
+    lines.push(`${indent}hidden states between subgraphs ≈ ${formatBytes(step.estimate.hiddenStatesBytes)} of host memory (${formatInt(CALIBRATION_ASSUMPTIONS.samples)} × ${formatInt(CALIBRATION_ASSUMPTIONS.seqLen)} tokens, float32)`);
+  }
   if (step.action === 'calibrate' && coverage) lines.push(`${indent}${coveragePolicyText(coverage)}`);
   const gptq = step.details?.gptq as GptqCost | undefined;
   if (step.action === 'quantize' && gptq) lines.push(...gptqCostLines(gptq, indent));

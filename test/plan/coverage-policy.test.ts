@@ -37,7 +37,7 @@ describe('expert coverage policy in the plan', () => {
       const line = coveragePolicyText(json.moe.coverage);
       const text = (await plan(`${policy}.qr`, 'text')).split('\n');
       const calibrate = text.findIndex((l) => /^\s+\d+\. \* calibrate/.test(l));
-      expect(text.slice(calibrate, calibrate + 3).map((l) => l.trim())).toContain(line);
+      expect(text.slice(calibrate, calibrate + 4).map((l) => l.trim())).toContain(line);
       expect(text.filter((l) => l.includes(line))).toHaveLength(1);
       expect(await plan(`${policy}.qr`, 'markdown')).toMatch(new RegExp(`\\| calibrate \\| [^\\n]*experts see only routed tokens<br>experts seeing \\\\< 64 calibration tokens: ${policy}`));
     }
