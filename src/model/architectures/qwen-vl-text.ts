@@ -51,6 +51,12 @@ function qwenVlText(t: QwenVlText): ArchitectureDescriptor {
   };
 }
 
+/** The text config defaults of Qwen2-VL and Qwen2.5-VL alike (their 72B), as transformers' config classes give them. */
+const QWEN2_VL_TEXT_DEFAULTS = {
+  vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64,
+  num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
+};
+
 /** `Qwen2_5_VLTextModel`: the Qwen2 decoder (q/k/v biases) under the Qwen2.5-VL class names. */
 export const qwen25VlText = qwenVlText({
   modelType: 'qwen2_5_vl_text',
@@ -62,10 +68,7 @@ export const qwen25VlText = qwenVlText({
   mlp: 'Qwen2MLP',
   norm: 'Qwen2_5_VLRMSNorm',
   rotary: 'Qwen2_5_VLRotaryEmbedding',
-  defaults: {
-    vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64,
-    num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
-  },
+  defaults: QWEN2_VL_TEXT_DEFAULTS,
   decoder: 'qwen2',
 });
 
@@ -80,10 +83,7 @@ export const qwen2VlText = qwenVlText({
   mlp: 'Qwen2MLP',
   norm: 'Qwen2VLRMSNorm',
   rotary: 'Qwen2VLRotaryEmbedding',
-  defaults: {
-    vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64,
-    num_key_value_heads: 8, hidden_act: 'silu', tie_word_embeddings: false,
-  },
+  defaults: QWEN2_VL_TEXT_DEFAULTS,
   decoder: 'qwen2',
 });
 

@@ -63,6 +63,9 @@ export interface VisionLanguageModel {
 
 const flag = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
 
+/** `tie_word_embeddings` of the top config (default false), else the text config's (older checkpoints saved it there). */
+const tiedTopOrText: VisionLanguageModel['tied'] = (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false);
+
 /** `LlavaForConditionalGeneration` (llava-1.5, llava-interleave, Pixtral-12B as published for transformers). */
 export const llavaModel: VisionLanguageModel = {
   modelType: 'llava',
@@ -74,7 +77,7 @@ export const llavaModel: VisionLanguageModel = {
   visionFallback: { model_type: 'clip_vision_model', intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336, num_hidden_layers: 24, num_attention_heads: 16 },
   projectorBias: true,
   // LlavaConfig: tie_word_embeddings (default false), else the text config's (older checkpoints saved it there).
-  tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  tied: tiedTopOrText,
   stored: 'llava',
   parts: llavaParts,
 };
@@ -114,7 +117,7 @@ export const qwen25VlModel: VisionLanguageModel = {
   visionFallback: {},
   projectorBias: false,
   // Qwen2_5_VLConfig: tie_word_embeddings (default false), else the text config's (pre-v5 saves).
-  tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  tied: tiedTopOrText,
   stored: 'qwen2-vl',
   parts: (m, model, vision) => qwen25VlParts(m, model, vision),
 };
@@ -133,7 +136,7 @@ export const qwen2VlModel: VisionLanguageModel = {
   visionFallback: {},
   projectorBias: false,
   // Qwen2VLConfig: tie_word_embeddings (default false), else the text config's (pre-v5 saves).
-  tied: (config, text) => flag(config['tie_word_embeddings']) || (flag(text['tie_word_embeddings']) ?? false),
+  tied: tiedTopOrText,
   stored: 'qwen2-vl',
   parts: (m, model, vision) => qwen2VlParts(m, model, vision),
 };

@@ -51,6 +51,26 @@ function featureLayers(config: ConfigReader): number {
   return Array.isArray(v) ? v.length : 1;
 }
 
+/**
+ * `count` layers of a CLIP-style vision encoder under `layers` (CLIP's,
+ * SigLIP's): self-attention with biased k/v/q/out projections, two
+ * LayerNorms and a two-Linear MLP, in transformers' registration order,
+ * with the architecture's class names.
+ */
+function encoderLayers(m: ModelBuilder, layers: number, count: number, h: number, inter: number, hiddenAct: string, names: { readonly layer: string; readonly attention: string; readonly mlp: string }): void {
+  for (let i = 0; i < count; i++) {
+    const layer = m.module(layers, String(i), names.layer);
+    const attn = m.module(layer, 'self_attn', names.attention);
+    for (const p of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) m.linear(attn, p, h, h, true);
+    m.layerNorm(layer, 'layer_norm1', h);
+    const mlp = m.module(layer, 'mlp', names.mlp);
+    act(m, mlp, 'activation_fn', hiddenAct);
+    m.linear(mlp, 'fc1', inter, h, true);
+    m.linear(mlp, 'fc2', h, inter, true);
+    m.layerNorm(layer, 'layer_norm2', h);
+  }
+}
+
 /** `CLIPVisionModel` (patch and position embeddings, pre/post LayerNorms, encoder) and `LlavaMultiModalProjector`. */
 export function llavaParts(m: ModelBuilder, model: number, vision: ConfigReader, config: ConfigReader, textHidden: number): void {
   const b = m.b;
@@ -64,18 +84,7 @@ export function llavaParts(m: ModelBuilder, model: number, vision: ConfigReader,
   m.module(embeddings, 'position_embedding', 'Embedding', [['weight', [Math.floor(side(vision, 'image_size') / side(vision, 'patch_size')) ** 2 + 1, h]]]);
   m.layerNorm(tower, 'pre_layrnorm', h);
   const layers = m.module(m.module(tower, 'encoder', 'CLIPEncoder'), 'layers', 'ModuleList');
-  const hiddenAct = vision.str('hidden_act', 'quick_gelu');
-  for (let i = 0; i < vision.int('num_hidden_layers'); i++) {
-    const layer = m.module(layers, String(i), 'CLIPEncoderLayer');
-    const attn = m.module(layer, 'self_attn', 'CLIPAttention');
-    for (const p of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) m.linear(attn, p, h, h, true);
-    m.layerNorm(layer, 'layer_norm1', h);
-    const mlp = m.module(layer, 'mlp', 'CLIPMLP');
-    act(m, mlp, 'activation_fn', hiddenAct);
-    m.linear(mlp, 'fc1', inter, h, true);
-    m.linear(mlp, 'fc2', h, inter, true);
-    m.layerNorm(layer, 'layer_norm2', h);
-  }
+  encoderLayers(m, layers, vision.int('num_hidden_layers'), h, inter, vision.str('hidden_act', 'quick_gelu'), { layer: 'CLIPEncoderLayer', attention: 'CLIPAttention', mlp: 'CLIPMLP' });
   m.layerNorm(tower, 'post_layernorm', h);
   const bias = config.bool('multimodal_projector_bias', true);
   const projector = m.module(model, 'multi_modal_projector', 'LlavaMultiModalProjector');
@@ -256,18 +265,7 @@ export function idefics3Parts(m: ModelBuilder, model: number, vision: ConfigRead
   conv2d(m, embeddings, 'patch_embedding', vision, h, true);
   m.module(embeddings, 'position_embedding', 'Embedding', [['weight', [Math.floor(side(vision, 'image_size') / side(vision, 'patch_size')) ** 2, h]]]);
   const layers = m.module(m.module(tower, 'encoder', 'Idefics3Encoder'), 'layers', 'ModuleList');
-  const hiddenAct = vision.str('hidden_act', 'gelu_pytorch_tanh');
-  for (let i = 0; i < vision.int('num_hidden_layers'); i++) {
-    const layer = m.module(layers, String(i), 'Idefics3EncoderLayer');
-    const attn = m.module(layer, 'self_attn', 'Idefics3VisionAttention');
-    for (const p of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) m.linear(attn, p, h, h, true);
-    m.layerNorm(layer, 'layer_norm1', h);
-    const mlp = m.module(layer, 'mlp', 'Idefics3VisionMLP');
-    act(m, mlp, 'activation_fn', hiddenAct);
-    m.linear(mlp, 'fc1', inter, h, true);
-    m.linear(mlp, 'fc2', h, inter, true);
-    m.layerNorm(layer, 'layer_norm2', h);
-  }
+  encoderLayers(m, layers, vision.int('num_hidden_layers'), h, inter, vision.str('hidden_act', 'gelu_pytorch_tanh'), { layer: 'Idefics3EncoderLayer', attention: 'Idefics3VisionAttention', mlp: 'Idefics3VisionMLP' });
   m.layerNorm(tower, 'post_layernorm', h);
   const scale = config.int('scale_factor');
   const connector = m.module(model, 'connector', 'Idefics3Connector');
