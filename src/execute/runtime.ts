@@ -85,6 +85,12 @@ export class GraphRuntime {
   foldConstants = true;
   /** The CUDA device ordinal sessions are placed on (absent: the provider's default, 0). */
   deviceId?: number;
+  /**
+   * Sessions kept at most: creating one more releases the one used least
+   * recently (its device memory with it). Unbounded when unset. Runs on
+   * one runtime must not overlap when bounded.
+   */
+  maxSessions?: number;
 
   /**
    * `chunkElements`: largest weight slice per graph run for row-independent
@@ -123,10 +129,33 @@ export class GraphRuntime {
     return this.ort;
   }
 
+  /** Releases the least recently used sessions until one more fits {@link maxSessions} (chosen now, released in the promise). */
+  private evict(): Promise<void> {
+    const victims: [string, Promise<Ort.InferenceSession>][] = [];
+    while (this.maxSessions !== undefined && this.sessions.size >= Math.max(1, this.maxSessions)) {
+      const victim = this.sessions.entries().next().value!;
+      this.sessions.delete(victim[0]);
+      victims.push(victim);
+    }
+    return (async () => {
+      for (const [key, s] of victims) {
+        const session = await s.catch(() => undefined);
+        if (!session) continue;
+        if (profiled(key)) session.endProfiling();
+        await session.release();
+      }
+    })();
+  }
+
   private session(key: string, build: () => Uint8Array): Promise<Ort.InferenceSession> {
     let s = this.sessions.get(key);
-    if (!s) {
-      s = this.load().then(async (ort) => {
+    if (s) {
+      // Most recently used last.
+      this.sessions.delete(key);
+      this.sessions.set(key, s);
+    } else {
+      const evicted = this.evict();
+      s = evicted.then(() => this.load()).then(async (ort) => {
         const providers = this.device === 'cuda' ? [this.deviceId === undefined ? 'cuda' : { name: 'cuda' as const, deviceId: this.deviceId }] : ['cpu'];
         try {
           const bytes = build();

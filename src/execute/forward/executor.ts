@@ -15,7 +15,8 @@ import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { layerInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
-import { GraphBuilder } from '../onnx/graph-builder.js';
+import { GraphBuilder, WeightFeeds } from '../onnx/graph-builder.js';
+import { feedTensors, structureKey } from './fed-weights.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
 import { loopedLayer, loopFeeds, shareStack, splitStack, type BuildInto, type HiddenStack } from './layer-loop.js';
@@ -76,6 +77,9 @@ function keepExpertInputs(extra: Record<string, RawTensor>, sink: (outputs: Reco
 
 /** Default {@link ForwardModel.graphWeightBytes} on CUDA: 2 GiB of float32 weights (1 GiB as bf16, half the protobuf limit of one graph). */
 export const CUDA_GRAPH_WEIGHT_BYTES = 2 ** 31;
+
+/** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
+const FED_SESSIONS = 4;
 
 /** Float32 bytes of a dense llama-like layer's Linear weights. */
 function denseLayerBytes(cfg: DecoderConfig): number {
@@ -179,6 +183,18 @@ export class ForwardModel {
    */
   loopLayers: boolean;
   /**
+   * Whether looped layer passes take the layer's weights as graph inputs
+   * (`WeightFeeds`) rather than constants, so that one session, kept until
+   * {@link releaseRuntimes}, serves every same-shaped layer and pass: on
+   * CUDA a session costs its creation and a slow first run (allocator and
+   * cuBLAS set-up) against one upload of the weights per run. Off on the
+   * CPU, where sessions are cheap and constant folding transposes the
+   * weights once instead of at every run.
+   */
+  feedWeights: boolean;
+  /** The sessions of fed layer graphs, one runtime per device, shared with {@link withWeights} copies. */
+  private shared: Map<number | undefined, GraphRuntime>;
+  /**
    * CUDA device ordinals the looped layer passes share their batches over
    * (each device runs its share with its own copy of the layer, at the same
    * time; statistics fold in batch order); every other graph of the model
@@ -199,6 +215,27 @@ export class ForwardModel {
     this.foldConstants = device !== 'cuda';
     this.layerOutputs = device !== 'cuda';
     this.loopLayers = device === 'cuda';
+    // QUANTC_FEED_WEIGHTS=0 keeps weights as constants (for comparisons).
+    this.feedWeights = device === 'cuda' && process.env.QUANTC_FEED_WEIGHTS !== '0';
+    this.shared = new Map();
+  }
+
+  /** The runtime of fed layer graphs on `deviceId`, kept across layers (at most {@link FED_SESSIONS} sessions). */
+  private sharedRuntime(deviceId: number | undefined): GraphRuntime {
+    let rt = this.shared.get(deviceId);
+    if (!rt) {
+      rt = this.runtime(deviceId);
+      rt.maxSessions = FED_SESSIONS;
+      this.shared.set(deviceId, rt);
+    }
+    return rt;
+  }
+
+  /** Releases the sessions of fed layer graphs (after the last layer pass). */
+  async releaseRuntimes(): Promise<void> {
+    const runtimes = [...this.shared.values()];
+    this.shared.clear();
+    for (const rt of runtimes) await rt.dispose();
   }
 
   /** A runtime for this model's graphs, timed when profiling. */
@@ -217,6 +254,8 @@ export class ForwardModel {
     m.layerOutputs = this.layerOutputs;
     m.foldConstants = this.foldConstants;
     m.loopLayers = this.loopLayers;
+    m.feedWeights = this.feedWeights;
+    m.shared = this.shared;
     m.deviceIds = this.deviceIds;
     m.precision = this.precision;
     m.timings = this.timings;
@@ -368,9 +407,12 @@ export class ForwardModel {
       const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into, precision: this.precision.low });
       return !program.expertGroups;
     };
-    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput);
+    const feeds = this.feedWeights ? new WeightFeeds() : undefined;
+    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, feeds);
     if (this.timings) this.timings.build += performance.now() - built;
     if (!looped) return null;
+    const key = feeds ? structureKey('looped', looped.bytes) : `looped_${layer}`;
+    const weightFeeds = feeds ? await feedTensors(feeds) : {};
     const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
     const tables = inputsFor(maxSeq, windowOf(this.config, layer));
     // Several devices: each runs its share of the batches with its own copy of the layer, at the same time.
@@ -380,14 +422,15 @@ export class ForwardModel {
       shares.map(async (share, d) => {
         const ran: { stack: HiddenStack; statistics: Record<string, RawTensor>; out?: Float32Array }[] = [];
         if (share.batches.length === 0) return ran;
-        const runtime = this.runtime(devices[d]);
+        const runtime = feeds ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]);
         try {
           for (const run of splitStack(share, runBytes)) {
-            const { out, ...statistics } = await runtime.run(`looped_${layer}`, () => looped.bytes, loopFeeds(run, tables));
-            ran.push({ stack: run, statistics, out: out?.data as Float32Array | undefined });
+            const result = await runtime.run(key, () => looped.bytes, { ...loopFeeds(run, tables), ...weightFeeds });
+            const statistics = Object.fromEntries(looped.statistics.map((name, i) => [name, result[looped.outputs[i]!]!]));
+            ran.push({ stack: run, statistics, out: result.out?.data as Float32Array | undefined });
           }
         } finally {
-          await runtime.dispose();
+          if (!feeds) await runtime.dispose();
         }
         return ran;
       }),

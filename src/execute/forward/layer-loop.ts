@@ -12,7 +12,7 @@
  * first `batch·seq` rows of slot `i` (the rest padding), so a layer's output
  * stack is the next layer's input stack with no copy in JavaScript.
  */
-import { GraphBuilder, OnnxType, type Dim, type OnnxElemType } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
 import type { RawTensor } from '../runtime.js';
 import type { LayerInputs, LayerOptions } from './llama-layer.js';
 
@@ -72,6 +72,8 @@ export type BuildInto = (into: NonNullable<LayerOptions['into']>) => Promise<boo
 export interface LoopedLayer {
   readonly bytes: Uint8Array;
   readonly statistics: readonly string[];
+  /** The graph output of each statistic: its own name, or `stat_<i>` where the graph feeds its weights (names hold the layer index; the graph must not). */
+  readonly outputs: readonly string[];
 }
 
 /**
@@ -82,9 +84,13 @@ export interface LoopedLayer {
  * seq of each slot), `cos`/`sin [maxSeq, d]` and `mask [maxSeq, maxSeq]`
  * (shorter batches read their top-left corner); outputs: every statistic
  * under its own name and, with `keepOutput`, `out [n, rows, H]`.
+ * With `feeds`, the layer's weights are graph inputs recorded there and
+ * the statistics come out as `stat_<i>` ({@link LoopedLayer.outputs}), so
+ * that same-shaped layers build the same bytes.
  */
-export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean): Promise<LoopedLayer | null> {
+export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, feeds?: WeightFeeds): Promise<LoopedLayer | null> {
   const body = new RecordingBuilder('lb_');
+  if (feeds) body.feedWeights(feeds);
   const iter = body.input('lb_iter', OnnxType.int64, []);
   const cond = body.input('lb_cond', OnnxType.bool, []);
   const { inputs, used } = stackSlot(body, iter, hidden);
@@ -114,14 +120,16 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   body.declare(padded, 'lb_slot_out', OnnxType.float, [rows, hidden]);
 
   const g = new GraphBuilder();
+  if (feeds) g.feedWeights(feeds);
   const stack = stackInputs(g, rows, hidden);
   const trips = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
   const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + 1, {
     body: { graph: body, name: 'layer_loop' },
   });
-  carried.forEach((c, i) => g.output(results[i]!, c.name, OnnxType.float, null));
+  const outputs = carried.map((c, i) => (feeds ? `stat_${i}` : c.name));
+  carried.forEach((_, i) => g.output(results[i]!, outputs[i]!, OnnxType.float, null));
   if (keepOutput) g.output(results[carried.length]!, 'out', OnnxType.float, ['n', rows, hidden]);
-  return { bytes: g.build('looped_layer'), statistics };
+  return { bytes: g.build('looped_layer'), statistics, outputs };
 }
 
 /**

@@ -2,9 +2,11 @@
  * Building blocks of decoder graphs, written as transformers computes them in
  * float32, or in the checkpoint's dtype where the graph's precision says so
  * (see precision.ts: each result rounded where transformers rounds it):
- * RMSNorm, Linear (weights as initializers), SiLU, rotary embedding with
+ * RMSNorm, Linear (weights as initializers, or inputs where the graph feeds
+ * its weights), SiLU, rotary embedding with
  * `rotate_half`, causal attention with grouped KV heads.
  */
+import { decodeBf16Bits } from '../onnx/bf16-bits.js';
 import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
@@ -15,9 +17,24 @@ export function f32Bytes(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** A float32 initializer of the given shape. */
+/** A float32 weight of the given shape: an initializer, or an input where the graph feeds its weights. */
 export function weightConst(g: GraphBuilder, data: Float32Array, dims: readonly number[]): string {
-  return g.constRaw(OnnxType.float, dims, f32Bytes(data));
+  return g.weight(OnnxType.float, dims, f32Bytes(data));
+}
+
+/**
+ * A bf16 checkpoint weight `[rows, cols]` as stored, as a value of `type`:
+ * a bfloat16 initializer, or where the graph feeds its weights, the stored
+ * bits as a uint16 input decoded in the graph (onnxruntime-node feeds no
+ * bfloat16 tensors), exactly the same values.
+ */
+function storedBf16(g: GraphBuilder, w: Bf16Matrix, type: 'bfloat16' | 'float'): string {
+  if (!g.feedsWeights) {
+    const c = g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16);
+    return type === 'float' ? g.op('Cast', [c], { to: OnnxType.float }) : c;
+  }
+  const values = decodeBf16Bits(g, g.weight(OnnxType.uint16, [w.rows, w.cols], w.bf16));
+  return type === 'float' ? values : g.op('Cast', [values], { to: OnnxType.bfloat16 });
 }
 
 /**
@@ -65,7 +82,7 @@ export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, 
   const b = bias ? weightConst(g, bias, [bias.length]) : undefined;
   if (low?.native && low.dtype === 'bfloat16' && 'bf16' in w) {
     // On CUDA a bf16 checkpoint weight goes to the bf16 MatMul as stored, never widened.
-    const wt = g.op('Transpose', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { perm: [1, 0] });
+    const wt = g.op('Transpose', [storedBf16(g, w, 'bfloat16')], { perm: [1, 0] });
     const y = g.op('Cast', [g.op('MatMul', [g.op('Cast', [input], { to: OnnxType.bfloat16 }), wt])], { to: OnnxType.float });
     return b ? lowOp(g, 'Add', [y, rounded(g, b)]) : y;
   }
@@ -75,7 +92,7 @@ export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, 
 
 /** A `[out, in]` weight as a float32 `[in, out]` graph value (widened and transposed by constant folding). */
 function transposedWeight(g: GraphBuilder, w: DenseMatrix | Bf16Matrix): string {
-  const stored = 'bf16' in w ? g.op('Cast', [g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16)], { to: OnnxType.float }) : weightConst(g, w.data, [w.rows, w.cols]);
+  const stored = 'bf16' in w ? storedBf16(g, w, 'float') : weightConst(g, w.data, [w.rows, w.cols]);
   return g.op('Transpose', [stored], { perm: [1, 0] });
 }
 

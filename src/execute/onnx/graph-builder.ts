@@ -63,6 +63,25 @@ function attribute(name: string, value: AttrValue): ProtoWriter {
   return w.float(2, (value as { float: number }).float).int(20, 1);
 }
 
+/** A weight a graph takes as an input instead of a constant (see {@link GraphBuilder.feedWeights}). */
+export interface WeightFeed {
+  readonly name: string;
+  readonly elemType: OnnxElemType;
+  readonly dims: readonly number[];
+  /** The value the run feeds: bytes in memory, or where they lie in a file (read when fed). */
+  readonly raw: Uint8Array | FileBytes;
+}
+
+/**
+ * The weights of a graph (and of its loop bodies) that enter as graph
+ * inputs: the graph's bytes then hold only its structure, so same-shaped
+ * layers build the same bytes and one session serves them all, each run
+ * feeding its own layer's weights.
+ */
+export class WeightFeeds {
+  readonly entries: WeightFeed[] = [];
+}
+
 /** A node as written, with the names it reads (its inputs, and the outer-scope names of its subgraphs) and writes. */
 interface NodeRecord {
   readonly writer: ProtoWriter;
@@ -86,6 +105,8 @@ export class GraphBuilder {
   private counter = 0;
   /** See {@link pruneUnused}. */
   private prune = false;
+  /** See {@link feedWeights}. */
+  private feeds?: WeightFeeds;
 
   /** `prefix` starts every generated name: a subgraph's names must not clash with its parent's. */
   constructor(private readonly prefix = '') {}
@@ -97,6 +118,33 @@ export class GraphBuilder {
    */
   pruneUnused(): void {
     this.prune = true;
+  }
+
+  /**
+   * Makes {@link weight} declare inputs recorded in `feeds` rather than
+   * constants; `feeds` may be shared with the graph's loop bodies, whose
+   * weights then become inputs of the graph that {@link build}s them.
+   */
+  feedWeights(feeds: WeightFeeds): void {
+    this.feeds = feeds;
+  }
+
+  /** Whether {@link weight} makes inputs (see {@link feedWeights}). */
+  get feedsWeights(): boolean {
+    return this.feeds !== undefined;
+  }
+
+  /**
+   * A weight tensor: a constant ({@link constRaw}), or, when this graph
+   * feeds its weights, the name of an input the run supplies. The name is
+   * generated like any other, so it does not depend on which layer the
+   * weight belongs to.
+   */
+  weight(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array | FileBytes): string {
+    if (!this.feeds) return this.constRaw(elemType, dims, raw);
+    const name = `${this.prefix}w${this.counter++}`;
+    this.feeds.entries.push({ name, elemType, dims, raw });
+    return name;
   }
 
   /** Names this graph reads but does not define: the outer-scope values a subgraph uses. */
@@ -197,21 +245,28 @@ export class GraphBuilder {
     return { nodes: this.nodes.filter((_, i) => keep[i]), inits: this.inits.filter((t) => needed.has(t.name)) };
   }
 
-  /** The GraphProto (a model's graph, or a subgraph attribute). */
-  graphProto(name: string): ProtoWriter {
+  /**
+   * The GraphProto (a model's graph, or a subgraph attribute); a model's
+   * graph (`top`) declares the fed weights its nodes and bodies read as inputs.
+   */
+  graphProto(name: string, top = false): ProtoWriter {
     const g = new ProtoWriter();
     const { nodes, inits } = this.kept();
     for (const n of nodes) g.message(1, n.writer);
     g.string(2, name);
     for (const t of inits) g.message(5, t.writer);
     for (const i of this.inputs) g.message(11, i);
+    if (top && this.feeds) {
+      const read = new Set(nodes.flatMap((n) => [...n.inputs, ...n.refs]));
+      for (const f of this.feeds.entries) if (read.has(f.name)) g.message(11, valueInfo(f.name, f.elemType, f.dims));
+    }
     for (const o of this.outputs) g.message(12, o);
     return g;
   }
 
   /** Serialized ModelProto. */
   build(name: string): Uint8Array {
-    const g = this.graphProto(name);
+    const g = this.graphProto(name, true);
     const opset = new ProtoWriter().string(1, '').int(2, OPSET);
     return new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').message(7, g).message(8, opset).finish();
   }

@@ -204,31 +204,36 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
       h,
     );
   };
-  for (let layer = 0; layer < layers; layer++) {
-    options.onLayerStart?.(layer, layers);
-    const t0 = performance.now();
-    const observed = { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes };
-    const head = modifier.head !== undefined && layer === layers - 1 ? modifier.head : undefined;
-    const keepA = head !== undefined || !(modifier.changesLayer?.(layer) ?? false);
-    const looped = await model.runLayerStacked(layer, stack, observed, tables, model.weights, keepA, LOOP_RUN_BYTES, (run, s, outputs) => modifier.collect(layer, run, rowsOf(s), s.batches.length, outputs));
-    // Pass A's outputs, where they came back.
-    const a = looped === null ? await byBatch(layer, stack, true) : keepA ? looped : null;
-    if (head !== undefined && a) {
-      const last = unstack(a);
-      await model.observeHead(last, head, modifier.observe, (run, outputs) => modifier.collect(layer, run, last[run]!.batch, 1, outputs));
+  try {
+    for (let layer = 0; layer < layers; layer++) {
+      options.onLayerStart?.(layer, layers);
+      const t0 = performance.now();
+      const observed = { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes };
+      const head = modifier.head !== undefined && layer === layers - 1 ? modifier.head : undefined;
+      const keepA = head !== undefined || !(modifier.changesLayer?.(layer) ?? false);
+      const looped = await model.runLayerStacked(layer, stack, observed, tables, model.weights, keepA, LOOP_RUN_BYTES, (run, s, outputs) => modifier.collect(layer, run, rowsOf(s), s.batches.length, outputs));
+      // Pass A's outputs, where they came back.
+      const a = looped === null ? await byBatch(layer, stack, true) : keepA ? looped : null;
+      if (head !== undefined && a) {
+        const last = unstack(a);
+        await model.observeHead(last, head, modifier.observe, (run, outputs) => modifier.collect(layer, run, last[run]!.batch, 1, outputs));
+      }
+      const t1 = performance.now();
+      const changed = await modifier.finishLayer(layer, stack);
+      const t2 = performance.now();
+      const unchanged = changed.linears.size === 0 && changed.vectors.size === 0;
+      if (unchanged && a) stack = a;
+      else {
+        const weights = unchanged ? model.weights : new OverlayWeights(model.weights, changed, fused);
+        stack = (await model.runLayerStacked(layer, stack, { expertGroupBytes: options.expertGroupBytes }, tables, weights, true, LOOP_RUN_BYTES)) ?? (await byBatch(layer, stack, false, weights));
+      }
+      const t = { layer, statistics: t1 - t0, modify: t2 - t1, propagate: performance.now() - t2 };
+      timings.push(t);
+      options.onLayerDone?.(t, layers);
     }
-    const t1 = performance.now();
-    const changed = await modifier.finishLayer(layer, stack);
-    const t2 = performance.now();
-    const unchanged = changed.linears.size === 0 && changed.vectors.size === 0;
-    if (unchanged && a) stack = a;
-    else {
-      const weights = unchanged ? model.weights : new OverlayWeights(model.weights, changed, fused);
-      stack = (await model.runLayerStacked(layer, stack, { expertGroupBytes: options.expertGroupBytes }, tables, weights, true, LOOP_RUN_BYTES)) ?? (await byBatch(layer, stack, false, weights));
-    }
-    const t = { layer, statistics: t1 - t0, modify: t2 - t1, propagate: performance.now() - t2 };
-    timings.push(t);
-    options.onLayerDone?.(t, layers);
+  } finally {
+    // The sessions that served every layer.
+    await model.releaseRuntimes();
   }
   return timings;
 }

@@ -6,31 +6,17 @@
  * and the CUDA provider alike. Shapes are symbolic: one graph serves every
  * module of a kind.
  */
+import { decodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { KernelKind, WeightDtype } from './weight-kernel.js';
 
 /** How the weight enters a graph: float32 values, or raw bf16 bit patterns decoded in the graph. */
 export type WeightInput = 'f32' | 'bf16-bits';
 
-/**
- * Declares input `w` and returns its float32 values. For `bf16-bits` the
- * uint16 patterns are decoded exactly with arithmetic and two table lookups
- * (ONNX has no bit cast): value = ±(lead[e] + m) · pow[e], where e is the
- * exponent field, m the 7 mantissa bits, lead 128 for normal numbers (0 for
- * subnormals) and pow 2^(e−134) (2^−133 for subnormals).
- */
+/** Declares input `w` and returns its float32 values (`bf16-bits`: uint16 patterns decoded in the graph). */
 function weightInput(g: GraphBuilder, input: WeightInput, dims: readonly string[]): string {
   if (input === 'f32') return g.input('w', OnnxType.float, dims);
-  const bits = g.op('Cast', [g.input('w', OnnxType.uint16, dims)], { to: OnnxType.float });
-  const negative = g.op('Cast', [g.op('GreaterOrEqual', [bits, g.f32(32768)])], { to: OnnxType.float });
-  const magnitude = g.op('Sub', [bits, g.op('Mul', [negative, g.f32(32768)])]);
-  const exponent = g.op('Floor', [g.op('Div', [magnitude, g.f32(128)])]);
-  const mantissa = g.op('Sub', [magnitude, g.op('Mul', [exponent, g.f32(128)])]);
-  const index = g.op('Cast', [exponent], { to: OnnxType.int64 });
-  const lead = g.f32(Array.from({ length: 256 }, (_, e) => (e === 0 ? 0 : 128)));
-  const pow = g.f32(Array.from({ length: 256 }, (_, e) => (e === 0 ? 2 ** -133 : 2 ** (e - 134))));
-  const value = g.op('Mul', [g.op('Add', [g.op('Gather', [lead, index]), mantissa]), g.op('Gather', [pow, index])]);
-  return g.op('Mul', [value, g.op('Sub', [g.f32(1), g.op('Mul', [negative, g.f32(2)])])]);
+  return decodeBf16Bits(g, g.input('w', OnnxType.uint16, dims));
 }
 
 /** Per-group minimum and maximum over `axes` of a 3-D or 4-D input `w`. */

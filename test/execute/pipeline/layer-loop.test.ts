@@ -16,7 +16,7 @@ import { planRecipe } from '../../../src/plan/plan-recipe.js';
 import { loopedLayer, shareStack, splitStack, stackBatches, unstack } from '../../../src/execute/forward/layer-loop.js';
 import { HessianStore } from '../../../src/execute/gptq/hessians.js';
 import { runSequential, type LayerModifier } from '../../../src/execute/pipeline/sequential.js';
-import type { RawTensor } from '../../../src/execute/runtime.js';
+import { emptyRuntimeTimings, type RawTensor } from '../../../src/execute/runtime.js';
 import { DATAFREE, unpackModel } from '../fixtures.js';
 import { relativeError } from '../../calibrate-refs.js';
 
@@ -154,6 +154,60 @@ describe('looped layer passes', () => {
     const awqLooped = await awqJob(awq, model, batches);
     expect(awqLooped.reports.map((r) => [r.smooth, r.best, r.tokens])).toEqual(awqPlain.reports.map((r) => [r.smooth, r.best, r.tokens]));
     for (let i = 0; i < awqPlain.reports.length; i++) expect(relativeError(awqLooped.reports[i]!.scales, awqPlain.reports[i]!.scales)).toBeLessThan(1e-5);
+  });
+
+  it('layers that feed their weights share one session per pass and compute the same, in float32 and bf16, dense and MoE, for GPTQ too', async () => {
+    for (const [arch, precision] of [
+      ['llama', 'fp32'],
+      ['llama', 'bf16'],
+      ['qwen3_moe', 'fp32'],
+    ] as const) {
+      const dir = await unpackModel(join(DATAFREE, arch, 'base'));
+      const model = await ForwardModel.open(dir);
+      model.loopLayers = true;
+      model.usePrecision(precision);
+      const batches = tokenBatches(model.config.vocabSize);
+      const pass = async (feed: boolean) => {
+        model.feedWeights = feed;
+        model.timings = { ...emptyRuntimeTimings(), build: 0 };
+        const recorder = new Recorder();
+        await runSequential(model, batches, recorder, [], { runBytes: 1 << 30 });
+        return { recorder, sessions: model.timings.sessions };
+      };
+      const constants = await pass(false);
+      const fed = await pass(true);
+      model.timings = undefined;
+      // One session for every layer's pass A against one per layer.
+      expect(constants.sessions, arch).toBe(model.config.layers);
+      expect(fed.sessions, arch).toBe(1);
+      expect([...fed.recorder.hessians.keys()].sort()).toEqual([...constants.recorder.hessians.keys()].sort());
+      for (const [m, h] of constants.recorder.hessians) expect(fed.recorder.hessians.get(m)!.sum, `${arch} ${precision} ${m}`).toEqual(h.sum);
+      expect(fed.recorder.ranges).toEqual(constants.recorder.ranges);
+
+      const stack = stackBatches(await model.embed(batches), model.config.hidden);
+      const tables = model.positionTables();
+      model.feedWeights = false;
+      const expected = await model.runLayerStacked(1, stack, {}, tables, model.weights, true, 1 << 30);
+      model.feedWeights = true;
+      const got = await model.runLayerStacked(1, stack, {}, tables, model.weights, true, 1 << 30);
+      await model.releaseRuntimes();
+      expect(got!.data, `${arch} ${precision}`).toEqual(expected!.data);
+    }
+
+    // GPTQ's pass B reads the solved weights (float32) as fed inputs.
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const recipe = join(dir, 'fed.yaml');
+    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
+    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
+    const gptq = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    const model = await ForwardModel.open(dir);
+    model.loopLayers = true;
+    const batches = tokenBatches(model.config.vocabSize);
+    model.feedWeights = false;
+    const plain = await gptqJob(gptq, model, batches);
+    model.feedWeights = true;
+    const fed = await gptqJob(gptq, model, batches);
+    expect(fed.reports.map((r) => [r.module, r.loss])).toEqual(plain.reports.map((r) => [r.module, r.loss]));
   });
 
   it('several devices share the batches: the same statistics and the same outputs as one', async () => {
