@@ -511,7 +511,7 @@ export class AwqModifier implements LayerModifier {
         const scalesSpec = { ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> };
         if (stack) {
           // One run per stack (split where it is large): the parent input rebuilt per slot from the layer's input.
-          const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp), precompute);
+          const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp), precompute, stack.dtype);
           const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
           for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
             const { loss } = await rt.run('awq_search_stack', () => graph, { ...loopFeeds(run, tables), s: { type: 'float32', data: sc, dims: [padded, k] } });

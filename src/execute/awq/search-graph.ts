@@ -15,7 +15,7 @@ import { sparseMixer, topKSoftmax } from '../forward/block-sparse-moe-layer.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import type { LayerInputs } from '../forward/llama-layer.js';
-import { RecordingBuilder, stackInputs, stackSlot } from '../forward/layer-loop.js';
+import { RecordingBuilder, stackInputs, stackSlot, type StackDtype } from '../forward/layer-loop.js';
 import { clampedSwiglu, sinkAttend } from '../forward/gpt-oss-layer.js';
 import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
 import type { WeightReader } from '../forward/weights.js';
@@ -402,9 +402,10 @@ export async function stackedSearchGraph(
   rows: number,
   prefix: SearchPrefix,
   precompute: boolean,
+  dtype: StackDtype = 'float32',
 ): Promise<Uint8Array> {
   const g = new GraphBuilder();
-  const stack = stackInputs(g, rows, spec.cfg.hidden);
+  const stack = stackInputs(g, rows, spec.cfg.hidden, dtype);
   const s = g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]);
   // With `precompute`, every point's candidates are made once for all slots rather than per slot and chunk.
   const made = precompute ? candidateSet(g, spec.candidates, s) : undefined;
@@ -414,7 +415,7 @@ export async function stackedSearchGraph(
   const iter = slots.input('ss_iter', OnnxType.int64, []);
   const cond = slots.input('ss_cond', OnnxType.bool, []);
   const acc = slots.input('ss_acc', OnnxType.double, ['grid']);
-  const { inputs } = stackSlot(slots, iter, spec.cfg.hidden);
+  const { inputs } = stackSlot(slots, iter, spec.cfg.hidden, dtype);
   const x = await prefix(slots, inputs);
   const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
   const losses = await gridLoop(slots, spec, x, s, pos, chunk, made);

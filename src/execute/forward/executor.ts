@@ -19,7 +19,7 @@ import { GraphBuilder, WeightFeeds } from '../onnx/graph-builder.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
-import { loopedLayer, loopFeeds, shareStack, splitStack, type BuildInto, type HiddenStack } from './layer-loop.js';
+import { concatStackData, loopedLayer, loopFeeds, shareStack, splitStack, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
@@ -192,6 +192,13 @@ export class ForwardModel {
    * weights once instead of at every run.
    */
   feedWeights: boolean;
+  /**
+   * Whether stacks of hidden states between looped layer passes hold
+   * bfloat16 bit patterns when the model computes in bfloat16 (its hidden
+   * states are bfloat16 values there, so nothing is lost): half the bytes
+   * over the bus each way and in host memory. On by default.
+   */
+  compactStacks = true;
   /** The sessions of fed layer graphs, one runtime per device, shared with {@link withWeights} copies. */
   private shared: Map<number | undefined, GraphRuntime>;
   /**
@@ -231,6 +238,11 @@ export class ForwardModel {
     return rt;
   }
 
+  /** How stacks of this model's hidden states travel (see {@link compactStacks}). */
+  stackDtype(): StackDtype {
+    return this.compactStacks && this.precision.low?.dtype === 'bfloat16' ? 'bfloat16' : 'float32';
+  }
+
   /** Releases the sessions of fed layer graphs (after the last layer pass). */
   async releaseRuntimes(): Promise<void> {
     const runtimes = [...this.shared.values()];
@@ -255,6 +267,7 @@ export class ForwardModel {
     m.foldConstants = this.foldConstants;
     m.loopLayers = this.loopLayers;
     m.feedWeights = this.feedWeights;
+    m.compactStacks = this.compactStacks;
     m.shared = this.shared;
     m.deviceIds = this.deviceIds;
     m.precision = this.precision;
@@ -408,7 +421,7 @@ export class ForwardModel {
       return !program.expertGroups;
     };
     const feeds = this.feedWeights ? new WeightFeeds() : undefined;
-    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, feeds);
+    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, feeds, stack.dtype);
     if (this.timings) this.timings.build += performance.now() - built;
     if (!looped) return null;
     const key = feeds ? structureKey('looped', looped.bytes) : `looped_${layer}`;
@@ -420,14 +433,14 @@ export class ForwardModel {
     const shares = shareStack(stack, devices.length);
     const results = await Promise.all(
       shares.map(async (share, d) => {
-        const ran: { stack: HiddenStack; statistics: Record<string, RawTensor>; out?: Float32Array }[] = [];
+        const ran: { stack: HiddenStack; statistics: Record<string, RawTensor>; out?: Float32Array | Uint16Array }[] = [];
         if (share.batches.length === 0) return ran;
         const runtime = feeds ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]);
         try {
           for (const run of splitStack(share, runBytes)) {
             const result = await runtime.run(key, () => looped.bytes, { ...loopFeeds(run, tables), ...weightFeeds });
             const statistics = Object.fromEntries(looped.statistics.map((name, i) => [name, result[looped.outputs[i]!]!]));
-            ran.push({ stack: run, statistics, out: result.out?.data as Float32Array | undefined });
+            ran.push({ stack: run, statistics, out: result.out?.data as Float32Array | Uint16Array | undefined });
           }
         } finally {
           if (!feeds) await runtime.dispose();
@@ -439,8 +452,7 @@ export class ForwardModel {
     const runs = results.flat();
     runs.forEach((r, i) => sink?.(i, r.stack, r.statistics));
     if (!keepOutput) return stack;
-    const parts = runs.map((r) => r.out!);
-    return { ...stack, data: parts.length === 1 ? parts[0]! : concatFloat32(parts) };
+    return { ...stack, data: concatStackData(runs.map((r) => r.out!)) };
   }
 
   /**

@@ -10,8 +10,13 @@
  *
  * Batches lie in a {@link HiddenStack}: `[count, rows, H]`, batch `i` in the
  * first `batch·seq` rows of slot `i` (the rest padding), so a layer's output
- * stack is the next layer's input stack with no copy in JavaScript.
+ * stack is the next layer's input stack with no copy in JavaScript. A model
+ * computing in bfloat16 holds bfloat16 hidden states between its layers, so
+ * its stacks travel as their bit patterns (half the bytes over the bus and
+ * in host memory, the same values); others as float32.
  */
+import { bf16Bytes, concatFloat32, toFloat32 } from '../dtypes.js';
+import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
 import type { RawTensor } from '../runtime.js';
 import type { LayerInputs, LayerOptions } from './llama-layer.js';
@@ -22,10 +27,14 @@ export interface BatchShape {
   readonly seq: number;
 }
 
+/** How a stack holds its values: float32, or bfloat16 bit patterns (uint16). */
+export type StackDtype = 'float32' | 'bfloat16';
+
 /** Hidden states of several batches in one buffer (see the module comment). */
 export interface HiddenStack {
-  /** `[batches.length, rows, hidden]` row-major. */
-  readonly data: Float32Array;
+  /** `[batches.length, rows, hidden]` row-major: float32 values, or bf16 patterns where `dtype` is `bfloat16`. */
+  readonly data: Float32Array | Uint16Array;
+  readonly dtype: StackDtype;
   readonly batches: readonly BatchShape[];
   /** Rows per slot: the largest `batch·seq`. */
   readonly rows: number;
@@ -88,12 +97,12 @@ export interface LoopedLayer {
  * the statistics come out as `stat_<i>` ({@link LoopedLayer.outputs}), so
  * that same-shaped layers build the same bytes.
  */
-export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, feeds?: WeightFeeds): Promise<LoopedLayer | null> {
+export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, feeds?: WeightFeeds, dtype: StackDtype = 'float32'): Promise<LoopedLayer | null> {
   const body = new RecordingBuilder('lb_');
   if (feeds) body.feedWeights(feeds);
   const iter = body.input('lb_iter', OnnxType.int64, []);
   const cond = body.input('lb_cond', OnnxType.bool, []);
-  const { inputs, used } = stackSlot(body, iter, hidden);
+  const { inputs, used } = stackSlot(body, iter, hidden, dtype);
   const zero = body.i64([0]);
   if (!(await build({ g: body, inputs, output: 'lb_out' }))) return null;
 
@@ -117,42 +126,45 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   });
   const flat = body.op('Reshape', [out, body.i64([-1, hidden])]);
   const padded = body.op('Pad', [flat, body.op('Concat', [zero, zero, body.op('Sub', [body.i64([rows]), used]), zero], { axis: 0 })]);
-  body.declare(padded, 'lb_slot_out', OnnxType.float, [rows, hidden]);
+  const slotType = dtype === 'bfloat16' ? OnnxType.uint16 : OnnxType.float;
+  body.declare(dtype === 'bfloat16' ? encodeBf16Bits(body, padded) : padded, 'lb_slot_out', slotType, [rows, hidden]);
 
   const g = new GraphBuilder();
   if (feeds) g.feedWeights(feeds);
-  const stack = stackInputs(g, rows, hidden);
+  const stack = stackInputs(g, rows, hidden, dtype);
   const trips = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
   const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + 1, {
     body: { graph: body, name: 'layer_loop' },
   });
   const outputs = carried.map((c, i) => (feeds ? `stat_${i}` : c.name));
   carried.forEach((_, i) => g.output(results[i]!, outputs[i]!, OnnxType.float, null));
-  if (keepOutput) g.output(results[carried.length]!, 'out', OnnxType.float, ['n', rows, hidden]);
+  if (keepOutput) g.output(results[carried.length]!, 'out', slotType, ['n', rows, hidden]);
   return { bytes: g.build('looped_layer'), statistics, outputs };
 }
 
 /**
  * Slot `iter` of a loop body over the graph inputs `stack [n, rows, H]`,
  * `shape [n, 2]` and the position tables `cos`/`sin`/`mask` (see
- * {@link loopedLayer}): its rows reshaped to `[batch, seq, H]` with the
- * tables' top-left corners for its length, and its row count `[1]`.
+ * {@link loopedLayer}): its rows reshaped to `[batch, seq, H]` (float32,
+ * decoded from a bfloat16 stack) with the tables' top-left corners for its
+ * length, and its row count `[1]`.
  */
-export function stackSlot(body: GraphBuilder, iter: string, hidden: number): { inputs: LayerInputs; used: string } {
+export function stackSlot(body: GraphBuilder, iter: string, hidden: number, dtype: StackDtype = 'float32'): { inputs: LayerInputs; used: string } {
   const zero = body.i64([0]);
   const shape = body.op('Gather', ['shape', iter], { axis: 0 });
   const batch = body.op('Slice', [shape, zero, body.i64([1])]);
   const seq = body.op('Slice', [shape, body.i64([1]), body.i64([2])]);
   const used = body.op('Mul', [batch, seq]);
   const slot = body.op('Gather', ['stack', iter], { axis: 0 });
-  const x = body.op('Reshape', [body.op('Slice', [slot, zero, used, zero]), body.op('Concat', [batch, seq, body.i64([hidden])], { axis: 0 })]);
+  const rowsUsed = body.op('Slice', [slot, zero, used, zero]);
+  const x = body.op('Reshape', [dtype === 'bfloat16' ? decodeBf16Bits(body, rowsUsed) : rowsUsed, body.op('Concat', [batch, seq, body.i64([hidden])], { axis: 0 })]);
   const corner = (t: string, axes: number[]): string => body.op('Slice', [t, body.i64(axes.map(() => 0)), axes.length === 1 ? seq : body.op('Concat', [seq, seq], { axis: 0 }), body.i64(axes)]);
   return { inputs: { hidden: x, cos: corner('cos', [0]), sin: corner('sin', [0]), mask: corner('mask', [0, 1]) }, used };
 }
 
 /** Declares the graph inputs a {@link stackSlot} body reads: `stack`, `shape` and the position tables. */
-export function stackInputs(g: GraphBuilder, rows: number, hidden: number): string {
-  const stack = g.input('stack', OnnxType.float, ['n', rows, hidden]);
+export function stackInputs(g: GraphBuilder, rows: number, hidden: number, dtype: StackDtype = 'float32'): string {
+  const stack = g.input('stack', dtype === 'bfloat16' ? OnnxType.uint16 : OnnxType.float, ['n', rows, hidden]);
   g.input('shape', OnnxType.int64, ['n', 2]);
   g.input('cos', OnnxType.float, ['seq', 'rope']);
   g.input('sin', OnnxType.float, ['seq', 'rope']);
@@ -160,18 +172,57 @@ export function stackInputs(g: GraphBuilder, rows: number, hidden: number): stri
   return stack;
 }
 
-/** Batches stacked into slots of `rows` rows (the largest batch's), padding zeroed. */
-export function stackBatches(batches: readonly { data: Float32Array; batch: number; seq: number }[], hidden: number): HiddenStack {
+/**
+ * Batches stacked into slots of `rows` rows (the largest batch's), padding
+ * zeroed; as `dtype` asks, except that values bfloat16 does not hold
+ * exactly keep the stack float32 (nothing is rounded here).
+ */
+export function stackBatches(batches: readonly { data: Float32Array; batch: number; seq: number }[], hidden: number, dtype: StackDtype = 'float32'): HiddenStack {
   const rows = Math.max(1, ...batches.map((b) => b.batch * b.seq));
   const data = new Float32Array(batches.length * rows * hidden);
   batches.forEach((b, i) => data.set(b.data.subarray(0, b.batch * b.seq * hidden), i * rows * hidden));
-  return { data, batches: batches.map((b) => ({ batch: b.batch, seq: b.seq })), rows, hidden };
+  const shapes = batches.map((b) => ({ batch: b.batch, seq: b.seq }));
+  if (dtype === 'bfloat16' && bf16Exact(data)) return { data: bf16Patterns(data), dtype, batches: shapes, rows, hidden };
+  return { data, dtype: 'float32', batches: shapes, rows, hidden };
+}
+
+/** Whether every value is a bfloat16 value (its low 16 bits zero). */
+function bf16Exact(data: Float32Array): boolean {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  for (let i = 0; i < bits.length; i++) if ((bits[i]! & 0xffff) !== 0) return false;
+  return true;
+}
+
+/** The bf16 patterns of values bfloat16 holds exactly. */
+function bf16Patterns(data: Float32Array): Uint16Array {
+  const b = bf16Bytes(data);
+  return new Uint16Array(b.buffer, b.byteOffset, data.length);
+}
+
+/** A stack's values as float32 (a copy for a bfloat16 stack, else the stack's own buffer). */
+export function stackValues(stack: HiddenStack): Float32Array {
+  if (stack.dtype === 'float32') return stack.data as Float32Array;
+  const d = stack.data as Uint16Array;
+  return toFloat32(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), 'BF16');
+}
+
+/** Stacks' buffers one after another (runs' outputs into one stack). */
+export function concatStackData(parts: readonly (Float32Array | Uint16Array)[]): Float32Array | Uint16Array {
+  if (parts.length === 1) return parts[0]!;
+  if (parts.every((p) => p instanceof Float32Array)) return concatFloat32(parts as Float32Array[]);
+  const out = new Uint16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p as Uint16Array, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** Stacks split so that each holds at most `bytes` of hidden states (at least one slot each). */
 export function splitStack(stack: HiddenStack, bytes: number): HiddenStack[] {
   const slot = stack.rows * stack.hidden;
-  const per = Math.max(1, Math.floor(bytes / (4 * slot)));
+  const per = Math.max(1, Math.floor(bytes / (stack.data.BYTES_PER_ELEMENT * slot)));
   const out: HiddenStack[] = [];
   for (let i = 0; i < stack.batches.length; i += per) {
     const n = Math.min(per, stack.batches.length - i);
@@ -202,10 +253,11 @@ export function shareStack(stack: HiddenStack, count: number): HiddenStack[] {
   return out;
 }
 
-/** The batches of a stack as views into its buffer (no copy). */
+/** The batches of a stack as float32 views into its values (no copy for a float32 stack). */
 export function unstack(stack: HiddenStack): { data: Float32Array; batch: number; seq: number }[] {
   const slot = stack.rows * stack.hidden;
-  return stack.batches.map((b, i) => ({ data: stack.data.subarray(i * slot, i * slot + b.batch * b.seq * stack.hidden), batch: b.batch, seq: b.seq }));
+  const values = stackValues(stack);
+  return stack.batches.map((b, i) => ({ data: values.subarray(i * slot, i * slot + b.batch * b.seq * stack.hidden), batch: b.batch, seq: b.seq }));
 }
 
 /** The feeds of a looped layer run for `stack`, with position tables for its longest sequence. */
@@ -216,7 +268,7 @@ export function loopFeeds(stack: HiddenStack, tables: Record<'cos' | 'sin' | 'ma
     shape[2 * i + 1] = BigInt(b.seq);
   });
   return {
-    stack: { type: 'float32', data: stack.data, dims: [stack.batches.length, stack.rows, stack.hidden] },
+    stack: { type: stack.dtype === 'bfloat16' ? 'uint16' : 'float32', data: stack.data, dims: [stack.batches.length, stack.rows, stack.hidden] },
     shape: { type: 'int64', data: shape, dims: [stack.batches.length, 2] },
     ...tables,
   };

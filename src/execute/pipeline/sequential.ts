@@ -184,7 +184,7 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
   const tables = model.positionTables();
   const timings: LayerTimings[] = [];
   const layers = model.config.layers;
-  let stack = stackBatches(embedded, model.config.hidden);
+  let stack = stackBatches(embedded, model.config.hidden, model.stackDtype());
   const rowsOf = (s: HiddenStack): number => s.batches.reduce((n, b) => n + b.batch, 0);
   // A layer that cannot be looped runs as merged runs of its batches (see runBytes), then is stacked again.
   const byBatch = async (layer: number, s: HiddenStack, observe: boolean, weights = model.weights): Promise<HiddenStack> => {
@@ -202,6 +202,7 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
         return { data, batch: b.batch, seq: b.seq };
       }),
       h,
+      model.stackDtype(),
     );
   };
   try {

@@ -166,6 +166,25 @@ describe('AWQ search graph', () => {
     });
   }
 
+  test('a bf16 model carries bf16 stacks between its layers: the same search, the same scales', async () => {
+    const { model, job } = await llamaAwqJob('awq-bf16-stack.yaml', 'llama', `{config_groups: {group_0: {targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}}, ignore: [lm_head]}`);
+    model.loopLayers = true;
+    model.usePrecision('bf16');
+    try {
+      const batches = windowsByFour();
+      model.compactStacks = false;
+      const wide = await awqJob(job, model, batches, { candidates: 'search-loop' });
+      model.compactStacks = true;
+      expect(model.stackDtype()).toBe('bfloat16');
+      const compact = await awqJob(job, model, batches, { candidates: 'search-loop' });
+      expect(compact.stacked).toBe(true);
+      expect(compact.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]])).toEqual(wide.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]]));
+    } finally {
+      model.loopLayers = false;
+      model.usePrecision('fp32');
+    }
+  });
+
   // MLA attention and the sigmoid-routed MoE block with shared experts (glm4_moe_lite), the softmax block without the router balanced
   // (mixtral), sink attention and the biased clamped-SwiGLU experts (gpt_oss), sparsemixer routing (phimoe).
   for (const name of ['glm4_moe_lite', 'mixtral', 'gpt_oss', 'phimoe']) {

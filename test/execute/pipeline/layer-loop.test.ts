@@ -13,7 +13,7 @@ import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/exec
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { gptqJob } from '../../../src/execute/gptq/gptq-job.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
-import { loopedLayer, shareStack, splitStack, stackBatches, unstack } from '../../../src/execute/forward/layer-loop.js';
+import { loopedLayer, shareStack, splitStack, stackBatches, stackValues, unstack } from '../../../src/execute/forward/layer-loop.js';
 import { HessianStore } from '../../../src/execute/gptq/hessians.js';
 import { runSequential, type LayerModifier } from '../../../src/execute/pipeline/sequential.js';
 import { emptyRuntimeTimings, type RawTensor } from '../../../src/execute/runtime.js';
@@ -208,6 +208,48 @@ describe('looped layer passes', () => {
     model.feedWeights = true;
     const fed = await gptqJob(gptq, model, batches);
     expect(fed.reports.map((r) => [r.module, r.loss])).toEqual(plain.reports.map((r) => [r.module, r.loss]));
+  });
+
+  it('a bf16 model carries its hidden states between looped passes as bf16 patterns: the same statistics, outputs and GPTQ results', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    model.loopLayers = true;
+    model.usePrecision('bf16');
+    const batches = tokenBatches(model.config.vocabSize);
+    const pass = async (compact: boolean) => {
+      model.compactStacks = compact;
+      const recorder = new Recorder();
+      await runSequential(model, batches, recorder, [], { runBytes: 1 << 30 });
+      return recorder;
+    };
+    const wide = await pass(false);
+    const compact = await pass(true);
+    for (const [m, h] of wide.hessians) expect(compact.hessians.get(m)!.sum, m).toEqual(h.sum);
+    expect(compact.ranges).toEqual(wide.ranges);
+
+    const embedded = await model.embed(batches);
+    const tables = model.positionTables();
+    const floats = stackBatches(embedded, model.config.hidden);
+    const bits = stackBatches(embedded, model.config.hidden, 'bfloat16');
+    expect(bits.dtype).toBe('bfloat16');
+    expect(stackValues(bits)).toEqual(floats.data);
+    const out = await model.runLayerStacked(0, bits, {}, tables, model.weights, true, 1 << 30);
+    expect(out!.dtype).toBe('bfloat16');
+    expect(stackValues(out!)).toEqual((await model.runLayerStacked(0, floats, {}, tables, model.weights, true, 1 << 30))!.data);
+    // Split into runs of two slots (half the bytes of float32 slots per element).
+    expect(splitStack(bits, 2 * 2 * bits.rows * bits.hidden).length).toBe(3);
+    // Values bfloat16 does not hold keep a stack float32.
+    expect(stackBatches([{ data: Float32Array.of(1, 1 + 2 ** -20), batch: 1, seq: 1 }], 2, 'bfloat16').dtype).toBe('float32');
+
+    const recipe = join(dir, 'bits.yaml');
+    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
+    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
+    const gptq = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    model.compactStacks = false;
+    const plain = await gptqJob(gptq, model, batches);
+    model.compactStacks = true;
+    const packed = await gptqJob(gptq, model, batches);
+    expect(packed.reports.map((r) => [r.module, r.loss])).toEqual(plain.reports.map((r) => [r.module, r.loss]));
   });
 
   it('several devices share the batches: the same statistics and the same outputs as one', async () => {
