@@ -19,7 +19,7 @@ import { GraphBuilder, WeightFeeds } from '../onnx/graph-builder.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
-import { concatStackData, LOOP_RUN_BYTES, loopedLayer, loopFeeds, shareStack, splitStack, stackBatches, unstack, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
+import { concatStackData, loopedLayer, loopFeeds, shareStack, splitStack, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
@@ -322,7 +322,6 @@ export class ForwardModel {
    * outputs.
    */
   async layers(hidden: HiddenBatch[], options: RunOptions = {}): Promise<HiddenBatch[]> {
-    if (this.loopLayers && hidden.length > 0) return this.layersStacked(hidden, options);
     const inputsFor = this.positionTables();
     let current = hidden;
     for (const [first, end] of this.layerRanges(options.expertGroupBytes)) {
@@ -336,51 +335,6 @@ export class ForwardModel {
       current = next;
     }
     return current;
-  }
-
-  /**
-   * {@link layers} as looped passes (see layer-loop.ts): every batch in one
-   * stack, each layer one run per {@link LOOP_RUN_BYTES} of hidden states on
-   * the session its shape shares with the other layers, its statistics per
-   * slot, so that `onLayer` still sees each batch's own. A layer that
-   * cannot be looped runs batch by batch. `onLayer` gets a batch's hidden
-   * states only with {@link layerOutputs} (else empty, as from graphs of
-   * several layers).
-   */
-  private async layersStacked(hidden: readonly HiddenBatch[], options: RunOptions): Promise<HiddenBatch[]> {
-    const inputsFor = this.positionTables();
-    const h = this.config.hidden;
-    const observe = { observe: options.observe, expertGroupBytes: options.expertGroupBytes };
-    let stack = stackBatches(hidden, h, this.stackDtype());
-    try {
-      for (let layer = 0; layer < this.config.layers; layer++) {
-        options.onLayerStart?.(layer, this.config.layers);
-        const extras: Record<string, RawTensor>[] = stack.batches.map(() => ({}));
-        let slot = 0;
-        const sink = (_run: number, run: HiddenStack, outputs: Readonly<Record<string, RawTensor>>): void => {
-          for (const [name, t] of Object.entries(outputs)) {
-            const per = t.data.length / run.batches.length;
-            run.batches.forEach((_, i) => {
-              extras[slot + i]![name] = { type: t.type, data: t.data.subarray(i * per, (i + 1) * per) as RawTensor['data'], dims: t.dims.slice(1) };
-            });
-          }
-          slot += run.batches.length;
-        };
-        const next = await this.runLayerStacked(layer, stack, observe, inputsFor, this.weights, true, LOOP_RUN_BYTES, sink, true);
-        if (next) {
-          const outs = this.layerOutputs ? unstack(next) : undefined;
-          stack.batches.forEach((b, i) => options.onLayer?.(layer, i, outs?.[i] ?? { data: new Float32Array(0), batch: b.batch, seq: b.seq }, extras[i]!));
-          stack = next;
-          continue;
-        }
-        const ran = await this.runLayer(layer, unstack(stack), observe, inputsFor);
-        ran.hidden.forEach((b, i) => options.onLayer?.(layer, i, b, ran.extras[i]!));
-        stack = stackBatches(ran.hidden, h, this.stackDtype());
-      }
-    } finally {
-      await this.releaseRuntimes();
-    }
-    return unstack(stack);
   }
 
   /** Per sequence length and attention window: RoPE tables and the causal mask, built once each. */
@@ -446,9 +400,8 @@ export class ForwardModel {
   /**
    * Runs decoder layer `layer` over every batch of `stack` as looped graph
    * runs (see layer-loop.ts), at most `runBytes` of hidden states per run:
-   * each run's combined statistics go to `sink` (with the run's index; with
-   * `perSlot`, each statistic `[n, …]`, one row per slot), and with
-   * `keepOutput` the layer's outputs come back as the next stack.
+   * each run's combined statistics go to `sink` (with the run's index), and
+   * with `keepOutput` the layer's outputs come back as the next stack.
    * Null when the layer cannot be looped (expert groups, per-token outputs):
    * then {@link runLayer} runs it batch by batch.
    */
@@ -461,7 +414,6 @@ export class ForwardModel {
     keepOutput: boolean,
     runBytes: number,
     sink?: (run: number, stack: HiddenStack, outputs: Readonly<Record<string, RawTensor>>) => void,
-    perSlot = false,
   ): Promise<HiddenStack | null> {
     const built = performance.now();
     const build: BuildInto = async (into) => {
@@ -469,14 +421,11 @@ export class ForwardModel {
       return !program.expertGroups;
     };
     const feeds = this.feedWeights ? new WeightFeeds() : undefined;
-    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, { feeds, dtype: stack.dtype, perSlot });
-    if (!looped) {
-      if (this.timings) this.timings.build += performance.now() - built;
-      return null;
-    }
+    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, feeds, stack.dtype);
+    if (this.timings) this.timings.build += performance.now() - built;
+    if (!looped) return null;
     const key = feeds ? structureKey('looped', looped.bytes) : `looped_${layer}`;
     const weightFeeds = feeds ? await feedTensors(feeds) : {};
-    if (this.timings) this.timings.build += performance.now() - built;
     const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
     const tables = inputsFor(maxSeq, windowOf(this.config, layer));
     // Several devices: each runs its share of the batches with its own copy of the layer, at the same time.
