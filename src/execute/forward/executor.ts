@@ -422,10 +422,11 @@ export class ForwardModel {
     };
     const feeds = this.feedWeights ? new WeightFeeds() : undefined;
     const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, feeds, stack.dtype);
+    const key = looped && feeds ? structureKey('looped', looped.bytes) : `looped_${layer}`;
+    // Reading the fed weights counts as building, as reading them into a graph's constants does.
+    const weightFeeds = looped && feeds ? await feedTensors(feeds) : {};
     if (this.timings) this.timings.build += performance.now() - built;
     if (!looped) return null;
-    const key = feeds ? structureKey('looped', looped.bytes) : `looped_${layer}`;
-    const weightFeeds = feeds ? await feedTensors(feeds) : {};
     const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
     const tables = inputsFor(maxSeq, windowOf(this.config, layer));
     // Several devices: each runs its share of the batches with its own copy of the layer, at the same time.
