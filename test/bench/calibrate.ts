@@ -62,8 +62,6 @@ export interface CalibrateBenchOptions {
   readonly foldConstants?: boolean;
   /** Overrides {@link ForwardModel.layerOutputs}. */
   readonly layerOutputs?: boolean;
-  /** Looped layer passes (fed weights, one run per stack of batches; the default on CUDA) or graphs of several layers run batch by batch (`--loop-layers 0`). */
-  readonly loopLayers?: boolean;
   /** quantc rows per device, in this order (default fp32 only). */
   readonly precisions?: readonly Precision[];
   /** Each row as it is measured. */
@@ -176,7 +174,6 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
       if (options.foldConstants !== undefined) model.foldConstants = options.foldConstants;
       if (options.layerOutputs !== undefined) model.layerOutputs = options.layerOutputs;
-      if (options.loopLayers !== undefined) model.loopLayers = options.loopLayers;
       const ran = model.usePrecision(precision);
       const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
       model.timings = timings;
@@ -193,7 +190,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         seconds,
         tokensPerSecond: tokens / seconds,
         timings,
-        layersPerGraph: model.loopLayers ? 1 : Math.max(...ranges.map(([a, b]) => b - a)),
+        layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
         statsDiff: before ? statsDiff(before, result) : undefined,
         precisionDiff: ran.low && fp32 ? statsDiff(fp32, result) : undefined,
         ...(ran.note ? { note: ran.note } : {}),
@@ -245,7 +242,6 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     graphWeightBytes: num('--graph-weight-bytes'),
     foldConstants: flag(args, '--fold-constants') === undefined ? undefined : flag(args, '--fold-constants') === '1',
     layerOutputs: flag(args, '--layer-outputs') === undefined ? undefined : flag(args, '--layer-outputs') === '1',
-    loopLayers: flag(args, '--loop-layers') === undefined ? undefined : flag(args, '--loop-layers') === '1',
     precisions: list<Precision>('--precision'),
   };
 }

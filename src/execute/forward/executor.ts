@@ -16,11 +16,10 @@ import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { layerInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, WeightFeeds } from '../onnx/graph-builder.js';
-import type { RecordingBuilder } from './layer-loop.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
-import { concatStackData, LOOP_RUN_BYTES, loopedLayer, loopFeeds, shareStack, splitStack, stackBatches, unstack, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
+import { concatStackData, loopedLayer, loopFeeds, shareStack, splitStack, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
@@ -33,14 +32,6 @@ export interface HiddenBatch {
   readonly data: Float32Array;
   readonly batch: number;
   readonly seq: number;
-}
-
-/** How {@link ForwardModel.runLayerStacked} runs beyond its layer and observers. */
-export interface StackedRunOptions {
-  /** Run layers `[layer, end)` in one looped graph (one attention window; default: the one layer). */
-  readonly end?: number;
-  /** Statistics per slot (`[n, …]`), so that each batch keeps its own, instead of combined over the slots. */
-  readonly perSlot?: boolean;
 }
 
 /** Called after a layer ran on a batch (per-layer outputs, layer statistics). */
@@ -331,7 +322,6 @@ export class ForwardModel {
    * outputs.
    */
   async layers(hidden: HiddenBatch[], options: RunOptions = {}): Promise<HiddenBatch[]> {
-    if (this.loopLayers && hidden.length > 0) return this.layersStacked(hidden, options);
     const inputsFor = this.positionTables();
     let current = hidden;
     for (const [first, end] of this.layerRanges(options.expertGroupBytes)) {
@@ -345,61 +335,6 @@ export class ForwardModel {
       current = next;
     }
     return current;
-  }
-
-  /**
-   * {@link layers} as looped passes (see layer-loop.ts): every batch in one
-   * stack, each range of layers (see {@link layerRanges}) one run per
-   * {@link LOOP_RUN_BYTES} of hidden states, so hidden states stay on the
-   * device across a range, on a session that same-shaped ranges share (fed
-   * weights), with statistics per slot so that `onLayer` still sees each
-   * batch's own. A range that cannot be looped runs batch by batch.
-   * `onLayer` gets a batch's hidden states only with {@link layerOutputs}
-   * (else empty), which runs a range per layer.
-   */
-  private async layersStacked(hidden: readonly HiddenBatch[], options: RunOptions): Promise<HiddenBatch[]> {
-    const inputsFor = this.positionTables();
-    const h = this.config.hidden;
-    let stack = stackBatches(hidden, h, this.stackDtype());
-    try {
-      // Every layer's output where they are asked for: a range per layer then.
-      const ranges = this.layerOutputs ? Array.from({ length: this.config.layers }, (_, l): [number, number] => [l, l + 1]) : this.layerRanges(options.expertGroupBytes);
-      for (const [first, end] of ranges) {
-        for (let layer = first; layer < end; layer++) options.onLayerStart?.(layer, this.config.layers);
-        // Each slot's statistics, by the layer their name holds.
-        const extras = new Map<number, Record<string, RawTensor>[]>();
-        let slot = 0;
-        const sink = (_run: number, run: HiddenStack, outputs: Readonly<Record<string, RawTensor>>): void => {
-          for (const [name, t] of Object.entries(outputs)) {
-            const layer = Number(/\.layers\.(\d+)\./.exec(name)?.[1] ?? end - 1);
-            if (!extras.has(layer)) extras.set(layer, stack.batches.map(() => ({})));
-            const per = t.data.length / run.batches.length;
-            run.batches.forEach((_, i) => {
-              extras.get(layer)![slot + i]![name] = { type: t.type, data: t.data.subarray(i * per, (i + 1) * per) as RawTensor['data'], dims: t.dims.slice(1) };
-            });
-          }
-          slot += run.batches.length;
-        };
-        const run = { observe: options.observe, expertGroupBytes: options.expertGroupBytes, end, perSlot: true };
-        const next = await this.runLayerStacked(first, stack, run, inputsFor, this.weights, true, LOOP_RUN_BYTES, sink);
-        if (!next) {
-          const ran = await this.runLayerRange(first, end, unstack(stack), options, inputsFor);
-          stack = stackBatches(ran, h, this.stackDtype());
-          continue;
-        }
-        const outs = this.layerOutputs ? unstack(next) : undefined;
-        for (let layer = first; layer < end; layer++) {
-          stack.batches.forEach((b, i) => {
-            const data = layer === end - 1 && outs ? outs[i]!.data : new Float32Array(0);
-            options.onLayer?.(layer, i, { data, batch: b.batch, seq: b.seq }, extras.get(layer)?.[i] ?? {});
-          });
-        }
-        stack = next;
-      }
-    } finally {
-      await this.releaseRuntimes();
-    }
-    return unstack(stack);
   }
 
   /** Per sequence length and attention window: RoPE tables and the causal mask, built once each. */
@@ -465,16 +400,15 @@ export class ForwardModel {
   /**
    * Runs decoder layer `layer` over every batch of `stack` as looped graph
    * runs (see layer-loop.ts), at most `runBytes` of hidden states per run:
-   * each run's combined statistics go to `sink` (with the run's index; with
-   * `perSlot`, each statistic `[n, …]`, one row per slot), and with
-   * `keepOutput` the layer's outputs come back as the next stack.
+   * each run's combined statistics go to `sink` (with the run's index), and
+   * with `keepOutput` the layer's outputs come back as the next stack.
    * Null when the layer cannot be looped (expert groups, per-token outputs):
    * then {@link runLayer} runs it batch by batch.
    */
   async runLayerStacked(
     layer: number,
     stack: HiddenStack,
-    options: Pick<RunOptions, 'observe' | 'expertGroupBytes'> & StackedRunOptions,
+    options: Pick<RunOptions, 'observe' | 'expertGroupBytes'>,
     inputsFor: LayerInputsFor,
     weights: WeightReader,
     keepOutput: boolean,
@@ -482,30 +416,13 @@ export class ForwardModel {
     sink?: (run: number, stack: HiddenStack, outputs: Readonly<Record<string, RawTensor>>) => void,
   ): Promise<HiddenStack | null> {
     const built = performance.now();
-    const end = options.end ?? layer + 1;
     const build: BuildInto = async (into) => {
-      // Layers [layer, end) one after the other in the body: each layer's output is the next one's input.
-      const g = into.g as RecordingBuilder;
-      let hidden = into.inputs.hidden;
-      for (let l = layer; l < end; l++) {
-        const output = l === end - 1 ? into.output : `range_out_${l}`;
-        const program = await this.layerBuilder(weights, this.config, l, this.raw, {
-          observe: options.observe,
-          expertGroupBytes: options.expertGroupBytes,
-          into: { g, inputs: { ...into.inputs, hidden }, output },
-          precision: this.precision.low,
-        });
-        if (program.expertGroups) return false;
-        if (l < end - 1) {
-          hidden = g.recorded.get(output)!;
-          g.recorded.delete(output);
-        }
-      }
-      return true;
+      const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into, precision: this.precision.low });
+      return !program.expertGroups;
     };
     const feeds = this.feedWeights ? new WeightFeeds() : undefined;
-    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, { feeds, dtype: stack.dtype, perSlot: options.perSlot });
-    const key = looped && feeds ? structureKey('looped', looped.bytes) : `looped_${layer}_${end}`;
+    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, feeds, stack.dtype);
+    const key = looped && feeds ? structureKey('looped', looped.bytes) : `looped_${layer}`;
     // Reading the fed weights counts as building, as reading them into a graph's constants does.
     const weightFeeds = looped && feeds ? await feedTensors(feeds) : {};
     if (this.timings) this.timings.build += performance.now() - built;
@@ -550,9 +467,7 @@ export class ForwardModel {
     const perLayer = denseLayerBytes(cfg);
     const mlp = 3 * cfg.hidden * cfg.intermediate * 4;
     const groupable = LLAMA_LIKE.has(cfg.modelType) && cfg.intermediate > 0 && mlp <= expertGroupBytes;
-    const most = groupable ? Math.max(1, Math.floor(this.graphWeightBytes / perLayer)) : 1;
-    // Ranges of equal length where the bound allows it (22 layers: 11 + 11, not 12 + 10): same-shaped ranges share a session.
-    const size = Math.ceil(cfg.layers / Math.ceil(cfg.layers / most));
+    const size = groupable ? Math.max(1, Math.floor(this.graphWeightBytes / perLayer)) : 1;
     const ranges: [number, number][] = [];
     for (let layer = 0; layer < cfg.layers; ) {
       let end = layer + 1;

@@ -77,23 +77,6 @@ export class RecordingBuilder extends GraphBuilder {
 /** Builds one decoder layer into `into` (the architecture's builder with {@link LayerOptions.into}); false when the layer needs graphs of its own (expert groups). */
 export type BuildInto = (into: NonNullable<LayerOptions['into']>) => Promise<boolean>;
 
-/** How {@link loopedLayer} builds its graph. */
-export interface LoopOptions {
-  /**
-   * Where the layer's weights are recorded as graph inputs; the statistics
-   * then come out as `stat_<i>` ({@link LoopedLayer.outputs}), so that
-   * same-shaped layers build the same bytes.
-   */
-  readonly feeds?: WeightFeeds;
-  /** How the stacks hold their values (default float32). */
-  readonly dtype?: StackDtype;
-  /** Statistics per slot (`[n, …]`, a scan output each) instead of combined over the slots: for observers that also keep each batch's own. */
-  readonly perSlot?: boolean;
-}
-
-/** Hidden states of one looped run at most (bytes): its input, its output and the loop's copy of it stay on the device together. */
-export const LOOP_RUN_BYTES = 2 ** 32;
-
 /** The looped graph of a layer and the statistic outputs it returns. */
 export interface LoopedLayer {
   readonly bytes: Uint8Array;
@@ -110,18 +93,13 @@ export interface LoopedLayer {
  * seq of each slot), `cos`/`sin [maxSeq, d]` and `mask [maxSeq, maxSeq]`
  * (shorter batches read their top-left corner); outputs: every statistic
  * under its own name and, with `keepOutput`, `out [n, rows, H]`.
- * See {@link LoopOptions} for fed weights, bf16 stacks and statistics per slot.
+ * With `feeds`, the layer's weights are graph inputs recorded there and
+ * the statistics come out as `stat_<i>` ({@link LoopedLayer.outputs}), so
+ * that same-shaped layers build the same bytes.
  */
-export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, options: LoopOptions = {}): Promise<LoopedLayer | null> {
-  const { feeds, dtype = 'float32', perSlot = false } = options;
-  // The outer graph first: work on the fed weights alone goes there, once per run rather than per iteration.
-  const g = new GraphBuilder();
+export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, feeds?: WeightFeeds, dtype: StackDtype = 'float32'): Promise<LoopedLayer | null> {
   const body = new RecordingBuilder('lb_');
-  if (feeds) {
-    g.feedWeights(feeds);
-    body.feedWeights(feeds);
-    feeds.home = g;
-  }
+  if (feeds) body.feedWeights(feeds);
   const iter = body.input('lb_iter', OnnxType.int64, []);
   const cond = body.input('lb_cond', OnnxType.bool, []);
   const { inputs, used } = stackSlot(body, iter, hidden, dtype);
@@ -140,24 +118,22 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   const out = body.recorded.get('lb_out');
   if (out === undefined) return null;
 
-  // Body signature: (iter, cond, carried…) → (cond, carried…, slot output), or per slot (iter, cond) → (cond, statistics…, slot output).
+  // Body signature: (iter, cond, carried…) → (cond, carried…, slot output).
   body.declare(body.op('Identity', [cond]), 'lb_cond_out', OnnxType.bool, []);
   carried.forEach((c, i) => {
-    if (perSlot) body.declare(body.op('Identity', [c.value]), `lb_t${i}_out`, OnnxType.float, null);
-    else {
-      const prior = body.input(`lb_s${i}`, OnnxType.float, null);
-      body.declare(body.op(c.combine, [prior, c.value]), `lb_s${i}_out`, OnnxType.float, null);
-    }
+    const prior = body.input(`lb_s${i}`, OnnxType.float, null);
+    body.declare(body.op(c.combine, [prior, c.value]), `lb_s${i}_out`, OnnxType.float, null);
   });
   const flat = body.op('Reshape', [out, body.i64([-1, hidden])]);
   const padded = body.op('Pad', [flat, body.op('Concat', [zero, zero, body.op('Sub', [body.i64([rows]), used]), zero], { axis: 0 })]);
   const slotType = dtype === 'bfloat16' ? OnnxType.uint16 : OnnxType.float;
   body.declare(dtype === 'bfloat16' ? encodeBf16Bits(body, padded) : padded, 'lb_slot_out', slotType, [rows, hidden]);
 
+  const g = new GraphBuilder();
+  if (feeds) g.feedWeights(feeds);
   const stack = stackInputs(g, rows, hidden, dtype);
   const trips = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
-  const initial = perSlot ? [] : carried.map((c) => g.f32(identityOf(c.combine)));
-  const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...initial], carried.length + 1, {
+  const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + 1, {
     body: { graph: body, name: 'layer_loop' },
   });
   const outputs = carried.map((c, i) => (feeds ? `stat_${i}` : c.name));

@@ -10,7 +10,7 @@ import { decodeBf16Bits } from '../onnx/bf16-bits.js';
 import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
-import { graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded } from './precision.js';
+import { graphPrecision, lowOp, matmul, matmulBias, rounded } from './precision.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -80,21 +80,13 @@ export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, 
   const low = graphPrecision(g);
   const input = quantizedInput(g, x, w);
   const b = bias ? weightConst(g, bias, [bias.length]) : undefined;
-  // Work on the weight alone goes where the graph keeps it (out of a loop body, when the weights are fed).
-  const home = g.weightHome();
   if (low?.native && low.dtype === 'bfloat16' && 'bf16' in w) {
     // On CUDA a bf16 checkpoint weight goes to the bf16 MatMul as stored, never widened.
-    const wt = home.op('Transpose', [storedBf16(home, w, 'bfloat16')], { perm: [1, 0] });
+    const wt = g.op('Transpose', [storedBf16(g, w, 'bfloat16')], { perm: [1, 0] });
     const y = g.op('Cast', [g.op('MatMul', [g.op('Cast', [input], { to: OnnxType.bfloat16 }), wt])], { to: OnnxType.float });
     return b ? lowOp(g, 'Add', [y, rounded(g, b)]) : y;
   }
-  const wt = transposedWeight(home, w);
-  if (low?.native && home !== g) {
-    // matmul()/matmulBias() on CUDA, with the weight's cast down done once per run.
-    const low16 = onnxType(low);
-    const y = g.op('Cast', [g.op('MatMul', [g.op('Cast', [input], { to: low16 }), home.op('Cast', [wt], { to: low16 })])], { to: OnnxType.float });
-    return b ? rounded(g, g.op('Add', [y, rounded(g, b)])) : y;
-  }
+  const wt = transposedWeight(g, w);
   return b ? matmulBias(g, input, wt, b) : matmul(g, input, wt, true);
 }
 
@@ -109,7 +101,7 @@ function transposedWeight(g: GraphBuilder, w: DenseMatrix | Bf16Matrix): string 
  * its input and weight before the product (DeepSeek-V3's, GLM-4's).
  */
 export function linearFloat32(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix): string {
-  return g.op('MatMul', [quantizedInput(g, x, w), transposedWeight(g.weightHome(), w)]);
+  return g.op('MatMul', [quantizedInput(g, x, w), transposedWeight(g, w)]);
 }
 
 /** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu). */

@@ -97,8 +97,7 @@ export function inheritPrecision(to: GraphBuilder, from: GraphBuilder): void {
   setGraphPrecision(to, graphs.get(from));
 }
 
-/** The ONNX type of a low precision's dtype. */
-export function onnxType(low: LowPrecision): number {
+function onnxType(low: LowPrecision): number {
   return low.dtype === 'bfloat16' ? OnnxType.bfloat16 : OnnxType.float16;
 }
 

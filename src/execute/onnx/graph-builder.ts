@@ -80,12 +80,6 @@ export interface WeightFeed {
  */
 export class WeightFeeds {
   readonly entries: WeightFeed[] = [];
-  /**
-   * The graph that work on the weights alone (decoding, transposing,
-   * casting) goes into, when the weights are read inside a loop body: its
-   * nodes run once per run, where the body's run once per iteration.
-   */
-  home?: GraphBuilder;
 }
 
 /** A node as written, with the names it reads (its inputs, and the outer-scope names of its subgraphs) and writes. */
@@ -138,11 +132,6 @@ export class GraphBuilder {
   /** Whether {@link weight} makes inputs (see {@link feedWeights}). */
   get feedsWeights(): boolean {
     return this.feeds !== undefined;
-  }
-
-  /** Where work on the weights alone goes: the feeds' home graph (see {@link WeightFeeds.home}), else this one. */
-  weightHome(): GraphBuilder {
-    return this.feeds?.home ?? this;
   }
 
   /**

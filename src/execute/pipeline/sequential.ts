@@ -14,7 +14,7 @@
  */
 import type { ForwardModel, HiddenBatch, TokenBatch } from '../forward/executor.js';
 import { concatFloat32 } from '../dtypes.js';
-import { LOOP_RUN_BYTES, stackBatches, unstack, type HiddenStack } from '../forward/layer-loop.js';
+import { stackBatches, unstack, type HiddenStack } from '../forward/layer-loop.js';
 import type { Observation } from '../forward/observe.js';
 import type { RawTensor } from '../runtime.js';
 import type { FusedExpertsParam } from '../types.js';
@@ -171,6 +171,8 @@ export async function runSequential(
   return timings;
 }
 
+/** Hidden states of one looped run at most (bytes): its input, its output and the loop's copy of it stay on the device together. */
+export const LOOP_RUN_BYTES = 2 ** 32;
 
 /**
  * {@link runSequential} with every layer's passes as looped graph runs over

@@ -12,8 +12,6 @@ import { awqJob } from '../../../src/execute/awq/awq-job.js';
 import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { gptqJob } from '../../../src/execute/gptq/gptq-job.js';
-import { calibrate } from '../../../src/execute/calibrate/calibrate.js';
-import { perplexity } from '../../../src/execute/calibrate/perplexity.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
 import { loopedLayer, shareStack, splitStack, stackBatches, stackValues, unstack } from '../../../src/execute/forward/layer-loop.js';
 import { HessianStore } from '../../../src/execute/gptq/hessians.js';
@@ -252,46 +250,6 @@ describe('looped layer passes', () => {
     model.compactStacks = true;
     const packed = await gptqJob(gptq, model, batches);
     expect(packed.reports.map((r) => [r.module, r.loss])).toEqual(plain.reports.map((r) => [r.module, r.loss]));
-  });
-
-  it('calibration and perplexity as looped passes over ranges of layers: each batch\'s own statistics, the same values as graphs run batch by batch', async () => {
-    for (const [arch, precision] of [
-      ['llama', 'fp32'],
-      ['llama', 'bf16'],
-      ['qwen3_moe', 'fp32'],
-    ] as const) {
-      const dir = await unpackModel(join(DATAFREE, arch, 'base'));
-      const model = await ForwardModel.open(dir);
-      model.usePrecision(precision);
-      // Graphs of several layers where the architecture allows them (llama: both layers in one).
-      model.graphWeightBytes = 1 << 30;
-      model.layerOutputs = false;
-      const ranges = model.layerRanges();
-      const batches = tokenBatches(model.config.vocabSize);
-      model.loopLayers = false;
-      const plain = await calibrate(model, batches);
-      model.loopLayers = true;
-      model.feedWeights = true;
-      model.timings = { ...emptyRuntimeTimings(), build: 0 };
-      const looped = await calibrate(model, batches);
-      // One run per range of layers, on one session for every range.
-      expect(ranges.length, arch).toBe(arch === 'llama' ? 1 : model.config.layers);
-      expect([model.timings.sessions, model.timings.runs], arch).toEqual([1, ranges.length]);
-      model.timings = undefined;
-      expect([...looped.inputs.keys()].sort()).toEqual([...plain.inputs.keys()].sort());
-      for (const [name, mm] of plain.inputs) expect(looped.inputs.get(name), `${arch} ${precision} ${name}`).toEqual(mm);
-      // memoryless_minmax keeps the last batch's own range: per-slot statistics, not combined ones.
-      for (const [name, mm] of plain.lastBatch) expect(looped.lastBatch.get(name), `${arch} ${name} last batch`).toEqual(mm);
-      expect(looped.coverage).toEqual(plain.coverage);
-
-      const ids = Array.from({ length: 200 }, (_, i) => (i * 7919 + 13) % model.config.vocabSize);
-      model.loopLayers = false;
-      const a = await perplexity(model, ids, 16, 2);
-      model.loopLayers = true;
-      const b = await perplexity(model, ids, 16, 2);
-      expect(b.perplexity, `${arch} ${precision}`).toBe(a.perplexity);
-      model.loopLayers = false;
-    }
   });
 
   it('several devices share the batches: the same statistics and the same outputs as one', async () => {
