@@ -11,6 +11,7 @@
  * result equals float32 division.
  */
 import { roundBf16, roundF16 } from '../dtypes.js';
+import { fp8CodesWasm } from './fp8-wasm.js';
 import { roundFp8E4m3 } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
 import type { WeightStats } from './quantize-weight.js';
@@ -327,10 +328,17 @@ function wordAligned(kernel: WeightKernel, width: number): boolean {
 }
 
 /**
- * FP8 E4M3 byte codes of raw bf16 weights, `fp8(clip(bf16(x / s), ±448))`,
- * without a division per element (see {@link quotientCodes}); the sign is the weight's, −0 included.
+ * FP8 E4M3 byte codes of raw bf16 weights, `fp8(clip(bf16(x / s), ±448))`;
+ * the sign is the weight's, −0 included. In WebAssembly where it runs
+ * (fp8-wasm.ts), else {@link fp8CodesTable}: the same codes.
  */
 export function quantizeFp8Bf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
+  return fp8CodesWasm(bits, scale, a * b, c) ?? fp8CodesTable(kernel, bits, scale);
+}
+
+/** {@link quantizeFp8Bf16Table} in JavaScript, without a division per element (see {@link quotientCodes}). */
+export function fp8CodesTable(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
   if (kernel.view.dims[2]! % 4 !== 0) return quotientBytes(kernel, bits, scale, fp8Table());
   return new Uint8Array(quotientCodes(kernel, bits, scale, fp8Table(), 8).buffer);
 }

@@ -1,0 +1,267 @@
+/**
+ * FP8 E4M3 codes of raw bf16 weights in a WebAssembly loop: the same
+ * arithmetic as the table walk of cpu-kernel.ts (`fp8(clip(bf16(|x| / s),
+ * 448))`, the weight's sign), one float32 division and a few integer steps
+ * per element, which V8 runs several times faster as WebAssembly than as
+ * JavaScript over typed arrays. The module is a few hundred bytes written
+ * here, so there is nothing to build or ship.
+ */
+
+/** The parts of the WebAssembly API used here (the compiler's libraries here do not declare it). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  readonly Module: new (bytes: Uint8Array) => object;
+  readonly Instance: new (module: object) => { readonly exports: Record<string, unknown> };
+}
+
+/** Elements per call into the module: its memory stays a few MiB whatever the weight. */
+const CHUNK_ELEMENTS = 1 << 20;
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...uleb(body.length), ...body];
+}
+
+/** Opcodes (WebAssembly 1.0) and the code of the loop. */
+const op = {
+  block: [0x02, 0x40],
+  loop: [0x03, 0x40],
+  end: [0x0b],
+  br: (d: number) => [0x0c, d],
+  brIf: (d: number) => [0x0d, d],
+  select: [0x1b],
+  get: (l: number) => [0x20, l],
+  set: (l: number) => [0x21, l],
+  tee: (l: number) => [0x22, l],
+  f32Load: [0x2a, 2, 0],
+  i32Load16u: [0x2f, 1, 0],
+  i32Store8: [0x3a, 0, 0],
+  i32: (v: number) => [0x41, ...sleb(v)],
+  f32: (v: number) => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)],
+  i32GeU: [0x4f],
+  i32GtU: [0x4b],
+  i32Add: [0x6a],
+  i32Sub: [0x6b],
+  i32Mul: [0x6c],
+  i32And: [0x71],
+  i32Or: [0x72],
+  i32Shl: [0x74],
+  i32ShrU: [0x76],
+  f32Nearest: [0x90],
+  f32Mul: [0x94],
+  f32Div: [0x95],
+  i32TruncF32U: [0xa9],
+  i32ReinterpretF32: [0xbc],
+  f32ReinterpretI32: [0xbe],
+};
+
+/** `fp8(inPtr, outPtr, scalePtr, groups, size)`: `groups` × `size` bf16 patterns at `inPtr` to E4M3 bytes at `outPtr`, group g divided by the float32 at `scalePtr + 4g`. */
+function moduleBytes(): Uint8Array {
+  // Locals: 0 in, 1 out, 2 scales, 3 groups, 4 size (parameters); 5 g, 6 i, 7 h, 8 b (i32); 9 s (f32).
+  const [IN, OUT, SCALES, GROUPS, SIZE, G, I, H, B, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const CAP = 0x43e0; // 448 as bf16 bits
+  const element = [
+    // h = the weight's bf16 pattern; b = bf16 bits of |x| / s, rounded to nearest even
+    ...op.get(IN), ...op.i32Load16u, ...op.set(H),
+    ...op.get(H), ...op.i32(0x7fff), ...op.i32And, ...op.i32(16), ...op.i32Shl, ...op.f32ReinterpretI32,
+    ...op.get(S), ...op.f32Div, ...op.i32ReinterpretF32, ...op.tee(B),
+    ...op.i32(0x7fff), ...op.i32Add, ...op.get(B), ...op.i32(16), ...op.i32ShrU, ...op.i32(1), ...op.i32And, ...op.i32Add,
+    ...op.i32(16), ...op.i32ShrU, ...op.set(B),
+    // b = min(b, 448): larger quotients (and infinity) saturate
+    ...op.i32(CAP), ...op.get(B), ...op.get(B), ...op.i32(CAP), ...op.i32GtU, ...op.select, ...op.set(B),
+    ...op.get(OUT),
+    // normal E4M3 (b ≥ 2^-6): e = b − (120 << 7), code = (e + 7 + ((e >> 4) & 1)) >> 4
+    ...op.get(B), ...op.i32(120 << 7), ...op.i32Sub, ...op.tee(H + 0), // h is free again; reuse it for e
+    ...op.i32(7), ...op.i32Add, ...op.get(H), ...op.i32(4), ...op.i32ShrU, ...op.i32(1), ...op.i32And, ...op.i32Add, ...op.i32(4), ...op.i32ShrU,
+    // subnormal E4M3: round-half-even(v · 512)
+    ...op.get(B), ...op.i32(16), ...op.i32Shl, ...op.f32ReinterpretI32, ...op.f32(512), ...op.f32Mul, ...op.f32Nearest, ...op.i32TruncF32U,
+    ...op.get(B), ...op.i32(0x3c80), ...op.i32GeU, ...op.select,
+    // the weight's sign, −0 included
+    ...op.get(IN), ...op.i32Load16u, ...op.i32(15), ...op.i32ShrU, ...op.i32(7), ...op.i32Shl, ...op.i32Or,
+    ...op.i32Store8,
+    ...op.get(IN), ...op.i32(2), ...op.i32Add, ...op.set(IN),
+    ...op.get(OUT), ...op.i32(1), ...op.i32Add, ...op.set(OUT),
+  ];
+  const body = [
+    ...op.i32(0), ...op.set(G),
+    ...op.block, ...op.loop,
+    ...op.get(G), ...op.get(GROUPS), ...op.i32GeU, ...op.brIf(1),
+    ...op.get(SCALES), ...op.get(G), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.f32Load, ...op.set(S),
+    ...op.i32(0), ...op.set(I),
+    ...op.block, ...op.loop,
+    ...op.get(I), ...op.get(SIZE), ...op.i32GeU, ...op.brIf(1),
+    ...element,
+    ...op.get(I), ...op.i32(1), ...op.i32Add, ...op.set(I),
+    ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.get(G), ...op.i32(1), ...op.i32Add, ...op.set(G),
+    ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.end,
+  ];
+  const locals = [2, 4, 0x7f, 1, 0x7d]; // 4 × i32, 1 × f32
+  return wasmModule([...locals, ...body]);
+}
+
+/** SIMD opcodes (after the 0xfd prefix, LEB128) used by {@link simdModuleBytes}. */
+const simd = (code: number, ...imm: number[]): number[] => [0xfd, ...uleb(code), ...imm];
+const v = {
+  load16x4u: simd(0x04, 3, 0),
+  store32Lane0: simd(0x5a, 0, 0, 0),
+  i32x4Splat: simd(0x11),
+  f32x4Splat: simd(0x13),
+  and: simd(0x4e),
+  or: simd(0x50),
+  bitselect: simd(0x52),
+  i16x8NarrowU: simd(0x86),
+  i8x16NarrowU: simd(0x66),
+  f32x4Nearest: simd(0x6a),
+  i32x4GeU: simd(0x40),
+  i32x4Shl: simd(0xab),
+  i32x4ShrU: simd(0xad),
+  i32x4Add: simd(0xae),
+  i32x4Sub: simd(0xb1),
+  i32x4MinU: simd(0xb7),
+  f32x4Mul: simd(0xe6),
+  f32x4Div: simd(0xe7),
+  i32x4TruncSatF32x4U: simd(0xf9),
+};
+
+/** {@link moduleBytes} four elements at a time (group sizes that are multiples of 4). */
+function simdModuleBytes(): Uint8Array {
+  // Locals: 0 in, 1 out, 2 scales, 3 groups, 4 size; 5 g, 6 i (i32); 7 s, 8 h, 9 b, 10 e (v128).
+  const [IN, OUT, SCALES, GROUPS, SIZE, G, I, S, H, B, E] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const splat = (x: number): number[] => [...op.i32(x), ...v.i32x4Splat];
+  const CAP = 0x43e0;
+  const four = [
+    ...op.get(OUT),
+    ...op.get(IN), ...v.load16x4u, ...op.tee(H),
+    ...splat(0x7fff), ...v.and, ...op.i32(16), ...v.i32x4Shl,
+    ...op.get(S), ...v.f32x4Div, ...op.tee(B),
+    ...splat(0x7fff), ...v.i32x4Add, ...op.get(B), ...op.i32(16), ...v.i32x4ShrU, ...splat(1), ...v.and, ...v.i32x4Add,
+    ...op.i32(16), ...v.i32x4ShrU, ...splat(CAP), ...v.i32x4MinU, ...op.set(B),
+    // normal codes
+    ...op.get(B), ...splat(120 << 7), ...v.i32x4Sub, ...op.tee(E),
+    ...splat(7), ...v.i32x4Add, ...op.get(E), ...op.i32(4), ...v.i32x4ShrU, ...splat(1), ...v.and, ...v.i32x4Add, ...op.i32(4), ...v.i32x4ShrU,
+    // subnormal codes
+    ...op.get(B), ...op.i32(16), ...v.i32x4Shl, ...op.f32(512), ...v.f32x4Splat, ...v.f32x4Mul, ...v.f32x4Nearest, ...v.i32x4TruncSatF32x4U,
+    ...op.get(B), ...splat(0x3c80), ...v.i32x4GeU, ...v.bitselect,
+    ...op.get(H), ...op.i32(15), ...v.i32x4ShrU, ...op.i32(7), ...v.i32x4Shl, ...v.or,
+    ...op.tee(E), ...op.get(E), ...v.i16x8NarrowU, ...op.tee(E), ...op.get(E), ...v.i8x16NarrowU,
+    ...v.store32Lane0,
+    ...op.get(IN), ...op.i32(8), ...op.i32Add, ...op.set(IN),
+    ...op.get(OUT), ...op.i32(4), ...op.i32Add, ...op.set(OUT),
+  ];
+  const body = [
+    ...op.i32(0), ...op.set(G),
+    ...op.block, ...op.loop,
+    ...op.get(G), ...op.get(GROUPS), ...op.i32GeU, ...op.brIf(1),
+    ...op.get(SCALES), ...op.get(G), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.f32Load, ...v.f32x4Splat, ...op.set(S),
+    ...op.i32(0), ...op.set(I),
+    ...op.block, ...op.loop,
+    ...op.get(I), ...op.get(SIZE), ...op.i32GeU, ...op.brIf(1),
+    ...four,
+    ...op.get(I), ...op.i32(4), ...op.i32Add, ...op.set(I),
+    ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.get(G), ...op.i32(1), ...op.i32Add, ...op.set(G),
+    ...op.br(0),
+    ...op.end, ...op.end,
+    ...op.end,
+  ];
+  const locals = [2, 2, 0x7f, 4, 0x7b]; // 2 × i32, 4 × v128
+  const code = [...locals, ...body];
+  return wasmModule(code);
+}
+
+/** A module of one function `fp8(i32 × 5)` with body `code` and its memory, both exported. */
+function wasmModule(code: number[]): Uint8Array {
+  const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [1, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
+    ...section(3, [1, 0]),
+    ...section(5, [1, 0x00, 1]),
+    ...section(7, [2, ...name('fp8'), 0x00, 0, ...name('memory'), 0x02, 0]),
+    ...section(10, [1, ...uleb(code.length), ...code]),
+  ]);
+}
+
+type Kernel = { readonly fp8: (inPtr: number, outPtr: number, scalePtr: number, groups: number, size: number) => void; readonly memory: WasmMemory };
+
+/** The kernels of this thread (each worker thread compiles its own); null where WebAssembly (or its SIMD) cannot run them. */
+const kernels: { scalar?: Kernel | null; simd?: Kernel | null } = {};
+
+function compile(bytes: () => Uint8Array): Kernel | null {
+  const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+  try {
+    if (!wasm) return null;
+    const exports = new wasm.Instance(new wasm.Module(bytes())).exports as { fp8: Kernel['fp8']; memory: WasmMemory };
+    return { fp8: exports.fp8, memory: exports.memory };
+  } catch {
+    return null;
+  }
+}
+
+/** The kernel for groups of `size`: four at a time where sizes allow and SIMD runs, else one at a time. */
+function kernelFor(size: number, mode?: 'scalar' | 'simd'): Kernel | null {
+  if (mode !== 'scalar' && size % 4 === 0) {
+    if (kernels.simd === undefined) kernels.simd = compile(simdModuleBytes);
+    if (kernels.simd || mode === 'simd') return kernels.simd;
+  }
+  if (kernels.scalar === undefined) kernels.scalar = compile(moduleBytes);
+  return kernels.scalar;
+}
+
+/**
+ * E4M3 codes of `groups` × `size` bf16 patterns, group g divided by
+ * `scale[g]`; null where WebAssembly is unavailable. `mode` forces one
+ * kernel (tests).
+ */
+export function fp8CodesWasm(bits: Uint16Array, scale: Float32Array, groups: number, size: number, mode?: 'scalar' | 'simd'): Uint8Array | null {
+  const k = kernelFor(size, mode);
+  if (!k) return null;
+  const out = new Uint8Array(groups * size);
+  // Whole groups per call, at least one.
+  const per = Math.max(1, Math.floor(CHUNK_ELEMENTS / Math.max(1, size)));
+  const need = 8 + Math.min(groups, per) * (size * 3 + 4);
+  if (k.memory.buffer.byteLength < need) k.memory.grow(Math.ceil((need - k.memory.buffer.byteLength) / 65536));
+  for (let g0 = 0; g0 < groups; g0 += per) {
+    const n = Math.min(per, groups - g0);
+    const mem = k.memory.buffer;
+    const inPtr = 0;
+    const outPtr = n * size * 2;
+    const scalePtr = (outPtr + n * size + 3) & ~3;
+    new Uint16Array(mem, inPtr, n * size).set(bits.subarray(g0 * size, (g0 + n) * size));
+    new Float32Array(mem, scalePtr, n).set(scale.subarray(g0, g0 + n));
+    k.fp8(inPtr, outPtr, scalePtr, n, size);
+    out.set(new Uint8Array(mem, outPtr, n * size), g0 * size);
+  }
+  return out;
+}

@@ -1,0 +1,52 @@
+/**
+ * The WebAssembly FP8 kernels (rtn/fp8-wasm.ts) against the JavaScript
+ * table walk they replace: every bf16 pattern, scales that are and are not
+ * bf16 values, quotients that underflow, saturate or overflow, group sizes
+ * that are and are not multiples of four, weights split into several calls.
+ */
+import { describe, expect, it } from 'vitest';
+import { fp8CodesTable, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
+import { fp8CodesWasm } from '../../../src/execute/rtn/fp8-wasm.js';
+import type { WeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
+
+const fp8Kernel = (a: number, b: number, c: number): WeightKernel => ({ kind: 'fp8', view: { dims: [a, b, c] } }) as unknown as WeightKernel;
+
+/** Patterns whose exponent field is all ones (infinities, NaN): `apply` refuses such weights before quantizing. */
+const nonFinite = (h: number): boolean => (h & 0x7f80) === 0x7f80;
+
+describe('FP8 codes in WebAssembly', () => {
+  const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  const scales = [1, 0.0078125 * 3, 1e-3, 3.3e-7, 1e30, 2.5e-39, 448, 0.1, 7.7, 1.7e38];
+
+  for (const mode of ['scalar', 'simd'] as const) {
+    it(`${mode}: every bf16 pattern gives the table walk's code, for every scale`, () => {
+      for (const s of scales) {
+        const want = fp8CodesTable(fp8Kernel(1, 1, 65536), all, Float32Array.of(s));
+        const got = fp8CodesWasm(all, Float32Array.of(s), 1, 65536, mode);
+        expect(got, 'WebAssembly with SIMD runs on Node 20').not.toBeNull();
+        for (let h = 0; h < 65536; h++) if (!nonFinite(h) && got![h] !== want[h]) expect(`${s} 0x${h.toString(16)}: ${got![h]}`).toBe(`${s} 0x${h.toString(16)}: ${want[h]}`);
+      }
+    });
+  }
+
+  it('groups of any size, several calls into the module, one scale per group', () => {
+    let seed = 3;
+    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    for (const [groups, size] of [
+      [7, 13],
+      [3, 4096 * 300],
+      [1030, 1024],
+    ] as const) {
+      const bits = new Uint16Array(groups * size);
+      for (let i = 0; i < bits.length; i++) {
+        let h = next() >>> 16;
+        if (nonFinite(h)) h &= 0xbfff;
+        bits[i] = h;
+      }
+      const scale = Float32Array.from({ length: groups }, () => 2 ** ((next() % 40) - 30) * (1 + (next() % 1000) / 1000));
+      const want = fp8CodesTable(fp8Kernel(groups, 1, size), bits, scale);
+      expect(Buffer.from(quantizeFp8Bf16Table(fp8Kernel(groups, 1, size), bits, scale)).equals(Buffer.from(want)), `${groups} × ${size}`).toBe(true);
+      expect(Buffer.from(fp8CodesWasm(bits, scale, groups, size, 'scalar')!).equals(Buffer.from(want)), `${groups} × ${size} scalar`).toBe(true);
+    }
+  });
+});
