@@ -108,23 +108,7 @@ function moduleBytes(): Uint8Array {
     ...op.get(IN), ...op.i32(2), ...op.i32Add, ...op.set(IN),
     ...op.get(OUT), ...op.i32(1), ...op.i32Add, ...op.set(OUT),
   ];
-  const body = [
-    ...op.i32(0), ...op.set(G),
-    ...op.block, ...op.loop,
-    ...op.get(G), ...op.get(GROUPS), ...op.i32GeU, ...op.brIf(1),
-    ...op.get(SCALES), ...op.get(G), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.f32Load, ...op.set(S),
-    ...op.i32(0), ...op.set(I),
-    ...op.block, ...op.loop,
-    ...op.get(I), ...op.get(SIZE), ...op.i32GeU, ...op.brIf(1),
-    ...element,
-    ...op.get(I), ...op.i32(1), ...op.i32Add, ...op.set(I),
-    ...op.br(0),
-    ...op.end, ...op.end,
-    ...op.get(G), ...op.i32(1), ...op.i32Add, ...op.set(G),
-    ...op.br(0),
-    ...op.end, ...op.end,
-    ...op.end,
-  ];
+  const body = groupLoops({ G, I, GROUPS, SIZE, SCALES }, [...op.set(S)], element, 1);
   const locals = [2, 4, 0x7f, 1, 0x7d]; // 4 × i32, 1 × f32
   return wasmModule([...locals, ...body]);
 }
@@ -178,26 +162,34 @@ function simdModuleBytes(): Uint8Array {
     ...op.get(IN), ...op.i32(8), ...op.i32Add, ...op.set(IN),
     ...op.get(OUT), ...op.i32(4), ...op.i32Add, ...op.set(OUT),
   ];
-  const body = [
-    ...op.i32(0), ...op.set(G),
+  const body = groupLoops({ G, I, GROUPS, SIZE, SCALES }, [...v.f32x4Splat, ...op.set(S)], four, 4);
+  const locals = [2, 2, 0x7f, 4, 0x7b]; // 2 × i32, 4 × v128
+  return wasmModule([...locals, ...body]);
+}
+
+/**
+ * The function body around `step`: for each group g, its float32 scale
+ * loaded and stored by `keepScale`, then `step` (which advances the
+ * pointers) once per `width` elements of the group.
+ */
+function groupLoops(l: { readonly G: number; readonly I: number; readonly GROUPS: number; readonly SIZE: number; readonly SCALES: number }, keepScale: number[], step: number[], width: number): number[] {
+  return [
+    ...op.i32(0), ...op.set(l.G),
     ...op.block, ...op.loop,
-    ...op.get(G), ...op.get(GROUPS), ...op.i32GeU, ...op.brIf(1),
-    ...op.get(SCALES), ...op.get(G), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.f32Load, ...v.f32x4Splat, ...op.set(S),
-    ...op.i32(0), ...op.set(I),
+    ...op.get(l.G), ...op.get(l.GROUPS), ...op.i32GeU, ...op.brIf(1),
+    ...op.get(l.SCALES), ...op.get(l.G), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.f32Load, ...keepScale,
+    ...op.i32(0), ...op.set(l.I),
     ...op.block, ...op.loop,
-    ...op.get(I), ...op.get(SIZE), ...op.i32GeU, ...op.brIf(1),
-    ...four,
-    ...op.get(I), ...op.i32(4), ...op.i32Add, ...op.set(I),
+    ...op.get(l.I), ...op.get(l.SIZE), ...op.i32GeU, ...op.brIf(1),
+    ...step,
+    ...op.get(l.I), ...op.i32(width), ...op.i32Add, ...op.set(l.I),
     ...op.br(0),
     ...op.end, ...op.end,
-    ...op.get(G), ...op.i32(1), ...op.i32Add, ...op.set(G),
+    ...op.get(l.G), ...op.i32(1), ...op.i32Add, ...op.set(l.G),
     ...op.br(0),
     ...op.end, ...op.end,
     ...op.end,
   ];
-  const locals = [2, 2, 0x7f, 4, 0x7b]; // 2 × i32, 4 × v128
-  const code = [...locals, ...body];
-  return wasmModule(code);
 }
 
 /** A module of one function `fp8(i32 × 5)` with body `code` and its memory, both exported. */

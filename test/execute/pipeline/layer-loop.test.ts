@@ -65,6 +65,23 @@ class Recorder implements LayerModifier {
   }
 }
 
+/** The job `apply` plans for GPTQ W4A16 (lm_head ignored) on the model in `dir`, the recipe written there as `name`. */
+async function w4a16GptqJob(dir: string, name: string) {
+  const recipe = join(dir, name);
+  await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
+  const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
+  return jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+}
+
+/** GPTQ's per-module losses with a model setting off and then on: exactly the same. */
+async function expectSameGptq(job: Awaited<ReturnType<typeof w4a16GptqJob>>, model: ForwardModel, batches: readonly TokenBatch[], set: (on: boolean) => void): Promise<void> {
+  set(false);
+  const off = await gptqJob(job, model, batches);
+  set(true);
+  const on = await gptqJob(job, model, batches);
+  expect(on.reports.map((r) => [r.module, r.loss])).toEqual(off.reports.map((r) => [r.module, r.loss]));
+}
+
 describe('looped layer passes', () => {
   for (const arch of ['llama', 'qwen3_moe']) {
     it(`${arch}: the same statistics as a run per batch, in one run per layer`, async () => {
@@ -196,18 +213,11 @@ describe('looped layer passes', () => {
 
     // GPTQ's pass B reads the solved weights (float32) as fed inputs.
     const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
-    const recipe = join(dir, 'fed.yaml');
-    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
-    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
-    const gptq = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    const gptq = await w4a16GptqJob(dir, 'fed.yaml');
     const model = await ForwardModel.open(dir);
     model.loopLayers = true;
     const batches = tokenBatches(model.config.vocabSize);
-    model.feedWeights = false;
-    const plain = await gptqJob(gptq, model, batches);
-    model.feedWeights = true;
-    const fed = await gptqJob(gptq, model, batches);
-    expect(fed.reports.map((r) => [r.module, r.loss])).toEqual(plain.reports.map((r) => [r.module, r.loss]));
+    await expectSameGptq(gptq, model, batches, (on) => (model.feedWeights = on));
   });
 
   it('a bf16 model carries its hidden states between looped passes as bf16 patterns: the same statistics, outputs and GPTQ results', async () => {
@@ -241,15 +251,8 @@ describe('looped layer passes', () => {
     // Values bfloat16 does not hold keep a stack float32.
     expect(stackBatches([{ data: Float32Array.of(1, 1 + 2 ** -20), batch: 1, seq: 1 }], 2, 'bfloat16').dtype).toBe('float32');
 
-    const recipe = join(dir, 'bits.yaml');
-    await writeFile(recipe, 'quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n');
-    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
-    const gptq = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
-    model.compactStacks = false;
-    const plain = await gptqJob(gptq, model, batches);
-    model.compactStacks = true;
-    const packed = await gptqJob(gptq, model, batches);
-    expect(packed.reports.map((r) => [r.module, r.loss])).toEqual(plain.reports.map((r) => [r.module, r.loss]));
+    const gptq = await w4a16GptqJob(dir, 'bits.yaml');
+    await expectSameGptq(gptq, model, batches, (on) => (model.compactStacks = on));
   });
 
   it('several devices share the batches: the same statistics and the same outputs as one', async () => {
