@@ -62,6 +62,7 @@ const op = {
   f32Load: [0x2a, 2, 0],
   i32Load16u: [0x2f, 1, 0],
   i32Store8: [0x3a, 0, 0],
+  i32Store: [0x36, 2, 0],
   i32: (v: number) => [0x41, ...sleb(v)],
   f32: (v: number) => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)],
   i32GeU: [0x4f],
@@ -116,7 +117,11 @@ function moduleBytes(): Uint8Array {
 /** SIMD opcodes (after the 0xfd prefix, LEB128) used by {@link simdModuleBytes}. */
 const simd = (code: number, ...imm: number[]): number[] => [0xfd, ...uleb(code), ...imm];
 const v = {
+  load: simd(0x00, 4, 0),
   load16x4u: simd(0x04, 3, 0),
+  i16x8Splat: simd(0x10),
+  i16x8ExtractLaneU: (lane: number) => simd(0x19, lane),
+  i16x8MaxU: simd(0x99),
   store32Lane0: simd(0x5a, 0, 0, 0),
   i32x4Splat: simd(0x11),
   f32x4Splat: simd(0x13),
@@ -168,16 +173,18 @@ function simdModuleBytes(): Uint8Array {
 }
 
 /**
- * The function body around `step`: for each group g, its float32 scale
- * loaded and stored by `keepScale`, then `step` (which advances the
- * pointers) once per `width` elements of the group.
+ * The function body around `step`: for each group g, `before` (given the
+ * group's float32 scale where `scale` is set, left on the stack for it to
+ * keep), then `step` (which advances the pointers) once per `width`
+ * elements of the group, then `after`.
  */
-function groupLoops(l: { readonly G: number; readonly I: number; readonly GROUPS: number; readonly SIZE: number; readonly SCALES: number }, keepScale: number[], step: number[], width: number): number[] {
+function groupLoops(l: GroupLocals, before: number[], step: number[], width: number, after: number[] = []): number[] {
+  const scale = l.SCALES === undefined ? [] : [...op.get(l.SCALES), ...op.get(l.G), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.f32Load];
   return [
     ...op.i32(0), ...op.set(l.G),
     ...op.block, ...op.loop,
     ...op.get(l.G), ...op.get(l.GROUPS), ...op.i32GeU, ...op.brIf(1),
-    ...op.get(l.SCALES), ...op.get(l.G), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.f32Load, ...keepScale,
+    ...scale, ...before,
     ...op.i32(0), ...op.set(l.I),
     ...op.block, ...op.loop,
     ...op.get(l.I), ...op.get(l.SIZE), ...op.i32GeU, ...op.brIf(1),
@@ -185,6 +192,7 @@ function groupLoops(l: { readonly G: number; readonly I: number; readonly GROUPS
     ...op.get(l.I), ...op.i32(width), ...op.i32Add, ...op.set(l.I),
     ...op.br(0),
     ...op.end, ...op.end,
+    ...after,
     ...op.get(l.G), ...op.i32(1), ...op.i32Add, ...op.set(l.G),
     ...op.br(0),
     ...op.end, ...op.end,
@@ -192,7 +200,39 @@ function groupLoops(l: { readonly G: number; readonly I: number; readonly GROUPS
   ];
 }
 
-/** A module of one function `fp8(i32 × 5)` with body `code` and its memory, both exported. */
+/** The locals {@link groupLoops} reads: the group and element counters, the counts, the scales' address (where groups have scales). */
+interface GroupLocals {
+  readonly G: number;
+  readonly I: number;
+  readonly GROUPS: number;
+  readonly SIZE: number;
+  readonly SCALES?: number;
+}
+
+/**
+ * `absmax(inPtr, outPtr, _, groups, size)`: each group's largest magnitude
+ * bits (`h & 0x7fff`, which order like the values) of `size` bf16 patterns
+ * at `inPtr`, as an int32 at `outPtr + 4g`; eight at a time (`size` a
+ * multiple of 8).
+ */
+function absmaxModuleBytes(): Uint8Array {
+  // Locals: 0 in, 1 out, 2 unused, 3 groups, 4 size; 5 g, 6 i, 7 m, 8 t (i32); 9 acc (v128).
+  const [IN, OUT, GROUPS, SIZE, G, I, M, T, ACC] = [0, 1, 3, 4, 5, 6, 7, 8, 9];
+  const eight = [
+    ...op.get(ACC), ...op.get(IN), ...v.load, ...op.i32(0x7fff), ...v.i16x8Splat, ...v.and, ...v.i16x8MaxU, ...op.set(ACC),
+    ...op.get(IN), ...op.i32(16), ...op.i32Add, ...op.set(IN),
+  ];
+  const lanes = [...op.get(ACC), ...v.i16x8ExtractLaneU(0), ...op.set(M)];
+  for (let lane = 1; lane < 8; lane++) {
+    lanes.push(...op.get(ACC), ...v.i16x8ExtractLaneU(lane), ...op.tee(T), ...op.get(M), ...op.get(T), ...op.get(M), ...op.i32GtU, ...op.select, ...op.set(M));
+  }
+  const after = [...lanes, ...op.get(OUT), ...op.get(M), ...op.i32Store, ...op.get(OUT), ...op.i32(4), ...op.i32Add, ...op.set(OUT)];
+  const before = [...op.i32(0), ...v.i16x8Splat, ...op.set(ACC)];
+  const locals = [2, 4, 0x7f, 1, 0x7b]; // 4 × i32, 1 × v128
+  return wasmModule([...locals, ...groupLoops({ G, I, GROUPS, SIZE }, before, eight, 8, after)]);
+}
+
+/** A module of one function `run(i32 × 5)` with body `code` and its memory, both exported. */
 function wasmModule(code: number[]): Uint8Array {
   const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
   return Uint8Array.from([
@@ -200,28 +240,28 @@ function wasmModule(code: number[]): Uint8Array {
     ...section(1, [1, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
     ...section(3, [1, 0]),
     ...section(5, [1, 0x00, 1]),
-    ...section(7, [2, ...name('fp8'), 0x00, 0, ...name('memory'), 0x02, 0]),
+    ...section(7, [2, ...name('run'), 0x00, 0, ...name('memory'), 0x02, 0]),
     ...section(10, [1, ...uleb(code.length), ...code]),
   ]);
 }
 
-type Kernel = { readonly fp8: (inPtr: number, outPtr: number, scalePtr: number, groups: number, size: number) => void; readonly memory: WasmMemory };
+type Kernel = { readonly run: (a: number, b: number, c: number, groups: number, size: number) => void; readonly memory: WasmMemory };
 
 /** The kernels of this thread (each worker thread compiles its own); null where WebAssembly (or its SIMD) cannot run them. */
-const kernels: { scalar?: Kernel | null; simd?: Kernel | null } = {};
+const kernels: { scalar?: Kernel | null; simd?: Kernel | null; absmax?: Kernel | null } = {};
 
 function compile(bytes: () => Uint8Array): Kernel | null {
   const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
   try {
     if (!wasm) return null;
-    const exports = new wasm.Instance(new wasm.Module(bytes())).exports as { fp8: Kernel['fp8']; memory: WasmMemory };
-    return { fp8: exports.fp8, memory: exports.memory };
+    const exports = new wasm.Instance(new wasm.Module(bytes())).exports as { run: Kernel['run']; memory: WasmMemory };
+    return { run: exports.run, memory: exports.memory };
   } catch {
     return null;
   }
 }
 
-/** The kernel for groups of `size`: four at a time where sizes allow and SIMD runs, else one at a time. */
+/** The FP8 kernel for groups of `size`: four at a time where sizes allow and SIMD runs, else one at a time. */
 function kernelFor(size: number, mode?: 'scalar' | 'simd'): Kernel | null {
   if (mode !== 'scalar' && size % 4 === 0) {
     if (kernels.simd === undefined) kernels.simd = compile(simdModuleBytes);
@@ -229,6 +269,30 @@ function kernelFor(size: number, mode?: 'scalar' | 'simd'): Kernel | null {
   }
   if (kernels.scalar === undefined) kernels.scalar = compile(moduleBytes);
   return kernels.scalar;
+}
+
+/**
+ * Runs kernel `k` over `groups` × `size` bf16 patterns, whole groups per
+ * call: each chunk's patterns copied into the module's memory, then
+ * `run(inPtr, outPtr, extraPtr, n, size)` with `extra` (one float32 per
+ * group, or nothing) copied after them, and `take` reading `outBytes(n)`
+ * bytes of results for groups `[g0, g0 + n)`.
+ */
+function runChunked(k: Kernel, bits: Uint16Array, groups: number, size: number, extra: Float32Array | null, outBytes: (n: number) => number, take: (out: Uint8Array, g0: number, n: number) => void): void {
+  const per = Math.max(1, Math.floor(CHUNK_ELEMENTS / Math.max(1, size)));
+  const most = Math.min(groups, per);
+  const need = 16 + most * size * 2 + outBytes(most) + most * 4;
+  if (k.memory.buffer.byteLength < need) k.memory.grow(Math.ceil((need - k.memory.buffer.byteLength) / 65536));
+  for (let g0 = 0; g0 < groups; g0 += per) {
+    const n = Math.min(per, groups - g0);
+    const mem = k.memory.buffer;
+    const outPtr = (n * size * 2 + 15) & ~15;
+    const extraPtr = (outPtr + outBytes(n) + 15) & ~15;
+    new Uint16Array(mem, 0, n * size).set(bits.subarray(g0 * size, (g0 + n) * size));
+    if (extra) new Float32Array(mem, extraPtr, n).set(extra.subarray(g0, g0 + n));
+    k.run(0, outPtr, extraPtr, n, size);
+    take(new Uint8Array(mem, outPtr, outBytes(n)), g0, n);
+  }
 }
 
 /**
@@ -240,20 +304,24 @@ export function fp8CodesWasm(bits: Uint16Array, scale: Float32Array, groups: num
   const k = kernelFor(size, mode);
   if (!k) return null;
   const out = new Uint8Array(groups * size);
-  // Whole groups per call, at least one.
-  const per = Math.max(1, Math.floor(CHUNK_ELEMENTS / Math.max(1, size)));
-  const need = 8 + Math.min(groups, per) * (size * 3 + 4);
-  if (k.memory.buffer.byteLength < need) k.memory.grow(Math.ceil((need - k.memory.buffer.byteLength) / 65536));
-  for (let g0 = 0; g0 < groups; g0 += per) {
-    const n = Math.min(per, groups - g0);
-    const mem = k.memory.buffer;
-    const inPtr = 0;
-    const outPtr = n * size * 2;
-    const scalePtr = (outPtr + n * size + 3) & ~3;
-    new Uint16Array(mem, inPtr, n * size).set(bits.subarray(g0 * size, (g0 + n) * size));
-    new Float32Array(mem, scalePtr, n).set(scale.subarray(g0, g0 + n));
-    k.fp8(inPtr, outPtr, scalePtr, n, size);
-    out.set(new Uint8Array(mem, outPtr, n * size), g0 * size);
-  }
+  runChunked(k, bits, groups, size, scale, (n) => n * size, (codes, g0) => out.set(codes, g0 * size));
+  return out;
+}
+
+/**
+ * Each group's largest magnitude as bf16 bits (`h & 0x7fff`, NaN and
+ * infinity largest) of `groups` × `size` patterns; null where the SIMD
+ * kernel does not run or `size` is not a multiple of 8.
+ */
+export function absmaxBitsWasm(bits: Uint16Array, groups: number, size: number): Uint16Array | null {
+  if (size % 8 !== 0) return null;
+  if (kernels.absmax === undefined) kernels.absmax = compile(absmaxModuleBytes);
+  const k = kernels.absmax;
+  if (!k) return null;
+  const out = new Uint16Array(groups);
+  runChunked(k, bits, groups, size, null, (n) => n * 4, (maxima, g0, n) => {
+    const m = new Int32Array(maxima.buffer, maxima.byteOffset, n);
+    for (let i = 0; i < n; i++) out[g0 + i] = m[i]!;
+  });
   return out;
 }

@@ -2,11 +2,12 @@
  * The WebAssembly FP8 kernels (rtn/fp8-wasm.ts) against the JavaScript
  * table walk they replace: every bf16 pattern, scales that are and are not
  * bf16 values, quotients that underflow, saturate or overflow, group sizes
- * that are and are not multiples of four, weights split into several calls.
+ * that are and are not multiples of four, weights split into several calls;
+ * and the group maxima the symmetric schemes' observers take.
  */
 import { describe, expect, it } from 'vitest';
 import { fp8CodesTable, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
-import { fp8CodesWasm } from '../../../src/execute/rtn/fp8-wasm.js';
+import { absmaxBitsWasm, fp8CodesWasm } from '../../../src/execute/rtn/fp8-wasm.js';
 import type { WeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
 
 const fp8Kernel = (a: number, b: number, c: number): WeightKernel => ({ kind: 'fp8', view: { dims: [a, b, c] } }) as unknown as WeightKernel;
@@ -48,5 +49,25 @@ describe('FP8 codes in WebAssembly', () => {
       expect(Buffer.from(quantizeFp8Bf16Table(fp8Kernel(groups, 1, size), bits, scale)).equals(Buffer.from(want)), `${groups} × ${size}`).toBe(true);
       expect(Buffer.from(fp8CodesWasm(bits, scale, groups, size, 'scalar')!).equals(Buffer.from(want)), `${groups} × ${size} scalar`).toBe(true);
     }
+  });
+
+  it("each group's largest magnitude bits, eight at a time, as a plain loop finds them (infinities and NaN largest)", () => {
+    let seed = 9;
+    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    for (const [groups, size] of [
+      [5, 8],
+      [64, 4096],
+      [2, 1 << 21],
+    ] as const) {
+      const bits = Uint16Array.from({ length: groups * size }, () => (next() >>> 16) & (next() % 3 === 0 ? 0xffff : 0xbfff));
+      const want = Uint16Array.from({ length: groups }, (_, g) => {
+        let hi = 0;
+        for (let i = g * size; i < (g + 1) * size; i++) hi = Math.max(hi, bits[i]! & 0x7fff);
+        return hi;
+      });
+      expect(absmaxBitsWasm(bits, groups, size), `${groups} × ${size}`).toEqual(want);
+    }
+    // Sizes that are not whole vectors are left to the caller's loop.
+    expect(absmaxBitsWasm(new Uint16Array(12), 1, 12)).toBeNull();
   });
 });
