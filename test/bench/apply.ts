@@ -223,8 +223,8 @@ export function formatApplyBench(results: readonly ApplyBenchResult[], limits: A
 const TORCH_SCRIPT = join(fileURLToPath(new URL('../../../', import.meta.url)), 'test/bench/torch_rtn.py');
 
 /** PyTorch's lines for the same pass (torch_rtn.py on the first device's kind), or why there are none. */
-export function torchApplyLines(python: string, device: string, tensors = 8): string[] {
-  const r = spawnSync(python, [TORCH_SCRIPT, device.startsWith('cuda') ? 'cuda' : 'cpu', String(tensors)], { encoding: 'utf8', env: { ...process.env } });
+export function torchApplyLines(python: string, device: string, tensors = 8, schemes?: readonly string[], repeat = 1): string[] {
+  const r = spawnSync(python, [TORCH_SCRIPT, device.startsWith('cuda') ? 'cuda' : 'cpu', String(tensors), (schemes ?? []).join(','), String(repeat)], { encoding: 'utf8', env: { ...process.env } });
   if (r.status !== 0) return [`torch_rtn.py did not run (${(r.stderr || r.error?.message || '').trim().split('\n').slice(-1)[0]})`];
   return r.stdout.trim().split('\n');
 }
@@ -237,5 +237,5 @@ if (process.argv[1]?.endsWith('apply.js')) {
   const schemes = flag('--schemes')?.split(',');
   const { results, limits } = await benchApply({ device, ...(workers === undefined ? {} : { cpuWorkers: Number(workers) }), ...(schemes ? { schemes } : {}), repeat: Number(flag('--repeat') ?? 1) });
   for (const line of formatApplyBench(results, limits)) console.log(line);
-  if (args.includes('--torch')) for (const line of torchApplyLines(args.includes('--python') ? args[args.indexOf('--python') + 1]! : 'python3', device)) console.log(line);
+  if (args.includes('--torch')) for (const line of torchApplyLines(flag('--python') ?? 'python3', device, 8, schemes, Number(flag('--repeat') ?? 1))) console.log(line);
 }

@@ -229,12 +229,15 @@ async function main(): Promise<void> {
     // `--tensors N`: the synthetic checkpoint's [4096, 4096] bf16 tensors (32 MiB each; default 8).
     const device = args.includes('--device') ? args[args.indexOf('--device') + 1]! : 'cpu';
     const tensors = args.includes('--tensors') ? Number(args[args.indexOf('--tensors') + 1]) : 8;
-    const { results, limits } = await benchApply({ device, tensors });
+    // `--repeat N`: each engine's fastest of N passes (for machines whose speed varies); `--schemes A,B`: a subset.
+    const repeat = args.includes('--repeat') ? Number(args[args.indexOf('--repeat') + 1]) : 1;
+    const schemes = args.includes('--schemes') ? args[args.indexOf('--schemes') + 1]!.split(',') : undefined;
+    const { results, limits } = await benchApply({ device, tensors, repeat, ...(schemes ? { schemes } : {}) });
     for (const line of formatApplyBench(results, limits)) print(line);
     for (const r of results) keep('apply', r);
     keep('apply-limits', { device, ...limits });
     if (args.includes('--torch')) {
-      const torch = torchApplyLines(args.includes('--python') ? args[args.indexOf('--python') + 1]! : 'python3', device, tensors);
+      const torch = torchApplyLines(args.includes('--python') ? args[args.indexOf('--python') + 1]! : 'python3', device, tensors, schemes, repeat);
       for (const line of torch) print(line);
       keep('apply-torch', { device, lines: torch });
     }

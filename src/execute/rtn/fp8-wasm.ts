@@ -253,7 +253,8 @@ const kernels: { scalar?: Kernel | null; simd?: Kernel | null; absmax?: Kernel |
 function compile(bytes: () => Uint8Array): Kernel | null {
   const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
   try {
-    if (!wasm) return null;
+    // QUANTC_WASM=0 keeps the JavaScript loops (for comparisons).
+    if (!wasm || process.env.QUANTC_WASM === '0') return null;
     const exports = new wasm.Instance(new wasm.Module(bytes())).exports as { run: Kernel['run']; memory: WasmMemory };
     return { run: exports.run, memory: exports.memory };
   } catch {
