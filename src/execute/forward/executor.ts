@@ -193,10 +193,10 @@ export class ForwardModel {
    */
   feedWeights: boolean;
   /**
-   * Whether stacks of hidden states between looped layer passes hold
-   * bfloat16 bit patterns when the model computes in bfloat16 (its hidden
-   * states are bfloat16 values there, so nothing is lost): half the bytes
-   * over the bus each way and in host memory. On by default.
+   * Whether stacks of hidden states between looped layer passes hold the
+   * model's 16-bit dtype when it computes in bfloat16 or float16 (its hidden
+   * states are values of that dtype there, so nothing is lost): half the
+   * bytes over the bus each way and in host memory. On by default.
    */
   compactStacks = true;
   /** The sessions of fed layer graphs, one runtime per device, shared with {@link withWeights} copies. */
@@ -240,7 +240,7 @@ export class ForwardModel {
 
   /** How stacks of this model's hidden states travel (see {@link compactStacks}). */
   stackDtype(): StackDtype {
-    return this.compactStacks && this.precision.low?.dtype === 'bfloat16' ? 'bfloat16' : 'float32';
+    return this.compactStacks && this.precision.low ? this.precision.low.dtype : 'float32';
   }
 
   /** Releases the sessions of fed layer graphs (after the last layer pass). */

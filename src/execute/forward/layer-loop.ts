@@ -11,11 +11,13 @@
  * Batches lie in a {@link HiddenStack}: `[count, rows, H]`, batch `i` in the
  * first `batch·seq` rows of slot `i` (the rest padding), so a layer's output
  * stack is the next layer's input stack with no copy in JavaScript. A model
- * computing in bfloat16 holds bfloat16 hidden states between its layers, so
- * its stacks travel as their bit patterns (half the bytes over the bus and
- * in host memory, the same values); others as float32.
+ * computing in bfloat16 or float16 holds hidden states of that dtype between
+ * its layers, so its stacks travel in it (half the bytes over the bus and in
+ * host memory, the same values): float16 as onnxruntime's own float16
+ * tensors, bfloat16 as bit patterns (uint16), which onnxruntime-node cannot
+ * pass; others as float32.
  */
-import { bf16Bytes, concatFloat32, toFloat32 } from '../dtypes.js';
+import { bf16Bytes, concatFloat32, f16Bytes, toFloat32 } from '../dtypes.js';
 import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
 import type { RawTensor } from '../runtime.js';
@@ -27,12 +29,27 @@ export interface BatchShape {
   readonly seq: number;
 }
 
-/** How a stack holds its values: float32, or bfloat16 bit patterns (uint16). */
-export type StackDtype = 'float32' | 'bfloat16';
+/** How a stack holds its values: float32, float16, or bfloat16 bit patterns (uint16). */
+export type StackDtype = 'float32' | 'float16' | 'bfloat16';
+
+/** The ONNX type of a stack's elements in graphs. */
+function stackType(dtype: StackDtype): typeof OnnxType.float | typeof OnnxType.float16 | typeof OnnxType.uint16 {
+  return dtype === 'bfloat16' ? OnnxType.uint16 : dtype === 'float16' ? OnnxType.float16 : OnnxType.float;
+}
+
+/** A stack slot's float32 values in a graph, from its stored elements. */
+function widened(g: GraphBuilder, x: string, dtype: StackDtype): string {
+  return dtype === 'bfloat16' ? decodeBf16Bits(g, x) : dtype === 'float16' ? g.op('Cast', [x], { to: OnnxType.float }) : x;
+}
+
+/** Float32 values as a stack of `dtype` stores them (rounded to nearest even where they are not of that dtype). */
+function narrowed(g: GraphBuilder, x: string, dtype: StackDtype): string {
+  return dtype === 'bfloat16' ? encodeBf16Bits(g, x) : dtype === 'float16' ? g.op('Cast', [x], { to: OnnxType.float16 }) : x;
+}
 
 /** Hidden states of several batches in one buffer (see the module comment). */
 export interface HiddenStack {
-  /** `[batches.length, rows, hidden]` row-major: float32 values, or bf16 patterns where `dtype` is `bfloat16`. */
+  /** `[batches.length, rows, hidden]` row-major: float32 values, or 16-bit elements (see {@link StackDtype}). */
   readonly data: Float32Array | Uint16Array;
   readonly dtype: StackDtype;
   readonly batches: readonly BatchShape[];
@@ -126,8 +143,8 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   });
   const flat = body.op('Reshape', [out, body.i64([-1, hidden])]);
   const padded = body.op('Pad', [flat, body.op('Concat', [zero, zero, body.op('Sub', [body.i64([rows]), used]), zero], { axis: 0 })]);
-  const slotType = dtype === 'bfloat16' ? OnnxType.uint16 : OnnxType.float;
-  body.declare(dtype === 'bfloat16' ? encodeBf16Bits(body, padded) : padded, 'lb_slot_out', slotType, [rows, hidden]);
+  const slotType = stackType(dtype);
+  body.declare(narrowed(body, padded, dtype), 'lb_slot_out', slotType, [rows, hidden]);
 
   const g = new GraphBuilder();
   if (feeds) g.feedWeights(feeds);
@@ -146,7 +163,7 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
  * Slot `iter` of a loop body over the graph inputs `stack [n, rows, H]`,
  * `shape [n, 2]` and the position tables `cos`/`sin`/`mask` (see
  * {@link loopedLayer}): its rows reshaped to `[batch, seq, H]` (float32,
- * decoded from a bfloat16 stack) with the tables' top-left corners for its
+ * widened from a 16-bit stack) with the tables' top-left corners for its
  * length, and its row count `[1]`.
  */
 export function stackSlot(body: GraphBuilder, iter: string, hidden: number, dtype: StackDtype = 'float32'): { inputs: LayerInputs; used: string } {
@@ -157,14 +174,14 @@ export function stackSlot(body: GraphBuilder, iter: string, hidden: number, dtyp
   const used = body.op('Mul', [batch, seq]);
   const slot = body.op('Gather', ['stack', iter], { axis: 0 });
   const rowsUsed = body.op('Slice', [slot, zero, used, zero]);
-  const x = body.op('Reshape', [dtype === 'bfloat16' ? decodeBf16Bits(body, rowsUsed) : rowsUsed, body.op('Concat', [batch, seq, body.i64([hidden])], { axis: 0 })]);
+  const x = body.op('Reshape', [widened(body, rowsUsed, dtype), body.op('Concat', [batch, seq, body.i64([hidden])], { axis: 0 })]);
   const corner = (t: string, axes: number[]): string => body.op('Slice', [t, body.i64(axes.map(() => 0)), axes.length === 1 ? seq : body.op('Concat', [seq, seq], { axis: 0 }), body.i64(axes)]);
   return { inputs: { hidden: x, cos: corner('cos', [0]), sin: corner('sin', [0]), mask: corner('mask', [0, 1]) }, used };
 }
 
 /** Declares the graph inputs a {@link stackSlot} body reads: `stack`, `shape` and the position tables. */
 export function stackInputs(g: GraphBuilder, rows: number, hidden: number, dtype: StackDtype = 'float32'): string {
-  const stack = g.input('stack', dtype === 'bfloat16' ? OnnxType.uint16 : OnnxType.float, ['n', rows, hidden]);
+  const stack = g.input('stack', stackType(dtype), ['n', rows, hidden]);
   g.input('shape', OnnxType.int64, ['n', 2]);
   g.input('cos', OnnxType.float, ['seq', 'rope']);
   g.input('sin', OnnxType.float, ['seq', 'rope']);
@@ -174,15 +191,16 @@ export function stackInputs(g: GraphBuilder, rows: number, hidden: number, dtype
 
 /**
  * Batches stacked into slots of `rows` rows (the largest batch's), padding
- * zeroed; as `dtype` asks, except that values bfloat16 does not hold
- * exactly keep the stack float32 (nothing is rounded here).
+ * zeroed; as `dtype` asks, except that values the 16-bit dtype does not
+ * hold exactly keep the stack float32 (nothing is rounded here).
  */
 export function stackBatches(batches: readonly { data: Float32Array; batch: number; seq: number }[], hidden: number, dtype: StackDtype = 'float32'): HiddenStack {
   const rows = Math.max(1, ...batches.map((b) => b.batch * b.seq));
   const data = new Float32Array(batches.length * rows * hidden);
   batches.forEach((b, i) => data.set(b.data.subarray(0, b.batch * b.seq * hidden), i * rows * hidden));
   const shapes = batches.map((b) => ({ batch: b.batch, seq: b.seq }));
-  if (dtype === 'bfloat16' && bf16Exact(data)) return { data: bf16Patterns(data), dtype, batches: shapes, rows, hidden };
+  if (dtype === 'bfloat16' && bf16Exact(data)) return { data: halves(bf16Bytes(data)), dtype, batches: shapes, rows, hidden };
+  if (dtype === 'float16' && f16Exact(data)) return { data: halves(f16Bytes(data)), dtype, batches: shapes, rows, hidden };
   return { data, dtype: 'float32', batches: shapes, rows, hidden };
 }
 
@@ -193,17 +211,35 @@ function bf16Exact(data: Float32Array): boolean {
   return true;
 }
 
-/** The bf16 patterns of values bfloat16 holds exactly. */
-function bf16Patterns(data: Float32Array): Uint16Array {
-  const b = bf16Bytes(data);
-  return new Uint16Array(b.buffer, b.byteOffset, data.length);
+/**
+ * Whether every value is a float16 value: within its range, and no bits
+ * below its precision (10 mantissa bits; multiples of 2^-24 below 2^-14).
+ */
+function f16Exact(data: Float32Array): boolean {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]!;
+    const e = (b >>> 23) & 0xff;
+    if ((b & 0x7fffffff) === 0 || e === 255) continue;
+    const unbiased = e - 127;
+    if (unbiased > 15 || unbiased < -24) return false;
+    // Bits below float16's step: 13 for normal numbers, more below 2^-14.
+    const dropped = unbiased >= -14 ? 13 : 13 + (-14 - unbiased);
+    if (((b & 0x7fffff) | 0x800000) & ((1 << dropped) - 1)) return false;
+  }
+  return true;
+}
+
+/** 16-bit elements over `bytes`. */
+function halves(bytes: Uint8Array): Uint16Array {
+  return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
 }
 
 /** A stack's values as float32 (a copy for a bfloat16 stack, else the stack's own buffer). */
 export function stackValues(stack: HiddenStack): Float32Array {
   if (stack.dtype === 'float32') return stack.data as Float32Array;
   const d = stack.data as Uint16Array;
-  return toFloat32(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), 'BF16');
+  return toFloat32(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), stack.dtype === 'bfloat16' ? 'BF16' : 'F16');
 }
 
 /** Stacks' buffers one after another (runs' outputs into one stack). */
@@ -268,7 +304,7 @@ export function loopFeeds(stack: HiddenStack, tables: Record<'cos' | 'sin' | 'ma
     shape[2 * i + 1] = BigInt(b.seq);
   });
   return {
-    stack: { type: stack.dtype === 'bfloat16' ? 'uint16' : 'float32', data: stack.data, dims: [stack.batches.length, stack.rows, stack.hidden] },
+    stack: { type: stack.dtype === 'bfloat16' ? 'uint16' : stack.dtype, data: stack.data, dims: [stack.batches.length, stack.rows, stack.hidden] },
     shape: { type: 'int64', data: shape, dims: [stack.batches.length, 2] },
     ...tables,
   };

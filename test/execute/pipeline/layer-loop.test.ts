@@ -220,40 +220,56 @@ describe('looped layer passes', () => {
     await expectSameGptq(gptq, model, batches, (on) => (model.feedWeights = on));
   });
 
-  it('a bf16 model carries its hidden states between looped passes as bf16 patterns: the same statistics, outputs and GPTQ results', async () => {
-    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
-    const model = await ForwardModel.open(dir);
-    model.loopLayers = true;
-    model.usePrecision('bf16');
-    const batches = tokenBatches(model.config.vocabSize);
-    const pass = async (compact: boolean) => {
-      model.compactStacks = compact;
-      const recorder = new Recorder();
-      await runSequential(model, batches, recorder, [], { runBytes: 1 << 30 });
-      return recorder;
-    };
-    const wide = await pass(false);
-    const compact = await pass(true);
-    for (const [m, h] of wide.hessians) expect(compact.hessians.get(m)!.sum, m).toEqual(h.sum);
-    expect(compact.ranges).toEqual(wide.ranges);
+  for (const [arch, dtype] of [
+    ['llama', 'bfloat16'],
+    ['llama_fp16', 'float16'],
+  ] as const) {
+    it(`a ${dtype} model carries its hidden states between looped passes as ${dtype}: the same statistics, outputs and GPTQ results`, async () => {
+      const dir = await unpackModel(join(DATAFREE, arch, 'base'));
+      const model = await ForwardModel.open(dir);
+      model.loopLayers = true;
+      model.usePrecision('bf16');
+      expect(model.stackDtype()).toBe(dtype);
+      const batches = tokenBatches(model.config.vocabSize);
+      const pass = async (compact: boolean) => {
+        model.compactStacks = compact;
+        const recorder = new Recorder();
+        await runSequential(model, batches, recorder, [], { runBytes: 1 << 30 });
+        return recorder;
+      };
+      const wide = await pass(false);
+      const compact = await pass(true);
+      for (const [m, h] of wide.hessians) expect(compact.hessians.get(m)!.sum, m).toEqual(h.sum);
+      expect(compact.ranges).toEqual(wide.ranges);
 
-    const embedded = await model.embed(batches);
-    const tables = model.positionTables();
-    const floats = stackBatches(embedded, model.config.hidden);
-    const bits = stackBatches(embedded, model.config.hidden, 'bfloat16');
-    expect(bits.dtype).toBe('bfloat16');
-    expect(stackValues(bits)).toEqual(floats.data);
-    const out = await model.runLayerStacked(0, bits, {}, tables, model.weights, true, 1 << 30);
-    expect(out!.dtype).toBe('bfloat16');
-    expect(stackValues(out!)).toEqual((await model.runLayerStacked(0, floats, {}, tables, model.weights, true, 1 << 30))!.data);
-    // Split into runs of two slots (half the bytes of float32 slots per element).
-    expect(splitStack(bits, 2 * 2 * bits.rows * bits.hidden).length).toBe(3);
-    // Values bfloat16 does not hold keep a stack float32.
-    expect(stackBatches([{ data: Float32Array.of(1, 1 + 2 ** -20), batch: 1, seq: 1 }], 2, 'bfloat16').dtype).toBe('float32');
+      const embedded = await model.embed(batches);
+      const tables = model.positionTables();
+      const floats = stackBatches(embedded, model.config.hidden);
+      const halves = stackBatches(embedded, model.config.hidden, dtype);
+      expect(halves.dtype).toBe(dtype);
+      expect(stackValues(halves)).toEqual(floats.data);
+      const out = await model.runLayerStacked(0, halves, {}, tables, model.weights, true, 1 << 30);
+      expect(out!.dtype).toBe(dtype);
+      expect(stackValues(out!)).toEqual((await model.runLayerStacked(0, floats, {}, tables, model.weights, true, 1 << 30))!.data);
+      // Split into runs of two slots (half the bytes of float32 slots per element).
+      expect(splitStack(halves, 2 * 2 * halves.rows * halves.hidden).length).toBe(3);
+      // Values the dtype does not hold keep a stack float32.
+      const holds: [number, boolean, boolean][] = [
+        // value, held by bfloat16, held by float16
+        [1 + 2 ** -20, false, false],
+        [2 ** 20, true, false],
+        [2 ** -30, true, false],
+        [2 ** -20, true, true],
+        [3 * 2 ** -25, true, false],
+      ];
+      for (const [v, bf16, f16] of holds) {
+        const held = dtype === 'bfloat16' ? bf16 : f16;
+        expect(stackBatches([{ data: Float32Array.of(1, v), batch: 1, seq: 1 }], 2, dtype).dtype, String(v)).toBe(held ? dtype : 'float32');
+      }
 
-    const gptq = await w4a16GptqJob(dir, 'bits.yaml');
-    await expectSameGptq(gptq, model, batches, (on) => (model.compactStacks = on));
-  });
+      await expectSameGptq(await w4a16GptqJob(dir, 'halves.yaml'), model, batches, (on) => (model.compactStacks = on));
+    });
+  }
 
   it('several devices share the batches: the same statistics and the same outputs as one', async () => {
     const dir = await unpackModel(join(DATAFREE, 'qwen3_moe', 'base'));
