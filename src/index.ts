@@ -115,6 +115,7 @@ export type { FileBytes } from './execute/onnx/graph-builder.js';
 export type { ActivationOrdering } from './ir/types.js';
 export type { Observation, ObserveOption } from './execute/forward/observe.js';
 export type { LayerInputsFor, OutputSink } from './execute/forward/executor.js';
+export type { BatchShape, HiddenStack, StackDtype } from './execute/forward/layer-loop.js';
 export type { GptqModuleReport } from './execute/gptq/gptq-modifier.js';
 export type { SmoothReport } from './execute/smoothquant/smoothquant-modifier.js';
 export type { SmoothMapping } from './match/smoothquant-mappings.js';
