@@ -5,7 +5,6 @@
  * batch, then released before the next layer's weights are read, so only one
  * layer is resident while hidden states for all batches flow on.
  */
-import { concatFloat32 } from '../dtypes.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraphRuntime, type Device, type RawTensor, type RuntimeTimings } from '../runtime.js';
