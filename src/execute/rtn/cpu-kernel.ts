@@ -11,7 +11,7 @@
  * result equals float32 division.
  */
 import { roundBf16, roundF16 } from '../dtypes.js';
-import { absmaxBitsWasm, fp8CodesWasm } from './fp8-wasm.js';
+import { absmaxBitsWasm, fp8CodesWasm, int4WordsWasm } from './wasm-kernels.js';
 import { roundFp8E4m3 } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
 import type { WeightStats } from './quantize-weight.js';
@@ -96,7 +96,7 @@ export function observeAbsBf16Cpu(kernel: WeightKernel, bits: Uint16Array): Weig
   const groups = a * b;
   const min = new Float32Array(groups);
   const max = new Float32Array(groups);
-  // Eight at a time in WebAssembly where it runs (fp8-wasm.ts), the same maxima.
+  // Eight at a time in WebAssembly where it runs (wasm-kernels.ts), the same maxima.
   const simd = absmaxBitsWasm(bits, groups, c);
   for (let g = 0; g < groups; g++) {
     let hi = 0;
@@ -335,7 +335,7 @@ function wordAligned(kernel: WeightKernel, width: number): boolean {
 /**
  * FP8 E4M3 byte codes of raw bf16 weights, `fp8(clip(bf16(x / s), ±448))`;
  * the sign is the weight's, −0 included. In WebAssembly where it runs
- * (fp8-wasm.ts), else {@link fp8CodesTable}: the same codes.
+ * (wasm-kernels.ts), else {@link fp8CodesTable}: the same codes.
  */
 export function quantizeFp8Bf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
   const [a, b, c] = kernel.view.dims as [number, number, number];
@@ -358,7 +358,18 @@ export function quantizeIntBf16Table(kernel: WeightKernel, bits: Uint16Array, sc
   const packed = intLayout(kernel) === 'packed';
   if (!packed && !wordAligned(kernel, 8)) return new Int8Array(quotientBytes(kernel, bits, scale, intTable(nbits, false)).buffer);
   if (!packed) return new Int8Array(quotientCodes(kernel, bits, scale, intTable(nbits, false), 8).buffer);
+  if (nbits === 4) {
+    // Eight at a time in WebAssembly where it runs (wasm-kernels.ts), the same words.
+    const [a, b, c] = kernel.view.dims as [number, number, number];
+    const words = int4WordsWasm(bits, scale, a * b, c);
+    if (words) return words;
+  }
   return new Int32Array(quotientCodes(kernel, bits, scale, intTable(nbits, true), nbits).buffer);
+}
+
+/** Packed symmetric 4-bit words of raw bf16 weights by the table walk alone (what {@link quantizeIntBf16Table} falls back to). */
+export function int4WordsTable(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Int32Array {
+  return new Int32Array(quotientCodes(kernel, bits, scale, intTable(4, true), 4).buffer);
 }
 
 /**

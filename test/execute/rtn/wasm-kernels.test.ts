@@ -1,16 +1,17 @@
 /**
- * The WebAssembly FP8 kernels (rtn/fp8-wasm.ts) against the JavaScript
- * table walk they replace: every bf16 pattern, scales that are and are not
- * bf16 values, quotients that underflow, saturate or overflow, group sizes
- * that are and are not multiples of four, weights split into several calls;
- * and the group maxima the symmetric schemes' observers take.
+ * The WebAssembly kernels (rtn/wasm-kernels.ts) against the JavaScript
+ * table walks they replace: FP8 codes and packed symmetric 4-bit words for
+ * every bf16 pattern, with scales that are and are not bf16 values and
+ * quotients that underflow, saturate or overflow; group sizes that are and
+ * are not whole vectors; weights split into several calls; and the group
+ * maxima the symmetric schemes' observers take.
  */
 import { describe, expect, it } from 'vitest';
-import { fp8CodesTable, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
-import { absmaxBitsWasm, fp8CodesWasm } from '../../../src/execute/rtn/fp8-wasm.js';
+import { fp8CodesTable, int4WordsTable, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
+import { absmaxBitsWasm, fp8CodesWasm, int4WordsWasm } from '../../../src/execute/rtn/wasm-kernels.js';
 import type { WeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
 
-const fp8Kernel = (a: number, b: number, c: number): WeightKernel => ({ kind: 'fp8', view: { dims: [a, b, c] } }) as unknown as WeightKernel;
+const kernelOf = (a: number, b: number, c: number): WeightKernel => ({ kind: 'fp8', view: { dims: [a, b, c] } }) as unknown as WeightKernel;
 
 /** Patterns whose exponent field is all ones (infinities, NaN): `apply` refuses such weights before quantizing. */
 const nonFinite = (h: number): boolean => (h & 0x7f80) === 0x7f80;
@@ -22,7 +23,7 @@ describe('FP8 codes in WebAssembly', () => {
   for (const mode of ['scalar', 'simd'] as const) {
     it(`${mode}: every bf16 pattern gives the table walk's code, for every scale`, () => {
       for (const s of scales) {
-        const want = fp8CodesTable(fp8Kernel(1, 1, 65536), all, Float32Array.of(s));
+        const want = fp8CodesTable(kernelOf(1, 1, 65536), all, Float32Array.of(s));
         const got = fp8CodesWasm(all, Float32Array.of(s), 1, 65536, mode);
         expect(got, 'WebAssembly with SIMD runs on Node 20').not.toBeNull();
         for (let h = 0; h < 65536; h++) if (!nonFinite(h) && got![h] !== want[h]) expect(`${s} 0x${h.toString(16)}: ${got![h]}`).toBe(`${s} 0x${h.toString(16)}: ${want[h]}`);
@@ -45,8 +46,8 @@ describe('FP8 codes in WebAssembly', () => {
         bits[i] = h;
       }
       const scale = Float32Array.from({ length: groups }, () => 2 ** ((next() % 40) - 30) * (1 + (next() % 1000) / 1000));
-      const want = fp8CodesTable(fp8Kernel(groups, 1, size), bits, scale);
-      expect(Buffer.from(quantizeFp8Bf16Table(fp8Kernel(groups, 1, size), bits, scale)).equals(Buffer.from(want)), `${groups} × ${size}`).toBe(true);
+      const want = fp8CodesTable(kernelOf(groups, 1, size), bits, scale);
+      expect(Buffer.from(quantizeFp8Bf16Table(kernelOf(groups, 1, size), bits, scale)).equals(Buffer.from(want)), `${groups} × ${size}`).toBe(true);
       expect(Buffer.from(fp8CodesWasm(bits, scale, groups, size, 'scalar')!).equals(Buffer.from(want)), `${groups} × ${size} scalar`).toBe(true);
     }
   });
@@ -69,5 +70,24 @@ describe('FP8 codes in WebAssembly', () => {
     }
     // Sizes that are not whole vectors are left to the caller's loop.
     expect(absmaxBitsWasm(new Uint16Array(12), 1, 12)).toBeNull();
+  });
+
+  it('symmetric 4-bit words: every bf16 pattern packed as the table walk packs it, for every scale', () => {
+    // Words are eight patterns each; those holding an infinity or NaN are skipped (apply refuses such weights).
+    const skip = (word: number): boolean => Array.from({ length: 8 }, (_, j) => nonFinite(word * 8 + j)).some(Boolean);
+    for (const s of [...scales, 0.5, 2, 1 / 7]) {
+      const want = int4WordsTable(kernelOf(1, 1, 65536), all, Float32Array.of(s));
+      const got = int4WordsWasm(all, Float32Array.of(s), 1, 65536);
+      expect(got, 'WebAssembly with SIMD runs on Node 20').not.toBeNull();
+      for (let i = 0; i < want.length; i++) if (!skip(i) && got![i] !== want[i]) expect(`${s} word ${i}: ${got![i]! >>> 0}`).toBe(`${s} word ${i}: ${want[i]! >>> 0}`);
+    }
+    // Groups of 128 with a scale each, over several calls into the module.
+    let seed = 5;
+    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    const groups = 3 * 8192 + 5;
+    const bits = Uint16Array.from({ length: groups * 128 }, () => (next() >>> 16) & 0xbfff);
+    const scale = Float32Array.from({ length: groups }, () => 2 ** ((next() % 30) - 20));
+    expect(Buffer.from(int4WordsWasm(bits, scale, groups, 128)!.buffer).equals(Buffer.from(int4WordsTable(kernelOf(groups, 1, 128), bits, scale).buffer))).toBe(true);
+    expect(int4WordsWasm(new Uint16Array(12), Float32Array.of(1), 1, 12)).toBeNull();
   });
 });

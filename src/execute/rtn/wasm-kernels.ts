@@ -1,10 +1,13 @@
 /**
- * FP8 E4M3 codes of raw bf16 weights in a WebAssembly loop: the same
- * arithmetic as the table walk of cpu-kernel.ts (`fp8(clip(bf16(|x| / s),
- * 448))`, the weight's sign), one float32 division and a few integer steps
- * per element, which V8 runs several times faster as WebAssembly than as
- * JavaScript over typed arrays. The module is a few hundred bytes written
- * here, so there is nothing to build or ship.
+ * Round-to-nearest kernels for raw bf16 weights in WebAssembly, which V8
+ * runs several times faster than JavaScript over typed arrays: FP8 E4M3
+ * codes (`fp8(clip(bf16(|x| / s), 448))`, the weight's sign; four at a time
+ * with SIMD, else one at a time), each group's largest magnitude for the
+ * symmetric schemes' observers, and symmetric 4-bit codes packed into int32
+ * words. Each computes what the table walks of cpu-kernel.ts compute, which
+ * stay the fallback (no WebAssembly or SIMD, `QUANTC_WASM=0`): tested equal
+ * for every bf16 pattern. The modules are a few hundred bytes written here,
+ * so there is nothing to build or ship.
  */
 
 /** The parts of the WebAssembly API used here (the compiler's libraries here do not declare it). */
@@ -118,6 +121,10 @@ function moduleBytes(): Uint8Array {
 const simd = (code: number, ...imm: number[]): number[] => [0xfd, ...uleb(code), ...imm];
 const v = {
   load: simd(0x00, 4, 0),
+  i32x4Const: (lanes: readonly number[]) => simd(0x0c, ...new Uint8Array(Int32Array.from(lanes).buffer)),
+  i32x4ExtractLane: (lane: number) => simd(0x1b, lane),
+  i32x4ShrS: simd(0xac),
+  i32x4Mul: simd(0xb5),
   load16x4u: simd(0x04, 3, 0),
   i16x8Splat: simd(0x10),
   i16x8ExtractLaneU: (lane: number) => simd(0x19, lane),
@@ -232,6 +239,44 @@ function absmaxModuleBytes(): Uint8Array {
   return wasmModule([...locals, ...groupLoops({ G, I, GROUPS, SIZE }, before, eight, 8, after)]);
 }
 
+/**
+ * `int4(inPtr, outPtr, scalePtr, groups, size)`: symmetric 4-bit codes of
+ * bf16 patterns packed eight to an int32 word as compressed-tensors packs
+ * them (`q + 8`, element j at bits 4j): `q = round(clip(bf16(|x| / s), 0,
+ * 7 or 8))` rounded half to even, negated for negative weights (−8 allowed,
+ * +8 not). Eight elements per step (`size` a multiple of 8).
+ */
+function int4ModuleBytes(): Uint8Array {
+  // Locals: 0 in, 1 out, 2 scales, 3 groups, 4 size; 5 g, 6 i (i32); 7 s, 8 h, 9 b, 10 w (v128).
+  const [IN, OUT, SCALES, GROUPS, SIZE, G, I, S, H, B, W] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const splat = (x: number): number[] => [...op.i32(x), ...v.i32x4Splat];
+  // One quad of elements (at in + 8·quad) to its four codes, each shifted to its nibble of the word.
+  const quad = (q: 0 | 1): number[] => [
+    ...op.get(IN), ...v.load16x4u.slice(0, -1), q * 8, ...op.tee(H),
+    ...splat(0x7fff), ...v.and, ...op.i32(16), ...v.i32x4Shl,
+    ...op.get(S), ...v.f32x4Div, ...op.tee(B),
+    ...splat(0x7fff), ...v.i32x4Add, ...op.get(B), ...op.i32(16), ...v.i32x4ShrU, ...splat(1), ...v.and, ...v.i32x4Add,
+    ...op.i32(16), ...v.i32x4ShrU, ...splat(0x437f), ...v.i32x4MinU,
+    // m = round-half-even of the quotient's value
+    ...op.i32(16), ...v.i32x4Shl, ...v.f32x4Nearest, ...v.i32x4TruncSatF32x4U, ...op.set(B),
+    // 8 − min(m, 8) below zero, 8 + min(m, 7) above
+    ...splat(8), ...op.get(B), ...splat(8), ...v.i32x4MinU, ...v.i32x4Sub,
+    ...op.get(B), ...splat(7), ...v.i32x4MinU, ...splat(8), ...v.i32x4Add,
+    ...op.get(H), ...op.i32(16), ...v.i32x4Shl, ...op.i32(31), ...v.i32x4ShrS,
+    ...v.bitselect,
+    ...v.i32x4Const(q === 0 ? [1, 16, 256, 4096] : [1 << 16, 1 << 20, 1 << 24, 1 << 28]), ...v.i32x4Mul,
+  ];
+  const lane = (n: number): number[] => [...op.get(W), ...v.i32x4ExtractLane(n)];
+  const eight = [
+    ...quad(0), ...quad(1), ...v.or, ...op.set(W),
+    ...op.get(OUT), ...lane(0), ...lane(1), ...op.i32Or, ...lane(2), ...op.i32Or, ...lane(3), ...op.i32Or, ...op.i32Store,
+    ...op.get(IN), ...op.i32(16), ...op.i32Add, ...op.set(IN),
+    ...op.get(OUT), ...op.i32(4), ...op.i32Add, ...op.set(OUT),
+  ];
+  const locals = [2, 2, 0x7f, 4, 0x7b]; // 2 × i32, 4 × v128
+  return wasmModule([...locals, ...groupLoops({ G, I, GROUPS, SIZE, SCALES }, [...v.f32x4Splat, ...op.set(S)], eight, 8)]);
+}
+
 /** A module of one function `run(i32 × 5)` with body `code` and its memory, both exported. */
 function wasmModule(code: number[]): Uint8Array {
   const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
@@ -248,7 +293,7 @@ function wasmModule(code: number[]): Uint8Array {
 type Kernel = { readonly run: (a: number, b: number, c: number, groups: number, size: number) => void; readonly memory: WasmMemory };
 
 /** The kernels of this thread (each worker thread compiles its own); null where WebAssembly (or its SIMD) cannot run them. */
-const kernels: { scalar?: Kernel | null; simd?: Kernel | null; absmax?: Kernel | null } = {};
+const kernels: { scalar?: Kernel | null; simd?: Kernel | null; absmax?: Kernel | null; int4?: Kernel | null } = {};
 
 function compile(bytes: () => Uint8Array): Kernel | null {
   const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
@@ -324,5 +369,21 @@ export function absmaxBitsWasm(bits: Uint16Array, groups: number, size: number):
     const m = new Int32Array(maxima.buffer, maxima.byteOffset, n);
     for (let i = 0; i < n; i++) out[g0 + i] = m[i]!;
   });
+  return out;
+}
+
+/**
+ * Symmetric 4-bit codes of `groups` × `size` bf16 patterns packed eight to
+ * an int32 word (see {@link int4ModuleBytes}), group g divided by
+ * `scale[g]`; null where the SIMD kernel does not run or `size` is not a
+ * multiple of 8.
+ */
+export function int4WordsWasm(bits: Uint16Array, scale: Float32Array, groups: number, size: number): Int32Array | null {
+  if (size % 8 !== 0) return null;
+  if (kernels.int4 === undefined) kernels.int4 = compile(int4ModuleBytes);
+  const k = kernels.int4;
+  if (!k) return null;
+  const out = new Int32Array((groups * size) / 8);
+  runChunked(k, bits, groups, size, scale, (n) => (n * size) / 2, (words, g0, n) => out.set(new Int32Array(words.buffer, words.byteOffset, (n * size) / 8), (g0 * size) / 8));
   return out;
 }
