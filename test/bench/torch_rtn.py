@@ -11,6 +11,7 @@ many times and reports the fastest (for machines whose speed varies between runs
 """
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -65,8 +66,15 @@ def sync(dev):
 
 
 def main():
-    dev = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cuda")
     tmp = tempfile.mkdtemp()
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp):
+    dev = torch.device(sys.argv[1] if len(sys.argv) > 1 else "cuda")
     src = os.path.join(tmp, "model.safetensors")
     gen = torch.Generator().manual_seed(0)
     save_file({f"model.layers.{i}.mlp.down_proj.weight": (torch.randn(ROWS, COLS, generator=gen) * 0.02).bfloat16() for i in range(TENSORS)}, src)
