@@ -23,6 +23,7 @@ interface WasmApi {
 /** Elements per call into the module: its memory stays a few MiB whatever the weight. */
 const CHUNK_ELEMENTS = 1 << 20;
 
+/** Unsigned LEB128, as the binary format writes sizes and indices. */
 function uleb(n: number): number[] {
   const out: number[] = [];
   do {
@@ -34,6 +35,7 @@ function uleb(n: number): number[] {
   return out;
 }
 
+/** Signed LEB128 (`i32.const` immediates). */
 function sleb(n: number): number[] {
   const out: number[] = [];
   for (;;) {
@@ -47,11 +49,12 @@ function sleb(n: number): number[] {
   }
 }
 
+/** A module section: its id, then its size. */
 function section(id: number, body: number[]): number[] {
   return [id, ...uleb(body.length), ...body];
 }
 
-/** Opcodes (WebAssembly 1.0) and the code of the loop. */
+/** The WebAssembly 1.0 instructions the kernels use, with their immediates. */
 const op = {
   block: [0x02, 0x40],
   loop: [0x03, 0x40],
