@@ -107,15 +107,19 @@ function unzeroed(byteLength: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, byteLength);
 }
 
-/** Reads one tensor's raw bytes, into `into` when given (exactly `entry.byteLength` bytes). */
-export async function readTensorBytes(entry: TensorEntry, into?: Uint8Array | null): Promise<Uint8Array> {
+/**
+ * Reads one tensor's raw bytes, or any byte range of a file (named in
+ * errors by `name` when it has one), into `into` when given (exactly
+ * `entry.byteLength` bytes).
+ */
+export async function readTensorBytes(entry: Pick<TensorEntry, 'file' | 'offset' | 'byteLength'> & { readonly name?: string }, into?: Uint8Array | null): Promise<Uint8Array> {
   const fh = await open(entry.file, 'r');
   try {
     const buf = into ?? unzeroed(entry.byteLength);
     let done = 0;
     while (done < entry.byteLength) {
       const { bytesRead } = await fh.read(buf, done, entry.byteLength - done, entry.offset + done);
-      if (bytesRead === 0) throw new CheckpointError(`${entry.file}: unexpected end of file reading ${entry.name}`);
+      if (bytesRead === 0) throw new CheckpointError(`${entry.file}: unexpected end of file reading ${entry.name ?? `${entry.byteLength} bytes at ${entry.offset}`}`);
       done += bytesRead;
     }
     return buf;

@@ -4,25 +4,9 @@
  * layers share one session.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
-import { OnnxType, type FileBytes, type WeightFeeds } from '../onnx/graph-builder.js';
+import { OnnxType, type WeightFeeds } from '../onnx/graph-builder.js';
 import type { RawTensor } from '../runtime.js';
-
-async function readBytes(src: FileBytes): Promise<Uint8Array> {
-  const buf = new Uint8Array(src.byteLength);
-  const fh = await open(src.file, 'r');
-  try {
-    let done = 0;
-    while (done < buf.length) {
-      const { bytesRead } = await fh.read(buf, done, buf.length - done, src.offset + done);
-      if (bytesRead === 0) throw new Error(`${src.file}: unexpected end of file`);
-      done += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
-  return buf;
-}
+import { readTensorBytes } from '../safetensors-reader.js';
 
 /** A typed view of `bytes`, copied only where its offset does not allow one. */
 function view<T>(bytes: Uint8Array, size: number, make: (buffer: ArrayBufferLike, offset: number, length: number) => T): T {
@@ -34,7 +18,7 @@ function view<T>(bytes: Uint8Array, size: number, make: (buffer: ArrayBufferLike
 export async function feedTensors(feeds: WeightFeeds): Promise<Record<string, RawTensor>> {
   const out: Record<string, RawTensor> = {};
   for (const f of feeds.entries) {
-    const bytes = f.raw instanceof Uint8Array ? f.raw : await readBytes(f.raw);
+    const bytes = f.raw instanceof Uint8Array ? f.raw : await readTensorBytes(f.raw);
     if (f.elemType === OnnxType.float) out[f.name] = { type: 'float32', data: view(bytes, 4, (b, o, n) => new Float32Array(b, o, n)), dims: f.dims };
     else if (f.elemType === OnnxType.uint16) out[f.name] = { type: 'uint16', data: view(bytes, 2, (b, o, n) => new Uint16Array(b, o, n)), dims: f.dims };
     else throw new TypeError(`weights of ONNX type ${f.elemType} cannot be fed`);

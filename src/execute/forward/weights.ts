@@ -3,7 +3,6 @@
  * tensor (dequantized when compressed), so building a layer's graph holds
  * only that layer's weights.
  */
-import { open } from 'node:fs/promises';
 import { DTYPE_BYTES, toFloat32 } from '../dtypes.js';
 import { readTensorBytes, type CheckpointIndex } from '../safetensors-reader.js';
 import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequantize.js';
@@ -104,18 +103,7 @@ export class WeightReader {
     const entry = this.index.tensors.get(name);
     if (!entry || (entry.dtype !== 'BF16' && entry.dtype !== 'F16' && entry.dtype !== 'F32')) return (await this.vector(name)).slice();
     const rowBytes = entry.byteLength / entry.shape[0]!;
-    const buf = new Uint8Array(count * rowBytes);
-    const fh = await open(entry.file, 'r');
-    try {
-      let done = 0;
-      while (done < buf.length) {
-        const { bytesRead } = await fh.read(buf, done, buf.length - done, entry.offset + start * rowBytes + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-    } finally {
-      await fh.close();
-    }
+    const buf = await readTensorBytes({ name: `${name} rows ${start}..${start + count - 1}`, file: entry.file, offset: entry.offset + start * rowBytes, byteLength: count * rowBytes });
     return toFloat32(buf, entry.dtype);
   }
 
