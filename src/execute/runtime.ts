@@ -140,9 +140,7 @@ export class GraphRuntime {
     return (async () => {
       for (const [key, s] of victims) {
         const session = await s.catch(() => undefined);
-        if (!session) continue;
-        if (profiled(key)) session.endProfiling();
-        await session.release();
+        if (session) await close(key, session);
       }
     })();
   }
@@ -209,14 +207,16 @@ export class GraphRuntime {
   /** Releases every session. */
   async dispose(): Promise<void> {
     const t0 = performance.now();
-    for (const [key, s] of this.sessions) {
-      const session = await s;
-      if (profiled(key)) session.endProfiling();
-      await session.release();
-    }
+    for (const [key, s] of this.sessions) await close(key, await s);
     this.sessions.clear();
     if (this.timings) this.timings.release += performance.now() - t0;
   }
+}
+
+/** Releases session `key` (its device memory), writing its trace first where it was profiled. */
+async function close(key: string, session: Ort.InferenceSession): Promise<void> {
+  if (profiled(key)) session.endProfiling();
+  await session.release();
 }
 
 /** The trace prefix of graph `key` when onnxruntime profiling is on for it (QUANTC_ORT_PROFILE, QUANTC_ORT_PROFILE_MATCH). */
