@@ -153,7 +153,15 @@ export function storedBytes(values: Float32Array, dtype: 'bfloat16' | 'float16' 
 
 /** The arrays one after another in a new array. */
 export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  return concatInto(new Float32Array(parts.reduce((n, p) => n + p.length, 0)), parts);
+}
+
+/** The 16-bit arrays one after another in a new array. */
+export function concatUint16(parts: readonly Uint16Array[]): Uint16Array {
+  return concatInto(new Uint16Array(parts.reduce((n, p) => n + p.length, 0)), parts);
+}
+
+function concatInto<T extends Float32Array | Uint16Array>(out: T, parts: readonly T[]): T {
   let at = 0;
   for (const p of parts) {
     out.set(p, at);

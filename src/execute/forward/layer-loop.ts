@@ -17,7 +17,7 @@
  * tensors, bfloat16 as bit patterns (uint16), which onnxruntime-node cannot
  * pass; others as float32.
  */
-import { bf16Bytes, concatFloat32, f16Bytes, toFloat32 } from '../dtypes.js';
+import { bf16Bytes, concatFloat32, concatUint16, f16Bytes, toFloat32 } from '../dtypes.js';
 import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
 import type { RawTensor } from '../runtime.js';
@@ -235,7 +235,7 @@ function halves(bytes: Uint8Array): Uint16Array {
   return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
 }
 
-/** A stack's values as float32 (a copy for a bfloat16 stack, else the stack's own buffer). */
+/** A stack's values as float32 (a copy for a 16-bit stack, else the stack's own buffer). */
 export function stackValues(stack: HiddenStack): Float32Array {
   if (stack.dtype === 'float32') return stack.data as Float32Array;
   const d = stack.data as Uint16Array;
@@ -245,14 +245,7 @@ export function stackValues(stack: HiddenStack): Float32Array {
 /** Stacks' buffers one after another (runs' outputs into one stack). */
 export function concatStackData(parts: readonly (Float32Array | Uint16Array)[]): Float32Array | Uint16Array {
   if (parts.length === 1) return parts[0]!;
-  if (parts.every((p) => p instanceof Float32Array)) return concatFloat32(parts as Float32Array[]);
-  const out = new Uint16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p as Uint16Array, at);
-    at += p.length;
-  }
-  return out;
+  return parts.every((p) => p instanceof Float32Array) ? concatFloat32(parts as Float32Array[]) : concatUint16(parts as Uint16Array[]);
 }
 
 /** Stacks split so that each holds at most `bytes` of hidden states (at least one slot each). */
