@@ -459,7 +459,7 @@ export class AwqModifier implements LayerModifier {
     // Integer weights are pseudo-quantized by a graph (one scale row per point goes in): inside the search graph on CUDA,
     // where each run recomputes them on the device; by a graph of their own on the CPU, once per chunk of points. Other
     // schemes get their candidates from here.
-    const where = this.settings.candidates ?? candidatesFromEnv() ?? (this.model.device === 'cuda' ? 'search-loop' : 'graph');
+    const where = this.candidatesWhere();
     const inGraph = where !== 'host' && quantizers.every((q, i) => q !== undefined || balance[i]!.args === null);
     const perRun = inGraph && (where === 'search-graph' || where === 'search-loop');
     const looped = perRun && where === 'search-loop';

@@ -388,11 +388,12 @@ export class ForwardModel {
 
   /**
    * Builds decoder layer `layer` of `weights` into `into` as a looped pass
-   * builds it (this model's precision, observers `observe`); false when the
-   * layer needs graphs of its own (expert groups).
+   * builds it (this model's precision, observers `observe`, expert groups
+   * bounded by `expertGroupBytes`); false when the layer needs graphs of its
+   * own (expert groups).
    */
-  async buildLayerInto(layer: number, weights: WeightReader, into: Parameters<BuildInto>[0], observe?: ObserveOption): Promise<boolean> {
-    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe, into, precision: this.precision.low });
+  async buildLayerInto(layer: number, weights: WeightReader, into: Parameters<BuildInto>[0], observe?: ObserveOption, expertGroupBytes?: number): Promise<boolean> {
+    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe, expertGroupBytes, into, precision: this.precision.low });
     return !program.expertGroups;
   }
 
@@ -415,10 +416,7 @@ export class ForwardModel {
     sink?: (run: number, stack: HiddenStack, outputs: Readonly<Record<string, RawTensor>>) => void,
   ): Promise<HiddenStack | null> {
     const built = performance.now();
-    const build: BuildInto = async (into) => {
-      const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, into, precision: this.precision.low });
-      return !program.expertGroups;
-    };
+    const build: BuildInto = (into) => this.buildLayerInto(layer, weights, into, options.observe, options.expertGroupBytes);
     const feeds = this.feedWeights ? new WeightFeeds() : undefined;
     const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, feeds, stack.dtype);
     const key = looped && feeds ? structureKey('looped', looped.bytes) : `looped_${layer}`;
