@@ -6,8 +6,10 @@
  * against, measured on the same machine: reading the same checkpoint from
  * the page cache, and (on CUDA) uploading to each GPU and to all at once.
  *
- *     node dist/test/bench/apply.js [cpu|cuda|cuda:0,1,…] [--schemes W4A16,…] [--workers N] [--repeat N]
+ *     node dist/test/bench/apply.js [cpu|cuda|cuda:0,1,…]… [--schemes W4A16,…] [--workers N] [--repeat N]
  *       [--torch] [--python python3]
+ *
+ * Several devices (`cuda cpu`) run one after another on the same checkpoint.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -45,6 +47,8 @@ export interface ApplyBenchOptions {
   readonly cols?: number;
   /** `cpu`, `cuda` or a list (`cuda:0,1`). */
   readonly device?: string;
+  /** Several of those, each run in turn on the same checkpoint (instead of `device`). */
+  readonly devices?: readonly string[];
   /** CPU worker threads (default: apply's, one per core from two cores up). */
   readonly cpuWorkers?: number;
   /** Times each scheme runs (the best is kept; default 1). */
@@ -94,13 +98,21 @@ function randomBf16(count: number, seed: number): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
+/** Distinct random tensors in a synthetic checkpoint; later ones repeat them (generating 8 GB takes longer than quantizing it). */
+const DISTINCT_TENSORS = 16;
+
 /** Writes the synthetic checkpoint and returns its folder and Linear names. */
 async function syntheticModel(tensors: number, rows: number, cols: number): Promise<{ dir: string; modules: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'quantc-bench-'));
   const modules = Array.from({ length: tensors }, (_, i) => `model.layers.${i}.mlp.down_proj`);
   const specs: OutputTensorSpec[] = modules.map((m) => ({ name: `${m}.weight`, dtype: 'BF16', shape: [rows, cols], byteLength: rows * cols * 2 }));
   const w = await SafetensorsFileWriter.create(join(dir, 'model.safetensors'), specs);
-  for (let i = 0; i < tensors; i++) await w.write(specs[i].name, randomBf16(rows * cols, i + 1));
+  const made = new Map<number, Uint8Array>();
+  for (let i = 0; i < tensors; i++) {
+    const seed = (i % DISTINCT_TENSORS) + 1;
+    if (!made.has(seed)) made.set(seed, randomBf16(rows * cols, seed));
+    await w.write(specs[i].name, made.get(seed)!);
+  }
   await w.close();
   await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'] }, null, 2));
   return { dir, modules };
@@ -180,14 +192,15 @@ export async function benchApply(options: ApplyBenchOptions = {}): Promise<{ res
   const tensors = options.tensors ?? 8;
   const rows = options.rows ?? 4096;
   const cols = options.cols ?? 4096;
-  const devices = parseDeviceList(options.device ?? 'cpu');
-  const device = formatDeviceList(devices);
+  const lists = (options.devices ?? [options.device ?? 'cpu']).map((d) => parseDeviceList(d));
+  const gpus = lists.find((l) => l[0]!.device === 'cuda');
   const { dir, modules } = await syntheticModel(tensors, rows, cols);
   const results: ApplyBenchResult[] = [];
   let limits: ApplyLimits;
   try {
-    limits = { ...(await pageCacheRead(dir)), ...(devices[0]!.device === 'cuda' ? await uploadLimits(devices) : {}) };
-    for (const scheme of schemes) {
+    limits = { ...(await pageCacheRead(dir)), ...(gpus ? await uploadLimits(gpus) : {}) };
+    for (const scheme of schemes) for (const devices of lists) {
+      const device = formatDeviceList(devices);
       let best: ApplyBenchResult | null = null;
       for (let r = 0; r < (options.repeat ?? 1); r++) {
         const out = join(dir, `out-${scheme}`);
@@ -247,11 +260,13 @@ export function torchApplyLines(python: string, device: string, tensors = 8, sch
 
 if (process.argv[1]?.endsWith('apply.js')) {
   const args = process.argv.slice(2);
-  const device = args[0] && !args[0].startsWith('--') ? args[0] : 'cpu';
   const flag = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  const firstFlag = args.findIndex((a) => a.startsWith('--'));
+  const positional = firstFlag < 0 ? args : args.slice(0, firstFlag);
+  const devices = positional.length > 0 ? positional : ['cpu'];
   const workers = flag('--workers');
   const schemes = flag('--schemes')?.split(',');
-  const { results, limits } = await benchApply({ device, ...(workers === undefined ? {} : { cpuWorkers: Number(workers) }), ...(schemes ? { schemes } : {}), repeat: Number(flag('--repeat') ?? 1) });
+  const { results, limits } = await benchApply({ devices, ...(workers === undefined ? {} : { cpuWorkers: Number(workers) }), ...(schemes ? { schemes } : {}), repeat: Number(flag('--repeat') ?? 1) });
   for (const line of formatApplyBench(results, limits)) console.log(line);
-  if (args.includes('--torch')) for (const line of torchApplyLines(flag('--python') ?? 'python3', device, 8, schemes, Number(flag('--repeat') ?? 1))) console.log(line);
+  if (args.includes('--torch')) for (const line of torchApplyLines(flag('--python') ?? 'python3', devices.find((d) => d.startsWith('cuda')) ?? devices[0]!, 8, schemes, Number(flag('--repeat') ?? 1))) console.log(line);
 }

@@ -8,7 +8,7 @@
  *   (recipe → IR → tree → rewrites → matching → plan) and CLI wall time;
  * - matching 10 patterns over the unpacked Kimi-K2 tree; expanding configs;
  * - with `--apply`: the data-free weight pass (bf16 GB/s), CPU, `--device cuda` or
- *   `--device cuda:0,1,…`, with its limits (page-cache read, host-to-device) and,
+ *   `--device cuda:0,1,…` (repeat `--device` to time several on one checkpoint), with its limits (page-cache read, host-to-device) and,
  *   with `--torch`, PyTorch's pass (torch_rtn.py) on the same machine;
  * - with `--gptq`: GPTQ per layer against a PyTorch eager GPTQ (see gptq.ts:
  *   `--size 1b4,moe64`, `--tokens`, `--seq-len`, `--device`);
@@ -227,15 +227,18 @@ async function main(): Promise<void> {
     const { benchApply, formatApplyBench, torchApplyLines } = await import('./apply.js');
     // `--device cpu|cuda|cuda:0,1,…`; `--torch` adds PyTorch's pass on the same machine (`--python`, default python3).
     // `--tensors N`: the synthetic checkpoint's [4096, 4096] bf16 tensors (32 MiB each; default 8).
-    const device = args.includes('--device') ? args[args.indexOf('--device') + 1]! : 'cpu';
+    // `--device` may be given several times (`--device cuda --device cpu`): each runs in turn on the same checkpoint.
+    const devices = args.flatMap((a, i) => (a === '--device' && args[i + 1] ? [args[i + 1]!] : []));
+    if (devices.length === 0) devices.push('cpu');
+    const device = devices.find((d) => d.startsWith('cuda')) ?? devices[0]!;
     const tensors = args.includes('--tensors') ? Number(args[args.indexOf('--tensors') + 1]) : 8;
     // `--repeat N`: each engine's fastest of N passes (for machines whose speed varies); `--schemes A,B`: a subset.
     const repeat = args.includes('--repeat') ? Number(args[args.indexOf('--repeat') + 1]) : 1;
     const schemes = args.includes('--schemes') ? args[args.indexOf('--schemes') + 1]!.split(',') : undefined;
-    const { results, limits } = await benchApply({ device, tensors, repeat, ...(schemes ? { schemes } : {}) });
+    const { results, limits } = await benchApply({ devices, tensors, repeat, ...(schemes ? { schemes } : {}) });
     for (const line of formatApplyBench(results, limits)) print(line);
     for (const r of results) keep('apply', r);
-    keep('apply-limits', { device, ...limits });
+    keep('apply-limits', { device: devices.join(' '), ...limits });
     if (args.includes('--torch')) {
       const torch = torchApplyLines(args.includes('--python') ? args[args.indexOf('--python') + 1]! : 'python3', device, tensors, schemes, repeat);
       for (const line of torch) print(line);
