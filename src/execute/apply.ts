@@ -221,12 +221,20 @@ const READ_AHEAD_BYTES = 2 ** 31;
 /** Bytes of same-shaped weights stacked into one graph run, at most: enough to spare small weights (experts) a run each, small enough to keep reads, runs and writes overlapping. */
 const STACK_BYTES = 2 ** 26;
 
+/** Where units are quantized: the devices' runtimes, and CPU loops (worker threads, or this thread) for the units they take. */
+interface Pools {
+  readonly device: RuntimePool<Slot>;
+  /** The CPU loops' pool and runtime, or null where every unit goes to the devices. */
+  readonly loops: { readonly pool: RuntimePool<Slot>; readonly rt: GraphRuntime } | null;
+}
+
 /**
  * The weight pass as a pipeline: units are read ahead (a few per runtime,
  * within {@link READ_AHEAD_BYTES}), quantized on the first free runtime of
- * `pool`, and handed out in order for writing, so reading, quantizing (on
- * every device) and writing overlap. Results do not depend on which runtime
- * quantized what.
+ * their pool (the CPU loops' for the units they take, else the devices'),
+ * and handed out in order for writing, so reading, quantizing (on every
+ * device and core) and writing overlap. Results do not depend on which
+ * runtime quantized what.
  */
 class UnitPipeline {
   private readonly results: Promise<{ out: UnitOutput; bytesRead: number }>[] = [];
@@ -241,10 +249,16 @@ class UnitPipeline {
 
   constructor(
     private readonly units: readonly Unit[],
-    private readonly pool: RuntimePool<Slot>,
+    private readonly pools: Pools,
     private readonly changed: ReadonlyMap<string, Uint8Array> | undefined,
   ) {
     this.fill();
+  }
+
+  /** The pool that quantizes `unit`. */
+  private poolOf(unit: Unit): RuntimePool<Slot> {
+    const loops = this.pools.loops;
+    return loops && inWorker(unit, loops.rt, this.changed) ? loops.pool : this.pools.device;
   }
 
   private unitBytes(u: Unit): number {
@@ -257,7 +271,7 @@ class UnitPipeline {
 
   private async quantize(slot: Slot, unit: Unit, raws: Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
     const modules = UnitPipeline.modules(unit);
-    if (slot.worker && inWorker(unit, slot.rt, this.changed)) {
+    if (slot.worker) {
       const { out, bytesRead, raws: back } = await slot.worker.quantize(modules, raws);
       for (const r of back) this.buffers.give(r);
       return { out, bytesRead };
@@ -277,8 +291,8 @@ class UnitPipeline {
   /** The stack key of a unit whose one weight comes from the checkpoint (see `stackKey`), else null. */
   private stackKeyOf(unit: Unit): string | null {
     const m = unit.modules[0]!;
-    if (unit.modules.length !== 1 || m.solved || this.changed?.has(m.name)) return null;
-    return stackKey(this.pool.runtimes[0]!.rt, m.kernel);
+    if (unit.modules.length !== 1 || m.solved || this.changed?.has(m.name) || this.poolOf(unit) !== this.pools.device) return null;
+    return stackKey(this.pools.device.runtimes[0]!.rt, m.kernel);
   }
 
   /**
@@ -287,7 +301,7 @@ class UnitPipeline {
    * of one stack key (up to {@link STACK_BYTES}) quantized in one graph run.
    */
   private fill(): void {
-    const window = 2 * this.pool.runtimes.length + 1;
+    const window = 2 * (this.pools.device.runtimes.length + (this.pools.loops?.pool.runtimes.length ?? 0)) + 1;
     while (this.started < this.units.length && this.tasksInFlight < window) {
       const first = this.units[this.started]!;
       const key = this.stackKeyOf(first);
@@ -305,10 +319,10 @@ class UnitPipeline {
       this.taskUnitsLeft.push(group.length);
       this.tasksInFlight++;
       let results: Promise<{ out: UnitOutput; bytesRead: number }>[];
-      if (group.length === 1) results = [readUnit(first, this.changed, this.buffers).then((raws) => this.pool.run((slot) => this.quantize(slot, first, raws)))];
+      if (group.length === 1) results = [readUnit(first, this.changed, this.buffers).then((raws) => this.poolOf(first).run((slot) => this.quantize(slot, first, raws)))];
       else {
         const all = Promise.all(group.map((u) => readUnit(u, this.changed, this.buffers))).then((raws) =>
-          this.pool.run(async (slot) => {
+          this.pools.device.run(async (slot) => {
             const done = await quantizeStack(
               slot.rt,
               group.map((u) => UnitPipeline.modules(u)[0]!),
@@ -428,19 +442,27 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     return rt;
   });
   const allUnits = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
-  // On one CPU, worker threads quantize the units the loops handle (while this thread reads and writes).
-  const cpu = runtimes.length === 1 && runtimes[0]!.device === 'cpu';
-  const workers = cpu && allUnits.some((u) => inWorker(u, runtimes[0]!, job.changedWeights?.linears)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers()) : [];
-  const pool = new RuntimePool<Slot>(workers.length > 0 ? workers.map((worker) => ({ rt: runtimes[0]!, worker })) : runtimes.map((rt) => ({ rt })));
+  const changed = job.changedWeights?.linears;
+  // Round-to-nearest of the checkpoint's weights runs in CPU loops, in worker threads while this thread reads and writes: on one
+  // CPU, and on CUDA unless `weightsOn` is 'device' (onnxruntime-node returns every output through host memory, and the
+  // loops on the host's cores measured several times faster than the GPU graphs; the bytes are the same).
+  const weightsOn = job.weightsOn ?? 'auto';
+  const oneCpu = runtimes.length === 1 && runtimes[0]!.device === 'cpu';
+  const loopRt = oneCpu ? runtimes[0]! : runtimes[0]!.device === 'cuda' && weightsOn !== 'device' ? new GraphRuntime('cpu', job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops ?? true) : null;
+  const workers = loopRt && allUnits.some((u) => inWorker(u, loopRt, changed)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers()) : [];
+  const loopSlots: Slot[] = workers.length > 0 ? workers.map((worker) => ({ rt: loopRt!, worker })) : loopRt && !oneCpu && weightsOn === 'cpu' ? [{ rt: loopRt }] : [];
+  const pools: Pools = {
+    device: new RuntimePool<Slot>(runtimes.map((rt) => ({ rt }))),
+    loops: loopSlots.length > 0 ? { pool: new RuntimePool(loopSlots), rt: loopRt! } : null,
+  };
   const writer = new ShardedWriter(stage.path, writeLayout);
   let weightSeconds = 0;
   let weightBytes = 0;
   let pipeline: UnitPipeline | null = null;
   try {
     let done = 0;
-    const changed = job.changedWeights?.linears;
     const offsetNorms = new Set(job.offsetNorms ?? []);
-    pipeline = new UnitPipeline(allUnits, pool, changed);
+    pipeline = new UnitPipeline(allUnits, pools, changed);
     for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
       if (replaced) await writer.write(item.key, replaced);
@@ -485,6 +507,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     throw asApplyError(e, job.outDir);
   } finally {
     for (const rt of runtimes) await rt.dispose();
+    if (loopRt && !oneCpu) await loopRt.dispose();
     for (const w of workers) await w.terminate();
   }
   const seconds = (performance.now() - started) / 1000;
@@ -497,7 +520,8 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     ignored: job.ignore.length,
     outDir: job.outDir,
     weightGBps: weightSeconds > 0 ? weightBytes / weightSeconds / 1e9 : 0,
-    ...(pool.runtimes.length > 1 ? { unitsPerRuntime: [...pool.tasks] } : {}),
+    ...(runtimes.length > 1 ? { unitsPerRuntime: [...pools.device.tasks] } : (pools.loops?.pool.runtimes.length ?? 0) > 1 ? { unitsPerRuntime: [...pools.loops!.pool.tasks] } : {}),
+    ...(!oneCpu && pools.loops && pools.loops.pool.tasks.some((n) => n > 0) ? { cpuThreads: Math.max(1, workers.length) } : {}),
   };
   onEvent({ kind: 'done', summary });
   return summary;

@@ -52,7 +52,7 @@ export function formatSummary(s: ApplySummary, device: string): string {
     `Wrote ${s.outDir} in ${s.seconds.toFixed(1)} s`,
     `  weights      ${formatBytes(s.bytesIn)} -> ${formatBytes(s.bytesOut)} (${s.ratio.toFixed(2)}x smaller)`,
     `  modules      ${s.quantized} quantized, ${s.ignored} ignored`,
-    `  weight pass  ${s.weightGBps.toFixed(2)} GB/s on ${device}`,
+    `  weight pass  ${s.weightGBps.toFixed(2)} GB/s on ${device}${s.cpuThreads ? ` (round-to-nearest on ${s.cpuThreads} CPU thread${s.cpuThreads === 1 ? '' : 's'})` : ''}`,
     '',
   ].join('\n');
 }

@@ -76,10 +76,22 @@ export function encodeHeader(tensors: readonly OutputTensorSpec[], metadata: Rea
   return out;
 }
 
+/**
+ * Bytes written between background flushes to disk. `close()` must flush
+ * before the output is renamed into place; flushing as the file grows keeps
+ * the disk writing while the pass still computes, so that final flush
+ * waits only for the last few hundred megabytes instead of the whole file.
+ * `QUANTC_FLUSH_EVERY_MB=0` flushes only at close (to measure the difference).
+ */
+const FLUSH_EVERY_BYTES = process.env.QUANTC_FLUSH_EVERY_MB === undefined ? 2 ** 28 : Number(process.env.QUANTC_FLUSH_EVERY_MB) * 2 ** 20 || Infinity;
+
 /** Writes one shard: header at creation, then each tensor in order. */
 export class SafetensorsFileWriter {
   private next = 0;
   private position: number;
+  private unflushed = 0;
+  /** The background flush in flight, if any; it settles to its error, if it failed. */
+  private flushing: Promise<Error | null> | null = null;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -125,11 +137,28 @@ export class SafetensorsFileWriter {
     if (total !== byteLength) throw new Error(`safetensors writer: ${name} got ${total} of ${byteLength} bytes`);
     this.position += byteLength;
     this.next++;
+    this.unflushed += byteLength;
+    if (this.unflushed >= FLUSH_EVERY_BYTES && this.flushing === null) {
+      this.unflushed = 0;
+      this.flushing = this.fh.datasync().then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      // One flush at a time; a failed one is reported by close().
+      void this.flushing.then((e) => {
+        if (e === null) this.flushing = null;
+      });
+    }
   }
 
   /** Flushes and closes; fails if tensors are missing. */
   async close(): Promise<void> {
     const missing = this.expected;
+    const failed = await this.flushing;
+    if (failed) {
+      await this.fh.close().catch(() => undefined);
+      throw failed;
+    }
     await this.fh.sync();
     await this.fh.close();
     if (missing !== null) throw new Error(`safetensors writer: closed before ${missing} was written`);
@@ -137,6 +166,7 @@ export class SafetensorsFileWriter {
 
   /** Closes without checks (used when aborting). */
   async abort(): Promise<void> {
+    await this.flushing;
     await this.fh.close().catch(() => undefined);
   }
 }

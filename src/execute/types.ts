@@ -174,6 +174,15 @@ export interface ApplyJob {
   readonly cpuLoops?: boolean;
   /** Worker threads quantizing in the CPU loops (default: one per core from two cores up; 0: this thread); results do not depend on it. */
   readonly cpuWorkers?: number;
+  /**
+   * Where round-to-nearest of the checkpoint's weights runs when `device` is
+   * CUDA (`apply --weights-on`): 'cpu', in the CPU loops (worker threads);
+   * 'device', in graphs on the GPUs; 'auto' (default), the CPU loops where
+   * worker threads run (built code), else the GPUs. Weights a transform
+   * changed, solved weights and kernels the loops lack stay on the GPUs.
+   * The bytes written do not depend on it.
+   */
+  readonly weightsOn?: 'auto' | 'cpu' | 'device';
 }
 
 /** Progress events, in order: one `start`, then per-module `module`, then `done`. */
@@ -196,4 +205,6 @@ export interface ApplySummary {
   readonly weightGBps: number;
   /** With several devices (`ApplyJob.devices`) or CPU worker threads: how many weights (fused NVFP4 groups counting once) each quantized, in order. */
   readonly unitsPerRuntime?: readonly number[];
+  /** On CUDA, where the CPU loops quantized some weights (`ApplyJob.weightsOn`): how many CPU threads did. */
+  readonly cpuThreads?: number;
 }

@@ -113,6 +113,29 @@ describe('apply over several devices', () => {
   }
 });
 
+describe('apply --weights-on', () => {
+  test("cuda with weightsOn 'cpu' quantizes in the CPU loops on this thread where no worker runs, and writes the CPU's bytes", async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const cpu = await referenceJob('llama', 'W4A16', modelDir);
+    const cuda = await referenceJob('llama', 'W4A16', modelDir);
+    await applyJob(cpu.job);
+    // Sources start no worker threads (built code only): the loops run here, and no CUDA session is created.
+    const summary = await applyJob({ ...cuda.job, device: 'cuda', weightsOn: 'cpu' });
+    expect(summary.cpuThreads).toBe(1);
+    const files = (await readdir(cpu.job.outDir)).sort();
+    expect((await readdir(cuda.job.outDir)).sort()).toEqual(files);
+    for (const f of files) expect(Buffer.compare(await readFile(join(cpu.job.outDir, f)), await readFile(join(cuda.job.outDir, f))), f).toBe(0);
+  });
+
+  test('an unknown --weights-on is a usage error (exit 2) before any work', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    const io = memoryIo(cwd);
+    expect(await main(['apply', join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml'), '--model', join(DATAFREE, 'llama', 'base'), '--out', 'out', '--weights-on', 'gpu'], io)).toBe(2);
+    expect(io.err.join('')).toMatch(/--weights-on/);
+    expect(await readdir(cwd)).toEqual([]);
+  });
+});
+
 /** `QUANTC_TEST_DEVICE=cuda:0,1` (or `cuda`) repeats llm-compressor's data-free references on those GPUs (after `npm run setup:cuda`). */
 const TEST_DEVICES = process.env.QUANTC_TEST_DEVICE;
 
@@ -132,7 +155,8 @@ describe.skipIf(TEST_DEVICES === undefined || TEST_DEVICES === 'cpu')(`apply on 
       const devices = parseDeviceList(TEST_DEVICES);
       const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
       const { job, ref } = await referenceJob(model, scheme, modelDir);
-      await applyJob({ ...job, device: devices[0]!.device, devices });
+      // The GPUs' graphs, not the CPU loops that `weightsOn: 'auto'` would choose.
+      await applyJob({ ...job, device: devices[0]!.device, devices, weightsOn: 'device' });
       const got = parseSafetensors(new Uint8Array(await readFile(join(job.outDir, 'model.safetensors'))));
       expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
       for (const [name, r] of ref) expect(Buffer.compare(Buffer.from(got.get(name)!.bytes), Buffer.from(r.bytes)), name).toBe(0);

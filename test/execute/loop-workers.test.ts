@@ -43,6 +43,20 @@ describe.skipIf(!built)('apply with worker threads (built code)', () => {
     });
   }
 
+  test('on CUDA, round-to-nearest of the checkpoint weights runs in the worker threads by default (same bytes; the GPU is never used)', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'glm4_moe_lite', 'base'));
+    const cpu = await referenceJob('glm4_moe_lite', 'NVFP4A16', modelDir);
+    const cuda = await referenceJob('glm4_moe_lite', 'NVFP4A16', modelDir);
+    await applyJob({ ...cpu.job, cpuWorkers: 0 });
+    // Every unit is one the loops take, so no CUDA session is ever created: this runs where no GPU is.
+    const summary = await builtApply({ ...cuda.job, device: 'cuda', cpuWorkers: 3 });
+    expect(summary.cpuThreads).toBe(3);
+    expect(summary.unitsPerRuntime).toHaveLength(3);
+    const files = (await readdir(cpu.job.outDir)).sort();
+    expect((await readdir(cuda.job.outDir)).sort()).toEqual(files);
+    for (const f of files) expect(Buffer.compare(await readFile(join(cpu.job.outDir, f)), await readFile(join(cuda.job.outDir, f))), f).toBe(0);
+  });
+
   test('a NaN found in a worker stops the run with the same message', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const file = join(modelDir, 'model.safetensors');

@@ -72,6 +72,13 @@ Options:
                            their batches over them; GPTQ solves and the
                            AWQ search run on the first.
   --gpus N                 Short for --device cuda:0,...,N-1.
+  --weights-on auto|cpu|device
+                           With --device cuda, where round-to-nearest of
+                           the checkpoint's weights runs: cpu, in worker
+                           threads (one per core, up to 16) while the GPU
+                           is free for calibration; device, in graphs on
+                           the GPUs; auto (default), cpu. The bytes
+                           written are the same (docs/apply.md).
   --max-shard-size GB      Largest output shard in GB (default 20).
   --shard I/N              Write only part I of N (0 <= I < N) of a
                            data-free checkpoint into --out; run the N
@@ -155,6 +162,7 @@ export const command: Command = {
       'fail-on': { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
       shard: { type: 'string' },
+      'weights-on': { type: 'string' },
     });
     if (values.help) {
       io.stdout(HELP);
@@ -174,6 +182,7 @@ export const command: Command = {
     const device = devices[0]!.device;
     const format = choice('apply', 'format', values.format, ['text', 'json'] as const, 'text');
     const precision = values.precision === undefined ? undefined : choice('apply', 'precision', values.precision, ['bf16', 'fp32'] as const, 'fp32');
+    const weightsOn = choice('apply', 'weights-on', values['weights-on'], ['auto', 'cpu', 'device'] as const, 'auto');
     const failOn = choice('apply', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
     if (!(shardGb > 0)) throw new UsageError('apply: --max-shard-size must be a positive number of GB.');
@@ -265,6 +274,7 @@ export const command: Command = {
         moe: planned.ir!.moe,
         modifiers: planned.ir!.modifiers,
       });
+      job = { ...job, weightsOn };
       if (part) {
         // Calibration needs every layer's inputs from the layers before it: it cannot be cut into independent tensors.
         const needs = [job.calibration && 'calibration', job.smoothquant && 'SmoothQuant', job.awq && 'AWQ', job.gptq && 'GPTQ'].filter(Boolean);

@@ -11,7 +11,7 @@
  * result equals float32 division.
  */
 import { roundBf16, roundF16 } from '../dtypes.js';
-import { absmaxBitsWasm, fp8CodesWasm, int4WordsWasm } from './wasm-kernels.js';
+import { absmaxBitsWasm, fp8CodesWasm, int4WordsWasm, nvfp4BytesWasm } from './wasm-kernels.js';
 import { roundFp8E4m3 } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
 import type { WeightStats } from './quantize-weight.js';
@@ -387,13 +387,21 @@ export function quantizeMxfp4Bf16Table(kernel: WeightKernel, bits: Uint16Array, 
  */
 export function quantizeNvfp4Bf16Cpu(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, globalScale: number): Uint8Array {
   const [a, b, c] = kernel.view.dims as [number, number, number];
+  const divisor = new Float32Array(a * b);
+  for (let g = 0; g < divisor.length; g++) divisor[g] = scale[g]! / globalScale;
+  return nvfp4BytesWasm(bits, divisor, a * b, c) ?? nvfp4BytesTable(kernel, bits, divisor);
+}
+
+/** {@link quantizeNvfp4Bf16Cpu} as a table walk, given each group's divisor `f32(s / gs)` (the fallback of the WebAssembly kernel, and its reference). */
+export function nvfp4BytesTable(kernel: WeightKernel, bits: Uint16Array, divisor: Float32Array): Uint8Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
   const values = bf16Values();
   const byTop = fp4ByTopBits();
   const out = new Uint8Array((a * b * c) >>> 1);
   const x = new Float32Array(2);
   const u = new Uint32Array(x.buffer);
   for (let g = 0; g < a * b; g++) {
-    const d = Math.fround(scale[g]! / globalScale);
+    const d = divisor[g]!;
     const end = (g + 1) * c;
     for (let i = g * c; i < end; i += 2) {
       x[0] = values[bits[i]!]! / d;

@@ -3,8 +3,8 @@
  * runs several times faster than JavaScript over typed arrays: FP8 E4M3
  * codes (`fp8(clip(bf16(|x| / s), 448))`, the weight's sign; four at a time
  * with SIMD, else one at a time), each group's largest magnitude for the
- * symmetric schemes' observers, and symmetric 4-bit codes packed into int32
- * words. Each computes what the table walks of cpu-kernel.ts compute, which
+ * symmetric schemes' observers, symmetric 4-bit codes packed into int32
+ * words, and NVFP4's E2M1 codes packed two to a byte. Each computes what the table walks of cpu-kernel.ts compute, which
  * stay the fallback (no WebAssembly or SIMD, `QUANTC_WASM=0`): tested equal
  * for every bf16 pattern. The modules are a few hundred bytes written here,
  * so there is nothing to build or ship.
@@ -126,6 +126,11 @@ const v = {
   load: simd(0x00, 4, 0),
   i32x4Const: (lanes: readonly number[]) => simd(0x0c, ...new Uint8Array(Int32Array.from(lanes).buffer)),
   i32x4ExtractLane: (lane: number) => simd(0x1b, lane),
+  i32x4Ne: simd(0x38),
+  f32x4Ne: simd(0x42),
+  f32x4Gt: simd(0x44),
+  f32x4Ge: simd(0x46),
+  i16x8ShrU: simd(0x8d),
   i32x4ShrS: simd(0xac),
   i32x4Mul: simd(0xb5),
   load16x4u: simd(0x04, 3, 0),
@@ -280,6 +285,48 @@ function int4ModuleBytes(): Uint8Array {
   return wasmModule([...locals, ...groupLoops({ G, I, GROUPS, SIZE, SCALES }, [...v.f32x4Splat, ...op.set(S)], eight, 8)]);
 }
 
+/**
+ * `nvfp4(inPtr, outPtr, divPtr, groups, size)`: NVFP4's E2M1 codes of bf16
+ * patterns, two to a byte (low nibble first), group g divided by the
+ * float32 at `divPtr + 4g` (its `f32(scale / global_scale)`): the magnitude
+ * code counts the thresholds 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5 that
+ * |x / d| passes (strictly, or from 0.75, 1.75, 3.5 up; NaN 7, which clips
+ * to 6), plus 8 below zero (not −0). Eight elements per step (`size` a
+ * multiple of 8). IEEE division of two float32 values is what JavaScript's
+ * double division rounded to float32 gives, so the codes are the table
+ * walk's.
+ */
+function nvfp4ModuleBytes(): Uint8Array {
+  // Locals: 0 in, 1 out, 2 divisors, 3 groups, 4 size; 5 g, 6 i (i32); 7 d, 8 q, 9 a, 10 e (v128).
+  const [IN, OUT, DIVS, GROUPS, SIZE, G, I, D, Q, A, E] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const splat = (x: number): number[] => [...op.i32(x), ...v.i32x4Splat];
+  const past = (t: number, inclusive: boolean): number[] => [...op.get(A), ...op.f32(t), ...v.f32x4Splat, ...(inclusive ? v.f32x4Ge : v.f32x4Gt), ...v.i32x4Add];
+  // Four elements (at in + 8·quad) to their codes, one per int32 lane.
+  const quad = (q: 0 | 1): number[] => [
+    ...op.get(IN), ...v.load16x4u.slice(0, -1), q * 8, ...op.i32(16), ...v.i32x4Shl,
+    ...op.get(D), ...v.f32x4Div, ...op.tee(Q),
+    ...splat(0x7fffffff), ...v.and, ...op.set(A),
+    // 0 − (sum of the comparisons' all-ones masks) = how many thresholds |q| passes
+    ...splat(0), ...splat(0),
+    ...past(0.25, false), ...past(0.75, true), ...past(1.25, false), ...past(1.75, true), ...past(2.5, false), ...past(3.5, true), ...past(5, false),
+    ...v.i32x4Sub,
+    ...op.get(A), ...op.get(A), ...v.f32x4Ne, ...splat(7), ...v.and, ...v.or,
+    // the quotient's sign bit, where its magnitude is not zero
+    ...op.get(Q), ...op.i32(28), ...v.i32x4ShrU, ...splat(8), ...v.and, ...op.get(A), ...splat(0), ...v.i32x4Ne, ...v.and, ...v.or,
+  ];
+  const eight = [
+    ...op.get(OUT),
+    // bytes c0 … c7; as int16 lanes c(2k) + 256·c(2k+1), folded to c(2k) | c(2k+1) << 4 in the low byte
+    ...quad(0), ...quad(1), ...v.i16x8NarrowU, ...op.tee(E), ...op.get(E), ...v.i8x16NarrowU, ...op.tee(E),
+    ...op.get(E), ...op.i32(4), ...v.i16x8ShrU, ...v.or, ...op.i32(0xff), ...v.i16x8Splat, ...v.and, ...op.tee(E), ...op.get(E), ...v.i8x16NarrowU,
+    ...v.store32Lane0,
+    ...op.get(IN), ...op.i32(16), ...op.i32Add, ...op.set(IN),
+    ...op.get(OUT), ...op.i32(4), ...op.i32Add, ...op.set(OUT),
+  ];
+  const locals = [2, 2, 0x7f, 4, 0x7b]; // 2 × i32, 4 × v128
+  return wasmModule([...locals, ...groupLoops({ G, I, GROUPS, SIZE, SCALES: DIVS }, [...v.f32x4Splat, ...op.set(D)], eight, 8)]);
+}
+
 /** A module of one function `run(i32 × 5)` with body `code` and its memory, both exported. */
 function wasmModule(code: number[]): Uint8Array {
   const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
@@ -296,7 +343,7 @@ function wasmModule(code: number[]): Uint8Array {
 type Kernel = { readonly run: (a: number, b: number, c: number, groups: number, size: number) => void; readonly memory: WasmMemory };
 
 /** The kernels of this thread (each worker thread compiles its own); null where WebAssembly (or its SIMD) cannot run them. */
-const kernels: { scalar?: Kernel | null; simd?: Kernel | null; absmax?: Kernel | null; int4?: Kernel | null } = {};
+const kernels: { scalar?: Kernel | null; simd?: Kernel | null; absmax?: Kernel | null; int4?: Kernel | null; nvfp4?: Kernel | null } = {};
 
 function compile(bytes: () => Uint8Array): Kernel | null {
   const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
@@ -388,5 +435,20 @@ export function int4WordsWasm(bits: Uint16Array, scale: Float32Array, groups: nu
   if (!k) return null;
   const out = new Int32Array((groups * size) / 8);
   runChunked(k, bits, groups, size, scale, (n) => (n * size) / 2, (words, g0, n) => out.set(new Int32Array(words.buffer, words.byteOffset, (n * size) / 8), (g0 * size) / 8));
+  return out;
+}
+
+/**
+ * NVFP4 bytes of `groups` × `size` bf16 patterns, two codes each (see
+ * {@link nvfp4ModuleBytes}), group g divided by `divisor[g]`; null where
+ * the SIMD kernel does not run or `size` is not a multiple of 8.
+ */
+export function nvfp4BytesWasm(bits: Uint16Array, divisor: Float32Array, groups: number, size: number): Uint8Array | null {
+  if (size % 8 !== 0) return null;
+  if (kernels.nvfp4 === undefined) kernels.nvfp4 = compile(nvfp4ModuleBytes);
+  const k = kernels.nvfp4;
+  if (!k) return null;
+  const out = new Uint8Array((groups * size) / 2);
+  runChunked(k, bits, groups, size, divisor, (n) => (n * size) / 2, (bytes, g0) => out.set(bytes, (g0 * size) / 2));
   return out;
 }

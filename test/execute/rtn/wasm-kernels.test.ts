@@ -7,8 +7,8 @@
  * maxima the symmetric schemes' observers take.
  */
 import { describe, expect, it } from 'vitest';
-import { fp8CodesTable, int4WordsTable, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
-import { absmaxBitsWasm, fp8CodesWasm, int4WordsWasm } from '../../../src/execute/rtn/wasm-kernels.js';
+import { fp8CodesTable, int4WordsTable, nvfp4BytesTable, quantizeFp8Bf16Table } from '../../../src/execute/rtn/cpu-kernel.js';
+import { absmaxBitsWasm, fp8CodesWasm, int4WordsWasm, nvfp4BytesWasm } from '../../../src/execute/rtn/wasm-kernels.js';
 import type { WeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
 
 const kernelOf = (a: number, b: number, c: number): WeightKernel => ({ kind: 'fp8', view: { dims: [a, b, c] } }) as unknown as WeightKernel;
@@ -89,5 +89,29 @@ describe('FP8 codes in WebAssembly', () => {
     const scale = Float32Array.from({ length: groups }, () => 2 ** ((next() % 30) - 20));
     expect(Buffer.from(int4WordsWasm(bits, scale, groups, 128)!.buffer).equals(Buffer.from(int4WordsTable(kernelOf(groups, 1, 128), bits, scale).buffer))).toBe(true);
     expect(int4WordsWasm(new Uint16Array(12), Float32Array.of(1), 1, 12)).toBeNull();
+  });
+
+  it('NVFP4 bytes: every bf16 pattern coded as the table walk codes it, for every divisor, and groups split over several calls', () => {
+    // Bytes are two patterns each; those holding an infinity or NaN are skipped (apply refuses such weights).
+    const skip = (byte: number): boolean => nonFinite(byte * 2) || nonFinite(byte * 2 + 1);
+    // Divisors f32(s / gs): ordinary, tiny (quotients overflow to infinity), huge (quotients underflow), and subnormal.
+    for (const d of [1, 0.5, 1 / 6, 3.3e-7, 1e-38, 2.5e-42, 1.7e38, 0.07, 448 / 2688]) {
+      const want = nvfp4BytesTable(kernelOf(1, 1, 65536), all, Float32Array.of(d));
+      const got = nvfp4BytesWasm(all, Float32Array.of(d), 1, 65536);
+      expect(got, 'WebAssembly with SIMD runs on Node 20').not.toBeNull();
+      for (let i = 0; i < want.length; i++) if (!skip(i) && got![i] !== want[i]) expect(`${d} byte ${i}: ${got![i]}`).toBe(`${d} byte ${i}: ${want[i]}`);
+    }
+    let seed = 5;
+    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    for (const [groups, size] of [
+      [3, 8],
+      [70000, 16],
+      [5, 1 << 20],
+    ] as const) {
+      const bits = Uint16Array.from({ length: groups * size }, () => (next() >>> 16) & 0xbfff);
+      const divisor = Float32Array.from({ length: groups }, () => 2 ** ((next() % 30) - 20) * (1 + (next() % 1000) / 1000));
+      expect(Buffer.from(nvfp4BytesWasm(bits, divisor, groups, size)!).equals(Buffer.from(nvfp4BytesTable(kernelOf(groups, 1, size), bits, divisor))), `${groups} × ${size}`).toBe(true);
+    }
+    expect(nvfp4BytesWasm(new Uint16Array(12), Float32Array.of(1), 1, 12)).toBeNull();
   });
 });
