@@ -8,7 +8,7 @@ import { roundFp8E4m3 } from '../src/execute/rtn/qparams.js';
 import { quantizeGraph } from '../src/execute/rtn/graphs.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
-import { openCheckpoint, readSafetensorsHeader, readTensorBytes, readTensorChunks } from '../src/execute/safetensors-reader.js';
+import { CheckpointError, openCheckpoint, readSafetensorsHeader, readTensorBytes, readTensorBytesSync, readTensorChunks } from '../src/execute/safetensors-reader.js';
 import { DATAFREE } from './execute/fixtures.js';
 import { encodeHeader, layoutShards, SafetensorsFileWriter, shardIndexJson, type OutputTensorSpec } from '../src/execute/safetensors-writer.js';
 
@@ -72,6 +72,18 @@ describe('safetensors I/O', () => {
     const header = encodeHeader(specs, {});
     await writeFile(file, Buffer.concat([Buffer.from(header), Buffer.alloc(10)]));
     await expect(openCheckpoint(dir)).rejects.toThrow(/model\.safetensors: tensor a\.weight has inconsistent offsets/);
+  });
+
+  test('a range read past the end (a file cut after it was opened) is a CheckpointError, blocking or not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quantc-st-'));
+    const file = join(dir, 'model.safetensors');
+    await writeFile(file, Buffer.from([1, 2, 3, 4, 5, 6]));
+    expect([...readTensorBytesSync({ file, offset: 2, byteLength: 4 })]).toEqual([3, 4, 5, 6]);
+    expect([...(await readTensorBytes({ file, offset: 2, byteLength: 4 }))]).toEqual([3, 4, 5, 6]);
+    const past = { file, offset: 4, byteLength: 4, name: 'a.weight' };
+    expect(() => readTensorBytesSync(past)).toThrow(CheckpointError);
+    expect(() => readTensorBytesSync(past)).toThrow(/model\.safetensors: unexpected end of file reading a\.weight/);
+    await expect(readTensorBytes(past)).rejects.toThrow(/model\.safetensors: unexpected end of file reading a\.weight/);
   });
 });
 

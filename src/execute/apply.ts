@@ -281,6 +281,22 @@ class UnitPipeline {
     return result;
   }
 
+  /**
+   * Reads and quantizes one unit: in its worker thread, from the files,
+   * where one takes it and its weights are whole tensors of the checkpoint
+   * (the workers then read beside each other); else read here (ahead, into
+   * the buffer pool) and quantized on the first free runtime of its pool.
+   * `QUANTC_WORKER_READS=0` reads everything here (to measure the difference).
+   */
+  private start(unit: Unit): Promise<{ out: UnitOutput; bytesRead: number }> {
+    const pool = this.poolOf(unit);
+    if (process.env.QUANTC_WORKER_READS !== '0' && pool.runtimes[0]!.worker && unit.modules.every((m) => !m.source.fused)) {
+      const reads = unit.modules.map((m) => ({ file: m.source.entry.file, offset: m.source.entry.offset, byteLength: m.source.entry.byteLength, name: m.source.entry.name }));
+      return pool.run((slot) => slot.worker!.readAndQuantize(UnitPipeline.modules(unit), reads));
+    }
+    return readUnit(unit, this.changed, this.buffers).then((raws) => pool.run((slot) => this.quantize(slot, unit, raws)));
+  }
+
   /** Returns a unit's checkpoint weights to the pool (not a transform's bytes, which the job owns). */
   private giveBack(unit: Unit, raws: readonly Uint8Array[]): void {
     unit.modules.forEach((m, i) => {
@@ -319,7 +335,7 @@ class UnitPipeline {
       this.taskUnitsLeft.push(group.length);
       this.tasksInFlight++;
       let results: Promise<{ out: UnitOutput; bytesRead: number }>[];
-      if (group.length === 1) results = [readUnit(first, this.changed, this.buffers).then((raws) => this.poolOf(first).run((slot) => this.quantize(slot, first, raws)))];
+      if (group.length === 1) results = [this.start(first)];
       else {
         const all = Promise.all(group.map((u) => readUnit(u, this.changed, this.buffers))).then((raws) =>
           this.pools.device.run(async (slot) => {

@@ -9,8 +9,9 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { LoopReply, LoopTask } from './loop-worker.js';
+import type { LoopRead, LoopReply, LoopTask } from './loop-worker.js';
 import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quantize-unit.js';
+import { CheckpointError } from './safetensors-reader.js';
 
 /** One worker thread. */
 export class LoopWorker {
@@ -24,7 +25,7 @@ export class LoopWorker {
       if (!p) return;
       this.pending.delete(reply.id);
       if (this.pending.size === 0) worker.unref();
-      if ('error' in reply) p.reject(reply.nonFinite ? new NonFiniteWeightError(reply.error) : new Error(reply.error));
+      if ('error' in reply) p.reject(replyError(reply));
       else p.resolve({ out: reply.out, bytesRead: reply.bytesRead, raws: reply.raws });
     });
     // A worker that dies (an error, running out of memory) fails its task and every later one, never hangs them.
@@ -42,19 +43,34 @@ export class LoopWorker {
 
   /** Quantizes a unit; `raws` are transferred there and back (returned with the tensors, for reuse). */
   quantize(modules: readonly UnitModule[], raws: readonly Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[] }> {
+    return this.post({ modules, raws }, [...new Set(raws.map((r) => r.buffer as ArrayBuffer))]);
+  }
+
+  /** Reads a unit's weights from their files in the worker, then quantizes them. */
+  readAndQuantize(modules: readonly UnitModule[], reads: readonly LoopRead[]): Promise<{ out: UnitOutput; bytesRead: number }> {
+    return this.post({ modules, reads }, []);
+  }
+
+  private post(task: Omit<LoopTask, 'id'>, transfer: ArrayBuffer[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[] }> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
-    const buffers = [...new Set(raws.map((r) => r.buffer as ArrayBuffer))];
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ id, modules, raws } satisfies LoopTask, buffers);
+      this.worker.postMessage({ id, ...task } satisfies LoopTask, transfer);
     });
   }
 
   async terminate(): Promise<void> {
     await this.worker.terminate();
   }
+}
+
+/** The error a worker reported, as the main thread would have thrown it. */
+function replyError(reply: Extract<LoopReply, { error: string }>): Error {
+  if (reply.kind === 'nonFinite') return new NonFiniteWeightError(reply.error);
+  if (reply.kind === 'checkpoint') return new CheckpointError(reply.error);
+  return Object.assign(new Error(reply.error), reply.code === undefined ? {} : { code: reply.code });
 }
 
 /** The built worker script, when this module runs from built code. */

@@ -12,7 +12,7 @@
  * Several devices (`cuda cpu`) run one after another on the same checkpoint.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +69,8 @@ export interface ApplyLimits {
    * touch, so this is the slower figure of a small checkpoint.
    */
   readonly freshReadGBps?: number;
+  /** Writing 1 GiB to a new file next to the checkpoint and flushing it to disk (as apply's output is flushed before it is renamed into place). */
+  readonly diskWriteGBps?: number;
   /** Host-to-device upload of 256 MiB per GPU alone (CUDA only), in list order. */
   readonly uploadGBps?: readonly number[];
   /** The same uploads to every listed GPU at once, all bytes over the time (CUDA, several GPUs). */
@@ -186,6 +188,26 @@ async function pageCacheRead(dir: string): Promise<Pick<ApplyLimits, 'pageCacheR
   return { pageCacheReadGBps, freshReadGBps };
 }
 
+/** Disk write GB/s: 1 GiB written in 64 MiB pieces to a new file in `dir`, then flushed (best of 2). */
+async function diskWrite(dir: string): Promise<number> {
+  const piece = randomBf16(2 ** 25, 7);
+  const file = join(dir, 'disk-write.bin');
+  try {
+    return await bestGBps(2 ** 30, 2, async () => {
+      await rm(file, { force: true });
+      const fh = await open(file, 'w');
+      try {
+        for (let at = 0; at < 2 ** 30; at += piece.byteLength) await fh.write(piece, 0, piece.byteLength, at);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    });
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
 /** Runs the benchmark; defaults: W4A16, FP8_DYNAMIC, NVFP4A16 on 8 × [4096, 4096] bf16 (256 MiB) on the CPU. */
 export async function benchApply(options: ApplyBenchOptions = {}): Promise<{ results: ApplyBenchResult[]; limits: ApplyLimits }> {
   const schemes = options.schemes ?? ['W4A16', 'FP8_DYNAMIC', 'NVFP4A16'];
@@ -198,7 +220,7 @@ export async function benchApply(options: ApplyBenchOptions = {}): Promise<{ res
   const results: ApplyBenchResult[] = [];
   let limits: ApplyLimits;
   try {
-    limits = { ...(await pageCacheRead(dir)), ...(gpus ? await uploadLimits(gpus) : {}) };
+    limits = { ...(await pageCacheRead(dir)), diskWriteGBps: await diskWrite(dir), ...(gpus ? await uploadLimits(gpus) : {}) };
     for (const scheme of schemes) for (const devices of lists) {
       const device = formatDeviceList(devices);
       let best: ApplyBenchResult | null = null;
@@ -244,6 +266,7 @@ export function formatApplyBench(results: readonly ApplyBenchResult[], limits: A
     (r) => `apply ${r.scheme.padEnd(12)} on ${r.device}: ${r.tensors} × ${r.shape.join('×')} bf16 (${(r.bytesIn / 2 ** 20).toFixed(0)} MiB), weight pass ${r.weightGBps.toFixed(3)} GB/s, end to end ${r.endToEndGBps.toFixed(3)} GB/s (${r.seconds.toFixed(2)} s)`,
   );
   lines.push(`apply limits: page-cache read ${limits.pageCacheReadGBps.toFixed(2)} GB/s into buffers in use${limits.freshReadGBps === undefined ? '' : `, ${limits.freshReadGBps.toFixed(2)} GB/s into fresh ones`}`);
+  if (limits.diskWriteGBps !== undefined) lines.push(`apply limits: disk write ${limits.diskWriteGBps.toFixed(2)} GB/s (1 GiB written and flushed)`);
   if (limits.uploadGBps) lines.push(`apply limits: host-to-device ${limits.uploadGBps.map((g) => `${g.toFixed(2)}`).join(' / ')} GB/s per GPU${limits.uploadAllGBps === undefined ? '' : `, ${limits.uploadAllGBps.toFixed(2)} GB/s to all at once`}`);
   if (limits.downloadGBps !== undefined) lines.push(`apply limits: device-to-host ${limits.downloadGBps.toFixed(2)} GB/s (an onnxruntime output)`);
   return lines;
