@@ -11,6 +11,7 @@ import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { CheckpointError, openCheckpoint, readSafetensorsHeader, readTensorBytes, readTensorBytesSync, readTensorChunks } from '../src/execute/safetensors-reader.js';
 import { DATAFREE } from './execute/fixtures.js';
 import { encodeHeader, layoutShards, SafetensorsFileWriter, shardIndexJson, type OutputTensorSpec } from '../src/execute/safetensors-writer.js';
+import { ShardedWriter, WriteWindow } from '../src/execute/sharded-writer.js';
 
 describe('safetensors I/O', () => {
   const specs: OutputTensorSpec[] = [
@@ -45,6 +46,42 @@ describe('safetensors I/O', () => {
     const chunks: number[][] = [];
     for await (const c of readTensorChunks(entries[0], 5)) chunks.push([...c]);
     expect(chunks).toEqual([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]]);
+  });
+
+  test('overlapping writes across shards land at their places; a slow chunk stream holds up only its own tensor', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quantc-st-'));
+    const layout = layoutShards(specs, 16);
+    const w = new ShardedWriter(dir, layout);
+    let release = (): void => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    async function* slow(): AsyncGenerator<Uint8Array> {
+      yield Uint8Array.of(1, 2, 3, 4, 5, 6);
+      await gate;
+      yield Uint8Array.of(7, 8, 9, 10, 11, 12);
+    }
+    const window = new WriteWindow(1 << 20);
+    await window.add(w.writeChunks('a.weight', 12, slow()), 12);
+    await window.add(w.write('b.weight_packed', Uint8Array.from({ length: 8 }, (_, i) => 20 + i)), 8);
+    await window.add(w.write('c', Uint8Array.of(9, 8, 7, 6, 5)), 5);
+    release();
+    await window.drain();
+    await w.close();
+    const [first, second] = layout.shards.map((s) => join(dir, s.file));
+    const a = await readSafetensorsHeader(first!);
+    expect([...(await readTensorBytes(a[0]!))]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    const b = await readSafetensorsHeader(second!);
+    expect(b.map((e) => e.name)).toEqual(['b.weight_packed', 'c']);
+    expect([...(await readTensorBytes(b[0]!))]).toEqual([20, 21, 22, 23, 24, 25, 26, 27]);
+    expect([...(await readTensorBytes(b[1]!))]).toEqual([9, 8, 7, 6, 5]);
+  });
+
+  test('a failed write fails the window that waits for it, and close()', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'quantc-st-'));
+    const w = new ShardedWriter(dir, layoutShards(specs, 1e9));
+    const window = new WriteWindow(0);
+    // The stream gives 11 of a.weight's 12 bytes.
+    await expect(window.add(w.writeChunks('a.weight', 12, [new Uint8Array(11)]), 12)).rejects.toThrow(/a\.weight got 11 of 12 bytes/);
+    await expect(w.close()).rejects.toThrow(/a\.weight got 11 of 12 bytes/);
   });
 
   test('closing before every tensor is written fails', async () => {

@@ -23,7 +23,7 @@ import { DTYPE_BYTES } from './dtypes.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
 import { roundTripOffsetNorm } from './offset-norms.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
-import { ShardedWriter } from './sharded-writer.js';
+import { ShardedWriter, WriteWindow } from './sharded-writer.js';
 import { assignParts, PART_MANIFEST, PART_TENSORS, runDigest, type PartManifest } from './parts.js';
 import { QUANTC_VERSION } from '../version.js';
 import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor, SolvedWeight } from './types.js';
@@ -217,6 +217,9 @@ function inWorker(unit: Unit, rt: GraphRuntime, changed: ReadonlyMap<string, Uin
 
 /** Bytes of weights read ahead of the writer, at most (more when a single unit is larger). */
 const READ_AHEAD_BYTES = 2 ** 31;
+
+/** Bytes of tensors handed to the writer and not yet written, at most (more when a single tensor is larger). */
+const WRITE_AHEAD_BYTES = 2 ** 28;
 
 /** Bytes of same-shaped weights stacked into one graph run, at most: enough to spare small weights (experts) a run each, small enough to keep reads, runs and writes overlapping. */
 const STACK_BYTES = 2 ** 26;
@@ -479,22 +482,33 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     let done = 0;
     const offsetNorms = new Set(job.offsetNorms ?? []);
     pipeline = new UnitPipeline(allUnits, pools, changed);
+    // Writes overlap (each tensor's place in its shard is fixed when it is handed over), up to WRITE_AHEAD_BYTES unfinished.
+    const writes = new WriteWindow(WRITE_AHEAD_BYTES);
     for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
-      if (replaced) await writer.write(item.key, replaced);
-      else if ('copy' in item && offsetNorms.has(item.copy.name)) await writer.write(item.key, roundTripOffsetNorm(await readTensorBytes(item.copy), floatDtype(item.copy)));
-      else if ('copy' in item) await writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy));
-      else if ('slice' in item) await writer.write(item.name, await readWeight(item.slice));
-      else if ('extra' in item) await writer.write(item.extra.name, job.changedWeights?.tensors.get(item.extra.name) ?? item.extra.bytes);
-      else {
+      if (replaced) await writes.add(writer.write(item.key, replaced), replaced.byteLength);
+      else if ('copy' in item && offsetNorms.has(item.copy.name)) {
+        const bytes = roundTripOffsetNorm(await readTensorBytes(item.copy), floatDtype(item.copy));
+        await writes.add(writer.write(item.key, bytes), bytes.byteLength);
+      } else if ('copy' in item) await writes.add(writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy)), item.copy.byteLength);
+      else if ('slice' in item) {
+        const bytes = await readWeight(item.slice);
+        await writes.add(writer.write(item.name, bytes), bytes.byteLength);
+      } else if ('extra' in item) {
+        const bytes = job.changedWeights?.tensors.get(item.extra.name) ?? item.extra.bytes;
+        await writes.add(writer.write(item.extra.name, bytes), bytes.byteLength);
+      } else {
         const t0 = performance.now();
         const { out, bytesRead } = await pipeline.next();
-        for (const t of out) await writer.write(t.name, t.bytes);
+        for (const t of out) await writes.add(writer.write(t.name, t.bytes), t.bytes.byteLength);
         weightSeconds += (performance.now() - t0) / 1000;
         weightBytes += bytesRead;
         for (const m of item.unit.modules) onEvent({ kind: 'module', index: ++done, total: mineModules, name: m.name, bytesRead });
       }
     }
+    const t0 = performance.now();
+    await writes.drain();
+    weightSeconds += (performance.now() - t0) / 1000;
     await writer.close();
     if (part) {
       const manifest: PartManifest = {

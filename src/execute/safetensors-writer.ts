@@ -90,6 +90,10 @@ export class SafetensorsFileWriter {
   private next = 0;
   private position: number;
   private unflushed = 0;
+  /** The first write that failed: the file is incomplete, and close() says why. */
+  private failure: Error | null = null;
+  /** Writes not finished yet (see {@link writeChunks}). */
+  private readonly inFlight = new Set<Promise<void>>();
   /** The background flush in flight, if any; it settles to its error, if it failed. */
   private flushing: Promise<Error | null> | null = null;
 
@@ -115,28 +119,46 @@ export class SafetensorsFileWriter {
   }
 
   /** Appends the next tensor; its name and size must match the header. */
-  async write(name: string, bytes: Uint8Array): Promise<void> {
-    await this.writeChunks(name, bytes.byteLength, [bytes]);
+  write(name: string, bytes: Uint8Array): Promise<void> {
+    return this.writeChunks(name, bytes.byteLength, [bytes]);
   }
 
-  /** Appends the next tensor from consecutive chunks (for tensors too large to hold at once). */
-  async writeChunks(name: string, byteLength: number, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
+  /**
+   * Appends the next tensor from consecutive chunks (for tensors too large
+   * to hold at once). Its place is taken when called, so calls may overlap:
+   * each writes at its own offset while earlier ones are still writing.
+   */
+  writeChunks(name: string, byteLength: number, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
     const spec = this.tensors[this.next];
     if (!spec || spec.name !== name || spec.byteLength !== byteLength) {
-      throw new Error(`safetensors writer: expected ${spec ? `${spec.name} (${spec.byteLength} bytes)` : 'no more tensors'}, got ${name} (${byteLength} bytes)`);
+      return Promise.reject(new Error(`safetensors writer: expected ${spec ? `${spec.name} (${spec.byteLength} bytes)` : 'no more tensors'}, got ${name} (${byteLength} bytes)`));
     }
+    const at = this.position;
+    this.position += byteLength;
+    this.next++;
+    const written = this.fill(name, at, byteLength, chunks);
+    this.inFlight.add(written);
+    written.then(
+      () => void this.inFlight.delete(written),
+      (e: unknown) => {
+        this.failure ??= e as Error;
+        this.inFlight.delete(written);
+      },
+    );
+    return written;
+  }
+
+  private async fill(name: string, at: number, byteLength: number, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
     let total = 0;
     for await (const bytes of chunks) {
       let done = 0;
       while (done < bytes.byteLength) {
-        const { bytesWritten } = await this.fh.write(bytes, done, bytes.byteLength - done, this.position + total + done);
+        const { bytesWritten } = await this.fh.write(bytes, done, bytes.byteLength - done, at + total + done);
         done += bytesWritten;
       }
       total += bytes.byteLength;
     }
     if (total !== byteLength) throw new Error(`safetensors writer: ${name} got ${total} of ${byteLength} bytes`);
-    this.position += byteLength;
-    this.next++;
     this.unflushed += byteLength;
     if (this.unflushed >= FLUSH_EVERY_BYTES && this.flushing === null) {
       this.unflushed = 0;
@@ -151,10 +173,11 @@ export class SafetensorsFileWriter {
     }
   }
 
-  /** Flushes and closes; fails if tensors are missing. */
+  /** Waits for the writes in flight, flushes and closes; fails if a write failed or tensors are missing. */
   async close(): Promise<void> {
     const missing = this.expected;
-    const failed = await this.flushing;
+    await Promise.allSettled([...this.inFlight]);
+    const failed = this.failure ?? (await this.flushing);
     if (failed) {
       await this.fh.close().catch(() => undefined);
       throw failed;
@@ -166,6 +189,7 @@ export class SafetensorsFileWriter {
 
   /** Closes without checks (used when aborting). */
   async abort(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
     await this.flushing;
     await this.fh.close().catch(() => undefined);
   }
