@@ -131,6 +131,16 @@ const v = {
   f32x4Gt: simd(0x44),
   f32x4Ge: simd(0x46),
   i16x8ShrU: simd(0x8d),
+  i16x8Const: (lanes: readonly number[]) => simd(0x0c, ...new Uint8Array(Uint16Array.from(lanes).buffer)),
+  i16x8Shl: simd(0x8b),
+  i16x8Add: simd(0x8e),
+  i16x8Sub: simd(0x91),
+  i16x8MinU: simd(0x97),
+  i16x8GeU: simd(0x36),
+  i32x4ExtendLowU: simd(0xa9),
+  i32x4ExtendHighU: simd(0xaa),
+  f32x4Add: simd(0xe4),
+  store64Lane0: simd(0x5b, 0, 0, 0),
   i32x4ShrS: simd(0xac),
   i32x4Mul: simd(0xb5),
   load16x4u: simd(0x04, 3, 0),
@@ -184,6 +194,53 @@ function simdModuleBytes(): Uint8Array {
   ];
   const body = groupLoops({ G, I, GROUPS, SIZE, SCALES }, [...v.f32x4Splat, ...op.set(S)], four, 4);
   const locals = [2, 2, 0x7f, 4, 0x7b]; // 2 × i32, 4 × v128
+  return wasmModule([...locals, ...body]);
+}
+
+/**
+ * {@link moduleBytes} eight elements at a time (group sizes that are
+ * multiples of 8): the divisions in two float32 halves, the E4M3 encoding
+ * on eight 16-bit lanes at once (half the vector operations of
+ * {@link simdModuleBytes}); subnormal codes as `bits(f32(v + 2^14)) −
+ * bits(2^14)`, which is `v · 512` rounded half to even because the ulp of
+ * 2^14 in float32 is 2^-9; constants as `v128.const`.
+ */
+function simd8ModuleBytes(): Uint8Array {
+  // Locals: 0 in, 1 out, 2 scales, 3 groups, 4 size; 5 g, 6 i (i32); 7 s, 8 h, 9 lo, 10 hi, 11 b, 12 e (v128).
+  const [IN, OUT, SCALES, GROUPS, SIZE, G, I, S, H, LO, HI, B, E] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const i32c = (x: number): number[] => v.i32x4Const([x, x, x, x]);
+  const i16c = (x: number): number[] => v.i16x8Const([x, x, x, x, x, x, x, x]);
+  const CAP = 0x43e0;
+  // One half of the eight (lanes widened from h): bf16 bits of |x| / s rounded to nearest even, in int32 lanes.
+  const half = (extend: number[], into: number): number[] => [
+    ...op.get(H), ...i16c(0x7fff), ...v.and, ...extend, ...op.i32(16), ...v.i32x4Shl,
+    ...op.get(S), ...v.f32x4Div, ...op.tee(into),
+    ...i32c(0x7fff), ...v.i32x4Add, ...op.get(into), ...op.i32(16), ...v.i32x4ShrU, ...i32c(1), ...v.and, ...v.i32x4Add,
+    ...op.i32(16), ...v.i32x4ShrU, ...op.set(into),
+  ];
+  // Subnormal E4M3 codes of one half: bits(f32(v + 16384)) − bits(16384).
+  const subnormal = (from: number): number[] => [
+    ...op.get(from), ...op.i32(16), ...v.i32x4Shl, ...v.i32x4Const([0x46800000, 0x46800000, 0x46800000, 0x46800000]), ...v.f32x4Add, ...i32c(0x46800000), ...v.i32x4Sub,
+  ];
+  const eight = [
+    ...op.get(OUT),
+    ...op.get(IN), ...v.load, ...op.set(H),
+    ...half(v.i32x4ExtendLowU, LO), ...half(v.i32x4ExtendHighU, HI),
+    ...op.get(LO), ...op.get(HI), ...v.i16x8NarrowU, ...i16c(CAP), ...v.i16x8MinU, ...op.tee(B),
+    // normal codes: e = b − (120 << 7), (e + 7 + ((e >> 4) & 1)) >> 4
+    ...i16c(120 << 7), ...v.i16x8Sub, ...op.tee(E),
+    ...i16c(7), ...v.i16x8Add, ...op.get(E), ...op.i32(4), ...v.i16x8ShrU, ...i16c(1), ...v.and, ...v.i16x8Add, ...op.i32(4), ...v.i16x8ShrU,
+    ...subnormal(LO), ...subnormal(HI), ...v.i16x8NarrowU,
+    ...op.get(B), ...i16c(0x3c80), ...v.i16x8GeU, ...v.bitselect,
+    // the weight's sign, −0 included
+    ...op.get(H), ...op.i32(15), ...v.i16x8ShrU, ...op.i32(7), ...v.i16x8Shl, ...v.or,
+    ...op.tee(E), ...op.get(E), ...v.i8x16NarrowU,
+    ...v.store64Lane0,
+    ...op.get(IN), ...op.i32(16), ...op.i32Add, ...op.set(IN),
+    ...op.get(OUT), ...op.i32(8), ...op.i32Add, ...op.set(OUT),
+  ];
+  const body = groupLoops({ G, I, GROUPS, SIZE, SCALES }, [...v.f32x4Splat, ...op.set(S)], eight, 8);
+  const locals = [2, 2, 0x7f, 6, 0x7b]; // 2 × i32, 6 × v128
   return wasmModule([...locals, ...body]);
 }
 
@@ -343,7 +400,7 @@ function wasmModule(code: number[]): Uint8Array {
 type Kernel = { readonly run: (a: number, b: number, c: number, groups: number, size: number) => void; readonly memory: WasmMemory };
 
 /** The kernels of this thread (each worker thread compiles its own); null where WebAssembly (or its SIMD) cannot run them. */
-const kernels: { scalar?: Kernel | null; simd?: Kernel | null; absmax?: Kernel | null; int4?: Kernel | null; nvfp4?: Kernel | null } = {};
+const kernels: { scalar?: Kernel | null; simd?: Kernel | null; simd8?: Kernel | null; absmax?: Kernel | null; int4?: Kernel | null; nvfp4?: Kernel | null } = {};
 
 function compile(bytes: () => Uint8Array): Kernel | null {
   const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
@@ -357,9 +414,13 @@ function compile(bytes: () => Uint8Array): Kernel | null {
   }
 }
 
-/** The FP8 kernel for groups of `size`: four at a time where sizes allow and SIMD runs, else one at a time. */
-function kernelFor(size: number, mode?: 'scalar' | 'simd'): Kernel | null {
-  if (mode !== 'scalar' && size % 4 === 0) {
+/** The FP8 kernel for groups of `size`: eight or four at a time where sizes allow and SIMD runs, else one at a time. */
+function kernelFor(size: number, mode?: 'scalar' | 'simd' | 'simd8'): Kernel | null {
+  if ((mode === undefined || mode === 'simd8') && size % 8 === 0) {
+    if (kernels.simd8 === undefined) kernels.simd8 = compile(simd8ModuleBytes);
+    if (kernels.simd8 || mode === 'simd8') return kernels.simd8;
+  }
+  if (mode !== 'scalar' && mode !== 'simd8' && size % 4 === 0) {
     if (kernels.simd === undefined) kernels.simd = compile(simdModuleBytes);
     if (kernels.simd || mode === 'simd') return kernels.simd;
   }
@@ -396,7 +457,7 @@ function runChunked(k: Kernel, bits: Uint16Array, groups: number, size: number, 
  * `scale[g]`; null where WebAssembly is unavailable. `mode` forces one
  * kernel (tests).
  */
-export function fp8CodesWasm(bits: Uint16Array, scale: Float32Array, groups: number, size: number, mode?: 'scalar' | 'simd'): Uint8Array | null {
+export function fp8CodesWasm(bits: Uint16Array, scale: Float32Array, groups: number, size: number, mode?: 'scalar' | 'simd' | 'simd8'): Uint8Array | null {
   const k = kernelFor(size, mode);
   if (!k) return null;
   const out = new Uint8Array(groups * size);

@@ -20,7 +20,7 @@ describe('FP8 codes in WebAssembly', () => {
   const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
   const scales = [1, 0.0078125 * 3, 1e-3, 3.3e-7, 1e30, 2.5e-39, 448, 0.1, 7.7, 1.7e38];
 
-  for (const mode of ['scalar', 'simd'] as const) {
+  for (const mode of ['scalar', 'simd', 'simd8'] as const) {
     it(`${mode}: every bf16 pattern gives the table walk's code, for every scale`, () => {
       for (const s of scales) {
         const want = fp8CodesTable(kernelOf(1, 1, 65536), all, Float32Array.of(s));
@@ -48,7 +48,9 @@ describe('FP8 codes in WebAssembly', () => {
       const scale = Float32Array.from({ length: groups }, () => 2 ** ((next() % 40) - 30) * (1 + (next() % 1000) / 1000));
       const want = fp8CodesTable(kernelOf(groups, 1, size), bits, scale);
       expect(Buffer.from(quantizeFp8Bf16Table(kernelOf(groups, 1, size), bits, scale)).equals(Buffer.from(want)), `${groups} × ${size}`).toBe(true);
-      expect(Buffer.from(fp8CodesWasm(bits, scale, groups, size, 'scalar')!).equals(Buffer.from(want)), `${groups} × ${size} scalar`).toBe(true);
+      for (const mode of ['scalar', ...(size % 4 === 0 ? (['simd'] as const) : []), ...(size % 8 === 0 ? (['simd8'] as const) : []), undefined] as const) {
+        expect(Buffer.from(fp8CodesWasm(bits, scale, groups, size, mode)!).equals(Buffer.from(want)), `${groups} × ${size} ${mode ?? 'default'}`).toBe(true);
+      }
     }
   });
 
