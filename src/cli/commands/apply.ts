@@ -66,18 +66,20 @@ Options:
                            transformers rounds, as llm-compressor runs the
                            model; fp32, float32 throughout. Default: bf16 on
                            cuda for a bf16/fp16 checkpoint, else fp32.
-  --device cuda:0,1,...    Several GPUs of the host: the data-free weight
-                           pass spreads its tensors over them (same
-                           output as one GPU); calibration passes share
+  --device cuda:0,1,...    Several GPUs of the host: with --weights-on
+                           device the data-free weight pass spreads its
+                           tensors over them (same output as one GPU);
+                           the weights the CPU loops cannot take always
+                           are; calibration passes share
                            their batches over them; GPTQ solves and the
                            AWQ search run on the first.
   --gpus N                 Short for --device cuda:0,...,N-1.
   --weights-on auto|cpu|device
                            With --device cuda, where round-to-nearest of
                            the checkpoint's weights runs: cpu, in worker
-                           threads (one per core, up to 16) while the GPU
-                           is free for calibration; device, in graphs on
-                           the GPUs; auto (default), cpu. The bytes
+                           threads (one per core, up to 16); device, in
+                           graphs on the GPUs; auto (default), cpu, which
+                           measured several times faster. The bytes
                            written are the same (docs/apply.md).
   --max-shard-size GB      Largest output shard in GB (default 20).
   --shard I/N              Write only part I of N (0 <= I < N) of a
