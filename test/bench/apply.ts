@@ -6,7 +6,7 @@
  * against, measured on the same machine: reading the same checkpoint from
  * the page cache, and (on CUDA) uploading to each GPU and to all at once.
  *
- *     node dist/test/bench/apply.js [cpu|cuda|cuda:0,1,…]… [--schemes W4A16,…] [--workers N] [--repeat N]
+ *     node dist/test/bench/apply.js [cpu|cuda|cuda:0,1,…]… [--schemes W4A16,…] [--workers N] [--repeat N] [--tensors N]
  *       [--torch] [--python python3]
  *
  * Several devices (`cuda cpu`) run one after another on the same checkpoint.
@@ -289,7 +289,8 @@ if (process.argv[1]?.endsWith('apply.js')) {
   const devices = positional.length > 0 ? positional : ['cpu'];
   const workers = flag('--workers');
   const schemes = flag('--schemes')?.split(',');
-  const { results, limits } = await benchApply({ devices, ...(workers === undefined ? {} : { cpuWorkers: Number(workers) }), ...(schemes ? { schemes } : {}), repeat: Number(flag('--repeat') ?? 1) });
+  const tensors = Number(flag('--tensors') ?? 8);
+  const { results, limits } = await benchApply({ devices, tensors, ...(workers === undefined ? {} : { cpuWorkers: Number(workers) }), ...(schemes ? { schemes } : {}), repeat: Number(flag('--repeat') ?? 1) });
   for (const line of formatApplyBench(results, limits)) console.log(line);
-  if (args.includes('--torch')) for (const line of torchApplyLines(flag('--python') ?? 'python3', devices.find((d) => d.startsWith('cuda')) ?? devices[0]!, 8, schemes, Number(flag('--repeat') ?? 1))) console.log(line);
+  if (args.includes('--torch')) for (const line of torchApplyLines(flag('--python') ?? 'python3', devices.find((d) => d.startsWith('cuda')) ?? devices[0]!, tensors, schemes, Number(flag('--repeat') ?? 1))) console.log(line);
 }
