@@ -13,6 +13,11 @@ import type { WeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
 
 const kernelOf = (a: number, b: number, c: number): WeightKernel => ({ kind: 'fp8', view: { dims: [a, b, c] } }) as unknown as WeightKernel;
 
+/** A linear congruential generator (deterministic test data). */
+function lcg(seed: number): () => number {
+  return () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+}
+
 /** Patterns whose exponent field is all ones (infinities, NaN): `apply` refuses such weights before quantizing. */
 const nonFinite = (h: number): boolean => (h & 0x7f80) === 0x7f80;
 
@@ -20,7 +25,7 @@ describe('FP8 codes in WebAssembly', () => {
   const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
   const scales = [1, 0.0078125 * 3, 1e-3, 3.3e-7, 1e30, 2.5e-39, 448, 0.1, 7.7, 1.7e38];
 
-  for (const mode of ['scalar', 'simd', 'simd8'] as const) {
+  for (const mode of ['scalar', 'simd8'] as const) {
     it(`${mode}: every bf16 pattern gives the table walk's code, for every scale`, () => {
       for (const s of scales) {
         const want = fp8CodesTable(kernelOf(1, 1, 65536), all, Float32Array.of(s));
@@ -32,8 +37,7 @@ describe('FP8 codes in WebAssembly', () => {
   }
 
   it('groups of any size, several calls into the module, one scale per group', () => {
-    let seed = 3;
-    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    const next = lcg(3);
     for (const [groups, size] of [
       [7, 13],
       [3, 4096 * 300],
@@ -48,15 +52,14 @@ describe('FP8 codes in WebAssembly', () => {
       const scale = Float32Array.from({ length: groups }, () => 2 ** ((next() % 40) - 30) * (1 + (next() % 1000) / 1000));
       const want = fp8CodesTable(kernelOf(groups, 1, size), bits, scale);
       expect(Buffer.from(quantizeFp8Bf16Table(kernelOf(groups, 1, size), bits, scale)).equals(Buffer.from(want)), `${groups} × ${size}`).toBe(true);
-      for (const mode of ['scalar', ...(size % 4 === 0 ? (['simd'] as const) : []), ...(size % 8 === 0 ? (['simd8'] as const) : []), undefined] as const) {
+      for (const mode of ['scalar', ...(size % 8 === 0 ? (['simd8'] as const) : []), undefined] as const) {
         expect(Buffer.from(fp8CodesWasm(bits, scale, groups, size, mode)!).equals(Buffer.from(want)), `${groups} × ${size} ${mode ?? 'default'}`).toBe(true);
       }
     }
   });
 
   it("each group's largest magnitude bits, eight at a time, as a plain loop finds them (infinities and NaN largest)", () => {
-    let seed = 9;
-    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    const next = lcg(9);
     for (const [groups, size] of [
       [5, 8],
       [64, 4096],
@@ -84,8 +87,7 @@ describe('FP8 codes in WebAssembly', () => {
       for (let i = 0; i < want.length; i++) if (!skip(i) && got![i] !== want[i]) expect(`${s} word ${i}: ${got![i]! >>> 0}`).toBe(`${s} word ${i}: ${want[i]! >>> 0}`);
     }
     // Groups of 128 with a scale each, over several calls into the module.
-    let seed = 5;
-    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    const next = lcg(5);
     const groups = 3 * 8192 + 5;
     const bits = Uint16Array.from({ length: groups * 128 }, () => (next() >>> 16) & 0xbfff);
     const scale = Float32Array.from({ length: groups }, () => 2 ** ((next() % 30) - 20));
@@ -103,8 +105,7 @@ describe('FP8 codes in WebAssembly', () => {
       expect(got, 'WebAssembly with SIMD runs on Node 20').not.toBeNull();
       for (let i = 0; i < want.length; i++) if (!skip(i) && got![i] !== want[i]) expect(`${d} byte ${i}: ${got![i]}`).toBe(`${d} byte ${i}: ${want[i]}`);
     }
-    let seed = 5;
-    const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+    const next = lcg(5);
     for (const [groups, size] of [
       [3, 8],
       [70000, 16],
