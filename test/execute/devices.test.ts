@@ -127,6 +127,15 @@ describe('apply --weights-on', () => {
     for (const f of files) expect(Buffer.compare(await readFile(join(cpu.job.outDir, f)), await readFile(join(cuda.job.outDir, f))), f).toBe(0);
   });
 
+  test('--weights-on with --device cpu runs on the CPU and says the flag changes nothing there', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+    const io = memoryIo(cwd);
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    expect(await main(['apply', join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml'), '--model', modelDir, '--out', 'out', '--weights-on', 'device', '-q'], io), io.err.join('')).toBe(0);
+    expect(io.err.join('')).toMatch(/^note: --weights-on chooses between the CPU and the GPUs; with --device cpu everything runs on the CPU$/m);
+    expect(await readdir(join(cwd, 'out'))).toContain('model.safetensors');
+  });
+
   test('an unknown --weights-on is a usage error (exit 2) before any work', async () => {
     const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
     const io = memoryIo(cwd);

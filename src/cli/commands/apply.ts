@@ -185,6 +185,7 @@ export const command: Command = {
     const format = choice('apply', 'format', values.format, ['text', 'json'] as const, 'text');
     const precision = values.precision === undefined ? undefined : choice('apply', 'precision', values.precision, ['bf16', 'fp32'] as const, 'fp32');
     const weightsOn = choice('apply', 'weights-on', values['weights-on'], ['auto', 'cpu', 'device'] as const, 'auto');
+    if (values['weights-on'] !== undefined && devices.every((d) => d.device === 'cpu')) io.stderr('note: --weights-on chooses between the CPU and the GPUs; with --device cpu everything runs on the CPU\n');
     const failOn = choice('apply', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
     if (!(shardGb > 0)) throw new UsageError('apply: --max-shard-size must be a positive number of GB.');
