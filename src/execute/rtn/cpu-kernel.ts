@@ -92,23 +92,49 @@ export function observeBf16Cpu(kernel: WeightKernel, bits: Uint16Array): WeightS
  */
 export function observeAbsBf16Cpu(kernel: WeightKernel, bits: Uint16Array): WeightStats {
   const [a, b, c] = kernel.view.dims as [number, number, number];
-  const table = bf16Values();
   const groups = a * b;
-  const min = new Float32Array(groups);
-  const max = new Float32Array(groups);
   // Eight at a time in WebAssembly where it runs (wasm-kernels.ts), the same maxima.
   const simd = absmaxBitsWasm(bits, groups, c);
+  if (simd) return new AbsStats(simd);
+  const hi = new Uint16Array(groups);
   for (let g = 0; g < groups; g++) {
-    let hi = 0;
-    if (simd) hi = simd[g]!;
-    else {
-      const end = (g + 1) * c;
-      for (let i = g * c; i < end; i++) hi = Math.max(hi, bits[i]! & 0x7fff);
-    }
-    max[g] = table[hi]!;
-    min[g] = -table[hi]!;
+    let m = 0;
+    const end = (g + 1) * c;
+    for (let i = g * c; i < end; i++) m = Math.max(m, bits[i]! & 0x7fff);
+    hi[g] = m;
   }
-  return { min, max };
+  return new AbsStats(hi);
+}
+
+/**
+ * {@link WeightStats} of each group's largest magnitude bits: min and max
+ * (−amax and amax) are made on first use, so a kernel that reads the bits
+ * alone (NVFP4, see `nvfp4ScalesOfAbsBits`) never allocates them.
+ */
+class AbsStats implements WeightStats {
+  private values: { readonly min: Float32Array; readonly max: Float32Array } | null = null;
+
+  constructor(readonly absBits: Uint16Array) {}
+
+  private made(): { readonly min: Float32Array; readonly max: Float32Array } {
+    if (this.values) return this.values;
+    const table = bf16Values();
+    const min = new Float32Array(this.absBits.length);
+    const max = new Float32Array(this.absBits.length);
+    for (let g = 0; g < max.length; g++) {
+      max[g] = table[this.absBits[g]!]!;
+      min[g] = -max[g]!;
+    }
+    return (this.values = { min, max });
+  }
+
+  get min(): Float32Array {
+    return this.made().min;
+  }
+
+  get max(): Float32Array {
+    return this.made().max;
+  }
 }
 
 /** Per-group min and max of float32 weight values in the kernel's `[a, b, c]` view. */
@@ -386,9 +412,15 @@ export function quantizeMxfp4Bf16Table(kernel: WeightKernel, bits: Uint16Array, 
  * compressed-tensors divides by the float32 scale), 8 added below zero.
  */
 export function quantizeNvfp4Bf16Cpu(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, globalScale: number): Uint8Array {
-  const [a, b, c] = kernel.view.dims as [number, number, number];
+  const [a, b] = kernel.view.dims as [number, number, number];
   const divisor = new Float32Array(a * b);
   for (let g = 0; g < divisor.length; g++) divisor[g] = scale[g]! / globalScale;
+  return nvfp4PackedBf16Cpu(kernel, bits, divisor);
+}
+
+/** {@link quantizeNvfp4Bf16Cpu} given each group's divisor `f32(s / gs)`. */
+export function nvfp4PackedBf16Cpu(kernel: WeightKernel, bits: Uint16Array, divisor: Float32Array): Uint8Array {
+  const [a, b, c] = kernel.view.dims as [number, number, number];
   return nvfp4BytesWasm(bits, divisor, a * b, c) ?? nvfp4BytesTable(kernel, bits, divisor);
 }
 

@@ -6,7 +6,7 @@
  * These arrays hold one value per group, so they are computed here rather
  * than in an ONNX graph.
  */
-import { roundBf16, roundF16 } from '../dtypes.js';
+import { fp8E4m3Bytes, roundBf16, roundF16 } from '../dtypes.js';
 import type { WeightDtype } from './weight-kernel.js';
 
 /** Rounds a float32 result to the weight dtype. */
@@ -149,4 +149,31 @@ export function nvfp4Qparams(min: Float32Array, max: Float32Array, globalScale: 
     scale[i] = s === 0 ? 0.125 : s;
   }
   return scale;
+}
+
+/**
+ * {@link nvfp4Qparams} from each group's largest magnitude as bf16 bits
+ * (the symmetric statistics of the CPU loops): a group's scale depends on
+ * those bits alone, so it is computed once per distinct value (at most
+ * 32,768, with nvfp4Qparams' own arithmetic) and looked up per group.
+ * Returns the scales as FP8 E4M3 bytes, and each group's divisor
+ * `f32(s / gs)` for the codes.
+ */
+export function nvfp4ScalesOfAbsBits(absBits: Uint16Array, globalScale: number, dtype: WeightDtype): { scaleBytes: Uint8Array; divisor: Float32Array } {
+  let top = 0;
+  for (let g = 0; g < absBits.length; g++) if (absBits[g]! > top) top = absBits[g]!;
+  const bits = new Uint32Array(top + 1);
+  for (let h = 0; h <= top; h++) bits[h] = h << 16;
+  const amax = new Float32Array(bits.buffer);
+  const scale = nvfp4Qparams(amax.map((v) => -v), amax, globalScale, dtype);
+  const byteOf = fp8E4m3Bytes(scale);
+  const divisorOf = new Float32Array(top + 1);
+  for (let h = 0; h <= top; h++) divisorOf[h] = scale[h]! / globalScale;
+  const scaleBytes = new Uint8Array(absBits.length);
+  const divisor = new Float32Array(absBits.length);
+  for (let g = 0; g < absBits.length; g++) {
+    scaleBytes[g] = byteOf[absBits[g]!]!;
+    divisor[g] = divisorOf[absBits[g]!]!;
+  }
+  return { scaleBytes, divisor };
 }

@@ -6,9 +6,9 @@
 import { bf16Bytes, f16Bytes, fp8E4m3Bytes, toFloat32, uint16View } from '../dtypes.js';
 import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
-import { dtypeFacts, fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams } from './qparams.js';
+import { dtypeFacts, fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams, nvfp4ScalesOfAbsBits } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
-import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, observeCpu, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu } from './cpu-kernel.js';
+import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, observeCpu, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu, nvfp4PackedBf16Cpu } from './cpu-kernel.js';
 
 /** Whether a weight goes through the CPU loops rather than the graphs. */
 function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
@@ -25,6 +25,12 @@ function loopFp8(kernel: WeightKernel, grouped: RawTensor, scale: Float32Array):
 export interface WeightStats {
   readonly min: Float32Array;
   readonly max: Float32Array;
+  /**
+   * Symmetric statistics of raw bf16 weights in the CPU loops: each group's
+   * largest magnitude as bf16 bits (`max` is its value, `min` its negation;
+   * NaN and infinity are largest).
+   */
+  readonly absBits?: Uint16Array;
 }
 
 function f32(data: Float32Array, dims: readonly number[]): RawTensor {
@@ -105,14 +111,23 @@ export function observerSeesNonFinite(rt: GraphRuntime, kernel: WeightKernel, gr
   return grouped.type === 'uint16' && inLoops(rt, kernel);
 }
 
+/** The largest of 16-bit values (0 for none). */
+function largest(values: Uint16Array): number {
+  let m = 0;
+  for (let i = 0; i < values.length; i++) if (values[i]! > m) m = values[i]!;
+  return m;
+}
+
 /** Whether every min and max is finite. */
 export function statsFinite(stats: WeightStats): boolean {
+  if (stats.absBits) return largest(stats.absBits) < 0x7f80;
   for (let i = 0; i < stats.min.length; i++) if (!Number.isFinite(stats.min[i]! + stats.max[i]!)) return false;
   return true;
 }
 
 /** Absolute maximum over a weight's statistics (for NVFP4 global scales). */
 export function statsAbsMax(stats: WeightStats): number {
+  if (stats.absBits) return new Float32Array(Uint32Array.of(largest(stats.absBits) << 16).buffer)[0]!;
   let m = 0;
   for (let i = 0; i < stats.min.length; i++) m = Math.max(m, -stats.min[i], stats.max[i]);
   return m;
@@ -299,8 +314,15 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     }
     case 'nvfp4': {
       if (globalScale === undefined) throw new Error('NVFP4 needs a global scale');
-      const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
       result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
+      if (loops && stats.absBits) {
+        // Scales looked up by each group's largest magnitude bits (the same arithmetic, once per distinct value).
+        const { scaleBytes, divisor } = nvfp4ScalesOfAbsBits(stats.absBits, globalScale, kernel.dtype);
+        result.set('weight_packed', nvfp4PackedBf16Cpu(kernel, grouped.data as Uint16Array, divisor));
+        result.set('weight_scale', scaleBytes);
+        break;
+      }
+      const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
       if (loops) result.set('weight_packed', quantizeNvfp4Bf16Cpu(kernel, grouped.data as Uint16Array, scale, globalScale));
       else {
         const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };

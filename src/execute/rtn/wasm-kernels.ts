@@ -69,6 +69,7 @@ const op = {
   i32Load16u: [0x2f, 1, 0],
   i32Store8: [0x3a, 0, 0],
   i32Store: [0x36, 2, 0],
+  i32Store16: [0x3b, 1, 0],
   i32: (v: number) => [0x41, ...sleb(v)],
   f32: (v: number) => [0x43, ...new Uint8Array(Float32Array.of(v).buffer)],
   i32GeU: [0x4f],
@@ -252,7 +253,7 @@ interface GroupLocals {
 /**
  * `absmax(inPtr, outPtr, _, groups, size)`: each group's largest magnitude
  * bits (`h & 0x7fff`, which order like the values) of `size` bf16 patterns
- * at `inPtr`, as an int32 at `outPtr + 4g`; eight at a time (`size` a
+ * at `inPtr`, as a uint16 at `outPtr + 2g`; eight at a time (`size` a
  * multiple of 8).
  */
 function absmaxModuleBytes(): Uint8Array {
@@ -266,7 +267,7 @@ function absmaxModuleBytes(): Uint8Array {
   for (let lane = 1; lane < 8; lane++) {
     lanes.push(...op.get(ACC), ...v.i16x8ExtractLaneU(lane), ...op.tee(T), ...op.get(M), ...op.get(T), ...op.get(M), ...op.i32GtU, ...op.select, ...op.set(M));
   }
-  const after = [...lanes, ...op.get(OUT), ...op.get(M), ...op.i32Store, ...op.get(OUT), ...op.i32(4), ...op.i32Add, ...op.set(OUT)];
+  const after = [...lanes, ...op.get(OUT), ...op.get(M), ...op.i32Store16, ...op.get(OUT), ...op.i32(2), ...op.i32Add, ...op.set(OUT)];
   const before = [...op.i32(0), ...v.i16x8Splat, ...op.set(ACC)];
   const locals = [2, 4, 0x7f, 1, 0x7b]; // 4 × i32, 1 × v128
   return wasmModule([...locals, ...groupLoops({ G, I, GROUPS, SIZE }, before, eight, 8, after)]);
@@ -445,10 +446,7 @@ export function absmaxBitsWasm(bits: Uint16Array, groups: number, size: number):
   const k = eightWide('absmax', absmaxModuleBytes, size);
   if (!k) return null;
   const out = new Uint16Array(groups);
-  runChunked(k, bits, groups, size, null, (n) => n * 4, (maxima, g0, n) => {
-    const m = new Int32Array(maxima.buffer, maxima.byteOffset, n);
-    for (let i = 0; i < n; i++) out[g0 + i] = m[i]!;
-  });
+  runChunked(k, bits, groups, size, null, (n) => n * 2, (maxima, g0, n) => out.set(new Uint16Array(maxima.buffer, maxima.byteOffset, n), g0));
   return out;
 }
 

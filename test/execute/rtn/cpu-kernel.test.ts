@@ -9,7 +9,7 @@ import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, quantizeFp8Bf16Ta
 import { fusedGlobalScale, groupedWeight, observesInGraph, observeWeight, quantizeObserved, quantizeObservedStack, quantizeWeight, stackKey } from '../../../src/execute/rtn/quantize-weight.js';
 import { GraphRuntime } from '../../../src/execute/runtime.js';
 import { fp8E4m3Bytes } from '../../../src/execute/dtypes.js';
-import { roundFp8E4m3 } from '../../../src/execute/rtn/qparams.js';
+import { nvfp4GlobalScale, nvfp4Qparams, nvfp4ScalesOfAbsBits, roundFp8E4m3 } from '../../../src/execute/rtn/qparams.js';
 import { planWeightKernel } from '../../../src/execute/rtn/weight-kernel.js';
 import { presetScheme } from '../../../src/ir/presets.js';
 
@@ -181,5 +181,20 @@ describe('same-shaped weights stacked into one graph run', () => {
     expect(stackKey(graphs, planWeightKernel(presetScheme('FP8', ['Linear'])!, [2, 128], 'BF16'))).toBeNull();
     expect(stackKey(new GraphRuntime('cpu', 4096, true, true, false), planWeightKernel(presetScheme('W4A16', ['Linear'])!, [2, 128], 'BF16'))).toBeNull();
     expect(stackKey(new GraphRuntime('cpu'), planWeightKernel(presetScheme('W4A16', ['Linear'])!, [2, 128], 'BF16'))).toBeNull();
+  });
+});
+
+describe('NVFP4 scales looked up by magnitude bits', () => {
+  test('every finite bf16 magnitude gives nvfp4Qparams\' scale byte and divisor, for global scales from tiny to huge', () => {
+    const absBits = Uint16Array.from({ length: 0x7f80 }, (_, h) => h);
+    const amax = new Float32Array(Uint32Array.from(absBits, (h) => h << 16).buffer);
+    for (const gs of [nvfp4GlobalScale(1, 'BF16'), nvfp4GlobalScale(3e-5, 'BF16'), nvfp4GlobalScale(2e4, 'BF16'), 1, 1e-30]) {
+      // Reversed, so that the lookup cannot depend on the order of the groups.
+      const order = absBits.slice().reverse();
+      const { scaleBytes, divisor } = nvfp4ScalesOfAbsBits(order, gs, 'BF16');
+      const scale = nvfp4Qparams(amax.map((v) => -v).reverse(), amax.slice().reverse(), gs, 'BF16');
+      expect(Buffer.from(scaleBytes).equals(Buffer.from(fp8E4m3Bytes(scale))), `gs ${gs}`).toBe(true);
+      expect([...divisor].every((d, g) => d === Math.fround(scale[g]! / gs)), `gs ${gs}`).toBe(true);
+    }
   });
 });
