@@ -468,7 +468,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const weightsOn = job.weightsOn ?? 'auto';
   const oneCpu = runtimes.length === 1 && runtimes[0]!.device === 'cpu';
   const loopRt = oneCpu ? runtimes[0]! : runtimes[0]!.device === 'cuda' && weightsOn !== 'device' ? new GraphRuntime('cpu', job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops ?? true) : null;
-  const workers = loopRt && allUnits.some((u) => inWorker(u, loopRt, changed)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers()) : [];
+  const workers = loopRt && allUnits.some((u) => inWorker(u, loopRt, changed)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers(), READ_AHEAD_BYTES) : [];
   const loopSlots: Slot[] = workers.length > 0 ? workers.map((worker) => ({ rt: loopRt!, worker })) : loopRt && !oneCpu && weightsOn === 'cpu' ? [{ rt: loopRt }] : [];
   const pools: Pools = {
     device: new RuntimePool<Slot>(runtimes.map((rt) => ({ rt }))),

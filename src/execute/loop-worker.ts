@@ -5,7 +5,8 @@
  * buffers it keeps (so the cores read beside each other and the main thread
  * only writes); tensors leave as transferred buffers (no copies).
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { BufferPool } from './buffer-pool.js';
 import { NonFiniteWeightError, quantizeUnit, type UnitModule } from './quantize-unit.js';
 import { GraphRuntime } from './runtime.js';
 import { CheckpointError, readTensorBytesSync } from './safetensors-reader.js';
@@ -31,32 +32,14 @@ export type LoopReply =
   | { readonly id: number; readonly out: { readonly name: string; readonly bytes: Uint8Array }[]; readonly bytesRead: number; readonly raws: Uint8Array[] }
   | { readonly id: number; readonly error: string; readonly kind: 'nonFinite' | 'checkpoint' | 'other'; readonly code?: string };
 
-/** Bytes of read buffers a worker keeps for its next reads, at most (beyond the one weight it holds). */
-const KEPT_BYTES = 2 ** 28;
-
-/** Buffers of earlier reads, by size, least recently used first. */
-const kept = new Map<number, Uint8Array>();
-
-function buffersFor(reads: readonly LoopRead[]): Uint8Array[] {
-  return reads.map((r) => {
-    const b = kept.get(r.byteLength);
-    kept.delete(r.byteLength);
-    return readTensorBytesSync(r, b);
-  });
+/** What a worker is started with. */
+export interface LoopWorkerData {
+  /** Bytes of read buffers it may keep for its next reads (the workers' share of the read-ahead budget). */
+  readonly keptBytes: number;
 }
 
-function keep(buffers: readonly Uint8Array[]): void {
-  for (const b of buffers) {
-    kept.delete(b.byteLength);
-    kept.set(b.byteLength, b);
-  }
-  let total = [...kept.values()].reduce((a, b) => a + b.byteLength, 0);
-  for (const [size, b] of kept) {
-    if (total <= KEPT_BYTES || kept.size === 1) break;
-    kept.delete(size);
-    total -= b.byteLength;
-  }
-}
+/** Read buffers kept for the next reads of their sizes (the workers' share of the read-ahead budget). */
+const kept = new BufferPool((workerData as LoopWorkerData | null)?.keptBytes ?? 2 ** 28);
 
 // Only loop kernels come here: the runtime never loads onnxruntime.
 const rt = new GraphRuntime('cpu');
@@ -68,7 +51,7 @@ parentPort!.on('message', (task: LoopTask) => {
   };
   let raws: Uint8Array[];
   try {
-    raws = task.reads ? buffersFor(task.reads) : [...(task.raws ?? [])];
+    raws = task.reads ? task.reads.map((r) => readTensorBytesSync(r, kept.take(r.byteLength))) : [...(task.raws ?? [])];
   } catch (e) {
     fail(e);
     return;
@@ -76,7 +59,7 @@ parentPort!.on('message', (task: LoopTask) => {
   quantizeUnit(rt, task.modules, raws).then(({ out, bytesRead }) => {
     // The main thread's weights go back too, for its next reads of their size; the worker's own stay here.
     const back = task.reads ? [] : raws;
-    if (task.reads) keep(raws);
+    if (task.reads) for (const r of raws) kept.give(r);
     const buffers = [...new Set([...out, ...back.map((bytes) => ({ bytes }))].map((t) => t.bytes.buffer as ArrayBuffer))];
     parentPort!.postMessage({ id: task.id, out, bytesRead, raws: back } satisfies LoopReply, buffers);
   }, fail);

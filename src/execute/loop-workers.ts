@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { LoopRead, LoopReply, LoopTask } from './loop-worker.js';
+import type { LoopRead, LoopReply, LoopTask, LoopWorkerData } from './loop-worker.js';
 import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { CheckpointError } from './safetensors-reader.js';
 
@@ -92,9 +92,14 @@ export function defaultLoopWorkers(): number {
   return cores >= 2 ? Math.min(cores, 16) : 0;
 }
 
-/** Starts `count` workers, or none where the worker script is not built. */
-export function startLoopWorkers(count: number): LoopWorker[] {
+/**
+ * Starts `count` workers, or none where the worker script is not built.
+ * Together they keep at most `keptBytes` of read buffers between units (a
+ * weight larger than a worker's share is read into a new buffer each time).
+ */
+export function startLoopWorkers(count: number, keptBytes: number): LoopWorker[] {
   const script = workerScript();
   if (!script || count < 1) return [];
-  return Array.from({ length: count }, () => new LoopWorker(new Worker(script)));
+  const workerData: LoopWorkerData = { keptBytes: Math.floor(keptBytes / count) };
+  return Array.from({ length: count }, () => new LoopWorker(new Worker(script, { workerData })));
 }
