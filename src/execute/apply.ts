@@ -286,15 +286,15 @@ class UnitPipeline {
 
   /**
    * Reads and quantizes one unit: in its worker thread, from the files,
-   * where one takes it and its weights are whole tensors of the checkpoint
-   * (the workers then read beside each other); else read here (ahead, into
+   * where one takes it (the workers then read beside each other, fused
+   * experts' slabs sliced there too); else read here (ahead, into
    * the buffer pool) and quantized on the first free runtime of its pool.
    * `QUANTC_WORKER_READS=0` reads everything here (to measure the difference).
    */
   private start(unit: Unit): Promise<{ out: UnitOutput; bytesRead: number }> {
     const pool = this.poolOf(unit);
-    if (process.env.QUANTC_WORKER_READS !== '0' && pool.runtimes[0]!.worker && unit.modules.every((m) => !m.source.fused)) {
-      const reads = unit.modules.map((m) => ({ file: m.source.entry.file, offset: m.source.entry.offset, byteLength: m.source.entry.byteLength, name: m.source.entry.name }));
+    if (process.env.QUANTC_WORKER_READS !== '0' && pool.runtimes[0]!.worker) {
+      const reads = unit.modules.map((m) => m.source);
       return pool.run((slot) => slot.worker!.readAndQuantize(UnitPipeline.modules(unit), reads));
     }
     return readUnit(unit, this.changed, this.buffers).then((raws) => pool.run((slot) => this.quantize(slot, unit, raws)));

@@ -10,21 +10,14 @@ import { BufferPool } from './buffer-pool.js';
 import { NonFiniteWeightError, quantizeUnit, type UnitModule } from './quantize-unit.js';
 import { GraphRuntime } from './runtime.js';
 import { CheckpointError, readTensorBytesSync } from './safetensors-reader.js';
+import { fusedSlice, slabRange, type WeightSource } from './weight-source.js';
 
-/** A byte range of a checkpoint file: one module's raw weight. */
-export interface LoopRead {
-  readonly file: string;
-  readonly offset: number;
-  readonly byteLength: number;
-  readonly name: string;
-}
-
-/** A unit to quantize, from weights read by the main thread (`raws`) or to read here (`reads`). */
+/** A unit to quantize, from weights read by the main thread (`raws`) or to read here (`reads`, one per module). */
 export interface LoopTask {
   readonly id: number;
   readonly modules: readonly UnitModule[];
   readonly raws?: readonly Uint8Array[];
-  readonly reads?: readonly LoopRead[];
+  readonly reads?: readonly WeightSource[];
 }
 
 /** Its tensors (and the main thread's buffers, back for reuse), or why there are none. */
@@ -41,6 +34,16 @@ export interface LoopWorkerData {
 /** Read buffers kept for the next reads of their sizes (the workers' share of the read-ahead budget). */
 const kept = new BufferPool((workerData as LoopWorkerData | null)?.keptBytes ?? 2 ** 28);
 
+/** A module's weight read here: a whole tensor into a kept buffer (given back after quantizing), or an expert's slab, sliced. */
+function read(src: WeightSource): Uint8Array {
+  if (!src.fused) return readTensorBytesSync(src.entry, kept.take(src.entry.byteLength));
+  const range = slabRange(src);
+  const slab = readTensorBytesSync(range, kept.take(range.byteLength));
+  const weight = fusedSlice(src, slab);
+  kept.give(slab);
+  return weight;
+}
+
 // Only loop kernels come here: the runtime never loads onnxruntime.
 const rt = new GraphRuntime('cpu');
 parentPort!.on('message', (task: LoopTask) => {
@@ -51,7 +54,7 @@ parentPort!.on('message', (task: LoopTask) => {
   };
   let raws: Uint8Array[];
   try {
-    raws = task.reads ? task.reads.map((r) => readTensorBytesSync(r, kept.take(r.byteLength))) : [...(task.raws ?? [])];
+    raws = task.reads ? task.reads.map(read) : [...(task.raws ?? [])];
   } catch (e) {
     fail(e);
     return;
@@ -59,7 +62,7 @@ parentPort!.on('message', (task: LoopTask) => {
   quantizeUnit(rt, task.modules, raws).then(({ out, bytesRead }) => {
     // The main thread's weights go back too, for its next reads of their size; the worker's own stay here.
     const back = task.reads ? [] : raws;
-    if (task.reads) for (const r of raws) kept.give(r);
+    if (task.reads) task.reads.forEach((src, i) => !src.fused && kept.give(raws[i]!));
     const buffers = [...new Set([...out, ...back.map((bytes) => ({ bytes }))].map((t) => t.bytes.buffer as ArrayBuffer))];
     parentPort!.postMessage({ id: task.id, out, bytesRead, raws: back } satisfies LoopReply, buffers);
   }, fail);

@@ -9,9 +9,10 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { LoopRead, LoopReply, LoopTask, LoopWorkerData } from './loop-worker.js';
+import type { LoopReply, LoopTask, LoopWorkerData } from './loop-worker.js';
 import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { CheckpointError } from './safetensors-reader.js';
+import type { WeightSource } from './weight-source.js';
 
 /** One worker thread. */
 export class LoopWorker {
@@ -47,7 +48,7 @@ export class LoopWorker {
   }
 
   /** Reads a unit's weights from their files in the worker, then quantizes them. */
-  readAndQuantize(modules: readonly UnitModule[], reads: readonly LoopRead[]): Promise<{ out: UnitOutput; bytesRead: number }> {
+  readAndQuantize(modules: readonly UnitModule[], reads: readonly WeightSource[]): Promise<{ out: UnitOutput; bytesRead: number }> {
     return this.post({ modules, reads }, []);
   }
 

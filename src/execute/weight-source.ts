@@ -3,7 +3,6 @@
  * tensor, or one expert's slice of a fused 3-D experts parameter (read by
  * offset, so only that expert's bytes are loaded).
  */
-import { open } from 'node:fs/promises';
 import { DTYPE_BYTES, type SafetensorsDtype } from './dtypes.js';
 import type { CheckpointIndex, TensorEntry } from './safetensors-reader.js';
 import { readTensorBytes } from './safetensors-reader.js';
@@ -114,30 +113,48 @@ export function resolveWeight(index: CheckpointIndex, module: string, fused: rea
   return null;
 }
 
-/** Reads the weight's bytes as a row-major `[out, in]` matrix; a whole tensor into `into` when given (its exact size). */
-export async function readWeight(src: WeightSource, into?: Uint8Array | null): Promise<Uint8Array> {
-  if (!src.fused) return readTensorBytes(src.entry, into);
-  const { entry } = src;
-  const [, d1, d2] = entry.shape as [number, number, number];
-  const el = DTYPE_BYTES[entry.dtype];
-  const slab = d1 * d2 * el;
-  const buf = new Uint8Array(slab);
-  const fh = await open(entry.file, 'r');
-  try {
-    await fh.read(buf, 0, slab, entry.offset + src.fused.expert * slab);
-  } finally {
-    await fh.close();
-  }
+/** The file range of a fused weight's expert slab (`[d1, d2]` of the `[E, d1, d2]` parameter). */
+export function slabRange(src: WeightSource): { file: string; offset: number; byteLength: number; name: string } {
+  const [, d1, d2] = src.entry.shape as [number, number, number];
+  const slab = d1 * d2 * DTYPE_BYTES[src.entry.dtype];
+  return { file: src.entry.file, offset: src.entry.offset + src.fused!.expert * slab, byteLength: slab, name: src.entry.name };
+}
+
+/**
+ * One projection of an expert's slab as a row-major `[out, in]` matrix: a
+ * run of rows, or (slabs stored `[in, out]`) its columns transposed, one
+ * element-sized word at a time.
+ */
+export function fusedSlice(src: WeightSource, slab: Uint8Array): Uint8Array {
+  const [, , d2] = src.entry.shape as [number, number, number];
+  const el = DTYPE_BYTES[src.entry.dtype];
   const [rows, cols] = src.shape;
-  const p = src.fused.projection;
-  if (!src.fused.param.transposed) return buf.slice(p * rows * cols * el, (p + 1) * rows * cols * el);
+  const p = src.fused!.projection;
+  if (!src.fused!.param.transposed) return slab.slice(p * rows * cols * el, (p + 1) * rows * cols * el);
   // Stored [in, out]: take this projection's columns and transpose them.
   const out = new Uint8Array(rows * cols * el);
+  const view = (b: Uint8Array): Uint8Array | Uint16Array | Uint32Array =>
+    el === 2 ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : el === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4) : b;
+  if (el === 1 || el === 2 || el === 4) {
+    const from = view(slab.byteOffset % el === 0 ? slab : slab.slice());
+    const to = view(out);
+    for (let o = 0; o < rows; o++) {
+      const row = o * cols;
+      for (let i = 0, at = p * rows + o; i < cols; i++, at += d2) to[row + i] = from[at]!;
+    }
+    return out;
+  }
   for (let i = 0; i < cols; i++) {
     for (let o = 0; o < rows; o++) {
-      const from = (i * d2 + p * rows + o) * el;
-      out.set(buf.subarray(from, from + el), (o * cols + i) * el);
+      const at = (i * d2 + p * rows + o) * el;
+      out.set(slab.subarray(at, at + el), (o * cols + i) * el);
     }
   }
   return out;
+}
+
+/** Reads the weight's bytes as a row-major `[out, in]` matrix; a whole tensor into `into` when given (its exact size). */
+export async function readWeight(src: WeightSource, into?: Uint8Array | null): Promise<Uint8Array> {
+  if (!src.fused) return readTensorBytes(src.entry, into);
+  return fusedSlice(src, await readTensorBytes(slabRange(src)));
 }

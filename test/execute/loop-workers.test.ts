@@ -11,12 +11,17 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { applyJob } from '../../src/execute/apply.js';
 import type { ApplyJob, ApplySummary } from '../../src/execute/types.js';
-import { DATAFREE, parseSafetensors, serializeSafetensors, unpackModel } from './fixtures.js';
+import { DATAFREE, parseSafetensors, readRefTensors, serializeSafetensors, unpackModel } from './fixtures.js';
+import { memoryIo } from '../memory-io.js';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import type { main as sourceMain } from '../../src/cli/main.js';
 import { referenceJob } from './job.js';
 
 const BUILT = fileURLToPath(new URL('../../dist/src/execute/apply.js', import.meta.url));
 const built = existsSync(BUILT) && existsSync(join(BUILT, '..', 'loop-worker.js'));
 const builtApply = async (job: ApplyJob): Promise<ApplySummary> => ((await import(BUILT)) as { applyJob: typeof applyJob }).applyJob(job);
+const builtMain = async (...args: Parameters<typeof sourceMain>): Promise<number> => ((await import(join(BUILT, '..', '..', 'cli', 'main.js'))) as { main: typeof sourceMain }).main(...args);
 
 describe.skipIf(!built)('apply with worker threads (built code)', () => {
   for (const [model, scheme] of [
@@ -56,6 +61,21 @@ describe.skipIf(!built)('apply with worker threads (built code)', () => {
     expect((await readdir(cuda.job.outDir)).sort()).toEqual(files);
     for (const f of files) expect(Buffer.compare(await readFile(join(cpu.job.outDir, f)), await readFile(join(cuda.job.outDir, f))), f).toBe(0);
   });
+
+  // Fused 3-D experts, stored [in, out] (gpt-oss, Llama 4) or in the other layout (Qwen3-VL-MoE): each expert's slab read and its projection taken in the workers.
+  for (const model of ['gpt_oss', 'llama4', 'qwen3_vl_moe']) {
+    test(`${model} W4A16 through the built CLI: fused experts sliced in the workers, llm-compressor's bytes`, async () => {
+      const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
+      const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+      const io = memoryIo(cwd);
+      const refDir = join(DATAFREE, model, 'W4A16');
+      expect(await builtMain(['apply', join(refDir, 'recipe.yaml'), '--model', modelDir, '--out', 'out', '-q'], io), io.err.join('')).toBe(0);
+      const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+      const ref = await readRefTensors(refDir);
+      expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
+      for (const [name, r] of ref) expect(Buffer.compare(Buffer.from(got.get(name)!.bytes), Buffer.from(r.bytes)), name).toBe(0);
+    });
+  }
 
   test('a NaN found in a worker stops the run with the same message', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
