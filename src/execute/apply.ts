@@ -210,9 +210,15 @@ interface Slot {
   readonly worker?: LoopWorker;
 }
 
-/** Whether a worker thread can quantize a unit: CPU loops only, from the checkpoint's weights. */
-function inWorker(unit: Unit, rt: GraphRuntime, changed: ReadonlyMap<string, Uint8Array> | undefined): boolean {
-  return rt.cpuLoops && unit.modules.every((m) => !m.solved && !changed?.has(m.name) && cpuKernelSupports(m.kernel));
+/**
+ * Whether the CPU loops (a worker thread) can quantize a unit: kernels they
+ * have, whatever the weights come from (the checkpoint, a transform, or
+ * GPTQ's solve, whose weights travel with their modules). GPTQ's group
+ * activation order keeps its own qparams (with their rounding function,
+ * which cannot travel) and stays on this thread's runtime.
+ */
+function inWorker(unit: Unit, rt: GraphRuntime): boolean {
+  return rt.cpuLoops && unit.modules.every((m) => cpuKernelSupports(m.kernel) && !m.solved?.qparams);
 }
 
 /** Bytes of weights read ahead of the writer, at most (more when a single unit is larger). */
@@ -261,7 +267,7 @@ class UnitPipeline {
   /** The pool that quantizes `unit`. */
   private poolOf(unit: Unit): RuntimePool<Slot> {
     const loops = this.pools.loops;
-    return loops && inWorker(unit, loops.rt, this.changed) ? loops.pool : this.pools.device;
+    return loops && inWorker(unit, loops.rt) ? loops.pool : this.pools.device;
   }
 
   private unitBytes(u: Unit): number {
@@ -275,7 +281,9 @@ class UnitPipeline {
   private async quantize(slot: Slot, unit: Unit, raws: Uint8Array[]): Promise<{ out: UnitOutput; bytesRead: number }> {
     const modules = UnitPipeline.modules(unit);
     if (slot.worker) {
-      const { out, bytesRead, raws: back } = await slot.worker.quantize(modules, raws);
+      // Buffers are transferred: a transform's weights (which the job owns) go as copies.
+      const sent = raws.map((r, i) => (this.changed?.has(unit.modules[i]!.name) ? r.slice() : r));
+      const { out, bytesRead, raws: back } = await slot.worker.quantize(modules, sent);
       for (const r of back) this.buffers.give(r);
       return { out, bytesRead };
     }
@@ -286,14 +294,15 @@ class UnitPipeline {
 
   /**
    * Reads and quantizes one unit: in its worker thread, from the files,
-   * where one takes it (the workers then read beside each other, fused
-   * experts' slabs sliced there too); else read here (ahead, into
+   * where one takes it and no transform changed its weights (the workers
+   * then read beside each other, fused experts' slabs sliced there too);
+   * else read here (ahead, into
    * the buffer pool) and quantized on the first free runtime of its pool.
    * `QUANTC_WORKER_READS=0` reads everything here (to measure the difference).
    */
   private start(unit: Unit): Promise<{ out: UnitOutput; bytesRead: number }> {
     const pool = this.poolOf(unit);
-    if (process.env.QUANTC_WORKER_READS !== '0' && pool.runtimes[0]!.worker) {
+    if (process.env.QUANTC_WORKER_READS !== '0' && pool.runtimes[0]!.worker && unit.modules.every((m) => !this.changed?.has(m.name))) {
       const reads = unit.modules.map((m) => m.source);
       return pool.run((slot) => slot.worker!.readAndQuantize(UnitPipeline.modules(unit), reads));
     }
@@ -468,7 +477,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const weightsOn = job.weightsOn ?? 'auto';
   const oneCpu = runtimes.length === 1 && runtimes[0]!.device === 'cpu';
   const loopRt = oneCpu ? runtimes[0]! : runtimes[0]!.device === 'cuda' && weightsOn !== 'device' ? new GraphRuntime('cpu', job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops ?? true) : null;
-  const workers = loopRt && allUnits.some((u) => inWorker(u, loopRt, changed)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers(), READ_AHEAD_BYTES) : [];
+  const workers = loopRt && allUnits.some((u) => inWorker(u, loopRt)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers(), READ_AHEAD_BYTES) : [];
   const loopSlots: Slot[] = workers.length > 0 ? workers.map((worker) => ({ rt: loopRt!, worker })) : loopRt && !oneCpu && weightsOn === 'cpu' ? [{ rt: loopRt }] : [];
   const pools: Pools = {
     device: new RuntimePool<Slot>(runtimes.map((rt) => ({ rt }))),

@@ -10,7 +10,7 @@ import { BufferPool } from './buffer-pool.js';
 import { NonFiniteWeightError, quantizeUnit, type UnitModule } from './quantize-unit.js';
 import { GraphRuntime } from './runtime.js';
 import { CheckpointError, readTensorBytesSync } from './safetensors-reader.js';
-import { fusedSlice, slabRange, type WeightSource } from './weight-source.js';
+import { fusedSlice, slabRange, weightRange, type WeightSource } from './weight-source.js';
 
 /** A unit to quantize, from weights read by the main thread (`raws`) or to read here (`reads`, one per module). */
 export interface LoopTask {
@@ -34,11 +34,11 @@ export interface LoopWorkerData {
 /** Read buffers kept for the next reads of their sizes (the workers' share of the read-ahead budget). */
 const kept = new BufferPool((workerData as LoopWorkerData | null)?.keptBytes ?? 2 ** 28);
 
-/** A module's weight read here: a whole tensor into a kept buffer (given back after quantizing), or an expert's slab, sliced. */
+/** A module's weight read here: one file range into a kept buffer (given back after quantizing), or an expert's slab, transposed. */
 function read(src: WeightSource): Uint8Array {
-  if (!src.fused) return readTensorBytesSync(src.entry, kept.take(src.entry.byteLength));
-  const range = slabRange(src);
-  const slab = readTensorBytesSync(range, kept.take(range.byteLength));
+  const range = weightRange(src);
+  if (range) return readTensorBytesSync(range, kept.take(range.byteLength));
+  const slab = readTensorBytesSync(slabRange(src), kept.take(slabRange(src).byteLength));
   const weight = fusedSlice(src, slab);
   kept.give(slab);
   return weight;
@@ -62,7 +62,7 @@ parentPort!.on('message', (task: LoopTask) => {
   quantizeUnit(rt, task.modules, raws).then(({ out, bytesRead }) => {
     // The main thread's weights go back too, for its next reads of their size; the worker's own stay here.
     const back = task.reads ? [] : raws;
-    if (task.reads) task.reads.forEach((src, i) => !src.fused && kept.give(raws[i]!));
+    if (task.reads) task.reads.forEach((src, i) => weightRange(src) && kept.give(raws[i]!));
     const buffers = [...new Set([...out, ...back.map((bytes) => ({ bytes }))].map((t) => t.bytes.buffer as ArrayBuffer))];
     parentPort!.postMessage({ id: task.id, out, bytesRead, raws: back } satisfies LoopReply, buffers);
   }, fail);

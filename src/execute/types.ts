@@ -175,12 +175,11 @@ export interface ApplyJob {
   /** Worker threads quantizing in the CPU loops (default: one per core from two cores up; 0: this thread); results do not depend on it. */
   readonly cpuWorkers?: number;
   /**
-   * Where round-to-nearest of the checkpoint's weights runs when `device` is
-   * CUDA (`apply --weights-on`): 'cpu', in the CPU loops (worker threads);
-   * 'device', in graphs on the GPUs; 'auto' (default), the CPU loops where
-   * worker threads run (built code), else the GPUs. Weights a transform
-   * changed, solved weights and kernels the loops lack stay on the GPUs.
-   * The bytes written do not depend on it.
+   * Where the weight pass quantizes when `device` is CUDA (`apply
+   * --weights-on`): 'cpu', in the CPU loops (worker threads); 'device', in
+   * graphs on the GPUs; 'auto' (default), the CPU loops where worker threads
+   * run (built code), else the GPUs. Kernels the loops lack and GPTQ's group
+   * activation order stay on the GPUs. The bytes written do not depend on it.
    */
   readonly weightsOn?: 'auto' | 'cpu' | 'device';
 }

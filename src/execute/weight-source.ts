@@ -153,8 +153,23 @@ export function fusedSlice(src: WeightSource, slab: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Reads the weight's bytes as a row-major `[out, in]` matrix; a whole tensor into `into` when given (its exact size). */
+/**
+ * The file range holding exactly the weight's bytes, row-major `[out, in]`:
+ * a whole tensor, or one projection of an expert stored `[out, in]` (a run
+ * of rows of its slab). Null for projections stored `[in, out]`, which are
+ * read as a whole slab and transposed ({@link fusedSlice}).
+ */
+export function weightRange(src: WeightSource): { file: string; offset: number; byteLength: number; name: string } | null {
+  if (!src.fused) return src.entry;
+  if (src.fused.param.transposed) return null;
+  const slab = slabRange(src);
+  const bytes = src.shape[0] * src.shape[1] * DTYPE_BYTES[src.entry.dtype];
+  return { ...slab, offset: slab.offset + src.fused.projection * bytes, byteLength: bytes };
+}
+
+/** Reads the weight's bytes as a row-major `[out, in]` matrix; into `into` when given and the weight is one file range (its exact size, see {@link weightRange}). */
 export async function readWeight(src: WeightSource, into?: Uint8Array | null): Promise<Uint8Array> {
-  if (!src.fused) return readTensorBytes(src.entry, into);
+  const range = weightRange(src);
+  if (range) return readTensorBytes(range, into);
   return fusedSlice(src, await readTensorBytes(slabRange(src)));
 }

@@ -14,8 +14,10 @@ import type { ApplyJob, ApplySummary } from '../../src/execute/types.js';
 import { DATAFREE, parseSafetensors, readRefTensors, serializeSafetensors, unpackModel } from './fixtures.js';
 import { memoryIo } from '../memory-io.js';
 import { mkdtemp } from 'node:fs/promises';
+import { writeFile as writeText } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import type { main as sourceMain } from '../../src/cli/main.js';
+import { main as sourceMain } from '../../src/cli/main.js';
+import { CALIBRATION, modelWithTokenizer } from '../calibrate-refs.js';
 import { referenceJob } from './job.js';
 
 const BUILT = fileURLToPath(new URL('../../dist/src/execute/apply.js', import.meta.url));
@@ -74,6 +76,32 @@ describe.skipIf(!built)('apply with worker threads (built code)', () => {
       const ref = await readRefTensors(refDir);
       expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
       for (const [name, r] of ref) expect(Buffer.compare(Buffer.from(got.get(name)!.bytes), Buffer.from(r.bytes)), name).toBe(0);
+    });
+  }
+
+  // GPTQ's solved weights travel to the workers with their modules; SmoothQuant's smoothed weights are copied there.
+  for (const [what, inWorkers, modifiers] of [
+    ['GPTQ W4A16', 14, '    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n'],
+    // Group activation order: its units stay on the main thread, the rest (lm_head's neighbours) go to the workers.
+    ['GPTQ W4A16 with group activation ordering, and FP8 for the MLP', 6, '    GPTQModifier:\n      config_groups:\n        group_0:\n          targets: ["re:.*self_attn.*_proj$"]\n          weights: {num_bits: 4, type: int, symmetric: true, strategy: group, group_size: 128, actorder: group}\n    QuantizationModifier:\n      targets: ["re:.*mlp.*_proj$"]\n      scheme: FP8_DYNAMIC\n'],
+    ['SmoothQuant then W8A8', 14, '    SmoothQuantModifier:\n      smoothing_strength: 0.8\n    QuantizationModifier:\n      targets: [Linear]\n      scheme: W8A8\n      ignore: [lm_head]\n'],
+  ] as const) {
+    test(`${what} through the built CLI: the workers write what the main thread writes`, async () => {
+      const model = await modelWithTokenizer('llama');
+      const outs: string[] = [];
+      for (const run of [sourceMain, builtMain]) {
+        const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+        await writeText(join(cwd, 'recipe.yaml'), `quant_stage:\n  quant_modifiers:\n${modifiers}`);
+        const io = memoryIo(cwd);
+        expect(await run(['apply', 'recipe.yaml', '--model', model, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--format', 'json', '-q'], io), io.err.join('')).toBe(0);
+        // Every unit the loops can take went to a worker.
+        if (run === builtMain) expect((JSON.parse(io.out.join('')) as { unitsPerRuntime?: number[] }).unitsPerRuntime?.reduce((a, b) => a + b, 0)).toBe(inWorkers);
+        outs.push(join(cwd, 'out'));
+      }
+      const [here, there] = outs as [string, string];
+      const files = (await readdir(here)).sort();
+      expect((await readdir(there)).sort()).toEqual(files);
+      for (const f of files) expect(Buffer.compare(await readFile(join(here, f)), await readFile(join(there, f))), f).toBe(0);
     });
   }
 

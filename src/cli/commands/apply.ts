@@ -75,8 +75,8 @@ Options:
                            AWQ search run on the first.
   --gpus N                 Short for --device cuda:0,...,N-1.
   --weights-on auto|cpu|device
-                           With --device cuda, where round-to-nearest of
-                           the checkpoint's weights runs: cpu, in worker
+                           With --device cuda, where the weight pass
+                           quantizes and packs: cpu, in worker
                            threads (one per core, up to 16); device, in
                            graphs on the GPUs; auto (default), cpu, which
                            measured several times faster. The bytes
