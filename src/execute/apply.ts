@@ -296,9 +296,9 @@ class UnitPipeline {
    * Reads and quantizes one unit: in its worker thread, from the files,
    * where one takes it and no transform changed its weights (the workers
    * then read beside each other, fused experts' slabs sliced there too);
-   * else read here (ahead, into
-   * the buffer pool) and quantized on the first free runtime of its pool.
-   * `QUANTC_WORKER_READS=0` reads everything here (to measure the difference).
+   * else read here (ahead, into the buffer pool) and quantized on the first
+   * free runtime of its pool. `QUANTC_WORKER_READS=0` reads everything here
+   * (to measure the difference).
    */
   private start(unit: Unit): Promise<{ out: UnitOutput; bytesRead: number }> {
     const pool = this.poolOf(unit);
@@ -471,9 +471,9 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   });
   const allUnits = mine.flatMap((i) => ('unit' in i ? [i.unit] : []));
   const changed = job.changedWeights?.linears;
-  // Round-to-nearest of the checkpoint's weights runs in CPU loops, in worker threads while this thread reads and writes: on one
-  // CPU, and on CUDA unless `weightsOn` is 'device' (onnxruntime-node returns every output through host memory, and the
-  // loops on the host's cores measured several times faster than the GPU graphs; the bytes are the same).
+  // The units the CPU loops take run there, in worker threads while this thread writes: on one CPU, and on CUDA unless
+  // `weightsOn` is 'device' (onnxruntime-node returns every output through host memory, and the loops on the host's cores
+  // measured several times faster than the GPU graphs; the bytes are the same).
   const weightsOn = job.weightsOn ?? 'auto';
   const oneCpu = runtimes.length === 1 && runtimes[0]!.device === 'cpu';
   const loopRt = oneCpu ? runtimes[0]! : runtimes[0]!.device === 'cuda' && weightsOn !== 'device' ? new GraphRuntime('cpu', job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops ?? true) : null;

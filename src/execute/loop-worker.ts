@@ -1,7 +1,7 @@
 /**
  * A worker thread of the CPU weight pass: quantizes units in the CPU loops
  * (`rtn/cpu-kernel.ts`) while the main thread writes. Raw weights arrive
- * as transferred buffers, or as file ranges the worker reads itself into
+ * as transferred buffers, or as weight sources the worker reads itself into
  * buffers it keeps (so the cores read beside each other and the main thread
  * only writes); tensors leave as transferred buffers (no copies).
  */
@@ -38,7 +38,8 @@ const kept = new BufferPool((workerData as LoopWorkerData | null)?.keptBytes ?? 
 function read(src: WeightSource): Uint8Array {
   const range = weightRange(src);
   if (range) return readTensorBytesSync(range, kept.take(range.byteLength));
-  const slab = readTensorBytesSync(slabRange(src), kept.take(slabRange(src).byteLength));
+  const slabAt = slabRange(src);
+  const slab = readTensorBytesSync(slabAt, kept.take(slabAt.byteLength));
   const weight = fusedSlice(src, slab);
   kept.give(slab);
   return weight;
