@@ -120,6 +120,9 @@ export function slabRange(src: WeightSource): { file: string; offset: number; by
   return { file: src.entry.file, offset: src.entry.offset + src.fused!.expert * slab, byteLength: slab, name: src.entry.name };
 }
 
+/** Side of the square tiles a transposed slice is copied in. */
+const TILE = 64;
+
 /**
  * One projection of an expert's slab as a row-major `[out, in]` matrix: a
  * run of rows, or (slabs stored `[in, out]`) its columns transposed, one
@@ -138,9 +141,16 @@ export function fusedSlice(src: WeightSource, slab: Uint8Array): Uint8Array {
   if (el === 1 || el === 2 || el === 4) {
     const from = view(slab.byteOffset % el === 0 ? slab : slab.slice());
     const to = view(out);
-    for (let o = 0; o < rows; o++) {
-      const row = o * cols;
-      for (let i = 0, at = p * rows + o; i < cols; i++, at += d2) to[row + i] = from[at]!;
+    // In tiles, so that the strided side of the copy stays in cache.
+    for (let o0 = 0; o0 < rows; o0 += TILE) {
+      const o1 = Math.min(rows, o0 + TILE);
+      for (let i0 = 0; i0 < cols; i0 += TILE) {
+        const i1 = Math.min(cols, i0 + TILE);
+        for (let o = o0; o < o1; o++) {
+          const row = o * cols;
+          for (let i = i0, at = i0 * d2 + p * rows + o; i < i1; i++, at += d2) to[row + i] = from[at]!;
+        }
+      }
     }
     return out;
   }
