@@ -15,7 +15,7 @@ import { GraphRuntime } from './runtime.js';
 import { RuntimePool } from './runtime-pool.js';
 import { BufferPool } from './buffer-pool.js';
 import { cpuKernelSupports } from './rtn/cpu-kernel.js';
-import { defaultLoopWorkers, startLoopWorkers, type LoopWorker } from './loop-workers.js';
+import { defaultLoopWorkers, LoopWorkerError, startLoopWorkers, type LoopWorker } from './loop-workers.js';
 import { NonFiniteWeightError, quantizeStack, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { stackKey } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
@@ -381,7 +381,7 @@ class UnitPipeline {
   async next(): Promise<{ out: UnitOutput; bytesRead: number }> {
     const i = this.taken;
     const result = await this.results[i]!.catch((e: unknown) => {
-      throw e instanceof NonFiniteWeightError ? new ApplyError(e.message) : e;
+      throw e instanceof NonFiniteWeightError || e instanceof LoopWorkerError ? new ApplyError(e.message) : e;
     });
     this.results[i] = undefined as never;
     this.taken++;

@@ -14,6 +14,9 @@ import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quanti
 import { CheckpointError } from './safetensors-reader.js';
 import type { WeightSource } from './weight-source.js';
 
+/** A worker thread that died (an error it did not catch, running out of memory, being stopped) before answering. */
+export class LoopWorkerError extends Error {}
+
 /** One worker thread. */
 export class LoopWorker {
   private next = 0;
@@ -36,8 +39,8 @@ export class LoopWorker {
       this.pending.clear();
       worker.unref();
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`a weight-pass worker thread stopped (exit code ${code})`)));
+    worker.on('error', (e) => fail(new LoopWorkerError(`a weight-pass worker thread failed: ${e.message}`)));
+    worker.on('exit', (code) => fail(new LoopWorkerError(`a weight-pass worker thread stopped (exit code ${code})`)));
     // Only a worker with a task keeps the process alive (awaiting its reply does not).
     worker.unref();
   }

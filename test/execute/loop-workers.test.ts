@@ -105,6 +105,14 @@ describe.skipIf(!built)('apply with worker threads (built code)', () => {
     });
   }
 
+  test('a worker that stops before answering fails its task with a LoopWorkerError (apply reports it as apply-failed)', async () => {
+    const { startLoopWorkers: start, LoopWorkerError: Stopped } = (await import(join(BUILT, '..', 'loop-workers.js'))) as typeof import('../../src/execute/loop-workers.js');
+    const [worker] = start(1, 2 ** 20);
+    await worker!.terminate();
+    await expect(worker!.quantize([], [])).rejects.toBeInstanceOf(Stopped);
+    await expect(worker!.quantize([], [])).rejects.toThrow(/^a weight-pass worker thread stopped \(exit code \d+\)$/);
+  });
+
   test('a NaN found in a worker stops the run with the same message', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const file = join(modelDir, 'model.safetensors');
