@@ -105,6 +105,22 @@ describe.skipIf(!built)('apply with worker threads (built code)', () => {
     });
   }
 
+  test('--cpu-threads sets how many workers quantize (0: the main thread); a bad count is a usage error', async () => {
+    const modelDir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const recipe = join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml');
+    for (const [threads, runtimes] of [
+      ['3', 3],
+      ['0', undefined],
+    ] as const) {
+      const io = memoryIo(await mkdtemp(join(tmpdir(), 'quantc-cli-')));
+      expect(await builtMain(['apply', recipe, '--model', modelDir, '--out', 'out', '--cpu-threads', threads, '--format', 'json', '-q'], io), io.err.join('')).toBe(0);
+      expect((JSON.parse(io.out.join('')) as { unitsPerRuntime?: number[] }).unitsPerRuntime?.length).toBe(runtimes);
+    }
+    const io = memoryIo(await mkdtemp(join(tmpdir(), 'quantc-cli-')));
+    expect(await builtMain(['apply', recipe, '--model', modelDir, '--out', 'out', '--cpu-threads', 'many'], io)).toBe(2);
+    expect(io.err.join('')).toContain('apply: --cpu-threads must be a whole number of threads (0 for none), not "many".');
+  });
+
   test('a worker that stops before answering fails its task with a LoopWorkerError (apply reports it as apply-failed)', async () => {
     const { startLoopWorkers: start, LoopWorkerError: Stopped } = (await import(join(BUILT, '..', 'loop-workers.js'))) as typeof import('../../src/execute/loop-workers.js');
     const [worker] = start(1, 2 ** 20);

@@ -81,6 +81,9 @@ Options:
                            graphs on the GPUs; auto (default), cpu, which
                            measured several times faster. The bytes
                            written are the same (docs/apply.md).
+  --cpu-threads N          Worker threads of the CPU weight pass (default:
+                           one per core, up to 16; 0: none, the main
+                           thread quantizes). Fewer hold less memory.
   --max-shard-size GB      Largest output shard in GB (default 20).
   --shard I/N              Write only part I of N (0 <= I < N) of a
                            data-free checkpoint into --out; run the N
@@ -165,6 +168,7 @@ export const command: Command = {
       quiet: { type: 'boolean', short: 'q' },
       shard: { type: 'string' },
       'weights-on': { type: 'string' },
+      'cpu-threads': { type: 'string' },
     });
     if (values.help) {
       io.stdout(HELP);
@@ -186,6 +190,9 @@ export const command: Command = {
     const precision = values.precision === undefined ? undefined : choice('apply', 'precision', values.precision, ['bf16', 'fp32'] as const, 'fp32');
     const weightsOn = choice('apply', 'weights-on', values['weights-on'], ['auto', 'cpu', 'device'] as const, 'auto');
     if (values['weights-on'] !== undefined && devices.every((d) => d.device === 'cpu')) io.stderr('note: --weights-on chooses between the CPU and the GPUs; with --device cpu everything runs on the CPU\n');
+    const cpuThreadsText = values['cpu-threads'] as string | undefined;
+    if (cpuThreadsText !== undefined && !/^\d+$/.test(cpuThreadsText)) throw new UsageError(`apply: --cpu-threads must be a whole number of threads (0 for none), not "${cpuThreadsText}".`);
+    const cpuThreads = cpuThreadsText === undefined ? undefined : Number(cpuThreadsText);
     const failOn = choice('apply', 'fail-on', values['fail-on'], ['error', 'warning'] as const, 'error');
     const shardGb = values['max-shard-size'] === undefined ? 20 : Number(values['max-shard-size']);
     if (!(shardGb > 0)) throw new UsageError('apply: --max-shard-size must be a positive number of GB.');
@@ -277,7 +284,7 @@ export const command: Command = {
         moe: planned.ir!.moe,
         modifiers: planned.ir!.modifiers,
       });
-      job = { ...job, weightsOn };
+      job = { ...job, weightsOn, ...(cpuThreads === undefined ? {} : { cpuWorkers: cpuThreads }) };
       if (part) {
         // Calibration needs every layer's inputs from the layers before it: it cannot be cut into independent tensors.
         const needs = [job.calibration && 'calibration', job.smoothquant && 'SmoothQuant', job.awq && 'AWQ', job.gptq && 'GPTQ'].filter(Boolean);
