@@ -24,4 +24,21 @@ describe('BufferPool', () => {
     pool.give(new Uint8Array(16));
     expect([pool.take(16), pool.take(16), pool.take(16)].filter((b) => b !== null)).toHaveLength(2);
   });
+
+  test('a size that does not fit drops the sizes given back longest ago, never its own', () => {
+    const pool = new BufferPool(64);
+    const [a, b, c] = [new Uint8Array(16), new Uint8Array(16), new Uint8Array(24)];
+    pool.give(a);
+    pool.give(b);
+    pool.give(c);
+    // 56 held; a 32-byte buffer needs room: one 16 goes, then the other (the 24 was given back last).
+    pool.give(new Uint8Array(32));
+    expect(pool.take(16)).toBeNull();
+    expect(pool.take(24)!.buffer).toBe(c.buffer);
+    expect(pool.take(32)).not.toBeNull();
+    // Its own size is never dropped to make room for itself: the third 32 stays out.
+    const pool2 = new BufferPool(64);
+    for (let i = 0; i < 3; i++) pool2.give(new Uint8Array(32));
+    expect([pool2.take(32), pool2.take(32), pool2.take(32)].filter((x) => x !== null)).toHaveLength(2);
+  });
 });
