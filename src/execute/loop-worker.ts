@@ -34,15 +34,25 @@ export interface LoopWorkerData {
 /** Read buffers kept for the next reads of their sizes (the workers' share of the read-ahead budget). */
 const kept = new BufferPool((workerData as LoopWorkerData | null)?.keptBytes ?? 2 ** 28);
 
-/** A module's weight read here: one file range into a kept buffer (given back after quantizing), or an expert's slab, transposed. */
-function read(src: WeightSource): Uint8Array {
-  const range = weightRange(src);
-  if (range) return readTensorBytesSync(range, kept.take(range.byteLength));
-  const slabAt = slabRange(src);
-  const slab = readTensorBytesSync(slabAt, kept.take(slabAt.byteLength));
-  const weight = fusedSlice(src, slab);
-  kept.give(slab);
-  return weight;
+/**
+ * A unit's weights read here: each one file range into a kept buffer
+ * (given back after quantizing), or its projection transposed out of its
+ * expert's slab, read once for the unit (NVFP4's gate and up of one expert
+ * share a unit and a slab).
+ */
+function readAll(sources: readonly WeightSource[]): Uint8Array[] {
+  const slabs = new Map<string, Uint8Array>();
+  const weights = sources.map((src) => {
+    const range = weightRange(src);
+    if (range) return readTensorBytesSync(range, kept.take(range.byteLength));
+    const at = slabRange(src);
+    const key = `${at.file}:${at.offset}`;
+    let slab = slabs.get(key);
+    if (!slab) slabs.set(key, (slab = readTensorBytesSync(at, kept.take(at.byteLength))));
+    return fusedSlice(src, slab);
+  });
+  for (const slab of slabs.values()) kept.give(slab);
+  return weights;
 }
 
 // Only loop kernels come here: the runtime never loads onnxruntime.
@@ -55,7 +65,7 @@ parentPort!.on('message', (task: LoopTask) => {
   };
   let raws: Uint8Array[];
   try {
-    raws = task.reads ? task.reads.map(read) : [...(task.raws ?? [])];
+    raws = task.reads ? readAll(task.reads) : [...(task.raws ?? [])];
   } catch (e) {
     fail(e);
     return;

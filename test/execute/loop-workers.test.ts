@@ -79,6 +79,23 @@ describe.skipIf(!built)('apply with worker threads (built code)', () => {
     });
   }
 
+  // NVFP4's gate and up of one expert are one unit: their slab is read once in the worker.
+  for (const model of ['gpt_oss', 'llama4']) {
+    test(`${model} NVFP4A16 through the built CLI: the workers write what the main thread writes`, async () => {
+      const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
+      const recipe = (await readFile(join(DATAFREE, model, 'W4A16', 'recipe.yaml'), 'utf8')).replace('scheme: W4A16', 'scheme: NVFP4A16');
+      const outs: string[] = [];
+      for (const run of [sourceMain, builtMain]) {
+        const cwd = await mkdtemp(join(tmpdir(), 'quantc-cli-'));
+        await writeText(join(cwd, 'recipe.yaml'), recipe);
+        const io = memoryIo(cwd);
+        expect(await run(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '-q'], io), io.err.join('')).toBe(0);
+        outs.push(join(cwd, 'out', 'model.safetensors'));
+      }
+      expect(Buffer.compare(await readFile(outs[0]!), await readFile(outs[1]!))).toBe(0);
+    });
+  }
+
   // GPTQ's solved weights travel to the workers with their modules; SmoothQuant's smoothed weights are copied there.
   for (const [what, inWorkers, modifiers] of [
     ['GPTQ W4A16', 14, '    GPTQModifier:\n      targets: [Linear]\n      scheme: W4A16\n      ignore: [lm_head]\n'],
