@@ -1,6 +1,6 @@
 /**
- * Round-to-nearest on the CPU in plain loops (FP8, MXFP8, symmetric
- * integers, MXFP4, NVFP4): the same arithmetic as the ONNX graphs of
+ * Round-to-nearest on the CPU in plain loops (FP8, MXFP8, integers with
+ * and without zero points, MXFP4, NVFP4): the same arithmetic as the ONNX graphs of
  * `graphs.ts` (float32 division, rounding to the weight dtype where
  * PyTorch does, clip, encoding, packing), one pass over the weight instead
  * of one memory pass per graph operator (see cpuKernelSupports).
@@ -8,7 +8,8 @@
  * Exactness of the float32 steps: JavaScript divides in float64 and
  * `Math.fround` rounds to float32; double rounding through a format with
  * at least 2p + 2 bits is innocuous for division (53 ≥ 2·24 + 2), so the
- * result equals float32 division.
+ * result equals float32 division, and likewise for the sum of two float32
+ * values (a zero point added to a quotient).
  */
 import { roundBf16, roundF16 } from '../dtypes.js';
 import { absmaxBitsWasm, fp8CodesWasm, int4WordsWasm, nvfp4BytesWasm } from './wasm-kernels.js';
@@ -18,12 +19,15 @@ import type { WeightStats } from './quantize-weight.js';
 
 /**
  * Whether the CPU loops handle a kernel (all with scale groups along rows,
- * not 2-D blocks): FP8 and MXFP8 for every dtype; for raw bf16 weights also
- * symmetric integers (packed in int32 words or int8), MXFP4 and NVFP4.
+ * and FP8 blocks of raw bf16 weights that need no padding): FP8 and MXFP8
+ * for every dtype; for raw bf16 weights also
+ * integers (packed in int32 words or int8; asymmetric ones through one code
+ * table per zero point), MXFP4 and NVFP4.
  * One fused pass per weight beats the graphs on the CPU provider, which
  * sweep memory once per operator (FP8 2×, the others 3–5× on 2 cores).
  */
 export function cpuKernelSupports(kernel: WeightKernel): boolean {
+  if (kernel.view.dims.length === 4) return blockRows(kernel) !== null;
   if (kernel.view.dims.length !== 3) return false;
   if (kernel.kind === 'fp8' || kernel.kind === 'mxfp8') return true;
   if (kernel.dtype !== 'BF16') return false;
@@ -31,7 +35,41 @@ export function cpuKernelSupports(kernel: WeightKernel): boolean {
   if (kernel.kind === 'nvfp4') return kernel.view.dims[2]! % 2 === 0;
   if (kernel.kind === 'mxfp4') return wordAligned(kernel, 4);
   const layout = intLayout(kernel);
-  return kernel.kind === 'int' && kernel.args.symmetric && layout !== null && (layout === 'int8' || wordAligned(kernel, kernel.args.num_bits));
+  return kernel.kind === 'int' && layout !== null && (layout === 'int8' || wordAligned(kernel, kernel.args.num_bits));
+}
+
+/**
+ * FP8 blocks (`[a, bh, c, bw]`, 128×128 for FP8_BLOCK) of raw bf16 weights
+ * without padding, as rows of column groups `[a·bh, c, bw]`: each row's
+ * groups observed alone, then reduced over the block's rows, and quantized
+ * with their block's scale; null for other blocks.
+ */
+function blockRows(kernel: WeightKernel): WeightKernel | null {
+  const [a, bh, c, bw] = kernel.view.dims as [number, number, number, number];
+  const [pn, pk] = kernel.view.padded;
+  if (kernel.kind !== 'fp8' || kernel.dtype !== 'BF16' || pn !== kernel.shape[0] || pk !== kernel.shape[1] || bw % 8 !== 0) return null;
+  return { ...kernel, view: { ...kernel.view, dims: [a * bh, c, bw] } };
+}
+
+/** Each block's largest magnitude (see {@link observeAbsBf16Cpu}) of raw bf16 weights in a block view. */
+export function observeBlockAbsBf16Cpu(kernel: WeightKernel, bits: Uint16Array): WeightStats {
+  const [a, bh, c] = kernel.view.dims as [number, number, number, number];
+  const rows = (observeAbsBf16Cpu(blockRows(kernel)!, bits) as AbsStats).absBits;
+  const blocks = new Uint16Array(a * c);
+  for (let i = 0; i < a; i++) {
+    for (let r = i * bh; r < (i + 1) * bh; r++) {
+      for (let j = 0; j < c; j++) if (rows[r * c + j]! > blocks[i * c + j]!) blocks[i * c + j] = rows[r * c + j]!;
+    }
+  }
+  return new AbsStats(blocks);
+}
+
+/** FP8 codes of raw bf16 weights in a block view, each block divided by its scale (`[a, c]`, block-row major). */
+export function quantizeFp8BlocksBf16(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Uint8Array {
+  const [a, bh, c] = kernel.view.dims as [number, number, number, number];
+  const byRow = new Float32Array(a * bh * c);
+  for (let r = 0; r < a * bh; r++) byRow.set(scale.subarray(Math.floor(r / bh) * c, (Math.floor(r / bh) + 1) * c), r * c);
+  return quantizeFp8Bf16Table(blockRows(kernel)!, bits, byRow);
 }
 
 /** How integer codes are stored: packed `bits` to an int32 word (rows word-aligned), or one int8 each. */
@@ -280,6 +318,27 @@ function intTable(bits: number, packed: boolean): CodeTable {
   return t;
 }
 
+/**
+ * Asymmetric `bits`-bit integers `round(clip(bf16(v + zp), qmin, qmax))`
+ * (half to even) of signed quotients `v` up to ±255 (0x437f; larger ones
+ * clip alike) for one zero point `zp`: offset to unsigned when packed, else
+ * int8 bytes. One table per zero point in use.
+ */
+function asymTable(bits: number, packed: boolean, zp: number): CodeTable {
+  const key = `${bits}${packed ? 'p' : ''}a${zp}`;
+  let t = intCodes.get(key);
+  if (!t) {
+    const qmin = -(2 ** (bits - 1));
+    const qmax = 2 ** (bits - 1) - 1;
+    t = codeTable(packed ? (bits === 8 ? 8 : 4) : 8, 0x437f, (v, negative) => {
+      const q = rneInt(Math.min(Math.max(roundBf16((negative ? -v : v) + zp), qmin), qmax));
+      return packed ? q - qmin : q & 0xff;
+    });
+    intCodes.set(key, t);
+  }
+  return t;
+}
+
 /** A group's scale as bf16 bits, or 0 when it is not a positive finite bf16 value (then every element divides). */
 function scaleBits(s: number): number {
   const h = bf16BitsOf(s);
@@ -294,16 +353,18 @@ function scaleBits(s: number): number {
  * division, wherever weight and scale are normal numbers. Groups must be
  * whole words (callers check).
  */
-function quotientCodes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, table: CodeTable, width: number): Uint32Array {
+function quotientCodes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, tables: CodeTable | ((g: number) => CodeTable), width: number): Uint32Array {
   const [a, b, c] = kernel.view.dims as [number, number, number];
   const quot = quotients();
   const values = bf16Values();
-  const { cap, code } = table;
+  const tableOf = typeof tables === 'function' ? tables : () => tables;
+  const { cap } = tableOf(0);
   const stride = cap + 1;
   const per = 32 / width;
   const shift = Math.log2(per);
   const out = new Uint32Array((a * b * c) >>> shift);
   for (let g = 0; g < a * b; g++) {
+    const code = tableOf(g).code;
     const s = scale[g]!;
     const sb = scaleBits(s);
     const fast = (sb & 0x7f80) !== 0;
@@ -328,14 +389,16 @@ function quotientCodes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Ar
 }
 
 /** {@link quotientCodes} for 8-bit fields one byte at a time, for groups that are not whole words (slower than whole words). */
-function quotientBytes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, table: CodeTable): Uint8Array {
+function quotientBytes(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, tables: CodeTable | ((g: number) => CodeTable)): Uint8Array {
   const [a, b, c] = kernel.view.dims as [number, number, number];
   const quot = quotients();
   const values = bf16Values();
-  const { cap, code } = table;
+  const tableOf = typeof tables === 'function' ? tables : () => tables;
+  const { cap } = tableOf(0);
   const stride = cap + 1;
   const out = new Uint8Array(a * b * c);
   for (let g = 0; g < a * b; g++) {
+    const code = tableOf(g).code;
     const s = scale[g]!;
     const sb = scaleBits(s);
     const fast = (sb & 0x7f80) !== 0;
@@ -379,18 +442,19 @@ export function fp8CodesTable(kernel: WeightKernel, bits: Uint16Array, scale: Fl
  * weights: packed into int32 words as compressed-tensors `pack_to_int32`
  * (offset to unsigned, element c at bit c·bits of its row), or int8.
  */
-export function quantizeIntBf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array): Int32Array | Int8Array {
+export function quantizeIntBf16Table(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, zeroPoint: Float32Array | null = null): Int32Array | Int8Array {
   const nbits = kernel.args.num_bits;
   const packed = intLayout(kernel) === 'packed';
-  if (!packed && !wordAligned(kernel, 8)) return new Int8Array(quotientBytes(kernel, bits, scale, intTable(nbits, false)).buffer);
-  if (!packed) return new Int8Array(quotientCodes(kernel, bits, scale, intTable(nbits, false), 8).buffer);
-  if (nbits === 4) {
+  const tables = zeroPoint ? (g: number): CodeTable => asymTable(nbits, packed, zeroPoint[g]!) : intTable(nbits, packed);
+  if (!packed && !wordAligned(kernel, 8)) return new Int8Array(quotientBytes(kernel, bits, scale, tables).buffer);
+  if (!packed) return new Int8Array(quotientCodes(kernel, bits, scale, tables, 8).buffer);
+  if (nbits === 4 && !zeroPoint) {
     // Eight at a time in WebAssembly where it runs (wasm-kernels.ts), the same words.
     const [a, b, c] = kernel.view.dims as [number, number, number];
     const words = int4WordsWasm(bits, scale, a * b, c);
     if (words) return words;
   }
-  return new Int32Array(quotientCodes(kernel, bits, scale, intTable(nbits, true), nbits).buffer);
+  return new Int32Array(quotientCodes(kernel, bits, scale, tables, nbits).buffer);
 }
 
 /** Packed symmetric 4-bit words of raw bf16 weights by the table walk alone (what {@link quantizeIntBf16Table} falls back to). */

@@ -8,7 +8,7 @@ import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { dtypeFacts, fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams, nvfp4ScalesOfAbsBits } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
-import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, observeCpu, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu, nvfp4PackedBf16Cpu } from './cpu-kernel.js';
+import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, observeBlockAbsBf16Cpu, observeCpu, quantizeFp8BlocksBf16, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu, nvfp4PackedBf16Cpu } from './cpu-kernel.js';
 
 /** Whether a weight goes through the CPU loops rather than the graphs. */
 function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
@@ -17,6 +17,7 @@ function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
 
 /** FP8 E4M3 bytes of a weight in the CPU loops: straight from raw bf16 patterns, else from float32 values. */
 function loopFp8(kernel: WeightKernel, grouped: RawTensor, scale: Float32Array): Uint8Array {
+  if (kernel.view.dims.length === 4) return quantizeFp8BlocksBf16(kernel, grouped.data as Uint16Array, scale);
   if (grouped.type === 'uint16') return quantizeFp8Bf16Table(kernel, grouped.data as Uint16Array, scale);
   return fp8E4m3Bytes(quantizeFp8Cpu(kernel, grouped.data as Float32Array, scale));
 }
@@ -83,6 +84,7 @@ export async function observeWeight(rt: GraphRuntime, kernel: WeightKernel, grou
   if (inLoops(rt, kernel)) {
     if (grouped.type !== 'uint16') return observeCpu(kernel, grouped.data as Float32Array);
     // Symmetric scales need only each group's largest magnitude.
+    if (kernel.view.dims.length === 4) return observeBlockAbsBf16Cpu(kernel, grouped.data as Uint16Array);
     return kernel.args.symmetric ? observeAbsBf16Cpu(kernel, grouped.data as Uint16Array) : observeBf16Cpu(kernel, grouped.data as Uint16Array);
   }
   const key = `observe-${rank}-${input}`;
@@ -251,12 +253,18 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
       const asymmetric = zeroPoint !== null;
       if (loops) {
-        // Symmetric, raw bf16 (see cpuKernelSupports).
-        const q = quantizeIntBf16Table(kernel, grouped.data as Uint16Array, scale);
+        // Raw bf16 (see cpuKernelSupports); zero points written as the graphs' paths below write them.
+        const q = quantizeIntBf16Table(kernel, grouped.data as Uint16Array, scale, zeroPoint);
         if (kernel.format === 'pack-quantized') {
           result.set('weight_packed', bytesOf(q));
           result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
-        } else result.set('weight', bytesOf(q));
+          if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
+            result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
+          }
+        } else {
+          result.set('weight', bytesOf(q));
+          if (zeroPoint) result.set('weight_zero_point', bytesOf(Int8Array.from(zeroPoint)));
+        }
       } else if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
         // Widths that straddle words (3, 5, 6, 7 bits): quantize in the graph, pack here.
         const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);

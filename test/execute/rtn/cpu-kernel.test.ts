@@ -89,6 +89,8 @@ describe('the CPU loops against the graphs on the CPU provider', () => {
     ['W8A8', 66],
     ['MXFP4', 64],
     ['NVFP4A16', 64],
+    ['W4A16_ASYM', 128],
+    ['W4A16_ASYM', 256],
   ];
   for (const [scheme, cols] of cases) {
     test(`${scheme} (${cols} columns): the same bytes from raw bf16 weights`, async () => {
@@ -195,6 +197,40 @@ describe('NVFP4 scales looked up by magnitude bits', () => {
       const scale = nvfp4Qparams(amax.map((v) => -v).reverse(), amax.slice().reverse(), gs, 'BF16');
       expect(Buffer.from(scaleBytes).equals(Buffer.from(fp8E4m3Bytes(scale))), `gs ${gs}`).toBe(true);
       expect([...divisor].every((d, g) => d === Math.fround(scale[g]! / gs)), `gs ${gs}`).toBe(true);
+    }
+  });
+});
+
+describe('FP8 128×128 blocks in the CPU loops', () => {
+  test('the same codes and scales as the graphs, for unpadded bf16 weights with zero, subnormal and large blocks', async () => {
+    const kernel = planWeightKernel(presetScheme('FP8_BLOCK', ['Linear'])!, [256, 384], 'BF16');
+    expect(cpuKernelSupports(kernel)).toBe(true);
+    // Padded blocks stay in the graphs.
+    expect(cpuKernelSupports(planWeightKernel(presetScheme('FP8_BLOCK', ['Linear'])!, [200, 384], 'BF16'))).toBe(false);
+    const loops = new GraphRuntime('cpu');
+    const graphs = new GraphRuntime('cpu', null, false, false, false);
+    try {
+      for (const seed of [1, 2, 3, 4, 5]) {
+        let x = seed;
+        const next = (): number => (x = (Math.imul(x, 1664525) + 1013904223) >>> 0);
+        const bits = new Uint16Array(256 * 384);
+        for (let i = 0; i < bits.length; i++) {
+          const r = Math.floor(i / 384);
+          const c = i % 384;
+          // Block (0, 1) all zero, block (1, 2) subnormal, the rest ordinary with a few large values.
+          bits[i] = r < 128 && c >= 128 && c < 256 ? 0 : r >= 128 && c >= 256 ? (next() >>> 16) & 0x807f : (next() >>> 16) & (next() % 97 === 0 ? 0xc7ff : 0xbfff);
+        }
+        const raw = new Uint8Array(bits.buffer);
+        const run = async (rt: GraphRuntime): Promise<Map<string, Uint8Array>> => {
+          const grouped = groupedWeight(rt, kernel, raw);
+          return quantizeWeight(rt, kernel, grouped, await observeWeight(rt, kernel, grouped));
+        };
+        const [a, b] = [await run(loops), await run(graphs)];
+        for (const o of kernel.outputs) expect(Buffer.from(a.get(o.suffix)!).equals(Buffer.from(b.get(o.suffix)!)), `seed ${seed} ${o.suffix}`).toBe(true);
+      }
+    } finally {
+      await loops.dispose();
+      await graphs.dispose();
     }
   });
 });
