@@ -472,18 +472,11 @@ export function quantizeMxfp4Bf16Table(kernel: WeightKernel, bits: Uint16Array, 
 
 /**
  * NVFP4 bytes of raw bf16 weights, two E2M1 codes each (low nibble first):
- * `fp4(clip(x / f32(s / gs), ±6))` in float32 (no bf16 rounding here, as
- * compressed-tensors divides by the float32 scale), 8 added below zero.
+ * `fp4(clip(x / d, ±6))` in float32 with each group's divisor
+ * `d = f32(s / gs)` (no bf16 rounding here, as compressed-tensors divides
+ * by the float32 scale), 8 added below zero.
  */
-export function quantizeNvfp4Bf16Cpu(kernel: WeightKernel, bits: Uint16Array, scale: Float32Array, globalScale: number): Uint8Array {
-  const [a, b] = kernel.view.dims as [number, number, number];
-  const divisor = new Float32Array(a * b);
-  for (let g = 0; g < divisor.length; g++) divisor[g] = scale[g]! / globalScale;
-  return nvfp4PackedBf16Cpu(kernel, bits, divisor);
-}
-
-/** {@link quantizeNvfp4Bf16Cpu} given each group's divisor `f32(s / gs)`. */
-export function nvfp4PackedBf16Cpu(kernel: WeightKernel, bits: Uint16Array, divisor: Float32Array): Uint8Array {
+export function quantizeNvfp4Bf16Cpu(kernel: WeightKernel, bits: Uint16Array, divisor: Float32Array): Uint8Array {
   const [a, b, c] = kernel.view.dims as [number, number, number];
   return nvfp4BytesWasm(bits, divisor, a * b, c) ?? nvfp4BytesTable(kernel, bits, divisor);
 }

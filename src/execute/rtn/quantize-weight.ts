@@ -8,7 +8,7 @@ import type { GraphRuntime, RawTensor } from '../runtime.js';
 import { observeGraph, quantizeGraph, type QuantizeGraphOptions } from './graphs.js';
 import { dtypeFacts, fp8Qparams, intQparams, mxQparams, nvfp4GlobalScale, nvfp4Qparams, nvfp4ScalesOfAbsBits } from './qparams.js';
 import type { WeightKernel } from './weight-kernel.js';
-import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, observeBlockAbsBf16Cpu, observeCpu, quantizeFp8BlocksBf16, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu, nvfp4PackedBf16Cpu } from './cpu-kernel.js';
+import { cpuKernelSupports, observeAbsBf16Cpu, observeBf16Cpu, observeBlockAbsBf16Cpu, observeCpu, quantizeFp8BlocksBf16, quantizeFp8Bf16Table, quantizeFp8Cpu, quantizeIntBf16Table, quantizeMxfp4Bf16Table, quantizeNvfp4Bf16Cpu } from './cpu-kernel.js';
 
 /** Whether a weight goes through the CPU loops rather than the graphs. */
 function inLoops(rt: GraphRuntime, kernel: WeightKernel): boolean {
@@ -252,39 +252,28 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
       const feeds: Record<string, RawTensor> = { s: f32(scale, sd) };
       if (zeroPoint) feeds.zp = f32(zeroPoint, sd);
       const asymmetric = zeroPoint !== null;
+      const packed = kernel.format === 'pack-quantized';
+      let q: Uint8Array;
       if (loops) {
-        // Raw bf16 (see cpuKernelSupports); zero points written as the graphs' paths below write them.
-        const q = quantizeIntBf16Table(kernel, grouped.data as Uint16Array, scale, zeroPoint);
-        if (kernel.format === 'pack-quantized') {
-          result.set('weight_packed', bytesOf(q));
-          result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
-          if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
-            result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
-          }
-        } else {
-          result.set('weight', bytesOf(q));
-          if (zeroPoint) result.set('weight_zero_point', bytesOf(Int8Array.from(zeroPoint)));
-        }
-      } else if (kernel.format === 'pack-quantized' && 32 % args.num_bits !== 0) {
+        // Raw bf16 (see cpuKernelSupports).
+        q = bytesOf(quantizeIntBf16Table(kernel, grouped.data as Uint16Array, scale, zeroPoint));
+      } else if (packed && 32 % args.num_bits !== 0) {
         // Widths that straddle words (3, 5, 6, 7 bits): quantize in the graph, pack here.
-        const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
-        result.set('weight_packed', bytesOf(packInt32(q.data as Int8Array, n, k, args.num_bits)));
-        result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
-        if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
-          result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
-        }
-      } else if (kernel.format === 'pack-quantized') {
+        const codes = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
+        q = bytesOf(packInt32(codes.data as Int8Array, n, k, args.num_bits));
+      } else if (packed) {
         const per = 32 / args.num_bits;
         feeds.pshape = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / per), BigInt(per)]), dims: [3] };
-        const q = await run(`int${args.num_bits}p${asymmetric ? 'a' : 's'}`, { ...base, pack: true, asymmetric }, feeds);
-        result.set('weight_packed', bytesOf(q.data));
+        q = bytesOf((await run(`int${args.num_bits}p${asymmetric ? 'a' : 's'}`, { ...base, pack: true, asymmetric }, feeds)).data);
+      } else q = bytesOf((await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds)).data);
+      if (packed) {
+        result.set('weight_packed', q);
         result.set('weight_shape', bytesOf(BigInt64Array.from([BigInt(n), BigInt(k)])));
         if (zeroPoint && kernel.outputs.some((o) => o.suffix === 'weight_zero_point')) {
           result.set('weight_zero_point', bytesOf(packZeroPoints(zeroPoint, n, scale.length / n, args.num_bits)));
         }
       } else {
-        const q = await run(`int${args.num_bits}${asymmetric ? 'a' : 's'}`, { ...base, asymmetric }, feeds);
-        result.set('weight', bytesOf(q.data));
+        result.set('weight', q);
         if (zeroPoint) result.set('weight_zero_point', bytesOf(Int8Array.from(zeroPoint)));
       }
       result.set('weight_scale', scaleBytes(scale, kernel));
@@ -323,20 +312,18 @@ export async function quantizeWeight(rt: GraphRuntime, kernel: WeightKernel, gro
     case 'nvfp4': {
       if (globalScale === undefined) throw new Error('NVFP4 needs a global scale');
       result.set('weight_global_scale', bytesOf(Float32Array.of(globalScale)));
-      if (loops && stats.absBits) {
-        // Scales looked up by each group's largest magnitude bits (the same arithmetic, once per distinct value).
+      if (loops) {
+        // The loops observe NVFP4 (symmetric) as each group's largest magnitude bits: scales are looked up by them.
+        if (!stats.absBits) throw new Error('NVFP4 in the CPU loops needs the loops\' statistics');
         const { scaleBytes, divisor } = nvfp4ScalesOfAbsBits(stats.absBits, globalScale, kernel.dtype);
-        result.set('weight_packed', nvfp4PackedBf16Cpu(kernel, grouped.data as Uint16Array, divisor));
+        result.set('weight_packed', quantizeNvfp4Bf16Cpu(kernel, grouped.data as Uint16Array, divisor));
         result.set('weight_scale', scaleBytes);
         break;
       }
       const scale = nvfp4Qparams(stats.min, stats.max, globalScale, kernel.dtype);
-      if (loops) result.set('weight_packed', quantizeNvfp4Bf16Cpu(kernel, grouped.data as Uint16Array, scale, globalScale));
-      else {
-        const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
-        const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
-        result.set('weight_packed', bytesOf(q.data));
-      }
+      const pshape: RawTensor = { type: 'int64', data: BigInt64Array.from([BigInt(n), BigInt(k / 2), 2n]), dims: [3] };
+      const q = await run('nvfp4', base, { s: f32(scale, sd), gs: f32(Float32Array.of(globalScale), [1]), pshape });
+      result.set('weight_packed', bytesOf(q.data));
       result.set('weight_scale', fp8E4m3Bytes(scale));
       break;
     }
