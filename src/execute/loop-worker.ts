@@ -10,7 +10,7 @@ import { BufferPool } from './buffer-pool.js';
 import { NonFiniteWeightError, quantizeUnit, type UnitModule } from './quantize-unit.js';
 import { GraphRuntime } from './runtime.js';
 import { CheckpointError, readTensorBytesSync } from './safetensors-reader.js';
-import { fusedSlice, slabRange, weightRange, type WeightSource } from './weight-source.js';
+import { transposedSlice, slabRange, weightRange, type WeightSource } from './weight-source.js';
 
 /** A unit to quantize, from weights read by the main thread (`raws`) or to read here (`reads`, one per module). */
 export interface LoopTask {
@@ -49,7 +49,7 @@ function readAll(sources: readonly WeightSource[]): Uint8Array[] {
     const key = `${at.file}:${at.offset}`;
     let slab = slabs.get(key);
     if (!slab) slabs.set(key, (slab = readTensorBytesSync(at, kept.take(at.byteLength))));
-    return fusedSlice(src, slab);
+    return transposedSlice(src, slab);
   });
   for (const slab of slabs.values()) kept.give(slab);
   return weights;

@@ -108,19 +108,23 @@ function unzeroed(byteLength: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, byteLength);
 }
 
-/**
- * Reads one tensor's raw bytes, or any byte range of a file (named in
- * errors by `name` when it has one), into `into` when given (exactly
- * `entry.byteLength` bytes).
- */
-export async function readTensorBytes(entry: Pick<TensorEntry, 'file' | 'offset' | 'byteLength'> & { readonly name?: string }, into?: Uint8Array | null): Promise<Uint8Array> {
+/** A byte range of a file: a tensor's, or part of one (named in errors by `name` when it has one). */
+export type FileRange = Pick<TensorEntry, 'file' | 'offset' | 'byteLength'> & { readonly name?: string };
+
+/** The error of a read that found the end of the file before the range's end. */
+function endOfFile(range: FileRange): CheckpointError {
+  return new CheckpointError(`${range.file}: unexpected end of file reading ${range.name ?? `${range.byteLength} bytes at ${range.offset}`}`);
+}
+
+/** Reads one tensor's raw bytes, or any byte range of a file, into `into` when given (exactly `entry.byteLength` bytes). */
+export async function readTensorBytes(entry: FileRange, into?: Uint8Array | null): Promise<Uint8Array> {
   const fh = await open(entry.file, 'r');
   try {
     const buf = into ?? unzeroed(entry.byteLength);
     let done = 0;
     while (done < entry.byteLength) {
       const { bytesRead } = await fh.read(buf, done, entry.byteLength - done, entry.offset + done);
-      if (bytesRead === 0) throw new CheckpointError(`${entry.file}: unexpected end of file reading ${entry.name ?? `${entry.byteLength} bytes at ${entry.offset}`}`);
+      if (bytesRead === 0) throw endOfFile(entry);
       done += bytesRead;
     }
     return buf;
@@ -134,14 +138,14 @@ export async function readTensorBytes(entry: Pick<TensorEntry, 'file' | 'offset'
  * reads then run beside each other instead of queueing for the process's
  * few I/O threads.
  */
-export function readTensorBytesSync(entry: Pick<TensorEntry, 'file' | 'offset' | 'byteLength'> & { readonly name?: string }, into?: Uint8Array | null): Uint8Array {
+export function readTensorBytesSync(entry: FileRange, into?: Uint8Array | null): Uint8Array {
   const fd = openSync(entry.file, 'r');
   try {
     const buf = into ?? unzeroed(entry.byteLength);
     let done = 0;
     while (done < entry.byteLength) {
       const bytesRead = readSync(fd, buf, done, entry.byteLength - done, entry.offset + done);
-      if (bytesRead === 0) throw new CheckpointError(`${entry.file}: unexpected end of file reading ${entry.name ?? `${entry.byteLength} bytes at ${entry.offset}`}`);
+      if (bytesRead === 0) throw endOfFile(entry);
       done += bytesRead;
     }
     return buf;
@@ -160,7 +164,7 @@ export async function* readTensorChunks(entry: TensorEntry, chunkBytes = 64 * 10
       let done = 0;
       while (done < len) {
         const { bytesRead } = await fh.read(buf, done, len - done, entry.offset + at + done);
-        if (bytesRead === 0) throw new CheckpointError(`${entry.file}: unexpected end of file reading ${entry.name}`);
+        if (bytesRead === 0) throw endOfFile(entry);
         done += bytesRead;
       }
       yield buf;

@@ -4,7 +4,7 @@
  * offset, so only that expert's bytes are loaded).
  */
 import { DTYPE_BYTES, type SafetensorsDtype } from './dtypes.js';
-import type { CheckpointIndex, TensorEntry } from './safetensors-reader.js';
+import type { CheckpointIndex, FileRange, TensorEntry } from './safetensors-reader.js';
 import { readTensorBytes } from './safetensors-reader.js';
 import type { FusedExpertsParam } from './types.js';
 
@@ -114,7 +114,7 @@ export function resolveWeight(index: CheckpointIndex, module: string, fused: rea
 }
 
 /** The file range of a fused weight's expert slab (`[d1, d2]` of the `[E, d1, d2]` parameter). */
-export function slabRange(src: WeightSource): { file: string; offset: number; byteLength: number; name: string } {
+export function slabRange(src: WeightSource): FileRange {
   const [, d1, d2] = src.entry.shape as [number, number, number];
   const slab = d1 * d2 * DTYPE_BYTES[src.entry.dtype];
   return { file: src.entry.file, offset: src.entry.offset + src.fused!.expert * slab, byteLength: slab, name: src.entry.name };
@@ -124,17 +124,16 @@ export function slabRange(src: WeightSource): { file: string; offset: number; by
 const TILE = 64;
 
 /**
- * One projection of an expert's slab as a row-major `[out, in]` matrix: a
- * run of rows, or (slabs stored `[in, out]`) its columns transposed, one
- * element-sized word at a time.
+ * One projection of an expert's slab stored `[in, out]` as a row-major
+ * `[out, in]` matrix: its columns transposed, one element-sized word at a
+ * time (projections stored `[out, in]` are read as their own rows, see
+ * {@link weightRange}).
  */
-export function fusedSlice(src: WeightSource, slab: Uint8Array): Uint8Array {
+export function transposedSlice(src: WeightSource, slab: Uint8Array): Uint8Array {
   const [, , d2] = src.entry.shape as [number, number, number];
   const el = DTYPE_BYTES[src.entry.dtype];
   const [rows, cols] = src.shape;
   const p = src.fused!.projection;
-  if (!src.fused!.param.transposed) return slab.slice(p * rows * cols * el, (p + 1) * rows * cols * el);
-  // Stored [in, out]: take this projection's columns and transpose them.
   const out = new Uint8Array(rows * cols * el);
   const view = (b: Uint8Array): Uint8Array | Uint16Array | Uint32Array =>
     el === 2 ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2) : el === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4) : b;
@@ -167,9 +166,9 @@ export function fusedSlice(src: WeightSource, slab: Uint8Array): Uint8Array {
  * The file range holding exactly the weight's bytes, row-major `[out, in]`:
  * a whole tensor, or one projection of an expert stored `[out, in]` (a run
  * of rows of its slab). Null for projections stored `[in, out]`, which are
- * read as a whole slab and transposed ({@link fusedSlice}).
+ * read as a whole slab and transposed ({@link transposedSlice}).
  */
-export function weightRange(src: WeightSource): { file: string; offset: number; byteLength: number; name: string } | null {
+export function weightRange(src: WeightSource): FileRange | null {
   if (!src.fused) return src.entry;
   if (src.fused.param.transposed) return null;
   const slab = slabRange(src);
@@ -181,5 +180,5 @@ export function weightRange(src: WeightSource): { file: string; offset: number; 
 export async function readWeight(src: WeightSource, into?: Uint8Array | null): Promise<Uint8Array> {
   const range = weightRange(src);
   if (range) return readTensorBytes(range, into);
-  return fusedSlice(src, await readTensorBytes(slabRange(src)));
+  return transposedSlice(src, await readTensorBytes(slabRange(src)));
 }

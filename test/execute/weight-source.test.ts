@@ -5,7 +5,7 @@
  * element width and for shapes that do not fill whole tiles.
  */
 import { describe, expect, test } from 'vitest';
-import { fusedSlice, weightRange, type WeightSource } from '../../src/execute/weight-source.js';
+import { transposedSlice, weightRange, type WeightSource } from '../../src/execute/weight-source.js';
 import type { SafetensorsDtype } from '../../src/execute/dtypes.js';
 
 function source(dtype: SafetensorsDtype, rows: number, cols: number, projections: number, projection: number, transposed: boolean): WeightSource {
@@ -32,7 +32,7 @@ describe('fused experts slices', () => {
           const slab = Uint8Array.from({ length: cols * d2 * el }, (_, i) => (i * 31 + 7) & 255);
           const want = new Uint8Array(rows * cols * el);
           for (let i = 0; i < cols; i++) for (let o = 0; o < rows; o++) want.set(slab.subarray((i * d2 + p * rows + o) * el, (i * d2 + p * rows + o + 1) * el), (o * cols + i) * el);
-          expect(Buffer.from(fusedSlice(source(dtype, rows, cols, projections, p, true), slab)).equals(Buffer.from(want)), `${rows}×${cols} projection ${p}`).toBe(true);
+          expect(Buffer.from(transposedSlice(source(dtype, rows, cols, projections, p, true), slab)).equals(Buffer.from(want)), `${rows}×${cols} projection ${p}`).toBe(true);
         }
       }
     });
