@@ -46,7 +46,8 @@ export class BufferPool {
     }
     // Most recently given last.
     this.free.delete(size);
-    this.free.set(size, [...same, b]);
+    same.push(b);
+    this.free.set(size, same);
     this.held += size;
   }
 }
