@@ -60,8 +60,18 @@ export function choice<T extends string>(command: string, flag: string, value: u
 
 /** Reads a flag that must be a positive integer; `fallback` when it is absent. */
 export function positiveInt<F extends number | undefined>(command: string, flag: string, value: unknown, fallback: F): number | F {
+  return integerAtLeast(command, flag, value, fallback, 1);
+}
+
+/** Reads a flag that must be an integer, 0 or more; `fallback` when it is absent. */
+export function nonNegativeInt<F extends number | undefined>(command: string, flag: string, value: unknown, fallback: F): number | F {
+  return integerAtLeast(command, flag, value, fallback, 0);
+}
+
+function integerAtLeast<F extends number | undefined>(command: string, flag: string, value: unknown, fallback: F, min: 0 | 1): number | F {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${command}: --${flag} must be a positive integer, not "${String(value)}".`);
+  // Number('') is 0: an empty value is no number.
+  const n = typeof value === 'string' && value.trim() === '' ? NaN : Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${command}: --${flag} must be a ${min === 1 ? 'positive' : 'non-negative'} integer, not "${String(value)}".`);
   return n;
 }

@@ -134,7 +134,7 @@ describe.skipIf(!built)('apply with worker threads (built code)', () => {
     }
     const io = memoryIo(await mkdtemp(join(tmpdir(), 'quantc-cli-')));
     expect(await builtMain(['apply', recipe, '--model', modelDir, '--out', 'out', '--cpu-threads', 'many'], io)).toBe(2);
-    expect(io.err.join('')).toContain('apply: --cpu-threads must be a whole number of threads (0 for none), not "many".');
+    expect(io.err.join('')).toContain('apply: --cpu-threads must be a non-negative integer, not "many".');
   });
 
   test('a worker that stops before answering fails its task with a LoopWorkerError (apply reports it as apply-failed)', async () => {
