@@ -135,20 +135,22 @@ describe('looped layer passes (one run over a stack of batches)', () => {
 
 describe('MatMuls in the low dtype (the CUDA graphs)', () => {
   // The CPU provider has float16 MatMul, not bfloat16: the native graphs are checked in float16 here.
-  test('float16 native graphs run and give the values of the emulated rounding', async () => {
-    for (const name of ['llama', 'qwen3_moe']) {
+  // Fused attention too (GroupQueryAttention in float16): mistral's sliding window of 8 on 24 tokens checks the window.
+  test('float16 native graphs run and give the values of the emulated rounding, with the attention fused or not', async () => {
+    for (const name of ['llama', 'qwen3_moe', 'mistral']) {
       const ref = await forwardRefs(name);
       const dir = await modelWithTokenizer(name);
       const logits: Float32Array[] = [];
-      for (const native of [true, false]) {
+      for (const [native, fusedAttention] of [[true, false], [false, false], [true, true]]) {
         const model = await ForwardModel.open(dir);
-        model.precision = { requested: 'bf16', runs: 'float16', low: { dtype: 'float16', native } };
+        model.precision = { requested: 'bf16', runs: 'float16', low: { dtype: 'float16', native: native!, fusedAttention } };
         const [l] = await model.head(await model.layers(await model.embed([ref.inputIds]), { expertGroupBytes: BOUNDS[name]!.groupBytes }), 'logits');
         logits.push(l!);
       }
       expect(relativeError(logits[0]!, logits[1]!), name).toBeLessThan(1e-3);
       expect(relativeError(logits[1]!, ref.logits), name).toBeLessThan(2e-3);
       expect(relativeError(logits[1]!, ref.logits), name).toBeGreaterThan(0);
+      expect(relativeError(logits[2]!, logits[1]!), `${name}, fused attention`).toBeLessThan(1e-3);
     }
   });
 });

@@ -9,7 +9,7 @@
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1]
- *     [--precision fp32,bf16] [--json FILE]
+ *     [--precision fp32,bf16] [--attention fused,ops] [--json FILE]
  *
  * `--precision` lists quantc's rows per device (default fp32): fp32 computes
  * in float32 (bf16 weights widened), like-for-like with the float32 PyTorch
@@ -64,6 +64,14 @@ export interface CalibrateBenchOptions {
   readonly layerOutputs?: boolean;
   /** quantc rows per device, in this order (default fp32 only). */
   readonly precisions?: readonly Precision[];
+  /**
+   * For each low-precision row on CUDA, the attention kernels to run it with,
+   * in this order (default `fused`, as apply runs): `fused` is onnxruntime's
+   * GroupQueryAttention, `ops` the MatMul/Softmax graph with the scores
+   * materialised. Each later variant reports its statistics' distance from
+   * the first's.
+   */
+  readonly attention?: readonly ('fused' | 'ops')[];
   /** Each row as it is measured. */
   readonly onRow?: (row: CalibrateBenchRow) => void;
 }
@@ -80,7 +88,9 @@ export interface CalibrateBenchRow {
   readonly timings?: ForwardTimings;
   /** quantc only: layers per graph, as run. */
   readonly layersPerGraph?: number;
-  /** quantc only: largest relative difference of an observed min or max from the first device's run (same precision). */
+  /** quantc bf16 on CUDA: the attention kernels of the row (see {@link CalibrateBenchOptions.attention}). */
+  readonly attention?: 'fused' | 'ops';
+  /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
   readonly statsDiff?: number;
   /** quantc bf16 only: largest relative difference of an observed min or max from the fp32 run on the same device. */
   readonly precisionDiff?: number;
@@ -169,12 +179,16 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
   for (const device of options.devices ?? ['cpu']) {
     await warmUp(device);
     let fp32: CalibrationResult | undefined;
-    for (const precision of options.precisions ?? ['fp32']) {
+    const variants = (options.precisions ?? ['fp32']).flatMap((precision): { precision: Precision; attention?: 'fused' | 'ops' }[] =>
+      precision === 'bf16' && device === 'cuda' ? (options.attention ?? ['fused']).map((attention) => ({ precision, attention })) : [{ precision, attention: undefined }],
+    );
+    for (const { precision, attention } of variants) {
       const model = await ForwardModel.open(dir, device);
       if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
       if (options.foldConstants !== undefined) model.foldConstants = options.foldConstants;
       if (options.layerOutputs !== undefined) model.layerOutputs = options.layerOutputs;
-      const ran = model.usePrecision(precision);
+      let ran = model.usePrecision(precision);
+      if (attention && ran.low) model.precision = ran = { ...ran, low: { ...ran.low, fusedAttention: attention === 'fused' } };
       const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
       model.timings = timings;
       const t0 = performance.now();
@@ -191,6 +205,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         tokensPerSecond: tokens / seconds,
         timings,
         layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
+        ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const) } : {}),
         statsDiff: before ? statsDiff(before, result) : undefined,
         precisionDiff: ran.low && fp32 ? statsDiff(fp32, result) : undefined,
         ...(ran.note ? { note: ran.note } : {}),
@@ -210,14 +225,14 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
 export function formatRow(row: CalibrateBenchRow): string {
   const t = row.timings;
   const diff =
-    (row.statsDiff === undefined ? '' : `, min/max vs first device ${row.statsDiff.toExponential(1)}`) +
+    (row.statsDiff === undefined ? '' : `, min/max vs first run ${row.statsDiff.toExponential(1)}`) +
     (row.precisionDiff === undefined ? '' : `, min/max vs fp32 ${row.precisionDiff.toExponential(1)}`);
   const split = t
     ? `  (${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
       ? `  (${row.note})`
       : '';
-  return `${row.engine.padEnd(8)} ${row.device.padEnd(5)} ${row.dtype.padEnd(9)} ${String(row.tokens).padStart(7)} tokens ${row.seconds.toFixed(2).padStart(8)} s ${row.tokensPerSecond.toFixed(0).padStart(9)} tokens/s${split}`;
+  return `${row.engine.padEnd(8)} ${row.device.padEnd(5)} ${(row.dtype + (row.attention === 'ops' ? '/ops' : '')).padEnd(12)} ${String(row.tokens).padStart(7)} tokens ${row.seconds.toFixed(2).padStart(8)} s ${row.tokensPerSecond.toFixed(0).padStart(9)} tokens/s${split}`;
 }
 
 function flag(args: readonly string[], name: string): string | undefined {
@@ -243,6 +258,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     foldConstants: flag(args, '--fold-constants') === undefined ? undefined : flag(args, '--fold-constants') === '1',
     layerOutputs: flag(args, '--layer-outputs') === undefined ? undefined : flag(args, '--layer-outputs') === '1',
     precisions: list<Precision>('--precision'),
+    attention: list<'fused' | 'ops'>('--attention'),
   };
 }
 

@@ -6,7 +6,7 @@
  * output: `out [B, T, H]`.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
-import type { DecoderConfig } from './decoder-config.js';
+import { windowOf, type DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, type ObserveOption } from './observe.js';
@@ -52,6 +52,8 @@ export interface LayerInputs {
   readonly cos: string;
   readonly sin: string;
   readonly mask: string;
+  /** What `mask` holds, where the layer knows it: the plain causal mask (null) or one with this attention window (see {@link attention}). */
+  readonly window?: number | null;
 }
 
 /** Declares the inputs every decoder-layer graph takes. */
@@ -116,7 +118,7 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
   const { key, value } = await cached(g, w, a, k, v);
-  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5);
+  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, inp.window);
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), oBias);
@@ -140,7 +142,8 @@ export async function decoderLayer(
   const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
   setGraphPrecision(g, options.precision);
-  const inp = options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim);
+  // The mask the executor feeds is the causal mask of this layer's window (executor.ts: windowOf).
+  const inp = { ...(options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim)), window: windowOf(cfg, layer) };
   // GraniteMoE scales each branch before its residual add.
   const residual = (x: string, branch: string): string => lowOp(g, 'Add', [x, cfg.residualMultiplier === undefined ? branch : g.op('Mul', [branch, g.f32(cfg.residualMultiplier)])]);
   const h = await decoderNorm(g, w, cfg, `${p}.input_layernorm`, inp.hidden);

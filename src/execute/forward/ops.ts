@@ -10,7 +10,7 @@ import { decodeBf16Bits } from '../onnx/bf16-bits.js';
 import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
-import { graphPrecision, lowOp, matmul, matmulBias, rounded } from './precision.js';
+import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded } from './precision.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -142,8 +142,15 @@ export function splitHeads(g: GraphBuilder, x: string, heads: number, dim: numbe
  * the one rounded result. (Eager attention would round the scores op by op.)
  * Where the value heads are narrower than the keys (MLA) torch's sdpa runs
  * its math path instead: all in float32, the output rounded once.
+ *
+ * `window` says what `mask` holds: null the plain causal mask, a number a
+ * causal mask that also hides keys `window` or more positions back; left
+ * out, the mask is applied as given. When the mask is one of those and the
+ * graph fuses its attention ({@link groupQueryAttention}), the mask is not
+ * read.
  */
-export function attention(g: GraphBuilder, q: string, k: string, v: string, mask: string, heads: number, kvHeads: number, keyDim: number, valueDim: number, scaling: number): string {
+export function attention(g: GraphBuilder, q: string, k: string, v: string, mask: string, heads: number, kvHeads: number, keyDim: number, valueDim: number, scaling: number, window?: number | null): string {
+  if (window !== undefined && keyDim === valueDim && fusedAttention(g)) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window);
   const rep = heads / kvHeads;
   const repeat = (x: string, dim: number): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);
@@ -159,4 +166,34 @@ export function attention(g: GraphBuilder, q: string, k: string, v: string, mask
     out = rounded(g, g.op('Div', [g.op('MatMul', [rounded(g, exps), repeat(v, valueDim)]), sum]));
   } else out = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), repeat(v, valueDim)]);
   return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, heads * valueDim])]);
+}
+
+/**
+ * Causal attention of `[B, H, T, D]` queries on `[B, KV, T, D]` keys and
+ * values as onnxruntime's GroupQueryAttention (contrib domain): one kernel
+ * that never materialises the scores (flash attention for bf16/fp16 on
+ * CUDA), with the KV heads shared by groups of queries as `repeat_kv`
+ * shares them. A window of w keeps keys less than w positions back
+ * (`local_window_size` w). In a native low-precision graph the kernel
+ * computes in the low dtype as torch's flash sdpa does: scores and softmax
+ * in float32, the probabilities rounded for the product with the values,
+ * the output rounded once; otherwise in float32.
+ * Returns `[B, T, H·D]`.
+ */
+export function groupQueryAttention(g: GraphBuilder, q: string, k: string, v: string, heads: number, kvHeads: number, dim: number, scaling: number, window: number | null): string {
+  const low = graphPrecision(g);
+  const cast = low?.native ? (x: string): string => g.op('Cast', [x], { to: onnxType(low) }) : (x: string): string => x;
+  // GroupQueryAttention reads `[B, T, heads·D]`.
+  const merged = (x: string, n: number): string => cast(g.op('Reshape', [g.op('Transpose', [x], { perm: [0, 2, 1, 3] }), g.i64([0, 0, n * dim])]));
+  const shape = g.op('Shape', [q]);
+  const seq = g.op('Cast', [g.op('Gather', [shape, g.i64(2)], { axis: 0 })], { to: OnnxType.int32 });
+  // Every sequence of the batch holds all T keys: seqlens_k is T - 1 for each, the total length T.
+  const seqlensK = g.op('Expand', [g.op('Sub', [seq, g.constRaw(OnnxType.int32, [], Uint8Array.of(1, 0, 0, 0))]), g.op('Gather', [shape, g.i64([0])], { axis: 0 })]);
+  const [out] = g.contribOp('GroupQueryAttention', [merged(q, heads), merged(k, kvHeads), merged(v, kvHeads), '', '', seqlensK, seq], 3, {
+    num_heads: heads,
+    kv_num_heads: kvHeads,
+    scale: { float: scaling },
+    ...(window === null ? {} : { local_window_size: window }),
+  });
+  return low?.native ? g.op('Cast', [out!], { to: OnnxType.float }) : out!;
 }

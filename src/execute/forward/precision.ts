@@ -25,6 +25,13 @@ export type Precision = 'fp32' | 'bf16';
 export interface LowPrecision {
   readonly dtype: 'bfloat16' | 'float16';
   readonly native: boolean;
+  /**
+   * Causal attention runs as onnxruntime's fused GroupQueryAttention kernel
+   * (flash attention on CUDA) instead of MatMul, Softmax and MatMul with the
+   * scores materialised: what torch's sdpa does on a bf16 model. Native
+   * (CUDA) only; `QUANTC_FUSED_ATTENTION=0` turns it off.
+   */
+  readonly fusedAttention?: boolean;
 }
 
 /**
@@ -71,7 +78,8 @@ export function resolvePrecision(requested: Precision, modelType: string, dtype:
   if (requested === 'fp32') return { requested, runs: 'fp32' };
   if (dtype !== 'bfloat16' && dtype !== 'float16') return { requested, runs: 'fp32', note: `the checkpoint's dtype is ${dtype}, so transformers computes in float32` };
   if (!LOW_PRECISION_TYPES.has(modelType)) return { requested, runs: 'fp32', note: `${modelType} layers have no ${dtype} graphs yet; they compute in float32` };
-  return { requested, runs: dtype, low: { dtype, native: device === 'cuda' } };
+  const native = device === 'cuda';
+  return { requested, runs: dtype, low: { dtype, native, fusedAttention: native && process.env.QUANTC_FUSED_ATTENTION !== '0' } };
 }
 
 /** One line for a run summary: `bfloat16 (MatMuls in bfloat16)`, `bfloat16 (bfloat16 rounding emulated in float32 ops)`, `float32`, or `float32 (--precision bf16: why)`. */
@@ -81,10 +89,22 @@ export function describePrecision(p: ResolvedPrecision): string {
 }
 
 const graphs = new WeakMap<GraphBuilder, LowPrecision>();
+const fused = new WeakSet<GraphBuilder>();
 
-/** Makes graph `g` compute in `low` (nothing for float32). */
+/** Makes graph `g` compute in `low` (nothing for float32), with fused attention where `low` asks for it. */
 export function setGraphPrecision(g: GraphBuilder, low: LowPrecision | undefined): void {
   if (low) graphs.set(g, low);
+  if (low?.fusedAttention) fused.add(g);
+}
+
+/** Makes graph `g`'s causal attention one fused kernel whatever its precision (float32 on the CPU, as tests check it). */
+export function setFusedAttention(g: GraphBuilder): void {
+  fused.add(g);
+}
+
+/** Whether graph `g`'s causal attention runs as one fused kernel. */
+export function fusedAttention(g: GraphBuilder): boolean {
+  return fused.has(g);
 }
 
 /** The low precision of graph `g`, undefined when it computes in float32. */
@@ -95,9 +115,11 @@ export function graphPrecision(g: GraphBuilder): LowPrecision | undefined {
 /** Gives graph `to` the precision of graph `from` (expert-group and MLP-slice graphs of a layer). */
 export function inheritPrecision(to: GraphBuilder, from: GraphBuilder): void {
   setGraphPrecision(to, graphs.get(from));
+  if (fused.has(from)) fused.add(to);
 }
 
-function onnxType(low: LowPrecision): number {
+/** The ONNX element type of a low dtype. */
+export function onnxType(low: LowPrecision): number {
   return low.dtype === 'bfloat16' ? OnnxType.bfloat16 : OnnxType.float16;
 }
 

@@ -38,6 +38,9 @@ export type Dim = number | string;
 export const OPSET = 21;
 const IR_VERSION = 10;
 
+/** The operator domain of onnxruntime's contrib operators. */
+const CONTRIB_DOMAIN = 'com.microsoft';
+
 /** `dims` null declares no shape (a loop-carried value whose shape the first iteration sets). */
 function valueInfo(name: string, elemType: OnnxElemType, dims: readonly Dim[] | null): ProtoWriter {
   const tensorType = new ProtoWriter().int(1, elemType);
@@ -105,6 +108,8 @@ export class GraphBuilder {
   private counter = 0;
   /** See {@link pruneUnused}. */
   private prune = false;
+  /** Whether this graph or a body it holds has a contrib node (the model then imports that domain). */
+  private usesContrib = false;
   /** See {@link feedWeights}. */
   private feeds?: WeightFeeds;
 
@@ -218,15 +223,31 @@ export class GraphBuilder {
     return outs;
   }
 
-  private node(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, AttrValue>>, outputs: readonly string[]): void {
+  /**
+   * Adds a node of onnxruntime's own operators (domain `com.microsoft`, the
+   * fused kernels such as GroupQueryAttention) with `count` outputs; an
+   * empty input name leaves an optional input out.
+   */
+  contribOp(opType: string, inputs: readonly string[], count: number, attrs: Readonly<Record<string, AttrValue>> = {}): string[] {
+    const outs = Array.from({ length: count }, () => `${this.prefix}v${this.counter++}`);
+    this.node(opType, inputs, attrs, outs, CONTRIB_DOMAIN);
+    this.usesContrib = true;
+    return outs;
+  }
+
+  private node(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, AttrValue>>, outputs: readonly string[], domain?: string): void {
     const w = new ProtoWriter();
     for (const i of inputs) w.string(1, i);
     for (const o of outputs) w.string(2, o);
     w.string(3, `${this.prefix}n${this.counter++}`).string(4, opType);
+    if (domain) w.string(7, domain);
     const refs: string[] = [];
     for (const [k, v] of Object.entries(attrs)) {
       w.message(5, attribute(k, v));
-      if (typeof v === 'object' && v !== null && 'graph' in v) refs.push(...v.graph.freeNames());
+      if (typeof v === 'object' && v !== null && 'graph' in v) {
+        refs.push(...v.graph.freeNames());
+        if (v.graph.usesContrib) this.usesContrib = true;
+      }
     }
     this.nodes.push({ writer: w, inputs, outputs, refs });
   }
@@ -267,7 +288,8 @@ export class GraphBuilder {
   /** Serialized ModelProto. */
   build(name: string): Uint8Array {
     const g = this.graphProto(name, true);
-    const opset = new ProtoWriter().string(1, '').int(2, OPSET);
-    return new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').message(7, g).message(8, opset).finish();
+    const model = new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').message(7, g).message(8, new ProtoWriter().string(1, '').int(2, OPSET));
+    if (this.usesContrib) model.message(8, new ProtoWriter().string(1, CONTRIB_DOMAIN).int(2, 1));
+    return model.finish();
   }
 }

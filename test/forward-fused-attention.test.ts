@@ -1,0 +1,94 @@
+import ort from 'onnxruntime-node';
+import { describe, expect, test } from 'vitest';
+import { causalMask } from '../src/execute/forward/executor.js';
+import { attention, splitHeads } from '../src/execute/forward/ops.js';
+import { setFusedAttention, setGraphPrecision } from '../src/execute/forward/precision.js';
+import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
+
+/** Deterministic values in [-2, 2). */
+function values(n: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 4 - 2);
+}
+
+interface Case {
+  readonly batch: number;
+  readonly seq: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly dim: number;
+  readonly window: number | null;
+}
+
+/** Attention of one case, as the MatMul/Softmax ops and as GroupQueryAttention, on the CPU in float32. */
+async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused: Float32Array }> {
+  const run = async (fused: boolean): Promise<Float32Array> => {
+    const g = new GraphBuilder();
+    if (fused) setFusedAttention(g);
+    const q = g.input('q', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);
+    const k = g.input('k', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]);
+    const v = g.input('v', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]);
+    const mask = g.input('mask', OnnxType.float, ['seq', 'seq']);
+    const out = attention(g, splitHeads(g, q, c.heads, c.dim), splitHeads(g, k, c.kvHeads, c.dim), splitHeads(g, v, c.kvHeads, c.dim), mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, fuse ? c.window : undefined);
+    g.output(out, 'out', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);
+    const session = await ort.InferenceSession.create(g.build('attention'));
+    const t = (data: Float32Array, n: number): ort.Tensor => new ort.Tensor('float32', data, [c.batch, c.seq, n]);
+    const r = await session.run({
+      q: t(values(c.batch * c.seq * c.heads * c.dim, 1), c.heads * c.dim),
+      k: t(values(c.batch * c.seq * c.kvHeads * c.dim, 2), c.kvHeads * c.dim),
+      v: t(values(c.batch * c.seq * c.kvHeads * c.dim, 3), c.kvHeads * c.dim),
+      mask: new ort.Tensor('float32', causalMask(c.seq, c.window), [c.seq, c.seq]),
+    });
+    await session.release();
+    return r.out!.data as Float32Array;
+  };
+  return { ops: await run(false), fused: await run(true) };
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  return a.length === b.length ? d : Infinity;
+}
+
+describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, float32 on the CPU', () => {
+  const cases: Case[] = [
+    { batch: 2, seq: 9, heads: 4, kvHeads: 2, dim: 8, window: null },
+    { batch: 1, seq: 17, heads: 4, kvHeads: 4, dim: 16, window: null },
+    { batch: 3, seq: 12, heads: 6, kvHeads: 2, dim: 8, window: 4 },
+    { batch: 1, seq: 5, heads: 2, kvHeads: 1, dim: 8, window: 1 },
+  ];
+  test.each(cases)('$batch×$seq tokens, $heads heads on $kvHeads KV heads of $dim, window $window', async (c) => {
+    const { ops, fused } = await both(c, true);
+    expect(maxDiff(fused, ops)).toBeLessThan(1e-5);
+  });
+
+  test('a graph that fuses its attention still applies a mask it knows nothing of', async () => {
+    // Without a window (undefined), the mask input is read: here it hides keys 4 or more back, which GroupQueryAttention would not.
+    const { ops, fused } = await both({ batch: 1, seq: 10, heads: 2, kvHeads: 2, dim: 8, window: 4 }, false);
+    expect(maxDiff(fused, ops)).toBe(0);
+  });
+
+  test('a wrong window is seen: the comparison can fail', async () => {
+    const c: Case = { batch: 1, seq: 12, heads: 2, kvHeads: 1, dim: 8, window: 4 };
+    const { fused } = await both(c, true);
+    const { ops } = await both({ ...c, window: 5 }, true);
+    expect(maxDiff(fused, ops)).toBeGreaterThan(1e-3);
+  });
+
+  test('only graphs asked to fuse their attention build the contrib node', () => {
+    const build = (fused: boolean, low: boolean): string => {
+      const g = new GraphBuilder();
+      if (low) setGraphPrecision(g, { dtype: 'bfloat16', native: true, fusedAttention: fused });
+      else if (fused) setFusedAttention(g);
+      const q = g.input('q', OnnxType.float, [1, 4, 2, 8]);
+      g.output(attention(g, q, q, q, g.input('mask', OnnxType.float, [4, 4]), 2, 2, 8, 8, 0.5, null), 'out', OnnxType.float, [1, 4, 16]);
+      return Buffer.from(g.build('a')).toString('latin1');
+    };
+    expect(build(true, true)).toContain('GroupQueryAttention');
+    expect(build(true, true)).toContain('com.microsoft');
+    expect(build(false, true)).not.toContain('GroupQueryAttention');
+    expect(build(false, false)).not.toContain('com.microsoft');
+    expect(build(true, false)).toContain('GroupQueryAttention');
+  });
+});
