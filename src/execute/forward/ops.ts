@@ -81,27 +81,13 @@ export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, 
   const input = quantizedInput(g, x, w);
   const b = bias ? weightConst(g, bias, [bias.length]) : undefined;
   if (low?.native && low.dtype === 'bfloat16' && 'bf16' in w) {
-    // On CUDA a bf16 checkpoint weight goes to the bf16 GEMM as stored, never widened nor transposed.
-    const y = g.op('Cast', [gemmTransposed(g, g.op('Cast', [input], { to: OnnxType.bfloat16 }), storedBf16(g, w, 'bfloat16'), w.rows, w.cols)], { to: OnnxType.float });
+    // On CUDA a bf16 checkpoint weight goes to the bf16 MatMul as stored, never widened.
+    const wt = g.op('Transpose', [storedBf16(g, w, 'bfloat16')], { perm: [1, 0] });
+    const y = g.op('Cast', [g.op('MatMul', [g.op('Cast', [input], { to: OnnxType.bfloat16 }), wt])], { to: OnnxType.float });
     return b ? lowOp(g, 'Add', [y, rounded(g, b)]) : y;
   }
   const wt = transposedWeight(g, w);
   return b ? matmulBias(g, input, wt, b) : matmul(g, input, wt, true);
-}
-
-/**
- * `x @ Wᵀ` for `x [..., in]` and a `[out, in]` weight: `Gemm` with `transB`
- * on `x` flattened to rows, so that cuBLAS reads the weight as stored. (A
- * `Transpose` before a MatMul is folded into a transposed copy of every
- * weight when the session is created, on the CPU: seconds per GB; where the
- * graph feeds its weights it would run on every run.)
- * `QUANTC_LINEAR_GEMM=0` keeps the Transpose and MatMul, for comparisons.
- */
-function gemmTransposed(g: GraphBuilder, x: string, w: string, out: number, inner: number): string {
-  if (process.env.QUANTC_LINEAR_GEMM === '0') return g.op('MatMul', [x, g.op('Transpose', [w], { perm: [1, 0] })]);
-  const rows = g.op('Gemm', [g.op('Reshape', [x, g.i64([-1, inner])]), w], { transB: 1 });
-  const shape = g.op('Concat', [g.op('Shape', [x], { start: 0, end: -1 }), g.i64([out])], { axis: 0 });
-  return g.op('Reshape', [rows, shape]);
 }
 
 /** A `[out, in]` weight as a float32 `[in, out]` graph value (widened and transposed by constant folding). */
