@@ -66,7 +66,7 @@ export interface CalibrateBenchOptions {
   readonly precisions?: readonly Precision[];
   /**
    * For each low-precision row on CUDA, the attention kernels to run it with,
-   * in this order (default `fused`, as apply runs): `fused` is onnxruntime's
+   * in this order (default: as apply runs, `QUANTC_FUSED_ATTENTION` deciding): `fused` is onnxruntime's
    * GroupQueryAttention, `ops` the MatMul/Softmax graph with the scores
    * materialised. Each later variant reports its statistics' distance from
    * the first's.
@@ -180,7 +180,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
     await warmUp(device);
     let fp32: CalibrationResult | undefined;
     const variants = (options.precisions ?? ['fp32']).flatMap((precision): { precision: Precision; attention?: 'fused' | 'ops' }[] =>
-      precision === 'bf16' && device === 'cuda' ? (options.attention ?? ['fused']).map((attention) => ({ precision, attention })) : [{ precision, attention: undefined }],
+      precision === 'bf16' && device === 'cuda' && options.attention ? options.attention.map((attention) => ({ precision, attention })) : [{ precision, attention: undefined }],
     );
     for (const { precision, attention } of variants) {
       const model = await ForwardModel.open(dir, device);
