@@ -28,8 +28,8 @@ describe('layers grouped into one graph', () => {
       model.foldConstants = false;
       model.layerOutputs = false;
       const unfolded = await calibrate(model, batches);
-      // As on CUDA: consecutive batches merged into runs of up to 3 windows of 2 × 16 tokens (the last batch alone).
-      model.runTokens = 96;
+      // As on CUDA: consecutive batches merged into runs of up to 112 tokens (3 windows of 2 × 16 tokens; the last batch, 1 × 16, would join the third run but runs alone).
+      model.runTokens = 112;
       const merged = await calibrate(model, batches);
       const perBatch = async (): Promise<Float32Array[]> => (await model.layers(await model.embed(batches))).map((h) => Float32Array.from(h.data));
       const mergedOut = await perBatch();
