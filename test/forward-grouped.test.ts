@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { calibrate } from '../src/execute/calibrate/calibrate.js';
 import { windows } from '../src/execute/calibrate/perplexity.js';
-import { ForwardModel, mergedRuns } from '../src/execute/forward/executor.js';
+import { ForwardModel } from '../src/execute/forward/executor.js';
 import { forwardRefs, modelWithTokenizer, relativeError, textRefs } from './calibrate-refs.js';
 
 /** Several consecutive layers in one graph, and the other CUDA defaults, give what one graph per layer gives. */
@@ -22,43 +22,20 @@ describe('layers grouped into one graph', () => {
 
       const text = await textRefs(name);
       const batches = windows(text.text_ids, 16, 2);
-      expect(batches.length).toBeGreaterThan(4);
       const grouped = await calibrate(model, batches);
       // As on CUDA: weights widened and transposed at every run, only the last layer's states copied back.
       model.foldConstants = false;
       model.layerOutputs = false;
       const unfolded = await calibrate(model, batches);
-      // As on CUDA: consecutive batches merged into runs of up to 112 tokens (3 windows of 2 × 16 tokens; the last batch, 1 × 16, would join the third run but runs alone).
-      model.runTokens = 112;
-      const merged = await calibrate(model, batches);
-      const perBatch = async (): Promise<Float32Array[]> => (await model.layers(await model.embed(batches))).map((h) => Float32Array.from(h.data));
-      const mergedOut = await perBatch();
-      model.runTokens = 0;
-      const unmergedOut = await perBatch();
-      expect(mergedOut.length).toBe(batches.length);
-      mergedOut.forEach((h, i) => expect(relativeError(h, unmergedOut[i]!), `batch ${i}`).toBeLessThan(1e-6));
       model.graphWeightBytes = 0;
       model.foldConstants = true;
       model.layerOutputs = true;
       const single = await calibrate(model, batches);
       expect(grouped.inputs.size).toBe(single.inputs.size);
-      for (const run of [grouped, unfolded, merged]) {
+      for (const run of [grouped, unfolded]) {
         for (const [module, s] of single.inputs) expect(run.inputs.get(module), module).toEqual(s);
         for (const [module, s] of single.lastBatch) expect(run.lastBatch.get(module), module).toEqual(s);
       }
     });
   }
-});
-
-describe('merged runs', () => {
-  const b = (batch: number, seq: number) => ({ batch, seq });
-  test('consecutive batches of one length up to the token bound, the last alone when asked', () => {
-    const batches = [b(2, 16), b(2, 16), b(2, 16), b(1, 16), b(2, 8), b(2, 8), b(2, 8)];
-    expect(mergedRuns(batches, 64, false)).toEqual([[0, 2], [2, 4], [4, 7]]);
-    expect(mergedRuns(batches, 64, true)).toEqual([[0, 2], [2, 4], [4, 6], [6, 7]]);
-    expect(mergedRuns(batches, 0, false)).toEqual(batches.map((_, i) => [i, i + 1]));
-    // A batch over the bound runs alone.
-    expect(mergedRuns([b(8, 16), b(1, 16), b(1, 16)], 32, false)).toEqual([[0, 1], [1, 3]]);
-    expect(mergedRuns([], 64, true)).toEqual([]);
-  });
 });

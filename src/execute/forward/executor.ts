@@ -77,50 +77,6 @@ function keepExpertInputs(extra: Record<string, RawTensor>, sink: (outputs: Reco
 /** Default {@link ForwardModel.graphWeightBytes} on CUDA: 2 GiB of float32 weights (1 GiB as bf16, half the protobuf limit of one graph). */
 export const CUDA_GRAPH_WEIGHT_BYTES = 2 ** 31;
 
-/** Default {@link ForwardModel.runTokens} on CUDA: 8 sequences of 2,048 tokens per run. */
-export const CUDA_RUN_TOKENS = 16384;
-
-/**
- * Consecutive batches `[start, end)` of `batches` that run as one graph run:
- * batches of one sequence length, together at most `tokens` tokens (a batch
- * larger than that runs alone). With `lastAlone` the last batch runs on its
- * own (its statistics are the last batch's, which observers such as
- * llm-compressor's memoryless ones keep).
- */
-export function mergedRuns(batches: readonly { readonly batch: number; readonly seq: number }[], tokens: number, lastAlone: boolean): [number, number][] {
-  const runs: [number, number][] = [];
-  for (let i = 0; i < batches.length; ) {
-    let end = i + 1;
-    let n = batches[i]!.batch * batches[i]!.seq;
-    const mergeable = (j: number): boolean => j < batches.length && !(lastAlone && j === batches.length - 1) && batches[j]!.seq === batches[i]!.seq;
-    while (mergeable(end) && n + batches[end]!.batch * batches[end]!.seq <= tokens) n += batches[end]!.batch * batches[end++]!.seq;
-    runs.push([i, end]);
-    i = end;
-  }
-  return runs;
-}
-
-/** The data of consecutive batches as one array: a view where they lie side by side in one buffer, else a copy. */
-function joined(batches: readonly HiddenBatch[]): Float32Array {
-  if (batches.length === 1) return batches[0]!.data;
-  const first = batches[0]!.data;
-  const length = batches.reduce((n, b) => n + b.data.length, 0);
-  let adjacent = true;
-  for (let i = 1; i < batches.length && adjacent; i++) {
-    const prior = batches[i - 1]!.data;
-    const d = batches[i]!.data;
-    adjacent = d.buffer === first.buffer && d.byteOffset === prior.byteOffset + prior.byteLength;
-  }
-  if (adjacent) return new Float32Array(first.buffer, first.byteOffset, length);
-  const out = new Float32Array(length);
-  let o = 0;
-  for (const b of batches) {
-    out.set(b.data, o);
-    o += b.data.length;
-  }
-  return out;
-}
-
 /** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
 const FED_SESSIONS = 4;
 
@@ -216,18 +172,6 @@ export class ForwardModel {
    * per-layer outputs there.
    */
   layerOutputs: boolean;
-  /**
-   * Tokens one run of a graph of several layers may hold: consecutive
-   * batches of one sequence length run together along the batch axis
-   * ({@link mergedRuns}), each batch's rows and outputs its own. onnxruntime
-   * pays a fixed cost per graph node and run (about 20 µs on CUDA, over a
-   * hundred nodes a layer), which a run of 8 sequences pays once instead of
-   * 8 times. Only min/max observers (or none) take merged runs, which see
-   * the merged batches together and the last batch alone. 0 or 1: a run per
-   * batch. {@link CUDA_RUN_TOKENS} on CUDA; a run per batch on the CPU,
-   * where the arithmetic dominates.
-   */
-  runTokens: number;
   /** Whether weights are widened and transposed once, when a graph is loaded (onnxruntime constant folding at session creation); on CUDA they are on the device at every run. */
   foldConstants: boolean;
   /**
@@ -276,7 +220,6 @@ export class ForwardModel {
     this.graphWeightBytes = device === 'cuda' ? CUDA_GRAPH_WEIGHT_BYTES : 0;
     this.foldConstants = device !== 'cuda';
     this.layerOutputs = device !== 'cuda';
-    this.runTokens = device === 'cuda' ? CUDA_RUN_TOKENS : 0;
     this.loopLayers = device === 'cuda';
     // QUANTC_FEED_WEIGHTS=0 keeps weights as constants (for comparisons).
     this.feedWeights = device === 'cuda' && process.env.QUANTC_FEED_WEIGHTS !== '0';
@@ -320,7 +263,6 @@ export class ForwardModel {
     const m = new ForwardModel(this.config, this.raw, weights, this.device, this.layerBuilder);
     m.graphWeightBytes = this.graphWeightBytes;
     m.layerOutputs = this.layerOutputs;
-    m.runTokens = this.runTokens;
     m.foldConstants = this.foldConstants;
     m.loopLayers = this.loopLayers;
     m.feedWeights = this.feedWeights;
@@ -565,18 +507,14 @@ export class ForwardModel {
     if (this.timings) this.timings.build += performance.now() - built;
     const runtime = this.runtime();
     const next: HiddenBatch[] = [];
-    // Only min/max observers (or none) take merged runs: their statistics of several batches are the batches' together.
-    const merge = options.observe === undefined || typeof options.observe === 'string' ? this.runTokens : 0;
     try {
-      for (const [r0, r1] of mergedRuns(current, merge, options.observe !== undefined)) {
-        const run = current.slice(r0, r1);
-        const rows = run.reduce((n, b) => n + b.batch, 0);
-        const seq = run[0]!.seq;
+      for (let i = 0; i < current.length; i++) {
+        const b = current[i]!;
         const last = `out_${end - 1}`;
         const result = await runtime.run(
           `layers_${first}_${end}`,
           () => bytes,
-          { hidden: f32(joined(run), [rows, seq, this.config.hidden]), ...inputsFor(seq, windowOf(this.config, first)) },
+          { hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]), ...inputsFor(b.seq, windowOf(this.config, first)) },
           this.layerOutputs ? undefined : (name) => !name.startsWith('out_') || name === last,
         );
         const extras = new Map<number, Record<string, RawTensor>>();
@@ -585,18 +523,11 @@ export class ForwardModel {
           const layer = Number(/model\.layers\.(\d+)\./.exec(name)?.[1] ?? end - 1);
           extras.set(layer, { ...extras.get(layer), [name]: t });
         }
-        // Each batch's rows of the run's outputs (views); the run's statistics go with its last batch.
-        const share = (data: Float32Array | undefined, at: number, b: HiddenBatch): Float32Array =>
-          data === undefined || data.length === 0 ? new Float32Array(0) : data.subarray(at * seq * this.config.hidden, (at + b.batch) * seq * this.config.hidden);
-        let at = 0;
-        run.forEach((b, j) => {
-          for (let layer = first; layer < end; layer++) {
-            const data = share(result[`out_${layer}`]?.data as Float32Array | undefined, at, b);
-            options.onLayer?.(layer, r0 + j, { data, batch: b.batch, seq: b.seq }, j === run.length - 1 ? (extras.get(layer) ?? {}) : {});
-          }
-          next.push({ data: share(result[last]!.data as Float32Array, at, b), batch: b.batch, seq: b.seq });
-          at += b.batch;
-        });
+        for (let layer = first; layer < end; layer++) {
+          const data = (result[`out_${layer}`]?.data as Float32Array | undefined) ?? new Float32Array(0);
+          options.onLayer?.(layer, i, { data, batch: b.batch, seq: b.seq }, extras.get(layer) ?? {});
+        }
+        next.push({ data: result[last]!.data as Float32Array, batch: b.batch, seq: b.seq });
       }
     } finally {
       await runtime.dispose();

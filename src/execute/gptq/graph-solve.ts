@@ -9,7 +9,7 @@
  */
 import type { GraphRuntime } from '../runtime.js';
 import { ROW_BLOCK_BYTES } from './row-blocks.js';
-import { columnLoopGraph, columnLoopKey, inverseFactorGraph, UNROLL_COLUMNS, type LoopKind } from './solve-graphs.js';
+import { columnLoopGraph, columnLoopKey, inverseFactorGraph, type LoopKind } from './solve-graphs.js';
 import { loopQparams, type FactorEngine, type FactorInput, type GptqProblem, type GptqSettings, type GptqSolution, type LoopQparams, type PreparedHessian } from './solve.js';
 
 /** Which solve runs: graphs (the device path) or JavaScript with GEMMs on onnxruntime. */
@@ -42,19 +42,6 @@ export function stackKey(p: GptqProblem): string {
 }
 
 /** One run of rows: rows `[r0, r1)` of problem `p`. */
-/**
- * Rows of `src` (`from` values each) into `dst` from `at` on, `to` values
- * apart: the first min(from, to) values of each row (one copy when equal).
- */
-function copyRows(dst: Float32Array, to: number, at: number, src: Float32Array, from: number): void {
-  if (to === from) {
-    dst.set(src, at);
-    return;
-  }
-  const n = Math.min(to, from);
-  for (let r = 0, rows = src.length / from; r < rows; r++) dst.set(src.subarray(r * from, r * from + n), at + r * to);
-}
-
 interface Segment {
   readonly p: number;
   readonly r0: number;
@@ -102,13 +89,6 @@ export class GraphSolver implements FactorEngine {
      * on the CPU the padding would be arithmetic).
      */
     readonly padRows = rt.device === 'cuda',
-    /**
-     * Blocks of up to this many columns run unrolled (see {@link UNROLL_COLUMNS}); 0 loops over
-     * every block's columns. Default: unrolled on CUDA, where a loop iteration costs more than
-     * its kernels; on the CPU the loop measured faster (34 against 53 ms for 512 × 1024 weights).
-     * `QUANTC_GPTQ_UNROLL=0` loops on CUDA too, for comparisons.
-     */
-    readonly unrollColumns = rt.device === 'cuda' && process.env.QUANTC_GPTQ_UNROLL !== '0' ? UNROLL_COLUMNS : 0,
   ) {}
 
   padded(k: number): number {
@@ -215,35 +195,27 @@ export class GraphSolver implements FactorEngine {
     const kind = loopKind(qs[0]![0]!, first);
     const block = Math.max(1, settings.blockSize);
     const groups = qs[0]![0]!.qparams.layout.groups;
-    // Unrolled blocks need whole blocks: columns K…P-1 are dead padding (zero weights under an
-    // identity factor, scale group 0), which quantize to zero with no error and move nothing.
-    const unrolled = block <= this.unrollColumns;
-    const P = unrolled ? Math.ceil(K / block) * block : K;
-    const u = E === 1 && P === K ? stacks[0]!.prep.hinv : new Float32Array(E * P * P);
-    const perm = new BigInt64Array(E * P);
-    const iperm = new BigInt64Array(E * P);
-    const keep = new Float32Array(E * P).fill(1);
-    const gcol = new BigInt64Array(E * P);
+    const u = E === 1 ? stacks[0]!.prep.hinv : new Float32Array(E * K * K);
+    const perm = new BigInt64Array(E * K);
+    const iperm = new BigInt64Array(E * K);
+    const keep = new Float32Array(E * K).fill(1);
+    const gcol = new BigInt64Array(E * K);
     stacks.forEach((st, e) => {
-      if (u !== st.prep.hinv) {
-        for (let r = 0; r < K; r++) u.set(st.prep.hinv.subarray(r * K, (r + 1) * K), (e * P + r) * P);
-        for (let r = K; r < P; r++) u[(e * P + r) * P + r] = 1;
+      if (E > 1) u.set(st.prep.hinv, e * K * K);
+      for (let j = 0; j < K; j++) {
+        const c = st.prep.perm ? st.prep.perm[j]! : j;
+        perm[e * K + j] = BigInt(c);
+        iperm[e * K + c] = BigInt(j);
+        gcol[e * K + j] = BigInt(qs[e]![0]!.groupOf[j]!);
       }
-      for (let j = 0; j < P; j++) {
-        const c = j < K && st.prep.perm ? st.prep.perm[j]! : j;
-        perm[e * P + j] = BigInt(c);
-        iperm[e * P + c] = BigInt(j);
-        gcol[e * P + j] = j < K ? BigInt(qs[e]![0]!.groupOf[j]!) : 0n;
-      }
-      for (const j of st.prep.dead) keep[e * P + j] = 0;
-      for (let j = K; j < P; j++) keep[e * P + j] = 0;
+      for (const j of st.prep.dead) keep[e * K + j] = 0;
     });
     const fixed = {
-      u: { type: 'float32' as const, data: u, dims: [E, P, P] },
-      perm: { type: 'int64' as const, data: perm, dims: [E, P] },
-      iperm: { type: 'int64' as const, data: iperm, dims: [E, P] },
-      keep: { type: 'float32' as const, data: keep, dims: [E, P] },
-      gcol: { type: 'int64' as const, data: gcol, dims: [E, P] },
+      u: { type: 'float32' as const, data: u, dims: [E, K, K] },
+      perm: { type: 'int64' as const, data: perm, dims: [E, K] },
+      iperm: { type: 'int64' as const, data: iperm, dims: [E, K] },
+      keep: { type: 'float32' as const, data: keep, dims: [E, K] },
+      gcol: { type: 'int64' as const, data: gcol, dims: [E, K] },
     };
     const weights = stacks.map((st) => st.problems.map((p) => new Float32Array(p.rows * K)));
     const losses = stacks.map((st) => st.problems.map(() => 0));
@@ -254,8 +226,8 @@ export class GraphSolver implements FactorEngine {
       const segsOf = (e: number): Segment[] => cuts[e]![c] ?? [];
       const R = Math.max(...stacks.map((_, e) => segsOf(e).reduce((n, s) => n + s.r1 - s.r0, 0)));
       const only = segsOf(0)[0];
-      const whole = E === 1 && P === K && segsOf(0).length === 1 && only!.r1 - only!.r0 === stacks[0]!.problems[only!.p]!.rows;
-      const w = whole ? stacks[0]!.problems[only!.p]!.weight : new Float32Array(E * R * P);
+      const whole = E === 1 && segsOf(0).length === 1 && only!.r1 - only!.r0 === stacks[0]!.problems[only!.p]!.rows;
+      const w = whole ? stacks[0]!.problems[only!.p]!.weight : new Float32Array(E * R * K);
       // Scales per group and row: row r of a problem uses scale row ⌊r / height⌋; padding rows scale 1.
       const s = new Float32Array(E * groups * R).fill(1);
       const z = kind.asymmetric ? new Float32Array(E * groups * R) : null;
@@ -264,7 +236,7 @@ export class GraphSolver implements FactorEngine {
         for (const seg of segsOf(e)) {
           const p = st.problems[seg.p]!;
           const q = qs[e]![seg.p]!.qparams;
-          if (!whole) copyRows(w, P, (e * R + at) * P, p.weight.subarray(seg.r0 * K, seg.r1 * K), K);
+          if (!whole) w.set(p.weight.subarray(seg.r0 * K, seg.r1 * K), (e * R + at) * K);
           const gs = q.globalScale;
           for (let r = seg.r0; r < seg.r1; r++) {
             const base = Math.floor(r / q.layout.height) * groups;
@@ -278,9 +250,9 @@ export class GraphSolver implements FactorEngine {
           at += seg.r1 - seg.r0;
         }
       });
-      const out = await this.rt.run(columnLoopKey(kind, block, unrolled), () => columnLoopGraph(kind, block, unrolled), {
+      const out = await this.rt.run(columnLoopKey(kind, block), () => columnLoopGraph(kind, block), {
         ...fixed,
-        w: { type: 'float32', data: w, dims: [E, R, P] },
+        w: { type: 'float32', data: w, dims: [E, R, K] },
         s: { type: 'float32', data: s, dims: [E, groups, R] },
         ...(z ? { z: { type: 'float32' as const, data: z, dims: [E, groups, R] } } : {}),
       });
@@ -290,7 +262,7 @@ export class GraphSolver implements FactorEngine {
         let at = 0;
         for (const seg of segsOf(e)) {
           const n = seg.r1 - seg.r0;
-          copyRows(weights[e]![seg.p]!, K, seg.r0 * K, q.subarray((e * R + at) * P, (e * R + at + n) * P), P);
+          weights[e]![seg.p]!.set(q.subarray((e * R + at) * K, (e * R + at + n) * K), seg.r0 * K);
           for (let r = 0; r < n; r++) losses[e]![seg.p]! += loss[e * R + at + r]! / 2;
           at += n;
         }

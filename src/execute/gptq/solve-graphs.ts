@@ -189,9 +189,9 @@ export interface LoopKind {
   readonly dtype: WeightDtype;
 }
 
-/** The session key of the column loop for `k` and block size `block`, its blocks unrolled or not. */
-export function columnLoopKey(k: LoopKind, block: number, unrolled: boolean): string {
-  return `gptq-loop-${k.kind}-${k.asymmetric ? 'asym' : 'sym'}-${k.qmin}-${k.qmax}-${k.dtype}-${block}${unrolled ? '-unrolled' : ''}`;
+/** The session key of the column loop for `k` and block size `block`. */
+export function columnLoopKey(k: LoopKind, block: number): string {
+  return `gptq-loop-${k.kind}-${k.asymmetric ? 'asym' : 'sym'}-${k.qmin}-${k.qmax}-${k.dtype}-${block}`;
 }
 
 /** Fake quantization of column `w` with per-row scale `s` (NVFP4: the effective scale `s/global`) and zero point `z`. */
@@ -244,38 +244,6 @@ function columnBody(k: LoopKind, hb: string, sb: string, zb: string | null): Gra
   return g;
 }
 
-/**
- * Blocks of up to this many columns are unrolled: the block body holds each
- * column's ops written out ({@link columnsUnrolled}) instead of a `Loop`
- * over them, so a column costs its kernels and not a loop iteration
- * (onnxruntime runs each iteration's subgraph on its own, and on CUDA reads
- * the loop's state back to the host for every one of them).
- */
-export const UNROLL_COLUMNS = 128;
-
-/**
- * The {@link columnBody} steps of all `block` columns of `w1 [E, block, R]`
- * written out in order, the same ops on the same values: returns the
- * quantized columns and their errors, `[E, block, R]` each.
- */
-function columnsUnrolled(g: GraphBuilder, k: LoopKind, block: number, w1: string, hb: string, sb: string, zb: string | null): { q1: string; err: string } {
-  let cur = w1;
-  const qs: string[] = [];
-  const errs: string[] = [];
-  for (let c = 0; c < block; c++) {
-    const i = g.i64(c);
-    const w = g.op('Gather', [cur, i], { axis: 1 });
-    const q = quantize(g, k, w, g.op('Gather', [sb, i], { axis: 1 }), zb ? g.op('Gather', [zb, i], { axis: 1 }) : null);
-    const u = g.op('Gather', [hb, i], { axis: 1 });
-    const e = g.op('Div', [g.op('Sub', [w, q]), unsqueeze(g, g.op('Gather', [u, i], { axis: 1 }), 1)]);
-    // After the last column nothing reads the block's columns again.
-    if (c < block - 1) cur = g.op('Sub', [cur, g.op('Mul', [unsqueeze(g, u, 2), unsqueeze(g, e, 1)])]);
-    qs.push(unsqueeze(g, q, 1));
-    errs.push(unsqueeze(g, e, 1));
-  }
-  return { q1: g.op('Concat', qs, { axis: 1 }), err: g.op('Concat', errs, { axis: 1 }) };
-}
-
 /** Rows `idx [E, w]` of `x [E, G, R]` per batch entry: `[E, w, R]`. */
 function gatherRows(g: GraphBuilder, x: string, idx: string): string {
   const shape = g.op('Concat', [g.op('Shape', [idx]), g.op('Shape', [x], { start: 2, end: 3 })], { axis: 0 });
@@ -288,7 +256,7 @@ function gatherRows(g: GraphBuilder, x: string, idx: string): string {
  * block, then llm-compressor's lazy batch update of the columns after it,
  * `W[i2:] −= U[i1:i2, i2:]ᵀ · Err`, as one MatMul.
  */
-function blockBody(k: LoopKind, block: number, unrolled: boolean, u: string, s: string, z: string | null, gcol: string, kk: string): GraphBuilder {
+function blockBody(k: LoopKind, block: number, u: string, s: string, z: string | null, gcol: string, kk: string): GraphBuilder {
   const g = new GraphBuilder('blk_');
   const b = g.input('b', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
@@ -302,16 +270,11 @@ function blockBody(k: LoopKind, block: number, unrolled: boolean, u: string, s: 
   const groups = g.op('Slice', [gcol, i1, i2, ax1]);
   const sb = gatherRows(g, s, groups);
   const zb = z ? gatherRows(g, z, groups) : null;
-  let q1: string;
-  let err: string;
-  if (unrolled) ({ q1, err } = columnsUnrolled(g, k, block, w1, hb, sb, zb));
-  else {
-    const width = g.op('Squeeze', [g.op('Sub', [i2, i1]), g.i64([0])]);
-    const [, qs, errs] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, hb, sb, zb), name: 'columns' } });
-    // Scan step i holds column i: [w, E, R] → [E, w, R].
-    q1 = g.op('Transpose', [qs!], { perm: [1, 0, 2] });
-    err = g.op('Transpose', [errs!], { perm: [1, 0, 2] });
-  }
+  const width = g.op('Squeeze', [g.op('Sub', [i2, i1]), g.i64([0])]);
+  const [, qs, errs] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, hb, sb, zb), name: 'columns' } });
+  // Scan step i holds column i: [w, E, R] → [E, w, R].
+  const q1 = g.op('Transpose', [qs!], { perm: [1, 0, 2] });
+  const err = g.op('Transpose', [errs!], { perm: [1, 0, 2] });
   const lossNext = g.op('Add', [loss, g.op('ReduceSumSquare', [err, ax1], { keepdims: 0 })]);
   const tail = g.op('Slice', [wt, i2, kk, ax1]);
   const ut = g.op('Slice', [u, g.op('Concat', [i1, i2], { axis: 0 }), g.op('Concat', [i2, kk], { axis: 0 }), g.i64([1, 2])]);
@@ -338,11 +301,9 @@ function gatherColumns(g: GraphBuilder, x: string, idx: string): string {
  * `z [E, G, R]` (asymmetric integers), `gcol [E, K]` (the scale group of each
  * permuted column). Outputs `q [E, R, K]`: the dequantized weights in column
  * order, rounded to the model dtype; `loss [E, R]`: Σ e² per row
- * (llm-compressor logs half of it). With its blocks `unrolled`
- * ({@link UNROLL_COLUMNS}), K must be a multiple of `block`: the caller pads
- * the problem with dead columns (zero weights, an identity factor).
+ * (llm-compressor logs half of it).
  */
-export function columnLoopGraph(k: LoopKind, block: number, unrolled: boolean): Uint8Array {
+export function columnLoopGraph(k: LoopKind, block: number): Uint8Array {
   const g = new GraphBuilder();
   const w = g.input('w', OnnxType.float, ['e', 'r', 'k']);
   const u = g.input('u', OnnxType.float, ['e', 'k', 'k']);
@@ -358,7 +319,7 @@ export function columnLoopGraph(k: LoopKind, block: number, unrolled: boolean): 
   const kk = g.op('Shape', [u], { start: 1, end: 2 });
   const blocks = g.op('Squeeze', [g.op('Div', [g.op('Add', [kk, g.i64([block - 1])]), g.i64([block])]), g.i64([0])]);
   const zeros = g.op('Expand', [g.f32(0), g.op('Shape', [w], { start: 0, end: 2 })]);
-  const [solved, loss] = g.opMulti('Loop', [blocks, '', wt, zeros], 2, { body: { graph: blockBody(k, block, unrolled, u, s, z, gcol, kk), name: 'blocks' } });
+  const [solved, loss] = g.opMulti('Loop', [blocks, '', wt, zeros], 2, { body: { graph: blockBody(k, block, u, s, z, gcol, kk), name: 'blocks' } });
   const narrow = k.dtype === 'BF16' ? OnnxType.bfloat16 : k.dtype === 'F16' ? OnnxType.float16 : null;
   const back = gatherColumns(g, swap(g, solved!), iperm);
   g.output(narrow === null ? back : g.op('Cast', [g.op('Cast', [back], { to: narrow })], { to: OnnxType.float }), 'q', OnnxType.float, ['e', 'r', 'k']);
