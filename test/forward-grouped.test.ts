@@ -39,3 +39,35 @@ describe('layers grouped into one graph', () => {
     });
   }
 });
+
+describe('layers grouped into one graph, in bf16', () => {
+  for (const name of ['llama', 'qwen3']) {
+    test(`${name}: the states between graphs travel as bf16 elements, with the same values and statistics`, async () => {
+      const model = await ForwardModel.open(await modelWithTokenizer(name));
+      model.usePrecision('bf16');
+      const perLayer = 4 * model.config.hidden * (2 * model.config.heads * model.config.headDim + 2 * model.config.kvHeads * model.config.headDim + 3 * model.config.intermediate);
+      model.graphWeightBytes = 2 * perLayer;
+      model.layerOutputs = false;
+      const batches = windows((await textRefs(name)).text_ids, 16, 2);
+      const run = async (): Promise<{ out: Float32Array[]; stored: boolean[] }> => {
+        const hidden = await model.layers(await model.embed(batches));
+        return { out: hidden.map((h) => Float32Array.from(h.data)), stored: hidden.map((h) => h.stored?.dtype === 'bfloat16') };
+      };
+      const compact = await run();
+      const calibrated = await calibrate(model, batches);
+      // States held as bf16 elements go into the next graph as they are: the same as their float32 values.
+      const once = await model.layers(await model.embed(batches));
+      const twice = await model.layers(once);
+      const viaFloat = await model.layers(once.map((h) => ({ data: Float32Array.from(h.data), batch: h.batch, seq: h.seq })));
+      twice.forEach((h, i) => expect(h.data).toEqual(viaFloat[i]!.data));
+      model.compactStacks = false;
+      const plain = await run();
+      const plainStats = await calibrate(model, batches);
+      expect(compact.stored.every(Boolean)).toBe(true);
+      expect(plain.stored.some(Boolean)).toBe(false);
+      compact.out.forEach((h, i) => expect(h).toEqual(plain.out[i]));
+      for (const [module, s] of plainStats.inputs) expect(calibrated.inputs.get(module), module).toEqual(s);
+      for (const [module, s] of plainStats.lastBatch) expect(calibrated.lastBatch.get(module), module).toEqual(s);
+    });
+  }
+});

@@ -55,6 +55,7 @@ export async function calibrate(
     await model.layers(await model.embed(batches.slice(start, start + chunk)), {
       observe,
       expertGroupBytes,
+      keepHidden: false,
       onLayerStart: options.onLayerStart,
       onLayer: (layer, batch, _hidden, extra) => {
         for (const [name, t] of Object.entries(extra)) {

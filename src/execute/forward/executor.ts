@@ -12,13 +12,14 @@ import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
-import { layerInputs } from './llama-layer.js';
+import { layerInputs, positionInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
-import { GraphBuilder, WeightFeeds } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType, WeightFeeds } from '../onnx/graph-builder.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
-import { concatStackData, loopedLayer, loopFeeds, shareStack, splitStack, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
+import { concatStackData, loopedLayer, loopFeeds, narrowed, shareStack, splitStack, stackType, widened, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
+import { toFloat32 } from '../dtypes.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
 import { VISION_LANGUAGE, visionLanguageText } from '../../model/architectures/vision-language.js';
@@ -31,6 +32,27 @@ export interface HiddenBatch {
   readonly data: Float32Array;
   readonly batch: number;
   readonly seq: number;
+  /**
+   * The same states as 16-bit elements of the model's low dtype, as a graph
+   * of several layers returns them when the model computes in bf16/fp16
+   * (half the bytes over the bus, and the next such graph takes them as they
+   * are); `data` then decodes them when first read.
+   */
+  readonly stored?: { readonly dtype: 'bfloat16' | 'float16'; readonly data: Uint16Array };
+}
+
+/** A batch held as 16-bit elements, its float32 `data` decoded on first read. */
+function storedBatch(dtype: 'bfloat16' | 'float16', bits: Uint16Array, batch: number, seq: number): HiddenBatch {
+  let values: Float32Array | undefined;
+  return {
+    batch,
+    seq,
+    stored: { dtype, data: bits },
+    get data(): Float32Array {
+      values ??= toFloat32(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), dtype === 'bfloat16' ? 'BF16' : 'F16');
+      return values;
+    },
+  };
 }
 
 /** Called after a layer ran on a batch (per-layer outputs, layer statistics). */
@@ -51,6 +73,13 @@ export interface RunOptions {
   readonly observe?: ObserveOption;
   /** Bound on one graph's expert weights (bytes, float32; default 1 GiB): larger MoE blocks run their experts in groups. */
   readonly expertGroupBytes?: number;
+  /**
+   * Whether the last layer's hidden states come back (default true). A
+   * caller that reads only statistics (calibration) sets it false, and the
+   * last graph of several layers then returns none: one copy of every
+   * batch's states less over the bus (the returned batches hold no data).
+   */
+  readonly keepHidden?: boolean;
 }
 
 /** The position inputs of a layer graph for a sequence length and attention window. */
@@ -490,7 +519,11 @@ export class ForwardModel {
   ): Promise<HiddenBatch[]> {
     const built = performance.now();
     const g = new GraphBuilder();
-    const inputs = layerInputs(g, this.config.hidden, this.config.rope.dim);
+    const H = this.config.hidden;
+    // In bf16/fp16 the states between graphs travel as the model's 16-bit elements (exact: the layers' outputs are values of that dtype).
+    const low = this.compactStacks ? this.precision.low?.dtype : undefined;
+    const storedIn = low !== undefined && current.length > 0 && current.every((b) => b.stored?.dtype === low);
+    const inputs = { hidden: storedIn ? widened(g, g.input('hidden', stackType(low), ['batch', 'seq', H]), low) : g.input('hidden', OnnxType.float, ['batch', 'seq', H]), ...positionInputs(g, this.config.rope.dim) };
     let hidden = inputs.hidden;
     for (let layer = first; layer < end; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
@@ -503,7 +536,10 @@ export class ForwardModel {
       });
       hidden = output;
     }
-    const bytes = g.build(`layers_${first}_${end}`);
+    const storedOut = low !== undefined && !this.layerOutputs;
+    if (storedOut) g.output(narrowed(g, `out_${end - 1}`, low), 'stored_out', stackType(low), ['batch', 'seq', H]);
+    const key = `layers_${first}_${end}${storedIn ? '_stored' : ''}`;
+    const bytes = g.build(key);
     if (this.timings) this.timings.build += performance.now() - built;
     const runtime = this.runtime();
     const next: HiddenBatch[] = [];
@@ -511,23 +547,28 @@ export class ForwardModel {
       for (let i = 0; i < current.length; i++) {
         const b = current[i]!;
         const last = `out_${end - 1}`;
+        const keepLast = options.keepHidden !== false || end < this.config.layers;
+        const dims = [b.batch, b.seq, H];
+        const hiddenFeed: RawTensor = storedIn ? { type: low === 'bfloat16' ? 'uint16' : 'float16', data: b.stored!.data, dims } : f32(b.data, dims);
         const result = await runtime.run(
-          `layers_${first}_${end}`,
+          key,
           () => bytes,
-          { hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]), ...inputsFor(b.seq, windowOf(this.config, first)) },
-          this.layerOutputs ? undefined : (name) => !name.startsWith('out_') || name === last,
+          { hidden: hiddenFeed, ...inputsFor(b.seq, windowOf(this.config, first)) },
+          this.layerOutputs ? undefined : (name) => (name === 'stored_out' ? keepLast : !name.startsWith('out_') || (name === last && keepLast && !storedOut)),
         );
         const extras = new Map<number, Record<string, RawTensor>>();
         for (const [name, t] of Object.entries(result)) {
-          if (name.startsWith('out_')) continue;
+          if (name.startsWith('out_') || name === 'stored_out') continue;
           const layer = Number(/model\.layers\.(\d+)\./.exec(name)?.[1] ?? end - 1);
           extras.set(layer, { ...extras.get(layer), [name]: t });
         }
+        const stored = result.stored_out?.data as Uint16Array | undefined;
+        const out = stored ? storedBatch(low!, stored, b.batch, b.seq) : { data: (result[last]?.data as Float32Array | undefined) ?? new Float32Array(0), batch: b.batch, seq: b.seq };
         for (let layer = first; layer < end; layer++) {
           const data = (result[`out_${layer}`]?.data as Float32Array | undefined) ?? new Float32Array(0);
-          options.onLayer?.(layer, i, { data, batch: b.batch, seq: b.seq }, extras.get(layer) ?? {});
+          options.onLayer?.(layer, i, layer === end - 1 && stored ? out : { data, batch: b.batch, seq: b.seq }, extras.get(layer) ?? {});
         }
-        next.push({ data: result[last]!.data as Float32Array, batch: b.batch, seq: b.seq });
+        next.push(out);
       }
     } finally {
       await runtime.dispose();

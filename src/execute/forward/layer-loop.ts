@@ -33,17 +33,17 @@ export interface BatchShape {
 export type StackDtype = 'float32' | 'float16' | 'bfloat16';
 
 /** The ONNX type of a stack's elements in graphs. */
-function stackType(dtype: StackDtype): typeof OnnxType.float | typeof OnnxType.float16 | typeof OnnxType.uint16 {
+export function stackType(dtype: StackDtype): typeof OnnxType.float | typeof OnnxType.float16 | typeof OnnxType.uint16 {
   return dtype === 'bfloat16' ? OnnxType.uint16 : dtype === 'float16' ? OnnxType.float16 : OnnxType.float;
 }
 
 /** A stack slot's float32 values in a graph, from its stored elements. */
-function widened(g: GraphBuilder, x: string, dtype: StackDtype): string {
+export function widened(g: GraphBuilder, x: string, dtype: StackDtype): string {
   return dtype === 'bfloat16' ? decodeBf16Bits(g, x) : dtype === 'float16' ? g.op('Cast', [x], { to: OnnxType.float }) : x;
 }
 
 /** Float32 values as a stack of `dtype` stores them (rounded to nearest even where they are not of that dtype). */
-function narrowed(g: GraphBuilder, x: string, dtype: StackDtype): string {
+export function narrowed(g: GraphBuilder, x: string, dtype: StackDtype): string {
   return dtype === 'bfloat16' ? encodeBf16Bits(g, x) : dtype === 'float16' ? g.op('Cast', [x], { to: OnnxType.float16 }) : x;
 }
 

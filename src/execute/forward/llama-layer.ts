@@ -58,8 +58,12 @@ export interface LayerInputs {
 
 /** Declares the inputs every decoder-layer graph takes. */
 export function layerInputs(g: GraphBuilder, hidden: number, ropeDim: number): LayerInputs {
+  return { hidden: g.input('hidden', OnnxType.float, ['batch', 'seq', hidden]), ...positionInputs(g, ropeDim) };
+}
+
+/** Declares a layer graph's position inputs: the RoPE tables and the additive mask. */
+export function positionInputs(g: GraphBuilder, ropeDim: number): Pick<LayerInputs, 'cos' | 'sin' | 'mask'> {
   return {
-    hidden: g.input('hidden', OnnxType.float, ['batch', 'seq', hidden]),
     cos: g.input('cos', OnnxType.float, ['seq', ropeDim]),
     sin: g.input('sin', OnnxType.float, ['seq', ropeDim]),
     mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
