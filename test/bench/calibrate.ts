@@ -8,7 +8,7 @@
  *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa] [--model DIR]
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
- *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1]
+ *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1] [--compact-stacks 0|1]
  *     [--precision fp32,bf16] [--attention fused,ops] [--json FILE]
  *
  * `--precision` lists quantc's rows per device (default fp32): fp32 computes
@@ -62,6 +62,8 @@ export interface CalibrateBenchOptions {
   readonly foldConstants?: boolean;
   /** Overrides {@link ForwardModel.layerOutputs}. */
   readonly layerOutputs?: boolean;
+  /** Overrides {@link ForwardModel.compactStacks} (bf16/fp16 states between graphs). */
+  readonly compactStacks?: boolean;
   /** quantc rows per device, in this order (default fp32 only). */
   readonly precisions?: readonly Precision[];
   /**
@@ -187,6 +189,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
       if (options.foldConstants !== undefined) model.foldConstants = options.foldConstants;
       if (options.layerOutputs !== undefined) model.layerOutputs = options.layerOutputs;
+      if (options.compactStacks !== undefined) model.compactStacks = options.compactStacks;
       let ran = model.usePrecision(precision);
       if (attention && ran.low) model.precision = ran = { ...ran, low: { ...ran.low, fusedAttention: attention === 'fused' } };
       const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
@@ -257,6 +260,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     graphWeightBytes: num('--graph-weight-bytes'),
     foldConstants: flag(args, '--fold-constants') === undefined ? undefined : flag(args, '--fold-constants') === '1',
     layerOutputs: flag(args, '--layer-outputs') === undefined ? undefined : flag(args, '--layer-outputs') === '1',
+    compactStacks: flag(args, '--compact-stacks') === undefined ? undefined : flag(args, '--compact-stacks') === '1',
     precisions: list<Precision>('--precision'),
     attention: list<'fused' | 'ops'>('--attention'),
   };

@@ -221,10 +221,11 @@ export class ForwardModel {
    */
   feedWeights: boolean;
   /**
-   * Whether stacks of hidden states between looped layer passes hold the
-   * model's 16-bit dtype when it computes in bfloat16 or float16 (its hidden
-   * states are values of that dtype there, so nothing is lost): half the
-   * bytes over the bus each way and in host memory. On by default.
+   * Whether stacks of hidden states between looped layer passes, and the
+   * states between graphs of several layers ({@link HiddenBatch.stored}),
+   * hold the model's 16-bit dtype when it computes in bfloat16 or float16
+   * (its hidden states are values of that dtype there, so nothing is lost):
+   * half the bytes over the bus each way and in host memory. On by default.
    */
   compactStacks = true;
   /** The sessions of fed layer graphs, one runtime per device, shared with {@link withWeights} copies. */
