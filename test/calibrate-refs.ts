@@ -59,16 +59,7 @@ export async function modelWithTokenizer(model: string, variant = 'base'): Promi
   return dir;
 }
 
-/** Largest |a - b| relative to max |b|. */
-export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return scale === 0 ? (diff === 0 ? 0 : Infinity) : diff / scale;
-}
+export { relativeError } from './bench/relative-error.js';
 
 
 /** The reference text's tokens (llama tokenizer) as batches of one 32-token window each, as the AWQ and SmoothQuant references were made. */

@@ -17,6 +17,7 @@ import { gunzipSync } from 'node:zlib';
 import { ForwardModel, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { runSequential, type LayerModifier } from '../../src/execute/pipeline/sequential.js';
 import type { Device, RawTensor } from '../../src/execute/runtime.js';
+import { relativeError } from './relative-error.js';
 
 /** `dir` itself, or a temporary copy with `model.safetensors.gz` unpacked. */
 async function unpacked(dir: string): Promise<string> {
@@ -28,16 +29,6 @@ async function unpacked(dir: string): Promise<string> {
     else await copyFile(join(dir, f), join(out, f));
   }
   return out;
-}
-
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return a.length !== b.length ? Infinity : m === 0 ? d : d / m;
 }
 
 /** Two batches of unequal shapes below `vocab`. */

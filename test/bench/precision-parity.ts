@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { ForwardModel } from '../../src/execute/forward/executor.js';
 import type { Device } from '../../src/execute/runtime.js';
+import { relativeError } from './relative-error.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 const CALIBRATION = join(FIXTURES, 'calibration');
@@ -49,16 +50,6 @@ async function modelDir(model: string): Promise<string> {
   }
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(CALIBRATION, f), join(dir, f));
   return dir;
-}
-
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return a.length !== b.length ? Infinity : m === 0 ? d : d / m;
 }
 
 function sameShare(a: ArrayLike<number>, b: ArrayLike<number>): number {
