@@ -4,6 +4,7 @@ import { causalMask } from '../src/execute/forward/executor.js';
 import { attention, splitHeads } from '../src/execute/forward/ops.js';
 import { setFusedAttention, setGraphPrecision } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
+import { GraphRuntime } from '../src/execute/runtime.js';
 
 /** Deterministic values in [-2, 2). */
 function values(n: number, seed: number): Float32Array {
@@ -90,5 +91,34 @@ describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, 
     expect(build(false, true)).not.toContain('GroupQueryAttention');
     expect(build(false, false)).not.toContain('com.microsoft');
     expect(build(true, false)).toContain('GroupQueryAttention');
+  });
+});
+
+describe('a graph whose attention is fused never reads the mask', () => {
+  test('the mask is no graph input, and a lazy mask feed is never made', async () => {
+    const rt = new GraphRuntime('cpu');
+    const c = { batch: 1, seq: 6, heads: 2, kvHeads: 1, dim: 8 };
+    const build = (fused: boolean): Uint8Array => {
+      const g = new GraphBuilder();
+      if (fused) setFusedAttention(g);
+      const q = g.input('q', OnnxType.float, [c.batch, c.seq, c.heads * c.dim]);
+      const kv = g.input('kv', OnnxType.float, [c.batch, c.seq, c.kvHeads * c.dim]);
+      const mask = g.input('mask', OnnxType.float, [c.seq, c.seq]);
+      const k = splitHeads(g, kv, c.kvHeads, c.dim);
+      g.output(attention(g, splitHeads(g, q, c.heads, c.dim), k, k, mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, null), 'out', OnnxType.float, [c.batch, c.seq, c.heads * c.dim]);
+      return g.build('attention');
+    };
+    let made = 0;
+    const feeds = {
+      q: { type: 'float32' as const, data: values(c.seq * c.heads * c.dim, 4), dims: [c.batch, c.seq, c.heads * c.dim] },
+      kv: { type: 'float32' as const, data: values(c.seq * c.kvHeads * c.dim, 5), dims: [c.batch, c.seq, c.kvHeads * c.dim] },
+      mask: () => (made++, { type: 'float32' as const, data: causalMask(c.seq), dims: [c.seq, c.seq] }),
+    };
+    const fused = await rt.run('fused', () => build(true), feeds);
+    expect(made).toBe(0);
+    const ops = await rt.run('ops', () => build(false), feeds);
+    expect(made).toBe(1);
+    expect(maxDiff(fused.out!.data as Float32Array, ops.out!.data as Float32Array)).toBeLessThan(1e-5);
+    await rt.dispose();
   });
 });

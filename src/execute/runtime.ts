@@ -15,6 +15,9 @@ export interface RawTensor {
   readonly dims: readonly number[];
 }
 
+/** A graph input as a run feeds it: a tensor, or a function that makes it when the graph reads that input (a large table a fused graph does not need). */
+export type Feed = RawTensor | (() => RawTensor);
+
 /**
  * Wall-clock milliseconds spent in onnxruntime (profiling): runtimes given
  * the same object add to it.
@@ -188,11 +191,17 @@ export class GraphRuntime {
    * or only those `outputs` names (the others are neither computed for
    * nothing nor copied back).
    */
-  async run(key: string, build: () => Uint8Array, feeds: Readonly<Record<string, RawTensor>>, outputs?: (name: string) => boolean): Promise<Record<string, RawTensor>> {
+  async run(key: string, build: () => Uint8Array, feeds: Readonly<Record<string, Feed>>, outputs?: (name: string) => boolean): Promise<Record<string, RawTensor>> {
     const session = await this.session(key, build);
     const ort = this.ort!;
     const inputs: Record<string, Ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) inputs[name] = new ort.Tensor(t.type, t.data as never, t.dims as number[]);
+    // Only the graph's inputs are fed (its builder declares only those it reads); a lazy feed is made only then.
+    for (const name of session.inputNames) {
+      const f = feeds[name];
+      if (f === undefined) continue;
+      const t = typeof f === 'function' ? f() : f;
+      inputs[name] = new ort.Tensor(t.type, t.data as never, t.dims as number[]);
+    }
     const t0 = performance.now();
     const result = await (outputs ? session.run(inputs, session.outputNames.filter(outputs)) : session.run(inputs));
     if (this.timings) {

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GraphRuntime, type Device, type RawTensor, type RuntimeTimings } from '../runtime.js';
+import { GraphRuntime, type Device, type Feed, type RawTensor, type RuntimeTimings } from '../runtime.js';
 import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
@@ -82,8 +82,19 @@ export interface RunOptions {
   readonly keepHidden?: boolean;
 }
 
+/**
+ * The position inputs of a layer graph: RoPE tables and the additive causal
+ * mask, `[seq, seq]` floats made only when a graph reads it (a graph whose
+ * attention is fused does not: at 32k tokens the mask would be 4 GiB).
+ */
+export interface PositionTables {
+  readonly cos: RawTensor;
+  readonly sin: RawTensor;
+  readonly mask: Feed;
+}
+
 /** The position inputs of a layer graph for a sequence length and attention window. */
-export type LayerInputsFor = (seq: number, window: number | null) => Record<'cos' | 'sin' | 'mask', RawTensor>;
+export type LayerInputsFor = (seq: number, window: number | null) => PositionTables;
 
 /**
  * Receives a layer graph's extra outputs (observer statistics) of batch
@@ -368,12 +379,13 @@ export class ForwardModel {
 
   /** Per sequence length and attention window: RoPE tables and the causal mask, built once each. */
   positionTables(): LayerInputsFor {
-    const tables = new Map<string, Record<'cos' | 'sin' | 'mask', RawTensor>>();
+    const tables = new Map<string, PositionTables>();
     return (seq, window) => {
       let t = tables.get(`${seq}/${window}`);
       if (!t) {
         const r = ropeTables(this.config.rope, seq);
-        t = { cos: f32(r.cos, [seq, r.dim]), sin: f32(r.sin, [seq, r.dim]), mask: f32(causalMask(seq, window), [seq, seq]) };
+        let mask: RawTensor | undefined;
+        t = { cos: f32(r.cos, [seq, r.dim]), sin: f32(r.sin, [seq, r.dim]), mask: () => (mask ??= f32(causalMask(seq, window), [seq, seq])) };
         tables.set(`${seq}/${window}`, t);
       }
       return t;

@@ -20,7 +20,7 @@
 import { bf16Bytes, concatFloat32, concatUint16, f16Bytes, toFloat32 } from '../dtypes.js';
 import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
-import type { RawTensor } from '../runtime.js';
+import type { Feed, RawTensor } from '../runtime.js';
 import type { LayerInputs, LayerOptions } from './llama-layer.js';
 
 /** Equal-length sequences of one batch. */
@@ -290,7 +290,7 @@ export function unstack(stack: HiddenStack): { data: Float32Array; batch: number
 }
 
 /** The feeds of a looped layer run for `stack`, with position tables for its longest sequence. */
-export function loopFeeds(stack: HiddenStack, tables: Record<'cos' | 'sin' | 'mask', RawTensor>): Record<string, RawTensor> {
+export function loopFeeds(stack: HiddenStack, tables: Readonly<Record<'cos' | 'sin' | 'mask', Feed>>): Record<string, Feed> {
   const shape = new BigInt64Array(stack.batches.length * 2);
   stack.batches.forEach((b, i) => {
     shape[2 * i] = BigInt(b.batch);

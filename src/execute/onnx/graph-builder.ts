@@ -276,11 +276,12 @@ export class GraphBuilder {
     for (const n of nodes) g.message(1, n.writer);
     g.string(2, name);
     for (const t of inits) g.message(5, t.writer);
-    for (const i of this.inputs) g.message(11, i);
-    if (top && this.feeds) {
-      const read = new Set(nodes.flatMap((n) => [...n.inputs, ...n.refs]));
-      for (const f of this.feeds.entries) if (read.has(f.name)) g.message(11, valueInfo(f.name, f.elemType, f.dims));
-    }
+    const read = new Set([...nodes.flatMap((n) => [...n.inputs, ...n.refs]), ...this.outputNames]);
+    // A model's graph declares only the inputs something reads (a layer whose attention is fused never reads the mask), so nothing unread is fed; a loop body keeps its signature.
+    this.inputs.forEach((i, k) => {
+      if (!top || read.has(this.inputNames[k]!)) g.message(11, i);
+    });
+    if (top && this.feeds) for (const f of this.feeds.entries) if (read.has(f.name)) g.message(11, valueInfo(f.name, f.elemType, f.dims));
     for (const o of this.outputs) g.message(12, o);
     return g;
   }

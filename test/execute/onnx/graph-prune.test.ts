@@ -45,3 +45,38 @@ describe('GraphBuilder.pruneUnused', () => {
     }
   });
 });
+
+describe('graph inputs', () => {
+  test('a model declares only the inputs its nodes read; a loop body keeps every input of its signature', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', OnnxType.float, [2]);
+    g.input('unread', OnnxType.float, [1024, 1024]);
+    const outer = g.input('outer', OnnxType.float, [2]);
+    const body = new GraphBuilder('b_');
+    body.input('b_i', OnnxType.int64, []);
+    const cond = body.input('b_cond', OnnxType.bool, []);
+    const acc = body.input('b_acc', OnnxType.float, [2]);
+    // An input the body leaves unread still belongs to its signature.
+    body.input('b_unused', OnnxType.float, [2]);
+    body.passOutput(cond, OnnxType.bool, []);
+    body.output(body.op('Add', [acc, outer]), 'b_acc_out', OnnxType.float, [2]);
+    body.output(acc, 'b_unused_out', OnnxType.float, [2]);
+    const [sum] = g.opMulti('Loop', [g.i64(2), g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), x, x], 2, { body: { graph: body, name: 'sum' } });
+    g.output(sum!, 'y', OnnxType.float, [2]);
+    const bytes = g.build('inputs');
+    const text = Buffer.from(bytes).toString('latin1');
+    expect(text).not.toContain('unread');
+    expect(text).toContain('b_unused');
+    const rt = new GraphRuntime('cpu');
+    // The run feeds what the graph declares: `unread` is left out, read by no one.
+    const out = await rt.run('inputs', () => bytes, {
+      x: { type: 'float32', data: Float32Array.of(1, 2), dims: [2] },
+      outer: { type: 'float32', data: Float32Array.of(10, 20), dims: [2] },
+      unread: () => {
+        throw new Error('an unread input was made');
+      },
+    });
+    expect([...(out.y!.data as Float32Array)]).toEqual([21, 42]);
+    await rt.dispose();
+  });
+});
