@@ -11,45 +11,30 @@
  *
  *   node dist/test/bench/precision-parity.js [--device cuda] [--json FILE] [MODEL…]
  */
-import { copyFile, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { ForwardModel } from '../../src/execute/forward/executor.js';
 import type { Device } from '../../src/execute/runtime.js';
+import { parseSafetensors, unpackModel, type RefTensor } from '../execute/fixtures.js';
 import { relativeError } from './relative-error.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 const CALIBRATION = join(FIXTURES, 'calibration');
 const MODELS = ['llama', 'qwen3_moe', 'qwen2', 'qwen3', 'mistral', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite'];
 
-/** Tensors of a safetensors file as float32 (F32) or numbers (I64). */
-async function tensors(file: string): Promise<Map<string, { shape: number[]; data: Float32Array | number[] }>> {
-  const buf = new Uint8Array(await readFile(file));
-  const n = Number(new DataView(buf.buffer, buf.byteOffset).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + n))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const out = new Map<string, { shape: number[]; data: Float32Array | number[] }>();
-  for (const [name, t] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const bytes = buf.slice(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
-    out.set(name, { shape: t.shape, data: t.dtype === 'I64' ? Array.from(new BigInt64Array(bytes.buffer), Number) : new Float32Array(bytes.buffer) });
-  }
-  return out;
-}
-
 /** A temporary folder holding the model's checkpoint (unpacked) and the calibration tokenizer. */
 async function modelDir(model: string): Promise<string> {
   const own = join(CALIBRATION, 'models', model);
-  const src = existsSync(own) ? own : join(FIXTURES, 'datafree', model, 'base');
-  const dir = await mkdtemp(join(tmpdir(), `quantc-precision-${model}-`));
-  for (const f of await readdir(src)) {
-    if (f === 'model.safetensors.gz') await writeFile(join(dir, 'model.safetensors'), gunzipSync(await readFile(join(src, f))));
-    else await copyFile(join(src, f), join(dir, f));
-  }
+  const dir = await unpackModel(existsSync(own) ? own : join(FIXTURES, 'datafree', model, 'base'));
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(CALIBRATION, f), join(dir, f));
   return dir;
+}
+
+/** A reference tensor's float32 values. */
+function floats(t: RefTensor): Float32Array {
+  return new Float32Array(t.bytes.slice().buffer);
 }
 
 function sameShare(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -88,14 +73,14 @@ async function main(): Promise<void> {
   const named = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const rows: unknown[] = [];
   for (const model of named.length ? named : MODELS) {
-    const refs = await tensors(join(CALIBRATION, 'precision', `${model}.safetensors`));
-    const input = (await tensors(join(CALIBRATION, `${model}.safetensors`))).get('input_ids')!;
+    const refs = parseSafetensors(await readFile(join(CALIBRATION, 'precision', `${model}.safetensors`)));
+    const input = parseSafetensors(await readFile(join(CALIBRATION, `${model}.safetensors`))).get('input_ids')!;
     const [b, s] = input.shape as [number, number];
-    const flat = input.data as number[];
+    const flat = Array.from(new BigInt64Array(input.bytes.slice().buffer), Number);
     const ids = Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
     const refLayers: Float32Array[] = [];
-    for (let i = 0; refs.has(`layer.${i}`); i++) refLayers.push(refs.get(`layer.${i}`)!.data as Float32Array);
-    const refLogits = refs.get('logits')!.data as Float32Array;
+    for (let i = 0; refs.has(`layer.${i}`); i++) refLayers.push(floats(refs.get(`layer.${i}`)!));
+    const refLogits = floats(refs.get('logits')!);
     const dir = await modelDir(model);
     const fp32 = await errors(dir, 'cpu', 'fp32', false, ids, refLayers, refLogits);
     const fused = await errors(dir, device, 'bf16', true, ids, refLayers, refLogits);
