@@ -12,7 +12,7 @@ import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
-import { layerInputs, positionInputs } from './llama-layer.js';
+import { positionInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, OnnxType, WeightFeeds } from '../onnx/graph-builder.js';
 import { feedTensors, structureKey } from './fed-weights.js';

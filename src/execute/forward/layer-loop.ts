@@ -20,7 +20,7 @@
 import { bf16Bytes, concatFloat32, concatUint16, f16Bytes, toFloat32 } from '../dtypes.js';
 import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
-import type { Feed, RawTensor } from '../runtime.js';
+import type { Feed } from '../runtime.js';
 import type { LayerInputs, LayerOptions } from './llama-layer.js';
 
 /** Equal-length sequences of one batch. */
