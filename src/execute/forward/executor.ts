@@ -549,8 +549,10 @@ export class ForwardModel {
       });
       hidden = output;
     }
-    const storedOut = low !== undefined && !this.layerOutputs;
-    if (storedOut) g.output(narrowed(g, `out_${end - 1}`, low), 'stored_out', stackType(low), ['batch', 'seq', H]);
+    const last = `out_${end - 1}`;
+    const keepLast = options.keepHidden !== false || end < this.config.layers;
+    const storedOut = low !== undefined && !this.layerOutputs && keepLast;
+    if (storedOut) g.output(narrowed(g, last, low), 'stored_out', stackType(low), ['batch', 'seq', H]);
     const key = `layers_${first}_${end}${storedIn ? '_stored' : ''}`;
     const bytes = g.build(key);
     if (this.timings) this.timings.build += performance.now() - built;
@@ -559,15 +561,13 @@ export class ForwardModel {
     try {
       for (let i = 0; i < current.length; i++) {
         const b = current[i]!;
-        const last = `out_${end - 1}`;
-        const keepLast = options.keepHidden !== false || end < this.config.layers;
         const dims = [b.batch, b.seq, H];
         const hiddenFeed: RawTensor = storedIn ? { type: low === 'bfloat16' ? 'uint16' : 'float16', data: b.stored!.data, dims } : f32(b.data, dims);
         const result = await runtime.run(
           key,
           () => bytes,
           { hidden: hiddenFeed, ...inputsFor(b.seq, windowOf(this.config, first)) },
-          this.layerOutputs ? undefined : (name) => (name === 'stored_out' ? keepLast : !name.startsWith('out_') || (name === last && keepLast && !storedOut)),
+          this.layerOutputs ? undefined : (name) => name === 'stored_out' || !name.startsWith('out_') || (name === last && keepLast && !storedOut),
         );
         const extras = new Map<number, Record<string, RawTensor>>();
         for (const [name, t] of Object.entries(result)) {
