@@ -5,9 +5,13 @@
  * error of a layer output and of the logits, and the share of values equal
  * to the reference, with the attention fused (onnxruntime's
  * GroupQueryAttention, the default on CUDA) and as MatMul/Softmax ops; the
- * float32 graphs' errors beside them for scale. What `test/forward-precision.test.ts`
- * checks with vitest, for a machine that has the built code and no vitest
- * (the GPU machine).
+ * float32 graphs' errors beside them for scale; and how many values the
+ * narrowed graphs (narrow.ts, the default) change against the same graphs
+ * computing between roundings in float32 (none, where the provider's
+ * low-dtype kernels round as float32 arithmetic then a rounding does; each
+ * narrowed operator is also checked alone on random values). What
+ * `test/forward-precision.test.ts` checks with vitest, for a machine that has
+ * the built code and no vitest (the GPU machine).
  *
  *   node dist/test/bench/precision-parity.js [--device cuda] [--json FILE] [MODEL…]
  */
@@ -16,7 +20,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ForwardModel } from '../../src/execute/forward/executor.js';
-import type { Device } from '../../src/execute/runtime.js';
+import { GraphRuntime, type Device } from '../../src/execute/runtime.js';
+import { GraphBuilder, OnnxType } from '../../src/execute/onnx/graph-builder.js';
 import { parseSafetensors, unpackModel, type RefTensor } from '../execute/fixtures.js';
 import { relativeError } from './relative-error.js';
 
@@ -50,19 +55,85 @@ interface Errors {
   readonly same: number;
 }
 
-async function errors(dir: string, device: Device, precision: 'fp32' | 'bf16', fused: boolean, ids: number[][], refLayers: Float32Array[], refLogits: Float32Array): Promise<Errors> {
+/** The layer outputs and logits of one variant: fused attention or not, narrowed or not (where the precision is native). */
+async function forward(dir: string, device: Device, precision: 'fp32' | 'bf16', fused: boolean, narrowed: boolean, ids: number[][]): Promise<Float32Array[]> {
   const model = await ForwardModel.open(dir, device);
   model.layerOutputs = true;
   const ran = model.usePrecision(precision);
-  if (ran.low) model.precision = { ...ran, low: { ...ran.low, fusedAttention: fused && ran.low.native } };
+  if (ran.low) {
+    const { narrow, ...low } = ran.low;
+    model.precision = { ...ran, low: { ...low, fusedAttention: fused && ran.low.native, ...(narrowed && narrow ? { narrow } : {}) } };
+  }
   const layers: Float32Array[] = [];
   const hidden = await model.layers(await model.embed([ids]), { onLayer: (layer, _b, h) => (layers[layer] = Float32Array.from(h.data)) });
   const [logits] = await model.head(hidden, 'logits');
+  return [...layers, logits!];
+}
+
+function errors(outputs: Float32Array[], refLayers: Float32Array[], refLogits: Float32Array): Errors {
+  const layers = outputs.slice(0, -1);
+  const logits = outputs.at(-1)!;
   return {
     layer: Math.max(...layers.map((l, i) => relativeError(l, refLayers[i]!))),
-    logits: relativeError(logits!, refLogits),
-    same: Math.min(...layers.map((l, i) => sameShare(l, refLayers[i]!)), sameShare(logits!, refLogits)),
+    logits: relativeError(logits, refLogits),
+    same: Math.min(...layers.map((l, i) => sameShare(l, refLayers[i]!)), sameShare(logits, refLogits)),
   };
+}
+
+/** Values of `a` not bit-equal to `b`'s, over all outputs. */
+function differing(a: Float32Array[], b: Float32Array[]): number {
+  let n = 0;
+  a.forEach((x, k) => {
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], b[k]![i])) n++;
+  });
+  return n;
+}
+
+/** Random bf16 values (as float32) of magnitude up to 2^±8, some zeros and negatives. */
+function randomBf16(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  const bits = new Uint32Array(out.buffer);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const e = 127 - 8 + ((x >>> 8) % 17);
+    bits[i] = i % 97 === 0 ? 0 : (((x >>> 31) << 31) | (e << 23) | (((x >>> 1) & 0x7f) << 16)) >>> 0;
+  }
+  return out;
+}
+
+/**
+ * Each operator narrow.ts runs in bf16, alone: its bf16 kernel against float32
+ * arithmetic then a rounding, on random bf16 values (same shapes and a
+ * broadcast row); the count of results that differ.
+ */
+async function kernelCheck(device: Device): Promise<Record<string, number>> {
+  const n = 1 << 16;
+  const result: Record<string, number> = {};
+  for (const op of ['Add', 'Sub', 'Mul']) {
+    for (const shapeB of [[n], [1]]) {
+      const g = new GraphBuilder();
+      const a = g.input('a', OnnxType.float, [n]);
+      const b = g.input('b', OnnxType.float, shapeB);
+      const low = (x: string): string => g.op('Cast', [x], { to: OnnxType.bfloat16 });
+      const up = (x: string): string => g.op('Cast', [x], { to: OnnxType.float });
+      g.output(up(g.op(op, [low(a), low(b)])), 'low', OnnxType.float, [n]);
+      g.output(up(low(g.op(op, [a, b]))), 'emulated', OnnxType.float, [n]);
+      const runtime = new GraphRuntime(device);
+      try {
+        const r = await runtime.run(`check_${op}`, () => g.build(op), {
+          a: { type: 'float32', data: randomBf16(n, 7), dims: [n] },
+          b: { type: 'float32', data: randomBf16(shapeB[0]!, 11), dims: shapeB },
+        });
+        result[`${op}${shapeB[0] === 1 ? ' (broadcast)' : ''}`] = differing([r.low!.data as Float32Array], [r.emulated!.data as Float32Array]);
+      } finally {
+        await runtime.dispose();
+      }
+    }
+  }
+  return result;
 }
 
 async function main(): Promise<void> {
@@ -72,6 +143,12 @@ async function main(): Promise<void> {
   const json = at('--json');
   const named = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const rows: unknown[] = [];
+  // The CPU provider has no bf16 arithmetic kernels (and its graphs are not narrowed).
+  if (device === 'cuda') {
+    const kernels = await kernelCheck(device);
+    console.log(`bf16 kernels against float32 then a rounding, differing results of ${1 << 16}: ${JSON.stringify(kernels)}`);
+    rows.push({ device, kernels });
+  }
   for (const model of named.length ? named : MODELS) {
     const refs = parseSafetensors(await readFile(join(CALIBRATION, 'precision', `${model}.safetensors`)));
     const input = parseSafetensors(await readFile(join(CALIBRATION, `${model}.safetensors`))).get('input_ids')!;
@@ -82,12 +159,15 @@ async function main(): Promise<void> {
     for (let i = 0; refs.has(`layer.${i}`); i++) refLayers.push(floats(refs.get(`layer.${i}`)!));
     const refLogits = floats(refs.get('logits')!);
     const dir = await modelDir(model);
-    const fp32 = await errors(dir, 'cpu', 'fp32', false, ids, refLayers, refLogits);
-    const fused = await errors(dir, device, 'bf16', true, ids, refLayers, refLogits);
-    const ops = await errors(dir, device, 'bf16', false, ids, refLayers, refLogits);
-    rows.push({ model, device, fp32, fused, ops });
+    const fp32 = errors(await forward(dir, 'cpu', 'fp32', false, false, ids), refLayers, refLogits);
+    const narrowed = await forward(dir, device, 'bf16', true, true, ids);
+    const wide = await forward(dir, device, 'bf16', true, false, ids);
+    const fused = errors(narrowed, refLayers, refLogits);
+    const ops = errors(await forward(dir, device, 'bf16', false, true, ids), refLayers, refLogits);
+    const narrowing = { differing: differing(narrowed, wide), of: narrowed.reduce((n, x) => n + x.length, 0) };
+    rows.push({ model, device, fp32, fused, ops, narrowing });
     const f = (e: Errors): string => `layers ${e.layer.toExponential(1)} logits ${e.logits.toExponential(1)} same ${(100 * e.same).toFixed(1)}%`;
-    console.log(`${model.padEnd(14)} bf16 fused: ${f(fused)} | bf16 ops: ${f(ops)} | fp32 (cpu): ${f(fp32)}`);
+    console.log(`${model.padEnd(14)} bf16 fused: ${f(fused)} | bf16 ops: ${f(ops)} | fp32 (cpu): ${f(fp32)} | narrowed vs not: ${narrowing.differing} of ${narrowing.of} differ`);
   }
   if (json) await writeFile(json, `${JSON.stringify(rows, null, 2)}\n`);
 }

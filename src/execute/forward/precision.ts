@@ -15,8 +15,9 @@
  * result is rounded instead (`Cast` to the low dtype and back): the same
  * rounding points, the same values up to accumulation order.
  */
-import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import { OnnxType, type GraphBuilder, type OnnxElemType } from '../onnx/graph-builder.js';
 import type { Device } from '../runtime.js';
+import { narrow } from './narrow.js';
 
 /** What `--precision` asks for. */
 export type Precision = 'fp32' | 'bf16';
@@ -32,6 +33,14 @@ export interface LowPrecision {
    * (CUDA) only; `QUANTC_FUSED_ATTENTION=0` turns it off.
    */
   readonly fusedAttention?: boolean;
+  /**
+   * Values of the low dtype travel between ops as tensors of that dtype, not
+   * as float32 (narrow.ts: the same values, half the bytes); `all` also runs
+   * rounded Add/Sub/Mul in the low dtype, `exact` only moves values (the CPU
+   * provider has no float16/bfloat16 arithmetic kernels: it would compute in
+   * float32 and drop the rounding). Native only; `QUANTC_NARROW=0` turns it off.
+   */
+  readonly narrow?: 'all' | 'exact';
 }
 
 /**
@@ -79,7 +88,11 @@ export function resolvePrecision(requested: Precision, modelType: string, dtype:
   if (dtype !== 'bfloat16' && dtype !== 'float16') return { requested, runs: 'fp32', note: `the checkpoint's dtype is ${dtype}, so transformers computes in float32` };
   if (!LOW_PRECISION_TYPES.has(modelType)) return { requested, runs: 'fp32', note: `${modelType} layers have no ${dtype} graphs yet; they compute in float32` };
   const native = device === 'cuda';
-  return { requested, runs: dtype, low: { dtype, native, fusedAttention: native && process.env.QUANTC_FUSED_ATTENTION !== '0' } };
+  return {
+    requested,
+    runs: dtype,
+    low: { dtype, native, fusedAttention: native && process.env.QUANTC_FUSED_ATTENTION !== '0', ...(native && process.env.QUANTC_NARROW !== '0' ? { narrow: 'all' as const } : {}) },
+  };
 }
 
 /** One line for a run summary: `bfloat16 (MatMuls in bfloat16)`, `bfloat16 (bfloat16 rounding emulated in float32 ops)`, `float32`, or `float32 (--precision bf16: why)`. */
@@ -95,6 +108,7 @@ const fused = new WeakSet<GraphBuilder>();
 export function setGraphPrecision(g: GraphBuilder, low: LowPrecision | undefined): void {
   if (low) graphs.set(g, low);
   if (low?.fusedAttention) fused.add(g);
+  if (low?.native && low.narrow) g.rewriteWith((nodes, graph) => narrow(nodes, graph, onnxType(low), low.narrow === 'all'));
 }
 
 /** Makes graph `g`'s causal attention one fused kernel whatever its precision (float32 on the CPU, as tests check it). */
@@ -119,7 +133,7 @@ export function inheritPrecision(to: GraphBuilder, from: GraphBuilder): void {
 }
 
 /** The ONNX element type of a low dtype. */
-export function onnxType(low: LowPrecision): number {
+export function onnxType(low: LowPrecision): OnnxElemType {
   return low.dtype === 'bfloat16' ? OnnxType.bfloat16 : OnnxType.float16;
 }
 

@@ -85,12 +85,41 @@ export class WeightFeeds {
   readonly entries: WeightFeed[] = [];
 }
 
-/** A node as written, with the names it reads (its inputs, and the outer-scope names of its subgraphs) and writes. */
-interface NodeRecord {
-  readonly writer: ProtoWriter;
+/** A node as added: its operator, the names it reads (its inputs, and the outer-scope names of its subgraphs) and writes. */
+export interface GraphNode {
+  readonly name: string;
+  readonly opType: string;
   readonly inputs: readonly string[];
   readonly outputs: readonly string[];
+  readonly attrs: Readonly<Record<string, AttrValue>>;
+  /** Set for onnxruntime's contrib operators. */
+  readonly domain?: string;
   readonly refs: readonly string[];
+}
+
+/** What a {@link GraphRewrite} knows of the graph besides its nodes. */
+export interface GraphContext {
+  /** The element type of a graph input, constant or fed weight; undefined for any other name (node outputs, outer-scope values). */
+  typeOf(name: string): OnnxElemType | undefined;
+  /** Names whose value must keep its node and type: graph outputs, and what subgraphs read by name. */
+  readonly pinned: ReadonlySet<string>;
+  /** A new value name. */
+  freshValue(): string;
+  /** A new node name. */
+  freshNode(): string;
+}
+
+/** Rewrites a graph's nodes when it is written (precision.ts narrows low-precision graphs); the result must stay in topological order. */
+export type GraphRewrite = (nodes: readonly GraphNode[], graph: GraphContext) => GraphNode[];
+
+function nodeProto(n: GraphNode): ProtoWriter {
+  const w = new ProtoWriter();
+  for (const i of n.inputs) w.string(1, i);
+  for (const o of n.outputs) w.string(2, o);
+  w.string(3, n.name).string(4, n.opType);
+  if (n.domain) w.string(7, n.domain);
+  for (const [k, v] of Object.entries(n.attrs)) w.message(5, attribute(k, v));
+  return w;
 }
 
 /**
@@ -99,10 +128,11 @@ interface NodeRecord {
  * {@link build} copies each constant's bytes once, into the model bytes.
  */
 export class GraphBuilder {
-  private nodes: NodeRecord[] = [];
-  private inits: { readonly name: string; readonly writer: ProtoWriter }[] = [];
+  private nodes: GraphNode[] = [];
+  private inits: { readonly name: string; readonly elemType: OnnxElemType; readonly writer: ProtoWriter }[] = [];
   private inputs: ProtoWriter[] = [];
   private inputNames: string[] = [];
+  private inputTypes: OnnxElemType[] = [];
   private outputs: ProtoWriter[] = [];
   private outputNames: string[] = [];
   private counter = 0;
@@ -112,6 +142,8 @@ export class GraphBuilder {
   private usesContrib = false;
   /** See {@link feedWeights}. */
   private feeds?: WeightFeeds;
+  /** See {@link rewriteWith}. */
+  private rewrite?: GraphRewrite;
 
   /** `prefix` starts every generated name: a subgraph's names must not clash with its parent's. */
   constructor(private readonly prefix = '') {}
@@ -123,6 +155,11 @@ export class GraphBuilder {
    */
   pruneUnused(): void {
     this.prune = true;
+  }
+
+  /** Makes {@link build} (and a parent writing this graph as a subgraph) write the nodes `rewrite` makes of this graph's nodes. */
+  rewriteWith(rewrite: GraphRewrite): void {
+    this.rewrite = rewrite;
   }
 
   /**
@@ -164,6 +201,7 @@ export class GraphBuilder {
   input(name: string, elemType: OnnxElemType, dims: readonly Dim[] | null): string {
     this.inputs.push(valueInfo(name, elemType, dims));
     this.inputNames.push(name);
+    this.inputTypes.push(elemType);
     return name;
   }
 
@@ -193,7 +231,7 @@ export class GraphBuilder {
    */
   constRaw(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array | FileBytes): string {
     const name = `${this.prefix}c${this.counter++}`;
-    this.inits.push({ name, writer: new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw) });
+    this.inits.push({ name, elemType, writer: new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw) });
     return name;
   }
 
@@ -236,34 +274,46 @@ export class GraphBuilder {
   }
 
   private node(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, AttrValue>>, outputs: readonly string[], domain?: string): void {
-    const w = new ProtoWriter();
-    for (const i of inputs) w.string(1, i);
-    for (const o of outputs) w.string(2, o);
-    w.string(3, `${this.prefix}n${this.counter++}`).string(4, opType);
-    if (domain) w.string(7, domain);
     const refs: string[] = [];
-    for (const [k, v] of Object.entries(attrs)) {
-      w.message(5, attribute(k, v));
+    for (const v of Object.values(attrs)) {
       if (typeof v === 'object' && v !== null && 'graph' in v) {
         refs.push(...v.graph.freeNames());
         if (v.graph.usesContrib) this.usesContrib = true;
       }
     }
-    this.nodes.push({ writer: w, inputs, outputs, refs });
+    this.nodes.push({ name: `${this.prefix}n${this.counter++}`, opType, inputs, outputs, attrs, ...(domain ? { domain } : {}), refs });
+  }
+
+  /** This graph's nodes as written: rewritten where {@link rewriteWith} asks. */
+  private written(): readonly GraphNode[] {
+    if (!this.rewrite) return this.nodes;
+    const types = new Map<string, OnnxElemType>();
+    this.inputNames.forEach((name, i) => types.set(name, this.inputTypes[i]!));
+    for (const t of this.inits) types.set(t.name, t.elemType);
+    for (const f of this.feeds?.entries ?? []) types.set(f.name, f.elemType);
+    const pinned = new Set(this.outputNames);
+    for (const n of this.nodes) for (const r of n.refs) pinned.add(r);
+    return this.rewrite(this.nodes, {
+      typeOf: (name) => types.get(name),
+      pinned,
+      freshValue: () => `${this.prefix}v${this.counter++}`,
+      freshNode: () => `${this.prefix}n${this.counter++}`,
+    });
   }
 
   /** The nodes and constants the outputs depend on (all of them unless {@link pruneUnused}); nodes are in topological order. */
-  private kept(): { nodes: readonly NodeRecord[]; inits: readonly { readonly writer: ProtoWriter }[] } {
-    if (!this.prune) return { nodes: this.nodes, inits: this.inits };
+  private kept(): { nodes: readonly GraphNode[]; inits: readonly { readonly name: string; readonly writer: ProtoWriter }[] } {
+    const nodes = this.written();
+    if (!this.prune) return { nodes, inits: this.inits };
     const needed = new Set(this.outputNames);
-    const keep = new Array<boolean>(this.nodes.length).fill(false);
-    for (let i = this.nodes.length - 1; i >= 0; i--) {
-      const n = this.nodes[i]!;
+    const keep = new Array<boolean>(nodes.length).fill(false);
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      const n = nodes[i]!;
       if (!n.outputs.some((o) => needed.has(o))) continue;
       keep[i] = true;
       for (const name of [...n.inputs, ...n.refs]) needed.add(name);
     }
-    return { nodes: this.nodes.filter((_, i) => keep[i]), inits: this.inits.filter((t) => needed.has(t.name)) };
+    return { nodes: nodes.filter((_, i) => keep[i]), inits: this.inits.filter((t) => needed.has(t.name)) };
   }
 
   /**
@@ -273,7 +323,7 @@ export class GraphBuilder {
   graphProto(name: string, top = false): ProtoWriter {
     const g = new ProtoWriter();
     const { nodes, inits } = this.kept();
-    for (const n of nodes) g.message(1, n.writer);
+    for (const n of nodes) g.message(1, nodeProto(n));
     g.string(2, name);
     for (const t of inits) g.message(5, t.writer);
     const read = new Set([...nodes.flatMap((n) => [...n.inputs, ...n.refs]), ...this.outputNames]);
