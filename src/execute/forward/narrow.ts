@@ -44,8 +44,11 @@ const EXACT: Readonly<Record<string, 'all' | 'first'>> = {
   ReduceMax: 'first',
 };
 
-/** Ops whose first output has their first input's element type. */
-const SAME_TYPE = new Set([...ROUNDED, ...Object.keys(EXACT), 'MatMul', 'Identity']);
+/** Ops whose first output has the element type of one of their inputs: which. */
+const TYPE_FROM: Readonly<Record<string, number>> = {
+  ...Object.fromEntries([...ROUNDED, ...Object.keys(EXACT), 'MatMul', 'Identity', 'GroupQueryAttention'].map((op) => [op, 0])),
+  SimplifiedLayerNormalization: 1,
+};
 
 function castTo(n: GraphNode): number | undefined {
   return n.opType === 'Cast' && !n.domain ? (n.attrs.to as number) : undefined;
@@ -123,7 +126,8 @@ export function narrow(nodes: readonly GraphNode[], graph: GraphContext, low: On
     }
     for (const i of [...n.inputs, ...n.refs]) makeFloat(i);
     out.push(n);
-    if (to === low || ((SAME_TYPE.has(n.opType) || n.opType === 'GroupQueryAttention') && isLow(n.inputs[0]!))) lowTensors.add(y);
+    const from = TYPE_FROM[n.opType];
+    if (to === low || (from !== undefined && isLow(n.inputs[from]!))) lowTensors.add(y);
   }
   return out;
 }
