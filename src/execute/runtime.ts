@@ -166,7 +166,10 @@ export class GraphRuntime {
           // profiling), or of those whose graph key matches QUANTC_ORT_PROFILE_MATCH (a regular expression).
           const trace = profiled(key);
           const profiling = trace ? { enableProfiling: true, profileFilePrefix: `${trace}-${key.replace(/[^\w.-]/g, '_')}` } : {};
-          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel: 4, ...profiling, ...extra });
+          // QUANTC_ORT_LOG=0…3: onnxruntime's own log from that severity on (0: verbose, with each stage of session creation timed).
+          const log = Number(process.env.QUANTC_ORT_LOG ?? 4);
+          const logSeverityLevel = ([0, 1, 2, 3, 4] as const).find((l) => l === log) ?? 4;
+          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel, ...profiling, ...extra });
           if (this.timings) {
             this.timings.create += performance.now() - t0;
             this.timings.sessions++;
