@@ -15,6 +15,7 @@ import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { positionInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, OnnxType, WeightFeeds } from '../onnx/graph-builder.js';
+import { ByteArena } from '../onnx/proto-writer.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
@@ -363,10 +364,12 @@ export class ForwardModel {
    */
   async layers(hidden: HiddenBatch[], options: RunOptions = {}): Promise<HiddenBatch[]> {
     const inputsFor = this.positionTables();
+    // The graphs of several layers (a gigabyte each on a large model) are written one after the other into the same memory.
+    const arena = new ByteArena();
     let current = hidden;
     for (const [first, end] of this.layerRanges(options.expertGroupBytes)) {
       if (end - first > 1) {
-        current = await this.runLayerRange(first, end, current, options, inputsFor);
+        current = await this.runLayerRange(first, end, current, options, inputsFor, arena);
         continue;
       }
       options.onLayerStart?.(first, this.config.layers);
@@ -529,6 +532,7 @@ export class ForwardModel {
     current: HiddenBatch[],
     options: RunOptions,
     inputsFor: LayerInputsFor,
+    arena: ByteArena,
   ): Promise<HiddenBatch[]> {
     const built = performance.now();
     const g = new GraphBuilder();
@@ -554,7 +558,8 @@ export class ForwardModel {
     const storedOut = low !== undefined && !this.layerOutputs && keepLast;
     if (storedOut) g.output(narrowed(g, last, low), 'stored_out', stackType(low), ['batch', 'seq', H]);
     const key = `layers_${first}_${end}${storedIn ? '_stored' : ''}`;
-    const bytes = g.build(key);
+    // Used once: the session is made at the first run (onnxruntime copies the model), before anything else is written into the arena.
+    const bytes = g.build(key, arena);
     if (this.timings) this.timings.build += performance.now() - built;
     const runtime = this.runtime();
     const next: HiddenBatch[] = [];

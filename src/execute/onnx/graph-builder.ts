@@ -5,7 +5,7 @@
  * and subgraph bodies (Scan).
  * Node output names are generated, so graphs read like expressions.
  */
-import { ProtoWriter, type FileBytes } from './proto-writer.js';
+import { ProtoWriter, type ByteArena, type FileBytes } from './proto-writer.js';
 
 export type { FileBytes };
 
@@ -336,11 +336,11 @@ export class GraphBuilder {
     return g;
   }
 
-  /** Serialized ModelProto. */
-  build(name: string): Uint8Array {
+  /** Serialized ModelProto; with `arena`, written into the arena's memory (valid until the arena's next use). */
+  build(name: string, arena?: ByteArena): Uint8Array {
     const g = this.graphProto(name, true);
     const model = new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').message(7, g).message(8, new ProtoWriter().string(1, '').int(2, OPSET));
     if (this.usesContrib) model.message(8, new ProtoWriter().string(1, CONTRIB_DOMAIN).int(2, 1));
-    return model.finish();
+    return model.finish(arena);
   }
 }
