@@ -112,6 +112,31 @@ export interface GraphContext {
 /** Rewrites a graph's nodes when it is written (precision.ts narrows low-precision graphs); the result must stay in topological order. */
 export type GraphRewrite = (nodes: readonly GraphNode[], graph: GraphContext) => GraphNode[];
 
+/**
+ * `nodes` with each output's `Identity` folded into the node that makes its
+ * value, where nothing else reads that value: the node writes the output
+ * itself, one device copy less per output and run (per iteration, in a loop
+ * body).
+ */
+function foldOutputCopies(nodes: readonly GraphNode[], outputs: ReadonlySet<string>): readonly GraphNode[] {
+  const reads = new Map<string, number>();
+  const made = new Set<string>();
+  for (const n of nodes) {
+    for (const name of [...n.inputs, ...n.refs]) reads.set(name, (reads.get(name) ?? 0) + 1);
+    for (const o of n.outputs) made.add(o);
+  }
+  const renamed = new Map<string, string>();
+  const folded = new Set<GraphNode>();
+  for (const n of nodes) {
+    const [x] = n.inputs;
+    if (n.opType !== 'Identity' || n.domain || x === undefined || !outputs.has(n.outputs[0]!) || !made.has(x) || outputs.has(x) || reads.get(x) !== 1) continue;
+    renamed.set(x, n.outputs[0]!);
+    folded.add(n);
+  }
+  if (folded.size === 0) return nodes;
+  return nodes.filter((n) => !folded.has(n)).map((n) => (n.outputs.some((o) => renamed.has(o)) ? { ...n, outputs: n.outputs.map((o) => renamed.get(o) ?? o) } : n));
+}
+
 function nodeProto(n: GraphNode): ProtoWriter {
   const w = new ProtoWriter();
   for (const i of n.inputs) w.string(1, i);
@@ -303,7 +328,7 @@ export class GraphBuilder {
 
   /** The nodes and constants the outputs depend on (all of them unless {@link pruneUnused}); nodes are in topological order. */
   private kept(): { nodes: readonly GraphNode[]; inits: readonly { readonly name: string; readonly writer: ProtoWriter }[] } {
-    const nodes = this.written();
+    const nodes = foldOutputCopies(this.written(), new Set(this.outputNames));
     if (!this.prune) return { nodes, inits: this.inits };
     const needed = new Set(this.outputNames);
     const keep = new Array<boolean>(nodes.length).fill(false);
