@@ -3,7 +3,7 @@
  * tensor (dequantized when compressed), so building a layer's graph holds
  * only that layer's weights.
  */
-import { DTYPE_BYTES, toFloat32 } from '../dtypes.js';
+import { DTYPE_BYTES, toFloat32, uint16View } from '../dtypes.js';
 import { readTensorBytes, type CheckpointIndex } from '../safetensors-reader.js';
 import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequantize.js';
 import type { InputPart, InputQuantizer, SliceQuantizer } from './input-quantizer.js';
@@ -19,6 +19,18 @@ export interface LanguageModelNames {
 
 /** A causal LM's own names. */
 export const CAUSAL_LM_NAMES: LanguageModelNames = { model: 'model', head: 'lm_head' };
+
+/** Rows of a 2-D tensor (an embedding table) as {@link WeightReader.rowReader} gives them. */
+export interface RowReader {
+  readonly rows: number;
+  readonly cols: number;
+  /** Row `i`'s float32 values. */
+  row(i: number): Float32Array;
+  /** Writes row `i`'s float32 values into `dest` from `at`. */
+  rowInto(i: number, dest: Float32Array, at: number): void;
+  /** The table's 16-bit elements as stored (`[rows, cols]`), where it is stored as bf16 or fp16. */
+  readonly stored?: { readonly dtype: 'bfloat16' | 'float16'; readonly bits: Uint16Array };
+}
 
 /** Reads the weights of one model folder. */
 export class WeightReader {
@@ -117,17 +129,33 @@ export class WeightReader {
    * Row lookup into a 2-D tensor kept in its stored form (bf16 embeddings
    * stay half the size of float32); rows are widened on demand.
    */
-  async rowReader(name: string): Promise<{ rows: number; cols: number; row: (i: number) => Float32Array }> {
+  async rowReader(name: string): Promise<RowReader> {
     const entry = this.index.tensors.get(name);
     if (!entry || entry.shape.length !== 2 || (entry.dtype !== 'BF16' && entry.dtype !== 'F16' && entry.dtype !== 'F32')) {
       const m = await this.matrix(name);
-      return { rows: m.rows, cols: m.cols, row: (i) => m.data.subarray(i * m.cols, (i + 1) * m.cols) };
+      const row = (i: number): Float32Array => m.data.subarray(i * m.cols, (i + 1) * m.cols);
+      return { rows: m.rows, cols: m.cols, row, rowInto: (i, dest, at) => dest.set(row(i), at) };
     }
     const [rows, cols] = entry.shape as [number, number];
     const bytes = await readTensorBytes(entry);
-    const rowBytes = cols * DTYPE_BYTES[entry.dtype];
     const dtype = entry.dtype;
-    return { rows, cols, row: (i) => toFloat32(bytes.subarray(i * rowBytes, (i + 1) * rowBytes), dtype) };
+    if (dtype === 'F32') {
+      const values = toFloat32(bytes, dtype);
+      const row = (i: number): Float32Array => values.subarray(i * cols, (i + 1) * cols);
+      return { rows, cols, row, rowInto: (i, dest, at) => dest.set(row(i), at) };
+    }
+    const bits = uint16View(bytes);
+    const row = (i: number): Float32Array => toFloat32(new Uint8Array(bits.buffer, bits.byteOffset + i * cols * 2, cols * 2), dtype);
+    // bf16: a value is the high half of its float32, written straight into place (no array per row).
+    const rowInto =
+      dtype === 'BF16'
+        ? (i: number, dest: Float32Array, at: number): void => {
+            const out = new Uint32Array(dest.buffer, dest.byteOffset + at * 4, cols);
+            const base = i * cols;
+            for (let j = 0; j < cols; j++) out[j] = bits[base + j]! << 16;
+          }
+        : (i: number, dest: Float32Array, at: number): void => dest.set(row(i), at);
+    return { rows, cols, row, rowInto, stored: { dtype: dtype === 'BF16' ? 'bfloat16' : 'float16', bits } };
   }
 
   /** A dense 2-D matrix stored as a plain tensor (embeddings). */

@@ -1,0 +1,25 @@
+import { expect, test } from 'vitest';
+import { ForwardModel } from '../src/execute/forward/executor.js';
+import { forwardRefs, modelWithTokenizer } from './calibrate-refs.js';
+
+test('embeddings of a model computing in its table dtype come as the stored 16-bit rows, the same values as the float32 rows', async () => {
+  for (const name of ['llama', 'qwen3_moe']) {
+    const dir = await modelWithTokenizer(name);
+    const ids = (await forwardRefs(name)).inputIds;
+    const wide = await ForwardModel.open(dir);
+    const [plain] = await wide.embed([ids]);
+    expect(plain!.stored).toBeUndefined();
+    const low = await ForwardModel.open(dir);
+    expect(low.usePrecision('bf16').runs).toBe('bfloat16');
+    const [stored] = await low.embed([ids]);
+    expect(stored!.stored?.dtype).toBe('bfloat16');
+    expect(stored!.stored!.data.length).toBe(plain!.data.length);
+    expect(stored!.data).toEqual(plain!.data);
+    // Without 16-bit stacks between graphs the rows come as float32.
+    const f32 = await ForwardModel.open(dir);
+    f32.usePrecision('bf16');
+    f32.compactStacks = false;
+    expect((await f32.embed([ids]))[0]!.stored).toBeUndefined();
+    await expect(low.embed([[[1, 2, 1_000_000]]])).rejects.toThrow(/token id 1000000 is outside the vocabulary/);
+  }
+});
