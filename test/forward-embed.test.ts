@@ -1,5 +1,6 @@
 import { expect, test } from 'vitest';
 import { ForwardModel } from '../src/execute/forward/executor.js';
+import { stackBatches } from '../src/execute/forward/layer-loop.js';
 import { forwardRefs, modelWithTokenizer } from './calibrate-refs.js';
 
 test('embeddings of a model computing in its table dtype come as the stored 16-bit rows, the same values as the float32 rows', async () => {
@@ -22,4 +23,17 @@ test('embeddings of a model computing in its table dtype come as the stored 16-b
     expect((await f32.embed([ids]))[0]!.stored).toBeUndefined();
     await expect(low.embed([[[1, 2, 1_000_000]]])).rejects.toThrow(/token id 1000000 is outside the vocabulary/);
   }
+});
+
+test('a stack of batches held as 16-bit elements is those elements, as a stack of their float32 values gives', async () => {
+  const dir = await modelWithTokenizer('llama');
+  const ids = (await forwardRefs('llama')).inputIds;
+  const model = await ForwardModel.open(dir);
+  model.usePrecision('bf16');
+  const stored = await model.embed([ids, [ids[0]!.slice(0, 5)]]);
+  expect(stored.every((b) => b.stored)).toBe(true);
+  const plain = stored.map((b) => ({ data: Float32Array.from(b.data), batch: b.batch, seq: b.seq }));
+  const direct = stackBatches(stored, model.config.hidden, 'bfloat16');
+  expect(direct.dtype).toBe('bfloat16');
+  expect(direct).toEqual(stackBatches(plain, model.config.hidden, 'bfloat16'));
 });

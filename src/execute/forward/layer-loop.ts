@@ -194,11 +194,21 @@ export function stackInputs(g: GraphBuilder, rows: number, hidden: number, dtype
  * zeroed; as `dtype` asks, except that values the 16-bit dtype does not
  * hold exactly keep the stack float32 (nothing is rounded here).
  */
-export function stackBatches(batches: readonly { data: Float32Array; batch: number; seq: number }[], hidden: number, dtype: StackDtype = 'float32'): HiddenStack {
+export function stackBatches(
+  batches: readonly { data: Float32Array; batch: number; seq: number; stored?: { readonly dtype: StackDtype; readonly data: Uint16Array } }[],
+  hidden: number,
+  dtype: StackDtype = 'float32',
+): HiddenStack {
   const rows = Math.max(1, ...batches.map((b) => b.batch * b.seq));
+  const shapes = batches.map((b) => ({ batch: b.batch, seq: b.seq }));
+  if (dtype !== 'float32' && batches.every((b) => b.stored?.dtype === dtype)) {
+    // Batches held as the stack's own 16-bit elements (embeddings, outputs of graphs of several layers) go in as they are.
+    const bits = new Uint16Array(batches.length * rows * hidden);
+    batches.forEach((b, i) => bits.set(b.stored!.data.subarray(0, b.batch * b.seq * hidden), i * rows * hidden));
+    return { data: bits, dtype, batches: shapes, rows, hidden };
+  }
   const data = new Float32Array(batches.length * rows * hidden);
   batches.forEach((b, i) => data.set(b.data.subarray(0, b.batch * b.seq * hidden), i * rows * hidden));
-  const shapes = batches.map((b) => ({ batch: b.batch, seq: b.seq }));
   if (dtype === 'bfloat16' && bf16Exact(data)) return { data: halves(bf16Bytes(data)), dtype, batches: shapes, rows, hidden };
   if (dtype === 'float16' && f16Exact(data)) return { data: halves(f16Bytes(data)), dtype, batches: shapes, rows, hidden };
   return { data, dtype: 'float32', batches: shapes, rows, hidden };
