@@ -18,7 +18,8 @@
  *   product of two 8- or 11-bit significands is exact in float32; a sum that
  *   is not is the larger value to within far less than half a low ulp);
  * - ops that only move or select values (`Reshape`, `Transpose`, `Slice`,
- *   `Concat`, `Neg`, `ReduceMin`, `ReduceMax`, …) run on the low tensors.
+ *   `Concat`, `Neg`, and in float16 `ReduceMin`/`ReduceMax`, which have no
+ *   bfloat16 kernel on CUDA) run on the low tensors.
  *
  * `Shape` of such a value reads the low tensor's shape. Everything else
  * (norms' float32 statistics, softmax, sigmoid) reads
@@ -43,6 +44,9 @@ const EXACT: Readonly<Record<string, 'all' | 'first'>> = {
   ReduceMin: 'first',
   ReduceMax: 'first',
 };
+
+/** Exact ops onnxruntime's CUDA provider has no bfloat16 kernel for (float16 ones it has): they read float32 in a bf16 graph. */
+const NO_BF16_KERNEL = new Set(['ReduceMin', 'ReduceMax']);
 
 /** Ops whose first output has the element type of one of their inputs: which. */
 const TYPE_FROM: Readonly<Record<string, number>> = {
@@ -111,7 +115,7 @@ export function narrow(nodes: readonly GraphNode[], graph: GraphContext, low: On
       continue;
     }
     const data = dataInputs(n);
-    if (!n.domain && free && n.opType in EXACT && data.every((k) => twin.has(n.inputs[k]!))) {
+    if (!n.domain && free && n.opType in EXACT && !(low === OnnxType.bfloat16 && NO_BF16_KERNEL.has(n.opType)) && data.every((k) => twin.has(n.inputs[k]!))) {
       const result = graph.freshValue();
       out.push({ ...n, inputs: n.inputs.map((i, k) => (data.includes(k) ? twin.get(i)! : i)), outputs: [result] });
       lowTensors.add(result);
