@@ -48,11 +48,8 @@ const EXACT: Readonly<Record<string, 'all' | 'first'>> = {
 /** Exact ops onnxruntime's CUDA provider has no bfloat16 kernel for (float16 ones it has): they read float32 in a bf16 graph. */
 const NO_BF16_KERNEL = new Set(['ReduceMin', 'ReduceMax']);
 
-/** Ops whose first output has the element type of one of their inputs: which. */
-const TYPE_FROM: Readonly<Record<string, number>> = {
-  ...Object.fromEntries([...ROUNDED, ...Object.keys(EXACT), 'MatMul', 'Identity', 'GroupQueryAttention'].map((op) => [op, 0])),
-  SimplifiedLayerNormalization: 1,
-};
+/** Ops whose first output has their first input's element type. */
+const SAME_TYPE = new Set([...ROUNDED, ...Object.keys(EXACT), 'MatMul', 'Identity', 'GroupQueryAttention']);
 
 function castTo(n: GraphNode): number | undefined {
   return n.opType === 'Cast' && !n.domain ? (n.attrs.to as number) : undefined;
@@ -130,8 +127,7 @@ export function narrow(nodes: readonly GraphNode[], graph: GraphContext, low: On
     }
     for (const i of [...n.inputs, ...n.refs]) makeFloat(i);
     out.push(n);
-    const from = TYPE_FROM[n.opType];
-    if (to === low || (from !== undefined && isLow(n.inputs[from]!))) lowTensors.add(y);
+    if (to === low || (SAME_TYPE.has(n.opType) && isLow(n.inputs[0]!))) lowTensors.add(y);
   }
   return out;
 }

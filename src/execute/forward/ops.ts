@@ -43,18 +43,6 @@ function storedBf16(g: GraphBuilder, w: Bf16Matrix, type: 'bfloat16' | 'float'):
  * then the product with the (low-dtype) weight rounded.
  */
 export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number): string {
-  const low = graphPrecision(g);
-  if (low?.fusedNorms) {
-    // One kernel: x (a value of the low dtype) normalized in float32 inside and rounded once to the low dtype, as `.to(input_dtype)` does; a scale of ones leaves that value as it is.
-    const type = onnxType(low);
-    const ones = new Uint16Array(weight.length).fill(low.dtype === 'bfloat16' ? 0x3f80 : 0x3c00);
-    const normed = g.op('SimplifiedLayerNormalization', [g.op('Cast', [x], { to: type }), g.constRaw(type, [weight.length], new Uint8Array(ones.buffer))], {
-      axis: -1,
-      epsilon: { float: eps },
-      stash_type: 1,
-    });
-    return lowOp(g, 'Mul', [rounded(g, weightConst(g, weight, [weight.length])), g.op('Cast', [normed], { to: OnnxType.float })]);
-  }
   const variance = g.op('ReduceMean', [g.op('Mul', [x, x]), g.i64([-1])], { keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.f32(eps)])])]);
   return lowOp(g, 'Mul', [rounded(g, weightConst(g, weight, [weight.length])), rounded(g, g.op('Mul', [x, inv]))]);

@@ -41,14 +41,6 @@ export interface LowPrecision {
    * float32 and drop the rounding). Native only; `QUANTC_NARROW=0` turns it off.
    */
   readonly narrow?: 'all' | 'exact';
-  /**
-   * RMSNorm runs as onnxruntime's SimplifiedLayerNormalization kernel on the
-   * low-dtype input, its float32 result rounded once to the low dtype (what
-   * transformers' float32 normalization then `.to(input_dtype)` gives, up to
-   * the kernel's float32 summation order and rsqrt). Native only;
-   * `QUANTC_FUSED_NORMS=0` turns it off.
-   */
-  readonly fusedNorms?: boolean;
 }
 
 /**
@@ -103,7 +95,6 @@ export function resolvePrecision(requested: Precision, modelType: string, dtype:
       dtype,
       native,
       fusedAttention: native && process.env.QUANTC_FUSED_ATTENTION !== '0',
-      fusedNorms: native && process.env.QUANTC_FUSED_NORMS !== '0',
       ...(native && process.env.QUANTC_NARROW !== '0' ? { narrow: 'all' as const } : {}),
     },
   };
