@@ -11,13 +11,13 @@ function graph(width: number): GraphBuilder {
 
 test('graphs written into one arena: the same bytes as fresh ones, in the same memory, the last overwriting the first', () => {
   const arena = new ByteArena();
-  const large = graph(1000).build('a', arena);
+  const large = graph(1000).build('a', { arena });
   expect(large).toEqual(graph(1000).build('a'));
-  const small = graph(10).build('b', arena);
+  const small = graph(10).build('b', { arena });
   expect(small).toEqual(graph(10).build('b'));
   expect(small.buffer).toBe(large.buffer);
   expect(large.subarray(0, small.length)).toEqual(small);
-  const larger = graph(5000).build('c', arena);
+  const larger = graph(5000).build('c', { arena });
   expect(larger).toEqual(graph(5000).build('c'));
   expect(larger.buffer).not.toBe(large.buffer);
 });

@@ -19,6 +19,13 @@ export interface RawTensor {
 export type Feed = RawTensor | (() => RawTensor);
 
 /**
+ * A model as a graph builds it: its bytes, or its bytes with the folder of
+ * the files its constants reference (ONNX external data: onnxruntime reads
+ * them from there when it creates the session, see `BuildOptions`).
+ */
+export type ModelBytes = Uint8Array | { readonly bytes: Uint8Array; readonly externalData: string };
+
+/**
  * Wall-clock milliseconds spent in onnxruntime (profiling): runtimes given
  * the same object add to it.
  */
@@ -148,7 +155,7 @@ export class GraphRuntime {
     })();
   }
 
-  private session(key: string, build: () => Uint8Array): Promise<Ort.InferenceSession> {
+  private session(key: string, build: () => ModelBytes): Promise<Ort.InferenceSession> {
     let s = this.sessions.get(key);
     if (s) {
       // Most recently used last.
@@ -159,9 +166,15 @@ export class GraphRuntime {
       s = evicted.then(() => this.load()).then(async (ort) => {
         const providers = this.device === 'cuda' ? [this.deviceId === undefined ? 'cuda' : { name: 'cuda' as const, deviceId: this.deviceId }] : ['cpu'];
         try {
-          const bytes = build();
+          const built = build();
+          const bytes = built instanceof Uint8Array ? built : built.bytes;
           const t0 = performance.now();
-          const extra = this.foldConstants ? {} : { extra: { optimization: { disable_specified_optimizers: 'ConstantFolding' } } };
+          const extra = {
+            extra: {
+              ...(this.foldConstants ? {} : { optimization: { disable_specified_optimizers: 'ConstantFolding' } }),
+              ...(built instanceof Uint8Array ? {} : { session: { model_external_initializers_file_folder_path: built.externalData } }),
+            },
+          };
           // QUANTC_ORT_PROFILE=PREFIX: onnxruntime's own per-node trace of every session (JSON files PREFIX-<graph>_<date>.json;
           // profiling), or of those whose graph key matches QUANTC_ORT_PROFILE_MATCH (a regular expression).
           const trace = profiled(key);
@@ -194,7 +207,7 @@ export class GraphRuntime {
    * or only those `outputs` names (the others are neither computed for
    * nothing nor copied back).
    */
-  async run(key: string, build: () => Uint8Array, feeds: Readonly<Record<string, Feed>>, outputs?: (name: string) => boolean): Promise<Record<string, RawTensor>> {
+  async run(key: string, build: () => ModelBytes, feeds: Readonly<Record<string, Feed>>, outputs?: (name: string) => boolean): Promise<Record<string, RawTensor>> {
     const session = await this.session(key, build);
     const ort = this.ort!;
     const inputs: Record<string, Ort.Tensor> = {};

@@ -5,6 +5,8 @@
  * and subgraph bodies (Scan).
  * Node output names are generated, so graphs read like expressions.
  */
+import { realpathSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { ProtoWriter, type ByteArena, type FileBytes } from './proto-writer.js';
 
 export type { FileBytes };
@@ -137,6 +139,51 @@ function foldOutputCopies(nodes: readonly GraphNode[], outputs: ReadonlySet<stri
   return nodes.filter((n) => !folded.has(n)).map((n) => (n.outputs.some((o) => renamed.has(o)) ? { ...n, outputs: n.outputs.map((o) => renamed.get(o) ?? o) } : n));
 }
 
+/** A constant as added: its bytes in memory, or where they lie in a file. */
+interface Initializer {
+  readonly name: string;
+  readonly elemType: OnnxElemType;
+  readonly dims: readonly number[];
+  readonly raw: Uint8Array | FileBytes;
+}
+
+/** How {@link GraphBuilder.build} writes a model. */
+export interface BuildOptions {
+  /** Write the model into the arena's memory (valid until the arena's next use). */
+  readonly arena?: ByteArena;
+  /**
+   * A folder (a real path): constants lying in files in it are written as
+   * references to those files (ONNX external data: the file's name, offset
+   * and length), not copied into the model, and onnxruntime reads them from
+   * the files when it creates the session, which must then be told the
+   * folder ({@link ModelBytes}).
+   */
+  readonly externalData?: string;
+}
+
+const realFiles = new Map<string, { readonly folder: string; readonly name: string }>();
+
+/** The real folder and name of `file` (a checkpoint shard may be a link into a cache's blobs). */
+function realFile(file: string): { readonly folder: string; readonly name: string } {
+  let r = realFiles.get(file);
+  if (!r) {
+    const path = realpathSync(file);
+    r = { folder: dirname(path), name: basename(path) };
+    realFiles.set(file, r);
+  }
+  return r;
+}
+
+function initializerProto(t: Initializer, externalData: string | undefined): ProtoWriter {
+  const w = new ProtoWriter().packedInts(1, t.dims).int(2, t.elemType).string(8, t.name);
+  if (t.raw instanceof Uint8Array || externalData === undefined) return w.bytes(9, t.raw);
+  const real = realFile(t.raw.file);
+  if (real.folder !== externalData) return w.bytes(9, t.raw);
+  const entry = (key: string, value: string): ProtoWriter => new ProtoWriter().string(1, key).string(2, value);
+  // TensorProto.external_data (13) and data_location (14) EXTERNAL.
+  return w.message(13, entry('location', real.name)).message(13, entry('offset', String(t.raw.offset))).message(13, entry('length', String(t.raw.byteLength))).int(14, 1);
+}
+
 function nodeProto(n: GraphNode): ProtoWriter {
   const w = new ProtoWriter();
   for (const i of n.inputs) w.string(1, i);
@@ -154,7 +201,7 @@ function nodeProto(n: GraphNode): ProtoWriter {
  */
 export class GraphBuilder {
   private nodes: GraphNode[] = [];
-  private inits: { readonly name: string; readonly elemType: OnnxElemType; readonly writer: ProtoWriter }[] = [];
+  private inits: Initializer[] = [];
   private inputs: ProtoWriter[] = [];
   private inputNames: string[] = [];
   private inputTypes: OnnxElemType[] = [];
@@ -256,7 +303,7 @@ export class GraphBuilder {
    */
   constRaw(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array | FileBytes): string {
     const name = `${this.prefix}c${this.counter++}`;
-    this.inits.push({ name, elemType, writer: new ProtoWriter().packedInts(1, dims).int(2, elemType).string(8, name).bytes(9, raw) });
+    this.inits.push({ name, elemType, dims, raw });
     return name;
   }
 
@@ -327,7 +374,7 @@ export class GraphBuilder {
   }
 
   /** The nodes and constants the outputs depend on (all of them unless {@link pruneUnused}); nodes are in topological order. */
-  private kept(): { nodes: readonly GraphNode[]; inits: readonly { readonly name: string; readonly writer: ProtoWriter }[] } {
+  private kept(): { nodes: readonly GraphNode[]; inits: readonly Initializer[] } {
     const nodes = foldOutputCopies(this.written(), new Set(this.outputNames));
     if (!this.prune) return { nodes, inits: this.inits };
     const needed = new Set(this.outputNames);
@@ -345,12 +392,12 @@ export class GraphBuilder {
    * The GraphProto (a model's graph, or a subgraph attribute); a model's
    * graph (`top`) declares the fed weights its nodes and bodies read as inputs.
    */
-  graphProto(name: string, top = false): ProtoWriter {
+  graphProto(name: string, top = false, externalData?: string): ProtoWriter {
     const g = new ProtoWriter();
     const { nodes, inits } = this.kept();
     for (const n of nodes) g.message(1, nodeProto(n));
     g.string(2, name);
-    for (const t of inits) g.message(5, t.writer);
+    for (const t of inits) g.message(5, initializerProto(t, externalData));
     const read = new Set([...nodes.flatMap((n) => [...n.inputs, ...n.refs]), ...this.outputNames]);
     // A model's graph declares only the inputs something reads (a layer whose attention is fused never reads the mask), so nothing unread is fed; a loop body keeps its signature.
     this.inputs.forEach((i, k) => {
@@ -361,9 +408,21 @@ export class GraphBuilder {
     return g;
   }
 
-  /** Serialized ModelProto; with `arena`, written into the arena's memory (valid until the arena's next use). */
-  build(name: string, arena?: ByteArena): Uint8Array {
-    const g = this.graphProto(name, true);
+  /**
+   * The folder holding most of this graph's constants that lie in files (by
+   * bytes, their real paths): what {@link BuildOptions.externalData} can
+   * reference; undefined when no constant lies in a file.
+   */
+  fileFolder(): string | undefined {
+    const bytes = new Map<string, number>();
+    for (const t of this.inits) if (!(t.raw instanceof Uint8Array)) bytes.set(realFile(t.raw.file).folder, (bytes.get(realFile(t.raw.file).folder) ?? 0) + t.raw.byteLength);
+    return [...bytes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  }
+
+  /** Serialized ModelProto (see {@link BuildOptions}). */
+  build(name: string, options: BuildOptions = {}): Uint8Array {
+    const { arena, externalData } = options;
+    const g = this.graphProto(name, true, externalData);
     const model = new ProtoWriter().int(1, IR_VERSION).string(2, 'quantc').message(7, g).message(8, new ProtoWriter().string(1, '').int(2, OPSET));
     if (this.usesContrib) model.message(8, new ProtoWriter().string(1, CONTRIB_DOMAIN).int(2, 1));
     return model.finish(arena);
