@@ -13,6 +13,7 @@ import { enableObservers, observeInput, type ObserveOption } from './observe.js'
 import { attention, layerNorm, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
 import { lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
+import type { ModelBytes } from '../runtime.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
 export interface LayerOptions {
@@ -42,7 +43,7 @@ export interface LayerSlot {
  * shared graph ({@link LayerOptions.into}).
  */
 export interface LayerProgram {
-  readonly graph: Uint8Array;
+  readonly graph: ModelBytes;
   readonly expertGroups?: ExpertGroups;
 }
 
@@ -141,7 +142,7 @@ export async function decoderLayer(
   mlp: (g: GraphBuilder, p: string, h: string) => Promise<string>,
   attention: (g: GraphBuilder, p: string, h: string, inp: LayerInputs) => Promise<string> = (g, p, h, inp) => llamaAttention(g, w, cfg, p, h, inp),
   options: LayerOptions = {},
-): Promise<Uint8Array> {
+): Promise<ModelBytes> {
   const p = `${w.names.model}.layers.${layer}`;
   const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
@@ -155,7 +156,11 @@ export async function decoderLayer(
   const h2 = await decoderNorm(g, w, cfg, `${p}.post_attention_layernorm`, x);
   const out = residual(x, await mlp(g, p, h2));
   g.output(out, options.into?.output ?? 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  return options.into ? new Uint8Array(0) : g.build(`layer_${layer}`);
+  if (options.into) return new Uint8Array(0);
+  // The checkpoint's tensors stay in its files: onnxruntime reads them from there (see BuildOptions.externalData).
+  const externalData = process.env.QUANTC_EXTERNAL_WEIGHTS === '0' ? undefined : g.fileFolder();
+  const bytes = g.build(`layer_${layer}`, { externalData });
+  return externalData === undefined ? bytes : { bytes, externalData };
 }
 
 /** The llama decoder layer `layer` (dense SiLU-gated MLP). */
