@@ -343,34 +343,28 @@ export class ForwardModel {
     const h = this.config.hidden;
     // GraniteMoE scales the embeddings by `embedding_multiplier`.
     const mult = this.config.embeddingMultiplier;
-    const check = (tok: number): void => {
-      if (!Number.isInteger(tok) || tok < 0 || tok >= table.rows) throw new RangeError(`token id ${tok} is outside the vocabulary (0..${table.rows - 1})`);
+    /** Calls `put` with each token of batch `b` and where its row goes. */
+    const eachToken = (b: TokenBatch, put: (tok: number, at: number) => void): void => {
+      const seq = b[0]?.length ?? 0;
+      b.forEach((row, i) =>
+        row.forEach((tok, t) => {
+          if (!Number.isInteger(tok) || tok < 0 || tok >= table.rows) throw new RangeError(`token id ${tok} is outside the vocabulary (0..${table.rows - 1})`);
+          put(tok, (i * seq + t) * h);
+        }),
+      );
     };
     // A model computing in its table's 16-bit dtype gets the rows as stored: exact, half the bytes, and what a graph of several layers takes as it is.
     const low = this.compactStacks ? this.precision.low?.dtype : undefined;
     const stored = table.stored;
-    if (low !== undefined && mult === undefined && stored?.dtype === low) {
-      return batches.map((b) => {
-        const seq = b[0]?.length ?? 0;
-        const bits = new Uint16Array(b.length * seq * h);
-        b.forEach((row, i) =>
-          row.forEach((tok, t) => {
-            check(tok);
-            bits.set(stored.bits.subarray(tok * h, (tok + 1) * h), (i * seq + t) * h);
-          }),
-        );
-        return storedBatch(low, bits, b.length, seq);
-      });
-    }
     return batches.map((b) => {
       const seq = b[0]?.length ?? 0;
+      if (low !== undefined && mult === undefined && stored?.dtype === low) {
+        const bits = new Uint16Array(b.length * seq * h);
+        eachToken(b, (tok, at) => bits.set(stored.bits.subarray(tok * h, (tok + 1) * h), at));
+        return storedBatch(low, bits, b.length, seq);
+      }
       const data = new Float32Array(b.length * seq * h);
-      b.forEach((row, i) =>
-        row.forEach((tok, t) => {
-          check(tok);
-          table.rowInto(tok, data, (i * seq + t) * h);
-        }),
-      );
+      eachToken(b, (tok, at) => table.rowInto(tok, data, at));
       if (mult !== undefined) for (let i = 0; i < data.length; i++) data[i] = data[i]! * mult;
       return { data, batch: b.length, seq };
     });
