@@ -105,7 +105,7 @@ export type { ForwardTimings, HiddenBatch, LayerObserver, RunOptions, TokenBatch
 export type { HeadOutput } from './execute/forward/head.js';
 export type { ExpertObservation } from './execute/forward/observe.js';
 export type { Bf16Matrix } from './execute/forward/ops.js';
-export type { WeightReader } from './execute/forward/weights.js';
+export type { RowReader, WeightReader } from './execute/forward/weights.js';
 export type { JobOptions } from './execute/from-plan.js';
 export type { Device, RawTensor } from './execute/runtime.js';
 export type { CheckpointIndex, TensorEntry } from './execute/safetensors-reader.js';
@@ -114,7 +114,7 @@ export type { ApplyEvent, ApplyGroup, ApplyModule, CalibrationSpec, ExtraTensor,
 export type { FileBytes } from './execute/onnx/graph-builder.js';
 export type { ActivationOrdering } from './ir/types.js';
 export type { Observation, ObserveOption } from './execute/forward/observe.js';
-export type { LayerInputsFor, OutputSink } from './execute/forward/executor.js';
+export type { LayerInputsFor, OutputSink, PositionTables } from './execute/forward/executor.js';
 export type { BatchShape, HiddenStack, StackDtype } from './execute/forward/layer-loop.js';
 export type { GptqModuleReport } from './execute/gptq/gptq-modifier.js';
 export type { SmoothReport } from './execute/smoothquant/smoothquant-modifier.js';
