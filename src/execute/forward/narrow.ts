@@ -22,9 +22,10 @@
  *   bfloat16 kernel on CUDA) run on the low tensors.
  *
  * `Shape` of such a value reads the low tensor's shape. Everything else
- * (norms' float32 statistics, softmax, sigmoid) reads
- * float32 as before. Only graphs whose MatMuls run natively in the low dtype
- * are narrowed (CUDA); the tests check the bits with float16 on the CPU.
+ * (norms' float32 statistics, softmax, sigmoid) reads float32 as before.
+ * Only graphs whose MatMuls run natively in the low dtype are narrowed
+ * (CUDA). The tests check the moves bit for bit with float16 on the CPU;
+ * `test/bench/precision-parity.ts` checks the bf16 arithmetic on the card.
  */
 import { OnnxType, type GraphContext, type GraphNode, type OnnxElemType } from '../onnx/graph-builder.js';
 
