@@ -24,8 +24,6 @@ export const CAUSAL_LM_NAMES: LanguageModelNames = { model: 'model', head: 'lm_h
 export interface RowReader {
   readonly rows: number;
   readonly cols: number;
-  /** Row `i`'s float32 values. */
-  row(i: number): Float32Array;
   /** Writes row `i`'s float32 values into `dest` from `at`. */
   rowInto(i: number, dest: Float32Array, at: number): void;
   /** The table's 16-bit elements as stored (`[rows, cols]`), where it is stored as bf16 or fp16. */
@@ -133,29 +131,25 @@ export class WeightReader {
     const entry = this.index.tensors.get(name);
     if (!entry || entry.shape.length !== 2 || (entry.dtype !== 'BF16' && entry.dtype !== 'F16' && entry.dtype !== 'F32')) {
       const m = await this.matrix(name);
-      const row = (i: number): Float32Array => m.data.subarray(i * m.cols, (i + 1) * m.cols);
-      return { rows: m.rows, cols: m.cols, row, rowInto: (i, dest, at) => dest.set(row(i), at) };
+      return { rows: m.rows, cols: m.cols, rowInto: (i, dest, at) => dest.set(m.data.subarray(i * m.cols, (i + 1) * m.cols), at) };
     }
     const [rows, cols] = entry.shape as [number, number];
     const bytes = await readTensorBytes(entry);
     const dtype = entry.dtype;
-    if (dtype === 'F32') {
-      const values = toFloat32(bytes, dtype);
-      const row = (i: number): Float32Array => values.subarray(i * cols, (i + 1) * cols);
-      return { rows, cols, row, rowInto: (i, dest, at) => dest.set(row(i), at) };
+    if (dtype !== 'BF16') {
+      // Widened row by row: the table stays in its stored form.
+      const rowBytes = cols * DTYPE_BYTES[dtype];
+      const rowInto = (i: number, dest: Float32Array, at: number): void => dest.set(toFloat32(bytes.subarray(i * rowBytes, (i + 1) * rowBytes), dtype), at);
+      return { rows, cols, rowInto, ...(dtype === 'F16' ? { stored: { dtype: 'float16' as const, bits: uint16View(bytes) } } : {}) };
     }
     const bits = uint16View(bytes);
-    const row = (i: number): Float32Array => toFloat32(new Uint8Array(bits.buffer, bits.byteOffset + i * cols * 2, cols * 2), dtype);
-    // bf16: a value is the high half of its float32, written straight into place (no array per row).
-    const rowInto =
-      dtype === 'BF16'
-        ? (i: number, dest: Float32Array, at: number): void => {
-            const out = new Uint32Array(dest.buffer, dest.byteOffset + at * 4, cols);
-            const base = i * cols;
-            for (let j = 0; j < cols; j++) out[j] = bits[base + j]! << 16;
-          }
-        : (i: number, dest: Float32Array, at: number): void => dest.set(row(i), at);
-    return { rows, cols, row, rowInto, stored: { dtype: dtype === 'BF16' ? 'bfloat16' : 'float16', bits } };
+    // A bf16 value is the high half of its float32: written straight into place (no array per row).
+    const rowInto = (i: number, dest: Float32Array, at: number): void => {
+      const out = new Uint32Array(dest.buffer, dest.byteOffset + at * 4, cols);
+      const base = i * cols;
+      for (let j = 0; j < cols; j++) out[j] = bits[base + j]! << 16;
+    };
+    return { rows, cols, rowInto, stored: { dtype: 'bfloat16', bits } };
   }
 
   /** A dense 2-D matrix stored as a plain tensor (embeddings). */

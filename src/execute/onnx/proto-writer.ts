@@ -47,11 +47,6 @@ export class ByteArena {
     }
     return this.buffer.subarray(0, size);
   }
-
-  /** Lets the memory go. */
-  release(): void {
-    this.buffer = new Uint8Array(0);
-  }
 }
 
 /** A protobuf message being written: fields in order, nested messages by reference. */
