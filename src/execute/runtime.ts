@@ -4,6 +4,7 @@
  * graph never pay for the native library.
  */
 import type * as Ort from 'onnxruntime-node';
+import type { ModelBytes } from './onnx/graph-builder.js';
 
 /** Where graphs run. */
 export type Device = 'cpu' | 'cuda';
@@ -18,12 +19,7 @@ export interface RawTensor {
 /** A graph input as a run feeds it: a tensor, or a function that makes it when the graph reads that input (a large table a fused graph does not need). */
 export type Feed = RawTensor | (() => RawTensor);
 
-/**
- * A model as a graph builds it: its bytes, or its bytes with the folder of
- * the files its constants reference (ONNX external data: onnxruntime reads
- * them from there when it creates the session, see `BuildOptions`).
- */
-export type ModelBytes = Uint8Array | { readonly bytes: Uint8Array; readonly externalData: string };
+export type { ModelBytes };
 
 /**
  * Wall-clock milliseconds spent in onnxruntime (profiling): runtimes given

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GraphRuntime, type Device, type Feed, type ModelBytes, type RawTensor, type RuntimeTimings } from '../runtime.js';
+import { GraphRuntime, type Device, type Feed, type RawTensor, type RuntimeTimings } from '../runtime.js';
 import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
@@ -572,10 +572,7 @@ export class ForwardModel {
     if (storedOut) g.output(narrowed(g, last, low), 'stored_out', stackType(low), ['batch', 'seq', H]);
     const key = `layers_${first}_${end}${storedIn ? '_stored' : ''}`;
     // Used once: the session is made at the first run (onnxruntime copies the model), before anything else is written into the arena.
-    // The checkpoint's tensors stay in its files: onnxruntime reads them from there (no copy into the model bytes, no parse of them).
-    const externalData = process.env.QUANTC_EXTERNAL_WEIGHTS === '0' ? undefined : g.fileFolder();
-    const bytes = g.build(key, { arena, externalData });
-    const model: ModelBytes = externalData === undefined ? bytes : { bytes, externalData };
+    const model = g.model(key, arena);
     if (this.timings) this.timings.build += performance.now() - built;
     const runtime = this.runtime();
     const next: HiddenBatch[] = [];

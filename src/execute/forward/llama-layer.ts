@@ -5,7 +5,7 @@
  * Graph inputs: `hidden [B, T, H]`, `cos`/`sin [T, D]`, `mask [T, T]`;
  * output: `out [B, T, H]`.
  */
-import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType, type ModelBytes } from '../onnx/graph-builder.js';
 import { windowOf, type DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
@@ -13,7 +13,6 @@ import { enableObservers, observeInput, type ObserveOption } from './observe.js'
 import { attention, layerNorm, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
 import { lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
-import type { ModelBytes } from '../runtime.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
 export interface LayerOptions {
@@ -156,11 +155,7 @@ export async function decoderLayer(
   const h2 = await decoderNorm(g, w, cfg, `${p}.post_attention_layernorm`, x);
   const out = residual(x, await mlp(g, p, h2));
   g.output(out, options.into?.output ?? 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-  if (options.into) return new Uint8Array(0);
-  // The checkpoint's tensors stay in its files: onnxruntime reads them from there (see BuildOptions.externalData).
-  const externalData = process.env.QUANTC_EXTERNAL_WEIGHTS === '0' ? undefined : g.fileFolder();
-  const bytes = g.build(`layer_${layer}`, { externalData });
-  return externalData === undefined ? bytes : { bytes, externalData };
+  return options.into ? new Uint8Array(0) : g.model(`layer_${layer}`);
 }
 
 /** The llama decoder layer `layer` (dense SiLU-gated MLP). */

@@ -139,6 +139,13 @@ function foldOutputCopies(nodes: readonly GraphNode[], outputs: ReadonlySet<stri
   return nodes.filter((n) => !folded.has(n)).map((n) => (n.outputs.some((o) => renamed.has(o)) ? { ...n, outputs: n.outputs.map((o) => renamed.get(o) ?? o) } : n));
 }
 
+/**
+ * A model as a graph builds it: its bytes, or its bytes with the folder of
+ * the files its constants reference (ONNX external data: onnxruntime reads
+ * them from there when it creates the session, see {@link BuildOptions}).
+ */
+export type ModelBytes = Uint8Array | { readonly bytes: Uint8Array; readonly externalData: string };
+
 /** A constant as added: its bytes in memory, or where they lie in a file. */
 interface Initializer {
   readonly name: string;
@@ -417,6 +424,18 @@ export class GraphBuilder {
     const bytes = new Map<string, number>();
     for (const t of this.inits) if (!(t.raw instanceof Uint8Array)) bytes.set(realFile(t.raw.file).folder, (bytes.get(realFile(t.raw.file).folder) ?? 0) + t.raw.byteLength);
     return [...bytes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  }
+
+  /**
+   * The model as a runtime takes it, its constants lying in files referenced
+   * where they lie (the folder holding most of them, {@link fileFolder}):
+   * no copy of a checkpoint's tensors into the bytes, no parse of them.
+   * `QUANTC_EXTERNAL_WEIGHTS=0` copies them in, for comparisons.
+   */
+  model(name: string, arena?: ByteArena): ModelBytes {
+    const externalData = process.env.QUANTC_EXTERNAL_WEIGHTS === '0' ? undefined : this.fileFolder();
+    const bytes = this.build(name, { arena, externalData });
+    return externalData === undefined ? bytes : { bytes, externalData };
   }
 
   /** Serialized ModelProto (see {@link BuildOptions}). */
