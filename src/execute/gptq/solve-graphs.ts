@@ -226,22 +226,19 @@ function quantize(g: GraphBuilder, k: LoopKind, w: string, s: string, z: string 
  * Column `i` of a block: quantize it, its error `e = (w − q)/U[i,i]`, and the
  * rank-1 update of the block's columns `W1 −= U[i, :]ᵀ ⊗ e` (`U` is upper
  * triangular, so the columns before `i` are untouched; column `i` itself is
- * replaced by `q` afterwards). Scan outputs `q` and `e` `[E, R]`. What does
- * not change with `i` is laid out by the block beforehand so that one
- * `Gather` takes each column's part (the loop runs once per weight column,
- * and each operator costs a kernel launch): `rows [w, E, w, 1]` (row `i` of
- * `U`), `diag [w, E, 1]`, scales `sb` and zero points `zb` `[w, E, R]`.
+ * replaced by `q` afterwards). Scan outputs `q` and `e` `[E, R]`.
  */
-function columnBody(k: LoopKind, rows: string, diag: string, sb: string, zb: string | null): GraphBuilder {
+function columnBody(k: LoopKind, hb: string, sb: string, zb: string | null): GraphBuilder {
   const g = new GraphBuilder('col_');
   const i = g.input('i', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
   const w1 = g.input('w1', OnnxType.float, ['e', 'w', 'r']);
   const w = g.op('Gather', [w1, i], { axis: 1 });
-  const q = quantize(g, k, w, g.op('Gather', [sb, i]), zb ? g.op('Gather', [zb, i]) : null);
-  const e = g.op('Div', [g.op('Sub', [w, q]), g.op('Gather', [diag, i])]);
+  const q = quantize(g, k, w, g.op('Gather', [sb, i], { axis: 1 }), zb ? g.op('Gather', [zb, i], { axis: 1 }) : null);
+  const u = g.op('Gather', [hb, i], { axis: 1 });
+  const e = g.op('Div', [g.op('Sub', [w, q]), unsqueeze(g, g.op('Gather', [u, i], { axis: 1 }), 1)]);
   g.passOutput(cond, OnnxType.bool, []);
-  g.output(g.op('Sub', [w1, g.op('Mul', [g.op('Gather', [rows, i]), unsqueeze(g, e, 1)])]), 'w1_out', OnnxType.float, ['e', 'w', 'r']);
+  g.output(g.op('Sub', [w1, g.op('Mul', [unsqueeze(g, u, 2), unsqueeze(g, e, 1)])]), 'w1_out', OnnxType.float, ['e', 'w', 'r']);
   g.output(q, 'q', OnnxType.float, ['e', 'r']);
   g.output(e, 'e', OnnxType.float, ['e', 'r']);
   return g;
@@ -274,17 +271,7 @@ function blockBody(k: LoopKind, block: number, u: string, s: string, z: string |
   const sb = gatherRows(g, s, groups);
   const zb = z ? gatherRows(g, z, groups) : null;
   const width = g.op('Squeeze', [g.op('Sub', [i2, i1]), g.i64([0])]);
-  // Per column i: row i of the block factor [E, w, 1], its diagonal entry [E, 1], the scales and zero points [E, R].
-  const rows = unsqueeze(g, g.op('Transpose', [hb], { perm: [1, 0, 2] }), 3);
-  // The diagonal: every (w+1)-th entry of each flattened [w, w] factor.
-  const wd = g.op('Shape', [hb], { start: 1, end: 2 });
-  const area = g.op('Mul', [wd, wd]);
-  const flat = g.op('Reshape', [hb, g.op('Concat', [g.op('Shape', [hb], { start: 0, end: 1 }), area], { axis: 0 })]);
-  const scalar = (x: string): string => g.op('Squeeze', [x, g.i64([0])]);
-  const onDiagonal = g.op('Range', [g.i64(0), scalar(area), scalar(g.op('Add', [wd, g.i64([1])]))]);
-  const diag = unsqueeze(g, g.op('Transpose', [g.op('Gather', [flat, onDiagonal], { axis: 1 })], { perm: [1, 0] }), 2);
-  const byColumn = (x: string): string => g.op('Transpose', [x], { perm: [1, 0, 2] });
-  const [, qs, errs] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, rows, diag, byColumn(sb), zb ? byColumn(zb) : null), name: 'columns' } });
+  const [, qs, errs] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, hb, sb, zb), name: 'columns' } });
   // Scan step i holds column i: [w, E, R] → [E, w, R].
   const q1 = g.op('Transpose', [qs!], { perm: [1, 0, 2] });
   const err = g.op('Transpose', [errs!], { perm: [1, 0, 2] });
