@@ -64,7 +64,14 @@ function castTo(n: GraphNode): number | undefined {
  */
 export function narrow(nodes: readonly GraphNode[], graph: GraphContext, low: OnnxElemType, arithmetic = true): GraphNode[] {
   const consumers = new Map<string, GraphNode[]>();
-  for (const n of nodes) for (const i of n.inputs) if (i !== '') consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  for (const n of nodes) {
+    for (const i of n.inputs) {
+      if (i === '') continue;
+      const readers = consumers.get(i);
+      if (readers) readers.push(n);
+      else consumers.set(i, [n]);
+    }
+  }
   /** Node outputs known to be tensors of the low dtype. */
   const lowTensors = new Set<string>();
   const isLow = (x: string): boolean => lowTensors.has(x) || graph.typeOf(x) === low;

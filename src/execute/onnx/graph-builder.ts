@@ -422,7 +422,11 @@ export class GraphBuilder {
    */
   fileFolder(): string | undefined {
     const bytes = new Map<string, number>();
-    for (const t of this.inits) if (!(t.raw instanceof Uint8Array)) bytes.set(realFile(t.raw.file).folder, (bytes.get(realFile(t.raw.file).folder) ?? 0) + t.raw.byteLength);
+    for (const t of this.inits) {
+      if (t.raw instanceof Uint8Array) continue;
+      const { folder } = realFile(t.raw.file);
+      bytes.set(folder, (bytes.get(folder) ?? 0) + t.raw.byteLength);
+    }
     return [...bytes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
   }
 
