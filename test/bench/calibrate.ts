@@ -5,7 +5,7 @@
  * `test/bench/torch_forward.py`) over the same token batches of the same
  * random checkpoint (llama, or an MoE architecture: `--arch`), on the same machine.
  *
- *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa] [--model DIR]
+ *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa|qwen3_moe] [--model DIR]
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1] [--compact-stacks 0|1]
@@ -40,8 +40,8 @@ const TORCH_SCRIPT = join(ROOT, 'test/bench/torch_forward.py');
 /** Sizes torch_forward.py can make. */
 export type ModelSize = 'tiny' | '1b';
 
-/** Architectures torch_forward.py can make (MoE ones: 8 experts, top 2, every expert calibrated on every token). */
-export type BenchArch = 'llama' | 'olmoe' | 'granitemoe' | 'phimoe' | 'gpt_oss' | 'llama4_text' | 'qwen3_next' | 'glm_moe_dsa';
+/** Architectures torch_forward.py can make (MoE ones: 8 experts, top 2, qwen3_moe 64 experts, top 8; every expert calibrated on every token, by both engines where transformers fuses the experts). */
+export type BenchArch = 'llama' | 'olmoe' | 'granitemoe' | 'phimoe' | 'gpt_oss' | 'llama4_text' | 'qwen3_next' | 'glm_moe_dsa' | 'qwen3_moe';
 
 /** Options of {@link benchCalibrate}. */
 export interface CalibrateBenchOptions {
@@ -217,8 +217,10 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       if (!ran.low) fp32 = result;
     }
     for (const dtype of options.torchDtypes ?? ['float32', 'bfloat16']) {
-      const r = JSON.parse(python(py, ['run', dir, tokensFile, '--device', device, '--dtype', dtype])) as { seconds: number; tokens: number; tokens_per_s: number; torch: string; device_name: string };
-      push({ engine: 'pytorch', device, dtype, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens_per_s, note: `torch ${r.torch}` });
+      const r = JSON.parse(python(py, ['run', dir, tokensFile, '--device', device, '--dtype', dtype])) as { seconds: number; tokens: number; tokens_per_s: number; torch: string; device_name: string; experts: 'all' | 'routed'; experts_modules: number };
+      // Fused experts run as llm-compressor calibrates them: every expert on every token, as quantc's pass does.
+      const experts = r.experts_modules > 0 ? `, every expert on every token (${r.experts_modules} experts modules)` : '';
+      push({ engine: 'pytorch', device, dtype, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens_per_s, note: `torch ${r.torch}${experts}` });
     }
   }
   return rows;

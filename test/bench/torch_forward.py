@@ -2,13 +2,21 @@
 and transformers eager forward passes over the same token batches quantc
 calibrates on.
 
-    python test/bench/torch_forward.py make DIR --size tiny|1b [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa]
+    python test/bench/torch_forward.py make DIR --size tiny|1b [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa|qwen3_moe]
         writes config.json + model.safetensors of a random llama (bf16), or of an
-        MoE architecture with the same attention and 8 experts of width 256 (top 2)
-    python test/bench/torch_forward.py run DIR TOKENS.json --device cpu|cuda --dtype float32|bfloat16
+        MoE architecture with the same attention and 8 experts of width 256 (top 2;
+        qwen3_moe: 64 experts, top 8)
+    python test/bench/torch_forward.py run DIR TOKENS.json --device cpu|cuda --dtype float32|bfloat16 [--routed]
         runs the decoder (model.model: embeddings and layers, no lm_head, as
         quantc's calibration does) on every batch of TOKENS.json ([[B][T]]
         batches) and prints one JSON line: {"seconds", "tokens", "tokens_per_s"}
+
+Fused experts (3-D gate_up_proj/down_proj, the transformers 5 layout) run
+as llm-compressor calibrates them by default: every expert on every token,
+gate and up as separate products (its `LinearExperts2D` with the
+calibrate-all-experts flag), only the routed rows weighted into the output.
+That is the work quantc's calibration does; `--routed` runs transformers'
+own forward instead (each expert on its routed tokens).
 
 The first batch is run once untimed (kernel selection, allocator warm-up);
 the timed pass covers every batch, with a device synchronisation at the end.
@@ -53,6 +61,9 @@ ARCHS = {
                                   first_k_dense_replace=1, n_group=1, topk_group=1, kv_lora_rank=128, q_lora_rank=256,
                                   qk_rope_head_dim=32, qk_nope_head_dim=64, v_head_dim=64, index_topk=256, index_n_heads=16,
                                   index_head_dim=64),
+    # Qwen3-30B-A3B's routing (64 of its 128 experts kept): 64 experts of width 256, top 8, QK norm
+    "qwen3_moe": lambda s: dict(num_experts=64, num_experts_per_tok=8, moe_intermediate_size=256, norm_topk_prob=True,
+                                head_dim=s["hidden_size"] // s["num_attention_heads"], decoder_sparse_step=1, mlp_only_layers=[]),
 }
 
 
@@ -78,6 +89,27 @@ def make(args):
     print(json.dumps({"dir": args.dir, "size": args.size, "parameters": n}))
 
 
+def all_experts_forward(self, hidden_states, top_k_index, top_k_weights):
+    """llm-compressor's calibrate-all-experts forward of one fused experts module: each expert on all tokens."""
+    final = torch.zeros_like(hidden_states)
+    inter = self.down_proj.shape[-1]
+    for e in range(self.num_experts):
+        gate = torch.nn.functional.linear(hidden_states, self.gate_up_proj[e, :inter])
+        up = torch.nn.functional.linear(hidden_states, self.gate_up_proj[e, inter:])
+        out = torch.nn.functional.linear(self.act_fn(gate) * up, self.down_proj[e])
+        token_idx, top_k_pos = torch.where(top_k_index == e)
+        final.index_add_(0, token_idx, (out[token_idx] * top_k_weights[token_idx, top_k_pos, None]).to(final.dtype))
+    return final
+
+
+def fused_experts(model):
+    """Modules in the transformers 5 fused layout all_experts_forward handles (no biases, gate and up concatenated)."""
+    return [m for m in model.modules()
+            if isinstance(getattr(m, "gate_up_proj", None), torch.nn.Parameter) and getattr(m, "gate_up_proj").dim() == 3
+            and isinstance(getattr(m, "down_proj", None), torch.nn.Parameter) and hasattr(m, "act_fn") and hasattr(m, "num_experts")
+            and getattr(m, "gate_up_proj_bias", None) is None and getattr(m, "down_proj_bias", None) is None]
+
+
 def run(args):
     from transformers import AutoModelForCausalLM
 
@@ -91,6 +123,9 @@ def run(args):
     attn = "eager" if model_type in EAGER_ONLY else args.attn
     model = AutoModelForCausalLM.from_pretrained(args.dir, dtype=dtype, attn_implementation=attn).to(dev).eval()
     decoder = model.model
+    patched = [] if args.routed else fused_experts(model)
+    for m in patched:
+        m.forward = all_experts_forward.__get__(m)
     with open(args.tokens) as f:
         batches = [torch.tensor(b, dtype=torch.long) for b in json.load(f)]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -104,6 +139,7 @@ def run(args):
         seconds = time.perf_counter() - t0
     tokens = sum(b.numel() for b in batches)
     print(json.dumps({"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "threads": torch.get_num_threads(), "attn": attn,
+                      "experts": "all" if patched else "routed", "experts_modules": len(patched),
                       "torch": torch.__version__, "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else os.uname().machine}))
 
 
@@ -121,6 +157,7 @@ def main():
     r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     r.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     r.add_argument("--threads", type=int, default=0)
+    r.add_argument("--routed", action="store_true", help="transformers' routed experts forward instead of every expert on every token")
     args = p.parse_args()
     make(args) if args.cmd == "make" else run(args)
 
