@@ -66,3 +66,23 @@ test('layer graphs, one layer or several, read the checkpoint from its files: th
     expect(referenced).toEqual(await run());
   }
 });
+
+test('graphs of several layers may grow past the copied-weights bound when they reference the checkpoint, not when its weights are copied or changed', async () => {
+  const dir = await modelWithTokenizer('llama');
+  const model = await ForwardModel.open(dir);
+  const perLayer = model.layerRanges().length; // one layer per graph on the CPU by default
+  expect(perLayer).toBe(model.config.layers);
+  model.graphWeightBytes = 1; // below one layer: one layer per graph unless referenced
+  model.referencedGraphWeightBytes = 1 << 30;
+  expect(model.layerRanges()).toEqual([[0, model.config.layers]]);
+  process.env.QUANTC_EXTERNAL_WEIGHTS = '0';
+  expect(model.layerRanges()).toHaveLength(model.config.layers);
+  delete process.env.QUANTC_EXTERNAL_WEIGHTS;
+  const { OverlayWeights } = await import('../src/execute/pipeline/overlay-weights.js');
+  const q = 'model.layers.0.self_attn.q_proj';
+  const changed = model.withWeights(new OverlayWeights(model.weights, { linears: new Map([[q, await model.weights.linear(q)]]), vectors: new Map() }, []));
+  expect(changed.layerRanges()).toHaveLength(model.config.layers);
+  // An explicit 0 still means one layer per graph.
+  model.graphWeightBytes = 0;
+  expect(model.layerRanges()).toHaveLength(model.config.layers);
+});

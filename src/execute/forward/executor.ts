@@ -14,7 +14,7 @@ import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { positionInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
-import { GraphBuilder, OnnxType, WeightFeeds } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType, WeightFeeds, type ModelBytes } from '../onnx/graph-builder.js';
 import { ByteArena } from '../onnx/proto-writer.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
@@ -118,6 +118,12 @@ function keepExpertInputs(extra: Record<string, RawTensor>, sink: (outputs: Reco
 /** Default {@link ForwardModel.graphWeightBytes} on CUDA: 2 GiB of float32 weights (1 GiB as bf16, half the protobuf limit of one graph). */
 export const CUDA_GRAPH_WEIGHT_BYTES = 2 ** 31;
 
+/**
+ * Default {@link ForwardModel.referencedGraphWeightBytes} on CUDA: 16 GiB of
+ * float32 weights (8 GiB of bf16 on the device while the graph's session lives).
+ */
+export const CUDA_REFERENCED_GRAPH_WEIGHT_BYTES = 2 ** 34;
+
 /** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
 const FED_SESSIONS = 4;
 
@@ -205,6 +211,14 @@ export class ForwardModel {
    */
   graphWeightBytes: number;
   /**
+   * Float32 weight bytes one graph of several layers may hold when its
+   * weights are the checkpoint's own bf16 tensors, which onnxruntime reads
+   * from the files (external data) instead of the graph bytes: the
+   * protobuf's 2 GiB limit behind {@link graphWeightBytes} does not bind
+   * them, device memory does. 0 on the CPU.
+   */
+  referencedGraphWeightBytes: number;
+  /**
    * Whether {@link RunOptions.onLayer} receives every layer's hidden states.
    * Off, a graph of several layers copies back only its last layer's states
    * (what the next graph, the head and perplexity need; calibration reads
@@ -240,6 +254,8 @@ export class ForwardModel {
    * half the bytes over the bus each way and in host memory. On by default.
    */
   compactStacks = true;
+  /** Whether the first layer's tensors are plain bf16 (see {@link referencesWeights}), once looked at. */
+  private plainBf16?: boolean;
   /** The sessions of fed layer graphs, one runtime per device, shared with {@link withWeights} copies. */
   private shared: Map<number | undefined, GraphRuntime>;
   /**
@@ -260,6 +276,7 @@ export class ForwardModel {
     private readonly layerBuilder: LayerBuilder,
   ) {
     this.graphWeightBytes = device === 'cuda' ? CUDA_GRAPH_WEIGHT_BYTES : 0;
+    this.referencedGraphWeightBytes = device === 'cuda' ? CUDA_REFERENCED_GRAPH_WEIGHT_BYTES : 0;
     this.foldConstants = device !== 'cuda';
     this.layerOutputs = device !== 'cuda';
     this.loopLayers = device === 'cuda';
@@ -304,6 +321,7 @@ export class ForwardModel {
   withWeights(weights: WeightReader): ForwardModel {
     const m = new ForwardModel(this.config, this.raw, weights, this.device, this.layerBuilder);
     m.graphWeightBytes = this.graphWeightBytes;
+    m.referencedGraphWeightBytes = this.referencedGraphWeightBytes;
     m.layerOutputs = this.layerOutputs;
     m.foldConstants = this.foldConstants;
     m.loopLayers = this.loopLayers;
@@ -513,16 +531,18 @@ export class ForwardModel {
 
   /**
    * Consecutive layers that share one graph, as `[first, end)` ranges.
-   * Layers are grouped only where {@link graphWeightBytes} allows it, for
-   * dense llama-like layers whose MLP fits one graph and that share one
+   * Layers are grouped only where {@link graphWeightBytes} allows it (or
+   * {@link referencedGraphWeightBytes}, for weights read from the files),
+   * for dense llama-like layers whose MLP fits one graph and that share one
    * attention window; everything else runs one layer per graph.
    */
   layerRanges(expertGroupBytes = EXPERT_GROUP_BYTES): [number, number][] {
     const cfg = this.config;
     const perLayer = denseLayerBytes(cfg);
     const mlp = 3 * cfg.hidden * cfg.intermediate * 4;
-    const groupable = LLAMA_LIKE.has(cfg.modelType) && cfg.intermediate > 0 && mlp <= expertGroupBytes;
-    const size = groupable ? Math.max(1, Math.floor(this.graphWeightBytes / perLayer)) : 1;
+    const groupable = LLAMA_LIKE.has(cfg.modelType) && cfg.intermediate > 0 && mlp <= expertGroupBytes && this.graphWeightBytes > 0;
+    const bound = Math.max(this.graphWeightBytes, this.referencesWeights() ? this.referencedGraphWeightBytes : 0);
+    const size = groupable ? Math.max(1, Math.floor(bound / perLayer)) : 1;
     const ranges: [number, number][] = [];
     for (let layer = 0; layer < cfg.layers; ) {
       let end = layer + 1;
@@ -531,6 +551,22 @@ export class ForwardModel {
       layer = end;
     }
     return ranges;
+  }
+
+  /**
+   * Whether layer graphs reference the Linear weights in the checkpoint's
+   * files rather than copy them (see `GraphBuilder.model`): the checkpoint's
+   * own weights, unchanged, plain bf16 (a quantized checkpoint's are
+   * dequantized into the graph), external data not turned off.
+   */
+  private referencesWeights(): boolean {
+    if (process.env.QUANTC_EXTERNAL_WEIGHTS === '0' || this.weights.changed) return false;
+    if (this.plainBf16 === undefined) {
+      const prefix = `${this.weights.names.model}.layers.0.`;
+      const layer = [...this.weights.index.tensors].filter(([name]) => name.startsWith(prefix));
+      this.plainBf16 = layer.length > 0 && layer.every(([name, t]) => !name.endsWith('_packed') && !name.endsWith('_scale') && (t.shape.length !== 2 || t.dtype === 'BF16'));
+    }
+    return this.plainBf16;
   }
 
   /**
@@ -616,7 +652,7 @@ export class ForwardModel {
   private async runExpertGroups(groups: ExpertGroups, hidden: HiddenBatch[], extras: Record<string, RawTensor>[], sink?: OutputSink): Promise<void> {
     const ranges: [number, number][] = [];
     for (let start = 0; start < groups.experts; start += groups.groupSize) ranges.push([start, Math.min(groups.groupSize, groups.experts - start)]);
-    const build = async (start: number, count: number): Promise<Uint8Array> => {
+    const build = async (start: number, count: number): Promise<ModelBytes> => {
       const built = performance.now();
       const bytes = await groups.build(start, count);
       if (this.timings) this.timings.build += performance.now() - built;
@@ -664,12 +700,12 @@ export class ForwardModel {
   private async runJoinedGroups(
     joined: JoinedObserver,
     ranges: readonly [number, number][],
-    build: (start: number, count: number) => Promise<Uint8Array>,
+    build: (start: number, count: number) => Promise<ModelBytes>,
     hidden: HiddenBatch[],
     extras: Record<string, RawTensor>[],
     give: (i: number, observed: Record<string, RawTensor>) => void,
   ): Promise<void> {
-    const graphs: Uint8Array[] = [];
+    const graphs: ModelBytes[] = [];
     for (const [start, count] of ranges) graphs.push(await build(start, count));
     const runtime = this.runtime();
     try {
@@ -695,7 +731,7 @@ export class ForwardModel {
   /** Runs expert group `[start, start + count)` on one batch: adds its partial output to `out`, returns its observer outputs. */
   private async runGroup(
     runtime: GraphRuntime,
-    bytes: Uint8Array,
+    bytes: ModelBytes,
     start: number,
     count: number,
     out: HiddenBatch,

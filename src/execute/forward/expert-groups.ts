@@ -37,7 +37,8 @@ export async function placedExperts(g: GraphBuilder, x: string, routing: Routing
       const xin = gg.input('moe_in', OnnxType.float, ['tokens', hidden]);
       const r: Routing = { weights: gg.input('moe_weights', OnnxType.float, ['tokens', count]), mask: gg.input('moe_mask', OnnxType.float, ['tokens', count]) };
       gg.output(await range(gg, xin, r, start, count), 'partial', OnnxType.float, ['tokens', hidden]);
-      return gg.build(`experts_${start}`);
+      // The checkpoint's own weights are read by onnxruntime from its files (external data).
+      return gg.model(`experts_${start}`);
     },
   };
   return g.op('Mul', [x, g.f32(0)]);

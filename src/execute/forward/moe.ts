@@ -7,14 +7,15 @@
  * `calibrate_all_experts` (every expert sees every token, the output stays
  * the routed one), and it needs no data-dependent shapes.
  */
-import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType, type ModelBytes } from '../onnx/graph-builder.js';
 import { observeChannels, observeExperts, type JoinedObserver, type ObserveOption } from './observe.js';
-import { silu, weightConst } from './ops.js';
+import { silu, weightConst, type Bf16Matrix } from './ops.js';
 import type { InputQuantizer } from './input-quantizer.js';
 import type { WeightReader } from './weights.js';
 import { inMemoryName } from '../weight-source.js';
 import { placedExperts } from './expert-groups.js';
 import { graphPrecision, lowOp, matmul, rounded } from './precision.js';
+import type { FileBytes } from '../onnx/proto-writer.js';
 
 /** Per-expert Linear names: transformers 5's, or mixtral's original `w1`/`w3`/`w2`. */
 export interface ExpertNames {
@@ -111,25 +112,103 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
 }
 
 /**
+ * The experts' weights as graph values: gate/up `[E, H, I]`, down `[E, I, H]`,
+ * float32 (a {@link readExperts} stack) or, from {@link storedExperts}, the
+ * checkpoint's bf16 elements.
+ */
+export interface ExpertWeights {
+  readonly gate: string;
+  readonly up: string;
+  readonly down: string;
+  /** Whether the values are bf16 (the low-precision MatMul takes them as they are). */
+  readonly bf16: boolean;
+}
+
+/** A byte range of a stored tensor: `count` slabs of `slab` bytes from slab `start`. */
+function slabs(entry: { readonly file: string; readonly offset: number; readonly byteLength: number; readonly shape: readonly number[] }, start: number, count: number): FileBytes {
+  const slab = entry.byteLength / entry.shape[0]!;
+  return { file: entry.file, offset: entry.offset + start * slab, byteLength: count * slab };
+}
+
+/**
+ * Experts `[start, start + count)` of MoE module `m` as the checkpoint stores
+ * them, for a graph computing in bf16 on the device: a fused `[E, 2I, H]` /
+ * `[E, H, I]` pair as one byte range each (split in the graph), per-expert
+ * Linears concatenated in the graph; onnxruntime reads them from the files
+ * (external data). Undefined where the float32 stack is needed: another
+ * precision or dtype, fed weights, a transposed fused layout, a replaced or
+ * quantized expert, simulated input quantization.
+ */
+export async function storedExperts(g: GraphBuilder, w: WeightReader, m: string, count: number, hidden: number, inter: number, start: number): Promise<ExpertWeights | undefined> {
+  const low = graphPrecision(g);
+  if (!low?.native || low.dtype !== 'bfloat16' || g.feedsWeights) return undefined;
+  const bf16 = OnnxType.bfloat16;
+  // Transposed to `[E, in, out]` as a view the MatMul takes (onnxruntime fuses the Transpose into it).
+  const transposed = (stored: string): string => g.op('Transpose', [stored], { perm: [0, 2, 1] });
+  const fused = [`${m}.experts.gate_up_proj`, `${m}.input_linear.weight`].find((t) => w.has(t));
+  if (fused) {
+    const downName = fused.endsWith('.input_linear.weight') ? `${m}.output_linear.weight` : `${m}.experts.down_proj`;
+    const gu = w.index.tensors.get(fused);
+    const dn = w.index.tensors.get(downName);
+    const shaped = (e: typeof gu, dims: number[]): boolean => e !== undefined && e.dtype === 'BF16' && e.shape.length === 3 && e.shape[1] === dims[0] && e.shape[2] === dims[1] && e.shape[0]! >= start + count;
+    if (!shaped(gu, [2 * inter, hidden]) || !shaped(dn, [hidden, inter])) return undefined;
+    const both = g.constRaw(bf16, [count, 2 * inter, hidden], slabs(gu!, start, count));
+    const half = (from: number): string => g.op('Slice', [both, g.i64([from]), g.i64([from + inter]), g.i64([1])]);
+    return { gate: transposed(half(0)), up: transposed(half(inter)), down: transposed(g.constRaw(bf16, [count, hidden, inter], slabs(dn!, start, count))), bf16: true };
+  }
+  const names = w.hasLinear(`${m}.experts.0.w1`) ? MIXTRAL_NAMES : STANDARD_NAMES;
+  // Every expert checked before any constant joins the graph, so a fallback leaves none behind.
+  const found = { gate: [] as Bf16Matrix[], up: [] as Bf16Matrix[], down: [] as Bf16Matrix[] };
+  for (let e = 0; e < count; e++) {
+    const p = `${m}.experts.${start + e}`;
+    for (const k of ['gate', 'up', 'down'] as const) {
+      if ((await w.inputQuantizer(`${p}.${names[k]}`, 'all-tokens')) !== undefined) return undefined;
+      const stored = await w.linearWeight(`${p}.${names[k]}`);
+      const [rows, cols] = k === 'down' ? [hidden, inter] : [inter, hidden];
+      if (!('bf16' in stored) || stored.rows !== rows || stored.cols !== cols) return undefined;
+      found[k].push(stored);
+    }
+  }
+  const parts = (k: 'gate' | 'up' | 'down'): string[] => found[k].map((b) => g.constRaw(bf16, [1, b.rows, b.cols], b.bf16));
+  const stack = (k: 'gate' | 'up' | 'down'): string => transposed(count === 1 ? parts(k)[0]! : g.op('Concat', parts(k), { axis: 0 }));
+  return { gate: stack('gate'), up: stack('up'), down: stack('down'), bf16: true };
+}
+
+/** A float32 {@link readExperts} stack as graph weights. */
+function stackWeights(g: GraphBuilder, s: ExpertStack): ExpertWeights {
+  return {
+    gate: weightConst(g, s.gate, [s.experts, s.hidden, s.inter]),
+    up: weightConst(g, s.up, [s.experts, s.hidden, s.inter]),
+    down: weightConst(g, s.down, [s.experts, s.inter, s.hidden]),
+    bf16: false,
+  };
+}
+
+/** What {@link allExperts} needs to know of the experts besides their weights. */
+type ExpertShape = Pick<ExpertStack, 'names' | 'experts' | 'inputs'>;
+
+/**
  * Every expert's SiLU-gated MLP on every token: `x [N, H]` → `[E, N, H]`.
  * When the graph observes, each expert's gate/up/down inputs are observed
  * (over all tokens or routed ones, see {@link observeExperts}).
  */
-export function allExperts(g: GraphBuilder, x: string, s: ExpertStack, expertsModule: string, routing: Routing, offset = 0): string {
+export function allExperts(g: GraphBuilder, x: string, s: ExpertShape, weights: ExpertWeights, expertsModule: string, routing: Routing, offset = 0): string {
   const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
   // Served-model simulation: each expert's input quantized with its own arguments and scales, as
   // `[1, N, ·]` so that per-token scales are per token (as the server quantizes an expert's tokens), stacked to `[E, N, ·]`.
   const perExpert = (qs: readonly (InputQuantizer | undefined)[], input: (e: number) => string): string =>
     g.op('Concat', qs.map((q, e) => (q ? q(g, input(e)) : input(e))), { axis: 0 });
+  // bf16 weights go to the bf16 MatMul as they are (the same product as the float32 stack's, cast down in the graph).
+  const product = (a: string, b: string): string => (weights.bf16 ? g.op('Cast', [g.op('MatMul', [g.op('Cast', [a], { to: OnnxType.bfloat16 }), b])], { to: OnnxType.float }) : matmul(g, a, b, true));
   const gateIn = s.inputs ? perExpert(s.inputs.gate, () => x3) : x3;
   const upIn = s.inputs ? perExpert(s.inputs.up, () => x3) : x3;
-  const gate = matmul(g, gateIn, weightConst(g, s.gate, [s.experts, s.hidden, s.inter]), true);
-  const up = matmul(g, upIn, weightConst(g, s.up, [s.experts, s.hidden, s.inter]), true);
+  const gate = product(gateIn, weights.gate);
+  const up = product(upIn, weights.up);
   const act = lowOp(g, 'Mul', [silu(g, gate), up]);
   observeExperts(g, expertsModule, [s.names.gate, s.names.up], x, false, routing.mask, s.experts, offset);
   observeExperts(g, expertsModule, [s.names.down], act, true, routing.mask, s.experts, offset);
   const downIn = s.inputs ? perExpert(s.inputs.down, (e) => g.op('Slice', [act, g.i64([e]), g.i64([e + 1]), g.i64([0])])) : act;
-  return matmul(g, downIn, weightConst(g, s.down, [s.experts, s.inter, s.hidden]), true);
+  return product(downIn, weights.down);
 }
 
 /**
@@ -202,7 +281,7 @@ export interface ExpertGroups {
   readonly experts: number;
   readonly groupSize: number;
   /** Builds the graph of experts `[start, start + count)`. */
-  build(start: number, count: number): Promise<Uint8Array>;
+  build(start: number, count: number): Promise<ModelBytes>;
   /**
    * Observers of an input the groups hold slices of (a split MLP's
    * `down_proj` Hessian): the groups then run batch by batch, all resident,
@@ -249,7 +328,10 @@ export async function routedExperts(
   // SmoothQuant balances the norm feeding the block against every expert's gate/up: their input is the block input, on every token.
   const gateUp = Array.from({ length: experts }, (_, e) => [`${observedAs}.${e}.gate_proj`, `${observedAs}.${e}.up_proj`]).flat();
   observeChannels(g, gateUp, x);
-  return placedExperts(g, x, routing, experts, hidden, perExpert, placement, async (gg, xin, r, start, count) =>
-    combineExperts(gg, allExperts(gg, xin, await readExperts(w, m, count, hidden, inter, start), observedAs, r, start), r.weights, count),
-  );
+  return placedExperts(g, x, routing, experts, hidden, perExpert, placement, async (gg, xin, r, start, count) => {
+    const stored = await storedExperts(gg, w, m, count, hidden, inter, start);
+    if (stored) return combineExperts(gg, allExperts(gg, xin, { names: STANDARD_NAMES, experts: count }, stored, observedAs, r, start), r.weights, count);
+    const stack = await readExperts(w, m, count, hidden, inter, start);
+    return combineExperts(gg, allExperts(gg, xin, stack, stackWeights(gg, stack), observedAs, r, start), r.weights, count);
+  });
 }

@@ -39,6 +39,15 @@ export class WeightReader {
     readonly names: LanguageModelNames = CAUSAL_LM_NAMES,
   ) {}
 
+  /**
+   * Whether this reader serves weights other than the checkpoint's own (a
+   * modifier's replacements, simulated quantization): graphs then copy
+   * them in rather than reference the files.
+   */
+  get changed(): boolean {
+    return false;
+  }
+
   /** The Linear weight of `module` as a modifier replaced it (see `OverlayWeights`); undefined for a checkpoint's own. */
   replacement(_module: string): DenseMatrix | undefined {
     return undefined;

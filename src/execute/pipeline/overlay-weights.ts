@@ -44,6 +44,10 @@ export class OverlayWeights extends WeightReader {
     }
   }
 
+  override get changed(): boolean {
+    return this.replaced.size > 0 || this.vectors.size > 0 || this.base.changed;
+  }
+
   override has(name: string): boolean {
     return this.vectors.has(name) || (!this.hidden.has(name) && this.base.has(name));
   }

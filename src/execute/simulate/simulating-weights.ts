@@ -86,6 +86,11 @@ export class SimulatingWeights extends WeightReader {
    * quantized on its own only when its scales do not span the row: static
    * per-tensor scales, or groups (the slices then keep whole groups).
    */
+  /** Simulated weights are fake-quantized copies, never the files' bytes. */
+  override get changed(): boolean {
+    return true;
+  }
+
   override async inputQuantizer(module: string, part: InputPart): Promise<SliceQuantizer | undefined> {
     const args = groupOf(this.activations, module, classOf(module))?.input;
     if (!args) return undefined;
