@@ -21,7 +21,7 @@ import type { WeightReader } from './weights.js';
 /** GraniteMoE's router: top-k of the logits, then a softmax over those k values. */
 export function topKSoftmax(g: GraphBuilder, logits: string, k: number): Routing {
   const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
-  return scatterTopK(g, logits, g.op('Softmax', [values!], { axis: -1 }), indices!);
+  return scatterTopK(g, logits, g.op('Softmax', [values!], { axis: -1 }), indices!, k);
 }
 
 /**
@@ -44,7 +44,7 @@ export function sparseMixer(g: GraphBuilder, logits: string, jitterEps: number):
   const first = choose(logits);
   const rest = g.op('ScatterElements', [logits, first.index, g.op('Expand', [negInf, g.op('Shape', [first.index])])], { axis: -1 });
   const second = choose(rest);
-  return scatterTopK(g, logits, g.op('Concat', [first.weight, second.weight], { axis: -1 }), g.op('Concat', [first.index, second.index], { axis: -1 }));
+  return scatterTopK(g, logits, g.op('Concat', [first.weight, second.weight], { axis: -1 }), g.op('Concat', [first.index, second.index], { axis: -1 }), 2);
 }
 
 /** Builds layer `layer` of a granitemoe or phimoe model. */

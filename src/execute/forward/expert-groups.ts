@@ -35,7 +35,7 @@ export async function placedExperts(g: GraphBuilder, x: string, routing: Routing
       if (placement.observe) enableObservers(gg, placement.observe);
       inheritPrecision(gg, g);
       const xin = gg.input('moe_in', OnnxType.float, ['tokens', hidden]);
-      const r: Routing = { weights: gg.input('moe_weights', OnnxType.float, ['tokens', count]), mask: gg.input('moe_mask', OnnxType.float, ['tokens', count]) };
+      const r: Routing = { weights: gg.input('moe_weights', OnnxType.float, ['tokens', count]), mask: gg.input('moe_mask', OnnxType.float, ['tokens', count]), ...(routing.k === undefined ? {} : { k: Math.min(routing.k, count) }) };
       gg.output(await range(gg, xin, r, start, count), 'partial', OnnxType.float, ['tokens', hidden]);
       // The checkpoint's own weights are read by onnxruntime from its files (external data).
       return gg.model(`experts_${start}`);

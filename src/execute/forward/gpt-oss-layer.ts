@@ -125,7 +125,7 @@ async function gptOssExpertRange(g: GraphBuilder, w: WeightReader, m: string, x:
   observeExperts(g, observedAs, ['gate_proj', 'up_proj'], x, false, routing.mask, count, start);
   observeExperts(g, observedAs, ['down_proj'], act, true, routing.mask, count, start);
   const out = g.op('Add', [g.op('MatMul', [act, weightConst(g, s.down, [count, inter, hidden])]), weightConst(g, s.downBias, [count, 1, hidden])]);
-  return combineExperts(g, out, routing.weights);
+  return combineExperts(g, out, routing);
 }
 
 /** gpt-oss attention of layer `p` on normed input `h`: llama's, plus a sink logit per head; returns the o_proj output. */

@@ -167,7 +167,7 @@ export function sigmoidGroupTopK(g: GraphBuilder, logits: string, bias: Float32A
   let weights = g.op('GatherElements', [scores, indices!], { axis: 1 });
   if (raw.norm_topk_prob === true) weights = g.op('Div', [weights, g.op('Add', [g.op('ReduceSum', [weights, g.i64([-1])], { keepdims: 1 }), g.f32(1e-20)])]);
   weights = g.op('Mul', [weights, g.f32(scaling)]);
-  return scatterTopK(g, scores, weights, indices!);
+  return scatterTopK(g, scores, weights, indices!, k);
 }
 
 /** Whether layer `layer` of a glm4_moe_lite / deepseek_v3 config is sparse. */

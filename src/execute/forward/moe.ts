@@ -212,32 +212,58 @@ export function allExperts(g: GraphBuilder, x: string, s: ExpertShape, weights: 
 }
 
 /**
- * `Σ_e weights[n, e] · perExpert[e, n, :]`: `[E, N, H]` and `[N, E]` → `[N, H]`.
- * In the low dtype as the experts' `index_add_` into a zero tensor of that
- * dtype: each weighted output rounded, then added expert by expert in
- * expert order, each sum rounded (an expert a token is not routed to adds 0).
+ * `Σ_e weights[n, e] · perExpert[e, n, :]`: `[E, N, H]` and the routing's
+ * `[N, E]` weights → `[N, H]`. In the low dtype as the experts' `index_add_`
+ * into a zero tensor of that dtype: each routed expert's weighted output
+ * rounded, then added in expert order, each sum rounded. Where the routing
+ * says how many experts a token has at most ({@link Routing.k}), only those
+ * rows of `perExpert` are read (gathered in expert order); otherwise every
+ * expert's row joins the sum (one not routed adds its zero weight's ±0,
+ * which changes no sum).
  */
-export function combineExperts(g: GraphBuilder, perExpert: string, weights: string, experts?: number): string {
-  const w = g.op('Unsqueeze', [g.op('Transpose', [weights], { perm: [1, 0] }), g.i64([-1])]);
-  const weighted = lowOp(g, 'Mul', [perExpert, w]);
-  if (!graphPrecision(g) || experts === undefined) return g.op('ReduceSum', [weighted, g.i64([0])], { keepdims: 0 });
-  const parts = experts === 1 ? [weighted] : g.opMulti('Split', [weighted], experts, { axis: 0, num_outputs: experts });
-  const each = parts.map((p) => g.op('Squeeze', [p, g.i64([0])]));
-  return each.slice(1).reduce((sum, p) => lowOp(g, 'Add', [sum, p]), each[0]!);
+export function combineExperts(g: GraphBuilder, perExpert: string, routing: Routing, experts?: number): string {
+  if (!graphPrecision(g) || experts === undefined) {
+    const w = g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])]);
+    return g.op('ReduceSum', [g.op('Mul', [perExpert, w]), g.i64([0])], { keepdims: 0 });
+  }
+  const k = Math.min(routing.k ?? experts, experts);
+  let terms: string[];
+  if (k < experts) {
+    // Each token's routed experts in ascending order: the mask weighted by E − e, largest first.
+    const rank = g.f32(Array.from({ length: experts }, (_, e) => experts - e), [experts]);
+    const [, ids] = g.opMulti('TopK', [g.op('Mul', [routing.mask, rank]), g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
+    // Row e·N + n of perExpert as `[E·N, H]`.
+    const tokens = g.op('Gather', [g.op('Shape', [perExpert]), g.i64([1])]);
+    const positions = g.op('Unsqueeze', [g.op('Range', [g.i64(0), g.op('Squeeze', [tokens]), g.i64(1)]), g.i64([-1])]);
+    const rows = g.op('Add', [g.op('Mul', [ids!, tokens]), positions]);
+    const picked = g.op('Gather', [g.op('Flatten', [perExpert], { axis: 2 }), rows], { axis: 0 });
+    const weights = g.op('Unsqueeze', [g.op('GatherElements', [routing.weights, ids!], { axis: 1 }), g.i64([-1])]);
+    const weighted = lowOp(g, 'Mul', [picked, weights]);
+    terms = Array.from({ length: k }, (_, j) => g.op('Gather', [weighted, g.i64(j)], { axis: 1 }));
+  } else {
+    const w = g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])]);
+    const weighted = lowOp(g, 'Mul', [perExpert, w]);
+    terms = Array.from({ length: experts }, (_, e) => g.op('Gather', [weighted, g.i64(e)], { axis: 0 }));
+  }
+  return terms.slice(1).reduce((sum, p) => lowOp(g, 'Add', [sum, p]), terms[0]!);
 }
 
-/** Dense routing: `[N, E]` routing weights (zero off the top-k) and the 0/1 selection mask. */
+/**
+ * Dense routing: `[N, E]` routing weights (zero off the top-k) and the 0/1
+ * selection mask; `k`, where known, the most experts a token is routed to.
+ */
 export interface Routing {
   readonly weights: string;
   readonly mask: string;
+  readonly k?: number;
 }
 
-/** Scatters top-k `values`/`indices` `[N, k]` into dense `[N, E]` matrices shaped like `like`. */
-export function scatterTopK(g: GraphBuilder, like: string, values: string, indices: string): Routing {
+/** Scatters top-k `values`/`indices` `[N, k]` into dense `[N, E]` matrices shaped like `like` (`k`: their width, where known). */
+export function scatterTopK(g: GraphBuilder, like: string, values: string, indices: string, k?: number): Routing {
   const zeros = g.op('Mul', [like, g.f32(0)]);
   const weights = g.op('ScatterElements', [zeros, indices, values], { axis: 1 });
   const ones = g.op('Add', [g.op('Mul', [values, g.f32(0)]), g.f32(1)]);
-  return { weights, mask: g.op('ScatterElements', [zeros, indices, ones], { axis: 1 }) };
+  return { weights, mask: g.op('ScatterElements', [zeros, indices, ones], { axis: 1 }), ...(k === undefined ? {} : { k }) };
 }
 
 /**
@@ -249,7 +275,7 @@ export function softmaxTopK(g: GraphBuilder, logits: string, k: number, normaliz
   const probs = g.op('Softmax', [logits], { axis: -1 });
   const [values, indices] = g.opMulti('TopK', [probs, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
   const v = normalize ? g.op('Div', [values!, g.op('ReduceSum', [values!, g.i64([-1])], { keepdims: 1 })]) : values!;
-  return scatterTopK(g, probs, keepFloat32 ? v : rounded(g, v), indices!);
+  return scatterTopK(g, probs, keepFloat32 ? v : rounded(g, v), indices!, k);
 }
 
 /** Declares graph output `routed_<layer>`: tokens routed to each expert `[E]` (float counts). */
@@ -330,8 +356,8 @@ export async function routedExperts(
   observeChannels(g, gateUp, x);
   return placedExperts(g, x, routing, experts, hidden, perExpert, placement, async (gg, xin, r, start, count) => {
     const stored = await storedExperts(gg, w, m, count, hidden, inter, start);
-    if (stored) return combineExperts(gg, allExperts(gg, xin, { names: STANDARD_NAMES, experts: count }, stored, observedAs, r, start), r.weights, count);
+    if (stored) return combineExperts(gg, allExperts(gg, xin, { names: STANDARD_NAMES, experts: count }, stored, observedAs, r, start), r, count);
     const stack = await readExperts(w, m, count, hidden, inter, start);
-    return combineExperts(gg, allExperts(gg, xin, stack, stackWeights(gg, stack), observedAs, r, start), r.weights, count);
+    return combineExperts(gg, allExperts(gg, xin, stack, stackWeights(gg, stack), observedAs, r, start), r, count);
   });
 }
