@@ -12,6 +12,7 @@ import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
+import { expertCount, qwenSparseLayer } from './softmax-moe-layer.js';
 import { positionInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, OnnxType, WeightFeeds, type ModelBytes } from '../onnx/graph-builder.js';
@@ -126,6 +127,9 @@ export const CUDA_REFERENCED_GRAPH_WEIGHT_BYTES = 2 ** 34;
 
 /** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
 const FED_SESSIONS = 4;
+
+/** MoE families with a softmax router whose layers (experts inside the layer graph) may share a graph: softmax-moe-layer.ts. */
+const SOFTMAX_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe']);
 
 /** Float32 bytes of a dense llama-like layer's Linear weights. */
 function denseLayerBytes(cfg: DecoderConfig): number {
@@ -538,10 +542,12 @@ export class ForwardModel {
    */
   layerRanges(expertGroupBytes = EXPERT_GROUP_BYTES): [number, number][] {
     const cfg = this.config;
-    const perLayer = denseLayerBytes(cfg);
-    const mlp = 3 * cfg.hidden * cfg.intermediate * 4;
-    const groupable = LLAMA_LIKE.has(cfg.modelType) && cfg.intermediate > 0 && mlp <= expertGroupBytes && this.graphWeightBytes > 0;
-    const bound = Math.max(this.graphWeightBytes, this.referencesWeights() ? this.referencedGraphWeightBytes : 0);
+    const { bytes: perLayer, inGraph, experts } = this.layerWeights(expertGroupBytes);
+    const groupable = inGraph && this.graphWeightBytes > 0;
+    // Experts are read from the files only as stored bf16, in graphs computing in bf16 (moe.ts: storedExperts).
+    const low = this.precision.low;
+    const referenced = this.referencesWeights() && (!experts || (low?.native === true && low.dtype === 'bfloat16'));
+    const bound = Math.max(this.graphWeightBytes, referenced ? this.referencedGraphWeightBytes : 0);
     const size = groupable ? Math.max(1, Math.floor(bound / perLayer)) : 1;
     const ranges: [number, number][] = [];
     for (let layer = 0; layer < cfg.layers; ) {
@@ -551,6 +557,27 @@ export class ForwardModel {
       layer = end;
     }
     return ranges;
+  }
+
+  /**
+   * Float32 bytes of a layer's Linear weights (the largest kind of layer),
+   * whether every layer keeps its MLP or experts inside the layer graph
+   * (no expert groups or MLP slices, which run as graphs of their own), and
+   * whether its layers hold routed experts. Only llama-like and
+   * softmax-routed MoE layers are grouped.
+   */
+  private layerWeights(expertGroupBytes: number): { bytes: number; inGraph: boolean; experts: boolean } {
+    const cfg = this.config;
+    const attention = denseLayerBytes({ ...cfg, intermediate: 0 });
+    const dense = 3 * cfg.hidden * cfg.intermediate * 4;
+    if (LLAMA_LIKE.has(cfg.modelType)) return { bytes: attention + dense, inGraph: cfg.intermediate > 0 && dense <= expertGroupBytes, experts: false };
+    if (!SOFTMAX_MOE.has(cfg.modelType)) return { bytes: attention + dense, inGraph: false, experts: false };
+    const count = expertCount(this.raw);
+    const routed = count * 3 * cfg.hidden * Number(this.raw.moe_intermediate_size ?? cfg.intermediate) * 4 + count * cfg.hidden * 4;
+    const shared = 3 * cfg.hidden * Number(this.raw.shared_expert_intermediate_size ?? 0) * 4;
+    const denseLayers = cfg.modelType !== 'mixtral' && Array.from({ length: cfg.layers }, (_, l) => !qwenSparseLayer(this.raw, l)).some(Boolean);
+    const inGraph = count > 0 && routed <= expertGroupBytes && shared <= expertGroupBytes && (!denseLayers || dense <= expertGroupBytes);
+    return { bytes: attention + Math.max(routed + shared, denseLayers ? dense : 0), inGraph, experts: true };
   }
 
   /**
@@ -594,12 +621,14 @@ export class ForwardModel {
     for (let layer = first; layer < end; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
       const output = `out_${layer}`;
-      await this.layerBuilder(this.weights, this.config, layer, this.raw, {
+      const program = await this.layerBuilder(this.weights, this.config, layer, this.raw, {
         observe: options.observe,
         expertGroupBytes: options.expertGroupBytes,
-        into: { g, inputs: { ...inputs, hidden }, output },
+        into: { g, inputs: { ...inputs, hidden }, output, suffix: `@${layer}` },
         precision: this.precision.low,
       });
+      // layerRanges groups only layers whose MLP or experts stay in the graph; groups here would go unrun.
+      if (program.expertGroups) throw new Error(`layer ${layer} has expert groups and cannot share a graph`);
       hidden = output;
     }
     const last = `out_${end - 1}`;
@@ -626,8 +655,10 @@ export class ForwardModel {
         const extras = new Map<number, Record<string, RawTensor>>();
         for (const [name, t] of Object.entries(result)) {
           if (name.startsWith('out_') || name === 'stored_out') continue;
-          const layer = Number(/model\.layers\.(\d+)\./.exec(name)?.[1] ?? end - 1);
-          extras.set(layer, { ...extras.get(layer), [name]: t });
+          // A layer's output without a module name comes as `<name>@<layer>` (MoE routing counts).
+          const own = /^(.*)@(\d+)$/.exec(name);
+          const layer = Number(own?.[2] ?? /model\.layers\.(\d+)\./.exec(name)?.[1] ?? end - 1);
+          extras.set(layer, { ...extras.get(layer), [own?.[1] ?? name]: t });
         }
         const stored = result.stored_out?.data as Uint16Array | undefined;
         const out = stored ? storedBatch(low!, stored, b.batch, b.seq) : { data: (result[last]?.data as Float32Array | undefined) ?? new Float32Array(0), batch: b.batch, seq: b.seq };

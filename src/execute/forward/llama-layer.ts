@@ -34,6 +34,11 @@ export interface LayerSlot {
   readonly g: GraphBuilder;
   readonly inputs: LayerInputs;
   readonly output: string;
+  /**
+   * Appended to the layer's outputs that carry no module name (MoE routing
+   * counts) where several layers share the graph, so that each is unique.
+   */
+  readonly suffix?: string;
 }
 
 /**

@@ -278,9 +278,9 @@ export function softmaxTopK(g: GraphBuilder, logits: string, k: number, normaliz
   return scatterTopK(g, probs, keepFloat32 ? v : rounded(g, v), indices!, k);
 }
 
-/** Declares graph output `routed_<layer>`: tokens routed to each expert `[E]` (float counts). */
-export function routedCountOutput(g: GraphBuilder, mask: string, experts: number): void {
-  g.output(g.op('ReduceSum', [mask, g.i64([0])], { keepdims: 0 }), 'routed', OnnxType.float, [experts]);
+/** Declares graph output `routed` (or `name`): tokens routed to each expert `[E]` (float counts). */
+export function routedCountOutput(g: GraphBuilder, mask: string, experts: number, name = 'routed'): void {
+  g.output(g.op('ReduceSum', [mask, g.i64([0])], { keepdims: 0 }), name, OnnxType.float, [experts]);
 }
 
 /** `[B, T, H]` → `[B·T, H]`. */

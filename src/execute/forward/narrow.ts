@@ -18,7 +18,7 @@
  *   product of two 8- or 11-bit significands is exact in float32; a sum that
  *   is not is the larger value to within far less than half a low ulp);
  * - ops that only move or select values (`Reshape`, `Transpose`, `Slice`,
- *   `Concat`, `Gather`, `Neg`, and in float16 `ReduceMin`/`ReduceMax`, which have no
+ *   `Concat`, `Gather`, `Flatten`, `Neg`, and in float16 `ReduceMin`/`ReduceMax`, which have no
  *   bfloat16 kernel on CUDA) run on the low tensors.
  *
  * `Shape` of such a value reads the low tensor's shape. Everything else
@@ -43,6 +43,7 @@ const EXACT: Readonly<Record<string, 'all' | 'first'>> = {
   Expand: 'first',
   Concat: 'all',
   Gather: 'first',
+  Flatten: 'first',
   ReduceMin: 'first',
   ReduceMax: 'first',
 };

@@ -52,7 +52,8 @@ export async function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer
       const x = flatten(g, h, cfg.hidden);
       const routing = softmaxTopK(g, linear(g, x, await w.linearWeight(`${m}.gate`)), k, mixtral || raw.norm_topk_prob === true, mixtral);
       let out = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
-      routedCountOutput(g, routing.mask, experts);
+      // In a graph of several layers each layer's counts come out under its own name (the executor gives them back as `routed`).
+      routedCountOutput(g, routing.mask, experts, `routed${options.into?.suffix ?? ''}`);
       if (w.hasLinear(`${m}.shared_expert.gate_proj`)) {
         const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
         observeInput(g, [`${m}.shared_expert_gate`], x);

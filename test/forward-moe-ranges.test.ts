@@ -1,0 +1,33 @@
+import { expect, test } from 'vitest';
+import { calibrate } from '../src/execute/calibrate/calibrate.js';
+import { ForwardModel } from '../src/execute/forward/executor.js';
+import { forwardRefs, modelWithTokenizer } from './calibrate-refs.js';
+
+// Softmax-routed MoE layers whose experts stay in the layer graph share graphs like dense layers
+// (on CUDA when their bf16 experts are read from the checkpoint's files): the same statistics,
+// expert coverage included, as one graph per layer.
+test.each(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe'])('%s: layers sharing graphs observe what one graph per layer observes', async (arch) => {
+  const dir = await modelWithTokenizer(arch);
+  const ids = (await forwardRefs('llama')).inputIds.flat();
+  const batches = [[ids.slice(0, 12)], [ids.slice(4, 20)]];
+  const run = async (graphWeightBytes: number): Promise<Awaited<ReturnType<typeof calibrate>>> => {
+    const model = await ForwardModel.open(dir);
+    model.usePrecision('bf16');
+    model.graphWeightBytes = graphWeightBytes;
+    expect(model.layerRanges().length).toBe(graphWeightBytes > 0 ? 1 : model.config.layers);
+    return calibrate(model, batches);
+  };
+  const single = await run(0);
+  const shared = await run(1 << 30);
+  expect([...shared.inputs.entries()]).toEqual([...single.inputs.entries()]);
+  expect([...shared.lastBatch.entries()]).toEqual([...single.lastBatch.entries()]);
+  expect(shared.coverage).toEqual(single.coverage);
+  expect(single.coverage.layers.length).toBeGreaterThan(0);
+  expect([...single.inputs.keys()].some((m) => /experts\.\d+\./.test(m))).toBe(true);
+});
+
+test('MoE layers whose experts run as separate groups keep one graph per layer', async () => {
+  const model = await ForwardModel.open(await modelWithTokenizer('qwen3_moe'));
+  model.graphWeightBytes = 1 << 30;
+  expect(model.layerRanges(1)).toHaveLength(model.config.layers);
+});
