@@ -31,3 +31,27 @@ test('MoE layers whose experts run as separate groups keep one graph per layer',
   model.graphWeightBytes = 1 << 30;
   expect(model.layerRanges(1)).toHaveLength(model.config.layers);
 });
+
+test('experts read as stored may fill a graph up to the referenced-weights bound; copied ones keep the protobuf-bound default', async () => {
+  const model = await ForwardModel.open(await modelWithTokenizer('qwen3_moe'));
+  model.referencedGraphWeightBytes = 1 << 33;
+  expect(model.expertGroupBound(undefined)).toBeUndefined(); // float32
+  model.precision = { requested: 'bf16', runs: 'bfloat16', low: { dtype: 'bfloat16', native: false } };
+  expect(model.expertGroupBound(undefined)).toBeUndefined(); // emulated: experts as float32 stacks
+  model.precision = { requested: 'bf16', runs: 'bfloat16', low: { dtype: 'bfloat16', native: true } };
+  expect(model.expertGroupBound(undefined)).toBe(1 << 33);
+  expect(model.expertGroupBound(1234)).toBe(1234);
+  const { OverlayWeights } = await import('../src/execute/pipeline/overlay-weights.js');
+  const q = 'model.layers.0.self_attn.q_proj';
+  expect(model.expertGroupBound(undefined, new OverlayWeights(model.weights, { linears: new Map([[q, await model.weights.linear(q)]]), vectors: new Map() }, []))).toBeUndefined();
+  process.env.QUANTC_EXTERNAL_WEIGHTS = '0';
+  try {
+    expect(model.expertGroupBound(undefined)).toBeUndefined();
+  } finally {
+    delete process.env.QUANTC_EXTERNAL_WEIGHTS;
+  }
+  const gptOss = await ForwardModel.open(await modelWithTokenizer('gpt_oss'));
+  gptOss.referencedGraphWeightBytes = 1 << 33;
+  gptOss.precision = model.precision;
+  expect(gptOss.expertGroupBound(undefined)).toBeUndefined(); // its experts are float32 stacks of its own
+});

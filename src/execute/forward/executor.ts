@@ -128,6 +128,9 @@ export const CUDA_REFERENCED_GRAPH_WEIGHT_BYTES = 2 ** 34;
 /** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
 const FED_SESSIONS = 4;
 
+/** Families whose experts the layer graph builds from float32 stacks of their own (expert-groups.ts), copied into the graph bytes. */
+const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text']);
+
 /** MoE families with a softmax router whose layers (experts inside the layer graph) may share a graph: softmax-moe-layer.ts. */
 const SOFTMAX_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe']);
 
@@ -402,13 +405,15 @@ export class ForwardModel {
     // The graphs of several layers (a gigabyte each on a large model) are written one after the other into the same memory.
     const arena = new ByteArena();
     let current = hidden;
-    for (const [first, end] of this.layerRanges(options.expertGroupBytes)) {
+    const expertGroupBytes = this.expertGroupBound(options.expertGroupBytes, this.weights);
+    const run = { ...options, expertGroupBytes };
+    for (const [first, end] of this.layerRanges(expertGroupBytes)) {
       if (end - first > 1) {
-        current = await this.runLayerRange(first, end, current, options, inputsFor, arena);
+        current = await this.runLayerRange(first, end, current, run, inputsFor, arena);
         continue;
       }
       options.onLayerStart?.(first, this.config.layers);
-      const { hidden: next, extras } = await this.runLayer(first, current, options, inputsFor);
+      const { hidden: next, extras } = await this.runLayer(first, current, run, inputsFor);
       next.forEach((h, i) => options.onLayer?.(first, i, h, extras[i]!));
       current = next;
     }
@@ -444,7 +449,8 @@ export class ForwardModel {
     sink?: OutputSink,
   ): Promise<{ hidden: HiddenBatch[]; extras: Record<string, RawTensor>[] }> {
     const built = performance.now();
-    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes: options.expertGroupBytes, precision: this.precision.low });
+    const expertGroupBytes = this.expertGroupBound(options.expertGroupBytes, weights);
+    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes, precision: this.precision.low });
     if (this.timings) this.timings.build += performance.now() - built;
     const next: HiddenBatch[] = [];
     const extras: Record<string, RawTensor>[] = [];
@@ -557,6 +563,21 @@ export class ForwardModel {
       layer = end;
     }
     return ranges;
+  }
+
+  /**
+   * Float32 bytes of experts (or MLP slices) one graph may hold: `asked`
+   * where given; else, where the experts come as the checkpoint stores them
+   * (the checkpoint's own bf16 tensors read from its files by a graph
+   * computing in bf16, moe.ts: storedExperts), {@link referencedGraphWeightBytes}
+   * rather than the protobuf-bound {@link EXPERT_GROUP_BYTES}; undefined
+   * leaves the layer builders' default.
+   */
+  expertGroupBound(asked: number | undefined, weights: WeightReader = this.weights): number | undefined {
+    if (asked !== undefined) return asked;
+    const low = this.precision.low;
+    const stored = weights === this.weights && low?.native === true && low.dtype === 'bfloat16' && !OWN_EXPERT_STACKS.has(this.config.modelType) && this.referencesWeights();
+    return stored && this.referencedGraphWeightBytes > 0 ? this.referencedGraphWeightBytes : undefined;
   }
 
   /**
