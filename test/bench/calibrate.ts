@@ -5,10 +5,10 @@
  * `test/bench/torch_forward.py`) over the same token batches of the same
  * random checkpoint (llama, or an MoE architecture: `--arch`), on the same machine.
  *
- *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa|qwen3_moe] [--model DIR]
+ *   node dist/test/bench/calibrate.js [--model-size tiny|1b] [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa|qwen3_moe|qwen3_moe_a3b] [--model DIR]
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
- *     [--graph-weight-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1] [--compact-stacks 0|1]
+ *     [--graph-weight-bytes N] [--expert-group-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1] [--compact-stacks 0|1]
  *     [--precision fp32,bf16] [--attention fused,ops] [--json FILE]
  *
  * `--precision` lists quantc's rows per device (default fp32): fp32 computes
@@ -40,8 +40,8 @@ const TORCH_SCRIPT = join(ROOT, 'test/bench/torch_forward.py');
 /** Sizes torch_forward.py can make. */
 export type ModelSize = 'tiny' | '1b';
 
-/** Architectures torch_forward.py can make (MoE ones: 8 experts, top 2, qwen3_moe 64 experts, top 8; every expert calibrated on every token, by both engines where transformers fuses the experts). */
-export type BenchArch = 'llama' | 'olmoe' | 'granitemoe' | 'phimoe' | 'gpt_oss' | 'llama4_text' | 'qwen3_next' | 'glm_moe_dsa' | 'qwen3_moe';
+/** Architectures torch_forward.py can make (MoE ones: 8 experts, top 2, qwen3_moe 64 experts, top 8; qwen3_moe_a3b Qwen3-30B-A3B's experts on 4 layers; every expert calibrated on every token, by both engines where transformers fuses the experts). */
+export type BenchArch = 'llama' | 'olmoe' | 'granitemoe' | 'phimoe' | 'gpt_oss' | 'llama4_text' | 'qwen3_next' | 'glm_moe_dsa' | 'qwen3_moe' | 'qwen3_moe_a3b';
 
 /** Options of {@link benchCalibrate}. */
 export interface CalibrateBenchOptions {
@@ -58,6 +58,8 @@ export interface CalibrateBenchOptions {
   readonly python?: string;
   /** Overrides {@link ForwardModel.graphWeightBytes} (0: one layer per graph). */
   readonly graphWeightBytes?: number;
+  /** Bounds the float32 bytes of experts one graph holds (`calibrate()`'s `expertGroupBytes`; default: the model's). */
+  readonly expertGroupBytes?: number;
   /** Overrides {@link ForwardModel.foldConstants}. */
   readonly foldConstants?: boolean;
   /** Overrides {@link ForwardModel.layerOutputs}. */
@@ -195,7 +197,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
       model.timings = timings;
       const t0 = performance.now();
-      const result = await calibrate(model, batches);
+      const result = await calibrate(model, batches, true, options.expertGroupBytes);
       const seconds = (performance.now() - t0) / 1000;
       const ranges = model.layerRanges();
       const before = first.get(precision);
@@ -260,6 +262,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     torchDtypes: flag(args, '--torch-dtypes') === 'none' ? [] : list<'float32' | 'bfloat16'>('--torch-dtypes'),
     python: flag(args, '--python'),
     graphWeightBytes: num('--graph-weight-bytes'),
+    expertGroupBytes: num('--expert-group-bytes'),
     foldConstants: flag(args, '--fold-constants') === undefined ? undefined : flag(args, '--fold-constants') === '1',
     layerOutputs: flag(args, '--layer-outputs') === undefined ? undefined : flag(args, '--layer-outputs') === '1',
     compactStacks: flag(args, '--compact-stacks') === undefined ? undefined : flag(args, '--compact-stacks') === '1',

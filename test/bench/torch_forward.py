@@ -2,10 +2,10 @@
 and transformers eager forward passes over the same token batches quantc
 calibrates on.
 
-    python test/bench/torch_forward.py make DIR --size tiny|1b [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa|qwen3_moe]
+    python test/bench/torch_forward.py make DIR --size tiny|1b [--arch llama|olmoe|granitemoe|phimoe|gpt_oss|llama4_text|qwen3_next|glm_moe_dsa|qwen3_moe|qwen3_moe_a3b]
         writes config.json + model.safetensors of a random llama (bf16), or of an
         MoE architecture with the same attention and 8 experts of width 256 (top 2;
-        qwen3_moe: 64 experts, top 8)
+        qwen3_moe: 64 experts, top 8; qwen3_moe_a3b: Qwen3-30B-A3B's 128 experts of width 768, 4 layers)
     python test/bench/torch_forward.py run DIR TOKENS.json --device cpu|cuda --dtype float32|bfloat16 [--routed]
         runs the decoder (model.model: embeddings and layers, no lm_head, as
         quantc's calibration does) on every batch of TOKENS.json ([[B][T]]
@@ -64,16 +64,22 @@ ARCHS = {
     # Qwen3-30B-A3B's routing (64 of its 128 experts kept): 64 experts of width 256, top 8, QK norm
     "qwen3_moe": lambda s: dict(num_experts=64, num_experts_per_tok=8, moe_intermediate_size=256, norm_topk_prob=True,
                                 head_dim=s["hidden_size"] // s["num_attention_heads"], decoder_sparse_step=1, mlp_only_layers=[]),
+    # Qwen3-30B-A3B's MoE blocks (128 experts of width 768, top 8, 2048 wide) on 4 layers: 1.2 GB of bf16 experts a layer
+    "qwen3_moe_a3b": lambda s: dict(num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768, norm_topk_prob=True,
+                                    head_dim=s["hidden_size"] // s["num_attention_heads"], decoder_sparse_step=1, mlp_only_layers=[],
+                                    num_hidden_layers=min(4, s["num_hidden_layers"])),
 }
 
 
 EAGER_ONLY = {"gpt_oss", "glm_moe_dsa"}
+# Bench architectures that are another shape of a transformers model_type.
+MODEL_TYPES = {"qwen3_moe_a3b": "qwen3_moe"}
 
 
 def make(args):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    cfg = AutoConfig.for_model(args.arch, **{**SIZES[args.size], **ARCHS[args.arch](SIZES[args.size])}, max_position_embeddings=4096, rms_norm_eps=1e-5,
+    cfg = AutoConfig.for_model(MODEL_TYPES.get(args.arch, args.arch), **{**SIZES[args.size], **ARCHS[args.arch](SIZES[args.size])}, max_position_embeddings=4096, rms_norm_eps=1e-5,
                                rope_theta=10000.0, tie_word_embeddings=False, torch_dtype="bfloat16")
     torch.manual_seed(0)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
