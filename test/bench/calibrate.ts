@@ -199,7 +199,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       const t0 = performance.now();
       const result = await calibrate(model, batches, true, options.expertGroupBytes);
       const seconds = (performance.now() - t0) / 1000;
-      const ranges = model.layerRanges();
+      const ranges = model.layerRanges(model.expertGroupBound(options.expertGroupBytes));
       const before = first.get(precision);
       push({
         engine: 'quantc',
