@@ -78,7 +78,7 @@ export async function blockSparseMoeLayer(w: WeightReader, cfg: DecoderConfig, l
         routing = sparseMixer(g, linear(g, x, await w.linearWeight(original ? `${m}.gate` : `${m}.router`)), jitter);
       }
       const out = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement, observedAs);
-      routedCountOutput(g, routing.mask, experts);
+      routedCountOutput(g, routing.mask, experts, `routed${options.into?.suffix ?? ''}`);
       return unflatten(g, out, h);
     },
     undefined,

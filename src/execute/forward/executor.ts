@@ -134,6 +134,13 @@ const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text'
 /** MoE families with a softmax router whose layers (experts inside the layer graph) may share a graph: softmax-moe-layer.ts. */
 const SOFTMAX_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe']);
 
+/**
+ * MoE families (sigmoid-routed MLA/GLM layers, GraniteMoE, PhiMoE) whose
+ * layers may share a graph (mla-layer.ts, block-sparse-moe-layer.ts), sized
+ * by the checkpoint's tensors.
+ */
+const STORED_MOE: ReadonlySet<string> = new Set(['deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe']);
+
 /** Float32 bytes of a dense llama-like layer's Linear weights. */
 function denseLayerBytes(cfg: DecoderConfig): number {
   const q = cfg.heads * cfg.headDim;
@@ -261,6 +268,8 @@ export class ForwardModel {
    * half the bytes over the bus each way and in host memory. On by default.
    */
   compactStacks = true;
+  /** The largest layer's and MLP block's elements (see {@link checkpointLayerWeights}), once counted; null for a quantized checkpoint. */
+  private layerElements?: { all: number; mlp: number } | null;
   /** Whether the first layer's tensors are plain bf16 (see {@link referencesWeights}), once looked at. */
   private plainBf16?: boolean;
   /** The sessions of fed layer graphs, one runtime per device, shared with {@link withWeights} copies. */
@@ -592,6 +601,7 @@ export class ForwardModel {
     const attention = denseLayerBytes({ ...cfg, intermediate: 0 });
     const dense = 3 * cfg.hidden * cfg.intermediate * 4;
     if (LLAMA_LIKE.has(cfg.modelType)) return { bytes: attention + dense, inGraph: cfg.intermediate > 0 && dense <= expertGroupBytes, experts: false };
+    if (STORED_MOE.has(cfg.modelType)) return this.checkpointLayerWeights(expertGroupBytes);
     if (!SOFTMAX_MOE.has(cfg.modelType)) return { bytes: attention + dense, inGraph: false, experts: false };
     const count = expertCount(this.raw);
     const routed = count * 3 * cfg.hidden * Number(this.raw.moe_intermediate_size ?? cfg.intermediate) * 4 + count * cfg.hidden * 4;
@@ -599,6 +609,36 @@ export class ForwardModel {
     const denseLayers = cfg.modelType !== 'mixtral' && Array.from({ length: cfg.layers }, (_, l) => !qwenSparseLayer(this.raw, l)).some(Boolean);
     const inGraph = count > 0 && routed <= expertGroupBytes && shared <= expertGroupBytes && (!denseLayers || dense <= expertGroupBytes);
     return { bytes: attention + Math.max(routed + shared, denseLayers ? dense : 0), inGraph, experts: true };
+  }
+
+  /**
+   * {@link layerWeights} of a {@link STORED_MOE} family, counted from the
+   * checkpoint's own tensors: the largest layer's and the largest MLP or MoE
+   * block's elements, as float32 bytes. A quantized checkpoint's layers (packed
+   * tensors, whose shapes do not count their values) each run in a graph of
+   * their own.
+   */
+  private checkpointLayerWeights(expertGroupBytes: number): { bytes: number; inGraph: boolean; experts: boolean } {
+    if (this.layerElements === undefined) {
+      const prefix = `${this.weights.names.model}.layers.`;
+      const layers = new Map<number, { all: number; mlp: number }>();
+      let quantized = false;
+      for (const [name, t] of this.weights.index.tensors) {
+        if (!name.startsWith(prefix)) continue;
+        if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') quantized = true;
+        const dot = name.indexOf('.', prefix.length);
+        const layer = Number(name.slice(prefix.length, dot));
+        const sums = layers.get(layer) ?? { all: 0, mlp: 0 };
+        const elements = t.shape.reduce((n, d) => n * d, 1);
+        sums.all += elements;
+        if (/\.(mlp|block_sparse_moe)\./.test(name.slice(dot))) sums.mlp += elements;
+        layers.set(layer, sums);
+      }
+      const sums = [...layers.values()];
+      this.layerElements = quantized ? null : { all: Math.max(0, ...sums.map((l) => l.all)), mlp: Math.max(0, ...sums.map((l) => l.mlp)) };
+    }
+    const e = this.layerElements;
+    return { bytes: 4 * (e?.all ?? 0), inGraph: e !== null && e.all > 0 && 4 * e.mlp <= expertGroupBytes, experts: true };
   }
 
   /**

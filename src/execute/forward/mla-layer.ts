@@ -212,7 +212,7 @@ export async function sigmoidMoeLayer(
       // The router upcasts its input and weight: its logits, scores and weights stay float32 (the experts' products are cast down).
       const routing = sigmoidGroupTopK(g, linearFloat32(g, x, await w.linearWeight(`${m}.gate`)), await w.optionalVector(`${m}.gate.e_score_correction_bias`), raw, experts);
       const routed = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
-      routedCountOutput(g, routing.mask, experts);
+      routedCountOutput(g, routing.mask, experts, `routed${options.into?.suffix ?? ''}`);
       const shared = await gatedMlp(g, w, `${m}.shared_experts`, h, false);
       // In the low dtype the routed sum is rounded before the shared experts join it: with expert groups the executor adds them after the groups.
       if (placement.groups && graphPrecision(g)) {
