@@ -55,3 +55,17 @@ test('experts read as stored may fill a graph up to the referenced-weights bound
   gptOss.precision = model.precision;
   expect(gptOss.expertGroupBound(undefined)).toBeUndefined(); // its experts are float32 stacks of its own
 });
+
+test('QUANTC_GRAPH_WEIGHT_MB sets the referenced-weights bound on CUDA', async () => {
+  const dir = await modelWithTokenizer('qwen3_moe');
+  process.env.QUANTC_GRAPH_WEIGHT_MB = '512';
+  try {
+    expect((await ForwardModel.open(dir, 'cuda')).referencedGraphWeightBytes).toBe(512 * 2 ** 20);
+    process.env.QUANTC_GRAPH_WEIGHT_MB = '0';
+    expect((await ForwardModel.open(dir, 'cuda')).referencedGraphWeightBytes).toBe(0);
+  } finally {
+    delete process.env.QUANTC_GRAPH_WEIGHT_MB;
+  }
+  expect((await ForwardModel.open(dir, 'cuda')).referencedGraphWeightBytes).toBe(2 ** 34);
+  expect((await ForwardModel.open(dir, 'cpu')).referencedGraphWeightBytes).toBe(0);
+});

@@ -125,6 +125,16 @@ export const CUDA_GRAPH_WEIGHT_BYTES = 2 ** 31;
  */
 export const CUDA_REFERENCED_GRAPH_WEIGHT_BYTES = 2 ** 34;
 
+/**
+ * The referenced-weights bound on CUDA: `QUANTC_GRAPH_WEIGHT_MB` (float32
+ * megabytes; lower it on a card with little memory, 0 for the protobuf-bound
+ * defaults), else {@link CUDA_REFERENCED_GRAPH_WEIGHT_BYTES}.
+ */
+function referencedGraphBound(): number {
+  const mb = Number(process.env.QUANTC_GRAPH_WEIGHT_MB);
+  return process.env.QUANTC_GRAPH_WEIGHT_MB !== undefined && Number.isFinite(mb) && mb >= 0 ? mb * 2 ** 20 : CUDA_REFERENCED_GRAPH_WEIGHT_BYTES;
+}
+
 /** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
 const FED_SESSIONS = 4;
 
@@ -292,7 +302,7 @@ export class ForwardModel {
     private readonly layerBuilder: LayerBuilder,
   ) {
     this.graphWeightBytes = device === 'cuda' ? CUDA_GRAPH_WEIGHT_BYTES : 0;
-    this.referencedGraphWeightBytes = device === 'cuda' ? CUDA_REFERENCED_GRAPH_WEIGHT_BYTES : 0;
+    this.referencedGraphWeightBytes = device === 'cuda' ? referencedGraphBound() : 0;
     this.foldConstants = device !== 'cuda';
     this.layerOutputs = device !== 'cuda';
     this.loopLayers = device === 'cuda';
