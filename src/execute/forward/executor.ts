@@ -589,7 +589,7 @@ export class ForwardModel {
    * where given; else, where the experts come as the checkpoint stores them
    * (the checkpoint's own bf16 tensors read from its files by a graph
    * computing in bf16, moe.ts: storedExperts), {@link referencedGraphWeightBytes}
-   * rather than the protobuf-bound {@link EXPERT_GROUP_BYTES}; undefined
+   * rather than the protobuf-bound `EXPERT_GROUP_BYTES` (1 GiB); undefined
    * leaves the layer builders' default.
    */
   expertGroupBound(asked: number | undefined, weights: WeightReader = this.weights): number | undefined {
