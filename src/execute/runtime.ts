@@ -44,6 +44,24 @@ export function emptyRuntimeTimings(): RuntimeTimings {
 /** onnxruntime could not be loaded or the provider is missing; the message says what to do. */
 export class RuntimeUnavailableError extends Error {}
 
+/** The card ran out of memory creating or running a graph; the message says what to lower. */
+export class DeviceMemoryError extends Error {}
+
+/** onnxruntime's and CUDA's words for an allocation that failed on the device. */
+const DEVICE_MEMORY = /Failed to allocate memory|out of memory|CUDNN_STATUS_ALLOC_FAILED|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation/i;
+
+/**
+ * `e` as a {@link DeviceMemoryError} when it is a CUDA allocation failure
+ * while `doing` (graph `key`), else `e` itself.
+ */
+export function deviceMemoryError(e: unknown, device: Device, doing: string): unknown {
+  if (device !== 'cuda' || !(e instanceof Error) || !DEVICE_MEMORY.test(e.message)) return e;
+  const bound = process.env.QUANTC_GRAPH_WEIGHT_MB ?? String(2 ** 14);
+  return new DeviceMemoryError(
+    `the GPU ran out of memory ${doing} (${e.message.split('\n')[0]!.trim()}); lower QUANTC_GRAPH_WEIGHT_MB (the float32 megabytes of weights one graph may hold, now ${bound}) or the batch size, or run on a card with more memory`,
+  );
+}
+
 /**
  * Checks that `device` can run graphs at all (onnxruntime loads, the CUDA
  * provider and a GPU are there) with a one-node graph, so that a missing
@@ -185,6 +203,8 @@ export class GraphRuntime {
           }
           return session;
         } catch (e) {
+          const memory = deviceMemoryError(e, this.device, `loading graph ${key}`);
+          if (memory !== e) throw memory;
           if (this.device === 'cuda') {
             throw new RuntimeUnavailableError(
               `the CUDA execution provider is not available${this.deviceId === undefined ? '' : ` on cuda:${this.deviceId}`} (${(e as Error).message.split('\n')[0]}); run \`npm run setup:cuda\` on a machine with CUDA 13 and cuDNN 9, or use --device cpu`,
@@ -215,7 +235,12 @@ export class GraphRuntime {
       inputs[name] = new ort.Tensor(t.type, t.data as never, t.dims as number[]);
     }
     const t0 = performance.now();
-    const result = await (outputs ? session.run(inputs, session.outputNames.filter(outputs)) : session.run(inputs));
+    let result: Ort.InferenceSession.ReturnType;
+    try {
+      result = await (outputs ? session.run(inputs, session.outputNames.filter(outputs)) : session.run(inputs));
+    } catch (e) {
+      throw deviceMemoryError(e, this.device, `running graph ${key}`);
+    }
     if (this.timings) {
       this.timings.run += performance.now() - t0;
       this.timings.runs++;

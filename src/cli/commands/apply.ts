@@ -263,7 +263,7 @@ export const command: Command = {
     const { jobFromPlan, PlanNotExecutableError } = await import('../../execute/from-plan.js');
     const { applyJob, ApplyError } = await import('../../execute/apply.js');
     const { OutputExistsError } = await import('../../execute/output-dir.js');
-    const { RuntimeUnavailableError } = await import('../../execute/runtime.js');
+    const { RuntimeUnavailableError, DeviceMemoryError } = await import('../../execute/runtime.js');
     const { CheckpointError } = await import('../../execute/safetensors-reader.js');
     const { WeightFormatError } = await import('../../execute/forward/dequantize.js');
     const { progressPrinter, formatSummary } = await import('../../execute/progress.js');
@@ -331,7 +331,7 @@ export const command: Command = {
         io.stderr(renderDiagnostics([error('forward-weight-unreadable', e.message)], planned.sources));
         return EXIT_ERRORS;
       }
-      if (e instanceof ApplyError || e instanceof RuntimeUnavailableError) {
+      if (e instanceof ApplyError || e instanceof RuntimeUnavailableError || e instanceof DeviceMemoryError) {
         io.stderr(renderDiagnostics([error('apply-failed', e.message)], planned.sources));
         return EXIT_ERRORS;
       }

@@ -134,7 +134,7 @@ export const command: Command = {
     const { checkpointFacts, ForwardModel, UnsupportedModelError } = await import('../../execute/forward/executor.js');
     const { WeightFormatError } = await import('../../execute/forward/dequantize.js');
     const { CheckpointError } = await import('../../execute/safetensors-reader.js');
-    const { allowCudaTf32, probeDevice, RuntimeUnavailableError } = await import('../../execute/runtime.js');
+    const { allowCudaTf32, probeDevice, RuntimeUnavailableError, DeviceMemoryError } = await import('../../execute/runtime.js');
     const { perplexity } = await import('../../execute/calibrate/perplexity.js');
     const { defaultPrecision, describePrecision, tf32Allowed } = await import('../../execute/forward/precision.js');
     const { comparePerplexity } = await import('../../execute/calibrate/compare.js');
@@ -222,6 +222,7 @@ export const command: Command = {
       if (e instanceof UnsupportedModelError) return fail(error('forward-unsupported-model', e.message));
       if (e instanceof WeightFormatError || e instanceof CheckpointError) return fail(error('forward-weight-unreadable', e.message));
       if (e instanceof RuntimeUnavailableError) return fail(error('forward-runtime-unavailable', e.message));
+      if (e instanceof DeviceMemoryError) return fail(error('forward-device-memory', e.message));
       if (e instanceof SimulationUnsupportedError || e instanceof FakeQuantError || e instanceof ActivationConfigError) return fail(error('eval-simulate-unsupported', e.message));
       throw e;
     }
