@@ -37,3 +37,40 @@ test('a stack of batches held as 16-bit elements is those elements, as a stack o
   expect(direct.dtype).toBe('bfloat16');
   expect(direct).toEqual(stackBatches(plain, model.config.hidden, 'bfloat16'));
 });
+
+test('the first graph of several layers looks the stored embedding rows up itself: the outputs of the rows fed in', async () => {
+  const { GraphRuntime } = await import('../src/execute/runtime.js');
+  const { vi } = await import('vitest');
+  for (const name of ['llama', 'qwen3_moe']) {
+    const dir = await modelWithTokenizer(name);
+    const ids = (await forwardRefs(name)).inputIds;
+    const run = async (fedRows: boolean): Promise<{ out: Float32Array[]; keys: string[] }> => {
+      const model = await ForwardModel.open(dir);
+      model.usePrecision('bf16');
+      model.graphWeightBytes = 1 << 30;
+      model.layerOutputs = true;
+      const embedded = await model.embed([ids, [ids[0]!.slice(0, 7)]]);
+      expect(embedded.every((b) => b.tokens !== undefined)).toBe(true);
+      // Rows fed in: the same stored rows without their token ids.
+      const batches = fedRows ? embedded.map((b) => ({ data: b.data, batch: b.batch, seq: b.seq, stored: b.stored })) : embedded;
+      const keys: string[] = [];
+      const original = GraphRuntime.prototype.run;
+      const spy = vi.spyOn(GraphRuntime.prototype, 'run').mockImplementation(function (this: InstanceType<typeof GraphRuntime>, ...args: Parameters<typeof original>) {
+        keys.push(args[0]);
+        return original.apply(this, args);
+      });
+      const out: Float32Array[] = [];
+      try {
+        await model.layers(batches, { onLayer: (layer, i, h) => (out[layer * 2 + i] = Float32Array.from(h.data)) });
+      } finally {
+        spy.mockRestore();
+      }
+      return { out, keys };
+    };
+    const looked = await run(false);
+    const fed = await run(true);
+    expect(looked.keys[0]).toMatch(/^layers_0_\d+_ids$/);
+    expect(fed.keys[0]).toMatch(/^layers_0_\d+_stored$/);
+    expect(looked.out).toEqual(fed.out);
+  }
+});

@@ -15,7 +15,7 @@ import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { expertCount, qwenSparseLayer } from './softmax-moe-layer.js';
 import { positionInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
-import { GraphBuilder, OnnxType, WeightFeeds, type ModelBytes } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType, WeightFeeds, type FileBytes, type ModelBytes, type OnnxElemType } from '../onnx/graph-builder.js';
 import { ByteArena } from '../onnx/proto-writer.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
@@ -41,6 +41,46 @@ export interface HiddenBatch {
    * are); `data` then decodes them when first read.
    */
   readonly stored?: { readonly dtype: 'bfloat16' | 'float16'; readonly data: Uint16Array };
+  /**
+   * The token ids whose embedding rows these states are, where they are the
+   * embedding table's rows as stored ({@link ForwardModel.embed}): a graph
+   * of the first layers may look the rows up itself.
+   */
+  readonly tokens?: TokenBatch;
+}
+
+/** Token ids embedded as the table's stored rows: `stored` gathered and `data` decoded on first read. */
+function embeddedBatch(dtype: 'bfloat16' | 'float16', table: Uint16Array, tokens: TokenBatch, hidden: number): HiddenBatch {
+  const seq = tokens[0]?.length ?? 0;
+  let bits: Uint16Array | undefined;
+  const gathered = (): Uint16Array => {
+    if (bits) return bits;
+    bits = new Uint16Array(tokens.length * seq * hidden);
+    tokens.forEach((row, i) => row.forEach((tok, t) => bits!.set(table.subarray(tok * hidden, (tok + 1) * hidden), (i * seq + t) * hidden)));
+    return bits;
+  };
+  let values: Float32Array | undefined;
+  return {
+    batch: tokens.length,
+    seq,
+    tokens,
+    get stored() {
+      return { dtype, data: gathered() };
+    },
+    get data(): Float32Array {
+      const b = gathered();
+      values ??= toFloat32(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), dtype === 'bfloat16' ? 'BF16' : 'F16');
+      return values;
+    },
+  };
+}
+
+/** A batch's token ids as an int64 `[batch, seq]` tensor. */
+function tokenIds(tokens: TokenBatch): RawTensor {
+  const seq = tokens[0]?.length ?? 0;
+  const data = new BigInt64Array(tokens.length * seq);
+  tokens.forEach((row, i) => row.forEach((tok, t) => (data[i * seq + t] = BigInt(tok))));
+  return { type: 'int64', data, dims: [tokens.length, seq] };
 }
 
 /** A batch held as 16-bit elements, its float32 `data` decoded on first read. */
@@ -403,9 +443,9 @@ export class ForwardModel {
     return batches.map((b) => {
       const seq = b[0]?.length ?? 0;
       if (low !== undefined && mult === undefined && stored?.dtype === low) {
-        const bits = new Uint16Array(b.length * seq * h);
-        eachToken(b, (tok, at) => bits.set(stored.bits.subarray(tok * h, (tok + 1) * h), at));
-        return storedBatch(low, bits, b.length, seq);
+        // The ids are checked now; the rows are gathered when first read, or by the first graph itself.
+        eachToken(b, () => {});
+        return embeddedBatch(low, stored.bits, b, h);
       }
       const data = new Float32Array(b.length * seq * h);
       eachToken(b, (tok, at) => table.rowInto(tok, data, at));
@@ -652,6 +692,17 @@ export class ForwardModel {
   }
 
   /**
+   * The embedding table as stored in the checkpoint, where a graph may look
+   * the rows of `low` up itself (the rows {@link embed} gives as they are):
+   * the checkpoint's own plain table of that dtype, no embedding multiplier.
+   */
+  private storedEmbeddings(low: 'bfloat16' | 'float16'): { type: OnnxElemType; rows: number; bytes: FileBytes } | undefined {
+    const entry = this.weights.index.tensors.get(`${this.weights.names.model}.embed_tokens.weight`);
+    if (!entry || entry.shape.length !== 2 || entry.dtype !== (low === 'bfloat16' ? 'BF16' : 'F16') || this.weights.changed || this.config.embeddingMultiplier !== undefined) return undefined;
+    return { type: low === 'bfloat16' ? OnnxType.bfloat16 : OnnxType.float16, rows: entry.shape[0]!, bytes: { file: entry.file, offset: entry.offset, byteLength: entry.byteLength } };
+  }
+
+  /**
    * Whether layer graphs reference the Linear weights in the checkpoint's
    * files rather than copy them (see `GraphBuilder.model`): the checkpoint's
    * own weights, unchanged, plain bf16 (a quantized checkpoint's are
@@ -686,8 +737,16 @@ export class ForwardModel {
     const H = this.config.hidden;
     // In bf16/fp16 the states between graphs travel as the model's 16-bit elements (exact: the layers' outputs are values of that dtype).
     const low = this.compactStacks ? this.precision.low?.dtype : undefined;
-    const storedIn = low !== undefined && current.length > 0 && current.every((b) => b.stored?.dtype === low);
-    const inputs = { hidden: storedIn ? widened(g, g.input('hidden', stackType(low), ['batch', 'seq', H]), low) : g.input('hidden', OnnxType.float, ['batch', 'seq', H]), ...positionInputs(g, this.config.rope.dim) };
+    // The first graph looks the embedding rows up itself where the batches are the table's stored rows (embed).
+    const table = first === 0 && low !== undefined ? this.storedEmbeddings(low) : undefined;
+    const idsIn = table !== undefined && current.length > 0 && current.every((b) => b.tokens !== undefined);
+    const storedIn = !idsIn && low !== undefined && current.length > 0 && current.every((b) => b.stored?.dtype === low);
+    const hiddenIn = idsIn
+      ? g.op('Cast', [g.op('Gather', [g.constRaw(table.type, [table.rows, H], table.bytes), g.input('input_ids', OnnxType.int64, ['batch', 'seq'])], { axis: 0 })], { to: OnnxType.float })
+      : storedIn
+        ? widened(g, g.input('hidden', stackType(low), ['batch', 'seq', H]), low)
+        : g.input('hidden', OnnxType.float, ['batch', 'seq', H]);
+    const inputs = { hidden: hiddenIn, ...positionInputs(g, this.config.rope.dim) };
     let hidden = inputs.hidden;
     for (let layer = first; layer < end; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
@@ -706,7 +765,7 @@ export class ForwardModel {
     const keepLast = options.keepHidden !== false || end < this.config.layers;
     const storedOut = low !== undefined && !this.layerOutputs && keepLast;
     if (storedOut) g.output(narrowed(g, last, low), 'stored_out', stackType(low), ['batch', 'seq', H]);
-    const key = `layers_${first}_${end}${storedIn ? '_stored' : ''}`;
+    const key = `layers_${first}_${end}${idsIn ? '_ids' : storedIn ? '_stored' : ''}`;
     // Used once: the session is made at the first run (onnxruntime copies the model), before anything else is written into the arena.
     const model = g.model(key, arena);
     if (this.timings) this.timings.build += performance.now() - built;
@@ -716,11 +775,13 @@ export class ForwardModel {
       for (let i = 0; i < current.length; i++) {
         const b = current[i]!;
         const dims = [b.batch, b.seq, H];
-        const hiddenFeed: RawTensor = storedIn ? { type: low === 'bfloat16' ? 'uint16' : 'float16', data: b.stored!.data, dims } : f32(b.data, dims);
+        const hiddenFeed: Record<string, RawTensor> = idsIn
+          ? { input_ids: tokenIds(b.tokens!) }
+          : { hidden: storedIn ? { type: low === 'bfloat16' ? 'uint16' : 'float16', data: b.stored!.data, dims } : f32(b.data, dims) };
         const result = await runtime.run(
           key,
           () => model,
-          { hidden: hiddenFeed, ...inputsFor(b.seq, windowOf(this.config, first)) },
+          { ...hiddenFeed, ...inputsFor(b.seq, windowOf(this.config, first)) },
           this.layerOutputs ? undefined : (name) => name === 'stored_out' || !name.startsWith('out_') || (name === last && keepLast && !storedOut),
         );
         const extras = new Map<number, Record<string, RawTensor>>();
