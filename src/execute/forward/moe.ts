@@ -224,7 +224,7 @@ export function allExperts(g: GraphBuilder, x: string, s: ExpertShape, weights: 
 export function combineExperts(g: GraphBuilder, perExpert: string, routing: Routing, experts?: number): string {
   if (!graphPrecision(g) || experts === undefined) {
     const w = g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])]);
-    return g.op('ReduceSum', [g.op('Mul', [perExpert, w]), g.i64([0])], { keepdims: 0 });
+    return g.op('ReduceSum', [lowOp(g, 'Mul', [perExpert, w]), g.i64([0])], { keepdims: 0 });
   }
   const k = Math.min(routing.k ?? experts, experts);
   let terms: string[];
