@@ -602,8 +602,9 @@ export class ForwardModel {
    * Consecutive layers that share one graph, as `[first, end)` ranges.
    * Layers are grouped only where {@link graphWeightBytes} allows it (or
    * {@link referencedGraphWeightBytes}, for weights read from the files),
-   * for dense llama-like layers whose MLP fits one graph and that share one
-   * attention window; everything else runs one layer per graph.
+   * for llama-like and MoE layers whose MLP or experts fit one graph (see
+   * `layerWeights`) and that share one attention window; everything else
+   * runs one layer per graph.
    */
   layerRanges(expertGroupBytes = EXPERT_GROUP_BYTES): [number, number][] {
     const cfg = this.config;
@@ -643,8 +644,8 @@ export class ForwardModel {
    * Float32 bytes of a layer's Linear weights (the largest kind of layer),
    * whether every layer keeps its MLP or experts inside the layer graph
    * (no expert groups or MLP slices, which run as graphs of their own), and
-   * whether its layers hold routed experts. Only llama-like and
-   * softmax-routed MoE layers are grouped.
+   * whether its layers hold routed experts. Only llama-like layers and the
+   * MoE families of {@link SOFTMAX_MOE} and {@link STORED_MOE} are grouped.
    */
   private layerWeights(expertGroupBytes: number): { bytes: number; inGraph: boolean; experts: boolean } {
     const cfg = this.config;
