@@ -12,7 +12,6 @@ import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
-import { expertCount, qwenSparseLayer } from './softmax-moe-layer.js';
 import { positionInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, OnnxType, WeightFeeds, type FileBytes, type ModelBytes, type OnnxElemType } from '../onnx/graph-builder.js';
@@ -49,30 +48,15 @@ export interface HiddenBatch {
   readonly tokens?: TokenBatch;
 }
 
-/** Token ids embedded as the table's stored rows: `stored` gathered and `data` decoded on first read. */
+/** Token ids embedded as the table's stored rows, gathered when first read ({@link storedBatch}). */
 function embeddedBatch(dtype: 'bfloat16' | 'float16', table: Uint16Array, tokens: TokenBatch, hidden: number): HiddenBatch {
   const seq = tokens[0]?.length ?? 0;
-  let bits: Uint16Array | undefined;
-  const gathered = (): Uint16Array => {
-    if (bits) return bits;
-    bits = new Uint16Array(tokens.length * seq * hidden);
-    tokens.forEach((row, i) => row.forEach((tok, t) => bits!.set(table.subarray(tok * hidden, (tok + 1) * hidden), (i * seq + t) * hidden)));
+  const gather = (): Uint16Array => {
+    const bits = new Uint16Array(tokens.length * seq * hidden);
+    tokens.forEach((row, i) => row.forEach((tok, t) => bits.set(table.subarray(tok * hidden, (tok + 1) * hidden), (i * seq + t) * hidden)));
     return bits;
   };
-  let values: Float32Array | undefined;
-  return {
-    batch: tokens.length,
-    seq,
-    tokens,
-    get stored() {
-      return { dtype, data: gathered() };
-    },
-    get data(): Float32Array {
-      const b = gathered();
-      values ??= toFloat32(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), dtype === 'bfloat16' ? 'BF16' : 'F16');
-      return values;
-    },
-  };
+  return storedBatch(dtype, gather, tokens.length, seq, tokens);
 }
 
 /** A batch's token ids as an int64 `[batch, seq]` tensor. */
@@ -83,15 +67,24 @@ function tokenIds(tokens: TokenBatch): RawTensor {
   return { type: 'int64', data, dims: [tokens.length, seq] };
 }
 
-/** A batch held as 16-bit elements, its float32 `data` decoded on first read. */
-function storedBatch(dtype: 'bfloat16' | 'float16', bits: Uint16Array, batch: number, seq: number): HiddenBatch {
+/**
+ * A batch held as 16-bit elements (or made by `bits` when first read), its
+ * float32 `data` decoded on first read.
+ */
+function storedBatch(dtype: 'bfloat16' | 'float16', bits: Uint16Array | (() => Uint16Array), batch: number, seq: number, tokens?: TokenBatch): HiddenBatch {
+  let made = typeof bits === 'function' ? undefined : bits;
+  const read = (): Uint16Array => (made ??= (bits as () => Uint16Array)());
   let values: Float32Array | undefined;
   return {
     batch,
     seq,
-    stored: { dtype, data: bits },
+    ...(tokens ? { tokens } : {}),
+    get stored() {
+      return { dtype, data: read() };
+    },
     get data(): Float32Array {
-      values ??= toFloat32(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), dtype === 'bfloat16' ? 'BF16' : 'F16');
+      const b = read();
+      values ??= toFloat32(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), dtype === 'bfloat16' ? 'BF16' : 'F16');
       return values;
     },
   };
@@ -181,15 +174,24 @@ const FED_SESSIONS = 4;
 /** Families whose experts the layer graph builds from float32 stacks of their own (expert-groups.ts), copied into the graph bytes. */
 const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text']);
 
-/** MoE families with a softmax router whose layers (experts inside the layer graph) may share a graph: softmax-moe-layer.ts. */
-const SOFTMAX_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe']);
-
 /**
- * MoE families (sigmoid-routed MLA/GLM layers, GraniteMoE, PhiMoE) whose
- * layers may share a graph (mla-layer.ts, block-sparse-moe-layer.ts), sized
- * by the checkpoint's tensors.
+ * MoE families whose layers (experts inside the layer graph) may share a
+ * graph, sized by the checkpoint's tensors: softmax-routed (softmax-moe-layer.ts),
+ * sigmoid-routed MLA/GLM (mla-layer.ts), GraniteMoE and PhiMoE
+ * (block-sparse-moe-layer.ts).
  */
-const STORED_MOE: ReadonlySet<string> = new Set(['deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe']);
+const GROUPED_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe']);
+
+/** What a checkpoint's decoder-layer tensors hold, for sizing graphs of several layers. */
+interface LayerTensors {
+  /** Whether layer 0's tensors are plain bf16 (2-D ones; no packed or scale tensors). */
+  readonly firstPlainBf16: boolean;
+  /** Whether any layer tensor is quantized (packed, scales, or not a float dtype). */
+  readonly quantized: boolean;
+  /** Elements of the largest layer, and of its largest MLP or MoE block. */
+  readonly elements: number;
+  readonly mlpElements: number;
+}
 
 /** Float32 bytes of a dense llama-like layer's Linear weights. */
 function denseLayerBytes(cfg: DecoderConfig): number {
@@ -318,10 +320,8 @@ export class ForwardModel {
    * half the bytes over the bus each way and in host memory. On by default.
    */
   compactStacks = true;
-  /** The largest layer's and MLP block's elements (see {@link checkpointLayerWeights}), once counted; null for a quantized checkpoint. */
-  private layerElements?: { all: number; mlp: number } | null;
-  /** Whether the first layer's tensors are plain bf16 (see {@link referencesWeights}), once looked at. */
-  private plainBf16?: boolean;
+  /** What the checkpoint's layer tensors hold (see {@link layerTensors}), once looked at. */
+  private tensors?: LayerTensors;
   /** The sessions of fed layer graphs, one runtime per device, shared with {@link withWeights} copies. */
   private shared: Map<number | undefined, GraphRuntime>;
   /**
@@ -610,9 +610,7 @@ export class ForwardModel {
     const cfg = this.config;
     const { bytes: perLayer, inGraph, experts } = this.layerWeights(expertGroupBytes);
     const groupable = inGraph && this.graphWeightBytes > 0;
-    // Experts are read from the files only as stored bf16, in graphs computing in bf16 (moe.ts: storedExperts).
-    const low = this.precision.low;
-    const referenced = this.referencesWeights() && (!experts || (low?.native === true && low.dtype === 'bfloat16'));
+    const referenced = experts ? this.readsStoredExperts() : this.referencesWeights();
     const bound = Math.max(this.graphWeightBytes, referenced ? this.referencedGraphWeightBytes : 0);
     const size = groupable ? Math.max(1, Math.floor(bound / perLayer)) : 1;
     const ranges: [number, number][] = [];
@@ -635,61 +633,72 @@ export class ForwardModel {
    */
   expertGroupBound(asked: number | undefined, weights: WeightReader = this.weights): number | undefined {
     if (asked !== undefined) return asked;
-    const low = this.precision.low;
-    const stored = weights === this.weights && low?.native === true && low.dtype === 'bfloat16' && !OWN_EXPERT_STACKS.has(this.config.modelType) && this.referencesWeights();
-    return stored && this.referencedGraphWeightBytes > 0 ? this.referencedGraphWeightBytes : undefined;
+    return weights === this.weights && this.readsStoredExperts() && this.referencedGraphWeightBytes > 0 ? this.referencedGraphWeightBytes : undefined;
   }
 
   /**
-   * Float32 bytes of a layer's Linear weights (the largest kind of layer),
-   * whether every layer keeps its MLP or experts inside the layer graph
-   * (no expert groups or MLP slices, which run as graphs of their own), and
-   * whether its layers hold routed experts. Only llama-like layers and the
-   * MoE families of {@link SOFTMAX_MOE} and {@link STORED_MOE} are grouped.
+   * Whether layer graphs take experts (and dense MLPs) as the checkpoint
+   * stores them, read from its files: bf16 graphs on the device over the
+   * checkpoint's own plain bf16 weights (moe.ts: storedExperts), except for
+   * families whose experts are float32 stacks of their own.
+   */
+  private readsStoredExperts(): boolean {
+    const low = this.precision.low;
+    return low?.native === true && low.dtype === 'bfloat16' && !OWN_EXPERT_STACKS.has(this.config.modelType) && this.referencesWeights();
+  }
+
+  /**
+   * Float32 bytes of a layer's Linear weights (the largest layer), whether
+   * every layer keeps its MLP or experts inside the layer graph (no expert
+   * groups or MLP slices, which run as graphs of their own), and whether its
+   * layers hold routed experts. Llama-like layers are sized from the config;
+   * {@link GROUPED_MOE} layers from the checkpoint's tensors (a quantized
+   * checkpoint's packed shapes do not count their values: its MoE layers
+   * each run in a graph of their own); other families are not grouped.
    */
   private layerWeights(expertGroupBytes: number): { bytes: number; inGraph: boolean; experts: boolean } {
     const cfg = this.config;
-    const attention = denseLayerBytes({ ...cfg, intermediate: 0 });
-    const dense = 3 * cfg.hidden * cfg.intermediate * 4;
-    if (LLAMA_LIKE.has(cfg.modelType)) return { bytes: attention + dense, inGraph: cfg.intermediate > 0 && dense <= expertGroupBytes, experts: false };
-    if (STORED_MOE.has(cfg.modelType)) return this.checkpointLayerWeights(expertGroupBytes);
-    if (!SOFTMAX_MOE.has(cfg.modelType)) return { bytes: attention + dense, inGraph: false, experts: false };
-    const count = expertCount(this.raw);
-    const routed = count * 3 * cfg.hidden * Number(this.raw.moe_intermediate_size ?? cfg.intermediate) * 4 + count * cfg.hidden * 4;
-    const shared = 3 * cfg.hidden * Number(this.raw.shared_expert_intermediate_size ?? 0) * 4;
-    const denseLayers = cfg.modelType !== 'mixtral' && Array.from({ length: cfg.layers }, (_, l) => !qwenSparseLayer(this.raw, l)).some(Boolean);
-    const inGraph = count > 0 && routed <= expertGroupBytes && shared <= expertGroupBytes && (!denseLayers || dense <= expertGroupBytes);
-    return { bytes: attention + Math.max(routed + shared, denseLayers ? dense : 0), inGraph, experts: true };
+    if (LLAMA_LIKE.has(cfg.modelType)) {
+      const dense = 3 * cfg.hidden * cfg.intermediate * 4;
+      return { bytes: denseLayerBytes(cfg), inGraph: cfg.intermediate > 0 && dense <= expertGroupBytes, experts: false };
+    }
+    if (!GROUPED_MOE.has(cfg.modelType)) return { bytes: 0, inGraph: false, experts: false };
+    const t = this.layerTensors();
+    return { bytes: 4 * t.elements, inGraph: !t.quantized && t.elements > 0 && 4 * t.mlpElements <= expertGroupBytes, experts: true };
   }
 
-  /**
-   * {@link layerWeights} of a {@link STORED_MOE} family, counted from the
-   * checkpoint's own tensors: the largest layer's and the largest MLP or MoE
-   * block's elements, as float32 bytes. A quantized checkpoint's layers (packed
-   * tensors, whose shapes do not count their values) each run in a graph of
-   * their own.
-   */
-  private checkpointLayerWeights(expertGroupBytes: number): { bytes: number; inGraph: boolean; experts: boolean } {
-    if (this.layerElements === undefined) {
-      const prefix = `${this.weights.names.model}.layers.`;
-      const layers = new Map<number, { all: number; mlp: number }>();
-      let quantized = false;
-      for (const [name, t] of this.weights.index.tensors) {
-        if (!name.startsWith(prefix)) continue;
-        if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') quantized = true;
-        const dot = name.indexOf('.', prefix.length);
-        const layer = Number(name.slice(prefix.length, dot));
-        const sums = layers.get(layer) ?? { all: 0, mlp: 0 };
-        const elements = t.shape.reduce((n, d) => n * d, 1);
-        sums.all += elements;
-        if (/\.(mlp|block_sparse_moe)\./.test(name.slice(dot))) sums.mlp += elements;
-        layers.set(layer, sums);
+  /** The checkpoint's layer tensors, summed in one pass over its index (cached). */
+  private layerTensors(): LayerTensors {
+    if (this.tensors) return this.tensors;
+    const prefix = `${this.weights.names.model}.layers.`;
+    const layers = new Map<number, { all: number; mlp: number }>();
+    let quantized = false;
+    let first = 0;
+    let firstPlainBf16 = true;
+    for (const [name, t] of this.weights.index.tensors) {
+      if (!name.startsWith(prefix)) continue;
+      const dot = name.indexOf('.', prefix.length);
+      const layer = Number(name.slice(prefix.length, dot));
+      const packed = name.endsWith('_packed') || name.endsWith('_scale') || (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32');
+      quantized ||= packed;
+      if (layer === 0) {
+        first++;
+        firstPlainBf16 &&= !packed && (t.shape.length !== 2 || t.dtype === 'BF16');
       }
-      const sums = [...layers.values()];
-      this.layerElements = quantized ? null : { all: Math.max(0, ...sums.map((l) => l.all)), mlp: Math.max(0, ...sums.map((l) => l.mlp)) };
+      const sums = layers.get(layer) ?? { all: 0, mlp: 0 };
+      const elements = t.shape.reduce((n, d) => n * d, 1);
+      sums.all += elements;
+      if (/\.(mlp|block_sparse_moe)\./.test(name.slice(dot))) sums.mlp += elements;
+      layers.set(layer, sums);
     }
-    const e = this.layerElements;
-    return { bytes: 4 * (e?.all ?? 0), inGraph: e !== null && e.all > 0 && 4 * e.mlp <= expertGroupBytes, experts: true };
+    const sums = [...layers.values()];
+    this.tensors = {
+      firstPlainBf16: first > 0 && firstPlainBf16,
+      quantized,
+      elements: Math.max(0, ...sums.map((l) => l.all)),
+      mlpElements: Math.max(0, ...sums.map((l) => l.mlp)),
+    };
+    return this.tensors;
   }
 
   /**
@@ -710,13 +719,7 @@ export class ForwardModel {
    * dequantized into the graph), external data not turned off.
    */
   private referencesWeights(): boolean {
-    if (process.env.QUANTC_EXTERNAL_WEIGHTS === '0' || this.weights.changed) return false;
-    if (this.plainBf16 === undefined) {
-      const prefix = `${this.weights.names.model}.layers.0.`;
-      const layer = [...this.weights.index.tensors].filter(([name]) => name.startsWith(prefix));
-      this.plainBf16 = layer.length > 0 && layer.every(([name, t]) => !name.endsWith('_packed') && !name.endsWith('_scale') && (t.shape.length !== 2 || t.dtype === 'BF16'));
-    }
-    return this.plainBf16;
+    return process.env.QUANTC_EXTERNAL_WEIGHTS !== '0' && !this.weights.changed && this.layerTensors().firstPlainBf16;
   }
 
   /**
