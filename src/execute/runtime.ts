@@ -44,6 +44,21 @@ export function emptyRuntimeTimings(): RuntimeTimings {
 /** onnxruntime could not be loaded or the provider is missing; the message says what to do. */
 export class RuntimeUnavailableError extends Error {}
 
+/** Default of `QUANTC_GRAPH_WEIGHT_MB`: 16 GiB of float32-equivalent weights (8 GiB of bf16 on the card). */
+export const DEFAULT_GRAPH_WEIGHT_MB = 2 ** 14;
+
+/**
+ * Float32 megabytes of the checkpoint's own weights one graph may hold on
+ * CUDA (`ForwardModel.referencedGraphWeightBytes`): `QUANTC_GRAPH_WEIGHT_MB`
+ * (lower it on a card with little memory; 0 for the protobuf-bound defaults),
+ * else {@link DEFAULT_GRAPH_WEIGHT_MB}.
+ */
+export function graphWeightMegabytes(): number {
+  const text = process.env.QUANTC_GRAPH_WEIGHT_MB;
+  const mb = Number(text);
+  return text !== undefined && text.trim() !== '' && Number.isFinite(mb) && mb >= 0 ? mb : DEFAULT_GRAPH_WEIGHT_MB;
+}
+
 /** The card ran out of memory creating or running a graph; the message says what to lower. */
 export class DeviceMemoryError extends Error {}
 
@@ -56,9 +71,8 @@ const DEVICE_MEMORY = /Failed to allocate memory|out of memory|CUDNN_STATUS_ALLO
  */
 export function deviceMemoryError(e: unknown, device: Device, doing: string): unknown {
   if (device !== 'cuda' || !(e instanceof Error) || !DEVICE_MEMORY.test(e.message)) return e;
-  const bound = process.env.QUANTC_GRAPH_WEIGHT_MB ?? String(2 ** 14);
   return new DeviceMemoryError(
-    `the GPU ran out of memory ${doing} (${e.message.split('\n')[0]!.trim()}); lower QUANTC_GRAPH_WEIGHT_MB (the float32 megabytes of weights one graph may hold, now ${bound}) or the batch size, or run on a card with more memory`,
+    `the GPU ran out of memory ${doing} (${e.message.split('\n')[0]!.trim()}); lower QUANTC_GRAPH_WEIGHT_MB (the float32 megabytes of weights one graph may hold, now ${graphWeightMegabytes()}) or the batch size, or run on a card with more memory`,
   );
 }
 

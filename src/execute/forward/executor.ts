@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GraphRuntime, type Device, type Feed, type RawTensor, type RuntimeTimings } from '../runtime.js';
+import { GraphRuntime, graphWeightMegabytes, type Device, type Feed, type RawTensor, type RuntimeTimings } from '../runtime.js';
 import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
@@ -152,22 +152,6 @@ function keepExpertInputs(extra: Record<string, RawTensor>, sink: (outputs: Reco
 /** Default {@link ForwardModel.graphWeightBytes} on CUDA: 2 GiB of float32 weights (1 GiB as bf16, half the protobuf limit of one graph). */
 export const CUDA_GRAPH_WEIGHT_BYTES = 2 ** 31;
 
-/**
- * Default {@link ForwardModel.referencedGraphWeightBytes} on CUDA: 16 GiB of
- * float32 weights (8 GiB of bf16 on the device while the graph's session lives).
- */
-export const CUDA_REFERENCED_GRAPH_WEIGHT_BYTES = 2 ** 34;
-
-/**
- * The referenced-weights bound on CUDA: `QUANTC_GRAPH_WEIGHT_MB` (float32
- * megabytes; lower it on a card with little memory, 0 for the protobuf-bound
- * defaults), else {@link CUDA_REFERENCED_GRAPH_WEIGHT_BYTES}.
- */
-function referencedGraphBound(): number {
-  const mb = Number(process.env.QUANTC_GRAPH_WEIGHT_MB);
-  return process.env.QUANTC_GRAPH_WEIGHT_MB !== undefined && Number.isFinite(mb) && mb >= 0 ? mb * 2 ** 20 : CUDA_REFERENCED_GRAPH_WEIGHT_BYTES;
-}
-
 /** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
 const FED_SESSIONS = 4;
 
@@ -281,7 +265,8 @@ export class ForwardModel {
    * weights are the checkpoint's own bf16 tensors, which onnxruntime reads
    * from the files (external data) instead of the graph bytes: the
    * protobuf's 2 GiB limit behind {@link graphWeightBytes} does not bind
-   * them, device memory does. 0 on the CPU.
+   * them, device memory does. On CUDA `QUANTC_GRAPH_WEIGHT_MB` (16 GiB by
+   * default, see `graphWeightMegabytes`); 0 on the CPU.
    */
   referencedGraphWeightBytes: number;
   /**
@@ -342,7 +327,7 @@ export class ForwardModel {
     private readonly layerBuilder: LayerBuilder,
   ) {
     this.graphWeightBytes = device === 'cuda' ? CUDA_GRAPH_WEIGHT_BYTES : 0;
-    this.referencedGraphWeightBytes = device === 'cuda' ? referencedGraphBound() : 0;
+    this.referencedGraphWeightBytes = device === 'cuda' ? graphWeightMegabytes() * 2 ** 20 : 0;
     this.foldConstants = device !== 'cuda';
     this.layerOutputs = device !== 'cuda';
     this.loopLayers = device === 'cuda';
