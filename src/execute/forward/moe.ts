@@ -60,6 +60,22 @@ function swapped(w: WeightReader, name: string, rows: number, cols: number): boo
 }
 
 /**
+ * The fused tensors of MoE module `m`, where the checkpoint fuses its
+ * experts: transformers 5's `experts.gate_up_proj` / `experts.down_proj`, or
+ * GraniteMoE's `input_linear.weight` / `output_linear.weight`.
+ */
+function fusedExperts(w: WeightReader, m: string): { readonly gateUp: string; readonly down: string } | undefined {
+  const gateUp = [`${m}.experts.gate_up_proj`, `${m}.input_linear.weight`].find((t) => w.has(t));
+  if (!gateUp) return undefined;
+  return { gateUp, down: gateUp.endsWith('.input_linear.weight') ? `${m}.output_linear.weight` : `${m}.experts.down_proj` };
+}
+
+/** The per-expert Linear names MoE module `m`'s checkpoint stores: mixtral's original ones or transformers 5's. */
+function storedNames(w: WeightReader, m: string): ExpertNames {
+  return w.hasLinear(`${m}.experts.0.w1`) ? MIXTRAL_NAMES : STANDARD_NAMES;
+}
+
+/**
  * Reads the experts of MoE module `m` (`model.layers.N.mlp`): the fused
  * transformers 5 tensors `experts.gate_up_proj [E, 2I, H]` and
  * `experts.down_proj [E, H, I]`, or per-expert Linears
@@ -72,16 +88,14 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
   const up = new Float32Array(experts * hidden * inter);
   const down = new Float32Array(experts * inter * hidden);
   const slab = hidden * inter;
-  // GraniteMoE checkpoints store the same fused layout as `input_linear` / `output_linear`.
-  const fused = [`${m}.experts.gate_up_proj`, `${m}.input_linear.weight`].find((t) => w.has(t));
+  const fused = fusedExperts(w, m);
   if (fused) {
-    const downName = fused.endsWith('.input_linear.weight') ? `${m}.output_linear.weight` : `${m}.experts.down_proj`;
-    const gu = await w.slice(fused, start, experts);
-    const dn = await w.slice(downName, start, experts);
+    const gu = await w.slice(fused.gateUp, start, experts);
+    const dn = await w.slice(fused.down, start, experts);
     // Stored `[E, H, 2I]` / `[E, I, H]` (Qwen3-VL-MoE as published) where memory holds `[E, 2I, H]` / `[E, H, I]`:
     // transformers transposes a fused tensor whose shape differs from the parameter's.
-    const guSwapped = swapped(w, fused, 2 * inter, hidden);
-    const dnSwapped = swapped(w, downName, hidden, inter);
+    const guSwapped = swapped(w, fused.gateUp, 2 * inter, hidden);
+    const dnSwapped = swapped(w, fused.down, hidden, inter);
     for (let e = 0; e < experts; e++) {
       if (guSwapped) {
         for (let h = 0; h < hidden; h++) {
@@ -98,7 +112,7 @@ export async function readExperts(w: WeightReader, m: string, experts: number, h
     }
     return { names: STANDARD_NAMES, experts, hidden, inter, gate, up, down };
   }
-  const names = w.hasLinear(`${m}.experts.0.w1`) ? MIXTRAL_NAMES : STANDARD_NAMES;
+  const names = storedNames(w, m);
   const inputs = { gate: [] as (InputQuantizer | undefined)[], up: [] as (InputQuantizer | undefined)[], down: [] as (InputQuantizer | undefined)[] };
   for (let e = 0; e < experts; e++) {
     const p = `${m}.experts.${start + e}`;
@@ -145,18 +159,17 @@ export async function storedExperts(g: GraphBuilder, w: WeightReader, m: string,
   const bf16 = OnnxType.bfloat16;
   // Transposed to `[E, in, out]` as a view the MatMul takes (onnxruntime fuses the Transpose into it).
   const transposed = (stored: string): string => g.op('Transpose', [stored], { perm: [0, 2, 1] });
-  const fused = [`${m}.experts.gate_up_proj`, `${m}.input_linear.weight`].find((t) => w.has(t));
+  const fused = fusedExperts(w, m);
   if (fused) {
-    const downName = fused.endsWith('.input_linear.weight') ? `${m}.output_linear.weight` : `${m}.experts.down_proj`;
-    const gu = w.index.tensors.get(fused);
-    const dn = w.index.tensors.get(downName);
+    const gu = w.index.tensors.get(fused.gateUp);
+    const dn = w.index.tensors.get(fused.down);
     const shaped = (e: typeof gu, dims: number[]): boolean => e !== undefined && e.dtype === 'BF16' && e.shape.length === 3 && e.shape[1] === dims[0] && e.shape[2] === dims[1] && e.shape[0]! >= start + count;
     if (!shaped(gu, [2 * inter, hidden]) || !shaped(dn, [hidden, inter])) return undefined;
     const both = g.constRaw(bf16, [count, 2 * inter, hidden], slabs(gu!, start, count));
     const half = (from: number): string => g.op('Slice', [both, g.i64([from]), g.i64([from + inter]), g.i64([1])]);
     return { gate: transposed(half(0)), up: transposed(half(inter)), down: transposed(g.constRaw(bf16, [count, hidden, inter], slabs(dn!, start, count))), bf16: true };
   }
-  const names = w.hasLinear(`${m}.experts.0.w1`) ? MIXTRAL_NAMES : STANDARD_NAMES;
+  const names = storedNames(w, m);
   // Every expert checked before any constant joins the graph, so a fallback leaves none behind.
   const found = { gate: [] as Bf16Matrix[], up: [] as Bf16Matrix[], down: [] as Bf16Matrix[] };
   for (let e = 0; e < count; e++) {
@@ -222,10 +235,9 @@ export function allExperts(g: GraphBuilder, x: string, s: ExpertShape, weights: 
  * which changes no sum).
  */
 export function combineExperts(g: GraphBuilder, perExpert: string, routing: Routing, experts?: number): string {
-  if (!graphPrecision(g) || experts === undefined) {
-    const w = g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])]);
-    return g.op('ReduceSum', [lowOp(g, 'Mul', [perExpert, w]), g.i64([0])], { keepdims: 0 });
-  }
+  // Every expert's output times its `[E, N, 1]` weights, each product rounded in the low dtype.
+  const everyWeighted = (): string => lowOp(g, 'Mul', [perExpert, g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])])]);
+  if (!graphPrecision(g) || experts === undefined) return g.op('ReduceSum', [everyWeighted(), g.i64([0])], { keepdims: 0 });
   const k = Math.min(routing.k ?? experts, experts);
   let terms: string[];
   if (k < experts) {
@@ -241,8 +253,7 @@ export function combineExperts(g: GraphBuilder, perExpert: string, routing: Rout
     const weighted = lowOp(g, 'Mul', [picked, weights]);
     terms = Array.from({ length: k }, (_, j) => g.op('Gather', [weighted, g.i64(j)], { axis: 1 }));
   } else {
-    const w = g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])]);
-    const weighted = lowOp(g, 'Mul', [perExpert, w]);
+    const weighted = everyWeighted();
     terms = Array.from({ length: experts }, (_, e) => g.op('Gather', [weighted, g.i64(e)], { axis: 0 }));
   }
   return terms.slice(1).reduce((sum, p) => lowOp(g, 'Add', [sum, p]), terms[0]!);
