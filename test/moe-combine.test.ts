@@ -3,6 +3,7 @@ import { combineExperts, softmaxTopK, type Routing } from '../src/execute/forwar
 import { roundBf16, rounded, setGraphPrecision, type LowPrecision } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
+import { xorshift32 } from './bench/xorshift.js';
 
 const E = 16;
 const N = 37;
@@ -11,13 +12,8 @@ const K = 4;
 
 /** Deterministic values in [-scale, scale) (xorshift32). */
 function values(count: number, seed: number, scale: number): Float32Array {
-  let s = seed;
-  return Float32Array.from({ length: count }, () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) / 2 ** 32 - 0.5) * 2 * scale;
-  });
+  const random = xorshift32(seed);
+  return Float32Array.from({ length: count }, () => (random() / 2 ** 32 - 0.5) * 2 * scale);
 }
 
 /** The combined output of random per-expert outputs under a softmax top-K routing, gathering the routed rows or summing every expert. */

@@ -23,6 +23,7 @@ import { GraphRuntime } from '../../src/execute/runtime.js';
 import { openCheckpoint, readTensorBytes } from '../../src/execute/safetensors-reader.js';
 import { SafetensorsFileWriter, type OutputTensorSpec } from '../../src/execute/safetensors-writer.js';
 import { presetScheme } from '../../src/ir/presets.js';
+import { xorshift32 } from './xorshift.js';
 
 /** One benchmark result. */
 export interface ApplyBenchResult {
@@ -84,16 +85,10 @@ function randomBf16(count: number, seed: number): Uint8Array {
   const out = new Uint16Array(count);
   const f = new Float32Array(1);
   const u = new Uint32Array(f.buffer);
-  let s = seed >>> 0 || 1;
+  const random = xorshift32(seed);
   for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    const a = (s >>> 0) / 4294967296;
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    const b = (s >>> 0) / 4294967296;
+    const a = random() / 4294967296;
+    const b = random() / 4294967296;
     f[0] = 0.02 * (a + b - 1) * 2.45;
     out[i] = u[0] >>> 16;
   }

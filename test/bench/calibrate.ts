@@ -33,6 +33,7 @@ import { ForwardModel, type ForwardTimings, type TokenBatch } from '../../src/ex
 import { emptyRuntimeTimings, GraphRuntime, type Device } from '../../src/execute/runtime.js';
 import { GraphBuilder, OnnxType } from '../../src/execute/onnx/graph-builder.js';
 import type { Precision } from '../../src/execute/forward/precision.js';
+import { xorshift32 } from './xorshift.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TORCH_SCRIPT = join(ROOT, 'test/bench/torch_forward.py');
@@ -124,13 +125,8 @@ function defaults(size: ModelSize): { tokens: number; batchSize: number; seqLen:
 
 /** Deterministic token ids (xorshift32), `[batches][B][T]`. */
 export function tokenBatches(count: number, batchSize: number, seqLen: number, vocab: number, seed = 1): TokenBatch[] {
-  let s = seed >>> 0 || 1;
-  const next = (): number => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % vocab;
-  };
+  const random = xorshift32(seed);
+  const next = (): number => random() % vocab;
   return Array.from({ length: count }, () => Array.from({ length: batchSize }, () => Array.from({ length: seqLen }, next)));
 }
 

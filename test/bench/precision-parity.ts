@@ -24,6 +24,7 @@ import { GraphRuntime, type Device } from '../../src/execute/runtime.js';
 import { GraphBuilder, OnnxType } from '../../src/execute/onnx/graph-builder.js';
 import { parseSafetensors, unpackModel, type RefTensor } from '../execute/fixtures.js';
 import { relativeError } from './relative-error.js';
+import { xorshift32 } from './xorshift.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 const CALIBRATION = join(FIXTURES, 'calibration');
@@ -93,11 +94,9 @@ function differing(a: Float32Array[], b: Float32Array[]): number {
 function randomBf16(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   const bits = new Uint32Array(out.buffer);
-  let x = seed >>> 0 || 1;
+  const random = xorshift32(seed);
   for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
+    const x = random();
     const e = 127 - 8 + ((x >>> 8) % 17);
     bits[i] = i % 97 === 0 ? 0 : (((x >>> 31) << 31) | (e << 23) | (((x >>> 1) & 0x7f) << 16)) >>> 0;
   }
