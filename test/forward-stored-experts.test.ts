@@ -7,6 +7,7 @@ import { readExperts, storedExperts } from '../src/execute/forward/moe.js';
 import { setGraphPrecision } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
+import { parseSafetensors, serializeSafetensors } from './execute/fixtures.js';
 
 const TREES = join(import.meta.dirname, 'fixtures/trees/checkpoints');
 
@@ -18,26 +19,6 @@ interface Case {
   readonly inter: number;
 }
 
-/** The safetensors bytes of `tensors` (all BF16, in this order). */
-function safetensors(tensors: readonly { name: string; shape: number[]; bytes: Uint8Array }[]): Uint8Array {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
-    offset += t.bytes.length;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let at = 8 + json.length;
-  for (const t of tensors) {
-    out.set(t.bytes, at);
-    at += t.bytes.length;
-  }
-  return out;
-}
-
 /**
  * The qwen3_moe tree checkpoint with its layer-0 experts fused as
  * transformers 5 holds them in memory (`gate_up_proj [E, 2I, H]`,
@@ -45,28 +26,16 @@ function safetensors(tensors: readonly { name: string; shape: number[]; bytes: U
  */
 async function fusedQwen3Moe(c: Case): Promise<string> {
   const src = join(TREES, 'qwen3_moe');
-  const bytes = new Uint8Array(await readFile(join(src, 'model.safetensors')));
-  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, { shape: number[]; data_offsets: [number, number] }>;
-  const data = (name: string): Uint8Array => bytes.subarray(8 + n + header[name]!.data_offsets[0], 8 + n + header[name]!.data_offsets[1]);
+  const tensors = parseSafetensors(new Uint8Array(await readFile(join(src, 'model.safetensors'))));
   const prefix = `${c.module}.experts.`;
-  const kept = Object.keys(header).filter((k) => k !== '__metadata__' && !k.startsWith(prefix));
-  const cat = (names: string[]): Uint8Array => {
-    const parts = names.map(data);
-    const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-    let at = 0;
-    for (const p of parts) (out.set(p, at), (at += p.length));
-    return out;
-  };
+  const cat = (names: string[]): Uint8Array => Buffer.concat(names.map((n) => tensors.get(n)!.bytes));
   const experts = Array.from({ length: c.experts }, (_, e) => e);
-  const tensors = [
-    ...kept.map((name) => ({ name, shape: header[name]!.shape, bytes: data(name) })),
-    { name: `${prefix}gate_up_proj`, shape: [c.experts, 2 * c.inter, c.hidden], bytes: cat(experts.flatMap((e) => [`${prefix}${e}.gate_proj.weight`, `${prefix}${e}.up_proj.weight`])) },
-    { name: `${prefix}down_proj`, shape: [c.experts, c.hidden, c.inter], bytes: cat(experts.map((e) => `${prefix}${e}.down_proj.weight`)) },
-  ];
+  const fused = new Map([...tensors].filter(([name]) => !name.startsWith(prefix)));
+  fused.set(`${prefix}gate_up_proj`, { dtype: 'BF16', shape: [c.experts, 2 * c.inter, c.hidden], bytes: cat(experts.flatMap((e) => [`${prefix}${e}.gate_proj.weight`, `${prefix}${e}.up_proj.weight`])) });
+  fused.set(`${prefix}down_proj`, { dtype: 'BF16', shape: [c.experts, c.hidden, c.inter], bytes: cat(experts.map((e) => `${prefix}${e}.down_proj.weight`)) });
   const dir = await mkdtemp(join(tmpdir(), 'quantc-fused-experts-'));
   await copyFile(join(src, 'config.json'), join(dir, 'config.json'));
-  await writeFile(join(dir, 'model.safetensors'), safetensors(tensors));
+  await writeFile(join(dir, 'model.safetensors'), serializeSafetensors(fused));
   return dir;
 }
 
