@@ -1,7 +1,7 @@
 /**
  * Calibration throughput: tokens per second of quantc's calibration pass
  * (`calibrate()`: every decoder layer with the input observers of a static
- * activation recipe) against PyTorch eager forward passes (transformers,
+ * activation recipe on every Linear, no quantized KV cache) against PyTorch eager forward passes (transformers,
  * `test/bench/torch_forward.py`) over the same token batches of the same
  * random checkpoint (llama, or an MoE architecture: `--arch`), on the same machine.
  *
@@ -95,6 +95,9 @@ export interface CalibrateBenchRow {
   readonly layersPerGraph?: number;
   /** quantc bf16 on CUDA: the attention kernels of the row (see {@link CalibrateBenchOptions.attention}). */
   readonly attention?: 'fused' | 'ops';
+  /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel and RMSNorm as one kernel (`QUANTC_FUSED_ROPE`, `QUANTC_FUSED_NORMS`). */
+  readonly fusedRotary?: boolean;
+  readonly fusedNorms?: boolean;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
   readonly statsDiff?: number;
   /** quantc bf16 only: largest relative difference of an observed min or max from the fp32 run on the same device. */
@@ -193,7 +196,8 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
       model.timings = timings;
       const t0 = performance.now();
-      const result = await calibrate(model, batches, true, options.expertGroupBytes);
+      // The observers of a static activation recipe on every Linear, without a quantized KV cache.
+      const result = await calibrate(model, batches, true, options.expertGroupBytes, { observes: (module) => !module.endsWith('_states') });
       const seconds = (performance.now() - t0) / 1000;
       const ranges = model.layerRanges(model.expertGroupBound(options.expertGroupBytes));
       const before = first.get(precision);
@@ -206,7 +210,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         tokensPerSecond: tokens / seconds,
         timings,
         layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
-        ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const) } : {}),
+        ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true } : {}),
         statsDiff: before ? statsDiff(before, result) : undefined,
         precisionDiff: ran.low && fp32 ? statsDiff(fp32, result) : undefined,
         ...(ran.note ? { note: ran.note } : {}),

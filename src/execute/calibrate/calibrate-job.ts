@@ -81,12 +81,25 @@ function statistics(stats: ReadonlyMap<string, MinMax>, key: string, what: strin
 }
 
 /**
+ * The modules whose inputs `job`'s calibration needs: those with calibrated
+ * input activations, and the key and value states of every attention whose
+ * KV cache is quantized. Expert modules are named one by one here; the
+ * graphs observe experts regardless.
+ */
+export function observedModules(job: ApplyJob): (module: string) => boolean {
+  const names = new Set<string>();
+  for (const m of job.modules) if (inputCalibration(job.groups[m.group]!.scheme.input_activations, m.name)) names.add(m.name);
+  if (job.kvCacheScheme) for (const a of job.calibration!.kvCacheModules) names.add(`${a}.key_states`).add(`${a}.value_states`);
+  return (module) => names.has(module);
+}
+
+/**
  * Calibrates `job` (which must carry a {@link CalibrationSpec}) on
  * `batches`; throws {@link ExpertCoverageError} when the coverage policy
  * stops the run.
  */
 export async function calibrateJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: CalibrateOptions & { readonly expertGroupBytes?: number } = {}): Promise<CalibratedJob> {
-  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, options);
+  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, { ...options, observes: observedModules(job) });
   return completeCalibration(job, result, DTYPES[model.config.dtype]);
 }
 

@@ -4,7 +4,7 @@
  * min/max and the expert coverage of every MoE layer.
  */
 import type { ForwardModel, RunOptions, TokenBatch } from '../forward/executor.js';
-import { parseObserverOutput, type ExpertObservation } from '../forward/observe.js';
+import { parseObserverOutput, type ExpertObservation, type ObserveOption } from '../forward/observe.js';
 import { LastBatchMinMax, StaticMinMax, type MinMax } from './observers.js';
 import { CoverageCollector, type ExpertCoverage } from './coverage.js';
 import { MAX_RESIDENT_ACTIVATION_BYTES } from './resident.js';
@@ -28,6 +28,13 @@ export interface CalibrateOptions {
   readonly onLayerStart?: (layer: number, layers: number) => void;
   /** Hidden states kept between layers, at most (bytes); longer data runs in chunks of batches (see perplexity.ts). */
   readonly maxResidentBytes?: number;
+  /**
+   * The modules whose inputs are observed (Linear modules by name,
+   * `<attention>.key_states` / `.value_states` for a quantized KV cache);
+   * every one when unset. Experts are always observed: their statistics come
+   * with the routing counts coverage needs.
+   */
+  readonly observes?: (module: string) => boolean;
 }
 
 /**
@@ -44,7 +51,8 @@ export async function calibrate(
   expertGroupBytes?: number,
   options: CalibrateOptions = {},
 ): Promise<CalibrationResult> {
-  const observe: ExpertObservation = calibrateAllExperts ? 'all' : 'routed';
+  const experts: ExpertObservation = calibrateAllExperts ? 'all' : 'routed';
+  const observe: ObserveOption = options.observes ? { experts, hessians: false, observes: options.observes } : experts;
   const stats = new StaticMinMax();
   const last = new LastBatchMinMax();
   const coverage = new CoverageCollector();

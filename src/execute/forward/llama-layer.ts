@@ -9,9 +9,9 @@ import { GraphBuilder, OnnxType, type ModelBytes } from '../onnx/graph-builder.j
 import { windowOf, type DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
-import { enableObservers, observeInput, type ObserveOption } from './observe.js';
+import { enableObservers, observeInput, observesInput, type ObserveOption } from './observe.js';
 import { attention, layerNorm, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
-import { lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
+import { fusedRotary, lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
@@ -121,13 +121,18 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   v = splitHeads(g, clip(g, v, cfg.clipQkv), cfg.kvHeads, cfg.headDim);
   if (qNorm && perHead(qNorm)) q = rmsNorm(g, q, qNorm, cfg.eps);
   if (kNorm && perHead(kNorm)) k = rmsNorm(g, k, kNorm, cfg.eps);
-  q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
-  k = partialRotary(g, k, inp, cfg.rope.dim, cfg.headDim);
+  // Whole-head RoPE may run inside the fused attention kernel, unless something reads the rotated keys first.
+  const ropeLater = fusedRotary(g) && cfg.rope.dim === cfg.headDim && !observesInput(g, `${a}.key_states`) && !(await w.cacheQuantizer(a, 'k'));
+  if (!ropeLater) {
+    q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
+    k = partialRotary(g, k, inp, cfg.rope.dim, cfg.headDim);
+  }
   // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
   const { key, value } = await cached(g, w, a, k, v);
-  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, inp.window);
+  const rope = ropeLater ? { cos: inp.cos, sin: inp.sin, dim: cfg.rope.dim } : undefined;
+  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, inp.window, rope);
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), oBias);

@@ -62,6 +62,15 @@ export interface Observation {
    * device instead of caching them): loopable statistics.
    */
   readonly inputSums?: (module: string) => boolean;
+  /**
+   * Observe only the inputs of the modules it accepts (a key shared by
+   * several modules, q/k/v, is observed when one of them is accepted); every
+   * input when unset. A calibration run asks only for what its recipe
+   * quantizes, so a graph computes no statistics nobody reads, and a layer
+   * whose post-RoPE keys nobody observes may rotate them inside the fused
+   * attention kernel (llama-layer.ts).
+   */
+  readonly observes?: (module: string) => boolean;
 }
 
 /** Whether `mode` returns the input of any of `modules`. */
@@ -105,7 +114,7 @@ function gram(g: GraphBuilder, x: string, perExpert: boolean): string {
  */
 export function observeInput(g: GraphBuilder, modules: readonly string[], x: string, part = ''): void {
   const mode = enabled.get(g);
-  if (!mode) return;
+  if (!mode || (mode.observes && !modules.some(mode.observes))) return;
   const key = modules.join(',') + part;
   g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
   g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
@@ -123,6 +132,12 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
   // A Hessian needs the whole input: a slice goes out as it is, and joinedHessian's graphs take the slices side by side.
   if (part) g.output(g.op('Flatten', [x], { axis: -1 }), `join:${modules.join(',')}`, OnnxType.float, ['n', 'k']);
   else g.output(gram(g, x, false), `hess:${key}`, OnnxType.float, ['k', 'k']);
+}
+
+/** Whether graph `g` observes the input of `module` (observers on, and the module among those asked for). */
+export function observesInput(g: GraphBuilder, module: string): boolean {
+  const mode = enabled.get(g);
+  return mode !== undefined && (mode.observes === undefined || mode.observes(module));
 }
 
 /** Whether graphs built with `option` accumulate Hessians. */

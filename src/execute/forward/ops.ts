@@ -10,7 +10,7 @@ import { decodeBf16Bits } from '../onnx/bf16-bits.js';
 import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
-import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded } from './precision.js';
+import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded, type LowPrecision } from './precision.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -40,9 +40,18 @@ function storedBf16(g: GraphBuilder, w: Bf16Matrix, type: 'bfloat16' | 'float'):
 /**
  * `weight * x / sqrt(mean(x², last axis) + eps)`. In the low dtype, as
  * LlamaRMSNorm: the normalization in float32, cast back to the input's dtype,
- * then the product with the (low-dtype) weight rounded.
+ * then the product with the (low-dtype) weight rounded; on CUDA the
+ * normalization is one fused kernel (see {@link LowPrecision.fusedNorms}).
  */
 export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number): string {
+  const low = graphPrecision(g);
+  if (low?.native && low.fusedNorms) {
+    // One kernel: x (a value of the low dtype) normalized in float32 and rounded once (a unit scale changes nothing), then the rounded weight product.
+    const type = onnxType(low);
+    const ones = g.constRaw(type, [weight.length], new Uint8Array(new Uint16Array(weight.length).fill(type === OnnxType.bfloat16 ? 0x3f80 : 0x3c00).buffer));
+    const normed = g.op('SimplifiedLayerNormalization', [g.op('Cast', [x], { to: type }), ones], { axis: -1, epsilon: { float: eps } });
+    return lowOp(g, 'Mul', [rounded(g, weightConst(g, weight, [weight.length])), g.op('Cast', [normed], { to: OnnxType.float })]);
+  }
   const variance = g.op('ReduceMean', [g.op('Mul', [x, x]), g.i64([-1])], { keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.f32(eps)])])]);
   return lowOp(g, 'Mul', [rounded(g, weightConst(g, weight, [weight.length])), rounded(g, g.op('Mul', [x, inv]))]);
@@ -148,8 +157,32 @@ export function splitHeads(g: GraphBuilder, x: string, heads: number, dim: numbe
  * out, the mask is applied as given. When the mask is one of those and the
  * graph fuses its attention ({@link groupQueryAttention}), the mask is not
  * read.
+ *
+ * With `rope`, `q` and `k` are not rotated yet: the fused kernel rotates
+ * them where it can (the whole head, see {@link fusedRotary}), otherwise
+ * {@link rotary} does first.
  */
-export function attention(g: GraphBuilder, q: string, k: string, v: string, mask: string, heads: number, kvHeads: number, keyDim: number, valueDim: number, scaling: number, window?: number | null): string {
+export function attention(
+  g: GraphBuilder,
+  q: string,
+  k: string,
+  v: string,
+  mask: string,
+  heads: number,
+  kvHeads: number,
+  keyDim: number,
+  valueDim: number,
+  scaling: number,
+  window?: number | null,
+  rope?: Rope,
+): string {
+  if (window !== undefined && keyDim === valueDim && fusedAttention(g)) {
+    if (rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window, rope);
+  }
+  if (rope) {
+    q = rotary(g, q, rope.cos, rope.sin, rope.dim);
+    k = rotary(g, k, rope.cos, rope.sin, rope.dim);
+  }
   if (window !== undefined && keyDim === valueDim && fusedAttention(g)) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window);
   const rep = heads / kvHeads;
   const repeat = (x: string, dim: number): string =>
@@ -168,6 +201,13 @@ export function attention(g: GraphBuilder, q: string, k: string, v: string, mask
   return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, heads * valueDim])]);
 }
 
+/** A rotary embedding left to the attention: the `[seq, dim]` cos/sin tables and the rotated width. */
+export interface Rope {
+  readonly cos: string;
+  readonly sin: string;
+  readonly dim: number;
+}
+
 /**
  * Causal attention of `[B, H, T, D]` queries on `[B, KV, T, D]` keys and
  * values as onnxruntime's GroupQueryAttention (contrib domain): one kernel
@@ -178,9 +218,11 @@ export function attention(g: GraphBuilder, q: string, k: string, v: string, mask
  * computes in the low dtype as torch's flash sdpa does: scores and softmax
  * in float32, the probabilities rounded for the product with the values,
  * the output rounded once; otherwise in float32.
+ * With `rope` the kernel also rotates the queries and keys (the whole head,
+ * positions 0…T−1): each element `x·cos ± x'·sin` in float32, rounded once.
  * Returns `[B, T, H·D]`.
  */
-export function groupQueryAttention(g: GraphBuilder, q: string, k: string, v: string, heads: number, kvHeads: number, dim: number, scaling: number, window: number | null): string {
+export function groupQueryAttention(g: GraphBuilder, q: string, k: string, v: string, heads: number, kvHeads: number, dim: number, scaling: number, window: number | null, rope?: Rope): string {
   const low = graphPrecision(g);
   const cast = low?.native ? (x: string): string => g.op('Cast', [x], { to: onnxType(low) }) : (x: string): string => x;
   // GroupQueryAttention reads `[B, T, heads·D]`.
@@ -189,11 +231,15 @@ export function groupQueryAttention(g: GraphBuilder, q: string, k: string, v: st
   const seq = g.op('Cast', [g.op('Gather', [shape, g.i64(2)], { axis: 0 })], { to: OnnxType.int32 });
   // Every sequence of the batch holds all T keys: seqlens_k is T - 1 for each, the total length T.
   const seqlensK = g.op('Expand', [g.op('Sub', [seq, g.constRaw(OnnxType.int32, [], Uint8Array.of(1, 0, 0, 0))]), g.op('Gather', [shape, g.i64([0])], { axis: 0 })]);
-  const [out] = g.contribOp('GroupQueryAttention', [merged(q, heads), merged(k, kvHeads), merged(v, kvHeads), '', '', seqlensK, seq], 3, {
+  // The kernel's cos/sin caches are `[positions, dim / 2]`: the first half of each table row (rotate_half's rows repeat it), cast as the tables are.
+  const cache = (table: string): string => cast(sliceLast(g, table, 0, dim / 2));
+  const rotation = rope ? [cache(rope.cos), cache(rope.sin)] : [];
+  const [out] = g.contribOp('GroupQueryAttention', [merged(q, heads), merged(k, kvHeads), merged(v, kvHeads), '', '', seqlensK, seq, ...rotation], 3, {
     num_heads: heads,
     kv_num_heads: kvHeads,
     scale: { float: scaling },
     ...(window === null ? {} : { local_window_size: window }),
+    ...(rope ? { do_rotary: 1, rotary_interleaved: 0 } : {}),
   });
   return low?.native ? g.op('Cast', [out!], { to: OnnxType.float }) : out!;
 }

@@ -34,6 +34,24 @@ export interface LowPrecision {
    */
   readonly fusedAttention?: boolean;
   /**
+   * Where attention is fused and nothing observes the post-RoPE keys, the
+   * rotary embedding runs inside the attention kernel (its `do_rotary`):
+   * each rotated element computed in float32 from the stored q or k and the
+   * rounded cos/sin, and rounded once, where transformers rounds the two
+   * products and their sum (a difference of at most a bf16 rounding in an
+   * element). Native only; `QUANTC_FUSED_ROPE=0` turns it off.
+   */
+  readonly fusedRotary?: boolean;
+  /**
+   * RMSNorm's normalization as onnxruntime's SimplifiedLayerNormalization
+   * kernel on the low tensor (float32 inside, one rounding out, as
+   * `hidden * rsqrt(variance + eps)` then `.to(dtype)` gives), followed by
+   * the rounded product with the weight as before: one kernel instead of
+   * seven over float32 tensors; the variance sums in the kernel's order.
+   * Native only; `QUANTC_FUSED_NORMS=0` turns it off.
+   */
+  readonly fusedNorms?: boolean;
+  /**
    * Values of the low dtype travel between ops as tensors of that dtype, not
    * as float32 (narrow.ts: the same values, half the bytes); `all` also runs
    * rounded Add/Sub/Mul in the low dtype, `exact` only moves values (the CPU
@@ -95,6 +113,8 @@ export function resolvePrecision(requested: Precision, modelType: string, dtype:
       dtype,
       native,
       fusedAttention: native && process.env.QUANTC_FUSED_ATTENTION !== '0',
+      fusedRotary: native && process.env.QUANTC_FUSED_ROPE !== '0',
+      fusedNorms: native && process.env.QUANTC_FUSED_NORMS !== '0',
       ...(native && process.env.QUANTC_NARROW !== '0' ? { narrow: 'all' as const } : {}),
     },
   };
@@ -108,11 +128,13 @@ export function describePrecision(p: ResolvedPrecision): string {
 
 const graphs = new WeakMap<GraphBuilder, LowPrecision>();
 const fused = new WeakSet<GraphBuilder>();
+const fusedRope = new WeakSet<GraphBuilder>();
 
-/** Makes graph `g` compute in `low` (nothing for float32), with fused attention where `low` asks for it. */
+/** Makes graph `g` compute in `low` (nothing for float32), with fused attention (and rotary) where `low` asks for it. */
 export function setGraphPrecision(g: GraphBuilder, low: LowPrecision | undefined): void {
   if (low) graphs.set(g, low);
   if (low?.fusedAttention) fused.add(g);
+  if (low?.fusedAttention && low.fusedRotary) fusedRope.add(g);
   if (low?.native && low.narrow) g.rewriteWith((nodes, graph) => narrow(nodes, graph, onnxType(low), low.narrow === 'all'));
 }
 
@@ -126,6 +148,17 @@ export function fusedAttention(g: GraphBuilder): boolean {
   return fused.has(g);
 }
 
+/** Makes graph `g`'s fused attention rotate its queries and keys itself where it can (float32 on the CPU, as tests check it). */
+export function setFusedRotary(g: GraphBuilder): void {
+  fused.add(g);
+  fusedRope.add(g);
+}
+
+/** Whether graph `g`'s fused attention may apply the rotary embedding itself (see {@link LowPrecision.fusedRotary}). */
+export function fusedRotary(g: GraphBuilder): boolean {
+  return fusedRope.has(g);
+}
+
 /** The low precision of graph `g`, undefined when it computes in float32. */
 export function graphPrecision(g: GraphBuilder): LowPrecision | undefined {
   return graphs.get(g);
@@ -135,6 +168,7 @@ export function graphPrecision(g: GraphBuilder): LowPrecision | undefined {
 export function inheritPrecision(to: GraphBuilder, from: GraphBuilder): void {
   setGraphPrecision(to, graphs.get(from));
   if (fused.has(from)) fused.add(to);
+  if (fusedRope.has(from)) fusedRope.add(to);
 }
 
 /** The ONNX element type of a low dtype. */
