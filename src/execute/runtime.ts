@@ -210,7 +210,9 @@ export class GraphRuntime {
           // QUANTC_ORT_LOG=0…3: onnxruntime's own log from that severity on (0: verbose, with each stage of session creation timed).
           const log = Number(process.env.QUANTC_ORT_LOG ?? 4);
           const logSeverityLevel = ([0, 1, 2, 3, 4] as const).find((l) => l === log) ?? 4;
-          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all', logSeverityLevel, ...profiling, ...extra });
+          // QUANTC_ORT_OPT=disabled|basic|extended: a lower graph optimization level than 'all', for timing session creation.
+          const level = (['disabled', 'basic', 'extended'] as const).find((l) => l === process.env.QUANTC_ORT_OPT) ?? 'all';
+          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: level, logSeverityLevel, ...profiling, ...extra });
           if (this.timings) {
             this.timings.create += performance.now() - t0;
             this.timings.sessions++;
