@@ -156,7 +156,7 @@ describe('llama layers leave RoPE to the attention kernel only where nothing rea
     expect(await rotates({ experts: 'all', hessians: false, observes: (m) => m.endsWith('.key_states') })).toBe(false);
     expect(await rotates({ experts: 'all', hessians: true })).toBe(false);
   });
-  test('QUANTC_FUSED_ROPE=0 (fusedRotary off) keeps it in the graph', async () => {
+  test('without fusedRotary (QUANTC_FUSED_ROPE unset) it stays in the graph', async () => {
     expect(await rotates(undefined, false)).toBe(false);
   });
 });

@@ -95,7 +95,7 @@ export interface CalibrateBenchRow {
   readonly layersPerGraph?: number;
   /** quantc bf16 on CUDA: the attention kernels of the row (see {@link CalibrateBenchOptions.attention}). */
   readonly attention?: 'fused' | 'ops';
-  /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel and RMSNorm as one kernel (`QUANTC_FUSED_ROPE`, `QUANTC_FUSED_NORMS`). */
+  /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel and RMSNorm as one kernel (`QUANTC_FUSED_ROPE=1`, `QUANTC_FUSED_NORMS=1`). */
   readonly fusedRotary?: boolean;
   readonly fusedNorms?: boolean;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */

@@ -147,7 +147,7 @@ async function main(): Promise<void> {
     const kernels = await kernelCheck(device);
     console.log(`bf16 kernels against float32 then a rounding, differing results of ${1 << 16}: ${JSON.stringify(kernels)}`);
     // The fused kernels that deliberately round differently from transformers (precision.ts), as this run had them.
-    rows.push({ device, kernels, fusedRotary: process.env.QUANTC_FUSED_ROPE !== '0', fusedNorms: process.env.QUANTC_FUSED_NORMS !== '0' });
+    rows.push({ device, kernels, fusedRotary: process.env.QUANTC_FUSED_ROPE === '1', fusedNorms: process.env.QUANTC_FUSED_NORMS === '1' });
   }
   for (const model of named.length ? named : MODELS) {
     const refs = parseSafetensors(await readFile(join(CALIBRATION, 'precision', `${model}.safetensors`)));

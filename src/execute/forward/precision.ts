@@ -39,7 +39,7 @@ export interface LowPrecision {
    * each rotated element computed in float32 from the stored q or k and the
    * rounded cos/sin, and rounded once, where transformers rounds the two
    * products and their sum (a difference of at most a bf16 rounding in an
-   * element). Native only; `QUANTC_FUSED_ROPE=0` turns it off.
+   * element). Native only; off unless `QUANTC_FUSED_ROPE=1`.
    */
   readonly fusedRotary?: boolean;
   /**
@@ -48,7 +48,7 @@ export interface LowPrecision {
    * `hidden * rsqrt(variance + eps)` then `.to(dtype)` gives), followed by
    * the rounded product with the weight as before: one kernel instead of
    * seven over float32 tensors; the variance sums in the kernel's order.
-   * Native only; `QUANTC_FUSED_NORMS=0` turns it off.
+   * Native only; off unless `QUANTC_FUSED_NORMS=1`.
    */
   readonly fusedNorms?: boolean;
   /**
@@ -113,8 +113,9 @@ export function resolvePrecision(requested: Precision, modelType: string, dtype:
       dtype,
       native,
       fusedAttention: native && process.env.QUANTC_FUSED_ATTENTION !== '0',
-      fusedRotary: native && process.env.QUANTC_FUSED_ROPE !== '0',
-      fusedNorms: native && process.env.QUANTC_FUSED_NORMS !== '0',
+      // Opt-in until measured on a GPU: both change bits against transformers (by bf16 roundings).
+      fusedRotary: native && process.env.QUANTC_FUSED_ROPE === '1',
+      fusedNorms: native && process.env.QUANTC_FUSED_NORMS === '1',
       ...(native && process.env.QUANTC_NARROW !== '0' ? { narrow: 'all' as const } : {}),
     },
   };
