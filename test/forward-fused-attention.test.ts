@@ -5,21 +5,9 @@ import { attention, splitHeads } from '../src/execute/forward/ops.js';
 import { setFusedAttention, setGraphPrecision } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
+import { maxDiff, values, type AttentionCase } from './attention-cases.js';
 
-/** Deterministic values in [-2, 2). */
-function values(n: number, seed: number): Float32Array {
-  let s = seed;
-  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 4 - 2);
-}
-
-interface Case {
-  readonly batch: number;
-  readonly seq: number;
-  readonly heads: number;
-  readonly kvHeads: number;
-  readonly dim: number;
-  readonly window: number | null;
-}
+type Case = AttentionCase;
 
 /** Attention of one case, as the MatMul/Softmax ops and as GroupQueryAttention, on the CPU in float32. */
 async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused: Float32Array }> {
@@ -44,12 +32,6 @@ async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused:
     return r.out!.data as Float32Array;
   };
   return { ops: await run(false), fused: await run(true) };
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
-  return a.length === b.length ? d : Infinity;
 }
 
 describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, float32 on the CPU', () => {

@@ -8,12 +8,7 @@ import type { LowPrecision } from '../src/execute/forward/precision.js';
 import { setFusedAttention, setFusedRotary } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { forwardRefs, modelWithTokenizer, relativeError } from './calibrate-refs.js';
-
-/** Deterministic values in [-2, 2). */
-function values(n: number, seed: number): Float32Array {
-  let s = seed;
-  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 4 - 2);
-}
+import { maxDiff, values, type AttentionCase } from './attention-cases.js';
 
 /** The `[seq, dim]` cos and sin tables of RoPE (base 10000) at positions 0…seq−1, halves repeated as transformers builds them. */
 function ropeTables(seq: number, dim: number): { cos: Float32Array; sin: Float32Array } {
@@ -28,14 +23,7 @@ function ropeTables(seq: number, dim: number): { cos: Float32Array; sin: Float32
   return { cos, sin };
 }
 
-interface Case {
-  readonly batch: number;
-  readonly seq: number;
-  readonly heads: number;
-  readonly kvHeads: number;
-  readonly dim: number;
-  readonly window: number | null;
-}
+type Case = AttentionCase;
 
 /**
  * Attention of one case on unrotated q/k, float32 on the CPU: `kernel` leaves
@@ -74,12 +62,6 @@ async function attend(c: Case, how: 'kernel' | 'ops' | 'unfused'): Promise<Float
   const r = await session.run(Object.fromEntries(session.inputNames.map((n) => [n, feeds[n]!])));
   await session.release();
   return r.out!.data as Float32Array;
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
-  return a.length === b.length ? d : Infinity;
 }
 
 describe('RoPE inside the fused attention kernel against rotate_half ops, float32 on the CPU', () => {
