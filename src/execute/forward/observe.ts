@@ -71,6 +71,13 @@ export interface Observation {
    * attention kernel (llama-layer.ts).
    */
   readonly observes?: (module: string) => boolean;
+  /**
+   * Take min/max only of the inputs of the modules it accepts (every observed
+   * input when unset); the other statistics still follow {@link observes}.
+   * GPTQ needs every solved module's Hessian but the ranges only of inputs
+   * its scheme quantizes statically.
+   */
+  readonly minmax?: (module: string) => boolean;
 }
 
 /** Whether `mode` returns the input of any of `modules`. */
@@ -116,8 +123,10 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
   const mode = enabled.get(g);
   if (!mode || (mode.observes && !modules.some(mode.observes))) return;
   const key = modules.join(',') + part;
-  g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
-  g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
+  if (!mode.minmax || modules.some(mode.minmax)) {
+    g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
+    g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
+  }
   if (mode.channels && !part && !modules.some((m) => m.endsWith('_states'))) {
     const flat = g.op('Flatten', [x], { axis: -1 });
     g.output(g.op('ReduceMin', [flat, g.i64([0])], { keepdims: 0 }), `cmin:${key}`, OnnxType.float, ['k']);
@@ -134,10 +143,10 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
   else g.output(gram(g, x, false), `hess:${key}`, OnnxType.float, ['k', 'k']);
 }
 
-/** Whether graph `g` observes the input of `module` (observers on, and the module among those asked for). */
+/** Whether graph `g` takes the min/max of `module`'s input (observers on, and the module among those asked for). */
 export function observesInput(g: GraphBuilder, module: string): boolean {
   const mode = enabled.get(g);
-  return mode !== undefined && (mode.observes === undefined || mode.observes(module));
+  return mode !== undefined && (mode.observes === undefined || mode.observes(module)) && (mode.minmax === undefined || mode.minmax(module));
 }
 
 /** Whether graphs built with `option` accumulate Hessians. */
