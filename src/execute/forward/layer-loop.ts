@@ -115,8 +115,14 @@ export interface LoopedLayer {
  * that same-shaped layers build the same bytes.
  */
 export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, feeds?: WeightFeeds, dtype: StackDtype = 'float32'): Promise<LoopedLayer | null> {
+  const g = new GraphBuilder();
   const body = new RecordingBuilder('lb_');
-  if (feeds) body.feedWeights(feeds);
+  if (feeds) {
+    g.feedWeights(feeds);
+    body.feedWeights(feeds);
+    // Fed weights are decoded once per run in the outer graph, not per batch in the body.
+    body.hoistInto(g);
+  }
   const iter = body.input('lb_iter', OnnxType.int64, []);
   const cond = body.input('lb_cond', OnnxType.bool, []);
   const { inputs, used } = stackSlot(body, iter, hidden, dtype);
@@ -146,8 +152,6 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   const slotType = stackType(dtype);
   body.declare(narrowed(body, padded, dtype), 'lb_slot_out', slotType, [rows, hidden]);
 
-  const g = new GraphBuilder();
-  if (feeds) g.feedWeights(feeds);
   const stack = stackInputs(g, rows, hidden, dtype);
   const trips = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
   const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + 1, {

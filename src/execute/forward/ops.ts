@@ -33,8 +33,11 @@ function storedBf16(g: GraphBuilder, w: Bf16Matrix, type: 'bfloat16' | 'float'):
     const c = g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16);
     return type === 'float' ? g.op('Cast', [c], { to: OnnxType.float }) : c;
   }
-  const values = decodeBf16Bits(g, g.weight(OnnxType.uint16, [w.rows, w.cols], w.bf16));
-  return type === 'float' ? values : g.op('Cast', [values], { to: OnnxType.bfloat16 });
+  // In a loop body the decoding runs once per run, before the loop (GraphBuilder.hoistInto), not at every iteration.
+  return g.invariant((o) => {
+    const values = decodeBf16Bits(o, o.weight(OnnxType.uint16, [w.rows, w.cols], w.bf16));
+    return type === 'float' ? values : o.op('Cast', [values], { to: OnnxType.bfloat16 });
+  });
 }
 
 /**

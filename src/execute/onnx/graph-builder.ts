@@ -223,6 +223,8 @@ export class GraphBuilder {
   private feeds?: WeightFeeds;
   /** See {@link rewriteWith}. */
   private rewrite?: GraphRewrite;
+  /** See {@link hoistInto}. */
+  private outer?: GraphBuilder;
 
   /** `prefix` starts every generated name: a subgraph's names must not clash with its parent's. */
   constructor(private readonly prefix = '') {}
@@ -248,6 +250,21 @@ export class GraphBuilder {
    */
   feedWeights(feeds: WeightFeeds): void {
     this.feeds = feeds;
+  }
+
+  /**
+   * Makes {@link invariant} build into `outer`, the graph that runs this one
+   * as a loop body: what depends only on the fed weights is then computed
+   * once per run instead of once per iteration, and the body reads it as an
+   * outer-scope value. `outer` must feed the same weights.
+   */
+  hoistInto(outer: GraphBuilder): void {
+    this.outer = outer;
+  }
+
+  /** A value that reads none of this graph's inputs (fed weights, constants): built into the graph {@link hoistInto} named, else into this one. */
+  invariant(build: (g: GraphBuilder) => string): string {
+    return build(this.outer ?? this);
   }
 
   /** Whether {@link weight} makes inputs (see {@link feedWeights}). */

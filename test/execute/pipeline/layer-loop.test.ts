@@ -4,8 +4,9 @@
  * same Hessians, observer ranges, routed-token counts and layer outputs up
  * to float order, for batches of unequal sizes and lengths, dense and MoE.
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
 import { awqJob } from '../../../src/execute/awq/awq-job.js';
@@ -218,6 +219,30 @@ describe('looped layer passes', () => {
     model.loopLayers = true;
     const batches = tokenBatches(model.config.vocabSize);
     await expectSameGptq(gptq, model, batches, (on) => (model.feedWeights = on));
+  });
+
+  it('a looped layer decodes its fed bf16 weights once per run, before the loop, not at every batch', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    model.loopLayers = true;
+    model.feedWeights = true;
+    const batches = tokenBatches(model.config.vocabSize);
+    const stack = stackBatches(await model.embed(batches), model.config.hidden);
+    const prefix = join(await mkdtemp(join(tmpdir(), 'quantc-prof-')), 'p');
+    process.env.QUANTC_ORT_PROFILE = prefix;
+    try {
+      await model.runLayerStacked(0, stack, {}, model.positionTables(), model.weights, true, 1 << 30);
+      await model.releaseRuntimes();
+    } finally {
+      delete process.env.QUANTC_ORT_PROFILE;
+    }
+    const folder = dirname(prefix);
+    const events = (await Promise.all((await readdir(folder)).map(async (f) => JSON.parse(await readFile(join(folder, f), 'utf8')) as { cat?: string; name: string; args?: { op_name?: string } }[]))).flat();
+    const ran = (op: string): number => events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.args?.op_name === op).length;
+    // Each of the layer's seven bf16 Linear weights is decoded once (one Floor each), whatever the number of batches.
+    expect(batches.length).toBeGreaterThan(1);
+    expect(ran('Loop')).toBe(1);
+    expect(ran('Floor')).toBe(7);
   });
 
   for (const [arch, dtype] of [
