@@ -179,14 +179,14 @@ export function attention(
   window?: number | null,
   rope?: Rope,
 ): string {
-  if (window !== undefined && keyDim === valueDim && fusedAttention(g)) {
-    if (rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window, rope);
-  }
+  const fused = window !== undefined && keyDim === valueDim && fusedAttention(g);
+  // The kernel rotates whole heads whose width is a multiple of 16, up to 256.
+  if (fused && rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window, rope);
   if (rope) {
     q = rotary(g, q, rope.cos, rope.sin, rope.dim);
     k = rotary(g, k, rope.cos, rope.sin, rope.dim);
   }
-  if (window !== undefined && keyDim === valueDim && fusedAttention(g)) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window);
+  if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window);
   const rep = heads / kvHeads;
   const repeat = (x: string, dim: number): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);

@@ -80,17 +80,17 @@ export class SimulatingWeights extends WeightReader {
     return q;
   }
 
+  /** Simulated weights are fake-quantized copies, never the files' bytes. */
+  override get changed(): boolean {
+    return true;
+  }
+
   /**
    * The input quantizer of a Linear read whole by {@link linear} (an MLP
    * split across graphs, an expert). A slice of the input's columns can be
    * quantized on its own only when its scales do not span the row: static
    * per-tensor scales, or groups (the slices then keep whole groups).
    */
-  /** Simulated weights are fake-quantized copies, never the files' bytes. */
-  override get changed(): boolean {
-    return true;
-  }
-
   override async inputQuantizer(module: string, part: InputPart): Promise<SliceQuantizer | undefined> {
     const args = groupOf(this.activations, module, classOf(module))?.input;
     if (!args) return undefined;
