@@ -116,8 +116,10 @@ export function linearFloat32(g: GraphBuilder, x: string, w: DenseMatrix | Bf16M
   return g.op('MatMul', [quantizedInput(g, x, w), transposedWeight(g, w)]);
 }
 
-/** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu). */
+/** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu; two with {@link LowPrecision.lowSilu}). */
 export function silu(g: GraphBuilder, x: string): string {
+  const low = graphPrecision(g);
+  if (low?.native && low.lowSilu) return lowOp(g, 'Mul', [x, g.op('Cast', [g.op('Sigmoid', [g.op('Cast', [x], { to: onnxType(low) })])], { to: OnnxType.float })]);
   return lowOp(g, 'Mul', [x, g.op('Sigmoid', [x])]);
 }
 
