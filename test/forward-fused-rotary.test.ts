@@ -159,7 +159,7 @@ describe('fused RoPE and RMSNorm kernels on every low-precision architecture, fl
       const dir = await modelWithTokenizer(name);
       const ids = (await forwardRefs(name)).inputIds;
       const ops = await logits(dir, ids, base);
-      const fused = await logits(dir, ids, { ...base, fusedRotary: true, fusedNorms: true, lowSilu: true });
+      const fused = await logits(dir, ids, { ...base, fusedRotary: true, fusedNorms: true });
       expect(relativeError(fused, ops)).toBeLessThan(3e-3);
     });
   }

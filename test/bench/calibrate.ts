@@ -98,8 +98,6 @@ export interface CalibrateBenchRow {
   /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel and RMSNorm as one kernel (`QUANTC_FUSED_ROPE=1`, `QUANTC_FUSED_NORMS=1`). */
   readonly fusedRotary?: boolean;
   readonly fusedNorms?: boolean;
-  /** quantc bf16 on CUDA: whether SiLU's sigmoid ran in bf16 (`QUANTC_LOW_SILU=1`). */
-  readonly lowSilu?: boolean;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
   readonly statsDiff?: number;
   /** quantc bf16 only: largest relative difference of an observed min or max from the fp32 run on the same device. */
@@ -212,7 +210,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         tokensPerSecond: tokens / seconds,
         timings,
         layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
-        ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true, lowSilu: ran.low.lowSilu === true } : {}),
+        ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true } : {}),
         statsDiff: before ? statsDiff(before, result) : undefined,
         precisionDiff: ran.low && fp32 ? statsDiff(fp32, result) : undefined,
         ...(ran.note ? { note: ran.note } : {}),

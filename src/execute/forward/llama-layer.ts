@@ -84,7 +84,7 @@ function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number
 /** The norm `name` (`model.layers.N.input_layernorm`, `model.norm`) on `x`: an RMSNorm, or a LayerNorm with bias where the config says so. */
 export async function decoderNorm(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, name: string, x: string): Promise<string> {
   const weight = await w.normScale(`${name}.weight`, cfg.zeroCentredNorms);
-  return cfg.layerNorm ? layerNorm(g, x, weight, await w.vector(`${name}.bias`), cfg.eps) : rmsNorm(g, x, weight, cfg.eps);
+  return cfg.layerNorm ? layerNorm(g, x, weight, await w.vector(`${name}.bias`), cfg.eps) : rmsNorm(g, x, weight, cfg.eps, true);
 }
 
 /** `x` clamped to ±`limit` (olmoe's `clip_qkv`), or `x` when there is no limit. */

@@ -23,9 +23,9 @@
  *
  * `Shape` of such a value reads the low tensor's shape. Everything else
  * (norms' float32 statistics, softmax, sigmoid) reads float32 as before;
- * where a graph hands such an op a low tensor itself (the opt-in fused
- * kernels of precision.ts: `SimplifiedLayerNormalization`, `Sigmoid`), its
- * result is a low tensor too, and the casts around it go.
+ * where a graph hands such an op a low tensor itself (RMSNorm's fused
+ * `SimplifiedLayerNormalization`, precision.ts), its result is a low tensor
+ * too, and the casts around it go.
  * Only graphs whose MatMuls run natively in the low dtype are narrowed
  * (CUDA). The tests check the moves bit for bit with float16 on the CPU;
  * `test/bench/precision-parity.ts` checks the bf16 arithmetic on the card.
@@ -55,7 +55,7 @@ const EXACT: Readonly<Record<string, 'all' | 'first'>> = {
 const NO_BF16_KERNEL = new Set(['ReduceMin', 'ReduceMax']);
 
 /** Ops whose first output has their first input's element type. */
-const SAME_TYPE = new Set([...ROUNDED, ...Object.keys(EXACT), 'MatMul', 'Identity', 'GroupQueryAttention', 'SimplifiedLayerNormalization', 'Sigmoid']);
+const SAME_TYPE = new Set([...ROUNDED, ...Object.keys(EXACT), 'MatMul', 'Identity', 'GroupQueryAttention', 'SimplifiedLayerNormalization']);
 
 function castTo(n: GraphNode): number | undefined {
   return n.opType === 'Cast' && !n.domain ? (n.attrs.to as number) : undefined;

@@ -43,12 +43,13 @@ function storedBf16(g: GraphBuilder, w: Bf16Matrix, type: 'bfloat16' | 'float'):
 /**
  * `weight * x / sqrt(mean(x², last axis) + eps)`. In the low dtype, as
  * LlamaRMSNorm: the normalization in float32, cast back to the input's dtype,
- * then the product with the (low-dtype) weight rounded; on CUDA the
- * normalization is one fused kernel (see {@link LowPrecision.fusedNorms}).
+ * then the product with the (low-dtype) weight rounded. On CUDA a decoder
+ * norm (`fusable`: the hidden state's, not a head's or a latent's) normalizes
+ * in one fused kernel (see {@link LowPrecision.fusedNorms}).
  */
-export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number): string {
+export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, fusable = false): string {
   const low = graphPrecision(g);
-  if (low?.native && low.fusedNorms) {
+  if (fusable && low?.native && low.fusedNorms) {
     // One kernel: x (a value of the low dtype) normalized in float32 and rounded once (a unit scale changes nothing), then the rounded weight product.
     const type = onnxType(low);
     const ones = g.constRaw(type, [weight.length], new Uint8Array(new Uint16Array(weight.length).fill(type === OnnxType.bfloat16 ? 0x3f80 : 0x3c00).buffer));
@@ -116,10 +117,8 @@ export function linearFloat32(g: GraphBuilder, x: string, w: DenseMatrix | Bf16M
   return g.op('MatMul', [quantizedInput(g, x, w), transposedWeight(g, w)]);
 }
 
-/** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu; two with {@link LowPrecision.lowSilu}). */
+/** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu). */
 export function silu(g: GraphBuilder, x: string): string {
-  const low = graphPrecision(g);
-  if (low?.native && low.lowSilu) return lowOp(g, 'Mul', [x, g.op('Cast', [g.op('Sigmoid', [g.op('Cast', [x], { to: onnxType(low) })])], { to: OnnxType.float })]);
   return lowOp(g, 'Mul', [x, g.op('Sigmoid', [x])]);
 }
 

@@ -52,14 +52,6 @@ export interface LowPrecision {
    */
   readonly fusedNorms?: boolean;
   /**
-   * SiLU as the low dtype's `Sigmoid` kernel on the low tensor, then the
-   * rounded product: two kernels over low tensors instead of casts around a
-   * float32 one, with the sigmoid rounded before the product, where torch's
-   * silu rounds once (at most one rounding apart in an element). Native
-   * only; off unless `QUANTC_LOW_SILU=1`.
-   */
-  readonly lowSilu?: boolean;
-  /**
    * Values of the low dtype travel between ops as tensors of that dtype, not
    * as float32 (narrow.ts: the same values, half the bytes); `all` also runs
    * rounded Add/Sub/Mul in the low dtype, `exact` only moves values (the CPU
@@ -124,7 +116,6 @@ export function resolvePrecision(requested: Precision, modelType: string, dtype:
       // Opt-in until measured on a GPU: these change bits against transformers (by bf16 roundings).
       fusedRotary: native && process.env.QUANTC_FUSED_ROPE === '1',
       fusedNorms: native && process.env.QUANTC_FUSED_NORMS === '1',
-      lowSilu: native && process.env.QUANTC_LOW_SILU === '1',
       ...(native && process.env.QUANTC_NARROW !== '0' ? { narrow: 'all' as const } : {}),
     },
   };
