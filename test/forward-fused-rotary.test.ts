@@ -143,6 +143,20 @@ describe('llama layers leave RoPE to the attention kernel only where nothing rea
   });
 });
 
+describe('the fused RMSNorm kernel takes the decoder norms only', () => {
+  test('qwen3: the two decoder norms of a layer are fused, its per-head q/k norms are not', async () => {
+    const count = async (fusedNorms: boolean): Promise<number> => {
+      const model = await ForwardModel.open(await modelWithTokenizer('qwen3'));
+      model.precision = { requested: 'bf16', runs: 'float16', low: { dtype: 'float16', native: true, fusedAttention: true, fusedNorms } };
+      const g = new GraphBuilder();
+      await model.buildLayerInto(0, model.weights, { g, inputs: layerInputs(g, model.config.hidden, model.config.rope.dim), output: 'out' });
+      return Buffer.from(g.build('layer')).toString('latin1').split('SimplifiedLayerNormalization').length - 1;
+    };
+    expect(await count(true)).toBe(2);
+    expect(await count(false)).toBe(0);
+  });
+});
+
 // The CPU provider runs float16 MatMul, GroupQueryAttention and SimplifiedLayerNormalization (its arithmetic
 // ops compute in float32): the fused kernels are checked here for running within the low dtype's rounding of
 // the op-by-op graphs on every low-precision architecture; precision-parity.ts measures bf16 on the card.

@@ -173,6 +173,24 @@ describe('which precision runs', () => {
     expect(describePrecision(resolvePrecision('fp32', 'llama', 'bfloat16', 'cuda'))).toBe('float32');
   });
 
+  test('on CUDA the decoder norms run as one kernel unless QUANTC_FUSED_NORMS=0; RoPE joins the attention kernel only with QUANTC_FUSED_ROPE=1', () => {
+    const saved = { norms: process.env.QUANTC_FUSED_NORMS, rope: process.env.QUANTC_FUSED_ROPE };
+    try {
+      delete process.env.QUANTC_FUSED_NORMS;
+      delete process.env.QUANTC_FUSED_ROPE;
+      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cuda').low).toMatchObject({ fusedNorms: true, fusedRotary: false });
+      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cpu').low).toMatchObject({ fusedNorms: false, fusedRotary: false });
+      process.env.QUANTC_FUSED_NORMS = '0';
+      process.env.QUANTC_FUSED_ROPE = '1';
+      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cuda').low).toMatchObject({ fusedNorms: false, fusedRotary: true });
+    } finally {
+      for (const [key, value] of [['QUANTC_FUSED_NORMS', saved.norms], ['QUANTC_FUSED_ROPE', saved.rope]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
+  });
+
   test('bf16 and fp16 rounding to nearest even', () => {
     expect(roundBf16(1 + 2 ** -8)).toBe(1);
     expect(roundBf16(1 + 3 * 2 ** -8)).toBe(1 + 2 ** -6);
