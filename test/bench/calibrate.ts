@@ -9,7 +9,7 @@
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--expert-group-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1] [--compact-stacks 0|1]
- *     [--precision fp32,bf16] [--attention fused,ops] [--json FILE]
+ *     [--precision fp32,bf16] [--attention fused,ops] [--repeat N] [--json FILE]
  *
  * `--precision` lists quantc's rows per device (default fp32): fp32 computes
  * in float32 (bf16 weights widened), like-for-like with the float32 PyTorch
@@ -77,6 +77,13 @@ export interface CalibrateBenchOptions {
    * the first's.
    */
   readonly attention?: readonly ('fused' | 'ops')[];
+  /**
+   * Runs of each quantc row, one after the other in the process (default 1):
+   * a fresh machine's first pass pays one-time costs (the card's kernels
+   * loaded, caches filled) that a user pays once, so a record of 2 gives the
+   * first and the steady figure.
+   */
+  readonly repeat?: number;
   /** Each row as it is measured. */
   readonly onRow?: (row: CalibrateBenchRow) => void;
 }
@@ -98,6 +105,8 @@ export interface CalibrateBenchRow {
   /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel and RMSNorm as one kernel (`QUANTC_FUSED_ROPE=1`, `QUANTC_FUSED_NORMS=1`). */
   readonly fusedRotary?: boolean;
   readonly fusedNorms?: boolean;
+  /** quantc with `repeat` > 1: which run of its variant the row is (1 = the first). */
+  readonly run?: number;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
   readonly statsDiff?: number;
   /** quantc bf16 only: largest relative difference of an observed min or max from the fp32 run on the same device. */
@@ -185,7 +194,8 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
     const variants = (options.precisions ?? ['fp32']).flatMap((precision): { precision: Precision; attention?: 'fused' | 'ops' }[] =>
       precision === 'bf16' && device === 'cuda' && options.attention ? options.attention.map((attention) => ({ precision, attention })) : [{ precision, attention: undefined }],
     );
-    for (const { precision, attention } of variants) {
+    const repeat = Math.max(1, Math.floor(options.repeat ?? 1));
+    for (const { precision, attention, run } of variants.flatMap((v) => Array.from({ length: repeat }, (_, i) => ({ ...v, run: i + 1 })))) {
       const model = await ForwardModel.open(dir, device);
       if (options.graphWeightBytes !== undefined) model.graphWeightBytes = options.graphWeightBytes;
       if (options.foldConstants !== undefined) model.foldConstants = options.foldConstants;
@@ -210,6 +220,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         tokensPerSecond: tokens / seconds,
         timings,
         layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
+        ...(repeat > 1 ? { run } : {}),
         ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true } : {}),
         statsDiff: before ? statsDiff(before, result) : undefined,
         precisionDiff: ran.low && fp32 ? statsDiff(fp32, result) : undefined,
@@ -235,7 +246,7 @@ export function formatRow(row: CalibrateBenchRow): string {
     (row.statsDiff === undefined ? '' : `, min/max vs first run ${row.statsDiff.toExponential(1)}`) +
     (row.precisionDiff === undefined ? '' : `, min/max vs fp32 ${row.precisionDiff.toExponential(1)}`);
   const split = t
-    ? `  (${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
+    ? `  (${row.run === undefined ? '' : `run ${row.run}, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
       ? `  (${row.note})`
       : '';
@@ -268,6 +279,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     compactStacks: flag(args, '--compact-stacks') === undefined ? undefined : flag(args, '--compact-stacks') === '1',
     precisions: list<Precision>('--precision'),
     attention: list<'fused' | 'ops'>('--attention'),
+    repeat: num('--repeat'),
   };
 }
 
