@@ -102,7 +102,7 @@ export interface CalibrateBenchRow {
   readonly layersPerGraph?: number;
   /** quantc bf16 on CUDA: the attention kernels of the row (see {@link CalibrateBenchOptions.attention}). */
   readonly attention?: 'fused' | 'ops';
-  /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel and RMSNorm as one kernel (`QUANTC_FUSED_ROPE=1`, `QUANTC_FUSED_NORMS=1`). */
+  /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel (`QUANTC_FUSED_ROPE=1`) and the decoder RMSNorms as one kernel (unless `QUANTC_FUSED_NORMS=0`). */
   readonly fusedRotary?: boolean;
   readonly fusedNorms?: boolean;
   /** quantc with `repeat` > 1: which run of its variant the row is (1 = the first). */

@@ -20,6 +20,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ForwardModel } from '../../src/execute/forward/executor.js';
+import { resolvePrecision } from '../../src/execute/forward/precision.js';
 import { GraphRuntime, type Device } from '../../src/execute/runtime.js';
 import { GraphBuilder, OnnxType } from '../../src/execute/onnx/graph-builder.js';
 import { parseSafetensors, unpackModel, type RefTensor } from '../execute/fixtures.js';
@@ -146,8 +147,9 @@ async function main(): Promise<void> {
   if (device === 'cuda') {
     const kernels = await kernelCheck(device);
     console.log(`bf16 kernels against float32 then a rounding, differing results of ${1 << 16}: ${JSON.stringify(kernels)}`);
-    // The fused kernels that deliberately round differently from transformers (precision.ts), as this run had them.
-    rows.push({ device, kernels, fusedRotary: process.env.QUANTC_FUSED_ROPE === '1', fusedNorms: process.env.QUANTC_FUSED_NORMS === '1' });
+    // The fused kernels that may round differently from transformers, as this run resolved them (precision.ts: defaults and environment).
+    const low = resolvePrecision('bf16', 'llama', 'bfloat16', device).low;
+    rows.push({ device, kernels, fusedRotary: low?.fusedRotary === true, fusedNorms: low?.fusedNorms === true });
   }
   for (const model of named.length ? named : MODELS) {
     const refs = parseSafetensors(await readFile(join(CALIBRATION, 'precision', `${model}.safetensors`)));
