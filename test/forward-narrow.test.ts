@@ -135,8 +135,11 @@ function differing(a: Float32Array[], b: Float32Array[]): number {
 // The CPU provider runs float16 MatMul, moves and reductions, but no float16 arithmetic (it computes Add/Mul
 // in float32 and drops the rounding), so here the narrowing that moves values is checked bit for bit and the
 // low-dtype arithmetic for running at all; precision-parity.ts checks the bf16 kernels' bits on the card.
+/** Models whose outputs a single value rounded otherwise moves far (sparsemixer thresholds, DSA's top-k, a top-1 router, the gated delta rule). */
+const CHAOTIC = new Set(['phimoe', 'qwen3_next', 'glm_moe_dsa', 'gpt_oss', 'llama4_text']);
+
 describe('narrowed float16 graphs of every low-precision architecture', () => {
-  const models = ['llama', 'qwen2', 'qwen3', 'mistral', 'qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite'];
+  const models = ['llama', 'qwen2', 'qwen3', 'mistral', 'qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa', 'gpt_oss', 'llama4_text'];
   test('cover every model type with low-precision graphs', () => {
     expect(new Set(models)).toEqual(new Set([...LOW_PRECISION_TYPES].filter((t) => t !== 'kimi_k2')));
   });
@@ -151,7 +154,9 @@ describe('narrowed float16 graphs of every low-precision architecture', () => {
         expect(differing(exact.outputs, wide.outputs), `${name}, group bytes ${groupBytes}`).toBe(0);
         expect(exact.stats).toBe(wide.stats);
         const all = await run(dir, ids, { ...base, narrow: 'all' }, groupBytes);
-        expect(relativeError(all.outputs.at(-1)!, wide.outputs.at(-1)!)).toBeLessThan(2e-3);
+        // Where a routing threshold or top-k (or a recurrent state) carries one dropped rounding on, only that it runs.
+        if (CHAOTIC.has(name)) expect(all.outputs.at(-1)!.every(Number.isFinite)).toBe(true);
+        else expect(relativeError(all.outputs.at(-1)!, wide.outputs.at(-1)!)).toBeLessThan(2e-3);
       }
     });
   }

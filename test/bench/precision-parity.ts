@@ -29,7 +29,10 @@ import { xorshift32 } from './xorshift.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 const CALIBRATION = join(FIXTURES, 'calibration');
-const MODELS = ['llama', 'qwen3_moe', 'qwen2', 'qwen3', 'mistral', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite'];
+const MODELS = [
+  ...['llama', 'qwen3_moe', 'qwen2', 'qwen3', 'mistral', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite'],
+  ...['granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa', 'gpt_oss', 'llama4_text'],
+];
 
 /** A temporary folder holding the model's checkpoint (unpacked) and the calibration tokenizer. */
 async function modelDir(model: string): Promise<string> {

@@ -15,30 +15,38 @@ import { decoderLayer, type LayerOptions, type LayerProgram } from './llama-laye
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
 import { linear } from './ops.js';
+import { graphPrecision, lowOp, rounded, roundTo } from './precision.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
-/** GraniteMoE's router: top-k of the logits, then a softmax over those k values. */
+/**
+ * GraniteMoE's router: top-k of the logits, then a softmax over those k
+ * values (in float32, the weights cast back to the hidden states' dtype).
+ */
 export function topKSoftmax(g: GraphBuilder, logits: string, k: number): Routing {
   const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
-  return scatterTopK(g, logits, g.op('Softmax', [values!], { axis: -1 }), indices!, k);
+  return scatterTopK(g, logits, rounded(g, g.op('Softmax', [values!], { axis: -1 })), indices!, k);
 }
 
 /**
  * PhiMoE's sparsemixer at inference (two experts whatever `num_experts_per_tok`
  * says): the best logit's expert, weighted by the softmax over the logits
  * within `2·jitterEps` (relative to max(|logit|, best)) of the best; then the
- * same for the runner-up among the other logits.
+ * same for the runner-up among the other logits. On bf16 logits every op
+ * stays in bf16: the difference and the ratio rounded, the ratio compared
+ * with `2·jitterEps` cast to bf16, the softmax (float32 inside) rounded.
  */
 export function sparseMixer(g: GraphBuilder, logits: string, jitterEps: number): Routing {
   const negInf = g.f32(-Infinity);
+  const low = graphPrecision(g);
+  const threshold = low ? roundTo(low.dtype)(2 * jitterEps) : 2 * jitterEps;
   const choose = (scores: string): { weight: string; index: string } => {
     const best = g.op('ReduceMax', [scores, g.i64([-1])], { keepdims: 1 });
     const index = g.op('ArgMax', [scores], { axis: -1, keepdims: 1 });
     // Measured against the unmasked logits, as transformers does for both choices.
     const factor = g.op('Max', [g.op('Abs', [logits]), best]);
-    const far = g.op('Greater', [g.op('Div', [g.op('Sub', [best, logits]), factor]), g.f32(2 * jitterEps)]);
-    const gates = g.op('Softmax', [g.op('Where', [far, negInf, scores])], { axis: -1 });
+    const far = g.op('Greater', [lowOp(g, 'Div', [lowOp(g, 'Sub', [best, logits]), factor]), g.f32(threshold)]);
+    const gates = rounded(g, g.op('Softmax', [g.op('Where', [far, negInf, scores])], { axis: -1 }));
     return { weight: g.op('GatherElements', [gates, index], { axis: -1 }), index };
   };
   const first = choose(logits);

@@ -51,6 +51,8 @@ export interface DecoderConfig {
   readonly zeroCentredNorms: boolean;
   /** Norms are LayerNorms with bias (phimoe) instead of RMSNorms. */
   readonly layerNorm?: boolean;
+  /** RMSNorms multiply the float32 normalization by the weight before casting down (gpt-oss), not after. */
+  readonly normWeightInFloat32?: boolean;
   /** q/k/v projections clamped to ±clipQkv (olmoe `clip_qkv`). */
   readonly clipQkv?: number | null;
   /** GraniteMoE's multipliers: embeddings times `embedding_multiplier`, each residual branch times `residual_multiplier`, logits divided by `logits_scaling`. */
@@ -175,6 +177,7 @@ export function readDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
     layerTypes: Array.isArray(raw.layer_types) ? (raw.layer_types as string[]) : defaultLayerTypes(raw, modelType),
     zeroCentredNorms: modelType === 'qwen3_next',
     ...(modelType === 'phimoe' ? { layerNorm: true } : {}),
+    ...(modelType === 'gpt_oss' ? { normWeightInFloat32: true } : {}),
     ...(modelType === 'olmoe' ? { clipQkv: typeof raw.clip_qkv === 'number' ? raw.clip_qkv : null } : {}),
     ...(granite
       ? {

@@ -6,16 +6,20 @@
  * `k_norm`, interleaved RoPE on the first `qk_rope_head_dim` channels):
  * `Σ_h weights_proj(h)_h · n_heads^-½ · relu(q_h·k · head_dim^-½)`, adds
  * the causal mask, keeps the `min(index_topk, T)` best keys of each query,
- * and every other key is masked out of the attention. MoE layers are
- * DeepSeek-V3's (see mla-layer.ts); `mlp_layer_types` / `first_k_dense_replace`
- * pick the dense ones.
+ * and every other key is masked out of the attention. In the low dtype the
+ * projections, `k_norm` and the RoPE are rounded as torch rounds them; the
+ * scores and their weighted sum are float32 (the indexer upcasts `q`, `k` and
+ * the weights). MoE layers are DeepSeek-V3's (see mla-layer.ts);
+ * `mlp_layer_types` / `first_k_dense_replace` pick the dense ones.
  */
 import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import type { LayerInputs, LayerOptions, LayerProgram } from './llama-layer.js';
 import { mlaAttention, rotaryInterleaved, sigmoidMoeLayer } from './mla-layer.js';
 import { observeInput } from './observe.js';
-import { linear, sliceLast, weightConst } from './ops.js';
+import type { DenseMatrix } from './dequantize.js';
+import { linear, linearFloat32, sliceLast, weightConst, type Bf16Matrix } from './ops.js';
+import { graphPrecision, rounded } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** The additive value of a masked key (float32 min, as transformers fills masks). */
@@ -41,11 +45,21 @@ export function checkIndexers(raw: Readonly<Record<string, unknown>>): void {
   }
 }
 
-/** `LayerNorm(x) · weight + bias` over the last axis. */
+/** `LayerNorm(x) · weight + bias` over the last axis (in the low dtype computed in float32 and rounded once, as torch's LayerNorm). */
 async function layerNorm(g: GraphBuilder, w: WeightReader, name: string, x: string, eps: number): Promise<string> {
   const weight = await w.vector(`${name}.weight`);
   const bias = await w.vector(`${name}.bias`);
-  return g.op('LayerNormalization', [x, weightConst(g, weight, [weight.length]), weightConst(g, bias, [bias.length])], { axis: -1, epsilon: { float: eps } });
+  return rounded(g, g.op('LayerNormalization', [x, weightConst(g, weight, [weight.length]), weightConst(g, bias, [bias.length])], { axis: -1, epsilon: { float: eps } }));
+}
+
+/**
+ * `weights_proj(h)`, the indexer's per-head weights (upcast to float32 after
+ * the projection). transformers keeps `indexer.weights_proj` in float32 on a
+ * float16 model (`_keep_in_fp32_modules`), not on a bfloat16 one, where the
+ * projection is rounded as any Linear.
+ */
+function headWeights(g: GraphBuilder, h: string, weight: DenseMatrix | Bf16Matrix): string {
+  return graphPrecision(g)?.dtype === 'float16' ? linearFloat32(g, h, weight) : linear(g, h, weight);
 }
 
 /**
@@ -67,10 +81,10 @@ async function dsaMask(g: GraphBuilder, w: WeightReader, raw: Readonly<Record<st
   const q = g.op('Reshape', [linear(g, qLatent, await w.linearWeight(`${ix}.wq_b`)), g.i64([0, 0, heads, dim])]);
   const qRot = g.op('Transpose', [ropeFirst(g.op('Transpose', [q], { perm: [0, 2, 1, 3] }))], { perm: [0, 2, 1, 3] });
   const k = ropeFirst(await layerNorm(g, w, `${ix}.k_norm`, linear(g, h, await w.linearWeight(`${ix}.wk`)), 1e-6));
-  // [B, T, heads, dim] @ [B, 1, dim, T] → [B, T, heads, T].
+  // [B, T, heads, dim] @ [B, 1, dim, T] → [B, T, heads, T], in float32 whatever the graph's precision (`q.float() @ k.float()`).
   const kT = g.op('Unsqueeze', [g.op('Transpose', [k], { perm: [0, 2, 1] }), g.i64([1])]);
   const scores = g.op('Relu', [g.op('Mul', [g.op('MatMul', [qRot, kT]), g.f32(dim ** -0.5)])]);
-  const weights = g.op('Mul', [linear(g, h, await w.linearWeight(`${ix}.weights_proj`)), g.f32(heads ** -0.5)]);
+  const weights = g.op('Mul', [headWeights(g, h, await w.linearWeight(`${ix}.weights_proj`)), g.f32(heads ** -0.5)]);
   const index = g.op('Squeeze', [g.op('MatMul', [g.op('Unsqueeze', [weights, g.i64([-2])]), scores]), g.i64([-2])]);
   const masked = g.op('Add', [index, inp.mask]);
   const seq = g.op('Shape', [h], { start: 1, end: 2 });

@@ -412,6 +412,8 @@ export class ForwardModel {
     const h = this.config.hidden;
     // GraniteMoE scales the embeddings by `embedding_multiplier`.
     const mult = this.config.embeddingMultiplier;
+    // On bf16 embeddings the product (float32 inside, a python float scalar) is rounded.
+    const round = this.precision.low ? roundTo(this.precision.low.dtype) : undefined;
     /** Calls `put` with each token of batch `b` and where its row goes. */
     const eachToken = (b: TokenBatch, put: (tok: number, at: number) => void): void => {
       const seq = b[0]?.length ?? 0;
@@ -434,7 +436,8 @@ export class ForwardModel {
       }
       const data = new Float32Array(b.length * seq * h);
       eachToken(b, (tok, at) => table.rowInto(tok, data, at));
-      if (mult !== undefined) for (let i = 0; i < data.length; i++) data[i] = data[i]! * mult;
+      if (mult !== undefined && round) for (let i = 0; i < data.length; i++) data[i] = round(Math.fround(data[i]! * Math.fround(mult)));
+      else if (mult !== undefined) for (let i = 0; i < data.length; i++) data[i] = data[i]! * mult;
       return { data, batch: b.length, seq };
     });
   }
@@ -830,10 +833,13 @@ export class ForwardModel {
       }
     if (low) {
       const round = roundTo(low.dtype);
+      // GraniteMoE's block output times residual_multiplier (rounded) joins the residual.
+      const scale = this.config.residualMultiplier;
+      const scaled = (y: number): number => (scale === undefined ? y : round(Math.fround(y * Math.fround(scale))));
       hidden.forEach((b, i) => {
         // A shared expert (qwen2_moe) joins the rounded routed sum before the residual add.
         const shared = extras[i]!.moe_shared?.data as Float32Array | undefined;
-        b.data.forEach((x, j) => (b.data[j] = round(x + round(round(sums[i]!.data[j]!) + (shared?.[j] ?? 0)))));
+        b.data.forEach((x, j) => (b.data[j] = round(x + scaled(round(round(sums[i]!.data[j]!) + (shared?.[j] ?? 0))))));
       });
     }
     for (const extra of extras) {

@@ -15,6 +15,7 @@ import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import { observeInput } from './observe.js';
 import { linear, rmsNorm, silu, sliceLast, weightConst } from './ops.js';
+import { lowOp, rounded } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** transformers' chunk size of the gated delta rule. */
@@ -91,7 +92,9 @@ function chunkScanBody(dk: number, dv: number): GraphBuilder {
 /**
  * The chunked gated delta rule on `q`, `k` `[B, H, T, dk]` (L2-normed here),
  * `v [B, H, T, dv]`, `beta` and log-decay `decay` `[B, H, T]`; returns
- * `[B, H, T, dv]`.
+ * `[B, H, T, dv]`. In the low dtype as transformers' torch fallback: its
+ * inputs upcast to float32, every step in float32, the output cast back
+ * down once.
  */
 export function chunkGatedDeltaRule(g: GraphBuilder, query: string, key: string, value: string, beta: string, decay: string, dk: number, dv: number): string {
   const c = DELTA_CHUNK;
@@ -140,7 +143,7 @@ export function chunkGatedDeltaRule(g: GraphBuilder, query: string, key: string,
     scan_output_axes: [2],
   });
   const flat = g.op('Reshape', [outs!, g.i64([0, 0, -1, dv])]);
-  return g.op('Slice', [flat, g.i64([0]), seq, g.i64([2])]);
+  return rounded(g, g.op('Slice', [flat, g.i64([0]), seq, g.i64([2])]));
 }
 
 /** The gated DeltaNet `m` (`model.layers.N.linear_attn`) on normed input `h [B, T, H]`; returns the out_proj output. */
@@ -160,16 +163,17 @@ export async function gatedDeltaNet(g: GraphBuilder, w: WeightReader, cfg: Decod
   const b = g.op('Reshape', [sliceLast(g, ba, 0, r), g.i64([0, 0, nv])]);
   const a = g.op('Reshape', [sliceLast(g, ba, r, 2 * r), g.i64([0, 0, nv])]);
 
-  // Causal depthwise conv1d (left padding kernel-1), then SiLU.
+  // Causal depthwise conv1d (left padding kernel-1), then SiLU; in the low dtype each rounded (conv1d accumulates in float32).
   const convWeight = weightConst(g, await w.vector(`${m}.conv1d.weight`), [convDim, 1, kernel]);
-  const conv = g.op('Conv', [g.op('Transpose', [mixed], { perm: [0, 2, 1] }), convWeight], { group: convDim, kernel_shape: [kernel], pads: [kernel - 1, 0] });
+  const conv = rounded(g, g.op('Conv', [g.op('Transpose', [mixed], { perm: [0, 2, 1] }), convWeight], { group: convDim, kernel_shape: [kernel], pads: [kernel - 1, 0] }));
   const act = g.op('Transpose', [silu(g, conv)], { perm: [0, 2, 1] });
   const heads = (x: string, n: number, d: number): string => g.op('Reshape', [x, g.i64([0, 0, n, d])]);
   let q = heads(sliceLast(g, act, 0, keys), nk, dk);
   let k = heads(sliceLast(g, act, keys, 2 * keys), nk, dk);
   const v = heads(sliceLast(g, act, 2 * keys, convDim), nv, dv);
 
-  const beta = g.op('Sigmoid', [b]);
+  const beta = lowOp(g, 'Sigmoid', [b]);
+  // The log-decay is float32 whatever the model's dtype (`a.float()`, `A_log.float()`).
   const negA = (await w.vector(`${m}.A_log`)).map((x) => -Math.fround(Math.exp(x)));
   const decay = g.op('Mul', [weightConst(g, negA, [nv]), g.op('Softplus', [g.op('Add', [a, weightConst(g, await w.vector(`${m}.dt_bias`), [nv])])])]);
   if (r > 1) {
@@ -189,7 +193,9 @@ export async function gatedDeltaNet(g: GraphBuilder, w: WeightReader, cfg: Decod
     dk,
     dv,
   );
-  const normed = g.op('Mul', [rmsNorm(g, headsFirst(core), await w.vector(`${m}.norm.weight`), cfg.eps), silu(g, z)]);
+  // RMSNormGated: the weighted norm in the low dtype times `silu(z.float())` in float32, cast down once.
+  const gateF32 = g.op('Mul', [z, g.op('Sigmoid', [z])]);
+  const normed = lowOp(g, 'Mul', [rmsNorm(g, headsFirst(core), await w.vector(`${m}.norm.weight`), cfg.eps), gateF32]);
   const out = g.op('Reshape', [normed, g.i64([0, 0, values])]);
   observeInput(g, [`${m}.out_proj`], out);
   return linear(g, out, await w.linearWeight(`${m}.out_proj`));

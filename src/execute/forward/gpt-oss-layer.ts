@@ -17,6 +17,7 @@ import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } 
 import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeChannels, observeExperts, observeInput } from './observe.js';
 import { linear, rotary, splitHeads, weightConst } from './ops.js';
+import { graphPrecision, lowOp, matmul, rounded } from './precision.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 import { decodeMxfp4Rows, mxfp4Param } from '../mxfp4-experts.js';
@@ -118,14 +119,16 @@ async function readGptOssExperts(w: WeightReader, m: string, start: number, coun
 async function gptOssExpertRange(g: GraphBuilder, w: WeightReader, m: string, x: string, routing: Routing, start: number, count: number, hidden: number, inter: number): Promise<string> {
   const s = await readGptOssExperts(w, m, start, count, hidden, inter);
   const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
-  const proj = (weight: Float32Array, bias: Float32Array): string =>
-    g.op('Add', [g.op('MatMul', [x3, weightConst(g, weight, [count, hidden, inter])]), weightConst(g, bias, [count, 1, inter])]);
+  // `x @ W + b` of the eager experts: the product rounded, then the bias added and rounded again.
+  const biased = (a: string, weight: Float32Array, bias: Float32Array, dims: [number, number]): string =>
+    lowOp(g, 'Add', [matmul(g, a, weightConst(g, weight, [count, ...dims]), true), rounded(g, weightConst(g, bias, [count, 1, dims[1]]))]);
+  const proj = (weight: Float32Array, bias: Float32Array): string => biased(x3, weight, bias, [hidden, inter]);
   const act = clampedSwiglu(g, proj(s.gate, s.gateBias), proj(s.up, s.upBias));
   const observedAs = `${inMemoryName(m)}.experts`;
   observeExperts(g, observedAs, ['gate_proj', 'up_proj'], x, false, routing.mask, count, start);
   observeExperts(g, observedAs, ['down_proj'], act, true, routing.mask, count, start);
-  const out = g.op('Add', [g.op('MatMul', [act, weightConst(g, s.down, [count, inter, hidden])]), weightConst(g, s.downBias, [count, 1, hidden])]);
-  return combineExperts(g, out, routing);
+  const out = biased(act, s.down, s.downBias, [inter, hidden]);
+  return combineExperts(g, out, routing, count);
 }
 
 /** gpt-oss attention of layer `p` on normed input `h`: llama's, plus a sink logit per head; returns the o_proj output. */
@@ -147,29 +150,44 @@ async function sinkAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConfi
 /**
  * Attention of rotated heads `q [B, heads, T, d]`, `k`/`v [B, kvHeads, T, d]`
  * with one sink logit per head (a softmax column the output drops); returns
- * the merged heads `[B, T, heads·d]`.
+ * the merged heads `[B, T, heads·d]`. In the low dtype as the eager attention
+ * computes it, op by op: the scores' product, scaling and mask each rounded,
+ * the row max subtracted (rounded), the softmax in float32 rounded once, the
+ * product with the values rounded.
  */
 export function sinkAttend(g: GraphBuilder, q: string, k: string, v: string, mask: string, sinkLogits: Float32Array, cfg: DecoderConfig): string {
   const rep = cfg.heads / cfg.kvHeads;
   const repeat = (x: string): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, cfg.heads, -1, cfg.headDim])]);
   const kt = g.op('Transpose', [repeat(k)], { perm: [0, 1, 3, 2] });
-  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kt]), g.f32(cfg.headDim ** -0.5)]), mask]);
-  // The sink column [B, heads, T, 1]: a finite zero column of the scores plus each head's sink.
+  const scaled = lowOp(g, 'Mul', [matmul(g, q, kt), g.f32(cfg.headDim ** -0.5)]);
+  const scores = lowOp(g, 'Add', [scaled, mask]);
+  // The sink column [B, heads, T, 1]: a zero column of the unmasked scores (finite, where a masked score rounds to -inf in bf16) plus each head's sink.
   const sinks = weightConst(g, sinkLogits, [1, cfg.heads, 1, 1]);
-  const column = g.op('Add', [g.op('Mul', [g.op('Slice', [scores, g.i64([0]), g.i64([1]), g.i64([-1])]), g.f32(0)]), sinks]);
-  const probs = g.op('Softmax', [g.op('Concat', [scores, column], { axis: -1 })], { axis: -1 });
+  const column = g.op('Add', [g.op('Mul', [g.op('Slice', [scaled, g.i64([0]), g.i64([1]), g.i64([-1])]), g.f32(0)]), sinks]);
+  const probs = sinkSoftmax(g, g.op('Concat', [scores, column], { axis: -1 }));
   const kept = g.op('Slice', [probs, g.i64([0]), g.i64([-1]), g.i64([-1])]);
-  const out = g.op('MatMul', [kept, repeat(v)]);
+  const out = matmul(g, kept, repeat(v));
   return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, cfg.heads * cfg.headDim])]);
 }
 
-/** gpt-oss's clamped SwiGLU of `gate` and `up` (de-interleaved, biases added). */
+/**
+ * The softmax of the logits with their sink column. The eager attention
+ * subtracts the row max first (a rounded bf16 op) and takes the softmax of
+ * the bf16 result in float32, rounded once.
+ */
+function sinkSoftmax(g: GraphBuilder, logits: string): string {
+  if (!graphPrecision(g)) return g.op('Softmax', [logits], { axis: -1 });
+  const shifted = lowOp(g, 'Sub', [logits, g.op('ReduceMax', [logits, g.i64([-1])], { keepdims: 1 })]);
+  return rounded(g, g.op('Softmax', [shifted], { axis: -1 }));
+}
+
+/** gpt-oss's clamped SwiGLU of `gate` and `up` (de-interleaved, biases added); in the low dtype each op after the (exact) clamps rounded. */
 export function clampedSwiglu(g: GraphBuilder, gate: string, up: string): string {
   const gc = g.op('Min', [gate, g.f32(LIMIT)]);
   const uc = g.op('Clip', [up, g.f32(-LIMIT), g.f32(LIMIT)]);
-  const glu = g.op('Mul', [gc, g.op('Sigmoid', [g.op('Mul', [gc, g.f32(ALPHA)])])]);
-  return g.op('Mul', [g.op('Add', [uc, g.f32(1)]), glu]);
+  const glu = lowOp(g, 'Mul', [gc, lowOp(g, 'Sigmoid', [lowOp(g, 'Mul', [gc, g.f32(ALPHA)])])]);
+  return lowOp(g, 'Mul', [lowOp(g, 'Add', [uc, g.f32(1)]), glu]);
 }
 
 /** Builds gpt-oss decoder layer `layer`. */
@@ -187,7 +205,8 @@ export async function gptOssLayer(w: WeightReader, cfg: DecoderConfig, layer: nu
       const x = flatten(g, h, cfg.hidden);
       const logits = linear(g, x, await w.linearWeight(`${m}.router`), await w.vector(`${m}.router.bias`));
       const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
-      const routing = scatterTopK(g, logits, g.op('Softmax', [values!], { axis: -1 }), indices!);
+      // The top-k of the rounded logits; their softmax in float32, rounded once (softmax on bf16 values).
+      const routing = scatterTopK(g, logits, rounded(g, g.op('Softmax', [values!], { axis: -1 })), indices!, k);
       routedCountOutput(g, routing.mask, experts);
       // SmoothQuant balances the post-attention norm against every expert's gate/up: their input is the block input.
       const gateUp = Array.from({ length: experts }, (_, e) => ['gate_proj', 'up_proj'].map((p) => `${inMemoryName(m)}.experts.${e}.${p}`)).flat();

@@ -12,7 +12,7 @@ import type { DenseMatrix } from './dequantize.js';
 import { decoderNorm } from './llama-layer.js';
 import { enableObservers, observeInput, type Observation } from './observe.js';
 import { linear } from './ops.js';
-import { setGraphPrecision, type LowPrecision } from './precision.js';
+import { lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** What the head returns. */
@@ -51,8 +51,8 @@ export async function headGraph(w: WeightReader, cfg: DecoderConfig, output: Hea
   const q = head.endsWith('lm_head') ? await w.inputQuantizer(head, 'whole') : undefined;
   const bias = head.endsWith('lm_head') ? (await w.optionalVector(`${head}.bias`))?.slice(start, start + count) : undefined;
   const projected = linear(g, q ? q.quantize(g, h) : h, await headRows(w, cfg, start, count), bias);
-  // GraniteMoE divides the logits by `logits_scaling`.
-  const logits = cfg.logitsScaling === undefined ? projected : g.op('Div', [projected, g.f32(cfg.logitsScaling)]);
+  // GraniteMoE divides the logits by `logits_scaling` (on bf16 logits: rounded).
+  const logits = cfg.logitsScaling === undefined ? projected : lowOp(g, 'Div', [projected, g.f32(cfg.logitsScaling)]);
   if (output === 'logits') {
     g.output(logits, 'logits', OnnxType.float, ['batch', 'seq', count]);
   } else {

@@ -84,7 +84,9 @@ function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number
 /** The norm `name` (`model.layers.N.input_layernorm`, `model.norm`) on `x`: an RMSNorm, or a LayerNorm with bias where the config says so. */
 export async function decoderNorm(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, name: string, x: string): Promise<string> {
   const weight = await w.normScale(`${name}.weight`, cfg.zeroCentredNorms);
-  return cfg.layerNorm ? layerNorm(g, x, weight, await w.vector(`${name}.bias`), cfg.eps) : rmsNorm(g, x, weight, cfg.eps, true);
+  // A zero-centred norm's `1.0 + weight.float()` multiplies the float32 normalization (Qwen3NextRMSNorm).
+  const weightInFloat32 = cfg.normWeightInFloat32 || cfg.zeroCentredNorms;
+  return cfg.layerNorm ? layerNorm(g, x, weight, await w.vector(`${name}.bias`), cfg.eps) : rmsNorm(g, x, weight, cfg.eps, true, weightInFloat32);
 }
 
 /** `x` clamped to ±`limit` (olmoe's `clip_qkv`), or `x` when there is no limit. */
@@ -158,8 +160,8 @@ export async function decoderLayer(
   setGraphPrecision(g, options.precision);
   // The mask the executor feeds is the causal mask of this layer's window (executor.ts: windowOf).
   const inp = { ...(options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim)), window: windowOf(cfg, layer) };
-  // GraniteMoE scales each branch before its residual add.
-  const residual = (x: string, branch: string): string => lowOp(g, 'Add', [x, cfg.residualMultiplier === undefined ? branch : g.op('Mul', [branch, g.f32(cfg.residualMultiplier)])]);
+  // GraniteMoE scales each branch before its residual add (a python float times a bf16 tensor: rounded).
+  const residual = (x: string, branch: string): string => lowOp(g, 'Add', [x, cfg.residualMultiplier === undefined ? branch : lowOp(g, 'Mul', [branch, g.f32(cfg.residualMultiplier)])]);
   const h = await decoderNorm(g, w, cfg, `${p}.input_layernorm`, inp.hidden);
   const x = residual(inp.hidden, await attention(g, p, h, inp));
   const h2 = await decoderNorm(g, w, cfg, `${p}.post_attention_layernorm`, x);

@@ -10,13 +10,14 @@
  * router whose sigmoid scores scale each expert's *input*, plus the shared
  * expert on the unscaled input. MoE layers return `routed [E]`.
  */
-import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeExperts, observeInput } from './observe.js';
-import { linear, rmsNorm, silu, sliceLast, splitHeads, weightConst } from './ops.js';
+import { attention, linear, rmsNorm, silu, sliceLast, splitHeads, weightConst } from './ops.js';
+import { graphPrecision, lowOp, matmul, rounded } from './precision.js';
 import { gatedMlp, denseMlp } from './split-mlp.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
@@ -58,7 +59,10 @@ export function llama4LayerKind(raw: Readonly<Record<string, unknown>>, layer: n
   };
 }
 
-/** RoPE on interleaved pairs `(x[2i], x[2i+1])` of `[B, heads, T, D]`, as `apply_rotary_emb` multiplies complex numbers. */
+/**
+ * RoPE on interleaved pairs `(x[2i], x[2i+1])` of `[B, heads, T, D]`, as `apply_rotary_emb` multiplies complex numbers.
+ * In the low dtype the product is float32 (`x.float()` times the float32 `freqs_cis`), rounded once by `type_as`.
+ */
 function interleavedRotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
   const half = dim / 2;
   // The tables repeat their first half (rotate_half layout); each pair takes frequency i.
@@ -69,7 +73,7 @@ function interleavedRotary(g: GraphBuilder, x: string, cos: string, sin: string,
   const im = sliceLast(g, pairs, 1, 2);
   const outRe = g.op('Sub', [g.op('Mul', [re, c]), g.op('Mul', [im, s])]);
   const outIm = g.op('Add', [g.op('Mul', [re, s]), g.op('Mul', [im, c])]);
-  return g.op('Reshape', [g.op('Concat', [outRe, outIm], { axis: -1 }), g.i64([0, 0, 0, dim])]);
+  return g.op('Reshape', [rounded(g, g.op('Concat', [outRe, outIm], { axis: -1 })), g.i64([0, 0, 0, dim])]);
 }
 
 /** Positions `0 … T-1` (int64) of the sequence the `[T, T]` mask covers. */
@@ -94,6 +98,7 @@ async function llama4Attention(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
     k = interleavedRotary(g, k, inp.cos, inp.sin, cfg.headDim);
   }
   if (kind.qkNorm) {
+    // Llama4TextL2Norm: normalized in float32, rounded once (a unit weight changes nothing).
     const ones = new Float32Array(cfg.headDim).fill(1);
     q = rmsNorm(g, q, ones, cfg.eps);
     k = rmsNorm(g, k, ones, cfg.eps);
@@ -103,7 +108,8 @@ async function llama4Attention(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
     const t = kind.temperature;
     const steps = g.op('Floor', [g.op('Div', [g.op('Add', [g.op('Cast', [pos], { to: 1 }), g.f32(1)]), g.f32(t.floorScale)])]);
     const scale = g.op('Add', [g.op('Mul', [g.op('Log', [g.op('Add', [steps, g.f32(1)])]), g.f32(t.attnScale)]), g.f32(1)]);
-    q = g.op('Mul', [q, g.op('Reshape', [scale, g.i64([1, 1, -1, 1])])]);
+    // The float32 scales promote the product to float32; `.to(query_states.dtype)` rounds it.
+    q = lowOp(g, 'Mul', [q, g.op('Reshape', [scale, g.i64([1, 1, -1, 1])])]);
   }
   let mask = inp.mask;
   if (kind.chunk) {
@@ -113,12 +119,8 @@ async function llama4Attention(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
   }
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
-  const rep = cfg.heads / cfg.kvHeads;
-  const repeat = (x: string): string =>
-    rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, cfg.heads, -1, cfg.headDim])]);
-  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [repeat(k)], { perm: [0, 1, 3, 2] })]), g.f32(cfg.headDim ** -0.5)]), mask]);
-  const out = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), repeat(v)]);
-  const merged = g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, cfg.heads * cfg.headDim])]);
+  // torch's sdpa arithmetic in the low dtype; a chunked layer's mask is built here, so only full attention may run fused on the causal mask.
+  const merged = attention(g, q, k, v, mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5, kind.chunk ? undefined : inp.window);
   observeInput(g, [`${a}.o_proj`], merged);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, merged, await w.linearWeight(`${a}.o_proj`), oBias);
@@ -170,6 +172,11 @@ async function readLlama4Experts(w: WeightReader, m: string, start: number, coun
  * mode: every expert runs on the whole scaled input of the block (every
  * expert's slice), which for a top-1 router is the tokens times their score
  * plus rows of zeros.
+ *
+ * In the low dtype as `Llama4TextExperts` computes: the scaled input, each
+ * bmm, the SiLU and the gated product rounded, and the sum over experts
+ * (`.sum(dim=0)`: float32, rounded once), to which an unrouted expert's
+ * zero input adds zero.
  */
 async function llama4ExpertRange(g: GraphBuilder, w: WeightReader, m: string, x: string, routing: Routing, start: number, count: number, hidden: number, inter: number, topK: number, observeAll: boolean): Promise<string> {
   const s = await readLlama4Experts(w, m, start, count, hidden, inter);
@@ -177,8 +184,9 @@ async function llama4ExpertRange(g: GraphBuilder, w: WeightReader, m: string, x:
   const upW = weightConst(g, s.up, [count, hidden, inter]);
   const downW = weightConst(g, s.down, [count, inter, hidden]);
   // [E, N, H]: x scaled by each expert's score.
-  const xe = g.op('Mul', [g.op('Unsqueeze', [x, g.i64([0])]), g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])])]);
-  const act = g.op('Mul', [silu(g, g.op('MatMul', [xe, gateW])), g.op('MatMul', [xe, upW])]);
+  const xe = lowOp(g, 'Mul', [g.op('Unsqueeze', [x, g.i64([0])]), g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])])]);
+  const gated = (input: string): string => lowOp(g, 'Mul', [silu(g, matmul(g, input, gateW, true)), matmul(g, input, upW, true)]);
+  const act = gated(xe);
   const observedAs = `${m}.experts`;
   const ones = g.op('Add', [g.op('Mul', [routing.mask, g.f32(0)]), g.f32(1)]);
   if (!observeAll) {
@@ -188,13 +196,11 @@ async function llama4ExpertRange(g: GraphBuilder, w: WeightReader, m: string, x:
     if (topK !== 1) throw new UnsupportedModelError(`${m}: calibrating every expert of a Llama 4 router with num_experts_per_tok ${topK} is not supported (1 is)`);
     // The block's scaled rows: each token times its one score, and zero rows (the other experts' slices).
     const zeroRow = g.op('Mul', [g.op('Slice', [x, g.i64([0]), g.i64([1]), g.i64([0])]), g.f32(0)]);
-    const scaled = g.op('Concat', [g.op('Mul', [x, g.op('ReduceSum', [routing.weights, g.i64([-1])], { keepdims: 1 })]), zeroRow], { axis: 0 });
+    const scaled = g.op('Concat', [lowOp(g, 'Mul', [x, g.op('ReduceSum', [routing.weights, g.i64([-1])], { keepdims: 1 })]), zeroRow], { axis: 0 });
     observeExperts(g, observedAs, ['gate_proj', 'up_proj'], scaled, false, ones, count, start);
-    const s3 = g.op('Unsqueeze', [scaled, g.i64([0])]);
-    const actAll = g.op('Mul', [silu(g, g.op('MatMul', [s3, gateW])), g.op('MatMul', [s3, upW])]);
-    observeExperts(g, observedAs, ['down_proj'], actAll, true, ones, count, start);
+    observeExperts(g, observedAs, ['down_proj'], gated(g.op('Unsqueeze', [scaled, g.i64([0])])), true, ones, count, start);
   }
-  return g.op('ReduceSum', [g.op('MatMul', [act, downW]), g.i64([0])], { keepdims: 0 });
+  return rounded(g, g.op('ReduceSum', [matmul(g, act, downW, true), g.i64([0])], { keepdims: 0 }));
 }
 
 /** Builds Llama 4 text decoder layer `layer`. */
@@ -220,13 +226,19 @@ export async function llama4Layer(w: WeightReader, cfg: DecoderConfig, layer: nu
       observeInput(g, [`${m}.router`], x);
       const logits = linear(g, x, await w.linearWeight(`${m}.router`));
       const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
-      const routing = scatterTopK(g, logits, g.op('Sigmoid', [values!]), indices!);
+      // The router's sigmoid computes in float32 and is cast back to the logits' dtype.
+      const routing = scatterTopK(g, logits, lowOp(g, 'Sigmoid', [values!]), indices!);
       routedCountOutput(g, routing.mask, experts);
       const routed = await placedExperts(g, x, routing, experts, cfg.hidden, 3 * cfg.hidden * cfg.intermediate * 4, placement, (gg, xin, r, start, count) =>
         llama4ExpertRange(gg, w, m, xin, r, start, count, cfg.hidden, cfg.intermediate, k, observeAll),
       );
       const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
-      return unflatten(g, g.op('Add', [shared, routed]), h);
+      // In the low dtype the routed sum is rounded before it joins the shared expert's output: with expert groups the executor adds it after them.
+      if (placement.groups && graphPrecision(g)) {
+        g.output(shared, 'moe_shared', OnnxType.float, ['tokens', cfg.hidden]);
+        return unflatten(g, routed, h);
+      }
+      return unflatten(g, lowOp(g, 'Add', [shared, routed]), h);
     },
     attention,
     options,

@@ -10,7 +10,8 @@ import { decodeBf16Bits } from '../onnx/bf16-bits.js';
 import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-builder.js';
 import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
-import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded, type LowPrecision } from './precision.js';
+import { flashExp } from './fast-exp.js';
+import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded, torchCpuKernels, type LowPrecision } from './precision.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -43,13 +44,15 @@ function storedBf16(g: GraphBuilder, w: Bf16Matrix, type: 'bfloat16' | 'float'):
 /**
  * `weight * x / sqrt(mean(x², last axis) + eps)`. In the low dtype, as
  * LlamaRMSNorm: the normalization in float32, cast back to the input's dtype,
- * then the product with the (low-dtype) weight rounded. On CUDA a decoder
+ * then the product with the (low-dtype) weight rounded; with
+ * `weightInFloat32` (GptOssRMSNorm) the weight multiplies the float32
+ * normalization and only the product is cast down. On CUDA a decoder
  * norm (`fusable`: the hidden state's, not a head's or a latent's) normalizes
  * in one fused kernel (see {@link LowPrecision.fusedNorms}).
  */
-export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, fusable = false): string {
+export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, fusable = false, weightInFloat32 = false): string {
   const low = graphPrecision(g);
-  if (fusable && low?.native && low.fusedNorms) {
+  if (fusable && !weightInFloat32 && low?.native && low.fusedNorms) {
     // One kernel: x (a value of the low dtype) normalized in float32 and rounded once (a unit scale changes nothing), then the rounded weight product.
     const type = onnxType(low);
     const ones = g.constRaw(type, [weight.length], new Uint8Array(new Uint16Array(weight.length).fill(type === OnnxType.bfloat16 ? 0x3f80 : 0x3c00).buffer));
@@ -58,15 +61,19 @@ export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: n
   }
   const variance = g.op('ReduceMean', [g.op('Mul', [x, x]), g.i64([-1])], { keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.f32(eps)])])]);
+  if (weightInFloat32) return lowOp(g, 'Mul', [weightConst(g, weight, [weight.length]), g.op('Mul', [x, inv])]);
   return lowOp(g, 'Mul', [rounded(g, weightConst(g, weight, [weight.length])), rounded(g, g.op('Mul', [x, inv]))]);
 }
 
-/** `nn.LayerNorm`: `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis (biased variance). */
+/**
+ * `nn.LayerNorm`: `(x - mean) / sqrt(var + eps) * weight + bias` over the last axis (biased variance).
+ * On a bf16 input torch computes it all in float32 with the (bf16) weight and bias, rounding the output once.
+ */
 export function layerNorm(g: GraphBuilder, x: string, weight: Float32Array, bias: Float32Array, eps: number): string {
   const centered = g.op('Sub', [x, g.op('ReduceMean', [x, g.i64([-1])], { keepdims: 1 })]);
   const variance = g.op('ReduceMean', [g.op('Mul', [centered, centered]), g.i64([-1])], { keepdims: 1 });
   const normed = g.op('Div', [centered, g.op('Sqrt', [g.op('Add', [variance, g.f32(eps)])])]);
-  return g.op('Add', [g.op('Mul', [normed, weightConst(g, weight, [weight.length])]), weightConst(g, bias, [bias.length])]);
+  return rounded(g, g.op('Add', [g.op('Mul', [normed, rounded(g, weightConst(g, weight, [weight.length]))]), rounded(g, weightConst(g, bias, [bias.length]))]));
 }
 
 /**
@@ -117,8 +124,9 @@ export function linearFloat32(g: GraphBuilder, x: string, w: DenseMatrix | Bf16M
   return g.op('MatMul', [quantizedInput(g, x, w), transposedWeight(g, w)]);
 }
 
-/** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu). */
+/** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu; `x / (1 + exp(−x))` as its CPU kernel computes it where the graph asks). */
 export function silu(g: GraphBuilder, x: string): string {
+  if (torchCpuKernels(g)) return lowOp(g, 'Div', [x, g.op('Add', [g.f32(1), g.op('Exp', [g.op('Neg', [x])])])]);
   return lowOp(g, 'Mul', [x, g.op('Sigmoid', [x])]);
 }
 
@@ -132,9 +140,26 @@ export function sliceLast(g: GraphBuilder, x: string, start: number, end: number
  * (in the low dtype cast down first, as the rotary embedding returns them, and each op rounded).
  */
 export function rotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
+  // rotate_half(x)·sin = [x₂, x₁]·[−sin₁, sin₂]: the sign moves onto the (small) table, exactly, and
+  // no Neg passes over x. (Slices and Concat, not a Gather: onnxruntime moves transposes through them.)
   const half = dim / 2;
-  const rotated = g.op('Concat', [g.op('Neg', [sliceLast(g, x, half, dim)]), sliceLast(g, x, 0, half)], { axis: -1 });
-  return lowOp(g, 'Add', [lowOp(g, 'Mul', [x, rounded(g, cos)]), lowOp(g, 'Mul', [rotated, rounded(g, sin)])]);
+  const swapped = g.op('Concat', [sliceLast(g, x, half, dim), sliceLast(g, x, 0, half)], { axis: -1 });
+  return lowOp(g, 'Add', [lowOp(g, 'Mul', [x, rounded(g, cos)]), lowOp(g, 'Mul', [swapped, signedSin(g, sin, dim)])]);
+}
+
+const signedSins = new WeakMap<GraphBuilder, Map<string, string>>();
+
+/** The sin table (rounded as the rotary embedding returns it) with its first half negated, once per graph, table and width. */
+function signedSin(g: GraphBuilder, sin: string, dim: number): string {
+  const bySin = signedSins.get(g) ?? new Map<string, string>();
+  signedSins.set(g, bySin);
+  const key = `${sin}/${dim}`;
+  const known = bySin.get(key);
+  if (known) return known;
+  const s = rounded(g, sin);
+  const made = g.op('Concat', [g.op('Neg', [sliceLast(g, s, 0, dim / 2)]), sliceLast(g, s, dim / 2, dim)], { axis: -1 });
+  bySin.set(key, made);
+  return made;
 }
 
 /** `[B, T, heads·dim]` → `[B, heads, T, dim]`. */
@@ -198,7 +223,8 @@ export function attention(
     // Value heads narrower than the keys (MLA): torch's sdpa takes its math path, in float32 with one rounding.
     out = rounded(g, g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), repeat(v, valueDim)]));
   } else if (graphPrecision(g)) {
-    const exps = g.op('Exp', [g.op('Sub', [scores, g.op('ReduceMax', [scores, g.i64([-1])], { keepdims: 1 })])]);
+    const shifted = g.op('Sub', [scores, g.op('ReduceMax', [scores, g.i64([-1])], { keepdims: 1 })]);
+    const exps = torchCpuKernels(g) ? flashExp(g, shifted) : g.op('Exp', [shifted]);
     const sum = g.op('ReduceSum', [exps, g.i64([-1])], { keepdims: 1 });
     out = rounded(g, g.op('Div', [g.op('MatMul', [rounded(g, exps), repeat(v, valueDim)]), sum]));
   } else out = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), repeat(v, valueDim)]);

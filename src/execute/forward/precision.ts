@@ -90,6 +90,12 @@ export const LOW_PRECISION_TYPES: ReadonlySet<string> = new Set([
   'kimi_k2',
   'glm4_moe',
   'glm4_moe_lite',
+  'granitemoe',
+  'phimoe',
+  'qwen3_next',
+  'glm_moe_dsa',
+  'gpt_oss',
+  'llama4_text',
 ]);
 
 /**
@@ -172,6 +178,19 @@ export function inheritPrecision(to: GraphBuilder, from: GraphBuilder): void {
   setGraphPrecision(to, graphs.get(from));
   if (fused.has(from)) fused.add(to);
   if (fusedRope.has(from)) fusedRope.add(to);
+}
+
+/**
+ * Whether graph `g`'s low-precision ops are emulated (the CPU), where they
+ * compute as torch's CPU kernels do wherever onnxruntime's differ enough to
+ * round to another bf16 value: the attention's exponential as torch's flash
+ * kernel takes it (fast-exp.ts), SiLU as `x / (1 + exp(−x))` (onnxruntime's
+ * Sigmoid is an approximation: 0.15 % of bf16 SiLU outputs round the other
+ * way). On CUDA the graphs use onnxruntime's kernels.
+ */
+export function torchCpuKernels(g: GraphBuilder): boolean {
+  const low = graphs.get(g);
+  return low !== undefined && !low.native;
 }
 
 /** The ONNX element type of a low dtype. */

@@ -7,13 +7,14 @@
  * scaled by `sigmoid(shared_expert_gate)`. Every RMSNorm but the DeltaNet's
  * gated one scales by `1 + weight`.
  */
-import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { gatedDeltaNet } from './gated-delta-net.js';
 import { cached, decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
 import { observeInput } from './observe.js';
 import { attention, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
+import { graphPrecision, lowOp } from './precision.js';
 import { expertCount, qwenSparseLayer } from './softmax-moe-layer.js';
 import { denseMlp, gatedMlp } from './split-mlp.js';
 import type { WeightReader } from './weights.js';
@@ -27,9 +28,10 @@ async function gatedAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConf
   const qg = g.op('Reshape', [linear(g, h, await w.linearWeight(`${a}.q_proj`)), g.i64([0, 0, cfg.heads, 2 * d])]);
   const gate = g.op('Reshape', [sliceLast(g, qg, d, 2 * d), g.i64([0, 0, cfg.heads * d])]);
   const headsFirst = (x: string): string => g.op('Transpose', [x], { perm: [0, 2, 1, 3] });
-  let q = headsFirst(rmsNorm(g, sliceLast(g, qg, 0, d), await w.normScale(`${a}.q_norm.weight`, true), cfg.eps));
+  // Zero-centred q/k norms: `1 + weight` multiplies the float32 normalization, cast down once.
+  let q = headsFirst(rmsNorm(g, sliceLast(g, qg, 0, d), await w.normScale(`${a}.q_norm.weight`, true), cfg.eps, false, true));
   let k = splitHeads(g, linear(g, h, await w.linearWeight(`${a}.k_proj`)), cfg.kvHeads, d);
-  k = rmsNorm(g, k, await w.normScale(`${a}.k_norm.weight`, true), cfg.eps);
+  k = rmsNorm(g, k, await w.normScale(`${a}.k_norm.weight`, true), cfg.eps, false, true);
   const v = splitHeads(g, linear(g, h, await w.linearWeight(`${a}.v_proj`)), cfg.kvHeads, d);
   const rope = (x: string): string =>
     cfg.rope.dim === d ? rotary(g, x, inp.cos, inp.sin, d) : g.op('Concat', [rotary(g, sliceLast(g, x, 0, cfg.rope.dim), inp.cos, inp.sin, cfg.rope.dim), sliceLast(g, x, cfg.rope.dim, d)], { axis: -1 });
@@ -38,7 +40,8 @@ async function gatedAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConf
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
   const kv = await cached(g, w, a, k, v);
-  const out = g.op('Mul', [attention(g, q, kv.key, kv.value, inp.mask, cfg.heads, cfg.kvHeads, d, d, d ** -0.5), g.op('Sigmoid', [gate])]);
+  // The output gate: `sigmoid` of the bf16 gate and the product, each rounded in the low dtype.
+  const out = lowOp(g, 'Mul', [attention(g, q, kv.key, kv.value, inp.mask, cfg.heads, cfg.kvHeads, d, d, d ** -0.5), lowOp(g, 'Sigmoid', [gate])]);
   observeInput(g, [`${a}.o_proj`], out);
   return linear(g, out, await w.linearWeight(`${a}.o_proj`));
 }
@@ -78,8 +81,15 @@ export async function qwen3NextLayer(w: WeightReader, cfg: DecoderConfig, layer:
     routedCountOutput(g, routing.mask, experts);
     const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
     observeInput(g, [`${m}.shared_expert_gate`], x);
-    const gate = g.op('Sigmoid', [linear(g, x, await w.linearWeight(`${m}.shared_expert_gate`))]);
-    return unflatten(g, g.op('Add', [routed, g.op('Mul', [gate, shared])]), h);
+    // In the low dtype the sigmoid, the gated shared output and its sum with the routed one are each rounded.
+    const gate = lowOp(g, 'Sigmoid', [linear(g, x, await w.linearWeight(`${m}.shared_expert_gate`))]);
+    const gated = lowOp(g, 'Mul', [gate, shared]);
+    // With expert groups the executor adds the shared output after the routed sum is complete.
+    if (placement.groups && graphPrecision(g)) {
+      g.output(gated, 'moe_shared', OnnxType.float, ['tokens', cfg.hidden]);
+      return unflatten(g, routed, h);
+    }
+    return unflatten(g, lowOp(g, 'Add', [routed, gated]), h);
   };
   const graph = await decoderLayer(w, cfg, layer, mlp, mixer, options);
   return { graph, expertGroups: placement.groups };
