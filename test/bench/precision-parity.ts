@@ -13,7 +13,11 @@
  * `test/forward-precision.test.ts` checks with vitest, for a machine that has
  * the built code and no vitest (the GPU machine).
  *
- *   node dist/test/bench/precision-parity.js [--device cuda] [--json FILE] [MODEL…]
+ *   node dist/test/bench/precision-parity.js [--device cuda] [--refs DIR] [--json FILE] [MODEL…]
+ *
+ * `--refs DIR` reads the references from DIR instead: the same forward made
+ * by transformers on the card (`make_precision_refs.py --device cuda --out
+ * DIR`), torch's CUDA kernels rather than its CPU ones.
  */
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -144,6 +148,7 @@ async function main(): Promise<void> {
   const at = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
   const device = (at('--device') ?? 'cuda') as Device;
   const json = at('--json');
+  const refsDir = at('--refs') ?? join(CALIBRATION, 'precision');
   const named = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const rows: unknown[] = [];
   // The CPU provider has no bf16 arithmetic kernels (and its graphs are not narrowed).
@@ -155,7 +160,7 @@ async function main(): Promise<void> {
     rows.push({ device, kernels, fusedRotary: low?.fusedRotary === true, fusedNorms: low?.fusedNorms === true });
   }
   for (const model of named.length ? named : MODELS) {
-    const refs = parseSafetensors(await readFile(join(CALIBRATION, 'precision', `${model}.safetensors`)));
+    const refs = parseSafetensors(await readFile(join(refsDir, `${model}.safetensors`)));
     const input = parseSafetensors(await readFile(join(CALIBRATION, `${model}.safetensors`))).get('input_ids')!;
     const [b, s] = input.shape as [number, number];
     const flat = Array.from(new BigInt64Array(input.bytes.slice().buffer), Number);
@@ -170,7 +175,7 @@ async function main(): Promise<void> {
     const fused = errors(narrowed, refLayers, refLogits);
     const ops = errors(await forward(dir, device, 'bf16', false, true, ids), refLayers, refLogits);
     const narrowing = { differing: differing(narrowed, wide), of: narrowed.reduce((n, x) => n + x.length, 0) };
-    rows.push({ model, device, fp32, fused, ops, narrowing });
+    rows.push({ model, device, refs: refsDir === join(CALIBRATION, 'precision') ? 'cpu' : refsDir, fp32, fused, ops, narrowing });
     const f = (e: Errors): string => `layers ${e.layer.toExponential(1)} logits ${e.logits.toExponential(1)} same ${(100 * e.same).toFixed(1)}%`;
     console.log(`${model.padEnd(14)} bf16 fused: ${f(fused)} | bf16 ops: ${f(ops)} | fp32 (cpu): ${f(fp32)} | narrowed vs not: ${narrowing.differing} of ${narrowing.of} differ`);
   }
