@@ -161,7 +161,9 @@ describe('the fused RMSNorm kernel takes the decoder norms only', () => {
 // ops compute in float32): the fused kernels are checked here for running within the low dtype's rounding of
 // the op-by-op graphs on every low-precision architecture; precision-parity.ts measures bf16 on the card.
 describe('fused RoPE and RMSNorm kernels on every low-precision architecture, float16 on the CPU', () => {
-  const models = ['llama', 'qwen2', 'qwen3', 'mistral', 'qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite'];
+  // phimoe and glm_moe_dsa are left out: their sparsemixer thresholds and top-16 keys turn one rounding step into
+  // another expert or key, so their logits are no measure of the kernels' rounding.
+  const models = ['llama', 'qwen2', 'qwen3', 'mistral', 'qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'qwen3_next', 'gpt_oss', 'llama4_text'];
   const base: LowPrecision = { dtype: 'float16', native: true, fusedAttention: true, narrow: 'exact' };
   const logits = async (dir: string, ids: number[][], low: LowPrecision): Promise<Float32Array> => {
     const model = await ForwardModel.open(dir);

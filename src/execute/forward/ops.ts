@@ -126,7 +126,7 @@ export function linearFloat32(g: GraphBuilder, x: string, w: DenseMatrix | Bf16M
 
 /** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu; `x / (1 + exp(−x))` as its CPU kernel computes it where the graph asks). */
 export function silu(g: GraphBuilder, x: string): string {
-  if (torchCpuKernels(g) || (graphPrecision(g)?.native && process.env.QUANTC_TORCH_SILU === '1')) return lowOp(g, 'Div', [x, g.op('Add', [g.f32(1), g.op('Exp', [g.op('Neg', [x])])])]);
+  if (torchCpuKernels(g)) return lowOp(g, 'Div', [x, g.op('Add', [g.f32(1), g.op('Exp', [g.op('Neg', [x])])])]);
   return lowOp(g, 'Mul', [x, g.op('Sigmoid', [x])]);
 }
 

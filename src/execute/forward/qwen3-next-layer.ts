@@ -41,7 +41,8 @@ async function gatedAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConf
   observeInput(g, [`${a}.value_states`], v);
   const kv = await cached(g, w, a, k, v);
   // The output gate: `sigmoid` of the bf16 gate and the product, each rounded in the low dtype.
-  const out = lowOp(g, 'Mul', [attention(g, q, kv.key, kv.value, inp.mask, cfg.heads, cfg.kvHeads, d, d, d ** -0.5), lowOp(g, 'Sigmoid', [gate])]);
+  // The plain causal mask (inp.window): on CUDA the fused attention kernel.
+  const out = lowOp(g, 'Mul', [attention(g, q, kv.key, kv.value, inp.mask, cfg.heads, cfg.kvHeads, d, d, d ** -0.5, inp.window), lowOp(g, 'Sigmoid', [gate])]);
   observeInput(g, [`${a}.o_proj`], out);
   return linear(g, out, await w.linearWeight(`${a}.o_proj`));
 }
