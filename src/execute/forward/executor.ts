@@ -164,7 +164,7 @@ const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text'
  * sigmoid-routed MLA/GLM (mla-layer.ts), GraniteMoE and PhiMoE
  * (block-sparse-moe-layer.ts).
  */
-const GROUPED_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe']);
+const GROUPED_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa']);
 
 /** What a checkpoint's decoder-layer tensors hold, for sizing graphs of several layers. */
 interface LayerTensors {

@@ -79,7 +79,7 @@ export async function qwen3NextLayer(w: WeightReader, cfg: DecoderConfig, layer:
     const x = flatten(g, h, cfg.hidden);
     const routing = softmaxTopK(g, linear(g, x, await w.linearWeight(`${m}.gate`)), k, raw.norm_topk_prob !== false);
     const routed = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
-    routedCountOutput(g, routing.mask, experts);
+    routedCountOutput(g, routing.mask, experts, `routed${options.into?.suffix ?? ''}`);
     const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
     observeInput(g, [`${m}.shared_expert_gate`], x);
     // In the low dtype the sigmoid, the gated shared output and its sum with the routed one are each rounded.
