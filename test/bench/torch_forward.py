@@ -23,6 +23,7 @@ the timed pass covers every batch, with a device synchronisation at the end.
 """
 
 import argparse
+import inspect
 import json
 import os
 import time
@@ -109,9 +110,12 @@ def all_experts_forward(self, hidden_states, top_k_index, top_k_weights):
 
 
 def fused_experts(model):
-    """Modules in the transformers 5 fused layout all_experts_forward handles (no biases, gate and up concatenated)."""
+    """Modules in the transformers 5 fused layout all_experts_forward handles (no biases, gate and up concatenated,
+    called with the routing). Llama 4's experts take only the hidden states, already repeated for every expert
+    and scaled by its router score: they run every expert on every token as they are."""
     return [m for m in model.modules()
             if isinstance(getattr(m, "gate_up_proj", None), torch.nn.Parameter) and getattr(m, "gate_up_proj").dim() == 3
+            and "top_k_index" in inspect.signature(type(m).forward).parameters
             and isinstance(getattr(m, "down_proj", None), torch.nn.Parameter) and hasattr(m, "act_fn") and hasattr(m, "num_experts")
             and getattr(m, "gate_up_proj_bias", None) is None and getattr(m, "down_proj_bias", None) is None]
 
