@@ -162,9 +162,9 @@ const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text'
  * MoE families whose layers (experts inside the layer graph) may share a
  * graph, sized by the checkpoint's tensors: softmax-routed (softmax-moe-layer.ts),
  * sigmoid-routed MLA/GLM (mla-layer.ts), GraniteMoE and PhiMoE
- * (block-sparse-moe-layer.ts).
+ * (block-sparse-moe-layer.ts), Qwen3-Next, GLM-5 (DSA) and gpt-oss.
  */
-const GROUPED_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa']);
+const GROUPED_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa', 'gpt_oss']);
 
 /** What a checkpoint's decoder-layer tensors hold, for sizing graphs of several layers. */
 interface LayerTensors {
@@ -591,8 +591,8 @@ export class ForwardModel {
    * Layers are grouped only where {@link graphWeightBytes} allows it (or
    * {@link referencedGraphWeightBytes}, for weights read from the files),
    * for llama-like and MoE layers whose MLP or experts fit one graph (see
-   * `layerWeights`) and that share one attention window; everything else
-   * runs one layer per graph.
+   * `layerWeights`); everything else runs one layer per graph. Layers of
+   * different attention windows share a graph each with its own mask.
    */
   layerRanges(expertGroupBytes = EXPERT_GROUP_BYTES): [number, number][] {
     const cfg = this.config;
@@ -604,7 +604,7 @@ export class ForwardModel {
     const ranges: [number, number][] = [];
     for (let layer = 0; layer < cfg.layers; ) {
       let end = layer + 1;
-      while (end < cfg.layers && end - layer < size && windowOf(cfg, end) === windowOf(cfg, layer)) end++;
+      while (end < cfg.layers && end - layer < size) end++;
       ranges.push([layer, end]);
       layer = end;
     }
@@ -739,6 +739,13 @@ export class ForwardModel {
         ? widened(g, g.input('hidden', stackType(low), ['batch', 'seq', H]), low)
         : g.input('hidden', OnnxType.float, ['batch', 'seq', H]);
     const inputs = { hidden: hiddenIn, ...positionInputs(g, this.config.rope.dim) };
+    // Layers of other attention windows than the first's (gpt-oss alternates sliding and full) read masks of their own.
+    const masks = new Map<number | null, string>([[windowOf(this.config, first), inputs.mask]]);
+    const maskFor = (window: number | null): string => {
+      let name = masks.get(window);
+      if (name === undefined) masks.set(window, (name = g.input(`mask_${window ?? 'causal'}`, OnnxType.float, ['seq', 'seq'])));
+      return name;
+    };
     let hidden = inputs.hidden;
     for (let layer = first; layer < end; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
@@ -746,7 +753,7 @@ export class ForwardModel {
       const program = await this.layerBuilder(this.weights, this.config, layer, this.raw, {
         observe: options.observe,
         expertGroupBytes: options.expertGroupBytes,
-        into: { g, inputs: { ...inputs, hidden }, output, suffix: `@${layer}` },
+        into: { g, inputs: { ...inputs, hidden, mask: maskFor(windowOf(this.config, layer)) }, output, suffix: `@${layer}` },
         precision: this.precision.low,
       });
       // layerRanges groups only layers whose MLP or experts stay in the graph; groups here would go unrun.
@@ -761,6 +768,8 @@ export class ForwardModel {
     // Used once: the session is made at the first run (onnxruntime copies the model), before anything else is written into the arena.
     const model = g.model(key, arena);
     if (this.timings) this.timings.build += performance.now() - built;
+    const otherMasks = (seq: number): Record<string, Feed> =>
+      Object.fromEntries([...masks].filter(([w]) => w !== windowOf(this.config, first)).map(([w, name]) => [name, inputsFor(seq, w).mask]));
     const runtime = this.runtime();
     const next: HiddenBatch[] = [];
     try {
@@ -773,7 +782,7 @@ export class ForwardModel {
         const result = await runtime.run(
           key,
           () => model,
-          { ...hiddenFeed, ...inputsFor(b.seq, windowOf(this.config, first)) },
+          { ...hiddenFeed, ...inputsFor(b.seq, windowOf(this.config, first)), ...otherMasks(b.seq) },
           this.layerOutputs ? undefined : (name) => name === 'stored_out' || !name.startsWith('out_') || (name === last && keepLast && !storedOut),
         );
         const extras = new Map<number, Record<string, RawTensor>>();

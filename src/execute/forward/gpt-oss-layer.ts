@@ -207,7 +207,7 @@ export async function gptOssLayer(w: WeightReader, cfg: DecoderConfig, layer: nu
       const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
       // The top-k of the rounded logits; their softmax in float32, rounded once (softmax on bf16 values).
       const routing = scatterTopK(g, logits, rounded(g, g.op('Softmax', [values!], { axis: -1 })), indices!, k);
-      routedCountOutput(g, routing.mask, experts);
+      routedCountOutput(g, routing.mask, experts, `routed${options.into?.suffix ?? ''}`);
       // SmoothQuant balances the post-attention norm against every expert's gate/up: their input is the block input.
       const gateUp = Array.from({ length: experts }, (_, e) => ['gate_proj', 'up_proj'].map((p) => `${inMemoryName(m)}.experts.${e}.${p}`)).flat();
       observeChannels(g, gateUp, x);
