@@ -6,7 +6,7 @@ import { forwardRefs, modelWithTokenizer } from './calibrate-refs.js';
 // MoE layers whose experts stay in the layer graph share graphs like dense layers (softmax-routed,
 // sigmoid-routed MLA/GLM, GraniteMoE, PhiMoE; on CUDA up to 16 GiB when their bf16 experts are read
 // from the checkpoint's files): the same statistics, expert coverage included, as one graph per layer.
-test.each(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa', 'gpt_oss'])('%s: layers sharing graphs observe what one graph per layer observes', async (arch) => {
+test.each(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa', 'gpt_oss', 'llama4_text'])('%s: layers sharing graphs observe what one graph per layer observes', async (arch) => {
   const dir = await modelWithTokenizer(arch);
   const ids = (await forwardRefs('llama')).inputIds.flat();
   const batches = [[ids.slice(0, 12)], [ids.slice(4, 20)]];

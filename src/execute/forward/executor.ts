@@ -162,9 +162,9 @@ const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text'
  * MoE families whose layers (experts inside the layer graph) may share a
  * graph, sized by the checkpoint's tensors: softmax-routed (softmax-moe-layer.ts),
  * sigmoid-routed MLA/GLM (mla-layer.ts), GraniteMoE and PhiMoE
- * (block-sparse-moe-layer.ts), Qwen3-Next, GLM-5 (DSA) and gpt-oss.
+ * (block-sparse-moe-layer.ts), Qwen3-Next, GLM-5 (DSA), gpt-oss and Llama 4.
  */
-const GROUPED_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa', 'gpt_oss']);
+const GROUPED_MOE: ReadonlySet<string> = new Set(['qwen3_moe', 'qwen2_moe', 'mixtral', 'olmoe', 'deepseek_v3', 'kimi_k2', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'phimoe', 'qwen3_next', 'glm_moe_dsa', 'gpt_oss', 'llama4_text']);
 
 /** What a checkpoint's decoder-layer tensors hold, for sizing graphs of several layers. */
 interface LayerTensors {

@@ -228,7 +228,7 @@ export async function llama4Layer(w: WeightReader, cfg: DecoderConfig, layer: nu
       const [values, indices] = g.opMulti('TopK', [logits, g.i64([k])], 2, { axis: -1, largest: 1, sorted: 1 });
       // The router's sigmoid computes in float32 and is cast back to the logits' dtype.
       const routing = scatterTopK(g, logits, lowOp(g, 'Sigmoid', [values!]), indices!);
-      routedCountOutput(g, routing.mask, experts);
+      routedCountOutput(g, routing.mask, experts, `routed${options.into?.suffix ?? ''}`);
       const routed = await placedExperts(g, x, routing, experts, cfg.hidden, 3 * cfg.hidden * cfg.intermediate * 4, placement, (gg, xin, r, start, count) =>
         llama4ExpertRange(gg, w, m, xin, r, start, count, cfg.hidden, cfg.intermediate, k, observeAll),
       );
