@@ -436,8 +436,10 @@ export class ForwardModel {
       }
       const data = new Float32Array(b.length * seq * h);
       eachToken(b, (tok, at) => table.rowInto(tok, data, at));
-      if (mult !== undefined && round) for (let i = 0; i < data.length; i++) data[i] = round(Math.fround(data[i]! * Math.fround(mult)));
-      else if (mult !== undefined) for (let i = 0; i < data.length; i++) data[i] = data[i]! * mult;
+      if (mult !== undefined) {
+        const scale = round ? (x: number): number => round(Math.fround(x * Math.fround(mult))) : (x: number): number => x * mult;
+        for (let i = 0; i < data.length; i++) data[i] = scale(data[i]!);
+      }
       return { data, batch: b.length, seq };
     });
   }
@@ -602,12 +604,7 @@ export class ForwardModel {
     const bound = Math.max(this.graphWeightBytes, referenced ? this.referencedGraphWeightBytes : 0);
     const size = groupable ? Math.max(1, Math.floor(bound / perLayer)) : 1;
     const ranges: [number, number][] = [];
-    for (let layer = 0; layer < cfg.layers; ) {
-      let end = layer + 1;
-      while (end < cfg.layers && end - layer < size) end++;
-      ranges.push([layer, end]);
-      layer = end;
-    }
+    for (let layer = 0; layer < cfg.layers; layer += size) ranges.push([layer, Math.min(cfg.layers, layer + size)]);
     return ranges;
   }
 

@@ -10,14 +10,14 @@
  * router whose sigmoid scores scale each expert's *input*, plus the shared
  * expert on the unscaled input. MoE layers return `routed [E]`.
  */
-import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import type { GraphBuilder } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
-import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
+import { EXPERT_GROUP_BYTES, flatten, joinShared, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeExperts, observeInput } from './observe.js';
 import { attention, linear, rmsNorm, silu, sliceLast, splitHeads, weightConst } from './ops.js';
-import { graphPrecision, lowOp, matmul, rounded } from './precision.js';
+import { lowOp, matmul, rounded } from './precision.js';
 import { gatedMlp, denseMlp } from './split-mlp.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
@@ -233,12 +233,7 @@ export async function llama4Layer(w: WeightReader, cfg: DecoderConfig, layer: nu
         llama4ExpertRange(gg, w, m, xin, r, start, count, cfg.hidden, cfg.intermediate, k, observeAll),
       );
       const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
-      // In the low dtype the routed sum is rounded before it joins the shared expert's output: with expert groups the executor adds it after them.
-      if (placement.groups && graphPrecision(g)) {
-        g.output(shared, 'moe_shared', OnnxType.float, ['tokens', cfg.hidden]);
-        return unflatten(g, routed, h);
-      }
-      return unflatten(g, lowOp(g, 'Add', [shared, routed]), h);
+      return unflatten(g, joinShared(g, placement, routed, shared, ['tokens', cfg.hidden]), h);
     },
     attention,
     options,

@@ -12,12 +12,11 @@ import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import { cached, decoderLayer, llamaAttention, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { gatedMlp } from './split-mlp.js';
-import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
+import { EXPERT_GROUP_BYTES, flatten, joinShared, routedCountOutput, routedExperts, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeInput } from './observe.js';
 import { denseMlp } from './split-mlp.js';
 import { attention, linear, linearFloat32, rmsNorm, rotary, splitHeads, weightConst } from './ops.js';
-import { graphPrecision, lowOp, rounded } from './precision.js';
-import { OnnxType } from '../onnx/graph-builder.js';
+import { lowOp, rounded } from './precision.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 
@@ -214,12 +213,7 @@ export async function sigmoidMoeLayer(
       const routed = await routedExperts(g, w, m, x, routing, experts, cfg.hidden, inter, placement);
       routedCountOutput(g, routing.mask, experts, `routed${options.into?.suffix ?? ''}`);
       const shared = await gatedMlp(g, w, `${m}.shared_experts`, h, false);
-      // In the low dtype the routed sum is rounded before the shared experts join it: with expert groups the executor adds them after the groups.
-      if (placement.groups && graphPrecision(g)) {
-        g.output(shared, 'moe_shared', OnnxType.float, ['batch', 'seq', cfg.hidden]);
-        return unflatten(g, routed, h);
-      }
-      return lowOp(g, 'Add', [unflatten(g, routed, h), shared]);
+      return joinShared(g, placement, unflatten(g, routed, h), shared, ['batch', 'seq', cfg.hidden]);
     },
     attn,
     options,

@@ -343,6 +343,21 @@ export interface ExpertPlacement {
 }
 
 /**
+ * `routed + shared`: a block's routed experts joined by its shared expert(s)
+ * (`dims` their shape). In the low dtype the sum is rounded once the routed
+ * sum is complete; where the experts run as separate groups that is only
+ * after the last group, so the shared output becomes the graph output
+ * `moe_shared`, which the executor adds then, and `routed` is returned alone.
+ */
+export function joinShared(g: GraphBuilder, placement: ExpertPlacement, routed: string, shared: string, dims: readonly (string | number)[]): string {
+  if (placement.groups && graphPrecision(g)) {
+    g.output(shared, 'moe_shared', OnnxType.float, dims);
+    return routed;
+  }
+  return lowOp(g, 'Add', [routed, shared]);
+}
+
+/**
  * The routed expert output `[N, H]` of MoE module `m` for tokens `x [N, H]`:
  * inside this graph when the experts fit `placement.groupBytes`, else zero
  * here, with the inputs of separate expert-group graphs declared as outputs

@@ -7,14 +7,14 @@
  * scaled by `sigmoid(shared_expert_gate)`. Every RMSNorm but the DeltaNet's
  * gated one scales by `1 + weight`.
  */
-import { OnnxType, type GraphBuilder } from '../onnx/graph-builder.js';
+import type { GraphBuilder } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { gatedDeltaNet } from './gated-delta-net.js';
 import { cached, decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
-import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
+import { EXPERT_GROUP_BYTES, flatten, joinShared, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
 import { observeInput } from './observe.js';
 import { attention, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
-import { graphPrecision, lowOp } from './precision.js';
+import { lowOp } from './precision.js';
 import { expertCount, qwenSparseLayer } from './softmax-moe-layer.js';
 import { denseMlp, gatedMlp } from './split-mlp.js';
 import type { WeightReader } from './weights.js';
@@ -82,15 +82,9 @@ export async function qwen3NextLayer(w: WeightReader, cfg: DecoderConfig, layer:
     routedCountOutput(g, routing.mask, experts, `routed${options.into?.suffix ?? ''}`);
     const shared = await gatedMlp(g, w, `${m}.shared_expert`, x, false);
     observeInput(g, [`${m}.shared_expert_gate`], x);
-    // In the low dtype the sigmoid, the gated shared output and its sum with the routed one are each rounded.
+    // In the low dtype the sigmoid and the gated shared output are each rounded.
     const gate = lowOp(g, 'Sigmoid', [linear(g, x, await w.linearWeight(`${m}.shared_expert_gate`))]);
-    const gated = lowOp(g, 'Mul', [gate, shared]);
-    // With expert groups the executor adds the shared output after the routed sum is complete.
-    if (placement.groups && graphPrecision(g)) {
-      g.output(gated, 'moe_shared', OnnxType.float, ['tokens', cfg.hidden]);
-      return unflatten(g, routed, h);
-    }
-    return unflatten(g, lowOp(g, 'Add', [routed, gated]), h);
+    return unflatten(g, joinShared(g, placement, routed, lowOp(g, 'Mul', [gate, shared]), ['tokens', cfg.hidden]), h);
   };
   const graph = await decoderLayer(w, cfg, layer, mlp, mixer, options);
   return { graph, expertGroups: placement.groups };

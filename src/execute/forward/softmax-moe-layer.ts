@@ -10,12 +10,11 @@
 import type { DecoderConfig } from './decoder-config.js';
 import { decoderLayer, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { gatedMlp } from './split-mlp.js';
-import { EXPERT_GROUP_BYTES, flatten, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
+import { EXPERT_GROUP_BYTES, flatten, joinShared, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
 import { observeInput } from './observe.js';
 import { denseMlp } from './split-mlp.js';
 import { linear } from './ops.js';
-import { graphPrecision, lowOp } from './precision.js';
-import { OnnxType } from '../onnx/graph-builder.js';
+import { lowOp } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** Whether layer `layer` of a qwen3_moe / qwen2_moe config is sparse. */
@@ -59,9 +58,7 @@ export async function softmaxMoeLayer(w: WeightReader, cfg: DecoderConfig, layer
         observeInput(g, [`${m}.shared_expert_gate`], x);
         const gate = lowOp(g, 'Sigmoid', [linear(g, x, await w.linearWeight(`${m}.shared_expert_gate`))]);
         const gated = lowOp(g, 'Mul', [gate, shared]);
-        // In the low dtype the routed sum is rounded before the shared expert joins it: with expert groups the executor adds it after them.
-        if (placement.groups && graphPrecision(g)) g.output(gated, 'moe_shared', OnnxType.float, ['tokens', cfg.hidden]);
-        else out = lowOp(g, 'Add', [out, gated]);
+        out = joinShared(g, placement, out, gated, ['tokens', cfg.hidden]);
       }
       return unflatten(g, out, h);
     },
