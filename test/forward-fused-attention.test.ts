@@ -1,7 +1,7 @@
 import ort from 'onnxruntime-node';
 import { describe, expect, test } from 'vitest';
 import { causalMask } from '../src/execute/forward/executor.js';
-import { attention, splitHeads } from '../src/execute/forward/ops.js';
+import { attention, chunkedAttention, splitHeads } from '../src/execute/forward/ops.js';
 import { setFusedAttention, setGraphPrecision } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
@@ -73,6 +73,44 @@ describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, 
     expect(build(false, true)).not.toContain('GroupQueryAttention');
     expect(build(false, false)).not.toContain('com.microsoft');
     expect(build(true, false)).toContain('GroupQueryAttention');
+  });
+});
+
+describe('chunked attention (Llama 4) as the fused kernel on chunk-long sequences, float32 on the CPU', () => {
+  /** Attention within chunks of `chunk` positions: the fused chunks, or the ops on a chunk-restricted causal mask. */
+  const run = async (c: AttentionCase, chunk: number, fused: boolean): Promise<Float32Array> => {
+    const g = new GraphBuilder();
+    const input = (name: string, n: number): string => splitHeads(g, g.input(name, OnnxType.float, ['batch', 'seq', n * c.dim]), n, c.dim);
+    const [q, k, v] = [input('q', c.heads), input('k', c.kvHeads), input('v', c.kvHeads)];
+    const out = fused
+      ? chunkedAttention(g, q, k, v, c.heads, c.kvHeads, c.dim, 0.3, chunk)
+      : attention(g, q, k, v, g.input('mask', OnnxType.float, ['seq', 'seq']), c.heads, c.kvHeads, c.dim, c.dim, 0.3);
+    g.output(out, 'out', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);
+    const session = await ort.InferenceSession.create(g.build('chunked'));
+    const t = (n: number, seed: number): ort.Tensor => new ort.Tensor('float32', values(c.batch * c.seq * n * c.dim, seed), [c.batch, c.seq, n * c.dim]);
+    const mask = causalMask(c.seq);
+    for (let i = 0; i < c.seq; i++) for (let j = 0; j < c.seq; j++) if (Math.floor(i / chunk) !== Math.floor(j / chunk)) mask[i * c.seq + j] = mask[0 * c.seq + 1]!;
+    const feeds: Record<string, ort.Tensor> = { q: t(c.heads, 1), k: t(c.kvHeads, 2), v: t(c.kvHeads, 3) };
+    if (!fused) feeds.mask = new ort.Tensor('float32', mask, [c.seq, c.seq]);
+    const r = await session.run(feeds);
+    await session.release();
+    return r.out!.data as Float32Array;
+  };
+  const cases: [AttentionCase, number][] = [
+    [{ batch: 2, seq: 10, heads: 4, kvHeads: 2, dim: 8, window: null }, 4],
+    [{ batch: 1, seq: 12, heads: 2, kvHeads: 2, dim: 16, window: null }, 4],
+    [{ batch: 2, seq: 3, heads: 4, kvHeads: 1, dim: 8, window: null }, 4],
+    [{ batch: 1, seq: 9, heads: 2, kvHeads: 1, dim: 8, window: null }, 1],
+  ];
+  test.each(cases)('%o in chunks of %i', async (c, chunk) => {
+    const fused = await run(c, chunk, true);
+    expect(fused.length).toBe(c.batch * c.seq * c.heads * c.dim);
+    expect(maxDiff(fused, await run(c, chunk, false))).toBeLessThan(1e-5);
+  });
+
+  test('a wrong chunk is seen: the comparison can fail', async () => {
+    const c: AttentionCase = { batch: 1, seq: 10, heads: 2, kvHeads: 1, dim: 8, window: null };
+    expect(maxDiff(await run(c, 4, true), await run(c, 5, false))).toBeGreaterThan(1e-3);
   });
 });
 

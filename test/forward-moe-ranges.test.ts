@@ -69,3 +69,10 @@ test('QUANTC_GRAPH_WEIGHT_MB sets the referenced-weights bound on CUDA', async (
   expect((await ForwardModel.open(dir, 'cuda')).referencedGraphWeightBytes).toBe(2 ** 34);
   expect((await ForwardModel.open(dir, 'cpu')).referencedGraphWeightBytes).toBe(0);
 });
+
+test('qwen3_next graphs hold at most 4 layers: creating a graph of gated DeltaNets grows with the square of its layers', async () => {
+  const model = await ForwardModel.open(await modelWithTokenizer('qwen3_next'));
+  model.graphWeightBytes = 1 << 30;
+  Object.assign(model, { config: { ...model.config, layers: 10 } });
+  expect(model.layerRanges()).toEqual([[0, 4], [4, 8], [8, 10]]);
+});

@@ -159,6 +159,17 @@ const FED_SESSIONS = 4;
 const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text']);
 
 /**
+ * Layers one graph may hold, where fewer than the weights allow: onnxruntime's
+ * allocation planner reuses no buffer of unknown shape and scans every freed
+ * one at each allocation, so a graph's creation grows with the square of such
+ * values. A gated DeltaNet's chunked solve makes about 300 a layer (the chunk
+ * count is unknown to shape inference): qwen3_next's 22 layers in one graph
+ * took 22.6 s to create on an H100, against about 0.25 s a layer alone. Four
+ * layers a graph keep creation near a second while runs still span layers.
+ */
+const MAX_LAYERS_PER_GRAPH: Readonly<Record<string, number>> = { qwen3_next: 4 };
+
+/**
  * MoE families whose layers (experts inside the layer graph) may share a
  * graph, sized by the checkpoint's tensors: softmax-routed (softmax-moe-layer.ts),
  * sigmoid-routed MLA/GLM (mla-layer.ts), GraniteMoE and PhiMoE
@@ -602,7 +613,7 @@ export class ForwardModel {
     const groupable = inGraph && this.graphWeightBytes > 0;
     const referenced = experts ? this.readsStoredExperts() : this.referencesWeights();
     const bound = Math.max(this.graphWeightBytes, referenced ? this.referencedGraphWeightBytes : 0);
-    const size = groupable ? Math.max(1, Math.floor(bound / perLayer)) : 1;
+    const size = groupable ? Math.max(1, Math.min(Math.floor(bound / perLayer), MAX_LAYERS_PER_GRAPH[cfg.modelType] ?? Infinity)) : 1;
     const ranges: [number, number][] = [];
     for (let layer = 0; layer < cfg.layers; layer += size) ranges.push([layer, Math.min(cfg.layers, layer + size)]);
     return ranges;

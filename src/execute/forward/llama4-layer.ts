@@ -16,8 +16,8 @@ import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, joinShared, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeExperts, observeInput } from './observe.js';
-import { attention, linear, rmsNorm, silu, sliceLast, splitHeads, weightConst } from './ops.js';
-import { lowOp, matmul, rounded } from './precision.js';
+import { attention, chunkedAttention, linear, rmsNorm, silu, sliceLast, splitHeads, weightConst } from './ops.js';
+import { fusedAttention, lowOp, matmul, rounded } from './precision.js';
 import { gatedMlp, denseMlp } from './split-mlp.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
@@ -76,9 +76,9 @@ function interleavedRotary(g: GraphBuilder, x: string, cos: string, sin: string,
   return g.op('Reshape', [rounded(g, g.op('Concat', [outRe, outIm], { axis: -1 })), g.i64([0, 0, 0, dim])]);
 }
 
-/** Positions `0 … T-1` (int64) of the sequence the `[T, T]` mask covers. */
-function positions(g: GraphBuilder, mask: string): string {
-  const seq = g.op('Gather', [g.op('Shape', [mask]), g.i64(0)], { axis: 0 });
+/** Positions `0 … T-1` (int64) of the sequence of `[B, heads, T, D]` states. */
+function positions(g: GraphBuilder, states: string): string {
+  const seq = g.op('Gather', [g.op('Shape', [states]), g.i64(2)], { axis: 0 });
   return g.op('Range', [g.i64(0), seq, g.i64(1)]);
 }
 
@@ -103,7 +103,7 @@ async function llama4Attention(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
     q = rmsNorm(g, q, ones, cfg.eps);
     k = rmsNorm(g, k, ones, cfg.eps);
   }
-  const pos = kind.temperature || kind.chunk ? positions(g, inp.mask) : '';
+  const pos = kind.temperature || kind.chunk ? positions(g, q) : '';
   if (kind.temperature) {
     const t = kind.temperature;
     const steps = g.op('Floor', [g.op('Div', [g.op('Add', [g.op('Cast', [pos], { to: 1 }), g.f32(1)]), g.f32(t.floorScale)])]);
@@ -111,16 +111,22 @@ async function llama4Attention(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
     // The float32 scales promote the product to float32; `.to(query_states.dtype)` rounds it.
     q = lowOp(g, 'Mul', [q, g.op('Reshape', [scale, g.i64([1, 1, -1, 1])])]);
   }
-  let mask = inp.mask;
-  if (kind.chunk) {
-    const chunkOf = g.op('Div', [pos, g.i64(kind.chunk)]);
-    const same = g.op('Equal', [g.op('Unsqueeze', [chunkOf, g.i64([1])]), g.op('Unsqueeze', [chunkOf, g.i64([0])])]);
-    mask = g.op('Where', [same, inp.mask, g.f32(MASK_MIN)]);
-  }
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
-  // torch's sdpa arithmetic in the low dtype; a chunked layer's mask is built here, so only full attention may run fused on the causal mask.
-  const merged = attention(g, q, k, v, mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.headDim ** -0.5, kind.chunk ? undefined : inp.window);
+  const scale = cfg.headDim ** -0.5;
+  let merged: string;
+  // The fused kernel takes a chunked layer's chunks as sequences of their own, without a `[T, T]` mask.
+  if (kind.chunk && fusedAttention(g)) merged = chunkedAttention(g, q, k, v, cfg.heads, cfg.kvHeads, cfg.headDim, scale, kind.chunk);
+  else {
+    let mask = inp.mask;
+    if (kind.chunk) {
+      const chunkOf = g.op('Div', [pos, g.i64(kind.chunk)]);
+      const same = g.op('Equal', [g.op('Unsqueeze', [chunkOf, g.i64([1])]), g.op('Unsqueeze', [chunkOf, g.i64([0])])]);
+      mask = g.op('Where', [same, inp.mask, g.f32(MASK_MIN)]);
+    }
+    // torch's sdpa arithmetic in the low dtype; a chunked layer's mask is built here, so only full attention may run fused on the causal mask.
+    merged = attention(g, q, k, v, mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, scale, kind.chunk ? undefined : inp.window);
+  }
   observeInput(g, [`${a}.o_proj`], merged);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, merged, await w.linearWeight(`${a}.o_proj`), oBias);

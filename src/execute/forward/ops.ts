@@ -231,6 +231,28 @@ export function attention(
   return g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1, 3] }), g.i64([0, 0, heads * valueDim])]);
 }
 
+/**
+ * Causal attention within chunks of `chunk` positions (Llama 4's
+ * `chunked_attention`: a query sees the keys of its own chunk up to itself)
+ * as the fused kernel: the sequence, zero-padded at its end to whole chunks,
+ * becomes a batch of chunk-long sequences, each attended causally, and the
+ * padding is cut off again. The padded keys come after every real query of
+ * their chunk, so the causal kernel never reads them: the same attention as
+ * the chunk-restricted mask, without `[T, T]` scores. Returns `[B, T, H·D]`.
+ */
+export function chunkedAttention(g: GraphBuilder, q: string, k: string, v: string, heads: number, kvHeads: number, dim: number, scaling: number, chunk: number): string {
+  const shape = g.op('Shape', [q]);
+  const seq = g.op('Gather', [shape, g.i64([2])], { axis: 0 });
+  const pad = g.op('Mod', [g.op('Sub', [g.i64([chunk]), g.op('Mod', [seq, g.i64([chunk])])]), g.i64([chunk])]);
+  const pads = g.op('Concat', [g.i64([0, 0, 0, 0, 0, 0]), pad, g.i64([0])], { axis: 0 });
+  // [B, n, T', D] → [B·T'/chunk, n, chunk, D]: each chunk a sequence of its own.
+  const chunks = (x: string, n: number): string =>
+    g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [g.op('Pad', [x, pads]), g.i64([0, n, -1, chunk, dim])])], { perm: [0, 2, 1, 3, 4] }), g.i64([-1, n, chunk, dim])]);
+  const out = groupQueryAttention(g, chunks(q, heads), chunks(k, kvHeads), chunks(v, kvHeads), heads, kvHeads, dim, scaling, null);
+  const whole = g.op('Reshape', [out, g.op('Concat', [g.op('Gather', [shape, g.i64([0])], { axis: 0 }), g.i64([-1, heads * dim])], { axis: 0 })]);
+  return g.op('Slice', [whole, g.i64([0]), seq, g.i64([1])]);
+}
+
 /** A rotary embedding left to the attention: the `[seq, dim]` cos/sin tables and the rotated width. */
 export interface Rope {
   readonly cos: string;
