@@ -11,8 +11,8 @@ export type Device = 'cpu' | 'cuda';
 
 /** A raw tensor handed to or returned from a graph. */
 export interface RawTensor {
-  readonly type: 'float32' | 'float16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'uint16';
-  readonly data: Float32Array | BigInt64Array | Int32Array | Int8Array | Uint8Array | Uint16Array;
+  readonly type: 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'uint16';
+  readonly data: Float32Array | Float64Array | BigInt64Array | Int32Array | Int8Array | Uint8Array | Uint16Array;
   readonly dims: readonly number[];
 }
 

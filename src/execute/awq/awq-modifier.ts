@@ -465,7 +465,9 @@ export class AwqModifier implements LayerModifier {
     const looped = perRun && where === 'search-loop';
     const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
     if (stack && !looped) throw new AwqRunError(`${m.smooth}: AWQ's recomputed search needs its candidates pseudo-quantized in the search graph`);
-    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const) };
+    // Dense parents compute in the run's precision, as llm-compressor's forward of a bf16 model does; MoE and MLA parents in float32.
+    const precision = kind === 'attention' || kind === 'mlp' || kind === 'linear' ? this.model.precision.low : undefined;
+    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const), precision, window: windowOf(cfg, layer) };
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
     const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
@@ -484,7 +486,8 @@ export class AwqModifier implements LayerModifier {
     // An attention parent's scores grow with the sequences of a run: where they leave room for few grid points,
     // runs of one sequence each fit more, and every cached input crosses the bus once per chunk of points.
     // (Looped, each input crosses once whatever the chunk.)
-    if (!looped && chunk < this.grid.length && (kind === 'attention' || kind === 'mla') && inputs.some((t) => t.dims.length === 3 && t.dims[0]! > 1)) {
+    // (In a low precision each batch's loss is rounded as a whole, so its sequences stay together.)
+    if (!looped && !precision && chunk < this.grid.length && (kind === 'attention' || kind === 'mla') && inputs.some((t) => t.dims.length === 3 && t.dims[0]! > 1)) {
       const single = inputs.flatMap((t) => (t.dims.length === 3 ? sequencesOf(t) : [t]));
       if (chunkOf(single) > chunk) {
         inputs = single;
@@ -495,6 +498,10 @@ export class AwqModifier implements LayerModifier {
     // evenly over them, so that padding (copies of the last point) adds at most one point per iteration.
     if (looped) chunk = Math.ceil(this.grid.length / Math.ceil(this.grid.length / chunk));
     const sums = new Float64Array(this.grid.length);
+    // A run's losses join the sums in float64; in a low precision as llm-compressor adds its batches' bf16 losses to a float32 total.
+    const add = (l: ArrayLike<number>, offset = 0, start = 0, count = this.grid.length): void => {
+      for (let p = 0; p < count; p++) sums[start + p] = precision ? Math.fround(sums[start + p]! + l[offset + p]!) : sums[start + p]! + l[offset + p]!;
+    };
     let numel = 0;
     const k = balance[0]!.cols;
     for (const t of inputs) numel += (rowsPerRun ? rowsPerRun(t.data.length / k) : t.data.length / k) * outWidth;
@@ -506,7 +513,7 @@ export class AwqModifier implements LayerModifier {
       if (looped) {
         // Every point in one run per cached input; the scales padded with copies of the last point to whole chunks.
         const padded = Math.ceil(this.grid.length / chunk) * chunk;
-        const sc = new Float32Array(padded * k);
+        const sc = new Float64Array(padded * k);
         for (let p = 0; p < padded; p++) sc.set(scales[Math.min(p, this.grid.length - 1)]!, p * k);
         const scalesSpec = { ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> };
         if (stack) {
@@ -514,18 +521,18 @@ export class AwqModifier implements LayerModifier {
           const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp), precompute, stack.dtype);
           const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
           for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
-            const { loss } = await rt.run('awq_search_stack', () => graph, { ...loopFeeds(run, tables), s: { type: 'float32', data: sc, dims: [padded, k] } });
-            const l = loss!.data as unknown as Float64Array;
-            for (let p = 0; p < this.grid.length; p++) sums[p]! += l[p]!;
+            const { loss } = await rt.run('awq_search_stack', () => graph, { ...loopFeeds(run, tables), s: { type: 'float64', data: sc, dims: [padded, k] } });
+            const l = loss!.data as Float32Array;
+            // Each slot's losses, in slot order.
+            for (let slot = 0; slot < loss!.dims[0]!; slot++) add(l, slot * loss!.dims[1]!);
           }
         }
         const graph = stack ? null : await loopedSearchGraph(scalesSpec, chunk);
         for (const x of stack ? [] : inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
-          const { loss } = await rt.run('awq_search_loop', () => graph!, { x, s: { type: 'float32', data: sc, dims: [padded, k] }, ...position });
-          const l = loss!.data as Float32Array;
-          for (let p = 0; p < this.grid.length; p++) sums[p]! += l[p]!;
+          const { loss } = await rt.run('awq_search_loop', () => graph!, { x, s: { type: 'float64', data: sc, dims: [padded, k] }, ...position });
+          add(loss!.data as Float32Array);
         }
       }
       const graph = looped ? null : await searchGraph(spec);
@@ -533,9 +540,9 @@ export class AwqModifier implements LayerModifier {
         const count = Math.min(chunk, this.grid.length - start);
         const feeds: Record<string, RawTensor> = {};
         if (inGraph) {
-          const sc = new Float32Array(count * k);
+          const sc = new Float64Array(count * k);
           for (let p = 0; p < count; p++) sc.set(scales[start + p]!, p * k);
-          const s: RawTensor = { type: 'float32', data: sc, dims: [count, k] };
+          const s: RawTensor = { type: 'float64', data: sc, dims: [count, k] };
           if (perRun) feeds.s = s;
           else Object.assign(feeds, await rt.run('awq_candidates', () => makeCandidates!, { s }));
         } else
@@ -550,14 +557,14 @@ export class AwqModifier implements LayerModifier {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
           const { loss } = await rt.run(`awq_search`, () => graph!, { x, ...feeds, ...position });
-          const l = loss!.data as Float32Array;
-          for (let p = 0; p < count; p++) sums[start + p]! += l[p]!;
+          add(loss!.data as Float32Array, 0, start, count);
         }
       }
     } finally {
       await rt.dispose();
     }
-    const losses = Array.from(sums, (v) => Math.fround(v / numel));
+    // torch divides the float32 total by the element count as a float32.
+    const losses = Array.from(sums, (v) => Math.fround(v / (precision ? Math.fround(numel) : numel)));
     let best = -1;
     let bestLoss = Infinity;
     losses.forEach((l, i) => {

@@ -167,8 +167,9 @@ export function fakeQuantize(w: Float32Array, rows: number, cols: number, p: Wei
       let v: number;
       if (p.kind === 'int') {
         const zp = zeroPoint ? zeroPoint[i]! : 0;
-        let y = f(x / s);
-        if (zeroPoint) y = f(y + zp);
+        // `x / scale` and `+ zero_point` are tensor ops of the weight dtype: each rounded to it.
+        let y = round(f(x / s));
+        if (zeroPoint) y = round(f(y + zp));
         v = round(f((roundHalfEven(Math.min(Math.max(y, qmin), qmax)) - zp) * s));
       } else if (p.kind === 'fp8') v = round(f(roundFp8E4m3(Math.min(Math.max(f(x / s), qmin), qmax)) * s));
       else {

@@ -21,6 +21,7 @@ import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
 import type { WeightReader } from '../forward/weights.js';
 import { scatterTopK, softmaxTopK, type Routing } from '../forward/moe.js';
 import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
+import { graphPrecision, lowOp, matmul, matmulBias, rounded, setGraphPrecision, type LowPrecision } from '../forward/precision.js';
 
 /** How the parent module computes its output from its balance layers. */
 export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe' | 'mla';
@@ -120,6 +121,23 @@ export interface SearchGraphSpec {
   readonly candidates?: CandidateInput;
   /** Rank of the cached input: 3 (`[B, T, K]`, the default) or 2 (`[N, K]`: an MoE block's or an expert's tokens). */
   readonly inputRank?: 2 | 3;
+  /**
+   * The low precision the parent computes in, as llm-compressor runs a bf16
+   * model: every op of the parent rounded as transformers' bf16 forward, and
+   * each run's loss as `mse_loss(…, reduction="sum")` on bf16 outputs gives
+   * it (the difference and its square rounded, the sum rounded once).
+   * Undefined: float32. Dense parents only (a Linear, attention, the MLP).
+   */
+  readonly precision?: LowPrecision;
+  /** The attention parent's window (null: causal), which a fused attention kernel takes instead of the mask. */
+  readonly window?: number | null;
+}
+
+/** A search graph (or loop body, `prefix` naming its values) computing in the spec's precision. */
+function builder(spec: SearchGraphSpec, prefix?: string): GraphBuilder {
+  const g = new GraphBuilder(prefix);
+  setGraphPrecision(g, spec.precision);
+  return g;
 }
 
 function roundTo(g: GraphBuilder, x: string, dtype: 'F32' | 'BF16'): string {
@@ -135,8 +153,11 @@ function candidateWeights(g: GraphBuilder, w: DenseMatrix, s: string, q: InGraph
   const w0p = g.op('Unsqueeze', [w0, g.i64([0])]);
   const points = g.op('Slice', [g.op('Shape', [s]), g.i64([0]), g.i64([1])]);
   if (!q) return g.op('Concat', [w0p, g.op('Expand', [w0p, g.op('Concat', [points, g.i64([w.rows, w.cols])], { axis: 0 })])], { axis: 0 });
+  // The scales are float64 (AWQ's from float64 weight means): `W·s` and `/ s` compute in float64, then round to the weight dtype.
   const s3 = g.op('Unsqueeze', [s, g.i64([1])]);
-  const ws = roundTo(g, g.op('Mul', [w0p, s3]), q.dtype);
+  const wide = (x: string): string => g.op('Cast', [x], { to: OnnxType.double });
+  const narrow = (x: string): string => g.op('Cast', [x], { to: OnnxType.float });
+  const ws = roundTo(g, narrow(g.op('Mul', [wide(w0p), s3])), q.dtype);
   const gs = q.groupSize ?? w.cols;
   const groups = q.groupSize === null ? [-1, 1, w.rows * w.cols] : [-1, w.rows, w.cols / gs, gs];
   const grouped = g.op('Reshape', [ws, g.i64(groups)]);
@@ -157,20 +178,21 @@ function candidateWeights(g: GraphBuilder, w: DenseMatrix, s: string, q: InGraph
     zp = g.op('Round', [g.op('Clip', [g.op('Where', [g.op('IsNaN', [z]), zero, z]), g.f32(qmin), g.f32(qmax)])]);
     scale = nonzero(raw);
   }
-  let y = g.op('Div', [grouped, scale]);
-  if (zp) y = g.op('Add', [y, zp]);
+  // `x / scale` and `+ zero_point` are tensor ops of the weight dtype (compressed-tensors' _quantize): each rounded.
+  let y = roundTo(g, g.op('Div', [grouped, scale]), q.dtype);
+  if (zp) y = roundTo(g, g.op('Add', [y, zp]), q.dtype);
   let deq = g.op('Round', [g.op('Clip', [y, g.f32(qmin), g.f32(qmax)])]);
   if (zp) deq = g.op('Sub', [deq, zp]);
   deq = roundTo(g, g.op('Mul', [deq, scale]), q.dtype);
-  const back = roundTo(g, g.op('Div', [g.op('Reshape', [deq, g.i64([-1, w.rows, w.cols])]), s3]), q.dtype);
+  const back = roundTo(g, narrow(g.op('Div', [wide(g.op('Reshape', [deq, g.i64([-1, w.rows, w.cols])])), s3])), q.dtype);
   return g.op('Concat', [w0p, back], { axis: 0 });
 }
 
-/** `x [B, T, K]` through every slice of `w [P, out, in]`: `[P, B, T, out]`. */
+/** `x [B, T, K]` through every slice of `w [P, out, in]`: `[P, B, T, out]` (in a low-precision graph the candidates are values of the low dtype already). */
 function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Array): string {
   const wt = g.op('Unsqueeze', [g.op('Transpose', [w], { perm: [0, 2, 1] }), g.i64([1])]);
-  const y = g.op('MatMul', [g.op('Unsqueeze', [x, g.i64([0])]), wt]);
-  return bias ? g.op('Add', [y, g.constRaw(OnnxType.float, [bias.length], new Uint8Array(bias.buffer, bias.byteOffset, bias.byteLength))]) : y;
+  const xs = g.op('Unsqueeze', [x, g.i64([0])]);
+  return bias ? matmulBias(g, xs, wt, g.constRaw(OnnxType.float, [bias.length], new Uint8Array(bias.buffer, bias.byteOffset, bias.byteLength))) : matmul(g, xs, wt);
 }
 
 /** `[P, B, T, C]` → `[P·B, T, C]`; `seq` is the `[1]` sequence length. */
@@ -191,7 +213,7 @@ function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number
  */
 export function candidatesGraph(balance: readonly DenseMatrix[], quantizers: readonly (InGraphQuantizer | null)[]): Uint8Array {
   const g = new GraphBuilder();
-  const s = g.input('s', OnnxType.float, ['grid', balance[0]!.cols]);
+  const s = g.input('s', OnnxType.double, ['grid', balance[0]!.cols]);
   balance.forEach((w, n) => g.output(candidateWeights(g, w, s, quantizers[n]!), `w${n}`, OnnxType.float, ['points', w.rows, w.cols]));
   return g.build('awq_candidates');
 }
@@ -238,10 +260,10 @@ function cachedInput(g: GraphBuilder, spec: SearchGraphSpec): string {
 
 /** Builds the search graph (see the module comment). Inputs: `x`, `w0…` or `s`, and `cos`/`sin`/`mask` for attention. */
 export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
-  const g = new GraphBuilder();
+  const g = builder(spec);
   const x = cachedInput(g, spec);
   const cand = spec.candidates ?? { kind: 'weights' };
-  const ws = cand.kind === 'weights' ? spec.shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i])) : candidateSet(g, cand, g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]));
+  const ws = cand.kind === 'weights' ? spec.shapes.map(([o, i], n) => g.input(`w${n}`, OnnxType.float, ['points', o, i])) : candidateSet(g, cand, g.input('s', OnnxType.double, ['grid', spec.shapes[0]![1]]));
   const pos = readsPositions(spec.kind) ? positionInputs(g, spec.cfg) : null;
   g.output(await searchLoss(g, spec, x, ws, pos), 'loss', OnnxType.float, ['grid']);
   return g.build('awq_search');
@@ -257,9 +279,9 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
  * iteration holds only one chunk's activations.
  */
 export async function loopedSearchGraph(spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> }, chunk: number): Promise<Uint8Array> {
-  const g = new GraphBuilder();
+  const g = builder(spec);
   const x = cachedInput(g, spec);
-  const s = g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]);
+  const s = g.input('s', OnnxType.double, ['grid', spec.shapes[0]![1]]);
   const pos = readsPositions(spec.kind) ? positionInputs(g, spec.cfg) : null;
   g.output(await gridLoop(g, spec, x, s, pos, chunk), 'loss', OnnxType.float, ['grid']);
   return g.build('awq_search_loop');
@@ -275,7 +297,7 @@ async function gridLoop(
   chunk: number,
   made?: readonly string[],
 ): Promise<string> {
-  const body = new GraphBuilder('sl_');
+  const body = builder(spec, 'sl_');
   const iter = body.input('sl_iter', OnnxType.int64, []);
   const cond = body.input('sl_cond', OnnxType.bool, []);
   const start = body.op('Mul', [body.op('Unsqueeze', [iter, body.i64([0])]), body.i64([chunk])]);
@@ -342,7 +364,7 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
   } else if (kind === 'mlp') {
     const gate = batchedLinear(g, x, ws[0]!, weights.biases[0]);
     const up = batchedLinear(g, x, ws[1]!, weights.biases[1]);
-    out = linear(g, g.op('Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
+    out = linear(g, lowOp(g, 'Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
   } else if (kind === 'mla') {
     const mla = weights.mla!;
     const { inp, seq } = attentionInputs(g, x, pos!);
@@ -366,15 +388,17 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
     kk = partialRotary(g, kk, inp, cfg.rope.dim, cfg.headDim);
     const att = weights.sinks
       ? sinkAttend(g, q, kk, v, inp.mask, weights.sinks, cfg)
-      : attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5);
+      : attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, spec.window);
     out = linear(g, att, weights.out!, weights.outBias);
   }
   // [P, everything else]: slice 0 is the reference output.
   const flat = g.op('Reshape', [out, g.op('Concat', [g.op('Slice', [g.op('Shape', [ws[0]!]), g.i64([0]), g.i64([1])]), g.i64([-1])], { axis: 0 })]);
   const ref = g.op('Slice', [flat, g.i64([0]), g.i64([1]), g.i64([0])]);
   const rest = g.op('Slice', [flat, g.i64([1]), g.i64([2 ** 62]), g.i64([0])]);
-  const diff = g.op('Sub', [rest, ref]);
-  return g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.i64([1])], { keepdims: 0 });
+  // In the low dtype: the difference and its square rounded, their float32 sum rounded once (mse_loss on bf16 tensors).
+  const diff = lowOp(g, 'Sub', [rest, ref]);
+  const sum = g.op('ReduceSum', [lowOp(g, 'Mul', [diff, diff]), g.i64([1])], { keepdims: 0 });
+  return graphPrecision(g) ? rounded(g, sum) : sum;
 }
 
 /**
@@ -389,8 +413,9 @@ export type SearchPrefix = (g: RecordingBuilder, inputs: LayerInputs) => Promise
  * an outer `Loop` over the stack's slots (inputs `stack`, `shape` and the
  * position tables, see layer-loop.ts) rebuilds each slot's parent input with
  * `prefix` — the unmodified layer up to that input, as pass A computed it —
- * and runs the grid on it as {@link loopedSearchGraph} does, the losses
- * summed over the slots in float64 (`loss [G]`). `precompute` makes every
+ * and runs the grid on it as {@link loopedSearchGraph} does: `loss [S, G]`,
+ * each slot's losses (summed over the slots where they are read, in the
+ * order llm-compressor adds its batches'). `precompute` makes every
  * grid point's candidate weights once, before the slots (memory for all
  * points at once), instead of once per slot and chunk. Nothing per token leaves the device:
  * pass A returns only the activation sums, and one run per stack moves the
@@ -404,9 +429,9 @@ export async function stackedSearchGraph(
   precompute: boolean,
   dtype: StackDtype = 'float32',
 ): Promise<Uint8Array> {
-  const g = new GraphBuilder();
+  const g = builder(spec);
   const stack = stackInputs(g, rows, spec.cfg.hidden, dtype);
-  const s = g.input('s', OnnxType.float, ['grid', spec.shapes[0]![1]]);
+  const s = g.input('s', OnnxType.double, ['grid', spec.shapes[0]![1]]);
   // With `precompute`, every point's candidates are made once for all slots rather than per slot and chunk.
   const made = precompute ? candidateSet(g, spec.candidates, s) : undefined;
   const slots = new RecordingBuilder('ss_');
@@ -414,17 +439,14 @@ export async function stackedSearchGraph(
   slots.pruneUnused();
   const iter = slots.input('ss_iter', OnnxType.int64, []);
   const cond = slots.input('ss_cond', OnnxType.bool, []);
-  const acc = slots.input('ss_acc', OnnxType.double, ['grid']);
   const { inputs } = stackSlot(slots, iter, spec.cfg.hidden, dtype);
   const x = await prefix(slots, inputs);
   const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
   const losses = await gridLoop(slots, spec, x, s, pos, chunk, made);
   slots.declare(slots.op('Identity', [cond]), 'ss_cond_out', OnnxType.bool, []);
-  // Summed over the slots in float64, as the per-run sums of the cached search are.
-  slots.declare(slots.op('Add', [acc, slots.op('Cast', [losses], { to: OnnxType.double })]), 'ss_acc_out', OnnxType.double, ['grid']);
+  slots.declare(losses, 'ss_loss', OnnxType.float, ['grid']);
   const n = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
-  const zeros = g.op('Cast', [g.op('Mul', [g.op('Gather', [s, g.i64(0)], { axis: 1 }), g.f32(0)])], { to: OnnxType.double });
-  const [total] = g.opMulti('Loop', [n, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), zeros], 1, { body: { graph: slots, name: 'awq_slot_loop' } });
-  g.output(total!, 'loss', OnnxType.double, ['grid']);
+  const [perSlot] = g.opMulti('Loop', [n, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: slots, name: 'awq_slot_loop' } });
+  g.output(perSlot!, 'loss', OnnxType.float, ['slots', 'grid']);
   return g.build('awq_search_stack');
 }

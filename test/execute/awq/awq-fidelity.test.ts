@@ -24,6 +24,7 @@ import { describe, expect, test } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { cwdSourceHost } from '../../../src/cli/cwd-host.js';
 import { awqJob } from '../../../src/execute/awq/awq-job.js';
+import { awqParentKind } from '../../../src/execute/awq/parent-kind.js';
 import { ForwardModel } from '../../../src/execute/forward/executor.js';
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
@@ -45,7 +46,11 @@ interface NoiseRun {
 }
 
 const REFS = join(CALIBRATION, '..', 'awq');
-const CASES = existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).filter((f) => f.endsWith('.json.gz')).map((f) => [model, f.replace('.json.gz', '')] as const)) : [];
+const cases = (suffix: string): (readonly [string, string])[] =>
+  existsSync(REFS) ? readdirSync(REFS).flatMap((model) => readdirSync(join(REFS, model)).filter((f) => f.endsWith(suffix) && !f.slice(0, -suffix.length).includes('.')).map((f) => [model, f.slice(0, -suffix.length)] as const)) : [];
+const CASES = cases('.json.gz');
+/** llm-compressor's runs on the checkpoints as stored, in bf16 (make_awq_refs.py --bf16). */
+const BF16_CASES = cases('.bf16.json.gz');
 
 /** The fixture checkpoint with its bf16 tensors widened to float32 (exactly), as llm-compressor loaded it. */
 async function float32Model(model: string): Promise<string> {
@@ -174,6 +179,47 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
       // Asymmetric: equal codes, equal perplexity. Symmetric: the 1% of codes the ±7.5 ties flip (as they flip between
       // llm-compressor runs under ulp noise) move it by a fraction of what quantization itself costs (measured 17%).
       expect(Math.abs(ours - theirs)).toBeLessThan(ref.noise.ulp.codes_differ > 0 ? 0.25 * Math.abs(theirs - base) : 1e-6 * theirs);
+    });
+  }
+});
+
+describe("AWQ with --precision bf16 reproduces llm-compressor's on the bf16 model (dense parents, 32-token windows, batch size 1)", () => {
+  test('has reference cases', () => expect(BF16_CASES.length).toBeGreaterThan(0));
+  for (const [model, variant] of BF16_CASES) {
+    test(`${model} ${variant}`, async () => {
+      const ref = JSON.parse(gunzipSync(await readFile(join(REFS, model, `${variant}.bf16.json.gz`))).toString('utf8')) as AwqRef;
+      const modelDir = await modelWithTokenizer(model);
+      const cwd = await mkdtemp(join(tmpdir(), 'quantc-awq-bf16-'));
+      const modifiers = Object.fromEntries(ref.recipe.map((m) => [m.modifier, m.kwargs]));
+      await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: modifiers } }, null, 1)}\n`);
+      const planned = await planRecipe(join(cwd, 'recipe.yaml'), modelDir, { source: cwdSourceHost('/') }, 'test');
+      const job = jobFromPlan(planned.build!, { modelDir, outDir: join(cwd, 'unused'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+      const forward = await ForwardModel.open(modelDir);
+      forward.usePrecision('bf16');
+      const run = await awqJob(job, forward, llamaWindows());
+      expect(run.reports.length).toBe(ref.mappings.length);
+      // The float32 model's choices, as llm-compressor makes them (the previous describe's references).
+      const f32 = JSON.parse(gunzipSync(await readFile(join(REFS, model, `${variant}.json.gz`))).toString('utf8')) as AwqRef;
+      let same = 0;
+      let sameAsFloat32 = 0;
+      for (const [i, r] of ref.mappings.entries()) {
+        const got = run.reports[i]!;
+        if (process.env.QUANTC_AWQ_DEBUG) console.log(r.smooth, relWorst(got.xMean, r.x_mean).toExponential(1), got.best, r.best, got.losses.map((l, j) => (l / r.losses[j]! - 1).toExponential(1)).join(' '));
+        expect(got.tokens, r.smooth).toBe(r.tokens);
+        sameAsFloat32 += f32.mappings[i]!.best === r.best ? 1 : 0;
+        // MoE blocks as parents search in float32 (see docs/awq.md).
+        if (awqParentKind(job.awq!.mappings[i]!, job.awq!.mappings[i]!.parentClass) === 'moe') continue;
+        // Each batch's loss is a bf16 value (2⁻⁸ apart near 1): on the first layer the losses agree to a few of those
+        // steps; from the second layer on the parent's inputs differ from llm-compressor's by bf16 steps in some
+        // elements (x_mean by up to 2e-3), which moves the losses by up to 5%.
+        expect(relWorst(got.losses, r.losses), r.smooth).toBeLessThan(r.smooth.includes('.layers.0.') ? 1e-2 : 5e-2);
+        if (got.best === r.best) {
+          same++;
+          expect(relWorst(got.scales, r.scales), r.smooth).toBeLessThan(5e-3);
+        } else expect(Math.abs(r.losses[got.best]! / r.losses[r.best]! - 1), `${r.smooth}: grid point ${got.best} for ${r.best}`).toBeLessThan(1e-2);
+      }
+      // The bf16 search makes llm-compressor's bf16 choices where a float32 one would not.
+      expect(same).toBeGreaterThan(sameAsFloat32);
     });
   }
 });
