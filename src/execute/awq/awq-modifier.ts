@@ -369,7 +369,7 @@ export class AwqModifier implements LayerModifier {
             ? { kind: 'sparsemixer', jitterEps: typeof raw.router_jitter_noise === 'number' ? raw.router_jitter_noise : 0.01 }
             : family === 'input-sigmoid'
               ? { kind: 'input-sigmoid', topK: Number(raw.num_experts_per_tok ?? 1) }
-            : { kind: 'softmax', topK, normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true };
+            : { kind: 'softmax', topK, normalize: m.parentClass === 'MixtralSparseMoeBlock' || raw.norm_topk_prob === true, keepFloat32: m.parentClass === 'MixtralSparseMoeBlock' };
     // Qwen2-MoE names its shared expert `shared_expert` (gated), DeepSeek-V3 and GLM `shared_experts`.
     const sharedName = [`${p}.shared_expert`, `${p}.shared_experts`].find((n) => this.hasStored(`${n}.down_proj`));
     let shared: MoeParent['shared'];
@@ -466,7 +466,7 @@ export class AwqModifier implements LayerModifier {
     const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
     if (stack && !looped) throw new AwqRunError(`${m.smooth}: AWQ's recomputed search needs its candidates pseudo-quantized in the search graph`);
     // Dense parents compute in the run's precision, as llm-compressor's forward of a bf16 model does; MoE and MLA parents in float32.
-    const precision = kind === 'attention' || kind === 'mlp' || kind === 'linear' ? this.model.precision.low : undefined;
+    const precision = kind === 'attention' || kind === 'mlp' || kind === 'linear' || (kind === 'moe' && parent.moe?.routing.kind === 'softmax') ? this.model.precision.low : undefined;
     const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const), precision, window: windowOf(cfg, layer) };
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
     const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;

@@ -33,7 +33,8 @@ export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe' | 'mla';
  * (block-sparse-moe-layer.ts).
  */
 export type MoeRouting =
-  | { readonly kind: 'softmax'; readonly topK: number; readonly normalize: boolean }
+  /** `keepFloat32`: the top-k weights stay float32 (Mixtral's experts multiply by them before the cast down). */
+  | { readonly kind: 'softmax'; readonly topK: number; readonly normalize: boolean; readonly keepFloat32?: boolean }
   | { readonly kind: 'topk-softmax'; readonly topK: number }
   | { readonly kind: 'sparsemixer'; readonly jitterEps: number }
   /** Llama 4's: sigmoid of the top-k logits, each expert's weight scaling its input instead of its output. */
@@ -334,7 +335,7 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
     const r = moe.routing;
     const routing =
       r.kind === 'softmax'
-        ? softmaxTopK(g, logits, r.topK, r.normalize)
+        ? softmaxTopK(g, logits, r.topK, r.normalize, r.keepFloat32)
         : r.kind === 'topk-softmax'
           ? topKSoftmax(g, logits, r.topK)
           : r.kind === 'sparsemixer'
@@ -347,19 +348,20 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
     moe.experts.forEach((e, i) => {
       const weight = g.op('Slice', [routing.weights, g.i64([i]), g.i64([i + 1]), g.i64([1])]);
       const inputScaled = r.kind === 'input-sigmoid';
-      const xe = inputScaled ? g.op('Mul', [xf, weight]) : xf;
+      const xe = inputScaled ? lowOp(g, 'Mul', [xf, weight]) : xf;
       const gate = batchedLinear(g, xe, ws[e.gate]!, e.gateBias);
       const up = batchedLinear(g, xe, ws[e.up]!, e.upBias);
-      const y = linear(g, moe.activation === 'gpt-oss' ? interleavedSwiglu(g, gate, up, shapes[e.gate]![0]) : g.op('Mul', [silu(g, gate), up]), e.down, e.downBias);
-      const weighted = inputScaled ? y : g.op('Mul', [y, weight]);
-      sum = sum === null ? weighted : g.op('Add', [sum, weighted]);
+      const y = linear(g, moe.activation === 'gpt-oss' ? interleavedSwiglu(g, gate, up, shapes[e.gate]![0]) : lowOp(g, 'Mul', [silu(g, gate), up]), e.down, e.downBias);
+      // In the low dtype each weighted output and each sum in expert order rounded (moe.ts: combineExperts).
+      const weighted = inputScaled ? y : lowOp(g, 'Mul', [y, weight]);
+      sum = sum === null ? weighted : lowOp(g, 'Add', [sum, weighted]);
     });
     out = sum!;
     if (moe.shared) {
       const sh = moe.shared;
-      let y = linear(g, g.op('Mul', [silu(g, proj(sh.gate)), proj(sh.up)]), sh.down);
-      if (sh.sigmoidGate) y = g.op('Mul', [g.op('Sigmoid', [linear(g, xf, sh.sigmoidGate)]), y]);
-      out = g.op('Add', [out, y]);
+      let y = linear(g, lowOp(g, 'Mul', [silu(g, proj(sh.gate)), proj(sh.up)]), sh.down);
+      if (sh.sigmoidGate) y = lowOp(g, 'Mul', [lowOp(g, 'Sigmoid', [linear(g, xf, sh.sigmoidGate)]), y]);
+      out = lowOp(g, 'Add', [out, y]);
     }
   } else if (kind === 'mlp') {
     const gate = batchedLinear(g, x, ws[0]!, weights.biases[0]);
