@@ -74,6 +74,15 @@ async function float32Model(model: string): Promise<string> {
   return dir;
 }
 
+/** The reference's recipe written into a fresh folder and planned against `modelDir`: the folder and the job. */
+async function refJob(ref: AwqRef, modelDir: string): Promise<{ cwd: string; job: ReturnType<typeof jobFromPlan> }> {
+  const cwd = await mkdtemp(join(tmpdir(), 'quantc-awq-'));
+  const modifiers = Object.fromEntries(ref.recipe.map((m) => [m.modifier, m.kwargs]));
+  await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: modifiers } }, null, 1)}\n`);
+  const planned = await planRecipe(join(cwd, 'recipe.yaml'), modelDir, { source: cwdSourceHost('/') }, 'test');
+  return { cwd, job: jobFromPlan(planned.build!, { modelDir, outDir: join(cwd, 'unused'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers }) };
+}
+
 function relWorst(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = 0;
   for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), 1e-30));
@@ -99,12 +108,7 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
       const ref = JSON.parse(gunzipSync(await readFile(join(REFS, model, `${variant}.json.gz`))).toString('utf8')) as AwqRef;
       const refTensors = parseSafetensors(gunzipSync(await readFile(join(REFS, model, `${variant}.safetensors.gz`))));
       const modelDir = await float32Model(model);
-      const cwd = await mkdtemp(join(tmpdir(), 'quantc-awq-'));
-      const modifiers = Object.fromEntries(ref.recipe.map((m) => [m.modifier, m.kwargs]));
-      await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: modifiers } }, null, 1)}\n`);
-
-      const planned = await planRecipe(join(cwd, 'recipe.yaml'), modelDir, { source: cwdSourceHost('/') }, 'test');
-      const job = jobFromPlan(planned.build!, { modelDir, outDir: join(cwd, 'unused'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+      const { cwd, job } = await refJob(ref, modelDir);
       expect(job.awq!.mappings.map((m) => [m.smooth, m.balance, m.parent])).toEqual(ref.mappings.map((m) => [m.smooth, m.balance, m.parent]));
 
       // Relative loss noise: three times llm-compressor's own under ulp noise, at least 1e-3 (one boundary flip at the extreme ratio).
@@ -188,11 +192,7 @@ describe("AWQ with --precision bf16 reproduces llm-compressor's on the bf16 mode
     test(`${model} ${variant}`, async () => {
       const ref = JSON.parse(gunzipSync(await readFile(join(REFS, model, `${variant}.bf16.json.gz`))).toString('utf8')) as AwqRef;
       const modelDir = await modelWithTokenizer(model);
-      const cwd = await mkdtemp(join(tmpdir(), 'quantc-awq-bf16-'));
-      const modifiers = Object.fromEntries(ref.recipe.map((m) => [m.modifier, m.kwargs]));
-      await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: modifiers } }, null, 1)}\n`);
-      const planned = await planRecipe(join(cwd, 'recipe.yaml'), modelDir, { source: cwdSourceHost('/') }, 'test');
-      const job = jobFromPlan(planned.build!, { modelDir, outDir: join(cwd, 'unused'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+      const { job } = await refJob(ref, modelDir);
       const forward = await ForwardModel.open(modelDir);
       forward.usePrecision('bf16');
       const run = await awqJob(job, forward, llamaWindows());
