@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { gridPoints, gridScales } from '../../../src/execute/awq/awq-scales.js';
 import { awqJob } from '../../../src/execute/awq/awq-job.js';
+import type { LowPrecision } from '../../../src/execute/forward/precision.js';
 import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/executor.js';
 import type { ApplyJob } from '../../../src/execute/types.js';
 import { lowestCommonAncestor } from '../../../src/match/awq-mappings.js';
@@ -179,6 +180,31 @@ describe('AWQ search graph', () => {
       const compact = await awqJob(job, model, batches, { candidates: 'search-loop' });
       expect(compact.stacked).toBe(true);
       expect(compact.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]])).toEqual(wide.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]]));
+    } finally {
+      model.loopLayers = false;
+      model.usePrecision('fp32');
+    }
+  });
+
+  test("the CUDA graphs' layout on the CPU: a native float16 search, narrowed, attention as the fused kernel, on the layer input stack, makes the emulated search's choices", async () => {
+    const { model, job } = await llamaAwqJob('awq-native.yaml', 'llama', `{config_groups: {group_0: {targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}}, ignore: [lm_head]}`);
+    model.loopLayers = true;
+    try {
+      const run = async (low: LowPrecision) => {
+        model.precision = { requested: 'bf16', runs: 'float16', low };
+        return awqJob(job, model, windowsByFour(), { candidates: 'search-loop' });
+      };
+      const emulated = await run({ dtype: 'float16', native: false });
+      const native = await run({ dtype: 'float16', native: true, narrow: 'all', fusedAttention: true });
+      expect(native.stacked).toBe(true);
+      // The fused kernel sums the attention in another order, the native MatMuls theirs: float16 steps of the parent's
+      // outputs, a loss moved by a few of its float16 steps; a choice that differs is a near tie of the emulated losses.
+      for (const [i, a] of native.reports.entries()) {
+        const e = emulated.reports[i]!;
+        for (let p = 0; p < a.losses.length; p++) expect(Math.abs(a.losses[p]! / e.losses[p]! - 1), `${a.smooth} ${p}`).toBeLessThan(2e-2);
+        expect(Math.abs(e.losses[a.best]! / e.losses[e.best]! - 1), a.smooth).toBeLessThan(5e-3);
+      }
+      expect(native.reports.filter((r, i) => r.best === emulated.reports[i]!.best).length).toBeGreaterThanOrEqual(native.reports.length - 1);
     } finally {
       model.loopLayers = false;
       model.usePrecision('fp32');
