@@ -188,7 +188,8 @@ describe("AWQ reproduces llm-compressor's (float32 model, 32-token windows, batc
 
 /**
  * How far a family's bf16 search may sit from llm-compressor's, as a multiple of the base bounds below:
- * 1 where every parent searches in bf16 on a forward that gives transformers' bf16 values; 3 where a parent
+ * 1 where every parent searches in bf16 on a forward that gives transformers' bf16 values (and Llama 4, whose
+ * MoE parents search in float32 yet stay within these bounds on its reference); 3 where a parent
  * still searches in float32 (sigmoid-routed, GraniteMoE, PhiMoE, gpt-oss and Llama 4 blocks, MLA attention)
  * or the bf16 forward is not bit for bit (Qwen3-Next's delta rule); 8 for DeepSeek-V3, whose MLA parents in
  * float32 move its second layer's inputs most (llm-compressor's own best and the point chosen 7.8% apart).
