@@ -1,5 +1,6 @@
 import { expect, test } from 'vitest';
 import { calibrate } from '../src/execute/calibrate/calibrate.js';
+import { layerBuilderFor } from '../src/execute/forward/architectures.js';
 import { ForwardModel } from '../src/execute/forward/executor.js';
 import { forwardRefs, modelWithTokenizer } from './calibrate-refs.js';
 
@@ -70,9 +71,12 @@ test('QUANTC_GRAPH_WEIGHT_MB sets the referenced-weights bound on CUDA', async (
   expect((await ForwardModel.open(dir, 'cpu')).referencedGraphWeightBytes).toBe(0);
 });
 
-test('qwen3_next graphs hold at most 4 layers: creating a graph of gated DeltaNets grows with the square of its layers', async () => {
+test("a gated DeltaNet's graph indexes its chunks with the fed delta_chunks (a symbolic chunk count keeps its creation linear in its layers)", async () => {
   const model = await ForwardModel.open(await modelWithTokenizer('qwen3_next'));
-  model.graphWeightBytes = 1 << 30;
-  Object.assign(model, { config: { ...model.config, layers: 10 } });
-  expect(model.layerRanges()).toEqual([[0, 4], [4, 8], [8, 10]]);
+  const types = model.raw.layer_types as string[];
+  const program = await layerBuilderFor(model.raw)(model.weights, model.config, types.indexOf('linear_attention'), model.raw, {});
+  const bytes = Buffer.from(program.graph instanceof Uint8Array ? program.graph : program.graph.bytes).toString('latin1');
+  expect(bytes).toContain('delta_chunks');
+  const full = await layerBuilderFor(model.raw)(model.weights, model.config, types.indexOf('full_attention'), model.raw, {});
+  expect(Buffer.from(full.graph instanceof Uint8Array ? full.graph : full.graph.bytes).toString('latin1')).not.toContain('delta_chunks');
 });

@@ -12,6 +12,7 @@ import { openCheckpoint } from '../safetensors-reader.js';
 import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
+import { DELTA_CHUNK } from './gated-delta-net.js';
 import { positionInputs } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, OnnxType, WeightFeeds, type FileBytes, type ModelBytes, type OnnxElemType } from '../onnx/graph-builder.js';
@@ -126,6 +127,8 @@ export interface PositionTables {
   readonly cos: RawTensor;
   readonly sin: RawTensor;
   readonly mask: Feed;
+  /** `0 … ⌈seq/64⌉ − 1` for a gated DeltaNet's chunks (llama-layer.ts: LayerInputs.chunks). */
+  readonly delta_chunks: Feed;
 }
 
 /** The position inputs of a layer graph for a sequence length and attention window. */
@@ -157,17 +160,6 @@ const FED_SESSIONS = 4;
 
 /** Families whose experts the layer graph builds from float32 stacks of their own (expert-groups.ts), copied into the graph bytes. */
 const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text']);
-
-/**
- * Layers one graph may hold, where fewer than the weights allow: onnxruntime's
- * allocation planner reuses no buffer of unknown shape and scans every freed
- * one at each allocation, so a graph's creation grows with the square of such
- * values. A gated DeltaNet's chunked solve makes about 300 a layer (the chunk
- * count is unknown to shape inference): qwen3_next's 22 layers in one graph
- * took 22.6 s to create on an H100, against about 0.25 s a layer alone. Four
- * layers a graph keep creation near a second while runs still span layers.
- */
-const MAX_LAYERS_PER_GRAPH: Readonly<Record<string, number>> = { qwen3_next: 4 };
 
 /**
  * MoE families whose layers (experts inside the layer graph) may share a
@@ -488,7 +480,13 @@ export class ForwardModel {
       if (!t) {
         const r = ropeTables(this.config.rope, seq);
         let mask: RawTensor | undefined;
-        t = { cos: f32(r.cos, [seq, r.dim]), sin: f32(r.sin, [seq, r.dim]), mask: () => (mask ??= f32(causalMask(seq, window), [seq, seq])) };
+        const chunks = Math.ceil(seq / DELTA_CHUNK);
+        t = {
+          cos: f32(r.cos, [seq, r.dim]),
+          sin: f32(r.sin, [seq, r.dim]),
+          mask: () => (mask ??= f32(causalMask(seq, window), [seq, seq])),
+          delta_chunks: { type: 'int64', data: BigInt64Array.from({ length: chunks }, (_, i) => BigInt(i)), dims: [chunks] },
+        };
         tables.set(`${seq}/${window}`, t);
       }
       return t;
@@ -613,7 +611,7 @@ export class ForwardModel {
     const groupable = inGraph && this.graphWeightBytes > 0;
     const referenced = experts ? this.readsStoredExperts() : this.referencesWeights();
     const bound = Math.max(this.graphWeightBytes, referenced ? this.referencedGraphWeightBytes : 0);
-    const size = groupable ? Math.max(1, Math.min(Math.floor(bound / perLayer), MAX_LAYERS_PER_GRAPH[cfg.modelType] ?? Infinity)) : 1;
+    const size = groupable ? Math.max(1, Math.floor(bound / perLayer)) : 1;
     const ranges: [number, number][] = [];
     for (let layer = 0; layer < cfg.layers; layer += size) ranges.push([layer, Math.min(cfg.layers, layer + size)]);
     return ranges;

@@ -96,26 +96,31 @@ function chunkScanBody(dk: number, dv: number): GraphBuilder {
  * inputs upcast to float32, every step in float32, the output cast back
  * down once.
  */
-export function chunkGatedDeltaRule(g: GraphBuilder, query: string, key: string, value: string, beta: string, decay: string, dk: number, dv: number): string {
+export function chunkGatedDeltaRule(g: GraphBuilder, query: string, key: string, value: string, beta: string, decay: string, dk: number, dv: number, chunks?: string): string {
   const c = DELTA_CHUNK;
   const q0 = g.op('Mul', [l2norm(g, query), g.f32(dk ** -0.5)]);
   const k0 = l2norm(g, key);
   // Pad the sequence to whole chunks.
   const seq = g.op('Shape', [query], { start: 2, end: 3 });
   const pad = g.op('Mod', [g.op('Sub', [g.i64([c]), g.op('Mod', [seq, g.i64([c])])]), g.i64([c])]);
-  const pads4 = g.op('Concat', [g.i64([0, 0, 0, 0, 0, 0]), pad, g.i64([0])], { axis: 0 });
-  const pads3 = g.op('Concat', [g.i64([0, 0, 0, 0, 0]), pad], { axis: 0 });
-  const [q, k, v] = [q0, k0, value].map((x) => g.op('Pad', [x, pads4]));
-  const [bt, dc] = [beta, decay].map((x) => g.op('Pad', [x, pads3]));
+  // Zeros joined along the sequence (Pad's output dims are all unknown to shape inference, a Concat's keep the others).
+  const padded = (x: string, inner: readonly string[]): string =>
+    g.op('Concat', [x, g.op('Expand', [g.f32(0), g.op('Concat', [g.op('Shape', [x], { start: 0, end: 2 }), pad, ...inner], { axis: 0 })])], { axis: 2 });
+  const [q, k, v] = [q0, k0, value].map((x) => padded(x, [g.op('Shape', [x], { start: 3, end: 4 })]));
+  const [bt, dc] = [beta, decay].map((x) => padded(x, []));
   const betaCol = g.op('Unsqueeze', [bt!, g.i64([-1])]);
-  const chunked = (x: string, d: number): string => g.op('Reshape', [x, g.i64([0, 0, -1, c, d])]);
+  // Indexed by `chunks` the chunk count gets a symbolic dim: onnxruntime's allocation planner reuses no buffer of
+  // unknown shape and scans every freed one at each allocation, so the solve's ~300 such values a layer made a
+  // graph's creation grow with the square of its layers (22.6 s for 22 layers on an H100).
+  const byChunk = (x: string): string => (chunks ? g.op('Gather', [x, chunks], { axis: 2 }) : x);
+  const chunked = (x: string, d: number): string => byChunk(g.op('Reshape', [x, g.i64([0, 0, -1, c, d])]));
   const vBeta = chunked(g.op('Mul', [v!, betaCol]), dv);
   const kBeta = chunked(g.op('Mul', [k!, betaCol]), dk);
   const qc = chunked(q!, dk);
   const kc = chunked(k!, dk);
   // torch's CPU cumsum accumulates float32 in double: the log-decays reach thousands, where float32
   // accumulation alone would move exp(cum_i - cum_j) by 1e-4.
-  const chunkDecays = g.op('Cast', [g.op('Reshape', [dc!, g.i64([0, 0, -1, c])])], { to: OnnxType.double });
+  const chunkDecays = g.op('Cast', [byChunk(g.op('Reshape', [dc!, g.i64([0, 0, -1, c])]))], { to: OnnxType.double });
   const cum = g.op('Cast', [g.op('CumSum', [chunkDecays, g.i64(3)])], { to: OnnxType.float });
   // Pairwise decays exp(cum_i - cum_j), zero above the diagonal.
   const upper = new Uint8Array(c * c);
@@ -147,7 +152,7 @@ export function chunkGatedDeltaRule(g: GraphBuilder, query: string, key: string,
 }
 
 /** The gated DeltaNet `m` (`model.layers.N.linear_attn`) on normed input `h [B, T, H]`; returns the out_proj output. */
-export async function gatedDeltaNet(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, raw: Readonly<Record<string, unknown>>, m: string, h: string): Promise<string> {
+export async function gatedDeltaNet(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, raw: Readonly<Record<string, unknown>>, m: string, h: string, chunks?: string): Promise<string> {
   const { keyHeads: nk, valueHeads: nv, keyDim: dk, valueDim: dv, kernel } = deltaNetDims(raw);
   const r = nv / nk;
   const keys = nk * dk;
@@ -192,6 +197,7 @@ export async function gatedDeltaNet(g: GraphBuilder, w: WeightReader, cfg: Decod
     g.op('Transpose', [decay], { perm: [0, 2, 1] }),
     dk,
     dv,
+    chunks,
   );
   // RMSNormGated: the weighted norm in the low dtype times `silu(z.float())` in float32, cast down once.
   const gateF32 = g.op('Mul', [z, g.op('Sigmoid', [z])]);

@@ -59,6 +59,12 @@ export interface LayerInputs {
   readonly mask: string;
   /** What `mask` holds, where the layer knows it: the plain causal mask (null) or one with this attention window (see {@link attention}). */
   readonly window?: number | null;
+  /**
+   * `[chunks]` int64 `0 … ⌈seq/64⌉ − 1`, fed as `delta_chunks`: indexing the
+   * gated DeltaNet's chunks with it gives their count a symbolic dimension
+   * (gated-delta-net.ts). A loop body has none.
+   */
+  readonly chunks?: string;
 }
 
 /** Declares the inputs every decoder-layer graph takes. */
@@ -67,11 +73,13 @@ export function layerInputs(g: GraphBuilder, hidden: number, ropeDim: number): L
 }
 
 /** Declares a layer graph's position inputs: the RoPE tables and the additive mask. */
-export function positionInputs(g: GraphBuilder, ropeDim: number): Pick<LayerInputs, 'cos' | 'sin' | 'mask'> {
+export function positionInputs(g: GraphBuilder, ropeDim: number): Pick<LayerInputs, 'cos' | 'sin' | 'mask' | 'chunks'> {
   return {
     cos: g.input('cos', OnnxType.float, ['seq', ropeDim]),
     sin: g.input('sin', OnnxType.float, ['seq', ropeDim]),
     mask: g.input('mask', OnnxType.float, ['seq', 'seq']),
+    // Declared only where read (a gated DeltaNet), as every input of a model's graph.
+    chunks: g.input('delta_chunks', OnnxType.int64, ['chunks']),
   };
 }
 

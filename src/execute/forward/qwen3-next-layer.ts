@@ -69,7 +69,7 @@ export async function qwen3NextLayer(w: WeightReader, cfg: DecoderConfig, layer:
   const placement: ExpertPlacement = { groupBytes: options.expertGroupBytes ?? EXPERT_GROUP_BYTES, observe: options.observe };
   const kind = qwen3NextLayerType(raw, layer);
   const mixer = (g: GraphBuilder, p: string, h: string, inp: LayerInputs): Promise<string> =>
-    kind === 'linear_attention' ? gatedDeltaNet(g, w, cfg, raw, `${p}.linear_attn`, h) : gatedAttention(g, w, cfg, p, h, inp);
+    kind === 'linear_attention' ? gatedDeltaNet(g, w, cfg, raw, `${p}.linear_attn`, h, inp.chunks) : gatedAttention(g, w, cfg, p, h, inp);
   const experts = expertCount(raw);
   const k = Number(raw.num_experts_per_tok ?? 10);
   const inter = Number(raw.moe_intermediate_size ?? 512);
