@@ -471,7 +471,9 @@ export class AwqModifier implements LayerModifier {
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
     const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
-    const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1);
+    // A point's `W·s` is made in float64 in the graph, one balance layer at a time: its largest such transient.
+    const transient = inGraph ? 8 * Math.max(...balance.map((b) => b.rows * b.cols)) : 0;
+    const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1) + transient;
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
     const chunkOf = (runs: readonly RawTensor[], room = budget): number => {
       const widest = stack ? stack.rows : Math.max(...runs.map((t) => t.data.length / balance[0]!.cols));
@@ -480,7 +482,7 @@ export class AwqModifier implements LayerModifier {
       return Math.max(1, Math.min(this.grid.length, Math.floor(room / (weightBytes + actBytes))));
     };
     // The stacked search makes every point's candidates once for all slots where they take at most half the budget.
-    const candidateBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (this.grid.length + 2);
+    const candidateBytes = (balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) + transient) * (this.grid.length + 2);
     const precompute = stack !== null && candidateBytes <= budget / 2;
     let chunk = chunkOf(inputs, precompute ? budget - candidateBytes : budget);
     // An attention parent's scores grow with the sequences of a run: where they leave room for few grid points,
