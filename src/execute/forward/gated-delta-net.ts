@@ -94,7 +94,8 @@ function chunkScanBody(dk: number, dv: number): GraphBuilder {
  * `v [B, H, T, dv]`, `beta` and log-decay `decay` `[B, H, T]`; returns
  * `[B, H, T, dv]`. In the low dtype as transformers' torch fallback: its
  * inputs upcast to float32, every step in float32, the output cast back
- * down once.
+ * down once. `chunks`, where the graph has it, is the fed `[⌈T/64⌉]`
+ * chunk index (llama-layer.ts: LayerInputs.chunks).
  */
 export function chunkGatedDeltaRule(g: GraphBuilder, query: string, key: string, value: string, beta: string, decay: string, dk: number, dv: number, chunks?: string): string {
   const c = DELTA_CHUNK;
