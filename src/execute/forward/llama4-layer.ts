@@ -103,7 +103,9 @@ async function llama4Attention(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
     q = rmsNorm(g, q, ones, cfg.eps);
     k = rmsNorm(g, k, ones, cfg.eps);
   }
-  const pos = kind.temperature || kind.chunk ? positions(g, q) : '';
+  // The chunk size where the fused kernel takes the chunks as sequences of their own (no `[T, T]` mask); else null.
+  const fusedChunk = fusedAttention(g) ? kind.chunk : null;
+  const pos = kind.temperature || (kind.chunk && fusedChunk === null) ? positions(g, q) : '';
   if (kind.temperature) {
     const t = kind.temperature;
     const steps = g.op('Floor', [g.op('Div', [g.op('Add', [g.op('Cast', [pos], { to: 1 }), g.f32(1)]), g.f32(t.floorScale)])]);
@@ -115,8 +117,7 @@ async function llama4Attention(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
   observeInput(g, [`${a}.value_states`], v);
   const scale = cfg.headDim ** -0.5;
   let merged: string;
-  // The fused kernel takes a chunked layer's chunks as sequences of their own, without a `[T, T]` mask.
-  if (kind.chunk && fusedAttention(g)) merged = chunkedAttention(g, q, k, v, cfg.heads, cfg.kvHeads, cfg.headDim, scale, kind.chunk);
+  if (fusedChunk !== null) merged = chunkedAttention(g, q, k, v, cfg.heads, cfg.kvHeads, cfg.headDim, scale, fusedChunk);
   else {
     let mask = inp.mask;
     if (kind.chunk) {
