@@ -14,7 +14,7 @@
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import { observeInput } from './observe.js';
-import { linear, rmsNorm, silu, sliceLast, weightConst } from './ops.js';
+import { linear, padToMultiple, rmsNorm, silu, sliceLast, weightConst } from './ops.js';
 import { lowOp, rounded } from './precision.js';
 import type { WeightReader } from './weights.js';
 
@@ -101,14 +101,9 @@ export function chunkGatedDeltaRule(g: GraphBuilder, query: string, key: string,
   const c = DELTA_CHUNK;
   const q0 = g.op('Mul', [l2norm(g, query), g.f32(dk ** -0.5)]);
   const k0 = l2norm(g, key);
-  // Pad the sequence to whole chunks.
+  // The sequence padded to whole chunks.
   const seq = g.op('Shape', [query], { start: 2, end: 3 });
-  const pad = g.op('Mod', [g.op('Sub', [g.i64([c]), g.op('Mod', [seq, g.i64([c])])]), g.i64([c])]);
-  // Zeros joined along the sequence (Pad's output dims are all unknown to shape inference, a Concat's keep the others).
-  const padded = (x: string, inner: readonly string[]): string =>
-    g.op('Concat', [x, g.op('Expand', [g.f32(0), g.op('Concat', [g.op('Shape', [x], { start: 0, end: 2 }), pad, ...inner], { axis: 0 })])], { axis: 2 });
-  const [q, k, v] = [q0, k0, value].map((x) => padded(x, [g.op('Shape', [x], { start: 3, end: 4 })]));
-  const [bt, dc] = [beta, decay].map((x) => padded(x, []));
+  const [q, k, v, bt, dc] = [q0, k0, value, beta, decay].map((x) => padToMultiple(g, x, c));
   const betaCol = g.op('Unsqueeze', [bt!, g.i64([-1])]);
   // Indexed by `chunks` the chunk count gets a symbolic dim: onnxruntime's allocation planner reuses no buffer of
   // unknown shape and scans every freed one at each allocation, so the solve's ~300 such values a layer made a

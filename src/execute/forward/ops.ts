@@ -243,14 +243,27 @@ export function attention(
 export function chunkedAttention(g: GraphBuilder, q: string, k: string, v: string, heads: number, kvHeads: number, dim: number, scaling: number, chunk: number): string {
   const shape = g.op('Shape', [q]);
   const seq = g.op('Gather', [shape, g.i64([2])], { axis: 0 });
-  const pad = g.op('Mod', [g.op('Sub', [g.i64([chunk]), g.op('Mod', [seq, g.i64([chunk])])]), g.i64([chunk])]);
-  const pads = g.op('Concat', [g.i64([0, 0, 0, 0, 0, 0]), pad, g.i64([0])], { axis: 0 });
   // [B, n, T', D] → [B·T'/chunk, n, chunk, D]: each chunk a sequence of its own.
   const chunks = (x: string, n: number): string =>
-    g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [g.op('Pad', [x, pads]), g.i64([0, n, -1, chunk, dim])])], { perm: [0, 2, 1, 3, 4] }), g.i64([-1, n, chunk, dim])]);
+    g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [padToMultiple(g, x, chunk), g.i64([0, n, -1, chunk, dim])])], { perm: [0, 2, 1, 3, 4] }), g.i64([-1, n, chunk, dim])]);
   const out = groupQueryAttention(g, chunks(q, heads), chunks(k, kvHeads), chunks(v, kvHeads), heads, kvHeads, dim, scaling, null);
   const whole = g.op('Reshape', [out, g.op('Concat', [g.op('Gather', [shape, g.i64([0])], { axis: 0 }), g.i64([-1, heads * dim])], { axis: 0 })]);
   return g.op('Slice', [whole, g.i64([0]), seq, g.i64([1])]);
+}
+
+/**
+ * `x` zero-padded at the end of axis `axis` (the sequence of `[B, heads, T, …]`)
+ * to a multiple of `multiple`. The zeros are joined by a `Concat`, whose
+ * output keeps the other dims for shape inference, where a `Pad`'s loses them
+ * all (and onnxruntime plans buffers of unknown shape at a cost, see
+ * gated-delta-net.ts).
+ */
+export function padToMultiple(g: GraphBuilder, x: string, multiple: number, axis = 2): string {
+  const shape = g.op('Shape', [x]);
+  const length = g.op('Slice', [shape, g.i64([axis]), g.i64([axis + 1])]);
+  const pad = g.op('Mod', [g.op('Sub', [g.i64([multiple]), g.op('Mod', [length, g.i64([multiple])])]), g.i64([multiple])]);
+  const zerosShape = g.op('Concat', [g.op('Slice', [shape, g.i64([0]), g.i64([axis])]), pad, g.op('Slice', [shape, g.i64([axis + 1]), g.i64([2 ** 62])])], { axis: 0 });
+  return g.op('Concat', [x, g.op('Expand', [g.f32(0), zerosShape])], { axis });
 }
 
 /** A rotary embedding left to the attention: the `[seq, dim]` cos/sin tables and the rotated width. */
