@@ -465,7 +465,8 @@ export class AwqModifier implements LayerModifier {
     const looped = perRun && where === 'search-loop';
     const input: CandidateInput = perRun ? { kind: 'scales', balance, quantizers: quantizers.map((q) => q ?? null) } : { kind: 'weights' };
     if (stack && !looped) throw new AwqRunError(`${m.smooth}: AWQ's recomputed search needs its candidates pseudo-quantized in the search graph`);
-    // Dense parents compute in the run's precision, as llm-compressor's forward of a bf16 model does; MoE and MLA parents in float32.
+    // Dense parents and softmax-routed MoE blocks compute in the run's precision, as llm-compressor's forward of a bf16
+    // model does; the other MoE blocks and MLA attention in float32 (docs/awq.md: Forward precision).
     const precision = kind === 'attention' || kind === 'mlp' || kind === 'linear' || (kind === 'moe' && parent.moe?.routing.kind === 'softmax') ? this.model.precision.low : undefined;
     const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const), precision, window: windowOf(cfg, layer) };
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;

@@ -127,7 +127,7 @@ export interface SearchGraphSpec {
    * model: every op of the parent rounded as transformers' bf16 forward, and
    * each run's loss as `mse_loss(…, reduction="sum")` on bf16 outputs gives
    * it (the difference and its square rounded, the sum rounded once).
-   * Undefined: float32. Dense parents only (a Linear, attention, the MLP).
+   * Undefined: float32. Set for dense parents (a Linear, attention, the MLP) and softmax-routed MoE blocks.
    */
   readonly precision?: LowPrecision;
   /** The attention parent's window (null: causal), which a fused attention kernel takes instead of the mask. */
