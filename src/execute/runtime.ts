@@ -118,7 +118,9 @@ export class GraphRuntime {
    * (default). Off, constant work (widening and transposing stored weights)
    * runs inside every `run` instead: on CUDA that is a fraction of a
    * millisecond on the device, while folding copies every weight several
-   * times on the host before it is uploaded.
+   * times on the host before it is uploaded. Off, constant MatMul weights
+   * are not prepacked either (the CPU's packed products sum in another order
+   * than those of fed weights; CUDA's kernels do not prepack).
    */
   foldConstants = true;
   /** The CUDA device ordinal sessions are placed on (absent: the provider's default, 0). */
@@ -200,7 +202,10 @@ export class GraphRuntime {
           const extra = {
             extra: {
               ...(this.foldConstants ? {} : { optimization: { disable_specified_optimizers: 'ConstantFolding' } }),
-              ...(built instanceof Uint8Array ? {} : { session: { model_external_initializers_file_folder_path: built.externalData } }),
+              session: {
+                ...(this.foldConstants ? {} : { disable_prepacking: '1' }),
+                ...(built instanceof Uint8Array ? {} : { model_external_initializers_file_folder_path: built.externalData }),
+              },
             },
           };
           // QUANTC_ORT_PROFILE=PREFIX: onnxruntime's own per-node trace of every session (JSON files PREFIX-<graph>_<date>.json;

@@ -30,6 +30,8 @@ import type { LayerModifier } from '../pipeline/sequential.js';
 import { dtypeFacts } from '../rtn/qparams.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import { emptyRuntimeTimings, GraphRuntime, type RawTensor } from '../runtime.js';
+import { feedTensors, structureKey } from '../forward/fed-weights.js';
+import { WeightFeeds } from '../onnx/graph-builder.js';
 import { divideRows, flooredChannels, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
 import { candidatesGraph, loopedSearchGraph, searchGraph, stackedSearchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
@@ -87,6 +89,9 @@ export interface AwqSettings {
   readonly recompute?: boolean;
 }
 
+/** Search sessions kept across layers: one per mapping of a layer (attention, output projection, MLP, down projection). */
+const SHARED_SEARCH_SESSIONS = 4;
+
 const DTYPES: Readonly<Record<ForwardModel['config']['dtype'], WeightDtype>> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
 
 /** `QUANTC_AWQ_CANDIDATES`: where candidates are made when the settings do not say (comparisons, profiling; see {@link AwqSettings.candidates}). */
@@ -139,6 +144,8 @@ export class AwqModifier implements LayerModifier {
   private readonly reader: OverlayWeights;
   /** See {@link AwqSettings.recompute}. */
   readonly recompute: boolean;
+  /** Search sessions kept across layers where the searches feed their weights (see {@link search}). */
+  private shared?: GraphRuntime;
 
   constructor(
     private readonly model: ForwardModel,
@@ -180,6 +187,35 @@ export class AwqModifier implements LayerModifier {
         return args === null || (shape !== undefined && inGraphQuantizer({ data: new Float32Array(0), rows: shape[0]!, cols: shape[1]!, args }, this.dtype) !== undefined);
       });
     });
+  }
+
+  /**
+   * The runtime of the searches that feed their weights (where the layer
+   * passes do: CUDA): one session per search shape for every layer, as the
+   * layer passes share theirs, instead of one per mapping and layer.
+   */
+  private searchRuntime(): GraphRuntime {
+    if (!this.shared) {
+      this.shared = this.newSearchRuntime();
+      this.shared.maxSessions = SHARED_SEARCH_SESSIONS;
+    }
+    return this.shared;
+  }
+
+  /** A runtime for search graphs, timed in {@link profile}; constants folded where the layer passes fold theirs (not on CUDA). */
+  private newSearchRuntime(): GraphRuntime {
+    const rt = new GraphRuntime(this.model.device);
+    rt.deviceId = this.model.deviceIds?.[0];
+    rt.timings = this.profile.search;
+    rt.foldConstants = this.model.foldConstants;
+    return rt;
+  }
+
+  /** Releases the shared search sessions. */
+  async release(): Promise<void> {
+    const rt = this.shared;
+    this.shared = undefined;
+    await rt?.dispose();
   }
 
   /** True for a layer that one of the mappings smooths. */
@@ -468,7 +504,9 @@ export class AwqModifier implements LayerModifier {
     // Dense parents and softmax-routed MoE blocks compute in the run's precision, as llm-compressor's forward of a bf16
     // model does; the other MoE blocks and MLA attention in float32 (docs/awq.md: Forward precision).
     const precision = kind === 'attention' || kind === 'mlp' || kind === 'linear' || (kind === 'moe' && parent.moe?.routing.kind === 'softmax') ? this.model.precision.low : undefined;
-    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const), precision, window: windowOf(cfg, layer) };
+    // Where the layer passes feed their weights, so do the searches: same-shaped layers share their sessions.
+    const feeds = this.model.feedWeights ? new WeightFeeds() : undefined;
+    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const), precision, window: windowOf(cfg, layer), feeds };
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
     const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.
@@ -509,9 +547,10 @@ export class AwqModifier implements LayerModifier {
     const k = balance[0]!.cols;
     for (const t of inputs) numel += (rowsPerRun ? rowsPerRun(t.data.length / k) : t.data.length / k) * outWidth;
     if (stack) numel = stack.batches.reduce((n, b) => n + b.batch * b.seq, 0) * outWidth;
-    const rt = new GraphRuntime(this.model.device);
-    rt.deviceId = this.model.deviceIds?.[0];
-    rt.timings = this.profile.search;
+    const rt = feeds ? this.searchRuntime() : this.newSearchRuntime();
+    // A graph's session key: its name, or where its weights are fed its structure (the runtime serves every layer).
+    const keyed = async (name: string, bytes: Uint8Array): Promise<{ key: string; weights: Record<string, RawTensor> }> =>
+      feeds ? { key: structureKey(name, bytes), weights: await feedTensors(feeds) } : { key: name, weights: {} };
     try {
       if (looped) {
         // Every point in one run per cached input; the scales padded with copies of the last point to whole chunks.
@@ -522,49 +561,54 @@ export class AwqModifier implements LayerModifier {
         if (stack) {
           // One run per stack (split where it is large): the parent input rebuilt per slot from the layer's input.
           const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp), precompute, stack.dtype);
+          const { key, weights } = await keyed('awq_search_stack', graph);
           const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
           for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
-            const { loss } = await rt.run('awq_search_stack', () => graph, { ...loopFeeds(run, tables), s: { type: 'float64', data: sc, dims: [padded, k] } });
+            const { loss } = await rt.run(key, () => graph, { ...loopFeeds(run, tables), s: { type: 'float64', data: sc, dims: [padded, k] }, ...weights });
             const l = loss!.data as Float32Array;
             // Each slot's losses, in slot order.
             for (let slot = 0; slot < loss!.dims[0]!; slot++) add(l, slot * loss!.dims[1]!);
           }
         }
         const graph = stack ? null : await loopedSearchGraph(scalesSpec, chunk);
+        const { key, weights } = graph ? await keyed('awq_search_loop', graph) : { key: '', weights: {} };
         for (const x of stack ? [] : inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
-          const { loss } = await rt.run('awq_search_loop', () => graph!, { x, s: { type: 'float64', data: sc, dims: [padded, k] }, ...position });
+          const { loss } = await rt.run(key, () => graph!, { x, s: { type: 'float64', data: sc, dims: [padded, k] }, ...position, ...weights });
           add(loss!.data as Float32Array);
         }
       }
       const graph = looped ? null : await searchGraph(spec);
+      const { key, weights } = graph ? await keyed('awq_search', graph) : { key: '', weights: {} };
+      // Candidates made by a graph of their own hold the weights as constants: keyed by all their bytes where the runtime is shared.
+      const candidatesKey = makeCandidates && feeds ? structureKey('awq_candidates', makeCandidates) : 'awq_candidates';
       for (let start = 0; !looped && start < this.grid.length; start += chunk) {
         const count = Math.min(chunk, this.grid.length - start);
-        const feeds: Record<string, RawTensor> = {};
+        const runFeeds: Record<string, RawTensor> = {};
         if (inGraph) {
           const sc = new Float64Array(count * k);
           for (let p = 0; p < count; p++) sc.set(scales[start + p]!, p * k);
           const s: RawTensor = { type: 'float64', data: sc, dims: [count, k] };
-          if (perRun) feeds.s = s;
-          else Object.assign(feeds, await rt.run('awq_candidates', () => makeCandidates!, { s }));
+          if (perRun) runFeeds.s = s;
+          else Object.assign(runFeeds, await rt.run(candidatesKey, () => makeCandidates!, { s }));
         } else
           balance.forEach((b, i) => {
             const size = b.rows * b.cols;
             const data = new Float32Array((count + 1) * size);
             data.set(b.data, 0);
             for (let p = 0; p < count; p++) data.set(b.args ? searchWeight(b, scales[start + p]!, this.dtype) : b.data, (p + 1) * size);
-            feeds[`w${i}`] = { type: 'float32', data, dims: [count + 1, b.rows, b.cols] };
+            runFeeds[`w${i}`] = { type: 'float32', data, dims: [count + 1, b.rows, b.cols] };
           });
         for (const x of inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
-          const { loss } = await rt.run(`awq_search`, () => graph!, { x, ...feeds, ...position });
+          const { loss } = await rt.run(key, () => graph!, { x, ...runFeeds, ...position, ...weights });
           add(loss!.data as Float32Array, 0, start, count);
         }
       }
     } finally {
-      await rt.dispose();
+      if (!feeds) await rt.dispose();
     }
     // torch divides the float32 total by the element count as a float32.
     const losses = Array.from(sums, (v) => Math.fround(v / (precision ? Math.fround(numel) : numel)));

@@ -10,7 +10,7 @@
  * Weights of the parent's other Linear layers (o_proj, down_proj) are
  * initializers, as they stand at that point of the layer's smoothing.
  */
-import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType, type WeightFeeds } from '../onnx/graph-builder.js';
 import { sparseMixer, topKSoftmax } from '../forward/block-sparse-moe-layer.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
@@ -132,13 +132,33 @@ export interface SearchGraphSpec {
   readonly precision?: LowPrecision;
   /** The attention parent's window (null: causal), which a fused attention kernel takes instead of the mask. */
   readonly window?: number | null;
+  /**
+   * Where set, every weight (the balance layers, the parent's other Linears,
+   * norms, biases, and the layer a stacked search replays) is a graph input
+   * recorded here instead of a constant, so that same-shaped layers build the
+   * same bytes and share one session (fed-weights.ts).
+   */
+  readonly feeds?: WeightFeeds;
 }
 
-/** A search graph (or loop body, `prefix` naming its values) computing in the spec's precision. */
-function builder(spec: SearchGraphSpec, prefix?: string): GraphBuilder {
-  const g = new GraphBuilder(prefix);
+/**
+ * A search graph, or with `outer` a loop body of it (`prefix` naming its
+ * values), computing in the spec's precision; with fed weights, what depends
+ * only on them is computed once per run in `outer`.
+ */
+function builder<B extends GraphBuilder = GraphBuilder>(spec: SearchGraphSpec, prefix?: string, outer?: GraphBuilder, make: (prefix?: string) => B = (p) => new GraphBuilder(p) as B): B {
+  const g = make(prefix);
   setGraphPrecision(g, spec.precision);
+  if (spec.feeds) {
+    g.feedWeights(spec.feeds);
+    if (outer) g.hoistInto(outer);
+  }
   return g;
+}
+
+/** A float32 vector or matrix of the parent: a constant, or an input where the graph feeds its weights. */
+function parentWeight(g: GraphBuilder, data: Float32Array, dims: readonly number[]): string {
+  return g.weight(OnnxType.float, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
 function roundTo(g: GraphBuilder, x: string, dtype: 'F32' | 'BF16'): string {
@@ -150,7 +170,7 @@ function roundTo(g: GraphBuilder, x: string, dtype: 'F32' | 'BF16'): string {
  * `Q(W·s)/s` (see algorithms.md §3.5), Q with min-max qparams per group.
  */
 function candidateWeights(g: GraphBuilder, w: DenseMatrix, s: string, q: InGraphQuantizer | null): string {
-  const w0 = g.constRaw(OnnxType.float, [w.rows, w.cols], new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+  const w0 = parentWeight(g, w.data, [w.rows, w.cols]);
   const w0p = g.op('Unsqueeze', [w0, g.i64([0])]);
   const points = g.op('Slice', [g.op('Shape', [s]), g.i64([0]), g.i64([1])]);
   if (!q) return g.op('Concat', [w0p, g.op('Expand', [w0p, g.op('Concat', [points, g.i64([w.rows, w.cols])], { axis: 0 })])], { axis: 0 });
@@ -193,7 +213,7 @@ function candidateWeights(g: GraphBuilder, w: DenseMatrix, s: string, q: InGraph
 function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Array): string {
   const wt = g.op('Unsqueeze', [g.op('Transpose', [w], { perm: [0, 2, 1] }), g.i64([1])]);
   const xs = g.op('Unsqueeze', [x, g.i64([0])]);
-  return bias ? matmulBias(g, xs, wt, g.constRaw(OnnxType.float, [bias.length], new Uint8Array(bias.buffer, bias.byteOffset, bias.byteLength))) : matmul(g, xs, wt);
+  return bias ? matmulBias(g, xs, wt, parentWeight(g, bias, [bias.length])) : matmul(g, xs, wt);
 }
 
 /** `[P, B, T, C]` → `[P·B, T, C]`; `seq` is the `[1]` sequence length. */
@@ -297,8 +317,9 @@ async function gridLoop(
   pos: PositionNames | null,
   chunk: number,
   made?: readonly string[],
+  top: GraphBuilder = g,
 ): Promise<string> {
-  const body = builder(spec, 'sl_');
+  const body = builder(spec, 'sl_', top);
   const iter = body.input('sl_iter', OnnxType.int64, []);
   const cond = body.input('sl_cond', OnnxType.bool, []);
   const start = body.op('Mul', [body.op('Unsqueeze', [iter, body.i64([0])]), body.i64([chunk])]);
@@ -437,6 +458,10 @@ export async function stackedSearchGraph(
   // With `precompute`, every point's candidates are made once for all slots rather than per slot and chunk.
   const made = precompute ? candidateSet(g, spec.candidates, s) : undefined;
   const slots = new RecordingBuilder('ss_');
+  if (spec.feeds) {
+    slots.feedWeights(spec.feeds);
+    slots.hoistInto(g);
+  }
   // The layer is built whole; only what leads to the parent input runs.
   slots.pruneUnused();
   const iter = slots.input('ss_iter', OnnxType.int64, []);
@@ -444,7 +469,7 @@ export async function stackedSearchGraph(
   const { inputs } = stackSlot(slots, iter, spec.cfg.hidden, dtype);
   const x = await prefix(slots, inputs);
   const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
-  const losses = await gridLoop(slots, spec, x, s, pos, chunk, made);
+  const losses = await gridLoop(slots, spec, x, s, pos, chunk, made, g);
   slots.declare(slots.op('Identity', [cond]), 'ss_cond_out', OnnxType.bool, []);
   slots.declare(losses, 'ss_loss', OnnxType.float, ['grid']);
   const n = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });

@@ -49,6 +49,8 @@ export interface LayerModifier {
    * a looped pass A does not return them.
    */
   changesLayer?(layer: number): boolean;
+  /** Releases what the modifier kept across layers (its sessions), once the last layer is done or the run failed. */
+  release?(): Promise<void>;
 }
 
 /** Wall time of one layer, split by pipeline step (milliseconds). */
@@ -139,6 +141,14 @@ export async function runSequential(
   fused: readonly FusedExpertsParam[],
   options: SequentialOptions = {},
 ): Promise<LayerTimings[]> {
+  try {
+    return await runLayers(model, batches, modifier, fused, options);
+  } finally {
+    await modifier.release?.();
+  }
+}
+
+async function runLayers(model: ForwardModel, batches: readonly TokenBatch[], modifier: LayerModifier, fused: readonly FusedExpertsParam[], options: SequentialOptions): Promise<LayerTimings[]> {
   const tables = model.positionTables();
   const embedded = await model.embed(batches);
   if (model.loopLayers && options.runBytes !== 0) return runStacked(model, embedded, modifier, fused, options);

@@ -186,6 +186,35 @@ describe('AWQ search graph', () => {
     }
   });
 
+  // Where the layer passes feed their weights (CUDA), the searches do too: every layer's search of a mapping is one graph.
+  test.each([
+    ['llama', true],
+    ['qwen3_moe', false],
+    ['mixtral', false],
+  ] as const)('%s (on the layer input stack: %s): searches that feed their weights share one session per mapping across layers, with the same losses', async (name, stacked) => {
+    const { model, job } = await llamaAwqJob('awq-fed.yaml', name, `{config_groups: {group_0: {targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}}, ignore: [lm_head, "re:.*mlp.gate$"]}`);
+    model.loopLayers = stacked;
+    // As on CUDA, constants neither folded nor prepacked: the CPU's products of prepacked constant weights sum in another order.
+    model.foldConstants = false;
+    try {
+      model.feedWeights = false;
+      const constants = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop' });
+      model.feedWeights = true;
+      const fed = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop' });
+      expect(fed.stacked).toBe(stacked);
+      const layers = new Set(fed.reports.map((r) => /layers\.(\d+)\./.exec(r.smooth)![1])).size;
+      expect(layers).toBeGreaterThan(1);
+      // One session per mapping of a layer, not per mapping and layer.
+      expect(constants.profile.search.sessions).toBe(constants.reports.length);
+      expect(fed.profile.search.sessions).toBeLessThanOrEqual(fed.reports.length / layers);
+      expect(fed.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]])).toEqual(constants.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]]));
+    } finally {
+      model.loopLayers = false;
+      model.feedWeights = false;
+      model.foldConstants = true;
+    }
+  });
+
   // onnxruntime's CPU float16 kernels are not CUDA's, so these check structure and rewrites: the graphs the CUDA search
   // builds (native low dtype, attention as the fused kernel, narrowed) run, and narrowing moves no value.
   test.each([
