@@ -20,7 +20,7 @@ import { clampedSwiglu, sinkAttend } from '../forward/gpt-oss-layer.js';
 import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
 import type { WeightReader } from '../forward/weights.js';
 import { scatterTopK, softmaxTopK, type Routing } from '../forward/moe.js';
-import { attention, linear, rmsNorm, rotary, silu, sliceLast, splitHeads } from '../forward/ops.js';
+import { attention, linear, partialRotary, rmsNorm, silu, splitHeads } from '../forward/ops.js';
 import { graphPrecision, lowOp, matmul, matmulBias, rounded, setGraphPrecision, type LowPrecision } from '../forward/precision.js';
 
 /** How the parent module computes its output from its balance layers. */
@@ -221,10 +221,6 @@ function foldSlices(g: GraphBuilder, x: string, seq: string, c: number): string 
   return g.op('Reshape', [x, g.op('Concat', [g.i64([-1]), seq, g.i64([c])], { axis: 0 })]);
 }
 
-function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number, headDim: number): string {
-  if (dim === headDim) return rotary(g, x, inp.cos, inp.sin, dim);
-  return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), inp.cos, inp.sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
-}
 
 /**
  * The candidate weights alone: input `s [P − 1, in]`, outputs `w<i> [P, out, in]`
@@ -407,8 +403,8 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
     let q = proj(0, cfg.heads, weights.qNorm);
     let kk = proj(1, cfg.kvHeads, weights.kNorm);
     const v = proj(2, cfg.kvHeads);
-    q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
-    kk = partialRotary(g, kk, inp, cfg.rope.dim, cfg.headDim);
+    q = partialRotary(g, q, inp.cos, inp.sin, cfg.rope.dim, cfg.headDim);
+    kk = partialRotary(g, kk, inp.cos, inp.sin, cfg.rope.dim, cfg.headDim);
     const att = weights.sinks
       ? sinkAttend(g, q, kk, v, inp.mask, weights.sinks, cfg)
       : attention(g, q, kk, v, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, spec.window);

@@ -10,7 +10,7 @@ import { windowOf, type DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, observesInput, type ObserveOption } from './observe.js';
-import { attention, layerNorm, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
+import { attention, layerNorm, linear, partialRotary, rmsNorm, splitHeads } from './ops.js';
 import { fusedRotary, lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
 
@@ -84,10 +84,6 @@ export function positionInputs(g: GraphBuilder, ropeDim: number): Pick<LayerInpu
 }
 
 /** RoPE on the first `dim` of `headDim` channels (partial rotary), the rest passed through. */
-function partialRotary(g: GraphBuilder, x: string, inp: LayerInputs, dim: number, headDim: number): string {
-  if (dim === headDim) return rotary(g, x, inp.cos, inp.sin, dim);
-  return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), inp.cos, inp.sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
-}
 
 /** The norm `name` (`model.layers.N.input_layernorm`, `model.norm`) on `x`: an RMSNorm, or a LayerNorm with bias where the config says so. */
 export async function decoderNorm(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, name: string, x: string): Promise<string> {
@@ -134,8 +130,8 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   // Whole-head RoPE may run inside the fused attention kernel, unless something reads the rotated keys first.
   const ropeLater = fusedRotary(g) && cfg.rope.dim === cfg.headDim && !observesInput(g, `${a}.key_states`) && !(await w.cacheQuantizer(a, 'k'));
   if (!ropeLater) {
-    q = partialRotary(g, q, inp, cfg.rope.dim, cfg.headDim);
-    k = partialRotary(g, k, inp, cfg.rope.dim, cfg.headDim);
+    q = partialRotary(g, q, inp.cos, inp.sin, cfg.rope.dim, cfg.headDim);
+    k = partialRotary(g, k, inp.cos, inp.sin, cfg.rope.dim, cfg.headDim);
   }
   // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
   observeInput(g, [`${a}.key_states`], k);

@@ -147,6 +147,12 @@ export function rotary(g: GraphBuilder, x: string, cos: string, sin: string, dim
   return lowOp(g, 'Add', [lowOp(g, 'Mul', [x, rounded(g, cos)]), lowOp(g, 'Mul', [swapped, signedSin(g, sin, dim)])]);
 }
 
+/** {@link rotary} on the first `dim` of `headDim` channels (partial RoPE), the rest passed through. */
+export function partialRotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number, headDim: number): string {
+  if (dim === headDim) return rotary(g, x, cos, sin, dim);
+  return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), cos, sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
+}
+
 const signedSins = new WeakMap<GraphBuilder, Map<string, string>>();
 
 /** The sin table (rounded as the rotary embedding returns it) with its first half negated, once per graph, table and width. */

@@ -13,7 +13,7 @@ import { gatedDeltaNet } from './gated-delta-net.js';
 import { cached, decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, flatten, joinShared, routedCountOutput, routedExperts, softmaxTopK, unflatten, type ExpertPlacement } from './moe.js';
 import { observeInput } from './observe.js';
-import { attention, linear, rmsNorm, rotary, sliceLast, splitHeads } from './ops.js';
+import { attention, linear, partialRotary, rmsNorm, sliceLast, splitHeads } from './ops.js';
 import { lowOp } from './precision.js';
 import { expertCount, qwenSparseLayer } from './softmax-moe-layer.js';
 import { denseMlp, gatedMlp } from './split-mlp.js';
@@ -33,8 +33,7 @@ async function gatedAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConf
   let k = splitHeads(g, linear(g, h, await w.linearWeight(`${a}.k_proj`)), cfg.kvHeads, d);
   k = rmsNorm(g, k, await w.normScale(`${a}.k_norm.weight`, true), cfg.eps, false, true);
   const v = splitHeads(g, linear(g, h, await w.linearWeight(`${a}.v_proj`)), cfg.kvHeads, d);
-  const rope = (x: string): string =>
-    cfg.rope.dim === d ? rotary(g, x, inp.cos, inp.sin, d) : g.op('Concat', [rotary(g, sliceLast(g, x, 0, cfg.rope.dim), inp.cos, inp.sin, cfg.rope.dim), sliceLast(g, x, cfg.rope.dim, d)], { axis: -1 });
+  const rope = (x: string): string => partialRotary(g, x, inp.cos, inp.sin, cfg.rope.dim, d);
   q = rope(q);
   k = rope(k);
   observeInput(g, [`${a}.key_states`], k);
