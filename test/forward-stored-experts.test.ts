@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { ForwardModel } from '../src/execute/forward/executor.js';
-import { readExperts, storedExperts } from '../src/execute/forward/moe.js';
+import { readExperts, storedExperts, storedInputMajorExperts } from '../src/execute/forward/moe.js';
 import { setGraphPrecision } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
@@ -92,4 +92,48 @@ test('float32 graphs, fed graphs and replaced experts keep the float32 stack', a
   expect(g.build('none').length).toBeLessThan(200);
   // Experts outside the replaced one still come as stored.
   expect(await storedExperts(g, overlay, c.module, 2, c.hidden, c.inter, 0)).toBeDefined();
+});
+
+test.each([true, false])("gpt-oss's and Llama 4's input-major experts (gate/up interleaved: %s) go into bf16 graphs as stored, gate and up cut out in the graph", async (interleaved) => {
+  // gpt_oss's tree checkpoint: gate_up_proj [4, 16, 64] and down_proj [4, 32, 16], bf16; read as Llama 4's (halves) too.
+  const dir = join(TREES, 'gpt_oss');
+  const model = await ForwardModel.open(dir);
+  const m = 'model.layers.0.mlp';
+  const [experts, hidden, inter] = [4, 16, 32];
+  const start = 1;
+  const count = 2;
+  const g = new GraphBuilder();
+  setGraphPrecision(g, { dtype: 'bfloat16', native: true });
+  const stored = storedInputMajorExperts(g, model.weights, m, count, hidden, inter, start, interleaved);
+  expect(stored?.bf16).toBe(true);
+  for (const k of ['gate', 'up', 'down'] as const) g.output(g.op('Cast', [stored![k]], { to: OnnxType.float }), k, OnnxType.float, null);
+  const bytes = g.model('stored_experts');
+  expect('externalData' in bytes).toBe(true);
+  const fused = await model.weights.slice(`${m}.experts.gate_up_proj`, start, count);
+  const down = await model.weights.slice(`${m}.experts.down_proj`, start, count);
+  const gate = new Float32Array(count * hidden * inter);
+  const up = new Float32Array(count * hidden * inter);
+  for (let r = 0; r < count * hidden; r++)
+    for (let j = 0; j < inter; j++) {
+      gate[r * inter + j] = fused[r * 2 * inter + (interleaved ? 2 * j : j)]!;
+      up[r * inter + j] = fused[r * 2 * inter + (interleaved ? 2 * j + 1 : inter + j)]!;
+    }
+  const rt = new GraphRuntime('cpu');
+  try {
+    const out = await rt.run('stored', () => bytes, {});
+    expect(out.gate!.dims).toEqual([count, hidden, inter]);
+    expect(out.gate!.data).toEqual(gate);
+    expect(out.up!.data).toEqual(up);
+    expect(out.down!.data).toEqual(down);
+  } finally {
+    await rt.dispose();
+  }
+  // Float32 and fed graphs, the wrong shape and a range past the experts keep the float32 stacks.
+  expect(storedInputMajorExperts(new GraphBuilder(), model.weights, m, count, hidden, inter, start, interleaved)).toBeUndefined();
+  const fed = new GraphBuilder();
+  setGraphPrecision(fed, { dtype: 'bfloat16', native: true });
+  fed.feedWeights(new (await import('../src/execute/onnx/graph-builder.js')).WeightFeeds());
+  expect(storedInputMajorExperts(fed, model.weights, m, count, hidden, inter, start, interleaved)).toBeUndefined();
+  expect(storedInputMajorExperts(g, model.weights, m, count, inter, hidden, start, interleaved)).toBeUndefined();
+  expect(storedInputMajorExperts(g, model.weights, m, experts, hidden, inter, start, interleaved)).toBeUndefined();
 });

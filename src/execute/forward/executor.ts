@@ -158,8 +158,6 @@ export const CUDA_GRAPH_WEIGHT_BYTES = 2 ** 31;
 /** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
 const FED_SESSIONS = 4;
 
-/** Families whose experts the layer graph builds from float32 stacks of their own (expert-groups.ts), copied into the graph bytes. */
-const OWN_EXPERT_STACKS: ReadonlySet<string> = new Set(['gpt_oss', 'llama4_text']);
 
 /**
  * MoE families whose layers (experts inside the layer graph) may share a
@@ -633,12 +631,12 @@ export class ForwardModel {
   /**
    * Whether layer graphs take experts (and dense MLPs) as the checkpoint
    * stores them, read from its files: bf16 graphs on the device over the
-   * checkpoint's own plain bf16 weights (moe.ts: storedExperts), except for
-   * families whose experts are float32 stacks of their own.
+   * checkpoint's own plain bf16 weights (moe.ts: storedExperts, and
+   * storedInputMajorExperts for gpt-oss's and Llama 4's layout).
    */
   private readsStoredExperts(): boolean {
     const low = this.precision.low;
-    return low?.native === true && low.dtype === 'bfloat16' && !OWN_EXPERT_STACKS.has(this.config.modelType) && this.referencesWeights();
+    return low?.native === true && low.dtype === 'bfloat16' && this.referencesWeights();
   }
 
   /**

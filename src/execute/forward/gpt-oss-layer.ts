@@ -14,7 +14,7 @@ import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
-import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, unflatten, type ExpertPlacement, type Routing } from './moe.js';
+import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, storedInputMajorExperts, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeChannels, observeExperts, observeInput } from './observe.js';
 import { linear, rotary, splitHeads, weightConst } from './ops.js';
 import { graphPrecision, lowOp, matmul, rounded } from './precision.js';
@@ -97,8 +97,6 @@ async function readGptOssExperts(w: WeightReader, m: string, start: number, coun
   }
   const gate = new Float32Array(count * hidden * inter);
   const up = new Float32Array(count * hidden * inter);
-  const gateBias = new Float32Array(count * inter);
-  const upBias = new Float32Array(count * inter);
   for (let e = 0; e < count; e++) {
     for (let h = 0; h < hidden; h++) {
       const row = (e * hidden + h) * e2;
@@ -107,27 +105,43 @@ async function readGptOssExperts(w: WeightReader, m: string, start: number, coun
         up[(e * hidden + h) * inter + j] = fused[row + 2 * j + 1]!;
       }
     }
+  }
+  return { gate, up, down, ...interleavedBiases(fusedBias, downBias, count, inter) };
+}
+
+/** The fused gate/up biases `[count, 2I]` (interleaved) split into gate and up, with the down biases. */
+function interleavedBiases(fusedBias: Float32Array, downBias: Float32Array, count: number, inter: number): Pick<GptOssExperts, 'gateBias' | 'upBias' | 'downBias'> {
+  const gateBias = new Float32Array(count * inter);
+  const upBias = new Float32Array(count * inter);
+  for (let e = 0; e < count; e++) {
     for (let j = 0; j < inter; j++) {
-      gateBias[e * inter + j] = fusedBias[e * e2 + 2 * j]!;
-      upBias[e * inter + j] = fusedBias[e * e2 + 2 * j + 1]!;
+      gateBias[e * inter + j] = fusedBias[e * 2 * inter + 2 * j]!;
+      upBias[e * inter + j] = fusedBias[e * 2 * inter + 2 * j + 1]!;
     }
   }
-  return { gate, up, gateBias, upBias, down, downBias };
+  return { gateBias, upBias, downBias };
 }
 
 /** Experts `[start, start + count)` of `m` on every token `x [N, H]`, combined by `routing` into `[N, H]`. */
 async function gptOssExpertRange(g: GraphBuilder, w: WeightReader, m: string, x: string, routing: Routing, start: number, count: number, hidden: number, inter: number): Promise<string> {
-  const s = await readGptOssExperts(w, m, start, count, hidden, inter);
+  // On the device in bf16 the experts go in as the checkpoint stores them (moe.ts); else float32 stacks made here.
+  const stored = storedInputMajorExperts(g, w, m, count, hidden, inter, start, true);
+  const s = stored
+    ? interleavedBiases(await w.slice(`${m}.experts.gate_up_proj_bias`, start, count), await w.slice(`${m}.experts.down_proj_bias`, start, count), count, inter)
+    : await readGptOssExperts(w, m, start, count, hidden, inter);
+  const weights = stored ?? {
+    gate: weightConst(g, (s as GptOssExperts).gate, [count, hidden, inter]),
+    up: weightConst(g, (s as GptOssExperts).up, [count, hidden, inter]),
+    down: weightConst(g, (s as GptOssExperts).down, [count, inter, hidden]),
+  };
   const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
   // `x @ W + b` of the eager experts: the product rounded, then the bias added and rounded again.
-  const biased = (a: string, weight: Float32Array, bias: Float32Array, dims: [number, number]): string =>
-    lowOp(g, 'Add', [matmul(g, a, weightConst(g, weight, [count, ...dims]), true), rounded(g, weightConst(g, bias, [count, 1, dims[1]]))]);
-  const proj = (weight: Float32Array, bias: Float32Array): string => biased(x3, weight, bias, [hidden, inter]);
-  const act = clampedSwiglu(g, proj(s.gate, s.gateBias), proj(s.up, s.upBias));
+  const biased = (a: string, weight: string, bias: Float32Array, out: number): string => lowOp(g, 'Add', [matmul(g, a, weight, true), rounded(g, weightConst(g, bias, [count, 1, out]))]);
+  const act = clampedSwiglu(g, biased(x3, weights.gate, s.gateBias, inter), biased(x3, weights.up, s.upBias, inter));
   const observedAs = `${inMemoryName(m)}.experts`;
   observeExperts(g, observedAs, ['gate_proj', 'up_proj'], x, false, routing.mask, count, start);
   observeExperts(g, observedAs, ['down_proj'], act, true, routing.mask, count, start);
-  const out = biased(act, s.down, s.downBias, [inter, hidden]);
+  const out = biased(act, weights.down, s.downBias, hidden);
   return combineExperts(g, out, routing, count);
 }
 

@@ -187,6 +187,35 @@ export async function storedExperts(g: GraphBuilder, w: WeightReader, m: string,
   return { gate: stack('gate'), up: stack('up'), down: stack('down'), bf16: true };
 }
 
+/**
+ * Experts `[start, start + count)` of `m` whose gate/up tensor is stored
+ * input-major, `experts.gate_up_proj [E, H, 2I]` with `experts.down_proj
+ * [E, I, H]` (the `x @ W` orientation of gpt-oss's and Llama 4's), for a
+ * graph computing in bf16 on the device: the stored bf16 elements read from
+ * the checkpoint's file (external data), gate and up cut out in the graph —
+ * every other column from the first and the second (`interleaved`, gpt-oss)
+ * or the two halves (Llama 4) — already in the orientation the MatMul takes.
+ * Undefined where the float32 stacks are needed (as {@link storedExperts}:
+ * another precision or dtype, fed weights, replaced experts, which hide the
+ * fused tensors).
+ */
+export function storedInputMajorExperts(g: GraphBuilder, w: WeightReader, m: string, count: number, hidden: number, inter: number, start: number, interleaved: boolean): ExpertWeights | undefined {
+  const low = graphPrecision(g);
+  if (!low?.native || low.dtype !== 'bfloat16' || g.feedsWeights) return undefined;
+  const entry = (name: string, dims: readonly number[]) => {
+    const e = w.has(name) ? w.index.tensors.get(name) : undefined;
+    return e !== undefined && e.dtype === 'BF16' && e.shape.length === 3 && e.shape[1] === dims[0] && e.shape[2] === dims[1] && e.shape[0]! >= start + count ? e : undefined;
+  };
+  const gu = entry(`${m}.experts.gate_up_proj`, [hidden, 2 * inter]);
+  const dn = entry(`${m}.experts.down_proj`, [inter, hidden]);
+  if (!gu || !dn) return undefined;
+  const bf16 = OnnxType.bfloat16;
+  const both = g.constRaw(bf16, [count, hidden, 2 * inter], slabs(gu, start, count));
+  const columns = (from: number, end: number, step: number): string => g.op('Slice', [both, g.i64([from]), g.i64([end]), g.i64([2]), g.i64([step])]);
+  const [gate, up] = interleaved ? [columns(0, 2 * inter, 2), columns(1, 2 * inter, 2)] : [columns(0, inter, 1), columns(inter, 2 * inter, 1)];
+  return { gate, up, down: g.constRaw(bf16, [count, inter, hidden], slabs(dn, start, count)), bf16: true };
+}
+
 /** A float32 {@link readExperts} stack as graph weights. */
 function stackWeights(g: GraphBuilder, s: ExpertStack): ExpertWeights {
   return {
