@@ -17,7 +17,7 @@ import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } 
 import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, storedInputMajorExperts, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeChannels, observeExperts, observeInput } from './observe.js';
 import { linear, rotary, splitHeads, weightConst } from './ops.js';
-import { graphPrecision, lowOp, matmul, rounded } from './precision.js';
+import { graphPrecision, lowOp, matmul, roundTo, rounded } from './precision.js';
 import { expertCount } from './softmax-moe-layer.js';
 import type { WeightReader } from './weights.js';
 import { decodeMxfp4Rows, mxfp4Param } from '../mxfp4-experts.js';
@@ -174,11 +174,16 @@ export function sinkAttend(g: GraphBuilder, q: string, k: string, v: string, mas
   const repeat = (x: string): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, cfg.heads, -1, cfg.headDim])]);
   const kt = g.op('Transpose', [repeat(k)], { perm: [0, 1, 3, 2] });
-  const scaled = lowOp(g, 'Mul', [matmul(g, q, kt), g.f32(cfg.headDim ** -0.5)]);
-  const scores = lowOp(g, 'Add', [scaled, mask]);
-  // The sink column [B, heads, T, 1]: a zero column of the unmasked scores (finite, where a masked score rounds to -inf in bf16) plus each head's sink.
-  const sinks = weightConst(g, sinkLogits, [1, cfg.heads, 1, 1]);
-  const column = g.op('Add', [g.op('Mul', [g.op('Slice', [scaled, g.i64([0]), g.i64([1]), g.i64([-1])]), g.f32(0)]), sinks]);
+  // Operands that are values of the low dtype (the scale where it is one, the mask's 0 and -inf, the bf16 sinks) are
+  // rounded as such, so that on the device the [B, heads, T, T] ops run on low tensors (narrow.ts): the same values.
+  const low = graphPrecision(g);
+  const scale = cfg.headDim ** -0.5;
+  const scaleValue = low && roundTo(low.dtype)(scale) === scale ? rounded(g, g.f32(scale)) : g.f32(scale);
+  const scaled = lowOp(g, 'Mul', [matmul(g, q, kt), scaleValue]);
+  const scores = lowOp(g, 'Add', [scaled, rounded(g, mask)]);
+  // The sink column [B, heads, T, 1]: each head's sink logit.
+  const sinks = rounded(g, weightConst(g, sinkLogits, [1, cfg.heads, 1, 1]));
+  const column = g.op('Expand', [sinks, g.op('Shape', [g.op('Slice', [scaled, g.i64([0]), g.i64([1]), g.i64([-1])])])]);
   const probs = sinkSoftmax(g, g.op('Concat', [scores, column], { axis: -1 }));
   const kept = g.op('Slice', [probs, g.i64([0]), g.i64([-1]), g.i64([-1])]);
   const out = matmul(g, kept, repeat(v));
@@ -192,7 +197,8 @@ export function sinkAttend(g: GraphBuilder, q: string, k: string, v: string, mas
  */
 function sinkSoftmax(g: GraphBuilder, logits: string): string {
   if (!graphPrecision(g)) return g.op('Softmax', [logits], { axis: -1 });
-  const shifted = lowOp(g, 'Sub', [logits, g.op('ReduceMax', [logits, g.i64([-1])], { keepdims: 1 })]);
+  // The row max of low values is one (rounding it changes nothing), so the subtraction runs on low tensors on the device.
+  const shifted = lowOp(g, 'Sub', [logits, rounded(g, g.op('ReduceMax', [logits, g.i64([-1])], { keepdims: 1 }))]);
   return rounded(g, g.op('Softmax', [shifted], { axis: -1 }));
 }
 
