@@ -326,7 +326,8 @@ async function gridLoop(
     ? made.map((all) => body.op('Concat', [body.op('Slice', [all, axis0, body.i64([1]), axis0]), body.op('Slice', [all, body.op('Add', [start, body.i64([1])]), body.op('Add', [end, body.i64([1])]), axis0])], { axis: 0 }))
     : candidateSet(body, spec.candidates, body.op('Slice', [s, start, end, axis0]));
   const loss = await searchLoss(body, spec, x, ws, pos);
-  body.output(body.op('Identity', [cond]), 'sl_cond_out', OnnxType.bool, []);
+  // The condition passes through as it came (an Identity would run on the device, a round trip every iteration).
+  body.passOutput(cond, OnnxType.bool, []);
   body.output(loss, 'sl_loss', OnnxType.float, [chunk]);
   const trips = g.op('Div', [g.op('Gather', [g.op('Shape', [s]), g.i64(0)], { axis: 0 }), g.i64(chunk)]);
   const [losses] = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: body, name: 'awq_grid_loop' } });
@@ -466,7 +467,7 @@ export async function stackedSearchGraph(
   const x = await prefix(slots, inputs);
   const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
   const losses = await gridLoop(slots, spec, x, s, pos, chunk, made, g);
-  slots.declare(slots.op('Identity', [cond]), 'ss_cond_out', OnnxType.bool, []);
+  slots.passOutput(cond, OnnxType.bool, []);
   slots.declare(losses, 'ss_loss', OnnxType.float, ['grid']);
   const n = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
   const [perSlot] = g.opMulti('Loop', [n, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: slots, name: 'awq_slot_loop' } });

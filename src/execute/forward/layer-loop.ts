@@ -142,7 +142,9 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   if (out === undefined) return null;
 
   // Body signature: (iter, cond, carried…) → (cond, carried…, slot output).
-  body.declare(body.op('Identity', [cond]), 'lb_cond_out', OnnxType.bool, []);
+  // The condition passes through as it came: an Identity would run on the device, and reading it back every iteration
+  // would wait for the iteration's kernels, so onnxruntime could not queue the next one ahead of the card.
+  body.passOutput(cond, OnnxType.bool, []);
   carried.forEach((c, i) => {
     const prior = body.input(`lb_s${i}`, OnnxType.float, null);
     body.declare(body.op(c.combine, [prior, c.value]), `lb_s${i}_out`, OnnxType.float, null);
