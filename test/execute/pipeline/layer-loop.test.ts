@@ -128,6 +128,18 @@ describe('looped layer passes', () => {
     }
   });
 
+  it("passes the loop's condition through its body: no node carries it (on CUDA one would, and be read back every iteration)", async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    const build = (into: Parameters<Parameters<typeof loopedLayer>[0]>[0]): Promise<boolean> => model.buildLayerInto(0, model.weights, into, 'all');
+    const looped = await loopedLayer(build, model.config.hidden, 32, true);
+    const text = Buffer.from(looped!.bytes).toString('latin1');
+    // The body's first output is its condition input itself, `lb_cond`, which no node reads or writes.
+    expect(text).toContain('lb_cond');
+    expect(text).not.toContain('lb_cond_out');
+    expect(text.split('lb_cond').length - 1).toBe(2);
+  });
+
   it('refuses a layer whose outputs are per-token values (they cannot be combined across batches)', async () => {
     const build = async (into: Parameters<Parameters<typeof loopedLayer>[0]>[0]): Promise<boolean> => {
       into.g.output(into.inputs.hidden, 'x:model.layers.0.mlp.down_proj', 1, ['batch', 'seq', 8]);
