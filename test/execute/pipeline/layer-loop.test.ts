@@ -140,6 +140,35 @@ describe('looped layer passes', () => {
     expect(text.split('lb_cond').length - 1).toBe(2);
   });
 
+  it('releases what a modifier keeps across layers once the run ends, also when a layer fails', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    const batches = tokenBatches(model.config.vocabSize).slice(0, 2);
+    for (const [loop, fail] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      let released = 0;
+      const modifier: LayerModifier = {
+        observe: { experts: 'all', hessians: false },
+        collect: () => undefined,
+        finishLayer: async (layer) => {
+          if (fail && layer === 1) throw new Error('layer 1 failed');
+          return { linears: new Map(), vectors: new Map() };
+        },
+        release: async () => {
+          released++;
+        },
+      };
+      model.loopLayers = loop;
+      try {
+        const run = runSequential(model, batches, modifier, [], { runBytes: loop ? 1 << 30 : 0 });
+        if (fail) await expect(run).rejects.toThrow('layer 1 failed');
+        else expect((await run).length).toBe(model.config.layers);
+      } finally {
+        model.loopLayers = false;
+      }
+      expect(released, `looped ${loop}, failing ${fail}`).toBe(1);
+    }
+  });
+
   it('refuses a layer whose outputs are per-token values (they cannot be combined across batches)', async () => {
     const build = async (into: Parameters<Parameters<typeof loopedLayer>[0]>[0]): Promise<boolean> => {
       into.g.output(into.inputs.hidden, 'x:model.layers.0.mlp.down_proj', 1, ['batch', 'seq', 8]);
