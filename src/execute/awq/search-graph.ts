@@ -8,7 +8,8 @@
  * difference of each grid point's parent output from the first slice's, so
  * a whole chunk of the grid costs one run per batch instead of one per point.
  * Weights of the parent's other Linear layers (o_proj, down_proj) are
- * initializers, as they stand at that point of the layer's smoothing.
+ * initializers, as they stand at that point of the layer's smoothing, or
+ * with {@link SearchGraphSpec.feeds} inputs like every other weight.
  */
 import { GraphBuilder, OnnxType, type WeightFeeds } from '../onnx/graph-builder.js';
 import { sparseMixer, topKSoftmax } from '../forward/block-sparse-moe-layer.js';
@@ -143,17 +144,20 @@ export interface SearchGraphSpec {
 
 /**
  * A search graph, or with `outer` a loop body of it (`prefix` naming its
- * values), computing in the spec's precision; with fed weights, what depends
- * only on them is computed once per run in `outer`.
+ * values), computing in the spec's precision (see {@link feedsLike}).
  */
-function builder<B extends GraphBuilder = GraphBuilder>(spec: SearchGraphSpec, prefix?: string, outer?: GraphBuilder, make: (prefix?: string) => B = (p) => new GraphBuilder(p) as B): B {
-  const g = make(prefix);
+function builder(spec: SearchGraphSpec, prefix?: string, outer?: GraphBuilder): GraphBuilder {
+  const g = new GraphBuilder(prefix);
   setGraphPrecision(g, spec.precision);
-  if (spec.feeds) {
-    g.feedWeights(spec.feeds);
-    if (outer) g.hoistInto(outer);
-  }
+  feedsLike(g, spec, outer);
   return g;
+}
+
+/** Makes `g` feed the spec's weights, if it feeds any; a loop body computes what depends only on them once per run, in `outer`. */
+function feedsLike(g: GraphBuilder, spec: SearchGraphSpec, outer?: GraphBuilder): void {
+  if (!spec.feeds) return;
+  g.feedWeights(spec.feeds);
+  if (outer) g.hoistInto(outer);
 }
 
 /** A float32 vector or matrix of the parent: a constant, or an input where the graph feeds its weights. */
@@ -220,7 +224,6 @@ function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Arra
 function foldSlices(g: GraphBuilder, x: string, seq: string, c: number): string {
   return g.op('Reshape', [x, g.op('Concat', [g.i64([-1]), seq, g.i64([c])], { axis: 0 })]);
 }
-
 
 /**
  * The candidate weights alone: input `s [P − 1, in]`, outputs `w<i> [P, out, in]`
@@ -455,10 +458,7 @@ export async function stackedSearchGraph(
   // With `precompute`, every point's candidates are made once for all slots rather than per slot and chunk.
   const made = precompute ? candidateSet(g, spec.candidates, s) : undefined;
   const slots = new RecordingBuilder('ss_');
-  if (spec.feeds) {
-    slots.feedWeights(spec.feeds);
-    slots.hoistInto(g);
-  }
+  feedsLike(slots, spec, g);
   // The layer is built whole; only what leads to the parent input runs.
   slots.pruneUnused();
   const iter = slots.input('ss_iter', OnnxType.int64, []);

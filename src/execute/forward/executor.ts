@@ -158,7 +158,6 @@ export const CUDA_GRAPH_WEIGHT_BYTES = 2 ** 31;
 /** Sessions of fed layer graphs kept per device: a pass with observers and one without, for up to two layer shapes (a dense first layer, MoE layers). */
 const FED_SESSIONS = 4;
 
-
 /**
  * MoE families whose layers (experts inside the layer graph) may share a
  * graph, sized by the checkpoint's tensors: softmax-routed (softmax-moe-layer.ts),

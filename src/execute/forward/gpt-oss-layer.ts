@@ -14,7 +14,7 @@ import type { GraphBuilder } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from './decoder-config.js';
 import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
-import { combineExperts, EXPERT_GROUP_BYTES, flatten, routedCountOutput, scatterTopK, storedInputMajorExperts, unflatten, type ExpertPlacement, type Routing } from './moe.js';
+import { combineExperts, EXPERT_GROUP_BYTES, flatten, inputMajorStack, routedCountOutput, scatterTopK, storedInputMajorExperts, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeChannels, observeExperts, observeInput } from './observe.js';
 import { linear, rotary, splitHeads, weightConst } from './ops.js';
 import { graphPrecision, lowOp, matmul, roundTo, rounded } from './precision.js';
@@ -126,14 +126,9 @@ function interleavedBiases(fusedBias: Float32Array, downBias: Float32Array, coun
 async function gptOssExpertRange(g: GraphBuilder, w: WeightReader, m: string, x: string, routing: Routing, start: number, count: number, hidden: number, inter: number): Promise<string> {
   // On the device in bf16 the experts go in as the checkpoint stores them (moe.ts); else float32 stacks made here.
   const stored = storedInputMajorExperts(g, w, m, count, hidden, inter, start, true);
-  const s = stored
-    ? interleavedBiases(await w.slice(`${m}.experts.gate_up_proj_bias`, start, count), await w.slice(`${m}.experts.down_proj_bias`, start, count), count, inter)
-    : await readGptOssExperts(w, m, start, count, hidden, inter);
-  const weights = stored ?? {
-    gate: weightConst(g, (s as GptOssExperts).gate, [count, hidden, inter]),
-    up: weightConst(g, (s as GptOssExperts).up, [count, hidden, inter]),
-    down: weightConst(g, (s as GptOssExperts).down, [count, inter, hidden]),
-  };
+  const own = stored ? undefined : await readGptOssExperts(w, m, start, count, hidden, inter);
+  const s = own ?? interleavedBiases(await w.slice(`${m}.experts.gate_up_proj_bias`, start, count), await w.slice(`${m}.experts.down_proj_bias`, start, count), count, inter);
+  const weights = stored ?? inputMajorStack(g, own!, count, hidden, inter);
   const x3 = g.op('Unsqueeze', [x, g.i64([0])]);
   // `x @ W + b` of the eager experts: the product rounded, then the bias added and rounded again.
   const biased = (a: string, weight: string, bias: Float32Array, out: number): string => lowOp(g, 'Add', [matmul(g, a, weight, true), rounded(g, weightConst(g, bias, [count, 1, out]))]);

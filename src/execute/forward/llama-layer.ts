@@ -83,8 +83,6 @@ export function positionInputs(g: GraphBuilder, ropeDim: number): Pick<LayerInpu
   };
 }
 
-/** RoPE on the first `dim` of `headDim` channels (partial rotary), the rest passed through. */
-
 /** The norm `name` (`model.layers.N.input_layernorm`, `model.norm`) on `x`: an RMSNorm, or a LayerNorm with bias where the config says so. */
 export async function decoderNorm(g: GraphBuilder, w: WeightReader, cfg: DecoderConfig, name: string, x: string): Promise<string> {
   const weight = await w.normScale(`${name}.weight`, cfg.zeroCentredNorms);

@@ -14,9 +14,9 @@ import type { GraphBuilder } from '../onnx/graph-builder.js';
 import { UnsupportedModelError, type DecoderConfig } from './decoder-config.js';
 import { placedExperts } from './expert-groups.js';
 import { decoderLayer, type LayerInputs, type LayerOptions, type LayerProgram } from './llama-layer.js';
-import { EXPERT_GROUP_BYTES, flatten, joinShared, routedCountOutput, scatterTopK, storedInputMajorExperts, unflatten, type ExpertPlacement, type Routing } from './moe.js';
+import { EXPERT_GROUP_BYTES, flatten, inputMajorStack, joinShared, routedCountOutput, scatterTopK, storedInputMajorExperts, unflatten, type ExpertPlacement, type Routing } from './moe.js';
 import { observeExperts, observeInput } from './observe.js';
-import { attention, chunkedAttention, linear, rmsNorm, silu, sliceLast, splitHeads, weightConst } from './ops.js';
+import { attention, chunkedAttention, linear, rmsNorm, silu, sliceLast, splitHeads } from './ops.js';
 import { fusedAttention, lowOp, matmul, rounded } from './precision.js';
 import { gatedMlp, denseMlp } from './split-mlp.js';
 import { expertCount } from './softmax-moe-layer.js';
@@ -187,11 +187,7 @@ async function readLlama4Experts(w: WeightReader, m: string, start: number, coun
  */
 async function llama4ExpertRange(g: GraphBuilder, w: WeightReader, m: string, x: string, routing: Routing, start: number, count: number, hidden: number, inter: number, topK: number, observeAll: boolean): Promise<string> {
   // On the device in bf16 the experts go in as the checkpoint stores them (moe.ts); else float32 stacks made here.
-  const stored = storedInputMajorExperts(g, w, m, count, hidden, inter, start, false);
-  const s = stored ? undefined : await readLlama4Experts(w, m, start, count, hidden, inter);
-  const gateW = stored?.gate ?? weightConst(g, s!.gate, [count, hidden, inter]);
-  const upW = stored?.up ?? weightConst(g, s!.up, [count, hidden, inter]);
-  const downW = stored?.down ?? weightConst(g, s!.down, [count, inter, hidden]);
+  const { gate: gateW, up: upW, down: downW } = storedInputMajorExperts(g, w, m, count, hidden, inter, start, false) ?? inputMajorStack(g, await readLlama4Experts(w, m, start, count, hidden, inter), count, hidden, inter);
   // [E, N, H]: x scaled by each expert's score.
   const xe = lowOp(g, 'Mul', [g.op('Unsqueeze', [x, g.i64([0])]), g.op('Unsqueeze', [g.op('Transpose', [routing.weights], { perm: [1, 0] }), g.i64([-1])])]);
   const gated = (input: string): string => lowOp(g, 'Mul', [silu(g, matmul(g, input, gateW, true)), matmul(g, input, upW, true)]);

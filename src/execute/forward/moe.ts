@@ -216,14 +216,19 @@ export function storedInputMajorExperts(g: GraphBuilder, w: WeightReader, m: str
   return { gate, up, down: g.constRaw(bf16, [count, inter, hidden], slabs(dn, start, count)), bf16: true };
 }
 
-/** A float32 {@link readExperts} stack as graph weights. */
-function stackWeights(g: GraphBuilder, s: ExpertStack): ExpertWeights {
+/** Float32 expert stacks (gate/up `[E, H, I]`, down `[E, I, H]`) as graph weights. */
+export function inputMajorStack(g: GraphBuilder, s: { readonly gate: Float32Array; readonly up: Float32Array; readonly down: Float32Array }, experts: number, hidden: number, inter: number): ExpertWeights {
   return {
-    gate: weightConst(g, s.gate, [s.experts, s.hidden, s.inter]),
-    up: weightConst(g, s.up, [s.experts, s.hidden, s.inter]),
-    down: weightConst(g, s.down, [s.experts, s.inter, s.hidden]),
+    gate: weightConst(g, s.gate, [experts, hidden, inter]),
+    up: weightConst(g, s.up, [experts, hidden, inter]),
+    down: weightConst(g, s.down, [experts, inter, hidden]),
     bf16: false,
   };
+}
+
+/** A float32 {@link readExperts} stack as graph weights. */
+function stackWeights(g: GraphBuilder, s: ExpertStack): ExpertWeights {
+  return inputMajorStack(g, s, s.experts, s.hidden, s.inter);
 }
 
 /** What {@link allExperts} needs to know of the experts besides their weights. */
