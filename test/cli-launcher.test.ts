@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CUDA_HEAP_ENV, heapUntuned, runsOnCuda } from '../src/cli/cuda-heap.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const RECIPE = 'recipes/glm-4.7-flash-nvfp4.qr';
@@ -138,6 +139,30 @@ describe('the quantc launcher (run `npm run build` first; `npm test` does)', () 
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^mine\.qr:4:14: error unknown-preset: /);
     expect(r.stderr).toBe('');
+  });
+
+  it('gives runs on CUDA glibc\'s heap for every block, unless the user tunes the allocator', () => {
+    const pkg = install({ stub: true });
+    // The plain bundle replaced by one that prints the allocator variables it was started with.
+    writeFileSync(join(pkg, 'dist/cli/quantc.js'), "process.stdout.write(JSON.stringify(Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES'))));\n");
+    const heap = (args: readonly string[], env: Record<string, string> = {}) => {
+      const r = quantc(pkg, args, { env });
+      expect(r.code, args.join(' ')).toBe(0);
+      return JSON.parse(r.stdout) as Record<string, string>;
+    };
+    const cuda = [['apply', 'r.qr', '--model', 'm', '--device', 'cuda'], ['eval', '--model', 'm', '--device', 'cuda:1'], ['apply', 'r.qr', '--device=cuda:0,1'], ['apply', 'r.qr', '--gpus', '2'], ['apply', 'r.qr', '--gpus=2']];
+    for (const args of cuda) {
+      expect(runsOnCuda(args), args.join(' ')).toBe(true);
+      expect(heap(args), args.join(' ')).toEqual(CUDA_HEAP_ENV);
+    }
+    for (const args of [['apply', 'r.qr', '--model', 'm'], ['apply', 'r.qr', '--device', 'cpu'], ['plan', 'cuda.qr', '--model', 'cuda'], ['eval', '--model', 'cuda', '--device', 'cpu']]) {
+      expect(runsOnCuda(args), args.join(' ')).toBe(false);
+      expect(heap(args), args.join(' ')).toEqual({});
+    }
+    // Whatever the user set stays as it is, and nothing is added to it.
+    expect(heap(cuda[0]!, { MALLOC_ARENA_MAX: '2' })).toEqual({ MALLOC_ARENA_MAX: '2' });
+    expect(heap(cuda[0]!, { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' })).toEqual({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' });
+    expect([heapUntuned({ MALLOC_ARENA_MAX: '2' }), heapUntuned({ GLIBC_TUNABLES: 'x' }), heapUntuned({ PATH: '/bin' })]).toEqual([false, false, true]);
   });
 
   it('ends quietly when its reader closes the pipe', () => {

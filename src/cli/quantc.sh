@@ -28,4 +28,19 @@ check | fmt | export)
   fi
   ;;
 esac
+# Runs on CUDA (`--device cuda…`, `--gpus`): glibc serves every block from its
+# heap and keeps what is freed, so the GiB-sized buffers that carry each
+# layer's outputs off the card reuse pages instead of having fresh ones
+# zero-filled (src/cli/cuda-heap.ts says why and what it costs). Not when
+# the user tunes glibc's allocator.
+cuda=
+prev=
+for arg do
+  case $prev,$arg in --device,cuda*) cuda=1 ;; esac
+  case $arg in --device=cuda* | --gpus | --gpus=*) cuda=1 ;; esac
+  prev=$arg
+done
+if [ -n "$cuda" ] && [ -z "${GLIBC_TUNABLES+set}" ] && ! env | grep -q '^MALLOC_'; then
+  export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
+fi
 exec node "$cli/quantc.js" "$@"

@@ -31,6 +31,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { CUDA_HEAP_ENV, heapUntuned, runsOnCuda } from '../../src/cli/cuda-heap.js';
 import { cwdSourceHost } from '../../src/cli/cwd-host.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 import { renderPlanText } from '../../src/report/plan-text.js';
@@ -132,6 +133,8 @@ function machine(): Record<string, unknown> {
     memoryBytes: totalmem(),
     gpus: gpus ? gpus.split('\n').map((l) => l.trim()) : [],
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    // glibc's allocator settings of the run (set by the bench itself on CUDA, as the launcher sets them).
+    heap: Object.fromEntries(Object.entries(process.env).filter(([k]) => k === 'GLIBC_TUNABLES' || k.startsWith('MALLOC_'))),
   };
 }
 
@@ -172,6 +175,11 @@ async function baseFigures(print: (s: string) => void, keep: (section: string, r
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  // quantc's passes run in this process: on CUDA it starts again with the allocator settings the launcher gives users.
+  if (runsOnCuda(args) && heapUntuned(process.env)) {
+    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args], { stdio: 'inherit', env: { ...process.env, ...CUDA_HEAP_ENV } });
+    process.exit(r.status ?? 1);
+  }
   const lines: string[] = [`quantc ${QUANTC_VERSION} benchmark (node ${process.version}, ${process.platform}/${process.arch})`, ''];
   const print = (s: string) => {
     lines.push(s);
