@@ -6,7 +6,8 @@
  * q/k/v, L2-normed queries and keys, `beta = sigmoid(b)`, log-decay
  * `g = -exp(A_log)·softplus(a + dt_bias)`, then the gated delta rule in
  * chunks of 64 tokens: the intra-chunk UT system is solved by forward
- * substitution (unrolled over the chunk's rows, every chunk at once), and
+ * substitution (blocked: the 8 × 8 diagonal blocks inverted row by row,
+ * then block by block; every chunk at once), and
  * the recurrent state crosses chunks in an ONNX `Scan`, so one graph serves
  * every sequence length. The output goes through the gated RMSNorm
  * (`norm(x)·silu(z)`, per value head) and `out_proj`.
@@ -56,14 +57,49 @@ function sliceAxis(g: GraphBuilder, x: string, start: number, end: number, axis:
 /**
  * `X` with `A X = B` for the unit lower-triangular `A` whose strictly lower
  * part is that of `a [..., C, C]` (its diagonal and upper part are ignored),
- * `b [..., C, D]`: `x_i = b_i - A[i, :i] · X[:i]`, row by row.
+ * `b [..., C, D]`: `x_i = b_i - A[i, :i] · X[:i]`, row by row (5 operators a row).
  */
-function solveUnitLower(g: GraphBuilder, a: string, b: string, size: number): string {
-  let x = sliceAxis(g, b, 0, 1, -2);
+export function substitute(g: GraphBuilder, a: string, b: string, size: number, first = sliceAxis(g, b, 0, 1, -2)): string {
+  let x = first;
   for (let i = 1; i < size; i++) {
     const row = g.op('Slice', [a, g.i64([i, 0]), g.i64([i + 1, i]), g.i64([-2, -1])]);
     const xi = g.op('Sub', [sliceAxis(g, b, i, i + 1, -2), g.op('MatMul', [row, x])]);
     x = g.op('Concat', [x, xi], { axis: -2 });
+  }
+  return x;
+}
+
+/** Rows per block of {@link solveUnitLower}'s blocked substitution. */
+const SOLVE_BLOCK = 8;
+
+/**
+ * {@link substitute} for `a [B, H, n, C, C]`, `b [B, H, n, C, D]`, blocked as
+ * LAPACK's triangular solves are: the inverses of the diagonal `8 × 8`
+ * blocks, all at once by substitution, then block by block
+ * `X_j = D_j⁻¹ (B_j − A[j, :j] · X[:j])`. The same solution, in about 90
+ * operators instead of 5 a row (315 for a 64-token chunk): a DeltaNet's
+ * share of a graph's nodes, which onnxruntime's session creation and every
+ * run pay per node, falls to a third.
+ */
+export function solveUnitLower(g: GraphBuilder, a: string, b: string, size: number): string {
+  const s = SOLVE_BLOCK;
+  if (size % s !== 0 || size <= s) return substitute(g, a, b, size);
+  const nb = size / s;
+  // Diagonal blocks [B, H, n, nb, s, s]: the (j, j) blocks of the [nb, nb] grid of blocks.
+  const grid = g.op('Transpose', [g.op('Reshape', [a, g.i64([0, 0, 0, nb, s, nb, s])])], { perm: [0, 1, 2, 3, 5, 4, 6] });
+  const diagonal = g.op('Gather', [g.op('Reshape', [grid, g.i64([0, 0, 0, nb * nb, s, s])]), g.i64(Array.from({ length: nb }, (_, j) => j * (nb + 1)))], { axis: 3 });
+  // The inverses by substitution on the identity's rows. The first row, e₀, is made from the blocks' own
+  // first rows (times zero) so that its shape, and every shape after it, is one onnxruntime's planner knows:
+  // it reuses no buffer of unknown shape (an identity expanded to a computed shape would be one).
+  const eye = g.f32(Array.from({ length: s * s }, (_, k) => (k % (s + 1) === 0 ? 1 : 0)), [s, s]);
+  const first = g.op('Add', [g.op('Mul', [sliceAxis(g, diagonal, 0, 1, -2), g.f32(0)]), sliceAxis(g, eye, 0, 1, -2)]);
+  const inverses = substitute(g, diagonal, eye, s, first);
+  const inverse = (j: number): string => g.op('Gather', [inverses, g.i64(j)], { axis: 3 });
+  let x = g.op('MatMul', [inverse(0), sliceAxis(g, b, 0, s, -2)]);
+  for (let j = 1; j < nb; j++) {
+    const coupling = g.op('Slice', [a, g.i64([j * s, 0]), g.i64([(j + 1) * s, j * s]), g.i64([-2, -1])]);
+    const rest = g.op('Sub', [sliceAxis(g, b, j * s, (j + 1) * s, -2), g.op('MatMul', [coupling, x])]);
+    x = g.op('Concat', [x, g.op('MatMul', [inverse(j), rest])], { axis: -2 });
   }
   return x;
 }
