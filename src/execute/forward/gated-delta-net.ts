@@ -83,7 +83,8 @@ const SOLVE_BLOCK = 8;
  */
 export function solveUnitLower(g: GraphBuilder, a: string, b: string, size: number): string {
   const s = SOLVE_BLOCK;
-  if (size % s !== 0 || size <= s) return substitute(g, a, b, size);
+  // QUANTC_DELTA_SOLVE=rows: the row-by-row solve, for comparisons.
+  if (size % s !== 0 || size <= s || process.env.QUANTC_DELTA_SOLVE === 'rows') return substitute(g, a, b, size);
   const nb = size / s;
   // Diagonal blocks [B, H, n, nb, s, s]: the (j, j) blocks of the [nb, nb] grid of blocks.
   const grid = g.op('Transpose', [g.op('Reshape', [a, g.i64([0, 0, 0, nb, s, nb, s])])], { perm: [0, 1, 2, 3, 5, 4, 6] });
