@@ -112,7 +112,8 @@ export interface LoopedLayer {
  * under its own name and, with `keepOutput`, `out [n, rows, H]`.
  * With `feeds`, the layer's weights are graph inputs recorded there and
  * the statistics come out as `stat_<i>` ({@link LoopedLayer.outputs}), so
- * that same-shaped layers build the same bytes.
+ * that same-shaped layers build the same bytes. `unroll` slots run an
+ * iteration ({@link loopUnroll}).
  */
 export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, feeds?: WeightFeeds, dtype: StackDtype = 'float32', unroll = loopUnroll()): Promise<LoopedLayer | null> {
   const g = new GraphBuilder();
@@ -145,10 +146,11 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
 }
 
 /**
- * Slots a looped layer's iteration takes (`QUANTC_LOOP_UNROLL`, default 1):
- * several give the host the next slot's kernels to queue while the card
- * runs the last one's, where onnxruntime would otherwise wait at the end of
- * every iteration, for a body as many times larger.
+ * Slots a looped layer's iteration takes (`QUANTC_LOOP_UNROLL`, 1 to 16,
+ * default 1): with several, the host can queue one slot's kernels while the
+ * card runs another's, for a body as many times larger. On an H100 it moved
+ * GPTQ's and AWQ's layer passes by no more than one call's spread
+ * (docs/gptq.md), so one is the default.
  */
 export function loopUnroll(): number {
   const n = Number(process.env.QUANTC_LOOP_UNROLL ?? 1);
