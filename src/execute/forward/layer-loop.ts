@@ -19,7 +19,7 @@
  */
 import { bf16Bytes, concatFloat32, concatUint16, f16Bytes, toFloat32 } from '../dtypes.js';
 import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
-import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeed, type WeightFeeds } from '../onnx/graph-builder.js';
+import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
 import type { Feed } from '../runtime.js';
 import type { LayerInputs, LayerOptions } from './llama-layer.js';
 
@@ -112,116 +112,57 @@ export interface LoopedLayer {
  * under its own name and, with `keepOutput`, `out [n, rows, H]`.
  * With `feeds`, the layer's weights are graph inputs recorded there and
  * the statistics come out as `stat_<i>` ({@link LoopedLayer.outputs}), so
- * that same-shaped layers build the same bytes. `unroll` slots run an
- * iteration ({@link loopUnroll}).
+ * that same-shaped layers build the same bytes.
  */
-export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, feeds?: WeightFeeds, dtype: StackDtype = 'float32', unroll = loopUnroll()): Promise<LoopedLayer | null> {
+export async function loopedLayer(build: BuildInto, hidden: number, rows: number, keepOutput: boolean, feeds?: WeightFeeds, dtype: StackDtype = 'float32'): Promise<LoopedLayer | null> {
   const g = new GraphBuilder();
-  if (feeds) g.feedWeights(feeds);
-  const stack = stackInputs(g, rows, hidden, dtype);
-  const count = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
-  const slotType = stackType(dtype);
-  // `unroll` slots an iteration, then the rest one an iteration, in slot order: the statistics combine in the same order.
-  const whole = unroll > 1 ? g.op('Div', [count, g.i64(unroll)]) : count;
-  const first = await loopBody(g, build, hidden, rows, dtype, feeds, unroll, undefined, undefined);
-  if (!first) return null;
-  const { statistics, combines } = first;
-  const identities = combines.map((c) => g.f32(identityOf(c)));
-  const loop = (body: GraphBuilder, trips: string, initial: readonly string[], name: string): string[] =>
-    g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...initial], combines.length + 1, { body: { graph: body, name } });
-  let results = loop(first.body, whole, identities, 'layer_loop');
-  let out = results[combines.length]!;
-  if (unroll > 1) {
-    const done = g.op('Mul', [whole, g.i64(unroll)]);
-    const rest = await loopBody(g, build, hidden, rows, dtype, feeds, 1, done, first.weights);
-    if (!rest || rest.statistics.join() !== statistics.join()) return null;
-    const unrolled = out;
-    results = loop(rest.body, g.op('Sub', [count, done]), results.slice(0, combines.length), 'layer_loop_rest');
-    if (keepOutput) out = g.op('Concat', [g.op('Reshape', [unrolled, g.i64([-1, rows, hidden])]), results[combines.length]!], { axis: 0 });
-  }
-  const outputs = statistics.map((name, i) => (feeds ? `stat_${i}` : name));
-  outputs.forEach((name, i) => g.output(results[i]!, name, OnnxType.float, null));
-  if (keepOutput) g.output(out, 'out', slotType, ['n', rows, hidden]);
-  return { bytes: g.build('looped_layer'), statistics, outputs };
-}
-
-/**
- * Slots a looped layer's iteration takes (`QUANTC_LOOP_UNROLL`, 1 to 16,
- * default 1): with several, the host can queue one slot's kernels while the
- * card runs another's, for a body as many times larger. On an H100 it moved
- * GPTQ's and AWQ's layer passes by no more than one call's spread
- * (docs/gptq.md), so one is the default.
- */
-export function loopUnroll(): number {
-  const n = Number(process.env.QUANTC_LOOP_UNROLL ?? 1);
-  return Number.isInteger(n) && n >= 1 && n <= 16 ? n : 1;
-}
-
-/**
- * The body of a looped layer that runs slots `k·iter … k·iter + k − 1`
- * (`offset + iter` for `k = 1` with an outer `offset` value): its
- * statistics combined into the loop-carried ones slot after slot, and the
- * slots' outputs padded to `rows` rows (`[k·rows, H]` an iteration).
- * Signature: `(iter, cond, carried…) → (cond, carried…, slot output)`.
- */
-async function loopBody(
-  g: GraphBuilder,
-  build: BuildInto,
-  hidden: number,
-  rows: number,
-  dtype: StackDtype,
-  feeds: WeightFeeds | undefined,
-  k: number,
-  offset: string | undefined,
-  weightsOf: readonly WeightFeed[] | undefined,
-): Promise<{ body: GraphBuilder; statistics: string[]; combines: ('Add' | 'Min' | 'Max')[]; weights: readonly WeightFeed[] } | null> {
-  const body = new RecordingBuilder(offset === undefined ? 'lb_' : 'lr_');
+  const body = new RecordingBuilder('lb_');
   if (feeds) {
+    g.feedWeights(feeds);
     body.feedWeights(feeds);
     // Fed weights are decoded once per run in the outer graph, not per batch in the body.
     body.hoistInto(g);
   }
-  const iter = body.input(`${offset === undefined ? 'lb' : 'lr'}_iter`, OnnxType.int64, []);
-  const cond = body.input(`${offset === undefined ? 'lb' : 'lr'}_cond`, OnnxType.bool, []);
+  const iter = body.input('lb_iter', OnnxType.int64, []);
+  const cond = body.input('lb_cond', OnnxType.bool, []);
+  const { inputs, used } = stackSlot(body, iter, hidden, dtype);
   const zero = body.i64([0]);
-  let statistics: string[] | undefined;
-  let weights: readonly WeightFeed[] | undefined;
-  const values: string[][] = [];
-  const slots: string[] = [];
-  for (let j = 0; j < k; j++) {
-    const index = offset !== undefined ? body.op('Add', [iter, offset]) : k === 1 ? iter : body.op('Add', [body.op('Mul', [iter, body.i64(k)]), body.i64(j)]);
-    const { inputs, used } = stackSlot(body, index, hidden, dtype);
-    body.recorded.clear();
-    // The layer built again reads the inputs of its first build: each weight is fed once.
-    const replayed = weightsOf ?? weights;
-    if (feeds && replayed) feeds.replay(replayed);
-    else feeds?.record();
-    if (!(await build({ g: body, inputs, output: 'lb_out' }))) return null;
-    if (feeds && replayed) feeds.endReplay();
-    else if (feeds) weights = feeds.recorded();
-    const out = body.recorded.get('lb_out');
-    if (out === undefined) return null;
-    const named = [...body.recorded].filter(([name]) => name !== 'lb_out');
-    if (named.some(([name]) => !combinerOf(name))) return null;
-    statistics ??= named.map(([name]) => name);
-    if (named.map(([name]) => name).join() !== statistics.join()) return null;
-    values.push(named.map(([, value]) => value));
-    const flat = body.op('Reshape', [out, body.i64([-1, hidden])]);
-    slots.push(body.op('Pad', [flat, body.op('Concat', [zero, zero, body.op('Sub', [body.i64([rows]), used]), zero], { axis: 0 })]));
+  if (!(await build({ g: body, inputs, output: 'lb_out' }))) return null;
+
+  const statistics: string[] = [];
+  const carried: { name: string; value: string; combine: 'Add' | 'Min' | 'Max' }[] = [];
+  for (const [name, value] of body.recorded) {
+    if (name === 'lb_out') continue;
+    const combine = combinerOf(name);
+    if (!combine) return null;
+    statistics.push(name);
+    carried.push({ name, value, combine });
   }
-  const names = statistics ?? [];
-  const combines = names.map((name) => combinerOf(name)!);
+  const out = body.recorded.get('lb_out');
+  if (out === undefined) return null;
+
+  // Body signature: (iter, cond, carried…) → (cond, carried…, slot output).
   // The condition passes through as it came: an Identity would run on the device, and reading it back every iteration
   // would wait for the iteration's kernels, so onnxruntime could not queue the next one ahead of the card.
   body.passOutput(cond, OnnxType.bool, []);
-  combines.forEach((combine, i) => {
-    let value = body.input(`${offset === undefined ? 'lb' : 'lr'}_s${i}`, OnnxType.float, null);
-    for (const slot of values) value = body.op(combine, [value, slot[i]!]);
-    body.declare(value, `${offset === undefined ? 'lb' : 'lr'}_s${i}_out`, OnnxType.float, null);
+  carried.forEach((c, i) => {
+    const prior = body.input(`lb_s${i}`, OnnxType.float, null);
+    body.declare(body.op(c.combine, [prior, c.value]), `lb_s${i}_out`, OnnxType.float, null);
   });
-  const slotOut = slots.length === 1 ? slots[0]! : body.op('Concat', slots, { axis: 0 });
-  body.declare(narrowed(body, slotOut, dtype), `${offset === undefined ? 'lb' : 'lr'}_slot_out`, stackType(dtype), [k * rows, hidden]);
-  return { body, statistics: names, combines, weights: weightsOf ?? weights ?? [] };
+  const flat = body.op('Reshape', [out, body.i64([-1, hidden])]);
+  const padded = body.op('Pad', [flat, body.op('Concat', [zero, zero, body.op('Sub', [body.i64([rows]), used]), zero], { axis: 0 })]);
+  const slotType = stackType(dtype);
+  body.declare(narrowed(body, padded, dtype), 'lb_slot_out', slotType, [rows, hidden]);
+
+  const stack = stackInputs(g, rows, hidden, dtype);
+  const trips = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
+  const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + 1, {
+    body: { graph: body, name: 'layer_loop' },
+  });
+  const outputs = carried.map((c, i) => (feeds ? `stat_${i}` : c.name));
+  carried.forEach((_, i) => g.output(results[i]!, outputs[i]!, OnnxType.float, null));
+  if (keepOutput) g.output(results[carried.length]!, 'out', slotType, ['n', rows, hidden]);
+  return { bytes: g.build('looped_layer'), statistics, outputs };
 }
 
 /**

@@ -34,13 +34,11 @@ function storedBf16(g: GraphBuilder, w: Bf16Matrix, type: 'bfloat16' | 'float'):
     const c = g.constRaw(OnnxType.bfloat16, [w.rows, w.cols], w.bf16);
     return type === 'float' ? g.op('Cast', [c], { to: OnnxType.float }) : c;
   }
-  // In a loop body the decoding runs once per run, before the loop (GraphBuilder.hoistInto), not at every iteration,
-  // and once per weight however many times the body reads it.
-  const bits = g.invariantGraph.weight(OnnxType.uint16, [w.rows, w.cols], w.bf16);
+  // In a loop body the decoding runs once per run, before the loop (GraphBuilder.hoistInto), not at every iteration.
   return g.invariant((o) => {
-    const values = decodeBf16Bits(o, bits);
+    const values = decodeBf16Bits(o, o.weight(OnnxType.uint16, [w.rows, w.cols], w.bf16));
     return type === 'float' ? values : o.op('Cast', [values], { to: OnnxType.bfloat16 });
-  }, `bf16 ${bits} ${type}`);
+  });
 }
 
 /**

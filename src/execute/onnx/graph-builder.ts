@@ -85,53 +85,6 @@ export interface WeightFeed {
  */
 export class WeightFeeds {
   readonly entries: WeightFeed[] = [];
-  /** See {@link record}. */
-  private recording?: WeightFeed[];
-  /** See {@link replay}: the feeds still to hand out. */
-  private replaying?: WeightFeed[];
-
-  /** Notes every weight asked for from now on, fed or handed out again, until {@link recorded}. */
-  record(): void {
-    this.recording = [];
-  }
-
-  /** The weights asked for since {@link record}, in order; stops recording. */
-  recorded(): WeightFeed[] {
-    const list = this.recording ?? [];
-    this.recording = undefined;
-    return list;
-  }
-
-  /**
-   * Hands out `feeds` again, in order, instead of feeding new weights: a
-   * build that asks for the very weights a recorded one did (the same layer
-   * built again into a loop body) reads the same inputs. {@link endReplay}
-   * checks that it asked for all of them.
-   */
-  replay(feeds: readonly WeightFeed[]): void {
-    this.replaying = [...feeds];
-  }
-
-  endReplay(): void {
-    const left = this.replaying?.length ?? 0;
-    this.replaying = undefined;
-    if (left > 0) throw new Error(`a replayed build asked for ${left} weights fewer than the build it repeats`);
-  }
-
-  /** The input name for a weight: the next replayed feed, or a new one named `name`. */
-  take(name: string, elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array | FileBytes): string {
-    let feed: WeightFeed;
-    if (this.replaying) {
-      const next = this.replaying.shift();
-      if (!next || next.elemType !== elemType || next.dims.join() !== dims.join()) throw new Error('a replayed build asked for other weights than the build it repeats');
-      feed = next;
-    } else {
-      feed = { name, elemType, dims, raw };
-      this.entries.push(feed);
-    }
-    this.recording?.push(feed);
-    return feed.name;
-  }
 }
 
 /** A node as added: its operator, the names it reads (its inputs, and the outer-scope names of its subgraphs) and writes. */
@@ -309,25 +262,9 @@ export class GraphBuilder {
     this.outer = outer;
   }
 
-  /**
-   * A value that reads none of this graph's inputs (fed weights, constants):
-   * built into the graph {@link hoistInto} named, else into this one; built
-   * once per `key` there, however many times a body asks for it.
-   */
-  invariant(build: (g: GraphBuilder) => string, key?: string): string {
-    const target = this.outer ?? this;
-    if (key === undefined) return build(target);
-    let value = target.invariants.get(key);
-    if (value === undefined) target.invariants.set(key, (value = build(target)));
-    return value;
-  }
-
-  /** See {@link invariant}. */
-  private readonly invariants = new Map<string, string>();
-
-  /** The graph {@link invariant} builds into. */
-  get invariantGraph(): GraphBuilder {
-    return this.outer ?? this;
+  /** A value that reads none of this graph's inputs (fed weights, constants): built into the graph {@link hoistInto} named, else into this one. */
+  invariant(build: (g: GraphBuilder) => string): string {
+    return build(this.outer ?? this);
   }
 
   /** Whether {@link weight} makes inputs (see {@link feedWeights}). */
@@ -343,7 +280,9 @@ export class GraphBuilder {
    */
   weight(elemType: OnnxElemType, dims: readonly number[], raw: Uint8Array | FileBytes): string {
     if (!this.feeds) return this.constRaw(elemType, dims, raw);
-    return this.feeds.take(`${this.prefix}w${this.counter++}`, elemType, dims, raw);
+    const name = `${this.prefix}w${this.counter++}`;
+    this.feeds.entries.push({ name, elemType, dims, raw });
+    return name;
   }
 
   /** Names this graph reads but does not define: the outer-scope values a subgraph uses. */

@@ -16,7 +16,6 @@ import { gptqJob } from '../../../src/execute/gptq/gptq-job.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
 import { loopedLayer, shareStack, splitStack, stackBatches, stackValues, unstack } from '../../../src/execute/forward/layer-loop.js';
 import { HessianStore } from '../../../src/execute/gptq/hessians.js';
-import { WeightFeeds } from '../../../src/execute/onnx/graph-builder.js';
 import { runSequential, type LayerModifier } from '../../../src/execute/pipeline/sequential.js';
 import { emptyRuntimeTimings, type RawTensor } from '../../../src/execute/runtime.js';
 import { DATAFREE, unpackModel } from '../fixtures.js';
@@ -261,46 +260,6 @@ describe('looped layer passes', () => {
     model.loopLayers = true;
     const batches = tokenBatches(model.config.vocabSize);
     await expectSameGptq(gptq, model, batches, (on) => (model.feedWeights = on));
-  });
-
-  it('runs several batches an iteration (QUANTC_LOOP_UNROLL): the same statistics and outputs, bit for bit, whatever the batch count; each weight fed and decoded once', async () => {
-    const dir = await unpackModel(join(DATAFREE, 'qwen3_moe', 'base'));
-    const model = await ForwardModel.open(dir);
-    model.feedWeights = true;
-    const batches = tokenBatches(model.config.vocabSize);
-    const embedded = await model.embed(batches);
-    const tables = model.positionTables();
-    const observe = { experts: 'all', hessians: true } as const;
-    const run = async (count: number, unroll: number) => {
-      process.env.QUANTC_LOOP_UNROLL = String(unroll);
-      try {
-        const statistics: Record<string, number[]> = {};
-        const out = await model.runLayerStacked(0, stackBatches(embedded.slice(0, count), model.config.hidden), { observe }, tables, model.weights, true, 1 << 30, (_run, _stack, outputs) => {
-          for (const [name, t] of Object.entries(outputs)) statistics[name] = Array.from(t.data as Float32Array);
-        });
-        return { statistics, out: Array.from(out!.data) };
-      } finally {
-        delete process.env.QUANTC_LOOP_UNROLL;
-      }
-    };
-    for (const count of [1, 2, 5]) {
-      const plain = await run(count, 1);
-      expect(Object.keys(plain.statistics).length).toBeGreaterThan(0);
-      for (const unroll of [2, 3]) expect(await run(count, unroll), `${count} batches, ${unroll} an iteration`).toEqual(plain);
-    }
-    // Built twice over, the body feeds each weight once, and decodes it once.
-    const feeds = (unroll: number): Promise<{ weights: number; floors: number }> => {
-      process.env.QUANTC_LOOP_UNROLL = String(unroll);
-      const weightFeeds = new WeightFeeds();
-      const build = (into: Parameters<Parameters<typeof loopedLayer>[0]>[0]): Promise<boolean> => model.buildLayerInto(0, model.weights, into, observe);
-      return loopedLayer(build, model.config.hidden, 32, true, weightFeeds).then((looped) => {
-        delete process.env.QUANTC_LOOP_UNROLL;
-        return { weights: weightFeeds.entries.length, floors: Buffer.from(looped!.bytes).toString('latin1').split('Floor').length - 1 };
-      });
-    };
-    const one = await feeds(1);
-    expect(one.weights).toBeGreaterThan(0);
-    expect(await feeds(2)).toEqual(one);
   });
 
   it('a looped layer decodes its fed bf16 weights once per run, before the loop, not at every batch', async () => {
