@@ -199,12 +199,18 @@ export class GraphRuntime {
           const built = build();
           const bytes = built instanceof Uint8Array ? built : built.bytes;
           const t0 = performance.now();
+          // QUANTC_ORT_SAVE=PREFIX: the graph as onnxruntime runs it (after its optimizers and placement, with the
+          // Memcpy nodes it inserted between devices) saved as PREFIX-<graph>.onnx, initializers of 1 KiB and more in
+          // PREFIX-<graph>.data beside it; also limited by QUANTC_ORT_PROFILE_MATCH.
+          const saved = savedModel(key);
           const extra = {
+            ...(saved ? { optimizedModelFilePath: `${saved}.onnx` } : {}),
             extra: {
               ...(this.foldConstants ? {} : { optimization: { disable_specified_optimizers: 'ConstantFolding' } }),
               session: {
                 ...(this.foldConstants ? {} : { disable_prepacking: '1' }),
                 ...(built instanceof Uint8Array ? {} : { model_external_initializers_file_folder_path: built.externalData }),
+                ...(saved ? { optimized_model_external_initializers_file_name: `${saved.slice(saved.lastIndexOf('/') + 1)}.data`, optimized_model_external_initializers_min_size_in_bytes: '1024' } : {}),
               },
             },
           };
@@ -284,6 +290,13 @@ export class GraphRuntime {
 async function close(key: string, session: Ort.InferenceSession): Promise<void> {
   if (profiled(key)) session.endProfiling();
   await session.release();
+}
+
+/** Where graph `key` is saved as onnxruntime optimized it (QUANTC_ORT_SAVE, QUANTC_ORT_PROFILE_MATCH), without the extension. */
+function savedModel(key: string): string | undefined {
+  const prefix = process.env.QUANTC_ORT_SAVE;
+  const match = process.env.QUANTC_ORT_PROFILE_MATCH;
+  return prefix && (!match || new RegExp(match).test(key)) ? `${prefix}-${key.replace(/[^\w.-]/g, '_')}` : undefined;
 }
 
 /** The trace prefix of graph `key` when onnxruntime profiling is on for it (QUANTC_ORT_PROFILE, QUANTC_ORT_PROFILE_MATCH). */
