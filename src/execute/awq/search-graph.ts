@@ -11,6 +11,7 @@
  * initializers, as they stand at that point of the layer's smoothing, or
  * with {@link SearchGraphSpec.feeds} inputs like every other weight.
  */
+import { hostIndex } from '../onnx/host-index.js';
 import { GraphBuilder, OnnxType, type WeightFeeds } from '../onnx/graph-builder.js';
 import { sparseMixer, topKSoftmax } from '../forward/block-sparse-moe-layer.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
@@ -321,7 +322,7 @@ async function gridLoop(
   const body = builder(spec, 'sl_', top);
   const iter = body.input('sl_iter', OnnxType.int64, []);
   const cond = body.input('sl_cond', OnnxType.bool, []);
-  const start = body.op('Mul', [body.op('Unsqueeze', [iter, body.i64([0])]), body.i64([chunk])]);
+  const start = body.op('Mul', [hostIndex(body, iter), body.i64([chunk])]);
   const end = body.op('Add', [start, body.i64([chunk])]);
   const axis0 = body.i64([0]);
   // `made` holds every point's candidates behind the weight itself ([G + 1, out, in]): the chunk's are sliced out.

@@ -17,6 +17,7 @@
  * tensors, bfloat16 as bit patterns (uint16), which onnxruntime-node cannot
  * pass; others as float32.
  */
+import { hostIndex, hostRow } from '../onnx/host-index.js';
 import { bf16Bytes, concatFloat32, concatUint16, f16Bytes, toFloat32 } from '../dtypes.js';
 import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
@@ -174,7 +175,8 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
  */
 export function stackSlot(body: GraphBuilder, iter: string, hidden: number, dtype: StackDtype = 'float32'): { inputs: LayerInputs; used: string } {
   const zero = body.i64([0]);
-  const shape = body.op('Gather', ['shape', iter], { axis: 0 });
+  // The slot's batch and length on the host, where its shapes are computed (host-index.ts).
+  const shape = hostRow(body, 'shape', hostIndex(body, iter), 2);
   const batch = body.op('Slice', [shape, zero, body.i64([1])]);
   const seq = body.op('Slice', [shape, body.i64([1]), body.i64([2])]);
   const used = body.op('Mul', [batch, seq]);

@@ -7,17 +7,13 @@
  * per quantization kind serves every weight shape of a model.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
+import { hostIndex } from '../onnx/host-index.js';
 import type { KernelKind, WeightDtype } from '../rtn/weight-kernel.js';
 
 /** "Until the start" for a Slice with step −1 (clamped by onnxruntime). */
 const TO_START = -(2 ** 62);
 /** "Until the end" for a Slice. */
 const TO_END = 2 ** 62;
-
-/** A scalar int64 `x` as a one-element 1-D tensor (Slice starts/ends). */
-function vec(g: GraphBuilder, x: string): string {
-  return g.op('Unsqueeze', [x, g.i64([0])]);
-}
 
 /** `x` with a new axis of size 1 at `axis`. */
 function unsqueeze(g: GraphBuilder, x: string, axis: number): string {
@@ -94,7 +90,7 @@ function choleskyBody(b: number): GraphBuilder {
   const l21 = g.op('MatMul', [a21, swap(g, x!)]);
   const next = g.op('Sub', [a22, g.op('MatMul', [l21, swap(g, l21)])]);
   // Rows above the panel are zero: pad by p·b.
-  const above = g.op('Mul', [vec(g, p), g.i64([b])]);
+  const above = g.op('Mul', [hostIndex(g, p), g.i64([b])]);
   const panel = g.op('Pad', [g.op('Concat', [l11, l21], { axis: 1 }), g.op('Concat', [g.i64([0]), above, g.i64([0, 0, 0, 0])], { axis: 0 })]);
   g.passOutput(cond, OnnxType.bool, []);
   g.output(next, 't_out', OnnxType.float, ['e', 'm2', 'm2']);
@@ -109,17 +105,19 @@ function choleskyBody(b: number): GraphBuilder {
  * carried rows `X[:, :i0, :]` (growing by `b`); `X[i0:i1, :] = D⁻¹·(E − L[i0:i1, :i0]·X[:i0, :])`
  * with `D⁻¹` the panel's diagonal-block inverse from the factorization.
  */
-function inverseBody(b: number, l: string, dinv: string, n: string): GraphBuilder {
+function inverseBody(b: number, l: string, dinv: string): GraphBuilder {
   const g = new GraphBuilder('inv_');
   const step = g.input('step', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
   const xp = g.input('xp', OnnxType.float, ['e', 'i0', 'n']);
+  // Index arithmetic on the host (host-index.ts): the width from the carried rows, not from the enclosing graph.
+  const n = g.op('Shape', [xp], { start: 2, end: 3 });
   // The first panel starts the loop (no product with zero columns, which CUDA kernels may leave unwritten).
-  const p = g.op('Add', [step, g.i64(1)]);
-  const i0 = g.op('Mul', [vec(g, p), g.i64([b])]);
+  const p = g.op('Add', [hostIndex(g, step), g.i64([1])]);
+  const i0 = g.op('Mul', [p, g.i64([b])]);
   const i1 = g.op('Add', [i0, g.i64([b])]);
   const lrow = g.op('Slice', [l, g.op('Concat', [i0, g.i64([0])], { axis: 0 }), g.op('Concat', [i1, i0], { axis: 0 }), g.i64([1, 2])]);
-  const d = g.op('Gather', [dinv, p], { axis: 0 });
+  const d = g.op('Gather', [dinv, g.op('Squeeze', [p, g.i64([0])])], { axis: 0 });
   const y = g.op('MatMul', [g.op('MatMul', [d, lrow]), xp]);
   const dpad = g.op('Pad', [d, g.op('Concat', [g.i64([0, 0]), i0, g.i64([0, 0]), g.op('Sub', [n, i1])], { axis: 0 })]);
   g.passOutput(cond, OnnxType.bool, []);
@@ -164,7 +162,7 @@ export function inverseFactorGraph(b: number): Uint8Array {
   // Panel p holds columns p·b … p·b + b − 1 of L: [P, E, n, b] → [E, n, P·b].
   const l = g.op('Reshape', [g.op('Transpose', [lp!], { perm: [1, 2, 0, 3] }), g.op('Concat', [batch, n, n], { axis: 0 })]);
   const first = g.op('Pad', [g.op('Gather', [dinv!, g.i64(0)], { axis: 0 }), g.op('Concat', [g.i64([0, 0, 0, 0, 0]), g.op('Sub', [n, g.i64([b])])], { axis: 0 })]);
-  const x = g.op('Loop', [g.op('Sub', [panels, g.i64(1)]), '', first], { body: { graph: inverseBody(b, l, dinv!, n), name: 'inverse' } });
+  const x = g.op('Loop', [g.op('Sub', [panels, g.i64(1)]), '', first], { body: { graph: inverseBody(b, l, dinv!), name: 'inverse' } });
   const k = g.op('Sub', [slab, g.i64([1])]);
   const reversed = g.op('Slice', [x, g.i64([-1, -1]), g.i64([TO_START, TO_START]), g.i64([1, 2]), g.i64([-1, -1])]);
   const u = g.op('Slice', [reversed, g.i64([0, 0]), g.op('Concat', [k, k], { axis: 0 }), g.i64([1, 2])]);
@@ -256,14 +254,16 @@ function gatherRows(g: GraphBuilder, x: string, idx: string): string {
  * block, then llm-compressor's lazy batch update of the columns after it,
  * `W[i2:] −= U[i1:i2, i2:]ᵀ · Err`, as one MatMul.
  */
-function blockBody(k: LoopKind, block: number, u: string, s: string, z: string | null, gcol: string, kk: string): GraphBuilder {
+function blockBody(k: LoopKind, block: number, u: string, s: string, z: string | null, gcol: string): GraphBuilder {
   const g = new GraphBuilder('blk_');
   const b = g.input('b', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
   const wt = g.input('wt', OnnxType.float, ['e', 'k', 'r']);
   const loss = g.input('loss', OnnxType.float, ['e', 'r']);
   const ax1 = g.i64([1]);
-  const i1 = g.op('Mul', [vec(g, b), g.i64([block])]);
+  // Index arithmetic on the host (host-index.ts): the column count from the carried weights, not from the enclosing graph.
+  const kk = g.op('Shape', [wt], { start: 1, end: 2 });
+  const i1 = g.op('Mul', [hostIndex(g, b), g.i64([block])]);
   const i2 = g.op('Min', [g.op('Add', [i1, g.i64([block])]), kk]);
   const w1 = g.op('Slice', [wt, i1, i2, ax1]);
   const hb = g.op('Slice', [u, g.op('Concat', [i1, i1], { axis: 0 }), g.op('Concat', [i2, i2], { axis: 0 }), g.i64([1, 2])]);
@@ -319,7 +319,7 @@ export function columnLoopGraph(k: LoopKind, block: number): Uint8Array {
   const kk = g.op('Shape', [u], { start: 1, end: 2 });
   const blocks = g.op('Squeeze', [g.op('Div', [g.op('Add', [kk, g.i64([block - 1])]), g.i64([block])]), g.i64([0])]);
   const zeros = g.op('Expand', [g.f32(0), g.op('Shape', [w], { start: 0, end: 2 })]);
-  const [solved, loss] = g.opMulti('Loop', [blocks, '', wt, zeros], 2, { body: { graph: blockBody(k, block, u, s, z, gcol, kk), name: 'blocks' } });
+  const [solved, loss] = g.opMulti('Loop', [blocks, '', wt, zeros], 2, { body: { graph: blockBody(k, block, u, s, z, gcol), name: 'blocks' } });
   const narrow = k.dtype === 'BF16' ? OnnxType.bfloat16 : k.dtype === 'F16' ? OnnxType.float16 : null;
   const back = gatherColumns(g, swap(g, solved!), iperm);
   g.output(narrow === null ? back : g.op('Cast', [g.op('Cast', [back], { to: narrow })], { to: OnnxType.float }), 'q', OnnxType.float, ['e', 'r', 'k']);
