@@ -32,12 +32,18 @@ export function hostIndex(g: GraphBuilder, iter: string): string {
 
 /**
  * Row `index` (a `[1]` host index, see {@link hostIndex}) of the int64 table
- * `table [n, c]` of the enclosing graph, as a `[c]` int64 on the host: a
- * one-hot row times the table. The CUDA provider has no int64 `MatMul`, so the
- * product runs on the CPU, and the table is read there, where it was fed.
+ * `table [n, c]` of the enclosing graph, as a `[c]` int64 on the host. The
+ * first node reading the table must run on the CPU, or the table goes to the
+ * device and its rows come back through a copy: the CUDA provider has no
+ * int64 `MatMul`, so the table is read by products, `table · 0` for the row
+ * numbers (their `CumSum`) and a one-hot row times the table for the row.
+ * The zeros are made from `index`, which keeps every node here a consumer of
+ * a host value; a `Range` would not do, the CUDA provider reads its bounds
+ * on the host itself and so keeps it.
  */
 export function hostRow(g: GraphBuilder, table: string, index: string, columns: number): string {
-  const n = g.op('Squeeze', [g.op('Shape', [table], { start: 0, end: 1 }), g.i64([0])]);
-  const hot = g.op('Cast', [g.op('Equal', [g.op('Range', [g.i64(0), n, g.i64(1)]), index])], { to: OnnxType.int64 });
-  return g.op('Reshape', [g.op('MatMul', [g.op('Unsqueeze', [hot, g.i64([0])]), table]), g.i64([columns])]);
+  const zeros = g.op('Mul', [g.i64(new Array<number>(columns).fill(0)), index]);
+  const rows = g.op('Sub', [g.op('CumSum', [g.op('Add', [g.op('MatMul', [table, zeros]), g.i64([1])]), g.i64(0)]), g.i64([1])]);
+  const hot = g.op('Cast', [g.op('Equal', [rows, index])], { to: OnnxType.int64 });
+  return g.op('MatMul', [hot, table]);
 }
