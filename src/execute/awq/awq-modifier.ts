@@ -514,10 +514,13 @@ export class AwqModifier implements LayerModifier {
     const transient = inGraph ? 8 * Math.max(...balance.map((b) => b.rows * b.cols)) : 0;
     const weightBytes = balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) * (inGraph ? 3 : 1) + transient;
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
+    // Attention scores take room only where they are materialised: the fused kernel (bf16 on CUDA) keeps them in its tiles,
+    // so the whole grid fits one iteration, and each iteration's few hundred operator launches are paid once a sequence.
+    const scoresMaterialised = kind === 'mla' || (kind === 'attention' && (precision?.fusedAttention !== true || parent.sinks !== undefined));
     const chunkOf = (runs: readonly RawTensor[], room = budget): number => {
       const widest = stack ? stack.rows : Math.max(...runs.map((t) => t.data.length / balance[0]!.cols));
       const seqMax = stack ? Math.max(...stack.batches.map((b) => b.seq)) : Math.max(...runs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
-      const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (kind === 'attention' || kind === 'mla' ? 8 * widest * cfg.heads * seqMax : 0);
+      const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (scoresMaterialised ? 8 * widest * cfg.heads * seqMax : 0);
       return Math.max(1, Math.min(this.grid.length, Math.floor(room / (weightBytes + actBytes))));
     };
     // The stacked search makes every point's candidates once for all slots where they take at most half the budget.

@@ -214,9 +214,13 @@ function candidateWeights(g: GraphBuilder, w: DenseMatrix, s: string, q: InGraph
   return g.op('Concat', [w0p, back], { axis: 0 });
 }
 
-/** `x [B, T, K]` through every slice of `w [P, out, in]`: `[P, B, T, out]` (in a low-precision graph the candidates are values of the low dtype already). */
-function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Array): string {
-  const wt = g.op('Unsqueeze', [g.op('Transpose', [w], { perm: [0, 2, 1] }), g.i64([1])]);
+/**
+ * `x [B, T, K]` through every slice of `w [P, out, in]` (`[P, in, out]` when
+ * `inOut`): `[P, B, T, out]` (in a low-precision graph the candidates are
+ * values of the low dtype already).
+ */
+function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Array, inOut = false): string {
+  const wt = g.op('Unsqueeze', [inOut ? w : g.op('Transpose', [w], { perm: [0, 2, 1] }), g.i64([1])]);
   const xs = g.op('Unsqueeze', [x, g.i64([0])]);
   return bias ? matmulBias(g, xs, wt, parentWeight(g, bias, [bias.length])) : matmul(g, xs, wt);
 }
@@ -325,11 +329,11 @@ async function gridLoop(
   const start = body.op('Mul', [hostIndex(body, iter), body.i64([chunk])]);
   const end = body.op('Add', [start, body.i64([chunk])]);
   const axis0 = body.i64([0]);
-  // `made` holds every point's candidates behind the weight itself ([G + 1, out, in]): the chunk's are sliced out.
+  // `made` holds every point's candidates behind the weight itself ([G + 1, in, out]): the chunk's are sliced out.
   const ws = made
     ? made.map((all) => body.op('Concat', [body.op('Slice', [all, axis0, body.i64([1]), axis0]), body.op('Slice', [all, body.op('Add', [start, body.i64([1])]), body.op('Add', [end, body.i64([1])]), axis0])], { axis: 0 }))
     : candidateSet(body, spec.candidates, body.op('Slice', [s, start, end, axis0]));
-  const loss = await searchLoss(body, spec, x, ws, pos);
+  const loss = await searchLoss(body, spec, x, ws, pos, made !== undefined);
   // The condition passes through as it came (an Identity would run on the device, a round trip every iteration).
   body.passOutput(cond, OnnxType.bool, []);
   body.output(loss, 'sl_loss', OnnxType.float, [chunk]);
@@ -343,13 +347,14 @@ function candidateSet(g: GraphBuilder, cand: Extract<CandidateInput, { kind: 'sc
   return cand.balance.map((w, n) => candidateWeights(g, w, s, cand.quantizers[n]!));
 }
 
-/** `loss [P − 1]` of candidates `ws` on cached input `x` (see the module comment). */
-async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws: readonly string[], pos: PositionNames | null): Promise<string> {
+/** `loss [P − 1]` of candidates `ws` on cached input `x` (see the module comment); `inOut`: the candidates are stored `[P, in, out]`. */
+async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws: readonly string[], pos: PositionNames | null, inOut = false): Promise<string> {
   const { cfg, shapes, weights, kind } = spec;
+  const lin = (input: string, w: string, bias?: Float32Array): string => batchedLinear(g, input, w, bias, inOut);
   const k = shapes[0]![1];
   let out: string;
   if (kind === 'linear') {
-    out = batchedLinear(g, x, ws[0]!, weights.biases[0]);
+    out = lin(x, ws[0]!, weights.biases[0]);
   } else if (kind === 'moe') {
     const moe = weights.moe!;
     const xf = g.op('Reshape', [x, g.i64([-1, k])]);
@@ -365,14 +370,14 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
             : r.kind === 'input-sigmoid'
               ? sigmoidTopK(g, logits, r.topK)
               : sigmoidGroupTopK(g, logits, r.bias, r.raw, r.experts);
-    const proj = (l: ParentLinear): string => (typeof l === 'number' ? batchedLinear(g, xf, ws[l]!) : linear(g, xf, l));
+    const proj = (l: ParentLinear): string => (typeof l === 'number' ? lin(xf, ws[l]!) : linear(g, xf, l));
     let sum: string | null = null;
     moe.experts.forEach((e, i) => {
       const weight = g.op('Slice', [routing.weights, g.i64([i]), g.i64([i + 1]), g.i64([1])]);
       const inputScaled = r.kind === 'input-sigmoid';
       const xe = inputScaled ? lowOp(g, 'Mul', [xf, weight]) : xf;
-      const gate = batchedLinear(g, xe, ws[e.gate]!, e.gateBias);
-      const up = batchedLinear(g, xe, ws[e.up]!, e.upBias);
+      const gate = lin(xe, ws[e.gate]!, e.gateBias);
+      const up = lin(xe, ws[e.up]!, e.upBias);
       const y = linear(g, moe.activation === 'gpt-oss' ? interleavedSwiglu(g, gate, up, shapes[e.gate]![0]) : lowOp(g, 'Mul', [silu(g, gate), up]), e.down, e.downBias);
       // In the low dtype each weighted output and each sum in expert order rounded (moe.ts: combineExperts).
       const weighted = inputScaled ? y : lowOp(g, 'Mul', [y, weight]);
@@ -386,20 +391,20 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
       out = lowOp(g, 'Add', [out, y]);
     }
   } else if (kind === 'mlp') {
-    const gate = batchedLinear(g, x, ws[0]!, weights.biases[0]);
-    const up = batchedLinear(g, x, ws[1]!, weights.biases[1]);
+    const gate = lin(x, ws[0]!, weights.biases[0]);
+    const up = lin(x, ws[1]!, weights.biases[1]);
     out = linear(g, lowOp(g, 'Mul', [silu(g, gate), up]), weights.out!, weights.outBias);
   } else if (kind === 'mla') {
     const mla = weights.mla!;
     const { inp, seq } = attentionInputs(g, x, pos!);
-    const fold = (n: number): string => foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
+    const fold = (n: number): string => foldSlices(g, lin(x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
     out = await mlaFromProjections(g, mla.reader, cfg, mla.raw, mla.attention, { q: fold(0), direct: mla.direct, compressed: fold(1) }, inp);
   } else {
     const { inp, seq } = attentionInputs(g, x, pos!);
     // q/k norms span one head (qwen3) or, olmoe's, the whole projection (before the heads split, then clip_qkv), as llamaAttention.
     const perHead = (n: Float32Array | undefined): boolean => n !== undefined && n.length === cfg.headDim;
     const proj = (n: number, heads: number, norm?: Float32Array): string => {
-      let y = foldSlices(g, batchedLinear(g, x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
+      let y = foldSlices(g, lin(x, ws[n]!, weights.biases[n]), seq, shapes[n]![0]);
       if (norm && !perHead(norm)) y = rmsNorm(g, y, norm, cfg.eps);
       if (cfg.clipQkv != null) y = g.op('Clip', [y, g.f32(-cfg.clipQkv), g.f32(cfg.clipQkv)]);
       const h = splitHeads(g, y, heads, cfg.headDim);
@@ -457,7 +462,8 @@ export async function stackedSearchGraph(
   const stack = stackInputs(g, rows, spec.cfg.hidden, dtype);
   const s = g.input('s', OnnxType.double, ['grid', spec.shapes[0]![1]]);
   // With `precompute`, every point's candidates are made once for all slots rather than per slot and chunk.
-  const made = precompute ? candidateSet(g, spec.candidates, s) : undefined;
+  // Stored `[G + 1, in, out]`: transposed once a run rather than once an iteration.
+  const made = precompute ? candidateSet(g, spec.candidates, s).map((w) => g.op('Transpose', [w], { perm: [0, 2, 1] })) : undefined;
   const slots = new RecordingBuilder('ss_');
   feedsLike(slots, spec, g);
   // The layer is built whole; only what leads to the parent input runs.
