@@ -224,21 +224,26 @@ function quantize(g: GraphBuilder, k: LoopKind, w: string, s: string, z: string 
  * Column `i` of a block: quantize it, its error `e = (w − q)/U[i,i]`, and the
  * rank-1 update of the block's columns `W1 −= U[i, :]ᵀ ⊗ e` (`U` is upper
  * triangular, so the columns before `i` are untouched; column `i` itself is
- * replaced by `q` afterwards). Scan outputs `q` and `e` `[E, R]`.
+ * replaced by `q` afterwards). Scan outputs `q` and `e` `[E, 1, R]`. The
+ * column is gathered with its axis kept and `U`'s row comes from the block's
+ * transpose `hbt [E, w, w]` as a column `[E, w, 1]`, so the arithmetic needs
+ * no reshaping: 17 operators a column (21 with the axes dropped and restored),
+ * and the solve is paid for by the operator.
  */
-function columnBody(k: LoopKind, hb: string, sb: string, zb: string | null): GraphBuilder {
+function columnBody(k: LoopKind, hbt: string, sb: string, zb: string | null): GraphBuilder {
   const g = new GraphBuilder('col_');
   const i = g.input('i', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
   const w1 = g.input('w1', OnnxType.float, ['e', 'w', 'r']);
-  const w = g.op('Gather', [w1, i], { axis: 1 });
-  const q = quantize(g, k, w, g.op('Gather', [sb, i], { axis: 1 }), zb ? g.op('Gather', [zb, i], { axis: 1 }) : null);
-  const u = g.op('Gather', [hb, i], { axis: 1 });
-  const e = g.op('Div', [g.op('Sub', [w, q]), unsqueeze(g, g.op('Gather', [u, i], { axis: 1 }), 1)]);
+  const at = unsqueeze(g, i, 0);
+  const w = g.op('Gather', [w1, at], { axis: 1 });
+  const q = quantize(g, k, w, g.op('Gather', [sb, at], { axis: 1 }), zb ? g.op('Gather', [zb, at], { axis: 1 }) : null);
+  const u = g.op('Gather', [hbt, at], { axis: 2 });
+  const e = g.op('Div', [g.op('Sub', [w, q]), g.op('Gather', [u, at], { axis: 1 })]);
   g.passOutput(cond, OnnxType.bool, []);
-  g.output(g.op('Sub', [w1, g.op('Mul', [unsqueeze(g, u, 2), unsqueeze(g, e, 1)])]), 'w1_out', OnnxType.float, ['e', 'w', 'r']);
-  g.output(q, 'q', OnnxType.float, ['e', 'r']);
-  g.output(e, 'e', OnnxType.float, ['e', 'r']);
+  g.output(g.op('Sub', [w1, g.op('Mul', [u, e])]), 'w1_out', OnnxType.float, ['e', 'w', 'r']);
+  g.output(q, 'q', OnnxType.float, ['e', 1, 'r']);
+  g.output(e, 'e', OnnxType.float, ['e', 1, 'r']);
   return g;
 }
 
@@ -271,10 +276,11 @@ function blockBody(k: LoopKind, block: number, u: string, s: string, z: string |
   const sb = gatherRows(g, s, groups);
   const zb = z ? gatherRows(g, z, groups) : null;
   const width = g.op('Squeeze', [g.op('Sub', [i2, i1]), g.i64([0])]);
-  const [, qs, errs] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, hb, sb, zb), name: 'columns' } });
-  // Scan step i holds column i: [w, E, R] → [E, w, R].
-  const q1 = g.op('Transpose', [qs!], { perm: [1, 0, 2] });
-  const err = g.op('Transpose', [errs!], { perm: [1, 0, 2] });
+  const [, qs, errs] = g.opMulti('Loop', [width, '', w1], 3, { body: { graph: columnBody(k, swap(g, hb), sb, zb), name: 'columns' } });
+  // Scan step i holds column i: [w, E, 1, R] → [E, w, R].
+  const rows = g.op('Concat', [g.op('Shape', [w1], { start: 0, end: 2 }), g.i64([-1])], { axis: 0 });
+  const q1 = g.op('Reshape', [g.op('Transpose', [qs!], { perm: [1, 0, 2, 3] }), rows]);
+  const err = g.op('Reshape', [g.op('Transpose', [errs!], { perm: [1, 0, 2, 3] }), rows]);
   const lossNext = g.op('Add', [loss, g.op('ReduceSumSquare', [err, ax1], { keepdims: 0 })]);
   const tail = g.op('Slice', [wt, i2, kk, ax1]);
   const ut = g.op('Slice', [u, g.op('Concat', [i1, i2], { axis: 0 }), g.op('Concat', [i2, kk], { axis: 0 }), g.i64([1, 2])]);
