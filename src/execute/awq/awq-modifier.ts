@@ -517,15 +517,17 @@ export class AwqModifier implements LayerModifier {
     // Attention scores take room only where they are materialised: the fused kernel (bf16 on CUDA) keeps them in its tiles,
     // so the whole grid fits one iteration, and each iteration's few hundred operator launches are paid once a sequence.
     const scoresMaterialised = kind === 'mla' || (kind === 'attention' && (precision?.fusedAttention !== true || parent.sinks !== undefined));
+    // The stacked search makes every point's candidates once for all slots where they take at most half the budget.
+    const candidateBytes = (balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) + transient) * (this.grid.length + 2);
+    const precompute = stack !== null && candidateBytes <= budget / 2;
+    // Made once, a point's candidates cost an iteration only their slice (float32) and its low-precision copy.
+    const pointBytes = precompute ? balance.reduce((n, b) => n + 6 * b.rows * b.cols, 0) : weightBytes;
     const chunkOf = (runs: readonly RawTensor[], room = budget): number => {
       const widest = stack ? stack.rows : Math.max(...runs.map((t) => t.data.length / balance[0]!.cols));
       const seqMax = stack ? Math.max(...stack.batches.map((b) => b.seq)) : Math.max(...runs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
       const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (scoresMaterialised ? 8 * widest * cfg.heads * seqMax : 0);
-      return Math.max(1, Math.min(this.grid.length, Math.floor(room / (weightBytes + actBytes))));
+      return Math.max(1, Math.min(this.grid.length, Math.floor(room / (pointBytes + actBytes))));
     };
-    // The stacked search makes every point's candidates once for all slots where they take at most half the budget.
-    const candidateBytes = (balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) + transient) * (this.grid.length + 2);
-    const precompute = stack !== null && candidateBytes <= budget / 2;
     let chunk = chunkOf(inputs, precompute ? budget - candidateBytes : budget);
     // An attention parent's scores grow with the sequences of a run: where they leave room for few grid points,
     // runs of one sequence each fit more, and every cached input crosses the bus once per chunk of points.
