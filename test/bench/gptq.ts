@@ -39,6 +39,8 @@ export interface GptqBenchRow {
   readonly deviceBytes?: number;
   /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
   readonly profile?: LayerPassProfile;
+  /** quantc: every module's logged loss, summed: what compares two builds' results on the same card. */
+  readonly lossSum?: number;
   readonly note?: string;
 }
 
@@ -62,6 +64,7 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
     peakBytes: process.resourceUsage().maxRSS * 1024,
     ...(deviceBytes === undefined ? {} : { deviceBytes }),
     profile: layerPassProfile(timings),
+    lossSum: run.reports.reduce((a, r) => a + r.loss, 0),
     note: `${run.reports.length} modules from ${run.hessians} Hessians, ${resolved.runs}, ${solveMode()} solve`,
   };
 }
@@ -94,7 +97,7 @@ export async function benchGptq(options: { sizes: readonly string[]; tokens: num
 /** One line per row: total and the per-layer mean of each step. */
 export function formatGptqRow(r: GptqBenchRow): string {
   const mean = (k: 'statistics' | 'solve' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.deviceBytes === undefined ? '' : `, card ${(r.deviceBytes / 2 ** 30).toFixed(1)} GiB`}${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}`;
+  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.deviceBytes === undefined ? '' : `, card ${(r.deviceBytes / 2 ** 30).toFixed(1)} GiB`}${r.note ? ` (${r.note})` : ''}${r.lossSum === undefined ? '' : `; loss sum ${r.lossSum.toPrecision(9)}`}${formatLayerPassProfile(r.profile)}`;
 }
 
 /** The benchmark's options from command-line flags. */
