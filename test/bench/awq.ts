@@ -37,6 +37,8 @@ export interface AwqBenchRow {
   readonly profile?: LayerPassProfile;
   /** quantc: the grid searches' onnxruntime sessions and runs, and the activation means computed in JavaScript. */
   readonly search?: { sessions: number; createSeconds: number; runs: number; runSeconds: number; meansSeconds: number };
+  /** quantc: the grid point each mapping kept, in order: what compares two builds' results on the same card. */
+  readonly choices?: readonly number[];
   readonly note?: string;
 }
 
@@ -59,6 +61,7 @@ async function quantcRun(dir: string, batches: readonly TokenBatch[], device: De
     ...(deviceBytes === undefined ? {} : { deviceBytes }),
     profile: layerPassProfile(timings),
     search: { sessions: run.profile.search.sessions, createSeconds: run.profile.search.create / 1000, runs: run.profile.search.runs, runSeconds: run.profile.search.run / 1000, meansSeconds: run.profile.means / 1000 },
+    choices: run.reports.map((r) => r.best),
     note: `${run.reports.length} mappings, ${resolved.runs}, search on ${run.stacked ? 'the layer input stacks' : 'cached inputs'}`,
   };
 }
@@ -89,7 +92,7 @@ export async function benchAwq(options: { tokens: number; seqLen: number; device
 /** One line per row: total and the per-layer mean of each step. */
 export function formatAwqRow(r: AwqBenchRow): string {
   const mean = (k: 'statistics' | 'search' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.deviceBytes === undefined ? '' : `, card ${(r.deviceBytes / 2 ** 30).toFixed(1)} GiB`}${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}${r.search ? `; searches: ${r.search.sessions} sessions ${r.search.createSeconds.toFixed(1)} s, ${r.search.runs} runs ${r.search.runSeconds.toFixed(1)} s, x_mean ${r.search.meansSeconds.toFixed(1)} s` : ''}`;
+  return `awq 1b4 ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, grid search ${mean('search')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.deviceBytes === undefined ? '' : `, card ${(r.deviceBytes / 2 ** 30).toFixed(1)} GiB`}${r.note ? ` (${r.note})` : ''}${formatLayerPassProfile(r.profile)}${r.search ? `; searches: ${r.search.sessions} sessions ${r.search.createSeconds.toFixed(1)} s, ${r.search.runs} runs ${r.search.runSeconds.toFixed(1)} s, x_mean ${r.search.meansSeconds.toFixed(1)} s` : ''}${r.choices ? `; grid choices ${r.choices.join(',')}` : ''}`;
 }
 
 /** The benchmark's options from command-line flags. */
