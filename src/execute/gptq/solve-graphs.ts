@@ -7,7 +7,7 @@
  * per quantization kind serves every weight shape of a model.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
-import { deviceIndex, hostIndex } from '../onnx/host-index.js';
+import { hostIndex } from '../onnx/host-index.js';
 import type { KernelKind, WeightDtype } from '../rtn/weight-kernel.js';
 
 /** "Until the start" for a Slice with step −1 (clamped by onnxruntime). */
@@ -235,7 +235,7 @@ function columnBody(k: LoopKind, hbt: string, sb: string, zb: string | null): Gr
   const i = g.input('i', OnnxType.int64, []);
   const cond = g.input('cond', OnnxType.bool, []);
   const w1 = g.input('w1', OnnxType.float, ['e', 'w', 'r']);
-  const at = deviceIndex(g, i);
+  const at = unsqueeze(g, i, 0);
   const w = g.op('Gather', [w1, at], { axis: 1 });
   const q = quantize(g, k, w, g.op('Gather', [sb, at], { axis: 1 }), zb ? g.op('Gather', [zb, at], { axis: 1 }) : null);
   const u = g.op('Gather', [hbt, at], { axis: 2 });

@@ -47,14 +47,3 @@ export function hostRow(g: GraphBuilder, table: string, index: string, columns: 
   const hot = g.op('Cast', [g.op('Equal', [rows, index])], { to: OnnxType.int64 });
   return g.op('MatMul', [hot, table]);
 }
-
-/**
- * Loop body input `iter` as a `[1]` int64 index for device kernels (`Gather`
- * indices): read first by an int64 `ReduceProd` (of the scalar: itself),
- * which only the CPU provider runs, so the body's input stays on the host and
- * reaches the device through a copy queued on the stream like any other node,
- * rather than being copied there by the loop before every iteration.
- */
-export function deviceIndex(g: GraphBuilder, iter: string): string {
-  return g.op('Unsqueeze', [g.op('ReduceProd', [iter], { keepdims: 0 }), g.i64([0])]);
-}
