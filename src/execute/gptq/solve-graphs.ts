@@ -227,8 +227,8 @@ function quantize(g: GraphBuilder, k: LoopKind, w: string, s: string, z: string 
  * replaced by `q` afterwards). Scan outputs `q` and `e` `[E, 1, R]`. The
  * column is gathered with its axis kept and `U`'s row comes from the block's
  * transpose `hbt [E, w, w]` as a column `[E, w, 1]`, so the arithmetic needs
- * no reshaping: 17 operators a column (21 with the axes dropped and restored),
- * and the solve is paid for by the operator.
+ * no reshaping: 17 operators a column instead of 21 (on an H100 the solve
+ * took the same time either way: docs/gptq.md).
  */
 function columnBody(k: LoopKind, hbt: string, sb: string, zb: string | null): GraphBuilder {
   const g = new GraphBuilder('col_');
