@@ -516,6 +516,7 @@ export class AwqModifier implements LayerModifier {
     const budget = this.settings.searchBytes ?? (this.model.device === 'cuda' ? 2 ** 33 : 2 ** 30);
     // Attention scores take room only where they are materialised: the fused kernel (bf16 on CUDA) keeps them in its tiles,
     // so the whole grid fits one iteration, and each iteration's few hundred operator launches are paid once a sequence.
+    // (The search's attention always passes its window, causal or sliding, as the fused kernel needs; sinks have their own attention.)
     const scoresMaterialised = kind === 'mla' || (kind === 'attention' && (precision?.fusedAttention !== true || parent.sinks !== undefined));
     // The stacked search makes every point's candidates once for all slots where they take at most half the budget.
     const candidateBytes = (balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) + transient) * (this.grid.length + 2);
