@@ -25,6 +25,9 @@ import { scatterTopK, softmaxTopK, type Routing } from '../forward/moe.js';
 import { attention, linear, partialRotary, rmsNorm, silu, splitHeads } from '../forward/ops.js';
 import { graphPrecision, lowOp, matmul, matmulBias, rounded, setGraphPrecision, type LowPrecision } from '../forward/precision.js';
 
+/** "Until the end" for a Slice. */
+const TO_END = 2 ** 62;
+
 /** How the parent module computes its output from its balance layers. */
 export type ParentKind = 'linear' | 'attention' | 'mlp' | 'moe' | 'mla';
 
@@ -326,13 +329,15 @@ async function gridLoop(
   const body = builder(spec, 'sl_', top);
   const iter = body.input('sl_iter', OnnxType.int64, []);
   const cond = body.input('sl_cond', OnnxType.bool, []);
-  const start = body.op('Mul', [hostIndex(body, iter), body.i64([chunk])]);
-  const end = body.op('Add', [start, body.i64([chunk])]);
-  const axis0 = body.i64([0]);
-  // `made` holds every point's candidates behind the weight itself ([G + 1, in, out]): the chunk's are sliced out.
-  const ws = made
-    ? made.map((all) => body.op('Concat', [body.op('Slice', [all, axis0, body.i64([1]), axis0]), body.op('Slice', [all, body.op('Add', [start, body.i64([1])]), body.op('Add', [end, body.i64([1])]), axis0])], { axis: 0 }))
-    : candidateSet(body, spec.candidates, body.op('Slice', [s, start, end, axis0]));
+  let ws: string[];
+  if (made) {
+    // `made` holds each iteration's candidates behind the weight itself ([G / chunk, chunk + 1, in, out]): one gather.
+    ws = made.map((all) => body.op('Gather', [all, iter], { axis: 0 }));
+  } else {
+    const start = body.op('Mul', [hostIndex(body, iter), body.i64([chunk])]);
+    const end = body.op('Add', [start, body.i64([chunk])]);
+    ws = candidateSet(body, spec.candidates, body.op('Slice', [s, start, end, body.i64([0])]));
+  }
   const loss = await searchLoss(body, spec, x, ws, pos, made !== undefined);
   // The condition passes through as it came (an Identity would run on the device, a round trip every iteration).
   body.passOutput(cond, OnnxType.bool, []);
@@ -340,6 +345,21 @@ async function gridLoop(
   const trips = g.op('Div', [g.op('Gather', [g.op('Shape', [s]), g.i64(0)], { axis: 0 }), g.i64(chunk)]);
   const [losses] = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: body, name: 'awq_grid_loop' } });
   return g.op('Reshape', [losses!, g.i64([-1])]);
+}
+
+/**
+ * Candidates `w [G + 1, out, in]` (slice 0 the weight itself) laid out as a
+ * grid loop reads them: `[G / chunk, chunk + 1, in, out]`, each iteration's
+ * points behind a copy of the weight and transposed, made once a run so that
+ * an iteration takes its own with one gather (no slicing, concatenating or
+ * transposing an iteration, and no more memory than its slice).
+ */
+function byIteration(g: GraphBuilder, w: string, chunk: number, [rows, cols]: readonly [number, number]): string {
+  const t = g.op('Transpose', [w], { perm: [0, 2, 1] });
+  const points = g.op('Reshape', [g.op('Slice', [t, g.i64([1]), g.i64([TO_END]), g.i64([0])]), g.i64([-1, chunk, cols, rows])]);
+  const weight = g.op('Unsqueeze', [g.op('Slice', [t, g.i64([0]), g.i64([1]), g.i64([0])]), g.i64([0])]);
+  const iterations = g.op('Shape', [points], { start: 0, end: 1 });
+  return g.op('Concat', [g.op('Expand', [weight, g.op('Concat', [iterations, g.i64([1, cols, rows])], { axis: 0 })]), points], { axis: 1 });
 }
 
 /** Every balance layer's candidates `[P, out, in]` from scale rows `s`, pseudo-quantized in the graph. */
@@ -423,7 +443,7 @@ async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws:
   // [P, everything else]: slice 0 is the reference output.
   const flat = g.op('Reshape', [out, g.op('Concat', [g.op('Slice', [g.op('Shape', [ws[0]!]), g.i64([0]), g.i64([1])]), g.i64([-1])], { axis: 0 })]);
   const ref = g.op('Slice', [flat, g.i64([0]), g.i64([1]), g.i64([0])]);
-  const rest = g.op('Slice', [flat, g.i64([1]), g.i64([2 ** 62]), g.i64([0])]);
+  const rest = g.op('Slice', [flat, g.i64([1]), g.i64([TO_END]), g.i64([0])]);
   // In the low dtype: the difference and its square rounded, their float32 sum rounded once (mse_loss on bf16 tensors).
   const diff = lowOp(g, 'Sub', [rest, ref]);
   const sum = g.op('ReduceSum', [lowOp(g, 'Mul', [diff, diff]), g.i64([1])], { keepdims: 0 });
@@ -462,8 +482,7 @@ export async function stackedSearchGraph(
   const stack = stackInputs(g, rows, spec.cfg.hidden, dtype);
   const s = g.input('s', OnnxType.double, ['grid', spec.shapes[0]![1]]);
   // With `precompute`, every point's candidates are made once for all slots rather than per slot and chunk.
-  // Stored `[G + 1, in, out]`: transposed once a run rather than once an iteration.
-  const made = precompute ? candidateSet(g, spec.candidates, s).map((w) => g.op('Transpose', [w], { perm: [0, 2, 1] })) : undefined;
+  const made = precompute ? candidateSet(g, spec.candidates, s).map((w, n) => byIteration(g, w, chunk, spec.shapes[n]!)) : undefined;
   const slots = new RecordingBuilder('ss_');
   feedsLike(slots, spec, g);
   // The layer is built whole; only what leads to the parent input runs.

@@ -133,13 +133,14 @@ describe('AWQ search graph', () => {
     test(`${name}: the search on the layer input stack (pass A looped, returning only the activation sums) gives the cached search's means, losses and choices`, async () => {
       // Groups of 32: the tiny models are 64 wide, and the stacked search needs candidates made in the graph.
       const { model, job } = await llamaAwqJob('awq-stack.yaml', name, `{config_groups: {group_0: {targets: [Linear], weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 32}}}, ignore: [lm_head]}`);
-      // Slots of one window and of four (the stack's rows), and budgets that loop the grid in chunks, the smallest
-      // too small to make every point's candidates up front.
+      // Slots of one window and of four (the stack's rows), and budgets that loop the grid in chunks: the largest with
+      // every point's candidates made up front and laid out by iteration (the attention mapping: 3 iterations of 7
+      // points), the smallest too small to make them up front.
       const w = llamaWindows();
       const fours = windowsByFour();
       model.loopLayers = true;
       try {
-        for (const [batches, searchBytes] of [[w, undefined], [fours, 1 << 22], [fours, 1 << 20]] as const) {
+        for (const [batches, searchBytes] of [[w, undefined], [fours, 1 << 24], [fours, 1 << 22], [fours, 1 << 20]] as const) {
           const cached = await awqJob(job, model, batches, { candidates: 'search-loop', recompute: false, searchBytes });
           // The default where layer passes run stacked (CUDA), forced here on the CPU.
           const stacked = await awqJob(job, model, batches, { candidates: 'search-loop', searchBytes });
