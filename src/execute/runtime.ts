@@ -202,7 +202,7 @@ export class GraphRuntime {
           // QUANTC_ORT_SAVE=PREFIX: the graph as onnxruntime runs it (after its optimizers and placement, with the
           // Memcpy nodes it inserted between devices) saved as PREFIX-<graph>.onnx, initializers of 1 KiB and more in
           // PREFIX-<graph>.data beside it; also limited by QUANTC_ORT_PROFILE_MATCH.
-          const saved = savedModel(key);
+          const saved = perGraphPath('QUANTC_ORT_SAVE', key);
           const extra = {
             ...(saved ? { optimizedModelFilePath: `${saved}.onnx` } : {}),
             extra: {
@@ -216,8 +216,8 @@ export class GraphRuntime {
           };
           // QUANTC_ORT_PROFILE=PREFIX: onnxruntime's own per-node trace of every session (JSON files PREFIX-<graph>_<date>.json;
           // profiling), or of those whose graph key matches QUANTC_ORT_PROFILE_MATCH (a regular expression).
-          const trace = profiled(key);
-          const profiling = trace ? { enableProfiling: true, profileFilePrefix: `${trace}-${key.replace(/[^\w.-]/g, '_')}` } : {};
+          const trace = perGraphPath('QUANTC_ORT_PROFILE', key);
+          const profiling = trace ? { enableProfiling: true, profileFilePrefix: trace } : {};
           // QUANTC_ORT_LOG=0…3: onnxruntime's own log from that severity on (0: verbose, with each stage of session creation timed).
           const log = Number(process.env.QUANTC_ORT_LOG ?? 4);
           const logSeverityLevel = ([0, 1, 2, 3, 4] as const).find((l) => l === log) ?? 4;
@@ -288,20 +288,17 @@ export class GraphRuntime {
 
 /** Releases session `key` (its device memory), writing its trace first where it was profiled. */
 async function close(key: string, session: Ort.InferenceSession): Promise<void> {
-  if (profiled(key)) session.endProfiling();
+  if (perGraphPath('QUANTC_ORT_PROFILE', key)) session.endProfiling();
   await session.release();
 }
 
-/** Where graph `key` is saved as onnxruntime optimized it (QUANTC_ORT_SAVE, QUANTC_ORT_PROFILE_MATCH), without the extension. */
-function savedModel(key: string): string | undefined {
-  const prefix = process.env.QUANTC_ORT_SAVE;
+/**
+ * `PREFIX-<graph key>` where environment variable `variable` (QUANTC_ORT_SAVE,
+ * QUANTC_ORT_PROFILE) gives a PREFIX and QUANTC_ORT_PROFILE_MATCH, when set,
+ * matches graph `key`; undefined otherwise.
+ */
+function perGraphPath(variable: 'QUANTC_ORT_SAVE' | 'QUANTC_ORT_PROFILE', key: string): string | undefined {
+  const prefix = process.env[variable];
   const match = process.env.QUANTC_ORT_PROFILE_MATCH;
   return prefix && (!match || new RegExp(match).test(key)) ? `${prefix}-${key.replace(/[^\w.-]/g, '_')}` : undefined;
-}
-
-/** The trace prefix of graph `key` when onnxruntime profiling is on for it (QUANTC_ORT_PROFILE, QUANTC_ORT_PROFILE_MATCH). */
-function profiled(key: string): string | undefined {
-  const prefix = process.env.QUANTC_ORT_PROFILE;
-  const match = process.env.QUANTC_ORT_PROFILE_MATCH;
-  return prefix && (!match || new RegExp(match).test(key)) ? prefix : undefined;
 }
