@@ -25,7 +25,12 @@ export function runsOnCuda(args: readonly string[]): boolean {
   return args.some((arg, i) => (arg.startsWith('cuda') && args[i - 1] === '--device') || arg.startsWith('--device=cuda') || arg === '--gpus' || arg.startsWith('--gpus='));
 }
 
+/** The glibc allocator settings in `env`: its `MALLOC_…` variables and `GLIBC_TUNABLES`. */
+export function heapSettings(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && (e[0] === 'GLIBC_TUNABLES' || e[0].startsWith('MALLOC_'))));
+}
+
 /** Whether `env` leaves glibc's allocator as it starts: no `MALLOC_…` variable and no `GLIBC_TUNABLES` of the user's. */
 export function heapUntuned(env: Readonly<Record<string, string | undefined>>): boolean {
-  return !Object.keys(env).some((k) => k === 'GLIBC_TUNABLES' || k.startsWith('MALLOC_'));
+  return Object.keys(heapSettings(env)).length === 0;
 }

@@ -31,7 +31,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { CUDA_HEAP_ENV, heapUntuned, runsOnCuda } from '../../src/cli/cuda-heap.js';
+import { CUDA_HEAP_ENV, heapSettings, heapUntuned, runsOnCuda } from '../../src/cli/cuda-heap.js';
 import { cwdSourceHost } from '../../src/cli/cwd-host.js';
 import { planRecipe } from '../../src/plan/plan-recipe.js';
 import { renderPlanText } from '../../src/report/plan-text.js';
@@ -134,7 +134,7 @@ function machine(): Record<string, unknown> {
     gpus: gpus ? gpus.split('\n').map((l) => l.trim()) : [],
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
     // glibc's allocator settings of the run (set by the bench itself on CUDA, as the launcher sets them).
-    heap: Object.fromEntries(Object.entries(process.env).filter(([k]) => k === 'GLIBC_TUNABLES' || k.startsWith('MALLOC_'))),
+    heap: heapSettings(process.env),
   };
 }
 
