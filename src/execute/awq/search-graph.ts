@@ -11,8 +11,8 @@
  * initializers, as they stand at that point of the layer's smoothing, or
  * with {@link SearchGraphSpec.feeds} inputs like every other weight.
  */
-import { hostIndex } from '../onnx/host-index.js';
 import { GraphBuilder, OnnxType, type WeightFeeds } from '../onnx/graph-builder.js';
+import { hostIndex } from '../onnx/host-index.js';
 import { sparseMixer, topKSoftmax } from '../forward/block-sparse-moe-layer.js';
 import type { DecoderConfig } from '../forward/decoder-config.js';
 import type { DenseMatrix } from '../forward/dequantize.js';

@@ -17,10 +17,10 @@
  * tensors, bfloat16 as bit patterns (uint16), which onnxruntime-node cannot
  * pass; others as float32.
  */
-import { hostIndex, hostRow } from '../onnx/host-index.js';
 import { bf16Bytes, concatFloat32, concatUint16, f16Bytes, toFloat32 } from '../dtypes.js';
 import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
+import { hostIndex, hostRow } from '../onnx/host-index.js';
 import type { Feed } from '../runtime.js';
 import type { LayerInputs, LayerOptions } from './llama-layer.js';
 
