@@ -3,6 +3,8 @@
  * onnxruntime-node, and it does so lazily, so commands that never execute a
  * graph never pay for the native library.
  */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { ModelBytes } from './onnx/graph-builder.js';
 
@@ -203,6 +205,8 @@ export class GraphRuntime {
           // Memcpy nodes it inserted between devices) saved as PREFIX-<graph>.onnx, initializers of 1 KiB and more in
           // PREFIX-<graph>.data beside it; also limited by QUANTC_ORT_PROFILE_MATCH.
           const saved = perGraphPath('QUANTC_ORT_SAVE', key);
+          // onnxruntime writes there without making the folder; a missing one would fail the session.
+          if (saved) mkdirSync(dirname(saved), { recursive: true });
           const extra = {
             ...(saved ? { optimizedModelFilePath: `${saved}.onnx` } : {}),
             extra: {
