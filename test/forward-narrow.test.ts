@@ -96,6 +96,41 @@ describe('narrow: values of the low dtype stay low tensors', () => {
     expect(listing(narrow(list, context({ a: F16 }, ['o']), F16))).toEqual(['Cast:1 a -> a32', 'Loop m, -> o']);
   });
 
+  test("a graph output made from a low tensor stays float32, and the graph's own readers of it read the low tensor", () => {
+    // The output of one layer of a graph of several is the next layer's input: its residual sum runs low.
+    const list = nodes([
+      ['Add', ['a32', 'b32'], ['s'], {}],
+      ['Cast', ['s'], ['s16'], down],
+      ['Cast', ['s16'], ['h'], up],
+      ['Identity', ['h'], ['out_0'], {}],
+      ['Add', ['out_0', 'b32'], ['t'], {}],
+      ['Cast', ['t'], ['t16'], down],
+      ['Identity', ['t16'], ['out'], {}],
+    ]);
+    const withInputs = nodes([
+      ['Cast', ['a'], ['a32'], up],
+      ['Cast', ['b'], ['b32'], up],
+    ]).concat(list);
+    expect(listing(narrow(withInputs, context({ a: F16, b: F16 }, ['out_0', 'out']), F16))).toEqual([
+      'Add a,b -> f0',
+      'Cast:1 f0 -> h',
+      'Identity h -> out_0',
+      'Add f0,b -> f2',
+      'Identity f2 -> out',
+    ]);
+  });
+
+  test('an Identity that is no graph output moves the low tensor', () => {
+    const list = nodes([
+      ['Cast', ['a'], ['a32'], up],
+      ['Identity', ['a32'], ['x'], {}],
+      ['Mul', ['x', 'x'], ['p'], {}],
+      ['Cast', ['p'], ['p16'], down],
+      ['Identity', ['p16'], ['out'], {}],
+    ]);
+    expect(listing(narrow(list, context({ a: F16 }, ['out']), F16))).toEqual(['Identity a -> f0', 'Mul f0,f0 -> f1', 'Identity f1 -> out']);
+  });
+
   test('RMSNorm\'s fused kernel handed a low tensor gives one: the casts around it go, the product after it runs low', () => {
     const list = nodes([
       ['Cast', ['x'], ['x32'], up],

@@ -9,7 +9,7 @@
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--expert-group-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1] [--compact-stacks 0|1]
- *     [--precision fp32,bf16] [--attention fused,ops] [--repeat N] [--json FILE]
+ *     [--precision fp32,bf16] [--attention fused,ops] [--observe linear|none] [--repeat N] [--json FILE]
  *
  * `--precision` lists quantc's rows per device (default fp32): fp32 computes
  * in float32 (bf16 weights widened), like-for-like with the float32 PyTorch
@@ -78,6 +78,12 @@ export interface CalibrateBenchOptions {
    */
   readonly attention?: readonly ('fused' | 'ops')[];
   /**
+   * What quantc's rows observe: `linear` (the default) the inputs of every
+   * Linear, as a static activation recipe does; `none` nothing, the forward
+   * pass alone, to tell the observers' share of the time.
+   */
+  readonly observe?: 'linear' | 'none';
+  /**
    * Runs of each quantc row, one after the other in the process (default 1):
    * a fresh machine's first pass pays one-time costs (the card's kernels
    * loaded, caches filled) that a user pays once, so a record of 2 gives the
@@ -105,6 +111,8 @@ export interface CalibrateBenchRow {
   /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel (`QUANTC_FUSED_ROPE=1`) and the decoder RMSNorms as one kernel (unless `QUANTC_FUSED_NORMS=0`). */
   readonly fusedRotary?: boolean;
   readonly fusedNorms?: boolean;
+  /** quantc with `--observe none`: the forward pass without observers. */
+  readonly observe?: 'none';
   /** quantc with `repeat` > 1: which run of its variant the row is (1 = the first). */
   readonly run?: number;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
@@ -206,8 +214,9 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
       model.timings = timings;
       const t0 = performance.now();
-      // The observers of a static activation recipe on every Linear, without a quantized KV cache.
-      const result = await calibrate(model, batches, true, options.expertGroupBytes, { observes: (module) => !module.endsWith('_states') });
+      // The observers of a static activation recipe on every Linear, without a quantized KV cache (or none).
+      const observes = options.observe === 'none' ? (): boolean => false : (module: string): boolean => !module.endsWith('_states');
+      const result = await calibrate(model, batches, true, options.expertGroupBytes, { observes });
       const seconds = (performance.now() - t0) / 1000;
       const ranges = model.layerRanges(model.expertGroupBound(options.expertGroupBytes));
       const before = first.get(precision);
@@ -221,6 +230,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         timings,
         layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
         ...(repeat > 1 ? { run } : {}),
+        ...(options.observe === 'none' ? { observe: 'none' as const } : {}),
         ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true } : {}),
         statsDiff: before ? statsDiff(before, result) : undefined,
         precisionDiff: ran.low && fp32 ? statsDiff(fp32, result) : undefined,
@@ -246,7 +256,7 @@ export function formatRow(row: CalibrateBenchRow): string {
     (row.statsDiff === undefined ? '' : `, min/max vs first run ${row.statsDiff.toExponential(1)}`) +
     (row.precisionDiff === undefined ? '' : `, min/max vs fp32 ${row.precisionDiff.toExponential(1)}`);
   const split = t
-    ? `  (${row.run === undefined ? '' : `run ${row.run}, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
+    ? `  (${row.observe === 'none' ? 'no observers, ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
       ? `  (${row.note})`
       : '';
@@ -280,6 +290,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     precisions: list<Precision>('--precision'),
     attention: list<'fused' | 'ops'>('--attention'),
     repeat: num('--repeat'),
+    observe: flag(args, '--observe') as 'linear' | 'none' | undefined,
   };
 }
 

@@ -13,7 +13,7 @@ import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type De
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { DELTA_CHUNK } from './gated-delta-net.js';
-import { positionInputs } from './llama-layer.js';
+import { positionInputs, sharedLengths } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, OnnxType, WeightFeeds, type FileBytes, type ModelBytes, type OnnxElemType } from '../onnx/graph-builder.js';
 import { ByteArena } from '../onnx/proto-writer.js';
@@ -741,7 +741,7 @@ export class ForwardModel {
       : storedIn
         ? widened(g, g.input('hidden', stackType(low), ['batch', 'seq', H]), low)
         : g.input('hidden', OnnxType.float, ['batch', 'seq', H]);
-    const inputs = { hidden: hiddenIn, ...positionInputs(g, this.config.rope.dim) };
+    const inputs = { hidden: hiddenIn, ...positionInputs(g, this.config.rope.dim), lengths: sharedLengths(g, hiddenIn) };
     // Layers of other attention windows than the first's (gpt-oss alternates sliding and full) read masks of their own.
     const masks = new Map<number | null, string>([[windowOf(this.config, first), inputs.mask]]);
     const maskFor = (window: number | null): string => {
@@ -749,14 +749,18 @@ export class ForwardModel {
       if (name === undefined) masks.set(window, (name = g.input(`mask_${window ?? 'causal'}`, OnnxType.float, ['seq', 'seq'])));
       return name;
     };
+    const keepLast = options.keepHidden !== false || end < this.config.layers;
+    const storedOut = low !== undefined && !this.layerOutputs && keepLast;
     let hidden = inputs.hidden;
     for (let layer = first; layer < end; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
       const output = `out_${layer}`;
+      // Only outputs that are fetched are graph outputs: every layer's where they are asked for, else the last layer's float32 states.
+      const declare = this.layerOutputs || (layer === end - 1 && keepLast && !storedOut);
       const program = await this.layerBuilder(this.weights, this.config, layer, this.raw, {
         observe: options.observe,
         expertGroupBytes: options.expertGroupBytes,
-        into: { g, inputs: { ...inputs, hidden, mask: maskFor(windowOf(this.config, layer)) }, output, suffix: `@${layer}` },
+        into: { g, inputs: { ...inputs, hidden, mask: maskFor(windowOf(this.config, layer)) }, output, declare, suffix: `@${layer}` },
         precision: this.precision.low,
       });
       // layerRanges groups only layers whose MLP or experts stay in the graph; groups here would go unrun.
@@ -764,8 +768,6 @@ export class ForwardModel {
       hidden = output;
     }
     const last = `out_${end - 1}`;
-    const keepLast = options.keepHidden !== false || end < this.config.layers;
-    const storedOut = low !== undefined && !this.layerOutputs && keepLast;
     if (storedOut) g.output(narrowed(g, last, low), 'stored_out', stackType(low), ['batch', 'seq', H]);
     const key = `layers_${first}_${end}${idsIn ? '_ids' : storedIn ? '_stored' : ''}`;
     // Used once: the session is made at the first run (onnxruntime copies the model), before anything else is written into the arena.

@@ -10,7 +10,7 @@ import { windowOf, type DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, observesInput, type ObserveOption } from './observe.js';
-import { attention, layerNorm, linear, partialRotary, rmsNorm, splitHeads } from './ops.js';
+import { attention, attentionLengths, layerNorm, linear, partialRotary, rmsNorm, splitHeads, type AttentionLengths } from './ops.js';
 import { fusedRotary, lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
 
@@ -34,6 +34,12 @@ export interface LayerSlot {
   readonly g: GraphBuilder;
   readonly inputs: LayerInputs;
   readonly output: string;
+  /**
+   * Whether `output` is a graph output (the default) or only the name the
+   * next layer reads: a value nobody fetches is then neither widened to
+   * float32 nor kept, and the next layer reads it in the low dtype.
+   */
+  readonly declare?: boolean;
   /**
    * Appended to the layer's outputs that carry no module name (MoE routing
    * counts) where several layers share the graph, so that each is unique.
@@ -65,11 +71,24 @@ export interface LayerInputs {
    * (gated-delta-net.ts). A loop body has none.
    */
   readonly chunks?: string;
+  /**
+   * The fused attention's length inputs, made once for all the layers of a
+   * graph on first use (see {@link AttentionLengths}); each attention makes
+   * its own where unset.
+   */
+  readonly lengths?: () => AttentionLengths;
+}
+
+/** {@link LayerInputs.lengths} of the graph whose layers read `hidden [B, T, H]`. */
+export function sharedLengths(g: GraphBuilder, hidden: string): () => AttentionLengths {
+  let made: AttentionLengths | undefined;
+  return () => (made ??= attentionLengths(g, hidden, 1));
 }
 
 /** Declares the inputs every decoder-layer graph takes. */
 export function layerInputs(g: GraphBuilder, hidden: number, ropeDim: number): LayerInputs {
-  return { hidden: g.input('hidden', OnnxType.float, ['batch', 'seq', hidden]), ...positionInputs(g, ropeDim) };
+  const x = g.input('hidden', OnnxType.float, ['batch', 'seq', hidden]);
+  return { hidden: x, ...positionInputs(g, ropeDim), lengths: sharedLengths(g, x) };
 }
 
 /** Declares a layer graph's position inputs: the RoPE tables and the additive mask. */
@@ -136,7 +155,7 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   observeInput(g, [`${a}.value_states`], v);
   const { key, value } = await cached(g, w, a, k, v);
   const rope = ropeLater ? { cos: inp.cos, sin: inp.sin, dim: cfg.rope.dim } : undefined;
-  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, inp.window, rope);
+  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, inp.window, rope, inp.lengths);
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), oBias);
@@ -168,7 +187,8 @@ export async function decoderLayer(
   const x = residual(inp.hidden, await attention(g, p, h, inp));
   const h2 = await decoderNorm(g, w, cfg, `${p}.post_attention_layernorm`, x);
   const out = residual(x, await mlp(g, p, h2));
-  g.output(out, options.into?.output ?? 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
+  if (options.into?.declare === false) g.alias(out, options.into.output);
+  else g.output(out, options.into?.output ?? 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   return options.into ? new Uint8Array(0) : g.model(`layer_${layer}`);
 }
 

@@ -17,9 +17,12 @@
  *   rounded once, which is what float32 arithmetic then a rounding gives (a
  *   product of two 8- or 11-bit significands is exact in float32; a sum that
  *   is not is the larger value to within far less than half a low ulp);
- * - ops that only move or select values (`Reshape`, `Transpose`, `Slice`,
+ * - ops that only move or select values (`Identity`, `Reshape`, `Transpose`, `Slice`,
  *   `Concat`, `Gather`, `Flatten`, `Neg`, and in float16 `ReduceMin`/`ReduceMax`, which have no
- *   bfloat16 kernel on CUDA) run on the low tensors.
+ *   bfloat16 kernel on CUDA) run on the low tensors;
+ * - a graph output keeps its float32 tensor, but the graph's own readers of
+ *   it (the next layer of a graph of several) read the low tensor it was
+ *   made from.
  *
  * `Shape` of such a value reads the low tensor's shape. Everything else
  * (norms' float32 statistics, softmax, sigmoid) reads float32 as before;
@@ -37,6 +40,7 @@ const ROUNDED = new Set(['Add', 'Sub', 'Mul']);
 
 /** Ops whose output values are input values (moved, selected, negated): which inputs carry the data. */
 const EXACT: Readonly<Record<string, 'all' | 'first'>> = {
+  Identity: 'first',
   Neg: 'first',
   Reshape: 'first',
   Transpose: 'first',
@@ -138,8 +142,11 @@ export function narrow(nodes: readonly GraphNode[], graph: GraphContext, low: On
       out.push({ ...n, inputs: [twin.get(n.inputs[0]!)!] });
       continue;
     }
+    // A graph output made from a low tensor: written as float32, read inside the graph as the low tensor.
+    const source = n.opType === 'Identity' && !n.domain ? twin.get(n.inputs[0]!) : undefined;
     for (const i of [...n.inputs, ...n.refs]) makeFloat(i);
     out.push(n);
+    if (source !== undefined && n.outputs.length === 1) twin.set(y, source);
     if (to === low || (SAME_TYPE.has(n.opType) && isLow(n.inputs[0]!))) lowTensors.add(y);
   }
   return out;

@@ -11,7 +11,8 @@ import { OnnxType, type FileBytes, type GraphBuilder } from '../onnx/graph-build
 import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
 import { flashExp } from './fast-exp.js';
-import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded, torchCpuKernels, type LowPrecision } from './precision.js';
+import { bf16Bytes, f16Bytes } from '../dtypes.js';
+import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded, roundTo, torchCpuKernels, type LowPrecision } from './precision.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -42,6 +43,21 @@ function storedBf16(g: GraphBuilder, w: Bf16Matrix, type: 'bfloat16' | 'float'):
 }
 
 /**
+ * A norm's weight vector rounded to the graph's low dtype, as a float32
+ * value (`rounded`). Where the graph runs natively in that dtype and holds
+ * its weights, the constant is stored in it: narrowed, the graph reads it
+ * as it is, where a float32 constant would be cast at every run (constant
+ * folding is off on the card).
+ */
+function roundedVector(g: GraphBuilder, data: Float32Array): string {
+  const low = graphPrecision(g);
+  if (!low?.native || g.feedsWeights) return rounded(g, weightConst(g, data, [data.length]));
+  const values = data.map(roundTo(low.dtype));
+  const bytes = low.dtype === 'bfloat16' ? bf16Bytes(values) : f16Bytes(values);
+  return g.op('Cast', [g.constRaw(onnxType(low), [values.length], bytes)], { to: OnnxType.float });
+}
+
+/**
  * `weight * x / sqrt(mean(x², last axis) + eps)`. In the low dtype, as
  * LlamaRMSNorm: the normalization in float32, cast back to the input's dtype,
  * then the product with the (low-dtype) weight rounded; with
@@ -57,12 +73,12 @@ export function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: n
     const type = onnxType(low);
     const ones = g.constRaw(type, [weight.length], new Uint8Array(new Uint16Array(weight.length).fill(type === OnnxType.bfloat16 ? 0x3f80 : 0x3c00).buffer));
     const normed = g.op('SimplifiedLayerNormalization', [g.op('Cast', [x], { to: type }), ones], { axis: -1, epsilon: { float: eps } });
-    return lowOp(g, 'Mul', [rounded(g, weightConst(g, weight, [weight.length])), g.op('Cast', [normed], { to: OnnxType.float })]);
+    return lowOp(g, 'Mul', [roundedVector(g, weight), g.op('Cast', [normed], { to: OnnxType.float })]);
   }
   const variance = g.op('ReduceMean', [g.op('Mul', [x, x]), g.i64([-1])], { keepdims: 1 });
   const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.f32(eps)])])]);
   if (weightInFloat32) return lowOp(g, 'Mul', [weightConst(g, weight, [weight.length]), g.op('Mul', [x, inv])]);
-  return lowOp(g, 'Mul', [rounded(g, weightConst(g, weight, [weight.length])), rounded(g, g.op('Mul', [x, inv]))]);
+  return lowOp(g, 'Mul', [roundedVector(g, weight), rounded(g, g.op('Mul', [x, inv]))]);
 }
 
 /**
@@ -210,15 +226,16 @@ export function attention(
   scaling: number,
   window?: number | null,
   rope?: Rope,
+  lengths?: () => AttentionLengths,
 ): string {
   const fused = window !== undefined && keyDim === valueDim && fusedAttention(g);
   // The kernel rotates whole heads whose width is a multiple of 16, up to 256.
-  if (fused && rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window, rope);
+  if (fused && rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window, rope, lengths?.());
   if (rope) {
     q = rotary(g, q, rope.cos, rope.sin, rope.dim);
     k = rotary(g, k, rope.cos, rope.sin, rope.dim);
   }
-  if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window);
+  if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window, undefined, lengths?.());
   const rep = heads / kvHeads;
   const repeat = (x: string, dim: number): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);
@@ -280,6 +297,27 @@ export interface Rope {
 }
 
 /**
+ * GroupQueryAttention's length inputs for a batch of whole sequences:
+ * `seqlensK` `[B]` int32, T − 1 for each (every sequence holds all T keys),
+ * and `total` the length T (an int32 scalar), from the shape of `x` (batch
+ * on axis 0, sequence on `seqAxis`). The kernel reads `seqlensK` on the
+ * device: made once for a graph of several layers, it crosses to the card
+ * once a run, where a copy per layer would wait for the card each time.
+ */
+export interface AttentionLengths {
+  readonly seqlensK: string;
+  readonly total: string;
+}
+
+/** {@link AttentionLengths} from the shape of `x`. */
+export function attentionLengths(g: GraphBuilder, x: string, seqAxis: number): AttentionLengths {
+  const shape = g.op('Shape', [x]);
+  const total = g.op('Cast', [g.op('Gather', [shape, g.i64(seqAxis)], { axis: 0 })], { to: OnnxType.int32 });
+  const seqlensK = g.op('Expand', [g.op('Sub', [total, g.constRaw(OnnxType.int32, [], Uint8Array.of(1, 0, 0, 0))]), g.op('Gather', [shape, g.i64([0])], { axis: 0 })]);
+  return { seqlensK, total };
+}
+
+/**
  * Causal attention of `[B, H, T, D]` queries on `[B, KV, T, D]` keys and
  * values as onnxruntime's GroupQueryAttention (contrib domain): one kernel
  * that never materialises the scores (flash attention for bf16/fp16 on
@@ -293,15 +331,24 @@ export interface Rope {
  * positions 0…T−1): each element `x·cos ± x'·sin` in float32, rounded once.
  * Returns `[B, T, H·D]`.
  */
-export function groupQueryAttention(g: GraphBuilder, q: string, k: string, v: string, heads: number, kvHeads: number, dim: number, scaling: number, window: number | null, rope?: Rope): string {
+export function groupQueryAttention(
+  g: GraphBuilder,
+  q: string,
+  k: string,
+  v: string,
+  heads: number,
+  kvHeads: number,
+  dim: number,
+  scaling: number,
+  window: number | null,
+  rope?: Rope,
+  lengths: AttentionLengths = attentionLengths(g, q, 2),
+): string {
   const low = graphPrecision(g);
   const cast = low?.native ? (x: string): string => g.op('Cast', [x], { to: onnxType(low) }) : (x: string): string => x;
   // GroupQueryAttention reads `[B, T, heads·D]`.
   const merged = (x: string, n: number): string => cast(g.op('Reshape', [g.op('Transpose', [x], { perm: [0, 2, 1, 3] }), g.i64([0, 0, n * dim])]));
-  const shape = g.op('Shape', [q]);
-  const seq = g.op('Cast', [g.op('Gather', [shape, g.i64(2)], { axis: 0 })], { to: OnnxType.int32 });
-  // Every sequence of the batch holds all T keys: seqlens_k is T - 1 for each, the total length T.
-  const seqlensK = g.op('Expand', [g.op('Sub', [seq, g.constRaw(OnnxType.int32, [], Uint8Array.of(1, 0, 0, 0))]), g.op('Gather', [shape, g.i64([0])], { axis: 0 })]);
+  const { seqlensK, total: seq } = lengths;
   // The kernel's cos/sin caches are `[positions, dim / 2]`: the first half of each table row (rotate_half's rows repeat it), cast as the tables are.
   const cache = (table: string): string => cast(sliceLast(g, table, 0, dim / 2));
   const rotation = rope ? [cache(rope.cos), cache(rope.sin)] : [];

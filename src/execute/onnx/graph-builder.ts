@@ -308,6 +308,11 @@ export class GraphBuilder {
     this.outputNames.push(name);
   }
 
+  /** Names `value` `name` too (an Identity node) without making it a graph output. */
+  alias(value: string, name: string): void {
+    this.node('Identity', [value], {}, [name]);
+  }
+
   /**
    * Declares existing value `value` (a graph input: a loop body's condition)
    * as a graph output under its own name, with no node: an Identity would be
