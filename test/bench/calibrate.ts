@@ -79,8 +79,9 @@ export interface CalibrateBenchOptions {
   readonly attention?: readonly ('fused' | 'ops')[];
   /**
    * What quantc's rows observe: `linear` (the default) the inputs of every
-   * Linear, as a static activation recipe does; `none` nothing, the forward
-   * pass alone, to tell the observers' share of the time.
+   * Linear, as a static activation recipe does; `none` nothing: the forward
+   * pass alone (returning the last layer's states), to tell the observers'
+   * share of the time.
    */
   readonly observe?: 'linear' | 'none';
   /**
@@ -214,9 +215,11 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       const timings: ForwardTimings = { ...emptyRuntimeTimings(), build: 0 };
       model.timings = timings;
       const t0 = performance.now();
-      // The observers of a static activation recipe on every Linear, without a quantized KV cache (or none).
-      const observes = options.observe === 'none' ? (): boolean => false : (module: string): boolean => !module.endsWith('_states');
-      const result = await calibrate(model, batches, true, options.expertGroupBytes, { observes });
+      // The observers of a static activation recipe on every Linear, without a quantized KV cache; or the forward pass alone (the last states returned).
+      const observes = (module: string): boolean => !module.endsWith('_states');
+      let result: CalibrationResult | undefined;
+      if (options.observe === 'none') await model.layers(await model.embed(batches), { expertGroupBytes: options.expertGroupBytes });
+      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes });
       const seconds = (performance.now() - t0) / 1000;
       const ranges = model.layerRanges(model.expertGroupBound(options.expertGroupBytes));
       const before = first.get(precision);
@@ -232,12 +235,12 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         ...(repeat > 1 ? { run } : {}),
         ...(options.observe === 'none' ? { observe: 'none' as const } : {}),
         ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true } : {}),
-        statsDiff: before ? statsDiff(before, result) : undefined,
-        precisionDiff: ran.low && fp32 ? statsDiff(fp32, result) : undefined,
+        statsDiff: before && result ? statsDiff(before, result) : undefined,
+        precisionDiff: ran.low && fp32 && result ? statsDiff(fp32, result) : undefined,
         ...(ran.note ? { note: ran.note } : {}),
       });
-      if (!before) first.set(precision, result);
-      if (!ran.low) fp32 = result;
+      if (!before && result) first.set(precision, result);
+      if (!ran.low && result) fp32 = result;
     }
     for (const dtype of options.torchDtypes ?? ['float32', 'bfloat16']) {
       const r = JSON.parse(python(py, ['run', dir, tokensFile, '--device', device, '--dtype', dtype])) as { seconds: number; tokens: number; tokens_per_s: number; torch: string; device_name: string; experts: 'all' | 'routed'; experts_modules: number };
