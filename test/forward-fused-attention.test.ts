@@ -1,7 +1,7 @@
 import ort from 'onnxruntime-node';
 import { describe, expect, test } from 'vitest';
 import { causalMask } from '../src/execute/forward/executor.js';
-import { attention, chunkedAttention, splitHeads } from '../src/execute/forward/ops.js';
+import { attention, chunkedAttention, rotary, splitHeads, splitHeadsLast, perHeadTable } from '../src/execute/forward/ops.js';
 import { setFusedAttention, setGraphPrecision } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
@@ -33,6 +33,50 @@ async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused:
   };
   return { ops: await run(false), fused: await run(true) };
 }
+
+describe('heads-last inputs to the fused kernel', () => {
+  /** RoPE then fused attention of one case, with the heads split in place or transposed first. */
+  async function run(c: Case, headsLast: boolean): Promise<Float32Array> {
+    const g = new GraphBuilder();
+    setFusedAttention(g);
+    const split = headsLast ? splitHeadsLast : splitHeads;
+    const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
+    const cos = g.input('cos', OnnxType.float, ['seq', c.dim]);
+    const sin = g.input('sin', OnnxType.float, ['seq', c.dim]);
+    const q = rotary(g, split(g, g.input('q', OnnxType.float, ['batch', 'seq', c.heads * c.dim]), c.heads, c.dim), table(cos), table(sin), c.dim);
+    const k = rotary(g, split(g, g.input('k', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]), c.kvHeads, c.dim), table(cos), table(sin), c.dim);
+    const v = split(g, g.input('v', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]), c.kvHeads, c.dim);
+    const mask = g.input('mask', OnnxType.float, ['seq', 'seq']);
+    g.output(attention(g, q, k, v, mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, c.window, { headsLast }), 'out', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);
+    const session = await ort.InferenceSession.create(g.build('attention'));
+    const t = (data: Float32Array, n: number): ort.Tensor => new ort.Tensor('float32', data, [c.batch, c.seq, n]);
+    const r = await session.run({
+      q: t(values(c.batch * c.seq * c.heads * c.dim, 1), c.heads * c.dim),
+      k: t(values(c.batch * c.seq * c.kvHeads * c.dim, 2), c.kvHeads * c.dim),
+      v: t(values(c.batch * c.seq * c.kvHeads * c.dim, 3), c.kvHeads * c.dim),
+      cos: new ort.Tensor('float32', values(c.seq * c.dim, 4), [c.seq, c.dim]),
+      sin: new ort.Tensor('float32', values(c.seq * c.dim, 5), [c.seq, c.dim]),
+      mask: new ort.Tensor('float32', causalMask(c.seq, c.window), [c.seq, c.seq]),
+    });
+    await session.release();
+    return r.out!.data as Float32Array;
+  }
+
+  test.each([
+    { batch: 2, seq: 9, heads: 4, kvHeads: 2, dim: 8, window: null },
+    { batch: 3, seq: 12, heads: 6, kvHeads: 2, dim: 8, window: 4 },
+  ])('give the bits of transposed inputs: $batch×$seq tokens, $heads heads on $kvHeads, window $window', async (c) => {
+    const last = await run(c, true);
+    expect(Array.from(last).every(Number.isFinite)).toBe(true);
+    expect(Buffer.from(last.buffer).equals(Buffer.from((await run(c, false)).buffer))).toBe(true);
+  });
+
+  test('are refused where the attention is not the fused kernel', () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', OnnxType.float, [1, 2, 2, 8]);
+    expect(() => attention(g, x, x, x, g.input('mask', OnnxType.float, [2, 2]), 2, 2, 8, 8, 0.3, null, { headsLast: true })).toThrow(/fused kernel only/);
+  });
+});
 
 describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, float32 on the CPU', () => {
   const cases: Case[] = [

@@ -43,7 +43,7 @@ async function attend(c: Case, how: 'kernel' | 'ops' | 'unfused'): Promise<Float
   const rope = { cos, sin, dim: c.dim };
   const out =
     how === 'kernel'
-      ? attention(g, q, k, v, mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, c.window, rope)
+      ? attention(g, q, k, v, mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, c.window, { rope })
       : attention(g, rotary(g, q, cos, sin, c.dim), rotary(g, k, cos, sin, c.dim), v, mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, how === 'ops' ? c.window : undefined);
   g.output(out, 'out', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);
   const bytes = g.build('attention');
@@ -103,7 +103,7 @@ describe('RoPE inside the fused attention kernel against rotate_half ops, float3
     const v = splitHeads(g, g.input('v', OnnxType.float, ['batch', 'seq', 8]), 1, 8);
     const cos = g.input('cos', OnnxType.float, ['seq', 8]);
     const sin = g.input('sin', OnnxType.float, ['seq', 8]);
-    g.output(attention(g, q, k, v, g.input('mask', OnnxType.float, ['seq', 'seq']), 2, 1, 8, 8, 0.3, null, { cos, sin, dim: 8 }), 'out', OnnxType.float, ['batch', 'seq', 16]);
+    g.output(attention(g, q, k, v, g.input('mask', OnnxType.float, ['seq', 'seq']), 2, 1, 8, 8, 0.3, null, { rope: { cos, sin, dim: 8 } }), 'out', OnnxType.float, ['batch', 'seq', 16]);
     expect(Buffer.from(g.build('a')).toString('latin1')).not.toContain('GroupQueryAttention');
     const session = await ort.InferenceSession.create(g.build('a'));
     const { cos: cosT, sin: sinT } = ropeTables(7, 8);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { enableObservers, observeInput, observesInput, type Observation } from '../src/execute/forward/observe.js';
+import { enableObservers, observeInput, observesInput, PACKED_MINMAX, unpackMinMax, type Observation } from '../src/execute/forward/observe.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 
 /** The observer outputs a graph declares for one shared input of q/k/v and one of o_proj under `observation`. */
@@ -35,5 +35,33 @@ describe('observers take only the statistics asked for', () => {
     const h = new GraphBuilder();
     enableObservers(h, 'routed');
     expect(observesInput(h, 'l.key_states')).toBe(true);
+  });
+});
+
+describe('packed min/max statistics', () => {
+  const scalar = (v: number): { data: Float32Array } => ({ data: Float32Array.of(v) });
+  const data = (...v: number[]): { data: Float32Array } => ({ data: Float32Array.from(v) });
+
+  test('come back as the scalar outputs they stand for, each where it was declared', () => {
+    // Declared: a, [min:x max:x], b (not fetched), [min:y max:y], packed.
+    const stats = [
+      { name: 'min:x', before: 1 },
+      { name: 'max:x', before: 1 },
+      { name: 'min:y', before: 2 },
+      { name: 'max:y', before: 2 },
+    ];
+    const out = unpackMinMax({ a: data(7), [PACKED_MINMAX]: data(1, 2, 3, 4) }, ['a', 'b', PACKED_MINMAX], stats, scalar);
+    expect(out.map(([n, t]) => [n, Array.from(t.data)])).toEqual([
+      ['a', [7]],
+      ['min:x', [1]],
+      ['max:x', [2]],
+      ['min:y', [3]],
+      ['max:y', [4]],
+    ]);
+  });
+
+  test('a graph without them returns its outputs as they are; a count that does not match is an error', () => {
+    expect(unpackMinMax({ a: data(1) }, ['a'], [], scalar)).toEqual([['a', data(1)]]);
+    expect(() => unpackMinMax({ [PACKED_MINMAX]: data(1) }, [PACKED_MINMAX], [], scalar)).toThrow(/1 values for 0 names/);
   });
 });

@@ -18,7 +18,7 @@ import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, OnnxType, WeightFeeds, type FileBytes, type ModelBytes, type OnnxElemType } from '../onnx/graph-builder.js';
 import { ByteArena } from '../onnx/proto-writer.js';
 import { feedTensors, structureKey } from './fed-weights.js';
-import type { JoinedObserver, Observation, ObserveOption } from './observe.js';
+import { finishPackedMinMax, packMinMax, unpackMinMax, type JoinedObserver, type Observation, type ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
 import { concatStackData, loopedLayer, loopFeeds, narrowed, shareStack, splitStack, stackType, widened, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
 import { toFloat32 } from '../dtypes.js';
@@ -751,6 +751,7 @@ export class ForwardModel {
     };
     const keepLast = options.keepHidden !== false || end < this.config.layers;
     const storedOut = low !== undefined && !this.layerOutputs && keepLast;
+    packMinMax(g);
     let hidden = inputs.hidden;
     for (let layer = first; layer < end; layer++) {
       options.onLayerStart?.(layer, this.config.layers);
@@ -768,6 +769,7 @@ export class ForwardModel {
       hidden = output;
     }
     const last = `out_${end - 1}`;
+    const packedStats = finishPackedMinMax(g);
     if (storedOut) g.output(narrowed(g, last, low), 'stored_out', stackType(low), ['batch', 'seq', H]);
     const key = `layers_${first}_${end}${idsIn ? '_ids' : storedIn ? '_stored' : ''}`;
     // Used once: the session is made at the first run (onnxruntime copies the model), before anything else is written into the arena.
@@ -791,7 +793,7 @@ export class ForwardModel {
           this.layerOutputs ? undefined : (name) => name === 'stored_out' || !name.startsWith('out_') || (name === last && keepLast && !storedOut),
         );
         const extras = new Map<number, Record<string, RawTensor>>();
-        for (const [name, t] of Object.entries(result)) {
+        for (const [name, t] of unpackMinMax(result, g.outputList, packedStats, (v): RawTensor => ({ type: 'float32', data: Float32Array.of(v), dims: [] }))) {
           if (name.startsWith('out_') || name === 'stored_out') continue;
           // A layer's output without a module name comes as `<name>@<layer>` (MoE routing counts).
           const own = /^(.*)@(\d+)$/.exec(name);

@@ -10,7 +10,7 @@ import { windowOf, type DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, observesInput, type ObserveOption } from './observe.js';
-import { attention, attentionLengths, layerNorm, linear, partialRotary, rmsNorm, splitHeads, type AttentionLengths } from './ops.js';
+import { attention, attentionLengths, fusesAttention, layerNorm, linear, partialRotary, perHeadTable, rmsNorm, splitHeads, splitHeadsLast, type AttentionLengths } from './ops.js';
 import { fusedRotary, lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
 
@@ -139,23 +139,27 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   const perHead = (n: Float32Array | undefined): boolean => n !== undefined && n.length === cfg.headDim;
   if (qNorm && !perHead(qNorm)) q = rmsNorm(g, q, qNorm, cfg.eps);
   if (kNorm && !perHead(kNorm)) k = rmsNorm(g, k, kNorm, cfg.eps);
-  q = splitHeads(g, clip(g, q, cfg.clipQkv), cfg.heads, cfg.headDim);
-  k = splitHeads(g, clip(g, k, cfg.clipQkv), cfg.kvHeads, cfg.headDim);
-  v = splitHeads(g, clip(g, v, cfg.clipQkv), cfg.kvHeads, cfg.headDim);
+  // Heads split in place for the fused kernel, unless a quantized kv cache reads them by head first.
+  const headsLast = fusesAttention(g, inp.window, cfg.headDim, cfg.headDim) && !(await w.cacheQuantizer(a, 'k')) && !(await w.cacheQuantizer(a, 'v'));
+  const split = headsLast ? splitHeadsLast : splitHeads;
+  q = split(g, clip(g, q, cfg.clipQkv), cfg.heads, cfg.headDim);
+  k = split(g, clip(g, k, cfg.clipQkv), cfg.kvHeads, cfg.headDim);
+  v = split(g, clip(g, v, cfg.clipQkv), cfg.kvHeads, cfg.headDim);
   if (qNorm && perHead(qNorm)) q = rmsNorm(g, q, qNorm, cfg.eps);
   if (kNorm && perHead(kNorm)) k = rmsNorm(g, k, kNorm, cfg.eps);
   // Whole-head RoPE may run inside the fused attention kernel, unless something reads the rotated keys first.
   const ropeLater = fusedRotary(g) && cfg.rope.dim === cfg.headDim && !observesInput(g, `${a}.key_states`) && !(await w.cacheQuantizer(a, 'k'));
   if (!ropeLater) {
-    q = partialRotary(g, q, inp.cos, inp.sin, cfg.rope.dim, cfg.headDim);
-    k = partialRotary(g, k, inp.cos, inp.sin, cfg.rope.dim, cfg.headDim);
+    const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
+    q = partialRotary(g, q, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim);
+    k = partialRotary(g, k, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim);
   }
   // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
   const { key, value } = await cached(g, w, a, k, v);
   const rope = ropeLater ? { cos: inp.cos, sin: inp.sin, dim: cfg.rope.dim } : undefined;
-  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, inp.window, rope, inp.lengths);
+  const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, inp.window, { rope, lengths: inp.lengths, headsLast });
   observeInput(g, [`${a}.o_proj`], out);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;
   return linear(g, out, await w.linearWeight(`${a}.o_proj`), oBias);

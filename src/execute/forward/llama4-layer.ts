@@ -126,7 +126,7 @@ async function llama4Attention(g: GraphBuilder, w: WeightReader, cfg: DecoderCon
       mask = g.op('Where', [same, inp.mask, g.f32(MASK_MIN)]);
     }
     // torch's sdpa arithmetic in the low dtype; a chunked layer's mask is built here, so only full attention may run fused on the causal mask.
-    merged = attention(g, q, k, v, mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, scale, kind.chunk ? undefined : inp.window, undefined, inp.lengths);
+    merged = attention(g, q, k, v, mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, scale, kind.chunk ? undefined : inp.window, { lengths: inp.lengths });
   }
   observeInput(g, [`${a}.o_proj`], merged);
   const oBias = cfg.attentionBias ? await w.optionalVector(`${a}.o_proj.bias`) : undefined;

@@ -6,7 +6,7 @@
  *
  * Output naming (read back by {@link parseObserverOutput}):
  * `min:<m1>,<m2>…` / `max:…` — scalars shared by modules with the same input
- * (q/k/v, gate/up); `emin:<experts module>|<projection>|<offset>` /
+ * (q/k/v, gate/up), or where a graph packs them, entries of one output; `emin:<experts module>|<projection>|<offset>` /
  * `emax:…` — vectors, one value per expert `<experts module>.<offset + i>.<projection>`.
  *
  * With Hessians on (GPTQ), each observed input `x` also yields `Σ xxᵀ` over
@@ -86,6 +86,64 @@ function returnsInput(mode: Observation, modules: readonly string[]): boolean {
   return want === true || (typeof want === 'function' && modules.some(want));
 }
 
+/** The output that holds a graph's min/max scalars, where they are packed ({@link packMinMax}). */
+export const PACKED_MINMAX = 'packed:minmax';
+
+/** A statistic in {@link PACKED_MINMAX}: its output name, and how many outputs the graph had declared before it (its place among them). */
+export interface PackedStatistic {
+  readonly name: string;
+  readonly before: number;
+}
+
+const packed = new WeakMap<GraphBuilder, (PackedStatistic & { readonly value: string })[]>();
+
+/**
+ * Makes graph `g` gather its per-tensor min/max statistics into one output
+ * ({@link finishPackedMinMax}) instead of an output each: a graph of many
+ * layers has hundreds, and each output is a copy from the device and a
+ * tensor made for it at every run.
+ */
+export function packMinMax(g: GraphBuilder): void {
+  packed.set(g, []);
+}
+
+/**
+ * Declares graph `g`'s packed statistics as output {@link PACKED_MINMAX}
+ * (`[n, 1]`) and returns them (`min:<key>`, `max:<key>`) in its order;
+ * none, and no output, where nothing was observed.
+ */
+export function finishPackedMinMax(g: GraphBuilder): PackedStatistic[] {
+  const list = packed.get(g) ?? [];
+  packed.delete(g);
+  if (list.length === 0) return [];
+  g.output(g.op('Concat', list.map((s) => s.value), { axis: 0 }), PACKED_MINMAX, OnnxType.float, [list.length, 1]);
+  return list.map(({ name, before }) => ({ name, before }));
+}
+
+/**
+ * A run's outputs (named as declared, in `declared` order) with
+ * {@link PACKED_MINMAX} replaced by the scalar outputs it stands for, each
+ * where it would have been declared: the order an unpacked graph returns.
+ */
+export function unpackMinMax<T extends { readonly data: unknown }>(
+  result: Readonly<Record<string, T>>,
+  declared: readonly string[],
+  stats: readonly PackedStatistic[],
+  scalar: (value: number) => T,
+): [string, T][] {
+  const data = result[PACKED_MINMAX]?.data as Float32Array | undefined;
+  if (data === undefined) return Object.entries(result);
+  if (data.length !== stats.length) throw new Error(`packed statistics: ${data.length} values for ${stats.length} names`);
+  const out: [string, T][] = [];
+  let s = 0;
+  declared.forEach((name, i) => {
+    for (; s < stats.length && stats[s]!.before <= i; s++) out.push([stats[s]!.name, scalar(data[s]!)]);
+    if (name !== PACKED_MINMAX && result[name] !== undefined) out.push([name, result[name]!]);
+  });
+  for (; s < stats.length; s++) out.push([stats[s]!.name, scalar(data[s]!)]);
+  return out;
+}
+
 /** How observers are asked for: the experts' token mode alone (min/max), or a full {@link Observation}. */
 export type ObserveOption = ExpertObservation | Observation;
 
@@ -124,8 +182,16 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
   if (!mode || (mode.observes && !modules.some(mode.observes))) return;
   const key = modules.join(',') + part;
   if (!mode.minmax || modules.some(mode.minmax)) {
-    g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
-    g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
+    const pack = packed.get(g);
+    if (pack) {
+      // `[1, 1]` whatever the input's rank, so that the graph's statistics concatenate.
+      const flat = g.op('Flatten', [x], { axis: -1 });
+      const before = g.outputList.length;
+      pack.push({ name: `min:${key}`, before, value: g.op('ReduceMin', [flat], { keepdims: 1 }) }, { name: `max:${key}`, before, value: g.op('ReduceMax', [flat], { keepdims: 1 }) });
+    } else {
+      g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
+      g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
+    }
   }
   if (mode.channels && !part && !modules.some((m) => m.endsWith('_states'))) {
     const flat = g.op('Flatten', [x], { axis: -1 });

@@ -186,7 +186,42 @@ function signedSin(g: GraphBuilder, sin: string, dim: number): string {
 
 /** `[B, T, heads·dim]` → `[B, heads, T, dim]`. */
 export function splitHeads(g: GraphBuilder, x: string, heads: number, dim: number): string {
-  return g.op('Transpose', [g.op('Reshape', [x, g.i64([0, 0, heads, dim])])], { perm: [0, 2, 1, 3] });
+  return g.op('Transpose', [splitHeadsLast(g, x, heads, dim)], { perm: [0, 2, 1, 3] });
+}
+
+/**
+ * `[B, T, heads·dim]` → `[B, T, heads, dim]`: the heads split where they
+ * lie, the layout the fused attention kernel reads (no copy), where
+ * {@link splitHeads}' transpose is a copy on each side of the kernel.
+ */
+export function splitHeadsLast(g: GraphBuilder, x: string, heads: number, dim: number): string {
+  return g.op('Reshape', [x, g.i64([0, 0, heads, dim])]);
+}
+
+const headTables = new WeakMap<GraphBuilder, Map<string, string>>();
+
+/** A `[seq, dim]` position table as `[seq, 1, dim]`, broadcasting over the heads of `[B, T, heads, dim]`; once per graph and table. */
+export function perHeadTable(g: GraphBuilder, table: string): string {
+  const known = headTables.get(g) ?? new Map<string, string>();
+  headTables.set(g, known);
+  let made = known.get(table);
+  if (made === undefined) known.set(table, (made = g.op('Unsqueeze', [table, g.i64([1])])));
+  return made;
+}
+
+/** Whether {@link attention} runs as onnxruntime's fused kernel for these arguments (and so may take heads-last inputs). */
+export function fusesAttention(g: GraphBuilder, window: number | null | undefined, keyDim: number, valueDim: number): boolean {
+  return window !== undefined && keyDim === valueDim && fusedAttention(g);
+}
+
+/** What {@link attention} may be given besides its tensors. */
+export interface AttentionOptions {
+  /** q and k not rotated yet: the fused kernel rotates them where it can, {@link rotary} first otherwise. */
+  readonly rope?: Rope;
+  /** The fused kernel's length inputs, shared by the layers of a graph ({@link AttentionLengths}). */
+  readonly lengths?: () => AttentionLengths;
+  /** q, k and v are `[B, T, heads, D]` ({@link splitHeadsLast}); only where {@link fusesAttention}. */
+  readonly headsLast?: boolean;
 }
 
 /**
@@ -225,17 +260,19 @@ export function attention(
   valueDim: number,
   scaling: number,
   window?: number | null,
-  rope?: Rope,
-  lengths?: () => AttentionLengths,
+  options: AttentionOptions = {},
 ): string {
-  const fused = window !== undefined && keyDim === valueDim && fusedAttention(g);
+  const { rope, lengths, headsLast = false } = options;
+  const fused = fusesAttention(g, window, keyDim, valueDim);
+  if (headsLast && !fused) throw new Error('heads-last attention inputs are for the fused kernel only');
   // The kernel rotates whole heads whose width is a multiple of 16, up to 256.
-  if (fused && rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window, rope, lengths?.());
+  if (fused && rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, rope, headsLast, lengths?.());
   if (rope) {
-    q = rotary(g, q, rope.cos, rope.sin, rope.dim);
-    k = rotary(g, k, rope.cos, rope.sin, rope.dim);
+    const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
+    q = rotary(g, q, table(rope.cos), table(rope.sin), rope.dim);
+    k = rotary(g, k, table(rope.cos), table(rope.sin), rope.dim);
   }
-  if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window, undefined, lengths?.());
+  if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, undefined, headsLast, lengths?.());
   const rep = heads / kvHeads;
   const repeat = (x: string, dim: number): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);
@@ -319,7 +356,7 @@ export function attentionLengths(g: GraphBuilder, x: string, seqAxis: number): A
 
 /**
  * Causal attention of `[B, H, T, D]` queries on `[B, KV, T, D]` keys and
- * values as onnxruntime's GroupQueryAttention (contrib domain): one kernel
+ * values (`[B, T, H, D]` and `[B, T, KV, D]` with `headsLast`) as onnxruntime's GroupQueryAttention (contrib domain): one kernel
  * that never materialises the scores (flash attention for bf16/fp16 on
  * CUDA), with the KV heads shared by groups of queries as `repeat_kv`
  * shares them. A window of w keeps keys less than w positions back
@@ -342,12 +379,13 @@ export function groupQueryAttention(
   scaling: number,
   window: number | null,
   rope?: Rope,
-  lengths: AttentionLengths = attentionLengths(g, q, 2),
+  headsLast = false,
+  lengths: AttentionLengths = attentionLengths(g, q, headsLast ? 1 : 2),
 ): string {
   const low = graphPrecision(g);
   const cast = low?.native ? (x: string): string => g.op('Cast', [x], { to: onnxType(low) }) : (x: string): string => x;
   // GroupQueryAttention reads `[B, T, heads·D]`.
-  const merged = (x: string, n: number): string => cast(g.op('Reshape', [g.op('Transpose', [x], { perm: [0, 2, 1, 3] }), g.i64([0, 0, n * dim])]));
+  const merged = (x: string, n: number): string => cast(g.op('Reshape', [headsLast ? x : g.op('Transpose', [x], { perm: [0, 2, 1, 3] }), g.i64([0, 0, n * dim])]));
   const { seqlensK, total: seq } = lengths;
   // The kernel's cos/sin caches are `[positions, dim / 2]`: the first half of each table row (rotate_half's rows repeat it), cast as the tables are.
   const cache = (table: string): string => cast(sliceLast(g, table, 0, dim / 2));

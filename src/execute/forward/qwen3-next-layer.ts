@@ -41,7 +41,7 @@ async function gatedAttention(g: GraphBuilder, w: WeightReader, cfg: DecoderConf
   const kv = await cached(g, w, a, k, v);
   // The output gate: `sigmoid` of the bf16 gate and the product, each rounded in the low dtype.
   // The plain causal mask (inp.window): on CUDA the fused attention kernel.
-  const out = lowOp(g, 'Mul', [attention(g, q, kv.key, kv.value, inp.mask, cfg.heads, cfg.kvHeads, d, d, d ** -0.5, inp.window, undefined, inp.lengths), lowOp(g, 'Sigmoid', [gate])]);
+  const out = lowOp(g, 'Mul', [attention(g, q, kv.key, kv.value, inp.mask, cfg.heads, cfg.kvHeads, d, d, d ** -0.5, inp.window, { lengths: inp.lengths }), lowOp(g, 'Sigmoid', [gate])]);
   observeInput(g, [`${a}.o_proj`], out);
   return linear(g, out, await w.linearWeight(`${a}.o_proj`));
 }

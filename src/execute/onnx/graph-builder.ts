@@ -308,6 +308,11 @@ export class GraphBuilder {
     this.outputNames.push(name);
   }
 
+  /** The graph outputs declared so far, in order. */
+  get outputList(): readonly string[] {
+    return this.outputNames;
+  }
+
   /** Names `value` `name` too (an Identity node) without making it a graph output. */
   alias(value: string, name: string): void {
     this.node('Identity', [value], {}, [name]);
