@@ -9,6 +9,21 @@ import { maxDiff, values, type AttentionCase } from './attention-cases.js';
 
 type Case = AttentionCase;
 
+/** Runs graph `g` (inputs q, k, v `[B, T, n·D]` and the causal mask of the case's window, plus `extra`) on the case's values; its output `out`. */
+async function runAttention(c: Case, g: GraphBuilder, extra: Record<string, ort.Tensor> = {}): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(g.build('attention'));
+  const t = (data: Float32Array, n: number): ort.Tensor => new ort.Tensor('float32', data, [c.batch, c.seq, n]);
+  const r = await session.run({
+    q: t(values(c.batch * c.seq * c.heads * c.dim, 1), c.heads * c.dim),
+    k: t(values(c.batch * c.seq * c.kvHeads * c.dim, 2), c.kvHeads * c.dim),
+    v: t(values(c.batch * c.seq * c.kvHeads * c.dim, 3), c.kvHeads * c.dim),
+    mask: new ort.Tensor('float32', causalMask(c.seq, c.window), [c.seq, c.seq]),
+    ...extra,
+  });
+  await session.release();
+  return r.out!.data as Float32Array;
+}
+
 /** Attention of one case, as the MatMul/Softmax ops and as GroupQueryAttention, on the CPU in float32. */
 async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused: Float32Array }> {
   const run = async (fused: boolean): Promise<Float32Array> => {
@@ -20,16 +35,7 @@ async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused:
     const mask = g.input('mask', OnnxType.float, ['seq', 'seq']);
     const out = attention(g, splitHeads(g, q, c.heads, c.dim), splitHeads(g, k, c.kvHeads, c.dim), splitHeads(g, v, c.kvHeads, c.dim), mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, fuse ? c.window : undefined);
     g.output(out, 'out', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);
-    const session = await ort.InferenceSession.create(g.build('attention'));
-    const t = (data: Float32Array, n: number): ort.Tensor => new ort.Tensor('float32', data, [c.batch, c.seq, n]);
-    const r = await session.run({
-      q: t(values(c.batch * c.seq * c.heads * c.dim, 1), c.heads * c.dim),
-      k: t(values(c.batch * c.seq * c.kvHeads * c.dim, 2), c.kvHeads * c.dim),
-      v: t(values(c.batch * c.seq * c.kvHeads * c.dim, 3), c.kvHeads * c.dim),
-      mask: new ort.Tensor('float32', causalMask(c.seq, c.window), [c.seq, c.seq]),
-    });
-    await session.release();
-    return r.out!.data as Float32Array;
+    return runAttention(c, g);
   };
   return { ops: await run(false), fused: await run(true) };
 }
@@ -48,18 +54,10 @@ describe('heads-last inputs to the fused kernel', () => {
     const v = split(g, g.input('v', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]), c.kvHeads, c.dim);
     const mask = g.input('mask', OnnxType.float, ['seq', 'seq']);
     g.output(attention(g, q, k, v, mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, c.window, { headsLast }), 'out', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);
-    const session = await ort.InferenceSession.create(g.build('attention'));
-    const t = (data: Float32Array, n: number): ort.Tensor => new ort.Tensor('float32', data, [c.batch, c.seq, n]);
-    const r = await session.run({
-      q: t(values(c.batch * c.seq * c.heads * c.dim, 1), c.heads * c.dim),
-      k: t(values(c.batch * c.seq * c.kvHeads * c.dim, 2), c.kvHeads * c.dim),
-      v: t(values(c.batch * c.seq * c.kvHeads * c.dim, 3), c.kvHeads * c.dim),
+    return runAttention(c, g, {
       cos: new ort.Tensor('float32', values(c.seq * c.dim, 4), [c.seq, c.dim]),
       sin: new ort.Tensor('float32', values(c.seq * c.dim, 5), [c.seq, c.dim]),
-      mask: new ort.Tensor('float32', causalMask(c.seq, c.window), [c.seq, c.seq]),
     });
-    await session.release();
-    return r.out!.data as Float32Array;
   }
 
   test.each([
