@@ -200,3 +200,20 @@ describe('expert coverage policy (qwen3_moe, routed tokens, min_expert_tokens 15
     expect(existsSync(join(cwd, 'coverage.json'))).toBe(true);
   });
 });
+
+describe('the diagnostic environment variables', () => {
+  test('an invalid QUANTC_ORT_PROFILE_MATCH is said as itself, and nothing is written', async () => {
+    const cwd = await workspace(LLAMA_FP8);
+    const io = memoryIo(cwd);
+    process.env.QUANTC_ORT_PROFILE = join(cwd, 'trace', 'p');
+    process.env.QUANTC_ORT_PROFILE_MATCH = 'layers_(';
+    try {
+      expect(await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer('llama'), '--out', 'out', '--data', TEXT, '--seq-len', '32'], io)).toBe(1);
+    } finally {
+      delete process.env.QUANTC_ORT_PROFILE;
+      delete process.env.QUANTC_ORT_PROFILE_MATCH;
+    }
+    expect(io.err.join('')).toMatch(/error apply-failed: QUANTC_ORT_PROFILE_MATCH is not a regular expression \(.*\)\n/);
+    expect((await readdir(cwd)).sort()).toEqual(['recipe.yaml']);
+  });
+});

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { main } from '../src/cli/main.js';
+import { cudaSessionError } from '../src/execute/runtime.js';
 import { DATAFREE, parseSafetensors, readRefTensors, serializeSafetensors, unpackModel } from './execute/fixtures.js';
 import { memoryIo } from './memory-io.js';
 
@@ -101,6 +102,13 @@ describe('quantc apply', () => {
     expect(await main(['apply', join(DATAFREE, 'llama', 'W8A8', 'recipe.yaml'), '--model', modelDir, '--out', 'out'], io)).toBe(0);
     expect(io.err.join('')).toContain(`note: removed ${join(cwd, '.out.quantc-tmp-999999999')}, left by an earlier run into out that was killed before it finished`);
     expect(await readdir(cwd)).toEqual(['out']);
+  });
+
+  test('a CUDA session that fails after one has loaded is the graph\'s failure, not a missing provider', () => {
+    expect(cudaSessionError('Load model failed\nmore', 'layers_0_22', 1, true)).toBe('onnxruntime could not load graph layers_0_22 on cuda:1 (Load model failed)');
+    expect(cudaSessionError('libcudnn.so.9: cannot open shared object file', 'probe', undefined, false)).toBe(
+      'the CUDA execution provider is not available (libcudnn.so.9: cannot open shared object file); run `npm run setup:cuda` on a machine with CUDA 13 and cuDNN 9, or use --device cpu',
+    );
   });
 
   // Where the CUDA provider is installed (the GPU machine), this failure cannot be provoked.

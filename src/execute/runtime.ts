@@ -99,6 +99,9 @@ export async function probeDevice(device: Device, deviceId?: number): Promise<vo
 /** Whether CUDA float32 MatMuls may round their inputs to TF32 (see {@link allowCudaTf32}). */
 let cudaTf32 = false;
 
+/** Whether a CUDA session was created in this process: a later failure is the graph's, not a missing provider. */
+let cudaLoaded = false;
+
 /**
  * Lets cuBLAS multiply float32 matrices in TF32 (10-bit mantissas, float32
  * accumulation) on CUDA, or not (the default: float32 arithmetic as on the
@@ -197,37 +200,45 @@ export class GraphRuntime {
       const evicted = this.evict();
       s = evicted.then(() => this.load()).then(async (ort) => {
         const providers = this.device === 'cuda' ? [this.deviceId === undefined ? 'cuda' : { name: 'cuda' as const, deviceId: this.deviceId }] : ['cpu'];
-        try {
-          const built = build();
-          const bytes = built instanceof Uint8Array ? built : built.bytes;
-          const t0 = performance.now();
-          // QUANTC_ORT_SAVE=PREFIX: the graph as onnxruntime runs it (after its optimizers and placement, with the
-          // Memcpy nodes it inserted between devices) saved as PREFIX-<graph>.onnx, initializers of 1 KiB and more in
-          // PREFIX-<graph>.data beside it; also limited by QUANTC_ORT_PROFILE_MATCH.
-          const saved = perGraphPath('QUANTC_ORT_SAVE', key);
-          // onnxruntime writes there without making the folder; a missing one would fail the session.
-          if (saved) mkdirSync(dirname(saved), { recursive: true });
-          const extra = {
-            ...(saved ? { optimizedModelFilePath: `${saved}.onnx` } : {}),
-            extra: {
-              ...(this.foldConstants ? {} : { optimization: { disable_specified_optimizers: 'ConstantFolding' } }),
-              session: {
-                ...(this.foldConstants ? {} : { disable_prepacking: '1' }),
-                ...(built instanceof Uint8Array ? {} : { model_external_initializers_file_folder_path: built.externalData }),
-                ...(saved ? { optimized_model_external_initializers_file_name: `${saved.slice(saved.lastIndexOf('/') + 1)}.data`, optimized_model_external_initializers_min_size_in_bytes: '1024' } : {}),
-              },
+        // The diagnostic variables are read before onnxruntime is asked for anything: a wrong one is said as itself.
+        // QUANTC_ORT_SAVE=PREFIX: the graph as onnxruntime runs it (after its optimizers and placement, with the
+        // Memcpy nodes it inserted between devices) saved as PREFIX-<graph>.onnx, initializers of 1 KiB and more in
+        // PREFIX-<graph>.data beside it; also limited by QUANTC_ORT_PROFILE_MATCH.
+        const saved = perGraphPath('QUANTC_ORT_SAVE', key);
+        // QUANTC_ORT_PROFILE=PREFIX: onnxruntime's own per-node trace of every session (JSON files PREFIX-<graph>_<date>.json;
+        // profiling), or of those whose graph key matches QUANTC_ORT_PROFILE_MATCH (a regular expression).
+        const trace = perGraphPath('QUANTC_ORT_PROFILE', key);
+        // onnxruntime writes there without making the folder; a missing one would fail the session.
+        if (saved) {
+          try {
+            mkdirSync(dirname(saved), { recursive: true });
+          } catch (e) {
+            throw new RuntimeUnavailableError(`QUANTC_ORT_SAVE: cannot make the folder of ${saved} (${(e as Error).message})`);
+          }
+        }
+        const built = build();
+        const bytes = built instanceof Uint8Array ? built : built.bytes;
+        const extra = {
+          ...(saved ? { optimizedModelFilePath: `${saved}.onnx` } : {}),
+          extra: {
+            ...(this.foldConstants ? {} : { optimization: { disable_specified_optimizers: 'ConstantFolding' } }),
+            session: {
+              ...(this.foldConstants ? {} : { disable_prepacking: '1' }),
+              ...(built instanceof Uint8Array ? {} : { model_external_initializers_file_folder_path: built.externalData }),
+              ...(saved ? { optimized_model_external_initializers_file_name: `${saved.slice(saved.lastIndexOf('/') + 1)}.data`, optimized_model_external_initializers_min_size_in_bytes: '1024' } : {}),
             },
-          };
-          // QUANTC_ORT_PROFILE=PREFIX: onnxruntime's own per-node trace of every session (JSON files PREFIX-<graph>_<date>.json;
-          // profiling), or of those whose graph key matches QUANTC_ORT_PROFILE_MATCH (a regular expression).
-          const trace = perGraphPath('QUANTC_ORT_PROFILE', key);
-          const profiling = trace ? { enableProfiling: true, profileFilePrefix: trace } : {};
-          // QUANTC_ORT_LOG=0…3: onnxruntime's own log from that severity on (0: verbose, with each stage of session creation timed).
-          const log = Number(process.env.QUANTC_ORT_LOG ?? 4);
-          const logSeverityLevel = ([0, 1, 2, 3, 4] as const).find((l) => l === log) ?? 4;
-          // QUANTC_ORT_OPT=disabled|basic|extended: a lower graph optimization level than 'all', for timing session creation.
-          const level = (['disabled', 'basic', 'extended'] as const).find((l) => l === process.env.QUANTC_ORT_OPT) ?? 'all';
+          },
+        };
+        const profiling = trace ? { enableProfiling: true, profileFilePrefix: trace } : {};
+        // QUANTC_ORT_LOG=0…3: onnxruntime's own log from that severity on (0: verbose, with each stage of session creation timed).
+        const log = Number(process.env.QUANTC_ORT_LOG ?? 4);
+        const logSeverityLevel = ([0, 1, 2, 3, 4] as const).find((l) => l === log) ?? 4;
+        // QUANTC_ORT_OPT=disabled|basic|extended: a lower graph optimization level than 'all', for timing session creation.
+        const level = (['disabled', 'basic', 'extended'] as const).find((l) => l === process.env.QUANTC_ORT_OPT) ?? 'all';
+        const t0 = performance.now();
+        try {
           const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: level, logSeverityLevel, ...profiling, ...extra });
+          if (this.device === 'cuda') cudaLoaded = true;
           if (this.timings) {
             this.timings.create += performance.now() - t0;
             this.timings.sessions++;
@@ -236,11 +247,7 @@ export class GraphRuntime {
         } catch (e) {
           const memory = deviceMemoryError(e, this.device, `loading graph ${key}`);
           if (memory !== e) throw memory;
-          if (this.device === 'cuda') {
-            throw new RuntimeUnavailableError(
-              `the CUDA execution provider is not available${this.deviceId === undefined ? '' : ` on cuda:${this.deviceId}`} (${(e as Error).message.split('\n')[0]}); run \`npm run setup:cuda\` on a machine with CUDA 13 and cuDNN 9, or use --device cpu`,
-            );
-          }
+          if (this.device === 'cuda') throw new RuntimeUnavailableError(cudaSessionError((e as Error).message, key, this.deviceId, cudaLoaded));
           throw e;
         }
       });
@@ -303,6 +310,26 @@ async function close(key: string, session: Ort.InferenceSession): Promise<void> 
  */
 function perGraphPath(variable: 'QUANTC_ORT_SAVE' | 'QUANTC_ORT_PROFILE', key: string): string | undefined {
   const prefix = process.env[variable];
+  if (!prefix) return undefined;
   const match = process.env.QUANTC_ORT_PROFILE_MATCH;
-  return prefix && (!match || new RegExp(match).test(key)) ? `${prefix}-${key.replace(/[^\w.-]/g, '_')}` : undefined;
+  let pattern: RegExp | undefined;
+  try {
+    pattern = match ? new RegExp(match) : undefined;
+  } catch (e) {
+    throw new RuntimeUnavailableError(`QUANTC_ORT_PROFILE_MATCH is not a regular expression (${(e as Error).message})`);
+  }
+  return !pattern || pattern.test(key) ? `${prefix}-${key.replace(/[^\w.-]/g, '_')}` : undefined;
+}
+
+/**
+ * What a failed CUDA session creation says: a missing provider (and how to
+ * install it) until one session has loaded on the card in this process
+ * (the CLI loads a one-node graph first); after that, the graph's own error.
+ */
+export function cudaSessionError(message: string, key: string, deviceId: number | undefined, loadedBefore: boolean): string {
+  const first = message.split('\n')[0]!.trim();
+  const on = deviceId === undefined ? '' : ` on cuda:${deviceId}`;
+  return loadedBefore
+    ? `onnxruntime could not load graph ${key}${on} (${first})`
+    : `the CUDA execution provider is not available${on} (${first}); run \`npm run setup:cuda\` on a machine with CUDA 13 and cuDNN 9, or use --device cpu`;
 }
