@@ -99,8 +99,8 @@ export async function probeDevice(device: Device, deviceId?: number): Promise<vo
 /** Whether CUDA float32 MatMuls may round their inputs to TF32 (see {@link allowCudaTf32}). */
 let cudaTf32 = false;
 
-/** Whether a CUDA session was created in this process: a later failure is the graph's, not a missing provider. */
-let cudaLoaded = false;
+/** The CUDA devices a session was created on in this process: a later failure there is the graph's, not a missing provider. */
+const cudaLoaded = new Set<number>();
 
 /**
  * Lets cuBLAS multiply float32 matrices in TF32 (10-bit mantissas, float32
@@ -238,7 +238,7 @@ export class GraphRuntime {
         const t0 = performance.now();
         try {
           const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: level, logSeverityLevel, ...profiling, ...extra });
-          if (this.device === 'cuda') cudaLoaded = true;
+          if (this.device === 'cuda') cudaLoaded.add(this.deviceId ?? 0);
           if (this.timings) {
             this.timings.create += performance.now() - t0;
             this.timings.sessions++;
@@ -247,7 +247,7 @@ export class GraphRuntime {
         } catch (e) {
           const memory = deviceMemoryError(e, this.device, `loading graph ${key}`);
           if (memory !== e) throw memory;
-          if (this.device === 'cuda') throw new RuntimeUnavailableError(cudaSessionError((e as Error).message, key, this.deviceId, cudaLoaded));
+          if (this.device === 'cuda') throw new RuntimeUnavailableError(cudaSessionError((e as Error).message, key, this.deviceId, cudaLoaded.has(this.deviceId ?? 0)));
           throw e;
         }
       });
@@ -323,8 +323,8 @@ function perGraphPath(variable: 'QUANTC_ORT_SAVE' | 'QUANTC_ORT_PROFILE', key: s
 
 /**
  * What a failed CUDA session creation says: a missing provider (and how to
- * install it) until one session has loaded on the card in this process
- * (the CLI loads a one-node graph first); after that, the graph's own error.
+ * install it) until one session has loaded on that card in this process
+ * (the CLI loads a one-node graph on each first); after that, the graph's own error.
  */
 export function cudaSessionError(message: string, key: string, deviceId: number | undefined, loadedBefore: boolean): string {
   const first = message.split('\n')[0]!.trim();
