@@ -135,5 +135,14 @@ export type { GroupDocument, LowCoveragePolicy, ModifierDocument, MoeRewriteDocu
 export type { PlanChange } from './plan/diff.js';
 export type { ModifierVerdict, PatternHit } from './plan/explain.js';
 export type { PlanSpan } from './plan/types.js';
+export type { StageRun } from './execute/pipeline/stage-run.js';
+export type { AwqSpec } from './execute/types.js';
+export type { AwqMapping } from './match/awq-mappings.js';
+export type { DeviceSlot } from './execute/device-list.js';
+export type { PartSpec } from './execute/parts.js';
+export type { StoredName } from './model/stored-names.js';
+export type { LanguageModelNames } from './execute/forward/weights.js';
+export type { AwqRole } from './plan/explain.js';
+export { MINIMUM_SMOOTHING_SCALE } from './execute/smoothquant/smoothquant-modifier.js';
 
 export { QUANTC_VERSION } from './version.js';

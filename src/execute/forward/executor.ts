@@ -531,7 +531,9 @@ export class ForwardModel {
    * Builds decoder layer `layer` of `weights` into `into` as a looped pass
    * builds it (this model's precision, observers `observe`, expert groups
    * bounded by `expertGroupBytes`); false when the layer needs graphs of its
-   * own (expert groups).
+   * own (expert groups). For the looped passes and AWQ's search, which hand
+   * it their graph builders.
+   * @internal
    */
   async buildLayerInto(layer: number, weights: WeightReader, into: Parameters<BuildInto>[0], observe?: ObserveOption, expertGroupBytes?: number): Promise<boolean> {
     const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe, expertGroupBytes, into, precision: this.precision.low });

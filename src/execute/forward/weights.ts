@@ -53,7 +53,11 @@ export class WeightReader {
     return undefined;
   }
 
-  /** The kv-cache fake quantization of an attention's keys or values (served-model simulation, see `SimulatingWeights`); none for a plain reader. */
+  /**
+   * The kv-cache fake quantization of an attention's keys or values (served-model simulation, see `SimulatingWeights`); none for a plain reader.
+   * For the layer graph builders.
+   * @internal
+   */
   async cacheQuantizer(_attention: string, _which: 'k' | 'v'): Promise<InputQuantizer | undefined> {
     return undefined;
   }
@@ -62,7 +66,8 @@ export class WeightReader {
    * The fake quantization of Linear `module`'s input for graphs that read
    * its weight with {@link linear} rather than {@link linearWeight} (MLPs
    * split across graphs, experts), applied to `part` of the input; none for
-   * a plain reader.
+   * a plain reader. For the layer graph builders.
+   * @internal
    */
   async inputQuantizer(_module: string, _part: InputPart): Promise<SliceQuantizer | undefined> {
     return undefined;
