@@ -169,19 +169,26 @@ export function partialRotary(g: GraphBuilder, x: string, cos: string, sin: stri
   return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), cos, sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
 }
 
-const signedSins = new WeakMap<GraphBuilder, Map<string, string>>();
+/** Values made once per graph and key (position tables every layer of a graph reads). */
+type PerGraph = WeakMap<GraphBuilder, Map<string, string>>;
+
+/** The value `key` of graph `g` in `store`, made by `make` the first time. */
+function oncePerGraph(store: PerGraph, g: GraphBuilder, key: string, make: () => string): string {
+  const known = store.get(g) ?? new Map<string, string>();
+  store.set(g, known);
+  let made = known.get(key);
+  if (made === undefined) known.set(key, (made = make()));
+  return made;
+}
+
+const signedSins: PerGraph = new WeakMap();
 
 /** The sin table (rounded as the rotary embedding returns it) with its first half negated, once per graph, table and width. */
 function signedSin(g: GraphBuilder, sin: string, dim: number): string {
-  const bySin = signedSins.get(g) ?? new Map<string, string>();
-  signedSins.set(g, bySin);
-  const key = `${sin}/${dim}`;
-  const known = bySin.get(key);
-  if (known) return known;
-  const s = rounded(g, sin);
-  const made = g.op('Concat', [g.op('Neg', [sliceLast(g, s, 0, dim / 2)]), sliceLast(g, s, dim / 2, dim)], { axis: -1 });
-  bySin.set(key, made);
-  return made;
+  return oncePerGraph(signedSins, g, `${sin}/${dim}`, () => {
+    const s = rounded(g, sin);
+    return g.op('Concat', [g.op('Neg', [sliceLast(g, s, 0, dim / 2)]), sliceLast(g, s, dim / 2, dim)], { axis: -1 });
+  });
 }
 
 /** `[B, T, heads·dim]` → `[B, heads, T, dim]`. */
@@ -198,15 +205,11 @@ export function splitHeadsLast(g: GraphBuilder, x: string, heads: number, dim: n
   return g.op('Reshape', [x, g.i64([0, 0, heads, dim])]);
 }
 
-const headTables = new WeakMap<GraphBuilder, Map<string, string>>();
+const headTables: PerGraph = new WeakMap();
 
 /** A `[seq, dim]` position table as `[seq, 1, dim]`, broadcasting over the heads of `[B, T, heads, dim]`; once per graph and table. */
 export function perHeadTable(g: GraphBuilder, table: string): string {
-  const known = headTables.get(g) ?? new Map<string, string>();
-  headTables.set(g, known);
-  let made = known.get(table);
-  if (made === undefined) known.set(table, (made = g.op('Unsqueeze', [table, g.i64([1])])));
-  return made;
+  return oncePerGraph(headTables, g, table, () => g.op('Unsqueeze', [table, g.i64([1])]));
 }
 
 /** Whether {@link attention} runs as onnxruntime's fused kernel for these arguments (and so may take heads-last inputs). */
