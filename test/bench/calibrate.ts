@@ -9,7 +9,7 @@
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--expert-group-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1] [--compact-stacks 0|1]
- *     [--precision fp32,bf16] [--attention fused,ops] [--observe linear|none] [--repeat N] [--json FILE]
+ *     [--precision fp32,bf16] [--attention fused,ops] [--observe linear|none] [--torch-observers without|with|both] [--repeat N] [--json FILE]
  *
  * `--precision` lists quantc's rows per device (default fp32): fp32 computes
  * in float32 (bf16 weights widened), like-for-like with the float32 PyTorch
@@ -56,6 +56,14 @@ export interface CalibrateBenchOptions {
   readonly devices?: readonly Device[];
   /** PyTorch rows to run; none skips PyTorch. */
   readonly torchDtypes?: readonly ('float32' | 'bfloat16')[];
+  /**
+   * Whether PyTorch's rows also run llm-compressor's input observers
+   * (`torch_forward.py --observers`: a `static_minmax` observer on every
+   * Linear, as its calibration of a static-activation recipe hooks them):
+   * `without` (the default) the forward pass alone, `with` with them,
+   * `both` a row of each.
+   */
+  readonly torchObservers?: 'without' | 'with' | 'both';
   readonly python?: string;
   /** Overrides {@link ForwardModel.graphWeightBytes} (0: one layer per graph). */
   readonly graphWeightBytes?: number;
@@ -112,8 +120,8 @@ export interface CalibrateBenchRow {
   /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel (`QUANTC_FUSED_ROPE=1`) and the decoder RMSNorms as one kernel (unless `QUANTC_FUSED_NORMS=0`). */
   readonly fusedRotary?: boolean;
   readonly fusedNorms?: boolean;
-  /** quantc with `--observe none`: the forward pass without observers. */
-  readonly observe?: 'none';
+  /** quantc with `--observe none`: the forward pass without observers. PyTorch with `linear`: with llm-compressor's observers ({@link CalibrateBenchOptions.torchObservers}). */
+  readonly observe?: 'none' | 'linear';
   /** quantc with `repeat` > 1: which run of its variant the row is (1 = the first). */
   readonly run?: number;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
@@ -242,11 +250,24 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       if (!before && result) first.set(precision, result);
       if (!ran.low && result) fp32 = result;
     }
+    const observing = { without: [false], with: [true], both: [false, true] }[options.torchObservers ?? 'without'];
     for (const dtype of options.torchDtypes ?? ['float32', 'bfloat16']) {
-      const r = JSON.parse(python(py, ['run', dir, tokensFile, '--device', device, '--dtype', dtype])) as { seconds: number; tokens: number; tokens_per_s: number; torch: string; device_name: string; experts: 'all' | 'routed'; experts_modules: number };
-      // Fused experts run as llm-compressor calibrates them: every expert on every token, as quantc's pass does.
-      const experts = r.experts_modules > 0 ? `, every expert on every token (${r.experts_modules} experts modules)` : '';
-      push({ engine: 'pytorch', device, dtype, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens_per_s, note: `torch ${r.torch}${experts}` });
+      for (const observers of observing) {
+        const r = JSON.parse(python(py, ['run', dir, tokensFile, '--device', device, '--dtype', dtype, ...(observers ? ['--observers'] : [])])) as {
+          seconds: number;
+          tokens: number;
+          tokens_per_s: number;
+          torch: string;
+          device_name: string;
+          experts: 'all' | 'routed';
+          experts_modules: number;
+          observed_modules?: number;
+        };
+        // Fused experts run as llm-compressor calibrates them: every expert on every token, as quantc's pass does.
+        const experts = r.experts_modules > 0 ? `, every expert on every token (${r.experts_modules} experts modules)` : '';
+        const observed = observers ? `, llm-compressor's input observers on ${r.observed_modules} modules` : '';
+        push({ engine: 'pytorch', device, dtype, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens_per_s, ...(observers ? { observe: 'linear' as const } : {}), note: `torch ${r.torch}${experts}${observed}` });
+      }
     }
   }
   return rows;
@@ -284,6 +305,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     seqLen: num('--seq-len'),
     devices: list<Device>('--device'),
     torchDtypes: flag(args, '--torch-dtypes') === 'none' ? [] : list<'float32' | 'bfloat16'>('--torch-dtypes'),
+    torchObservers: flag(args, '--torch-observers') as 'without' | 'with' | 'both' | undefined,
     python: flag(args, '--python'),
     graphWeightBytes: num('--graph-weight-bytes'),
     expertGroupBytes: num('--expert-group-bytes'),

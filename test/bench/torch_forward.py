@@ -6,10 +6,19 @@ calibrates on.
         writes config.json + model.safetensors of a random llama (bf16), or of an
         MoE architecture with the same attention and 8 experts of width 256 (top 2;
         qwen3_moe: 64 experts, top 8; qwen3_moe_a3b: Qwen3-30B-A3B's 128 experts of width 768, 4 layers)
-    python test/bench/torch_forward.py run DIR TOKENS.json --device cpu|cuda --dtype float32|bfloat16 [--routed]
+    python test/bench/torch_forward.py run DIR TOKENS.json --device cpu|cuda --dtype float32|bfloat16 [--routed] [--observers]
         runs the decoder (model.model: embeddings and layers, no lm_head, as
         quantc's calibration does) on every batch of TOKENS.json ([[B][T]]
         batches) and prints one JSON line: {"seconds", "tokens", "tokens_per_s"}
+
+`--observers` adds what llm-compressor's calibration of a static-activation
+recipe does on top of the forward pass: an input observer on every Linear of
+the decoder layers, called from a forward pre-hook as its
+`calibrate_input_hook` is, reducing the flattened input `(B·T, 1, C)` with
+`torch.amin`/`torch.amax` over dims (0, −1) and keeping the running min and max
+(`static_minmax`). Each Linear observes its own input, so q/k/v (and gate/up)
+reduce the same tensor once each, as llm-compressor's hooks do; with fused
+experts, every expert's gate, up and down inputs are observed the same way.
 
 Fused experts (3-D gate_up_proj/down_proj, the transformers 5 layout) run
 as llm-compressor calibrates them by default: every expert on every token,
@@ -96,14 +105,47 @@ def make(args):
     print(json.dumps({"dir": args.dir, "size": args.size, "parameters": n}))
 
 
+class StaticMinMax:
+    """llm-compressor's `static_minmax` input observer of one module: running min and max of every value seen."""
+
+    def __init__(self):
+        self.min_vals = None
+        self.max_vals = None
+
+    def __call__(self, x):
+        observed = x.reshape(-1, 1, x.shape[-1])  # activations per tensor: (B·T, 1, C)
+        lo, hi = torch.amin(observed, dim=(0, -1)), torch.amax(observed, dim=(0, -1))
+        if self.min_vals is None:
+            self.min_vals, self.max_vals = lo, hi
+        else:
+            self.min_vals, self.max_vals = torch.min(lo, self.min_vals), torch.max(hi, self.max_vals)
+
+
+def observe_linears(decoder):
+    """A forward pre-hook with its own observer on every Linear of the decoder layers (calibrate_input_hook)."""
+    def hook(observer):
+        return lambda _m, args: observer(args[0] if isinstance(args, tuple) else args)
+    linears = [m for m in decoder.layers.modules() if isinstance(m, torch.nn.Linear)]
+    for m in linears:
+        m.register_forward_pre_hook(hook(StaticMinMax()))
+    return len(linears)
+
+
 def all_experts_forward(self, hidden_states, top_k_index, top_k_weights):
     """llm-compressor's calibrate-all-experts forward of one fused experts module: each expert on all tokens."""
     final = torch.zeros_like(hidden_states)
     inter = self.down_proj.shape[-1]
+    observers = getattr(self, "quantc_observers", None)
     for e in range(self.num_experts):
+        if observers:
+            observers[e][0](hidden_states)
+            observers[e][1](hidden_states)
         gate = torch.nn.functional.linear(hidden_states, self.gate_up_proj[e, :inter])
         up = torch.nn.functional.linear(hidden_states, self.gate_up_proj[e, inter:])
-        out = torch.nn.functional.linear(self.act_fn(gate) * up, self.down_proj[e])
+        act = self.act_fn(gate) * up
+        if observers:
+            observers[e][2](act)
+        out = torch.nn.functional.linear(act, self.down_proj[e])
         token_idx, top_k_pos = torch.where(top_k_index == e)
         final.index_add_(0, token_idx, (out[token_idx] * top_k_weights[token_idx, top_k_pos, None]).to(final.dtype))
     return final
@@ -136,6 +178,12 @@ def run(args):
     patched = [] if args.routed else fused_experts(model)
     for m in patched:
         m.forward = all_experts_forward.__get__(m)
+    observed = 0
+    if args.observers:
+        observed = observe_linears(decoder)
+        for m in patched:
+            m.quantc_observers = [[StaticMinMax() for _ in range(3)] for _ in range(m.num_experts)]
+            observed += 3 * m.num_experts
     with open(args.tokens) as f:
         batches = [torch.tensor(b, dtype=torch.long) for b in json.load(f)]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -149,7 +197,7 @@ def run(args):
         seconds = time.perf_counter() - t0
     tokens = sum(b.numel() for b in batches)
     print(json.dumps({"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "threads": torch.get_num_threads(), "attn": attn,
-                      "experts": "all" if patched else "routed", "experts_modules": len(patched),
+                      "experts": "all" if patched else "routed", "experts_modules": len(patched), "observed_modules": observed,
                       "torch": torch.__version__, "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else os.uname().machine}))
 
 
@@ -168,6 +216,7 @@ def main():
     r.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     r.add_argument("--threads", type=int, default=0)
     r.add_argument("--routed", action="store_true", help="transformers' routed experts forward instead of every expert on every token")
+    r.add_argument("--observers", action="store_true", help="llm-compressor's static_minmax input observer on every Linear (and every fused expert)")
     args = p.parse_args()
     make(args) if args.cmd == "make" else run(args)
 
