@@ -41,7 +41,7 @@ async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused:
 }
 
 describe('heads-last inputs to the fused kernel', () => {
-  /** RoPE then fused attention of one case, with the heads split in place or transposed first. */
+  /** RoPE then fused attention of one case, with the heads split in place (the halves swapped by a Gather) or transposed first. */
   async function run(c: Case, headsLast: boolean): Promise<Float32Array> {
     const g = new GraphBuilder();
     setFusedAttention(g);
@@ -49,8 +49,9 @@ describe('heads-last inputs to the fused kernel', () => {
     const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
     const cos = g.input('cos', OnnxType.float, ['seq', c.dim]);
     const sin = g.input('sin', OnnxType.float, ['seq', c.dim]);
-    const q = rotary(g, split(g, g.input('q', OnnxType.float, ['batch', 'seq', c.heads * c.dim]), c.heads, c.dim), table(cos), table(sin), c.dim);
-    const k = rotary(g, split(g, g.input('k', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]), c.kvHeads, c.dim), table(cos), table(sin), c.dim);
+    // Heads-last, rotate_half's swap is one Gather; transposed, Slices and a Concat.
+    const q = rotary(g, split(g, g.input('q', OnnxType.float, ['batch', 'seq', c.heads * c.dim]), c.heads, c.dim), table(cos), table(sin), c.dim, headsLast);
+    const k = rotary(g, split(g, g.input('k', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]), c.kvHeads, c.dim), table(cos), table(sin), c.dim, headsLast);
     const v = split(g, g.input('v', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]), c.kvHeads, c.dim);
     const mask = g.input('mask', OnnxType.float, ['seq', 'seq']);
     g.output(attention(g, q, k, v, mask, c.heads, c.kvHeads, c.dim, c.dim, 0.3, c.window, { headsLast }), 'out', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);

@@ -151,8 +151,8 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   const ropeLater = fusedRotary(g) && cfg.rope.dim === cfg.headDim && !observesInput(g, `${a}.key_states`) && !(await w.cacheQuantizer(a, 'k'));
   if (!ropeLater) {
     const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
-    q = partialRotary(g, q, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim);
-    k = partialRotary(g, k, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim);
+    q = partialRotary(g, q, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim, headsLast);
+    k = partialRotary(g, k, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim, headsLast);
   }
   // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
   observeInput(g, [`${a}.key_states`], k);

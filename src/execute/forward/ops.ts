@@ -155,19 +155,23 @@ export function sliceLast(g: GraphBuilder, x: string, start: number, end: number
  * `x * cos + rotate_half(x) * sin` on the last axis of `[…, seq, dim]`; cos/sin are `[seq, dim]`
  * (in the low dtype cast down first, as the rotary embedding returns them, and each op rounded).
  */
-export function rotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
+export function rotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number, headsLast = false): string {
   // rotate_half(x)·sin = [x₂, x₁]·[−sin₁, sin₂]: the sign moves onto the (small) table, exactly, and
-  // no Neg passes over x. (Slices and Concat, not a Gather: onnxruntime moves transposes through them.)
+  // no Neg passes over x. The halves swap through Slices and a Concat, which onnxruntime moves transposes
+  // through; heads-last (no transposes around) through one Gather: one pass over x instead of two.
   const half = dim / 2;
-  const swapped = g.op('Concat', [sliceLast(g, x, half, dim), sliceLast(g, x, 0, half)], { axis: -1 });
+  const swapped = headsLast
+    ? g.op('Gather', [x, halfSwap(g, dim)], { axis: -1 })
+    : g.op('Concat', [sliceLast(g, x, half, dim), sliceLast(g, x, 0, half)], { axis: -1 });
   return lowOp(g, 'Add', [lowOp(g, 'Mul', [x, rounded(g, cos)]), lowOp(g, 'Mul', [swapped, signedSin(g, sin, dim)])]);
 }
 
 /** {@link rotary} on the first `dim` of `headDim` channels (partial RoPE), the rest passed through. */
-export function partialRotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number, headDim: number): string {
-  if (dim === headDim) return rotary(g, x, cos, sin, dim);
-  return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), cos, sin, dim), sliceLast(g, x, dim, headDim)], { axis: -1 });
+export function partialRotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number, headDim: number, headsLast = false): string {
+  if (dim === headDim) return rotary(g, x, cos, sin, dim, headsLast);
+  return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), cos, sin, dim, headsLast), sliceLast(g, x, dim, headDim)], { axis: -1 });
 }
+
 
 /** Values made once per graph and key (position tables every layer of a graph reads). */
 type PerGraph = WeakMap<GraphBuilder, Map<string, string>>;
@@ -189,6 +193,13 @@ function signedSin(g: GraphBuilder, sin: string, dim: number): string {
     const s = rounded(g, sin);
     return g.op('Concat', [g.op('Neg', [sliceLast(g, s, 0, dim / 2)]), sliceLast(g, s, dim / 2, dim)], { axis: -1 });
   });
+}
+
+const halfSwaps: PerGraph = new WeakMap();
+
+/** The indices `[dim/2 … dim−1, 0 … dim/2−1]`, once per graph and width. */
+function halfSwap(g: GraphBuilder, dim: number): string {
+  return oncePerGraph(halfSwaps, g, String(dim), () => g.i64(Array.from({ length: dim }, (_, i) => (i + dim / 2) % dim)));
 }
 
 /** `[B, T, heads·dim]` → `[B, heads, T, dim]`. */
@@ -272,8 +283,8 @@ export function attention(
   if (fused && rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, rope, headsLast, lengths?.());
   if (rope) {
     const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
-    q = rotary(g, q, table(rope.cos), table(rope.sin), rope.dim);
-    k = rotary(g, k, table(rope.cos), table(rope.sin), rope.dim);
+    q = rotary(g, q, table(rope.cos), table(rope.sin), rope.dim, headsLast);
+    k = rotary(g, k, table(rope.cos), table(rope.sin), rope.dim, headsLast);
   }
   if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, undefined, headsLast, lengths?.());
   const rep = heads / kvHeads;
