@@ -102,20 +102,24 @@ describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, 
     expect(maxDiff(fused, ops)).toBeGreaterThan(1e-3);
   });
 
-  test('only graphs asked to fuse their attention build the contrib node', () => {
-    const build = (fused: boolean, low: boolean): string => {
+  test('only graphs asked to fuse their attention build the contrib node: MultiHeadAttention for plain causal attention, GroupQueryAttention with a window', () => {
+    const build = (fused: boolean, low: boolean, window: number | null = null): string => {
       const g = new GraphBuilder();
       if (low) setGraphPrecision(g, { dtype: 'bfloat16', native: true, fusedAttention: fused });
       else if (fused) setFusedAttention(g);
       const q = g.input('q', OnnxType.float, [1, 4, 2, 8]);
-      g.output(attention(g, q, q, q, g.input('mask', OnnxType.float, [4, 4]), 2, 2, 8, 8, 0.5, null), 'out', OnnxType.float, [1, 4, 16]);
+      g.output(attention(g, q, q, q, g.input('mask', OnnxType.float, [4, 4]), 2, 2, 8, 8, 0.5, window), 'out', OnnxType.float, [1, 4, 16]);
       return Buffer.from(g.build('a')).toString('latin1');
     };
-    expect(build(true, true)).toContain('GroupQueryAttention');
+    expect(build(true, true)).toContain('MultiHeadAttention');
+    expect(build(true, true)).not.toContain('GroupQueryAttention');
     expect(build(true, true)).toContain('com.microsoft');
-    expect(build(false, true)).not.toContain('GroupQueryAttention');
+    expect(build(true, true, 2)).toContain('GroupQueryAttention');
+    expect(build(false, true)).not.toContain('MultiHeadAttention');
+    expect(build(false, true, 2)).not.toContain('GroupQueryAttention');
     expect(build(false, false)).not.toContain('com.microsoft');
-    expect(build(true, false)).toContain('GroupQueryAttention');
+    expect(build(true, false)).toContain('MultiHeadAttention');
+    expect(build(true, false, 2)).toContain('GroupQueryAttention');
   });
 });
 

@@ -280,13 +280,13 @@ export function attention(
   const fused = fusesAttention(g, window, keyDim, valueDim);
   if (headsLast && !fused) throw new Error('heads-last attention inputs are for the fused kernel only');
   // The kernel rotates whole heads whose width is a multiple of 16, up to 256.
-  if (fused && rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, rope, headsLast, lengths?.());
+  if (fused && rope && rope.dim === keyDim && keyDim % 16 === 0 && keyDim <= 256) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, rope, headsLast, lengths);
   if (rope) {
     const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
     q = rotary(g, q, table(rope.cos), table(rope.sin), rope.dim, headsLast);
     k = rotary(g, k, table(rope.cos), table(rope.sin), rope.dim, headsLast);
   }
-  if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, undefined, headsLast, lengths?.());
+  if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, undefined, headsLast, lengths);
   const rep = heads / kvHeads;
   const repeat = (x: string, dim: number): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);
@@ -378,6 +378,10 @@ export function attentionLengths(g: GraphBuilder, x: string, seqAxis: number): A
  * computes in the low dtype as torch's flash sdpa does: scores and softmax
  * in float32, the probabilities rounded for the product with the values,
  * the output rounded once; otherwise in float32.
+ * Plain causal attention (no window, no `rope`) runs as MultiHeadAttention
+ * on the KV heads repeated in place instead (unless `QUANTC_GQA=1`): on the
+ * card the same flash kernel and the same bits, without GroupQueryAttention's
+ * copy of q, k and v into its cache layout.
  * With `rope` the kernel also rotates the queries and keys (the whole head,
  * positions 0…T−1): each element `x·cos ± x'·sin` in float32, rounded once.
  * Returns `[B, T, H·D]`.
@@ -394,13 +398,23 @@ export function groupQueryAttention(
   window: number | null,
   rope?: Rope,
   headsLast = false,
-  lengths: AttentionLengths = attentionLengths(g, q, headsLast ? 1 : 2),
+  lengths: () => AttentionLengths = () => attentionLengths(g, q, headsLast ? 1 : 2),
 ): string {
   const low = graphPrecision(g);
   const cast = low?.native ? (x: string): string => g.op('Cast', [x], { to: onnxType(low) }) : (x: string): string => x;
-  // GroupQueryAttention reads `[B, T, heads·D]`.
-  const merged = (x: string, n: number): string => cast(g.op('Reshape', [headsLast ? x : g.op('Transpose', [x], { perm: [0, 2, 1, 3] }), g.i64([0, 0, n * dim])]));
-  const { seqlensK, total: seq } = lengths;
+  const heads1st = (x: string): string => (headsLast ? x : g.op('Transpose', [x], { perm: [0, 2, 1, 3] }));
+  // GroupQueryAttention (and MultiHeadAttention) read `[B, T, heads·D]`.
+  const merged = (x: string, n: number): string => cast(g.op('Reshape', [heads1st(x), g.i64([0, 0, n * dim])]));
+  if (window === null && !rope && process.env.QUANTC_GQA !== '1') {
+    // Plain causal attention, rotated already: MultiHeadAttention on the KV heads repeated in place (one Expand
+    // each, as `repeat_kv`) runs the same flash kernel without GroupQueryAttention's copy of q, k and v into
+    // its cache layout, and needs no length inputs.
+    const repeated = (x: string): string =>
+      g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [cast(heads1st(x)), g.i64([3])]), g.i64([1, 1, 1, heads / kvHeads, 1])]), g.i64([0, 0, heads * dim])]);
+    const [out] = g.contribOp('MultiHeadAttention', [merged(q, heads), repeated(k), repeated(v)], 1, { num_heads: heads, scale: { float: scaling }, unidirectional: 1 });
+    return low?.native ? g.op('Cast', [out!], { to: OnnxType.float }) : out!;
+  }
+  const { seqlensK, total: seq } = lengths();
   // The kernel's cos/sin caches are `[positions, dim / 2]`: the first half of each table row (rotate_half's rows repeat it), cast as the tables are.
   const cache = (table: string): string => cast(sliceLast(g, table, 0, dim / 2));
   const rotation = rope ? [cache(rope.cos), cache(rope.sin)] : [];

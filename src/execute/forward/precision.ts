@@ -27,10 +27,12 @@ export interface LowPrecision {
   readonly dtype: 'bfloat16' | 'float16';
   readonly native: boolean;
   /**
-   * Causal attention runs as onnxruntime's fused GroupQueryAttention kernel
-   * (flash attention on CUDA) instead of MatMul, Softmax and MatMul with the
-   * scores materialised: what torch's sdpa does on a bf16 model. Native
-   * (CUDA) only; `QUANTC_FUSED_ATTENTION=0` turns it off.
+   * Causal attention runs as one of onnxruntime's fused kernels (flash
+   * attention on CUDA: MultiHeadAttention for plain causal attention,
+   * GroupQueryAttention with a window or rotating itself) instead of MatMul,
+   * Softmax and MatMul with the scores materialised: what torch's sdpa does
+   * on a bf16 model. Native (CUDA) only; `QUANTC_FUSED_ATTENTION=0` turns it
+   * off, `QUANTC_GQA=1` runs all of it as GroupQueryAttention.
    */
   readonly fusedAttention?: boolean;
   /**
