@@ -2,7 +2,7 @@ import ort from 'onnxruntime-node';
 import { describe, expect, test } from 'vitest';
 import { causalMask } from '../src/execute/forward/executor.js';
 import { attention, chunkedAttention, rotary, splitHeads, splitHeadsLast, perHeadTable } from '../src/execute/forward/ops.js';
-import { setFusedAttention, setGraphPrecision } from '../src/execute/forward/precision.js';
+import { setFusedAttention, setGraphPrecision, setMultiHeadAttention } from '../src/execute/forward/precision.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { GraphRuntime } from '../src/execute/runtime.js';
 import { maxDiff, values, type AttentionCase } from './attention-cases.js';
@@ -24,11 +24,11 @@ async function runAttention(c: Case, g: GraphBuilder, extra: Record<string, ort.
   return r.out!.data as Float32Array;
 }
 
-/** Attention of one case, as the MatMul/Softmax ops and as GroupQueryAttention, on the CPU in float32. */
-async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused: Float32Array }> {
+/** Attention of one case, as the MatMul/Softmax ops and as the fused kernel (GroupQueryAttention, or MultiHeadAttention where the attention is plain causal and `multiHead`), on the CPU in float32. */
+async function both(c: Case, fuse: boolean, multiHead = false): Promise<{ ops: Float32Array; fused: Float32Array }> {
   const run = async (fused: boolean): Promise<Float32Array> => {
     const g = new GraphBuilder();
-    if (fused) setFusedAttention(g);
+    if (fused) (multiHead ? setMultiHeadAttention : setFusedAttention)(g);
     const q = g.input('q', OnnxType.float, ['batch', 'seq', c.heads * c.dim]);
     const k = g.input('k', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]);
     const v = g.input('v', OnnxType.float, ['batch', 'seq', c.kvHeads * c.dim]);
@@ -42,9 +42,9 @@ async function both(c: Case, fuse: boolean): Promise<{ ops: Float32Array; fused:
 
 describe('heads-last inputs to the fused kernel', () => {
   /** RoPE then fused attention of one case, with the heads split in place (the halves swapped by a Gather) or transposed first. */
-  async function run(c: Case, headsLast: boolean): Promise<Float32Array> {
+  async function run(c: Case, headsLast: boolean, multiHead = false): Promise<Float32Array> {
     const g = new GraphBuilder();
-    setFusedAttention(g);
+    (multiHead ? setMultiHeadAttention : setFusedAttention)(g);
     const split = headsLast ? splitHeadsLast : splitHeads;
     const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
     const cos = g.input('cos', OnnxType.float, ['seq', c.dim]);
@@ -70,6 +70,13 @@ describe('heads-last inputs to the fused kernel', () => {
     expect(Buffer.from(last.buffer).equals(Buffer.from((await run(c, false)).buffer))).toBe(true);
   });
 
+  test('give the bits of transposed inputs to MultiHeadAttention too', async () => {
+    const c: Case = { batch: 2, seq: 9, heads: 4, kvHeads: 2, dim: 8, window: null };
+    const last = await run(c, true, true);
+    expect(Array.from(last).every(Number.isFinite)).toBe(true);
+    expect(Buffer.from(last.buffer).equals(Buffer.from((await run(c, false, true)).buffer))).toBe(true);
+  });
+
   test('are refused where the attention is not the fused kernel', () => {
     const g = new GraphBuilder();
     const x = g.input('x', OnnxType.float, [1, 2, 2, 8]);
@@ -77,7 +84,7 @@ describe('heads-last inputs to the fused kernel', () => {
   });
 });
 
-describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, float32 on the CPU', () => {
+describe('fused attention (GroupQueryAttention, MultiHeadAttention) against the MatMul/Softmax ops, float32 on the CPU', () => {
   const cases: Case[] = [
     { batch: 2, seq: 9, heads: 4, kvHeads: 2, dim: 8, window: null },
     { batch: 1, seq: 17, heads: 4, kvHeads: 4, dim: 16, window: null },
@@ -87,6 +94,18 @@ describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, 
   test.each(cases)('$batch×$seq tokens, $heads heads on $kvHeads KV heads of $dim, window $window', async (c) => {
     const { ops, fused } = await both(c, true);
     expect(maxDiff(fused, ops)).toBeLessThan(1e-5);
+  });
+
+  test.each([
+    { batch: 2, seq: 9, heads: 4, kvHeads: 2, dim: 8, window: null },
+    { batch: 1, seq: 17, heads: 4, kvHeads: 4, dim: 16, window: null },
+    { batch: 2, seq: 6, heads: 8, kvHeads: 1, dim: 8, window: null },
+  ])('MultiHeadAttention on the KV heads repeated: $batch×$seq tokens, $heads heads on $kvHeads KV heads of $dim', async (c) => {
+    const { ops, fused } = await both(c, true, true);
+    expect(maxDiff(fused, ops)).toBeLessThan(1e-5);
+    // Repeating each KV head for its group of queries (not tiling the heads) is what the comparison can tell.
+    const { fused: gqa } = await both(c, true);
+    expect(maxDiff(fused, gqa)).toBeLessThan(1e-5);
   });
 
   test('a graph that fuses its attention still applies a mask it knows nothing of', async () => {
@@ -102,24 +121,25 @@ describe('fused attention (GroupQueryAttention) against the MatMul/Softmax ops, 
     expect(maxDiff(fused, ops)).toBeGreaterThan(1e-3);
   });
 
-  test('only graphs asked to fuse their attention build the contrib node: MultiHeadAttention for plain causal attention, GroupQueryAttention with a window', () => {
-    const build = (fused: boolean, low: boolean, window: number | null = null): string => {
+  test('only graphs asked to fuse their attention build the contrib node: MultiHeadAttention for plain causal attention where asked, GroupQueryAttention otherwise', () => {
+    const build = (fused: boolean, low: boolean, window: number | null = null, multiHead = false): string => {
       const g = new GraphBuilder();
-      if (low) setGraphPrecision(g, { dtype: 'bfloat16', native: true, fusedAttention: fused });
-      else if (fused) setFusedAttention(g);
+      if (low) setGraphPrecision(g, { dtype: 'bfloat16', native: true, fusedAttention: fused, multiHeadAttention: multiHead });
+      else if (fused) (multiHead ? setMultiHeadAttention : setFusedAttention)(g);
       const q = g.input('q', OnnxType.float, [1, 4, 2, 8]);
       g.output(attention(g, q, q, q, g.input('mask', OnnxType.float, [4, 4]), 2, 2, 8, 8, 0.5, window), 'out', OnnxType.float, [1, 4, 16]);
       return Buffer.from(g.build('a')).toString('latin1');
     };
-    expect(build(true, true)).toContain('MultiHeadAttention');
-    expect(build(true, true)).not.toContain('GroupQueryAttention');
+    expect(build(true, true)).toContain('GroupQueryAttention');
     expect(build(true, true)).toContain('com.microsoft');
-    expect(build(true, true, 2)).toContain('GroupQueryAttention');
-    expect(build(false, true)).not.toContain('MultiHeadAttention');
-    expect(build(false, true, 2)).not.toContain('GroupQueryAttention');
+    expect(build(true, true, null, true)).toContain('MultiHeadAttention');
+    expect(build(true, true, null, true)).not.toContain('GroupQueryAttention');
+    expect(build(true, true, 2, true)).toContain('GroupQueryAttention');
+    expect(build(false, true, null, true)).not.toContain('com.microsoft');
+    expect(build(false, true)).not.toContain('GroupQueryAttention');
     expect(build(false, false)).not.toContain('com.microsoft');
-    expect(build(true, false)).toContain('MultiHeadAttention');
-    expect(build(true, false, 2)).toContain('GroupQueryAttention');
+    expect(build(true, false)).toContain('GroupQueryAttention');
+    expect(build(true, false, null, true)).toContain('MultiHeadAttention');
   });
 });
 

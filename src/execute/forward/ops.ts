@@ -12,7 +12,7 @@ import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
 import { flashExp } from './fast-exp.js';
 import { bf16Bytes, f16Bytes } from '../dtypes.js';
-import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded, roundTo, torchCpuKernels, type LowPrecision } from './precision.js';
+import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, multiHeadAttention, onnxType, rounded, roundTo, torchCpuKernels, type LowPrecision } from './precision.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -379,9 +379,8 @@ export function attentionLengths(g: GraphBuilder, x: string, seqAxis: number): A
  * in float32, the probabilities rounded for the product with the values,
  * the output rounded once; otherwise in float32.
  * Plain causal attention (no window, no `rope`) runs as MultiHeadAttention
- * on the KV heads repeated in place instead (unless `QUANTC_GQA=1`): on the
- * card the same flash kernel and the same bits, without GroupQueryAttention's
- * copy of q, k and v into its cache layout.
+ * on the KV heads repeated in place instead where the graph's precision says
+ * so ({@link LowPrecision.multiHeadAttention}).
  * With `rope` the kernel also rotates the queries and keys (the whole head,
  * positions 0…T−1): each element `x·cos ± x'·sin` in float32, rounded once.
  * Returns `[B, T, H·D]`.
@@ -405,7 +404,7 @@ export function groupQueryAttention(
   const heads1st = (x: string): string => (headsLast ? x : g.op('Transpose', [x], { perm: [0, 2, 1, 3] }));
   // GroupQueryAttention (and MultiHeadAttention) read `[B, T, heads·D]`.
   const merged = (x: string, n: number): string => cast(g.op('Reshape', [heads1st(x), g.i64([0, 0, n * dim])]));
-  if (window === null && !rope && process.env.QUANTC_GQA !== '1') {
+  if (window === null && !rope && multiHeadAttention(g)) {
     // Plain causal attention, rotated already: MultiHeadAttention on the KV heads repeated in place (one Expand
     // each, as `repeat_kv`) runs the same flash kernel without GroupQueryAttention's copy of q, k and v into
     // its cache layout, and needs no length inputs.

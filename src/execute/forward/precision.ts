@@ -27,14 +27,21 @@ export interface LowPrecision {
   readonly dtype: 'bfloat16' | 'float16';
   readonly native: boolean;
   /**
-   * Causal attention runs as one of onnxruntime's fused kernels (flash
-   * attention on CUDA: MultiHeadAttention for plain causal attention,
-   * GroupQueryAttention with a window or rotating itself) instead of MatMul,
-   * Softmax and MatMul with the scores materialised: what torch's sdpa does
-   * on a bf16 model. Native (CUDA) only; `QUANTC_FUSED_ATTENTION=0` turns it
-   * off, `QUANTC_GQA=1` runs all of it as GroupQueryAttention.
+   * Causal attention runs as onnxruntime's fused GroupQueryAttention kernel
+   * (flash attention on CUDA) instead of MatMul, Softmax and MatMul with the
+   * scores materialised: what torch's sdpa does on a bf16 model. Native
+   * (CUDA) only; `QUANTC_FUSED_ATTENTION=0` turns it off.
    */
   readonly fusedAttention?: boolean;
+  /**
+   * Where attention is fused, plain causal attention (no window, not rotating
+   * in the kernel) runs as MultiHeadAttention on the KV heads repeated in
+   * place: on the card the same flash kernel and the same bits, without
+   * GroupQueryAttention's copy of q, k and v into its cache layout. Native
+   * (CUDA) only; `QUANTC_GQA=1` keeps GroupQueryAttention. (The CPU has no
+   * float16 MultiHeadAttention: onnxruntime widens around it there.)
+   */
+  readonly multiHeadAttention?: boolean;
   /**
    * Where attention is fused and nothing observes the post-RoPE keys, the
    * rotary embedding runs inside the attention kernel (its `do_rotary`):
@@ -122,6 +129,7 @@ export function resolvePrecision(requested: Precision, modelType: string, dtype:
       dtype,
       native,
       fusedAttention: native && process.env.QUANTC_FUSED_ATTENTION !== '0',
+      multiHeadAttention: native && process.env.QUANTC_GQA !== '1',
       // Opt-in: on the card it left a third of the tiny models' layer outputs identical to transformers' (98–100% without it).
       fusedRotary: native && process.env.QUANTC_FUSED_ROPE === '1',
       // With it 11 of the 17 tiny models give transformers' values on the card bit for bit (precision-parity --refs); 5% faster on the 1B llama.
@@ -140,12 +148,14 @@ export function describePrecision(p: ResolvedPrecision): string {
 const graphs = new WeakMap<GraphBuilder, LowPrecision>();
 const fused = new WeakSet<GraphBuilder>();
 const fusedRope = new WeakSet<GraphBuilder>();
+const multiHead = new WeakSet<GraphBuilder>();
 
 /** Makes graph `g` compute in `low` (nothing for float32), with fused attention (and rotary) where `low` asks for it. */
 export function setGraphPrecision(g: GraphBuilder, low: LowPrecision | undefined): void {
   if (low) graphs.set(g, low);
   if (low?.fusedAttention) fused.add(g);
   if (low?.fusedAttention && low.fusedRotary) fusedRope.add(g);
+  if (low?.fusedAttention && low.multiHeadAttention) multiHead.add(g);
   if (low?.native && low.narrow) g.rewriteWith((nodes, graph) => narrow(nodes, graph, onnxType(low), low.narrow === 'all'));
 }
 
@@ -170,6 +180,17 @@ export function fusedRotary(g: GraphBuilder): boolean {
   return fusedRope.has(g);
 }
 
+/** Makes graph `g`'s plain causal attention fused as MultiHeadAttention (float32 on the CPU, as tests check it). */
+export function setMultiHeadAttention(g: GraphBuilder): void {
+  fused.add(g);
+  multiHead.add(g);
+}
+
+/** Whether graph `g`'s plain causal attention runs as MultiHeadAttention (see {@link LowPrecision.multiHeadAttention}). */
+export function multiHeadAttention(g: GraphBuilder): boolean {
+  return multiHead.has(g);
+}
+
 /** The low precision of graph `g`, undefined when it computes in float32. */
 export function graphPrecision(g: GraphBuilder): LowPrecision | undefined {
   return graphs.get(g);
@@ -180,6 +201,7 @@ export function inheritPrecision(to: GraphBuilder, from: GraphBuilder): void {
   setGraphPrecision(to, graphs.get(from));
   if (fused.has(from)) fused.add(to);
   if (fusedRope.has(from)) fusedRope.add(to);
+  if (multiHead.has(from)) multiHead.add(to);
 }
 
 /**
