@@ -172,7 +172,6 @@ export function partialRotary(g: GraphBuilder, x: string, cos: string, sin: stri
   return g.op('Concat', [rotary(g, sliceLast(g, x, 0, dim), cos, sin, dim, headsLast), sliceLast(g, x, dim, headDim)], { axis: -1 });
 }
 
-
 /** Values made once per graph and key (position tables every layer of a graph reads). */
 type PerGraph = WeakMap<GraphBuilder, Map<string, string>>;
 
@@ -409,7 +408,9 @@ export function groupQueryAttention(
     // each, as `repeat_kv`) runs the same flash kernel without GroupQueryAttention's copy of q, k and v into
     // its cache layout, and needs no length inputs.
     const repeated = (x: string): string =>
-      g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [cast(heads1st(x)), g.i64([3])]), g.i64([1, 1, 1, heads / kvHeads, 1])]), g.i64([0, 0, heads * dim])]);
+      kvHeads === heads
+        ? merged(x, heads)
+        : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [cast(heads1st(x)), g.i64([3])]), g.i64([1, 1, 1, heads / kvHeads, 1])]), g.i64([0, 0, heads * dim])]);
     const [out] = g.contribOp('MultiHeadAttention', [merged(q, heads), repeated(k), repeated(v)], 1, { num_heads: heads, scale: { float: scaling }, unidirectional: 1 });
     return low?.native ? g.op('Cast', [out!], { to: OnnxType.float }) : out!;
   }
