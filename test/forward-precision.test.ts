@@ -252,18 +252,20 @@ describe('which precision runs', () => {
     expect(describePrecision(resolvePrecision('fp32', 'llama', 'bfloat16', 'cuda'))).toBe('float32');
   });
 
-  test('on CUDA the decoder norms run as one kernel unless QUANTC_FUSED_NORMS=0; RoPE joins the attention kernel only with QUANTC_FUSED_ROPE=1', () => {
-    const saved = { norms: process.env.QUANTC_FUSED_NORMS, rope: process.env.QUANTC_FUSED_ROPE };
+  test('on CUDA the decoder norms run as one kernel unless QUANTC_FUSED_NORMS=0; RoPE joins the attention kernel only with QUANTC_FUSED_ROPE=1; plain causal attention is MultiHeadAttention unless QUANTC_GQA=1', () => {
+    const saved = { norms: process.env.QUANTC_FUSED_NORMS, rope: process.env.QUANTC_FUSED_ROPE, gqa: process.env.QUANTC_GQA };
     try {
       delete process.env.QUANTC_FUSED_NORMS;
       delete process.env.QUANTC_FUSED_ROPE;
-      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cuda').low).toMatchObject({ fusedNorms: true, fusedRotary: false });
-      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cpu').low).toMatchObject({ fusedNorms: false, fusedRotary: false });
+      delete process.env.QUANTC_GQA;
+      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cuda').low).toMatchObject({ fusedNorms: true, fusedRotary: false, multiHeadAttention: true });
+      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cpu').low).toMatchObject({ fusedNorms: false, fusedRotary: false, multiHeadAttention: false });
       process.env.QUANTC_FUSED_NORMS = '0';
       process.env.QUANTC_FUSED_ROPE = '1';
-      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cuda').low).toMatchObject({ fusedNorms: false, fusedRotary: true });
+      process.env.QUANTC_GQA = '1';
+      expect(resolvePrecision('bf16', 'llama', 'bfloat16', 'cuda').low).toMatchObject({ fusedNorms: false, fusedRotary: true, multiHeadAttention: false });
     } finally {
-      for (const [key, value] of [['QUANTC_FUSED_NORMS', saved.norms], ['QUANTC_FUSED_ROPE', saved.rope]] as const) {
+      for (const [key, value] of [['QUANTC_FUSED_NORMS', saved.norms], ['QUANTC_FUSED_ROPE', saved.rope], ['QUANTC_GQA', saved.gqa]] as const) {
         if (value === undefined) delete process.env[key];
         else process.env[key] = value;
       }
