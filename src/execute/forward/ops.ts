@@ -285,7 +285,7 @@ export function attention(
     q = rotary(g, q, table(rope.cos), table(rope.sin), rope.dim, headsLast);
     k = rotary(g, k, table(rope.cos), table(rope.sin), rope.dim, headsLast);
   }
-  if (fused) return groupQueryAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, undefined, headsLast, lengths);
+  if (fused) return fusedCausalAttention(g, q, k, v, heads, kvHeads, keyDim, scaling, window!, undefined, headsLast, lengths);
   const rep = heads / kvHeads;
   const repeat = (x: string, dim: number): string =>
     rep === 1 ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.i64([2])]), g.i64([1, 1, rep, 1, 1])]), g.i64([0, heads, -1, dim])]);
@@ -319,7 +319,7 @@ export function chunkedAttention(g: GraphBuilder, q: string, k: string, v: strin
   // [B, n, T', D] → [B·T'/chunk, n, chunk, D]: each chunk a sequence of its own.
   const chunks = (x: string, n: number): string =>
     g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [padToMultiple(g, x, chunk), g.i64([0, n, -1, chunk, dim])])], { perm: [0, 2, 1, 3, 4] }), g.i64([-1, n, chunk, dim])]);
-  const out = groupQueryAttention(g, chunks(q, heads), chunks(k, kvHeads), chunks(v, kvHeads), heads, kvHeads, dim, scaling, null);
+  const out = fusedCausalAttention(g, chunks(q, heads), chunks(k, kvHeads), chunks(v, kvHeads), heads, kvHeads, dim, scaling, null);
   const whole = g.op('Reshape', [out, g.op('Concat', [g.op('Gather', [shape, g.i64([0])], { axis: 0 }), g.i64([-1, heads * dim])], { axis: 0 })]);
   return g.op('Slice', [whole, g.i64([0]), seq, g.i64([1])]);
 }
@@ -368,6 +368,52 @@ export function attentionLengths(g: GraphBuilder, x: string, seqAxis: number): A
 }
 
 /**
+ * Causal attention as one of onnxruntime's fused kernels (arguments as
+ * {@link groupQueryAttention}'s): plain causal attention (no window, no
+ * `rope`) as {@link multiHeadCausalAttention} where the graph's precision
+ * says so ({@link LowPrecision.multiHeadAttention}), GroupQueryAttention
+ * otherwise.
+ */
+function fusedCausalAttention(
+  g: GraphBuilder,
+  q: string,
+  k: string,
+  v: string,
+  heads: number,
+  kvHeads: number,
+  dim: number,
+  scaling: number,
+  window: number | null,
+  rope?: Rope,
+  headsLast = false,
+  lengths?: () => AttentionLengths,
+): string {
+  if (window === null && !rope && multiHeadAttention(g)) return multiHeadCausalAttention(g, q, k, v, heads, kvHeads, dim, scaling, headsLast);
+  return groupQueryAttention(g, q, k, v, heads, kvHeads, dim, scaling, window, rope, headsLast, lengths);
+}
+
+/** `[B, n, T, D]` (heads-last: `[B, T, n, D]`) as the fused kernels read it: `[B, T, n·D]`, in the graph's low dtype where it runs natively. */
+function kernelInput(g: GraphBuilder, x: string, n: number, dim: number, headsLast: boolean): string {
+  return toKernelType(g, g.op('Reshape', [headsFirst(g, x, headsLast), g.i64([0, 0, n * dim])]));
+}
+
+/** `[B, n, T, D]` as `[B, T, n, D]`; heads-last values as they are. */
+function headsFirst(g: GraphBuilder, x: string, headsLast: boolean): string {
+  return headsLast ? x : g.op('Transpose', [x], { perm: [0, 2, 1, 3] });
+}
+
+/** `x` in the dtype a fused kernel computes in: the graph's low one where it runs natively, else as it is. */
+function toKernelType(g: GraphBuilder, x: string): string {
+  const low = graphPrecision(g);
+  return low?.native ? g.op('Cast', [x], { to: onnxType(low) }) : x;
+}
+
+/** A fused kernel's output as the graph's float32 value. */
+function fromKernelType(g: GraphBuilder, out: string): string {
+  return graphPrecision(g)?.native ? g.op('Cast', [out], { to: OnnxType.float }) : out;
+}
+
+/**
  * Causal attention of `[B, H, T, D]` queries on `[B, KV, T, D]` keys and
  * values (`[B, T, H, D]` and `[B, T, KV, D]` with `headsLast`) as onnxruntime's GroupQueryAttention (contrib domain): one kernel
  * that never materialises the scores (flash attention for bf16/fp16 on
@@ -377,9 +423,6 @@ export function attentionLengths(g: GraphBuilder, x: string, seqAxis: number): A
  * computes in the low dtype as torch's flash sdpa does: scores and softmax
  * in float32, the probabilities rounded for the product with the values,
  * the output rounded once; otherwise in float32.
- * Plain causal attention (no window, no `rope`) runs as MultiHeadAttention
- * on the KV heads repeated in place instead where the graph's precision says
- * so ({@link LowPrecision.multiHeadAttention}).
  * With `rope` the kernel also rotates the queries and keys (the whole head,
  * positions 0…T−1): each element `x·cos ± x'·sin` in float32, rounded once.
  * Returns `[B, T, H·D]`.
@@ -398,26 +441,11 @@ export function groupQueryAttention(
   headsLast = false,
   lengths: () => AttentionLengths = () => attentionLengths(g, q, headsLast ? 1 : 2),
 ): string {
-  const low = graphPrecision(g);
-  const cast = low?.native ? (x: string): string => g.op('Cast', [x], { to: onnxType(low) }) : (x: string): string => x;
-  const heads1st = (x: string): string => (headsLast ? x : g.op('Transpose', [x], { perm: [0, 2, 1, 3] }));
-  // GroupQueryAttention (and MultiHeadAttention) read `[B, T, heads·D]`.
-  const merged = (x: string, n: number): string => cast(g.op('Reshape', [heads1st(x), g.i64([0, 0, n * dim])]));
-  if (window === null && !rope && multiHeadAttention(g)) {
-    // Plain causal attention, rotated already: MultiHeadAttention on the KV heads repeated in place (one Expand
-    // each, as `repeat_kv`) runs the same flash kernel without GroupQueryAttention's copy of q, k and v into
-    // its cache layout, and needs no length inputs.
-    const repeated = (x: string): string =>
-      kvHeads === heads
-        ? merged(x, heads)
-        : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [cast(heads1st(x)), g.i64([3])]), g.i64([1, 1, 1, heads / kvHeads, 1])]), g.i64([0, 0, heads * dim])]);
-    const [out] = g.contribOp('MultiHeadAttention', [merged(q, heads), repeated(k), repeated(v)], 1, { num_heads: heads, scale: { float: scaling }, unidirectional: 1 });
-    return low?.native ? g.op('Cast', [out!], { to: OnnxType.float }) : out!;
-  }
   const { seqlensK, total: seq } = lengths();
   // The kernel's cos/sin caches are `[positions, dim / 2]`: the first half of each table row (rotate_half's rows repeat it), cast as the tables are.
-  const cache = (table: string): string => cast(sliceLast(g, table, 0, dim / 2));
+  const cache = (table: string): string => toKernelType(g, sliceLast(g, table, 0, dim / 2));
   const rotation = rope ? [cache(rope.cos), cache(rope.sin)] : [];
+  const merged = (x: string, n: number): string => kernelInput(g, x, n, dim, headsLast);
   const [out] = g.contribOp('GroupQueryAttention', [merged(q, heads), merged(k, kvHeads), merged(v, kvHeads), '', '', seqlensK, seq, ...rotation], 3, {
     num_heads: heads,
     kv_num_heads: kvHeads,
@@ -425,5 +453,22 @@ export function groupQueryAttention(
     ...(window === null ? {} : { local_window_size: window }),
     ...(rope ? { do_rotary: 1, rotary_interleaved: 0 } : {}),
   });
-  return low?.native ? g.op('Cast', [out!], { to: OnnxType.float }) : out!;
+  return fromKernelType(g, out!);
+}
+
+/**
+ * Plain causal attention (no window; q and k rotated already), inputs and
+ * output as {@link groupQueryAttention}'s, as onnxruntime's
+ * MultiHeadAttention on the KV heads repeated in place (one `Expand` each,
+ * as `repeat_kv`; none where each query head has its own): on the card the
+ * same flash kernel, without GroupQueryAttention's copy of q, k and v into
+ * its cache layout, and no length inputs.
+ */
+export function multiHeadCausalAttention(g: GraphBuilder, q: string, k: string, v: string, heads: number, kvHeads: number, dim: number, scaling: number, headsLast = false): string {
+  const repeated = (x: string): string =>
+    kvHeads === heads
+      ? kernelInput(g, x, heads, dim, headsLast)
+      : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [toKernelType(g, headsFirst(g, x, headsLast)), g.i64([3])]), g.i64([1, 1, 1, heads / kvHeads, 1])]), g.i64([0, 0, heads * dim])]);
+  const [out] = g.contribOp('MultiHeadAttention', [kernelInput(g, q, heads, dim, headsLast), repeated(k), repeated(v)], 1, { num_heads: heads, scale: { float: scaling }, unidirectional: 1 });
+  return fromKernelType(g, out!);
 }
