@@ -59,7 +59,7 @@ const EXACT: Readonly<Record<string, 'all' | 'first'>> = {
 const NO_BF16_KERNEL = new Set(['ReduceMin', 'ReduceMax']);
 
 /** Ops whose first output has their first input's element type. */
-const SAME_TYPE = new Set([...ROUNDED, ...Object.keys(EXACT), 'MatMul', 'Identity', 'GroupQueryAttention', 'MultiHeadAttention', 'SimplifiedLayerNormalization']);
+const SAME_TYPE = new Set([...ROUNDED, ...Object.keys(EXACT), 'MatMul', 'GroupQueryAttention', 'MultiHeadAttention', 'SimplifiedLayerNormalization']);
 
 function castTo(n: GraphNode): number | undefined {
   return n.opType === 'Cast' && !n.domain ? (n.attrs.to as number) : undefined;
