@@ -368,28 +368,16 @@ export function attentionLengths(g: GraphBuilder, x: string, seqAxis: number): A
 }
 
 /**
- * Causal attention as one of onnxruntime's fused kernels (arguments as
- * {@link groupQueryAttention}'s): plain causal attention (no window, no
+ * Causal attention as one of onnxruntime's fused kernels, with
+ * {@link groupQueryAttention}'s arguments: plain causal attention (no window, no
  * `rope`) as {@link multiHeadCausalAttention} where the graph's precision
  * says so ({@link LowPrecision.multiHeadAttention}), GroupQueryAttention
  * otherwise.
  */
-function fusedCausalAttention(
-  g: GraphBuilder,
-  q: string,
-  k: string,
-  v: string,
-  heads: number,
-  kvHeads: number,
-  dim: number,
-  scaling: number,
-  window: number | null,
-  rope?: Rope,
-  headsLast = false,
-  lengths?: () => AttentionLengths,
-): string {
+function fusedCausalAttention(...args: Parameters<typeof groupQueryAttention>): string {
+  const [g, q, k, v, heads, kvHeads, dim, scaling, window, rope, headsLast = false] = args;
   if (window === null && !rope && multiHeadAttention(g)) return multiHeadCausalAttention(g, q, k, v, heads, kvHeads, dim, scaling, headsLast);
-  return groupQueryAttention(g, q, k, v, heads, kvHeads, dim, scaling, window, rope, headsLast, lengths);
+  return groupQueryAttention(...args);
 }
 
 /** `[B, n, T, D]` (heads-last: `[B, T, n, D]`) as the fused kernels read it: `[B, T, n·D]`, in the graph's low dtype where it runs natively. */
