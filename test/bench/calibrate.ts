@@ -9,7 +9,7 @@
  *     [--tokens N] [--batch-size B] [--seq-len T] [--device cpu,cuda]
  *     [--torch-dtypes float32,bfloat16|none] [--python python3]
  *     [--graph-weight-bytes N] [--expert-group-bytes N] [--fold-constants 0|1] [--layer-outputs 0|1] [--compact-stacks 0|1]
- *     [--precision fp32,bf16] [--attention fused,ops] [--observe linear|none] [--torch-observers without|with|both] [--repeat N] [--json FILE]
+ *     [--precision fp32,bf16] [--attention fused,ops] [--observe linear|symmetric|none] [--torch-observers without|with|both] [--repeat N] [--json FILE]
  *
  * `--precision` lists quantc's rows per device (default fp32): fp32 computes
  * in float32 (bf16 weights widened), like-for-like with the float32 PyTorch
@@ -86,12 +86,14 @@ export interface CalibrateBenchOptions {
    */
   readonly attention?: readonly ('fused' | 'ops')[];
   /**
-   * What quantc's rows observe: `linear` (the default) the inputs of every
-   * Linear, as a static activation recipe does; `none` nothing: the forward
-   * pass alone (returning the last layer's states), to tell the observers'
-   * share of the time.
+   * What quantc's rows observe: `linear` (the default) the min and max of
+   * the inputs of every Linear, as an asymmetric static activation recipe
+   * needs; `symmetric` the same inputs as a symmetric one (FP8, NVFP4's
+   * global scales) reads them, one `|x|` maximum each; `none` nothing: the
+   * forward pass alone (returning the last layer's states), to tell the
+   * observers' share of the time.
    */
-  readonly observe?: 'linear' | 'none';
+  readonly observe?: 'linear' | 'symmetric' | 'none';
   /**
    * Runs of each quantc row, one after the other in the process (default 1):
    * a fresh machine's first pass pays one-time costs (the card's kernels
@@ -120,8 +122,8 @@ export interface CalibrateBenchRow {
   /** quantc bf16 on CUDA: whether RoPE ran inside the fused attention kernel (`QUANTC_FUSED_ROPE=1`) and the decoder RMSNorms as one kernel (unless `QUANTC_FUSED_NORMS=0`). */
   readonly fusedRotary?: boolean;
   readonly fusedNorms?: boolean;
-  /** quantc with `--observe none`: the forward pass without observers. PyTorch with `linear`: with llm-compressor's observers ({@link CalibrateBenchOptions.torchObservers}). */
-  readonly observe?: 'none' | 'linear';
+  /** quantc with `--observe none`: the forward pass without observers; with `symmetric`: one |x| maximum per input. PyTorch with `linear`: with llm-compressor's observers ({@link CalibrateBenchOptions.torchObservers}). */
+  readonly observe?: 'none' | 'linear' | 'symmetric';
   /** quantc with `repeat` > 1: which run of its variant the row is (1 = the first). */
   readonly run?: number;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
@@ -227,7 +229,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       const observes = (module: string): boolean => !module.endsWith('_states');
       let result: CalibrationResult | undefined;
       if (options.observe === 'none') await model.layers(await model.embed(batches), { expertGroupBytes: options.expertGroupBytes });
-      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes });
+      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes, ...(options.observe === 'symmetric' ? { absmax: () => true } : {}) });
       const seconds = (performance.now() - t0) / 1000;
       const ranges = model.layerRanges(model.expertGroupBound(options.expertGroupBytes));
       const before = first.get(precision);
@@ -241,7 +243,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         timings,
         layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
         ...(repeat > 1 ? { run } : {}),
-        ...(options.observe === 'none' ? { observe: 'none' as const } : {}),
+        ...(options.observe === 'none' || options.observe === 'symmetric' ? { observe: options.observe } : {}),
         ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true } : {}),
         statsDiff: before && result ? statsDiff(before, result) : undefined,
         precisionDiff: ran.low && fp32 && result ? statsDiff(fp32, result) : undefined,
@@ -280,7 +282,7 @@ export function formatRow(row: CalibrateBenchRow): string {
     (row.statsDiff === undefined ? '' : `, min/max vs first run ${row.statsDiff.toExponential(1)}`) +
     (row.precisionDiff === undefined ? '' : `, min/max vs fp32 ${row.precisionDiff.toExponential(1)}`);
   const split = t
-    ? `  (${row.observe === 'none' ? 'no observers, ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
+    ? `  (${row.observe === 'none' ? 'no observers, ' : row.observe === 'symmetric' ? 'symmetric observers (|x| maxima), ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
       ? `  (${row.note})`
       : '';
@@ -315,7 +317,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     precisions: list<Precision>('--precision'),
     attention: list<'fused' | 'ops'>('--attention'),
     repeat: num('--repeat'),
-    observe: flag(args, '--observe') as 'linear' | 'none' | undefined,
+    observe: flag(args, '--observe') as 'linear' | 'symmetric' | 'none' | undefined,
   };
 }
 

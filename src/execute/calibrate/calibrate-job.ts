@@ -94,12 +94,23 @@ export function observedModules(job: ApplyJob): (module: string) => boolean {
 }
 
 /**
+ * The modules whose input statistics `job` reads only as `max(|min|, |max|)`:
+ * every one but those with asymmetric static integer inputs (FP8, NVFP4's
+ * global scale, symmetric integers and the kv cache's scales are symmetric).
+ */
+export function absmaxModules(job: ApplyJob): (module: string) => boolean {
+  const full = new Set<string>();
+  for (const m of job.modules) if (inputCalibration(job.groups[m.group]!.scheme.input_activations, m.name)?.symmetric === false) full.add(m.name);
+  return (module) => !full.has(module);
+}
+
+/**
  * Calibrates `job` (which must carry a {@link CalibrationSpec}) on
  * `batches`; throws {@link ExpertCoverageError} when the coverage policy
  * stops the run.
  */
 export async function calibrateJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: CalibrateOptions & { readonly expertGroupBytes?: number } = {}): Promise<CalibratedJob> {
-  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, { ...options, observes: observedModules(job) });
+  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, { ...options, observes: observedModules(job), absmax: absmaxModules(job) });
   return completeCalibration(job, result, DTYPES[model.config.dtype]);
 }
 

@@ -35,6 +35,13 @@ export interface CalibrateOptions {
    * with the routing counts coverage needs.
    */
   readonly observes?: (module: string) => boolean;
+  /**
+   * The modules whose input range is read only as `max(|min|, |max|)`
+   * (symmetric static schemes); where every module of an input is one, its
+   * statistics are `min = −absmax`, `max = absmax`, taken with one reduction
+   * instead of two. Every input keeps its true min and max when unset.
+   */
+  readonly absmax?: (module: string) => boolean;
 }
 
 /**
@@ -52,7 +59,7 @@ export async function calibrate(
   options: CalibrateOptions = {},
 ): Promise<CalibrationResult> {
   const experts: ExpertObservation = calibrateAllExperts ? 'all' : 'routed';
-  const observe: ObserveOption = options.observes ? { experts, hessians: false, observes: options.observes } : experts;
+  const observe: ObserveOption = options.observes || options.absmax ? { experts, hessians: false, observes: options.observes, absmax: options.absmax } : experts;
   const stats = new StaticMinMax();
   const last = new LastBatchMinMax();
   const coverage = new CoverageCollector();

@@ -18,7 +18,7 @@
  *   product of two 8- or 11-bit significands is exact in float32; a sum that
  *   is not is the larger value to within far less than half a low ulp);
  * - ops that only move or select values (`Identity`, `Reshape`, `Transpose`, `Slice`,
- *   `Concat`, `Gather`, `Flatten`, `Neg`, and in float16 `ReduceMin`/`ReduceMax`, which have no
+ *   `Concat`, `Gather`, `Flatten`, `Neg`, `Abs`, and in float16 `ReduceMin`/`ReduceMax`, which have no
  *   bfloat16 kernel on CUDA) run on the low tensors;
  * - a graph output keeps its float32 tensor, but the graph's own readers of
  *   it (the next layer of a graph of several) read the low tensor it was
@@ -38,10 +38,11 @@ import { OnnxType, type GraphContext, type GraphNode, type OnnxElemType } from '
 /** Element-wise ops that round their exact result once. */
 const ROUNDED = new Set(['Add', 'Sub', 'Mul']);
 
-/** Ops whose output values are input values (moved, selected, negated): which inputs carry the data. */
+/** Ops whose output values are input values (moved, selected, negated, or their magnitudes): which inputs carry the data. */
 const EXACT: Readonly<Record<string, 'all' | 'first'>> = {
   Identity: 'first',
   Neg: 'first',
+  Abs: 'first',
   Reshape: 'first',
   Transpose: 'first',
   Slice: 'first',

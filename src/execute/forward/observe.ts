@@ -78,6 +78,15 @@ export interface Observation {
    * its scheme quantizes statically.
    */
   readonly minmax?: (module: string) => boolean;
+  /**
+   * Modules whose input range is read only as `max(|min|, |max|)` (symmetric
+   * static schemes: FP8, NVFP4's global scale, symmetric integers, the kv
+   * cache). Where every module of an input is one, the graph reduces `|x|`
+   * once instead of reducing `x` twice, and returns `min = −absmax`,
+   * `max = absmax`: the same scales, one reduction fewer (`Abs` is exact in
+   * any dtype).
+   */
+  readonly absmax?: (module: string) => boolean;
 }
 
 /** Whether `mode` returns the input of any of `modules`. */
@@ -183,14 +192,20 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
   const key = modules.join(',') + part;
   if (!mode.minmax || modules.some(mode.minmax)) {
     const pack = packed.get(g);
+    const absmax = mode.absmax !== undefined && modules.every(mode.absmax);
+    // `[1, 1]` whatever the input's rank where packed, so that the graph's statistics concatenate.
+    const source = absmax ? g.op('Abs', [x]) : x;
+    const t = pack ? g.op('Flatten', [source], { axis: -1 }) : source;
+    const keepdims = pack ? 1 : 0;
+    const lowest = absmax ? undefined : g.op('ReduceMin', [t], { keepdims });
+    const max = g.op('ReduceMax', [t], { keepdims });
+    const min = lowest ?? g.op('Neg', [max]);
     if (pack) {
-      // `[1, 1]` whatever the input's rank, so that the graph's statistics concatenate.
-      const flat = g.op('Flatten', [x], { axis: -1 });
       const before = g.outputList.length;
-      pack.push({ name: `min:${key}`, before, value: g.op('ReduceMin', [flat], { keepdims: 1 }) }, { name: `max:${key}`, before, value: g.op('ReduceMax', [flat], { keepdims: 1 }) });
+      pack.push({ name: `min:${key}`, before, value: min }, { name: `max:${key}`, before, value: max });
     } else {
-      g.output(g.op('ReduceMin', [x], { keepdims: 0 }), `min:${key}`, OnnxType.float, []);
-      g.output(g.op('ReduceMax', [x], { keepdims: 0 }), `max:${key}`, OnnxType.float, []);
+      g.output(min, `min:${key}`, OnnxType.float, []);
+      g.output(max, `max:${key}`, OnnxType.float, []);
     }
   }
   if (mode.channels && !part && !modules.some((m) => m.endsWith('_states'))) {

@@ -26,7 +26,7 @@ import type { GemmEngine } from './gemm.js';
 import { GraphSolver, stackKey } from './graph-solve.js';
 import { identityPrepared, orderingOf, prepareHessian, solveGptq, type FactorEngine, type GptqProblem, type GptqSettings, type GptqSolution, type PreparedHessian } from './solve.js';
 import { fusedNvfp4GlobalScale, groupStats, scaleLayout, type GroupStats } from './weight-qparams.js';
-import { observedModules } from '../calibrate/calibrate-job.js';
+import { absmaxModules, observedModules } from '../calibrate/calibrate-job.js';
 
 /** What GPTQ did to one module. */
 export interface GptqModuleReport {
@@ -107,7 +107,7 @@ export class GptqModifier implements LayerModifier {
     // Hessians of the modules solved here, ranges of the inputs the job calibrates statically: nothing else is reduced.
     const ranges = observedModules(job);
     const solved = new Set(modules);
-    this.observe = { experts: calibrateAllExperts ? 'all' : 'routed', hessians: true, observes: (m) => solved.has(m) || ranges(m), minmax: ranges };
+    this.observe = { experts: calibrateAllExperts ? 'all' : 'routed', hessians: true, observes: (m) => solved.has(m) || ranges(m), minmax: ranges, absmax: absmaxModules(job) };
     this.groupOf = new Map(job.modules.map((m) => [m.name, m.group]));
     this.head = modules.find(isHeadModule);
     for (const m of modules) {
