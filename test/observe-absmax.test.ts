@@ -12,15 +12,18 @@ import { calibrate } from '../src/execute/calibrate/calibrate.js';
 import { absRange, fp8InputScale, intInputQParams, nvfp4GlobalScale } from '../src/execute/calibrate/observers.js';
 import { windows } from '../src/execute/calibrate/perplexity.js';
 import { ForwardModel } from '../src/execute/forward/executor.js';
-import { enableObservers, finishPackedMinMax, observeInput, packMinMax, unpackMinMax, type Observation } from '../src/execute/forward/observe.js';
+import { enableObservers, finishPackedMinMax, observeInput, packMinMax, parseObserverOutput, unpackMinMax, type Observation } from '../src/execute/forward/observe.js';
 import { GraphBuilder, OnnxType } from '../src/execute/onnx/graph-builder.js';
 import { GraphRuntime, type RawTensor } from '../src/execute/runtime.js';
 import type { ApplyJob } from '../src/execute/types.js';
 import type { QuantizationArgs } from '../src/ir/types.js';
 import { modelWithTokenizer, textRefs } from './calibrate-refs.js';
 
-/** Observer outputs, by name, of one graph over `x [2, 3]` seen by `shared` (one input) and `own` (another). */
-async function observed(observation: Observation, pack: boolean, x: Float32Array): Promise<Record<string, number>> {
+/**
+ * Observer outputs of one graph over `x [2, 3]` (the input of q/k/v) and `−2x` (of o_proj), as read
+ * back: `<stat>:<module>` → value, and the names of the outputs they came from.
+ */
+async function observed(observation: Observation, pack: boolean, x: Float32Array): Promise<{ values: Record<string, number>; names: string[] }> {
   const g = new GraphBuilder();
   enableObservers(g, observation);
   if (pack) packMinMax(g);
@@ -33,7 +36,9 @@ async function observed(observation: Observation, pack: boolean, x: Float32Array
   try {
     const result = await rt.run('observers', () => bytes, { x: { type: 'float32', data: x, dims: [2, 3] } });
     const scalar = (v: number): RawTensor => ({ type: 'float32', data: Float32Array.of(v), dims: [] });
-    return Object.fromEntries(unpackMinMax(result, g.outputList, stats, scalar).map(([name, t]) => [name, (t.data as Float32Array)[0]!]));
+    const outputs = unpackMinMax(result, g.outputList, stats, scalar);
+    const values = outputs.flatMap(([name, t]) => parseObserverOutput(name, t.data as Float32Array)).map((v) => [`${v.stat}:${v.module}`, v.value] as const);
+    return { values: Object.fromEntries(values), names: outputs.map(([name]) => name) };
   } finally {
     await rt.dispose();
   }
@@ -42,22 +47,16 @@ async function observed(observation: Observation, pack: boolean, x: Float32Array
 describe('observers of symmetric schemes reduce |x| once', () => {
   const x = Float32Array.of(0.5, -3, 1.25, 2, -0.75, 0);
   for (const pack of [false, true]) {
-    test(`min = −absmax, max = absmax (${pack ? 'packed' : 'an output each'})`, async () => {
-      expect(await observed({ experts: 'all', hessians: false, absmax: () => true }, pack, x)).toEqual({
-        'min:l.q_proj,l.k_proj': -3,
-        'max:l.q_proj,l.k_proj': 3,
-        'min:l.o_proj': -6,
-        'max:l.o_proj': 6,
-      });
+    test(`one max |x| per input, read back as min = −absmax, max = absmax (${pack ? 'packed' : 'an output each'})`, async () => {
+      const { values, names } = await observed({ experts: 'all', hessians: false, absmax: () => true }, pack, x);
+      expect(names).toEqual(['amax:l.q_proj,l.k_proj', 'amax:l.o_proj']);
+      expect(values).toEqual({ 'min:l.q_proj': -3, 'max:l.q_proj': 3, 'min:l.k_proj': -3, 'max:l.k_proj': 3, 'min:l.o_proj': -6, 'max:l.o_proj': 6 });
     });
     test(`an input one asymmetric module reads keeps its min and max (${pack ? 'packed' : 'an output each'})`, async () => {
-      expect(await observed({ experts: 'all', hessians: false, absmax: (m) => m !== 'l.k_proj' }, pack, x)).toEqual({
-        'min:l.q_proj,l.k_proj': -3,
-        'max:l.q_proj,l.k_proj': 2,
-        'min:l.o_proj': -6,
-        'max:l.o_proj': 6,
-      });
-      expect(await observed({ experts: 'all', hessians: false }, pack, x)).toMatchObject({ 'min:l.o_proj': -4, 'max:l.o_proj': 6 });
+      const { values, names } = await observed({ experts: 'all', hessians: false, absmax: (m) => m !== 'l.k_proj' }, pack, x);
+      expect(names).toEqual(['min:l.q_proj,l.k_proj', 'max:l.q_proj,l.k_proj', 'amax:l.o_proj']);
+      expect(values).toEqual({ 'min:l.q_proj': -3, 'max:l.q_proj': 2, 'min:l.k_proj': -3, 'max:l.k_proj': 2, 'min:l.o_proj': -6, 'max:l.o_proj': 6 });
+      expect((await observed({ experts: 'all', hessians: false }, pack, x)).values).toMatchObject({ 'min:l.o_proj': -4, 'max:l.o_proj': 6 });
     });
   }
 });

@@ -6,7 +6,9 @@
  *
  * Output naming (read back by {@link parseObserverOutput}):
  * `min:<m1>,<m2>…` / `max:…` — scalars shared by modules with the same input
- * (q/k/v, gate/up), or where a graph packs them, entries of one output; `emin:<experts module>|<projection>|<offset>` /
+ * (q/k/v, gate/up), or where a graph packs them, entries of one output;
+ * `amax:<m1>,<m2>…` — the same for inputs read only symmetrically, one
+ * `max |x|` standing for `min = −absmax`, `max = absmax`; `emin:<experts module>|<projection>|<offset>` /
  * `emax:…` — vectors, one value per expert `<experts module>.<offset + i>.<projection>`.
  *
  * With Hessians on (GPTQ), each observed input `x` also yields `Σ xxᵀ` over
@@ -84,7 +86,7 @@ export interface Observation {
    * cache). Where every module of an input is one, the graph reduces `|x|`
    * once instead of reducing `x` twice, and returns `min = −absmax`,
    * `max = absmax`: the same scales, one reduction fewer (`Abs` is exact in
-   * any dtype).
+   * any dtype; the host negates it, so no kernel does).
    */
   readonly absmax?: (module: string) => boolean;
 }
@@ -118,7 +120,7 @@ export function packMinMax(g: GraphBuilder): void {
 
 /**
  * Declares graph `g`'s packed statistics as output {@link PACKED_MINMAX}
- * (`[n, 1]`) and returns them (`min:<key>`, `max:<key>`) in its order;
+ * (`[n, 1]`) and returns them (`min:<key>`, `max:<key>`, `amax:<key>`) in its order;
  * none, and no output, where nothing was observed.
  */
 export function finishPackedMinMax(g: GraphBuilder): PackedStatistic[] {
@@ -197,15 +199,16 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
     const source = absmax ? g.op('Abs', [x]) : x;
     const t = pack ? g.op('Flatten', [source], { axis: -1 }) : source;
     const keepdims = pack ? 1 : 0;
-    const lowest = absmax ? undefined : g.op('ReduceMin', [t], { keepdims });
-    const max = g.op('ReduceMax', [t], { keepdims });
-    const min = lowest ?? g.op('Neg', [max]);
-    if (pack) {
-      const before = g.outputList.length;
-      pack.push({ name: `min:${key}`, before, value: min }, { name: `max:${key}`, before, value: max });
-    } else {
-      g.output(min, `min:${key}`, OnnxType.float, []);
-      g.output(max, `max:${key}`, OnnxType.float, []);
+    const stats = absmax
+      ? [{ name: `amax:${key}`, value: g.op('ReduceMax', [t], { keepdims }) }]
+      : [
+          { name: `min:${key}`, value: g.op('ReduceMin', [t], { keepdims }) },
+          { name: `max:${key}`, value: g.op('ReduceMax', [t], { keepdims }) },
+        ];
+    const before = g.outputList.length;
+    for (const { name, value } of stats) {
+      if (pack) pack.push({ name, before, value });
+      else g.output(value, name, OnnxType.float, []);
     }
   }
   if (mode.channels && !part && !modules.some((m) => m.endsWith('_states'))) {
@@ -347,6 +350,7 @@ export function parseObserverOutput(name: string, data: Float32Array): ObservedV
   const kind = name.slice(0, colon);
   const key = name.slice(colon + 1);
   if (kind === 'min' || kind === 'max') return key.replace(/#\d+$/, '').split(',').map((module) => ({ stat: kind, module, value: data[0]! }));
+  if (kind === 'amax') return key.replace(/#\d+$/, '').split(',').flatMap((module) => [{ stat: 'min' as const, module, value: -data[0]! }, { stat: 'max' as const, module, value: data[0]! }]);
   if (kind === 'emin' || kind === 'emax') {
     const [experts, proj, offset] = key.split('|') as [string, string, string];
     return Array.from(data, (value, e) => ({ stat: kind === 'emin' ? 'min' : 'max', module: `${experts}.${Number(offset) + e}.${proj}`, value }));
