@@ -349,8 +349,12 @@ export function parseObserverOutput(name: string, data: Float32Array): ObservedV
   if (colon < 0) return [];
   const kind = name.slice(0, colon);
   const key = name.slice(colon + 1);
-  if (kind === 'min' || kind === 'max') return key.replace(/#\d+$/, '').split(',').map((module) => ({ stat: kind, module, value: data[0]! }));
-  if (kind === 'amax') return key.replace(/#\d+$/, '').split(',').flatMap((module) => [{ stat: 'min' as const, module, value: -data[0]! }, { stat: 'max' as const, module, value: data[0]! }]);
+  if (kind === 'min' || kind === 'max' || kind === 'amax') {
+    // A slice's statistics (`#<part>`) merge into the module's.
+    const modules = key.replace(/#\d+$/, '').split(',');
+    if (kind !== 'amax') return modules.map((module) => ({ stat: kind, module, value: data[0]! }));
+    return modules.flatMap((module) => [{ stat: 'min' as const, module, value: -data[0]! }, { stat: 'max' as const, module, value: data[0]! }]);
+  }
   if (kind === 'emin' || kind === 'emax') {
     const [experts, proj, offset] = key.split('|') as [string, string, string];
     return Array.from(data, (value, e) => ({ stat: kind === 'emin' ? 'min' : 'max', module: `${experts}.${Number(offset) + e}.${proj}`, value }));
