@@ -224,6 +224,7 @@ export class GraphRuntime {
             ...(this.foldConstants ? {} : { optimization: { disable_specified_optimizers: 'ConstantFolding' } }),
             session: {
               ...(this.foldConstants ? {} : { disable_prepacking: '1' }),
+              ...sessionConfigFromEnv(),
               ...(built instanceof Uint8Array ? {} : { model_external_initializers_file_folder_path: built.externalData }),
               ...(saved ? { optimized_model_external_initializers_file_name: `${saved.slice(saved.lastIndexOf('/') + 1)}.data`, optimized_model_external_initializers_min_size_in_bytes: '1024' } : {}),
             },
@@ -295,6 +296,20 @@ export class GraphRuntime {
     this.sessions.clear();
     if (this.timings) this.timings.release += performance.now() - t0;
   }
+}
+
+/**
+ * `QUANTC_ORT_SESSION_CONFIG=key=value,…`: more of onnxruntime's `session.*`
+ * configuration entries (keys without the `session.` prefix), for timing
+ * session creation under other settings.
+ */
+function sessionConfigFromEnv(): Record<string, string> {
+  const raw = process.env.QUANTC_ORT_SESSION_CONFIG;
+  if (!raw) return {};
+  const entries = raw.split(',').filter(Boolean).map((e) => e.split('='));
+  const bad = entries.find((e) => e.length !== 2 || !e[0] || e[1] === undefined);
+  if (bad) throw new RuntimeUnavailableError(`QUANTC_ORT_SESSION_CONFIG: "${bad.join('=')}" is not key=value`);
+  return Object.fromEntries(entries.map(([k, v]) => [k!.replace(/^session\./, ''), v!]));
 }
 
 /** Releases session `key` (its device memory), writing its trace first where it was profiled. */

@@ -131,6 +131,51 @@ export interface CalibrateBenchRow {
   /** quantc bf16 only: largest relative difference of an observed min or max from the fp32 run on the same device. */
   readonly precisionDiff?: number;
   readonly note?: string;
+  /** PyTorch only: loading the model onto the device (`from_pretrained`, after the device's context is made), seconds. */
+  readonly loadSeconds?: number;
+  /** PyTorch only: its first pass (batch 0, before the timed pass), seconds. */
+  readonly firstPassSeconds?: number;
+  /** PyTorch only: how many batches the timed pass ran. */
+  readonly batches?: number;
+}
+
+/**
+ * quantc's speed over PyTorch's for one pair of rows, two ways. `passes`:
+ * quantc's calibrate() less what it does once (graph building, session
+ * creation, release) against PyTorch's timed pass (its first pass apart);
+ * `endToEnd`: quantc's whole calibrate() against PyTorch's model load, first
+ * pass and the other batches' share of its timed pass.
+ */
+export interface CalibrateRatio {
+  readonly quantc: string;
+  readonly pytorch: string;
+  readonly passes: number;
+  readonly endToEnd: number;
+  readonly quantcPassSeconds: number;
+  readonly pytorchEndToEndSeconds: number;
+}
+
+/** The ratios of every quantc row to every PyTorch row of the same device and dtype (PyTorch rows timed with their load only). */
+export function calibrateRatios(rows: readonly CalibrateBenchRow[]): CalibrateRatio[] {
+  const out: CalibrateRatio[] = [];
+  const observing = (r: CalibrateBenchRow): string => (r.observe === undefined ? '' : r.engine === 'pytorch' ? " with llm-compressor's observers" : ` observe ${r.observe}`);
+  const label = (r: CalibrateBenchRow): string => `${r.engine} ${r.dtype}${r.run === undefined ? '' : ` run ${r.run}`}${observing(r)}`;
+  for (const q of rows.filter((r) => r.engine === 'quantc' && r.timings)) {
+    const t = q.timings!;
+    const quantcPassSeconds = q.seconds - (t.create + t.build + t.release) / 1000;
+    for (const p of rows.filter((r) => r.engine === 'pytorch' && r.device === q.device && r.dtype === q.dtype && r.loadSeconds !== undefined)) {
+      const n = p.batches ?? 1;
+      // The first batch ran twice (first pass, then timed): counted once, at its first-pass time.
+      const pytorchEndToEndSeconds = p.loadSeconds! + p.firstPassSeconds! + (p.seconds * (n - 1)) / n;
+      out.push({ quantc: label(q), pytorch: label(p), passes: p.seconds / quantcPassSeconds, endToEnd: pytorchEndToEndSeconds / q.seconds, quantcPassSeconds, pytorchEndToEndSeconds });
+    }
+  }
+  return out;
+}
+
+/** One line for `ratio`. */
+export function formatRatio(r: CalibrateRatio): string {
+  return `${r.quantc} ÷ ${r.pytorch}: passes ${r.passes.toFixed(2)}× (quantc ${r.quantcPassSeconds.toFixed(2)} s), end to end ${r.endToEnd.toFixed(2)}× (PyTorch ${r.pytorchEndToEndSeconds.toFixed(2)} s)`;
 }
 
 /** Largest relative difference between two calibrations' min/max statistics. */
@@ -264,11 +309,13 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
           experts: 'all' | 'routed';
           experts_modules: number;
           observed_modules?: number;
+          load_seconds?: number;
+          first_pass_seconds?: number;
         };
         // Fused experts run as llm-compressor calibrates them: every expert on every token, as quantc's pass does.
         const experts = r.experts_modules > 0 ? `, every expert on every token (${r.experts_modules} experts modules)` : '';
         const observed = observers ? `, llm-compressor's input observers on ${r.observed_modules} modules` : '';
-        push({ engine: 'pytorch', device, dtype, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens_per_s, ...(observers ? { observe: 'linear' as const } : {}), note: `torch ${r.torch}${experts}${observed}` });
+        push({ engine: 'pytorch', device, dtype, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens_per_s, ...(observers ? { observe: 'linear' as const } : {}), note: `torch ${r.torch}${experts}${observed}`, ...(r.load_seconds === undefined ? {} : { loadSeconds: r.load_seconds, firstPassSeconds: r.first_pass_seconds, batches: count }) });
       }
     }
   }
@@ -284,7 +331,7 @@ export function formatRow(row: CalibrateBenchRow): string {
   const split = t
     ? `  (${row.observe === 'none' ? 'no observers, ' : row.observe === 'symmetric' ? 'symmetric observers (|x| maxima), ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
-      ? `  (${row.note})`
+      ? `  (${row.note}${row.loadSeconds === undefined ? '' : `; model load ${row.loadSeconds.toFixed(2)} s, first pass ${row.firstPassSeconds!.toFixed(2)} s`})`
       : '';
   return `${row.engine.padEnd(8)} ${row.device.padEnd(5)} ${(row.dtype + (row.attention === 'ops' ? '/ops' : '')).padEnd(12)} ${String(row.tokens).padStart(7)} tokens ${row.seconds.toFixed(2).padStart(8)} s ${row.tokensPerSecond.toFixed(0).padStart(9)} tokens/s${split}`;
 }

@@ -195,16 +195,22 @@ async function main(): Promise<void> {
   if (!args.includes('--only')) await baseFigures(print, keep);
 
   if (args.includes('--calibrate')) {
-    const { benchCalibrate, formatRow, parseCalibrateBenchArgs } = await import('./calibrate.js');
+    const { benchCalibrate, calibrateRatios, formatRatio, formatRow, parseCalibrateBenchArgs } = await import('./calibrate.js');
     const options = parseCalibrateBenchArgs(args);
     print(`calibration throughput, ${options.arch} ${options.model ?? options.modelSize} (quantc calibrate() vs PyTorch eager forward, same batches):`);
-    await benchCalibrate({
+    const rows = await benchCalibrate({
       ...options,
       onRow: (r) => {
         print(formatRow(r));
         keep('calibrate', r);
       },
     });
+    const ratios = calibrateRatios(rows);
+    if (ratios.length > 0) print('quantc over PyTorch (passes: without what each does once; end to end: with PyTorch\'s model load and first pass, quantc\'s session creation):');
+    for (const r of ratios) {
+      print(formatRatio(r));
+      keep('calibrateRatios', r);
+    }
   }
 
   if (args.includes('--gptq')) {
