@@ -174,13 +174,13 @@ export class GptqModifier implements LayerModifier {
         throw e;
       }
       const stats = groupStats(w.data, w.rows, w.cols, scaleLayout(args, w.rows, w.cols));
-      if (!w.data.every(Number.isFinite)) throw new GptqInputError(`${module}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`);
+      if (stats.finite === false) throw new GptqInputError(`${module}: the weight holds non-finite values (NaN or infinity); its scales would be written non-finite`);
       loaded.push({ module, w, args, kind: kernel.kind, stats });
     }
     // A non-finite weight is named first: it is what makes the activations after it non-finite.
     for (const m of modules) {
       const sum = this.store.sumOf(m);
-      if (sum && !sum.sum.every(Number.isFinite)) throw new GptqInputError(`${m}: its calibration inputs overflowed (the Hessian holds NaN or infinity); the layers before it produce non-finite activations on this data`);
+      if (sum && !sum.finite) throw new GptqInputError(`${m}: its calibration inputs overflowed (the Hessian holds NaN or infinity); the layers before it produce non-finite activations on this data`);
     }
     const globals = new Map<string, number>();
     for (const l of loaded) {

@@ -15,6 +15,8 @@ export interface HessianSum {
   readonly k: number;
   readonly sum: Float64Array;
   n: number;
+  /** Whether every value folded in was finite (a float64 sum of float32 values cannot overflow, so the sum is finite exactly then). */
+  finite: boolean;
   /** Only the upper triangle is summed so far (row blocks); the lower is mirrored when read. */
   upper?: boolean;
 }
@@ -55,7 +57,7 @@ export class HessianStore {
   private accumulator(key: string, modules: readonly string[], k: number): HessianSum {
     let h = this.sums.get(key);
     if (!h) {
-      h = { k, sum: new Float64Array(k * k), n: 0 };
+      h = { k, sum: new Float64Array(k * k), n: 0, finite: true };
       this.sums.set(key, h);
       for (const m of modules) this.owners.set(m, key);
     }
@@ -65,7 +67,14 @@ export class HessianStore {
   private fold(key: string, modules: readonly string[], data: Float32Array, offset: number, k: number, n: number): void {
     const h = this.accumulator(key, modules, k);
     const sum = h.sum;
-    for (let i = 0; i < k * k; i++) sum[i]! += data[offset + i]!;
+    // `x · 0` is NaN for a NaN or an infinity: one sum checks every value on the way (see groupStats).
+    let poison = 0;
+    for (let i = 0; i < k * k; i++) {
+      const x = data[offset + i]!;
+      sum[i]! += x;
+      poison += x * 0;
+    }
+    if (poison !== 0) h.finite = false;
     h.n += n;
   }
 
@@ -77,11 +86,17 @@ export class HessianStore {
     const h = this.accumulator(key, key.split(','), k);
     const sum = h.sum;
     const w = k - r0;
+    let poison = 0;
     for (let r = 0; r < rows; r++) {
       const i = r0 + r;
       const row = i * k;
-      for (let c = r; c < w; c++) sum[row + r0 + c]! += data[r * w + c]!;
+      for (let c = r; c < w; c++) {
+        const x = data[r * w + c]!;
+        sum[row + r0 + c]! += x;
+        poison += x * 0;
+      }
     }
+    if (poison !== 0) h.finite = false;
     h.n += n;
     h.upper = true;
   }

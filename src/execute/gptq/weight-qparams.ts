@@ -13,6 +13,8 @@ import type { KernelKind, WeightDtype } from '../rtn/weight-kernel.js';
 export interface GroupStats {
   readonly min: Float32Array;
   readonly max: Float32Array;
+  /** Whether every element observed was finite (where the statistics were taken from the weight itself). */
+  readonly finite?: boolean;
 }
 
 /** How columns map to scale groups. */
@@ -50,24 +52,46 @@ export function scaleLayout(args: QuantizationArgs, rows: number, cols: number):
  * Min/max per scale group of a row-major `[rows, cols]` weight whose columns
  * are taken in the order `columns` (identity when omitted), grouped
  * consecutively in that order (group activation ordering observes the
- * permuted weight).
+ * permuted weight); `finite` says whether every element is finite.
  */
 export function groupStats(w: ArrayLike<number>, rows: number, cols: number, layout: ScaleLayout, columns?: ArrayLike<number>): GroupStats {
   const scaleRows = Math.ceil(rows / layout.height);
-  const n = scaleRows * layout.groups;
+  const { groups, width, height } = layout;
+  const n = scaleRows * groups;
   const min = new Float32Array(n).fill(Infinity);
   const max = new Float32Array(n).fill(-Infinity);
+  // `v · 0` is NaN for a NaN or an infinity and 0 otherwise: one sum says whether any element is not finite.
+  let poison = 0;
   for (let r = 0; r < rows; r++) {
-    const base = Math.floor(r / layout.height) * layout.groups;
-    for (let j = 0; j < cols; j++) {
-      const v = w[r * cols + (columns ? columns[j]! : j)]!;
-      const i = base + Math.floor(j / layout.width);
-      if (v < min[i]!) min[i] = v;
-      if (v > max[i]!) max[i] = v;
+    const base = Math.floor(r / height) * groups;
+    const row = r * cols;
+    // One group's run of columns at a time, its range kept in locals (rounding to float32 is monotonic, so
+    // the stored min and max are those an element-wise update of the float32 arrays would leave).
+    for (let g = 0, j0 = 0; j0 < cols; g++, j0 += width) {
+      const end = Math.min(j0 + width, cols);
+      let lo = min[base + g]!;
+      let hi = max[base + g]!;
+      if (columns) {
+        for (let j = j0; j < end; j++) {
+          const v = w[row + columns[j]!]!;
+          poison += v * 0;
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+      } else {
+        for (let j = j0; j < end; j++) {
+          const v = w[row + j]!;
+          poison += v * 0;
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+      }
+      min[base + g] = lo;
+      max[base + g] = hi;
     }
   }
   // Zero padding of partial blocks needs no care: qparams widen every range to include 0.
-  return { min, max };
+  return { min, max, finite: poison === 0 };
 }
 
 /** Absolute maximum over statistics (NVFP4 global scales). */
