@@ -13,12 +13,29 @@ import type { RawTensor } from '../runtime.js';
 /** One accumulated `Σ xxᵀ` and its sample count. */
 export interface HessianSum {
   readonly k: number;
-  readonly sum: Float64Array;
+  /**
+   * The sum: the one run's float32 output itself while a single run has been
+   * folded (a looped pass returns its layer's whole sum at once), widened to
+   * float64 when a second is added (the same values either way).
+   */
+  sum: Float32Array | Float64Array;
   n: number;
   /** Whether every value folded in was finite (a float64 sum of float32 values cannot overflow, so the sum is finite exactly then). */
   finite: boolean;
   /** Only the upper triangle is summed so far (row blocks); the lower is mirrored when read. */
   upper?: boolean;
+}
+
+/** The sum of an accumulator nothing was folded into yet. */
+const EMPTY = new Float64Array(0);
+
+/** `h`'s sum as float64 (zeros for a new one), widening a kept run's float32 output first. */
+function wide(h: HessianSum): Float64Array {
+  if (h.sum instanceof Float64Array && h.sum !== EMPTY) return h.sum;
+  const sum = new Float64Array(h.k * h.k);
+  if (h.sum !== EMPTY) sum.set(h.sum);
+  h.sum = sum;
+  return sum;
 }
 
 /** The Hessians of a layer, keyed by module (experts sharing one are keyed `<experts>.*.<proj>`). */
@@ -57,7 +74,7 @@ export class HessianStore {
   private accumulator(key: string, modules: readonly string[], k: number): HessianSum {
     let h = this.sums.get(key);
     if (!h) {
-      h = { k, sum: new Float64Array(k * k), n: 0, finite: true };
+      h = { k, sum: EMPTY, n: 0, finite: true };
       this.sums.set(key, h);
       for (const m of modules) this.owners.set(m, key);
     }
@@ -66,13 +83,20 @@ export class HessianStore {
 
   private fold(key: string, modules: readonly string[], data: Float32Array, offset: number, k: number, n: number): void {
     const h = this.accumulator(key, modules, k);
-    const sum = h.sum;
     // `x · 0` is NaN for a NaN or an infinity: one sum checks every value on the way (see groupStats).
     let poison = 0;
-    for (let i = 0; i < k * k; i++) {
-      const x = data[offset + i]!;
-      sum[i]! += x;
-      poison += x * 0;
+    if (h.sum === EMPTY) {
+      // The first run's sum is kept as it came (no float64 copy of a sum that is often the only one).
+      const own = data.subarray(offset, offset + k * k);
+      for (let i = 0; i < own.length; i++) poison += own[i]! * 0;
+      h.sum = own;
+    } else {
+      const sum = wide(h);
+      for (let i = 0; i < k * k; i++) {
+        const x = data[offset + i]!;
+        sum[i]! += x;
+        poison += x * 0;
+      }
     }
     if (poison !== 0) h.finite = false;
     h.n += n;
@@ -84,7 +108,7 @@ export class HessianStore {
    */
   private foldRows(key: string, data: Float32Array, r0: number, rows: number, k: number, n: number): void {
     const h = this.accumulator(key, key.split(','), k);
-    const sum = h.sum;
+    const sum = wide(h);
     const w = k - r0;
     let poison = 0;
     for (let r = 0; r < rows; r++) {
@@ -133,7 +157,7 @@ export class HessianStore {
    * `2·Σxxᵀ/n`, the Hessian GPTQ solves with, as the sum and its factor
    * (no copy: a 70B-class `down_proj` sum is 6.6 GB); null if unobserved.
    */
-  hessian(module: string): { sum: Float64Array; scale: number; k: number; n: number } | null {
+  hessian(module: string): { sum: Float32Array | Float64Array; scale: number; k: number; n: number } | null {
     const s = this.sumOf(module);
     if (!s) return null;
     return { sum: s.sum, scale: s.n > 0 ? 2 / s.n : 0, k: s.k, n: s.n };
