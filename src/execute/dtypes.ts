@@ -38,6 +38,19 @@ export function roundBf16(x: number): number {
   return f32[0];
 }
 
+/**
+ * {@link roundBf16} of every element of `values`, in place: the float32 bits
+ * rounded in one loop, without a call per element. Returns `values`.
+ */
+export function roundBf16InPlace(values: Float32Array): Float32Array {
+  const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < u.length; i++) {
+    const b = u[i]!;
+    if ((b & 0x7f800000) !== 0x7f800000) u[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+  }
+  return values;
+}
+
 /** Rounds a float32 value to the nearest float16 (ties to even, overflow to ±Infinity, subnormals kept). */
 export function roundF16(x: number): number {
   if (!Number.isFinite(x) || x === 0) return x;

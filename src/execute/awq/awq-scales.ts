@@ -10,6 +10,7 @@
 import type { QuantizationArgs } from '../../ir/types.js';
 import { castFp4, groupStats, scaleLayout, weightQparams, type WeightQparams } from '../gptq/weight-qparams.js';
 import { dtypeFacts, roundFp8E4m3, roundHalfEven } from '../rtn/qparams.js';
+import { roundBf16, roundBf16InPlace } from '../dtypes.js';
 import type { KernelKind, WeightDtype } from '../rtn/weight-kernel.js';
 
 /** `duo_scaling`: True, False or "both". */
@@ -51,13 +52,14 @@ export function layerMeans(layers: readonly BalanceWeight[], round: (x: number) 
   for (const l of layers) {
     if (!l.args) continue;
     const { rows, data } = l;
-    const norm = new Float32Array(data.length);
+    // Each chunk's `|W| / (max + 1e-6)` goes straight into its columns' sums: every column still gets its rows in
+    // order (chunks run down the rows), so the float64 sums are those of the whole normalised weight, unmade.
     const chunkDiv = (start: number, end: number, stride: number, width: number): void => {
       // One chunk: rows [start, end) × `width` columns from column `stride`.
       let m = 0;
       for (let r = start; r < end; r++) for (let c = stride; c < stride + width; c++) m = Math.max(m, Math.abs(data[r * cols + c]!));
       const d = round(m + 1e-6);
-      for (let r = start; r < end; r++) for (let c = stride; c < stride + width; c++) norm[r * cols + c] = round(Math.abs(data[r * cols + c]!) / d);
+      for (let r = start; r < end; r++) for (let c = stride; c < stride + width; c++) sum[c]! += round(Math.abs(data[r * cols + c]!) / d);
     };
     switch (l.args.strategy) {
       case 'tensor':
@@ -74,7 +76,10 @@ export function layerMeans(layers: readonly BalanceWeight[], round: (x: number) 
           let m = 0;
           for (let i = start; i < start + gs; i++) m = Math.max(m, Math.abs(data[i]!));
           const d = round(m + 1e-6);
-          for (let i = start; i < start + gs; i++) norm[i] = round(Math.abs(data[i]!) / d);
+          for (let i = start, c = start % cols; i < start + gs; i++) {
+            sum[c]! += round(Math.abs(data[i]!) / d);
+            if (++c === cols) c = 0;
+          }
         }
         break;
       }
@@ -86,7 +91,6 @@ export function layerMeans(layers: readonly BalanceWeight[], round: (x: number) 
       default:
         throw new Error(`AWQ: quantization strategy ${String(l.args.strategy)} is not supported`);
     }
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) sum[c]! += norm[r * cols + c]!;
     count += rows;
   }
   return sum.map((v) => v / count);
@@ -203,6 +207,11 @@ export function searchWeight(w: BalanceWeight, s: Float64Array, dtype: WeightDty
 /** A balance weight with its input columns multiplied by the chosen scales, in the weight dtype. */
 export function scaleColumns(data: Float32Array, rows: number, cols: number, s: Float64Array, round: (x: number) => number): Float32Array {
   const out = new Float32Array(data.length);
+  if (round === roundBf16) {
+    // roundBf16 takes its argument to float32 first: the float32 store, then the bits rounded in one pass.
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = data[r * cols + c]! * s[c]!;
+    return roundBf16InPlace(out);
+  }
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = round(data[r * cols + c]! * s[c]!);
   return out;
 }
@@ -215,6 +224,11 @@ export function scaleColumns(data: Float32Array, rows: number, cols: number, s: 
 export function divideRows(data: Float32Array, rows: number, cols: number, s: Float64Array, round: (x: number) => number): Float32Array {
   const out = Float32Array.from(data);
   const first = rows - s.length;
+  if (round === roundBf16) {
+    for (let r = first; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = data[r * cols + c]! / s[r - first]!;
+    roundBf16InPlace(out.subarray(first * cols));
+    return out;
+  }
   for (let r = first; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = round(data[r * cols + c]! / s[r - first]!);
   return out;
 }

@@ -54,11 +54,7 @@ function embeddedBatch(dtype: 'bfloat16' | 'float16', table: Uint16Array, tokens
   const seq = tokens[0]?.length ?? 0;
   const gather = (): Uint16Array => {
     const bits = new Uint16Array(tokens.length * seq * hidden);
-    // Buffer copies: no view made per token (a third of the time at 2,048 tokens of 2,048).
-    const from = Buffer.from(table.buffer, table.byteOffset, table.byteLength);
-    const to = Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength);
-    const row = hidden * 2;
-    tokens.forEach((ids, i) => ids.forEach((tok, t) => from.copy(to, (i * seq + t) * row, tok * row, (tok + 1) * row)));
+    tokens.forEach((row, i) => row.forEach((tok, t) => bits.set(table.subarray(tok * hidden, (tok + 1) * hidden), (i * seq + t) * hidden)));
     return bits;
   };
   return storedBatch(dtype, gather, tokens.length, seq, tokens);
