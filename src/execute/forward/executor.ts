@@ -47,17 +47,25 @@ export interface HiddenBatch {
    * of the first layers may look the rows up itself.
    */
   readonly tokens?: TokenBatch;
+  /**
+   * Writes the {@link stored} elements into `to` from element `at`, where
+   * they are made on first read: made there directly, with no array of
+   * their own (a stack of every batch is filled so).
+   */
+  readonly storeInto?: (to: Uint16Array, at: number) => void;
 }
 
 /** Token ids embedded as the table's stored rows, gathered when first read ({@link storedBatch}). */
 function embeddedBatch(dtype: 'bfloat16' | 'float16', table: Uint16Array, tokens: TokenBatch, hidden: number): HiddenBatch {
   const seq = tokens[0]?.length ?? 0;
+  const gatherInto = (to: Uint16Array, at: number): void =>
+    tokens.forEach((row, i) => row.forEach((tok, t) => to.set(table.subarray(tok * hidden, (tok + 1) * hidden), at + (i * seq + t) * hidden)));
   const gather = (): Uint16Array => {
     const bits = new Uint16Array(tokens.length * seq * hidden);
-    tokens.forEach((row, i) => row.forEach((tok, t) => bits.set(table.subarray(tok * hidden, (tok + 1) * hidden), (i * seq + t) * hidden)));
+    gatherInto(bits, 0);
     return bits;
   };
-  return storedBatch(dtype, gather, tokens.length, seq, tokens);
+  return storedBatch(dtype, gather, tokens.length, seq, tokens, gatherInto);
 }
 
 /** A batch's token ids as an int64 `[batch, seq]` tensor. */
@@ -72,7 +80,7 @@ function tokenIds(tokens: TokenBatch): RawTensor {
  * A batch held as 16-bit elements (or made by `bits` when first read), its
  * float32 `data` decoded on first read.
  */
-function storedBatch(dtype: 'bfloat16' | 'float16', bits: Uint16Array | (() => Uint16Array), batch: number, seq: number, tokens?: TokenBatch): HiddenBatch {
+function storedBatch(dtype: 'bfloat16' | 'float16', bits: Uint16Array | (() => Uint16Array), batch: number, seq: number, tokens?: TokenBatch, makeInto?: (to: Uint16Array, at: number) => void): HiddenBatch {
   let made = typeof bits === 'function' ? undefined : bits;
   const read = (): Uint16Array => (made ??= (bits as () => Uint16Array)());
   let values: Float32Array | undefined;
@@ -80,8 +88,15 @@ function storedBatch(dtype: 'bfloat16' | 'float16', bits: Uint16Array | (() => U
     batch,
     seq,
     ...(tokens ? { tokens } : {}),
+    ...(makeInto ? { storeInto: (to: Uint16Array, at: number): void => (made ? to.set(made, at) : makeInto(to, at)) } : {}),
+    // The dtype is read without making the elements (a stack checks it before filling itself through storeInto).
     get stored() {
-      return { dtype, data: read() };
+      return {
+        dtype,
+        get data() {
+          return read();
+        },
+      };
     },
     get data(): Float32Array {
       const b = read();

@@ -203,7 +203,7 @@ export function stackInputs(g: GraphBuilder, rows: number, hidden: number, dtype
  * hold exactly keep the stack float32 (nothing is rounded here).
  */
 export function stackBatches(
-  batches: readonly { data: Float32Array; batch: number; seq: number; stored?: { readonly dtype: StackDtype; readonly data: Uint16Array } }[],
+  batches: readonly { data: Float32Array; batch: number; seq: number; stored?: { readonly dtype: StackDtype; readonly data: Uint16Array }; storeInto?: (to: Uint16Array, at: number) => void }[],
   hidden: number,
   dtype: StackDtype = 'float32',
 ): HiddenStack {
@@ -212,7 +212,7 @@ export function stackBatches(
   if (dtype !== 'float32' && batches.every((b) => b.stored?.dtype === dtype)) {
     // Batches held as the stack's own 16-bit elements (embeddings, outputs of graphs of several layers) go in as they are.
     const bits = new Uint16Array(batches.length * rows * hidden);
-    batches.forEach((b, i) => bits.set(b.stored!.data.subarray(0, b.batch * b.seq * hidden), i * rows * hidden));
+    batches.forEach((b, i) => (b.storeInto ? b.storeInto(bits, i * rows * hidden) : bits.set(b.stored!.data.subarray(0, b.batch * b.seq * hidden), i * rows * hidden)));
     return { data: bits, dtype, batches: shapes, rows, hidden };
   }
   const data = new Float32Array(batches.length * rows * hidden);

@@ -364,3 +364,30 @@ describe('looped layer passes', () => {
     for (const [name, r] of one.ranges) expect(relativeError(three.ranges.get(name)!, r), name).toBeLessThan(1e-6);
   });
 });
+
+describe('stackBatches with batches made on first read', () => {
+  it('fills the stack through storeInto, never making a batch array of its own', () => {
+    const hidden = 2;
+    let made = 0;
+    const lazy = (values: number[], batch: number, seq: number) => ({
+      batch,
+      seq,
+      get data(): Float32Array {
+        throw new Error('float32 values read');
+      },
+      stored: {
+        dtype: 'bfloat16' as const,
+        get data(): Uint16Array {
+          made++;
+          return Uint16Array.from(values);
+        },
+      },
+      storeInto: (to: Uint16Array, at: number): void => to.set(values, at),
+    });
+    const s = stackBatches([lazy([1, 2, 3, 4], 1, 2), lazy([5, 6], 1, 1)], hidden, 'bfloat16');
+    expect(made).toBe(0);
+    expect(s.rows).toBe(2);
+    // The shorter batch's slot is padded with zeros.
+    expect(Array.from(s.data)).toEqual([1, 2, 3, 4, 5, 6, 0, 0]);
+  });
+});
