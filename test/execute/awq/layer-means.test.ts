@@ -10,15 +10,12 @@ import { roundBf16 } from '../../../src/execute/dtypes.js';
  * column sums over every layer's rows in order (float64), over the row count.
  */
 function reference(layers: readonly BalanceWeight[], round: (x: number) => number): Float64Array {
-  const cols = layers[0]!.cols;
-  const sum = new Float64Array(cols);
-  let count = 0;
-  for (const l of layers) {
-    if (!l.args) continue;
-    const { rows, data } = l;
+  const quantized = layers.filter((l) => l.args !== null);
+  const totals = new Float64Array(layers[0]!.cols);
+  for (const { rows, cols, data, args: a } of quantized) {
     const norm = new Float32Array(data.length);
     const chunks: number[][] = [];
-    const a = l.args;
+    if (!a) continue;
     if (a.strategy === 'tensor') chunks.push(Array.from({ length: data.length }, (_, i) => i));
     else if (a.strategy === 'channel') for (let r = 0; r < rows; r++) chunks.push(Array.from({ length: cols }, (_, c) => r * cols + c));
     else if (a.strategy === 'group') for (let s = 0; s < data.length; s += a.group_size!) chunks.push(Array.from({ length: a.group_size! }, (_, i) => s + i));
@@ -35,10 +32,10 @@ function reference(layers: readonly BalanceWeight[], round: (x: number) => numbe
       const d = round(Math.max(0, ...chunk.map((i) => Math.abs(data[i]!))) + 1e-6);
       for (const i of chunk) norm[i] = round(Math.abs(data[i]!) / d);
     }
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) sum[c]! += norm[r * cols + c]!;
-    count += rows;
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) totals[c]! += norm[r * cols + c]!;
   }
-  return sum.map((v) => v / count);
+  const count = quantized.reduce((n, l) => n + l.rows, 0);
+  return totals.map((v) => v / count);
 }
 
 const args = (over: Partial<QuantizationArgs>): QuantizationArgs => ({ num_bits: 4, type: 'int', symmetric: false, strategy: 'group', group_size: 4, block_structure: null, dynamic: false, actorder: null, observer: 'minmax', ...over }) as QuantizationArgs;
