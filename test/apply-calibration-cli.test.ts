@@ -216,4 +216,17 @@ describe('the diagnostic environment variables', () => {
     expect(io.err.join('')).toMatch(/error apply-failed: QUANTC_ORT_PROFILE_MATCH is not a regular expression \(.*\)\n/);
     expect((await readdir(cwd)).sort()).toEqual(['recipe.yaml']);
   });
+
+  test('a QUANTC_ORT_SESSION_CONFIG entry that is not key=value is said as itself, and nothing is written', async () => {
+    const cwd = await workspace(LLAMA_FP8);
+    const io = memoryIo(cwd);
+    process.env.QUANTC_ORT_SESSION_CONFIG = 'use_device_allocator_for_initializers=1,disable_prepacking';
+    try {
+      expect(await main(['apply', 'recipe.yaml', '--model', await modelWithTokenizer('llama'), '--out', 'out', '--data', TEXT, '--seq-len', '32'], io)).toBe(1);
+    } finally {
+      delete process.env.QUANTC_ORT_SESSION_CONFIG;
+    }
+    expect(io.err.join('')).toContain('error apply-failed: QUANTC_ORT_SESSION_CONFIG: "disable_prepacking" is not key=value\n');
+    expect((await readdir(cwd)).sort()).toEqual(['recipe.yaml']);
+  });
 });

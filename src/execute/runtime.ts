@@ -307,7 +307,7 @@ function sessionConfigFromEnv(): Record<string, string> {
   const raw = process.env.QUANTC_ORT_SESSION_CONFIG;
   if (!raw) return {};
   const entries = raw.split(',').filter(Boolean).map((e) => e.split('='));
-  const bad = entries.find((e) => e.length !== 2 || !e[0] || e[1] === undefined);
+  const bad = entries.find((e) => e.length !== 2 || !e[0]);
   if (bad) throw new RuntimeUnavailableError(`QUANTC_ORT_SESSION_CONFIG: "${bad.join('=')}" is not key=value`);
   return Object.fromEntries(entries.map(([k, v]) => [k!.replace(/^session\./, ''), v!]));
 }
