@@ -260,9 +260,19 @@ export class GraphRuntime {
   /**
    * Runs graph `key` (built by `build` on first use) and returns its outputs,
    * or only those `outputs` names (the others are neither computed for
-   * nothing nor copied back).
+   * nothing nor copied back). An output named in `into` is written into that
+   * tensor's memory, which must have the output's type and exact shape:
+   * onnxruntime then copies it there from the device instead of into memory
+   * it allocates for the run, whose pages the copy would fault in first (a
+   * reused buffer's are resident).
    */
-  async run(key: string, build: () => ModelBytes, feeds: Readonly<Record<string, Feed>>, outputs?: (name: string) => boolean): Promise<Record<string, RawTensor>> {
+  async run(
+    key: string,
+    build: () => ModelBytes,
+    feeds: Readonly<Record<string, Feed>>,
+    outputs?: (name: string) => boolean,
+    into?: Readonly<Record<string, RawTensor>>,
+  ): Promise<Record<string, RawTensor>> {
     const session = await this.session(key, build);
     const ort = this.ort!;
     const inputs: Record<string, Ort.Tensor> = {};
@@ -276,7 +286,15 @@ export class GraphRuntime {
     const t0 = performance.now();
     let result: Ort.InferenceSession.ReturnType;
     try {
-      result = await (outputs ? session.run(inputs, session.outputNames.filter(outputs)) : session.run(inputs));
+      const names = outputs ? session.outputNames.filter(outputs) : session.outputNames;
+      if (into && names.some((n) => into[n] !== undefined)) {
+        const fetches: Record<string, Ort.Tensor | null> = {};
+        for (const n of names) {
+          const t = into[n];
+          fetches[n] = t ? new ort.Tensor(t.type, t.data as never, t.dims as number[]) : null;
+        }
+        result = await session.run(inputs, fetches);
+      } else result = await (outputs ? session.run(inputs, names) : session.run(inputs));
     } catch (e) {
       throw deviceMemoryError(e, this.device, `running graph ${key}`);
     }
@@ -285,7 +303,7 @@ export class GraphRuntime {
       this.timings.runs++;
     }
     const out: Record<string, RawTensor> = {};
-    for (const [name, t] of Object.entries(result)) out[name] = { type: t.type as RawTensor['type'], data: t.data as RawTensor['data'], dims: t.dims };
+    for (const [name, t] of Object.entries(result)) out[name] = into?.[name] ?? { type: t.type as RawTensor['type'], data: t.data as RawTensor['data'], dims: t.dims };
     return out;
   }
 

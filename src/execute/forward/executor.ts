@@ -20,7 +20,7 @@ import { ByteArena } from '../onnx/proto-writer.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import { finishPackedMinMax, packMinMax, unpackMinMax, type JoinedObserver, type Observation, type ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
-import { concatStackData, loopedLayer, loopFeeds, narrowed, shareStack, splitStack, stackType, widened, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
+import { concatStackData, loopedLayer, loopFeeds, narrowed, outputInto, shareStack, splitStack, stackType, widened, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
 import { toFloat32 } from '../dtypes.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
@@ -561,7 +561,11 @@ export class ForwardModel {
    * each run's combined statistics go to `sink` (with the run's index), and
    * with `keepOutput` the layer's outputs come back as the next stack.
    * Null when the layer cannot be looped (expert groups, per-token outputs):
-   * then {@link runLayer} runs it batch by batch.
+   * then {@link runLayer} runs it batch by batch. `reuse`, when given, is
+   * memory nothing reads any more of the stack's size and element type (an
+   * earlier stack): the outputs are copied into it from the device rather
+   * than into fresh memory (see `GraphRuntime.run`), and it is the new
+   * stack's data.
    */
   async runLayerStacked(
     layer: number,
@@ -572,6 +576,7 @@ export class ForwardModel {
     keepOutput: boolean,
     runBytes: number,
     sink?: (run: number, stack: HiddenStack, outputs: Readonly<Record<string, RawTensor>>) => void,
+    reuse?: Float32Array | Uint16Array,
   ): Promise<HiddenStack | null> {
     const built = performance.now();
     const build: BuildInto = (into) => this.buildLayerInto(layer, weights, into, options.observe, options.expertGroupBytes);
@@ -584,6 +589,7 @@ export class ForwardModel {
     if (!looped) return null;
     const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
     const tables = inputsFor(maxSeq, windowOf(this.config, layer));
+    const target = keepOutput && reuse && reuse.length === stack.data.length && reuse.constructor === stack.data.constructor ? reuse : undefined;
     // Several devices: each runs its share of the batches with its own copy of the layer, at the same time.
     const devices = this.deviceIds?.length ? this.deviceIds : [undefined];
     const shares = shareStack(stack, devices.length);
@@ -594,7 +600,8 @@ export class ForwardModel {
         const runtime = feeds ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]);
         try {
           for (const run of splitStack(share, runBytes)) {
-            const result = await runtime.run(key, () => looped.bytes, { ...loopFeeds(run, tables), ...weightFeeds });
+            const into = target ? { out: outputInto(target, stack, run) } : undefined;
+            const result = await runtime.run(key, () => looped.bytes, { ...loopFeeds(run, tables), ...weightFeeds }, undefined, into);
             const statistics = Object.fromEntries(looped.statistics.map((name, i) => [name, result[looped.outputs[i]!]!]));
             ran.push({ stack: run, statistics, out: result.out?.data as Float32Array | Uint16Array | undefined });
           }
@@ -608,7 +615,7 @@ export class ForwardModel {
     const runs = results.flat();
     runs.forEach((r, i) => sink?.(i, r.stack, r.statistics));
     if (!keepOutput) return stack;
-    return { ...stack, data: concatStackData(runs.map((r) => r.out!)) };
+    return { ...stack, data: target ?? concatStackData(runs.map((r) => r.out!)) };
   }
 
   /**

@@ -21,7 +21,7 @@ import { bf16Bytes, concatFloat32, concatUint16, f16Bytes, toFloat32 } from '../
 import { decodeBf16Bits, encodeBf16Bits } from '../onnx/bf16-bits.js';
 import { GraphBuilder, OnnxType, type Dim, type OnnxElemType, type WeightFeeds } from '../onnx/graph-builder.js';
 import { hostIndex, hostRow } from '../onnx/host-index.js';
-import type { Feed } from '../runtime.js';
+import type { Feed, RawTensor } from '../runtime.js';
 import type { LayerInputs, LayerOptions } from './llama-layer.js';
 
 /** Equal-length sequences of one batch. */
@@ -264,6 +264,18 @@ export function stackValues(stack: HiddenStack): Float32Array {
 export function concatStackData(parts: readonly (Float32Array | Uint16Array)[]): Float32Array | Uint16Array {
   if (parts.length === 1) return parts[0]!;
   return parts.every((p) => p instanceof Float32Array) ? concatFloat32(parts as Float32Array[]) : concatUint16(parts as Uint16Array[]);
+}
+
+/**
+ * The output tensor of a looped run over `run` (a view into `stack`), in
+ * `target`'s elements at the same place as `run`'s in `stack`: a run writes
+ * its part of the next stack where its input lay in this one.
+ */
+export function outputInto(target: Float32Array | Uint16Array, stack: HiddenStack, run: HiddenStack): RawTensor {
+  const at = (run.data.byteOffset - stack.data.byteOffset) / stack.data.BYTES_PER_ELEMENT;
+  if (run.data.buffer !== stack.data.buffer || !Number.isInteger(at) || at < 0 || at + run.data.length > target.length) throw new RangeError('a run of a stack must be a view into that stack');
+  const data = target.subarray(at, at + run.data.length);
+  return { type: run.dtype === 'bfloat16' ? 'uint16' : run.dtype, data, dims: [run.batches.length, run.rows, run.hidden] };
 }
 
 /** Stacks split so that each holds at most `bytes` of hidden states (at least one slot each). */

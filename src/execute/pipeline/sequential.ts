@@ -215,6 +215,14 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
       model.stackDtype(),
     );
   };
+  // A stack nothing reads any more (a layer's input, once the layer's outputs are the next stack): the next
+  // outputs are copied into it, resident memory, rather than into a fresh gigabyte the copy must fault in.
+  let spare: Float32Array | Uint16Array | undefined;
+  const take = (): Float32Array | Uint16Array | undefined => {
+    const s = spare;
+    spare = undefined;
+    return s;
+  };
   try {
     for (let layer = 0; layer < layers; layer++) {
       options.onLayerStart?.(layer, layers);
@@ -222,7 +230,8 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
       const observed = { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes };
       const head = modifier.head !== undefined && layer === layers - 1 ? modifier.head : undefined;
       const keepA = head !== undefined || !(modifier.changesLayer?.(layer) ?? false);
-      const looped = await model.runLayerStacked(layer, stack, observed, tables, model.weights, keepA, LOOP_RUN_BYTES, (run, s, outputs) => modifier.collect(layer, run, rowsOf(s), s.batches.length, outputs));
+      const collect = (run: number, s: HiddenStack, outputs: Readonly<Record<string, RawTensor>>): void => modifier.collect(layer, run, rowsOf(s), s.batches.length, outputs);
+      const looped = await model.runLayerStacked(layer, stack, observed, tables, model.weights, keepA, LOOP_RUN_BYTES, collect, keepA ? take() : undefined);
       // Pass A's outputs, where they came back.
       const a = looped === null ? await byBatch(layer, stack, true) : keepA ? looped : null;
       if (head !== undefined && a) {
@@ -233,11 +242,13 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
       const changed = await modifier.finishLayer(layer, stack);
       const t2 = performance.now();
       const unchanged = changed.linears.size === 0 && changed.vectors.size === 0;
+      const input = stack;
       if (unchanged && a) stack = a;
       else {
         const weights = unchanged ? model.weights : new OverlayWeights(model.weights, changed, fused);
-        stack = (await model.runLayerStacked(layer, stack, { expertGroupBytes: options.expertGroupBytes }, tables, weights, true, LOOP_RUN_BYTES)) ?? (await byBatch(layer, stack, false, weights));
+        stack = (await model.runLayerStacked(layer, stack, { expertGroupBytes: options.expertGroupBytes }, tables, weights, true, LOOP_RUN_BYTES, undefined, take())) ?? (await byBatch(layer, stack, false, weights));
       }
+      if (stack.data !== input.data) spare = input.data;
       const t = { layer, statistics: t1 - t0, modify: t2 - t1, propagate: performance.now() - t2 };
       timings.push(t);
       options.onLayerDone?.(t, layers);

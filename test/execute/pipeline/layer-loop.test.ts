@@ -128,6 +128,30 @@ describe('looped layer passes', () => {
     }
   });
 
+  it('writes the outputs into memory handed back to it: the same values, split into runs or shared by devices; memory of another size or type is left alone', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    const batches = tokenBatches(model.config.vocabSize);
+    const tables = model.positionTables();
+    const stack = stackBatches(await model.embed(batches), model.config.hidden);
+    const expected = (await model.runLayerStacked(0, stack, {}, tables, model.weights, true, 1 << 30))!.data;
+    const threeRuns = 2 * 4 * stack.rows * stack.hidden;
+    for (const [runBytes, devices] of [[1 << 30, undefined], [threeRuns, undefined], [threeRuns, [0, 1]]] as const) {
+      model.deviceIds = devices ? [...devices] : undefined;
+      const reuse = new Float32Array(stack.data.length).fill(Number.NaN);
+      const out = await model.runLayerStacked(0, stack, {}, tables, model.weights, true, runBytes, undefined, reuse);
+      expect(out!.data, `${runBytes}, ${devices}`).toBe(reuse);
+      expect(reuse).toEqual(expected);
+    }
+    model.deviceIds = undefined;
+    for (const other of [new Float32Array(stack.data.length + 1), new Uint16Array(stack.data.length)]) {
+      const out = await model.runLayerStacked(0, stack, {}, tables, model.weights, true, 1 << 30, undefined, other);
+      expect(out!.data).not.toBe(other);
+      expect(out!.data).toEqual(expected);
+      expect(other.every((v) => v === 0)).toBe(true);
+    }
+  });
+
   it("passes the loop's condition through its body: no node carries it (on CUDA one would, and be read back every iteration)", async () => {
     const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const model = await ForwardModel.open(dir);
