@@ -250,19 +250,27 @@ export class GraphSolver implements FactorEngine {
           at += seg.r1 - seg.r0;
         }
       });
-      const out = await this.rt.run(columnLoopKey(kind, block), () => columnLoopGraph(kind, block), {
-        ...fixed,
-        w: { type: 'float32', data: w, dims: [E, R, K] },
-        s: { type: 'float32', data: s, dims: [E, groups, R] },
-        ...(z ? { z: { type: 'float32' as const, data: z, dims: [E, groups, R] } } : {}),
-      });
+      // One problem's rows alone: the solution is copied from the device straight to where it belongs.
+      const into = E === 1 && segsOf(0).length === 1 ? { q: { type: 'float32' as const, data: weights[0]![only!.p]!.subarray(only!.r0 * K, only!.r1 * K), dims: [1, R, K] } } : undefined;
+      const out = await this.rt.run(
+        columnLoopKey(kind, block),
+        () => columnLoopGraph(kind, block),
+        {
+          ...fixed,
+          w: { type: 'float32', data: w, dims: [E, R, K] },
+          s: { type: 'float32', data: s, dims: [E, groups, R] },
+          ...(z ? { z: { type: 'float32' as const, data: z, dims: [E, groups, R] } } : {}),
+        },
+        undefined,
+        into,
+      );
       const q = out.q!.data as Float32Array;
       const loss = out.loss!.data as Float32Array;
       stacks.forEach((_, e) => {
         let at = 0;
         for (const seg of segsOf(e)) {
           const n = seg.r1 - seg.r0;
-          weights[e]![seg.p]!.set(q.subarray((e * R + at) * K, (e * R + at + n) * K), seg.r0 * K);
+          if (!into) weights[e]![seg.p]!.set(q.subarray((e * R + at) * K, (e * R + at + n) * K), seg.r0 * K);
           for (let r = 0; r < n; r++) losses[e]![seg.p]! += loss[e * R + at + r]! / 2;
           at += n;
         }
