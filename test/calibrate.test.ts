@@ -1,8 +1,9 @@
 import { describe, expect, test } from 'vitest';
-import { calibrate } from '../src/execute/calibrate/calibrate.js';
+import { calibrate, joinBatches } from '../src/execute/calibrate/calibrate.js';
 import { fp8InputScale, intInputQParams, nvfp4GlobalScale } from '../src/execute/calibrate/observers.js';
 import { windows } from '../src/execute/calibrate/perplexity.js';
 import { ForwardModel } from '../src/execute/forward/executor.js';
+import { emptyRuntimeTimings } from '../src/execute/runtime.js';
 import { modelWithTokenizer, textRefs } from './calibrate-refs.js';
 
 interface CalibratedRefs {
@@ -108,5 +109,38 @@ describe('calibration in chunks of batches (hidden states over the resident boun
     expect([...chunked.inputs]).toEqual([...whole.inputs]);
     expect([...chunked.lastBatch]).toEqual([...whole.lastBatch]);
     expect(chunked.coverage).toEqual(whole.coverage);
+  });
+});
+
+describe('batches joined into larger runs (runRows) measure what a run per batch does', () => {
+  test('joinBatches joins consecutive batches of one length up to the row bound, the last batch alone', () => {
+    const b = (rows: number, seq: number, tok: number): number[][] => Array.from({ length: rows }, () => Array(seq).fill(tok));
+    const batches = [b(1, 4, 1), b(2, 4, 2), b(1, 4, 3), b(1, 3, 4), b(1, 3, 5), b(1, 3, 6)];
+    expect(joinBatches(batches, 3)).toEqual([[...b(1, 4, 1), ...b(2, 4, 2)], b(1, 4, 3), [...b(1, 3, 4), ...b(1, 3, 5)], b(1, 3, 6)]);
+    expect(joinBatches(batches, 1)).toEqual(batches);
+    expect(joinBatches(batches.slice(0, 2), 8)).toEqual(batches.slice(0, 2));
+  });
+
+  test.each(['llama', 'qwen3_moe'] as const)('%s', async (name) => {
+    const refs = (await textRefs(name)) as unknown as CalibratedRefs & Awaited<ReturnType<typeof textRefs>>;
+    const model = await ForwardModel.open(await modelWithTokenizer(name));
+    const batches = windows(refs.text_ids, refs.calibration_seq_len, 1);
+    expect(batches.length).toBeGreaterThan(3);
+    const timings = { ...emptyRuntimeTimings(), build: 0 };
+    model.timings = timings;
+    const apart = await calibrate(model, batches, false);
+    const runsApart = timings.runs;
+    const joined = await calibrate(model, batches, false, undefined, { runRows: 3 });
+    // Fewer runs (one per graph and joined batch), the same statistics.
+    expect(timings.runs - runsApart).toBeLessThan(runsApart);
+    expect([...joined.inputs.keys()]).toEqual([...apart.inputs.keys()]);
+    for (const [m, s] of apart.inputs) {
+      const j = joined.inputs.get(m)!;
+      expect(Math.abs(j.min - s.min), m).toBeLessThanOrEqual(1e-6 * Math.abs(s.min));
+      expect(Math.abs(j.max - s.max), m).toBeLessThanOrEqual(1e-6 * Math.abs(s.max));
+    }
+    expect([...joined.lastBatch.keys()]).toEqual([...apart.lastBatch.keys()]);
+    for (const [m, s] of apart.lastBatch) expect([joined.lastBatch.get(m)!.min, joined.lastBatch.get(m)!.max], m).toEqual([s.min, s.max]);
+    expect(joined.coverage).toEqual(apart.coverage);
   });
 });

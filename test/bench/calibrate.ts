@@ -28,7 +28,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { calibrate, type CalibrationResult } from '../../src/execute/calibrate/calibrate.js';
+import { calibrate, joinBatches, type CalibrationResult } from '../../src/execute/calibrate/calibrate.js';
 import { ForwardModel, type ForwardTimings, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { emptyRuntimeTimings, GraphRuntime, type Device } from '../../src/execute/runtime.js';
 import { GraphBuilder, OnnxType } from '../../src/execute/onnx/graph-builder.js';
@@ -94,6 +94,8 @@ export interface CalibrateBenchOptions {
    * observers' share of the time.
    */
   readonly observe?: 'linear' | 'symmetric' | 'none';
+  /** Sequences one quantc graph run holds at most (`CalibrateOptions.runRows`; default: as `apply` runs them). */
+  readonly runRows?: number;
   /**
    * Runs of each quantc row, one after the other in the process (default 1):
    * a fresh machine's first pass pays one-time costs (the card's kernels
@@ -124,6 +126,8 @@ export interface CalibrateBenchRow {
   readonly fusedNorms?: boolean;
   /** quantc with `--observe none`: the forward pass without observers; with `symmetric`: one |x| maximum per input. PyTorch with `linear`: with llm-compressor's observers ({@link CalibrateBenchOptions.torchObservers}). */
   readonly observe?: 'none' | 'linear' | 'symmetric';
+  /** quantc: sequences per graph run, where more than one batch's. */
+  readonly runRows?: number;
   /** quantc with `repeat` > 1: which run of its variant the row is (1 = the first). */
   readonly run?: number;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
@@ -273,8 +277,9 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       // The observers of a static activation recipe on every Linear, without a quantized KV cache; or the forward pass alone (the last states returned).
       const observes = (module: string): boolean => !module.endsWith('_states');
       let result: CalibrationResult | undefined;
-      if (options.observe === 'none') await model.layers(await model.embed(batches), { expertGroupBytes: options.expertGroupBytes });
-      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes, ...(options.observe === 'symmetric' ? { absmax: () => true } : {}) });
+      const runRows = options.runRows ?? 1;
+      if (options.observe === 'none') await model.layers(await model.embed(joinBatches(batches, runRows)), { expertGroupBytes: options.expertGroupBytes });
+      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes, runRows, ...(options.observe === 'symmetric' ? { absmax: () => true } : {}) });
       const seconds = (performance.now() - t0) / 1000;
       const ranges = model.layerRanges(model.expertGroupBound(options.expertGroupBytes));
       const before = first.get(precision);
@@ -288,6 +293,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         timings,
         layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
         ...(repeat > 1 ? { run } : {}),
+        ...(runRows > 1 ? { runRows } : {}),
         ...(options.observe === 'none' || options.observe === 'symmetric' ? { observe: options.observe } : {}),
         ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true } : {}),
         statsDiff: before && result ? statsDiff(before, result) : undefined,
@@ -329,7 +335,7 @@ export function formatRow(row: CalibrateBenchRow): string {
     (row.statsDiff === undefined ? '' : `, min/max vs first run ${row.statsDiff.toExponential(1)}`) +
     (row.precisionDiff === undefined ? '' : `, min/max vs fp32 ${row.precisionDiff.toExponential(1)}`);
   const split = t
-    ? `  (${row.observe === 'none' ? 'no observers, ' : row.observe === 'symmetric' ? 'symmetric observers (|x| maxima), ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
+    ? `  (${row.observe === 'none' ? 'no observers, ' : row.observe === 'symmetric' ? 'symmetric observers (|x| maxima), ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.runRows === undefined ? '' : `${row.runRows} sequences/run, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
       ? `  (${row.note}${row.loadSeconds === undefined ? '' : `; model load ${row.loadSeconds.toFixed(2)} s, first pass ${row.firstPassSeconds!.toFixed(2)} s`})`
       : '';
@@ -365,6 +371,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     attention: list<'fused' | 'ops'>('--attention'),
     repeat: num('--repeat'),
     observe: flag(args, '--observe') as 'linear' | 'symmetric' | 'none' | undefined,
+    runRows: num('--run-rows'),
   };
 }
 

@@ -42,6 +42,39 @@ export interface CalibrateOptions {
    * instead of two. Every input keeps its true min and max when unset.
    */
   readonly absmax?: (module: string) => boolean;
+  /**
+   * Consecutive batches of one sequence length run as one graph run of at
+   * most this many sequences (the last batch always alone): fewer, larger
+   * runs, so that what a run costs the host (onnxruntime launching every
+   * operator) is paid once for several sequences. The running statistics
+   * and the expert coverage are the same up to float order; the last-batch
+   * statistics are then those of the last batch only for the modules it
+   * reaches, so a caller reading them for routed experts leaves this unset.
+   * Unset or 1: one run per batch.
+   */
+  readonly runRows?: number;
+}
+
+/**
+ * `batches` with consecutive ones of equal sequence length joined into
+ * batches of at most `rows` sequences; the last batch stays alone.
+ */
+export function joinBatches(batches: readonly TokenBatch[], rows: number): TokenBatch[] {
+  if (rows <= 1 || batches.length <= 2) return [...batches];
+  const out: TokenBatch[] = [];
+  let group: (readonly number[])[] = [];
+  const seqOf = (b: readonly (readonly number[])[]): number => b[0]?.length ?? 0;
+  const flush = (): void => {
+    if (group.length > 0) out.push(group);
+    group = [];
+  };
+  for (const b of batches.slice(0, -1)) {
+    if (group.length > 0 && (seqOf(group) !== seqOf(b) || group.length + b.length > rows)) flush();
+    group = [...group, ...b];
+  }
+  flush();
+  out.push(batches[batches.length - 1]!);
+  return out;
 }
 
 /**
@@ -64,10 +97,11 @@ export async function calibrate(
   const last = new LastBatchMinMax();
   const coverage = new CoverageCollector();
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
-  const largest = Math.max(1, ...batches.map((b) => b.length * (b[0]?.length ?? 0)));
+  const runs = joinBatches(batches, options.runRows ?? 1);
+  const largest = Math.max(1, ...runs.map((b) => b.length * (b[0]?.length ?? 0)));
   const chunk = Math.max(1, Math.floor((options.maxResidentBytes ?? MAX_RESIDENT_ACTIVATION_BYTES) / (largest * model.config.hidden * 4)));
-  for (let start = 0; start < batches.length; start += chunk) {
-    await model.layers(await model.embed(batches.slice(start, start + chunk)), {
+  for (let start = 0; start < runs.length; start += chunk) {
+    await model.layers(await model.embed(runs.slice(start, start + chunk)), {
       observe,
       expertGroupBytes,
       keepHidden: false,
