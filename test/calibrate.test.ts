@@ -112,13 +112,15 @@ describe('calibration in chunks of batches (hidden states over the resident boun
   });
 });
 
-describe('batches joined into larger runs (runRows) measure what a run per batch does', () => {
-  test('joinBatches joins consecutive batches of one length up to the row bound, the last batch alone', () => {
+describe('batches joined into larger runs (runTokens) measure what a run per batch does', () => {
+  test('joinBatches joins consecutive batches of one length up to the token bound, the last batch alone', () => {
     const b = (rows: number, seq: number, tok: number): number[][] => Array.from({ length: rows }, () => Array(seq).fill(tok));
     const batches = [b(1, 4, 1), b(2, 4, 2), b(1, 4, 3), b(1, 3, 4), b(1, 3, 5), b(1, 3, 6)];
-    expect(joinBatches(batches, 3)).toEqual([[...b(1, 4, 1), ...b(2, 4, 2)], b(1, 4, 3), [...b(1, 3, 4), ...b(1, 3, 5)], b(1, 3, 6)]);
-    expect(joinBatches(batches, 1)).toEqual(batches);
-    expect(joinBatches(batches.slice(0, 2), 8)).toEqual(batches.slice(0, 2));
+    expect(joinBatches(batches, 12)).toEqual([[...b(1, 4, 1), ...b(2, 4, 2)], b(1, 4, 3), [...b(1, 3, 4), ...b(1, 3, 5)], b(1, 3, 6)]);
+    expect(joinBatches(batches, 4)).toEqual(batches);
+    // A batch over the bound runs alone, as it is.
+    expect(joinBatches([b(3, 4, 1), b(1, 4, 2), b(1, 4, 3), b(1, 4, 4)], 8)).toEqual([b(3, 4, 1), [...b(1, 4, 2), ...b(1, 4, 3)], b(1, 4, 4)]);
+    expect(joinBatches(batches.slice(0, 2), 100)).toEqual(batches.slice(0, 2));
   });
 
   test.each(['llama', 'qwen3_moe'] as const)('%s', async (name) => {
@@ -130,7 +132,7 @@ describe('batches joined into larger runs (runRows) measure what a run per batch
     model.timings = timings;
     const apart = await calibrate(model, batches, false);
     const runsApart = timings.runs;
-    const joined = await calibrate(model, batches, false, undefined, { runRows: 3 });
+    const joined = await calibrate(model, batches, false, undefined, { runTokens: 3 * refs.calibration_seq_len });
     // Fewer runs (one per graph and joined batch), the same statistics.
     expect(timings.runs - runsApart).toBeLessThan(runsApart);
     expect([...joined.inputs.keys()]).toEqual([...apart.inputs.keys()]);

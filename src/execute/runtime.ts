@@ -236,9 +236,11 @@ export class GraphRuntime {
         const logSeverityLevel = ([0, 1, 2, 3, 4] as const).find((l) => l === log) ?? 4;
         // QUANTC_ORT_OPT=disabled|basic|extended: a lower graph optimization level than 'all', for timing session creation.
         const level = (['disabled', 'basic', 'extended'] as const).find((l) => l === process.env.QUANTC_ORT_OPT) ?? 'all';
+        // QUANTC_ORT_MEM_PATTERN=0: no memory pattern (onnxruntime plans one block per input shape from a session's first run), for timing the runs after the first.
+        const memPattern = process.env.QUANTC_ORT_MEM_PATTERN === '0' ? { enableMemPattern: false } : {};
         const t0 = performance.now();
         try {
-          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: level, logSeverityLevel, ...profiling, ...extra });
+          const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: level, logSeverityLevel, ...memPattern, ...profiling, ...extra });
           if (this.device === 'cuda') cudaLoaded.add(this.deviceId ?? 0);
           if (this.timings) {
             this.timings.create += performance.now() - t0;

@@ -28,7 +28,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { calibrate, joinBatches, type CalibrationResult } from '../../src/execute/calibrate/calibrate.js';
+import { calibrate, CUDA_RUN_TOKENS, joinBatches, type CalibrationResult } from '../../src/execute/calibrate/calibrate.js';
 import { ForwardModel, type ForwardTimings, type TokenBatch } from '../../src/execute/forward/executor.js';
 import { emptyRuntimeTimings, GraphRuntime, type Device } from '../../src/execute/runtime.js';
 import { GraphBuilder, OnnxType } from '../../src/execute/onnx/graph-builder.js';
@@ -94,7 +94,10 @@ export interface CalibrateBenchOptions {
    * observers' share of the time.
    */
   readonly observe?: 'linear' | 'symmetric' | 'none';
-  /** Sequences one quantc graph run holds at most (`CalibrateOptions.runRows`; default: as `apply` runs them). */
+  /**
+   * Sequences of `seqLen` one quantc graph run holds at most (`CalibrateOptions.runTokens`);
+   * default: as `apply` joins them (on CUDA up to `CUDA_RUN_TOKENS`, on the CPU one batch a run).
+   */
   readonly runRows?: number;
   /**
    * Runs of each quantc row, one after the other in the process (default 1):
@@ -277,9 +280,11 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       // The observers of a static activation recipe on every Linear, without a quantized KV cache; or the forward pass alone (the last states returned).
       const observes = (module: string): boolean => !module.endsWith('_states');
       let result: CalibrationResult | undefined;
-      const runRows = options.runRows ?? 1;
-      if (options.observe === 'none') await model.layers(await model.embed(joinBatches(batches, runRows)), { expertGroupBytes: options.expertGroupBytes });
-      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes, runRows, ...(options.observe === 'symmetric' ? { absmax: () => true } : {}) });
+      const runTokens = options.runRows !== undefined ? options.runRows * seqLen : device === 'cuda' ? CUDA_RUN_TOKENS : undefined;
+      const runs = runTokens === undefined ? batches : joinBatches(batches, runTokens);
+      const runRows = Math.max(...runs.map((b) => b.length));
+      if (options.observe === 'none') await model.layers(await model.embed(runs), { expertGroupBytes: options.expertGroupBytes });
+      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes, runTokens, ...(options.observe === 'symmetric' ? { absmax: () => true } : {}) });
       const seconds = (performance.now() - t0) / 1000;
       const ranges = model.layerRanges(model.expertGroupBound(options.expertGroupBytes));
       const before = first.get(precision);

@@ -39,6 +39,8 @@ export interface GptqBenchRow {
   readonly deviceBytes?: number;
   /** quantc: the layer passes' time in graph building, session creation and onnxruntime runs (the rest is JavaScript). */
   readonly profile?: LayerPassProfile;
+  /** quantc: seconds before the first layer (embedding the batches, stacking them) and after the last (releasing sessions, the calibrated tensors). */
+  readonly outside?: { readonly before: number; readonly after: number };
   /** quantc: every module's logged loss, summed: what compares two builds' results on the same card. */
   readonly lossSum?: number;
   readonly note?: string;
@@ -51,8 +53,11 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
   const sampler = deviceMemorySampler(device);
   const { model, resolved, timings } = await openForStage(dir, device, precision);
   const t0 = performance.now();
-  const run = await gptqJob(job, model, batches);
-  const seconds = (performance.now() - t0) / 1000;
+  let firstLayer: number | undefined;
+  let lastLayer = t0;
+  const run = await gptqJob(job, model, batches, { onLayerStart: () => (firstLayer ??= performance.now()), onLayerDone: () => (lastLayer = performance.now()) });
+  const t1 = performance.now();
+  const seconds = (t1 - t0) / 1000;
   const deviceBytes = (await sampler.stop())?.bytes;
   return {
     engine: 'quantc',
@@ -65,6 +70,7 @@ async function quantcRun(dir: string, size: string, batches: readonly TokenBatch
     ...(deviceBytes === undefined ? {} : { deviceBytes }),
     profile: layerPassProfile(timings),
     lossSum: run.reports.reduce((a, r) => a + r.loss, 0),
+    outside: { before: ((firstLayer ?? t0) - t0) / 1000, after: (t1 - lastLayer) / 1000 },
     note: `${run.reports.length} modules from ${run.hessians} Hessians, ${resolved.runs}, ${solveMode()} solve`,
   };
 }
@@ -97,7 +103,7 @@ export async function benchGptq(options: { sizes: readonly string[]; tokens: num
 /** One line per row: total and the per-layer mean of each step. */
 export function formatGptqRow(r: GptqBenchRow): string {
   const mean = (k: 'statistics' | 'solve' | 'propagate'): string => (r.layers.reduce((a, l) => a + l[k], 0) / r.layers.length).toFixed(2);
-  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.deviceBytes === undefined ? '' : `, card ${(r.deviceBytes / 2 ** 30).toFixed(1)} GiB`}${r.note ? ` (${r.note})` : ''}${r.lossSum === undefined ? '' : `; loss sum ${r.lossSum.toPrecision(9)}`}${formatLayerPassProfile(r.profile)}`;
+  return `gptq ${r.size} ${r.engine} on ${r.device}, ${r.tokens} tokens: ${r.seconds.toFixed(1)} s; per layer statistics ${mean('statistics')} s, solve ${mean('solve')} s, propagation ${mean('propagate')} s; peak ${(r.peakBytes / 2 ** 30).toFixed(1)} GiB${r.deviceBytes === undefined ? '' : `, card ${(r.deviceBytes / 2 ** 30).toFixed(1)} GiB`}${r.note ? ` (${r.note})` : ''}${r.lossSum === undefined ? '' : `; loss sum ${r.lossSum.toPrecision(9)}`}${r.outside ? `; before the first layer ${r.outside.before.toFixed(2)} s, after the last ${r.outside.after.toFixed(2)} s` : ''}${formatLayerPassProfile(r.profile)}`;
 }
 
 /** The benchmark's options from command-line flags. */

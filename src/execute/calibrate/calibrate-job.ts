@@ -9,7 +9,7 @@ import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, CalibrationSpec, ExtraTensor } from '../types.js';
 import { inputCalibration, inputTensors, kvCacheCalibration, kvCacheTensors } from './activation-qparams.js';
-import { calibrate, type CalibrateOptions, type CalibrationResult } from './calibrate.js';
+import { calibrate, CUDA_RUN_TOKENS, type CalibrateOptions, type CalibrationResult } from './calibrate.js';
 import type { ExpertCoverage } from './coverage.js';
 import { expertKey, expertOf, formatExperts, lowCoverage, type LowExpert } from './expert-coverage.js';
 import type { MinMax } from './observers.js';
@@ -105,12 +105,26 @@ export function absmaxModules(job: ApplyJob): (module: string) => boolean {
 }
 
 /**
+ * Whether `job` reads statistics of the last batch alone (a memoryless
+ * observer, or a calibrated KV cache): its batches then run one by one,
+ * where joined runs would blur where the last batch starts.
+ */
+export function readsLastBatch(job: ApplyJob): boolean {
+  return job.kvCacheScheme !== null || job.groups.some((g) => inputCalibration(g.scheme.input_activations, g.name)?.observer === 'last-batch');
+}
+
+/**
  * Calibrates `job` (which must carry a {@link CalibrationSpec}) on
  * `batches`; throws {@link ExpertCoverageError} when the coverage policy
- * stops the run.
+ * stops the run. On CUDA, batches of one length run joined up to
+ * {@link CUDA_RUN_TOKENS} tokens (the last batch alone), unless last-batch
+ * statistics are read of experts that see only the tokens routed to them.
  */
 export async function calibrateJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: CalibrateOptions & { readonly expertGroupBytes?: number } = {}): Promise<CalibratedJob> {
-  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, { ...options, observes: observedModules(job), absmax: absmaxModules(job) });
+  // The last batch runs alone in joined runs: only a module it does not reach (an expert routed to, not run on every token) would see its last-batch statistics blurred.
+  const joinable = !readsLastBatch(job) || job.calibration!.calibrateAllExperts;
+  const runTokens = options.runTokens ?? (model.device === 'cuda' && joinable ? CUDA_RUN_TOKENS : undefined);
+  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, { ...options, runTokens, observes: observedModules(job), absmax: absmaxModules(job) });
   return completeCalibration(job, result, DTYPES[model.config.dtype]);
 }
 

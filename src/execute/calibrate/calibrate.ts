@@ -44,23 +44,34 @@ export interface CalibrateOptions {
   readonly absmax?: (module: string) => boolean;
   /**
    * Consecutive batches of one sequence length run as one graph run of at
-   * most this many sequences (the last batch always alone): fewer, larger
-   * runs, so that what a run costs the host (onnxruntime launching every
-   * operator) is paid once for several sequences. The running statistics
-   * and the expert coverage are the same up to float order; the last-batch
-   * statistics are then those of the last batch only for the modules it
-   * reaches, so a caller reading them for routed experts leaves this unset.
-   * Unset or 1: one run per batch.
+   * most this many tokens (a batch alone may hold more; the last batch
+   * always runs alone): fewer, larger runs, so that what a run costs the
+   * host (onnxruntime launching each operator, the feeds and statistics
+   * crossing the bus) is paid once for several sequences. The running
+   * statistics and the expert coverage are the same up to float order, and
+   * so are the last-batch statistics of every module the last batch reaches;
+   * a module it does not reach (an expert routed to, not run on every token)
+   * keeps those of the last joined run it was in, so a caller reading them
+   * for such experts leaves this unset. Unset: one run per batch.
    */
-  readonly runRows?: number;
+  readonly runTokens?: number;
 }
 
 /**
- * `batches` with consecutive ones of equal sequence length joined into
- * batches of at most `rows` sequences; the last batch stays alone.
+ * Tokens one calibration run holds at most on CUDA where nothing reads
+ * last-batch statistics ({@link CalibrateOptions.runTokens}): four sequences
+ * of 2048. On an H200, 128 sequences of a 22-layer 1B llama ran in
+ * 2.2 s as 33 runs against 2.5 s as 128.
  */
-export function joinBatches(batches: readonly TokenBatch[], rows: number): TokenBatch[] {
-  if (rows <= 1 || batches.length <= 2) return [...batches];
+export const CUDA_RUN_TOKENS = 8192;
+
+
+/**
+ * `batches` with consecutive ones of equal sequence length joined while a
+ * joined batch holds at most `tokens` tokens; the last batch stays alone.
+ */
+export function joinBatches(batches: readonly TokenBatch[], tokens: number): TokenBatch[] {
+  if (batches.length <= 2) return [...batches];
   const out: TokenBatch[] = [];
   let group: (readonly number[])[] = [];
   const seqOf = (b: readonly (readonly number[])[]): number => b[0]?.length ?? 0;
@@ -69,7 +80,7 @@ export function joinBatches(batches: readonly TokenBatch[], rows: number): Token
     group = [];
   };
   for (const b of batches.slice(0, -1)) {
-    if (group.length > 0 && (seqOf(group) !== seqOf(b) || group.length + b.length > rows)) flush();
+    if (group.length > 0 && (seqOf(group) !== seqOf(b) || (group.length + b.length) * seqOf(b) > tokens)) flush();
     group = [...group, ...b];
   }
   flush();
@@ -97,7 +108,7 @@ export async function calibrate(
   const last = new LastBatchMinMax();
   const coverage = new CoverageCollector();
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
-  const runs = joinBatches(batches, options.runRows ?? 1);
+  const runs = options.runTokens === undefined ? batches : joinBatches(batches, options.runTokens);
   const largest = Math.max(1, ...runs.map((b) => b.length * (b[0]?.length ?? 0)));
   const chunk = Math.max(1, Math.floor((options.maxResidentBytes ?? MAX_RESIDENT_ACTIVATION_BYTES) / (largest * model.config.hidden * 4)));
   for (let start = 0; start < runs.length; start += chunk) {

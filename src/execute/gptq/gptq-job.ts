@@ -5,8 +5,7 @@
  * is rounded to nearest), and returns the job with its solved weights and
  * calibrated tensors.
  */
-import { inputCalibration } from '../calibrate/activation-qparams.js';
-import { completeCalibration, coverageErrorMessage, DTYPES, ExpertCoverageError, type CalibratedJob } from '../calibrate/calibrate-job.js';
+import { completeCalibration, coverageErrorMessage, DTYPES, ExpertCoverageError, readsLastBatch, type CalibratedJob } from '../calibrate/calibrate-job.js';
 import { expertKey, lowCoverage } from '../calibrate/expert-coverage.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import { runBytesFor, runSequential, type LayerTimings, type SequentialOptions } from '../pipeline/sequential.js';
@@ -51,8 +50,7 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
   let timings: LayerTimings[];
   try {
     // Statistics that read the last batch alone (memoryless observers) need batch-by-batch runs; the rest merge.
-    const lastBatch = job.kvCacheScheme !== null || job.groups.some((g) => inputCalibration(g.scheme.input_activations, g.name)?.observer === 'last-batch');
-    timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: lastBatch ? 0 : runBytesFor(model.device, RUN_BYTES), ...options });
+    timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: readsLastBatch(job) ? 0 : runBytesFor(model.device, RUN_BYTES), ...options });
   } finally {
     await rt.dispose();
   }
