@@ -114,6 +114,19 @@ export function readsLastBatch(job: ApplyJob): boolean {
 }
 
 /**
+ * The tokens a calibration run of `job` on `device` joins batches up to
+ * (`CalibrateOptions.runTokens`): {@link CUDA_RUN_TOKENS} on CUDA, where a
+ * run's host cost is worth sharing; none on the CPU, or where the job reads
+ * last-batch statistics of experts that see only their routed tokens. The
+ * last batch runs alone in joined runs, so only a module it does not reach
+ * would see its last-batch statistics blurred.
+ */
+export function joinedRunTokens(job: ApplyJob, device: 'cpu' | 'cuda'): number | undefined {
+  const joinable = !readsLastBatch(job) || job.calibration!.calibrateAllExperts;
+  return device === 'cuda' && joinable ? CUDA_RUN_TOKENS : undefined;
+}
+
+/**
  * Calibrates `job` (which must carry a {@link CalibrationSpec}) on
  * `batches`; throws {@link ExpertCoverageError} when the coverage policy
  * stops the run. On CUDA, batches of one length run joined up to
@@ -121,9 +134,7 @@ export function readsLastBatch(job: ApplyJob): boolean {
  * statistics are read of experts that see only the tokens routed to them.
  */
 export async function calibrateJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: CalibrateOptions & { readonly expertGroupBytes?: number } = {}): Promise<CalibratedJob> {
-  // The last batch runs alone in joined runs: only a module it does not reach (an expert routed to, not run on every token) would see its last-batch statistics blurred.
-  const joinable = !readsLastBatch(job) || job.calibration!.calibrateAllExperts;
-  const runTokens = options.runTokens ?? (model.device === 'cuda' && joinable ? CUDA_RUN_TOKENS : undefined);
+  const runTokens = options.runTokens ?? joinedRunTokens(job, model.device);
   const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, { ...options, runTokens, observes: observedModules(job), absmax: absmaxModules(job) });
   return completeCalibration(job, result, DTYPES[model.config.dtype]);
 }
