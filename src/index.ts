@@ -80,7 +80,7 @@ export { ForwardModel } from './execute/forward/executor.js';
 export { UnsupportedModelError } from './execute/forward/decoder-config.js';
 export { calibrate, CUDA_RUN_TOKENS, joinBatches, type CalibrationResult } from './execute/calibrate/calibrate.js';
 export type { ExpertCoverage, LayerCoverage } from './execute/calibrate/coverage.js';
-export { calibrateJob, ExpertCoverageError, joinedRunTokens, MissingStatisticsError, readsLastBatch } from './execute/calibrate/calibrate-job.js';
+export { calibrateJob, ExpertCoverageError, joinedRunTokens, joinsBatches, MissingStatisticsError, readsLastBatch } from './execute/calibrate/calibrate-job.js';
 export { calibrationSamples } from './execute/calibrate/calibration-data.js';
 export { readCalibrationData, type CalibrationData, type ChatRecord, type DataRecord } from './execute/calibrate/dataset-file.js';
 export { numpyPermutation } from './execute/calibrate/numpy-permutation.js';

@@ -4,7 +4,7 @@
  * experts that see only their routed tokens; never on the CPU.
  */
 import { describe, expect, test } from 'vitest';
-import { joinedRunTokens, readsLastBatch } from '../src/execute/calibrate/calibrate-job.js';
+import { joinedRunTokens, joinsBatches, readsLastBatch } from '../src/execute/calibrate/calibrate-job.js';
 import { CUDA_RUN_TOKENS } from '../src/execute/calibrate/calibrate.js';
 import type { ApplyJob } from '../src/execute/types.js';
 
@@ -33,5 +33,7 @@ describe('joined calibration runs', () => {
     expect(joinedRunTokens(job('memoryless_minmax', false), 'cuda')).toBeUndefined();
     expect(joinedRunTokens(job(null, false, true), 'cuda')).toBeUndefined();
     for (const j of [job('static_minmax', false), job('memoryless_minmax', true)]) expect(joinedRunTokens(j, 'cpu')).toBeUndefined();
+    // The same rule decides whether GPTQ's sequential passes merge or loop batches (the last alone).
+    expect([job('static_minmax', false), job('memoryless_minmax', true), job('memoryless_minmax', false), job(null, false, true)].map(joinsBatches)).toEqual([true, true, false, false]);
   });
 });

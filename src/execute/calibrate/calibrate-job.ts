@@ -122,8 +122,17 @@ export function readsLastBatch(job: ApplyJob): boolean {
  * would see its last-batch statistics blurred.
  */
 export function joinedRunTokens(job: ApplyJob, device: 'cpu' | 'cuda'): number | undefined {
-  const joinable = !readsLastBatch(job) || job.calibration!.calibrateAllExperts;
-  return device === 'cuda' && joinable ? CUDA_RUN_TOKENS : undefined;
+  return device === 'cuda' && joinsBatches(job) ? CUDA_RUN_TOKENS : undefined;
+}
+
+/**
+ * Whether `job`'s batches may run joined (merged or looped runs) with the
+ * last batch alone: the last-batch statistics are then exact for every
+ * module the last batch reaches, which is every module unless experts see
+ * only their routed tokens.
+ */
+export function joinsBatches(job: ApplyJob): boolean {
+  return !readsLastBatch(job) || job.calibration!.calibrateAllExperts;
 }
 
 /**

@@ -565,7 +565,8 @@ export class ForwardModel {
    * memory nothing reads any more of the stack's size and element type (an
    * earlier stack): the outputs are copied into it from the device rather
    * than into fresh memory (see `GraphRuntime.run`), and it is the new
-   * stack's data.
+   * stack's data. With `lastAlone` the last batch runs alone (its statistics
+   * are then the last batch's: memoryless observers read them).
    */
   async runLayerStacked(
     layer: number,
@@ -577,6 +578,7 @@ export class ForwardModel {
     runBytes: number,
     sink?: (run: number, stack: HiddenStack, outputs: Readonly<Record<string, RawTensor>>) => void,
     reuse?: Float32Array | Uint16Array,
+    lastAlone = false,
   ): Promise<HiddenStack | null> {
     const built = performance.now();
     const build: BuildInto = (into) => this.buildLayerInto(layer, weights, into, options.observe, options.expertGroupBytes);
@@ -599,7 +601,7 @@ export class ForwardModel {
         if (share.batches.length === 0) return ran;
         const runtime = feeds ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]);
         try {
-          for (const run of splitStack(share, runBytes)) {
+          for (const run of splitStack(share, runBytes, lastAlone && d === shares.length - 1)) {
             const into = target ? { out: outputInto(target, stack, run) } : undefined;
             const result = await runtime.run(key, () => looped.bytes, { ...loopFeeds(run, tables), ...weightFeeds }, undefined, into);
             const statistics = Object.fromEntries(looped.statistics.map((name, i) => [name, result[looped.outputs[i]!]!]));

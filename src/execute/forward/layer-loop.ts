@@ -278,15 +278,20 @@ export function outputInto(target: Float32Array | Uint16Array, stack: HiddenStac
   return { type: run.dtype === 'bfloat16' ? 'uint16' : run.dtype, data, dims: [run.batches.length, run.rows, run.hidden] };
 }
 
-/** Stacks split so that each holds at most `bytes` of hidden states (at least one slot each). */
-export function splitStack(stack: HiddenStack, bytes: number): HiddenStack[] {
+/**
+ * Stacks split so that each holds at most `bytes` of hidden states (at least
+ * one slot each); with `lastAlone`, the last batch in a run of its own (whose
+ * statistics are then the last batch's, for memoryless observers).
+ */
+export function splitStack(stack: HiddenStack, bytes: number, lastAlone = false): HiddenStack[] {
   const slot = stack.rows * stack.hidden;
   const per = Math.max(1, Math.floor(bytes / (stack.data.BYTES_PER_ELEMENT * slot)));
+  const count = stack.batches.length;
+  const end = lastAlone && count > 1 ? count - 1 : count;
   const out: HiddenStack[] = [];
-  for (let i = 0; i < stack.batches.length; i += per) {
-    const n = Math.min(per, stack.batches.length - i);
-    out.push({ ...stack, data: stack.data.subarray(i * slot, (i + n) * slot), batches: stack.batches.slice(i, i + n) });
-  }
+  const take = (i: number, n: number): void => void out.push({ ...stack, data: stack.data.subarray(i * slot, (i + n) * slot), batches: stack.batches.slice(i, i + n) });
+  for (let i = 0; i < end; i += per) take(i, Math.min(per, end - i));
+  if (end < count) take(end, 1);
   return out;
 }
 

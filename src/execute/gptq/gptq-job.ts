@@ -5,7 +5,7 @@
  * is rounded to nearest), and returns the job with its solved weights and
  * calibrated tensors.
  */
-import { completeCalibration, coverageErrorMessage, DTYPES, ExpertCoverageError, readsLastBatch, type CalibratedJob } from '../calibrate/calibrate-job.js';
+import { completeCalibration, coverageErrorMessage, DTYPES, ExpertCoverageError, joinsBatches, readsLastBatch, type CalibratedJob } from '../calibrate/calibrate-job.js';
 import { expertKey, lowCoverage } from '../calibrate/expert-coverage.js';
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import { runBytesFor, runSequential, type LayerTimings, type SequentialOptions } from '../pipeline/sequential.js';
@@ -50,7 +50,9 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
   let timings: LayerTimings[];
   try {
     // Statistics that read the last batch alone (memoryless observers) need batch-by-batch runs; the rest merge.
-    timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: readsLastBatch(job) ? 0 : runBytesFor(model.device, RUN_BYTES), ...options });
+    // Statistics of the last batch alone (memoryless observers, a calibrated KV cache): it runs alone, the others merged or looped; batch by batch only where an expert the last batch does not reach would read them.
+    const lastBatch = readsLastBatch(job);
+    timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: joinsBatches(job) ? runBytesFor(model.device, RUN_BYTES) : 0, lastBatchAlone: lastBatch, ...options });
   } finally {
     await rt.dispose();
   }

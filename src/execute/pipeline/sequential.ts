@@ -77,6 +77,12 @@ export interface SequentialOptions {
    * batch boundaries (no last-batch observers); 0 or absent runs batch by batch.
    */
   readonly runBytes?: number;
+  /**
+   * With merged or looped runs, pass A runs the last batch alone: its
+   * statistics are then the last batch's (memoryless observers read them;
+   * see `readsLastBatch`).
+   */
+  readonly lastBatchAlone?: boolean;
 }
 
 /**
@@ -102,9 +108,10 @@ export interface MergedRuns {
 /**
  * Merges consecutive batches of equal sequence length while a run's
  * estimated activations (`perSequence(seq)` bytes per sequence) stay
- * within `budget`; a batch alone may exceed it.
+ * within `budget`; a batch alone may exceed it. With `lastAlone`, the last
+ * batch is never merged.
  */
-export function mergeRuns(hidden: readonly HiddenBatch[], perSequence: (seq: number) => number, budget: number): MergedRuns {
+export function mergeRuns(hidden: readonly HiddenBatch[], perSequence: (seq: number) => number, budget: number, lastAlone = false): MergedRuns {
   const out: HiddenBatch[] = [];
   const calls: number[] = [];
   let group: HiddenBatch[] = [];
@@ -115,11 +122,11 @@ export function mergeRuns(hidden: readonly HiddenBatch[], perSequence: (seq: num
     calls.push(group.length);
     group = [];
   };
-  for (const b of hidden) {
+  hidden.forEach((b, i) => {
     const rows = group.reduce((n, g) => n + g.batch, 0) + b.batch;
-    if (group.length > 0 && (group[0]!.seq !== b.seq || rows * perSequence(b.seq) > budget)) flush();
+    if (group.length > 0 && (group[0]!.seq !== b.seq || rows * perSequence(b.seq) > budget || (lastAlone && i === hidden.length - 1))) flush();
     group.push(b);
-  }
+  });
   flush();
   return { hidden: out, calls };
 }
@@ -153,7 +160,7 @@ async function runLayers(model: ForwardModel, batches: readonly TokenBatch[], mo
   const embedded = await model.embed(batches);
   if (model.loopLayers && options.runBytes !== 0) return runStacked(model, embedded, modifier, fused, options);
   const timings: LayerTimings[] = [];
-  const merged = options.runBytes ? mergeRuns(embedded, sequenceBytes(model.config, model.raw), options.runBytes) : { hidden: embedded, calls: embedded.map(() => 1) };
+  const merged = options.runBytes ? mergeRuns(embedded, sequenceBytes(model.config, model.raw), options.runBytes, options.lastBatchAlone) : { hidden: embedded, calls: embedded.map(() => 1) };
   let hidden = merged.hidden;
   const layers = model.config.layers;
   for (let layer = 0; layer < layers; layer++) {
@@ -198,7 +205,7 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
   const rowsOf = (s: HiddenStack): number => s.batches.reduce((n, b) => n + b.batch, 0);
   // A layer that cannot be looped runs as merged runs of its batches (see runBytes), then is stacked again.
   const byBatch = async (layer: number, s: HiddenStack, observe: boolean, weights = model.weights): Promise<HiddenStack> => {
-    const merged = mergeRuns(unstack(s), sequenceBytes(model.config, model.raw), options.runBytes ?? 0);
+    const merged = mergeRuns(unstack(s), sequenceBytes(model.config, model.raw), options.runBytes ?? 0, observe && options.lastBatchAlone);
     const sink = (run: number, outputs: Readonly<Record<string, RawTensor>>): void => modifier.collect(layer, run, merged.hidden[run]!.batch, merged.calls[run]!, outputs);
     const ran = await model.runLayer(layer, merged.hidden, { observe: observe ? modifier.observe : undefined, expertGroupBytes: options.expertGroupBytes }, tables, weights, observe ? sink : undefined);
     // Merged runs hold their batches back to back: unmerge by the stack's shapes.
@@ -231,7 +238,7 @@ async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[],
       const head = modifier.head !== undefined && layer === layers - 1 ? modifier.head : undefined;
       const keepA = head !== undefined || !(modifier.changesLayer?.(layer) ?? false);
       const collect = (run: number, s: HiddenStack, outputs: Readonly<Record<string, RawTensor>>): void => modifier.collect(layer, run, rowsOf(s), s.batches.length, outputs);
-      const looped = await model.runLayerStacked(layer, stack, observed, tables, model.weights, keepA, LOOP_RUN_BYTES, collect, keepA ? take() : undefined);
+      const looped = await model.runLayerStacked(layer, stack, observed, tables, model.weights, keepA, LOOP_RUN_BYTES, collect, keepA ? take() : undefined, options.lastBatchAlone);
       // Pass A's outputs, where they came back.
       const a = looped === null ? await byBatch(layer, stack, true) : keepA ? looped : null;
       if (head !== undefined && a) {

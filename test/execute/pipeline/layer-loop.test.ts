@@ -17,6 +17,7 @@ import { planRecipe } from '../../../src/plan/plan-recipe.js';
 import { loopedLayer, shareStack, splitStack, stackBatches, stackValues, unstack } from '../../../src/execute/forward/layer-loop.js';
 import { HessianStore } from '../../../src/execute/gptq/hessians.js';
 import { runSequential, type LayerModifier } from '../../../src/execute/pipeline/sequential.js';
+import { toFloat32 } from '../../../src/execute/dtypes.js';
 import { emptyRuntimeTimings, type RawTensor } from '../../../src/execute/runtime.js';
 import { DATAFREE, unpackModel } from '../fixtures.js';
 import { relativeError } from '../../calibrate-refs.js';
@@ -237,6 +238,47 @@ describe('looped layer passes', () => {
     const awqLooped = await awqJob(awq, model, batches);
     expect(awqLooped.reports.map((r) => [r.smooth, r.best, r.tokens])).toEqual(awqPlain.reports.map((r) => [r.smooth, r.best, r.tokens]));
     for (let i = 0; i < awqPlain.reports.length; i++) expect(relativeError(awqLooped.reports[i]!.scales, awqPlain.reports[i]!.scales)).toBeLessThan(1e-5);
+  });
+
+  it('GPTQ with last-batch statistics (an FP8 kv cache, static FP8 inputs) runs the last batch alone, merged or looped: the scales of a run per batch', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    // Batches of one length, so that merged or looped runs would take the last one in with the others.
+    const batches = tokenBatches(model.config.vocabSize).map((b) => b.map((row) => row.slice(0, 5)));
+    const recipe = join(dir, 'last-batch.yaml');
+    const fp8 = '{num_bits: 8, type: float, strategy: tensor, dynamic: false, symmetric: true}';
+    await writeFile(
+      recipe,
+      `quant_stage:\n  quant_modifiers:\n    GPTQModifier:\n      config_groups:\n        g: {targets: [Linear], weights: {num_bits: 4, type: int, symmetric: true, strategy: group, group_size: 16}, input_activations: ${fp8}}\n      ignore: [lm_head]\n      kv_cache_scheme: ${fp8}\n`,
+    );
+    const planned = await planRecipe(recipe, dir, { source: cwdSourceHost('/') }, 'test');
+    expect(planned.build).toBeTruthy();
+    const job = jobFromPlan(planned.build!, { modelDir: dir, outDir: join(dir, 'out'), device: 'cpu', recipeYaml: '', moe: planned.ir!.moe, modifiers: planned.ir!.modifiers });
+    const scales = (run: Awaited<ReturnType<typeof gptqJob>>) =>
+      new Map(run.job.extraTensors!.map((t) => [t.name, Array.from(toFloat32(t.bytes, t.dtype as 'BF16' | 'F16' | 'F32'))]));
+    const timings = { ...emptyRuntimeTimings(), build: 0 };
+    model.timings = timings;
+    // A run per batch, as before; merged runs; looped runs.
+    const apart = await gptqJob(job, model, batches, { runBytes: 0 });
+    const runsApart = timings.runs;
+    const merged = await gptqJob(job, model, batches);
+    const runsMerged = timings.runs - runsApart;
+    model.loopLayers = true;
+    const looped = await gptqJob(job, model, batches);
+    expect(runsMerged).toBeLessThan(runsApart);
+    const want = scales(apart);
+    expect([...want.keys()].some((k) => k.endsWith('k_scale'))).toBe(true);
+    expect([...want.keys()].some((k) => k.endsWith('input_scale'))).toBe(true);
+    // Scales that differ by more than a bf16 step (the model computes in bf16: merged runs may round a value the other way).
+    const off = (got: Map<string, number[]>): string[] => [...want].filter(([name, v]) => relativeError(got.get(name)!, v) > 2 ** -7).map(([name]) => name);
+    for (const got of [scales(merged), scales(looped)]) {
+      expect([...got.keys()]).toEqual([...want.keys()]);
+      expect(off(got)).toEqual([]);
+    }
+    // The last batch merged with the others: its scales would be those of every batch.
+    model.loopLayers = false;
+    const blurred = await gptqJob(job, model, batches, { lastBatchAlone: false });
+    expect(off(scales(blurred)).length).toBeGreaterThan(want.size / 2);
   });
 
   it('layers that feed their weights share one session per pass and compute the same, in float32 and bf16, dense and MoE, for GPTQ too', async () => {
