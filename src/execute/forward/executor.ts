@@ -595,13 +595,16 @@ export class ForwardModel {
     // Several devices: each runs its share of the batches with its own copy of the layer, at the same time.
     const devices = this.deviceIds?.length ? this.deviceIds : [undefined];
     const shares = shareStack(stack, devices.length);
+    // The share with the last batch (a share may be empty).
+    let holdsLast = shares.length - 1;
+    while (holdsLast > 0 && shares[holdsLast]!.batches.length === 0) holdsLast--;
     const results = await Promise.all(
       shares.map(async (share, d) => {
         const ran: { stack: HiddenStack; statistics: Record<string, RawTensor>; out?: Float32Array | Uint16Array }[] = [];
         if (share.batches.length === 0) return ran;
         const runtime = feeds ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]);
         try {
-          for (const run of splitStack(share, runBytes, lastAlone && d === shares.length - 1)) {
+          for (const run of splitStack(share, runBytes, lastAlone && d === holdsLast)) {
             const into = target ? { out: outputInto(target, stack, run) } : undefined;
             const result = await runtime.run(key, () => looped.bytes, { ...loopFeeds(run, tables), ...weightFeeds }, undefined, into);
             const statistics = Object.fromEntries(looped.statistics.map((name, i) => [name, result[looped.outputs[i]!]!]));
