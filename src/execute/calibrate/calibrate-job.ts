@@ -106,8 +106,8 @@ export function absmaxModules(job: ApplyJob): (module: string) => boolean {
 
 /**
  * Whether `job` reads statistics of the last batch alone (a memoryless
- * observer, or a calibrated KV cache): its batches then run one by one,
- * where joined runs would blur where the last batch starts.
+ * observer, or a calibrated KV cache): joined runs must then keep the last
+ * batch in a run of its own (see {@link joinsBatches}).
  */
 export function readsLastBatch(job: ApplyJob): boolean {
   return job.kvCacheScheme !== null || job.groups.some((g) => inputCalibration(g.scheme.input_activations, g.name)?.observer === 'last-batch');

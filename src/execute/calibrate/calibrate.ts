@@ -8,6 +8,7 @@ import { parseObserverOutput, type ExpertObservation, type ObserveOption } from 
 import { LastBatchMinMax, StaticMinMax, type MinMax } from './observers.js';
 import { CoverageCollector, type ExpertCoverage } from './coverage.js';
 import { MAX_RESIDENT_ACTIVATION_BYTES } from './resident.js';
+import { groupRuns } from '../forward/run-groups.js';
 
 /** What a calibration run measured. */
 export interface CalibrationResult {
@@ -58,34 +59,19 @@ export interface CalibrateOptions {
 }
 
 /**
- * Tokens one calibration run holds at most on CUDA where nothing reads
- * last-batch statistics ({@link CalibrateOptions.runTokens}): four sequences
- * of 2048. On an H200, 128 sequences of a 22-layer 1B llama ran in
- * 2.2 s as 33 runs against 2.5 s as 128.
+ * Tokens one calibration run holds at most on CUDA
+ * ({@link CalibrateOptions.runTokens}, `joinedRunTokens`): four sequences of
+ * 2048. On an H200, 128 sequences of a 22-layer 1B llama ran in 2.2 s as 33
+ * runs against 2.5 s as 128.
  */
 export const CUDA_RUN_TOKENS = 8192;
-
 
 /**
  * `batches` with consecutive ones of equal sequence length joined while a
  * joined batch holds at most `tokens` tokens; the last batch stays alone.
  */
 export function joinBatches(batches: readonly TokenBatch[], tokens: number): TokenBatch[] {
-  if (batches.length <= 2) return [...batches];
-  const out: TokenBatch[] = [];
-  let group: (readonly number[])[] = [];
-  const seqOf = (b: readonly (readonly number[])[]): number => b[0]?.length ?? 0;
-  const flush = (): void => {
-    if (group.length > 0) out.push(group);
-    group = [];
-  };
-  for (const b of batches.slice(0, -1)) {
-    if (group.length > 0 && (seqOf(group) !== seqOf(b) || (group.length + b.length) * seqOf(b) > tokens)) flush();
-    group = [...group, ...b];
-  }
-  flush();
-  out.push(batches[batches.length - 1]!);
-  return out;
+  return groupRuns(batches, (b) => ({ rows: b.length, seq: b[0]?.length ?? 0 }), (rows, seq) => rows * seq <= tokens, true).map((g) => (g.length === 1 ? g[0]! : g.flat()));
 }
 
 /**

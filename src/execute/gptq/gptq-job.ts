@@ -49,10 +49,9 @@ export async function gptqJob(job: ApplyJob, model: ForwardModel, batches: reado
   });
   let timings: LayerTimings[];
   try {
-    // Statistics that read the last batch alone (memoryless observers) need batch-by-batch runs; the rest merge.
-    // Statistics of the last batch alone (memoryless observers, a calibrated KV cache): it runs alone, the others merged or looped; batch by batch only where an expert the last batch does not reach would read them.
-    const lastBatch = readsLastBatch(job);
-    timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: joinsBatches(job) ? runBytesFor(model.device, RUN_BYTES) : 0, lastBatchAlone: lastBatch, ...options });
+    // Statistics of the last batch alone (memoryless observers, a calibrated KV cache): it runs alone, the others merged or
+    // looped; batch by batch only where an expert the last batch does not reach would read them.
+    timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: joinsBatches(job) ? runBytesFor(model.device, RUN_BYTES) : 0, lastBatchAlone: readsLastBatch(job), ...options });
   } finally {
     await rt.dispose();
   }

@@ -15,6 +15,7 @@
 import type { ForwardModel, HiddenBatch, TokenBatch } from '../forward/executor.js';
 import { concatFloat32 } from '../dtypes.js';
 import { stackBatches, unstack, type HiddenStack } from '../forward/layer-loop.js';
+import { groupRuns } from '../forward/run-groups.js';
 import type { Observation } from '../forward/observe.js';
 import type { RawTensor } from '../runtime.js';
 import type { FusedExpertsParam } from '../types.js';
@@ -74,7 +75,8 @@ export interface SequentialOptions {
    * Merge consecutive batches of one sequence length into graph runs of at
    * most this many bytes of activations (estimated): fewer, larger runs,
    * the same sums. Only for modifiers whose statistics do not depend on
-   * batch boundaries (no last-batch observers); 0 or absent runs batch by batch.
+   * batch boundaries, or depend only on the last batch's
+   * ({@link lastBatchAlone}); 0 or absent runs batch by batch.
    */
   readonly runBytes?: number;
   /**
@@ -112,23 +114,11 @@ export interface MergedRuns {
  * batch is never merged.
  */
 export function mergeRuns(hidden: readonly HiddenBatch[], perSequence: (seq: number) => number, budget: number, lastAlone = false): MergedRuns {
-  const out: HiddenBatch[] = [];
-  const calls: number[] = [];
-  let group: HiddenBatch[] = [];
-  const flush = (): void => {
-    if (group.length === 0) return;
-    const rows = group.reduce((n, b) => n + b.batch, 0);
-    out.push({ data: concatFloat32(group.map((b) => b.data)), batch: rows, seq: group[0]!.seq });
-    calls.push(group.length);
-    group = [];
+  const groups = groupRuns(hidden, (b) => ({ rows: b.batch, seq: b.seq }), (rows, seq) => rows * perSequence(seq) <= budget, lastAlone);
+  return {
+    hidden: groups.map((g) => ({ data: concatFloat32(g.map((b) => b.data)), batch: g.reduce((n, b) => n + b.batch, 0), seq: g[0]!.seq })),
+    calls: groups.map((g) => g.length),
   };
-  hidden.forEach((b, i) => {
-    const rows = group.reduce((n, g) => n + g.batch, 0) + b.batch;
-    if (group.length > 0 && (group[0]!.seq !== b.seq || rows * perSequence(b.seq) > budget || (lastAlone && i === hidden.length - 1))) flush();
-    group.push(b);
-  });
-  flush();
-  return { hidden: out, calls };
 }
 
 /** Activation bytes one sequence of `seq` tokens needs in a layer graph (attention scores, MLP or all-experts intermediates), float32. */
@@ -195,7 +185,8 @@ export const LOOP_RUN_BYTES = 2 ** 32;
  * {@link runSequential} with every layer's passes as looped graph runs over
  * one stack of all batches (see layer-loop.ts); a layer that cannot be
  * looped runs batch by batch. Only for modifiers whose statistics do not
- * depend on batch boundaries (the caller's `runBytes` is not 0).
+ * depend on batch boundaries, or only on the last batch's (`lastBatchAlone`;
+ * the caller's `runBytes` is not 0).
  */
 async function runStacked(model: ForwardModel, embedded: readonly HiddenBatch[], modifier: LayerModifier, fused: readonly FusedExpertsParam[], options: SequentialOptions): Promise<LayerTimings[]> {
   const tables = model.positionTables();
