@@ -36,11 +36,18 @@ export interface RuntimeTimings {
   release: number;
   sessions: number;
   runs: number;
+  /**
+   * Of {@link run}, the runs that were the first of their session with
+   * their input shapes (where a provider plans its kernels and grows its
+   * memory), and how many: the rest is the steady runs' share.
+   */
+  firstRuns: number;
+  firstRunCount: number;
 }
 
 /** Zeroed {@link RuntimeTimings}. */
 export function emptyRuntimeTimings(): RuntimeTimings {
-  return { create: 0, run: 0, release: 0, sessions: 0, runs: 0 };
+  return { create: 0, run: 0, release: 0, sessions: 0, runs: 0, firstRuns: 0, firstRunCount: 0 };
 }
 
 /** onnxruntime could not be loaded or the provider is missing; the message says what to do. */
@@ -115,6 +122,8 @@ export function allowCudaTf32(allowed: boolean): void {
 /** Runs graphs by key, building and caching each session once. */
 export class GraphRuntime {
   private sessions = new Map<string, Promise<Ort.InferenceSession>>();
+  /** Session keys with the input shapes they have run with (for {@link RuntimeTimings.firstRuns}). */
+  private readonly shapesRun = new Set<string>();
   private ort: typeof Ort | null = null;
   /** Where session creation and run times are added up, when set. */
   timings?: RuntimeTimings;
@@ -301,8 +310,15 @@ export class GraphRuntime {
       throw deviceMemoryError(e, this.device, `running graph ${key}`);
     }
     if (this.timings) {
-      this.timings.run += performance.now() - t0;
+      const ms = performance.now() - t0;
+      this.timings.run += ms;
       this.timings.runs++;
+      const shape = `${key}\0${Object.values(inputs).map((t) => t.dims.join('x')).join(',')}`;
+      if (!this.shapesRun.has(shape)) {
+        this.shapesRun.add(shape);
+        this.timings.firstRuns += ms;
+        this.timings.firstRunCount++;
+      }
     }
     const out: Record<string, RawTensor> = {};
     for (const [name, t] of Object.entries(result)) out[name] = into?.[name] ?? { type: t.type as RawTensor['type'], data: t.data as RawTensor['data'], dims: t.dims };

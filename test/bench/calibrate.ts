@@ -340,7 +340,7 @@ export function formatRow(row: CalibrateBenchRow): string {
     (row.statsDiff === undefined ? '' : `, min/max vs first run ${row.statsDiff.toExponential(1)}`) +
     (row.precisionDiff === undefined ? '' : `, min/max vs fp32 ${row.precisionDiff.toExponential(1)}`);
   const split = t
-    ? `  (${row.observe === 'none' ? 'no observers, ' : row.observe === 'symmetric' ? 'symmetric observers (|x| maxima), ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.runRows === undefined ? '' : `${row.runRows} sequences/run, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs}, release ${(t.release / 1000).toFixed(1)} s${diff})`
+    ? `  (${row.observe === 'none' ? 'no observers, ' : row.observe === 'symmetric' ? 'symmetric observers (|x| maxima), ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.runRows === undefined ? '' : `${row.runRows} sequences/run, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs} (the first with their shapes ${(t.firstRuns / 1000).toFixed(2)} s × ${t.firstRunCount}), release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
       ? `  (${row.note}${row.loadSeconds === undefined ? '' : `; model load ${row.loadSeconds.toFixed(2)} s, first pass ${row.firstPassSeconds!.toFixed(2)} s`})`
       : '';
