@@ -780,6 +780,8 @@ export class ForwardModel {
     };
     const keepLast = options.keepHidden !== false || end < this.config.layers;
     const storedOut = low !== undefined && !this.layerOutputs && keepLast;
+    // Statistics only: the last layer's work after its last observed input (a dense down_proj product, the residual) is left out.
+    if (!keepLast) g.pruneUnused();
     packMinMax(g);
     let hidden = inputs.hidden;
     for (let layer = first; layer < end; layer++) {

@@ -150,14 +150,21 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
     const prior = body.input(`lb_s${i}`, OnnxType.float, null);
     body.declare(body.op(c.combine, [prior, c.value]), `lb_s${i}_out`, OnnxType.float, null);
   });
-  const flat = body.op('Reshape', [out, body.i64([-1, hidden])]);
-  const padded = body.op('Pad', [flat, body.op('Concat', [zero, zero, body.op('Sub', [body.i64([rows]), used]), zero], { axis: 0 })]);
   const slotType = stackType(dtype);
-  body.declare(narrowed(body, padded, dtype), 'lb_slot_out', slotType, [rows, hidden]);
+  if (keepOutput) {
+    const flat = body.op('Reshape', [out, body.i64([-1, hidden])]);
+    const padded = body.op('Pad', [flat, body.op('Concat', [zero, zero, body.op('Sub', [body.i64([rows]), used]), zero], { axis: 0 })]);
+    body.declare(narrowed(body, padded, dtype), 'lb_slot_out', slotType, [rows, hidden]);
+  } else {
+    // Statistics only: what follows the last observed input (a dense layer's down_proj product and residual)
+    // and the stacked output are not computed, nor the weights only they read decoded.
+    body.pruneUnused();
+    g.pruneUnused();
+  }
 
   const stack = stackInputs(g, rows, hidden, dtype);
   const trips = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
-  const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + 1, {
+  const results = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1)), ...carried.map((c) => g.f32(identityOf(c.combine)))], carried.length + (keepOutput ? 1 : 0), {
     body: { graph: body, name: 'layer_loop' },
   });
   const outputs = carried.map((c, i) => (feeds ? `stat_${i}` : c.name));

@@ -287,9 +287,11 @@ export class GraphBuilder {
 
   /** Names this graph reads but does not define: the outer-scope values a subgraph uses. */
   freeNames(): Set<string> {
-    const defined = new Set<string>([...this.inputNames, ...this.inits.map((i) => i.name), ...this.nodes.flatMap((n) => n.outputs)]);
+    // A pruned body reads only what its kept nodes read, so the outer graph need not make the rest.
+    const nodes = this.prune ? this.kept().nodes : this.nodes;
+    const defined = new Set<string>([...this.inputNames, ...this.inits.map((i) => i.name), ...nodes.flatMap((n) => n.outputs)]);
     const free = new Set<string>();
-    for (const n of this.nodes) for (const name of [...n.inputs, ...n.refs]) if (name !== '' && !defined.has(name)) free.add(name);
+    for (const n of nodes) for (const name of [...n.inputs, ...n.refs]) if (name !== '' && !defined.has(name)) free.add(name);
     return free;
   }
 

@@ -165,6 +165,31 @@ describe('looped layer passes', () => {
     expect(text.split('lb_cond').length - 1).toBe(2);
   });
 
+  it('a statistics-only pass leaves out what follows the last observed input: the same statistics, bit for bit, without the down_proj product or the stacked output', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    const observe = { experts: 'all', hessians: true } as const;
+    const build = (into: Parameters<Parameters<typeof loopedLayer>[0]>[0]): Promise<boolean> => model.buildLayerInto(0, model.weights, into, observe);
+    const text = async (keep: boolean): Promise<string> => Buffer.from((await loopedLayer(build, model.config.hidden, 32, keep))!.bytes).toString('latin1');
+    const count = (t: string, op: string): number => t.split(op).length - 1;
+    const [kept, statsOnly] = [await text(true), await text(false)];
+    expect(count(statsOnly, 'MatMul')).toBe(count(kept, 'MatMul') - 1);
+    expect(count(kept, 'Pad')).toBe(1);
+    expect(count(statsOnly, 'Pad')).toBe(0);
+    const stack = stackBatches(await model.embed(tokenBatches(model.config.vocabSize)), model.config.hidden);
+    const run = async (keep: boolean): Promise<Record<string, RawTensor>> => {
+      let stats: Record<string, RawTensor> = {};
+      const out = await model.runLayerStacked(0, stack, { observe }, model.positionTables(), model.weights, keep, 1 << 30, (_run, _s, outputs) => (stats = { ...outputs }));
+      expect(out === stack).toBe(!keep);
+      delete stats.out;
+      return stats;
+    };
+    const [a, b] = [await run(true), await run(false)];
+    expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
+    expect(Object.keys(a).some((n) => n.startsWith('hess:') && n.endsWith('down_proj'))).toBe(true);
+    for (const name of Object.keys(a)) expect(b[name]!.data, name).toEqual(a[name]!.data);
+  });
+
   it('releases what a modifier keeps across layers once the run ends, also when a layer fails', async () => {
     const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
     const model = await ForwardModel.open(dir);
