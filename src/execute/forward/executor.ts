@@ -13,7 +13,7 @@ import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type De
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { DELTA_CHUNK } from './gated-delta-net.js';
-import { positionInputs, sharedLengths } from './llama-layer.js';
+import { positionInputs, sharedLengths, type LayerProgram } from './llama-layer.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups } from './moe.js';
 import { GraphBuilder, OnnxType, WeightFeeds, type FileBytes, type ModelBytes, type OnnxElemType } from '../onnx/graph-builder.js';
 import { ByteArena } from '../onnx/proto-writer.js';
@@ -509,18 +509,24 @@ export class ForwardModel {
    * Runs decoder layer `layer` alone on every batch (its graph built from
    * `weights`, the checkpoint's by default, then released) and returns its
    * outputs with each batch's extra graph outputs (observer statistics).
+   * With `keepHidden` false the graph computes only the statistics and the
+   * returned batches hold no data.
    */
   async runLayer(
     layer: number,
     current: readonly HiddenBatch[],
-    options: Pick<RunOptions, 'observe' | 'expertGroupBytes'>,
+    options: Pick<RunOptions, 'observe' | 'expertGroupBytes' | 'keepHidden'>,
     inputsFor: LayerInputsFor = this.positionTables(),
     weights: WeightReader = this.weights,
     sink?: OutputSink,
   ): Promise<{ hidden: HiddenBatch[]; extras: Record<string, RawTensor>[] }> {
     const built = performance.now();
     const expertGroupBytes = this.expertGroupBound(options.expertGroupBytes, weights);
-    const program = await this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes, precision: this.precision.low });
+    const build = (keepOutput: boolean): Promise<LayerProgram> => this.layerBuilder(weights, this.config, layer, this.raw, { observe: options.observe, expertGroupBytes, precision: this.precision.low, keepOutput });
+    let keep = options.keepHidden !== false;
+    let program = await build(keep);
+    // Expert groups add their outputs into the main graph's: such a layer keeps it.
+    if (!keep && program.expertGroups) program = await build((keep = true));
     if (this.timings) this.timings.build += performance.now() - built;
     const next: HiddenBatch[] = [];
     const extras: Record<string, RawTensor>[] = [];
@@ -532,7 +538,7 @@ export class ForwardModel {
           hidden: f32(b.data, [b.batch, b.seq, this.config.hidden]),
           ...inputsFor(b.seq, windowOf(this.config, layer)),
         });
-        next.push({ data: out!.data as Float32Array, batch: b.batch, seq: b.seq });
+        next.push({ data: keep ? (out!.data as Float32Array) : new Float32Array(0), batch: b.batch, seq: b.seq });
         extras.push(sink ? keepExpertInputs(extra, (outputs) => sink(i, outputs)) : extra);
       }
     } finally {

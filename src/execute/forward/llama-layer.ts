@@ -23,6 +23,13 @@ export interface LayerOptions {
   readonly into?: LayerSlot;
   /** Compute in the checkpoint's low dtype (see precision.ts); float32 when unset. */
   readonly precision?: LowPrecision;
+  /**
+   * Whether the layer's own graph returns its output (default true). False
+   * for a pass that reads only its statistics: the graph then holds only
+   * what they depend on (not a dense layer's `down_proj` product or the
+   * residual). Not for a layer built {@link into} a shared graph.
+   */
+  readonly keepOutput?: boolean;
 }
 
 /**
@@ -192,6 +199,7 @@ export async function decoderLayer(
   const h2 = await decoderNorm(g, w, cfg, `${p}.post_attention_layernorm`, x);
   const out = residual(x, await mlp(g, p, h2));
   if (options.into?.declare === false) g.alias(out, options.into.output);
+  else if (options.keepOutput === false && !options.into) g.pruneUnused();
   else g.output(out, options.into?.output ?? 'out', OnnxType.float, ['batch', 'seq', cfg.hidden]);
   return options.into ? new Uint8Array(0) : g.model(`layer_${layer}`);
 }

@@ -47,7 +47,7 @@ export interface LayerModifier {
   /**
    * True when {@link finishLayer} will change the layer's weights: pass A's
    * outputs are then never read (pass B's are the next layer's inputs), and
-   * a looped pass A does not return them.
+   * pass A computes only its statistics.
    */
   changesLayer?(layer: number): boolean;
   /** Releases what the modifier kept across layers (its sessions), once the last layer is done or the run failed. */
@@ -156,19 +156,22 @@ async function runLayers(model: ForwardModel, batches: readonly TokenBatch[], mo
   for (let layer = 0; layer < layers; layer++) {
     options.onLayerStart?.(layer, layers);
     const t0 = performance.now();
-    const a = await model.runLayer(layer, hidden, { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes }, tables, undefined, (run, outputs) =>
+    const head = modifier.head !== undefined && layer === layers - 1 ? modifier.head : undefined;
+    // Pass A's outputs are read only where the layer stays as it is (or the head observes them): else its graph computes only the statistics.
+    const keepA = head !== undefined || !(modifier.changesLayer?.(layer) ?? false);
+    const a = await model.runLayer(layer, hidden, { observe: modifier.observe, expertGroupBytes: options.expertGroupBytes, keepHidden: keepA }, tables, undefined, (run, outputs) =>
       modifier.collect(layer, run, hidden[run]!.batch, merged.calls[run]!, outputs),
     );
-    const head = modifier.head;
-    if (head !== undefined && layer === layers - 1) {
+    if (head !== undefined) {
       await model.observeHead(a.hidden, head, modifier.observe, (run, outputs) => modifier.collect(layer, run, hidden[run]!.batch, merged.calls[run]!, outputs));
     }
     const t1 = performance.now();
     const changed = await modifier.finishLayer(layer);
     const t2 = performance.now();
-    if (changed.linears.size === 0 && changed.vectors.size === 0) hidden = a.hidden;
+    const unchanged = changed.linears.size === 0 && changed.vectors.size === 0;
+    if (unchanged && keepA) hidden = a.hidden;
     else {
-      const weights = new OverlayWeights(model.weights, changed, fused);
+      const weights = unchanged ? model.weights : new OverlayWeights(model.weights, changed, fused);
       hidden = (await model.runLayer(layer, hidden, { expertGroupBytes: options.expertGroupBytes }, tables, weights)).hidden;
     }
     const t = { layer, statistics: t1 - t0, modify: t2 - t1, propagate: performance.now() - t2 };
