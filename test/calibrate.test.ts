@@ -121,6 +121,11 @@ describe('batches joined into larger runs (runTokens) measure what a run per bat
     // A batch over the bound runs alone, as it is.
     expect(joinBatches([b(3, 4, 1), b(1, 4, 2), b(1, 4, 3), b(1, 4, 4)], 8)).toEqual([b(3, 4, 1), [...b(1, 4, 2), ...b(1, 4, 3)], b(1, 4, 4)]);
     expect(joinBatches(batches.slice(0, 2), 100)).toEqual(batches.slice(0, 2));
+    // Where nothing reads the last batch's statistics it joins the run before it: runs of one shape.
+    expect(joinBatches(batches, 12, false)).toEqual([[...b(1, 4, 1), ...b(2, 4, 2)], b(1, 4, 3), [...b(1, 3, 4), ...b(1, 3, 5), ...b(1, 3, 6)]]);
+    const eight = Array.from({ length: 8 }, (_, i) => b(1, 4, i));
+    expect(joinBatches(eight, 16, false).map((r) => r.length)).toEqual([4, 4]);
+    expect(joinBatches(eight, 16).map((r) => r.length)).toEqual([4, 3, 1]);
   });
 
   test.each(['llama', 'qwen3_moe'] as const)('%s', async (name) => {
@@ -144,5 +149,17 @@ describe('batches joined into larger runs (runTokens) measure what a run per bat
     expect([...joined.lastBatch.keys()]).toEqual([...apart.lastBatch.keys()]);
     for (const [m, s] of apart.lastBatch) expect([joined.lastBatch.get(m)!.min, joined.lastBatch.get(m)!.max], m).toEqual([s.min, s.max]);
     expect(joined.coverage).toEqual(apart.coverage);
+    // Without the last batch alone: fewer runs still, the same running statistics, no last-batch ones.
+    const joinedRuns = timings.runs - runsApart;
+    const before = timings.runs;
+    const running = await calibrate(model, batches, false, undefined, { runTokens: 3 * refs.calibration_seq_len, lastBatchAlone: false });
+    expect(timings.runs - before).toBeLessThanOrEqual(joinedRuns);
+    for (const [m, s] of apart.inputs) {
+      const j = running.inputs.get(m)!;
+      expect(Math.abs(j.min - s.min), m).toBeLessThanOrEqual(1e-6 * Math.abs(s.min));
+      expect(Math.abs(j.max - s.max), m).toBeLessThanOrEqual(1e-6 * Math.abs(s.max));
+    }
+    expect(running.lastBatch.size).toBe(0);
+    expect(running.coverage).toEqual(apart.coverage);
   });
 });

@@ -100,6 +100,14 @@ export interface CalibrateBenchOptions {
    */
   readonly runRows?: number;
   /**
+   * Whether joined runs leave the last batch alone (`CalibrateOptions.lastBatchAlone`). Default: as
+   * `apply` runs the recipe the rows stand for: alone for `linear` (an asymmetric static scheme's
+   * default observer, `memoryless_minmax`, reads the last batch) and `none` (the same runs without
+   * observers), joined for `symmetric` (the FP8 and NVFP4 presets' `static_minmax` reads only running
+   * statistics).
+   */
+  readonly lastBatchAlone?: boolean;
+  /**
    * Runs of each quantc row, one after the other in the process (default 1):
    * a fresh machine's first pass pays one-time costs (the card's kernels
    * loaded, caches filled) that a user pays once, so a record of 2 gives the
@@ -131,6 +139,8 @@ export interface CalibrateBenchRow {
   readonly observe?: 'none' | 'linear' | 'symmetric';
   /** quantc: sequences per graph run, where more than one batch's. */
   readonly runRows?: number;
+  /** quantc with joined runs: whether the last batch ran alone. */
+  readonly lastBatchAlone?: boolean;
   /** quantc with `repeat` > 1: which run of its variant the row is (1 = the first). */
   readonly run?: number;
   /** quantc only: largest relative difference of an observed min or max from the first run of the same precision (an earlier device, or attention variant). */
@@ -281,10 +291,11 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
       const observes = (module: string): boolean => !module.endsWith('_states');
       let result: CalibrationResult | undefined;
       const runTokens = options.runRows !== undefined ? options.runRows * seqLen : device === 'cuda' ? CUDA_RUN_TOKENS : undefined;
-      const runs = runTokens === undefined ? batches : joinBatches(batches, runTokens);
+      const lastBatchAlone = options.lastBatchAlone ?? options.observe !== 'symmetric';
+      const runs = runTokens === undefined ? batches : joinBatches(batches, runTokens, lastBatchAlone);
       const runRows = Math.max(...runs.map((b) => b.length));
       if (options.observe === 'none') await model.layers(await model.embed(runs), { expertGroupBytes: options.expertGroupBytes });
-      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes, runTokens, ...(options.observe === 'symmetric' ? { absmax: () => true } : {}) });
+      else result = await calibrate(model, batches, true, options.expertGroupBytes, { observes, runTokens, lastBatchAlone, ...(options.observe === 'symmetric' ? { absmax: () => true } : {}) });
       const seconds = (performance.now() - t0) / 1000;
       const ranges = model.layerRanges(model.expertGroupBound(options.expertGroupBytes));
       const before = first.get(precision);
@@ -298,7 +309,7 @@ export async function benchCalibrate(options: CalibrateBenchOptions = {}): Promi
         timings,
         layersPerGraph: Math.max(...ranges.map(([a, b]) => b - a)),
         ...(repeat > 1 ? { run } : {}),
-        ...(runRows > 1 ? { runRows } : {}),
+        ...(runRows > 1 ? { runRows, lastBatchAlone } : {}),
         ...(options.observe === 'none' || options.observe === 'symmetric' ? { observe: options.observe } : {}),
         ...(ran.low?.native ? { attention: ran.low.fusedAttention ? ('fused' as const) : ('ops' as const), fusedRotary: ran.low.fusedRotary === true, fusedNorms: ran.low.fusedNorms === true } : {}),
         statsDiff: before && result ? statsDiff(before, result) : undefined,
@@ -340,7 +351,7 @@ export function formatRow(row: CalibrateBenchRow): string {
     (row.statsDiff === undefined ? '' : `, min/max vs first run ${row.statsDiff.toExponential(1)}`) +
     (row.precisionDiff === undefined ? '' : `, min/max vs fp32 ${row.precisionDiff.toExponential(1)}`);
   const split = t
-    ? `  (${row.observe === 'none' ? 'no observers, ' : row.observe === 'symmetric' ? 'symmetric observers (|x| maxima), ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.runRows === undefined ? '' : `${row.runRows} sequences/run, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs} (the first with their shapes ${(t.firstRuns / 1000).toFixed(2)} s × ${t.firstRunCount}), release ${(t.release / 1000).toFixed(1)} s${diff})`
+    ? `  (${row.observe === 'none' ? 'no observers, ' : row.observe === 'symmetric' ? 'symmetric observers (|x| maxima), ' : ''}${row.run === undefined ? '' : `run ${row.run}, `}${row.runRows === undefined ? '' : `${row.runRows} sequences/run${row.lastBatchAlone ? ', the last batch alone' : ''}, `}${row.layersPerGraph} layer(s)/graph: build ${(t.build / 1000).toFixed(1)} s, session create ${(t.create / 1000).toFixed(1)} s × ${t.sessions}, run ${(t.run / 1000).toFixed(1)} s × ${t.runs} (the first with their shapes ${(t.firstRuns / 1000).toFixed(2)} s × ${t.firstRunCount}), release ${(t.release / 1000).toFixed(1)} s${diff})`
     : row.note
       ? `  (${row.note}${row.loadSeconds === undefined ? '' : `; model load ${row.loadSeconds.toFixed(2)} s, first pass ${row.firstPassSeconds!.toFixed(2)} s`})`
       : '';
@@ -377,6 +388,7 @@ export function parseCalibrateBenchArgs(args: readonly string[]): CalibrateBench
     repeat: num('--repeat'),
     observe: flag(args, '--observe') as 'linear' | 'symmetric' | 'none' | undefined,
     runRows: num('--run-rows'),
+    lastBatchAlone: flag(args, '--last-batch-alone') === undefined ? undefined : flag(args, '--last-batch-alone') === '1',
   };
 }
 

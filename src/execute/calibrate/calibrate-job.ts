@@ -139,12 +139,15 @@ export function joinsBatches(job: ApplyJob): boolean {
  * Calibrates `job` (which must carry a {@link CalibrationSpec}) on
  * `batches`; throws {@link ExpertCoverageError} when the coverage policy
  * stops the run. On CUDA, batches of one length run joined up to
- * {@link CUDA_RUN_TOKENS} tokens (the last batch alone), unless last-batch
- * statistics are read of experts that see only the tokens routed to them.
+ * {@link CUDA_RUN_TOKENS} tokens (the last batch alone where last-batch
+ * statistics are read), unless last-batch statistics are read of experts
+ * that see only the tokens routed to them.
  */
 export async function calibrateJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: CalibrateOptions & { readonly expertGroupBytes?: number } = {}): Promise<CalibratedJob> {
   const runTokens = options.runTokens ?? joinedRunTokens(job, model.device);
-  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, { ...options, runTokens, observes: observedModules(job), absmax: absmaxModules(job) });
+  // The last batch runs alone only where a memoryless observer or the kv cache reads its statistics.
+  const lastBatchAlone = options.lastBatchAlone ?? readsLastBatch(job);
+  const result = await calibrate(model, batches, job.calibration!.calibrateAllExperts, options.expertGroupBytes, { ...options, runTokens, lastBatchAlone, observes: observedModules(job), absmax: absmaxModules(job) });
   return completeCalibration(job, result, DTYPES[model.config.dtype]);
 }
 

@@ -18,7 +18,10 @@ export interface CalibrationResult {
    * `<attention>.key_states` / `<attention>.value_states`.
    */
   readonly inputs: ReadonlyMap<string, MinMax>;
-  /** The same statistics over the last batch only (`memoryless_minmax`). */
+  /**
+   * The same statistics over the last batch only (`memoryless_minmax`);
+   * empty where the caller did not ask for them ({@link CalibrateOptions.lastBatchAlone}).
+   */
   readonly lastBatch: ReadonlyMap<string, MinMax>;
   readonly coverage: ExpertCoverage;
 }
@@ -46,7 +49,7 @@ export interface CalibrateOptions {
   /**
    * Consecutive batches of one sequence length run as one graph run of at
    * most this many tokens (a batch alone may hold more; the last batch
-   * always runs alone): fewer, larger runs, so that what a run costs the
+   * runs alone unless {@link lastBatchAlone} is false): fewer, larger runs, so that what a run costs the
    * host (onnxruntime launching each operator, the feeds and statistics
    * crossing the bus) is paid once for several sequences. The running
    * statistics and the expert coverage are the same up to float order, and
@@ -56,6 +59,15 @@ export interface CalibrateOptions {
    * for such experts leaves this unset. Unset: one run per batch.
    */
   readonly runTokens?: number;
+  /**
+   * Whether joined runs leave the last batch in a run of its own, so that
+   * {@link CalibrationResult.lastBatch} holds its statistics (default true).
+   * A caller that reads only the running statistics sets it false: every run
+   * then has the same shape (128 sequences in runs of four are 32 runs, not
+   * 31, one of three and one of one), and the last-batch statistics come
+   * back empty.
+   */
+  readonly lastBatchAlone?: boolean;
 }
 
 /**
@@ -68,10 +80,11 @@ export const CUDA_RUN_TOKENS = 8192;
 
 /**
  * `batches` with consecutive ones of equal sequence length joined while a
- * joined batch holds at most `tokens` tokens; the last batch stays alone.
+ * joined batch holds at most `tokens` tokens; the last batch stays alone
+ * unless `lastAlone` is false.
  */
-export function joinBatches(batches: readonly TokenBatch[], tokens: number): TokenBatch[] {
-  return groupRuns(batches, (b) => ({ rows: b.length, seq: b[0]?.length ?? 0 }), (rows, seq) => rows * seq <= tokens, true).map((g) => (g.length === 1 ? g[0]! : g.flat()));
+export function joinBatches(batches: readonly TokenBatch[], tokens: number, lastAlone = true): TokenBatch[] {
+  return groupRuns(batches, (b) => ({ rows: b.length, seq: b[0]?.length ?? 0 }), (rows, seq) => rows * seq <= tokens, lastAlone).map((g) => (g.length === 1 ? g[0]! : g.flat()));
 }
 
 /**
@@ -94,7 +107,8 @@ export async function calibrate(
   const last = new LastBatchMinMax();
   const coverage = new CoverageCollector();
   const tokens = batches.reduce((n, b) => n + b.length * (b[0]?.length ?? 0), 0);
-  const runs = options.runTokens === undefined ? batches : joinBatches(batches, options.runTokens);
+  const lastAlone = options.lastBatchAlone !== false;
+  const runs = options.runTokens === undefined ? batches : joinBatches(batches, options.runTokens, lastAlone);
   const largest = Math.max(1, ...runs.map((b) => b.length * (b[0]?.length ?? 0)));
   const chunk = Math.max(1, Math.floor((options.maxResidentBytes ?? MAX_RESIDENT_ACTIVATION_BYTES) / (largest * model.config.hidden * 4)));
   for (let start = 0; start < runs.length; start += chunk) {
@@ -114,5 +128,5 @@ export async function calibrate(
       },
     });
   }
-  return { inputs: stats.stats, lastBatch: last.stats, coverage: coverage.report(tokens, calibrateAllExperts) };
+  return { inputs: stats.stats, lastBatch: lastAlone ? last.stats : new Map(), coverage: coverage.report(tokens, calibrateAllExperts) };
 }

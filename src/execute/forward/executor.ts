@@ -477,7 +477,9 @@ export class ForwardModel {
         continue;
       }
       options.onLayerStart?.(first, this.config.layers);
-      const { hidden: next, extras } = await this.runLayer(first, current, run, inputsFor);
+      // Only the last layer's outputs may go unkept (keepHidden): the others are the next layer's inputs.
+      const keepHidden = options.keepHidden !== false || end < this.config.layers;
+      const { hidden: next, extras } = await this.runLayer(first, current, { ...run, keepHidden }, inputsFor);
       next.forEach((h, i) => options.onLayer?.(first, i, h, extras[i]!));
       current = next;
     }
