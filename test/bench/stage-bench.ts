@@ -56,6 +56,9 @@ export interface LayerPassProfile {
   readonly runSeconds: number;
   readonly runs: number;
   readonly sessions: number;
+  /** Of {@link runSeconds}, the runs that were the first of their session with their input shapes, and how many. */
+  readonly firstRunSeconds?: number;
+  readonly firstRuns?: number;
 }
 
 /**
@@ -74,12 +77,13 @@ export async function openForStage(dir: string, device: Device, precision?: Prec
 
 /** {@link LayerPassProfile} of `t`. */
 export function layerPassProfile(t: ForwardTimings): LayerPassProfile {
-  return { buildSeconds: t.build / 1000, createSeconds: t.create / 1000, runSeconds: t.run / 1000, runs: t.runs, sessions: t.sessions };
+  return { buildSeconds: t.build / 1000, createSeconds: t.create / 1000, runSeconds: t.run / 1000, runs: t.runs, sessions: t.sessions, firstRunSeconds: t.firstRuns / 1000, firstRuns: t.firstRunCount };
 }
 
 /** The profile as the rows print it (empty without one). */
 export function formatLayerPassProfile(p: LayerPassProfile | undefined): string {
-  return p ? `; layer passes: build ${p.buildSeconds.toFixed(1)} s, ${p.sessions} sessions ${p.createSeconds.toFixed(1)} s, ${p.runs} runs ${p.runSeconds.toFixed(1)} s` : '';
+  const first = p?.firstRuns ? ` (the first with their shapes ${p.firstRunSeconds!.toFixed(1)} s × ${p.firstRuns})` : '';
+  return p ? `; layer passes: build ${p.buildSeconds.toFixed(1)} s, ${p.sessions} sessions ${p.createSeconds.toFixed(1)} s, ${p.runs} runs ${p.runSeconds.toFixed(1)} s${first}` : '';
 }
 
 /** What {@link deviceMemorySampler} saw: the card's used memory above what it was before (bytes), and the sampling period. */
