@@ -35,7 +35,6 @@
  * rather than in JavaScript): `xabs:<key>` `[K]` and `xeabs:<key>` `[E, K]`.
  */
 import { GraphBuilder, OnnxType } from '../onnx/graph-builder.js';
-import { graphPrecision, onnxType } from './precision.js';
 
 /**
  * Which tokens an expert's observers see: `all` (every token, the
@@ -181,25 +180,7 @@ function absSum(g: GraphBuilder, x: string, axis: number): string {
 function gram(g: GraphBuilder, x: string, perExpert: boolean): string {
   if (perExpert) return g.op('MatMul', [g.op('Transpose', [x], { perm: [0, 2, 1] }), x]);
   const flat = g.op('Flatten', [x], { axis: -1 });
-  return lowGram(g, flat) ?? g.op('MatMul', [g.op('Transpose', [flat], { perm: [1, 0] }), flat]);
-}
-
-/**
- * `xᵀx` of `x [N, K]` as one product of its values in the graph's low dtype
- * with float32 accumulation and a float32 result (onnxruntime's GemmFloat8,
- * a cuBLASLt call), where the graph runs natively in that dtype and
- * `QUANTC_HESSIAN_GEMM=low` asks for it: `x` holds values of that dtype, so
- * each product is exact and only the float32 sums' order differs from the
- * float32 MatMul's, which runs without TF32 at a tenth of the speed.
- * Opt-in until measured on a card. Undefined otherwise.
- */
-function lowGram(g: GraphBuilder, flat: string): string | undefined {
-  const low = graphPrecision(g);
-  if (!low?.native || process.env.QUANTC_HESSIAN_GEMM !== 'low') return undefined;
-  const x = g.op('Cast', [flat], { to: onnxType(low) });
-  // dtype 1: float32 out; computeType keeps its default, CUBLAS_COMPUTE_32F; fast accumulation is FP8's.
-  const [h] = g.contribOp('GemmFloat8', [x, x], 1, { transA: 1, transB: 0, dtype: OnnxType.float, fastAccumulationMode: 0 });
-  return h!;
+  return g.op('MatMul', [g.op('Transpose', [flat], { perm: [1, 0] }), flat]);
 }
 
 /**
