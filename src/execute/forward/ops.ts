@@ -105,12 +105,15 @@ export interface Bf16Matrix {
 
 /**
  * `x @ W.T (+ b)` for a `[out, in]` weight. The weight goes into the graph as
- * stored (bf16 bits or float32, `[out, in]`) behind a Cast and a Transpose
- * that onnxruntime folds into one `[in, out]` float32 initializer when the
- * session is created: the MatMul sees exactly the values a transposed float32
- * initializer would give it, and the widening and transposition run in native
- * code instead of JavaScript. A weight carrying an input quantizer (served-model
- * simulation) has its input fake-quantized first.
+ * stored (bf16 bits or float32, `[out, in]`): a float32 product (or an
+ * emulated one of a bf16 weight) reads it transposed itself, behind a Cast
+ * that onnxruntime folds into a float32 initializer when the session is
+ * created (see {@link productWithStored}); a product that rounds the weight
+ * first (emulated, of a float32 weight) reads a folded Transpose of it; on
+ * CUDA a bf16 weight goes to the bf16 MatMul as it is. The widening and
+ * transposition run in native code, never in JavaScript. A weight carrying
+ * an input quantizer (served-model simulation) has its input fake-quantized
+ * first.
  */
 export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, bias?: Float32Array): string {
   const low = graphPrecision(g);
@@ -122,14 +125,36 @@ export function linear(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix, 
     const y = g.op('Cast', [g.op('MatMul', [g.op('Cast', [input], { to: OnnxType.bfloat16 }), wt])], { to: OnnxType.float });
     return b ? lowOp(g, 'Add', [y, rounded(g, b)]) : y;
   }
+  // Float32 products, and emulated ones of weights already of the low dtype: the weight as stored, read transposed.
+  if (!low || (!low.native && 'bf16' in w)) {
+    const y = productWithStored(g, input, w);
+    if (!low) return b ? g.op('Add', [y, b]) : y;
+    return rounded(g, b ? g.op('Add', [y, rounded(g, b)]) : y);
+  }
   const wt = transposedWeight(g, w);
   return b ? matmulBias(g, input, wt, b) : matmul(g, input, wt, true);
 }
 
+/** A `[out, in]` weight as a float32 graph value, as stored (widened from bf16 where it is bf16). */
+function storedWeight(g: GraphBuilder, w: DenseMatrix | Bf16Matrix): string {
+  return 'bf16' in w ? storedBf16(g, w, 'float') : weightConst(g, w.data, [w.rows, w.cols]);
+}
+
+/**
+ * `x @ W.T` in float32 with the `[out, in]` weight as stored, read
+ * transposed by the product itself (FusedMatMul's `transB`): onnxruntime
+ * packs the constant for its GEMM when the session is made, where a
+ * `Transpose` would first be folded into a transposed copy of every weight
+ * (on a 2-core CPU the 1B llama's 22 sessions took 3.5 s to create against
+ * 8.1 s; the packed weight, so the products, are the same bit for bit).
+ */
+function productWithStored(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix): string {
+  return g.contribOp('FusedMatMul', [x, storedWeight(g, w)], 1, { transB: 1 })[0]!;
+}
+
 /** A `[out, in]` weight as a float32 `[in, out]` graph value (widened and transposed by constant folding). */
 function transposedWeight(g: GraphBuilder, w: DenseMatrix | Bf16Matrix): string {
-  const stored = 'bf16' in w ? storedBf16(g, w, 'float') : weightConst(g, w.data, [w.rows, w.cols]);
-  return g.op('Transpose', [stored], { perm: [1, 0] });
+  return g.op('Transpose', [storedWeight(g, w)], { perm: [1, 0] });
 }
 
 /**
@@ -137,7 +162,7 @@ function transposedWeight(g: GraphBuilder, w: DenseMatrix | Bf16Matrix): string 
  * its input and weight before the product (DeepSeek-V3's, GLM-4's).
  */
 export function linearFloat32(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix): string {
-  return g.op('MatMul', [quantizedInput(g, x, w), transposedWeight(g, w)]);
+  return productWithStored(g, quantizedInput(g, x, w), w);
 }
 
 /** `x * sigmoid(x)` (one rounding in the low dtype, as torch's silu; `x / (1 + exp(−x))` as its CPU kernel computes it where the graph asks). */
