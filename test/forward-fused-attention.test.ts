@@ -209,3 +209,23 @@ describe('a graph whose attention is fused never reads the mask', () => {
     await rt.dispose();
   });
 });
+
+describe('float32 layers on the CPU fuse plain causal attention only', () => {
+  test('the same layer outputs as the masked ops, bit for bit, on the tiny llama and mistral (sliding window: masked ops kept)', async () => {
+    const { ForwardModel } = await import('../src/execute/forward/executor.js');
+    const { forwardRefs, modelWithTokenizer } = await import('./calibrate-refs.js');
+    for (const name of ['llama', 'mistral'] as const) {
+      const dir = await modelWithTokenizer(name);
+      const ids = (await forwardRefs(name)).inputIds;
+      const run = async (fused: boolean): Promise<Float32Array[]> => {
+        const model = await ForwardModel.open(dir);
+        expect(model.fusePlainAttention).toBe(true);
+        model.fusePlainAttention = fused;
+        const out: Float32Array[] = [];
+        await model.layers(await model.embed([ids]), { onLayer: (layer, _b, h) => (out[layer] = Float32Array.from(h.data)) });
+        return out;
+      };
+      expect(await run(true), name).toEqual(await run(false));
+    }
+  });
+});

@@ -11,7 +11,7 @@ import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './m
 import { denseMlp } from './split-mlp.js';
 import { enableObservers, observeInput, observesInput, type ObserveOption } from './observe.js';
 import { attention, attentionLengths, fusesAttention, layerNorm, linear, partialRotary, perHeadTable, rmsNorm, splitHeads, splitHeadsLast, type AttentionLengths } from './ops.js';
-import { fusedRotary, lowOp, setGraphPrecision, type LowPrecision } from './precision.js';
+import { fusedRotary, lowOp, setGraphPrecision, setPlainFusedAttention, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
 
 /** How a layer graph is built: plain, or with input observers (and which tokens experts observe). */
@@ -23,6 +23,8 @@ export interface LayerOptions {
   readonly into?: LayerSlot;
   /** Compute in the checkpoint's low dtype (see precision.ts); float32 when unset. */
   readonly precision?: LowPrecision;
+  /** In a float32 graph, run plain causal attention as one fused kernel (precision.ts: setPlainFusedAttention). */
+  readonly fusePlainAttention?: boolean;
   /**
    * Whether the layer's own graph returns its output (default true). False
    * for a pass that reads only its statistics: the graph then holds only
@@ -190,6 +192,7 @@ export async function decoderLayer(
   const g = options.into?.g ?? new GraphBuilder();
   if (options.observe) enableObservers(g, options.observe);
   setGraphPrecision(g, options.precision);
+  if (options.fusePlainAttention && !options.precision) setPlainFusedAttention(g);
   // The mask the executor feeds is the causal mask of this layer's window (executor.ts: windowOf).
   const inp = { ...(options.into?.inputs ?? layerInputs(g, cfg.hidden, cfg.rope.dim)), window: windowOf(cfg, layer) };
   // GraniteMoE scales each branch before its residual add (a python float times a bf16 tensor: rounded).

@@ -12,7 +12,7 @@ import type { DenseMatrix } from './dequantize.js';
 import { quantizedInput } from './input-quantizer.js';
 import { flashExp } from './fast-exp.js';
 import { bf16Bytes, f16Bytes } from '../dtypes.js';
-import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, multiHeadAttention, onnxType, rounded, roundTo, torchCpuKernels, type LowPrecision } from './precision.js';
+import { fusedAttention, graphPrecision, lowOp, matmul, matmulBias, multiHeadAttention, onnxType, plainFusedAttention, rounded, roundTo, torchCpuKernels, type LowPrecision } from './precision.js';
 
 /** Raw bytes of a float32 array (no copy). */
 export function f32Bytes(a: Float32Array): Uint8Array {
@@ -249,7 +249,7 @@ export function perHeadTable(g: GraphBuilder, table: string): string {
 
 /** Whether {@link attention} runs as onnxruntime's fused kernel for these arguments (and so may take heads-last inputs). */
 export function fusesAttention(g: GraphBuilder, window: number | null | undefined, keyDim: number, valueDim: number): boolean {
-  return window !== undefined && keyDim === valueDim && fusedAttention(g);
+  return window !== undefined && keyDim === valueDim && (fusedAttention(g) || (window === null && plainFusedAttention(g)));
 }
 
 /** What {@link attention} may be given besides its tensors. */
@@ -401,7 +401,7 @@ export function attentionLengths(g: GraphBuilder, x: string, seqAxis: number): A
  */
 function fusedCausalAttention(...args: Parameters<typeof groupQueryAttention>): string {
   const [g, q, k, v, heads, kvHeads, dim, scaling, window, rope, headsLast = false] = args;
-  if (window === null && !rope && multiHeadAttention(g)) return multiHeadCausalAttention(g, q, k, v, heads, kvHeads, dim, scaling, headsLast);
+  if (window === null && !rope && (multiHeadAttention(g) || plainFusedAttention(g))) return multiHeadCausalAttention(g, q, k, v, heads, kvHeads, dim, scaling, headsLast);
   return groupQueryAttention(...args);
 }
 

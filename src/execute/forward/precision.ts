@@ -191,6 +191,26 @@ export function multiHeadAttention(g: GraphBuilder): boolean {
   return multiHead.has(g);
 }
 
+const plainFused = new WeakSet<GraphBuilder>();
+
+/**
+ * Makes graph `g`'s plain causal attention (no window, q and k rotated
+ * already) one fused kernel, MultiHeadAttention, without fusing any other
+ * attention: a float32 graph on the CPU, where the fused kernel computes the
+ * same attention in float32 without the `[B, H, T, T]` scores passing
+ * through memory op by op (masked, scaled, exponentiated), and where
+ * windowed or chunked attention stays on the masked ops (padding a chunk
+ * for the kernel would cost more than it saves).
+ */
+export function setPlainFusedAttention(g: GraphBuilder): void {
+  plainFused.add(g);
+}
+
+/** Whether graph `g` fuses plain causal attention only (see {@link setPlainFusedAttention}). */
+export function plainFusedAttention(g: GraphBuilder): boolean {
+  return plainFused.has(g);
+}
+
 /** The low precision of graph `g`, undefined when it computes in float32. */
 export function graphPrecision(g: GraphBuilder): LowPrecision | undefined {
   return graphs.get(g);
