@@ -506,7 +506,7 @@ export class AwqModifier implements LayerModifier {
     const precision = kind === 'attention' || kind === 'mlp' || kind === 'linear' || (kind === 'moe' && parent.moe?.routing.kind === 'softmax') ? this.model.precision.low : undefined;
     // Where the layer passes feed their weights, so do the searches: same-shaped layers share their sessions.
     const feeds = this.model.feedWeights ? new WeightFeeds() : undefined;
-    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const), precision, window: windowOf(cfg, layer), feeds };
+    const spec = { kind, cfg, shapes: balance.map((b) => [b.rows, b.cols] as const), weights: parent, candidates: input, inputRank: stack || inputs[0]!.dims.length === 3 ? (3 as const) : (2 as const), precision, window: windowOf(cfg, layer), feeds, fusePlainAttention: this.model.fusePlainAttention };
     const makeCandidates = inGraph && !perRun ? candidatesGraph(balance, quantizers.map((q) => q ?? null)) : null;
     const outWidth = kind === 'linear' ? balance[0]!.rows : kind === 'moe' || kind === 'mla' ? cfg.hidden : parent.out!.rows;
     // Points per run: candidate weights plus the activations of the widest run.

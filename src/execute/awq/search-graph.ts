@@ -23,7 +23,7 @@ import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
 import type { WeightReader } from '../forward/weights.js';
 import { scatterTopK, softmaxTopK, type Routing } from '../forward/moe.js';
 import { attention, linear, partialRotary, rmsNorm, silu, splitHeads } from '../forward/ops.js';
-import { graphPrecision, lowOp, matmul, matmulBias, rounded, setGraphPrecision, type LowPrecision } from '../forward/precision.js';
+import { graphPrecision, lowOp, matmul, matmulBias, rounded, setGraphPrecision, setPlainFusedAttention, type LowPrecision } from '../forward/precision.js';
 
 /** "Until the end" for a Slice. */
 const TO_END = 2 ** 62;
@@ -137,6 +137,8 @@ export interface SearchGraphSpec {
   readonly precision?: LowPrecision;
   /** The attention parent's window (null: causal), which a fused attention kernel takes instead of the mask. */
   readonly window?: number | null;
+  /** In float32, run a plain causal attention parent as one fused kernel, as the CPU's layer passes do (ForwardModel.fusePlainAttention). */
+  readonly fusePlainAttention?: boolean;
   /**
    * Where set, every weight (the balance layers, the parent's other Linears,
    * norms, biases, and the layer a stacked search replays) is a graph input
@@ -153,6 +155,7 @@ export interface SearchGraphSpec {
 function builder(spec: SearchGraphSpec, prefix?: string, outer?: GraphBuilder): GraphBuilder {
   const g = new GraphBuilder(prefix);
   setGraphPrecision(g, spec.precision);
+  if (spec.fusePlainAttention && !spec.precision) setPlainFusedAttention(g);
   feedsLike(g, spec, outer);
   return g;
 }
