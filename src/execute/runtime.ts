@@ -330,6 +330,8 @@ export class GraphRuntime {
     const t0 = performance.now();
     for (const [key, s] of this.sessions) await close(key, await s);
     this.sessions.clear();
+    // A session made again later plans its first runs again.
+    this.shapesRun.clear();
     if (this.timings) this.timings.release += performance.now() - t0;
   }
 }

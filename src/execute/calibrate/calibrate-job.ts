@@ -117,9 +117,9 @@ export function readsLastBatch(job: ApplyJob): boolean {
  * The tokens a calibration run of `job` on `device` joins batches up to
  * (`CalibrateOptions.runTokens`): {@link CUDA_RUN_TOKENS} on CUDA, where a
  * run's host cost is worth sharing; none on the CPU, or where the job reads
- * last-batch statistics of experts that see only their routed tokens. The
- * last batch runs alone in joined runs, so only a module it does not reach
- * would see its last-batch statistics blurred.
+ * last-batch statistics of experts that see only their routed tokens. Where
+ * last-batch statistics are read the last batch runs alone in joined runs,
+ * so only a module it does not reach would see them blurred.
  */
 export function joinedRunTokens(job: ApplyJob, device: 'cpu' | 'cuda'): number | undefined {
   return device === 'cuda' && joinsBatches(job) ? CUDA_RUN_TOKENS : undefined;

@@ -121,12 +121,12 @@ export async function calibrate(
         for (const [name, t] of Object.entries(extra)) {
           for (const v of parseObserverOutput(name, t.data as Float32Array)) {
             stats.add(v);
-            last.add(v, start + batch);
+            if (lastAlone) last.add(v, start + batch);
           }
         }
         coverage.add(layer, extra);
       },
     });
   }
-  return { inputs: stats.stats, lastBatch: lastAlone ? last.stats : new Map(), coverage: coverage.report(tokens, calibrateAllExperts) };
+  return { inputs: stats.stats, lastBatch: last.stats, coverage: coverage.report(tokens, calibrateAllExperts) };
 }

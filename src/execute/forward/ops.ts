@@ -145,8 +145,9 @@ function storedWeight(g: GraphBuilder, w: DenseMatrix | Bf16Matrix): string {
  * transposed by the product itself (FusedMatMul's `transB`): onnxruntime
  * packs the constant for its GEMM when the session is made, where a
  * `Transpose` would first be folded into a transposed copy of every weight
- * (on a 2-core CPU the 1B llama's 22 sessions took 3.5 s to create against
- * 8.1 s; the packed weight, so the products, are the same bit for bit).
+ * (on a 2-core CPU the 1B llama's 22 sessions took 4.1–4.2 s to create
+ * against 8.4–9.1 s; the packed weight, so the products, are the same bit
+ * for bit).
  */
 function productWithStored(g: GraphBuilder, x: string, w: DenseMatrix | Bf16Matrix): string {
   return g.contribOp('FusedMatMul', [x, storedWeight(g, w)], 1, { transB: 1 })[0]!;
