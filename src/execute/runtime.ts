@@ -119,6 +119,20 @@ export function allowCudaTf32(allowed: boolean): void {
   cudaTf32 = allowed;
 }
 
+/** Whether {@link allowCudaTf32} allowed TF32 (device worker threads are told). */
+export function cudaTf32Allowed(): boolean {
+  return cudaTf32;
+}
+
+/**
+ * Sets what cuBLAS reads when it starts (see {@link allowCudaTf32}). Called
+ * on the main thread before CUDA starts there or in a worker thread: a
+ * worker's `process.env` is its own copy, which the library never reads.
+ */
+export function prepareCudaEnvironment(): void {
+  if (!cudaTf32) process.env.NVIDIA_TF32_OVERRIDE ??= '0';
+}
+
 /** Runs graphs by key, building and caching each session once. */
 export class GraphRuntime {
   private sessions = new Map<string, Promise<Ort.InferenceSession>>();
@@ -172,7 +186,7 @@ export class GraphRuntime {
     // onnxruntime-node passes no CUDA provider options (use_tf32 included), and
     // the provider lets cuBLAS round float32 MatMul inputs to TF32 by default;
     // NVIDIA's override keeps float32 math float32, as the CPU computes it.
-    if (this.device === 'cuda' && !cudaTf32) process.env.NVIDIA_TF32_OVERRIDE ??= '0';
+    if (this.device === 'cuda') prepareCudaEnvironment();
     try {
       this.ort = (await import('onnxruntime-node')) as typeof Ort;
     } catch (e) {

@@ -68,6 +68,10 @@ export interface LayerPassProfile {
  */
 export async function openForStage(dir: string, device: Device, precision?: Precision): Promise<{ model: ForwardModel; resolved: ResolvedPrecision; timings: ForwardTimings }> {
   const model = await ForwardModel.open(dir, device);
+  // QUANTC_BENCH_DEVICE_IDS=0,0: the looped passes' batches shared as `--device cuda:0,1` shares them, here over the
+  // ordinals given (one device twice: two worker threads on one card, whose copies and kernels may overlap).
+  const ids = process.env.QUANTC_BENCH_DEVICE_IDS;
+  if (ids) model.deviceIds = ids.split(',').map(Number);
   allowCudaTf32(tf32Allowed(precision, device, model.config.dtype, model.config.modelType));
   const resolved = model.usePrecision(precision ?? defaultPrecision(device, model.config.dtype));
   const timings: ForwardTimings = { build: 0, ...emptyRuntimeTimings() };

@@ -20,6 +20,7 @@ import { ByteArena } from '../onnx/proto-writer.js';
 import { feedTensors, structureKey } from './fed-weights.js';
 import { finishPackedMinMax, packMinMax, unpackMinMax, type JoinedObserver, type Observation, type ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
+import { startDeviceWorker, type DeviceWorkerRuntime, type GraphRunner } from '../device-workers.js';
 import { concatStackData, loopedLayer, loopFeeds, narrowed, outputInto, shareStack, splitStack, stackType, widened, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
 import { toFloat32 } from '../dtypes.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
@@ -324,6 +325,8 @@ export class ForwardModel {
   private tensors?: LayerTensors;
   /** The sessions of fed layer graphs, one runtime per device, shared with {@link withWeights} copies. */
   private shared: Map<number | undefined, GraphRuntime>;
+  /** Worker threads of looped passes shared over several devices, by device and whether their weights are fed (see deviceWorker). */
+  private workers: { readonly byKey: Map<string, DeviceWorkerRuntime | null>; released: number };
   /**
    * CUDA device ordinals the looped layer passes share their batches over
    * (each device runs its share with its own copy of the layer, at the same
@@ -359,6 +362,29 @@ export class ForwardModel {
     // QUANTC_FEED_WEIGHTS=0 keeps weights as constants (for comparisons).
     this.feedWeights = device === 'cuda' && process.env.QUANTC_FEED_WEIGHTS !== '0';
     this.shared = new Map();
+    this.workers = { byKey: new Map(), released: 0 };
+  }
+
+  /**
+   * The worker thread that runs a looped pass's share `share` on `deviceId` where
+   * the batches are shared by several devices: onnxruntime-node runs a
+   * session synchronously on the calling thread, so the shares run at the
+   * same time only from threads of their own. Null where workers are not
+   * built (tests of the sources) or `QUANTC_DEVICE_WORKERS=0`: the shares
+   * then take turns in this thread, with the same results. Fed graphs'
+   * workers keep their sessions across layers (as {@link sharedRuntime}).
+   */
+  private deviceWorker(share: number, deviceId: number | undefined, fed: boolean): DeviceWorkerRuntime | null {
+    if (process.env.QUANTC_DEVICE_WORKERS === '0') return null;
+    // By share rather than device alone: two shares given one device (a bench's `0,0`) still run at once.
+    const key = `${fed ? 'fed' : 'own'}:${share}:${deviceId ?? ''}`;
+    let w = this.workers.byKey.get(key);
+    if (w === undefined) {
+      w = startDeviceWorker(this.device, deviceId, { foldConstants: this.foldConstants, ...(fed ? { maxSessions: FED_SESSIONS } : {}) });
+      this.workers.byKey.set(key, w);
+    }
+    if (w) w.timings = this.timings;
+    return w;
   }
 
   /** The runtime of fed layer graphs on `deviceId`, kept across layers (at most {@link FED_SESSIONS} sessions). */
@@ -377,11 +403,22 @@ export class ForwardModel {
     return this.compactStacks && this.precision.low ? this.precision.low.dtype : 'float32';
   }
 
+  /** Runs the device worker threads ran (see deviceWorker), for tests and reports. */
+  workerRuns(): number {
+    return [...this.workers.byKey.values()].reduce((n, w) => n + (w?.runs ?? 0), this.workers.released);
+  }
+
   /** Releases the sessions of fed layer graphs (after the last layer pass). */
   async releaseRuntimes(): Promise<void> {
     const runtimes = [...this.shared.values()];
     this.shared.clear();
     for (const rt of runtimes) await rt.dispose();
+    const workers = [...this.workers.byKey.values()];
+    this.workers.byKey.clear();
+    for (const w of workers) {
+      this.workers.released += w?.runs ?? 0;
+      await w?.terminate();
+    }
   }
 
   /** A runtime for this model's graphs, timed when profiling. */
@@ -405,6 +442,7 @@ export class ForwardModel {
     m.fusePlainAttention = this.fusePlainAttention;
     m.compactStacks = this.compactStacks;
     m.shared = this.shared;
+    m.workers = this.workers;
     m.deviceIds = this.deviceIds;
     m.precision = this.precision;
     m.timings = this.timings;
@@ -611,7 +649,8 @@ export class ForwardModel {
     const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
     const tables = inputsFor(maxSeq, windowOf(this.config, layer));
     const target = keepOutput && reuse && reuse.length === stack.data.length && reuse.constructor === stack.data.constructor ? reuse : undefined;
-    // Several devices: each runs its share of the batches with its own copy of the layer, at the same time.
+    // Several devices: each runs its share of the batches with its own copy of the layer, at the same time (from a
+    // worker thread each, see deviceWorker).
     const devices = this.deviceIds?.length ? this.deviceIds : [undefined];
     const shares = shareStack(stack, devices.length);
     // The share with the last batch (a share may be empty).
@@ -621,7 +660,8 @@ export class ForwardModel {
       shares.map(async (share, d) => {
         const ran: { stack: HiddenStack; statistics: Record<string, RawTensor>; out?: Float32Array | Uint16Array }[] = [];
         if (share.batches.length === 0) return ran;
-        const runtime = feeds ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]);
+        const worker = devices.length > 1 ? this.deviceWorker(d, devices[d], feeds !== undefined) : null;
+        const runtime: GraphRunner = worker ?? (feeds ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]));
         try {
           for (const run of splitStack(share, runBytes, lastAlone && d === holdsLast)) {
             const into = target ? { out: outputInto(target, stack, run) } : undefined;
