@@ -15,7 +15,7 @@ import { GraphRuntime } from './runtime.js';
 import { RuntimePool } from './runtime-pool.js';
 import { BufferPool } from './buffer-pool.js';
 import { cpuKernelSupports } from './rtn/cpu-kernel.js';
-import { defaultLoopWorkers, LoopWorkerError, startLoopWorkers, type LoopWorker } from './loop-workers.js';
+import { defaultLoopWorkers, LoopWorkerError, startDeviceLoopWorkers, startLoopWorkers, type LoopWorker } from './loop-workers.js';
 import { NonFiniteWeightError, quantizeStack, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { stackKey } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
@@ -351,11 +351,14 @@ class UnitPipeline {
       else {
         const all = Promise.all(group.map((u) => readUnit(u, this.changed, this.buffers))).then((raws) =>
           this.pools.device.run(async (slot) => {
-            const done = await quantizeStack(
-              slot.rt,
-              group.map((u) => UnitPipeline.modules(u)[0]!),
-              raws.map((r) => r[0]!),
-            );
+            const modules = group.map((u) => UnitPipeline.modules(u)[0]!);
+            if (slot.worker) {
+              // Stacked units hold checkpoint weights only (stackKeyOf): their buffers go over and come back.
+              const { outs, raws: back } = await slot.worker.quantizeStack(modules, raws.map((r) => r[0]!));
+              for (const r of back) this.buffers.give(r);
+              return outs;
+            }
+            const done = await quantizeStack(slot.rt, modules, raws.map((r) => r[0]!));
             group.forEach((u, i) => this.giveBack(u, raws[i]!));
             return done;
           }),
@@ -479,8 +482,10 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const loopRt = oneCpu ? runtimes[0]! : runtimes[0]!.device === 'cuda' && weightsOn !== 'device' ? new GraphRuntime('cpu', job.chunkElements, job.decodeBf16InGraph, job.encodeFp8InGraph, job.cpuLoops ?? true) : null;
   const workers = loopRt && allUnits.some((u) => inWorker(u, loopRt)) ? startLoopWorkers(job.cpuWorkers ?? defaultLoopWorkers(), READ_AHEAD_BYTES) : [];
   const loopSlots: Slot[] = workers.length > 0 ? workers.map((worker) => ({ rt: loopRt!, worker })) : loopRt && !oneCpu && weightsOn === 'cpu' ? [{ rt: loopRt }] : [];
+  // Several devices quantize from a worker thread each (a run blocks the thread that issues it); their units are read there too.
+  const deviceWorkers = startDeviceLoopWorkers(runtimes, READ_AHEAD_BYTES);
   const pools: Pools = {
-    device: new RuntimePool<Slot>(runtimes.map((rt) => ({ rt }))),
+    device: new RuntimePool<Slot>(runtimes.map((rt, i) => (deviceWorkers[i] ? { rt, worker: deviceWorkers[i] } : { rt }))),
     loops: loopSlots.length > 0 ? { pool: new RuntimePool(loopSlots), rt: loopRt! } : null,
   };
   const writer = new ShardedWriter(stage.path, writeLayout);
@@ -547,7 +552,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   } finally {
     for (const rt of runtimes) await rt.dispose();
     if (loopRt && !oneCpu) await loopRt.dispose();
-    for (const w of workers) await w.terminate();
+    for (const w of [...workers, ...deviceWorkers]) await w.terminate();
   }
   const seconds = (performance.now() - started) / 1000;
   const summary: ApplySummary = {
@@ -561,6 +566,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     weightGBps: weightSeconds > 0 ? weightBytes / weightSeconds / 1e9 : 0,
     ...(runtimes.length > 1 ? { unitsPerRuntime: [...pools.device.tasks] } : (pools.loops?.pool.runtimes.length ?? 0) > 1 ? { unitsPerRuntime: [...pools.loops!.pool.tasks] } : {}),
     ...(!oneCpu && pools.loops && pools.loops.pool.tasks.some((n) => n > 0) ? { cpuThreads: Math.max(1, workers.length) } : {}),
+    ...(runtimes.length > 1 ? { deviceThreads: deviceWorkers.length > 0 } : {}),
   };
   onEvent({ kind: 'done', summary });
   return summary;

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { LoopReply, LoopTask, LoopWorkerData } from './loop-worker.js';
 import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { CheckpointError } from './safetensors-reader.js';
+import { cudaTf32Allowed, DeviceMemoryError, prepareCudaEnvironment, type GraphRuntime } from './runtime.js';
 import type { WeightSource } from './weight-source.js';
 
 /** A worker thread that died (an error it did not catch, running out of memory, being stopped) before answering. */
@@ -21,7 +22,7 @@ export class LoopWorkerError extends Error {}
 export class LoopWorker {
   private next = 0;
   private failed: Error | null = null;
-  private readonly pending = new Map<number, { resolve: (r: { out: UnitOutput; bytesRead: number; raws: Uint8Array[] }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: { out: UnitOutput; bytesRead: number; raws: Uint8Array[]; outs?: { out: UnitOutput; bytesRead: number }[] }) => void; reject: (e: Error) => void }>();
 
   constructor(private readonly worker: Worker) {
     worker.on('message', (reply: LoopReply) => {
@@ -30,7 +31,7 @@ export class LoopWorker {
       this.pending.delete(reply.id);
       if (this.pending.size === 0) worker.unref();
       if ('error' in reply) p.reject(replyError(reply));
-      else p.resolve({ out: reply.out, bytesRead: reply.bytesRead, raws: reply.raws });
+      else p.resolve({ out: reply.out, bytesRead: reply.bytesRead, raws: reply.raws, ...(reply.outs ? { outs: reply.outs } : {}) });
     });
     // A worker that dies (an error, running out of memory) fails its task and every later one, never hangs them.
     const fail = (e: Error): void => {
@@ -50,12 +51,18 @@ export class LoopWorker {
     return this.post({ modules, raws }, [...new Set(raws.map((r) => r.buffer as ArrayBuffer))]);
   }
 
+  /** Quantizes same-shaped single weights in one graph run (`modules[i]` from `raws[i]`; see `quantizeStack`); `raws` come back with them. */
+  async quantizeStack(modules: readonly UnitModule[], raws: readonly Uint8Array[]): Promise<{ outs: { out: UnitOutput; bytesRead: number }[]; raws: Uint8Array[] }> {
+    const reply = await this.post({ modules, raws, stack: true }, [...new Set(raws.map((r) => r.buffer as ArrayBuffer))]);
+    return { outs: reply.outs!, raws: reply.raws };
+  }
+
   /** Reads a unit's weights from their files in the worker, then quantizes them. */
   readAndQuantize(modules: readonly UnitModule[], reads: readonly WeightSource[]): Promise<{ out: UnitOutput; bytesRead: number }> {
     return this.post({ modules, reads }, []);
   }
 
-  private post(task: Omit<LoopTask, 'id'>, transfer: ArrayBuffer[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[] }> {
+  private post(task: Omit<LoopTask, 'id'>, transfer: ArrayBuffer[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[]; outs?: { out: UnitOutput; bytesRead: number }[] }> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     return new Promise((resolve, reject) => {
@@ -74,6 +81,7 @@ export class LoopWorker {
 function replyError(reply: Extract<LoopReply, { error: string }>): Error {
   if (reply.kind === 'nonFinite') return new NonFiniteWeightError(reply.error);
   if (reply.kind === 'checkpoint') return new CheckpointError(reply.error);
+  if (reply.kind === 'deviceMemory') return new DeviceMemoryError(reply.error);
   return Object.assign(new Error(reply.error), reply.code === undefined ? {} : { code: reply.code });
 }
 
@@ -94,6 +102,25 @@ function workerScript(): URL | null {
 export function defaultLoopWorkers(): number {
   const cores = availableParallelism();
   return cores >= 2 ? Math.min(cores, 16) : 0;
+}
+
+/**
+ * One worker per runtime of several devices (`--device cuda:0,1,…`), each
+ * quantizing with a runtime like it, or none where the worker script is not
+ * built or `QUANTC_DEVICE_WORKERS=0`: onnxruntime-node runs a session
+ * synchronously on the thread that calls it, so units issued from one
+ * thread to several GPUs would take turns. Each keeps at most
+ * `keptBytes / runtimes` of read buffers.
+ */
+export function startDeviceLoopWorkers(runtimes: readonly GraphRuntime[], keptBytes: number): LoopWorker[] {
+  const script = workerScript();
+  if (!script || runtimes.length < 2 || process.env.QUANTC_DEVICE_WORKERS === '0') return [];
+  // A worker's environment is a copy taken when it starts; cuBLAS reads the process's, set here first.
+  if (runtimes.some((rt) => rt.device === 'cuda')) prepareCudaEnvironment();
+  return runtimes.map((rt) => {
+    const runtime = { device: rt.device, deviceId: rt.deviceId, chunkElements: rt.chunkElements, decodeBf16InGraph: rt.decodeBf16InGraph, encodeFp8InGraph: rt.encodeFp8InGraph, cpuLoops: rt.cpuLoops, tf32: cudaTf32Allowed() };
+    return new LoopWorker(new Worker(script, { workerData: { keptBytes: Math.floor(keptBytes / runtimes.length), runtime } satisfies LoopWorkerData }));
+  });
 }
 
 /**

@@ -206,4 +206,6 @@ export interface ApplySummary {
   readonly unitsPerRuntime?: readonly number[];
   /** On CUDA, where the CPU loops quantized some weights (`ApplyJob.weightsOn`): how many CPU threads did. */
   readonly cpuThreads?: number;
+  /** With several devices: whether each quantized from a worker thread of its own (built code), rather than all from the main thread in turn. */
+  readonly deviceThreads?: boolean;
 }

@@ -104,7 +104,7 @@ describe('apply over several devices', () => {
       const summary = await applyJob({ ...three.job, cpuLoops, devices: [{ device: 'cpu' }, { device: 'cpu' }, { device: 'cpu' }] });
       const units = summary.unitsPerRuntime!;
       expect(units).toHaveLength(3);
-      // Graph runs are asynchronous: while one runtime runs, the next weights go to the others.
+      // Graph runs wait on their reads: while one unit is read, the next free runtime takes another, so each gets some.
       if (!cpuLoops) expect(units.every((n) => n > 0), String(units)).toBe(true);
       const files = (await readdir(one.job.outDir)).sort();
       expect((await readdir(three.job.outDir)).sort()).toEqual(files);

@@ -49,6 +49,30 @@ describe.skipIf(!built)('apply with worker threads (built code)', () => {
     });
   }
 
+  // Several devices quantize from a worker thread each (a run blocks the thread that issues it): graphs, loops, NVFP4's
+  // fused units, and same-shaped weights stacked into one run (whole weights per run, as on CUDA).
+  for (const [model, scheme, cpuLoops, chunkElements] of [
+    ['llama', 'W4A16_ASYM', false, undefined],
+    ['llama', 'W4A16', false, null],
+    ['llama', 'FP8_BLOCK', false, undefined],
+    ['glm4_moe_lite', 'NVFP4A16', true, undefined],
+  ] as const) {
+    test(`${model} ${scheme} (${cpuLoops ? 'loops' : chunkElements === null ? 'stacked graphs' : 'graphs'}) on three CPU runtimes, a worker thread each, writes what one runtime writes here`, async () => {
+      const modelDir = await unpackModel(join(DATAFREE, model, 'base'));
+      const one = await referenceJob(model, scheme, modelDir);
+      const three = await referenceJob(model, scheme, modelDir);
+      const settings = { cpuLoops, ...(chunkElements === null ? { chunkElements } : {}) };
+      await applyJob({ ...one.job, ...settings });
+      const summary = await builtApply({ ...three.job, ...settings, devices: [{ device: 'cpu' }, { device: 'cpu' }, { device: 'cpu' }] });
+      expect(summary.deviceThreads).toBe(true);
+      expect(summary.unitsPerRuntime).toHaveLength(3);
+      expect(summary.unitsPerRuntime!.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      const files = (await readdir(one.job.outDir)).sort();
+      expect((await readdir(three.job.outDir)).sort()).toEqual(files);
+      for (const f of files) expect(Buffer.compare(await readFile(join(one.job.outDir, f)), await readFile(join(three.job.outDir, f))), f).toBe(0);
+    });
+  }
+
   test('on CUDA, round-to-nearest of the checkpoint weights runs in the worker threads by default (same bytes; the GPU is never used)', async () => {
     const modelDir = await unpackModel(join(DATAFREE, 'glm4_moe_lite', 'base'));
     const cpu = await referenceJob('glm4_moe_lite', 'NVFP4A16', modelDir);
