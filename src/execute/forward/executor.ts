@@ -21,7 +21,7 @@ import { feedTensors, structureKey } from './fed-weights.js';
 import { finishPackedMinMax, packMinMax, unpackMinMax, type JoinedObserver, type Observation, type ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
 import { startDeviceWorker, type DeviceWorkerRuntime, type GraphRunner } from '../device-workers.js';
-import { concatStackData, loopedLayer, loopFeeds, narrowed, outputInto, shareStack, splitStack, stackType, widened, type BuildInto, type HiddenStack, type StackDtype } from './layer-loop.js';
+import { concatStackData, groupSlots, LOOP_SLOT_TOKENS, loopedLayer, loopFeeds, narrowed, outputInto, shareStack, slotGroup, splitStack, stackType, widened, type BuildInto, type HiddenStack, type LoopedLayer, type StackDtype } from './layer-loop.js';
 import { toFloat32 } from '../dtypes.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
 import { CAUSAL_LM_NAMES, WeightReader, type LanguageModelNames } from './weights.js';
@@ -334,6 +334,12 @@ export class ForwardModel {
    * runs on the first. Unset: the provider's default device.
    */
   deviceIds?: readonly number[];
+  /**
+   * Tokens one iteration of a looped layer pass takes at most: consecutive
+   * batches of one shape share a slot up to this many (layer-loop.ts:
+   * groupSlots), fewer iterations for the same work. 0: one batch a slot.
+   */
+  loopSlotTokens = LOOP_SLOT_TOKENS;
   /** The precision layer and head graphs compute in (see precision.ts; {@link usePrecision} sets it): float32 unless asked. */
   precision: ResolvedPrecision = { requested: 'fp32', runs: 'fp32' };
   /**
@@ -443,6 +449,7 @@ export class ForwardModel {
     m.compactStacks = this.compactStacks;
     m.shared = this.shared;
     m.workers = this.workers;
+    m.loopSlotTokens = this.loopSlotTokens;
     m.deviceIds = this.deviceIds;
     m.precision = this.precision;
     m.timings = this.timings;
@@ -639,16 +646,6 @@ export class ForwardModel {
   ): Promise<HiddenStack | null> {
     const built = performance.now();
     const build: BuildInto = (into) => this.buildLayerInto(layer, weights, into, options.observe, options.expertGroupBytes);
-    const feeds = this.feedWeights ? new WeightFeeds() : undefined;
-    const looped = await loopedLayer(build, this.config.hidden, stack.rows, keepOutput, feeds, stack.dtype);
-    const key = looped && feeds ? structureKey('looped', looped.bytes) : `looped_${layer}`;
-    // Reading the fed weights counts as building, as reading them into a graph's constants does.
-    const weightFeeds = looped && feeds ? await feedTensors(feeds) : {};
-    if (this.timings) this.timings.build += performance.now() - built;
-    if (!looped) return null;
-    const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
-    const tables = inputsFor(maxSeq, windowOf(this.config, layer));
-    const target = keepOutput && reuse && reuse.length === stack.data.length && reuse.constructor === stack.data.constructor ? reuse : undefined;
     // Several devices: each runs its share of the batches with its own copy of the layer, at the same time (from a
     // worker thread each, see deviceWorker).
     const devices = this.deviceIds?.length ? this.deviceIds : [undefined];
@@ -656,21 +653,46 @@ export class ForwardModel {
     // The share with the last batch (a share may be empty).
     let holdsLast = shares.length - 1;
     while (holdsLast > 0 && shares[holdsLast]!.batches.length === 0) holdsLast--;
+    // Each run's batches, and the slots they run in: several batches of one shape to a slot where they fit (groupSlots).
+    const plans = shares.map((share, d) =>
+      share.batches.length === 0 ? [] : splitStack(share, runBytes, lastAlone && d === holdsLast).map((run) => ({ run, slots: groupSlots(run, slotGroup(run, this.loopSlotTokens)) ?? run })),
+    );
+    // One graph per slot size (same-shaped layers share each where their weights are fed).
+    const variants = new Map<number, { looped: LoopedLayer; key: string; weightFeeds: Record<string, RawTensor> } | null>();
+    for (const { slots } of plans.flat()) {
+      if (variants.has(slots.rows)) continue;
+      const feeds = this.feedWeights ? new WeightFeeds() : undefined;
+      const looped = await loopedLayer(build, this.config.hidden, slots.rows, keepOutput, feeds, stack.dtype);
+      // Whether a layer can be looped does not depend on its slots: the first graph says.
+      if (!looped) {
+        if (this.timings) this.timings.build += performance.now() - built;
+        return null;
+      }
+      // Reading the fed weights counts as building, as reading them into a graph's constants does.
+      variants.set(slots.rows, { looped, key: feeds ? structureKey('looped', looped.bytes) : `looped_${layer}_${slots.rows}`, weightFeeds: feeds ? await feedTensors(feeds) : {} });
+    }
+    if (this.timings) this.timings.build += performance.now() - built;
+    if (variants.size === 0) return keepOutput ? { ...stack } : stack;
+    const maxSeq = Math.max(...stack.batches.map((b) => b.seq));
+    const tables = inputsFor(maxSeq, windowOf(this.config, layer));
+    const target = keepOutput && reuse && reuse.length === stack.data.length && reuse.constructor === stack.data.constructor ? reuse : undefined;
     const results = await Promise.all(
-      shares.map(async (share, d) => {
+      plans.map(async (plan, d) => {
         const ran: { stack: HiddenStack; statistics: Record<string, RawTensor>; out?: Float32Array | Uint16Array }[] = [];
-        if (share.batches.length === 0) return ran;
-        const worker = devices.length > 1 ? this.deviceWorker(d, devices[d], feeds !== undefined) : null;
-        const runtime: GraphRunner = worker ?? (feeds ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]));
+        if (plan.length === 0) return ran;
+        const worker = devices.length > 1 ? this.deviceWorker(d, devices[d], this.feedWeights) : null;
+        const runtime: GraphRunner = worker ?? (this.feedWeights ? this.sharedRuntime(devices[d]) : this.runtime(devices[d]));
         try {
-          for (const run of splitStack(share, runBytes, lastAlone && d === holdsLast)) {
-            const into = target ? { out: outputInto(target, stack, run) } : undefined;
-            const result = await runtime.run(key, () => looped.bytes, { ...loopFeeds(run, tables), ...weightFeeds }, undefined, into);
+          for (const { run, slots } of plan) {
+            const { looped, key, weightFeeds } = variants.get(slots.rows)!;
+            const into = target ? { out: outputInto(target, stack, slots) } : undefined;
+            const result = await runtime.run(key, () => looped.bytes, { ...loopFeeds(slots, tables), ...weightFeeds }, undefined, into);
             const statistics = Object.fromEntries(looped.statistics.map((name, i) => [name, result[looped.outputs[i]!]!]));
+            // The run's own batches go to the sink: a modifier folds its statistics by batch count and rows.
             ran.push({ stack: run, statistics, out: result.out?.data as Float32Array | Uint16Array | undefined });
           }
         } finally {
-          if (!feeds) await runtime.dispose();
+          if (!this.feedWeights) await runtime.dispose();
         }
         return ran;
       }),

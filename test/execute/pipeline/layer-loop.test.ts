@@ -14,7 +14,7 @@ import { ForwardModel, type TokenBatch } from '../../../src/execute/forward/exec
 import { jobFromPlan } from '../../../src/execute/from-plan.js';
 import { gptqJob } from '../../../src/execute/gptq/gptq-job.js';
 import { planRecipe } from '../../../src/plan/plan-recipe.js';
-import { loopedLayer, shareStack, splitStack, stackBatches, stackValues, unstack } from '../../../src/execute/forward/layer-loop.js';
+import { groupSlots, LOOP_SLOT_TOKENS, loopedLayer, shareStack, slotGroup, splitStack, stackBatches, stackValues, unstack } from '../../../src/execute/forward/layer-loop.js';
 import { HessianStore } from '../../../src/execute/gptq/hessians.js';
 import { runSequential, type LayerModifier } from '../../../src/execute/pipeline/sequential.js';
 import { toFloat32 } from '../../../src/execute/dtypes.js';
@@ -427,6 +427,47 @@ describe('looped layer passes', () => {
       await expectSameGptq(await w4a16GptqJob(dir, 'halves.yaml'), model, batches, (on) => (model.compactStacks = on));
     });
   }
+
+  it('batches of one shape share slots up to loopSlotTokens: fewer iterations, the same outputs, statistics to float order, GPTQ the same objective', async () => {
+    const dir = await unpackModel(join(DATAFREE, 'llama', 'base'));
+    const model = await ForwardModel.open(dir);
+    model.loopLayers = true;
+    // Eight sequences of 16 tokens: four to a slot of 64 tokens, two slots; one batch of another length breaks the grouping.
+    let seed = 3;
+    const next = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % model.config.vocabSize);
+    const batches: TokenBatch[] = Array.from({ length: 8 }, () => [Array.from({ length: 16 }, next)]);
+    const stack = stackBatches(await model.embed(batches), model.config.hidden);
+    expect(slotGroup(stack, 64)).toBe(4);
+    expect(groupSlots(stack, 4)!.batches).toEqual([{ batch: 4, seq: 16 }, { batch: 4, seq: 16 }]);
+    expect(groupSlots(stack, 3)).toBeNull();
+    expect(slotGroup(stack, 16)).toBe(1);
+    const ragged = stackBatches(await model.embed([...batches.slice(0, 3), [batches[3]![0]!.slice(0, 9)]]), model.config.hidden);
+    expect(groupSlots(ragged, 2)).toBeNull();
+    expect(slotGroup(ragged, 1 << 20)).toBe(1);
+    const tables = model.positionTables();
+    const pass = async (tokens: number) => {
+      model.loopSlotTokens = tokens;
+      const stats: Record<string, RawTensor>[] = [];
+      const out = await model.runLayerStacked(0, stack, { observe: { experts: 'all', hessians: true } }, tables, model.weights, true, 1 << 30, (_, __, s) => void stats.push(s));
+      return { out: out!.data, stats };
+    };
+    try {
+      const single = await pass(0);
+      const grouped = await pass(64);
+      expect(grouped.out).toEqual(single.out);
+      expect(Object.keys(grouped.stats[0]!).sort()).toEqual(Object.keys(single.stats[0]!).sort());
+      for (const [name, t] of Object.entries(single.stats[0]!)) expect(relativeError(grouped.stats[0]![name]!.data as Float32Array, t.data as Float32Array), name).toBeLessThan(1e-6);
+      const job = await w4a16GptqJob(dir, 'gptq-slots.yaml');
+      model.loopSlotTokens = 0;
+      const one = await gptqJob(job, model, batches);
+      model.loopSlotTokens = 64;
+      const four = await gptqJob(job, model, batches);
+      for (const [i, r] of four.reports.entries()) expect(Math.abs(r.loss / one.reports[i]!.loss - 1), r.module).toBeLessThan(1e-4);
+    } finally {
+      model.loopSlotTokens = LOOP_SLOT_TOKENS;
+      model.loopLayers = false;
+    }
+  });
 
   it('several devices share the batches: the same statistics and the same outputs as one', async () => {
     const dir = await unpackModel(join(DATAFREE, 'qwen3_moe', 'base'));
