@@ -339,7 +339,7 @@ export class ForwardModel {
    * batches of one shape share a slot up to this many (layer-loop.ts:
    * groupSlots), fewer iterations for the same work. 0: one batch a slot.
    */
-  loopSlotTokens = LOOP_SLOT_TOKENS;
+  loopSlotTokens = loopSlotTokensFromEnv();
   /** The precision layer and head graphs compute in (see precision.ts; {@link usePrecision} sets it): float32 unless asked. */
   precision: ResolvedPrecision = { requested: 'fp32', runs: 'fp32' };
   /**
@@ -1115,3 +1115,9 @@ export class ForwardModel {
 }
 
 export { UnsupportedModelError };
+
+/** `QUANTC_LOOP_SLOT_TOKENS=N` (a non-negative integer; 0: one batch a slot), else {@link LOOP_SLOT_TOKENS}: for comparisons. */
+function loopSlotTokensFromEnv(): number {
+  const v = process.env.QUANTC_LOOP_SLOT_TOKENS;
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : LOOP_SLOT_TOKENS;
+}
