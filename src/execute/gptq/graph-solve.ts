@@ -7,6 +7,7 @@
  * independent, so q/k/v (or every expert's gate/up under one shared
  * Hessian) cost one upload of `U` and one graph run.
  */
+import { BufferPool } from '../buffer-pool.js';
 import type { GraphRuntime } from '../runtime.js';
 import { ROW_BLOCK_BYTES } from './row-blocks.js';
 import { columnLoopGraph, columnLoopKey, inverseFactorGraph, type LoopKind } from './solve-graphs.js';
@@ -24,6 +25,9 @@ export type SolveMode = 'graph' | 'js';
 export function solveMode(env: string | undefined = process.env.QUANTC_GPTQ_SOLVE): SolveMode {
   return env === 'js' ? 'js' : 'graph';
 }
+
+/** Bytes of scratch inputs a solver keeps between layers (see `GraphSolver.scratch`): a 1B layer's take ~350 MB. */
+const SCRATCH_BYTES = 2 ** 30;
 
 /** Panel width of the graph factorization. */
 export const FACTOR_PANEL = 128;
@@ -91,6 +95,27 @@ export class GraphSolver implements FactorEngine {
     readonly padRows = rt.device === 'cuda',
   ) {}
 
+  /**
+   * The runs' scratch inputs (Hessians, stacked weights, scales), kept for
+   * the next layer's runs of their sizes: fresh memory is zeroed and mapped
+   * by the kernel page by page on its first write, which took about as long
+   * as filling it (a 1B layer's inputs are ~350 MB).
+   */
+  private readonly scratch = new BufferPool(SCRATCH_BYTES);
+
+  /** `n` floats set to `value`: scratch memory of that size if some is free (see {@link scratch}). */
+  private floats(n: number, value: number): Float32Array {
+    const b = this.scratch.take(4 * n);
+    const a = b ? new Float32Array(b.buffer, 0, n) : new Float32Array(n);
+    if (b || value !== 0) a.fill(value);
+    return a;
+  }
+
+  /** Gives scratch arrays back once their run is over. */
+  private release(...arrays: (Float32Array | null)[]): void {
+    for (const a of arrays) if (a) this.scratch.give(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  }
+
   padded(k: number): number {
     return Math.ceil(k / this.panel) * this.panel;
   }
@@ -110,7 +135,7 @@ export class GraphSolver implements FactorEngine {
     const s = kmax + 1;
     const n = this.padded(kmax);
     const E = inputs.length;
-    const h = new Float32Array(E * s * s);
+    const h = this.floats(E * s * s, 0);
     const rows = new BigInt64Array(E * n);
     const diag = new Float32Array(E * n).fill(1);
     inputs.forEach((inp, e) => {
@@ -136,7 +161,7 @@ export class GraphSolver implements FactorEngine {
       h: { type: 'float32', data: h, dims: [E, s, s] },
       rows: { type: 'int64', data: rows, dims: [E * n] },
       diag: { type: 'float32', data: diag, dims: [E, n] },
-    });
+    }).finally(() => this.release(h));
     const u = out.u!.data as Float32Array;
     const ok = out.ok!.data as Int32Array;
     return inputs.map(({ k }, e) => {
@@ -227,10 +252,10 @@ export class GraphSolver implements FactorEngine {
       const R = Math.max(...stacks.map((_, e) => segsOf(e).reduce((n, s) => n + s.r1 - s.r0, 0)));
       const only = segsOf(0)[0];
       const whole = E === 1 && segsOf(0).length === 1 && only!.r1 - only!.r0 === stacks[0]!.problems[only!.p]!.rows;
-      const w = whole ? stacks[0]!.problems[only!.p]!.weight : new Float32Array(E * R * K);
+      const w = whole ? stacks[0]!.problems[only!.p]!.weight : this.floats(E * R * K, 0);
       // Scales per group and row: row r of a problem uses scale row ⌊r / height⌋; padding rows scale 1.
-      const s = new Float32Array(E * groups * R).fill(1);
-      const z = kind.asymmetric ? new Float32Array(E * groups * R) : null;
+      const s = this.floats(E * groups * R, 1);
+      const z = kind.asymmetric ? this.floats(E * groups * R, 0) : null;
       stacks.forEach((st, e) => {
         let at = 0;
         for (const seg of segsOf(e)) {
@@ -263,7 +288,7 @@ export class GraphSolver implements FactorEngine {
         },
         undefined,
         into,
-      );
+      ).finally(() => this.release(whole ? null : w, s, z));
       const q = out.q!.data as Float32Array;
       const loss = out.loss!.data as Float32Array;
       stacks.forEach((_, e) => {
