@@ -242,7 +242,9 @@ export class GraphSolver implements FactorEngine {
       keep: { type: 'float32' as const, data: keep, dims: [E, K] },
       gcol: { type: 'int64' as const, data: gcol, dims: [E, K] },
     };
-    const weights = stacks.map((st) => st.problems.map((p) => new Float32Array(p.rows * K)));
+    // Made on first use: a problem solved whole in one run keeps its rows where the run returned them instead.
+    const weights = stacks.map((st) => st.problems.map((): Float32Array | undefined => undefined));
+    const own = (e: number, p: number): Float32Array => (weights[e]![p] ??= new Float32Array(stacks[e]!.problems[p]!.rows * K));
     const losses = stacks.map((st) => st.problems.map(() => 0));
     const limit = Math.max(1, Math.floor(this.bytes / (4 * K * E)));
     const cuts = stacks.map((st) => chunks(st.problems.map((p) => p.rows), limit));
@@ -276,7 +278,7 @@ export class GraphSolver implements FactorEngine {
         }
       });
       // One problem's rows alone: the solution is copied from the device straight to where it belongs.
-      const into = E === 1 && segsOf(0).length === 1 ? { q: { type: 'float32' as const, data: weights[0]![only!.p]!.subarray(only!.r0 * K, only!.r1 * K), dims: [1, R, K] } } : undefined;
+      const into = E === 1 && segsOf(0).length === 1 ? { q: { type: 'float32' as const, data: own(0, only!.p).subarray(only!.r0 * K, only!.r1 * K), dims: [1, R, K] } } : undefined;
       const out = await this.rt.run(
         columnLoopKey(kind, block),
         () => columnLoopGraph(kind, block),
@@ -295,12 +297,17 @@ export class GraphSolver implements FactorEngine {
         let at = 0;
         for (const seg of segsOf(e)) {
           const n = seg.r1 - seg.r0;
-          if (!into) weights[e]![seg.p]!.set(q.subarray((e * R + at) * K, (e * R + at + n) * K), seg.r0 * K);
+          const rows = q.subarray((e * R + at) * K, (e * R + at + n) * K);
+          // Unless written in place: a problem solved whole in this run keeps its rows as a view (no copy into fresh memory).
+          if (!into) {
+            if (n === stacks[e]!.problems[seg.p]!.rows) weights[e]![seg.p] = rows;
+            else own(e, seg.p).set(rows, seg.r0 * K);
+          }
           for (let r = 0; r < n; r++) losses[e]![seg.p]! += loss[e * R + at + r]! / 2;
           at += n;
         }
       });
     }
-    return stacks.map((st, e) => st.problems.map((_, i) => ({ weight: weights[e]![i]!, loss: losses[e]![i]!, fellBack: st.prep.fellBack, qparams: qs[e]![i]!.qparams, gIdx: qs[e]![i]!.gIdx })));
+    return stacks.map((st, e) => st.problems.map((_, i) => ({ weight: own(e, i), loss: losses[e]![i]!, fellBack: st.prep.fellBack, qparams: qs[e]![i]!.qparams, gIdx: qs[e]![i]!.gIdx })));
   }
 }
