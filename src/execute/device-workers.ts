@@ -13,6 +13,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { WorkerChannel } from './worker-channel.js';
 import type { DeviceReply, DeviceTask, DeviceWorkerData } from './device-worker.js';
 import { cudaTf32Allowed, DeviceMemoryError, prepareCudaEnvironment, RuntimeUnavailableError, type Device, type Feed, type ModelBytes, type RawTensor, type RuntimeTimings } from './runtime.js';
 
@@ -27,9 +28,7 @@ export interface GraphRunner {
 
 /** Runs graphs on one device from a worker thread of its own. */
 export class DeviceWorkerRuntime implements GraphRunner {
-  private next = 0;
-  private failed: Error | null = null;
-  private readonly pending = new Map<number, { resolve: (r: DeviceReply) => void; reject: (e: Error) => void }>();
+  private readonly channel: WorkerChannel<DeviceTask, DeviceReply>;
   /** Session keys whose graph the worker holds. */
   private readonly sent = new Set<string>();
   /** Where the worker's session creation and run times are added up, when set. */
@@ -37,24 +36,8 @@ export class DeviceWorkerRuntime implements GraphRunner {
   /** Runs sent to the worker (for tests and reports). */
   runs = 0;
 
-  constructor(private readonly worker: Worker) {
-    worker.on('message', (reply: DeviceReply) => {
-      const p = this.pending.get(reply.id);
-      if (!p) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
-      p.resolve(reply);
-    });
-    // A worker that dies fails its task and every later one, never hangs them.
-    const fail = (e: Error): void => {
-      this.failed ??= e;
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
-      worker.unref();
-    };
-    worker.on('error', (e) => fail(new DeviceWorkerError(`a device worker thread failed: ${e.message}`)));
-    worker.on('exit', (code) => fail(new DeviceWorkerError(`a device worker thread stopped (exit code ${code})`)));
-    worker.unref();
+  constructor(worker: Worker) {
+    this.channel = new WorkerChannel(worker, (how) => new DeviceWorkerError(`a device worker thread ${how}`));
   }
 
   async run(key: string, build: () => ModelBytes, feeds: Readonly<Record<string, Feed>>, outputs?: (name: string) => boolean, into?: Readonly<Record<string, RawTensor>>): Promise<Record<string, RawTensor>> {
@@ -89,28 +72,20 @@ export class DeviceWorkerRuntime implements GraphRunner {
   /** Releases the worker's sessions (it stays up for later runs). */
   async dispose(): Promise<void> {
     this.sent.clear();
-    if (this.failed) return;
+    if (this.channel.dead) return;
     const reply = await this.post({ kind: 'dispose' }, []);
     if ('error' in reply) throw replyError(reply);
   }
 
   /** Stops the thread. */
   async terminate(): Promise<void> {
-    this.failed ??= new DeviceWorkerError('the device worker thread was stopped');
-    await this.worker.terminate();
+    await this.channel.terminate();
   }
 
-  private post(task: Omit<Extract<DeviceTask, { kind: 'run' }>, 'id'> | Omit<Extract<DeviceTask, { kind: 'dispose' }>, 'id'>, transfer: ArrayBuffer[]): Promise<DeviceReply> {
-    if (this.failed) return Promise.reject(this.failed);
-    const id = this.next++;
-    return new Promise<DeviceReply>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.ref();
-      this.worker.postMessage({ id, ...task } as DeviceTask, transfer);
-    }).then((reply) => {
-      if (this.timings) addTimings(this.timings, reply.timings);
-      return reply;
-    });
+  private async post(task: Omit<Extract<DeviceTask, { kind: 'run' }>, 'id'> | Omit<Extract<DeviceTask, { kind: 'dispose' }>, 'id'>, transfer: ArrayBuffer[]): Promise<DeviceReply> {
+    const reply = await this.channel.post(task, transfer);
+    if (this.timings) addTimings(this.timings, reply.timings);
+    return reply;
   }
 }
 

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { WorkerChannel } from './worker-channel.js';
 import type { LoopReply, LoopTask, LoopWorkerData } from './loop-worker.js';
 import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { CheckpointError } from './safetensors-reader.js';
@@ -20,30 +21,10 @@ export class LoopWorkerError extends Error {}
 
 /** One worker thread. */
 export class LoopWorker {
-  private next = 0;
-  private failed: Error | null = null;
-  private readonly pending = new Map<number, { resolve: (r: { out: UnitOutput; bytesRead: number; raws: Uint8Array[]; outs?: { out: UnitOutput; bytesRead: number }[] }) => void; reject: (e: Error) => void }>();
+  private readonly channel: WorkerChannel<LoopTask, LoopReply>;
 
-  constructor(private readonly worker: Worker) {
-    worker.on('message', (reply: LoopReply) => {
-      const p = this.pending.get(reply.id);
-      if (!p) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
-      if ('error' in reply) p.reject(replyError(reply));
-      else p.resolve({ out: reply.out, bytesRead: reply.bytesRead, raws: reply.raws, ...(reply.outs ? { outs: reply.outs } : {}) });
-    });
-    // A worker that dies (an error, running out of memory) fails its task and every later one, never hangs them.
-    const fail = (e: Error): void => {
-      this.failed ??= e;
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
-      worker.unref();
-    };
-    worker.on('error', (e) => fail(new LoopWorkerError(`a weight-pass worker thread failed: ${e.message}`)));
-    worker.on('exit', (code) => fail(new LoopWorkerError(`a weight-pass worker thread stopped (exit code ${code})`)));
-    // Only a worker with a task keeps the process alive (awaiting its reply does not).
-    worker.unref();
+  constructor(worker: Worker) {
+    this.channel = new WorkerChannel(worker, (how) => new LoopWorkerError(`a weight-pass worker thread ${how}`));
   }
 
   /** Quantizes a unit; `raws` are transferred there and back (returned with the tensors, for reuse). */
@@ -62,18 +43,14 @@ export class LoopWorker {
     return this.post({ modules, reads }, []);
   }
 
-  private post(task: Omit<LoopTask, 'id'>, transfer: ArrayBuffer[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[]; outs?: { out: UnitOutput; bytesRead: number }[] }> {
-    if (this.failed) return Promise.reject(this.failed);
-    const id = this.next++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.ref();
-      this.worker.postMessage({ id, ...task } satisfies LoopTask, transfer);
-    });
+  private async post(task: Omit<LoopTask, 'id'>, transfer: ArrayBuffer[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[]; outs?: { out: UnitOutput; bytesRead: number }[] }> {
+    const reply = await this.channel.post(task, transfer);
+    if ('error' in reply) throw replyError(reply);
+    return { out: reply.out, bytesRead: reply.bytesRead, raws: reply.raws, ...(reply.outs ? { outs: reply.outs } : {}) };
   }
 
   async terminate(): Promise<void> {
-    await this.worker.terminate();
+    await this.channel.terminate();
   }
 }
 
