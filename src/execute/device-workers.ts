@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { WorkerChannel } from './worker-channel.js';
+import { WorkerChannel, type Unsent } from './worker-channel.js';
 import type { DeviceReply, DeviceTask, DeviceWorkerData } from './device-worker.js';
 import { cudaTf32Allowed, DeviceMemoryError, prepareCudaEnvironment, RuntimeUnavailableError, type Device, type Feed, type ModelBytes, type RawTensor, type RuntimeTimings } from './runtime.js';
 
@@ -82,7 +82,7 @@ export class DeviceWorkerRuntime implements GraphRunner {
     await this.channel.terminate();
   }
 
-  private async post(task: Omit<Extract<DeviceTask, { kind: 'run' }>, 'id'> | Omit<Extract<DeviceTask, { kind: 'dispose' }>, 'id'>, transfer: ArrayBuffer[]): Promise<DeviceReply> {
+  private async post(task: Unsent<DeviceTask>, transfer: ArrayBuffer[]): Promise<DeviceReply> {
     const reply = await this.channel.post(task, transfer);
     if (this.timings) addTimings(this.timings, reply.timings);
     return reply;

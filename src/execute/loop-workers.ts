@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { WorkerChannel } from './worker-channel.js';
+import { WorkerChannel, type Unsent } from './worker-channel.js';
 import type { LoopReply, LoopTask, LoopWorkerData } from './loop-worker.js';
 import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { CheckpointError } from './safetensors-reader.js';
@@ -43,7 +43,7 @@ export class LoopWorker {
     return this.post({ modules, reads }, []);
   }
 
-  private async post(task: Omit<LoopTask, 'id'>, transfer: ArrayBuffer[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[]; outs?: { out: UnitOutput; bytesRead: number }[] }> {
+  private async post(task: Unsent<LoopTask>, transfer: ArrayBuffer[]): Promise<{ out: UnitOutput; bytesRead: number; raws: Uint8Array[]; outs?: { out: UnitOutput; bytesRead: number }[] }> {
     const reply = await this.channel.post(task, transfer);
     if ('error' in reply) throw replyError(reply);
     return { out: reply.out, bytesRead: reply.bytesRead, raws: reply.raws, ...(reply.outs ? { outs: reply.outs } : {}) };

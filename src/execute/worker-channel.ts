@@ -7,6 +7,9 @@
  */
 import type { Worker } from 'node:worker_threads';
 
+/** A task as posted: without its id (each member of a union on its own). */
+export type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
+
 export class WorkerChannel<Task extends { readonly id: number }, Reply extends { readonly id: number }> {
   private next = 0;
   private failed: Error | null = null;
@@ -41,7 +44,7 @@ export class WorkerChannel<Task extends { readonly id: number }, Reply extends {
   }
 
   /** Posts a task (its buffers in `transfer` moved, not copied) and resolves with the worker's reply. */
-  post(task: Omit<Task, 'id'>, transfer: readonly ArrayBuffer[]): Promise<Reply> {
+  post(task: Unsent<Task>, transfer: readonly ArrayBuffer[]): Promise<Reply> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     return new Promise((resolve, reject) => {

@@ -658,7 +658,7 @@ export class ForwardModel {
       share.batches.length === 0 ? [] : splitStack(share, runBytes, lastAlone && d === holdsLast).map((run) => ({ run, slots: groupSlots(run, slotGroup(run, this.loopSlotTokens)) ?? run })),
     );
     // One graph per slot size (same-shaped layers share each where their weights are fed).
-    const variants = new Map<number, { looped: LoopedLayer; key: string; weightFeeds: Record<string, RawTensor> } | null>();
+    const variants = new Map<number, { looped: LoopedLayer; key: string; weightFeeds: Record<string, RawTensor> }>();
     for (const { slots } of plans.flat()) {
       if (variants.has(slots.rows)) continue;
       const feeds = this.feedWeights ? new WeightFeeds() : undefined;
