@@ -21,6 +21,7 @@ import { feedTensors, structureKey } from './fed-weights.js';
 import { finishPackedMinMax, packMinMax, unpackMinMax, type JoinedObserver, type Observation, type ObserveOption } from './observe.js';
 import { ropeTables } from './rope.js';
 import { startDeviceWorker, type DeviceWorkerRuntime, type GraphRunner } from '../device-workers.js';
+import { CUDA_RUN_BYTES, sequenceBytes } from '../pipeline/sequential.js';
 import { concatStackData, groupSlots, LOOP_SLOT_TOKENS, loopedLayer, loopFeeds, narrowed, outputInto, shareStack, slotGroup, splitStack, stackType, widened, type BuildInto, type HiddenStack, type LoopedLayer, type StackDtype } from './layer-loop.js';
 import { toFloat32 } from '../dtypes.js';
 import { resolvePrecision, roundTo, type Precision, type ResolvedPrecision } from './precision.js';
@@ -653,9 +654,12 @@ export class ForwardModel {
     // The share with the last batch (a share may be empty).
     let holdsLast = shares.length - 1;
     while (holdsLast > 0 && shares[holdsLast]!.batches.length === 0) holdsLast--;
-    // Each run's batches, and the slots they run in: several batches of one shape to a slot where they fit (groupSlots).
+    // Each run's batches, and the slots they run in: several batches of one shape to a slot where they fit (groupSlots),
+    // their estimated activations within what a merged run may hold (an MoE layer's experts on every token take room).
+    const perSequence = sequenceBytes(this.config, this.raw);
+    const fits = (run: HiddenStack): number => Math.max(1, Math.floor(CUDA_RUN_BYTES / (run.batches[0]!.batch * perSequence(run.batches[0]!.seq))));
     const plans = shares.map((share, d) =>
-      share.batches.length === 0 ? [] : splitStack(share, runBytes, lastAlone && d === holdsLast).map((run) => ({ run, slots: groupSlots(run, slotGroup(run, this.loopSlotTokens)) ?? run })),
+      share.batches.length === 0 ? [] : splitStack(share, runBytes, lastAlone && d === holdsLast).map((run) => ({ run, slots: groupSlots(run, slotGroup(run, this.loopSlotTokens, fits(run))) ?? run })),
     );
     // One graph per slot size (same-shaped layers share each where their weights are fed).
     const variants = new Map<number, { looped: LoopedLayer; key: string; weightFeeds: Record<string, RawTensor> }>();

@@ -327,10 +327,13 @@ export function groupSlots(run: HiddenStack, group: number): HiddenStack | null 
   return { ...run, rows: run.rows * group, batches: Array.from({ length: n / group }, () => ({ batch: first.batch * group, seq: first.seq })) };
 }
 
-/** How many batches of `run` share a slot: the most that divides their count and keeps a slot within `tokens` (1: one each). */
-export function slotGroup(run: HiddenStack, tokens: number): number {
+/**
+ * How many batches of `run` share a slot: the most, at most `most`, that
+ * divides their count and keeps a slot within `tokens` (1: one each).
+ */
+export function slotGroup(run: HiddenStack, tokens: number, most = Infinity): number {
   const n = run.batches.length;
-  for (let g = Math.min(n, Math.floor(tokens / Math.max(1, run.rows))); g > 1; g--) if (n % g === 0 && groupSlots(run, g)) return g;
+  for (let g = Math.min(n, most, Math.floor(tokens / Math.max(1, run.rows))); g > 1; g--) if (n % g === 0 && groupSlots(run, g)) return g;
   return 1;
 }
 

@@ -441,6 +441,8 @@ describe('looped layer passes', () => {
     expect(groupSlots(stack, 4)!.batches).toEqual([{ batch: 4, seq: 16 }, { batch: 4, seq: 16 }]);
     expect(groupSlots(stack, 3)).toBeNull();
     expect(slotGroup(stack, 16)).toBe(1);
+    // At most two a slot (the activations a run may hold): two, dividing eight.
+    expect(slotGroup(stack, 64, 2)).toBe(2);
     const ragged = stackBatches(await model.embed([...batches.slice(0, 3), [batches[3]![0]!.slice(0, 9)]]), model.config.hidden);
     expect(groupSlots(ragged, 2)).toBeNull();
     expect(slotGroup(ragged, 1 << 20)).toBe(1);
