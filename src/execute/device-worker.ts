@@ -33,15 +33,15 @@ const rt = new GraphRuntime(data.device);
 rt.deviceId = data.deviceId;
 rt.foldConstants = data.foldConstants;
 rt.maxSessions = data.maxSessions;
+rt.timings = emptyRuntimeTimings();
 const graphs = new Map<string, ModelBytes>();
 
 /** The timings since the last reply (the main thread adds them to its own). */
 function drain(): RuntimeTimings {
-  const t = rt.timings ?? emptyRuntimeTimings();
+  const t = rt.timings!;
   rt.timings = emptyRuntimeTimings();
   return t;
 }
-rt.timings = emptyRuntimeTimings();
 
 // One task at a time, in the order sent: a bounded runtime's runs must not overlap.
 let queue: Promise<void> = Promise.resolve();

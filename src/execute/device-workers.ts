@@ -17,8 +17,8 @@ import { WorkerChannel, type Unsent } from './worker-channel.js';
 import type { DeviceReply, DeviceTask, DeviceWorkerData } from './device-worker.js';
 import { cudaTf32Allowed, DeviceMemoryError, prepareCudaEnvironment, RuntimeUnavailableError, type Device, type Feed, type ModelBytes, type RawTensor, type RuntimeTimings } from './runtime.js';
 
-/** A device worker thread that died before answering. */
-export class DeviceWorkerError extends Error {}
+/** A device worker thread that died before answering: its device's runtime is gone, as `apply` reports it (apply-failed). */
+export class DeviceWorkerError extends RuntimeUnavailableError {}
 
 /** What a layer pass needs of a runtime: {@link GraphRuntime} in this thread, or a device worker's. */
 export interface GraphRunner {

@@ -9,7 +9,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { BufferPool } from './buffer-pool.js';
 import { NonFiniteWeightError, quantizeStack, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
-import { allowCudaTf32, DeviceMemoryError, GraphRuntime, type Device } from './runtime.js';
+import { allowCudaTf32, DeviceMemoryError, GraphRuntime, RuntimeUnavailableError, type Device } from './runtime.js';
 import { CheckpointError, readTensorBytesSync } from './safetensors-reader.js';
 import { transposedSlice, slabRange, weightRange, type WeightSource } from './weight-source.js';
 
@@ -30,7 +30,7 @@ export interface LoopTask {
 /** Its tensors (and the main thread's buffers, back for reuse), or why there are none. */
 export type LoopReply =
   | { readonly id: number; readonly out: { readonly name: string; readonly bytes: Uint8Array }[]; readonly bytesRead: number; readonly raws: Uint8Array[]; readonly outs?: { out: UnitOutput; bytesRead: number }[] }
-  | { readonly id: number; readonly error: string; readonly kind: 'nonFinite' | 'checkpoint' | 'deviceMemory' | 'other'; readonly code?: string };
+  | { readonly id: number; readonly error: string; readonly kind: 'nonFinite' | 'checkpoint' | 'deviceMemory' | 'unavailable' | 'other'; readonly code?: string };
 
 /** What a worker is started with. */
 export interface LoopWorkerData {
@@ -83,7 +83,7 @@ const rt = spec ? new GraphRuntime(spec.device, spec.chunkElements, spec.decodeB
 if (spec) rt.deviceId = spec.deviceId;
 parentPort!.on('message', (task: LoopTask) => {
   const fail = (e: unknown): void => {
-    const kind = e instanceof NonFiniteWeightError ? 'nonFinite' : e instanceof CheckpointError ? 'checkpoint' : e instanceof DeviceMemoryError ? 'deviceMemory' : 'other';
+    const kind = e instanceof NonFiniteWeightError ? 'nonFinite' : e instanceof CheckpointError ? 'checkpoint' : e instanceof DeviceMemoryError ? 'deviceMemory' : e instanceof RuntimeUnavailableError ? 'unavailable' : 'other';
     const code = (e as NodeJS.ErrnoException).code;
     parentPort!.postMessage({ id: task.id, error: (e as Error).message, kind, ...(typeof code === 'string' ? { code } : {}) } satisfies LoopReply);
   };

@@ -13,7 +13,7 @@ import { WorkerChannel, type Unsent } from './worker-channel.js';
 import type { LoopReply, LoopTask, LoopWorkerData } from './loop-worker.js';
 import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { CheckpointError } from './safetensors-reader.js';
-import { cudaTf32Allowed, DeviceMemoryError, prepareCudaEnvironment, type GraphRuntime } from './runtime.js';
+import { cudaTf32Allowed, DeviceMemoryError, prepareCudaEnvironment, RuntimeUnavailableError, type GraphRuntime } from './runtime.js';
 import type { WeightSource } from './weight-source.js';
 
 /** A worker thread that died (an error it did not catch, running out of memory, being stopped) before answering. */
@@ -59,6 +59,7 @@ function replyError(reply: Extract<LoopReply, { error: string }>): Error {
   if (reply.kind === 'nonFinite') return new NonFiniteWeightError(reply.error);
   if (reply.kind === 'checkpoint') return new CheckpointError(reply.error);
   if (reply.kind === 'deviceMemory') return new DeviceMemoryError(reply.error);
+  if (reply.kind === 'unavailable') return new RuntimeUnavailableError(reply.error);
   return Object.assign(new Error(reply.error), reply.code === undefined ? {} : { code: reply.code });
 }
 

@@ -126,6 +126,11 @@ describe.skipIf(!built)('looped passes over several devices (built code)', () =>
       expect(Array.from(y!.data as Float32Array)).toEqual([2, 3]);
       // The feed was copied, not moved: the caller's array is intact.
       expect(Array.from(x)).toEqual([1, 1]);
+      // A stopped worker fails later runs as an unavailable runtime (apply reports it as apply-failed), never hangs them.
+      await worker.terminate();
+      const { RuntimeUnavailableError } = (await import(join(DIST, 'runtime.js'))) as typeof import('../../src/execute/runtime.js');
+      await expect(worker.run('add', () => bytes, { x: { type: 'float32', data: x, dims: [2] } })).rejects.toBeInstanceOf(RuntimeUnavailableError);
+      await expect(worker.run('add', () => bytes, { x: { type: 'float32', data: x, dims: [2] } })).rejects.toThrow(/^a device worker thread stopped \(exit code \d+\)$/);
     } finally {
       await worker.terminate();
     }
