@@ -53,6 +53,8 @@ export interface AwqReport {
   readonly scales: Float64Array;
   /** Channels whose chosen scale is AWQ's floor before normalisation. */
   readonly floored: number;
+  /** Grid points the search evaluated together (one run, or one loop iteration, per cached input or slot). */
+  readonly chunk: number;
 }
 
 /** AWQ cannot run a mapping; the message is user-facing. */
@@ -346,7 +348,7 @@ export class AwqModifier implements LayerModifier {
       const bias = (await vector(`${m.smooth}.bias`)) ?? (await this.fusedBias(m.smooth));
       if (bias) vectors.set(`${m.smooth}.bias`, divideRows(bias, bias.length, 1, s, this.round));
     }
-    this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s, floored: search.floored });
+    this.reports.push({ smooth: m.smooth, balance: m.balance, parent: m.parent, tokens, xMean, losses: search.losses, best: search.best, point: this.grid[search.best]!, scales: s, floored: search.floored, chunk: search.chunk });
   }
 
   /**
@@ -465,7 +467,7 @@ export class AwqModifier implements LayerModifier {
     weight: (name: string) => Promise<DenseMatrix>,
     vector: (name: string) => Promise<Float32Array | undefined>,
     current: OverlayWeights,
-  ): Promise<{ scales: Float64Array; losses: number[]; best: number; floored: number }> {
+  ): Promise<{ scales: Float64Array; losses: number[]; best: number; floored: number; chunk: number }> {
     let inputs = 'cached' in source ? source.cached : [];
     const rowsPerRun = 'cached' in source ? source.rowsPerRun : undefined;
     const stack = 'stack' in source ? source.stack : null;
@@ -473,7 +475,7 @@ export class AwqModifier implements LayerModifier {
     const quantized = balance.some((b) => b.args !== null);
     const wMean = this.settings.duoScaling !== false && quantized ? layerMeans(balance, this.round) : null;
     const scales = this.grid.map((p) => gridScales(xMean, wMean, p));
-    if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0, floored: flooredChannels(xMean, wMean, this.grid[0]!) };
+    if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0, floored: flooredChannels(xMean, wMean, this.grid[0]!), chunk: 0 };
     const parent: ParentWeights =
       kind === 'moe'
         ? { biases: [], moe: await this.moeParent(m, weight, vector) }
@@ -521,15 +523,20 @@ export class AwqModifier implements LayerModifier {
     // The stacked search makes every point's candidates once for all slots where they take at most half the budget.
     const candidateBytes = (balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) + transient) * (this.grid.length + 2);
     const precompute = stack !== null && candidateBytes <= budget / 2;
-    // Made once, a point's candidates cost an iteration only their slice (float32) and its low-precision copy.
-    const pointBytes = precompute ? balance.reduce((n, b) => n + 6 * b.rows * b.cols, 0) : weightBytes;
+    // Made once, a point's candidates cost an iteration only their slice (float32) and its low-precision copy; stored in
+    // the low dtype where the MatMuls run in it (search-graph.ts: madeLow), only their slice, and what stays after they
+    // are made is that dtype's copy of every point (their making's float64 transients are gone before the slots run).
+    const lowMade = precompute && precision?.native === true;
+    const elements = balance.reduce((n, b) => n + b.rows * b.cols, 0);
+    const storedBytes = lowMade ? 2 * elements * (this.grid.length + 2) : candidateBytes;
+    const pointBytes = precompute ? (lowMade ? 2 : 6) * elements : weightBytes;
     const chunkOf = (runs: readonly RawTensor[], room = budget): number => {
       const widest = stack ? stack.rows : Math.max(...runs.map((t) => t.data.length / balance[0]!.cols));
       const seqMax = stack ? Math.max(...stack.batches.map((b) => b.seq)) : Math.max(...runs.map((t) => (t.dims.length === 3 ? t.dims[1]! : 1)));
       const actBytes = 4 * widest * (balance.reduce((n, b) => n + b.rows, 0) + 2 * outWidth) * 2 + (scoresMaterialised ? 8 * widest * cfg.heads * seqMax : 0);
       return Math.max(1, Math.min(this.grid.length, Math.floor(room / (pointBytes + actBytes))));
     };
-    let chunk = chunkOf(inputs, precompute ? budget - candidateBytes : budget);
+    let chunk = chunkOf(inputs, precompute ? budget - storedBytes : budget);
     // An attention parent's scores grow with the sequences of a run: where they leave room for few grid points,
     // runs of one sequence each fit more, and every cached input crosses the bus once per chunk of points.
     // (Looped, each input crosses once whatever the chunk.)
@@ -566,7 +573,7 @@ export class AwqModifier implements LayerModifier {
         const scalesSpec = { ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> };
         if (stack) {
           // One run per stack (split where it is large): the parent input rebuilt per slot from the layer's input.
-          const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp), precompute, stack.dtype);
+          const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp), precompute, stack.dtype, padded);
           const { key, weights } = await keyed('awq_search_stack', graph);
           const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
           for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
@@ -576,7 +583,7 @@ export class AwqModifier implements LayerModifier {
             for (let slot = 0; slot < loss!.dims[0]!; slot++) add(l, slot * loss!.dims[1]!);
           }
         }
-        const graph = stack ? null : await loopedSearchGraph(scalesSpec, chunk);
+        const graph = stack ? null : await loopedSearchGraph(scalesSpec, chunk, padded);
         const { key, weights } = graph ? await keyed('awq_search_loop', graph) : { key: '', weights: {} };
         for (const x of stack ? [] : inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
@@ -627,7 +634,7 @@ export class AwqModifier implements LayerModifier {
       }
     });
     if (best < 0) throw new AwqRunError(`${m.smooth}: no grid point gave a finite loss (the parent module "${m.parent}" produces NaN or infinity on the calibration data)`);
-    return { scales: scales[best]!, losses, best, floored: flooredChannels(xMean, wMean, this.grid[best]!) };
+    return { scales: scales[best]!, losses, best, floored: flooredChannels(xMean, wMean, this.grid[best]!), chunk };
   }
 }
 

@@ -23,7 +23,7 @@ import { mlaFromProjections, sigmoidGroupTopK } from '../forward/mla-layer.js';
 import type { WeightReader } from '../forward/weights.js';
 import { scatterTopK, softmaxTopK, type Routing } from '../forward/moe.js';
 import { attention, linear, partialRotary, rmsNorm, silu, splitHeads } from '../forward/ops.js';
-import { graphPrecision, lowOp, matmul, matmulBias, rounded, setGraphPrecision, setPlainFusedAttention, type LowPrecision } from '../forward/precision.js';
+import { graphPrecision, lowOp, matmul, matmulBias, onnxType, rounded, setGraphPrecision, setPlainFusedAttention, type LowPrecision } from '../forward/precision.js';
 
 /** "Until the end" for a Slice. */
 const TO_END = 2 ** 62;
@@ -223,12 +223,23 @@ function candidateWeights(g: GraphBuilder, w: DenseMatrix, s: string, q: InGraph
 /**
  * `x [B, T, K]` through every slice of `w [P, out, in]` (`[P, in, out]` when
  * `inOut`): `[P, B, T, out]` (in a low-precision graph the candidates are
- * values of the low dtype already).
+ * values of the low dtype already; `lowW`: stored in it, see {@link madeLow}).
  */
-function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Array, inOut = false): string {
+function batchedLinear(g: GraphBuilder, x: string, w: string, bias?: Float32Array, inOut = false, lowW = false): string {
   const wt = g.op('Unsqueeze', [inOut ? w : g.op('Transpose', [w], { perm: [0, 2, 1] }), g.i64([1])]);
   const xs = g.op('Unsqueeze', [x, g.i64([0])]);
-  return bias ? matmulBias(g, xs, wt, parentWeight(g, bias, [bias.length])) : matmul(g, xs, wt);
+  return bias ? matmulBias(g, xs, wt, parentWeight(g, bias, [bias.length]), lowW) : matmul(g, xs, wt, false, lowW);
+}
+
+/**
+ * Whether candidates made once a run are stored in the graph's low dtype:
+ * where its MatMuls run natively in it (CUDA), each point's weights are cast
+ * down once a run instead of once per slot and iteration, and an iteration
+ * moves half the bytes. They hold the same values: the MatMul casts them to
+ * that dtype either way.
+ */
+function madeLow(spec: SearchGraphSpec): boolean {
+  return spec.precision?.native === true;
 }
 
 /** `[P, B, T, C]` → `[P·B, T, C]`; `seq` is the `[1]` sequence length. */
@@ -309,16 +320,20 @@ export async function searchGraph(spec: SearchGraphSpec): Promise<Uint8Array> {
  * the bus once per chunk; looped, it crosses once per grid while an
  * iteration holds only one chunk's activations.
  */
-export async function loopedSearchGraph(spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> }, chunk: number): Promise<Uint8Array> {
+export async function loopedSearchGraph(spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> }, chunk: number, points?: number): Promise<Uint8Array> {
   const g = builder(spec);
   const x = cachedInput(g, spec);
   const s = g.input('s', OnnxType.double, ['grid', spec.shapes[0]![1]]);
   const pos = readsPositions(spec.kind) ? positionInputs(g, spec.cfg) : null;
-  g.output(await gridLoop(g, spec, x, s, pos, chunk), 'loss', OnnxType.float, ['grid']);
+  g.output(await gridLoop(g, spec, x, s, pos, chunk, points === chunk), 'loss', OnnxType.float, ['grid']);
   return g.build('awq_search_loop');
 }
 
-/** `loss [G]` in `g`: a `Loop` over the chunks of `chunk` grid points of `s [G, in]`, each chunk's losses on input `x`. */
+/**
+ * `loss [G]` in `g`: a `Loop` over the chunks of `chunk` grid points of
+ * `s [G, in]`, each chunk's losses on input `x`; with `single` (G is one
+ * chunk) the chunk's losses themselves, without the loop.
+ */
 async function gridLoop(
   g: GraphBuilder,
   spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> },
@@ -326,9 +341,12 @@ async function gridLoop(
   s: string,
   pos: PositionNames | null,
   chunk: number,
+  single: boolean,
   made?: readonly string[],
   top: GraphBuilder = g,
 ): Promise<string> {
+  // One iteration: its operators in `g` (no loop to enter once a slot), `made` read where it lies (no gather copying it).
+  if (single) return searchLoss(g, spec, x, made ?? candidateSet(g, spec.candidates, s), pos, made !== undefined);
   const body = builder(spec, 'sl_', top);
   const iter = body.input('sl_iter', OnnxType.int64, []);
   const cond = body.input('sl_cond', OnnxType.bool, []);
@@ -355,10 +373,12 @@ async function gridLoop(
  * grid loop reads them: `[G / chunk, chunk + 1, in, out]`, each iteration's
  * points behind a copy of the weight and transposed, made once a run so that
  * an iteration takes its own with one gather (no slicing, concatenating or
- * transposing an iteration, and no more memory than its slice).
+ * transposing an iteration, and no more memory than its slice); with
+ * `single` (G is one chunk) `[G + 1, in, out]`, read as it is.
  */
-function byIteration(g: GraphBuilder, w: string, chunk: number, [rows, cols]: readonly [number, number]): string {
+function byIteration(g: GraphBuilder, w: string, chunk: number, [rows, cols]: readonly [number, number], single: boolean): string {
   const t = g.op('Transpose', [w], { perm: [0, 2, 1] });
+  if (single) return t;
   const points = g.op('Reshape', [g.op('Slice', [t, g.i64([1]), g.i64([TO_END]), g.i64([0])]), g.i64([-1, chunk, cols, rows])]);
   const weight = g.op('Unsqueeze', [g.op('Slice', [t, g.i64([0]), g.i64([1]), g.i64([0])]), g.i64([0])]);
   const iterations = g.op('Shape', [points], { start: 0, end: 1 });
@@ -373,7 +393,8 @@ function candidateSet(g: GraphBuilder, cand: Extract<CandidateInput, { kind: 'sc
 /** `loss [P − 1]` of candidates `ws` on cached input `x` (see the module comment); `inOut`: the candidates are stored `[P, in, out]`. */
 async function searchLoss(g: GraphBuilder, spec: SearchGraphSpec, x: string, ws: readonly string[], pos: PositionNames | null, inOut = false): Promise<string> {
   const { cfg, shapes, weights, kind } = spec;
-  const lin = (input: string, w: string, bias?: Float32Array): string => batchedLinear(g, input, w, bias, inOut);
+  const lowW = inOut && madeLow(spec);
+  const lin = (input: string, w: string, bias?: Float32Array): string => batchedLinear(g, input, w, bias, inOut, lowW);
   const k = shapes[0]![1];
   let out: string;
   if (kind === 'linear') {
@@ -469,9 +490,12 @@ export type SearchPrefix = (g: RecordingBuilder, inputs: LayerInputs) => Promise
  * each slot's losses (summed over the slots where they are read, in the
  * order llm-compressor adds its batches'). `precompute` makes every
  * grid point's candidate weights once, before the slots (memory for all
- * points at once), instead of once per slot and chunk. Nothing per token leaves the device:
- * pass A returns only the activation sums, and one run per stack moves the
- * hidden states in once per mapping.
+ * points at once, in the low dtype where the MatMuls run in it); without
+ * it the chunks of points are the outer loop and the slots the inner one,
+ * each chunk's candidates made once for all slots. `points` (the rows of
+ * `s`) equal to `chunk` leaves the grid loop out. Nothing per token leaves
+ * the device: pass A returns only the activation sums, and one run per
+ * stack moves the hidden states in once per mapping.
  */
 export async function stackedSearchGraph(
   spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> },
@@ -480,14 +504,59 @@ export async function stackedSearchGraph(
   prefix: SearchPrefix,
   precompute: boolean,
   dtype: StackDtype = 'float32',
+  points?: number,
 ): Promise<Uint8Array> {
   const g = builder(spec);
   const stack = stackInputs(g, rows, spec.cfg.hidden, dtype);
   const s = g.input('s', OnnxType.double, ['grid', spec.shapes[0]![1]]);
-  // With `precompute`, every point's candidates are made once for all slots rather than per slot and chunk.
-  const made = precompute ? candidateSet(g, spec.candidates, s).map((w, n) => byIteration(g, w, chunk, spec.shapes[n]!)) : undefined;
+  const single = points === chunk;
+  const low = madeLow(spec) ? onnxType(spec.precision!) : undefined;
+  const lowered = (b: GraphBuilder, w: string): string => (low === undefined ? w : b.op('Cast', [w], { to: low }));
+  const slotCount = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
+  if (precompute) {
+    // Every point's candidates made once for all slots, then each slot runs the grid on them.
+    const made = candidateSet(g, spec.candidates, s).map((w, n) => byIteration(g, lowered(g, w), chunk, spec.shapes[n]!, single));
+    const perSlot = await slotLoop(g, g, spec, dtype, prefix, slotCount, 'grid', (slots, x, pos) => gridLoop(slots, spec, x, s, pos, chunk, single, made, g));
+    g.output(perSlot, 'loss', OnnxType.float, ['slots', 'grid']);
+    return g.build('awq_search_stack');
+  }
+  // Where every point's candidates would not fit, the points are the outer loop: each chunk's candidates made once for
+  // all slots (each slot's parent input rebuilt once per chunk, a fraction of a layer), not once per slot and chunk.
+  const outer = builder(spec, 'po_', g);
+  const iter = outer.input('po_iter', OnnxType.int64, []);
+  const cond = outer.input('po_cond', OnnxType.bool, []);
+  const start = outer.op('Mul', [hostIndex(outer, iter), outer.i64([chunk])]);
+  const rowsOf = outer.op('Slice', [s, start, outer.op('Add', [start, outer.i64([chunk])]), outer.i64([0])]);
+  const candidates = candidateSet(outer, spec.candidates, rowsOf).map((w) => outer.op('Transpose', [lowered(outer, w)], { perm: [0, 2, 1] }));
+  const perSlot = await slotLoop(outer, g, spec, dtype, prefix, slotCount, chunk, (slots, x, pos) => searchLoss(slots, spec, x, candidates, pos, true));
+  outer.passOutput(cond, OnnxType.bool, []);
+  outer.output(perSlot, 'po_loss', OnnxType.float, ['slots', chunk]);
+  const trips = g.op('Div', [g.op('Gather', [g.op('Shape', [s]), g.i64(0)], { axis: 0 }), g.i64(chunk)]);
+  const [byChunk] = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: outer, name: 'awq_point_loop' } });
+  // [chunks, slots, chunk] → [slots, grid].
+  g.output(g.op('Reshape', [g.op('Transpose', [byChunk!], { perm: [1, 0, 2] }), g.i64([0, -1])]), 'loss', OnnxType.float, ['slots', 'grid']);
+  return g.build('awq_search_stack');
+}
+
+/**
+ * A `Loop` in `parent` over the stack's `slotCount` slots: each slot's
+ * parent input rebuilt with `prefix` (the unmodified layer up to it, as
+ * pass A built it) and its losses from `lossOf`, `[slots, width]`.
+ */
+async function slotLoop(
+  parent: GraphBuilder,
+  top: GraphBuilder,
+  spec: SearchGraphSpec,
+  dtype: StackDtype,
+  prefix: SearchPrefix,
+  slotCount: string,
+  width: string | number,
+  lossOf: (slots: GraphBuilder, x: string, pos: PositionNames | null) => Promise<string>,
+): Promise<string> {
   const slots = new RecordingBuilder('ss_');
-  feedsLike(slots, spec, g);
+  setGraphPrecision(slots, spec.precision);
+  if (spec.fusePlainAttention && !spec.precision) setPlainFusedAttention(slots);
+  feedsLike(slots, spec, top);
   // The layer is built whole; only what leads to the parent input runs.
   slots.pruneUnused();
   const iter = slots.input('ss_iter', OnnxType.int64, []);
@@ -495,11 +564,9 @@ export async function stackedSearchGraph(
   const { inputs } = stackSlot(slots, iter, spec.cfg.hidden, dtype);
   const x = await prefix(slots, inputs);
   const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
-  const losses = await gridLoop(slots, spec, x, s, pos, chunk, made, g);
+  const losses = await lossOf(slots, x, pos);
   slots.passOutput(cond, OnnxType.bool, []);
-  slots.declare(losses, 'ss_loss', OnnxType.float, ['grid']);
-  const n = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
-  const [perSlot] = g.opMulti('Loop', [n, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: slots, name: 'awq_slot_loop' } });
-  g.output(perSlot!, 'loss', OnnxType.float, ['slots', 'grid']);
-  return g.build('awq_search_stack');
+  slots.declare(losses, 'ss_loss', OnnxType.float, [width]);
+  const [perSlot] = parent.opMulti('Loop', [slotCount, parent.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: slots, name: 'awq_slot_loop' } });
+  return perSlot!;
 }

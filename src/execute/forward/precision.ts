@@ -255,12 +255,13 @@ export function rounded(g: GraphBuilder, x: string): string {
  * weight, is rounded to it: it folds into the initializer), the products
  * accumulate in float32 and the result is rounded, natively on CUDA.
  */
-export function matmul(g: GraphBuilder, a: string, b: string, weight = false): string {
+export function matmul(g: GraphBuilder, a: string, b: string, weight = false, lowB = false): string {
   const low = graphs.get(g);
   if (!low) return g.op('MatMul', [a, b]);
   if (!low.native) return rounded(g, g.op('MatMul', [a, weight ? rounded(g, b) : b]));
   const down = (x: string): string => g.op('Cast', [x], { to: onnxType(low) });
-  return g.op('Cast', [g.op('MatMul', [down(a), down(b)])], { to: OnnxType.float });
+  // `lowB`: `b` is a tensor of the low dtype already (candidates made once a run), not cast again.
+  return g.op('Cast', [g.op('MatMul', [down(a), lowB ? b : down(b)])], { to: OnnxType.float });
 }
 
 /**
@@ -278,11 +279,11 @@ export function partialMatmul(g: GraphBuilder, a: string, b: string): string {
  * accumulator and the sum is rounded once (as addmm does), emulated or,
  * on CUDA, after the low-precision MatMul.
  */
-export function matmulBias(g: GraphBuilder, a: string, b: string, bias: string): string {
+export function matmulBias(g: GraphBuilder, a: string, b: string, bias: string, lowB = false): string {
   const low = graphs.get(g);
   if (!low) return g.op('Add', [g.op('MatMul', [a, b]), bias]);
   if (!low.native) return rounded(g, g.op('Add', [g.op('MatMul', [a, rounded(g, b)]), rounded(g, bias)]));
-  return rounded(g, g.op('Add', [matmul(g, a, b), rounded(g, bias)]));
+  return rounded(g, g.op('Add', [matmul(g, a, b, false, lowB), rounded(g, bias)]));
 }
 
 /** `op` of inputs as one element-wise op of the low dtype: computed in float32, the result rounded. */

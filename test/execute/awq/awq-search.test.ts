@@ -235,6 +235,16 @@ describe('AWQ search graph', () => {
       expect(narrowed.stacked).toBe(stacked);
       expect(narrowed.reports.map((r) => [r.smooth, r.best, r.losses])).toEqual(wide.reports.map((r) => [r.smooth, r.best, r.losses]));
       if (!stacked) return;
+      // Candidates made once a run are stored in the low dtype and read where they lie when the grid is one iteration a
+      // slot; tighter budgets make each chunk's candidates once for all slots (the points the outer loop, 10 MB: some
+      // mappings, 2 MB: all of them). The same losses, bit for bit.
+      expect(narrowed.reports.every((r) => r.chunk === 20)).toBe(true);
+      for (const searchBytes of [10_000_000, 2_000_000]) {
+        model.precision = { requested: 'bf16', runs: 'float16', low: { dtype: 'float16', native: true, narrow: 'exact', fusedAttention: true } };
+        const tight = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop', searchBytes });
+        expect(tight.reports.some((r) => r.chunk < 20), `${searchBytes}`).toBe(true);
+        expect(tight.reports.map((r) => [r.smooth, r.best, r.losses]), `${searchBytes}`).toEqual(narrowed.reports.map((r) => [r.smooth, r.best, r.losses]));
+      }
       // Against the emulated search (float32 ops, each result rounded): the fused kernel and the native MatMuls sum in
       // other orders, so a loss moves by a few float16 steps, and a choice that differs is a near tie.
       const emulated = await run({ dtype: 'float16', native: false });
