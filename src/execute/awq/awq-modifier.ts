@@ -520,14 +520,18 @@ export class AwqModifier implements LayerModifier {
     // so the whole grid fits one iteration, and each iteration's few hundred operator launches are paid once a sequence.
     // (The search's attention always passes its window, causal or sliding, as the fused kernel needs; sinks have their own attention.)
     const scoresMaterialised = kind === 'mla' || (kind === 'attention' && (precision?.fusedAttention !== true || parent.sinks !== undefined));
-    // The stacked search makes every point's candidates once for all slots where they take at most half the budget.
-    const candidateBytes = (balance.reduce((n, b) => n + 4 * b.rows * b.cols, 0) + transient) * (this.grid.length + 2);
-    const precompute = stack !== null && candidateBytes <= budget / 2;
-    // Made once, a point's candidates cost an iteration only their slice (float32) and its low-precision copy; stored in
-    // the low dtype where the MatMuls run in it (search-graph.ts: madeLow), only their slice, and what stays after they
-    // are made is that dtype's copy of every point (their making's float64 transients are gone before the slots run).
-    const lowMade = precompute && precision?.native === true;
+    // The stacked search makes every point's candidates once for all slots where they fit: float32, in at most half the
+    // budget; where the MatMuls run in the low dtype (CUDA) they are stored in it (search-graph.ts: madeLow), and what
+    // counts is their making (every point's float64 `W·s` and float32 steps, before the slots run and freed as they are
+    // made) within the budget, then that dtype's copy of every point beside each iteration's activations.
     const elements = balance.reduce((n, b) => n + b.rows * b.cols, 0);
+    const lowPossible = stack !== null && precision?.native === true;
+    const candidateBytes = (4 * elements + transient) * (this.grid.length + 2);
+    const makingBytes = (6 * elements + transient) * (this.grid.length + 2);
+    const precompute = stack !== null && (lowPossible ? makingBytes <= budget : candidateBytes <= budget / 2);
+    // Made once, a point's candidates cost an iteration only their slice (float32) and its low-precision copy, or stored
+    // in the low dtype only their slice.
+    const lowMade = precompute && lowPossible;
     const storedBytes = lowMade ? 2 * elements * (this.grid.length + 2) : candidateBytes;
     const pointBytes = precompute ? (lowMade ? 2 : 6) * elements : weightBytes;
     const chunkOf = (runs: readonly RawTensor[], room = budget): number => {
