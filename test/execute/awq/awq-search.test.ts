@@ -236,8 +236,8 @@ describe('AWQ search graph', () => {
       expect(narrowed.reports.map((r) => [r.smooth, r.best, r.losses])).toEqual(wide.reports.map((r) => [r.smooth, r.best, r.losses]));
       if (!stacked) return;
       // Candidates made once a run are stored in the low dtype and read where they lie when the grid is one iteration a
-      // slot; tighter budgets make each chunk's candidates once for all slots (the points the outer loop, 10 MB: some
-      // mappings, 2 MB: all of them). The same losses, bit for bit.
+      // slot; tighter budgets split the grid, gathered by the loop from the candidates made up front, or with the chunks
+      // of points as the outer loop (10 MB and 2 MB give both). The same losses, bit for bit.
       expect(narrowed.reports.every((r) => r.chunk === 20)).toBe(true);
       for (const searchBytes of [10_000_000, 2_000_000]) {
         model.precision = { requested: 'bf16', runs: 'float16', low: { dtype: 'float16', native: true, narrow: 'exact', fusedAttention: true } };
