@@ -34,7 +34,7 @@ import { feedTensors, structureKey } from '../forward/fed-weights.js';
 import { WeightFeeds } from '../onnx/graph-builder.js';
 import { divideRows, flooredChannels, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
-import { candidatesGraph, loopedSearchGraph, searchGraph, stackedSearchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights } from './search-graph.js';
+import { candidatesGraph, loopedSearchGraph, searchGraph, stackedSearchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights, type SearchGraphSpec } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -108,6 +108,45 @@ function candidatesFromEnv(): AwqSettings['candidates'] {
  * copies), or the layer's input stack, the parent input rebuilt on the device.
  */
 type SearchSource = { readonly cached: readonly RawTensor[]; readonly rowsPerRun?: (rows: number) => number } | { readonly stack: HiddenStack };
+
+/** A mapping's grid search: every point's loss, the best point and its scales. */
+interface SearchResult {
+  readonly scales: Float64Array;
+  readonly losses: number[];
+  readonly best: number;
+  readonly floored: number;
+  readonly chunk: number;
+}
+
+/** What a mapping's search decided before running (AwqModifier.planSearch), and the losses its runs sum. */
+interface SearchPlan {
+  readonly m: AwqMapping;
+  readonly kind: ParentKind;
+  readonly layer: number;
+  readonly balance: readonly BalanceWeight[];
+  readonly xMean: Float32Array;
+  readonly wMean: Float64Array | null;
+  /** Every grid point's scale row. */
+  readonly scales: readonly Float64Array[];
+  readonly inputs: readonly RawTensor[];
+  readonly stack: HiddenStack | null;
+  readonly spec: SearchGraphSpec;
+  readonly input: CandidateInput;
+  readonly inGraph: boolean;
+  readonly perRun: boolean;
+  readonly looped: boolean;
+  readonly precompute: boolean;
+  readonly makeCandidates: Uint8Array | null;
+  /** Grid points a run or loop iteration evaluates. */
+  readonly chunk: number;
+  /** Rows of a looped search's scales (the grid padded to whole chunks). */
+  readonly padded: number;
+  /** Elements the losses are means over. */
+  readonly numel: number;
+  readonly precision: SearchGraphSpec['precision'];
+  /** Each point's summed squared error so far. */
+  readonly sums: Float64Array;
+}
 
 /** An expert module's name with its index as `*` (the key experts sharing an input are observed under). */
 function expertPattern(name: string): string {
@@ -467,7 +506,25 @@ export class AwqModifier implements LayerModifier {
     weight: (name: string) => Promise<DenseMatrix>,
     vector: (name: string) => Promise<Float32Array | undefined>,
     current: OverlayWeights,
-  ): Promise<{ scales: Float64Array; losses: number[]; best: number; floored: number; chunk: number }> {
+  ): Promise<SearchResult> {
+    const plan = await this.planSearch(m, kind, layer, balance, xMean, source, weight, vector, current);
+    if ('result' in plan) return plan.result;
+    await this.runPlan(plan);
+    return this.choose(plan);
+  }
+
+  /** Everything a mapping's search decides before it runs (see {@link search}); the result itself where there is nothing to search. */
+  private async planSearch(
+    m: AwqMapping,
+    kind: ParentKind,
+    layer: number,
+    balance: readonly BalanceWeight[],
+    xMean: Float32Array,
+    source: SearchSource,
+    weight: (name: string) => Promise<DenseMatrix>,
+    vector: (name: string) => Promise<Float32Array | undefined>,
+    current: OverlayWeights,
+  ): Promise<SearchPlan | { readonly result: SearchResult }> {
     let inputs = 'cached' in source ? source.cached : [];
     const rowsPerRun = 'cached' in source ? source.rowsPerRun : undefined;
     const stack = 'stack' in source ? source.stack : null;
@@ -475,7 +532,7 @@ export class AwqModifier implements LayerModifier {
     const quantized = balance.some((b) => b.args !== null);
     const wMean = this.settings.duoScaling !== false && quantized ? layerMeans(balance, this.round) : null;
     const scales = this.grid.map((p) => gridScales(xMean, wMean, p));
-    if (!quantized) return { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0, floored: flooredChannels(xMean, wMean, this.grid[0]!), chunk: 0 };
+    if (!quantized) return { result: { scales: scales[0]!, losses: this.grid.map(() => 0), best: 0, floored: flooredChannels(xMean, wMean, this.grid[0]!), chunk: 0 } };
     const parent: ParentWeights =
       kind === 'moe'
         ? { biases: [], moe: await this.moeParent(m, weight, vector) }
@@ -555,25 +612,48 @@ export class AwqModifier implements LayerModifier {
     // Looped, every iteration evaluates a whole chunk: as many iterations as the budget needs, the points spread
     // evenly over them, so that padding (copies of the last point) adds at most one point per iteration.
     if (looped) chunk = Math.ceil(this.grid.length / Math.ceil(this.grid.length / chunk));
-    const sums = new Float64Array(this.grid.length);
-    // A run's losses join the sums in float64; in a low precision as llm-compressor adds its batches' bf16 losses to a float32 total.
-    const add = (l: ArrayLike<number>, offset = 0, start = 0, count = this.grid.length): void => {
-      for (let p = 0; p < count; p++) sums[start + p] = precision ? Math.fround(sums[start + p]! + l[offset + p]!) : sums[start + p]! + l[offset + p]!;
-    };
     let numel = 0;
     const k = balance[0]!.cols;
     for (const t of inputs) numel += (rowsPerRun ? rowsPerRun(t.data.length / k) : t.data.length / k) * outWidth;
     if (stack) numel = stack.batches.reduce((n, b) => n + b.batch * b.seq, 0) * outWidth;
+    // Looped, the scales padded with copies of the last point to whole chunks.
+    const padded = looped ? Math.ceil(this.grid.length / chunk) * chunk : this.grid.length;
+    return { m, kind, layer, balance, xMean, wMean, scales, inputs, stack, spec, input, inGraph, perRun, looped, precompute, makeCandidates, chunk, padded, numel, precision, sums: new Float64Array(this.grid.length) };
+  }
+
+  /**
+   * Adds a run's losses to `plan`'s sums: `count` points from `start`, read
+   * from `l` at `offset`; in float64, or in a low precision as
+   * llm-compressor adds its batches' bf16 losses to a float32 total.
+   */
+  private add(plan: SearchPlan, l: ArrayLike<number>, offset = 0, start = 0, count = this.grid.length): void {
+    const sums = plan.sums;
+    for (let p = 0; p < count; p++) sums[start + p] = plan.precision ? Math.fround(sums[start + p]! + l[offset + p]!) : sums[start + p]! + l[offset + p]!;
+  }
+
+  /** The scale rows of every grid point of `plan`, padded to whole chunks (a looped search's input `s`). */
+  private paddedScales(plan: SearchPlan): RawTensor {
+    const k = plan.balance[0]!.cols;
+    const sc = new Float64Array(plan.padded * k);
+    for (let p = 0; p < plan.padded; p++) sc.set(plan.scales[Math.min(p, this.grid.length - 1)]!, p * k);
+    return { type: 'float64', data: sc, dims: [plan.padded, k] };
+  }
+
+  /** Runs `plan`'s search graphs, its losses summed into `plan.sums`. */
+  private async runPlan(plan: SearchPlan): Promise<void> {
+    const { m, kind, layer, balance, scales, inputs, stack, spec, input, inGraph, perRun, looped, precompute, makeCandidates, chunk, padded } = plan;
+    const cfg = this.model.config;
+    const feeds = spec.feeds;
+    const add = (l: ArrayLike<number>, offset?: number, start?: number, count?: number): void => this.add(plan, l, offset, start, count);
+    const k = balance[0]!.cols;
     const rt = feeds ? this.searchRuntime() : this.newSearchRuntime();
     // A graph's session key: its name, or where its weights are fed its structure (the runtime serves every layer).
     const keyed = async (name: string, bytes: Uint8Array): Promise<{ key: string; weights: Record<string, RawTensor> }> =>
       feeds ? { key: structureKey(name, bytes), weights: await feedTensors(feeds) } : { key: name, weights: {} };
     try {
       if (looped) {
-        // Every point in one run per cached input; the scales padded with copies of the last point to whole chunks.
-        const padded = Math.ceil(this.grid.length / chunk) * chunk;
-        const sc = new Float64Array(padded * k);
-        for (let p = 0; p < padded; p++) sc.set(scales[Math.min(p, this.grid.length - 1)]!, p * k);
+        // Every point in one run per cached input.
+        const s = this.paddedScales(plan);
         const scalesSpec = { ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> };
         if (stack) {
           // One run per stack (split where it is large): the parent input rebuilt per slot from the layer's input.
@@ -581,7 +661,7 @@ export class AwqModifier implements LayerModifier {
           const { key, weights } = await keyed('awq_search_stack', graph);
           const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
           for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
-            const { loss } = await rt.run(key, () => graph, { ...loopFeeds(run, tables), s: { type: 'float64', data: sc, dims: [padded, k] }, ...weights });
+            const { loss } = await rt.run(key, () => graph, { ...loopFeeds(run, tables), s, ...weights });
             const l = loss!.data as Float32Array;
             // Each slot's losses, in slot order.
             for (let slot = 0; slot < loss!.dims[0]!; slot++) add(l, slot * loss!.dims[1]!);
@@ -592,7 +672,7 @@ export class AwqModifier implements LayerModifier {
         for (const x of stack ? [] : inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
-          const { loss } = await rt.run(key, () => graph!, { x, s: { type: 'float64', data: sc, dims: [padded, k] }, ...position, ...weights });
+          const { loss } = await rt.run(key, () => graph!, { x, s, ...position, ...weights });
           add(loss!.data as Float32Array);
         }
       }
@@ -627,6 +707,11 @@ export class AwqModifier implements LayerModifier {
     } finally {
       if (!feeds) await rt.dispose();
     }
+  }
+
+  /** `plan`'s losses from its sums, and the best point (the first of the smallest loss). */
+  private choose(plan: SearchPlan): SearchResult {
+    const { m, sums, numel, precision, scales, xMean, wMean, chunk } = plan;
     // torch divides the float32 total by the element count as a float32.
     const losses = Array.from(sums, (v) => Math.fround(v / (precision ? Math.fround(numel) : numel)));
     let best = -1;
