@@ -21,11 +21,11 @@ export type AwqRun = StageRun<AwqReport> & {
 };
 
 /** Runs AWQ for `job` (which carries `awq`) on `batches`. */
-export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions & Pick<AwqSettings, 'searchBytes' | 'candidates' | 'recompute'> = {}): Promise<AwqRun> {
+export async function awqJob(job: ApplyJob, model: ForwardModel, batches: readonly TokenBatch[], options: SequentialOptions & Pick<AwqSettings, 'searchBytes' | 'candidates' | 'recompute' | 'joint'> = {}): Promise<AwqRun> {
   const spec = job.awq!;
   const calibrateAllExperts = job.calibration?.calibrateAllExperts ?? true;
   const args = new Map(job.modules.map((m) => [m.name, job.groups[m.group]!.scheme.weights!] as const));
-  const modifier = new AwqModifier(model, spec.mappings, { duoScaling: spec.duoScaling, nGrid: spec.nGrid, args, calibrateAllExperts, searchBytes: options.searchBytes, candidates: options.candidates, recompute: options.recompute, fusedExperts: job.fusedExperts, offsetNorms: new Set(job.offsetNorms ?? []) });
+  const modifier = new AwqModifier(model, spec.mappings, { duoScaling: spec.duoScaling, nGrid: spec.nGrid, args, calibrateAllExperts, searchBytes: options.searchBytes, candidates: options.candidates, recompute: options.recompute, joint: options.joint, fusedExperts: job.fusedExperts, offsetNorms: new Set(job.offsetNorms ?? []) });
   // The cached inputs and the sums do not depend on batch boundaries, so batches may share a graph run.
   const timings = await runSequential(model, batches, modifier, job.fusedExperts, { runBytes: runBytesFor(model.device, 1 << 28), ...options });
   const dtype = model.config.dtype;

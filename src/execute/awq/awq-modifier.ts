@@ -34,7 +34,7 @@ import { feedTensors, structureKey } from '../forward/fed-weights.js';
 import { WeightFeeds } from '../onnx/graph-builder.js';
 import { divideRows, flooredChannels, gridPoints, gridScales, layerMeans, scaleColumns, searchWeight, type BalanceWeight, type DuoScaling, type GridPoint } from './awq-scales.js';
 import { awqParentKind, moeBalance, routerName, SEARCHABLE_MOE_BLOCKS } from './parent-kind.js';
-import { candidatesGraph, loopedSearchGraph, searchGraph, stackedSearchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights, type SearchGraphSpec } from './search-graph.js';
+import { candidatesGraph, jointSearchGraph, loopedSearchGraph, searchGraph, stackedSearchGraph, type CandidateInput, type InGraphQuantizer, type MoeParent, type MoeRouting, type ParentKind, type ParentWeights, type SearchGraphSpec } from './search-graph.js';
 
 /** What AWQ did to one mapping. */
 export interface AwqReport {
@@ -89,6 +89,13 @@ export interface AwqSettings {
    * grid looped in the search graph.
    */
   readonly recompute?: boolean;
+  /**
+   * Where the search recomputes its parent inputs, whether a layer's
+   * mappings are searched in one run (see AwqModifier.smoothJointly) when no
+   * mapping's search reads a weight an earlier one smooths. Default: on
+   * (`QUANTC_AWQ_JOINT=0` turns it off).
+   */
+  readonly joint?: boolean;
 }
 
 /** Search sessions kept across layers: one per mapping of a layer (attention, output projection, MLP, down projection). */
@@ -185,6 +192,8 @@ export class AwqModifier implements LayerModifier {
   private readonly reader: OverlayWeights;
   /** See {@link AwqSettings.recompute}. */
   readonly recompute: boolean;
+  /** See {@link AwqSettings.joint}. */
+  private readonly joint: boolean;
   /** Search sessions kept across layers where the searches feed their weights (see {@link search}). */
   private shared?: GraphRuntime;
 
@@ -198,6 +207,7 @@ export class AwqModifier implements LayerModifier {
     const wanted = (module: string): boolean => read.has(expertPattern(module));
     this.dtype = DTYPES[model.config.dtype];
     this.recompute = settings.recompute ?? (model.loopLayers && this.candidatesWhere() === 'search-loop' && this.recomputable());
+    this.joint = settings.joint ?? process.env.QUANTC_AWQ_JOINT !== '0';
     const experts = settings.calibrateAllExperts ? 'all' : 'routed';
     this.observe = this.recompute ? { experts, hessians: false, inputSums: wanted } : { experts, hessians: false, inputs: wanted };
     this.round = dtypeFacts(this.dtype).round;
@@ -310,16 +320,15 @@ export class AwqModifier implements LayerModifier {
     const vector = async (name: string): Promise<Float32Array | undefined> => vectors.get(name) ?? (await this.model.weights.optionalVector(name));
     // The checkpoint with this layer's smoothing so far, for parents whose graph reads its weights by name (MLA).
     const current = new OverlayWeights(this.reader, { linears, vectors }, []);
-    for (const m of this.mappings) {
-      if (layerOf(m.smooth) !== layer) continue;
+    const here = this.mappings.filter((m) => layerOf(m.smooth) === layer);
+    if (this.recompute && this.joint && here.length > 1 && independentSearches(here)) {
+      await this.smoothJointly(here, layer, input!, linears, vectors, weight, vector, current);
+      here.length = 0;
+    }
+    for (const m of here) {
       const kind = parentKind(m);
       if (this.recompute) {
-        const sums = m.balance.map((b) => this.absSums.get(b)).find((x) => x !== undefined);
-        if (!sums || sums.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
-        const tokens = input!.batches.reduce((n, b) => n + b.batch * b.seq, 0);
-        const total = new Float32Array(sums[0]!.length);
-        for (const part of sums) for (let c = 0; c < total.length; c++) total[c] = total[c]! + part[c]!;
-        await this.smoothMapping(m, kind, layer, { xMean: total.map((v) => v / tokens), tokens }, { stack: input! }, linears, vectors, weight, vector, current);
+        await this.smoothMapping(m, kind, layer, this.stackMeans(m, input!), { stack: input! }, linears, vectors, weight, vector, current);
         continue;
       }
       // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
@@ -344,6 +353,85 @@ export class AwqModifier implements LayerModifier {
     return { linears, vectors };
   }
 
+  /** Mapping `m`'s activation means over the layer's input stack, from pass A's sums. */
+  private stackMeans(m: AwqMapping, input: HiddenStack): { xMean: Float32Array; tokens: number } {
+    const sums = m.balance.map((b) => this.absSums.get(b)).find((x) => x !== undefined);
+    if (!sums || sums.length === 0) throw new AwqRunError(`${m.smooth}: the calibration pass never observed the input of ${m.balance[0]}, so its activations cannot be scaled`);
+    const tokens = input.batches.reduce((n, b) => n + b.batch * b.seq, 0);
+    const total = new Float32Array(sums[0]!.length);
+    for (const part of sums) for (let c = 0; c < total.length; c++) total[c] = total[c]! + part[c]!;
+    return { xMean: total.map((v) => v / tokens), tokens };
+  }
+
+  /**
+   * The mappings of one layer searched in one run on its input stack (see
+   * {@link independentSearches}): each slot's layer rebuilt once for all of
+   * them, every mapping's grid evaluated on its own parent input, then the
+   * scales folded mapping by mapping, as one search at a time folds them.
+   * Mappings whose search cannot join the run (candidates that do not fit
+   * to be made up front) run on their own, before the folds.
+   */
+  private async smoothJointly(
+    ms: readonly AwqMapping[],
+    layer: number,
+    input: HiddenStack,
+    linears: Map<string, DenseMatrix>,
+    vectors: Map<string, Float32Array>,
+    weight: (name: string) => Promise<DenseMatrix>,
+    vector: (name: string) => Promise<Float32Array | undefined>,
+    current: OverlayWeights,
+  ): Promise<void> {
+    const planned: { m: AwqMapping; means: { xMean: Float32Array; tokens: number }; balance: BalanceWeight[]; plan: SearchPlan | { readonly result: SearchResult } }[] = [];
+    for (const m of ms) {
+      const means = this.stackMeans(m, input);
+      if (!means.xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
+      const balance = await this.balanceOf(m, weight);
+      planned.push({ m, means, balance, plan: await this.planSearch(m, parentKind(m), layer, balance, means.xMean, { stack: input }, weight, vector, current) });
+    }
+    const plans = planned.flatMap((p) => ('result' in p.plan ? [] : [p.plan]));
+    const together = plans.filter((p) => p.stack !== null && p.looped && p.precompute);
+    if (together.length > 1) await this.runJoint(together, layer, input);
+    for (const p of plans) if (together.length <= 1 || !together.includes(p)) await this.runPlan(p);
+    for (const { m, means, balance, plan } of planned) {
+      await this.fold(m, means, balance, 'result' in plan ? plan.result : this.choose(plan), linears, vectors, weight, vector);
+    }
+  }
+
+  /** One run per stack for the searches of `plans` (see {@link smoothJointly}), each plan's losses summed into it. */
+  private async runJoint(plans: readonly SearchPlan[], layer: number, stack: HiddenStack): Promise<void> {
+    const cfg = this.model.config;
+    // One set of fed weights for the graph: every mapping's weights are its inputs.
+    const feeds = this.model.feedWeights ? new WeightFeeds() : undefined;
+    const parts = plans.map((p) => ({ spec: { ...p.spec, feeds, candidates: p.input as Extract<CandidateInput, { kind: 'scales' }> }, chunk: p.chunk, points: p.padded }));
+    const graph = await jointSearchGraph(parts, stack.rows, (g, inp) => this.parentInputs(plans.map((p) => p.m), layer, g, inp), stack.dtype);
+    const rt = feeds ? this.searchRuntime() : this.newSearchRuntime();
+    try {
+      const { key, weights } = feeds ? { key: structureKey('awq_search_joint', graph), weights: await feedTensors(feeds) } : { key: 'awq_search_joint', weights: {} };
+      const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
+      const scales = Object.fromEntries(plans.map((p, i) => [`s${i}`, this.paddedScales(p)]));
+      for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
+        const { loss } = await rt.run(key, () => graph, { ...loopFeeds(run, tables), ...scales, ...weights });
+        const l = loss!.data as Float32Array;
+        const width = loss!.dims[1]!;
+        // Each slot's losses, in slot order; a slot's row holds every mapping's padded grid in turn.
+        for (let slot = 0; slot < loss!.dims[0]!; slot++) {
+          let offset = slot * width;
+          for (const p of plans) {
+            this.add(p, l, offset);
+            offset += p.padded;
+          }
+        }
+      }
+    } finally {
+      if (!feeds) await rt.dispose();
+    }
+  }
+
+  /** The balance layers of `m` as they stand, with their weight arguments. */
+  private async balanceOf(m: AwqMapping, weight: (name: string) => Promise<DenseMatrix>): Promise<BalanceWeight[]> {
+    return Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
+  }
+
   /**
    * One mapping's grid search on `source` (cached inputs, or the layer's
    * input stack to recompute them from) and its scales folded into the
@@ -361,10 +449,24 @@ export class AwqModifier implements LayerModifier {
     vector: (name: string) => Promise<Float32Array | undefined>,
     current: OverlayWeights,
   ): Promise<void> {
+    if (!means.xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
+    const balance = await this.balanceOf(m, weight);
+    const search = await this.search(m, kind, layer, balance, means.xMean, source, weight, vector, current);
+    await this.fold(m, means, balance, search, linears, vectors, weight, vector);
+  }
+
+  /** Mapping `m`'s chosen scales folded into its balance layers and its smooth layer (into `linears` / `vectors`), and its report. */
+  private async fold(
+    m: AwqMapping,
+    means: { readonly xMean: Float32Array; readonly tokens: number },
+    balance: readonly BalanceWeight[],
+    search: SearchResult,
+    linears: Map<string, DenseMatrix>,
+    vectors: Map<string, Float32Array>,
+    weight: (name: string) => Promise<DenseMatrix>,
+    vector: (name: string) => Promise<Float32Array | undefined>,
+  ): Promise<void> {
     const { xMean, tokens } = means;
-    if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
-    const balance: BalanceWeight[] = await Promise.all(m.balance.map(async (b) => ({ ...(await weight(b)), args: this.settings.args.get(b) ?? null })));
-    const search = await this.search(m, kind, layer, balance, xMean, source, weight, vector, current);
     const s = search.scales;
     m.balance.forEach((b, i) => {
       const w = balance[i]!;
@@ -396,12 +498,19 @@ export class AwqModifier implements LayerModifier {
    * the slot's inputs, observed up to that input.
    */
   private async parentInput(m: AwqMapping, layer: number, g: RecordingBuilder, inputs: LayerInputs): Promise<string> {
-    const balance = new Set(m.balance);
+    return (await this.parentInputs([m], layer, g, inputs))[0]!;
+  }
+
+  /** The inputs of the balance layers of each of `ms` (one layer's mappings), the layer built into `g` once for all of them (see {@link parentInput}). */
+  private async parentInputs(ms: readonly AwqMapping[], layer: number, g: RecordingBuilder, inputs: LayerInputs): Promise<string[]> {
+    const balance = new Set(ms.flatMap((m) => m.balance));
     const observe: Observation = { experts: 'all', hessians: false, inputs: (module) => balance.has(module) };
-    if (!(await this.model.buildLayerInto(layer, this.model.weights, { g, inputs, output: 'awq_layer_out' }, observe))) throw new AwqRunError(`${m.smooth}: layer ${layer} needs graphs of its own, so AWQ's search cannot rebuild its inputs`);
-    const name = [...g.recorded.keys()].find((n) => n.startsWith('x:') && n.slice(2).split(',').includes(m.balance[0]!));
-    if (name === undefined) throw new AwqRunError(`${m.smooth}: layer ${layer}'s graph does not observe the input of ${m.balance[0]}`);
-    return g.recorded.get(name)!;
+    if (!(await this.model.buildLayerInto(layer, this.model.weights, { g, inputs, output: 'awq_layer_out' }, observe))) throw new AwqRunError(`${ms[0]!.smooth}: layer ${layer} needs graphs of its own, so AWQ's search cannot rebuild its inputs`);
+    return ms.map((m) => {
+      const name = [...g.recorded.keys()].find((n) => n.startsWith('x:') && n.slice(2).split(',').includes(m.balance[0]!));
+      if (name === undefined) throw new AwqRunError(`${m.smooth}: layer ${layer}'s graph does not observe the input of ${m.balance[0]}`);
+      return g.recorded.get(name)!;
+    });
   }
 
   /**
@@ -725,6 +834,29 @@ export class AwqModifier implements LayerModifier {
     if (best < 0) throw new AwqRunError(`${m.smooth}: no grid point gave a finite loss (the parent module "${m.parent}" produces NaN or infinity on the calibration data)`);
     return { scales: scales[best]!, losses, best, floored: flooredChannels(xMean, wMean, this.grid[best]!), chunk };
   }
+}
+
+/**
+ * Whether each of one layer's mappings searches on weights that no earlier
+ * one smooths: its balance layers (and their biases) and its parent's other
+ * weights (o_proj, down_proj, the q/k norms, the sinks) are then the same
+ * whether the searches run one after the other, each after the previous
+ * one's folding, or all at once before any (llama's four: q/k/v, o, gate/up
+ * and down). Parent inputs are rebuilt from the unsmoothed layer either way.
+ */
+export function independentSearches(ms: readonly AwqMapping[]): boolean {
+  const smoothed = new Set<string>();
+  for (const m of ms) {
+    const kind = awqParentKind(m, m.parentClass);
+    const reads = m.balance.flatMap((b) => [b, `${b}.bias`]);
+    if (kind === 'attention') reads.push(`${m.parent}.o_proj`, `${m.parent}.o_proj.bias`, `${m.parent}.q_norm.weight`, `${m.parent}.k_norm.weight`, `${m.parent}.sinks`);
+    else if (kind === 'mlp') reads.push(`${m.parent}.down_proj`, `${m.parent}.down_proj.bias`);
+    else if (kind !== 'linear') return false;
+    if (reads.some((r) => smoothed.has(r))) return false;
+    for (const b of m.balance) smoothed.add(b);
+    smoothed.add(m.smooth).add(`${m.smooth}.weight`).add(`${m.smooth}.bias`);
+  }
+  return true;
 }
 
 /** The in-graph quantizer of an integer min-max scheme with one scale per tensor, row or column group, in float32 or bf16; else undefined. */

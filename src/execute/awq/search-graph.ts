@@ -344,12 +344,13 @@ async function gridLoop(
   single: boolean,
   made?: readonly string[],
   top: GraphBuilder = g,
+  prefix = 'sl_',
 ): Promise<string> {
   // One iteration: its operators in `g` (no loop to enter once a slot), `made` read where it lies (no gather copying it).
   if (single) return searchLoss(g, spec, x, made ?? candidateSet(g, spec.candidates, s), pos, made !== undefined);
-  const body = builder(spec, 'sl_', top);
-  const iter = body.input('sl_iter', OnnxType.int64, []);
-  const cond = body.input('sl_cond', OnnxType.bool, []);
+  const body = builder(spec, prefix, top);
+  const iter = body.input(`${prefix}iter`, OnnxType.int64, []);
+  const cond = body.input(`${prefix}cond`, OnnxType.bool, []);
   let ws: string[];
   if (made) {
     // `made` holds each iteration's candidates behind the weight itself ([G / chunk, chunk + 1, in, out]): one gather.
@@ -362,9 +363,9 @@ async function gridLoop(
   const loss = await searchLoss(body, spec, x, ws, pos, made !== undefined);
   // The condition passes through as it came (an Identity would run on the device, a round trip every iteration).
   body.passOutput(cond, OnnxType.bool, []);
-  body.output(loss, 'sl_loss', OnnxType.float, [chunk]);
+  body.output(loss, `${prefix}loss`, OnnxType.float, [chunk]);
   const trips = g.op('Div', [g.op('Gather', [g.op('Shape', [s]), g.i64(0)], { axis: 0 }), g.i64(chunk)]);
-  const [losses] = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: body, name: 'awq_grid_loop' } });
+  const [losses] = g.opMulti('Loop', [trips, g.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: body, name: `awq_grid_loop_${prefix}` } });
   return g.op('Reshape', [losses!, g.i64([-1])]);
 }
 
@@ -516,7 +517,7 @@ export async function stackedSearchGraph(
   if (precompute) {
     // Every point's candidates made once for all slots, then each slot runs the grid on them.
     const made = candidateSet(g, spec.candidates, s).map((w, n) => byIteration(g, lowered(g, w), chunk, spec.shapes[n]!, single));
-    const perSlot = await slotLoop(g, g, spec, dtype, prefix, slotCount, 'grid', (slots, x, pos) => gridLoop(slots, spec, x, s, pos, chunk, single, made, g));
+    const perSlot = await slotLoop(g, g, spec, dtype, slotCount, 'grid', async (slots, inputs, pos) => gridLoop(slots, spec, await prefix(slots, inputs), s, pos, chunk, single, made, g));
     g.output(perSlot, 'loss', OnnxType.float, ['slots', 'grid']);
     return g.build('awq_search_stack');
   }
@@ -528,7 +529,7 @@ export async function stackedSearchGraph(
   const start = outer.op('Mul', [hostIndex(outer, iter), outer.i64([chunk])]);
   const rowsOf = outer.op('Slice', [s, start, outer.op('Add', [start, outer.i64([chunk])]), outer.i64([0])]);
   const candidates = candidateSet(outer, spec.candidates, rowsOf).map((w) => outer.op('Transpose', [lowered(outer, w)], { perm: [0, 2, 1] }));
-  const perSlot = await slotLoop(outer, g, spec, dtype, prefix, slotCount, chunk, (slots, x, pos) => searchLoss(slots, spec, x, candidates, pos, true));
+  const perSlot = await slotLoop(outer, g, spec, dtype, slotCount, chunk, async (slots, inputs, pos) => searchLoss(slots, spec, await prefix(slots, inputs), candidates, pos, true));
   outer.passOutput(cond, OnnxType.bool, []);
   outer.output(perSlot, 'po_loss', OnnxType.float, ['slots', chunk]);
   const trips = g.op('Div', [g.op('Gather', [g.op('Shape', [s]), g.i64(0)], { axis: 0 }), g.i64(chunk)]);
@@ -540,18 +541,18 @@ export async function stackedSearchGraph(
 
 /**
  * A `Loop` in `parent` over the stack's `slotCount` slots: each slot's
- * parent input rebuilt with `prefix` (the unmodified layer up to it, as
- * pass A built it) and its losses from `lossOf`, `[slots, width]`.
+ * losses from `lossOf` given its layer inputs (which rebuilds the parent
+ * input from them: the unmodified layer up to it, as pass A built it),
+ * `[slots, width]`.
  */
 async function slotLoop(
   parent: GraphBuilder,
   top: GraphBuilder,
   spec: SearchGraphSpec,
   dtype: StackDtype,
-  prefix: SearchPrefix,
   slotCount: string,
   width: string | number,
-  lossOf: (slots: GraphBuilder, x: string, pos: PositionNames | null) => Promise<string>,
+  lossOf: (slots: RecordingBuilder, inputs: LayerInputs, pos: PositionNames | null) => Promise<string>,
 ): Promise<string> {
   const slots = new RecordingBuilder('ss_');
   setGraphPrecision(slots, spec.precision);
@@ -562,11 +563,52 @@ async function slotLoop(
   const iter = slots.input('ss_iter', OnnxType.int64, []);
   const cond = slots.input('ss_cond', OnnxType.bool, []);
   const { inputs } = stackSlot(slots, iter, spec.cfg.hidden, dtype);
-  const x = await prefix(slots, inputs);
-  const pos = readsPositions(spec.kind) ? { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask } : null;
-  const losses = await lossOf(slots, x, pos);
+  const pos = { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask };
+  const losses = await lossOf(slots, inputs, readsPositions(spec.kind) ? pos : null);
   slots.passOutput(cond, OnnxType.bool, []);
   slots.declare(losses, 'ss_loss', OnnxType.float, [width]);
   const [perSlot] = parent.opMulti('Loop', [slotCount, parent.constRaw(OnnxType.bool, [], Uint8Array.of(1))], 1, { body: { graph: slots, name: 'awq_slot_loop' } });
   return perSlot!;
+}
+
+/** One mapping's part of a {@link jointSearchGraph}: its spec, its chunk and its padded grid (the rows of its scales). */
+export interface JointPart {
+  readonly spec: SearchGraphSpec & { readonly candidates: Extract<CandidateInput, { kind: 'scales' }> };
+  readonly chunk: number;
+  readonly points: number;
+}
+
+/**
+ * The stacked search of several mappings of one layer in one graph (see
+ * {@link stackedSearchGraph}, with every point's candidates made up front):
+ * inputs `s0, s1, …` (each part's scale rows), one loop over the stack's
+ * slots that rebuilds the layer once a slot with `prefix` (the parts'
+ * parent inputs, in order) and evaluates each part's grid on its own input;
+ * `loss [S, ΣG]`, each slot's row holding the parts' losses in turn. The
+ * parts share their fed weights (their specs name one set) and precision.
+ */
+export async function jointSearchGraph(parts: readonly JointPart[], rows: number, prefix: (g: RecordingBuilder, inputs: LayerInputs) => Promise<string[]>, dtype: StackDtype = 'float32'): Promise<Uint8Array> {
+  const first = parts[0]!.spec;
+  const g = builder(first);
+  const stack = stackInputs(g, rows, first.cfg.hidden, dtype);
+  const low = madeLow(first) ? onnxType(first.precision!) : undefined;
+  const lowered = (w: string): string => (low === undefined ? w : g.op('Cast', [w], { to: low }));
+  const made = parts.map((p, i) => {
+    const s = g.input(`s${i}`, OnnxType.double, [`grid${i}`, p.spec.shapes[0]![1]]);
+    const single = p.points === p.chunk;
+    return { s, single, made: candidateSet(g, p.spec.candidates, s).map((w, n) => byIteration(g, lowered(w), p.chunk, p.spec.shapes[n]!, single)) };
+  });
+  const slotCount = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
+  const perSlot = await slotLoop(g, g, first, dtype, slotCount, 'grid', async (slots, inputs) => {
+    const xs = await prefix(slots, inputs);
+    const pos = { cos: inputs.cos, sin: inputs.sin, mask: inputs.mask };
+    const losses: string[] = [];
+    for (const [i, p] of parts.entries()) {
+      const m = made[i]!;
+      losses.push(await gridLoop(slots, p.spec, xs[i]!, m.s, readsPositions(p.spec.kind) ? pos : null, p.chunk, m.single, m.made, g, `sl${i}_`));
+    }
+    return slots.op('Concat', losses, { axis: 0 });
+  });
+  g.output(perSlot, 'loss', OnnxType.float, ['slots', 'grid']);
+  return g.build('awq_search_joint');
 }

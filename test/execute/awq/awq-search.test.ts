@@ -147,8 +147,13 @@ describe('AWQ search graph', () => {
           expect(stacked.stacked).toBe(true);
           expect(cached.stacked).toBe(false);
           expect(stacked.reports.length).toBe(cached.reports.length);
-          // One search run per mapping: the whole stack in one run, the grid looped inside it.
-          expect(stacked.profile.search.runs).toBe(stacked.reports.length);
+          // One search run per mapping (the whole stack in one run, the grid looped inside it), or one a layer for the
+          // mappings whose candidates are made up front, searched together: the same bits.
+          const apart = await awqJob(job, model, batches, { candidates: 'search-loop', searchBytes, joint: false });
+          expect(apart.profile.search.runs).toBe(apart.reports.length);
+          expect(stacked.profile.search.runs).toBeLessThanOrEqual(apart.profile.search.runs);
+          if (searchBytes === undefined) expect(stacked.profile.search.runs).toBeLessThan(apart.profile.search.runs);
+          expect(stacked.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]])).toEqual(apart.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]]));
           for (const [i, a] of stacked.reports.entries()) {
             const b = cached.reports[i]!;
             expect(a.smooth).toBe(b.smooth);
@@ -198,10 +203,11 @@ describe('AWQ search graph', () => {
     // As on CUDA, constants neither folded nor prepacked: the CPU's products of prepacked constant weights sum in another order.
     model.foldConstants = false;
     try {
+      // One search at a time (a layer's mappings in one run: below).
       model.feedWeights = false;
-      const constants = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop' });
+      const constants = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop', joint: false });
       model.feedWeights = true;
-      const fed = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop' });
+      const fed = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop', joint: false });
       expect(fed.stacked).toBe(stacked);
       const layers = new Set(fed.reports.map((r) => /layers\.(\d+)\./.exec(r.smooth)![1])).size;
       expect(layers).toBeGreaterThan(1);
@@ -209,6 +215,14 @@ describe('AWQ search graph', () => {
       expect(constants.profile.search.sessions).toBe(constants.reports.length);
       expect(fed.profile.search.sessions).toBeLessThanOrEqual(fed.reports.length / layers);
       expect(fed.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]])).toEqual(constants.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]]));
+      if (!stacked) return;
+      // A layer's mappings in one run: one session for every layer where the weights are fed, one a layer where they are constants.
+      const joint = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop' });
+      model.feedWeights = false;
+      const jointConstants = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop' });
+      expect(joint.profile.search.sessions).toBe(1);
+      expect(jointConstants.profile.search.sessions).toBe(layers);
+      for (const run of [joint, jointConstants]) expect(run.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]])).toEqual(constants.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]]));
     } finally {
       model.loopLayers = false;
       model.feedWeights = false;
@@ -239,6 +253,13 @@ describe('AWQ search graph', () => {
       // slot; tighter budgets split the grid, gathered by the loop from the candidates made up front, or with the chunks
       // of points as the outer loop (10 MB and 2 MB give both). The same losses, bit for bit.
       expect(narrowed.reports.every((r) => r.chunk === 20)).toBe(true);
+      // A layer's mappings searched in one run (llama's read no weight an earlier one smooths) or one run each: the same
+      // losses and choices, bit for bit, and a third of the runs.
+      const apart = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop', joint: false });
+      expect(narrowed.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]])).toEqual(apart.reports.map((r) => [r.smooth, r.best, r.losses, [...r.scales]]));
+      const layers = new Set(narrowed.reports.map((r) => /layers\.(\d+)\./.exec(r.smooth)![1])).size;
+      expect(apart.profile.search.runs).toBe(narrowed.reports.length);
+      expect(narrowed.profile.search.runs).toBe(layers);
       for (const searchBytes of [10_000_000, 2_000_000]) {
         model.precision = { requested: 'bf16', runs: 'float16', low: { dtype: 'float16', native: true, narrow: 'exact', fusedAttention: true } };
         const tight = await awqJob(job, model, windowsByFour(), { candidates: 'search-loop', searchBytes });
