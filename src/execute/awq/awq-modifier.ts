@@ -151,6 +151,8 @@ interface SearchPlan {
   /** Elements the losses are means over. */
   readonly numel: number;
   readonly precision: SearchGraphSpec['precision'];
+  /** The candidates a stacked search keeps for all its slots (bytes, estimated), its budget, and its chunk given the room left. */
+  readonly room: { readonly storedBytes: number; readonly budget: number; readonly chunkIn: (bytes: number) => number };
   /** Each point's summed squared error so far. */
   readonly sums: Float64Array;
 }
@@ -389,12 +391,22 @@ export class AwqModifier implements LayerModifier {
       planned.push({ m, means, balance, plan: await this.planSearch(m, parentKind(m), layer, balance, means.xMean, { stack: input }, weight, vector, current) });
     }
     const plans = planned.flatMap((p) => ('result' in p.plan ? [] : [p.plan]));
-    const together = plans.filter((p) => p.stack !== null && p.looped && p.precompute);
-    if (together.length > 1) await this.runJoint(together, layer, input);
-    for (const p of plans) if (together.length <= 1 || !together.includes(p)) await this.runPlan(p);
+    // The searches whose candidates are made up front join the run while every one's candidates fit beside each
+    // other's: its chunk then comes from the room they all leave.
+    const candidates = plans.filter((p) => p.stack !== null && p.looped && p.precompute);
+    const stored = candidates.reduce((n, p) => n + p.room.storedBytes, 0);
+    const joined = new Map(candidates.length > 1 && candidates.every((p) => stored < p.room.budget) ? candidates.map((p) => [p, this.replanned(p, p.room.budget - stored)]) : []);
+    if (joined.size > 0) await this.runJoint([...joined.values()], layer, input);
+    for (const p of plans) if (!joined.has(p)) await this.runPlan(p);
     for (const { m, means, balance, plan } of planned) {
-      await this.fold(m, means, balance, 'result' in plan ? plan.result : this.choose(plan), linears, vectors, weight, vector);
+      await this.fold(m, means, balance, 'result' in plan ? plan.result : this.choose(joined.get(plan) ?? plan), linears, vectors, weight, vector);
     }
+  }
+
+  /** `plan` with its chunk (and padding) for `room` bytes of activations and candidates' slices; its sums are the same array. */
+  private replanned(plan: SearchPlan, room: number): SearchPlan {
+    const chunk = Math.ceil(this.grid.length / Math.ceil(this.grid.length / plan.room.chunkIn(room)));
+    return { ...plan, chunk, padded: Math.ceil(this.grid.length / chunk) * chunk };
   }
 
   /** One run per stack for the searches of `plans` (see {@link smoothJointly}), each plan's losses summed into it. */
@@ -727,7 +739,10 @@ export class AwqModifier implements LayerModifier {
     if (stack) numel = stack.batches.reduce((n, b) => n + b.batch * b.seq, 0) * outWidth;
     // Looped, the scales padded with copies of the last point to whole chunks.
     const padded = looped ? Math.ceil(this.grid.length / chunk) * chunk : this.grid.length;
-    return { m, kind, layer, balance, xMean, wMean, scales, inputs, stack, spec, input, inGraph, perRun, looped, precompute, makeCandidates, chunk, padded, numel, precision, sums: new Float64Array(this.grid.length) };
+    // What a joint run re-plans the chunk from (see smoothJointly): the candidates kept for all slots, the budget, and a
+    // point's share of an iteration.
+    const room = { storedBytes: precompute ? storedBytes : 0, budget, chunkIn: (bytes: number): number => chunkOf(inputs, bytes) };
+    return { m, kind, layer, balance, xMean, wMean, scales, inputs, stack, spec, input, inGraph, perRun, looped, precompute, makeCandidates, chunk, padded, numel, precision, room, sums: new Float64Array(this.grid.length) };
   }
 
   /**
