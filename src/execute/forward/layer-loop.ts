@@ -169,13 +169,8 @@ export async function loopedLayer(build: BuildInto, hidden: number, rows: number
   });
   const outputs = carried.map((c, i) => (feeds ? `stat_${i}` : c.name));
   carried.forEach((_, i) => g.output(results[i]!, outputs[i]!, OnnxType.float, null));
-  if (keepOutput) g.output(pinnedCopy(g, results[carried.length]!), 'out', slotType, ['n', rows, hidden]);
+  if (keepOutput) g.output(results[carried.length]!, 'out', slotType, ['n', rows, hidden]);
   return { bytes: g.build('looped_layer'), statistics, outputs };
-}
-
-/** `QUANTC_PINNED_OUTPUTS=1` (CUDA graphs only; the CPU provider has no such kernel): the stacked output brought to the host by onnxruntime's own `MemcpyToHost`, whose output lives in the provider's pinned memory. */
-function pinnedCopy(g: GraphBuilder, x: string): string {
-  return process.env.QUANTC_PINNED_OUTPUTS === '1' ? g.op('MemcpyToHost', [x]) : x;
 }
 
 /**
