@@ -116,6 +116,27 @@ function candidatesFromEnv(): AwqSettings['candidates'] {
  */
 type SearchSource = { readonly cached: readonly RawTensor[]; readonly rowsPerRun?: (rows: number) => number } | { readonly stack: HiddenStack };
 
+/** One layer's smoothing so far (the weights it changed) and how a search reads the layer's weights through it. */
+interface LayerState {
+  readonly linears: Map<string, DenseMatrix>;
+  readonly vectors: Map<string, Float32Array>;
+  readonly weight: (name: string) => Promise<DenseMatrix>;
+  readonly vector: (name: string) => Promise<Float32Array | undefined>;
+  /** The checkpoint with this layer's smoothing so far, for parents whose graph reads its weights by name (MLA). */
+  readonly current: OverlayWeights;
+}
+
+/** What one mapping's grid search runs on. */
+interface SearchRequest {
+  readonly m: AwqMapping;
+  readonly kind: ParentKind;
+  readonly layer: number;
+  readonly balance: readonly BalanceWeight[];
+  readonly xMean: Float32Array;
+  readonly source: SearchSource;
+  readonly state: LayerState;
+}
+
 /** A mapping's grid search: every point's loss, the best point and its scales. */
 interface SearchResult {
   readonly scales: Float64Array;
@@ -320,17 +341,16 @@ export class AwqModifier implements LayerModifier {
     const vectors = new Map<string, Float32Array>();
     const weight = async (name: string): Promise<DenseMatrix> => linears.get(name) ?? (await this.stored(name));
     const vector = async (name: string): Promise<Float32Array | undefined> => vectors.get(name) ?? (await this.model.weights.optionalVector(name));
-    // The checkpoint with this layer's smoothing so far, for parents whose graph reads its weights by name (MLA).
-    const current = new OverlayWeights(this.reader, { linears, vectors }, []);
+    const state: LayerState = { linears, vectors, weight, vector, current: new OverlayWeights(this.reader, { linears, vectors }, []) };
     const here = this.mappings.filter((m) => layerOf(m.smooth) === layer);
     if (this.recompute && this.joint && here.length > 1 && independentSearches(here)) {
-      await this.smoothJointly(here, layer, input!, linears, vectors, weight, vector, current);
+      await this.smoothJointly(here, layer, input!, state);
       here.length = 0;
     }
     for (const m of here) {
       const kind = parentKind(m);
       if (this.recompute) {
-        await this.smoothMapping(m, kind, layer, this.stackMeans(m, input!), { stack: input! }, linears, vectors, weight, vector, current);
+        await this.smoothMapping(m, kind, layer, this.stackMeans(m, input!), { stack: input! }, state);
         continue;
       }
       // Every balance layer reads the smooth layer's output; experts sharing the block input are observed once for all.
@@ -346,7 +366,7 @@ export class AwqModifier implements LayerModifier {
       const m0 = performance.now();
       const { xMean, tokens } = activationMeans(observed, this.absSums.get(key!), copyRows);
       this.profile.means += performance.now() - m0;
-      await this.smoothMapping(m, kind, layer, { xMean, tokens }, { cached: inputs, rowsPerRun: llama4 ? undefined : copyRows }, linears, vectors, weight, vector, current);
+      await this.smoothMapping(m, kind, layer, { xMean, tokens }, { cached: inputs, rowsPerRun: llama4 ? undefined : copyRows }, state);
     }
     for (const [k, v] of linears) this.linears.set(k, v);
     for (const [k, v] of vectors) this.vectors.set(k, v);
@@ -377,18 +397,14 @@ export class AwqModifier implements LayerModifier {
     ms: readonly AwqMapping[],
     layer: number,
     input: HiddenStack,
-    linears: Map<string, DenseMatrix>,
-    vectors: Map<string, Float32Array>,
-    weight: (name: string) => Promise<DenseMatrix>,
-    vector: (name: string) => Promise<Float32Array | undefined>,
-    current: OverlayWeights,
+    state: LayerState,
   ): Promise<void> {
     const planned: { m: AwqMapping; means: { xMean: Float32Array; tokens: number }; balance: BalanceWeight[]; plan: SearchPlan | { readonly result: SearchResult } }[] = [];
     for (const m of ms) {
       const means = this.stackMeans(m, input);
       if (!means.xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
-      const balance = await this.balanceOf(m, weight);
-      planned.push({ m, means, balance, plan: await this.planSearch(m, parentKind(m), layer, balance, means.xMean, { stack: input }, weight, vector, current) });
+      const balance = await this.balanceOf(m, state.weight);
+      planned.push({ m, means, balance, plan: await this.planSearch({ m, kind: parentKind(m), layer, balance, xMean: means.xMean, source: { stack: input }, state }) });
     }
     const plans = planned.flatMap((p) => ('result' in p.plan ? [] : [p.plan]));
     // The searches whose candidates are made up front join the run while every one's candidates fit beside each
@@ -399,7 +415,7 @@ export class AwqModifier implements LayerModifier {
     if (joined.size > 0) await this.runJoint([...joined.values()], layer, input);
     for (const p of plans) if (!joined.has(p)) await this.runPlan(p);
     for (const { m, means, balance, plan } of planned) {
-      await this.fold(m, means, balance, 'result' in plan ? plan.result : this.choose(joined.get(plan) ?? plan), linears, vectors, weight, vector);
+      await this.fold(m, means, balance, 'result' in plan ? plan.result : this.choose(joined.get(plan) ?? plan), state);
     }
   }
 
@@ -455,16 +471,12 @@ export class AwqModifier implements LayerModifier {
     layer: number,
     means: { readonly xMean: Float32Array; readonly tokens: number },
     source: SearchSource,
-    linears: Map<string, DenseMatrix>,
-    vectors: Map<string, Float32Array>,
-    weight: (name: string) => Promise<DenseMatrix>,
-    vector: (name: string) => Promise<Float32Array | undefined>,
-    current: OverlayWeights,
+    state: LayerState,
   ): Promise<void> {
     if (!means.xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
-    const balance = await this.balanceOf(m, weight);
-    const search = await this.search(m, kind, layer, balance, means.xMean, source, weight, vector, current);
-    await this.fold(m, means, balance, search, linears, vectors, weight, vector);
+    const balance = await this.balanceOf(m, state.weight);
+    const search = await this.search({ m, kind, layer, balance, xMean: means.xMean, source, state });
+    await this.fold(m, means, balance, search, state);
   }
 
   /** Mapping `m`'s chosen scales folded into its balance layers and its smooth layer (into `linears` / `vectors`), and its report. */
@@ -473,11 +485,9 @@ export class AwqModifier implements LayerModifier {
     means: { readonly xMean: Float32Array; readonly tokens: number },
     balance: readonly BalanceWeight[],
     search: SearchResult,
-    linears: Map<string, DenseMatrix>,
-    vectors: Map<string, Float32Array>,
-    weight: (name: string) => Promise<DenseMatrix>,
-    vector: (name: string) => Promise<Float32Array | undefined>,
+    state: LayerState,
   ): Promise<void> {
+    const { linears, vectors, weight, vector } = state;
     const { xMean, tokens } = means;
     const s = search.scales;
     m.balance.forEach((b, i) => {
@@ -617,35 +627,17 @@ export class AwqModifier implements LayerModifier {
   }
 
   /** The grid search of one mapping: every point's loss, and the best point's scales. */
-  private async search(
-    m: AwqMapping,
-    kind: ParentKind,
-    layer: number,
-    balance: readonly BalanceWeight[],
-    xMean: Float32Array,
-    source: SearchSource,
-    weight: (name: string) => Promise<DenseMatrix>,
-    vector: (name: string) => Promise<Float32Array | undefined>,
-    current: OverlayWeights,
-  ): Promise<SearchResult> {
-    const plan = await this.planSearch(m, kind, layer, balance, xMean, source, weight, vector, current);
+  private async search(request: SearchRequest): Promise<SearchResult> {
+    const plan = await this.planSearch(request);
     if ('result' in plan) return plan.result;
     await this.runPlan(plan);
     return this.choose(plan);
   }
 
   /** Everything a mapping's search decides before it runs (see {@link search}); the result itself where there is nothing to search. */
-  private async planSearch(
-    m: AwqMapping,
-    kind: ParentKind,
-    layer: number,
-    balance: readonly BalanceWeight[],
-    xMean: Float32Array,
-    source: SearchSource,
-    weight: (name: string) => Promise<DenseMatrix>,
-    vector: (name: string) => Promise<Float32Array | undefined>,
-    current: OverlayWeights,
-  ): Promise<SearchPlan | { readonly result: SearchResult }> {
+  private async planSearch(request: SearchRequest): Promise<SearchPlan | { readonly result: SearchResult }> {
+    const { m, kind, layer, balance, xMean, source } = request;
+    const { weight, vector, current } = request.state;
     let inputs = 'cached' in source ? source.cached : [];
     const rowsPerRun = 'cached' in source ? source.rowsPerRun : undefined;
     const stack = 'stack' in source ? source.stack : null;
