@@ -343,11 +343,9 @@ export class AwqModifier implements LayerModifier {
     const vector = async (name: string): Promise<Float32Array | undefined> => vectors.get(name) ?? (await this.model.weights.optionalVector(name));
     const state: LayerState = { linears, vectors, weight, vector, current: new OverlayWeights(this.reader, { linears, vectors }, []) };
     const here = this.mappings.filter((m) => layerOf(m.smooth) === layer);
-    if (this.recompute && this.joint && here.length > 1 && independentSearches(here)) {
-      await this.smoothJointly(here, layer, input!, state);
-      here.length = 0;
-    }
-    for (const m of here) {
+    const jointly = this.recompute && this.joint && here.length > 1 && independentSearches(here);
+    if (jointly) await this.smoothJointly(here, layer, input!, state);
+    for (const m of jointly ? [] : here) {
       const kind = parentKind(m);
       if (this.recompute) {
         await this.smoothMapping(m, kind, layer, this.stackMeans(m, input!), { stack: input! }, state);
@@ -402,7 +400,6 @@ export class AwqModifier implements LayerModifier {
     const planned: { m: AwqMapping; means: { xMean: Float32Array; tokens: number }; balance: BalanceWeight[]; plan: SearchPlan | { readonly result: SearchResult } }[] = [];
     for (const m of ms) {
       const means = this.stackMeans(m, input);
-      if (!means.xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
       const balance = await this.balanceOf(m, state.weight);
       planned.push({ m, means, balance, plan: await this.planSearch({ m, kind: parentKind(m), layer, balance, xMean: means.xMean, source: { stack: input }, state }) });
     }
@@ -412,7 +409,7 @@ export class AwqModifier implements LayerModifier {
     const candidates = plans.filter((p) => p.stack !== null && p.looped && p.precompute);
     const stored = candidates.reduce((n, p) => n + p.room.storedBytes, 0);
     const joined = new Map(candidates.length > 1 && candidates.every((p) => stored < p.room.budget) ? candidates.map((p) => [p, this.replanned(p, p.room.budget - stored)]) : []);
-    if (joined.size > 0) await this.runJoint([...joined.values()], layer, input);
+    if (joined.size > 0) await this.runStacked([...joined.values()], layer, input);
     for (const p of plans) if (!joined.has(p)) await this.runPlan(p);
     for (const { m, means, balance, plan } of planned) {
       await this.fold(m, means, balance, 'result' in plan ? plan.result : this.choose(joined.get(plan) ?? plan), state);
@@ -425,16 +422,25 @@ export class AwqModifier implements LayerModifier {
     return { ...plan, chunk, padded: Math.ceil(this.grid.length / chunk) * chunk };
   }
 
-  /** One run per stack for the searches of `plans` (see {@link smoothJointly}), each plan's losses summed into it. */
-  private async runJoint(plans: readonly SearchPlan[], layer: number, stack: HiddenStack): Promise<void> {
+  /**
+   * The searches of `plans` on the layer's input stack, one run per stack
+   * (split where it is large) for all of them: a mapping's alone (see
+   * stackedSearchGraph), or several whose candidates are made up front (see
+   * {@link smoothJointly}); each plan's losses summed into it.
+   */
+  private async runStacked(plans: readonly SearchPlan[], layer: number, stack: HiddenStack): Promise<void> {
     const cfg = this.model.config;
     // One set of fed weights for the graph: every mapping's weights are its inputs.
     const feeds = this.model.feedWeights ? new WeightFeeds() : undefined;
     const parts = plans.map((p) => ({ spec: { ...p.spec, feeds, candidates: p.input as Extract<CandidateInput, { kind: 'scales' }> }, chunk: p.chunk, points: p.padded }));
-    const graph = await jointSearchGraph(parts, stack.rows, (g, inp) => this.parentInputs(plans.map((p) => p.m), layer, g, inp), stack.dtype);
+    const one = plans.length === 1 ? plans[0]! : null;
+    const graph = one
+      ? await stackedSearchGraph(parts[0]!.spec, one.chunk, stack.rows, (g, inp) => this.parentInput(one.m, layer, g, inp), one.precompute, stack.dtype, one.padded)
+      : await jointSearchGraph(parts, stack.rows, (g, inp) => this.parentInputs(plans.map((p) => p.m), layer, g, inp), stack.dtype);
     const rt = feeds ? this.searchRuntime() : this.newSearchRuntime();
     try {
-      const { key, weights } = feeds ? { key: structureKey('awq_search_joint', graph), weights: await feedTensors(feeds) } : { key: 'awq_search_joint', weights: {} };
+      // A graph's session key: its name, or where its weights are fed its structure (the runtime serves every layer).
+      const { key, weights } = feeds ? { key: structureKey('awq_search_stack', graph), weights: await feedTensors(feeds) } : { key: 'awq_search_stack', weights: {} };
       const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
       const scales = Object.fromEntries(plans.map((p, i) => [`s${i}`, this.paddedScales(p)]));
       for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
@@ -473,7 +479,6 @@ export class AwqModifier implements LayerModifier {
     source: SearchSource,
     state: LayerState,
   ): Promise<void> {
-    if (!means.xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
     const balance = await this.balanceOf(m, state.weight);
     const search = await this.search({ m, kind, layer, balance, xMean: means.xMean, source, state });
     await this.fold(m, means, balance, search, state);
@@ -638,6 +643,7 @@ export class AwqModifier implements LayerModifier {
   private async planSearch(request: SearchRequest): Promise<SearchPlan | { readonly result: SearchResult }> {
     const { m, kind, layer, balance, xMean, source } = request;
     const { weight, vector, current } = request.state;
+    if (!xMean.every(Number.isFinite)) throw new AwqRunError(`${m.smooth}: its output overflowed on the calibration data (NaN or infinity), so AWQ cannot scale it`);
     let inputs = 'cached' in source ? source.cached : [];
     const rowsPerRun = 'cached' in source ? source.rowsPerRun : undefined;
     const stack = 'stack' in source ? source.stack : null;
@@ -757,7 +763,8 @@ export class AwqModifier implements LayerModifier {
 
   /** Runs `plan`'s search graphs, its losses summed into `plan.sums`. */
   private async runPlan(plan: SearchPlan): Promise<void> {
-    const { m, kind, layer, balance, scales, inputs, stack, spec, input, inGraph, perRun, looped, precompute, makeCandidates, chunk, padded } = plan;
+    if (plan.stack) return this.runStacked([plan], plan.layer, plan.stack);
+    const { kind, layer, balance, scales, inputs, spec, input, inGraph, perRun, looped, makeCandidates, chunk, padded } = plan;
     const cfg = this.model.config;
     const feeds = spec.feeds;
     const add = (l: ArrayLike<number>, offset?: number, start?: number, count?: number): void => this.add(plan, l, offset, start, count);
@@ -770,25 +777,12 @@ export class AwqModifier implements LayerModifier {
       if (looped) {
         // Every point in one run per cached input.
         const s = this.paddedScales(plan);
-        const scalesSpec = { ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> };
-        if (stack) {
-          // One run per stack (split where it is large): the parent input rebuilt per slot from the layer's input.
-          const graph = await stackedSearchGraph(scalesSpec, chunk, stack.rows, (g, inp) => this.parentInput(m, layer, g, inp), precompute, stack.dtype, padded);
-          const { key, weights } = await keyed('awq_search_stack', graph);
-          const tables = this.tables(Math.max(...stack.batches.map((b) => b.seq)), windowOf(cfg, layer));
-          for (const run of splitStack(stack, LOOP_RUN_BYTES)) {
-            const { loss } = await rt.run(key, () => graph, { ...loopFeeds(run, tables), s, ...weights });
-            const l = loss!.data as Float32Array;
-            // Each slot's losses, in slot order.
-            for (let slot = 0; slot < loss!.dims[0]!; slot++) add(l, slot * loss!.dims[1]!);
-          }
-        }
-        const graph = stack ? null : await loopedSearchGraph(scalesSpec, chunk, padded);
-        const { key, weights } = graph ? await keyed('awq_search_loop', graph) : { key: '', weights: {} };
-        for (const x of stack ? [] : inputs) {
+        const graph = await loopedSearchGraph({ ...spec, candidates: input as Extract<CandidateInput, { kind: 'scales' }> }, chunk, padded);
+        const { key, weights } = await keyed('awq_search_loop', graph);
+        for (const x of inputs) {
           const seq = x.dims.length === 3 ? x.dims[1]! : 1;
           const position = kind === 'attention' || kind === 'mla' ? this.tables(seq, windowOf(cfg, layer)) : {};
-          const { loss } = await rt.run(key, () => graph!, { x, s, ...position, ...weights });
+          const { loss } = await rt.run(key, () => graph, { x, s, ...position, ...weights });
           add(loss!.data as Float32Array);
         }
       }

@@ -242,6 +242,11 @@ function madeLow(spec: SearchGraphSpec): boolean {
   return spec.precision?.native === true;
 }
 
+/** Candidates `w` made in `g` once for many slots, as the search keeps them: in the low dtype where {@link madeLow}. */
+function kept(g: GraphBuilder, spec: SearchGraphSpec, w: string): string {
+  return madeLow(spec) ? g.op('Cast', [w], { to: onnxType(spec.precision!) }) : w;
+}
+
 /** `[P, B, T, C]` → `[P·B, T, C]`; `seq` is the `[1]` sequence length. */
 function foldSlices(g: GraphBuilder, x: string, seq: string, c: number): string {
   return g.op('Reshape', [x, g.op('Concat', [g.i64([-1]), seq, g.i64([c])], { axis: 0 })]);
@@ -494,7 +499,7 @@ export type SearchPrefix = (g: RecordingBuilder, inputs: LayerInputs) => Promise
  * points at once, in the low dtype where the MatMuls run in it); without
  * it the chunks of points are the outer loop and the slots the inner one,
  * each chunk's candidates made once for all slots. `points` (the rows of
- * `s`) equal to `chunk` leaves the grid loop out. Nothing per token leaves
+ * its scales, input `s0`) equal to `chunk` leaves the grid loop out. Nothing per token leaves
  * the device: pass A returns only the activation sums, and one run per
  * stack moves the hidden states in once per mapping.
  */
@@ -504,31 +509,23 @@ export async function stackedSearchGraph(
   rows: number,
   prefix: SearchPrefix,
   precompute: boolean,
-  dtype: StackDtype = 'float32',
-  points?: number,
+  dtype: StackDtype,
+  points: number,
 ): Promise<Uint8Array> {
-  const g = builder(spec);
-  const stack = stackInputs(g, rows, spec.cfg.hidden, dtype);
-  const s = g.input('s', OnnxType.double, ['grid', spec.shapes[0]![1]]);
-  const single = points === chunk;
-  const low = madeLow(spec) ? onnxType(spec.precision!) : undefined;
-  const lowered = (b: GraphBuilder, w: string): string => (low === undefined ? w : b.op('Cast', [w], { to: low }));
-  const slotCount = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
-  if (precompute) {
-    // Every point's candidates made once for all slots, then each slot runs the grid on them.
-    const made = candidateSet(g, spec.candidates, s).map((w, n) => byIteration(g, lowered(g, w), chunk, spec.shapes[n]!, single));
-    const perSlot = await slotLoop(g, g, spec, dtype, slotCount, 'grid', async (slots, inputs, pos) => gridLoop(slots, spec, await prefix(slots, inputs), s, pos, chunk, single, made, g));
-    g.output(perSlot, 'loss', OnnxType.float, ['slots', 'grid']);
-    return g.build('awq_search_stack');
-  }
+  // Every point's candidates made once for all slots, then each slot runs the grid on them: a joint search of one mapping.
+  if (precompute) return jointSearchGraph([{ spec, chunk, points }], rows, async (g, inputs) => [await prefix(g, inputs)], dtype);
   // Where every point's candidates would not fit, the points are the outer loop: each chunk's candidates made once for
   // all slots (each slot's parent input rebuilt once per chunk, a fraction of a layer), not once per slot and chunk.
+  const g = builder(spec);
+  const stack = stackInputs(g, rows, spec.cfg.hidden, dtype);
+  const s = g.input('s0', OnnxType.double, ['grid', spec.shapes[0]![1]]);
+  const slotCount = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
   const outer = builder(spec, 'po_', g);
   const iter = outer.input('po_iter', OnnxType.int64, []);
   const cond = outer.input('po_cond', OnnxType.bool, []);
   const start = outer.op('Mul', [hostIndex(outer, iter), outer.i64([chunk])]);
   const rowsOf = outer.op('Slice', [s, start, outer.op('Add', [start, outer.i64([chunk])]), outer.i64([0])]);
-  const candidates = candidateSet(outer, spec.candidates, rowsOf).map((w) => outer.op('Transpose', [lowered(outer, w)], { perm: [0, 2, 1] }));
+  const candidates = candidateSet(outer, spec.candidates, rowsOf).map((w) => outer.op('Transpose', [kept(outer, spec, w)], { perm: [0, 2, 1] }));
   const perSlot = await slotLoop(outer, g, spec, dtype, slotCount, chunk, async (slots, inputs, pos) => searchLoss(slots, spec, await prefix(slots, inputs), candidates, pos, true));
   outer.passOutput(cond, OnnxType.bool, []);
   outer.output(perSlot, 'po_loss', OnnxType.float, ['slots', chunk]);
@@ -579,7 +576,7 @@ export interface JointPart {
 }
 
 /**
- * The stacked search of several mappings of one layer in one graph (see
+ * The stacked search of one layer's mappings in one graph (see
  * {@link stackedSearchGraph}, with every point's candidates made up front):
  * inputs `s0, s1, …` (each part's scale rows), one loop over the stack's
  * slots that rebuilds the layer once a slot with `prefix` (the parts'
@@ -587,16 +584,14 @@ export interface JointPart {
  * `loss [S, ΣG]`, each slot's row holding the parts' losses in turn. The
  * parts share their fed weights (their specs name one set) and precision.
  */
-export async function jointSearchGraph(parts: readonly JointPart[], rows: number, prefix: (g: RecordingBuilder, inputs: LayerInputs) => Promise<string[]>, dtype: StackDtype = 'float32'): Promise<Uint8Array> {
+export async function jointSearchGraph(parts: readonly JointPart[], rows: number, prefix: (g: RecordingBuilder, inputs: LayerInputs) => Promise<string[]>, dtype: StackDtype): Promise<Uint8Array> {
   const first = parts[0]!.spec;
   const g = builder(first);
   const stack = stackInputs(g, rows, first.cfg.hidden, dtype);
-  const low = madeLow(first) ? onnxType(first.precision!) : undefined;
-  const lowered = (w: string): string => (low === undefined ? w : g.op('Cast', [w], { to: low }));
   const made = parts.map((p, i) => {
     const s = g.input(`s${i}`, OnnxType.double, [`grid${i}`, p.spec.shapes[0]![1]]);
     const single = p.points === p.chunk;
-    return { s, single, made: candidateSet(g, p.spec.candidates, s).map((w, n) => byIteration(g, lowered(w), p.chunk, p.spec.shapes[n]!, single)) };
+    return { s, single, made: candidateSet(g, p.spec.candidates, s).map((w, n) => byIteration(g, kept(g, p.spec, w), p.chunk, p.spec.shapes[n]!, single)) };
   });
   const slotCount = g.op('Gather', [g.op('Shape', [stack]), g.i64(0)], { axis: 0 });
   const perSlot = await slotLoop(g, g, first, dtype, slotCount, 'grid', async (slots, inputs) => {
@@ -607,8 +602,8 @@ export async function jointSearchGraph(parts: readonly JointPart[], rows: number
       const m = made[i]!;
       losses.push(await gridLoop(slots, p.spec, xs[i]!, m.s, readsPositions(p.spec.kind) ? pos : null, p.chunk, m.single, m.made, g, `sl${i}_`));
     }
-    return slots.op('Concat', losses, { axis: 0 });
+    return losses.length === 1 ? losses[0]! : slots.op('Concat', losses, { axis: 0 });
   });
   g.output(perSlot, 'loss', OnnxType.float, ['slots', 'grid']);
-  return g.build('awq_search_joint');
+  return g.build('awq_search_stack');
 }
