@@ -321,10 +321,15 @@ export const LOOP_SLOT_TOKENS = 8192;
  */
 export function groupSlots(run: HiddenStack, group: number): HiddenStack | null {
   const n = run.batches.length;
+  if (group <= 1 || n % group !== 0 || !sameFullSlots(run)) return null;
+  const { batch, seq } = run.batches[0]!;
+  return { ...run, rows: run.rows * group, batches: Array.from({ length: n / group }, () => ({ batch: batch * group, seq })) };
+}
+
+/** Whether every batch of `run` has the first one's shape and fills its slot (no padding). */
+function sameFullSlots(run: HiddenStack): boolean {
   const first = run.batches[0];
-  if (group <= 1 || first === undefined || n % group !== 0 || first.batch * first.seq !== run.rows) return null;
-  if (!run.batches.every((b) => b.batch === first.batch && b.seq === first.seq)) return null;
-  return { ...run, rows: run.rows * group, batches: Array.from({ length: n / group }, () => ({ batch: first.batch * group, seq: first.seq })) };
+  return first !== undefined && first.batch * first.seq === run.rows && run.batches.every((b) => b.batch === first.batch && b.seq === first.seq);
 }
 
 /**
@@ -332,8 +337,9 @@ export function groupSlots(run: HiddenStack, group: number): HiddenStack | null 
  * divides their count and keeps a slot within `tokens` (1: one each).
  */
 export function slotGroup(run: HiddenStack, tokens: number, most = Infinity): number {
+  if (!sameFullSlots(run)) return 1;
   const n = run.batches.length;
-  for (let g = Math.min(n, most, Math.floor(tokens / Math.max(1, run.rows))); g > 1; g--) if (n % g === 0 && groupSlots(run, g)) return g;
+  for (let g = Math.min(n, most, Math.floor(tokens / Math.max(1, run.rows))); g > 1; g--) if (n % g === 0) return g;
   return 1;
 }
 
