@@ -10,10 +10,8 @@
  * stays its own: a stack is read again by later passes); outputs come back
  * transferred, and an output the caller gave memory for is copied into it.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { WorkerChannel, type Unsent } from './worker-channel.js';
+import { builtScript, WorkerChannel, type Unsent } from './worker-channel.js';
 import type { DeviceReply, DeviceTask, DeviceWorkerData } from './device-worker.js';
 import { cudaTf32Allowed, DeviceMemoryError, prepareCudaEnvironment, RuntimeUnavailableError, type Device, type Feed, type ModelBytes, type RawTensor, type RuntimeTimings } from './runtime.js';
 
@@ -103,8 +101,7 @@ function replyError(reply: Extract<DeviceReply, { error: string }>): Error {
 
 /** The built worker script, when this module runs from built code. */
 function workerScript(): URL | null {
-  const url = new URL('./device-worker.js', import.meta.url);
-  return url.protocol === 'file:' && existsSync(fileURLToPath(url)) ? url : null;
+  return builtScript(new URL('./device-worker.js', import.meta.url));
 }
 
 /** A worker thread running graphs on `device` (`deviceId` on CUDA), or null where the worker script is not built. */

@@ -5,11 +5,9 @@
  * next to this module); elsewhere {@link startLoopWorkers} returns none and
  * units are quantized on the main thread, with the same results.
  */
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { WorkerChannel, type Unsent } from './worker-channel.js';
+import { builtScript, WorkerChannel, type Unsent } from './worker-channel.js';
 import type { LoopReply, LoopTask, LoopWorkerData } from './loop-worker.js';
 import { NonFiniteWeightError, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { CheckpointError } from './safetensors-reader.js';
@@ -65,8 +63,7 @@ function replyError(reply: Extract<LoopReply, { error: string }>): Error {
 
 /** The built worker script, when this module runs from built code. */
 function workerScript(): URL | null {
-  const url = new URL('./loop-worker.js', import.meta.url);
-  return url.protocol === 'file:' && existsSync(fileURLToPath(url)) ? url : null;
+  return builtScript(new URL('./loop-worker.js', import.meta.url));
 }
 
 /**

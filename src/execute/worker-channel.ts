@@ -5,7 +5,14 @@
  * only a worker with a task keeps the process alive (awaiting its reply
  * does not).
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
+
+/** `script` (a worker module beside its caller, as `new URL('./x.js', import.meta.url)`) where it is built code, else null (sources run by tests). */
+export function builtScript(script: URL): URL | null {
+  return script.protocol === 'file:' && existsSync(fileURLToPath(script)) ? script : null;
+}
 
 /** A task as posted: without its id (each member of a union on its own). */
 export type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
