@@ -58,6 +58,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   const { calibrationSamples } = await import('../execute/calibrate/calibration-data.js');
   const { loadTokenizer, TokenizerError } = await import('../execute/tokenize/tokenizer.js');
   const { ForwardModel, UnsupportedModelError } = await import('../execute/forward/executor.js');
+  const { windowDroppedInCalibration } = await import('../execute/forward/decoder-config.js');
   const { WeightFormatError } = await import('../execute/forward/dequantize.js');
   const { CheckpointError } = await import('../execute/safetensors-reader.js');
   const { calibrateJob, ExpertCoverageError, MissingStatisticsError } = await import('../execute/calibrate/calibrate-job.js');
@@ -106,6 +107,9 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     const { withRoundedOffsetNorms } = await import('../execute/offset-norms.js');
     model = model.withWeights(await withRoundedOffsetNorms(model.weights, job.offsetNorms, job.fusedExperts));
   }
+  // Calibration attends as llm-compressor's sequential pipeline does, which leaves some models' sliding window out.
+  const droppedWindow = windowDroppedInCalibration(model.config);
+  model = model.asCalibrated();
   // GPUs by ordinal (`--device cuda:1`, `cuda:0,1`): the looped layer passes share the batches over them, the rest runs on the first.
   if (job.devices?.length && job.devices.every((d) => d.device === 'cuda')) model.deviceIds = job.devices.map((d) => d.deviceId ?? 0);
   const precision = model.usePrecision(args.precision ?? defaultPrecision(args.device, model.config.dtype));
@@ -125,6 +129,15 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     return fail(error('apply-data-too-short', `${source} has ${what}; calibration needs at least one sample. Use a longer file or a smaller --seq-len.`));
   }
   const diagnostics: Diagnostic[] = [];
+  const longest = Math.max(...samples.batches.flatMap((b) => b.map((row) => row.length)));
+  if (droppedWindow !== null && longest > droppedWindow) {
+    diagnostics.push(
+      warning(
+        'apply-window-ignored',
+        `calibration attends over all ${longest} tokens of the longest sample, past this ${model.config.modelType} model's sliding window of ${droppedWindow} tokens, as llm-compressor's sequential pipeline does (its traced model builds no window mask); served, the model attends within the window, so the statistics are not those of the served attention. Use --seq-len ${droppedWindow} or less to calibrate within the window.`,
+      ),
+    );
+  }
   const count = `${samples.samples} sample${samples.samples === 1 ? '' : 's'}`;
   if (args.data === undefined) io.stderr(`Calibrating on the embedded calibration text (no --data given): ${count}\n`);
   else {

@@ -134,6 +134,29 @@ export function windowOf(cfg: DecoderConfig, layer: number): number | null {
   return cfg.layerTypes === null || cfg.layerTypes[layer] === 'sliding_attention' ? cfg.slidingWindow : null;
 }
 
+/**
+ * model_types whose sliding window llm-compressor's sequential pipeline does
+ * not apply. Under its tracer, transformers' `create_causal_mask` /
+ * `create_sliding_window_causal_mask` become leaf calls that receive a
+ * config rebuilt from its public fields, without `_attn_implementation`;
+ * mask creation then returns no mask, and the decoder layers attend with
+ * SDPA's plain causal mask. The models listed build their mask that way
+ * (`mask_function = … if self.config.sliding_window is None else …`); the
+ * others (qwen2/qwen3 and their MoE, gpt-oss, llama4) build their masks
+ * inside a block the tracer wraps whole, with the real config, so their
+ * windows hold during calibration too.
+ */
+export const CALIBRATED_WITHOUT_WINDOW: ReadonlySet<string> = new Set(['mistral', 'mixtral', 'phimoe', 'qwen3_moe']);
+
+/**
+ * The window calibration leaves out, as llm-compressor's sequential
+ * pipeline does (see {@link CALIBRATED_WITHOUT_WINDOW}); null when it runs
+ * the model's attention as served.
+ */
+export function windowDroppedInCalibration(cfg: DecoderConfig): number | null {
+  return CALIBRATED_WITHOUT_WINDOW.has(cfg.modelType) ? cfg.slidingWindow : null;
+}
+
 /** The sliding window of a config, or null when no layer slides (gpt-oss: 128 unless set). */
 function slidingWindowOf(raw: Record<string, unknown>, modelType: string): number | null {
   const w = modelType === 'gpt_oss' ? (raw.sliding_window ?? 128) : raw.sliding_window;

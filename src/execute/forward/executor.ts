@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraphRuntime, graphWeightMegabytes, type Device, type Feed, type RawTensor, type RuntimeTimings } from '../runtime.js';
 import { openCheckpoint } from '../safetensors-reader.js';
-import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowOf, type DecoderConfig } from './decoder-config.js';
+import { LLAMA_LIKE, readDecoderConfig, UnsupportedModelError, windowDroppedInCalibration, windowOf, type DecoderConfig } from './decoder-config.js';
 import { headGraph, headObserverGraph, headSliceRows, type HeadOutput } from './head.js';
 import { layerBuilderFor, type LayerBuilder } from './architectures.js';
 import { DELTA_CHUNK } from './gated-delta-net.js';
@@ -439,7 +439,20 @@ export class ForwardModel {
 
   /** The same model reading `weights` instead (a transform's changed weights over the checkpoint); settings are copied. */
   withWeights(weights: WeightReader): ForwardModel {
-    const m = new ForwardModel(this.config, this.raw, weights, this.device, this.layerBuilder);
+    return this.copy(this.config, weights);
+  }
+
+  /**
+   * The model as llm-compressor's sequential pipeline runs it while it
+   * calibrates: without the sliding window it drops (see
+   * {@link windowDroppedInCalibration}); itself where nothing differs.
+   */
+  asCalibrated(): ForwardModel {
+    return windowDroppedInCalibration(this.config) === null ? this : this.copy({ ...this.config, slidingWindow: null }, this.weights);
+  }
+
+  private copy(config: DecoderConfig, weights: WeightReader): ForwardModel {
+    const m = new ForwardModel(config, this.raw, weights, this.device, this.layerBuilder);
     m.graphWeightBytes = this.graphWeightBytes;
     m.referencedGraphWeightBytes = this.referencedGraphWeightBytes;
     m.layerOutputs = this.layerOutputs;
