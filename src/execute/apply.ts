@@ -19,7 +19,8 @@ import { defaultLoopWorkers, LoopWorkerError, startDeviceLoopWorkers, startLoopW
 import { NonFiniteWeightError, quantizeStack, quantizeUnit, type UnitModule, type UnitOutput } from './quantize-unit.js';
 import { stackKey } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
-import { DTYPE_BYTES } from './dtypes.js';
+import { DTYPE_BYTES, type SafetensorsDtype } from './dtypes.js';
+import { castByteLength, castBytes, loadDtype, savedDtype, type CastDtype } from './saved-dtype.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
 import { roundTripOffsetNorm } from './offset-norms.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
@@ -57,7 +58,8 @@ interface Unit {
 }
 
 type Item =
-  | { readonly key: string; readonly copy: TensorEntry }
+  /** A tensor written as it was read, cast to `as` (see saved-dtype.ts). */
+  | { readonly key: string; readonly copy: TensorEntry; readonly as: SafetensorsDtype }
   | { readonly key: string; readonly unit: Unit }
   | { readonly key: string; readonly slice: WeightSource; readonly name: string }
   | { readonly key: string; readonly extra: ExtraTensor };
@@ -142,7 +144,7 @@ function formUnits(modules: readonly PlannedModule[], index: CheckpointIndex): U
 }
 
 function outputSpecs(item: Item): OutputTensorSpec[] {
-  if ('copy' in item) return [{ name: item.copy.name, dtype: item.copy.dtype, shape: item.copy.shape, byteLength: item.copy.byteLength }];
+  if ('copy' in item) return [{ name: item.copy.name, dtype: item.as, shape: item.copy.shape, byteLength: castByteLength(item.copy.shape.reduce((a, b) => a * b, 1), item.as) }];
   if ('extra' in item) return [{ name: item.extra.name, dtype: item.extra.dtype, shape: item.extra.shape, byteLength: item.extra.bytes.byteLength }];
   if ('slice' in item) {
     const bytes = item.slice.shape[0] * item.slice.shape[1] * (item.slice.entry.byteLength / item.slice.entry.shape.reduce((a, b) => a * b, 1));
@@ -430,6 +432,10 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   // A Llava-layout model ties as its config class decides, and only where the checkpoint stores no head of its own.
   const tied = vlm ? vlm.tied && !index.tensors.has('language_model.lm_head.weight') && !index.tensors.has('lm_head.weight') : (config as Record<string, PyJson>).tie_word_embeddings === true;
   const modules = planModules(job, index, tied);
+  // Untouched tensors come back in the dtype llm-compressor's transformers load gives them; a quantized checkpoint's
+  // (its scales) load through its quantizer, as they are.
+  const modelType = String((config as Record<string, PyJson>).model_type ?? '');
+  const load = (config as Record<string, PyJson>).quantization_config === undefined ? loadDtype(config as Record<string, unknown>) : null;
   const units = formUnits(modules, index);
   const quantizedNames = new Set(modules.map((m) => m.name));
   // A module's own weight is replaced by its quantized tensors; a weight it only starts from (a tied embedding) is still written.
@@ -439,7 +445,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && own(m)).map((m) => m.source.entry.name), ...fusedTensors]);
   const untied = modules.some((m) => !m.source.fused && !own(m));
   const items: Item[] = [
-    ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t })),
+    ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t, as: savedDtype(t.name, t.dtype, modelType, load) })),
     ...units.map((u) => ({ key: `${u.modules[0].writeAs}.weight`, unit: u })),
     ...unquantizedSlices(job, index, quantizedNames),
     ...(await fusedBiasSlices(job, index)),
@@ -500,9 +506,15 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
     const writes = new WriteWindow(WRITE_AHEAD_BYTES);
     for (const item of mine) {
       const replaced = 'copy' in item ? job.changedWeights?.tensors.get(item.copy.name) : undefined;
-      if (replaced) await writes.add(writer.write(item.key, replaced), replaced.byteLength);
-      else if ('copy' in item && offsetNorms.has(item.copy.name)) {
-        const bytes = roundTripOffsetNorm(await readTensorBytes(item.copy), floatDtype(item.copy));
+      const cast = (bytes: Uint8Array): Uint8Array => ('copy' in item && item.as !== item.copy.dtype ? castBytes(bytes, floatDtype(item.copy), item.as as CastDtype) : bytes);
+      if (replaced) {
+        const bytes = cast(replaced);
+        await writes.add(writer.write(item.key, bytes), bytes.byteLength);
+      } else if ('copy' in item && offsetNorms.has(item.copy.name)) {
+        const bytes = cast(roundTripOffsetNorm(await readTensorBytes(item.copy), floatDtype(item.copy)));
+        await writes.add(writer.write(item.key, bytes), bytes.byteLength);
+      } else if ('copy' in item && item.as !== item.copy.dtype) {
+        const bytes = cast(await readTensorBytes(item.copy));
         await writes.add(writer.write(item.key, bytes), bytes.byteLength);
       } else if ('copy' in item) await writes.add(writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy)), item.copy.byteLength);
       else if ('slice' in item) {

@@ -3,7 +3,8 @@
  * tensor (dequantized when compressed), so building a layer's graph holds
  * only that layer's weights.
  */
-import { DTYPE_BYTES, toFloat32, uint16View } from '../dtypes.js';
+import { DTYPE_BYTES, roundBf16InPlace, roundF16, toFloat32, uint16View } from '../dtypes.js';
+import { keptInFloat32 } from '../saved-dtype.js';
 import { readTensorBytes, type CheckpointIndex } from '../safetensors-reader.js';
 import { readAsFloat32, readLinear, readVector, type DenseMatrix } from './dequantize.js';
 import type { InputPart, InputQuantizer, SliceQuantizer } from './input-quantizer.js';
@@ -102,9 +103,15 @@ export class WeightReader {
     return this.linear(module);
   }
 
-  /** A 1-D tensor (norm weight, bias). */
-  vector(name: string): Promise<Float32Array> {
-    return readVector(this.index, name);
+  /**
+   * A 1-D tensor (norm weight, bias), as transformers loads it: a float32
+   * tensor of a bf16 or fp16 model rounded to the model's dtype, unless
+   * its class keeps it in float32.
+   */
+  async vector(name: string): Promise<Float32Array> {
+    const v = await readVector(this.index, name);
+    if (this.dtype === 'float32' || this.index.tensors.get(name)?.dtype !== 'F32' || keptInFloat32(name)) return v;
+    return this.dtype === 'bfloat16' ? roundBf16InPlace(v) : v.map(roundF16);
   }
 
   /** An RMSNorm's scale: its weight, or `1 + weight` (float32) for zero-centred norms. */
