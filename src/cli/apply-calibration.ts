@@ -154,19 +154,31 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   try {
     let current = job;
     let forward = model;
-    if (job.smoothquant) {
-      const { smoothJob } = await import('../execute/smoothquant/smoothquant-job.js');
-      smoothRun = await smoothJob(job, model, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'smoothquant') });
-      ({ job: current, model: forward } = smoothRun);
-    }
-    if (job.awq) {
-      const { awqJob } = await import('../execute/awq/awq-job.js');
-      awqRun = await awqJob(current, forward, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'awq') });
-      ({ job: current, model: forward } = awqRun);
-    }
+    // The modifiers run in recipe order, each its own pass (llm-compressor's independent pipeline): the smoothing stages
+    // first, unless the recipe puts them after GPTQ, where they smooth the model GPTQ quantized.
+    const smoothing = async (after: boolean): Promise<void> => {
+      if (job.smoothquant && (job.smoothquant.afterGptq === true) === after) {
+        const { smoothJob } = await import('../execute/smoothquant/smoothquant-job.js');
+        smoothRun = await smoothJob(current, forward, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'smoothquant') });
+        ({ job: current, model: forward } = smoothRun);
+      }
+      if (job.awq && (job.awq.afterGptq === true) === after) {
+        const { awqJob } = await import('../execute/awq/awq-job.js');
+        awqRun = await awqJob(current, forward, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'awq') });
+        ({ job: current, model: forward } = awqRun);
+      }
+    };
+    await smoothing(false);
     if (current.gptq) {
       const { gptqJob } = await import('../execute/gptq/gptq-job.js');
       calibrated = gptqRun = await gptqJob(current, forward, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'gptq') });
+      if (job.smoothquant?.afterGptq || job.awq?.afterGptq) {
+        const { OverlayWeights, solvedChanges } = await import('../execute/pipeline/overlay-weights.js');
+        current = calibrated.job;
+        forward = forward.withWeights(new OverlayWeights(forward.weights, solvedChanges(forward.weights, current.solvedWeights ?? new Map(), job.fusedExperts), job.fusedExperts));
+        await smoothing(true);
+        calibrated = { ...calibrated, job: current };
+      }
     } else if (needsStatistics(current)) calibrated = await calibrateJob(current, forward, samples.batches, { onLayerStart: progress });
     else calibrated = { job: current, coverage: (smoothRun ?? awqRun)!.coverage, lowExperts: [], fallbackModules: [] };
   } catch (e) {

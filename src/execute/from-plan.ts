@@ -125,6 +125,9 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     if (e instanceof UnsupportedActivationError) throw new PlanNotExecutableError(e.message);
     throw e;
   }
+  const solvedByGptq = new Set(gptqModules);
+  if (smoothquant?.afterGptq) checkAfterGptq('SmoothQuantModifier', smoothquant.mappings.flatMap((mp) => [mp.smooth, ...mp.balance]), solvedByGptq, staticStatistics(groups, kvCacheScheme));
+  if (awq?.afterGptq) checkAfterGptq('AWQModifier', awq.mappings.flatMap((mp) => [mp.smooth, ...mp.balance]), solvedByGptq, staticStatistics(groups, kvCacheScheme));
   const ignore: string[] = [];
   for (const [type, names] of unquantized) if (quantizedTypes.has(type)) ignore.push(...names);
 
@@ -214,15 +217,39 @@ const OTHER_TOWER = /^(?:model\.)?(?:vision_model|vision_tower|multi_modal_proje
 
 /**
  * The recipe's one modifier of `type`, a stage that changes weights before
- * they are quantized: at most one, and before every quantization modifier.
+ * they are quantized: at most one, and before every quantization modifier
+ * but a GPTQModifier. After GPTQ it runs on the model GPTQ quantized, as
+ * llm-compressor's independent pipeline runs the modifiers in recipe order
+ * (its non-uniform example: GPTQ on attention, then AWQ and RTN on the MLP);
+ * {@link checkAfterGptq} keeps it off GPTQ's modules.
  */
-function smoothingStage(modifiers: readonly ModifierIR[], type: 'SmoothQuantModifier' | 'AWQModifier'): ModifierIR | undefined {
+function smoothingStage(modifiers: readonly ModifierIR[], type: 'SmoothQuantModifier' | 'AWQModifier'): { modifier: ModifierIR; afterGptq: boolean } | undefined {
   const found = modifiers.filter((m) => m.type === type);
   if (found.length === 0) return undefined;
   if (found.length > 1) throw new PlanNotExecutableError(`apply runs one ${type} per recipe; this recipe has several`);
   const m = found[0]!;
-  if (modifiers.some((q) => q.quantization && q.index < m.index)) throw new PlanNotExecutableError(`${type} must come before the quantization modifiers: it changes the weights they quantize`);
-  return m;
+  const before = modifiers.filter((q) => q.quantization && q.index < m.index);
+  if (before.some((q) => q.type !== 'GPTQModifier')) throw new PlanNotExecutableError(`${type} must come before the quantization modifiers other than GPTQModifier: it changes the weights they quantize`);
+  return { modifier: m, afterGptq: before.length > 0 };
+}
+
+/**
+ * A smoothing stage after GPTQ: the Linear layers it rescales must not be
+ * GPTQ's (their solved weights would leave the quantization grid), and no
+ * static statistics may be due (apply observes them in GPTQ's pass, before
+ * the smoothing, where llm-compressor observes a later modifier's in that
+ * modifier's own pass).
+ */
+function checkAfterGptq(type: string, changed: readonly string[], gptqModules: ReadonlySet<string>, statistics: boolean): void {
+  const solved = changed.filter((n) => gptqModules.has(n));
+  if (solved.length > 0) {
+    throw new PlanNotExecutableError(
+      `${type} comes after GPTQModifier and would rescale ${solved.length > 3 ? `${solved.slice(0, 3).join(', ')} and ${solved.length - 3} more` : solved.join(', ')}, whose weights GPTQ has already solved; put ${type} first, or leave these layers out of its mappings or of GPTQ's targets`,
+    );
+  }
+  if (statistics) {
+    throw new PlanNotExecutableError(`${type} after GPTQModifier is supported for weight-only and dynamic-activation schemes; this recipe also calibrates static activation or kv-cache scales, which apply observes in GPTQ's pass, before the smoothing. Put ${type} first`);
+  }
 }
 
 /**
@@ -231,8 +258,9 @@ function smoothingStage(modifiers: readonly ModifierIR[], type: 'SmoothQuantModi
  * module tree. It must come before the quantization modifiers.
  */
 function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothSpec | undefined {
-  const m = smoothingStage(modifiers, 'SmoothQuantModifier');
-  if (!m) return undefined;
+  const stage = smoothingStage(modifiers, 'SmoothQuantModifier');
+  if (!stage) return undefined;
+  const m = stage.modifier;
   if (m.args.algorithm !== undefined && m.args.algorithm !== 'smoothquant') throw new PlanNotExecutableError(`SmoothQuantModifier algorithm "${String(m.args.algorithm)}" is not supported by apply`);
   let resolved: ResolvedSmoothQuant;
   try {
@@ -244,7 +272,7 @@ function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothS
   // Calibration runs text only: a vision tower's smooth layers never see data, and llm-compressor skips them.
   const mappings = resolved.mappings.filter((x) => !OTHER_TOWER.test(x.smooth));
   if (mappings.length === 0) throw new PlanNotExecutableError('SmoothQuantModifier resolves no mapping on this model: it would smooth nothing');
-  return { strength: typeof m.args.smoothing_strength === 'number' ? m.args.smoothing_strength : 0.5, mappings };
+  return { strength: typeof m.args.smoothing_strength === 'number' ? m.args.smoothing_strength : 0.5, mappings, ...(stage.afterGptq ? { afterGptq: true } : {}) };
 }
 
 /**
@@ -253,8 +281,9 @@ function smoothSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): SmoothS
  * come before the quantization modifiers.
  */
 function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | undefined {
-  const m = smoothingStage(modifiers, 'AWQModifier');
-  if (!m) return undefined;
+  const stage = smoothingStage(modifiers, 'AWQModifier');
+  if (!stage) return undefined;
+  const m = stage.modifier;
   const duo = m.args.duo_scaling ?? true;
   if (duo !== true && duo !== false && duo !== 'both') throw new PlanNotExecutableError(`AWQModifier duo_scaling must be true, false or "both", not ${JSON.stringify(duo)}`);
   const nGrid = typeof m.args.n_grid === 'number' ? m.args.n_grid : 20;
@@ -291,7 +320,12 @@ function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | 
       }
     }
   }
-  return { duoScaling: duo, nGrid, mappings: resolved.mappings.map((mp) => ({ ...mp, parentClass: parentClass(mp.parent) })) };
+  return { duoScaling: duo, nGrid, mappings: resolved.mappings.map((mp) => ({ ...mp, parentClass: parentClass(mp.parent) })), ...(stage.afterGptq ? { afterGptq: true } : {}) };
+}
+
+/** Whether the job calibrates static activation or kv-cache scales. */
+function staticStatistics(groups: readonly ApplyGroup[], kvCacheScheme: QuantizationArgs | null): boolean {
+  return kvCacheScheme !== null || groups.some((g) => inputCalibration(g.scheme.input_activations, g.name) !== null);
 }
 
 /** Why GPTQ cannot solve weights of `scheme`, or null. */

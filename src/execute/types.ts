@@ -107,6 +107,8 @@ export interface SmoothSpec {
   readonly strength: number;
   /** Resolved mappings, in execution order. */
   readonly mappings: readonly SmoothMapping[];
+  /** The modifier comes after the GPTQModifier in the recipe: it smooths the model GPTQ has quantized. */
+  readonly afterGptq?: boolean;
 }
 
 /** AWQModifier's settings for a job (see `execute/awq`). */
@@ -117,6 +119,8 @@ export interface AwqSpec {
   readonly nGrid: number;
   /** Resolved mappings, in llm-compressor's order. */
   readonly mappings: readonly AwqMapping[];
+  /** The modifier comes after the GPTQModifier in the recipe: it smooths the model GPTQ has quantized. */
+  readonly afterGptq?: boolean;
 }
 
 /** Everything `apply` needs. */
@@ -140,9 +144,9 @@ export interface ApplyJob {
   readonly kvCacheScheme: QuantizationArgs | null;
   /** Set when the job needs calibration data (see {@link CalibrationSpec}). */
   readonly calibration?: CalibrationSpec;
-  /** Set when a SmoothQuantModifier runs (before the quantization modifier). */
+  /** Set when a SmoothQuantModifier runs (before the quantization modifiers, or after GPTQ: see `afterGptq`). */
   readonly smoothquant?: SmoothSpec;
-  /** Set when an AWQModifier runs (before the quantization modifier). */
+  /** Set when an AWQModifier runs (before the quantization modifiers, or after GPTQ: see `afterGptq`). */
   readonly awq?: AwqSpec;
   /**
    * Weights a transform changed, in their stored dtype: Linear weights by

@@ -11,7 +11,7 @@ import { toFloat32 } from '../dtypes.js';
 import type { DenseMatrix } from '../forward/dequantize.js';
 import type { Bf16Matrix } from '../forward/ops.js';
 import { WeightReader } from '../forward/weights.js';
-import type { FusedExpertsParam } from '../types.js';
+import type { FusedExpertsParam, SolvedWeight } from '../types.js';
 import { fusedEntry, inMemoryName, readWeight, resolveWeight } from '../weight-source.js';
 
 /** Weights a modifier changed: Linear weights by module, 1-D tensors (norm weights) by tensor name. */
@@ -82,4 +82,19 @@ export class OverlayWeights extends WeightReader {
   override async linearWeight(module: string): Promise<DenseMatrix | Bf16Matrix> {
     return this.replacement(module) !== undefined || !this.base.hasLinear(module) ? this.linear(module) : this.base.linearWeight(module);
   }
+}
+
+/**
+ * GPTQ's solved weights as changes for the stages after it (a smoothing
+ * modifier later in the recipe runs on the quantized model): each module's
+ * dequantized values, in the model dtype, exact.
+ */
+export function solvedChanges(base: WeightReader, solved: ReadonlyMap<string, SolvedWeight>, fused: readonly FusedExpertsParam[]): WeightChanges {
+  const linears = new Map<string, DenseMatrix>();
+  for (const [module, w] of solved) {
+    const src = resolveWeight(base.index, module, fused);
+    if (!src) throw new Error(`${module}: GPTQ solved a weight the checkpoint does not hold`);
+    linears.set(module, { data: toFloat32(w.bytes, w.dtype), rows: src.shape[0], cols: src.shape[1] });
+  }
+  return { linears, vectors: new Map() };
 }

@@ -1,0 +1,85 @@
+/**
+ * A recipe's modifiers run in recipe order, each on the model the ones
+ * before it left (llm-compressor's independent pipeline): its non-uniform
+ * example (GPTQ on attention, then AWQ and round-to-nearest on the MLP)
+ * against llm-compressor's own output (test/fixtures/scripts/make_order_refs.py).
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { CALIBRATION } from '../calibrate-refs.js';
+import { parseSafetensors, unpackModel } from './fixtures.js';
+import { memoryIo } from '../memory-io.js';
+
+interface OrderRef {
+  readonly source: string;
+  readonly recipe: string;
+  readonly quantization_config: Record<string, unknown>;
+  readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string }>;
+}
+
+const FIXTURES = join(CALIBRATION, '..');
+const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', I32: 'int32', I64: 'int64' };
+
+async function run(ref: OrderRef, recipe: string): Promise<{ code: number; err: string; out: string }> {
+  const dir = await unpackModel(join(FIXTURES, ref.source));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await writeFile(join(dir, f), await readFile(join(CALIBRATION, f)));
+  const cwd = await mkdtemp(join(tmpdir(), 'quantc-order-'));
+  await writeFile(join(cwd, 'recipe.yaml'), recipe);
+  const io = memoryIo(cwd);
+  const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--precision', 'bf16'], io);
+  return { code, err: io.err.join(''), out: join(cwd, 'out') };
+}
+
+const load = async (): Promise<OrderRef> => JSON.parse(gunzipSync(await readFile(join(FIXTURES, 'order', 'non_uniform.json.gz'))).toString('utf8')) as OrderRef;
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+describe('modifiers run in recipe order', () => {
+  test("llm-compressor's non-uniform example: GPTQ, then AWQ on the GPTQ-quantized model, then RTN, byte for byte", async () => {
+    const ref = await load();
+    const { code, err, out } = await run(ref, ref.recipe);
+    expect(code, err).toBe(0);
+    // GPTQ's pass runs before AWQ's.
+    expect(err.indexOf('gptq layer 2/2')).toBeLessThan(err.indexOf('awq layer 1/2'));
+    const got = parseSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
+    expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
+    for (const [name, r] of Object.entries(ref.tensors)) {
+      const g = got.get(name)!;
+      expect({ name, dtype: DTYPES[g.dtype] ?? g.dtype, shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
+      expect(sha(g.bytes), `${name} bytes differ`).toBe(r.sha256);
+    }
+    const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization_config: unknown };
+    expect(config.quantization_config).toEqual(ref.quantization_config);
+  });
+
+  test('the order matters: AWQ before GPTQ smooths the MLP differently', async () => {
+    const ref = await load();
+    const [head, rest] = ref.recipe.split('    AWQModifier:\n');
+    const [awq, tail] = rest!.split('    QuantizationModifier:\n');
+    const [top, gptq] = head!.split('    GPTQModifier:\n');
+    const reordered = `${top}    AWQModifier:\n${awq}    GPTQModifier:\n${gptq}    QuantizationModifier:\n${tail}`;
+    const { code, err, out } = await run(ref, reordered);
+    expect(code, err).toBe(0);
+    const got = parseSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
+    const moved = Object.entries(ref.tensors).filter(([name, r]) => sha(got.get(name)!.bytes) !== r.sha256).map(([name]) => name);
+    expect(moved.some((n) => /layers\.1\.mlp\./.test(n))).toBe(true);
+  });
+
+  test('a smoothing stage after GPTQ may not rescale what GPTQ solved, nor follow a round-to-nearest modifier', async () => {
+    const ref = await load();
+    const onAttention = ref.recipe.replace(/mappings:\n(?:.*\n)*?    QuantizationModifier:/, 'mappings:\n        - smooth_layer: "re:.*input_layernorm$"\n          balance_layers: ["re:.*q_proj$", "re:.*k_proj$", "re:.*v_proj$"]\n    QuantizationModifier:');
+    const solved = await run(ref, onAttention);
+    expect(solved.code).not.toBe(0);
+    expect(solved.err).toContain('AWQModifier comes after GPTQModifier and would rescale model.layers.0.self_attn.q_proj, model.layers.0.self_attn.k_proj, model.layers.0.self_attn.v_proj and 3 more, whose weights GPTQ has already solved');
+    // Round-to-nearest on attention in a stage of its own, before AWQ.
+    const withoutGptq = ref.recipe.replace(/    GPTQModifier:\n(?: {6}.*\n)*/, '');
+    const rtnFirst = `rtn_stage:\n  rtn_modifiers:\n    QuantizationModifier:\n      targets: ["re:.*self_attn\\\\.(k|q|o|v)_proj$"]\n      scheme: FP8_DYNAMIC\n${withoutGptq}`;
+    const refused = await run(ref, rtnFirst);
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toContain('AWQModifier must come before the quantization modifiers other than GPTQModifier');
+  });
+});
