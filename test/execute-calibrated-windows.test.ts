@@ -2,8 +2,8 @@
  * Sliding windows during calibration, as llm-compressor's sequential
  * pipeline runs them (test/fixtures/scripts/make_window_refs.py): mistral,
  * mixtral, phimoe and qwen3_moe are calibrated without their window (the
- * traced model builds no mask), gpt-oss with it. Calibrated in bf16 as
- * llm-compressor ran them, every tensor of the checkpoint (FP8 weights,
+ * traced model builds no mask), gpt-oss with it. Calibrated at apply's
+ * default precision (the checkpoint's bf16, as llm-compressor ran them), every tensor of the checkpoint (FP8 weights,
  * static FP8 input scales, kv-cache scales) matches byte for byte (gpt-oss:
  * its first, sliding layer; the second within a bf16 step or two).
  */
@@ -58,7 +58,7 @@ describe("calibration attends as llm-compressor's sequential pipeline does on sl
       const modifier = { targets: ['Linear'], scheme: 'FP8', kv_cache_scheme: FP8_KV, ignore: ref.ignore };
       await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ ...moe, default_stage: { default_modifiers: { QuantizationModifier: modifier } } }, null, 1)}\n`);
       const io = memoryIo(cwd);
-      const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--precision', 'bf16'], io);
+      const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
       const err = io.err.join('');
       expect(code, err).toBe(0);
       if (dropped) expect(err).toContain(`warning apply-window-ignored: calibration attends over all 32 tokens of the longest sample, past this ${model} model's sliding window of 8 tokens`);

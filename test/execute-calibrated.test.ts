@@ -75,7 +75,8 @@ describe("calibrated apply reproduces llm-compressor's oneshot (bf16 model, 32-t
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-cal-'));
       await writeFile(join(cwd, 'recipe.yaml'), recipeYaml(ref, model !== 'llama'));
       const io = memoryIo(cwd);
-      const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE], io);
+      // A float32 pass (what calibrate.test.ts checks to 1e-5 against transformers), against llm-compressor's bf16 one.
+      const code = await main(['apply', 'recipe.yaml', '--model', modelDir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--device', DEVICE, '--precision', 'fp32'], io);
       expect(io.err.join(''), io.err.join('')).not.toMatch(/ error [a-z-]+:/);
       expect(code).toBe(0);
       const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));

@@ -6,7 +6,7 @@
 import { basename, resolve } from 'node:path';
 import { error, warning, type Diagnostic } from '../diagnostics.js';
 import type { Device } from '../execute/runtime.js';
-import { defaultPrecision, describePrecision, type Precision } from '../execute/forward/precision.js';
+import { defaultApplyPrecision, describePrecision, type Precision } from '../execute/forward/precision.js';
 import type { ApplyJob } from '../execute/types.js';
 import type { GptqRun } from '../execute/gptq/gptq-job.js';
 import type { SmoothRun } from '../execute/smoothquant/smoothquant-job.js';
@@ -28,7 +28,7 @@ export interface CalibrationArgs {
   readonly shuffleSeed?: bigint;
   readonly coverage: string | undefined;
   readonly device: Device;
-  /** `--precision`; undefined: {@link defaultPrecision}. */
+  /** `--precision`; undefined: {@link defaultApplyPrecision}. */
   readonly precision?: Precision;
 }
 
@@ -112,7 +112,7 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
   model = model.asCalibrated();
   // GPUs by ordinal (`--device cuda:1`, `cuda:0,1`): the looped layer passes share the batches over them, the rest runs on the first.
   if (job.devices?.length && job.devices.every((d) => d.device === 'cuda')) model.deviceIds = job.devices.map((d) => d.deviceId ?? 0);
-  const precision = model.usePrecision(args.precision ?? defaultPrecision(args.device, model.config.dtype));
+  const precision = model.usePrecision(args.precision ?? defaultApplyPrecision(model.config.dtype));
   if (precision.note) io.stderr(`note: calibration computes in ${describePrecision(precision)}\n`);
   const maxPositions = typeof model.raw.max_position_embeddings === 'number' ? model.raw.max_position_embeddings : DEFAULT_SEQ_LEN;
   const seqLen = args.seqLen ?? Math.min(DEFAULT_SEQ_LEN, maxPositions);

@@ -31,7 +31,7 @@ async function run(ref: OrderRef, recipe: string): Promise<{ code: number; err: 
   const cwd = await mkdtemp(join(tmpdir(), 'quantc-order-'));
   await writeFile(join(cwd, 'recipe.yaml'), recipe);
   const io = memoryIo(cwd);
-  const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--precision', 'bf16'], io);
+  const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
   return { code, err: io.err.join(''), out: join(cwd, 'out') };
 }
 

@@ -77,7 +77,7 @@ describe('the dtype of untouched tensors', () => {
       await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: { QuantizationModifier: { ...ref.recipe, targets: [ref.recipe.targets] } } } }, null, 1)}\n`);
       const io = memoryIo(cwd);
       if (ref.calibrated) for (const f of ['tokenizer.json', 'tokenizer_config.json']) await writeFile(join(dir, f), await readFile(join(CALIBRATION, f)));
-      const data = ref.calibrated ? ['--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32', '--precision', 'bf16'] : [];
+      const data = ref.calibrated ? ['--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'] : [];
       const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', ...data], io);
       expect(code, io.err.join('')).toBe(0);
       const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));

@@ -116,6 +116,19 @@ export function defaultPrecision(device: Device, dtype: string): Precision {
   return device === 'cuda' && (dtype === 'bfloat16' || dtype === 'float16') ? 'bf16' : 'fp32';
 }
 
+/**
+ * `apply`'s default precision: the checkpoint's dtype when it is bf16 or
+ * fp16, on the CPU too. llm-compressor calibrates a model loaded with
+ * `dtype="auto"` in that dtype on any device, and its statistics, scales and
+ * GPTQ/AWQ choices follow those roundings: reproducing them is what a
+ * calibrated checkpoint is judged by, where `eval` (float32 on the CPU) only
+ * measures. The emulated rounding makes the CPU's forward passes several
+ * times slower; `--precision fp32` trades the parity back for that speed.
+ */
+export function defaultApplyPrecision(dtype: string): Precision {
+  return dtype === 'bfloat16' || dtype === 'float16' ? 'bf16' : 'fp32';
+}
+
 /** What runs for `requested` on a `modelType` checkpoint stored in `dtype` on `device`. */
 export function resolvePrecision(requested: Precision, modelType: string, dtype: string, device: Device): ResolvedPrecision {
   if (requested === 'fp32') return { requested, runs: 'fp32' };
