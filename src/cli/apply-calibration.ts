@@ -7,7 +7,7 @@ import { basename, resolve } from 'node:path';
 import { error, warning, type Diagnostic } from '../diagnostics.js';
 import type { Device } from '../execute/runtime.js';
 import { defaultApplyPrecision, describePrecision, type Precision } from '../execute/forward/precision.js';
-import type { ApplyJob } from '../execute/types.js';
+import type { ApplyJob, ExtraTensor, StatisticsPass } from '../execute/types.js';
 import type { GptqRun } from '../execute/gptq/gptq-job.js';
 import type { SmoothRun } from '../execute/smoothquant/smoothquant-job.js';
 import type { AwqRun } from '../execute/awq/awq-job.js';
@@ -171,14 +171,28 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
     await smoothing(false);
     if (current.gptq) {
       const { gptqJob } = await import('../execute/gptq/gptq-job.js');
+      const passes = current.ownPasses ?? [];
+      // Another quantization modifier's static scales come from a pass of its own over the model as it then is.
+      const own: ExtraTensor[] = [];
+      const ownPass = async (p: StatisticsPass): Promise<void> => {
+        const only = new Set(p.modules);
+        const restricted = { ...current, gptq: undefined, ownPasses: undefined, modules: current.modules.filter((m) => only.has(m.name)), kvCacheScheme: p.kvCache ? current.kvCacheScheme : null };
+        own.push(...((await calibrateJob(restricted, forward, samples.batches, { onLayerStart: progress })).job.extraTensors ?? []));
+      };
+      for (const p of passes.filter((x) => !x.afterGptq)) await ownPass(p);
       calibrated = gptqRun = await gptqJob(current, forward, samples.batches, { onLayerDone: layerProgress(io, performance.now(), 'gptq') });
-      if (job.smoothquant?.afterGptq || job.awq?.afterGptq) {
+      current = calibrated.job;
+      const after = passes.filter((x) => x.afterGptq);
+      if (after.length > 0 || job.smoothquant?.afterGptq || job.awq?.afterGptq) {
         const { OverlayWeights, solvedChanges } = await import('../execute/pipeline/overlay-weights.js');
-        current = calibrated.job;
         forward = forward.withWeights(new OverlayWeights(forward.weights, solvedChanges(forward.weights, current.solvedWeights ?? new Map(), job.fusedExperts), job.fusedExperts));
+        for (const p of after) await ownPass(p);
         await smoothing(true);
-        calibrated = { ...calibrated, job: current };
       }
+      // GPTQ's pass observed every static input; the other modifiers' own passes decide theirs.
+      const replaced = new Set(own.map((t) => t.name));
+      current = { ...current, extraTensors: [...(current.extraTensors ?? []).filter((t) => !replaced.has(t.name)), ...own] };
+      calibrated = { ...calibrated, job: current };
     } else if (needsStatistics(current)) calibrated = await calibrateJob(current, forward, samples.batches, { onLayerStart: progress });
     else calibrated = { job: current, coverage: (smoothRun ?? awqRun)!.coverage, lowExperts: [], fallbackModules: [] };
   } catch (e) {

@@ -13,7 +13,7 @@ import { inferFormat } from './rtn/weight-kernel.js';
 import { offsetNormTensors } from './offset-norms.js';
 import { AwqMappingError, resolveAwq } from '../match/awq-mappings.js';
 import { awqParentKind } from './awq/parent-kind.js';
-import type { ApplyGroup, ApplyJob, ApplyModule, AwqSpec, FusedExpertsParam, SmoothSpec } from './types.js';
+import type { ApplyGroup, ApplyJob, ApplyModule, AwqSpec, FusedExpertsParam, SmoothSpec, StatisticsPass } from './types.js';
 import type { Device } from './runtime.js';
 import type { StoredName } from '../model/stored-names.js';
 
@@ -65,12 +65,16 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   if (gptqModifiers.length > 1) throw new PlanNotExecutableError('apply runs one GPTQModifier per recipe; this recipe has several');
   const gptq = gptqModifiers[0];
   const kvCacheScheme = build.matches.reduce<QuantizationArgs | null>((kv, m) => m.modifier.quantization?.kvCacheScheme ?? kv, null);
+  // The modifier whose kv_cache_scheme holds (the last that sets one).
+  const kvCacheFrom = build.matches.reduce<number | null>((at, m) => (m.modifier.quantization?.kvCacheScheme ? m.modifier.index : at), null);
   const kvCacheModules = [...new Set(build.matches.flatMap((m) => m.kvCache))].sort((a, b) => a - b).map((m) => tree.names[m]!);
 
   const groups: ApplyGroup[] = [];
   const groupOf = new Map<string, number>();
   const modules: ApplyModule[] = [];
   const gptqModules: string[] = [];
+  // Modules with static input scales whose scheme another quantization modifier attached, by that modifier.
+  const staticFrom = new Map<number, string[]>();
   const quantizedTypes = new Set<string>();
   const unquantized = new Map<string, string[]>();
   for (let i = 0; i < tree.names.length; i++) {
@@ -96,6 +100,10 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     }
     quantizedTypes.add(type);
     modules.push({ name, group: g });
+    if (gptq !== undefined && !byGptq && inputCalibration(scheme.input_activations, name) !== null) {
+      if (!staticFrom.has(assigned.modifier)) staticFrom.set(assigned.modifier, []);
+      staticFrom.get(assigned.modifier)!.push(name);
+    }
     if (byGptq) {
       const unsupported = gptqUnsupported(scheme);
       if (unsupported) throw new PlanNotExecutableError(`${name}: ${unsupported}`);
@@ -124,6 +132,12 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   } catch (e) {
     if (e instanceof UnsupportedActivationError) throw new PlanNotExecutableError(e.message);
     throw e;
+  }
+  // Each other quantization modifier observes its modules' static scales (and its kv cache's) in a pass of its own.
+  const ownPasses: StatisticsPass[] = [];
+  if (gptq !== undefined) {
+    const from = new Set([...staticFrom.keys(), ...(kvCacheFrom !== null && kvCacheFrom !== gptq.index && kvCacheModules.length > 0 ? [kvCacheFrom] : [])]);
+    for (const index of [...from].sort((a, b) => a - b)) ownPasses.push({ afterGptq: index > gptq.index, modules: staticFrom.get(index) ?? [], kvCache: index === kvCacheFrom });
   }
   const solvedByGptq = new Set(gptqModules);
   if (smoothquant?.afterGptq) checkAfterGptq('SmoothQuantModifier', smoothquant.mappings.flatMap((mp) => [mp.smooth, ...mp.balance]), solvedByGptq, staticStatistics(groups, kvCacheScheme));
@@ -179,6 +193,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
             dampeningFrac: typeof gptq.args.dampening_frac === 'number' ? gptq.args.dampening_frac : 0.01,
             modules: gptqModules,
           },
+          ...(ownPasses.length > 0 ? { ownPasses } : {}),
         }
       : {}),
     recipeYaml: options.recipeYaml,
@@ -209,6 +224,7 @@ function storedJob(stored: StoredName | undefined, job: ApplyJob): ApplyJob {
     ...(job.smoothquant ? { smoothquant: { ...job.smoothquant, mappings: job.smoothquant.mappings.map((m) => ({ ...m, smooth: s(m.smooth), balance: m.balance.map(s) })) } } : {}),
     ...(job.awq ? { awq: { ...job.awq, mappings: job.awq.mappings.map((m) => ({ ...m, smooth: s(m.smooth), balance: m.balance.map(s), parent: s(m.parent) })) } } : {}),
     ...(job.gptq ? { gptq: { ...job.gptq, modules: job.gptq.modules.map(s) } } : {}),
+    ...(job.ownPasses ? { ownPasses: job.ownPasses.map((p) => ({ ...p, modules: p.modules.map(s) })) } : {}),
   };
 }
 

@@ -101,6 +101,16 @@ export interface SolvedWeight {
   readonly qparams: WeightQparams | null;
 }
 
+/** A quantization modifier's own calibration pass in a GPTQ job (see `ApplyJob.ownPasses`). */
+export interface StatisticsPass {
+  /** The modifier comes after the GPTQModifier: its pass runs on the model GPTQ quantized. */
+  readonly afterGptq: boolean;
+  /** Modules whose static input scales this pass observes. */
+  readonly modules: readonly string[];
+  /** Whether it observes the kv cache's scales. */
+  readonly kvCache: boolean;
+}
+
 /** SmoothQuantModifier's settings for a job (see `execute/smoothquant`). */
 export interface SmoothSpec {
   /** `smoothing_strength` (α). */
@@ -158,6 +168,13 @@ export interface ApplyJob {
   readonly offsetNorms?: readonly string[];
   /** Set when a GPTQModifier runs. */
   readonly gptq?: GptqSpec;
+  /**
+   * With GPTQ: the static statistics other quantization modifiers observe in
+   * passes of their own, before or after GPTQ's, as llm-compressor's
+   * independent pipeline runs each modifier (GPTQ's pass observes only its
+   * own modules').
+   */
+  readonly ownPasses?: readonly StatisticsPass[];
   /** Weights quantized by an algorithm (filled in by GPTQ), by module. */
   readonly solvedWeights?: ReadonlyMap<string, SolvedWeight>;
   /** Calibrated tensors to write (filled in by calibration). */

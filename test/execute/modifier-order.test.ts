@@ -23,7 +23,7 @@ interface OrderRef {
 }
 
 const FIXTURES = join(CALIBRATION, '..');
-const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', I32: 'int32', I64: 'int64' };
+const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', I32: 'int32', I64: 'int64', F8_E4M3: 'float8_e4m3fn' };
 
 async function run(ref: OrderRef, recipe: string): Promise<{ code: number; err: string; out: string }> {
   const dir = await unpackModel(join(FIXTURES, ref.source));
@@ -35,8 +35,25 @@ async function run(ref: OrderRef, recipe: string): Promise<{ code: number; err: 
   return { code, err: io.err.join(''), out: join(cwd, 'out') };
 }
 
-const load = async (): Promise<OrderRef> => JSON.parse(gunzipSync(await readFile(join(FIXTURES, 'order', 'non_uniform.json.gz'))).toString('utf8')) as OrderRef;
+const load = async (name = 'non_uniform'): Promise<OrderRef> => JSON.parse(gunzipSync(await readFile(join(FIXTURES, 'order', `${name}.json.gz`))).toString('utf8')) as OrderRef;
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Every tensor and the config of `out` as `ref` has them; `solved`: tensors
+ * GPTQ's solve wrote, whose codes float order may move (gptq-fidelity.test.ts
+ * judges them), checked for name, dtype and shape only.
+ */
+async function expectAsRef(ref: OrderRef, out: string, solved: (name: string) => boolean = () => false): Promise<void> {
+    const got = parseSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
+    expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
+    for (const [name, r] of Object.entries(ref.tensors)) {
+      const g = got.get(name)!;
+      expect({ name, dtype: DTYPES[g.dtype] ?? g.dtype, shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
+      if (!solved(name)) expect(sha(g.bytes), `${name} bytes differ`).toBe(r.sha256);
+    }
+    const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization_config: unknown };
+    expect(config.quantization_config).toEqual(ref.quantization_config);
+}
 
 describe('modifiers run in recipe order', () => {
   test("llm-compressor's non-uniform example: GPTQ, then AWQ on the GPTQ-quantized model, then RTN, byte for byte", async () => {
@@ -45,16 +62,24 @@ describe('modifiers run in recipe order', () => {
     expect(code, err).toBe(0);
     // GPTQ's pass runs before AWQ's.
     expect(err.indexOf('gptq layer 2/2')).toBeLessThan(err.indexOf('awq layer 1/2'));
-    const got = parseSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
-    expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
-    for (const [name, r] of Object.entries(ref.tensors)) {
-      const g = got.get(name)!;
-      expect({ name, dtype: DTYPES[g.dtype] ?? g.dtype, shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
-      expect(sha(g.bytes), `${name} bytes differ`).toBe(r.sha256);
-    }
-    const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization_config: unknown };
-    expect(config.quantization_config).toEqual(ref.quantization_config);
+    await expectAsRef(ref, out);
   });
+
+  for (const [name, what] of [
+    ['kv_then_gptq', 'kv-cache scales in the QuantizationModifier\'s own pass, before GPTQ'],
+    ['fp8_then_gptq', 'FP8 input scales in the QuantizationModifier\'s own pass, before GPTQ'],
+    ['gptq_then_fp8', 'FP8 input scales in the QuantizationModifier\'s own pass, over the model GPTQ quantized'],
+  ] as const) {
+    test(`${name}: ${what}; every tensor but GPTQ's codes byte for byte`, async () => {
+      const ref = await load(name);
+      const { code, err, out } = await run(ref, ref.recipe);
+      expect(code, err).toBe(0);
+      const calibrating = err.indexOf('calibrating layer 1/');
+      expect(calibrating, err).toBeGreaterThanOrEqual(0);
+      expect(calibrating < err.indexOf('gptq layer 1/')).toBe(name !== 'gptq_then_fp8');
+      await expectAsRef(ref, out, (n) => n.endsWith('.weight_packed') && !/self_attn/.test(n));
+    });
+  }
 
   test('the order matters: AWQ before GPTQ smooths the MLP differently', async () => {
     const ref = await load();
