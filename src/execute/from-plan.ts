@@ -117,7 +117,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
       gptqModules.push(name);
     }
   }
-  if (modules.length === 0) throw new PlanNotExecutableError('the plan quantizes no module');
+  if (modules.length === 0 && (kvCacheScheme === null || kvCacheModules.length === 0)) throw new PlanNotExecutableError('the plan quantizes no module');
   const awq = awqSpec(build, options.modifiers ?? []);
   if (awq && smoothquant) throw new PlanNotExecutableError('apply runs either SmoothQuantModifier or AWQModifier in one recipe, not both');
   let calibrated = kvCacheScheme !== null || gptq !== undefined || smoothquant !== undefined || awq !== undefined;

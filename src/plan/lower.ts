@@ -62,6 +62,14 @@ export interface ModifierMatch {
   readonly assignment: SchemeAssignment;
   /** Modules that receive the kv-cache scheme (empty without one). */
   readonly kvCache: readonly number[];
+  /**
+   * Modules this modifier gives its empty scheme: a modifier with a config
+   * (`has_config`: a kv_cache_scheme, an ignore list or targets of its own)
+   * but no quantization arguments resolves to one group of its targets
+   * without arguments, and compressed-tensors attaches that to them, so
+   * the schemes earlier modifiers attached are overwritten with nothing.
+   */
+  readonly resets: readonly number[];
 }
 
 /** The plan plus the intermediate results `explain` and `diff` read. */
@@ -106,6 +114,17 @@ export function lowerToPlan(request: PlanRequest): Result<PlanBuild> {
     // model need no 70k objects. A modifier initialized later overwrites
     // schemes on overlapping modules.
     const entries = match.groups.map((g) => ({ key: '', modifier: modifier.index, scheme: g.scheme, group: g.name }));
+    const reset = match.resets.filter((m) => finalScheme.delete(m));
+    if (reset.length > 0) {
+      const names = reset.slice(0, 3).map((m) => tree.names[m]!);
+      diagnostics.push(
+        warning(
+          'quantization-scheme-reset',
+          `${modifier.type} has no quantization arguments of its own, yet a config (${modifier.args.kv_cache_scheme ? 'a kv_cache_scheme' : 'targets or an ignore list'}), so compressed-tensors attaches its empty scheme to every module its targets match: ${reset.length} module${reset.length === 1 ? '' : 's'} an earlier modifier gave a scheme (${names.join(', ')}${reset.length > 3 ? ', …' : ''}) ${reset.length === 1 ? 'is' : 'are'} left unquantized, as llm-compressor leaves them. Give it targets that match nothing (targets = []), or move its settings into the earlier modifier.`,
+          modifier.origin,
+        ),
+      );
+    }
     for (const list of [match.assignment.quantized, match.assignment.attention]) {
       for (let k = 0; k < list.modules.length; k++) finalScheme.set(list.modules[k]!, entries[list.groups[k]!]!);
     }
@@ -237,6 +256,9 @@ function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diag
   // reuses the schemes already attached.
   const attaches = groups.some((g) => g.scheme.weights || g.scheme.input_activations || g.scheme.output_activations);
   const assignment = assignSchemes(tree, attaches ? groups : [], ignoreCompiled.value);
+  // Configured without arguments: the empty group is attached all the same (llm-compressor's `initialize_quantization`).
+  const emptied = !attaches && hasConfig(modifier.args) ? assignSchemes(tree, groups, ignoreCompiled.value) : null;
+  const resets = emptied ? [...emptied.quantized.modules, ...emptied.attention.modules] : [];
   if (attaches) {
     diagnostics.push(
       ...runMatchLints(tree, groups, ignoreCompiled.value, assignment),
@@ -254,7 +276,25 @@ function matchModifier(tree: ModuleTree, modifier: ModifierIR, diagnostics: Diag
       ),
     );
   }
-  return { modifier, groups, ignore: ignoreCompiled.value, assignment, kvCache };
+  return { modifier, groups, ignore: ignoreCompiled.value, assignment, kvCache, resets };
+}
+
+/**
+ * llm-compressor's `QuantizationMixin.has_config`: the modifier names
+ * config groups, a scheme, a kv-cache scheme, an ignore list or targets
+ * other than the default `["Linear"]`.
+ */
+function hasConfig(args: Readonly<Record<string, unknown>>): boolean {
+  const list = (v: unknown): unknown[] | null => (v === undefined || v === null ? null : Array.isArray(v) ? v : [v]);
+  const targets = list(args.targets);
+  const ignore = list(args.ignore);
+  return !(
+    (args.config_groups === undefined || args.config_groups === null) &&
+    (targets === null || (targets.length === 1 && targets[0] === 'Linear')) &&
+    (ignore === null || ignore.length === 0) &&
+    (args.scheme === undefined || args.scheme === null) &&
+    (args.kv_cache_scheme === undefined || args.kv_cache_scheme === null)
+  );
 }
 
 /**

@@ -77,9 +77,37 @@ describe('modifiers run in recipe order', () => {
       const calibrating = err.indexOf('calibrating layer 1/');
       expect(calibrating, err).toBeGreaterThanOrEqual(0);
       expect(calibrating < err.indexOf('gptq layer 1/')).toBe(name !== 'gptq_then_fp8');
-      await expectAsRef(ref, out, (n) => n.endsWith('.weight_packed') && !/self_attn/.test(n));
+      await expectAsRef(ref, out, (n) => n.endsWith('.weight_packed'));
     });
   }
+
+  test('a kv_cache_scheme alone quantizes the kv cache of an unquantized model, byte for byte', async () => {
+    const ref = await load('kv_only');
+    const { code, err, out } = await run(ref, ref.recipe);
+    expect(code, err).toBe(0);
+    expect(Object.keys(ref.tensors).some((n) => n.endsWith('.k_scale'))).toBe(true);
+    await expectAsRef(ref, out);
+  });
+
+  test("a later kv-cache-only QuantizationModifier overwrites the earlier modifier's schemes with its empty one, as compressed-tensors does, and says so", async () => {
+    const ref = await load('fp8_then_kv');
+    const { code, err, out } = await run(ref, ref.recipe);
+    expect(code, err).toBe(0);
+    expect(err).toContain('warning quantization-scheme-reset: QuantizationModifier has no quantization arguments of its own, yet a config (a kv_cache_scheme), so compressed-tensors attaches its empty scheme to every module its targets match: 14 modules an earlier modifier gave a scheme');
+    // The Linear weights stay bf16, as llm-compressor writes them.
+    expect(ref.tensors['model.layers.0.self_attn.q_proj.weight']!.dtype).toBe('bfloat16');
+    await expectAsRef(ref, out);
+  });
+
+  test('a GPTQModifier with an ignore list but no scheme overwrites the earlier schemes too: nothing is left to solve', async () => {
+    const ref = await load('fp8_then_kv');
+    const recipe = ref.recipe.replace(/    QuantizationModifier:\n      kv_cache_scheme: .*\n$/, '    GPTQModifier:\n      ignore: [lm_head]\n');
+    expect(recipe).toContain('GPTQModifier');
+    const { code, err } = await run(ref, recipe);
+    expect(code).not.toBe(0);
+    expect(err).toContain('warning quantization-scheme-reset: GPTQModifier has no quantization arguments of its own, yet a config (targets or an ignore list)');
+    expect(err).toContain('error plan-nothing-quantized');
+  });
 
   test('the order matters: AWQ before GPTQ smooths the MLP differently', async () => {
     const ref = await load();
