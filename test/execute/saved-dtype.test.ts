@@ -13,6 +13,7 @@ import { main } from '../../src/cli/main.js';
 import { roundBf16InPlace } from '../../src/execute/dtypes.js';
 import { readVector } from '../../src/execute/forward/dequantize.js';
 import { WeightReader } from '../../src/execute/forward/weights.js';
+import { NO_CHANGES, OverlayWeights } from '../../src/execute/pipeline/overlay-weights.js';
 import { openCheckpoint } from '../../src/execute/safetensors-reader.js';
 import { castBytes, keptInFloat32, loadDtype, savedDtype } from '../../src/execute/saved-dtype.js';
 import { CALIBRATION } from '../calibrate-refs.js';
@@ -57,16 +58,25 @@ describe('the dtype of untouched tensors', () => {
     expect([...new Float32Array(castBytes(new Uint8Array(Uint16Array.of(0x3f82, 0xc000).buffer), 'BF16', 'F32').slice().buffer)]).toEqual([1 + 2 ** -6, -2]);
   });
 
-  test('the calibration forward reads float32 vectors of a bf16 model as transformers loads them', async () => {
+  test('the calibration forward reads float32 vectors of a model loaded in bf16 as transformers loads them, and as stored in float32 runs', async () => {
     const mixed = await openCheckpoint(await unpackModel(join(DATAFREE, 'dtypes', 'mixed')));
     const stored = await readVector(mixed, 'model.norm.weight');
-    const loaded = await new WeightReader(mixed, 'bfloat16').vector('model.norm.weight');
+    const bf16 = new WeightReader(mixed, 'bfloat16');
+    // Loaded in float32 (--precision fp32), as stored.
+    expect(await bf16.vector('model.norm.weight')).toEqual(stored);
+    bf16.loadedAs = 'bfloat16';
+    const loaded = await bf16.vector('model.norm.weight');
     expect(loaded).toEqual(roundBf16InPlace(stored.slice()));
     expect(loaded).not.toEqual(stored);
-    expect(await new WeightReader(mixed, 'float32').vector('model.norm.weight')).toEqual(stored);
+    // A modifier's overlay reads the checkpoint's vectors through its base, which takes the load dtype.
+    const overlay = new OverlayWeights(new WeightReader(mixed, 'bfloat16'), NO_CHANGES, []);
+    overlay.loadedAs = 'bfloat16';
+    expect(await overlay.vector('model.norm.weight')).toEqual(loaded);
     const deepseek = await openCheckpoint(await unpackModel(join(CALIBRATION, 'models', 'deepseek_v3')));
     const bias = 'model.layers.1.mlp.gate.e_score_correction_bias';
-    expect(await new WeightReader(deepseek, 'bfloat16').vector(bias)).toEqual(await readVector(deepseek, bias));
+    const reader = new WeightReader(deepseek, 'bfloat16');
+    reader.loadedAs = 'bfloat16';
+    expect(await reader.vector(bias)).toEqual(await readVector(deepseek, bias));
   });
 
   for (const model of ['mixed', 'deepseek_v3', 'mixed_calibrated']) {

@@ -473,6 +473,8 @@ export class ForwardModel {
   /** Computes in `requested` precision from now on, where this architecture and checkpoint allow it; returns what runs. */
   usePrecision(requested: Precision): ResolvedPrecision {
     this.precision = resolvePrecision(requested, this.config.modelType, this.config.dtype, this.device);
+    // A model loaded in its 16-bit dtype holds its float32 vectors rounded to it; one loaded in float32 keeps them.
+    this.weights.loadedAs = this.precision.runs === 'fp32' ? null : this.precision.runs;
     return this.precision;
   }
 

@@ -104,14 +104,29 @@ export class WeightReader {
   }
 
   /**
+   * The dtype the model is loaded in, where not float32: float32 vectors
+   * are then read rounded to it (see {@link vector}). The forward model sets
+   * it with its precision; null (float32, as stored) otherwise.
+   */
+  get loadedAs(): 'bfloat16' | 'float16' | null {
+    return this.loaded;
+  }
+
+  set loadedAs(dtype: 'bfloat16' | 'float16' | null) {
+    this.loaded = dtype;
+  }
+
+  private loaded: 'bfloat16' | 'float16' | null = null;
+
+  /**
    * A 1-D tensor (norm weight, bias), as transformers loads it: a float32
-   * tensor of a bf16 or fp16 model rounded to the model's dtype, unless
-   * its class keeps it in float32.
+   * tensor of a model loaded in bf16 or fp16 ({@link loadedAs}) rounded to
+   * that dtype, unless its class keeps it in float32.
    */
   async vector(name: string): Promise<Float32Array> {
     const v = await readVector(this.index, name);
-    if (this.dtype === 'float32' || this.index.tensors.get(name)?.dtype !== 'F32' || keptInFloat32(name)) return v;
-    return this.dtype === 'bfloat16' ? roundBf16InPlace(v) : v.map(roundF16);
+    if (this.loadedAs === null || this.index.tensors.get(name)?.dtype !== 'F32' || keptInFloat32(name)) return v;
+    return this.loadedAs === 'bfloat16' ? roundBf16InPlace(v) : v.map(roundF16);
   }
 
   /** An RMSNorm's scale: its weight, or `1 + weight` (float32) for zero-centred norms. */

@@ -44,6 +44,15 @@ export class OverlayWeights extends WeightReader {
     }
   }
 
+  // The checkpoint's vectors are read by the base reader, so it holds the load dtype.
+  override get loadedAs(): 'bfloat16' | 'float16' | null {
+    return this.base.loadedAs;
+  }
+
+  override set loadedAs(dtype: 'bfloat16' | 'float16' | null) {
+    this.base.loadedAs = dtype;
+  }
+
   override get changed(): boolean {
     return this.replaced.size > 0 || this.vectors.size > 0 || this.base.changed;
   }
