@@ -118,6 +118,11 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     }
   }
   if (modules.length === 0 && (kvCacheScheme === null || kvCacheModules.length === 0)) throw new PlanNotExecutableError('the plan quantizes no module');
+  if (gptq !== undefined && gptqModules.length === 0) {
+    throw new PlanNotExecutableError(
+      'GPTQModifier finds no module to quantize: no Linear layer it targets keeps a weight scheme (a later modifier with a config but no scheme overwrites them, see quantization-scheme-reset); llm-compressor stops here too ("GPTQModifier was unable to find any modules to quantize")',
+    );
+  }
   const awq = awqSpec(build, options.modifiers ?? []);
   if (awq && smoothquant) throw new PlanNotExecutableError('apply runs either SmoothQuantModifier or AWQModifier in one recipe, not both');
   let calibrated = kvCacheScheme !== null || gptq !== undefined || smoothquant !== undefined || awq !== undefined;

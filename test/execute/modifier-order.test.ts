@@ -109,6 +109,17 @@ describe('modifiers run in recipe order', () => {
     expect(err).toContain('error plan-nothing-quantized');
   });
 
+  test('GPTQ then a kv-cache-only QuantizationModifier: GPTQ keeps no module, and apply stops as llm-compressor does', async () => {
+    const ref = await load('kv_then_gptq');
+    const [head, gptq] = ref.recipe.split('    GPTQModifier:\n');
+    const kv = head!.split('    QuantizationModifier:\n')[1]!;
+    const recipe = `default_stage:\n  default_modifiers:\n    GPTQModifier:\n${gptq}    QuantizationModifier:\n${kv}`;
+    const { code, err } = await run(ref, recipe);
+    expect(code).not.toBe(0);
+    expect(err).toContain('warning quantization-scheme-reset');
+    expect(err).toContain('error apply-unsupported: GPTQModifier finds no module to quantize');
+  });
+
   test('the order matters: AWQ before GPTQ smooths the MLP differently', async () => {
     const ref = await load();
     const [head, rest] = ref.recipe.split('    AWQModifier:\n');
