@@ -29,7 +29,7 @@ import { assignParts, PART_MANIFEST, PART_TENSORS, runDigest, type PartManifest 
 import { QUANTC_VERSION } from '../version.js';
 import type { ApplyEvent, ApplyJob, ApplySummary, ExtraTensor, SolvedWeight } from './types.js';
 import { withGroupIndex } from './gptq/group-order.js';
-import { fusedEntry, readWeight, resolveWeight, storedBlockName, type WeightSource } from './weight-source.js';
+import { fusedEntry, readWeight, resolveWeight, savedExpertName, storedBlockName, type WeightSource } from './weight-source.js';
 
 /** A job that cannot run; the message is user-facing. */
 export class ApplyError extends Error {}
@@ -58,7 +58,7 @@ interface Unit {
 }
 
 type Item =
-  /** A tensor written as it was read, cast to `as` (see saved-dtype.ts). */
+  /** A tensor written as it was read, cast to `as` (see saved-dtype.ts), under the name `key`. */
   | { readonly key: string; readonly copy: TensorEntry; readonly as: SafetensorsDtype }
   | { readonly key: string; readonly unit: Unit }
   | { readonly key: string; readonly slice: WeightSource; readonly name: string }
@@ -144,7 +144,7 @@ function formUnits(modules: readonly PlannedModule[], index: CheckpointIndex): U
 }
 
 function outputSpecs(item: Item): OutputTensorSpec[] {
-  if ('copy' in item) return [{ name: item.copy.name, dtype: item.as, shape: item.copy.shape, byteLength: castByteLength(item.copy.shape.reduce((a, b) => a * b, 1), item.as) }];
+  if ('copy' in item) return [{ name: item.key, dtype: item.as, shape: item.copy.shape, byteLength: castByteLength(item.copy.shape.reduce((a, b) => a * b, 1), item.as) }];
   if ('extra' in item) return [{ name: item.extra.name, dtype: item.extra.dtype, shape: item.extra.shape, byteLength: item.extra.bytes.byteLength }];
   if ('slice' in item) {
     const bytes = item.slice.shape[0] * item.slice.shape[1] * (item.slice.entry.byteLength / item.slice.entry.shape.reduce((a, b) => a * b, 1));
@@ -445,7 +445,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
   const replaced = new Set<string>([...modules.filter((m) => !m.source.fused && own(m)).map((m) => m.source.entry.name), ...fusedTensors]);
   const untied = modules.some((m) => !m.source.fused && !own(m));
   const items: Item[] = [
-    ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: t.name, copy: t, as: savedDtype(t.name, t.dtype, modelType, load) })),
+    ...[...index.tensors.values()].filter((t) => !replaced.has(t.name)).map((t) => ({ key: savedExpertName(index, t.name), copy: t, as: savedDtype(t.name, t.dtype, modelType, load) })),
     ...units.map((u) => ({ key: `${u.modules[0].writeAs}.weight`, unit: u })),
     ...unquantizedSlices(job, index, quantizedNames),
     ...(await fusedBiasSlices(job, index)),
@@ -516,7 +516,7 @@ export async function applyJob(job: ApplyJob, onEvent: (e: ApplyEvent) => void =
       } else if ('copy' in item && item.as !== item.copy.dtype) {
         const bytes = cast(await readTensorBytes(item.copy));
         await writes.add(writer.write(item.key, bytes), bytes.byteLength);
-      } else if ('copy' in item) await writes.add(writer.writeChunks(item.copy.name, item.copy.byteLength, readTensorChunks(item.copy)), item.copy.byteLength);
+      } else if ('copy' in item) await writes.add(writer.writeChunks(item.key, item.copy.byteLength, readTensorChunks(item.copy)), item.copy.byteLength);
       else if ('slice' in item) {
         const bytes = await readWeight(item.slice);
         await writes.add(writer.write(item.name, bytes), bytes.byteLength);

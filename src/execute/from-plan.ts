@@ -64,10 +64,10 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   const gptqModifiers = build.matches.map((m) => m.modifier).filter((m) => m.type === 'GPTQModifier');
   if (gptqModifiers.length > 1) throw new PlanNotExecutableError('apply runs one GPTQModifier per recipe; this recipe has several');
   const gptq = gptqModifiers[0];
-  const kvCacheScheme = build.matches.reduce<QuantizationArgs | null>((kv, m) => m.modifier.quantization?.kvCacheScheme ?? kv, null);
+  let kvCacheScheme = build.matches.reduce<QuantizationArgs | null>((kv, m) => m.modifier.quantization?.kvCacheScheme ?? kv, null);
   // The modifier whose kv_cache_scheme holds (the last that sets one).
   const kvCacheFrom = build.matches.reduce<number | null>((at, m) => (m.modifier.quantization?.kvCacheScheme ? m.modifier.index : at), null);
-  const kvCacheModules = [...new Set(build.matches.flatMap((m) => m.kvCache))].sort((a, b) => a - b).map((m) => tree.names[m]!);
+  let kvCacheModules = [...new Set(build.matches.flatMap((m) => m.kvCache))].sort((a, b) => a - b).map((m) => tree.names[m]!);
 
   const groups: ApplyGroup[] = [];
   const groupOf = new Map<string, number>();
@@ -77,6 +77,10 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
   const staticFrom = new Map<number, string[]>();
   const quantizedTypes = new Set<string>();
   const unquantized = new Map<string, string[]>();
+  // Cached-attention modules a scheme quantizes the activations of (compressed-tensors' attention quantization).
+  const attentionModules = new Set(build.matches.flatMap((m) => [...m.assignment.attention.modules]));
+  const attention: string[] = [];
+  let attentionArgs: QuantizationArgs | null = null;
   for (let i = 0; i < tree.names.length; i++) {
     const name = tree.names[i];
     const type = vllmModuleType(classOf(tree, i).name);
@@ -90,13 +94,20 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     const byGptq = gptq !== undefined && isGptqTarget(gptq, build, assigned.modifier, classOf(tree, i).name);
     const weights = byGptq && gptqAttaches(build, gptq) && s.weights ? resolveActorder(s.weights, gptq.args.actorder) : s.weights;
     const scheme: QuantizationScheme = { targets: s.targets, weights, input_activations: s.input_activations, output_activations: s.output_activations, format: s.format };
-    if (!scheme.weights) throw new PlanNotExecutableError(`${name}: schemes without weight quantization are not supported by apply yet`);
+    const onAttention = !scheme.weights && attentionModules.has(i);
+    if (!scheme.weights && !onAttention) throw new PlanNotExecutableError(`${name}: schemes without weight quantization are not supported by apply yet`);
+    if (onAttention) attentionArgs = attentionQuantization(name, scheme);
     const key = schemeKey(scheme);
     let g = groupOf.get(key);
     if (g === undefined) {
       g = groups.length;
       groupOf.set(key, g);
       groups.push({ name: `group_${g}`, scheme });
+    }
+    // Attention quantization: the query, key and value states get scales; the attention has no weight of its own.
+    if (onAttention) {
+      attention.push(name);
+      continue;
     }
     quantizedTypes.add(type);
     modules.push({ name, group: g });
@@ -117,6 +128,11 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
       gptqModules.push(name);
     }
   }
+  // compressed-tensors saves an attention scheme's input arguments as the kv_cache_scheme, and k_scale / v_scale with q_scale.
+  if (attentionArgs !== null && kvCacheScheme === null) {
+    kvCacheScheme = attentionArgs;
+    kvCacheModules = attention;
+  } else if (attentionArgs !== null) kvCacheModules = [...new Set([...kvCacheModules, ...attention])];
   if (modules.length === 0 && (kvCacheScheme === null || kvCacheModules.length === 0)) throw new PlanNotExecutableError('the plan quantizes no module');
   if (gptq !== undefined && gptqModules.length === 0) {
     throw new PlanNotExecutableError(
@@ -191,6 +207,7 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
       : {}),
     ...(smoothquant ? { smoothquant } : {}),
     ...(awq ? { awq } : {}),
+    ...(attention.length > 0 ? { attentionQuant: attention } : {}),
     ...(gptq
       ? {
           gptq: {
@@ -230,6 +247,7 @@ function storedJob(stored: StoredName | undefined, job: ApplyJob): ApplyJob {
     ...(job.awq ? { awq: { ...job.awq, mappings: job.awq.mappings.map((m) => ({ ...m, smooth: s(m.smooth), balance: m.balance.map(s), parent: s(m.parent) })) } } : {}),
     ...(job.gptq ? { gptq: { ...job.gptq, modules: job.gptq.modules.map(s) } } : {}),
     ...(job.ownPasses ? { ownPasses: job.ownPasses.map((p) => ({ ...p, modules: p.modules.map(s) })) } : {}),
+    ...(job.attentionQuant ? { attentionQuant: job.attentionQuant.map(s) } : {}),
   };
 }
 
@@ -342,6 +360,19 @@ function awqSpec(build: PlanBuild, modifiers: readonly ModifierIR[]): AwqSpec | 
     }
   }
   return { duoScaling: duo, nGrid, mappings: resolved.mappings.map((mp) => ({ ...mp, parentClass: parentClass(mp.parent) })), ...(stage.afterGptq ? { afterGptq: true } : {}) };
+}
+
+/**
+ * The arguments of an attention scheme apply can calibrate (static per-tensor
+ * FP8 query, key and value states, as llm-compressor's attention example
+ * quantizes them), or an error naming the module.
+ */
+function attentionQuantization(name: string, scheme: QuantizationScheme): QuantizationArgs {
+  const a = scheme.input_activations;
+  if (!a || scheme.output_activations || a.type !== 'float' || a.num_bits !== 8 || a.dynamic !== false || a.strategy !== 'tensor' || a.symmetric !== true) {
+    throw new PlanNotExecutableError(`${name}: apply quantizes attention (its query, key and value states) with static, symmetric per-tensor FP8 input activations only`);
+  }
+  return a;
 }
 
 /** Whether the job calibrates static activation or kv-cache scales. */

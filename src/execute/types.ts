@@ -166,6 +166,13 @@ export interface ApplyJob {
   readonly changedWeights?: { readonly linears: ReadonlyMap<string, Uint8Array>; readonly tensors: ReadonlyMap<string, Uint8Array> };
   /** Weights of zero-centred norms, written as llm-compressor's offset-norm round trip leaves them (see offset-norms.ts). */
   readonly offsetNorms?: readonly string[];
+  /**
+   * Attention modules whose query states are quantized too (compressed-tensors'
+   * attention quantization: a scheme on the attention class with input
+   * activations only): each gets `q_scale` next to the kv cache's scales, and
+   * zero points for all three.
+   */
+  readonly attentionQuant?: readonly string[];
   /** Set when a GPTQModifier runs. */
   readonly gptq?: GptqSpec;
   /**

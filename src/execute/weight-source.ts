@@ -42,6 +42,18 @@ function originalLayoutWeight(index: CheckpointIndex, module: string): WeightSou
 }
 
 /**
+ * The name llm-compressor saves tensor `name` under: an expert weight of
+ * Mixtral's original layout (`block_sparse_moe.experts.E.w1/w3/w2.weight`)
+ * with transformers' projection names, quantized or not, as its linearized
+ * experts save them; other names unchanged.
+ */
+export function savedExpertName(index: CheckpointIndex, name: string): string {
+  const m = /^(.*\.layers\.\d+)\.block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight$/.exec(name);
+  if (!m || !index.tensors.has(`${m[1]}.block_sparse_moe.gate.weight`)) return name;
+  return `${m[1]}.block_sparse_moe.experts.${m[2]}.${PLAN_PROJECTION[m[3]!]}.weight`;
+}
+
+/**
  * The name transformers 5 gives a module of mixtral's original layout:
  * `…block_sparse_moe` is `…mlp`, and its experts' `w1/w3/w2` are
  * `gate_proj/up_proj/down_proj`. Other names are returned unchanged.

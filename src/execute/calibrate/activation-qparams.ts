@@ -95,3 +95,13 @@ export function inputTensors(module: string, c: ActivationCalibration, s: MinMax
 export function kvCacheTensors(attention: string, c: ActivationCalibration, keys: MinMax, values: MinMax, dtype: WeightDtype): ExtraTensor[] {
   return [scaleTensor(`${attention}.k_scale`, scale(c, keys, dtype), dtype), scaleTensor(`${attention}.v_scale`, scale(c, values, dtype), dtype)];
 }
+
+/**
+ * What attention quantization adds to the kv cache's tensors: `q_scale`
+ * from the query states, and the FP8 zero points compressed-tensors
+ * allocates for the query, key and value (zeros, the scheme being symmetric).
+ */
+export function attentionTensors(attention: string, c: ActivationCalibration, queries: MinMax, dtype: WeightDtype): ExtraTensor[] {
+  const zero = (name: string): ExtraTensor => ({ name: `${attention}.${name}`, dtype: 'F8_E4M3', shape: [1], bytes: new Uint8Array(1) });
+  return [scaleTensor(`${attention}.q_scale`, scale(c, queries, dtype), dtype), zero('q_zero_point'), zero('k_zero_point'), zero('v_zero_point')];
+}

@@ -8,7 +8,7 @@
 import type { ForwardModel, TokenBatch } from '../forward/executor.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
 import type { ApplyGroup, ApplyJob, ApplyModule, CalibrationSpec, ExtraTensor } from '../types.js';
-import { inputCalibration, inputTensors, kvCacheCalibration, kvCacheTensors } from './activation-qparams.js';
+import { inputCalibration, inputTensors, kvCacheCalibration, kvCacheTensors, attentionTensors } from './activation-qparams.js';
 import { calibrate, CUDA_RUN_TOKENS, type CalibrateOptions, type CalibrationResult } from './calibrate.js';
 import type { ExpertCoverage } from './coverage.js';
 import { expertKey, expertOf, formatExperts, lowCoverage, type LowExpert } from './expert-coverage.js';
@@ -90,6 +90,7 @@ export function observedModules(job: ApplyJob): (module: string) => boolean {
   const names = new Set<string>();
   for (const m of job.modules) if (inputCalibration(job.groups[m.group]!.scheme.input_activations, m.name)) names.add(m.name);
   if (job.kvCacheScheme) for (const a of job.calibration!.kvCacheModules) names.add(`${a}.key_states`).add(`${a}.value_states`);
+  for (const a of job.attentionQuant ?? []) names.add(`${a}.query_states`);
   return (module) => names.has(module);
 }
 
@@ -182,6 +183,14 @@ export function completeCalibration(job: ApplyJob, result: CalibrationResult, dt
       const keys = statistics(stats, `${attention}.key_states`, `${attention} key states`);
       const values = statistics(stats, `${attention}.value_states`, `${attention} value states`);
       extra.push(...kvCacheTensors(attention, c, keys, values, dtype));
+    }
+    // Attention quantization adds the query's scale, and zero points for all three (zeros: the scheme is symmetric).
+    for (const attention of job.attentionQuant ?? []) {
+      if (!stats.has(`${attention}.query_states`)) {
+        throw new MissingStatisticsError(`${attention}: attention quantization observes the query states of llama-style attention (llama, mistral, qwen2/3, their MoE models, mixtral, olmoe, granitemoe, phimoe), not of this model's`);
+      }
+      const queries = statistics(stats, `${attention}.query_states`, `${attention} query states`);
+      extra.push(...attentionTensors(attention, c, queries, dtype));
     }
   }
   return {

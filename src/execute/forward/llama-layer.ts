@@ -157,12 +157,14 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   if (qNorm && perHead(qNorm)) q = rmsNorm(g, q, qNorm, cfg.eps);
   if (kNorm && perHead(kNorm)) k = rmsNorm(g, k, kNorm, cfg.eps);
   // Whole-head RoPE may run inside the fused attention kernel, unless something reads the rotated keys first.
-  const ropeLater = fusedRotary(g) && cfg.rope.dim === cfg.headDim && !observesInput(g, `${a}.key_states`) && !(await w.cacheQuantizer(a, 'k'));
+  const ropeLater = fusedRotary(g) && cfg.rope.dim === cfg.headDim && !observesInput(g, `${a}.key_states`) && !observesInput(g, `${a}.query_states`) && !(await w.cacheQuantizer(a, 'k'));
   if (!ropeLater) {
     const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
     q = partialRotary(g, q, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim, headsLast);
     k = partialRotary(g, k, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim, headsLast);
   }
+  // What attention quantization observes of the query: its post-RoPE states, as the attention reads them.
+  observeInput(g, [`${a}.query_states`], q);
   // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);

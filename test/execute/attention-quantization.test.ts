@@ -1,0 +1,65 @@
+/**
+ * Attention quantization, as llm-compressor's attention example runs it
+ * (test/fixtures/scripts/make_attention_refs.py): a scheme on the attention
+ * class with static FP8 input activations observes the query, key and value
+ * states and saves q_scale / k_scale / v_scale with their zero points; the
+ * Linear layers stay as they are (a Mixtral checkpoint of the original
+ * layout comes back with transformers' expert names). Byte for byte.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { CALIBRATION } from '../calibrate-refs.js';
+import { parseSafetensors, unpackModel } from './fixtures.js';
+import { memoryIo } from '../memory-io.js';
+
+interface AttentionRef {
+  readonly source: string;
+  readonly attention: string;
+  readonly quantization_config: Record<string, unknown>;
+  readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string }>;
+}
+
+const FIXTURES = join(CALIBRATION, '..');
+const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', F8_E4M3: 'float8_e4m3fn' };
+
+async function apply(source: string, attention: string): Promise<{ code: number; err: string; out: string }> {
+  const dir = await unpackModel(join(FIXTURES, source));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await writeFile(join(dir, f), await readFile(join(CALIBRATION, f)));
+  const cwd = await mkdtemp(join(tmpdir(), 'quantc-attention-'));
+  const group = { targets: [attention], input_activations: { num_bits: 8, type: 'float', strategy: 'tensor' } };
+  await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: { QuantizationModifier: { config_groups: { attention: group } } } } }, null, 1)}\n`);
+  const io = memoryIo(cwd);
+  const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
+  return { code, err: io.err.join(''), out: join(cwd, 'out') };
+}
+
+describe('attention quantization (query, key and value states)', () => {
+  for (const model of ['llama', 'mixtral', 'qwen3']) {
+    test(`${model}: the checkpoint is llm-compressor's byte for byte`, async () => {
+      const ref = JSON.parse(gunzipSync(await readFile(join(FIXTURES, 'calibrated', 'attention', `${model}.json.gz`))).toString('utf8')) as AttentionRef;
+      const { code, err, out } = await apply(ref.source, ref.attention);
+      expect(code, err).toBe(0);
+      const got = parseSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
+      expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
+      expect(Object.keys(ref.tensors).filter((n) => n.endsWith('.q_scale')).length).toBeGreaterThan(0);
+      for (const [name, r] of Object.entries(ref.tensors)) {
+        const g = got.get(name)!;
+        expect({ name, dtype: DTYPES[g.dtype] ?? g.dtype, shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
+        expect(createHash('sha256').update(g.bytes).digest('hex'), `${name} bytes differ`).toBe(r.sha256);
+      }
+      const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization_config: unknown };
+      expect(config.quantization_config).toEqual(ref.quantization_config);
+    });
+  }
+
+  test("an attention without llama-style query states stops with the reason", async () => {
+    const { code, err } = await apply('calibration/models/deepseek_v3', 'DeepseekV3Attention');
+    expect(code).not.toBe(0);
+    expect(err).toContain("error apply-failed: model.layers.0.self_attn: attention quantization observes the query states of llama-style attention");
+  });
+});
