@@ -131,11 +131,14 @@ describe('llama layers leave RoPE to the attention kernel only where nothing rea
   };
   test('a plain forward pass and a calibration that observes no KV cache rotate in the kernel', async () => {
     expect(await rotates()).toBe(true);
-    expect(await rotates({ experts: 'all', hessians: false, observes: (m) => !m.endsWith('_states') })).toBe(true);
+    expect(await rotates({ experts: 'all', hessians: false, observes: (m) => !/_states(?:\.h\d+)?$/.test(m) })).toBe(true);
   });
   test('observing the keys (a quantized KV cache, or every input) keeps the rotation in the graph', async () => {
     expect(await rotates('all')).toBe(false);
     expect(await rotates({ experts: 'all', hessians: false, observes: (m) => m.endsWith('.key_states') })).toBe(false);
+    // Per-head kv-cache scales (attn_head) and attention quantization's query states read rotated states too.
+    expect(await rotates({ experts: 'all', hessians: false, observes: (m) => /\.key_states\.h\d+$/.test(m) })).toBe(false);
+    expect(await rotates({ experts: 'all', hessians: false, observes: (m) => m.endsWith('.query_states') })).toBe(false);
     expect(await rotates({ experts: 'all', hessians: true })).toBe(false);
   });
   test('without fusedRotary (QUANTC_FUSED_ROPE unset) it stays in the graph', async () => {

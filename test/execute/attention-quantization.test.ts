@@ -57,6 +57,28 @@ describe('attention quantization (query, key and value states)', () => {
     });
   }
 
+  test("llm-compressor's per-head kv-cache example: one k_scale and v_scale per KV head, byte for byte", async () => {
+    const ref = JSON.parse(gunzipSync(await readFile(join(FIXTURES, 'calibrated', 'attention', 'kv_head.json.gz'))).toString('utf8')) as AttentionRef;
+    const dir = await unpackModel(join(FIXTURES, ref.source));
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) await writeFile(join(dir, f), await readFile(join(CALIBRATION, f)));
+    const cwd = await mkdtemp(join(tmpdir(), 'quantc-kv-head-'));
+    const modifier = { targets: ['Linear'], scheme: 'FP8_DYNAMIC', ignore: ['lm_head'], kv_cache_scheme: { num_bits: 8, type: 'float', strategy: 'attn_head' } };
+    await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: { QuantizationModifier: modifier } } }, null, 1)}\n`);
+    const io = memoryIo(cwd);
+    const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', '--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'], io);
+    expect(code, io.err.join('')).toBe(0);
+    const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
+    expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
+    expect(ref.tensors['model.layers.0.self_attn.k_scale']!.shape).toEqual([2, 1, 1]);
+    for (const [name, r] of Object.entries(ref.tensors)) {
+      const g = got.get(name)!;
+      expect({ name, dtype: DTYPES[g.dtype] ?? g.dtype, shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
+      expect(createHash('sha256').update(g.bytes).digest('hex'), `${name} bytes differ`).toBe(r.sha256);
+    }
+    const config = JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: unknown };
+    expect(config.quantization_config).toEqual(ref.quantization_config);
+  });
+
   test("an attention without llama-style query states stops with the reason", async () => {
     const { code, err } = await apply('calibration/models/deepseek_v3', 'DeepseekV3Attention');
     expect(code).not.toBe(0);

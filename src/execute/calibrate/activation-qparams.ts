@@ -25,6 +25,8 @@ export interface ActivationCalibration {
   readonly observer: ObserverKind;
   readonly bits: number;
   readonly symmetric: boolean;
+  /** kv cache `strategy: attn_head`: one scale per KV head, `[heads, 1, 1]`. */
+  readonly perHead?: boolean;
 }
 
 /** An activation argument apply cannot calibrate; the message is user-facing. */
@@ -60,18 +62,18 @@ export function inputCalibration(args: QuantizationArgs | null, what: string): A
 export function kvCacheCalibration(args: QuantizationArgs): ActivationCalibration {
   const what = 'kv_cache_scheme';
   if (args.dynamic !== false) throw new UnsupportedActivationError(`${what}: only static kv-cache scales (dynamic: false) are supported by apply`);
-  if (args.strategy !== 'tensor') throw new UnsupportedActivationError(`${what}: strategy "${args.strategy}" is not supported by apply; only per-tensor ("tensor") k_scale / v_scale are`);
+  if (args.strategy !== 'tensor' && args.strategy !== 'attn_head') throw new UnsupportedActivationError(`${what}: strategy "${args.strategy}" is not supported by apply; only per-tensor ("tensor") and per-head ("attn_head") k_scale / v_scale are`);
   if (!args.symmetric) throw new UnsupportedActivationError(`${what}: asymmetric kv-cache quantization is not supported (vLLM does not support it either)`);
   if (args.type === 'float' && args.num_bits !== 8) throw new UnsupportedActivationError(`${what}: float kv-cache quantization must be 8-bit (FP8)`);
   if (args.type === 'int' && args.num_bits > 8) throw new UnsupportedActivationError(`${what}: integer kv-cache quantization of ${args.num_bits} bits is not supported (at most 8)`);
-  return { kind: args.type === 'float' ? 'fp8' : 'int', observer: observerKind(args, what), bits: args.num_bits, symmetric: true };
+  return { kind: args.type === 'float' ? 'fp8' : 'int', observer: observerKind(args, what), bits: args.num_bits, symmetric: true, ...(args.strategy === 'attn_head' ? { perHead: true } : {}) };
 }
 
-/** One value as a `[1]` tensor of the model's dtype (how compressed-tensors allocates scales). */
-function scaleTensor(name: string, value: number, dtype: WeightDtype): ExtraTensor {
-  const values = Float32Array.of(value);
+/** One value as a `[1]` tensor of the model's dtype (how compressed-tensors allocates scales); several as `[n, 1, 1]` (per head). */
+function scaleTensor(name: string, value: number | readonly number[], dtype: WeightDtype): ExtraTensor {
+  const values = Float32Array.from(typeof value === 'number' ? [value] : value);
   const bytes = dtype === 'BF16' ? bf16Bytes(values) : dtype === 'F16' ? f16Bytes(values) : new Uint8Array(values.buffer);
-  return { name, dtype, shape: [1], bytes };
+  return { name, dtype, shape: typeof value === 'number' ? [1] : [values.length, 1, 1], bytes };
 }
 
 function scale(c: ActivationCalibration, s: MinMax, dtype: WeightDtype): number {
@@ -92,8 +94,10 @@ export function inputTensors(module: string, c: ActivationCalibration, s: MinMax
 }
 
 /** `k_scale` and `v_scale` of attention module `attention` from its key and value statistics. */
-export function kvCacheTensors(attention: string, c: ActivationCalibration, keys: MinMax, values: MinMax, dtype: WeightDtype): ExtraTensor[] {
-  return [scaleTensor(`${attention}.k_scale`, scale(c, keys, dtype), dtype), scaleTensor(`${attention}.v_scale`, scale(c, values, dtype), dtype)];
+export function kvCacheTensors(attention: string, c: ActivationCalibration, keys: MinMax | readonly MinMax[], values: MinMax | readonly MinMax[], dtype: WeightDtype): ExtraTensor[] {
+  // Per head (`attn_head`): one statistic, and one scale, per KV head.
+  const scales = (s: MinMax | readonly MinMax[]): number | number[] => (Array.isArray(s) ? (s as readonly MinMax[]).map((h) => scale(c, h, dtype)) : scale(c, s as MinMax, dtype));
+  return [scaleTensor(`${attention}.k_scale`, scales(keys), dtype), scaleTensor(`${attention}.v_scale`, scales(values), dtype)];
 }
 
 /**

@@ -74,6 +74,14 @@ function withFallbackGroups(job: ApplyJob, modules: ReadonlySet<string>): { grou
   return { groups, modules: out };
 }
 
+/** Each KV head's statistics of `key` (`<key>.h0`, `.h1`, …), for per-head kv-cache scales. */
+function headStatistics(stats: ReadonlyMap<string, MinMax>, key: string): MinMax[] {
+  const heads: MinMax[] = [];
+  for (let h = 0; stats.has(`${key}.h${h}`); h++) heads.push(statistics(stats, `${key}.h${h}`, `${key} head ${h}`));
+  if (heads.length === 0) throw new MissingStatisticsError(`${key.replace(/\.(key|value)_states$/, '')}: per-head kv-cache scales (strategy attn_head) observe each KV head of llama-style attention (llama, mistral, qwen2/3, their MoE models, mixtral, olmoe, granitemoe, phimoe), not of this model's`);
+  return heads;
+}
+
 function statistics(stats: ReadonlyMap<string, MinMax>, key: string, what: string): MinMax {
   const s = stats.get(key);
   if (!s || s.min > s.max) throw new MissingStatisticsError(`${what}: the calibration pass recorded no statistics for it`);
@@ -89,9 +97,12 @@ function statistics(stats: ReadonlyMap<string, MinMax>, key: string, what: strin
 export function observedModules(job: ApplyJob): (module: string) => boolean {
   const names = new Set<string>();
   for (const m of job.modules) if (inputCalibration(job.groups[m.group]!.scheme.input_activations, m.name)) names.add(m.name);
-  if (job.kvCacheScheme) for (const a of job.calibration!.kvCacheModules) names.add(`${a}.key_states`).add(`${a}.value_states`);
+  const perHead = job.kvCacheScheme?.strategy === 'attn_head';
+  // Per-head kv-cache statistics come as `<attention>.key_states.h<i>`, one per KV head.
+  const headsOf: string[] = [];
+  if (job.kvCacheScheme) for (const a of job.calibration!.kvCacheModules) (perHead ? headsOf.push(`${a}.key_states.h`, `${a}.value_states.h`) : names.add(`${a}.key_states`).add(`${a}.value_states`));
   for (const a of job.attentionQuant ?? []) names.add(`${a}.query_states`);
-  return (module) => names.has(module);
+  return (module) => names.has(module) || headsOf.some((p) => module.startsWith(p) && /^\d+$/.test(module.slice(p.length)));
 }
 
 /**
@@ -180,8 +191,8 @@ export function completeCalibration(job: ApplyJob, result: CalibrationResult, dt
     const c = kvCacheCalibration(job.kvCacheScheme);
     const stats = c.observer === 'running' ? result.inputs : result.lastBatch;
     for (const attention of spec.kvCacheModules) {
-      const keys = statistics(stats, `${attention}.key_states`, `${attention} key states`);
-      const values = statistics(stats, `${attention}.value_states`, `${attention} value states`);
+      const keys = c.perHead ? headStatistics(stats, `${attention}.key_states`) : statistics(stats, `${attention}.key_states`, `${attention} key states`);
+      const values = c.perHead ? headStatistics(stats, `${attention}.value_states`) : statistics(stats, `${attention}.value_states`, `${attention} value states`);
       extra.push(...kvCacheTensors(attention, c, keys, values, dtype));
     }
     // Attention quantization adds the query's scale, and zero points for all three (zeros: the scheme is symmetric).

@@ -9,7 +9,7 @@ import { GraphBuilder, OnnxType, type ModelBytes } from '../onnx/graph-builder.j
 import { windowOf, type DecoderConfig } from './decoder-config.js';
 import { EXPERT_GROUP_BYTES, type ExpertGroups, type ExpertPlacement } from './moe.js';
 import { denseMlp } from './split-mlp.js';
-import { enableObservers, observeInput, observesInput, type ObserveOption } from './observe.js';
+import { enableObservers, observeInput, observesInput, observesNamed, type ObserveOption } from './observe.js';
 import { attention, attentionLengths, fusesAttention, layerNorm, linear, partialRotary, perHeadTable, rmsNorm, splitHeads, splitHeadsLast, type AttentionLengths } from './ops.js';
 import { fusedRotary, lowOp, setGraphPrecision, setPlainFusedAttention, type LowPrecision } from './precision.js';
 import type { WeightReader } from './weights.js';
@@ -157,7 +157,8 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   if (qNorm && perHead(qNorm)) q = rmsNorm(g, q, qNorm, cfg.eps);
   if (kNorm && perHead(kNorm)) k = rmsNorm(g, k, kNorm, cfg.eps);
   // Whole-head RoPE may run inside the fused attention kernel, unless something reads the rotated keys first.
-  const ropeLater = fusedRotary(g) && cfg.rope.dim === cfg.headDim && !observesInput(g, `${a}.key_states`) && !observesInput(g, `${a}.query_states`) && !(await w.cacheQuantizer(a, 'k'));
+  const kvPerHead = observesNamed(g, `${a}.key_states.h0`);
+  const ropeLater = fusedRotary(g) && cfg.rope.dim === cfg.headDim && !observesInput(g, `${a}.key_states`) && !observesInput(g, `${a}.query_states`) && !kvPerHead && !(await w.cacheQuantizer(a, 'k'));
   if (!ropeLater) {
     const table = (t: string): string => (headsLast ? perHeadTable(g, t) : t);
     q = partialRotary(g, q, table(inp.cos), table(inp.sin), cfg.rope.dim, cfg.headDim, headsLast);
@@ -168,6 +169,14 @@ export async function llamaAttention(g: GraphBuilder, w: WeightReader, cfg: Deco
   // What a KV cache stores: post-RoPE keys and the values, before KV heads are repeated.
   observeInput(g, [`${a}.key_states`], k);
   observeInput(g, [`${a}.value_states`], v);
+  // Per-head kv-cache scales (`strategy: attn_head`): each KV head's states on their own.
+  if (kvPerHead) {
+    const head = (x: string, h: number): string => g.op('Slice', [x, g.i64([h]), g.i64([h + 1]), g.i64([headsLast ? 2 : 1])]);
+    for (let h = 0; h < cfg.kvHeads; h++) {
+      observeInput(g, [`${a}.key_states.h${h}`], head(k, h));
+      observeInput(g, [`${a}.value_states.h${h}`], head(v, h));
+    }
+  }
   const { key, value } = await cached(g, w, a, k, v);
   const rope = ropeLater ? { cos: inp.cos, sin: inp.sin, dim: cfg.rope.dim } : undefined;
   const out = attention(g, q, key, value, inp.mask, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.headDim, cfg.attentionScale ?? cfg.headDim ** -0.5, inp.window, { rope, lengths: inp.lengths, headsLast });

@@ -228,6 +228,12 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
 }
 
 /** Whether graph `g` takes the min/max of `module`'s input (observers on, and the module among those asked for). */
+/** Whether the graph's calibration names `module` among what it observes (not merely observes everything). */
+export function observesNamed(g: GraphBuilder, module: string): boolean {
+  const mode = enabled.get(g);
+  return mode?.observes !== undefined && mode.observes(module) && (mode.minmax === undefined || mode.minmax(module));
+}
+
 export function observesInput(g: GraphBuilder, module: string): boolean {
   const mode = enabled.get(g);
   return mode !== undefined && (mode.observes === undefined || mode.observes(module)) && (mode.minmax === undefined || mode.minmax(module));
