@@ -111,7 +111,7 @@ export type { Device, Feed, RawTensor } from './execute/runtime.js';
 export type { LowPrecision, Precision, ResolvedPrecision } from './execute/forward/precision.js';
 export type { CheckpointIndex, TensorEntry } from './execute/safetensors-reader.js';
 export type { TextTokenizer } from './execute/tokenize/tokenizer.js';
-export type { ApplyEvent, ApplyGroup, ApplyModule, CalibrationSpec, ExtraTensor, FusedExpertsParam, GptqSpec, SmoothSpec, SolvedWeight } from './execute/types.js';
+export type { ApplyEvent, ApplyGroup, ApplyModule, CalibrationSpec, ExtraTensor, FusedExpertsParam, GptqSpec, SmoothSpec, SolvedWeight, StatisticsPass } from './execute/types.js';
 export type { FileBytes } from './execute/onnx/graph-builder.js';
 export type { ActivationOrdering } from './ir/types.js';
 export type { Observation, ObserveOption } from './execute/forward/observe.js';

@@ -445,7 +445,7 @@ export class ForwardModel {
   /**
    * The model as llm-compressor's sequential pipeline runs it while it
    * calibrates: without the sliding window it drops (see
-   * {@link windowDroppedInCalibration}); itself where nothing differs.
+   * `windowDroppedInCalibration`); itself where nothing differs.
    */
   asCalibrated(): ForwardModel {
     return windowDroppedInCalibration(this.config) === null ? this : this.copy({ ...this.config, slidingWindow: null }, this.weights);
