@@ -8,22 +8,19 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { CALIBRATION } from '../calibrate-refs.js';
+import { expectCheckpoint, loadRef, type CheckpointRef } from './checkpoint-refs.js';
 import { parseSafetensors, unpackModel } from './fixtures.js';
 import { memoryIo } from '../memory-io.js';
 
-interface OrderRef {
+interface OrderRef extends CheckpointRef {
   readonly source: string;
   readonly recipe: string;
-  readonly quantization_config: Record<string, unknown>;
-  readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string }>;
 }
 
 const FIXTURES = join(CALIBRATION, '..');
-const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', I8: 'int8', I32: 'int32', I64: 'int64', F8_E4M3: 'float8_e4m3fn' };
 
 async function run(ref: OrderRef, recipe: string): Promise<{ code: number; err: string; out: string }> {
   const dir = await unpackModel(join(FIXTURES, ref.source));
@@ -35,25 +32,8 @@ async function run(ref: OrderRef, recipe: string): Promise<{ code: number; err: 
   return { code, err: io.err.join(''), out: join(cwd, 'out') };
 }
 
-const load = async (name = 'non_uniform'): Promise<OrderRef> => JSON.parse(gunzipSync(await readFile(join(FIXTURES, 'order', `${name}.json.gz`))).toString('utf8')) as OrderRef;
+const load = (name = 'non_uniform'): Promise<OrderRef> => loadRef<OrderRef>(join(FIXTURES, 'order', `${name}.json.gz`));
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/**
- * Every tensor and the config of `out` as `ref` has them; `solved`: tensors
- * GPTQ's solve wrote, whose codes float order may move (gptq-fidelity.test.ts
- * judges them), checked for name, dtype and shape only.
- */
-async function expectAsRef(ref: OrderRef, out: string, solved: (name: string) => boolean = () => false): Promise<void> {
-    const got = parseSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
-    expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
-    for (const [name, r] of Object.entries(ref.tensors)) {
-      const g = got.get(name)!;
-      expect({ name, dtype: DTYPES[g.dtype] ?? g.dtype, shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
-      if (!solved(name)) expect(sha(g.bytes), `${name} bytes differ`).toBe(r.sha256);
-    }
-    const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8')) as { quantization_config: unknown };
-    expect(config.quantization_config).toEqual(ref.quantization_config);
-}
 
 describe('modifiers run in recipe order', () => {
   test("llm-compressor's non-uniform example: GPTQ, then AWQ on the GPTQ-quantized model, then RTN, byte for byte", async () => {
@@ -62,7 +42,7 @@ describe('modifiers run in recipe order', () => {
     expect(code, err).toBe(0);
     // GPTQ's pass runs before AWQ's.
     expect(err.indexOf('gptq layer 2/2')).toBeLessThan(err.indexOf('awq layer 1/2'));
-    await expectAsRef(ref, out);
+    await expectCheckpoint(ref, out);
   });
 
   for (const [name, what] of [
@@ -77,7 +57,7 @@ describe('modifiers run in recipe order', () => {
       const calibrating = err.indexOf('calibrating layer 1/');
       expect(calibrating, err).toBeGreaterThanOrEqual(0);
       expect(calibrating < err.indexOf('gptq layer 1/')).toBe(name !== 'gptq_then_fp8');
-      await expectAsRef(ref, out, (n) => n.endsWith('.weight_packed'));
+      await expectCheckpoint(ref, out, (n) => n.endsWith('.weight_packed'));
     });
   }
 
@@ -86,7 +66,7 @@ describe('modifiers run in recipe order', () => {
     const { code, err, out } = await run(ref, ref.recipe);
     expect(code, err).toBe(0);
     expect(Object.keys(ref.tensors).some((n) => n.endsWith('.k_scale'))).toBe(true);
-    await expectAsRef(ref, out);
+    await expectCheckpoint(ref, out);
   });
 
   test("a later kv-cache-only QuantizationModifier overwrites the earlier modifier's schemes with its empty one, as compressed-tensors does, and says so", async () => {
@@ -96,7 +76,7 @@ describe('modifiers run in recipe order', () => {
     expect(err).toContain('warning quantization-scheme-reset: QuantizationModifier has no quantization arguments of its own, yet a config (a kv_cache_scheme), so compressed-tensors attaches its empty scheme to every module its targets match: 14 modules an earlier modifier gave a scheme');
     // The Linear weights stay bf16, as llm-compressor writes them.
     expect(ref.tensors['model.layers.0.self_attn.q_proj.weight']!.dtype).toBe('bfloat16');
-    await expectAsRef(ref, out);
+    await expectCheckpoint(ref, out);
   });
 
   test('a GPTQModifier with an ignore list but no scheme overwrites the earlier schemes too: nothing is left to solve', async () => {

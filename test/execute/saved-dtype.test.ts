@@ -3,11 +3,9 @@
  * load gives them (test/fixtures/scripts/make_dtype_refs.py): cast to the
  * checkpoint's dtype, or kept in float32 where the model class keeps them.
  */
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { roundBf16InPlace } from '../../src/execute/dtypes.js';
@@ -17,20 +15,18 @@ import { NO_CHANGES, OverlayWeights } from '../../src/execute/pipeline/overlay-w
 import { openCheckpoint } from '../../src/execute/safetensors-reader.js';
 import { castBytes, keptInFloat32, loadDtype, savedDtype } from '../../src/execute/saved-dtype.js';
 import { CALIBRATION } from '../calibrate-refs.js';
-import { DATAFREE, parseSafetensors, unpackModel } from './fixtures.js';
+import { expectCheckpoint, loadRef, type CheckpointRef } from './checkpoint-refs.js';
+import { DATAFREE, unpackModel } from './fixtures.js';
 import { memoryIo } from '../memory-io.js';
 
-interface DtypeRef {
+interface DtypeRef extends CheckpointRef {
   readonly source: string;
   readonly recipe: { targets: string; scheme: string; ignore: string[] };
   /** Calibrated on the 32-token windows of the calibration text. */
   readonly calibrated: boolean;
-  readonly quantization_config: Record<string, unknown>;
-  readonly tensors: Record<string, { dtype: string; shape: number[]; sha256: string }>;
 }
 
 const FIXTURES = join(DATAFREE, '..');
-const DTYPES: Record<string, string> = { BF16: 'bfloat16', F32: 'float32', F16: 'float16', F8_E4M3: 'float8_e4m3fn' };
 
 describe('the dtype of untouched tensors', () => {
   test('cast to the load dtype, float32 where a model class keeps it, as stored where nothing says', () => {
@@ -81,7 +77,7 @@ describe('the dtype of untouched tensors', () => {
 
   for (const model of ['mixed', 'deepseek_v3', 'mixed_calibrated']) {
     test(`${model}: every tensor as llm-compressor wrote it`, async () => {
-      const ref = JSON.parse(gunzipSync(await readFile(join(DATAFREE, 'dtypes', `${model}.json.gz`))).toString('utf8')) as DtypeRef;
+      const ref = await loadRef<DtypeRef>(join(DATAFREE, 'dtypes', `${model}.json.gz`));
       const dir = await unpackModel(join(FIXTURES, ref.source));
       const cwd = await mkdtemp(join(tmpdir(), 'quantc-dtype-'));
       await writeFile(join(cwd, 'recipe.yaml'), `${JSON.stringify({ default_stage: { default_modifiers: { QuantizationModifier: { ...ref.recipe, targets: [ref.recipe.targets] } } } }, null, 1)}\n`);
@@ -90,15 +86,7 @@ describe('the dtype of untouched tensors', () => {
       const data = ref.calibrated ? ['--data', join(CALIBRATION, 'text.txt'), '--seq-len', '32'] : [];
       const code = await main(['apply', 'recipe.yaml', '--model', dir, '--out', 'out', ...data], io);
       expect(code, io.err.join('')).toBe(0);
-      const got = parseSafetensors(new Uint8Array(await readFile(join(cwd, 'out', 'model.safetensors'))));
-      expect([...got.keys()].sort()).toEqual(Object.keys(ref.tensors).sort());
-      for (const [name, r] of Object.entries(ref.tensors)) {
-        const g = got.get(name)!;
-        expect({ name, dtype: DTYPES[g.dtype] ?? g.dtype, shape: g.shape }).toEqual({ name, dtype: r.dtype, shape: r.shape });
-        expect(createHash('sha256').update(g.bytes).digest('hex'), `${name} bytes differ`).toBe(r.sha256);
-      }
-      const config = JSON.parse(await readFile(join(cwd, 'out', 'config.json'), 'utf8')) as { quantization_config: unknown };
-      expect(config.quantization_config).toEqual(ref.quantization_config);
+      await expectCheckpoint(ref, join(cwd, 'out'));
     });
   }
 });
