@@ -12,7 +12,7 @@ import type { GptqRun } from '../execute/gptq/gptq-job.js';
 import type { SmoothRun } from '../execute/smoothquant/smoothquant-job.js';
 import type { AwqRun } from '../execute/awq/awq-job.js';
 import type { LayerTimings } from '../execute/pipeline/sequential.js';
-import { inputCalibration } from '../execute/calibrate/activation-qparams.js';
+import { needsStatistics } from '../execute/calibrate/activation-qparams.js';
 import { UsageError, type CliIo } from './io.js';
 import { layerStartProgress } from './layer-progress.js';
 import { writeFileAtomic } from './write-output.js';
@@ -292,11 +292,6 @@ export async function calibrateFromCli(job: ApplyJob, args: CalibrationArgs, io:
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
-}
-
-/** Whether a job's calibrated tensors need a statistics pass (static input activations, a kv cache). */
-function needsStatistics(job: ApplyJob): boolean {
-  return job.kvCacheScheme !== null || job.groups.some((g) => inputCalibration(g.scheme.input_activations, g.name) !== null);
 }
 
 /** Prints one line per finished layer of a sequential pass on stderr: its time by step and the estimated time left. */

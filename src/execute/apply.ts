@@ -20,7 +20,7 @@ import { NonFiniteWeightError, quantizeStack, quantizeUnit, type UnitModule, typ
 import { stackKey } from './rtn/quantize-weight.js';
 import { planWeightKernel, type WeightKernel } from './rtn/weight-kernel.js';
 import { DTYPE_BYTES, type SafetensorsDtype } from './dtypes.js';
-import { castByteLength, castBytes, loadDtype, savedDtype, type CastDtype } from './saved-dtype.js';
+import { castBytes, loadDtype, savedDtype, type CastDtype } from './saved-dtype.js';
 import { openCheckpoint, readTensorBytes, readTensorChunks, type CheckpointIndex, type TensorEntry } from './safetensors-reader.js';
 import { roundTripOffsetNorm } from './offset-norms.js';
 import { layoutShards, shardIndexJson, type OutputTensorSpec } from './safetensors-writer.js';
@@ -144,7 +144,7 @@ function formUnits(modules: readonly PlannedModule[], index: CheckpointIndex): U
 }
 
 function outputSpecs(item: Item): OutputTensorSpec[] {
-  if ('copy' in item) return [{ name: item.key, dtype: item.as, shape: item.copy.shape, byteLength: castByteLength(item.copy.shape.reduce((a, b) => a * b, 1), item.as) }];
+  if ('copy' in item) return [{ name: item.key, dtype: item.as, shape: item.copy.shape, byteLength: item.copy.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[item.as] }];
   if ('extra' in item) return [{ name: item.extra.name, dtype: item.extra.dtype, shape: item.extra.shape, byteLength: item.extra.bytes.byteLength }];
   if ('slice' in item) {
     const bytes = item.slice.shape[0] * item.slice.shape[1] * (item.slice.entry.byteLength / item.slice.entry.shape.reduce((a, b) => a * b, 1));

@@ -6,7 +6,7 @@
 import type { PlanBuild } from '../plan/lower.js';
 import type { ModifierIR, MoeSettings, QuantizationArgs, QuantizationScheme } from '../ir/types.js';
 import { actorderAsWritten, isGroupOrdering } from '../ir/quant-args.js';
-import { inputCalibration, kvCacheCalibration, UnsupportedActivationError } from './calibrate/activation-qparams.js';
+import { inputCalibration, kvCacheCalibration, needsStatistics, UnsupportedActivationError } from './calibrate/activation-qparams.js';
 import { classOf } from '../model/module-tree.js';
 import { MappingError, resolveSmoothQuant, type ResolvedSmoothQuant } from '../match/smoothquant-mappings.js';
 import { inferFormat } from './rtn/weight-kernel.js';
@@ -161,8 +161,8 @@ export function jobFromPlan(build: PlanBuild, options: JobOptions): ApplyJob {
     for (const index of [...from].sort((a, b) => a - b)) ownPasses.push({ afterGptq: index > gptq.index, modules: staticFrom.get(index) ?? [], kvCache: index === kvCacheFrom });
   }
   const solvedByGptq = new Set(gptqModules);
-  if (smoothquant?.afterGptq) checkAfterGptq('SmoothQuantModifier', smoothquant.mappings.flatMap((mp) => [mp.smooth, ...mp.balance]), solvedByGptq, staticStatistics(groups, kvCacheScheme));
-  if (awq?.afterGptq) checkAfterGptq('AWQModifier', awq.mappings.flatMap((mp) => [mp.smooth, ...mp.balance]), solvedByGptq, staticStatistics(groups, kvCacheScheme));
+  if (smoothquant?.afterGptq) checkAfterGptq('SmoothQuantModifier', smoothquant.mappings.flatMap((mp) => [mp.smooth, ...mp.balance]), solvedByGptq, needsStatistics({ groups, kvCacheScheme }));
+  if (awq?.afterGptq) checkAfterGptq('AWQModifier', awq.mappings.flatMap((mp) => [mp.smooth, ...mp.balance]), solvedByGptq, needsStatistics({ groups, kvCacheScheme }));
   const ignore: string[] = [];
   for (const [type, names] of unquantized) if (quantizedTypes.has(type)) ignore.push(...names);
 
@@ -373,11 +373,6 @@ function attentionQuantization(name: string, scheme: QuantizationScheme): Quanti
     throw new PlanNotExecutableError(`${name}: apply quantizes attention (its query, key and value states) with static, symmetric per-tensor FP8 input activations only`);
   }
   return a;
-}
-
-/** Whether the job calibrates static activation or kv-cache scales. */
-function staticStatistics(groups: readonly ApplyGroup[], kvCacheScheme: QuantizationArgs | null): boolean {
-  return kvCacheScheme !== null || groups.some((g) => inputCalibration(g.scheme.input_activations, g.name) !== null);
 }
 
 /** Why GPTQ cannot solve weights of `scheme`, or null. */

@@ -7,7 +7,7 @@
  * bf16 and fp16 loads (`_keep_in_fp32_modules_strict`), which comes back
  * float32 even where the checkpoint stored it narrower.
  */
-import { DTYPE_BYTES, bf16Bytes, f16Bytes, roundBf16InPlace, roundF16, toFloat32, type SafetensorsDtype } from './dtypes.js';
+import { bf16Bytes, f16Bytes, roundBf16InPlace, roundF16, toFloat32, type SafetensorsDtype } from './dtypes.js';
 
 /** The floating dtypes transformers casts between on load. */
 export type CastDtype = 'BF16' | 'F16' | 'F32';
@@ -33,10 +33,14 @@ export function loadDtype(config: Readonly<Record<string, unknown>>): CastDtype 
   return typeof named === 'string' ? (TORCH_DTYPES[named] ?? null) : null;
 }
 
-/** Whether some model class keeps parameter `name` in float32 whatever the load dtype. */
-export function keptInFloat32(name: string): boolean {
+/**
+ * Whether model class `modelType` keeps parameter `name` in float32 whatever
+ * the load dtype; without a model type, whether any class does.
+ */
+export function keptInFloat32(name: string, modelType?: string): boolean {
   const parts = name.split('.');
-  return [...KEPT_IN_FLOAT32.values()].some((keys) => keys.some((k) => parts.includes(k)));
+  const lists = modelType === undefined ? [...KEPT_IN_FLOAT32.values()] : [KEPT_IN_FLOAT32.get(modelType) ?? []];
+  return lists.some((keys) => keys.some((k) => parts.includes(k)));
 }
 
 /**
@@ -46,9 +50,7 @@ export function keptInFloat32(name: string): boolean {
  */
 export function savedDtype(name: string, stored: SafetensorsDtype, modelType: string, load: CastDtype | null): SafetensorsDtype {
   if (load === null || (stored !== 'BF16' && stored !== 'F16' && stored !== 'F32')) return stored;
-  const parts = name.split('.');
-  if (load !== 'F32' && (KEPT_IN_FLOAT32.get(modelType) ?? []).some((k) => parts.includes(k))) return 'F32';
-  return load;
+  return load !== 'F32' && keptInFloat32(name, modelType) ? 'F32' : load;
 }
 
 /** `bytes` of a `from` tensor as `to`, rounded to nearest even as torch casts. */
@@ -59,9 +61,4 @@ export function castBytes(bytes: Uint8Array, from: CastDtype, to: CastDtype): Ui
   if (to === 'BF16') return bf16Bytes(roundBf16InPlace(values));
   for (let i = 0; i < values.length; i++) values[i] = roundF16(values[i]!);
   return f16Bytes(values);
-}
-
-/** The byte length of `elements` values of `dtype`. */
-export function castByteLength(elements: number, dtype: SafetensorsDtype): number {
-  return elements * DTYPE_BYTES[dtype];
 }

@@ -8,7 +8,7 @@
 import type { QuantizationArgs } from '../../ir/types.js';
 import { bf16Bytes, f16Bytes } from '../dtypes.js';
 import type { WeightDtype } from '../rtn/weight-kernel.js';
-import type { ExtraTensor } from '../types.js';
+import type { ApplyJob, ExtraTensor } from '../types.js';
 import { fp8InputScale, intInputQParams, nvfp4GlobalScale, type MinMax } from './observers.js';
 
 /**
@@ -56,6 +56,11 @@ export function inputCalibration(args: QuantizationArgs | null, what: string): A
   }
   if (args.num_bits > 8) throw new UnsupportedActivationError(`${what}: static integer input activations of ${args.num_bits} bits are not supported (at most 8)`);
   return { kind: 'int', observer: observerKind(args, what), bits: args.num_bits, symmetric: args.symmetric };
+}
+
+/** Whether a job's calibrated tensors need a statistics pass (static input activations, a kv cache). */
+export function needsStatistics(job: Pick<ApplyJob, 'groups' | 'kvCacheScheme'>): boolean {
+  return job.kvCacheScheme !== null || job.groups.some((g) => inputCalibration(g.scheme.input_activations, g.name) !== null);
 }
 
 /** What calibrating the kv cache with `args` requires (per-tensor symmetric scales only). */

@@ -74,11 +74,14 @@ function withFallbackGroups(job: ApplyJob, modules: ReadonlySet<string>): { grou
   return { groups, modules: out };
 }
 
+/** Where the layer graphs observe query states and each KV head's states (the llama attention builder's users). */
+const LLAMA_STYLE_ATTENTION = 'llama-style attention (llama, mistral, qwen2/3, their MoE models, mixtral, olmoe, granitemoe, phimoe)';
+
 /** Each KV head's statistics of `key` (`<key>.h0`, `.h1`, …), for per-head kv-cache scales. */
 function headStatistics(stats: ReadonlyMap<string, MinMax>, key: string): MinMax[] {
   const heads: MinMax[] = [];
   for (let h = 0; stats.has(`${key}.h${h}`); h++) heads.push(statistics(stats, `${key}.h${h}`, `${key} head ${h}`));
-  if (heads.length === 0) throw new MissingStatisticsError(`${key.replace(/\.(key|value)_states$/, '')}: per-head kv-cache scales (strategy attn_head) observe each KV head of llama-style attention (llama, mistral, qwen2/3, their MoE models, mixtral, olmoe, granitemoe, phimoe), not of this model's`);
+  if (heads.length === 0) throw new MissingStatisticsError(`${key.replace(/\.(key|value)_states$/, '')}: per-head kv-cache scales (strategy attn_head) observe each KV head of ${LLAMA_STYLE_ATTENTION}, not of this model's`);
   return heads;
 }
 
@@ -197,9 +200,7 @@ export function completeCalibration(job: ApplyJob, result: CalibrationResult, dt
     }
     // Attention quantization adds the query's scale, and zero points for all three (zeros: the scheme is symmetric).
     for (const attention of job.attentionQuant ?? []) {
-      if (!stats.has(`${attention}.query_states`)) {
-        throw new MissingStatisticsError(`${attention}: attention quantization observes the query states of llama-style attention (llama, mistral, qwen2/3, their MoE models, mixtral, olmoe, granitemoe, phimoe), not of this model's`);
-      }
+      if (!stats.has(`${attention}.query_states`)) throw new MissingStatisticsError(`${attention}: attention quantization observes the query states of ${LLAMA_STYLE_ATTENTION}, not of this model's`);
       const queries = statistics(stats, `${attention}.query_states`, `${attention} query states`);
       extra.push(...attentionTensors(attention, c, queries, dtype));
     }

@@ -227,13 +227,13 @@ export function observeInput(g: GraphBuilder, modules: readonly string[], x: str
   else g.output(gram(g, x, false), `hess:${key}`, OnnxType.float, ['k', 'k']);
 }
 
-/** Whether graph `g` takes the min/max of `module`'s input (observers on, and the module among those asked for). */
 /** Whether the graph's calibration names `module` among what it observes (not merely observes everything). */
 export function observesNamed(g: GraphBuilder, module: string): boolean {
   const mode = enabled.get(g);
   return mode?.observes !== undefined && mode.observes(module) && (mode.minmax === undefined || mode.minmax(module));
 }
 
+/** Whether graph `g` takes the min/max of `module`'s input (observers on, and the module among those asked for). */
 export function observesInput(g: GraphBuilder, module: string): boolean {
   const mode = enabled.get(g);
   return mode !== undefined && (mode.observes === undefined || mode.observes(module)) && (mode.minmax === undefined || mode.minmax(module));
